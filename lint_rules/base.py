@@ -1,0 +1,87 @@
+"""What a seamfix rule is: a code, a kebab-case name, a doc, and its own VALID / INVALID samples."""
+
+from __future__ import annotations
+
+import abc
+import ast
+import bisect
+import inspect
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from seamfix.lint_rules.mla_expressions import MLAExpressions
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A sample that must produce findings of its rule: ``count`` of them, the first on ``line``."""
+
+    source: str
+    line: int | None = None
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A rule's report: the node to point at and the message."""
+
+    node: ast.AST
+    message: str
+
+
+class RuleInfo:
+    """The documented identity of a rule. The class docstring is its doc (why, how to fix, example)."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    default_enabled: ClassVar[bool] = True
+    VALID: ClassVar[tuple[str, ...]] = ()
+    INVALID: ClassVar[tuple[Invalid, ...]] = ()
+
+    @classmethod
+    def doc(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "")
+
+
+@dataclass
+class SourceFile:
+    """One parsed file as rules see it."""
+
+    tree: ast.Module
+    mla: MLAExpressions
+    anchor_lines: list[int]
+    has_walrus: bool = True
+
+    def mentions_mla_between(self, first_line: int, last_line: int) -> bool:
+        """True if a vocabulary anchor occurs on a line in ``[first_line, last_line]``."""
+        index = bisect.bisect_left(self.anchor_lines, first_line)
+        return index < len(self.anchor_lines) and self.anchor_lines[index] <= last_line
+
+    def may_mention_mla(self, node: ast.AST) -> bool:
+        first = getattr(node, "lineno", None)
+        return first is None or self.mentions_mla_between(first, node.end_lineno or first)
+
+    def walk_mentions(self, types: tuple[type, ...]) -> Iterator[ast.AST]:
+        """Nodes of ``types`` on lines that mention MLA vocabulary (skips the rest of the tree)."""
+        stack: list[ast.AST] = [self.tree]
+        while stack:
+            node = stack.pop()
+            if not self.may_mention_mla(node):
+                continue
+            if isinstance(node, types):
+                yield node
+            stack.extend(ast.iter_child_nodes(node))
+
+
+class AstRule(RuleInfo, abc.ABC):
+    """A rule that inspects the syntax tree of a file outside the seam."""
+
+    @abc.abstractmethod
+    def check(self, source: SourceFile) -> Iterable[Hit]:
+        """The rule's findings in one file."""
+
+
+class EngineRule(RuleInfo):
+    """A rule the engine itself reports (syntax errors, unused suppressions); documented like any other."""

@@ -1,0 +1,3 @@
+from seamfix.cli import main
+
+main()

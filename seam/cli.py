@@ -1,0 +1,118 @@
+"""The ``seamfix`` command line: thin wrappers over the engine, exit codes as ruff's."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from seamfix import __version__
+from seamfix.baseline import write_baseline as record_baseline
+from seamfix.config import load_settings
+from seamfix.engine import lint
+from seamfix.errors import SeamfixError
+from seamfix.lint_rules import RULES, rule_for
+from seamfix.report import FORMATS, render_statistics
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def _codes(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str] | None:
+    codes = [code.strip() for item in value for code in item.split(",") if code.strip()]
+    return codes or None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="seamfix")
+def cli() -> None:
+    """Keep Multi-Latent Attention special cases behind one adapter seam.
+
+    Exit codes: 0 no findings, 1 findings, 2 usage, configuration or internal error.
+    """
+
+
+@cli.command("lint")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--config", type=click.Path(path_type=Path), help="Config file (pyproject.toml or seamfix.toml).")
+@click.option("--select", multiple=True, callback=_codes, help="Rule codes or prefixes to enable (replaces config).")
+@click.option("--extend-select", multiple=True, callback=_codes, help="Rule codes or prefixes to add.")
+@click.option("--ignore", multiple=True, callback=_codes, help="Rule codes or prefixes to disable.")
+@click.option("--adapter", help="Path of the adapter module (the seam), relative to the project root.")
+@click.option("--extend-exclude", multiple=True, help="Further exclude globs.")
+@click.option("--format", "output_format", type=click.Choice(sorted(FORMATS)), default="text", show_default=True)
+@click.option("--statistics", is_flag=True, help="Print counts per rule instead of findings.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Cache directory (default .seamfix_cache).")
+@click.option("--baseline", type=click.Path(path_type=Path), help="Fail only on findings not recorded in FILE.")
+@click.option("--write-baseline", type=click.Path(path_type=Path), help="Record today's findings in FILE; exit 0.")
+@click.option("--force-exclude", is_flag=True, help="Apply exclude to paths given explicitly (for pre-commit).")
+@click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: available cores).")
+def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: str, statistics: bool,
+                 exit_zero: bool, no_cache: bool, write_baseline: Path | None, force_exclude: bool,
+                 jobs: int | None, **overrides: object) -> None:  # fmt: skip
+    """Report MLA-specific code outside the seam in PATHS (default: the current directory)."""
+    cwd = Path.cwd()
+    settings = load_settings(cwd, config, **overrides)
+    result = lint(list(paths) or [cwd], settings, cwd=cwd, use_cache=not no_cache, force_exclude=force_exclude, jobs=jobs)
+    for error in result.errors:
+        click.echo(f"seamfix: error: {error}", err=True)
+    if write_baseline is not None:
+        record_baseline(write_baseline, result.recorded)
+        click.echo(f"Wrote {len(result.recorded)} findings to {write_baseline}", err=True)
+        sys.exit(EXIT_ERROR if result.errors else EXIT_CLEAN)
+    if statistics:
+        click.echo(render_statistics(result.findings, output_format), nl=False)
+    else:
+        click.echo(FORMATS[output_format](result.findings), nl=False)
+    if result.errors:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_FINDINGS if result.findings and not exit_zero else EXIT_CLEAN)
+
+
+@cli.command("rules")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def rules_command(output_format: str) -> None:
+    """List every rule: code, name, on or off by default, summary."""
+    if output_format == "json":
+        rows = [
+            {"code": c, "name": r.name, "default": r.default_enabled, "summary": r.summary} for c, r in RULES.items()
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(rule.name) for rule in RULES.values())
+    for code, rule in RULES.items():
+        state = "on " if rule.default_enabled else "off"
+        click.echo(f"{code}  {rule.name:<{width}}  {state}  {rule.summary}")
+
+
+@cli.command("rule")
+@click.argument("code")
+def rule_command(code: str) -> None:
+    """Print a rule's documentation (by code, e.g. SEAM001, or name, e.g. mla-conditional)."""
+    rule = rule_for(code)
+    if rule is None:
+        raise SeamfixError(f"unknown rule `{code}` (see `seamfix rules`)")
+    state = "on by default" if rule.default_enabled else "off by default"
+    click.echo(f"# {rule.name} ({rule.code})\n\n{rule.summary} ({state}).\n\n{rule.doc()}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except SeamfixError as exc:
+        click.echo(f"seamfix: error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_ERROR)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(EXIT_ERROR)
+    except Exception as exc:  # noqa: BLE001 - the contract is one line and exit 2, never a traceback
+        click.echo(f"seamfix: internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(EXIT_ERROR)

@@ -1,0 +1,154 @@
+"""``seamfix lint`` end to end: discover, reuse cached results, check the rest over processes, baseline."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from seamfix.baseline import new_findings, read_baseline
+from seamfix.cache import LintCache
+from seamfix.config import Settings
+from seamfix.discovery import SourcePath, discover
+from seamfix.file_checker import CheckOptions, FileChecker
+from seamfix.findings import Finding, sorted_findings
+
+# A worker process costs about as much to start as checking this many typical files.
+PARALLEL_MIN_FILES = 200
+CHUNK_FILES = 32
+
+
+@dataclass
+class LintResult:
+    findings: list[Finding] = field(default_factory=list)  # sorted, display paths, baseline applied
+    recorded: list[tuple[str, Finding]] = field(default_factory=list)  # (project path, finding), pre-baseline
+    errors: list[str] = field(default_factory=list)
+    files_checked: int = 0
+
+
+def check_options(settings: Settings) -> CheckOptions:
+    return CheckOptions(settings.codes, settings.vocabulary, settings.adapter_module_parts)
+
+
+def lint_source(source: str | bytes, settings: Settings, relpath: str = "sample.py") -> list[Finding]:
+    """Findings of one in-memory source (what rule samples and API users call)."""
+    data = source.encode() if isinstance(source, str) else source
+    return sorted_findings(FileChecker(check_options(settings)).check(data, relpath))
+
+
+def lint(
+    paths: list[Path],
+    settings: Settings,
+    *,
+    cwd: Path,
+    use_cache: bool = True,
+    force_exclude: bool = False,
+    jobs: int | None = None,
+) -> LintResult:
+    discovery = discover(paths, settings, force_exclude)
+    options = check_options(settings)
+    cache = LintCache(settings.cache_dir, options) if use_cache and settings.cache_dir else None
+    per_file: dict[str, list[Finding]] = {}
+    stats: dict[str, os.stat_result] = {}
+    misses: list[SourcePath] = []
+    errors = list(discovery.errors)
+    for source in discovery.files:
+        try:
+            stat = os.stat(source.path)
+        except OSError as exc:
+            errors.append(f"{_display(source.path, cwd)}: cannot read: {exc.strerror or exc}")
+            continue
+        cached = cache.get(source.relpath, stat) if cache else None
+        if cached is None:
+            misses.append(source)
+            stats[source.relpath] = stat
+        else:
+            per_file[source.relpath] = cached
+    checked, read_errors = _check_all(misses, options, jobs, cwd)
+    errors += read_errors
+    for relpath, findings in checked.items():
+        per_file[relpath] = findings
+        if cache:
+            cache.put(relpath, stats[relpath], findings)
+    if cache:
+        cache.save()
+
+    by_relpath = {source.relpath: source.path for source in discovery.files}
+    recorded = [
+        (relpath, finding._replace(path=_display(by_relpath[relpath], cwd)))
+        for relpath in sorted(per_file)
+        for finding in sorted_findings(per_file[relpath])
+    ]
+    kept = recorded
+    if settings.baseline is not None:
+        kept = new_findings(recorded, read_baseline(settings.baseline))
+    return LintResult(
+        findings=sorted_findings([finding for _, finding in kept]),
+        recorded=recorded,
+        errors=sorted(errors),
+        files_checked=len(discovery.files),
+    )
+
+
+def _check_all(
+    misses: list[SourcePath], options: CheckOptions, jobs: int | None, cwd: Path
+) -> tuple[dict[str, list[Finding]], list[str]]:
+    """Read, prefilter and check files; over worker processes when there are enough of them."""
+    results: dict[str, list[Finding]] = {}
+    errors: list[str] = []
+    workers = min(jobs or _available_cores(), len(misses) // PARALLEL_MIN_FILES)
+    if workers > 1:
+        chunks = [misses[start : start + CHUNK_FILES] for start in range(0, len(misses), CHUNK_FILES)]
+        with _pool(workers, options) as pool:
+            outcomes = [outcome for chunk in pool.imap_unordered(_check_chunk, chunks) for outcome in chunk]
+    else:
+        _init_worker(options)
+        outcomes = _check_chunk(misses)
+    for source, findings, error in outcomes:
+        if error is None:
+            results[source.relpath] = findings
+        else:
+            errors.append(f"{_display(source.path, cwd)}: cannot read: {error}")
+    return results, errors
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+_worker_checker: FileChecker | None = None
+
+
+def _init_worker(options: CheckOptions) -> None:
+    global _worker_checker
+    _worker_checker = FileChecker(options)
+
+
+def _check_chunk(sources: list[SourcePath]) -> list[tuple[SourcePath, list[Finding], str | None]]:
+    outcomes = []
+    for source in sources:
+        try:
+            with open(source.path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            outcomes.append((source, [], exc.strerror or str(exc)))
+            continue
+        outcomes.append((source, _worker_checker.check(data, source.relpath), None))
+    return outcomes
+
+
+def _pool(workers: int, options: CheckOptions):
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return context.Pool(workers, initializer=_init_worker, initargs=(options,))
+
+
+def _display(path: str, cwd: Path) -> str:
+    """Relative to the current directory when inside it, else absolute; always ``/``-separated."""
+    base = str(cwd).rstrip(os.sep) + os.sep
+    shown = path[len(base) :] if path.startswith(base) else path
+    return shown.replace(os.sep, "/")

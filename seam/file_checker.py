@@ -1,0 +1,140 @@
+"""Checking one file's bytes: prefilter, parse, rules, positions, suppressions."""
+
+from __future__ import annotations
+
+import ast
+import io
+import tokenize
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from seamfix.findings import Finding
+from seamfix.lint_rules import RULES, ast_rules
+from seamfix.lint_rules.base import Hit, SourceFile
+from seamfix.lint_rules.mla_expressions import MLAExpressions, SeamBindings, nested_statements
+from seamfix.lint_rules.syntax_error import SyntaxErrorRule
+from seamfix.lint_rules.unused_suppression import UnusedSuppression
+from seamfix.prefilter import SUPPRESSION_ANCHOR, Prefilter, fold
+from seamfix.suppressions import apply_directives, directives
+from seamfix.vocabulary import Vocabulary
+from seamfix.vocabulary.names import NameClassifier
+
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What per-file results depend on (and so what the cache is keyed by), picklable for workers."""
+
+    codes: frozenset[str]
+    vocabulary: Vocabulary
+    adapter_parts: tuple[str, ...]
+
+
+class FileChecker:
+    """Findings of one file, with paths left empty (the caller knows where the file is)."""
+
+    def __init__(self, options: CheckOptions) -> None:
+        self.options = options
+        self.names = NameClassifier(options.vocabulary)
+        self.rules = ast_rules(options.codes)
+        self.report_unused = UnusedSuppression.code in options.codes
+        anchors = self.names.anchors()
+        if self.report_unused:
+            anchors.append(SUPPRESSION_ANCHOR)
+        self.prefilter = Prefilter(anchors)
+        self._adapter_anchor = fold(options.adapter_parts[-1].encode()) if options.adapter_parts else None
+
+    def is_candidate(self, data: bytes) -> bool:
+        return self.prefilter.is_candidate(fold(data))
+
+    def check(self, data: bytes, relpath: str) -> list[Finding]:
+        folded = fold(data)
+        if not self.prefilter.is_candidate(folded):
+            return []
+        try:
+            tree = ast.parse(data, filename=relpath)
+        except SyntaxError as exc:
+            return [_syntax_error(exc.msg, exc.lineno or 1, exc.offset or 1)]
+        except ValueError as exc:  # NUL bytes (Python 3.11)
+            return [_syntax_error(str(exc), data.count(b"\n", 0, max(data.find(b"\0"), 0)) + 1, 1)]
+        seam = SeamBindings(self.options.adapter_parts, PurePosixPath(relpath).parent.parts)
+        if self._adapter_anchor is not None and self._adapter_anchor in folded:
+            seam.collect(tree)
+        source = SourceFile(tree, MLAExpressions(self.names, seam), self.prefilter.anchor_lines(folded), b":=" in data)
+        hits = [(rule, hit) for rule in self.rules for hit in rule.check(source)]
+        if not hits and SUPPRESSION_ANCHOR not in folded:
+            return []
+        text = _Text(data)
+        findings = [text.finding(rule.code, rule.name, hit, tree) for rule, hit in hits]
+        if SUPPRESSION_ANCHOR not in folded:
+            return findings
+        findings, complaints = apply_directives(findings, directives(text.decoded()), frozenset(RULES))
+        if self.report_unused:
+            rule = UnusedSuppression
+            findings += [
+                Finding("", d.line, d.column, d.line, d.end_column, rule.code, rule.name, message, "", message)
+                for d, message in complaints
+            ]
+        return findings
+
+
+def _syntax_error(message: str, line: int, column: int) -> Finding:
+    rule = SyntaxErrorRule
+    text = f"cannot parse: {message}"
+    return Finding("", line, column, line, column, rule.code, rule.name, text, "", text)
+
+
+class _Text:
+    """Byte offsets (what ``ast`` reports) to character columns, and source segments."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data.removeprefix(_BOM)
+        self.lines = self.data.splitlines()
+        self.encoding = tokenize.detect_encoding(io.BytesIO(self.data).readline)[0]
+
+    def decoded(self) -> str:
+        return self.data.decode(self.encoding, errors="replace")
+
+    def column(self, line: int, byte_offset: int) -> int:
+        raw = self.lines[line - 1] if 0 < line <= len(self.lines) else b""
+        return len(raw[:byte_offset].decode(self.encoding, errors="replace")) + 1
+
+    def segment(self, node: ast.AST) -> str:
+        first, last = node.lineno - 1, node.end_lineno - 1
+        chunk = self.lines[first : last + 1]
+        if not chunk:
+            return ""
+        chunk = [*chunk[:-1], chunk[-1][: node.end_col_offset]]
+        chunk[0] = chunk[0][node.col_offset :]
+        return " ".join(b" ".join(chunk).decode(self.encoding, errors="replace").split())
+
+    def finding(self, code: str, name: str, hit: Hit, tree: ast.Module) -> Finding:
+        node = hit.node
+        end_line = node.end_lineno or node.lineno
+        return Finding(
+            "",
+            node.lineno,
+            self.column(node.lineno, node.col_offset),
+            end_line,
+            self.column(end_line, node.end_col_offset if node.end_col_offset is not None else node.col_offset),
+            code,
+            name,
+            hit.message,
+            _qualname(tree, node.lineno),
+            self.segment(node),
+        )
+
+
+def _qualname(tree: ast.Module, line: int) -> str:
+    """The qualified name of the innermost function or class around ``line`` (a baseline matching key)."""
+    names: list[str] = []
+    statements = tree.body
+    while statements:
+        around = next((s for s in statements if s.lineno <= line <= (s.end_lineno or s.lineno)), None)
+        if around is None:
+            break
+        if isinstance(around, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(around.name)
+        statements = list(nested_statements(around))
+    return ".".join(names)
