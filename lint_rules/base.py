@@ -5,7 +5,6 @@ from __future__ import annotations
 import abc
 import ast
 import bisect
-import inspect
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -42,6 +41,8 @@ class RuleInfo:
 
     @classmethod
     def doc(cls) -> str:
+        import inspect  # only `seamfix rule` and reports need docs; lint startup does not
+
         return inspect.cleandoc(cls.__doc__ or "")
 
 

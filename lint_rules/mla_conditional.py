@@ -136,7 +136,7 @@ class _DecisionFinder:
         if atom is None:
             self.visit(test, aliases)
         else:
-            self.hits.append(Hit(test, f"{what} depends on MLA (`{_short(atom)}`); move it behind the seam"))
+            self.hits.append(Hit(test, f"{what} depends on MLA (`{_short(atom)}`)"))
 
     def visit_FunctionDef(self, node: ast.AST, aliases: frozenset[str]) -> None:
         self.visit_children(node, self.aliases(node, aliases))

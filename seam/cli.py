@@ -9,12 +9,11 @@ from pathlib import Path
 import click
 
 from seamfix import __version__
-from seamfix.baseline import write_baseline as record_baseline
 from seamfix.config import load_settings
 from seamfix.engine import lint
 from seamfix.errors import SeamfixError
 from seamfix.lint_rules import RULES, rule_for
-from seamfix.report import FORMATS, render_statistics
+from seamfix.report import FORMATS, renderer
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -60,13 +59,17 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
     for error in result.errors:
         click.echo(f"seamfix: error: {error}", err=True)
     if write_baseline is not None:
+        from seamfix.baseline import write_baseline as record_baseline
+
         record_baseline(write_baseline, result.recorded)
         click.echo(f"Wrote {len(result.recorded)} findings to {write_baseline}", err=True)
         sys.exit(EXIT_ERROR if result.errors else EXIT_CLEAN)
     if statistics:
+        from seamfix.report.text import render_statistics
+
         click.echo(render_statistics(result.findings, output_format), nl=False)
-    else:
-        click.echo(FORMATS[output_format](result.findings), nl=False)
+    elif result.findings or not result.errors or output_format != "text":
+        click.echo(renderer(output_format)(result.findings), nl=False)
     if result.errors:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if result.findings and not exit_zero else EXIT_CLEAN)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -144,6 +143,8 @@ def _validate(table: dict[str, Any], where: str) -> None:
     for key, value in table.items():
         expected = KEYS.get(key)
         if expected is None:
+            import difflib  # only on the error path
+
             close = difflib.get_close_matches(key, KEYS, n=1)
             hint = f" (did you mean `{close[0]}`?)" if close else ""
             raise SeamfixError(f"{where}: unknown key `{key}`{hint}")

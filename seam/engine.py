@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+from stat import S_ISREG
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seamfix.baseline import new_findings, read_baseline
 from seamfix.cache import LintCache
 from seamfix.config import Settings
 from seamfix.discovery import SourcePath, discover
@@ -59,6 +58,9 @@ def lint(
         except OSError as exc:
             errors.append(f"{_display(source.path, cwd)}: cannot read: {exc.strerror or exc}")
             continue
+        if not S_ISREG(stat.st_mode):  # a FIFO or device would block or never end
+            errors.append(f"{_display(source.path, cwd)}: cannot read: not a regular file")
+            continue
         cached = cache.get(source.relpath, stat) if cache else None
         if cached is None:
             misses.append(source)
@@ -82,6 +84,8 @@ def lint(
     ]
     kept = recorded
     if settings.baseline is not None:
+        from seamfix.baseline import new_findings, read_baseline
+
         kept = new_findings(recorded, read_baseline(settings.baseline))
     return LintResult(
         findings=sorted_findings([finding for _, finding in kept]),
@@ -142,6 +146,8 @@ def _check_chunk(sources: list[SourcePath]) -> list[tuple[SourcePath, list[Findi
 
 
 def _pool(workers: int, options: CheckOptions):
+    import multiprocessing  # small runs never pay for it
+
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     return context.Pool(workers, initializer=_init_worker, initargs=(options,))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 import tokenize
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -20,6 +21,7 @@ from seamfix.vocabulary import Vocabulary
 from seamfix.vocabulary.names import NameClassifier
 
 _BOM = b"\xef\xbb\xbf"
+_LINE_BREAK = re.compile(rb"\r\n?|\n")
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,15 @@ class FileChecker:
             return []
         try:
             tree = ast.parse(data, filename=relpath)
+            encoding = _source_encoding(data)
+            text = _Text(data, encoding)  # decoding strictly: the interpreter refuses what ast.parse lets through
         except SyntaxError as exc:
-            return [_syntax_error(exc.msg, exc.lineno or 1, exc.offset or 1)]
-        except ValueError as exc:  # NUL bytes (Python 3.11)
-            return [_syntax_error(str(exc), data.count(b"\n", 0, max(data.find(b"\0"), 0)) + 1, 1)]
+            line = exc.lineno or (_line_of(data, data.find(b"\0")) if b"\0" in data else 1)
+            return [_syntax_error(exc.msg, line, exc.offset or 1)]
+        except ValueError as exc:  # NUL bytes on some Pythons; bytes invalid in the declared encoding
+            offset = getattr(exc, "start", None)
+            line = _line_of(data, data.find(b"\0") if offset is None else offset + len(_BOM) * data.startswith(_BOM))
+            return [_syntax_error(str(exc), line, 1)]
         seam = SeamBindings(self.options.adapter_parts, PurePosixPath(relpath).parent.parts)
         if self._adapter_anchor is not None and self._adapter_anchor in folded:
             seam.collect(tree)
@@ -65,7 +72,6 @@ class FileChecker:
         hits = [(rule, hit) for rule in self.rules for hit in rule.check(source)]
         if not hits and SUPPRESSION_ANCHOR not in folded:
             return []
-        text = _Text(data)
         findings = [text.finding(rule.code, rule.name, hit, tree) for rule, hit in hits]
         if SUPPRESSION_ANCHOR not in folded:
             return findings
@@ -79,6 +85,17 @@ class FileChecker:
         return findings
 
 
+def _source_encoding(data: bytes) -> str:
+    try:
+        return tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+    except SyntaxError:
+        return "utf-8"
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return len(_LINE_BREAK.findall(data, 0, max(offset, 0))) + 1
+
+
 def _syntax_error(message: str, line: int, column: int) -> Finding:
     rule = SyntaxErrorRule
     text = f"cannot parse: {message}"
@@ -86,19 +103,18 @@ def _syntax_error(message: str, line: int, column: int) -> Finding:
 
 
 class _Text:
-    """Byte offsets (what ``ast`` reports) to character columns, and source segments."""
+    """Byte offsets (what ``ast`` reports, into the UTF-8 form of the source) to character columns."""
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data.removeprefix(_BOM)
-        self.lines = self.data.splitlines()
-        self.encoding = tokenize.detect_encoding(io.BytesIO(self.data).readline)[0]
+    def __init__(self, data: bytes, encoding: str) -> None:
+        self.text = data.removeprefix(_BOM).decode(encoding)
+        self.lines = self.text.encode("utf-8").splitlines()
 
     def decoded(self) -> str:
-        return self.data.decode(self.encoding, errors="replace")
+        return self.text
 
     def column(self, line: int, byte_offset: int) -> int:
         raw = self.lines[line - 1] if 0 < line <= len(self.lines) else b""
-        return len(raw[:byte_offset].decode(self.encoding, errors="replace")) + 1
+        return len(raw[:byte_offset].decode("utf-8", errors="replace")) + 1
 
     def segment(self, node: ast.AST) -> str:
         first, last = node.lineno - 1, node.end_lineno - 1
@@ -107,7 +123,7 @@ class _Text:
             return ""
         chunk = [*chunk[:-1], chunk[-1][: node.end_col_offset]]
         chunk[0] = chunk[0][node.col_offset :]
-        return " ".join(b" ".join(chunk).decode(self.encoding, errors="replace").split())
+        return " ".join(b" ".join(chunk).decode("utf-8", errors="replace").split())
 
     def finding(self, code: str, name: str, hit: Hit, tree: ast.Module) -> Finding:
         node = hit.node

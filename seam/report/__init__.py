@@ -1,10 +1,21 @@
-"""Output formats of ``seamfix lint``: each takes the sorted findings and returns the text to print."""
+"""Output formats of ``seamfix lint``: each renders the sorted findings as the text to print."""
 
-from seamfix.report.github import render_github
-from seamfix.report.json_report import render_json
-from seamfix.report.sarif import render_sarif
-from seamfix.report.text import render_statistics, render_text
+from __future__ import annotations
 
-FORMATS = {"text": render_text, "json": render_json, "github": render_github, "sarif": render_sarif}
+import importlib
+from collections.abc import Callable
 
-__all__ = ["FORMATS", "render_statistics"]
+from seamfix.findings import Finding
+
+# format name -> (module, function); imported on use, so lint pays only for the format it prints.
+FORMATS = {
+    "text": ("seamfix.report.text", "render_text"),
+    "json": ("seamfix.report.json_report", "render_json"),
+    "github": ("seamfix.report.github", "render_github"),
+    "sarif": ("seamfix.report.sarif", "render_sarif"),
+}
+
+
+def renderer(output_format: str) -> Callable[[list[Finding]], str]:
+    module, function = FORMATS[output_format]
+    return getattr(importlib.import_module(module), function)

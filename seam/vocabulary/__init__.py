@@ -6,7 +6,7 @@ import hashlib
 import json
 import tomllib
 from dataclasses import dataclass, fields, replace
-from importlib import resources
+from pathlib import Path
 
 CATEGORIES = ("words", "fields", "attributes", "classes", "modules", "strings", "flags", "not-mla")
 
@@ -45,5 +45,5 @@ def _attr(key: str) -> str:
 
 
 def default_vocabulary() -> Vocabulary:
-    text = resources.files(__package__).joinpath("mla.toml").read_text(encoding="utf-8")
+    text = (Path(__file__).parent / "mla.toml").read_text(encoding="utf-8")
     return Vocabulary.from_table(tomllib.loads(text))
