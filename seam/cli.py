@@ -55,7 +55,15 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
     """Report MLA-specific code outside the seam in PATHS (default: the current directory)."""
     cwd = Path.cwd()
     settings = load_settings(cwd, config, **overrides)
-    result = lint(list(paths) or [cwd], settings, cwd=cwd, use_cache=not no_cache, force_exclude=force_exclude, jobs=jobs)
+    result = lint(
+        list(paths) or [cwd],
+        settings,
+        cwd=cwd,
+        use_cache=not no_cache,
+        force_exclude=force_exclude,
+        jobs=jobs,
+        apply_baseline=write_baseline is None,
+    )
     for error in result.errors:
         click.echo(f"seamfix: error: {error}", err=True)
     if write_baseline is not None:

@@ -44,6 +44,7 @@ def lint(
     use_cache: bool = True,
     force_exclude: bool = False,
     jobs: int | None = None,
+    apply_baseline: bool = True,
 ) -> LintResult:
     discovery = discover(paths, settings, force_exclude)
     options = check_options(settings)
@@ -83,7 +84,7 @@ def lint(
         for finding in sorted_findings(per_file[relpath])
     ]
     kept = recorded
-    if settings.baseline is not None:
+    if apply_baseline and settings.baseline is not None:
         from seamfix.baseline import new_findings, read_baseline
 
         kept = new_findings(recorded, read_baseline(settings.baseline))
