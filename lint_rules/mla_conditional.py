@@ -96,7 +96,11 @@ class MLAConditional(AstRule):
             "def f(cfg):\n    flag = cfg.kv_lora_rank\n    dense = not flag\n    return 1 if dense else 2\n", line=4
         ),
         Invalid("def f(cfg):\n    has = hasattr(cfg, 'q_lora_rank')\n    if has:\n        pass\n", line=2, count=2),
-        Invalid("def f(cfg):\n    if (m := cfg.multi_latent_attention):\n        pass\n    return m and 1\n", line=2, count=2),
+        Invalid(
+            "def f(cfg):\n    if (m := cfg.multi_latent_attention):\n        pass\n    return m and 1\n",
+            line=2,
+            count=2,
+        ),
         Invalid("def f(cfg):\n    a = cfg.multi_latent_attention\n    return [x for x in y if a]\n", line=3),
     )
 

@@ -184,7 +184,7 @@ def _bind(target: ast.AST, value: ast.AST) -> Iterable[tuple[list[str], ast.AST]
         yield [target.id], value
     elif isinstance(target, (ast.Tuple, ast.List)):
         if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts):
-            for sub_target, sub_value in zip(target.elts, value.elts):
+            for sub_target, sub_value in zip(target.elts, value.elts, strict=True):
                 yield from _bind(sub_target, sub_value)
         else:
             names = [elt.id for elt in target.elts if isinstance(elt, ast.Name)]

@@ -25,10 +25,7 @@ def _key(relpath: str, finding: Finding) -> Key:
 def write_baseline(path: Path, findings: list[tuple[str, Finding]]) -> None:
     """Record ``(project-relative path, finding)`` pairs."""
     records = sorted(
-        (
-            {"path": rel, "code": f.code, "scope": f.scope, "content": f.content, "line": f.line}
-            for rel, f in findings
-        ),
+        ({"path": rel, "code": f.code, "scope": f.scope, "content": f.content, "line": f.line} for rel, f in findings),
         key=lambda r: (r["path"], r["line"], r["code"], r["content"]),
     )
     text = json.dumps({"format": FORMAT, "findings": records}, indent=2) + "\n"

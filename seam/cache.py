@@ -17,7 +17,15 @@ Entry = tuple[int, int, list[tuple]]
 
 
 def fingerprint(options: CheckOptions) -> str:
-    key = repr((__version__, sys.version_info[:2], sorted(options.codes), options.vocabulary.fingerprint(), options.adapter_parts))
+    key = repr(
+        (
+            __version__,
+            sys.version_info[:2],
+            sorted(options.codes),
+            options.vocabulary.fingerprint(),
+            options.adapter_parts,
+        )
+    )
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
@@ -51,7 +59,10 @@ class LintCache:
             return
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            for name, text in (("CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n"), (".gitignore", "*\n")):
+            for name, text in (
+                ("CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n"),
+                (".gitignore", "*\n"),
+            ):
                 marker = self.directory / name
                 if not marker.exists():
                     marker.write_text(text)

@@ -130,7 +130,11 @@ def load_settings(cwd: Path, config: Path | None = None, **overrides: Any) -> Se
         allow=GlobSet(table.get("allow", ())),
         include=GlobSet(table.get("include", DEFAULT_INCLUDE)),
         exclude=GlobSet(
-            [*table.get("exclude", DEFAULT_EXCLUDE), *table.get("extend-exclude", ()), *(overrides.get("extend_exclude") or ())]
+            [
+                *table.get("exclude", DEFAULT_EXCLUDE),
+                *table.get("extend-exclude", ()),
+                *(overrides.get("extend_exclude") or ()),
+            ]
         ),
         codes=codes,
         vocabulary=vocabulary,

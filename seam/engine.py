@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from stat import S_ISREG
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 
 from seamfix.cache import LintCache
 from seamfix.config import Settings

@@ -56,7 +56,9 @@ def test_baseline_fails_only_on_new_findings_and_survives_edits_above(project):
     assert result.code == 1 and codes_and_lines(result) == [("a.py", 6, "SEAM001")]
 
     # A second copy inside the same function is also new: each record excuses one finding.
-    (root / "b.py").write_text(MLA_IF.replace("return 0", "if cfg.multi_latent_attention:\n        return 2\n    return 0"))
+    (root / "b.py").write_text(
+        MLA_IF.replace("return 0", "if cfg.multi_latent_attention:\n        return 2\n    return 0")
+    )
     result = run_seamfix("lint", "--baseline", "seamfix-baseline.json", "--format", "json", cwd=root)
     assert ("b.py", 4, "SEAM001") in codes_and_lines(result)
 

@@ -75,7 +75,10 @@ def test_explicit_config_file_and_its_directory_as_root(project):
 
 
 def test_extend_vocabulary_adds_a_forks_own_names(project):
-    source = "def f(cfg):\n    if cfg.absorb_latents:\n        return 1\n    if cfg.attn_kind == 'deepseek-latent':\n        return 2\n"
+    source = (
+        "def f(cfg):\n    if cfg.absorb_latents:\n        return 1\n"
+        "    if cfg.attn_kind == 'deepseek-latent':\n        return 2\n"
+    )
     root = project({"a.py": source})
     assert run_seamfix("lint", cwd=root).code == 0
     (root / "pyproject.toml").write_text(

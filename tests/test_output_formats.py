@@ -7,7 +7,9 @@ import pytest
 from conftest import MLA_IF, run_seamfix
 
 SOURCE = {
-    "pkg/model.py": "def f(cfg, table):\n    x = 1 if cfg.multi_latent_attention else 2\n    return table[cfg.q_lora_rank]\n",
+    "pkg/model.py": (
+        "def f(cfg, table):\n    x = 1 if cfg.multi_latent_attention else 2\n    return table[cfg.q_lora_rank]\n"
+    ),
     "pkg/b.py": MLA_IF,
     "pkg/clean.py": "x = 1\n",
 }
@@ -32,10 +34,36 @@ def test_text_lines_are_sorted_and_ruff_shaped(root):
 
 def test_json_has_positions_codes_and_relative_paths(root):
     rows = run_seamfix("lint", "--format", "json", cwd=root / "pkg").json()
-    assert [{k: row[k] for k in ("path", "line", "column", "end_line", "end_column", "code", "name")} for row in rows] == [
-        {"path": "b.py", "line": 2, "column": 8, "end_line": 2, "end_column": 34, "code": "SEAM001", "name": "mla-conditional"},
-        {"path": "model.py", "line": 2, "column": 14, "end_line": 2, "end_column": 40, "code": "SEAM001", "name": "mla-conditional"},
-        {"path": "model.py", "line": 3, "column": 18, "end_line": 3, "end_column": 33, "code": "SEAM001", "name": "mla-conditional"},
+    assert [
+        {k: row[k] for k in ("path", "line", "column", "end_line", "end_column", "code", "name")} for row in rows
+    ] == [
+        {
+            "path": "b.py",
+            "line": 2,
+            "column": 8,
+            "end_line": 2,
+            "end_column": 34,
+            "code": "SEAM001",
+            "name": "mla-conditional",
+        },
+        {
+            "path": "model.py",
+            "line": 2,
+            "column": 14,
+            "end_line": 2,
+            "end_column": 40,
+            "code": "SEAM001",
+            "name": "mla-conditional",
+        },
+        {
+            "path": "model.py",
+            "line": 3,
+            "column": 18,
+            "end_line": 3,
+            "end_column": 33,
+            "code": "SEAM001",
+            "name": "mla-conditional",
+        },
     ]
     assert all(row["message"] for row in rows)
 
@@ -88,7 +116,13 @@ def test_exit_codes(root):
 def test_rules_and_rule_commands(root):
     listing = run_seamfix("rules", cwd=root)
     assert listing.code == 0
-    assert [line.split()[0] for line in listing.stdout.splitlines()] == ["SEAM001", "SEAM002", "SEAM003", "SEAM100", "SEAM901"]
+    assert [line.split()[0] for line in listing.stdout.splitlines()] == [
+        "SEAM001",
+        "SEAM002",
+        "SEAM003",
+        "SEAM100",
+        "SEAM901",
+    ]
     doc = run_seamfix("rule", "SEAM001", cwd=root)
     assert doc.stdout.startswith("# mla-conditional (SEAM001)") and "## Why is this bad?" in doc.stdout
     assert run_seamfix("rule", "mla-import", cwd=root).stdout.startswith("# mla-import (SEAM002)")

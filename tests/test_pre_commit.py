@@ -36,7 +36,9 @@ def test_pre_commit_try_repo_fails_on_a_leak_and_names_it(tmp_path):
     assert "fork/model.py:2:8: SEAM001" in output
     assert "clean.py" not in output.split("seamfix", 1)[1] and "mla_seam.py:" not in output
 
-    (user / "fork/model.py").write_text("from fork import mla_seam\n\ndef f(cfg):\n    return 1 if mla_seam.uses_mla(cfg) else 0\n")
+    (user / "fork/model.py").write_text(
+        "from fork import mla_seam\n\ndef f(cfg):\n    return 1 if mla_seam.uses_mla(cfg) else 0\n"
+    )
     git("add", ".", cwd=user)
     proc = subprocess.run(command, cwd=user, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr

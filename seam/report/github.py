@@ -13,9 +13,11 @@ def _property(text: str) -> str:
     return _data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+def _annotation(f: Finding) -> str:
+    where = f"file={_property(f.path)},line={f.line},col={f.column},endLine={f.end_line},endColumn={f.end_column}"
+    text = _data(f"{f.path}:{f.line}:{f.column}: {f.code} {f.message}")
+    return f"::error title={_property(f'seamfix ({f.code})')},{where}::{text}\n"
+
+
 def render_github(findings: list[Finding]) -> str:
-    return "".join(
-        f"::error title={_property(f'seamfix ({f.code})')},file={_property(f.path)},line={f.line},col={f.column},"
-        f"endLine={f.end_line},endColumn={f.end_column}::{_data(f'{f.path}:{f.line}:{f.column}: {f.code} {f.message}')}\n"
-        for f in findings
-    )
+    return "".join(_annotation(f) for f in findings)

@@ -64,7 +64,14 @@ def render_sarif(findings: list[Finding]) -> str:
         "version": "2.1.0",
         "runs": [
             {
-                "tool": {"driver": {"name": "seamfix", "version": __version__, "semanticVersion": __version__, "rules": rules}},
+                "tool": {
+                    "driver": {
+                        "name": "seamfix",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "rules": rules,
+                    }
+                },
                 "originalUriBaseIds": {"%SRCROOT%": {"uri": Path.cwd().as_uri() + "/"}},
                 "columnKind": "unicodeCodePoints",
                 "results": results,
