@@ -23,10 +23,13 @@ class Invalid:
 
 @dataclass(frozen=True)
 class Hit:
-    """A rule's report: the node to point at and the message."""
+    """A rule's report: the node to point at, the message, and for ``seamfix apply`` what kind of place the
+    node is (``if-test``, ``probe``, ...) and the MLA sub-expression that made it a finding."""
 
     node: ast.AST
     message: str
+    kind: str = ""
+    atom: ast.AST | None = None
 
 
 class RuleInfo:

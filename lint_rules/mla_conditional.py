@@ -135,12 +135,12 @@ class _DecisionFinder:
         for child in ast.iter_child_nodes(node):
             self.visit(child, aliases)
 
-    def decision(self, test: ast.expr, aliases: frozenset[str], what: str) -> None:
+    def decision(self, test: ast.expr, aliases: frozenset[str], what: str, kind: str) -> None:
         atom = self.mla.atom(test, aliases)
         if atom is None:
             self.visit(test, aliases)
         else:
-            self.hits.append(Hit(test, f"{what} depends on MLA (`{_short(atom)}`)"))
+            self.hits.append(Hit(test, f"{what} depends on MLA (`{_short(atom)}`)", kind, atom))
 
     def visit_FunctionDef(self, node: ast.AST, aliases: frozenset[str]) -> None:
         self.visit_children(node, self.aliases(node, aliases))
@@ -148,19 +148,20 @@ class _DecisionFinder:
     visit_AsyncFunctionDef = visit_Lambda = visit_FunctionDef
 
     def visit_If(self, node: ast.If | ast.While, aliases: frozenset[str]) -> None:
-        self.decision(node.test, aliases, f"`{type(node).__name__.lower()}` test")
+        keyword = type(node).__name__.lower()
+        self.decision(node.test, aliases, f"`{keyword}` test", f"{keyword}-test")
         for statement in (*node.body, *node.orelse):
             self.visit(statement, aliases)
 
     visit_While = visit_If
 
     def visit_IfExp(self, node: ast.IfExp, aliases: frozenset[str]) -> None:
-        self.decision(node.test, aliases, "conditional expression")
+        self.decision(node.test, aliases, "conditional expression", "ifexp-test")
         self.visit(node.body, aliases)
         self.visit(node.orelse, aliases)
 
     def visit_Assert(self, node: ast.Assert, aliases: frozenset[str]) -> None:
-        self.decision(node.test, aliases, "`assert` test")
+        self.decision(node.test, aliases, "`assert` test", "assert-test")
         if node.msg is not None:
             self.visit(node.msg, aliases)
 
@@ -168,23 +169,25 @@ class _DecisionFinder:
         self.visit(node.target, aliases)
         self.visit(node.iter, aliases)
         for condition in node.ifs:
-            self.decision(condition, aliases, "comprehension filter")
+            self.decision(condition, aliases, "comprehension filter", "comprehension-filter")
 
     def visit_Match(self, node: ast.Match, aliases: frozenset[str]) -> None:
-        self.decision(node.subject, aliases, "`match` subject")
+        self.decision(node.subject, aliases, "`match` subject", "match-subject")
         for case in node.cases:
             self.visit_match_case(case, aliases)
 
     def visit_match_case(self, node: ast.match_case, aliases: frozenset[str]) -> None:
         for pattern in ast.walk(node.pattern):
             if isinstance(pattern, ast.MatchClass) and self.mla.atom(pattern.cls) is not None:
-                self.hits.append(Hit(pattern, f"`case` pattern matches an MLA class (`{_short(pattern.cls)}`)"))
+                message = f"`case` pattern matches an MLA class (`{_short(pattern.cls)}`)"
+                self.hits.append(Hit(pattern, message, "case-pattern", pattern.cls))
                 break
             if isinstance(pattern, ast.MatchValue) and self.mla.atom(pattern.value, aliases) is not None:
-                self.hits.append(Hit(pattern, f"`case` pattern matches an MLA value (`{_short(pattern.value)}`)"))
+                message = f"`case` pattern matches an MLA value (`{_short(pattern.value)}`)"
+                self.hits.append(Hit(pattern, message, "case-pattern", pattern.value))
                 break
         if node.guard is not None:
-            self.decision(node.guard, aliases, "`case` guard")
+            self.decision(node.guard, aliases, "`case` guard", "case-guard")
         for statement in node.body:
             self.visit(statement, aliases)
 
@@ -193,7 +196,8 @@ class _DecisionFinder:
         for operand in node.values[:-1]:
             atom = self.mla.atom(operand, aliases)
             if atom is not None:
-                self.hits.append(Hit(operand, f"`{operator}` selects a value on MLA (`{_short(atom)}`)"))
+                message = f"`{operator}` selects a value on MLA (`{_short(atom)}`)"
+                self.hits.append(Hit(operand, message, "boolop-operand", atom))
             else:
                 self.visit(operand, aliases)
         self.visit(node.values[-1], aliases)
@@ -204,14 +208,15 @@ class _DecisionFinder:
         if atom is None:
             self.visit(node.slice, aliases)
         else:
-            self.hits.append(Hit(node.slice, f"subscript dispatches on MLA (`{_short(atom)}`)"))
+            message = f"subscript dispatches on MLA (`{_short(atom)}`)"
+            self.hits.append(Hit(node.slice, message, "subscript-slice", atom))
 
     def visit_Call(self, node: ast.Call, aliases: frozenset[str]) -> None:
         arity = _probe_arity(node)
         if arity and len(node.args) >= arity:
             atom = self.mla.atom(node.args[1], aliases)
             if atom is not None:
-                self.hits.append(Hit(node, f"`{node.func.id}` probes MLA (`{_short(atom)}`)"))
+                self.hits.append(Hit(node, f"`{node.func.id}` probes MLA (`{_short(atom)}`)", "probe", atom))
                 return
         self.visit_children(node, aliases)
 

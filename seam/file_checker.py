@@ -125,21 +125,17 @@ class _Text:
         chunk[0] = chunk[0][node.col_offset :]
         return " ".join(b" ".join(chunk).decode("utf-8", errors="replace").split())
 
+    def span(self, node: ast.AST) -> tuple[int, int, int, int]:
+        """1-based line and character column of the start, and of one past the end."""
+        end_line = node.end_lineno or node.lineno
+        end_offset = node.end_col_offset if node.end_col_offset is not None else node.col_offset
+        return node.lineno, self.column(node.lineno, node.col_offset), end_line, self.column(end_line, end_offset)
+
     def finding(self, code: str, name: str, hit: Hit, tree: ast.Module) -> Finding:
         node = hit.node
-        end_line = node.end_lineno or node.lineno
-        return Finding(
-            "",
-            node.lineno,
-            self.column(node.lineno, node.col_offset),
-            end_line,
-            self.column(end_line, node.end_col_offset if node.end_col_offset is not None else node.col_offset),
-            code,
-            name,
-            hit.message,
-            _qualname(tree, node.lineno),
-            self.segment(node),
-        )
+        atom = self.span(hit.atom) if hit.atom is not None else None
+        scope = _qualname(tree, node.lineno)
+        return Finding("", *self.span(node), code, name, hit.message, scope, self.segment(node), hit.kind, atom)
 
 
 def _qualname(tree: ast.Module, line: int) -> str:

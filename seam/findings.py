@@ -18,6 +18,8 @@ class Finding(NamedTuple):
     message: str
     scope: str = ""
     content: str = ""
+    kind: str = ""  # where the finding is (if-test, probe, ...), for `seamfix apply`
+    atom: tuple[int, int, int, int] | None = None  # the MLA sub-expression: line, column, end line, end column
 
     @property
     def sort_key(self) -> tuple[str, int, int, str]:
