@@ -6,6 +6,9 @@ import re
 from collections.abc import Iterable
 
 
+_WILDCARD = re.compile(r"[*?\[]")
+
+
 def _translate(pattern: str) -> str:
     out, i = [], 0
     while i < len(pattern):
@@ -38,17 +41,31 @@ class GlobSet:
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns = tuple(patterns)
         names, paths = [], []
+        # Plain names (".git") and suffixes ("*.py") skip the regex: discovery asks once per directory entry.
+        self._literal_names: set[str] = set()
+        suffixes: list[str] = []
         for raw in self.patterns:
             pattern = raw.strip().removeprefix("./").lstrip("/").rstrip("/")
-            (paths if "/" in pattern else names).append(_translate(pattern))
+            if "/" in pattern:
+                paths.append(_translate(pattern))
+            elif not _WILDCARD.search(pattern):
+                self._literal_names.add(pattern)
+            elif pattern.startswith("*") and not _WILDCARD.search(pattern[1:]):
+                suffixes.append(pattern[1:])
+            else:
+                names.append(_translate(pattern))
+        self._suffixes = tuple(suffixes)
         self._name = re.compile("|".join(names)) if names else None
         self._path = re.compile("|".join(paths)) if paths else None
 
     def matches(self, relpath: str) -> bool:
         """Does ``relpath`` (project-relative, ``/``-separated) itself match?"""
+        name = relpath.rsplit("/", 1)[-1]
+        if name in self._literal_names or (self._suffixes and name.endswith(self._suffixes)):
+            return True
         if self._path is not None and self._path.fullmatch(relpath):
             return True
-        return self._name is not None and self._name.fullmatch(relpath.rsplit("/", 1)[-1]) is not None
+        return self._name is not None and self._name.fullmatch(name) is not None
 
     def matches_within(self, relpath: str) -> bool:
         """Does ``relpath`` or any directory above it match (an excluded folder excludes its files)?"""
