@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from seamfix import __version__
+from seamfix.audit.command import audit_command
 from seamfix.config import load_settings
 from seamfix.engine import lint
 from seamfix.errors import SeamfixError
@@ -108,6 +109,9 @@ def rule_command(code: str) -> None:
         raise SeamfixError(f"unknown rule `{code}` (see `seamfix rules`)")
     state = "on by default" if rule.default_enabled else "off by default"
     click.echo(f"# {rule.name} ({rule.code})\n\n{rule.summary} ({state}).\n\n{rule.doc()}")
+
+
+cli.add_command(audit_command)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""``seamfix audit``: did the MLA-specific part of a change stay inside the seam?"""

@@ -1,0 +1,73 @@
+"""The ``seamfix audit`` command (thin: the work is in this package's other modules)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from seamfix.errors import SeamfixError
+
+AUDIT_FORMATS = ("text", "json", "markdown")
+HISTORY_FORMATS = ("csv", "json", "html")
+
+
+@click.command("audit")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--since", metavar="REV", help="Start of the change (default: merge-base with the default branch).")
+@click.option("--until", metavar="REV", help="End of the change (default: the working tree).")
+@click.option("--history", type=click.IntRange(min=1), metavar="N", help="Seam width over the last N commits.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(sorted({*AUDIT_FORMATS, *HISTORY_FORMATS})),
+    help="audit: text (default), json, markdown; --history: csv (default), json, html.",
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report to FILE instead of stdout.")
+@click.option("--config", type=click.Path(path_type=Path), help="Config file (pyproject.toml or seamfix.toml).")
+def audit_command(
+    paths: tuple[Path, ...],
+    since: str | None,
+    until: str | None,
+    history: int | None,
+    output_format: str | None,
+    output: Path | None,
+    config: Path | None,
+) -> None:
+    """Classify the changed Python hunks between two revisions as inside the seam, MLA-related outside
+    it (the seam leaked: exit 1), or generic; and report the seam's width before and after."""
+    from seamfix.atomic import write_atomic
+    from seamfix.audit.audit import Project, audit
+    from seamfix.audit.git import Git
+    from seamfix.config import load_settings
+
+    allowed = HISTORY_FORMATS if history else AUDIT_FORMATS
+    output_format = output_format or allowed[0]
+    if output_format not in allowed:
+        mode = "--history" if history else "audit"
+        raise click.UsageError(f"--format {output_format} is not one of {', '.join(allowed)} for {mode}")
+    cwd = Path.cwd()
+    settings = load_settings(cwd, config)
+    git = Git(cwd)
+    if history:
+        if since or until or paths:
+            raise click.UsageError("--history takes no revisions or paths")
+        from seamfix.audit.history import RENDERERS
+        from seamfix.audit.history import history as width_history
+
+        text = RENDERERS[output_format](width_history(Project(git, settings), history))
+        leaked = False
+    else:
+        from seamfix.audit.report import RENDERERS
+
+        report = audit(git, settings, since, until, list(paths))
+        text, leaked = RENDERERS[output_format](report), report.leaked
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        try:
+            write_atomic(output, text.encode())
+        except OSError as exc:
+            raise SeamfixError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    sys.exit(1 if leaked else 0)

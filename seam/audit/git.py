@@ -1,0 +1,89 @@
+"""The few git questions audit asks, through git's command line."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from seamfix.errors import SeamfixError
+
+
+class Git:
+    """A repository, asked through ``git -C <root>``; any failure is a one-line SeamfixError."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.root = Path(self._run(["rev-parse", "--show-toplevel"], cwd=cwd).strip())
+
+    def _run(self, args: list[str], cwd: Path | None = None, input_bytes: bytes | None = None) -> str:
+        return self.run_bytes(args, cwd, input_bytes).decode("utf-8", errors="replace")
+
+    def run_bytes(self, args: list[str], cwd: Path | None = None, input_bytes: bytes | None = None) -> bytes:
+        try:
+            proc = subprocess.run(
+                ["git", "-c", "core.quotepath=off", *args],
+                cwd=cwd or self.root,
+                input=input_bytes,
+                capture_output=True,
+                check=False,
+            )
+        except OSError as exc:
+            raise SeamfixError(f"cannot run git: {exc.strerror or exc}") from None
+        if proc.returncode != 0:
+            message = proc.stderr.decode("utf-8", errors="replace").strip().splitlines()
+            raise SeamfixError(f"git {' '.join(args[:2])}: {message[-1] if message else 'failed'}")
+        return proc.stdout
+
+    def resolve(self, rev: str) -> str:
+        """The commit a revision names; an unknown revision is an error naming it."""
+        try:
+            return self._run(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"]).strip()
+        except SeamfixError:
+            raise SeamfixError(f"unknown revision `{rev}`") from None
+
+    def default_base(self) -> str:
+        """The merge-base of HEAD with the default branch (origin's HEAD, else main, else master)."""
+        for candidate in ("refs/remotes/origin/HEAD", "refs/heads/main", "refs/heads/master"):
+            try:
+                branch = self.resolve(candidate)
+            except SeamfixError:
+                continue
+            return self._run(["merge-base", "HEAD", branch]).strip()
+        raise SeamfixError("no default branch (origin/HEAD, main or master) to compare with; pass --since REV")
+
+    def diff(self, since: str, until: str | None, paths: list[str]) -> str:
+        """Zero-context unified diff with renames found, ``until`` None meaning the working tree."""
+        revs = [since] if until is None else [since, until]
+        return self._run(["diff", "--no-color", "--no-ext-diff", "-U0", "-M", *revs, "--", *paths])
+
+    def show(self, rev: str | None, path: str) -> bytes | None:
+        """A file's bytes at ``rev`` (None: the working tree); None where it does not exist."""
+        if rev is None:
+            try:
+                return (self.root / path).read_bytes()
+            except OSError:
+                return None
+        try:
+            return self.run_bytes(["show", f"{rev}:{path}"])
+        except SeamfixError:
+            return None
+
+    def tree_files(self, rev: str) -> dict[str, bytes]:
+        """Every file of a commit, path -> bytes (one ``git cat-file --batch`` for all of them)."""
+        listing = self._run(["ls-tree", "-r", "-z", "--full-tree", rev]).split("\0")
+        entries = [line.split("\t", 1) for line in listing if line]
+        blobs = [(meta.split()[2], path) for meta, path in entries if meta.split()[1] == "blob"]
+        if not blobs:
+            return {}
+        output = self.run_bytes(["cat-file", "--batch"], input_bytes="".join(f"{sha}\n" for sha, _ in blobs).encode())
+        files, offset = {}, 0
+        for _, path in blobs:
+            header_end = output.index(b"\n", offset)
+            size = int(output[offset:header_end].split()[2])
+            files[path] = output[header_end + 1 : header_end + 1 + size]
+            offset = header_end + 1 + size + 1
+        return files
+
+    def first_parent_history(self, count: int) -> list[tuple[str, str, str]]:
+        """The last ``count`` commits on HEAD's first-parent line, oldest first: (sha, ISO date, subject)."""
+        lines = self._run(["log", "--first-parent", f"-n{count}", "--format=%H%x1f%cI%x1f%s"]).splitlines()
+        return [tuple(line.split("\x1f", 2)) for line in reversed(lines)]

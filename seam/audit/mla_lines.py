@@ -1,0 +1,60 @@
+"""Which lines of a Python file touch the MLA vocabulary (code only: names and strings, not comments)."""
+
+from __future__ import annotations
+
+import io
+import re
+import tokenize
+
+from seamfix.vocabulary.names import NameClassifier
+
+_WORD = re.compile(r"(\.?)\b([A-Za-z_][A-Za-z0-9_]*)\b")
+
+
+def mla_names_by_line(
+    source: bytes, names: NameClassifier, seam_names: frozenset[str] = frozenset()
+) -> dict[int, list[str]]:
+    """Line number -> the MLA names and strings on it, leaving out ``seam_names`` and attributes read
+    through them (``mla_seam.uses_mla``). Falls back to a word scan when the file does not tokenize
+    (a syntax error mid-change must not hide a leak)."""
+    found: dict[int, list[str]] = {}
+    try:
+        previous = before_previous = None
+        for token in tokenize.tokenize(io.BytesIO(source).readline):
+            hit = None
+            if token.type == tokenize.NAME:
+                is_attribute = previous is not None and previous.type == tokenize.OP and previous.string == "."
+                through_seam = is_attribute and before_previous is not None and before_previous.string in seam_names
+                is_mla = names.is_attribute if is_attribute else names.is_name
+                if token.string not in seam_names and not through_seam and is_mla(token.string):
+                    hit = token.string
+            elif token.type == tokenize.STRING:
+                value = _string_value(token.string)
+                hit = token.string if value is not None and names.is_string(value) else None
+            if hit is not None:
+                for line in range(token.start[0], token.end[0] + 1):
+                    found.setdefault(line, []).append(hit)
+            if token.type not in (tokenize.NL, tokenize.COMMENT):
+                before_previous, previous = previous, token
+    except (tokenize.TokenError, SyntaxError, UnicodeDecodeError):
+        return _scan_words(source, names, seam_names)
+    return found
+
+
+def _string_value(literal: str) -> str | None:
+    body = literal.lstrip("rRbBuUfF")
+    for quote in ('"""', "'''", '"', "'"):
+        if body.startswith(quote) and body.endswith(quote) and len(body) >= 2 * len(quote):
+            return body[len(quote) : -len(quote)]
+    return None
+
+
+def _scan_words(source: bytes, names: NameClassifier, seam_names: frozenset[str]) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    for number, line in enumerate(source.decode("utf-8", errors="replace").splitlines(), start=1):
+        code = line.split("#", 1)[0]
+        words = [(dot, word) for dot, word in _WORD.findall(code) if word not in seam_names]
+        hits = [word for dot, word in words if (names.is_attribute if dot else names.is_name)(word)]
+        if hits:
+            found[number] = hits
+    return found

@@ -1,0 +1,81 @@
+"""The seam's width in a tree: MLA findings outside it, calls into it, and the adapter's own size."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import asdict, dataclass
+
+from seamfix.config import Settings
+from seamfix.engine import check_options
+from seamfix.file_checker import FileChecker
+from seamfix.lint_rules.mla_expressions import SeamBindings
+from seamfix.prefilter import fold
+
+
+@dataclass(frozen=True)
+class SeamWidth:
+    findings: int  # lint findings outside the seam
+    call_sites: int  # calls into the adapter module from outside the seam
+    adapter_functions: int
+    adapter_lines: int  # non-blank, non-comment lines
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def measure(files: dict[str, bytes], settings: Settings) -> SeamWidth:
+    """Width of a tree given as project-relative path -> bytes (already filtered by include/exclude)."""
+    checker = FileChecker(check_options(settings))
+    adapter_stem = fold(settings.adapter_module_parts[-1].encode()) if settings.adapter else None
+    findings = call_sites = 0
+    for relpath, data in files.items():
+        if settings.is_seam(relpath):
+            continue
+        findings += len(checker.check(data, relpath))
+        if adapter_stem is not None and adapter_stem in fold(data):
+            call_sites += _seam_calls(data, relpath, settings)
+    functions, lines = _adapter_size(files.get(settings.adapter or ""))
+    return SeamWidth(findings, call_sites, functions, lines)
+
+
+def _bindings(data: bytes, relpath: str, settings: Settings) -> tuple[ast.Module, SeamBindings] | None:
+    try:
+        tree = ast.parse(data)
+    except (SyntaxError, ValueError):
+        return None
+    package = tuple(relpath.split("/")[:-1])
+    return tree, SeamBindings(settings.adapter_module_parts, package).collect(tree)
+
+
+def _seam_calls(data: bytes, relpath: str, settings: Settings) -> int:
+    parsed = _bindings(data, relpath, settings)
+    if parsed is None:
+        return 0
+    tree, seam = parsed
+    return sum(isinstance(node, ast.Call) and seam.refers_to_seam(node.func) for node in ast.walk(tree))
+
+
+def seam_names(data: bytes, relpath: str, settings: Settings) -> frozenset[str]:
+    """Names a file uses to reach the seam (``mla_seam``, ``uses_mla``, the adapter's package path):
+    using them is the seam working, not MLA leaking."""
+    if not settings.adapter:
+        return frozenset()
+    parsed = _bindings(data, relpath, settings)
+    if parsed is None:
+        return frozenset(settings.adapter_module_parts)
+    _, seam = parsed
+    dotted = {part for module in seam.dotted_modules for part in module.split(".")}
+    return frozenset({*seam.modules, *seam.functions, *dotted, *settings.adapter_module_parts})
+
+
+def _adapter_size(data: bytes | None) -> tuple[int, int]:
+    if data is None:
+        return 0, 0
+    text = data.decode("utf-8", errors="replace")
+    lines = sum(1 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+    try:
+        tree = ast.parse(data)
+    except (SyntaxError, ValueError):
+        return 0, lines
+    functions = sum(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) for node in tree.body)
+    return functions, lines

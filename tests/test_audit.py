@@ -1,0 +1,148 @@
+"""`seamfix audit` on a real git repository built in the test."""
+
+import csv
+import io
+import subprocess
+
+import pytest
+
+from conftest import run_seamfix
+
+ADAPTER = "def uses_mla(config):\n    return bool(config.multi_latent_attention)\n"
+BUILDER = (
+    "from fork import mla_seam\n\n\ndef build(cfg):\n    if mla_seam.uses_mla(cfg):\n        return 'latent'\n"
+    "    return 'dense'\n"
+)
+
+
+def git(repo, *args):
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "fork").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text('[tool.seamfix]\nadapter = "fork/mla_seam.py"\n')
+    (repo / "fork/__init__.py").write_text("")
+    (repo / "fork/mla_seam.py").write_text(ADAPTER)
+    (repo / "fork/builder.py").write_text(BUILDER)
+    (repo / "fork/util.py").write_text("def helper(x):\n    return x + 1\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "t@example.com")
+    git(repo, "config", "user.name", "t")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "base")
+    git(repo, "checkout", "-qb", "upgrade")
+    return repo
+
+
+def commit(repo, message):
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+
+
+def audit_json(repo, *args):
+    result = run_seamfix("audit", "--format", "json", *args, cwd=repo)
+    return result.code, result.json()
+
+
+def test_mla_conditional_added_in_a_builder_fails(repo):
+    (repo / "fork/builder.py").write_text(
+        BUILDER.replace("    return 'dense'", "    if cfg.kv_lora_rank:\n        return 1\n    return 'dense'")
+    )
+    code, report = audit_json(repo)  # default: merge-base with main .. working tree
+    assert code == 1 and report["leaked"]
+    (file,) = report["files"]
+    assert file["path"] == "fork/builder.py" and file["status"] == "modified"
+    assert [(h["kind"], h["mla_names"]) for h in file["hunks"]] == [("mla", ["kv_lora_rank"])]
+    assert report["width"]["before"]["findings"] == 0 and report["width"]["after"]["findings"] == 1
+    text = run_seamfix("audit", cwd=repo)
+    assert text.code == 1 and "fork/builder.py:7: MLA change outside the seam (kv_lora_rank)" in text.stdout
+
+
+def test_changes_only_in_the_adapter_pass(repo):
+    (repo / "fork/mla_seam.py").write_text(
+        ADAPTER + "\n\ndef uses_latent_cache(config):\n    return config.cache_mla_latents\n"
+    )
+    commit(repo, "adapter only")
+    code, report = audit_json(repo, "--since", "main", "--until", "HEAD")
+    assert code == 0 and not report["leaked"]
+    assert report["totals"] == {"seam": 1, "mla": 0, "generic": 0}
+    assert report["width"]["after"]["adapter_functions"] == 2 and report["width"]["before"]["adapter_functions"] == 1
+    assert report["width"]["after"]["call_sites"] == 1
+
+
+def test_generic_changes_pass_and_comments_mentioning_mla_are_not_leaks(repo):
+    (repo / "fork/util.py").write_text(
+        "def helper(x):\n    # MLA would need x + 2 here, see mla_seam\n    return x + 1\n"
+    )
+    (repo / "fork/builder.py").write_text(BUILDER + "\n\ndef width(cfg):\n    return cfg.hidden_size\n")
+    code, report = audit_json(repo, "--since", "main")
+    assert code == 0 and report["totals"] == {"seam": 0, "mla": 0, "generic": 2}
+
+
+def test_renamed_deleted_and_binary_files(repo):
+    git(repo, "mv", "fork/util.py", "fork/helpers.py")
+    git(repo, "rm", "-q", "fork/builder.py")
+    (repo / "fork/weights.bin").write_bytes(bytes(range(256)) * 4)
+    (repo / "fork/notes.txt").write_text("multi_latent_attention everywhere\n")
+    commit(repo, "shuffle")
+    code, report = audit_json(repo, "--since", "main", "--until", "upgrade")
+    by_path = {f["path"]: f for f in report["files"]}
+    assert (
+        by_path["fork/helpers.py"]["status"] == "renamed" and by_path["fork/helpers.py"]["old_path"] == "fork/util.py"
+    )
+    assert by_path["fork/weights.bin"]["note"] == "binary"
+    assert by_path["fork/notes.txt"]["note"].startswith("not checked")
+    deleted = by_path["fork/builder.py"]
+    assert deleted["status"] == "deleted"
+    # Deleting a builder that called the seam is generic: no MLA name was on its removed lines.
+    assert {h["kind"] for h in deleted["hunks"]} == {"generic"}
+    assert code == 0 and report["width"]["after"]["call_sites"] == 0
+
+
+def test_removing_mla_code_outside_the_seam_is_reported_too(repo):
+    (repo / "fork/legacy.py").write_text("def f(cfg):\n    return 1 if cfg.multi_latent_attention else 0\n")
+    commit(repo, "legacy")
+    git(repo, "rm", "-q", "fork/legacy.py")
+    commit(repo, "drop legacy")
+    code, report = audit_json(repo, "--since", "HEAD~1", "--until", "HEAD")
+    assert code == 1 and report["files"][0]["hunks"][0]["mla_names"] == ["multi_latent_attention"]
+
+
+def test_unknown_revision_is_a_clear_error(repo):
+    result = run_seamfix("audit", "--since", "no-such-rev", cwd=repo)
+    assert result.code == 2 and result.stderr.strip() == "seamfix: error: unknown revision `no-such-rev`"
+    outside = run_seamfix("audit", cwd=repo.parent)
+    assert outside.code == 2 and "not a git repository" in outside.stderr
+
+
+def test_markdown_for_a_pr_comment(repo):
+    (repo / "fork/builder.py").write_text(
+        BUILDER.replace("return 'dense'", "return 'mla' if cfg.q_lora_rank else 'dense'")
+    )
+    result = run_seamfix("audit", "--format", "markdown", cwd=repo)
+    assert result.code == 1
+    assert result.stdout.startswith("### seamfix audit: :x: the seam leaked: 1 MLA-related hunk outside the seam")
+    assert "| `fork/builder.py` | modified | 0 | **1** | 0 |" in result.stdout
+    assert "| findings outside the seam | 0 | 1 | +1 |" in result.stdout
+
+
+def test_history_table_and_chart(repo):
+    (repo / "fork/builder.py").write_text(
+        BUILDER.replace("return 'dense'", "return 'mla' if cfg.q_lora_rank else 'dense'")
+    )
+    commit(repo, "leak")
+    rows = list(csv.DictReader(io.StringIO(run_seamfix("audit", "--history", "5", cwd=repo).stdout)))
+    assert [(r["subject"], r["findings"], r["adapter_functions"]) for r in rows] == [
+        ("base", "0", "1"),
+        ("leak", "1", "1"),
+    ]
+    assert run_seamfix("audit", "--history", "1", "--format", "json", cwd=repo).json()[0]["subject"] == "leak"
+    result = run_seamfix("audit", "--history", "5", "--format", "html", "-o", "width.html", cwd=repo)
+    page = (repo / "width.html").read_text()
+    assert result.code == 0 and page.startswith("<!doctype html>") and page.count("<polyline") == 4
+    assert "<script" not in page and "http://www.w3.org/2000/svg" in page
+    bad = run_seamfix("audit", "--history", "5", "--format", "markdown", cwd=repo)
+    assert bad.code == 2
