@@ -61,6 +61,8 @@ class MLAConditional(AstRule):
         "def gdn(value):\n    v_head_dim = value.shape[-1]\n    if v_head_dim > 64:\n        pass\n",
         "spec = get_gpt_layer_local_spec(multi_latent_attention=config.multi_latent_attention)\n",
         "x = a or config.q_lora_rank\n",
+        "rank = getattr(config, 'q_lora_rank')\n",
+        "value = table.get('rope', None)\n",
         "if html_mode and mlp_type:\n    pass\n",
         "assert x, 'MLA is not supported with this option.'\n",
         "allowed = {'core_attn', 'mla_up_proj'}\nbad = set(mods) - allowed\nassert not bad, bad\n",
@@ -84,6 +86,8 @@ class MLAConditional(AstRule):
         Invalid("attn = table[cfg.multi_latent_attention]\n", line=1),
         Invalid("latents = getattr(self.config, 'cache_mla_latents', None)\n", line=1),
         Invalid("ok = hasattr(config, 'q_lora_rank')\n", line=1),
+        Invalid("rank = hf_config.get('kv_lora_rank', None)\n", line=1),
+        Invalid("flag = os.environ.get('USE_MLA')\n", line=1),
         Invalid("cfg_is_mla = isinstance(self.config, MLATransformerConfig)\nbuild(cfg_is_mla)\n", line=1),
         Invalid("if getattr(self.config, 'cache_mla_latents', None) and max_seqlen_q > 1:\n    pass\n", line=1),
         Invalid("if 'mla_up_proj' in self.recompute_modules:\n    pass\n", line=1),
@@ -212,18 +216,23 @@ class _DecisionFinder:
             self.hits.append(Hit(node.slice, message, "subscript-slice", atom))
 
     def visit_Call(self, node: ast.Call, aliases: frozenset[str]) -> None:
-        arity = _probe_arity(node)
-        if arity and len(node.args) >= arity:
-            atom = self.mla.atom(node.args[1], aliases)
-            if atom is not None:
-                self.hits.append(Hit(node, f"`{node.func.id}` probes MLA (`{_short(atom)}`)", "probe", atom))
-                return
-        self.visit_children(node, aliases)
+        probed = _probed_argument(node)
+        atom = self.mla.atom(probed, aliases) if probed is not None else None
+        if atom is None:
+            self.visit_children(node, aliases)
+        else:
+            self.hits.append(Hit(node, f"`{_short(node.func)}` probes MLA (`{_short(atom)}`)", "probe", atom))
 
 
-def _probe_arity(node: ast.AST) -> int:
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        return _PROBES.get(node.func.id, 0)
+def _probed_argument(call: ast.Call) -> ast.expr | None:
+    """The argument a probe asks about: the attribute name of ``getattr(x, name, default)`` / ``hasattr``,
+    the class of ``isinstance`` / ``issubclass``, the key of ``mapping.get(key[, default])``."""
+    if isinstance(call.func, ast.Name):
+        arity = _PROBES.get(call.func.id, 0)
+        return call.args[1] if arity and len(call.args) >= arity else None
+    if isinstance(call.func, ast.Attribute) and call.func.attr == "get" and 1 <= len(call.args) <= 2:
+        return call.args[0]
+    return None
     return 0
 
 
