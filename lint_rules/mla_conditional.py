@@ -19,8 +19,9 @@ class MLAConditional(AstRule):
     conditional expressions, `assert` tests, comprehension filters, `match` subjects, guards and class
     patterns, `and`/`or` operators that select a value, subscript dispatch on an MLA value
     (`table[cfg.multi_latent_attention]`), and `getattr(x, "<mla field>", default)`, `hasattr`,
-    `isinstance`/`issubclass` and `mapping.get("<mla key>")` probes of MLA names. A local variable assigned from an MLA expression in the
-    same function (`use_mla = cfg.multi_latent_attention`) is MLA too, so `if use_mla:` is flagged.
+    `isinstance`/`issubclass` and `mapping.get("<mla key>")` probes of MLA names. A local variable
+    assigned from an MLA expression in the same function (`use_mla = cfg.multi_latent_attention`) is MLA
+    too, so `if use_mla:` is flagged.
     The finding points at the test expression.
 
     ## Why is this bad?
