@@ -58,3 +58,16 @@ def test_runtime_dependencies_are_extras_only():
     names = sorted(r.split(">")[0].split("<")[0].split("=")[0].strip() for r in base)
     assert names == ["click", "libcst", "ruff"]
     assert sys.version_info >= (3, 11)
+
+
+def test_every_package_folder_is_in_the_distribution():
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = set()
+    for name, folder in config["package-dir"].items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(REPO / folder).parts
+            found.add(".".join((name, *parts)))
+    assert found - listed == set(), "package folders missing from [tool.setuptools] packages"

@@ -1,0 +1,232 @@
+"""GPU benchmark of seamfix.runtime.kernels' training ops (issue 5): correctness, then timing.
+
+Checks each op on fresh random inputs with poisoned outputs against float64 (and megatron-core's Triton
+kernels when importable), then times forward and backward against megatron-core's fused MLA RoPE and the
+unfused PyTorch sequence; down-norm-up against the unfused chain (time and peak memory). Copy bandwidth is
+measured first, in the same run. Writes $OUT/kernels_train.json and $OUT/kernels_train.md (OUT defaults to ./out).
+``--smoke`` runs tiny shapes on whatever device is there (CPU included) to check the script end to end.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from seamfix.runtime.kernels import fused_down_norm_up, mla_rope_kv, mla_rope_q
+
+SHAPES = {  # heads, q_lora_rank (None: q projected from hidden), hidden; qk_nope 128, rope 64, v 128
+    "V2-Lite": {"heads": 16, "hidden": 2048, "q_rank": None},
+    "V3": {"heads": 128, "hidden": 7168, "q_rank": 1536},
+}
+NOPE, ROPE, V, KV_RANK = 128, 64, 128, 512
+
+try:
+    from megatron.core.fusions.fused_mla_yarn_rope_apply import fused_apply_mla_rope_for_kv, fused_apply_mla_rope_for_q
+except ImportError:
+    fused_apply_mla_rope_for_q = fused_apply_mla_rope_for_kv = None
+
+
+def median_ms(fn, device, reps, setup=None):
+    """Median of ``reps`` timed calls (device events on CUDA); ``setup`` runs untimed before each call."""
+    times = []
+    for i in range(reps + 3):
+        state = setup() if setup else None
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn(state)
+            end.record()
+            torch.cuda.synchronize()
+            elapsed = start.elapsed_time(end)
+        else:
+            began = time.perf_counter()
+            fn(state)
+            elapsed = (time.perf_counter() - began) * 1e3
+        if i >= 3:  # warm-up: compilation and autotuning stay out of the numbers
+            times.append(elapsed)
+    return statistics.median(times)
+
+
+def copy_bandwidth(device, reps):
+    src = torch.randn(256 * 2**20 // 4 if device.type == "cuda" else 2**20, device=device)
+    dst = torch.empty_like(src)
+    ms = median_ms(lambda _: dst.copy_(src), device, reps)
+    return 2 * src.numel() * 4 / (ms * 1e-3)
+
+
+def rel_error(actual, expected):
+    return ((actual.double() - expected).norm() / expected.norm()).item()
+
+
+def rope_inputs(s, b, h, device, dtype):
+    angles = torch.rand(s, ROPE // 2, device=device, dtype=torch.float64) * 6
+    freqs = torch.cat((angles, angles), -1)[:, None, None, :]
+    return {
+        "q": torch.randn(s, b, h, NOPE + ROPE, device=device, dtype=dtype),
+        "kv": torch.randn(s, b, h, NOPE + V, device=device, dtype=dtype),
+        "k_pos_emb": torch.randn(s, b, 1, ROPE, device=device, dtype=dtype),
+        "cos": freqs.cos().to(dtype),
+        "sin": freqs.sin().to(dtype),
+        "freqs64": freqs,
+    }
+
+
+def rotate64(x, freqs):
+    x = x.double()
+    pairs = torch.cat((x[..., 0::2], x[..., 1::2]), -1)
+    rotated_half = torch.cat((-pairs[..., ROPE // 2 :], pairs[..., : ROPE // 2]), -1)
+    return pairs * freqs.cos() + rotated_half * freqs.sin()
+
+
+def check_rope(t, h):
+    """Relative errors vs float64 of our q/kv outputs (poisoned buffers first) and vs megatron's kernels."""
+    q = t["q"].clone()
+    expected_q = torch.cat((q[..., :NOPE].double(), rotate64(q[..., NOPE:], t["freqs64"])), -1)
+    ours_q = mla_rope_q(q.clone(), t["cos"], t["sin"], NOPE, ROPE)
+    key, value = mla_rope_kv(t["kv"], t["k_pos_emb"], t["cos"], t["sin"], ROPE, NOPE, V)
+    k_rope = rotate64(t["k_pos_emb"], t["freqs64"]).expand(*t["kv"].shape[:-1], ROPE)
+    expected_key = torch.cat((t["kv"][..., :NOPE].double(), k_rope), -1)
+    result = {
+        "q_rel_err": rel_error(ours_q, expected_q),
+        "key_rel_err": rel_error(key, expected_key),
+        "value_exact": bool(torch.equal(value, t["kv"][..., NOPE:])),
+        "nan": bool(ours_q.isnan().any() or key.isnan().any()),
+    }
+    if fused_apply_mla_rope_for_q is not None and q.is_cuda:
+        theirs_q = fused_apply_mla_rope_for_q(q.clone(), t["cos"], t["sin"], NOPE, ROPE)
+        theirs_key, _ = fused_apply_mla_rope_for_kv(t["kv"], t["k_pos_emb"], t["cos"], t["sin"], ROPE, NOPE, V)
+        result["q_vs_megatron"] = rel_error(ours_q, theirs_q.double())
+        result["key_vs_megatron"] = rel_error(key, theirs_key.double())
+    return result
+
+
+def unfused_rope(q, kv, k_pos_emb, cos, sin):
+    def rot(x):
+        pairs = torch.cat((x[..., 0::2], x[..., 1::2]), -1)
+        return pairs * cos + torch.cat((-pairs[..., ROPE // 2 :], pairs[..., : ROPE // 2]), -1) * sin
+
+    q_nope, q_pe = q.split([NOPE, ROPE], -1)
+    k_nope, value = kv.split([NOPE, V], -1)
+    query = torch.cat((q_nope, rot(q_pe)), -1)
+    key = torch.cat((k_nope, rot(k_pos_emb).expand(*k_nope.shape[:-1], ROPE)), -1)
+    return query.contiguous(), key.contiguous(), value.contiguous()
+
+
+def time_rope(t, device, reps, bandwidth):
+    cos, sin = t["cos"], t["sin"]
+    q, kv, emb = t["q"], t["kv"], t["k_pos_emb"]
+    el = q.element_size()
+    q_bytes = 2 * q[..., NOPE:].numel() * el  # in place: the rope slice read and written
+    kv_bytes = (kv.numel() + emb.numel() + kv[..., :NOPE].numel() + q[..., NOPE:].numel() + kv[..., NOPE:].numel()) * el
+    variants = {"ours": (mla_rope_q, mla_rope_kv)}
+    if fused_apply_mla_rope_for_q is not None and device.type == "cuda":
+        variants["megatron"] = (fused_apply_mla_rope_for_q, fused_apply_mla_rope_for_kv)
+    rows = {}
+    for name, (fq, fkv) in variants.items():
+        grad_key = torch.randn(*kv.shape[:-1], NOPE + ROPE, device=device, dtype=q.dtype)
+        grad_value = torch.randn(*kv.shape[:-1], V, device=device, dtype=q.dtype)
+
+        def q_graph(_):
+            leaf = q.clone().requires_grad_()
+            return leaf, fq(leaf.clone(), cos, sin, NOPE, ROPE)  # noqa: B023 (called before the loop moves on)
+
+        def kv_graph(_):
+            kv_leaf, emb_leaf = kv.clone().requires_grad_(), emb.clone().requires_grad_()
+            return fkv(kv_leaf, emb_leaf, cos, sin, ROPE, NOPE, V)  # noqa: B023 (called before the loop moves on)
+
+        rows[name] = {
+            "q_fwd_ms": median_ms(lambda s: fq(s, cos, sin, NOPE, ROPE), device, reps, lambda: q.clone()),  # noqa: B023 (called before the loop moves on)
+            "q_bwd_ms": median_ms(lambda s: s[1].backward(s[2]), device, reps, lambda: (*q_graph(None), q.clone())),
+            "kv_fwd_ms": median_ms(lambda _: fkv(kv, emb, cos, sin, ROPE, NOPE, V), device, reps),  # noqa: B023
+            "kv_bwd_ms": median_ms(
+                lambda s: torch.autograd.backward(s, (grad_key, grad_value)),  # noqa: B023
+                device,
+                reps,
+                lambda: kv_graph(None),  # noqa: B023 (called before the loop moves on)
+            ),
+        }
+        rows[name]["q_fwd_bw_frac"] = q_bytes / (rows[name]["q_fwd_ms"] * 1e-3) / bandwidth
+        rows[name]["kv_fwd_bw_frac"] = kv_bytes / (rows[name]["kv_fwd_ms"] * 1e-3) / bandwidth
+    rows["unfused"] = {"fwd_ms": median_ms(lambda _: unfused_rope(q, kv, emb, cos[: q.shape[0]], sin), device, reps)}
+    return rows
+
+
+def time_down_norm_up(tokens, hidden, rank, out_dim, device, dtype, reps):
+    x = torch.randn(tokens, hidden, device=device, dtype=dtype, requires_grad=True)
+    w_down = (torch.randn(rank, hidden, device=device, dtype=dtype) / hidden**0.5).requires_grad_()
+    w_up = (torch.randn(out_dim, rank, device=device, dtype=dtype) / rank**0.5).requires_grad_()
+    norm_weight = torch.ones(rank, device=device, dtype=dtype, requires_grad=True)
+    grad = torch.randn(tokens, out_dim, device=device, dtype=dtype)
+    chains = {
+        "fused": lambda: fused_down_norm_up(x, w_down, w_up, norm_weight, 1e-6),
+        "unfused": lambda: F.linear(F.rms_norm(F.linear(x, w_down), (rank,), norm_weight, 1e-6), w_up),
+    }
+    result = {}
+    for name, chain in chains.items():
+        ms = median_ms(lambda _: chain().backward(grad), device, reps)  # noqa: B023 (called before the loop moves on)
+        peak = None
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            chain().backward(grad)
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated() - base
+        result[name] = {"fwd_bwd_ms": ms, "peak_extra_bytes": peak}
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny shapes, any device (end-to-end check)")
+    parser.add_argument("--reps", type=int, default=50)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16
+    s, b = (16, 2) if args.smoke else (4096, 4)
+    reps = 3 if args.smoke else args.reps
+    torch.manual_seed(0)
+    report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "s": s, "b": b}
+    report["copy_bandwidth_Bps"] = bandwidth = copy_bandwidth(device, reps)
+    for shape, cfg in SHAPES.items():
+        heads = 2 if args.smoke else cfg["heads"]
+        report[shape] = {"check": check_rope(rope_inputs(s, b, heads, device, dtype), heads)}
+        report[shape]["rope"] = time_rope(rope_inputs(s, b, heads, device, dtype), device, reps, bandwidth)
+        hidden = 64 if args.smoke else cfg["hidden"]
+        rank = 32 if args.smoke else KV_RANK
+        out_dim = 4 * heads * (NOPE + V) if args.smoke else heads * (NOPE + V)
+        report[shape]["down_norm_up"] = time_down_norm_up(s * b, hidden, rank, out_dim, device, dtype, reps)
+    out = Path(os.environ.get("OUT", "out"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "kernels_train.json").write_text(json.dumps(report, indent=2))
+    lines = [f"# kernels_train on {report['device']} (s={s}, b={b}, bf16)", "",
+             f"copy bandwidth: {bandwidth / 1e12:.3f} TB/s", "",
+             "| shape | variant | q fwd ms | q bwd ms | kv fwd ms | kv bwd ms | q fwd BW | kv fwd BW |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for shape in SHAPES:
+        for name, row in report[shape]["rope"].items():
+            if "q_fwd_ms" in row:
+                lines.append(
+                    f"| {shape} | {name} | {row['q_fwd_ms']:.4f} | {row['q_bwd_ms']:.4f} | {row['kv_fwd_ms']:.4f} "
+                    f"| {row['kv_bwd_ms']:.4f} | {row['q_fwd_bw_frac']:.0%} | {row['kv_fwd_bw_frac']:.0%} |"
+                )
+        lines.append(f"| {shape} | unfused (fwd q+kv) | {report[shape]['rope']['unfused']['fwd_ms']:.4f} | | | | | |")
+    lines += ["", "| shape | check | down-norm-up fused ms / peak | unfused ms / peak |", "|---|---|---|---|"]
+    for shape in SHAPES:
+        dnu = report[shape]["down_norm_up"]
+        lines.append(
+            f"| {shape} | {json.dumps(report[shape]['check'])} | {dnu['fused']['fwd_bwd_ms']:.3f} / "
+            f"{dnu['fused']['peak_extra_bytes']} | {dnu['unfused']['fwd_bwd_ms']:.3f} / "
+            f"{dnu['unfused']['peak_extra_bytes']} |"
+        )
+    (out / "kernels_train.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Backend choice and input checks shared by every kernel in ``seamfix.runtime.kernels``.
+
+Each op runs either as Triton kernels (CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``) or as its
+PyTorch reference. Triton is optional: nothing here imports it, so the reference path works without it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterable
+
+import torch
+
+BACKENDS = ("auto", "triton", "torch")
+TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+# float64 is reference-only: it exists so that gradcheck can run through the public functions.
+TORCH_DTYPES = (*TRITON_DTYPES, torch.float64)
+
+
+class KernelInputError(ValueError):
+    """An argument that the op cannot run on (shape, dtype, device or backend)."""
+
+
+def triton_installed() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
+def triton_interpreter_enabled() -> bool:
+    # Triton reads the variable when it is imported; checking it here only decides whether CPU tensors may go to it.
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """The backend that will run: ``"triton"`` or ``"torch"``."""
+    if backend not in BACKENDS:
+        raise KernelInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    triton_can_run = triton_installed() and (device.type == "cuda" or triton_interpreter_enabled())
+    if backend == "auto":
+        return "triton" if triton_can_run and device.type == "cuda" else "torch"
+    if backend == "triton" and not triton_can_run:
+        if not triton_installed():
+            raise KernelInputError("backend='triton' needs the triton package (pip install 'seamfix[kernels]')")
+        raise KernelInputError(
+            f"backend='triton' needs CUDA tensors (got {device.type}); set TRITON_INTERPRET=1 before importing "
+            "triton to run the kernels on the CPU"
+        )
+    return backend
+
+
+def check_dtype(name: str, tensor: torch.Tensor, backend: str) -> None:
+    allowed = TRITON_DTYPES if backend == "triton" else TORCH_DTYPES
+    if tensor.dtype not in allowed:
+        names = ", ".join(str(dtype).removeprefix("torch.") for dtype in allowed)
+        raise KernelInputError(f"{name} must be one of {names} for backend {backend!r}, got {tensor.dtype}")
+
+
+def check_same_device(tensors: dict[str, torch.Tensor | None]) -> torch.device:
+    """The one device all given tensors live on; ``None`` entries are ignored."""
+    present = {name: tensor for name, tensor in tensors.items() if tensor is not None}
+    devices = {tensor.device for tensor in present.values()}
+    if len(devices) != 1:
+        where = ", ".join(f"{name} on {tensor.device}" for name, tensor in present.items())
+        raise KernelInputError(f"all tensors must be on one device: {where}")
+    return devices.pop()
+
+
+def check_shape(name: str, tensor: torch.Tensor, expected: Iterable[int | None]) -> None:
+    """Check ``tensor.shape`` against ``expected``, where ``None`` accepts any size in that dimension."""
+    expected = tuple(expected)
+    matches = tensor.dim() == len(expected) and all(
+        want is None or want == got for want, got in zip(expected, tensor.shape, strict=True)
+    )
+    if not matches:
+        shown = ", ".join("*" if want is None else str(want) for want in expected)
+        raise KernelInputError(f"{name} must have shape [{shown}], got {list(tensor.shape)}")
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise KernelInputError(message)

@@ -1,0 +1,43 @@
+"""``fused_down_norm_up``: MLA's latent projection chain ``W_up · RMSNorm(W_down · x)`` without a saved latent."""
+
+import torch
+
+from ..backend import check_dtype, check_same_device, check_shape, require, resolve_backend
+from . import reference
+from .autograd import DownNormUp
+
+
+def fused_down_norm_up(
+    x: torch.Tensor,
+    w_down: torch.Tensor,
+    w_up: torch.Tensor,
+    norm_weight: torch.Tensor,
+    eps: float,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """``F.linear(rms_norm(F.linear(x, w_down), norm_weight, eps), w_up)``, with the same gradients.
+
+    ``x [..., hidden]``, ``w_down [rank, hidden]``, ``w_up [out, rank]``, ``norm_weight [rank]`` (nn.Linear
+    layout). For backward only x, the weights and a float32 reciprocal RMS per token are kept; the latent is
+    recomputed (one extra ``x · W_downᵀ``).
+    """
+    device = check_same_device({"x": x, "w_down": w_down, "w_up": w_up, "norm_weight": norm_weight})
+    backend = resolve_backend(backend, device)
+    check_dtype("x", x, backend)
+    for name, weight in (("w_down", w_down), ("w_up", w_up), ("norm_weight", norm_weight)):
+        require(weight.dtype == x.dtype, f"{name} must have x's dtype {x.dtype}, got {weight.dtype}")
+    require(x.dim() >= 1, "x must have a hidden dimension")
+    check_shape("w_down", w_down, (None, x.shape[-1]))
+    rank = w_down.shape[0]
+    check_shape("w_up", w_up, (None, rank))
+    check_shape("norm_weight", norm_weight, (rank,))
+    require(eps > 0, f"eps must be positive, got {eps}")
+    if backend == "torch":
+        norm_ops = reference
+    else:
+        from . import triton_ops as norm_ops
+    return DownNormUp.apply(x.contiguous(), w_down, w_up, norm_weight, eps, norm_ops)
+
+
+__all__ = ["fused_down_norm_up"]

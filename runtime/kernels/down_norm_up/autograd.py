@@ -1,0 +1,27 @@
+"""``W_up · RMSNorm(W_down · x)`` with the latent recomputed in backward instead of saved."""
+
+import torch
+import torch.nn.functional as F
+
+
+class DownNormUp(torch.autograd.Function):
+    """Saves x, the three weights and one reciprocal RMS per token; ``norm_ops`` is the reference module or the
+    Triton one (both provide ``norm_forward`` and ``norm_backward``)."""
+
+    @staticmethod
+    def forward(ctx, x, w_down, w_up, norm_weight, eps, norm_ops):
+        rows = x.reshape(-1, x.shape[-1])
+        normed, rstd = norm_ops.norm_forward(F.linear(rows, w_down), norm_weight, eps)
+        ctx.save_for_backward(x, w_down, w_up, norm_weight, rstd)
+        ctx.norm_ops = norm_ops
+        return F.linear(normed, w_up).reshape(*x.shape[:-1], w_up.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, w_down, w_up, norm_weight, rstd = ctx.saved_tensors
+        rows = x.reshape(-1, x.shape[-1])
+        grad_rows = grad_out.reshape(-1, grad_out.shape[-1])
+        latent = F.linear(rows, w_down)
+        normed, grad_latent, grad_norm_weight = ctx.norm_ops.norm_backward(latent, norm_weight, rstd, grad_rows @ w_up)
+        grad_x = (grad_latent @ w_down).reshape(x.shape)
+        return grad_x, grad_latent.t() @ rows, grad_rows.t() @ normed, grad_norm_weight, None, None

@@ -1,0 +1,110 @@
+"""MLA's fused RoPE for training: ``mla_rope_q`` and ``mla_rope_kv``.
+
+Same outputs as megatron-core's ``fused_apply_mla_rope_for_q`` / ``fused_apply_mla_rope_for_kv`` (0.13+) on the
+same inputs, without context parallelism. Layouts: bshd (``[s, b, h, d]``) or thd (``[t, h, d]`` packed, with
+``cu_seqlens``); cos/sin are ``[max_seq, emb_dim]`` or megatron's ``[max_seq, 1, 1, emb_dim]``.
+"""
+
+import torch
+
+from ..backend import check_dtype, check_same_device, check_shape, require, resolve_backend
+from . import reference
+from .positions import packed_positions
+
+
+def _check_rope_inputs(
+    name: str,
+    tensor: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    emb_dim: int,
+    cu_seqlens: torch.Tensor | None,
+    backend: str,
+) -> tuple[str, torch.Tensor | None]:
+    """Validate what both ops share; return the backend that runs and the packed positions (thd only)."""
+    device = check_same_device({name: tensor, "cos": cos, "sin": sin, "cu_seqlens": cu_seqlens})
+    backend = resolve_backend(backend, device)
+    for label, value in ((name, tensor), ("cos", cos), ("sin", sin)):
+        check_dtype(label, value, backend)
+    require(emb_dim > 0 and emb_dim % 2 == 0, f"emb_dim must be a positive even number, got {emb_dim}")
+    layout = "bshd ([s, b, h, d])" if cu_seqlens is None else "thd ([t, h, d], with cu_seqlens)"
+    require(tensor.dim() == (4 if cu_seqlens is None else 3), f"{name} must be {layout}, got {list(tensor.shape)}")
+    require(tensor.stride(-1) == 1, f"{name}'s last dimension must be contiguous (stride 1)")
+    require(
+        cos.shape == sin.shape and cos.shape[-1] == emb_dim and cos.numel() == cos.shape[0] * emb_dim,
+        f"cos and sin must both be [max_seq, {emb_dim}] or [max_seq, 1, 1, {emb_dim}], "
+        f"got {list(cos.shape)} and {list(sin.shape)}",
+    )
+    if cu_seqlens is None:
+        require(cos.shape[0] >= tensor.shape[0], f"cos/sin hold {cos.shape[0]} positions, {name} has {tensor.shape[0]}")
+        return backend, None
+    require(
+        cu_seqlens.dim() == 1 and cu_seqlens.numel() >= 2 and not cu_seqlens.is_floating_point(),
+        f"cu_seqlens must be a 1-D integer tensor of at least 2 offsets, "
+        f"got {cu_seqlens.dtype} {list(cu_seqlens.shape)}",
+    )
+    return backend, packed_positions(cu_seqlens, tensor.shape[0])
+
+
+def mla_rope_q(
+    q: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    qk_head_dim: int,
+    emb_dim: int,
+    cu_seqlens: torch.Tensor | None = None,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Rotate the last ``emb_dim`` channels of every head of ``q`` (read interleaved, written de-interleaved).
+
+    In place, like megatron-core, and returns ``q``; pass ``q.clone()`` to keep the input. Differentiable
+    (``q`` must not be a leaf that requires grad, as for any in-place op). Like megatron-core's kernel, the
+    Triton backward rotates the incoming gradient in place (so only the rope slice moves through memory): a
+    gradient tensor that the caller hands to ``backward`` itself is overwritten.
+    """
+    backend, positions = _check_rope_inputs("q", q, cos, sin, emb_dim, cu_seqlens, backend)
+    require(
+        q.shape[-1] == qk_head_dim + emb_dim,
+        f"q's last dimension must be qk_head_dim + emb_dim = {qk_head_dim + emb_dim}, got {q.shape[-1]}",
+    )
+    if backend == "torch":
+        return reference.rope_q(q, cos, sin, qk_head_dim, emb_dim, positions)
+    from .triton_ops import MlaRopeQ
+
+    return MlaRopeQ.apply(q, cos, sin, qk_head_dim, emb_dim, positions)
+
+
+def mla_rope_kv(
+    kv: torch.Tensor,
+    k_pos_emb: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    emb_dim: int,
+    k_dim: int,
+    v_dim: int,
+    cu_seqlens: torch.Tensor | None = None,
+    *,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split ``kv`` into key-nope and value and append the rotated shared ``k_pos_emb`` to every head's key.
+
+    ``k_pos_emb``: ``[s, b, 1, emb_dim]`` (bshd) or ``[t, 1, emb_dim]`` (thd). Returns new tensors
+    ``key [..., h, k_dim + emb_dim]`` and ``value [..., h, v_dim]``.
+    """
+    backend, positions = _check_rope_inputs("kv", kv, cos, sin, emb_dim, cu_seqlens, backend)
+    require(
+        kv.shape[-1] == k_dim + v_dim,
+        f"kv's last dimension must be k_dim + v_dim = {k_dim + v_dim}, got {kv.shape[-1]}",
+    )
+    check_shape("k_pos_emb", k_pos_emb, (*kv.shape[:-2], 1, emb_dim))
+    check_same_device({"kv": kv, "k_pos_emb": k_pos_emb})
+    require(k_pos_emb.dtype == kv.dtype, f"k_pos_emb must have kv's dtype {kv.dtype}, got {k_pos_emb.dtype}")
+    if backend == "torch":
+        return reference.rope_kv(kv, k_pos_emb, cos, sin, emb_dim, k_dim, v_dim, positions)
+    from .triton_ops import MlaRopeKV
+
+    return MlaRopeKV.apply(kv, k_pos_emb.contiguous(), cos, sin, emb_dim, k_dim, v_dim, positions)
+
+
+__all__ = ["mla_rope_kv", "mla_rope_q"]

@@ -1,0 +1,12 @@
+"""Rotary position of every packed token: its offset inside its own sequence."""
+
+import torch
+
+
+def packed_positions(cu_seqlens: torch.Tensor, total_tokens: int) -> torch.Tensor:
+    """``positions[t] = t - cu_seqlens[i]`` for the sequence ``i`` holding token ``t`` (no host sync)."""
+    tokens = torch.arange(total_tokens, device=cu_seqlens.device, dtype=cu_seqlens.dtype)
+    sequence = torch.searchsorted(cu_seqlens[1:], tokens, right=True)
+    # Tokens past cu_seqlens[-1] (padding) are clamped into the last sequence, so every index stays in bounds.
+    sequence = sequence.clamp(max=cu_seqlens.numel() - 2)
+    return tokens - cu_seqlens[sequence]

@@ -1,0 +1,126 @@
+"""Autograd functions that run MLA's fused RoPE as Triton kernels (forward and backward)."""
+
+import torch
+import triton
+
+from .triton_kernels import rope_kv_backward_kernel, rope_kv_forward_kernel, rope_q_inplace_kernel
+
+# Elements each program moves per tile; 4096 keeps a tile in registers at 4 warps for every MLA shape.
+TILE_ELEMENTS = 4096
+MAX_BLOCK_HEADS = 16
+
+
+class TokenLayout:
+    """bshd (``[s, b, h, d]``) or thd (``[t, h, d]`` with packed positions), as the kernels address it."""
+
+    def __init__(self, tensor: torch.Tensor, positions: torch.Tensor | None):
+        self.token_shape = tuple(tensor.shape[:-2])
+        self.heads = tensor.shape[-2]
+        self.batch = 1 if positions is not None else self.token_shape[1]
+        self.tokens = self.token_shape[0] * self.batch
+        self.positions = positions
+
+    def strides(self, tensor: torch.Tensor) -> tuple[int, int]:
+        """Strides of the sequence and batch dimensions (the batch stride is 0 in thd)."""
+        return tensor.stride(0), (tensor.stride(1) if self.positions is None else 0)
+
+    def kernel_arguments(self) -> dict:
+        # The kernels never read POSITIONS when HAS_POSITIONS is off; any tensor fills the pointer slot.
+        return {"POSITIONS": self.positions, "HAS_POSITIONS": self.positions is not None}
+
+
+def _half_sizes(emb_dim: int) -> dict:
+    return {"HALF": emb_dim // 2, "HALF_BLOCK": triton.next_power_of_2(emb_dim // 2)}
+
+
+def _tables(cos: torch.Tensor, sin: torch.Tensor, emb_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return cos.reshape(-1, emb_dim).contiguous(), sin.reshape(-1, emb_dim).contiguous()
+
+
+def _rotate_q_inplace(q, cos, sin, qk_head_dim, emb_dim, layout: TokenLayout, backward: bool) -> None:
+    n_rows = layout.tokens * layout.heads
+    half = _half_sizes(emb_dim)
+    block_rows = max(1, TILE_ELEMENTS // (2 * half["HALF_BLOCK"]))
+    stride_s, stride_b = layout.strides(q)
+    rope_q_inplace_kernel[(triton.cdiv(n_rows, block_rows),)](
+        q, cos, sin, n_rows=n_rows, heads=layout.heads, batch=layout.batch, stride_s=stride_s,
+        stride_b=stride_b, stride_h=q.stride(-2), rope_offset=qk_head_dim, BACKWARD=backward,
+        BLOCK_ROWS=block_rows, **half, **layout.kernel_arguments(),
+    )  # fmt: skip
+
+
+class MlaRopeQ(torch.autograd.Function):
+    """In place, like megatron-core: only the rope slice is read and written, forward and backward."""
+
+    @staticmethod
+    def forward(ctx, q, cos, sin, qk_head_dim, emb_dim, positions):
+        cos, sin = _tables(cos, sin, emb_dim)
+        layout = TokenLayout(q, positions)
+        _rotate_q_inplace(q, cos, sin, qk_head_dim, emb_dim, layout, backward=False)
+        ctx.mark_dirty(q)
+        ctx.save_for_backward(cos, sin)
+        ctx.layout, ctx.qk_head_dim, ctx.emb_dim = layout, qk_head_dim, emb_dim
+        return q
+
+    @staticmethod
+    def backward(ctx, grad):
+        cos, sin = ctx.saved_tensors
+        # Rotated in place, as megatron-core does: grad's nope channels pass through untouched, so only the
+        # rope slice moves through memory.
+        grad = grad.contiguous()
+        _rotate_q_inplace(grad, cos, sin, ctx.qk_head_dim, ctx.emb_dim, ctx.layout, backward=True)
+        return grad, None, None, None, None, None
+
+
+def _dimension_blocks(k_dim: int, v_dim: int, emb_dim: int) -> dict:
+    return {
+        "K_DIM": k_dim,
+        "V_DIM": v_dim,
+        "K_BLOCK": triton.next_power_of_2(k_dim),
+        "V_BLOCK": triton.next_power_of_2(v_dim),
+        **_half_sizes(emb_dim),
+    }
+
+
+class MlaRopeKV(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, kv, k_pos_emb, cos, sin, emb_dim, k_dim, v_dim, positions):
+        cos, sin = _tables(cos, sin, emb_dim)
+        layout = TokenLayout(kv, positions)
+        key = kv.new_empty(*layout.token_shape, layout.heads, k_dim + emb_dim)
+        value = kv.new_empty(*layout.token_shape, layout.heads, v_dim)
+        dims = _dimension_blocks(k_dim, v_dim, emb_dim)
+        n_rows = layout.tokens * layout.heads
+        row_width = dims["K_BLOCK"] + dims["V_BLOCK"] + 2 * dims["HALF_BLOCK"]
+        block_rows = max(1, triton.next_power_of_2(TILE_ELEMENTS // row_width))
+        kv_stride_s, kv_stride_b = layout.strides(kv)
+        emb_stride_s, emb_stride_b = layout.strides(k_pos_emb)
+        rope_kv_forward_kernel[(triton.cdiv(n_rows, block_rows),)](
+            kv, k_pos_emb, key, value, cos, sin, n_rows=n_rows, heads=layout.heads, batch=layout.batch,
+            kv_stride_s=kv_stride_s, kv_stride_b=kv_stride_b, kv_stride_h=kv.stride(-2),
+            emb_stride_s=emb_stride_s, emb_stride_b=emb_stride_b, BLOCK_ROWS=block_rows,
+            **dims, **layout.kernel_arguments(),
+        )  # fmt: skip
+        ctx.save_for_backward(cos, sin)
+        ctx.layout, ctx.dims, ctx.k_pos_emb_shape = layout, dims, k_pos_emb.shape
+        return key, value
+
+    @staticmethod
+    def backward(ctx, grad_key, grad_value):
+        cos, sin = ctx.saved_tensors
+        layout, dims = ctx.layout, ctx.dims
+        shape = (*layout.token_shape, layout.heads)
+        if grad_key is None:
+            grad_key = cos.new_zeros(*shape, dims["K_DIM"] + 2 * dims["HALF"], dtype=grad_value.dtype)
+        if grad_value is None:
+            grad_value = cos.new_zeros(*shape, dims["V_DIM"], dtype=grad_key.dtype)
+        grad_kv = grad_key.new_empty(*shape, dims["K_DIM"] + dims["V_DIM"])
+        grad_k_pos_emb = grad_key.new_empty(ctx.k_pos_emb_shape)
+        block_heads = min(triton.next_power_of_2(layout.heads), MAX_BLOCK_HEADS)
+        block_tokens = max(1, TILE_ELEMENTS // (block_heads * max(dims["K_BLOCK"], dims["V_BLOCK"])))
+        rope_kv_backward_kernel[(triton.cdiv(layout.tokens, block_tokens),)](
+            grad_key.contiguous(), grad_value.contiguous(), grad_kv, grad_k_pos_emb, cos, sin,
+            n_tokens=layout.tokens, heads=layout.heads, batch=layout.batch, BLOCK_TOKENS=block_tokens,
+            BLOCK_HEADS=block_heads, **dims, **layout.kernel_arguments(),
+        )  # fmt: skip
+        return grad_kv, grad_k_pos_emb, None, None, None, None, None, None

@@ -1,0 +1,129 @@
+"""MLA RoPE reference (torch backend): against float64 math, megatron-core's unfused path, and gradcheck."""
+
+import pytest
+import torch
+from kernels_case_inputs import (
+    BATCH,
+    EMB_DIM,
+    HEADS,
+    LAYOUTS,
+    QK_HEAD_DIM,
+    SEQ,
+    TOLERANCE,
+    V_DIM,
+    cu_seqlens,
+    megatron_cos_sin,
+    positions,
+    random,
+    relative_error,
+    rope_angles,
+    rotate_from_math,
+    token_shape,
+)
+
+from seamfix.runtime.kernels import KernelInputError, mla_rope_kv, mla_rope_q
+
+DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+@pytest.fixture
+def generator() -> torch.Generator:
+    return torch.Generator().manual_seed(1234)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_q_rotates_rope_slice_in_place_like_the_math(layout, dtype, generator):
+    angles = rope_angles(generator)
+    cos, sin = megatron_cos_sin(angles, dtype)
+    q = random((*token_shape(layout), HEADS, QK_HEAD_DIM + EMB_DIM), dtype, generator)
+    original = q.clone()
+
+    out = mla_rope_q(q, cos, sin, QK_HEAD_DIM, EMB_DIM, cu_seqlens(layout), backend="torch")
+
+    assert out.data_ptr() == q.data_ptr()
+    assert torch.equal(out[..., :QK_HEAD_DIM], original[..., :QK_HEAD_DIM])
+    expected = rotate_from_math(original[..., QK_HEAD_DIM:], angles[positions(layout)].unsqueeze(-2))
+    assert relative_error(out[..., QK_HEAD_DIM:], expected) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kv_splits_and_broadcasts_rotated_k_pos_emb_like_the_math(layout, dtype, generator):
+    angles = rope_angles(generator)
+    cos, sin = megatron_cos_sin(angles, dtype)
+    kv = random((*token_shape(layout), HEADS, QK_HEAD_DIM + V_DIM), dtype, generator)
+    k_pos_emb = random((*token_shape(layout), 1, EMB_DIM), dtype, generator)
+
+    key, value = mla_rope_kv(kv, k_pos_emb, cos, sin, EMB_DIM, QK_HEAD_DIM, V_DIM, cu_seqlens(layout), backend="torch")
+
+    assert key.shape == (*token_shape(layout), HEADS, QK_HEAD_DIM + EMB_DIM)
+    assert torch.equal(key[..., :QK_HEAD_DIM], kv[..., :QK_HEAD_DIM])
+    assert torch.equal(value, kv[..., QK_HEAD_DIM:])
+    expected_rope = rotate_from_math(k_pos_emb, angles[positions(layout)].unsqueeze(-2))
+    assert relative_error(key[..., QK_HEAD_DIM:], expected_rope.expand(*key.shape[:-1], EMB_DIM)) < TOLERANCE[dtype]
+
+
+def test_cos_and_sin_halves_are_used_separately(generator):
+    """megatron-core's kernels read the left and right halves of cos/sin apart; so must ours."""
+    cos = random((SEQ, EMB_DIM), torch.float64, generator)
+    sin = random((SEQ, EMB_DIM), torch.float64, generator)
+    q = random((SEQ, BATCH, HEADS, QK_HEAD_DIM + EMB_DIM), torch.float64, generator)
+    first, second = q[..., QK_HEAD_DIM::2], q[..., QK_HEAD_DIM + 1 :: 2]
+    half = EMB_DIM // 2
+    c, s = cos[:, None, None, :], sin[:, None, None, :]
+    expected = torch.cat(
+        (first * c[..., :half] - second * s[..., :half], second * c[..., half:] + first * s[..., half:]), -1
+    )
+
+    out = mla_rope_q(q.clone(), cos, sin, QK_HEAD_DIM, EMB_DIM, backend="torch")
+
+    torch.testing.assert_close(out[..., QK_HEAD_DIM:], expected)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_gradcheck_q(layout, generator):
+    cos, sin = megatron_cos_sin(rope_angles(generator), torch.float64)
+    q = random((*token_shape(layout), HEADS, QK_HEAD_DIM + EMB_DIM), torch.float64, generator).requires_grad_()
+
+    def rotate(q):
+        return mla_rope_q(q.clone(), cos, sin, QK_HEAD_DIM, EMB_DIM, cu_seqlens(layout), backend="torch")
+
+    assert torch.autograd.gradcheck(rotate, (q,))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_gradcheck_kv(layout, generator):
+    cos, sin = megatron_cos_sin(rope_angles(generator), torch.float64)
+    kv = random((*token_shape(layout), HEADS, QK_HEAD_DIM + V_DIM), torch.float64, generator).requires_grad_()
+    k_pos_emb = random((*token_shape(layout), 1, EMB_DIM), torch.float64, generator).requires_grad_()
+
+    def split(kv, k_pos_emb):
+        return mla_rope_kv(kv, k_pos_emb, cos, sin, EMB_DIM, QK_HEAD_DIM, V_DIM, cu_seqlens(layout), backend="torch")
+
+    assert torch.autograd.gradcheck(split, (kv, k_pos_emb))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"q_last": QK_HEAD_DIM + EMB_DIM + 2}, "qk_head_dim \\+ emb_dim"),
+        ({"dtype": torch.int32}, "q must be one of"),
+        ({"cos_last": EMB_DIM - 2}, "cos and sin must both be"),
+        ({"backend": "cuda"}, "backend must be one of"),
+        ({"backend": "triton"}, "backend='triton' needs"),
+    ],
+)
+def test_q_rejects_bad_inputs_with_a_clear_error(change, message, generator, monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    q = torch.zeros(SEQ, BATCH, HEADS, change.get("q_last", QK_HEAD_DIM + EMB_DIM), dtype=change.get("dtype"))
+    cos = torch.ones(SEQ, change.get("cos_last", EMB_DIM))
+    with pytest.raises(KernelInputError, match=message):
+        mla_rope_q(q, cos, cos, QK_HEAD_DIM, EMB_DIM, backend=change.get("backend", "torch"))
+
+
+def test_kv_rejects_k_pos_emb_with_heads():
+    kv = torch.zeros(SEQ, BATCH, HEADS, QK_HEAD_DIM + V_DIM)
+    cos = torch.ones(SEQ, EMB_DIM)
+    with pytest.raises(KernelInputError, match=r"k_pos_emb must have shape \[5, 2, 1, 8\]"):
+        mla_rope_kv(kv, torch.zeros(SEQ, BATCH, HEADS, EMB_DIM), cos, cos, EMB_DIM, QK_HEAD_DIM, V_DIM)

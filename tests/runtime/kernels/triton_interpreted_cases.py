@@ -1,0 +1,107 @@
+"""Triton kernels against the torch reference, forward and backward; run only under ``TRITON_INTERPRET=1``
+(by test_kernels_triton_interpreter.py, in a subprocess, since the variable must be set before triton loads)."""
+
+import os
+
+import pytest
+import torch
+from kernels_case_inputs import (
+    EMB_DIM,
+    HEADS,
+    LAYOUTS,
+    QK_HEAD_DIM,
+    TOLERANCE,
+    V_DIM,
+    cu_seqlens,
+    megatron_cos_sin,
+    random,
+    relative_error,
+    rope_angles,
+    token_shape,
+)
+
+from seamfix.runtime.kernels import fused_down_norm_up, mla_rope_kv, mla_rope_q
+
+assert os.environ.get("TRITON_INTERPRET") == "1", "run through test_kernels_triton_interpreter.py"
+
+DTYPES = (torch.float32, torch.bfloat16)
+
+
+def outputs_and_grads(function, inputs, grad_outputs):
+    """Run ``function`` on fresh leaf copies of ``inputs``; return its outputs and the inputs' gradients."""
+    leaves = [t.detach().clone().requires_grad_() for t in inputs]
+    outputs = function(*leaves)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    # Clones: the q backward rotates its incoming gradient in place (see mla_rope_q).
+    torch.autograd.backward(outputs, [g.clone() for g in grad_outputs])
+    return [o.detach() for o in outputs] + [leaf.grad for leaf in leaves]
+
+
+def assert_backends_agree(function, inputs, grad_outputs, dtype):
+    triton_results = outputs_and_grads(lambda *a: function(*a, backend="triton"), inputs, grad_outputs)
+    torch_results = outputs_and_grads(lambda *a: function(*a, backend="torch"), inputs, grad_outputs)
+    for got, expected in zip(triton_results, torch_results, strict=True):
+        assert not got.isnan().any()
+        assert relative_error(got, expected) < 2 * TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rope_q_kernels(layout, dtype):
+    generator = torch.Generator().manual_seed(11)
+    cos, sin = megatron_cos_sin(rope_angles(generator), dtype)
+    q = random((*token_shape(layout), HEADS, QK_HEAD_DIM + EMB_DIM), dtype, generator)
+
+    def rotate(q, backend):
+        return mla_rope_q(q.clone(), cos, sin, QK_HEAD_DIM, EMB_DIM, cu_seqlens(layout), backend=backend)
+
+    assert_backends_agree(rotate, [q], [random(q.shape, dtype, generator)], dtype)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rope_kv_kernels(layout, dtype):
+    generator = torch.Generator().manual_seed(12)
+    cos, sin = megatron_cos_sin(rope_angles(generator), dtype)
+    kv = random((*token_shape(layout), HEADS, QK_HEAD_DIM + V_DIM), dtype, generator)
+    k_pos_emb = random((*token_shape(layout), 1, EMB_DIM), dtype, generator)
+    grads = [
+        random((*token_shape(layout), HEADS, QK_HEAD_DIM + EMB_DIM), dtype, generator),
+        random((*token_shape(layout), HEADS, V_DIM), dtype, generator),
+    ]
+
+    def split(kv, k_pos_emb, backend):
+        return mla_rope_kv(kv, k_pos_emb, cos, sin, EMB_DIM, QK_HEAD_DIM, V_DIM, cu_seqlens(layout), backend=backend)
+
+    assert_backends_agree(split, [kv, k_pos_emb], grads, dtype)
+
+
+def test_rope_q_kernel_writes_through_strided_heads():
+    """q as a slice of a wider projection (non-contiguous heads) is rotated where it lies."""
+    generator = torch.Generator().manual_seed(13)
+    cos, sin = megatron_cos_sin(rope_angles(generator), torch.float32)
+    wide = random((*token_shape("bshd"), HEADS, 2 * (QK_HEAD_DIM + EMB_DIM)), torch.float32, generator)
+    expected = mla_rope_q(wide[..., : QK_HEAD_DIM + EMB_DIM].clone(), cos, sin, QK_HEAD_DIM, EMB_DIM, backend="torch")
+    untouched = wide[..., QK_HEAD_DIM + EMB_DIM :].clone()
+
+    mla_rope_q(wide[..., : QK_HEAD_DIM + EMB_DIM], cos, sin, QK_HEAD_DIM, EMB_DIM, backend="triton")
+
+    torch.testing.assert_close(wide[..., : QK_HEAD_DIM + EMB_DIM], expected)
+    assert torch.equal(wide[..., QK_HEAD_DIM + EMB_DIM :], untouched)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_down_norm_up_kernels(dtype):
+    generator = torch.Generator().manual_seed(15)
+    # 70 tokens: more than one backward program's rows, so the weight gradient's partial sums are combined.
+    inputs = [
+        random((70, 16), dtype, generator),
+        random((24, 16), dtype, generator) / 4,
+        random((20, 24), dtype, generator) / 5,
+        1.0 + 0.1 * random((24,), dtype, generator),
+    ]
+
+    def chain(x, w_down, w_up, norm_weight, backend):
+        return fused_down_norm_up(x, w_down, w_up, norm_weight, 1e-6, backend=backend)
+
+    assert_backends_agree(chain, inputs, [random((70, 20), dtype, generator)], dtype)
