@@ -31,31 +31,42 @@ except ImportError:
     fused_apply_mla_rope_for_q = fused_apply_mla_rope_for_kv = None
 
 
-def median_ms(fn, device, reps, setup=None):
-    """Median of ``reps`` timed calls (device events on CUDA); ``setup`` runs untimed before each call."""
-    times = []
-    for i in range(reps + 3):
-        state = setup() if setup else None
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn(state)
-            end.record()
-            torch.cuda.synchronize()
-            elapsed = start.elapsed_time(end)
-        else:
+def median_ms(step, device, reps, replays=10):
+    """Device time of one ``step()`` (no arguments, static tensors), median over ``reps``. On CUDA the step is
+    captured once in a CUDA graph and replayed ``replays`` times between two events, so host-side Python and
+    launch latency stay out: the numbers compare kernels, as the goals ask. Elsewhere (--smoke) a host clock."""
+    if device.type != "cuda":
+        times = []
+        for _ in range(reps):
             began = time.perf_counter()
-            fn(state)
-            elapsed = (time.perf_counter() - began) * 1e3
-        if i >= 3:  # warm-up: compilation and autotuning stay out of the numbers
-            times.append(elapsed)
+            step()
+            times.append((time.perf_counter() - began) * 1e3)
+        return statistics.median(times)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up off the capture: compilation and autotuning stay out of the graph
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(replays):
+            graph.replay()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / replays)
     return statistics.median(times)
 
 
 def copy_bandwidth(device, reps):
     src = torch.randn(256 * 2**20 // 4 if device.type == "cuda" else 2**20, device=device)
     dst = torch.empty_like(src)
-    ms = median_ms(lambda _: dst.copy_(src), device, reps)
+    ms = median_ms(lambda: dst.copy_(src), device, reps)
     return 2 * src.numel() * 4 / (ms * 1e-3)
 
 
@@ -123,37 +134,51 @@ def time_rope(t, device, reps, bandwidth):
     el = q.element_size()
     q_bytes = 2 * q[..., NOPE:].numel() * el  # in place: the rope slice read and written
     kv_bytes = (kv.numel() + emb.numel() + kv[..., :NOPE].numel() + q[..., NOPE:].numel() + kv[..., NOPE:].numel()) * el
+    # backward: read grad_key and grad_value, write grad_kv and grad_k_pos_emb
+    kv_bwd_bytes = (kv[..., :NOPE].numel() + q[..., NOPE:].numel() + 2 * kv[..., NOPE:].numel() + kv[..., :NOPE].numel()
+                    + emb.numel()) * el  # fmt: skip
     variants = {"ours": (mla_rope_q, mla_rope_kv)}
     if fused_apply_mla_rope_for_q is not None and device.type == "cuda":
         variants["megatron"] = (fused_apply_mla_rope_for_q, fused_apply_mla_rope_for_kv)
-    rows = {}
-    for name, (fq, fkv) in variants.items():
-        grad_key = torch.randn(*kv.shape[:-1], NOPE + ROPE, device=device, dtype=q.dtype)
-        grad_value = torch.randn(*kv.shape[:-1], V, device=device, dtype=q.dtype)
-
-        def q_graph(_):
-            leaf = q.clone().requires_grad_()
-            return leaf, fq(leaf.clone(), cos, sin, NOPE, ROPE)  # noqa: B023 (called before the loop moves on)
-
-        def kv_graph(_):
-            kv_leaf, emb_leaf = kv.clone().requires_grad_(), emb.clone().requires_grad_()
-            return fkv(kv_leaf, emb_leaf, cos, sin, ROPE, NOPE, V)  # noqa: B023 (called before the loop moves on)
-
-        rows[name] = {
-            "q_fwd_ms": median_ms(lambda s: fq(s, cos, sin, NOPE, ROPE), device, reps, lambda: q.clone()),  # noqa: B023 (called before the loop moves on)
-            "q_bwd_ms": median_ms(lambda s: s[1].backward(s[2]), device, reps, lambda: (*q_graph(None), q.clone())),
-            "kv_fwd_ms": median_ms(lambda _: fkv(kv, emb, cos, sin, ROPE, NOPE, V), device, reps),  # noqa: B023
-            "kv_bwd_ms": median_ms(
-                lambda s: torch.autograd.backward(s, (grad_key, grad_value)),  # noqa: B023
-                device,
-                reps,
-                lambda: kv_graph(None),  # noqa: B023 (called before the loop moves on)
-            ),
-        }
-        rows[name]["q_fwd_bw_frac"] = q_bytes / (rows[name]["q_fwd_ms"] * 1e-3) / bandwidth
-        rows[name]["kv_fwd_bw_frac"] = kv_bytes / (rows[name]["kv_fwd_ms"] * 1e-3) / bandwidth
-    rows["unfused"] = {"fwd_ms": median_ms(lambda _: unfused_rope(q, kv, emb, cos[: q.shape[0]], sin), device, reps)}
+    rows = {name: time_variant(fq, fkv, t, device, reps) for name, (fq, fkv) in variants.items()}
+    for row in rows.values():
+        for key, moved in (("q_fwd", q_bytes), ("q_bwd", q_bytes), ("kv_fwd", kv_bytes), ("kv_bwd", kv_bwd_bytes)):
+            row[f"{key}_bw_frac"] = moved / (row[f"{key}_ms"] * 1e-3) / bandwidth
+    rows["unfused"] = {"fwd_ms": median_ms(lambda: unfused_rope(q, kv, emb, cos[: q.shape[0]], sin), device, reps)}
     return rows
+
+
+def time_variant(fq, fkv, t, device, reps):
+    """One implementation's four times; a backward alone is (forward + backward) - forward, captured alike."""
+    cos, sin = t["cos"], t["sin"]
+    q, kv, emb = t["q"], t["kv"], t["k_pos_emb"]
+    grad_q = torch.randn_like(q)
+    grad_key = torch.randn(*kv.shape[:-1], NOPE + ROPE, device=device, dtype=q.dtype)
+    grad_value = torch.randn(*kv.shape[:-1], V, device=device, dtype=q.dtype)
+    q_leaf, kv_leaf, emb_leaf = (x.clone().requires_grad_() for x in (q, kv, emb))
+    in_place = q.clone()
+
+    def q_forward():
+        return fq(q_leaf.clone(), cos, sin, NOPE, ROPE)
+
+    def kv_forward():
+        return fkv(kv_leaf, emb_leaf, cos, sin, ROPE, NOPE, V)
+
+    def q_step():
+        q_leaf.grad = None  # else the captured step would also time adding into last replay's gradient
+        q_forward().backward(grad_q)
+
+    def kv_step():
+        kv_leaf.grad = emb_leaf.grad = None
+        torch.autograd.backward(kv_forward(), (grad_key, grad_value))
+
+    q_both, kv_both = median_ms(q_step, device, reps), median_ms(kv_step, device, reps)
+    return {
+        "q_fwd_ms": median_ms(lambda: fq(in_place, cos, sin, NOPE, ROPE), device, reps),
+        "q_bwd_ms": q_both - median_ms(q_forward, device, reps),
+        "kv_fwd_ms": median_ms(lambda: fkv(kv, emb, cos, sin, ROPE, NOPE, V), device, reps),
+        "kv_bwd_ms": kv_both - median_ms(kv_forward, device, reps),
+    }
 
 
 def time_down_norm_up(tokens, hidden, rank, out_dim, device, dtype, reps):
@@ -162,22 +187,34 @@ def time_down_norm_up(tokens, hidden, rank, out_dim, device, dtype, reps):
     w_up = (torch.randn(out_dim, rank, device=device, dtype=dtype) / rank**0.5).requires_grad_()
     norm_weight = torch.ones(rank, device=device, dtype=dtype, requires_grad=True)
     grad = torch.randn(tokens, out_dim, device=device, dtype=dtype)
+    leaves = (x, w_down, w_up, norm_weight)
+
+    def fresh_gradients(chain):
+        for leaf in leaves:
+            leaf.grad = None  # the timed step then writes gradients rather than adding to the last ones
+        return chain()
+
     chains = {
         "fused": lambda: fused_down_norm_up(x, w_down, w_up, norm_weight, 1e-6),
         "unfused": lambda: F.linear(F.rms_norm(F.linear(x, w_down), (rank,), norm_weight, 1e-6), w_up),
     }
     result = {}
     for name, chain in chains.items():
-        ms = median_ms(lambda _: chain().backward(grad), device, reps)  # noqa: B023 (called before the loop moves on)
-        peak = None
+        peak = held = None  # measured before any graph capture, whose private pools would blur the count
         if device.type == "cuda":
+            fresh_gradients(chain).backward(grad)  # once first: cuBLAS allocates its workspace on a first call
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
-            chain().backward(grad)
+            out = chain()
+            # What a deep network pays per layer: memory kept from forward to backward (saved activations).
+            held = torch.cuda.memory_allocated() - base - out.numel() * out.element_size()
+            out.backward(grad)
             torch.cuda.synchronize()
             peak = torch.cuda.max_memory_allocated() - base
-        result[name] = {"fwd_bwd_ms": ms, "peak_extra_bytes": peak}
+            del out
+        ms = median_ms(lambda: fresh_gradients(chain).backward(grad), device, reps)  # noqa: B023
+        result[name] = {"fwd_bwd_ms": ms, "peak_extra_bytes": peak, "held_fwd_to_bwd_bytes": held}
     return result
 
 
@@ -206,24 +243,25 @@ def main():
     (out / "kernels_train.json").write_text(json.dumps(report, indent=2))
     lines = [f"# kernels_train on {report['device']} (s={s}, b={b}, bf16)", "",
              f"copy bandwidth: {bandwidth / 1e12:.3f} TB/s", "",
-             "| shape | variant | q fwd ms | q bwd ms | kv fwd ms | kv bwd ms | q fwd BW | kv fwd BW |",
+             "| shape | variant | q fwd ms | q bwd ms | kv fwd ms | kv bwd ms | q fwd / bwd BW | kv fwd / bwd BW |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for shape in SHAPES:
         for name, row in report[shape]["rope"].items():
             if "q_fwd_ms" in row:
                 lines.append(
                     f"| {shape} | {name} | {row['q_fwd_ms']:.4f} | {row['q_bwd_ms']:.4f} | {row['kv_fwd_ms']:.4f} "
-                    f"| {row['kv_bwd_ms']:.4f} | {row['q_fwd_bw_frac']:.0%} | {row['kv_fwd_bw_frac']:.0%} |"
+                    f"| {row['kv_bwd_ms']:.4f} | {row['q_fwd_bw_frac']:.0%} / {row['q_bwd_bw_frac']:.0%} "
+                    f"| {row['kv_fwd_bw_frac']:.0%} / {row['kv_bwd_bw_frac']:.0%} |"
                 )
         lines.append(f"| {shape} | unfused (fwd q+kv) | {report[shape]['rope']['unfused']['fwd_ms']:.4f} | | | | | |")
-    lines += ["", "| shape | check | down-norm-up fused ms / peak | unfused ms / peak |", "|---|---|---|---|"]
+    lines += ["", "| shape | check | down-norm-up fwd+bwd ms / held / peak: fused | unfused |", "|---|---|---|---|"]
     for shape in SHAPES:
         dnu = report[shape]["down_norm_up"]
-        lines.append(
-            f"| {shape} | {json.dumps(report[shape]['check'])} | {dnu['fused']['fwd_bwd_ms']:.3f} / "
-            f"{dnu['fused']['peak_extra_bytes']} | {dnu['unfused']['fwd_bwd_ms']:.3f} / "
-            f"{dnu['unfused']['peak_extra_bytes']} |"
-        )
+        cells = [
+            f"{dnu[v]['fwd_bwd_ms']:.3f} / {dnu[v]['held_fwd_to_bwd_bytes']} / {dnu[v]['peak_extra_bytes']}"
+            for v in ("fused", "unfused")
+        ]
+        lines.append(f"| {shape} | {json.dumps(report[shape]['check'])} | {cells[0]} | {cells[1]} |")
     (out / "kernels_train.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -6,6 +6,7 @@ PyTorch reference. Triton is optional: nothing here imports it, so the reference
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ class KernelInputError(ValueError):
     """An argument that the op cannot run on (shape, dtype, device or backend)."""
 
 
+@functools.cache
 def triton_installed() -> bool:
     return importlib.util.find_spec("triton") is not None
 
@@ -76,6 +78,8 @@ def check_shape(name: str, tensor: torch.Tensor, expected: Iterable[int | None])
         raise KernelInputError(f"{name} must have shape [{shown}], got {list(tensor.shape)}")
 
 
-def require(condition: bool, message: str) -> None:
+def require(condition: bool, message: str, **values: object) -> None:
+    """Raise ``message.format(**values)`` unless ``condition``; formatting only on failure keeps checks off
+    the launch path's cost (these ops run thousands of times a step)."""
     if not condition:
-        raise KernelInputError(message)
+        raise KernelInputError(message.format(**values))

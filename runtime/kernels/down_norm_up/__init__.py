@@ -26,13 +26,19 @@ def fused_down_norm_up(
     backend = resolve_backend(backend, device)
     check_dtype("x", x, backend)
     for name, weight in (("w_down", w_down), ("w_up", w_up), ("norm_weight", norm_weight)):
-        require(weight.dtype == x.dtype, f"{name} must have x's dtype {x.dtype}, got {weight.dtype}")
+        require(
+            weight.dtype == x.dtype,
+            "{name} must have x's dtype {want}, got {got}",
+            name=name,
+            want=x.dtype,
+            got=weight.dtype,
+        )
     require(x.dim() >= 1, "x must have a hidden dimension")
     check_shape("w_down", w_down, (None, x.shape[-1]))
     rank = w_down.shape[0]
     check_shape("w_up", w_up, (None, rank))
     check_shape("norm_weight", norm_weight, (rank,))
-    require(eps > 0, f"eps must be positive, got {eps}")
+    require(eps > 0, "eps must be positive, got {eps}", eps=eps)
     if backend == "torch":
         norm_ops = reference
     else:

@@ -26,22 +26,36 @@ def _check_rope_inputs(
     backend = resolve_backend(backend, device)
     for label, value in ((name, tensor), ("cos", cos), ("sin", sin)):
         check_dtype(label, value, backend)
-    require(emb_dim > 0 and emb_dim % 2 == 0, f"emb_dim must be a positive even number, got {emb_dim}")
-    layout = "bshd ([s, b, h, d])" if cu_seqlens is None else "thd ([t, h, d], with cu_seqlens)"
-    require(tensor.dim() == (4 if cu_seqlens is None else 3), f"{name} must be {layout}, got {list(tensor.shape)}")
-    require(tensor.stride(-1) == 1, f"{name}'s last dimension must be contiguous (stride 1)")
+    require(emb_dim > 0 and emb_dim % 2 == 0, "emb_dim must be a positive even number, got {emb_dim}", emb_dim=emb_dim)
+    require(
+        tensor.dim() == (4 if cu_seqlens is None else 3),
+        "{name} must be {layout}, got {shape}",
+        name=name,
+        layout="bshd ([s, b, h, d])" if cu_seqlens is None else "thd ([t, h, d], with cu_seqlens)",
+        shape=list(tensor.shape),
+    )
+    require(tensor.stride(-1) == 1, "{name}'s last dimension must be contiguous (stride 1)", name=name)
     require(
         cos.shape == sin.shape and cos.shape[-1] == emb_dim and cos.numel() == cos.shape[0] * emb_dim,
-        f"cos and sin must both be [max_seq, {emb_dim}] or [max_seq, 1, 1, {emb_dim}], "
-        f"got {list(cos.shape)} and {list(sin.shape)}",
+        "cos and sin must both be [max_seq, {emb_dim}] or [max_seq, 1, 1, {emb_dim}], got {cos} and {sin}",
+        emb_dim=emb_dim,
+        cos=list(cos.shape),
+        sin=list(sin.shape),
     )
     if cu_seqlens is None:
-        require(cos.shape[0] >= tensor.shape[0], f"cos/sin hold {cos.shape[0]} positions, {name} has {tensor.shape[0]}")
+        require(
+            cos.shape[0] >= tensor.shape[0],
+            "cos/sin hold {held} positions, {name} has {needed}",
+            held=cos.shape[0],
+            name=name,
+            needed=tensor.shape[0],
+        )
         return backend, None
     require(
         cu_seqlens.dim() == 1 and cu_seqlens.numel() >= 2 and not cu_seqlens.is_floating_point(),
-        f"cu_seqlens must be a 1-D integer tensor of at least 2 offsets, "
-        f"got {cu_seqlens.dtype} {list(cu_seqlens.shape)}",
+        "cu_seqlens must be a 1-D integer tensor of at least 2 offsets, got {dtype} {shape}",
+        dtype=cu_seqlens.dtype,
+        shape=list(cu_seqlens.shape),
     )
     return backend, packed_positions(cu_seqlens, tensor.shape[0])
 
@@ -66,7 +80,9 @@ def mla_rope_q(
     backend, positions = _check_rope_inputs("q", q, cos, sin, emb_dim, cu_seqlens, backend)
     require(
         q.shape[-1] == qk_head_dim + emb_dim,
-        f"q's last dimension must be qk_head_dim + emb_dim = {qk_head_dim + emb_dim}, got {q.shape[-1]}",
+        "q's last dimension must be qk_head_dim + emb_dim = {want}, got {got}",
+        want=qk_head_dim + emb_dim,
+        got=q.shape[-1],
     )
     if backend == "torch":
         return reference.rope_q(q, cos, sin, qk_head_dim, emb_dim, positions)
@@ -95,11 +111,18 @@ def mla_rope_kv(
     backend, positions = _check_rope_inputs("kv", kv, cos, sin, emb_dim, cu_seqlens, backend)
     require(
         kv.shape[-1] == k_dim + v_dim,
-        f"kv's last dimension must be k_dim + v_dim = {k_dim + v_dim}, got {kv.shape[-1]}",
+        "kv's last dimension must be k_dim + v_dim = {want}, got {got}",
+        want=k_dim + v_dim,
+        got=kv.shape[-1],
     )
     check_shape("k_pos_emb", k_pos_emb, (*kv.shape[:-2], 1, emb_dim))
     check_same_device({"kv": kv, "k_pos_emb": k_pos_emb})
-    require(k_pos_emb.dtype == kv.dtype, f"k_pos_emb must have kv's dtype {kv.dtype}, got {k_pos_emb.dtype}")
+    require(
+        k_pos_emb.dtype == kv.dtype,
+        "k_pos_emb must have kv's dtype {want}, got {got}",
+        want=kv.dtype,
+        got=k_pos_emb.dtype,
+    )
     if backend == "torch":
         return reference.rope_kv(kv, k_pos_emb, cos, sin, emb_dim, k_dim, v_dim, positions)
     from .triton_ops import MlaRopeKV

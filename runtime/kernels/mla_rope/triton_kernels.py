@@ -32,6 +32,39 @@ def _cos_sin(COS, SIN, position, HALF: tl.constexpr, half_offsets, mask):
 
 
 @triton.jit
+def _load_pairs(rows_at, row_ok, HALF: tl.constexpr, HALF_BLOCK: tl.constexpr, ROWS: tl.constexpr):
+    """Even and odd channels of each row's interleaved slice starting at ``rows_at``, as float32.
+    A power-of-two half reads the slice as one contiguous tile and splits it in registers; strided
+    loads of every other element waste half of each memory transaction."""
+    if HALF == HALF_BLOCK:
+        offsets = tl.arange(0, 2 * HALF_BLOCK)
+        tile = tl.load(rows_at[:, None] + offsets[None, :], mask=row_ok[:, None], other=0.0).to(tl.float32)
+        first, second = tl.split(tl.reshape(tile, (ROWS, HALF_BLOCK, 2)))
+    else:
+        half_offsets = tl.arange(0, HALF_BLOCK)
+        mask = row_ok[:, None] & (half_offsets < HALF)[None, :]
+        pairs = rows_at[:, None] + 2 * half_offsets[None, :]
+        first = tl.load(pairs, mask=mask, other=0.0).to(tl.float32)
+        second = tl.load(pairs + 1, mask=mask, other=0.0).to(tl.float32)
+    return first, second
+
+
+@triton.jit
+def _store_pairs(rows_at, first, second, row_ok, HALF: tl.constexpr, HALF_BLOCK: tl.constexpr, ROWS: tl.constexpr):
+    """Interleave ``first`` and ``second`` back into each row's slice (the transpose of ``_load_pairs``)."""
+    if HALF == HALF_BLOCK:
+        offsets = tl.arange(0, 2 * HALF_BLOCK)
+        tile = tl.reshape(tl.join(first, second), (ROWS, 2 * HALF_BLOCK))
+        tl.store(rows_at[:, None] + offsets[None, :], tile.to(rows_at.dtype.element_ty), mask=row_ok[:, None])
+    else:
+        half_offsets = tl.arange(0, HALF_BLOCK)
+        mask = row_ok[:, None] & (half_offsets < HALF)[None, :]
+        pairs = rows_at[:, None] + 2 * half_offsets[None, :]
+        tl.store(pairs, first.to(rows_at.dtype.element_ty), mask=mask)
+        tl.store(pairs + 1, second.to(rows_at.dtype.element_ty), mask=mask)
+
+
+@triton.jit
 def rope_q_inplace_kernel(
     Q,
     COS,
@@ -59,19 +92,16 @@ def rope_q_inplace_kernel(
     mask = row_ok[:, None] & (half_offsets < HALF)[None, :]
     cos_left, sin_left, cos_right, sin_right = _cos_sin(COS, SIN, position, HALF, half_offsets, mask)
 
-    base = seq_index * stride_s + batch_index * stride_b + (rows % heads) * stride_h + rope_offset
-    pairs = Q + base[:, None] + 2 * half_offsets[None, :]
-    halves = Q + base[:, None] + half_offsets[None, :]
+    rope_at = Q + seq_index * stride_s + batch_index * stride_b + (rows % heads) * stride_h + rope_offset
+    halves = rope_at[:, None] + half_offsets[None, :]
     if BACKWARD:
         grad_left = tl.load(halves, mask=mask).to(tl.float32)
         grad_right = tl.load(halves + HALF, mask=mask).to(tl.float32)
         first = grad_left * cos_left + grad_right * sin_right
         second = grad_right * cos_right - grad_left * sin_left
-        tl.store(pairs, first.to(Q.dtype.element_ty), mask=mask)
-        tl.store(pairs + 1, second.to(Q.dtype.element_ty), mask=mask)
+        _store_pairs(rope_at, first, second, row_ok, HALF, HALF_BLOCK, BLOCK_ROWS)
     else:
-        first = tl.load(pairs, mask=mask).to(tl.float32)
-        second = tl.load(pairs + 1, mask=mask).to(tl.float32)
+        first, second = _load_pairs(rope_at, row_ok, HALF, HALF_BLOCK, BLOCK_ROWS)
         tl.store(halves, (first * cos_left - second * sin_left).to(Q.dtype.element_ty), mask=mask)
         tl.store(halves + HALF, (second * cos_right + first * sin_right).to(Q.dtype.element_ty), mask=mask)
 
@@ -123,9 +153,8 @@ def rope_kv_forward_kernel(
     half_offsets = tl.arange(0, HALF_BLOCK)
     mask = row_ok[:, None] & (half_offsets < HALF)[None, :]
     cos_left, sin_left, cos_right, sin_right = _cos_sin(COS, SIN, position, HALF, half_offsets, mask)
-    pairs = K_POS_EMB + (seq_index * emb_stride_s + batch_index * emb_stride_b)[:, None] + 2 * half_offsets[None, :]
-    first = tl.load(pairs, mask=mask).to(tl.float32)
-    second = tl.load(pairs + 1, mask=mask).to(tl.float32)
+    emb_at = K_POS_EMB + seq_index * emb_stride_s + batch_index * emb_stride_b
+    first, second = _load_pairs(emb_at, row_ok, HALF, HALF_BLOCK, BLOCK_ROWS)
     rope_out = key_row + K_DIM + half_offsets[None, :]
     tl.store(rope_out, (first * cos_left - second * sin_left).to(KEY.dtype.element_ty), mask=mask)
     tl.store(rope_out + HALF, (second * cos_right + first * sin_right).to(KEY.dtype.element_ty), mask=mask)
@@ -170,25 +199,28 @@ def rope_kv_backward_kernel(
         grad_kv_row = GRAD_KV + rows * (K_DIM + V_DIM)
 
         k_mask = row_ok & (k_offsets < K_DIM)[None, None, :]
+        # Gradients are read once: evict_first keeps them from pushing cos/sin out of the cache.
         tl.store(
             grad_kv_row + k_offsets[None, None, :],
-            tl.load(grad_key_row + k_offsets[None, None, :], mask=k_mask),
+            tl.load(grad_key_row + k_offsets[None, None, :], mask=k_mask, eviction_policy="evict_first"),
             mask=k_mask,
         )
         v_mask = row_ok & (v_offsets < V_DIM)[None, None, :]
-        grad_value = tl.load(GRAD_VALUE + rows * V_DIM + v_offsets[None, None, :], mask=v_mask)
+        grad_value = tl.load(
+            GRAD_VALUE + rows * V_DIM + v_offsets[None, None, :], mask=v_mask, eviction_policy="evict_first"
+        )
         tl.store(grad_kv_row + K_DIM + v_offsets[None, None, :], grad_value, mask=v_mask)
 
         half_mask = row_ok & (half_offsets < HALF)[None, None, :]
         grad_rope = grad_key_row + K_DIM + half_offsets[None, None, :]
-        sum_left += tl.sum(tl.load(grad_rope, mask=half_mask, other=0.0).to(tl.float32), axis=1)
-        sum_right += tl.sum(tl.load(grad_rope + HALF, mask=half_mask, other=0.0).to(tl.float32), axis=1)
+        left = tl.load(grad_rope, mask=half_mask, other=0.0, eviction_policy="evict_first")
+        right = tl.load(grad_rope + HALF, mask=half_mask, other=0.0, eviction_policy="evict_first")
+        sum_left += tl.sum(left.to(tl.float32), axis=1)
+        sum_right += tl.sum(right.to(tl.float32), axis=1)
 
     seq_index, batch_index, position = _token_coordinates(tokens, POSITIONS, batch, HAS_POSITIONS, token_ok)
     mask = token_ok[:, None] & (half_offsets < HALF)[None, :]
     cos_left, sin_left, cos_right, sin_right = _cos_sin(COS, SIN, position, HALF, half_offsets, mask)
     first = sum_left * cos_left + sum_right * sin_right
     second = sum_right * cos_right - sum_left * sin_left
-    pairs = GRAD_K_POS_EMB + tokens[:, None] * (2 * HALF) + 2 * half_offsets[None, :]
-    tl.store(pairs, first.to(GRAD_K_POS_EMB.dtype.element_ty), mask=mask)
-    tl.store(pairs + 1, second.to(GRAD_K_POS_EMB.dtype.element_ty), mask=mask)
+    _store_pairs(GRAD_K_POS_EMB + tokens * (2 * HALF), first, second, token_ok, HALF, HALF_BLOCK, BLOCK_TOKENS)

@@ -7,7 +7,8 @@ from .triton_kernels import rope_kv_backward_kernel, rope_kv_forward_kernel, rop
 
 # Elements each program moves per tile; 4096 keeps a tile in registers at 4 warps for every MLA shape.
 TILE_ELEMENTS = 4096
-MAX_BLOCK_HEADS = 16
+# The kv backward sums k_pos_emb's gradient over heads in registers: heads per step, tile size, warps.
+KV_BACKWARD_TILE = {"max_heads": 16, "elements": 4096, "num_warps": 4}
 
 
 class TokenLayout:
@@ -69,7 +70,9 @@ class MlaRopeQ(torch.autograd.Function):
         # rope slice moves through memory.
         grad = grad.contiguous()
         _rotate_q_inplace(grad, cos, sin, ctx.qk_head_dim, ctx.emb_dim, ctx.layout, backward=True)
-        return grad, None, None, None, None, None
+        # A fresh view (as megatron-core's backward returns too): autograd can then adopt the buffer as a leaf's
+        # .grad even while the caller still holds the incoming gradient, instead of copying all of q.
+        return grad.view(grad.shape), None, None, None, None, None
 
 
 def _dimension_blocks(k_dim: int, v_dim: int, emb_dim: int) -> dict:
@@ -116,11 +119,12 @@ class MlaRopeKV(torch.autograd.Function):
             grad_value = cos.new_zeros(*shape, dims["V_DIM"], dtype=grad_key.dtype)
         grad_kv = grad_key.new_empty(*shape, dims["K_DIM"] + dims["V_DIM"])
         grad_k_pos_emb = grad_key.new_empty(ctx.k_pos_emb_shape)
-        block_heads = min(triton.next_power_of_2(layout.heads), MAX_BLOCK_HEADS)
-        block_tokens = max(1, TILE_ELEMENTS // (block_heads * max(dims["K_BLOCK"], dims["V_BLOCK"])))
+        tile = KV_BACKWARD_TILE
+        block_heads = min(triton.next_power_of_2(layout.heads), tile["max_heads"])
+        block_tokens = max(1, tile["elements"] // (block_heads * max(dims["K_BLOCK"], dims["V_BLOCK"])))
         rope_kv_backward_kernel[(triton.cdiv(layout.tokens, block_tokens),)](
             grad_key.contiguous(), grad_value.contiguous(), grad_kv, grad_k_pos_emb, cos, sin,
             n_tokens=layout.tokens, heads=layout.heads, batch=layout.batch, BLOCK_TOKENS=block_tokens,
-            BLOCK_HEADS=block_heads, **dims, **layout.kernel_arguments(),
+            BLOCK_HEADS=block_heads, num_warps=tile["num_warps"], **dims, **layout.kernel_arguments(),
         )  # fmt: skip
         return grad_kv, grad_k_pos_emb, None, None, None, None, None, None

@@ -9,6 +9,7 @@ from kernels_case_inputs import (
     EMB_DIM,
     HEADS,
     LAYOUTS,
+    MAX_SEQ,
     QK_HEAD_DIM,
     TOLERANCE,
     V_DIM,
@@ -105,3 +106,24 @@ def test_down_norm_up_kernels(dtype):
         return fused_down_norm_up(x, w_down, w_up, norm_weight, 1e-6, backend=backend)
 
     assert_backends_agree(chain, inputs, [random((70, 20), dtype, generator)], dtype)
+
+
+def test_rope_kernels_with_a_half_that_is_not_a_power_of_two():
+    """emb_dim 12 (half 6): the kernels fall back from the contiguous split/join tile to strided pairs."""
+    emb_dim, generator = 12, torch.Generator().manual_seed(16)
+    angles = torch.rand(MAX_SEQ, emb_dim // 2, generator=generator, dtype=torch.float64) * 6.0
+    cos, sin = megatron_cos_sin(angles, torch.float32)
+    q = random((*token_shape("bshd"), HEADS, QK_HEAD_DIM + emb_dim), torch.float32, generator)
+    kv = random((*token_shape("bshd"), HEADS, QK_HEAD_DIM + V_DIM), torch.float32, generator)
+    k_pos_emb = random((*token_shape("bshd"), 1, emb_dim), torch.float32, generator)
+
+    def rotate(q, backend):
+        return mla_rope_q(q.clone(), cos, sin, QK_HEAD_DIM, emb_dim, backend=backend)
+
+    def split(kv, k_pos_emb, backend):
+        return mla_rope_kv(kv, k_pos_emb, cos, sin, emb_dim, QK_HEAD_DIM, V_DIM, backend=backend)
+
+    assert_backends_agree(rotate, [q], [random(q.shape, torch.float32, generator)], torch.float32)
+    grads = [random((*token_shape("bshd"), HEADS, QK_HEAD_DIM + emb_dim), torch.float32, generator)]
+    grads.append(random((*token_shape("bshd"), HEADS, V_DIM), torch.float32, generator))
+    assert_backends_agree(split, [kv, k_pos_emb], grads, torch.float32)
