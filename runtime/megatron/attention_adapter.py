@@ -1,0 +1,171 @@
+"""Adapters that give megatron-core's MLA attention classes the newest constructor and forward contract.
+
+An adapter subclasses the installed class, so a ``ModuleSpec`` naming it builds the release's own module, with the
+same parameters, state dict and arithmetic; only the arguments are translated on the way in.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+
+from megatron.core.transformer.enums import AttnMaskType
+from megatron.core.transformer.multi_latent_attention import MLASelfAttention, MultiLatentAttention
+
+from .releases import MLA_ATTENTION_CLASSES, installed_version
+from .signatures import keywords_accepted
+from .te_flag import correct_mla_te_flag
+
+logger = logging.getLogger(__name__)
+
+PROCESS_GROUP_ARGUMENTS = ("pg_collection", "model_comm_pgs")
+"""The process-group argument's names, newest first (0.13-0.14 call it ``model_comm_pgs``, 0.11-0.12 have none)."""
+
+_reported: set[str] = set()
+
+
+def _report_once(message: str) -> None:
+    if message not in _reported:
+        _reported.add(message)
+        logger.warning(message)
+
+
+class MLAAttentionAdapter:
+    """Accepts the newest MLA attention contract and hands the installed class only what it takes.
+
+    Not used alone: ``mla_adapter`` puts it in front of an installed MLA class.
+    """
+
+    # Prefixed: the installed class's own attributes share the namespace (0.18 keeps a pp_layer_offset).
+    _seamfix_native: type
+    _seamfix_native_keywords: frozenset[str]
+
+    def __init__(
+        self,
+        config,
+        submodules,
+        layer_number: int,
+        attn_mask_type: AttnMaskType = AttnMaskType.padding,
+        cp_comm_type: str | None = None,
+        pg_collection=None,
+        pp_layer_offset: int | None = None,
+        name: str | None = None,
+        *,
+        model_comm_pgs=None,
+        **extra,
+    ) -> None:
+        if pg_collection is not None and model_comm_pgs is not None:
+            raise TypeError("pass the process groups as pg_collection or as model_comm_pgs, not both")
+        accepted = self._seamfix_native_keywords
+        arguments = dict(
+            config=config,
+            submodules=submodules,
+            layer_number=layer_number,
+            attn_mask_type=attn_mask_type,
+            cp_comm_type=cp_comm_type,
+            **extra,
+        )
+        arguments |= self._process_group_argument(pg_collection if pg_collection is not None else model_comm_pgs)
+        if "name" in accepted:
+            arguments["name"] = name
+        if "pp_layer_offset" in accepted:
+            arguments["pp_layer_offset"] = pp_layer_offset
+        correct_mla_te_flag()
+        super().__init__(**arguments)
+        self._seamfix_pp_layer_offset = None if "pp_layer_offset" in accepted else pp_layer_offset
+        native = self._seamfix_native
+        if self._seamfix_pp_layer_offset and not hasattr(native, "_get_pp_layer_offset_for_inference"):
+            _report_once(
+                f"megatron-core {installed_version()}'s {native.__name__} indexes its inference KV cache by the "
+                f"global layer number; pp_layer_offset={pp_layer_offset} is not used"
+            )
+
+    def _process_group_argument(self, process_groups) -> dict:
+        if process_groups is None:
+            return {}
+        for argument in PROCESS_GROUP_ARGUMENTS:
+            if argument in self._seamfix_native_keywords:
+                return {argument: process_groups}
+        _report_once(
+            f"megatron-core {installed_version()}'s {self._seamfix_native.__name__} takes no process groups and uses "
+            "the global model-parallel ones; the process groups passed are not used"
+        )
+        return {}
+
+    def _get_pp_layer_offset_for_inference(self) -> int:
+        # 0.16-0.17 work the KV-cache layer offset out from the config; a layer that passes pp_layer_offset
+        # (0.18's contract) means that one.
+        if self._seamfix_pp_layer_offset is None:
+            return super()._get_pp_layer_offset_for_inference()
+        return self._seamfix_pp_layer_offset
+
+    def forward(
+        self,
+        hidden_states,
+        attention_mask,
+        *args,
+        rotary_pos_emb=None,
+        rotary_pos_cos=None,
+        rotary_pos_sin=None,
+        rotary_pos_cos_sin=None,
+        **kwargs,
+    ):
+        # MLA applies its own RoPE to the qk_pos_emb_head_dim slice and asserts that a caller passes none; generic
+        # layers and models hand every attention module theirs.
+        return super().forward(hidden_states, attention_mask, *args, **kwargs)
+
+
+@functools.cache
+def mla_adapter(native: type) -> type:
+    """The adapter for an MLA attention class of the installed release, or for a fork's subclass of one."""
+    if issubclass(native, MLAAttentionAdapter):
+        return native
+    name = f"{native.__name__}Adapter"
+    namespace = {
+        "__module__": __package__,  # where the adapters are imported from, and pickle finds them
+        "__qualname__": name,
+        "__doc__": f"``{native.__name__}`` behind the newest MLA attention contract (see ``MLAAttentionAdapter``).",
+        "_seamfix_native": native,
+        "_seamfix_native_keywords": keywords_accepted(native),
+    }
+    return type(name, (MLAAttentionAdapter, native), namespace)
+
+
+@functools.cache
+def installed_mla_classes() -> dict[str, type]:
+    """The MLA attention classes of ``MLA_ATTENTION_CLASSES`` that the installed release ships, by name."""
+    found = {}
+    for class_name, module_name in MLA_ATTENTION_CLASSES.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if not module_name.startswith(str(error.name)):
+                raise
+            continue
+        if hasattr(module, class_name):
+            found[class_name] = getattr(module, class_name)
+    return found
+
+
+def is_mla_attention(cls: object) -> bool:
+    """Whether ``cls`` is an MLA attention class (a fork's subclass included) that has no adapter yet."""
+    roots = (MultiLatentAttention, *installed_mla_classes().values())
+    return isinstance(cls, type) and issubclass(cls, roots) and not issubclass(cls, MLAAttentionAdapter)
+
+
+MLASelfAttentionAdapter = mla_adapter(MLASelfAttention)
+
+
+def adapter_named(name: str) -> type | None:
+    """The adapter called ``name`` (``FusedMLASelfAttentionAdapter``, ...), None for a name that is no adapter's.
+
+    Raises ``AttributeError`` for an adapter whose class the installed release lacks.
+    """
+    native_name = name.removesuffix("Adapter")
+    if not name.endswith("Adapter") or native_name not in MLA_ATTENTION_CLASSES:
+        return None
+    native = installed_mla_classes().get(native_name)
+    if native is None:
+        raise AttributeError(f"megatron-core {installed_version()} has no {native_name}, so no {name}")
+    return mla_adapter(native)

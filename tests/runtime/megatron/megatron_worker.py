@@ -1,0 +1,409 @@
+"""Exercises seamfix.runtime.megatron against the megatron-core release on PYTHONPATH; prints one line of JSON.
+
+    python megatron_worker.py checks INIT_URL              everything that runs in one process
+    python megatron_worker.py train RANK WORLD INIT_URL    one rank of a tensor-parallel training step
+
+INIT_URL is a ``file://`` rendezvous for gloo. The tests in this folder run it once per release and assert on
+its output; it asserts nothing itself, so a failure shows up as the value that broke.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import sys
+import warnings
+
+import torch
+
+warnings.filterwarnings("ignore")  # megatron's import-time notices (apex, TE) would drown the JSON's reader
+
+SEED = 1234
+TOKENS, BATCH, VOCAB = 16, 2, 128
+MODEL_FIELDS = dict(
+    num_layers=2,
+    hidden_size=64,
+    ffn_hidden_size=128,
+    num_attention_heads=4,
+    q_lora_rank=32,
+    kv_lora_rank=24,
+    qk_head_dim=16,
+    qk_pos_emb_head_dim=8,
+    v_head_dim=12,  # unlike kv_channels (64 / 4): MLADotProductAttention must size its output by v_channels
+    qk_layernorm=True,
+    rope_type="yarn",
+    rotary_scaling_factor=4.0,
+    original_max_position_embeddings=TOKENS,
+    mscale=1.0,
+    mscale_all_dim=1.0,
+    hidden_dropout=0.0,
+    attention_dropout=0.0,
+    use_cpu_initialization=True,
+)
+
+
+def main(command: str, *arguments: str) -> None:
+    torch.set_num_threads(1)  # one thread: the same float reductions in every run, and two ranks fit two cores
+    import seamfix.runtime.megatron as seam
+
+    if command == "checks":
+        (init_url,) = arguments
+        result = checks(seam, init_url)
+    else:
+        rank, world, init_url = arguments
+        with seam.cpu_mode():
+            start(int(rank), int(world), init_url)
+            result = train_one_step(build_gpt(seam, seam.mla_config(**MODEL_FIELDS)))
+    print(json.dumps(result))
+
+
+def start(rank: int, world: int, init_url: str) -> None:
+    from megatron.core import parallel_state, tensor_parallel
+
+    torch.distributed.init_process_group("gloo", init_method=init_url, rank=rank, world_size=world)
+    parallel_state.initialize_model_parallel(tensor_model_parallel_size=world)
+    seed()
+    tensor_parallel.model_parallel_cuda_manual_seed(SEED)
+
+
+def seed() -> None:
+    torch.manual_seed(SEED)
+
+
+def build_gpt(seam, config, position_embedding_type: str = "rope", spec=None):
+    from megatron.core.models.gpt import GPTModel
+
+    seed()
+    return GPTModel(
+        config=config,
+        transformer_layer_spec=spec or seam.mla_layer_spec(config),
+        vocab_size=VOCAB,
+        max_sequence_length=TOKENS,
+        position_embedding_type=position_embedding_type,
+    )
+
+
+def causal_mask() -> torch.Tensor:
+    return torch.ones(1, 1, TOKENS, TOKENS, dtype=torch.bool).triu(1)
+
+
+def batch() -> dict:
+    tokens = torch.randint(0, VOCAB, (BATCH, TOKENS), generator=torch.Generator().manual_seed(0))
+    return dict(
+        input_ids=tokens,
+        position_ids=torch.arange(TOKENS).expand(BATCH, -1),
+        attention_mask=causal_mask(),
+        labels=tokens.roll(-1, dims=1),
+    )
+
+
+def train_one_step(model) -> dict:
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = model(**batch()).mean()
+    loss.backward()
+    gradients = [parameter.grad for parameter in model.parameters()]
+    optimizer.step()
+    with torch.no_grad():
+        loss_after_step = model(**batch()).mean()
+    return {
+        "loss": loss.item(),
+        "loss_after_step": loss_after_step.item(),
+        "parameters": sum(parameter.numel() for parameter in model.parameters()),
+        "parameters_without_gradient": sum(gradient is None for gradient in gradients),
+        "gradients_finite": all(bool(torch.isfinite(g).all()) for g in gradients if g is not None),
+        "gradient_norm": math.sqrt(sum(float(g.pow(2).sum()) for g in gradients if g is not None)),
+    }
+
+
+def outcome(action) -> str:
+    """'ok', or the name of the exception ``action()`` raised."""
+    try:
+        action()
+    except Exception as error:  # the tests compare the name with what each release must raise
+        return type(error).__name__
+    return "ok"
+
+
+def checks(seam, init_url: str) -> dict:
+    from megatron.core import package_info, tensor_parallel
+    from megatron.core.tensor_parallel import random as megatron_random
+    from megatron.core.transformer import multi_latent_attention
+
+    te_flag_at_import = getattr(multi_latent_attention, "HAVE_TE", None)  # 0.14+
+    outside = _cpu_mode_targets(megatron_random, tensor_parallel.get_cuda_rng_tracker())
+    with seam.cpu_mode():
+        start(0, 1, init_url)
+        config = seam.mla_config(**MODEL_FIELDS)
+        result = {
+            "version": package_info.__version__,
+            "te_flag_at_import": te_flag_at_import,
+            "training": train_one_step(build_gpt(seam, config)),
+            "training_with_attention_dropout": train_one_step(
+                build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, "attention_dropout": 0.25}))
+            ),
+            "build_module": build_module_with_pp_layer_offset(seam, config),
+            "external_rope": external_rope(seam, config),
+            "adapter_versus_native": adapter_versus_native(seam, config),
+            "block_spec": block_spec(seam, config),
+            "config": config_outcomes(seam),
+            "release_table": release_table(seam),
+            "pp_layer_offset": pp_layer_offset(seam, config),
+            "process_groups": process_groups(seam, config),
+            "layer_spec_options": layer_spec_options(seam, config),
+            "core_attention_default_scale": core_attention_default_scale(seam, config),
+            "te_flag_after_build": getattr(multi_latent_attention, "HAVE_TE", None),
+        }
+    result["cpu_mode_restored"] = _cpu_mode_targets(megatron_random, megatron_random._CUDA_RNG_STATE_TRACKER) == outside
+    return result
+
+
+def _cpu_mode_targets(megatron_random, tracker) -> list[int]:
+    patched = [
+        torch.cuda.current_device,
+        torch.cuda.get_rng_state,
+        torch.cuda.set_rng_state,
+        torch.cuda.manual_seed,
+        megatron_random._get_cuda_rng_state,
+        megatron_random._set_cuda_rng_state,
+        tracker,
+    ]
+    return [id(target) for target in patched]
+
+
+def attention_spec(seam, config):
+    return seam.mla_layer_spec(config).submodules.self_attention
+
+
+def native_spec(seam, config):
+    from megatron.core.transformer.multi_latent_attention import MLASelfAttention
+
+    return dataclasses.replace(attention_spec(seam, config), module=MLASelfAttention)
+
+
+def build_attention(spec, config, **kwargs):
+    from megatron.core.transformer.spec_utils import build_module
+
+    seed()
+    return build_module(spec, config=config, layer_number=kwargs.pop("layer_number", 1), **kwargs)
+
+
+def hidden_states(config) -> torch.Tensor:
+    return torch.randn(TOKENS, BATCH, config.hidden_size, generator=torch.Generator().manual_seed(1))
+
+
+def build_module_with_pp_layer_offset(seam, config) -> dict:
+    attention = build_attention(attention_spec(seam, config), config, pp_layer_offset=0)
+    return {
+        "type": type(attention).__name__,
+        "native": outcome(lambda: build_attention(native_spec(seam, config), config, pp_layer_offset=0)),
+    }
+
+
+def external_rope(seam, config) -> dict:
+    attention = build_attention(attention_spec(seam, config), config)
+    rope = torch.randn(TOKENS, 1, 1, config.qk_pos_emb_head_dim)
+    external = dict(
+        rotary_pos_emb=(rope, rope),
+        rotary_pos_cos=rope.cos(),
+        rotary_pos_sin=rope.sin(),
+        rotary_pos_cos_sin=torch.cat([rope.cos(), rope.sin()], dim=-1),
+    )
+    without = attention(hidden_states(config), causal_mask())
+    with_rope = attention(hidden_states(config), causal_mask(), **external)
+    native = build_attention(native_spec(seam, config), config)
+    return {
+        "identical": _identical(without, with_rope),
+        "native": outcome(lambda: native(hidden_states(config), causal_mask(), rotary_pos_emb=(rope, rope))),
+    }
+
+
+def adapter_versus_native(seam, config) -> dict:
+    adapter = build_attention(attention_spec(seam, config), config)
+    native = build_attention(native_spec(seam, config), config)
+    native.load_state_dict(adapter.state_dict())
+    outputs, gradients = [], []
+    for module in (adapter, native):
+        inputs = hidden_states(config).requires_grad_()
+        output, bias = module(inputs, causal_mask())
+        (output.sum() + (bias.sum() if bias is not None else 0)).backward()
+        outputs.append((output, bias))
+        gradients.append([inputs.grad, *(parameter.grad for parameter in module.parameters())])
+    return {
+        "same_state_dict_keys": list(adapter.state_dict()) == list(native.state_dict()),
+        "outputs_identical": _identical(*outputs),
+        "gradients_identical": _identical(*gradients),
+    }
+
+
+def _identical(first, second) -> bool:
+    if isinstance(first, tuple | list):
+        return len(first) == len(second) and all(map(_identical, first, second))
+    if isinstance(first, torch.Tensor):
+        return isinstance(second, torch.Tensor) and torch.equal(first, second)
+    return first is second
+
+
+def block_spec(seam, config) -> dict:
+    from megatron.core.models.gpt.gpt_layer_specs import get_gpt_decoder_block_spec
+    from megatron.core.transformer.multi_latent_attention import MLASelfAttention
+
+    block = get_gpt_decoder_block_spec(config=config, use_transformer_engine=False)
+    adapted = seam.adapt_mla_spec(block)
+    pairs = list(zip(block.layer_specs, adapted.layer_specs, strict=True))
+    return {
+        "layers": len(pairs),
+        "adapted": all(new.submodules.self_attention.module is seam.MLASelfAttentionAdapter for _, new in pairs),
+        "original_untouched": all(old.submodules.self_attention.module is MLASelfAttention for old, _ in pairs),
+        "params_kept": all(
+            new.submodules.self_attention.params == old.submodules.self_attention.params for old, new in pairs
+        ),
+        "submodules_kept": all(
+            new.submodules.self_attention.submodules is old.submodules.self_attention.submodules
+            and new.submodules.mlp is old.submodules.mlp
+            for old, new in pairs
+        ),
+    }
+
+
+def config_outcomes(seam) -> dict:
+    def config(**changes):
+        return lambda: seam.mla_config(**{**MODEL_FIELDS, **changes})
+
+    def config_without(name, **changes):
+        return lambda: seam.mla_config(**{k: v for k, v in MODEL_FIELDS.items() if k != name}, **changes)
+
+    built = seam.mla_config(**MODEL_FIELDS)
+    return {
+        "max_position_field": next(
+            name
+            for name in ("original_max_position_embeddings", "max_position_embeddings")
+            if getattr(built, name, None) == TOKENS
+        ),
+        "older_max_position_name": outcome(
+            config_without("original_max_position_embeddings", max_position_embeddings=TOKENS)
+        ),
+        "both_max_position_names": outcome(config(max_position_embeddings=TOKENS)),
+        "cache_mla_latents_default": outcome(config(cache_mla_latents=False)),
+        "cache_mla_latents_on": outcome(config(cache_mla_latents=True)),
+        "mla_down_proj_fusion_default": outcome(config(mla_down_proj_fusion=False)),
+        "mla_down_proj_fusion_on": outcome(config(mla_down_proj_fusion=True)),
+        "unknown_field": outcome(config(no_such_field=1)),
+        "mscale_missing": outcome(config_without("mscale")),
+        "mscales_differ_with_yarn_scaling": outcome(config(mscale=1.0, mscale_all_dim=0.5)),
+        "mscales_differ_without_scaling": outcome(config(mscale=1.0, mscale_all_dim=0.5, rotary_scaling_factor=1.0)),
+    }
+
+
+def release_table(seam) -> dict:
+    """The release table's rows, next to what this release does."""
+    from megatron.core.transformer.transformer_config import MLATransformerConfig
+
+    from seamfix.runtime.megatron.releases import installed_release
+
+    fields = {name: MODEL_FIELDS[name] for name in ("num_layers", "hidden_size", "num_attention_heads")}
+    config = MLATransformerConfig(**fields, rotary_scaling_factor=4.0, mscale=1.0, mscale_all_dim=0.5)
+    attention = build_attention(native_spec(seam, config), config)
+    q_head_dim = config.qk_head_dim + config.qk_pos_emb_head_dim
+    scales = {
+        field: (0.1 * getattr(config, field) * math.log(4.0) + 1.0) ** 2 / math.sqrt(q_head_dim)
+        for field in ("mscale", "mscale_all_dim")
+    }
+    row = installed_release()
+    return {
+        "softmax_mscale_field": next(f for f, s in scales.items() if math.isclose(s, attention.softmax_scale)),
+        "table_softmax_mscale_field": row.softmax_mscale_field,
+        "table_mla_claims_te_without_te": row.mla_claims_te_without_te,
+    }
+
+
+@contextlib.contextmanager
+def captured_warnings(logger_name: str):
+    messages: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def pp_layer_offset(seam, config) -> dict:
+    spec = attention_spec(seam, config)
+    with captured_warnings("seamfix.runtime.megatron.attention_adapter") as messages:
+        layers = [build_attention(spec, config, layer_number=3, pp_layer_offset=2) for _ in range(2)]
+        build_attention(spec, config, layer_number=1, pp_layer_offset=0)
+    hook = hasattr(seam.MLASelfAttentionAdapter._seamfix_native, "_get_pp_layer_offset_for_inference")
+    return {
+        "warnings": messages,
+        "kv_cache_offset": layers[0]._get_pp_layer_offset_for_inference() if hook else None,
+        "kv_cache_offset_when_not_given": build_attention(spec, config)._get_pp_layer_offset_for_inference()
+        if hook
+        else None,
+    }
+
+
+def release_process_groups():
+    """The installed release's own process-group collection (0.13+), None before it had one."""
+    try:
+        from megatron.core import process_groups_config
+    except ImportError:
+        return None
+    for name in ("ProcessGroupCollection", "ModelCommProcessGroups"):
+        collection = getattr(process_groups_config, name, None)
+        if hasattr(collection, "use_mpu_process_groups"):
+            return collection.use_mpu_process_groups()
+    return None
+
+
+def process_groups(seam, config) -> dict:
+    groups = release_process_groups()
+    release_has_process_groups = groups is not None
+    groups = groups if release_has_process_groups else object()
+    spec = attention_spec(seam, config)
+    with captured_warnings("seamfix.runtime.megatron.attention_adapter") as messages:
+        attentions = [build_attention(spec, config, pg_collection=groups) for _ in range(2)]
+        by_old_name = build_attention(spec, config, model_comm_pgs=groups)
+    return {
+        "release_has_process_groups": release_has_process_groups,
+        "received": sorted(
+            name for name in ("pg_collection", "model_comm_pgs") if getattr(attentions[0], name, None) is groups
+        ),
+        "received_under_old_name": sorted(
+            name for name in ("pg_collection", "model_comm_pgs") if getattr(by_old_name, name, None) is groups
+        ),
+        "warnings": messages,
+        "both_names": outcome(lambda: build_attention(spec, config, pg_collection=groups, model_comm_pgs=groups)),
+    }
+
+
+def layer_spec_options(seam, config) -> dict:
+    return {
+        "qk_l2_norm_false": outcome(lambda: seam.mla_layer_spec(config, qk_l2_norm=False)),
+        "unknown_none": outcome(lambda: seam.mla_layer_spec(config, no_such_option=None)),
+        "unknown_set": outcome(lambda: seam.mla_layer_spec(config, no_such_option=1)),
+        "te_backend": outcome(lambda: seam.mla_layer_spec(config, backend="te")),
+        "bad_backend": outcome(lambda: seam.mla_layer_spec(config, backend="cuda")),
+    }
+
+
+def core_attention_default_scale(seam, config) -> dict:
+    from megatron.core.transformer.enums import AttnMaskType
+
+    attention = seam.MLADotProductAttention(
+        config, layer_number=1, attn_mask_type=AttnMaskType.causal, attention_type="self", k_channels=24, v_channels=12
+    )
+    return {
+        "softmax_scale": attention.softmax_scale,
+        "expected": 1.0 / math.sqrt(24),
+        "output_width": attention.hidden_size_per_partition,
+        "caller_kv_channels": config.kv_channels,
+    }
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,154 @@
+"""seamfix.runtime.megatron on every megatron-core release from 0.11.0 to 0.16.1, on the CPU with gloo."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from megatron_releases import RELEASES, worker, worker_output
+
+pytestmark = pytest.mark.slow
+per_release = pytest.mark.parametrize("release", RELEASES)
+
+
+def minor(release: str) -> tuple[int, int]:
+    major, minor_, _ = release.split(".")
+    return int(major), int(minor_)
+
+
+@per_release
+def test_a_tiny_gpt_with_mla_trains_one_step_with_finite_gradients(release, release_checks):
+    checks = release_checks(release)
+    assert checks["version"] == release
+    for run in ("training", "training_with_attention_dropout"):
+        step = checks[run]
+        assert step["gradients_finite"] and step["gradient_norm"] > 0
+        assert step["parameters_without_gradient"] == 0
+        assert math.isfinite(step["loss"]) and step["loss_after_step"] < step["loss"]
+
+
+def test_one_seed_gives_the_same_loss_on_every_release(release_checks):
+    runs = [release_checks(release) for release in RELEASES]
+    for run in ("training", "training_with_attention_dropout"):
+        assert len({(r[run]["loss"], r[run]["loss_after_step"], r[run]["parameters"]) for r in runs}) == 1
+    # Attention dropout draws from the RNG tracker cpu_mode provides: it must change the loss.
+    assert runs[0]["training"]["loss"] != runs[0]["training_with_attention_dropout"]["loss"]
+
+
+@per_release
+def test_build_module_takes_pp_layer_offset_through_the_adapter(release, release_checks):
+    built = release_checks(release)["build_module"]
+    assert built == {"type": "MLASelfAttentionAdapter", "native": "TypeError"}
+
+
+@per_release
+def test_an_external_rotary_embedding_changes_nothing(release, release_checks):
+    assert release_checks(release)["external_rope"] == {"identical": True, "native": "AssertionError"}
+
+
+@per_release
+def test_the_adapter_computes_bit_for_bit_what_the_native_class_does(release, release_checks):
+    assert release_checks(release)["adapter_versus_native"] == {
+        "same_state_dict_keys": True,
+        "outputs_identical": True,
+        "gradients_identical": True,
+    }
+
+
+@per_release
+def test_adapt_mla_spec_swaps_the_attention_of_a_whole_block_spec(release, release_checks):
+    assert release_checks(release)["block_spec"] == {
+        "layers": 2,
+        "adapted": True,
+        "original_untouched": True,
+        "params_kept": True,
+        "submodules_kept": True,
+    }
+
+
+@per_release
+def test_mla_config_takes_the_newest_field_names(release, release_checks):
+    before_0_14 = minor(release) < (0, 14)
+    assert release_checks(release)["config"] == {
+        "max_position_field": "max_position_embeddings" if before_0_14 else "original_max_position_embeddings",
+        "older_max_position_name": "ok" if before_0_14 else "TypeError",
+        "both_max_position_names": "TypeError",
+        "cache_mla_latents_default": "ok",
+        "cache_mla_latents_on": "TypeError" if before_0_14 else "ok",
+        "mla_down_proj_fusion_default": "ok",
+        "mla_down_proj_fusion_on": "TypeError",
+        "unknown_field": "TypeError",
+        "mscale_missing": "TypeError",
+        "mscales_differ_with_yarn_scaling": "ValueError" if before_0_14 else "ok",
+        "mscales_differ_without_scaling": "ok",
+    }
+
+
+@per_release
+def test_the_release_table_row_is_what_the_release_does(release, release_checks):
+    checks = release_checks(release)
+    table = checks["release_table"]
+    assert table["softmax_mscale_field"] == table["table_softmax_mscale_field"]
+    assert (checks["te_flag_at_import"] is True) == table["table_mla_claims_te_without_te"]
+    assert checks["te_flag_after_build"] is not True  # no TransformerEngine here
+
+
+@per_release
+def test_a_pp_layer_offset_reaches_the_kv_cache_or_is_reported_once(release, release_checks):
+    offset = release_checks(release)["pp_layer_offset"]
+    if minor(release) >= (0, 16):  # the attention derives its KV-cache layer offset; the adapter's wins
+        assert offset == {"warnings": [], "kv_cache_offset": 2, "kv_cache_offset_when_not_given": 0}
+    else:  # the KV cache is indexed by the global layer number; two layers with offset 2, one with 0
+        assert offset["kv_cache_offset"] is None
+        assert len(offset["warnings"]) == 1 and "pp_layer_offset=2 is not used" in offset["warnings"][0]
+
+
+@per_release
+def test_process_groups_reach_the_release_under_its_name(release, release_checks):
+    groups = release_checks(release)["process_groups"]
+    assert groups["both_names"] == "TypeError"
+    if minor(release) < (0, 13):
+        assert groups["received"] == groups["received_under_old_name"] == []
+        assert len(groups["warnings"]) == 1 and "takes no process groups" in groups["warnings"][0]
+    else:
+        name = "model_comm_pgs" if minor(release) < (0, 15) else "pg_collection"
+        assert groups["received"] == groups["received_under_old_name"] == [name]
+        assert groups["warnings"] == []
+
+
+@per_release
+def test_mla_layer_spec_options_are_checked_against_the_release_builder(release, release_checks):
+    assert release_checks(release)["layer_spec_options"] == {
+        "qk_l2_norm_false": "TypeError" if minor(release) < (0, 12) else "ok",
+        "unknown_none": "ok",
+        "unknown_set": "TypeError",
+        "te_backend": "ImportError",
+        "bad_backend": "ValueError",
+    }
+
+
+@per_release
+def test_the_local_core_attention_sizes_keys_and_values_apart(release, release_checks):
+    scale = release_checks(release)["core_attention_default_scale"]
+    assert scale["softmax_scale"] == pytest.approx(scale["expected"], rel=1e-12)
+    assert scale["output_width"] == 4 * 12  # heads x v_channels, not x kv_channels (16)
+    assert scale["caller_kv_channels"] == 16
+
+
+@per_release
+def test_cpu_mode_restores_everything_it_patched(release, release_checks):
+    assert release_checks(release)["cpu_mode_restored"] is True
+
+
+@per_release
+def test_tensor_parallel_2_on_two_gloo_processes_matches_one_process(release, release_checks, tmp_path):
+    single = release_checks(release)["training"]
+    rendezvous = (tmp_path / "rendezvous").as_uri()
+    ranks = [worker(release, "train", str(rank), "2", rendezvous) for rank in range(2)]
+    outputs = [worker_output(rank) for rank in ranks]
+    for output in outputs:
+        assert output["gradients_finite"] and output["parameters_without_gradient"] == 0
+        assert output["parameters"] < single["parameters"]  # each rank holds a shard
+        for value in ("loss", "loss_after_step"):
+            assert output[value] == pytest.approx(single[value], rel=1e-5, abs=1e-6)
+    assert outputs[0]["loss"] == outputs[1]["loss"]
