@@ -112,8 +112,7 @@ class MLAExpressions:
             elif kind in _COLLECTIONS:
                 stack.extend(self._collection_elements(node))
             elif kind is ast.Call and self.seam.refers_to_seam(node.func):
-                stack.extend(node.args)
-                stack.extend(node.keywords)
+                continue  # the seam decides what its arguments mean: `mla_seam.enabled(multi_latent_attention)`
             else:
                 stack.extend(ast.iter_child_nodes(node))
         return None

@@ -84,6 +84,40 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
     sys.exit(EXIT_FINDINGS if result.findings and not exit_zero else EXIT_CLEAN)
 
 
+@cli.command("apply")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--config", type=click.Path(path_type=Path), help="Config file (pyproject.toml or seamfix.toml).")
+@click.option("--adapter", help="Path of the adapter module (the seam), relative to the project root.")
+@click.option("--extend-exclude", multiple=True, help="Further exclude globs.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff and write nothing (exit 1 on changes).")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if anything would change.")
+@click.option("--force-exclude", is_flag=True, help="Apply exclude to paths given explicitly (for pre-commit).")
+@click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: available cores).")
+def apply_command(paths: tuple[Path, ...], config: Path | None, show_diff: bool, check: bool, force_exclude: bool,
+                  jobs: int | None, **overrides: object) -> None:  # fmt: skip
+    """Route the MLA branches in PATHS (default: the current directory) into the adapter module."""
+    from seamfix.codemods.apply import plan_apply, write_changes
+    from seamfix.codemods.summary import progress_bar, summary
+
+    cwd = Path.cwd()
+    settings = load_settings(cwd, config, **overrides)
+    targets = list(paths) or [cwd]
+    plan = plan_apply(targets, settings, cwd=cwd, force_exclude=force_exclude, jobs=jobs, progress=progress_bar)
+    for error in plan.errors:
+        click.echo(f"seamfix: error: {error}", err=True)
+    if show_diff or check:
+        if show_diff:
+            click.echo("".join(change.diff() for change in plan.changes), nl=False)
+        click.echo(summary(plan, written=False), err=True)
+        sys.exit(EXIT_ERROR if plan.errors else EXIT_FINDINGS if plan.changes else EXIT_CLEAN)
+    write_changes(plan)
+    click.echo(summary(plan, written=True), err=True)
+    remaining = lint(targets, settings, cwd=cwd, force_exclude=force_exclude, jobs=jobs).findings
+    if plan.errors:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_FINDINGS if remaining else EXIT_CLEAN)
+
+
 @cli.command("rules")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def rules_command(output_format: str) -> None:

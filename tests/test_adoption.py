@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import MLA_IF, run_seamfix
+from seamfix_testing import MLA_IF, run_seamfix
 
 
 def codes_and_lines(result):

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import run_seamfix
+from seamfix_testing import run_seamfix
 
 ADAPTER = "def uses_mla(config):\n    return bool(config.multi_latent_attention)\n"
 BUILDER = (

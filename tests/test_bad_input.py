@@ -1,6 +1,6 @@
 """Bad input never gives a traceback: each case is a finding or an error line, and the rest is still checked."""
 
-from conftest import MLA_IF, run_seamfix
+from seamfix_testing import MLA_IF, run_seamfix
 
 
 def findings(root, *args):

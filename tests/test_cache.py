@@ -2,7 +2,7 @@
 
 import os
 
-from conftest import MLA_IF, run_seamfix
+from seamfix_testing import MLA_IF, run_seamfix
 
 
 def lines(result):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import MLA_IF, run_seamfix
+from seamfix_testing import MLA_IF, run_seamfix
 
 
 def test_nearest_pyproject_with_a_seamfix_table_is_used(project):

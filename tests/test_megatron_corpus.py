@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from conftest import run_seamfix
+from seamfix_testing import run_seamfix
 
 VERSION = "0.16.1"
 ALLOW = ["megatron/core/transformer/multi_latent_attention.py", "megatron/core/fusions/fused_mla_yarn_rope_apply.py"]

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from conftest import MLA_IF, run_seamfix
+from seamfix_testing import MLA_IF, run_seamfix
 
 SOURCE = {
     "pkg/model.py": (

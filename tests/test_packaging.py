@@ -8,7 +8,7 @@ import venv
 
 import pytest
 
-from conftest import MLA_IF, REPO
+from seamfix_testing import MLA_IF, REPO
 
 PROBE = """
 import json, sys

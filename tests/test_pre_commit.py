@@ -1,4 +1,4 @@
-"""The hook as users run it: the real pre-commit installs this repository and runs it on a git repo."""
+"""The hooks as users run them: the real pre-commit installs this repository and runs them on a git repo."""
 
 import os
 import subprocess
@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MLA_IF, REPO
+from seamfix_testing import MLA_IF, REPO
 
 
 def git(*args, cwd):
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
-@pytest.mark.slow
-def test_pre_commit_try_repo_fails_on_a_leak_and_names_it(tmp_path):
+def user_repo(tmp_path: Path) -> Path:
+    """A git repository with a seamfix config, one MLA leak, one clean module and the adapter."""
     if not (REPO / ".git").exists():
         pytest.fail("the pre-commit test needs seamfix's own git checkout")
     user = tmp_path / "user-repo"
@@ -27,10 +27,21 @@ def test_pre_commit_try_repo_fails_on_a_leak_and_names_it(tmp_path):
     (user / "fork/mla_seam.py").write_text(MLA_IF)
     git("init", "-q", cwd=user)
     git("add", ".", cwd=user)
+    return user
+
+
+def try_repo(hook: str, user: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``pre-commit try-repo <seamfix> HOOK --all-files`` in ``user``, with a pre-commit home of its own."""
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "GIT_AUTHOR_NAME": "t",
            "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
-    command = [sys.executable, "-m", "pre_commit", "try-repo", str(REPO), "seamfix", "--all-files", "--color", "never"]
-    proc = subprocess.run(command, cwd=user, env=env, capture_output=True, text=True, timeout=900)
+    command = [sys.executable, "-m", "pre_commit", "try-repo", str(REPO), hook, "--all-files", "--color", "never"]
+    return subprocess.run(command, cwd=user, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_pre_commit_try_repo_fails_on_a_leak_and_names_it(tmp_path):
+    user = user_repo(tmp_path)
+    proc = try_repo("seamfix", user, tmp_path)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output
     assert "fork/model.py:2:8: SEAM001" in output
@@ -40,6 +51,18 @@ def test_pre_commit_try_repo_fails_on_a_leak_and_names_it(tmp_path):
         "from fork import mla_seam\n\ndef f(cfg):\n    return 1 if mla_seam.uses_mla(cfg) else 0\n"
     )
     git("add", ".", cwd=user)
-    proc = subprocess.run(command, cwd=user, env=env, capture_output=True, text=True, timeout=900)
+    proc = try_repo("seamfix", user, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert Path(user / ".seamfix_cache").is_dir()  # require_serial + the cache: hooks runs share it
+
+
+@pytest.mark.slow
+def test_pre_commit_apply_hook_routes_the_leak_then_passes(tmp_path):
+    user = user_repo(tmp_path)
+    proc = try_repo("seamfix-apply", user, tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # it changed files: the commit is stopped for review
+    assert "if mla_seam.multi_latent_attention(cfg):" in (user / "fork/model.py").read_text()
+    assert "def multi_latent_attention(cfg):" in (user / "fork/mla_seam.py").read_text()
+    git("add", ".", cwd=user)
+    proc = try_repo("seamfix-apply", user, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

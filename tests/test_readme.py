@@ -2,7 +2,7 @@
 
 import re
 
-from conftest import REPO
+from seamfix_testing import REPO
 
 
 def quickstart_commands() -> list[str]:

@@ -1,0 +1,94 @@
+"""Import edits of a rewritten builder: import the seam; drop MLA imports that only moved code used."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+
+import libcst as cst
+
+from seamfix.codemods.context import FileContext
+from seamfix.codemods.nodes import Span, encloses
+from seamfix.vocabulary.names import NameClassifier
+
+
+def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
+    """``module`` with ``from <package> import <seam>`` after its leading imports, unless already there."""
+    seam = context.seam
+    code = f"from {seam.package} import {seam.name}" if seam.package else f"import {seam.name}"
+    body = list(module.body)
+    if any(isinstance(s, cst.SimpleStatementLine) and module.code_for_node(s).strip() == code for s in body):
+        return module
+    position = 0
+    for index, statement in enumerate(body):
+        if _is_docstring(statement) and index == 0 or _is_import(statement):
+            position = index + 1
+        else:
+            break
+    statement = cst.parse_statement(code + module.default_newline, config=module.config_for_parsing)
+    body.insert(position, statement)
+    if position < len(body) - 1 and isinstance(body[position + 1], (cst.FunctionDef, cst.ClassDef)):
+        following = body[position + 1]
+        blank = sum(1 for line in following.leading_lines if line.comment is None)
+        body[position + 1] = following.with_changes(
+            leading_lines=[cst.EmptyLine()] * max(0, 2 - blank) + list(following.leading_lines)
+        )
+    return module.with_changes(body=body)
+
+
+def unused_mla_imports(
+    module: cst.Module, tree: ast.Module, names: NameClassifier, edited: Iterable[Span]
+) -> dict[cst.CSTNode, cst.CSTNode]:
+    """Edits removing module-level imports of MLA names whose every use lies in ``edited`` code (moved into
+    the adapter or replaced by a seam call). Imports that nothing used, or that a string names (``__all__``),
+    are re-exports: they stay."""
+    uses = _uses(tree)
+    edited = list(edited)
+    edits: dict[cst.CSTNode, cst.CSTNode] = {}
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+            continue
+        node = statement.body[0]
+        if not isinstance(node, (cst.Import, cst.ImportFrom)) or isinstance(node.names, cst.ImportStar):
+            continue
+        kept = []
+        for alias in node.names:
+            bound = alias.evaluated_alias or alias.evaluated_name.split(".")[0]
+            is_mla = names.is_name(alias.evaluated_name.split(".")[-1]) or names.is_module(alias.evaluated_name)
+            spans = uses.get(bound, [])
+            if not (is_mla and spans and all(any(encloses(e, span) for e in edited) for span in spans)):
+                kept.append(alias)
+        if len(kept) == len(node.names):
+            continue
+        if not kept:
+            edits[statement] = cst.RemovalSentinel.REMOVE
+        else:
+            kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            edits[node] = node.with_changes(names=kept)
+    return edits
+
+
+def _uses(tree: ast.Module) -> dict[str, list[Span]]:
+    """Where each name is read, and a string naming it counts as a use that nothing can move."""
+    uses: dict[str, list[Span]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            span = (node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
+            uses.setdefault(node.id, []).append(span)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
+            uses.setdefault(node.value, []).append((0, 0, 0, 0))
+    return uses
+
+
+def _is_import(statement: cst.CSTNode) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and all(
+        isinstance(s, (cst.Import, cst.ImportFrom)) for s in statement.body
+    )
+
+
+def _is_docstring(statement: cst.CSTNode) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )

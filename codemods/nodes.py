@@ -1,0 +1,82 @@
+"""Finding spans to LibCST nodes, and the few node facts every codemod asks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+
+import libcst as cst
+from libcst.metadata import CodeRange
+
+Span = tuple[int, int, int, int]  # 1-based line, 0-based column, end line, end column (exclusive)
+
+
+def finding_span(line: int, column: int, end_line: int, end_column: int) -> Span:
+    """A finding's 1-based character columns as LibCST's 0-based ones."""
+    return line, column - 1, end_line, end_column - 1
+
+
+def expressions_by_span(positions: Mapping[cst.CSTNode, CodeRange]) -> dict[Span, cst.BaseExpression]:
+    """Every expression by its span (LibCST, like ``ast``, leaves a node's own parentheses out of it);
+    where an expression and its sub-expression share a span, the outer one wins."""
+    found: dict[Span, cst.BaseExpression] = {}
+    for node, where in positions.items():
+        if isinstance(node, cst.BaseExpression):
+            span = (where.start.line, where.start.column, where.end.line, where.end.column)
+            outer = found.get(span)
+            if outer is None or _contains(node, outer):
+                found[span] = node
+    return found
+
+
+def _contains(outer: cst.CSTNode, inner: cst.CSTNode) -> bool:
+    return any(child is inner or _contains(child, inner) for child in outer.children)
+
+
+def span_of(positions: Mapping[cst.CSTNode, CodeRange], node: cst.CSTNode) -> Span:
+    where = positions[node]
+    return where.start.line, where.start.column, where.end.line, where.end.column
+
+
+def encloses(outer: Span, inner: Span) -> bool:
+    return outer[:2] <= inner[:2] and inner[2:] <= outer[2:]
+
+
+def unparenthesized(node: cst.BaseExpression) -> cst.BaseExpression:
+    return node.with_changes(lpar=[], rpar=[]) if getattr(node, "lpar", None) else node
+
+
+def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """``node`` and all its descendants, parents first."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(current.children))
+
+
+def loaded_names(node: cst.CSTNode) -> Iterator[cst.Name]:
+    """Names that are variables (not attribute names after a dot, keyword names or import names)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Name):
+            yield current
+        elif isinstance(current, cst.Attribute):
+            stack.append(current.value)
+        elif isinstance(current, cst.Arg):
+            stack.append(current.value)
+        elif isinstance(current, cst.NamedExpr):
+            stack.append(current.value)
+        elif isinstance(current, cst.Param):
+            stack.extend(part for part in (current.default, current.annotation) if part is not None)
+        elif isinstance(current, (cst.Import, cst.ImportFrom)):
+            continue
+        else:
+            stack.extend(reversed(current.children))
+
+
+def snake_case(name: str) -> str:
+    """``MLATransformerConfig`` -> ``mla_transformer_config``."""
+    words = re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+", name)
+    return "_".join(word.lower() for word in words) or name.lower()

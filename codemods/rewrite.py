@@ -1,0 +1,149 @@
+"""One file through the codemods: parse, plan moves and routes for the linter's findings, apply, repeat."""
+
+from __future__ import annotations
+
+import ast
+import io
+import tokenize
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from seamfix.codemods.adapter_function import AdapterFunction
+from seamfix.codemods.context import FileContext, Seam
+from seamfix.codemods.extract_arms import ARM_KEPT, ExtractArms, Move
+from seamfix.codemods.focus import Focus, focus
+from seamfix.codemods.imports import import_seam, unused_mla_imports
+from seamfix.codemods.nodes import Span, encloses, finding_span
+from seamfix.codemods.route_predicates import RoutePredicates
+from seamfix.file_checker import FileChecker
+from seamfix.findings import Finding
+
+_BOM = b"\xef\xbb\xbf"
+_FIXABLE = "SEAM001"
+_UNPARSEABLE = "SEAM901"
+# Each round routes the MLA parts the linter reports; a test with several (`a and not b`) needs one per part.
+_MAX_ROUNDS = 8
+
+
+@dataclass
+class FileRewrite:
+    relpath: str
+    data: bytes
+    functions: list[AdapterFunction] = field(default_factory=list)
+    routed: int = 0
+    moved: int = 0
+    left: list[str] = field(default_factory=list)  # "line:column: why" for findings still there
+    kept_arms: list[str] = field(default_factory=list)  # "line:column: why" for MLA arms that stay
+    error: str | None = None
+
+
+def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam) -> FileRewrite:
+    """``data`` with every fixable finding routed or moved; untouched when it cannot be parsed."""
+    result = FileRewrite(relpath, data)
+    findings = [f for f in checker.check(data, relpath) if f.code in (_FIXABLE, _UNPARSEABLE)]
+    broken = next((f for f in findings if f.code == _UNPARSEABLE), None)
+    if broken is not None:
+        result.error = f"{broken.line}:{broken.column}: {broken.message}"
+        return result
+    current = data
+    for _ in range(_MAX_ROUNDS):
+        if not findings:
+            break
+        try:
+            changed, reasons = _round(current, relpath, findings, checker, seam, result)
+        except (cst.ParserSyntaxError, UnicodeDecodeError, SyntaxError) as exc:
+            result.error = f"cannot parse: {str(exc).splitlines()[0]}"
+            return FileRewrite(relpath, data, error=result.error)
+        if changed is None:
+            result.left = [f"{f.line}:{f.column}: {reasons.get(f, 'no codemod handles it')}" for f in findings]
+            break
+        current = changed
+        findings = [f for f in checker.check(current, relpath) if f.code == _FIXABLE]
+    result.data = current
+    return result
+
+
+def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChecker, seam: Seam,
+           result: FileRewrite) -> tuple[bytes | None, dict[Finding, str]]:  # fmt: skip
+    """One pass over ``findings``: the new bytes (None if nothing could change) and why findings stay."""
+    encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+    encoding = "utf-8" if encoding == "utf-8-sig" else encoding  # the BOM is kept by hand
+    bom = data.startswith(_BOM)
+    text = data.removeprefix(_BOM).decode(encoding)
+    module = cst.parse_module(text)
+    tree = ast.parse(text)
+    area = focus(module, tree, [line for f in findings for line in range(f.line, f.end_line + 1)])
+    context = FileContext(area.wrapper, relpath, checker.names, seam)
+    local = {finding: _in_focus(finding, area) for finding in findings}
+    router = RoutePredicates(context)
+    extractor = ExtractArms(router)
+    edits: dict[cst.CSTNode, cst.CSTNode] = {}
+    reasons: dict[Finding, str] = {}
+    moved_spans: list[Span] = []
+
+    def inside_moved(finding: Finding) -> bool:
+        where = finding_span(*local[finding][1:5])
+        return any(encloses(span, where) for span in moved_spans)
+
+    for finding in findings:
+        if inside_moved(finding):
+            continue
+        plan = extractor.plan(local[finding])
+        if isinstance(plan, Move):
+            edits[plan.suite] = plan.replacement
+            moved_spans.append(context.span(plan.suite))
+            result.functions.append(plan.function)
+            result.moved += 1
+        elif isinstance(plan, str):
+            reasons[finding] = plan
+            if plan.startswith(ARM_KEPT):
+                result.kept_arms.append(f"{finding.line}:{finding.column}: {plan}")
+    for finding in findings:
+        if inside_moved(finding):
+            continue
+        routes = router.routes(local[finding])
+        if isinstance(routes, str):
+            reasons.setdefault(finding, routes)
+            continue
+        for route in routes:
+            edits[route.node] = route.call
+            result.functions.append(route.function)
+            result.routed += 1
+    if not edits:
+        return None, reasons
+    edited = [_in_original(context.span(node), area) for node in edits]
+    edits.update(unused_mla_imports(module, tree, checker.names, edited))
+    rewritten = import_seam(context, module.visit(_ReplaceNodes(edits, context.parents, area.originals, module)))
+    return (_BOM if bom else b"") + rewritten.code.encode(encoding), reasons
+
+
+def _in_focus(finding: Finding, area: Focus) -> Finding:
+    """``finding`` with its lines (and its atom's) counted in the focus module."""
+    atom = finding.atom
+    if atom is not None:
+        atom = (area.to_focus(atom[0]), atom[1], area.to_focus(atom[2]), atom[3])
+    return finding._replace(line=area.to_focus(finding.line), end_line=area.to_focus(finding.end_line), atom=atom)
+
+
+def _in_original(span: Span, area: Focus) -> Span:
+    return area.to_original(span[0]), span[1], area.to_original(span[2]), span[3]
+
+
+class _ReplaceNodes(cst.CSTTransformer):
+    """Applies planned edits, keyed by the nodes of the tree they were planned on, visiting only the paths
+    from the root to them (a big module has a few hundred thousand nodes)."""
+
+    def __init__(self, edits: dict[cst.CSTNode, cst.CSTNode], parents, originals, root: cst.Module) -> None:
+        self.edits = edits
+        self.on_path: set[cst.CSTNode] = {root}
+        for node in edits:
+            while node is not None and node not in self.on_path:
+                self.on_path.add(originals.get(node, node))
+                node = parents.get(node)
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return node in self.on_path and node not in self.edits
+
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode):
+        return self.edits.get(original_node, updated_node)

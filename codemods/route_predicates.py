@@ -1,0 +1,254 @@
+"""MLA tests -> calls of named predicates in the adapter module."""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+
+import libcst as cst
+
+from seamfix.codemods.adapter_function import AdapterFunction, adapter_function
+from seamfix.codemods.context import FileContext
+from seamfix.codemods.nodes import finding_span, snake_case, unparenthesized, walk
+from seamfix.findings import Finding
+
+# The parent kinds through which the MLA part of a test grows: `cfg.q_lora_rank is None` is one question,
+# while `and`/`or`/`not` and conditional expressions combine questions and stay in the builder.
+_GROWS_THROUGH = (cst.Attribute, cst.Subscript, cst.Comparison, cst.ComparisonTarget, cst.BinaryOperation)
+# A predicate is a module-level function: `self` there would read as a method's.
+_PREDICATE_PARAMETERS = {"self": "obj", "cls": "klass"}
+_LITERALS = (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float, cst.Imaginary)
+_CONSTANTS = frozenset({"None", "True", "False"})
+_PROBE_WORDS = {"isinstance": "is", "issubclass": "is_subclass_of", "hasattr": "has", "getattr": "get"}
+_OPERATOR_WORDS = {
+    cst.Is: "is", cst.IsNot: "is_not", cst.Equal: "eq", cst.NotEqual: "ne", cst.In: "in", cst.NotIn: "not_in",
+    cst.LessThan: "lt", cst.LessThanEqual: "le", cst.GreaterThan: "gt", cst.GreaterThanEqual: "ge",
+}  # fmt: skip
+
+
+@dataclass
+class Route:
+    """Replace ``node`` (the MLA part of a test) by ``call``, a call of ``function`` in the adapter."""
+
+    node: cst.BaseExpression
+    call: cst.Call
+    function: AdapterFunction
+
+
+class RoutePredicates:
+    """Plans, for one finding, the call that replaces the MLA part of its test.
+
+    The MLA part grows from the finding's atom through attribute, subscript, comparison and arithmetic
+    parents (never past the finding's own expression), or is the whole call for a ``getattr``/``isinstance``
+    probe. Within it, every maximal sub-expression that does not name MLA (``self.config``) becomes a
+    parameter, so that predicates of the same shape are one function whatever their call sites pass.
+    """
+
+    def __init__(self, context: FileContext) -> None:
+        self.context = context
+
+    def routes(self, finding: Finding) -> list[Route] | str:
+        """The routes for ``finding``, or why its test cannot be routed.
+
+        The linter names one MLA part per test; the other operands of its ``and``/``or``/``not`` that name
+        MLA (``"mla_up_proj" in mods and not cfg.multi_latent_attention``) are routed in the same pass, which
+        saves parsing the file again for the finding the linter would report next.
+        """
+        context = self.context
+        if finding.kind == "case-pattern":
+            return "a `case` pattern cannot call a predicate; match on a routed value instead"
+        test = context.by_span.get(finding_span(*finding[1:5]))
+        atom = context.by_span.get(finding_span(*finding.atom)) if finding.atom else None
+        if test is None or atom is None:
+            return "its test could not be located in the syntax tree"
+        part = test if finding.kind == "probe" else self.mla_part(atom, test)
+        others = [leaf for leaf in _boolean_operands(test) if leaf is not part and self._is_question(leaf)]
+        return [self._route(node) for node in (part, *others)]
+
+    def _is_question(self, operand: cst.BaseExpression) -> bool:
+        """An operand that is one MLA question on its own: an attribute, comparison or probe naming MLA."""
+        shape = isinstance(operand, (cst.Attribute, cst.Comparison)) or self._is_probe(operand)
+        return shape and self.is_mla(operand) and not any(isinstance(n, cst.BooleanOperation) for n in walk(operand))
+
+    def _route(self, part: cst.BaseExpression) -> Route:
+        context = self.context
+        holes: dict[str, str] = {}  # hole code -> parameter name
+        template = part.visit(_Holes(self, holes))
+        imports = sorted({self.context.adapter_import(n.value) for n in _global_names(self, part)})
+        if isinstance(template, cst.Name) and template.value in holes.values():
+            # a local flag (`multi_latent_attention` parameter, `use_mla` alias): the seam says what it means
+            suggested = "enabled"
+        else:
+            suggested = _describe(self, part, holes)
+        code = context.module.code_for_node(unparenthesized(template))
+        function = adapter_function("predicate", suggested, list(holes.values()), [*imports, f"return {code}"])
+        arguments = [cst.Arg(cst.parse_expression(hole)) for hole in holes]
+        call = cst.Call(
+            cst.Attribute(cst.Name(context.seam.name), cst.Name(function.placeholder)),
+            arguments,
+            lpar=list(part.lpar),
+            rpar=list(part.rpar),
+        )
+        return Route(part, call, function)
+
+    def mla_part(self, atom: cst.BaseExpression, test: cst.BaseExpression) -> cst.BaseExpression:
+        part = atom
+        while part is not test:
+            parent = self.context.parents.get(part)
+            if isinstance(parent, (cst.ComparisonTarget, cst.Arg)):
+                parent = self.context.parents[parent]
+            if not isinstance(parent, _GROWS_THROUGH) and not self._is_probe(parent):
+                break
+            part = parent
+        return part
+
+    def _is_probe(self, node: cst.CSTNode | None) -> bool:
+        """``isinstance(x, MLAConfig)``, ``getattr(x, "q_lora_rank", None)``: one question about MLA."""
+        if not isinstance(node, cst.Call) or not isinstance(node.func, cst.Name):
+            return False
+        return node.func.value in _PROBE_WORDS and self.context.binding(node.func) == "builtin"
+
+    def is_mla(self, node: cst.CSTNode) -> bool:
+        """Does ``node`` name MLA outside calls through the seam?"""
+        names = self.context.names
+        for child in self._outside_seam_calls(node):
+            if isinstance(child, cst.Attribute) and names.is_attribute(child.attr.value):
+                return True
+            if isinstance(child, cst.SimpleString) and names.is_string(str(child.evaluated_value)):
+                return True
+            if isinstance(child, cst.Name) and not self._is_parent_attr(child) and names.is_name(child.value):
+                return True
+        return False
+
+    def _outside_seam_calls(self, node: cst.CSTNode):
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            if isinstance(current, cst.Attribute) and _is_name(current.value, self.context.seam.name):
+                continue
+            yield current
+            stack.extend(current.children)
+
+    def _is_parent_attr(self, name: cst.Name) -> bool:
+        parent = self.context.parents.get(name)
+        return isinstance(parent, cst.Attribute) and parent.attr is name
+
+    def kept_in_template(self, node: cst.CSTNode) -> bool:
+        """Literals, builtins and MLA globals (imported by the adapter) stay in the predicate's body."""
+        if isinstance(node, _LITERALS):
+            return True
+        if isinstance(node, cst.Name):
+            binding = self.context.binding(node)
+            return binding == "builtin" or node.value in _CONSTANTS or (binding == "global" and self.is_mla(node))
+        return False
+
+
+class _Holes(cst.CSTTransformer):
+    """Replaces each maximal sub-expression that does not name MLA by a parameter."""
+
+    def __init__(self, router: RoutePredicates, holes: dict[str, str]) -> None:
+        self.router = router
+        self.holes = holes
+        self.replaced: set[cst.CSTNode] = set()
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self._is_hole(node):
+            self.replaced.add(node)
+            return False
+        return True
+
+    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode):
+        if original not in self.replaced:
+            return updated
+        code = self.router.context.module.code_for_node(unparenthesized(original))
+        if code not in self.holes:
+            self.holes[code] = _fresh(
+                _PREDICATE_PARAMETERS.get(name := _hole_name(original), name), set(self.holes.values())
+            )
+        return cst.Name(self.holes[code])
+
+    def _is_hole(self, node: cst.CSTNode) -> bool:
+        router = self.router
+        if not isinstance(node, cst.BaseExpression) or isinstance(node, cst.Name) and router._is_parent_attr(node):
+            return False
+        if isinstance(node, cst.Name) and router.context.binding(node) == "local":
+            return True  # a variable of the builder, whatever its name, is passed in
+        return not router.is_mla(node) and not router.kept_in_template(node) and not _has_only_kept(router, node)
+
+
+def _boolean_operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if isinstance(test, cst.BooleanOperation):
+        return [*_boolean_operands(test.left), *_boolean_operands(test.right)]
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        return _boolean_operands(test.expression)
+    return [test]
+
+
+def _is_name(node: cst.CSTNode, value: str) -> bool:
+    return isinstance(node, cst.Name) and node.value == value
+
+
+def _has_only_kept(router: RoutePredicates, node: cst.CSTNode) -> bool:
+    """A compound literal or builtin expression (``-1``, ``(1, 2)``) stays whole."""
+    leaves = [n for n in walk(node) if isinstance(n, (cst.Name, *_LITERALS))]
+    return bool(leaves) and all(router.kept_in_template(leaf) for leaf in leaves if not router._is_parent_attr(leaf))
+
+
+def _global_names(router: RoutePredicates, part: cst.CSTNode) -> list[cst.Name]:
+    return [
+        n
+        for n in walk(part)
+        if isinstance(n, cst.Name)
+        and not router._is_parent_attr(n)
+        and router.context.binding(n) == "global"
+        and router.is_mla(n)
+    ]
+
+
+def _hole_name(node: cst.CSTNode) -> str:
+    while isinstance(node, (cst.Subscript, cst.Call)):
+        node = node.value if isinstance(node, cst.Subscript) else node.func
+    if isinstance(node, cst.Attribute):
+        return node.attr.value
+    if isinstance(node, cst.Name):
+        return node.value
+    return "value"
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    if hasattr(builtins, name):
+        name += "_"
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate, number = f"{name}_{number}", number + 1
+    return candidate
+
+
+def _describe(router: RoutePredicates, node: cst.CSTNode, holes: dict[str, str]) -> str:
+    """Words for a predicate's name, read off the MLA part of the test."""
+    module = router.context.module
+    if not router.is_mla(node):
+        if isinstance(node, cst.Name) and node.value in _CONSTANTS:
+            return node.value.lower()
+        return (
+            holes.get(module.code_for_node(unparenthesized(node)), "") if isinstance(node, cst.BaseExpression) else ""
+        )
+    if isinstance(node, cst.Attribute):
+        return (
+            node.attr.value
+            if router.context.names.is_attribute(node.attr.value)
+            else _describe(router, node.value, holes)
+        )
+    if isinstance(node, cst.Name):
+        return snake_case(node.value)
+    if isinstance(node, cst.SimpleString):
+        return str(node.evaluated_value)
+    if isinstance(node, cst.Comparison):
+        words = [_describe(router, node.left, holes)]
+        for target in node.comparisons:
+            words += [_OPERATOR_WORDS.get(type(target.operator), "cmp"), _describe(router, target.comparator, holes)]
+        return "_".join(word for word in words if word)
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
+        mla_words = [_describe(router, arg.value, holes) for arg in node.args if router.is_mla(arg.value)]
+        return "_".join([_PROBE_WORDS.get(node.func.value, node.func.value), *mla_words])
+    return "_".join(_describe(router, child, holes) for child in node.children if router.is_mla(child))

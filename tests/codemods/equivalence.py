@@ -1,0 +1,103 @@
+"""Run every top-level function of a module under dense and MLA configs; print the results as JSON.
+
+``python equivalence.py DIR MODULE`` imports MODULE from DIR in this fresh interpreter (so the rewritten
+module and its adapter must import on their own) and calls each function whose parameters it knows how
+to fill, once per config. Results, exceptions and the configs' state afterwards are normalized to plain
+data, so that the outputs of the original and the rewritten module compare with ``==``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import itertools
+import json
+import sys
+import types
+
+BASE = {
+    "num_layers": 2, "hidden_size": 16, "num_attention_heads": 4, "kv_channels": 8, "qk_head_dim": 8,
+    "qk_pos_emb_head_dim": 4, "v_head_dim": 8, "kv_lora_rank": 6, "recompute_modules": [],
+    "cache_mla_latents": False, "rotary_interleaved": False,
+}  # fmt: skip
+CONFIGS = {
+    "dense-rope": {**BASE, "multi_latent_attention": False, "q_lora_rank": None, "position_embedding_type": "rope"},
+    "dense-learned": {**BASE, "multi_latent_attention": False, "q_lora_rank": None,
+                      "position_embedding_type": "learned_absolute", "recompute_modules": ["mla_up_proj"]},
+    "mla": {**BASE, "multi_latent_attention": True, "q_lora_rank": None, "position_embedding_type": "rope",
+            "cache_mla_latents": True},
+    "mla-lora": {**BASE, "multi_latent_attention": True, "q_lora_rank": 3, "position_embedding_type": "rope",
+                 "recompute_modules": ["mla_up_proj"]},
+}  # fmt: skip
+CONFIG_PARAMETERS = {"config", "cfg", "args"}
+OTHER_PARAMETERS = {
+    "layers": [[1, 2, 3], 3],
+    "count": [4],
+    "layer_number": [1],
+    "names": [["q", "kv", "proj"]],
+    "flag": [True, False],
+    "multi_latent_attention": [True, False],
+    "configs": ["configs"],
+    "value": [0, 5],
+    "x": [0, 5],
+    "y": [1, -2],
+}
+
+
+def normalize(value, depth=0):
+    if depth > 6:
+        return repr(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [type(value).__name__, [normalize(item, depth + 1) for item in value]]
+    if isinstance(value, dict):
+        return ["dict", sorted((repr(k), normalize(v, depth + 1)) for k, v in value.items())]
+    if isinstance(value, types.GeneratorType):
+        return ["generator", [normalize(item, depth + 1) for item in itertools.islice(value, 50)]]
+    if isinstance(value, type):
+        return ["class", value.__name__]
+    if callable(value) and not hasattr(value, "__dict__"):
+        return ["callable"]
+    return [type(value).__name__, normalize(getattr(value, "__dict__", repr(value)), depth + 1)]
+
+
+def config_object(name):
+    return types.SimpleNamespace(**{key: list(v) if isinstance(v, list) else v for key, v in CONFIGS[name].items()})
+
+
+def argument(choice):
+    if isinstance(choice, str) and choice in CONFIGS:
+        return config_object(choice)
+    if choice == "configs":
+        return [config_object("mla"), config_object("dense-rope")]
+    return choice
+
+
+def calls(function):
+    names = list(inspect.signature(function).parameters)
+    if not names or not all(n in CONFIG_PARAMETERS or n in OTHER_PARAMETERS for n in names):
+        return
+    choices = [list(CONFIGS) if n in CONFIG_PARAMETERS else OTHER_PARAMETERS[n] for n in names]
+    yield from itertools.product(*choices)
+
+
+def run(directory, module_name):
+    sys.path.insert(0, directory)
+    module = importlib.import_module(module_name)
+    results = []
+    for name, function in sorted(vars(module).items()):
+        if not inspect.isfunction(function) or function.__module__ != module_name:
+            continue
+        for combination in calls(function):
+            arguments = [argument(choice) for choice in combination]
+            try:
+                outcome = ["returns", normalize(function(*arguments))]
+            except Exception as exc:  # noqa: BLE001 - the exception is part of the behaviour compared
+                outcome = ["raises", type(exc).__name__, str(exc)]
+            results.append([name, repr(combination), outcome, normalize(arguments)])
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(sys.argv[1], sys.argv[2])))
