@@ -145,6 +145,19 @@ def rule_command(code: str) -> None:
     click.echo(f"# {rule.name} ({rule.code})\n\n{rule.summary} ({state}).\n\n{rule.doc()}")
 
 
+@cli.command("doctor")
+def doctor_command() -> None:
+    """Compare the installed megatron-core's MLA classes, config and spec builders with what seamfix's adapter
+    knows; exit 1 if anything changed that it does not handle yet."""
+    try:
+        from seamfix.runtime.megatron.doctor import report
+    except ImportError as exc:
+        raise SeamfixError(f"doctor needs megatron-core and torch (pip install 'seamfix[megatron]'): {exc}") from None
+    text, code = report()
+    click.echo(text, nl=False)
+    sys.exit(code)
+
+
 cli.add_command(audit_command)
 
 

@@ -1,0 +1,101 @@
+"""The part of megatron-core's MLA surface the adapter was built against, read off releases 0.11-0.16.1 and
+Megatron-LM's 0.17-0.19 tags. ``seamfix doctor`` compares the installed release with it. A new release that
+only adds what the adapter already handles needs no change here; anything else is one more name below,
+after the adapter learns it.
+"""
+
+FORWARD_PARAMETERS = frozenset(
+    {
+        "hidden_states",
+        "attention_mask",
+        "key_value_states",
+        "inference_context",
+        "inference_params",
+        "rotary_pos_emb",
+        "rotary_pos_cos",
+        "rotary_pos_sin",
+        "rotary_pos_cos_sin",  # 0.15
+        "attention_bias",
+        "packed_seq_params",
+        "position_ids",
+        "sequence_len_offset",
+    }
+)
+"""Keywords of ``MLASelfAttention.forward``; the adapter drops the ``rotary_pos_*`` ones and passes the rest."""
+
+SUBMODULE_FIELDS = frozenset(
+    {
+        "linear_q_proj",
+        "linear_q_down_proj",
+        "linear_q_up_proj",
+        "linear_kv_down_proj",
+        "linear_kv_up_proj",
+        "core_attention",
+        "linear_proj",
+        "q_layernorm",
+        "kv_layernorm",
+    }
+)
+"""Fields of ``MLASelfAttentionSubmodules`` (all optional up to 0.16)."""
+
+REQUIRED_SUBMODULE_FIELDS = frozenset({"q_layernorm", "kv_layernorm", "linear_proj"})
+"""Fields that later releases make required (0.17: the layernorms; 0.18: linear_proj); the adapter's specs
+always name them, by keyword."""
+
+CONFIG_FIELDS = frozenset(
+    {
+        "q_lora_rank",
+        "kv_lora_rank",
+        "qk_head_dim",
+        "qk_pos_emb_head_dim",
+        "v_head_dim",
+        "rope_type",  # 0.11
+        "rotary_base",
+        "rotary_percent",
+        "rotary_scaling_factor",
+        "max_position_embeddings",  # before 0.14
+        "original_max_position_embeddings",  # 0.14
+        "beta_fast",
+        "beta_slow",
+        "mscale",
+        "mscale_all_dim",
+        "cache_mla_latents",  # 0.14
+        "mla_down_proj_fusion",  # 0.17
+    }
+)
+"""Fields ``MLATransformerConfig`` adds to ``TransformerConfig``."""
+
+SPEC_BUILDER_PARAMETERS = {
+    "get_gpt_layer_local_spec": frozenset(
+        {
+            "num_experts",
+            "moe_grouped_gemm",
+            "qk_layernorm",
+            "multi_latent_attention",
+            "fp8",
+            "moe_use_legacy_grouped_gemm",
+            "normalization",  # 0.12
+            "qk_l2_norm",  # 0.12
+            "use_kitchen",  # 0.13
+            "use_kitchen_attention",  # 0.16
+            "kitchen_attention_backend",  # 0.16
+        }
+    ),
+    "get_gpt_layer_with_transformer_engine_spec": frozenset(
+        {
+            "num_experts",
+            "moe_grouped_gemm",
+            "qk_layernorm",
+            "multi_latent_attention",
+            "fp8",
+            "moe_use_legacy_grouped_gemm",
+            "qk_l2_norm",  # 0.12
+            "use_kitchen",  # 0.13
+            "use_te_op_fuser",  # 0.13
+            "use_te_activation_func",  # 0.15
+            "use_kitchen_attention",  # 0.16
+            "kitchen_attention_backend",  # 0.16
+        }
+    ),
+}
+"""Parameters of the spec builders that ``mla_layer_spec`` calls (by keyword, filtered by signature)."""
