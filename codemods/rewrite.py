@@ -47,17 +47,23 @@ def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam) ->
         result.error = f"{broken.line}:{broken.column}: {broken.message}"
         return result
     current = data
+    given_up: dict[tuple[str, str, str], str] = {}  # findings no codemod could touch, by what they say
     for _ in range(_MAX_ROUNDS):
         if not findings:
             break
+        if all(_identity(f) in given_up for f in findings):
+            # Another round would parse the file again only to give up on the same findings.
+            result.left = [f"{f.line}:{f.column}: {given_up[_identity(f)]}" for f in findings]
+            break
         try:
-            changed, reasons = _round(current, relpath, findings, checker, seam, result)
+            changed, untouched = _round(current, relpath, findings, checker, seam, result)
         except (cst.ParserSyntaxError, UnicodeDecodeError, SyntaxError) as exc:
             result.error = f"cannot parse: {str(exc).splitlines()[0]}"
             return FileRewrite(relpath, data, error=result.error)
         if changed is None:
-            result.left = [f"{f.line}:{f.column}: {reasons.get(f, 'no codemod handles it')}" for f in findings]
+            result.left = [f"{f.line}:{f.column}: {untouched.get(f, 'no codemod handles it')}" for f in findings]
             break
+        given_up.update((_identity(f), why) for f, why in untouched.items())
         current = changed
         findings = [f for f in checker.check(current, relpath) if f.code == _FIXABLE]
     result.data = current
@@ -66,7 +72,8 @@ def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam) ->
 
 def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChecker, seam: Seam,
            result: FileRewrite) -> tuple[bytes | None, dict[Finding, str]]:  # fmt: skip
-    """One pass over ``findings``: the new bytes (None if nothing could change) and why findings stay."""
+    """One pass over ``findings``: the new bytes (None if nothing could change), and the findings no edit
+    touched, with why."""
     encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
     encoding = "utf-8" if encoding == "utf-8-sig" else encoding  # the BOM is kept by hand
     bom = data.startswith(_BOM)
@@ -80,6 +87,7 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
     extractor = ExtractArms(router)
     edits: dict[cst.CSTNode, cst.CSTNode] = {}
     reasons: dict[Finding, str] = {}
+    untouched: dict[Finding, str] = {}
     moved_spans: list[Span] = []
 
     def inside_moved(finding: Finding) -> bool:
@@ -104,18 +112,23 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
             continue
         routes = router.routes(local[finding])
         if isinstance(routes, str):
-            reasons.setdefault(finding, routes)
+            untouched[finding] = reasons.get(finding, routes)
             continue
         for route in routes:
             edits[route.node] = route.call
             result.functions.append(route.function)
             result.routed += 1
     if not edits:
-        return None, reasons
+        return None, untouched
     edited = [_in_original(context.span(node), area) for node in edits]
     edits.update(unused_mla_imports(module, tree, checker.names, edited))
     rewritten = import_seam(context, module.visit(_ReplaceNodes(edits, context.parents, area.originals, module)))
-    return (_BOM if bom else b"") + rewritten.code.encode(encoding), reasons
+    return (_BOM if bom else b"") + rewritten.code.encode(encoding), untouched
+
+
+def _identity(finding: Finding) -> tuple[str, str, str]:
+    """What a finding is, whatever line edits above it moved it to."""
+    return finding.scope, finding.content, finding.kind
 
 
 def _in_focus(finding: Finding, area: Focus) -> Finding:
