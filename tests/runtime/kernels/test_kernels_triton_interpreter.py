@@ -1,4 +1,4 @@
-"""The Triton kernels themselves, on the CPU through Triton's interpreter (cases in triton_interpreted_cases.py)."""
+"""The Triton kernels themselves, on the CPU through Triton's interpreter (cases in triton_interpreted_*cases.py)."""
 
 import os
 import re
@@ -6,13 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-CASES = Path(__file__).with_name("triton_interpreted_cases.py")
+import pytest
+
+CASE_FILES = ("triton_interpreted_cases.py", "triton_interpreted_decode_cases.py")
 
 
-def test_triton_kernels_agree_with_the_reference_under_the_interpreter():
+@pytest.mark.parametrize("case_file", CASE_FILES)
+def test_triton_kernels_agree_with_the_reference_under_the_interpreter(case_file):
     env = {**os.environ, "TRITON_INTERPRET": "1"}
+    cases = Path(__file__).with_name(case_file)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", str(CASES)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", str(cases)],
         capture_output=True,
         text=True,
         env=env,

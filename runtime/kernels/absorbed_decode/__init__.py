@@ -1,0 +1,107 @@
+"""Absorbed MLA decode over the paged latent cache: ``mla_decode``.
+
+Queries arrive already absorbed into latent space (``q_lat = q_nope @ W_uk`` per head, see ``absorption``);
+each cached token is read once per group of heads as both key and value. Split-KV flash decoding with a
+log-sum-exp merge on CUDA; a gathered, batched PyTorch reference on the CPU.
+"""
+
+import torch
+
+from ..backend import check_dtype, check_same_device, check_shape, require, resolve_backend
+from ..latent_cache.paged import check_paged_cache, host_checks_allowed
+from . import reference
+
+
+def _check_lengths(block_table, cache_seqlens, s_q, block_size, num_blocks) -> None:
+    """Every length covers the new tokens and fits the table, and every block it uses exists (one host copy)."""
+    blocks_used = (cache_seqlens.long() + block_size - 1) // block_size
+    used = torch.arange(block_table.shape[1], device=block_table.device) < blocks_used[:, None]
+    bad_block = used & ((block_table < 0) | (block_table >= num_blocks))
+    shortest, longest, bad_blocks = torch.stack(
+        (cache_seqlens.min().long(), cache_seqlens.max().long(), bad_block.sum())
+    ).tolist()
+    capacity = block_table.shape[1] * block_size
+    require(
+        shortest >= s_q,
+        "cache_seqlens must count the {s_q} new token(s) already appended, got a length of {shortest}",
+        s_q=s_q,
+        shortest=shortest,
+    )
+    require(
+        longest <= capacity,
+        "cache_seqlens holds a length of {longest}, longer than the block table allows "
+        "({blocks} blocks x {block_size} tokens = {capacity})",
+        longest=longest,
+        blocks=block_table.shape[1],
+        block_size=block_size,
+        capacity=capacity,
+    )
+    require(bad_blocks == 0, "block_table names {bad} block(s) outside [0, {n}) within the sequences' lengths",
+            bad=bad_blocks, n=num_blocks)  # fmt: skip
+
+
+def mla_decode(
+    q_nope_absorbed: torch.Tensor,
+    q_pe: torch.Tensor,
+    ckv_cache: torch.Tensor,
+    kpe_cache: torch.Tensor,
+    block_table: torch.Tensor,
+    cache_seqlens: torch.Tensor,
+    softmax_scale: float,
+    causal: bool = True,
+    *,
+    num_splits: int | None = None,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention of ``s_q`` new tokens per sequence over the paged latent cache, in latent space.
+
+    ``q_nope_absorbed [B, s_q, H, kv_lora_rank]``, ``q_pe [B, s_q, H, rope_dim]`` (RoPE'd like the cached
+    ``k_pe``); ``block_table [B, max_blocks]`` int32; ``cache_seqlens [B]`` int32 counts each sequence's cached
+    tokens *including* the ``s_q`` new ones (append them first), so query ``i`` sits at position
+    ``seqlen - s_q + i`` and, when ``causal``, sees keys up to itself. Pass the model's ``softmax_scale``
+    (DeepSeek's includes the YaRN mscale; ``576**-0.5`` is wrong for real models).
+
+    Returns ``out [B, s_q, H, kv_lora_rank]`` (q's dtype; multiply by ``W_uv`` per head for the value-space
+    output) and ``lse [B, s_q, H]`` (float32, natural log of the sum of ``exp(score * scale)``).
+    ``num_splits`` fixes how many pieces each context is cut into on the Triton backend (default: enough
+    programs to fill the GPU). Lengths and block ids are checked on the host except during CUDA graph capture.
+    """
+    device = check_same_device({
+        "q_nope_absorbed": q_nope_absorbed, "q_pe": q_pe, "ckv_cache": ckv_cache, "kpe_cache": kpe_cache,
+        "block_table": block_table, "cache_seqlens": cache_seqlens,
+    })  # fmt: skip
+    backend = resolve_backend(backend, device)
+    num_blocks, block_size, rank, rope_dim = check_paged_cache(ckv_cache, kpe_cache, backend)
+    check_dtype("q_nope_absorbed", q_nope_absorbed, backend)
+    require(
+        q_nope_absorbed.dtype == q_pe.dtype == ckv_cache.dtype,
+        "q_nope_absorbed, q_pe and the caches must share one dtype, got {a}, {b} and {c}",
+        a=q_nope_absorbed.dtype,
+        b=q_pe.dtype,
+        c=ckv_cache.dtype,
+    )
+    check_shape("q_nope_absorbed", q_nope_absorbed, (None, None, None, rank))
+    batch, s_q, heads, _ = q_nope_absorbed.shape
+    require(s_q >= 1 and heads >= 1, "q_nope_absorbed needs s_q >= 1 and heads >= 1, got {shape}",
+            shape=list(q_nope_absorbed.shape))  # fmt: skip
+    check_shape("q_pe", q_pe, (batch, s_q, heads, rope_dim))
+    require(q_nope_absorbed.stride(-1) == 1 and q_pe.stride(-1) == 1, "queries' last dimension must be contiguous")
+    check_shape("block_table", block_table, (batch, None))
+    check_shape("cache_seqlens", cache_seqlens, (batch,))
+    for name, index in (("block_table", block_table), ("cache_seqlens", cache_seqlens)):
+        require(index.dtype == torch.int32, "{name} must be int32, got {dtype}", name=name, dtype=index.dtype)
+    require(block_table.stride(-1) == 1, "block_table's rows must be contiguous")
+    require(num_splits is None or num_splits >= 1, "num_splits must be >= 1, got {n}", n=num_splits)
+    if host_checks_allowed(device):
+        _check_lengths(block_table, cache_seqlens, s_q, block_size, num_blocks)
+    if backend == "torch":
+        return reference.decode(
+            q_nope_absorbed, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal
+        )
+    from .triton_ops import decode
+
+    return decode(q_nope_absorbed, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens.contiguous(),
+                  softmax_scale, causal, num_splits, tiles=None)  # fmt: skip
+
+
+__all__ = ["mla_decode"]

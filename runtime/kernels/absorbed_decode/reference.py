@@ -1,0 +1,30 @@
+"""PyTorch reference of absorbed MLA decode: the whole (masked) context gathered per sequence, float32 math
+(float64 for float64 inputs). Batched, with no host synchronization, so it also serves as the eager baseline."""
+
+import torch
+
+from ..mla_rope.reference import compute_dtype
+
+
+def visible_keys(cache_seqlens: torch.Tensor, s_q: int, context: int, causal: bool) -> torch.Tensor:
+    """``[B, s_q, 1, context]`` mask of the keys each query sees: query ``i`` of ``s_q`` new tokens sits at
+    position ``seqlen - s_q + i`` and, when causal, sees keys up to and including itself."""
+    limit = cache_seqlens[:, None].long().expand(-1, s_q)
+    if causal:
+        limit = limit - s_q + 1 + torch.arange(s_q, device=limit.device)
+    keys = torch.arange(context, device=limit.device)
+    return (keys < limit[:, :, None])[:, :, None, :]
+
+
+def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal):
+    work = compute_dtype(q_lat.dtype)
+    # Entries past a sequence's last block may hold anything (say -1); clamped only so the gather stays in bounds.
+    blocks = block_table.long().clamp(0, ckv_cache.shape[0] - 1)
+    ckv = ckv_cache[blocks].flatten(1, 2).to(work)
+    kpe = kpe_cache[blocks].flatten(1, 2).to(work)
+    scores = torch.einsum("bshr,btr->bsht", q_lat.to(work), ckv) + torch.einsum("bshp,btp->bsht", q_pe.to(work), kpe)
+    visible = visible_keys(cache_seqlens, q_lat.shape[1], ckv.shape[1], causal)
+    scores = (scores * softmax_scale).masked_fill(~visible, float("-inf"))
+    lse = torch.logsumexp(scores, -1)
+    out = torch.einsum("bsht,btr->bshr", torch.softmax(scores, -1), ckv)
+    return out.to(q_lat.dtype), lse

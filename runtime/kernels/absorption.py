@@ -1,0 +1,76 @@
+"""Weight absorption for MLA decode: ``absorb_mla_weights`` and ``AbsorbedMLADecoder``.
+
+Training expands the latent per head (``k_nope = W_uk c_kv``, ``v = W_uv c_kv``); decode folds ``W_uk`` into
+the query and ``W_uv`` into the output instead, so attention runs over the latent cache alone:
+``q_nope · (W_uk c) = (q_nope W_uk) · c`` and ``Σ p (W_uv c) = W_uv (Σ p c)``. Exact up to rounding.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from .absorbed_decode import mla_decode
+from .backend import check_shape, require
+
+
+@dataclass(frozen=True)
+class AbsorbedWeights:
+    """``w_uk [H, qk_nope_dim, kv_lora_rank]``: ``q_lat = q_nope @ w_uk[h]``;
+    ``w_uv [H, kv_lora_rank, v_dim]``: ``out = out_lat @ w_uv[h]``."""
+
+    w_uk: torch.Tensor
+    w_uv: torch.Tensor
+
+
+def absorb_mla_weights(w_kv_up: torch.Tensor, num_heads: int, qk_nope_dim: int, v_dim: int) -> AbsorbedWeights:
+    """Split the up-projection of the latent (megatron's ``linear_kv_up_proj.weight``, DeepSeek's
+    ``kv_b_proj.weight``: ``[num_heads * (qk_nope_dim + v_dim), kv_lora_rank]``, each head's key rows then its
+    value rows) into the per-head factors that decode absorbs."""
+    require(
+        w_kv_up.dim() == 2 and num_heads > 0 and qk_nope_dim > 0 and v_dim > 0,
+        "w_kv_up must be 2-D and the sizes positive, got {shape}, {h}, {n}, {v}",
+        shape=list(w_kv_up.shape),
+        h=num_heads,
+        n=qk_nope_dim,
+        v=v_dim,
+    )
+    check_shape("w_kv_up", w_kv_up, (num_heads * (qk_nope_dim + v_dim), None))
+    per_head = w_kv_up.view(num_heads, qk_nope_dim + v_dim, w_kv_up.shape[1])
+    return AbsorbedWeights(
+        w_uk=per_head[:, :qk_nope_dim].contiguous(), w_uv=per_head[:, qk_nope_dim:].transpose(1, 2).contiguous()
+    )
+
+
+class AbsorbedMLADecoder(torch.nn.Module):
+    """Decode-time attention of one trained MLA layer over the paged latent cache.
+
+    Takes the layer's ``w_kv_up`` and returns, per decode step, the same per-head attention output
+    ``[B, s_q, H, v_dim]`` as the expanded form (before the output projection).
+    """
+
+    def __init__(self, w_kv_up: torch.Tensor, num_heads: int, qk_nope_dim: int, v_dim: int, softmax_scale: float):
+        super().__init__()
+        weights = absorb_mla_weights(w_kv_up.detach(), num_heads, qk_nope_dim, v_dim)
+        self.register_buffer("w_uk", weights.w_uk)
+        self.register_buffer("w_uv", weights.w_uv)
+        self.softmax_scale = softmax_scale
+
+    def forward(
+        self,
+        q_nope: torch.Tensor,
+        q_pe: torch.Tensor,
+        ckv_cache: torch.Tensor,
+        kpe_cache: torch.Tensor,
+        block_table: torch.Tensor,
+        cache_seqlens: torch.Tensor,
+        causal: bool = True,
+        *,
+        backend: str = "auto",
+    ) -> torch.Tensor:
+        """``q_nope [B, s_q, H, qk_nope_dim]`` and ``q_pe [B, s_q, H, rope_dim]`` (RoPE'd) of the new tokens,
+        whose latents are already appended (``mla_cache_append``)."""
+        q_lat = torch.einsum("bshn,hnr->bshr", q_nope, self.w_uk)
+        out_lat, _ = mla_decode(
+            q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, self.softmax_scale, causal, backend=backend
+        )
+        return torch.einsum("bshr,hrv->bshv", out_lat, self.w_uv)

@@ -1,0 +1,104 @@
+"""The paged latent KV cache of MLA decode and ``mla_cache_append``, which fills it.
+
+Per token the cache holds only the latent ``c_kv`` (kv_lora_rank wide, RMS-normalized) and the RoPE'd shared
+``k_pe`` (rope_dim wide): 1152 bytes in bf16 for DeepSeek's 512 + 64. Layout: see ``paged``.
+"""
+
+import torch
+
+from ..backend import check_dtype, check_same_device, check_shape, require, resolve_backend
+from . import reference
+from .paged import check_paged_cache, host_checks_allowed
+
+
+def _check_slots_and_positions(slot_mapping, positions, num_slots, max_position) -> None:
+    positions = positions.masked_fill(slot_mapping < 0, 0)  # padding tokens' positions are never read
+    # One device-to-host copy for all value checks.
+    slot_high, position_low, position_high = torch.stack(
+        (slot_mapping.max(), positions.min(), positions.max())
+    ).tolist()
+    require(
+        slot_high < num_slots,
+        "slot_mapping holds slot {high}, the cache has {slots} slots (num_blocks * block_size)",
+        high=slot_high,
+        slots=num_slots,
+    )
+    require(
+        position_low >= 0 and position_high < max_position,
+        "positions must lie in [0, {limit}) (rows of cos/sin), got [{low}, {high}]",
+        limit=max_position,
+        low=position_low,
+        high=position_high,
+    )
+
+
+def mla_cache_append(
+    c_kv: torch.Tensor,
+    k_pe: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    positions: torch.Tensor,
+    ckv_cache: torch.Tensor,
+    kpe_cache: torch.Tensor,
+    slot_mapping: torch.Tensor,
+    norm_weight: torch.Tensor | None = None,
+    eps: float = 1e-6,
+    *,
+    backend: str = "auto",
+) -> None:
+    """Write new tokens into the paged cache, in place, in one pass.
+
+    ``c_kv [T, kv_lora_rank]`` is RMS-normalized with ``norm_weight`` (skipped when it is ``None``: the caller
+    normalized already); ``k_pe [T, rope_dim]`` is rotated at ``positions [T]`` with ``cos``/``sin``
+    (``[max_seq, rope_dim]`` or megatron's ``[max_seq, 1, 1, rope_dim]``), read interleaved and written
+    de-interleaved exactly as ``mla_rope_q`` writes ``q_pe``, so scores need no further permutation.
+    ``slot_mapping [T]`` gives each token's slot (``block * block_size + row``); a negative slot skips the token.
+    """
+    device = check_same_device({
+        "c_kv": c_kv, "k_pe": k_pe, "cos": cos, "sin": sin, "positions": positions, "ckv_cache": ckv_cache,
+        "kpe_cache": kpe_cache, "slot_mapping": slot_mapping, "norm_weight": norm_weight,
+    })  # fmt: skip
+    backend = resolve_backend(backend, device)
+    num_blocks, block_size, rank, rope_dim = check_paged_cache(ckv_cache, kpe_cache, backend)
+    for name, tensor in (("c_kv", c_kv), ("k_pe", k_pe), ("norm_weight", norm_weight)):
+        if tensor is not None:
+            check_dtype(name, tensor, backend)
+    require(
+        c_kv.dtype == k_pe.dtype == ckv_cache.dtype,
+        "c_kv, k_pe and the caches must share one dtype, got {a}, {b} and {c}",
+        a=c_kv.dtype,
+        b=k_pe.dtype,
+        c=ckv_cache.dtype,
+    )
+    check_shape("c_kv", c_kv, (None, rank))
+    n_tokens = c_kv.shape[0]
+    check_shape("k_pe", k_pe, (n_tokens, rope_dim))
+    require(c_kv.stride(-1) == 1 and k_pe.stride(-1) == 1, "c_kv and k_pe must have contiguous rows (stride 1)")
+    check_shape("positions", positions, (n_tokens,))
+    check_shape("slot_mapping", slot_mapping, (n_tokens,))
+    for name, index in (("positions", positions), ("slot_mapping", slot_mapping)):
+        require(not index.is_floating_point(), "{name} must be an integer tensor, got {dtype}", name=name,
+                dtype=index.dtype)  # fmt: skip
+    require(
+        cos.shape == sin.shape and cos.shape[-1] == rope_dim and cos.numel() == cos.shape[0] * rope_dim,
+        "cos and sin must both be [max_seq, {rope}] or [max_seq, 1, 1, {rope}], got {cos} and {sin}",
+        rope=rope_dim,
+        cos=list(cos.shape),
+        sin=list(sin.shape),
+    )
+    if norm_weight is not None:
+        check_shape("norm_weight", norm_weight, (rank,))
+    if n_tokens == 0:
+        return
+    if host_checks_allowed(device):
+        _check_slots_and_positions(slot_mapping, positions, num_blocks * block_size, cos.shape[0])
+    if backend == "torch":
+        reference.cache_append(c_kv, k_pe, cos, sin, positions, ckv_cache, kpe_cache, slot_mapping, norm_weight, eps)
+        return
+    from .triton_ops import cache_append
+
+    cache_append(c_kv, k_pe, cos, sin, positions.contiguous(), ckv_cache, kpe_cache, slot_mapping.contiguous(),
+                 norm_weight, eps)  # fmt: skip
+
+
+__all__ = ["mla_cache_append"]

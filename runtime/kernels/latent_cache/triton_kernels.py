@@ -1,0 +1,34 @@
+"""Triton kernel of ``mla_cache_append`` (imported only when the Triton backend runs): per token, RMSNorm of
+``c_kv`` and RoPE of ``k_pe`` in float32, each rounded once into its cache slot."""
+
+import triton
+import triton.language as tl
+
+from ..mla_rope.triton_kernels import _cos_sin, _load_pairs
+
+
+@triton.jit
+def cache_append_kernel(
+    C_KV, K_PE, COS, SIN, POSITIONS, SLOTS, NORM_WEIGHT, CKV_CACHE, KPE_CACHE, n_tokens, stride_ckv, stride_kpe, eps,
+    RANK: tl.constexpr, HALF: tl.constexpr, HAS_NORM: tl.constexpr, BLOCK_T: tl.constexpr,
+):  # fmt: skip
+    tokens = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    slots = tl.load(SLOTS + tokens, mask=tokens < n_tokens, other=-1).to(tl.int64)
+    keep = slots >= 0  # a negative slot is padding: nothing is read or written for it
+    columns = tl.arange(0, RANK)
+    latent = tl.load(C_KV + tokens[:, None] * stride_ckv + columns[None, :], mask=keep[:, None], other=0.0)
+    latent = latent.to(tl.float32)
+    if HAS_NORM:
+        rstd = tl.rsqrt(tl.sum(latent * latent, 1) / RANK + eps)
+        latent = latent * rstd[:, None] * tl.load(NORM_WEIGHT + columns).to(tl.float32)[None, :]
+    ckv_at = CKV_CACHE + slots[:, None] * RANK + columns[None, :]
+    tl.store(ckv_at, latent.to(CKV_CACHE.dtype.element_ty), mask=keep[:, None])
+
+    position = tl.load(POSITIONS + tokens, mask=keep, other=0)
+    half_offsets = tl.arange(0, HALF)
+    cos_left, sin_left, cos_right, sin_right = _cos_sin(COS, SIN, position, HALF, half_offsets, keep[:, None])
+    first, second = _load_pairs(K_PE + tokens * stride_kpe, keep, HALF, HALF, BLOCK_T)
+    kpe_at = KPE_CACHE + slots[:, None] * (2 * HALF) + half_offsets[None, :]
+    tl.store(kpe_at, (first * cos_left - second * sin_left).to(KPE_CACHE.dtype.element_ty), mask=keep[:, None])
+    tl.store(kpe_at + HALF, (second * cos_right + first * sin_right).to(KPE_CACHE.dtype.element_ty),
+             mask=keep[:, None])  # fmt: skip
