@@ -22,6 +22,15 @@ def _token_coordinates(tokens, POSITIONS, batch, HAS_POSITIONS: tl.constexpr, ma
 
 
 @triton.jit
+def _tile_rows(n_rows, heads, batch, POSITIONS, HAS_POSITIONS: tl.constexpr, BLOCK_ROWS: tl.constexpr):
+    """This program's (token, head) rows, which of them exist, and each row's token coordinates."""
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    row_ok = rows < n_rows
+    seq_index, batch_index, position = _token_coordinates(rows // heads, POSITIONS, batch, HAS_POSITIONS, row_ok)
+    return rows, row_ok, seq_index, batch_index, position
+
+
+@triton.jit
 def _cos_sin(COS, SIN, position, HALF: tl.constexpr, half_offsets, mask):
     at = position[:, None] * (2 * HALF) + half_offsets[None, :]
     cos_left = tl.load(COS + at, mask=mask, other=0.0).to(tl.float32)
@@ -84,10 +93,9 @@ def rope_q_inplace_kernel(
     BLOCK_ROWS: tl.constexpr,
 ):
     """Forward: read the interleaved rope slice, write it rotated and de-interleaved. Backward: the transpose."""
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
-    row_ok = rows < n_rows
-    tokens = rows // heads
-    seq_index, batch_index, position = _token_coordinates(tokens, POSITIONS, batch, HAS_POSITIONS, row_ok)
+    rows, row_ok, seq_index, batch_index, position = _tile_rows(
+        n_rows, heads, batch, POSITIONS, HAS_POSITIONS, BLOCK_ROWS
+    )
     half_offsets = tl.arange(0, HALF_BLOCK)
     mask = row_ok[:, None] & (half_offsets < HALF)[None, :]
     cos_left, sin_left, cos_right, sin_right = _cos_sin(COS, SIN, position, HALF, half_offsets, mask)
@@ -133,10 +141,9 @@ def rope_kv_forward_kernel(
     BLOCK_ROWS: tl.constexpr,
 ):
     """Split kv into key-nope and value, append the rotated shared k_pos_emb to every head's key."""
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
-    row_ok = rows < n_rows
-    tokens = rows // heads
-    seq_index, batch_index, position = _token_coordinates(tokens, POSITIONS, batch, HAS_POSITIONS, row_ok)
+    rows, row_ok, seq_index, batch_index, position = _tile_rows(
+        n_rows, heads, batch, POSITIONS, HAS_POSITIONS, BLOCK_ROWS
+    )
     kv_base = seq_index * kv_stride_s + batch_index * kv_stride_b + (rows % heads) * kv_stride_h
     key_row = KEY + rows[:, None] * (K_DIM + 2 * HALF)
 
