@@ -127,3 +127,20 @@ def test_rope_kernels_with_a_half_that_is_not_a_power_of_two():
     grads = [random((*token_shape("bshd"), HEADS, QK_HEAD_DIM + emb_dim), torch.float32, generator)]
     grads.append(random((*token_shape("bshd"), HEADS, V_DIM), torch.float32, generator))
     assert_backends_agree(split, [kv, k_pos_emb], grads, torch.float32)
+
+
+def test_rope_kv_kernel_with_more_heads_than_one_block():
+    """20 heads: more than one head block, so the kv backward sums the rope gradient over several of them."""
+    heads, generator = 20, torch.Generator().manual_seed(17)
+    cos, sin = megatron_cos_sin(rope_angles(generator), torch.float32)
+    kv = random((*token_shape("bshd"), heads, QK_HEAD_DIM + V_DIM), torch.float32, generator)
+    k_pos_emb = random((*token_shape("bshd"), 1, EMB_DIM), torch.float32, generator)
+    grads = [
+        random((*token_shape("bshd"), heads, QK_HEAD_DIM + EMB_DIM), torch.float32, generator),
+        random((*token_shape("bshd"), heads, V_DIM), torch.float32, generator),
+    ]
+
+    def split(kv, k_pos_emb, backend):
+        return mla_rope_kv(kv, k_pos_emb, cos, sin, EMB_DIM, QK_HEAD_DIM, V_DIM, backend=backend)
+
+    assert_backends_agree(split, [kv, k_pos_emb], grads, torch.float32)
