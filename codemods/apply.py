@@ -12,7 +12,7 @@ from seamfix.codemods.adapter_module import merge_adapter
 from seamfix.codemods.context import Seam
 from seamfix.codemods.rewrite import FileRewrite, rewrite_file
 from seamfix.config import Settings
-from seamfix.engine import _available_cores, check_options, lint
+from seamfix.engine import available_cores, check_options, lint
 from seamfix.errors import SeamfixError
 from seamfix.file_checker import FileChecker
 
@@ -99,7 +99,7 @@ def _rewrite_all(relpaths: list[str], settings: Settings, jobs: int | None, prog
     work = [(str(settings.root / relpath), relpath) for relpath in relpaths]
     options = check_options(settings)
     seam = Seam(settings.adapter_module_parts)
-    workers = min(jobs or _available_cores(), len(work) // PARALLEL_MIN_FILES)
+    workers = min(jobs or available_cores(), len(work) // PARALLEL_MIN_FILES)
     if workers <= 1:
         _init_worker(options, seam)
         return list(progress(map(_rewrite_one, work), len(work)))

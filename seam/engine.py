@@ -102,7 +102,7 @@ def _check_all(
     """Read, prefilter and check files; over worker processes when there are enough of them."""
     results: dict[str, list[Finding]] = {}
     errors: list[str] = []
-    workers = min(jobs or _available_cores(), len(misses) // PARALLEL_MIN_FILES)
+    workers = min(jobs or available_cores(), len(misses) // PARALLEL_MIN_FILES)
     if workers > 1:
         chunks = [misses[start : start + CHUNK_FILES] for start in range(0, len(misses), CHUNK_FILES)]
         with _pool(workers, options) as pool:
@@ -118,7 +118,7 @@ def _check_all(
     return results, errors
 
 
-def _available_cores() -> int:
+def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:

@@ -47,9 +47,6 @@ class FileChecker:
         self.prefilter = Prefilter(anchors)
         self._adapter_anchor = fold(options.adapter_parts[-1].encode()) if options.adapter_parts else None
 
-    def is_candidate(self, data: bytes) -> bool:
-        return self.prefilter.is_candidate(fold(data))
-
     def check(self, data: bytes, relpath: str) -> list[Finding]:
         folded = fold(data)
         if not self.prefilter.is_candidate(folded):
