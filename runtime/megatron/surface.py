@@ -65,37 +65,23 @@ CONFIG_FIELDS = frozenset(
 )
 """Fields ``MLATransformerConfig`` adds to ``TransformerConfig``."""
 
+_BOTH_SPEC_BUILDERS = frozenset(
+    {
+        "num_experts",
+        "moe_grouped_gemm",
+        "qk_layernorm",
+        "multi_latent_attention",
+        "fp8",
+        "moe_use_legacy_grouped_gemm",
+        "qk_l2_norm",  # 0.12
+        "use_kitchen",  # 0.13
+        "use_kitchen_attention",  # 0.16
+        "kitchen_attention_backend",  # 0.16
+    }
+)
 SPEC_BUILDER_PARAMETERS = {
-    "get_gpt_layer_local_spec": frozenset(
-        {
-            "num_experts",
-            "moe_grouped_gemm",
-            "qk_layernorm",
-            "multi_latent_attention",
-            "fp8",
-            "moe_use_legacy_grouped_gemm",
-            "normalization",  # 0.12
-            "qk_l2_norm",  # 0.12
-            "use_kitchen",  # 0.13
-            "use_kitchen_attention",  # 0.16
-            "kitchen_attention_backend",  # 0.16
-        }
-    ),
-    "get_gpt_layer_with_transformer_engine_spec": frozenset(
-        {
-            "num_experts",
-            "moe_grouped_gemm",
-            "qk_layernorm",
-            "multi_latent_attention",
-            "fp8",
-            "moe_use_legacy_grouped_gemm",
-            "qk_l2_norm",  # 0.12
-            "use_kitchen",  # 0.13
-            "use_te_op_fuser",  # 0.13
-            "use_te_activation_func",  # 0.15
-            "use_kitchen_attention",  # 0.16
-            "kitchen_attention_backend",  # 0.16
-        }
-    ),
+    "get_gpt_layer_local_spec": _BOTH_SPEC_BUILDERS | {"normalization"},  # 0.12
+    "get_gpt_layer_with_transformer_engine_spec": _BOTH_SPEC_BUILDERS
+    | {"use_te_op_fuser", "use_te_activation_func"},  # 0.13, 0.15
 }
 """Parameters of the spec builders that ``mla_layer_spec`` calls (by keyword, filtered by signature)."""
