@@ -24,6 +24,8 @@ SHAPES = {  # heads, q_lora_rank (None: q projected from hidden), hidden; qk_nop
     "V3": {"heads": 128, "hidden": 7168, "q_rank": 1536},
 }
 NOPE, ROPE, V, KV_RANK = 128, 64, 128, 512
+ROUNDS = 3
+ALL_TIMES = ("q_fwd_ms", "q_bwd_ms", "kv_fwd_ms", "kv_bwd_ms")
 
 try:
     from megatron.core.fusions.fused_mla_yarn_rope_apply import fused_apply_mla_rope_for_kv, fused_apply_mla_rope_for_q
@@ -140,7 +142,11 @@ def time_rope(t, device, reps, bandwidth):
     variants = {"ours": (mla_rope_q, mla_rope_kv)}
     if fused_apply_mla_rope_for_q is not None and device.type == "cuda":
         variants["megatron"] = (fused_apply_mla_rope_for_q, fused_apply_mla_rope_for_kv)
-    rows = {name: time_variant(fq, fkv, t, device, reps) for name, (fq, fkv) in variants.items()}
+    # Rounds alternate the implementations, so that a drift of the card's clocks (after the matmuls of the last
+    # shape, say) reaches all of them alike; each time is the median of its rounds.
+    rounds = [{name: time_variant(fq, fkv, t, device, reps) for name, (fq, fkv) in variants.items()}
+              for _ in range(ROUNDS)]  # fmt: skip
+    rows = {name: {key: statistics.median(r[name][key] for r in rounds) for key in ALL_TIMES} for name in variants}
     for row in rows.values():
         for key, moved in (("q_fwd", q_bytes), ("q_bwd", q_bytes), ("kv_fwd", kv_bytes), ("kv_bwd", kv_bwd_bytes)):
             row[f"{key}_bw_frac"] = moved / (row[f"{key}_ms"] * 1e-3) / bandwidth
@@ -148,8 +154,8 @@ def time_rope(t, device, reps, bandwidth):
     return rows
 
 
-def time_variant(fq, fkv, t, device, reps):
-    """One implementation's four times; a backward alone is (forward + backward) - forward, captured alike."""
+def time_variant(fq, fkv, t, device, reps, times=ALL_TIMES):
+    """One implementation's ``times``; a backward alone is (forward + backward) - forward, captured alike."""
     cos, sin = t["cos"], t["sin"]
     q, kv, emb = t["q"], t["kv"], t["k_pos_emb"]
     grad_q = torch.randn_like(q)
@@ -172,13 +178,39 @@ def time_variant(fq, fkv, t, device, reps):
         kv_leaf.grad = emb_leaf.grad = None
         torch.autograd.backward(kv_forward(), (grad_key, grad_value))
 
-    q_both, kv_both = median_ms(q_step, device, reps), median_ms(kv_step, device, reps)
-    return {
-        "q_fwd_ms": median_ms(lambda: fq(in_place, cos, sin, NOPE, ROPE), device, reps),
-        "q_bwd_ms": q_both - median_ms(q_forward, device, reps),
-        "kv_fwd_ms": median_ms(lambda: fkv(kv, emb, cos, sin, ROPE, NOPE, V), device, reps),
-        "kv_bwd_ms": kv_both - median_ms(kv_forward, device, reps),
+    timings = {
+        "q_fwd_ms": lambda: median_ms(lambda: fq(in_place, cos, sin, NOPE, ROPE), device, reps),
+        "q_bwd_ms": lambda: median_ms(q_step, device, reps) - median_ms(q_forward, device, reps),
+        "kv_fwd_ms": lambda: median_ms(lambda: fkv(kv, emb, cos, sin, ROPE, NOPE, V), device, reps),
+        "kv_bwd_ms": lambda: median_ms(kv_step, device, reps) - median_ms(kv_forward, device, reps),
     }
+    return {key: timing() for key, timing in timings.items() if key in times}
+
+
+SWEEP = {  # TILES entries of runtime/kernels/mla_rope/triton_ops.py tried by --sweep, per op
+    op: [{"max_heads": h, "num_warps": w} for h in (16, 32, 64, 128) for w in (2, 4, 8, 16)]
+    for op in ("q", "kv_forward", "kv_backward")
+}  # fmt: skip
+
+
+def sweep_rope_tiles(t, device, reps):
+    """Our kernels' times under each tile of SWEEP (the op's own times only), the shipped tiles restored after."""
+    from seamfix.runtime.kernels.mla_rope import triton_ops
+
+    timed_ops = {"q": ("q_fwd_ms", "q_bwd_ms"), "kv_forward": ("kv_fwd_ms",), "kv_backward": ("kv_bwd_ms",)}
+    shipped = dict(triton_ops.TILES)
+    results = []
+    try:
+        for op, tiles in SWEEP.items():
+            for tile in tiles:
+                triton_ops.TILES[op] = tile
+                results.append(
+                    {"op": op, "tile": tile} | time_variant(mla_rope_q, mla_rope_kv, t, device, reps, timed_ops[op])
+                )
+            triton_ops.TILES[op] = shipped[op]
+    finally:
+        triton_ops.TILES.update(shipped)
+    return results
 
 
 def time_down_norm_up(tokens, hidden, rank, out_dim, device, dtype, reps):
@@ -222,6 +254,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny shapes, any device (end-to-end check)")
     parser.add_argument("--reps", type=int, default=50)
+    parser.add_argument("--sweep", action="store_true", help="also time our rope kernels under each SWEEP tile")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16
@@ -234,6 +267,8 @@ def main():
         heads = 2 if args.smoke else cfg["heads"]
         report[shape] = {"check": check_rope(rope_inputs(s, b, heads, device, dtype), heads)}
         report[shape]["rope"] = time_rope(rope_inputs(s, b, heads, device, dtype), device, reps, bandwidth)
+        if args.sweep:
+            report[shape]["sweep"] = sweep_rope_tiles(rope_inputs(s, b, heads, device, dtype), device, reps)
         hidden = 64 if args.smoke else cfg["hidden"]
         rank = 32 if args.smoke else KV_RANK
         out_dim = 4 * heads * (NOPE + V) if args.smoke else heads * (NOPE + V)
@@ -262,6 +297,11 @@ def main():
             for v in ("fused", "unfused")
         ]
         lines.append(f"| {shape} | {json.dumps(report[shape]['check'])} | {cells[0]} | {cells[1]} |")
+    for shape in SHAPES if args.sweep else ():
+        lines += ["", f"{shape}: tile sweep (ms)", ""]
+        for r in report[shape]["sweep"]:
+            times = " ".join(f"{key} {value:.4f}" for key, value in r.items() if key.endswith("_ms"))
+            lines.append(f"{r['op']} {json.dumps(r['tile'])} {times}")
     (out / "kernels_train.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

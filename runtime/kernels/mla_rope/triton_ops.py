@@ -5,10 +5,17 @@ import triton
 
 from .triton_kernels import rope_kv_backward_kernel, rope_kv_forward_kernel, rope_q_inplace_kernel
 
-# Elements each program moves per tile; 4096 keeps a tile in registers at 4 warps for every MLA shape.
-TILE_ELEMENTS = 4096
-# The kv backward sums k_pos_emb's gradient over heads in registers: heads per step, tile size, warps.
-KV_BACKWARD_TILE = {"max_heads": 16, "elements": 4096, "num_warps": 4}
+# Each program owns one token and up to ``max_heads`` of its heads, in ``num_warps`` warps. Picked by the sweep in
+# benchmarks/kernels_train.py on an H100: large tiles win (more loads in flight per program).
+TILES = {
+    "q": {"max_heads": 128, "num_warps": 4},
+    "kv_forward": {"max_heads": 128, "num_warps": 16},
+    "kv_backward": {"max_heads": 128, "num_warps": 4},
+}
+
+
+def _block_heads(heads: int, tile: dict) -> int:
+    return min(triton.next_power_of_2(heads), tile["max_heads"])
 
 
 class TokenLayout:
@@ -39,14 +46,14 @@ def _tables(cos: torch.Tensor, sin: torch.Tensor, emb_dim: int) -> tuple[torch.T
 
 
 def _rotate_q_inplace(q, cos, sin, qk_head_dim, emb_dim, layout: TokenLayout, backward: bool) -> None:
-    n_rows = layout.tokens * layout.heads
     half = _half_sizes(emb_dim)
-    block_rows = max(1, TILE_ELEMENTS // (2 * half["HALF_BLOCK"]))
+    tile = TILES["q"]
+    block_heads = _block_heads(layout.heads, tile)
     stride_s, stride_b = layout.strides(q)
-    rope_q_inplace_kernel[(triton.cdiv(n_rows, block_rows),)](
-        q, cos, sin, n_rows=n_rows, heads=layout.heads, batch=layout.batch, stride_s=stride_s,
+    rope_q_inplace_kernel[(layout.tokens, triton.cdiv(layout.heads, block_heads))](
+        q, cos, sin, heads=layout.heads, batch=layout.batch, stride_s=stride_s,
         stride_b=stride_b, stride_h=q.stride(-2), rope_offset=qk_head_dim, BACKWARD=backward,
-        BLOCK_ROWS=block_rows, **half, **layout.kernel_arguments(),
+        BLOCK_HEADS=block_heads, num_warps=tile["num_warps"], **half, **layout.kernel_arguments(),
     )  # fmt: skip
 
 
@@ -93,16 +100,15 @@ class MlaRopeKV(torch.autograd.Function):
         key = kv.new_empty(*layout.token_shape, layout.heads, k_dim + emb_dim)
         value = kv.new_empty(*layout.token_shape, layout.heads, v_dim)
         dims = _dimension_blocks(k_dim, v_dim, emb_dim)
-        n_rows = layout.tokens * layout.heads
-        row_width = dims["K_BLOCK"] + dims["V_BLOCK"] + 2 * dims["HALF_BLOCK"]
-        block_rows = max(1, triton.next_power_of_2(TILE_ELEMENTS // row_width))
+        tile = TILES["kv_forward"]
+        block_heads = _block_heads(layout.heads, tile)
         kv_stride_s, kv_stride_b = layout.strides(kv)
         emb_stride_s, emb_stride_b = layout.strides(k_pos_emb)
-        rope_kv_forward_kernel[(triton.cdiv(n_rows, block_rows),)](
-            kv, k_pos_emb, key, value, cos, sin, n_rows=n_rows, heads=layout.heads, batch=layout.batch,
+        rope_kv_forward_kernel[(layout.tokens, triton.cdiv(layout.heads, block_heads))](
+            kv, k_pos_emb, key, value, cos, sin, heads=layout.heads, batch=layout.batch,
             kv_stride_s=kv_stride_s, kv_stride_b=kv_stride_b, kv_stride_h=kv.stride(-2),
-            emb_stride_s=emb_stride_s, emb_stride_b=emb_stride_b, BLOCK_ROWS=block_rows,
-            **dims, **layout.kernel_arguments(),
+            emb_stride_s=emb_stride_s, emb_stride_b=emb_stride_b, BLOCK_HEADS=block_heads,
+            num_warps=tile["num_warps"], **dims, **layout.kernel_arguments(),
         )  # fmt: skip
         ctx.save_for_backward(cos, sin)
         ctx.layout, ctx.dims, ctx.k_pos_emb_shape = layout, dims, k_pos_emb.shape
@@ -119,12 +125,10 @@ class MlaRopeKV(torch.autograd.Function):
             grad_value = cos.new_zeros(*shape, dims["V_DIM"], dtype=grad_key.dtype)
         grad_kv = grad_key.new_empty(*shape, dims["K_DIM"] + dims["V_DIM"])
         grad_k_pos_emb = grad_key.new_empty(ctx.k_pos_emb_shape)
-        tile = KV_BACKWARD_TILE
-        block_heads = min(triton.next_power_of_2(layout.heads), tile["max_heads"])
-        block_tokens = max(1, tile["elements"] // (block_heads * max(dims["K_BLOCK"], dims["V_BLOCK"])))
-        rope_kv_backward_kernel[(triton.cdiv(layout.tokens, block_tokens),)](
-            grad_key.contiguous(), grad_value.contiguous(), grad_kv, grad_k_pos_emb, cos, sin,
-            n_tokens=layout.tokens, heads=layout.heads, batch=layout.batch, BLOCK_TOKENS=block_tokens,
-            BLOCK_HEADS=block_heads, num_warps=tile["num_warps"], **dims, **layout.kernel_arguments(),
+        tile = TILES["kv_backward"]
+        rope_kv_backward_kernel[(layout.tokens,)](
+            grad_key.contiguous(), grad_value.contiguous(), grad_kv, grad_k_pos_emb, cos, sin, heads=layout.heads,
+            batch=layout.batch, BLOCK_HEADS=_block_heads(layout.heads, tile), num_warps=tile["num_warps"],
+            **dims, **layout.kernel_arguments(),
         )  # fmt: skip
         return grad_kv, grad_k_pos_emb, None, None, None, None, None, None

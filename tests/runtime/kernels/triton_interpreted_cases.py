@@ -129,8 +129,12 @@ def test_rope_kernels_with_a_half_that_is_not_a_power_of_two():
     assert_backends_agree(split, [kv, k_pos_emb], grads, torch.float32)
 
 
-def test_rope_kv_kernel_with_more_heads_than_one_block():
-    """20 heads: more than one head block, so the kv backward sums the rope gradient over several of them."""
+def test_rope_kv_kernel_with_more_heads_than_one_block(monkeypatch):
+    """More heads than one block: the kv backward sums the rope gradient over several blocks of them."""
+    from seamfix.runtime.kernels.mla_rope import triton_ops
+
+    monkeypatch.setitem(triton_ops.TILES, "kv_backward", triton_ops.TILES["kv_backward"] | {"max_heads": 16})
+    monkeypatch.setitem(triton_ops.TILES, "kv_forward", triton_ops.TILES["kv_forward"] | {"max_heads": 16})
     heads, generator = 20, torch.Generator().manual_seed(17)
     cos, sin = megatron_cos_sin(rope_angles(generator), torch.float32)
     kv = random((*token_shape("bshd"), heads, QK_HEAD_DIM + V_DIM), torch.float32, generator)
