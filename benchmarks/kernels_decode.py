@@ -33,10 +33,10 @@ SHAPES = {  # heads, batch, mean context, s_q, lengths
     "H16 B4 S32k": (16, 4, 32768, 1, "uniform"),
     "H16 B128 S4k s_q=2": (16, 128, 4096, 2, "uniform"),
 }
-TILE_SWEEP = {  # rows, tokens, warps, stages
-    16: [(16, 64, 4, 2), (16, 32, 4, 2), (16, 32, 4, 3), (16, 64, 8, 2)],
-    32: [(32, 64, 4, 2), (32, 32, 4, 2), (32, 64, 8, 2)],
-    128: [(64, 64, 8, 2), (64, 32, 8, 2), (64, 32, 4, 2), (32, 64, 4, 2), (64, 64, 8, 1)],
+TILE_SWEEP = {  # query rows per sequence -> rows, tokens, warps, stages, programs per SM
+    16: [(16, 64, 8, 2, 1), (16, 64, 8, 2, 2), (16, 32, 4, 3, 2)],
+    32: [(32, 64, 8, 2, 1), (32, 64, 8, 2, 2)],
+    128: [(64, 64, 8, 2, 1), (64, 32, 8, 2, 1)],
 }
 
 
@@ -109,13 +109,13 @@ def roofline(case, ms, bandwidth, matmul):
             "roofline_frac": floor_ms / ms}  # fmt: skip
 
 
-def sweep_decode(*args, tiles, num_splits):
+def sweep_decode(*args, tiles):
     from seamfix.runtime.kernels.absorbed_decode.triton_ops import decode
 
-    return decode(*args, SCALE, True, num_splits, tiles)
+    return decode(*args, SCALE, True, None, tiles)
 
 
-def bench_decode(name, device, reps, bandwidth, matmul, smoke):
+def bench_decode(name, device, reps, bandwidth, matmul, smoke, sweep, baselines):
     heads, batch, context, s_q, lengths = SHAPES[name]
     if smoke:
         heads, batch, context = min(heads, 4), 2, 256
@@ -125,10 +125,8 @@ def bench_decode(name, device, reps, bandwidth, matmul, smoke):
     if device.type == "cuda":
         from seamfix.runtime.kernels.absorbed_decode.triton_ops import DecodeTiles
 
-        for tiles in TILE_SWEEP[min(128, max(16, heads * s_q))]:
-            for splits in (None, 1) if batch >= 64 else (None,):
-                label = f"tiles {tiles} splits {splits or 'auto'}"
-                variants[label] = partial(sweep_decode, tiles=DecodeTiles(*tiles), num_splits=splits)
+        for tiles in TILE_SWEEP[min(128, max(16, heads * s_q))] if sweep else ():
+            variants[f"tiles {tiles}"] = partial(sweep_decode, tiles=DecodeTiles(*tiles))
     for label, run in variants.items():
         try:
             result = check(case, run, device)
@@ -141,8 +139,8 @@ def bench_decode(name, device, reps, bandwidth, matmul, smoke):
     correct = [label for label, v in row["variants"].items() if v["out_rel_err"] < 2e-2 and not v["nan"]]
     row["best"] = min(correct, key=lambda label: row["variants"][label]["ms"])
     eager = lambda: reference.decode(*args_of(case), SCALE, True)  # noqa: E731
-    row["eager_ms"] = median_ms(eager, device, max(3, reps // 5))
-    row["sdpa_expanded_ms"] = expanded_sdpa_ms(case, device, reps) if lengths == "uniform" else None
+    row["eager_ms"] = median_ms(eager, device, max(3, reps // 5)) if baselines else math.nan
+    row["sdpa_expanded_ms"] = expanded_sdpa_ms(case, device, reps) if lengths == "uniform" and baselines else None
     return row
 
 
@@ -199,10 +197,11 @@ def markdown(report):
             lines.append(
                 f"| {name} | {label} | {v['ms'] * 1e3:.1f} | {v['roofline_frac']:.0%} | {v['out_rel_err']:.1e} |"
             )
-    a = report["append"]
-    lines += ["", f"cache append, {a['tokens']} tokens: {a['ms'] * 1e3:.1f} us, copy of the same rows "
-              f"{a['copy_same_rows_ms'] * 1e3:.1f} us ({a['vs_copy']:.2f}x), {a['bandwidth_frac']:.0%} of copy "
-              f"bandwidth, rel err {a['rel_err']}"]  # fmt: skip
+    a = report.get("append")
+    if a is not None:
+        lines += ["", f"cache append, {a['tokens']} tokens: {a['ms'] * 1e3:.1f} us, copy of the same rows "
+                  f"{a['copy_same_rows_ms'] * 1e3:.1f} us ({a['vs_copy']:.2f}x), {a['bandwidth_frac']:.0%} of copy "
+                  f"bandwidth, rel err {a['rel_err']}"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -210,6 +209,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny shapes, any device (end-to-end check)")
     parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--shapes", default="", help="comma-separated shape names to run (default: all)")
+    parser.add_argument("--no-sweep", action="store_true", help="time only what mla_decode picks by itself")
+    parser.add_argument("--no-baselines", action="store_true", help="skip eager PyTorch and SDPA timings")
+    parser.add_argument("--no-append", action="store_true", help="skip the cache-append benchmark")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     reps = 3 if args.smoke else args.reps
@@ -219,12 +222,15 @@ def main():
     report["matmul_flops"] = matmul = matmul_ceiling(device, reps)
     print(f"copy {bandwidth / 1e12:.3f} TB/s, matmul {matmul / 1e12:.0f} TFLOP/s", flush=True)
     report["decode"] = {}
-    for name in SHAPES:
-        report["decode"][name] = bench_decode(name, device, reps, bandwidth, matmul, args.smoke)
+    for name in args.shapes.split(",") if args.shapes else SHAPES:
+        report["decode"][name] = bench_decode(
+            name, device, reps, bandwidth, matmul, args.smoke, not args.no_sweep, not args.no_baselines
+        )
         print(name, json.dumps(report["decode"][name]["variants"][report["decode"][name]["best"]]), flush=True)
         if device.type == "cuda":
             torch.cuda.empty_cache()  # the next shape's caches and SDPA's expanded K/V need the room
-    report["append"] = bench_append(device, reps, bandwidth, args.smoke)
+    if not args.no_append:
+        report["append"] = bench_append(device, reps, bandwidth, args.smoke)
     out = Path(os.environ.get("OUT", "out"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "kernels_decode.json").write_text(json.dumps(report, indent=2))

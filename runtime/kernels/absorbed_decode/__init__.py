@@ -63,8 +63,9 @@ def mla_decode(
 
     Returns ``out [B, s_q, H, kv_lora_rank]`` (q's dtype; multiply by ``W_uv`` per head for the value-space
     output) and ``lse [B, s_q, H]`` (float32, natural log of the sum of ``exp(score * scale)``).
-    ``num_splits`` fixes how many pieces each context is cut into on the Triton backend (default: enough
-    programs to fill the GPU). Lengths and block ids are checked on the host except during CUDA graph capture.
+    ``num_splits`` makes the Triton backend share the batch's tokens out in ``batch * num_splits`` equal runs (with
+    equal lengths, ``num_splits`` pieces per context; default: enough runs to fill the GPU). Lengths and block ids
+    are checked on the host except during CUDA graph capture.
     """
     device = check_same_device({
         "q_nope_absorbed": q_nope_absorbed, "q_pe": q_pe, "ckv_cache": ckv_cache, "kpe_cache": kpe_cache,

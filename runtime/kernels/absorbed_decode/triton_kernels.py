@@ -1,11 +1,15 @@
 """Triton kernels of absorbed MLA decode (imported only when the Triton backend runs).
 
-Split-KV flash decoding: program ``(b, group, split)`` takes a group of query rows (row = ``(i, h)`` for query
-``i`` of the ``s_q`` new tokens and head ``h``) and one contiguous stretch of sequence ``b``'s context, gathers
-the latent rows through the block table, and keeps an online softmax over
-``scores = (q_lat · c_kv + q_pe · k_pe) * scale``. Each cached tile feeds all the group's heads and serves as
-both key (with ``k_pe``) and value. Every split writes its normalized output and log-sum-exp; a second kernel
-merges the splits. With one split the first kernel writes the final output directly.
+Work is balanced by tokens, not by sequences: the batch's contexts, cut into tiles of ``BLOCK_N`` tokens and
+laid end to end (the *tile stream*), are shared out in equal runs of tiles, one run per program. A program walks
+its run sequence by sequence (a *segment* per sequence), gathering the latent rows through the block table and
+keeping an online softmax over ``scores = (q_lat · c_kv + q_pe · k_pe) * scale`` for a group of query rows
+(row = ``(i, h)`` for query ``i`` of the ``s_q`` new tokens and head ``h``). Each cached tile feeds all the
+group's heads and serves as both key (with ``k_pe``) and value. A segment that covers its whole sequence writes
+the final output; only a program's first and last segment can share a sequence with another program, so those
+write partial results (output and log-sum-exp) into the program's two slots. Each run records the split sequence
+it leads (begins there and goes on past it), so the merge kernel combines parts without searching the stream.
+Everything is computed from the lengths on the device: no host synchronization, CUDA-graph capturable.
 """
 
 import triton
@@ -16,44 +20,57 @@ LN_2 = tl.constexpr(0.6931471805599453)
 
 
 @triton.jit
-def decode_split_kernel(
-    Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, OUT, LSE, softmax_scale, s_q, heads,
-    stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
+def _tile_stream(SEQLENS, batch, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr):
+    """Each sequence's first and end tile in the stream, and the stream's length."""
+    seqs = tl.arange(0, BLOCK_B)
+    tiles = tl.cdiv(tl.load(SEQLENS + seqs, mask=seqs < batch, other=0), BLOCK_N)
+    ends = tl.cumsum(tiles, 0)
+    return seqs, ends - tiles, ends, tl.sum(tiles, 0)
+
+
+@triton.jit
+def _first_tile(program, num_programs, total_tiles):
+    """Program ``p`` takes tiles ``[first(p), first(p + 1))``: equal shares, in stream order."""
+    return (program.to(tl.int64) * total_tiles // num_programs).to(tl.int32)
+
+
+@triton.jit
+def _owner(tile, num_programs, total_tiles):
+    """The program whose run holds ``tile`` (the inverse of ``_first_tile``)."""
+    return (((tile + 1).to(tl.int64) * num_programs - 1) // total_tiles).to(tl.int32)
+
+
+@triton.jit
+def _attend(
+    Q_LAT, Q_PE, CKV, KPE, table, seq, seqlen, key_start, key_end, softmax_scale, s_q, query, head, row_ok,
+    stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph,
     PAGE: tl.constexpr, RANK: tl.constexpr, ROPE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
     CAUSAL: tl.constexpr,
 ):  # fmt: skip
-    batch, group, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    num_splits = tl.num_programs(2)
-    n_rows = s_q * heads
-    rows = group * BLOCK_H + tl.arange(0, BLOCK_H)
-    row_ok = rows < n_rows
-    query, head = rows // heads, rows % heads
-    seqlen = tl.load(SEQLENS + batch)
+    """Online softmax of the group's rows over keys ``[key_start, key_end)`` of one sequence; returns the
+    normalized ``out [BLOCK_H, RANK]`` and ``lse [BLOCK_H]``."""
+    latent_cols, rope_cols = tl.arange(0, RANK), tl.arange(0, ROPE)
+    q_at = Q_LAT + seq * stride_qb + query * stride_qs + head * stride_qh
+    q_lat = tl.load(q_at[:, None] + latent_cols[None, :], mask=row_ok[:, None], other=0.0)
+    pe_at = Q_PE + seq * stride_pb + query * stride_ps + head * stride_ph
+    q_pe = tl.load(pe_at[:, None] + rope_cols[None, :], mask=row_ok[:, None], other=0.0)
     if CAUSAL:
         limit = seqlen - s_q + 1 + query
     else:
         limit = tl.zeros([BLOCK_H], dtype=tl.int32) + seqlen
-    # Splits cut each sequence by its own length, in whole tiles, so variable lengths stay balanced.
-    chunk = tl.cdiv(tl.cdiv(seqlen, num_splits), BLOCK_N) * BLOCK_N
-    start = split * chunk
-    end = tl.minimum(start + chunk, seqlen)
-
-    latent_cols, rope_cols = tl.arange(0, RANK), tl.arange(0, ROPE)
-    q_at = Q_LAT + batch * stride_qb + query * stride_qs + head * stride_qh
-    q_lat = tl.load(q_at[:, None] + latent_cols[None, :], mask=row_ok[:, None], other=0.0)
-    pe_at = Q_PE + batch * stride_pb + query * stride_ps + head * stride_ph
-    q_pe = tl.load(pe_at[:, None] + rope_cols[None, :], mask=row_ok[:, None], other=0.0)
     scale = softmax_scale * LOG2_E  # exp2 instead of exp: one multiply folded into the scale
 
     running_max = tl.full([BLOCK_H], float("-inf"), dtype=tl.float32)
     running_sum = tl.zeros([BLOCK_H], dtype=tl.float32)
     acc = tl.zeros([BLOCK_H, RANK], dtype=tl.float32)
-    table = BLOCK_TABLE + batch * stride_table
-    for tile_start in range(start, end, BLOCK_N):
+    for tile_start in range(key_start, key_end, BLOCK_N):
         keys = tile_start + tl.arange(0, BLOCK_N)
-        key_ok = keys < end
-        block = tl.load(table + keys // PAGE, mask=key_ok, other=0)
-        slots = block.to(tl.int64) * PAGE + keys % PAGE
+        key_ok = keys < key_end
+        if BLOCK_N <= PAGE:  # the tile lies inside one page: one table entry, contiguous rows
+            page = tl.load(table + tile_start // PAGE).to(tl.int64)
+            slots = page * PAGE + tile_start % PAGE + tl.arange(0, BLOCK_N)
+        else:
+            slots = tl.load(table + keys // PAGE, mask=key_ok, other=0).to(tl.int64) * PAGE + keys % PAGE
         ckv = tl.load(CKV + slots[:, None] * RANK + latent_cols[None, :], mask=key_ok[:, None], other=0.0)
         kpe = tl.load(KPE + slots[:, None] * ROPE + rope_cols[None, :], mask=key_ok[:, None], other=0.0)
         scores = tl.dot(q_lat, tl.trans(ckv)) + tl.dot(q_pe, tl.trans(kpe))
@@ -68,30 +85,109 @@ def decode_split_kernel(
         acc = acc * rescale[:, None] + tl.dot(weights.to(ckv.dtype), ckv)
         running_max = new_max
 
-    empty = running_sum == 0.0  # a split past this sequence's end: zero weight in the merge
-    out = acc / tl.where(empty, 1.0, running_sum)[:, None]
+    empty = running_sum == 0.0  # no key of this segment visible to the row: zero weight in the merge
     lse = tl.where(empty, float("-inf"), (running_max + tl.log2(running_sum)) * LN_2)
-    out_rows = (batch * num_splits + split) * n_rows + rows
-    tl.store(OUT + out_rows[:, None] * RANK + latent_cols[None, :], out.to(OUT.dtype.element_ty), mask=row_ok[:, None])
-    tl.store(LSE + out_rows, lse, mask=row_ok)
+    return acc / tl.where(empty, 1.0, running_sum)[:, None], lse
 
 
 @triton.jit
-def merge_splits_kernel(
-    PARTIAL_OUT, PARTIAL_LSE, OUT, LSE, num_splits, n_rows, RANK: tl.constexpr, SPLITS_BLOCK: tl.constexpr
-):
-    """One program per (sequence, row): weight each split's output by ``exp(lse_split - lse_total)``."""
-    batch, row = tl.program_id(0) // n_rows, tl.program_id(0) % n_rows
-    splits = tl.arange(0, SPLITS_BLOCK)
-    split_ok = splits < num_splits
-    partial_rows = (batch * num_splits + splits) * n_rows + row
-    lse = tl.load(PARTIAL_LSE + partial_rows, mask=split_ok, other=float("-inf"))
-    lse_max = tl.max(lse, 0)
-    weights = tl.exp(lse - lse_max)
-    total = tl.sum(weights, 0)
+def _store_rows(OUT, LSE, rows, out, lse, keep, RANK: tl.constexpr):
+    at = OUT + rows[:, None] * RANK + tl.arange(0, RANK)[None, :]
+    tl.store(at, out.to(OUT.dtype.element_ty), mask=keep[:, None])
+    tl.store(LSE + rows, lse, mask=keep)
+
+
+@triton.jit
+def decode_kernel(
+    Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, softmax_scale, batch,
+    s_q, heads, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
+    PAGE: tl.constexpr, RANK: tl.constexpr, ROPE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_B: tl.constexpr, CAUSAL: tl.constexpr,
+):  # fmt: skip
+    """Program ``(p, group)``: run ``p`` of the tile stream for the query rows of ``group``. ``OUT`` and ``LSE``
+    are contiguous ``[B, s_q, H, RANK]`` / ``[B, s_q, H]``; ``PARTIAL_*`` hold ``[programs, 2, s_q * H, ...]``;
+    ``LEADS [programs, 3]`` gets, for the merge, the split sequence this run leads (begins and does not finish)
+    or -1, the program after the last that holds part of it, and the slot of its part here."""
+    program, group = tl.program_id(0), tl.program_id(1)
+    num_programs = tl.num_programs(0)
+    n_rows = s_q * heads
+    rows = group * BLOCK_H + tl.arange(0, BLOCK_H)
+    row_ok = rows < n_rows
+    query, head = rows // heads, rows % heads
+
+    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, BLOCK_N, BLOCK_B)
+    first = _first_tile(program, num_programs, total_tiles)
+    last = _first_tile(program + 1, num_programs, total_tiles)
+    seq = tl.sum((seq_end_tiles <= first).to(tl.int32), 0)  # the sequence holding tile `first`
+    seq_first = tl.sum(tl.where(seqs == seq, seq_first_tiles, 0), 0)
+    lead_seq, lead_parts_end, lead_slot = -1, 0, 0
+    tile = first
+    while tile < last:
+        seqlen = tl.load(SEQLENS + seq)
+        seq_end = seq_first + tl.cdiv(seqlen, BLOCK_N)
+        stop = tl.minimum(seq_end, last)
+        out, lse = _attend(
+            Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE + seq * stride_table, seq, seqlen, (tile - seq_first) * BLOCK_N,
+            tl.minimum((stop - seq_first) * BLOCK_N, seqlen), softmax_scale, s_q, query, head, row_ok,
+            stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, PAGE, RANK, ROPE, BLOCK_H, BLOCK_N,
+            CAUSAL,
+        )  # fmt: skip
+        whole = (seq_first >= first) & (seq_end <= last)
+        # Slot 0: the segment holding the program's first tile (its sequence began here or earlier); slot 1: the
+        # segment its run ends in. The merge reads them by the same rule.
+        slot = tl.where(seq_first <= first, 0, 1)
+        final_rows = seq * n_rows + rows
+        partial_rows = (program * 2 + slot) * n_rows + rows
+        _store_rows(OUT, LSE, final_rows, out, lse, row_ok & whole, RANK)
+        _store_rows(PARTIAL_OUT, PARTIAL_LSE, partial_rows, out, lse, row_ok & (whole == 0), RANK)
+        leads = (seq_first >= first) & (seq_end > last)
+        lead_seq = tl.where(leads, seq, lead_seq)
+        lead_parts_end = tl.where(leads, _owner(seq_end - 1, num_programs, total_tiles) + 1, lead_parts_end)
+        lead_slot = tl.where(leads, slot, lead_slot)
+        tile = stop
+        seq += 1
+        seq_first = seq_end
+    lead_at, only_once = LEADS + program * 3, group == 0
+    tl.store(lead_at, lead_seq, mask=only_once)
+    tl.store(lead_at + 1, lead_parts_end, mask=only_once)
+    tl.store(lead_at + 2, lead_slot, mask=only_once)
+    # More programs than tiles leaves some runs empty: their slot 0 holds a part of nothing (weight zero), so that
+    # the merge need not tell them apart.
+    empty_rows = program * 2 * n_rows + rows
+    nothing, no_weight = tl.zeros([BLOCK_H, RANK], dtype=tl.float32), tl.full([BLOCK_H], float("-inf"), tl.float32)
+    _store_rows(PARTIAL_OUT, PARTIAL_LSE, empty_rows, nothing, no_weight, row_ok & (first == last), RANK)
+
+
+@triton.jit
+def merge_kernel(
+    PARTIAL_OUT, PARTIAL_LSE, LEADS, OUT, LSE, n_rows, RANK: tl.constexpr, PARTS_BLOCK: tl.constexpr
+):  # fmt: skip
+    """Program ``(p, row)``: if run ``p`` leads a split sequence, combine that sequence's parts (programs ``p`` up
+    to the recorded end), each weighted by ``exp(lse_part - lse_total)``; other programs do nothing."""
+    program, row = tl.program_id(0), tl.program_id(1)
+    seq = tl.load(LEADS + program * 3)
+    parts_end = tl.where(seq >= 0, tl.load(LEADS + program * 3 + 1), program)
+    first_slot = tl.load(LEADS + program * 3 + 2)
+
     columns = tl.arange(0, RANK)
-    parts = tl.load(PARTIAL_OUT + partial_rows[:, None] * RANK + columns[None, :], mask=split_ok[:, None], other=0.0)
-    out = tl.sum(parts * weights[:, None], 0) / total
-    out_row = batch * n_rows + row
-    tl.store(OUT + out_row * RANK + columns, out.to(OUT.dtype.element_ty))
-    tl.store(LSE + out_row, lse_max + tl.log(total))
+    running_max = float("-inf")
+    running_sum = 0.0
+    acc = tl.zeros([RANK], dtype=tl.float32)
+    for parts_start in range(program, parts_end, PARTS_BLOCK):
+        parts = parts_start + tl.arange(0, PARTS_BLOCK)
+        part_ok = parts < parts_end
+        # Every part after the first is the first segment (slot 0) of its program's run.
+        partial_rows = (parts * 2 + tl.where(parts == program, first_slot, 0)) * n_rows + row
+        lse = tl.load(PARTIAL_LSE + partial_rows, mask=part_ok, other=float("-inf"))
+        values = tl.load(PARTIAL_OUT + partial_rows[:, None] * RANK + columns[None, :], mask=part_ok[:, None],
+                         other=0.0)  # fmt: skip
+        new_max = tl.maximum(running_max, tl.max(lse, 0))
+        shift = tl.where(new_max == float("-inf"), 0.0, new_max)  # parts that saw no key have lse -inf
+        weights = tl.exp(lse - shift)
+        rescale = tl.exp(running_max - shift)
+        acc = acc * rescale + tl.sum(values * weights[:, None], 0)
+        running_sum = running_sum * rescale + tl.sum(weights, 0)
+        running_max = new_max
+    out_row = seq * n_rows + row
+    tl.store(OUT + out_row * RANK + columns, (acc / running_sum).to(OUT.dtype.element_ty), mask=seq >= 0)
+    tl.store(LSE + out_row, running_max + tl.log(running_sum), mask=seq >= 0)

@@ -1,4 +1,4 @@
-"""Launch of absorbed MLA decode: tile and split choice, the split kernel, and the merge when splits > 1."""
+"""Launch of absorbed MLA decode: tile and program-count choice, the decode kernel, and the merge."""
 
 import functools
 from dataclasses import dataclass
@@ -6,34 +6,29 @@ from dataclasses import dataclass
 import torch
 import triton
 
-from .triton_kernels import decode_split_kernel, merge_splits_kernel
+from .triton_kernels import decode_kernel, merge_kernel
 
-# Enough programs for about this many per multiprocessor: several resident programs hide the gather latency.
-PROGRAMS_PER_SM = 2
-# A split shorter than this spends more on its own setup and the merge than it saves.
-MIN_TOKENS_PER_SPLIT = 256
+# Partial results the merge combines per step (a [PARTS_BLOCK, kv_lora_rank] float32 tile in registers).
+MERGE_PARTS_BLOCK = 16
 
 
 @dataclass(frozen=True)
 class DecodeTiles:
-    """Query rows per program (all of a group's heads share each cached tile), cached tokens per step, and
-    Triton's warps and pipelining depth."""
+    """Query rows per program (all of a group's heads share each cached tile), cached tokens per step, Triton's
+    warps and pipelining depth, and how many programs per multiprocessor the default program count aims at."""
 
     rows: int
     tokens: int
     num_warps: int
     num_stages: int
+    programs_per_sm: int
 
 
 def default_tiles(n_rows: int) -> DecodeTiles:
-    # tl.dot needs at least 16 rows. Picked by the sweep in benchmarks/kernels_decode.py on an H100: 8 warps
-    # won at every size (more loads in flight per gathered tile); 64 rows x 64 tokens at 128 heads, as the
-    # published Triton MLA kernels do.
-    if n_rows <= 16:
-        return DecodeTiles(rows=16, tokens=64, num_warps=8, num_stages=2)
-    if n_rows <= 32:
-        return DecodeTiles(rows=32, tokens=64, num_warps=8, num_stages=2)
-    return DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2)
+    # tl.dot needs at least 16 rows. Picked by the sweep in benchmarks/kernels_decode.py on an H100.
+    # One program per multiprocessor: a 64-token tile's buffers take most of its shared memory.
+    rows = 16 if n_rows <= 16 else 32 if n_rows <= 32 else 64
+    return DecodeTiles(rows=rows, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1)
 
 
 @functools.cache
@@ -41,13 +36,16 @@ def _multiprocessors(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
-def default_num_splits(batch: int, groups: int, context_capacity: int, device: torch.device) -> int:
-    """Splits per sequence so that the grid fills the GPU; bounded by the longest context the table allows
-    (a host-free bound: the actual lengths stay on the device)."""
+def default_num_programs(batch: int, groups: int, programs_per_sm: int, device: torch.device) -> int:
+    """Runs the tile stream is cut into, per group of query rows: enough to fill the GPU, and (the lengths stay
+    on the device, so this is all the host can do) a whole number of sequences per run, or of runs per
+    sequence, so that equal lengths need no merge. Unequal lengths are balanced by tokens either way."""
     if device.type != "cuda":
-        return 1
-    wanted = triton.cdiv(PROGRAMS_PER_SM * _multiprocessors(device.index or 0), batch * groups)
-    return max(1, min(wanted, context_capacity // MIN_TOKENS_PER_SPLIT))
+        return batch
+    target = max(1, programs_per_sm * _multiprocessors(device.index or 0) // groups)
+    if batch >= target:
+        return triton.cdiv(batch, triton.cdiv(batch, target))
+    return batch * (target // batch)
 
 
 def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal, num_splits, tiles):
@@ -55,25 +53,23 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     n_rows = s_q * heads
     tiles = tiles or default_tiles(n_rows)
     groups = triton.cdiv(n_rows, tiles.rows)
-    page = ckv_cache.shape[1]
     if num_splits is None:
-        num_splits = default_num_splits(batch, groups, block_table.shape[1] * page, q_lat.device)
+        num_programs = default_num_programs(batch, groups, tiles.programs_per_sm, q_lat.device)
+    else:
+        num_programs = batch * num_splits
     out = q_lat.new_empty(batch, s_q, heads, rank)
     lse = q_lat.new_empty(batch, s_q, heads, dtype=torch.float32)
-    if num_splits == 1:
-        split_out, split_lse = out, lse
-    else:
-        split_out = q_lat.new_empty(batch, num_splits, n_rows, rank, dtype=torch.float32)
-        split_lse = q_lat.new_empty(batch, num_splits, n_rows, dtype=torch.float32)
-    decode_split_kernel[(batch, groups, num_splits)](
-        q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, split_out, split_lse, softmax_scale, s_q,
-        heads, *q_lat.stride()[:3], *q_pe.stride()[:3], block_table.stride(0), PAGE=page, RANK=rank,
-        ROPE=q_pe.shape[-1], BLOCK_H=tiles.rows, BLOCK_N=tiles.tokens, CAUSAL=causal, num_warps=tiles.num_warps,
-        num_stages=tiles.num_stages,
+    partial_out = q_lat.new_empty(num_programs, 2, n_rows, rank, dtype=torch.float32)
+    partial_lse = q_lat.new_empty(num_programs, 2, n_rows, dtype=torch.float32)
+    leads = q_lat.new_empty(num_programs, 3, dtype=torch.int32)
+    decode_kernel[(num_programs, groups)](
+        q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, out, lse, partial_out, partial_lse, leads,
+        softmax_scale, batch, s_q, heads, *q_lat.stride()[:3], *q_pe.stride()[:3], block_table.stride(0),
+        PAGE=ckv_cache.shape[1], RANK=rank, ROPE=q_pe.shape[-1], BLOCK_H=tiles.rows, BLOCK_N=tiles.tokens,
+        BLOCK_B=triton.next_power_of_2(batch), CAUSAL=causal, num_warps=tiles.num_warps, num_stages=tiles.num_stages,
     )  # fmt: skip
-    if num_splits > 1:
-        merge_splits_kernel[(batch * n_rows,)](
-            split_out, split_lse, out, lse, num_splits, n_rows, RANK=rank,
-            SPLITS_BLOCK=triton.next_power_of_2(num_splits), num_warps=4,
+    if num_programs > 1:
+        merge_kernel[(num_programs, n_rows)](
+            partial_out, partial_lse, leads, out, lse, n_rows, RANK=rank, PARTS_BLOCK=MERGE_PARTS_BLOCK, num_warps=4,
         )  # fmt: skip
     return out, lse

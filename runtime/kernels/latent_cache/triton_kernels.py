@@ -26,7 +26,8 @@ def cache_append_kernel(
 
     position = tl.load(POSITIONS + tokens, mask=keep, other=0)
     half_offsets = tl.arange(0, HALF)
-    cos_left, sin_left, cos_right, sin_right = _cos_sin(COS, SIN, position, HALF, half_offsets, keep[:, None])
+    # Padding tokens read row 0 of the tables (their position loads as 0) and store nothing.
+    cos_left, sin_left, cos_right, sin_right = _cos_sin(COS, SIN, position[:, None], HALF, HALF)
     first, second = _load_pairs(K_PE + tokens * stride_kpe, keep, HALF, HALF, BLOCK_T)
     kpe_at = KPE_CACHE + slots[:, None] * (2 * HALF) + half_offsets[None, :]
     tl.store(kpe_at, (first * cos_left - second * sin_left).to(KPE_CACHE.dtype.element_ty), mask=keep[:, None])

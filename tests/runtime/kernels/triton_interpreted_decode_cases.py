@@ -13,12 +13,15 @@ from seamfix.runtime.kernels import mla_cache_append, mla_decode
 
 assert os.environ.get("TRITON_INTERPRET") == "1", "run through test_kernels_triton_interpreter.py"
 
-CASES = {  # lengths, block size, heads, s_q, causal, splits
+CASES = {  # lengths, block size, heads, s_q, causal, splits (programs = sequences x splits)
     "one split, lengths off the block size": ([1, 23, 40], 16, 4, 1, True, 1),
-    "splits merged, some empty for short sequences": ([1, 23, 130], 32, 4, 1, True, 3),
+    "runs of whole sequences and a sequence split over runs": ([1, 23, 130, 300], 16, 4, 1, True, 1),
+    "pages holding a whole tile": ([100, 200], 64, 4, 1, True, 2),
+    "tiles starting inside a page": ([70, 300, 5], 128, 4, 2, True, 1),
+    "more partials than one merge step, empty runs": ([1100], 64, 4, 1, True, 20),
     "two new tokens, causal, split": ([2, 70], 16, 4, 2, True, 2),
     "two new tokens, not causal": ([2, 37], 16, 4, 2, False, 1),
-    "query rows over two programs": ([20], 16, 40, 2, True, 1),
+    "query rows over two programs, row-major products": ([20, 90], 16, 40, 2, True, 1),
 }
 
 
