@@ -34,10 +34,11 @@ SHAPES = {  # heads, batch, mean context, s_q, lengths
     "H16 B128 S4k s_q=2": (16, 128, 4096, 2, "uniform"),
 }
 TILE_SWEEP = {  # query rows per sequence -> rows, tokens, warps, stages, programs per SM
-    16: [(16, 64, 8, 2, 1), (16, 64, 8, 2, 2), (16, 32, 4, 3, 2)],
+    16: [(16, 64, 8, 2, 1), (16, 64, 8, 2, 2), (16, 64, 8, 3, 1), (16, 32, 4, 3, 2), (16, 32, 8, 2, 2),
+         (16, 32, 4, 2, 4)],
     32: [(32, 64, 8, 2, 1), (32, 64, 8, 2, 2)],
     128: [(64, 64, 8, 2, 1), (64, 32, 8, 2, 1)],
-}
+}  # fmt: skip
 
 
 def matmul_ceiling(device, reps):

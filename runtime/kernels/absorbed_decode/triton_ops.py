@@ -24,10 +24,16 @@ class DecodeTiles:
     programs_per_sm: int
 
 
-def default_tiles(n_rows: int) -> DecodeTiles:
-    # tl.dot needs at least 16 rows. Picked by the sweep in benchmarks/kernels_decode.py on an H100.
-    # One program per multiprocessor: a 64-token tile's buffers take most of its shared memory.
-    rows = 16 if n_rows <= 16 else 32 if n_rows <= 32 else 64
+def default_tiles(n_rows: int, batch: int, device: torch.device) -> DecodeTiles:
+    # tl.dot needs at least 16 rows. Picked by the sweep in benchmarks/kernels_decode.py on an H100; a 64-token
+    # tile's buffers take most of a multiprocessor's shared memory, so one program is resident at a time.
+    if n_rows <= 16:
+        if device.type == "cuda" and 2 * batch < _multiprocessors(device.index or 0):
+            # Few sequences, each cut into long runs: a third buffer keeps more of a run's loads in flight.
+            return DecodeTiles(rows=16, tokens=64, num_warps=8, num_stages=3, programs_per_sm=1)
+        # Many sequences: twice as many (shorter) runs as multiprocessors leave a shorter tail.
+        return DecodeTiles(rows=16, tokens=64, num_warps=8, num_stages=2, programs_per_sm=2)
+    rows = 32 if n_rows <= 32 else 64
     return DecodeTiles(rows=rows, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1)
 
 
@@ -51,7 +57,7 @@ def default_num_programs(batch: int, groups: int, programs_per_sm: int, device: 
 def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal, num_splits, tiles):
     batch, s_q, heads, rank = q_lat.shape
     n_rows = s_q * heads
-    tiles = tiles or default_tiles(n_rows)
+    tiles = tiles or default_tiles(n_rows, batch, q_lat.device)
     groups = triton.cdiv(n_rows, tiles.rows)
     if num_splits is None:
         num_programs = default_num_programs(batch, groups, tiles.programs_per_sm, q_lat.device)
