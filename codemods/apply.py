@@ -96,6 +96,11 @@ def _name_placeholders(data: bytes, names: dict[str, str]) -> bytes:
 
 
 def _rewrite_all(relpaths: list[str], settings: Settings, jobs: int | None, progress: Progress) -> list[FileRewrite]:
+    """Each file rewritten, in the order of ``relpaths``.
+
+    Each worker checks its file again rather than taking the lint's findings: those may come from the
+    cache, which is keyed by seamfix's version, not its code, and an older build's findings lack the
+    locations the codemods need."""
     work = [(str(settings.root / relpath), relpath) for relpath in relpaths]
     options = check_options(settings)
     seam = Seam(settings.adapter_module_parts)
@@ -105,9 +110,19 @@ def _rewrite_all(relpaths: list[str], settings: Settings, jobs: int | None, prog
         return list(progress(map(_rewrite_one, work), len(work)))
     import multiprocessing
 
+    # Largest files first, so that no worker is left with a big one while the others idle at the end.
+    work.sort(key=lambda item: -_size(item[0]))
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with context.Pool(workers, initializer=_init_worker, initargs=(options, seam)) as pool:
-        return list(progress(pool.imap(_rewrite_one, work), len(work)))
+        done = {rewrite.relpath: rewrite for rewrite in progress(pool.imap_unordered(_rewrite_one, work), len(work))}
+    return [done[relpath] for relpath in relpaths]
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0  # _rewrite_one reports it
 
 
 _worker: tuple[FileChecker, Seam] | None = None

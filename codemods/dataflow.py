@@ -1,25 +1,26 @@
 """What a block of a function reads and writes: free variables, values live after it, whether it can leave.
 
-LibCST's scope analysis says which function owns a name; this adds what it lacks: which variables are
-certainly assigned at each point (across if/else paths, loops that may not run, augmented assignment),
-reads inside comprehensions and lambdas, and values carried around a loop.
+The analysis runs on the function's ``ast`` with the owners from ``bindings`` (see there why not LibCST's
+metadata), and adds what scopes alone do not say: which variables are certainly assigned at each point
+(across if/else paths, loops that may not run, augmented assignment), reads inside comprehensions and
+lambdas, and values carried around a loop.
 """
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import libcst as cst
-from libcst.metadata import ClassScope, FunctionScope, GlobalScope, Scope
-
-from seamfix.codemods.context import FileContext
-from seamfix.codemods.nodes import Span, encloses, loaded_names, walk
+from seamfix.codemods.bindings import Bindings, Frame, parameters_of
 
 Assigned = frozenset[str] | None  # None: the code does not go on (return, raise, break, continue)
+Function = ast.FunctionDef | ast.AsyncFunctionDef
 
 _INTROSPECTION = frozenset({"locals", "vars", "dir", "eval", "exec", "super"})
-_LOOPS = (cst.For, cst.While)
-_NESTED_SCOPES = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+_NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 @dataclass
@@ -31,19 +32,20 @@ class BlockFlow:
     blocker: str | None = None  # why the block cannot become a function
 
 
-def block_flow(context: FileContext, function: cst.FunctionDef, block: cst.BaseSuite) -> BlockFlow:
+def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) -> BlockFlow:
     """The data flow of ``block``, a suite of ``function``."""
-    scope = context.scopes[function.body]
-    span = context.span(block)
-    blocker = _blocker(context, block)
-    inside = _Flow(context, scope)
+    scope = bindings.frames[function]
+    blocker = _blocker(block)
+    inside = _Flow(bindings, scope)
     must_after = inside.suite(block, frozenset())
-    before = _Flow(context, scope, target=block)
-    before.suite(function.body, _parameters(function))
+    before = _Flow(bindings, scope, target=block)
+    before.suite(function.body, frozenset(a.arg for a in parameters_of(function.args)))
     entry = before.entry if before.entry is not None else frozenset()
-    used_outside = _names_used_outside(context, function, scope, span)
+    in_block = {id(node) for statement in block for node in ast.walk(statement)}
+    owned = bindings.owned_by(scope)
+    used_outside = {o.name for o in owned if o.kind in ("name", "definition") and id(o.node) not in in_block}
     flow = BlockFlow(globals=sorted(inside.globals))
-    returns = any(isinstance(node, cst.Return) for node in _own_statements(block))
+    returns = any(isinstance(node, ast.Return) for node in _own_nodes(block))
     if returns and must_after is not None:
         blocker = blocker or "it returns on some paths only"
     flow.returns = returns
@@ -60,86 +62,103 @@ def block_flow(context: FileContext, function: cst.FunctionDef, block: cst.BaseS
     if declared & touched:
         blocker = blocker or f"it uses `{sorted(declared & touched)[0]}`, declared global or nonlocal"
     for name in sorted(inside.captured):
-        outside = [a for a in scope.assignments[name] if not isinstance(a.node, cst.Param)]
-        if name in results or any(not encloses(span, context.span(a.node)) for a in outside):
+        outside = [o for o in owned if o.name == name and o.is_store]
+        if name in results or any(id(o.node) not in in_block for o in outside):
             blocker = blocker or f"a function defined in it captures `{name}`, which changes outside it"
     flow.parameters, flow.results, flow.blocker = parameters, results, blocker
     return flow
 
 
-def _parameters(function: cst.FunctionDef) -> frozenset[str]:
-    params = function.params
-    every = [*params.posonly_params, *params.params, *params.kwonly_params]
-    every += [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
-    return frozenset(p.name.value for p in every)
-
-
-def _declared_global(function: cst.FunctionDef) -> set[str]:
+def _declared_global(function: Function) -> set[str]:
     return {
-        alias.name.value
-        for node in _own_statements(function.body)
-        if isinstance(node, (cst.Global, cst.Nonlocal))
-        for alias in node.names
+        name
+        for node in _own_nodes(function.body)
+        if isinstance(node, (ast.Global, ast.Nonlocal))
+        for name in node.names
     }
 
 
-def _own_statements(node: cst.CSTNode):
-    """Nodes of ``node`` outside nested functions, lambdas and classes."""
-    stack = list(node.children)
+def _own_nodes(statements: list[ast.stmt]) -> Iterator[ast.AST]:
+    """Nodes of ``statements`` outside nested functions, lambdas and classes (the last statement's first)."""
+    stack = list(statements)
     while stack:
         current = stack.pop()
         yield current
         if not isinstance(current, _NESTED_SCOPES):
-            stack.extend(current.children)
+            stack.extend(ast.iter_child_nodes(current))
 
 
-def _blocker(context: FileContext, block: cst.BaseSuite) -> str | None:
+def _blocker(block: list[ast.stmt]) -> str | None:
     """Why the block's meaning depends on being where it is, if it does."""
-    for node in _own_statements(block):
-        if isinstance(node, (cst.Yield, cst.Await)) or isinstance(node, (cst.For, cst.With)) and node.asynchronous:
+    outer_jumps = _jumps_out_of_loops(block)
+    for node in _own_nodes(block):
+        if isinstance(node, (ast.Yield, ast.YieldFrom, ast.Await, ast.AsyncFor, ast.AsyncWith)):
             return "it yields or awaits"
-        if isinstance(node, (cst.Global, cst.Nonlocal)):
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
             return "it declares a global or nonlocal name"
-        if isinstance(node, cst.Del):
+        if isinstance(node, ast.Delete):
             return "it deletes a variable"
-        if isinstance(node, (cst.Break, cst.Continue)) and not _inside_loop(context, node, block):
+        if id(node) in outer_jumps:
             return "its `break`/`continue` leaves a loop around it"
-    for node in walk(block):
-        if isinstance(node, cst.Name) and node.value == "__class__":
+    for node in (n for statement in block for n in ast.walk(statement)):
+        if isinstance(node, ast.Name) and node.id == "__class__":
             return "it uses `__class__`"
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in _INTROSPECTION:
-            if not node.args or node.func.value in {"eval", "exec"}:
-                return f"it calls `{node.func.value}()`, which depends on where it runs"
-        if isinstance(node, cst.Attribute) and node.attr.value.startswith("__") and not node.attr.value.endswith("__"):
-            return f"it uses `{node.attr.value}`, a name-mangled attribute"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _INTROSPECTION:
+            if not (node.args or node.keywords) or node.func.id in {"eval", "exec"}:
+                return f"it calls `{node.func.id}()`, which depends on where it runs"
+        if isinstance(node, ast.Attribute) and node.attr.startswith("__") and not node.attr.endswith("__"):
+            return f"it uses `{node.attr}`, a name-mangled attribute"
     return None
 
 
-def _inside_loop(context: FileContext, node: cst.CSTNode, block: cst.BaseSuite) -> bool:
-    current = context.parents.get(node)
-    while current is not None and current is not block:
-        if isinstance(current, _LOOPS):
-            return True
-        current = context.parents.get(current)
-    return False
+def _jumps_out_of_loops(block: list[ast.stmt]) -> set[int]:
+    """The ``break``/``continue`` statements of ``block`` that no loop inside it encloses."""
+    found: set[int] = set()
+    stack: list[tuple[ast.AST, bool]] = [(statement, False) for statement in block]
+    while stack:
+        node, in_loop = stack.pop()
+        if isinstance(node, (ast.Break, ast.Continue)) and not in_loop:
+            found.add(id(node))
+        if not isinstance(node, _NESTED_SCOPES):
+            inner = in_loop or isinstance(node, _LOOPS)
+            stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+    return found
 
 
-def _names_used_outside(context: FileContext, function: cst.FunctionDef, scope: Scope, span: Span) -> set[str]:
-    return {
-        node.value
-        for node in walk(function.body)
-        if isinstance(node, cst.Name)
-        and node in context.positions
-        and not encloses(span, context.span(node))
-        and context.owner(node) is scope
-    }
+def _loaded_names(node: ast.AST) -> list[ast.Name]:
+    """Names that are variables, wherever they are read or written, except the targets of ``:=``; in source
+    order (the order of a function's parameters)."""
+    targets = {id(n.target) for n in ast.walk(node) if isinstance(n, ast.NamedExpr)}
+    names = [n for n in ast.walk(node) if isinstance(n, ast.Name) and id(n) not in targets]
+    return sorted(names, key=lambda name: (name.lineno, name.col_offset))
+
+
+def _walrus_targets(node: ast.AST) -> Iterator[str]:
+    return (n.target.id for n in ast.walk(node) if isinstance(n, ast.NamedExpr))
+
+
+def _pattern_names(pattern: ast.pattern) -> frozenset[str]:
+    """Every identifier in a ``case`` pattern (capture names, and the names in class and value patterns)."""
+    names = set()
+    for node in ast.walk(pattern):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            names.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            names.add(node.rest)
+        elif isinstance(node, ast.MatchClass):
+            names.update(node.kwd_attrs)
+    return frozenset(names)
 
 
 class _Flow:
     """Walks statements in order, tracking the variables of ``scope`` certainly assigned so far."""
 
-    def __init__(self, context: FileContext, scope: Scope, target: cst.BaseSuite | None = None) -> None:
-        self.context = context
+    def __init__(self, bindings: Bindings, scope: Frame, target: list[ast.stmt] | None = None) -> None:
+        self.bindings = bindings
         self.scope = scope
         self.target = target
         self.entry: frozenset[str] | None = None  # what is certainly assigned where ``target`` starts
@@ -149,146 +168,138 @@ class _Flow:
         self.captured: set[str] = set()  # variables read by functions and lambdas defined here
         self.globals: set[str] = set()
 
-    def suite(self, suite: cst.BaseSuite, assigned: Assigned) -> Assigned:
-        if suite is self.target and assigned is not None:
+    def suite(self, statements: list[ast.stmt], assigned: Assigned) -> Assigned:
+        if statements is self.target and assigned is not None:
             self.entry = assigned
-        if isinstance(suite, cst.SimpleStatementSuite):
-            return self.small_statements(suite.body, assigned)
-        for statement in suite.body:
+        for statement in statements:
             if assigned is None:
                 break
             assigned = self.statement(statement, assigned)
         return assigned
 
-    def statement(self, node: cst.BaseStatement, assigned: frozenset[str]) -> Assigned:
-        if isinstance(node, cst.SimpleStatementLine):
-            return self.small_statements(node.body, assigned)
-        if isinstance(node, cst.If):
+    def statement(self, node: ast.stmt, assigned: frozenset[str]) -> Assigned:
+        if isinstance(node, ast.If):
             self.read(node.test, assigned)
             then = self.suite(node.body, assigned)
-            if isinstance(node.orelse, cst.If):
-                other = self.statement(node.orelse, assigned)
-            elif isinstance(node.orelse, cst.Else):
-                other = self.suite(node.orelse.body, assigned)
-            else:
-                other = assigned
+            other = self.suite(node.orelse, assigned) if node.orelse else assigned
             return _meet(then, other)
-        if isinstance(node, cst.While):
+        if isinstance(node, ast.While):
             self.read(node.test, assigned)
             self.suite(node.body, assigned)
-        elif isinstance(node, cst.For):
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
             self.read(node.iter, assigned)
             self.suite(node.body, assigned | self.assign(node.target, assigned))
-        elif isinstance(node, cst.With):
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
-                self.read(item.item, assigned)
-                if item.asname is not None:
-                    assigned |= self.assign(item.asname.name, assigned)
+                self.read(item.context_expr, assigned)
+                if item.optional_vars is not None:
+                    assigned |= self.assign(item.optional_vars, assigned)
             return self.suite(node.body, assigned)
-        elif isinstance(node, (cst.Try, cst.TryStar)):
+        elif isinstance(node, (ast.Try, ast.TryStar)):
             body = self.suite(node.body, assigned)
             for handler in node.handlers:
-                names = self.assign(handler.name.name, assigned) if handler.name else frozenset()
+                names = frozenset([handler.name]) if handler.name else frozenset()
+                self.assigned.update(dict.fromkeys(names))
                 self.suite(handler.body, assigned | names)
-            if node.orelse is not None and body is not None:
-                self.suite(node.orelse.body, body)
-            if node.finalbody is not None:
-                final = self.suite(node.finalbody.body, assigned)
+            if node.orelse and body is not None:
+                self.suite(node.orelse, body)
+            if node.finalbody:
+                final = self.suite(node.finalbody, assigned)
                 return None if final is None else assigned | final
-        elif isinstance(node, cst.Match):
+        elif isinstance(node, ast.Match):
             self.read(node.subject, assigned)
             for case in node.cases:
-                captures = frozenset(n.value for n in walk(case.pattern) if isinstance(n, cst.Name))
+                captures = _pattern_names(case.pattern)
                 for name in captures:
                     self.assigned.setdefault(name)
                 if case.guard is not None:
                     self.read(case.guard, assigned | captures)
                 self.suite(case.body, assigned | captures)
-        elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+        elif isinstance(node, _DEFINITIONS):
             self.nested(node, assigned)
-            return assigned | self.assign(node.name, assigned)
+            self.assigned.setdefault(node.name)
+            return assigned | {node.name}
+        else:
+            return self.simple(node, assigned)
         return assigned
 
-    def small_statements(self, statements, assigned: frozenset[str]) -> Assigned:
-        for node in statements:
-            if isinstance(node, cst.Assign):
+    def simple(self, node: ast.stmt, assigned: frozenset[str]) -> Assigned:
+        if isinstance(node, ast.Assign):
+            self.read(node.value, assigned)
+            for target in node.targets:
+                assigned |= self.assign(target, assigned)
+        elif isinstance(node, ast.AugAssign):
+            self.read(node.value, assigned)
+            self.read(node.target, assigned)
+            assigned |= self.assign(node.target, assigned)
+        elif isinstance(node, ast.AnnAssign):
+            if node.value is not None:
                 self.read(node.value, assigned)
-                for target in node.targets:
-                    assigned |= self.assign(target.target, assigned)
-            elif isinstance(node, cst.AugAssign):
-                self.read(node.value, assigned)
-                self.read(node.target, assigned)
                 assigned |= self.assign(node.target, assigned)
-            elif isinstance(node, cst.AnnAssign):
-                if node.value is not None:
-                    self.read(node.value, assigned)
-                    assigned |= self.assign(node.target, assigned)
-            elif isinstance(node, (cst.Import, cst.ImportFrom)):
-                if not isinstance(node.names, cst.ImportStar):
-                    for alias in node.names:
-                        bound = alias.evaluated_alias or alias.evaluated_name.split(".")[0]
-                        self.assigned.setdefault(bound)
-                        assigned |= {bound}
-            elif isinstance(node, (cst.Global, cst.Nonlocal, cst.Pass)):
-                continue
-            else:
-                self.read(node, assigned)
-                if isinstance(node, (cst.Return, cst.Raise, cst.Break, cst.Continue)):
-                    return None
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name != "*":
+                    bound = alias.asname or alias.name.split(".")[0]
+                    self.assigned.setdefault(bound)
+                    assigned |= {bound}
+        elif not isinstance(node, (ast.Global, ast.Nonlocal, ast.Pass)):
+            self.read(node, assigned)
+            if isinstance(node, (ast.Return, ast.Raise, ast.Break, ast.Continue)):
+                return None
         return assigned
 
-    def assign(self, target: cst.CSTNode, assigned: frozenset[str]) -> frozenset[str]:
+    def assign(self, target: ast.expr, assigned: frozenset[str]) -> frozenset[str]:
         """Record an assignment target; returns the names it certainly binds."""
-        if isinstance(target, cst.Name):
-            self.assigned.setdefault(target.value)
-            return frozenset({target.value})
-        if isinstance(target, (cst.Tuple, cst.List)):
+        if isinstance(target, ast.Name):
+            self.assigned.setdefault(target.id)
+            return frozenset({target.id})
+        if isinstance(target, (ast.Tuple, ast.List)):
             bound = frozenset()
-            for element in target.elements:
-                bound |= self.assign(element.value, assigned)
+            for element in target.elts:
+                bound |= self.assign(element, assigned)
             return bound
-        if isinstance(target, cst.StarredElement):
+        if isinstance(target, ast.Starred):
             return self.assign(target.value, assigned)
         self.read(target, assigned)  # obj.attr = ..., table[key] = ...: reads obj, table and key
         return frozenset()
 
-    def read(self, node: cst.CSTNode, assigned: frozenset[str]) -> None:
-        for name in loaded_names(node):
+    def read(self, node: ast.AST, assigned: frozenset[str]) -> None:
+        for name in _loaded_names(node):
             self.read_name(name, assigned)
-        for walrus in walk(node):
-            if isinstance(walrus, cst.NamedExpr) and isinstance(walrus.target, cst.Name):
-                self.assigned.setdefault(walrus.target.value)
+        for name in _walrus_targets(node):
+            self.assigned.setdefault(name)
 
-    def read_name(self, name: cst.Name, assigned: frozenset[str]) -> None:
-        owner = self.context.owner(name)
+    def read_name(self, name: ast.Name, assigned: frozenset[str]) -> None:
+        owner = self.bindings.owner(name)
         if owner is None:
             return
         if owner is self.scope:
-            if (
-                isinstance(self.context.scopes.get(name), (FunctionScope, ClassScope))
-                and self.context.scopes.get(name) is not self.scope
-            ):
-                self.captured.add(name.value)
-            if name.value not in assigned:
-                self.exposed.setdefault(name.value)
-        elif isinstance(owner, GlobalScope):
-            self.globals.add(name.value)
+            frame = self.bindings.frame_of(name)
+            if frame is not self.scope and not frame.is_comprehension:
+                self.captured.add(name.id)
+            if name.id not in assigned:
+                self.exposed.setdefault(name.id)
+        elif owner is self.bindings.module:
+            self.globals.add(name.id)
         elif _encloses_scope(owner, self.scope):
-            self.closure.add(name.value)
-            self.exposed.setdefault(name.value)
+            self.closure.add(name.id)
+            self.exposed.setdefault(name.id)
 
-    def nested(self, node: cst.FunctionDef | cst.ClassDef, assigned: frozenset[str]) -> None:
+    def nested(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, assigned: frozenset[str]) -> None:
         """A def or class inside the block: its decorators and defaults run now, its body later."""
-        parts = [*node.decorators, node.body]
-        parts += [node.params] if isinstance(node, cst.FunctionDef) else [arg.value for arg in node.bases]
+        parts: list[ast.AST] = [*node.decorator_list, *node.body]
+        if isinstance(node, ast.ClassDef):
+            parts += node.bases
+        else:
+            parts.append(node.args)
         for part in parts:
-            for name in loaded_names(part):
+            for name in _loaded_names(part):
                 self.read_name(name, assigned)
 
 
-def _encloses_scope(outer: Scope, inner: Scope) -> bool:
+def _encloses_scope(outer: Frame, inner: Frame) -> bool:
     scope = inner.parent
-    while scope is not None and not isinstance(scope, GlobalScope):
+    while scope is not None and scope.parent is not None:
         if scope is outer:
             return True
         scope = scope.parent

@@ -51,10 +51,11 @@ class ExtractArms:
         suite = self._mla_only_arm(statement, self.router.mla_part(atom, test))
         if suite is None or not self.router.is_mla(suite):
             return None
-        function = self._enclosing_function(statement)
+        located = context.located_if(statement)
+        function = context.enclosing_function(located)
         if function is None:
             return f"{ARM_KEPT}: it is at module or class level, not in a function"
-        flow = block_flow(context, function, suite)
+        flow = block_flow(context.bindings, function, located.body if suite is statement.body else located.orelse)
         if flow.blocker:
             return f"{ARM_KEPT}: {flow.blocker}"
         body: list[cst.BaseStatement | str] = [context.adapter_import(name) for name in flow.globals]
@@ -85,12 +86,6 @@ class ExtractArms:
         if negated and test.expression is part and isinstance(statement.orelse, cst.Else):
             return statement.orelse.body
         return None
-
-    def _enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
-        current = self.context.parents.get(node)
-        while current is not None and not isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            current = self.context.parents.get(current)
-        return current if isinstance(current, cst.FunctionDef) else None
 
 
 def _and_operand(test: cst.BaseExpression, part: cst.BaseExpression) -> bool:

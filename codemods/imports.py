@@ -63,8 +63,9 @@ def unused_mla_imports(
         if not kept:
             edits[statement] = cst.RemovalSentinel.REMOVE
         else:
+            # keyed by the statement (a child of the module), which the focus module need not hold
             kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-            edits[node] = node.with_changes(names=kept)
+            edits[statement] = statement.with_changes(body=[node.with_changes(names=kept)])
     return edits
 
 

@@ -55,27 +55,6 @@ def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         stack.extend(reversed(current.children))
 
 
-def loaded_names(node: cst.CSTNode) -> Iterator[cst.Name]:
-    """Names that are variables (not attribute names after a dot, keyword names or import names)."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, cst.Name):
-            yield current
-        elif isinstance(current, cst.Attribute):
-            stack.append(current.value)
-        elif isinstance(current, cst.Arg):
-            stack.append(current.value)
-        elif isinstance(current, cst.NamedExpr):
-            stack.append(current.value)
-        elif isinstance(current, cst.Param):
-            stack.extend(part for part in (current.default, current.annotation) if part is not None)
-        elif isinstance(current, (cst.Import, cst.ImportFrom)):
-            continue
-        else:
-            stack.extend(reversed(current.children))
-
-
 def snake_case(name: str) -> str:
     """``MLATransformerConfig`` -> ``mla_transformer_config``."""
     words = re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+", name)

@@ -81,7 +81,7 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
     module = cst.parse_module(text)
     tree = ast.parse(text)
     area = focus(module, tree, [line for f in findings for line in range(f.line, f.end_line + 1)])
-    context = FileContext(area.wrapper, relpath, checker.names, seam)
+    context = FileContext(area, tree, text, relpath, checker.names, seam)
     local = {finding: _in_focus(finding, area) for finding in findings}
     router = RoutePredicates(context)
     extractor = ExtractArms(router)

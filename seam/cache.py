@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import seamfix.lint_rules
 from seamfix import __version__
 from seamfix.atomic import write_atomic
 from seamfix.file_checker import CheckOptions
@@ -16,10 +17,25 @@ from seamfix.findings import Finding
 Entry = tuple[int, int, list[tuple]]
 
 
+def _source_stamp() -> list[tuple[str, int, int]]:
+    """Path, mtime and size of every module and data file of seamfix's linter. With an editable install the
+    code changes while the version stays; a cache keyed by the version alone would then serve findings that
+    older code computed (a few dozen stats, well under a millisecond)."""
+    roots = {Path(seamfix.__file__).parent, Path(seamfix.lint_rules.__file__).parent}
+    return sorted(
+        (str(path), stat.st_mtime_ns, stat.st_size)
+        for root in roots
+        for path in root.rglob("*")
+        if path.suffix in (".py", ".toml")
+        for stat in [path.stat()]
+    )
+
+
 def fingerprint(options: CheckOptions) -> str:
     key = repr(
         (
             __version__,
+            _source_stamp(),
             sys.version_info[:2],
             sorted(options.codes),
             options.vocabulary.fingerprint(),

@@ -1,7 +1,9 @@
 """The lint cache: results reused for unchanged files, keyed by configuration, never trusted when corrupt."""
 
 import os
+from pathlib import Path
 
+import seamfix.lint_rules
 from seamfix_testing import MLA_IF, run_seamfix
 
 
@@ -51,3 +53,17 @@ def test_corrupt_or_unwritable_cache_is_ignored(project):
     assert result.code == 1 and result.stderr == ""
     assert run_seamfix("lint", "--no-cache", "--cache-dir", "fresh", cwd=root).code == 1
     assert not (root / "fresh").exists()
+
+
+def test_a_change_to_seamfix_own_code_is_part_of_the_key(project):
+    """An editable install keeps its version while its rules change: their files' stamps key the cache too."""
+    root = project({"a.py": MLA_IF})
+    assert run_seamfix("lint", cwd=root).code == 1
+    rule_module = sorted(Path(seamfix.lint_rules.__file__).parent.glob("*.py"))[-1]
+    stat = rule_module.stat()
+    try:
+        os.utime(rule_module, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        assert run_seamfix("lint", cwd=root).code == 1
+    finally:
+        os.utime(rule_module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert len(list((root / ".seamfix_cache").glob("lint-*.bin"))) == 2
