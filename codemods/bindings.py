@@ -193,7 +193,7 @@ class Bindings:
         self.occurrences.append(occurrence)
         self._by_node[node] = occurrence
         if kind in ("name", "parameter"):
-            self._by_position[(node.lineno, self._column(node.lineno, node.col_offset))] = occurrence
+            self._by_position[(node.lineno, self.column(node.lineno, node.col_offset))] = occurrence
 
     def _resolve(self, name: str, frame: Frame) -> Frame | None:
         current: Frame | None = frame
@@ -207,7 +207,7 @@ class Bindings:
             current = current.parent
         return self.module if name in self._module_names else None
 
-    def _column(self, line: int, offset: int) -> int:
+    def column(self, line: int, offset: int) -> int:
         """``ast``'s UTF-8 byte offset as a character column (LibCST's)."""
         text = self._lines[line - 1]
         return offset if text.isascii() else len(text.encode()[:offset].decode(errors="replace"))

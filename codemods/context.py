@@ -46,6 +46,7 @@ class FileContext:
     relpath: str
     names: NameClassifier
     seam: Seam
+    bindings: Bindings
 
     @property
     def module(self) -> cst.Module:
@@ -71,10 +72,6 @@ class FileContext:
     def by_span(self) -> dict[Span, cst.BaseExpression]:
         return expressions_by_span(self.positions)
 
-    @cached_property
-    def bindings(self) -> Bindings:
-        return Bindings(self.tree, self.text, self.relpath)
-
     def span(self, node: cst.CSTNode) -> Span:
         return span_of(self.positions, node)
 
@@ -86,6 +83,15 @@ class FileContext:
     @property
     def package_parts(self) -> tuple[str, ...]:
         return PurePosixPath(self.relpath).parent.parts
+
+    def located(self, node: ast.expr) -> cst.BaseExpression | None:
+        """The focus module's expression where ``node`` of the ``ast`` is; None outside the focus."""
+        bindings, to_focus = self.bindings, self.area.to_focus
+        if not (self.area.holds(node.lineno) and self.area.holds(node.end_lineno)):
+            return None
+        span = (to_focus(node.lineno), bindings.column(node.lineno, node.col_offset))
+        span += (to_focus(node.end_lineno), bindings.column(node.end_lineno, node.end_col_offset))
+        return self.by_span.get(span)
 
     def binding(self, name: cst.Name) -> str:
         """``local`` (a variable of a function), ``global`` (bound at module level) or ``builtin``."""

@@ -35,6 +35,10 @@ class Focus:
     regions: list[Region] = field(default_factory=list)
     originals: dict[cst.CSTNode, cst.CSTNode] = field(default_factory=dict)  # trimmed focus node -> original
 
+    def holds(self, line: int) -> bool:
+        """Is the original ``line`` in the focus module?"""
+        return not self.regions or any(r.first <= line <= r.last for r in self.regions)
+
     def to_focus(self, line: int) -> int:
         return line + next((r.delta for r in self.regions if r.first <= line <= r.last), 0)
 

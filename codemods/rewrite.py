@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from seamfix.codemods.adapter_function import AdapterFunction
+from seamfix.codemods.alias_definitions import AliasDefinitions
+from seamfix.codemods.bindings import Bindings
 from seamfix.codemods.context import FileContext, Seam
 from seamfix.codemods.extract_arms import ARM_KEPT, ExtractArms, Move
 from seamfix.codemods.focus import Focus, focus
@@ -80,15 +82,20 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
     text = data.removeprefix(_BOM).decode(encoding)
     module = cst.parse_module(text)
     tree = ast.parse(text)
-    area = focus(module, tree, [line for f in findings for line in range(f.line, f.end_line + 1)])
-    context = FileContext(area, tree, text, relpath, checker.names, seam)
+    bindings = Bindings(tree, text, relpath)
+    aliases = AliasDefinitions.of_file(tree, text, relpath, bindings, checker.names, seam)
+    lines = [line for f in findings for line in range(f.line, f.end_line + 1)]
+    lines += aliases.lines(f.atom for f in findings if f.atom is not None)
+    area = focus(module, tree, lines)
+    context = FileContext(area, tree, text, relpath, checker.names, seam, bindings)
     local = {finding: _in_focus(finding, area) for finding in findings}
-    router = RoutePredicates(context)
+    router = RoutePredicates(context, aliases)
     extractor = ExtractArms(router)
     edits: dict[cst.CSTNode, cst.CSTNode] = {}
     reasons: dict[Finding, str] = {}
     untouched: dict[Finding, str] = {}
     moved_spans: list[Span] = []
+    edited_spans: list[Span] = []  # moved arms and routed parts: an edit inside another would be lost
 
     def inside_moved(finding: Finding) -> bool:
         where = finding_span(*local[finding][1:5])
@@ -101,6 +108,7 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
         if isinstance(plan, Move):
             edits[plan.suite] = plan.replacement
             moved_spans.append(context.span(plan.suite))
+            edited_spans.append(moved_spans[-1])
             result.functions.append(plan.function)
             result.moved += 1
         elif isinstance(plan, str):
@@ -115,6 +123,10 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
             untouched[finding] = reasons.get(finding, routes)
             continue
         for route in routes:
+            span = context.span(route.node)
+            if any(encloses(taken, span) or encloses(span, taken) for taken in edited_spans):
+                continue  # an alias's definition that another finding routed, or that moved with its arm
+            edited_spans.append(span)
             edits[route.node] = route.call
             result.functions.append(route.function)
             result.routed += 1

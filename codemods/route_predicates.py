@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from seamfix.codemods.adapter_function import AdapterFunction, adapter_function
+from seamfix.codemods.alias_definitions import AliasDefinitions
 from seamfix.codemods.context import FileContext
 from seamfix.codemods.nodes import finding_span, snake_case, unparenthesized, walk
 from seamfix.findings import Finding
@@ -44,8 +45,9 @@ class RoutePredicates:
     parameter, so that predicates of the same shape are one function whatever their call sites pass.
     """
 
-    def __init__(self, context: FileContext) -> None:
+    def __init__(self, context: FileContext, aliases: AliasDefinitions) -> None:
         self.context = context
+        self.aliases = aliases
 
     def routes(self, finding: Finding) -> list[Route] | str:
         """The routes for ``finding``, or why its test cannot be routed.
@@ -63,7 +65,67 @@ class RoutePredicates:
             return "its test could not be located in the syntax tree"
         part = test if finding.kind == "probe" else self.mla_part(atom, test)
         others = [leaf for leaf in _boolean_operands(test) if leaf is not part and self._is_question(leaf)]
-        return [self._route(node) for node in (part, *others)]
+        return self._part_routes(part) + [self._route(node) for node in others]
+
+    def _part_routes(self, part: cst.BaseExpression) -> list[Route]:
+        """A local alias's definitions where they can be routed (see ``alias_definitions``), else the part.
+
+        An alias named for MLA (``use_mla``) stays a finding by its name even once its values come from the
+        seam, so its test is routed too: to ``enabled``, the seam saying what the flag means."""
+        definitions = self._definition_routes(part) if isinstance(part, cst.Name) else None
+        if not definitions:
+            return [self._route(part)]
+        if self.context.names.is_name(part.value):
+            definitions.append(self._route(part))
+        return definitions
+
+    def _definition_routes(self, name: cst.Name) -> list[Route] | None:
+        """The routes of every MLA question in the values of the alias ``name``; None when they cannot be
+        routed, or when the values hold none (routing the test is then what makes the linter's finding go)."""
+        context = self.context
+        where = context.positions[name].start
+        values = self.aliases.values(context.area.to_original(where.line), where.column)
+        routes: list[Route] = []
+        for value in values or ():
+            node = context.located(value)
+            found = None if node is None else self.value_routes(node)
+            if found is None:
+                return None
+            routes += found
+        return routes or None
+
+    def value_routes(self, value: cst.BaseExpression) -> list[Route] | None:
+        """Routes for every MLA question in an assigned ``value``, each grown as in a test; None when an MLA
+        name cannot become a call where it stands (a keyword, a parameter, a comprehension target)."""
+        routes: list[Route] = []
+        routed: set[cst.CSTNode] = set()
+        for node in self._outside_seam_calls(value):
+            if node in routed or not self._is_atom(node):
+                continue
+            if not self._is_replaceable(node):
+                return None
+            part = self.mla_part(node, value)
+            routes.append(self._route(part))
+            routed.update(walk(part))
+        return routes
+
+    def _is_atom(self, node: cst.CSTNode) -> bool:
+        """A node that names MLA by itself, not through its children."""
+        names = self.context.names
+        if isinstance(node, cst.Attribute):
+            return names.is_attribute(node.attr.value)
+        if isinstance(node, cst.SimpleString):
+            return names.is_string(str(node.evaluated_value))
+        return isinstance(node, cst.Name) and not self._is_parent_attr(node) and names.is_name(node.value)
+
+    def _is_replaceable(self, node: cst.CSTNode) -> bool:
+        """Can a call stand where ``node`` is? Not as a keyword, a parameter or an assignment target."""
+        parent = self.context.parents.get(node)
+        if isinstance(parent, cst.Arg):
+            return parent.keyword is not node
+        if isinstance(parent, (cst.CompFor, cst.NamedExpr)):
+            return parent.target is not node
+        return not isinstance(parent, cst.Param)
 
     def _is_question(self, operand: cst.BaseExpression) -> bool:
         """An operand that is one MLA question on its own: an attribute, comparison or probe naming MLA."""
@@ -110,15 +172,7 @@ class RoutePredicates:
 
     def is_mla(self, node: cst.CSTNode) -> bool:
         """Does ``node`` name MLA outside calls through the seam?"""
-        names = self.context.names
-        for child in self._outside_seam_calls(node):
-            if isinstance(child, cst.Attribute) and names.is_attribute(child.attr.value):
-                return True
-            if isinstance(child, cst.SimpleString) and names.is_string(str(child.evaluated_value)):
-                return True
-            if isinstance(child, cst.Name) and not self._is_parent_attr(child) and names.is_name(child.value):
-                return True
-        return False
+        return any(self._is_atom(child) for child in self._outside_seam_calls(node))
 
     def _outside_seam_calls(self, node: cst.CSTNode):
         stack = [node]

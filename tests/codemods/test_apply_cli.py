@@ -48,7 +48,7 @@ def test_demo_fork_diff_check_apply_and_rerun(demo):
 
     applied = run_seamfix("apply", cwd=demo)
     assert applied.code == 0, applied.stderr
-    assert "Rewrote 6 files: 9 conditionals routed, 4 arms moved." in applied.stderr
+    assert "Rewrote 6 files: 10 conditionals routed, 4 arms moved." in applied.stderr
     after = snapshot(demo)
     untouched = [name for name in before if name.endswith("__init__.py") or "multi_latent_attention.py" in name]
     assert untouched and all(after[name] == before[name] for name in untouched)

@@ -1,10 +1,11 @@
 """Property tests: generated builder functions with MLA branches behave the same after `seamfix apply`.
 
 Hypothesis writes functions of ``(config, x)`` from assignments, augmented assignments, loops, returns and
-``if``/``else`` on MLA tests (flags, negations, comparisons, probes, ``and`` with other conditions), nested
-at random; every variable is read only where it is certainly assigned. Each function is applied in a fresh
-project; the original and the rewritten module (with its adapter) then run under dense and MLA configs and
-must return, raise and mutate alike, and the linter must find nothing left.
+``if``/``else`` on MLA tests (flags, negations, comparisons, probes, ``and`` with other conditions) or on
+variables, which may hold such a test (aliases), nested at random; every variable is read only where it is
+certainly assigned. Each function is applied in a fresh project; the original and the rewritten module (with
+its adapter) then run under dense and MLA configs and must return, raise and mutate alike, and the linter
+must find nothing left.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def blocks(draw, defined: frozenset[str], depth: int, in_loop: bool = False) -> 
     """Lines of a block (indented by 4 relative to it) and the variables certainly assigned after it."""
     lines: list[str] = []
     for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["assign", "assign", "augment", "if", "if", "loop", "return"]))
+        kind = draw(st.sampled_from(["assign", "assign", "alias", "augment", "if", "if", "loop", "return"]))
         if kind == "augment" and not defined:
             kind = "assign"
         if kind in ("if", "loop") and depth >= 3:
@@ -47,6 +48,10 @@ def blocks(draw, defined: frozenset[str], depth: int, in_loop: bool = False) -> 
         if kind == "assign":
             name = draw(st.sampled_from(["a", "b", "c"]))
             lines.append(f"{name} = {draw(values(defined))}")
+            defined |= {name}
+        elif kind == "alias":
+            name = draw(st.sampled_from(["a", "b", "c"]))
+            lines.append(f"{name} = {draw(st.sampled_from(MLA_TESTS))}")
             defined |= {name}
         elif kind == "augment":
             lines.append(f"{draw(st.sampled_from(sorted(defined)))} += {draw(values(defined))}")
@@ -57,7 +62,7 @@ def blocks(draw, defined: frozenset[str], depth: int, in_loop: bool = False) -> 
             body, _ = draw(blocks(defined | {"i"}, depth + 1, in_loop=True))
             lines += ["for i in range(2):", *indent(body)]
         else:
-            test = draw(st.sampled_from(MLA_TESTS + OTHER_TESTS))
+            test = draw(st.sampled_from(MLA_TESTS + OTHER_TESTS + sorted(defined - {"x"})))
             then, after_then = draw(blocks(defined, depth + 1, in_loop))
             lines += [f"if {test}:", *indent(then)]
             if draw(st.booleans()):
