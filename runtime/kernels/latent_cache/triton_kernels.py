@@ -4,7 +4,7 @@
 import triton
 import triton.language as tl
 
-from ..mla_rope.triton_kernels import _cos_sin, _load_pairs
+from ..mla_rope.triton_kernels import _cos_sin, _load_pairs, _rotate, _store_halves
 
 
 @triton.jit
@@ -25,11 +25,8 @@ def cache_append_kernel(
     tl.store(ckv_at, latent.to(CKV_CACHE.dtype.element_ty), mask=keep[:, None])
 
     position = tl.load(POSITIONS + tokens, mask=keep, other=0)
-    half_offsets = tl.arange(0, HALF)
     # Padding tokens read row 0 of the tables (their position loads as 0) and store nothing.
     cos_left, sin_left, cos_right, sin_right = _cos_sin(COS, SIN, position[:, None], HALF, HALF)
     first, second = _load_pairs(K_PE + tokens * stride_kpe, keep, HALF, HALF, BLOCK_T)
-    kpe_at = KPE_CACHE + slots[:, None] * (2 * HALF) + half_offsets[None, :]
-    tl.store(kpe_at, (first * cos_left - second * sin_left).to(KPE_CACHE.dtype.element_ty), mask=keep[:, None])
-    tl.store(kpe_at + HALF, (second * cos_right + first * sin_right).to(KPE_CACHE.dtype.element_ty),
-             mask=keep[:, None])  # fmt: skip
+    left, right = _rotate(first, second, cos_left, sin_left, cos_right, sin_right)
+    _store_halves(KPE_CACHE + slots * (2 * HALF), left, right, keep, HALF, HALF)

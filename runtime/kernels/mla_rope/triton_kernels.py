@@ -39,6 +39,18 @@ def _cos_sin(COS, SIN, position, HALF: tl.constexpr, HALF_BLOCK: tl.constexpr):
 
 
 @triton.jit
+def _rotate(first, second, cos_left, sin_left, cos_right, sin_right):
+    """RoPE on de-interleaved pairs: the rotated halves (left = real parts, right = imaginary parts)."""
+    return first * cos_left - second * sin_left, second * cos_right + first * sin_right
+
+
+@triton.jit
+def _rotate_back(left, right, cos_left, sin_left, cos_right, sin_right):
+    """The transpose of ``_rotate``: a gradient of the rotated halves back to the pairs."""
+    return left * cos_left + right * sin_right, right * cos_right - left * sin_left
+
+
+@triton.jit
 def _load_pairs(at, ok, HALF: tl.constexpr, HALF_BLOCK: tl.constexpr, ROWS: tl.constexpr):
     """Even and odd channels of the interleaved slices starting at ``at`` (``[ROWS]`` pointers), as float32.
     A power-of-two half reads each slice as one contiguous tile and splits it in registers; strided loads of
@@ -111,13 +123,11 @@ def rope_q_inplace_kernel(
         mask = ok[:, None] & (half_offsets < HALF)
         grad_left = tl.load(halves, mask=mask).to(tl.float32)
         grad_right = tl.load(halves + HALF, mask=mask).to(tl.float32)
-        first = grad_left * cos_left + grad_right * sin_right
-        second = grad_right * cos_right - grad_left * sin_left
+        first, second = _rotate_back(grad_left, grad_right, cos_left, sin_left, cos_right, sin_right)
         _store_pairs(rope_at, first, second, ok, HALF, HALF_BLOCK, BLOCK_HEADS)
     else:
         first, second = _load_pairs(rope_at, ok, HALF, HALF_BLOCK, BLOCK_HEADS)
-        left = first * cos_left - second * sin_left
-        right = second * cos_right + first * sin_right
+        left, right = _rotate(first, second, cos_left, sin_left, cos_right, sin_right)
         _store_halves(rope_at, left, right, ok, HALF, HALF_BLOCK)
 
 
@@ -168,8 +178,7 @@ def rope_kv_forward_kernel(
     tl.store(key_at[:, None] + k_offsets, k_nope, mask=k_mask)
     value_at = VALUE + token * heads * V_DIM + head * V_DIM
     tl.store(value_at[:, None] + v_offsets, value, mask=v_mask)
-    left = first * cos_left - second * sin_left
-    right = second * cos_right + first * sin_right
+    left, right = _rotate(first, second, cos_left, sin_left, cos_right, sin_right)
     _store_halves(key_at + K_DIM, left, right, ok, HALF, HALF_BLOCK)
 
 
@@ -228,7 +237,6 @@ def rope_kv_backward_kernel(
         sum_right += tl.sum(right.to(tl.float32), axis=0, keep_dims=True)
 
     cos_left, sin_left, cos_right, sin_right = _cos_sin(COS, SIN, position, HALF, HALF_BLOCK)
-    first = sum_left * cos_left + sum_right * sin_right
-    second = sum_right * cos_right - sum_left * sin_left
+    first, second = _rotate_back(sum_left, sum_right, cos_left, sin_left, cos_right, sin_right)
     grad_emb_at = GRAD_K_POS_EMB + token * (2 * HALF) + tl.zeros([1], dtype=tl.int32)
     _store_pairs(grad_emb_at, first, second, tl.full([1], True, dtype=tl.int1), HALF, HALF_BLOCK, 1)
