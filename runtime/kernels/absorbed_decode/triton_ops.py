@@ -14,17 +14,20 @@ MERGE_PARTS_BLOCK = 16
 
 @dataclass(frozen=True)
 class DecodeTiles:
-    """Query rows per program (all of a group's heads share each cached tile), cached tokens per step, Triton's
-    warps and pipelining depth, and how many programs per multiprocessor the default program count aims at."""
+    """Query rows per program (all of a group's heads share each cached tile), cached tokens per step, warps,
+    pipelining depth (buffers of the Gluon kernel), how many programs per multiprocessor the default program count
+    aims at, and which decode kernel runs: ``"triton"`` or ``"gluon"`` (Hopper, 64 rows, 8 warps)."""
 
     rows: int
     tokens: int
     num_warps: int
     num_stages: int
     programs_per_sm: int
+    kernel: str = "triton"
 
 
-def default_tiles(n_rows: int, batch: int, device: torch.device) -> DecodeTiles:
+def default_tiles(n_rows: int, batch: int, q_lat: torch.Tensor, rope_dim: int) -> DecodeTiles:
+    device = q_lat.device
     # tl.dot needs at least 16 rows. Picked by the sweep in benchmarks/kernels_decode.py on an H100; a 64-token
     # tile's buffers take most of a multiprocessor's shared memory, so one program is resident at a time.
     if n_rows <= 16:
@@ -33,8 +36,30 @@ def default_tiles(n_rows: int, batch: int, device: torch.device) -> DecodeTiles:
             return DecodeTiles(rows=16, tokens=64, num_warps=8, num_stages=3, programs_per_sm=1)
         # Many sequences: twice as many (shorter) runs as multiprocessors leave a shorter tail.
         return DecodeTiles(rows=16, tokens=64, num_warps=8, num_stages=2, programs_per_sm=2)
-    rows = 32 if n_rows <= 32 else 64
-    return DecodeTiles(rows=rows, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1)
+    if n_rows <= 32:
+        return DecodeTiles(rows=32, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1)
+    if device.type == "cuda" and gluon_supported(q_lat, rope_dim):
+        return DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1, kernel="gluon")
+    return DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1)
+
+
+def gluon_supported(q_lat: torch.Tensor, rope_dim: int) -> bool:
+    """The Gluon kernel's warpgroup MMA exists on sm_90 only (Blackwell has other tensor-core instructions), takes
+    16-bit operands, and splits the latent width (at most 512) between two warpgroups."""
+    rank = q_lat.shape[-1]
+    if torch.cuda.get_device_capability(q_lat.device) != (9, 0) or q_lat.dtype not in (torch.bfloat16, torch.float16):
+        return False
+    if not (32 <= rank <= 512 and 16 <= rope_dim <= 256 and _power_of_two(rank) and _power_of_two(rope_dim)):
+        return False
+    try:
+        from . import gluon_kernels  # noqa: F401
+    except ImportError:  # a Triton without Gluon's Hopper operations
+        return False
+    return True
+
+
+def _power_of_two(n: int) -> bool:
+    return n & (n - 1) == 0
 
 
 @functools.cache
@@ -57,7 +82,7 @@ def default_num_programs(batch: int, groups: int, programs_per_sm: int, device: 
 def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal, num_splits, tiles):
     batch, s_q, heads, rank = q_lat.shape
     n_rows = s_q * heads
-    tiles = tiles or default_tiles(n_rows, batch, q_lat.device)
+    tiles = tiles or default_tiles(n_rows, batch, q_lat, q_pe.shape[-1])
     groups = triton.cdiv(n_rows, tiles.rows)
     if num_splits is None:
         num_programs = default_num_programs(batch, groups, tiles.programs_per_sm, q_lat.device)
@@ -68,11 +93,17 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     partial_out = q_lat.new_empty(num_programs, 2, n_rows, rank, dtype=torch.float32)
     partial_lse = q_lat.new_empty(num_programs, 2, n_rows, dtype=torch.float32)
     leads = q_lat.new_empty(num_programs, 3, dtype=torch.int32)
-    decode_kernel[(num_programs, groups)](
+    if tiles.kernel == "gluon":
+        from .gluon_kernels import decode_kernel as kernel
+
+        options = {"STAGES": tiles.num_stages}
+    else:
+        kernel, options = decode_kernel, {"num_stages": tiles.num_stages}
+    kernel[(num_programs, groups)](
         q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, out, lse, partial_out, partial_lse, leads,
         softmax_scale, batch, s_q, heads, *q_lat.stride()[:3], *q_pe.stride()[:3], block_table.stride(0),
         PAGE=ckv_cache.shape[1], RANK=rank, ROPE=q_pe.shape[-1], BLOCK_H=tiles.rows, BLOCK_N=tiles.tokens,
-        BLOCK_B=triton.next_power_of_2(batch), CAUSAL=causal, num_warps=tiles.num_warps, num_stages=tiles.num_stages,
+        BLOCK_B=triton.next_power_of_2(batch), CAUSAL=causal, num_warps=tiles.num_warps, **options,
     )  # fmt: skip
     if num_programs > 1:
         merge_kernel[(num_programs, n_rows)](

@@ -1,0 +1,106 @@
+"""The Hopper decode kernel (Gluon): compiled for sm_90 on any machine, run against the reference on an H100.
+
+Gluon has no interpreter, so on the CPU the kernel is compiled to a cubin (Triton ships ptxas) and its resources
+are checked; the GPU tests run it only where it can run (sm_90) and skip elsewhere.
+"""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from decode_case_inputs import SCALE, PagedCase
+from kernels_case_inputs import TOLERANCE, relative_error
+
+triton = pytest.importorskip("triton")
+gluon_kernels = pytest.importorskip("seamfix.runtime.kernels.absorbed_decode.gluon_kernels")
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.experimental.gluon._runtime import GluonASTSource  # noqa: E402
+
+from seamfix.runtime.kernels import mla_decode  # noqa: E402
+from seamfix.runtime.kernels.absorbed_decode.triton_ops import DecodeTiles, decode  # noqa: E402
+
+SHARED_MEMORY_PER_BLOCK = 227 * 1024  # H100's opt-in limit for one program
+BUFFERINGS = {"64-token tiles, 2 buffers": (64, 2), "32-token tiles, 4 buffers": (32, 4)}
+
+
+def compile_for_hopper(block_n, stages, rank=512, rope=64, page=64):
+    kernel = gluon_kernels.decode_kernel
+    pointers = {"Q_LAT": "*bf16", "Q_PE": "*bf16", "CKV": "*bf16", "KPE": "*bf16", "BLOCK_TABLE": "*i32",
+                "SEQLENS": "*i32", "OUT": "*bf16", "LSE": "*fp32", "PARTIAL_OUT": "*fp32", "PARTIAL_LSE": "*fp32",
+                "LEADS": "*i32", "softmax_scale": "fp32"}  # fmt: skip
+    constants = {"PAGE": page, "RANK": rank, "ROPE": rope, "BLOCK_H": 64, "BLOCK_N": block_n, "BLOCK_B": 128,
+                 "CAUSAL": True, "STAGES": stages}  # fmt: skip
+    signature = {name: "constexpr" if name in constants else pointers.get(name, "i32") for name in kernel.arg_names}
+    # As launched: pointers and strides are specialized as 16-byte aligned.
+    aligned = [name for name in kernel.arg_names if signature[name].startswith("*") or name.startswith("stride_")]
+    source = GluonASTSource(
+        fn=kernel,
+        signature=signature,
+        constexprs={(kernel.arg_names.index(name),): value for name, value in constants.items()},
+        attrs={(kernel.arg_names.index(name),): [["tt.divisibility", 16]] for name in aligned},
+    )
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 8})
+
+
+NVIDIA_TOOLS = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
+
+
+def assemble(compiled, tmp_path):
+    """ptxas's report and the machine code (SASS) of the kernel."""
+    ptx, cubin = tmp_path / "decode.ptx", tmp_path / "decode.cubin"
+    ptx.write_text(compiled.asm["ptx"])
+    report = subprocess.run([NVIDIA_TOOLS / "ptxas", "-v", "--gpu-name", "sm_90a", ptx, "-o", cubin],
+                            capture_output=True, text=True, check=True).stderr  # fmt: skip
+    sass = subprocess.run([NVIDIA_TOOLS / "cuobjdump", "-sass", cubin], capture_output=True, text=True, check=True)
+    return report, sass.stdout
+
+
+@pytest.mark.parametrize("bufferings", BUFFERINGS)
+def test_kernel_compiles_for_hopper_within_one_multiprocessors_shared_memory(bufferings, tmp_path):
+    compiled = compile_for_hopper(*BUFFERINGS[bufferings])
+
+    assert compiled.metadata.shared <= SHARED_MEMORY_PER_BLOCK
+    report, sass = assemble(compiled, tmp_path)
+    # ptxas serializes every warpgroup MMA of the kernel when registers of one in flight are rewritten.
+    assert "C7515" not in report, report
+    assert len(re.findall(r"\bHGMMA\b", sass)) >= 2
+
+
+HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
+CASES = {  # lengths, block size, heads, s_q, causal, splits
+    "64 heads, runs of whole sequences and split ones": ([1, 23, 130, 300, 64], 16, 64, 1, True, 2),
+    "128 heads, pages holding several tiles": ([700, 1, 129], 128, 128, 1, True, 1),
+    "tiles spanning pages, more partials than a merge step": ([1100], 16, 64, 1, True, 20),
+    "two new tokens, causal, rows over two groups with a partial one": ([2, 70, 33], 64, 40, 2, True, 2),
+    "two new tokens, not causal": ([2, 37], 32, 48, 2, False, 1),
+}
+
+
+@pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
+@pytest.mark.parametrize("bufferings", BUFFERINGS)
+@pytest.mark.parametrize("name", CASES)
+def test_kernel_matches_the_reference_on_hopper(name, bufferings):
+    lengths, block_size, heads, s_q, causal, splits = CASES[name]
+    dtype = torch.bfloat16
+    case = PagedCase(lengths, block_size, dtype, torch.Generator().manual_seed(len(name)), heads, s_q)
+    args = [tensor.cuda() for tensor in (case.q_lat, case.q_pe, *case.cache_args())]
+    tokens, stages = BUFFERINGS[bufferings]
+
+    out, lse = decode(*args, SCALE, causal, splits, DecodeTiles(64, tokens, 8, stages, 1, kernel="gluon"))
+
+    expected_out, expected_lse = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE, causal, backend="torch")
+    assert not out.isnan().any()
+    assert relative_error(out.cpu(), expected_out) < 2 * TOLERANCE[dtype]
+    assert relative_error(lse.cpu(), expected_lse) < 1e-5
+
+
+@pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
+def test_default_path_takes_the_gluon_kernel_from_64_rows_on_hopper():
+    from seamfix.runtime.kernels.absorbed_decode.triton_ops import default_tiles
+
+    q_lat = torch.zeros(2, 1, 128, 512, dtype=torch.bfloat16, device="cuda")
+
+    assert default_tiles(128, 2, q_lat, 64).kernel == "gluon"
+    assert default_tiles(16, 2, q_lat[:, :, :16], 64).kernel == "triton"
