@@ -21,8 +21,10 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 
 from . import triton_kernels
 
+# The scalar bookkeeping of runs and segments, shared with the Triton kernel (no tensor layouts involved).
 _first_tile = gluon.jit(triton_kernels._first_tile.fn)
-_owner = gluon.jit(triton_kernels._owner.fn)
+_segment_role = gluon.jit(triton_kernels._segment_role.fn)
+_store_lead = gluon.jit(triton_kernels._store_lead.fn)
 
 # Triton 3.6 names the CTA-wide barrier thread_barrier; later releases call it barrier.
 _cta_barrier = getattr(gl, "thread_barrier", None) or gl.barrier
@@ -60,28 +62,37 @@ def _tile_stream(SEQLENS, batch, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr):
 
 
 @gluon.jit
-def _gather_tile(CKV, KPE, table, tile_start, key_end, ckv_buffer, kpe_buffer, PAGE: gl.constexpr,
-                 RANK: gl.constexpr, ROPE: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
-    """Start copying the latent and rope rows of keys ``[tile_start, tile_start + BLOCK_N)`` into the buffers."""
-    gather: gl.constexpr = gl.BlockedLayout([1, 8], [1, 32], [WARPS, 1], [1, 0])
-    keys = tile_start + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, gather))
+def _slots(table, tile_start, key_end, PAGE: gl.constexpr, BLOCK_N: gl.constexpr, layout: gl.constexpr):
+    """Cache slots of keys ``[tile_start, tile_start + BLOCK_N)`` and which of them exist, in ``layout``."""
+    keys = tile_start + gl.arange(0, BLOCK_N, layout=layout)
     key_ok = keys < key_end
     if BLOCK_N <= PAGE:  # the tile lies inside one page: one table entry, contiguous rows
         page = gl.load(table + tile_start // PAGE).to(gl.int64)
-        slots = page * PAGE + tile_start % PAGE + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, gather))
+        slots = page * PAGE + tile_start % PAGE + gl.arange(0, BLOCK_N, layout=layout)
     else:
         slots = gl.load(table + keys // PAGE, mask=key_ok, other=0).to(gl.int64) * PAGE + keys % PAGE
-    latent_cols = gl.arange(0, RANK, layout=gl.SliceLayout(0, gather))
-    async_copy.async_copy_global_to_shared(
-        ckv_buffer, CKV + slots[:, None] * RANK + latent_cols[None, :], mask=key_ok[:, None]
-    )
-    rope_gather: gl.constexpr = gl.BlockedLayout([1, 8], [32 // (ROPE // 8), ROPE // 8], [WARPS, 1], [1, 0])
-    rope_keys = tile_start + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, rope_gather))
-    rope_slots = gl.convert_layout(slots, gl.SliceLayout(1, rope_gather))
-    rope_cols = gl.arange(0, ROPE, layout=gl.SliceLayout(0, rope_gather))
-    async_copy.async_copy_global_to_shared(
-        kpe_buffer, KPE + rope_slots[:, None] * ROPE + rope_cols[None, :], mask=(rope_keys < key_end)[:, None]
-    )
+    return slots, key_ok
+
+
+@gluon.jit
+def _gather_rows(SOURCE, table, tile_start, key_end, buffer, PAGE: gl.constexpr, WIDTH: gl.constexpr,
+                 BLOCK_N: gl.constexpr):  # fmt: skip
+    """Start copying the ``WIDTH``-wide cache rows of keys ``[tile_start, tile_start + BLOCK_N)`` into ``buffer``
+    (16-byte pieces; slots computed in the copy's own layout, as moving them between layouts takes a barrier)."""
+    pieces: gl.constexpr = min(WIDTH // 8, 32)
+    gather: gl.constexpr = gl.BlockedLayout([1, 8], [32 // pieces, pieces], [WARPS, 1], [1, 0])
+    slots, key_ok = _slots(table, tile_start, key_end, PAGE, BLOCK_N, gl.SliceLayout(1, gather))
+    columns = gl.arange(0, WIDTH, layout=gl.SliceLayout(0, gather))
+    async_copy.async_copy_global_to_shared(buffer, SOURCE + slots[:, None] * WIDTH + columns[None, :],
+                                           mask=key_ok[:, None])  # fmt: skip
+
+
+@gluon.jit
+def _gather_tile(CKV, KPE, table, tile_start, key_end, ckv_buffer, kpe_buffer, PAGE: gl.constexpr,
+                 RANK: gl.constexpr, ROPE: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
+    """Start copying the latent and rope rows of keys ``[tile_start, tile_start + BLOCK_N)`` into the buffers."""
+    _gather_rows(CKV, table, tile_start, key_end, ckv_buffer, PAGE, RANK, BLOCK_N)
+    _gather_rows(KPE, table, tile_start, key_end, kpe_buffer, PAGE, ROPE, BLOCK_N)
 
 
 @gluon.jit
@@ -116,7 +127,8 @@ def _attend(CKV, KPE, table, seqlen, key_start, key_end, scale, s_q, query, q_la
         limit = gl.full([BLOCK_H], 0, gl.int32, rows_layout) + seqlen
 
     running_max = gl.full([BLOCK_H], float("-inf"), gl.float32, rows_layout)
-    running_sum = gl.full([BLOCK_H], 0.0, gl.float32, rows_layout)
+    # Per key column, summed once at the end: a sum across the warpgroups each tile would cost a CTA barrier.
+    column_sums = gl.zeros([BLOCK_H, BLOCK_N], gl.float32, scores_layout)
     acc = gl.zeros([BLOCK_H, RANK], gl.float32, out_layout)
     no_scores = gl.zeros([BLOCK_H, BLOCK_N], gl.float32, scores_layout)
     num_tiles = gl.cdiv(key_end - key_start, BLOCK_N)
@@ -150,7 +162,7 @@ def _attend(CKV, KPE, table, seqlen, key_start, key_end, scale, s_q, query, q_la
         shift = gl.where(new_max == float("-inf"), 0.0, new_max)
         weights = gl.exp2(scores - shift[:, None])
         rescale = gl.exp2(running_max - shift)
-        running_sum = running_sum * rescale + gl.sum(weights, 1)
+        column_sums = column_sums * rescale[:, None] + weights
         running_max = new_max
         weights_smem.store(weights.to(weights_smem.dtype))  # both warpgroups are past the previous product
         fence_async_shared()
@@ -160,7 +172,7 @@ def _attend(CKV, KPE, table, seqlen, key_start, key_end, scale, s_q, query, q_la
         acc = warpgroup_mma_wait(0, deps=(acc,))
     async_copy.wait_group(0)
     _cta_barrier()  # the buffers are free for the next segment
-    return acc, running_max, running_sum
+    return acc, running_max, gl.sum(column_sums, 1)
 
 
 @gluon.jit
@@ -220,22 +232,16 @@ def decode_kernel(
         lse = gl.convert_layout(lse, out_rows_layout)
         out = acc / gl.convert_layout(gl.where(empty, 1.0, running_sum), out_rows_layout)[:, None]
 
-        whole = (seq_first >= first) & (seq_end <= last)
-        slot = gl.where(seq_first <= first, 0, 1)
+        whole, slot, lead_seq, lead_parts_end, lead_slot = _segment_role(
+            seq, seq_first, seq_end, first, last, num_programs, total_tiles, lead_seq, lead_parts_end, lead_slot
+        )
         _store_rows(OUT, LSE, seq * n_rows + out_rows, out, lse, out_row_ok & whole, RANK)
         _store_rows(PARTIAL_OUT, PARTIAL_LSE, (program * 2 + slot) * n_rows + out_rows, out, lse,
                     out_row_ok & (whole == 0), RANK)  # fmt: skip
-        leads = (seq_first >= first) & (seq_end > last)
-        lead_seq = gl.where(leads, seq, lead_seq)
-        lead_parts_end = gl.where(leads, _owner(seq_end - 1, num_programs, total_tiles) + 1, lead_parts_end)
-        lead_slot = gl.where(leads, slot, lead_slot)
         tile = stop
         seq += 1
         seq_first = seq_end
-    lead_at, only_once = LEADS + program * 3, group == 0
-    gl.store(lead_at, lead_seq, mask=only_once)
-    gl.store(lead_at + 1, lead_parts_end, mask=only_once)
-    gl.store(lead_at + 2, lead_slot, mask=only_once)
+    _store_lead(LEADS, program, group, lead_seq, lead_parts_end, lead_slot)
     nothing = gl.zeros([BLOCK_H, RANK], gl.float32, out_layout)
     no_weight = gl.full([BLOCK_H], float("-inf"), gl.float32, out_rows_layout)
     _store_rows(PARTIAL_OUT, PARTIAL_LSE, program * 2 * n_rows + out_rows, nothing, no_weight,

@@ -41,6 +41,31 @@ def _owner(tile, num_programs, total_tiles):
 
 
 @triton.jit
+def _segment_role(seq, seq_first, seq_end, first, last, num_programs, total_tiles, lead_seq, lead_parts_end,
+                  lead_slot):  # fmt: skip
+    """For a run's segment of sequence ``seq`` (tiles ``[seq_first, seq_end)`` of the stream, the run holding
+    ``[first, last)``): whether it covers the whole sequence, the partial slot it writes otherwise, and the run's
+    leader record (the split sequence it begins and does not finish) updated."""
+    whole = (seq_first >= first) & (seq_end <= last)
+    # Slot 0: the segment holding the program's first tile (its sequence began here or earlier); slot 1: the
+    # segment its run ends in. The merge reads them by the same rule.
+    slot = tl.where(seq_first <= first, 0, 1)
+    leads = (seq_first >= first) & (seq_end > last)
+    lead_seq = tl.where(leads, seq, lead_seq)
+    lead_parts_end = tl.where(leads, _owner(seq_end - 1, num_programs, total_tiles) + 1, lead_parts_end)
+    lead_slot = tl.where(leads, slot, lead_slot)
+    return whole, slot, lead_seq, lead_parts_end, lead_slot
+
+
+@triton.jit
+def _store_lead(LEADS, program, group, lead_seq, lead_parts_end, lead_slot):
+    lead_at, only_once = LEADS + program * 3, group == 0
+    tl.store(lead_at, lead_seq, mask=only_once)
+    tl.store(lead_at + 1, lead_parts_end, mask=only_once)
+    tl.store(lead_at + 2, lead_slot, mask=only_once)
+
+
+@triton.jit
 def _attend(
     Q_LAT, Q_PE, CKV, KPE, table, seq, seqlen, key_start, key_end, softmax_scale, s_q, query, head, row_ok,
     stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph,
@@ -132,25 +157,17 @@ def decode_kernel(
             stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, PAGE, RANK, ROPE, BLOCK_H, BLOCK_N,
             CAUSAL,
         )  # fmt: skip
-        whole = (seq_first >= first) & (seq_end <= last)
-        # Slot 0: the segment holding the program's first tile (its sequence began here or earlier); slot 1: the
-        # segment its run ends in. The merge reads them by the same rule.
-        slot = tl.where(seq_first <= first, 0, 1)
+        whole, slot, lead_seq, lead_parts_end, lead_slot = _segment_role(
+            seq, seq_first, seq_end, first, last, num_programs, total_tiles, lead_seq, lead_parts_end, lead_slot
+        )
         final_rows = seq * n_rows + rows
         partial_rows = (program * 2 + slot) * n_rows + rows
         _store_rows(OUT, LSE, final_rows, out, lse, row_ok & whole, RANK)
         _store_rows(PARTIAL_OUT, PARTIAL_LSE, partial_rows, out, lse, row_ok & (whole == 0), RANK)
-        leads = (seq_first >= first) & (seq_end > last)
-        lead_seq = tl.where(leads, seq, lead_seq)
-        lead_parts_end = tl.where(leads, _owner(seq_end - 1, num_programs, total_tiles) + 1, lead_parts_end)
-        lead_slot = tl.where(leads, slot, lead_slot)
         tile = stop
         seq += 1
         seq_first = seq_end
-    lead_at, only_once = LEADS + program * 3, group == 0
-    tl.store(lead_at, lead_seq, mask=only_once)
-    tl.store(lead_at + 1, lead_parts_end, mask=only_once)
-    tl.store(lead_at + 2, lead_slot, mask=only_once)
+    _store_lead(LEADS, program, group, lead_seq, lead_parts_end, lead_slot)
     # More programs than tiles leaves some runs empty: their slot 0 holds a part of nothing (weight zero), so that
     # the merge need not tell them apart.
     empty_rows = program * 2 * n_rows + rows
