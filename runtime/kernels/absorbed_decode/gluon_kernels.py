@@ -5,7 +5,7 @@ kernel combines the parts); what differs is how a program attends to a tile of `
 64 query rows. Triton hands a score product whose result feeds another product to every warp along the rows, so
 with 64 rows and two warpgroups both compute all the scores (a third more tensor-core work at 128 heads) and hold
 them, spilling registers. Here warpgroup ``w`` computes the scores of keys ``[w * BLOCK_N/2, (w+1) * BLOCK_N/2)``
-(the row maxima and sums combine across the two) and the output columns ``[w * RANK/2, (w+1) * RANK/2)`` from
+(row maxima exchanged each tile, row sums once per segment) and the output columns ``[w * RANK/2, (w+1) * RANK/2)`` from
 all the weights, which pass through shared memory. Tiles are gathered with asynchronous copies into a ring of
 ``STAGES`` buffers, each refilled as soon as both warpgroups are done with it.
 """

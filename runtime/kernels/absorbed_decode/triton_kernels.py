@@ -177,34 +177,40 @@ def decode_kernel(
 
 @triton.jit
 def merge_kernel(
-    PARTIAL_OUT, PARTIAL_LSE, LEADS, OUT, LSE, n_rows, RANK: tl.constexpr, PARTS_BLOCK: tl.constexpr
+    PARTIAL_OUT, PARTIAL_LSE, LEADS, OUT, LSE, n_rows, RANK: tl.constexpr, PARTS_BLOCK: tl.constexpr,
+    ROWS: tl.constexpr,
 ):  # fmt: skip
-    """Program ``(p, row)``: if run ``p`` leads a split sequence, combine that sequence's parts (programs ``p`` up
-    to the recorded end), each weighted by ``exp(lse_part - lse_total)``; other programs do nothing."""
-    program, row = tl.program_id(0), tl.program_id(1)
+    """Program ``(p, b)``: if run ``p`` leads a split sequence, combine that sequence's parts (programs ``p`` up to
+    the recorded end) for query rows ``[b * ROWS, (b + 1) * ROWS)``, each part weighted by
+    ``exp(lse_part - lse_total)``, ``PARTS_BLOCK`` parts per step; other programs do nothing."""
+    program, row_block = tl.program_id(0), tl.program_id(1)
     seq = tl.load(LEADS + program * 3)
     parts_end = tl.where(seq >= 0, tl.load(LEADS + program * 3 + 1), program)
     first_slot = tl.load(LEADS + program * 3 + 2)
 
+    rows = row_block * ROWS + tl.arange(0, ROWS)
+    row_ok = rows < n_rows
     columns = tl.arange(0, RANK)
-    running_max = float("-inf")
-    running_sum = 0.0
-    acc = tl.zeros([RANK], dtype=tl.float32)
+    running_max = tl.full([ROWS], float("-inf"), dtype=tl.float32)
+    running_sum = tl.zeros([ROWS], dtype=tl.float32)
+    acc = tl.zeros([ROWS, RANK], dtype=tl.float32)
     for parts_start in range(program, parts_end, PARTS_BLOCK):
         parts = parts_start + tl.arange(0, PARTS_BLOCK)
-        part_ok = parts < parts_end
         # Every part after the first is the first segment (slot 0) of its program's run.
-        partial_rows = (parts * 2 + tl.where(parts == program, first_slot, 0)) * n_rows + row
-        lse = tl.load(PARTIAL_LSE + partial_rows, mask=part_ok, other=float("-inf"))
-        values = tl.load(PARTIAL_OUT + partial_rows[:, None] * RANK + columns[None, :], mask=part_ok[:, None],
+        partial_rows = (parts * 2 + tl.where(parts == program, first_slot, 0))[:, None] * n_rows + rows[None, :]
+        ok = (parts < parts_end)[:, None] & row_ok[None, :]
+        lse = tl.load(PARTIAL_LSE + partial_rows, mask=ok, other=float("-inf"))
+        values = tl.load(PARTIAL_OUT + partial_rows[:, :, None] * RANK + columns[None, None, :], mask=ok[:, :, None],
                          other=0.0)  # fmt: skip
         new_max = tl.maximum(running_max, tl.max(lse, 0))
         shift = tl.where(new_max == float("-inf"), 0.0, new_max)  # parts that saw no key have lse -inf
-        weights = tl.exp(lse - shift)
+        weights = tl.exp(lse - shift[None, :])
         rescale = tl.exp(running_max - shift)
-        acc = acc * rescale + tl.sum(values * weights[:, None], 0)
+        acc = acc * rescale[:, None] + tl.sum(values * weights[:, :, None], 0)
         running_sum = running_sum * rescale + tl.sum(weights, 0)
         running_max = new_max
-    out_row = seq * n_rows + row
-    tl.store(OUT + out_row * RANK + columns, (acc / running_sum).to(OUT.dtype.element_ty), mask=seq >= 0)
-    tl.store(LSE + out_row, running_max + tl.log(running_sum), mask=seq >= 0)
+    out_rows = seq * n_rows + rows
+    keep = row_ok & (seq >= 0)
+    tl.store(OUT + out_rows[:, None] * RANK + columns[None, :], (acc / running_sum[:, None]).to(OUT.dtype.element_ty),
+             mask=keep[:, None])  # fmt: skip
+    tl.store(LSE + out_rows, running_max + tl.log(running_sum), mask=keep)

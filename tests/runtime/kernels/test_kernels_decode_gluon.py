@@ -68,6 +68,7 @@ def test_kernel_compiles_for_hopper_within_one_multiprocessors_shared_memory(buf
     assert len(re.findall(r"\bHGMMA\b", sass)) >= 2
 
 
+EIGHTY_LENGTHS = [(37 * i) % 301 + 1 for i in range(80)]
 HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
 CASES = {  # lengths, block size, heads, s_q, causal, splits
     "64 heads, runs of whole sequences and split ones": ([1, 23, 130, 300, 64], 16, 64, 1, True, 2),
@@ -75,6 +76,8 @@ CASES = {  # lengths, block size, heads, s_q, causal, splits
     "tiles spanning pages, more partials than a merge step": ([1100], 16, 64, 1, True, 20),
     "two new tokens, causal, rows over two groups with a partial one": ([2, 70, 33], 64, 40, 2, True, 2),
     "two new tokens, not causal": ([2, 37], 32, 48, 2, False, 1),
+    # As many runs as the card holds, fewer than sequences: split sequences have two or three parts.
+    "default runs over 80 sequences of unequal lengths": (EIGHTY_LENGTHS, 64, 128, 1, True, None),
 }
 
 
