@@ -49,17 +49,30 @@ def default_tiles(n_rows: int, batch: int, q_lat: torch.Tensor, rope_dim: int) -
 
 def gluon_supported(q_lat: torch.Tensor, rope_dim: int) -> bool:
     """The Gluon kernel's warpgroup MMA exists on sm_90 only (Blackwell has other tensor-core instructions), takes
-    16-bit operands, and splits the latent width (at most 512) between two warpgroups."""
+    16-bit operands, and splits the latent width (at most 512) between two warpgroups. Gluon's API moves between
+    Triton releases: the kernel is built and tested with 3.6 and 3.8."""
     rank = q_lat.shape[-1]
-    if torch.cuda.get_device_capability(q_lat.device) != (9, 0) or q_lat.dtype not in (torch.bfloat16, torch.float16):
+    if _capability(q_lat.device.index or 0) != (9, 0) or q_lat.dtype not in (torch.bfloat16, torch.float16):
         return False
     if not (32 <= rank <= 512 and 16 <= rope_dim <= 256 and _power_of_two(rank) and _power_of_two(rope_dim)):
         return False
+    return _gluon_importable()
+
+
+@functools.cache
+def _gluon_importable() -> bool:
+    if tuple(int(part) for part in triton.__version__.split(".")[:2]) < (3, 6):
+        return False
     try:
         from . import gluon_kernels  # noqa: F401
-    except ImportError:  # a Triton without Gluon's Hopper operations
+    except ImportError:
         return False
     return True
+
+
+@functools.cache
+def _capability(device_index: int) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(device_index)
 
 
 def _power_of_two(n: int) -> bool:

@@ -82,11 +82,11 @@ CASES = {  # lengths, block size, heads, s_q, causal, splits
 
 
 @pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("bufferings", BUFFERINGS)
 @pytest.mark.parametrize("name", CASES)
-def test_kernel_matches_the_reference_on_hopper(name, bufferings):
+def test_kernel_matches_the_reference_on_hopper(name, bufferings, dtype):
     lengths, block_size, heads, s_q, causal, splits = CASES[name]
-    dtype = torch.bfloat16
     case = PagedCase(lengths, block_size, dtype, torch.Generator().manual_seed(len(name)), heads, s_q)
     args = [tensor.cuda() for tensor in (case.q_lat, case.q_pe, *case.cache_args())]
     tokens, stages = BUFFERINGS[bufferings]
