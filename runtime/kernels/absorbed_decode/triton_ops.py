@@ -56,7 +56,16 @@ def gluon_supported(q_lat: torch.Tensor, rope_dim: int) -> bool:
         return False
     if not (32 <= rank <= 512 and 16 <= rope_dim <= 256 and _power_of_two(rank) and _power_of_two(rope_dim)):
         return False
-    return _gluon_importable()
+    return gluon_shared_memory(rank, rope_dim) <= HOPPER_SHARED_MEMORY and _gluon_importable()
+
+
+HOPPER_SHARED_MEMORY = 227 * 1024  # what one program may use on an H100
+
+
+def gluon_shared_memory(rank: int, rope_dim: int, rows: int = 64, tokens: int = 64, stages: int = 2) -> int:
+    """Bytes of shared memory the Gluon kernel allocates: 16-bit queries, ``stages`` cached tiles and the weights,
+    plus the compiler's scratch for reductions and layout changes (at most 1 KB in the kernels compiled so far)."""
+    return 2 * (rows * (rank + rope_dim) + stages * tokens * (rank + rope_dim) + rows * tokens) + 1024
 
 
 @functools.cache

@@ -19,9 +19,13 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.experimental.gluon._runtime import GluonASTSource  # noqa: E402
 
 from seamfix.runtime.kernels import mla_decode  # noqa: E402
-from seamfix.runtime.kernels.absorbed_decode.triton_ops import DecodeTiles, decode  # noqa: E402
+from seamfix.runtime.kernels.absorbed_decode.triton_ops import (  # noqa: E402
+    HOPPER_SHARED_MEMORY,
+    DecodeTiles,
+    decode,
+    gluon_shared_memory,
+)
 
-SHARED_MEMORY_PER_BLOCK = 227 * 1024  # H100's opt-in limit for one program
 BUFFERINGS = {"64-token tiles, 2 buffers": (64, 2), "32-token tiles, 4 buffers": (32, 4)}
 
 
@@ -59,13 +63,26 @@ def assemble(compiled, tmp_path):
 
 @pytest.mark.parametrize("bufferings", BUFFERINGS)
 def test_kernel_compiles_for_hopper_within_one_multiprocessors_shared_memory(bufferings, tmp_path):
-    compiled = compile_for_hopper(*BUFFERINGS[bufferings])
+    tokens, stages = BUFFERINGS[bufferings]
+    compiled = compile_for_hopper(tokens, stages)
 
-    assert compiled.metadata.shared <= SHARED_MEMORY_PER_BLOCK
+    assert compiled.metadata.shared <= gluon_shared_memory(512, 64, tokens=tokens, stages=stages)
+    assert compiled.metadata.shared <= HOPPER_SHARED_MEMORY
     report, sass = assemble(compiled, tmp_path)
     # ptxas serializes every warpgroup MMA of the kernel when registers of one in flight are rewritten.
     assert "C7515" not in report, report
     assert len(re.findall(r"\bHGMMA\b", sass)) >= 2
+
+
+@pytest.mark.parametrize("rank, rope", [(256, 64), (128, 32)])
+def test_shared_memory_estimate_bounds_the_compiled_kernel(rank, rope):
+    compiled = compile_for_hopper(64, 2, rank=rank, rope=rope)
+
+    assert compiled.metadata.shared <= gluon_shared_memory(rank, rope) < compiled.metadata.shared + 2048
+
+
+def test_deepseeks_latent_fits_with_a_64_wide_rope_not_128():
+    assert gluon_shared_memory(512, 64) <= HOPPER_SHARED_MEMORY < gluon_shared_memory(512, 128)
 
 
 EIGHTY_LENGTHS = [(37 * i) % 301 + 1 for i in range(80)]
