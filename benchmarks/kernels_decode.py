@@ -52,6 +52,9 @@ def decode_case(heads, batch, context, s_q, lengths, device):
         seqlens = torch.full((batch,), context)
     else:
         seqlens = torch.normal(float(context), context / 4, (batch,)).round().clamp(s_q, 2 * context).long()
+        # Centred on the mean context: a sample's mean strays by sigma / sqrt(batch) (2% at B = 128), which would
+        # count as a difference in speed against the uniform case.
+        seqlens = (seqlens + round(context - seqlens.double().mean().item())).clamp(s_q, 2 * context)
     max_blocks = math.ceil(int(seqlens.max()) / PAGE)
     num_blocks = batch * max_blocks
     return {
@@ -146,6 +149,19 @@ def bench_decode(name, device, reps, bandwidth, matmul, smoke, sweep, baselines)
     return row
 
 
+def varlen_slowdown(heads, device, reps, smoke, rounds=5):
+    """Default path on variable against uniform lengths (same batch, same mean context), timed in alternation:
+    the card's clock drifts by a few percent between shapes timed minutes apart, as much as the effect measured."""
+    batch, context = (2, 256) if smoke else (128, 4096)
+    cases = [decode_case(min(heads, 4) if smoke else heads, batch, context, 1, lengths, device)
+             for lengths in ("uniform", "normal")]  # fmt: skip
+    ratios = []
+    for _ in range(rounds):
+        uniform, varlen = (median_ms(lambda c=case: mla_decode(*args_of(c), SCALE), device, reps) for case in cases)
+        ratios.append(varlen / uniform)
+    return {"heads": heads, "batch": batch, "context": context, "rounds": ratios, "median": sorted(ratios)[rounds // 2]}
+
+
 def bench_append(device, reps, bandwidth, smoke):
     tokens = 256 if smoke else 65536
     dtype = torch.bfloat16
@@ -199,6 +215,11 @@ def markdown(report):
             lines.append(
                 f"| {name} | {label} | {v['ms'] * 1e3:.1f} | {v['roofline_frac']:.0%} | {v['out_rel_err']:.1e} |"
             )
+    for slowdown in report.get("varlen_slowdown", ()):
+        rounds = ", ".join(f"{ratio:.3f}" for ratio in slowdown["rounds"])
+        lines += ["", f"H{slowdown['heads']} B{slowdown['batch']} S{slowdown['context']}, variable / uniform lengths "
+                  f"timed in alternation: median "
+                  f"{slowdown['median']:.3f} (rounds {rounds})"]  # fmt: skip
     a = report.get("append")
     if a is not None:
         lines += ["", f"cache append, {a['tokens']} tokens: {a['ms'] * 1e3:.1f} us, copy of the same rows "
@@ -215,6 +236,7 @@ def main():
     parser.add_argument("--no-sweep", action="store_true", help="time only what mla_decode picks by itself")
     parser.add_argument("--no-baselines", action="store_true", help="skip eager PyTorch and SDPA timings")
     parser.add_argument("--no-append", action="store_true", help="skip the cache-append benchmark")
+    parser.add_argument("--no-varlen", action="store_true", help="skip variable vs uniform lengths in alternation")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     reps = 3 if args.smoke else args.reps
@@ -231,6 +253,9 @@ def main():
         print(name, json.dumps(report["decode"][name]["variants"][report["decode"][name]["best"]]), flush=True)
         if device.type == "cuda":
             torch.cuda.empty_cache()  # the next shape's caches and SDPA's expanded K/V need the room
+    if not args.no_varlen:
+        report["varlen_slowdown"] = [varlen_slowdown(heads, device, reps, args.smoke) for heads in (16, 128)]
+        print(json.dumps(report["varlen_slowdown"]), flush=True)
     if not args.no_append:
         report["append"] = bench_append(device, reps, bandwidth, args.smoke)
     out = Path(os.environ.get("OUT", "out"))

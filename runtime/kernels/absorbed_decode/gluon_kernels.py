@@ -39,6 +39,19 @@ def _operand_layout(width):
     return gl.NVMMASharedLayout(swizzle_byte_width=min(128, 2 * width), element_bitwidth=16, rank=2)
 
 
+@gluon.constexpr_function
+def _split_columns(columns):
+    """Warpgroup MMA layout of a 64-row product whose ``columns`` the two warpgroups share half and half."""
+    return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 2], instr_shape=[16, columns // 2, 16])
+
+
+@gluon.constexpr_function
+def _row_pieces(width):
+    """Layout of a copy of ``width``-element 16-bit rows in 16-byte pieces, a warp covering whole rows."""
+    pieces = min(width // 8, 32)
+    return gl.BlockedLayout([1, 8], [32 // pieces, pieces], [WARPS, 1], [1, 0])
+
+
 @gluon.jit
 def _add(a, b):
     return a + b
@@ -79,8 +92,7 @@ def _gather_rows(SOURCE, table, tile_start, key_end, buffer, PAGE: gl.constexpr,
                  BLOCK_N: gl.constexpr):  # fmt: skip
     """Start copying the ``WIDTH``-wide cache rows of keys ``[tile_start, tile_start + BLOCK_N)`` into ``buffer``
     (16-byte pieces; slots computed in the copy's own layout, as moving them between layouts takes a barrier)."""
-    pieces: gl.constexpr = min(WIDTH // 8, 32)
-    gather: gl.constexpr = gl.BlockedLayout([1, 8], [32 // pieces, pieces], [WARPS, 1], [1, 0])
+    gather: gl.constexpr = _row_pieces(WIDTH)
     slots, key_ok = _slots(table, tile_start, key_end, PAGE, BLOCK_N, gl.SliceLayout(1, gather))
     columns = gl.arange(0, WIDTH, layout=gl.SliceLayout(0, gather))
     async_copy.async_copy_global_to_shared(buffer, SOURCE + slots[:, None] * WIDTH + columns[None, :],
@@ -96,16 +108,21 @@ def _gather_tile(CKV, KPE, table, tile_start, key_end, ckv_buffer, kpe_buffer, P
 
 
 @gluon.jit
-def _load_queries(Q_LAT, Q_PE, seq, query, head, row_ok, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps,
+def _copy_queries(Q_LAT, Q_PE, seq, query, head, row_ok, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps,
                   stride_ph, q_lat_smem, q_pe_smem, RANK: gl.constexpr, ROPE: gl.constexpr):  # fmt: skip
-    rows_layout: gl.constexpr = query.type.layout
-    gather: gl.constexpr = rows_layout.parent
+    """Start copying the group's query rows of sequence ``seq`` (rows past the last are zero) into shared memory;
+    they land with the segment's first tile (same commit group), so the two latencies overlap."""
+    gather: gl.constexpr = query.type.layout.parent
     q_at = Q_LAT + seq * stride_qb + query * stride_qs + head * stride_qh
     latent_cols = gl.arange(0, RANK, layout=gl.SliceLayout(0, gather))
-    q_lat_smem.store(gl.load(q_at[:, None] + latent_cols[None, :], mask=row_ok[:, None], other=0.0))
-    pe_at = Q_PE + seq * stride_pb + query * stride_ps + head * stride_ph
-    rope_cols = gl.arange(0, ROPE, layout=gl.SliceLayout(0, gather))
-    q_pe_smem.store(gl.load(pe_at[:, None] + rope_cols[None, :], mask=row_ok[:, None], other=0.0))
+    async_copy.async_copy_global_to_shared(q_lat_smem, q_at[:, None] + latent_cols[None, :], mask=row_ok[:, None])
+    rope_gather: gl.constexpr = _row_pieces(ROPE)
+    rope_rows = gl.convert_layout(query, gl.SliceLayout(1, rope_gather))
+    rope_heads = gl.convert_layout(head, gl.SliceLayout(1, rope_gather))
+    rope_ok = gl.convert_layout(row_ok, gl.SliceLayout(1, rope_gather))
+    pe_at = Q_PE + seq * stride_pb + rope_rows * stride_ps + rope_heads * stride_ph
+    rope_cols = gl.arange(0, ROPE, layout=gl.SliceLayout(0, rope_gather))
+    async_copy.async_copy_global_to_shared(q_pe_smem, pe_at[:, None] + rope_cols[None, :], mask=rope_ok[:, None])
 
 
 @gluon.jit
@@ -115,11 +132,8 @@ def _attend(CKV, KPE, table, seqlen, key_start, key_end, scale, s_q, query, q_la
     """Online softmax of the group's rows over keys ``[key_start, key_end)`` of one sequence (queries already in
     shared memory); returns the unnormalized ``acc [BLOCK_H, RANK]`` (columns split between the warpgroups), the
     running max (log2 units) and the running sum."""
-    scores_layout: gl.constexpr = gl.NVMMADistributedLayout(
-        version=[3, 0], warps_per_cta=[4, 2], instr_shape=[16, BLOCK_N // 2, 16]
-    )
-    out_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 2],
-                                                         instr_shape=[16, RANK // 2, 16])  # fmt: skip
+    scores_layout: gl.constexpr = _split_columns(BLOCK_N)
+    out_layout: gl.constexpr = _split_columns(RANK)
     rows_layout: gl.constexpr = gl.SliceLayout(1, scores_layout)
     if CAUSAL:
         limit = seqlen - s_q + 1 + gl.convert_layout(query, rows_layout)
@@ -132,7 +146,8 @@ def _attend(CKV, KPE, table, seqlen, key_start, key_end, scale, s_q, query, q_la
     acc = gl.zeros([BLOCK_H, RANK], gl.float32, out_layout)
     no_scores = gl.zeros([BLOCK_H, BLOCK_N], gl.float32, scores_layout)
     num_tiles = gl.cdiv(key_end - key_start, BLOCK_N)
-    # Prologue: the first STAGES - 1 tiles in flight, one commit group each (empty past the end).
+    # Prologue: the first STAGES - 1 tiles in flight, one commit group each (empty past the end); the first also
+    # holds the queries' copies, issued just before.
     for ahead in gl.static_range(STAGES - 1):
         if ahead < num_tiles:
             _gather_tile(CKV, KPE, table, key_start + ahead * BLOCK_N, key_end, ckv_smem.index(ahead),
@@ -191,10 +206,9 @@ def decode_kernel(
     num_programs = gl.num_programs(0)
     n_rows = s_q * heads
 
-    out_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 2],
-                                                         instr_shape=[16, RANK // 2, 16])  # fmt: skip
+    out_layout: gl.constexpr = _split_columns(RANK)
     out_rows_layout: gl.constexpr = gl.SliceLayout(1, out_layout)
-    gather: gl.constexpr = gl.BlockedLayout([1, 8], [1, 32], [WARPS, 1], [1, 0])
+    gather: gl.constexpr = _row_pieces(RANK)
     rows = group * BLOCK_H + gl.arange(0, BLOCK_H, layout=gl.SliceLayout(1, gather))
     row_ok = rows < n_rows
     query, head = rows // heads, rows % heads
@@ -220,10 +234,8 @@ def decode_kernel(
         seqlen = gl.load(SEQLENS + seq)
         seq_end = seq_first + gl.cdiv(seqlen, BLOCK_N)
         stop = gl.minimum(seq_end, last)
-        _load_queries(Q_LAT, Q_PE, seq, query, head, row_ok, stride_qb, stride_qs, stride_qh, stride_pb,
+        _copy_queries(Q_LAT, Q_PE, seq, query, head, row_ok, stride_qb, stride_qs, stride_qh, stride_pb,
                       stride_ps, stride_ph, q_lat_smem, q_pe_smem, RANK, ROPE)  # fmt: skip
-        fence_async_shared()
-        _cta_barrier()
         acc, running_max, running_sum = _attend(
             CKV, KPE, BLOCK_TABLE + seq * stride_table, seqlen, (tile - seq_first) * BLOCK_N,
             gl.minimum((stop - seq_first) * BLOCK_N, seqlen), scale, s_q, query, q_lat_smem, q_pe_smem, ckv_smem,
@@ -232,7 +244,7 @@ def decode_kernel(
         empty = running_sum == 0.0  # no key of this segment visible to the row: zero weight in the merge
         lse = gl.where(empty, float("-inf"), (running_max + gl.log2(running_sum)) * LN_2)
         lse = gl.convert_layout(lse, out_rows_layout)
-        out = acc / gl.convert_layout(gl.where(empty, 1.0, running_sum), out_rows_layout)[:, None]
+        out = acc * gl.convert_layout(1.0 / gl.where(empty, 1.0, running_sum), out_rows_layout)[:, None]
 
         whole, slot, lead_seq, lead_parts_end, lead_slot = _segment_role(
             seq, seq_first, seq_end, first, last, num_programs, total_tiles, lead_seq, lead_parts_end, lead_slot
@@ -244,6 +256,7 @@ def decode_kernel(
         seq += 1
         seq_first = seq_end
     _store_lead(LEADS, program, group, lead_seq, lead_parts_end, lead_slot)
+    # An empty run (more programs than tiles) leaves a part of weight zero in slot 0, as the Triton kernel does.
     nothing = gl.zeros([BLOCK_H, RANK], gl.float32, out_layout)
     no_weight = gl.full([BLOCK_H], float("-inf"), gl.float32, out_rows_layout)
     _store_rows(PARTIAL_OUT, PARTIAL_LSE, program * 2 * n_rows + out_rows, nothing, no_weight,
