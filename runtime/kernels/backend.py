@@ -78,6 +78,24 @@ def check_shape(name: str, tensor: torch.Tensor, expected: Iterable[int | None])
         raise KernelInputError(f"{name} must have shape [{shown}], got {list(tensor.shape)}")
 
 
+def check_cache_dtype(first: tuple[str, torch.Tensor], second: tuple[str, torch.Tensor], cache: torch.Tensor) -> None:
+    """The two named inputs hold the paged cache's dtype."""
+    (first_name, a), (second_name, b) = first, second
+    require(a.dtype == b.dtype == cache.dtype, "{first}, {second} and the caches must share one dtype, got {a}, {b} "
+            "and {c}", first=first_name, second=second_name, a=a.dtype, b=b.dtype, c=cache.dtype)  # fmt: skip
+
+
+def check_cos_sin(cos: torch.Tensor, sin: torch.Tensor, width: int) -> None:
+    """``cos`` and ``sin`` are one ``[max_seq, width]`` table each (Megatron's ``[max_seq, 1, 1, width]`` too)."""
+    require(
+        cos.shape == sin.shape and cos.shape[-1] == width and cos.numel() == cos.shape[0] * width,
+        "cos and sin must both be [max_seq, {width}] or [max_seq, 1, 1, {width}], got {cos} and {sin}",
+        width=width,
+        cos=list(cos.shape),
+        sin=list(sin.shape),
+    )
+
+
 def require(condition: bool, message: str, **values: object) -> None:
     """Raise ``message.format(**values)`` unless ``condition``; formatting only on failure keeps checks off
     the launch path's cost (these ops run thousands of times a step)."""

@@ -7,7 +7,7 @@ log-sum-exp merge on CUDA; a gathered, batched PyTorch reference on the CPU.
 
 import torch
 
-from ..backend import check_dtype, check_same_device, check_shape, require, resolve_backend
+from ..backend import check_cache_dtype, check_dtype, check_same_device, check_shape, require, resolve_backend
 from ..latent_cache.paged import check_paged_cache, host_checks_allowed
 from . import reference
 
@@ -74,13 +74,7 @@ def mla_decode(
     backend = resolve_backend(backend, device)
     num_blocks, block_size, rank, rope_dim = check_paged_cache(ckv_cache, kpe_cache, backend)
     check_dtype("q_nope_absorbed", q_nope_absorbed, backend)
-    require(
-        q_nope_absorbed.dtype == q_pe.dtype == ckv_cache.dtype,
-        "q_nope_absorbed, q_pe and the caches must share one dtype, got {a}, {b} and {c}",
-        a=q_nope_absorbed.dtype,
-        b=q_pe.dtype,
-        c=ckv_cache.dtype,
-    )
+    check_cache_dtype(("q_nope_absorbed", q_nope_absorbed), ("q_pe", q_pe), ckv_cache)
     check_shape("q_nope_absorbed", q_nope_absorbed, (None, None, None, rank))
     batch, s_q, heads, _ = q_nope_absorbed.shape
     require(s_q >= 1 and heads >= 1, "q_nope_absorbed needs s_q >= 1 and heads >= 1, got {shape}",

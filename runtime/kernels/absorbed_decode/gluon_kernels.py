@@ -22,7 +22,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 from . import triton_kernels
 
 # The scalar bookkeeping of runs and segments, shared with the Triton kernel (no tensor layouts involved).
-_first_tile = gluon.jit(triton_kernels._first_tile.fn)
+_locate_run = gluon.jit(triton_kernels._locate_run.fn)
 _segment_role = gluon.jit(triton_kernels._segment_role.fn)
 _store_lead = gluon.jit(triton_kernels._store_lead.fn)
 
@@ -223,10 +223,7 @@ def decode_kernel(
     weights_smem = gl.allocate_shared_memory(dtype, [BLOCK_H, BLOCK_N], _operand_layout(BLOCK_N))
 
     seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, BLOCK_N, BLOCK_B)
-    first = _first_tile(program, num_programs, total_tiles)
-    last = _first_tile(program + 1, num_programs, total_tiles)
-    seq = gl.sum((seq_end_tiles <= first).to(gl.int32), 0)  # the sequence holding tile `first`
-    seq_first = gl.sum(gl.where(seqs == seq, seq_first_tiles, 0), 0)
+    first, last, seq, seq_first = _locate_run(seqs, seq_first_tiles, seq_end_tiles, total_tiles, program, num_programs)
     lead_seq, lead_parts_end, lead_slot = -1, 0, 0
     scale = softmax_scale * LOG2_E  # exp2 instead of exp: one multiply folded into the scale
     tile = first

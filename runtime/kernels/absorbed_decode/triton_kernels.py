@@ -41,6 +41,17 @@ def _owner(tile, num_programs, total_tiles):
 
 
 @triton.jit
+def _locate_run(seqs, seq_first_tiles, seq_end_tiles, total_tiles, program, num_programs):
+    """Program ``program``'s run ``[first, last)`` of the tile stream (from ``_tile_stream``), the sequence holding
+    tile ``first`` and that sequence's first tile."""
+    first = _first_tile(program, num_programs, total_tiles)
+    last = _first_tile(program + 1, num_programs, total_tiles)
+    seq = tl.sum((seq_end_tiles <= first).to(tl.int32), 0)
+    seq_first = tl.sum(tl.where(seqs == seq, seq_first_tiles, 0), 0)
+    return first, last, seq, seq_first
+
+
+@triton.jit
 def _segment_role(seq, seq_first, seq_end, first, last, num_programs, total_tiles, lead_seq, lead_parts_end,
                   lead_slot):  # fmt: skip
     """For a run's segment of sequence ``seq`` (tiles ``[seq_first, seq_end)`` of the stream, the run holding
@@ -141,10 +152,7 @@ def decode_kernel(
     query, head = rows // heads, rows % heads
 
     seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, BLOCK_N, BLOCK_B)
-    first = _first_tile(program, num_programs, total_tiles)
-    last = _first_tile(program + 1, num_programs, total_tiles)
-    seq = tl.sum((seq_end_tiles <= first).to(tl.int32), 0)  # the sequence holding tile `first`
-    seq_first = tl.sum(tl.where(seqs == seq, seq_first_tiles, 0), 0)
+    first, last, seq, seq_first = _locate_run(seqs, seq_first_tiles, seq_end_tiles, total_tiles, program, num_programs)
     lead_seq, lead_parts_end, lead_slot = -1, 0, 0
     tile = first
     while tile < last:

@@ -6,7 +6,15 @@ Per token the cache holds only the latent ``c_kv`` (kv_lora_rank wide, RMS-norma
 
 import torch
 
-from ..backend import check_dtype, check_same_device, check_shape, require, resolve_backend
+from ..backend import (
+    check_cache_dtype,
+    check_cos_sin,
+    check_dtype,
+    check_same_device,
+    check_shape,
+    require,
+    resolve_backend,
+)
 from . import reference
 from .paged import check_paged_cache, host_checks_allowed
 
@@ -63,13 +71,7 @@ def mla_cache_append(
     for name, tensor in (("c_kv", c_kv), ("k_pe", k_pe), ("norm_weight", norm_weight)):
         if tensor is not None:
             check_dtype(name, tensor, backend)
-    require(
-        c_kv.dtype == k_pe.dtype == ckv_cache.dtype,
-        "c_kv, k_pe and the caches must share one dtype, got {a}, {b} and {c}",
-        a=c_kv.dtype,
-        b=k_pe.dtype,
-        c=ckv_cache.dtype,
-    )
+    check_cache_dtype(("c_kv", c_kv), ("k_pe", k_pe), ckv_cache)
     check_shape("c_kv", c_kv, (None, rank))
     n_tokens = c_kv.shape[0]
     check_shape("k_pe", k_pe, (n_tokens, rope_dim))
@@ -79,13 +81,7 @@ def mla_cache_append(
     for name, index in (("positions", positions), ("slot_mapping", slot_mapping)):
         require(not index.is_floating_point(), "{name} must be an integer tensor, got {dtype}", name=name,
                 dtype=index.dtype)  # fmt: skip
-    require(
-        cos.shape == sin.shape and cos.shape[-1] == rope_dim and cos.numel() == cos.shape[0] * rope_dim,
-        "cos and sin must both be [max_seq, {rope}] or [max_seq, 1, 1, {rope}], got {cos} and {sin}",
-        rope=rope_dim,
-        cos=list(cos.shape),
-        sin=list(sin.shape),
-    )
+    check_cos_sin(cos, sin, rope_dim)
     if norm_weight is not None:
         check_shape("norm_weight", norm_weight, (rank,))
     if n_tokens == 0:

@@ -7,7 +7,7 @@ same inputs, without context parallelism. Layouts: bshd (``[s, b, h, d]``) or th
 
 import torch
 
-from ..backend import check_dtype, check_same_device, check_shape, require, resolve_backend
+from ..backend import check_cos_sin, check_dtype, check_same_device, check_shape, require, resolve_backend
 from . import reference
 from .positions import packed_positions
 
@@ -35,13 +35,7 @@ def _check_rope_inputs(
         shape=list(tensor.shape),
     )
     require(tensor.stride(-1) == 1, "{name}'s last dimension must be contiguous (stride 1)", name=name)
-    require(
-        cos.shape == sin.shape and cos.shape[-1] == emb_dim and cos.numel() == cos.shape[0] * emb_dim,
-        "cos and sin must both be [max_seq, {emb_dim}] or [max_seq, 1, 1, {emb_dim}], got {cos} and {sin}",
-        emb_dim=emb_dim,
-        cos=list(cos.shape),
-        sin=list(sin.shape),
-    )
+    check_cos_sin(cos, sin, emb_dim)
     if cu_seqlens is None:
         require(
             cos.shape[0] >= tensor.shape[0],
