@@ -30,20 +30,19 @@ class DecodeTiles:
     kernel: str = "triton"
 
 
-def default_tiles(n_rows: int, batch: int, q_lat: torch.Tensor, rope_dim: int) -> DecodeTiles:
+def default_tiles(n_rows: int, q_lat: torch.Tensor, rope_dim: int) -> DecodeTiles:
     device = q_lat.device
-    # tl.dot needs at least 16 rows. Picked by the sweep in benchmarks/kernels_decode.py on an H100; a 64-token
-    # tile's buffers take most of a multiprocessor's shared memory, so one program is resident at a time.
+    # tl.dot needs at least 16 rows. Picked by the rounds of benchmarks/kernels_decode_rounds.py on an H200: twice
+    # as many runs as multiprocessors, four warps each (H16 B128 S4k 172 -> 165 us, B4 S32k 68 -> 66 us against
+    # the H100's pick of eight warps, and a third buffer for few sequences).
     if n_rows <= 16:
-        if device.type == "cuda" and 2 * batch < _multiprocessors(device.index or 0):
-            # Few sequences, each cut into long runs: a third buffer keeps more of a run's loads in flight.
-            return DecodeTiles(rows=16, tokens=64, num_warps=8, num_stages=3, programs_per_sm=1)
-        # Many sequences: twice as many (shorter) runs as multiprocessors leave a shorter tail.
-        return DecodeTiles(rows=16, tokens=64, num_warps=8, num_stages=2, programs_per_sm=2)
-    if n_rows <= 32:
-        return DecodeTiles(rows=32, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1)
+        return DecodeTiles(rows=16, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
     if device.type == "cuda" and gluon_supported(q_lat, rope_dim):
+        # 17 to 64 rows (s_q = 2 at H16) too: half a Gluon group idle beats the Triton kernel's 32-row products
+        # (H16 B128 S4k s_q=2 on an H200: 191 us against 267 us, benchmarks/RESULTS.md).
         return DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1, kernel="gluon")
+    if n_rows <= 32:
+        return DecodeTiles(rows=32, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
     return DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1)
 
 
@@ -108,7 +107,7 @@ def default_num_programs(batch: int, groups: int, programs_per_sm: int, device: 
 def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal, num_splits, tiles):
     batch, s_q, heads, rank = q_lat.shape
     n_rows = s_q * heads
-    tiles = tiles or default_tiles(n_rows, batch, q_lat, q_pe.shape[-1])
+    tiles = tiles or default_tiles(n_rows, q_lat, q_pe.shape[-1])
     groups = triton.cdiv(n_rows, tiles.rows)
     if num_splits is None:
         num_programs = default_num_programs(batch, groups, tiles.programs_per_sm, q_lat.device)
@@ -127,7 +126,8 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
         kernel, options = decode_kernel, {"num_stages": tiles.num_stages}
     kernel[(num_programs, groups)](
         q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, out, lse, partial_out, partial_lse, leads,
-        softmax_scale, batch, s_q, heads, *q_lat.stride()[:3], *q_pe.stride()[:3], block_table.stride(0),
+        softmax_scale, batch, s_q, heads, ckv_cache.shape[0], block_table.shape[1] * ckv_cache.shape[1],
+        *q_lat.stride()[:3], *q_pe.stride()[:3], block_table.stride(0),
         PAGE=ckv_cache.shape[1], RANK=rank, ROPE=q_pe.shape[-1], BLOCK_H=tiles.rows, BLOCK_N=tiles.tokens,
         BLOCK_B=triton.next_power_of_2(batch), CAUSAL=causal, num_warps=tiles.num_warps, **options,
     )  # fmt: skip
