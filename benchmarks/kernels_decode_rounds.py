@@ -39,13 +39,15 @@ from seamfix.runtime.kernels.absorbed_decode.triton_ops import DecodeTiles
 from seamfix.runtime.kernels.absorbed_decode.triton_ops import decode as tiled_decode
 from seamfix.runtime.kernels.latent_cache import triton_ops as append_ops
 
-# Candidate tiles per query rows per sequence (rows, tokens, warps, stages, programs per SM[, kernel]).
+# Candidate tiles per query rows per sequence (rows, tokens, warps, stages, programs per SM[, kernel]); the sweeps
+# recorded in benchmarks/RESULTS.md ran more (3 or 4 buffers, 3 or 4 programs per SM, 32- and 128-token tiles).
 CANDIDATES = {
-    16: [(16, 64, 8, 2, 2), (16, 64, 4, 3, 2), (16, 64, 4, 2, 2), (16, 64, 4, 4, 2), (16, 64, 4, 3, 3),
-         (16, 64, 4, 2, 4), (16, 32, 4, 4, 4)],
+    16: [(16, 64, 8, 2, 2), (16, 64, 4, 3, 2)],
     32: [(32, 64, 4, 2, 2), (64, 64, 8, 2, 1, "gluon")],
     128: [(64, 64, 8, 2, 1, "gluon")],
-}  # fmt: skip
+}
+# Runs per sequence (equal lengths) other than the default's (B128: 2, B4: 66, two runs per multiprocessor).
+SPLITS = {"H16 B4 S32k": (33,)}
 APPEND_TILES = [(4, 4), (8, 4), (8, 8), (16, 8), (2, 2), (4, 2)]
 
 
@@ -71,6 +73,22 @@ def eager_us(run, calls=50) -> float:
     return (time.perf_counter() - began) / calls * 1e6
 
 
+def without_merge(step, device, reps) -> float:
+    """Graph-replayed time of ``step`` with the merge launch left out (its output is then incomplete: timing only),
+    which places the merge's share of the time without hardware counters."""
+    from seamfix.runtime.kernels.absorbed_decode import triton_ops
+
+    class NoLaunch:
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: None
+
+    merge, triton_ops.merge_kernel = triton_ops.merge_kernel, NoLaunch()
+    try:
+        return median_ms(step, device, reps)
+    finally:
+        triton_ops.merge_kernel = merge
+
+
 def bench_shape(name, baseline, device, reps, rounds, bandwidth, matmul):
     heads, batch, context, s_q, lengths = SHAPES[name]
     case = decode_case(heads, batch, context, s_q, lengths, device)
@@ -79,6 +97,9 @@ def bench_shape(name, baseline, device, reps, rounds, bandwidth, matmul):
         variants[f"tiles {tiles}"] = partial(
             lambda *a, tiles: tiled_decode(*a, SCALE, True, None, tiles), tiles=DecodeTiles(*tiles)
         )
+    for splits in SPLITS.get(name, ()):
+        variants[f"num_splits={splits}"] = partial(lambda *a, splits: mla_decode(*a, SCALE, num_splits=splits),
+                                                   splits=splits)  # fmt: skip
     row = {"variants": {}, "errors": {}}
     steps = {}
     for label, run in variants.items():
@@ -92,6 +113,7 @@ def bench_shape(name, baseline, device, reps, rounds, bandwidth, matmul):
             steps[label] = partial(lambda run: run(*args_of(case)), run)
     for label, ms in rounds_ms(steps, device, reps, rounds).items():
         row["variants"][label] |= {"ms": ms, **roofline(case, ms, bandwidth, matmul)}
+    row["decode_kernel_alone_ms"] = without_merge(lambda: mla_decode(*args_of(case), SCALE), device, reps)
     if name == "H16 B128 S4k":
         args = args_of(case)
         row["eager_us"] = {
@@ -144,6 +166,9 @@ def markdown(report):
                          f"{v['roofline_frac']:.1%} | {ratio} | {v['out_rel_err']:.1e} |")  # fmt: skip
         for label, error in row["errors"].items():
             lines.append(f"| {name} | {label} | failed: {error[:80]} | | | | | |")
+        if "decode_kernel_alone_ms" in row:
+            lines += ["", f"{name}: decode kernel alone (merge left out) {row['decode_kernel_alone_ms'] * 1e3:.1f} us",
+                      ""]  # fmt: skip
         if "eager_us" in row:
             eager = ", ".join(f"{label} {us:.0f} us" for label, us in row["eager_us"].items())
             lines += ["", f"{name} eager per call (no graph): {eager}", ""]

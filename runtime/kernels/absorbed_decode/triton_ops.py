@@ -8,12 +8,19 @@ import triton
 
 from .triton_kernels import decode_kernel, merge_kernel
 
-# How the merge reads partial results: (query rows per program, parts per step), each step a
-# [parts, rows, kv_lora_rank] float32 tile in registers. Runs shorter than a sequence (long contexts) leave many
-# parts per split sequence: one row per program, 16 parts a step. Runs of whole sequences leave two or three:
-# 16 rows per program, one part a step (H128 B128 variable lengths on an H100: merge 20 -> 6 us).
-MERGE_MANY_PARTS = (1, 16)
-MERGE_FEW_PARTS = (16, 1)
+# Floats one merge program holds per step ([parts, rows, kv_lora_rank] in registers, 4 warps): 32 KB.
+MERGE_STEP_ELEMENTS = 8192
+
+
+def merge_tiles(num_programs: int, batch: int, n_rows: int, rank: int) -> tuple[int, int]:
+    """How the merge reads partial results: (query rows per program, parts per step). A split sequence has about
+    ``num_programs / batch`` parts, plus one where runs do not line up with sequences: one step takes them all, up
+    to 16, and as many rows as fit one register tile. B128 (3 parts a sequence): 4 rows, 4 parts a step (H200:
+    merge 9 -> 6 us); B4 S32k (67 parts): 1 row, 16 parts a step (cutting the latent columns over programs to
+    take 64 parts a step measured slower: more programs launched than merge work, merge 12 -> 20 us)."""
+    parts = min(16, triton.next_power_of_2(triton.cdiv(num_programs, batch) + 1))
+    rows = max(1, min(triton.next_power_of_2(n_rows), MERGE_STEP_ELEMENTS // (parts * rank)))
+    return rows, parts
 
 
 @dataclass(frozen=True)
@@ -132,7 +139,7 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
         BLOCK_B=triton.next_power_of_2(batch), CAUSAL=causal, num_warps=tiles.num_warps, **options,
     )  # fmt: skip
     if num_programs > 1:
-        rows, parts = MERGE_MANY_PARTS if num_programs > batch else MERGE_FEW_PARTS
+        rows, parts = merge_tiles(num_programs, batch, n_rows, rank)
         merge_kernel[(num_programs, triton.cdiv(n_rows, rows))](
             partial_out, partial_lse, leads, out, lse, n_rows, RANK=rank, PARTS_BLOCK=parts, ROWS=rows,
             num_warps=4,
