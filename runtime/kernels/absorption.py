@@ -27,6 +27,7 @@ def absorb_mla_weights(w_kv_up: torch.Tensor, num_heads: int, qk_nope_dim: int, 
     ``kv_b_proj.weight``: ``[num_heads * (qk_nope_dim + v_dim), kv_lora_rank]``, each head's key rows then its
     value rows) into the per-head factors that decode absorbs."""
     check_positive(num_heads=num_heads, qk_nope_dim=qk_nope_dim, v_dim=v_dim)
+    check_same_device({"w_kv_up": w_kv_up})
     check_shape("w_kv_up", w_kv_up, (num_heads * (qk_nope_dim + v_dim), None))
     per_head = w_kv_up.view(num_heads, qk_nope_dim + v_dim, w_kv_up.shape[1])
     return AbsorbedWeights(
@@ -64,8 +65,8 @@ class AbsorbedMLADecoder(torch.nn.Module):
         """``q_nope [B, s_q, H, qk_nope_dim]`` and ``q_pe [B, s_q, H, rope_dim]`` (RoPE'd) of the new tokens,
         whose latents are already appended (``mla_cache_append``); ``validate`` as in ``mla_decode``."""
         heads, qk_nope_dim, _ = self.w_uk.shape
-        check_shape("q_nope", q_nope, (None, None, heads, qk_nope_dim))
         check_same_device({"q_nope": q_nope, "w_uk": self.w_uk})
+        check_shape("q_nope", q_nope, (None, None, heads, qk_nope_dim))
         require(q_nope.dtype == self.w_uk.dtype, "q_nope must have the absorbed weights' dtype {want}, got {got}",
                 want=self.w_uk.dtype, got=q_nope.dtype)  # fmt: skip
         q_lat = torch.einsum("bshn,hnr->bshr", q_nope, self.w_uk)

@@ -58,8 +58,11 @@ def check_dtype(name: str, tensor: torch.Tensor, backend: str) -> None:
         raise KernelInputError(f"{name} must be one of {names} for backend {backend!r}, got {tensor.dtype}")
 
 
-def check_same_device(tensors: dict[str, torch.Tensor | None]) -> torch.device:
-    """The one device all given tensors live on; ``None`` entries are ignored."""
+def check_same_device(tensors: dict[str, torch.Tensor | None], optional: tuple[str, ...] = ()) -> torch.device:
+    """The one device all given tensors live on; the names in ``optional`` may be ``None`` (then ignored)."""
+    for name, tensor in tensors.items():
+        require(isinstance(tensor, torch.Tensor) or (tensor is None and name in optional),
+                "{name} must be a torch.Tensor, got {kind}", name=name, kind=type(tensor).__name__)  # fmt: skip
     present = {name: tensor for name, tensor in tensors.items() if tensor is not None}
     devices = {tensor.device for tensor in present.values()}
     if len(devices) != 1:

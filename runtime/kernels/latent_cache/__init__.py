@@ -71,7 +71,7 @@ def mla_cache_append(
     device = check_same_device({
         "c_kv": c_kv, "k_pe": k_pe, "cos": cos, "sin": sin, "positions": positions, "ckv_cache": ckv_cache,
         "kpe_cache": kpe_cache, "slot_mapping": slot_mapping, "norm_weight": norm_weight,
-    })  # fmt: skip
+    }, optional=("norm_weight",))  # fmt: skip
     backend = resolve_backend(backend, device)
     num_blocks, block_size, rank, rope_dim = check_paged_cache(ckv_cache, kpe_cache, backend)
     for name, tensor in (("c_kv", c_kv), ("k_pe", k_pe), ("norm_weight", norm_weight), ("cos", cos), ("sin", sin)):

@@ -59,7 +59,7 @@ def _check_rope_inputs(
     validate: bool | None,
 ) -> tuple[str, torch.Tensor | None]:
     """Validate what both ops share; return the backend that runs and the packed positions (thd only)."""
-    device = check_same_device({name: tensor, "cos": cos, "sin": sin, "cu_seqlens": cu_seqlens})
+    device = check_same_device({name: tensor, "cos": cos, "sin": sin, "cu_seqlens": cu_seqlens}, ("cu_seqlens",))
     backend = resolve_backend(backend, device)
     for label, value in ((name, tensor), ("cos", cos), ("sin", sin)):
         check_dtype(label, value, backend)

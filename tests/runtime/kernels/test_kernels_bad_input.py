@@ -30,6 +30,11 @@ def thd_q(tokens=6):
 
 
 REFUSED = {
+    "q is not a tensor": lambda: mla_rope_q([[1.0]], COS, SIN, 4, 4),
+    "missing block table": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe, *paged_case().cache_args()[:2],
+                                              None, paged_case().cache_seqlens, SCALE),
+    "missing norm weight": lambda: fused_down_norm_up(torch.randn(3, 4), torch.randn(2, 4), torch.randn(5, 2), None,
+                                                      1e-6),
     "negative qk_head_dim": lambda: mla_rope_q(torch.randn(2, 1, 1, 8), COS, SIN, qk_head_dim=-2, emb_dim=10),
     "zero heads": lambda: mla_rope_q(torch.randn(2, 1, 0, 8), COS[:, :4], SIN[:, :4], 4, 4),
     "bool cu_seqlens": lambda: mla_rope_q(thd_q(), COS[:, :4], SIN[:, :4], 4, 4, torch.tensor([0, 6]).bool()),
