@@ -155,6 +155,21 @@ def host_values(*scalars: torch.Tensor) -> list:
     return torch.stack([scalar.long() for scalar in scalars]).tolist()
 
 
+def check_int32_offsets(**extents: int) -> None:
+    """The Triton kernels address these tensors (given by how many elements each spans) with 32-bit offsets where
+    64-bit ones would cost registers on every load; a tensor past 2**31 elements is refused instead of wrapped."""
+    for name, extent in extents.items():
+        require(extent < 2**31, "{name} spans {extent} elements, more than the Triton kernels address (2**31); "
+                "use a smaller batch (or fewer num_splits)", name=name, extent=extent)  # fmt: skip
+
+
+def span(tensor: torch.Tensor) -> int:
+    """Elements from a tensor's first to its last, strides included (0 for an empty tensor)."""
+    if tensor.numel() == 0:
+        return 0
+    return 1 + sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride(), strict=True))
+
+
 def require(condition: bool, message: str, **values: object) -> None:
     """Raise ``message.format(**values)`` unless ``condition``; formatting only on failure keeps checks off
     the launch path's cost (these ops run thousands of times a step)."""

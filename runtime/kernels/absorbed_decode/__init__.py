@@ -12,6 +12,7 @@ import torch
 from ..backend import (
     check_cache_dtype,
     check_dtype,
+    check_int32_offsets,
     check_positive,
     check_same_device,
     check_shape,
@@ -107,6 +108,8 @@ def mla_decode(
     require(isinstance(causal, bool), "causal must be a bool, got {causal!r}", causal=causal)
     require(num_splits is None or (isinstance(num_splits, int) and num_splits >= 1),
             "num_splits must be a positive integer, got {n!r}", n=num_splits)  # fmt: skip
+    if num_splits is not None:  # a Triton knob, checked on both backends so that they accept the same calls
+        check_int32_offsets(partial_results=batch * num_splits * 2 * s_q * heads * rank)
     if batch == 0:
         return q_nope_absorbed.new_empty(q_nope_absorbed.shape), q_nope_absorbed.new_empty(
             0, s_q, heads, dtype=torch.float32

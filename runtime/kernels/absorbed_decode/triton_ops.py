@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 import triton
 
+from ..backend import check_int32_offsets, span
 from .triton_kernels import decode_kernel, merge_kernel
 
 # Floats one merge program holds per step ([parts, rows, kv_lora_rank] in registers, 4 warps): 32 KB.
@@ -120,6 +121,8 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
         num_programs = default_num_programs(batch, groups, tiles.programs_per_sm, q_lat.device)
     else:
         num_programs = batch * num_splits
+    check_int32_offsets(q_nope_absorbed=span(q_lat), q_pe=span(q_pe), output=batch * n_rows * rank,
+                        partial_results=num_programs * 2 * n_rows * rank)  # fmt: skip
     out = q_lat.new_empty(batch, s_q, heads, rank)
     lse = q_lat.new_empty(batch, s_q, heads, dtype=torch.float32)
     partial_out = q_lat.new_empty(num_programs, 2, n_rows, rank, dtype=torch.float32)

@@ -2,6 +2,7 @@
 
 import triton
 
+from ..backend import check_int32_offsets, span
 from .triton_kernels import cache_append_kernel
 
 # Tokens per program and warps: two rows of 512 + 64 channels in two warps, many small programs in flight (the best
@@ -13,6 +14,7 @@ def cache_append(
     c_kv, k_pe, cos, sin, positions, ckv_cache, kpe_cache, slot_mapping, norm_weight, eps, tile=TILE
 ) -> None:
     tokens_per_program, num_warps = tile
+    check_int32_offsets(c_kv=span(c_kv), k_pe=span(k_pe))
     n_tokens, rank = c_kv.shape
     rope_dim = k_pe.shape[-1]
     cos, sin = cos.reshape(-1, rope_dim).contiguous(), sin.reshape(-1, rope_dim).contiguous()

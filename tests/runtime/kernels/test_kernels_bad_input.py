@@ -51,6 +51,8 @@ REFUSED = {
     "append eps 0": lambda: mla_cache_append(**append_case(torch.float32, torch.Generator(), True)[0], eps=0.0),
     "zero heads in decode": lambda: mla_decode(paged_case().q_lat[:, :, :0], paged_case().q_pe[:, :, :0],
                                                *paged_case().cache_args(), SCALE),
+    "more splits than 32-bit offsets reach": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe,
+                                                                *paged_case().cache_args(), SCALE, num_splits=2**30),
     "NaN softmax scale": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe, *paged_case().cache_args(),
                                             math.nan),
     "length past the block table": lambda: mla_decode(
