@@ -79,10 +79,7 @@ class Project:
         """The project's checked Python files at ``rev`` (None: the working tree, where files that cannot be
         read, FIFOs and symlink loops among them, are left out and named in ``errors``)."""
         if rev is not None:
-            return {
-                self.relpath(git_path): data
-                for git_path, data in self.git.tree_files(rev, self._wanted).items()
-            }
+            return {self.relpath(git_path): data for git_path, data in self.git.tree_files(rev, self._wanted).items()}
         settings = self.settings
         found = discover([settings.root], settings)
         unread = list(found.errors)
