@@ -57,7 +57,6 @@ def lint(
     options = check_options(settings)
     cache = LintCache(settings.cache_dir, settings.root, options) if use_cache and settings.cache_dir else None
     per_file: dict[str, list[Finding]] = {}
-    digests: dict[str, bytes] = {}
     misses: list[SourcePath] = []
     errors = list(discovery.errors)
     for source in discovery.files:
@@ -69,8 +68,8 @@ def lint(
         except OSError as exc:
             errors.append(f"{_display(source.path, cwd)}: cannot read: {read_error(exc)}")
             continue
-        digests[source.relpath] = content_digest(data)
-        cached = cache.get(source.relpath, digests[source.relpath])
+        # Only a hit is taken from these bytes; a miss is read again and keyed by what its check read.
+        cached = cache.get(source.relpath, content_digest(data))
         if cached is None:
             misses.append(source)
         else:
@@ -84,7 +83,7 @@ def lint(
     if cache:
         cache.save()
     for relpath, findings in per_file.items():
-        ignored = settings.ignored_codes(relpath)
+        ignored = settings.ignored_codes(relpath) if findings else ()
         if ignored:
             per_file[relpath] = [finding for finding in findings if finding.code not in ignored]
 
