@@ -106,8 +106,6 @@ def _bound_names(node: ast.stmt) -> Iterator[str]:
             targets = [node.target]
         elif isinstance(node, (ast.With, ast.AsyncWith)):
             targets = [item.optional_vars for item in node.items if item.optional_vars is not None]
-        elif isinstance(node, (ast.Try, ast.TryStar)):
-            yield from (handler.name for handler in node.handlers if handler.name)
         for target in targets:
             yield from (n.id for n in ast.walk(target) if isinstance(n, ast.Name))
         # Walrus bindings at module level (`if (x := ...)`) bind module names too.

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 
+from seamfix.seam_surface import read_surface, surface_of
 from seamfix_testing import REPO, run_seamfix
 
 ADAPTER = "def uses_mla(config):\n    return bool(config.multi_latent_attention)\n"
@@ -88,3 +89,27 @@ def test_an_unparseable_adapter_fails_its_callers(project):
     code, found = flagged(root)
     assert code == 1 and found == [("builder.py", 3, "SEAM902")]
     assert "cannot be parsed" in run_seamfix("lint", cwd=root).stdout
+
+
+def test_what_the_adapter_defines():
+    surface = surface_of(
+        "seam.py",
+        b"import torch.nn as nn, os.path\n"
+        b"try:\n    from fast import kernel\nexcept ImportError:\n    kernel = None\n"
+        b"if (flag := True):\n    for index, (a, b) in enumerate([(1, 2)]):\n        pass\n"
+        b"with open(__file__) as handle:\n    TEXT: str = handle.read()\n"
+        b"def setup():\n    global LATE\n    LATE = 1\n    local = 2\n"
+        b"class Spec:\n    inner = 3\n",
+    )
+    defined = {"nn", "os", "kernel", "flag", "index", "a", "b", "handle", "TEXT", "setup", "LATE", "Spec"}
+    assert all(surface.defines(name) for name in defined) and surface.defines("__doc__")
+    assert not any(surface.defines(name) for name in ("local", "inner", "path", "torch", "build_3"))
+    assert surface_of("seam.py", b"def __getattr__(name):\n    return name\n").defines("anything")
+    assert surface_of("seam.py", b"from impl import *\n").defines("anything")
+    assert not surface_of("seam.py", None).defines("setup")
+
+
+def test_an_adapter_package_offers_its_submodules(project):
+    root = project({"fork/seam/__init__.py": "from .specs import layer\n", "fork/seam/specs.py": "layer = 1\n"})
+    surface = read_surface(root, "fork/seam/__init__.py")
+    assert surface.defines("specs") and surface.defines("layer") and not surface.defines("other")
