@@ -214,3 +214,16 @@ def test_history_table_and_chart(repo):
     assert "<script" not in page and "http://www.w3.org/2000/svg" in page
     bad = run_seamfix("audit", "--history", "5", "--format", "markdown", cwd=repo)
     assert bad.code == 2
+
+
+def test_untracked_files_of_the_working_tree_are_audited_as_added(repo):
+    (repo / "fork/new_builder.py").write_text("def f(cfg):\n    return 2 if cfg.kv_lora_rank else 1\n")
+    (repo / ".gitignore").write_text("scratch/\n")
+    (repo / "scratch").mkdir()
+    (repo / "scratch/try.py").write_text("x = cfg.multi_latent_attention\n")
+    code, report = audit_json(repo)
+    by_path = {f["path"]: f for f in report["files"]}
+    assert code == 1 and by_path["fork/new_builder.py"]["status"] == "added"
+    assert [h["kind"] for h in by_path["fork/new_builder.py"]["hunks"]] == ["leak"]
+    assert "scratch/try.py" not in by_path  # git-ignored
+    assert audit_json(repo, "--since", "main", "--until", "HEAD")[0] == 0  # commits only: not there

@@ -108,7 +108,10 @@ def audit(git: Git, settings: Settings, since: str | None, until: str | None, pa
     pathspecs = [_pathspec(git, path, base, head) for path in paths]
     names = NameClassifier(settings.vocabulary)
     verdicts = []
-    for change in parse_diff(git.diff(base, head, pathspecs)):
+    changes = parse_diff(git.diff(base, head, pathspecs))
+    if head is None:
+        changes += [_added(git, path) for path in git.untracked(pathspecs)]
+    for change in changes:
         relpath = project.relpath(change.path)
         if relpath is None:
             continue
@@ -116,6 +119,15 @@ def audit(git: Git, settings: Settings, since: str | None, until: str | None, pa
     errors: list[str] = []
     after = measure(project.tree(head, errors), settings)
     return AuditReport(base, head, verdicts, measure(project.tree(base), settings), after, errors)
+
+
+def _added(git: Git, path: str) -> FileChange:
+    """An untracked file of the working tree as the diff would show it once added: one hunk of all its lines."""
+    data = git.show(None, path)
+    if data is None or b"\0" in data:
+        return FileChange(None, path, binary=data is not None)
+    lines = len(data.splitlines())
+    return FileChange(None, path, hunks=[Hunk(0, 0, 1, lines)] if lines else [])
 
 
 def _pathspec(git: Git, path: Path, base: str, head: str | None) -> str:

@@ -57,6 +57,11 @@ class Git:
         revs = [since] if until is None else [since, until]
         return self._run(["diff", "--no-color", "--no-ext-diff", "-U0", "-M", *revs, "--", *paths])
 
+    def untracked(self, paths: list[str]) -> list[str]:
+        """Files of the working tree that git does not track and does not ignore (repository paths)."""
+        listing = self._run(["ls-files", "-z", "--others", "--exclude-standard", "--full-name", "--", *paths])
+        return [path for path in listing.split("\0") if path]
+
     def show(self, rev: str | None, path: str) -> bytes | None:
         """A file's bytes at ``rev`` (None: the working tree); None where it does not exist (or, in the
         working tree, is not a regular file: a FIFO is never opened for reading)."""
