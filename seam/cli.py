@@ -10,8 +10,8 @@ import click
 
 from seamfix import __version__
 from seamfix.audit.command import audit_command
-from seamfix.config import config_start, load_settings
-from seamfix.engine import lint
+from seamfix.config import config_start, load_settings, settings_by_project
+from seamfix.engine import lint, merge_results
 from seamfix.errors import SeamfixError
 from seamfix.lint_rules import ALWAYS_ON, RULES, rule_for
 from seamfix.report import FORMATS, renderer
@@ -58,15 +58,22 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
                  jobs: int | None, **overrides: object) -> None:  # fmt: skip
     """Report MLA-specific code outside the seam in PATHS (default: the current directory)."""
     cwd = Path.cwd()
-    settings = load_settings(cwd, config, config_start(list(paths), cwd), **overrides)
-    result = lint(
-        list(paths) or [cwd],
-        settings,
-        cwd=cwd,
-        use_cache=not no_cache,
-        force_exclude=force_exclude,
-        jobs=jobs,
-        apply_baseline=write_baseline is None,
+    projects = settings_by_project(cwd, config, list(paths), **overrides)
+    if write_baseline is not None and len(projects) > 1:
+        raise SeamfixError("--write-baseline records one project's findings: give paths of one project")
+    result = merge_results(
+        [
+            lint(
+                targets,
+                settings,
+                cwd=cwd,
+                use_cache=not no_cache,
+                force_exclude=force_exclude,
+                jobs=jobs,
+                apply_baseline=write_baseline is None,
+            )
+            for settings, targets in projects
+        ]
     )
     for error in result.errors:
         click.echo(f"seamfix: error: {error}", err=True)

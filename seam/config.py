@@ -109,6 +109,21 @@ def config_start(paths: list[Path], cwd: Path) -> Path:
     return first if first.is_dir() else first.parent
 
 
+def settings_by_project(
+    cwd: Path, config: Path | None, paths: list[Path], **overrides: Any
+) -> list[tuple[Settings, list[Path]]]:
+    """The given paths grouped by the configuration that governs them, with its settings: the nearest
+    configuration file above each path (as ruff resolves each file's own), or the current directory's for
+    a path under none. With ``config`` (or fewer than two paths) a single group."""
+    if config is not None or len(paths) < 2:
+        return [(load_settings(cwd, config, config_start(paths, cwd), **overrides), paths or [cwd])]
+    fallback = find_config(cwd.resolve())
+    groups: dict[Path | None, list[Path]] = {}
+    for path in paths:
+        groups.setdefault(find_config(config_start([path], cwd)) or fallback, []).append(path)
+    return [(load_settings(cwd, file, cwd, **overrides), group) for file, group in groups.items()]
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))

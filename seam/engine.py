@@ -106,6 +106,18 @@ def lint(
     )
 
 
+def merge_results(results: list[LintResult]) -> LintResult:
+    """One result of the runs over several projects (each with its own configuration)."""
+    if len(results) == 1:
+        return results[0]
+    return LintResult(
+        findings=sorted_findings([finding for result in results for finding in result.findings]),
+        recorded=[recorded for result in results for recorded in result.recorded],
+        errors=sorted(error for result in results for error in result.errors),
+        files_checked=sum(result.files_checked for result in results),
+    )
+
+
 def _check_all(
     misses: list[SourcePath], options: CheckOptions, jobs: int | None, cwd: Path
 ) -> tuple[dict[str, tuple[bytes, list[Finding]]], list[str]]:

@@ -252,3 +252,21 @@ def test_git_ignored_files_are_skipped_unless_respect_gitignore_is_off(project):
     assert flagged("--force-exclude", "scratch_1.py", "builder.py") == ["builder.py"]  # ... unless forced
     (root / "pyproject.toml").write_text("[tool.seamfix]\nrespect-gitignore = false\n")
     assert flagged() == everything
+
+
+def test_paths_of_two_projects_are_each_checked_with_their_own_configuration(project, tmp_path_factory):
+    root = project(
+        {
+            "one/pyproject.toml": '[tool.seamfix]\nallow = ["impl.py"]\n',
+            "one/impl.py": MLA_IF,
+            "two/.seamfix.toml": 'allow = ["other.py"]\n',
+            "two/impl.py": MLA_IF,
+            "two/other.py": MLA_IF,
+        }
+    )
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    files = [str(root / name) for name in ("one/impl.py", "two/impl.py", "two/other.py")]
+    result = run_seamfix("lint", "--format", "json", *files, cwd=elsewhere)
+    assert [f["path"] for f in result.json()] == [str(root / "two/impl.py")]
+    both = run_seamfix("lint", "--write-baseline", "b.json", *files, cwd=elsewhere)
+    assert both.code == 2 and "one project" in both.stderr
