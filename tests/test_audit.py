@@ -157,10 +157,12 @@ def test_adoption_of_the_seam_on_the_demo_passes(tmp_path):
     assert report["width"]["before"]["findings"] > 0 and report["width"]["after"]["findings"] == 0
 
 
-def test_fifo_in_the_working_tree_is_an_error_not_a_hang(repo):
+def test_fifo_and_symlink_loop_in_the_working_tree_are_errors_not_hangs(repo):
     os.mkfifo(repo / "fork/pipe.py")
+    os.symlink("loop.py", repo / "fork/loop.py")
     result = run_seamfix("audit", "--since", "main", cwd=repo)
     assert result.code == 2 and "fork/pipe.py: cannot read: not a regular file" in result.stderr
+    assert "fork/loop.py: cannot read: Too many levels of symbolic links" in result.stderr
     assert "result: the seam held" in result.stdout
 
 
