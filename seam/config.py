@@ -65,14 +65,15 @@ class Settings:
     vocabulary: Vocabulary = field(default_factory=default_vocabulary)
     baseline: Path | None = None
     cache_dir: Path | None = None
-    per_file_ignores: tuple[tuple[GlobSet, frozenset[str]], ...] = ()
+    # (globs, negated, codes): a negated entry (`"!src/**"`) applies to the files its globs do not match.
+    per_file_ignores: tuple[tuple[GlobSet, bool, frozenset[str]], ...] = ()
     respect_gitignore: bool = True
 
     def ignored_codes(self, relpath: str) -> frozenset[str]:
         """Codes that ``per-file-ignores`` turn off for this project-relative file."""
         codes: frozenset[str] = frozenset()
-        for globs, ignored in self.per_file_ignores:
-            if globs.matches_within(relpath):
+        for globs, negated, ignored in self.per_file_ignores:
+            if globs.matches_within(relpath) != negated:
                 codes |= ignored
         return codes
 
@@ -240,10 +241,14 @@ def _expand(selectors: list[str], key: str, where: str) -> set[str]:
     return chosen
 
 
-def _per_file_ignores(table: dict[str, list[str]], where: str) -> list[tuple[GlobSet, frozenset[str]]]:
-    """Each glob with the codes it turns off; the always-on rules cannot be turned off."""
+def _per_file_ignores(table: dict[str, list[str]], where: str) -> list[tuple[GlobSet, bool, frozenset[str]]]:
+    """Each glob (``!`` negates it, as in ruff) with the codes it turns off; the always-on rules cannot be."""
     return [
-        (GlobSet([pattern]), frozenset(_expand(codes, f"per-file-ignores.{pattern}", where) - ALWAYS_ON))
+        (
+            GlobSet([pattern.removeprefix("!")]),
+            pattern.startswith("!"),
+            frozenset(_expand(codes, f"per-file-ignores.{pattern}", where) - ALWAYS_ON),
+        )
         for pattern, codes in table.items()
     ]
 

@@ -213,6 +213,8 @@ def test_test_files_default_to_ignoring_the_mla_rules_but_not_the_gate(project):
 
     assert flagged() == [("conftest.py", "SEAM902"), ("fork/builder.py", "SEAM001")]
     assert ("fork/builder.py", "SEAM001") not in flagged("--per-file-ignores", "fork/b*.py:SEAM0")
+    assert ("fork/builder.py", "SEAM001") in flagged("--per-file-ignores", "!fork/b*.py:SEAM0")
+    assert ("fork/builder.py", "SEAM001") not in flagged("--per-file-ignores", "!conftest.py:SEAM001")
     config = root / "pyproject.toml"
     config.write_text(config.read_text() + 'extend-per-file-ignores = { "fork/builder.py" = ["SEAM001"] }\n')
     assert flagged() == [("conftest.py", "SEAM902")]
