@@ -10,17 +10,17 @@
 lets such models build and train without CUDA. What differs between releases is in ``releases``.
 """
 
-try:
-    import megatron.core  # noqa: F401
-except ImportError as error:
-    raise ImportError("seamfix.runtime.megatron needs megatron-core: pip install 'seamfix[megatron]'") from error
+from .installed import import_megatron_core
 
-from . import attention_adapter
-from .attention_adapter import MLAAttentionAdapter, MLASelfAttentionAdapter, mla_adapter
-from .config import mla_config
-from .core_attention import MLADotProductAttention
-from .cpu_mode import cpu_mode
-from .spec import adapt_mla_spec, mla_layer_spec
+import_megatron_core()  # a clear ImportError for a missing, too old or broken megatron-core
+
+from . import attention_adapter  # noqa: E402
+from .attention_adapter import MLAAttentionAdapter, MLASelfAttentionAdapter, mla_adapter  # noqa: E402
+from .config import mla_config  # noqa: E402
+from .core_attention import MLADotProductAttention  # noqa: E402
+from .cpu_mode import cpu_mode  # noqa: E402
+from .hybrid import hybrid_state_dict_from_gpt, mla_hybrid_stack_spec  # noqa: E402
+from .spec import adapt_mla_spec, mla_layer_spec  # noqa: E402
 
 __all__ = [
     "MLAAttentionAdapter",
@@ -28,8 +28,10 @@ __all__ = [
     "MLASelfAttentionAdapter",
     "adapt_mla_spec",
     "cpu_mode",
+    "hybrid_state_dict_from_gpt",
     "mla_adapter",
     "mla_config",
+    "mla_hybrid_stack_spec",
     "mla_layer_spec",
 ]
 

@@ -1,5 +1,5 @@
-"""The part of megatron-core's MLA surface the adapter was built against, read off releases 0.11-0.16.1 and
-Megatron-LM's 0.17-0.19 tags. ``seamfix doctor`` compares the installed release with it. A new release that
+"""The part of megatron-core's MLA surface the adapter was built against, read off releases 0.11-0.16.1,
+Megatron-LM's 0.17-0.19 tags and its main branch (0.20, August 2026). ``seamfix doctor`` compares the installed release with it. A new release that
 only adds what the adapter already handles needs no change here; anything else is one more name below,
 after the adapter learns it.
 """
@@ -34,6 +34,7 @@ SUBMODULE_FIELDS = frozenset(
         "linear_proj",
         "q_layernorm",
         "kv_layernorm",
+        "linear_qkv_down_proj",  # 0.20: FusedMLASelfAttention's fused down-projection; specs pass it through
     }
 )
 """Fields of ``MLASelfAttentionSubmodules`` (all optional up to 0.16)."""
@@ -82,6 +83,7 @@ _BOTH_SPEC_BUILDERS = frozenset(
 SPEC_BUILDER_PARAMETERS = {
     "get_gpt_layer_local_spec": _BOTH_SPEC_BUILDERS | {"normalization"},  # 0.12
     "get_gpt_layer_with_transformer_engine_spec": _BOTH_SPEC_BUILDERS
-    | {"use_te_op_fuser", "use_te_activation_func"},  # 0.13, 0.15
+    | {"use_te_op_fuser", "use_te_activation_func"}  # 0.13, 0.15
+    | {"mla_down_proj_fusion", "use_grouped_gemm_for_dense_mlp"},  # 0.20: restate config fields
 }
 """Parameters of the spec builders that ``mla_layer_spec`` calls (by keyword, filtered by signature)."""
