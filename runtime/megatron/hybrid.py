@@ -9,6 +9,7 @@ model with pattern ``"*-" * N`` has the modules, parameters and arithmetic of th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import re
 from collections.abc import Mapping
@@ -61,7 +62,8 @@ def mla_hybrid_stack_spec(config, backend: str = "local", **options) -> ModuleSp
     """
     hybrid_block, allocation = _hybrid_modules()
     layer = mla_layer_spec(config, backend, **{**options, "num_experts": None})  # '-' is dense; 'E' is MoE
-    attention, dense = _half(layer, ATTENTION_HALF, "TransformerLayer"), _half(layer, MLP_HALF, "MLPLayer")
+    mlp_layer = importlib.import_module("megatron.core.ssm.mlp_layer").MLPLayer
+    attention, dense = _half(layer, ATTENTION_HALF, layer.module), _half(layer, MLP_HALF, mlp_layer)
     if backend == "te":
         upstream = importlib.import_module("megatron.core.models.hybrid.hybrid_layer_specs").hybrid_stack_spec
         submodules = dataclasses.replace(upstream.submodules, attention_layer=attention, mla_layer=attention,
@@ -73,27 +75,18 @@ def mla_hybrid_stack_spec(config, backend: str = "local", **options) -> ModuleSp
     )
 
 
-def _half(layer: ModuleSpec, fields: tuple[str, ...], module_name: str) -> ModuleSpec:
-    """A layer spec with only ``fields`` of ``layer``'s submodules (and their sharded-state-dict key renames)."""
+def _half(layer: ModuleSpec, fields: tuple[str, ...], module: type) -> ModuleSpec:
+    """A ``module`` spec with only ``fields`` of ``layer``'s submodules (and their sharded-state-dict key renames)."""
     submodules = layer.submodules
     kept = {field.name for field in dataclasses.fields(submodules) if field.name in fields}
-    renames = {
-        old: new for old, new in submodules.sharded_state_dict_keys_map.items() if old.split(".")[0] in kept
-    }
+    renames = {old: new for old, new in submodules.sharded_state_dict_keys_map.items() if old.split(".")[0] in kept}
     half = type(submodules)(**{name: getattr(submodules, name) for name in kept}, sharded_state_dict_keys_map=renames)
-    module = layer.module
-    if module_name == "MLPLayer":
-        module = importlib.import_module("megatron.core.ssm.mlp_layer").MLPLayer
     return ModuleSpec(module=module, params=layer.params, submodules=half)
 
 
-_local_stacks: dict[type, type] = {}
-
-
+@functools.cache
 def _local_hybrid_stack(hybrid_stack: type, symbols: type) -> type:
     """``HybridStack`` with Megatron's local final norm (upstream builds TransformerEngine's ``TENorm``)."""
-    if hybrid_stack in _local_stacks:
-        return _local_stacks[hybrid_stack]
     from megatron.core.transformer.transformer_block import LayerNormImpl
 
     slots = {getattr(symbols, name): slot for name, slot in SLOTS.items() if hasattr(symbols, name)}
@@ -112,10 +105,13 @@ def _local_hybrid_stack(hybrid_stack: type, symbols: type) -> type:
             self.final_norm = LayerNormImpl(config=config, hidden_size=config.hidden_size, eps=config.layernorm_epsilon)
 
     name = "LocalNormHybridStack"
-    stack = type(name, (hybrid_stack,), {"__init__": __init__, "__module__": __name__, "__qualname__": name,
-                                         "__doc__": _local_hybrid_stack.__doc__})  # fmt: skip
-    _local_stacks[hybrid_stack] = stack
-    return stack
+    namespace = {
+        "__init__": __init__,
+        "__module__": __name__,
+        "__qualname__": name,
+        "__doc__": _local_hybrid_stack.__doc__,
+    }
+    return type(name, (hybrid_stack,), namespace)
 
 
 _GPT_LAYER_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?decoder\.layers\.)(?P<index>\d+)\.(?P<part>[^.]+)(?P<rest>\..*)$")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from collections.abc import Callable
 
 from megatron.core.models.gpt import gpt_layer_specs
@@ -56,12 +57,14 @@ def mla_layer_spec(config, backend: str = "local", **options):
     """A ``TransformerLayer`` spec with MLA attention for the installed release, built through the adapters.
 
     ``options`` go to megatron's layer-spec builder by keyword; one the release's builder lacks raises unless it
-    is None. ``backend="local"`` gets ``MLADotProductAttention`` (see ``adapt_mla_spec``).
+    is None. ``backend="local"`` gets ``MLADotProductAttention`` (see ``adapt_mla_spec``); it raises ``ValueError``
+    where the release needs TransformerEngine for the config (0.20: ``qk_layernorm`` without ``q_lora_rank``).
     """
     if backend not in LAYER_SPEC_BUILDERS:
         raise ValueError(f"backend must be one of {', '.join(LAYER_SPEC_BUILDERS)}, not {backend!r}")
     if backend == "te" and not transformer_engine_installed():
         raise ImportError("backend='te' needs transformer_engine, which is not installed; use backend='local'")
+    _check_query_norm(config, backend)
     builder = LAYER_SPEC_BUILDERS[backend]
     accepted = keywords_accepted(builder)
     unsupported = sorted(name for name, value in options.items() if name not in accepted and value is not None)
@@ -74,6 +77,22 @@ def mla_layer_spec(config, backend: str = "local", **options):
     }
     arguments = {**from_config, "multi_latent_attention": True, **options}
     return adapt_mla_spec(builder(**{name: value for name, value in arguments.items() if name in accepted}))
+
+
+def _check_query_norm(config, backend: str) -> None:
+    # 0.20 (mla_qk_norm_config) normalizes the query input when qk_layernorm is set without q_lora_rank, in a
+    # fused norm+linear only TransformerEngine has; earlier releases had no query norm then. Left alone, the local
+    # build fails deep inside with a TransformerEngine stand-in's AttributeError.
+    if backend == "local" and config.qk_layernorm and config.q_lora_rank is None and _has_qk_norm_resolver():
+        raise ValueError(
+            f"megatron-core {installed_version()} builds qk_layernorm without q_lora_rank as a fused norm+linear "
+            "query projection, which only TransformerEngine has: use backend='te', set q_lora_rank, or "
+            "qk_layernorm=False"
+        )
+
+
+def _has_qk_norm_resolver() -> bool:
+    return importlib.util.find_spec("megatron.core.transformer.mla_qk_norm_config") is not None
 
 
 def _replace_classes(node, replacement: Callable[[type], type | None], inner=None):

@@ -1,7 +1,7 @@
 """The part of megatron-core's MLA surface the adapter was built against, read off releases 0.11-0.16.1,
-Megatron-LM's 0.17-0.19 tags and its main branch (0.20, August 2026). ``seamfix doctor`` compares the installed release with it. A new release that
-only adds what the adapter already handles needs no change here; anything else is one more name below,
-after the adapter learns it.
+Megatron-LM's 0.17-0.19 tags and its main branch (0.20, August 2026). ``seamfix doctor`` compares the installed
+release with it. A new release that only adds what the adapter already handles needs no change here; anything else
+is one more name below, after the adapter learns it.
 """
 
 FORWARD_PARAMETERS = frozenset(

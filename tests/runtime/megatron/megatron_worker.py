@@ -175,12 +175,18 @@ def checks(seam, init_url: str) -> dict:
             "training_with_attention_dropout": train_one_step(
                 build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, "attention_dropout": 0.25}))
             ),
+            "training_without_q_lora": train_one_step(
+                build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, "q_lora_rank": None, "qk_layernorm": False}))
+            ),
+            "query_norm_without_q_lora": error_message(
+                lambda: seam.mla_layer_spec(seam.mla_config(**{**MODEL_FIELDS, "q_lora_rank": None}))
+            ),
             "build_module": build_module_with_pp_layer_offset(seam, config),
             "external_rope": external_rope(seam, config),
             "adapter_versus_native": adapter_versus_native(seam, config),
             "block_spec": block_spec(seam, config),
             "adapted_local_spec": train_one_step(build_gpt(seam, config, spec=adapted_local_spec(seam, config))),
-            "hybrid": hybrid(seam, config) if has_hybrid_model() else outcome(lambda: seam.mla_hybrid_stack_spec(config)),
+            "hybrid": hybrid(seam, config),
             "config": config_outcomes(seam),
             "release_table": release_table(seam),
             "pp_layer_offset": pp_layer_offset(seam, config),
@@ -316,8 +322,11 @@ def adapted_local_spec(seam, config):
     return seam.adapt_mla_spec(get_gpt_layer_local_spec(multi_latent_attention=True, qk_layernorm=config.qk_layernorm))
 
 
-def hybrid(seam, config) -> dict:
-    """HybridModel through the seam, and its equivalence with GPTModel ("*-" * N, GPT weights mapped)."""
+def hybrid(seam, config) -> dict | str:
+    """HybridModel through the seam, and its equivalence with GPTModel ("*-" * N, GPT weights mapped); where the
+    release has no HybridModel, what mla_hybrid_stack_spec raises."""
+    if not has_hybrid_model():
+        return outcome(lambda: seam.mla_hybrid_stack_spec(config))
     gpt = build_gpt(seam, config)
     optimizer = torch.optim.SGD(gpt.parameters(), lr=0.1)
     gpt(**batch()).mean().backward()

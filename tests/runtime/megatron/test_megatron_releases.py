@@ -17,7 +17,7 @@ with_hybrid_model = [release for release in RELEASES if minor(release) >= (0, 20
 def test_a_tiny_gpt_with_mla_trains_one_step_with_finite_gradients(release, release_checks):
     checks = release_checks(release)
     assert checks["version"] == VERSIONS[release]
-    for run in ("training", "training_with_attention_dropout"):
+    for run in ("training", "training_with_attention_dropout", "training_without_q_lora"):
         step = checks[run]
         assert step["gradients_finite"] and step["gradient_norm"] > 0
         assert step["parameters_without_gradient"] == 0
@@ -26,7 +26,7 @@ def test_a_tiny_gpt_with_mla_trains_one_step_with_finite_gradients(release, rele
 
 def test_one_seed_gives_the_same_loss_on_every_release(release_checks):
     runs = [release_checks(release) for release in RELEASES]
-    for run in ("training", "training_with_attention_dropout"):
+    for run in ("training", "training_with_attention_dropout", "training_without_q_lora"):
         assert len({(r[run]["loss"], r[run]["loss_after_step"], r[run]["parameters"]) for r in runs}) == 1
     # Attention dropout draws from the RNG tracker cpu_mode provides: it must change the loss.
     assert runs[0]["training"]["loss"] != runs[0]["training_with_attention_dropout"]["loss"]
@@ -119,6 +119,15 @@ def test_process_groups_reach_the_release_under_its_name(release, release_checks
         name = "model_comm_pgs" if minor(release) < (0, 15) else "pg_collection"
         assert groups["received"] == groups["received_under_old_name"] == [name]
         assert groups["warnings"] == []
+
+
+@per_release
+def test_qk_layernorm_without_q_lora_is_refused_only_where_the_local_backend_cannot_build_it(release, release_checks):
+    message = release_checks(release)["query_norm_without_q_lora"]
+    if minor(release) >= (0, 20):
+        assert message.startswith("ValueError: megatron-core 0.20.0 builds qk_layernorm without q_lora_rank as a fused")
+    else:
+        assert message == "ok"
 
 
 @per_release
