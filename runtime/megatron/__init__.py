@@ -1,4 +1,5 @@
-"""The MLA adapter seam for real megatron-core: releases 0.11 to 0.16.1, and 0.17-0.19 by their signatures.
+"""The MLA adapter seam for real megatron-core: releases 0.11 to 0.16.1 and main (0.20), and 0.17-0.19 by their
+signatures.
 
     from seamfix.runtime.megatron import mla_config, mla_layer_spec
 
@@ -6,8 +7,10 @@
     model = GPTModel(config=config, transformer_layer_spec=mla_layer_spec(config), vocab_size=128,
                      max_sequence_length=16, position_embedding_type="rope")
 
-``adapt_mla_spec`` puts the MLA attention of an existing layer or block spec behind the adapters; ``cpu_mode``
-lets such models build and train without CUDA. What differs between releases is in ``releases``.
+``adapt_mla_spec`` puts the MLA attention of an existing layer or block spec behind the adapters;
+``mla_hybrid_stack_spec`` builds a ``HybridModel`` stack (0.20+) with the same layers, and
+``hybrid_state_dict_from_gpt`` moves GPT weights onto it; ``cpu_mode`` lets such models build and train without
+CUDA. What differs between releases is in ``releases``.
 """
 
 from .installed import import_megatron_core

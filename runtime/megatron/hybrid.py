@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import importlib.util
 import re
 from collections.abc import Mapping
 
@@ -19,10 +20,7 @@ from megatron.core.transformer.spec_utils import ModuleSpec
 
 from .releases import installed_version
 from .spec import mla_layer_spec
-
-ATTENTION_HALF = ("input_layernorm", "self_attention_hyper_connection", "self_attention", "self_attn_bda")
-MLP_HALF = ("pre_mlp_layernorm", "mlp_hyper_connection", "mlp", "mlp_bda")
-"""``TransformerLayerSubmodules`` fields of a GPT layer's two halves (the hyper connections exist from 0.20)."""
+from .surface import ATTENTION_HALF, MLP_HALF
 
 SLOTS = {
     "MAMBA": "mamba_layer",
@@ -34,6 +32,10 @@ SLOTS = {
     "MOE": "moe_layer",
 }
 """Layer symbol (by its name in megatron's ``Symbols``) → the ``HybridStackSubmodules`` field that builds it."""
+
+
+def has_hybrid_model() -> bool:
+    return importlib.util.find_spec("megatron.core.models.hybrid") is not None
 
 
 def _hybrid_modules():

@@ -87,3 +87,18 @@ SPEC_BUILDER_PARAMETERS = {
     | {"mla_down_proj_fusion", "use_grouped_gemm_for_dense_mlp"},  # 0.20: restate config fields
 }
 """Parameters of the spec builders that ``mla_layer_spec`` calls (by keyword, filtered by signature)."""
+
+ATTENTION_HALF = ("input_layernorm", "self_attention_hyper_connection", "self_attention", "self_attn_bda")
+MLP_HALF = ("pre_mlp_layernorm", "mlp_hyper_connection", "mlp", "mlp_bda")
+"""``TransformerLayerSubmodules`` fields of a GPT layer's two halves, which ``mla_hybrid_stack_spec`` makes two
+hybrid layers of (the hyper connections exist from 0.20)."""
+
+OTHER_LAYER_FIELDS = frozenset(
+    {"pre_cross_attn_layernorm", "cross_attention_hyper_connection", "cross_attention", "cross_attn_bda"}
+    | {"sharded_state_dict_keys_map"}
+)
+"""``TransformerLayerSubmodules`` fields a GPT layer leaves at their defaults, and the key renames each half keeps
+its share of."""
+
+HYBRID_STACK_SLOTS = ("attention_layer", "mla_layer", "mlp_layer")
+"""``HybridStackSubmodules`` fields ``mla_hybrid_stack_spec`` fills (0.20)."""

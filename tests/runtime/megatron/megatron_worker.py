@@ -58,7 +58,7 @@ def main(command: str, *arguments: str) -> None:
             start(int(rank), int(world), init_url)
             config = seam.mla_config(**MODEL_FIELDS)
             result = {"gpt": train_one_step(build_gpt(seam, config))}
-            if has_hybrid_model():
+            if seam.hybrid.has_hybrid_model():
                 result["hybrid"] = train_one_step(build_hybrid(seam, config))
     print(json.dumps(result))
 
@@ -87,12 +87,6 @@ def build_gpt(seam, config, position_embedding_type: str = "rope", spec=None):
         max_sequence_length=TOKENS,
         position_embedding_type=position_embedding_type,
     )
-
-
-def has_hybrid_model() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("megatron.core.models.hybrid") is not None
 
 
 def build_hybrid(seam, config, pattern: str | None = None):
@@ -325,7 +319,7 @@ def adapted_local_spec(seam, config):
 def hybrid(seam, config) -> dict | str:
     """HybridModel through the seam, and its equivalence with GPTModel ("*-" * N, GPT weights mapped); where the
     release has no HybridModel, what mla_hybrid_stack_spec raises."""
-    if not has_hybrid_model():
+    if not seam.hybrid.has_hybrid_model():
         return outcome(lambda: seam.mla_hybrid_stack_spec(config))
     gpt = build_gpt(seam, config)
     optimizer = torch.optim.SGD(gpt.parameters(), lr=0.1)

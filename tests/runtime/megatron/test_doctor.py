@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from megatron_releases import NEWEST, RELEASES, VERSIONS, environment_with, release_dir
+from megatron_releases import MAIN, NEWEST, RELEASES, VERSIONS, environment_with, release_dir
 
 
 def doctor(release: str, *paths) -> subprocess.CompletedProcess:
@@ -72,6 +72,20 @@ def test_a_new_constructor_parameter_and_config_field_are_reported(tmp_path):
         f"megatron-core {NEWEST}: 2 changes the adapter does not handle yet:",
         "- MLASelfAttention.__init__ has a new parameter `foo`",
         "- MLATransformerConfig has a new field `latent_dropout`",
+    ]
+
+
+@pytest.mark.slow
+def test_on_main_a_layer_field_the_hybrid_stack_would_drop_is_reported(tmp_path):
+    copy = tmp_path / "megatron-core"
+    shutil.copytree(release_dir(MAIN), copy)
+    _patch(copy / "megatron/core/transformer/transformer_layer.py",
+           r"class TransformerLayerSubmodules:.*?\n    mlp_bda: [^\n]*\n", "    mlp_gate: object = None\n")  # fmt: skip
+    result = doctor(MAIN, copy)
+    assert result.returncode == 1, result.stdout + result.stderr[-3000:]
+    assert result.stdout.splitlines() == [
+        "megatron-core 0.20.0: 1 change the adapter does not handle yet:",
+        "- TransformerLayerSubmodules has a new field `mlp_gate`",
     ]
 
 
