@@ -30,7 +30,7 @@ def import_megatron_core() -> None:
 
 def _explained(error: ImportError) -> ImportError:
     if error.name in NOT_INSTALLED:
-        return ImportError(f"seamfix.runtime.megatron needs megatron-core and torch: pip install 'seamfix[megatron]' "
-                           f"({error})")  # fmt: skip
+        install = "pip install 'seamfix[megatron]'"
+        return ImportError(f"seamfix.runtime.megatron needs megatron-core and torch: {install} ({error})")
     missing = f"; install {error.name.split('.')[0]}" if error.name and not error.name.startswith("megatron") else ""
     return ImportError(f"megatron-core is installed but importing it failed: {error}{missing}")
