@@ -157,13 +157,17 @@ def checks(seam, init_url: str) -> dict:
     from megatron.core.tensor_parallel import random as megatron_random
     from megatron.core.transformer import multi_latent_attention
 
+    from seamfix.runtime.megatron.doctor import report
+
     te_flag_at_import = getattr(multi_latent_attention, "HAVE_TE", None)  # 0.14+
+    doctor = report()  # what `seamfix doctor` prints and its exit code, without a process of its own
     outside = _cpu_mode_targets(megatron_random, tensor_parallel.get_cuda_rng_tracker())
     with seam.cpu_mode():
         start(0, 1, init_url)
         config = seam.mla_config(**MODEL_FIELDS)
         result = {
             "version": package_info.__version__,
+            "doctor": doctor,
             "te_flag_at_import": te_flag_at_import,
             "training": train_one_step(build_gpt(seam, config)),
             "training_with_attention_dropout": train_one_step(
