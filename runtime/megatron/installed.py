@@ -32,5 +32,6 @@ def _explained(error: ImportError) -> ImportError:
     if error.name in NOT_INSTALLED:
         install = "pip install 'seamfix[megatron]'"
         return ImportError(f"seamfix.runtime.megatron needs megatron-core and torch: {install} ({error})")
-    missing = f"; install {error.name.split('.')[0]}" if error.name and not error.name.startswith("megatron") else ""
-    return ImportError(f"megatron-core is installed but importing it failed: {error}{missing}")
+    missing_module = isinstance(error, ModuleNotFoundError) and error.name and not error.name.startswith("megatron")
+    hint = f"; install {error.name.split('.')[0]}" if missing_module else ""  # not for a name a module lacks
+    return ImportError(f"megatron-core is installed but importing it failed: {error}{hint}")
