@@ -58,7 +58,17 @@ class ExtractArms:
         flow = block_flow(context.bindings, function, located.body if suite is statement.body else located.orelse)
         if flow.blocker:
             return f"{ARM_KEPT}: {flow.blocker}"
-        body: list[cst.BaseStatement | str] = [context.adapter_import(name) for name in flow.globals]
+        if context.has_star_import:
+            return f"{ARM_KEPT}: the module has an `import *`, which may bind any name it reads"
+        body: list[cst.BaseStatement | str] = []
+        for name in flow.globals:
+            shared = context.shared_global(name)
+            if isinstance(shared, str):
+                body.append(shared)
+            elif name in context.declared_global:
+                return f"{ARM_KEPT}: {shared.reason}"
+            else:
+                flow.parameters.append(name)  # the builder's binding, as it is when the arm runs
         body += _statements(suite)
         if flow.results:
             body.append(f"return {', '.join(flow.results)}")

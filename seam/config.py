@@ -35,6 +35,7 @@ KEYS: dict[str, str] = {
     "extend-vocabulary": "a table of string lists (or a list of names)",
     "baseline": _STRING,
     "cache-dir": _STRING,
+    "src": _STRINGS,
 }
 
 
@@ -52,6 +53,8 @@ class Settings:
     vocabulary: Vocabulary = field(default_factory=default_vocabulary)
     baseline: Path | None = None
     cache_dir: Path | None = None
+    # Source roots, project-relative ("" is the root), as ruff's `src`: where import names start.
+    src: tuple[str, ...] = ("",)
 
     def is_seam(self, relpath: str) -> bool:
         """Is this project-relative file the adapter module or an ``allow``-ed MLA file?"""
@@ -61,7 +64,14 @@ class Settings:
     def adapter_module_parts(self) -> tuple[str, ...]:
         if self.adapter is None:
             return ()
-        parts = PurePosixPath(self.adapter).with_suffix("").parts
+        return self.module_parts(self.adapter)
+
+    def module_parts(self, relpath: str) -> tuple[str, ...]:
+        """The import name of a project file, counted from the deepest source root that holds it."""
+        parts = PurePosixPath(relpath).with_suffix("").parts
+        roots = [PurePosixPath(root).parts for root in self.src]
+        depth = max((len(root) for root in roots if parts[: len(root)] == root and len(root) < len(parts)), default=0)
+        parts = parts[depth:]
         return parts[:-1] if parts[-1] == "__init__" else parts
 
 
@@ -123,6 +133,7 @@ def load_settings(cwd: Path, config: Path | None = None, **overrides: Any) -> Se
     vocabulary = default_vocabulary().extended(_vocabulary_table(table.get("extend-vocabulary", {})))
     baseline = pick("baseline")
     cache_dir = pick("cache-dir", DEFAULT_CACHE_DIR)
+    src = table.get("src", [".", "src"] if (root / "src").is_dir() else ["."])
     return Settings(
         root=root,
         config_file=config_file,
@@ -140,6 +151,7 @@ def load_settings(cwd: Path, config: Path | None = None, **overrides: Any) -> Se
         vocabulary=vocabulary,
         baseline=_resolve(root, baseline) if baseline else None,
         cache_dir=_resolve(root, cache_dir),
+        src=tuple(_source_root(root, value, where) for value in src),
     )
 
 
@@ -192,6 +204,11 @@ def _resolve_codes(select: list[str] | None, extend: list[str], ignore: list[str
 
     base = expand(select, "select") if select else {c for c, rule in RULES.items() if rule.default_enabled}
     return frozenset((base | expand(extend, "extend-select")) - expand(ignore, "ignore") | ALWAYS_ON)
+
+
+def _source_root(root: Path, value: str, where: str) -> str:
+    relative = _inside_root(root, value, "src", where)
+    return "" if relative == "." else relative
 
 
 def _resolve(root: Path, value: str) -> Path:
