@@ -127,14 +127,14 @@ class FileContext:
         anything else the adapter must be passed, or the site stays."""
         stores = [o for o in self.bindings.owned_by(self.bindings.module) if o.name == name and _binds(o)]
         why = f"`{name}`, a module-level name of this file"
+        if name in self.declared_global:
+            return Refusal(f"it reads {why} that a function declares `global`")
         if len(stores) != 1 or stores[0].kind != "import":
             how = "defines or assigns" if len(stores) == 1 else "binds more than once"
             return Refusal(f"it reads {why} that the module {how}; the adapter cannot share its binding")
         statement = self._top_level_imports.get(id(stores[0].node))
         if statement is None:
             return Refusal(f"it reads {why} imported under `try`/`if`/`with`: the adapter cannot share its binding")
-        if name in self.declared_global:
-            return Refusal(f"it reads {why} that a function declares `global`")
         if name in self.project.patched:
             return Refusal(f"it reads {why} that a test patches by name; the adapter would not see the patch")
         if self.project.reexported(self.module_name, name, self.relpath):
