@@ -31,6 +31,10 @@ _OPERATOR_WORDS = {
 IDENTITY_REFUSAL = (
     "`{}` is a local variable: a predicate would only return its argument (route where it is set, or rename it)"
 )
+NO_ATOM_REFUSAL = (
+    "`{}` names no MLA field, class or string itself (the linter follows a local variable): a predicate would "
+    "hide the decision, not move it"
+)
 _WHAT = {
     cst.BooleanOperation: "an `and`/`or`", cst.IfExp: "a conditional expression", cst.NamedExpr: "a `:=`",
     cst.Lambda: "a lambda", cst.Await: "an `await`", cst.Yield: "a `yield`", cst.FormattedString: "an f-string",
@@ -162,10 +166,11 @@ class RoutePredicates:
         context = self.context
         holder = _Holes(self, not any(isinstance(node, cst.NamedExpr) for node in walk(part)))
         template = part.visit(holder)
-        if isinstance(template, cst.Name) and template.value in holder.parameters:
-            return IDENTITY_REFUSAL.format(context.module.code_for_node(unparenthesized(part)))
+        code = _short(context.module.code_for_node(unparenthesized(part)))
+        if isinstance(part, cst.Name) and isinstance(template, cst.Name) and template.value in holder.parameters:
+            return IDENTITY_REFUSAL.format(code)
         if not self.is_mla(template):
-            return "its test holds no MLA attribute, name or class that the seam could own"
+            return NO_ATOM_REFUSAL.format(code)
         if context.has_star_import and any(self._is_builtin(node) for node in walk(part)):
             return "the module has an `import *`, which may rebind the builtin it calls"
         imports = []
@@ -344,6 +349,11 @@ def _is_hole(router: RoutePredicates, node: cst.CSTNode) -> bool:
 
 def _single_line(context: FileContext, node: cst.CSTNode) -> bool:
     return "\n" not in context.module.code_for_node(node)
+
+
+def _short(code: str) -> str:
+    text = " ".join(code.split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _boolean_operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:
