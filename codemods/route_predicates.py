@@ -89,6 +89,10 @@ class RoutePredicates:
             return f"routing it would change evaluation order: {hazard}"
         routes = self._part_routes(part)
         if isinstance(routes, str):
+            # the atom the linter names stays (a local alias); MLA fields elsewhere in the test still route
+            inside = self.value_routes(test) if test is not part else None
+            if inside and all(isinstance(route, Route) for route in inside):
+                return inside
             return routes
         others = [leaf for leaf in _boolean_operands(test) if leaf is not part and self._is_question(leaf)]
         more = [self._route(node) for node in others if not self.order_hazard(node)]

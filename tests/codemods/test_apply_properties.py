@@ -1,12 +1,14 @@
 """Property tests: generated builder functions with MLA branches behave the same after `seamfix apply`.
 
-Hypothesis writes functions of ``(config, x, log)`` from assignments, augmented assignments, loops, returns and
-``if``/``else`` on MLA tests (flags, negations, comparisons, probes, ``and`` with other conditions) or on
-variables, which may hold such a test (aliases), nested at random; every variable is read only where it is
-certainly assigned. Each function is applied in a fresh project; the original and the rewritten module (with
-its adapter) then run under dense and MLA configs and must return, raise and mutate alike, with the same
-log of config reads and ``log`` calls (``equivalence``); every finding the linter still reports must be
-one the summary names with its reason.
+Hypothesis writes functions of ``(config, x, log)`` from assignments, augmented assignments, loops, returns,
+``try``/``except`` and ``with contextlib.suppress`` (around code that may divide by zero), and
+``if``/``else`` on MLA tests (flags, negations, comparisons, probes, ``and`` with other conditions, operands
+with side effects) or on variables, which may hold such a test (aliases), nested at random; every variable
+is read only where it is certainly assigned (but for ``except`` handlers, which may find it unassigned).
+Each function is applied in a fresh project; the original and the rewritten module (with its adapter) then
+run under dense and MLA configs and must return, raise and mutate alike, with the same log of config reads
+and ``log`` calls (``equivalence``); every finding the linter still reports must be one the summary names
+with its reason.
 """
 
 from __future__ import annotations
@@ -48,10 +50,11 @@ def blocks(draw, defined: frozenset[str], depth: int, in_loop: bool = False) -> 
     """Lines of a block (indented by 4 relative to it) and the variables certainly assigned after it."""
     lines: list[str] = []
     for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["assign", "assign", "alias", "augment", "if", "if", "loop", "return"]))
+        kinds = ["assign", "assign", "alias", "augment", "if", "if", "loop", "return", "try", "suppress"]
+        kind = draw(st.sampled_from(kinds))
         if kind == "augment" and not defined:
             kind = "assign"
-        if kind in ("if", "loop") and depth >= 3:
+        if kind in ("if", "loop", "try", "suppress") and depth >= 3:
             kind = "assign"
         if kind == "assign":
             name = draw(st.sampled_from(["a", "b", "c"]))
@@ -66,6 +69,14 @@ def blocks(draw, defined: frozenset[str], depth: int, in_loop: bool = False) -> 
         elif kind == "return":
             lines.append(f"return {draw(values(defined))}")
             return lines, defined
+        elif kind == "try":
+            # the handler reads what the block assigns: unassigned when it raised first (compared as behaviour)
+            body, after = draw(blocks(defined, depth + 1, in_loop))
+            read = draw(st.sampled_from(sorted(after)))
+            lines += ["try:", *indent(body), "except ZeroDivisionError:", f"    log({read})"]
+        elif kind == "suppress":
+            body, _ = draw(blocks(defined, depth + 1, in_loop))
+            lines += ["with contextlib.suppress(ZeroDivisionError):", *indent(body)]
         elif kind == "loop":
             body, _ = draw(blocks(defined | {"i"}, depth + 1, in_loop=True))
             lines += ["for i in range(2):", *indent(body)]
@@ -82,7 +93,7 @@ def blocks(draw, defined: frozenset[str], depth: int, in_loop: bool = False) -> 
 
 @st.composite
 def values(draw, defined: frozenset[str]) -> str:
-    atoms = ["x", "1", "2", *MLA_VALUES, *sorted(defined)]
+    atoms = ["x", "1", "2", "(x // (x - 3))", *MLA_VALUES, *sorted(defined)]
     left, right = draw(st.sampled_from(atoms)), draw(st.sampled_from(atoms))
     return draw(st.sampled_from([left, f"{left} + {right}", f"{left} * {right}"]))
 
@@ -95,7 +106,8 @@ def indent(lines: list[str]) -> list[str]:
 def builders(draw) -> str:
     body, defined = draw(blocks(frozenset({"x"}), 0))
     ending = f"return ({', '.join(sorted(defined - {'i'}))},)"
-    return "\n".join(["def build(config, x, log):", *indent(body), *indent([ending])]) + "\n"
+    lines = ["import contextlib", "", "", "def build(config, x, log):", *indent(body), *indent([ending])]
+    return "\n".join(lines) + "\n"
 
 
 def run_all(module: types.ModuleType) -> list:
