@@ -153,6 +153,8 @@ def _placed_meaning(node: ast.AST) -> str | None:
         return "a `case` pattern in it reads a name (value or class pattern)"
     if isinstance(node, _NESTED_SCOPES):
         return "it defines a function, lambda or class, whose `__qualname__` and `__module__` say where it is"
+    if isinstance(node, ast.AnnAssign):
+        return "it annotates a variable: the annotation would name what the adapter does not import"
     return None
 
 

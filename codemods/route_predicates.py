@@ -175,6 +175,8 @@ class RoutePredicates:
             return IDENTITY_REFUSAL.format(code)
         if not self.is_mla(template):
             return NO_ATOM_REFUSAL.format(code)
+        if isinstance(part, (cst.SimpleString, cst.ConcatenatedString)):
+            return f"{code} alone is a name, not a decision: the code that decides on it stays where it is"
         if context.has_star_import and any(self._is_builtin(node) for node in walk(part)):
             return "the module has an `import *`, which may rebind the builtin it calls"
         imports = []
