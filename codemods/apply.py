@@ -104,7 +104,7 @@ def _rewrite_all(relpaths: list[str], settings: Settings, jobs: int | None, prog
     locations the codemods need."""
     work = [(str(settings.root / relpath), relpath) for relpath in relpaths]
     options = check_options(settings)
-    seam = (Seam(settings.adapter_module_parts), Project.scan(settings))
+    seam = (Seam(settings.adapter_module_parts), Project.scan(settings, relpaths))
     workers = min(jobs or available_cores(), len(work) // PARALLEL_MIN_FILES)
     if workers <= 1:
         _init_worker(options, seam)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,6 +18,9 @@ from seamfix.codemods.project import Project, is_test_module
 from seamfix.vocabulary.names import NameClassifier
 
 PLACEHOLDER_PREFIX = "_seamfix_pending_"
+# Cheap text tests that spare a walk of the whole tree in the usual file, which has neither.
+_STAR_IMPORT = re.compile(r"\bimport\s*\(?\s*\*")
+_GLOBAL = re.compile(r"\bglobal\s")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
@@ -156,10 +160,14 @@ class FileContext:
 
     @cached_property
     def has_star_import(self) -> bool:
+        if not _STAR_IMPORT.search(self.text):
+            return False
         return any(isinstance(node, ast.ImportFrom) and node.names[0].name == "*" for node in ast.walk(self.tree))
 
     @cached_property
     def declared_global(self) -> set[str]:
+        if not _GLOBAL.search(self.text):
+            return set()
         return {name for node in ast.walk(self.tree) if isinstance(node, ast.Global) for name in node.names}
 
     def _import_of(self, node: ast.Import | ast.ImportFrom, alias: ast.alias) -> str:

@@ -44,7 +44,7 @@ def _insertion_point(module: cst.Module, body: list[cst.BaseStatement], first_pa
             earliest = index + 1
         elif isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
             break
-        elif "sys.path" in module.code_for_node(statement) or "addsitedir" in module.code_for_node(statement):
+        elif not _is_import(statement) and _changes_path(module.code_for_node(statement)):
             earliest = index + 1
     position, last_first_party = earliest, None
     for index in range(earliest, len(body)):
@@ -58,6 +58,10 @@ def _insertion_point(module: cst.Module, body: list[cst.BaseStatement], first_pa
         if not _is_import(body[index]) and PLACEHOLDER_PREFIX in module.code_for_node(body[index]):
             return index
     return position
+
+
+def _changes_path(code: str) -> bool:
+    return "sys.path" in code or "addsitedir" in code
 
 
 def _is_first_party(node: cst.BaseSmallStatement, package: str) -> bool:

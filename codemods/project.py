@@ -37,16 +37,25 @@ class Project:
     importers: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (module, name) -> relpaths
 
     @classmethod
-    def scan(cls, settings: Settings) -> Project:
+    def scan(cls, settings: Settings, builders: list[str]) -> Project:
+        """The facts for rewriting ``builders`` (project paths): imports from them are all that matter."""
         project = cls(settings.src, settings.root)
+        modules = {".".join(project.module_parts(relpath)) for relpath in builders}
+        last_parts = {module.rpartition(".")[2] for module in modules}
+        # `from pkg.model import` holds "model import": a substring test skips the files that cannot
+        needles = [f"{part} import" for part in last_parts]
         patched: set[str] = set()
         for relpath, text in _python_files(settings.root):
             if "patch" in text or "setattr" in text:
                 patched.update(match.group(1) for match in _PATCHED_PATH.finditer(text))
                 patched.update(match.group(1) for match in _PATCHED_ATTRIBUTE.finditer(text))
-            if "import" in text:
-                for match in _FROM_IMPORT.finditer(text):
-                    module = project.absolute(relpath, match.group(1))
+            if not any(needle in text for needle in needles):
+                continue
+            for match in _FROM_IMPORT.finditer(text):
+                if match.group(1).rpartition(".")[2] not in last_parts:
+                    continue
+                module = project.absolute(relpath, match.group(1))
+                if module in modules:
                     for name in _NAMES.findall(match.group(2).strip("()")):
                         project.importers.setdefault((module, name), set()).add(relpath)
         project.patched = frozenset(patched)
