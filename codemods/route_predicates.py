@@ -62,7 +62,10 @@ class RoutePredicates:
     The MLA part grows from the finding's atom through attribute, subscript, comparison and arithmetic
     parents (never past the finding's own expression), or is the whole call for a ``getattr``/``isinstance``
     probe. Within it, every maximal sub-expression that does not name MLA (``self.config``) becomes a
-    parameter, so that predicates of the same shape are one function whatever their call sites pass.
+    parameter, so that predicates of the same shape are one function whatever their call sites pass. The
+    part grows only while the predicate keeps the test's evaluation order (``order_hazard``); a part that
+    would be an identity, hold no MLA atom, or read a module-level name the adapter cannot share is left,
+    with the reason.
     """
 
     def __init__(self, context: FileContext, aliases: AliasDefinitions) -> None:
@@ -102,7 +105,7 @@ class RoutePredicates:
         """A local alias's definitions where they can be routed (see ``alias_definitions``), else the part.
 
         An alias named for MLA (``use_mla``) stays a finding by its name even once its values come from the
-        seam, so its test is routed too: to ``enabled``, the seam saying what the flag means."""
+        seam; its test is left, with the reason: a predicate returning the flag would hide the decision."""
         definitions = self._definition_routes(part) if isinstance(part, cst.Name) else None
         if not definitions:
             route = self._route(part)
