@@ -19,6 +19,7 @@ from seamfix.codemods.apply import ApplyPlan, plan_apply, write_changes
 from seamfix.codemods.rewrite import FileRewrite
 from seamfix.codemods.self_check import refuse_failing
 from seamfix.config import load_settings
+from seamfix.errors import SeamfixError
 
 CASES = sorted((FIXTURES / "must_refuse").glob("*.py"))
 GUARDED = "from mla_impl import MLATransformerConfig\n\n\ndef kind(config):\n"
@@ -148,3 +149,15 @@ def test_a_rewrite_that_fails_the_self_check_is_left_with_the_reason(tmp_path: P
     refuse_failing([broken, fine], root, ("pkg/mla_seam.py", "pkg.mla_seam"), None, lambda functions: ("", {}))
     assert broken.refused == "self-check: F821 Undefined name `undefined_name`" and broken.data == b"x = 1\n"
     assert fine.refused is None and fine.data == b"y = 3\n"
+
+
+def test_src_setting_names_modules_from_the_deepest_root(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.seamfix]\nadapter = "lib/mypkg/mla_seam.py"\nsrc = [".", "lib"]\n')
+    settings = load_settings(tmp_path)
+    assert settings.src == ("", "lib")
+    assert settings.adapter_module_parts == ("mypkg", "mla_seam")
+    assert settings.module_parts("lib/mypkg/__init__.py") == ("mypkg",)
+    assert settings.module_parts("tools/run.py") == ("tools", "run")
+    (tmp_path / "pyproject.toml").write_text('[tool.seamfix]\nsrc = ["../elsewhere"]\n')
+    with pytest.raises(SeamfixError, match="`src`"):
+        load_settings(tmp_path)
