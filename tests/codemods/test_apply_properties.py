@@ -1,7 +1,7 @@
 """Property tests: generated builder functions with MLA branches behave the same after `seamfix apply`.
 
 Hypothesis writes functions of ``(config, x, log)`` from assignments, augmented assignments, loops, returns,
-``try``/``except`` and ``with contextlib.suppress`` (around code that may divide by zero), and
+``yield``, ``try``/``except`` and ``with contextlib.suppress`` (around code that may divide by zero), and
 ``if``/``else`` on MLA tests (flags, negations, comparisons, probes, ``and`` with other conditions, operands
 with side effects) or on variables, which may hold such a test (aliases), nested at random; every variable
 is read only where it is certainly assigned (but for ``except`` handlers, which may find it unassigned).
@@ -50,7 +50,7 @@ def blocks(draw, defined: frozenset[str], depth: int, in_loop: bool = False) -> 
     """Lines of a block (indented by 4 relative to it) and the variables certainly assigned after it."""
     lines: list[str] = []
     for _ in range(draw(st.integers(1, 3))):
-        kinds = ["assign", "assign", "alias", "augment", "if", "if", "loop", "return", "try", "suppress"]
+        kinds = ["assign", "assign", "alias", "augment", "if", "if", "loop", "return", "try", "suppress", "yield"]
         kind = draw(st.sampled_from(kinds))
         if kind == "augment" and not defined:
             kind = "assign"
@@ -66,6 +66,8 @@ def blocks(draw, defined: frozenset[str], depth: int, in_loop: bool = False) -> 
             defined |= {name}
         elif kind == "augment":
             lines.append(f"{draw(st.sampled_from(sorted(defined)))} += {draw(values(defined))}")
+        elif kind == "yield":  # the builder becomes a generator: its yielded values are compared
+            lines.append(f"yield {draw(values(defined))}")
         elif kind == "return":
             lines.append(f"return {draw(values(defined))}")
             return lines, defined
