@@ -85,7 +85,7 @@ class RoutePredicates:
         test = context.by_span.get(finding_span(*finding[1:5]))
         atom = context.by_span.get(finding_span(*finding.atom)) if finding.atom else None
         if test is None or atom is None:
-            return "its test could not be located in the syntax tree"
+            return "the reported span is not one expression that a call could replace (a slice, a pattern)"
         part = test if finding.kind == "probe" else self.mla_part(atom, test)
         hazard = self.order_hazard(part)
         if hazard:
