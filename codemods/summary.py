@@ -26,17 +26,18 @@ def _with_bar(rewrites: Iterator[FileRewrite], total: int) -> Iterator[FileRewri
         yield from bar
 
 
-def summary(plan: ApplyPlan, written: bool) -> str:
+def summary(plan: ApplyPlan, written: bool, skipped: int = 0) -> str:
     """Files changed, conditionals routed, arms moved, and every finding left with the reason."""
     if plan.changes:
         verb = "Rewrote" if written else "Would rewrite"
-        lines = [f"{verb} {len(plan.changes)} files: {plan.routed} conditionals routed, {plan.moved} arms moved."]
+        count = len(plan.changes) - skipped
+        lines = [f"{verb} {count} files: {plan.routed} conditionals routed, {plan.moved} arms moved."]
     else:
         lines = ["Nothing to change."]
     if plan.kept_arms:
         lines.append(f"Routed the test but left the MLA arm ({len(plan.kept_arms)}):")
         lines += [f"  {why}" for why in plan.kept_arms]
-    if plan.left:
-        lines.append(f"Left {len(plan.left)} findings:")
-        lines += [f"  {why}" for why in plan.left]
+    if plan.remaining:
+        lines.append(f"Left {len(plan.remaining)} findings that apply cannot fix:")
+        lines += [f"  {why}" for why in plan.remaining]
     return "\n".join(lines)

@@ -29,7 +29,10 @@ def write_baseline(path: Path, findings: list[tuple[str, Finding]]) -> None:
         key=lambda r: (r["path"], r["line"], r["code"], r["content"]),
     )
     text = json.dumps({"format": FORMAT, "findings": records}, indent=2) + "\n"
-    write_atomic(path, text.encode())
+    try:
+        write_atomic(path, text.encode())
+    except OSError as exc:
+        raise SeamfixError(f"{path}: cannot write the baseline: {exc.strerror or exc}") from None
 
 
 def read_baseline(path: Path) -> Counter[Key]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from keyword import iskeyword
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -126,7 +127,7 @@ def load_settings(cwd: Path, config: Path | None = None, **overrides: Any) -> Se
     return Settings(
         root=root,
         config_file=config_file,
-        adapter=_inside_root(root, adapter, "adapter", where) if adapter else None,
+        adapter=_adapter_path(root, adapter, where) if adapter is not None else None,
         allow=GlobSet(table.get("allow", ())),
         include=GlobSet(table.get("include", DEFAULT_INCLUDE)),
         exclude=GlobSet(
@@ -198,9 +199,20 @@ def _resolve(root: Path, value: str) -> Path:
     return Path(os.path.normpath(root / value))
 
 
-def _inside_root(root: Path, value: str, key: str, where: str) -> str:
-    resolved = _resolve(root, value)
+def _adapter_path(root: Path, value: str, where: str) -> str:
+    """The adapter's project path, once it is known to name an importable module file inside the project
+    (through symlinks too: apply writes it, so it must not lead out)."""
+    bad = f"{where}: `adapter` = {value!r}"
     try:
-        return resolved.relative_to(root).as_posix()
+        relpath = PurePosixPath(_resolve(root, value).relative_to(root).as_posix())
     except ValueError:
-        raise SeamfixError(f"{where}: `{key}` = {value!r} is outside the project ({root})") from None
+        raise SeamfixError(f"{bad} is outside the project ({root})") from None
+    if relpath.suffix != ".py" or os.path.isdir(root / relpath):
+        raise SeamfixError(f"{bad} must name a .py file (a module such as \"pkg/mla_seam.py\"), not a folder")
+    invalid = next((part for part in relpath.with_suffix("").parts if not part.isidentifier() or iskeyword(part)), None)
+    if invalid is not None:
+        raise SeamfixError(f"{bad}: `{invalid}` is not a valid Python module name, so builders could not import it")
+    real, real_root = os.path.realpath(root / relpath), os.path.realpath(root)
+    if os.path.commonpath([real, real_root]) != real_root:
+        raise SeamfixError(f"{bad} leads outside the project through a symlink (to {real})")
+    return relpath.as_posix()

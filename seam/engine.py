@@ -12,6 +12,8 @@ from seamfix.config import Settings
 from seamfix.discovery import SourcePath, discover
 from seamfix.file_checker import CheckOptions, FileChecker
 from seamfix.findings import Finding, sorted_findings
+from seamfix.journal import journal_path
+from seamfix.parallel import Failed, map_items, worker_count
 
 # A worker process costs about as much to start as checking this many typical files.
 PARALLEL_MIN_FILES = 200
@@ -53,6 +55,11 @@ def lint(
     stats: dict[str, os.stat_result] = {}
     misses: list[SourcePath] = []
     errors = list(discovery.errors)
+    if settings.cache_dir is not None and journal_path(settings.cache_dir).exists():
+        errors.append(
+            f"{_display(str(journal_path(settings.cache_dir)), cwd)}: an interrupted `seamfix apply` left its journal "
+            "(the project may be half rewritten): run `seamfix apply` to complete or undo it"
+        )
     for source in discovery.files:
         try:
             stat = os.stat(source.path)
@@ -102,27 +109,17 @@ def _check_all(
     """Read, prefilter and check files; over worker processes when there are enough of them."""
     results: dict[str, list[Finding]] = {}
     errors: list[str] = []
-    workers = min(jobs or available_cores(), len(misses) // PARALLEL_MIN_FILES)
-    if workers > 1:
-        chunks = [misses[start : start + CHUNK_FILES] for start in range(0, len(misses), CHUNK_FILES)]
-        with _pool(workers, options) as pool:
-            outcomes = [outcome for chunk in pool.imap_unordered(_check_chunk, chunks) for outcome in chunk]
-    else:
-        _init_worker(options)
-        outcomes = _check_chunk(misses)
-    for source, findings, error in outcomes:
-        if error is None:
-            results[source.relpath] = findings
+    workers = worker_count(jobs, len(misses), PARALLEL_MIN_FILES)
+    outcomes = map_items(_check_one, misses, workers=workers, initializer=_init_worker, initargs=(options,),
+                         chunksize=CHUNK_FILES)  # fmt: skip
+    for source, outcome in outcomes:
+        if isinstance(outcome, Failed):
+            errors.append(f"{_display(source.path, cwd)}: cannot check: {outcome.reason}")
+        elif isinstance(outcome, str):
+            errors.append(f"{_display(source.path, cwd)}: cannot read: {outcome}")
         else:
-            errors.append(f"{_display(source.path, cwd)}: cannot read: {error}")
+            results[source.relpath] = outcome
     return results, errors
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 _worker_checker: FileChecker | None = None
@@ -133,25 +130,14 @@ def _init_worker(options: CheckOptions) -> None:
     _worker_checker = FileChecker(options)
 
 
-def _check_chunk(sources: list[SourcePath]) -> list[tuple[SourcePath, list[Finding], str | None]]:
-    outcomes = []
-    for source in sources:
-        try:
-            with open(source.path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            outcomes.append((source, [], exc.strerror or str(exc)))
-            continue
-        outcomes.append((source, _worker_checker.check(data, source.relpath), None))
-    return outcomes
-
-
-def _pool(workers: int, options: CheckOptions):
-    import multiprocessing  # small runs never pay for it
-
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return context.Pool(workers, initializer=_init_worker, initargs=(options,))
+def _check_one(source: SourcePath) -> list[Finding] | str:
+    """The file's findings, or why it cannot be read."""
+    try:
+        with open(source.path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return _worker_checker.check(data, source.relpath)
 
 
 def _display(path: str, cwd: Path) -> str:
