@@ -40,12 +40,16 @@ def stage(temp: Path, data: bytes, mode: int | None) -> None:
     os.close(descriptor)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, project: Path | None = None) -> None:
     """Replace (or create) ``path`` with ``data`` atomically, keeping an existing file's mode. A symlink is
-    not replaced: the file it points to is written. Raises OSError (``IsADirectoryError`` for a folder)."""
+    not replaced: the file it points to is written. A path inside ``project`` must not lead out of it
+    through a symlink (one named outside it is the user's choice). Raises OSError (``IsADirectoryError``
+    for a folder)."""
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
     target = Path(os.path.realpath(path))
+    if project is not None and _inside(os.path.abspath(path), project) and not _inside(target, project.resolve()):
+        raise PermissionError(errno.EPERM, f"leads outside the project through a symlink (to {target})", str(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(target.parent, target.name)
     try:
@@ -87,3 +91,7 @@ def _running(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process
     return True
+
+
+def _inside(path: str | Path, folder: Path) -> bool:
+    return os.path.commonpath([path, folder]) == str(folder)

@@ -71,7 +71,7 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
     if write_baseline is not None:
         from seamfix.baseline import write_baseline as record_baseline
 
-        record_baseline(write_baseline, result.recorded)
+        record_baseline(write_baseline, result.recorded, settings.root)
         click.echo(f"Wrote {len(result.recorded)} findings to {write_baseline}", err=True)
         sys.exit(EXIT_ERROR if result.errors else EXIT_CLEAN)
     if statistics:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from keyword import iskeyword
 from dataclasses import dataclass, field
+from keyword import iskeyword
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -208,7 +208,7 @@ def _adapter_path(root: Path, value: str, where: str) -> str:
     except ValueError:
         raise SeamfixError(f"{bad} is outside the project ({root})") from None
     if relpath.suffix != ".py" or os.path.isdir(root / relpath):
-        raise SeamfixError(f"{bad} must name a .py file (a module such as \"pkg/mla_seam.py\"), not a folder")
+        raise SeamfixError(f'{bad} must name a .py file (a module such as "pkg/mla_seam.py"), not a folder')
     invalid = next((part for part in relpath.with_suffix("").parts if not part.isidentifier() or iskeyword(part)), None)
     if invalid is not None:
         raise SeamfixError(f"{bad}: `{invalid}` is not a valid Python module name, so builders could not import it")

@@ -68,7 +68,8 @@ def apply_lock(directory: Path) -> Iterator[None]:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SeamfixError(f"another `seamfix apply` is running in this project (it holds {directory / LOCK_NAME})")
+            lock = directory / LOCK_NAME
+            raise SeamfixError(f"another `seamfix apply` is running in this project (it holds {lock})") from None
         yield
     finally:
         os.close(descriptor)

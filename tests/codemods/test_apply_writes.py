@@ -293,7 +293,8 @@ def test_write_atomic_modes_and_symlinks(tmp_path):
 
 def test_deep_expressions_are_handled_in_lint_and_apply(project):
     chain = " + ".join(f"x{i % 7}" for i in range(3000))
-    deep = f"def f(cfg, x0, x1, x2, x3, x4, x5, x6):\n    if cfg.multi_latent_attention:\n        return 1\n    return {chain}\n"
+    parameters = ", ".join(f"x{i}" for i in range(7))
+    deep = f"def f(cfg, {parameters}):\n    if cfg.multi_latent_attention:\n        return 1\n    return {chain}\n"
     arm = " + ".join(f"cfg.q_lora_rank * {i}" for i in range(500))
     deep_arm = f"def g(cfg):\n    if cfg.multi_latent_attention:\n        return {arm}\n    return 0\n"
     root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/deep.py": deep,
@@ -348,7 +349,8 @@ def test_bad_adapter_and_baseline_paths_on_the_command_line(project):
     folder = run_seamfix("apply", "--adapter", "pkg", cwd=root)
     assert folder.code == 2 and folder.stderr.count("\n") == 1 and "must name a .py file" in folder.stderr
     baseline = run_seamfix("lint", "--write-baseline", "pkg", cwd=root)
-    assert baseline.code == 2 and baseline.stderr == "seamfix: error: pkg: cannot write the baseline: is a folder, not a file\n"
+    assert baseline.code == 2
+    assert baseline.stderr == "seamfix: error: pkg: cannot write the baseline: is a folder, not a file\n"
 
 
 def test_adapter_in_a_new_folder_of_a_package(project):
@@ -382,3 +384,15 @@ def test_a_second_apply_waits_for_no_one(project):
     assert result.code == 2 and "another `seamfix apply` is running" in result.stderr
     assert (root / "pkg/a.py").read_text() == MLA_IF
 
+
+def test_a_baseline_path_leading_out_through_a_link_is_refused(project, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = project({"p/pyproject.toml": CONFIG, "p/pkg/__init__.py": "", "p/pkg/a.py": MLA_IF}) / "p"
+    (root / "ci").symlink_to(outside, target_is_directory=True)
+    result = run_seamfix("lint", "--write-baseline", "ci/baseline.json", cwd=root)
+    assert (
+        result.code == 2 and "ci/baseline.json: cannot write the baseline: leads outside the project" in result.stderr
+    )
+    assert list(outside.iterdir()) == []
+    assert run_seamfix("lint", "--write-baseline", str(outside / "b.json"), cwd=root).code == 0  # named outside
