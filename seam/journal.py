@@ -112,9 +112,14 @@ def commit(writes: list[FileWrite], directory: Path) -> list[str]:
     _save(journal, "staging", entries, folders)
     errors: list[str] = []
     staged = []
+    unblocked = None  # the signal mask to restore, once Ctrl-C and SIGTERM wait for the renames
     try:
         for folder in folders:
-            os.mkdir(folder)
+            try:
+                os.mkdir(folder)
+            except OSError as exc:
+                why = f"{folder}: cannot create the folder: {exc.strerror or exc}; nothing was changed"
+                raise SeamfixError(why) from None
         for write, entry in zip(writes, entries, strict=True):
             try:
                 mode = None if write.old is None else stat.S_IMODE(os.stat(write.path).st_mode)
@@ -126,20 +131,22 @@ def commit(writes: list[FileWrite], directory: Path) -> list[str]:
                 if write.required:
                     raise SeamfixError(f"{why}; nothing was changed") from None
                 errors.append(f"{why}; not rewritten")
+        unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED_SIGNALS)
         _save(journal, "committing", staged, folders)
     except BaseException:
         for entry in entries:
             Path(entry["temp"]).unlink(missing_ok=True)
         _remove_empty(folders)
         journal.unlink(missing_ok=True)
+        if unblocked is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
         raise
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED_SIGNALS)
     try:
         errors += _replace_all(staged, resumed=False)[1]
         journal.unlink()
         _Progress.step()
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
     return errors
 
 
