@@ -74,14 +74,16 @@ class LintCache:
         if not self.dirty:
             return
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            for name, text in (
-                ("CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n"),
-                (".gitignore", "*\n"),
-            ):
-                marker = self.directory / name
-                if not marker.exists():
-                    marker.write_text(text)
+            make_cache_dir(self.directory)
             write_atomic(self.file, marshal.dumps(self.entries))
         except OSError:
             pass  # a read-only checkout still lints, only without a cache
+
+
+def make_cache_dir(directory: Path) -> None:
+    """The cache folder, marked as one for backup tools and ignored by git (as ``.ruff_cache``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in (("CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n"), (".gitignore", "*\n")):
+        marker = directory / name
+        if not marker.exists():
+            marker.write_text(text)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seamfix.atomic import remove_stale_temps, stage, temp_path, write_atomic
+from seamfix.cache import make_cache_dir
 from seamfix.errors import SeamfixError
 
 FORMAT = "seamfix-apply-journal/1"
@@ -60,7 +61,7 @@ def apply_lock(directory: Path) -> Iterator[None]:
     import fcntl
 
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        make_cache_dir(directory)
         descriptor = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
         raise SeamfixError(f"{directory}: cannot create the apply lock: {exc.strerror or exc}") from None

@@ -380,6 +380,7 @@ def test_a_second_apply_waits_for_no_one(project):
 
     root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/a.py": MLA_IF})
     with apply_lock(root / ".seamfix_cache"):
+        assert (root / ".seamfix_cache/.gitignore").read_text() == "*\n"  # the lock never shows in git status
         result = run_seamfix("apply", cwd=root)
     assert result.code == 2 and "another `seamfix apply` is running" in result.stderr
     assert (root / "pkg/a.py").read_text() == MLA_IF
