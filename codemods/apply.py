@@ -21,7 +21,7 @@ from seamfix.journal import FileWrite, commit, recover
 from seamfix.lint_rules import RULES
 from seamfix.parallel import Failed, call_with_deep_stack, map_items, worker_count
 
-# Wraps the stream of rewritten files as they finish (a progress bar), given how many there will be.
+# Wraps the stream of files' outcomes as they finish (a progress bar), given how many there will be.
 Progress = Callable[[Iterator, int], Iterable]
 # LibCST costs about this many files' worth of worker start-up before processes pay off.
 PARALLEL_MIN_FILES = 4

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 import click
 
 from seamfix.codemods.apply import ApplyPlan
-from seamfix.codemods.rewrite import FileRewrite
+
+Done = TypeVar("Done")  # one file's outcome
 
 # Below this many files to rewrite a run is over before a bar would help.
 PROGRESS_MIN_FILES = 8
 
 
-def progress_bar(rewrites: Iterator[FileRewrite], total: int) -> Iterable[FileRewrite]:
-    """``rewrites`` as they come, with a bar on stderr when it is a terminal and the run is long."""
+def progress_bar(rewrites: Iterator[Done], total: int) -> Iterable[Done]:
+    """Each file's outcome as it comes, with a bar on stderr when it is a terminal and the run is long."""
     if total < PROGRESS_MIN_FILES or not sys.stderr.isatty():
         return rewrites
     return _with_bar(rewrites, total)
 
 
-def _with_bar(rewrites: Iterator[FileRewrite], total: int) -> Iterator[FileRewrite]:
+def _with_bar(rewrites: Iterator[Done], total: int) -> Iterator[Done]:
     with click.progressbar(rewrites, length=total, label="seamfix apply", file=sys.stderr) as bar:
         yield from bar
 
