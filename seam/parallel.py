@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -59,7 +60,9 @@ def map_items(
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     start = partial(_start_worker, os.getpid(), initializer, initargs, items)
-    with context.Pool(workers, initializer=start) as pool:  # leaving it terminates the workers
+    with _signals_held():
+        pool = context.Pool(workers, initializer=start)
+    with pool:  # leaving it stops the workers
         for index, result in pool.imap_unordered(partial(_guarded, function, None), range(len(items)), chunksize):
             yield items[index], result
 
@@ -67,10 +70,27 @@ def map_items(
 _items: Sequence[Any] = ()  # a worker's copy of the items, so that only indexes travel to it
 
 
+_HELD = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held back (not lost) while the pool forks its workers, which are born with them
+    held too, until ``_start_worker`` sets what they do in a worker. Ctrl-C reaches the whole process group
+    but only the parent handles it: a worker interrupted while holding the pool's queue lock would leave
+    the parent waiting forever."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _start_worker(parent: int, initializer: Callable[..., None], initargs: tuple, items: Sequence[Any]) -> None:
     global _items
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent handles it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # how the pool stops its workers
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
