@@ -111,17 +111,24 @@ def plan_apply(
         finals.append((target, _name_placeholders(rewrite.data, names)))
         if finals[-1][1] != done.original:
             plan.changes.append(Change(root / target, displays[target], done.original, finals[-1][1]))
-    after = _check_finals(finals, settings, jobs)
+    after = _check_finals(finals, settings, jobs, displays, plan.errors)
     plan.remaining = _remaining(by_file, targets, after, reasons, settings)
     return plan
 
 
-def _check_finals(finals: list[tuple[str, bytes]], settings: Settings, jobs: int | None) -> dict[str, list[Finding]]:
+def _check_finals(finals: list[tuple[str, bytes]], settings: Settings, jobs: int | None,
+                  displays: dict[str, str], errors: list[str]) -> dict[str, list[Finding]]:  # fmt: skip
     """Each rewritten file's findings once written (what decides the exit code, --check's included)."""
     workers = worker_count(jobs, len(finals), PARALLEL_MIN_FILES)
     initargs = (check_options(settings), Seam(settings.adapter_module_parts))
-    outcomes = map_items(_check_final, finals, workers=workers, initializer=_init_worker, initargs=initargs)
-    return {target: outcome for (target, _), outcome in outcomes if not isinstance(outcome, Failed)}
+    after = {}
+    for (target, _), outcome in map_items(_check_final, finals, workers=workers, initializer=_init_worker,
+                                          initargs=initargs):  # fmt: skip
+        if isinstance(outcome, Failed):
+            errors.append(f"{displays[target]}: cannot check the rewritten file: {outcome.reason}")
+        else:
+            after[target] = outcome
+    return after
 
 
 def _check_final(item: tuple[str, bytes]) -> list[Finding]:
