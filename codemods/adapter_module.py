@@ -73,7 +73,8 @@ def format_code(text: str, path: Path) -> str:
     """``text`` formatted by the ``ruff`` executable, with the project's settings for ``path``."""
     command = [ruff_executable(), "format", "--stdin-filename", str(path), "-"]
     try:
-        proc = subprocess.run(command, input=text, capture_output=True, text=True, cwd=path.parent, timeout=60)
+        folder = next(parent for parent in path.parents if parent.is_dir())  # apply may create the adapter's
+        proc = subprocess.run(command, input=text, capture_output=True, text=True, cwd=folder, timeout=60)
     except OSError as exc:
         raise SeamfixError(f"cannot run ruff to format {path}: {exc}") from None
     if proc.returncode != 0:

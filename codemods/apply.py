@@ -1,4 +1,5 @@
-"""``seamfix apply`` end to end: lint, rewrite the files with findings (over processes), merge the adapter."""
+"""``seamfix apply`` end to end: lint, rewrite the files with findings (over processes), merge the adapter,
+then write it all as one transaction (``seamfix.journal``)."""
 
 from __future__ import annotations
 
@@ -13,40 +14,56 @@ from seamfix.codemods.context import Seam
 from seamfix.codemods.project import Project
 from seamfix.codemods.rewrite import FileRewrite, rewrite_file
 from seamfix.codemods.self_check import refuse_failing
-from seamfix.config import Settings
-from seamfix.engine import available_cores, check_options, lint
+from seamfix.config import DEFAULT_CACHE_DIR, Settings
+from seamfix.engine import check_options, lint
 from seamfix.errors import SeamfixError
 from seamfix.file_checker import FileChecker
+from seamfix.findings import Finding
+from seamfix.journal import FileWrite, commit, recover
+from seamfix.lint_rules import RULES
+from seamfix.parallel import Failed, call_with_deep_stack, map_items, worker_count
+from seamfix.seam_surface import SeamSurface, adapter_submodules, surface_of
 
-# Wraps the stream of rewritten files as they finish (a progress bar), given how many there will be.
-Progress = Callable[[Iterator[FileRewrite], int], Iterable[FileRewrite]]
+# Wraps the stream of files' outcomes as they finish (a progress bar), given how many there will be.
+Progress = Callable[[Iterator, int], Iterable]
 # LibCST costs about this many files' worth of worker start-up before processes pay off.
 PARALLEL_MIN_FILES = 4
+_FIXABLE = ("SEAM001", "SEAM901")
 
 
 @dataclass
 class Change:
-    path: Path
+    path: Path  # absolute, without symlinks
     display: str
-    old: bytes
+    old: bytes | None  # the bytes read; None for a file apply creates
     new: bytes
+    required: bool = False  # the adapter and its package's __init__.py: written first, all or nothing
 
     def diff(self) -> str:
-        old = self.old.decode("utf-8", errors="replace").splitlines(keepends=True)
+        old = (self.old or b"").decode("utf-8", errors="replace").splitlines(keepends=True)
         new = self.new.decode("utf-8", errors="replace").splitlines(keepends=True)
-        lines = difflib.unified_diff(old, new, f"a/{self.display}", f"b/{self.display}")
+        before = "/dev/null" if self.old is None else f"a/{self.display}"
+        lines = difflib.unified_diff(old, new, before, f"b/{self.display}")
         return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 @dataclass
 class ApplyPlan:
-    changes: list[Change] = field(default_factory=list)  # builders first (sorted), the adapter last
+    journal_dir: Path
+    changes: list[Change] = field(default_factory=list)  # the adapter's files first, then builders (sorted)
     routed: int = 0
     moved: int = 0
-    left: list[str] = field(default_factory=list)  # "path:line:column: why" for findings that remain
+    remaining: list[str] = field(default_factory=list)  # "path:line:column: CODE why": findings left after it
     kept_arms: list[str] = field(default_factory=list)  # "path:line:column: why" for MLA arms not moved
     refused: list[str] = field(default_factory=list)  # "path: why" for valid files left untouched
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what finishing an interrupted run did
+
+
+@dataclass
+class _Rewritten:
+    original: bytes
+    rewrite: FileRewrite
 
 
 def plan_apply(
@@ -57,66 +74,131 @@ def plan_apply(
     force_exclude: bool = False,
     jobs: int | None = None,
     progress: Progress = lambda rewrites, total: rewrites,
+    recover_interrupted: bool = True,
 ) -> ApplyPlan:
-    """Everything ``seamfix apply`` would write, without writing it."""
+    """Everything ``seamfix apply`` would write, without writing it. First finishes or undoes what an
+    interrupted run left (``recover_interrupted``; without it such a project is an error, reported by the
+    lint). Run it under ``journal.apply_lock(plan.journal_dir)`` when the plan is to be written."""
     if settings.adapter is None:
         raise SeamfixError("`seamfix apply` needs `adapter` in [tool.seamfix] (or --adapter): where the seam goes")
+    root = Path(os.path.realpath(settings.root))
+    plan = ApplyPlan(journal_dir(settings))
+    if recover_interrupted:
+        plan.notes, plan.errors = recover(plan.journal_dir)
     result = lint(paths, settings, cwd=cwd, force_exclude=force_exclude, jobs=jobs, apply_baseline=False)
-    plan = ApplyPlan(errors=list(result.errors))
-    relpaths = sorted({relpath for relpath, finding in result.recorded if finding.code in ("SEAM001", "SEAM901")})
-    displays = {relpath: finding.path for relpath, finding in result.recorded}
-    rewrites = _rewrite_all(relpaths, settings, jobs, progress)
-    adapter_path = settings.root / settings.adapter
-    existing = adapter_path.read_text(encoding="utf-8") if adapter_path.exists() else None
-    adapter = (settings.adapter, ".".join(settings.adapter_module_parts))
-    refuse_failing(rewrites, settings.root, adapter, existing, lambda fs: merge_adapter(existing, fs, adapter_path))
-    for rewrite in rewrites:
-        display = displays[rewrite.relpath]
-        if rewrite.error:
-            plan.errors.append(f"{display}: {rewrite.error}")
-            continue
-        if rewrite.refused:
-            plan.refused.append(f"{display}: {rewrite.refused}")
+    plan.errors += result.errors
+    by_file: dict[str, list[Finding]] = {}
+    for relpath, finding in result.recorded:
+        by_file.setdefault(relpath, []).append(finding)
+    fixable = [relpath for relpath, findings in by_file.items() if any(f.code in _FIXABLE for f in findings)]
+    targets = _targets(fixable, settings, root, by_file, plan.errors)
+    displays = {target: _display(root / target, cwd) for target in set(targets.values())}
+    rewritten = _rewrite_all(sorted(displays), settings, jobs, progress, displays, plan.errors)
+    adapter = Path(os.path.realpath(root / settings.adapter))
+    existing = _read_adapter(adapter)
+    existing_text = _decode(existing, adapter)
+
+    def merge(functions):
+        try:
+            return merge_adapter(existing_text, functions, adapter)
+        except RecursionError:  # a deeply nested expression moved into it
+            return call_with_deep_stack(merge_adapter, existing_text, functions, adapter)
+
+    rewrites = [done.rewrite for done in rewritten.values()]
+    refuse_failing(rewrites, root, (settings.adapter, ".".join(settings.adapter_module_parts)), existing_text, merge)
+    adapter_text, names = merge([function for rewrite in rewrites for function in rewrite.functions])
+    if adapter_text and adapter_text.encode() != existing:
+        plan.changes += _package_files(adapter.parent, cwd)
+        plan.changes.append(Change(adapter, _display(adapter, cwd), existing, adapter_text.encode(), required=True))
+    reasons: dict[tuple[str, str], str] = {}  # (target, "line:column") -> why apply left that finding
+    by_target = {target: by_file[relpath] for relpath, target in targets.items()}
+    finals = []
+    for target, done in sorted(rewritten.items()):
+        rewrite = done.rewrite
         plan.routed += rewrite.routed
         plan.moved += rewrite.moved
-        plan.left += [f"{display}:{why}" for why in rewrite.left]
-        plan.kept_arms += [f"{display}:{why}" for why in rewrite.kept_arms]
-    functions = [function for rewrite in rewrites if not rewrite.error for function in rewrite.functions]
-    adapter_text, names = merge_adapter(existing, functions, adapter_path)
-    for rewrite in rewrites:
-        if rewrite.error:
-            continue
-        old = (settings.root / rewrite.relpath).read_bytes()
-        new = name_placeholders(rewrite.data, names)
-        if new != old:
-            plan.changes.append(Change(settings.root / rewrite.relpath, displays[rewrite.relpath], old, new))
-    if existing != adapter_text and adapter_text:
-        display = os.path.relpath(adapter_path, cwd).replace(os.sep, "/")
-        plan.changes.append(Change(adapter_path, display, (existing or "").encode(), adapter_text.encode()))
+        plan.kept_arms += [f"{displays[target]}:{why}" for why in rewrite.kept_arms]
+        if rewrite.refused:
+            plan.refused.append(f"{displays[target]}: {rewrite.refused}")
+            reasons.update(((target, f"{f.line}:{f.column}"), rewrite.refused) for f in by_target.get(target, ()))
+        reasons.update(((target, why.split(": ", 1)[0]), why.split(": ", 1)[1]) for why in rewrite.left)
+        finals.append((target, name_placeholders(rewrite.data, names)))
+        if finals[-1][1] != done.original:
+            plan.changes.append(Change(root / target, displays[target], done.original, finals[-1][1]))
+    # Checked against the adapter as it will be, so that calls into its new functions are no findings.
+    final_adapter = adapter_text.encode() if adapter_text else existing
+    surface = surface_of(settings.adapter, final_adapter, adapter_submodules(root, settings.adapter))
+    after = _check_finals(finals, settings, surface, jobs, displays, plan.errors)
+    plan.remaining = _remaining(by_file, targets, after, reasons, settings)
     return plan
 
 
-def _rewrite_all(relpaths: list[str], settings: Settings, jobs: int | None, progress: Progress) -> list[FileRewrite]:
-    """Each file rewritten, in the order of ``relpaths``.
+def _check_finals(finals: list[tuple[str, bytes]], settings: Settings, surface: SeamSurface, jobs: int | None,
+                  displays: dict[str, str], errors: list[str]) -> dict[str, list[Finding]]:  # fmt: skip
+    """Each rewritten file's findings once written (what decides the exit code, --check's included)."""
+    workers = worker_count(jobs, len(finals), PARALLEL_MIN_FILES)
+    initargs = (check_options(settings, surface), Seam(settings.adapter_module_parts))
+    after = {}
+    for (target, _), outcome in map_items(_check_final, finals, workers=workers, initializer=_init_worker,
+                                          initargs=initargs):  # fmt: skip
+        if isinstance(outcome, Failed):
+            errors.append(f"{displays[target]}: cannot check the rewritten file: {outcome.reason}")
+        else:
+            after[target] = outcome
+    return after
+
+
+def _check_final(item: tuple[str, bytes]) -> list[Finding]:
+    target, data = item
+    return _worker[0].check(data, target)
+
+
+def journal_dir(settings: Settings) -> Path:
+    """Where apply keeps its journal and lock: the cache folder."""
+    return settings.cache_dir or settings.root / DEFAULT_CACHE_DIR
+
+
+def _targets(relpaths: list[str], settings: Settings, root: Path, by_file, errors: list[str]) -> dict[str, str]:
+    """Each file to rewrite -> the project path of the real file behind it. A file reached through a
+    symlink (its own or a folder's) is rewritten at its target, once, when that is a checked file of the
+    project; never outside the project, and a symlink is never replaced by a file."""
+    targets = {}
+    for relpath in relpaths:
+        display = by_file[relpath][0].path
+        real = os.path.realpath(root / relpath)
+        target = os.path.relpath(real, root).replace(os.sep, "/")
+        if target == ".." or target.startswith("../"):
+            errors.append(f"{display}: not rewritten: its real path {real} is outside the project ({root})")
+        elif target != relpath and (settings.is_seam(target) or settings.exclude.matches_within(target)):
+            errors.append(f"{display}: not rewritten: a symlink to {target}, which is excluded or in the seam")
+        else:
+            targets[relpath] = target
+    return targets
+
+
+def _rewrite_all(targets: list[str], settings: Settings, jobs: int | None, progress: Progress,
+                 displays: dict[str, str], errors: list[str]) -> dict[str, _Rewritten]:  # fmt: skip
+    """Each file rewritten (over processes, largest first so that no worker is left with a big one at the
+    end); a file that cannot be read, parsed or handled is an error naming it, and left as it is.
 
     Each worker checks its file again rather than taking the lint's findings: those may come from the
     cache, which is keyed by seamfix's version, not its code, and an older build's findings lack the
     locations the codemods need."""
-    work = [(str(settings.root / relpath), relpath) for relpath in relpaths]
-    options = check_options(settings)
-    seam = (Seam(settings.adapter_module_parts), Project.scan(settings, relpaths))
-    workers = min(jobs or available_cores(), len(work) // PARALLEL_MIN_FILES)
-    if workers <= 1:
-        _init_worker(options, seam)
-        return list(progress(map(_rewrite_one, work), len(work)))
-    import multiprocessing
-
-    # Largest files first, so that no worker is left with a big one while the others idle at the end.
-    work.sort(key=lambda item: -_size(item[0]))
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with context.Pool(workers, initializer=_init_worker, initargs=(options, seam)) as pool:
-        done = {rewrite.relpath: rewrite for rewrite in progress(pool.imap_unordered(_rewrite_one, work), len(work))}
-    return [done[relpath] for relpath in relpaths]
+    work = sorted(((str(settings.root / target), target) for target in targets), key=lambda item: -_size(item[0]))
+    workers = worker_count(jobs, len(work), PARALLEL_MIN_FILES)
+    initargs = (check_options(settings), Seam(settings.adapter_module_parts), Project.scan(settings, targets))
+    outcomes = map_items(_rewrite_one, work, workers=workers, initializer=_init_worker, initargs=initargs)
+    done: dict[str, _Rewritten] = {}
+    for (_, target), outcome in progress(outcomes, len(work)):
+        if isinstance(outcome, Failed):
+            errors.append(f"{displays[target]}: not rewritten: {outcome.reason}")
+        elif isinstance(outcome, str):
+            errors.append(f"{displays[target]}: {outcome}")
+        elif outcome.rewrite.error:
+            errors.append(f"{displays[target]}: {outcome.rewrite.error}")
+        else:
+            done[target] = outcome
+    return done
 
 
 def _size(path: str) -> int:
@@ -126,28 +208,88 @@ def _size(path: str) -> int:
         return 0  # _rewrite_one reports it
 
 
-_worker: tuple[FileChecker, tuple[Seam, Project]] | None = None
+_worker: tuple[FileChecker, Seam, Project | None] | None = None
 
 
-def _init_worker(options, seam: tuple[Seam, Project]) -> None:
+def _init_worker(options, seam: Seam, project: Project | None = None) -> None:
     global _worker
-    _worker = (FileChecker(options), seam)
+    _worker = (FileChecker(options), seam, project)
 
 
-def _rewrite_one(item: tuple[str, str]) -> FileRewrite:
+def _rewrite_one(item: tuple[str, str]) -> _Rewritten | str:
     path, relpath = item
-    checker, (seam, project) = _worker
+    checker, seam, project = _worker
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
-        return FileRewrite(relpath, b"", error=f"cannot read: {exc.strerror or exc}")
-    return rewrite_file(data, relpath, checker, seam, project)
+        return f"cannot read: {exc.strerror or exc}"
+    return _Rewritten(data, rewrite_file(data, relpath, checker, seam, project))
 
 
-def write_changes(plan: ApplyPlan) -> None:
-    """Write every change atomically: a reader sees each file old or new, never half-written."""
-    from seamfix.atomic import write_atomic
+def _read_adapter(path: Path) -> bytes | None:
+    if os.path.isdir(path):
+        raise SeamfixError(f"{path}: the adapter is a folder; `adapter` must name a .py file")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SeamfixError(f"{path}: cannot read the adapter: {exc.strerror or exc}") from None
 
-    for change in plan.changes:
-        write_atomic(change.path, change.new)
+
+def _decode(data: bytes | None, path: Path) -> str | None:
+    try:
+        return None if data is None else data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SeamfixError(f"{path}: cannot read the adapter: not UTF-8 ({exc.reason})") from None
+
+
+def _package_files(folder: Path, cwd: Path) -> list[Change]:
+    """The empty ``__init__.py`` of each folder apply creates for the adapter whose parent is a package
+    (so that ``from pkg.seam import mla_seam`` works as ``pkg``'s other imports do)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    created = []
+    package = (folder / "__init__.py").is_file()
+    for new in reversed(missing):
+        if package:
+            created.append(Change(new / "__init__.py", _display(new / "__init__.py", cwd), None, b"", required=True))
+    return created
+
+
+def _remaining(by_file: dict[str, list[Finding]], targets: dict[str, str], after: dict[str, list[Finding]],
+               reasons: dict[tuple[str, str], str], settings: Settings) -> list[str]:  # fmt: skip
+    """What the lint will report once the plan is written, each with why apply leaves it."""
+    left = []
+    for relpath, findings in sorted(by_file.items()):
+        target = targets.get(relpath)
+        if target in after:
+            findings = [f._replace(path=findings[0].path) for f in after[target]]
+        left += [(relpath, finding) for finding in findings]
+    if settings.baseline is not None:
+        from seamfix.baseline import new_findings, read_baseline
+
+        left = new_findings(left, read_baseline(settings.baseline))
+    lines = []
+    for relpath, f in left:
+        why = reasons.get((targets.get(relpath, relpath), f"{f.line}:{f.column}"))
+        if why is None and f.code in _FIXABLE:
+            why = f"{f.message}: no codemod handles it"
+        elif why is None:
+            why = f"{f.message}: apply does not fix {RULES[f.code].name}"
+        lines.append(f"{f.path}:{f.line}:{f.column}: {f.code} {why}")
+    return lines
+
+
+def _display(path: Path, cwd: Path) -> str:
+    return os.path.relpath(path, cwd).replace(os.sep, "/")
+
+
+def write_changes(plan: ApplyPlan) -> list[str]:
+    """Write the plan as one transaction; the errors of the files it had to skip (edited meanwhile, or not
+    writable)."""
+    writes = [FileWrite(c.path, c.display, c.old, c.new, c.required) for c in plan.changes]
+    return commit(writes, plan.journal_dir) if writes else []

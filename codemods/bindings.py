@@ -94,6 +94,7 @@ class Bindings:
         self._by_node: dict[ast.AST, Occurrence] = {}
         self._by_position: dict[tuple[int, int], Occurrence] = {}
         self._owned: dict[Frame | None, list[Occurrence]] | None = None
+        self._children: dict[int, dict[tuple[str, int], symtable.SymbolTable]] = {}
         self._walk_body(tree.body, self.module)
 
     def owner(self, node: ast.Name) -> Frame | None:
@@ -192,11 +193,19 @@ class Bindings:
         enclosing = frame
         while enclosing.table is None:
             enclosing = enclosing.parent
-        children = enclosing.table.get_children()
-        table = next(t for t in children if t.get_name() == node.name and t.get_lineno() == node.lineno)
+        table = self._children_of(enclosing.table)[(node.name, node.lineno)]
         inner = Frame(node, frame, table)
         self.frames[node] = inner
         return inner
+
+    def _children_of(self, table: symtable.SymbolTable) -> dict[tuple[str, int], symtable.SymbolTable]:
+        """A table's children by name and line, listed once (a module of thousands of functions)."""
+        children = self._children.get(table.get_id())
+        if children is None:
+            children = self._children[table.get_id()] = {}
+            for child in table.get_children():
+                children.setdefault((child.get_name(), child.get_lineno()), child)
+        return children
 
     def _record(self, name: str, node: ast.AST, frame: Frame, kind: str) -> None:
         occurrence = Occurrence(name, node, frame, self._resolve(name, frame), kind)

@@ -10,8 +10,10 @@ planned on it apply to the original; lines are mapped per kept region.
 from __future__ import annotations
 
 import ast
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
@@ -37,13 +39,33 @@ class Focus:
 
     def holds(self, line: int) -> bool:
         """Is the original ``line`` in the focus module?"""
-        return not self.regions or any(r.first <= line <= r.last for r in self.regions)
+        return not self.regions or self._region(self._firsts, line) is not None
 
     def to_focus(self, line: int) -> int:
-        return line + next((r.delta for r in self.regions if r.first <= line <= r.last), 0)
+        region = self._region(self._firsts, line)
+        return line + (region.delta if region else 0)
 
     def to_original(self, line: int) -> int:
-        return line - next((r.delta for r in self.regions if r.first <= line - r.delta <= r.last), 0)
+        region = self._region(self._focus_firsts, line)
+        return line - (region.delta if region else 0)
+
+    # The regions are disjoint and in the same order in both modules, so a bisection finds the one a line is
+    # in (a module with thousands of findings has thousands). Built on first use, once the deltas are set.
+    @cached_property
+    def _firsts(self) -> list[int]:
+        return [region.first for region in self.regions]
+
+    @cached_property
+    def _focus_firsts(self) -> list[int]:
+        return [region.first + region.delta for region in self.regions]
+
+    def _region(self, firsts: list[int], line: int) -> Region | None:
+        """The region holding ``line``, counted as ``firsts`` count (original or focus lines)."""
+        index = bisect_right(firsts, line) - 1
+        if index < 0:
+            return None
+        region = self.regions[index]
+        return region if line - firsts[index] <= region.last - region.first else None
 
 
 def focus(module: cst.Module, tree: ast.Module, lines: Iterable[int]) -> Focus:
@@ -71,11 +93,15 @@ def _focused_body(statements, nodes, lines, regions, originals):
     """The statements of a body that hold findings; None when a finding is elsewhere (in the decorators or
     signature of the function whose body this is) or the statements do not line up with ``ast``'s."""
     spans = _statement_spans(statements, nodes)
-    if spans is None or not all(any(first <= line <= last for first, last, _ in spans) for line in lines):
+    if spans is None:
+        return None
+    # ``lines`` is sorted and the statements are disjoint: each one's lines are a slice (bisected, since a
+    # module can have thousands of statements with findings).
+    insides = [lines[bisect_left(lines, first) : bisect_right(lines, last)] for first, last, _ in spans]
+    if sum(map(len, insides)) != len(lines):
         return None
     body = []
-    for statement, (first, last, group) in zip(statements, spans, strict=True):
-        inside = [line for line in lines if first <= line <= last]
+    for statement, (first, last, group), inside in zip(statements, spans, insides, strict=True):
         if not inside:
             continue
         members = None

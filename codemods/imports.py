@@ -9,7 +9,7 @@ import libcst as cst
 import libcst.helpers
 
 from seamfix.codemods.context import PLACEHOLDER_PREFIX, FileContext
-from seamfix.codemods.nodes import Span, encloses
+from seamfix.codemods.nodes import Span, SpanSet
 from seamfix.vocabulary.names import NameClassifier
 
 
@@ -91,7 +91,7 @@ def unused_mla_imports(
     the adapter or replaced by a seam call). Imports that nothing used, or that a string names (``__all__``),
     are re-exports: they stay."""
     uses = _uses(tree)
-    edited = list(edited)
+    edited = SpanSet(edited)
     edits: dict[cst.CSTNode, cst.CSTNode] = {}
     for statement in module.body:
         if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
@@ -104,7 +104,7 @@ def unused_mla_imports(
             bound = alias.evaluated_alias or alias.evaluated_name.split(".")[0]
             is_mla = names.is_name(alias.evaluated_name.split(".")[-1]) or names.is_module(alias.evaluated_name)
             spans = uses.get(bound, [])
-            if not (is_mla and spans and all(any(encloses(e, span) for e in edited) for span in spans)):
+            if not (is_mla and spans and all(edited.any_enclosing(span) for span in spans)):
                 kept.append(alias)
         if len(kept) == len(node.names):
             continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import libcst as cst
 from libcst.metadata import CodeRange
@@ -40,6 +40,30 @@ def span_of(positions: Mapping[cst.CSTNode, CodeRange], node: cst.CSTNode) -> Sp
 
 def encloses(outer: Span, inner: Span) -> bool:
     return outer[:2] <= inner[:2] and inner[2:] <= outer[2:]
+
+
+class SpanSet:
+    """Spans, asked which of them enclose a span or lie inside it, in time proportional to the lines asked
+    about rather than to how many spans there are (a module with thousands of edits)."""
+
+    def __init__(self, spans: Iterable[Span] = ()) -> None:
+        self._covering: dict[int, list[Span]] = {}  # line -> spans over it
+        self._starting: dict[int, list[Span]] = {}  # line -> spans starting on it
+        for span in spans:
+            self.add(span)
+
+    def add(self, span: Span) -> None:
+        self._starting.setdefault(span[0], []).append(span)
+        for line in range(span[0], span[2] + 1):
+            self._covering.setdefault(line, []).append(span)
+
+    def any_enclosing(self, inner: Span) -> bool:
+        return any(encloses(span, inner) for span in self._covering.get(inner[0], ()))
+
+    def any_inside(self, outer: Span) -> bool:
+        return any(
+            encloses(outer, span) for line in range(outer[0], outer[2] + 1) for span in self._starting.get(line, ())
+        )
 
 
 def unparenthesized(node: cst.BaseExpression) -> cst.BaseExpression:

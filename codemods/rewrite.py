@@ -16,11 +16,12 @@ from seamfix.codemods.context import FileContext, Seam
 from seamfix.codemods.extract_arms import ARM_KEPT, ExtractArms, Move
 from seamfix.codemods.focus import Focus, focus
 from seamfix.codemods.imports import import_seam, unused_mla_imports
-from seamfix.codemods.nodes import Span, encloses, finding_span
+from seamfix.codemods.nodes import Span, SpanSet, finding_span
 from seamfix.codemods.project import Project
 from seamfix.codemods.route_predicates import RoutePredicates
 from seamfix.file_checker import FileChecker
 from seamfix.findings import Finding
+from seamfix.parallel import call_with_deep_stack
 
 _BOM = b"\xef\xbb\xbf"
 _FIXABLE = "SEAM001"
@@ -52,7 +53,10 @@ def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam, pr
     anything goes wrong on valid Python (a construct the codemods do not know, nesting too deep for
     LibCST): that is a per-file refusal, never a crash of the run."""
     try:
-        return _rewrite(data, relpath, checker, seam, project)
+        try:
+            return _rewrite(data, relpath, checker, seam, project)
+        except RecursionError:  # valid but deep (a 500-term `+`): again with room for it
+            return call_with_deep_stack(_rewrite, data, relpath, checker, seam, project)
     except (RecursionError, MemoryError):
         result = FileRewrite(relpath, data)
         result.refuse("nested too deeply for the codemods", data)
@@ -114,12 +118,11 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
     edits: dict[cst.CSTNode, cst.CSTNode] = {}
     reasons: dict[Finding, str] = {}
     untouched: dict[Finding, str] = {}
-    moved_spans: list[Span] = []
-    edited_spans: list[Span] = []  # moved arms and routed parts: an edit inside another would be lost
+    moved_spans = SpanSet()
+    edited_spans = SpanSet()  # moved arms and routed parts: an edit inside another would be lost
 
     def inside_moved(finding: Finding) -> bool:
-        where = finding_span(*local[finding][1:5])
-        return any(encloses(span, where) for span in moved_spans)
+        return moved_spans.any_enclosing(finding_span(*local[finding][1:5]))
 
     for finding in findings:
         if inside_moved(finding):
@@ -127,8 +130,8 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
         plan = extractor.plan(local[finding])
         if isinstance(plan, Move):
             edits[plan.suite] = plan.replacement
-            moved_spans.append(context.span(plan.suite))
-            edited_spans.append(moved_spans[-1])
+            moved_spans.add(context.span(plan.suite))
+            edited_spans.add(context.span(plan.suite))
             result.functions.append(plan.function)
             result.moved += 1
         elif isinstance(plan, str):
@@ -144,9 +147,9 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
             continue
         for route in routes:
             span = context.span(route.node)
-            if any(encloses(taken, span) or encloses(span, taken) for taken in edited_spans):
+            if edited_spans.any_enclosing(span) or edited_spans.any_inside(span):
                 continue  # an alias's definition that another finding routed, or that moved with its arm
-            edited_spans.append(span)
+            edited_spans.add(span)
             edits[route.node] = route.call
             result.functions.append(route.function)
             result.routed += 1

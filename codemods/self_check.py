@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -23,9 +24,11 @@ from pathlib import Path
 from seamfix.codemods.adapter_module import name_placeholders, ruff_executable
 from seamfix.codemods.rewrite import FileRewrite
 from seamfix.errors import SeamfixError
+from seamfix.parallel import call_with_deep_stack
 
 # Ruff's messages name lines ("Redefinition of unused `x` from line 3"), which an inserted import shifts.
 _LINE_NUMBER = re.compile(r"\bline \d+")
+RUFF_THREAD_STACK_BYTES = 256 * 1024 * 1024
 _FILES_PER_RUN = 200
 
 
@@ -76,6 +79,13 @@ def refuse_failing(rewrites: list[FileRewrite], root: Path, adapter: tuple[str, 
 Problem = tuple[int, str, tuple[str, str]]  # line, why, ruff's (code, message) without line numbers
 
 
+def _compile(output: Output) -> None:
+    try:
+        compile(output.new, output.relpath, "exec", dont_inherit=True)
+    except RecursionError:  # valid but deep (the original compiled): again with room for it
+        call_with_deep_stack(compile, output.new, output.relpath, "exec", 0, True)
+
+
 def _failures(outputs: list[Output]) -> tuple[dict[str, list[Problem]], dict[str, Counter]]:
     """For each output that fails, what is wrong in it and was not in the original; and for each output,
     the errors its original had and it has no more (those moved with its code into the adapter)."""
@@ -84,7 +94,7 @@ def _failures(outputs: list[Output]) -> tuple[dict[str, list[Problem]], dict[str
     checked = []
     for output in outputs:
         try:
-            compile(output.new, output.relpath, "exec", dont_inherit=True)
+            _compile(output)
         except SyntaxError as exc:
             found[output.relpath] = [(exc.lineno or 0, f"it does not compile: {exc.msg} (line {exc.lineno})", ("", ""))]
         except (ValueError, RecursionError, MemoryError) as exc:
@@ -128,7 +138,9 @@ def _ruff(paths: list[str], cwd: str) -> list[dict]:
     command = [ruff_executable(), "check", "--isolated", "--select", "F", "--output-format", "json", "--no-cache",
                "--exit-zero", "--", *paths]  # fmt: skip
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=300)
+        # ruff checks on worker threads: give them room for expressions Python itself handles (a 3,000-term `+`)
+        env = {**os.environ, "RUST_MIN_STACK": str(RUFF_THREAD_STACK_BYTES)}
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=300, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SeamfixError(f"cannot run ruff for the self-check: {exc}") from None
     if proc.returncode != 0:

@@ -4,33 +4,36 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 import click
 
 from seamfix.codemods.apply import ApplyPlan
-from seamfix.codemods.rewrite import FileRewrite
+
+Done = TypeVar("Done")  # one file's outcome
 
 # Below this many files to rewrite a run is over before a bar would help.
 PROGRESS_MIN_FILES = 8
 
 
-def progress_bar(rewrites: Iterator[FileRewrite], total: int) -> Iterable[FileRewrite]:
-    """``rewrites`` as they come, with a bar on stderr when it is a terminal and the run is long."""
+def progress_bar(rewrites: Iterator[Done], total: int) -> Iterable[Done]:
+    """Each file's outcome as it comes, with a bar on stderr when it is a terminal and the run is long."""
     if total < PROGRESS_MIN_FILES or not sys.stderr.isatty():
         return rewrites
     return _with_bar(rewrites, total)
 
 
-def _with_bar(rewrites: Iterator[FileRewrite], total: int) -> Iterator[FileRewrite]:
+def _with_bar(rewrites: Iterator[Done], total: int) -> Iterator[Done]:
     with click.progressbar(rewrites, length=total, label="seamfix apply", file=sys.stderr) as bar:
         yield from bar
 
 
-def summary(plan: ApplyPlan, written: bool) -> str:
+def summary(plan: ApplyPlan, written: bool, skipped: int = 0) -> str:
     """Files changed, conditionals routed, arms moved, and every finding left with the reason."""
     if plan.changes:
         verb = "Rewrote" if written else "Would rewrite"
-        lines = [f"{verb} {len(plan.changes)} files: {plan.routed} conditionals routed, {plan.moved} arms moved."]
+        count = len(plan.changes) - skipped
+        lines = [f"{verb} {count} files: {plan.routed} conditionals routed, {plan.moved} arms moved."]
     else:
         lines = ["Nothing to change."]
     if plan.kept_arms:
@@ -39,7 +42,7 @@ def summary(plan: ApplyPlan, written: bool) -> str:
     if plan.refused:
         lines.append(f"Left {len(plan.refused)} files untouched (their findings stay):")
         lines += [f"  {why}" for why in plan.refused]
-    if plan.left:
-        lines.append(f"Left {len(plan.left)} findings:")
-        lines += [f"  {why}" for why in plan.left]
+    if plan.remaining:
+        lines.append(f"Left {len(plan.remaining)} findings that apply cannot fix:")
+        lines += [f"  {why}" for why in plan.remaining]
     return "\n".join(lines)

@@ -22,14 +22,17 @@ def _key(relpath: str, finding: Finding) -> Key:
     return (relpath, finding.code, finding.scope, finding.content)
 
 
-def write_baseline(path: Path, findings: list[tuple[str, Finding]]) -> None:
-    """Record ``(project-relative path, finding)`` pairs."""
+def write_baseline(path: Path, findings: list[tuple[str, Finding]], project: Path | None = None) -> None:
+    """Record ``(project-relative path, finding)`` pairs (never through a symlink out of ``project``)."""
     records = sorted(
         ({"path": rel, "code": f.code, "scope": f.scope, "content": f.content, "line": f.line} for rel, f in findings),
         key=lambda r: (r["path"], r["line"], r["code"], r["content"]),
     )
     text = json.dumps({"format": FORMAT, "findings": records}, indent=2) + "\n"
-    write_atomic(path, text.encode())
+    try:
+        write_atomic(path, text.encode(), project)
+    except OSError as exc:
+        raise SeamfixError(f"{path}: cannot write the baseline: {exc.strerror or exc}") from None
 
 
 def read_baseline(path: Path) -> Counter[Key]:

@@ -118,14 +118,7 @@ class LintCache:
             del self.entries[relpath]
         try:
             if self.dirty or gone:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                for name, text in (
-                    ("CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n"),
-                    (".gitignore", "*\n"),
-                ):
-                    marker = self.directory / name
-                    if not marker.exists():
-                        marker.write_text(text)
+                make_cache_dir(self.directory)
                 write_atomic(self.file, encode_entries(self.entries))
             elif self.file.exists():
                 os.utime(self.file)  # in use: not stale
@@ -141,3 +134,12 @@ class LintCache:
                     other.unlink()
             except OSError:
                 continue
+
+
+def make_cache_dir(directory: Path) -> None:
+    """The cache folder, marked as one for backup tools and ignored by git (as ``.ruff_cache``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in (("CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n"), (".gitignore", "*\n")):
+        marker = directory / name
+        if not marker.exists():
+            marker.write_text(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
     if write_baseline is not None:
         from seamfix.baseline import write_baseline as record_baseline
 
-        record_baseline(write_baseline, result.recorded)
+        record_baseline(write_baseline, result.recorded, projects[0][0].root)
         click.echo(f"Wrote {len(result.recorded)} findings to {write_baseline}", err=True)
         sys.exit(EXIT_ERROR if result.errors else EXIT_CLEAN)
     if statistics:
@@ -105,27 +106,36 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
 @click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: available cores).")
 def apply_command(paths: tuple[Path, ...], config: Path | None, show_diff: bool, check: bool, force_exclude: bool,
                   jobs: int | None, **overrides: object) -> None:  # fmt: skip
-    """Route the MLA branches in PATHS (default: the current directory) into the adapter module."""
-    from seamfix.codemods.apply import plan_apply, write_changes
+    """Route the MLA branches in PATHS (default: the current directory) into the adapter module.
+
+    Exit codes: 0 nothing left to fix, 1 findings remain (or, with --check/--diff, files would change),
+    2 a file or the configuration could not be handled, 130 interrupted.
+    """
+    from contextlib import nullcontext
+
+    from seamfix.codemods.apply import journal_dir, plan_apply, write_changes
     from seamfix.codemods.summary import progress_bar, summary
+    from seamfix.journal import apply_lock
 
     cwd = Path.cwd()
     settings = load_settings(cwd, config, config_start(list(paths), cwd), **overrides)
-    targets = list(paths) or [cwd]
-    plan = plan_apply(targets, settings, cwd=cwd, force_exclude=force_exclude, jobs=jobs, progress=progress_bar)
-    for error in plan.errors:
+    dry_run = show_diff or check
+    with nullcontext() if dry_run else apply_lock(journal_dir(settings)):
+        plan = plan_apply(list(paths) or [cwd], settings, cwd=cwd, force_exclude=force_exclude, jobs=jobs,
+                          progress=progress_bar, recover_interrupted=not dry_run)  # fmt: skip
+        for note in plan.notes:
+            click.echo(f"seamfix: {note}", err=True)
+        for error in plan.errors:
+            click.echo(f"seamfix: error: {error}", err=True)
+        skipped = [] if dry_run else write_changes(plan)
+    for error in skipped:
         click.echo(f"seamfix: error: {error}", err=True)
-    if show_diff or check:
-        if show_diff:
-            click.echo("".join(change.diff() for change in plan.changes), nl=False)
-        click.echo(summary(plan, written=False), err=True)
-        sys.exit(EXIT_ERROR if plan.errors else EXIT_FINDINGS if plan.changes else EXIT_CLEAN)
-    write_changes(plan)
-    click.echo(summary(plan, written=True), err=True)
-    remaining = lint(targets, settings, cwd=cwd, force_exclude=force_exclude, jobs=jobs).findings
-    if plan.errors:
+    if show_diff:
+        click.echo("".join(change.diff() for change in plan.changes), nl=False)
+    click.echo(summary(plan, written=not dry_run, skipped=len(skipped)), err=True)
+    if plan.errors or skipped:
         sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_FINDINGS if remaining else EXIT_CLEAN)
+    sys.exit(EXIT_FINDINGS if plan.remaining or (dry_run and plan.changes) else EXIT_CLEAN)
 
 
 @cli.command("rules")
@@ -179,9 +189,27 @@ def doctor_command() -> None:
 cli.add_command(audit_command)
 
 
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM: a BaseException of seamfix's own, so that click does not turn it into "Aborted!"
+    and no ``except Exception`` swallows it; cleanups run on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def main() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     try:
         cli.main(standalone_mode=False)
+    except Interrupted as exc:
+        click.echo("seamfix: interrupted", err=True)
+        sys.exit(128 + exc.signum)  # 130 for Ctrl-C, 143 for SIGTERM, as shells report them
     except SeamfixError as exc:
         click.echo(f"seamfix: error: {exc}", err=True)
         sys.exit(EXIT_ERROR)

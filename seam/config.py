@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field
+from keyword import iskeyword
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -77,6 +78,7 @@ class Settings:
             if globs.matches_within(relpath) != negated:
                 codes |= ignored
         return codes
+
     # Source roots, project-relative ("" is the root), as ruff's `src`: where import names start.
     src: tuple[str, ...] = ("",)
 
@@ -113,10 +115,11 @@ def find_config(start: Path) -> Path | None:
 def config_start(paths: list[Path], cwd: Path) -> Path:
     """Where configuration discovery starts for a run on ``paths``: the folder of the first one (a file's
     parent), so that ``cd /tmp && seamfix lint /path/to/project`` uses the project's settings; the current
-    directory when no path is given."""
+    directory when no path is given. Lexical, as ruff's: a folder linked in from outside is governed by the
+    project it is linked into (which then refuses to write through the link)."""
     if not paths:
         return cwd.resolve()
-    first = (cwd / paths[0]).resolve()
+    first = Path(os.path.abspath(cwd / paths[0]))
     return first if first.is_dir() else first.parent
 
 
@@ -176,7 +179,8 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
     ``--select``); ``extend_select`` and ``ignore`` add; ``adapter``, ``baseline`` and ``cache_dir``
     replace; ``extend_exclude`` adds; ``per_file_ignores`` (``GLOB:CODE,...`` strings) add.
     """
-    config_file = config.resolve() if config is not None else find_config((start or cwd).resolve())
+    found = find_config(start or cwd.resolve())  # lexically upwards, as ruff; the project root is then real
+    config_file = config.resolve() if config is not None else found.resolve() if found else None
     if config is not None and not config_file.is_file():
         raise SeamfixError(f"{config}: config file not found")
     table = read_table(config_file) if config_file else {}
@@ -195,7 +199,7 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
     return Settings(
         root=root,
         config_file=config_file,
-        adapter=_inside_root(root, adapter, *adapter_key) if adapter else None,
+        adapter=_adapter_path(root, adapter, *adapter_key) if adapter is not None else None,
         allow=GlobSet(table.get("allow", ())),
         include=GlobSet(table.get("include", DEFAULT_INCLUDE)),
         exclude=GlobSet(
@@ -318,6 +322,14 @@ def _vocabulary_table(value: Any, where: str = "extend-vocabulary") -> dict[str,
     return value
 
 
+def _inside_root(root: Path, value: str, key: str, where: str) -> str:
+    resolved = _resolve(root, value)
+    try:
+        return resolved.relative_to(root).as_posix()
+    except ValueError:
+        raise SeamfixError(f"{where}: `{key}` = {value!r} is outside the project ({root})") from None
+
+
 def _source_root(root: Path, value: str, where: str) -> str:
     relative = _inside_root(root, value, "src", where)
     return "" if relative == "." else relative
@@ -327,9 +339,20 @@ def _resolve(root: Path, value: str) -> Path:
     return Path(os.path.normpath(root / value))
 
 
-def _inside_root(root: Path, value: str, key: str, where: str) -> str:
-    resolved = _resolve(root, value)
+def _adapter_path(root: Path, value: str, key: str, where: str) -> str:
+    """The adapter's project path, once it is known to name an importable module file inside the project
+    (through symlinks too: apply writes it, so it must not lead out)."""
+    bad = f"{where}: `{key}` = {value!r}"
     try:
-        return resolved.relative_to(root).as_posix()
+        relpath = PurePosixPath(_resolve(root, value).relative_to(root).as_posix())
     except ValueError:
-        raise SeamfixError(f"{where}: `{key}` = {value!r} is outside the project ({root})") from None
+        raise SeamfixError(f"{bad} is outside the project ({root})") from None
+    if relpath.suffix != ".py" or os.path.isdir(root / relpath):
+        raise SeamfixError(f'{bad} must name a .py file (a module such as "pkg/mla_seam.py"), not a folder')
+    invalid = next((part for part in relpath.with_suffix("").parts if not part.isidentifier() or iskeyword(part)), None)
+    if invalid is not None:
+        raise SeamfixError(f"{bad}: `{invalid}` is not a valid Python module name, so builders could not import it")
+    real, real_root = os.path.realpath(root / relpath), os.path.realpath(root)
+    if os.path.commonpath([real, real_root]) != real_root:
+        raise SeamfixError(f"{bad} leads outside the project through a symlink (to {real})")
+    return relpath.as_posix()

@@ -11,6 +11,8 @@ from seamfix.config import Settings
 from seamfix.discovery import SourcePath, discover
 from seamfix.file_checker import CheckOptions, FileChecker
 from seamfix.findings import Finding, sorted_findings
+from seamfix.journal import journal_path
+from seamfix.parallel import Failed, map_items, worker_count
 from seamfix.reading import read_error, read_regular_file
 from seamfix.seam_surface import SeamSurface, read_surface
 
@@ -59,6 +61,11 @@ def lint(
     per_file: dict[str, list[Finding]] = {}
     misses: list[SourcePath] = []
     errors = list(discovery.errors)
+    if settings.cache_dir is not None and journal_path(settings.cache_dir).exists():
+        errors.append(
+            f"{_display(str(journal_path(settings.cache_dir)), cwd)}: an interrupted `seamfix apply` left its journal "
+            "(the project may be half rewritten): run `seamfix apply` to complete or undo it"
+        )
     for source in discovery.files:
         if cache is None:
             misses.append(source)
@@ -125,27 +132,17 @@ def _check_all(
     findings with the digest of the very bytes they were computed from (what the cache keys them by)."""
     results: dict[str, tuple[bytes, list[Finding]]] = {}
     errors: list[str] = []
-    workers = min(jobs or available_cores(), len(misses) // PARALLEL_MIN_FILES)
-    if workers > 1:
-        chunks = [misses[start : start + CHUNK_FILES] for start in range(0, len(misses), CHUNK_FILES)]
-        with _pool(workers, options) as pool:
-            outcomes = [outcome for chunk in pool.imap_unordered(_check_chunk, chunks) for outcome in chunk]
-    else:
-        _init_worker(options)
-        outcomes = _check_chunk(misses)
-    for source, digest, findings, error in outcomes:
-        if error is None:
-            results[source.relpath] = (digest, findings)
+    workers = worker_count(jobs, len(misses), PARALLEL_MIN_FILES)
+    outcomes = map_items(_check_one, misses, workers=workers, initializer=_init_worker, initargs=(options,),
+                         chunksize=CHUNK_FILES)  # fmt: skip
+    for source, outcome in outcomes:
+        if isinstance(outcome, Failed):
+            errors.append(f"{_display(source.path, cwd)}: cannot check: {outcome.reason}")
+        elif isinstance(outcome, str):
+            errors.append(f"{_display(source.path, cwd)}: cannot read: {outcome}")
         else:
-            errors.append(f"{_display(source.path, cwd)}: cannot read: {error}")
+            results[source.relpath] = outcome
     return results, errors
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 _worker_checker: FileChecker | None = None
@@ -156,24 +153,13 @@ def _init_worker(options: CheckOptions) -> None:
     _worker_checker = FileChecker(options)
 
 
-def _check_chunk(sources: list[SourcePath]) -> list[tuple[SourcePath, bytes, list[Finding], str | None]]:
-    outcomes = []
-    for source in sources:
-        try:
-            data = read_regular_file(source.path)
-        except OSError as exc:
-            outcomes.append((source, b"", [], read_error(exc)))
-            continue
-        outcomes.append((source, content_digest(data), _worker_checker.check(data, source.relpath), None))
-    return outcomes
-
-
-def _pool(workers: int, options: CheckOptions):
-    import multiprocessing  # small runs never pay for it
-
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return context.Pool(workers, initializer=_init_worker, initargs=(options,))
+def _check_one(source: SourcePath) -> tuple[bytes, list[Finding]] | str:
+    """The file's findings with the digest of the bytes they were computed from, or why it cannot be read."""
+    try:
+        data = read_regular_file(source.path)
+    except OSError as exc:
+        return read_error(exc)
+    return content_digest(data), _worker_checker.check(data, source.relpath)
 
 
 def _display(path: str, cwd: Path) -> str:

@@ -68,15 +68,20 @@ def read_surface(root: Path, adapter: str) -> SeamSurface:
         data = None
     except OSError:
         return SeamSurface(adapter, UNPARSEABLE)
-    submodules: frozenset[str] = frozenset()
-    if path.name == "__init__.py":
-        try:
-            submodules = frozenset(
-                entry.name.removesuffix(".py") for entry in os.scandir(path.parent) if entry.name != "__init__.py"
-            )
-        except OSError:
-            pass
-    return surface_of(adapter, data, submodules)
+    return surface_of(adapter, data, adapter_submodules(root, adapter))
+
+
+def adapter_submodules(root: Path, adapter: str) -> frozenset[str]:
+    """For an adapter package (``__init__.py``), the modules beside it, reachable as its attributes."""
+    path = root / adapter
+    if path.name != "__init__.py":
+        return frozenset()
+    try:
+        return frozenset(
+            entry.name.removesuffix(".py") for entry in os.scandir(path.parent) if entry.name != "__init__.py"
+        )
+    except OSError:
+        return frozenset()
 
 
 def _module_level(statements: list[ast.stmt]) -> Iterator[ast.stmt]:

@@ -70,7 +70,7 @@ def audit_command(
         click.echo(text, nl=False)
     else:
         try:
-            write_atomic(output, text.encode())
+            write_atomic(output, text.encode(), settings.root)
         except OSError as exc:
             raise SeamfixError(f"{output}: cannot write: {exc.strerror or exc}") from None
     sys.exit(2 if errors else 1 if leaked else 0)

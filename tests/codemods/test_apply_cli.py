@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -10,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from seamfix.codemods.apply import plan_apply, write_changes
-from seamfix.config import load_settings
 from seamfix_testing import MLA_IF, REPO, run_seamfix
 
 CONFIG = '[tool.seamfix]\nadapter = "pkg/mla_seam.py"\n'
@@ -63,9 +60,9 @@ def test_demo_fork_diff_check_apply_and_rerun(demo):
     assert imports.returncode == 0, imports.stderr.decode()
 
     again = run_seamfix("apply", cwd=demo)
-    assert "Nothing to change." in again.stderr
+    assert "Nothing to change." in again.stderr and again.code == 1  # the two findings stay, named again
     assert snapshot(demo) == after
-    assert run_seamfix("apply", "--check", cwd=demo).code == 0
+    assert run_seamfix("apply", "--check", cwd=demo).code == 1  # a check agrees with a real run
 
 
 def test_exit_zero_when_lint_is_clean_afterwards(project):
@@ -120,27 +117,6 @@ def test_rerun_merges_into_a_hand_edited_adapter(project):
     assert "mla_seam.uses_mla(cfg)" in (root / "pkg/a.py").read_text()
     assert "mla_seam.uses_mla(cfg)" in (root / "pkg/b.py").read_text()
     assert "def q_lora_rank_is_none(" in text
-
-
-def test_writes_are_atomic(project, monkeypatch):
-    root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/a.py": MLA_IF, "pkg/b.py": MLA_IF})
-    before = snapshot(root)
-    plan = plan_apply([root], load_settings(root), cwd=root)
-    replaced = []
-
-    def failing_replace(source, target):
-        if replaced:
-            raise OSError("disk full")
-        replaced.append(target)
-        os.rename(source, target)
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError):
-        write_changes(plan)
-    after = snapshot(root)
-    new = {change.display: change.new for change in plan.changes}
-    for name, data in after.items():
-        assert data in (before.get(name), new.get(name)), name  # each file old or new, no temporary left
 
 
 def test_apply_needs_an_adapter(project):

@@ -149,7 +149,7 @@ def test_generated_builders_behave_the_same_after_apply(source: str, tmp_path_fa
     adapter = root / "mla_seam.py"
     rewritten = (root / "case.py").read_text()
     assert run_all(load(rewritten, adapter.read_text() if adapter.exists() else None)) == run_all(load(source, None))
-    explained = {why.split(": ")[0] for why in plan.left} | {why.split(": ")[0] for why in plan.refused}
+    explained = {why.split(": ")[0] for why in plan.remaining} | {why.split(": ")[0] for why in plan.refused}
     for finding in lint([root], settings_, cwd=root, use_cache=False).findings:
         assert f"{finding.path}:{finding.line}:{finding.column}" in explained or finding.path in explained
     assert plan_apply([root], settings_, cwd=root).changes == []

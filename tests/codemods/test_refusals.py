@@ -36,7 +36,7 @@ def applied(root: Path) -> tuple[ApplyPlan, str]:
     plan = plan_apply([root], load_settings(root), cwd=root)
     assert not plan.errors, plan.errors
     write_changes(plan)
-    return plan, "\n".join([*plan.left, *plan.kept_arms, *plan.refused])
+    return plan, "\n".join([*plan.remaining, *plan.kept_arms, *plan.refused])
 
 
 def compiles(root: Path) -> None:
