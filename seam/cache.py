@@ -64,10 +64,10 @@ class LintCache:
         entry = self.entries.get(relpath)
         if entry is None or entry[0] != stat.st_mtime_ns or entry[1] != stat.st_size:
             return None
-        return [Finding(*row) for row in entry[2]]
+        return [Finding.from_row(row) for row in entry[2]]
 
     def put(self, relpath: str, stat: os.stat_result, findings: list[Finding]) -> None:
-        self.entries[relpath] = (stat.st_mtime_ns, stat.st_size, [tuple(f) for f in findings])
+        self.entries[relpath] = (stat.st_mtime_ns, stat.st_size, [f.row() for f in findings])
         self.dirty = True
 
     def save(self) -> None:
