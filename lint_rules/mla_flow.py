@@ -39,6 +39,7 @@ class MLAFlow(abc.ABC):
         self._deferred: list[tuple[ast.AST, Aliases, ast.ClassDef | None]] = []
         self._class: ast.ClassDef | None = None
         self._class_attributes: dict[int, frozenset[str]] = {}
+        self._loop_heads: dict[tuple[int, Aliases], Aliases] = {}
 
     @abc.abstractmethod
     def check_statement(self, node: ast.stmt, aliases: Aliases) -> None:
@@ -187,7 +188,11 @@ class MLAFlow(abc.ABC):
     flow_AsyncFor = flow_For
 
     def loop_head(self, node: ast.For | ast.AsyncFor | ast.While, entry: Aliases, entered) -> Aliases:
-        """The state at the top of a loop: its entry merged with what its body leaves, until it settles."""
+        """The state at the top of a loop: its entry merged with what its body leaves, until it settles.
+        Memoized by entry state, so that nested loops cost passes per level, not per combination of levels."""
+        key = (id(node), entry)
+        if key in self._loop_heads:
+            return self._loop_heads[key]
         head = entry
         reporting, self.reporting = self.reporting, False
         try:
@@ -198,6 +203,7 @@ class MLAFlow(abc.ABC):
                 head = grown
         finally:
             self.reporting = reporting
+        self._loop_heads[key] = head
         return head
 
     def flow_Try(self, node: ast.Try, aliases: Aliases) -> Aliases:
@@ -299,8 +305,11 @@ class MLAFlow(abc.ABC):
                 if not new:
                     continue
                 inherited = frozenset(f"{receiver}.{attribute}" for attribute in attributes)
-                if (id(method), inherited) not in local:
-                    local[id(method), inherited] = self.mla.aliases(method, inherited, walrus)
+                if (id(method), inherited) not in local:  # a method that names no MLA has no alias of its own
+                    mentions = inherited or self.source.may_mention_mla(method)
+                    local[id(method), inherited] = (
+                        self.mla.aliases(method, inherited, walrus) if mentions else inherited
+                    )
                 if self.mla.taint(statement.value, local[id(method), inherited]) is not None:
                     attributes.update(new)
                     changed = True

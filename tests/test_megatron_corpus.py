@@ -98,6 +98,7 @@ def load_precision_benchmark():
     """benchmarks/lint_precision.py, which owns the labels and how they match lines (by text, near a hint)."""
     spec = importlib.util.spec_from_file_location("lint_precision", REPO / "benchmarks" / "lint_precision.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve their annotations through sys.modules
     spec.loader.exec_module(module)
     return module
 
