@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from seamfix.findings import FindingKind
 from seamfix.lint_rules.base import AstRule, Hit, Invalid, SourceFile
 from seamfix.lint_rules.mla_expressions import MLAExpressions, dotted_name, is_condition, is_slicing, probed_argument
-from seamfix.lint_rules.mla_flow import Aliases, MLAFlow, without
+from seamfix.lint_rules.mla_flow import Aliases, MLAFlow, parameters, without
 
 
 class MLAConditional(AstRule):
@@ -29,7 +29,8 @@ class MLAConditional(AstRule):
     probes and `bool`/`int`/`float`/`str`/`any`/`all`, never through another call's result
     (`key = apply_rotary_pos_emb(..., mla_rotary_interleaved=...)` is not MLA) nor through arithmetic
     into a new variable (`rows = n * cfg.kv_lora_rank` is a size). An attribute a class sets on `self`
-    from an MLA value in one method is MLA in all its methods. Stores (`d[k] = ...`), slices
+    from an MLA value in one method is MLA in all its methods, as are its properties and methods that
+    return an MLA value (`self.latent`, `self.uses_latent()`) and module functions that do (`_latent(cfg)`). Stores (`d[k] = ...`), slices
     (`kv[..., : cfg.kv_lora_rank]`), constant-key reads (`hf["kv_lora_rank"]`) and `and`/`or` of flags and
     conditions (`use = cfg.cache_mla_latents and ctx.is_decode_only()`) are no decisions by themselves.
     The finding points at the test expression.
@@ -95,6 +96,10 @@ class MLAConditional(AstRule):
         "def f(cfg, q):\n    absorbed = cfg.kv_lora_rank > 0 and q.size(-1) == 576\n    return absorbed\n",
         "def f(cfg, ctx):\n    use = cfg.cache_mla_latents and ctx and ctx.is_decode_only()\n    return use\n",
         "HAVE_SPARSE_MLA = HAVE_SPARSE_MLA_BWD and HAVE_SPARSE_MLA_FWD\n",
+        # A function returning something built from MLA is not an MLA value; a parameter shadows a function.
+        "def make(cfg):\n    return MLASelfAttention(cfg)\n"
+        "def f(cfg):\n    m = make(cfg)\n    if m is None:\n        pass\n",
+        "def latent(cfg):\n    return cfg.multi_latent_attention\ndef f(latent, x):\n    if latent(x):\n        pass\n",
         # A decorator's settings are not a registration key; `self` aliases belong to their class.
         "@tilelang_jit(pass_configs=_SPARSE_MLA_PASS_CONFIGS)\ndef kernel():\n    pass\n",
         "class A:\n    def __init__(self, config):\n        self._latent = config.multi_latent_attention\n"
@@ -166,6 +171,23 @@ class MLAConditional(AstRule):
             "        self.has_q = self.rank is not None\n"
             "    def forward(self, x):\n        return self.q(x) if self.has_q else x\n",
             line=6,
+        ),
+        # A property, method or function that returns an MLA value: calling it reads that value.
+        Invalid(
+            "class A:\n    @property\n    def latent(self):\n        return self.config.multi_latent_attention\n"
+            "    def forward(self, x):\n        if self.latent:\n            return x\n",
+            line=6,
+        ),
+        Invalid(
+            "class A:\n    def uses_latent(self):\n        return self._flag\n    def __init__(self, cfg):\n"
+            "        self._flag = cfg.q_lora_rank is not None\n    def forward(self, x):\n"
+            "        return self.q(x) if self.uses_latent() else x\n",
+            line=7,
+        ),
+        Invalid(
+            "def _latent(cfg):\n    return cfg.multi_latent_attention\n"
+            "def build(cfg):\n    if _latent(cfg):\n        pass\n",
+            line=4,
         ),
         # A test reads an alias through its own arithmetic, as it would read the field.
         Invalid("def f(cfg, tp):\n    q_split = cfg.q_lora_rank\n    assert q_split % tp == 0\n", line=3),
@@ -310,7 +332,7 @@ class _DecisionFinder(MLAFlow):
 
     def visit_Lambda(self, node: ast.Lambda, aliases: Aliases) -> None:
         self.visit(node.args, aliases)
-        self.visit(node.body, without(aliases, _parameters(node)))
+        self.visit(node.body, without(aliases, parameters(node)))
 
     def visit_IfExp(self, node: ast.IfExp, aliases: Aliases) -> None:
         self.decision(node.test, aliases, "conditional expression", FindingKind.IFEXP_TEST)
@@ -399,7 +421,7 @@ class _DecisionFinder(MLAFlow):
         what = "`filter` predicate"
         if isinstance(predicate, ast.Lambda):
             self.visit(predicate.args, aliases)
-            self.decision(predicate.body, without(aliases, _parameters(predicate)), what, FindingKind.FILTER_PREDICATE)
+            self.decision(predicate.body, without(aliases, parameters(predicate)), what, FindingKind.FILTER_PREDICATE)
             return
         atom = self.mla.atom(predicate, aliases)
         if atom is None:
@@ -445,12 +467,6 @@ def _caught(handler_type: ast.expr | None) -> set[str]:
 
 def _is_mla_key(mla: MLAExpressions, key: ast.expr) -> bool:
     return isinstance(key, ast.Constant) and isinstance(key.value, str) and mla.names.is_string(key.value)
-
-
-def _parameters(function: ast.Lambda) -> list[str]:
-    arguments = function.args
-    every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg]
-    return [a.arg for a in every if a is not None]
 
 
 def _short(node: ast.AST) -> str:

@@ -191,6 +191,8 @@ class MLAExpressions:
     def _call_taint(self, call: ast.Call, aliases: frozenset[str], arithmetic: bool) -> ast.AST | None:
         if self.seam.refers_to_seam(call.func):
             return None
+        if aliases and f"{dotted_name(call.func)}()" in aliases:
+            return call  # a function (or method) known to return an MLA value
         probed = probed_argument(call)
         if probed is not None:
             return self.atom(probed, aliases)

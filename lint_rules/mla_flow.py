@@ -24,6 +24,7 @@ _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _BLOCK_FIELDS = frozenset({"body", "orelse", "finalbody", "handlers", "cases"})
 _MAX_LOOP_PASSES = 4  # a loop's state grows monotonically; more passes than this never changed it in practice
 _NOT_METHODS = frozenset({"staticmethod"})
+_PROPERTIES = frozenset({"property", "cached_property"})
 
 
 class MLAFlow(abc.ABC):
@@ -40,6 +41,7 @@ class MLAFlow(abc.ABC):
         self._class: ast.ClassDef | None = None
         self._class_attributes: dict[int, frozenset[str]] = {}
         self._loop_heads: dict[tuple[int, Aliases], Aliases] = {}
+        self._returns_mla: dict[int, bool] = {}
 
     @abc.abstractmethod
     def check_statement(self, node: ast.stmt, aliases: Aliases) -> None:
@@ -64,9 +66,7 @@ class MLAFlow(abc.ABC):
 
     def function(self, node: ast.AST, entry: Aliases, owner: ast.ClassDef | None) -> None:
         arguments = node.args
-        parameters = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
-        parameters += [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
-        entry = without(entry, [p.arg for p in parameters])
+        entry = without(entry, parameters(node))
         receiver = (arguments.posonlyargs + arguments.args)[:1]
         if owner is not None and receiver and not _is_static(node):
             entry |= {f"{receiver[0].arg}.{attribute}" for attribute in self.class_attributes(owner)}
@@ -251,7 +251,8 @@ class MLAFlow(abc.ABC):
         self.check(node, aliases)
         if self.reporting:
             self._deferred.append((node, aliases, self._class))
-        return without(aliases, [node.name])
+        returns = self._class is None and self.returns_mla(node, aliases)  # methods: see class_attributes
+        return without(aliases, [node.name]) | ({node.name + "()"} if returns else set())
 
     flow_AsyncFunctionDef = flow_FunctionDef
 
@@ -277,54 +278,85 @@ class MLAFlow(abc.ABC):
         return self._class_attributes[key]
 
     def _receiver_aliases(self, node: ast.ClassDef) -> frozenset[str]:
-        stores = []  # (method, receiver, statement assigning something)
+        """``_latent`` for ``self._latent = <MLA>``, a property returning MLA by its name, a method returning
+        MLA as ``name()`` (so that ``self.name()`` carries MLA)."""
+        facts = []  # (method, receiver, keys the value binds, value)
         for method in node.body:
-            if isinstance(method, _FUNCTIONS) and not _is_static(method):
-                receiver = (method.args.posonlyargs + method.args.args)[:1]
-                stores += [
-                    (method, receiver[0].arg, statement)
-                    for statement in own_statements(method)
-                    if receiver and isinstance(statement, (ast.Assign, ast.AnnAssign)) and statement.value is not None
-                ]
+            if not isinstance(method, _FUNCTIONS) or _is_static(method):
+                continue
+            receiver = (method.args.posonlyargs + method.args.args)[:1]
+            if not receiver:
+                continue
+            name = receiver[0].arg
+            returned = [method.name if _is_property(method) else method.name + "()"]
+            for statement in own_statements(method):
+                if isinstance(statement, ast.Return) and statement.value is not None:
+                    facts.append((method, name, returned, statement.value))
+                elif isinstance(statement, (ast.Assign, ast.AnnAssign)) and statement.value is not None:
+                    targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+                    keys = [t.attr for t in targets if isinstance(t, ast.Attribute) and dotted_name(t.value) == name]
+                    if keys:
+                        facts.append((method, name, keys, statement.value))
         walrus = self.source.may_mention_mla if self.source.has_walrus else None
-        attributes: set[str] = set()
+        keys_found: set[str] = set()
         local: dict[tuple[int, frozenset[str]], frozenset[str]] = {}  # a method's aliases, by what it inherits
         changed = True
         while changed:
             changed = False
-            for method, receiver, statement in stores:
-                targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-                new = [
-                    target.attr
-                    for target in targets
-                    if isinstance(target, ast.Attribute)
-                    and isinstance(target.value, ast.Name)
-                    and target.value.id == receiver
-                    and target.attr not in attributes
-                ]
-                if not new:
+            for method, receiver, keys, value in facts:
+                if all(key in keys_found for key in keys):
                     continue
-                inherited = frozenset(f"{receiver}.{attribute}" for attribute in attributes)
+                inherited = frozenset(f"{receiver}.{key}" for key in keys_found)
                 if (id(method), inherited) not in local:  # a method that names no MLA has no alias of its own
                     mentions = inherited or self.source.may_mention_mla(method)
                     local[id(method), inherited] = (
                         self.mla.aliases(method, inherited, walrus) if mentions else inherited
                     )
-                if self.mla.taint(statement.value, local[id(method), inherited]) is not None:
-                    attributes.update(new)
+                if self.mla.taint(value, local[id(method), inherited]) is not None:
+                    keys_found.update(keys)
                     changed = True
-        return frozenset(attributes)
+        return frozenset(keys_found)
+
+    def returns_mla(self, node: ast.FunctionDef | ast.AsyncFunctionDef, aliases: Aliases) -> bool:
+        """Whether a function may return an MLA value (``def _latent(cfg): return cfg.multi_latent_attention``):
+        then a call of it carries MLA, as the value itself would."""
+        if id(node) not in self._returns_mla:
+            found = False
+            inherited = without(aliases, parameters(node))
+            if inherited or self.source.may_mention_mla(node):
+                walrus = self.source.may_mention_mla if self.source.has_walrus else None
+                local = self.mla.aliases(node, inherited, walrus)
+                found = any(
+                    isinstance(statement, ast.Return)
+                    and statement.value is not None
+                    and self.mla.taint(statement.value, local) is not None
+                    for statement in own_statements(node)
+                )
+            self._returns_mla[id(node)] = found
+        return self._returns_mla[id(node)]
 
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 def without(aliases: Aliases, names: Iterable[str]) -> Aliases:
-    """``aliases`` less ``names`` and every dotted alias under them (``x = ...`` kills ``x.flag``)."""
+    """``aliases`` less ``names``, every dotted alias under them and their calls (``x = ...`` kills ``x.flag``
+    and ``x()``)."""
     names = [n for n in names if n]
     if not aliases or not names:
         return aliases
-    return frozenset(a for a in aliases if not any(a == n or a.startswith(n + ".") for n in names))
+    return frozenset(a for a in aliases if not any(a in (n, n + "()") or a.startswith(n + ".") for n in names))
+
+
+def parameters(function: ast.AST) -> list[str]:
+    """The names a function or lambda binds as parameters."""
+    arguments = function.args
+    every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg]
+    return [a.arg for a in every if a is not None]
+
+
+def _is_property(function: ast.AST) -> bool:
+    return any((dotted_name(d) or "").rsplit(".", 1)[-1] in _PROPERTIES for d in function.decorator_list)
 
 
 def _is_static(function: ast.AST) -> bool:
