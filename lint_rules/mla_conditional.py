@@ -26,11 +26,11 @@ class MLAConditional(AstRule):
     holding an MLA value at that point (`use_mla = cfg.multi_latent_attention` … `if use_mla:`). Aliases are
     flow-sensitive (a later or overwritten assignment does not count; branches merge as "may be MLA"), and
     MLA values flow through assignment, `not`/`and`/`or`/`if-else`, comparison, attribute and subscript reads,
-    probes and `bool`/`int`/`float`/`str`/`any`/`all`, never through another call's result
-    (`key = apply_rotary_pos_emb(..., mla_rotary_interleaved=...)` is not MLA) nor through arithmetic
-    into a new variable (`rows = n * cfg.kv_lora_rank` is a size). An attribute a class sets on `self`
-    from an MLA value in one method is MLA in all its methods, as are its properties and methods that
-    return an MLA value (`self.latent`, `self.uses_latent()`) and module functions that do (`_latent(cfg)`). Stores (`d[k] = ...`), slices
+    probes, `bool`/`int`/`float`/`str`/`any`/`all` and functions that return an MLA value, never through
+    another call's result (`key = apply_rotary_pos_emb(..., mla_rotary_interleaved=...)` is not MLA) nor
+    through arithmetic into a new variable (`rows = n * cfg.kv_lora_rank` is a size). An attribute a class
+    sets on `self` from an MLA value in one method is MLA in all its methods, as are its properties and
+    methods that return an MLA value (`self.latent`, `self.uses_latent()`). Stores (`d[k] = ...`), slices
     (`kv[..., : cfg.kv_lora_rank]`), constant-key reads (`hf["kv_lora_rank"]`) and `and`/`or` of flags and
     conditions (`use = cfg.cache_mla_latents and ctx.is_decode_only()`) are no decisions by themselves.
     The finding points at the test expression.
