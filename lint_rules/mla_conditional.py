@@ -9,6 +9,7 @@ from seamfix.findings import FindingKind
 from seamfix.lint_rules.base import AstRule, Hit, Invalid, SourceFile
 from seamfix.lint_rules.mla_expressions import MLAExpressions, dotted_name, is_condition, is_slicing, probed_argument
 from seamfix.lint_rules.mla_flow import Aliases, MLAFlow, parameters, without
+from seamfix.vocabulary import Vocabulary
 
 
 class MLAConditional(AstRule):
@@ -102,6 +103,8 @@ class MLAConditional(AstRule):
         "def latent(cfg):\n    return cfg.multi_latent_attention\ndef f(latent, x):\n    if latent(x):\n        pass\n",
         # A decorator's settings are not a registration key; `self` aliases belong to their class.
         "@tilelang_jit(pass_configs=_SPARSE_MLA_PASS_CONFIGS)\ndef kernel():\n    pass\n",
+        "@pytest.mark.parametrize('multi_latent_attention', [True, False])\ndef test_spec(multi_latent_attention):\n"
+        "    build(multi_latent_attention=multi_latent_attention)\n",
         "class A:\n    def __init__(self, config):\n        self._latent = config.multi_latent_attention\n"
         "class B:\n    def f(self):\n        if self._latent:\n            pass\n",
     )
@@ -270,7 +273,8 @@ class _DecisionFinder(MLAFlow):
         """The MLA key of a registering decorator: a positional argument that is an MLA class
         (``@register(MLASelfAttention)``), an MLA string (``@register("mla")``) or a condition on MLA
         (``@skipif(not HAVE_FLASH_MLA)``). Settings passed to a decorator (``@jit(pass_configs=MLA_CONFIGS)``)
-        are not keys."""
+        and the name of a config field (``@parametrize("multi_latent_attention", [True, False])`` names a
+        parameter) are not keys."""
         if not isinstance(decorator, ast.Call) or self.mla.seam.refers_to_seam(decorator.func):
             return None
         names = self.mla.names
@@ -278,7 +282,7 @@ class _DecisionFinder(MLAFlow):
             dotted = dotted_name(argument)
             if dotted is not None and names.is_class(dotted.rsplit(".", 1)[-1]):
                 return argument
-            if _is_mla_key(self.mla, argument):
+            if _is_mla_key(self.mla, argument) and not _names_field(names.vocabulary, argument.value):
                 return argument
             if is_condition(argument):
                 atom = self.mla.atom(argument, aliases)
@@ -463,6 +467,11 @@ def _caught(handler_type: ast.expr | None) -> set[str]:
     types = handler_type.elts if isinstance(handler_type, ast.Tuple) else [handler_type]
     names = {dotted_name(t).rsplit(".", 1)[-1] for t in types if dotted_name(t)}
     return names & {"AttributeError", *_KEY_ERRORS}
+
+
+def _names_field(vocabulary: Vocabulary, value: str) -> bool:
+    field = value.lstrip("-").replace("-", "_")
+    return field in vocabulary.fields or field in vocabulary.attributes
 
 
 def _is_mla_key(mla: MLAExpressions, key: ast.expr) -> bool:
