@@ -7,14 +7,14 @@ or `--snapshot`). Both are linted with `allow = []`: the MLA implementation file
 
 Labels (benchmarks/lint_labels.toml) name a line by its tree, file and stripped text, with the line number
 as a hint only: a label matches the line of that text nearest to the hint, so upstream drift does not break
-it. `[[decision]]`: a real MLA decision, read off the code (the recall set). `[[finding]]`: a finding drawn
-in the random sample, labelled `decision = true/false` by hand (the precision sample); those labelled
-false are also non-decisions that must stay unflagged, as are `[[non_decision]]` lines.
+it. `decision`: real MLA decisions, read off the code (the recall set). `finding`: findings drawn in the
+random sample, labelled `decision = true/false` by hand (the precision sample); those labelled false are
+also non-decisions that must stay unflagged, as are the `non_decision` lines.
 
     python benchmarks/lint_precision.py [--corpus DIR] [--snapshot TAR] [--sample 40] [--seed 20261130]
 
 prints a markdown block for benchmarks/RESULTS.md; sampled findings that carry no label yet are printed
-as `[[finding]]` stubs to label. Exit status 1 if a labelled decision is missed or a non-decision flagged.
+as `finding` entries to label. Exit status 1 if a labelled decision is missed or a non-decision flagged.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ SNAPSHOT = Path("/work/shared/upstream/megatron-lm-main-d98e8a6.tar.gz")
 LABELS = Path(__file__).resolve().parent / "lint_labels.toml"
 CONFIG = "[tool.seamfix]\nallow = []\n\n[tool.ruff]\n"
 TEST_PARTS = ("tests", "test")
+PACKAGE = "megatron/core"
 
 
 @dataclass(frozen=True)
@@ -99,10 +100,14 @@ def lint(seamfix: str, tree: Path) -> list[Finding]:
 
 
 def load_labels(path: Path = LABELS) -> list[Label]:
+    """Every label, its path made relative to the tree (the file's paths are relative to ``megatron/core``)."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    labels = [Label(**entry, decision=True, source="decision") for entry in data.get("decision", [])]
-    labels += [Label(**entry, decision=False, source="non_decision") for entry in data.get("non_decision", [])]
-    return labels + [Label(**entry, source="finding") for entry in data.get("finding", [])]
+    fixed = {"decision": {"decision": True}, "non_decision": {"decision": False}, "finding": {}}
+    return [
+        Label(**{**entry, "path": f"{PACKAGE}/{entry['path']}", **value}, source=table)
+        for table, value in fixed.items()
+        for entry in data.get(table, [])
+    ]
 
 
 def locate(tree: Path, label: Label) -> int:
@@ -167,10 +172,12 @@ def evaluate(tree_name: str, tree: Path, findings: list[Finding], labels: list[L
 
 
 def stub(tree_name: str, tree: Path, finding: Finding) -> str:
+    """A line to add to the ``finding`` table, its ``decision`` left for a person to fill in."""
     text = (tree / finding.path).read_text(encoding="utf-8").splitlines()[finding.line - 1].strip()
+    path = finding.path.removeprefix(PACKAGE + "/")
     return (
-        f"[[finding]]\ntree = {json.dumps(tree_name)}\npath = {json.dumps(finding.path)}\nline = {finding.line}\n"
-        f"text = {json.dumps(text)}\ndecision = ?  # {finding.message}\n"
+        f"  {{ tree = {json.dumps(tree_name)}, path = {json.dumps(path)}, line = {finding.line}, "
+        f"text = {json.dumps(text)}, decision = ? }},  # {finding.message}"
     )
 
 
