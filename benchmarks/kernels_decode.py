@@ -162,13 +162,13 @@ def varlen_slowdown(heads, device, reps, smoke, rounds=5):
     return {"heads": heads, "batch": batch, "context": context, "rounds": ratios, "median": sorted(ratios)[rounds // 2]}
 
 
-def bench_append(device, reps, bandwidth, smoke):
-    tokens = 256 if smoke else 65536
+def append_args(device, tokens):
+    """``mla_cache_append``'s arguments for ``tokens`` new tokens at random positions and slots (bf16)."""
     dtype = torch.bfloat16
     num_blocks = math.ceil(2 * tokens / PAGE)
     angles = torch.rand(8192, ROPE // 2, device=device, dtype=torch.float64) * 6
     freqs = torch.cat((angles, angles), -1)
-    args = {
+    return {
         "c_kv": torch.randn(tokens, RANK, device=device, dtype=dtype),
         "k_pe": torch.randn(tokens, ROPE, device=device, dtype=dtype),
         "cos": freqs.cos().to(dtype), "sin": freqs.sin().to(dtype),
@@ -178,6 +178,11 @@ def bench_append(device, reps, bandwidth, smoke):
         "slot_mapping": torch.randperm(num_blocks * PAGE, device=device)[:tokens].to(torch.int32),
         "norm_weight": 1 + 0.1 * torch.randn(RANK, device=device, dtype=dtype),
     }  # fmt: skip
+
+
+def bench_append(device, reps, bandwidth, smoke):
+    tokens = 256 if smoke else 65536
+    args = append_args(device, tokens)
     upcast = {key: value.double() if value.is_floating_point() else value for key, value in args.items()}
     mla_cache_append(**upcast, backend="torch")
     written = args["slot_mapping"].long()
@@ -186,7 +191,7 @@ def bench_append(device, reps, bandwidth, smoke):
     mla_cache_append(**args)
     errors = {key: rel_error(args[key], upcast[key]) for key in ("ckv_cache", "kpe_cache")}
     ms = median_ms(lambda: mla_cache_append(**args), device, reps)
-    payload = torch.randn(tokens, RANK + ROPE, device=device, dtype=dtype)
+    payload = torch.randn(tokens, RANK + ROPE, device=device, dtype=torch.bfloat16)
     target = torch.empty_like(payload)
     copy_ms = median_ms(lambda: target.copy_(payload), device, reps)
     moved = 2 * payload.numel() * 2 + tokens * (2 * ROPE * 2 + 8)  # rows in and out, cos/sin rows, slot+position

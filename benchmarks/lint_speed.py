@@ -42,13 +42,16 @@ from pathlib import Path
 
 VERSIONS = ("0.10.0", "0.11.0", "0.12.3", "0.13.1", "0.14.0", "0.15.3", "0.16.1")
 DEFAULT_CORPUS = Path(__file__).resolve().parent / ".corpus"
-# The empty [tool.ruff] table stops ruff from climbing to an enclosing project's config (this repo's, when
-# the corpus sits in benchmarks/.corpus), so ruff runs with its defaults wherever the corpus lives.
+# The [tool.ruff] table stops ruff from climbing to an enclosing project's config (this repo's, when the
+# corpus sits in benchmarks/.corpus), so ruff runs with its defaults wherever the corpus lives; neither tool
+# may skip the corpus because this repository's git ignores benchmarks/.corpus.
 CONFIG = """\
 [tool.seamfix]
 allow = ["multi_latent_attention.py", "fused_mla_yarn_rope_apply.py"]
+respect-gitignore = false
 
 [tool.ruff]
+respect-gitignore = false
 """
 GOALS = {"cold": 1.0, "warm": 0.3}
 BASELINES = ("ruff", "ruff-silent")

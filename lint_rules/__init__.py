@@ -7,15 +7,18 @@ from seamfix.lint_rules.mla_class_use import MLAClassUse
 from seamfix.lint_rules.mla_conditional import MLAConditional
 from seamfix.lint_rules.mla_import import MLAImport
 from seamfix.lint_rules.syntax_error import SyntaxErrorRule
+from seamfix.lint_rules.undefined_seam_function import UndefinedSeamFunction
 from seamfix.lint_rules.unused_suppression import UnusedSuppression
 
 RULES: dict[str, type[RuleInfo]] = {
     rule.code: rule
     for rule in sorted(
-        (MLAConditional, MLAImport, MLAClassUse, UnusedSuppression, SyntaxErrorRule), key=lambda r: r.code
+        (MLAConditional, MLAImport, MLAClassUse, UnusedSuppression, SyntaxErrorRule, UndefinedSeamFunction),
+        key=lambda r: r.code,
     )
 }
-ALWAYS_ON = frozenset({SyntaxErrorRule.code})
+# The gate's own guarantees: neither deselected, nor ignored per file, nor suppressed by a comment.
+ALWAYS_ON = frozenset({SyntaxErrorRule.code, UndefinedSeamFunction.code})
 
 
 def rule_for(code_or_name: str) -> type[RuleInfo] | None:

@@ -10,10 +10,10 @@ import click
 
 from seamfix import __version__
 from seamfix.audit.command import audit_command
-from seamfix.config import load_settings
-from seamfix.engine import lint
+from seamfix.config import config_start, load_settings, settings_by_project
+from seamfix.engine import lint, merge_results
 from seamfix.errors import SeamfixError
-from seamfix.lint_rules import RULES, rule_for
+from seamfix.lint_rules import ALWAYS_ON, RULES, rule_for
 from seamfix.report import FORMATS, renderer
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -41,6 +41,9 @@ def cli() -> None:
 @click.option("--ignore", multiple=True, callback=_codes, help="Rule codes or prefixes to disable.")
 @click.option("--adapter", help="Path of the adapter module (the seam), relative to the project root.")
 @click.option("--extend-exclude", multiple=True, help="Further exclude globs.")
+@click.option(
+    "--per-file-ignores", multiple=True, metavar="GLOB:CODES", help="Rule codes to ignore in matching files (adds)."
+)
 @click.option("--format", "output_format", type=click.Choice(sorted(FORMATS)), default="text", show_default=True)
 @click.option("--statistics", is_flag=True, help="Print counts per rule instead of findings.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
@@ -55,15 +58,22 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
                  jobs: int | None, **overrides: object) -> None:  # fmt: skip
     """Report MLA-specific code outside the seam in PATHS (default: the current directory)."""
     cwd = Path.cwd()
-    settings = load_settings(cwd, config, **overrides)
-    result = lint(
-        list(paths) or [cwd],
-        settings,
-        cwd=cwd,
-        use_cache=not no_cache,
-        force_exclude=force_exclude,
-        jobs=jobs,
-        apply_baseline=write_baseline is None,
+    projects = settings_by_project(cwd, config, list(paths), **overrides)
+    if write_baseline is not None and len(projects) > 1:
+        raise SeamfixError("--write-baseline records one project's findings: give paths of one project")
+    result = merge_results(
+        [
+            lint(
+                targets,
+                settings,
+                cwd=cwd,
+                use_cache=not no_cache,
+                force_exclude=force_exclude,
+                jobs=jobs,
+                apply_baseline=write_baseline is None,
+            )
+            for settings, targets in projects
+        ]
     )
     for error in result.errors:
         click.echo(f"seamfix: error: {error}", err=True)
@@ -100,7 +110,7 @@ def apply_command(paths: tuple[Path, ...], config: Path | None, show_diff: bool,
     from seamfix.codemods.summary import progress_bar, summary
 
     cwd = Path.cwd()
-    settings = load_settings(cwd, config, **overrides)
+    settings = load_settings(cwd, config, config_start(list(paths), cwd), **overrides)
     targets = list(paths) or [cwd]
     plan = plan_apply(targets, settings, cwd=cwd, force_exclude=force_exclude, jobs=jobs, progress=progress_bar)
     for error in plan.errors:
@@ -121,17 +131,23 @@ def apply_command(paths: tuple[Path, ...], config: Path | None, show_diff: bool,
 @cli.command("rules")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def rules_command(output_format: str) -> None:
-    """List every rule: code, name, on or off by default, summary."""
+    """List every rule: code, name, default (on, off, or always: cannot be turned off), summary."""
     if output_format == "json":
         rows = [
-            {"code": c, "name": r.name, "default": r.default_enabled, "summary": r.summary} for c, r in RULES.items()
+            {"code": c, "name": r.name, "default": _default(c) != "off", "always": c in ALWAYS_ON, "summary": r.summary}
+            for c, r in RULES.items()
         ]
         click.echo(json.dumps(rows, indent=2))
         return
     width = max(len(rule.name) for rule in RULES.values())
     for code, rule in RULES.items():
-        state = "on " if rule.default_enabled else "off"
-        click.echo(f"{code}  {rule.name:<{width}}  {state}  {rule.summary}")
+        click.echo(f"{code}  {rule.name:<{width}}  {_default(code):<6}  {rule.summary}")
+
+
+def _default(code: str) -> str:
+    if code in ALWAYS_ON:
+        return "always"
+    return "on" if RULES[code].default_enabled else "off"
 
 
 @cli.command("rule")
@@ -141,7 +157,9 @@ def rule_command(code: str) -> None:
     rule = rule_for(code)
     if rule is None:
         raise SeamfixError(f"unknown rule `{code}` (see `seamfix rules`)")
-    state = "on by default" if rule.default_enabled else "off by default"
+    state = {"always": "always on, cannot be ignored", "on": "on by default", "off": "off by default"}[
+        _default(rule.code)
+    ]
     click.echo(f"# {rule.name} ({rule.code})\n\n{rule.summary} ({state}).\n\n{rule.doc()}")
 
 

@@ -1,4 +1,5 @@
-"""``[tool.seamfix]``: discovery of the nearest pyproject.toml, validation, and merging with flags."""
+"""The configuration: discovery as ruff's (``.seamfix.toml`` > ``seamfix.toml`` > ``pyproject.toml``'s
+``[tool.seamfix]``, nearest to the checked paths), validation, and merging with command-line flags."""
 
 from __future__ import annotations
 
@@ -20,9 +21,18 @@ DEFAULT_EXCLUDE = (
     "__pypackages__", "_build", "buck-out", "build", "dist", "node_modules", "site-packages", "venv",
 )  # fmt: skip
 DEFAULT_CACHE_DIR = ".seamfix_cache"
+# In one folder, as ruff's `.ruff.toml` > `ruff.toml` > `pyproject.toml`; a pyproject.toml counts only with a table.
+CONFIG_NAMES = (".seamfix.toml", "seamfix.toml", "pyproject.toml")
+# Tests of a fork exercise MLA on purpose (parametrized over MLA configs, asserting on MLA outputs): those are
+# not builder decisions, so the MLA rules are off there. The seam gate and syntax errors still apply.
+TEST_FILES = ("**/tests/**", "test_*.py", "*_test.py", "conftest.py")
+DEFAULT_PER_FILE_IGNORES: dict[str, list[str]] = {pattern: ["SEAM001", "SEAM002", "SEAM003"] for pattern in TEST_FILES}
+COMMAND_LINE = "command line"
 
 _STRING = "a string"
 _STRINGS = "a list of strings"
+_BOOLEAN = "a boolean"
+_CODES_BY_GLOB = "a table of glob = list of rule codes"
 KEYS: dict[str, str] = {
     "adapter": _STRING,
     "allow": _STRINGS,
@@ -35,6 +45,9 @@ KEYS: dict[str, str] = {
     "extend-vocabulary": "a table of string lists (or a list of names)",
     "baseline": _STRING,
     "cache-dir": _STRING,
+    "per-file-ignores": _CODES_BY_GLOB,
+    "extend-per-file-ignores": _CODES_BY_GLOB,
+    "respect-gitignore": _BOOLEAN,
 }
 
 
@@ -52,6 +65,17 @@ class Settings:
     vocabulary: Vocabulary = field(default_factory=default_vocabulary)
     baseline: Path | None = None
     cache_dir: Path | None = None
+    # (globs, negated, codes): a negated entry (`"!src/**"`) applies to the files its globs do not match.
+    per_file_ignores: tuple[tuple[GlobSet, bool, frozenset[str]], ...] = ()
+    respect_gitignore: bool = True
+
+    def ignored_codes(self, relpath: str) -> frozenset[str]:
+        """Codes that ``per-file-ignores`` turn off for this project-relative file."""
+        codes: frozenset[str] = frozenset()
+        for globs, negated, ignored in self.per_file_ignores:
+            if globs.matches_within(relpath) != negated:
+                codes |= ignored
+        return codes
 
     def is_seam(self, relpath: str) -> bool:
         """Is this project-relative file the adapter module or an ``allow``-ed MLA file?"""
@@ -66,12 +90,39 @@ class Settings:
 
 
 def find_config(start: Path) -> Path | None:
-    """The nearest pyproject.toml at or above ``start`` that has a ``[tool.seamfix]`` table."""
+    """The nearest configuration file at or above ``start``: in one folder ``.seamfix.toml``, then
+    ``seamfix.toml``, then a ``pyproject.toml`` with a ``[tool.seamfix]`` table."""
     for directory in (start, *start.parents):
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file() and "seamfix" in _read_toml(candidate).get("tool", {}):
-            return candidate
+        for name in CONFIG_NAMES:
+            candidate = directory / name
+            if candidate.is_file() and (name != "pyproject.toml" or _seamfix_table(candidate) is not None):
+                return candidate
     return None
+
+
+def config_start(paths: list[Path], cwd: Path) -> Path:
+    """Where configuration discovery starts for a run on ``paths``: the folder of the first one (a file's
+    parent), so that ``cd /tmp && seamfix lint /path/to/project`` uses the project's settings; the current
+    directory when no path is given."""
+    if not paths:
+        return cwd.resolve()
+    first = (cwd / paths[0]).resolve()
+    return first if first.is_dir() else first.parent
+
+
+def settings_by_project(
+    cwd: Path, config: Path | None, paths: list[Path], **overrides: Any
+) -> list[tuple[Settings, list[Path]]]:
+    """The given paths grouped by the configuration that governs them, with its settings: the nearest
+    configuration file above each path (as ruff resolves each file's own), or the current directory's for
+    a path under none. With ``config`` (or fewer than two paths) a single group."""
+    if config is not None or len(paths) < 2:
+        return [(load_settings(cwd, config, config_start(paths, cwd), **overrides), paths or [cwd])]
+    fallback = find_config(cwd.resolve())
+    groups: dict[Path | None, list[Path]] = {}
+    for path in paths:
+        groups.setdefault(find_config(config_start([path], cwd)) or fallback, []).append(path)
+    return [(load_settings(cwd, file, cwd, **overrides), group) for file, group in groups.items()]
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -83,28 +134,43 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SeamfixError(f"{path}: invalid TOML: {exc}") from None
 
 
+def _seamfix_table(path: Path) -> dict[str, Any] | None:
+    """``[tool.seamfix]`` of a pyproject.toml (None when absent); ``tool`` or ``tool.seamfix`` of another
+    shape is an error naming the key."""
+    tool = _read_toml(path).get("tool")
+    if tool is None:
+        return None
+    if not isinstance(tool, dict):
+        raise SeamfixError(f"{path}: `tool` must be a table, not {type(tool).__name__}")
+    table = tool.get("seamfix")
+    if table is not None and not isinstance(table, dict):
+        raise SeamfixError(f"{path}: `tool.seamfix` must be a table, not {type(table).__name__}")
+    return table
+
+
 def read_table(path: Path) -> dict[str, Any]:
     """``[tool.seamfix]`` of a pyproject.toml, or the whole file for any other TOML file (seamfix.toml)."""
-    data = _read_toml(path)
     if path.name != "pyproject.toml":
-        return data
-    table = data.get("tool", {}).get("seamfix")
+        return _read_toml(path)
+    table = _seamfix_table(path)
     if table is None:
         raise SeamfixError(f"{path}: no [tool.seamfix] table")
     return table
 
 
-def load_settings(cwd: Path, config: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from ``config`` (or the nearest pyproject.toml), then command-line ``overrides``.
+def load_settings(cwd: Path, config: Path | None = None, start: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``config`` (or the nearest configuration file at or above ``start``, by default the
+    current directory), then command-line ``overrides``.
 
-    Overrides: ``select`` replaces; ``extend_select`` and ``ignore`` add; ``adapter``, ``baseline`` and
-    ``cache_dir`` replace; ``extend_exclude`` adds.
+    Overrides: ``select`` replaces the file's ``select``, ``extend-select`` and ``ignore`` (as ruff's
+    ``--select``); ``extend_select`` and ``ignore`` add; ``adapter``, ``baseline`` and ``cache_dir``
+    replace; ``extend_exclude`` adds; ``per_file_ignores`` (``GLOB:CODE,...`` strings) add.
     """
-    config_file = config.resolve() if config is not None else find_config(cwd.resolve())
+    config_file = config.resolve() if config is not None else find_config((start or cwd).resolve())
     if config is not None and not config_file.is_file():
         raise SeamfixError(f"{config}: config file not found")
     table = read_table(config_file) if config_file else {}
-    where = f"{config_file}: [tool.seamfix]" if config_file else "command line"
+    where = _where(config_file)
     _validate(table, where)
     root = config_file.parent if config_file else cwd.resolve()
 
@@ -112,21 +178,13 @@ def load_settings(cwd: Path, config: Path | None = None, **overrides: Any) -> Se
         value = overrides.get(key.replace("-", "_"))
         return value if value is not None else table.get(key, default)
 
-    adapter = pick("adapter")
-    select = overrides.get("select") or table.get("select")
-    codes = _resolve_codes(
-        select,
-        [*table.get("extend-select", ()), *(overrides.get("extend_select") or ())],
-        [*table.get("ignore", ()), *(overrides.get("ignore") or ())],
-        where,
-    )
-    vocabulary = default_vocabulary().extended(_vocabulary_table(table.get("extend-vocabulary", {})))
-    baseline = pick("baseline")
-    cache_dir = pick("cache-dir", DEFAULT_CACHE_DIR)
+    adapter, baseline, cache_dir = pick("adapter"), pick("baseline"), pick("cache-dir", DEFAULT_CACHE_DIR)
+    adapter_key = ("--adapter", COMMAND_LINE) if overrides.get("adapter") else ("adapter", where)
+    per_file = {**table.get("per-file-ignores", DEFAULT_PER_FILE_IGNORES), **table.get("extend-per-file-ignores", {})}
     return Settings(
         root=root,
         config_file=config_file,
-        adapter=_inside_root(root, adapter, "adapter", where) if adapter else None,
+        adapter=_inside_root(root, adapter, *adapter_key) if adapter else None,
         allow=GlobSet(table.get("allow", ())),
         include=GlobSet(table.get("include", DEFAULT_INCLUDE)),
         exclude=GlobSet(
@@ -136,11 +194,74 @@ def load_settings(cwd: Path, config: Path | None = None, **overrides: Any) -> Se
                 *(overrides.get("extend_exclude") or ()),
             ]
         ),
-        codes=codes,
-        vocabulary=vocabulary,
+        codes=_rule_codes(table, where, overrides),
+        vocabulary=default_vocabulary().extended(_vocabulary_table(table.get("extend-vocabulary", {}))),
         baseline=_resolve(root, baseline) if baseline else None,
         cache_dir=_resolve(root, cache_dir),
+        per_file_ignores=(
+            *_per_file_ignores(per_file, where),
+            *_per_file_ignores(_command_line_per_file_ignores(overrides.get("per_file_ignores") or ()), COMMAND_LINE),
+        ),
+        respect_gitignore=table.get("respect-gitignore", True),
     )
+
+
+def _where(config_file: Path | None) -> str:
+    """How errors name the source of a bad value."""
+    if config_file is None:
+        return COMMAND_LINE
+    return f"{config_file}: [tool.seamfix]" if config_file.name == "pyproject.toml" else str(config_file)
+
+
+def _rule_codes(table: dict[str, Any], where: str, overrides: dict[str, Any]) -> frozenset[str]:
+    """As ruff's layers: the defaults, then the file's selection, then the command line's; a layer with a
+    ``select`` starts afresh (so ``--select`` drops the file's ``select``, ``extend-select`` and ``ignore``)."""
+    codes = {code for code, rule in RULES.items() if rule.default_enabled}
+    layers = (
+        (where, table.get("select"), table.get("extend-select"), table.get("ignore"), ""),
+        (COMMAND_LINE, overrides.get("select"), overrides.get("extend_select"), overrides.get("ignore"), "--"),
+    )
+    for layer_where, select, extend, ignore, prefix in layers:
+        if select:
+            codes = _expand(select, f"{prefix}select", layer_where)
+        codes |= _expand(extend or (), f"{prefix}extend-select", layer_where)
+        codes -= _expand(ignore or (), f"{prefix}ignore", layer_where)
+    return frozenset(codes | ALWAYS_ON)
+
+
+def _expand(selectors: list[str], key: str, where: str) -> set[str]:
+    """Rule codes named by codes or prefixes (``SEAM0``, ``ALL``)."""
+    chosen: set[str] = set()
+    for selector in selectors:
+        wanted = selector.strip().upper()
+        matched = set(RULES) if wanted == "ALL" else {code for code in RULES if code.startswith(wanted)}
+        if not matched or not wanted:
+            raise SeamfixError(f"{where}: `{key}` has unknown rule selector `{selector}`")
+        chosen |= matched
+    return chosen
+
+
+def _per_file_ignores(table: dict[str, list[str]], where: str) -> list[tuple[GlobSet, bool, frozenset[str]]]:
+    """Each glob (``!`` negates it, as in ruff) with the codes it turns off; the always-on rules cannot be."""
+    return [
+        (
+            GlobSet([pattern.removeprefix("!")]),
+            pattern.startswith("!"),
+            frozenset(_expand(codes, f"per-file-ignores.{pattern}", where) - ALWAYS_ON),
+        )
+        for pattern, codes in table.items()
+    ]
+
+
+def _command_line_per_file_ignores(values: tuple[str, ...]) -> dict[str, list[str]]:
+    """``--per-file-ignores 'tests/**:SEAM001,SEAM002'`` as a table."""
+    table: dict[str, list[str]] = {}
+    for value in values:
+        pattern, colon, codes = value.rpartition(":")
+        if not colon or not pattern or not codes.strip():
+            raise SeamfixError(f"{COMMAND_LINE}: `--per-file-ignores` takes GLOB:CODES, not `{value}`")
+        table.setdefault(pattern, []).extend(code for code in codes.split(",") if code.strip())
+    return table
 
 
 def _validate(table: dict[str, Any], where: str) -> None:
@@ -157,6 +278,12 @@ def _validate(table: dict[str, Any], where: str) -> None:
         elif expected == _STRING and not isinstance(value, str):
             raise SeamfixError(f"{where}: `{key}` must be {expected}, not {type(value).__name__}")
         elif expected == _STRINGS and not _is_string_list(value):
+            raise SeamfixError(f"{where}: `{key}` must be {expected}")
+        elif expected == _BOOLEAN and not isinstance(value, bool):
+            raise SeamfixError(f"{where}: `{key}` must be {expected}, not {type(value).__name__}")
+        elif expected == _CODES_BY_GLOB and not (
+            isinstance(value, dict) and all(_is_string_list(codes) for codes in value.values())
+        ):
             raise SeamfixError(f"{where}: `{key}` must be {expected}")
 
 
@@ -177,21 +304,6 @@ def _vocabulary_table(value: Any, where: str = "extend-vocabulary") -> dict[str,
         if not _is_string_list(names):
             raise SeamfixError(f"{where}: `extend-vocabulary.{category}` must be a list of strings")
     return value
-
-
-def _resolve_codes(select: list[str] | None, extend: list[str], ignore: list[str], where: str) -> frozenset[str]:
-    def expand(selectors: list[str], key: str) -> set[str]:
-        chosen: set[str] = set()
-        for selector in selectors:
-            wanted = selector.strip().upper()
-            matched = set(RULES) if wanted == "ALL" else {code for code in RULES if code.startswith(wanted)}
-            if not matched or not wanted:
-                raise SeamfixError(f"{where}: `{key}` has unknown rule selector `{selector}`")
-            chosen |= matched
-        return chosen
-
-    base = expand(select, "select") if select else {c for c, rule in RULES.items() if rule.default_enabled}
-    return frozenset((base | expand(extend, "extend-select")) - expand(ignore, "ignore") | ALWAYS_ON)
 
 
 def _resolve(root: Path, value: str) -> Path:

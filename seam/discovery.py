@@ -1,8 +1,10 @@
-"""Which files to check: walking the given paths with include / exclude, and skipping the seam."""
+"""Which files to check: walking the given paths with include / exclude and git's ignore rules, skipping
+the seam."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +26,10 @@ class Discovery:
 def discover(paths: list[Path], settings: Settings, force_exclude: bool = False) -> Discovery:
     """Files under ``paths`` to check, sorted; unreadable paths become errors. Directories are not followed
     through symlinks (no loops); a path given explicitly is checked even if ``include`` does not match it,
-    and even if ``exclude`` does unless ``force_exclude`` (as ruff does)."""
+    and even if ``exclude`` does unless ``force_exclude`` (as ruff does). With ``respect-gitignore``, files
+    that git ignores are skipped under the same rule."""
     found: dict[str, SourcePath] = {}
+    explicit: set[str] = set()
     result = Discovery()
     root = str(settings.root)
     for given in paths:
@@ -39,6 +43,15 @@ def discover(paths: list[Path], settings: Settings, force_exclude: bool = False)
             _walk(path, relpath, settings, found, result.errors)
         elif not settings.is_seam(relpath):
             found[path] = SourcePath(path, relpath)
+            explicit.add(path)
+    if settings.respect_gitignore and found:
+        judged = [
+            path
+            for path, source in found.items()
+            if (force_exclude or path not in explicit) and not source.relpath.startswith("../")
+        ]
+        for path in git_ignored(judged, root):
+            del found[path]
     result.files = sorted(found.values(), key=lambda s: s.relpath)
     return result
 
@@ -68,3 +81,24 @@ def _walk(top: str, top_relpath: str, settings: Settings, found: dict[str, Sourc
 
 def _relpath(path: str, root: str) -> str:
     return "." if path == root else os.path.relpath(path, root).replace(os.sep, "/")
+
+
+def git_ignored(paths: list[str], cwd: str) -> set[str]:
+    """Which of ``paths`` (absolute) git ignores, asked once (``git check-ignore --stdin``) in the repository
+    around ``cwd``; nothing when git is missing or ``cwd`` is not in a work tree. Tracked files are never
+    ignored, as in git itself."""
+    if not paths:
+        return set()
+    try:
+        proc = subprocess.run(
+            ["git", "check-ignore", "--stdin", "-z"],
+            cwd=cwd,
+            input="\0".join(paths).encode("utf-8", "surrogateescape") + b"\0",
+            capture_output=True,
+            check=False,
+        )
+    except OSError:
+        return set()
+    if proc.returncode not in (0, 1):  # 128: not a repository, or a path outside it
+        return set()
+    return {item.decode("utf-8", "surrogateescape") for item in proc.stdout.split(b"\0") if item}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from stat import S_ISREG
 
-from seamfix.cache import LintCache
+from seamfix.cache import LintCache, content_digest
 from seamfix.config import Settings
 from seamfix.discovery import SourcePath, discover
 from seamfix.file_checker import CheckOptions, FileChecker
 from seamfix.findings import Finding, sorted_findings
+from seamfix.reading import read_error, read_regular_file
+from seamfix.seam_surface import SeamSurface, read_surface
 
 # A worker process costs about as much to start as checking this many typical files.
 PARALLEL_MIN_FILES = 200
@@ -26,14 +27,20 @@ class LintResult:
     files_checked: int = 0
 
 
-def check_options(settings: Settings) -> CheckOptions:
-    return CheckOptions(settings.codes, settings.vocabulary, settings.adapter_module_parts)
+def check_options(settings: Settings, surface: SeamSurface | None = None) -> CheckOptions:
+    """What checking a file depends on; the adapter's ``surface`` is read from disk unless given."""
+    if surface is None and settings.adapter is not None:
+        surface = read_surface(settings.root, settings.adapter)
+    return CheckOptions(settings.codes, settings.vocabulary, settings.adapter_module_parts, surface)
 
 
-def lint_source(source: str | bytes, settings: Settings, relpath: str = "sample.py") -> list[Finding]:
-    """Findings of one in-memory source (what rule samples and API users call)."""
+def lint_source(
+    source: str | bytes, settings: Settings, relpath: str = "sample.py", surface: SeamSurface | None = None
+) -> list[Finding]:
+    """Findings of one in-memory source (what rule samples and API users call), the adapter's ``surface``
+    read from disk unless given."""
     data = source.encode() if isinstance(source, str) else source
-    return sorted_findings(FileChecker(check_options(settings)).check(data, relpath))
+    return sorted_findings(FileChecker(check_options(settings, surface)).check(data, relpath))
 
 
 def lint(
@@ -48,34 +55,37 @@ def lint(
 ) -> LintResult:
     discovery = discover(paths, settings, force_exclude)
     options = check_options(settings)
-    cache = LintCache(settings.cache_dir, options) if use_cache and settings.cache_dir else None
+    cache = LintCache(settings.cache_dir, settings.root, options) if use_cache and settings.cache_dir else None
     per_file: dict[str, list[Finding]] = {}
-    stats: dict[str, os.stat_result] = {}
     misses: list[SourcePath] = []
     errors = list(discovery.errors)
     for source in discovery.files:
+        if cache is None:
+            misses.append(source)
+            continue
         try:
-            stat = os.stat(source.path)
+            data = read_regular_file(source.path)
         except OSError as exc:
-            errors.append(f"{_display(source.path, cwd)}: cannot read: {exc.strerror or exc}")
+            errors.append(f"{_display(source.path, cwd)}: cannot read: {read_error(exc)}")
             continue
-        if not S_ISREG(stat.st_mode):  # a FIFO or device would block or never end
-            errors.append(f"{_display(source.path, cwd)}: cannot read: not a regular file")
-            continue
-        cached = cache.get(source.relpath, stat) if cache else None
+        # Only a hit is taken from these bytes; a miss is read again and keyed by what its check read.
+        cached = cache.get(source.relpath, content_digest(data))
         if cached is None:
             misses.append(source)
-            stats[source.relpath] = stat
         else:
             per_file[source.relpath] = cached
     checked, read_errors = _check_all(misses, options, jobs, cwd)
     errors += read_errors
-    for relpath, findings in checked.items():
+    for relpath, (digest, findings) in checked.items():
         per_file[relpath] = findings
         if cache:
-            cache.put(relpath, stats[relpath], findings)
+            cache.put(relpath, digest, findings)
     if cache:
         cache.save()
+    for relpath, findings in per_file.items():
+        ignored = settings.ignored_codes(relpath) if findings else ()
+        if ignored:
+            per_file[relpath] = [finding for finding in findings if finding.code not in ignored]
 
     by_relpath = {source.relpath: source.path for source in discovery.files}
     recorded = [
@@ -96,11 +106,24 @@ def lint(
     )
 
 
+def merge_results(results: list[LintResult]) -> LintResult:
+    """One result of the runs over several projects (each with its own configuration)."""
+    if len(results) == 1:
+        return results[0]
+    return LintResult(
+        findings=sorted_findings([finding for result in results for finding in result.findings]),
+        recorded=[recorded for result in results for recorded in result.recorded],
+        errors=sorted(error for result in results for error in result.errors),
+        files_checked=sum(result.files_checked for result in results),
+    )
+
+
 def _check_all(
     misses: list[SourcePath], options: CheckOptions, jobs: int | None, cwd: Path
-) -> tuple[dict[str, list[Finding]], list[str]]:
-    """Read, prefilter and check files; over worker processes when there are enough of them."""
-    results: dict[str, list[Finding]] = {}
+) -> tuple[dict[str, tuple[bytes, list[Finding]]], list[str]]:
+    """Read, prefilter and check files, over worker processes when there are enough of them: each file's
+    findings with the digest of the very bytes they were computed from (what the cache keys them by)."""
+    results: dict[str, tuple[bytes, list[Finding]]] = {}
     errors: list[str] = []
     workers = min(jobs or available_cores(), len(misses) // PARALLEL_MIN_FILES)
     if workers > 1:
@@ -110,9 +133,9 @@ def _check_all(
     else:
         _init_worker(options)
         outcomes = _check_chunk(misses)
-    for source, findings, error in outcomes:
+    for source, digest, findings, error in outcomes:
         if error is None:
-            results[source.relpath] = findings
+            results[source.relpath] = (digest, findings)
         else:
             errors.append(f"{_display(source.path, cwd)}: cannot read: {error}")
     return results, errors
@@ -133,16 +156,15 @@ def _init_worker(options: CheckOptions) -> None:
     _worker_checker = FileChecker(options)
 
 
-def _check_chunk(sources: list[SourcePath]) -> list[tuple[SourcePath, list[Finding], str | None]]:
+def _check_chunk(sources: list[SourcePath]) -> list[tuple[SourcePath, bytes, list[Finding], str | None]]:
     outcomes = []
     for source in sources:
         try:
-            with open(source.path, "rb") as handle:
-                data = handle.read()
+            data = read_regular_file(source.path)
         except OSError as exc:
-            outcomes.append((source, [], exc.strerror or str(exc)))
+            outcomes.append((source, b"", [], read_error(exc)))
             continue
-        outcomes.append((source, _worker_checker.check(data, source.relpath), None))
+        outcomes.append((source, content_digest(data), _worker_checker.check(data, source.relpath), None))
     return outcomes
 
 

@@ -14,8 +14,10 @@ from seamfix.lint_rules import RULES, ast_rules
 from seamfix.lint_rules.base import Hit, SourceFile
 from seamfix.lint_rules.mla_expressions import MLAExpressions, SeamBindings, nested_statements
 from seamfix.lint_rules.syntax_error import SyntaxErrorRule
+from seamfix.lint_rules.undefined_seam_function import UndefinedSeamFunction
 from seamfix.lint_rules.unused_suppression import UnusedSuppression
 from seamfix.prefilter import SUPPRESSION_ANCHOR, Prefilter, fold
+from seamfix.seam_surface import SeamSurface
 from seamfix.suppressions import apply_directives, directives
 from seamfix.vocabulary import Vocabulary
 from seamfix.vocabulary.names import NameClassifier
@@ -31,6 +33,7 @@ class CheckOptions:
     codes: frozenset[str]
     vocabulary: Vocabulary
     adapter_parts: tuple[str, ...]
+    surface: SeamSurface | None = None  # what the adapter defines (None: no adapter configured)
 
 
 class FileChecker:
@@ -49,7 +52,8 @@ class FileChecker:
 
     def check(self, data: bytes, relpath: str) -> list[Finding]:
         folded = fold(data)
-        if not self.prefilter.is_candidate(folded):
+        calls_seam = self._adapter_anchor is not None and self._adapter_anchor in folded
+        if not (self.prefilter.is_candidate(folded) or (calls_seam and self.options.surface is not None)):
             return []
         try:
             tree = ast.parse(data, filename=relpath)
@@ -63,10 +67,13 @@ class FileChecker:
             line = _line_of(data, data.find(b"\0") if offset is None else offset + len(_BOM) * data.startswith(_BOM))
             return [_syntax_error(str(exc), line, 1)]
         seam = SeamBindings(self.options.adapter_parts, PurePosixPath(relpath).parent.parts)
-        if self._adapter_anchor is not None and self._adapter_anchor in folded:
+        if calls_seam:
             seam.collect(tree)
         source = SourceFile(tree, MLAExpressions(self.names, seam), self.prefilter.anchor_lines(folded), b":=" in data)
         hits = [(rule, hit) for rule in self.rules for hit in rule.check(source)]
+        if calls_seam and self.options.surface is not None:
+            gate = UndefinedSeamFunction
+            hits += [(gate, hit) for hit in gate.references(tree, seam, self.options.surface)]
         if not hits and SUPPRESSION_ANCHOR not in folded:
             return []
         findings = [text.finding(rule.code, rule.name, hit, tree) for rule, hit in hits]

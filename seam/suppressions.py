@@ -8,9 +8,9 @@ import tokenize
 from dataclasses import dataclass, field
 
 from seamfix.findings import Finding
+from seamfix.lint_rules import ALWAYS_ON as UNSUPPRESSIBLE
 
 _DIRECTIVE = re.compile(r"#\s*seamfix:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
-UNSUPPRESSIBLE = frozenset({"SEAM901"})
 
 
 @dataclass

@@ -2,11 +2,14 @@
 
 import csv
 import io
+import os
+import shutil
 import subprocess
 
 import pytest
 
-from seamfix_testing import run_seamfix
+from seamfix.audit.git import Git
+from seamfix_testing import REPO, run_seamfix
 
 ADAPTER = "def uses_mla(config):\n    return bool(config.multi_latent_attention)\n"
 BUILDER = (
@@ -55,10 +58,12 @@ def test_mla_conditional_added_in_a_builder_fails(repo):
     assert code == 1 and report["leaked"]
     (file,) = report["files"]
     assert file["path"] == "fork/builder.py" and file["status"] == "modified"
-    assert [(h["kind"], h["mla_names"]) for h in file["hunks"]] == [("mla", ["kv_lora_rank"])]
+    assert [(h["kind"], h["mla_names"]) for h in file["hunks"]] == [("leak", ["kv_lora_rank"])]
     assert report["width"]["before"]["findings"] == 0 and report["width"]["after"]["findings"] == 1
     text = run_seamfix("audit", cwd=repo)
-    assert text.code == 1 and "fork/builder.py:7: MLA change outside the seam (kv_lora_rank)" in text.stdout
+    assert (
+        text.code == 1 and "fork/builder.py:7: MLA code added or changed outside the seam (kv_lora_rank)" in text.stdout
+    )
 
 
 def test_changes_only_in_the_adapter_pass(repo):
@@ -68,7 +73,7 @@ def test_changes_only_in_the_adapter_pass(repo):
     commit(repo, "adapter only")
     code, report = audit_json(repo, "--since", "main", "--until", "HEAD")
     assert code == 0 and not report["leaked"]
-    assert report["totals"] == {"seam": 1, "mla": 0, "generic": 0}
+    assert report["totals"] == {"seam": 1, "leak": 0, "narrowing": 0, "generic": 0}
     assert report["width"]["after"]["adapter_functions"] == 2 and report["width"]["before"]["adapter_functions"] == 1
     assert report["width"]["after"]["call_sites"] == 1
 
@@ -79,7 +84,7 @@ def test_generic_changes_pass_and_comments_mentioning_mla_are_not_leaks(repo):
     )
     (repo / "fork/builder.py").write_text(BUILDER + "\n\ndef width(cfg):\n    return cfg.hidden_size\n")
     code, report = audit_json(repo, "--since", "main")
-    assert code == 0 and report["totals"] == {"seam": 0, "mla": 0, "generic": 2}
+    assert code == 0 and report["totals"] == {"seam": 0, "leak": 0, "narrowing": 0, "generic": 2}
 
 
 def test_renamed_deleted_and_binary_files(repo):
@@ -102,13 +107,78 @@ def test_renamed_deleted_and_binary_files(repo):
     assert code == 0 and report["width"]["after"]["call_sites"] == 0
 
 
-def test_removing_mla_code_outside_the_seam_is_reported_too(repo):
+def test_removing_mla_code_outside_the_seam_is_narrowing_not_a_leak(repo):
     (repo / "fork/legacy.py").write_text("def f(cfg):\n    return 1 if cfg.multi_latent_attention else 0\n")
     commit(repo, "legacy")
     git(repo, "rm", "-q", "fork/legacy.py")
     commit(repo, "drop legacy")
     code, report = audit_json(repo, "--since", "HEAD~1", "--until", "HEAD")
-    assert code == 1 and report["files"][0]["hunks"][0]["mla_names"] == ["multi_latent_attention"]
+    (hunk,) = report["files"][0]["hunks"]
+    assert code == 0 and (hunk["kind"], hunk["mla_names"]) == ("narrowing", ["multi_latent_attention"])
+    text = run_seamfix("audit", "--since", "HEAD~1", "--until", "HEAD", cwd=repo).stdout
+    assert "fork/legacy.py:2: MLA code removed from outside the seam (multi_latent_attention)" in text
+    assert "result: the seam held and narrowed: 1 hunk took MLA code out of the code outside it" in text
+
+
+def test_a_changed_mla_decision_is_a_leak_even_with_the_same_names(repo):
+    (repo / "fork/legacy.py").write_text("def f(cfg):\n    return 1 if cfg.q_lora_rank > 0 else 0\n")
+    commit(repo, "legacy")
+    (repo / "fork/legacy.py").write_text("def f(cfg):\n    return 1 if cfg.q_lora_rank > 8 else 0\n")
+    code, report = audit_json(repo, "--since", "HEAD")
+    assert code == 1 and [h["kind"] for h in report["files"][0]["hunks"]] == ["leak"]
+
+
+def test_routing_into_the_seam_with_mla_arguments_is_narrowing(repo):
+    (repo / "fork/legacy.py").write_text(
+        "def f(cfg, use_mla):\n    if use_mla and cfg.q_lora_rank:\n        return 1\n"
+    )
+    commit(repo, "legacy")
+    (repo / "fork/legacy.py").write_text(
+        "from fork import mla_seam\n\n\ndef f(cfg, use_mla):\n    if mla_seam.uses_mla(use_mla):\n        return 1\n"
+    )
+    code, report = audit_json(repo, "--since", "HEAD")
+    assert code == 0 and report["totals"]["narrowing"] == 1 and report["totals"]["leak"] == 0
+
+
+def test_adoption_of_the_seam_on_the_demo_passes(tmp_path):
+    demo = tmp_path / "demo"
+    shutil.copytree(REPO / "fixtures" / "demo", demo)
+    git(demo, "init", "-q", "-b", "main")
+    git(demo, "config", "user.email", "t@example.com")
+    git(demo, "config", "user.name", "t")
+    commit(demo, "the fork as it is")
+    git(demo, "checkout", "-qb", "adopt")
+    assert run_seamfix("apply", cwd=demo).code == 0
+    commit(demo, "adopt the seam")
+    code, report = audit_json(demo, "--since", "main", "--until", "HEAD")
+    totals = report["totals"]
+    assert code == 0 and not report["leaked"], report
+    assert totals["leak"] == 0 and totals["narrowing"] >= 10 and totals["seam"] >= 1
+    assert report["width"]["before"]["findings"] > 0 and report["width"]["after"]["findings"] == 0
+
+
+def test_fifo_and_symlink_loop_in_the_working_tree_are_errors_not_hangs(repo):
+    os.mkfifo(repo / "fork/pipe.py")
+    os.symlink("loop.py", repo / "fork/loop.py")
+    result = run_seamfix("audit", "--since", "main", cwd=repo)
+    assert result.code == 2 and "fork/pipe.py: cannot read: not a regular file" in result.stderr
+    assert "fork/loop.py: cannot read: Too many levels of symbolic links" in result.stderr
+    assert "result: the seam held" in result.stdout
+
+
+def test_a_path_that_does_not_exist_is_an_error(repo):
+    result = run_seamfix("audit", "--since", "main", "fork/nope.py", cwd=repo)
+    assert result.code == 2 and "fork/nope.py: No such file or directory" in result.stderr
+    git(repo, "rm", "-q", "fork/util.py")  # gone from the disk, but there at the base: a real path
+    assert run_seamfix("audit", "--since", "main", "fork/util.py", cwd=repo).code == 0
+
+
+def test_only_the_blobs_of_checked_files_are_read(repo):
+    (repo / "fork/weights.bin").write_bytes(bytes(range(256)) * 64)
+    commit(repo, "weights")
+    files = Git(repo).tree_files("HEAD", lambda path: path.endswith(".py"))
+    assert sorted(files) == ["fork/__init__.py", "fork/builder.py", "fork/mla_seam.py", "fork/util.py"]
+    assert files["fork/util.py"] == b"def helper(x):\n    return x + 1\n"
 
 
 def test_unknown_revision_is_a_clear_error(repo):
@@ -124,8 +194,8 @@ def test_markdown_for_a_pr_comment(repo):
     )
     result = run_seamfix("audit", "--format", "markdown", cwd=repo)
     assert result.code == 1
-    assert result.stdout.startswith("### seamfix audit: :x: the seam leaked: 1 MLA-related hunk outside the seam")
-    assert "| `fork/builder.py` | modified | 0 | **1** | 0 |" in result.stdout
+    assert result.stdout.startswith("### seamfix audit: :x: the seam leaked: 1 hunk added or changed MLA code")
+    assert "| `fork/builder.py` | modified | 0 | **1** | 0 | 0 |" in result.stdout
     assert "| findings outside the seam | 0 | 1 | +1 |" in result.stdout
 
 
@@ -146,3 +216,16 @@ def test_history_table_and_chart(repo):
     assert "<script" not in page and "http://www.w3.org/2000/svg" in page
     bad = run_seamfix("audit", "--history", "5", "--format", "markdown", cwd=repo)
     assert bad.code == 2
+
+
+def test_untracked_files_of_the_working_tree_are_audited_as_added(repo):
+    (repo / "fork/new_builder.py").write_text("def f(cfg):\n    return 2 if cfg.kv_lora_rank else 1\n")
+    (repo / ".gitignore").write_text("scratch/\n")
+    (repo / "scratch").mkdir()
+    (repo / "scratch/try.py").write_text("x = cfg.multi_latent_attention\n")
+    code, report = audit_json(repo)
+    by_path = {f["path"]: f for f in report["files"]}
+    assert code == 1 and by_path["fork/new_builder.py"]["status"] == "added"
+    assert [h["kind"] for h in by_path["fork/new_builder.py"]["hunks"]] == ["leak"]
+    assert "scratch/try.py" not in by_path  # git-ignored
+    assert audit_json(repo, "--since", "main", "--until", "HEAD")[0] == 0  # commits only: not there

@@ -1,5 +1,7 @@
 """``[tool.seamfix]``: discovery, validation (exit 2 naming the key), and flags overriding it."""
 
+import subprocess
+
 import pytest
 
 from seamfix_testing import MLA_IF, run_seamfix
@@ -30,6 +32,9 @@ def test_nearest_pyproject_with_a_seamfix_table_is_used(project):
         ('extend-vocabulary = { colours = ["x"] }', "unknown key `extend-vocabulary.colours`"),
         ("extend-vocabulary = { fields = [1] }", "`extend-vocabulary.fields` must be a list of strings"),
         ("[tool.seamfix.nested", "invalid TOML"),
+        ('per-file-ignores = { "tests/**" = "SEAM001" }', "`per-file-ignores` must be a table of glob"),
+        ('extend-per-file-ignores = { "t/*" = ["NOPE"] }', "`per-file-ignores.t/*` has unknown rule selector"),
+        ('respect-gitignore = "yes"', "`respect-gitignore` must be a boolean"),
     ],
 )
 def test_bad_config_is_a_one_line_error_naming_the_key(project, table, named):
@@ -103,3 +108,167 @@ def test_adapter_module_is_the_seam_and_calls_into_it_are_fine(project):
     )
     result = run_seamfix("lint", cwd=root)
     assert result.code == 0, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [("[tool]\nseamfix = 5\n", "`tool.seamfix` must be a table"), ("tool = 5\n", "`tool` must be a table")],
+)
+def test_pyproject_of_the_wrong_shape_is_a_one_line_error(project, text, named):
+    root = project({"pyproject.toml": text, "a.py": MLA_IF})
+    result = run_seamfix("lint", cwd=root)
+    lines = result.stderr.strip().splitlines()
+    assert result.code == 2 and len(lines) == 1 and "pyproject.toml" in lines[0] and named in lines[0], lines
+
+
+def test_config_is_found_from_the_checked_paths_not_the_current_directory(project, tmp_path_factory):
+    root = project(
+        {
+            "proj/pyproject.toml": '[tool.seamfix]\nallow = ["pkg/impl.py"]\ncache-dir = "ci-cache"\n',
+            "proj/pkg/impl.py": MLA_IF,
+            "proj/pkg/builder.py": MLA_IF,
+        }
+    )
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    result = run_seamfix("lint", "--format", "json", str(root / "proj"), cwd=elsewhere)
+    assert [f["path"] for f in result.json()] == [str(root / "proj/pkg/builder.py")]
+    assert list((root / "proj/ci-cache").glob("lint-*.bin")) and not list(elsewhere.iterdir())
+    one_file = run_seamfix("lint", "--format", "json", str(root / "proj/pkg/impl.py"), cwd=elsewhere)
+    assert one_file.code == 0  # the file's own project allows it
+
+
+def test_seamfix_toml_files_take_precedence_as_ruff_toml_does(project):
+    root = project(
+        {
+            "pyproject.toml": '[tool.seamfix]\nallow = ["a.py"]\n',
+            "seamfix.toml": 'allow = ["b.py"]\n',
+            ".seamfix.toml": 'allow = ["c.py"]\n',
+            "a.py": MLA_IF,
+            "b.py": MLA_IF,
+            "c.py": MLA_IF,
+        }
+    )
+
+    def flagged():
+        return sorted(f["path"] for f in run_seamfix("lint", "--format", "json", cwd=root).json())
+
+    assert flagged() == ["a.py", "b.py"]
+    (root / ".seamfix.toml").unlink()
+    assert flagged() == ["a.py", "c.py"]
+    (root / "seamfix.toml").unlink()
+    assert flagged() == ["b.py", "c.py"]
+
+
+def test_select_on_the_command_line_replaces_the_files_whole_selection(project):
+    imports = "from megatron.core.transformer.multi_latent_attention import MLASelfAttention\n"
+    root = project(
+        {
+            "pyproject.toml": '[tool.seamfix]\nextend-select = ["SEAM002"]\nignore = ["SEAM100"]\n',
+            "a.py": imports + MLA_IF + "x = 1  # seamfix: ignore[SEAM003]\n",
+        }
+    )
+
+    def codes(*args):
+        return sorted({f["code"] for f in run_seamfix("lint", "--format", "json", *args, cwd=root).json()})
+
+    assert codes() == ["SEAM001", "SEAM002"]
+    assert codes("--select", "SEAM001") == ["SEAM001"]  # neither the file's extend-select ...
+    assert codes("--select", "SEAM001,SEAM100") == ["SEAM001", "SEAM100"]  # ... nor its ignore apply
+    assert codes("--extend-select", "SEAM003") == ["SEAM001", "SEAM002"]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--select", "NOPE"), "command line: `--select` has unknown rule selector `NOPE`"),
+        (("--ignore", "SEAM0,XX"), "command line: `--ignore` has unknown rule selector `XX`"),
+        (("--adapter", "../seam.py"), "command line: `--adapter` = '../seam.py' is outside the project"),
+        (("--per-file-ignores", "tests"), "command line: `--per-file-ignores` takes GLOB:CODES"),
+    ],
+)
+def test_a_bad_command_line_value_is_blamed_on_the_command_line(project, args, named):
+    root = project({"pyproject.toml": '[tool.seamfix]\nselect = ["SEAM001"]\n', "a.py": MLA_IF})
+    result = run_seamfix("lint", *args, cwd=root)
+    assert result.code == 2 and result.stderr.startswith(f"seamfix: error: {named}")
+    assert len(result.stderr.splitlines()) == 1 and "pyproject" not in result.stderr
+
+
+def test_test_files_default_to_ignoring_the_mla_rules_but_not_the_gate(project):
+    seam_call = "from fork import mla_seam\nmla_seam.gone(cfg)\n"
+    root = project(
+        {
+            "pyproject.toml": '[tool.seamfix]\nadapter = "fork/mla_seam.py"\n',
+            "fork/mla_seam.py": "def uses_mla(config):\n    return config.multi_latent_attention\n",
+            "fork/builder.py": MLA_IF,
+            "tests/unit/test_attention.py": MLA_IF,
+            "fork/attention_test.py": MLA_IF,
+            "fork/test_helpers.py": MLA_IF,
+            "conftest.py": MLA_IF + seam_call,
+        }
+    )
+
+    def flagged(*args):
+        result = run_seamfix("lint", "--format", "json", *args, cwd=root)
+        return sorted((f["path"], f["code"]) for f in result.json())
+
+    assert flagged() == [("conftest.py", "SEAM902"), ("fork/builder.py", "SEAM001")]
+    assert ("fork/builder.py", "SEAM001") not in flagged("--per-file-ignores", "fork/b*.py:SEAM0")
+    assert ("fork/builder.py", "SEAM001") in flagged("--per-file-ignores", "!fork/b*.py:SEAM0")
+    assert ("fork/builder.py", "SEAM001") not in flagged("--per-file-ignores", "!conftest.py:SEAM001")
+    config = root / "pyproject.toml"
+    config.write_text(config.read_text() + 'extend-per-file-ignores = { "fork/builder.py" = ["SEAM001"] }\n')
+    assert flagged() == [("conftest.py", "SEAM902")]
+    config.write_text('[tool.seamfix]\nadapter = "fork/mla_seam.py"\nper-file-ignores = { "conftest.py" = ["SEAM"] }\n')
+    assert [path for path, code in flagged() if code == "SEAM001"] == [
+        "fork/attention_test.py",
+        "fork/builder.py",
+        "fork/test_helpers.py",
+        "tests/unit/test_attention.py",
+    ]
+
+
+def git(root, *args):
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def test_git_ignored_files_are_skipped_unless_respect_gitignore_is_off(project):
+    root = project(
+        {
+            ".gitignore": "generated/\nscratch_*.py\n",
+            "generated/specs.py": MLA_IF,
+            "scratch_1.py": MLA_IF,
+            "tracked_scratch/scratch_2.py": MLA_IF,
+            "builder.py": MLA_IF,
+        }
+    )
+
+    def flagged(*args):
+        return sorted(f["path"] for f in run_seamfix("lint", "--format", "json", *args, cwd=root).json())
+
+    everything = ["builder.py", "generated/specs.py", "scratch_1.py", "tracked_scratch/scratch_2.py"]
+    assert flagged() == everything  # not a git repository: nothing is ignored
+    git(root, "init", "-q")
+    git(root, "add", "-f", "tracked_scratch/scratch_2.py")  # tracked files are never ignored, as in git
+    assert flagged() == ["builder.py", "tracked_scratch/scratch_2.py"]
+    assert flagged("scratch_1.py") == ["scratch_1.py"]  # given explicitly ...
+    assert flagged("--force-exclude", "scratch_1.py", "builder.py") == ["builder.py"]  # ... unless forced
+    (root / "pyproject.toml").write_text("[tool.seamfix]\nrespect-gitignore = false\n")
+    assert flagged() == everything
+
+
+def test_paths_of_two_projects_are_each_checked_with_their_own_configuration(project, tmp_path_factory):
+    root = project(
+        {
+            "one/pyproject.toml": '[tool.seamfix]\nallow = ["impl.py"]\n',
+            "one/impl.py": MLA_IF,
+            "two/.seamfix.toml": 'allow = ["other.py"]\n',
+            "two/impl.py": MLA_IF,
+            "two/other.py": MLA_IF,
+        }
+    )
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    files = [str(root / name) for name in ("one/impl.py", "two/impl.py", "two/other.py")]
+    result = run_seamfix("lint", "--format", "json", *files, cwd=elsewhere)
+    assert [f["path"] for f in result.json()] == [str(root / "two/impl.py")]
+    both = run_seamfix("lint", "--write-baseline", "b.json", *files, cwd=elsewhere)
+    assert both.code == 2 and "one project" in both.stderr

@@ -116,12 +116,13 @@ def test_exit_codes(root):
 def test_rules_and_rule_commands(root):
     listing = run_seamfix("rules", cwd=root)
     assert listing.code == 0
-    assert [line.split()[0] for line in listing.stdout.splitlines()] == [
-        "SEAM001",
-        "SEAM002",
-        "SEAM003",
-        "SEAM100",
-        "SEAM901",
+    assert [line.split()[:3] for line in listing.stdout.splitlines()] == [
+        ["SEAM001", "mla-conditional", "on"],
+        ["SEAM002", "mla-import", "off"],
+        ["SEAM003", "mla-class-use", "off"],
+        ["SEAM100", "unused-suppression", "on"],
+        ["SEAM901", "syntax-error", "always"],
+        ["SEAM902", "undefined-seam-function", "always"],
     ]
     doc = run_seamfix("rule", "SEAM001", cwd=root)
     assert doc.stdout.startswith("# mla-conditional (SEAM001)") and "## Why is this bad?" in doc.stdout
@@ -129,4 +130,5 @@ def test_rules_and_rule_commands(root):
     unknown = run_seamfix("rule", "SEAM999", cwd=root)
     assert unknown.code == 2 and "SEAM999" in unknown.stderr
     rows = run_seamfix("rules", "--format", "json", cwd=root).json()
-    assert {row["code"]: row["default"] for row in rows}["SEAM002"] is False
+    by_code = {row["code"]: (row["default"], row["always"]) for row in rows}
+    assert by_code["SEAM002"] == (False, False) and by_code["SEAM901"] == (True, True)

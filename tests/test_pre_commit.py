@@ -23,7 +23,8 @@ def user_repo(tmp_path: Path) -> Path:
     (user / "pyproject.toml").write_text('[tool.seamfix]\nadapter = "fork/mla_seam.py"\n')
     (user / "fork").mkdir()
     (user / "fork/model.py").write_text(MLA_IF)
-    (user / "fork/clean.py").write_text("from fork import mla_seam\n\ndef f(cfg):\n    return mla_seam.uses_mla(cfg)\n")
+    # Calls `f`, which the adapter defines (calls to names it lacks are SEAM902 findings).
+    (user / "fork/clean.py").write_text("from fork import mla_seam\n\ndef g(cfg):\n    return mla_seam.f(cfg)\n")
     (user / "fork/mla_seam.py").write_text(MLA_IF)
     git("init", "-q", cwd=user)
     git("add", ".", cwd=user)
@@ -48,7 +49,7 @@ def test_pre_commit_try_repo_fails_on_a_leak_and_names_it(tmp_path):
     assert "clean.py" not in output.split("seamfix", 1)[1] and "mla_seam.py:" not in output
 
     (user / "fork/model.py").write_text(
-        "from fork import mla_seam\n\ndef f(cfg):\n    return 1 if mla_seam.uses_mla(cfg) else 0\n"
+        "from fork import mla_seam\n\ndef f(cfg):\n    return 1 if mla_seam.f(cfg) else 0\n"
     )
     git("add", ".", cwd=user)
     proc = try_repo("seamfix", user, tmp_path)

@@ -7,6 +7,9 @@ import pytest
 from seamfix.config import Settings
 from seamfix.engine import lint_source
 from seamfix.lint_rules import ALWAYS_ON, RULES
+from seamfix.seam_surface import surface_of
+
+ADAPTER = "megatron/core/mla_seam.py"
 
 SAMPLES = [
     pytest.param(code, kind, index, sample, id=f"{code}-{kind}-{index}")
@@ -19,12 +22,16 @@ SAMPLES = [
 def enabling(code: str) -> Settings:
     """The default rules plus ``code``: samples are checked as a user with that rule enabled sees them."""
     defaults = frozenset(c for c, rule in RULES.items() if rule.default_enabled)
-    return Settings(root=Path.cwd(), adapter="megatron/core/mla_seam.py", codes=defaults | {code} | ALWAYS_ON)
+    return Settings(root=Path.cwd(), adapter=ADAPTER, codes=defaults | {code} | ALWAYS_ON)
 
 
 @pytest.mark.parametrize(("code", "kind", "index", "sample"), SAMPLES)
 def test_rule_sample(code, kind, index, sample):
-    findings = [f for f in lint_source(getattr(sample, "source", sample), enabling(code)) if f.code == code]
+    """Checked against the rule's ``SAMPLE_ADAPTER`` as the adapter module, or none (a missing adapter)."""
+    adapter = getattr(RULES[code], "SAMPLE_ADAPTER", None)
+    surface = surface_of(ADAPTER, adapter.encode() if adapter is not None else None)
+    source = getattr(sample, "source", sample)
+    findings = [f for f in lint_source(source, enabling(code), surface=surface) if f.code == code]
     if kind == "valid":
         assert findings == [], f"{code} flagged a VALID sample: {findings}"
     else:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .absorbed_decode import mla_decode
-from .backend import check_shape, require
+from .backend import check_positive, check_same_device, check_shape, require
 
 
 @dataclass(frozen=True)
@@ -26,14 +26,8 @@ def absorb_mla_weights(w_kv_up: torch.Tensor, num_heads: int, qk_nope_dim: int, 
     """Split the up-projection of the latent (megatron's ``linear_kv_up_proj.weight``, DeepSeek's
     ``kv_b_proj.weight``: ``[num_heads * (qk_nope_dim + v_dim), kv_lora_rank]``, each head's key rows then its
     value rows) into the per-head factors that decode absorbs."""
-    require(
-        w_kv_up.dim() == 2 and num_heads > 0 and qk_nope_dim > 0 and v_dim > 0,
-        "w_kv_up must be 2-D and the sizes positive, got {shape}, {h}, {n}, {v}",
-        shape=list(w_kv_up.shape),
-        h=num_heads,
-        n=qk_nope_dim,
-        v=v_dim,
-    )
+    check_positive(num_heads=num_heads, qk_nope_dim=qk_nope_dim, v_dim=v_dim)
+    check_same_device({"w_kv_up": w_kv_up})
     check_shape("w_kv_up", w_kv_up, (num_heads * (qk_nope_dim + v_dim), None))
     per_head = w_kv_up.view(num_heads, qk_nope_dim + v_dim, w_kv_up.shape[1])
     return AbsorbedWeights(
@@ -66,11 +60,26 @@ class AbsorbedMLADecoder(torch.nn.Module):
         causal: bool = True,
         *,
         backend: str = "auto",
+        validate: bool | None = None,
     ) -> torch.Tensor:
         """``q_nope [B, s_q, H, qk_nope_dim]`` and ``q_pe [B, s_q, H, rope_dim]`` (RoPE'd) of the new tokens,
-        whose latents are already appended (``mla_cache_append``)."""
+        whose latents are already appended (``mla_cache_append``); ``validate`` as in ``mla_decode``."""
+        heads, qk_nope_dim, _ = self.w_uk.shape
+        check_same_device({"q_nope": q_nope, "w_uk": self.w_uk})
+        check_shape("q_nope", q_nope, (None, None, heads, qk_nope_dim))
+        require(q_nope.dtype == self.w_uk.dtype, "q_nope must have the absorbed weights' dtype {want}, got {got}",
+                want=self.w_uk.dtype, got=q_nope.dtype)  # fmt: skip
         q_lat = torch.einsum("bshn,hnr->bshr", q_nope, self.w_uk)
         out_lat, _ = mla_decode(
-            q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, self.softmax_scale, causal, backend=backend
+            q_lat,
+            q_pe,
+            ckv_cache,
+            kpe_cache,
+            block_table,
+            cache_seqlens,
+            self.softmax_scale,
+            causal,
+            backend=backend,
+            validate=validate,
         )
         return torch.einsum("bshr,hrv->bshv", out_lat, self.w_uv)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 import os
 from collections.abc import Iterable
 
@@ -57,8 +58,11 @@ def check_dtype(name: str, tensor: torch.Tensor, backend: str) -> None:
         raise KernelInputError(f"{name} must be one of {names} for backend {backend!r}, got {tensor.dtype}")
 
 
-def check_same_device(tensors: dict[str, torch.Tensor | None]) -> torch.device:
-    """The one device all given tensors live on; ``None`` entries are ignored."""
+def check_same_device(tensors: dict[str, torch.Tensor | None], optional: tuple[str, ...] = ()) -> torch.device:
+    """The one device all given tensors live on; the names in ``optional`` may be ``None`` (then ignored)."""
+    for name, tensor in tensors.items():
+        require(isinstance(tensor, torch.Tensor) or (tensor is None and name in optional),
+                "{name} must be a torch.Tensor, got {kind}", name=name, kind=type(tensor).__name__)  # fmt: skip
     present = {name: tensor for name, tensor in tensors.items() if tensor is not None}
     devices = {tensor.device for tensor in present.values()}
     if len(devices) != 1:
@@ -88,12 +92,82 @@ def check_cache_dtype(first: tuple[str, torch.Tensor], second: tuple[str, torch.
 def check_cos_sin(cos: torch.Tensor, sin: torch.Tensor, width: int) -> None:
     """``cos`` and ``sin`` are one ``[max_seq, width]`` table each (Megatron's ``[max_seq, 1, 1, width]`` too)."""
     require(
-        cos.shape == sin.shape and cos.shape[-1] == width and cos.numel() == cos.shape[0] * width,
+        cos.dim() >= 2
+        and cos.shape == sin.shape
+        and cos.shape[0] >= 1
+        and cos.shape[-1] == width
+        and cos.numel() == cos.shape[0] * width,
         "cos and sin must both be [max_seq, {width}] or [max_seq, 1, 1, {width}], got {cos} and {sin}",
         width=width,
         cos=list(cos.shape),
         sin=list(sin.shape),
     )
+
+
+INDEX_DTYPES = (torch.int32, torch.int64)
+
+
+def check_index_dtype(name: str, tensor: torch.Tensor, allowed: tuple[torch.dtype, ...] = INDEX_DTYPES) -> None:
+    """Indices are int32 or int64: a bool or uint8 tensor would index as a mask, a float one not at all."""
+    names = " or ".join(str(dtype).removeprefix("torch.") for dtype in allowed)
+    require(tensor.dtype in allowed, "{name} must be {names}, got {dtype}", name=name, names=names, dtype=tensor.dtype)
+
+
+def check_positive(**sizes: int) -> None:
+    """Every named size is an int >= 1 (the kernels tile over them; a zero or negative one has no meaning)."""
+    for name, size in sizes.items():
+        require(
+            isinstance(size, int) and not isinstance(size, bool) and size >= 1,
+            "{name} must be a positive integer, got {size!r}",
+            name=name,
+            size=size,
+        )
+
+
+def check_eps(eps: float) -> None:
+    """RMSNorm's ``eps``: positive and finite (0 divides by zero on an all-zero row, a negative one takes a root of
+    a negative number)."""
+    require(
+        isinstance(eps, int | float) and math.isfinite(eps) and eps > 0,
+        "eps must be a positive finite number, got {eps!r}",
+        eps=eps,
+    )
+
+
+def check_values(device: torch.device, validate: bool | None) -> bool:
+    """Whether an op checks the *values* of its index tensors (lengths, positions, slots, block ids) against the
+    tables they index. Shapes, dtypes and strides are always checked (host metadata, free); values need a
+    device-to-host copy on CUDA, which would stall the serving loop before every launch. So: ``validate=None``
+    (the default) checks them for CPU tensors only, ``True`` always (one host copy per call on CUDA; refused during
+    CUDA graph capture, where the copy is illegal), ``False`` never. Unchecked, out-of-range values never make a
+    kernel read or write outside its tensors (they are clamped or skipped on the device), but their results are
+    unspecified."""
+    require(validate in (None, True, False), "validate must be None, True or False, got {v!r}", v=validate)
+    if validate is None:
+        return device.type == "cpu"
+    if validate and device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        raise KernelInputError("validate=True copies values to the host, which CUDA graph capture forbids")
+    return validate
+
+
+def host_values(*scalars: torch.Tensor) -> list:
+    """Several 0-d integer tensors as Python ints, in one device-to-host copy."""
+    return torch.stack([scalar.long() for scalar in scalars]).tolist()
+
+
+def check_int32_offsets(**extents: int) -> None:
+    """The Triton kernels address these tensors (given by how many elements each spans) with 32-bit offsets where
+    64-bit ones would cost registers on every load; a tensor past 2**31 elements is refused instead of wrapped."""
+    for name, extent in extents.items():
+        require(extent < 2**31, "{name} spans {extent} elements, more than the Triton kernels address (2**31); "
+                "use a smaller batch (or fewer num_splits)", name=name, extent=extent)  # fmt: skip
+
+
+def span(tensor: torch.Tensor) -> int:
+    """Elements from a tensor's first to its last, strides included (0 for an empty tensor)."""
+    if tensor.numel() == 0:
+        return 0
+    return 1 + sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride(), strict=True))
 
 
 def require(condition: bool, message: str, **values: object) -> None:

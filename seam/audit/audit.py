@@ -1,20 +1,25 @@
-"""Classifying each changed hunk of Python code: inside the seam, MLA-related outside it, or generic."""
+"""Classifying each changed hunk of Python code: inside the seam, an MLA leak outside it, a narrowing (MLA
+code taken out of the code outside the seam), or generic."""
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seamfix.audit.diff import FileChange, Hunk, parse_diff
 from seamfix.audit.git import Git
 from seamfix.audit.mla_lines import mla_names_by_line
-from seamfix.audit.width import SeamWidth, measure, seam_names
+from seamfix.audit.width import SeamWidth, measure, seam_use
 from seamfix.config import Settings
 from seamfix.discovery import discover
+from seamfix.errors import SeamfixError
+from seamfix.reading import read_error, read_regular_file
 from seamfix.vocabulary.names import NameClassifier
 
-SEAM, MLA, GENERIC = "seam", "mla", "generic"
+SEAM, LEAK, NARROWING, GENERIC = "seam", "leak", "narrowing", "generic"
+KINDS = (SEAM, LEAK, NARROWING, GENERIC)
 
 
 @dataclass
@@ -22,7 +27,7 @@ class HunkVerdict:
     hunk: Hunk
     kind: str
     mla_names: list[str] = field(default_factory=list)
-    line: int = 0  # the first line that touches MLA (new numbering; old numbering for removed-only hunks)
+    line: int = 0  # the first line that touches MLA (new numbering; old numbering for a narrowing)
 
 
 @dataclass
@@ -43,13 +48,14 @@ class AuditReport:
     files: list[FileVerdict]
     before: SeamWidth
     after: SeamWidth
+    errors: list[str] = field(default_factory=list)  # files of the working tree that could not be read
 
     def total(self, kind: str) -> int:
         return sum(verdict.count(kind) for verdict in self.files)
 
     @property
     def leaked(self) -> bool:
-        return self.total(MLA) > 0
+        return self.total(LEAK) > 0
 
 
 class Project:
@@ -69,38 +75,68 @@ class Project:
         settings = self.settings
         return settings.include.matches(relpath) and not settings.exclude.matches_within(relpath)
 
-    def tree(self, rev: str | None) -> dict[str, bytes]:
-        """The project's checked Python files at ``rev`` (None: the working tree)."""
-        if rev is None:
-            found = discover([self.settings.root], self.settings)
-            files = {source.relpath: Path(source.path).read_bytes() for source in found.files}
-            adapter = self.settings.root / (self.settings.adapter or "")
-            if self.settings.adapter and adapter.is_file():
-                files[self.settings.adapter] = adapter.read_bytes()
-            return files
-        tree = {}
-        for git_path, data in self.git.tree_files(rev).items():
-            relpath = self.relpath(git_path)
-            if relpath is not None and self.checks(relpath):
-                tree[relpath] = data
-        return tree
+    def tree(self, rev: str | None, errors: list[str] | None = None) -> dict[str, bytes]:
+        """The project's checked Python files at ``rev`` (None: the working tree, where files that cannot be
+        read, FIFOs and symlink loops among them, are left out and named in ``errors``)."""
+        if rev is not None:
+            return {self.relpath(git_path): data for git_path, data in self.git.tree_files(rev, self._wanted).items()}
+        settings = self.settings
+        found = discover([settings.root], settings)
+        unread = list(found.errors)
+        files = {}
+        for source in found.files:
+            try:
+                files[source.relpath] = read_regular_file(source.path)
+            except OSError as exc:
+                unread.append(f"{source.relpath}: cannot read: {read_error(exc)}")
+        adapter = settings.root / (settings.adapter or "")
+        if settings.adapter and adapter.is_file():
+            files[settings.adapter] = read_regular_file(adapter)
+        if errors is not None:
+            errors += unread
+        return files
+
+    def _wanted(self, git_path: str) -> bool:
+        relpath = self.relpath(git_path)
+        return relpath is not None and self.checks(relpath)
 
 
 def audit(git: Git, settings: Settings, since: str | None, until: str | None, paths: list[Path]) -> AuditReport:
     project = Project(git, settings)
     base = git.resolve(since) if since else git.default_base()
     head = git.resolve(until) if until else None
-    pathspecs = [os.path.relpath(Path(p).resolve(), git.root) for p in paths]
+    pathspecs = [_pathspec(git, path, base, head) for path in paths]
     names = NameClassifier(settings.vocabulary)
     verdicts = []
-    for change in parse_diff(git.diff(base, head, pathspecs)):
+    changes = parse_diff(git.diff(base, head, pathspecs))
+    if head is None:
+        changes += [_added(git, path) for path in git.untracked(pathspecs)]
+    for change in changes:
         relpath = project.relpath(change.path)
         if relpath is None:
             continue
         verdicts.append(_classify(change, relpath, project, names, base, head))
-    return AuditReport(
-        base, head, verdicts, measure(project.tree(base), settings), measure(project.tree(head), settings)
-    )
+    errors: list[str] = []
+    after = measure(project.tree(head, errors), settings)
+    return AuditReport(base, head, verdicts, measure(project.tree(base), settings), after, errors)
+
+
+def _added(git: Git, path: str) -> FileChange:
+    """An untracked file of the working tree as the diff would show it once added: one hunk of all its lines."""
+    data = git.show(None, path)
+    if data is None or b"\0" in data:
+        return FileChange(None, path, binary=data is not None)
+    lines = len(data.splitlines())
+    return FileChange(None, path, hunks=[Hunk(0, 0, 1, lines)] if lines else [])
+
+
+def _pathspec(git: Git, path: Path, base: str, head: str | None) -> str:
+    """``path`` relative to the repository; one that exists neither on disk nor at either revision is an
+    error (a typo must not pass as "nothing changed")."""
+    spec = os.path.relpath(Path(path).resolve(), git.root).replace(os.sep, "/")
+    if os.path.lexists(path) or any(git.exists(rev, spec) for rev in (base, head) if rev is not None):
+        return spec
+    raise SeamfixError(f"{path}: No such file or directory")
 
 
 def _classify(
@@ -120,18 +156,27 @@ def _classify(
     old = _names(project, base, change.old_path, names)
     new = _names(project, head, change.new_path, names)
     for hunk in change.hunks:
-        new_hits = [(line, new[line]) for line in hunk.new_lines if line in new]
-        old_hits = [(line, old[line]) for line in hunk.old_lines if line in old]
-        hits = new_hits or old_hits
-        touched = sorted({name for _, found in new_hits + old_hits for name in found})
-        kind = MLA if touched else GENERIC
-        verdict.hunks.append(HunkVerdict(hunk, kind, touched, hits[0][0] if hits else hunk.new_start))
+        verdict.hunks.append(_hunk_verdict(hunk, old, new))
     return verdict
+
+
+def _hunk_verdict(hunk: Hunk, old: dict[int, list[str]], new: dict[int, list[str]]) -> HunkVerdict:
+    """A leak when the hunk adds MLA names, or rewrites MLA code keeping the same names (a changed MLA
+    decision); a narrowing when it only takes MLA names away (routed into the seam, or deleted)."""
+    removed = Counter(name for line in hunk.old_lines for name in old.get(line, ()))
+    added = Counter(name for line in hunk.new_lines for name in new.get(line, ()))
+    if added - removed or (added and added == removed):
+        first = next(line for line in hunk.new_lines if line in new)
+        return HunkVerdict(hunk, LEAK, sorted(added), first)
+    if removed:
+        first = next(line for line in hunk.old_lines if line in old)
+        return HunkVerdict(hunk, NARROWING, sorted(removed - added), first)
+    return HunkVerdict(hunk, GENERIC, [], hunk.new_start)
 
 
 def _names(project: Project, rev: str | None, git_path: str | None, names: NameClassifier) -> dict[int, list[str]]:
     data = project.git.show(rev, git_path) if git_path else None
     if data is None:
         return {}
-    relpath = project.relpath(git_path) or git_path
-    return mla_names_by_line(data, names, seam_names(data, relpath, project.settings))
+    use = seam_use(data, project.relpath(git_path) or git_path, project.settings)
+    return mla_names_by_line(data, names, use.names, use.calls)

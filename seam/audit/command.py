@@ -35,12 +35,13 @@ def audit_command(
     output: Path | None,
     config: Path | None,
 ) -> None:
-    """Classify the changed Python hunks between two revisions as inside the seam, MLA-related outside
-    it (the seam leaked: exit 1), or generic; and report the seam's width before and after."""
+    """Classify the changed Python hunks between two revisions as inside the seam, MLA code added or changed
+    outside it (the seam leaked: exit 1), MLA code removed from outside it (narrowing), or generic; and
+    report the seam's width before and after."""
     from seamfix.atomic import write_atomic
     from seamfix.audit.audit import Project, audit
     from seamfix.audit.git import Git
-    from seamfix.config import load_settings
+    from seamfix.config import config_start, load_settings
 
     allowed = HISTORY_FORMATS if history else AUDIT_FORMATS
     output_format = output_format or allowed[0]
@@ -48,7 +49,7 @@ def audit_command(
         mode = "--history" if history else "audit"
         raise click.UsageError(f"--format {output_format} is not one of {', '.join(allowed)} for {mode}")
     cwd = Path.cwd()
-    settings = load_settings(cwd, config)
+    settings = load_settings(cwd, config, config_start(list(paths), cwd))
     git = Git(cwd)
     if history:
         if since or until or paths:
@@ -57,12 +58,14 @@ def audit_command(
         from seamfix.audit.history import history as width_history
 
         text = RENDERERS[output_format](width_history(Project(git, settings), history))
-        leaked = False
+        leaked, errors = False, []
     else:
         from seamfix.audit.report import RENDERERS
 
         report = audit(git, settings, since, until, list(paths))
-        text, leaked = RENDERERS[output_format](report), report.leaked
+        text, leaked, errors = RENDERERS[output_format](report), report.leaked, report.errors
+        for error in report.errors:
+            click.echo(f"seamfix: error: {error}", err=True)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -70,4 +73,4 @@ def audit_command(
             write_atomic(output, text.encode())
         except OSError as exc:
             raise SeamfixError(f"{output}: cannot write: {exc.strerror or exc}") from None
-    sys.exit(1 if leaked else 0)
+    sys.exit(2 if errors else 1 if leaked else 0)

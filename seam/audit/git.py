@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from seamfix.errors import SeamfixError
+from seamfix.reading import read_regular_file
 
 
 class Git:
@@ -55,11 +57,17 @@ class Git:
         revs = [since] if until is None else [since, until]
         return self._run(["diff", "--no-color", "--no-ext-diff", "-U0", "-M", *revs, "--", *paths])
 
+    def untracked(self, paths: list[str]) -> list[str]:
+        """Files of the working tree that git does not track and does not ignore (repository paths)."""
+        listing = self._run(["ls-files", "-z", "--others", "--exclude-standard", "--full-name", "--", *paths])
+        return [path for path in listing.split("\0") if path]
+
     def show(self, rev: str | None, path: str) -> bytes | None:
-        """A file's bytes at ``rev`` (None: the working tree); None where it does not exist."""
+        """A file's bytes at ``rev`` (None: the working tree); None where it does not exist (or, in the
+        working tree, is not a regular file: a FIFO is never opened for reading)."""
         if rev is None:
             try:
-                return (self.root / path).read_bytes()
+                return read_regular_file(self.root / path)
             except OSError:
                 return None
         try:
@@ -67,11 +75,16 @@ class Git:
         except SeamfixError:
             return None
 
-    def tree_files(self, rev: str) -> dict[str, bytes]:
-        """Every file of a commit, path -> bytes (one ``git cat-file --batch`` for all of them)."""
+    def tree_files(self, rev: str, wanted: Callable[[str], bool]) -> dict[str, bytes]:
+        """The files of a commit whose paths are ``wanted``, path -> bytes: one ``git cat-file --batch`` for
+        those blobs only (symlinks and submodules are not files)."""
         listing = self._run(["ls-tree", "-r", "-z", "--full-tree", rev]).split("\0")
         entries = [line.split("\t", 1) for line in listing if line]
-        blobs = [(meta.split()[2], path) for meta, path in entries if meta.split()[1] == "blob"]
+        blobs = [
+            (meta.split()[2], path)
+            for meta, path in entries
+            if meta.split()[1] == "blob" and not meta.startswith("120000") and wanted(path)
+        ]
         if not blobs:
             return {}
         output = self.run_bytes(["cat-file", "--batch"], input_bytes="".join(f"{sha}\n" for sha, _ in blobs).encode())
@@ -82,6 +95,14 @@ class Git:
             files[path] = output[header_end + 1 : header_end + 1 + size]
             offset = header_end + 1 + size + 1
         return files
+
+    def exists(self, rev: str, path: str) -> bool:
+        """Is ``path`` (relative to the repository root) a file or folder at ``rev``?"""
+        try:
+            self._run(["cat-file", "-e", f"{rev}:{path}"])
+        except SeamfixError:
+            return False
+        return True
 
     def first_parent_history(self, count: int) -> list[tuple[str, str, str]]:
         """The last ``count`` commits on HEAD's first-parent line, oldest first: (sha, ISO date, subject)."""

@@ -5,24 +5,34 @@ from __future__ import annotations
 import io
 import re
 import tokenize
+from collections.abc import Sequence
 
 from seamfix.vocabulary.names import NameClassifier
 
 _WORD = re.compile(r"(\.?)\b([A-Za-z_][A-Za-z0-9_]*)\b")
 
 
+Position = tuple[int, int]  # 1-based line, 0-based UTF-8 byte column (as ``ast`` reports)
+
+
 def mla_names_by_line(
-    source: bytes, names: NameClassifier, seam_names: frozenset[str] = frozenset()
+    source: bytes,
+    names: NameClassifier,
+    seam_names: frozenset[str] = frozenset(),
+    seam_calls: Sequence[tuple[Position, Position]] = (),
 ) -> dict[int, list[str]]:
-    """Line number -> the MLA names and strings on it, leaving out ``seam_names`` and attributes read
-    through them (``mla_seam.uses_mla``). Falls back to a word scan when the file does not tokenize
-    (a syntax error mid-change must not hide a leak)."""
+    """Line number -> the MLA names and strings on it (one entry per occurrence), leaving out ``seam_names``,
+    attributes read through them (``mla_seam.uses_mla``) and anything inside ``seam_calls`` (a call into the
+    adapter, with its arguments, is the seam at work). Falls back to a word scan when the file does not
+    tokenize (a syntax error mid-change must not hide a leak)."""
     found: dict[int, list[str]] = {}
     try:
         previous = before_previous = None
         for token in tokenize.tokenize(io.BytesIO(source).readline):
             hit = None
-            if token.type == tokenize.NAME:
+            if seam_calls and _inside(token, seam_calls):
+                pass
+            elif token.type == tokenize.NAME:
                 is_attribute = previous is not None and previous.type == tokenize.OP and previous.string == "."
                 through_seam = is_attribute and before_previous is not None and before_previous.string in seam_names
                 is_mla = names.is_attribute if is_attribute else names.is_name
@@ -39,6 +49,12 @@ def mla_names_by_line(
     except (tokenize.TokenError, SyntaxError, UnicodeDecodeError):
         return _scan_words(source, names, seam_names)
     return found
+
+
+def _inside(token: tokenize.TokenInfo, spans: Sequence[tuple[Position, Position]]) -> bool:
+    line, column = token.start
+    start = (line, len(token.line[:column].encode("utf-8")))
+    return any(first <= start < last for first, last in spans)
 
 
 def _string_value(literal: str) -> str | None:

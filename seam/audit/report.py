@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from seamfix.audit.audit import GENERIC, MLA, SEAM, AuditReport
+from seamfix.audit.audit import GENERIC, KINDS, LEAK, NARROWING, SEAM, AuditReport
 from seamfix.audit.width import SeamWidth
 
 _WIDTH_ROWS = (
@@ -19,11 +19,20 @@ def _range(report: AuditReport) -> str:
     return f"{report.since[:12]}..{report.until[:12] if report.until else 'working tree'}"
 
 
+def _hunks(count: int) -> str:
+    return f"{count} hunk{'s' * (count != 1)}"
+
+
 def _verdict(report: AuditReport) -> str:
-    leaked = report.total(MLA)
+    leaked, narrowed = report.total(LEAK), report.total(NARROWING)
     if leaked:
-        return f"the seam leaked: {leaked} MLA-related hunk{'s' * (leaked != 1)} outside the seam"
+        return f"the seam leaked: {_hunks(leaked)} added or changed MLA code outside the seam"
+    if narrowed:
+        return f"the seam held and narrowed: {_hunks(narrowed)} took MLA code out of the code outside it"
     return "the seam held: no MLA-related change outside it"
+
+
+_WHAT = {LEAK: "MLA code added or changed outside the seam", NARROWING: "MLA code removed from outside the seam"}
 
 
 def _width_change(before: SeamWidth, after: SeamWidth, key: str) -> tuple[int, int, str]:
@@ -34,19 +43,19 @@ def _width_change(before: SeamWidth, after: SeamWidth, key: str) -> tuple[int, i
 def render_text(report: AuditReport) -> str:
     lines = [f"seamfix audit {_range(report)}", ""]
     width = max([len(f.relpath) for f in report.files] + [4])
-    lines.append(f"{'file':<{width}}  {SEAM:>5}  {MLA:>5}  {GENERIC:>7}")
+    lines.append(f"{'file':<{width}}  " + "  ".join(f"{kind:>9}" for kind in KINDS))
     for file in report.files:
-        counts = f"{file.count(SEAM):>5}  {file.count(MLA):>5}  {file.count(GENERIC):>7}"
+        counts = "  ".join(f"{file.count(kind):>9}" for kind in KINDS)
         suffix = f"  ({file.change.status}{', ' + file.note if file.note else ''})"
         lines.append(f"{file.relpath:<{width}}  {counts}{suffix}")
         for verdict in file.hunks:
-            if verdict.kind == MLA:
+            if verdict.kind in _WHAT:
                 names = ", ".join(verdict.mla_names)
-                lines.append(f"    {file.relpath}:{verdict.line}: MLA change outside the seam ({names})")
+                lines.append(f"    {file.relpath}:{verdict.line}: {_WHAT[verdict.kind]} ({names})")
     lines.append("")
     lines.append(
-        f"total: {report.total(SEAM)} inside the seam, {report.total(MLA)} MLA-related outside it, "
-        f"{report.total(GENERIC)} generic"
+        f"total: {report.total(SEAM)} inside the seam, {report.total(LEAK)} leaked outside it, "
+        f"{report.total(NARROWING)} narrowing it, {report.total(GENERIC)} generic"
     )
     lines.append("")
     lines.append(f"{'seam width':<27}{'before':>8}{'after':>8}{'change':>8}")
@@ -82,9 +91,10 @@ def render_json(report: AuditReport) -> str:
             }
             for file in report.files
         ],
-        "totals": {kind: report.total(kind) for kind in (SEAM, MLA, GENERIC)},
+        "totals": {kind: report.total(kind) for kind in KINDS},
         "width": {"before": report.before.as_dict(), "after": report.after.as_dict()},
         "leaked": report.leaked,
+        "errors": report.errors,
     }
     return json.dumps(data, indent=2) + "\n"
 
@@ -93,25 +103,27 @@ def render_markdown(report: AuditReport) -> str:
     icon = ":x:" if report.leaked else ":white_check_mark:"
     lines = [f"### seamfix audit: {icon} {_verdict(report)}", "", f"`{_range(report)}`", ""]
     lines += [
-        "| file | status | inside the seam | MLA outside the seam | generic |",
-        "| --- | --- | ---: | ---: | ---: |",
+        "| file | status | inside the seam | leaked | narrowing | generic |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for file in report.files:
         status = file.change.status + (f" ({file.note})" if file.note else "")
-        mla = f"**{file.count(MLA)}**" if file.count(MLA) else "0"
-        lines.append(f"| `{file.relpath}` | {status} | {file.count(SEAM)} | {mla} | {file.count(GENERIC)} |")
+        leak = f"**{file.count(LEAK)}**" if file.count(LEAK) else "0"
+        counts = f"{file.count(SEAM)} | {leak} | {file.count(NARROWING)} | {file.count(GENERIC)}"
+        lines.append(f"| `{file.relpath}` | {status} | {counts} |")
     lines += ["", "| seam width | before | after | change |", "| --- | ---: | ---: | ---: |"]
     for key, label in _WIDTH_ROWS:
         old, new, change = _width_change(report.before, report.after, key)
         lines.append(f"| {label} | {old} | {new} | {change} |")
-    leaks = [
-        f"- `{file.relpath}:{verdict.line}`: {', '.join(f'`{name}`' for name in verdict.mla_names)}"
-        for file in report.files
-        for verdict in file.hunks
-        if verdict.kind == MLA
-    ]
-    if leaks:
-        lines += ["", "MLA-related changes outside the seam:", *leaks]
+    for kind, title in _WHAT.items():
+        hunks = [
+            f"- `{file.relpath}:{verdict.line}`: {', '.join(f'`{name}`' for name in verdict.mla_names)}"
+            for file in report.files
+            for verdict in file.hunks
+            if verdict.kind == kind
+        ]
+        if hunks:
+            lines += ["", f"{title}:", *hunks]
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,7 @@ from seamfix.engine import check_options
 from seamfix.file_checker import FileChecker
 from seamfix.lint_rules.mla_expressions import SeamBindings
 from seamfix.prefilter import fold
+from seamfix.seam_surface import surface_of
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,9 @@ class SeamWidth:
 
 def measure(files: dict[str, bytes], settings: Settings) -> SeamWidth:
     """Width of a tree given as project-relative path -> bytes (already filtered by include/exclude)."""
-    checker = FileChecker(check_options(settings))
+    adapter = settings.adapter
+    surface = surface_of(adapter, files.get(adapter)) if adapter else None
+    checker = FileChecker(check_options(settings, surface))
     adapter_stem = fold(settings.adapter_module_parts[-1].encode()) if settings.adapter else None
     findings = call_sites = 0
     for relpath, data in files.items():
@@ -55,17 +58,29 @@ def _seam_calls(data: bytes, relpath: str, settings: Settings) -> int:
     return sum(isinstance(node, ast.Call) and seam.refers_to_seam(node.func) for node in ast.walk(tree))
 
 
-def seam_names(data: bytes, relpath: str, settings: Settings) -> frozenset[str]:
-    """Names a file uses to reach the seam (``mla_seam``, ``uses_mla``, the adapter's package path):
-    using them is the seam working, not MLA leaking."""
+@dataclass(frozen=True)
+class SeamUse:
+    """How a file reaches the seam: the names it uses for it (``mla_seam``, ``uses_mla``, the adapter's
+    package path) and where its calls into the adapter are. Using them is the seam working, not MLA leaking."""
+
+    names: frozenset[str] = frozenset()
+    calls: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = ()
+
+
+def seam_use(data: bytes, relpath: str, settings: Settings) -> SeamUse:
     if not settings.adapter:
-        return frozenset()
+        return SeamUse()
     parsed = _bindings(data, relpath, settings)
     if parsed is None:
-        return frozenset(settings.adapter_module_parts)
-    _, seam = parsed
+        return SeamUse(frozenset(settings.adapter_module_parts))
+    tree, seam = parsed
     dotted = {part for module in seam.dotted_modules for part in module.split(".")}
-    return frozenset({*seam.modules, *seam.functions, *dotted, *settings.adapter_module_parts})
+    calls = tuple(
+        ((node.lineno, node.col_offset), (node.end_lineno, node.end_col_offset))
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and seam.refers_to_seam(node.func)
+    )
+    return SeamUse(frozenset({*seam.modules, *seam.functions, *dotted, *settings.adapter_module_parts}), calls)
 
 
 def _adapter_size(data: bytes | None) -> tuple[int, int]:

@@ -5,10 +5,23 @@ each cached token is read once per group of heads as both key and value. Split-K
 log-sum-exp merge on CUDA; a gathered, batched PyTorch reference on the CPU.
 """
 
+import math
+
 import torch
 
-from ..backend import check_cache_dtype, check_dtype, check_same_device, check_shape, require, resolve_backend
-from ..latent_cache.paged import check_paged_cache, host_checks_allowed
+from ..backend import (
+    check_cache_dtype,
+    check_dtype,
+    check_int32_offsets,
+    check_positive,
+    check_same_device,
+    check_shape,
+    check_values,
+    host_values,
+    require,
+    resolve_backend,
+)
+from ..latent_cache.paged import check_paged_cache
 from . import reference
 
 
@@ -17,9 +30,7 @@ def _check_lengths(block_table, cache_seqlens, s_q, block_size, num_blocks) -> N
     blocks_used = (cache_seqlens.long() + block_size - 1) // block_size
     used = torch.arange(block_table.shape[1], device=block_table.device) < blocks_used[:, None]
     bad_block = used & ((block_table < 0) | (block_table >= num_blocks))
-    shortest, longest, bad_blocks = torch.stack(
-        (cache_seqlens.min().long(), cache_seqlens.max().long(), bad_block.sum())
-    ).tolist()
+    shortest, longest, bad_blocks = host_values(cache_seqlens.min(), cache_seqlens.max(), bad_block.sum())
     capacity = block_table.shape[1] * block_size
     require(
         shortest >= s_q,
@@ -52,6 +63,7 @@ def mla_decode(
     *,
     num_splits: int | None = None,
     backend: str = "auto",
+    validate: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of ``s_q`` new tokens per sequence over the paged latent cache, in latent space.
 
@@ -64,8 +76,13 @@ def mla_decode(
     Returns ``out [B, s_q, H, kv_lora_rank]`` (q's dtype; multiply by ``W_uv`` per head for the value-space
     output) and ``lse [B, s_q, H]`` (float32, natural log of the sum of ``exp(score * scale)``).
     ``num_splits`` makes the Triton backend share the batch's tokens out in ``batch * num_splits`` equal runs (with
-    equal lengths, ``num_splits`` pieces per context; default: enough runs to fill the GPU). Lengths and block ids
-    are checked on the host except during CUDA graph capture.
+    equal lengths, ``num_splits`` pieces per context; default: enough runs to fill the GPU).
+
+    Shapes, dtypes and strides are always checked. The values of ``cache_seqlens`` (``s_q`` <= length <= the
+    table's capacity) and ``block_table`` (ids inside the cache) are checked for CPU tensors, or with
+    ``validate=True`` (one device-to-host copy per call); by default not on CUDA, so that an eager serving loop
+    never waits for the GPU before a launch. Unchecked, the kernels clamp lengths to the table and block ids to the
+    cache, so bad values never read outside it, but their outputs are unspecified.
     """
     device = check_same_device({
         "q_nope_absorbed": q_nope_absorbed, "q_pe": q_pe, "ckv_cache": ckv_cache, "kpe_cache": kpe_cache,
@@ -77,17 +94,27 @@ def mla_decode(
     check_cache_dtype(("q_nope_absorbed", q_nope_absorbed), ("q_pe", q_pe), ckv_cache)
     check_shape("q_nope_absorbed", q_nope_absorbed, (None, None, None, rank))
     batch, s_q, heads, _ = q_nope_absorbed.shape
-    require(s_q >= 1 and heads >= 1, "q_nope_absorbed needs s_q >= 1 and heads >= 1, got {shape}",
-            shape=list(q_nope_absorbed.shape))  # fmt: skip
+    check_positive(s_q=s_q, heads=heads)
     check_shape("q_pe", q_pe, (batch, s_q, heads, rope_dim))
     require(q_nope_absorbed.stride(-1) == 1 and q_pe.stride(-1) == 1, "queries' last dimension must be contiguous")
     check_shape("block_table", block_table, (batch, None))
     check_shape("cache_seqlens", cache_seqlens, (batch,))
     for name, index in (("block_table", block_table), ("cache_seqlens", cache_seqlens)):
         require(index.dtype == torch.int32, "{name} must be int32, got {dtype}", name=name, dtype=index.dtype)
+    check_positive(max_blocks_per_sequence=block_table.shape[1])
     require(block_table.stride(-1) == 1, "block_table's rows must be contiguous")
-    require(num_splits is None or num_splits >= 1, "num_splits must be >= 1, got {n}", n=num_splits)
-    if host_checks_allowed(device):
+    require(isinstance(softmax_scale, int | float) and math.isfinite(softmax_scale),
+            "softmax_scale must be a finite number, got {scale!r}", scale=softmax_scale)  # fmt: skip
+    require(isinstance(causal, bool), "causal must be a bool, got {causal!r}", causal=causal)
+    require(num_splits is None or (isinstance(num_splits, int) and num_splits >= 1),
+            "num_splits must be a positive integer, got {n!r}", n=num_splits)  # fmt: skip
+    if num_splits is not None:  # a Triton knob, checked on both backends so that they accept the same calls
+        check_int32_offsets(partial_results=batch * num_splits * 2 * s_q * heads * rank)
+    if batch == 0:
+        return q_nope_absorbed.new_empty(q_nope_absorbed.shape), q_nope_absorbed.new_empty(
+            0, s_q, heads, dtype=torch.float32
+        )
+    if check_values(device, validate):
         _check_lengths(block_table, cache_seqlens, s_q, block_size, num_blocks)
     if backend == "torch":
         return reference.decode(

@@ -66,45 +66,49 @@ def _store_rows(OUT, LSE, rows, out, lse, keep, RANK: gl.constexpr):
 
 
 @gluon.jit
-def _tile_stream(SEQLENS, batch, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr):
-    """Each sequence's first and end tile in the stream, and the stream's length (as in the Triton kernel)."""
+def _tile_stream(SEQLENS, batch, capacity, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr):
+    """Each sequence's first and end tile in the stream, and the stream's length (as in the Triton kernel, lengths
+    clamped to the table's capacity)."""
     seqs = gl.arange(0, BLOCK_B, layout=gl.BlockedLayout([1], [32], [WARPS], [0]))
-    tiles = gl.cdiv(gl.load(SEQLENS + seqs, mask=seqs < batch, other=0), BLOCK_N)
+    lengths = gl.minimum(gl.maximum(gl.load(SEQLENS + seqs, mask=seqs < batch, other=0), 0), capacity)
+    tiles = gl.cdiv(lengths, BLOCK_N)
     ends = gl.associative_scan(tiles, 0, _add)
     return seqs, ends - tiles, ends, gl.sum(tiles, 0)
 
 
 @gluon.jit
-def _slots(table, tile_start, key_end, PAGE: gl.constexpr, BLOCK_N: gl.constexpr, layout: gl.constexpr):
-    """Cache slots of keys ``[tile_start, tile_start + BLOCK_N)`` and which of them exist, in ``layout``."""
+def _slots(table, num_blocks, tile_start, key_end, PAGE: gl.constexpr, BLOCK_N: gl.constexpr, layout: gl.constexpr):
+    """Cache slots of keys ``[tile_start, tile_start + BLOCK_N)`` and which of them exist, in ``layout`` (block ids
+    clamped into the cache, as in the Triton kernel)."""
     keys = tile_start + gl.arange(0, BLOCK_N, layout=layout)
     key_ok = keys < key_end
     if BLOCK_N <= PAGE:  # the tile lies inside one page: one table entry, contiguous rows
-        page = gl.load(table + tile_start // PAGE).to(gl.int64)
+        page = gl.minimum(gl.maximum(gl.load(table + tile_start // PAGE), 0), num_blocks - 1).to(gl.int64)
         slots = page * PAGE + tile_start % PAGE + gl.arange(0, BLOCK_N, layout=layout)
     else:
-        slots = gl.load(table + keys // PAGE, mask=key_ok, other=0).to(gl.int64) * PAGE + keys % PAGE
+        pages = gl.minimum(gl.maximum(gl.load(table + keys // PAGE, mask=key_ok, other=0), 0), num_blocks - 1)
+        slots = pages.to(gl.int64) * PAGE + keys % PAGE
     return slots, key_ok
 
 
 @gluon.jit
-def _gather_rows(SOURCE, table, tile_start, key_end, buffer, PAGE: gl.constexpr, WIDTH: gl.constexpr,
+def _gather_rows(SOURCE, table, num_blocks, tile_start, key_end, buffer, PAGE: gl.constexpr, WIDTH: gl.constexpr,
                  BLOCK_N: gl.constexpr):  # fmt: skip
     """Start copying the ``WIDTH``-wide cache rows of keys ``[tile_start, tile_start + BLOCK_N)`` into ``buffer``
     (16-byte pieces; slots computed in the copy's own layout, as moving them between layouts takes a barrier)."""
     gather: gl.constexpr = _row_pieces(WIDTH)
-    slots, key_ok = _slots(table, tile_start, key_end, PAGE, BLOCK_N, gl.SliceLayout(1, gather))
+    slots, key_ok = _slots(table, num_blocks, tile_start, key_end, PAGE, BLOCK_N, gl.SliceLayout(1, gather))
     columns = gl.arange(0, WIDTH, layout=gl.SliceLayout(0, gather))
     async_copy.async_copy_global_to_shared(buffer, SOURCE + slots[:, None] * WIDTH + columns[None, :],
                                            mask=key_ok[:, None])  # fmt: skip
 
 
 @gluon.jit
-def _gather_tile(CKV, KPE, table, tile_start, key_end, ckv_buffer, kpe_buffer, PAGE: gl.constexpr,
+def _gather_tile(CKV, KPE, table, num_blocks, tile_start, key_end, ckv_buffer, kpe_buffer, PAGE: gl.constexpr,
                  RANK: gl.constexpr, ROPE: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
     """Start copying the latent and rope rows of keys ``[tile_start, tile_start + BLOCK_N)`` into the buffers."""
-    _gather_rows(CKV, table, tile_start, key_end, ckv_buffer, PAGE, RANK, BLOCK_N)
-    _gather_rows(KPE, table, tile_start, key_end, kpe_buffer, PAGE, ROPE, BLOCK_N)
+    _gather_rows(CKV, table, num_blocks, tile_start, key_end, ckv_buffer, PAGE, RANK, BLOCK_N)
+    _gather_rows(KPE, table, num_blocks, tile_start, key_end, kpe_buffer, PAGE, ROPE, BLOCK_N)
 
 
 @gluon.jit
@@ -126,7 +130,7 @@ def _copy_queries(Q_LAT, Q_PE, seq, query, head, row_ok, stride_qb, stride_qs, s
 
 
 @gluon.jit
-def _attend(CKV, KPE, table, seqlen, key_start, key_end, scale, s_q, query, q_lat_smem, q_pe_smem, ckv_smem,
+def _attend(CKV, KPE, table, num_blocks, seqlen, key_start, key_end, scale, s_q, query, q_lat_smem, q_pe_smem, ckv_smem,
             kpe_smem, weights_smem, PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr,
             BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
     """Online softmax of the group's rows over keys ``[key_start, key_end)`` of one sequence (queries already in
@@ -150,7 +154,7 @@ def _attend(CKV, KPE, table, seqlen, key_start, key_end, scale, s_q, query, q_la
     # holds the queries' copies, issued just before.
     for ahead in gl.static_range(STAGES - 1):
         if ahead < num_tiles:
-            _gather_tile(CKV, KPE, table, key_start + ahead * BLOCK_N, key_end, ckv_smem.index(ahead),
+            _gather_tile(CKV, KPE, table, num_blocks, key_start + ahead * BLOCK_N, key_end, ckv_smem.index(ahead),
                          kpe_smem.index(ahead), PAGE, RANK, ROPE, BLOCK_N)  # fmt: skip
         async_copy.commit_group()
     for tile in range(num_tiles):
@@ -166,8 +170,9 @@ def _attend(CKV, KPE, table, seqlen, key_start, key_end, scale, s_q, query, q_la
         # warpgroup MMA reads then overlaps the product instead of delaying it (H128: 393 -> 378 us).
         refill = tile + STAGES - 1
         if refill < num_tiles:
-            _gather_tile(CKV, KPE, table, key_start + refill * BLOCK_N, key_end, ckv_smem.index(refill % STAGES),
-                         kpe_smem.index(refill % STAGES), PAGE, RANK, ROPE, BLOCK_N)  # fmt: skip
+            _gather_tile(CKV, KPE, table, num_blocks, key_start + refill * BLOCK_N, key_end,
+                         ckv_smem.index(refill % STAGES), kpe_smem.index(refill % STAGES), PAGE, RANK, ROPE,
+                         BLOCK_N)  # fmt: skip
         async_copy.commit_group()
         scores = warpgroup_mma_wait(0, deps=(scores,))
 
@@ -195,7 +200,7 @@ def _attend(CKV, KPE, table, seqlen, key_start, key_end, scale, s_q, query, q_la
 @gluon.jit
 def decode_kernel(
     Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, softmax_scale, batch,
-    s_q, heads, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
+    s_q, heads, num_blocks, capacity, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
     PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr, BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr,
     BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr, STAGES: gl.constexpr,
 ):  # fmt: skip
@@ -222,19 +227,19 @@ def decode_kernel(
     kpe_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, ROPE], _operand_layout(ROPE))
     weights_smem = gl.allocate_shared_memory(dtype, [BLOCK_H, BLOCK_N], _operand_layout(BLOCK_N))
 
-    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, BLOCK_N, BLOCK_B)
+    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B)
     first, last, seq, seq_first = _locate_run(seqs, seq_first_tiles, seq_end_tiles, total_tiles, program, num_programs)
     lead_seq, lead_parts_end, lead_slot = -1, 0, 0
     scale = softmax_scale * LOG2_E  # exp2 instead of exp: one multiply folded into the scale
     tile = first
     while tile < last:
-        seqlen = gl.load(SEQLENS + seq)
+        seqlen = gl.minimum(gl.maximum(gl.load(SEQLENS + seq), 0), capacity)
         seq_end = seq_first + gl.cdiv(seqlen, BLOCK_N)
         stop = gl.minimum(seq_end, last)
         _copy_queries(Q_LAT, Q_PE, seq, query, head, row_ok, stride_qb, stride_qs, stride_qh, stride_pb,
                       stride_ps, stride_ph, q_lat_smem, q_pe_smem, RANK, ROPE)  # fmt: skip
         acc, running_max, running_sum = _attend(
-            CKV, KPE, BLOCK_TABLE + seq * stride_table, seqlen, (tile - seq_first) * BLOCK_N,
+            CKV, KPE, BLOCK_TABLE + seq * stride_table, num_blocks, seqlen, (tile - seq_first) * BLOCK_N,
             gl.minimum((stop - seq_first) * BLOCK_N, seqlen), scale, s_q, query, q_lat_smem, q_pe_smem, ckv_smem,
             kpe_smem, weights_smem, PAGE, RANK, ROPE, BLOCK_H, BLOCK_N, STAGES, CAUSAL,
         )  # fmt: skip

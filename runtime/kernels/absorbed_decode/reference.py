@@ -22,9 +22,17 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     blocks = block_table.long().clamp(0, ckv_cache.shape[0] - 1)
     ckv = ckv_cache[blocks].flatten(1, 2).to(work)
     kpe = kpe_cache[blocks].flatten(1, 2).to(work)
+    context = ckv.shape[1]
+    # Rows past a sequence's length may hold anything, NaN too (fresh torch.empty pages): zero weight times NaN is
+    # NaN, so they are selected away (where), never multiplied by zero.
+    cached = (torch.arange(context, device=ckv.device) < cache_seqlens[:, None].long())[:, :, None]
+    ckv = torch.where(cached, ckv, 0.0)
+    kpe = torch.where(cached, kpe, 0.0)
     scores = torch.einsum("bshr,btr->bsht", q_lat.to(work), ckv) + torch.einsum("bshp,btp->bsht", q_pe.to(work), kpe)
-    visible = visible_keys(cache_seqlens, q_lat.shape[1], ckv.shape[1], causal)
+    visible = visible_keys(cache_seqlens, q_lat.shape[1], context, causal)
     scores = (scores * softmax_scale).masked_fill(~visible, float("-inf"))
     lse = torch.logsumexp(scores, -1)
-    out = torch.einsum("bsht,btr->bshr", torch.softmax(scores, -1), ckv)
+    # A row that sees no key (only possible for unchecked lengths) gets zeros and lse -inf, as the kernels give.
+    weights = torch.where(visible, torch.exp(scores - lse[..., None]), 0.0)
+    out = torch.einsum("bsht,btr->bshr", weights, ckv)
     return out.to(q_lat.dtype), lse

@@ -20,10 +20,23 @@ LN_2 = tl.constexpr(0.6931471805599453)
 
 
 @triton.jit
-def _tile_stream(SEQLENS, batch, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr):
+def _length(SEQLENS, seqs, ok, capacity):
+    """Sequence lengths clamped to ``[0, capacity]`` (the block table's tokens): unchecked lengths (see
+    ``mla_decode``'s ``validate``) then never lead a read past a table row. A compare, free next to the loads."""
+    return tl.minimum(tl.maximum(tl.load(SEQLENS + seqs, mask=ok, other=0), 0), capacity)
+
+
+@triton.jit
+def _page(table, index, ok, num_blocks):
+    """Block ids read from the table, clamped into the cache (unchecked ids stay in bounds)."""
+    return tl.minimum(tl.maximum(tl.load(table + index, mask=ok, other=0), 0), num_blocks - 1).to(tl.int64)
+
+
+@triton.jit
+def _tile_stream(SEQLENS, batch, capacity, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr):
     """Each sequence's first and end tile in the stream, and the stream's length."""
     seqs = tl.arange(0, BLOCK_B)
-    tiles = tl.cdiv(tl.load(SEQLENS + seqs, mask=seqs < batch, other=0), BLOCK_N)
+    tiles = tl.cdiv(_length(SEQLENS, seqs, seqs < batch, capacity), BLOCK_N)
     ends = tl.cumsum(tiles, 0)
     return seqs, ends - tiles, ends, tl.sum(tiles, 0)
 
@@ -78,8 +91,8 @@ def _store_lead(LEADS, program, group, lead_seq, lead_parts_end, lead_slot):
 
 @triton.jit
 def _attend(
-    Q_LAT, Q_PE, CKV, KPE, table, seq, seqlen, key_start, key_end, softmax_scale, s_q, query, head, row_ok,
-    stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph,
+    Q_LAT, Q_PE, CKV, KPE, table, num_blocks, seq, seqlen, key_start, key_end, softmax_scale, s_q, query, head,
+    row_ok, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph,
     PAGE: tl.constexpr, RANK: tl.constexpr, ROPE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
     CAUSAL: tl.constexpr,
 ):  # fmt: skip
@@ -103,10 +116,10 @@ def _attend(
         keys = tile_start + tl.arange(0, BLOCK_N)
         key_ok = keys < key_end
         if BLOCK_N <= PAGE:  # the tile lies inside one page: one table entry, contiguous rows
-            page = tl.load(table + tile_start // PAGE).to(tl.int64)
+            page = _page(table, tile_start // PAGE, True, num_blocks)
             slots = page * PAGE + tile_start % PAGE + tl.arange(0, BLOCK_N)
         else:
-            slots = tl.load(table + keys // PAGE, mask=key_ok, other=0).to(tl.int64) * PAGE + keys % PAGE
+            slots = _page(table, keys // PAGE, key_ok, num_blocks) * PAGE + keys % PAGE
         ckv = tl.load(CKV + slots[:, None] * RANK + latent_cols[None, :], mask=key_ok[:, None], other=0.0)
         kpe = tl.load(KPE + slots[:, None] * ROPE + rope_cols[None, :], mask=key_ok[:, None], other=0.0)
         scores = tl.dot(q_lat, tl.trans(ckv)) + tl.dot(q_pe, tl.trans(kpe))
@@ -136,7 +149,7 @@ def _store_rows(OUT, LSE, rows, out, lse, keep, RANK: tl.constexpr):
 @triton.jit
 def decode_kernel(
     Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, softmax_scale, batch,
-    s_q, heads, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
+    s_q, heads, num_blocks, capacity, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
     PAGE: tl.constexpr, RANK: tl.constexpr, ROPE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_B: tl.constexpr, CAUSAL: tl.constexpr,
 ):  # fmt: skip
@@ -151,19 +164,19 @@ def decode_kernel(
     row_ok = rows < n_rows
     query, head = rows // heads, rows % heads
 
-    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, BLOCK_N, BLOCK_B)
+    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B)
     first, last, seq, seq_first = _locate_run(seqs, seq_first_tiles, seq_end_tiles, total_tiles, program, num_programs)
     lead_seq, lead_parts_end, lead_slot = -1, 0, 0
     tile = first
     while tile < last:
-        seqlen = tl.load(SEQLENS + seq)
+        seqlen = _length(SEQLENS, seq, True, capacity)
         seq_end = seq_first + tl.cdiv(seqlen, BLOCK_N)
         stop = tl.minimum(seq_end, last)
         out, lse = _attend(
-            Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE + seq * stride_table, seq, seqlen, (tile - seq_first) * BLOCK_N,
-            tl.minimum((stop - seq_first) * BLOCK_N, seqlen), softmax_scale, s_q, query, head, row_ok,
-            stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, PAGE, RANK, ROPE, BLOCK_H, BLOCK_N,
-            CAUSAL,
+            Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE + seq * stride_table, num_blocks, seq, seqlen,
+            (tile - seq_first) * BLOCK_N, tl.minimum((stop - seq_first) * BLOCK_N, seqlen), softmax_scale, s_q, query,
+            head, row_ok, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, PAGE, RANK, ROPE, BLOCK_H,
+            BLOCK_N, CAUSAL,
         )  # fmt: skip
         whole, slot, lead_seq, lead_parts_end, lead_slot = _segment_role(
             seq, seq_first, seq_end, first, last, num_programs, total_tiles, lead_seq, lead_parts_end, lead_slot

@@ -6,14 +6,22 @@ from dataclasses import dataclass
 import torch
 import triton
 
+from ..backend import check_int32_offsets, span
 from .triton_kernels import decode_kernel, merge_kernel
 
-# How the merge reads partial results: (query rows per program, parts per step), each step a
-# [parts, rows, kv_lora_rank] float32 tile in registers. Runs shorter than a sequence (long contexts) leave many
-# parts per split sequence: one row per program, 16 parts a step. Runs of whole sequences leave two or three:
-# 16 rows per program, one part a step (H128 B128 variable lengths on an H100: merge 20 -> 6 us).
-MERGE_MANY_PARTS = (1, 16)
-MERGE_FEW_PARTS = (16, 1)
+# Floats one merge program holds per step ([parts, rows, kv_lora_rank] in registers, 4 warps): 32 KB.
+MERGE_STEP_ELEMENTS = 8192
+
+
+def merge_tiles(num_programs: int, batch: int, n_rows: int, rank: int) -> tuple[int, int]:
+    """How the merge reads partial results: (query rows per program, parts per step). A split sequence has about
+    ``num_programs / batch`` parts, plus one where runs do not line up with sequences: one step takes them all, up
+    to 16, and as many rows as fit one register tile. B128 (3 parts a sequence): 4 rows, 4 parts a step (H200:
+    merge 9 -> 6 us); B4 S32k (67 parts): 1 row, 16 parts a step (cutting the latent columns over programs to
+    take 64 parts a step measured slower: more programs launched than merge work, merge 12 -> 20 us)."""
+    parts = min(16, triton.next_power_of_2(triton.cdiv(num_programs, batch) + 1))
+    rows = max(1, min(triton.next_power_of_2(n_rows), MERGE_STEP_ELEMENTS // (parts * rank)))
+    return rows, parts
 
 
 @dataclass(frozen=True)
@@ -30,20 +38,19 @@ class DecodeTiles:
     kernel: str = "triton"
 
 
-def default_tiles(n_rows: int, batch: int, q_lat: torch.Tensor, rope_dim: int) -> DecodeTiles:
+def default_tiles(n_rows: int, q_lat: torch.Tensor, rope_dim: int) -> DecodeTiles:
     device = q_lat.device
-    # tl.dot needs at least 16 rows. Picked by the sweep in benchmarks/kernels_decode.py on an H100; a 64-token
-    # tile's buffers take most of a multiprocessor's shared memory, so one program is resident at a time.
+    # tl.dot needs at least 16 rows. Picked by the rounds of benchmarks/kernels_decode_rounds.py on an H200: twice
+    # as many runs as multiprocessors, four warps each (H16 B128 S4k 172 -> 165 us, B4 S32k 68 -> 66 us against
+    # the H100's pick of eight warps, and a third buffer for few sequences).
     if n_rows <= 16:
-        if device.type == "cuda" and 2 * batch < _multiprocessors(device.index or 0):
-            # Few sequences, each cut into long runs: a third buffer keeps more of a run's loads in flight.
-            return DecodeTiles(rows=16, tokens=64, num_warps=8, num_stages=3, programs_per_sm=1)
-        # Many sequences: twice as many (shorter) runs as multiprocessors leave a shorter tail.
-        return DecodeTiles(rows=16, tokens=64, num_warps=8, num_stages=2, programs_per_sm=2)
-    if n_rows <= 32:
-        return DecodeTiles(rows=32, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1)
+        return DecodeTiles(rows=16, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
     if device.type == "cuda" and gluon_supported(q_lat, rope_dim):
+        # 17 to 64 rows (s_q = 2 at H16) too: half a Gluon group idle beats the Triton kernel's 32-row products
+        # (H16 B128 S4k s_q=2 on an H200: 191 us against 267 us, benchmarks/RESULTS.md).
         return DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1, kernel="gluon")
+    if n_rows <= 32:
+        return DecodeTiles(rows=32, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
     return DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1)
 
 
@@ -108,12 +115,14 @@ def default_num_programs(batch: int, groups: int, programs_per_sm: int, device: 
 def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal, num_splits, tiles):
     batch, s_q, heads, rank = q_lat.shape
     n_rows = s_q * heads
-    tiles = tiles or default_tiles(n_rows, batch, q_lat, q_pe.shape[-1])
+    tiles = tiles or default_tiles(n_rows, q_lat, q_pe.shape[-1])
     groups = triton.cdiv(n_rows, tiles.rows)
     if num_splits is None:
         num_programs = default_num_programs(batch, groups, tiles.programs_per_sm, q_lat.device)
     else:
         num_programs = batch * num_splits
+    check_int32_offsets(q_nope_absorbed=span(q_lat), q_pe=span(q_pe), output=batch * n_rows * rank,
+                        partial_results=num_programs * 2 * n_rows * rank)  # fmt: skip
     out = q_lat.new_empty(batch, s_q, heads, rank)
     lse = q_lat.new_empty(batch, s_q, heads, dtype=torch.float32)
     partial_out = q_lat.new_empty(num_programs, 2, n_rows, rank, dtype=torch.float32)
@@ -127,12 +136,13 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
         kernel, options = decode_kernel, {"num_stages": tiles.num_stages}
     kernel[(num_programs, groups)](
         q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, out, lse, partial_out, partial_lse, leads,
-        softmax_scale, batch, s_q, heads, *q_lat.stride()[:3], *q_pe.stride()[:3], block_table.stride(0),
+        softmax_scale, batch, s_q, heads, ckv_cache.shape[0], block_table.shape[1] * ckv_cache.shape[1],
+        *q_lat.stride()[:3], *q_pe.stride()[:3], block_table.stride(0),
         PAGE=ckv_cache.shape[1], RANK=rank, ROPE=q_pe.shape[-1], BLOCK_H=tiles.rows, BLOCK_N=tiles.tokens,
         BLOCK_B=triton.next_power_of_2(batch), CAUSAL=causal, num_warps=tiles.num_warps, **options,
     )  # fmt: skip
     if num_programs > 1:
-        rows, parts = MERGE_MANY_PARTS if num_programs > batch else MERGE_FEW_PARTS
+        rows, parts = merge_tiles(num_programs, batch, n_rows, rank)
         merge_kernel[(num_programs, triton.cdiv(n_rows, rows))](
             partial_out, partial_lse, leads, out, lse, n_rows, RANK=rank, PARTS_BLOCK=parts, ROWS=rows,
             num_warps=4,

@@ -2,7 +2,7 @@
 
 import torch
 
-from ..backend import check_dtype, check_same_device, check_shape, require, resolve_backend
+from ..backend import check_dtype, check_eps, check_positive, check_same_device, check_shape, require, resolve_backend
 from . import reference
 from .autograd import DownNormUp
 
@@ -38,8 +38,9 @@ def fused_down_norm_up(
     rank = w_down.shape[0]
     check_shape("w_up", w_up, (None, rank))
     check_shape("norm_weight", norm_weight, (rank,))
-    require(eps > 0, "eps must be positive, got {eps}", eps=eps)
-    if backend == "torch":
+    check_positive(hidden=x.shape[-1], kv_lora_rank=rank, out_features=w_up.shape[0])
+    check_eps(eps)
+    if backend == "torch" or x.numel() == 0:  # no tokens: nothing to launch
         norm_ops = reference
     else:
         from . import triton_ops as norm_ops

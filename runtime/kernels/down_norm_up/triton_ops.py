@@ -22,7 +22,9 @@ def norm_forward(latent: torch.Tensor, weight: torch.Tensor, eps: float) -> tupl
     normed = torch.empty_like(latent)
     rstd = torch.empty(n_rows, device=latent.device, dtype=torch.float32)
     tile = _tile(n_cols, FORWARD_TILE)
-    norm_forward_kernel[(triton.cdiv(n_rows, tile["ROWS"]),)](latent, weight, normed, rstd, n_rows, n_cols, eps, **tile)
+    norm_forward_kernel[(triton.cdiv(n_rows, tile["ROWS"]),)](
+        latent, weight.contiguous(), normed, rstd, n_rows, n_cols, eps, **tile
+    )
     return normed, rstd
 
 
@@ -38,8 +40,8 @@ def norm_backward(
     grad_latent = torch.empty_like(latent)
     grad_weight_parts = torch.empty(programs, n_cols, device=latent.device, dtype=torch.float32)
     norm_backward_kernel[(programs,)](
-        latent, weight, rstd, grad_normed.contiguous(), normed, grad_latent, grad_weight_parts, n_rows, n_cols,
-        rows_per_program, **tile,
+        latent, weight.contiguous(), rstd, grad_normed.contiguous(), normed, grad_latent, grad_weight_parts, n_rows,
+        n_cols, rows_per_program, **tile,
     )  # fmt: skip
     return normed, grad_latent, grad_weight_parts.sum(0).to(weight.dtype)
 

@@ -10,21 +10,22 @@ from ..backend import (
     check_cache_dtype,
     check_cos_sin,
     check_dtype,
+    check_eps,
+    check_index_dtype,
     check_same_device,
     check_shape,
+    check_values,
+    host_values,
     require,
     resolve_backend,
 )
 from . import reference
-from .paged import check_paged_cache, host_checks_allowed
+from .paged import check_paged_cache
 
 
 def _check_slots_and_positions(slot_mapping, positions, num_slots, max_position) -> None:
     positions = positions.masked_fill(slot_mapping < 0, 0)  # padding tokens' positions are never read
-    # One device-to-host copy for all value checks.
-    slot_high, position_low, position_high = torch.stack(
-        (slot_mapping.max(), positions.min(), positions.max())
-    ).tolist()
+    slot_high, position_low, position_high = host_values(slot_mapping.max(), positions.min(), positions.max())
     require(
         slot_high < num_slots,
         "slot_mapping holds slot {high}, the cache has {slots} slots (num_blocks * block_size)",
@@ -53,6 +54,7 @@ def mla_cache_append(
     eps: float = 1e-6,
     *,
     backend: str = "auto",
+    validate: bool | None = None,
 ) -> None:
     """Write new tokens into the paged cache, in place, in one pass.
 
@@ -61,14 +63,18 @@ def mla_cache_append(
     (``[max_seq, rope_dim]`` or megatron's ``[max_seq, 1, 1, rope_dim]``), read interleaved and written
     de-interleaved exactly as ``mla_rope_q`` writes ``q_pe``, so scores need no further permutation.
     ``slot_mapping [T]`` gives each token's slot (``block * block_size + row``); a negative slot skips the token.
+    ``positions`` and ``slot_mapping`` are int32 or int64; their values (slots inside the cache, positions inside
+    the cos/sin tables) are checked for CPU tensors or with ``validate=True`` (one device-to-host copy), not by
+    default on CUDA (see ``mla_decode``): unchecked, a slot past the cache is skipped and a position is clamped
+    into the tables, so no value writes or reads outside them.
     """
     device = check_same_device({
         "c_kv": c_kv, "k_pe": k_pe, "cos": cos, "sin": sin, "positions": positions, "ckv_cache": ckv_cache,
         "kpe_cache": kpe_cache, "slot_mapping": slot_mapping, "norm_weight": norm_weight,
-    })  # fmt: skip
+    }, optional=("norm_weight",))  # fmt: skip
     backend = resolve_backend(backend, device)
     num_blocks, block_size, rank, rope_dim = check_paged_cache(ckv_cache, kpe_cache, backend)
-    for name, tensor in (("c_kv", c_kv), ("k_pe", k_pe), ("norm_weight", norm_weight)):
+    for name, tensor in (("c_kv", c_kv), ("k_pe", k_pe), ("norm_weight", norm_weight), ("cos", cos), ("sin", sin)):
         if tensor is not None:
             check_dtype(name, tensor, backend)
     check_cache_dtype(("c_kv", c_kv), ("k_pe", k_pe), ckv_cache)
@@ -78,15 +84,15 @@ def mla_cache_append(
     require(c_kv.stride(-1) == 1 and k_pe.stride(-1) == 1, "c_kv and k_pe must have contiguous rows (stride 1)")
     check_shape("positions", positions, (n_tokens,))
     check_shape("slot_mapping", slot_mapping, (n_tokens,))
-    for name, index in (("positions", positions), ("slot_mapping", slot_mapping)):
-        require(not index.is_floating_point(), "{name} must be an integer tensor, got {dtype}", name=name,
-                dtype=index.dtype)  # fmt: skip
+    check_index_dtype("positions", positions)
+    check_index_dtype("slot_mapping", slot_mapping)
     check_cos_sin(cos, sin, rope_dim)
     if norm_weight is not None:
         check_shape("norm_weight", norm_weight, (rank,))
+    check_eps(eps)
     if n_tokens == 0:
         return
-    if host_checks_allowed(device):
+    if check_values(device, validate):
         _check_slots_and_positions(slot_mapping, positions, num_blocks * block_size, cos.shape[0])
     if backend == "torch":
         reference.cache_append(c_kv, k_pe, cos, sin, positions, ckv_cache, kpe_cache, slot_mapping, norm_weight, eps)

@@ -7,7 +7,7 @@ i.e. at slot ``block * block_size + row`` of the flattened cache.
 
 import torch
 
-from ..backend import check_dtype, require
+from ..backend import check_dtype, check_positive, require
 
 
 def is_power_of_two(n: int) -> bool:
@@ -31,6 +31,7 @@ def check_paged_cache(ckv_cache: torch.Tensor, kpe_cache: torch.Tensor, backend:
     )
     num_blocks, block_size, rank = ckv_cache.shape
     rope_dim = kpe_cache.shape[2]
+    check_positive(num_blocks=num_blocks, block_size=block_size, kv_lora_rank=rank, rope_dim=rope_dim)
     if backend == "triton":
         # The kernels hold a whole latent / rope row in one tile, and Triton tiles are powers of two.
         require(
@@ -40,9 +41,3 @@ def check_paged_cache(ckv_cache: torch.Tensor, kpe_cache: torch.Tensor, backend:
             rope=rope_dim,
         )
     return num_blocks, block_size, rank, rope_dim
-
-
-def host_checks_allowed(device: torch.device) -> bool:
-    """Checks on tensor values need a device-to-host copy, which is illegal while a CUDA graph is captured
-    (the way decode steps are served); they run everywhere else."""
-    return not (device.type == "cuda" and torch.cuda.is_current_stream_capturing())

@@ -7,9 +7,45 @@ same inputs, without context parallelism. Layouts: bshd (``[s, b, h, d]``) or th
 
 import torch
 
-from ..backend import check_cos_sin, check_dtype, check_same_device, check_shape, require, resolve_backend
+from ..backend import (
+    check_cos_sin,
+    check_dtype,
+    check_index_dtype,
+    check_positive,
+    check_same_device,
+    check_shape,
+    check_values,
+    host_values,
+    require,
+    resolve_backend,
+)
 from . import reference
 from .positions import packed_positions
+
+
+def _check_offsets(cu_seqlens: torch.Tensor, total_tokens: int, table_rows: int) -> None:
+    """``cu_seqlens`` starts at 0, never decreases, ends inside the tokens, and every token's position (padding
+    past the last offset counts on in the last sequence) has a cos/sin row (one host copy)."""
+    steps = cu_seqlens[1:] - cu_seqlens[:-1]
+    padding_end = total_tokens - cu_seqlens[-2]
+    first, smallest_step, end, longest = host_values(
+        cu_seqlens[0], steps.min(), cu_seqlens[-1], torch.maximum(steps.max(), padding_end)
+    )
+    require(
+        first == 0 and smallest_step >= 0 and end <= total_tokens,
+        "cu_seqlens must start at 0, never decrease and end at most at the {t} tokens, got first {first}, "
+        "a step of {step}, last {end}",
+        t=total_tokens,
+        first=first,
+        step=smallest_step,
+        end=end,
+    )
+    require(
+        longest <= table_rows,
+        "cos/sin hold {rows} positions, a packed sequence needs {longest}",
+        rows=table_rows,
+        longest=longest,
+    )
 
 
 def _check_rope_inputs(
@@ -20,13 +56,15 @@ def _check_rope_inputs(
     emb_dim: int,
     cu_seqlens: torch.Tensor | None,
     backend: str,
+    validate: bool | None,
 ) -> tuple[str, torch.Tensor | None]:
     """Validate what both ops share; return the backend that runs and the packed positions (thd only)."""
-    device = check_same_device({name: tensor, "cos": cos, "sin": sin, "cu_seqlens": cu_seqlens})
+    device = check_same_device({name: tensor, "cos": cos, "sin": sin, "cu_seqlens": cu_seqlens}, ("cu_seqlens",))
     backend = resolve_backend(backend, device)
     for label, value in ((name, tensor), ("cos", cos), ("sin", sin)):
         check_dtype(label, value, backend)
-    require(emb_dim > 0 and emb_dim % 2 == 0, "emb_dim must be a positive even number, got {emb_dim}", emb_dim=emb_dim)
+    check_positive(emb_dim=emb_dim)
+    require(emb_dim % 2 == 0, "emb_dim must be a positive even number, got {emb_dim}", emb_dim=emb_dim)
     require(
         tensor.dim() == (4 if cu_seqlens is None else 3),
         "{name} must be {layout}, got {shape}",
@@ -35,6 +73,7 @@ def _check_rope_inputs(
         shape=list(tensor.shape),
     )
     require(tensor.stride(-1) == 1, "{name}'s last dimension must be contiguous (stride 1)", name=name)
+    check_positive(heads=tensor.shape[-2])
     check_cos_sin(cos, sin, emb_dim)
     if cu_seqlens is None:
         require(
@@ -45,13 +84,15 @@ def _check_rope_inputs(
             needed=tensor.shape[0],
         )
         return backend, None
+    check_index_dtype("cu_seqlens", cu_seqlens)
     require(
-        cu_seqlens.dim() == 1 and cu_seqlens.numel() >= 2 and not cu_seqlens.is_floating_point(),
-        "cu_seqlens must be a 1-D integer tensor of at least 2 offsets, got {dtype} {shape}",
-        dtype=cu_seqlens.dtype,
+        cu_seqlens.dim() == 1 and cu_seqlens.numel() >= 2,
+        "cu_seqlens must be a 1-D tensor of at least 2 offsets, got shape {shape}",
         shape=list(cu_seqlens.shape),
     )
-    return backend, packed_positions(cu_seqlens, tensor.shape[0])
+    if check_values(device, validate):
+        _check_offsets(cu_seqlens, tensor.shape[0], cos.shape[0])
+    return backend, packed_positions(cu_seqlens, tensor.shape[0], cos.shape[0])
 
 
 def mla_rope_q(
@@ -63,6 +104,7 @@ def mla_rope_q(
     cu_seqlens: torch.Tensor | None = None,
     *,
     backend: str = "auto",
+    validate: bool | None = None,
 ) -> torch.Tensor:
     """Rotate the last ``emb_dim`` channels of every head of ``q`` (read interleaved, written de-interleaved).
 
@@ -70,15 +112,24 @@ def mla_rope_q(
     (``q`` must not be a leaf that requires grad, as for any in-place op). Like megatron-core's kernel, the
     Triton backward rotates the incoming gradient in place (so only the rope slice moves through memory): a
     gradient tensor that the caller hands to ``backward`` itself is overwritten.
+
+    In thd, ``cu_seqlens`` (int32 or int64) must start at 0 and never decrease, and every packed position must have
+    a cos/sin row; these values are checked for CPU tensors or with ``validate=True`` (one device-to-host copy),
+    not by default on CUDA, where unchecked positions are clamped into the tables (never read past them).
     """
-    backend, positions = _check_rope_inputs("q", q, cos, sin, emb_dim, cu_seqlens, backend)
+    backend, positions = _check_rope_inputs("q", q, cos, sin, emb_dim, cu_seqlens, backend, validate)
+    check_positive(qk_head_dim=qk_head_dim)
+    # Written in place: a dimension of stride 0 (an expanded tensor) would have several tokens write one element.
+    require(all(stride != 0 or size == 1 for stride, size in zip(q.stride(), q.shape, strict=True)),
+            "q is written in place and must not be expanded (a dimension of stride 0), got strides {strides}",
+            strides=list(q.stride()))  # fmt: skip
     require(
         q.shape[-1] == qk_head_dim + emb_dim,
         "q's last dimension must be qk_head_dim + emb_dim = {want}, got {got}",
         want=qk_head_dim + emb_dim,
         got=q.shape[-1],
     )
-    if backend == "torch":
+    if backend == "torch" or q.numel() == 0:  # no tokens: nothing to launch
         return reference.rope_q(q, cos, sin, qk_head_dim, emb_dim, positions)
     from .triton_ops import MlaRopeQ
 
@@ -96,13 +147,16 @@ def mla_rope_kv(
     cu_seqlens: torch.Tensor | None = None,
     *,
     backend: str = "auto",
+    validate: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Split ``kv`` into key-nope and value and append the rotated shared ``k_pos_emb`` to every head's key.
 
     ``k_pos_emb``: ``[s, b, 1, emb_dim]`` (bshd) or ``[t, 1, emb_dim]`` (thd). Returns new tensors
-    ``key [..., h, k_dim + emb_dim]`` and ``value [..., h, v_dim]``.
+    ``key [..., h, k_dim + emb_dim]`` and ``value [..., h, v_dim]``. ``cu_seqlens`` and ``validate``: as in
+    ``mla_rope_q``.
     """
-    backend, positions = _check_rope_inputs("kv", kv, cos, sin, emb_dim, cu_seqlens, backend)
+    backend, positions = _check_rope_inputs("kv", kv, cos, sin, emb_dim, cu_seqlens, backend, validate)
+    check_positive(k_dim=k_dim, v_dim=v_dim)
     require(
         kv.shape[-1] == k_dim + v_dim,
         "kv's last dimension must be k_dim + v_dim = {want}, got {got}",
@@ -117,7 +171,7 @@ def mla_rope_kv(
         want=kv.dtype,
         got=k_pos_emb.dtype,
     )
-    if backend == "torch":
+    if backend == "torch" or kv.numel() == 0:  # no tokens: nothing to launch
         return reference.rope_kv(kv, k_pos_emb, cos, sin, emb_dim, k_dim, v_dim, positions)
     from .triton_ops import MlaRopeKV
 

@@ -3,10 +3,11 @@
 import torch
 
 
-def packed_positions(cu_seqlens: torch.Tensor, total_tokens: int) -> torch.Tensor:
-    """``positions[t] = t - cu_seqlens[i]`` for the sequence ``i`` holding token ``t`` (no host sync)."""
+def packed_positions(cu_seqlens: torch.Tensor, total_tokens: int, table_rows: int) -> torch.Tensor:
+    """``positions[t] = t - cu_seqlens[i]`` for the sequence ``i`` holding token ``t`` (no host sync), clamped to
+    ``[0, table_rows)``: offsets that were not checked (see ``mla_rope_q``) then never index past cos/sin."""
     tokens = torch.arange(total_tokens, device=cu_seqlens.device, dtype=cu_seqlens.dtype)
     sequence = torch.searchsorted(cu_seqlens[1:], tokens, right=True)
     # Tokens past cu_seqlens[-1] (padding) are clamped into the last sequence, so every index stays in bounds.
     sequence = sequence.clamp(max=cu_seqlens.numel() - 2)
-    return tokens - cu_seqlens[sequence]
+    return (tokens - cu_seqlens[sequence]).clamp_(0, table_rows - 1)

@@ -117,10 +117,11 @@ def test_kernel_matches_the_reference_on_hopper(name, bufferings, dtype):
 
 
 @pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
-def test_default_path_takes_the_gluon_kernel_from_64_rows_on_hopper():
+def test_default_path_takes_the_gluon_kernel_past_16_rows_on_hopper():
     from seamfix.runtime.kernels.absorbed_decode.triton_ops import default_tiles
 
     q_lat = torch.zeros(2, 1, 128, 512, dtype=torch.bfloat16, device="cuda")
 
-    assert default_tiles(128, 2, q_lat, 64).kernel == "gluon"
-    assert default_tiles(16, 2, q_lat[:, :, :16], 64).kernel == "triton"
+    assert default_tiles(128, q_lat, 64).kernel == "gluon"
+    assert default_tiles(32, q_lat[:, :, :32], 64).kernel == "gluon"
+    assert default_tiles(16, q_lat[:, :, :16], 64).kernel == "triton"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-CASE_FILES = ("triton_interpreted_cases.py", "triton_interpreted_decode_cases.py")
+CASE_FILES = ("triton_interpreted_cases.py", "triton_interpreted_decode_cases.py", "kernel_property_cases.py")
 
 
 @pytest.mark.parametrize("case_file", CASE_FILES)

@@ -1,0 +1,230 @@
+"""GPU benchmark of the serving ops against a baseline copy of the kernels, in alternating rounds (issue 16).
+
+For each decode shape of ``kernels_decode.SHAPES``: the baseline package (a copy of ``seamfix.runtime.kernels`` from
+an earlier commit, passed with ``--baseline DIR``), the current default, and candidate tiles are each checked
+against float64 on the whole batch (fresh inputs, poisoned outputs), then timed graph-replayed in ``--rounds``
+rounds, every round timing every variant in turn; the table gives each variant's median over rounds. Also: eager
+``mla_decode`` calls (no graph; host checks and launches included) against graph replay, for the baseline and now;
+the cache append (tiles) against a copy of the same rows, in rounds too. Ceilings (copy bandwidth, bf16 matmul) are
+measured in the same run. Writes $OUT/kernels_decode_rounds.json and .md.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import statistics
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+from kernels_decode import (
+    RANK,
+    ROPE,
+    SCALE,
+    SHAPES,
+    append_args,
+    args_of,
+    check,
+    decode_case,
+    matmul_ceiling,
+    roofline,
+)
+from kernels_train import copy_bandwidth, median_ms, rel_error
+
+from seamfix.runtime.kernels import mla_cache_append, mla_decode
+from seamfix.runtime.kernels.absorbed_decode.triton_ops import DecodeTiles
+from seamfix.runtime.kernels.absorbed_decode.triton_ops import decode as tiled_decode
+from seamfix.runtime.kernels.latent_cache import triton_ops as append_ops
+
+# Candidate tiles per query rows per sequence (rows, tokens, warps, stages, programs per SM[, kernel]); the sweeps
+# recorded in benchmarks/RESULTS.md ran more (3 or 4 buffers, 3 or 4 programs per SM, 32- and 128-token tiles).
+CANDIDATES = {
+    16: [(16, 64, 8, 2, 2), (16, 64, 4, 3, 2)],
+    32: [(32, 64, 4, 2, 2), (64, 64, 8, 2, 1, "gluon")],
+    128: [(64, 64, 8, 2, 1, "gluon")],
+}
+# Runs per sequence (equal lengths) other than the default's (B128: 2, B4: 66, two runs per multiprocessor).
+SPLITS = {"H16 B4 S32k": (33,)}
+APPEND_TILES = [(4, 4), (8, 4), (8, 8), (16, 8), (2, 2), (4, 2)]
+
+
+def rounds_ms(steps: dict, device, reps: int, rounds: int) -> dict:
+    """Median over ``rounds`` of each step's graph-replayed time, the steps timed in turn within every round (the
+    card's clock drifts by a few percent over minutes: alternation spreads that over all variants alike)."""
+    times = {label: [] for label in steps}
+    for _ in range(rounds):
+        for label, step in steps.items():
+            times[label].append(median_ms(step, device, reps))
+    return {label: statistics.median(values) for label, values in times.items()}
+
+
+def eager_us(run, calls=50) -> float:
+    """Host wall time per call of back-to-back eager calls (no graph), the GPU drained before and after."""
+    for _ in range(3):
+        run()
+    torch.cuda.synchronize()
+    began = time.perf_counter()
+    for _ in range(calls):
+        run()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - began) / calls * 1e6
+
+
+def without_merge(step, device, reps) -> float:
+    """Graph-replayed time of ``step`` with the merge launch left out (its output is then incomplete: timing only),
+    which places the merge's share of the time without hardware counters."""
+    from seamfix.runtime.kernels.absorbed_decode import triton_ops
+
+    class NoLaunch:
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: None
+
+    merge, triton_ops.merge_kernel = triton_ops.merge_kernel, NoLaunch()
+    try:
+        return median_ms(step, device, reps)
+    finally:
+        triton_ops.merge_kernel = merge
+
+
+def bench_shape(name, baseline, device, reps, rounds, bandwidth, matmul):
+    heads, batch, context, s_q, lengths = SHAPES[name]
+    case = decode_case(heads, batch, context, s_q, lengths, device)
+    variants = {"baseline": lambda *a: baseline.mla_decode(*a, SCALE), "now": lambda *a: mla_decode(*a, SCALE)}
+    for tiles in CANDIDATES[min(128, max(16, heads * s_q))]:
+        variants[f"tiles {tiles}"] = partial(
+            lambda *a, tiles: tiled_decode(*a, SCALE, True, None, tiles), tiles=DecodeTiles(*tiles)
+        )
+    for splits in SPLITS.get(name, ()):
+        variants[f"num_splits={splits}"] = partial(lambda *a, splits: mla_decode(*a, SCALE, num_splits=splits),
+                                                   splits=splits)  # fmt: skip
+    row = {"variants": {}, "errors": {}}
+    steps = {}
+    for label, run in variants.items():
+        try:
+            result = check(case, run, device)
+        except Exception as error:  # a candidate may not compile (shared memory): record it, keep going
+            row["errors"][label] = repr(error)[:300]
+            continue
+        row["variants"][label] = result
+        if result["out_rel_err"] < 2e-2 and not result["nan"]:
+            steps[label] = partial(lambda run: run(*args_of(case)), run)
+    for label, ms in rounds_ms(steps, device, reps, rounds).items():
+        row["variants"][label] |= {"ms": ms, **roofline(case, ms, bandwidth, matmul)}
+    row["decode_kernel_alone_ms"] = without_merge(lambda: mla_decode(*args_of(case), SCALE), device, reps)
+    if name == "H16 B128 S4k":
+        args = args_of(case)
+        row["eager_us"] = {
+            "baseline": eager_us(lambda: baseline.mla_decode(*args, SCALE)),
+            "now": eager_us(lambda: mla_decode(*args, SCALE)),
+            "now, validate=True": eager_us(lambda: mla_decode(*args, SCALE, validate=True)),
+        }
+    return row
+
+
+def bench_append(baseline, device, reps, rounds):
+    args = append_args(device, 65536)
+    upcast = {key: value.double() if value.is_floating_point() else value for key, value in args.items()}
+    mla_cache_append(**upcast, backend="torch")
+    ordered = ("c_kv", "k_pe", "cos", "sin", "positions", "ckv_cache", "kpe_cache", "slot_mapping", "norm_weight")
+
+    def tiled(tile):
+        append_ops.cache_append(*(args[key] for key in ordered), 1e-6, tile=tile)
+
+    variants = {"baseline": lambda: baseline.mla_cache_append(**args), "now": lambda: mla_cache_append(**args)}
+    variants |= {f"tile {tile}": partial(tiled, tile) for tile in APPEND_TILES}
+    errors = {}
+    written = args["slot_mapping"].long()
+    for label, run in variants.items():
+        for key in ("ckv_cache", "kpe_cache"):
+            args[key].view(-1, args[key].shape[-1])[written] = float("nan")  # every written row must be set
+        run()
+        errors[label] = max(rel_error(args[key], upcast[key]) for key in ("ckv_cache", "kpe_cache"))
+    payload = torch.randn(args["c_kv"].shape[0], RANK + ROPE, device=device, dtype=torch.bfloat16)
+    target = torch.empty_like(payload)
+    steps = {"copy of the same rows": lambda: target.copy_(payload)} | variants
+    times = rounds_ms(steps, device, reps, rounds)
+    copy = times["copy of the same rows"]
+    return {label: {"ms": ms, "vs_copy": ms / copy, "rel_err": errors.get(label)} for label, ms in times.items()}
+
+
+def markdown(report):
+    lines = [f"# kernels_decode_rounds on {report['device']}, {report['rounds']} rounds", "",
+             f"copy {report['copy_Bps'] / 1e12:.3f} TB/s, bf16 matmul {report['matmul_flops'] / 1e12:.0f} TFLOP/s", "",
+             "| shape | variant | us | TB/s | TFLOPS | of roofline | x baseline | rel err |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, row in report["decode"].items():
+        base = row["variants"].get("baseline", {}).get("ms")
+        for label, v in row["variants"].items():
+            if "ms" not in v:
+                lines.append(f"| {name} | {label} | - | - | - | - | - | {v['out_rel_err']:.1e} (rejected) |")
+                continue
+            ratio = f"{base / v['ms']:.3f}" if base else "-"
+            lines.append(f"| {name} | {label} | {v['ms'] * 1e3:.1f} | {v['TBps']:.2f} | {v['TFLOPS']:.0f} | "
+                         f"{v['roofline_frac']:.1%} | {ratio} | {v['out_rel_err']:.1e} |")  # fmt: skip
+        for label, error in row["errors"].items():
+            lines.append(f"| {name} | {label} | failed: {error[:80]} | | | | | |")
+        if "decode_kernel_alone_ms" in row:
+            lines += ["", f"{name}: decode kernel alone (merge left out) {row['decode_kernel_alone_ms'] * 1e3:.1f} us",
+                      ""]  # fmt: skip
+        if "eager_us" in row:
+            eager = ", ".join(f"{label} {us:.0f} us" for label, us in row["eager_us"].items())
+            lines += ["", f"{name} eager per call (no graph): {eager}", ""]
+    for heads, v in report.get("varlen", {}).items():
+        lines += ["", f"variable / uniform lengths H{heads}: median {v['median']:.3f} (rounds "
+                  + ", ".join(f"{r:.3f}" for r in v["rounds"]) + ")"]  # fmt: skip
+    if "append" in report:
+        lines += ["", "| cache append, 65,536 tokens | us | x copy | rel err |", "|---|---|---|---|"]
+        for label, v in report["append"].items():
+            error = "-" if v["rel_err"] is None else f"{v['rel_err']:.1e}"
+            lines.append(f"| {label} | {v['ms'] * 1e3:.1f} | {v['vs_copy']:.3f} | {error} |")
+    return "\n".join(lines) + "\n"
+
+
+def varlen_rounds(heads, device, reps, rounds):
+    cases = [decode_case(heads, 128, 4096, 1, lengths, device) for lengths in ("uniform", "normal")]
+    ratios = []
+    for _ in range(rounds):
+        uniform, varlen = (median_ms(lambda c=case: mla_decode(*args_of(c), SCALE), device, reps) for case in cases)
+        ratios.append(varlen / uniform)
+    return {"rounds": ratios, "median": statistics.median(ratios)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", required=True, help="folder holding the baseline package baseline_kernels")
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--shapes", default="", help="comma-separated shape names (default: all)")
+    parser.add_argument("--no-append", action="store_true")
+    parser.add_argument("--no-varlen", action="store_true")
+    args = parser.parse_args()
+    sys.path.insert(0, args.baseline)
+    baseline = importlib.import_module("baseline_kernels")
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    report = {"device": torch.cuda.get_device_name(), "rounds": args.rounds}
+    report["copy_Bps"] = bandwidth = copy_bandwidth(device, args.reps)
+    report["matmul_flops"] = matmul = matmul_ceiling(device, args.reps)
+    print(f"copy {bandwidth / 1e12:.3f} TB/s, matmul {matmul / 1e12:.0f} TFLOP/s", flush=True)
+    out = Path(os.environ.get("OUT", "out"))
+    out.mkdir(parents=True, exist_ok=True)
+    report["decode"] = {}
+    for name in args.shapes.split(",") if args.shapes else SHAPES:
+        report["decode"][name] = bench_shape(name, baseline, device, args.reps, args.rounds, bandwidth, matmul)
+        torch.cuda.empty_cache()
+        (out / "kernels_decode_rounds.json").write_text(json.dumps(report, indent=2))
+        print(markdown(report).splitlines()[-1], flush=True)
+    if not args.no_varlen:
+        report["varlen"] = {heads: varlen_rounds(heads, device, args.reps, args.rounds) for heads in (16, 128)}
+    if not args.no_append:
+        report["append"] = bench_append(baseline, device, args.reps, args.rounds)
+    (out / "kernels_decode_rounds.json").write_text(json.dumps(report, indent=2))
+    (out / "kernels_decode_rounds.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

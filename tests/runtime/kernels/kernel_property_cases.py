@@ -1,0 +1,474 @@
+"""Property test of every public kernel op on every backend that can run here: random valid inputs (shapes,
+dtypes, strides, index values) match the float64 reference, random invalid ones raise ``KernelInputError``, and
+nothing crashes. Runs on the CPU under ``TRITON_INTERPRET=1`` (by test_kernels_triton_interpreter.py, in a
+subprocess: a kernel reading out of bounds would kill it) and as is on a GPU
+(``python -m pytest tests/runtime/kernels/kernel_property_cases.py``).
+
+On CUDA, index *values* are checked only with ``validate=True`` (see ``mla_decode``): a bad value is expected to
+raise there, and to run without crashing or touching memory outside its tensors with ``validate=False``.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from seamfix.runtime.kernels import (
+    KernelInputError,
+    fused_down_norm_up,
+    mla_cache_append,
+    mla_decode,
+    mla_rope_kv,
+    mla_rope_q,
+)
+from seamfix.runtime.kernels.backend import resolve_backend
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _backends() -> tuple[str, ...]:
+    try:
+        resolve_backend("triton", DEVICE)
+    except KernelInputError:
+        return ("torch",)
+    return ("torch", "triton")
+
+
+BACKENDS = _backends()
+# The interpreter is slow and CI has two cores: a few dozen examples per op cover the mutations below.
+EXAMPLES = 80 if DEVICE.type == "cpu" else 150
+PROPERTY = settings(
+    max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)  # fmt: skip
+# Relative error against float64: one rounding to the dtype, tf32 products for float32 on a GPU.
+TOLERANCE = {torch.float32: 2e-3, torch.float16: 5e-3, torch.bfloat16: 3e-2}
+
+
+@dataclass
+class Case:
+    """One drawn input: ``make(dtype)`` builds fresh tensors (same values every call), ``invalid`` names the
+    mutation applied (``None``: valid), ``value_only`` says the mutation is in index values (checked on CUDA only
+    with ``validate=True``)."""
+
+    seed: int
+    params: dict
+    invalid: str | None = None
+    value_only: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def randn(shape, dtype, generator, layout="contiguous"):
+    """Random values in ``dtype`` on DEVICE; ``layout`` "strided" returns a view whose rows are spaced out (every
+    other element of a wider tensor along the second-to-last dimension, last dimension still dense)."""
+
+    def dense(shape):  # cast before slicing: a cast of a strided view comes back contiguous
+        return torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype).to(DEVICE)
+
+    if layout == "strided" and len(shape) >= 2:
+        return dense((*shape[:-2], 2 * shape[-2], shape[-1]))[..., ::2, :]
+    if layout == "every_other":  # last dimension strided: the kernels' one hard requirement
+        return dense((*shape[:-1], 2 * shape[-1]))[..., ::2]
+    return dense(shape)
+
+
+def upcast(value):
+    """Float tensors (in tuples and dicts too) as float64: the reference runs on the very values the backend got."""
+    if isinstance(value, torch.Tensor):
+        return value.double() if value.is_floating_point() else value
+    if isinstance(value, tuple | list):
+        return type(value)(upcast(item) for item in value)
+    if isinstance(value, dict):
+        return {key: upcast(item) for key, item in value.items()}
+    return value
+
+
+def relative_error(actual, expected):
+    expected = expected.double()
+    scale = expected.norm().item()
+    return (actual.double() - expected).norm().item() / (scale if scale > 0 else 1.0)
+
+
+def call_validating(case: Case, run, backend: str):
+    """Run an invalid case: it must raise KernelInputError; a value-only mutation on CUDA needs ``validate=True``
+    to be seen, and without it must still run to completion (memory-safe, result unspecified)."""
+    validate = True if case.value_only and DEVICE.type == "cuda" else None
+    with pytest.raises(KernelInputError):
+        run(backend, validate)
+    if case.value_only:
+        run(backend, False)
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()  # an illegal address would surface here
+
+
+def check_case(case: Case, run, backend: str, tolerances: tuple[float, ...]):
+    """An invalid case must be refused (``call_validating``); a valid one must match the float64 reference run on
+    the same values, each output within its tolerance (``run`` returns one tensor or a tuple of them)."""
+    if case.invalid:
+        call_validating(case, run, backend)
+        return
+    got, expected = run(backend, None), run("torch", None, reference=True)
+    got, expected = (got, expected) if isinstance(got, tuple) else ((got,), (expected,))
+    for actual, reference, tolerance in zip(got, expected, tolerances, strict=True):
+        assert not actual.isnan().any()
+        assert relative_error(actual, reference) < tolerance
+
+
+def dtypes_for(backend: str, matmul: bool = False) -> list[torch.dtype]:
+    if backend == "triton" and matmul and DEVICE.type == "cpu":
+        # Triton 3.8's interpreter computes bf16 tl.dot wrongly; fp16 takes the same half-precision path.
+        return [torch.float32, torch.float16]
+    return [torch.float32, torch.bfloat16, torch.float16]
+
+
+def rope_tables(rows, emb_dim, dtype, generator):
+    angles = torch.rand(rows, emb_dim // 2, generator=generator, dtype=torch.float64) * 6
+    freqs = torch.cat((angles, angles), -1)[:, None, None, :]
+    return freqs.cos().to(dtype).to(DEVICE), freqs.sin().to(dtype).to(DEVICE)
+
+
+# --- RoPE (q and kv) ----------------------------------------------------------------------------------------------
+
+ROPE_MUTATIONS = ["negative head dim", "odd emb_dim", "short table", "float cu_seqlens", "bool cu_seqlens",
+                  "cu_seqlens not from 0", "cu_seqlens decreasing", "strided last dim", "int tensor"]  # fmt: skip
+VALUE_MUTATIONS = {"short table (thd)", "cu_seqlens not from 0", "cu_seqlens decreasing"}
+
+
+@st.composite
+def rope_cases(draw):
+    thd = draw(st.booleans())
+    params = {
+        "thd": thd,
+        "seq": draw(st.integers(0 if not thd else 1, 4)),
+        "batch": draw(st.integers(1, 2)),
+        "heads": draw(st.integers(1, 3)),
+        "head_dim": draw(st.integers(1, 6)),
+        "v_dim": draw(st.integers(1, 5)),
+        "emb_dim": draw(st.sampled_from([2, 4, 6, 8])),
+        "spare_rows": draw(st.integers(0, 2)),
+        "layout": draw(st.sampled_from(["contiguous", "strided"])),
+    }
+    if thd:
+        params["lengths"] = draw(st.lists(st.integers(0, 4), min_size=1, max_size=3))
+        params["padding"] = draw(st.integers(0, 1))
+    invalid = draw(st.none() | st.sampled_from(ROPE_MUTATIONS))
+    if invalid and "cu_seqlens" in invalid and not thd:
+        invalid = None
+    if invalid == "short table":
+        if thd:  # a table of at least one row, one short of the longest packed sequence: only values tell
+            invalid = "short table (thd)"
+            params["lengths"][0] = max(params["lengths"][0], 2)
+        else:
+            params["seq"] = max(params["seq"], 1)
+    if invalid == "cu_seqlens decreasing" and len(params["lengths"]) < 2:
+        params["lengths"].append(0)
+    return Case(draw(st.integers(0, 2**31 - 1)), params, invalid, invalid in VALUE_MUTATIONS)
+
+
+def make_rope(case: Case, dtype, width: int, reference: bool = False):
+    """``(x, cos, sin, cu_seqlens, k_pos_emb)`` for a RoPE op whose tensor has last dimension ``width``."""
+    p, generator = case.params, torch.Generator().manual_seed(case.seed)
+    emb = p["emb_dim"]
+    if p["thd"]:
+        lengths = p["lengths"]
+        tokens = sum(lengths) + p["padding"]
+        token_shape = (tokens,)
+        longest = max([*lengths[:-1], lengths[-1] + p["padding"]])
+        offsets = [0]
+        for length in lengths:
+            offsets.append(offsets[-1] + length)
+        cu_seqlens = torch.tensor(offsets, dtype=torch.int32, device=DEVICE)
+        rows = longest + p["spare_rows"]
+    else:
+        token_shape = (p["seq"], p["batch"])
+        cu_seqlens = None
+        rows = p["seq"] + p["spare_rows"]
+    if case.invalid in ("short table", "short table (thd)"):
+        rows = (longest if p["thd"] else p["seq"]) - 1
+    cos, sin = rope_tables(max(rows, 1), emb, dtype, generator)
+    if rows == 0 and case.invalid:  # a table of no rows (any op needs one)
+        cos, sin = cos[:0], sin[:0]
+    layout = "every_other" if case.invalid == "strided last dim" else p["layout"]
+    x = randn((*token_shape, p["heads"], width), dtype, generator, layout)
+    k_pos_emb = randn((*token_shape, 1, emb), dtype, generator)
+    if case.invalid == "int tensor":
+        x = x.to(torch.int32)
+    if cu_seqlens is not None:
+        if case.invalid == "float cu_seqlens":
+            cu_seqlens = cu_seqlens.float()
+        elif case.invalid == "bool cu_seqlens":
+            cu_seqlens = cu_seqlens.bool()
+        elif case.invalid == "cu_seqlens not from 0":
+            cu_seqlens = cu_seqlens + 1
+        elif case.invalid == "cu_seqlens decreasing":
+            cu_seqlens[-1] = cu_seqlens[-2] - 1
+    made = (x, cos, sin, cu_seqlens, k_pos_emb)
+    return upcast(made) if reference else made
+
+
+def rope_dims(case: Case) -> tuple[int, int]:
+    """``(head_dim, emb_dim)`` as passed: the mutations keep their sum (the op's width check passes)."""
+    head_dim, emb = case.params["head_dim"], case.params["emb_dim"]
+    if case.invalid == "negative head dim":
+        return -2, head_dim + emb + 2
+    if case.invalid == "odd emb_dim":
+        return head_dim - 1 if head_dim > 1 else head_dim + 1, emb + 1 if head_dim > 1 else emb - 1
+    return head_dim, emb
+
+
+@PROPERTY
+@given(case=rope_cases(), backend=st.sampled_from(BACKENDS), dtype_index=st.integers(0, 2))
+def test_rope_q(case, backend, dtype_index):
+    dtype = dtypes_for(backend)[dtype_index % len(dtypes_for(backend))]
+    head_dim, emb = case.params["head_dim"], case.params["emb_dim"]
+    qk_head_dim, emb_dim = rope_dims(case)
+
+    def run(backend, validate, reference=False):
+        q, cos, sin, cu_seqlens, _ = make_rope(case, dtype, head_dim + emb, reference)
+        return mla_rope_q(q, cos, sin, qk_head_dim, emb_dim, cu_seqlens, backend=backend, validate=validate)
+
+    check_case(case, run, backend, (TOLERANCE[dtype],))
+
+
+@PROPERTY
+@given(case=rope_cases(), backend=st.sampled_from(BACKENDS), dtype_index=st.integers(0, 2))
+def test_rope_kv(case, backend, dtype_index):
+    dtype = dtypes_for(backend)[dtype_index % len(dtypes_for(backend))]
+    head_dim, emb, v_dim = case.params["head_dim"], case.params["emb_dim"], case.params["v_dim"]
+    k_dim, emb_dim = rope_dims(case)
+
+    def run(backend, validate, reference=False):
+        kv, cos, sin, cu_seqlens, k_pos_emb = make_rope(case, dtype, head_dim + v_dim, reference)
+        if case.invalid == "negative head dim":  # keep k_dim + v_dim equal to the width
+            return mla_rope_kv(kv, k_pos_emb, cos, sin, emb, -2, head_dim + v_dim + 2, cu_seqlens, backend=backend,
+                               validate=validate)  # fmt: skip
+        return mla_rope_kv(kv, k_pos_emb, cos, sin, emb_dim, k_dim, v_dim, cu_seqlens, backend=backend,
+                           validate=validate)  # fmt: skip
+
+    check_case(case, run, backend, (TOLERANCE[dtype],) * 2)
+
+
+# --- fused_down_norm_up ---------------------------------------------------------------------------------------------
+
+DOWN_NORM_UP_MUTATIONS = ["zero eps", "negative eps", "nan eps", "rank mismatch", "weight dtype", "zero rank",
+                          "scalar x"]  # fmt: skip
+
+
+@st.composite
+def down_norm_up_cases(draw):
+    params = {
+        "tokens": draw(st.integers(0, 5)),
+        "hidden": draw(st.integers(1, 8)),
+        "rank": draw(st.integers(1, 8)),
+        "out": draw(st.integers(1, 6)),
+        "eps": draw(st.sampled_from([1e-6, 1e-2, 1.0])),
+        "strided_weight": draw(st.booleans()),
+    }
+    return Case(draw(st.integers(0, 2**31 - 1)), params, draw(st.none() | st.sampled_from(DOWN_NORM_UP_MUTATIONS)))
+
+
+@PROPERTY
+@given(case=down_norm_up_cases(), backend=st.sampled_from(BACKENDS), dtype_index=st.integers(0, 2))
+def test_fused_down_norm_up(case, backend, dtype_index):
+    dtype = dtypes_for(backend)[dtype_index % len(dtypes_for(backend))]
+    p = case.params
+    eps = {"zero eps": 0.0, "negative eps": -1e-6, "nan eps": math.nan}.get(case.invalid, p["eps"])
+
+    def run(backend, validate, reference=False):
+        generator = torch.Generator().manual_seed(case.seed)
+        rank = 0 if case.invalid == "zero rank" else p["rank"]
+        x = randn((p["tokens"], p["hidden"]), dtype, generator)
+        w_down = randn((rank, p["hidden"]), dtype, generator)
+        w_up = randn((p["out"], rank + (case.invalid == "rank mismatch")), dtype, generator)
+        weight = 1 + 0.1 * randn((rank, 2 if p["strided_weight"] else 1), dtype, generator)[:, 0]
+        if case.invalid == "weight dtype":
+            w_up = w_up.double()
+        if case.invalid == "scalar x":
+            x = x.sum()
+        if reference:
+            x, w_down, w_up, weight = upcast((x, w_down, w_up, weight))
+        return fused_down_norm_up(x, w_down, w_up, weight, eps, backend=backend)
+
+    check_case(case, run, backend, (TOLERANCE[dtype],))
+
+
+# --- paged latent cache: append and decode -------------------------------------------------------------------------
+
+RANKS = (16, 32)  # the Triton backend needs powers of two >= 16
+ROPE_DIM = 16
+
+APPEND_MUTATIONS = ["slot past the cache", "position past the table", "negative position", "bool slots",
+                    "float positions", "zero eps", "strided c_kv", "cos dtype"]  # fmt: skip
+APPEND_VALUE_MUTATIONS = {"slot past the cache", "position past the table", "negative position"}
+
+
+@st.composite
+def append_cases(draw):
+    num_blocks, block_size = draw(st.integers(1, 3)), draw(st.sampled_from([1, 2, 4, 16]))
+    tokens = draw(st.integers(0, min(6, num_blocks * block_size)))
+    slots = draw(st.permutations(range(num_blocks * block_size)))[:tokens]
+    padding = draw(st.lists(st.booleans(), min_size=tokens, max_size=tokens))
+    params = {
+        "num_blocks": num_blocks,
+        "block_size": block_size,
+        "rank": draw(st.sampled_from(RANKS)),
+        "slots": [-1 if pad else slot for slot, pad in zip(slots, padding, strict=True)],
+        "table_rows": draw(st.integers(1, 8)),
+        "norm": draw(st.sampled_from(["none", "contiguous", "strided"])),
+    }
+    params["positions"] = draw(st.lists(st.integers(0, params["table_rows"] - 1), min_size=tokens, max_size=tokens))
+    invalid = draw(st.none() | st.sampled_from(APPEND_MUTATIONS))
+    if invalid in APPEND_VALUE_MUTATIONS and not any(slot >= 0 for slot in params["slots"]):
+        invalid = None  # every token is padding: its position and slot are never used
+    return Case(draw(st.integers(0, 2**31 - 1)), params, invalid, invalid in APPEND_VALUE_MUTATIONS)
+
+
+def guarded(shape, dtype, generator):
+    """A contiguous tensor with a guard block before and after it in one allocation, and a check that the guards
+    still hold their values (an out-of-bounds write by a block or two lands there)."""
+    full = randn((shape[0] + 2, *shape[1:]), dtype, generator)
+    guards = full[[0, -1]].clone()
+    return full[1:-1], lambda: torch.equal(full[[0, -1]], guards)
+
+
+def make_append(case: Case, dtype):
+    """The op's arguments and a check that nothing was written outside the caches."""
+    p, generator = case.params, torch.Generator().manual_seed(case.seed)
+    tokens = len(p["slots"])
+    cos, sin = rope_tables(p["table_rows"], ROPE_DIM, dtype, generator)
+    slots = torch.tensor(p["slots"], dtype=torch.int64, device=DEVICE)
+    positions = torch.tensor(p["positions"], dtype=torch.int32, device=DEVICE)
+    kept = (slots >= 0).nonzero()[:1, 0]  # the first real token carries a value mutation
+    if case.invalid == "slot past the cache":
+        slots[kept] = p["num_blocks"] * p["block_size"]
+    elif case.invalid == "position past the table":
+        positions[kept] = p["table_rows"]
+    elif case.invalid == "negative position":
+        positions[kept] = -1
+    elif case.invalid == "bool slots":
+        slots = slots > 0
+    elif case.invalid == "float positions":
+        positions = positions.float()
+    norm = None
+    if p["norm"] != "none":
+        norm = 1 + 0.1 * randn((p["rank"], 2 if p["norm"] == "strided" else 1), dtype, generator)[:, 0]
+    ckv_cache, ckv_intact = guarded((p["num_blocks"], p["block_size"], p["rank"]), dtype, generator)
+    kpe_cache, kpe_intact = guarded((p["num_blocks"], p["block_size"], ROPE_DIM), dtype, generator)
+    return {
+        "c_kv": randn((tokens, p["rank"]), dtype, generator, "every_other" if case.invalid == "strided c_kv" else
+                      "contiguous"),
+        "k_pe": randn((tokens, ROPE_DIM), dtype, generator),
+        "cos": cos.double() if case.invalid == "cos dtype" else cos,
+        "sin": sin.double() if case.invalid == "cos dtype" else sin,
+        "positions": positions,
+        "ckv_cache": ckv_cache,
+        "kpe_cache": kpe_cache,
+        "slot_mapping": slots,
+        "norm_weight": norm,
+        "eps": 0.0 if case.invalid == "zero eps" else 1e-6,
+    }, lambda: ckv_intact() and kpe_intact()  # fmt: skip
+
+
+@PROPERTY
+@given(case=append_cases(), backend=st.sampled_from(BACKENDS), dtype_index=st.integers(0, 2))
+def test_cache_append(case, backend, dtype_index):
+    dtype = dtypes_for(backend)[dtype_index % len(dtypes_for(backend))]
+    if case.invalid == "cos dtype" and backend == "torch":
+        return  # float64 tables are the reference's own dtype: accepted there
+
+    def run(backend, validate, reference=False):
+        args, intact = make_append(case, dtype)
+        args = upcast(args) if reference else args
+        mla_cache_append(**args, backend=backend, validate=validate)
+        assert intact(), "written outside the cache"
+        return args["ckv_cache"], args["kpe_cache"]
+
+    check_case(case, run, backend, (TOLERANCE[dtype],) * 2)
+
+
+DECODE_MUTATIONS = ["length under s_q", "length past the table", "block past the cache", "negative block",
+                    "int64 lengths", "int64 table", "rank mismatch", "batch mismatch", "nan scale", "zero splits",
+                    "strided q"]  # fmt: skip
+DECODE_VALUE_MUTATIONS = {"length under s_q", "length past the table", "block past the cache", "negative block"}
+
+
+@st.composite
+def decode_cases(draw):
+    block_size = draw(st.sampled_from([16, 32, 64, 128]))
+    batch, s_q = draw(st.integers(0, 3)), draw(st.integers(1, 2))
+    max_blocks = draw(st.integers(1, 3))
+    lengths = draw(st.lists(st.integers(s_q, max_blocks * block_size), min_size=batch, max_size=batch))
+    params = {
+        "block_size": block_size,
+        "s_q": s_q,
+        "heads": draw(st.integers(1, 4)),
+        "rank": draw(st.sampled_from(RANKS)),
+        "max_blocks": max_blocks,
+        "lengths": lengths,
+        "causal": draw(st.booleans()),
+        "splits": draw(st.none() | st.integers(1, 3)),
+        "q_layout": draw(st.sampled_from(["contiguous", "strided"])),
+    }
+    invalid = draw(st.none() | st.sampled_from(DECODE_MUTATIONS))
+    if batch == 0 and invalid in (*DECODE_VALUE_MUTATIONS, "batch mismatch"):
+        invalid = None
+    return Case(draw(st.integers(0, 2**31 - 1)), params, invalid, invalid in DECODE_VALUE_MUTATIONS)
+
+
+def make_decode(case: Case, dtype):
+    """A paged cache whose rows past every sequence's length (and whose unused blocks) hold NaN, as fresh
+    ``torch.empty`` pages may: no backend may let them into a result."""
+    p, generator = case.params, torch.Generator().manual_seed(case.seed)
+    batch, block_size, max_blocks, rank = len(p["lengths"]), p["block_size"], p["max_blocks"], p["rank"]
+    num_blocks = batch * max_blocks + 1
+    ckv = randn((num_blocks, block_size, rank), dtype, generator)
+    kpe = randn((num_blocks, block_size, ROPE_DIM), dtype, generator)
+    order = torch.randperm(num_blocks, generator=generator)
+    table = torch.full((batch, max_blocks), -1, dtype=torch.int32)
+    ckv_rows, kpe_rows = ckv.view(-1, rank), kpe.view(-1, ROPE_DIM)
+    used = torch.zeros(num_blocks * block_size, dtype=torch.bool)
+    for row, length in enumerate(p["lengths"]):
+        blocks = order[row * max_blocks : row * max_blocks + -(-length // block_size)]
+        table[row, : len(blocks)] = blocks.to(torch.int32)
+        slots = (blocks[:, None] * block_size + torch.arange(block_size)).flatten()[:length]
+        used[slots] = True
+    ckv_rows[~used.to(DEVICE)] = float("nan")
+    kpe_rows[~used.to(DEVICE)] = float("nan")
+    lengths = torch.tensor(p["lengths"], dtype=torch.int32)
+    if case.invalid == "length under s_q":
+        lengths[0] = p["s_q"] - 1
+    elif case.invalid == "length past the table":
+        lengths[0] = max_blocks * block_size + 1
+    elif case.invalid == "block past the cache":
+        table[0, 0] = num_blocks
+    elif case.invalid == "negative block":
+        table[0, 0] = -1
+    q_shape = (batch + (case.invalid == "batch mismatch"), p["s_q"], p["heads"])
+    q_layout = "every_other" if case.invalid == "strided q" else p["q_layout"]
+    q_lat = randn((*q_shape, rank + 16 * (case.invalid == "rank mismatch")), dtype, generator, q_layout)
+    q_pe = randn((*q_shape, ROPE_DIM), dtype, generator)
+    table, lengths = table.to(DEVICE), lengths.to(DEVICE)
+    if case.invalid == "int64 lengths":
+        lengths = lengths.long()
+    elif case.invalid == "int64 table":
+        table = table.long()
+    return q_lat, q_pe, ckv, kpe, table, lengths
+
+
+@PROPERTY
+@given(case=decode_cases(), backend=st.sampled_from(BACKENDS), dtype_index=st.integers(0, 2))
+def test_decode(case, backend, dtype_index):
+    dtype = dtypes_for(backend, matmul=True)[dtype_index % len(dtypes_for(backend, matmul=True))]
+    p = case.params
+    scale = math.nan if case.invalid == "nan scale" else 0.3
+    splits = 0 if case.invalid == "zero splits" else p["splits"]
+
+    def run(backend, validate, reference=False):
+        inputs = make_decode(case, dtype)
+        inputs = upcast(inputs) if reference else inputs
+        return mla_decode(*inputs, scale, p["causal"], num_splits=splits, backend=backend, validate=validate)
+
+    check_case(case, run, backend, (TOLERANCE[dtype], 5e-3))

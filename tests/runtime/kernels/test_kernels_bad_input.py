@@ -1,0 +1,105 @@
+"""The bad inputs issue 16 found, one by one, on the reference backend (the Triton kernels get the same inputs
+from kernel_property_cases.py under the interpreter): each is refused with KernelInputError or computed right."""
+
+import math
+
+import pytest
+import torch
+from decode_case_inputs import ROPE, SCALE, PagedCase
+from test_kernels_latent_cache import append_case
+
+from seamfix.runtime.kernels import (
+    AbsorbedMLADecoder,
+    KernelInputError,
+    fused_down_norm_up,
+    mla_cache_append,
+    mla_decode,
+    mla_rope_kv,
+    mla_rope_q,
+)
+
+COS, SIN = torch.ones(8, 10), torch.zeros(8, 10)
+
+
+def paged_case(lengths=(5, 40)):
+    return PagedCase(list(lengths), 16, torch.float32, torch.Generator().manual_seed(3))
+
+
+def thd_q(tokens=6):
+    return torch.randn(tokens, 2, 4 + 4)
+
+
+REFUSED = {
+    "q is not a tensor": lambda: mla_rope_q([[1.0]], COS, SIN, 4, 4),
+    "missing block table": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe, *paged_case().cache_args()[:2],
+                                              None, paged_case().cache_seqlens, SCALE),
+    "missing norm weight": lambda: fused_down_norm_up(torch.randn(3, 4), torch.randn(2, 4), torch.randn(5, 2), None,
+                                                      1e-6),
+    "negative qk_head_dim": lambda: mla_rope_q(torch.randn(2, 1, 1, 8), COS, SIN, qk_head_dim=-2, emb_dim=10),
+    "zero heads": lambda: mla_rope_q(torch.randn(2, 1, 0, 8), COS[:, :4], SIN[:, :4], 4, 4),
+    "bool cu_seqlens": lambda: mla_rope_q(thd_q(), COS[:, :4], SIN[:, :4], 4, 4, torch.tensor([0, 6]).bool()),
+    "cu_seqlens not from 0": lambda: mla_rope_q(thd_q(), COS[:, :4], SIN[:, :4], 4, 4, torch.tensor([1, 3, 6])),
+    "packed sequence past the table": lambda: mla_rope_q(thd_q(10), COS[:, :4], SIN[:, :4], 4, 4,
+                                                         torch.tensor([0, 10])),
+    "expanded q written in place": lambda: mla_rope_q(torch.randn(2, 1, 1, 8).expand(2, 3, 1, 8), COS[:, :4],
+                                                      SIN[:, :4], 4, 4),
+    "negative k_dim": lambda: mla_rope_kv(torch.randn(2, 1, 1, 6), torch.randn(2, 1, 1, 4), COS[:, :4], SIN[:, :4],
+                                          4, -2, 8),
+    "rank 0": lambda: fused_down_norm_up(torch.randn(3, 4), torch.randn(0, 4), torch.randn(5, 0), torch.ones(0), 1e-6),
+    "bool slot_mapping": lambda: mla_cache_append(**append_case(torch.float32, torch.Generator(), True)[0]
+                                                  | {"slot_mapping": torch.tensor([1, 0, 0, 0, 1]).bool()}),
+    "append eps 0": lambda: mla_cache_append(**append_case(torch.float32, torch.Generator(), True)[0], eps=0.0),
+    "zero heads in decode": lambda: mla_decode(paged_case().q_lat[:, :, :0], paged_case().q_pe[:, :, :0],
+                                               *paged_case().cache_args(), SCALE),
+    "more splits than 32-bit offsets reach": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe,
+                                                                *paged_case().cache_args(), SCALE, num_splits=2**30),
+    "NaN softmax scale": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe, *paged_case().cache_args(),
+                                            math.nan),
+    "length past the block table": lambda: mla_decode(
+        paged_case().q_lat, paged_case().q_pe, *paged_case().cache_args()[:3], torch.tensor([5, 200],
+                                                                                             dtype=torch.int32),
+        SCALE),
+    "wrong q_nope width for the decoder": lambda: AbsorbedMLADecoder(torch.randn(2 * (8 + 4), 32), 2, 8, 4, SCALE)(
+        torch.randn(2, 1, 2, 7), paged_case().q_pe[:, :, :2], *paged_case().cache_args()),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_refused_with_kernel_input_error(name):
+    with pytest.raises(KernelInputError):
+        REFUSED[name]()
+
+
+def test_empty_batch_decodes_to_empty_outputs():
+    case = paged_case()
+    out, lse = mla_decode(case.q_lat[:0], case.q_pe[:0], case.ckv_cache, case.kpe_cache, case.block_table[:0],
+                          case.cache_seqlens[:0], SCALE)  # fmt: skip
+    assert out.shape == (0, 1, 4, case.q_lat.shape[-1]) and lse.shape == (0, 1, 4)
+
+
+def test_nan_rows_past_the_lengths_stay_out_of_the_reference_decode():
+    case = paged_case()
+    out, lse = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE)
+    for row, length in enumerate(case.lengths):  # poison every row past the sequence's length in its pages
+        blocks = case.block_table[row][case.block_table[row] >= 0].long()
+        slots = (blocks[:, None] * 16 + torch.arange(16)).flatten()[length:]
+        case.ckv_cache.view(-1, case.ckv_cache.shape[-1])[slots] = math.nan
+        case.kpe_cache.view(-1, ROPE)[slots] = math.nan
+
+    poisoned_out, poisoned_lse = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE)
+
+    torch.testing.assert_close(poisoned_out, out)
+    torch.testing.assert_close(poisoned_lse, lse)
+
+
+def test_unvalidated_values_on_the_cpu_stay_inside_the_cache():
+    args, _ = append_case(torch.float32, torch.Generator().manual_seed(5), True)
+    before = args["ckv_cache"].clone()
+    args["slot_mapping"] = torch.tensor([10**6, 3, -1, 17, 16], dtype=torch.int32)  # the first slot past the cache
+
+    with pytest.raises(KernelInputError, match="slot_mapping holds slot 1000000"):
+        mla_cache_append(**args)
+    mla_cache_append(**args, validate=False)  # skipped, not written anywhere
+
+    changed = (args["ckv_cache"] != before).flatten(0, 1).any(-1).nonzero().flatten().tolist()
+    assert changed == [3, 16, 17]
