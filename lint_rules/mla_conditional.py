@@ -93,6 +93,9 @@ class MLAConditional(AstRule):
         "def f(self, x):\n    return x[..., self.config.qk_head_dim :]\n",
         "rank = hf_config['kv_lora_rank']\n",
         "def f(cfg, t):\n    rows = t.size(0) * cfg.kv_lora_rank\n    assert t.numel() == rows\n",
+        # A lookup whose key comes from an MLA table is no probe of an MLA name.
+        "def f(self, scaling, out):\n    for hf_key, key in self.MLA_ROPE_SCALING_MAPPING:\n"
+        "        value = scaling.get(hf_key)\n        if value is not None:\n            out[key] = value\n",
         # Conditions combined into a flag are not a decision until the flag is tested.
         "def f(cfg, q):\n    absorbed = cfg.kv_lora_rank > 0 and q.size(-1) == 576\n    return absorbed\n",
         "def f(cfg, ctx):\n    use = cfg.cache_mla_latents and ctx and ctx.is_decode_only()\n    return use\n",
@@ -408,7 +411,7 @@ class _DecisionFinder(MLAFlow):
 
     def visit_Call(self, node: ast.Call, aliases: Aliases) -> None:
         probed = probed_argument(node)
-        atom = self.mla.atom(probed, aliases) if probed is not None else None
+        atom = self.mla.vocabulary_atom(probed) if probed is not None else None
         if atom is not None:
             self.hit(node, f"`{_short(node.func)}` probes MLA (`{_short(atom)}`)", FindingKind.PROBE, atom)
             return

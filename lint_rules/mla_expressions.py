@@ -194,8 +194,8 @@ class MLAExpressions:
         if aliases and f"{dotted_name(call.func)}()" in aliases:
             return call  # a function (or method) known to return an MLA value
         probed = probed_argument(call)
-        if probed is not None:
-            return self.atom(probed, aliases)
+        if probed is not None:  # a probe asks about an MLA name, not about a key held in a variable
+            return self.vocabulary_atom(probed)
         if isinstance(call.func, ast.Name) and call.func.id in _PURE_WRAPPERS and len(call.args) == 1:
             return self.taint(call.args[0], aliases, arithmetic)
         return None
