@@ -71,7 +71,7 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def format_code(text: str, path: Path) -> str:
     """``text`` formatted by the ``ruff`` executable, with the project's settings for ``path``."""
-    command = [_ruff(), "format", "--stdin-filename", str(path), "-"]
+    command = [ruff_executable(), "format", "--stdin-filename", str(path), "-"]
     try:
         proc = subprocess.run(command, input=text, capture_output=True, text=True, cwd=path.parent, timeout=60)
     except OSError as exc:
@@ -81,7 +81,14 @@ def format_code(text: str, path: Path) -> str:
     return proc.stdout
 
 
-def _ruff() -> str:
+def name_placeholders(data: bytes, names: dict[str, str]) -> bytes:
+    """A rewritten builder with each adapter function's placeholder replaced by its final name."""
+    for placeholder, name in names.items():
+        data = data.replace(placeholder.encode(), name.encode())
+    return data
+
+
+def ruff_executable() -> str:
     try:
         from ruff.__main__ import find_ruff_bin
 

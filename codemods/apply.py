@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seamfix.codemods.adapter_module import merge_adapter
+from seamfix.codemods.adapter_module import merge_adapter, name_placeholders
 from seamfix.codemods.context import Seam
+from seamfix.codemods.project import Project
 from seamfix.codemods.rewrite import FileRewrite, rewrite_file
+from seamfix.codemods.self_check import refuse_failing
 from seamfix.config import Settings
 from seamfix.engine import available_cores, check_options, lint
 from seamfix.errors import SeamfixError
@@ -43,6 +45,7 @@ class ApplyPlan:
     moved: int = 0
     left: list[str] = field(default_factory=list)  # "path:line:column: why" for findings that remain
     kept_arms: list[str] = field(default_factory=list)  # "path:line:column: why" for MLA arms not moved
+    refused: list[str] = field(default_factory=list)  # "path: why" for valid files left untouched
     errors: list[str] = field(default_factory=list)
 
 
@@ -63,36 +66,34 @@ def plan_apply(
     relpaths = sorted({relpath for relpath, finding in result.recorded if finding.code in ("SEAM001", "SEAM901")})
     displays = {relpath: finding.path for relpath, finding in result.recorded}
     rewrites = _rewrite_all(relpaths, settings, jobs, progress)
+    adapter_path = settings.root / settings.adapter
+    existing = adapter_path.read_text(encoding="utf-8") if adapter_path.exists() else None
+    adapter = (settings.adapter, ".".join(settings.adapter_module_parts))
+    refuse_failing(rewrites, settings.root, adapter, existing, lambda fs: merge_adapter(existing, fs, adapter_path))
     for rewrite in rewrites:
         display = displays[rewrite.relpath]
         if rewrite.error:
             plan.errors.append(f"{display}: {rewrite.error}")
             continue
+        if rewrite.refused:
+            plan.refused.append(f"{display}: {rewrite.refused}")
         plan.routed += rewrite.routed
         plan.moved += rewrite.moved
         plan.left += [f"{display}:{why}" for why in rewrite.left]
         plan.kept_arms += [f"{display}:{why}" for why in rewrite.kept_arms]
-    adapter_path = settings.root / settings.adapter
-    existing = adapter_path.read_text(encoding="utf-8") if adapter_path.exists() else None
     functions = [function for rewrite in rewrites if not rewrite.error for function in rewrite.functions]
     adapter_text, names = merge_adapter(existing, functions, adapter_path)
     for rewrite in rewrites:
         if rewrite.error:
             continue
         old = (settings.root / rewrite.relpath).read_bytes()
-        new = _name_placeholders(rewrite.data, names)
+        new = name_placeholders(rewrite.data, names)
         if new != old:
             plan.changes.append(Change(settings.root / rewrite.relpath, displays[rewrite.relpath], old, new))
     if existing != adapter_text and adapter_text:
         display = os.path.relpath(adapter_path, cwd).replace(os.sep, "/")
         plan.changes.append(Change(adapter_path, display, (existing or "").encode(), adapter_text.encode()))
     return plan
-
-
-def _name_placeholders(data: bytes, names: dict[str, str]) -> bytes:
-    for placeholder, name in names.items():
-        data = data.replace(placeholder.encode(), name.encode())
-    return data
 
 
 def _rewrite_all(relpaths: list[str], settings: Settings, jobs: int | None, progress: Progress) -> list[FileRewrite]:
@@ -103,7 +104,7 @@ def _rewrite_all(relpaths: list[str], settings: Settings, jobs: int | None, prog
     locations the codemods need."""
     work = [(str(settings.root / relpath), relpath) for relpath in relpaths]
     options = check_options(settings)
-    seam = Seam(settings.adapter_module_parts)
+    seam = (Seam(settings.adapter_module_parts), Project.scan(settings, relpaths))
     workers = min(jobs or available_cores(), len(work) // PARALLEL_MIN_FILES)
     if workers <= 1:
         _init_worker(options, seam)
@@ -125,23 +126,23 @@ def _size(path: str) -> int:
         return 0  # _rewrite_one reports it
 
 
-_worker: tuple[FileChecker, Seam] | None = None
+_worker: tuple[FileChecker, tuple[Seam, Project]] | None = None
 
 
-def _init_worker(options, seam: Seam) -> None:
+def _init_worker(options, seam: tuple[Seam, Project]) -> None:
     global _worker
     _worker = (FileChecker(options), seam)
 
 
 def _rewrite_one(item: tuple[str, str]) -> FileRewrite:
     path, relpath = item
-    checker, seam = _worker
+    checker, (seam, project) = _worker
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
         return FileRewrite(relpath, b"", error=f"cannot read: {exc.strerror or exc}")
-    return rewrite_file(data, relpath, checker, seam)
+    return rewrite_file(data, relpath, checker, seam, project)
 
 
 def write_changes(plan: ApplyPlan) -> None:

@@ -42,12 +42,22 @@ class Frame:
     def is_comprehension(self) -> bool:
         return isinstance(self.node, _COMPREHENSIONS)
 
+    def _mangled(self, name: str) -> str:
+        """``__x`` as ``symtable`` knows it inside a class: ``_Class__x``."""
+        if not name.startswith("__") or name.endswith("__"):
+            return name
+        frame = self
+        while frame is not None and not frame.is_class:
+            frame = frame.parent
+        stem = frame.node.name.lstrip("_") if frame is not None else ""
+        return f"_{stem}{name}" if stem else name
+
     def binds(self, name: str) -> str | None:
         """``local``, ``global`` or ``nonlocal`` when this scope says where ``name`` lives, else None."""
         if self.table is None:
             return "local" if name in self.bound else None
         try:
-            symbol = self.table.lookup(name)
+            symbol = self.table.lookup(self._mangled(name))
         except KeyError:
             return None
         if symbol.is_declared_global():

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import PurePosixPath
 
 import libcst as cst
 from libcst.metadata import CodeRange
 
-from seamfix.codemods.bindings import Bindings
+from seamfix.codemods.bindings import Bindings, Occurrence
 from seamfix.codemods.focus import Focus
 from seamfix.codemods.nodes import Span, expressions_by_span, span_of
+from seamfix.codemods.project import Project, is_test_module
 from seamfix.vocabulary.names import NameClassifier
 
 PLACEHOLDER_PREFIX = "_seamfix_pending_"
+# Cheap text tests that spare a walk of the whole tree in the usual file, which has neither.
+_STAR_IMPORT = re.compile(r"\bimport\s*\(?\s*\*")
+_GLOBAL = re.compile(r"\bglobal\s")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
@@ -47,6 +51,7 @@ class FileContext:
     names: NameClassifier
     seam: Seam
     bindings: Bindings
+    project: Project
 
     @property
     def module(self) -> cst.Module:
@@ -77,12 +82,7 @@ class FileContext:
 
     @cached_property
     def module_name(self) -> str:
-        parts = PurePosixPath(self.relpath).with_suffix("").parts
-        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-    @property
-    def package_parts(self) -> tuple[str, ...]:
-        return PurePosixPath(self.relpath).parent.parts
+        return ".".join(self.project.module_parts(self.relpath))
 
     def located(self, node: ast.expr) -> cst.BaseExpression | None:
         """The focus module's expression where ``node`` of the ``ast`` is; None outside the focus."""
@@ -123,37 +123,71 @@ class FileContext:
             stack.extend((child, inner) for child in _child_statements(statement))
         return found
 
-    def adapter_import(self, name: str) -> str:
-        """The statement that gives the adapter module this file's global ``name``: the file's own import
-        of it (made absolute), else an import from this file's module."""
-        for node in _module_level(self.tree.body):
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                for alias in node.names:
-                    if (alias.asname or alias.name.split(".")[0]) == name:
-                        return self._import_of(node, alias)
-        return f"from {self.module_name} import {name}"
+    def shared_global(self, name: str) -> str | Refusal:
+        """The import that gives the adapter the very binding of this file's global ``name``, or why none can.
+
+        Only one plain import at the top level of the module, which nothing rebinds, deletes, declares
+        ``global``, patches or re-exports, is certain to be the same object in the adapter at every call;
+        anything else the adapter must be passed, or the site stays."""
+        stores = [o for o in self.bindings.owned_by(self.bindings.module) if o.name == name and _binds(o)]
+        why = f"`{name}`, a module-level name of this file"
+        if name in self.declared_global:
+            return Refusal(f"it reads {why} that a function declares `global`")
+        if len(stores) != 1 or stores[0].kind != "import":
+            how = "defines or assigns" if len(stores) == 1 else "binds more than once"
+            return Refusal(f"it reads {why} that the module {how}; the adapter cannot share its binding")
+        statement = self._top_level_imports.get(id(stores[0].node))
+        if statement is None:
+            return Refusal(f"it reads {why} imported under `try`/`if`/`with`: the adapter cannot share its binding")
+        if name in self.project.patched:
+            return Refusal(f"it reads {why} that a test patches by name; the adapter would not see the patch")
+        if self.project.reexported(self.module_name, name, self.relpath):
+            return Refusal(f"it reads {why} that another module imports from it")
+        line = self._import_of(statement, stores[0].node)
+        source = line.split()[1]
+        if source == self.module_name or is_test_module(source) or self.project.is_script_import(source, self.relpath):
+            return Refusal(f"it reads {why} imported from `{source}`, which the adapter must not import")
+        return line
+
+    @cached_property
+    def _top_level_imports(self) -> dict[int, ast.Import | ast.ImportFrom]:
+        return {
+            id(alias): node
+            for node in self.tree.body
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        }
+
+    @cached_property
+    def has_star_import(self) -> bool:
+        if not _STAR_IMPORT.search(self.text):
+            return False
+        return any(isinstance(node, ast.ImportFrom) and node.names[0].name == "*" for node in ast.walk(self.tree))
+
+    @cached_property
+    def declared_global(self) -> set[str]:
+        if not _GLOBAL.search(self.text):
+            return set()
+        return {name for node in ast.walk(self.tree) if isinstance(node, ast.Global) for name in node.names}
 
     def _import_of(self, node: ast.Import | ast.ImportFrom, alias: ast.alias) -> str:
         suffix = f" as {alias.asname}" if alias.asname else ""
         if isinstance(node, ast.Import):
             return f"import {alias.name}{suffix}"
-        return f"from {self._absolute(node)} import {alias.name}{suffix}"
-
-    def _absolute(self, node: ast.ImportFrom) -> str:
-        module = node.module or ""
-        if not node.level:
-            return module
-        package = self.package_parts
-        base = package[: len(package) - node.level + 1]
-        return ".".join((*base, module) if module else base)
+        module = self.project.absolute(self.relpath, "." * node.level + (node.module or ""))
+        return f"from {module} import {alias.name}{suffix}"
 
 
-def _module_level(statements: list[ast.stmt]) -> Iterator[ast.stmt]:
-    """Statements that run at module level: inside ``if``/``try``/``with``/loops, not in functions or classes."""
-    for statement in statements:
-        yield statement
-        if not isinstance(statement, _DEFINITIONS):
-            yield from _module_level(list(_child_statements(statement)))
+@dataclass(frozen=True)
+class Refusal:
+    """Why a codemod leaves a site as it is."""
+
+    reason: str
+
+
+def _binds(occurrence: Occurrence) -> bool:
+    """A store of the name, or a ``del`` of it."""
+    return occurrence.is_store or isinstance(getattr(occurrence.node, "ctx", None), ast.Del)
 
 
 def _child_statements(statement: ast.stmt) -> Iterator[ast.stmt]:

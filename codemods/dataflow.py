@@ -17,7 +17,9 @@ from seamfix.codemods.bindings import Bindings, Frame, parameters_of
 Assigned = frozenset[str] | None  # None: the code does not go on (return, raise, break, continue)
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 
-_INTROSPECTION = frozenset({"locals", "vars", "dir", "eval", "exec", "super"})
+_INTROSPECTION = frozenset({"locals", "vars", "dir", "eval", "exec", "super", "globals"})
+# Calls whose answer depends on the frame they run in.
+_FRAME_PROBES = frozenset({"_getframe", "currentframe", "stack", "getframeinfo"})
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -65,8 +67,30 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
         outside = [o for o in owned if o.name == name and o.is_store]
         if name in results or any(id(o.node) not in in_block for o in outside):
             blocker = blocker or f"a function defined in it captures `{name}`, which changes outside it"
+    if (results or returns) and any(isinstance(node, (ast.With, ast.AsyncWith)) for node in _own_nodes(block)):
+        blocker = blocker or "a `with` in it may swallow an exception and skip the value or return it passes on"
+    caught = [name for name in inside.assigned if name in used_outside]
+    if caught and _guarded(function, block):
+        blocker = blocker or (
+            f"`{caught[0]}`, assigned in it, is read after an exception it raises may be caught (an enclosing "
+            "`try` or `with`)"
+        )
     flow.parameters, flow.results, flow.blocker = parameters, results, blocker
     return flow
+
+
+def _guarded(function: Function, block: list[ast.stmt]) -> bool:
+    """Is ``block`` inside a ``try`` or ``with`` of ``function``?"""
+    stack: list[tuple[ast.AST, bool]] = [(statement, False) for statement in function.body]
+    first = block[0]
+    while stack:
+        node, guarded = stack.pop()
+        if node is first:
+            return guarded
+        if not isinstance(node, _NESTED_SCOPES):
+            inner = guarded or isinstance(node, (ast.Try, ast.TryStar, ast.With, ast.AsyncWith))
+            stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+    return False
 
 
 def _declared_global(function: Function) -> set[str]:
@@ -89,25 +113,48 @@ def _own_nodes(statements: list[ast.stmt]) -> Iterator[ast.AST]:
 
 
 def _blocker(block: list[ast.stmt]) -> str | None:
-    """Why the block's meaning depends on being where it is, if it does."""
+    """Why the block's meaning depends on being where it is, if it does (each reason is documented in the
+    README's list of arms left in place)."""
     outer_jumps = _jumps_out_of_loops(block)
     for node in _own_nodes(block):
         if isinstance(node, (ast.Yield, ast.YieldFrom, ast.Await, ast.AsyncFor, ast.AsyncWith)):
             return "it yields or awaits"
+        if isinstance(node, ast.comprehension) and node.is_async:
+            return "it holds an async comprehension"
         if isinstance(node, (ast.Global, ast.Nonlocal)):
             return "it declares a global or nonlocal name"
         if isinstance(node, ast.Delete):
             return "it deletes a variable"
         if id(node) in outer_jumps:
             return "its `break`/`continue` leaves a loop around it"
+        if isinstance(node, (*_LOOPS, ast.Try, ast.TryStar)) and node.orelse:
+            return "it holds a loop or `try` with an `else`"
     for node in (n for statement in block for n in ast.walk(statement)):
-        if isinstance(node, ast.Name) and node.id == "__class__":
-            return "it uses `__class__`"
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _INTROSPECTION:
-            if not (node.args or node.keywords) or node.func.id in {"eval", "exec"}:
-                return f"it calls `{node.func.id}()`, which depends on where it runs"
-        if isinstance(node, ast.Attribute) and node.attr.startswith("__") and not node.attr.endswith("__"):
-            return f"it uses `{node.attr}`, a name-mangled attribute"
+        reason = _placed_meaning(node)
+        if reason:
+            return reason
+    return None
+
+
+def _placed_meaning(node: ast.AST) -> str | None:
+    """Why ``node`` (anywhere in the block, nested functions included) means something else elsewhere."""
+    if isinstance(node, ast.Nonlocal):
+        return "a function defined in it declares a `nonlocal` name"
+    if isinstance(node, ast.Name) and node.id.startswith("__") and node.id != "__debug__":
+        return f"it uses `{node.id}`, which names its module or class"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _INTROSPECTION:
+        if not (node.args or node.keywords) or node.func.id in {"eval", "exec", "globals"}:
+            return f"it calls `{node.func.id}()`, which depends on where it runs"
+    if isinstance(node, ast.Attribute) and node.attr in _FRAME_PROBES:
+        return f"it calls `{node.attr}`, which inspects the frame it runs in"
+    if isinstance(node, ast.Attribute) and node.attr.startswith("__") and not node.attr.endswith("__"):
+        return f"it uses `{node.attr}`, a name-mangled attribute"
+    if isinstance(node, (ast.MatchValue, ast.MatchClass)):
+        return "a `case` pattern in it reads a name (value or class pattern)"
+    if isinstance(node, _NESTED_SCOPES):
+        return "it defines a function, lambda or class, whose `__qualname__` and `__module__` say where it is"
+    if isinstance(node, ast.AnnAssign):
+        return "it annotates a variable: the annotation would name what the adapter does not import"
     return None
 
 
@@ -275,7 +322,8 @@ class _Flow:
             return
         if owner is self.scope:
             frame = self.bindings.frame_of(name)
-            if frame is not self.scope and not frame.is_comprehension:
+            # a generator expression, like a function, reads the variable when it runs, not where it is
+            if frame is not self.scope and (not frame.is_comprehension or isinstance(frame.node, ast.GeneratorExp)):
                 self.captured.add(name.id)
             if name.id not in assigned:
                 self.exposed.setdefault(name.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 
 import libcst as cst
@@ -55,10 +56,24 @@ class ExtractArms:
         function = context.enclosing_function(located)
         if function is None:
             return f"{ARM_KEPT}: it is at module or class level, not in a function"
-        flow = block_flow(context.bindings, function, located.body if suite is statement.body else located.orelse)
+        block = located.body if suite is statement.body else located.orelse
+        flow = block_flow(context.bindings, function, block)
         if flow.blocker:
             return f"{ARM_KEPT}: {flow.blocker}"
-        body: list[cst.BaseStatement | str] = [context.adapter_import(name) for name in flow.globals]
+        if context.has_star_import:
+            return f"{ARM_KEPT}: the module has an `import *`, which may bind any name it reads"
+        body: list[cst.BaseStatement | str] = []
+        read_elsewhere = _module_names_read_outside(context, block)
+        for name in flow.globals:
+            is_mla = context.names.is_name(name)
+            shared = context.shared_global(name)
+            if isinstance(shared, str) and (is_mla or name in read_elsewhere):
+                body.append(shared)
+            elif is_mla or name in context.declared_global:
+                return f"{ARM_KEPT}: {getattr(shared, 'reason', 'it reads an MLA name the adapter cannot share')}"
+            else:
+                # the builder's binding as it is when the arm runs (and its import stays in use there)
+                flow.parameters.append(name)
         body += _statements(suite)
         if flow.results:
             body.append(f"return {', '.join(flow.results)}")
@@ -86,6 +101,17 @@ class ExtractArms:
         if negated and test.expression is part and isinstance(statement.orelse, cst.Else):
             return statement.orelse.body
         return None
+
+
+def _module_names_read_outside(context, block: list) -> set[str]:
+    """Module-level names the module reads outside ``block``."""
+    inside = {id(node) for statement in block for node in ast.walk(statement)}
+    bindings = context.bindings
+    return {
+        occurrence.name
+        for occurrence in bindings.owned_by(bindings.module)
+        if occurrence.kind == "name" and not occurrence.is_store and id(occurrence.node) not in inside
+    }
 
 
 def _and_operand(test: cst.BaseExpression, part: cst.BaseExpression) -> bool:

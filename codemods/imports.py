@@ -6,25 +6,26 @@ import ast
 from collections.abc import Iterable
 
 import libcst as cst
+import libcst.helpers
 
-from seamfix.codemods.context import FileContext
+from seamfix.codemods.context import PLACEHOLDER_PREFIX, FileContext
 from seamfix.codemods.nodes import Span, encloses
 from seamfix.vocabulary.names import NameClassifier
 
 
 def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
-    """``module`` with ``from <package> import <seam>`` after its leading imports, unless already there."""
+    """``module`` with ``from <package> import <seam>`` among its first-party imports, unless already there.
+
+    It goes after the docstring, the ``__future__`` imports and any change of ``sys.path`` made before the
+    first definition (a script that puts its repository on the path imports the seam from there); then
+    after the last first-party import of the leading imports, else after the last of them; and always
+    before the first module-level statement that calls the seam."""
     seam = context.seam
     code = f"from {seam.package} import {seam.name}" if seam.package else f"import {seam.name}"
     body = list(module.body)
     if any(isinstance(s, cst.SimpleStatementLine) and module.code_for_node(s).strip() == code for s in body):
         return module
-    position = 0
-    for index, statement in enumerate(body):
-        if _is_docstring(statement) and index == 0 or _is_import(statement):
-            position = index + 1
-        else:
-            break
+    position = _insertion_point(module, body, seam.parts[0])
     statement = cst.parse_statement(code + module.default_newline, config=module.config_for_parsing)
     body.insert(position, statement)
     if position < len(body) - 1 and isinstance(body[position + 1], (cst.FunctionDef, cst.ClassDef)):
@@ -34,6 +35,53 @@ def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
             leading_lines=[cst.EmptyLine()] * max(0, 2 - blank) + list(following.leading_lines)
         )
     return module.with_changes(body=body)
+
+
+def _insertion_point(module: cst.Module, body: list[cst.BaseStatement], first_party: str) -> int:
+    earliest = 0
+    for index, statement in enumerate(body):
+        if index == 0 and _is_docstring(statement) or _is_future_import(statement):
+            earliest = index + 1
+        elif isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+            break
+        elif not _is_import(statement) and _changes_path(module.code_for_node(statement)):
+            earliest = index + 1
+    position, last_first_party = earliest, None
+    for index in range(earliest, len(body)):
+        if not _is_import(body[index]):
+            break
+        position = index + 1
+        if any(_is_first_party(node, first_party) for node in body[index].body):
+            last_first_party = index + 1
+    position = last_first_party or position
+    for index in range(earliest, position):
+        if not _is_import(body[index]) and PLACEHOLDER_PREFIX in module.code_for_node(body[index]):
+            return index
+    return position
+
+
+def _changes_path(code: str) -> bool:
+    return "sys.path" in code or "addsitedir" in code
+
+
+def _is_first_party(node: cst.BaseSmallStatement, package: str) -> bool:
+    if isinstance(node, cst.ImportFrom):
+        if node.relative:
+            return True
+        name = cst.helpers.get_full_name_for_node(node.module) if node.module else ""
+        return name.split(".")[0] == package
+    return isinstance(node, cst.Import) and any(
+        cst.helpers.get_full_name_for_node(alias.name).split(".")[0] == package for alias in node.names
+    )
+
+
+def _is_future_import(statement: cst.CSTNode) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and isinstance(statement.body[0], cst.ImportFrom)
+        and isinstance(statement.body[0].module, cst.Name)
+        and statement.body[0].module.value == "__future__"
+    )
 
 
 def unused_mla_imports(

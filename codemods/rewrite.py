@@ -17,6 +17,7 @@ from seamfix.codemods.extract_arms import ARM_KEPT, ExtractArms, Move
 from seamfix.codemods.focus import Focus, focus
 from seamfix.codemods.imports import import_seam, unused_mla_imports
 from seamfix.codemods.nodes import Span, encloses, finding_span
+from seamfix.codemods.project import Project
 from seamfix.codemods.route_predicates import RoutePredicates
 from seamfix.file_checker import FileChecker
 from seamfix.findings import Finding
@@ -37,11 +38,34 @@ class FileRewrite:
     moved: int = 0
     left: list[str] = field(default_factory=list)  # "line:column: why" for findings still there
     kept_arms: list[str] = field(default_factory=list)  # "line:column: why" for MLA arms that stay
-    error: str | None = None
+    error: str | None = None  # the file is not valid Python (or cannot be read)
+    refused: str | None = None  # valid Python that stays untouched, and why
+
+    def refuse(self, why: str, original: bytes) -> None:
+        """Leave the file as it was: nothing routed or moved, nothing asked of the adapter."""
+        self.data, self.functions, self.routed, self.moved, self.kept_arms, self.left = original, [], 0, 0, [], []
+        self.refused = why
 
 
-def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam) -> FileRewrite:
-    """``data`` with every fixable finding routed or moved; untouched when it cannot be parsed."""
+def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam, project: Project) -> FileRewrite:
+    """``data`` with every fixable finding routed or moved; untouched when it cannot be parsed, and when
+    anything goes wrong on valid Python (a construct the codemods do not know, nesting too deep for
+    LibCST): that is a per-file refusal, never a crash of the run."""
+    try:
+        return _rewrite(data, relpath, checker, seam, project)
+    except (RecursionError, MemoryError):
+        result = FileRewrite(relpath, data)
+        result.refuse("nested too deeply for the codemods", data)
+    except (cst.ParserSyntaxError, UnicodeDecodeError, SyntaxError) as exc:
+        result = FileRewrite(relpath, data)
+        result.refuse(f"LibCST cannot parse it: {str(exc).splitlines()[0]}", data)
+    except Exception as exc:  # noqa: BLE001 - one file's failure is that file's result, as a LibCST codemod's
+        result = FileRewrite(relpath, data)
+        result.refuse(f"the codemods failed on it ({type(exc).__name__}: {exc})", data)
+    return result
+
+
+def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, project: Project) -> FileRewrite:
     result = FileRewrite(relpath, data)
     findings = [f for f in checker.check(data, relpath) if f.code in (_FIXABLE, _UNPARSEABLE)]
     broken = next((f for f in findings if f.code == _UNPARSEABLE), None)
@@ -57,11 +81,7 @@ def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam) ->
             # Another round would parse the file again only to give up on the same findings.
             result.left = [f"{f.line}:{f.column}: {given_up[_identity(f)]}" for f in findings]
             break
-        try:
-            changed, untouched = _round(current, relpath, findings, checker, seam, result)
-        except (cst.ParserSyntaxError, UnicodeDecodeError, SyntaxError) as exc:
-            result.error = f"cannot parse: {str(exc).splitlines()[0]}"
-            return FileRewrite(relpath, data, error=result.error)
+        changed, untouched = _round(current, relpath, findings, checker, seam, project, result)
         if changed is None:
             result.left = [f"{f.line}:{f.column}: {untouched.get(f, 'no codemod handles it')}" for f in findings]
             break
@@ -72,7 +92,7 @@ def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam) ->
     return result
 
 
-def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChecker, seam: Seam,
+def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChecker, seam: Seam, project: Project,
            result: FileRewrite) -> tuple[bytes | None, dict[Finding, str]]:  # fmt: skip
     """One pass over ``findings``: the new bytes (None if nothing could change), and the findings no edit
     touched, with why."""
@@ -87,7 +107,7 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
     lines = [line for f in findings for line in range(f.line, f.end_line + 1)]
     lines += aliases.lines(f.atom for f in findings if f.atom is not None)
     area = focus(module, tree, lines)
-    context = FileContext(area, tree, text, relpath, checker.names, seam, bindings)
+    context = FileContext(area, tree, text, relpath, checker.names, seam, bindings, project)
     local = {finding: _in_focus(finding, area) for finding in findings}
     router = RoutePredicates(context, aliases)
     extractor = ExtractArms(router)

@@ -9,7 +9,7 @@ import libcst as cst
 
 from seamfix.codemods.adapter_function import AdapterFunction, adapter_function
 from seamfix.codemods.alias_definitions import AliasDefinitions
-from seamfix.codemods.context import FileContext
+from seamfix.codemods.context import FileContext, Refusal
 from seamfix.codemods.nodes import finding_span, snake_case, unparenthesized, walk
 from seamfix.findings import Finding
 
@@ -27,6 +27,26 @@ _OPERATOR_WORDS = {
 }  # fmt: skip
 
 
+# A test that is a bare local variable: the linter reads it as an MLA flag (by its name or as an alias).
+IDENTITY_REFUSAL = (
+    "`{}` is a local variable: a predicate would only return its argument (route where it is set, or rename it)"
+)
+NO_ATOM_REFUSAL = (
+    "`{}` names no MLA field, class or string itself (the linter follows a local variable): a predicate would "
+    "hide the decision, not move it"
+)
+_WHAT = {
+    cst.BooleanOperation: "an `and`/`or`", cst.IfExp: "a conditional expression", cst.NamedExpr: "a `:=`",
+    cst.Lambda: "a lambda", cst.Await: "an `await`", cst.Yield: "a `yield`", cst.FormattedString: "an f-string",
+    cst.ListComp: "a comprehension", cst.SetComp: "a comprehension", cst.DictComp: "a comprehension",
+    cst.GeneratorExp: "a generator expression",
+}  # fmt: skip
+
+
+class _Hazard(Exception):
+    """Why a part of a test cannot be evaluated by a predicate in the test's order."""
+
+
 @dataclass
 class Route:
     """Replace ``node`` (the MLA part of a test) by ``call``, a call of ``function`` in the adapter."""
@@ -42,7 +62,10 @@ class RoutePredicates:
     The MLA part grows from the finding's atom through attribute, subscript, comparison and arithmetic
     parents (never past the finding's own expression), or is the whole call for a ``getattr``/``isinstance``
     probe. Within it, every maximal sub-expression that does not name MLA (``self.config``) becomes a
-    parameter, so that predicates of the same shape are one function whatever their call sites pass.
+    parameter, so that predicates of the same shape are one function whatever their call sites pass. The
+    part grows only while the predicate keeps the test's evaluation order (``order_hazard``); a part that
+    would be an identity, hold no MLA atom, or read a module-level name the adapter cannot share is left,
+    with the reason.
     """
 
     def __init__(self, context: FileContext, aliases: AliasDefinitions) -> None:
@@ -62,21 +85,31 @@ class RoutePredicates:
         test = context.by_span.get(finding_span(*finding[1:5]))
         atom = context.by_span.get(finding_span(*finding.atom)) if finding.atom else None
         if test is None or atom is None:
-            return "its test could not be located in the syntax tree"
+            return "the reported span is not one expression that a call could replace (a slice, a pattern)"
         part = test if finding.kind == "probe" else self.mla_part(atom, test)
+        hazard = self.order_hazard(part)
+        if hazard:
+            return f"routing it would change evaluation order: {hazard}"
+        routes = self._part_routes(part)
+        if isinstance(routes, str):
+            # the atom the linter names stays (a local alias); MLA fields elsewhere in the test still route
+            inside = self.value_routes(test) if test is not part else None
+            if inside and all(isinstance(route, Route) for route in inside):
+                return inside
+            return routes
         others = [leaf for leaf in _boolean_operands(test) if leaf is not part and self._is_question(leaf)]
-        return self._part_routes(part) + [self._route(node) for node in others]
+        more = [self._route(node) for node in others if not self.order_hazard(node)]
+        return routes + [route for route in more if isinstance(route, Route)]
 
-    def _part_routes(self, part: cst.BaseExpression) -> list[Route]:
+    def _part_routes(self, part: cst.BaseExpression) -> list[Route] | str:
         """A local alias's definitions where they can be routed (see ``alias_definitions``), else the part.
 
         An alias named for MLA (``use_mla``) stays a finding by its name even once its values come from the
-        seam, so its test is routed too: to ``enabled``, the seam saying what the flag means."""
+        seam; its test is left, with the reason: a predicate returning the flag would hide the decision."""
         definitions = self._definition_routes(part) if isinstance(part, cst.Name) else None
         if not definitions:
-            return [self._route(part)]
-        if self.context.names.is_name(part.value):
-            definitions.append(self._route(part))
+            route = self._route(part)
+            return route if isinstance(route, str) else [route]
         return definitions
 
     def _definition_routes(self, name: cst.Name) -> list[Route] | None:
@@ -89,7 +122,7 @@ class RoutePredicates:
         for value in values or ():
             node = context.located(value)
             found = None if node is None else self.value_routes(node)
-            if found is None:
+            if found is None or any(isinstance(route, str) for route in found):
                 return None
             routes += found
         return routes or None
@@ -105,6 +138,8 @@ class RoutePredicates:
             if not self._is_replaceable(node):
                 return None
             part = self.mla_part(node, value)
+            if self.order_hazard(part):
+                return None
             routes.append(self._route(part))
             routed.update(walk(part))
         return routes
@@ -132,19 +167,32 @@ class RoutePredicates:
         shape = isinstance(operand, (cst.Attribute, cst.Comparison)) or self._is_probe(operand)
         return shape and self.is_mla(operand) and not any(isinstance(n, cst.BooleanOperation) for n in walk(operand))
 
-    def _route(self, part: cst.BaseExpression) -> Route:
+    def _route(self, part: cst.BaseExpression) -> Route | str:
+        """The route of ``part``, or why it stays: a predicate that would only return what it is passed (a
+        local flag named for MLA), or one that reads a module-level name the adapter cannot share."""
         context = self.context
-        holes: dict[str, str] = {}  # hole code -> parameter name
-        template = part.visit(_Holes(self, holes))
-        imports = sorted({self.context.adapter_import(n.value) for n in _global_names(self, part)})
-        if isinstance(template, cst.Name) and template.value in holes.values():
-            # a local flag (`multi_latent_attention` parameter, `use_mla` alias): the seam says what it means
-            suggested = "enabled"
-        else:
-            suggested = _describe(self, part, holes)
+        holder = _Holes(self, not any(isinstance(node, cst.NamedExpr) for node in walk(part)))
+        template = part.visit(holder)
+        code = _short(context.module.code_for_node(unparenthesized(part)))
+        if isinstance(part, cst.Name) and isinstance(template, cst.Name) and template.value in holder.parameters:
+            return IDENTITY_REFUSAL.format(code)
+        if not self.is_mla(template):
+            return NO_ATOM_REFUSAL.format(code)
+        if isinstance(part, (cst.SimpleString, cst.ConcatenatedString)):
+            return f"{code} alone is a name, not a decision: the code that decides on it stays where it is"
+        if context.has_star_import and any(self._is_builtin(node) for node in walk(part)):
+            return "the module has an `import *`, which may rebind the builtin it calls"
+        imports = []
+        for name in _global_names(self, part):
+            imported = context.shared_global(name.value)
+            if isinstance(imported, Refusal):
+                return imported.reason
+            imports.append(imported)
+        suggested = _describe(self, part, holder.codes)
         code = context.module.code_for_node(unparenthesized(template))
-        function = adapter_function("predicate", suggested, list(holes.values()), [*imports, f"return {code}"])
-        arguments = [cst.Arg(cst.parse_expression(hole)) for hole in holes]
+        body = [*sorted(set(imports)), f"return ({code})" if "\n" in code else f"return {code}"]
+        function = adapter_function("predicate", suggested, holder.parameters, body)
+        arguments = [cst.Arg(unparenthesized(n) if _single_line(context, n) else n) for n in holder.arguments]
         call = cst.Call(
             cst.Attribute(cst.Name(context.seam.name), cst.Name(function.placeholder)),
             arguments,
@@ -154,6 +202,7 @@ class RoutePredicates:
         return Route(part, call, function)
 
     def mla_part(self, atom: cst.BaseExpression, test: cst.BaseExpression) -> cst.BaseExpression:
+        """The atom grown as far as a predicate can take it over without moving when anything runs."""
         part = atom
         while part is not test:
             parent = self.context.parents.get(part)
@@ -161,8 +210,72 @@ class RoutePredicates:
                 parent = self.context.parents[parent]
             if not isinstance(parent, _GROWS_THROUGH) and not self._is_probe(parent):
                 break
+            if self.order_hazard(parent):
+                break  # route the smaller part in place: its neighbours keep their evaluation order
             part = parent
         return part
+
+    def order_hazard(self, part: cst.BaseExpression) -> str | None:
+        """Why a predicate for ``part`` would evaluate something in another order, another number of times
+        or on other paths than the test does, if it would.
+
+        A predicate's arguments (the holes) are evaluated before its body. That is the test's own order when
+        every hole that can run code comes before any operation of the part (attribute or item access, an
+        operator, a call), and no such hole sits where the test evaluates it only sometimes (a later
+        operand of a chained comparison). Plain names and literals run no code."""
+        events: list[str] = []
+        try:
+            self._evaluation(part, events, conditional=False)
+        except _Hazard as hazard:
+            return str(hazard)
+        holes = [index for index, event in enumerate(events) if event == "hole"]
+        if holes and "operation" in events[: holes[-1]]:
+            return "an operand that runs code would be evaluated after the MLA read ahead of it"
+        return None
+
+    def _evaluation(self, node: cst.CSTNode, events: list[str], conditional: bool) -> None:
+        """Append, in Python's evaluation order, ``hole`` for each hole of ``node`` that can run code and
+        ``operation`` for each operation of its own; raise ``_Hazard`` where order cannot be kept."""
+        if _is_hole(self, node):
+            if not isinstance(node, (cst.Name, *_LITERALS)):
+                if conditional:
+                    raise _Hazard("an operand that runs code is evaluated only on some paths of the test")
+                events.append("hole")
+            return
+        if isinstance(node, (cst.Name, cst.Ellipsis, *_LITERALS)):
+            return
+        if isinstance(node, cst.Attribute):
+            self._evaluation(node.value, events, conditional)
+        elif isinstance(node, cst.Subscript):
+            self._evaluation(node.value, events, conditional)
+            for element in node.slice:
+                index = element.slice
+                parts = [index.value] if isinstance(index, cst.Index) else [index.lower, index.upper, index.step]
+                for value in parts:
+                    if value is not None:
+                        self._evaluation(value, events, conditional)
+        elif isinstance(node, cst.BinaryOperation):
+            self._evaluation(node.left, events, conditional)
+            self._evaluation(node.right, events, conditional)
+        elif isinstance(node, cst.UnaryOperation):
+            self._evaluation(node.expression, events, conditional)
+        elif isinstance(node, cst.Comparison):
+            self._evaluation(node.left, events, conditional)
+            for position, target in enumerate(node.comparisons):
+                self._evaluation(target.comparator, events, conditional or position > 0)
+                events.append("operation")
+            return
+        elif isinstance(node, cst.Call):
+            self._evaluation(node.func, events, conditional)
+            for argument in node.args:
+                self._evaluation(argument.value, events, conditional)
+        elif isinstance(node, (cst.Tuple, cst.List, cst.Set)):
+            for element in node.elements:
+                self._evaluation(element.value, events, conditional)
+            return
+        else:
+            raise _Hazard(f"its MLA part holds {_WHAT.get(type(node), 'an expression')} a predicate cannot take over")
+        events.append("operation")
 
     def _is_probe(self, node: cst.CSTNode | None) -> bool:
         """``isinstance(x, MLAConfig)``, ``getattr(x, "q_lora_rank", None)``: one question about MLA."""
@@ -183,6 +296,9 @@ class RoutePredicates:
             yield current
             stack.extend(current.children)
 
+    def _is_builtin(self, node: cst.CSTNode) -> bool:
+        return isinstance(node, cst.Name) and not self._is_parent_attr(node) and self.context.binding(node) == "builtin"
+
     def _is_parent_attr(self, name: cst.Name) -> bool:
         parent = self.context.parents.get(name)
         return isinstance(parent, cst.Attribute) and parent.attr is name
@@ -198,15 +314,22 @@ class RoutePredicates:
 
 
 class _Holes(cst.CSTTransformer):
-    """Replaces each maximal sub-expression that does not name MLA by a parameter."""
+    """Replaces each maximal sub-expression that does not name MLA by a parameter.
 
-    def __init__(self, router: RoutePredicates, holes: dict[str, str]) -> None:
+    Each hole is its own parameter, evaluated once at the call as in the test: two identical-looking calls
+    stay two calls. Only plain names may share one (reading a variable twice is reading it once), and not
+    when the part rebinds a name with ``:=``."""
+
+    def __init__(self, router: RoutePredicates, merge_names: bool) -> None:
         self.router = router
-        self.holes = holes
+        self.merge_names = merge_names
+        self.parameters: list[str] = []
+        self.arguments: list[cst.BaseExpression] = []
+        self.codes: dict[str, str] = {}  # hole code -> parameter name (the first hole with that code)
         self.replaced: set[cst.CSTNode] = set()
 
     def on_visit(self, node: cst.CSTNode) -> bool:
-        if self._is_hole(node):
+        if _is_hole(self.router, node):
             self.replaced.add(node)
             return False
         return True
@@ -215,19 +338,31 @@ class _Holes(cst.CSTTransformer):
         if original not in self.replaced:
             return updated
         code = self.router.context.module.code_for_node(unparenthesized(original))
-        if code not in self.holes:
-            self.holes[code] = _fresh(
-                _PREDICATE_PARAMETERS.get(name := _hole_name(original), name), set(self.holes.values())
-            )
-        return cst.Name(self.holes[code])
+        if self.merge_names and isinstance(original, cst.Name) and code in self.codes:
+            return cst.Name(self.codes[code])
+        name = _hole_name(original)
+        parameter = _fresh(_PREDICATE_PARAMETERS.get(name, name), set(self.parameters))
+        self.codes.setdefault(code, parameter)
+        self.parameters.append(parameter)
+        self.arguments.append(original)
+        return cst.Name(parameter)
 
-    def _is_hole(self, node: cst.CSTNode) -> bool:
-        router = self.router
-        if not isinstance(node, cst.BaseExpression) or isinstance(node, cst.Name) and router._is_parent_attr(node):
-            return False
-        if isinstance(node, cst.Name) and router.context.binding(node) == "local":
-            return True  # a variable of the builder, whatever its name, is passed in
-        return not router.is_mla(node) and not router.kept_in_template(node) and not _has_only_kept(router, node)
+
+def _is_hole(router: RoutePredicates, node: cst.CSTNode) -> bool:
+    if not isinstance(node, cst.BaseExpression) or isinstance(node, cst.Name) and router._is_parent_attr(node):
+        return False
+    if isinstance(node, cst.Name) and router.context.binding(node) == "local":
+        return True  # a variable of the builder, whatever its name, is passed in
+    return not router.is_mla(node) and not router.kept_in_template(node) and not _has_only_kept(router, node)
+
+
+def _single_line(context: FileContext, node: cst.CSTNode) -> bool:
+    return "\n" not in context.module.code_for_node(node)
+
+
+def _short(code: str) -> str:
+    text = " ".join(code.split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _boolean_operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:

@@ -36,6 +36,9 @@ def summary(plan: ApplyPlan, written: bool) -> str:
     if plan.kept_arms:
         lines.append(f"Routed the test but left the MLA arm ({len(plan.kept_arms)}):")
         lines += [f"  {why}" for why in plan.kept_arms]
+    if plan.refused:
+        lines.append(f"Left {len(plan.refused)} files untouched (their findings stay):")
+        lines += [f"  {why}" for why in plan.refused]
     if plan.left:
         lines.append(f"Left {len(plan.left)} findings:")
         lines += [f"  {why}" for why in plan.left]

@@ -48,6 +48,7 @@ KEYS: dict[str, str] = {
     "per-file-ignores": _CODES_BY_GLOB,
     "extend-per-file-ignores": _CODES_BY_GLOB,
     "respect-gitignore": _BOOLEAN,
+    "src": _STRINGS,
 }
 
 
@@ -76,6 +77,8 @@ class Settings:
             if globs.matches_within(relpath) != negated:
                 codes |= ignored
         return codes
+    # Source roots, project-relative ("" is the root), as ruff's `src`: where import names start.
+    src: tuple[str, ...] = ("",)
 
     def is_seam(self, relpath: str) -> bool:
         """Is this project-relative file the adapter module or an ``allow``-ed MLA file?"""
@@ -85,7 +88,14 @@ class Settings:
     def adapter_module_parts(self) -> tuple[str, ...]:
         if self.adapter is None:
             return ()
-        parts = PurePosixPath(self.adapter).with_suffix("").parts
+        return self.module_parts(self.adapter)
+
+    def module_parts(self, relpath: str) -> tuple[str, ...]:
+        """The import name of a project file, counted from the deepest source root that holds it."""
+        parts = PurePosixPath(relpath).with_suffix("").parts
+        roots = [PurePosixPath(root).parts for root in self.src]
+        depth = max((len(root) for root in roots if parts[: len(root)] == root and len(root) < len(parts)), default=0)
+        parts = parts[depth:]
         return parts[:-1] if parts[-1] == "__init__" else parts
 
 
@@ -181,6 +191,7 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
     adapter, baseline, cache_dir = pick("adapter"), pick("baseline"), pick("cache-dir", DEFAULT_CACHE_DIR)
     adapter_key = ("--adapter", COMMAND_LINE) if overrides.get("adapter") else ("adapter", where)
     per_file = {**table.get("per-file-ignores", DEFAULT_PER_FILE_IGNORES), **table.get("extend-per-file-ignores", {})}
+    src = table.get("src", [".", "src"] if (root / "src").is_dir() else ["."])
     return Settings(
         root=root,
         config_file=config_file,
@@ -203,6 +214,7 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
             *_per_file_ignores(_command_line_per_file_ignores(overrides.get("per_file_ignores") or ()), COMMAND_LINE),
         ),
         respect_gitignore=table.get("respect-gitignore", True),
+        src=tuple(_source_root(root, value, where) for value in src),
     )
 
 
@@ -304,6 +316,11 @@ def _vocabulary_table(value: Any, where: str = "extend-vocabulary") -> dict[str,
         if not _is_string_list(names):
             raise SeamfixError(f"{where}: `extend-vocabulary.{category}` must be a list of strings")
     return value
+
+
+def _source_root(root: Path, value: str, where: str) -> str:
+    relative = _inside_root(root, value, "src", where)
+    return "" if relative == "." else relative
 
 
 def _resolve(root: Path, value: str) -> Path:

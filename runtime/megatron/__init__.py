@@ -1,4 +1,5 @@
-"""The MLA adapter seam for real megatron-core: releases 0.11 to 0.16.1, and 0.17-0.19 by their signatures.
+"""The MLA adapter seam for real megatron-core: releases 0.11 to 0.16.1 and main (0.20), and 0.17-0.19 by their
+signatures.
 
     from seamfix.runtime.megatron import mla_config, mla_layer_spec
 
@@ -6,21 +7,23 @@
     model = GPTModel(config=config, transformer_layer_spec=mla_layer_spec(config), vocab_size=128,
                      max_sequence_length=16, position_embedding_type="rope")
 
-``adapt_mla_spec`` puts the MLA attention of an existing layer or block spec behind the adapters; ``cpu_mode``
-lets such models build and train without CUDA. What differs between releases is in ``releases``.
+``adapt_mla_spec`` puts the MLA attention of an existing layer or block spec behind the adapters;
+``mla_hybrid_stack_spec`` builds a ``HybridModel`` stack (0.20+) with the same layers, and
+``hybrid_state_dict_from_gpt`` moves GPT weights onto it; ``cpu_mode`` lets such models build and train without
+CUDA. What differs between releases is in ``releases``.
 """
 
-try:
-    import megatron.core  # noqa: F401
-except ImportError as error:
-    raise ImportError("seamfix.runtime.megatron needs megatron-core: pip install 'seamfix[megatron]'") from error
+from .installed import import_megatron_core
 
-from . import attention_adapter
-from .attention_adapter import MLAAttentionAdapter, MLASelfAttentionAdapter, mla_adapter
-from .config import mla_config
-from .core_attention import MLADotProductAttention
-from .cpu_mode import cpu_mode
-from .spec import adapt_mla_spec, mla_layer_spec
+import_megatron_core()  # a clear ImportError for a missing, too old or broken megatron-core
+
+from . import attention_adapter  # noqa: E402
+from .attention_adapter import MLAAttentionAdapter, MLASelfAttentionAdapter, mla_adapter  # noqa: E402
+from .config import mla_config  # noqa: E402
+from .core_attention import MLADotProductAttention  # noqa: E402
+from .cpu_mode import cpu_mode  # noqa: E402
+from .hybrid import hybrid_state_dict_from_gpt, mla_hybrid_stack_spec  # noqa: E402
+from .spec import adapt_mla_spec, mla_layer_spec  # noqa: E402
 
 __all__ = [
     "MLAAttentionAdapter",
@@ -28,8 +31,10 @@ __all__ = [
     "MLASelfAttentionAdapter",
     "adapt_mla_spec",
     "cpu_mode",
+    "hybrid_state_dict_from_gpt",
     "mla_adapter",
     "mla_config",
+    "mla_hybrid_stack_spec",
     "mla_layer_spec",
 ]
 

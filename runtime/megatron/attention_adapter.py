@@ -148,10 +148,15 @@ def installed_mla_classes() -> dict[str, type]:
     return found
 
 
+def is_mla_class(cls: object) -> bool:
+    """Whether ``cls`` is an MLA attention class: megatron's, a fork's subclass of one, or an adapter."""
+    roots = (MultiLatentAttention, *installed_mla_classes().values())
+    return isinstance(cls, type) and issubclass(cls, roots)
+
+
 def is_mla_attention(cls: object) -> bool:
     """Whether ``cls`` is an MLA attention class (a fork's subclass included) that has no adapter yet."""
-    roots = (MultiLatentAttention, *installed_mla_classes().values())
-    return isinstance(cls, type) and issubclass(cls, roots) and not issubclass(cls, MLAAttentionAdapter)
+    return is_mla_class(cls) and not issubclass(cls, MLAAttentionAdapter)
 
 
 MLASelfAttentionAdapter = mla_adapter(MLASelfAttention)

@@ -13,6 +13,7 @@ from megatron.core.transformer.transformer_config import MLATransformerConfig, T
 
 from . import surface
 from .attention_adapter import MLAAttentionAdapter
+from .hybrid import has_hybrid_model
 from .releases import MLA_ATTENTION_CLASSES, installed_version
 
 
@@ -26,6 +27,8 @@ def diagnose() -> list[str]:
             problems += _parameter_changes(f"{class_name}.forward", attention.forward, surface.FORWARD_PARAMETERS)
     problems += _submodule_changes()
     problems += _config_changes()
+    if has_hybrid_model():
+        problems += _hybrid_changes()
     for builder, known in surface.SPEC_BUILDER_PARAMETERS.items():
         function = getattr(gpt_layer_specs, builder, None)
         if function is None:
@@ -91,3 +94,17 @@ def _config_changes() -> list[str]:
     base = {field.name for field in dataclasses.fields(TransformerConfig)}
     added = [field.name for field in dataclasses.fields(MLATransformerConfig) if field.name not in base]
     return [f"MLATransformerConfig has a new field `{name}`" for name in added if name not in surface.CONFIG_FIELDS]
+
+
+def _hybrid_changes() -> list[str]:
+    """What ``mla_hybrid_stack_spec`` relies on: every layer field in one of a GPT layer's halves, and its slots."""
+    from megatron.core.models.hybrid.hybrid_block import HybridStackSubmodules
+    from megatron.core.transformer.transformer_layer import TransformerLayerSubmodules
+
+    known = {*surface.ATTENTION_HALF, *surface.MLP_HALF, *surface.OTHER_LAYER_FIELDS}
+    layer_fields = [field.name for field in dataclasses.fields(TransformerLayerSubmodules)]
+    problems = [f"TransformerLayerSubmodules has a new field `{name}`" for name in layer_fields if name not in known]
+    slots = {field.name for field in dataclasses.fields(HybridStackSubmodules)}
+    return problems + [
+        f"HybridStackSubmodules has no `{slot}`" for slot in surface.HYBRID_STACK_SLOTS if slot not in slots
+    ]

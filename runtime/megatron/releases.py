@@ -34,6 +34,7 @@ RELEASES: dict[tuple[int, int], Release] = {
     (0, 17): Release(softmax_mscale_field="mscale_all_dim", mla_claims_te_without_te=False),
     (0, 18): Release(softmax_mscale_field="mscale_all_dim", mla_claims_te_without_te=False),
     (0, 19): Release(softmax_mscale_field="mscale_all_dim", mla_claims_te_without_te=False),
+    (0, 20): Release(softmax_mscale_field="mscale_all_dim", mla_claims_te_without_te=False),  # main, 2026-08
 }
 
 RENAMED_CONFIG_FIELDS: dict[str, str] = {
@@ -59,17 +60,32 @@ def installed_version() -> str:
     return package_info.__version__
 
 
+class UnsupportedRelease(ImportError):
+    """The installed megatron-core is older than the oldest release in ``RELEASES``."""
+
+
+def installed_minor() -> tuple[int, int]:
+    major, minor = (int(part) for part in installed_version().split(".")[:2])
+    return major, minor
+
+
+def check_supported() -> None:
+    """Raise ``UnsupportedRelease`` for a megatron-core older than the release table."""
+    oldest = min(RELEASES)
+    if installed_minor() < oldest:
+        raise UnsupportedRelease(
+            f"seamfix.runtime.megatron supports megatron-core {oldest[0]}.{oldest[1]} and newer; "
+            f"{installed_version()} is installed (pip install 'seamfix[megatron]')"
+        )
+
+
 @functools.cache
 def installed_release() -> Release:
     """The row for the installed megatron-core; a release newer than the table is read as the newest row."""
-    major, minor = (int(part) for part in installed_version().split(".")[:2])
-    if (major, minor) in RELEASES:
-        return RELEASES[major, minor]
-    oldest, newest = min(RELEASES), max(RELEASES)
-    if (major, minor) < oldest:
-        raise RuntimeError(
-            f"seamfix supports megatron-core {oldest[0]}.{oldest[1]} and newer, not {installed_version()}"
-        )
+    check_supported()
+    if installed_minor() in RELEASES:
+        return RELEASES[installed_minor()]
+    newest = max(RELEASES)
     logger.warning(
         "megatron-core %s is newer than seamfix's release table; assuming it behaves like %d.%d",
         installed_version(),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from collections.abc import Callable
 
 from megatron.core.models.gpt import gpt_layer_specs
 from megatron.core.transformer.dot_product_attention import DotProductAttention
+from megatron.core.transformer.spec_utils import ModuleSpec
 
-from .attention_adapter import is_mla_attention, mla_adapter
+from .attention_adapter import is_mla_attention, is_mla_class, mla_adapter
 from .core_attention import MLADotProductAttention
 from .releases import installed_version
 from .signatures import keywords_accepted
@@ -27,6 +29,8 @@ BUILDER_PARAMETERS_FROM_CONFIG = {
     "qk_l2_norm": "qk_l2_norm",
     "normalization": "normalization",
     "use_kitchen": "use_kitchen",
+    "mla_down_proj_fusion": "mla_down_proj_fusion",  # 0.20
+    "use_grouped_gemm_for_dense_mlp": "use_grouped_gemm_for_dense_mlp",  # 0.20
 }
 """Spec-builder parameter → the config field it restates. Where a release's builder lacks the parameter, its
 modules read the field from the config themselves, so it is left out."""
@@ -35,22 +39,32 @@ modules read the field from the config themselves, so it is left out."""
 def adapt_mla_spec(spec):
     """``spec`` (a layer spec, a block spec or its submodules) with every MLA attention class behind its adapter.
 
-    Params, submodules and everything else are kept; the spec passed in is not modified.
+    Inside MLA attention submodules, Megatron's local ``DotProductAttention`` becomes ``MLADotProductAttention``
+    (the local one rejects MLA's ``k_channels``/``v_channels``). Params, other submodules and everything else are
+    kept; the spec passed in is not modified.
     """
-    return _replace_classes(spec, lambda cls: mla_adapter(cls) if is_mla_attention(cls) else None)
+    return _replace_classes(spec, lambda cls: mla_adapter(cls) if is_mla_attention(cls) else None, _mla_submodules)
+
+
+def _mla_submodules(spec, submodules):
+    """The submodules of a spec whose module is MLA attention, with its local core attention made MLA's."""
+    if not is_mla_class(spec.module):
+        return submodules
+    return _replace_classes(submodules, lambda cls: MLADotProductAttention if cls is DotProductAttention else None)
 
 
 def mla_layer_spec(config, backend: str = "local", **options):
     """A ``TransformerLayer`` spec with MLA attention for the installed release, built through the adapters.
 
     ``options`` go to megatron's layer-spec builder by keyword; one the release's builder lacks raises unless it
-    is None. ``backend="local"`` swaps in ``MLADotProductAttention``, since Megatron's own local core attention
-    rejects MLA's ``k_channels``/``v_channels``.
+    is None. ``backend="local"`` gets ``MLADotProductAttention`` (see ``adapt_mla_spec``); it raises ``ValueError``
+    where the release needs TransformerEngine for the config (0.20: ``qk_layernorm`` without ``q_lora_rank``).
     """
     if backend not in LAYER_SPEC_BUILDERS:
         raise ValueError(f"backend must be one of {', '.join(LAYER_SPEC_BUILDERS)}, not {backend!r}")
     if backend == "te" and not transformer_engine_installed():
         raise ImportError("backend='te' needs transformer_engine, which is not installed; use backend='local'")
+    _check_query_norm(config, backend)
     builder = LAYER_SPEC_BUILDERS[backend]
     accepted = keywords_accepted(builder)
     unsupported = sorted(name for name, value in options.items() if name not in accepted and value is not None)
@@ -62,22 +76,36 @@ def mla_layer_spec(config, backend: str = "local", **options):
         if hasattr(config, field)
     }
     arguments = {**from_config, "multi_latent_attention": True, **options}
-    spec = builder(**{name: value for name, value in arguments.items() if name in accepted})
-    if backend == "local":
-        spec = _replace_classes(spec, lambda cls: MLADotProductAttention if cls is DotProductAttention else None)
-    return adapt_mla_spec(spec)
+    return adapt_mla_spec(builder(**{name: value for name, value in arguments.items() if name in accepted}))
 
 
-def _replace_classes(node, replacement: Callable[[type], type | None]):
+def _check_query_norm(config, backend: str) -> None:
+    # 0.20 (mla_qk_norm_config) normalizes the query input when qk_layernorm is set without q_lora_rank, in a
+    # fused norm+linear only TransformerEngine has; earlier releases had no query norm then. Left alone, the local
+    # build fails deep inside with a TransformerEngine stand-in's AttributeError.
+    if backend == "local" and config.qk_layernorm and config.q_lora_rank is None and _has_qk_norm_resolver():
+        raise ValueError(
+            f"megatron-core {installed_version()} builds qk_layernorm without q_lora_rank as a fused norm+linear "
+            "query projection, which only TransformerEngine has: use backend='te', set q_lora_rank, or "
+            "qk_layernorm=False"
+        )
+
+
+def _has_qk_norm_resolver() -> bool:
+    return importlib.util.find_spec("megatron.core.transformer.mla_qk_norm_config") is not None
+
+
+def _replace_classes(node, replacement: Callable[[type], type | None], inner=None):
     """``node`` with each class ``cls`` inside it for which ``replacement(cls)`` is a class swapped for that.
 
     Walks dataclass instances (``ModuleSpec`` and the ``*Submodules``), lists and tuples; rebuilds only what
-    changed, so untouched parts stay the very same objects.
+    changed, so untouched parts stay the very same objects. ``inner(spec, submodules)``, if given, rewrites each
+    ``ModuleSpec``'s submodules before the walk goes into them.
     """
     if isinstance(node, type):
         return replacement(node) or node
     if isinstance(node, list | tuple):
-        items = [_replace_classes(item, replacement) for item in node]
+        items = [_replace_classes(item, replacement, inner) for item in node]
         changed = any(new is not old for new, old in zip(items, node, strict=True))
         return type(node)(items) if changed else node
     if dataclasses.is_dataclass(node):
@@ -85,7 +113,8 @@ def _replace_classes(node, replacement: Callable[[type], type | None]):
         for field in dataclasses.fields(node):
             if field.init:
                 old = getattr(node, field.name)
-                new = _replace_classes(old, replacement)
+                new = inner(node, old) if inner and isinstance(node, ModuleSpec) and field.name == "submodules" else old
+                new = _replace_classes(new, replacement, inner)
                 if new is not old:
                     changes[field.name] = new
         return dataclasses.replace(node, **changes) if changes else node

@@ -1,7 +1,7 @@
-"""The part of megatron-core's MLA surface the adapter was built against, read off releases 0.11-0.16.1 and
-Megatron-LM's 0.17-0.19 tags. ``seamfix doctor`` compares the installed release with it. A new release that
-only adds what the adapter already handles needs no change here; anything else is one more name below,
-after the adapter learns it.
+"""The part of megatron-core's MLA surface the adapter was built against, read off releases 0.11-0.16.1,
+Megatron-LM's 0.17-0.19 tags and its main branch (0.20, August 2026). ``seamfix doctor`` compares the installed
+release with it. A new release that only adds what the adapter already handles needs no change here; anything else
+is one more name below, after the adapter learns it.
 """
 
 FORWARD_PARAMETERS = frozenset(
@@ -34,6 +34,7 @@ SUBMODULE_FIELDS = frozenset(
         "linear_proj",
         "q_layernorm",
         "kv_layernorm",
+        "linear_qkv_down_proj",  # 0.20: FusedMLASelfAttention's fused down-projection; specs pass it through
     }
 )
 """Fields of ``MLASelfAttentionSubmodules`` (all optional up to 0.16)."""
@@ -82,6 +83,22 @@ _BOTH_SPEC_BUILDERS = frozenset(
 SPEC_BUILDER_PARAMETERS = {
     "get_gpt_layer_local_spec": _BOTH_SPEC_BUILDERS | {"normalization"},  # 0.12
     "get_gpt_layer_with_transformer_engine_spec": _BOTH_SPEC_BUILDERS
-    | {"use_te_op_fuser", "use_te_activation_func"},  # 0.13, 0.15
+    | {"use_te_op_fuser", "use_te_activation_func"}  # 0.13, 0.15
+    | {"mla_down_proj_fusion", "use_grouped_gemm_for_dense_mlp"},  # 0.20: restate config fields
 }
 """Parameters of the spec builders that ``mla_layer_spec`` calls (by keyword, filtered by signature)."""
+
+ATTENTION_HALF = ("input_layernorm", "self_attention_hyper_connection", "self_attention", "self_attn_bda")
+MLP_HALF = ("pre_mlp_layernorm", "mlp_hyper_connection", "mlp", "mlp_bda")
+"""``TransformerLayerSubmodules`` fields of a GPT layer's two halves, which ``mla_hybrid_stack_spec`` makes two
+hybrid layers of (the hyper connections exist from 0.20)."""
+
+OTHER_LAYER_FIELDS = frozenset(
+    {"pre_cross_attn_layernorm", "cross_attention_hyper_connection", "cross_attention", "cross_attn_bda"}
+    | {"sharded_state_dict_keys_map"}
+)
+"""``TransformerLayerSubmodules`` fields a GPT layer leaves at their defaults, and the key renames each half keeps
+its share of."""
+
+HYBRID_STACK_SLOTS = ("attention_layer", "mla_layer", "mlp_layer")
+"""``HybridStackSubmodules`` fields ``mla_hybrid_stack_spec`` fills (0.20)."""

@@ -2,12 +2,16 @@
 
 ``python equivalence.py DIR MODULE`` imports MODULE from DIR in this fresh interpreter (so the rewritten
 module and its adapter must import on their own) and calls each function whose parameters it knows how
-to fill, once per config. Results, exceptions and the configs' state afterwards are normalized to plain
-data, so that the outputs of the original and the rewritten module compare with ``==``.
+to fill, once per config (dense, MLA with and without q LoRA, with the latent cache). Results, yielded
+values, exceptions, the configs' state afterwards and the side-effect log are normalized to plain data, so
+that the outputs of the original and the rewritten module compare with ``==``. The log records, in order,
+every attribute read of a config and every call of the ``log`` parameter: a rewrite that evaluates
+operands in another order, more or fewer times, shows there. Coroutine functions run to completion.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import itertools
@@ -41,7 +45,26 @@ OTHER_PARAMETERS = {
     "value": [0, 5],
     "x": [0, 5],
     "y": [1, -2],
+    "log": ["log"],
 }
+
+
+class Config(types.SimpleNamespace):
+    """A config that writes every attribute read of its own to the shared side-effect log."""
+
+    def __getattribute__(self, name):
+        if not name.startswith("__"):
+            EVENTS.append(["read", name])
+        return super().__getattribute__(name)
+
+
+EVENTS: list = []
+
+
+def log(value=None):
+    """A parameter builders call to leave a side effect: logged, and returned."""
+    EVENTS.append(["log", normalize(value)])
+    return value
 
 
 def normalize(value, depth=0):
@@ -55,6 +78,8 @@ def normalize(value, depth=0):
         return ["dict", sorted((repr(k), normalize(v, depth + 1)) for k, v in value.items())]
     if isinstance(value, types.GeneratorType):
         return ["generator", [normalize(item, depth + 1) for item in itertools.islice(value, 50)]]
+    if isinstance(value, Config):
+        return ["config", state(value)]
     if isinstance(value, type):
         return ["class", value.__name__]
     if callable(value) and not hasattr(value, "__dict__"):
@@ -63,7 +88,12 @@ def normalize(value, depth=0):
 
 
 def config_object(name):
-    return types.SimpleNamespace(**{key: list(v) if isinstance(v, list) else v for key, v in CONFIGS[name].items()})
+    return Config(**{key: list(v) if isinstance(v, list) else v for key, v in CONFIGS[name].items()})
+
+
+def state(value):
+    """A config's fields without logging the reads."""
+    return normalize(object.__getattribute__(value, "__dict__")) if isinstance(value, Config) else normalize(value)
 
 
 def argument(choice):
@@ -71,6 +101,8 @@ def argument(choice):
         return config_object(choice)
     if choice == "configs":
         return [config_object("mla"), config_object("dense-rope")]
+    if choice == "log":
+        return log
     return choice
 
 
@@ -91,11 +123,15 @@ def run(directory, module_name):
             continue
         for combination in calls(function):
             arguments = [argument(choice) for choice in combination]
+            EVENTS.clear()
             try:
-                outcome = ["returns", normalize(function(*arguments))]
+                value = function(*arguments)
+                if inspect.iscoroutine(value):
+                    value = asyncio.run(value)
+                outcome = ["returns", normalize(value)]
             except Exception as exc:  # noqa: BLE001 - the exception is part of the behaviour compared
                 outcome = ["raises", type(exc).__name__, str(exc)]
-            results.append([name, repr(combination), outcome, normalize(arguments)])
+            results.append([name, repr(combination), outcome, [state(a) for a in arguments], list(EVENTS)])
     return results
 
 

@@ -47,13 +47,16 @@ def test_demo_fork_diff_check_apply_and_rerun(demo):
     assert snapshot(demo) == before
 
     applied = run_seamfix("apply", cwd=demo)
-    assert applied.code == 0, applied.stderr
-    assert "Rewrote 6 files: 10 conditionals routed, 4 arms moved." in applied.stderr
+    assert applied.code == 1, applied.stderr  # the layer-spec flags stay: an identity predicate would hide them
+    assert "Rewrote 6 files: 8 conditionals routed, 4 arms moved." in applied.stderr
     after = snapshot(demo)
     untouched = [name for name in before if name.endswith("__init__.py") or "multi_latent_attention.py" in name]
     assert untouched and all(after[name] == before[name] for name in untouched)
     assert "demo_fork/mla_seam.py" in after
-    assert run_seamfix("lint", "--no-cache", cwd=demo).code == 0
+    remaining = run_seamfix("lint", "--no-cache", "--format", "json", cwd=demo).json()
+    explained = [line.strip().split(": ")[0] for line in applied.stderr.splitlines() if line.startswith("  ")]
+    assert len(remaining) == 2
+    assert sorted(f"{f['path']}:{f['line']}:{f['column']}" for f in remaining) == sorted(explained)
     imports = subprocess.run(
         [sys.executable, "-c", "; ".join(f"import {m}" for m in DEMO_MODULES)], cwd=demo, capture_output=True
     )

@@ -56,7 +56,10 @@ def main(command: str, *arguments: str) -> None:
         rank, world, init_url = arguments
         with seam.cpu_mode():
             start(int(rank), int(world), init_url)
-            result = train_one_step(build_gpt(seam, seam.mla_config(**MODEL_FIELDS)))
+            config = seam.mla_config(**MODEL_FIELDS)
+            result = {"gpt": train_one_step(build_gpt(seam, config))}
+            if seam.hybrid.has_hybrid_model():
+                result["hybrid"] = train_one_step(build_hybrid(seam, config))
     print(json.dumps(result))
 
 
@@ -83,6 +86,20 @@ def build_gpt(seam, config, position_embedding_type: str = "rope", spec=None):
         vocab_size=VOCAB,
         max_sequence_length=TOKENS,
         position_embedding_type=position_embedding_type,
+    )
+
+
+def build_hybrid(seam, config, pattern: str | None = None):
+    from megatron.core.models.hybrid.hybrid_model import HybridModel
+
+    seed()
+    return HybridModel(
+        config=config,
+        hybrid_stack_spec=seam.mla_hybrid_stack_spec(config),
+        vocab_size=VOCAB,
+        max_sequence_length=TOKENS,
+        hybrid_layer_pattern=pattern or "*-" * config.num_layers,
+        position_embedding_type="rope",
     )
 
 
@@ -127,27 +144,47 @@ def outcome(action) -> str:
     return "ok"
 
 
+def error_message(action) -> str:
+    try:
+        action()
+    except Exception as error:  # the tests read the message
+        return f"{type(error).__name__}: {error}"
+    return "ok"
+
+
 def checks(seam, init_url: str) -> dict:
     from megatron.core import package_info, tensor_parallel
     from megatron.core.tensor_parallel import random as megatron_random
     from megatron.core.transformer import multi_latent_attention
 
+    from seamfix.runtime.megatron.doctor import report
+
     te_flag_at_import = getattr(multi_latent_attention, "HAVE_TE", None)  # 0.14+
+    doctor = report()  # what `seamfix doctor` prints and its exit code, without a process of its own
     outside = _cpu_mode_targets(megatron_random, tensor_parallel.get_cuda_rng_tracker())
     with seam.cpu_mode():
         start(0, 1, init_url)
         config = seam.mla_config(**MODEL_FIELDS)
         result = {
             "version": package_info.__version__,
+            "doctor": doctor,
             "te_flag_at_import": te_flag_at_import,
             "training": train_one_step(build_gpt(seam, config)),
             "training_with_attention_dropout": train_one_step(
                 build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, "attention_dropout": 0.25}))
             ),
+            "training_without_q_lora": train_one_step(
+                build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, "q_lora_rank": None, "qk_layernorm": False}))
+            ),
+            "query_norm_without_q_lora": error_message(
+                lambda: seam.mla_layer_spec(seam.mla_config(**{**MODEL_FIELDS, "q_lora_rank": None}))
+            ),
             "build_module": build_module_with_pp_layer_offset(seam, config),
             "external_rope": external_rope(seam, config),
             "adapter_versus_native": adapter_versus_native(seam, config),
             "block_spec": block_spec(seam, config),
+            "adapted_local_spec": train_one_step(build_gpt(seam, config, spec=adapted_local_spec(seam, config))),
+            "hybrid": hybrid(seam, config),
             "config": config_outcomes(seam),
             "release_table": release_table(seam),
             "pp_layer_offset": pp_layer_offset(seam, config),
@@ -260,11 +297,58 @@ def block_spec(seam, config) -> dict:
         "params_kept": all(
             new.submodules.self_attention.params == old.submodules.self_attention.params for old, new in pairs
         ),
-        "submodules_kept": all(
-            new.submodules.self_attention.submodules is old.submodules.self_attention.submodules
+        "core_attention": sorted(
+            {new.submodules.self_attention.submodules.core_attention.__name__ for _, new in pairs}
+        ),
+        "other_submodules_kept": all(
+            _without_core_attention(new.submodules.self_attention.submodules)
+            == _without_core_attention(old.submodules.self_attention.submodules)
             and new.submodules.mlp is old.submodules.mlp
             for old, new in pairs
         ),
+    }
+
+
+def _without_core_attention(submodules) -> dict:
+    return {k: v for k, v in vars(submodules).items() if k != "core_attention"}
+
+
+def adapted_local_spec(seam, config):
+    """The README's path: megatron's own local MLA layer spec, put behind the adapters."""
+    from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
+
+    return seam.adapt_mla_spec(get_gpt_layer_local_spec(multi_latent_attention=True, qk_layernorm=config.qk_layernorm))
+
+
+def hybrid(seam, config) -> dict | str:
+    """HybridModel through the seam, and its equivalence with GPTModel ("*-" * N, GPT weights mapped); where the
+    release has no HybridModel, what mla_hybrid_stack_spec raises."""
+    if not seam.hybrid.has_hybrid_model():
+        return outcome(lambda: seam.mla_hybrid_stack_spec(config))
+    gpt = build_gpt(seam, config)
+    optimizer = torch.optim.SGD(gpt.parameters(), lr=0.1)
+    gpt(**batch()).mean().backward()
+    optimizer.step()  # weights no fresh hybrid model has, so only the mapping can make the losses agree
+    gpt.zero_grad()
+    fresh = build_hybrid(seam, config)
+    fresh_loss = fresh(**batch()).mean().item()
+    mapped = build_hybrid(seam, config)
+    mapped.load_state_dict(seam.hybrid_state_dict_from_gpt(gpt.state_dict()), strict=True)
+    plus = build_hybrid(seam, config, "+-" * config.num_layers)
+    plus.load_state_dict(seam.hybrid_state_dict_from_gpt(gpt.state_dict()), strict=True)
+    return {
+        "training": train_one_step(build_hybrid(seam, config)),
+        "layers": [type(layer).__name__ for layer in fresh.decoder.layers],
+        "attention": type(fresh.decoder.layers[0].self_attention).__name__,
+        "core_attention": type(fresh.decoder.layers[0].self_attention.core_attention).__name__,
+        "equivalence": {
+            "gpt": train_one_step(gpt),
+            "hybrid": train_one_step(mapped),
+            "hybrid_mla_slot": train_one_step(plus),
+            "fresh_hybrid_loss": fresh_loss,
+        },
+        "mamba_in_local_pattern": error_message(lambda: build_hybrid(seam, config, "*-M")),
+        "te_backend": outcome(lambda: seam.mla_hybrid_stack_spec(config, backend="te")),
     }
 
 

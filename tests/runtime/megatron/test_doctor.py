@@ -1,4 +1,5 @@
-"""`seamfix doctor` against each supported release (clean) and a patched copy of the newest (reported)."""
+"""`seamfix doctor` against each supported release (clean), a patched copy of the newest (reported), and the
+megatron-cores it cannot check (a clear error, exit 2)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,47 @@ import subprocess
 import sys
 
 import pytest
-from megatron_releases import NEWEST, RELEASES, release_dir
+from megatron_releases import MAIN, NEWEST, RELEASES, VERSIONS, environment_with, release_dir
 
 
-def doctor(megatron_path) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "PYTHONPATH": str(megatron_path)}
+def doctor(release: str, *paths) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "seamfix", "doctor"]
-    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, env=environment_with(release, *paths), capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("version", RELEASES)
-def test_every_supported_release_is_understood(version):
-    result = doctor(release_dir(version))
+@pytest.mark.parametrize("release", RELEASES)
+def test_every_supported_release_is_understood(release, release_checks):
+    text, code = release_checks(release)["doctor"]  # doctor's report, run in the release's worker process
+    assert (text, code) == (f"megatron-core {VERSIONS[release]}: the MLA surface is what seamfix's adapter knows.\n", 0)
+
+
+@pytest.mark.slow
+def test_the_command_exits_0_on_main():
+    result = doctor(MAIN)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    assert result.stdout == f"megatron-core {version}: the MLA surface is what seamfix's adapter knows.\n"
+    assert result.stdout == "megatron-core 0.20.0: the MLA surface is what seamfix's adapter knows.\n"
+
+
+@pytest.mark.slow
+def test_a_release_below_the_floor_is_refused():
+    result = doctor("0.10.0")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "seamfix: error: doctor cannot run: seamfix.runtime.megatron supports megatron-core 0.11 and newer; "
+        "0.10.0 is installed (pip install 'seamfix[megatron]')\n"
+    )
+
+
+@pytest.mark.slow
+def test_a_module_missing_inside_megatron_is_named(tmp_path):
+    (tmp_path / "triton.py").write_text('raise ModuleNotFoundError("No module named \'triton\'", name="triton")\n')
+    result = doctor(RELEASES[-1], tmp_path)  # main imports triton unconditionally
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == (  # after megatron's import-time notices
+        "seamfix: error: doctor cannot run: megatron-core is installed but importing it failed: "
+        "No module named 'triton'; install triton"
+    )
 
 
 def _patch(path, after: str, insertion: str) -> None:
@@ -45,7 +72,7 @@ def test_a_new_constructor_parameter_and_config_field_are_reported(tmp_path):
     )
     _patch(core / "transformer/transformer_config.py", r"class MLATransformerConfig\(.*?\n    q_lora_rank: int = 512\n",
            "    latent_dropout: float = 0.0\n")  # fmt: skip
-    result = doctor(copy)
+    result = doctor(NEWEST, copy)  # the copy comes first on the path
     assert result.returncode == 1, result.stdout + result.stderr[-3000:]
     assert result.stdout.splitlines() == [
         f"megatron-core {NEWEST}: 2 changes the adapter does not handle yet:",
@@ -54,9 +81,30 @@ def test_a_new_constructor_parameter_and_config_field_are_reported(tmp_path):
     ]
 
 
+@pytest.mark.slow
+def test_on_main_a_layer_field_the_hybrid_stack_would_drop_is_reported(tmp_path):
+    copy = tmp_path / "megatron-core"
+    shutil.copytree(release_dir(MAIN), copy)
+    _patch(copy / "megatron/core/transformer/transformer_layer.py",
+           r"class TransformerLayerSubmodules:.*?\n    mlp_bda: [^\n]*\n", "    mlp_gate: object = None\n")  # fmt: skip
+    result = doctor(MAIN, copy)
+    assert result.returncode == 1, result.stdout + result.stderr[-3000:]
+    assert result.stdout.splitlines() == [
+        "megatron-core 0.20.0: 1 change the adapter does not handle yet:",
+        "- TransformerLayerSubmodules has a new field `mlp_gate`",
+    ]
+
+
 def test_doctor_without_megatron_is_a_clear_error(tmp_path):
     (tmp_path / "megatron").mkdir()  # shadows any installed megatron-core, as if it were missing
-    (tmp_path / "megatron" / "__init__.py").write_text('raise ImportError("No module named megatron")\n')
-    result = doctor(tmp_path)
+    (tmp_path / "megatron" / "__init__.py").write_text(
+        'raise ModuleNotFoundError("No module named \'megatron\'", name="megatron")\n'
+    )
+    command = [sys.executable, "-m", "seamfix", "doctor"]
+    environment = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
-    assert result.stderr.startswith("seamfix: error: doctor needs megatron-core and torch")
+    assert result.stderr == (
+        "seamfix: error: doctor cannot run: seamfix.runtime.megatron needs megatron-core and torch: "
+        "pip install 'seamfix[megatron]' (No module named 'megatron')\n"
+    )

@@ -246,13 +246,13 @@ def test_a_release_newer_than_the_table_reads_as_the_newest_row(seam, monkeypatc
     releases = seam.releases
     releases.installed_release.cache_clear()
     try:
-        monkeypatch.setattr(package_info, "__version__", "0.20.0rc1")
+        monkeypatch.setattr(package_info, "__version__", "0.21.0rc1")
         with caplog.at_level(logging.WARNING, logger=releases.__name__):
             assert releases.installed_release() == releases.RELEASES[max(releases.RELEASES)]
-        assert "0.20.0rc1 is newer than seamfix's release table" in caplog.text
+        assert "0.21.0rc1 is newer than seamfix's release table" in caplog.text
         releases.installed_release.cache_clear()
         monkeypatch.setattr(package_info, "__version__", "0.10.0")
-        with pytest.raises(RuntimeError, match="0.11 and newer, not 0.10.0"):
+        with pytest.raises(ImportError, match="supports megatron-core 0.11 and newer; 0.10.0 is installed"):
             releases.installed_release()
     finally:
         monkeypatch.undo()

@@ -1,26 +1,23 @@
-"""seamfix.runtime.megatron on every megatron-core release from 0.11.0 to 0.16.1, on the CPU with gloo."""
+"""seamfix.runtime.megatron on every megatron-core release from 0.11.0 to 0.16.1 and on Megatron-Core main (0.20),
+on the CPU with gloo."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
-from megatron_releases import RELEASES, worker, worker_output
+from megatron_releases import RELEASES, VERSIONS, minor, worker, worker_output
 
 pytestmark = pytest.mark.slow
 per_release = pytest.mark.parametrize("release", RELEASES)
-
-
-def minor(release: str) -> tuple[int, int]:
-    major, minor_, _ = release.split(".")
-    return int(major), int(minor_)
+with_hybrid_model = [release for release in RELEASES if minor(release) >= (0, 20)]
 
 
 @per_release
 def test_a_tiny_gpt_with_mla_trains_one_step_with_finite_gradients(release, release_checks):
     checks = release_checks(release)
-    assert checks["version"] == release
-    for run in ("training", "training_with_attention_dropout"):
+    assert checks["version"] == VERSIONS[release]
+    for run in ("training", "training_with_attention_dropout", "training_without_q_lora"):
         step = checks[run]
         assert step["gradients_finite"] and step["gradient_norm"] > 0
         assert step["parameters_without_gradient"] == 0
@@ -29,7 +26,7 @@ def test_a_tiny_gpt_with_mla_trains_one_step_with_finite_gradients(release, rele
 
 def test_one_seed_gives_the_same_loss_on_every_release(release_checks):
     runs = [release_checks(release) for release in RELEASES]
-    for run in ("training", "training_with_attention_dropout"):
+    for run in ("training", "training_with_attention_dropout", "training_without_q_lora"):
         assert len({(r[run]["loss"], r[run]["loss_after_step"], r[run]["parameters"]) for r in runs}) == 1
     # Attention dropout draws from the RNG tracker cpu_mode provides: it must change the loss.
     assert runs[0]["training"]["loss"] != runs[0]["training_with_attention_dropout"]["loss"]
@@ -38,7 +35,8 @@ def test_one_seed_gives_the_same_loss_on_every_release(release_checks):
 @per_release
 def test_build_module_takes_pp_layer_offset_through_the_adapter(release, release_checks):
     built = release_checks(release)["build_module"]
-    assert built == {"type": "MLASelfAttentionAdapter", "native": "TypeError"}
+    native = "ok" if minor(release) >= (0, 18) else "TypeError"  # 0.18 takes pp_layer_offset itself
+    assert built == {"type": "MLASelfAttentionAdapter", "native": native}
 
 
 @per_release
@@ -62,8 +60,15 @@ def test_adapt_mla_spec_swaps_the_attention_of_a_whole_block_spec(release, relea
         "adapted": True,
         "original_untouched": True,
         "params_kept": True,
-        "submodules_kept": True,
+        "core_attention": ["MLADotProductAttention"],
+        "other_submodules_kept": True,
     }
+
+
+@per_release
+def test_adapt_mla_spec_makes_megatrons_own_local_mla_spec_train(release, release_checks):
+    checks = release_checks(release)  # get_gpt_layer_local_spec(multi_latent_attention=True) through the adapters
+    assert checks["adapted_local_spec"] == checks["training"]
 
 
 @per_release
@@ -76,7 +81,7 @@ def test_mla_config_takes_the_newest_field_names(release, release_checks):
         "cache_mla_latents_default": "ok",
         "cache_mla_latents_on": "TypeError" if before_0_14 else "ok",
         "mla_down_proj_fusion_default": "ok",
-        "mla_down_proj_fusion_on": "TypeError",
+        "mla_down_proj_fusion_on": "TypeError" if minor(release) < (0, 17) else "ok",
         "unknown_field": "TypeError",
         "mscale_missing": "TypeError",
         "mscales_differ_with_yarn_scaling": "ValueError" if before_0_14 else "ok",
@@ -117,6 +122,15 @@ def test_process_groups_reach_the_release_under_its_name(release, release_checks
 
 
 @per_release
+def test_qk_layernorm_without_q_lora_is_refused_only_where_the_local_backend_cannot_build_it(release, release_checks):
+    message = release_checks(release)["query_norm_without_q_lora"]
+    if minor(release) >= (0, 20):
+        assert message.startswith("ValueError: megatron-core 0.20.0 builds qk_layernorm without q_lora_rank as a fused")
+    else:
+        assert message == "ok"
+
+
+@per_release
 def test_mla_layer_spec_options_are_checked_against_the_release_builder(release, release_checks):
     assert release_checks(release)["layer_spec_options"] == {
         "qk_l2_norm_false": "TypeError" if minor(release) < (0, 12) else "ok",
@@ -142,13 +156,53 @@ def test_cpu_mode_restores_everything_it_patched(release, release_checks):
 
 @per_release
 def test_tensor_parallel_2_on_two_gloo_processes_matches_one_process(release, release_checks, tmp_path):
-    single = release_checks(release)["training"]
+    checks = release_checks(release)
+    single = {"gpt": checks["training"]}
+    if release in with_hybrid_model:
+        single["hybrid"] = checks["hybrid"]["training"]
     rendezvous = (tmp_path / "rendezvous").as_uri()
     ranks = [worker(release, "train", str(rank), "2", rendezvous) for rank in range(2)]
     outputs = [worker_output(rank) for rank in ranks]
     for output in outputs:
-        assert output["gradients_finite"] and output["parameters_without_gradient"] == 0
-        assert output["parameters"] < single["parameters"]  # each rank holds a shard
-        for value in ("loss", "loss_after_step"):
-            assert output[value] == pytest.approx(single[value], rel=1e-5, abs=1e-6)
-    assert outputs[0]["loss"] == outputs[1]["loss"]
+        assert output.keys() == single.keys()
+        for model, step in output.items():
+            assert step["gradients_finite"] and step["parameters_without_gradient"] == 0
+            assert step["parameters"] < single[model]["parameters"]  # each rank holds a shard
+            for value in ("loss", "loss_after_step"):
+                assert step[value] == pytest.approx(single[model][value], rel=1e-5, abs=1e-6)
+    for model in single:
+        assert outputs[0][model]["loss"] == outputs[1][model]["loss"]
+
+
+@pytest.mark.parametrize("release", with_hybrid_model)
+def test_an_mla_hybrid_model_builds_through_the_seam_and_trains_a_step(release, release_checks):
+    hybrid = release_checks(release)["hybrid"]
+    assert hybrid["layers"] == ["TransformerLayer", "MLPLayer"] * 2
+    assert (hybrid["attention"], hybrid["core_attention"]) == ("MLASelfAttentionAdapter", "MLADotProductAttention")
+    step = hybrid["training"]
+    assert step["gradients_finite"] and step["gradient_norm"] > 0 and step["parameters_without_gradient"] == 0
+    assert math.isfinite(step["loss"]) and step["loss_after_step"] < step["loss"]
+
+
+@pytest.mark.parametrize("release", with_hybrid_model)
+def test_gpt_weights_mapped_onto_star_dash_hybrid_layers_give_the_same_loss(release, release_checks):
+    equivalence = release_checks(release)["hybrid"]["equivalence"]
+    gpt = equivalence["gpt"]
+    for hybrid in ("hybrid", "hybrid_mla_slot"):  # pattern "*-" * N, and "+-" * N (the MLA slot)
+        assert equivalence[hybrid]["parameters"] == gpt["parameters"]
+        for value in ("loss", "loss_after_step", "gradient_norm"):
+            assert equivalence[hybrid][value] == pytest.approx(gpt[value], rel=1e-6)
+    assert equivalence["fresh_hybrid_loss"] != pytest.approx(gpt["loss"], rel=1e-3)  # the mapping did it
+
+
+@pytest.mark.parametrize("release", with_hybrid_model)
+def test_the_local_hybrid_stack_refuses_layers_it_has_no_module_for(release, release_checks):
+    hybrid = release_checks(release)["hybrid"]
+    assert hybrid["mamba_in_local_pattern"].startswith("ValueError: mla_hybrid_stack_spec(backend='local') builds")
+    assert "'M' layers need backend='te'" in hybrid["mamba_in_local_pattern"]
+    assert hybrid["te_backend"] == "ImportError"  # no TransformerEngine here
+
+
+@pytest.mark.parametrize("release", [release for release in RELEASES if release not in with_hybrid_model])
+def test_releases_without_hybrid_model_say_so(release, release_checks):
+    assert release_checks(release)["hybrid"] == "NotImplementedError"

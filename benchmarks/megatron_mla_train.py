@@ -1,0 +1,180 @@
+"""GPU check of seamfix.runtime.megatron (issue 15): MLA GPT and MLA Hybrid models train through the seam.
+
+V2-Lite-like shapes (4 layers, hidden 2048, ffn 10944, 16 heads, no q LoRA, kv_lora_rank 512, qk 128 + rope 64,
+v 128, vocabulary 102400, YaRN RoPE), sequence 4096, batch 1, local core attention (no TransformerEngine), one GPU.
+bfloat16 model, float32 master weights and AdamW states (lr 1e-4, gradients clipped at 1), as megatron's
+mixed-precision optimizer keeps them. Each model trains ``--steps`` steps on one fixed batch from the same seed;
+the losses, the median step time (first step left out) and the peak memory are written as one JSON line per
+model to $OUT/megatron_mla_train.jsonl (OUT defaults to ./out). Models:
+
+- ``gpt``: ``GPTModel`` with ``mla_layer_spec(config)`` (the seam);
+- ``gpt-native``: the same spec with megatron's own ``MLASelfAttention`` in place of the adapter (the baseline);
+- ``hybrid``: ``HybridModel`` with ``mla_hybrid_stack_spec(config)`` and pattern ``"*-" * layers`` (0.20+).
+
+``--smoke`` runs tiny shapes on the CPU, to check the script end to end.
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+SEED = 1234
+V2_LITE = dict(
+    num_layers=4,
+    hidden_size=2048,
+    ffn_hidden_size=10944,
+    num_attention_heads=16,
+    q_lora_rank=None,
+    kv_lora_rank=512,
+    qk_head_dim=128,
+    qk_pos_emb_head_dim=64,
+    v_head_dim=128,
+)
+SMOKE = dict(
+    num_layers=2,
+    hidden_size=64,
+    ffn_hidden_size=128,
+    num_attention_heads=4,
+    q_lora_rank=None,
+    kv_lora_rank=24,
+    qk_head_dim=16,
+    qk_pos_emb_head_dim=8,
+    v_head_dim=16,
+)
+
+
+def config_for(seam, shapes: dict, tokens: int, on_gpu: bool):
+    return seam.mla_config(
+        **shapes,
+        rope_type="yarn",
+        rotary_scaling_factor=40.0,
+        original_max_position_embeddings=tokens,
+        mscale=0.707,
+        mscale_all_dim=0.707,
+        qk_layernorm=False,  # with q_lora_rank None, 0.20 puts a query norm only TransformerEngine builds
+        normalization="RMSNorm",
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        bf16=on_gpu,
+        params_dtype=torch.bfloat16 if on_gpu else torch.float32,
+        use_cpu_initialization=not on_gpu,
+        masked_softmax_fusion=False,  # megatron's fused softmax is a CUDA extension not built here
+        gradient_accumulation_fusion=False,  # needs apex
+        apply_rope_fusion=False,
+    )
+
+
+def build(seam, kind: str, config, vocab: int, tokens: int):
+    from megatron.core import tensor_parallel
+    from megatron.core.models.gpt import GPTModel
+    from megatron.core.transformer.multi_latent_attention import MLASelfAttention
+
+    torch.manual_seed(SEED)
+    tensor_parallel.model_parallel_cuda_manual_seed(SEED)  # the same initial weights for every model
+    if kind == "hybrid":
+        from megatron.core.models.hybrid.hybrid_model import HybridModel
+
+        return HybridModel(
+            config=config,
+            hybrid_stack_spec=seam.mla_hybrid_stack_spec(config),
+            vocab_size=vocab,
+            max_sequence_length=tokens,
+            hybrid_layer_pattern="*-" * config.num_layers,
+            position_embedding_type="rope",
+        )
+    spec = seam.mla_layer_spec(config)
+    if kind == "gpt-native":
+        attention = dataclasses.replace(spec.submodules.self_attention, module=MLASelfAttention)
+        spec = dataclasses.replace(spec, submodules=dataclasses.replace(spec.submodules, self_attention=attention))
+    return GPTModel(config=config, transformer_layer_spec=spec, vocab_size=vocab, max_sequence_length=tokens,
+                    position_embedding_type="rope")  # fmt: skip
+
+
+def train(model, device, vocab: int, tokens: int, steps: int) -> dict:
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(0, vocab, (1, tokens), generator=generator).to(device)
+    inputs = dict(
+        input_ids=input_ids,
+        position_ids=torch.arange(tokens, device=device)[None],
+        attention_mask=torch.ones(1, 1, tokens, tokens, dtype=torch.bool, device=device).triu(1),
+        labels=input_ids.roll(-1, dims=1),
+    )
+    parameters = list(model.parameters())
+    masters = [parameter.detach().float() for parameter in parameters]  # float32 master weights, as megatron keeps
+    optimizer = torch.optim.AdamW(masters, lr=1e-4, weight_decay=0.0)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    losses, times = [], []
+    for _ in range(steps):
+        began = time.perf_counter()
+        loss = model(**inputs).float().mean()
+        loss.backward()
+        for master, parameter in zip(masters, parameters, strict=True):
+            master.grad, parameter.grad = parameter.grad.float(), None
+        torch.nn.utils.clip_grad_norm_(masters, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for master, parameter in zip(masters, parameters, strict=True):
+                parameter.copy_(master)
+        losses.append(loss.item())  # synchronizes
+        times.append(time.perf_counter() - began)
+    return {
+        "losses": [round(value, 4) for value in losses],
+        "decreasing": all(later < earlier for earlier, later in zip(losses, losses[1:], strict=False)),
+        "step_ms_median": round(statistics.median(times[1:]) * 1e3, 1),
+        "step_ms": [round(value * 1e3, 1) for value in times],
+        "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None,
+        "parameters": sum(p.numel() for p in parameters),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", nargs="+", default=["gpt", "gpt-native", "hybrid"])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--tokens", type=int, default=4096)
+    parser.add_argument("--vocab", type=int, default=102400)
+    parser.add_argument("--smoke", action="store_true")
+    arguments = parser.parse_args()
+    from megatron.core import package_info, parallel_state, tensor_parallel
+
+    import seamfix.runtime.megatron as seam
+
+    on_gpu = not arguments.smoke
+    tokens, vocab = (16, 128) if arguments.smoke else (arguments.tokens, arguments.vocab)
+    out = Path(os.environ.get("OUT", "out"))
+    out.mkdir(parents=True, exist_ok=True)
+    with seam.cpu_mode() if arguments.smoke else contextlib.nullcontext():
+        device = torch.device("cuda" if on_gpu else "cpu")
+        rendezvous = f"file://{tempfile.mkdtemp()}/rendezvous"
+        torch.distributed.init_process_group("nccl" if on_gpu else "gloo", init_method=rendezvous, rank=0, world_size=1)
+        parallel_state.initialize_model_parallel(tensor_model_parallel_size=1)
+        tensor_parallel.model_parallel_cuda_manual_seed(SEED)
+        config = config_for(seam, SMOKE if arguments.smoke else V2_LITE, tokens, on_gpu)
+        for kind in arguments.models:
+            model = build(seam, kind, config, vocab, tokens).to(device)  # megatron's local norms are built on the CPU
+            result = {"release": package_info.__version__, "model": kind, "tokens": tokens, **train(
+                model, device, vocab, tokens, arguments.steps)}  # fmt: skip
+            if on_gpu:
+                result["device"] = torch.cuda.get_device_name()
+            print(json.dumps(result), flush=True)
+            with (out / "megatron_mla_train.jsonl").open("a") as log:
+                log.write(json.dumps(result) + "\n")
+            del model
+            if on_gpu:
+                torch.cuda.empty_cache()
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

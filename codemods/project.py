@@ -1,0 +1,121 @@
+"""What the codemods must know about the whole project, not one file: import names from the source roots
+(ruff's ``src``), which names tests patch, and which names other modules import from a builder.
+
+The adapter may re-import a builder's global only when the builder's binding cannot differ from a fresh
+import of its source (see ``shared_globals``); a patch (``mock.patch("pkg.mod.Name")``,
+``monkeypatch.setattr(mod, "Name", ...)``) or a re-export makes it differ, so both are collected here, by a
+text scan of every Python file under the project root, tests included (they are where patches live).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from seamfix.config import DEFAULT_EXCLUDE, Settings
+
+# `patch("pkg.mod.Name")`, `mocker.patch("...")`, `monkeypatch.setattr("pkg.mod.Name", value)`
+_PATCHED_PATH = re.compile(r"""(?:patch|setattr)\(\s*[rbu]?["'](?:[\w.]+\.)?(\w+)["']""")
+# `patch.object(mod, "Name")`, `monkeypatch.setattr(mod, "Name", value)`, `setattr(mod, "Name", v)`, `delattr`
+_PATCHED_ATTRIBUTE = re.compile(r"""(?:setattr|delattr|patch\.object|patch\.multiple)\(\s*[^,()]+,\s*["'](\w+)["']""")
+_FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE)
+_NAMES = re.compile(r"(\w+)(?:\s+as\s+\w+)?")
+_SKIPPED = frozenset(DEFAULT_EXCLUDE)
+
+
+@dataclass
+class Project:
+    """The project-wide facts, gathered once before the files are rewritten."""
+
+    src: tuple[str, ...] = ("",)
+    root: Path | None = None
+    patched: frozenset[str] = frozenset()  # names some file patches or sets as an attribute by string
+    imported_from: dict[str, set[str]] = field(default_factory=dict)  # module -> names other files import
+    importers: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (module, name) -> relpaths
+
+    @classmethod
+    def scan(cls, settings: Settings, builders: list[str]) -> Project:
+        """The facts for rewriting ``builders`` (project paths): imports from them are all that matter."""
+        project = cls(settings.src, settings.root)
+        modules = {".".join(project.module_parts(relpath)) for relpath in builders}
+        last_parts = {module.rpartition(".")[2] for module in modules}
+        # `from pkg.model import` holds "model import": a substring test skips the files that cannot
+        needles = [f"{part} import" for part in last_parts]
+        patched: set[str] = set()
+        for relpath, text in _python_files(settings.root):
+            if "patch" in text or "setattr" in text:
+                patched.update(match.group(1) for match in _PATCHED_PATH.finditer(text))
+                patched.update(match.group(1) for match in _PATCHED_ATTRIBUTE.finditer(text))
+            if not any(needle in text for needle in needles):
+                continue
+            for match in _FROM_IMPORT.finditer(text):
+                if match.group(1).rpartition(".")[2] not in last_parts:
+                    continue
+                module = project.absolute(relpath, match.group(1))
+                if module in modules:
+                    for name in _NAMES.findall(match.group(2).strip("()")):
+                        project.importers.setdefault((module, name), set()).add(relpath)
+        project.patched = frozenset(patched)
+        return project
+
+    def module_parts(self, relpath: str) -> tuple[str, ...]:
+        """The import name of a project file, counted from the deepest source root that holds it."""
+        return Settings(root=Path("."), src=self.src).module_parts(relpath)
+
+    def package_parts(self, relpath: str) -> tuple[str, ...]:
+        parts = self.module_parts(relpath)
+        return parts if PurePosixPath(relpath).stem == "__init__" else parts[:-1]
+
+    def absolute(self, relpath: str, module: str) -> str:
+        """``from <module> import`` in the file ``relpath``, its leading dots resolved."""
+        level = len(module) - len(module.lstrip("."))
+        if not level:
+            return module
+        package = self.package_parts(relpath)
+        base = package[: len(package) - level + 1]
+        rest = module[level:]
+        return ".".join((*base, rest) if rest else base)
+
+    def reexported(self, module: str, name: str, relpath: str) -> bool:
+        """Does a project file other than ``relpath`` import ``name`` from ``module``?"""
+        return bool(self.importers.get((module, name), set()) - {relpath})
+
+    def project_file(self, module: str) -> str | None:
+        """The project file (relpath) that ``module`` imports from the source roots, if any."""
+        if self.root is None:
+            return None
+        path = module.replace(".", "/")
+        for root in self.src:
+            for candidate in (f"{path}.py", f"{path}/__init__.py"):
+                relpath = f"{root}/{candidate}" if root else candidate
+                if (self.root / relpath).is_file():
+                    return relpath
+        return None
+
+    def is_script_import(self, module: str, relpath: str) -> bool:
+        """Is ``module`` a script next to the builder ``relpath`` rather than a module of a source root?"""
+        if self.root is None or "." in module or self.project_file(module):
+            return False
+        folder = PurePosixPath(relpath).parent.as_posix()
+        return folder not in (*self.src, ".") and (self.root / folder / f"{module}.py").is_file()
+
+
+def is_test_module(module: str) -> bool:
+    return any(part in ("test", "tests") or part.startswith("test_") for part in module.split("."))
+
+
+def _python_files(root: Path) -> Iterator[tuple[str, str]]:
+    for directory, folders, files in os.walk(root):
+        folders[:] = [name for name in folders if name not in _SKIPPED and not name.startswith(".")]
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(directory, name)
+                try:
+                    with open(path, encoding="utf-8", errors="replace") as handle:
+                        text = handle.read()
+                except OSError:
+                    continue
+                yield os.path.relpath(path, root).replace(os.sep, "/"), text

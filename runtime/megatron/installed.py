@@ -1,0 +1,37 @@
+"""Import megatron-core, or say precisely why it cannot be used: not installed, older than the release table,
+or installed but missing a module it imports without declaring it (0.19+ imports ``triton`` unconditionally)."""
+
+from __future__ import annotations
+
+import importlib
+
+NOT_INSTALLED = ("megatron", "megatron.core", "torch")
+"""Modules whose absence means seamfix's ``[megatron]`` extra is not installed."""
+
+MOST_OF_MEGATRON_CORE = "megatron.core.models.gpt.gpt_layer_specs"
+"""Imports MLA, the transformer layer and the spec builders: what the seam needs, and what fails when megatron-core
+lacks one of its undeclared dependencies."""
+
+
+def import_megatron_core() -> None:
+    """Import megatron-core's MLA surface; raise an ``ImportError`` whose message names what is really wrong."""
+    try:
+        importlib.import_module("megatron.core")
+    except ImportError as error:
+        raise _explained(error) from error
+    from .releases import check_supported
+
+    check_supported()
+    try:
+        importlib.import_module(MOST_OF_MEGATRON_CORE)
+    except ImportError as error:
+        raise _explained(error) from error
+
+
+def _explained(error: ImportError) -> ImportError:
+    if error.name in NOT_INSTALLED:
+        install = "pip install 'seamfix[megatron]'"
+        return ImportError(f"seamfix.runtime.megatron needs megatron-core and torch: {install} ({error})")
+    missing_module = isinstance(error, ModuleNotFoundError) and error.name and not error.name.startswith("megatron")
+    hint = f"; install {error.name.split('.')[0]}" if missing_module else ""  # not for a name a module lacks
+    return ImportError(f"megatron-core is installed but importing it failed: {error}{hint}")

@@ -1,0 +1,163 @@
+"""Sites `seamfix apply` must leave as they are, each with the reason its summary gives.
+
+Each `fixtures/codemods/must_refuse/<case>.py` starts with `# expect: <part of the reason>`: applied in a
+fresh project, the summary names the site (or the file) with that reason, every output compiles, and the
+module behaves as before under every config (`equivalence.py`). The cases that need more than one file
+(a patch in a test, a re-export, a script next to the builder, a src layout) are written out below.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_fixtures import FIXTURES, behaviour, make_project
+
+from seamfix.codemods.apply import ApplyPlan, plan_apply, write_changes
+from seamfix.codemods.rewrite import FileRewrite
+from seamfix.codemods.self_check import refuse_failing
+from seamfix.config import load_settings
+from seamfix.errors import SeamfixError
+
+CASES = sorted((FIXTURES / "must_refuse").glob("*.py"))
+GUARDED = "from mla_impl import MLATransformerConfig\n\n\ndef kind(config):\n"
+GUARDED += "    if isinstance(config, MLATransformerConfig):\n        return 1\n    return 0\n"
+
+
+def expected_reason(case: Path) -> str:
+    first = case.read_text().splitlines()[0]
+    assert first.startswith("# expect: "), f"{case.name}: first line must say what the refusal says"
+    return first.removeprefix("# expect: ")
+
+
+def applied(root: Path) -> tuple[ApplyPlan, str]:
+    plan = plan_apply([root], load_settings(root), cwd=root)
+    assert not plan.errors, plan.errors
+    write_changes(plan)
+    return plan, "\n".join([*plan.left, *plan.kept_arms, *plan.refused])
+
+
+def compiles(root: Path) -> None:
+    for path in root.rglob("*.py"):
+        compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
+def test_must_refuse(case: Path, tmp_path: Path) -> None:
+    original = make_project(tmp_path / "before", case.read_bytes())
+    rewritten = make_project(tmp_path / "after", case.read_bytes())
+    _, said = applied(rewritten)
+    assert expected_reason(case) in said, said
+    compiles(rewritten)
+    results = behaviour(original)
+    assert results, "the harness called no function of this case"
+    assert behaviour(rewritten) == results
+
+
+def project(root: Path, files: dict[str, str], config: str = 'adapter = "pkg/mla_seam.py"') -> Path:
+    (root / "pyproject.toml").write_text(f"[tool.seamfix]\n{config}\n")
+    for relpath, text in files.items():
+        (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (root / relpath).write_text(text)
+    return root
+
+
+def test_a_name_a_test_patches_is_passed_nowhere_but_left(tmp_path: Path) -> None:
+    root = project(tmp_path, {
+        "pkg/__init__.py": "", "pkg/mla_impl.py": "class MLATransformerConfig:\n    pass\n",
+        "pkg/model.py": GUARDED.replace("from mla_impl", "from pkg.mla_impl"),
+        "tests/test_model.py": 'from unittest import mock\n\n@mock.patch("pkg.model.MLATransformerConfig")\ndef t(m):\n'
+                               "    pass\n",
+    })  # fmt: skip
+    _, said = applied(root)
+    assert "a test patches by name" in said
+    assert "mla_seam" not in (root / "pkg/model.py").read_text()
+
+
+def test_a_re_exported_name_is_left(tmp_path: Path) -> None:
+    root = project(tmp_path, {
+        "pkg/__init__.py": "", "pkg/mla_impl.py": "class MLATransformerConfig:\n    pass\n",
+        "pkg/model.py": GUARDED.replace("from mla_impl", "from pkg.mla_impl"),
+        "pkg/other.py": "from .model import MLATransformerConfig\n",
+    })  # fmt: skip
+    _, said = applied(root)
+    assert "another module imports from it" in said
+
+
+def test_a_plain_import_is_shared_and_the_module_imports(tmp_path: Path) -> None:
+    root = project(tmp_path, {
+        "pkg/__init__.py": "", "pkg/mla_impl.py": "class MLATransformerConfig:\n    pass\n",
+        "pkg/model.py": GUARDED.replace("from mla_impl", "from pkg.mla_impl"),
+    })  # fmt: skip
+    plan, _ = applied(root)
+    assert plan.routed == 1
+    adapter = (root / "pkg/mla_seam.py").read_text()
+    assert "from pkg.mla_impl import MLATransformerConfig" in adapter and "pkg.model" not in adapter
+    check = "from pkg import model, mla_impl; assert model.kind(mla_impl.MLATransformerConfig()) == 1"
+    subprocess.run([sys.executable, "-c", check], cwd=root, check=True)
+
+
+def test_a_script_next_to_the_builder_is_never_imported(tmp_path: Path) -> None:
+    root = project(tmp_path, {
+        "pkg/__init__.py": "", "tools/helper.py": "class MLATransformerConfig:\n    pass\n",
+        "tools/run.py": GUARDED.replace("from mla_impl", "from helper"),
+    })  # fmt: skip
+    _, said = applied(root)
+    assert "imported from `helper`, which the adapter must not import" in said
+    adapter = root / "pkg/mla_seam.py"
+    assert not adapter.exists() or "helper" not in adapter.read_text()
+
+
+def test_src_layout_imports_the_seam_by_its_package_name(tmp_path: Path) -> None:
+    root = project(
+        tmp_path,
+        {"src/mypkg/__init__.py": "", "src/mypkg/model.py": "def f(cfg):\n    return 1 if cfg.kv_lora_rank else 0\n"},
+        'adapter = "src/mypkg/mla_seam.py"',
+    )
+    applied(root)
+    assert (root / "src/mypkg/model.py").read_text().startswith("from mypkg import mla_seam\n")
+    check = "import types; from mypkg import model; assert model.f(types.SimpleNamespace(kv_lora_rank=2)) == 1"
+    subprocess.run([sys.executable, "-c", check], cwd=root / "src", check=True)
+
+
+def test_the_seam_import_follows_sys_path_changes_and_first_party_imports(tmp_path: Path) -> None:
+    script = '"""Doc."""\nfrom __future__ import annotations\n\nimport os\nimport sys\n\n'
+    script += "sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))\n"
+    script += "import json\nfrom pkg import helpers\n\n\ndef f(cfg):\n    return 1 if cfg.kv_lora_rank else 0\n"
+    root = project(tmp_path, {"pkg/__init__.py": "", "pkg/helpers.py": "", "scripts/train.py": script})
+    applied(root)
+    lines = (root / "scripts/train.py").read_text().splitlines()
+    assert lines.index("from pkg import mla_seam") == lines.index("from pkg import helpers") + 1
+    check = "import types, train; assert train.f(types.SimpleNamespace(kv_lora_rank=2)) == 1"
+    subprocess.run([sys.executable, "-c", check], cwd=root / "scripts", check=True)
+
+
+def test_a_comment_inside_a_multi_line_test_is_no_obstacle(tmp_path: Path) -> None:
+    source = "def f(cfg, x):\n    if (cfg.kv_lora_rank  # why\n            + x > 2):\n        return 1\n    return 0\n"
+    root = project(tmp_path, {"pkg/__init__.py": "", "pkg/model.py": source})
+    plan, _ = applied(root)
+    assert plan.routed == 1 and not plan.refused
+    compiles(root)
+
+
+def test_a_rewrite_that_fails_the_self_check_is_left_with_the_reason(tmp_path: Path) -> None:
+    root = project(tmp_path, {"pkg/__init__.py": "", "pkg/a.py": "x = 1\n", "pkg/b.py": "y = 2\n"})
+    broken = FileRewrite("pkg/a.py", b"x = undefined_name\n", routed=1)
+    fine = FileRewrite("pkg/b.py", b"y = 3\n", routed=1)
+    refuse_failing([broken, fine], root, ("pkg/mla_seam.py", "pkg.mla_seam"), None, lambda functions: ("", {}))
+    assert broken.refused == "self-check: F821 Undefined name `undefined_name`" and broken.data == b"x = 1\n"
+    assert fine.refused is None and fine.data == b"y = 3\n"
+
+
+def test_src_setting_names_modules_from_the_deepest_root(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.seamfix]\nadapter = "lib/mypkg/mla_seam.py"\nsrc = [".", "lib"]\n')
+    settings = load_settings(tmp_path)
+    assert settings.src == ("", "lib")
+    assert settings.adapter_module_parts == ("mypkg", "mla_seam")
+    assert settings.module_parts("lib/mypkg/__init__.py") == ("mypkg",)
+    assert settings.module_parts("tools/run.py") == ("tools", "run")
+    (tmp_path / "pyproject.toml").write_text('[tool.seamfix]\nsrc = ["../elsewhere"]\n')
+    with pytest.raises(SeamfixError, match="`src`"):
+        load_settings(tmp_path)
