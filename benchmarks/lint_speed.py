@@ -11,6 +11,7 @@ Three commands run in `<corpus>/tree`, interleaved round-robin for `--runs` roun
               (mostly E501), and printing them is most of its time; this is ruff's linting alone
     cold      seamfix lint --no-cache --exit-zero .
     warm      seamfix lint --exit-zero .   (cache filled by one untimed run first)
+    cold-before  with `--before SEAMFIX`: that seamfix's cold run (another build, timed in the same rounds)
 
 Goals: median(cold) <= 1.0 x median(ruff), median(warm) <= 0.3 x median(ruff); both ratios are also
 given against ruff-silent, the stricter reading. The script prints a
@@ -183,6 +184,8 @@ def report(
     for name, times in timings.items():
         row = f"{median[name]:.2f} | {min(times):.2f} | {max(times):.2f}"
         lines.append(f"| {name}: `{shown(commands[name])}` | {row} |")
+    if "cold-before" in median:
+        lines += ["", f"median(cold) / median(cold-before) = {median['cold'] / median['cold-before']:.2f}"]
     lines += ["", "| ratio | value | goal | met |", "| --- | ---: | ---: | :---: |"]
     for baseline in BASELINES:
         for name, goal in GOALS.items():
@@ -197,6 +200,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=5, help="timed rounds (default 5)")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="corpus cache (default benchmarks/.corpus)")
     parser.add_argument("--json", type=Path, help="also write the raw timings to this file")
+    parser.add_argument(
+        "--before", metavar="SEAMFIX", help="another seamfix executable (e.g. main's) timed cold in the same rounds"
+    )
     return parser.parse_args()
 
 
@@ -210,6 +216,8 @@ def main() -> None:
         "cold": [seamfix, "lint", "--no-cache", "--exit-zero", "."],
         "warm": [seamfix, "lint", "--exit-zero", "."],
     }
+    if args.before:
+        commands["cold-before"] = [args.before, "lint", "--no-cache", "--exit-zero", "."]
     files, lines = corpus_size(tree)
     corpus = {"files": files, "lines": lines, "findings": count_findings(seamfix, tree)}
     env = {

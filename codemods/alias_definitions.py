@@ -2,12 +2,13 @@
 alias's definitions are what to route: routing the test (``mla_seam.enabled(use_mla)``) would leave the
 builder reading ``cfg.multi_latent_attention``.
 
-The linter decides aliases per function and flow-insensitively: a name is an alias in a function when any
-assignment there (or in an enclosing function or the module) gives it a value that names MLA or another
-alias. So once every such value of the alias is a call into the seam, the name is no alias anywhere in the
-function, and neither its test nor its other reads are findings. This module answers, on ``ast`` and the
-bindings alone (before LibCST positions exist, so that the focus module can keep the definitions), which
-assigned values those are; the linter's own alias sets keep the two in agreement.
+The linter's aliases are flow-sensitive; this module asks their order-blind superset
+(``MLAExpressions.aliases``): a name is an alias in a function when any assignment there (or in an
+enclosing function or the module) gives it a value that carries MLA or another alias. So once every such
+value of the alias is a call into the seam, the name is no alias anywhere in the function, and neither its
+test nor its other reads are findings. This module answers, on ``ast`` and the bindings alone (before
+LibCST positions exist, so that the focus module can keep the definitions), which assigned values those
+are; the linter's own alias sets keep the two in agreement.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from pathlib import PurePosixPath
 
 from seamfix.codemods.bindings import Bindings, Frame, Occurrence
 from seamfix.codemods.context import Seam
-from seamfix.lint_rules.mla_expressions import MLAExpressions, SeamBindings, nested_statements
+from seamfix.lint_rules.mla_expressions import MLAExpressions, SeamBindings, own_statements
 from seamfix.vocabulary.names import NameClassifier
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _ALIAS_SCOPES = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)  # where the linter finds aliases
-_NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 class AliasDefinitions:
@@ -117,7 +117,7 @@ class AliasDefinitions:
         name with the value it gets (``a = b = value`` gives both)."""
         if function not in self._plain:
             found: dict[str, list[ast.expr]] = {}
-            for statement in _own_statements(function.node):
+            for statement in own_statements(function.node):
                 if isinstance(statement, ast.Assign) and all(isinstance(t, ast.Name) for t in statement.targets):
                     for target in statement.targets:
                         found.setdefault(target.id, []).append(statement.value)
@@ -155,13 +155,3 @@ def _binds(node: ast.AST) -> bool:
 
 def _names(value: ast.expr) -> Iterator[ast.Name]:
     return (node for node in ast.walk(value) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load))
-
-
-def _own_statements(function: ast.AST) -> Iterator[ast.stmt]:
-    """The statements of ``function``'s body at any depth, outside nested functions and classes."""
-    stack = list(nested_statements(function))
-    while stack:
-        statement = stack.pop()
-        yield statement
-        if not isinstance(statement, _NESTED_SCOPES):
-            stack.extend(nested_statements(statement))

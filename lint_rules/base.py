@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
+from seamfix.findings import FindingKind
 from seamfix.lint_rules.mla_expressions import MLAExpressions
 
 
@@ -28,7 +29,7 @@ class Hit:
 
     node: ast.AST
     message: str
-    kind: str = ""
+    kind: FindingKind = FindingKind.OTHER
     atom: ast.AST | None = None
 
 
@@ -64,8 +65,14 @@ class SourceFile:
         return index < len(self.anchor_lines) and self.anchor_lines[index] <= last_line
 
     def may_mention_mla(self, node: ast.AST) -> bool:
+        """True if ``node``'s lines (a definition's decorators included) mention MLA vocabulary."""
         first = getattr(node, "lineno", None)
-        return first is None or self.mentions_mla_between(first, node.end_lineno or first)
+        if first is None:
+            return True
+        decorators = getattr(node, "decorator_list", None)
+        if decorators:
+            first = min(first, decorators[0].lineno)
+        return self.mentions_mla_between(first, node.end_lineno or first)
 
     def walk_mentions(self, types: tuple[type, ...]) -> Iterator[ast.AST]:
         """Nodes of ``types`` on lines that mention MLA vocabulary (skips the rest of the tree)."""

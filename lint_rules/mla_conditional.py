@@ -5,23 +5,35 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from seamfix.findings import FindingKind
 from seamfix.lint_rules.base import AstRule, Hit, Invalid, SourceFile
-from seamfix.lint_rules.mla_expressions import MLAExpressions
-
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
-_PROBES = {"getattr": 3, "hasattr": 2, "isinstance": 2, "issubclass": 2}
+from seamfix.lint_rules.mla_expressions import MLAExpressions, dotted_name, is_condition, is_slicing, probed_argument
+from seamfix.lint_rules.mla_flow import Aliases, MLAFlow, parameters, without
+from seamfix.vocabulary import Vocabulary
 
 
 class MLAConditional(AstRule):
     """
     ## What it does
-    Flags a decision that depends on Multi-Latent Attention outside the seam: `if`/`elif`/`while` tests,
-    conditional expressions, `assert` tests, comprehension filters, `match` subjects, guards and class
-    patterns, `and`/`or` operators that select a value, subscript dispatch on an MLA value
-    (`table[cfg.multi_latent_attention]`), and `getattr(x, "<mla field>", default)`, `hasattr`,
-    `isinstance`/`issubclass` and `mapping.get("<mla key>")` probes of MLA names. A local variable
-    assigned from an MLA expression in the same function (`use_mla = cfg.multi_latent_attention`) is MLA
-    too, so `if use_mla:` is flagged.
+    Flags a decision that depends on Multi-Latent Attention outside the seam, a place where control flow
+    or a chosen value depends on MLA: `if`/`elif`/`while` tests, conditional expressions, `assert` tests,
+    comprehension filters and `filter()` predicates, `match` subjects, guards and class patterns,
+    `and`/`or` operators that select a value (`cfg.multi_latent_attention and MLAAttention or Attention`),
+    subscript dispatch on an MLA value (`table[cfg.multi_latent_attention]`), probes of MLA names
+    (`getattr(x, "<mla field>", default)`, `hasattr`, `isinstance`/`issubclass`, `mapping.get("<mla key>")`,
+    and a read inside `try:` whose `except AttributeError`/`KeyError` handles its absence), and decorators
+    keyed on MLA (`@register(MLASelfAttention)`, `@(a if cfg.multi_latent_attention else b)`).
+    A test is a decision when it names MLA anywhere, or reads an alias: a variable or `self` attribute
+    holding an MLA value at that point (`use_mla = cfg.multi_latent_attention` … `if use_mla:`). Aliases are
+    flow-sensitive (a later or overwritten assignment does not count; branches merge as "may be MLA"), and
+    MLA values flow through assignment, `not`/`and`/`or`/`if-else`, comparison, attribute and subscript reads,
+    probes, `bool`/`int`/`float`/`str`/`any`/`all` and functions that return an MLA value, never through
+    another call's result (`key = apply_rotary_pos_emb(..., mla_rotary_interleaved=...)` is not MLA) nor
+    through arithmetic into a new variable (`rows = n * cfg.kv_lora_rank` is a size). An attribute a class
+    sets on `self` from an MLA value in one method is MLA in all its methods, as are its properties and
+    methods that return an MLA value (`self.latent`, `self.uses_latent()`). Stores (`d[k] = ...`), slices
+    (`kv[..., : cfg.kv_lora_rank]`), constant-key reads (`hf["kv_lora_rank"]`) and `and`/`or` of flags and
+    conditions (`use = cfg.cache_mla_latents and ctx.is_decode_only()`) are no decisions by themselves.
     The finding points at the test expression.
 
     ## Why is this bad?
@@ -67,6 +79,37 @@ class MLAConditional(AstRule):
         "if html_mode and mlp_type:\n    pass\n",
         "assert x, 'MLA is not supported with this option.'\n",
         "allowed = {'core_attn', 'mla_up_proj'}\nbad = set(mods) - allowed\nassert not bad, bad\n",
+        # Aliases are flow-sensitive: a later MLA assignment does not reach an earlier test; a kill ends it.
+        "def f(cfg, flag):\n    if flag:\n        pass\n    flag = cfg.multi_latent_attention\n    return flag\n",
+        "def f(cfg):\n    flag = cfg.multi_latent_attention\n    flag = other()\n    if flag:\n        pass\n",
+        # The result of a call handed an MLA argument is the callee's, not MLA.
+        "def f(cfg, x, n):\n    key = rope(x, mla_rotary_interleaved=cfg.multi_latent_attention)\n"
+        "    if key.shape[0] != n:\n        pass\n",
+        "def test_mla(mla_module, x):\n    output = mla_module(x)\n    assert output is not None\n",
+        # Stores, slices, constant-key reads and arithmetic on MLA sizes are not decisions.
+        "config_kwargs['qk_head_dim'] = 64\n",
+        "def f(cfg, d):\n    key = cfg.q_lora_rank\n    d[key] = 1\n",
+        "def f(self, cache_kv):\n    return cache_kv[:, :, : self.kv_lora_rank]\n",
+        "def f(self, x):\n    return x[..., self.config.qk_head_dim :]\n",
+        "rank = hf_config['kv_lora_rank']\n",
+        "def f(cfg, t):\n    rows = t.size(0) * cfg.kv_lora_rank\n    assert t.numel() == rows\n",
+        # A lookup whose key comes from an MLA table is no probe of an MLA name.
+        "def f(self, scaling, out):\n    for hf_key, key in self.MLA_ROPE_SCALING_MAPPING:\n"
+        "        value = scaling.get(hf_key)\n        if value is not None:\n            out[key] = value\n",
+        # Conditions combined into a flag are not a decision until the flag is tested.
+        "def f(cfg, q):\n    absorbed = cfg.kv_lora_rank > 0 and q.size(-1) == 576\n    return absorbed\n",
+        "def f(cfg, ctx):\n    use = cfg.cache_mla_latents and ctx and ctx.is_decode_only()\n    return use\n",
+        "HAVE_SPARSE_MLA = HAVE_SPARSE_MLA_BWD and HAVE_SPARSE_MLA_FWD\n",
+        # A function returning something built from MLA is not an MLA value; a parameter shadows a function.
+        "def make(cfg):\n    return MLASelfAttention(cfg)\n"
+        "def f(cfg):\n    m = make(cfg)\n    if m is None:\n        pass\n",
+        "def latent(cfg):\n    return cfg.multi_latent_attention\ndef f(latent, x):\n    if latent(x):\n        pass\n",
+        # A decorator's settings are not a registration key; `self` aliases belong to their class.
+        "@tilelang_jit(pass_configs=_SPARSE_MLA_PASS_CONFIGS)\ndef kernel():\n    pass\n",
+        "@pytest.mark.parametrize('multi_latent_attention', [True, False])\ndef test_spec(multi_latent_attention):\n"
+        "    build(multi_latent_attention=multi_latent_attention)\n",
+        "class A:\n    def __init__(self, config):\n        self._latent = config.multi_latent_attention\n"
+        "class B:\n    def f(self):\n        if self._latent:\n            pass\n",
     )
     INVALID = (
         Invalid("if config.multi_latent_attention:\n    pass\n", line=1),
@@ -107,27 +150,174 @@ class MLAConditional(AstRule):
             count=2,
         ),
         Invalid("def f(cfg):\n    a = cfg.multi_latent_attention\n    return [x for x in y if a]\n", line=3),
+        # Branches merge as "may be MLA"; a loop's next iteration sees what its body assigned.
+        Invalid(
+            "def f(cfg, a):\n    if a:\n        flag = cfg.multi_latent_attention\n    else:\n        flag = False\n"
+            "    if flag:\n        pass\n",
+            line=6,
+        ),
+        Invalid(
+            "def f(layers):\n    flag = False\n    for layer in layers:\n        if flag:\n            pass\n"
+            "        flag = layer.config.multi_latent_attention\n",
+            line=4,
+        ),
+        # A closure and a module-level function see their scope's aliases whenever they run.
+        Invalid(
+            "def f(cfg):\n    use = cfg.multi_latent_attention\n    def g():\n        return 1 if use else 2\n", line=4
+        ),
+        Invalid("def f():\n    if USE:\n        pass\nUSE = cfg.multi_latent_attention\n", line=2),
+        # An MLA flag stored on `self` under a neutral name in one method is MLA in the class's others.
+        Invalid(
+            "class A:\n    def __init__(self, config):\n        self._latent = config.multi_latent_attention\n"
+            "    def forward(self, x):\n        if self._latent:\n            return x\n",
+            line=5,
+        ),
+        Invalid(
+            "class A:\n    def setup(self, config):\n        self.rank = config.q_lora_rank\n"
+            "        self.has_q = self.rank is not None\n"
+            "    def forward(self, x):\n        return self.q(x) if self.has_q else x\n",
+            line=6,
+        ),
+        # A property, method or function that returns an MLA value: calling it reads that value.
+        Invalid(
+            "class A:\n    @property\n    def latent(self):\n        return self.config.multi_latent_attention\n"
+            "    def forward(self, x):\n        if self.latent:\n            return x\n",
+            line=6,
+        ),
+        Invalid(
+            "class A:\n    def uses_latent(self):\n        return self._flag\n    def __init__(self, cfg):\n"
+            "        self._flag = cfg.q_lora_rank is not None\n    def forward(self, x):\n"
+            "        return self.q(x) if self.uses_latent() else x\n",
+            line=7,
+        ),
+        Invalid(
+            "def _latent(cfg):\n    return cfg.multi_latent_attention\n"
+            "def build(cfg):\n    if _latent(cfg):\n        pass\n",
+            line=4,
+        ),
+        # A test reads an alias through its own arithmetic, as it would read the field.
+        Invalid("def f(cfg, tp):\n    q_split = cfg.q_lora_rank\n    assert q_split % tp == 0\n", line=3),
+        # Conversions keep the value: `int(...)` of an MLA size is still that size.
+        Invalid(
+            "def f(config):\n    rank = int(getattr(config, 'kv_lora_rank', 0) or 0)\n"
+            "    if rank <= 0:\n        raise ValueError\n",
+            line=2,
+            count=2,
+        ),
+        # Decorators: a conditional, a registration keyed on an MLA class or string.
+        Invalid("@(a if cfg.multi_latent_attention else b)\ndef f():\n    pass\n", line=1),
+        Invalid("@register(MLASelfAttention)\ndef build(module):\n    pass\n", line=1),
+        Invalid("class C:\n    @spec_for('mla')\n    def build(self):\n        pass\n", line=2),
+        # A filter predicate keeps the MLA ones.
+        Invalid("mla = list(filter(lambda c: c.multi_latent_attention, configs))\n", line=1),
+        Invalid("rest = itertools.filterfalse(is_mla_layer, layers)\n", line=1),
+        # EAFP probes: the read inside `try` is what `except AttributeError/KeyError` decides on.
+        Invalid("try:\n    rank = args.q_lora_rank\nexcept AttributeError:\n    rank = None\n", line=2),
+        Invalid("try:\n    rank = hf['kv_lora_rank']\nexcept (KeyError, TypeError):\n    rank = None\n", line=2),
     )
 
     def check(self, source: SourceFile) -> Iterator[Hit]:
         finder = _DecisionFinder(source)
-        finder.visit(source.tree, finder.aliases(source.tree, frozenset()))
+        finder.run()
         return iter(finder.hits)
 
 
-class _DecisionFinder:
-    """Walks a module once, reporting every decision on MLA and never a sub-expression of a reported one."""
+class _DecisionFinder(MLAFlow):
+    """Reports every decision on MLA, and never a sub-expression of a reported one, with the aliases
+    that reach each statement (``MLAFlow``)."""
 
     def __init__(self, source: SourceFile) -> None:
-        self.source = source
-        self.mla: MLAExpressions = source.mla
+        super().__init__(source)
         self.hits: list[Hit] = []
+        self.probing: frozenset[type] = frozenset()  # what the handlers of the `try` around us catch
 
-    def aliases(self, scope: ast.AST, inherited: frozenset[str]) -> frozenset[str]:
-        walrus_lines = self.source.may_mention_mla if self.source.has_walrus else None
-        return self.mla.aliases(scope, inherited, walrus_lines)
+    def hit(self, node: ast.AST, message: str, kind: FindingKind, atom: ast.AST) -> None:
+        self.hits.append(Hit(node, message, kind, atom))
 
-    def visit(self, node: ast.AST, aliases: frozenset[str]) -> None:
+    # Statements (MLAFlow calls these with the aliases that reach them)
+
+    def check_statement(self, node: ast.stmt, aliases: Aliases) -> None:
+        kind = type(node)
+        if kind is ast.If or kind is ast.While:
+            keyword = kind.__name__.lower()
+            self.decision(node.test, aliases, f"`{keyword}` test", FindingKind(f"{keyword}-test"))
+        elif kind is ast.Assert:
+            self.decision(node.test, aliases, "`assert` test", FindingKind.ASSERT_TEST)
+            if node.msg is not None:
+                self.visit(node.msg, aliases)
+        elif kind is ast.Match:
+            self.decision(node.subject, aliases, "`match` subject", FindingKind.MATCH_SUBJECT)
+        elif kind in _DEFINITIONS:
+            self.check_definition(node, aliases)
+        else:
+            for field, value in ast.iter_fields(node):
+                if field not in _BLOCK_FIELDS:
+                    for part in value if isinstance(value, list) else [value]:
+                        if isinstance(part, ast.AST):
+                            self.visit(part, aliases)
+
+    def check_definition(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, aliases: Aliases) -> None:
+        """Decorators (``@register(MLASelfAttention)`` registers the function for MLA), defaults and bases."""
+        for decorator in node.decorator_list:
+            atom = self.decorator_key(decorator, aliases)
+            if atom is None:
+                self.visit(decorator, aliases)
+            else:
+                message = f"decorator `{_short(decorator.func)}` is keyed on MLA (`{_short(atom)}`)"
+                self.hit(decorator, message, FindingKind.DECORATOR_ARGUMENT, atom)
+        if isinstance(node, ast.ClassDef):
+            parts = [*node.bases, *node.keywords]
+        else:
+            parts = [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
+        for part in parts:
+            self.visit(part, aliases)
+
+    def decorator_key(self, decorator: ast.expr, aliases: Aliases) -> ast.AST | None:
+        """The MLA key of a registering decorator: a positional argument that is an MLA class
+        (``@register(MLASelfAttention)``), an MLA string (``@register("mla")``) or a condition on MLA
+        (``@skipif(not HAVE_FLASH_MLA)``). Settings passed to a decorator (``@jit(pass_configs=MLA_CONFIGS)``)
+        and the name of a config field (``@parametrize("multi_latent_attention", [True, False])`` names a
+        parameter) are not keys."""
+        if not isinstance(decorator, ast.Call) or self.mla.seam.refers_to_seam(decorator.func):
+            return None
+        names = self.mla.names
+        for argument in decorator.args:
+            dotted = dotted_name(argument)
+            if dotted is not None and names.is_class(dotted.rsplit(".", 1)[-1]):
+                return argument
+            if _is_mla_key(self.mla, argument) and not _names_field(names.vocabulary, argument.value):
+                return argument
+            if is_condition(argument):
+                atom = self.mla.atom(argument, aliases)
+                if atom is not None:
+                    return atom
+        return None
+
+    def check_case(self, case: ast.match_case, aliases: Aliases) -> None:
+        for pattern in ast.walk(case.pattern):
+            if isinstance(pattern, ast.MatchClass) and self.mla.atom(pattern.cls) is not None:
+                message = f"`case` pattern matches an MLA class (`{_short(pattern.cls)}`)"
+                self.hit(pattern, message, FindingKind.CASE_PATTERN, pattern.cls)
+                break
+            if isinstance(pattern, ast.MatchValue) and self.mla.atom(pattern.value, aliases) is not None:
+                message = f"`case` pattern matches an MLA value (`{_short(pattern.value)}`)"
+                self.hit(pattern, message, FindingKind.CASE_PATTERN, pattern.value)
+                break
+        if case.guard is not None:
+            self.decision(case.guard, aliases, "`case` guard", FindingKind.CASE_GUARD)
+
+    def try_body(self, node: ast.Try, aliases: Aliases) -> Aliases:
+        """Inside ``try: rank = args.q_lora_rank`` / ``except AttributeError:`` the read is a probe."""
+        outer = self.probing
+        self.probing = outer | {e for h in node.handlers for e in _caught(h.type)}
+        try:
+            return super().try_body(node, aliases)
+        finally:
+            self.probing = outer
+
+    # Expressions
+
+    def visit(self, node: ast.AST, aliases: Aliases) -> None:
         if not aliases and not self.source.may_mention_mla(node):
             return
         handler = getattr(self, "visit_" + type(node).__name__, None)
@@ -136,105 +326,159 @@ class _DecisionFinder:
         else:
             self.visit_children(node, aliases)
 
-    def visit_children(self, node: ast.AST, aliases: frozenset[str]) -> None:
+    def visit_children(self, node: ast.AST, aliases: Aliases) -> None:
         for child in ast.iter_child_nodes(node):
             self.visit(child, aliases)
 
-    def decision(self, test: ast.expr, aliases: frozenset[str], what: str, kind: str) -> None:
+    def decision(self, test: ast.expr, aliases: Aliases, what: str, kind: FindingKind) -> None:
         atom = self.mla.atom(test, aliases)
         if atom is None:
             self.visit(test, aliases)
         else:
-            self.hits.append(Hit(test, f"{what} depends on MLA (`{_short(atom)}`)", kind, atom))
+            self.hit(test, f"{what} depends on MLA (`{_short(atom)}`)", kind, atom)
 
-    def visit_FunctionDef(self, node: ast.AST, aliases: frozenset[str]) -> None:
-        self.visit_children(node, self.aliases(node, aliases))
+    def visit_Lambda(self, node: ast.Lambda, aliases: Aliases) -> None:
+        self.visit(node.args, aliases)
+        self.visit(node.body, without(aliases, parameters(node)))
 
-    visit_AsyncFunctionDef = visit_Lambda = visit_FunctionDef
-
-    def visit_If(self, node: ast.If | ast.While, aliases: frozenset[str]) -> None:
-        keyword = type(node).__name__.lower()
-        self.decision(node.test, aliases, f"`{keyword}` test", f"{keyword}-test")
-        for statement in (*node.body, *node.orelse):
-            self.visit(statement, aliases)
-
-    visit_While = visit_If
-
-    def visit_IfExp(self, node: ast.IfExp, aliases: frozenset[str]) -> None:
-        self.decision(node.test, aliases, "conditional expression", "ifexp-test")
+    def visit_IfExp(self, node: ast.IfExp, aliases: Aliases) -> None:
+        self.decision(node.test, aliases, "conditional expression", FindingKind.IFEXP_TEST)
         self.visit(node.body, aliases)
         self.visit(node.orelse, aliases)
 
-    def visit_Assert(self, node: ast.Assert, aliases: frozenset[str]) -> None:
-        self.decision(node.test, aliases, "`assert` test", "assert-test")
-        if node.msg is not None:
-            self.visit(node.msg, aliases)
+    def visit_ListComp(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp, aliases: Aliases) -> None:
+        for generator in node.generators:
+            self.visit(generator.iter, aliases)
+            carries = self.mla.taint(generator.iter, aliases) is not None
+            aliases = self.bind(generator.target, carries, aliases)
+            for condition in generator.ifs:
+                self.decision(condition, aliases, "comprehension filter", FindingKind.COMPREHENSION_FILTER)
+        for part in (node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,):
+            self.visit(part, aliases)
 
-    def visit_comprehension(self, node: ast.comprehension, aliases: frozenset[str]) -> None:
-        self.visit(node.target, aliases)
-        self.visit(node.iter, aliases)
-        for condition in node.ifs:
-            self.decision(condition, aliases, "comprehension filter", "comprehension-filter")
+    visit_SetComp = visit_GeneratorExp = visit_DictComp = visit_ListComp
 
-    def visit_Match(self, node: ast.Match, aliases: frozenset[str]) -> None:
-        self.decision(node.subject, aliases, "`match` subject", "match-subject")
-        for case in node.cases:
-            self.visit_match_case(case, aliases)
-
-    def visit_match_case(self, node: ast.match_case, aliases: frozenset[str]) -> None:
-        for pattern in ast.walk(node.pattern):
-            if isinstance(pattern, ast.MatchClass) and self.mla.atom(pattern.cls) is not None:
-                message = f"`case` pattern matches an MLA class (`{_short(pattern.cls)}`)"
-                self.hits.append(Hit(pattern, message, "case-pattern", pattern.cls))
-                break
-            if isinstance(pattern, ast.MatchValue) and self.mla.atom(pattern.value, aliases) is not None:
-                message = f"`case` pattern matches an MLA value (`{_short(pattern.value)}`)"
-                self.hits.append(Hit(pattern, message, "case-pattern", pattern.value))
-                break
-        if node.guard is not None:
-            self.decision(node.guard, aliases, "`case` guard", "case-guard")
-        for statement in node.body:
-            self.visit(statement, aliases)
-
-    def visit_BoolOp(self, node: ast.BoolOp, aliases: frozenset[str]) -> None:
+    def visit_BoolOp(self, node: ast.BoolOp, aliases: Aliases) -> None:
+        """``x = cfg.multi_latent_attention and MLAAttention or Attention`` selects a value. An ``and``/``or``
+        of flags and conditions only (``cfg.cache_mla_latents and ctx.is_decode_only()``) makes a flag:
+        where that is tested, the test is the decision."""
         operator = "and" if isinstance(node.op, ast.And) else "or"
+        selects = any(_is_value(operand) for operand in node.values)
         for operand in node.values[:-1]:
-            atom = self.mla.atom(operand, aliases)
+            atom = self.mla.taint(operand, aliases) if selects else None
             if atom is not None:
                 message = f"`{operator}` selects a value on MLA (`{_short(atom)}`)"
-                self.hits.append(Hit(operand, message, "boolop-operand", atom))
+                self.hit(operand, message, FindingKind.BOOLOP_OPERAND, atom)
             else:
                 self.visit(operand, aliases)
         self.visit(node.values[-1], aliases)
 
-    def visit_Subscript(self, node: ast.Subscript, aliases: frozenset[str]) -> None:
+    def visit_Subscript(self, node: ast.Subscript, aliases: Aliases) -> None:
+        """``table[cfg.multi_latent_attention]`` dispatches; a store, a slice (``kv[..., : kv_lora_rank]``),
+        index arithmetic and a constant key (``hf["kv_lora_rank"]``, a read) do not."""
         self.visit(node.value, aliases)
-        atom = self.mla.atom(node.slice, aliases)
-        if atom is None:
-            self.visit(node.slice, aliases)
+        key = node.slice
+        atom = None
+        if isinstance(node.ctx, ast.Load) and not is_slicing(key) and not isinstance(key, ast.Constant):
+            atom = self.mla.taint(key, aliases)
+        if atom is not None:
+            self.hit(key, f"subscript dispatches on MLA (`{_short(atom)}`)", FindingKind.SUBSCRIPT_SLICE, atom)
+        elif (
+            self.probing
+            and _KEY_ERRORS & self.probing
+            and isinstance(node.ctx, ast.Load)
+            and _is_mla_key(self.mla, key)
+        ):
+            self.try_probe(node, "KeyError")
         else:
-            message = f"subscript dispatches on MLA (`{_short(atom)}`)"
-            self.hits.append(Hit(node.slice, message, "subscript-slice", atom))
+            self.visit(key, aliases)
 
-    def visit_Call(self, node: ast.Call, aliases: frozenset[str]) -> None:
-        probed = _probed_argument(node)
-        atom = self.mla.atom(probed, aliases) if probed is not None else None
-        if atom is None:
-            self.visit_children(node, aliases)
+    def visit_Attribute(self, node: ast.Attribute, aliases: Aliases) -> None:
+        if (
+            self.probing
+            and "AttributeError" in self.probing
+            and isinstance(node.ctx, ast.Load)
+            and self.mla.names.is_attribute(node.attr)
+            and not self.mla.seam.refers_to_seam(node)
+        ):
+            self.try_probe(node, "AttributeError")
         else:
-            self.hits.append(Hit(node, f"`{_short(node.func)}` probes MLA (`{_short(atom)}`)", "probe", atom))
+            self.visit(node.value, aliases)
+
+    def try_probe(self, node: ast.expr, error: str) -> None:
+        message = f"`try` probes MLA (`{_short(node)}`): its `except {error}` decides what happens without it"
+        self.hit(node, message, FindingKind.TRY_PROBE, node)
+
+    def visit_Call(self, node: ast.Call, aliases: Aliases) -> None:
+        probed = probed_argument(node)
+        atom = self.mla.vocabulary_atom(probed) if probed is not None else None
+        if atom is not None:
+            self.hit(node, f"`{_short(node.func)}` probes MLA (`{_short(atom)}`)", FindingKind.PROBE, atom)
+            return
+        if dotted_name(node.func) in _FILTERS and node.args:
+            self.filter_predicate(node.args[0], aliases)
+            arguments = [*node.args[1:], *node.keywords]
+        else:
+            arguments = [node.func, *node.args, *node.keywords]
+        for argument in arguments:
+            self.visit(argument, aliases)
+
+    def filter_predicate(self, predicate: ast.expr, aliases: Aliases) -> None:
+        """``filter(lambda c: c.multi_latent_attention, configs)`` keeps the MLA ones: a decision."""
+        what = "`filter` predicate"
+        if isinstance(predicate, ast.Lambda):
+            self.visit(predicate.args, aliases)
+            self.decision(predicate.body, without(aliases, parameters(predicate)), what, FindingKind.FILTER_PREDICATE)
+            return
+        atom = self.mla.atom(predicate, aliases)
+        if atom is None:
+            self.visit(predicate, aliases)
+        else:
+            self.hit(predicate, f"{what} depends on MLA (`{_short(atom)}`)", FindingKind.FILTER_PREDICATE, atom)
 
 
-def _probed_argument(call: ast.Call) -> ast.expr | None:
-    """The argument a probe asks about: the attribute name of ``getattr(x, name, default)`` / ``hasattr``,
-    the class of ``isinstance`` / ``issubclass``, the key of ``mapping.get(key[, default])``."""
-    if isinstance(call.func, ast.Name):
-        arity = _PROBES.get(call.func.id, 0)
-        return call.args[1] if arity and len(call.args) >= arity else None
-    if isinstance(call.func, ast.Attribute) and call.func.attr == "get" and 1 <= len(call.args) <= 2:
-        return call.args[0]
-    return None
-    return 0
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_BLOCK_FIELDS = frozenset({"body", "orelse", "finalbody", "handlers", "cases"})
+_FILTERS = frozenset(
+    f"{module}{name}" for module in ("", "itertools.") for name in ("filterfalse", "takewhile", "dropwhile")
+) | {"filter"}
+_LITERALS = (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_KEY_ERRORS = frozenset({"KeyError", "LookupError"})
+
+
+def _is_value(operand: ast.expr) -> bool:
+    """An operand that is a value rather than a truth value: a number or string, a literal collection, a
+    lambda, a class (a CapWords name) or an instance of one, or an ``and``/``or`` selecting one."""
+    if isinstance(operand, ast.BoolOp):
+        return any(_is_value(value) for value in operand.values)
+    if isinstance(operand, ast.Constant):
+        return operand.value is not None and not isinstance(operand.value, bool)
+    if isinstance(operand, ast.Call):
+        operand = operand.func
+    name = dotted_name(operand)
+    if name is not None:
+        last = name.rsplit(".", 1)[-1]
+        return last[:1].isupper() and any(c.islower() for c in last)
+    return isinstance(operand, (*_LITERALS, ast.Lambda, ast.JoinedStr))
+
+
+def _caught(handler_type: ast.expr | None) -> set[str]:
+    """The names of the exceptions an ``except`` clause catches among AttributeError/KeyError/LookupError
+    (a bare ``except:`` or ``except Exception:`` is no probe: it catches everything the body may raise)."""
+    if handler_type is None:
+        return set()
+    types = handler_type.elts if isinstance(handler_type, ast.Tuple) else [handler_type]
+    names = {dotted_name(t).rsplit(".", 1)[-1] for t in types if dotted_name(t)}
+    return names & {"AttributeError", *_KEY_ERRORS}
+
+
+def _names_field(vocabulary: Vocabulary, value: str) -> bool:
+    field = value.lstrip("-").replace("-", "_")
+    return field in vocabulary.fields or field in vocabulary.attributes
+
+
+def _is_mla_key(mla: MLAExpressions, key: ast.expr) -> bool:
+    return isinstance(key, ast.Constant) and isinstance(key.value, str) and mla.names.is_string(key.value)
 
 
 def _short(node: ast.AST) -> str:

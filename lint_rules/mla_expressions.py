@@ -1,4 +1,4 @@
-"""Which expressions depend on MLA: vocabulary names, local aliases, and calls into the seam (which don't)."""
+"""Which expressions depend on MLA: vocabulary names, values that carry MLA, and calls into the seam (which don't)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,15 @@ from seamfix.vocabulary.names import NameClassifier
 _BLOCK_FIELDS = frozenset({"body", "orelse", "finalbody", "handlers", "cases"})
 _COLLECTIONS = (ast.List, ast.Tuple, ast.Set, ast.Dict)
 _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+# Expressions whose value is made of their operands' values (the rest of `taint`'s cases are explicit).
+_VALUE_FLOWS = (ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.IfExp, ast.Compare, ast.NamedExpr, ast.Starred)
+_BOOLEAN_BIT_OPERATORS = (ast.BitOr, ast.BitAnd, ast.BitXor)  # `use_mla |= cfg.multi_latent_attention`
+_PROBES = {"getattr": 3, "hasattr": 2, "isinstance": 2, "issubclass": 2}
+# Calls whose result is their argument's value or truth, converted: `int(getattr(cfg, "kv_lora_rank", 0))`.
+_TRUTH_FUNCTIONS = frozenset({"isinstance", "issubclass", "hasattr", "callable", "bool", "any", "all"})
+_PURE_WRAPPERS = frozenset({"bool", "any", "all", "int", "float", "str"})
 
 
 class SeamBindings:
@@ -80,21 +89,40 @@ def dotted_name(node: ast.expr) -> str | None:
 
 
 class MLAExpressions:
-    """Finds the MLA atom an expression depends on, if any."""
+    """Which expressions name MLA (``atom``) and which values carry it (``taint``).
+
+    Two questions, because a test and a value differ: a test is a decision on MLA when its text names MLA
+    anywhere (``if build(cfg.multi_latent_attention):``), while a value is MLA-derived only through the flows
+    that keep its meaning: names, attribute and subscript reads, comparison, boolean and conditional
+    combination (``not``, ``and``/``or``, ``a if t else b``, ``|``/``&``/``^``), literal collections, the
+    probes ``getattr``/``hasattr``/``isinstance``/``issubclass``/``mapping.get`` of an MLA name and the pure
+    wrappers ``bool``/``any``/``all``. Not through a call that was handed an MLA argument (its result is
+    the callee's, ``apply_rotary_pos_emb(x, mla_rotary_interleaved=...)``), arithmetic (``n * kv_lora_rank``
+    is a size, not a flag), slicing, or string formatting.
+    """
 
     def __init__(self, names: NameClassifier, seam: SeamBindings) -> None:
         self.names = names
         self.seam = seam
 
     def atom(self, expr: ast.AST, aliases: frozenset[str] = frozenset()) -> ast.AST | None:
-        """The first sub-expression of ``expr`` that names MLA (or an MLA alias); None if there is none."""
+        """The MLA sub-expression a test on ``expr`` depends on: a vocabulary name anywhere in it, else an
+        alias read through a value flow or arithmetic (``q_split % tp_size == 0`` tests ``q_split`` as
+        ``cfg.q_lora_rank % tp_size == 0`` tests the field); None if there is none."""
+        found = self.vocabulary_atom(expr)
+        if found is None and aliases:
+            found = self.taint(expr, aliases, arithmetic=True)
+        return found
+
+    def vocabulary_atom(self, expr: ast.AST) -> ast.AST | None:
+        """The first sub-expression of ``expr`` that names MLA by the vocabulary; None if there is none."""
         names = self.names
         stack = [expr]
         while stack:
             node = stack.pop()
             kind = type(node)
             if kind is ast.Name:
-                if node.id in aliases or (node.id not in self.seam.functions and names.is_name(node.id)):
+                if node.id not in self.seam.functions and names.is_name(node.id):
                     return node
             elif kind is ast.Attribute:
                 if self.seam.refers_to_seam(node):
@@ -117,6 +145,80 @@ class MLAExpressions:
                 stack.extend(ast.iter_child_nodes(node))
         return None
 
+    def taint(self, expr: ast.AST, aliases: frozenset[str], arithmetic: bool = False) -> ast.AST | None:
+        """The MLA sub-expression whose value flows into ``expr``'s value (see the class doc); ``aliases``
+        are the names and dotted attributes (``self._latent``) that hold MLA values here. ``arithmetic``:
+        also through arithmetic (a test's own operands, never an assigned value)."""
+        kind = type(expr)
+        if kind is ast.Name:
+            if expr.id in aliases or (expr.id not in self.seam.functions and self.names.is_name(expr.id)):
+                return expr
+            return None
+        if kind is ast.Attribute:
+            if self.seam.refers_to_seam(expr):
+                return None
+            if self.names.is_attribute(expr.attr) or (aliases and dotted_name(expr) in aliases):
+                return expr
+            return self.taint(expr.value, aliases, arithmetic)
+        if kind is ast.Subscript:
+            found = self.taint(expr.value, aliases, arithmetic)
+            if found is None and not is_slicing(expr.slice):
+                found = self.taint(expr.slice, aliases, arithmetic)
+            return found
+        if kind is ast.Constant:
+            return expr if type(expr.value) is str and self.names.is_string(expr.value) else None
+        if kind is ast.Call:
+            return self._call_taint(expr, aliases, arithmetic)
+        if not arithmetic and kind is ast.BinOp and not isinstance(expr.op, _BOOLEAN_BIT_OPERATORS):
+            return None
+        if not arithmetic and kind is ast.UnaryOp and not isinstance(expr.op, ast.Not):
+            return None
+        if kind in _COMPREHENSIONS:
+            return self._comprehension_taint(expr, aliases, arithmetic)
+        if kind in _COLLECTIONS:
+            children: Iterable[ast.AST] = self._collection_elements(expr)
+        elif kind in _VALUE_FLOWS:
+            children = ast.iter_child_nodes(expr)
+        else:
+            return None  # lambdas, f-strings, await, yield: not the MLA value itself
+        for child in children:
+            if isinstance(child, ast.expr):
+                found = self.taint(child, aliases, arithmetic)
+                if found is not None:
+                    return found
+        return None
+
+    def _call_taint(self, call: ast.Call, aliases: frozenset[str], arithmetic: bool) -> ast.AST | None:
+        if self.seam.refers_to_seam(call.func):
+            return None
+        if aliases and f"{dotted_name(call.func)}()" in aliases:
+            return call  # a function (or method) known to return an MLA value
+        probed = probed_argument(call)
+        if probed is not None:  # a probe asks about an MLA name, not about a key held in a variable
+            return self.vocabulary_atom(probed)
+        if isinstance(call.func, ast.Name) and call.func.id in _PURE_WRAPPERS and len(call.args) == 1:
+            return self.taint(call.args[0], aliases, arithmetic)
+        return None
+
+    def _comprehension_taint(self, expr: ast.AST, aliases: frozenset[str], arithmetic: bool) -> ast.AST | None:
+        """A comprehension carries MLA when its elements, sources or filters do (``[l for l in layers if
+        l.multi_latent_attention]`` is the MLA layers); its targets carry what their source does."""
+        inner = set(aliases)
+        for generator in expr.generators:
+            found = self.taint(generator.iter, frozenset(inner), arithmetic)
+            bound = {n.id for n in ast.walk(generator.target) if isinstance(n, ast.Name)}
+            inner = inner | bound if found is not None else inner - bound
+            for condition in generator.ifs:
+                found = found or self.taint(condition, frozenset(inner), arithmetic)
+            if found is not None:
+                return found
+        parts = (expr.key, expr.value) if isinstance(expr, ast.DictComp) else (expr.elt,)
+        for part in parts:
+            found = self.taint(part, frozenset(inner), arithmetic)
+            if found is not None:
+                return found
+        return None
+
     def _collection_elements(self, node: ast.AST) -> list[ast.AST]:
         """Elements that can make a literal collection MLA: an MLA string among other strings
         (``{"core_attn", "mla_up_proj"}``, a list of allowed values) does not; all-MLA strings do."""
@@ -129,7 +231,10 @@ class MLAExpressions:
     def aliases(
         self, scope: ast.AST, inherited: frozenset[str], mentions: Callable[[ast.AST], bool] | None
     ) -> frozenset[str]:
-        """Names assigned (anywhere in ``scope``, not in nested scopes) from an MLA expression, transitively."""
+        """Names that MAY hold an MLA value somewhere in ``scope`` (not in nested scopes): those assigned,
+        anywhere and in any order, a value that ``taint`` finds MLA in, transitively. The linter's own
+        decisions are flow-sensitive (``mla_flow``); this order-blind superset is for questions asked about a
+        whole function (``seamfix apply``'s alias definitions, a class's attributes)."""
         assignments = list(_assignments(scope, mentions))
         aliases = set(inherited)
         changed = True
@@ -138,10 +243,42 @@ class MLAExpressions:
             frozen = frozenset(aliases)
             for targets, value in assignments:
                 new = [t for t in targets if t not in aliases]
-                if new and self.atom(value, frozen) is not None:
+                if new and self.taint(value, frozen) is not None:
                     aliases.update(new)
                     changed = True
         return frozenset(aliases)
+
+
+def is_slicing(key: ast.expr) -> bool:
+    """``x[a:b]``, ``x[..., :n]``: a subscript that cuts a range out of a sequence or tensor."""
+    if isinstance(key, ast.Slice):
+        return True
+    return isinstance(key, ast.Tuple) and any(
+        isinstance(e, ast.Slice) or (isinstance(e, ast.Constant) and e.value is Ellipsis) for e in key.elts
+    )
+
+
+def is_condition(expr: ast.expr) -> bool:
+    """An expression that is plainly a truth value: a comparison, ``not``, a type or attribute probe,
+    ``bool``/``any``/``all``/``callable``, or ``and``/``or`` of those."""
+    if isinstance(expr, ast.Compare) or (isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.Not)):
+        return True
+    if isinstance(expr, ast.BoolOp):
+        return all(is_condition(value) for value in expr.values)
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name):
+        return expr.func.id in _TRUTH_FUNCTIONS
+    return isinstance(expr, ast.Constant) and isinstance(expr.value, bool)
+
+
+def probed_argument(call: ast.Call) -> ast.expr | None:
+    """The argument a probe asks about: the attribute name of ``getattr(x, name, default)`` / ``hasattr``,
+    the class of ``isinstance`` / ``issubclass``, the key of ``mapping.get(key[, default])``."""
+    if isinstance(call.func, ast.Name):
+        arity = _PROBES.get(call.func.id, 0)
+        return call.args[1] if arity and len(call.args) >= arity else None
+    if isinstance(call.func, ast.Attribute) and call.func.attr == "get" and 1 <= len(call.args) <= 2:
+        return call.args[0]
+    return None
 
 
 def nested_statements(node: ast.AST) -> Iterator[ast.stmt]:
@@ -152,6 +289,16 @@ def nested_statements(node: ast.AST) -> Iterator[ast.stmt]:
             yield from block
     for clause in (*getattr(node, "handlers", ()), *getattr(node, "cases", ())):
         yield from clause.body
+
+
+def own_statements(function: ast.AST) -> Iterator[ast.stmt]:
+    """The statements of ``function``'s body at any depth, outside nested functions and classes."""
+    stack = list(nested_statements(function))
+    while stack:
+        statement = stack.pop()
+        yield statement
+        if not isinstance(statement, _DEFINITIONS):
+            stack.extend(nested_statements(statement))
 
 
 def _assignments(scope: ast.AST, source_lines: Callable[[ast.AST], bool] | None) -> Iterator[tuple[list[str], ast.AST]]:

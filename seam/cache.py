@@ -103,12 +103,12 @@ class LintCache:
         if not isinstance(entry, tuple) or len(entry) != 2 or entry[0] != digest:
             return None
         try:
-            return [Finding(*row) for row in entry[1]]
-        except TypeError:  # rows of another shape: check the file again
+            return [Finding.from_row(row) for row in entry[1]]
+        except (TypeError, ValueError):  # rows of another shape, an unknown kind: check the file again
             return None
 
     def put(self, relpath: str, digest: bytes, findings: list[Finding]) -> None:
-        self.entries[relpath] = (digest, [tuple(f) for f in findings])
+        self.entries[relpath] = (digest, [f.row() for f in findings])
         self.seen.add(relpath)
         self.dirty = True
 

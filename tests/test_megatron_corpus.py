@@ -1,16 +1,18 @@
 """The linter on real upstream code: megatron-core 0.16.1 from its PyPI wheel.
 
 With `allow` naming the MLA implementation, every MLA conditional left in generic code is reported, and
-none of the YaRN / mscale / LoRA / MoE-latent look-alikes is.
+none of the YaRN / mscale / LoRA / MoE-latent look-alikes is. Without `allow`, the hand labels of
+benchmarks/lint_labels.toml hold: every labelled MLA decision is flagged, no labelled non-decision is.
 """
 
+import importlib.util
 import subprocess
 import sys
 import zipfile
 
 import pytest
 
-from seamfix_testing import run_seamfix
+from seamfix_testing import REPO, run_seamfix
 
 VERSION = "0.16.1"
 ALLOW = ["megatron/core/transformer/multi_latent_attention.py", "megatron/core/fusions/fused_mla_yarn_rope_apply.py"]
@@ -92,3 +94,28 @@ def test_the_implementation_itself_would_be_reported_without_allow(megatron_tree
     result = run_seamfix("lint", "--no-cache", "--statistics", "--config", "no-allow.toml", cwd=megatron_tree)
     count = int(result.stdout.split()[0])
     assert count > sum(map(len, EXPECTED.values())) + 20
+
+
+def load_precision_benchmark():
+    """benchmarks/lint_precision.py, which owns the labels and how they match lines (by text, near a hint)."""
+    spec = importlib.util.spec_from_file_location("lint_precision", REPO / "benchmarks" / "lint_precision.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve their annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_labelled_decisions_are_flagged_and_labelled_non_decisions_are_not(megatron_tree):
+    precision = load_precision_benchmark()
+    labels = [label for label in precision.load_labels() if label.tree == VERSION]
+    assert sum(label.decision for label in labels) >= 40 and sum(not label.decision for label in labels) >= 10
+    # Every file, the implementation included; the tree lives in pytest's cache, which git ignores.
+    (megatron_tree / "every-file.toml").write_text("allow = []\nrespect-gitignore = false\n")
+    result = run_seamfix("lint", "--no-cache", "--format", "json", "--config", "every-file.toml", cwd=megatron_tree)
+    findings = [precision.Finding(f["path"], f["line"], f["end_line"], f["message"]) for f in result.json()]
+    wrong = [
+        f"{'missed' if label.decision else 'flagged'}: {label.path}: {label.text}"
+        for label in labels
+        if precision.flagged(findings, label.path, precision.locate(megatron_tree, label)) != label.decision
+    ]
+    assert wrong == []
