@@ -68,6 +68,9 @@ class MLAConditional(AstRule):
         "if config.position_embedding_type == 'rope':\n    pass\n",
         "from megatron.core import mla_seam\nif mla_seam.uses_mla(config):\n    pass\n",
         "from megatron.core.mla_seam import uses_mla\nx = a if uses_mla(cfg) else b\n",
+        # A name with an MLA word that holds only the seam's answer (what `seamfix apply` writes for an alias)
+        "from megatron.core import mla_seam\ndef f(cfg):\n    use_mla = mla_seam.uses_mla(cfg)\n    if use_mla:\n"
+        "        pass\n",
         "if config.rotary_scaling_factor > 1 and config.mscale_all_dim:\n    pass\n",
         "if args.lora_rank > 0 or config.moe_latent_size:\n    pass\n",
         "def f(cfg):\n    use_mla = cfg.multi_latent_attention\n    return build(use_mla)\n",
@@ -113,6 +116,17 @@ class MLAConditional(AstRule):
     )
     INVALID = (
         Invalid("if config.multi_latent_attention:\n    pass\n", line=1),
+        # The seam answers on one path only: the parameter reaches the test too
+        Invalid(
+            "from megatron.core import mla_seam\ndef f(cfg, use_mla):\n    if cfg.x:\n"
+            "        use_mla = mla_seam.uses_mla(cfg)\n    if use_mla:\n        pass\n",
+            line=5,
+        ),
+        Invalid(
+            "from megatron.core import mla_seam\ndef f(cfg):\n    use_mla = mla_seam.uses_mla(cfg)\n"
+            "    use_mla = cfg.flag\n    if use_mla:\n        pass\n",
+            line=5,
+        ),
         Invalid("if x:\n    pass\nelif not self.config.multi_latent_attention:\n    pass\n", line=3),
         Invalid(
             "if (self.position_embedding_type == 'rope'\n        and not self.config.multi_latent_attention):\n"

@@ -20,6 +20,11 @@ _PROBES = {"getattr": 3, "hasattr": 2, "isinstance": 2, "issubclass": 2}
 _TRUTH_FUNCTIONS = frozenset({"isinstance", "issubclass", "hasattr", "callable", "bool", "any", "all"})
 _PURE_WRAPPERS = frozenset({"bool", "any", "all", "int", "float", "str"})
 
+# Markers in an alias state (never identifiers): a name bound from a call into the seam on some path, and
+# bound from anything else on some path (``mla_flow`` keeps them).
+SEAM_ANSWER = "\0seam "
+OTHER_VALUE = "\0other "
+
 
 class SeamBindings:
     """Local names that refer to the adapter module (the seam) or to functions defined in it."""
@@ -109,20 +114,21 @@ class MLAExpressions:
         """The MLA sub-expression a test on ``expr`` depends on: a vocabulary name anywhere in it, else an
         alias read through a value flow or arithmetic (``q_split % tp_size == 0`` tests ``q_split`` as
         ``cfg.q_lora_rank % tp_size == 0`` tests the field); None if there is none."""
-        found = self.vocabulary_atom(expr)
+        found = self.vocabulary_atom(expr, aliases)
         if found is None and aliases:
             found = self.taint(expr, aliases, arithmetic=True)
         return found
 
-    def vocabulary_atom(self, expr: ast.AST) -> ast.AST | None:
-        """The first sub-expression of ``expr`` that names MLA by the vocabulary; None if there is none."""
+    def vocabulary_atom(self, expr: ast.AST, aliases: frozenset[str] = frozenset()) -> ast.AST | None:
+        """The first sub-expression of ``expr`` that names MLA by the vocabulary (a name that here holds only
+        the seam's answer does not); None if there is none."""
         names = self.names
         stack = [expr]
         while stack:
             node = stack.pop()
             kind = type(node)
             if kind is ast.Name:
-                if node.id not in self.seam.functions and names.is_name(node.id):
+                if node.id not in self.seam.functions and names.is_name(node.id) and not seam_answer(node.id, aliases):
                     return node
             elif kind is ast.Attribute:
                 if self.seam.refers_to_seam(node):
@@ -151,7 +157,9 @@ class MLAExpressions:
         also through arithmetic (a test's own operands, never an assigned value)."""
         kind = type(expr)
         if kind is ast.Name:
-            if expr.id in aliases or (expr.id not in self.seam.functions and self.names.is_name(expr.id)):
+            if expr.id in aliases or (
+                expr.id not in self.seam.functions and self.names.is_name(expr.id) and not seam_answer(expr.id, aliases)
+            ):
                 return expr
             return None
         if kind is ast.Attribute:
@@ -336,3 +344,8 @@ def _bind(target: ast.AST, value: ast.AST) -> Iterable[tuple[list[str], ast.AST]
             names = [elt.id for elt in target.elts if isinstance(elt, ast.Name)]
             if names:
                 yield names, value
+
+
+def seam_answer(name: str, aliases: frozenset[str]) -> bool:
+    """Whether every definition of ``name`` that reaches here is a call into the seam (see ``mla_flow``)."""
+    return SEAM_ANSWER + name in aliases and OTHER_VALUE + name not in aliases

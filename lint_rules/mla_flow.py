@@ -7,6 +7,13 @@ assignment of something else kills the alias, and where branches meet (``if``/``
 scope's state where it is defined merged with that scope's final state (it may run after either), minus
 its parameters. Attributes a class sets on ``self`` from MLA values in any of its methods
 (``self._latent = config.multi_latent_attention`` in ``__init__``) are MLA in all of its methods.
+
+A name with an MLA word (``use_mla``) is MLA by its name, except where every definition that reaches it is
+an answer of the seam (``use_mla = mla_seam.multi_latent_attention(config)``, what ``seamfix apply`` writes):
+the seam owns that decision, as it owns ``if mla_seam.multi_latent_attention(config):``. The state tracks
+this with two markers per such name, never identifiers: ``SEAM_ANSWER`` where a seam call bound it on some
+path, ``OTHER_VALUE`` where anything else did (a parameter, another value); merges keep both, so a name is
+the seam's answer only when the first is there and the second is not.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import ast
 from collections.abc import Iterable
 
 from seamfix.lint_rules.base import SourceFile
-from seamfix.lint_rules.mla_expressions import dotted_name, own_statements
+from seamfix.lint_rules.mla_expressions import OTHER_VALUE, SEAM_ANSWER, dotted_name, own_statements
 
 Aliases = frozenset[str]
 
@@ -67,6 +74,7 @@ class MLAFlow(abc.ABC):
     def function(self, node: ast.AST, entry: Aliases, owner: ast.ClassDef | None) -> None:
         arguments = node.args
         entry = without(entry, parameters(node))
+        entry |= {OTHER_VALUE + name for name in parameters(node) if self.mla.names.is_name(name)}
         receiver = (arguments.posonlyargs + arguments.args)[:1]
         if owner is not None and receiver and not _is_static(node):
             entry |= {f"{receiver[0].arg}.{attribute}" for attribute in self.class_attributes(owner)}
@@ -128,12 +136,19 @@ class MLAFlow(abc.ABC):
             if len(target.elts) == len(value.elts) and not any(isinstance(e, ast.Starred) for e in target.elts):
                 before = aliases  # `a, b = b, a` reads every value before binding any target
                 for sub_target, sub_value in zip(target.elts, value.elts, strict=True):
-                    aliases = self.bind(sub_target, self.mla.taint(sub_value, before) is not None, aliases)
+                    carries = self.mla.taint(sub_value, before) is not None
+                    aliases = self.bind(sub_target, carries, aliases, self.is_seam_answer(sub_value))
                 return aliases
-        return self.bind(target, self.mla.taint(value, aliases) is not None, aliases)
+        return self.bind(target, self.mla.taint(value, aliases) is not None, aliases, self.is_seam_answer(value))
 
-    def bind(self, target: ast.expr, carries: bool, aliases: Aliases) -> Aliases:
-        """``aliases`` after ``target`` is bound to a value that does (not) carry MLA."""
+    def is_seam_answer(self, value: ast.expr) -> bool:
+        """``mla_seam.f(...)`` or ``not mla_seam.f(...)``: a value the adapter computed."""
+        while isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.Not):
+            value = value.operand
+        return isinstance(value, ast.Call) and self.mla.seam.refers_to_seam(value.func)
+
+    def bind(self, target: ast.expr, carries: bool, aliases: Aliases, seam_answer: bool = False) -> Aliases:
+        """``aliases`` after ``target`` is bound to a value that does (not) carry MLA (or is the seam's answer)."""
         if isinstance(target, (ast.Tuple, ast.List)):
             for element in target.elts:
                 aliases = self.bind(element, carries, aliases)
@@ -144,6 +159,8 @@ class MLAFlow(abc.ABC):
         if key is None:
             return aliases  # `d[k] = ...`, `f().x = ...`: a store into a container is no alias
         aliases = without(aliases, [key])
+        if isinstance(target, ast.Name) and self.mla.names.is_name(key):
+            aliases |= {(SEAM_ANSWER if seam_answer else OTHER_VALUE) + key}
         return aliases | {key} if carries else aliases
 
     def walrus(self, node: ast.stmt, aliases: Aliases) -> Aliases:
@@ -345,7 +362,8 @@ def without(aliases: Aliases, names: Iterable[str]) -> Aliases:
     names = [n for n in names if n]
     if not aliases or not names:
         return aliases
-    return frozenset(a for a in aliases if not any(a in (n, n + "()") or a.startswith(n + ".") for n in names))
+    killed = {form for n in names for form in (n, n + "()", SEAM_ANSWER + n, OTHER_VALUE + n)}
+    return frozenset(a for a in aliases if a not in killed and not any(a.startswith(n + ".") for n in names))
 
 
 def parameters(function: ast.AST) -> list[str]:
