@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -129,7 +130,7 @@ class FileContext:
         Only one plain import at the top level of the module, which nothing rebinds, deletes, declares
         ``global``, patches or re-exports, is certain to be the same object in the adapter at every call;
         anything else the adapter must be passed, or the site stays."""
-        stores = [o for o in self.bindings.owned_by(self.bindings.module) if o.name == name and _binds(o)]
+        stores = self._module_stores.get(name, [])
         why = f"`{name}`, a module-level name of this file"
         if name in self.declared_global:
             return Refusal(f"it reads {why} that a function declares `global`")
@@ -148,6 +149,27 @@ class FileContext:
         if source == self.module_name or is_test_module(source) or self.project.is_script_import(source, self.relpath):
             return Refusal(f"it reads {why} imported from `{source}`, which the adapter must not import")
         return line
+
+    @cached_property
+    def _module_stores(self) -> dict[str, list[Occurrence]]:
+        """Each module-level name's bindings (stores and ``del``), indexed once: asked once per site."""
+        stores: dict[str, list[Occurrence]] = {}
+        for occurrence in self.bindings.owned_by(self.bindings.module):
+            if _binds(occurrence):
+                stores.setdefault(occurrence.name, []).append(occurrence)
+        return stores
+
+    @cached_property
+    def module_reads(self) -> tuple[Counter[str], dict[int, str]]:
+        """How often each module-level name is read, and the name each reading ``ast`` node reads: indexed
+        once, so that asking what is read outside an arm costs the arm, not the module."""
+        counts: Counter[str] = Counter()
+        by_node: dict[int, str] = {}
+        for occurrence in self.bindings.owned_by(self.bindings.module):
+            if occurrence.kind == "name" and not occurrence.is_store:
+                counts[occurrence.name] += 1
+                by_node[id(occurrence.node)] = occurrence.name
+        return counts, by_node
 
     @cached_property
     def _top_level_imports(self) -> dict[int, ast.Import | ast.ImportFrom]:

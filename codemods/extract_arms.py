@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections import Counter
 from dataclasses import dataclass
 
 import libcst as cst
@@ -105,13 +106,9 @@ class ExtractArms:
 
 def _module_names_read_outside(context, block: list) -> set[str]:
     """Module-level names the module reads outside ``block``."""
-    inside = {id(node) for statement in block for node in ast.walk(statement)}
-    bindings = context.bindings
-    return {
-        occurrence.name
-        for occurrence in bindings.owned_by(bindings.module)
-        if occurrence.kind == "name" and not occurrence.is_store and id(occurrence.node) not in inside
-    }
+    counts, by_node = context.module_reads
+    inside = Counter(by_node[id(node)] for statement in block for node in ast.walk(statement) if id(node) in by_node)
+    return {name for name, count in counts.items() if count > inside[name]}
 
 
 def _and_operand(test: cst.BaseExpression, part: cst.BaseExpression) -> bool:
