@@ -105,7 +105,10 @@ def plan_apply(
             return call_with_deep_stack(merge_adapter, existing_text, functions, adapter)
 
     rewrites = [done.rewrite for done in rewritten.values()]
-    refuse_failing(rewrites, root, (settings.adapter, ".".join(settings.adapter_module_parts)), existing_text, merge)
+    originals = {target: done.original for target, done in rewritten.items()}
+    refuse_failing(
+        rewrites, originals, (settings.adapter, ".".join(settings.adapter_module_parts)), existing_text, merge
+    )
     adapter_text, names = merge([function for rewrite in rewrites for function in rewrite.functions])
     if adapter_text and adapter_text.encode() != existing:
         plan.changes += _package_files(adapter.parent, cwd)

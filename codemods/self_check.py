@@ -17,7 +17,7 @@ import re
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,12 +42,11 @@ class Output:
 Merge = Callable[[list], tuple[str, dict[str, str]]]
 
 
-def refuse_failing(rewrites: list[FileRewrite], root: Path, adapter: tuple[str, str], existing: str | None,
-                   merge: Merge) -> None:  # fmt: skip
-    """Refuse, in place, every rewrite whose output or adapter functions fail the check; ``adapter`` is the
-    adapter's project path and import name."""
+def refuse_failing(rewrites: list[FileRewrite], originals: Mapping[str, bytes], adapter: tuple[str, str],
+                   existing: str | None, merge: Merge) -> None:  # fmt: skip
+    """Refuse, in place, every rewrite whose output or adapter functions fail the check; ``originals`` are
+    the bytes each rewrite was made from (by project path), ``adapter`` the adapter's path and import name."""
     adapter_relpath, adapter_module = adapter
-    originals: dict[str, bytes] = {}
     while True:
         active = [r for r in rewrites if r.error is None and r.refused is None and (r.functions or r.routed or r.moved)]
         if not active:
@@ -55,8 +54,6 @@ def refuse_failing(rewrites: list[FileRewrite], root: Path, adapter: tuple[str, 
         adapter_text, names = merge([function for rewrite in active for function in rewrite.functions])
         outputs = []
         for rewrite in active:
-            if rewrite.relpath not in originals:
-                originals[rewrite.relpath] = (root / rewrite.relpath).read_bytes()
             outputs.append(Output(rewrite.relpath, originals[rewrite.relpath], name_placeholders(rewrite.data, names)))
         adapter = Output(adapter_relpath, (existing or "").encode(), adapter_text.encode())
         failures, gone = _failures([*outputs, adapter])

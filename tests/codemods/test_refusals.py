@@ -146,7 +146,8 @@ def test_a_rewrite_that_fails_the_self_check_is_left_with_the_reason(tmp_path: P
     root = project(tmp_path, {"pkg/__init__.py": "", "pkg/a.py": "x = 1\n", "pkg/b.py": "y = 2\n"})
     broken = FileRewrite("pkg/a.py", b"x = undefined_name\n", routed=1)
     fine = FileRewrite("pkg/b.py", b"y = 3\n", routed=1)
-    refuse_failing([broken, fine], root, ("pkg/mla_seam.py", "pkg.mla_seam"), None, lambda functions: ("", {}))
+    originals = {relpath: (root / relpath).read_bytes() for relpath in ("pkg/a.py", "pkg/b.py")}
+    refuse_failing([broken, fine], originals, ("pkg/mla_seam.py", "pkg.mla_seam"), None, lambda functions: ("", {}))
     assert broken.refused == "self-check: F821 Undefined name `undefined_name`" and broken.data == b"x = 1\n"
     assert fine.refused is None and fine.data == b"y = 3\n"
 
