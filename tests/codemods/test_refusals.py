@@ -142,6 +142,18 @@ def test_a_comment_inside_a_multi_line_test_is_no_obstacle(tmp_path: Path) -> No
     compiles(root)
 
 
+def test_nesting_too_deep_for_the_default_stack_is_rewritten_and_behaves_the_same(tmp_path: Path) -> None:
+    chain = " + ".join(["x"] * 900)  # too deep for LibCST at the default recursion limit; Python compiles it
+    source = f"def build(config, x):\n    value = {chain}\n    if config.multi_latent_attention:\n"
+    source += "        return value + 1\n    return value\n"
+    original = make_project(tmp_path / "before", source.encode())
+    rewritten = make_project(tmp_path / "after", source.encode())
+    plan, _ = applied(rewritten)
+    assert plan.routed == 1 and not plan.refused
+    compiles(rewritten)
+    assert behaviour(rewritten) == behaviour(original)
+
+
 def test_a_rewrite_that_fails_the_self_check_is_left_with_the_reason(tmp_path: Path) -> None:
     root = project(tmp_path, {"pkg/__init__.py": "", "pkg/a.py": "x = 1\n", "pkg/b.py": "y = 2\n"})
     broken = FileRewrite("pkg/a.py", b"x = undefined_name\n", routed=1)
