@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 from kernels_decode import (
+    PAGE,
     RANK,
     ROPE,
     SCALE,
@@ -48,7 +49,7 @@ CANDIDATES = {
 }
 # Runs per sequence (equal lengths) other than the default's (B128: 2, B4: 66, two runs per multiprocessor).
 SPLITS = {"H16 B4 S32k": (33,)}
-APPEND_TILES = [(4, 4), (8, 4), (8, 8), (16, 8), (2, 2), (4, 2)]
+APPEND_TILES = [(2, 2), (2, 1), (4, 2), (1, 1)]
 
 
 def rounds_ms(steps: dict, device, reps: int, rounds: int) -> dict:
@@ -124,8 +125,16 @@ def bench_shape(name, baseline, device, reps, rounds, bandwidth, matmul):
     return row
 
 
-def bench_append(baseline, device, reps, rounds):
+def page_ordered_slots(slots: torch.Tensor) -> torch.Tensor:
+    """As many slots, filling whole random pages in order (what a prefill writes), instead of random single slots."""
+    pages = torch.randperm(2 * len(slots) // PAGE, device=slots.device)[: len(slots) // PAGE]
+    return (pages[:, None] * PAGE + torch.arange(PAGE, device=slots.device)).flatten().to(slots.dtype)
+
+
+def bench_append(baseline, device, reps, rounds, slot_layout="random"):
     args = append_args(device, 65536)
+    if slot_layout == "pages":
+        args["slot_mapping"] = page_ordered_slots(args["slot_mapping"])
     upcast = {key: value.double() if value.is_floating_point() else value for key, value in args.items()}
     mla_cache_append(**upcast, backend="torch")
     ordered = ("c_kv", "k_pe", "cos", "sin", "positions", "ckv_cache", "kpe_cache", "slot_mapping", "norm_weight")
@@ -175,9 +184,9 @@ def markdown(report):
     for heads, v in report.get("varlen", {}).items():
         lines += ["", f"variable / uniform lengths H{heads}: median {v['median']:.3f} (rounds "
                   + ", ".join(f"{r:.3f}" for r in v["rounds"]) + ")"]  # fmt: skip
-    if "append" in report:
-        lines += ["", "| cache append, 65,536 tokens | us | x copy | rel err |", "|---|---|---|---|"]
-        for label, v in report["append"].items():
+    for layout, rows in report.get("append", {}).items():
+        lines += ["", f"| cache append, 65,536 tokens, {layout} slots | us | x copy | rel err |", "|---|---|---|---|"]
+        for label, v in rows.items():
             error = "-" if v["rel_err"] is None else f"{v['rel_err']:.1e}"
             lines.append(f"| {label} | {v['ms'] * 1e3:.1f} | {v['vs_copy']:.3f} | {error} |")
     return "\n".join(lines) + "\n"
@@ -199,6 +208,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--shapes", default="", help="comma-separated shape names (default: all)")
     parser.add_argument("--no-append", action="store_true")
+    parser.add_argument("--no-decode", action="store_true")
     parser.add_argument("--no-varlen", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, args.baseline)
@@ -212,15 +222,17 @@ def main():
     out = Path(os.environ.get("OUT", "out"))
     out.mkdir(parents=True, exist_ok=True)
     report["decode"] = {}
-    for name in args.shapes.split(",") if args.shapes else SHAPES:
+    for name in () if args.no_decode else args.shapes.split(",") if args.shapes else SHAPES:
         report["decode"][name] = bench_shape(name, baseline, device, args.reps, args.rounds, bandwidth, matmul)
         torch.cuda.empty_cache()
         (out / "kernels_decode_rounds.json").write_text(json.dumps(report, indent=2))
         print(markdown(report).splitlines()[-1], flush=True)
-    if not args.no_varlen:
+    if not (args.no_varlen or args.no_decode):
         report["varlen"] = {heads: varlen_rounds(heads, device, args.reps, args.rounds) for heads in (16, 128)}
     if not args.no_append:
-        report["append"] = bench_append(baseline, device, args.reps, args.rounds)
+        # Random single slots (decode steps of many sequences), and whole pages in order (a prefill).
+        report["append"] = {layout: bench_append(baseline, device, args.reps, args.rounds, layout)
+                            for layout in ("random", "pages")}  # fmt: skip
     (out / "kernels_decode_rounds.json").write_text(json.dumps(report, indent=2))
     (out / "kernels_decode_rounds.md").write_text(markdown(report))
     print(markdown(report))

@@ -19,7 +19,10 @@ def cache_append_kernel(
     # inputs, so the compiler keeps them in order): one memory round trip per program, not a chain of them.
     slots = tl.load(SLOTS + tokens, mask=exists, other=-1).to(tl.int64)
     columns = tl.arange(0, RANK)
-    latent = tl.load(C_KV + tokens[:, None] * stride_ckv + columns[None, :], mask=exists[:, None], other=0.0)
+    # The latent rows pass through once: read and written with streaming hints, so that they do not push the
+    # cos/sin tables (read at random positions) out of L2 (H200, 65,536 tokens: 44.7 -> 43.8 us, one warp a program).
+    latent = tl.load(C_KV + tokens[:, None] * stride_ckv + columns[None, :], mask=exists[:, None], other=0.0,
+                     eviction_policy="evict_first")  # fmt: skip
     first, second = _load_pairs(K_PE + tokens * stride_kpe, exists, HALF, HALF, BLOCK_T)
     # Unchecked positions (see mla_cache_append's validate) are clamped into the tables.
     position = tl.minimum(tl.maximum(tl.load(POSITIONS + tokens, mask=exists, other=0), 0), max_position - 1)
@@ -34,5 +37,5 @@ def cache_append_kernel(
         latent = latent * rstd[:, None] * tl.load(NORM_WEIGHT + columns).to(tl.float32)[None, :]
     left, right = _rotate(first, second, cos_left, sin_left, cos_right, sin_right)
     tl.store(CKV_CACHE + slots[:, None] * RANK + columns[None, :], latent.to(CKV_CACHE.dtype.element_ty),
-             mask=keep[:, None])  # fmt: skip
+             mask=keep[:, None], cache_modifier=".cs")  # fmt: skip
     _store_halves(KPE_CACHE + slots * (2 * HALF), left, right, keep, HALF, HALF)

@@ -5,9 +5,10 @@ import triton
 from ..backend import check_int32_offsets, span
 from .triton_kernels import cache_append_kernel
 
-# Tokens per program and warps: two rows of 512 + 64 channels in two warps, many small programs in flight (the best
-# of the tiles benchmarks/kernels_decode_rounds.py sweeps on an H200, by 2% over four rows in four warps).
-TILE = (2, 2)
+# Tokens per program and warps: two rows of 512 + 64 channels in one warp, many small programs in flight (the best
+# of the tiles benchmarks/kernels_decode_rounds.py sweeps on an H200 with the streaming hints; persistent programs
+# prefetching their next rows were slower).
+TILE = (2, 1)
 
 
 def cache_append(

@@ -19,6 +19,7 @@ CASES = {  # lengths, block size, heads, s_q, causal, splits (programs = sequenc
     "pages holding a whole tile": ([100, 200], 64, 4, 1, True, 2),
     "tiles starting inside a page": ([70, 300, 5], 128, 4, 2, True, 1),
     "more partials than one merge step, empty runs": ([1100], 64, 4, 1, True, 20),
+    "a split sequence's parts around an empty run": ([100, 37], 64, 4, 1, True, 4),
     "two new tokens, causal, split": ([2, 70], 16, 4, 2, True, 2),
     "two new tokens, not causal": ([2, 37], 16, 4, 2, False, 1),
     "query rows over two programs, row-major products": ([20, 90], 16, 40, 2, True, 1),
