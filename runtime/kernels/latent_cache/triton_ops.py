@@ -7,7 +7,7 @@ from .triton_kernels import cache_append_kernel
 
 # Tokens per program and warps: two rows of 512 + 64 channels in one warp, many small programs in flight (the best
 # of the tiles benchmarks/kernels_decode_rounds.py sweeps on an H200 with the streaming hints; persistent programs
-# prefetching their next rows were slower).
+# prefetching their next rows were slower, benchmarks/RESULTS.md).
 TILE = (2, 1)
 
 

@@ -84,13 +84,15 @@ def _store_pairs(at, first, second, ok, HALF: tl.constexpr, HALF_BLOCK: tl.const
 
 
 @triton.jit
-def _store_halves(at, left, right, ok, HALF: tl.constexpr, HALF_BLOCK: tl.constexpr):
-    """Write de-interleaved halves (``[rows or 1, HALF_BLOCK]``) to the slices at ``at`` (``[rows]``)."""
+def _store_halves(at, left, right, ok, HALF: tl.constexpr, HALF_BLOCK: tl.constexpr, CACHE: tl.constexpr = ""):
+    """Write de-interleaved halves (``[rows or 1, HALF_BLOCK]``) to the slices at ``at`` (``[rows]``), with the
+    store cache modifier ``CACHE`` (``".cs"``: streaming)."""
     half_offsets = tl.arange(0, HALF_BLOCK)[None, :]
     mask = ok[:, None] & (half_offsets < HALF)
     halves = at[:, None] + half_offsets
-    tl.store(halves, tl.broadcast_to(left, halves.shape).to(at.dtype.element_ty), mask=mask)
-    tl.store(halves + HALF, tl.broadcast_to(right, halves.shape).to(at.dtype.element_ty), mask=mask)
+    tl.store(halves, tl.broadcast_to(left, halves.shape).to(at.dtype.element_ty), mask=mask, cache_modifier=CACHE)
+    tl.store(halves + HALF, tl.broadcast_to(right, halves.shape).to(at.dtype.element_ty), mask=mask,
+             cache_modifier=CACHE)  # fmt: skip
 
 
 @triton.jit
