@@ -5,7 +5,8 @@ an earlier commit, passed with ``--baseline DIR``), the current default, and can
 against float64 on the whole batch (fresh inputs, poisoned outputs), then timed graph-replayed in ``--rounds``
 rounds, every round timing every variant in turn; the table gives each variant's median over rounds. Also: eager
 ``mla_decode`` calls (no graph; host checks and launches included) against graph replay, for the baseline and now;
-the cache append (tiles) against a copy of the same rows, in rounds too. Ceilings (copy bandwidth, bf16 matmul) are
+the cache append (tiles) against a copy of the same rows, in rounds too, at random slots and at whole pages filled
+in order (``--no-decode`` times only the append). Ceilings (copy bandwidth, bf16 matmul) are
 measured in the same run. Writes $OUT/kernels_decode_rounds.json and .md.
 """
 
