@@ -17,9 +17,10 @@ import ast
 from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath
 
+from seamfix.analysis.expressions import MLAExpressions, own_statements
+from seamfix.analysis.seam_bindings import SeamBindings
 from seamfix.codemods.bindings import Bindings, Frame, Occurrence
 from seamfix.codemods.context import Seam
-from seamfix.lint_rules.mla_expressions import MLAExpressions, SeamBindings, own_statements
 from seamfix.vocabulary.names import NameClassifier
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)

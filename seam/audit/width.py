@@ -5,10 +5,10 @@ from __future__ import annotations
 import ast
 from dataclasses import asdict, dataclass
 
+from seamfix.analysis.seam_bindings import SeamBindings
 from seamfix.config import Settings
 from seamfix.engine import check_options
 from seamfix.file_checker import FileChecker
-from seamfix.lint_rules.mla_expressions import SeamBindings
 from seamfix.prefilter import fold
 from seamfix.seam_surface import surface_of
 
