@@ -288,10 +288,16 @@ class RoutePredicates:
         return any(self._is_atom(child) for child in self._outside_seam_calls(node))
 
     def _outside_seam_calls(self, node: cst.CSTNode):
+        """``node``'s descendants outside calls into the seam: as for the linter, the seam decides what its
+        arguments mean (``mla_seam.build(mla_down_proj_fusion)`` is no MLA knowledge of the builder)."""
+        seam = self.context.seam.name
         stack = [node]
         while stack:
             current = stack.pop()
-            if isinstance(current, cst.Attribute) and _is_name(current.value, self.context.seam.name):
+            if isinstance(current, cst.Call) and isinstance(current.func, cst.Attribute):
+                if _is_name(current.func.value, seam):
+                    continue
+            if isinstance(current, cst.Attribute) and _is_name(current.value, seam):
                 continue
             yield current
             stack.extend(current.children)
