@@ -6,7 +6,7 @@ import ast
 from dataclasses import asdict, dataclass
 
 from seamfix.analysis.seam_bindings import SeamBindings
-from seamfix.config import Settings
+from seamfix.config import Settings, package_parts
 from seamfix.engine import check_options
 from seamfix.file_checker import FileChecker
 from seamfix.prefilter import fold
@@ -46,8 +46,7 @@ def _bindings(data: bytes, relpath: str, settings: Settings) -> tuple[ast.Module
         tree = ast.parse(data)
     except (SyntaxError, ValueError):
         return None
-    package = tuple(relpath.split("/")[:-1])
-    return tree, SeamBindings(settings.adapter_module_parts, package).collect(tree)
+    return tree, SeamBindings(settings.adapter_module_parts, package_parts(relpath, settings.src)).collect(tree)
 
 
 def _seam_calls(data: bytes, relpath: str, settings: Settings) -> int:
