@@ -10,7 +10,7 @@ import libcst as cst
 from seamfix.codemods.adapter_function import AdapterFunction, adapter_function
 from seamfix.codemods.alias_definitions import AliasDefinitions
 from seamfix.codemods.context import FileContext, Refusal
-from seamfix.codemods.nodes import finding_span, snake_case, unparenthesized, walk
+from seamfix.codemods.nodes import dotted_name, finding_span, snake_case, unparenthesized, walk
 from seamfix.findings import Finding
 
 # The parent kinds through which the MLA part of a test grows: `cfg.q_lora_rank is None` is one question,
@@ -290,14 +290,13 @@ class RoutePredicates:
     def _outside_seam_calls(self, node: cst.CSTNode):
         """``node``'s descendants outside calls into the seam: as for the linter, the seam decides what its
         arguments mean (``mla_seam.build(mla_down_proj_fusion)`` is no MLA knowledge of the builder)."""
-        seam = self.context.seam.name
+        seam = self.aliases.mla.seam
         stack = [node]
         while stack:
             current = stack.pop()
-            if isinstance(current, cst.Call) and isinstance(current.func, cst.Attribute):
-                if _is_name(current.func.value, seam):
-                    continue
-            if isinstance(current, cst.Attribute) and _is_name(current.value, seam):
+            reference = current.func if isinstance(current, cst.Call) else current
+            dotted = dotted_name(reference) if isinstance(reference, (cst.Name, cst.Attribute)) else None
+            if dotted is not None and seam.names_seam(dotted):
                 continue
             yield current
             stack.extend(current.children)
@@ -377,10 +376,6 @@ def _boolean_operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         return _boolean_operands(test.expression)
     return [test]
-
-
-def _is_name(node: cst.CSTNode, value: str) -> bool:
-    return isinstance(node, cst.Name) and node.value == value
 
 
 def _has_only_kept(router: RoutePredicates, node: cst.CSTNode) -> bool:

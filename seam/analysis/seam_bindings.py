@@ -44,17 +44,18 @@ class SeamBindings:
 
     def refers_to_seam(self, node: ast.expr) -> bool:
         """``mla_seam.uses_mla`` / ``uses_mla`` / ``pkg.mla_seam.uses_mla`` when bound to the adapter."""
-        if isinstance(node, ast.Name):
-            return node.id in self.functions or node.id in self.modules
-        if isinstance(node, ast.Attribute):
-            dotted = dotted_name(node)
-            if dotted is None:
-                return False
-            head = dotted.split(".", 1)[0]
-            return head in self.modules or any(
-                dotted == module or dotted.startswith(module + ".") for module in self.dotted_modules
-            )
-        return False
+        dotted = dotted_name(node) if isinstance(node, (ast.Name, ast.Attribute)) else None
+        return dotted is not None and self.names_seam(dotted)
+
+    def names_seam(self, dotted: str) -> bool:
+        """Whether the dotted name ``a.b.c`` read in this file is the adapter module or a name in it (what
+        ``refers_to_seam`` asks of ``ast``, and ``seamfix apply`` of LibCST nodes)."""
+        head, dot, _ = dotted.partition(".")
+        if not dot:
+            return dotted in self.functions or dotted in self.modules
+        return head in self.modules or any(
+            dotted == module or dotted.startswith(module + ".") for module in self.dotted_modules
+        )
 
 
 def dotted_name(node: ast.expr) -> str | None:
