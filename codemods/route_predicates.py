@@ -11,7 +11,7 @@ from seamfix.codemods.adapter_function import AdapterFunction, adapter_function
 from seamfix.codemods.alias_definitions import AliasDefinitions
 from seamfix.codemods.context import FileContext, Refusal
 from seamfix.codemods.nodes import dotted_name, finding_span, snake_case, unparenthesized, walk
-from seamfix.findings import Finding
+from seamfix.findings import Finding, FindingKind
 
 # The parent kinds through which the MLA part of a test grows: `cfg.q_lora_rank is None` is one question,
 # while `and`/`or`/`not` and conditional expressions combine questions and stay in the builder.
@@ -80,13 +80,13 @@ class RoutePredicates:
         saves parsing the file again for the finding the linter would report next.
         """
         context = self.context
-        if finding.kind == "case-pattern":
+        if finding.kind == FindingKind.CASE_PATTERN:
             return "a `case` pattern cannot call a predicate; match on a routed value instead"
         test = context.by_span.get(finding_span(*finding[1:5]))
         atom = context.by_span.get(finding_span(*finding.atom)) if finding.atom else None
         if test is None or atom is None:
             return "the reported span is not one expression that a call could replace (a slice, a pattern)"
-        part = test if finding.kind == "probe" else self.mla_part(atom, test)
+        part = test if finding.kind == FindingKind.PROBE else self.mla_part(atom, test)
         hazard = self.order_hazard(part)
         if hazard:
             return f"routing it would change evaluation order: {hazard}"
