@@ -36,6 +36,8 @@ def mla_names_by_line(
     (a call into the adapter, with its arguments, is the seam at work). A site that names no MLA word itself
     (``if use_flag:``, an alias) is named by its text. ``sites`` None: the file does not parse, and every
     line with an MLA name or string counts."""
+    if sites == []:
+        return {}
     tokens = _mla_tokens(source, names, seam_names, seam_calls)
     found: dict[int, list[str]] = {}
     if sites is None:
