@@ -118,3 +118,23 @@ def _names_on(tree: ast.Module, first: int, last: int) -> set[str]:
 
 def _is_import(line: str) -> bool:
     return line.lstrip().startswith(("import ", "from "))
+
+
+@pytest.mark.parametrize(
+    "seam_import, seam",
+    [
+        ("import mla_seam", "mla_seam"),
+        ("import mla_seam as adapter", "adapter"),
+        ("from . import mla_seam", "mla_seam"),
+    ],
+)
+def test_an_arm_that_only_calls_the_seam_is_not_moved_again(seam_import: str, seam: str, checker) -> None:
+    """The seam decides what its arguments mean, for apply as for lint: an arm already moved (its call passes
+    an MLA-named variable) is no MLA arm, and the test that stays (a parameter named for MLA) is named."""
+    source = (
+        f"{seam_import}\n\n\ndef build(cfg, multi_latent_attention, mla_down_proj_fusion):\n"
+        f"    if multi_latent_attention:\n        return {seam}.build_arm(mla_down_proj_fusion)\n    return None\n"
+    ).encode()
+    result = rewrite_file(source, "case.py", checker, Seam(("mla_seam",)), Project(root=Path.cwd()))
+    assert (result.data, result.functions, result.moved) == (source, [], 0)
+    assert [entry.split(": ", 1)[0] for entry in result.left] == ["5:8"]
