@@ -35,7 +35,9 @@ def test_decision_sites_have_a_typed_kind_and_exact_spans():
         (FindingKind.SUBSCRIPT_SLICE, 3, 22, 3, 45, (3, 22, 3, 37)),
         (FindingKind.COMPREHENSION_FILTER, 4, 33, 4, 47, (4, 33, 4, 47)),
     ]
-    assert checker.sites(b"def f(:\n", "case.py") is None  # does not parse: no sites, the caller falls back
+    # does not parse: no sites (the caller falls back to the words); no MLA word at all: nothing to parse
+    assert checker.sites(b"if cfg.multi_latent_attention\n    pass\n", "case.py") is None
+    assert checker.sites(b"def f(:\n", "case.py") == []
 
 
 def test_relative_imports_resolve_against_the_package():
