@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterable, Iterator
-from pathlib import PurePosixPath
 
+from seamfix.analysis.expressions import MLAExpressions, own_statements
+from seamfix.analysis.seam_bindings import SeamBindings
 from seamfix.codemods.bindings import Bindings, Frame, Occurrence
 from seamfix.codemods.context import Seam
-from seamfix.lint_rules.mla_expressions import MLAExpressions, SeamBindings, own_statements
 from seamfix.vocabulary.names import NameClassifier
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -38,10 +38,10 @@ class AliasDefinitions:
         self._found: dict[tuple[int, int], list[ast.expr] | None] = {}
 
     @classmethod
-    def of_file(cls, tree: ast.Module, text: str, relpath: str, bindings: Bindings, names: NameClassifier,
+    def of_file(cls, tree: ast.Module, text: str, package: tuple[str, ...], bindings: Bindings, names: NameClassifier,
                 seam: Seam) -> AliasDefinitions:  # fmt: skip
-        """For one file, with MLA judged as the linter's rule judges it there."""
-        seam_bindings = SeamBindings(seam.parts, PurePosixPath(relpath).parent.parts)
+        """For one file of the package ``package``, with MLA judged as the linter's rule judges it there."""
+        seam_bindings = SeamBindings(seam.parts, package)
         if seam.name in text:  # as the linter: only a file that names the adapter can call into it
             seam_bindings.collect(tree)
         return cls(bindings, MLAExpressions(names, seam_bindings), ":=" in text)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import ast
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 import libcst as cst
 from libcst.metadata import CodeRange
 
+from seamfix.analysis.expressions import nested_statements
 from seamfix.codemods.bindings import Bindings, Occurrence
 from seamfix.codemods.focus import Focus
 from seamfix.codemods.nodes import Span, expressions_by_span, span_of
@@ -121,7 +122,7 @@ class FileContext:
             statement, scope = stack.pop()
             found[statement] = scope
             inner = statement if isinstance(statement, _DEFINITIONS) else scope
-            stack.extend((child, inner) for child in _child_statements(statement))
+            stack.extend((child, inner) for child in nested_statements(statement))
         return found
 
     def shared_global(self, name: str) -> str | Refusal:
@@ -210,11 +211,3 @@ class Refusal:
 def _binds(occurrence: Occurrence) -> bool:
     """A store of the name, or a ``del`` of it."""
     return occurrence.is_store or isinstance(getattr(occurrence.node, "ctx", None), ast.Del)
-
-
-def _child_statements(statement: ast.stmt) -> Iterator[ast.stmt]:
-    """The statements directly in ``statement``'s blocks (its body, ``else``, handlers, cases, ``finally``)."""
-    for field in ("body", "orelse", "finalbody"):
-        yield from getattr(statement, field, ())
-    for part in [*getattr(statement, "handlers", ()), *getattr(statement, "cases", ())]:
-        yield from part.body

@@ -12,7 +12,7 @@ from seamfix.codemods.adapter_function import AdapterFunction, adapter_function
 from seamfix.codemods.dataflow import block_flow
 from seamfix.codemods.nodes import finding_span, snake_case
 from seamfix.codemods.route_predicates import RoutePredicates
-from seamfix.findings import Finding
+from seamfix.findings import Finding, FindingKind
 
 ARM_KEPT = "MLA arm left in place"
 
@@ -43,7 +43,7 @@ class ExtractArms:
     def plan(self, finding: Finding) -> Move | str | None:
         """The move for ``finding``'s arm; why it cannot move; or None when there is no MLA-only arm."""
         context = self.context
-        if finding.kind != "if-test" or finding.atom is None:
+        if finding.kind != FindingKind.IF_TEST or finding.atom is None:
             return None
         test = context.by_span.get(finding_span(*finding[1:5]))
         atom = context.by_span.get(finding_span(*finding.atom))

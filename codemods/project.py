@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from seamfix.config import DEFAULT_EXCLUDE, Settings
+from seamfix.analysis.seam_bindings import absolute_module
+from seamfix.config import DEFAULT_EXCLUDE, Settings, module_parts, package_parts
 
 # `patch("pkg.mod.Name")`, `mocker.patch("...")`, `monkeypatch.setattr("pkg.mod.Name", value)`
 _PATCHED_PATH = re.compile(r"""(?:patch|setattr)\(\s*[rbu]?["'](?:[\w.]+\.)?(\w+)["']""")
@@ -63,21 +64,15 @@ class Project:
 
     def module_parts(self, relpath: str) -> tuple[str, ...]:
         """The import name of a project file, counted from the deepest source root that holds it."""
-        return Settings(root=Path("."), src=self.src).module_parts(relpath)
+        return module_parts(relpath, self.src)
 
     def package_parts(self, relpath: str) -> tuple[str, ...]:
-        parts = self.module_parts(relpath)
-        return parts if PurePosixPath(relpath).stem == "__init__" else parts[:-1]
+        return package_parts(relpath, self.src)
 
     def absolute(self, relpath: str, module: str) -> str:
         """``from <module> import`` in the file ``relpath``, its leading dots resolved."""
         level = len(module) - len(module.lstrip("."))
-        if not level:
-            return module
-        package = self.package_parts(relpath)
-        base = package[: len(package) - level + 1]
-        rest = module[level:]
-        return ".".join((*base, rest) if rest else base)
+        return absolute_module(self.package_parts(relpath), level, module[level:])
 
     def reexported(self, module: str, name: str, relpath: str) -> bool:
         """Does a project file other than ``relpath`` import ``name`` from ``module``?"""

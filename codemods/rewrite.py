@@ -107,7 +107,7 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
     module = cst.parse_module(text)
     tree = ast.parse(text)
     bindings = Bindings(tree, text, relpath)
-    aliases = AliasDefinitions.of_file(tree, text, relpath, bindings, checker.names, seam)
+    aliases = AliasDefinitions.of_file(tree, text, project.package_parts(relpath), bindings, checker.names, seam)
     lines = [line for f in findings for line in range(f.line, f.end_line + 1)]
     lines += aliases.lines(f.atom for f in findings if f.atom is not None)
     area = focus(module, tree, lines)

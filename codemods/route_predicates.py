@@ -10,8 +10,8 @@ import libcst as cst
 from seamfix.codemods.adapter_function import AdapterFunction, adapter_function
 from seamfix.codemods.alias_definitions import AliasDefinitions
 from seamfix.codemods.context import FileContext, Refusal
-from seamfix.codemods.nodes import finding_span, snake_case, unparenthesized, walk
-from seamfix.findings import Finding
+from seamfix.codemods.nodes import dotted_name, finding_span, snake_case, unparenthesized, walk
+from seamfix.findings import Finding, FindingKind
 
 # The parent kinds through which the MLA part of a test grows: `cfg.q_lora_rank is None` is one question,
 # while `and`/`or`/`not` and conditional expressions combine questions and stay in the builder.
@@ -80,13 +80,13 @@ class RoutePredicates:
         saves parsing the file again for the finding the linter would report next.
         """
         context = self.context
-        if finding.kind == "case-pattern":
+        if finding.kind == FindingKind.CASE_PATTERN:
             return "a `case` pattern cannot call a predicate; match on a routed value instead"
         test = context.by_span.get(finding_span(*finding[1:5]))
         atom = context.by_span.get(finding_span(*finding.atom)) if finding.atom else None
         if test is None or atom is None:
             return "the reported span is not one expression that a call could replace (a slice, a pattern)"
-        part = test if finding.kind == "probe" else self.mla_part(atom, test)
+        part = test if finding.kind == FindingKind.PROBE else self.mla_part(atom, test)
         hazard = self.order_hazard(part)
         if hazard:
             return f"routing it would change evaluation order: {hazard}"
@@ -288,10 +288,15 @@ class RoutePredicates:
         return any(self._is_atom(child) for child in self._outside_seam_calls(node))
 
     def _outside_seam_calls(self, node: cst.CSTNode):
+        """``node``'s descendants outside calls into the seam: as for the linter, the seam decides what its
+        arguments mean (``mla_seam.build(mla_down_proj_fusion)`` is no MLA knowledge of the builder)."""
+        seam = self.aliases.mla.seam
         stack = [node]
         while stack:
             current = stack.pop()
-            if isinstance(current, cst.Attribute) and _is_name(current.value, self.context.seam.name):
+            reference = current.func if isinstance(current, cst.Call) else current
+            dotted = dotted_name(reference) if isinstance(reference, (cst.Name, cst.Attribute)) else None
+            if dotted is not None and seam.names_seam(dotted):
                 continue
             yield current
             stack.extend(current.children)
@@ -371,10 +376,6 @@ def _boolean_operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         return _boolean_operands(test.expression)
     return [test]
-
-
-def _is_name(node: cst.CSTNode, value: str) -> bool:
-    return isinstance(node, cst.Name) and node.value == value
 
 
 def _has_only_kept(router: RoutePredicates, node: cst.CSTNode) -> bool:

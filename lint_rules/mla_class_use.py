@@ -5,8 +5,9 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from seamfix.lint_rules.base import AstRule, Hit, Invalid, SourceFile
-from seamfix.lint_rules.mla_expressions import dotted_name
+from seamfix.analysis.seam_bindings import dotted_name
+from seamfix.analysis.source import Hit, SourceFile
+from seamfix.lint_rules.base import AstRule, Invalid
 
 _TYPE_TESTS = {"isinstance", "issubclass"}
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from seamfix.lint_rules.base import AstRule, Hit, Invalid, SourceFile
+from seamfix.analysis.source import Hit, SourceFile
+from seamfix.lint_rules.base import AstRule, Invalid
 
 
 class MLAImport(AstRule):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from seamfix.lint_rules.base import EngineRule, Hit, Invalid
-from seamfix.lint_rules.mla_expressions import SeamBindings, dotted_name
+from seamfix.analysis.seam_bindings import SeamBindings, dotted_name
+from seamfix.analysis.source import Hit
+from seamfix.lint_rules.base import EngineRule, Invalid
 from seamfix.seam_surface import SeamSurface
 
 

@@ -56,6 +56,7 @@ def fingerprint(options: CheckOptions) -> str:
             options.vocabulary.fingerprint(),
             options.adapter_parts,
             options.surface,
+            options.src,
         )
     )
     return hashlib.sha256(key.encode()).hexdigest()[:20]

@@ -93,12 +93,22 @@ class Settings:
         return self.module_parts(self.adapter)
 
     def module_parts(self, relpath: str) -> tuple[str, ...]:
-        """The import name of a project file, counted from the deepest source root that holds it."""
-        parts = PurePosixPath(relpath).with_suffix("").parts
-        roots = [PurePosixPath(root).parts for root in self.src]
-        depth = max((len(root) for root in roots if parts[: len(root)] == root and len(root) < len(parts)), default=0)
-        parts = parts[depth:]
-        return parts[:-1] if parts[-1] == "__init__" else parts
+        return module_parts(relpath, self.src)
+
+
+def module_parts(relpath: str, src: tuple[str, ...]) -> tuple[str, ...]:
+    """The import name of a project file, counted from the deepest source root (``src``) that holds it."""
+    parts = PurePosixPath(relpath).with_suffix("").parts
+    roots = [PurePosixPath(root).parts for root in src]
+    depth = max((len(root) for root in roots if parts[: len(root)] == root and len(root) < len(parts)), default=0)
+    parts = parts[depth:]
+    return parts[:-1] if parts[-1] == "__init__" else parts
+
+
+def package_parts(relpath: str, src: tuple[str, ...]) -> tuple[str, ...]:
+    """The package a project file's relative imports start from: its own for ``__init__.py``, else its parent's."""
+    parts = module_parts(relpath, src)
+    return parts if PurePosixPath(relpath).stem == "__init__" else parts[:-1]
 
 
 def find_config(start: Path) -> Path | None:

@@ -33,7 +33,7 @@ def check_options(settings: Settings, surface: SeamSurface | None = None) -> Che
     """What checking a file depends on; the adapter's ``surface`` is read from disk unless given."""
     if surface is None and settings.adapter is not None:
         surface = read_surface(settings.root, settings.adapter)
-    return CheckOptions(settings.codes, settings.vocabulary, settings.adapter_module_parts, surface)
+    return CheckOptions(settings.codes, settings.vocabulary, settings.adapter_module_parts, surface, settings.src)
 
 
 def lint_source(

@@ -7,12 +7,13 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
+from seamfix.analysis.expressions import MLAExpressions, nested_statements
+from seamfix.analysis.seam_bindings import SeamBindings
+from seamfix.analysis.source import Hit, SourceFile
+from seamfix.config import package_parts
 from seamfix.findings import Finding
 from seamfix.lint_rules import RULES, ast_rules
-from seamfix.lint_rules.base import Hit, SourceFile
-from seamfix.lint_rules.mla_expressions import MLAExpressions, SeamBindings, nested_statements
 from seamfix.lint_rules.syntax_error import SyntaxErrorRule
 from seamfix.lint_rules.undefined_seam_function import UndefinedSeamFunction
 from seamfix.lint_rules.unused_suppression import UnusedSuppression
@@ -34,6 +35,7 @@ class CheckOptions:
     vocabulary: Vocabulary
     adapter_parts: tuple[str, ...]
     surface: SeamSurface | None = None  # what the adapter defines (None: no adapter configured)
+    src: tuple[str, ...] = ("",)  # the source roots, where import names (and relative imports) start
 
 
 class FileChecker:
@@ -52,28 +54,10 @@ class FileChecker:
 
     def check(self, data: bytes, relpath: str) -> list[Finding]:
         folded = fold(data)
-        calls_seam = self._adapter_anchor is not None and self._adapter_anchor in folded
-        if not (self.prefilter.is_candidate(folded) or (calls_seam and self.options.surface is not None)):
-            return []
-        try:
-            tree = ast.parse(data, filename=relpath)
-            encoding = _source_encoding(data)
-            text = _Text(data, encoding)  # decoding strictly: the interpreter refuses what ast.parse lets through
-        except SyntaxError as exc:
-            line = exc.lineno or (_line_of(data, data.find(b"\0")) if b"\0" in data else 1)
-            return [_syntax_error(exc.msg, line, exc.offset or 1)]
-        except ValueError as exc:  # NUL bytes on some Pythons; bytes invalid in the declared encoding
-            offset = getattr(exc, "start", None)
-            line = _line_of(data, data.find(b"\0") if offset is None else offset + len(_BOM) * data.startswith(_BOM))
-            return [_syntax_error(str(exc), line, 1)]
-        seam = SeamBindings(self.options.adapter_parts, PurePosixPath(relpath).parent.parts)
-        if calls_seam:
-            seam.collect(tree)
-        source = SourceFile(tree, MLAExpressions(self.names, seam), self.prefilter.anchor_lines(folded), b":=" in data)
-        hits = [(rule, hit) for rule in self.rules for hit in rule.check(source)]
-        if calls_seam and self.options.surface is not None:
-            gate = UndefinedSeamFunction
-            hits += [(gate, hit) for hit in gate.references(tree, seam, self.options.surface)]
+        parsed = self._parse(data, folded, relpath)
+        if parsed is None or isinstance(parsed, Finding):
+            return [] if parsed is None else [parsed]
+        tree, text, hits = parsed
         if not hits and SUPPRESSION_ANCHOR not in folded:
             return []
         findings = [text.finding(rule.code, rule.name, hit, tree) for rule, hit in hits]
@@ -87,6 +71,44 @@ class FileChecker:
                 for d, message in complaints
             ]
         return findings
+
+    def sites(self, data: bytes, relpath: str) -> list[Finding] | None:
+        """What the MLA rules report in a file before any suppression comment is applied (a suppressed
+        decision is still one; calls into the seam are none); None when the file does not parse."""
+        parsed = self._parse(data, fold(data), relpath)
+        if isinstance(parsed, Finding):
+            return None
+        if parsed is None:
+            return []
+        tree, text, hits = parsed
+        return [text.finding(rule.code, rule.name, hit, tree) for rule, hit in hits if rule in self.rules]
+
+    def _parse(self, data: bytes, folded: bytes, relpath: str):
+        """None for a file no rule can report on, a SEAM901 finding for one that does not parse, else its
+        tree, text and the rules' hits."""
+        calls_seam = self._adapter_anchor is not None and self._adapter_anchor in folded
+        if not (self.prefilter.is_candidate(folded) or (calls_seam and self.options.surface is not None)):
+            return None
+        try:
+            tree = ast.parse(data, filename=relpath)
+            encoding = _source_encoding(data)
+            text = _Text(data, encoding)  # decoding strictly: the interpreter refuses what ast.parse lets through
+        except SyntaxError as exc:
+            line = exc.lineno or (_line_of(data, data.find(b"\0")) if b"\0" in data else 1)
+            return _syntax_error(exc.msg, line, exc.offset or 1)
+        except ValueError as exc:  # NUL bytes on some Pythons; bytes invalid in the declared encoding
+            offset = getattr(exc, "start", None)
+            line = _line_of(data, data.find(b"\0") if offset is None else offset + len(_BOM) * data.startswith(_BOM))
+            return _syntax_error(str(exc), line, 1)
+        seam = SeamBindings(self.options.adapter_parts, package_parts(relpath, self.options.src))
+        if calls_seam:
+            seam.collect(tree)
+        source = SourceFile(tree, MLAExpressions(self.names, seam), self.prefilter.anchor_lines(folded), b":=" in data)
+        hits = [(rule, hit) for rule in self.rules for hit in rule.check(source)]
+        if calls_seam and self.options.surface is not None:
+            gate = UndefinedSeamFunction
+            hits += [(gate, hit) for hit in gate.references(tree, seam, self.options.surface)]
+        return tree, text, hits
 
 
 def _source_encoding(data: bytes) -> str:

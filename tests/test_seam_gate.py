@@ -83,6 +83,22 @@ def test_relative_imports_and_an_adapter_named_without_mla_words(project):
     assert flagged(root) == (0, [])
 
 
+def test_relative_imports_resolve_from_the_source_roots(project):
+    """In a src layout, ``from .. import mla_seam`` in ``src/fork/models/gpt.py`` is ``fork.mla_seam``: the seam,
+    whose calls are no MLA decisions, and whose missing functions the gate names."""
+    root = project(
+        {
+            "pyproject.toml": '[tool.seamfix]\nadapter = "src/fork/mla_seam.py"\n',
+            "src/fork/__init__.py": "",
+            "src/fork/mla_seam.py": "def multi_latent_attention(config):\n    return config.multi_latent_attention\n",
+            "src/fork/models/__init__.py": "",
+            "src/fork/models/gpt.py": "from .. import mla_seam\n\n\ndef build(c):\n"
+            "    if mla_seam.multi_latent_attention(c):\n        return mla_seam.q_lora_rank(c)\n",
+        }
+    )
+    assert flagged(root) == (1, [("src/fork/models/gpt.py", 6, "SEAM902")])
+
+
 def test_an_unparseable_adapter_fails_its_callers(project):
     root = project(
         {

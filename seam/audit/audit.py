@@ -14,7 +14,9 @@ from seamfix.audit.mla_lines import mla_names_by_line
 from seamfix.audit.width import SeamWidth, measure, seam_use
 from seamfix.config import Settings
 from seamfix.discovery import discover
+from seamfix.engine import check_options
 from seamfix.errors import SeamfixError
+from seamfix.file_checker import FileChecker
 from seamfix.reading import read_error, read_regular_file
 from seamfix.vocabulary.names import NameClassifier
 
@@ -107,6 +109,7 @@ def audit(git: Git, settings: Settings, since: str | None, until: str | None, pa
     head = git.resolve(until) if until else None
     pathspecs = [_pathspec(git, path, base, head) for path in paths]
     names = NameClassifier(settings.vocabulary)
+    checker = FileChecker(check_options(settings))
     verdicts = []
     changes = parse_diff(git.diff(base, head, pathspecs))
     if head is None:
@@ -115,7 +118,7 @@ def audit(git: Git, settings: Settings, since: str | None, until: str | None, pa
         relpath = project.relpath(change.path)
         if relpath is None:
             continue
-        verdicts.append(_classify(change, relpath, project, names, base, head))
+        verdicts.append(_classify(change, relpath, project, names, checker, base, head))
     errors: list[str] = []
     after = measure(project.tree(head, errors), settings)
     return AuditReport(base, head, verdicts, measure(project.tree(base), settings), after, errors)
@@ -140,7 +143,13 @@ def _pathspec(git: Git, path: Path, base: str, head: str | None) -> str:
 
 
 def _classify(
-    change: FileChange, relpath: str, project: Project, names: NameClassifier, base: str, head: str | None
+    change: FileChange,
+    relpath: str,
+    project: Project,
+    names: NameClassifier,
+    checker: FileChecker,
+    base: str,
+    head: str | None,
 ) -> FileVerdict:
     verdict = FileVerdict(change, relpath)
     old_relpath = project.relpath(change.old_path) if change.old_path else None
@@ -153,8 +162,8 @@ def _classify(
     if project.settings.is_seam(relpath) or (old_relpath and project.settings.is_seam(old_relpath)):
         verdict.hunks = [HunkVerdict(hunk, SEAM) for hunk in change.hunks]
         return verdict
-    old = _names(project, base, change.old_path, names)
-    new = _names(project, head, change.new_path, names)
+    old = _names(project, base, change.old_path, names, checker)
+    new = _names(project, head, change.new_path, names, checker)
     for hunk in change.hunks:
         verdict.hunks.append(_hunk_verdict(hunk, old, new))
     return verdict
@@ -174,9 +183,13 @@ def _hunk_verdict(hunk: Hunk, old: dict[int, list[str]], new: dict[int, list[str
     return HunkVerdict(hunk, GENERIC, [], hunk.new_start)
 
 
-def _names(project: Project, rev: str | None, git_path: str | None, names: NameClassifier) -> dict[int, list[str]]:
+def _names(
+    project: Project, rev: str | None, git_path: str | None, names: NameClassifier, checker: FileChecker
+) -> dict[int, list[str]]:
+    """The MLA names of each line that is part of a site lint reports (see ``mla_lines``)."""
     data = project.git.show(rev, git_path) if git_path else None
     if data is None:
         return {}
-    use = seam_use(data, project.relpath(git_path) or git_path, project.settings)
-    return mla_names_by_line(data, names, use.names, use.calls)
+    relpath = project.relpath(git_path) or git_path
+    use = seam_use(data, relpath, project.settings)
+    return mla_names_by_line(data, names, checker.sites(data, relpath), use.names, use.calls)

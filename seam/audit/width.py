@@ -5,10 +5,10 @@ from __future__ import annotations
 import ast
 from dataclasses import asdict, dataclass
 
-from seamfix.config import Settings
+from seamfix.analysis.seam_bindings import SeamBindings
+from seamfix.config import Settings, package_parts
 from seamfix.engine import check_options
 from seamfix.file_checker import FileChecker
-from seamfix.lint_rules.mla_expressions import SeamBindings
 from seamfix.prefilter import fold
 from seamfix.seam_surface import surface_of
 
@@ -46,8 +46,7 @@ def _bindings(data: bytes, relpath: str, settings: Settings) -> tuple[ast.Module
         tree = ast.parse(data)
     except (SyntaxError, ValueError):
         return None
-    package = tuple(relpath.split("/")[:-1])
-    return tree, SeamBindings(settings.adapter_module_parts, package).collect(tree)
+    return tree, SeamBindings(settings.adapter_module_parts, package_parts(relpath, settings.src)).collect(tree)
 
 
 def _seam_calls(data: bytes, relpath: str, settings: Settings) -> int:

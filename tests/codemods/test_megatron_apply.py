@@ -1,16 +1,16 @@
-"""`seamfix apply` on real upstream code: megatron-core 0.16.1's sources from its PyPI wheel.
+"""`seamfix apply` on real upstream code: megatron-core 0.16.1's sources from its PyPI wheel, and Megatron-Core
+main (0.20) from the snapshot in ``<repo>/../shared/upstream``.
 
 With `allow` naming the MLA implementation files, apply leaves for lint only findings its summary names with
-a reason (sites it cannot prove safe to rewrite), the tree compiles, every module it rewrote imports in a
-fresh interpreter, and tiny GPTModels (MLA and dense) built on CPU from the
-rewritten tree give bit-identical losses and gradients to those built from the original.
+a reason (sites it cannot prove safe to rewrite), the tree compiles, every module it rewrote imports as in a
+fresh interpreter, and tiny GPTModels (MLA and dense) built on CPU from the rewritten tree give bit-identical
+losses and gradients to those built from the original.
 """
 
 from __future__ import annotations
 
 import compileall
 import filecmp
-import importlib.util
 import json
 import os
 import shutil
@@ -23,17 +23,32 @@ from test_megatron_corpus import ALLOW, megatron_tree  # noqa: F401 - the fixtur
 
 from seamfix_testing import run_seamfix
 
+sys.path.append(str(Path(__file__).parents[1] / "runtime" / "megatron"))
+from megatron_releases import MAIN, release_dir  # noqa: E402 - a sibling test folder's helper
+
 ADAPTER = "megatron/core/mla_seam.py"
-# megatron-core's own dependencies; torch pinned to a CPU wheel (plain `torch` would fetch the CUDA build)
-RUNTIME = {"torch": "torch==2.13.0", "numpy": "numpy", "packaging": "packaging>=24.2"}
 WORKER = Path(__file__).with_name("megatron_model.py")
+IMPORTER = Path(__file__).with_name("import_each.py")
+RELEASES = ("0.16.1", MAIN)  # the PyPI release of test_megatron_corpus, and main
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module", params=RELEASES)
+def upstream(request, tmp_path_factory) -> Path:
+    """The original tree of one release, configured as test_megatron_corpus lints it."""
+    if request.param != MAIN:
+        return request.getfixturevalue("megatron_tree")
+    tree = tmp_path_factory.mktemp("main") / "tree"
+    shutil.copytree(release_dir(MAIN), tree)  # megatron/core and the sitecustomize main needs on Python 3.11
+    allow = ", ".join(f'"{path}"' for path in ALLOW)
+    (tree / "pyproject.toml").write_text(f"[tool.seamfix]\nallow = [{allow}]\nrespect-gitignore = false\n")
+    return tree
+
+
 @pytest.fixture(scope="module")
-def rewritten(megatron_tree, tmp_path_factory):  # noqa: F811
+def rewritten(upstream, tmp_path_factory):
     tree = tmp_path_factory.mktemp("rewritten") / "tree"
-    shutil.copytree(megatron_tree / "megatron", tree / "megatron")
+    shutil.copytree(upstream, tree)
     allow = ", ".join(f'"{path}"' for path in ALLOW)
     (tree / "pyproject.toml").write_text(f'[tool.seamfix]\nadapter = "{ADAPTER}"\nallow = [{allow}]\n')
     result = run_seamfix("apply", cwd=tree)
@@ -61,48 +76,35 @@ def test_every_remaining_finding_is_explained_and_the_tree_compiles(rewritten):
     assert compileall.compile_dir(rewritten / "megatron", quiet=2, force=True)
     again = run_seamfix("apply", "--check", cwd=rewritten)  # nothing more to change; what stays is named again
     assert again.code == (1 if remaining else 0) and "Nothing to change." in again.stderr, again.stderr
+    assert "untouched" not in again.stderr, again.stderr  # a second run plans nothing a check refuses
 
 
-def test_only_files_with_findings_and_the_adapter_change(megatron_tree, rewritten):  # noqa: F811
-    findings = run_seamfix("lint", "--no-cache", "--format", "json", cwd=megatron_tree).json()
+def test_only_files_with_findings_and_the_adapter_change(upstream, rewritten):
+    findings = run_seamfix("lint", "--no-cache", "--format", "json", cwd=upstream).json()
     with_findings = {finding["path"] for finding in findings}
-    changed = changed_files(megatron_tree, rewritten)
+    changed = changed_files(upstream, rewritten)
     assert ADAPTER in changed and len(changed) > 5
     assert set(changed) - {ADAPTER} <= with_findings
 
 
-@pytest.fixture(scope="module")
-def torch_path(request):
-    """Where megatron-core's dependencies import from: this interpreter, else a folder in pytest's cache."""
-    missing = [requirement for module, requirement in RUNTIME.items() if importlib.util.find_spec(module) is None]
-    if not missing:
-        return ""
-    target = request.config.cache.mkdir("megatron-runtime-torch-2.13.0")
-    if not all((target / module).is_dir() for module in RUNTIME):
-        command = [sys.executable, "-m", "pip", "install", "-q", "--target", str(target), *RUNTIME.values()]
-        subprocess.run(command, check=True, timeout=1200)
-    return str(target)
+def run_in(tree: Path, *command: str) -> subprocess.CompletedProcess:
+    """``python *command`` with ``tree`` as the megatron-core it imports (main's sitecustomize included)."""
+    environment = {**os.environ, "PYTHONPATH": str(tree), "NO_VCS_VERSION": "1"}
+    return subprocess.run([sys.executable, *command], cwd=tree, env=environment, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
 
 
-def run_in(tree: Path, torch_path: str, *command: str) -> subprocess.CompletedProcess:
-    path = os.pathsep.join(p for p in (str(tree), torch_path) if p)
-    return subprocess.run(
-        [sys.executable, *command], cwd=tree, env={**os.environ, "PYTHONPATH": path}, capture_output=True,
-        text=True, timeout=600,
-    )  # fmt: skip
+def test_every_rewritten_module_imports_as_in_a_fresh_interpreter(upstream, rewritten):
+    modules = [path.removesuffix(".py").replace("/", ".") for path in changed_files(upstream, rewritten)]
+    proc = run_in(rewritten, str(IMPORTER), *(module.removesuffix(".__init__") for module in modules))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {}
 
 
-def test_every_rewritten_module_imports_in_a_fresh_interpreter(megatron_tree, rewritten, torch_path):  # noqa: F811
-    modules = [path.removesuffix(".py").replace("/", ".") for path in changed_files(megatron_tree, rewritten)]
-    for module in modules:
-        proc = run_in(rewritten, torch_path, "-W", "ignore", "-c", f"import {module}")
-        assert proc.returncode == 0, (module, proc.stderr[-2000:])
-
-
-def test_gpt_models_train_identically_from_the_rewritten_tree(megatron_tree, rewritten, torch_path, tmp_path):  # noqa: F811
+def test_gpt_models_train_identically_from_the_rewritten_tree(upstream, rewritten, tmp_path):
     outputs = []
-    for name, tree in (("original", megatron_tree), ("rewritten", rewritten)):
-        proc = run_in(tree, torch_path, str(WORKER), str(tmp_path / f"{name}.rendezvous"))
+    for name, tree in (("original", upstream), ("rewritten", rewritten)):
+        proc = run_in(tree, str(WORKER), str(tmp_path / f"{name}.rendezvous"))
         assert proc.returncode == 0, proc.stderr[-3000:]
         outputs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     original, after = outputs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Iterable, Iterator
 
+from seamfix.analysis.seam_bindings import SeamBindings, dotted_name
 from seamfix.vocabulary.names import NameClassifier
 
 _BLOCK_FIELDS = frozenset({"body", "orelse", "finalbody", "handlers", "cases"})
@@ -21,76 +22,9 @@ _TRUTH_FUNCTIONS = frozenset({"isinstance", "issubclass", "hasattr", "callable",
 _PURE_WRAPPERS = frozenset({"bool", "any", "all", "int", "float", "str"})
 
 # Markers in an alias state (never identifiers): a name bound from a call into the seam on some path, and
-# bound from anything else on some path (``mla_flow`` keeps them).
+# bound from anything else on some path (``flow`` keeps them).
 SEAM_ANSWER = "\0seam "
 OTHER_VALUE = "\0other "
-
-
-class SeamBindings:
-    """Local names that refer to the adapter module (the seam) or to functions defined in it."""
-
-    def __init__(self, adapter_parts: tuple[str, ...], package_parts: tuple[str, ...]) -> None:
-        self._adapter_parts = adapter_parts
-        self._package_parts = package_parts
-        self.modules: set[str] = set()
-        self.functions: set[str] = set()
-        self.dotted_modules: set[str] = set()
-
-    def is_adapter_module(self, dotted: str) -> bool:
-        parts = tuple(dotted.split("."))
-        return bool(self._adapter_parts) and self._adapter_parts[-len(parts) :] == parts
-
-    def collect(self, tree: ast.Module) -> SeamBindings:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if self.is_adapter_module(alias.name):
-                        if alias.asname:
-                            self.modules.add(alias.asname)
-                        else:
-                            self.dotted_modules.add(alias.name)
-            elif isinstance(node, ast.ImportFrom):
-                module = self.resolve(node)
-                for alias in node.names:
-                    bound = alias.asname or alias.name
-                    if self.is_adapter_module(f"{module}.{alias.name}" if module else alias.name):
-                        self.modules.add(bound)
-                    elif module and self.is_adapter_module(module):
-                        self.functions.add(bound)
-        return self
-
-    def resolve(self, node: ast.ImportFrom) -> str:
-        """The absolute module of ``from ... import``, resolving relative levels against the file's package."""
-        if not node.level:
-            return node.module or ""
-        base = self._package_parts[: len(self._package_parts) - node.level + 1]
-        return ".".join((*base, node.module) if node.module else base)
-
-    def refers_to_seam(self, node: ast.expr) -> bool:
-        """``mla_seam.uses_mla`` / ``uses_mla`` / ``pkg.mla_seam.uses_mla`` when bound to the adapter."""
-        if isinstance(node, ast.Name):
-            return node.id in self.functions or node.id in self.modules
-        if isinstance(node, ast.Attribute):
-            dotted = dotted_name(node)
-            if dotted is None:
-                return False
-            head = dotted.split(".", 1)[0]
-            return head in self.modules or any(
-                dotted == module or dotted.startswith(module + ".") for module in self.dotted_modules
-            )
-        return False
-
-
-def dotted_name(node: ast.expr) -> str | None:
-    """``a.b.c`` for a chain of attributes on a name, else None."""
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    parts.append(node.id)
-    return ".".join(reversed(parts))
 
 
 class MLAExpressions:
@@ -241,7 +175,7 @@ class MLAExpressions:
     ) -> frozenset[str]:
         """Names that MAY hold an MLA value somewhere in ``scope`` (not in nested scopes): those assigned,
         anywhere and in any order, a value that ``taint`` finds MLA in, transitively. The linter's own
-        decisions are flow-sensitive (``mla_flow``); this order-blind superset is for questions asked about a
+        decisions are flow-sensitive (``flow``); this order-blind superset is for questions asked about a
         whole function (``seamfix apply``'s alias definitions, a class's attributes)."""
         assignments = list(_assignments(scope, mentions))
         aliases = set(inherited)
@@ -347,5 +281,5 @@ def _bind(target: ast.AST, value: ast.AST) -> Iterable[tuple[list[str], ast.AST]
 
 
 def seam_answer(name: str, aliases: frozenset[str]) -> bool:
-    """Whether every definition of ``name`` that reaches here is a call into the seam (see ``mla_flow``)."""
+    """Whether every definition of ``name`` that reaches here is a call into the seam (see ``flow``)."""
     return SEAM_ANSWER + name in aliases and OTHER_VALUE + name not in aliases

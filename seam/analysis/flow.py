@@ -22,8 +22,9 @@ import abc
 import ast
 from collections.abc import Iterable
 
-from seamfix.lint_rules.base import SourceFile
-from seamfix.lint_rules.mla_expressions import OTHER_VALUE, SEAM_ANSWER, dotted_name, own_statements
+from seamfix.analysis.expressions import OTHER_VALUE, SEAM_ANSWER, own_statements
+from seamfix.analysis.seam_bindings import dotted_name
+from seamfix.analysis.source import SourceFile
 
 Aliases = frozenset[str]
 

@@ -1,0 +1,288 @@
+"""The decisions on MLA in one file: every place where control flow or a chosen value depends on MLA, with
+its kind (``FindingKind``), the node to point at and the MLA sub-expression (its atom).
+
+The one answer lint reports (SEAM001), ``seamfix apply`` rewrites (it acts on these sites and nothing else)
+and ``seamfix audit`` classifies changed lines by. What counts as a decision is documented on the rule
+(``seamfix rule SEAM001``)."""
+
+from __future__ import annotations
+
+import ast
+
+from seamfix.analysis.expressions import MLAExpressions, is_condition, is_slicing, probed_argument
+from seamfix.analysis.flow import Aliases, MLAFlow, parameters, without
+from seamfix.analysis.seam_bindings import dotted_name
+from seamfix.analysis.source import Hit, SourceFile
+from seamfix.findings import FindingKind
+from seamfix.vocabulary import Vocabulary
+
+
+def decision_sites(source: SourceFile) -> list[Hit]:
+    """Every decision on MLA in ``source``, in the order the flow analysis meets them."""
+    finder = _DecisionFinder(source)
+    finder.run()
+    return finder.hits
+
+
+class _DecisionFinder(MLAFlow):
+    """Reports every decision on MLA, and never a sub-expression of a reported one, with the aliases
+    that reach each statement (``MLAFlow``)."""
+
+    def __init__(self, source: SourceFile) -> None:
+        super().__init__(source)
+        self.hits: list[Hit] = []
+        self.probing: frozenset[type] = frozenset()  # what the handlers of the `try` around us catch
+
+    def hit(self, node: ast.AST, message: str, kind: FindingKind, atom: ast.AST) -> None:
+        self.hits.append(Hit(node, message, kind, atom))
+
+    # Statements (MLAFlow calls these with the aliases that reach them)
+
+    def check_statement(self, node: ast.stmt, aliases: Aliases) -> None:
+        kind = type(node)
+        if kind is ast.If or kind is ast.While:
+            keyword = kind.__name__.lower()
+            self.decision(node.test, aliases, f"`{keyword}` test", FindingKind(f"{keyword}-test"))
+        elif kind is ast.Assert:
+            self.decision(node.test, aliases, "`assert` test", FindingKind.ASSERT_TEST)
+            if node.msg is not None:
+                self.visit(node.msg, aliases)
+        elif kind is ast.Match:
+            self.decision(node.subject, aliases, "`match` subject", FindingKind.MATCH_SUBJECT)
+        elif kind in _DEFINITIONS:
+            self.check_definition(node, aliases)
+        else:
+            for field, value in ast.iter_fields(node):
+                if field not in _BLOCK_FIELDS:
+                    for part in value if isinstance(value, list) else [value]:
+                        if isinstance(part, ast.AST):
+                            self.visit(part, aliases)
+
+    def check_definition(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, aliases: Aliases) -> None:
+        """Decorators (``@register(MLASelfAttention)`` registers the function for MLA), defaults and bases."""
+        for decorator in node.decorator_list:
+            atom = self.decorator_key(decorator, aliases)
+            if atom is None:
+                self.visit(decorator, aliases)
+            else:
+                message = f"decorator `{_short(decorator.func)}` is keyed on MLA (`{_short(atom)}`)"
+                self.hit(decorator, message, FindingKind.DECORATOR_ARGUMENT, atom)
+        if isinstance(node, ast.ClassDef):
+            parts = [*node.bases, *node.keywords]
+        else:
+            parts = [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
+        for part in parts:
+            self.visit(part, aliases)
+
+    def decorator_key(self, decorator: ast.expr, aliases: Aliases) -> ast.AST | None:
+        """The MLA key of a registering decorator: a positional argument that is an MLA class
+        (``@register(MLASelfAttention)``), an MLA string (``@register("mla")``) or a condition on MLA
+        (``@skipif(not HAVE_FLASH_MLA)``). Settings passed to a decorator (``@jit(pass_configs=MLA_CONFIGS)``)
+        and the name of a config field (``@parametrize("multi_latent_attention", [True, False])`` names a
+        parameter) are not keys."""
+        if not isinstance(decorator, ast.Call) or self.mla.seam.refers_to_seam(decorator.func):
+            return None
+        names = self.mla.names
+        for argument in decorator.args:
+            dotted = dotted_name(argument)
+            if dotted is not None and names.is_class(dotted.rsplit(".", 1)[-1]):
+                return argument
+            if _is_mla_key(self.mla, argument) and not _names_field(names.vocabulary, argument.value):
+                return argument
+            if is_condition(argument):
+                atom = self.mla.atom(argument, aliases)
+                if atom is not None:
+                    return atom
+        return None
+
+    def check_case(self, case: ast.match_case, aliases: Aliases) -> None:
+        for pattern in ast.walk(case.pattern):
+            if isinstance(pattern, ast.MatchClass) and self.mla.atom(pattern.cls) is not None:
+                message = f"`case` pattern matches an MLA class (`{_short(pattern.cls)}`)"
+                self.hit(pattern, message, FindingKind.CASE_PATTERN, pattern.cls)
+                break
+            if isinstance(pattern, ast.MatchValue) and self.mla.atom(pattern.value, aliases) is not None:
+                message = f"`case` pattern matches an MLA value (`{_short(pattern.value)}`)"
+                self.hit(pattern, message, FindingKind.CASE_PATTERN, pattern.value)
+                break
+        if case.guard is not None:
+            self.decision(case.guard, aliases, "`case` guard", FindingKind.CASE_GUARD)
+
+    def try_body(self, node: ast.Try, aliases: Aliases) -> Aliases:
+        """Inside ``try: rank = args.q_lora_rank`` / ``except AttributeError:`` the read is a probe."""
+        outer = self.probing
+        self.probing = outer | {e for h in node.handlers for e in _caught(h.type)}
+        try:
+            return super().try_body(node, aliases)
+        finally:
+            self.probing = outer
+
+    # Expressions
+
+    def visit(self, node: ast.AST, aliases: Aliases) -> None:
+        if not aliases and not self.source.may_mention_mla(node):
+            return
+        handler = getattr(self, "visit_" + type(node).__name__, None)
+        if handler is not None:
+            handler(node, aliases)
+        else:
+            self.visit_children(node, aliases)
+
+    def visit_children(self, node: ast.AST, aliases: Aliases) -> None:
+        for child in ast.iter_child_nodes(node):
+            self.visit(child, aliases)
+
+    def decision(self, test: ast.expr, aliases: Aliases, what: str, kind: FindingKind) -> None:
+        atom = self.mla.atom(test, aliases)
+        if atom is None:
+            self.visit(test, aliases)
+        else:
+            self.hit(test, f"{what} depends on MLA (`{_short(atom)}`)", kind, atom)
+
+    def visit_Lambda(self, node: ast.Lambda, aliases: Aliases) -> None:
+        self.visit(node.args, aliases)
+        self.visit(node.body, without(aliases, parameters(node)))
+
+    def visit_IfExp(self, node: ast.IfExp, aliases: Aliases) -> None:
+        self.decision(node.test, aliases, "conditional expression", FindingKind.IFEXP_TEST)
+        self.visit(node.body, aliases)
+        self.visit(node.orelse, aliases)
+
+    def visit_ListComp(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp, aliases: Aliases) -> None:
+        for generator in node.generators:
+            self.visit(generator.iter, aliases)
+            carries = self.mla.taint(generator.iter, aliases) is not None
+            aliases = self.bind(generator.target, carries, aliases)
+            for condition in generator.ifs:
+                self.decision(condition, aliases, "comprehension filter", FindingKind.COMPREHENSION_FILTER)
+        for part in (node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,):
+            self.visit(part, aliases)
+
+    visit_SetComp = visit_GeneratorExp = visit_DictComp = visit_ListComp
+
+    def visit_BoolOp(self, node: ast.BoolOp, aliases: Aliases) -> None:
+        """``x = cfg.multi_latent_attention and MLAAttention or Attention`` selects a value. An ``and``/``or``
+        of flags and conditions only (``cfg.cache_mla_latents and ctx.is_decode_only()``) makes a flag:
+        where that is tested, the test is the decision."""
+        operator = "and" if isinstance(node.op, ast.And) else "or"
+        selects = any(_is_value(operand) for operand in node.values)
+        for operand in node.values[:-1]:
+            atom = self.mla.taint(operand, aliases) if selects else None
+            if atom is not None:
+                message = f"`{operator}` selects a value on MLA (`{_short(atom)}`)"
+                self.hit(operand, message, FindingKind.BOOLOP_OPERAND, atom)
+            else:
+                self.visit(operand, aliases)
+        self.visit(node.values[-1], aliases)
+
+    def visit_Subscript(self, node: ast.Subscript, aliases: Aliases) -> None:
+        """``table[cfg.multi_latent_attention]`` dispatches; a store, a slice (``kv[..., : kv_lora_rank]``),
+        index arithmetic and a constant key (``hf["kv_lora_rank"]``, a read) do not."""
+        self.visit(node.value, aliases)
+        key = node.slice
+        atom = None
+        if isinstance(node.ctx, ast.Load) and not is_slicing(key) and not isinstance(key, ast.Constant):
+            atom = self.mla.taint(key, aliases)
+        if atom is not None:
+            self.hit(key, f"subscript dispatches on MLA (`{_short(atom)}`)", FindingKind.SUBSCRIPT_SLICE, atom)
+        elif (
+            self.probing
+            and _KEY_ERRORS & self.probing
+            and isinstance(node.ctx, ast.Load)
+            and _is_mla_key(self.mla, key)
+        ):
+            self.try_probe(node, "KeyError")
+        else:
+            self.visit(key, aliases)
+
+    def visit_Attribute(self, node: ast.Attribute, aliases: Aliases) -> None:
+        if (
+            self.probing
+            and "AttributeError" in self.probing
+            and isinstance(node.ctx, ast.Load)
+            and self.mla.names.is_attribute(node.attr)
+            and not self.mla.seam.refers_to_seam(node)
+        ):
+            self.try_probe(node, "AttributeError")
+        else:
+            self.visit(node.value, aliases)
+
+    def try_probe(self, node: ast.expr, error: str) -> None:
+        message = f"`try` probes MLA (`{_short(node)}`): its `except {error}` decides what happens without it"
+        self.hit(node, message, FindingKind.TRY_PROBE, node)
+
+    def visit_Call(self, node: ast.Call, aliases: Aliases) -> None:
+        probed = probed_argument(node)
+        atom = self.mla.vocabulary_atom(probed) if probed is not None else None
+        if atom is not None:
+            self.hit(node, f"`{_short(node.func)}` probes MLA (`{_short(atom)}`)", FindingKind.PROBE, atom)
+            return
+        if dotted_name(node.func) in _FILTERS and node.args:
+            self.filter_predicate(node.args[0], aliases)
+            arguments = [*node.args[1:], *node.keywords]
+        else:
+            arguments = [node.func, *node.args, *node.keywords]
+        for argument in arguments:
+            self.visit(argument, aliases)
+
+    def filter_predicate(self, predicate: ast.expr, aliases: Aliases) -> None:
+        """``filter(lambda c: c.multi_latent_attention, configs)`` keeps the MLA ones: a decision."""
+        what = "`filter` predicate"
+        if isinstance(predicate, ast.Lambda):
+            self.visit(predicate.args, aliases)
+            self.decision(predicate.body, without(aliases, parameters(predicate)), what, FindingKind.FILTER_PREDICATE)
+            return
+        atom = self.mla.atom(predicate, aliases)
+        if atom is None:
+            self.visit(predicate, aliases)
+        else:
+            self.hit(predicate, f"{what} depends on MLA (`{_short(atom)}`)", FindingKind.FILTER_PREDICATE, atom)
+
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_BLOCK_FIELDS = frozenset({"body", "orelse", "finalbody", "handlers", "cases"})
+_FILTERS = frozenset(
+    f"{module}{name}" for module in ("", "itertools.") for name in ("filterfalse", "takewhile", "dropwhile")
+) | {"filter"}
+_LITERALS = (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_KEY_ERRORS = frozenset({"KeyError", "LookupError"})
+
+
+def _is_value(operand: ast.expr) -> bool:
+    """An operand that is a value rather than a truth value: a number or string, a literal collection, a
+    lambda, a class (a CapWords name) or an instance of one, or an ``and``/``or`` selecting one."""
+    if isinstance(operand, ast.BoolOp):
+        return any(_is_value(value) for value in operand.values)
+    if isinstance(operand, ast.Constant):
+        return operand.value is not None and not isinstance(operand.value, bool)
+    if isinstance(operand, ast.Call):
+        operand = operand.func
+    name = dotted_name(operand)
+    if name is not None:
+        last = name.rsplit(".", 1)[-1]
+        return last[:1].isupper() and any(c.islower() for c in last)
+    return isinstance(operand, (*_LITERALS, ast.Lambda, ast.JoinedStr))
+
+
+def _caught(handler_type: ast.expr | None) -> set[str]:
+    """The names of the exceptions an ``except`` clause catches among AttributeError/KeyError/LookupError
+    (a bare ``except:`` or ``except Exception:`` is no probe: it catches everything the body may raise)."""
+    if handler_type is None:
+        return set()
+    types = handler_type.elts if isinstance(handler_type, ast.Tuple) else [handler_type]
+    names = {dotted_name(t).rsplit(".", 1)[-1] for t in types if dotted_name(t)}
+    return names & {"AttributeError", *_KEY_ERRORS}
+
+
+def _names_field(vocabulary: Vocabulary, value: str) -> bool:
+    field = value.lstrip("-").replace("-", "_")
+    return field in vocabulary.fields or field in vocabulary.attributes
+
+
+def _is_mla_key(mla: MLAExpressions, key: ast.expr) -> bool:
+    return isinstance(key, ast.Constant) and isinstance(key.value, str) and mla.names.is_string(key.value)
+
+
+def _short(node: ast.AST) -> str:
+    text = ast.unparse(node)
+    return text if len(text) <= 60 else text[:57] + "..."
