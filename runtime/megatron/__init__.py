@@ -20,18 +20,21 @@ import_megatron_core()  # a clear ImportError for a missing, too old or broken m
 from . import attention_adapter  # noqa: E402
 from .attention_adapter import MLAAttentionAdapter, MLASelfAttentionAdapter, mla_adapter  # noqa: E402
 from .config import mla_config  # noqa: E402
-from .core_attention import MLADotProductAttention  # noqa: E402
+from .core_attention import MLADotProductAttention, MLAScaledDotProductAttention  # noqa: E402
 from .cpu_mode import cpu_mode  # noqa: E402
+from .flash_mla import install_mla_kernels  # noqa: E402
 from .hybrid import hybrid_state_dict_from_gpt, mla_hybrid_stack_spec  # noqa: E402
 from .spec import adapt_mla_spec, mla_layer_spec  # noqa: E402
 
 __all__ = [
     "MLAAttentionAdapter",
     "MLADotProductAttention",
+    "MLAScaledDotProductAttention",
     "MLASelfAttentionAdapter",
     "adapt_mla_spec",
     "cpu_mode",
     "hybrid_state_dict_from_gpt",
+    "install_mla_kernels",
     "mla_adapter",
     "mla_config",
     "mla_hybrid_stack_spec",
