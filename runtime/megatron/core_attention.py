@@ -17,6 +17,8 @@ from megatron.core import tensor_parallel
 from megatron.core.transformer.dot_product_attention import DotProductAttention
 from megatron.core.transformer.enums import AttnMaskType
 
+from .flash_mla import flash_attn_varlen_func
+
 
 class MLADotProductAttention(DotProductAttention):
     """Local core attention for MLA: scores keys ``k_channels`` wide, returns values ``v_channels`` wide."""
@@ -44,8 +46,9 @@ class MLAScaledDotProductAttention(MLADotProductAttention):
     hidden scores with -10000, so their softmax is uniform). A causal mask tensor (Megatron's GPT passes one) is
     recognized and run as ``is_causal``. ``attn_mask_type`` given to ``forward`` overrides the layer's, as
     TransformerEngine's does. Attention dropout draws inside Megatron's model-parallel RNG fork, as the local path
-    does. What the fused kernels cannot express (a sliding window, softmax offsets) runs the materialized path;
-    packed sequences (THD) are refused, as in the local path.
+    does. What the fused kernels cannot express (a sliding window, softmax offsets) runs the materialized path.
+    Packed sequences (``packed_seq_params``, THD, which the local path refuses) run one sequence at a time, without
+    attention dropout.
     """
 
     def __init__(self, config, *args, **kwargs):
@@ -69,23 +72,35 @@ class MLAScaledDotProductAttention(MLADotProductAttention):
         attention_bias=None,
         packed_seq_params=None,
     ):
-        if packed_seq_params is not None:
-            raise NotImplementedError(
-                "MLAScaledDotProductAttention takes no packed sequences (THD); build with backend='te' for them"
-            )
         if attention_bias is not None:
             raise NotImplementedError("MLAScaledDotProductAttention takes no attention_bias")
+        mask_type = self.attn_mask_type if attn_mask_type is None else attn_mask_type
+        if packed_seq_params is not None:
+            return self._packed(query, key, value, packed_seq_params, mask_type)
         if self.materializes_scores:
             return super().forward(query, key, value, attention_mask)
         groups = self.num_attention_heads_per_partition // self.num_query_groups_per_partition
         if groups > 1:
             key, value = (tensor.repeat_interleave(groups, dim=2) for tensor in (key, value))
-        mask_type = self.attn_mask_type if attn_mask_type is None else attn_mask_type
         # [s, b, heads, width] -> [b, heads, s, width]
         query, key, value = (tensor.permute(1, 2, 0, 3) for tensor in (query, key, value))
         context = self._attend(query, key, value, attention_mask, mask_type)
         # [b, heads, sq, width] -> [sq, b, heads * width]
         return context.permute(2, 0, 1, 3).reshape(context.size(2), context.size(0), -1)
+
+    def _packed(self, query, key, value, params, mask_type: AttnMaskType):
+        """THD: ``[tokens, heads, width]``, sequences cut by the (padded, where given) cumulative lengths."""
+        if params.qkv_format != "thd" or self.materializes_scores or (self.training and self.attention_dropout.p):
+            raise NotImplementedError(
+                "MLAScaledDotProductAttention packs sequences in the 'thd' format only, without attention dropout, a "
+                "sliding window or softmax offsets; build with backend='te' for them"
+            )
+        context = flash_attn_varlen_func(
+            query, key, value, _sequence_starts(params, "q"), _sequence_starts(params, "kv"), params.max_seqlen_q,
+            params.max_seqlen_kv,
+            softmax_scale=self.unscaled_softmax_scale, causal="causal" in mask_type.name,
+        )  # fmt: skip
+        return context.reshape(context.size(0), -1)
 
     def _attend(self, query, key, value, mask, mask_type: AttnMaskType):
         sq, sk = query.size(2), key.size(2)
@@ -116,6 +131,12 @@ class MLAScaledDotProductAttention(MLADotProductAttention):
             with tensor_parallel.get_cuda_rng_tracker().fork():
                 return attend()
         return attend()
+
+
+def _sequence_starts(params, side: str):
+    """Where packed sequences start: the padded offsets where given (each sequence's padding comes after it)."""
+    padded = getattr(params, f"cu_seqlens_{side}_padded", None)
+    return padded if padded is not None else getattr(params, f"cu_seqlens_{side}")
 
 
 _causal_masks_seen: list[tuple[weakref.ref, int]] = []

@@ -560,13 +560,55 @@ def fused_core_attention(seam, config) -> dict:
         "largest_difference": differences,
         "dropout_changes_the_output": not torch.equal(with_dropout[0], with_dropout[1]),
         "no_dropout_in_eval": largest_difference([evaluated], run(fused, masks["causal"])[:1]),
-        "packed_sequences": outcome(lambda: fused(*run_inputs(heads, k_width, v_width), None, packed_seq_params=1)),
+        "packed_sequences": packed_sequences(seam, build, largest_difference, heads, k_width, v_width),
         "float_mask": outcome(lambda: fused(*run_inputs(heads, k_width, v_width), masks["padding"].float())),
         "layer_spec_core_attention": {
             choice: attention_spec(seam, config, core_attention=choice).submodules.core_attention.__name__
             for choice in ("fused", "unfused")
         },
         "bad_choice": outcome(lambda: seam.mla_layer_spec(config, core_attention="flash")),
+    }
+
+
+def packed_sequences(seam, build, largest_difference, heads: int, k_width: int, v_width: int) -> dict:
+    """Three sequences packed (THD, the second with 2 tokens of padding after it) against the local path run on
+    each alone: the largest difference of the outputs and the input gradients over the real tokens."""
+    from megatron.core.packed_seq_params import PackedSeqParams
+
+    lengths, padded = [5, 7, 4], [5, 9, 4]
+    starts, padded_starts = ([0, *torch.tensor(counts).cumsum(0).tolist()] for counts in (lengths, padded))
+    inputs = [
+        torch.randn(padded_starts[-1], heads, width, generator=torch.Generator().manual_seed(seed)).requires_grad_()
+        for seed, width in ((7, k_width), (8, k_width), (9, v_width))
+    ]
+    params = PackedSeqParams(
+        qkv_format="thd", cu_seqlens_q=torch.tensor(starts, dtype=torch.int32),
+        cu_seqlens_kv=torch.tensor(starts, dtype=torch.int32), max_seqlen_q=9, max_seqlen_kv=9,
+        cu_seqlens_q_padded=torch.tensor(padded_starts, dtype=torch.int32),
+        cu_seqlens_kv_padded=torch.tensor(padded_starts, dtype=torch.int32),
+    )  # fmt: skip
+    fused = build(seam.MLAScaledDotProductAttention, "causal")
+    output = fused(*inputs, None, packed_seq_params=params)
+    real = torch.cat(
+        [torch.arange(start, start + length) for start, length in zip(padded_starts[:-1], lengths, strict=True)]
+    )
+    output[real].sum().backward()
+    reference = build(seam.MLADotProductAttention, "causal")
+    differences = []
+    for start, length in zip(padded_starts[:-1], lengths, strict=True):
+        pieces = [tensor.detach()[start : start + length, None].requires_grad_() for tensor in inputs]
+        mask = torch.ones(1, 1, length, length, dtype=torch.bool).triu(1)
+        expected = reference(*pieces, mask)
+        expected.sum().backward()
+        got = [output[start : start + length], *(tensor.grad[start : start + length] for tensor in inputs)]
+        differences.append(largest_difference(got, [expected[:, 0], *(piece.grad[:, 0] for piece in pieces)]))
+    sbhd = build(seam.MLAScaledDotProductAttention, "causal")
+    sbhd.train()
+    sbhd.attention_dropout.p = 0.5
+    return {
+        "largest_difference": max(differences),
+        "output_shape": list(output.shape),
+        "with_dropout": outcome(lambda: sbhd(*inputs, None, packed_seq_params=params)),
     }
 
 
