@@ -5,7 +5,9 @@ random prompts through megatron-core's ``DynamicInferenceEngine``, which decodes
 ``flash_mla_with_kvcache`` and prefills with ``flash_attn_varlen_func``: the stand-ins ``install_mla_kernels()``
 gives it where ``flash_mla`` and ``flash_attn`` are missing. The baseline is the uncached path: the same weights
 run over the whole sequence for every new token (``GPTModel`` forward, argmax). Reports whether the tokens are
-identical, the engine's time and the uncached loop's. One JSON line to $OUT/megatron_mla_generate.jsonl.
+identical, the engine's time and the uncached loop's, for bfloat16 and float32 weights (bf16 rounding differs
+between the absorbed decode and the full forward, so near-ties of random weights may flip a greedy token).
+One JSON line per dtype to $OUT/megatron_mla_generate.jsonl.
 Megatron-Core main (0.20) only: 0.16.1's MLA calls ``flash_decode_and_prefill`` without its ``is_decode_only``.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 import torch
 
 SEED = 1234
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 SHAPES = dict(
     num_layers=4,
     hidden_size=2048,
@@ -88,7 +91,7 @@ def engine_generate(model, config, prompts, new_tokens: int, vocab: int) -> tupl
         config,
         InferenceConfig(
             block_size_tokens=64,
-            buffer_size_gb=4,
+            buffer_size_gb=1,
             max_sequence_length=longest,
             max_requests=len(prompts),
             max_tokens=4096,
@@ -117,6 +120,7 @@ def main():
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--vocab", type=int, default=32000)
+    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=["bf16", "fp32"])
     arguments = parser.parse_args()
     from megatron.core import package_info, parallel_state, tensor_parallel
 
@@ -130,35 +134,42 @@ def main():
     tensor_parallel.model_parallel_cuda_manual_seed(SEED)
     installed = seam.install_mla_kernels()
     max_tokens = arguments.prompt_tokens + arguments.new_tokens + 8
-    config = seam.mla_config(
-        **SHAPES, rope_type="yarn", rotary_scaling_factor=40.0, original_max_position_embeddings=4096, mscale=0.707,
-        mscale_all_dim=0.707, normalization="RMSNorm", hidden_dropout=0.0, attention_dropout=0.0, bf16=True,
-        params_dtype=torch.bfloat16, cache_mla_latents=True,
-    )  # fmt: skip
-    model = build(seam, config, arguments.vocab, max_tokens)
     generator = torch.Generator().manual_seed(0)
     prompts = [
         torch.randint(0, arguments.vocab - 1, (arguments.prompt_tokens - 4 * i,), generator=generator).tolist()
         for i in range(arguments.prompts)
     ]  # different lengths: the engine batches ragged prompts
-    reference, uncached_seconds = uncached(model, prompts, arguments.new_tokens)
-    engine_generate(model, config, prompts[:2], 4, arguments.vocab)  # warm-up (Triton compiles)
-    generated, engine_seconds = engine_generate(model, config, prompts, arguments.new_tokens, arguments.vocab)
-    same = [a == b for a, b in zip(generated, reference, strict=True)]
-    first_difference = [next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
-                        for a, b in zip(generated, reference, strict=True)]  # fmt: skip
-    result = {
-        "release": package_info.__version__, "installed": installed, "prompts": arguments.prompts,
-        "prompt_tokens": arguments.prompt_tokens, "new_tokens": arguments.new_tokens,
-        "identical_sequences": sum(same), "first_difference": first_difference,
-        "engine_s": round(engine_seconds, 3), "uncached_s": round(uncached_seconds, 3),
-        "engine_tokens_per_s": round(arguments.prompts * arguments.new_tokens / engine_seconds, 1),
-        "uncached_tokens_per_s": round(arguments.prompts * arguments.new_tokens / uncached_seconds, 1),
-        "device": torch.cuda.get_device_name(),
-    }  # fmt: skip
-    print(json.dumps(result), flush=True)
-    with (out / "megatron_mla_generate.jsonl").open("a") as log:
-        log.write(json.dumps(result) + "\n")
+    for dtype in arguments.dtypes:
+        config, plain_config = (seam.mla_config(
+            **SHAPES, rope_type="yarn", rotary_scaling_factor=40.0, original_max_position_embeddings=4096,
+            mscale=0.707, mscale_all_dim=0.707, normalization="RMSNorm", hidden_dropout=0.0, attention_dropout=0.0,
+            bf16=dtype == "bf16", params_dtype=DTYPES[dtype], cache_mla_latents=cached,
+        ) for cached in (True, False))  # fmt: skip
+        # With cache_mla_latents a layer runs only inside the dynamic engine: the uncached path is a twin.
+        plain = build(seam, plain_config, arguments.vocab, max_tokens)
+        reference, uncached_seconds = uncached(plain, prompts, arguments.new_tokens)
+        model = build(seam, config, arguments.vocab, max_tokens)
+        model.load_state_dict(plain.state_dict())
+        del plain
+        engine_generate(model, config, prompts[:2], 4, arguments.vocab)  # warm-up (Triton compiles)
+        generated, engine_seconds = engine_generate(model, config, prompts, arguments.new_tokens, arguments.vocab)
+        same = [a == b for a, b in zip(generated, reference, strict=True)]
+        first_difference = [next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
+                            for a, b in zip(generated, reference, strict=True)]  # fmt: skip
+        new = arguments.prompts * arguments.new_tokens
+        result = {
+            "release": package_info.__version__, "installed": installed, "dtype": dtype,
+            "prompts": arguments.prompts, "prompt_tokens": arguments.prompt_tokens, "new_tokens": arguments.new_tokens,
+            "identical_sequences": sum(same), "first_difference": first_difference,
+            "engine_s": round(engine_seconds, 3), "uncached_s": round(uncached_seconds, 3),
+            "engine_tokens_per_s": round(new / engine_seconds, 1),
+            "uncached_tokens_per_s": round(new / uncached_seconds, 1), "device": torch.cuda.get_device_name(),
+        }  # fmt: skip
+        print(json.dumps(result), flush=True)
+        with (out / "megatron_mla_generate.jsonl").open("a") as log:
+            log.write(json.dumps(result) + "\n")
+        del model
+        torch.cuda.empty_cache()
     torch.distributed.destroy_process_group()
 
 

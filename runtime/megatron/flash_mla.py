@@ -143,7 +143,8 @@ def flash_attn_varlen_func(
     max_blocks]`` paged, ``[num_blocks, page_block_size, kv_heads, width]``; sequence ``b`` holds queries
     ``cu_seqlens_q[b]:cu_seqlens_q[b+1]`` and ``cu_seqlens_k[b+1] - cu_seqlens_k[b]`` keys. ``causal`` aligns the
     last query with the last key, as flash-attn does. Values may be narrower than keys (MLA). Returns ``[total_q,
-    heads, v_width]``. Dropout, a sliding window and the attention probabilities are refused.
+    heads, v_width]``, zeros in the rows of ``q`` past ``cu_seqlens_q[-1]``. Dropout, a sliding window and the
+    attention probabilities are refused.
     """
     if dropout_p or tuple(window_size) != (-1, -1) or return_attn_probs:
         raise NotImplementedError("seamfix's flash_attn_varlen_func takes no dropout, window or return_attn_probs")
@@ -175,4 +176,6 @@ def flash_attn_varlen_func(
             enable_gqa=heads != kv_heads,
         )  # fmt: skip
         outputs.append(out[0].transpose(0, 1))
-    return torch.cat(outputs) if outputs else v.new_empty(0, heads, v.shape[-1])
+    # Rows past the last sequence (Megatron pads the token count up to a CUDA-graph size) come back as zeros.
+    outputs.append(q.new_zeros(q.shape[0] - starts_q[-1], heads, v.shape[-1]))
+    return torch.cat(outputs)

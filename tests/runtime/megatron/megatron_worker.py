@@ -193,6 +193,7 @@ def checks(seam, init_url: str) -> dict:
             "layer_spec_options": layer_spec_options(seam, config),
             "core_attention_default_scale": core_attention_default_scale(seam, config),
             "fused_core_attention": fused_core_attention(seam, config),
+            "absorption": absorption(seam),
             "te_flag_after_build": getattr(multi_latent_attention, "HAVE_TE", None),
         }
     result["cpu_mode_restored"] = _cpu_mode_targets(megatron_random, megatron_random._CUDA_RNG_STATE_TRACKER) == outside
@@ -492,6 +493,30 @@ def core_attention_default_scale(seam, config) -> dict:
         "expected": 1.0 / math.sqrt(24),
         "output_width": attention.hidden_size_per_partition,
         "caller_kv_channels": config.kv_channels,
+    }
+
+
+def absorption(seam) -> dict | str:
+    """What ``prepare_for_absorption`` (cache_mla_latents, 0.14+) does to a local-spec MLA layer: through the
+    adapter, the up-projection weight viewed per head; natively, what it raises. 'absent' before 0.14."""
+    from megatron.core.transformer.multi_latent_attention import MLASelfAttention
+
+    if not hasattr(MLASelfAttention, "prepare_for_absorption"):
+        return "absent"
+    config = seam.mla_config(**MODEL_FIELDS, cache_mla_latents=True)
+    adapter = build_attention(attention_spec(seam, config), config)
+    weight = adapter.linear_kv_up_proj.weight.detach().clone()
+    norm = adapter.kv_layernorm
+    adapter.prepare_for_absorption()
+    split = weight.view(config.num_attention_heads, config.qk_head_dim + config.v_head_dim, config.kv_lora_rank)
+    native = build_attention(native_spec(seam, config), config)
+    return {
+        "up_k_weight": torch.equal(adapter.up_k_weight, split[:, : config.qk_head_dim]),
+        "up_v_weight": torch.equal(adapter.up_v_weight, split[:, config.qk_head_dim :]),
+        "kv_layernorm_kept": adapter.kv_layernorm is norm,
+        "up_projection_moved": not hasattr(adapter, "linear_kv_up_proj")
+        and torch.equal(adapter.linear_kv_up_proj_linear.weight, weight),
+        "native": outcome(native.prepare_for_absorption),
     }
 
 
