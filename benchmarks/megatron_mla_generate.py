@@ -5,8 +5,10 @@ random prompts through megatron-core's ``DynamicInferenceEngine``, which decodes
 ``flash_mla_with_kvcache`` and prefills with ``flash_attn_varlen_func``: the stand-ins ``install_mla_kernels()``
 gives it where ``flash_mla`` and ``flash_attn`` are missing. The baseline is the uncached path: the same weights
 run over the whole sequence for every new token (``GPTModel`` forward, argmax). Reports whether the tokens are
-identical, the engine's time and the uncached loop's, for bfloat16 and float32 weights (bf16 rounding differs
-between the absorbed decode and the full forward, so near-ties of random weights may flip a greedy token).
+identical, the engine's time (and its time for the prefill and first token alone) and the uncached loop's, for
+bfloat16 and float16 weights. Rounding differs between the absorbed decode and the full forward, so near-ties of
+random weights may flip a greedy token: the uncached model also scores the engine's tokens (teacher forcing), to
+show how far each is from its best token and how close the best two were where the paths part.
 One JSON line per dtype to $OUT/megatron_mla_generate.jsonl.
 Megatron-Core main (0.20) only: 0.16.1's MLA calls ``flash_decode_and_prefill`` without its ``is_decode_only``.
 """
@@ -14,6 +16,7 @@ Megatron-Core main (0.20) only: 0.16.1's MLA calls ``flash_decode_and_prefill`` 
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +24,7 @@ from pathlib import Path
 import torch
 
 SEED = 1234
-DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 SHAPES = dict(
     num_layers=4,
     hidden_size=2048,
@@ -68,7 +71,7 @@ def uncached(model, prompts, new_tokens: int) -> tuple[list[list[int]], float]:
         for _ in range(new_tokens):
             length = tokens.shape[1]
             mask = torch.ones(1, 1, length, length, dtype=torch.bool, device="cuda").triu(1)
-            logits = model(tokens, torch.arange(length, device="cuda")[None], mask)
+            logits = model(tokens, torch.arange(length, device="cuda")[None], mask, runtime_gather_output=True)
             tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
         outputs.append(tokens[0, len(prompt) :].tolist())
     torch.cuda.synchronize()
@@ -76,7 +79,22 @@ def uncached(model, prompts, new_tokens: int) -> tuple[list[list[int]], float]:
 
 
 @torch.no_grad()
-def engine_generate(model, config, prompts, new_tokens: int, vocab: int) -> tuple[list[list[int]], float]:
+def teacher_forced(model, prompt: list[int], tokens: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The uncached path's view of the tokens the engine chose: at each new position the log-probability of the
+    engine's token, how far its logit is below the best one, and the gap between the best two logits."""
+    sequence = torch.tensor(prompt + tokens[:-1], device="cuda")[None]
+    length = sequence.shape[1]
+    mask = torch.ones(1, 1, length, length, dtype=torch.bool, device="cuda").triu(1)
+    logits = model(sequence, torch.arange(length, device="cuda")[None], mask, runtime_gather_output=True)
+    logits = logits[0, len(prompt) - 1 :].float()
+    chosen = logits.gather(-1, torch.tensor(tokens, device="cuda")[:, None])[:, 0]
+    best_two = logits.topk(2, dim=-1).values
+    return chosen - logits.logsumexp(-1), best_two[:, 0] - chosen, best_two[:, 0] - best_two[:, 1]
+
+
+@torch.no_grad()
+def engine_generate(model, config, prompts, new_tokens: int, vocab: int):
+    """Greedy tokens, their log-probabilities and the seconds it took, through Megatron's dynamic engine."""
     from megatron.core.inference.config import InferenceConfig
     from megatron.core.inference.contexts.dynamic_context import DynamicInferenceContext
     from megatron.core.inference.engines.dynamic_engine import DynamicInferenceEngine
@@ -100,7 +118,8 @@ def engine_generate(model, config, prompts, new_tokens: int, vocab: int) -> tupl
     )
     controller = TextGenerationController(GPTInferenceWrapper(model, context), Tokens(vocab))
     engine = DynamicInferenceEngine(controller, context)
-    parameters = SamplingParams(top_k=1, num_tokens_to_generate=new_tokens, termination_id=-1)
+    parameters = SamplingParams(top_k=1, num_tokens_to_generate=new_tokens, termination_id=-1, return_log_probs=True,
+                                skip_prompt_log_probs=True)  # fmt: skip
     torch.cuda.synchronize()
     began = time.perf_counter()
     for request_id, prompt in enumerate(prompts):
@@ -110,8 +129,8 @@ def engine_generate(model, config, prompts, new_tokens: int, vocab: int) -> tupl
         finished.extend(engine.step_modern()["finished_request_records"])
     torch.cuda.synchronize()
     seconds = time.perf_counter() - began
-    finished.sort(key=lambda record: record.request_id)
-    return [list(record.merge().generated_tokens) for record in finished], seconds
+    requests = [record.merge() for record in sorted(finished, key=lambda record: record.request_id)]
+    return [list(r.generated_tokens) for r in requests], [list(r.generated_log_probs) for r in requests], seconds
 
 
 def main():
@@ -120,7 +139,8 @@ def main():
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--vocab", type=int, default=32000)
-    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=["bf16", "fp32"])
+    parser.add_argument("--repeats", type=int, default=3, help="engine runs; its times are their medians")
+    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=["bf16", "fp16"])
     arguments = parser.parse_args()
     from megatron.core import package_info, parallel_state, tensor_parallel
 
@@ -143,25 +163,41 @@ def main():
         config, plain_config = (seam.mla_config(
             **SHAPES, rope_type="yarn", rotary_scaling_factor=40.0, original_max_position_embeddings=4096,
             mscale=0.707, mscale_all_dim=0.707, normalization="RMSNorm", hidden_dropout=0.0, attention_dropout=0.0,
-            bf16=dtype == "bf16", params_dtype=DTYPES[dtype], cache_mla_latents=cached,
+            bf16=dtype == "bf16", fp16=dtype == "fp16", params_dtype=DTYPES[dtype], cache_mla_latents=cached,
         ) for cached in (True, False))  # fmt: skip
         # With cache_mla_latents a layer runs only inside the dynamic engine: the uncached path is a twin.
         plain = build(seam, plain_config, arguments.vocab, max_tokens)
         reference, uncached_seconds = uncached(plain, prompts, arguments.new_tokens)
         model = build(seam, config, arguments.vocab, max_tokens)
         model.load_state_dict(plain.state_dict())
-        del plain
         engine_generate(model, config, prompts[:2], 4, arguments.vocab)  # warm-up (Triton compiles)
-        generated, engine_seconds = engine_generate(model, config, prompts, arguments.new_tokens, arguments.vocab)
+        runs = [engine_generate(model, config, prompts, arguments.new_tokens, arguments.vocab)
+                for _ in range(arguments.repeats)]  # fmt: skip
+        generated, log_probs, _ = runs[0]
+        engine_seconds = statistics.median(run[-1] for run in runs)
+        prefill_seconds = statistics.median(  # the prefill and one token
+            engine_generate(model, config, prompts, 1, arguments.vocab)[-1] for _ in range(arguments.repeats)
+        )
         same = [a == b for a, b in zip(generated, reference, strict=True)]
         first_difference = [next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
                             for a, b in zip(generated, reference, strict=True)]  # fmt: skip
+        forced = [teacher_forced(plain, prompt, tokens) for prompt, tokens in zip(prompts, generated, strict=True)]
+        log_prob_difference = max(float((torch.tensor(engine, device="cuda") - uncached_view).abs().max())
+                                  for engine, (uncached_view, _, _) in zip(log_probs, forced, strict=True))  # fmt: skip
+        gaps_at_difference = [round(float(gap[i]), 4) for (_, _, gap), i in zip(forced, first_difference, strict=True)
+                              if i is not None]  # fmt: skip
+        del plain
         new = arguments.prompts * arguments.new_tokens
         result = {
             "release": package_info.__version__, "installed": installed, "dtype": dtype,
             "prompts": arguments.prompts, "prompt_tokens": arguments.prompt_tokens, "new_tokens": arguments.new_tokens,
+            "engine_runs_identical": all(run[0] == generated for run in runs),
             "identical_sequences": sum(same), "first_difference": first_difference,
-            "engine_s": round(engine_seconds, 3), "uncached_s": round(uncached_seconds, 3),
+            "largest_log_prob_difference": round(log_prob_difference, 4),
+            "engine_token_below_best_logit_max": round(max(float(short.max()) for _, short, _ in forced), 4),
+            "best_two_logit_gap_at_first_difference": gaps_at_difference,
+            "engine_s": round(engine_seconds, 3), "engine_prefill_and_first_token_s": round(prefill_seconds, 3),
+            "uncached_s": round(uncached_seconds, 3),
             "engine_tokens_per_s": round(new / engine_seconds, 1),
             "uncached_tokens_per_s": round(new / uncached_seconds, 1), "device": torch.cuda.get_device_name(),
         }  # fmt: skip

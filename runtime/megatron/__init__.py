@@ -10,7 +10,9 @@ signatures.
 ``adapt_mla_spec`` puts the MLA attention of an existing layer or block spec behind the adapters;
 ``mla_hybrid_stack_spec`` builds a ``HybridModel`` stack (0.20+) with the same layers, and
 ``hybrid_state_dict_from_gpt`` moves GPT weights onto it; ``cpu_mode`` lets such models build and train without
-CUDA. What differs between releases is in ``releases``.
+CUDA. On the local backend MLA layers get ``MLAScaledDotProductAttention`` (no score matrix);
+``install_mla_kernels`` lets Megatron's dynamic engine serve cached MLA latents without FlashMLA or flash-attn.
+What differs between releases is in ``releases``.
 """
 
 from .installed import import_megatron_core
