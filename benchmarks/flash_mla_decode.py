@@ -9,12 +9,12 @@ backend, the baseline). One JSON line per variant to $OUT/flash_mla_decode.jsonl
 """
 
 import argparse
-import json
 import os
 import statistics
 from pathlib import Path
 
 import torch
+from mla_core_attention import write_rows
 
 from seamfix.runtime.kernels import mla_decode
 from seamfix.runtime.megatron.flash_mla import flash_mla_with_kvcache, get_mla_metadata
@@ -100,10 +100,7 @@ def main():
             "cache_read_gb_per_s": round(cache_bytes / milliseconds / 1e6, 1),
             "device": torch.cuda.get_device_name(),
         })  # fmt: skip
-    with (out / "flash_mla_decode.jsonl").open("a") as log:
-        for row in rows:
-            print(json.dumps(row), flush=True)
-            log.write(json.dumps(row) + "\n")
+    write_rows(rows, out / "flash_mla_decode.jsonl")
 
 
 if __name__ == "__main__":

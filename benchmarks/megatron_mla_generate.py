@@ -22,20 +22,10 @@ import time
 from pathlib import Path
 
 import torch
+from megatron_mla_train import V2_LITE, config_for
 
 SEED = 1234
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-SHAPES = dict(
-    num_layers=4,
-    hidden_size=2048,
-    ffn_hidden_size=10944,
-    num_attention_heads=16,
-    q_lora_rank=None,
-    kv_lora_rank=512,
-    qk_head_dim=128,
-    qk_pos_emb_head_dim=64,
-    v_head_dim=128,
-)
 
 
 class Tokens:
@@ -160,11 +150,11 @@ def main():
         for i in range(arguments.prompts)
     ]  # different lengths: the engine batches ragged prompts
     for dtype in arguments.dtypes:
-        config, plain_config = (seam.mla_config(
-            **SHAPES, rope_type="yarn", rotary_scaling_factor=40.0, original_max_position_embeddings=4096,
-            mscale=0.707, mscale_all_dim=0.707, normalization="RMSNorm", hidden_dropout=0.0, attention_dropout=0.0,
-            bf16=dtype == "bf16", fp16=dtype == "fp16", params_dtype=DTYPES[dtype], cache_mla_latents=cached,
-        ) for cached in (True, False))  # fmt: skip
+        config, plain_config = (
+            config_for(seam, V2_LITE, 4096, True, bf16=dtype == "bf16", fp16=dtype == "fp16",
+                       params_dtype=DTYPES[dtype], cache_mla_latents=cached)
+            for cached in (True, False)
+        )  # fmt: skip
         # With cache_mla_latents a layer runs only inside the dynamic engine: the uncached path is a twin.
         plain = build(seam, plain_config, arguments.vocab, max_tokens)
         reference, uncached_seconds = uncached(plain, prompts, arguments.new_tokens)

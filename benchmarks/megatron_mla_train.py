@@ -56,8 +56,9 @@ SMOKE = dict(
 )
 
 
-def config_for(seam, shapes: dict, tokens: int, on_gpu: bool):
-    return seam.mla_config(
+def config_for(seam, shapes: dict, tokens: int, on_gpu: bool, **changes):
+    """The benchmark's MLA config; ``changes`` replace or add fields."""
+    fields = dict(
         **shapes,
         rope_type="yarn",
         rotary_scaling_factor=40.0,
@@ -75,6 +76,7 @@ def config_for(seam, shapes: dict, tokens: int, on_gpu: bool):
         gradient_accumulation_fusion=False,  # needs apex
         apply_rope_fusion=False,
     )
+    return seam.mla_config(**{**fields, **changes})
 
 
 def build(seam, kind: str, config, vocab: int, tokens: int):

@@ -111,6 +111,14 @@ def time_variant(name, attend, batch, tokens, repeats):
     }
 
 
+def write_rows(rows: list[dict], path: Path) -> None:
+    """Print each row as a line of JSON and append it to ``path``."""
+    with path.open("a") as log:
+        for row in rows:
+            print(json.dumps(row), flush=True)
+            log.write(json.dumps(row) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, nargs="+", default=[4096, 16384])
@@ -127,10 +135,7 @@ def main():
                 continue  # scores alone: b x 16 x s x s float32, 34 GiB at s=16384, and several copies of them
             rows.append(time_variant(name, attend, arguments.batch, tokens, arguments.repeats))
             torch.cuda.empty_cache()
-    with (out / "mla_core_attention.jsonl").open("a") as log:
-        for row in rows:
-            print(json.dumps(row), flush=True)
-            log.write(json.dumps(row) + "\n")
+    write_rows(rows, out / "mla_core_attention.jsonl")
 
 
 if __name__ == "__main__":
