@@ -1,15 +1,20 @@
-"""GPU check of seamfix.runtime.megatron (issue 15): MLA GPT and MLA Hybrid models train through the seam.
+"""GPU check of seamfix.runtime.megatron (issues 15, 18): MLA GPT and MLA Hybrid models train through the seam.
 
 V2-Lite-like shapes (4 layers, hidden 2048, ffn 10944, 16 heads, no q LoRA, kv_lora_rank 512, qk 128 + rope 64,
-v 128, vocabulary 102400, YaRN RoPE), sequence 4096, batch 1, local core attention (no TransformerEngine), one GPU.
+v 128, vocabulary 102400, YaRN RoPE), sequences of ``--tokens`` (each in turn), ``--batch`` of them, local core
+attention (no TransformerEngine), one GPU.
 bfloat16 model, float32 master weights and AdamW states (lr 1e-4, gradients clipped at 1), as megatron's
 mixed-precision optimizer keeps them. Each model trains ``--steps`` steps on one fixed batch from the same seed;
 the losses, the median step time (first step left out) and the peak memory are written as one JSON line per
 model to $OUT/megatron_mla_train.jsonl (OUT defaults to ./out). Models:
 
-- ``gpt``: ``GPTModel`` with ``mla_layer_spec(config)`` (the seam);
-- ``gpt-native``: the same spec with megatron's own ``MLASelfAttention`` in place of the adapter (the baseline);
+- ``gpt``: ``GPTModel`` with ``mla_layer_spec(config)`` (the seam; its fused core attention);
+- ``gpt-unfused``: ``mla_layer_spec(config, core_attention="unfused")``, megatron's materialized local path (the
+  baseline of issue 18);
+- ``gpt-native``: the seam's spec with megatron's own ``MLASelfAttention`` in place of the adapter (issue 15);
 - ``hybrid``: ``HybridModel`` with ``mla_hybrid_stack_spec(config)`` and pattern ``"*-" * layers`` (0.20+).
+
+A model that runs out of GPU memory is recorded as such.
 
 ``--smoke`` runs tiny shapes on the CPU, to check the script end to end.
 """
@@ -51,8 +56,9 @@ SMOKE = dict(
 )
 
 
-def config_for(seam, shapes: dict, tokens: int, on_gpu: bool):
-    return seam.mla_config(
+def config_for(seam, shapes: dict, tokens: int, on_gpu: bool, **changes):
+    """The benchmark's MLA config; ``changes`` replace or add fields."""
+    fields = dict(
         **shapes,
         rope_type="yarn",
         rotary_scaling_factor=40.0,
@@ -70,6 +76,7 @@ def config_for(seam, shapes: dict, tokens: int, on_gpu: bool):
         gradient_accumulation_fusion=False,  # needs apex
         apply_rope_fusion=False,
     )
+    return seam.mla_config(**{**fields, **changes})
 
 
 def build(seam, kind: str, config, vocab: int, tokens: int):
@@ -90,7 +97,7 @@ def build(seam, kind: str, config, vocab: int, tokens: int):
             hybrid_layer_pattern="*-" * config.num_layers,
             position_embedding_type="rope",
         )
-    spec = seam.mla_layer_spec(config)
+    spec = seam.mla_layer_spec(config, core_attention="unfused" if kind == "gpt-unfused" else "fused")
     if kind == "gpt-native":
         attention = dataclasses.replace(spec.submodules.self_attention, module=MLASelfAttention)
         spec = dataclasses.replace(spec, submodules=dataclasses.replace(spec.submodules, self_attention=attention))
@@ -98,12 +105,12 @@ def build(seam, kind: str, config, vocab: int, tokens: int):
                     position_embedding_type="rope")  # fmt: skip
 
 
-def train(model, device, vocab: int, tokens: int, steps: int) -> dict:
+def train(model, device, vocab: int, tokens: int, batch: int, steps: int) -> dict:
     generator = torch.Generator().manual_seed(0)
-    input_ids = torch.randint(0, vocab, (1, tokens), generator=generator).to(device)
+    input_ids = torch.randint(0, vocab, (batch, tokens), generator=generator).to(device)
     inputs = dict(
         input_ids=input_ids,
-        position_ids=torch.arange(tokens, device=device)[None],
+        position_ids=torch.arange(tokens, device=device).expand(batch, -1),
         attention_mask=torch.ones(1, 1, tokens, tokens, dtype=torch.bool, device=device).triu(1),
         labels=input_ids.roll(-1, dims=1),
     )
@@ -132,17 +139,32 @@ def train(model, device, vocab: int, tokens: int, steps: int) -> dict:
         "losses": [round(value, 4) for value in losses],
         "decreasing": all(later < earlier for earlier, later in zip(losses, losses[1:], strict=False)),
         "step_ms_median": round(statistics.median(times[1:]) * 1e3, 1),
+        "tokens_per_s": round(batch * tokens / statistics.median(times[1:])),
         "step_ms": [round(value * 1e3, 1) for value in times],
         "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None,
         "parameters": sum(p.numel() for p in parameters),
     }
 
 
+def run(seam, kind: str, config, device, vocab: int, tokens: int, arguments) -> dict:
+    model = None
+    try:
+        model = build(seam, kind, config, vocab, tokens).to(device)  # megatron's local norms are built on the CPU
+        return train(model, device, vocab, tokens, arguments.batch, arguments.steps)
+    except torch.OutOfMemoryError:
+        return {"out_of_memory": True}
+    finally:
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", nargs="+", default=["gpt", "gpt-native", "hybrid"])
+    parser.add_argument("--models", nargs="+", default=["gpt", "gpt-unfused", "gpt-native", "hybrid"])
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--tokens", type=int, default=4096)
+    parser.add_argument("--tokens", type=int, nargs="+", default=[4096])
+    parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--vocab", type=int, default=102400)
     parser.add_argument("--smoke", action="store_true")
     arguments = parser.parse_args()
@@ -151,7 +173,7 @@ def main() -> None:
     import seamfix.runtime.megatron as seam
 
     on_gpu = not arguments.smoke
-    tokens, vocab = (16, 128) if arguments.smoke else (arguments.tokens, arguments.vocab)
+    lengths, vocab = ([16], 128) if arguments.smoke else (arguments.tokens, arguments.vocab)
     out = Path(os.environ.get("OUT", "out"))
     out.mkdir(parents=True, exist_ok=True)
     with seam.cpu_mode() if arguments.smoke else contextlib.nullcontext():
@@ -160,19 +182,17 @@ def main() -> None:
         torch.distributed.init_process_group("nccl" if on_gpu else "gloo", init_method=rendezvous, rank=0, world_size=1)
         parallel_state.initialize_model_parallel(tensor_model_parallel_size=1)
         tensor_parallel.model_parallel_cuda_manual_seed(SEED)
-        config = config_for(seam, SMOKE if arguments.smoke else V2_LITE, tokens, on_gpu)
-        for kind in arguments.models:
-            model = build(seam, kind, config, vocab, tokens).to(device)  # megatron's local norms are built on the CPU
-            result = {"release": package_info.__version__, "model": kind, "tokens": tokens, **train(
-                model, device, vocab, tokens, arguments.steps)}  # fmt: skip
-            if on_gpu:
-                result["device"] = torch.cuda.get_device_name()
-            print(json.dumps(result), flush=True)
-            with (out / "megatron_mla_train.jsonl").open("a") as log:
-                log.write(json.dumps(result) + "\n")
-            del model
-            if on_gpu:
-                torch.cuda.empty_cache()
+        for tokens in lengths:
+            config = config_for(seam, SMOKE if arguments.smoke else V2_LITE, tokens, on_gpu)
+            for kind in arguments.models:
+                step = run(seam, kind, config, device, vocab, tokens, arguments)
+                result = {"release": package_info.__version__, "model": kind, "tokens": tokens,
+                          "batch": arguments.batch, **step}  # fmt: skip
+                if on_gpu:
+                    result["device"] = torch.cuda.get_device_name()
+                print(json.dumps(result), flush=True)
+                with (out / "megatron_mla_train.jsonl").open("a") as log:
+                    log.write(json.dumps(result) + "\n")
     torch.distributed.destroy_process_group()
 
 

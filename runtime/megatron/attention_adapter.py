@@ -10,6 +10,7 @@ import functools
 import importlib
 import logging
 
+from megatron.core.tensor_parallel import ColumnParallelLinear
 from megatron.core.transformer.enums import AttnMaskType
 from megatron.core.transformer.multi_latent_attention import MLASelfAttention, MultiLatentAttention
 
@@ -99,6 +100,21 @@ class MLAAttentionAdapter:
         if self._seamfix_pp_layer_offset is None:
             return super()._get_pp_layer_offset_for_inference()
         return self._seamfix_pp_layer_offset
+
+    def prepare_for_absorption(self) -> None:
+        # Megatron (0.14+, cache_mla_latents) splits TransformerEngine's fused kv norm + up-projection here, with a
+        # TE-only function; the local spec has them apart already (kv_layernorm, then a plain linear), so the split
+        # is only to name the linear and view its weight per head as the K and V up-projections.
+        if hasattr(self, "up_k_weight") or not isinstance(self.linear_kv_up_proj, ColumnParallelLinear):
+            super().prepare_for_absorption()
+            return
+        config, heads = self.config, self.num_attention_heads_per_partition
+        weight = self.linear_kv_up_proj.weight.detach()  # [heads * (qk_head_dim + v_head_dim), kv_lora_rank]
+        weight = weight.view(heads, config.qk_head_dim + config.v_head_dim, config.kv_lora_rank)
+        self.up_k_weight = weight[:, : config.qk_head_dim]
+        self.up_v_weight = weight[:, config.qk_head_dim :]
+        self.linear_kv_up_proj_linear = self.linear_kv_up_proj  # uncompresses the cached latents for prefill
+        del self.linear_kv_up_proj  # as upstream: the absorbed model has no fused up-projection
 
     def forward(
         self,

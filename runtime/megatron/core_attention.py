@@ -1,15 +1,23 @@
-"""Megatron's local ``DotProductAttention`` made to take the ``k_channels``/``v_channels`` MLA passes it.
+"""Local (TransformerEngine-free) core attention for MLA: Megatron's ``DotProductAttention`` made to take the
+``k_channels``/``v_channels`` MLA passes it, and a fused one that never materializes the score matrix.
 
-Every release's local core attention rejects them (Megatron-LM issue 1589, open), so MLA builds only with
-TransformerEngine's. MLA's keys are ``qk_head_dim + qk_pos_emb_head_dim`` wide and its values ``v_head_dim``.
+Every release's local core attention rejects ``k_channels``/``v_channels`` (Megatron-LM issue 1589, open), so MLA
+builds only with TransformerEngine's. MLA's keys are ``qk_head_dim + qk_pos_emb_head_dim`` wide and its values
+``v_head_dim``.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import weakref
 
+import torch
+from megatron.core import tensor_parallel
 from megatron.core.transformer.dot_product_attention import DotProductAttention
+from megatron.core.transformer.enums import AttnMaskType
+
+from .flash_mla import flash_attn_varlen_func
 
 
 class MLADotProductAttention(DotProductAttention):
@@ -25,3 +33,125 @@ class MLADotProductAttention(DotProductAttention):
             # Left to itself the parent would scale by the value width.
             kwargs["softmax_scale"] = 1.0 / math.sqrt(k_channels)
         super().__init__(config, *args, **kwargs)
+
+
+class MLAScaledDotProductAttention(MLADotProductAttention):
+    """``MLADotProductAttention``'s arithmetic through ``torch.nn.functional.scaled_dot_product_attention``.
+
+    The same module (parameters, state dict, softmax scale, mask and dropout semantics), but the scores never exist
+    as a ``[b, heads, sq, sk]`` tensor: PyTorch's flash, cuDNN or memory-efficient kernels run it on the GPU.
+
+    Masks as Megatron's local path reads them: ``attention_mask`` is boolean, True where a key is hidden; with no
+    mask a causal layer hides later keys; a row whose keys are all hidden averages every value (Megatron fills the
+    hidden scores with -10000, so their softmax is uniform). A causal mask tensor (Megatron's GPT passes one) is
+    recognized and run as ``is_causal``. ``attn_mask_type`` given to ``forward`` overrides the layer's, as
+    TransformerEngine's does. Attention dropout draws inside Megatron's model-parallel RNG fork, as the local path
+    does. What the fused kernels cannot express (a sliding window, softmax offsets) runs the materialized path.
+    Packed sequences (``packed_seq_params``, THD, which the local path refuses) run one sequence at a time, without
+    attention dropout.
+    """
+
+    def __init__(self, config, *args, **kwargs):
+        super().__init__(config, *args, **kwargs)
+        coefficient = self.layer_number if self.config.apply_query_key_layer_scaling else 1
+        # The local path divides the scale by the coefficient and multiplies the float32 scores back by it.
+        self.unscaled_softmax_scale = self.softmax_scale * coefficient
+        # Releases before 0.15 refuse a window and have no softmax offsets.
+        self.materializes_scores = (
+            getattr(self, "softmax_offset", None) is not None
+            or getattr(self.scale_mask_softmax, "window_size", None) is not None
+        )
+
+    def forward(
+        self,
+        query,
+        key,
+        value,
+        attention_mask,
+        attn_mask_type: AttnMaskType | None = None,
+        attention_bias=None,
+        packed_seq_params=None,
+    ):
+        if attention_bias is not None:
+            raise NotImplementedError("MLAScaledDotProductAttention takes no attention_bias")
+        mask_type = self.attn_mask_type if attn_mask_type is None else attn_mask_type
+        if packed_seq_params is not None:
+            return self._packed(query, key, value, packed_seq_params, mask_type)
+        if self.materializes_scores:
+            return super().forward(query, key, value, attention_mask)
+        groups = self.num_attention_heads_per_partition // self.num_query_groups_per_partition
+        if groups > 1:
+            key, value = (tensor.repeat_interleave(groups, dim=2) for tensor in (key, value))
+        # [s, b, heads, width] -> [b, heads, s, width]
+        query, key, value = (tensor.permute(1, 2, 0, 3) for tensor in (query, key, value))
+        context = self._attend(query, key, value, attention_mask, mask_type)
+        # [b, heads, sq, width] -> [sq, b, heads * width]
+        return context.permute(2, 0, 1, 3).reshape(context.size(2), context.size(0), -1)
+
+    def _packed(self, query, key, value, params, mask_type: AttnMaskType):
+        """THD: ``[tokens, heads, width]``, sequences cut by the (padded, where given) cumulative lengths."""
+        if params.qkv_format != "thd" or self.materializes_scores or (self.training and self.attention_dropout.p):
+            raise NotImplementedError(
+                "MLAScaledDotProductAttention packs sequences in the 'thd' format only, without attention dropout, a "
+                "sliding window or softmax offsets; build with backend='te' for them"
+            )
+        context = flash_attn_varlen_func(
+            query, key, value, _sequence_starts(params, "q"), _sequence_starts(params, "kv"), params.max_seqlen_q,
+            params.max_seqlen_kv,
+            softmax_scale=self.unscaled_softmax_scale, causal="causal" in mask_type.name,
+        )  # fmt: skip
+        return context.reshape(context.size(0), -1)
+
+    def _attend(self, query, key, value, mask, mask_type: AttnMaskType):
+        sq, sk = query.size(2), key.size(2)
+        causal = mask_type == AttnMaskType.causal and sq > 1 and (mask is None or is_causal_mask(mask))
+        if causal and sq != sk:
+            raise ValueError(f"a causal mask is only for self attention; got {sq} queries and {sk} keys")
+        if causal or mask is None:
+            return self._sdpa(query, key, value, None, causal)
+        if mask.dtype != torch.bool:
+            raise TypeError(f"attention_mask must be boolean (True hides a key), not {mask.dtype}")
+        hidden_rows = mask.all(dim=-1, keepdim=True)
+        if not bool(hidden_rows.any()):
+            return self._sdpa(query, key, value, ~mask, False)
+        # The kernels give such rows no probabilities at all; Megatron's -10000 fill gives them uniform ones.
+        context = self._sdpa(query, key, value, ~mask | hidden_rows, False)
+        return torch.where(hidden_rows, value.mean(dim=2, keepdim=True).to(context.dtype), context)
+
+    def _sdpa(self, query, key, value, keep, causal: bool):
+        dropout = self.attention_dropout.p if self.training else 0.0
+
+        def attend():
+            return torch.nn.functional.scaled_dot_product_attention(
+                query, key, value, attn_mask=keep, dropout_p=dropout, is_causal=causal,
+                scale=self.unscaled_softmax_scale,
+            )  # fmt: skip
+
+        if dropout and not self.config.sequence_parallel:
+            with tensor_parallel.get_cuda_rng_tracker().fork():
+                return attend()
+        return attend()
+
+
+def _sequence_starts(params, side: str):
+    """Where packed sequences start: the padded offsets where given (each sequence's padding comes after it)."""
+    padded = getattr(params, f"cu_seqlens_{side}_padded", None)
+    return padded if padded is not None else getattr(params, f"cu_seqlens_{side}")
+
+
+_causal_masks_seen: list[tuple[weakref.ref, int]] = []
+"""The last mask ``is_causal_mask`` found causal, with its version: every layer of a step gets the same one."""
+
+
+def is_causal_mask(mask: torch.Tensor) -> bool:
+    """Whether boolean ``mask`` (``[..., s, s]``, True hides a key) hides exactly the later keys of every row."""
+    if mask.dtype != torch.bool or mask.dim() < 2 or mask.size(-1) != mask.size(-2):
+        return False
+    if any(reference() is mask and version == mask._version for reference, version in _causal_masks_seen):
+        return True
+    size = mask.size(-1)
+    causal = torch.ones(size, size, dtype=torch.bool, device=mask.device).triu(1)
+    if not bool((mask == causal).all()):
+        return False
+    _causal_masks_seen[:] = [(weakref.ref(mask), mask._version)]
+    return True

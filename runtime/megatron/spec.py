@@ -11,7 +11,7 @@ from megatron.core.transformer.dot_product_attention import DotProductAttention
 from megatron.core.transformer.spec_utils import ModuleSpec
 
 from .attention_adapter import is_mla_attention, is_mla_class, mla_adapter
-from .core_attention import MLADotProductAttention
+from .core_attention import MLADotProductAttention, MLAScaledDotProductAttention
 from .releases import installed_version
 from .signatures import keywords_accepted
 from .te_flag import transformer_engine_installed
@@ -36,29 +36,37 @@ BUILDER_PARAMETERS_FROM_CONFIG = {
 modules read the field from the config themselves, so it is left out."""
 
 
-def adapt_mla_spec(spec):
+LOCAL_CORE_ATTENTION = {"fused": MLAScaledDotProductAttention, "unfused": MLADotProductAttention}
+"""``core_attention`` choice → the local core attention MLA layers get in place of Megatron's ``DotProductAttention``:
+``fused`` runs ``scaled_dot_product_attention`` (no score matrix), ``unfused`` Megatron's own materialized path."""
+
+
+def adapt_mla_spec(spec, core_attention: str = "fused"):
     """``spec`` (a layer spec, a block spec or its submodules) with every MLA attention class behind its adapter.
 
-    Inside MLA attention submodules, Megatron's local ``DotProductAttention`` becomes ``MLADotProductAttention``
-    (the local one rejects MLA's ``k_channels``/``v_channels``). Params, other submodules and everything else are
-    kept; the spec passed in is not modified.
+    Inside MLA attention submodules, Megatron's local ``DotProductAttention`` (which rejects MLA's
+    ``k_channels``/``v_channels``) becomes ``LOCAL_CORE_ATTENTION[core_attention]``. Params, other submodules and
+    everything else are kept; the spec passed in is not modified.
     """
-    return _replace_classes(spec, lambda cls: mla_adapter(cls) if is_mla_attention(cls) else None, _mla_submodules)
+    if core_attention not in LOCAL_CORE_ATTENTION:
+        raise ValueError(f"core_attention must be one of {', '.join(LOCAL_CORE_ATTENTION)}, not {core_attention!r}")
+    local = LOCAL_CORE_ATTENTION[core_attention]
+
+    def mla_submodules(spec, submodules):
+        if not is_mla_class(spec.module):
+            return submodules
+        return _replace_classes(submodules, lambda cls: local if cls is DotProductAttention else None)
+
+    return _replace_classes(spec, lambda cls: mla_adapter(cls) if is_mla_attention(cls) else None, mla_submodules)
 
 
-def _mla_submodules(spec, submodules):
-    """The submodules of a spec whose module is MLA attention, with its local core attention made MLA's."""
-    if not is_mla_class(spec.module):
-        return submodules
-    return _replace_classes(submodules, lambda cls: MLADotProductAttention if cls is DotProductAttention else None)
-
-
-def mla_layer_spec(config, backend: str = "local", **options):
+def mla_layer_spec(config, backend: str = "local", *, core_attention: str = "fused", **options):
     """A ``TransformerLayer`` spec with MLA attention for the installed release, built through the adapters.
 
     ``options`` go to megatron's layer-spec builder by keyword; one the release's builder lacks raises unless it
-    is None. ``backend="local"`` gets ``MLADotProductAttention`` (see ``adapt_mla_spec``); it raises ``ValueError``
-    where the release needs TransformerEngine for the config (0.20: ``qk_layernorm`` without ``q_lora_rank``).
+    is None. ``backend="local"`` gets ``MLAScaledDotProductAttention``, or with ``core_attention="unfused"``
+    ``MLADotProductAttention`` (see ``adapt_mla_spec``); it raises ``ValueError`` where the release needs
+    TransformerEngine for the config (0.20: ``qk_layernorm`` without ``q_lora_rank``).
     """
     if backend not in LAYER_SPEC_BUILDERS:
         raise ValueError(f"backend must be one of {', '.join(LAYER_SPEC_BUILDERS)}, not {backend!r}")
@@ -76,7 +84,8 @@ def mla_layer_spec(config, backend: str = "local", **options):
         if hasattr(config, field)
     }
     arguments = {**from_config, "multi_latent_attention": True, **options}
-    return adapt_mla_spec(builder(**{name: value for name, value in arguments.items() if name in accepted}))
+    return adapt_mla_spec(builder(**{name: value for name, value in arguments.items() if name in accepted}),
+                          core_attention)  # fmt: skip
 
 
 def _check_query_norm(config, backend: str) -> None:

@@ -170,6 +170,7 @@ def checks(seam, init_url: str) -> dict:
             "doctor": doctor,
             "te_flag_at_import": te_flag_at_import,
             "training": train_one_step(build_gpt(seam, config)),
+            "training_unfused": train_one_step(build_gpt(seam, config, spec=unfused_spec(seam, config))),
             "training_with_attention_dropout": train_one_step(
                 build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, "attention_dropout": 0.25}))
             ),
@@ -191,6 +192,8 @@ def checks(seam, init_url: str) -> dict:
             "process_groups": process_groups(seam, config),
             "layer_spec_options": layer_spec_options(seam, config),
             "core_attention_default_scale": core_attention_default_scale(seam, config),
+            "fused_core_attention": fused_core_attention(seam, config),
+            "absorption": absorption(seam),
             "te_flag_after_build": getattr(multi_latent_attention, "HAVE_TE", None),
         }
     result["cpu_mode_restored"] = _cpu_mode_targets(megatron_random, megatron_random._CUDA_RNG_STATE_TRACKER) == outside
@@ -210,8 +213,8 @@ def _cpu_mode_targets(megatron_random, tracker) -> list[int]:
     return [id(target) for target in patched]
 
 
-def attention_spec(seam, config):
-    return seam.mla_layer_spec(config).submodules.self_attention
+def attention_spec(seam, config, **options):
+    return seam.mla_layer_spec(config, **options).submodules.self_attention
 
 
 def native_spec(seam, config):
@@ -311,6 +314,10 @@ def block_spec(seam, config) -> dict:
 
 def _without_core_attention(submodules) -> dict:
     return {k: v for k, v in vars(submodules).items() if k != "core_attention"}
+
+
+def unfused_spec(seam, config):
+    return seam.mla_layer_spec(config, core_attention="unfused")
 
 
 def adapted_local_spec(seam, config):
@@ -487,6 +494,151 @@ def core_attention_default_scale(seam, config) -> dict:
         "output_width": attention.hidden_size_per_partition,
         "caller_kv_channels": config.kv_channels,
     }
+
+
+def absorption(seam) -> dict | str:
+    """What ``prepare_for_absorption`` (cache_mla_latents, 0.14+) does to a local-spec MLA layer: through the
+    adapter, the up-projection weight viewed per head; natively, what it raises. 'absent' before 0.14."""
+    from megatron.core.transformer.multi_latent_attention import MLASelfAttention
+
+    if not hasattr(MLASelfAttention, "prepare_for_absorption"):
+        return "absent"
+    config = seam.mla_config(**MODEL_FIELDS, cache_mla_latents=True)
+    adapter = build_attention(attention_spec(seam, config), config)
+    weight = adapter.linear_kv_up_proj.weight.detach().clone()
+    norm = adapter.kv_layernorm
+    adapter.prepare_for_absorption()
+    split = weight.view(config.num_attention_heads, config.qk_head_dim + config.v_head_dim, config.kv_lora_rank)
+    native = build_attention(native_spec(seam, config), config)
+    return {
+        "up_k_weight": torch.equal(adapter.up_k_weight, split[:, : config.qk_head_dim]),
+        "up_v_weight": torch.equal(adapter.up_v_weight, split[:, config.qk_head_dim :]),
+        "kv_layernorm_kept": adapter.kv_layernorm is norm,
+        "up_projection_moved": not hasattr(adapter, "linear_kv_up_proj")
+        and torch.equal(adapter.linear_kv_up_proj_linear.weight, weight),
+        "native": outcome(native.prepare_for_absorption),
+    }
+
+
+FUSED_CASES = {
+    # name: (the layer's mask type, the mask type passed to forward, the mask, the mask the reference gets)
+    "causal_mask_tensor": ("causal", None, "causal", "causal"),
+    "causal_without_tensor": ("causal", None, None, "causal"),
+    "causal_and_padding": ("causal", None, "causal_padding", "causal_padding"),
+    "padding": ("padding", None, "padding", "padding"),
+    "padding_with_hidden_rows": ("padding", None, "hidden_rows", "hidden_rows"),
+    "no_mask": ("no_mask", None, None, None),
+    "causal_given_to_forward": ("padding", "causal", None, "causal"),
+}
+"""Cases of ``fused_core_attention``; the reference (the local path) reads its mask type from the layer alone."""
+
+
+def fused_core_attention(seam, config) -> dict:
+    """``MLAScaledDotProductAttention`` against ``MLADotProductAttention``: the largest difference of output and
+    of the query, key and value gradients for each mask case, and what the fused path refuses."""
+    from megatron.core.transformer.enums import AttnMaskType
+
+    heads, k_width, v_width = config.num_attention_heads, 24, 12
+    masks = {None: None, "causal": causal_mask()}
+    masks["padding"] = torch.zeros(BATCH, 1, 1, TOKENS, dtype=torch.bool)
+    masks["padding"][0, ..., -5:] = True  # the first sequence has 5 padding keys
+    masks["causal_padding"] = masks["causal"] | masks["padding"]
+    masks["hidden_rows"] = masks["padding"].expand(BATCH, 1, TOKENS, TOKENS).clone()
+    masks["hidden_rows"][1, :, 3] = True  # query 3 of the second sequence sees no key
+
+    def build(cls, mask_type, **changes):
+        layer_config = dataclasses.replace(config, **changes) if changes else config
+        return cls(layer_config, layer_number=3, attn_mask_type=AttnMaskType[mask_type], attention_type="self",
+                   k_channels=k_width, v_channels=v_width)  # fmt: skip
+
+    def run(module, mask, mask_type=None):
+        inputs = [
+            torch.randn(TOKENS, BATCH, heads, width, generator=torch.Generator().manual_seed(seed)).requires_grad_()
+            for seed, width in ((3, k_width), (4, k_width), (5, v_width))
+        ]
+        kwargs = {"attn_mask_type": AttnMaskType[mask_type]} if mask_type else {}
+        output = module(*inputs, mask, **kwargs)
+        (output * torch.randn(output.shape, generator=torch.Generator().manual_seed(6))).sum().backward()
+        return [output, *(tensor.grad for tensor in inputs)]
+
+    def largest_difference(first, second) -> float:
+        return max(float((a - b).abs().max()) for a, b in zip(first, second, strict=True))
+
+    differences = {}
+    for name, (layer_type, forward_type, mask, reference_mask) in FUSED_CASES.items():
+        fused = run(build(seam.MLAScaledDotProductAttention, layer_type), masks[mask], forward_type)
+        reference_type = forward_type or layer_type
+        differences[name] = largest_difference(
+            fused, run(build(seam.MLADotProductAttention, reference_type), masks[reference_mask])
+        )
+    scaled = {"apply_query_key_layer_scaling": True}
+    differences["query_key_layer_scaling"] = largest_difference(
+        run(build(seam.MLAScaledDotProductAttention, "causal", **scaled), masks["causal"]),
+        run(build(seam.MLADotProductAttention, "causal", **scaled), masks["causal"]),
+    )
+    dropout = build(seam.MLAScaledDotProductAttention, "causal", attention_dropout=0.5)
+    with_dropout = [run(dropout, masks["causal"])[0] for _ in range(2)]
+    dropout.eval()
+    evaluated = run(dropout, masks["causal"])[0]
+    fused = build(seam.MLAScaledDotProductAttention, "causal")
+    return {
+        "largest_difference": differences,
+        "dropout_changes_the_output": not torch.equal(with_dropout[0], with_dropout[1]),
+        "no_dropout_in_eval": largest_difference([evaluated], run(fused, masks["causal"])[:1]),
+        "packed_sequences": packed_sequences(seam, build, largest_difference, heads, k_width, v_width),
+        "float_mask": outcome(lambda: fused(*run_inputs(heads, k_width, v_width), masks["padding"].float())),
+        "layer_spec_core_attention": {
+            choice: attention_spec(seam, config, core_attention=choice).submodules.core_attention.__name__
+            for choice in ("fused", "unfused")
+        },
+        "bad_choice": outcome(lambda: seam.mla_layer_spec(config, core_attention="flash")),
+    }
+
+
+def packed_sequences(seam, build, largest_difference, heads: int, k_width: int, v_width: int) -> dict:
+    """Three sequences packed (THD, the second with 2 tokens of padding after it) against the local path run on
+    each alone: the largest difference of the outputs and the input gradients over the real tokens."""
+    from megatron.core.packed_seq_params import PackedSeqParams
+
+    lengths, padded = [5, 7, 4], [5, 9, 4]
+    starts, padded_starts = ([0, *torch.tensor(counts).cumsum(0).tolist()] for counts in (lengths, padded))
+    inputs = [
+        torch.randn(padded_starts[-1], heads, width, generator=torch.Generator().manual_seed(seed)).requires_grad_()
+        for seed, width in ((7, k_width), (8, k_width), (9, v_width))
+    ]
+    params = PackedSeqParams(
+        qkv_format="thd", cu_seqlens_q=torch.tensor(starts, dtype=torch.int32),
+        cu_seqlens_kv=torch.tensor(starts, dtype=torch.int32), max_seqlen_q=9, max_seqlen_kv=9,
+        cu_seqlens_q_padded=torch.tensor(padded_starts, dtype=torch.int32),
+        cu_seqlens_kv_padded=torch.tensor(padded_starts, dtype=torch.int32),
+    )  # fmt: skip
+    fused = build(seam.MLAScaledDotProductAttention, "causal")
+    output = fused(*inputs, None, packed_seq_params=params)
+    real = torch.cat(
+        [torch.arange(start, start + length) for start, length in zip(padded_starts[:-1], lengths, strict=True)]
+    )
+    output[real].sum().backward()
+    reference = build(seam.MLADotProductAttention, "causal")
+    differences = []
+    for start, length in zip(padded_starts[:-1], lengths, strict=True):
+        pieces = [tensor.detach()[start : start + length, None].requires_grad_() for tensor in inputs]
+        mask = torch.ones(1, 1, length, length, dtype=torch.bool).triu(1)
+        expected = reference(*pieces, mask)
+        expected.sum().backward()
+        got = [output[start : start + length], *(tensor.grad[start : start + length] for tensor in inputs)]
+        differences.append(largest_difference(got, [expected[:, 0], *(piece.grad[:, 0] for piece in pieces)]))
+    sbhd = build(seam.MLAScaledDotProductAttention, "causal")
+    sbhd.train()
+    sbhd.attention_dropout.p = 0.5
+    return {
+        "largest_difference": max(differences),
+        "output_shape": list(output.shape),
+        "with_dropout": outcome(lambda: sbhd(*inputs, None, packed_seq_params=params)),
+    }
+
+
+def run_inputs(heads: int, k_width: int, v_width: int) -> list[torch.Tensor]:
+    return [torch.zeros(TOKENS, BATCH, heads, width) for width in (k_width, k_width, v_width)]
 
 
 if __name__ == "__main__":

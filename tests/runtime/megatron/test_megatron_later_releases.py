@@ -191,7 +191,7 @@ def test_mla_layer_spec_calls_a_later_builder_by_its_own_signature(seam, config,
     assert calls[0]["multi_latent_attention"] is True and calls[0]["normalization"] == "LayerNorm"
     assert calls[0]["qk_layernorm"] == config.qk_layernorm and calls[0]["num_experts"] == config.num_moe_experts
     assert attention.module is seam.mla_adapter(stand_ins.v018)
-    assert attention.submodules.core_attention is seam.MLADotProductAttention
+    assert attention.submodules.core_attention is seam.MLAScaledDotProductAttention
     assert (attention.submodules.q_layernorm, attention.submodules.linear_proj) == ("q_norm", "proj")
     with pytest.raises(TypeError, match="moe_use_legacy_grouped_gemm"):
         seam.mla_layer_spec(config, moe_use_legacy_grouped_gemm=True)

@@ -1,0 +1,181 @@
+"""FlashMLA's decode interface (``get_mla_metadata``, ``flash_mla_with_kvcache``) over seamfix's absorbed decode,
+and flash-attn's paged ``flash_attn_varlen_func`` over PyTorch's ``scaled_dot_product_attention``.
+
+Megatron's dynamic inference engine decodes cached MLA latents (``cache_mla_latents=True``) only through the
+two functions of the ``flash_mla`` package, and prefills through flash-attn's varlen function over the up-projected
+paged cache. FlashMLA's cache layout is one 576-wide row per token (``kv_lora_rank``
+latent values, then the RoPE'd key part), ``k_cache [num_blocks, page_block_size, 1, kv_lora_rank + rope_dim]``.
+``mla_decode`` keeps the two parts in separate contiguous caches, so each call gathers the blocks the table
+names (the blocks decode reads anyway) into that form first. Scheduling is ``mla_decode``'s own: the metadata
+only carries the head counts it was made for, checked against each call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+
+import torch
+
+from ..kernels import KernelInputError, mla_decode
+
+logger = logging.getLogger(__name__)
+
+
+def install_mla_kernels() -> list[str]:
+    """Give megatron-core's attention seamfix's stand-ins for the kernel packages that are missing.
+
+    Where ``flash_mla`` cannot be imported: ``flash_mla_with_kvcache``, ``get_mla_metadata`` (and ``HAVE_FMLA``);
+    where ``flash_attn`` cannot: ``flash_attn_varlen_func``; set in ``megatron.core.transformer.attention``, where
+    Megatron's dynamic engine looks them up. Returns the names it installed, and logs them; the real packages'
+    functions are never replaced. Calling it again is harmless. Nothing is patched unless this is called.
+    """
+    attention = importlib.import_module("megatron.core.transformer.attention")
+    installed = []
+    if importlib.util.find_spec("flash_mla") is None:
+        attention.flash_mla_with_kvcache = flash_mla_with_kvcache
+        attention.get_mla_metadata = get_mla_metadata
+        attention.HAVE_FMLA = True
+        installed += ["flash_mla_with_kvcache", "get_mla_metadata"]
+    if importlib.util.find_spec("flash_attn") is None:
+        attention.flash_attn_varlen_func = flash_attn_varlen_func
+        installed.append("flash_attn_varlen_func")
+    if installed:
+        logger.warning("seamfix installed %s into %s", ", ".join(installed), attention.__name__)
+    return installed
+
+
+def get_mla_metadata(
+    cache_seqlens: torch.Tensor, num_heads_per_head_k: int, num_heads_k: int
+) -> tuple[torch.Tensor, None]:
+    """FlashMLA's ``get_mla_metadata``: ``(tile_scheduler_metadata, num_splits)`` for ``flash_mla_with_kvcache``.
+
+    ``num_splits`` is None: ``mla_decode`` shares the tokens out to fill the GPU by itself. The metadata stays on
+    the CPU, so checking it against a call never waits for the GPU.
+    """
+    if num_heads_k != 1:
+        raise KernelInputError(f"MLA caches one latent head (num_heads_k=1), got num_heads_k={num_heads_k}")
+    return torch.tensor([num_heads_per_head_k, num_heads_k], dtype=torch.int32), None
+
+
+def flash_mla_with_kvcache(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    block_table: torch.Tensor,
+    cache_seqlens: torch.Tensor,
+    head_dim_v: int,
+    tile_scheduler_metadata: torch.Tensor,
+    num_splits: None,
+    softmax_scale: float | None = None,
+    causal: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """FlashMLA's ``flash_mla_with_kvcache``: absorbed attention of ``q`` over the paged latent cache.
+
+    ``q [batch, s_q, heads, head_dim]`` (absorbed latent query, then its RoPE part), ``k_cache [num_blocks,
+    page_block_size, 1, head_dim]``, ``block_table [batch, max_blocks]`` and ``cache_seqlens [batch]`` int32;
+    ``head_dim_v`` is ``kv_lora_rank``, the latent part of each row, which is also the value. ``softmax_scale``
+    defaults to ``head_dim ** -0.5``. Returns ``out [batch, s_q, heads, head_dim_v]`` and ``softmax_lse [batch,
+    heads, s_q]`` (float32), as FlashMLA does.
+    """
+    if q.dim() != 4 or k_cache.dim() != 4:
+        raise KernelInputError(
+            f"q must be [batch, s_q, heads, head_dim] and k_cache [num_blocks, page_block_size, 1, head_dim], got "
+            f"{list(q.shape)} and {list(k_cache.shape)}"
+        )
+    if k_cache.shape[2] != 1:
+        raise KernelInputError(f"k_cache must hold one latent head (dimension 2), got {k_cache.shape[2]}")
+    head_dim = q.shape[-1]
+    if k_cache.shape[-1] != head_dim or not 0 < head_dim_v < head_dim:
+        raise KernelInputError(
+            f"q and k_cache rows must share their width, with head_dim_v inside it: q {head_dim}, k_cache "
+            f"{k_cache.shape[-1]}, head_dim_v {head_dim_v}"
+        )
+    made_for = [int(value) for value in tile_scheduler_metadata.tolist()]
+    if made_for != [q.shape[1] * q.shape[2], 1]:
+        raise KernelInputError(
+            f"the metadata was made for {made_for[0]} query heads per latent head, the call has "
+            f"{q.shape[1]} x {q.shape[2]} (get_mla_metadata(cache_seqlens, s_q * heads, 1))"
+        )
+    ckv_cache, kpe_cache, blocks = _gathered(k_cache[:, :, 0], block_table, head_dim_v)
+    out, lse = mla_decode(
+        q[..., :head_dim_v],
+        q[..., head_dim_v:],
+        ckv_cache,
+        kpe_cache,
+        blocks,
+        cache_seqlens,
+        head_dim**-0.5 if softmax_scale is None else float(softmax_scale),
+        causal,
+        num_splits=num_splits,
+    )
+    return out, lse.transpose(1, 2)
+
+
+def _gathered(cache: torch.Tensor, block_table: torch.Tensor, latent: int):
+    """The latent and RoPE parts of the blocks ``block_table`` names, each contiguous, and the table over them."""
+    if block_table.dim() != 2:
+        raise KernelInputError(f"block_table must be [batch, max_blocks], got {list(block_table.shape)}")
+    # Entries past a sequence's last block may hold anything (-1, say): clamped, they gather a block never read.
+    rows = cache[block_table.long().clamp(0, cache.shape[0] - 1).flatten()]
+    table = torch.arange(rows.shape[0], device=block_table.device, dtype=torch.int32).view(block_table.shape)
+    return rows[..., :latent].contiguous(), rows[..., latent:].contiguous(), table
+
+
+def flash_attn_varlen_func(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cu_seqlens_q: torch.Tensor,
+    cu_seqlens_k: torch.Tensor,
+    max_seqlen_q: int,
+    max_seqlen_k: int,
+    dropout_p: float = 0.0,
+    softmax_scale: float | None = None,
+    causal: bool = False,
+    window_size: tuple[int, int] = (-1, -1),
+    block_table: torch.Tensor | None = None,
+    return_attn_probs: bool = False,
+) -> torch.Tensor:
+    """flash-attn's ``flash_attn_varlen_func``, one ``scaled_dot_product_attention`` per sequence.
+
+    ``q [total_q, heads, width]``; ``k``/``v`` ``[total_k, kv_heads, width]``, or with ``block_table [batch,
+    max_blocks]`` paged, ``[num_blocks, page_block_size, kv_heads, width]``; sequence ``b`` holds queries
+    ``cu_seqlens_q[b]:cu_seqlens_q[b+1]`` and ``cu_seqlens_k[b+1] - cu_seqlens_k[b]`` keys. ``causal`` aligns the
+    last query with the last key, as flash-attn does. Values may be narrower than keys (MLA). Returns ``[total_q,
+    heads, v_width]``, zeros in the rows of ``q`` past ``cu_seqlens_q[-1]``. Dropout, a sliding window and the
+    attention probabilities are refused.
+    """
+    if dropout_p or tuple(window_size) != (-1, -1) or return_attn_probs:
+        raise NotImplementedError("seamfix's flash_attn_varlen_func takes no dropout, window or return_attn_probs")
+    if q.dim() != 3 or k.dim() != (3 if block_table is None else 4) or k.shape[:-1] != v.shape[:-1]:
+        raise KernelInputError(
+            f"q must be [total_q, heads, width] and k, v [total_k, kv_heads, width] (paged: [blocks, page, kv_heads, "
+            f"width]), got {list(q.shape)}, {list(k.shape)}, {list(v.shape)}"
+        )
+    heads, kv_heads = q.shape[1], k.shape[-2]
+    if heads % kv_heads:
+        raise KernelInputError(f"{heads} query heads cannot share {kv_heads} key heads")
+    starts_q, starts_k = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()
+    scale = q.shape[-1] ** -0.5 if softmax_scale is None else softmax_scale
+    outputs = []
+    for b in range(len(starts_q) - 1):
+        length_q, length_k = starts_q[b + 1] - starts_q[b], starts_k[b + 1] - starts_k[b]
+        if block_table is None:
+            keys, values = k[starts_k[b] : starts_k[b + 1]], v[starts_k[b] : starts_k[b + 1]]
+        else:
+            blocks = block_table[b, : -(-length_k // k.shape[1])].long()
+            keys, values = k[blocks].flatten(0, 1)[:length_k], v[blocks].flatten(0, 1)[:length_k]
+        query = q[starts_q[b] : starts_q[b + 1]].transpose(0, 1)[None]
+        keys, values = (tensor.transpose(0, 1)[None] for tensor in (keys, values))
+        mask = None
+        if causal and length_q != length_k:  # query i sees keys up to i + length_k - length_q
+            mask = torch.ones(length_q, length_k, dtype=torch.bool, device=q.device).tril(length_k - length_q)
+        out = torch.nn.functional.scaled_dot_product_attention(
+            query, keys, values, attn_mask=mask, is_causal=causal and mask is None, scale=scale,
+            enable_gqa=heads != kv_heads,
+        )  # fmt: skip
+        outputs.append(out[0].transpose(0, 1))
+    # Rows past the last sequence (Megatron pads the token count up to a CUDA-graph size) come back as zeros.
+    outputs.append(q.new_zeros(q.shape[0] - starts_q[-1], heads, v.shape[-1]))
+    return torch.cat(outputs)
