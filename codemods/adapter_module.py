@@ -1,14 +1,13 @@
-"""The generated adapter module: merge requested functions into it, name them, format it with ruff."""
+"""The generated adapter module: merge requested functions into it, name them, format it in the project's style."""
 
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from seamfix.codemods.adapter_function import AdapterFunction, function_shape
+from seamfix.codemods.formatting import format_module
 from seamfix.errors import SeamfixError
 
 HEADER = '''"""The MLA seam: every Multi-Latent Attention special case of this code base, behind one module.
@@ -47,7 +46,7 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
     if not added:
         return existing or "", names
     text = (existing.rstrip() + "\n" if existing and existing.strip() else HEADER) + "\n\n" + "\n\n".join(added)
-    return format_code(text, path), names
+    return format_module(text, path), names
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:
@@ -69,30 +68,8 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def format_code(text: str, path: Path) -> str:
-    """``text`` formatted by the ``ruff`` executable, with the project's settings for ``path``."""
-    command = [ruff_executable(), "format", "--stdin-filename", str(path), "-"]
-    try:
-        folder = next(parent for parent in path.parents if parent.is_dir())  # apply may create the adapter's
-        proc = subprocess.run(command, input=text, capture_output=True, text=True, cwd=folder, timeout=60)
-    except OSError as exc:
-        raise SeamfixError(f"cannot run ruff to format {path}: {exc}") from None
-    if proc.returncode != 0:
-        raise SeamfixError(f"{path}: ruff format failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return proc.stdout
-
-
 def name_placeholders(data: bytes, names: dict[str, str]) -> bytes:
     """A rewritten builder with each adapter function's placeholder replaced by its final name."""
     for placeholder, name in names.items():
         data = data.replace(placeholder.encode(), name.encode())
     return data
-
-
-def ruff_executable() -> str:
-    try:
-        from ruff.__main__ import find_ruff_bin
-
-        return str(find_ruff_bin())
-    except (ImportError, FileNotFoundError):
-        return str(Path(sys.executable).with_name("ruff"))
