@@ -67,7 +67,8 @@ class SeamBindings:
         return ".".join((*base, node.module) if node.module else base)
 
     def refers_to_seam(self, node: ast.expr) -> bool:
-        """``mla_seam.uses_mla`` / ``uses_mla`` / ``pkg.mla_seam.uses_mla`` when bound to the adapter."""
+        """``mla_seam.multi_latent_attention`` / ``multi_latent_attention`` / ``pkg.mla_seam.multi_latent_attention``
+        when bound to the adapter."""
         if isinstance(node, ast.Name):
             return node.id in self.functions or node.id in self.modules
         if isinstance(node, ast.Attribute):

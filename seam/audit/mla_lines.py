@@ -22,8 +22,8 @@ def mla_names_by_line(
     seam_calls: Sequence[tuple[Position, Position]] = (),
 ) -> dict[int, list[str]]:
     """Line number -> the MLA names and strings on it (one entry per occurrence), leaving out ``seam_names``,
-    attributes read through them (``mla_seam.uses_mla``) and anything inside ``seam_calls`` (a call into the
-    adapter, with its arguments, is the seam at work). Falls back to a word scan when the file does not
+    attributes read through them (``mla_seam.multi_latent_attention``) and anything inside ``seam_calls`` (a call into
+    the adapter, with its arguments, is the seam at work). Falls back to a word scan when the file does not
     tokenize (a syntax error mid-change must not hide a leak)."""
     found: dict[int, list[str]] = {}
     try:
