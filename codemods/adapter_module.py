@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from seamfix.codemods.adapter_function import AdapterFunction, function_shape
@@ -26,25 +28,33 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
     """The adapter's new text and the final name of each requested placeholder.
 
     A requested function whose code equals one already in the module (whatever its name) reuses it;
-    the others are appended, named after their suggestion (made unique), in a deterministic order.
+    the others are appended in a deterministic order, each named after its suggestion or, where another
+    function or a name of a builder asking for it holds that, the first free one of its alternatives.
     """
     try:
         tree = ast.parse(existing or "")
     except SyntaxError as exc:
         raise SeamfixError(f"{path}: cannot parse the adapter module: {exc.msg} (line {exc.lineno})") from None
     shapes = {function_shape(ast.unparse(node)): node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
-    taken = _top_level_names(tree)
-    unique = {function.placeholder: function for function in requested}
+    taken = top_level_names(tree)
+    unique: dict[str, AdapterFunction] = {}
+    for function in requested:  # one function asked for by several builders avoids all their names
+        known = unique.get(function.placeholder)
+        unique[function.placeholder] = replace(function, avoid=function.avoid | known.avoid) if known else function
     names: dict[str, str] = {}
-    added: list[str] = []
+    new: list[AdapterFunction] = []
     for function in sorted(unique.values(), key=lambda f: (_KIND_ORDER[f.kind], f.suggested_name, f.code)):
         shape = function_shape(function.code)
         if shape in shapes:
             names[function.placeholder] = shapes[shape]
-            continue
-        name = _unique(function.suggested_name, taken)
+        else:  # (the placeholder is derived from the shape: no two new functions share one)
+            new.append(function)
+    wanted = Counter(function.suggested_name for function in new)
+    added: list[str] = []
+    for function in new:
+        name = _free_name(function, taken, shared=wanted[function.suggested_name] > 1)
         taken.add(name)
-        shapes[shape] = names[function.placeholder] = name
+        names[function.placeholder] = name
         added.append(function.code.replace(function.placeholder, name, 1))
     if not added:
         return existing or "", names
@@ -52,7 +62,8 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
     return format_module(text, path), names
 
 
-def _top_level_names(tree: ast.Module) -> set[str]:
+def top_level_names(tree: ast.Module) -> set[str]:
+    """The names a module binds at its top level."""
     names = set()
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -64,11 +75,21 @@ def _top_level_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, number = name, 2
-    while candidate in taken:
-        candidate, number = f"{name}_{number}", number + 1
-    return candidate
+def _free_name(function: AdapterFunction, taken: set[str], *, shared: bool) -> str:
+    """The first of ``function``'s names that no other function of the adapter and no name of its builders
+    holds; its suggested name comes last when another new function wants it too (neither gets it bare).
+    A number is the last resort."""
+    candidates = [function.suggested_name, *function.alternatives]
+    if shared and function.alternatives:
+        candidates = [*function.alternatives, function.suggested_name]
+    busy = taken | function.avoid
+    free = next((name for name in candidates if name not in busy), None)
+    if free is not None:
+        return free
+    number = 2
+    while f"{candidates[-1]}_{number}" in busy:
+        number += 1
+    return f"{candidates[-1]}_{number}"
 
 
 def name_placeholders(data: bytes, names: dict[str, str]) -> bytes:

@@ -111,8 +111,9 @@ def unused_mla_imports(
         if not kept:
             edits[statement] = cst.RemovalSentinel.REMOVE
         else:
-            # keyed by the statement (a child of the module), which the focus module need not hold
-            kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            # keyed by the statement (a child of the module), which the focus module need not hold; the
+            # last name takes the last comma's layout (a parenthesized list keeps its line before `)`)
+            kept[-1] = kept[-1].with_changes(comma=node.names[-1].comma)
             edits[statement] = statement.with_changes(body=[node.with_changes(names=kept)])
     return edits
 
