@@ -106,10 +106,11 @@ def plan_apply(
             return call_with_deep_stack(merge_adapter, existing_text, functions, adapter)
 
     polished: dict[tuple[str, bytes], bytes] = {}  # (target, named output) -> formatted: once per output
+    seam_package = settings.adapter_module_parts[0]
 
     def polish(outputs: list[tuple[str, bytes, bytes]]) -> list[bytes]:
         todo = [(target, old, new) for target, old, new in outputs if (target, new) not in polished]
-        formatted = format_touched([(root / target, old, new) for target, old, new in todo])
+        formatted = format_touched([(root / target, old, new) for target, old, new in todo], seam_package)
         polished.update(((target, new), result) for (target, _, new), result in zip(todo, formatted, strict=True))
         return [polished[(target, new)] for target, _, new in outputs]
 

@@ -48,11 +48,19 @@ class Style:
     config: Path | None  # the project's ruff configuration; None: ruff's defaults with ``overrides``
     overrides: tuple[str, ...] = ()  # ruff ``--config KEY=VALUE`` settings translated from black and isort
     configured: bool = False  # the project configures a formatter: the lines apply writes are formatted
+    known_first_party: tuple[str, ...] = ()
 
-    def arguments(self) -> list[str]:
+    def arguments(self, first_party: str | None = None) -> list[str]:
+        """Ruff's options for this style; ``first_party``: a package to count as first-party besides the
+        project's own (the seam's, whose module may not exist yet for ruff to find)."""
         if self.config is not None:
-            return ["--config", str(self.config)]
-        return ["--isolated", *(part for override in self.overrides for part in ("--config", override))]
+            arguments = ["--config", str(self.config)]
+        else:
+            arguments = ["--isolated", *(part for override in self.overrides for part in ("--config", override))]
+        known = [*self.known_first_party, *([first_party] if first_party else [])]
+        if known:
+            arguments += ["--config", f"lint.isort.known-first-party = {json.dumps(known)}"]
+        return arguments
 
 
 def style_for(path: Path) -> Style:
@@ -65,15 +73,23 @@ def _style_of_folder(folder: Path) -> Style:
     for directory in (folder, *folder.parents):
         for name in ("ruff.toml", ".ruff.toml"):
             if (directory / name).is_file():
-                return Style(directory / name, configured=True)
-        if "ruff" in _toml(directory / "pyproject.toml").get("tool", {}):
-            return Style(directory / "pyproject.toml", configured=True)
+                return Style(directory / name, configured=True, known_first_party=_ruff_first_party(
+                    _toml(directory / name)))  # fmt: skip
+        ruff = _toml(directory / "pyproject.toml").get("tool", {}).get("ruff")
+        if ruff is not None:
+            return Style(directory / "pyproject.toml", configured=True, known_first_party=_ruff_first_party(ruff))
     for directory in (folder, *folder.parents):
         if any((directory / name).is_file() for name in ("pyproject.toml", "setup.cfg", ".isort.cfg")):
-            overrides = _black_and_isort(directory)
+            overrides, first_party = _black_and_isort(directory)
             return Style(None, (f"src = {json.dumps([str(directory), str(directory / 'src')])}", *overrides),
-                         configured=bool(overrides))  # fmt: skip
+                         configured=bool(overrides or first_party), known_first_party=first_party)  # fmt: skip
     return Style(None)
+
+
+def _ruff_first_party(settings: dict) -> tuple[str, ...]:
+    """``known-first-party`` of a ruff configuration (``[lint.isort]``, or the older ``[isort]``)."""
+    isort = settings.get("lint", {}).get("isort") or settings.get("isort") or {}
+    return tuple(isort.get("known-first-party", ()))
 
 
 def _toml(path: Path) -> dict:
@@ -84,13 +100,14 @@ def _toml(path: Path) -> dict:
         return {}
 
 
-def _black_and_isort(directory: Path) -> list[str]:
-    """Ruff settings equivalent to the black and isort settings configured in ``directory``."""
+def _black_and_isort(directory: Path) -> tuple[list[str], tuple[str, ...]]:
+    """Ruff settings equivalent to the black and isort settings configured in ``directory``, and isort's
+    known first-party packages."""
     tool = _toml(directory / "pyproject.toml").get("tool", {})
     black = {key.replace("-", "_"): value for key, value in tool.get("black", {}).items()}
     isort = {key.replace("-", "_"): value for key, value in tool.get("isort", {}).items()} or _isort_ini(directory)
     if not black and not isort:
-        return []
+        return [], ()
     overrides = []
     line_length = black.get("line_length", isort.get("line_length"))
     if line_length is not None:
@@ -99,16 +116,15 @@ def _black_and_isort(directory: Path) -> list[str]:
         overrides.append('format.quote-style = "preserve"')
     if _true(black.get("skip_magic_trailing_comma")):
         overrides += ["format.skip-magic-trailing-comma = true", "lint.isort.split-on-trailing-comma = false"]
-    for option, setting in (("known_first_party", "known-first-party"), ("known_third_party", "known-third-party")):
-        if isort.get(option):
-            overrides.append(f"lint.isort.{setting} = {json.dumps(_names(isort[option]))}")
+    if isort.get("known_third_party"):
+        overrides.append(f"lint.isort.known-third-party = {json.dumps(_names(isort['known_third_party']))}")
     for option in ("force_sort_within_sections", "force_single_line", "combine_as_imports", "order_by_type",
                    "case_sensitive"):  # fmt: skip
         if option in isort:
             overrides.append(f"lint.isort.{option.replace('_', '-')} = {str(_true(isort[option])).lower()}")
     if "lines_after_imports" in isort:
         overrides.append(f"lint.isort.lines-after-imports = {int(isort['lines_after_imports'])}")
-    return overrides
+    return overrides, tuple(_names(isort.get("known_first_party", [])))
 
 
 def _isort_ini(directory: Path) -> dict:
@@ -132,15 +148,18 @@ def _names(value) -> list[str]:
     return list(value) if isinstance(value, list) else [n.strip() for n in str(value).split(",") if n.strip()]
 
 
-def format_module(text: str, path: Path) -> str:
+def format_module(text: str, path: Path, first_party: str | None = None) -> str:
     """``text``, a module apply owns, with its imports sorted and formatted in the style of ``path``."""
     style = style_for(path)
-    sorted_text = _ruff(["check", "--select", "I001", "--fix", "--exit-zero", "--quiet"], text, path, style)
+    sort = ["check", "--select", "I001", "--fix", "--exit-zero", "--quiet", *style.arguments(first_party)]
+    sorted_text = _ruff(sort, text, path, None)
     return _ruff(["format"], sorted_text, path, style)
 
 
-def _ruff(arguments: list[str], text: str, path: Path, style: Style, *, check: bool = True) -> str | None:
-    command = [ruff_executable(), *arguments, "--no-cache", *style.arguments(), "--stdin-filename", str(path), "-"]
+def _ruff(arguments: list[str], text: str, path: Path, style: Style | None, *, check: bool = True) -> str | None:
+    """Ruff on ``text`` as the file ``path``, in ``style`` (None: ``arguments`` carry it)."""
+    options = style.arguments() if style is not None else []
+    command = [ruff_executable(), *arguments, "--no-cache", *options, "--stdin-filename", str(path), "-"]
     try:
         folder = next(parent for parent in Path(path).parents if parent.is_dir())  # apply may create it
         proc = subprocess.run(command, input=text, capture_output=True, text=True, cwd=folder, timeout=120)
@@ -153,9 +172,10 @@ def _ruff(arguments: list[str], text: str, path: Path, style: Style, *, check: b
     return proc.stdout
 
 
-def format_touched(files: list[tuple[Path, bytes, bytes]]) -> list[bytes]:
+def format_touched(files: list[tuple[Path, bytes, bytes]], first_party: str | None = None) -> list[bytes]:
     """Each rewritten builder ``(path, original, rewritten)`` with the import blocks and statements apply
-    touched sorted and formatted in its project's style; every other line as it was."""
+    touched sorted and formatted in its project's style; every other line as it was. ``first_party``: the
+    seam's top-level package."""
     results = [new for _, _, new in files]
     texts = {}
     for index, (_, old, new) in enumerate(files):
@@ -168,7 +188,7 @@ def format_touched(files: list[tuple[Path, bytes, bytes]]) -> list[bytes]:
         by_style.setdefault(style_for(files[index][0]), []).append(index)
     for style, indexes in by_style.items():
         root = files[indexes[0]][0].parent
-        sorted_texts = _sort_touched_imports([texts[i] for i in indexes], style, root)
+        sorted_texts = _sort_touched_imports([texts[i] for i in indexes], style, root, first_party)
         formatted = _format_touched_units(
             [(files[i][0], texts[i][0], text) for i, text in zip(indexes, sorted_texts, strict=True)], style
         ) if style.configured else sorted_texts  # fmt: skip
@@ -190,10 +210,10 @@ def touched_lines(old: str, new: str) -> set[int]:
     return touched
 
 
-def _sort_touched_imports(pairs: list[tuple[str, str]], style: Style, root: Path) -> list[str]:
+def _sort_touched_imports(pairs: list[tuple[str, str]], style: Style, root: Path, first_party: str | None) -> list[str]:
     """Each new text with ruff's sort of every module-level import block that apply touched and that was
     sorted before (no I001 in the original)."""
-    reports = _import_diagnostics([text for pair in pairs for text in pair], style, root)
+    reports = _import_diagnostics([text for pair in pairs for text in pair], style.arguments(first_party), root)
     results = []
     for (old, new), old_report, new_report in zip(pairs, reports[::2], reports[1::2], strict=True):
         touched = touched_lines(old, new)
@@ -216,7 +236,7 @@ def _sort_touched_imports(pairs: list[tuple[str, str]], style: Style, root: Path
     return results
 
 
-def _import_diagnostics(texts: list[str], style: Style, root: Path) -> list[list[dict]]:
+def _import_diagnostics(texts: list[str], arguments: list[str], root: Path) -> list[list[dict]]:
     """Ruff's I001 findings of each text, in one run over a scratch folder."""
     with tempfile.TemporaryDirectory(prefix="seamfix-format-") as scratch:
         paths = []
@@ -225,7 +245,7 @@ def _import_diagnostics(texts: list[str], style: Style, root: Path) -> list[list
             with open(paths[-1], "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
         command = [ruff_executable(), "check", "--select", "I001", "--output-format", "json", "--no-cache",
-                   "--exit-zero", *style.arguments(), "--", *paths]  # fmt: skip
+                   "--exit-zero", *arguments, "--", *paths]  # fmt: skip
         try:
             proc = subprocess.run(command, capture_output=True, text=True, cwd=root, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as exc:
