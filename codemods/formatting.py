@@ -70,6 +70,8 @@ def style_for(path: Path) -> Style:
 
 @lru_cache(maxsize=256)
 def _style_of_folder(folder: Path) -> Style:
+    """The nearest configuration of either kind wins: a project's own black settings over a ruff
+    configuration further up (a monorepo's, a home folder's)."""
     for directory in (folder, *folder.parents):
         for name in ("ruff.toml", ".ruff.toml"):
             if (directory / name).is_file():
@@ -78,11 +80,11 @@ def _style_of_folder(folder: Path) -> Style:
         ruff = _toml(directory / "pyproject.toml").get("tool", {}).get("ruff")
         if ruff is not None:
             return Style(directory / "pyproject.toml", configured=True, known_first_party=_ruff_first_party(ruff))
-    for directory in (folder, *folder.parents):
-        if any((directory / name).is_file() for name in ("pyproject.toml", "setup.cfg", ".isort.cfg")):
-            overrides, first_party = _black_and_isort(directory)
-            return Style(None, (f"src = {json.dumps([str(directory), str(directory / 'src')])}", *overrides),
-                         configured=bool(overrides or first_party), known_first_party=first_party)  # fmt: skip
+        black_and_isort = _black_and_isort(directory)
+        if black_and_isort is not None:
+            overrides, first_party = black_and_isort
+            source_roots = f"src = {json.dumps([str(directory), str(directory / 'src')])}"
+            return Style(None, (source_roots, *overrides), configured=True, known_first_party=first_party)
     return Style(None)
 
 
@@ -100,14 +102,14 @@ def _toml(path: Path) -> dict:
         return {}
 
 
-def _black_and_isort(directory: Path) -> tuple[list[str], tuple[str, ...]]:
+def _black_and_isort(directory: Path) -> tuple[list[str], tuple[str, ...]] | None:
     """Ruff settings equivalent to the black and isort settings configured in ``directory``, and isort's
-    known first-party packages."""
+    known first-party packages; None when neither is configured there."""
     tool = _toml(directory / "pyproject.toml").get("tool", {})
     black = {key.replace("-", "_"): value for key, value in tool.get("black", {}).items()}
     isort = {key.replace("-", "_"): value for key, value in tool.get("isort", {}).items()} or _isort_ini(directory)
     if not black and not isort:
-        return [], ()
+        return None
     overrides = []
     line_length = black.get("line_length", isort.get("line_length"))
     if line_length is not None:
