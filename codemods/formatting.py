@@ -37,6 +37,7 @@ from pathlib import Path
 from seamfix.errors import SeamfixError
 
 _UNIT_MARKER = "__seamfix_unit__ = "
+RUFF_THREAD_STACK_BYTES = 256 * 1024 * 1024
 _INDENT = "    "  # black's and ruff's indentation: a unit is nested in `if 1:` blocks to sit at its column
 _HEADERS = (ast.If, ast.While, ast.For, ast.AsyncFor, ast.With, ast.AsyncWith)
 
@@ -164,7 +165,8 @@ def _ruff(arguments: list[str], text: str, path: Path, style: Style | None, *, c
     command = [ruff_executable(), *arguments, "--no-cache", *options, "--stdin-filename", str(path), "-"]
     try:
         folder = next(parent for parent in Path(path).parents if parent.is_dir())  # apply may create it
-        proc = subprocess.run(command, input=text, capture_output=True, text=True, cwd=folder, timeout=120)
+        proc = subprocess.run(command, input=text, capture_output=True, text=True, cwd=folder, timeout=120,
+                              env=ruff_environment())  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SeamfixError(f"cannot run ruff to format {path}: {exc}") from None
     if proc.returncode != 0:
@@ -249,7 +251,9 @@ def _import_diagnostics(texts: list[str], arguments: list[str], root: Path) -> l
         command = [ruff_executable(), "check", "--select", "I001", "--output-format", "json", "--no-cache",
                    "--exit-zero", *arguments, "--", *paths]  # fmt: skip
         try:
-            proc = subprocess.run(command, capture_output=True, text=True, cwd=root, timeout=300)
+            proc = subprocess.run(
+                command, capture_output=True, text=True, cwd=root, timeout=300, env=ruff_environment()
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SeamfixError(f"cannot run ruff to sort imports: {exc}") from None
         if proc.returncode != 0:
@@ -506,3 +510,8 @@ def ruff_executable() -> str:
         return str(find_ruff_bin())
     except (ImportError, FileNotFoundError):
         return str(Path(sys.executable).with_name("ruff"))
+
+
+def ruff_environment() -> dict[str, str]:
+    """Ruff works on threads: give them room for expressions Python itself handles (a 3,000-term ``+``)."""
+    return {**os.environ, "RUST_MIN_STACK": str(RUFF_THREAD_STACK_BYTES)}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -22,14 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seamfix.codemods.adapter_module import name_placeholders
-from seamfix.codemods.formatting import ruff_executable
+from seamfix.codemods.formatting import ruff_environment, ruff_executable
 from seamfix.codemods.rewrite import FileRewrite
 from seamfix.errors import SeamfixError
 from seamfix.parallel import call_with_deep_stack
 
 # Ruff's messages name lines ("Redefinition of unused `x` from line 3"), which an inserted import shifts.
 _LINE_NUMBER = re.compile(r"\bline \d+")
-RUFF_THREAD_STACK_BYTES = 256 * 1024 * 1024
 _FILES_PER_RUN = 200
 
 
@@ -142,9 +140,7 @@ def _ruff(paths: list[str], cwd: str) -> list[dict]:
     command = [ruff_executable(), "check", "--isolated", "--select", "F", "--output-format", "json", "--no-cache",
                "--exit-zero", "--", *paths]  # fmt: skip
     try:
-        # ruff checks on worker threads: give them room for expressions Python itself handles (a 3,000-term `+`)
-        env = {**os.environ, "RUST_MIN_STACK": str(RUFF_THREAD_STACK_BYTES)}
-        proc = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=300, env=env)
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=300, env=ruff_environment())
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SeamfixError(f"cannot run ruff for the self-check: {exc}") from None
     if proc.returncode != 0:
