@@ -114,3 +114,34 @@ def test_an_unsorted_import_block_is_not_sorted(tmp_path: Path) -> None:
     )
     (fixed,) = format_touched([(tmp_path / "case.py", old.encode(), new.encode())], "mla_seam")
     assert fixed.decode() == "import os\nimport sys\n\nimport mla_seam\n\nx = os.sep, sys.path, mla_seam\n"
+
+
+ISORT_CLEAN_BUILDERS = {
+    # ruff would merge the `from pkg.utils` imports around the `as` one (isort keeps them): not ruff's to sort,
+    # so the seam's name joins the package's own import, as isort merges it
+    "merged": "import os\n\nfrom pkg import helpers\nfrom pkg.utils import deprecate_args\n"
+    "from pkg.utils import divide as core_divide\nfrom pkg.utils import get_rank\n\nfrom .local import thing\n",
+    "module order": "import os\n\nfrom pkg.utils import deprecate_args\nfrom pkg.utils import divide as core_divide\n"
+    "from pkg.utils import get_rank\n",
+    "before relative": "import os\n\nfrom .local import thing\n",
+    "a section of its own": "import os\n",
+}
+
+
+@pytest.mark.parametrize("imports", ISORT_CLEAN_BUILDERS.values(), ids=ISORT_CLEAN_BUILDERS)
+def test_the_seam_import_goes_where_isort_puts_it(tmp_path: Path, imports: str) -> None:
+    config = (
+        '[tool.seamfix]\nadapter = "pkg/mla_seam.py"\n\n[tool.isort]\nprofile = "black"\nknown_first_party = ["pkg"]\n'
+    )
+    files = {"pyproject.toml": config, "pkg/__init__.py": "", "pkg/helpers.py": "", "pkg/local.py": "thing = 1\n",
+             "pkg/utils.py": "deprecate_args = divide = get_rank = None\n",
+             "pkg/model.py": f"{imports}\n\ndef f(cfg):\n    return 1 if cfg.kv_lora_rank else 0\n"}  # fmt: skip
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    isort = [sys.executable, "-m", "isort", "--check", "--diff", "pkg/model.py"]
+    assert subprocess.run(isort, cwd=tmp_path, capture_output=True).returncode == 0
+    assert run_seamfix("apply", cwd=tmp_path).code == 0
+    proc = subprocess.run(isort, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+    assert "mla_seam" in (tmp_path / "pkg/model.py").read_text()
