@@ -20,10 +20,12 @@ from __future__ import annotations
 import ast
 import configparser
 import difflib
+import importlib.util
 import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,6 +52,8 @@ class Style:
     overrides: tuple[str, ...] = ()  # ruff ``--config KEY=VALUE`` settings translated from black and isort
     configured: bool = False  # the project configures a formatter: the lines apply writes are formatted
     known_first_party: tuple[str, ...] = ()
+    own_tools: tuple[str, ...] = ()  # "isort", "black": configured in ``tools_root`` (run when installed)
+    tools_root: Path | None = None
 
     def arguments(self, first_party: str | None = None) -> list[str]:
         """Ruff's options for this style; ``first_party``: a package to count as first-party besides the
@@ -83,9 +87,9 @@ def _style_of_folder(folder: Path) -> Style:
             return Style(directory / "pyproject.toml", configured=True, known_first_party=_ruff_first_party(ruff))
         black_and_isort = _black_and_isort(directory)
         if black_and_isort is not None:
-            overrides, first_party = black_and_isort
+            overrides, first_party, tools = black_and_isort
             source_roots = f"src = {json.dumps([str(directory), str(directory / 'src')])}"
-            return Style(None, (source_roots, *overrides), configured=True, known_first_party=first_party)
+            return Style(None, (source_roots, *overrides), True, first_party, tools, directory)
     return Style(None)
 
 
@@ -103,9 +107,9 @@ def _toml(path: Path) -> dict:
         return {}
 
 
-def _black_and_isort(directory: Path) -> tuple[list[str], tuple[str, ...]] | None:
-    """Ruff settings equivalent to the black and isort settings configured in ``directory``, and isort's
-    known first-party packages; None when neither is configured there."""
+def _black_and_isort(directory: Path) -> tuple[list[str], tuple[str, ...], tuple[str, ...]] | None:
+    """Ruff settings equivalent to the black and isort settings configured in ``directory``, isort's known
+    first-party packages and which of the two are configured; None when neither is."""
     tool = _toml(directory / "pyproject.toml").get("tool", {})
     black = {key.replace("-", "_"): value for key, value in tool.get("black", {}).items()}
     isort = {key.replace("-", "_"): value for key, value in tool.get("isort", {}).items()} or _isort_ini(directory)
@@ -127,7 +131,8 @@ def _black_and_isort(directory: Path) -> tuple[list[str], tuple[str, ...]] | Non
             overrides.append(f"lint.isort.{option.replace('_', '-')} = {str(_true(isort[option])).lower()}")
     if "lines_after_imports" in isort:
         overrides.append(f"lint.isort.lines-after-imports = {int(isort['lines_after_imports'])}")
-    return overrides, tuple(_names(isort.get("known_first_party", [])))
+    tools = (*(["isort"] if isort else []), *(["black"] if black else []))
+    return overrides, tuple(_names(isort.get("known_first_party", []))), tools
 
 
 def _isort_ini(directory: Path) -> dict:
@@ -196,10 +201,63 @@ def format_touched(files: list[tuple[Path, bytes, bytes]], first_party: str | No
         formatted = _format_touched_units(
             [(files[i][0], texts[i][0], text) for i, text in zip(indexes, sorted_texts, strict=True)], style
         ) if style.configured else sorted_texts  # fmt: skip
+        for tool in style.own_tools:
+            formatted = _own_tool(tool, style.tools_root, [texts[i][0] for i in indexes], formatted)
         for index, text in zip(indexes, formatted, strict=True):
             if text != texts[index][1] and _same_tree(texts[index][1], text, imports_may_move=True):
                 results[index] = text.encode("utf-8")
     return results
+
+
+def _own_tool(tool: str, root: Path, originals: list[str], texts: list[str]) -> list[str]:
+    """``texts`` after the project's own isort or black (where installed), for each file that was clean
+    under it before: run on the whole file, it then changes only what apply wrote. Ruff stands in for the
+    files it would have changed anyway, and where the tool is not installed."""
+    command = _tool_command(tool)
+    if command is None:
+        return texts
+    settings = ["--settings-path", str(root)] if tool == "isort" else ["--config", str(root / "pyproject.toml")]
+    with tempfile.TemporaryDirectory(prefix=f"seamfix-{tool}-") as scratch:
+        old = _scratch_files(Path(scratch, "old"), originals)
+        check = [*command, "--check-only" if tool == "isort" else "--check", *settings, *map(str, old)]
+        try:
+            proc = subprocess.run(check, capture_output=True, text=True, cwd=root, timeout=300)
+        except (OSError, subprocess.TimeoutExpired):
+            return texts
+        if proc.returncode not in (0, 1):
+            return texts
+        report = proc.stdout + proc.stderr
+        clean = [index for index, path in enumerate(old) if str(path) not in report]
+        new = _scratch_files(Path(scratch, "new"), [texts[index] for index in clean])
+        try:
+            proc = subprocess.run(
+                [*command, "-q", *settings, *map(str, new)], capture_output=True, cwd=root, timeout=300
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return texts
+        if proc.returncode != 0:
+            return texts
+        results = list(texts)
+        for index, path in zip(clean, new, strict=True):
+            results[index] = path.read_bytes().decode("utf-8")
+        return results
+
+
+def _tool_command(tool: str) -> list[str] | None:
+    """How to run ``tool``: from this interpreter's environment, else from the path; None if neither has it."""
+    if importlib.util.find_spec(tool) is not None:
+        return [sys.executable, "-m", tool]
+    found = shutil.which(tool)
+    return [found] if found else None
+
+
+def _scratch_files(folder: Path, texts: list[str]) -> list[Path]:
+    folder.mkdir()
+    paths = []
+    for index, text in enumerate(texts):
+        paths.append(folder / f"module_{index}.py")
+        paths[-1].write_bytes(text.encode("utf-8"))
+    return paths
 
 
 def touched_lines(old: str, new: str) -> set[int]:

@@ -24,7 +24,7 @@ def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
     seam = context.seam
     code = f"from {seam.package} import {seam.name}" if seam.package else f"import {seam.name}"
     body = list(module.body)
-    if any(isinstance(s, cst.SimpleStatementLine) and module.code_for_node(s).strip() == code for s in body):
+    if any(_imports_seam(statement, seam) for statement in body):
         return module
     earliest, run_end = _leading_imports(module, body)
     position = _before_first_use(module, body, earliest, _sorted_position(body, earliest, run_end, seam))
@@ -113,6 +113,20 @@ def _merge_into(body: list[cst.BaseStatement], start: int, end: int, seam) -> tu
         names.insert(at, new)
         return index, statement.with_changes(body=[node.with_changes(names=names)])
     return None
+
+
+def _imports_seam(statement: cst.CSTNode, seam) -> bool:
+    """Whether ``statement`` binds the seam's name to the seam (``from <package> import <seam>``, alone or
+    with other names; ``import <seam>`` for a top-level seam)."""
+    for node in statement.body if isinstance(statement, cst.SimpleStatementLine) else ():
+        if isinstance(node, cst.ImportFrom) and seam.package:
+            module = cst.helpers.get_full_name_for_node(node.module) if node.module and not node.relative else None
+            names = [] if module != seam.package or isinstance(node.names, cst.ImportStar) else node.names
+        else:
+            names = node.names if isinstance(node, cst.Import) and not seam.package else []
+        if any(alias.evaluated_name == seam.name and alias.asname is None for alias in names):
+            return True
+    return False
 
 
 def _isort_key(name: str) -> tuple[int, str]:

@@ -6,13 +6,17 @@ import json
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
+import libcst
 import pytest
 from style import new_findings_on_touched_lines, ruff_findings
 from test_fixtures import EQUIVALENCE
 
+from seamfix.codemods.context import Seam
 from seamfix.codemods.formatting import Style, format_touched, style_for
+from seamfix.codemods.imports import import_seam
 from seamfix_testing import REPO, run_seamfix
 
 BLACK_PROJECT = REPO / "fixtures" / "black_project"
@@ -145,3 +149,10 @@ def test_the_seam_import_goes_where_isort_puts_it(tmp_path: Path, imports: str) 
     proc = subprocess.run(isort, cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
     assert "mla_seam" in (tmp_path / "pkg/model.py").read_text()
+
+
+def test_a_seam_import_merged_into_the_package_import_is_not_added_again() -> None:
+    context = types.SimpleNamespace(seam=Seam(("pkg", "mla_seam")))  # all that placing the import reads
+    once = import_seam(context, libcst.parse_module("import os\n\nfrom pkg import helpers\n"))
+    assert once.code == "import os\n\nfrom pkg import helpers, mla_seam\n"
+    assert import_seam(context, once).code == once.code  # the next round of routing finds it there
