@@ -210,37 +210,38 @@ def format_touched(files: list[tuple[Path, bytes, bytes]], first_party: str | No
 
 
 def _own_tool(tool: str, root: Path, originals: list[str], texts: list[str]) -> list[str]:
-    """``texts`` after the project's own isort or black (where installed), for each file that was clean
-    under it before: run on the whole file, it then changes only what apply wrote. Ruff stands in for the
-    files it would have changed anyway, and where the tool is not installed."""
+    """``texts`` after the project's own isort or black (where installed), for each file in which it changes
+    only what apply wrote (a file it would change elsewhere was not clean under it before: ruff's output
+    stands there). One run over all files; black's own syntax check is left to ``_same_tree``."""
     command = _tool_command(tool)
     if command is None:
         return texts
-    settings = ["--settings-path", str(root)] if tool == "isort" else ["--config", str(root / "pyproject.toml")]
+    if tool == "isort":
+        options = ["-q", "--settings-path", str(root)]
+    else:
+        options = ["-q", "--fast", "--config", str(root / "pyproject.toml")]
     with tempfile.TemporaryDirectory(prefix=f"seamfix-{tool}-") as scratch:
-        old = _scratch_files(Path(scratch, "old"), originals)
-        check = [*command, "--check-only" if tool == "isort" else "--check", *settings, *map(str, old)]
+        paths = _scratch_files(Path(scratch), texts)
         try:
-            proc = subprocess.run(check, capture_output=True, text=True, cwd=root, timeout=300)
-        except (OSError, subprocess.TimeoutExpired):
-            return texts
-        if proc.returncode not in (0, 1):
-            return texts
-        report = proc.stdout + proc.stderr
-        clean = [index for index, path in enumerate(old) if str(path) not in report]
-        new = _scratch_files(Path(scratch, "new"), [texts[index] for index in clean])
-        try:
-            proc = subprocess.run(
-                [*command, "-q", *settings, *map(str, new)], capture_output=True, cwd=root, timeout=300
-            )
+            proc = subprocess.run([*command, *options, *map(str, paths)], capture_output=True, cwd=root, timeout=300)
         except (OSError, subprocess.TimeoutExpired):
             return texts
         if proc.returncode != 0:
             return texts
-        results = list(texts)
-        for index, path in zip(clean, new, strict=True):
-            results[index] = path.read_bytes().decode("utf-8")
+        results = []
+        for original, text, path in zip(originals, texts, paths, strict=True):
+            formatted = path.read_bytes().decode("utf-8")
+            results.append(formatted if _changes_only(touched_lines(original, text), text, formatted) else text)
         return results
+
+
+def _changes_only(lines: set[int], text: str, formatted: str) -> bool:
+    """Whether every change from ``text`` to ``formatted`` touches one of ``lines`` of ``text``."""
+    matcher = difflib.SequenceMatcher(None, text.splitlines(), formatted.splitlines())
+    return all(
+        tag == "equal" or lines.intersection(range(start + 1, max(end, start + 1) + 1))
+        for tag, start, end, _, _ in matcher.get_opcodes()
+    )
 
 
 def _tool_command(tool: str) -> list[str] | None:
@@ -252,7 +253,7 @@ def _tool_command(tool: str) -> list[str] | None:
 
 
 def _scratch_files(folder: Path, texts: list[str]) -> list[Path]:
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     paths = []
     for index, text in enumerate(texts):
         paths.append(folder / f"module_{index}.py")
