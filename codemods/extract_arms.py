@@ -122,7 +122,8 @@ def arm_names(scope: str, built: Sequence[str], relpath: str) -> list[str]:
     """Names for the adapter function of an arm in ``scope`` (``Class.method``) of the module at ``relpath``,
     most readable first: what the builder builds under MLA (``mla_layer_spec`` for ``get_layer_spec``), then
     qualified by the enclosing classes and functions (``mla_gpt_model_rotary_dim``), by what the arm
-    assigns or returns (``mla_spec_self_attention``), and by its module."""
+    assigns or builds (``mla_rotary_dim_dim_and_scale``; ``mla_self_attention`` for ``return
+    MLASelfAttention(...)``), and by its module (``mla_training_num_floating_point_operations``)."""
     parts = [snake_case(part) for part in scope.split(".") if part and not part.startswith("<")] or ["arm"]
     function = parts[-1].removeprefix("get_") or parts[-1]
 
