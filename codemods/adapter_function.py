@@ -22,23 +22,32 @@ class AdapterFunction:
     suggested_name: str
     code: str
     kind: str  # "predicate" or "arm"
+    alternatives: tuple[str, ...] = ()  # more qualified names, for when another function wants the suggested one
+    avoid: frozenset[str] = frozenset()  # the requesting builder's own top-level names: never one of those
 
 
 def adapter_function(
-    kind: str, suggested_name: str, parameters: Sequence[str], body: Sequence[cst.BaseStatement | str]
+    kind: str,
+    suggested_name: str,
+    parameters: Sequence[str],
+    body: Sequence[cst.BaseStatement | str],
+    alternatives: Sequence[str] = (),
+    avoid: frozenset[str] = frozenset(),
 ) -> AdapterFunction:
     """``def <placeholder>(parameters): <body>``; the placeholder is derived from the code, so that the same
-    function asked for by two files (or two runs) is one function."""
+    function asked for by two files (or two runs) is one function. Blank lines and comments inside the body
+    are kept."""
     statements = [cst.parse_statement(item) if isinstance(item, str) else item for item in body]
     definition = cst.FunctionDef(
         name=cst.Name(PLACEHOLDER_PREFIX),
         params=cst.Parameters([cst.Param(cst.Name(name)) for name in parameters]),
-        body=cst.IndentedBlock([_without_leading_blank_lines(s) for s in statements]),
+        body=cst.IndentedBlock([_without_leading_blank_lines(statements[0]), *statements[1:]]),
     )
     shape = cst.Module(body=[definition]).code
     placeholder = PLACEHOLDER_PREFIX + hashlib.sha1(function_shape(shape).encode()).hexdigest()[:16]
     code = shape.replace(PLACEHOLDER_PREFIX, placeholder, 1)
-    return AdapterFunction(placeholder, identifier(suggested_name), code, kind)
+    names = tuple(identifier(name) for name in alternatives)
+    return AdapterFunction(placeholder, identifier(suggested_name), code, kind, names, frozenset(avoid))
 
 
 def function_shape(code: str) -> str:

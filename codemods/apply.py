@@ -11,6 +11,7 @@ from pathlib import Path
 
 from seamfix.codemods.adapter_module import merge_adapter, name_placeholders
 from seamfix.codemods.context import Seam
+from seamfix.codemods.formatting import format_touched
 from seamfix.codemods.project import Project
 from seamfix.codemods.rewrite import FileRewrite, rewrite_file
 from seamfix.codemods.self_check import refuse_failing
@@ -104,11 +105,19 @@ def plan_apply(
         except RecursionError:  # a deeply nested expression moved into it
             return call_with_deep_stack(merge_adapter, existing_text, functions, adapter)
 
+    polished: dict[tuple[str, bytes], bytes] = {}  # (target, named output) -> formatted: once per output
+    seam_package = settings.adapter_module_parts[0]
+
+    def polish(outputs: list[tuple[str, bytes, bytes]]) -> list[bytes]:
+        todo = [(target, old, new) for target, old, new in outputs if (target, new) not in polished]
+        formatted = format_touched([(root / target, old, new) for target, old, new in todo], seam_package)
+        polished.update(((target, new), result) for (target, _, new), result in zip(todo, formatted, strict=True))
+        return [polished[(target, new)] for target, _, new in outputs]
+
     rewrites = [done.rewrite for done in rewritten.values()]
     originals = {target: done.original for target, done in rewritten.items()}
-    refuse_failing(
-        rewrites, originals, (settings.adapter, ".".join(settings.adapter_module_parts)), existing_text, merge
-    )
+    adapter_names = (settings.adapter, ".".join(settings.adapter_module_parts))
+    refuse_failing(rewrites, originals, adapter_names, existing_text, merge, polish)
     adapter_text, names = merge([function for rewrite in rewrites for function in rewrite.functions])
     if adapter_text and adapter_text.encode() != existing:
         plan.changes += _package_files(adapter.parent, cwd)
@@ -125,7 +134,8 @@ def plan_apply(
             plan.refused.append(f"{displays[target]}: {rewrite.refused}")
             reasons.update(((target, f"{f.line}:{f.column}"), rewrite.refused) for f in by_target.get(target, ()))
         reasons.update(((target, why.split(": ", 1)[0]), why.split(": ", 1)[1]) for why in rewrite.left)
-        finals.append((target, name_placeholders(rewrite.data, names)))
+        named = name_placeholders(rewrite.data, names)
+        finals.append((target, named if named == done.original else polish([(target, done.original, named)])[0]))
         if finals[-1][1] != done.original:
             plan.changes.append(Change(root / target, displays[target], done.original, finals[-1][1]))
     # Checked against the adapter as it will be, so that calls into its new functions are no findings.

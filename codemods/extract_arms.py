@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import ast
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import libcst as cst
 
 from seamfix.codemods.adapter_function import AdapterFunction, adapter_function
+from seamfix.codemods.adapter_module import top_level_names
+from seamfix.codemods.bindings import parameters_of
 from seamfix.codemods.dataflow import block_flow
 from seamfix.codemods.nodes import finding_span, snake_case
 from seamfix.codemods.route_predicates import RoutePredicates
@@ -39,6 +43,14 @@ class ExtractArms:
     def __init__(self, router: RoutePredicates) -> None:
         self.router = router
         self.context = router.context
+        self._top_level_names: frozenset[str] | None = None
+
+    def _builder_names(self) -> frozenset[str]:
+        """What the builder module binds at its top level: no adapter function of its arms takes such a
+        name (``mla_seam.get_layer_spec`` would read as the builder's own ``get_layer_spec``)."""
+        if self._top_level_names is None:
+            self._top_level_names = frozenset(top_level_names(self.context.tree))
+        return self._top_level_names
 
     def plan(self, finding: Finding) -> Move | str | None:
         """The move for ``finding``'s arm; why it cannot move; or None when there is no MLA-only arm."""
@@ -78,9 +90,11 @@ class ExtractArms:
         body += _statements(suite)
         if flow.results:
             body.append(f"return {', '.join(flow.results)}")
-        name = "_".join(snake_case(part) for part in finding.scope.split(".")) or "mla_arm"
-        adapter = adapter_function("arm", name, flow.parameters, body)
-        call = f"{context.seam.name}.{adapter.placeholder}({', '.join(flow.parameters)})"
+        parameters = _in_signature_order(flow.parameters, function)
+        built = flow.results or [_returned_name(suite)]
+        name, *alternatives = arm_names(finding.scope, [n for n in built if n], context.relpath)
+        adapter = adapter_function("arm", name, parameters, body, alternatives, self._builder_names())
+        call = f"{context.seam.name}.{adapter.placeholder}({', '.join(parameters)})"
         if flow.returns:
             call = f"return {call}"
         elif flow.results:
@@ -102,6 +116,50 @@ class ExtractArms:
         if negated and test.expression is part and isinstance(statement.orelse, cst.Else):
             return statement.orelse.body
         return None
+
+
+def arm_names(scope: str, built: Sequence[str], relpath: str) -> list[str]:
+    """Names for the adapter function of an arm in ``scope`` (``Class.method``) of the module at ``relpath``,
+    most readable first: what the builder builds under MLA (``mla_layer_spec`` for ``get_layer_spec``), then
+    qualified by the enclosing classes and functions (``mla_gpt_model_rotary_dim``), by what the arm
+    assigns or builds (``mla_rotary_dim_dim_and_scale``; ``mla_self_attention`` for ``return
+    MLASelfAttention(...)``), and by its module (``mla_training_num_floating_point_operations``)."""
+    parts = [snake_case(part) for part in scope.split(".") if part and not part.startswith("<")] or ["arm"]
+    function = parts[-1].removeprefix("get_") or parts[-1]
+
+    def named(*words: str) -> str:
+        text = "_".join(words)
+        return text if text.startswith("mla") else f"mla_{text}"
+
+    names = [named(function)]
+    if parts[:-1]:
+        names.append(named(*parts[:-1], function))
+    what = "_and_".join(snake_case(name) for name in built)
+    if what:  # an MLA class built says it all (`mla_self_attention`)
+        names.append(what if what.startswith("mla") else named(*parts[:-1], function, what))
+    stem = PurePosixPath(relpath).stem
+    module = PurePosixPath(relpath).parent.name if stem == "__init__" else stem
+    names.append(named(snake_case(module), *parts[:-1], function))
+    return names
+
+
+def _returned_name(suite: cst.BaseSuite) -> str | None:
+    """The class or function called, or the name returned, by the last statement of ``suite``."""
+    statements = _statements(suite)
+    last = statements[-1].body[-1] if statements and isinstance(statements[-1], cst.SimpleStatementLine) else None
+    value = last.value if isinstance(last, cst.Return) else None
+    if isinstance(value, cst.Call):
+        value = value.func
+    if isinstance(value, cst.Attribute):
+        value = value.attr
+    return value.value if isinstance(value, cst.Name) else None
+
+
+def _in_signature_order(names: list[str], function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    """``names`` with the builder function's own parameters first, in its signature's order (``self``
+    first), then the other names as they came."""
+    signature = [arg.arg for arg in parameters_of(function.args)]
+    return [name for name in signature if name in names] + [name for name in names if name not in signature]
 
 
 def _module_names_read_outside(context, block: list) -> set[str]:

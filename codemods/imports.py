@@ -18,15 +18,30 @@ def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
 
     It goes after the docstring, the ``__future__`` imports and any change of ``sys.path`` made before the
     first definition (a script that puts its repository on the path imports the seam from there); then
-    after the last first-party import of the leading imports, else after the last of them; and always
-    before the first module-level statement that calls the seam."""
+    where isort and ruff would put it in the leading imports: into an existing ``from <package> import
+    ...`` (names ordered by type, then name), else among the first-party ``from`` imports in module order,
+    before the relative ones; and always before the first module-level statement that calls the seam."""
     seam = context.seam
     code = f"from {seam.package} import {seam.name}" if seam.package else f"import {seam.name}"
     body = list(module.body)
-    if any(isinstance(s, cst.SimpleStatementLine) and module.code_for_node(s).strip() == code for s in body):
+    if any(_imports_seam(statement, seam) for statement in body):
         return module
-    position = _insertion_point(module, body, seam.parts[0])
+    earliest, run_end = _leading_imports(module, body)
+    position = _before_first_use(module, body, earliest, _sorted_position(body, earliest, run_end, seam))
+    merged = _merge_into(body, earliest, min(position, run_end), seam)
+    if merged is not None:
+        index, statement = merged
+        body[index] = statement
+        return module.with_changes(body=body)
     statement = cst.parse_statement(code + module.default_newline, config=module.config_for_parsing)
+    following = body[position] if position < len(body) else None
+    if following is not None and (_first_party_absolute(following, seam) or _is_relative_import(following)):
+        # first in its section, it takes the section's blank line (the relative imports get one of their own)
+        statement = statement.with_changes(leading_lines=following.leading_lines)
+        blank = [cst.EmptyLine()] if _is_relative_import(following) else []
+        body[position] = following.with_changes(leading_lines=blank)
+    elif 0 < position and _is_import(body[position - 1]) and not _first_party_absolute(body[position - 1], seam):
+        statement = statement.with_changes(leading_lines=[cst.EmptyLine()])  # a section of its own
     body.insert(position, statement)
     if position < len(body) - 1 and isinstance(body[position + 1], (cst.FunctionDef, cst.ClassDef)):
         following = body[position + 1]
@@ -37,7 +52,8 @@ def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
     return module.with_changes(body=body)
 
 
-def _insertion_point(module: cst.Module, body: list[cst.BaseStatement], first_party: str) -> int:
+def _leading_imports(module: cst.Module, body: list[cst.BaseStatement]) -> tuple[int, int]:
+    """Where the seam import may go at the earliest, and the end of the imports that follow there."""
     earliest = 0
     for index, statement in enumerate(body):
         if index == 0 and _is_docstring(statement) or _is_future_import(statement):
@@ -46,18 +62,96 @@ def _insertion_point(module: cst.Module, body: list[cst.BaseStatement], first_pa
             break
         elif not _is_import(statement) and _changes_path(module.code_for_node(statement)):
             earliest = index + 1
-    position, last_first_party = earliest, None
-    for index in range(earliest, len(body)):
-        if not _is_import(body[index]):
-            break
-        position = index + 1
-        if any(_is_first_party(node, first_party) for node in body[index].body):
-            last_first_party = index + 1
-    position = last_first_party or position
+    end = earliest
+    while end < len(body) and _is_import(body[end]):
+        end += 1
+    return earliest, end
+
+
+def _sorted_position(body: list[cst.BaseStatement], earliest: int, end: int, seam) -> int:
+    """Where isort would put the seam import in the imports ``body[earliest:end]``: before the first
+    first-party ``from`` import of a later module, else after the last first-party absolute import, else
+    before the relative imports, else after them all."""
+    absolute = [index for index in range(earliest, end) if _first_party_absolute(body[index], seam)]
+    if seam.package:
+        for index in absolute:
+            module = _from_module(body[index])
+            if module is not None and module.lower() > seam.package.lower():
+                return index
+    if absolute:
+        return absolute[-1] + 1
+    relative = next((index for index in range(earliest, end) if _is_relative_import(body[index])), None)
+    return relative if relative is not None else end
+
+
+def _before_first_use(module: cst.Module, body: list[cst.BaseStatement], earliest: int, position: int) -> int:
     for index in range(earliest, position):
         if not _is_import(body[index]) and PLACEHOLDER_PREFIX in module.code_for_node(body[index]):
             return index
     return position
+
+
+def _merge_into(body: list[cst.BaseStatement], start: int, end: int, seam) -> tuple[int, cst.BaseStatement] | None:
+    """An existing ``from <package> import a, b`` among ``body[start:end]`` with the seam's name added
+    where isort orders it (constants, then classes, then the rest; by name within each)."""
+    if not seam.package:
+        return None
+    for index in range(start, end):
+        statement = body[index]
+        node = statement.body[0] if len(statement.body) == 1 else None
+        if not isinstance(node, cst.ImportFrom) or node.relative or _from_module(statement) != seam.package:
+            continue
+        if isinstance(node.names, cst.ImportStar) or any(alias.asname for alias in node.names):
+            continue
+        names = list(node.names)
+        key = _isort_key(seam.name)
+        at = next((i for i, alias in enumerate(names) if _isort_key(alias.evaluated_name) > key), len(names))
+        separator = next((alias.comma for alias in names[:-1]), cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        new = cst.ImportAlias(cst.Name(seam.name), comma=separator if at < len(names) else names[-1].comma)
+        if at == len(names):
+            names[-1] = names[-1].with_changes(comma=separator)
+        names.insert(at, new)
+        return index, statement.with_changes(body=[node.with_changes(names=names)])
+    return None
+
+
+def _imports_seam(statement: cst.CSTNode, seam) -> bool:
+    """Whether ``statement`` binds the seam's name to the seam (``from <package> import <seam>``, alone or
+    with other names; ``import <seam>`` for a top-level seam)."""
+    for node in statement.body if isinstance(statement, cst.SimpleStatementLine) else ():
+        if isinstance(node, cst.ImportFrom) and seam.package:
+            module = cst.helpers.get_full_name_for_node(node.module) if node.module and not node.relative else None
+            names = [] if module != seam.package or isinstance(node.names, cst.ImportStar) else node.names
+        else:
+            names = node.names if isinstance(node, cst.Import) and not seam.package else []
+        if any(alias.evaluated_name == seam.name and alias.asname is None for alias in names):
+            return True
+    return False
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    kind = 0 if name.isupper() and len(name) > 1 else 1 if name[:1].isupper() else 2
+    return kind, name.lower()
+
+
+def _from_module(statement: cst.CSTNode) -> str | None:
+    node = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) else None
+    if isinstance(node, cst.ImportFrom) and not node.relative and node.module is not None:
+        return cst.helpers.get_full_name_for_node(node.module)
+    return None
+
+
+def _first_party_absolute(statement: cst.CSTNode, seam) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and any(
+        _is_first_party(node, seam.parts[0]) and not (isinstance(node, cst.ImportFrom) and node.relative)
+        for node in statement.body
+    )
+
+
+def _is_relative_import(statement: cst.CSTNode) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and any(
+        isinstance(node, cst.ImportFrom) and node.relative for node in statement.body
+    )
 
 
 def _changes_path(code: str) -> bool:
@@ -111,8 +205,9 @@ def unused_mla_imports(
         if not kept:
             edits[statement] = cst.RemovalSentinel.REMOVE
         else:
-            # keyed by the statement (a child of the module), which the focus module need not hold
-            kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            # keyed by the statement (a child of the module), which the focus module need not hold; the
+            # last name takes the last comma's layout (a parenthesized list keeps its line before `)`)
+            kept[-1] = kept[-1].with_changes(comma=node.names[-1].comma)
             edits[statement] = statement.with_changes(body=[node.with_changes(names=kept)])
     return edits
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -21,14 +20,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from seamfix.codemods.adapter_module import name_placeholders, ruff_executable
+from seamfix.codemods.adapter_module import name_placeholders
+from seamfix.codemods.formatting import ruff_environment, ruff_executable
 from seamfix.codemods.rewrite import FileRewrite
 from seamfix.errors import SeamfixError
 from seamfix.parallel import call_with_deep_stack
 
 # Ruff's messages name lines ("Redefinition of unused `x` from line 3"), which an inserted import shifts.
 _LINE_NUMBER = re.compile(r"\bline \d+")
-RUFF_THREAD_STACK_BYTES = 256 * 1024 * 1024
 _FILES_PER_RUN = 200
 
 
@@ -40,12 +39,16 @@ class Output:
 
 
 Merge = Callable[[list], tuple[str, dict[str, str]]]
+Polish = Callable[[list[tuple[str, bytes, bytes]]], list[bytes]]  # (relpath, old, new) -> what is written
 
 
 def refuse_failing(rewrites: list[FileRewrite], originals: Mapping[str, bytes], adapter: tuple[str, str],
-                   existing: str | None, merge: Merge) -> None:  # fmt: skip
+                   existing: str | None, merge: Merge, polish: Polish = lambda outputs: [new for *_, new in outputs],
+                   ) -> None:  # fmt: skip
     """Refuse, in place, every rewrite whose output or adapter functions fail the check; ``originals`` are
-    the bytes each rewrite was made from (by project path), ``adapter`` the adapter's path and import name."""
+    the bytes each rewrite was made from (by project path), ``adapter`` the adapter's path and import name,
+    ``polish`` what apply does to the outputs before writing them (formatting): what is checked is what is
+    written."""
     adapter_relpath, adapter_module = adapter
     while True:
         active = [r for r in rewrites if r.error is None and r.refused is None and (r.functions or r.routed or r.moved)]
@@ -55,6 +58,8 @@ def refuse_failing(rewrites: list[FileRewrite], originals: Mapping[str, bytes], 
         outputs = []
         for rewrite in active:
             outputs.append(Output(rewrite.relpath, originals[rewrite.relpath], name_placeholders(rewrite.data, names)))
+        for output, formatted in zip(outputs, polish([(o.relpath, o.old, o.new) for o in outputs]), strict=True):
+            output.new = formatted
         adapter = Output(adapter_relpath, (existing or "").encode(), adapter_text.encode())
         failures, gone = _failures([*outputs, adapter])
         refused = {relpath: problems[0][1] for relpath, problems in failures.items() if relpath != adapter_relpath}
@@ -135,9 +140,7 @@ def _ruff(paths: list[str], cwd: str) -> list[dict]:
     command = [ruff_executable(), "check", "--isolated", "--select", "F", "--output-format", "json", "--no-cache",
                "--exit-zero", "--", *paths]  # fmt: skip
     try:
-        # ruff checks on worker threads: give them room for expressions Python itself handles (a 3,000-term `+`)
-        env = {**os.environ, "RUST_MIN_STACK": str(RUFF_THREAD_STACK_BYTES)}
-        proc = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=300, env=env)
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=300, env=ruff_environment())
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SeamfixError(f"cannot run ruff for the self-check: {exc}") from None
     if proc.returncode != 0:

@@ -35,7 +35,7 @@ class MLAClassUse(AstRule):
     ```
     Use instead:
     ```python
-    attention = mla_seam.attention_spec(config)
+    attention = mla_seam.mla_attention_spec(config)
     ```
     """
 

@@ -40,8 +40,8 @@ class MLAConditional(AstRule):
 
     ## How to fix
     Move the decision into the adapter module and call it from the builder: `seamfix apply` does this for
-    you, replacing the test by a named predicate (`mla_seam.uses_mla(config)`) and moving MLA-only arms
-    into adapter functions. Calls into the adapter module are never flagged.
+    you, replacing the test by a predicate named after what it decides (`mla_seam.multi_latent_attention(config)`)
+    and moving MLA-only arms into adapter functions. Calls into the adapter module are never flagged.
 
     ## Example
     ```python
@@ -52,7 +52,7 @@ class MLAConditional(AstRule):
     ```python
     from megatron.core import mla_seam
 
-    if self.position_embedding_type == "rope" and not mla_seam.uses_mla(self.config):
+    if self.position_embedding_type == "rope" and not mla_seam.multi_latent_attention(self.config):
         self.rotary_pos_emb = RotaryEmbedding(...)
     ```
     """
@@ -63,11 +63,11 @@ class MLAConditional(AstRule):
 
     VALID = (
         "if config.position_embedding_type == 'rope':\n    pass\n",
-        "from megatron.core import mla_seam\nif mla_seam.uses_mla(config):\n    pass\n",
-        "from megatron.core.mla_seam import uses_mla\nx = a if uses_mla(cfg) else b\n",
+        "from megatron.core import mla_seam\nif mla_seam.multi_latent_attention(config):\n    pass\n",
+        "from megatron.core.mla_seam import multi_latent_attention\nx = a if multi_latent_attention(cfg) else b\n",
         # A name with an MLA word that holds only the seam's answer (what `seamfix apply` writes for an alias)
-        "from megatron.core import mla_seam\ndef f(cfg):\n    use_mla = mla_seam.uses_mla(cfg)\n    if use_mla:\n"
-        "        pass\n",
+        "from megatron.core import mla_seam\ndef f(cfg):\n    use_mla = mla_seam.multi_latent_attention(cfg)\n"
+        "    if use_mla:\n        pass\n",
         "if config.rotary_scaling_factor > 1 and config.mscale_all_dim:\n    pass\n",
         "if args.lora_rank > 0 or config.moe_latent_size:\n    pass\n",
         "def f(cfg):\n    use_mla = cfg.multi_latent_attention\n    return build(use_mla)\n",
@@ -116,11 +116,11 @@ class MLAConditional(AstRule):
         # The seam answers on one path only: the parameter reaches the test too
         Invalid(
             "from megatron.core import mla_seam\ndef f(cfg, use_mla):\n    if cfg.x:\n"
-            "        use_mla = mla_seam.uses_mla(cfg)\n    if use_mla:\n        pass\n",
+            "        use_mla = mla_seam.multi_latent_attention(cfg)\n    if use_mla:\n        pass\n",
             line=5,
         ),
         Invalid(
-            "from megatron.core import mla_seam\ndef f(cfg):\n    use_mla = mla_seam.uses_mla(cfg)\n"
+            "from megatron.core import mla_seam\ndef f(cfg):\n    use_mla = mla_seam.multi_latent_attention(cfg)\n"
             "    use_mla = cfg.flag\n    if use_mla:\n        pass\n",
             line=5,
         ),

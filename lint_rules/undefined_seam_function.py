@@ -33,7 +33,7 @@ class UndefinedSeamFunction(EngineRule):
 
     ## Example
     ```python
-    # megatron/core/mla_seam.py defines only `uses_mla`
+    # megatron/core/mla_seam.py defines only `multi_latent_attention`
     from megatron.core import mla_seam
 
     attention = mla_seam.build_3(config)
@@ -42,7 +42,7 @@ class UndefinedSeamFunction(EngineRule):
     ```python
     from megatron.core import mla_seam
 
-    attention = mla_seam.uses_mla(config)
+    attention = mla_seam.multi_latent_attention(config)
     ```
     """
 
@@ -54,18 +54,18 @@ class UndefinedSeamFunction(EngineRule):
     SAMPLE_ADAPTER = (
         "from seamfix.runtime.megatron import adapt_mla_spec\n\n"
         "LATENT = 'latent'\n\n\n"
-        "def uses_mla(config):\n    return bool(config.multi_latent_attention)\n"
+        "def multi_latent_attention(config):\n    return bool(config.multi_latent_attention)\n"
     )
     VALID = (
-        "from megatron.core import mla_seam\nif mla_seam.uses_mla(config):\n    pass\n",
-        "from megatron.core.mla_seam import uses_mla, adapt_mla_spec\nx = uses_mla(cfg)\n",
+        "from megatron.core import mla_seam\nif mla_seam.multi_latent_attention(config):\n    pass\n",
+        "from megatron.core.mla_seam import multi_latent_attention, adapt_mla_spec\nx = multi_latent_attention(cfg)\n",
         "import megatron.core.mla_seam\ny = megatron.core.mla_seam.LATENT\n",
         "from megatron.core import mla_seam\nname = mla_seam.__name__\nmla_seam.patched = 1\n",
         "from other.pkg import mla_seam\nmla_seam.build_3(config)\n",
     )
     INVALID = (
         Invalid("from megatron.core import mla_seam\nattention = mla_seam.build_3(config)\n", line=2),
-        Invalid("from megatron.core.mla_seam import uses_mla, build_3\n", line=1),
+        Invalid("from megatron.core.mla_seam import multi_latent_attention, build_3\n", line=1),
         Invalid("import megatron.core.mla_seam as seam\nseam.build_3(c)\nseam.build_4(c)\n", line=2, count=2),
         Invalid("import megatron.core.mla_seam\nmegatron.core.mla_seam.build_3(c)\n", line=2),
         Invalid("from megatron.core import mla_seam\nf = mla_seam.build_3  # seamfix: ignore[SEAM902]\n", line=2),

@@ -34,7 +34,7 @@ def test_a_half_applied_tree_fails_lint(applied_demo):
     adapter = applied_demo / "demo_fork/mla_seam.py"
     text = adapter.read_text()
     tree = ast.parse(text)
-    lost = next(f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "get_layer_spec")
+    lost = next(f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "mla_layer_spec")
     lines = text.splitlines(keepends=True)
     adapter.write_text("".join(lines[: lost.lineno - 1] + lines[lost.end_lineno :]))
     # The builders' bytes did not change: the cache must not answer for them with the old adapter's verdict.
@@ -42,12 +42,12 @@ def test_a_half_applied_tree_fails_lint(applied_demo):
     calls = [
         number
         for number, line in enumerate((applied_demo / builder).read_text().splitlines(), 1)
-        if "mla_seam.get_layer_spec(" in line
+        if "mla_seam.mla_layer_spec(" in line
     ]
     code, found = flagged(applied_demo, *GATE_ONLY)
     assert code == 1 and calls and found == [(builder, line, "SEAM902") for line in calls]
     message = run_seamfix("lint", *GATE_ONLY, cwd=applied_demo).stdout.splitlines()[0]
-    assert message.endswith("`mla_seam.get_layer_spec` is not defined in the adapter `demo_fork/mla_seam.py`")
+    assert message.endswith("`mla_seam.mla_layer_spec` is not defined in the adapter `demo_fork/mla_seam.py`")
     adapter.write_text(text)
     assert flagged(applied_demo, *GATE_ONLY) == (0, [])
 

@@ -59,7 +59,7 @@ def _seam_calls(data: bytes, relpath: str, settings: Settings) -> int:
 
 @dataclass(frozen=True)
 class SeamUse:
-    """How a file reaches the seam: the names it uses for it (``mla_seam``, ``uses_mla``, the adapter's
+    """How a file reaches the seam: the names it uses for it (``mla_seam``, ``multi_latent_attention``, the adapter's
     package path) and where its calls into the adapter are. Using them is the seam working, not MLA leaking."""
 
     names: frozenset[str] = frozenset()

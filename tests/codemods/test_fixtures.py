@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from style import new_findings_on_touched_lines
 
 from seamfix.codemods.apply import plan_apply, write_changes
 from seamfix.config import load_settings
@@ -22,7 +23,8 @@ from seamfix_testing import REPO
 FIXTURES = REPO / "fixtures" / "codemods"
 CASES = sorted(FIXTURES.glob("*/*.before.py"))
 EQUIVALENCE = Path(__file__).with_name("equivalence.py")
-CONFIG = '[tool.seamfix]\nadapter = "mla_seam.py"\nallow = ["mla_impl.py"]\n'
+# A line length other than ruff's default, so that the output is checked against the project's own settings.
+CONFIG = '[tool.seamfix]\nadapter = "mla_seam.py"\nallow = ["mla_impl.py"]\n\n[tool.ruff]\nline-length = 100\n'
 UPDATE = os.environ.get("SEAMFIX_UPDATE_FIXTURES") == "1"
 
 
@@ -74,6 +76,8 @@ def test_fixture(before: Path, tmp_path: Path) -> None:
     adapter = rewritten / "mla_seam.py"
     expect(stem.with_suffix(".after.py"), (rewritten / "case.py").read_text())
     expect(stem.with_suffix(".adapter.py"), adapter.read_text() if adapter.exists() else None)
+
+    assert not new_findings_on_touched_lines(original, rewritten), "ruff (I, E501, format) on what apply wrote"
 
     remaining = lint([rewritten], load_settings(rewritten), cwd=rewritten, use_cache=False).findings
     expect(stem.with_suffix(".left"), "".join(f"{f.line}:{f.column}\n" for f in remaining) or None)

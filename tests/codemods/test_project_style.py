@@ -1,0 +1,158 @@
+"""What `seamfix apply` writes passes the project's own formatter and import sorter, and nothing else moves."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import libcst
+import pytest
+from style import new_findings_on_touched_lines, ruff_findings
+from test_fixtures import EQUIVALENCE
+
+from seamfix.codemods.context import Seam
+from seamfix.codemods.formatting import Style, format_touched, style_for
+from seamfix.codemods.imports import import_seam
+from seamfix_testing import REPO, run_seamfix
+
+BLACK_PROJECT = REPO / "fixtures" / "black_project"
+
+
+def copies(source: Path, tmp_path: Path, extra_config: str = "") -> tuple[Path, Path]:
+    """The project twice: as it was, and a copy for apply to rewrite."""
+    before, after = tmp_path / "before", tmp_path / "after"
+    for root in (before, after):
+        shutil.copytree(source, root, ignore=shutil.ignore_patterns("*.after.py"))
+        with open(root / "pyproject.toml", "a") as handle:
+            handle.write(extra_config)
+    return before, after
+
+
+def behaviour(root: Path, module: str) -> list:
+    proc = subprocess.run([sys.executable, str(EQUIVALENCE), str(root), module], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_demo_at_line_length_120_gains_no_ruff_finding(tmp_path: Path) -> None:
+    before, after = copies(REPO / "fixtures" / "demo", tmp_path, "\n[tool.ruff]\nline-length = 120\n")
+    assert run_seamfix("apply", cwd=after).code == 1  # one finding is left on purpose (README)
+    assert (after / "demo_fork" / "mla_seam.py").exists()
+    assert new_findings_on_touched_lines(before, after) == []
+    assert ruff_findings(before) == {} and ruff_findings(after) == {}  # the demo is clean before, and after
+
+
+def test_black_and_isort_project_stays_clean_for_black_and_isort(tmp_path: Path) -> None:
+    tools = [[sys.executable, "-m", "black", "--check", "-q", "."], [sys.executable, "-m", "isort", "--check", "."]]
+    before, after = copies(BLACK_PROJECT, tmp_path)
+    for tool in tools:
+        assert subprocess.run(tool, cwd=before, capture_output=True).returncode == 0, tool
+    assert run_seamfix("apply", cwd=after).code == 0
+    for tool in tools:
+        proc = subprocess.run([*tool, "--diff"], cwd=after, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    builder = (after / "mcore" / "layer_specs.py").read_text()
+    assert builder == (BLACK_PROJECT / "layer_specs.after.py").read_text()
+    assert "'rope'" in builder  # black's skip-string-normalization: quotes stay as they were
+    assert behaviour(after, "mcore.layer_specs") == behaviour(before, "mcore.layer_specs")
+
+
+def test_black_and_isort_settings_become_ruff_settings() -> None:
+    style = style_for(BLACK_PROJECT / "mcore" / "layer_specs.py")
+    assert style.config is None and style.configured
+    assert {"line-length = 100", 'format.quote-style = "preserve"', "format.skip-magic-trailing-comma = true"} <= set(
+        style.overrides
+    )
+    assert style.known_first_party == ("mcore",)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # a long routed header is wrapped at the project's line length; the untouched statement is not formatted
+        (
+            "def f(config, position):\n    x = {  'a':1 }\n    if position == 'rope' and not config.mla:\n"
+            "        return x\n",
+            "def f(config, position):\n    x = {  'a':1 }\n"
+            "    if position == 'rope' and not seam.multi_latent_attention(config) and position != 'none':\n"
+            "        return x\n",
+            "def f(config, position):\n    x = {  'a':1 }\n    if (\n        position == \"rope\"\n"
+            '        and not seam.multi_latent_attention(config)\n        and position != "none"\n    ):\n'
+            "        return x\n",
+        ),
+        # an `elif` header is formatted as an `elif`
+        (
+            "def f(a):\n    if a:\n        pass\n    elif a.mla:\n        pass\n",
+            "def f(a):\n    if a:\n        pass\n    elif seam.multi_latent_attention( a ):\n        pass\n",
+            "def f(a):\n    if a:\n        pass\n    elif seam.multi_latent_attention(a):\n        pass\n",
+        ),
+        # a multi-line string in the touched statement: indenting it again would change it, so it stays
+        (
+            "def f(a):\n    x = a.mla\n    return x\n",
+            "def f(a):\n    x = (seam.f(a),  '''\nline''')\n    return x\n",
+            "def f(a):\n    x = (seam.f(a),  '''\nline''')\n    return x\n",
+        ),
+    ],
+)
+def test_only_touched_statements_are_formatted(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.ruff]\nline-length = 60\n")
+    path = tmp_path / "case.py"
+    assert style_for(path) == Style(tmp_path / "pyproject.toml", configured=True)
+    (formatted,) = format_touched([(path, old.encode(), new.encode())])
+    assert formatted.decode() == expected
+
+
+def test_an_unsorted_import_block_is_not_sorted(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.ruff]\n")
+    old = "import sys\nimport os\n\nx = os.sep, sys.path\n"
+    new = "import sys\nimport os\nimport mla_seam\n\nx = os.sep, sys.path, mla_seam\n"
+    (untouched,) = format_touched([(tmp_path / "case.py", old.encode(), new.encode())], "mla_seam")
+    assert untouched.decode() == new
+    old, new = (
+        old.replace("import sys\nimport os", "import os\nimport sys"),
+        new.replace("sys\nimport os", "os\nimport sys"),
+    )
+    (fixed,) = format_touched([(tmp_path / "case.py", old.encode(), new.encode())], "mla_seam")
+    assert fixed.decode() == "import os\nimport sys\n\nimport mla_seam\n\nx = os.sep, sys.path, mla_seam\n"
+
+
+ISORT_CLEAN_BUILDERS = {
+    # ruff would merge the `from pkg.utils` imports around the `as` one (isort keeps them): not ruff's to sort,
+    # so the seam's name joins the package's own import, as isort merges it
+    "merged": "import os\n\nfrom pkg import helpers\nfrom pkg.utils import deprecate_args\n"
+    "from pkg.utils import divide as core_divide\nfrom pkg.utils import get_rank\n\nfrom .local import thing\n",
+    "module order": "import os\n\nfrom pkg.utils import deprecate_args\nfrom pkg.utils import divide as core_divide\n"
+    "from pkg.utils import get_rank\n",
+    "before relative": "import os\n\nfrom .local import thing\n",
+    "a section of its own": "import os\n",
+}
+
+
+@pytest.mark.parametrize("imports", ISORT_CLEAN_BUILDERS.values(), ids=ISORT_CLEAN_BUILDERS)
+def test_the_seam_import_goes_where_isort_puts_it(tmp_path: Path, imports: str) -> None:
+    config = (
+        '[tool.seamfix]\nadapter = "pkg/mla_seam.py"\n\n[tool.isort]\nprofile = "black"\nknown_first_party = ["pkg"]\n'
+    )
+    files = {"pyproject.toml": config, "pkg/__init__.py": "", "pkg/helpers.py": "", "pkg/local.py": "thing = 1\n",
+             "pkg/utils.py": "deprecate_args = divide = get_rank = None\n",
+             "pkg/model.py": f"{imports}\n\ndef f(cfg):\n    return 1 if cfg.kv_lora_rank else 0\n"}  # fmt: skip
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    isort = [sys.executable, "-m", "isort", "--check", "--diff", "pkg/model.py"]
+    assert subprocess.run(isort, cwd=tmp_path, capture_output=True).returncode == 0
+    assert run_seamfix("apply", cwd=tmp_path).code == 0
+    proc = subprocess.run(isort, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+    assert "mla_seam" in (tmp_path / "pkg/model.py").read_text()
+
+
+def test_a_seam_import_merged_into_the_package_import_is_not_added_again() -> None:
+    context = types.SimpleNamespace(seam=Seam(("pkg", "mla_seam")))  # all that placing the import reads
+    once = import_seam(context, libcst.parse_module("import os\n\nfrom pkg import helpers\n"))
+    assert once.code == "import os\n\nfrom pkg import helpers, mla_seam\n"
+    assert import_seam(context, once).code == once.code  # the next round of routing finds it there
