@@ -43,7 +43,8 @@ class SeamBindings:
         return absolute_module(self._package_parts, node.level, node.module)
 
     def refers_to_seam(self, node: ast.expr) -> bool:
-        """``mla_seam.multi_latent_attention`` / ``multi_latent_attention`` / ``pkg.mla_seam.multi_latent_attention`` when bound to the adapter."""
+        """``mla_seam.multi_latent_attention`` / ``multi_latent_attention`` /
+        ``pkg.mla_seam.multi_latent_attention`` when bound to the adapter."""
         dotted = dotted_name(node) if isinstance(node, (ast.Name, ast.Attribute)) else None
         return dotted is not None and self.names_seam(dotted)
 
