@@ -101,7 +101,9 @@ def test_mla_words_that_decide_nothing_are_not_leaks(repo):
 
 def test_a_changed_line_of_a_multi_line_decision_is_a_leak(repo):
     """The line changed names no MLA word, but it is part of a decision on MLA."""
-    before = "def f(cfg, a):\n    if (\n        a > 1\n        and cfg.multi_latent_attention\n    ):\n        return 1\n"
+    before = (
+        "def f(cfg, a):\n    if (\n        a > 1\n        and cfg.multi_latent_attention\n    ):\n        return 1\n"
+    )
     (repo / "fork/legacy.py").write_text(before)
     commit(repo, "legacy")
     (repo / "fork/legacy.py").write_text(before.replace("a > 1", "a > 2"))

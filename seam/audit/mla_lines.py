@@ -33,8 +33,8 @@ def mla_names_by_line(
 ) -> dict[int, list[str]]:
     """Line number -> the MLA names and strings of the sites over it (one entry per occurrence), leaving out
     ``seam_names``, attributes read through them (``mla_seam.multi_latent_attention``) and anything inside
-    ``seam_calls`` (a call into the adapter, with its arguments, is the seam at work). A site that names no MLA word itself
-    (``if use_flag:``, an alias) is named by its text. ``sites`` None: the file does not parse, and every
+    ``seam_calls`` (a call into the adapter, with its arguments, is the seam at work). A site that names no MLA
+    word itself (``if use_flag:``, an alias) is named by its text. ``sites`` None: the file does not parse, and every
     line with an MLA name or string counts."""
     if sites == []:
         return {}
