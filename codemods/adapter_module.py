@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from seamfix.codemods.adapter_function import AdapterFunction, function_shape
+from seamfix.codemods.adapter_function import AdapterFunction, shape_key
+from seamfix.codemods.context import PLACEHOLDER_PREFIX
 from seamfix.errors import SeamfixError
 
 HEADER = '''"""The MLA seam: every Multi-Latent Attention special case of this code base, behind one module.
@@ -30,13 +32,13 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
         tree = ast.parse(existing or "")
     except SyntaxError as exc:
         raise SeamfixError(f"{path}: cannot parse the adapter module: {exc.msg} (line {exc.lineno})") from None
-    shapes = {function_shape(ast.unparse(node)): node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    shapes = {shape_key(ast.unparse(node)): node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
     taken = _top_level_names(tree)
     unique = {function.placeholder: function for function in requested}
     names: dict[str, str] = {}
     added: list[str] = []
     for function in sorted(unique.values(), key=lambda f: (_KIND_ORDER[f.kind], f.suggested_name, f.code)):
-        shape = function_shape(function.code)
+        shape = function.shape_key
         if shape in shapes:
             names[function.placeholder] = shapes[shape]
             continue
@@ -83,10 +85,15 @@ def format_code(text: str, path: Path) -> str:
 
 
 def name_placeholders(data: bytes, names: dict[str, str]) -> bytes:
-    """A rewritten builder with each adapter function's placeholder replaced by its final name."""
-    for placeholder, name in names.items():
-        data = data.replace(placeholder.encode(), name.encode())
-    return data
+    """A rewritten builder with each adapter function's placeholder replaced by its final name, in one pass
+    (a module can hold thousands): every placeholder is ``PLACEHOLDER_PREFIX`` and a fixed-length suffix."""
+    prefix = re.escape(PLACEHOLDER_PREFIX.encode())
+    lengths = sorted({len(placeholder) - len(PLACEHOLDER_PREFIX) for placeholder in names}, reverse=True)
+    if not lengths:
+        return data
+    found = re.compile(b"|".join(prefix + rb"\w{%d}" % length for length in lengths))
+    encoded = {placeholder.encode(): name.encode() for placeholder, name in names.items()}
+    return found.sub(lambda match: encoded.get(match.group(), match.group()), data)
 
 
 def ruff_executable() -> str:
