@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seamfix.cache import content_digest
 from seamfix.codemods.adapter_module import merge_adapter, name_placeholders
 from seamfix.codemods.context import Seam
 from seamfix.codemods.project import Project
 from seamfix.codemods.rewrite import FileRewrite, rewrite_file
 from seamfix.codemods.self_check import refuse_failing
-from seamfix.cache import content_digest
 from seamfix.config import DEFAULT_CACHE_DIR, Settings
 from seamfix.engine import check_options, lint
 from seamfix.errors import SeamfixError

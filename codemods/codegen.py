@@ -1,6 +1,6 @@
 """LibCST code generation without its per-node generator overhead: the code of a module or node, and the
-positions and parents of every node of a module, as LibCST's ``Module.code`` and ``PositionProvider`` give
-them (the tests hold them equal on real code).
+positions and parents of a module's nodes (all but formatting), as LibCST's ``Module.code``,
+``PositionProvider`` and ``node.children`` give them (the tests hold them equal).
 
 Every node's code generation enters ``state.record_syntactic_position``, a ``@contextmanager`` generator
 that plain code generation does not even use: on a module with thousands of functions that overhead is a

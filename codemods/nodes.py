@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import fields
-from functools import lru_cache
+from functools import cache
 
 import libcst as cst
 from libcst.metadata import CodeRange
@@ -85,7 +85,7 @@ def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def _field_names(kind: type) -> tuple[str, ...]:
     return tuple(field.name for field in fields(kind))
 
