@@ -8,9 +8,11 @@ import keyword
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import libcst as cst
 
+from seamfix.codemods.codegen import code_of
 from seamfix.codemods.context import PLACEHOLDER_PREFIX
 
 
@@ -25,6 +27,11 @@ class AdapterFunction:
     alternatives: tuple[str, ...] = ()  # more qualified names, for when another function wants the suggested one
     avoid: frozenset[str] = frozenset()  # the requesting builder's own top-level names: never one of those
 
+    @property
+    def shape_key(self) -> str:
+        """``shape_key(self.code)``, which the placeholder ends in."""
+        return self.placeholder.removeprefix(PLACEHOLDER_PREFIX)
+
 
 def adapter_function(
     kind: str,
@@ -37,32 +44,69 @@ def adapter_function(
     """``def <placeholder>(parameters): <body>``; the placeholder is derived from the code, so that the same
     function asked for by two files (or two runs) is one function. Blank lines and comments inside the body
     are kept."""
-    statements = [cst.parse_statement(item) if isinstance(item, str) else item for item in body]
+    if all(isinstance(item, str) for item in body):  # a predicate: the same one is asked for again and again
+        return _from_text(kind, suggested_name, tuple(parameters), tuple(body), tuple(alternatives), avoid)
+    return _from_statements(kind, suggested_name, parameters, body, alternatives, avoid)
+
+
+@lru_cache(maxsize=4096)
+def _from_text(
+    kind: str,
+    suggested_name: str,
+    parameters: tuple[str, ...],
+    body: tuple[str, ...],
+    alternatives: tuple[str, ...],
+    avoid: frozenset[str],
+) -> AdapterFunction:
+    return _from_statements(kind, suggested_name, parameters, body, alternatives, avoid)
+
+
+def _from_statements(
+    kind: str,
+    suggested_name: str,
+    parameters: Sequence[str],
+    body: Sequence[cst.BaseStatement | str],
+    alternatives: Sequence[str],
+    avoid: frozenset[str],
+) -> AdapterFunction:
+    statements = [_parsed(item) if isinstance(item, str) else item for item in body]
     definition = cst.FunctionDef(
         name=cst.Name(PLACEHOLDER_PREFIX),
         params=cst.Parameters([cst.Param(cst.Name(name)) for name in parameters]),
         body=cst.IndentedBlock([_without_leading_blank_lines(statements[0]), *statements[1:]]),
     )
-    shape = cst.Module(body=[definition]).code
-    placeholder = PLACEHOLDER_PREFIX + hashlib.sha1(function_shape(shape).encode()).hexdigest()[:16]
+    shape = code_of(cst.Module(body=[definition]))
+    placeholder = PLACEHOLDER_PREFIX + shape_key(shape)
     code = shape.replace(PLACEHOLDER_PREFIX, placeholder, 1)
     names = tuple(identifier(name) for name in alternatives)
     return AdapterFunction(placeholder, identifier(suggested_name), code, kind, names, frozenset(avoid))
 
 
+def shape_key(code: str) -> str:
+    """16 hex digits naming ``function_shape(code)``: functions with the same key are the same function."""
+    return hashlib.sha1(function_shape(code).encode()).hexdigest()[:16]
+
+
 def function_shape(code: str) -> str:
-    """What makes two functions the same: their code with the name and parameter names left out."""
-    (definition,) = ast.parse(code).body
-    positions = {arg.arg: f"_{index}" for index, arg in enumerate(definition.args.args)}
+    """What makes two functions the same: their code with the name, parameter names and annotations left out
+    (and ``async`` too: only plain functions are compared)."""
+    (parsed,) = ast.parse(code).body
+    positions = {arg.arg: f"_{index}" for index, arg in enumerate(parsed.args.args)}
+    definition = ast.FunctionDef(**{**vars(parsed), "name": "_"})
+    for node in ast.walk(definition):  # renamed in place: the tree is this call's own
+        if isinstance(node, ast.Name):
+            node.id = positions.get(node.id, node.id)
+        elif isinstance(node, ast.arg):
+            node.arg = positions.get(node.arg, node.arg)
+            node.annotation = node.type_comment = None
+    return ast.dump(definition, annotate_fields=False)
 
-    class Rename(ast.NodeTransformer):
-        def visit_Name(self, node: ast.Name) -> ast.Name:
-            return ast.Name(positions.get(node.id, node.id), node.ctx)
 
-        def visit_arg(self, node: ast.arg) -> ast.arg:
-            return ast.arg(positions.get(node.arg, node.arg))
-
-    return ast.dump(Rename().visit(ast.FunctionDef(**{**vars(definition), "name": "_"})), annotate_fields=False)
+@lru_cache(maxsize=4096)
+def _parsed(statement: str) -> cst.BaseStatement:
+    """A statement the codemods write as text (``return x``, an import), parsed once per run: LibCST's nodes
+    are immutable, and these only ever become code."""
+    return cst.parse_statement(statement)
 
 
 def _without_leading_blank_lines(statement: cst.BaseStatement) -> cst.BaseStatement:

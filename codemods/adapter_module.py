@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from seamfix.codemods.adapter_function import AdapterFunction, function_shape
+from seamfix.codemods.adapter_function import AdapterFunction, shape_key
+from seamfix.codemods.context import PLACEHOLDER_PREFIX
 from seamfix.codemods.formatting import format_module
 from seamfix.errors import SeamfixError
 
@@ -35,7 +37,7 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
         tree = ast.parse(existing or "")
     except SyntaxError as exc:
         raise SeamfixError(f"{path}: cannot parse the adapter module: {exc.msg} (line {exc.lineno})") from None
-    shapes = {function_shape(ast.unparse(node)): node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    shapes = {shape_key(ast.unparse(node)): node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
     taken = top_level_names(tree)
     unique: dict[str, AdapterFunction] = {}
     for function in requested:  # one function asked for by several builders avoids all their names
@@ -44,7 +46,7 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
     names: dict[str, str] = {}
     new: list[AdapterFunction] = []
     for function in sorted(unique.values(), key=lambda f: (_KIND_ORDER[f.kind], f.suggested_name, f.code)):
-        shape = function_shape(function.code)
+        shape = function.shape_key
         if shape in shapes:
             names[function.placeholder] = shapes[shape]
         else:  # (the placeholder is derived from the shape: no two new functions share one)
@@ -93,7 +95,12 @@ def _free_name(function: AdapterFunction, taken: set[str], *, shared: bool) -> s
 
 
 def name_placeholders(data: bytes, names: dict[str, str]) -> bytes:
-    """A rewritten builder with each adapter function's placeholder replaced by its final name."""
-    for placeholder, name in names.items():
-        data = data.replace(placeholder.encode(), name.encode())
-    return data
+    """A rewritten builder with each adapter function's placeholder replaced by its final name, in one pass
+    (a module can hold thousands): every placeholder is ``PLACEHOLDER_PREFIX`` and a fixed-length suffix."""
+    prefix = re.escape(PLACEHOLDER_PREFIX.encode())
+    lengths = sorted({len(placeholder) - len(PLACEHOLDER_PREFIX) for placeholder in names}, reverse=True)
+    if not lengths:
+        return data
+    found = re.compile(b"|".join(prefix + rb"\w{%d}" % length for length in lengths))
+    encoded = {placeholder.encode(): name.encode() for placeholder, name in names.items()}
+    return found.sub(lambda match: encoded.get(match.group(), match.group()), data)

@@ -13,6 +13,7 @@ import libcst as cst
 from seamfix.codemods.adapter_function import AdapterFunction, adapter_function
 from seamfix.codemods.adapter_module import top_level_names
 from seamfix.codemods.bindings import parameters_of
+from seamfix.codemods.context import PLACEHOLDER_PREFIX
 from seamfix.codemods.dataflow import block_flow
 from seamfix.codemods.nodes import finding_span, snake_case
 from seamfix.codemods.route_predicates import RoutePredicates
@@ -43,6 +44,8 @@ class ExtractArms:
     def __init__(self, router: RoutePredicates) -> None:
         self.router = router
         self.context = router.context
+        self._parsing = router.context.module.config_for_parsing  # built anew on each access
+        self._templates: dict[str, cst.SimpleStatementLine] = {}
         self._top_level_names: frozenset[str] | None = None
 
     def _builder_names(self) -> frozenset[str]:
@@ -94,17 +97,28 @@ class ExtractArms:
         built = flow.results or [_returned_name(suite)]
         name, *alternatives = arm_names(finding.scope, [n for n in built if n], context.relpath)
         adapter = adapter_function("arm", name, parameters, body, alternatives, self._builder_names())
-        call = f"{context.seam.name}.{adapter.placeholder}({', '.join(parameters)})"
+        call = f"{context.seam.name}.{PLACEHOLDER_PREFIX}({', '.join(parameters)})"
         if flow.returns:
             call = f"return {call}"
         elif flow.results:
             call = f"{', '.join(flow.results)} = {call}"
-        line = cst.parse_statement(call, config=context.module.config_for_parsing)
+        line = self._call_line(call, adapter.placeholder)
         if isinstance(suite, cst.SimpleStatementSuite):
             replacement = suite.with_changes(body=line.body)
         else:
             replacement = suite.with_changes(body=[line], footer=suite.footer)
         return Move(suite, replacement, adapter)
+
+    def _call_line(self, template: str, placeholder: str) -> cst.SimpleStatementLine:
+        """The statement ``template`` (``[return |x, y = ]seam.<PLACEHOLDER_PREFIX>(...)``) calling
+        ``placeholder``: each template is parsed once, as builders repeat the same call shape."""
+        parsed = self._templates.get(template)
+        if parsed is None:
+            parsed = self._templates[template] = cst.parse_statement(template, config=self._parsing)
+        statement = parsed.body[0]
+        call = statement.value
+        call = call.with_changes(func=call.func.with_changes(attr=cst.Name(placeholder)))
+        return parsed.with_changes(body=[statement.with_changes(value=call)])
 
     def _mla_only_arm(self, statement: cst.If, part: cst.BaseExpression) -> cst.BaseSuite | None:
         if isinstance(part, cst.Comparison):

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange
+
+from seamfix.codemods.codegen import positions_and_parents
 
 _DEFINITIONS = (cst.FunctionDef, cst.ClassDef)
 
@@ -34,6 +36,7 @@ class Region:
 class Focus:
     module: cst.Module
     positions: Mapping[cst.CSTNode, CodeRange]
+    parents: Mapping[cst.CSTNode, cst.CSTNode]
     regions: list[Region] = field(default_factory=list)
     originals: dict[cst.CSTNode, cst.CSTNode] = field(default_factory=dict)  # trimmed focus node -> original
 
@@ -76,17 +79,13 @@ def focus(module: cst.Module, tree: ast.Module, lines: Iterable[int]) -> Focus:
     originals: dict[cst.CSTNode, cst.CSTNode] = {}
     body = _focused_body(module.body, tree.body, lines, regions, originals)
     if body is None:
-        return Focus(module, _positions(module))
+        return Focus(module, *positions_and_parents(module))
     focused = module.with_changes(body=body)
-    positions = _positions(focused)
+    positions, parents = positions_and_parents(focused)
     for region in regions:
         anchor = region.node.name if isinstance(region.node, _DEFINITIONS) else region.node
         region.delta = positions[anchor].start.line - region.anchor
-    return Focus(focused, positions, regions, originals)
-
-
-def _positions(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
-    return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    return Focus(focused, positions, parents, regions, originals)
 
 
 def _focused_body(statements, nodes, lines, regions, originals):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import fields
+from functools import cache
 
 import libcst as cst
 from libcst.metadata import CodeRange
@@ -80,6 +82,24 @@ def dotted_name(node: cst.CSTNode) -> str | None:
 
 def unparenthesized(node: cst.BaseExpression) -> cst.BaseExpression:
     return node.with_changes(lpar=[], rpar=[]) if getattr(node, "lpar", None) else node
+
+
+def children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """``node.children`` in no particular order, read from its fields: LibCST's property runs a visitor over
+    the node, three times slower, which walks of every moved arm's nodes feel."""
+    found = []
+    for name in _field_names(type(node)):
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            found.extend(item for item in value if isinstance(item, cst.CSTNode))
+    return found
+
+
+@cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(kind))
 
 
 def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:

@@ -12,6 +12,7 @@ import libcst as cst
 from seamfix.codemods.adapter_function import AdapterFunction
 from seamfix.codemods.alias_definitions import AliasDefinitions
 from seamfix.codemods.bindings import Bindings
+from seamfix.codemods.codegen import code_of
 from seamfix.codemods.context import FileContext, Seam
 from seamfix.codemods.extract_arms import ARM_KEPT, ExtractArms, Move
 from seamfix.codemods.focus import Focus, focus
@@ -48,15 +49,17 @@ class FileRewrite:
         self.refused = why
 
 
-def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam, project: Project) -> FileRewrite:
+def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam, project: Project,
+                 findings: list[Finding] | None = None) -> FileRewrite:  # fmt: skip
     """``data`` with every fixable finding routed or moved; untouched when it cannot be parsed, and when
     anything goes wrong on valid Python (a construct the codemods do not know, nesting too deep for
-    LibCST): that is a per-file refusal, never a crash of the run."""
+    LibCST): that is a per-file refusal, never a crash of the run. ``findings``: ``checker``'s findings of
+    ``data``, when the caller has them."""
     try:
         try:
-            return _rewrite(data, relpath, checker, seam, project)
+            return _rewrite(data, relpath, checker, seam, project, findings)
         except RecursionError:  # valid but deep (a 500-term `+`): again with room for it
-            return call_with_deep_stack(_rewrite, data, relpath, checker, seam, project)
+            return call_with_deep_stack(_rewrite, data, relpath, checker, seam, project, findings)
     except (RecursionError, MemoryError):
         result = FileRewrite(relpath, data)
         result.refuse("nested too deeply for the codemods", data)
@@ -69,9 +72,11 @@ def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam, pr
     return result
 
 
-def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, project: Project) -> FileRewrite:
+def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, project: Project,
+             known: list[Finding] | None) -> FileRewrite:  # fmt: skip
     result = FileRewrite(relpath, data)
-    findings = [f for f in checker.check(data, relpath) if f.code in (_FIXABLE, _UNPARSEABLE)]
+    found = checker.check(data, relpath) if known is None else known
+    findings = [f for f in found if f.code in (_FIXABLE, _UNPARSEABLE)]
     broken = next((f for f in findings if f.code == _UNPARSEABLE), None)
     if broken is not None:
         result.error = f"{broken.line}:{broken.column}: {broken.message}"
@@ -158,7 +163,7 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
     edited = [_in_original(context.span(node), area) for node in edits]
     edits.update(unused_mla_imports(module, tree, checker.names, edited))
     rewritten = import_seam(context, module.visit(_ReplaceNodes(edits, context.parents, area.originals, module)))
-    return (_BOM if bom else b"") + rewritten.code.encode(encoding), untouched
+    return (_BOM if bom else b"") + code_of(rewritten).encode(encoding), untouched
 
 
 def _identity(finding: Finding) -> tuple[str, str, str]:

@@ -10,7 +10,7 @@ import libcst as cst
 from seamfix.codemods.adapter_function import AdapterFunction, adapter_function
 from seamfix.codemods.alias_definitions import AliasDefinitions
 from seamfix.codemods.context import FileContext, Refusal
-from seamfix.codemods.nodes import dotted_name, finding_span, snake_case, unparenthesized, walk
+from seamfix.codemods.nodes import children, dotted_name, finding_span, snake_case, unparenthesized, walk
 from seamfix.findings import Finding, FindingKind
 
 # The parent kinds through which the MLA part of a test grows: `cfg.q_lora_rank is None` is one question,
@@ -285,11 +285,12 @@ class RoutePredicates:
 
     def is_mla(self, node: cst.CSTNode) -> bool:
         """Does ``node`` name MLA outside calls through the seam?"""
-        return any(self._is_atom(child) for child in self._outside_seam_calls(node))
+        return any(self._is_atom(child) for child in self._outside_seam_calls(node, in_order=False))
 
-    def _outside_seam_calls(self, node: cst.CSTNode):
+    def _outside_seam_calls(self, node: cst.CSTNode, in_order: bool = True):
         """``node``'s descendants outside calls into the seam: as for the linter, the seam decides what its
-        arguments mean (``mla_seam.build(mla_down_proj_fusion)`` is no MLA knowledge of the builder)."""
+        arguments mean (``mla_seam.build(mla_down_proj_fusion)`` is no MLA knowledge of the builder). In
+        LibCST's order of children (routes follow it), or, faster, in any order."""
         seam = self.aliases.mla.seam
         stack = [node]
         while stack:
@@ -299,7 +300,7 @@ class RoutePredicates:
             if dotted is not None and seam.names_seam(dotted):
                 continue
             yield current
-            stack.extend(current.children)
+            stack.extend(current.children if in_order else children(current))
 
     def _is_builtin(self, node: cst.CSTNode) -> bool:
         return isinstance(node, cst.Name) and not self._is_parent_attr(node) and self.context.binding(node) == "builtin"

@@ -27,6 +27,9 @@ class LintResult:
     recorded: list[tuple[str, Finding]] = field(default_factory=list)  # (project path, finding), pre-baseline
     errors: list[str] = field(default_factory=list)
     files_checked: int = 0
+    # Files checked by this run (not taken from the cache): project path -> digest of the bytes checked and
+    # all their findings, before per-file ignores (what `seamfix apply` would otherwise compute again).
+    checked: dict[str, tuple[bytes, list[Finding]]] = field(default_factory=dict)
 
 
 def check_options(settings: Settings, surface: SeamSurface | None = None) -> CheckOptions:
@@ -110,6 +113,7 @@ def lint(
         recorded=recorded,
         errors=sorted(errors),
         files_checked=len(discovery.files),
+        checked=checked,
     )
 
 

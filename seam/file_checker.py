@@ -6,6 +6,7 @@ import ast
 import io
 import re
 import tokenize
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from seamfix.analysis.expressions import MLAExpressions, nested_statements
@@ -60,7 +61,8 @@ class FileChecker:
         tree, text, hits = parsed
         if not hits and SUPPRESSION_ANCHOR not in folded:
             return []
-        findings = [text.finding(rule.code, rule.name, hit, tree) for rule, hit in hits]
+        scopes = _Scopes(tree)
+        findings = [text.finding(rule.code, rule.name, hit, scopes) for rule, hit in hits]
         if SUPPRESSION_ANCHOR not in folded:
             return findings
         findings, complaints = apply_directives(findings, directives(text.decoded()), frozenset(RULES))
@@ -157,22 +159,42 @@ class _Text:
         end_offset = node.end_col_offset if node.end_col_offset is not None else node.col_offset
         return node.lineno, self.column(node.lineno, node.col_offset), end_line, self.column(end_line, end_offset)
 
-    def finding(self, code: str, name: str, hit: Hit, tree: ast.Module) -> Finding:
+    def finding(self, code: str, name: str, hit: Hit, scopes: _Scopes) -> Finding:
         node = hit.node
         atom = self.span(hit.atom) if hit.atom is not None else None
-        scope = _qualname(tree, node.lineno)
+        scope = scopes.qualname(node.lineno)
         return Finding("", *self.span(node), code, name, hit.message, scope, self.segment(node), hit.kind, atom)
 
 
-def _qualname(tree: ast.Module, line: int) -> str:
-    """The qualified name of the innermost function or class around ``line`` (a baseline matching key)."""
-    names: list[str] = []
-    statements = tree.body
-    while statements:
-        around = next((s for s in statements if s.lineno <= line <= (s.end_lineno or s.lineno)), None)
-        if around is None:
-            break
-        if isinstance(around, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.append(around.name)
-        statements = list(nested_statements(around))
-    return ".".join(names)
+class _Scopes:
+    """The qualified name of the innermost function or class around a line (a baseline matching key).
+
+    Each block's statements are sorted by line once and bisected: a module with thousands of findings has
+    thousands of statements."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.tree = tree
+        self._blocks: dict[int, tuple[list[int], list[ast.stmt]]] = {}
+
+    def qualname(self, line: int) -> str:
+        names: list[str] = []
+        around = self._around(self.tree, line)
+        while around is not None:
+            if isinstance(around, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.append(around.name)
+            around = self._around(around, line)
+        return ".".join(names)
+
+    def _around(self, owner: ast.AST, line: int) -> ast.stmt | None:
+        """The statement directly in ``owner``'s blocks whose lines hold ``line`` (blocks are disjoint but for
+        simple statements sharing a line, which hold no names)."""
+        block = self._blocks.get(id(owner))
+        if block is None:
+            statements = sorted(nested_statements(owner), key=lambda s: s.lineno)
+            block = self._blocks[id(owner)] = [s.lineno for s in statements], statements
+        firsts, statements = block
+        index = bisect_right(firsts, line) - 1
+        if index < 0:
+            return None
+        statement = statements[index]
+        return statement if line <= (statement.end_lineno or statement.lineno) else None

@@ -233,7 +233,8 @@ def _save(journal: Path, state: str, entries: list[dict], folders: list[str]) ->
     try:
         write_atomic(journal, json.dumps(data, indent=1).encode())
     except OSError as exc:
-        raise SeamfixError(f"{journal}: cannot write the apply journal: {exc.strerror or exc}") from None
+        why = f"{journal}: cannot write the apply journal: {exc.strerror or exc}; nothing was changed"
+        raise SeamfixError(why) from None  # the caller undoes the staging
     _Progress.step()
 
 

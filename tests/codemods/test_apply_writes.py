@@ -223,6 +223,103 @@ def test_a_full_disk_at_the_adapter_changes_nothing(project, monkeypatch):
     assert snapshot(root) == before and not (root / ".seamfix_cache" / JOURNAL_NAME).exists()
 
 
+# `seamfix apply` with a fault injected at the operating system's door, in a process of its own (no hook in
+# seamfix): SEAMFIX_FAULT="ENOSPC <name>" makes the write(2) into seamfix's temporary file for <name> store
+# half its bytes and fail as a full disk does ("ENOSPC <name> lasting": every later one too, the disk stays
+# full); SEAMFIX_FAULT="EACCES <folder>" refuses creating files and folders in <folder>, as a read-only
+# folder does (simulated: the suite may run as root, whom permissions do not stop).
+FAULTY_SEAMFIX = """
+import errno, os, sys
+from seamfix.atomic import TEMP_SUFFIX
+from seamfix.cli import main
+
+kind, where, *lasting = os.environ["SEAMFIX_FAULT"].split()
+real_open, real_mkdir, real_write = os.open, os.mkdir, os.write
+full = False
+
+def write(descriptor, data):
+    global full
+    name = os.path.basename(os.readlink(f"/proc/self/fd/{descriptor}"))
+    if name.endswith(TEMP_SUFFIX) and (full or name.startswith(f".{where}.")):
+        full = bool(lasting)
+        real_write(descriptor, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real_write(descriptor, data)
+
+def read_only(path):
+    return os.path.dirname(os.path.abspath(path)) == os.path.abspath(where)
+
+def open_(path, flags, *args, **kwargs):
+    if flags & os.O_CREAT and read_only(path) and not os.path.exists(path):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+    return real_open(path, flags, *args, **kwargs)
+
+def mkdir(path, *args, **kwargs):
+    if read_only(path):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+    return real_mkdir(path, *args, **kwargs)
+
+if kind == "ENOSPC":
+    os.write = write
+else:
+    os.open, os.mkdir = open_, mkdir
+sys.argv[0] = "seamfix"
+main()
+"""
+
+
+def faulty_apply(root: Path, fault: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", FAULTY_SEAMFIX, "apply"]
+    env = {**os.environ, "SEAMFIX_FAULT": fault}
+    return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+
+
+# The 12 builders' project: a full disk at the journal, the adapter, or a builder; for a moment or lasting.
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="finds seamfix's temporaries through Linux's /proc")
+@pytest.mark.parametrize(
+    ("fault", "named", "untouched"),
+    [
+        ("ENOSPC apply-journal.json", ".seamfix_cache/apply-journal.json", True),
+        ("ENOSPC mla_seam.py lasting", "pkg/mla_seam.py", True),
+        ("ENOSPC builder_005.py", "pkg/builder_005.py", False),  # that file alone is left, the rest written
+        ("ENOSPC builder_005.py lasting", ".seamfix_cache/apply-journal.json", True),  # the commit cannot start
+    ],
+)
+def test_a_full_disk_in_the_write_phase_changes_nothing_or_a_rerun_completes(
+    tmp_path, small_reference, fault, named, untouched
+):
+    root = make_project(tmp_path / "p", 12)
+    before = snapshot(root)
+    failed = faulty_apply(root, fault)
+    assert failed.returncode == 2, failed.stderr
+    (error,) = [line for line in failed.stderr.splitlines() if "No space left on device" in line]
+    assert named in error and error.startswith("seamfix: error: ") and "Traceback" not in failed.stderr
+    assert error.endswith("; nothing was changed" if untouched else "; not rewritten")
+    assert (snapshot(root) == before) == untouched
+    assert temporaries(root) == [] and not (root / ".seamfix_cache" / JOURNAL_NAME).exists()
+    assert_rerun_completes(root, small_reference)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="as the full-disk test")
+def test_a_read_only_adapter_folder_changes_nothing(tmp_path):
+    root, clean = tmp_path / "p", tmp_path / "clean"
+    files = {"pyproject.toml": CONFIG.replace("pkg/mla_seam.py", "pkg/seam/mla_seam.py"), "pkg/__init__.py": "",
+             "pkg/seam/__init__.py": "", "pkg/a.py": MLA_IF, "pkg/b.py": MLA_IF}  # fmt: skip
+    for relpath, text in files.items():
+        (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (root / relpath).write_text(text)
+    shutil.copytree(root, clean)
+    reference = reference_after(clean)
+    before = snapshot(root)
+    failed = faulty_apply(root, f"EACCES {root / 'pkg/seam'}")
+    assert failed.returncode == 2
+    assert failed.stderr.splitlines() == [
+        "seamfix: error: pkg/seam/mla_seam.py: cannot write: Permission denied; nothing was changed"
+    ]
+    assert snapshot(root) == before and temporaries(root) == []
+    assert_rerun_completes(root, reference)
+
+
 def test_symlinked_files_are_rewritten_at_their_target_once_and_stay_links(project, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
