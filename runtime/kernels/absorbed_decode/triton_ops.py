@@ -1,12 +1,12 @@
 """Launch of absorbed MLA decode: tile and program-count choice, the decode kernel, and the merge."""
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import triton
 
-from ..backend import check_int32_offsets, span
+from ..backend import KernelInputError, check_int32_offsets, span
 from .triton_kernels import decode_kernel, merge_kernel
 
 # Floats one merge program holds per step ([parts, rows, kv_lora_rank] in registers, 4 warps): 32 KB.
@@ -39,19 +39,66 @@ class DecodeTiles:
 
 
 def default_tiles(n_rows: int, q_lat: torch.Tensor, rope_dim: int) -> DecodeTiles:
+    """The tiles ``decode`` launches with by default: the benchmarked choice for ``n_rows`` query rows, made
+    smaller where the Triton kernel would not fit the device's shared memory (float32, wide latents)."""
     device = q_lat.device
+    gluon = device.type == "cuda" and gluon_supported(q_lat, rope_dim)
+    limit = _shared_memory_limit(device.index or 0) if device.type == "cuda" else HOPPER_SHARED_MEMORY
+    return choose_tiles(n_rows, q_lat.shape[-1], rope_dim, q_lat.element_size(), gluon, limit)
+
+
+def choose_tiles(n_rows: int, rank: int, rope_dim: int, element_size: int, gluon: bool, limit: int) -> DecodeTiles:
+    """``default_tiles`` as a function of sizes alone: ``gluon`` says whether the Gluon kernel may run (it
+    checked its own shared memory), ``limit`` is the bytes of shared memory one program may use."""
     # tl.dot needs at least 16 rows. Picked by the rounds of benchmarks/kernels_decode_rounds.py on an H200: twice
     # as many runs as multiprocessors, four warps each (H16 B128 S4k 172 -> 165 us, B4 S32k 68 -> 66 us against
     # the H100's pick of eight warps, and a third buffer for few sequences).
     if n_rows <= 16:
-        return DecodeTiles(rows=16, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
-    if device.type == "cuda" and gluon_supported(q_lat, rope_dim):
+        preferred = DecodeTiles(rows=16, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
+    elif gluon:
         # 17 to 64 rows (s_q = 2 at H16) too: half a Gluon group idle beats the Triton kernel's 32-row products
         # (H16 B128 S4k s_q=2 on an H200: 191 us against 267 us, benchmarks/RESULTS.md).
         return DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1, kernel="gluon")
-    if n_rows <= 32:
-        return DecodeTiles(rows=32, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
-    return DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1)
+    elif n_rows <= 32:
+        preferred = DecodeTiles(rows=32, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
+    else:
+        preferred = DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1)
+    return fitting_tiles(preferred, rank, rope_dim, element_size, limit)
+
+
+MIN_TILE = 16  # tl.dot's smallest operand side
+
+
+def fitting_tiles(preferred: DecodeTiles, rank: int, rope_dim: int, element_size: int, limit: int) -> DecodeTiles:
+    """``preferred``, or the largest smaller Triton tiles whose shared memory fits ``limit``: fewer cached tokens
+    per step first (more steps, same traffic), then fewer query rows per program (each cached tile is then read
+    by more programs). Float32 at DeepSeek's 512 + 64 on an H200: 16 rows step 32 tokens, 64 rows 16 tokens."""
+    for rows in _halvings(preferred.rows):
+        # Fewer rows take the warps and program count of the benchmarked 32- and 16-row choices.
+        launch = preferred if rows == preferred.rows else DecodeTiles(rows, preferred.tokens, 4, 2, 2)
+        for tokens in _halvings(preferred.tokens):
+            tiles = replace(launch, rows=rows, tokens=tokens)
+            if triton_shared_memory(tiles, rank, rope_dim, element_size) <= limit:
+                return tiles
+    needed = triton_shared_memory(DecodeTiles(MIN_TILE, MIN_TILE, 4, 2, 2), rank, rope_dim, element_size)
+    raise KernelInputError(
+        f"the Triton decode kernel cannot hold kv_lora_rank {rank} and rope_dim {rope_dim} in {element_size}-byte "
+        f"elements: even {MIN_TILE}x{MIN_TILE} tiles need {needed} bytes of shared memory, more than the device's "
+        f"{limit}; use a 16-bit dtype or backend='torch'"
+    )
+
+
+def _halvings(size: int) -> list[int]:
+    return [size >> shift for shift in range(size.bit_length()) if size >> shift >= MIN_TILE]
+
+
+def triton_shared_memory(tiles: DecodeTiles, rank: int, rope_dim: int, element_size: int) -> int:
+    """Bytes of shared memory the Triton decode kernel asks for, an upper bound fitted to the kernel compiled for
+    sm_90 (Triton 3.6 and 3.8; tests/runtime/kernels/test_kernels_decode_tiles.py checks it): the group's
+    queries, the cached tile twice (a second pipeline buffer, or the transposed copy a 64-row product reads), the
+    weights as an operand, or the float32 accumulator's layout change where that is larger, plus scratch."""
+    operands = ((tiles.rows + 2 * tiles.tokens) * (rank + rope_dim) + tiles.rows * tiles.tokens) * element_size
+    return max(operands, tiles.rows * rank * 4) + 1024
 
 
 def gluon_supported(q_lat: torch.Tensor, rope_dim: int) -> bool:
@@ -93,6 +140,12 @@ def _capability(device_index: int) -> tuple[int, int]:
 
 def _power_of_two(n: int) -> bool:
     return n & (n - 1) == 0
+
+
+@functools.cache
+def _shared_memory_limit(device_index: int) -> int:
+    """What Triton checks a launch against (``OutOfResources`` above it): the opt-in shared memory per block."""
+    return triton.runtime.driver.active.utils.get_device_properties(device_index)["max_shared_mem"]
 
 
 @functools.cache

@@ -15,8 +15,7 @@ from kernels_case_inputs import TOLERANCE, relative_error
 
 triton = pytest.importorskip("triton")
 gluon_kernels = pytest.importorskip("seamfix.runtime.kernels.absorbed_decode.gluon_kernels")
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.experimental.gluon._runtime import GluonASTSource  # noqa: E402
+from hopper_compile import compile_in_child  # noqa: E402
 
 from seamfix.runtime.kernels import mla_decode  # noqa: E402
 from seamfix.runtime.kernels.absorbed_decode.triton_ops import (  # noqa: E402
@@ -29,32 +28,18 @@ from seamfix.runtime.kernels.absorbed_decode.triton_ops import (  # noqa: E402
 BUFFERINGS = {"64-token tiles, 2 buffers": (64, 2), "32-token tiles, 4 buffers": (32, 4)}
 
 
-def compile_for_hopper(block_n, stages, rank=512, rope=64, page=64):
-    kernel = gluon_kernels.decode_kernel
-    pointers = {"Q_LAT": "*bf16", "Q_PE": "*bf16", "CKV": "*bf16", "KPE": "*bf16", "BLOCK_TABLE": "*i32",
-                "SEQLENS": "*i32", "OUT": "*bf16", "LSE": "*fp32", "PARTIAL_OUT": "*fp32", "PARTIAL_LSE": "*fp32",
-                "LEADS": "*i32", "softmax_scale": "fp32"}  # fmt: skip
+def compiled_shared_memory(block_n, stages, rank=512, rope=64, page=64, ptx=None):
     constants = {"PAGE": page, "RANK": rank, "ROPE": rope, "BLOCK_H": 64, "BLOCK_N": block_n, "BLOCK_B": 128,
                  "CAUSAL": True, "STAGES": stages}  # fmt: skip
-    signature = {name: "constexpr" if name in constants else pointers.get(name, "i32") for name in kernel.arg_names}
-    # As launched: pointers and strides are specialized as 16-byte aligned.
-    aligned = [name for name in kernel.arg_names if signature[name].startswith("*") or name.startswith("stride_")]
-    source = GluonASTSource(
-        fn=kernel,
-        signature=signature,
-        constexprs={(kernel.arg_names.index(name),): value for name, value in constants.items()},
-        attrs={(kernel.arg_names.index(name),): [["tt.divisibility", 16]] for name in aligned},
-    )
-    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 8})
+    return compile_in_child("gluon", "bf16", constants, ptx, num_warps=8)
 
 
 NVIDIA_TOOLS = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
 
 
-def assemble(compiled, tmp_path):
+def assemble(ptx, tmp_path):
     """ptxas's report and the machine code (SASS) of the kernel."""
-    ptx, cubin = tmp_path / "decode.ptx", tmp_path / "decode.cubin"
-    ptx.write_text(compiled.asm["ptx"])
+    cubin = tmp_path / "decode.cubin"
     report = subprocess.run([NVIDIA_TOOLS / "ptxas", "-v", "--gpu-name", "sm_90a", ptx, "-o", cubin],
                             capture_output=True, text=True, check=True).stderr  # fmt: skip
     sass = subprocess.run([NVIDIA_TOOLS / "cuobjdump", "-sass", cubin], capture_output=True, text=True, check=True)
@@ -64,11 +49,11 @@ def assemble(compiled, tmp_path):
 @pytest.mark.parametrize("bufferings", BUFFERINGS)
 def test_kernel_compiles_for_hopper_within_one_multiprocessors_shared_memory(bufferings, tmp_path):
     tokens, stages = BUFFERINGS[bufferings]
-    compiled = compile_for_hopper(tokens, stages)
+    shared = compiled_shared_memory(tokens, stages, ptx=tmp_path / "decode.ptx")
 
-    assert compiled.metadata.shared <= gluon_shared_memory(512, 64, tokens=tokens, stages=stages)
-    assert compiled.metadata.shared <= HOPPER_SHARED_MEMORY
-    report, sass = assemble(compiled, tmp_path)
+    assert shared <= gluon_shared_memory(512, 64, tokens=tokens, stages=stages)
+    assert shared <= HOPPER_SHARED_MEMORY
+    report, sass = assemble(tmp_path / "decode.ptx", tmp_path)
     # ptxas serializes every warpgroup MMA of the kernel when registers of one in flight are rewritten.
     assert "C7515" not in report, report
     assert len(re.findall(r"\bHGMMA\b", sass)) >= 2
@@ -76,9 +61,9 @@ def test_kernel_compiles_for_hopper_within_one_multiprocessors_shared_memory(buf
 
 @pytest.mark.parametrize("rank, rope", [(256, 64), (128, 32)])
 def test_shared_memory_estimate_bounds_the_compiled_kernel(rank, rope):
-    compiled = compile_for_hopper(64, 2, rank=rank, rope=rope)
+    shared = compiled_shared_memory(64, 2, rank=rank, rope=rope)
 
-    assert compiled.metadata.shared <= gluon_shared_memory(rank, rope) < compiled.metadata.shared + 2048
+    assert shared <= gluon_shared_memory(rank, rope) < shared + 2048
 
 
 def test_deepseeks_latent_fits_with_a_64_wide_rope_not_128():

@@ -1,0 +1,127 @@
+"""The decode kernel's default tiles fit a Hopper multiprocessor's shared memory for every dtype, head count and
+latent width the ops accept (float32 once asked for 249,856 bytes of 232,448 and Triton raised ``OutOfResources``);
+the estimate they are chosen by bounds the kernel as compiled for sm_90; float32 decodes on a GPU."""
+
+import pytest
+import torch
+from decode_case_inputs import SCALE, PagedCase, decode_from_math
+from hopper_compile import compile_in_child
+from kernels_case_inputs import relative_error
+
+from seamfix.runtime.kernels import KernelInputError, mla_decode
+from seamfix.runtime.kernels.absorbed_decode.triton_ops import (
+    HOPPER_SHARED_MEMORY,
+    MIN_TILE,
+    DecodeTiles,
+    choose_tiles,
+    gluon_shared_memory,
+    triton_shared_memory,
+)
+
+ELEMENT_SIZES = {"float32": 4, "bfloat16": 2, "float16": 2}
+POWERS_OF_TWO = [2**n for n in range(4, 11)]  # kv_lora_rank and rope_dim: the Triton backend takes powers >= 16
+ROW_COUNTS = range(1, 257)  # s_q * heads: the choice only depends on which of <= 16, <= 32 and more it is
+
+
+def launchable(n_rows, rank, rope, element_size, gluon):
+    try:
+        return choose_tiles(n_rows, rank, rope, element_size, gluon, HOPPER_SHARED_MEMORY)
+    except KernelInputError:
+        return None
+
+
+@pytest.mark.parametrize("dtype", ELEMENT_SIZES)
+def test_every_default_choice_fits_hoppers_shared_memory(dtype):
+    element_size = ELEMENT_SIZES[dtype]
+    smallest_refused = []
+    for rank in POWERS_OF_TWO:
+        for rope in POWERS_OF_TWO:
+            # The Gluon kernel is offered where gluon_supported would offer it (16-bit, its sizes in range).
+            gluon = element_size == 2 and 32 <= rank <= 512 and rope <= 256
+            gluon = gluon and gluon_shared_memory(rank, rope) <= HOPPER_SHARED_MEMORY
+            for n_rows in ROW_COUNTS:
+                tiles = launchable(n_rows, rank, rope, element_size, gluon)
+                if tiles is None:
+                    smallest_refused.append((rank, rope))
+                    smallest = DecodeTiles(MIN_TILE, MIN_TILE, 4, 2, 2)
+                    assert triton_shared_memory(smallest, rank, rope, element_size) > HOPPER_SHARED_MEMORY
+                    continue
+                assert tiles.rows in (16, 32, 64) and tiles.tokens in (16, 32, 64)
+                if tiles.kernel == "gluon":
+                    used = gluon_shared_memory(rank, rope, tiles.rows, tiles.tokens, tiles.num_stages)
+                else:
+                    used = triton_shared_memory(tiles, rank, rope, element_size)
+                assert used <= HOPPER_SHARED_MEMORY, (n_rows, rank, rope, tiles)
+    # Only latents wider than any MLA model's are refused, never DeepSeek's 512 + 64.
+    assert all(rank + rope > 1024 for rank, rope in smallest_refused)
+
+
+@pytest.mark.parametrize("dtype", ELEMENT_SIZES)
+def test_deepseeks_latent_is_served_at_16_and_128_heads(dtype):
+    element_size = ELEMENT_SIZES[dtype]
+    for n_rows in (16, 32, 128):
+        assert launchable(n_rows, 512, 64, element_size, gluon=False) is not None
+
+
+def test_float32_steps_fewer_tokens_and_16_bit_keeps_the_benchmarked_tiles():
+    old_float32_choice = DecodeTiles(rows=16, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
+    assert triton_shared_memory(old_float32_choice, 512, 64, 4) > HOPPER_SHARED_MEMORY
+
+    assert choose_tiles(16, 512, 64, 4, False, HOPPER_SHARED_MEMORY) == DecodeTiles(16, 32, 4, 2, 2)
+    assert choose_tiles(128, 512, 64, 4, False, HOPPER_SHARED_MEMORY) == DecodeTiles(64, 16, 8, 2, 1)
+    for n_rows, rows, warps, programs_per_sm in ((16, 16, 4, 2), (32, 32, 4, 2), (128, 64, 8, 1)):
+        expected = DecodeTiles(rows, 64, warps, 2, programs_per_sm)
+        assert choose_tiles(n_rows, 512, 64, 2, False, HOPPER_SHARED_MEMORY) == expected
+    assert choose_tiles(128, 512, 64, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon"
+
+
+def test_smaller_shared_memory_takes_fewer_rows_once_16_tokens_are_too_many():
+    limit = triton_shared_memory(DecodeTiles(32, 16, 4, 2, 2), 512, 64, 4)
+
+    assert choose_tiles(128, 512, 64, 4, False, limit) == DecodeTiles(32, 16, 4, 2, 2)
+    with pytest.raises(KernelInputError, match="kv_lora_rank 512 and rope_dim 64 in 4-byte elements"):
+        choose_tiles(128, 512, 64, 4, False, 64 * 1024)
+
+
+# (dtype, rows, tokens, warps, stages, rank, rope): float32's new choices at 16 and 128 heads and a wide latent,
+# and the largest 16-bit Triton choice.
+COMPILED = [("fp32", 16, 32, 4, 2, 512, 64), ("fp32", 64, 16, 8, 2, 512, 64), ("fp32", 16, 16, 4, 2, 1024, 64),
+            ("bf16", 64, 64, 8, 2, 512, 64)]  # fmt: skip
+
+
+@pytest.mark.parametrize("compiled", COMPILED, ids=str)
+def test_estimate_bounds_the_kernel_compiled_for_hopper(compiled):
+    pytest.importorskip("triton")
+    dtype, rows, tokens, warps, stages, rank, rope = compiled
+    constants = {"PAGE": 64, "RANK": rank, "ROPE": rope, "BLOCK_H": rows, "BLOCK_N": tokens, "BLOCK_B": 128,
+                 "CAUSAL": True}  # fmt: skip
+
+    shared = compile_in_child("triton", dtype, constants, num_warps=warps, num_stages=stages)
+
+    tiles = DecodeTiles(rows, tokens, warps, stages, 1)
+    estimate = triton_shared_memory(tiles, rank, rope, 4 if dtype == "fp32" else 2)
+    # An upper bound, and not so loose that it refuses tiles that fit.
+    assert shared <= estimate < 1.3 * shared
+
+
+GPU_CASES = {  # heads, s_q, lengths, block size
+    "16 heads": (16, 1, [1, 300, 1000, 77], 64),
+    "16 heads, two new tokens": (16, 2, [2, 129, 700], 64),
+    "128 heads": (128, 1, [5, 640, 1100], 64),
+}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="runs the compiled kernel: needs a CUDA GPU")
+@pytest.mark.parametrize("name", GPU_CASES)
+def test_float32_decode_at_deepseeks_latent_matches_float64_math(name):
+    heads, s_q, lengths, block_size = GPU_CASES[name]
+    case = PagedCase(lengths, block_size, torch.float32, torch.Generator().manual_seed(heads + s_q), heads, s_q,
+                     rank=512, rope=64)  # fmt: skip
+
+    out, lse = mla_decode(case.q_lat.cuda(), case.q_pe.cuda(), *(t.cuda() for t in case.cache_args()), SCALE)
+
+    expected_out, expected_lse = decode_from_math(case, causal=True)
+    assert out.dtype == torch.float32 and not out.isnan().any()
+    # tf32 products on the tensor cores, as for the other float32 kernels (kernel_property_cases.TOLERANCE).
+    assert relative_error(out.cpu(), expected_out) < 2e-3
+    assert relative_error(lse.cpu(), expected_lse) < 2e-3
