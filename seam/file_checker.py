@@ -83,7 +83,8 @@ class FileChecker:
         if parsed is None:
             return []
         tree, text, hits = parsed
-        return [text.finding(rule.code, rule.name, hit, tree) for rule, hit in hits if rule in self.rules]
+        scopes = _Scopes(tree)
+        return [text.finding(rule.code, rule.name, hit, scopes) for rule, hit in hits if rule in self.rules]
 
     def _parse(self, data: bytes, folded: bytes, relpath: str):
         """None for a file no rule can report on, a SEAM901 finding for one that does not parse, else its
