@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ast
 import configparser
-import difflib
 import importlib.util
 import io
 import json
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from seamfix.codemods.line_diff import line_opcodes
 from seamfix.errors import SeamfixError
 
 _UNIT_MARKER = "__seamfix_unit__ = "
@@ -237,10 +237,9 @@ def _own_tool(tool: str, root: Path, originals: list[str], texts: list[str]) -> 
 
 def _changes_only(lines: set[int], text: str, formatted: str) -> bool:
     """Whether every change from ``text`` to ``formatted`` touches one of ``lines`` of ``text``."""
-    matcher = difflib.SequenceMatcher(None, text.splitlines(), formatted.splitlines())
     return all(
         tag == "equal" or lines.intersection(range(start + 1, max(end, start + 1) + 1))
-        for tag, start, end, _, _ in matcher.get_opcodes()
+        for tag, start, end, _, _ in line_opcodes(text.splitlines(), formatted.splitlines())
     )
 
 
@@ -263,9 +262,8 @@ def _scratch_files(folder: Path, texts: list[str]) -> list[Path]:
 
 def touched_lines(old: str, new: str) -> set[int]:
     """The lines of ``new`` (from 1) that are not lines of ``old``; a line after a deletion counts too."""
-    matcher = difflib.SequenceMatcher(None, old.splitlines(), new.splitlines())
     touched = set()
-    for tag, _, _, start, end in matcher.get_opcodes():
+    for tag, _, _, start, end in line_opcodes(old.splitlines(), new.splitlines()):
         if tag in ("replace", "insert"):
             touched.update(range(start + 1, end + 1))
         elif tag == "delete":
@@ -326,9 +324,7 @@ def _import_diagnostics(texts: list[str], arguments: list[str], root: Path) -> l
 def _line_map(old: str, new: str) -> dict[int, int]:
     """New line -> old line, for the lines apply left as they were."""
     mapping = {}
-    for tag, old_start, _, new_start, new_end in difflib.SequenceMatcher(
-        None, old.splitlines(), new.splitlines()
-    ).get_opcodes():
+    for tag, old_start, _, new_start, new_end in line_opcodes(old.splitlines(), new.splitlines()):
         if tag == "equal":
             mapping.update((new_start + k + 1, old_start + k + 1) for k in range(new_end - new_start))
     return mapping
