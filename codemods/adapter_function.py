@@ -7,7 +7,7 @@ import hashlib
 import keyword
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import libcst as cst
@@ -45,29 +45,19 @@ def adapter_function(
     function asked for by two files (or two runs) is one function. Blank lines and comments inside the body
     are kept."""
     if all(isinstance(item, str) for item in body):  # a predicate: the same one is asked for again and again
-        return _from_text(kind, suggested_name, tuple(parameters), tuple(body), tuple(alternatives), avoid)
-    return _from_statements(kind, suggested_name, parameters, body, alternatives, avoid)
+        function = _from_text(kind, suggested_name, tuple(parameters), tuple(body))
+    else:
+        function = _from_statements(kind, suggested_name, parameters, body)
+    return replace(function, alternatives=tuple(identifier(name) for name in alternatives), avoid=frozenset(avoid))
 
 
 @lru_cache(maxsize=4096)
-def _from_text(
-    kind: str,
-    suggested_name: str,
-    parameters: tuple[str, ...],
-    body: tuple[str, ...],
-    alternatives: tuple[str, ...],
-    avoid: frozenset[str],
-) -> AdapterFunction:
-    return _from_statements(kind, suggested_name, parameters, body, alternatives, avoid)
+def _from_text(kind: str, suggested_name: str, parameters: tuple[str, ...], body: tuple[str, ...]) -> AdapterFunction:
+    return _from_statements(kind, suggested_name, parameters, body)
 
 
 def _from_statements(
-    kind: str,
-    suggested_name: str,
-    parameters: Sequence[str],
-    body: Sequence[cst.BaseStatement | str],
-    alternatives: Sequence[str],
-    avoid: frozenset[str],
+    kind: str, suggested_name: str, parameters: Sequence[str], body: Sequence[cst.BaseStatement | str]
 ) -> AdapterFunction:
     statements = [_parsed(item) if isinstance(item, str) else item for item in body]
     definition = cst.FunctionDef(
@@ -78,8 +68,7 @@ def _from_statements(
     shape = code_of(cst.Module(body=[definition]))
     placeholder = PLACEHOLDER_PREFIX + shape_key(shape)
     code = shape.replace(PLACEHOLDER_PREFIX, placeholder, 1)
-    names = tuple(identifier(name) for name in alternatives)
-    return AdapterFunction(placeholder, identifier(suggested_name), code, kind, names, frozenset(avoid))
+    return AdapterFunction(placeholder, identifier(suggested_name), code, kind)
 
 
 def shape_key(code: str) -> str:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from seamfix.codemods.adapter_function import AdapterFunction, shape_key
+from seamfix.codemods.bindings import top_level_names
 from seamfix.codemods.context import PLACEHOLDER_PREFIX
 from seamfix.codemods.formatting import format_module
 from seamfix.errors import SeamfixError
@@ -40,9 +41,9 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
     shapes = {shape_key(ast.unparse(node)): node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
     taken = top_level_names(tree)
     unique: dict[str, AdapterFunction] = {}
-    for function in requested:  # one function asked for by several builders avoids all their names
+    for function in requested:
         known = unique.get(function.placeholder)
-        unique[function.placeholder] = replace(function, avoid=function.avoid | known.avoid) if known else function
+        unique[function.placeholder] = _asked_by_both(known, function) if known else function
     names: dict[str, str] = {}
     new: list[AdapterFunction] = []
     for function in sorted(unique.values(), key=lambda f: (_KIND_ORDER[f.kind], f.suggested_name, f.code)):
@@ -64,17 +65,13 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
     return format_module(text, path), names
 
 
-def top_level_names(tree: ast.Module) -> set[str]:
-    """The names a module binds at its top level."""
-    names = set()
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
-        else:
-            names.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
-    return names
+def _asked_by_both(earlier: AdapterFunction, later: AdapterFunction) -> AdapterFunction:
+    """One function asked for from two places: it avoids the names of both builders, and takes only names
+    true of both (``..._in_rope_width`` would mislead the caller in ``attention_width``)."""
+    theirs = {earlier.suggested_name, *earlier.alternatives}
+    common = [name for name in (later.suggested_name, *later.alternatives) if name in theirs]
+    suggested, *alternatives = common or [later.suggested_name]
+    return replace(later, suggested_name=suggested, alternatives=tuple(alternatives), avoid=earlier.avoid | later.avoid)
 
 
 def _free_name(function: AdapterFunction, taken: set[str], *, shared: bool) -> str:

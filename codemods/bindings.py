@@ -251,3 +251,16 @@ def _module_names(module: symtable.SymbolTable) -> set[str]:
                 names.add(symbol.get_name())
         stack.extend(table.get_children())
     return names
+
+
+def top_level_names(tree: ast.Module) -> set[str]:
+    """The names a module binds at its top level."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        else:
+            names.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+    return names

@@ -13,7 +13,7 @@ import libcst as cst
 from libcst.metadata import CodeRange
 
 from seamfix.analysis.expressions import nested_statements
-from seamfix.codemods.bindings import Bindings, Occurrence
+from seamfix.codemods.bindings import Bindings, Occurrence, top_level_names
 from seamfix.codemods.focus import Focus
 from seamfix.codemods.nodes import Span, expressions_by_span, span_of
 from seamfix.codemods.project import Project, is_test_module
@@ -73,6 +73,12 @@ class FileContext:
 
     def span(self, node: cst.CSTNode) -> Span:
         return span_of(self.positions, node)
+
+    @cached_property
+    def top_level_names(self) -> frozenset[str]:
+        """What the builder module binds at its top level: no adapter function it asks for takes such a name
+        (``mla_seam.get_layer_spec`` would read as the builder's own ``get_layer_spec``)."""
+        return frozenset(top_level_names(self.tree))
 
     @cached_property
     def module_name(self) -> str:

@@ -6,16 +6,14 @@ import ast
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 import libcst as cst
 
 from seamfix.codemods.adapter_function import AdapterFunction, adapter_function
-from seamfix.codemods.adapter_module import top_level_names
 from seamfix.codemods.bindings import parameters_of
 from seamfix.codemods.context import PLACEHOLDER_PREFIX
 from seamfix.codemods.dataflow import block_flow
-from seamfix.codemods.nodes import finding_span, snake_case
+from seamfix.codemods.nodes import finding_span, module_word, snake_case
 from seamfix.codemods.route_predicates import RoutePredicates
 from seamfix.findings import Finding, FindingKind
 
@@ -46,14 +44,6 @@ class ExtractArms:
         self.context = router.context
         self._parsing = router.context.module.config_for_parsing  # built anew on each access
         self._templates: dict[str, cst.SimpleStatementLine] = {}
-        self._top_level_names: frozenset[str] | None = None
-
-    def _builder_names(self) -> frozenset[str]:
-        """What the builder module binds at its top level: no adapter function of its arms takes such a
-        name (``mla_seam.get_layer_spec`` would read as the builder's own ``get_layer_spec``)."""
-        if self._top_level_names is None:
-            self._top_level_names = frozenset(top_level_names(self.context.tree))
-        return self._top_level_names
 
     def plan(self, finding: Finding) -> Move | str | None:
         """The move for ``finding``'s arm; why it cannot move; or None when there is no MLA-only arm."""
@@ -96,7 +86,7 @@ class ExtractArms:
         parameters = _in_signature_order(flow.parameters, function)
         built = flow.results or [_returned_name(suite)]
         name, *alternatives = arm_names(finding.scope, [n for n in built if n], context.relpath)
-        adapter = adapter_function("arm", name, parameters, body, alternatives, self._builder_names())
+        adapter = adapter_function("arm", name, parameters, body, alternatives, context.top_level_names)
         call = f"{context.seam.name}.{PLACEHOLDER_PREFIX}({', '.join(parameters)})"
         if flow.returns:
             call = f"return {call}"
@@ -151,9 +141,7 @@ def arm_names(scope: str, built: Sequence[str], relpath: str) -> list[str]:
     what = "_and_".join(snake_case(name) for name in built)
     if what:  # an MLA class built says it all (`mla_self_attention`)
         names.append(what if what.startswith("mla") else named(*parts[:-1], function, what))
-    stem = PurePosixPath(relpath).stem
-    module = PurePosixPath(relpath).parent.name if stem == "__init__" else stem
-    names.append(named(snake_case(module), *parts[:-1], function))
+    names.append(named(module_word(relpath), *parts[:-1], function))
     return names
 
 

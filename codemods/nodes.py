@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import fields
 from functools import cache
+from pathlib import PurePosixPath
 
 import libcst as cst
 from libcst.metadata import CodeRange
@@ -109,6 +110,12 @@ def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         current = stack.pop()
         yield current
         stack.extend(reversed(current.children))
+
+
+def module_word(relpath: str) -> str:
+    """What names a module in words: its file's stem, or its package's folder for an ``__init__.py``."""
+    path = PurePosixPath(relpath)
+    return snake_case(path.parent.name if path.stem == "__init__" else path.stem)
 
 
 def snake_case(name: str) -> str:

@@ -10,7 +10,15 @@ import libcst as cst
 from seamfix.codemods.adapter_function import AdapterFunction, adapter_function
 from seamfix.codemods.alias_definitions import AliasDefinitions
 from seamfix.codemods.context import FileContext, Refusal
-from seamfix.codemods.nodes import children, dotted_name, finding_span, snake_case, unparenthesized, walk
+from seamfix.codemods.nodes import (
+    children,
+    dotted_name,
+    finding_span,
+    module_word,
+    snake_case,
+    unparenthesized,
+    walk,
+)
 from seamfix.findings import Finding, FindingKind
 
 # The parent kinds through which the MLA part of a test grows: `cfg.q_lora_rank is None` is one question,
@@ -191,7 +199,10 @@ class RoutePredicates:
         suggested = _describe(self, part, holder.codes)
         code = context.module.code_for_node(unparenthesized(template))
         body = [*sorted(set(imports)), f"return ({code})" if "\n" in code else f"return {code}"]
-        function = adapter_function("predicate", suggested, holder.parameters, body)
+        alternatives = predicate_names(suggested, _enclosing_names(context, part), context.relpath)
+        function = adapter_function(
+            "predicate", suggested, holder.parameters, body, alternatives, context.top_level_names
+        )
         arguments = [cst.Arg(unparenthesized(n) if _single_line(context, n) else n) for n in holder.arguments]
         call = cst.Call(
             cst.Attribute(cst.Name(context.seam.name), cst.Name(function.placeholder)),
@@ -413,6 +424,29 @@ def _fresh(name: str, taken: set[str]) -> str:
     while candidate in taken:
         candidate, number = f"{name}_{number}", number + 1
     return candidate
+
+
+def predicate_names(suggested: str, scope: list[str], relpath: str) -> list[str]:
+    """More qualified names for a predicate, for when another predicate or a builder's own name holds
+    ``suggested``: where it decides (``multi_latent_attention_in_get_gpt_layer_spec``), with the enclosing
+    classes (``..._in_gpt_model_forward``), then by its module alone (true of every function of the module
+    that asks for the same predicate)."""
+    words = [snake_case(name) for name in scope]
+    names = [f"{suggested}_in_{words[-1]}"] if words else []
+    if len(words) > 1:
+        names.append(f"{suggested}_in_{'_'.join(words)}")
+    return [*names, f"{suggested}_in_{module_word(relpath)}"]
+
+
+def _enclosing_names(context: FileContext, node: cst.CSTNode) -> list[str]:
+    """The functions and classes around ``node``, outermost first."""
+    names = []
+    current = context.parents.get(node)
+    while current is not None:
+        if isinstance(current, (cst.FunctionDef, cst.ClassDef)):
+            names.append(current.name.value)
+        current = context.parents.get(current)
+    return names[::-1]
 
 
 def _describe(router: RoutePredicates, node: cst.CSTNode, holes: dict[str, str]) -> str:
