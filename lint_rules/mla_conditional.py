@@ -68,6 +68,9 @@ class MLAConditional(AstRule):
         # A name with an MLA word that holds only the seam's answer (what `seamfix apply` writes for an alias)
         "from megatron.core import mla_seam\ndef f(cfg):\n    use_mla = mla_seam.multi_latent_attention(cfg)\n"
         "    if use_mla:\n        pass\n",
+        # ... also when combined with values that are no MLA (apply routes only a definition's MLA atom)
+        "from megatron.core import mla_seam\ndef f(self):\n    is_mla_provider = self.cls is not None and "
+        "mla_seam.is_mla_provider(self.cls)\n    if is_mla_provider:\n        pass\n",
         "if config.rotary_scaling_factor > 1 and config.mscale_all_dim:\n    pass\n",
         "if args.lora_rank > 0 or config.moe_latent_size:\n    pass\n",
         "def f(cfg):\n    use_mla = cfg.multi_latent_attention\n    return build(use_mla)\n",
@@ -123,6 +126,13 @@ class MLAConditional(AstRule):
             "from megatron.core import mla_seam\ndef f(cfg):\n    use_mla = mla_seam.multi_latent_attention(cfg)\n"
             "    use_mla = cfg.flag\n    if use_mla:\n        pass\n",
             line=5,
+        ),
+        # The seam's answer combined with an MLA value of the builder's own: the builder still decides on MLA
+        Invalid(
+            "from megatron.core import mla_seam\ndef f(cfg):\n"
+            "    use_mla = mla_seam.multi_latent_attention(cfg) or cfg.kv_lora_rank > 0\n"
+            "    if use_mla:\n        pass\n",
+            line=4,
         ),
         Invalid("if x:\n    pass\nelif not self.config.multi_latent_attention:\n    pass\n", line=3),
         Invalid(

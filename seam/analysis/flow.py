@@ -138,15 +138,19 @@ class MLAFlow(abc.ABC):
                 before = aliases  # `a, b = b, a` reads every value before binding any target
                 for sub_target, sub_value in zip(target.elts, value.elts, strict=True):
                     carries = self.mla.taint(sub_value, before) is not None
-                    aliases = self.bind(sub_target, carries, aliases, self.is_seam_answer(sub_value))
+                    aliases = self.bind(sub_target, carries, aliases, not carries and self.calls_seam(sub_value))
                 return aliases
-        return self.bind(target, self.mla.taint(value, aliases) is not None, aliases, self.is_seam_answer(value))
+        carries = self.mla.taint(value, aliases) is not None
+        return self.bind(target, carries, aliases, not carries and self.calls_seam(value))
 
-    def is_seam_answer(self, value: ast.expr) -> bool:
-        """``mla_seam.f(...)`` or ``not mla_seam.f(...)``: a value the adapter computed."""
-        while isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.Not):
-            value = value.operand
-        return isinstance(value, ast.Call) and self.mla.seam.refers_to_seam(value.func)
+    def calls_seam(self, value: ast.expr) -> bool:
+        """Whether ``value`` calls into the seam. Of a value that carries no MLA otherwise, the seam computed
+        the MLA part: ``mla_seam.f(cfg)``, ``not mla_seam.f(cfg)``, and ``cls is not None and
+        mla_seam.f(cls)`` (what apply leaves when it routes the MLA atom of a definition)."""
+        seam = self.mla.seam
+        if not (seam.modules or seam.functions or seam.dotted_modules):
+            return False
+        return any(isinstance(node, ast.Call) and seam.refers_to_seam(node.func) for node in ast.walk(value))
 
     def bind(self, target: ast.expr, carries: bool, aliases: Aliases, seam_answer: bool = False) -> Aliases:
         """``aliases`` after ``target`` is bound to a value that does (not) carry MLA (or is the seam's answer)."""
