@@ -134,11 +134,13 @@ def plan_apply(
         return merged[key]
 
     polished: dict[tuple[str, bytes], bytes] = {}  # (target, named output) -> formatted: once per output
-    seam_package = settings.adapter_module_parts[0]
+    # The seam's own module, not its top package: in a namespace package (`megatron.bridge` first-party,
+    # `megatron.core` installed) the top package would drag the installed half into the first-party section.
+    seam_module = ".".join(settings.adapter_module_parts)
 
     def polish(outputs: list[tuple[str, bytes, bytes]]) -> list[bytes]:
         todo = [(target, old, new) for target, old, new in outputs if (target, new) not in polished]
-        formatted = format_touched([(root / target, old, new) for target, old, new in todo], seam_package)
+        formatted = format_touched([(root / target, old, new) for target, old, new in todo], seam_module)
         polished.update(((target, new), result) for (target, _, new), result in zip(todo, formatted, strict=True))
         return [polished[(target, new)] for target, _, new in outputs]
 

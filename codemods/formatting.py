@@ -55,9 +55,15 @@ class Style:
     own_tools: tuple[str, ...] = ()  # "isort", "black": configured in ``tools_root`` (run when installed)
     tools_root: Path | None = None
 
+    @property
+    def root(self) -> Path | None:
+        """Where ruff runs: it resolves a configuration's relative settings given by ``--config`` (``src``, the
+        first-party roots) against its working folder, which must be the configuration's own."""
+        return self.config.parent if self.config is not None else self.tools_root
+
     def arguments(self, first_party: str | None = None) -> list[str]:
-        """Ruff's options for this style; ``first_party``: a package to count as first-party besides the
-        project's own (the seam's, whose module may not exist yet for ruff to find)."""
+        """Ruff's options for this style; ``first_party``: a module to count as first-party besides the
+        project's own (the seam's, which may not exist yet for ruff to find)."""
         if self.config is not None:
             arguments = ["--config", str(self.config)]
         else:
@@ -169,7 +175,7 @@ def _ruff(arguments: list[str], text: str, path: Path, style: Style | None, *, c
     options = style.arguments() if style is not None else []
     command = [ruff_executable(), *arguments, "--no-cache", *options, "--stdin-filename", str(path), "-"]
     try:
-        folder = next(parent for parent in Path(path).parents if parent.is_dir())  # apply may create it
+        folder = style_for(path).root or next(parent for parent in Path(path).parents if parent.is_dir())
         proc = subprocess.run(command, input=text, capture_output=True, text=True, cwd=folder, timeout=120,
                               env=ruff_environment())  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -184,7 +190,7 @@ def _ruff(arguments: list[str], text: str, path: Path, style: Style | None, *, c
 def format_touched(files: list[tuple[Path, bytes, bytes]], first_party: str | None = None) -> list[bytes]:
     """Each rewritten builder ``(path, original, rewritten)`` with the import blocks and statements apply
     touched sorted and formatted in its project's style; every other line as it was. ``first_party``: the
-    seam's top-level package."""
+    seam's module."""
     results = [new for _, _, new in files]
     texts = {}
     for index, (_, old, new) in enumerate(files):
@@ -196,7 +202,7 @@ def format_touched(files: list[tuple[Path, bytes, bytes]], first_party: str | No
     for index in texts:
         by_style.setdefault(style_for(files[index][0]), []).append(index)
     for style, indexes in by_style.items():
-        root = files[indexes[0]][0].parent
+        root = style.root or files[indexes[0]][0].parent
         sorted_texts = _sort_touched_imports([texts[i] for i in indexes], style, root, first_party)
         formatted = _format_touched_units(
             [(files[i][0], texts[i][0], text) for i, text in zip(indexes, sorted_texts, strict=True)], style

@@ -156,3 +156,31 @@ def test_a_seam_import_merged_into_the_package_import_is_not_added_again() -> No
     once = import_seam(context, libcst.parse_module("import os\n\nfrom pkg import helpers\n"))
     assert once.code == "import os\n\nfrom pkg import helpers, mla_seam\n"
     assert import_seam(context, once).code == once.code  # the next round of routing finds it there
+
+
+def test_a_namespace_package_split_between_the_project_and_an_install_keeps_its_sections(tmp_path: Path) -> None:
+    """Megatron-Bridge's layout: `src/megatron/bridge` is the project, `megatron.core` an installed package
+    (third-party to ruff). The seam in `megatron.bridge` must not drag `megatron.core` into first-party, and
+    ruff, run from the project's folder, must find its `src` roots as the project's own run does."""
+    imports = (
+        "import argparse\n\nimport torch\nfrom megatron.core import dist_checkpointing\n\n"
+        "from megatron.bridge.training.config import TokenizerConfig\n"
+    )
+    files = {
+        "pyproject.toml": '[tool.seamfix]\nadapter = "src/megatron/bridge/models/mla_seam.py"\n\n'
+        "[tool.ruff]\nline-length = 100\n",
+        "src/megatron/bridge/models/__init__.py": "",
+        "src/megatron/bridge/training/config.py": "TokenizerConfig = None\n",
+        "src/megatron/bridge/training/arguments.py": f"{imports}\n\ndef build(args):\n"
+        "    if args.multi_latent_attention:\n        return TokenizerConfig\n"
+        "    return argparse, torch, dist_checkpointing\n",
+    }
+    before, after = tmp_path / "before", tmp_path / "after"
+    for name, text in files.items():
+        (before / name).parent.mkdir(parents=True, exist_ok=True)
+        (before / name).write_text(text)
+    shutil.copytree(before, after)
+    assert run_seamfix("apply", cwd=after).code == 0
+    rewritten = (after / "src/megatron/bridge/training/arguments.py").read_text()
+    assert "from megatron.bridge.models import mla_seam\nfrom megatron.bridge.training.config" in rewritten
+    assert new_findings_on_touched_lines(before, after) == []
