@@ -138,17 +138,20 @@ class MLAFlow(abc.ABC):
                 before = aliases  # `a, b = b, a` reads every value before binding any target
                 for sub_target, sub_value in zip(target.elts, value.elts, strict=True):
                     carries = self.mla.taint(sub_value, before) is not None
-                    aliases = self.bind(sub_target, carries, aliases, not carries and self.calls_seam(sub_value))
+                    aliases = self.bind(sub_target, carries, aliases, self.seam_answer(sub_target, sub_value, carries))
                 return aliases
         carries = self.mla.taint(value, aliases) is not None
-        return self.bind(target, carries, aliases, not carries and self.calls_seam(value))
+        return self.bind(target, carries, aliases, self.seam_answer(target, value, carries))
 
-    def calls_seam(self, value: ast.expr) -> bool:
-        """Whether ``value`` calls into the seam. Of a value that carries no MLA otherwise, the seam computed
-        the MLA part: ``mla_seam.f(cfg)``, ``not mla_seam.f(cfg)``, and ``cls is not None and
-        mla_seam.f(cls)`` (what apply leaves when it routes the MLA atom of a definition)."""
+    def seam_answer(self, target: ast.expr, value: ast.expr, carries: bool) -> bool:
+        """Whether ``target``, a name with an MLA word, gets the seam's answer: ``value`` calls into the seam
+        and carries no MLA otherwise (``mla_seam.f(cfg)``, ``not mla_seam.f(cfg)``, and ``cls is not None and
+        mla_seam.f(cls)``, what apply leaves when it routes the MLA atom of a definition). Only such names
+        need the answer, so other assignments walk no value."""
         seam = self.mla.seam
-        if not (seam.modules or seam.functions or seam.dotted_modules):
+        if carries or not (seam.modules or seam.functions or seam.dotted_modules):
+            return False
+        if not (isinstance(target, ast.Name) and self.mla.names.is_name(target.id)):
             return False
         return any(isinstance(node, ast.Call) and seam.refers_to_seam(node.func) for node in ast.walk(value))
 
