@@ -2,10 +2,11 @@
 
 Megatron's cache layout (one ``kv_lora_rank + rope`` row per token, ``[blocks, page, 1, 576]``, shuffled blocks),
 V2-Lite's 16 heads, ``--batch`` sequences of ``--context`` tokens, bfloat16. Checks ``flash_mla_with_kvcache``
-against float64 first, then times, medians of CUDA-event timings: ``flash_mla_with_kvcache`` (it gathers the
-blocks of the table into split latent/RoPE caches, then runs ``mla_decode``); ``mla_decode`` alone on caches
-already split (what a cache kept in seamfix's layout costs); and the same math in eager PyTorch (the torch
-backend, the baseline). One JSON line per variant to $OUT/flash_mla_decode.jsonl.
+against float64 first, then times, medians of CUDA-event timings: ``flash_mla_with_kvcache`` (``mla_decode``
+reading the two parts of the 576-wide rows in place); what it did before, gathering the blocks of the table into
+split latent/RoPE caches every call, then ``mla_decode``; ``mla_decode`` alone on caches already split
+(seamfix's own layout); and the same math in eager PyTorch (the torch backend, the baseline). One JSON line per
+variant to $OUT/flash_mla_decode.jsonl.
 """
 
 import argparse
@@ -42,6 +43,14 @@ def float64_reference(q, cache, table, seqlens):
         scores = torch.einsum("shd,td->sht", q[b].double(), rows) * SCALE
         outputs.append(torch.einsum("sht,tr->shr", scores.softmax(-1), rows[:, :RANK]))
     return torch.stack(outputs)
+
+
+def gathered_decode(q_lat, q_pe, cache, table, seqlens):
+    """The FlashMLA stand-in before it read the rows in place: the table's blocks copied into split caches."""
+    rows = cache[table.long().flatten(), :, 0]
+    local = torch.arange(rows.shape[0], device="cuda", dtype=torch.int32).view(table.shape)
+    ckv, kpe = rows[..., :RANK].contiguous(), rows[..., RANK:].contiguous()
+    return mla_decode(q_lat, q_pe, ckv, kpe, local, seqlens, SCALE, True)
 
 
 def median_ms(function, repeats):
@@ -82,6 +91,7 @@ def main():
         "flash_mla_with_kvcache": lambda: flash_mla_with_kvcache(
             q, cache, table, seqlens, RANK, metadata, splits, softmax_scale=SCALE, causal=True
         ),
+        "gather_then_mla_decode": lambda: gathered_decode(q_lat, q_pe, cache, table, seqlens),
         "mla_decode_split_cache": lambda: mla_decode(q_lat, q_pe, ckv, kpe, table, seqlens, SCALE, True),
         "torch_backend_split_cache": lambda: mla_decode(
             q_lat, q_pe, ckv, kpe, table, seqlens, SCALE, True, backend="torch"

@@ -9,6 +9,9 @@ identical, the engine's time (and its time for the prefill and first token alone
 bfloat16 and float16 weights. Rounding differs between the absorbed decode and the full forward, so near-ties of
 random weights may flip a greedy token: the uncached model also scores the engine's tokens (teacher forcing), to
 show how far each is from its best token and how close the best two were where the paths part.
+Random weights give nearly flat logits, where 16-bit rounding decides ties; ``--train-steps N`` first trains the
+model N steps on a synthetic corpus (``--prompts`` random sequences, the training benchmark's loop in bf16 with
+float32 master weights) and draws the prompts from it, so that the logits are peaked as a trained model's are.
 One JSON line per dtype to $OUT/megatron_mla_generate.jsonl.
 Megatron-Core main (0.20) only: 0.16.1's MLA calls ``flash_decode_and_prefill`` without its ``is_decode_only``.
 """
@@ -22,7 +25,8 @@ import time
 from pathlib import Path
 
 import torch
-from megatron_mla_train import V2_LITE, config_for
+from megatron_mla_train import V2_LITE, config_for, train
+from megatron_mla_train import build as build_for_training
 
 SEED = 1234
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -48,6 +52,19 @@ def build(seam, config, vocab: int, max_tokens: int):
     model = GPTModel(config=config, transformer_layer_spec=seam.mla_layer_spec(config), vocab_size=vocab,
                      max_sequence_length=max_tokens, position_embedding_type="rope")  # fmt: skip
     return model.cuda().eval()
+
+
+def trained_on_corpus(seam, corpus: torch.Tensor, vocab: int, steps: int) -> tuple[dict, list[float]]:
+    """The weights of the benchmark's model after ``steps`` steps on ``corpus [sequences, tokens]`` (the same batch
+    every step: it learns the sequences by heart), and the losses."""
+    config = config_for(seam, V2_LITE, 4096, True)  # as the generating models are built (the same RoPE scaling)
+    model = build_for_training(seam, "gpt", config, vocab, corpus.shape[1]).cuda()
+    result = train(model, torch.device("cuda"), vocab, corpus.shape[1], corpus.shape[0], steps, input_ids=corpus)
+    weights = {name: value.detach().clone() for name, value in model.state_dict().items()
+               if isinstance(value, torch.Tensor)}  # fmt: skip
+    del model
+    torch.cuda.empty_cache()
+    return weights, result["losses"]
 
 
 @torch.no_grad()
@@ -131,6 +148,7 @@ def main():
     parser.add_argument("--vocab", type=int, default=32000)
     parser.add_argument("--repeats", type=int, default=3, help="engine runs; its times are their medians")
     parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=["bf16", "fp16"])
+    parser.add_argument("--train-steps", type=int, default=0, help="train on a synthetic corpus first (0: random)")
     arguments = parser.parse_args()
     from megatron.core import package_info, parallel_state, tensor_parallel
 
@@ -145,10 +163,18 @@ def main():
     installed = seam.install_mla_kernels()
     max_tokens = arguments.prompt_tokens + arguments.new_tokens + 8
     generator = torch.Generator().manual_seed(0)
-    prompts = [
-        torch.randint(0, arguments.vocab - 1, (arguments.prompt_tokens - 4 * i,), generator=generator).tolist()
-        for i in range(arguments.prompts)
-    ]  # different lengths: the engine batches ragged prompts
+    weights, training_losses = None, None
+    if arguments.train_steps:
+        length = arguments.prompt_tokens + arguments.new_tokens
+        corpus = torch.randint(0, arguments.vocab - 1, (arguments.prompts, length), generator=generator)
+        weights, training_losses = trained_on_corpus(seam, corpus, arguments.vocab, arguments.train_steps)
+        # Each prompt begins a corpus sequence; the rest of it (64 tokens and more) is what the model learned.
+        prompts = [corpus[i, : arguments.prompt_tokens - 4 * i].tolist() for i in range(arguments.prompts)]
+    else:
+        prompts = [
+            torch.randint(0, arguments.vocab - 1, (arguments.prompt_tokens - 4 * i,), generator=generator).tolist()
+            for i in range(arguments.prompts)
+        ]  # different lengths: the engine batches ragged prompts
     for dtype in arguments.dtypes:
         config, plain_config = (
             config_for(seam, V2_LITE, 4096, True, bf16=dtype == "bf16", fp16=dtype == "fp16",
@@ -157,6 +183,8 @@ def main():
         )  # fmt: skip
         # With cache_mla_latents a layer runs only inside the dynamic engine: the uncached path is a twin.
         plain = build(seam, plain_config, arguments.vocab, max_tokens)
+        if weights is not None:
+            plain.load_state_dict(weights)  # cast to this dtype
         reference, uncached_seconds = uncached(plain, prompts, arguments.new_tokens)
         model = build(seam, config, arguments.vocab, max_tokens)
         model.load_state_dict(plain.state_dict())
@@ -186,6 +214,9 @@ def main():
             "largest_log_prob_difference": round(log_prob_difference, 4),
             "engine_token_below_best_logit_max": round(max(float(short.max()) for _, short, _ in forced), 4),
             "best_two_logit_gap_at_first_difference": gaps_at_difference,
+            "best_two_logit_gap_min": round(min(float(gap.min()) for _, _, gap in forced), 4),
+            "weights": f"trained {arguments.train_steps} steps" if weights is not None else "random",
+            "training_losses": training_losses and [training_losses[0], training_losses[-1]],
             "engine_s": round(engine_seconds, 3), "engine_prefill_and_first_token_s": round(prefill_seconds, 3),
             "uncached_s": round(uncached_seconds, 3),
             "engine_tokens_per_s": round(new / engine_seconds, 1),

@@ -5,8 +5,9 @@ v 128, vocabulary 102400, YaRN RoPE), sequences of ``--tokens`` (each in turn), 
 attention (no TransformerEngine), one GPU.
 bfloat16 model, float32 master weights and AdamW states (lr 1e-4, gradients clipped at 1), as megatron's
 mixed-precision optimizer keeps them. Each model trains ``--steps`` steps on one fixed batch from the same seed;
-the losses, the median step time (first step left out) and the peak memory are written as one JSON line per
-model to $OUT/megatron_mla_train.jsonl (OUT defaults to ./out). Models:
+the losses, the median step time (first step left out), the peak memory and where the last step's memory goes
+(``MemoryPhases``) are written as one JSON line per model to $OUT/megatron_mla_train.jsonl (OUT defaults to
+./out). Models:
 
 - ``gpt``: ``GPTModel`` with ``mla_layer_spec(config)`` (the seam; its fused core attention);
 - ``gpt-unfused``: ``mla_layer_spec(config, core_attention="unfused")``, megatron's materialized local path (the
@@ -105,9 +106,57 @@ def build(seam, kind: str, config, vocab: int, tokens: int):
                     position_embedding_type="rope")  # fmt: skip
 
 
-def train(model, device, vocab: int, tokens: int, batch: int, steps: int) -> dict:
-    generator = torch.Generator().manual_seed(0)
-    input_ids = torch.randint(0, vocab, (batch, tokens), generator=generator).to(device)
+class MemoryPhases:
+    """Where one step's memory goes on the GPU, in GiB: what is allocated when it starts (bf16 weights, float32
+    master weights, AdamW's states), what the forward holds when the output layer begins (the decoder's
+    activations saved for backward), what the logits and the loss add, and the peak of the forward, the backward
+    and the optimizer step. ``start`` arms it for one step; ``mark`` ends a phase. Off the GPU it does nothing."""
+
+    def __init__(self, model, on_gpu: bool):
+        self.on_gpu, self.armed, self.values, self.earlier_peak = on_gpu, False, None, 0
+        if on_gpu:
+            model.output_layer.register_forward_pre_hook(self._before_output_layer)
+
+    def _before_output_layer(self, _module, _inputs):
+        if self.armed:
+            self.values["decoder_activations_gib"] = self._allocated() - self.values["step_start_gib"]
+
+    @staticmethod
+    def _allocated() -> float:
+        return round(torch.cuda.memory_allocated() / 2**30, 2)
+
+    def start(self) -> None:
+        if not self.on_gpu:
+            return
+        torch.cuda.synchronize()
+        self.earlier_peak = torch.cuda.max_memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        self.armed, self.values = True, {"step_start_gib": self._allocated()}
+
+    def mark(self, phase: str) -> None:
+        if not self.armed:
+            return
+        torch.cuda.synchronize()
+        if phase == "forward":
+            held = self._allocated() - self.values["step_start_gib"] - self.values["decoder_activations_gib"]
+            self.values["logits_and_loss_gib"] = round(held, 2)
+        self.values[f"{phase}_peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        torch.cuda.reset_peak_memory_stats()
+        self.armed = phase != "optimizer"
+
+    def peak_gib(self) -> float | None:
+        if not self.on_gpu:
+            return None
+        later = max((value for key, value in self.values.items() if key.endswith("_peak_gib")), default=0.0)
+        return max(round(self.earlier_peak / 2**30, 2), later)
+
+
+def train(model, device, vocab: int, tokens: int, batch: int, steps: int, input_ids=None) -> dict:
+    """``steps`` steps on one batch, ``input_ids [batch, tokens]`` (default: random tokens from seed 0)."""
+    if input_ids is None:
+        generator = torch.Generator().manual_seed(0)
+        input_ids = torch.randint(0, vocab, (batch, tokens), generator=generator)
+    input_ids = input_ids.to(device)
     inputs = dict(
         input_ids=input_ids,
         position_ids=torch.arange(tokens, device=device).expand(batch, -1),
@@ -120,11 +169,16 @@ def train(model, device, vocab: int, tokens: int, batch: int, steps: int) -> dic
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    phases = MemoryPhases(model, device.type == "cuda")
     losses, times = [], []
-    for _ in range(steps):
+    for step in range(steps):
         began = time.perf_counter()
+        if step == steps - 1:
+            phases.start()
         loss = model(**inputs).float().mean()
+        phases.mark("forward")
         loss.backward()
+        phases.mark("backward")
         for master, parameter in zip(masters, parameters, strict=True):
             master.grad, parameter.grad = parameter.grad.float(), None
         torch.nn.utils.clip_grad_norm_(masters, 1.0)
@@ -133,6 +187,7 @@ def train(model, device, vocab: int, tokens: int, batch: int, steps: int) -> dic
         with torch.no_grad():
             for master, parameter in zip(masters, parameters, strict=True):
                 parameter.copy_(master)
+        phases.mark("optimizer")
         losses.append(loss.item())  # synchronizes
         times.append(time.perf_counter() - began)
     return {
@@ -141,7 +196,8 @@ def train(model, device, vocab: int, tokens: int, batch: int, steps: int) -> dic
         "step_ms_median": round(statistics.median(times[1:]) * 1e3, 1),
         "tokens_per_s": round(batch * tokens / statistics.median(times[1:])),
         "step_ms": [round(value * 1e3, 1) for value in times],
-        "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None,
+        "peak_gib": phases.peak_gib(),
+        "memory_phases": phases.values,
         "parameters": sum(p.numel() for p in parameters),
     }
 
