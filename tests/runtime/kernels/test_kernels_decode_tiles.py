@@ -89,11 +89,11 @@ def test_smaller_shared_memory_takes_fewer_rows_once_16_tokens_are_too_many():
         choose_tiles(128, 512, 64, 4, False, 64 * 1024)
 
 
-# (dtype, float32 products, rows, tokens, warps, stages, rank, rope): float32's choices at 16, 32 and 128 heads and
-# a wide latent, tensor-core float32 tiles, and the largest 16-bit Triton choice.
-COMPILED = [("fp32", "ieee", 16, 64, 4, 2, 512, 64), ("fp32", "ieee", 32, 64, 4, 2, 512, 64),
-            ("fp32", "ieee", 64, 32, 8, 2, 512, 64), ("fp32", "ieee", 16, 32, 4, 2, 1024, 64),
-            ("fp32", "tf32", 64, 16, 8, 2, 512, 64), ("bf16", "tf32", 64, 64, 8, 2, 512, 64)]  # fmt: skip
+# (dtype, float32 products, rows, tokens, warps, stages, rank, rope): float32's choices at 16 and 128 heads and a
+# wide latent, tensor-core float32 tiles, and the largest 16-bit Triton choice.
+COMPILED = [("fp32", "ieee", 16, 64, 4, 2, 512, 64), ("fp32", "ieee", 64, 32, 8, 2, 512, 64),
+            ("fp32", "ieee", 16, 32, 4, 2, 1024, 64), ("fp32", "tf32", 64, 16, 8, 2, 512, 64),
+            ("bf16", "tf32", 64, 64, 8, 2, 512, 64)]  # fmt: skip
 
 
 @pytest.mark.parametrize("compiled", COMPILED, ids=str)
