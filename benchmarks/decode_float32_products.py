@@ -10,20 +10,17 @@ as PyTorch picks its kernel and with the math kernel forced. One JSON line per r
 $OUT/decode_float32_products.jsonl.
 """
 
-import argparse
 import contextlib
-import os
-from pathlib import Path
 
 import torch
-from flash_mla_decode import median_ms
+from flash_mla_decode import median_ms, timing_arguments
 from mla_core_attention import write_rows
 
 from seamfix.runtime.kernels import mla_decode
 from seamfix.runtime.kernels.absorbed_decode.triton_ops import DecodeTiles, decode, default_tiles
 from seamfix.runtime.megatron.flash_mla import flash_attn_varlen_func
 
-RANK, ROPE, PAGE, SCALE = 512, 64, 64, 0.135234
+RANK, ROPE, SCALE = 512, 64, 0.135234
 # Tiles per precision and head count that compile within 232,448 bytes on sm_90 (Triton 3.8's figures in
 # test_kernels_decode_tiles.py); ieee's are the defaults choose_tiles now takes.
 TILES = {
@@ -34,12 +31,12 @@ TILES = {
 }
 
 
-def paged(batch, lengths, heads, dtype, seed):
+def paged(batch, lengths, heads, dtype, seed, page=64):
     generator = torch.Generator(device="cuda").manual_seed(seed)
-    blocks_per = -(-max(lengths) // PAGE)
+    blocks_per = -(-max(lengths) // page)
     num_blocks = batch * blocks_per
-    ckv = torch.randn(num_blocks, PAGE, RANK, device="cuda", generator=generator).to(dtype)
-    kpe = torch.randn(num_blocks, PAGE, ROPE, device="cuda", generator=generator).to(dtype)
+    ckv = torch.randn(num_blocks, page, RANK, device="cuda", generator=generator).to(dtype)
+    kpe = torch.randn(num_blocks, page, ROPE, device="cuda", generator=generator).to(dtype)
     table = torch.randperm(num_blocks, device="cuda", generator=generator).view(batch, blocks_per).int()
     q_lat = torch.randn(batch, 1, heads, RANK, device="cuda", generator=generator).to(dtype)
     q_pe = torch.randn(batch, 1, heads, ROPE, device="cuda", generator=generator).to(dtype)
@@ -50,13 +47,13 @@ def relative(actual, expected):
     return float((actual.double() - expected).norm() / expected.norm())
 
 
-def decode_rows(batch, context, repeats):
+def decode_rows(batch, context, page, repeats):
     rows = []
     for heads in (16, 128):
         check = paged(8, [1, 17, 300, 1000, 2047, 3000, 4000, 4096], heads, torch.float32, seed=heads)
         expected_out, expected_lse = mla_decode(*(t.double() if t.is_floating_point() else t for t in check), SCALE,
                                                 backend="torch")  # fmt: skip
-        timed = paged(batch, [context] * batch, heads, torch.float32, seed=0)
+        timed = paged(batch, [context] * batch, heads, torch.float32, seed=0, page=page)
         for precision in ("tf32", "tf32x3", "ieee"):
             tiles = TILES.get((precision, heads)) or default_tiles(heads, check[0], ROPE)
             out, lse = decode(*check, SCALE, True, None, tiles)
@@ -66,7 +63,7 @@ def decode_rows(batch, context, repeats):
                          "out_relative_error": relative(out, expected_out),
                          "lse_relative_error": relative(lse, expected_lse), "batch": batch, "context": context,
                          "ms_median": round(milliseconds, 4)})  # fmt: skip
-        half = paged(batch, [context] * batch, heads, torch.bfloat16, seed=0)
+        half = paged(batch, [context] * batch, heads, torch.bfloat16, seed=0, page=page)
         milliseconds = median_ms(lambda half=half: mla_decode(*half, SCALE), repeats)
         rows.append({"kernel": "mla_decode", "dtype": "bfloat16", "heads": heads, "batch": batch, "context": context,
                      "ms_median": round(milliseconds, 4)})  # fmt: skip
@@ -93,14 +90,8 @@ def prefill_rows():
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--context", type=int, default=4096)
-    parser.add_argument("--repeats", type=int, default=20)
-    arguments = parser.parse_args()
-    out = Path(os.environ.get("OUT", "out"))
-    out.mkdir(parents=True, exist_ok=True)
-    rows = decode_rows(arguments.batch, arguments.context, arguments.repeats) + prefill_rows()
+    arguments, out = timing_arguments()
+    rows = decode_rows(arguments.batch, arguments.context, arguments.page, arguments.repeats) + prefill_rows()
     device = torch.cuda.get_device_name()
     write_rows([{**row, "device": device} for row in rows], out / "decode_float32_products.jsonl")
 

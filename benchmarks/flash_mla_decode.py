@@ -65,15 +65,21 @@ def median_ms(function, repeats):
     return statistics.median(times[2:])
 
 
-def main():
+def timing_arguments() -> tuple[argparse.Namespace, Path]:
+    """The decode benchmarks' options (``--batch`` sequences of ``--context`` tokens in pages of ``--page``,
+    ``--repeats`` timings) and their output folder, $OUT (default ./out), created."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--context", type=int, default=4096)
     parser.add_argument("--page", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=20)
-    arguments = parser.parse_args()
     out = Path(os.environ.get("OUT", "out"))
     out.mkdir(parents=True, exist_ok=True)
+    return parser.parse_args(), out
+
+
+def main():
+    arguments, out = timing_arguments()
     rows = []
     q, cache, table, seqlens = case(4, 1000, arguments.page, torch.bfloat16, seed=1)
     seqlens = torch.tensor([1000, 17, 640, 999], dtype=torch.int32, device="cuda")
