@@ -47,8 +47,8 @@ from seamfix.runtime.kernels.latent_cache import triton_ops as append_ops
 # recorded in benchmarks/RESULTS.md ran more (3 or 4 buffers, 3 or 4 programs per SM, 32- and 128-token tiles).
 CANDIDATES = {
     16: [(16, 64, 8, 2, 2), (16, 64, 4, 3, 2)],
-    32: [(32, 64, 4, 2, 2), (64, 64, 8, 2, 1, "gluon")],
-    128: [(64, 64, 8, 2, 1, "gluon")],
+    32: [(32, 64, 4, 2, 2), (64, 64, 8, 2, 1, "gluon"), (64, 64, 4, 2, 1, "gluon_seesaw")],
+    128: [(64, 64, 8, 2, 1, "gluon"), (64, 64, 4, 2, 1, "gluon_seesaw")],
 }
 # Runs per sequence (equal lengths) other than the default's (B128: 2, B4: 66, two runs per multiprocessor).
 SPLITS = {"H16 B4 S32k": (33,)}
@@ -98,10 +98,11 @@ def with_gluon_kernel(module_name, *args):
     ``gluon_kernels``) instead of the default one."""
     from seamfix.runtime.kernels.absorbed_decode import gluon_kernels
 
-    candidate = importlib.import_module(f"seamfix.runtime.kernels.absorbed_decode.{module_name}").decode_kernel
-    default, gluon_kernels.decode_kernel = gluon_kernels.decode_kernel, candidate
-    try:
-        return tiled_decode(*args, SCALE, True, None, DecodeTiles(64, 64, 8, 2, 1, "gluon"))
+    module = importlib.import_module(f"seamfix.runtime.kernels.absorbed_decode.{module_name}")
+    default, gluon_kernels.decode_kernel = gluon_kernels.decode_kernel, module.decode_kernel
+    try:  # a candidate may launch other than 8 warps (LAUNCH_WARPS)
+        tiles = DecodeTiles(64, 64, getattr(module, "LAUNCH_WARPS", 8), 2, 1, "gluon")
+        return tiled_decode(*args, SCALE, True, None, tiles)
     finally:
         gluon_kernels.decode_kernel = default
 
