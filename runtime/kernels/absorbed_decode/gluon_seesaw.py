@@ -191,6 +191,7 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
     tile = first
     segment = 0
     pair = 0
+    exchanges = 0
     while tile < last:
         seqlen = gl.minimum(gl.maximum(gl.load(SEQLENS + seq), 0), capacity)
         seq_end = seq_first + gl.cdiv(seqlen, BLOCK_N)
@@ -206,6 +207,8 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
         acc = gl.zeros([BLOCK_H, HALF], gl.float32, out_layout)
         mbarrier.wait(bars.index(QUERIES_LANDED), segment & 1)
         pairs = gl.cdiv(stop - tile, 2)
+        if pairs == 0:  # a sequence of length 0 (unchecked lengths): its queries are free at once
+            mbarrier.arrive(bars.index(QUERIES_FREED))
         for i in range(pairs):
             phase = pair & 1
             # Buffer indices computed each round (always ROLE and 1 - ROLE): constant ones let the compiler hoist
@@ -280,11 +283,14 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
                 acc = warpgroup_mma_wait(0, deps=(acc,))
                 mbarrier.arrive(bars.index(SECOND_FREED))  # buffer a's right half and rope rows
             pair += 1
-        # Each warpgroup summed its own tiles' weights, both at the final max.
-        stats.slice((2 + ROLE) * BLOCK_H, BLOCK_H).store(running_sum)
-        mbarrier.arrive(bars.index(SUMS_STORED + ROLE))
-        mbarrier.wait(bars.index(SUMS_STORED + 1 - ROLE), segment & 1)
-        running_sum += stats.slice((3 - ROLE) * BLOCK_H, BLOCK_H).load(rows_layout)
+        # Each warpgroup summed its own tiles' weights, both at the final max (none for a segment without tiles:
+        # exchanging there could let one warpgroup run two phases ahead of the other's wait).
+        if pairs > 0:
+            stats.slice((2 + ROLE) * BLOCK_H, BLOCK_H).store(running_sum)
+            mbarrier.arrive(bars.index(SUMS_STORED + ROLE))
+            mbarrier.wait(bars.index(SUMS_STORED + 1 - ROLE), exchanges & 1)
+            running_sum += stats.slice((3 - ROLE) * BLOCK_H, BLOCK_H).load(rows_layout)
+            exchanges += 1
         empty = running_sum == 0.0  # no key of this segment visible to the row: zero weight in the merge
         lse = gl.where(empty, float("-inf"), (running_max + gl.log2(running_sum)) * LN_2)
         lse = gl.convert_layout(lse, out_rows_layout)

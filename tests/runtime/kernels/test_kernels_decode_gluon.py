@@ -188,3 +188,20 @@ def test_seesaw_kernel_reads_flash_mla_rows_in_place_on_hopper():
     assert torch.equal(in_place[0], separate[0]) and torch.equal(in_place[1], separate[1])
     expected_out, _ = decode_from_math(case, True)
     assert relative_error(in_place[0].cpu(), expected_out) < 2 * TOLERANCE[torch.bfloat16]
+
+
+@pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
+def test_seesaw_kernel_passes_a_sequence_of_length_0_inside_a_run_on_hopper():
+    """Unchecked lengths may hold a 0 inside a program's run (4 runs over 10 tiles here: the second holds sequence
+    0's last tile, sequence 1 and sequence 2): that segment has no tiles, and the warpgroups and the loader must
+    still agree on every barrier phase (a missed one hangs the GPU)."""
+    case = PagedCase([150, 0, 70, 300], 64, torch.bfloat16, torch.Generator().manual_seed(0), 128, 1, 512, 64)
+    args = [tensor.cuda() for tensor in (case.q_lat, case.q_pe, *case.cache_args())]
+
+    out, lse = decode(*args, SCALE, True, 1, DecodeTiles(64, 64, 4, 2, 1, kernel="gluon_seesaw"))
+
+    expected_out, expected_lse = decode_from_math(case, True)
+    assert torch.equal(out[1].cpu(), torch.zeros_like(out[1].cpu())) and bool((lse[1] == float("-inf")).all())
+    assert relative_error(out.cpu(), expected_out) < 2 * TOLERANCE[torch.bfloat16]
+    others = [0, 2, 3]
+    assert relative_error(lse[others].cpu(), expected_lse[others]) < 1e-5
