@@ -6,7 +6,9 @@ against float64 on the whole batch (fresh inputs, poisoned outputs), then timed 
 rounds, every round timing every variant in turn; the table gives each variant's median over rounds. Also: eager
 ``mla_decode`` calls (no graph; host checks and launches included) against graph replay, for the baseline and now;
 the cache append (tiles) against a copy of the same rows, in rounds too, at random slots and at whole pages filled
-in order (``--no-decode`` times only the append). Ceilings (copy bandwidth, bf16 matmul) are
+in order (``--no-decode`` times only the append). ``--gluon-modules`` adds, for shapes of more than 16 query rows per
+sequence, the Gluon decode kernel of other modules of ``seamfix.runtime.kernels.absorbed_decode`` (candidate
+kernels, same arguments) as variants, checked and timed like the others. Ceilings (copy bandwidth, bf16 matmul) are
 measured in the same run. Writes $OUT/kernels_decode_rounds.json and .md.
 """
 
@@ -45,8 +47,8 @@ from seamfix.runtime.kernels.latent_cache import triton_ops as append_ops
 # recorded in benchmarks/RESULTS.md ran more (3 or 4 buffers, 3 or 4 programs per SM, 32- and 128-token tiles).
 CANDIDATES = {
     16: [(16, 64, 8, 2, 2), (16, 64, 4, 3, 2)],
-    32: [(32, 64, 4, 2, 2), (64, 64, 8, 2, 1, "gluon")],
-    128: [(64, 64, 8, 2, 1, "gluon")],
+    32: [(32, 64, 4, 2, 2), (64, 64, 8, 2, 1, "gluon"), (64, 64, 4, 2, 1, "gluon_seesaw")],
+    128: [(64, 64, 8, 2, 1, "gluon"), (64, 64, 4, 2, 1, "gluon_seesaw")],
 }
 # Runs per sequence (equal lengths) other than the default's (B128: 2, B4: 66, two runs per multiprocessor).
 SPLITS = {"H16 B4 S32k": (33,)}
@@ -91,10 +93,26 @@ def without_merge(step, device, reps) -> float:
         triton_ops.merge_kernel = merge
 
 
-def bench_shape(name, baseline, device, reps, rounds, bandwidth, matmul):
+def with_gluon_kernel(module_name, *args):
+    """The Gluon decode path launching ``decode_kernel`` of ``module_name`` (a candidate module beside
+    ``gluon_kernels``) instead of the default one."""
+    from seamfix.runtime.kernels.absorbed_decode import gluon_kernels
+
+    module = importlib.import_module(f"seamfix.runtime.kernels.absorbed_decode.{module_name}")
+    default, gluon_kernels.decode_kernel = gluon_kernels.decode_kernel, module.decode_kernel
+    try:  # a candidate may launch other than 8 warps (LAUNCH_WARPS)
+        tiles = DecodeTiles(64, 64, getattr(module, "LAUNCH_WARPS", 8), 2, 1, "gluon")
+        return tiled_decode(*args, SCALE, True, None, tiles)
+    finally:
+        gluon_kernels.decode_kernel = default
+
+
+def bench_shape(name, baseline, device, reps, rounds, bandwidth, matmul, gluon_modules=()):
     heads, batch, context, s_q, lengths = SHAPES[name]
     case = decode_case(heads, batch, context, s_q, lengths, device)
     variants = {"baseline": lambda *a: baseline.mla_decode(*a, SCALE), "now": lambda *a: mla_decode(*a, SCALE)}
+    for module_name in gluon_modules if heads * s_q > 16 else ():
+        variants[f"gluon {module_name}"] = partial(with_gluon_kernel, module_name)
     for tiles in CANDIDATES[min(128, max(16, heads * s_q))]:
         variants[f"tiles {tiles}"] = partial(
             lambda *a, tiles: tiled_decode(*a, SCALE, True, None, tiles), tiles=DecodeTiles(*tiles)
@@ -211,6 +229,7 @@ def main():
     parser.add_argument("--no-append", action="store_true")
     parser.add_argument("--no-decode", action="store_true")
     parser.add_argument("--no-varlen", action="store_true")
+    parser.add_argument("--gluon-modules", default="", help="comma-separated candidate Gluon decode modules")
     args = parser.parse_args()
     sys.path.insert(0, args.baseline)
     baseline = importlib.import_module("baseline_kernels")
@@ -224,7 +243,10 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     report["decode"] = {}
     for name in () if args.no_decode else args.shapes.split(",") if args.shapes else SHAPES:
-        report["decode"][name] = bench_shape(name, baseline, device, args.reps, args.rounds, bandwidth, matmul)
+        candidates = [module_name for module_name in args.gluon_modules.split(",") if module_name]
+        report["decode"][name] = bench_shape(
+            name, baseline, device, args.reps, args.rounds, bandwidth, matmul, candidates
+        )
         torch.cuda.empty_cache()
         (out / "kernels_decode_rounds.json").write_text(json.dumps(report, indent=2))
         print(markdown(report).splitlines()[-1], flush=True)

@@ -46,10 +46,11 @@ def _split_columns(columns):
 
 
 @gluon.constexpr_function
-def _row_pieces(width):
-    """Layout of a copy of ``width``-element 16-bit rows in 16-byte pieces, a warp covering whole rows."""
+def _row_pieces(width, warps=WARPS):
+    """Layout of a copy of ``width``-element 16-bit rows in 16-byte pieces over ``warps`` warps, a warp covering
+    whole rows."""
     pieces = min(width // 8, 32)
-    return gl.BlockedLayout([1, 8], [32 // pieces, pieces], [WARPS, 1], [1, 0])
+    return gl.BlockedLayout([1, 8], [32 // pieces, pieces], [warps, 1], [1, 0])
 
 
 @gluon.jit
@@ -66,10 +67,10 @@ def _store_rows(OUT, LSE, rows, out, lse, keep, RANK: gl.constexpr):
 
 
 @gluon.jit
-def _tile_stream(SEQLENS, batch, capacity, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr):
+def _tile_stream(SEQLENS, batch, capacity, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, warps: gl.constexpr):
     """Each sequence's first and end tile in the stream, and the stream's length (as in the Triton kernel, lengths
-    clamped to the table's capacity)."""
-    seqs = gl.arange(0, BLOCK_B, layout=gl.BlockedLayout([1], [32], [WARPS], [0]))
+    clamped to the table's capacity), computed by ``warps`` warps."""
+    seqs = gl.arange(0, BLOCK_B, layout=gl.BlockedLayout([1], [32], [warps], [0]))
     lengths = gl.minimum(gl.maximum(gl.load(SEQLENS + seqs, mask=seqs < batch, other=0), 0), capacity)
     tiles = gl.cdiv(lengths, BLOCK_N)
     ends = gl.associative_scan(tiles, 0, _add)
@@ -233,7 +234,7 @@ def decode_kernel(
     kpe_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, ROPE], _operand_layout(ROPE))
     weights_smem = gl.allocate_shared_memory(dtype, [BLOCK_H, BLOCK_N], _operand_layout(BLOCK_N))
 
-    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B)
+    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B, WARPS)
     first, last, seq, seq_first = _locate_run(seqs, seq_first_tiles, seq_end_tiles, total_tiles, program, num_programs)
     lead_seq, lead_parts_end, lead_slot = -1, 0, 0
     scale = softmax_scale * LOG2_E  # exp2 instead of exp: one multiply folded into the scale

@@ -28,7 +28,9 @@ def merge_tiles(num_programs: int, batch: int, n_rows: int, rank: int) -> tuple[
 class DecodeTiles:
     """Query rows per program (all of a group's heads share each cached tile), cached tokens per step, warps,
     pipelining depth (buffers of the Gluon kernel), how many programs per multiprocessor the default program count
-    aims at, which decode kernel runs: ``"triton"`` or ``"gluon"`` (Hopper, 64 rows, 8 warps), and how the Triton
+    aims at, which decode kernel runs: ``"triton"``, ``"gluon"`` (Hopper, 64 rows, 8 warps) or ``"gluon_seesaw"``
+    (Hopper, 64 rows, 64-token tiles, a 64-wide rope and a latent of 128 or more; 4 warps launched, 8 more in its
+    partitions; not chosen by default yet, see benchmarks/RESULTS.md), and how the Triton
     kernel's float32 products run (``tl.dot``'s ``input_precision``: ``"ieee"`` full float32 on the FMA units,
     ``"tf32"`` the tensor cores' 10-bit mantissa; 16-bit products ignore it)."""
 
@@ -66,7 +68,8 @@ def choose_tiles(n_rows: int, rank: int, rope_dim: int, element_size: int, gluon
         preferred = DecodeTiles(rows=16, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
     elif gluon:
         # 17 to 64 rows (s_q = 2 at H16) too: half a Gluon group idle beats the Triton kernel's 32-row products
-        # (H16 B128 S4k s_q=2 on an H200: 191 us against 267 us, benchmarks/RESULTS.md).
+        # (H16 B128 S4k s_q=2 on an H200: 191 us against 267 us, benchmarks/RESULTS.md). "gluon_seesaw" measured
+        # faster at DeepSeek's 512 + 64 but is not the default until its GPU tests have run in its final form.
         return DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1, kernel="gluon")
     elif n_rows <= 32:
         preferred = DecodeTiles(rows=32, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
@@ -141,6 +144,12 @@ def gluon_shared_memory(rank: int, rope_dim: int, rows: int = 64, tokens: int = 
     return 2 * (rows * (rank + rope_dim) + stages * tokens * (rank + rope_dim) + rows * tokens) + 1024
 
 
+def seesaw_shared_memory(rank: int, rope_dim: int) -> int:
+    """Bytes of shared memory the seesaw kernel allocates: 16-bit queries and two cached tiles (the weights take the
+    rope rows' place), four rows of 64 float32 statistics and 16 mbarriers, plus up to 1 KB of compiler scratch."""
+    return 2 * 3 * 64 * (rank + rope_dim) + 4 * 64 * 4 + 16 * 8 + 1024
+
+
 @functools.cache
 def _gluon_importable() -> bool:
     if tuple(int(part) for part in triton.__version__.split(".")[:2]) < (3, 6):
@@ -204,6 +213,10 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
         from .gluon_kernels import decode_kernel as kernel
 
         options = {"STAGES": tiles.num_stages}
+    elif tiles.kernel == "gluon_seesaw":
+        from .gluon_seesaw import decode_kernel as kernel
+
+        options = {}
     else:
         kernel, options = decode_kernel, {"num_stages": tiles.num_stages, "DOT_PRECISION": tiles.dot_precision}
     kernel[(num_programs, groups)](

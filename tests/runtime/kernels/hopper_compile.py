@@ -14,6 +14,8 @@ KERNELS = {
     "triton": ("seamfix.runtime.kernels.absorbed_decode.triton_kernels", "triton.compiler", "ASTSource"),
     "gluon": ("seamfix.runtime.kernels.absorbed_decode.gluon_kernels", "triton.experimental.gluon._runtime",
               "GluonASTSource"),
+    "gluon_seesaw": ("seamfix.runtime.kernels.absorbed_decode.gluon_seesaw", "triton.experimental.gluon._runtime",
+                     "GluonASTSource"),
 }  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""The Hopper decode kernel (Gluon): compiled for sm_90 on any machine, run against the reference on an H100.
+"""The Hopper decode kernels (Gluon; the seesaw form for a 64-wide rope): compiled for sm_90 on any machine, run
+against the reference on an H100 or H200.
 
 Gluon has no interpreter, so on the CPU the kernel is compiled to a cubin (Triton ships ptxas) and its resources
 are checked; the GPU tests run it only where it can run (sm_90) and skip elsewhere.
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from decode_case_inputs import SCALE, PagedCase
+from decode_case_inputs import SCALE, PagedCase, decode_from_math
 from kernels_case_inputs import TOLERANCE, relative_error
 
 triton = pytest.importorskip("triton")
@@ -23,6 +24,7 @@ from seamfix.runtime.kernels.absorbed_decode.triton_ops import (  # noqa: E402
     DecodeTiles,
     decode,
     gluon_shared_memory,
+    seesaw_shared_memory,
 )
 
 BUFFERINGS = {"64-token tiles, 2 buffers": (64, 2), "32-token tiles, 4 buffers": (32, 4)}
@@ -56,6 +58,18 @@ def test_kernel_compiles_for_hopper_within_one_multiprocessors_shared_memory(buf
     report, sass = assemble(tmp_path / "decode.ptx", tmp_path)
     # ptxas serializes every warpgroup MMA of the kernel when registers of one in flight are rewritten.
     assert "C7515" not in report, report
+    assert len(re.findall(r"\bHGMMA\b", sass)) >= 2
+
+
+@pytest.mark.parametrize("rank, rope", [(512, 64), (128, 64)])
+def test_seesaw_kernel_compiles_for_hopper_within_its_shared_memory_estimate(rank, rope, tmp_path):
+    constants = {"PAGE": 64, "RANK": rank, "ROPE": rope, "BLOCK_H": 64, "BLOCK_N": 64, "BLOCK_B": 128, "CAUSAL": True}
+    shared = compile_in_child("gluon_seesaw", "bf16", constants, tmp_path / "decode.ptx", num_warps=4)
+
+    assert shared <= seesaw_shared_memory(rank, rope) < shared + 2048
+    assert shared <= HOPPER_SHARED_MEMORY
+    report, sass = assemble(tmp_path / "decode.ptx", tmp_path)
+    assert "Performance Loss" not in report, report  # no serialized warpgroup MMA (C7514, C7515)
     assert len(re.findall(r"\bHGMMA\b", sass)) >= 2
 
 
@@ -101,6 +115,29 @@ def test_kernel_matches_the_reference_on_hopper(name, bufferings, dtype):
     assert relative_error(lse.cpu(), expected_lse) < 1e-5
 
 
+SEESAW_WIDTHS = {"DeepSeek's 512 + 64, bf16": (512, torch.bfloat16), "512 + 64, fp16": (512, torch.float16),
+                 "128 + 64, bf16": (128, torch.bfloat16)}  # fmt: skip
+
+
+@pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
+@pytest.mark.parametrize("width", SEESAW_WIDTHS)
+@pytest.mark.parametrize("name", CASES)
+def test_seesaw_kernel_matches_float64_on_hopper(name, width):
+    """Odd tile counts (a zero-filled phantom tile closes the last pair), split sequences, partial head groups,
+    s_q = 2, pages of 16 to 128 tokens, against the float64 math."""
+    lengths, block_size, heads, s_q, causal, splits = CASES[name]
+    rank, dtype = SEESAW_WIDTHS[width]
+    case = PagedCase(lengths, block_size, dtype, torch.Generator().manual_seed(len(name)), heads, s_q, rank, 64)
+    args = [tensor.cuda() for tensor in (case.q_lat, case.q_pe, *case.cache_args())]
+
+    out, lse = decode(*args, SCALE, causal, splits, DecodeTiles(64, 64, 4, 2, 1, kernel="gluon_seesaw"))
+
+    expected_out, expected_lse = decode_from_math(case, causal)
+    assert not out.isnan().any()
+    assert relative_error(out.cpu(), expected_out) < 2 * TOLERANCE[dtype]
+    assert relative_error(lse.cpu(), expected_lse) < 1e-5
+
+
 @pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
 def test_default_path_takes_the_gluon_kernel_past_16_rows_on_hopper():
     from seamfix.runtime.kernels.absorbed_decode.triton_ops import default_tiles
@@ -135,3 +172,36 @@ def test_flash_mla_rows_are_read_in_place_on_hopper(name):
     assert torch.equal(in_place[0], separate[0]) and torch.equal(in_place[1], separate[1])
     expected_out, _ = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE, backend="torch")
     assert relative_error(in_place[0].cpu(), expected_out) < 2 * TOLERANCE[dtype]
+
+
+@pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
+def test_seesaw_kernel_reads_flash_mla_rows_in_place_on_hopper():
+    """The seesaw kernel's loader goes through the caches' block and row strides as the other kernels do."""
+    case = PagedCase([1, 300, 1000, 77], 64, torch.bfloat16, torch.Generator().manual_seed(5), 128, 1, 512, 64)
+    q_lat, q_pe, ckv, kpe, table, lengths = (t.cuda() for t in (case.q_lat, case.q_pe, *case.cache_args()))
+    rows = torch.cat((ckv, kpe), -1)[:, :, None, :]
+    seesaw = DecodeTiles(64, 64, 4, 2, 1, kernel="gluon_seesaw")
+
+    in_place = decode(q_lat, q_pe, rows[:, :, 0, :512], rows[:, :, 0, 512:], table, lengths, SCALE, True, None, seesaw)
+
+    separate = decode(q_lat, q_pe, ckv, kpe, table, lengths, SCALE, True, None, seesaw)
+    assert torch.equal(in_place[0], separate[0]) and torch.equal(in_place[1], separate[1])
+    expected_out, _ = decode_from_math(case, True)
+    assert relative_error(in_place[0].cpu(), expected_out) < 2 * TOLERANCE[torch.bfloat16]
+
+
+@pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
+def test_seesaw_kernel_passes_a_sequence_of_length_0_inside_a_run_on_hopper():
+    """Unchecked lengths may hold a 0 inside a program's run (4 runs over 10 tiles here: the second holds sequence
+    0's last tile, sequence 1 and sequence 2): that segment has no tiles, and the warpgroups and the loader must
+    still agree on every barrier phase (a missed one hangs the GPU)."""
+    case = PagedCase([150, 0, 70, 300], 64, torch.bfloat16, torch.Generator().manual_seed(0), 128, 1, 512, 64)
+    args = [tensor.cuda() for tensor in (case.q_lat, case.q_pe, *case.cache_args())]
+
+    out, lse = decode(*args, SCALE, True, 1, DecodeTiles(64, 64, 4, 2, 1, kernel="gluon_seesaw"))
+
+    expected_out, expected_lse = decode_from_math(case, True)
+    assert torch.equal(out[1].cpu(), torch.zeros_like(out[1].cpu())) and bool((lse[1] == float("-inf")).all())
+    assert relative_error(out.cpu(), expected_out) < 2 * TOLERANCE[torch.bfloat16]
+    others = [0, 2, 3]
+    assert relative_error(lse[others].cpu(), expected_lse[others]) < 1e-5

@@ -1,0 +1,374 @@
+"""Absorbed MLA decode for Hopper (sm_90) in Gluon with FlashMLA's seesaw schedule, for a 64-wide rope.
+
+Same runs of the tile stream, partial results and leader records as ``triton_kernels.decode_kernel``. A program
+has three partitions: two consumer warpgroups and a loader. Warpgroup ``w`` holds output columns
+``[w * RANK/2, (w+1) * RANK/2)``. The tiles of a segment come in pairs ``(a, b)`` (a zero-filled phantom ``b``
+after an odd count): warpgroup 0 computes all 64 scores of tile ``a``, warpgroup 1 those of tile ``b``, so neither
+product is repeated and neither warpgroup waits for the other's row maxima within a tile. The running max passes
+0 -> 1 -> 0 through shared memory once per pair; each warpgroup multiplies its own weights from registers and the
+other's from shared memory, where the tile's rope rows were (dead once its scores are done): while one warpgroup
+runs its softmax the other's products keep the tensor cores busy (FlashMLA: "seesaw" scheduling).
+
+The loader gathers the queries and the tiles with asynchronous copies that complete on mbarriers. Each buffer
+comes in two parts: the latent half only its own warpgroup multiplies, freed mid-round and refilled first (its
+scores start on it), then the other half with the rope rows.
+
+Launched by ``triton_ops.decode`` for ``DecodeTiles(kernel="gluon_seesaw")``; not the default yet: measured 1.12x
+the two-warpgroup kernel at H128 on an H200 as a candidate, its GPU tests are still to run in this final form
+(benchmarks/RESULTS.md, fifth pass).
+"""
+
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import (
+    async_copy,
+    fence_async_shared,
+    mbarrier,
+    warpgroup_mma,
+    warpgroup_mma_wait,
+)
+
+from .gluon_kernels import (
+    LN_2,
+    LOG2_E,
+    _locate_run,
+    _operand_layout,
+    _row_offsets,
+    _row_pieces,
+    _segment_role,
+    _store_lead,
+    _tile_stream,
+)
+
+CONSUMER_WARPS = gl.constexpr(4)  # one warpgroup each; the kernel launches with this many (the first consumer)
+LOADER_WARPS = gl.constexpr(4)
+# Registers per thread: the consumers' 64 x RANK/2 float32 accumulators take 128; the loader needs few.
+CONSUMER_REGISTERS = gl.constexpr(240)
+LOADER_REGISTERS = gl.constexpr(24)
+# mbarriers (index): a buffer's first part landed (0 + buffer) and freed (2 + buffer), its second part landed
+# (12 + buffer) and freed (14 + buffer); queries landed (4) and freed (5); from warpgroup 0 to 1: max after tile a
+# (6), tile a's weights stored (8); from 1 to 0: max after tile b (7), tile b's weights stored (9); a warpgroup's row
+# sums stored (10 + warpgroup).
+FIRST_LANDED = gl.constexpr(0)
+FIRST_FREED = gl.constexpr(2)
+QUERIES_LANDED = gl.constexpr(4)
+QUERIES_FREED = gl.constexpr(5)
+MAX_STORED = gl.constexpr(6)
+WEIGHTS_STORED = gl.constexpr(8)
+SUMS_STORED = gl.constexpr(10)
+SECOND_LANDED = gl.constexpr(12)
+SECOND_FREED = gl.constexpr(14)
+BARRIERS = gl.constexpr(16)
+
+
+@gluon.constexpr_function
+def _warpgroup_mma(columns):
+    """Warpgroup MMA layout of one warpgroup's 64-row product with ``columns`` columns."""
+    return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, columns, 16])
+
+
+@gluon.jit
+def _gather(SOURCE, stride_block, stride_row, table, num_blocks, tile_start, key_start, key_end, buffer,
+            PAGE: gl.constexpr, COLUMN: gl.constexpr, WIDTH: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
+    """Start copying columns ``[COLUMN, COLUMN + WIDTH)`` of the cache rows of keys ``[tile_start, tile_start +
+    BLOCK_N)`` into ``buffer``; keys past ``key_end`` are zero-filled (a phantom tile past the segment entirely:
+    its table entries are those of the segment's first tile, never of blocks past the sequence)."""
+    gather: gl.constexpr = _row_pieces(WIDTH, LOADER_WARPS)
+    inside = gl.where(tile_start < key_end, tile_start, key_start)
+    rows_at, _ = _row_offsets(table, num_blocks, inside, key_end, stride_block, stride_row, PAGE, BLOCK_N,
+                              gl.SliceLayout(1, gather))  # fmt: skip
+    key_ok = tile_start + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, gather)) < key_end
+    columns = COLUMN + gl.arange(0, WIDTH, layout=gl.SliceLayout(0, gather))
+    async_copy.async_copy_global_to_shared(buffer, SOURCE + rows_at[:, None] + columns[None, :],
+                                           mask=key_ok[:, None])  # fmt: skip
+
+
+@gluon.jit
+def _load(Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, batch, s_q, heads, num_blocks, capacity, stride_qb, stride_qs,
+          stride_qh, stride_pb, stride_ps, stride_ph, stride_table, stride_cb, stride_cr, stride_kb, stride_kr,
+          q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, bars, PAGE: gl.constexpr, BLOCK_H: gl.constexpr,
+          BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr):  # fmt: skip
+    """The loader partition: for each segment of the run, the group's queries, then the tiles pair by pair, every
+    part once the consumers have freed its buffer; each loader thread arrives on the part's barrier when its
+    copies have landed."""
+    RANK: gl.constexpr = ckv_smem.shape[2]
+    HALF: gl.constexpr = RANK // 2
+    ROPE: gl.constexpr = kpe_smem.shape[2]
+    program, group = gl.program_id(0), gl.program_id(1)
+    n_rows = s_q * heads
+    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B,
+                                                                     LOADER_WARPS)  # fmt: skip
+    first, last, seq, seq_first = _locate_run(seqs, seq_first_tiles, seq_end_tiles, total_tiles, program,
+                                              gl.num_programs(0))  # fmt: skip
+    latent_rows: gl.constexpr = _row_pieces(RANK, LOADER_WARPS)
+    rope_rows: gl.constexpr = _row_pieces(ROPE, LOADER_WARPS)
+    lat_rows = group * BLOCK_H + gl.arange(0, BLOCK_H, layout=gl.SliceLayout(1, latent_rows))
+    pe_rows = group * BLOCK_H + gl.arange(0, BLOCK_H, layout=gl.SliceLayout(1, rope_rows))
+    lat_cols = gl.arange(0, RANK, layout=gl.SliceLayout(0, latent_rows))
+    pe_cols = gl.arange(0, ROPE, layout=gl.SliceLayout(0, rope_rows))
+    tile = first
+    segment = 0
+    pair = 0
+    while tile < last:
+        seqlen = gl.minimum(gl.maximum(gl.load(SEQLENS + seq), 0), capacity)
+        seq_end = seq_first + gl.cdiv(seqlen, BLOCK_N)
+        stop = gl.minimum(seq_end, last)
+        key_start = (tile - seq_first) * BLOCK_N
+        key_end = gl.minimum((stop - seq_first) * BLOCK_N, seqlen)
+        table = BLOCK_TABLE + seq * stride_table
+        # Rows past the group's last are zero.
+        mbarrier.wait(bars.index(QUERIES_FREED), (segment & 1) ^ 1)
+        q_at = Q_LAT + seq * stride_qb + (lat_rows // heads) * stride_qs + (lat_rows % heads) * stride_qh
+        async_copy.async_copy_global_to_shared(q_lat_smem.index(0), q_at[:, None] + lat_cols[None, :],
+                                               mask=(lat_rows < n_rows)[:, None])  # fmt: skip
+        pe_at = Q_PE + seq * stride_pb + (pe_rows // heads) * stride_ps + (pe_rows % heads) * stride_ph
+        async_copy.async_copy_global_to_shared(q_pe_smem.index(0), pe_at[:, None] + pe_cols[None, :],
+                                               mask=(pe_rows < n_rows)[:, None])  # fmt: skip
+        async_copy.mbarrier_arrive(bars.index(QUERIES_LANDED), increment_count=False)
+        for i in range(gl.cdiv(stop - tile, 2)):
+            free_phase = (pair & 1) ^ 1
+            for half in gl.static_range(2):  # first parts: buffer a's left half, buffer b's right half
+                tile_start = key_start + (2 * i + half) * BLOCK_N
+                mbarrier.wait(bars.index(FIRST_FREED + half), free_phase)
+                _gather(CKV, stride_cb, stride_cr, table, num_blocks, tile_start, key_start, key_end,
+                        ckv_smem.index(half).slice(half * HALF, HALF, dim=1), PAGE, half * HALF, HALF,
+                        BLOCK_N)  # fmt: skip
+                async_copy.mbarrier_arrive(bars.index(FIRST_LANDED + half), increment_count=False)
+            for half in gl.static_range(2):  # second parts: the other latent half and the rope rows
+                tile_start = key_start + (2 * i + half) * BLOCK_N
+                mbarrier.wait(bars.index(SECOND_FREED + half), free_phase)
+                _gather(CKV, stride_cb, stride_cr, table, num_blocks, tile_start, key_start, key_end,
+                        ckv_smem.index(half).slice((1 - half) * HALF, HALF, dim=1), PAGE, (1 - half) * HALF, HALF,
+                        BLOCK_N)  # fmt: skip
+                _gather(KPE, stride_kb, stride_kr, table, num_blocks, tile_start, key_start, key_end,
+                        kpe_smem.index(half), PAGE, 0, ROPE, BLOCK_N)  # fmt: skip
+                async_copy.mbarrier_arrive(bars.index(SECOND_LANDED + half), increment_count=False)
+            pair += 1
+        tile = stop
+        seq += 1
+        seq_first = seq_end
+        segment += 1
+
+
+@gluon.jit
+def _store_half(OUT, LSE, rows, out, lse, keep, column, RANK: gl.constexpr, WITH_LSE: gl.constexpr):
+    """Store one warpgroup's output columns (and the rows' log-sum-exp from warpgroup 0)."""
+    columns = column + gl.arange(0, out.shape[1], layout=gl.SliceLayout(0, out.type.layout))
+    gl.store(OUT + rows[:, None] * RANK + columns[None, :], out.to(OUT.dtype.element_ty), mask=keep[:, None])
+    if WITH_LSE:
+        gl.store(LSE + rows, lse, mask=keep)
+
+
+@gluon.jit
+def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads, capacity,
+             q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, ROLE: gl.constexpr, BLOCK_H: gl.constexpr,
+             BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
+    """Consumer warpgroup ``ROLE`` (0: tiles a, left columns; 1: tiles b, right columns). ``stats`` holds four
+    rows: the max after tile a and after tile b (log2 units), and each warpgroup's row sums at a segment's end."""
+    RANK: gl.constexpr = ckv_smem.shape[2]
+    HALF: gl.constexpr = RANK // 2
+    scores_layout: gl.constexpr = _warpgroup_mma(BLOCK_N)
+    out_layout: gl.constexpr = _warpgroup_mma(HALF)
+    rows_layout: gl.constexpr = gl.SliceLayout(1, scores_layout)
+    out_rows_layout: gl.constexpr = gl.SliceLayout(1, out_layout)
+    weights_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=out_layout, k_width=2)
+    dtype: gl.constexpr = q_lat_smem.dtype
+    # Scores over this warpgroup's latent half first (the part of its buffer refilled first), then the rest.
+    early: gl.constexpr = ROLE * HALF
+    late: gl.constexpr = (1 - ROLE) * HALF
+    program, group = gl.program_id(0), gl.program_id(1)
+    num_programs = gl.num_programs(0)
+    n_rows = s_q * heads
+    rows = group * BLOCK_H + gl.arange(0, BLOCK_H, layout=rows_layout)
+    out_rows = group * BLOCK_H + gl.arange(0, BLOCK_H, layout=out_rows_layout)
+    out_row_ok = out_rows < n_rows
+    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B,
+                                                                     CONSUMER_WARPS)  # fmt: skip
+    first, last, seq, seq_first = _locate_run(seqs, seq_first_tiles, seq_end_tiles, total_tiles, program, num_programs)
+    lead_seq, lead_parts_end, lead_slot = -1, 0, 0
+    scale = softmax_scale * LOG2_E  # exp2 instead of exp: one multiply folded into the scale
+    no_scores = gl.zeros([BLOCK_H, BLOCK_N], gl.float32, scores_layout)
+    tile = first
+    segment = 0
+    pair = 0
+    exchanges = 0
+    while tile < last:
+        seqlen = gl.minimum(gl.maximum(gl.load(SEQLENS + seq), 0), capacity)
+        seq_end = seq_first + gl.cdiv(seqlen, BLOCK_N)
+        stop = gl.minimum(seq_end, last)
+        key_start = (tile - seq_first) * BLOCK_N
+        key_end = gl.minimum((stop - seq_first) * BLOCK_N, seqlen)
+        if CAUSAL:
+            limit = gl.minimum(seqlen - s_q + 1 + rows // heads, key_end)
+        else:
+            limit = gl.full([BLOCK_H], 0, gl.int32, rows_layout) + key_end
+        running_max = gl.full([BLOCK_H], float("-inf"), gl.float32, rows_layout)
+        running_sum = gl.zeros([BLOCK_H], gl.float32, rows_layout)
+        acc = gl.zeros([BLOCK_H, HALF], gl.float32, out_layout)
+        mbarrier.wait(bars.index(QUERIES_LANDED), segment & 1)
+        pairs = gl.cdiv(stop - tile, 2)
+        if pairs == 0:  # a sequence of length 0 (unchecked lengths): its queries are free at once
+            mbarrier.arrive(bars.index(QUERIES_FREED))
+        for i in range(pairs):
+            phase = pair & 1
+            # Buffer indices computed each round (always ROLE and 1 - ROLE): constant ones let the compiler hoist
+            # every product's 64-bit shared-memory descriptors out of the loop, more than the registers hold.
+            opaque_zero = pair // (pair + 1)
+            mine = ROLE + opaque_zero
+            theirs = 1 - mine
+            q_lat = q_lat_smem.index(opaque_zero)
+            q_pe = q_pe_smem.index(opaque_zero)
+            own = ckv_smem.index(mine)
+            mbarrier.wait(bars.index(FIRST_LANDED + ROLE), phase)
+            fence_async_shared()
+            scores = warpgroup_mma(q_lat.slice(early, HALF, dim=1), own.slice(early, HALF, dim=1).permute((1, 0)),
+                                   no_scores, use_acc=False, is_async=True)  # fmt: skip
+            mbarrier.wait(bars.index(SECOND_LANDED + ROLE), phase)
+            fence_async_shared()
+            scores = warpgroup_mma(q_lat.slice(late, HALF, dim=1), own.slice(late, HALF, dim=1).permute((1, 0)), scores,
+                                   is_async=True)  # fmt: skip
+            scores = warpgroup_mma(q_pe, kpe_smem.index(mine).permute((1, 0)), scores, is_async=True)
+            scores = warpgroup_mma_wait(0, deps=(scores,))
+            if i == pairs - 1:
+                mbarrier.arrive(bars.index(QUERIES_FREED))
+            keys = key_start + (2 * i + ROLE) * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, scores_layout))
+            scores = gl.where(keys[None, :] < limit[:, None], scores * scale, float("-inf"))
+            # The max after tile a (warpgroup 0, from the previous pair's) and after tile b (warpgroup 1, from a's).
+            if ROLE == 0:
+                previous = running_max
+            else:
+                mbarrier.wait(bars.index(MAX_STORED), phase)
+                previous = stats.slice(0, BLOCK_H).load(rows_layout)
+            new_max = gl.maximum(previous, gl.max(scores, 1))
+            stats.slice(ROLE * BLOCK_H, BLOCK_H).store(new_max)
+            mbarrier.arrive(bars.index(MAX_STORED + ROLE))
+            # A row that has seen no visible key yet keeps -inf; subtracting 0 instead avoids inf - inf = NaN.
+            shift = gl.where(new_max == float("-inf"), 0.0, new_max)
+            weights = gl.exp2(scores - shift[:, None])
+            rescale = gl.exp2(running_max - shift)
+            running_sum = running_sum * rescale + gl.sum(weights, 1)
+            running_max = new_max
+            acc = acc * gl.convert_layout(rescale, out_rows_layout)[:, None]
+            own_weights = gl.convert_layout(weights.to(dtype), weights_layout)
+            acc = warpgroup_mma(own_weights, own.slice(ROLE * HALF, HALF, dim=1), acc, is_async=True)
+            if ROLE == 0:
+                # Tile a's weights for warpgroup 1, brought to the max after tile b (from the 16-bit weights: the
+                # 32-bit ones would stay live across the wait).
+                mbarrier.wait(bars.index(MAX_STORED + 1), phase)
+                after_b = stats.slice(BLOCK_H, BLOCK_H).load(rows_layout)
+                rescale_b = gl.exp2(running_max - gl.where(after_b == float("-inf"), 0.0, after_b))
+                to_b = gl.convert_layout(rescale_b, gl.SliceLayout(1, weights_layout))
+                kpe_smem.index(mine).store((own_weights.to(gl.float32) * to_b[:, None]).to(dtype))
+                fence_async_shared()
+                mbarrier.arrive(bars.index(WEIGHTS_STORED))
+                acc = warpgroup_mma_wait(0, deps=(acc,))
+                mbarrier.arrive(bars.index(FIRST_FREED))  # buffer a's left half
+                acc = acc * gl.convert_layout(rescale_b, out_rows_layout)[:, None]
+                running_sum = running_sum * rescale_b
+                running_max = after_b
+                mbarrier.wait(bars.index(WEIGHTS_STORED + 1), phase)
+                acc = warpgroup_mma(kpe_smem.index(theirs), ckv_smem.index(theirs).slice(0, HALF, dim=1), acc,
+                                    is_async=True)  # fmt: skip
+                acc = warpgroup_mma_wait(0, deps=(acc,))
+                mbarrier.arrive(bars.index(SECOND_FREED + 1))  # buffer b's left half and rope rows
+            else:
+                kpe_smem.index(mine).store(own_weights)
+                fence_async_shared()
+                mbarrier.arrive(bars.index(WEIGHTS_STORED + 1))
+                acc = warpgroup_mma_wait(0, deps=(acc,))
+                mbarrier.arrive(bars.index(FIRST_FREED + 1))  # buffer b's right half
+                mbarrier.wait(bars.index(WEIGHTS_STORED), phase)
+                acc = warpgroup_mma(kpe_smem.index(theirs), ckv_smem.index(theirs).slice(HALF, HALF, dim=1), acc,
+                                    is_async=True)  # fmt: skip
+                acc = warpgroup_mma_wait(0, deps=(acc,))
+                mbarrier.arrive(bars.index(SECOND_FREED))  # buffer a's right half and rope rows
+            pair += 1
+        # Each warpgroup summed its own tiles' weights, both at the final max (none for a segment without tiles:
+        # exchanging there could let one warpgroup run two phases ahead of the other's wait).
+        if pairs > 0:
+            stats.slice((2 + ROLE) * BLOCK_H, BLOCK_H).store(running_sum)
+            mbarrier.arrive(bars.index(SUMS_STORED + ROLE))
+            mbarrier.wait(bars.index(SUMS_STORED + 1 - ROLE), exchanges & 1)
+            running_sum += stats.slice((3 - ROLE) * BLOCK_H, BLOCK_H).load(rows_layout)
+            exchanges += 1
+        empty = running_sum == 0.0  # no key of this segment visible to the row: zero weight in the merge
+        lse = gl.where(empty, float("-inf"), (running_max + gl.log2(running_sum)) * LN_2)
+        lse = gl.convert_layout(lse, out_rows_layout)
+        out = acc * gl.convert_layout(1.0 / gl.where(empty, 1.0, running_sum), out_rows_layout)[:, None]
+        whole, slot, lead_seq, lead_parts_end, lead_slot = _segment_role(
+            seq, seq_first, seq_end, first, last, num_programs, total_tiles, lead_seq, lead_parts_end, lead_slot
+        )
+        _store_half(OUT, LSE, seq * n_rows + out_rows, out, lse, out_row_ok & whole, ROLE * HALF, RANK, ROLE == 0)
+        _store_half(PARTIAL_OUT, PARTIAL_LSE, (program * 2 + slot) * n_rows + out_rows, out, lse,
+                    out_row_ok & (whole == 0), ROLE * HALF, RANK, ROLE == 0)  # fmt: skip
+        tile = stop
+        seq += 1
+        seq_first = seq_end
+        segment += 1
+    if ROLE == 0:
+        _store_lead(LEADS, program, group, lead_seq, lead_parts_end, lead_slot)
+    # An empty run (more programs than tiles) leaves a part of weight zero in slot 0, as the Triton kernel does.
+    nothing = gl.zeros([BLOCK_H, HALF], gl.float32, out_layout)
+    no_weight = gl.full([BLOCK_H], float("-inf"), gl.float32, out_rows_layout)
+    _store_half(PARTIAL_OUT, PARTIAL_LSE, program * 2 * n_rows + out_rows, nothing, no_weight,
+                out_row_ok & (first == last), ROLE * HALF, RANK, ROLE == 0)  # fmt: skip
+
+
+@gluon.jit
+def _consume_right(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads, capacity,
+                   q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, BLOCK_H: gl.constexpr,
+                   BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
+    """Consumer warpgroup 1 (a worker partition)."""
+    _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads, capacity,
+             q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, 1, BLOCK_H, BLOCK_N, BLOCK_B, CAUSAL)  # fmt: skip
+
+
+@gluon.jit
+def decode_kernel(
+    Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, softmax_scale, batch,
+    s_q, heads, num_blocks, capacity, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
+    stride_cb, stride_cr, stride_kb, stride_kr, PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr,
+    BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr,
+):  # fmt: skip
+    """``triton_kernels.decode_kernel``'s contract (same arguments and outputs, 16-bit products only) for 64-row
+    groups and 64-token tiles; launched with ``CONSUMER_WARPS`` warps (the loader and the second consumer are
+    worker partitions)."""
+    gl.static_assert(BLOCK_H == 64 and BLOCK_N == 64, "64-row groups, 64-token tiles")
+    gl.static_assert(ROPE == BLOCK_N, "a tile's weights take the place of its rope rows")
+    gl.static_assert(RANK >= 128, "each warpgroup's latent half spans whole 128-byte swizzle rows")
+    gl.static_assert(gl.num_warps() == CONSUMER_WARPS)
+    dtype: gl.constexpr = Q_LAT.dtype.element_ty
+    # Queries allocated as one of a kind: indexing them each round keeps their descriptors in the loop.
+    q_lat_smem = gl.allocate_shared_memory(dtype, [1, BLOCK_H, RANK], _operand_layout(RANK))
+    q_pe_smem = gl.allocate_shared_memory(dtype, [1, BLOCK_H, ROPE], _operand_layout(ROPE))
+    ckv_smem = gl.allocate_shared_memory(dtype, [2, BLOCK_N, RANK], _operand_layout(RANK))
+    kpe_smem = gl.allocate_shared_memory(dtype, [2, BLOCK_N, ROPE], _operand_layout(ROPE))
+    stats = gl.allocate_shared_memory(gl.float32, [4 * BLOCK_H], gl.SwizzledSharedLayout(1, 1, 1, [0]))
+    bars = gl.allocate_shared_memory(gl.int64, [BARRIERS, 1], mbarrier.MBarrierLayout())
+    loader_threads: gl.constexpr = 32 * LOADER_WARPS
+    for buffer in gl.static_range(2):
+        mbarrier.init(bars.index(FIRST_LANDED + buffer), count=loader_threads)
+        mbarrier.init(bars.index(SECOND_LANDED + buffer), count=loader_threads)
+        mbarrier.init(bars.index(FIRST_FREED + buffer), count=1)
+        mbarrier.init(bars.index(SECOND_FREED + buffer), count=1)
+        mbarrier.init(bars.index(MAX_STORED + buffer), count=1)
+        mbarrier.init(bars.index(WEIGHTS_STORED + buffer), count=1)
+        mbarrier.init(bars.index(SUMS_STORED + buffer), count=1)
+    mbarrier.init(bars.index(QUERIES_LANDED), count=loader_threads)
+    mbarrier.init(bars.index(QUERIES_FREED), count=2)
+    fence_async_shared()
+    gl.warp_specialize(
+        [
+            (_consume, (OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads, capacity,
+                        q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, 0, BLOCK_H, BLOCK_N, BLOCK_B, CAUSAL)),
+            (_consume_right, (OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads,
+                              capacity, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, BLOCK_H, BLOCK_N,
+                              BLOCK_B, CAUSAL)),
+            (_load, (Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, batch, s_q, heads, num_blocks, capacity, stride_qb,
+                     stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table, stride_cb, stride_cr,
+                     stride_kb, stride_kr, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, bars, PAGE, BLOCK_H, BLOCK_N,
+                     BLOCK_B)),
+        ],
+        [CONSUMER_WARPS, LOADER_WARPS],
+        [CONSUMER_REGISTERS, LOADER_REGISTERS],
+    )  # fmt: skip
