@@ -3,11 +3,10 @@ and flash-attn's paged ``flash_attn_varlen_func`` over PyTorch's ``scaled_dot_pr
 
 Megatron's dynamic inference engine decodes cached MLA latents (``cache_mla_latents=True``) only through the
 two functions of the ``flash_mla`` package, and prefills through flash-attn's varlen function over the up-projected
-paged cache. FlashMLA's cache layout is one 576-wide row per token (``kv_lora_rank``
-latent values, then the RoPE'd key part), ``k_cache [num_blocks, page_block_size, 1, kv_lora_rank + rope_dim]``.
-``mla_decode`` keeps the two parts in separate contiguous caches, so each call gathers the blocks the table
-names (the blocks decode reads anyway) into that form first. Scheduling is ``mla_decode``'s own: the metadata
-only carries the head counts it was made for, checked against each call.
+paged cache. FlashMLA's cache layout is one 576-wide row per token (``kv_lora_rank`` latent values, then the
+RoPE'd key part), ``k_cache [num_blocks, page_block_size, 1, kv_lora_rank + rope_dim]``; ``mla_decode`` reads its
+two parts in place, as strided views (no copy per call). Scheduling is ``mla_decode``'s own: the metadata only
+carries the head counts it was made for, checked against each call.
 """
 
 from __future__ import annotations
@@ -97,29 +96,21 @@ def flash_mla_with_kvcache(
             f"the metadata was made for {made_for[0]} query heads per latent head, the call has "
             f"{q.shape[1]} x {q.shape[2]} (get_mla_metadata(cache_seqlens, s_q * heads, 1))"
         )
-    ckv_cache, kpe_cache, blocks = _gathered(k_cache[:, :, 0], block_table, head_dim_v)
+    if block_table.dim() != 2:
+        raise KernelInputError(f"block_table must be [batch, max_blocks], got {list(block_table.shape)}")
+    rows = k_cache[:, :, 0]
     out, lse = mla_decode(
         q[..., :head_dim_v],
         q[..., head_dim_v:],
-        ckv_cache,
-        kpe_cache,
-        blocks,
+        rows[..., :head_dim_v],
+        rows[..., head_dim_v:],
+        block_table,
         cache_seqlens,
         head_dim**-0.5 if softmax_scale is None else float(softmax_scale),
         causal,
         num_splits=num_splits,
     )
     return out, lse.transpose(1, 2)
-
-
-def _gathered(cache: torch.Tensor, block_table: torch.Tensor, latent: int):
-    """The latent and RoPE parts of the blocks ``block_table`` names, each contiguous, and the table over them."""
-    if block_table.dim() != 2:
-        raise KernelInputError(f"block_table must be [batch, max_blocks], got {list(block_table.shape)}")
-    # Entries past a sequence's last block may hold anything (-1, say): clamped, they gather a block never read.
-    rows = cache[block_table.long().clamp(0, cache.shape[0] - 1).flatten()]
-    table = torch.arange(rows.shape[0], device=block_table.device, dtype=torch.int32).view(block_table.shape)
-    return rows[..., :latent].contiguous(), rows[..., latent:].contiguous(), table
 
 
 def flash_attn_varlen_func(

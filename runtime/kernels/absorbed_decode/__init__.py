@@ -78,6 +78,11 @@ def mla_decode(
     ``num_splits`` makes the Triton backend share the batch's tokens out in ``batch * num_splits`` equal runs (with
     equal lengths, ``num_splits`` pieces per context; default: enough runs to fill the GPU).
 
+    The caches may be views with any block and row strides (rows dense), read in place: FlashMLA's
+    ``[num_blocks, block_size, 1, kv_lora_rank + rope_dim]`` layout serves as ``cache[:, :, 0, :kv_lora_rank]`` and
+    ``cache[:, :, 0, kv_lora_rank:]``; the Triton backend needs rows starting 16-byte aligned and strides that are
+    multiples of 16 elements. Float32 products run in full float32 precision, as torch's float32 matmul does.
+
     Shapes, dtypes and strides are always checked. The values of ``cache_seqlens`` (``s_q`` <= length <= the
     table's capacity) and ``block_table`` (ids inside the cache) are checked for CPU tensors, or with
     ``validate=True`` (one device-to-host copy per call); by default not on CUDA, so that an eager serving loop
@@ -89,7 +94,7 @@ def mla_decode(
         "block_table": block_table, "cache_seqlens": cache_seqlens,
     })  # fmt: skip
     backend = resolve_backend(backend, device)
-    num_blocks, block_size, rank, rope_dim = check_paged_cache(ckv_cache, kpe_cache, backend)
+    num_blocks, block_size, rank, rope_dim = check_paged_cache(ckv_cache, kpe_cache, backend, strided=True)
     check_dtype("q_nope_absorbed", q_nope_absorbed, backend)
     check_cache_dtype(("q_nope_absorbed", q_nope_absorbed), ("q_pe", q_pe), ckv_cache)
     check_shape("q_nope_absorbed", q_nope_absorbed, (None, None, None, rank))

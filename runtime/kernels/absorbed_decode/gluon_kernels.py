@@ -77,38 +77,41 @@ def _tile_stream(SEQLENS, batch, capacity, BLOCK_N: gl.constexpr, BLOCK_B: gl.co
 
 
 @gluon.jit
-def _slots(table, num_blocks, tile_start, key_end, PAGE: gl.constexpr, BLOCK_N: gl.constexpr, layout: gl.constexpr):
-    """Cache slots of keys ``[tile_start, tile_start + BLOCK_N)`` and which of them exist, in ``layout`` (block ids
-    clamped into the cache, as in the Triton kernel)."""
+def _row_offsets(table, num_blocks, tile_start, key_end, stride_block, stride_row, PAGE: gl.constexpr,
+                 BLOCK_N: gl.constexpr, layout: gl.constexpr):  # fmt: skip
+    """Offsets of the cache rows of keys ``[tile_start, tile_start + BLOCK_N)`` (through the cache's block and row
+    strides) and which of them exist, in ``layout`` (block ids clamped into the cache, as in the Triton kernel)."""
     keys = tile_start + gl.arange(0, BLOCK_N, layout=layout)
     key_ok = keys < key_end
-    if BLOCK_N <= PAGE:  # the tile lies inside one page: one table entry, contiguous rows
-        page = gl.minimum(gl.maximum(gl.load(table + tile_start // PAGE), 0), num_blocks - 1).to(gl.int64)
-        slots = page * PAGE + tile_start % PAGE + gl.arange(0, BLOCK_N, layout=layout)
+    if BLOCK_N <= PAGE:  # the tile lies inside one page: one table entry, consecutive rows
+        pages = gl.minimum(gl.maximum(gl.load(table + tile_start // PAGE), 0), num_blocks - 1).to(gl.int64)
+        page_rows = tile_start % PAGE + gl.arange(0, BLOCK_N, layout=layout)
     else:
         pages = gl.minimum(gl.maximum(gl.load(table + keys // PAGE, mask=key_ok, other=0), 0), num_blocks - 1)
-        slots = pages.to(gl.int64) * PAGE + keys % PAGE
-    return slots, key_ok
+        pages, page_rows = pages.to(gl.int64), keys % PAGE
+    return pages * stride_block + page_rows * stride_row, key_ok
 
 
 @gluon.jit
-def _gather_rows(SOURCE, table, num_blocks, tile_start, key_end, buffer, PAGE: gl.constexpr, WIDTH: gl.constexpr,
-                 BLOCK_N: gl.constexpr):  # fmt: skip
+def _gather_rows(SOURCE, stride_block, stride_row, table, num_blocks, tile_start, key_end, buffer, PAGE: gl.constexpr,
+                 WIDTH: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
     """Start copying the ``WIDTH``-wide cache rows of keys ``[tile_start, tile_start + BLOCK_N)`` into ``buffer``
-    (16-byte pieces; slots computed in the copy's own layout, as moving them between layouts takes a barrier)."""
+    (16-byte pieces; offsets computed in the copy's own layout, as moving them between layouts takes a barrier)."""
     gather: gl.constexpr = _row_pieces(WIDTH)
-    slots, key_ok = _slots(table, num_blocks, tile_start, key_end, PAGE, BLOCK_N, gl.SliceLayout(1, gather))
+    rows_at, key_ok = _row_offsets(table, num_blocks, tile_start, key_end, stride_block, stride_row, PAGE, BLOCK_N,
+                                   gl.SliceLayout(1, gather))  # fmt: skip
     columns = gl.arange(0, WIDTH, layout=gl.SliceLayout(0, gather))
-    async_copy.async_copy_global_to_shared(buffer, SOURCE + slots[:, None] * WIDTH + columns[None, :],
+    async_copy.async_copy_global_to_shared(buffer, SOURCE + rows_at[:, None] + columns[None, :],
                                            mask=key_ok[:, None])  # fmt: skip
 
 
 @gluon.jit
-def _gather_tile(CKV, KPE, table, num_blocks, tile_start, key_end, ckv_buffer, kpe_buffer, PAGE: gl.constexpr,
-                 RANK: gl.constexpr, ROPE: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
+def _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks, tile_start, key_end,
+                 ckv_buffer, kpe_buffer, PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr,
+                 BLOCK_N: gl.constexpr):  # fmt: skip
     """Start copying the latent and rope rows of keys ``[tile_start, tile_start + BLOCK_N)`` into the buffers."""
-    _gather_rows(CKV, table, num_blocks, tile_start, key_end, ckv_buffer, PAGE, RANK, BLOCK_N)
-    _gather_rows(KPE, table, num_blocks, tile_start, key_end, kpe_buffer, PAGE, ROPE, BLOCK_N)
+    _gather_rows(CKV, stride_cb, stride_cr, table, num_blocks, tile_start, key_end, ckv_buffer, PAGE, RANK, BLOCK_N)
+    _gather_rows(KPE, stride_kb, stride_kr, table, num_blocks, tile_start, key_end, kpe_buffer, PAGE, ROPE, BLOCK_N)
 
 
 @gluon.jit
@@ -130,9 +133,10 @@ def _copy_queries(Q_LAT, Q_PE, seq, query, head, row_ok, stride_qb, stride_qs, s
 
 
 @gluon.jit
-def _attend(CKV, KPE, table, num_blocks, seqlen, key_start, key_end, scale, s_q, query, q_lat_smem, q_pe_smem, ckv_smem,
-            kpe_smem, weights_smem, PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr,
-            BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
+def _attend(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks, seqlen, key_start, key_end,
+            scale, s_q, query, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, weights_smem, PAGE: gl.constexpr,
+            RANK: gl.constexpr, ROPE: gl.constexpr, BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr,
+            STAGES: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
     """Online softmax of the group's rows over keys ``[key_start, key_end)`` of one sequence (queries already in
     shared memory); returns the unnormalized ``acc [BLOCK_H, RANK]`` (columns split between the warpgroups), the
     running max (log2 units) and the running sum."""
@@ -154,8 +158,9 @@ def _attend(CKV, KPE, table, num_blocks, seqlen, key_start, key_end, scale, s_q,
     # holds the queries' copies, issued just before.
     for ahead in gl.static_range(STAGES - 1):
         if ahead < num_tiles:
-            _gather_tile(CKV, KPE, table, num_blocks, key_start + ahead * BLOCK_N, key_end, ckv_smem.index(ahead),
-                         kpe_smem.index(ahead), PAGE, RANK, ROPE, BLOCK_N)  # fmt: skip
+            _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks,
+                         key_start + ahead * BLOCK_N, key_end, ckv_smem.index(ahead), kpe_smem.index(ahead), PAGE,
+                         RANK, ROPE, BLOCK_N)  # fmt: skip
         async_copy.commit_group()
     for tile in range(num_tiles):
         tile_start = key_start + tile * BLOCK_N
@@ -170,9 +175,9 @@ def _attend(CKV, KPE, table, num_blocks, seqlen, key_start, key_end, scale, s_q,
         # warpgroup MMA reads then overlaps the product instead of delaying it (H128: 393 -> 378 us).
         refill = tile + STAGES - 1
         if refill < num_tiles:
-            _gather_tile(CKV, KPE, table, num_blocks, key_start + refill * BLOCK_N, key_end,
-                         ckv_smem.index(refill % STAGES), kpe_smem.index(refill % STAGES), PAGE, RANK, ROPE,
-                         BLOCK_N)  # fmt: skip
+            _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks,
+                         key_start + refill * BLOCK_N, key_end, ckv_smem.index(refill % STAGES),
+                         kpe_smem.index(refill % STAGES), PAGE, RANK, ROPE, BLOCK_N)  # fmt: skip
         async_copy.commit_group()
         scores = warpgroup_mma_wait(0, deps=(scores,))
 
@@ -201,10 +206,11 @@ def _attend(CKV, KPE, table, num_blocks, seqlen, key_start, key_end, scale, s_q,
 def decode_kernel(
     Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, softmax_scale, batch,
     s_q, heads, num_blocks, capacity, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
-    PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr, BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr,
-    BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr, STAGES: gl.constexpr,
+    stride_cb, stride_cr, stride_kb, stride_kr, PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr,
+    BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr, STAGES: gl.constexpr,
 ):  # fmt: skip
-    """``triton_kernels.decode_kernel``'s contract (same arguments and outputs) for 64-row groups, 8 warps."""
+    """``triton_kernels.decode_kernel``'s contract (same arguments and outputs, 16-bit products only) for 64-row
+    groups, 8 warps."""
     gl.static_assert(BLOCK_H == 64, "two warpgroups of 64 rows")
     gl.static_assert(gl.num_warps() == WARPS)
     program, group = gl.program_id(0), gl.program_id(1)
@@ -239,9 +245,9 @@ def decode_kernel(
         _copy_queries(Q_LAT, Q_PE, seq, query, head, row_ok, stride_qb, stride_qs, stride_qh, stride_pb,
                       stride_ps, stride_ph, q_lat_smem, q_pe_smem, RANK, ROPE)  # fmt: skip
         acc, running_max, running_sum = _attend(
-            CKV, KPE, BLOCK_TABLE + seq * stride_table, num_blocks, seqlen, (tile - seq_first) * BLOCK_N,
-            gl.minimum((stop - seq_first) * BLOCK_N, seqlen), scale, s_q, query, q_lat_smem, q_pe_smem, ckv_smem,
-            kpe_smem, weights_smem, PAGE, RANK, ROPE, BLOCK_H, BLOCK_N, STAGES, CAUSAL,
+            CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, BLOCK_TABLE + seq * stride_table, num_blocks, seqlen,
+            (tile - seq_first) * BLOCK_N, gl.minimum((stop - seq_first) * BLOCK_N, seqlen), scale, s_q, query,
+            q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, weights_smem, PAGE, RANK, ROPE, BLOCK_H, BLOCK_N, STAGES, CAUSAL,
         )  # fmt: skip
         empty = running_sum == 0.0  # no key of this segment visible to the row: zero weight in the merge
         lse = gl.where(empty, float("-inf"), (running_max + gl.log2(running_sum)) * LN_2)

@@ -92,9 +92,9 @@ def _store_lead(LEADS, program, group, lead_seq, lead_parts_end, lead_slot):
 @triton.jit
 def _attend(
     Q_LAT, Q_PE, CKV, KPE, table, num_blocks, seq, seqlen, key_start, key_end, softmax_scale, s_q, query, head,
-    row_ok, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph,
-    PAGE: tl.constexpr, RANK: tl.constexpr, ROPE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
-    CAUSAL: tl.constexpr,
+    row_ok, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_cb, stride_cr, stride_kb,
+    stride_kr, PAGE: tl.constexpr, RANK: tl.constexpr, ROPE: tl.constexpr, BLOCK_H: tl.constexpr,
+    BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):  # fmt: skip
     """Online softmax of the group's rows over keys ``[key_start, key_end)`` of one sequence; returns the
     normalized ``out [BLOCK_H, RANK]`` and ``lse [BLOCK_H]``."""
@@ -115,14 +115,18 @@ def _attend(
     for tile_start in range(key_start, key_end, BLOCK_N):
         keys = tile_start + tl.arange(0, BLOCK_N)
         key_ok = keys < key_end
-        if BLOCK_N <= PAGE:  # the tile lies inside one page: one table entry, contiguous rows
-            page = _page(table, tile_start // PAGE, True, num_blocks)
-            slots = page * PAGE + tile_start % PAGE + tl.arange(0, BLOCK_N)
+        if BLOCK_N <= PAGE:  # the tile lies inside one page: one table entry, consecutive rows
+            pages = _page(table, tile_start // PAGE, True, num_blocks)
+            page_rows = tile_start % PAGE + tl.arange(0, BLOCK_N)
         else:
-            slots = _page(table, keys // PAGE, key_ok, num_blocks) * PAGE + keys % PAGE
-        ckv = tl.load(CKV + slots[:, None] * RANK + latent_cols[None, :], mask=key_ok[:, None], other=0.0)
-        kpe = tl.load(KPE + slots[:, None] * ROPE + rope_cols[None, :], mask=key_ok[:, None], other=0.0)
-        scores = tl.dot(q_lat, tl.trans(ckv)) + tl.dot(q_pe, tl.trans(kpe))
+            pages, page_rows = _page(table, keys // PAGE, key_ok, num_blocks), keys % PAGE
+        ckv_at = CKV + pages * stride_cb + page_rows * stride_cr
+        kpe_at = KPE + pages * stride_kb + page_rows * stride_kr
+        ckv = tl.load(ckv_at[:, None] + latent_cols[None, :], mask=key_ok[:, None], other=0.0)
+        kpe = tl.load(kpe_at[:, None] + rope_cols[None, :], mask=key_ok[:, None], other=0.0)
+        scores = tl.dot(q_lat, tl.trans(ckv), input_precision=DOT_PRECISION) + tl.dot(
+            q_pe, tl.trans(kpe), input_precision=DOT_PRECISION
+        )
         visible = key_ok[None, :] & (keys[None, :] < limit[:, None])
         scores = tl.where(visible, scores * scale, float("-inf"))
         new_max = tl.maximum(running_max, tl.max(scores, 1))
@@ -131,7 +135,7 @@ def _attend(
         weights = tl.exp2(scores - shift[:, None])
         rescale = tl.exp2(running_max - shift)
         running_sum = running_sum * rescale + tl.sum(weights, 1)
-        acc = acc * rescale[:, None] + tl.dot(weights.to(ckv.dtype), ckv)
+        acc = acc * rescale[:, None] + tl.dot(weights.to(ckv.dtype), ckv, input_precision=DOT_PRECISION)
         running_max = new_max
 
     empty = running_sum == 0.0  # no key of this segment visible to the row: zero weight in the merge
@@ -150,10 +154,13 @@ def _store_rows(OUT, LSE, rows, out, lse, keep, RANK: tl.constexpr):
 def decode_kernel(
     Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, softmax_scale, batch,
     s_q, heads, num_blocks, capacity, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
-    PAGE: tl.constexpr, RANK: tl.constexpr, ROPE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_B: tl.constexpr, CAUSAL: tl.constexpr,
+    stride_cb, stride_cr, stride_kb, stride_kr, PAGE: tl.constexpr, RANK: tl.constexpr, ROPE: tl.constexpr,
+    BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr, CAUSAL: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
 ):  # fmt: skip
-    """Program ``(p, group)``: run ``p`` of the tile stream for the query rows of ``group``. ``OUT`` and ``LSE``
+    """Program ``(p, group)``: run ``p`` of the tile stream for the query rows of ``group``. The caches are read
+    through their block and row strides (``stride_cb``/``stride_cr`` of ``CKV``, ``stride_kb``/``stride_kr`` of
+    ``KPE``; rows dense), so the two parts of FlashMLA's 576-wide rows are read in place. ``OUT`` and ``LSE``
     are contiguous ``[B, s_q, H, RANK]`` / ``[B, s_q, H]``; ``PARTIAL_*`` hold ``[programs, 2, s_q * H, ...]``;
     ``LEADS [programs, 3]`` gets, for the merge, the split sequence this run leads (begins and does not finish)
     or -1, the program after the last that holds part of it, and the slot of its part here."""
@@ -175,8 +182,8 @@ def decode_kernel(
         out, lse = _attend(
             Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE + seq * stride_table, num_blocks, seq, seqlen,
             (tile - seq_first) * BLOCK_N, tl.minimum((stop - seq_first) * BLOCK_N, seqlen), softmax_scale, s_q, query,
-            head, row_ok, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, PAGE, RANK, ROPE, BLOCK_H,
-            BLOCK_N, CAUSAL,
+            head, row_ok, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_cb, stride_cr,
+            stride_kb, stride_kr, PAGE, RANK, ROPE, BLOCK_H, BLOCK_N, CAUSAL, DOT_PRECISION,
         )  # fmt: skip
         whole, slot, lead_seq, lead_parts_end, lead_slot = _segment_role(
             seq, seq_first, seq_end, first, last, num_programs, total_tiles, lead_seq, lead_parts_end, lead_slot

@@ -48,7 +48,9 @@ def merge_tiles(num_programs: int, batch: int, n_rows: int, rank: int) -> MergeT
 class DecodeTiles:
     """Query rows per program (all of a group's heads share each cached tile), cached tokens per step, warps,
     pipelining depth (buffers of the Gluon kernel), how many programs per multiprocessor the default program count
-    aims at, and which decode kernel runs: ``"triton"`` or ``"gluon"`` (Hopper, 64 rows, 8 warps)."""
+    aims at, which decode kernel runs: ``"triton"`` or ``"gluon"`` (Hopper, 64 rows, 8 warps), and how the Triton
+    kernel's float32 products run (``tl.dot``'s ``input_precision``: ``"ieee"`` full float32 on the FMA units,
+    ``"tf32"`` the tensor cores' 10-bit mantissa; 16-bit products ignore it)."""
 
     rows: int
     tokens: int
@@ -56,6 +58,7 @@ class DecodeTiles:
     num_stages: int
     programs_per_sm: int
     kernel: str = "triton"
+    dot_precision: str = "tf32"
 
 
 def default_tiles(n_rows: int, q_lat: torch.Tensor, rope_dim: int) -> DecodeTiles:
@@ -67,9 +70,15 @@ def default_tiles(n_rows: int, q_lat: torch.Tensor, rope_dim: int) -> DecodeTile
     return choose_tiles(n_rows, q_lat.shape[-1], rope_dim, q_lat.element_size(), gluon, limit)
 
 
+# Float32 products in full float32, as torch's float32 matmul computes them by default: with tf32 the cached decode
+# rounded differently from the uncached path and decided near ties (a 0.001 logit gap) the other way.
+FLOAT32_DOT_PRECISION = "ieee"
+
+
 def choose_tiles(n_rows: int, rank: int, rope_dim: int, element_size: int, gluon: bool, limit: int) -> DecodeTiles:
     """``default_tiles`` as a function of sizes alone: ``gluon`` says whether the Gluon kernel may run (it
-    checked its own shared memory), ``limit`` is the bytes of shared memory one program may use."""
+    checked its own shared memory), ``limit`` is the bytes of shared memory one program may use. Float32 runs
+    its products at ``FLOAT32_DOT_PRECISION``, whose shared memory the tiles are fitted to."""
     # tl.dot needs at least 16 rows. Picked by the rounds of benchmarks/kernels_decode_rounds.py on an H200: twice
     # as many runs as multiprocessors, four warps each (H16 B128 S4k 172 -> 165 us, B4 S32k 68 -> 66 us against
     # the H100's pick of eight warps, and a third buffer for few sequences).
@@ -83,6 +92,8 @@ def choose_tiles(n_rows: int, rank: int, rope_dim: int, element_size: int, gluon
         preferred = DecodeTiles(rows=32, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
     else:
         preferred = DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1)
+    if element_size == 4:
+        preferred = replace(preferred, dot_precision=FLOAT32_DOT_PRECISION)
     return fitting_tiles(preferred, rank, rope_dim, element_size, limit)
 
 
@@ -92,15 +103,19 @@ MIN_TILE = 16  # tl.dot's smallest operand side
 def fitting_tiles(preferred: DecodeTiles, rank: int, rope_dim: int, element_size: int, limit: int) -> DecodeTiles:
     """``preferred``, or the largest smaller Triton tiles whose shared memory fits ``limit``: fewer cached tokens
     per step first (more steps, same traffic), then fewer query rows per program (each cached tile is then read
-    by more programs). Float32 at DeepSeek's 512 + 64 on an H200: 16 rows step 32 tokens, 64 rows 16 tokens."""
+    by more programs). Float32 (full-precision products) at DeepSeek's 512 + 64 on an H200: 16 and 32 rows keep
+    64-token steps, 64 rows step 32 tokens."""
     for rows in _halvings(preferred.rows):
         # Fewer rows take the warps and program count of the benchmarked 32- and 16-row choices.
-        launch = preferred if rows == preferred.rows else DecodeTiles(rows, preferred.tokens, 4, 2, 2)
+        launch = preferred
+        if rows != preferred.rows:
+            launch = replace(preferred, num_warps=4, num_stages=2, programs_per_sm=2)
         for tokens in _halvings(preferred.tokens):
             tiles = replace(launch, rows=rows, tokens=tokens)
             if triton_shared_memory(tiles, rank, rope_dim, element_size) <= limit:
                 return tiles
-    needed = triton_shared_memory(DecodeTiles(MIN_TILE, MIN_TILE, 4, 2, 2), rank, rope_dim, element_size)
+    smallest = replace(preferred, rows=MIN_TILE, tokens=MIN_TILE, num_warps=4, num_stages=2, programs_per_sm=2)
+    needed = triton_shared_memory(smallest, rank, rope_dim, element_size)
     raise KernelInputError(
         f"the Triton decode kernel cannot hold kv_lora_rank {rank} and rope_dim {rope_dim} in {element_size}-byte "
         f"elements: even {MIN_TILE}x{MIN_TILE} tiles need {needed} bytes of shared memory, more than the device's "
@@ -116,8 +131,12 @@ def triton_shared_memory(tiles: DecodeTiles, rank: int, rope_dim: int, element_s
     """Bytes of shared memory the Triton decode kernel asks for, an upper bound fitted to the kernel compiled for
     sm_90 (Triton 3.6 and 3.8; tests/runtime/kernels/test_kernels_decode_tiles.py checks it): the group's
     queries, the cached tile twice (a second pipeline buffer, or the transposed copy a 64-row product reads), the
-    weights as an operand, or the float32 accumulator's layout change where that is larger, plus scratch."""
-    operands = ((tiles.rows + 2 * tiles.tokens) * (rank + rope_dim) + tiles.rows * tiles.tokens) * element_size
+    weights as an operand, or the float32 accumulator's layout change where that is larger, plus scratch.
+    Full-precision float32 products (FMA units) stage the cached tile once."""
+    width = rank + rope_dim
+    if element_size == 4 and tiles.dot_precision == "ieee":
+        return ((tiles.rows + tiles.tokens) * width + tiles.rows * tiles.tokens) * element_size + 1024
+    operands = ((tiles.rows + 2 * tiles.tokens) * width + tiles.rows * tiles.tokens) * element_size
     return max(operands, tiles.rows * rank * 4) + 1024
 
 
@@ -207,11 +226,12 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
 
         options = {"STAGES": tiles.num_stages}
     else:
-        kernel, options = decode_kernel, {"num_stages": tiles.num_stages}
+        kernel, options = decode_kernel, {"num_stages": tiles.num_stages, "DOT_PRECISION": tiles.dot_precision}
     kernel[(num_programs, groups)](
         q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, out, lse, partial_out, partial_lse, leads,
         softmax_scale, batch, s_q, heads, ckv_cache.shape[0], capacity,
-        *q_lat.stride()[:3], *q_pe.stride()[:3], block_table.stride(0),
+        *q_lat.stride()[:3], *q_pe.stride()[:3], block_table.stride(0), *ckv_cache.stride()[:2],
+        *kpe_cache.stride()[:2],
         PAGE=ckv_cache.shape[1], RANK=rank, ROPE=q_pe.shape[-1], BLOCK_H=tiles.rows, BLOCK_N=tiles.tokens,
         BLOCK_B=triton.next_power_of_2(batch), CAUSAL=causal, num_warps=tiles.num_warps, **options,
     )  # fmt: skip

@@ -391,7 +391,10 @@ def test_cache_append(case, backend, dtype_index):
 
 DECODE_MUTATIONS = ["length under s_q", "length past the table", "block past the cache", "negative block",
                     "int64 lengths", "int64 table", "rank mismatch", "batch mismatch", "nan scale", "zero splits",
-                    "strided q"]  # fmt: skip
+                    "strided q", "strided cache rows", "misaligned cache"]  # fmt: skip
+# How the caches are laid out: separate contiguous tensors; FlashMLA's one [blocks, page, 1, rank + rope] tensor, read
+# as two views; rows and blocks spaced out (padding between them, NaN: never to be read).
+CACHE_LAYOUTS = ["contiguous", "flashmla", "spaced"]
 DECODE_VALUE_MUTATIONS = {"length under s_q", "length past the table", "block past the cache", "negative block"}
 
 
@@ -411,6 +414,7 @@ def decode_cases(draw):
         "causal": draw(st.booleans()),
         "splits": draw(st.none() | st.integers(1, 3)),
         "q_layout": draw(st.sampled_from(["contiguous", "strided"])),
+        "cache_layout": draw(st.sampled_from(CACHE_LAYOUTS)),
     }
     invalid = draw(st.none() | st.sampled_from(DECODE_MUTATIONS))
     if batch == 0 and invalid in (*DECODE_VALUE_MUTATIONS, "batch mismatch"):
@@ -450,6 +454,7 @@ def make_decode(case: Case, dtype):
     q_layout = "every_other" if case.invalid == "strided q" else p["q_layout"]
     q_lat = randn((*q_shape, rank + 16 * (case.invalid == "rank mismatch")), dtype, generator, q_layout)
     q_pe = randn((*q_shape, ROPE_DIM), dtype, generator)
+    ckv, kpe = cache_views(ckv, kpe, case.invalid or p["cache_layout"])
     table, lengths = table.to(DEVICE), lengths.to(DEVICE)
     if case.invalid == "int64 lengths":
         lengths = lengths.long()
@@ -458,11 +463,35 @@ def make_decode(case: Case, dtype):
     return q_lat, q_pe, ckv, kpe, table, lengths
 
 
+def cache_views(ckv, kpe, layout):
+    """The contiguous caches' values in ``layout`` (a ``CACHE_LAYOUTS`` entry, or a cache mutation): views into
+    a larger tensor whose other elements are NaN."""
+    (num_blocks, block_size, rank), rope = ckv.shape, kpe.shape[-1]
+    if layout == "flashmla":
+        rows = torch.cat((ckv, kpe), -1)[:, :, None, :]
+        return rows[:, :, 0, :rank], rows[:, :, 0, rank:]
+    if layout not in ("spaced", "strided cache rows", "misaligned cache"):
+        return ckv, kpe
+    views = []
+    for cache, width in ((ckv, rank), (kpe, rope)):
+        spaced = cache.new_full((num_blocks, block_size + 1, 2 * width + 16), float("nan"))
+        if layout == "strided cache rows":  # every other element: rows not dense
+            view = spaced[:, :block_size, : 2 * width : 2]
+        else:  # rows start one element past alignment, or 16 elements apart
+            start = 1 if layout == "misaligned cache" else 0
+            view = spaced[:, :block_size, start : start + width]
+        view.copy_(cache)
+        views.append(view)
+    return tuple(views)
+
+
 @PROPERTY
 @given(case=decode_cases(), backend=st.sampled_from(BACKENDS), dtype_index=st.integers(0, 2))
 def test_decode(case, backend, dtype_index):
     dtype = dtypes_for(backend, matmul=True)[dtype_index % len(dtypes_for(backend, matmul=True))]
     p = case.params
+    if case.invalid == "misaligned cache" and backend == "torch":
+        return  # the reference reads any view: alignment is the kernels' need
     scale = math.nan if case.invalid == "nan scale" else 0.3
     splits = 0 if case.invalid == "zero splits" else p["splits"]
 

@@ -58,6 +58,7 @@ def decode_with(case, **changes):
         (lambda c: {"q_pe": c.q_pe[..., :8]}, "q_pe must have shape"),
         (lambda c: {"kpe_cache": c.kpe_cache[:1]}, "must share num_blocks"),
         (lambda c: {"q_nope_absorbed": c.q_lat.double()}, "share one dtype"),
+        (lambda c: {"ckv_cache": torch.cat((c.ckv_cache, c.ckv_cache), -1)[..., ::2]}, "rows must be contiguous"),
     ],
 )
 def test_decode_rejects_bad_inputs_clearly(changes, message):

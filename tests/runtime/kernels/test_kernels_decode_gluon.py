@@ -110,3 +110,28 @@ def test_default_path_takes_the_gluon_kernel_past_16_rows_on_hopper():
     assert default_tiles(128, q_lat, 64).kernel == "gluon"
     assert default_tiles(32, q_lat[:, :, :32], 64).kernel == "gluon"
     assert default_tiles(16, q_lat[:, :, :16], 64).kernel == "triton"
+
+
+FLASH_MLA_LAYOUTS = {  # dtype, heads: the Gluon kernel (16-bit, 128 heads), the Triton kernel in 16 and 32 bits
+    "bf16, 128 heads (Gluon)": (torch.bfloat16, 128),
+    "bf16, 16 heads (Triton)": (torch.bfloat16, 16),
+    "fp32, 16 heads (Triton)": (torch.float32, 16),
+}
+
+
+@pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
+@pytest.mark.parametrize("name", FLASH_MLA_LAYOUTS)
+def test_flash_mla_rows_are_read_in_place_on_hopper(name):
+    """DeepSeek's 512 + 64 latent in FlashMLA's one-row-per-token cache: the two views decode exactly as the same
+    values in separate contiguous caches."""
+    dtype, heads = FLASH_MLA_LAYOUTS[name]
+    case = PagedCase([1, 300, 1000, 77], 64, dtype, torch.Generator().manual_seed(heads), heads, 1, 512, 64)
+    q_lat, q_pe, ckv, kpe, table, lengths = (t.cuda() for t in (case.q_lat, case.q_pe, *case.cache_args()))
+    rows = torch.cat((ckv, kpe), -1)[:, :, None, :]
+
+    in_place = mla_decode(q_lat, q_pe, rows[:, :, 0, :512], rows[:, :, 0, 512:], table, lengths, SCALE)
+
+    separate = mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, SCALE)
+    assert torch.equal(in_place[0], separate[0]) and torch.equal(in_place[1], separate[1])
+    expected_out, _ = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE, backend="torch")
+    assert relative_error(in_place[0].cpu(), expected_out) < 2 * TOLERANCE[dtype]

@@ -9,7 +9,7 @@ from decode_case_inputs import RANK, SCALE, PagedCase
 from kernels_case_inputs import TOLERANCE, relative_error
 from test_kernels_latent_cache import append_case
 
-from seamfix.runtime.kernels import mla_cache_append, mla_decode
+from seamfix.runtime.kernels import KernelInputError, mla_cache_append, mla_decode
 
 assert os.environ.get("TRITON_INTERPRET") == "1", "run through test_kernels_triton_interpreter.py"
 
@@ -46,6 +46,25 @@ def test_decode_kernels(name, dtype):
     assert not out.isnan().any()
     assert relative_error(out, expected_out) < 2 * TOLERANCE[dtype]
     assert relative_error(lse, expected_lse) < 1e-5
+
+
+@pytest.mark.parametrize("block_size", [16, 64])
+def test_decode_reads_flash_mlas_rows_in_place(block_size):
+    """The two parts of one ``[blocks, page, 1, rank + rope]`` cache, read as views, give exactly what the same values
+    in separate contiguous caches give (same kernel, same sums); a view one element off alignment is refused."""
+    case = PagedCase([3, 70, 150], block_size, torch.float32, torch.Generator().manual_seed(block_size), 4, 2)
+    rank = case.ckv_cache.shape[-1]
+    rows = torch.cat((case.ckv_cache, case.kpe_cache), -1)[:, :, None, :]
+    views = (rows[:, :, 0, :rank], rows[:, :, 0, rank:])
+    assert not views[0].is_contiguous() and not views[1].is_contiguous()
+
+    in_place = mla_decode(case.q_lat, case.q_pe, *views, *case.cache_args()[2:], SCALE, backend="triton")
+
+    separate = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE, backend="triton")
+    assert torch.equal(in_place[0], separate[0]) and torch.equal(in_place[1], separate[1])
+    shifted = torch.cat((case.ckv_cache, case.kpe_cache, case.kpe_cache[..., :1]), -1)[..., 1 : rank + 1]
+    with pytest.raises(KernelInputError, match="ckv_cache must start 16-byte aligned"):
+        mla_decode(case.q_lat, case.q_pe, shifted, case.kpe_cache, *case.cache_args()[2:], SCALE, backend="triton")
 
 
 @pytest.mark.parametrize("with_norm", [True, False])
