@@ -46,7 +46,8 @@ def _compile_for_hopper(kernel: str, dtype: str, constants: dict, options: dict)
         for name in function.arg_names
     }
     signature["softmax_scale"] = "fp32"
-    aligned = [name for name in function.arg_names if signature[name].startswith("*") or name.startswith("stride_")]
+    runtime_strides = [name for name in function.arg_names if name.startswith("stride_") and name not in constants]
+    aligned = [name for name in function.arg_names if signature[name].startswith("*") or name in runtime_strides]
     source = getattr(importlib.import_module(front_end), source_type)(
         fn=function,
         signature=signature,

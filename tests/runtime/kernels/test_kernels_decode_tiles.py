@@ -101,7 +101,7 @@ def test_estimate_bounds_the_kernel_compiled_for_hopper(compiled):
     pytest.importorskip("triton")
     dtype, precision, rows, tokens, warps, stages, rank, rope = compiled
     constants = {"PAGE": 64, "RANK": rank, "ROPE": rope, "BLOCK_H": rows, "BLOCK_N": tokens, "BLOCK_B": 128,
-                 "CAUSAL": True, "DOT_PRECISION": precision}  # fmt: skip
+                 "CAUSAL": True, "DOT_PRECISION": precision, "stride_cr": rank, "stride_kr": rope}  # fmt: skip
 
     shared = compile_in_child("triton", dtype, constants, num_warps=warps, num_stages=stages)
 
