@@ -239,13 +239,14 @@ def _combine_parts(
 
 @triton.jit
 def merge_kernel(
-    PARTIAL_OUT, PARTIAL_LSE, LEADS, OUT, LSE, n_rows, RANK: tl.constexpr, PARTS_BLOCK: tl.constexpr,
-    ROWS: tl.constexpr,
+    PARTIAL_OUT, PARTIAL_LSE, LEADS, OUT, LSE, n_rows, num_programs, RANK: tl.constexpr,
+    PARTS_BLOCK: tl.constexpr, ROWS: tl.constexpr,
 ):  # fmt: skip
-    """Program ``(p, b)``: if run ``p`` leads a split sequence, combine that sequence's parts (programs ``p`` up to
-    the recorded end) for query rows ``[b * ROWS, (b + 1) * ROWS)``, all latent columns; other programs do
-    nothing. For sequences split into few parts (one step takes them all)."""
-    program, row_block = tl.program_id(0), tl.program_id(1)
+    """Program ``p + num_programs * b``: if run ``p`` leads a split sequence, combine that sequence's parts
+    (programs ``p`` up to the recorded end) for query rows ``[b * ROWS, (b + 1) * ROWS)``, all latent columns;
+    other programs do nothing. For sequences split into few parts (one step takes them all). A one-dimensional
+    grid: row blocks on a second axis would stop at its 65,535 (one-row blocks of ``s_q * heads`` rows)."""
+    program, row_block = tl.program_id(0) % num_programs, tl.program_id(0) // num_programs
     seq = tl.load(LEADS + program * 3)
     parts_end = tl.where(seq >= 0, tl.load(LEADS + program * 3 + 1), program)
     rows = row_block * ROWS + tl.arange(0, ROWS)
@@ -260,13 +261,15 @@ def merge_by_sequence_kernel(
     RANK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr, PARTS_BLOCK: tl.constexpr, ROWS: tl.constexpr,
     COLUMNS: tl.constexpr,
 ):  # fmt: skip
-    """Program ``(b, r, c)``: if sequence ``b`` is split over runs, combine its parts for query rows
-    ``[r * ROWS, (r + 1) * ROWS)`` and latent columns ``[c * COLUMNS, (c + 1) * COLUMNS)``. For few sequences
-    split into many parts: the grid spreads each sequence's columns over programs, where ``merge_kernel``'s grid
-    over runs would need a program per run and column block. The run holding the sequence's first tile (same tile
-    stream as the decode kernel) leads it if the sequence is split; its leader record gives the parts' end and
-    the slot of the first part."""
-    seq, row_block, column_block = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    """Program ``b + batch * (r + row_blocks * c)``: if sequence ``b`` is split over runs, combine its parts for
+    query rows ``[r * ROWS, (r + 1) * ROWS)`` and latent columns ``[c * COLUMNS, (c + 1) * COLUMNS)``. For few
+    sequences split into many parts: the grid spreads each sequence's columns over programs, where
+    ``merge_kernel``'s grid over runs would need a program per run and column block. The run holding the
+    sequence's first tile (same tile stream as the decode kernel) leads it if the sequence is split; its leader
+    record gives the parts' end and the slot of the first part."""
+    seq, block = tl.program_id(0) % batch, tl.program_id(0) // batch
+    row_blocks = tl.cdiv(n_rows, ROWS)
+    row_block, column_block = block % row_blocks, block // row_blocks
     seqs, seq_first_tiles, _, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B)
     seq_first = tl.sum(tl.where(seqs == seq, seq_first_tiles, 0), 0)
     # The clamps keep the lookup inside LEADS for any lengths (an empty stream has no runs).

@@ -23,11 +23,14 @@ CASES = {  # lengths, block size, heads, s_q, causal, splits (programs = sequenc
     "two new tokens, causal, split": ([2, 70], 16, 4, 2, True, 2),
     "two new tokens, not causal": ([2, 37], 16, 4, 2, False, 1),
     "query rows over two programs, row-major products": ([20, 90], 16, 40, 2, True, 1),
-    "many parts a sequence (merged by sequence), a whole short one": ([300, 200, 5], 16, 4, 1, True, 20),
+    "many parts a sequence (merged by sequence), a whole short one": ([300, 200, 5], 16, 40, 1, True, 20),
+    "few parts a sequence, query rows over several merge programs": ([50, 90], 16, 40, 2, True, 12),
 }
-# Latent columns over several programs of the merge by sequence (triton_ops.MERGE_BY_SEQUENCE's columns).
+# Wider latents: columns over several programs of the merge by sequence (triton_ops.MERGE_BY_SEQUENCE's columns),
+# and fewer query rows a merge program (the merge's grid then counts several row blocks).
 WIDE_RANK = {"more partials than one merge step, empty runs": 128,
-             "many parts a sequence (merged by sequence), a whole short one": 256}  # fmt: skip
+             "many parts a sequence (merged by sequence), a whole short one": 256,
+             "few parts a sequence, query rows over several merge programs": 128}  # fmt: skip
 
 
 # Not bfloat16: Triton 3.8's interpreter computes bf16 tl.dot wrongly (off by 1e10 on a 16x16 product);
