@@ -23,8 +23,8 @@ CASES = {  # lengths, block size, heads, s_q, causal, splits (programs = sequenc
     "two new tokens, causal, split": ([2, 70], 16, 4, 2, True, 2),
     "two new tokens, not causal": ([2, 37], 16, 4, 2, False, 1),
     "query rows over two programs, row-major products": ([20, 90], 16, 40, 2, True, 1),
-    "many parts a sequence (merged by sequence), a whole short one": ([300, 200, 5], 16, 40, 1, True, 20),
-    "few parts a sequence, query rows over several merge programs": ([50, 90], 16, 40, 2, True, 12),
+    "many parts a sequence (merged by sequence), a whole short one": ([300, 200, 5], 16, 8, 1, True, 20),
+    "few parts a sequence, query rows over several merge programs": ([50, 90], 16, 8, 1, True, 12),
 }
 # Wider latents: columns over several programs of the merge by sequence (triton_ops.MERGE_BY_SEQUENCE's columns),
 # and fewer query rows a merge program (the merge's grid then counts several row blocks).
