@@ -14,6 +14,7 @@ measured in the same run. Writes $OUT/kernels_decode_rounds.json and .md.
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import statistics
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import torch
 from kernels_decode import (
+    BYTES_PER_TOKEN,
     PAGE,
     RANK,
     ROPE,
@@ -46,7 +48,7 @@ from seamfix.runtime.kernels.latent_cache import triton_ops as append_ops
 # Candidate tiles per query rows per sequence (rows, tokens, warps, stages, programs per SM[, kernel]); the sweeps
 # recorded in benchmarks/RESULTS.md ran more (3 or 4 buffers, 3 or 4 programs per SM, 32- and 128-token tiles).
 CANDIDATES = {
-    16: [(16, 64, 8, 2, 2), (16, 64, 4, 3, 2)],
+    16: [],
     32: [(32, 64, 4, 2, 2), (64, 64, 8, 2, 1, "gluon"), (64, 64, 4, 2, 1, "gluon_seesaw")],
     128: [(64, 64, 8, 2, 1, "gluon"), (64, 64, 4, 2, 1, "gluon_seesaw")],
 }
@@ -107,10 +109,12 @@ def with_gluon_kernel(module_name, *args):
         gluon_kernels.decode_kernel = default
 
 
-def bench_shape(name, baseline, device, reps, rounds, bandwidth, matmul, gluon_modules=()):
+def bench_shape(name, baseline, steps_between, device, reps, rounds, bandwidth, matmul, gluon_modules=()):
     heads, batch, context, s_q, lengths = SHAPES[name]
     case = decode_case(heads, batch, context, s_q, lengths, device)
     variants = {"baseline": lambda *a: baseline.mla_decode(*a, SCALE), "now": lambda *a: mla_decode(*a, SCALE)}
+    for label, package in steps_between.items():
+        variants[label] = partial(lambda *a, package: package.mla_decode(*a, SCALE), package=package)
     for module_name in gluon_modules if heads * s_q > 16 else ():
         variants[f"gluon {module_name}"] = partial(with_gluon_kernel, module_name)
     for tiles in CANDIDATES[min(128, max(16, heads * s_q))]:
@@ -203,6 +207,12 @@ def markdown(report):
     for heads, v in report.get("varlen", {}).items():
         lines += ["", f"variable / uniform lengths H{heads}: median {v['median']:.3f} (rounds "
                   + ", ".join(f"{r:.3f}" for r in v["rounds"]) + ")"]  # fmt: skip
+    if "context_sweep" in report:
+        lines += ["", "| B4 H16 context sweep: tokens per sequence | us | decode kernel alone us | floor us |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for context, v in report["context_sweep"].items():
+            lines.append(f"| {context} | {v['ms'] * 1e3:.1f} | {v['kernel_alone_ms'] * 1e3:.1f} | "
+                         f"{v['floor_ms'] * 1e3:.1f} |")  # fmt: skip
     for layout, rows in report.get("append", {}).items():
         lines += ["", f"| cache append, 65,536 tokens, {layout} slots | us | x copy | rel err |", "|---|---|---|---|"]
         for label, v in rows.items():
@@ -220,6 +230,35 @@ def varlen_rounds(heads, device, reps, rounds):
     return {"rounds": ratios, "median": statistics.median(ratios)}
 
 
+def context_sweep(device, reps, rounds, bandwidth):
+    """B4 H16 at growing contexts, full decode and the decode kernel alone (median over rounds): the intercept of
+    time against tokens is the fixed cost of a launch (first tiles, tail, merge), the slope the streaming rate."""
+    rows = {}
+    for context in (8192, 16384, 32768, 65536):
+        case = decode_case(16, 4, context, 1, "uniform", device)
+        full, alone = [], []
+        for _ in range(rounds):
+            full.append(median_ms(lambda c=case: mla_decode(*args_of(c), SCALE), device, reps))
+            alone.append(without_merge(lambda c=case: mla_decode(*args_of(c), SCALE), device, reps))
+        floor_ms = 4 * context * BYTES_PER_TOKEN / bandwidth * 1e3
+        rows[context] = {"ms": statistics.median(full), "kernel_alone_ms": statistics.median(alone),
+                         "floor_ms": floor_ms}  # fmt: skip
+        del case
+        torch.cuda.empty_cache()
+    return rows
+
+
+def load_package(label: str, folder: str):
+    """A copy of ``seamfix.runtime.kernels`` (relative imports only) imported under its own name."""
+    init = Path(folder) / "__init__.py"
+    spec = importlib.util.spec_from_file_location(f"step_{len(label)}_{abs(hash(label))}", init,
+                                                  submodule_search_locations=[folder])  # fmt: skip
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", required=True, help="folder holding the baseline package baseline_kernels")
@@ -230,6 +269,9 @@ def main():
     parser.add_argument("--no-decode", action="store_true")
     parser.add_argument("--no-varlen", action="store_true")
     parser.add_argument("--gluon-modules", default="", help="comma-separated candidate Gluon decode modules")
+    parser.add_argument("--step", action="append", default=[], metavar="LABEL=DIR",
+                        help="another copy of the kernels package (a step between), timed as a variant")  # fmt: skip
+    parser.add_argument("--context-sweep", action="store_true", help="also time B4 H16 at 8k to 64k tokens")
     args = parser.parse_args()
     sys.path.insert(0, args.baseline)
     baseline = importlib.import_module("baseline_kernels")
@@ -241,17 +283,21 @@ def main():
     print(f"copy {bandwidth / 1e12:.3f} TB/s, matmul {matmul / 1e12:.0f} TFLOP/s", flush=True)
     out = Path(os.environ.get("OUT", "out"))
     out.mkdir(parents=True, exist_ok=True)
+    steps_between = {label: load_package(label, folder) for label, folder in (s.split("=", 1) for s in args.step)}
     report["decode"] = {}
     for name in () if args.no_decode else args.shapes.split(",") if args.shapes else SHAPES:
         candidates = [module_name for module_name in args.gluon_modules.split(",") if module_name]
         report["decode"][name] = bench_shape(
-            name, baseline, device, args.reps, args.rounds, bandwidth, matmul, candidates
+            name, baseline, steps_between, device, args.reps, args.rounds, bandwidth, matmul, candidates
         )
         torch.cuda.empty_cache()
         (out / "kernels_decode_rounds.json").write_text(json.dumps(report, indent=2))
         print(markdown(report).splitlines()[-1], flush=True)
     if not (args.no_varlen or args.no_decode):
         report["varlen"] = {heads: varlen_rounds(heads, device, args.reps, args.rounds) for heads in (16, 128)}
+    if args.context_sweep:
+        report["context_sweep"] = context_sweep(device, args.reps, args.rounds, bandwidth)
+        print(markdown(report).split("B4 H16 context sweep")[-1], flush=True)
     if not args.no_append:
         # Random single slots (decode steps of many sequences), and whole pages in order (a prefill).
         report["append"] = {layout: bench_append(baseline, device, args.reps, args.rounds, layout)

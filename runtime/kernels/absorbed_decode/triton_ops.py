@@ -7,21 +7,41 @@ import torch
 import triton
 
 from ..backend import KernelInputError, check_int32_offsets, span
-from .triton_kernels import decode_kernel, merge_kernel
+from .triton_kernels import decode_kernel, merge_by_sequence_kernel, merge_kernel
 
-# Floats one merge program holds per step ([parts, rows, kv_lora_rank] in registers, 4 warps): 32 KB.
+# Floats one merge program holds per step ([parts, rows, columns] in registers, 4 warps): 32 KB.
 MERGE_STEP_ELEMENTS = 8192
+# Parts of a split sequence above which the merge runs over sequences and column blocks instead of runs.
+MERGE_BY_RUN_PARTS = 16
+MERGE_BY_SEQUENCE = {"parts": 64, "columns": 64}
 
 
-def merge_tiles(num_programs: int, batch: int, n_rows: int, rank: int) -> tuple[int, int]:
-    """How the merge reads partial results: (query rows per program, parts per step). A split sequence has about
-    ``num_programs / batch`` parts, plus one where runs do not line up with sequences: one step takes them all, up
-    to 16, and as many rows as fit one register tile. B128 (3 parts a sequence): 4 rows, 4 parts a step (H200:
-    merge 9 -> 6 us); B4 S32k (67 parts): 1 row, 16 parts a step (cutting the latent columns over programs to
-    take 64 parts a step measured slower: more programs launched than merge work, merge 12 -> 20 us)."""
-    parts = min(16, triton.next_power_of_2(triton.cdiv(num_programs, batch) + 1))
-    rows = max(1, min(triton.next_power_of_2(n_rows), MERGE_STEP_ELEMENTS // (parts * rank)))
-    return rows, parts
+@dataclass(frozen=True)
+class MergeTiles:
+    """How the merge reads partial results: over runs (``merge_kernel``) or over sequences
+    (``merge_by_sequence_kernel``), and per program the query rows, the parts per step and the latent columns."""
+
+    by_sequence: bool
+    rows: int
+    parts: int
+    columns: int
+
+
+def merge_tiles(num_programs: int, batch: int, n_rows: int, rank: int) -> MergeTiles:
+    """A split sequence has about ``num_programs / batch`` parts, plus one where runs do not line up with
+    sequences. Up to 16, the merge runs over runs and one step takes them all, with as many rows as fill it: B128
+    (3 parts a sequence) 4 rows x 4 parts (H200: merge 9 -> 6 us). More (B4 S32k: 67 parts), it runs over
+    sequences: 64 parts x 2 rows x 64 columns a program, 256 programs (H200: 65 -> 59.5 us; over runs it took 5
+    steps of 16 parts, 16 warps taking 64 parts measured 81 us, and cutting columns over runs launched 17,000
+    programs: benchmarks/RESULTS.md, fourth and fifth passes)."""
+    parts = triton.next_power_of_2(triton.cdiv(num_programs, batch) + 1)
+    if parts <= MERGE_BY_RUN_PARTS:
+        rows = max(1, min(triton.next_power_of_2(n_rows), MERGE_STEP_ELEMENTS // (parts * rank)))
+        return MergeTiles(by_sequence=False, rows=rows, parts=parts, columns=rank)
+    parts = min(parts, MERGE_BY_SEQUENCE["parts"])
+    columns = min(rank, MERGE_BY_SEQUENCE["columns"])
+    rows = max(1, min(triton.next_power_of_2(n_rows), MERGE_STEP_ELEMENTS // (parts * columns)))
+    return MergeTiles(by_sequence=True, rows=rows, parts=parts, columns=columns)
 
 
 @dataclass(frozen=True)
@@ -209,6 +229,7 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     partial_out = q_lat.new_empty(num_programs, 2, n_rows, rank, dtype=torch.float32)
     partial_lse = q_lat.new_empty(num_programs, 2, n_rows, dtype=torch.float32)
     leads = q_lat.new_empty(num_programs, 3, dtype=torch.int32)
+    capacity = block_table.shape[1] * ckv_cache.shape[1]  # tokens the table holds: lengths are clamped to it
     if tiles.kernel == "gluon":
         from .gluon_kernels import decode_kernel as kernel
 
@@ -221,16 +242,24 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
         kernel, options = decode_kernel, {"num_stages": tiles.num_stages, "DOT_PRECISION": tiles.dot_precision}
     kernel[(num_programs, groups)](
         q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, out, lse, partial_out, partial_lse, leads,
-        softmax_scale, batch, s_q, heads, ckv_cache.shape[0], block_table.shape[1] * ckv_cache.shape[1],
+        softmax_scale, batch, s_q, heads, ckv_cache.shape[0], capacity,
         *q_lat.stride()[:3], *q_pe.stride()[:3], block_table.stride(0), *ckv_cache.stride()[:2],
         *kpe_cache.stride()[:2],
         PAGE=ckv_cache.shape[1], RANK=rank, ROPE=q_pe.shape[-1], BLOCK_H=tiles.rows, BLOCK_N=tiles.tokens,
         BLOCK_B=triton.next_power_of_2(batch), CAUSAL=causal, num_warps=tiles.num_warps, **options,
     )  # fmt: skip
     if num_programs > 1:
-        rows, parts = merge_tiles(num_programs, batch, n_rows, rank)
-        merge_kernel[(num_programs, triton.cdiv(n_rows, rows))](
-            partial_out, partial_lse, leads, out, lse, n_rows, RANK=rank, PARTS_BLOCK=parts, ROWS=rows,
-            num_warps=4,
-        )  # fmt: skip
+        merge = merge_tiles(num_programs, batch, n_rows, rank)
+        row_blocks = triton.cdiv(n_rows, merge.rows)
+        if merge.by_sequence:
+            merge_by_sequence_kernel[(batch * row_blocks * (rank // merge.columns),)](
+                partial_out, partial_lse, leads, cache_seqlens, out, lse, batch, capacity, n_rows, num_programs,
+                RANK=rank, BLOCK_N=tiles.tokens, BLOCK_B=triton.next_power_of_2(batch), PARTS_BLOCK=merge.parts,
+                ROWS=merge.rows, COLUMNS=merge.columns, num_warps=4,
+            )  # fmt: skip
+        else:
+            merge_kernel[(num_programs * row_blocks,)](
+                partial_out, partial_lse, leads, out, lse, n_rows, num_programs, RANK=rank, PARTS_BLOCK=merge.parts,
+                ROWS=merge.rows, num_warps=4,
+            )  # fmt: skip
     return out, lse

@@ -84,9 +84,10 @@ def _store_pairs(at, first, second, ok, HALF: tl.constexpr, HALF_BLOCK: tl.const
 
 
 @triton.jit
-def _store_halves(at, left, right, ok, HALF: tl.constexpr, HALF_BLOCK: tl.constexpr, CACHE: tl.constexpr = ""):
+def _store_halves(at, left, right, ok, HALF: tl.constexpr, HALF_BLOCK: tl.constexpr, CACHE: tl.constexpr):
     """Write de-interleaved halves (``[rows or 1, HALF_BLOCK]``) to the slices at ``at`` (``[rows]``), with the
-    store cache modifier ``CACHE`` (``".cs"``: streaming)."""
+    store cache modifier ``CACHE`` (``""``: default, ``".cs"``: streaming). No default value: Triton 3.6 fails to
+    compile a caller that leaves a string constexpr to its default ('str' object has no attribute 'type')."""
     half_offsets = tl.arange(0, HALF_BLOCK)[None, :]
     mask = ok[:, None] & (half_offsets < HALF)
     halves = at[:, None] + half_offsets
@@ -130,7 +131,7 @@ def rope_q_inplace_kernel(
     else:
         first, second = _load_pairs(rope_at, ok, HALF, HALF_BLOCK, BLOCK_HEADS)
         left, right = _rotate(first, second, cos_left, sin_left, cos_right, sin_right)
-        _store_halves(rope_at, left, right, ok, HALF, HALF_BLOCK)
+        _store_halves(rope_at, left, right, ok, HALF, HALF_BLOCK, "")
 
 
 @triton.jit
@@ -181,7 +182,7 @@ def rope_kv_forward_kernel(
     value_at = VALUE + token * heads * V_DIM + head * V_DIM
     tl.store(value_at[:, None] + v_offsets, value, mask=v_mask)
     left, right = _rotate(first, second, cos_left, sin_left, cos_right, sin_right)
-    _store_halves(key_at + K_DIM, left, right, ok, HALF, HALF_BLOCK)
+    _store_halves(key_at + K_DIM, left, right, ok, HALF, HALF_BLOCK, "")
 
 
 @triton.jit

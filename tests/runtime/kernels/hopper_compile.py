@@ -41,6 +41,10 @@ def _compile_for_hopper(kernel: str, dtype: str, constants: dict, options: dict)
 
     module, front_end, source_type = KERNELS[kernel]
     function = importlib.import_module(module).decode_kernel
+    # A value given for a run-time parameter (a stride the kernel does not declare constant) is left out: the
+    # kernel compiles as launched, so a parameter losing its tl.constexpr shows in the code compiled here.
+    declared = {param.name for param in function.params if param.is_constexpr}
+    constants = {name: value for name, value in constants.items() if name in declared}
     pointers = {"Q_LAT": dtype, "Q_PE": dtype, "CKV": dtype, "KPE": dtype, "BLOCK_TABLE": "i32", "SEQLENS": "i32",
                 "OUT": dtype, "LSE": "fp32", "PARTIAL_OUT": "fp32", "PARTIAL_LSE": "fp32", "LEADS": "i32"}  # fmt: skip
     signature = {
@@ -48,7 +52,8 @@ def _compile_for_hopper(kernel: str, dtype: str, constants: dict, options: dict)
         for name in function.arg_names
     }
     signature["softmax_scale"] = "fp32"
-    aligned = [name for name in function.arg_names if signature[name].startswith("*") or name.startswith("stride_")]
+    runtime_strides = [name for name in function.arg_names if name.startswith("stride_") and name not in constants]
+    aligned = [name for name in function.arg_names if signature[name].startswith("*") or name in runtime_strides]
     source = getattr(importlib.import_module(front_end), source_type)(
         fn=function,
         signature=signature,

@@ -3,6 +3,10 @@ latent width the ops accept (float32 once asked for 249,856 bytes of 232,448 and
 the estimate they are chosen by bounds the kernel as compiled for sm_90, for tensor-core and full-precision float32
 products; float32 decodes in float32 on a GPU (tf32 products once decided near ties unlike the uncached path)."""
 
+import re
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 from decode_case_inputs import SCALE, PagedCase, decode_from_math
@@ -101,7 +105,7 @@ def test_estimate_bounds_the_kernel_compiled_for_hopper(compiled):
     pytest.importorskip("triton")
     dtype, precision, rows, tokens, warps, stages, rank, rope = compiled
     constants = {"PAGE": 64, "RANK": rank, "ROPE": rope, "BLOCK_H": rows, "BLOCK_N": tokens, "BLOCK_B": 128,
-                 "CAUSAL": True, "DOT_PRECISION": precision}  # fmt: skip
+                 "CAUSAL": True, "DOT_PRECISION": precision, "stride_cr": rank, "stride_kr": rope}  # fmt: skip
 
     shared = compile_in_child("triton", dtype, constants, num_warps=warps, num_stages=stages)
 
@@ -109,6 +113,22 @@ def test_estimate_bounds_the_kernel_compiled_for_hopper(compiled):
     estimate = triton_shared_memory(tiles, rank, rope, 4 if dtype == "fp32" else 2)
     # An upper bound, and not so loose that it refuses tiles that fit.
     assert shared <= estimate < 1.3 * shared
+
+
+def test_default_16_row_tile_keeps_its_registers(tmp_path):
+    """The bf16 tile 16 heads decode with, over the dense cache layout. With the caches' row strides as run-time
+    values every row address of a tile took registers of its own: ptxas's stack frame went from 40 to 160 bytes
+    and H16 B128 S4k from 161 to 168 us on an H200 (benchmarks/RESULTS.md, fifth pass); 16 bytes with them
+    constant."""
+    triton = pytest.importorskip("triton")
+    constants = {"PAGE": 64, "RANK": 512, "ROPE": 64, "BLOCK_H": 16, "BLOCK_N": 64, "BLOCK_B": 128, "CAUSAL": True,
+                 "DOT_PRECISION": "tf32", "stride_cr": 512, "stride_kr": 64}  # fmt: skip
+    compile_in_child("triton", "bf16", constants, tmp_path / "decode.ptx", num_warps=4, num_stages=2)
+
+    ptxas = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
+    assemble = [ptxas, "-v", "--gpu-name", "sm_90a", tmp_path / "decode.ptx", "-o", tmp_path / "decode.cubin"]
+    report = subprocess.run(assemble, capture_output=True, text=True, check=True).stderr
+    assert int(re.search(r"(\d+) bytes stack frame", report).group(1)) <= 64, report
 
 
 GPU_CASES = {  # heads, s_q, lengths, block size

@@ -5,7 +5,7 @@ import os
 
 import pytest
 import torch
-from decode_case_inputs import SCALE, PagedCase
+from decode_case_inputs import RANK, SCALE, PagedCase
 from kernels_case_inputs import TOLERANCE, relative_error
 from test_kernels_latent_cache import append_case
 
@@ -23,7 +23,14 @@ CASES = {  # lengths, block size, heads, s_q, causal, splits (programs = sequenc
     "two new tokens, causal, split": ([2, 70], 16, 4, 2, True, 2),
     "two new tokens, not causal": ([2, 37], 16, 4, 2, False, 1),
     "query rows over two programs, row-major products": ([20, 90], 16, 40, 2, True, 1),
+    "many parts a sequence (merged by sequence), a whole short one": ([300, 200, 5], 16, 8, 1, True, 20),
+    "few parts a sequence, query rows over several merge programs": ([50, 90], 16, 8, 1, True, 12),
 }
+# Wider latents: columns over several programs of the merge by sequence (triton_ops.MERGE_BY_SEQUENCE's columns),
+# and fewer query rows a merge program (the merge's grid then counts several row blocks).
+WIDE_RANK = {"more partials than one merge step, empty runs": 128,
+             "many parts a sequence (merged by sequence), a whole short one": 256,
+             "few parts a sequence, query rows over several merge programs": 128}  # fmt: skip
 
 
 # Not bfloat16: Triton 3.8's interpreter computes bf16 tl.dot wrongly (off by 1e10 on a 16x16 product);
@@ -32,7 +39,8 @@ CASES = {  # lengths, block size, heads, s_q, causal, splits (programs = sequenc
 @pytest.mark.parametrize("name", CASES)
 def test_decode_kernels(name, dtype):
     lengths, block_size, heads, s_q, causal, splits = CASES[name]
-    case = PagedCase(lengths, block_size, dtype, torch.Generator().manual_seed(len(name)), heads, s_q)
+    case = PagedCase(lengths, block_size, dtype, torch.Generator().manual_seed(len(name)), heads, s_q,
+                     rank=WIDE_RANK.get(name, RANK))  # fmt: skip
 
     out, lse = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE, causal, num_splits=splits,
                           backend="triton")  # fmt: skip
