@@ -78,7 +78,7 @@ def _tile_stream(SEQLENS, batch, capacity, BLOCK_N: gl.constexpr, BLOCK_B: gl.co
 
 
 @gluon.jit
-def _row_offsets(table, num_blocks, tile_start, key_end, stride_block, stride_row, PAGE: gl.constexpr,
+def _row_offsets(table, num_blocks, tile_start, key_end, stride_block, stride_row: gl.constexpr, PAGE: gl.constexpr,
                  BLOCK_N: gl.constexpr, layout: gl.constexpr):  # fmt: skip
     """Offsets of the cache rows of keys ``[tile_start, tile_start + BLOCK_N)`` (through the cache's block and row
     strides) and which of them exist, in ``layout`` (block ids clamped into the cache, as in the Triton kernel)."""
@@ -94,7 +94,8 @@ def _row_offsets(table, num_blocks, tile_start, key_end, stride_block, stride_ro
 
 
 @gluon.jit
-def _gather_rows(SOURCE, stride_block, stride_row, table, num_blocks, tile_start, key_end, buffer, PAGE: gl.constexpr,
+def _gather_rows(SOURCE, stride_block, stride_row: gl.constexpr, table, num_blocks, tile_start, key_end, buffer,
+                 PAGE: gl.constexpr,
                  WIDTH: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
     """Start copying the ``WIDTH``-wide cache rows of keys ``[tile_start, tile_start + BLOCK_N)`` into ``buffer``
     (16-byte pieces; offsets computed in the copy's own layout, as moving them between layouts takes a barrier)."""
@@ -107,7 +108,8 @@ def _gather_rows(SOURCE, stride_block, stride_row, table, num_blocks, tile_start
 
 
 @gluon.jit
-def _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks, tile_start, key_end,
+def _gather_tile(CKV, KPE, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, table, num_blocks,
+                 tile_start, key_end,
                  ckv_buffer, kpe_buffer, PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr,
                  BLOCK_N: gl.constexpr):  # fmt: skip
     """Start copying the latent and rope rows of keys ``[tile_start, tile_start + BLOCK_N)`` into the buffers."""
@@ -134,7 +136,8 @@ def _copy_queries(Q_LAT, Q_PE, seq, query, head, row_ok, stride_qb, stride_qs, s
 
 
 @gluon.jit
-def _attend(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks, seqlen, key_start, key_end,
+def _attend(CKV, KPE, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, table, num_blocks,
+            seqlen, key_start, key_end,
             scale, s_q, query, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, weights_smem, PAGE: gl.constexpr,
             RANK: gl.constexpr, ROPE: gl.constexpr, BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr,
             STAGES: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
@@ -207,7 +210,8 @@ def _attend(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blo
 def decode_kernel(
     Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, softmax_scale, batch,
     s_q, heads, num_blocks, capacity, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
-    stride_cb, stride_cr, stride_kb, stride_kr, PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr,
+    stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, PAGE: gl.constexpr, RANK: gl.constexpr,
+    ROPE: gl.constexpr,
     BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr, STAGES: gl.constexpr,
 ):  # fmt: skip
     """``triton_kernels.decode_kernel``'s contract (same arguments and outputs, 16-bit products only) for 64-row

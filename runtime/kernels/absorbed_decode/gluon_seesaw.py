@@ -68,7 +68,7 @@ def _warpgroup_mma(columns):
 
 
 @gluon.jit
-def _gather(SOURCE, stride_block, stride_row, table, num_blocks, tile_start, key_start, key_end, buffer,
+def _gather(SOURCE, stride_block, stride_row: gl.constexpr, table, num_blocks, tile_start, key_start, key_end, buffer,
             PAGE: gl.constexpr, COLUMN: gl.constexpr, WIDTH: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
     """Start copying columns ``[COLUMN, COLUMN + WIDTH)`` of the cache rows of keys ``[tile_start, tile_start +
     BLOCK_N)`` into ``buffer``; keys past ``key_end`` are zero-filled (a phantom tile past the segment entirely:
@@ -85,9 +85,9 @@ def _gather(SOURCE, stride_block, stride_row, table, num_blocks, tile_start, key
 
 @gluon.jit
 def _load(Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, batch, s_q, heads, num_blocks, capacity, stride_qb, stride_qs,
-          stride_qh, stride_pb, stride_ps, stride_ph, stride_table, stride_cb, stride_cr, stride_kb, stride_kr,
-          q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, bars, PAGE: gl.constexpr, BLOCK_H: gl.constexpr,
-          BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr):  # fmt: skip
+          stride_qh, stride_pb, stride_ps, stride_ph, stride_table, stride_cb, stride_cr: gl.constexpr, stride_kb,
+          stride_kr: gl.constexpr, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, bars, PAGE: gl.constexpr,
+          BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr):  # fmt: skip
     """The loader partition: for each segment of the run, the group's queries, then the tiles pair by pair, every
     part once the consumers have freed its buffer; each loader thread arrives on the part's barrier when its
     copies have landed."""
@@ -327,8 +327,8 @@ def _consume_right(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_s
 def decode_kernel(
     Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, softmax_scale, batch,
     s_q, heads, num_blocks, capacity, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
-    stride_cb, stride_cr, stride_kb, stride_kr, PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr,
-    BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr,
+    stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, PAGE: gl.constexpr, RANK: gl.constexpr,
+    ROPE: gl.constexpr, BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr,
 ):  # fmt: skip
     """``triton_kernels.decode_kernel``'s contract (same arguments and outputs, 16-bit products only) for 64-row
     groups and 64-token tiles; launched with ``CONSUMER_WARPS`` warps (the loader and the second consumer are
