@@ -69,18 +69,23 @@ def default_tiles(n_rows: int, q_lat: torch.Tensor, rope_dim: int) -> DecodeTile
     device = q_lat.device
     gluon = device.type == "cuda" and gluon_supported(q_lat, rope_dim)
     limit = _shared_memory_limit(device.index or 0) if device.type == "cuda" else HOPPER_SHARED_MEMORY
-    return choose_tiles(n_rows, q_lat.shape[-1], rope_dim, q_lat.element_size(), gluon, limit)
+    products = float32_products(torch.get_float32_matmul_precision())
+    return choose_tiles(n_rows, q_lat.shape[-1], rope_dim, q_lat.element_size(), gluon, limit, products)
 
 
-# Float32 products in full float32, as torch's float32 matmul computes them by default: with tf32 the cached decode
-# rounded differently from the uncached path and decided near ties (a 0.001 logit gap) the other way.
-FLOAT32_DOT_PRECISION = "ieee"
+def float32_products(matmul_precision: str) -> str:
+    """How float32 products run, as torch runs its own float32 matmuls (``torch.set_float32_matmul_precision``):
+    at its default ``"highest"`` in full float32 (``"ieee"``), otherwise on the tensor cores (``"tf32"``, about
+    1e-3 relative error, 35x faster). With tf32 under ``"highest"`` the cached decode rounded differently from the
+    uncached path and decided near ties (a 0.001 logit gap) the other way."""
+    return "ieee" if matmul_precision == "highest" else "tf32"
 
 
-def choose_tiles(n_rows: int, rank: int, rope_dim: int, element_size: int, gluon: bool, limit: int) -> DecodeTiles:
+def choose_tiles(n_rows: int, rank: int, rope_dim: int, element_size: int, gluon: bool, limit: int,
+                 products: str = "ieee") -> DecodeTiles:  # fmt: skip
     """``default_tiles`` as a function of sizes alone: ``gluon`` says whether the Gluon kernel may run (it
     checked its own shared memory), ``limit`` is the bytes of shared memory one program may use. Float32 runs
-    its products at ``FLOAT32_DOT_PRECISION``, whose shared memory the tiles are fitted to."""
+    its products as ``products`` says (``float32_products``), and the tiles are fitted to their shared memory."""
     # tl.dot needs at least 16 rows. Picked by the rounds of benchmarks/kernels_decode_rounds.py on an H200: twice
     # as many runs as multiprocessors, four warps each (H16 B128 S4k 172 -> 165 us, B4 S32k 68 -> 66 us against
     # the H100's pick of eight warps, and a third buffer for few sequences).
@@ -96,7 +101,7 @@ def choose_tiles(n_rows: int, rank: int, rope_dim: int, element_size: int, gluon
     else:
         preferred = DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1)
     if element_size == 4:
-        preferred = replace(preferred, dot_precision=FLOAT32_DOT_PRECISION)
+        preferred = replace(preferred, dot_precision=products)
     return fitting_tiles(preferred, rank, rope_dim, element_size, limit)
 
 

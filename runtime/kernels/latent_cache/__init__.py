@@ -74,6 +74,9 @@ def mla_cache_append(
     }, optional=("norm_weight",))  # fmt: skip
     backend = resolve_backend(backend, device)
     num_blocks, block_size, rank, rope_dim = check_paged_cache(ckv_cache, kpe_cache, backend)
+    # Written in place outside autograd: the Triton kernel would silently cut a graph that torch's own write raises on.
+    require(not (ckv_cache.requires_grad or kpe_cache.requires_grad),
+            "ckv_cache and kpe_cache are written in place and must not require grad")  # fmt: skip
     for name, tensor in (("c_kv", c_kv), ("k_pe", k_pe), ("norm_weight", norm_weight), ("cos", cos), ("sin", sin)):
         if tensor is not None:
             check_dtype(name, tensor, backend)

@@ -15,11 +15,11 @@ from kernels_case_inputs import relative_error
 
 from seamfix.runtime.kernels import KernelInputError, mla_decode
 from seamfix.runtime.kernels.absorbed_decode.triton_ops import (
-    FLOAT32_DOT_PRECISION,
     HOPPER_SHARED_MEMORY,
     MIN_TILE,
     DecodeTiles,
     choose_tiles,
+    default_tiles,
     gluon_shared_memory,
     triton_shared_memory,
 )
@@ -49,7 +49,7 @@ def test_every_default_choice_fits_hoppers_shared_memory(dtype):
                 tiles = launchable(n_rows, rank, rope, element_size, gluon)
                 if tiles is None:
                     smallest_refused.append((rank, rope))
-                    smallest = DecodeTiles(MIN_TILE, MIN_TILE, 4, 2, 2, dot_precision=FLOAT32_DOT_PRECISION)
+                    smallest = DecodeTiles(MIN_TILE, MIN_TILE, 4, 2, 2, dot_precision="ieee")
                     assert triton_shared_memory(smallest, rank, rope, element_size) > HOPPER_SHARED_MEMORY
                     continue
                 assert tiles.rows in (16, 32, 64) and tiles.tokens in (16, 32, 64)
@@ -74,7 +74,6 @@ def test_float32_computes_in_float32_with_tiles_fitted_to_it_and_16_bit_keeps_th
     assert triton_shared_memory(tensor_core_float32, 512, 64, 4) > HOPPER_SHARED_MEMORY
 
     ieee = {"dot_precision": "ieee"}
-    assert FLOAT32_DOT_PRECISION == "ieee"
     assert choose_tiles(16, 512, 64, 4, False, HOPPER_SHARED_MEMORY) == DecodeTiles(16, 64, 4, 2, 2, **ieee)
     assert choose_tiles(32, 512, 64, 4, False, HOPPER_SHARED_MEMORY) == DecodeTiles(32, 64, 4, 2, 2, **ieee)
     assert choose_tiles(128, 512, 64, 4, False, HOPPER_SHARED_MEMORY) == DecodeTiles(64, 32, 8, 2, 1, **ieee)
@@ -82,6 +81,23 @@ def test_float32_computes_in_float32_with_tiles_fitted_to_it_and_16_bit_keeps_th
         expected = DecodeTiles(rows, 64, warps, 2, programs_per_sm)
         assert choose_tiles(n_rows, 512, 64, 2, False, HOPPER_SHARED_MEMORY) == expected
     assert choose_tiles(128, 512, 64, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon"
+
+
+def test_float32_products_follow_torchs_float32_matmul_precision():
+    before = torch.get_float32_matmul_precision()
+    q_lat = torch.zeros(1, 1, 16, 512)
+    try:
+        chosen = {}
+        for precision in ("highest", "high", "medium"):
+            torch.set_float32_matmul_precision(precision)
+            chosen[precision] = default_tiles(16, q_lat, 64)
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+    assert chosen["highest"] == DecodeTiles(16, 64, 4, 2, 2, dot_precision="ieee")
+    # tf32's tensor-core operands need more shared memory: the same rows step fewer tokens.
+    assert chosen["high"] == chosen["medium"] == DecodeTiles(16, 32, 4, 2, 2, dot_precision="tf32")
+    assert default_tiles(16, q_lat.bfloat16(), 64).dot_precision == "tf32"  # 16-bit products ignore it
 
 
 def test_smaller_shared_memory_takes_fewer_rows_once_16_tokens_are_too_many():

@@ -55,6 +55,8 @@ def test_append_writes_normalized_latent_and_rotated_rope_into_its_slots(dtype, 
         ({"positions": torch.tensor([0, 8, 1, 2, 3], dtype=torch.int32)}, r"positions must lie in \[0, 8\)"),
         ({"k_pe": torch.zeros(5, ROPE + 2)}, "k_pe must have shape"),
         ({"c_kv": torch.zeros(5, RANK, dtype=torch.float64)}, "share one dtype"),
+        # torch's own in-place write raises a RuntimeError here; the Triton kernel would write past autograd.
+        ({"ckv_cache": torch.zeros(BLOCKS, BLOCK_SIZE, RANK, requires_grad=True)}, "must not require grad"),
     ],
 )
 def test_append_rejects_bad_inputs_clearly(changes, message):
