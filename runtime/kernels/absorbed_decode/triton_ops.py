@@ -91,10 +91,13 @@ def choose_tiles(n_rows: int, rank: int, rope_dim: int, element_size: int, gluon
     # the H100's pick of eight warps, and a third buffer for few sequences).
     if n_rows <= 16:
         preferred = DecodeTiles(rows=16, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
+    elif gluon and n_rows > 32 and seesaw_fits(rank, rope_dim, limit):
+        # Whole 64-row groups: FlashMLA's seesaw schedule (H128 B128 S4k on an H200: 364.5 us against 385.8 us for
+        # the two-warpgroup kernel, variable lengths 387.1 against 406.7; benchmarks/RESULTS.md, sixth pass).
+        return DecodeTiles(rows=64, tokens=64, num_warps=4, num_stages=2, programs_per_sm=1, kernel="gluon_seesaw")
     elif gluon:
-        # 17 to 64 rows (s_q = 2 at H16) too: half a Gluon group idle beats the Triton kernel's 32-row products
-        # (H16 B128 S4k s_q=2 on an H200: 191 us against 267 us, benchmarks/RESULTS.md). "gluon_seesaw" measured
-        # faster at DeepSeek's 512 + 64 but is not the default until its GPU tests have run in its final form.
+        # 17 to 32 rows (s_q = 2 at H16): half a Gluon group idle beats the Triton kernel's 32-row products (H16
+        # B128 S4k s_q=2 on an H200: 191 us against 267 us); there the seesaw kernel measured 208 against 194 us.
         return DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1, kernel="gluon")
     elif n_rows <= 32:
         preferred = DecodeTiles(rows=32, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
@@ -167,6 +170,12 @@ def gluon_shared_memory(rank: int, rope_dim: int, rows: int = 64, tokens: int = 
     """Bytes of shared memory the Gluon kernel allocates: 16-bit queries, ``stages`` cached tiles and the weights,
     plus the compiler's scratch for reductions and layout changes (at most 1 KB in the kernels compiled so far)."""
     return 2 * (rows * (rank + rope_dim) + stages * tokens * (rank + rope_dim) + rows * tokens) + 1024
+
+
+def seesaw_fits(rank: int, rope_dim: int, limit: int) -> bool:
+    """The seesaw kernel's sizes: a tile's weights take its 64 rope rows' place, and each warpgroup's latent half
+    spans whole 128-byte swizzle rows."""
+    return rope_dim == 64 and rank >= 128 and _power_of_two(rank) and seesaw_shared_memory(rank, rope_dim) <= limit
 
 
 def seesaw_shared_memory(rank: int, rope_dim: int) -> int:

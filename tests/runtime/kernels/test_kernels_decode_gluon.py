@@ -144,8 +144,9 @@ def test_default_path_takes_the_gluon_kernel_past_16_rows_on_hopper():
 
     q_lat = torch.zeros(2, 1, 128, 512, dtype=torch.bfloat16, device="cuda")
 
-    assert default_tiles(128, q_lat, 64).kernel == "gluon"
+    assert default_tiles(128, q_lat, 64).kernel == "gluon_seesaw"
     assert default_tiles(32, q_lat[:, :, :32], 64).kernel == "gluon"
+    assert default_tiles(128, q_lat, 32).kernel == "gluon"  # the seesaw kernel's rope is 64 wide
     assert default_tiles(16, q_lat[:, :, :16], 64).kernel == "triton"
 
 

@@ -21,6 +21,7 @@ from seamfix.runtime.kernels.absorbed_decode.triton_ops import (
     choose_tiles,
     default_tiles,
     gluon_shared_memory,
+    seesaw_shared_memory,
     triton_shared_memory,
 )
 
@@ -53,7 +54,9 @@ def test_every_default_choice_fits_hoppers_shared_memory(dtype):
                     assert triton_shared_memory(smallest, rank, rope, element_size) > HOPPER_SHARED_MEMORY
                     continue
                 assert tiles.rows in (16, 32, 64) and tiles.tokens in (16, 32, 64)
-                if tiles.kernel == "gluon":
+                if tiles.kernel == "gluon_seesaw":
+                    used = seesaw_shared_memory(rank, rope)
+                elif tiles.kernel == "gluon":
                     used = gluon_shared_memory(rank, rope, tiles.rows, tiles.tokens, tiles.num_stages)
                 else:
                     used = triton_shared_memory(tiles, rank, rope, element_size)
@@ -80,7 +83,9 @@ def test_float32_computes_in_float32_with_tiles_fitted_to_it_and_16_bit_keeps_th
     for n_rows, rows, warps, programs_per_sm in ((16, 16, 4, 2), (32, 32, 4, 2), (128, 64, 8, 1)):
         expected = DecodeTiles(rows, 64, warps, 2, programs_per_sm)
         assert choose_tiles(n_rows, 512, 64, 2, False, HOPPER_SHARED_MEMORY) == expected
-    assert choose_tiles(128, 512, 64, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon"
+    assert choose_tiles(128, 512, 64, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon_seesaw"
+    assert choose_tiles(32, 512, 64, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon"
+    assert choose_tiles(128, 512, 32, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon"
 
 
 def test_float32_products_follow_torchs_float32_matmul_precision():
