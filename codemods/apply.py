@@ -16,7 +16,7 @@ from seamfix.codemods.adapter_module import merge_adapter, name_placeholders
 from seamfix.codemods.context import Seam
 from seamfix.codemods.formatting import format_touched
 from seamfix.codemods.project import Project
-from seamfix.codemods.rewrite import FileRewrite, rewrite_file
+from seamfix.codemods.rewrite import FileRewrite, relocated, rewrite_file
 from seamfix.codemods.self_check import refuse_failing
 from seamfix.config import DEFAULT_CACHE_DIR, Settings
 from seamfix.engine import check_options, lint
@@ -159,13 +159,15 @@ def plan_apply(
         rewrite = done.rewrite
         plan.routed += rewrite.routed
         plan.moved += rewrite.moved
-        plan.kept_arms += [f"{displays[target]}:{why}" for why in rewrite.kept_arms]
         if rewrite.refused:
             plan.refused.append(f"{displays[target]}: {rewrite.refused}")
             reasons.update(((target, f"{f.line}:{f.column}"), rewrite.refused) for f in by_target.get(target, ()))
-        reasons.update(((target, why.split(": ", 1)[0]), why.split(": ", 1)[1]) for why in rewrite.left)
         named = name_placeholders(rewrite.data, names)
         finals.append((target, named if named == done.original else polish([(target, done.original, named)])[0]))
+        # Formatting may add or join lines: the summary names the lines of the file as written.
+        plan.kept_arms += [f"{displays[target]}:{why}" for why in relocated(rewrite.kept_arms, named, finals[-1][1])]
+        left = relocated(rewrite.left, named, finals[-1][1])
+        reasons.update(((target, why.split(": ", 1)[0]), why.split(": ", 1)[1]) for why in left)
         if finals[-1][1] != done.original:
             plan.changes.append(Change(root / target, displays[target], done.original, finals[-1][1]))
     # Checked against the adapter as it will be, so that calls into its new functions are no findings.

@@ -95,3 +95,15 @@ def _merged(spans: list[Opcode]) -> list[Opcode]:
         else:
             result.append(span)
     return result
+
+
+def followed_line(opcodes: list[Opcode], line: int) -> int:
+    """Where 1-based ``line`` of the old version is in the new one: the same line where it is unchanged,
+    else the line at the same offset in what replaced it (its last line, or the line after a deletion; the
+    last line when the deletion ends the file)."""
+    index = line - 1
+    last = opcodes[-1][4] if opcodes else 0
+    for _, a_lo, a_hi, b_lo, b_hi in opcodes:
+        if a_lo <= index < a_hi:
+            return max(1, min(b_lo + min(index - a_lo, max(b_hi - b_lo - 1, 0)) + 1, last))
+    return line

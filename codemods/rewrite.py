@@ -17,6 +17,7 @@ from seamfix.codemods.context import FileContext, Seam
 from seamfix.codemods.extract_arms import ARM_KEPT, ExtractArms, Move
 from seamfix.codemods.focus import Focus, focus
 from seamfix.codemods.imports import import_seam, unused_mla_imports
+from seamfix.codemods.line_diff import followed_line, line_opcodes
 from seamfix.codemods.nodes import Span, SpanSet, finding_span
 from seamfix.codemods.project import Project
 from seamfix.codemods.route_predicates import RoutePredicates
@@ -95,6 +96,7 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
             result.left = [f"{f.line}:{f.column}: {untouched.get(f, 'no codemod handles it')}" for f in findings]
             break
         given_up.update((_identity(f), why) for f, why in untouched.items())
+        result.kept_arms = relocated(result.kept_arms, current, changed)
         current = changed
         findings = [f for f in checker.check(current, relpath) if f.code == _FIXABLE]
     result.data = current
@@ -141,8 +143,6 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
             result.moved += 1
         elif isinstance(plan, str):
             reasons[finding] = plan
-            if plan.startswith(ARM_KEPT):
-                result.kept_arms.append(f"{finding.line}:{finding.column}: {plan}")
     for finding in findings:
         if inside_moved(finding):
             continue
@@ -150,6 +150,8 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
         if isinstance(routes, str):
             untouched[finding] = reasons.get(finding, routes)
             continue
+        if reasons.get(finding, "").startswith(ARM_KEPT):  # only an arm whose test is routed: the summary says so
+            result.kept_arms.append(f"{finding.line}:{finding.column}: {reasons[finding]}")
         for route in routes:
             span = context.span(route.node)
             if edited_spans.any_enclosing(span) or edited_spans.any_inside(span):
@@ -164,6 +166,19 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
     edits.update(unused_mla_imports(module, tree, checker.names, edited))
     rewritten = import_seam(context, module.visit(_ReplaceNodes(edits, context.parents, area.originals, module)))
     return (_BOM if bom else b"") + code_of(rewritten).encode(encoding), untouched
+
+
+def relocated(entries: list[str], old: bytes, new: bytes) -> list[str]:
+    """``"line:column: why"`` entries about ``old``, each at its line in ``new``: a summary names lines of
+    the file as written, after every round and the formatting moved them."""
+    if old == new or not entries:
+        return entries
+    opcodes = line_opcodes(old.splitlines(), new.splitlines())
+    moved = []
+    for entry in entries:
+        line, rest = entry.split(":", 1)
+        moved.append(f"{followed_line(opcodes, int(line))}:{rest}")
+    return moved
 
 
 def _identity(finding: Finding) -> tuple[str, str, str]:

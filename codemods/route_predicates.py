@@ -314,7 +314,14 @@ class RoutePredicates:
             stack.extend(current.children if in_order else children(current))
 
     def _is_builtin(self, node: cst.CSTNode) -> bool:
-        return isinstance(node, cst.Name) and not self._is_parent_attr(node) and self.context.binding(node) == "builtin"
+        """A builtin an ``import *`` could rebind: not ``None``/``True``/``False``, keywords that LibCST
+        writes as names."""
+        return (
+            isinstance(node, cst.Name)
+            and node.value not in _CONSTANTS
+            and not self._is_parent_attr(node)
+            and self.context.binding(node) == "builtin"
+        )
 
     def _is_parent_attr(self, name: cst.Name) -> bool:
         parent = self.context.parents.get(name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seamfix.codemods.line_diff import line_opcodes
+from seamfix.codemods.line_diff import followed_line, line_opcodes
 
 LINES = st.lists(st.sampled_from(["a", "b", "c", "return x", "", "    pass", "def f():"]), max_size=40)
 
@@ -48,3 +48,19 @@ def test_the_lines_apply_changed_among_thousands_of_repeated_builders():
         new += ["    return 0"]
     changed = [(i1, j1) for tag, i1, i2, j1, j2 in line_opcodes(old, new) if tag != "equal"]
     assert changed == [(4 * i + 1, 4 * i + 1) for i in range(3000)]
+
+
+@given(LINES, LINES)
+def test_a_followed_line_is_the_same_line_where_it_is_unchanged_and_always_inside_the_new_text(old, new) -> None:
+    opcodes = line_opcodes(old, new)
+    for line in range(1, len(old) + 1):
+        moved = followed_line(opcodes, line)
+        assert 1 <= moved <= max(len(new), 1)
+        if any(tag == "equal" and i1 < line <= i2 for tag, i1, i2, _, _ in opcodes):
+            assert new[moved - 1] == old[line - 1]
+
+
+def test_lines_follow_an_import_inserted_above_them() -> None:
+    old = ["def f(config):", "    if config.x:", "        return 1"]
+    new = ["import mla_seam", "", *old[:1], "    if mla_seam.x(config):", old[2]]
+    assert [followed_line(line_opcodes(old, new), line) for line in (1, 2, 3)] == [3, 4, 5]

@@ -155,6 +155,21 @@ def test_nesting_too_deep_for_the_default_stack_is_rewritten_and_behaves_the_sam
     assert behaviour(rewritten) == behaviour(original)
 
 
+def test_a_kept_arm_is_said_to_have_its_test_routed_only_when_it_was(tmp_path: Path) -> None:
+    arm = "        global calls\n        calls += 1\n        return config.kv_lora_rank\n    return 0\n"
+    source = "calls = 0\n\n\ndef routed(config):\n    if config.multi_latent_attention:\n" + arm
+    source += "\n\ndef local_flag(config, multi_latent_attention):\n    if multi_latent_attention:\n" + arm
+    root = project(tmp_path, {"pkg/__init__.py": "", "pkg/model.py": source})
+    plan, _ = applied(root)
+    written = (root / "pkg/model.py").read_text().splitlines()
+    line = int(plan.kept_arms[0].split(":")[1])  # the lines of the file as written: the seam import moved them
+    assert len(plan.kept_arms) == 1 and written[line - 1] == "    if mla_seam.multi_latent_attention(config):"
+    [left] = plan.remaining  # `local_flag`'s arm stays and so does its test: not "routed", and said why
+    assert written[int(left.split(":")[1]) - 1] == "    if multi_latent_attention:" and "declares a global" in left
+    rerun, _ = applied(root)
+    assert not rerun.changes and not rerun.kept_arms  # nothing routed on a rerun: no "Routed the test"
+
+
 def test_a_rewrite_that_fails_the_self_check_is_left_with_the_reason(tmp_path: Path) -> None:
     root = project(tmp_path, {"pkg/__init__.py": "", "pkg/a.py": "x = 1\n", "pkg/b.py": "y = 2\n"})
     broken = FileRewrite("pkg/a.py", b"x = undefined_name\n", routed=1)
