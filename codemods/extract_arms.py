@@ -66,8 +66,8 @@ class ExtractArms:
         flow = block_flow(context.bindings, function, block)
         if flow.blocker:
             return f"{ARM_KEPT}: {flow.blocker}"
-        if context.has_star_import:
-            return f"{ARM_KEPT}: the module has an `import *`, which may bind any name it reads"
+        if context.has_star_import and _reads_a_module_name(context, block):
+            return f"{ARM_KEPT}: the module has an `import *`, which may bind a module-level or builtin name it reads"
         body: list[cst.BaseStatement | str] = []
         read_elsewhere = _module_names_read_outside(context, block)
         for name in flow.globals:
@@ -162,6 +162,19 @@ def _in_signature_order(names: list[str], function: ast.FunctionDef | ast.AsyncF
     first), then the other names as they came."""
     signature = [arg.arg for arg in parameters_of(function.args)]
     return [name for name in signature if name in names] + [name for name in names if name not in signature]
+
+
+def _reads_a_module_name(context, block: list[ast.stmt]) -> bool:
+    """Does ``block`` read a module-level or builtin name, one an ``import *`` may bind? An arm reading only
+    its function's variables means the same in the adapter."""
+    bindings = context.bindings
+    for statement in block:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                owner = bindings.owner(node)
+                if owner is None or owner is bindings.module:
+                    return True
+    return False
 
 
 def _module_names_read_outside(context, block: list) -> set[str]:
