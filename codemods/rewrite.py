@@ -81,7 +81,7 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
     if broken is not None:
         result.error = f"{broken.line}:{broken.column}: {broken.message}"
         return result
-    rebound = _seam_name_rebound(data, seam)
+    rebound = _seam_name_rebound(data, seam, project.package_parts(relpath))
     if rebound is not None:
         result.refuse(f"line {rebound} binds `{seam.name}`, the name the seam is imported as: the calls apply "
                       f"writes would read that instead", data)  # fmt: skip
@@ -171,13 +171,13 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
     return (_BOM if bom else b"") + code_of(rewritten).encode(encoding), untouched
 
 
-def _seam_name_rebound(data: bytes, seam: Seam) -> int | None:
+def _seam_name_rebound(data: bytes, seam: Seam, package_parts: tuple[str, ...]) -> int | None:
     """Where the file binds the seam's name to something else (``seam_name_rebound``); a file that never
     spells the name is not parsed for it."""
     if seam.name.encode() not in data:
         return None
     encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
-    return seam_name_rebound(ast.parse(data.removeprefix(_BOM).decode(encoding)), seam)
+    return seam_name_rebound(ast.parse(data.removeprefix(_BOM).decode(encoding)), seam, package_parts)
 
 
 def _identity(finding: Finding) -> tuple[str, str, str]:

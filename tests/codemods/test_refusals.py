@@ -86,6 +86,23 @@ def test_a_re_exported_name_is_left(tmp_path: Path) -> None:
     assert "another module imports from it" in said
 
 
+# the forms of reading a builder's name as its module's attribute
+READERS = ["from pkg import model\nX = model.", "import pkg.model\nX = pkg.model.", "from . import model as m\nX = m."]
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_name_another_module_reads_as_an_attribute_is_left(reader: str, tmp_path: Path) -> None:
+    # moving the arm would drop the builder's import, and with it the attribute `pkg.reader` reads
+    root = project(tmp_path, {
+        "pkg/__init__.py": "", "pkg/mla_impl.py": "class MLATransformerConfig:\n    pass\n",
+        "pkg/model.py": GUARDED.replace("from mla_impl", "from pkg.mla_impl"),
+        "pkg/reader.py": reader + "MLATransformerConfig\n",
+    })  # fmt: skip
+    _, said = applied(root)
+    assert "another module imports from it (or reads as its attribute)" in said
+    subprocess.run([sys.executable, "-c", "import pkg.reader"], cwd=root, check=True)
+
+
 def test_a_plain_import_is_shared_and_the_module_imports(tmp_path: Path) -> None:
     root = project(tmp_path, {
         "pkg/__init__.py": "", "pkg/mla_impl.py": "class MLATransformerConfig:\n    pass\n",
