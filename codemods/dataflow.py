@@ -68,6 +68,10 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
         if name in results or any(id(o.node) not in in_block for o in outside):
             blocker = blocker or f"a function defined in it captures `{name}`, which changes outside it"
     shared = _shared_with_closures(owned, scope, in_block)
+    for name, owner in inside.closure.items():  # an enclosing function's variable: nonlocal writes count
+        shared[name] = shared.get(name, False) or any(
+            o.name == name and o.is_store and o.frame is not owner for o in bindings.owned_by(owner)
+        )
     for name in [*inside.assigned, *parameters]:
         if name in inside.assigned and name in shared or shared.get(name):
             blocker = blocker or (
@@ -240,7 +244,7 @@ class _Flow:
         self.entry: frozenset[str] | None = None  # what is certainly assigned where ``target`` starts
         self.exposed: dict[str, None] = {}  # read while possibly unassigned here: come from outside
         self.assigned: dict[str, None] = {}
-        self.closure: set[str] = set()  # variables of enclosing functions
+        self.closure: dict[str, Frame] = {}  # variables of enclosing functions, with the function
         self.captured: set[str] = set()  # variables read by functions and lambdas defined here
         self.globals: set[str] = set()
 
@@ -359,7 +363,7 @@ class _Flow:
         elif owner is self.bindings.module:
             self.globals.add(name.id)
         elif _encloses_scope(owner, self.scope):
-            self.closure.add(name.id)
+            self.closure.setdefault(name.id, owner)
             self.exposed.setdefault(name.id)
 
     def nested(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, assigned: frozenset[str]) -> None:
