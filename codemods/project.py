@@ -28,6 +28,7 @@ _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)
 _MODULE_ALIAS = re.compile(
     r"^[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\w+)|import[ \t]+([\w.]+))[ \t]+as[ \t]+(\w+)", re.MULTILINE
 )
+_COMMENT = re.compile(r"#[^\n]*")
 _NAMES = re.compile(r"(\w+)(?:\s+as\s+\w+)?")
 _SKIPPED = frozenset(DEFAULT_EXCLUDE)
 
@@ -64,8 +65,9 @@ class Project:
                 if match.group(1).rpartition(".")[2] not in last_parts:
                     continue
                 module = project.absolute(relpath, match.group(1))
+                imported = _COMMENT.sub("", match.group(2)).strip("() \t")
                 if module in modules:
-                    for name in _NAMES.findall(match.group(2).strip("()")):
+                    for name in ["*"] if imported == "*" else _NAMES.findall(imported):
                         project.importers.setdefault((module, name), set()).add(relpath)
         project.patched = frozenset(patched)
         return project
@@ -97,8 +99,8 @@ class Project:
         return absolute_module(self.package_parts(relpath), level, module[level:])
 
     def reexported(self, module: str, name: str, relpath: str) -> bool:
-        """Does a project file other than ``relpath`` import ``name`` from ``module``?"""
-        return bool(self.importers.get((module, name), set()) - {relpath})
+        """Does a project file other than ``relpath`` import ``name`` from ``module`` (or all: ``*``)?"""
+        return bool((self.importers.get((module, name), set()) | self.importers.get((module, "*"), set())) - {relpath})
 
     def project_file(self, module: str) -> str | None:
         """The project file (relpath) that ``module`` imports from the source roots, if any."""

@@ -86,8 +86,9 @@ def test_a_re_exported_name_is_left(tmp_path: Path) -> None:
     assert "another module imports from it" in said
 
 
-# the forms of reading a builder's name as its module's attribute
+# the forms of reading a builder's name from another module: as its module's attribute, or by `import *`
 READERS = ["from pkg import model\nX = model.", "import pkg.model\nX = pkg.model.", "from . import model as m\nX = m."]
+READERS.append("from pkg.model import *  # noqa: F403\nX = ")  # every name the builder binds
 
 
 @pytest.mark.parametrize("reader", READERS)
