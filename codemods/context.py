@@ -142,7 +142,7 @@ class FileContext:
         if name in self.project.patched:
             return Refusal(f"it reads {why} that a test patches by name; the adapter would not see the patch")
         if self.project.reexported(self.module_name, name, self.relpath):
-            return Refusal(f"it reads {why} that another module imports from it")
+            return Refusal(f"it reads {why} that another module imports from it (or reads as its attribute)")
         line = self._import_of(statement, stores[0].node)
         source = line.split()[1]
         if source == self.module_name or is_test_module(source) or self.project.is_script_import(source, self.relpath):

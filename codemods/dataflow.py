@@ -12,7 +12,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from seamfix.codemods.bindings import Bindings, Frame, parameters_of
+from seamfix.codemods.bindings import Bindings, Frame, Occurrence, parameters_of
 
 Assigned = frozenset[str] | None  # None: the code does not go on (return, raise, break, continue)
 Function = ast.FunctionDef | ast.AsyncFunctionDef
@@ -67,6 +67,17 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
         outside = [o for o in owned if o.name == name and o.is_store]
         if name in results or any(id(o.node) not in in_block for o in outside):
             blocker = blocker or f"a function defined in it captures `{name}`, which changes outside it"
+    shared = _shared_with_closures(owned, scope, in_block)
+    for name, owner in inside.closure.items():  # an enclosing function's variable: nonlocal writes count
+        shared[name] = shared.get(name, False) or any(
+            o.name == name and o.is_store and o.frame is not owner for o in bindings.owned_by(owner)
+        )
+    for name in [*inside.assigned, *parameters]:
+        if name in inside.assigned and name in shared or shared.get(name):
+            blocker = blocker or (
+                f"`{name}` is shared with a function or generator defined outside it, which would not see the "
+                "adapter's copy"
+            )
     if (results or returns) and any(isinstance(node, (ast.With, ast.AsyncWith)) for node in _own_nodes(block)):
         blocker = blocker or "a `with` in it may swallow an exception and skip the value or return it passes on"
     caught = [name for name in inside.assigned if name in used_outside]
@@ -77,6 +88,28 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
         )
     flow.parameters, flow.results, flow.blocker = parameters, results, blocker
     return flow
+
+
+def _shared_with_closures(owned: list[Occurrence], scope: Frame, in_block: set[int]) -> dict[str, bool]:
+    """The function's variables that a function, lambda or generator expression outside the block reads
+    (False) or also assigns through ``nonlocal`` (True). Such a closure may run while the block does (the
+    block calls it): moved into the adapter, the block would work on a copy the closure never sees."""
+    shared: dict[str, bool] = {}
+    for occurrence in owned:
+        if id(occurrence.node) in in_block or not _runs_later(occurrence.frame, scope):
+            continue
+        shared[occurrence.name] = shared.get(occurrence.name, False) or occurrence.is_store
+    return shared
+
+
+def _runs_later(frame: Frame, scope: Frame) -> bool:
+    """Does code of ``frame``, nested in ``scope``, run when called rather than where it stands? A list, set
+    or dict comprehension or a class body runs where it stands; a function, lambda or generator later."""
+    while frame is not scope:
+        if not (frame.is_class or frame.is_comprehension and not isinstance(frame.node, ast.GeneratorExp)):
+            return True
+        frame = frame.parent
+    return False
 
 
 def _guarded(function: Function, block: list[ast.stmt]) -> bool:
@@ -211,7 +244,7 @@ class _Flow:
         self.entry: frozenset[str] | None = None  # what is certainly assigned where ``target`` starts
         self.exposed: dict[str, None] = {}  # read while possibly unassigned here: come from outside
         self.assigned: dict[str, None] = {}
-        self.closure: set[str] = set()  # variables of enclosing functions
+        self.closure: dict[str, Frame] = {}  # variables of enclosing functions, with the function
         self.captured: set[str] = set()  # variables read by functions and lambdas defined here
         self.globals: set[str] = set()
 
@@ -330,7 +363,7 @@ class _Flow:
         elif owner is self.bindings.module:
             self.globals.add(name.id)
         elif _encloses_scope(owner, self.scope):
-            self.closure.add(name.id)
+            self.closure.setdefault(name.id, owner)
             self.exposed.setdefault(name.id)
 
     def nested(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, assigned: frozenset[str]) -> None:

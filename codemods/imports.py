@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import libcst as cst
 import libcst.helpers
 
+from seamfix.analysis.seam_bindings import absolute_module
 from seamfix.codemods.context import PLACEHOLDER_PREFIX, FileContext
 from seamfix.codemods.nodes import Span, SpanSet
 from seamfix.vocabulary.names import NameClassifier
@@ -236,3 +237,39 @@ def _is_docstring(statement: cst.CSTNode) -> bool:
         and isinstance(statement.body[0], cst.Expr)
         and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
     )
+
+
+def seam_name_rebound(tree: ast.Module, seam, package_parts: tuple[str, ...]) -> int | None:
+    """The first line where the module binds the seam's name to anything but the seam (a variable, a
+    parameter, a function, a loop or ``except`` target, another import), in any scope; None if nowhere.
+    There the calls apply writes (``mla_seam.multi_latent_attention(config)``) would read that binding."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any(_binds_seam_name(node, alias, seam, package_parts) for alias in node.names):
+                return node.lineno
+        elif _binding_name(node) == seam.name:
+            return node.lineno
+    return None
+
+
+def _binds_seam_name(node: ast.Import | ast.ImportFrom, alias: ast.alias, seam, package_parts: tuple[str, ...]) -> bool:
+    """Whether ``alias`` binds the seam's name to something other than the seam (a relative import counted
+    from the file's package ``package_parts``)."""
+    if (alias.asname or alias.name.split(".")[0]) != seam.name:
+        return False
+    if isinstance(node, ast.ImportFrom):
+        module = absolute_module(package_parts, node.level, node.module)
+        return not (module == seam.package and alias.name == seam.name and not alias.asname)
+    return bool(seam.package) or alias.name != seam.name or bool(alias.asname)
+
+
+def _binding_name(node: ast.AST) -> str | None:
+    """The name ``node`` binds, for the nodes that bind one (imports aside)."""
+    if isinstance(node, ast.Name):
+        return node.id if isinstance(node.ctx, (ast.Store, ast.Del)) else None
+    if isinstance(node, ast.arg):
+        return node.arg
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.ExceptHandler, ast.MatchAs,
+                         ast.MatchStar)):  # fmt: skip
+        return node.name
+    return node.rest if isinstance(node, ast.MatchMapping) else None

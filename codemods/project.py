@@ -9,6 +9,7 @@ text scan of every Python file under the project root, tests included (they are 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterator
@@ -23,6 +24,11 @@ _PATCHED_PATH = re.compile(r"""(?:patch|setattr)\(\s*[rbu]?["'](?:[\w.]+\.)?(\w+
 # `patch.object(mod, "Name")`, `monkeypatch.setattr(mod, "Name", value)`, `setattr(mod, "Name", v)`, `delattr`
 _PATCHED_ATTRIBUTE = re.compile(r"""(?:setattr|delattr|patch\.object|patch\.multiple)\(\s*[^,()]+,\s*["'](\w+)["']""")
 _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE)
+# `import pkg.model as m`, `from pkg import model as m`: the module read under another name
+_MODULE_ALIAS = re.compile(
+    r"^[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\w+)|import[ \t]+([\w.]+))[ \t]+as[ \t]+(\w+)", re.MULTILINE
+)
+_COMMENT = re.compile(r"#[^\n]*")
 _NAMES = re.compile(r"(\w+)(?:\s+as\s+\w+)?")
 _SKIPPED = frozenset(DEFAULT_EXCLUDE)
 
@@ -45,22 +51,40 @@ class Project:
         last_parts = {module.rpartition(".")[2] for module in modules}
         # `from pkg.model import` holds "model import": a substring test skips the files that cannot
         needles = [f"{part} import" for part in last_parts]
+        spellings = _spellings(modules)
         patched: set[str] = set()
         for relpath, text in _python_files(settings.root):
             if "patch" in text or "setattr" in text:
                 patched.update(match.group(1) for match in _PATCHED_PATH.finditer(text))
                 patched.update(match.group(1) for match in _PATCHED_ATTRIBUTE.finditer(text))
+            if any(part in text for part in last_parts):
+                project._scan_attribute_reads(relpath, text, spellings)
             if not any(needle in text for needle in needles):
                 continue
             for match in _FROM_IMPORT.finditer(text):
                 if match.group(1).rpartition(".")[2] not in last_parts:
                     continue
                 module = project.absolute(relpath, match.group(1))
+                imported = _COMMENT.sub("", match.group(2)).strip("() \t")
                 if module in modules:
-                    for name in _NAMES.findall(match.group(2).strip("()")):
+                    for name in ["*"] if imported == "*" else _NAMES.findall(imported):
                         project.importers.setdefault((module, name), set()).add(relpath)
         project.patched = frozenset(patched)
         return project
+
+    def _scan_attribute_reads(self, relpath: str, text: str, modules: dict[str, list[str]]) -> None:
+        """Record the builders' names ``relpath`` reads as attributes of their module: ``model.Name`` after
+        ``from pkg import model``, ``pkg.model.Name`` after ``import pkg.model``, ``m.Name`` after ``import
+        pkg.model as m`` or ``from pkg import model as m``."""
+        spelled_as = dict(modules)
+        for match in _MODULE_ALIAS.finditer(text):
+            package, name, module, alias = match.groups()
+            module = module or f"{self.absolute(relpath, package)}.{name}".lstrip(".")
+            if module in modules.get(module, ()):
+                spelled_as[alias] = [*spelled_as.get(alias, ()), module]
+        for match in _attribute_read(tuple(spelled_as)).finditer(text):
+            for module in spelled_as[match.group(1)]:
+                self.importers.setdefault((module, match.group(2)), set()).add(relpath)
 
     def module_parts(self, relpath: str) -> tuple[str, ...]:
         """The import name of a project file, counted from the deepest source root that holds it."""
@@ -75,8 +99,8 @@ class Project:
         return absolute_module(self.package_parts(relpath), level, module[level:])
 
     def reexported(self, module: str, name: str, relpath: str) -> bool:
-        """Does a project file other than ``relpath`` import ``name`` from ``module``?"""
-        return bool(self.importers.get((module, name), set()) - {relpath})
+        """Does a project file other than ``relpath`` import ``name`` from ``module`` (or all: ``*``)?"""
+        return bool((self.importers.get((module, name), set()) | self.importers.get((module, "*"), set())) - {relpath})
 
     def project_file(self, module: str) -> str | None:
         """The project file (relpath) that ``module`` imports from the source roots, if any."""
@@ -96,6 +120,23 @@ class Project:
             return False
         folder = PurePosixPath(relpath).parent.as_posix()
         return folder not in (*self.src, ".") and (self.root / folder / f"{module}.py").is_file()
+
+
+def _spellings(modules: set[str]) -> dict[str, list[str]]:
+    """The builder modules each spelling can name: ``pkg.model`` itself, ``model`` any ``*.model``."""
+    spellings: dict[str, list[str]] = {}
+    for module in modules:
+        spellings.setdefault(module, []).append(module)
+        if "." in module:
+            spellings.setdefault(module.rpartition(".")[2], []).append(module)
+    return spellings
+
+
+@functools.lru_cache(maxsize=64)
+def _attribute_read(spellings: tuple[str, ...]) -> re.Pattern[str]:
+    """``<spelling>.<Name>``, where the spelling is not itself an attribute (``self.model.x``)."""
+    alternatives = "|".join(re.escape(spelling) for spelling in sorted(spellings, key=len, reverse=True))
+    return re.compile(rf"(?<![\w.])({alternatives})\.(\w+)")
 
 
 def is_test_module(module: str) -> bool:

@@ -16,7 +16,7 @@ from seamfix.codemods.codegen import code_of
 from seamfix.codemods.context import FileContext, Seam
 from seamfix.codemods.extract_arms import ARM_KEPT, ExtractArms, Move
 from seamfix.codemods.focus import Focus, focus
-from seamfix.codemods.imports import import_seam, unused_mla_imports
+from seamfix.codemods.imports import import_seam, seam_name_rebound, unused_mla_imports
 from seamfix.codemods.line_diff import followed_line, line_opcodes
 from seamfix.codemods.nodes import Span, SpanSet, finding_span
 from seamfix.codemods.project import Project
@@ -81,6 +81,11 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
     broken = next((f for f in findings if f.code == _UNPARSEABLE), None)
     if broken is not None:
         result.error = f"{broken.line}:{broken.column}: {broken.message}"
+        return result
+    rebound = _seam_name_rebound(data, seam, project.package_parts(relpath))
+    if rebound is not None:
+        result.refuse(f"line {rebound} binds `{seam.name}`, the name the seam is imported as: the calls apply "
+                      f"writes would read that instead", data)  # fmt: skip
         return result
     current = data
     given_up: dict[tuple[str, str, str], str] = {}  # findings no codemod could touch, by what they say
@@ -179,6 +184,15 @@ def relocated(entries: list[str], old: bytes, new: bytes) -> list[str]:
         line, rest = entry.split(":", 1)
         moved.append(f"{followed_line(opcodes, int(line))}:{rest}")
     return moved
+
+
+def _seam_name_rebound(data: bytes, seam: Seam, package_parts: tuple[str, ...]) -> int | None:
+    """Where the file binds the seam's name to something else (``seam_name_rebound``); a file that never
+    spells the name is not parsed for it."""
+    if seam.name.encode() not in data:
+        return None
+    encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+    return seam_name_rebound(ast.parse(data.removeprefix(_BOM).decode(encoding)), seam, package_parts)
 
 
 def _identity(finding: Finding) -> tuple[str, str, str]:

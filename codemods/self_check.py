@@ -14,6 +14,7 @@ import ast
 import json
 import re
 import subprocess
+import symtable
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seamfix.codemods.adapter_module import name_placeholders
+from seamfix.codemods.bindings import top_level_names
 from seamfix.codemods.formatting import ruff_environment, ruff_executable
 from seamfix.codemods.rewrite import FileRewrite
 from seamfix.errors import SeamfixError
@@ -168,6 +170,27 @@ def _adapter_problems(adapter: Output, failures: list[Problem], module: str) -> 
             continue
         if module in imported:
             problems.append((node.lineno, f"it imports the adapter module `{module}` itself", ("self", "")))
+    return problems + _shadowed_builtins(adapter, tree)
+
+
+def _shadowed_builtins(adapter: Output, tree: ast.Module) -> list[Problem]:
+    """A new function of the adapter reading as a global a name that the adapter binds at its top level
+    (hand-written code: `import types as sorted`): every global it reads was a builtin in its builder (the
+    rest it is passed or imports), and would be that binding in the adapter."""
+    bound = top_level_names(tree)
+    try:
+        existing = {node.name for node in ast.parse(adapter.old).body if isinstance(node, ast.FunctionDef)}
+        table = symtable.symtable(adapter.new.decode(), "adapter", "exec")
+    except (SyntaxError, ValueError, RecursionError):
+        return []
+    lines = {node.name: node.lineno for node in tree.body if isinstance(node, ast.FunctionDef)}
+    problems = []
+    for function in table.get_children():
+        if function.get_type() != "function" or function.get_name() in existing:
+            continue
+        for name in sorted(set(function.get_globals()) & bound):
+            why = f"it reads `{name}`, which the adapter module binds at its top level, not its builder"
+            problems.append((lines.get(function.get_name(), 0), why, ("shadow", name)))
     return problems
 
 

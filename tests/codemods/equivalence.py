@@ -2,7 +2,8 @@
 
 ``python equivalence.py DIR MODULE`` imports MODULE from DIR in this fresh interpreter (so the rewritten
 module and its adapter must import on their own) and calls each function whose parameters it knows how
-to fill, once per config (dense, MLA with and without q LoRA, with the latent cache). Results, yielded
+to fill, once per config (dense, MLA with and without q LoRA, with the latent cache, MLA fields holding
+truthy or falsy values that are no bools, a config without them). Results, yielded
 values, exceptions, the configs' state afterwards and the side-effect log are normalized to plain data, so
 that the outputs of the original and the rewritten module compare with ``==``. The log records, in order,
 every attribute read of a config and every call of the ``log`` parameter: a rewrite that evaluates
@@ -32,6 +33,13 @@ CONFIGS = {
             "cache_mla_latents": True},
     "mla-lora": {**BASE, "multi_latent_attention": True, "q_lora_rank": 3, "position_embedding_type": "rope",
                  "recompute_modules": ["mla_up_proj"]},
+    # truthy and falsy values that are no bools (a fork's `1`, a YAML "yes", a zero rank), and a config
+    # without the MLA fields at all: a predicate returns the value it read, and raises where the read does
+    "mla-truthy": {**BASE, "multi_latent_attention": 1, "q_lora_rank": 0, "kv_lora_rank": 0,
+                   "position_embedding_type": "rope", "cache_mla_latents": "yes"},
+    "dense-none": {**BASE, "multi_latent_attention": None, "kv_lora_rank": None, "q_lora_rank": None,
+                   "position_embedding_type": None, "cache_mla_latents": None},
+    "bare": {"num_layers": 2, "hidden_size": 16},
 }  # fmt: skip
 CONFIG_PARAMETERS = {"config", "cfg", "args"}
 OTHER_PARAMETERS = {

@@ -86,6 +86,39 @@ def test_a_re_exported_name_is_left(tmp_path: Path) -> None:
     assert "another module imports from it" in said
 
 
+# the forms of reading a builder's name from another module: as its module's attribute, or by `import *`
+READERS = ["from pkg import model\nX = model.", "import pkg.model\nX = pkg.model.", "from . import model as m\nX = m."]
+READERS.append("from pkg.model import *  # noqa: F403\nX = ")  # every name the builder binds
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_name_another_module_reads_as_an_attribute_is_left(reader: str, tmp_path: Path) -> None:
+    # moving the arm would drop the builder's import, and with it the attribute `pkg.reader` reads
+    root = project(tmp_path, {
+        "pkg/__init__.py": "", "pkg/mla_impl.py": "class MLATransformerConfig:\n    pass\n",
+        "pkg/model.py": GUARDED.replace("from mla_impl", "from pkg.mla_impl"),
+        "pkg/reader.py": reader + "MLATransformerConfig\n",
+    })  # fmt: skip
+    _, said = applied(root)
+    assert "another module imports from it (or reads as its attribute)" in said
+    subprocess.run([sys.executable, "-c", "import pkg.reader"], cwd=root, check=True)
+
+
+def test_an_arm_reading_a_builtin_the_adapter_rebinds_is_left(tmp_path: Path) -> None:
+    # hand-written code in the adapter binds `sorted`: moved there, the arm would call that
+    builder = "def spec(cfg, names):\n    if cfg.multi_latent_attention:\n"
+    builder += "        out = sorted(names)[: cfg.kv_lora_rank]\n    else:\n        out = names\n    return out\n"
+    root = project(tmp_path, {
+        "pkg/__init__.py": "", "pkg/mla_seam.py": "import types as sorted  # noqa: F401\n", "pkg/model.py": builder,
+    })  # fmt: skip
+    _, said = applied(root)
+    assert "it reads `sorted`, which the adapter module binds at its top level" in said
+    check = "import types; from pkg import model\n"
+    check += "config = types.SimpleNamespace(multi_latent_attention=1, kv_lora_rank=2)\n"
+    check += "assert model.spec(config, 'ba') == ['a', 'b']"
+    subprocess.run([sys.executable, "-c", check], cwd=root, check=True)
+
+
 def test_a_plain_import_is_shared_and_the_module_imports(tmp_path: Path) -> None:
     root = project(tmp_path, {
         "pkg/__init__.py": "", "pkg/mla_impl.py": "class MLATransformerConfig:\n    pass\n",
