@@ -72,15 +72,15 @@ class Project:
         project.patched = frozenset(patched)
         return project
 
-    def _scan_attribute_reads(self, relpath: str, text: str, modules: dict[str, list[str]]) -> None:
+    def _scan_attribute_reads(self, relpath: str, text: str, spellings: dict[str, list[str]]) -> None:
         """Record the builders' names ``relpath`` reads as attributes of their module: ``model.Name`` after
         ``from pkg import model``, ``pkg.model.Name`` after ``import pkg.model``, ``m.Name`` after ``import
         pkg.model as m`` or ``from pkg import model as m``."""
-        spelled_as = dict(modules)
+        spelled_as = dict(spellings)
         for match in _MODULE_ALIAS.finditer(text):
             package, name, module, alias = match.groups()
             module = module or f"{self.absolute(relpath, package)}.{name}".lstrip(".")
-            if module in modules.get(module, ()):
+            if module in spellings.get(module, ()):  # a builder module, named in full
                 spelled_as[alias] = [*spelled_as.get(alias, ()), module]
         for match in _attribute_read(tuple(spelled_as)).finditer(text):
             for module in spelled_as[match.group(1)]:

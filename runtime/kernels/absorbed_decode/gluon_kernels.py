@@ -95,8 +95,7 @@ def _row_offsets(table, num_blocks, tile_start, key_end, stride_block, stride_ro
 
 @gluon.jit
 def _gather_rows(SOURCE, stride_block, stride_row: gl.constexpr, table, num_blocks, tile_start, key_end, buffer,
-                 PAGE: gl.constexpr,
-                 WIDTH: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
+                 PAGE: gl.constexpr, WIDTH: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
     """Start copying the ``WIDTH``-wide cache rows of keys ``[tile_start, tile_start + BLOCK_N)`` into ``buffer``
     (16-byte pieces; offsets computed in the copy's own layout, as moving them between layouts takes a barrier)."""
     gather: gl.constexpr = _row_pieces(WIDTH)
@@ -109,9 +108,8 @@ def _gather_rows(SOURCE, stride_block, stride_row: gl.constexpr, table, num_bloc
 
 @gluon.jit
 def _gather_tile(CKV, KPE, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, table, num_blocks,
-                 tile_start, key_end,
-                 ckv_buffer, kpe_buffer, PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr,
-                 BLOCK_N: gl.constexpr):  # fmt: skip
+                 tile_start, key_end, ckv_buffer, kpe_buffer, PAGE: gl.constexpr, RANK: gl.constexpr,
+                 ROPE: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
     """Start copying the latent and rope rows of keys ``[tile_start, tile_start + BLOCK_N)`` into the buffers."""
     _gather_rows(CKV, stride_cb, stride_cr, table, num_blocks, tile_start, key_end, ckv_buffer, PAGE, RANK, BLOCK_N)
     _gather_rows(KPE, stride_kb, stride_kr, table, num_blocks, tile_start, key_end, kpe_buffer, PAGE, ROPE, BLOCK_N)
@@ -137,9 +135,8 @@ def _copy_queries(Q_LAT, Q_PE, seq, query, head, row_ok, stride_qb, stride_qs, s
 
 @gluon.jit
 def _attend(CKV, KPE, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, table, num_blocks,
-            seqlen, key_start, key_end,
-            scale, s_q, query, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, weights_smem, PAGE: gl.constexpr,
-            RANK: gl.constexpr, ROPE: gl.constexpr, BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr,
+            seqlen, key_start, key_end, scale, s_q, query, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, weights_smem,
+            PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr, BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr,
             STAGES: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
     """Online softmax of the group's rows over keys ``[key_start, key_end)`` of one sequence (queries already in
     shared memory); returns the unnormalized ``acc [BLOCK_H, RANK]`` (columns split between the warpgroups), the

@@ -50,7 +50,7 @@ class DecodeTiles:
     pipelining depth (buffers of the Gluon kernel), how many programs per multiprocessor the default program count
     aims at, which decode kernel runs: ``"triton"``, ``"gluon"`` (Hopper, 64 rows, 8 warps) or ``"gluon_seesaw"``
     (Hopper, 64 rows, 64-token tiles, a 64-wide rope and a latent of 128 or more; 4 warps launched, 8 more in its
-    partitions; not chosen by default yet, see benchmarks/RESULTS.md), and how the Triton
+    partitions; the default for more than 32 rows where it fits), and how the Triton
     kernel's float32 products run (``tl.dot``'s ``input_precision``: ``"ieee"`` full float32 on the FMA units,
     ``"tf32"`` the tensor cores' 10-bit mantissa; 16-bit products ignore it)."""
 
