@@ -28,6 +28,10 @@ _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)
 _MODULE_ALIAS = re.compile(
     r"^[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\w+)|import[ \t]+([\w.]+))[ \t]+as[ \t]+(\w+)", re.MULTILINE
 )
+# `importlib.import_module("pkg.model")`, `__import__("pkg.model")`, `sys.modules["pkg.model"]`: the module
+# object reached by its name as a string, every name it binds readable from it
+_MODULE_BY_NAME = re.compile(r"""(?:import_module\(|__import__\(|modules\[)\s*[rbu]?["'](\.*[\w.]+)["']""")
+_IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n]*)", re.MULTILINE)
 _COMMENT = re.compile(r"#[^\n]*")
 _NAMES = re.compile(r"(\w+)(?:\s+as\s+\w+)?")
 _SKIPPED = frozenset(DEFAULT_EXCLUDE)
@@ -59,6 +63,7 @@ class Project:
                 patched.update(match.group(1) for match in _PATCHED_ATTRIBUTE.finditer(text))
             if any(part in text for part in last_parts):
                 project._scan_attribute_reads(relpath, text, spellings)
+                project._scan_modules_by_name(relpath, text, modules)
             if not any(needle in text for needle in needles):
                 continue
             for match in _FROM_IMPORT.finditer(text):
@@ -75,16 +80,43 @@ class Project:
     def _scan_attribute_reads(self, relpath: str, text: str, spellings: dict[str, list[str]]) -> None:
         """Record the builders' names ``relpath`` reads as attributes of their module: ``model.Name`` after
         ``from pkg import model``, ``pkg.model.Name`` after ``import pkg.model``, ``m.Name`` after ``import
-        pkg.model as m`` or ``from pkg import model as m``."""
+        pkg.model as m`` or ``from pkg import model as m``, ``getattr(model, "Name")``. Where the file imports
+        the module and may read any of its names (``getattr(model, name)``, ``vars(model)``,
+        ``model.__dict__``), record ``*``; a bare ``model`` the file does not import is taken for a variable."""
         spelled_as = dict(spellings)
+        imported = {spelling: modules for spelling, modules in spellings.items() if "." in spelling}
         for match in _MODULE_ALIAS.finditer(text):
             package, name, module, alias = match.groups()
             module = module or f"{self.absolute(relpath, package)}.{name}".lstrip(".")
             if module in spellings.get(module, ()):  # a builder module, named in full
-                spelled_as[alias] = [*spelled_as.get(alias, ()), module]
+                spelled_as[alias] = imported[alias] = [*spelled_as.get(alias, ()), module]
+        for match in _FROM_IMPORT.finditer(text):
+            package = self.absolute(relpath, match.group(1))
+            for name in _NAMES.findall(_COMMENT.sub("", match.group(2))):
+                if f"{package}.{name}".lstrip(".") in spellings.get(name, ()):
+                    imported[name] = spellings[name]
+        for match in _IMPORT.finditer(text):  # `import model`: a top-level builder module
+            for name in _COMMENT.sub("", match.group(1)).split(","):
+                if name.strip() in spellings.get(name.strip(), ()):
+                    imported[name.strip()] = [name.strip()]
         for match in _attribute_read(tuple(spelled_as)).finditer(text):
-            for module in spelled_as[match.group(1)]:
-                self.importers.setdefault((module, match.group(2)), set()).add(relpath)
+            spelling, name = match.groups()
+            if name == "__dict__":
+                spelling, name = (spelling, "*") if spelling in imported else ("", "")
+            for module in spelled_as.get(spelling, ()):
+                self.importers.setdefault((module, name), set()).add(relpath)
+        for match in _dynamic_read(tuple(imported)).finditer(text) if imported else ():
+            for module in imported[match.group(1)]:
+                self.importers.setdefault((module, match.group(2) or "*"), set()).add(relpath)
+
+    def _scan_modules_by_name(self, relpath: str, text: str, modules: set[str]) -> None:
+        """A builder module reached by its name as a string (``importlib.import_module``) may have any of its
+        names read: record it as ``import *``. A relative name counts for every builder it could be."""
+        for match in _MODULE_BY_NAME.finditer(text):
+            named = match.group(1)
+            for module in modules:
+                if module == named or (named.startswith(".") and module.endswith(named)):
+                    self.importers.setdefault((module, "*"), set()).add(relpath)
 
     def module_parts(self, relpath: str) -> tuple[str, ...]:
         """The import name of a project file, counted from the deepest source root that holds it."""
@@ -137,6 +169,16 @@ def _attribute_read(spellings: tuple[str, ...]) -> re.Pattern[str]:
     """``<spelling>.<Name>``, where the spelling is not itself an attribute (``self.model.x``)."""
     alternatives = "|".join(re.escape(spelling) for spelling in sorted(spellings, key=len, reverse=True))
     return re.compile(rf"(?<![\w.])({alternatives})\.(\w+)")
+
+
+@functools.lru_cache(maxsize=64)
+def _dynamic_read(spellings: tuple[str, ...]) -> re.Pattern[str]:
+    """``getattr(<spelling>, "Name")`` (group 2 the name), or the module handed to a function that can read
+    any of its names: ``getattr``/``hasattr`` with a computed name, ``vars``, ``dir``, ``inspect.getmembers``."""
+    alternatives = "|".join(re.escape(spelling) for spelling in sorted(spellings, key=len, reverse=True))
+    return re.compile(
+        rf"""(?<!\w)(?:getattr|hasattr|vars|dir|getmembers)\(\s*({alternatives})\s*(?:,\s*[rbu]?["'](\w+)["']|[,)])"""
+    )
 
 
 def is_test_module(module: str) -> bool:

@@ -104,6 +104,42 @@ def test_a_name_another_module_reads_as_an_attribute_is_left(reader: str, tmp_pa
     subprocess.run([sys.executable, "-c", "import pkg.reader"], cwd=root, check=True)
 
 
+# the forms of reaching a builder's names without naming them in the source: any name may be read
+DYNAMIC_READERS = [
+    'from pkg import model\nX = getattr(model, "MLATransformerConfig")\n',
+    'from pkg import model\nNAME = "MLATransformer" + "Config"\nX = getattr(model, NAME)\n',
+    'import pkg.model\nX = vars(pkg.model)["MLATransformer" + "Config"]\n',
+    'from . import model as m\nX = m.__dict__["MLATransformer" + "Config"]\n',
+    'import importlib\nX = getattr(importlib.import_module("pkg.model"), "MLATransformer" + "Config")\n',
+    'import importlib\nX = getattr(importlib.import_module(".model", "pkg"), "MLATransformer" + "Config")\n',
+]
+
+
+@pytest.mark.parametrize("reader", DYNAMIC_READERS)
+def test_a_name_another_module_reaches_dynamically_is_left(reader: str, tmp_path: Path) -> None:
+    root = project(tmp_path, {
+        "pkg/__init__.py": "", "pkg/mla_impl.py": "class MLATransformerConfig:\n    pass\n",
+        "pkg/model.py": GUARDED.replace("from mla_impl", "from pkg.mla_impl"),
+        "pkg/reader.py": reader,
+    })  # fmt: skip
+    _, said = applied(root)
+    assert "another module imports from it (or reads as its attribute)" in said
+    subprocess.run([sys.executable, "-c", "import pkg.reader"], cwd=root, check=True)
+
+
+def test_a_variable_named_like_the_builder_module_is_not_its_module(tmp_path: Path) -> None:
+    # `model` here is a parameter, not `pkg.model`: reading its attributes dynamically keeps nothing
+    root = project(tmp_path, {
+        "pkg/__init__.py": "", "pkg/mla_impl.py": "class MLATransformerConfig:\n    pass\n",
+        "pkg/model.py": GUARDED.replace("from mla_impl", "from pkg.mla_impl"),
+        "pkg/train.py": "def state(model, name):\n    return getattr(model, name), vars(model), model.__dict__\n",
+    })  # fmt: skip
+    plan, _ = applied(root)
+    assert plan.routed == 1
+    check = "from pkg import model, mla_impl; assert model.kind(mla_impl.MLATransformerConfig()) == 1"
+    subprocess.run([sys.executable, "-c", check], cwd=root, check=True)
+
+
 def test_an_arm_reading_a_builtin_the_adapter_rebinds_is_left(tmp_path: Path) -> None:
     # hand-written code in the adapter binds `sorted`: moved there, the arm would call that
     builder = "def spec(cfg, names):\n    if cfg.multi_latent_attention:\n"
