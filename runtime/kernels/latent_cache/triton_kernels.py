@@ -4,7 +4,7 @@
 import triton
 import triton.language as tl
 
-from ..mla_rope.triton_kernels import _cos_sin, _load_pairs, _rotate
+from ..mla_rope.triton_kernels import _cos_sin, _load_pairs, _rotate, _store_halves
 
 
 @triton.jit
@@ -39,8 +39,4 @@ def cache_append_kernel(
     left, right = _rotate(first, second, cos_left, sin_left, cos_right, sin_right)
     tl.store(CKV_CACHE + slots[:, None] * RANK + columns[None, :], latent.to(CKV_CACHE.dtype.element_ty),
              mask=keep[:, None], cache_modifier=".cs")  # fmt: skip
-    # The rotated halves stored as one row (each thread's pieces side by side), not as two half rows.
-    rope_row = tl.reshape(tl.permute(tl.join(left, right), (0, 2, 1)), (BLOCK_T, 2 * HALF))
-    rope_columns = tl.arange(0, 2 * HALF)
-    tl.store(KPE_CACHE + slots[:, None] * (2 * HALF) + rope_columns[None, :], rope_row.to(KPE_CACHE.dtype.element_ty),
-             mask=keep[:, None], cache_modifier=".cs")  # fmt: skip
+    _store_halves(KPE_CACHE + slots * (2 * HALF), left, right, keep, HALF, HALF, ".cs")
