@@ -188,7 +188,7 @@ def time_variant(fq, fkv, t, device, reps, times=ALL_TIMES):
 
 
 SWEEP = {  # TILES entries of runtime/kernels/mla_rope/triton_ops.py tried by --sweep, per op
-    op: [{"max_heads": h, "num_warps": w} for h in (16, 32, 64, 128) for w in (2, 4, 8, 16)]
+    op: [{"max_heads": h, "num_warps": w} for h in (16, 32, 64, 128) for w in (4, 8, 16)]
     for op in ("q", "kv_forward", "kv_backward")
 }  # fmt: skip
 
