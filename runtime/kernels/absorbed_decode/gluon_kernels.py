@@ -25,7 +25,6 @@ from . import triton_kernels
 _locate_run = gluon.jit(triton_kernels._locate_run.fn)
 _segment_role = gluon.jit(triton_kernels._segment_role.fn)
 _store_lead = gluon.jit(triton_kernels._store_lead.fn)
-_stream_shape = gluon.jit(triton_kernels._stream_shape.fn)
 
 # Triton 3.6 names the CTA-wide barrier thread_barrier; later releases call it barrier.
 _cta_barrier = getattr(gl, "thread_barrier", None) or gl.barrier
@@ -69,13 +68,13 @@ def _store_rows(OUT, LSE, rows, out, lse, keep, RANK: gl.constexpr):
 
 @gluon.jit
 def _tile_stream(SEQLENS, batch, capacity, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, warps: gl.constexpr):
-    """Each sequence's first and end tile in the stream, and the stream's shape (as in the Triton kernel, lengths
+    """Each sequence's first and end tile in the stream, and the stream's length (as in the Triton kernel, lengths
     clamped to the table's capacity), computed by ``warps`` warps."""
     seqs = gl.arange(0, BLOCK_B, layout=gl.BlockedLayout([1], [32], [warps], [0]))
     lengths = gl.minimum(gl.maximum(gl.load(SEQLENS + seqs, mask=seqs < batch, other=0), 0), capacity)
     tiles = gl.cdiv(lengths, BLOCK_N)
     ends = gl.associative_scan(tiles, 0, _add)
-    return seqs, ends - tiles, ends, _stream_shape(tiles)
+    return seqs, ends - tiles, ends, gl.sum(tiles, 0)
 
 
 @gluon.jit
@@ -236,8 +235,8 @@ def decode_kernel(
     kpe_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, ROPE], _operand_layout(ROPE))
     weights_smem = gl.allocate_shared_memory(dtype, [BLOCK_H, BLOCK_N], _operand_layout(BLOCK_N))
 
-    seqs, seq_first_tiles, seq_end_tiles, stream = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B, WARPS)
-    first, last, seq, seq_first = _locate_run(seqs, seq_first_tiles, seq_end_tiles, stream, program, num_programs)
+    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B, WARPS)
+    first, last, seq, seq_first = _locate_run(seqs, seq_first_tiles, seq_end_tiles, total_tiles, program, num_programs)
     lead_seq, lead_parts_end, lead_slot = -1, 0, 0
     scale = softmax_scale * LOG2_E  # exp2 instead of exp: one multiply folded into the scale
     tile = first
@@ -258,7 +257,7 @@ def decode_kernel(
         out = acc * gl.convert_layout(1.0 / gl.where(empty, 1.0, running_sum), out_rows_layout)[:, None]
 
         whole, slot, lead_seq, lead_parts_end, lead_slot = _segment_role(
-            seq, seq_first, seq_end, first, last, num_programs, stream, lead_seq, lead_parts_end, lead_slot
+            seq, seq_first, seq_end, first, last, num_programs, total_tiles, lead_seq, lead_parts_end, lead_slot
         )
         _store_rows(OUT, LSE, seq * n_rows + out_rows, out, lse, out_row_ok & whole, RANK)
         _store_rows(PARTIAL_OUT, PARTIAL_LSE, (program * 2 + slot) * n_rows + out_rows, out, lse,

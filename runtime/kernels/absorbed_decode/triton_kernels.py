@@ -1,9 +1,7 @@
 """Triton kernels of absorbed MLA decode (imported only when the Triton backend runs).
 
 Work is balanced by tokens, not by sequences: the batch's contexts, cut into tiles of ``BLOCK_N`` tokens and
-laid end to end (the *tile stream*), are shared out in equal runs of tiles, one run per program. Where every
-sequence with tiles has as many, fewer runs than programs may line up with the sequences (``_runs``); the
-programs past the last run then have nothing to do. A program walks
+laid end to end (the *tile stream*), are shared out in equal runs of tiles, one run per program. A program walks
 its run sequence by sequence (a *segment* per sequence), gathering the latent rows through the block table and
 keeping an online softmax over ``scores = (q_lat · c_kv + q_pe · k_pe) * scale`` for a group of query rows
 (row = ``(i, h)`` for query ``i`` of the ``s_q`` new tokens and head ``h``). Each cached tile feeds all the
@@ -36,63 +34,38 @@ def _page(table, index, ok, num_blocks):
 
 @triton.jit
 def _tile_stream(SEQLENS, batch, capacity, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr):
-    """Each sequence's first and end tile in the stream, and the stream's shape (``_stream_shape``)."""
+    """Each sequence's first and end tile in the stream, and the stream's length."""
     seqs = tl.arange(0, BLOCK_B)
     tiles = tl.cdiv(_length(SEQLENS, seqs, seqs < batch, capacity), BLOCK_N)
     ends = tl.cumsum(tiles, 0)
-    return seqs, ends - tiles, ends, _stream_shape(tiles)
+    return seqs, ends - tiles, ends, tl.sum(tiles, 0)
 
 
 @triton.jit
-def _stream_shape(tiles):
-    """``(total tiles, equal)`` of a stream whose sequences have ``tiles`` tiles each: ``equal`` counts the
-    sequences with tiles where all of them have as many, else it is 0."""
-    total = tl.sum(tiles, 0)
-    holding = tl.sum((tiles > 0).to(tl.int32), 0)
-    return total, tl.where(total == holding * tl.max(tiles, 0), holding, 0)
+def _first_tile(program, num_programs, total_tiles):
+    """Program ``p`` takes tiles ``[first(p), first(p + 1))``: equal shares, in stream order."""
+    return (program.to(tl.int64) * total_tiles // num_programs).to(tl.int32)
 
 
 @triton.jit
-def _runs(stream, num_programs):
-    """How many of the ``num_programs`` programs get a run of the stream (shape ``stream``): all of them, unless
-    the sequences holding tiles have equal tile counts; then as many as split them the way
-    ``triton_ops.default_num_programs`` describes (whole sequences per run, or whole runs per sequence), so that
-    they need no merge. With unequal lengths a sequence is split anyway: every program takes a run (H128 B128
-    S4k on an H200: 64 runs of two sequences each for equal lengths, 66 for unequal ones)."""
-    equal = stream[1]
-    sequences = tl.maximum(equal, 1)
-    whole_sequences = tl.cdiv(sequences, tl.cdiv(sequences, num_programs))
-    whole_runs = sequences * (num_programs // sequences)
-    return tl.where(equal == 0, num_programs, tl.where(sequences >= num_programs, whole_sequences, whole_runs))
-
-
-@triton.jit
-def _first_tile(program, runs, total_tiles):
-    """Program ``p`` takes tiles ``[first(p), first(p + 1))``: equal shares, in stream order; programs from
-    ``runs`` on take none."""
-    return (tl.minimum(program, runs).to(tl.int64) * total_tiles // runs).to(tl.int32)
-
-
-@triton.jit
-def _owner(tile, runs, total_tiles):
+def _owner(tile, num_programs, total_tiles):
     """The program whose run holds ``tile`` (the inverse of ``_first_tile``)."""
-    return (((tile + 1).to(tl.int64) * runs - 1) // total_tiles).to(tl.int32)
+    return (((tile + 1).to(tl.int64) * num_programs - 1) // total_tiles).to(tl.int32)
 
 
 @triton.jit
-def _locate_run(seqs, seq_first_tiles, seq_end_tiles, stream, program, num_programs):
+def _locate_run(seqs, seq_first_tiles, seq_end_tiles, total_tiles, program, num_programs):
     """Program ``program``'s run ``[first, last)`` of the tile stream (from ``_tile_stream``), the sequence holding
     tile ``first`` and that sequence's first tile."""
-    runs = _runs(stream, num_programs)
-    first = _first_tile(program, runs, stream[0])
-    last = _first_tile(program + 1, runs, stream[0])
+    first = _first_tile(program, num_programs, total_tiles)
+    last = _first_tile(program + 1, num_programs, total_tiles)
     seq = tl.sum((seq_end_tiles <= first).to(tl.int32), 0)
     seq_first = tl.sum(tl.where(seqs == seq, seq_first_tiles, 0), 0)
     return first, last, seq, seq_first
 
 
 @triton.jit
-def _segment_role(seq, seq_first, seq_end, first, last, num_programs, stream, lead_seq, lead_parts_end,
+def _segment_role(seq, seq_first, seq_end, first, last, num_programs, total_tiles, lead_seq, lead_parts_end,
                   lead_slot):  # fmt: skip
     """For a run's segment of sequence ``seq`` (tiles ``[seq_first, seq_end)`` of the stream, the run holding
     ``[first, last)``): whether it covers the whole sequence, the partial slot it writes otherwise, and the run's
@@ -103,7 +76,7 @@ def _segment_role(seq, seq_first, seq_end, first, last, num_programs, stream, le
     slot = tl.where(seq_first <= first, 0, 1)
     leads = (seq_first >= first) & (seq_end > last)
     lead_seq = tl.where(leads, seq, lead_seq)
-    lead_parts_end = tl.where(leads, _owner(seq_end - 1, _runs(stream, num_programs), stream[0]) + 1, lead_parts_end)
+    lead_parts_end = tl.where(leads, _owner(seq_end - 1, num_programs, total_tiles) + 1, lead_parts_end)
     lead_slot = tl.where(leads, slot, lead_slot)
     return whole, slot, lead_seq, lead_parts_end, lead_slot
 
@@ -200,8 +173,8 @@ def decode_kernel(
     row_ok = rows < n_rows
     query, head = rows // heads, rows % heads
 
-    seqs, seq_first_tiles, seq_end_tiles, stream = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B)
-    first, last, seq, seq_first = _locate_run(seqs, seq_first_tiles, seq_end_tiles, stream, program, num_programs)
+    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B)
+    first, last, seq, seq_first = _locate_run(seqs, seq_first_tiles, seq_end_tiles, total_tiles, program, num_programs)
     lead_seq, lead_parts_end, lead_slot = -1, 0, 0
     tile = first
     while tile < last:
@@ -215,7 +188,7 @@ def decode_kernel(
             stride_kb, stride_kr, PAGE, RANK, ROPE, BLOCK_H, BLOCK_N, CAUSAL, DOT_PRECISION,
         )  # fmt: skip
         whole, slot, lead_seq, lead_parts_end, lead_slot = _segment_role(
-            seq, seq_first, seq_end, first, last, num_programs, stream, lead_seq, lead_parts_end, lead_slot
+            seq, seq_first, seq_end, first, last, num_programs, total_tiles, lead_seq, lead_parts_end, lead_slot
         )
         final_rows = seq * n_rows + rows
         partial_rows = (program * 2 + slot) * n_rows + rows
@@ -225,7 +198,7 @@ def decode_kernel(
         seq += 1
         seq_first = seq_end
     _store_lead(LEADS, program, group, lead_seq, lead_parts_end, lead_slot)
-    # More programs than runs leaves some runs empty: their slot 0 holds a part of nothing (weight zero), so that
+    # More programs than tiles leaves some runs empty: their slot 0 holds a part of nothing (weight zero), so that
     # the merge need not tell them apart.
     empty_rows = program * 2 * n_rows + rows
     nothing, no_weight = tl.zeros([BLOCK_H, RANK], dtype=tl.float32), tl.full([BLOCK_H], float("-inf"), tl.float32)
@@ -297,10 +270,10 @@ def merge_by_sequence_kernel(
     seq, block = tl.program_id(0) % batch, tl.program_id(0) // batch
     row_blocks = tl.cdiv(n_rows, ROWS)
     row_block, column_block = block % row_blocks, block // row_blocks
-    seqs, seq_first_tiles, _, stream = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B)
+    seqs, seq_first_tiles, _, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B)
     seq_first = tl.sum(tl.where(seqs == seq, seq_first_tiles, 0), 0)
     # The clamps keep the lookup inside LEADS for any lengths (an empty stream has no runs).
-    leader = tl.minimum(_owner(seq_first, _runs(stream, num_programs), tl.maximum(stream[0], 1)), num_programs - 1)
+    leader = tl.minimum(_owner(seq_first, num_programs, tl.maximum(total_tiles, 1)), num_programs - 1)
     split = tl.load(LEADS + leader * 3) == seq
     parts_end = tl.where(split, tl.load(LEADS + leader * 3 + 1), leader)
     rows = row_block * ROWS + tl.arange(0, ROWS)

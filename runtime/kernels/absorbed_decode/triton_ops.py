@@ -216,15 +216,15 @@ def _multiprocessors(device_index: int) -> int:
 
 
 def default_num_programs(batch: int, groups: int, programs_per_sm: int, device: torch.device) -> int:
-    """Programs launched per group of query rows: enough to fill the GPU. The lengths stay on the device (no host
-    sync), so the kernels decide how many take a run (``triton_kernels._runs``): where the sequences have equal
-    tile counts, as many as cut the stream into whole sequences per run (``cdiv(batch, cdiv(batch, launched))``
-    runs), or whole runs per sequence (``batch * (launched // batch)``), so that they need no merge; otherwise
-    all of them, balanced by tokens (a sequence is split anyway: H128 B128 S4k on an H200 ran its unequal lengths
-    on 64 of 66 programs before, see benchmarks/RESULTS.md, seventh pass)."""
+    """Runs the tile stream is cut into, per group of query rows: enough to fill the GPU, and (the lengths stay
+    on the device, so this is all the host can do) a whole number of sequences per run, or of runs per
+    sequence, so that equal lengths need no merge. Unequal lengths are balanced by tokens either way."""
     if device.type != "cuda":
         return batch
-    return max(1, programs_per_sm * _multiprocessors(device.index or 0) // groups)
+    target = max(1, programs_per_sm * _multiprocessors(device.index or 0) // groups)
+    if batch >= target:
+        return triton.cdiv(batch, triton.cdiv(batch, target))
+    return batch * (target // batch)
 
 
 def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal, num_splits, tiles):

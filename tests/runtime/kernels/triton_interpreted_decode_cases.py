@@ -5,15 +5,11 @@ import os
 
 import pytest
 import torch
-import triton
-import triton.language as tl
 from decode_case_inputs import RANK, SCALE, PagedCase
 from kernels_case_inputs import TOLERANCE, relative_error
 from test_kernels_latent_cache import append_case
 
 from seamfix.runtime.kernels import KernelInputError, mla_cache_append, mla_decode
-from seamfix.runtime.kernels.absorbed_decode import triton_ops
-from seamfix.runtime.kernels.absorbed_decode.triton_kernels import _locate_run, _tile_stream
 
 assert os.environ.get("TRITON_INTERPRET") == "1", "run through test_kernels_triton_interpreter.py"
 
@@ -52,52 +48,6 @@ def test_decode_kernels(name, dtype):
     expected_out, expected_lse = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE, causal, backend="torch")
     assert not out.isnan().any()
     assert relative_error(out, expected_out) < 2 * TOLERANCE[dtype]
-    assert relative_error(lse, expected_lse) < 1e-5
-
-
-@triton.jit
-def _runs_of_programs(SEQLENS, FIRST_LAST, batch, capacity, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr):
-    """Each program's run ``[first, last)`` as the decode kernels locate it."""
-    program = tl.program_id(0)
-    seqs, seq_first_tiles, seq_end_tiles, stream = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B)
-    first, last, _, _ = _locate_run(seqs, seq_first_tiles, seq_end_tiles, stream, program, tl.num_programs(0))
-    tl.store(FIRST_LAST + 2 * program, first)
-    tl.store(FIRST_LAST + 2 * program + 1, last)
-
-
-SCHEDULES = {  # lengths (tiles of 16 tokens), programs launched -> each program's run of the tile stream
-    # Equal tile counts: runs of whole sequences, programs past them idle (no sequence split, no merge).
-    "three equal sequences on five programs": ([128, 128, 120], 5, [(0, 8), (8, 16), (16, 24), (24, 24), (24, 24)]),
-    "six equal sequences on four programs": ([32] * 6, 4, [(0, 4), (4, 8), (8, 12), (12, 12)]),
-    # An empty sequence holds no tiles: the others still split evenly, two runs each.
-    "equal sequences around an empty one": ([64, 0, 64], 5, [(0, 2), (2, 4), (4, 6), (6, 8), (8, 8)]),
-    # Unequal tile counts: a sequence is split anyway, so every program takes an equal share.
-    "unequal sequences on every program": ([128, 64, 16], 4, [(0, 3), (3, 6), (6, 9), (9, 13)]),
-}
-
-
-@pytest.mark.parametrize("name", SCHEDULES)
-def test_runs_line_up_with_equal_sequences_and_use_every_program_otherwise(name):
-    lengths, programs, expected = SCHEDULES[name]
-    first_last = torch.full((programs, 2), -1, dtype=torch.int32)
-
-    _runs_of_programs[(programs,)](torch.tensor(lengths, dtype=torch.int32), first_last, len(lengths), 1 << 20,
-                                   BLOCK_N=16, BLOCK_B=triton.next_power_of_2(len(lengths)))  # fmt: skip
-
-    assert [tuple(run) for run in first_last.tolist()] == expected
-
-
-@pytest.mark.parametrize("lengths", [[96, 96, 90], [96, 40, 200], [64, 60]])
-def test_decode_launching_more_programs_than_runs(lengths, monkeypatch):
-    """The GPU's default launches a program per slot, more than the runs of equal sequences: the idle ones must
-    leave nothing for the merge to pick up."""
-    monkeypatch.setattr(triton_ops, "default_num_programs", lambda *args: 5)
-    case = PagedCase(lengths, 16, torch.float32, torch.Generator().manual_seed(sum(lengths)), 4, 1)
-
-    out, lse = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE, backend="triton")
-
-    expected_out, expected_lse = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE, backend="torch")
-    assert relative_error(out, expected_out) < 2 * TOLERANCE[torch.float32]
     assert relative_error(lse, expected_lse) < 1e-5
 
 
