@@ -21,8 +21,8 @@ def _block_heads(heads: int, tile: dict) -> int:
 
 def _warps(block_heads: int, tile: dict) -> int:
     """A tile's warps are for ``max_heads`` heads; a program of fewer heads takes as many fewer, at least 4 (the kv
-    forward of V2-Lite's 16 heads in 16 warps: 8 elements a thread and 4 programs per multiprocessor, 0.99x
-    megatron-core's on an H200; benchmarks/RESULTS.md, issue 16's seventh pass)."""
+    forward of V2-Lite's 16 heads in 16 warps, 8 elements a thread, measured 0.991x megatron-core's on an H200, in
+    4 warps 1.004x; benchmarks/RESULTS.md, issue 16's seventh pass)."""
     return max(4, tile["num_warps"] * block_heads // tile["max_heads"])
 
 
