@@ -5,8 +5,9 @@ an earlier commit, passed with ``--baseline DIR``), the current default, and can
 against float64 on the whole batch (fresh inputs, poisoned outputs), then timed graph-replayed in ``--rounds``
 rounds, every round timing every variant in turn; the table gives each variant's median over rounds. Also: eager
 ``mla_decode`` calls (no graph; host checks and launches included) against graph replay, for the baseline and now;
-the cache append (tiles) against a copy of the same rows, in rounds too, at random slots and at whole pages filled
-in order (``--no-decode`` times only the append). ``--gluon-modules`` adds, for shapes of more than 16 query rows per
+the cache append (tiles) against a copy of the same rows (and, for reference, torch scattering the same rows to the
+same slots), in rounds too, at random slots and at whole pages filled in order (``--no-decode`` times only the
+append). ``--gluon-modules`` adds, for shapes of more than 16 query rows per
 sequence, the Gluon decode kernel of other modules of ``seamfix.runtime.kernels.absorbed_decode`` (candidate
 kernels, same arguments) as variants, checked and timed like the others. Ceilings (copy bandwidth, bf16 matmul) are
 measured in the same run. Writes $OUT/kernels_decode_rounds.json and .md.
@@ -109,7 +110,8 @@ def with_gluon_kernel(module_name, *args):
         gluon_kernels.decode_kernel = default
 
 
-def bench_shape(name, baseline, steps_between, device, reps, rounds, bandwidth, matmul, gluon_modules=()):
+def bench_shape(name, baseline, steps_between, device, reps, rounds, bandwidth, matmul, gluon_modules=(),
+                candidates=True):  # fmt: skip
     heads, batch, context, s_q, lengths = SHAPES[name]
     case = decode_case(heads, batch, context, s_q, lengths, device)
     variants = {"baseline": lambda *a: baseline.mla_decode(*a, SCALE), "now": lambda *a: mla_decode(*a, SCALE)}
@@ -117,7 +119,7 @@ def bench_shape(name, baseline, steps_between, device, reps, rounds, bandwidth, 
         variants[label] = partial(lambda *a, package: package.mla_decode(*a, SCALE), package=package)
     for module_name in gluon_modules if heads * s_q > 16 else ():
         variants[f"gluon {module_name}"] = partial(with_gluon_kernel, module_name)
-    for tiles in CANDIDATES[min(128, max(16, heads * s_q))]:
+    for tiles in CANDIDATES[min(128, max(16, heads * s_q))] if candidates else ():
         variants[f"tiles {tiles}"] = partial(
             lambda *a, tiles: tiled_decode(*a, SCALE, True, None, tiles), tiles=DecodeTiles(*tiles)
         )
@@ -176,7 +178,16 @@ def bench_append(baseline, device, reps, rounds, slot_layout="random"):
         errors[label] = max(rel_error(args[key], upcast[key]) for key in ("ckv_cache", "kpe_cache"))
     payload = torch.randn(args["c_kv"].shape[0], RANK + ROPE, device=device, dtype=torch.bfloat16)
     target = torch.empty_like(payload)
-    steps = {"copy of the same rows": lambda: target.copy_(payload)} | variants
+    # The goal's yardstick is the contiguous copy; the same rows scattered to the same slots by torch (no norm, no
+    # rotation) shows what the slots' scatter alone costs.
+    ckv_rows, kpe_rows = (args[key].view(-1, args[key].shape[-1]) for key in ("ckv_cache", "kpe_cache"))
+
+    def scatter_copy():
+        ckv_rows.index_copy_(0, written, args["c_kv"])
+        kpe_rows.index_copy_(0, written, args["k_pe"])
+
+    steps = {"copy of the same rows": lambda: target.copy_(payload), "scatter copy (index_copy_)": scatter_copy}
+    steps |= variants
     times = rounds_ms(steps, device, reps, rounds)
     copy = times["copy of the same rows"]
     return {label: {"ms": ms, "vs_copy": ms / copy, "rel_err": errors.get(label)} for label, ms in times.items()}
@@ -269,6 +280,7 @@ def main():
     parser.add_argument("--no-decode", action="store_true")
     parser.add_argument("--no-varlen", action="store_true")
     parser.add_argument("--gluon-modules", default="", help="comma-separated candidate Gluon decode modules")
+    parser.add_argument("--no-candidates", action="store_true", help="leave out the CANDIDATES tiles")
     parser.add_argument("--step", action="append", default=[], metavar="LABEL=DIR",
                         help="another copy of the kernels package (a step between), timed as a variant")  # fmt: skip
     parser.add_argument("--context-sweep", action="store_true", help="also time B4 H16 at 8k to 64k tokens")
@@ -287,9 +299,8 @@ def main():
     report["decode"] = {}
     for name in () if args.no_decode else args.shapes.split(",") if args.shapes else SHAPES:
         candidates = [module_name for module_name in args.gluon_modules.split(",") if module_name]
-        report["decode"][name] = bench_shape(
-            name, baseline, steps_between, device, args.reps, args.rounds, bandwidth, matmul, candidates
-        )
+        report["decode"][name] = bench_shape(name, baseline, steps_between, device, args.reps, args.rounds, bandwidth,
+                                             matmul, candidates, not args.no_candidates)  # fmt: skip
         torch.cuda.empty_cache()
         (out / "kernels_decode_rounds.json").write_text(json.dumps(report, indent=2))
         print(markdown(report).splitlines()[-1], flush=True)

@@ -5,8 +5,9 @@ import triton
 
 from .triton_kernels import rope_kv_backward_kernel, rope_kv_forward_kernel, rope_q_inplace_kernel
 
-# Each program owns one token and up to ``max_heads`` of its heads, in ``num_warps`` warps. Picked by the sweep in
-# benchmarks/kernels_train.py on an H100: large tiles win (more loads in flight per program).
+# Each program owns one token and up to ``max_heads`` of its heads, in ``num_warps`` warps (fewer for fewer heads,
+# ``_warps``). Picked by the sweep in benchmarks/kernels_train.py on an H100: large tiles win (more loads in flight
+# per program).
 TILES = {
     "q": {"max_heads": 128, "num_warps": 4},
     "kv_forward": {"max_heads": 128, "num_warps": 16},
@@ -16,6 +17,13 @@ TILES = {
 
 def _block_heads(heads: int, tile: dict) -> int:
     return min(triton.next_power_of_2(heads), tile["max_heads"])
+
+
+def _warps(block_heads: int, tile: dict) -> int:
+    """A tile's warps are for ``max_heads`` heads; a program of fewer heads takes as many fewer, at least 4 (the kv
+    forward of V2-Lite's 16 heads in 16 warps, 8 elements a thread, measured 0.991x megatron-core's on an H200, in
+    4 warps 1.004x; benchmarks/RESULTS.md, issue 16's seventh pass)."""
+    return max(4, tile["num_warps"] * block_heads // tile["max_heads"])
 
 
 class TokenLayout:
@@ -53,7 +61,7 @@ def _rotate_q_inplace(q, cos, sin, qk_head_dim, emb_dim, layout: TokenLayout, ba
     rope_q_inplace_kernel[(layout.tokens, triton.cdiv(layout.heads, block_heads))](
         q, cos, sin, heads=layout.heads, batch=layout.batch, stride_s=stride_s,
         stride_b=stride_b, stride_h=q.stride(-2), rope_offset=qk_head_dim, BACKWARD=backward,
-        BLOCK_HEADS=block_heads, num_warps=tile["num_warps"], **half, **layout.kernel_arguments(),
+        BLOCK_HEADS=block_heads, num_warps=_warps(block_heads, tile), **half, **layout.kernel_arguments(),
     )  # fmt: skip
 
 
@@ -108,7 +116,7 @@ class MlaRopeKV(torch.autograd.Function):
             kv, k_pos_emb, key, value, cos, sin, heads=layout.heads, batch=layout.batch,
             kv_stride_s=kv_stride_s, kv_stride_b=kv_stride_b, kv_stride_h=kv.stride(-2),
             emb_stride_s=emb_stride_s, emb_stride_b=emb_stride_b, BLOCK_HEADS=block_heads,
-            num_warps=tile["num_warps"], **dims, **layout.kernel_arguments(),
+            num_warps=_warps(block_heads, tile), **dims, **layout.kernel_arguments(),
         )  # fmt: skip
         ctx.save_for_backward(cos, sin)
         ctx.layout, ctx.dims, ctx.k_pos_emb_shape = layout, dims, k_pos_emb.shape
@@ -126,9 +134,10 @@ class MlaRopeKV(torch.autograd.Function):
         grad_kv = grad_key.new_empty(*shape, dims["K_DIM"] + dims["V_DIM"])
         grad_k_pos_emb = grad_key.new_empty(ctx.k_pos_emb_shape)
         tile = TILES["kv_backward"]
+        block_heads = _block_heads(layout.heads, tile)
         rope_kv_backward_kernel[(layout.tokens,)](
             grad_key.contiguous(), grad_value.contiguous(), grad_kv, grad_k_pos_emb, cos, sin, heads=layout.heads,
-            batch=layout.batch, BLOCK_HEADS=_block_heads(layout.heads, tile), num_warps=tile["num_warps"],
+            batch=layout.batch, BLOCK_HEADS=block_heads, num_warps=_warps(block_heads, tile),
             **dims, **layout.kernel_arguments(),
         )  # fmt: skip
         return grad_kv, grad_k_pos_emb, None, None, None, None, None, None
