@@ -98,16 +98,20 @@ def without_merge(step, device, reps) -> float:
 
 def with_gluon_kernel(module_name, *args):
     """The Gluon decode path launching ``decode_kernel`` of ``module_name`` (a candidate module beside
-    ``gluon_kernels``) instead of the default one."""
-    from seamfix.runtime.kernels.absorbed_decode import gluon_kernels
+    ``gluon_kernels``) instead of the default one: in the seesaw kernel's place where the candidate declares
+    ``CONSUMER_WARPS`` (a seesaw variant), else in the two-warpgroup kernel's."""
+    from seamfix.runtime.kernels.absorbed_decode import gluon_kernels, gluon_seesaw
 
     module = importlib.import_module(f"seamfix.runtime.kernels.absorbed_decode.{module_name}")
-    default, gluon_kernels.decode_kernel = gluon_kernels.decode_kernel, module.decode_kernel
-    try:  # a candidate may launch other than 8 warps (LAUNCH_WARPS)
-        tiles = DecodeTiles(64, 64, getattr(module, "LAUNCH_WARPS", 8), 2, 1, "gluon")
+    if hasattr(module, "CONSUMER_WARPS"):
+        replaced, tiles = gluon_seesaw, DecodeTiles(64, 64, 4, 2, 1, "gluon_seesaw")
+    else:  # a candidate may launch other than 8 warps (LAUNCH_WARPS)
+        replaced, tiles = gluon_kernels, DecodeTiles(64, 64, getattr(module, "LAUNCH_WARPS", 8), 2, 1, "gluon")
+    default, replaced.decode_kernel = replaced.decode_kernel, module.decode_kernel
+    try:
         return tiled_decode(*args, SCALE, True, None, tiles)
     finally:
-        gluon_kernels.decode_kernel = default
+        replaced.decode_kernel = default
 
 
 def bench_shape(name, baseline, steps_between, device, reps, rounds, bandwidth, matmul, gluon_modules=(),

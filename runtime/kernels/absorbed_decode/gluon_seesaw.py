@@ -4,18 +4,21 @@ Same runs of the tile stream, partial results and leader records as ``triton_ker
 has three partitions: two consumer warpgroups and a loader. Warpgroup ``w`` holds output columns
 ``[w * RANK/2, (w+1) * RANK/2)``. The tiles of a segment come in pairs ``(a, b)`` (a zero-filled phantom ``b``
 after an odd count): warpgroup 0 computes all 64 scores of tile ``a``, warpgroup 1 those of tile ``b``, so neither
-product is repeated and neither warpgroup waits for the other's row maxima within a tile. The running max passes
-0 -> 1 -> 0 through shared memory once per pair; each warpgroup multiplies its own weights from registers and the
-other's from shared memory, where the tile's rope rows were (dead once its scores are done): while one warpgroup
-runs its softmax the other's products keep the tensor cores busy (FlashMLA: "seesaw" scheduling).
+product is repeated. The running max passes 0 -> 1 -> 0 through shared memory once per pair; each warpgroup
+multiplies its own weights from registers and the other's from shared memory, where the tile's rope rows were
+(dead once its scores are done): while one warpgroup runs its softmax the other's products keep the tensor cores
+busy (FlashMLA: "seesaw" scheduling).
 
-The loader gathers the queries and the tiles with asynchronous copies that complete on mbarriers. Each buffer
-comes in two parts: the latent half only its own warpgroup multiplies, freed mid-round and refilled first (its
-scores start on it), then the other half with the rope rows.
+The loader gathers the queries and the tiles with asynchronous copies that complete on mbarriers, into two
+buffers; each buffer comes in two parts (the latent half its own warpgroup multiplies, then the other half with the
+rope rows), each refilled as soon as it is free. The copies, not the products, set the pace (without them a pair
+takes two thirds of the time: benchmarks/RESULTS.md, seventh pass), so the order frees buffer ``a`` within the
+round: warpgroup 0 hands tile ``a``'s max and weights (at that max) over as soon as its softmax is done, and
+warpgroup 1 multiplies them before it even starts tile ``b``'s scores; only buffer ``b`` is refilled at the round's
+end, and tile ``b``'s scores are not needed before tile ``a``'s softmax.
 
-Launched by ``triton_ops.decode`` for ``DecodeTiles(kernel="gluon_seesaw")``; not the default yet: measured 1.12x
-the two-warpgroup kernel at H128 on an H200 as a candidate, its GPU tests are still to run in this final form
-(benchmarks/RESULTS.md, fifth pass).
+Launched by ``triton_ops.decode`` for ``DecodeTiles(kernel="gluon_seesaw")``, the default for groups of more than
+32 query rows (benchmarks/RESULTS.md, sixth and seventh passes).
 """
 
 from triton.experimental import gluon
@@ -46,19 +49,17 @@ LOADER_WARPS = gl.constexpr(4)
 CONSUMER_REGISTERS = gl.constexpr(240)
 LOADER_REGISTERS = gl.constexpr(24)
 # mbarriers (index): a buffer's first part landed (0 + buffer) and freed (2 + buffer), its second part landed
-# (12 + buffer) and freed (14 + buffer); queries landed (4) and freed (5); from warpgroup 0 to 1: max after tile a
-# (6), tile a's weights stored (8); from 1 to 0: max after tile b (7), tile b's weights stored (9); a warpgroup's row
-# sums stored (10 + warpgroup).
+# (10 + buffer) and freed (12 + buffer); queries landed (4) and freed (5); a warpgroup's tile ready for the other
+# (6 + warpgroup: the max after it and its weights stored); a warpgroup's row sums stored (8 + warpgroup).
 FIRST_LANDED = gl.constexpr(0)
 FIRST_FREED = gl.constexpr(2)
 QUERIES_LANDED = gl.constexpr(4)
 QUERIES_FREED = gl.constexpr(5)
-MAX_STORED = gl.constexpr(6)
-WEIGHTS_STORED = gl.constexpr(8)
-SUMS_STORED = gl.constexpr(10)
-SECOND_LANDED = gl.constexpr(12)
-SECOND_FREED = gl.constexpr(14)
-BARRIERS = gl.constexpr(16)
+TILE_READY = gl.constexpr(6)
+SUMS_STORED = gl.constexpr(8)
+SECOND_LANDED = gl.constexpr(10)
+SECOND_FREED = gl.constexpr(12)
+BARRIERS = gl.constexpr(14)
 
 
 @gluon.constexpr_function
@@ -127,15 +128,15 @@ def _load(Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, batch, s_q, heads, num_bl
         async_copy.mbarrier_arrive(bars.index(QUERIES_LANDED), increment_count=False)
         for i in range(gl.cdiv(stop - tile, 2)):
             free_phase = (pair & 1) ^ 1
-            for half in gl.static_range(2):  # first parts: buffer a's left half, buffer b's right half
+            # Buffer a is freed within the round, buffer b at its end: a's parts first, each buffer's first part
+            # the latent half its warpgroup's scores start on.
+            for half in gl.static_range(2):
                 tile_start = key_start + (2 * i + half) * BLOCK_N
                 mbarrier.wait(bars.index(FIRST_FREED + half), free_phase)
                 _gather(CKV, stride_cb, stride_cr, table, num_blocks, tile_start, key_start, key_end,
                         ckv_smem.index(half).slice(half * HALF, HALF, dim=1), PAGE, half * HALF, HALF,
                         BLOCK_N)  # fmt: skip
                 async_copy.mbarrier_arrive(bars.index(FIRST_LANDED + half), increment_count=False)
-            for half in gl.static_range(2):  # second parts: the other latent half and the rope rows
-                tile_start = key_start + (2 * i + half) * BLOCK_N
                 mbarrier.wait(bars.index(SECOND_FREED + half), free_phase)
                 _gather(CKV, stride_cb, stride_cr, table, num_blocks, tile_start, key_start, key_end,
                         ckv_smem.index(half).slice((1 - half) * HALF, HALF, dim=1), PAGE, (1 - half) * HALF, HALF,
@@ -157,6 +158,54 @@ def _store_half(OUT, LSE, rows, out, lse, keep, column, RANK: gl.constexpr, WITH
     gl.store(OUT + rows[:, None] * RANK + columns[None, :], out.to(OUT.dtype.element_ty), mask=keep[:, None])
     if WITH_LSE:
         gl.store(LSE + rows, lse, mask=keep)
+
+
+@gluon.jit
+def _scores_begin(q_lat, own, early: gl.constexpr, no_scores, landed, phase):
+    """Start a tile's score product on the latent half its buffer's first part holds, once that has landed."""
+    HALF: gl.constexpr = own.shape[1] // 2
+    mbarrier.wait(landed, phase)
+    fence_async_shared()
+    return warpgroup_mma(q_lat.slice(early, HALF, dim=1), own.slice(early, HALF, dim=1).permute((1, 0)), no_scores,
+                         use_acc=False, is_async=True)  # fmt: skip
+
+
+@gluon.jit
+def _scores_end(q_lat, q_pe, own, rope, late: gl.constexpr, scores, landed, phase):
+    """Queue the rest of a tile's score product (the other latent half and the rope rows) once it has landed."""
+    HALF: gl.constexpr = own.shape[1] // 2
+    mbarrier.wait(landed, phase)
+    fence_async_shared()
+    scores = warpgroup_mma(q_lat.slice(late, HALF, dim=1), own.slice(late, HALF, dim=1).permute((1, 0)), scores,
+                           is_async=True)  # fmt: skip
+    return warpgroup_mma(q_pe, rope.permute((1, 0)), scores, is_async=True)
+
+
+@gluon.jit
+def _rescale_to(running_max, new_max):
+    """The factor bringing sums and outputs at ``running_max`` to ``new_max`` (log2 units). A row that has seen no
+    visible key yet keeps -inf; subtracting 0 instead avoids inf - inf = NaN."""
+    return gl.exp2(running_max - gl.where(new_max == float("-inf"), 0.0, new_max))
+
+
+@gluon.jit
+def _online_softmax(scores, keys, limit, scale, running_max, running_sum):
+    """A tile's weights (keys past a row's ``limit`` weigh 0) at the new running max, returned with that max, the
+    factor bringing earlier outputs to it, and the running sum brought to it with the weights added."""
+    scores = gl.where(keys[None, :] < limit[:, None], scores * scale, float("-inf"))
+    new_max = gl.maximum(running_max, gl.max(scores, 1))
+    weights = gl.exp2(scores - gl.where(new_max == float("-inf"), 0.0, new_max)[:, None])
+    rescale = _rescale_to(running_max, new_max)
+    return weights, new_max, rescale, running_sum * rescale + gl.sum(weights, 1)
+
+
+@gluon.jit
+def _hand_over(max_slot, new_max, weights_slot, weights, ready):
+    """Store a tile's max and weights for the other warpgroup and tell it so."""
+    max_slot.store(new_max)
+    weights_slot.store(weights)
+    fence_async_shared()
+    mbarrier.arrive(ready)
 
 
 @gluon.jit
@@ -219,69 +268,63 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
             q_lat = q_lat_smem.index(opaque_zero)
             q_pe = q_pe_smem.index(opaque_zero)
             own = ckv_smem.index(mine)
-            mbarrier.wait(bars.index(FIRST_LANDED + ROLE), phase)
-            fence_async_shared()
-            scores = warpgroup_mma(q_lat.slice(early, HALF, dim=1), own.slice(early, HALF, dim=1).permute((1, 0)),
-                                   no_scores, use_acc=False, is_async=True)  # fmt: skip
-            mbarrier.wait(bars.index(SECOND_LANDED + ROLE), phase)
-            fence_async_shared()
-            scores = warpgroup_mma(q_lat.slice(late, HALF, dim=1), own.slice(late, HALF, dim=1).permute((1, 0)), scores,
-                                   is_async=True)  # fmt: skip
-            scores = warpgroup_mma(q_pe, kpe_smem.index(mine).permute((1, 0)), scores, is_async=True)
-            scores = warpgroup_mma_wait(0, deps=(scores,))
-            if i == pairs - 1:
-                mbarrier.arrive(bars.index(QUERIES_FREED))
             keys = key_start + (2 * i + ROLE) * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, scores_layout))
-            scores = gl.where(keys[None, :] < limit[:, None], scores * scale, float("-inf"))
-            # The max after tile a (warpgroup 0, from the previous pair's) and after tile b (warpgroup 1, from a's).
             if ROLE == 0:
-                previous = running_max
-            else:
-                mbarrier.wait(bars.index(MAX_STORED), phase)
-                previous = stats.slice(0, BLOCK_H).load(rows_layout)
-            new_max = gl.maximum(previous, gl.max(scores, 1))
-            stats.slice(ROLE * BLOCK_H, BLOCK_H).store(new_max)
-            mbarrier.arrive(bars.index(MAX_STORED + ROLE))
-            # A row that has seen no visible key yet keeps -inf; subtracting 0 instead avoids inf - inf = NaN.
-            shift = gl.where(new_max == float("-inf"), 0.0, new_max)
-            weights = gl.exp2(scores - shift[:, None])
-            rescale = gl.exp2(running_max - shift)
-            running_sum = running_sum * rescale + gl.sum(weights, 1)
-            running_max = new_max
-            acc = acc * gl.convert_layout(rescale, out_rows_layout)[:, None]
-            own_weights = gl.convert_layout(weights.to(dtype), weights_layout)
-            acc = warpgroup_mma(own_weights, own.slice(ROLE * HALF, HALF, dim=1), acc, is_async=True)
-            if ROLE == 0:
-                # Tile a's weights for warpgroup 1, brought to the max after tile b (from the 16-bit weights: the
-                # 32-bit ones would stay live across the wait).
-                mbarrier.wait(bars.index(MAX_STORED + 1), phase)
-                after_b = stats.slice(BLOCK_H, BLOCK_H).load(rows_layout)
-                rescale_b = gl.exp2(running_max - gl.where(after_b == float("-inf"), 0.0, after_b))
-                to_b = gl.convert_layout(rescale_b, gl.SliceLayout(1, weights_layout))
-                kpe_smem.index(mine).store((own_weights.to(gl.float32) * to_b[:, None]).to(dtype))
-                fence_async_shared()
-                mbarrier.arrive(bars.index(WEIGHTS_STORED))
+                scores = _scores_begin(q_lat, own, early, no_scores, bars.index(FIRST_LANDED), phase)
+                scores = _scores_end(q_lat, q_pe, own, kpe_smem.index(mine), late, scores, bars.index(SECOND_LANDED),
+                                     phase)  # fmt: skip
+                scores = warpgroup_mma_wait(0, deps=(scores,))
+                if i == pairs - 1:
+                    mbarrier.arrive(bars.index(QUERIES_FREED))
+                weights, running_max, rescale, running_sum = _online_softmax(scores, keys, limit, scale, running_max,
+                                                                             running_sum)  # fmt: skip
+                acc = acc * gl.convert_layout(rescale, out_rows_layout)[:, None]
+                own_weights = gl.convert_layout(weights.to(dtype), weights_layout)
+                acc = warpgroup_mma(own_weights, own.slice(0, HALF, dim=1), acc, is_async=True)
+                # Tile a's max and weights (at that max) for warpgroup 1, which multiplies them before its own
+                # scores; the weights go where the tile's rope rows were (dead: its scores are done).
+                _hand_over(stats.slice(0, BLOCK_H), running_max, kpe_smem.index(mine), own_weights,
+                           bars.index(TILE_READY))  # fmt: skip
                 acc = warpgroup_mma_wait(0, deps=(acc,))
-                mbarrier.arrive(bars.index(FIRST_FREED))  # buffer a's left half
-                acc = acc * gl.convert_layout(rescale_b, out_rows_layout)[:, None]
-                running_sum = running_sum * rescale_b
+                mbarrier.arrive(bars.index(FIRST_FREED))  # buffer a's left half, refilled while tile b is worked on
+                mbarrier.wait(bars.index(TILE_READY + 1), phase)
+                after_b = stats.slice(BLOCK_H, BLOCK_H).load(rows_layout)
+                rescale = _rescale_to(running_max, after_b)
+                acc = acc * gl.convert_layout(rescale, out_rows_layout)[:, None]
+                running_sum = running_sum * rescale
                 running_max = after_b
-                mbarrier.wait(bars.index(WEIGHTS_STORED + 1), phase)
                 acc = warpgroup_mma(kpe_smem.index(theirs), ckv_smem.index(theirs).slice(0, HALF, dim=1), acc,
                                     is_async=True)  # fmt: skip
                 acc = warpgroup_mma_wait(0, deps=(acc,))
                 mbarrier.arrive(bars.index(SECOND_FREED + 1))  # buffer b's left half and rope rows
             else:
-                kpe_smem.index(mine).store(own_weights)
-                fence_async_shared()
-                mbarrier.arrive(bars.index(WEIGHTS_STORED + 1))
-                acc = warpgroup_mma_wait(0, deps=(acc,))
-                mbarrier.arrive(bars.index(FIRST_FREED + 1))  # buffer b's right half
-                mbarrier.wait(bars.index(WEIGHTS_STORED), phase)
+                # Tile a's weights first, brought to the max after tile a, so that buffer a is free (and refilled)
+                # while tile b is worked on; then tile b's scores as its parts land.
+                mbarrier.wait(bars.index(TILE_READY), phase)
+                after_a = stats.slice(0, BLOCK_H).load(rows_layout)
+                rescale = _rescale_to(running_max, after_a)
+                acc = acc * gl.convert_layout(rescale, out_rows_layout)[:, None]
+                running_sum = running_sum * rescale
+                running_max = after_a
                 acc = warpgroup_mma(kpe_smem.index(theirs), ckv_smem.index(theirs).slice(HALF, HALF, dim=1), acc,
                                     is_async=True)  # fmt: skip
-                acc = warpgroup_mma_wait(0, deps=(acc,))
+                scores = _scores_begin(q_lat, own, early, no_scores, bars.index(FIRST_LANDED + 1), phase)
+                acc = warpgroup_mma_wait(1, deps=(acc,))  # committed before the scores
                 mbarrier.arrive(bars.index(SECOND_FREED))  # buffer a's right half and rope rows
+                scores = _scores_end(q_lat, q_pe, own, kpe_smem.index(mine), late, scores,
+                                     bars.index(SECOND_LANDED + 1), phase)  # fmt: skip
+                scores = warpgroup_mma_wait(0, deps=(scores,))
+                if i == pairs - 1:
+                    mbarrier.arrive(bars.index(QUERIES_FREED))
+                weights, running_max, rescale, running_sum = _online_softmax(scores, keys, limit, scale, running_max,
+                                                                             running_sum)  # fmt: skip
+                own_weights = gl.convert_layout(weights.to(dtype), weights_layout)
+                _hand_over(stats.slice(BLOCK_H, BLOCK_H), running_max, kpe_smem.index(mine), own_weights,
+                           bars.index(TILE_READY + 1))  # fmt: skip
+                acc = acc * gl.convert_layout(rescale, out_rows_layout)[:, None]
+                acc = warpgroup_mma(own_weights, own.slice(HALF, HALF, dim=1), acc, is_async=True)
+                acc = warpgroup_mma_wait(0, deps=(acc,))
+                mbarrier.arrive(bars.index(FIRST_FREED + 1))  # buffer b's right half
             pair += 1
         # Each warpgroup summed its own tiles' weights, both at the final max (none for a segment without tiles:
         # exchanging there could let one warpgroup run two phases ahead of the other's wait).
@@ -351,8 +394,7 @@ def decode_kernel(
         mbarrier.init(bars.index(SECOND_LANDED + buffer), count=loader_threads)
         mbarrier.init(bars.index(FIRST_FREED + buffer), count=1)
         mbarrier.init(bars.index(SECOND_FREED + buffer), count=1)
-        mbarrier.init(bars.index(MAX_STORED + buffer), count=1)
-        mbarrier.init(bars.index(WEIGHTS_STORED + buffer), count=1)
+        mbarrier.init(bars.index(TILE_READY + buffer), count=1)
         mbarrier.init(bars.index(SUMS_STORED + buffer), count=1)
     mbarrier.init(bars.index(QUERIES_LANDED), count=loader_threads)
     mbarrier.init(bars.index(QUERIES_FREED), count=2)

@@ -180,8 +180,8 @@ def seesaw_fits(rank: int, rope_dim: int, limit: int) -> bool:
 
 def seesaw_shared_memory(rank: int, rope_dim: int) -> int:
     """Bytes of shared memory the seesaw kernel allocates: 16-bit queries and two cached tiles (the weights take the
-    rope rows' place), four rows of 64 float32 statistics and 16 mbarriers, plus up to 1 KB of compiler scratch."""
-    return 2 * 3 * 64 * (rank + rope_dim) + 4 * 64 * 4 + 16 * 8 + 1024
+    rope rows' place), four rows of 64 float32 statistics and 14 mbarriers, plus up to 1 KB of compiler scratch."""
+    return 2 * 3 * 64 * (rank + rope_dim) + 4 * 64 * 4 + 14 * 8 + 1024
 
 
 @functools.cache
