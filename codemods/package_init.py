@@ -7,6 +7,8 @@ outside that package that never imported it now runs all of that, at the seam im
 dependency for a module that had none (a Hugging Face model file now needs megatron), a patch applied
 before the one the module applies first (``import mindspeed.megatron_adaptor`` must precede megatron), or
 a circular import (``pkg/sub/__init__.py`` imports, through others, the very builder being imported).
+And a module that never imported the seam's top-level package (a tool run as a script, a remote-code
+model) would need it importable. Apply leaves such a builder as it is and says why.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ def _is_literal(node: ast.expr) -> bool:
     return True
 
 
-def seam_import_runs_package(
+def seam_import_changes_imports(
     before: ast.Module,
     after: ast.Module,
     module_parts: tuple[str, ...],
@@ -136,15 +138,26 @@ def seam_import_runs_package(
     seam,
     inits: dict[str, PackageInit],
 ) -> str | None:
-    """Why the seam import that apply added to a builder (``before`` → ``after``) would run a package's
-    code this module did not run at that point; None when it cannot. A package is run already when the
-    module is inside it, or when a top-level import before the seam import (or just after it: the seam
-    import goes right before ``from pkg.sub.x import y``) loads it."""
+    """Why the seam import that apply added to a builder (``before`` → ``after``) would change what
+    importing the builder does; None when it cannot.
+
+    A module outside the seam's top-level package that imports nothing from it (a tool run as a script, a
+    Hugging Face remote-code model, a plugin package) would need that package importable where it ran
+    without it. Otherwise a package of the seam is run already when the module is inside it, or when a
+    top-level import before the seam import (or just after it: the seam import goes right before ``from
+    pkg.sub.x import y``) loads it; one not run yet must only define names and not import this module."""
     if not inits or _seam_import_at(before, seam) is not None:
         return None
     index = _seam_import_at(after, seam)
     if index is None:
         return None
+    top = seam.parts[0]
+    if module_parts[:1] != (top,) and not any(
+        top in _modules_loaded(node, package_parts) for node in ast.walk(before) if isinstance(node, ast.stmt)
+    ):
+        return (f"it imports nothing from `{top}` (a script or tool run on its own, a remote-code model, a plugin): "
+                f"the seam import would make it need `{top}` importable; `allow` it or leave it out "
+                f"(`extend-exclude`)")  # fmt: skip
     seam_import = after.body[index]
     around = [*after.body[:index], *after.body[index + 1 : index + 2]]
     if len(seam_import.names) > 1:  # the seam joined an import of its package that was there already

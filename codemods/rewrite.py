@@ -19,7 +19,7 @@ from seamfix.codemods.focus import Focus, focus
 from seamfix.codemods.imports import import_seam, seam_name_rebound, unused_mla_imports
 from seamfix.codemods.line_diff import followed_line, line_opcodes
 from seamfix.codemods.nodes import Span, SpanSet, finding_span
-from seamfix.codemods.package_init import seam_import_runs_package
+from seamfix.codemods.package_init import seam_import_changes_imports
 from seamfix.codemods.project import Project
 from seamfix.codemods.route_predicates import RoutePredicates
 from seamfix.file_checker import FileChecker
@@ -107,7 +107,7 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
         findings = [f for f in checker.check(current, relpath) if f.code == _FIXABLE]
     result.data = current
     if current != data and project.seam_packages:
-        runs = seam_import_runs_package(_parse(data), _parse(current), project.module_parts(relpath),
+        runs = seam_import_changes_imports(_parse(data), _parse(current), project.module_parts(relpath),
                                         project.package_parts(relpath), seam, project.seam_packages)  # fmt: skip
         if runs is not None:
             result.refuse(runs, data)

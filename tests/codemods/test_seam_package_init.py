@@ -110,3 +110,25 @@ def test_the_reason_names_the_statement_that_runs_or_the_cycle(tmp_path: Path) -
     assert "package `lib.core` (lib/core/__init__.py:1: `print('core init')`), which this module does not" in said
     _, said = applied(written(tmp_path / "cycle", CYCLE))
     assert "would import package `lib.core`, which imports this module: an import cycle" in said
+
+
+@pytest.mark.parametrize("imports", ["", "import lib.core.helpers\n", "def f():\n    from lib import core\n"])
+def test_a_module_that_never_imported_the_seams_package_is_left_unless_it_does(imports: str, tmp_path: Path) -> None:
+    """A tool run as a script (`python tools/flops.py`) needs only what it imports: `from lib import mla_seam`
+    would fail where `lib` is not installed."""
+    files = {
+        "lib/__init__.py": "",
+        "lib/core/__init__.py": "",
+        "lib/core/helpers.py": "",
+        "tools/flops.py": imports + BUILDER,
+    }
+    root = written(tmp_path / "after", files)
+    _, said = applied(root)
+    rewritten = "mla_seam" in (root / "tools/flops.py").read_text()
+    assert rewritten == bool(imports), said
+    if not imports:
+        assert "it imports nothing from `lib` (a script or tool run on its own" in said
+        assert (root / "tools/flops.py").read_text() == files["tools/flops.py"]
+    run = [sys.executable, "-S", "-c", "import sys; sys.path[0] = 'tools'; import flops"]  # as `python tools/flops.py`
+    outcome = subprocess.run(run, cwd=root, capture_output=True, text=True)
+    assert (outcome.returncode == 0) == (not imports), outcome.stderr
