@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from seamfix.analysis.seam_bindings import absolute_module
 
 _STDLIB = frozenset(sys.stdlib_module_names)
+ProjectFile = Callable[[str], "str | None"]  # a module name -> its project file, if the project holds it
 _REMEDY = "an adapter in a package whose `__init__.py` only defines names (or at the top level) avoids it"
 
 
@@ -34,9 +36,8 @@ class PackageInit:
     loads: frozenset[str]
 
 
-def package_inits(root: Path | None, project_file, package: str) -> dict[str, PackageInit]:
-    """Each package along ``package`` (``pkg``, ``pkg.sub``) by name. ``project_file`` maps a module name
-    to its project file (or None)."""
+def package_inits(root: Path | None, project_file: ProjectFile, package: str) -> dict[str, PackageInit]:
+    """Each package along ``package`` (``pkg``, ``pkg.sub``) by name."""
     inits: dict[str, PackageInit] = {}
     parts = package.split(".") if package else []
     for depth in range(1, len(parts) + 1):
@@ -46,7 +47,7 @@ def package_inits(root: Path | None, project_file, package: str) -> dict[str, Pa
     return inits
 
 
-def _runs_code(root: Path | None, project_file, module: str, seen: set[str]) -> str | None:
+def _runs_code(root: Path | None, project_file: ProjectFile, module: str, seen: set[str]) -> str | None:
     """The first statement of ``module``'s file (a package's ``__init__.py``) that does more than bind
     names, as ``path:line: `code```; None when importing it has no effect beyond its names. A namespace
     package (no file) runs nothing; a file that cannot be read or parsed is taken to run code."""
@@ -68,7 +69,7 @@ def _runs_code(root: Path | None, project_file, module: str, seen: set[str]) -> 
     return None
 
 
-def _loads_nothing(root: Path | None, project_file, statement: ast.stmt, package_parts: tuple[str, ...],
+def _loads_nothing(root: Path | None, project_file: ProjectFile, statement: ast.stmt, package_parts: tuple[str, ...],
                    seen: set[str]) -> bool:  # fmt: skip
     """Is ``statement`` an import of only standard-library modules and project modules that run nothing?
     ``import a.b`` loads ``a`` and ``a.b``; ``from m import x`` loads ``m``, and ``m.x`` when that is a
@@ -126,7 +127,7 @@ def _is_literal(node: ast.expr) -> bool:
     try:
         ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return isinstance(node, ast.Name) and node.id in ("str", "int", "float", "bool", "bytes", "None")
+        return isinstance(node, ast.Name) and node.id in ("str", "int", "float", "bool", "bytes")
     return True
 
 
