@@ -19,6 +19,7 @@ from seamfix.codemods.focus import Focus, focus
 from seamfix.codemods.imports import import_seam, seam_name_rebound, unused_mla_imports
 from seamfix.codemods.line_diff import followed_line, line_opcodes
 from seamfix.codemods.nodes import Span, SpanSet, finding_span
+from seamfix.codemods.package_init import seam_import_changes_imports
 from seamfix.codemods.project import Project
 from seamfix.codemods.route_predicates import RoutePredicates
 from seamfix.file_checker import FileChecker
@@ -105,6 +106,11 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
         current = changed
         findings = [f for f in checker.check(current, relpath) if f.code == _FIXABLE]
     result.data = current
+    if current != data and project.seam_packages:
+        runs = seam_import_changes_imports(_parse(data), _parse(current), project.module_parts(relpath),
+                                        project.package_parts(relpath), seam, project.seam_packages)  # fmt: skip
+        if runs is not None:
+            result.refuse(runs, data)
     return result
 
 
@@ -191,8 +197,12 @@ def _seam_name_rebound(data: bytes, seam: Seam, package_parts: tuple[str, ...]) 
     spells the name is not parsed for it."""
     if seam.name.encode() not in data:
         return None
+    return seam_name_rebound(_parse(data), seam, package_parts)
+
+
+def _parse(data: bytes) -> ast.Module:
     encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
-    return seam_name_rebound(ast.parse(data.removeprefix(_BOM).decode(encoding)), seam, package_parts)
+    return ast.parse(data.removeprefix(_BOM).decode(encoding))
 
 
 def _identity(finding: Finding) -> tuple[str, str, str]:

@@ -1,0 +1,134 @@
+"""The seam import runs the ``__init__.py`` of the adapter's packages: apply adds it only where that changes
+nothing (see ``codemods/package_init.py``). Each case imports the builder and calls it, in a fresh
+interpreter, in a copy of the project before and after apply: output, result and exception must match."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_refusals import applied, compiles, project
+
+BUILDER = "def flops(config):\n    if config.q_lora_rank is None:\n        return 1\n    return 2\n"
+SEAM = 'adapter = "lib/core/mla_seam.py"'
+CALL = """
+import sys, types
+sys.path.insert(0, ".")
+try:
+    import {module} as m
+    print(m.flops(types.SimpleNamespace(q_lora_rank=None)), m.flops(types.SimpleNamespace(q_lora_rank=0)))
+    print(m.flops(types.SimpleNamespace()))
+except BaseException as e:
+    print(type(e).__name__, str(e).split(" (")[0])
+"""
+# A package whose __init__ imports, through another module, the very builder apply rewrites (verl's
+# `verl/models/mcore/__init__.py` -> registry -> model_forward -> verl.utils.megatron_utils).
+CYCLE = {
+    "lib/__init__.py": "",
+    "lib/core/__init__.py": "from lib.core.registry import build\n",
+    "lib/core/registry.py": "from lib.util.flops import flops\n\n\ndef build(config):\n    return flops(config)\n",
+    "lib/util/__init__.py": "",
+    "lib/util/flops.py": BUILDER,
+}
+# A package whose __init__ has an effect (slime's `initialize_accelerator()`, a monkey patch).
+EFFECT = {"lib/__init__.py": "", "lib/core/__init__.py": "print('core init')\n", "lib/util/__init__.py": ""}
+# An __init__ that only defines names: importing it changes nothing.
+INERT_INIT = '''"""Docs."""
+import os
+from typing import TYPE_CHECKING
+
+from .version import VERSION
+
+if TYPE_CHECKING:
+    from lib.util.flops import flops
+
+__all__ = ["VERSION", "helper"]
+
+
+def helper(x=1, y: int = 2):
+    return x + y
+'''
+INERT = {
+    "lib/__init__.py": "",
+    "lib/core/__init__.py": INERT_INIT,
+    "lib/core/version.py": 'VERSION = "1.0"\n',
+    "lib/util/__init__.py": "",
+}
+
+CASES = {
+    "package-init-imports-the-builder": (CYCLE, "lib.util.flops", False),
+    "package-init-prints": ({**EFFECT, "lib/util/flops.py": "print('flops')\n" + BUILDER}, "lib.util.flops", False),
+    "package-init-only-defines-names": ({**INERT, "lib/util/flops.py": BUILDER}, "lib.util.flops", True),
+    "builder-inside-the-package": ({**EFFECT, "lib/core/flops.py": BUILDER}, "lib.core.flops", True),
+    "builder-imports-the-package-first": (
+        {**EFFECT, "lib/core/helpers.py": "X = 1\n", "lib/util/flops.py": "from lib.core import helpers\n" + BUILDER},
+        "lib.util.flops",
+        True,
+    ),
+    "builder-imports-a-module-of-the-package-later": (
+        {
+            **EFFECT,
+            "lib/core/helpers.py": "X = 1\n",
+            "lib/util/flops.py": "print('flops')\nfrom lib.core.helpers import X\n" + BUILDER,
+        },
+        "lib.util.flops",
+        False,
+    ),
+}
+
+
+def written(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir()
+    return project(root, files, SEAM)
+
+
+def outcome(root: Path, module: str) -> str:
+    run = subprocess.run([sys.executable, "-c", CALL.format(module=module)], cwd=root, capture_output=True, text=True)
+    return run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_the_seam_import_runs_no_package_code_the_builder_did_not(case: str, tmp_path: Path) -> None:
+    files, module, rewritten = CASES[case]
+    before = outcome(written(tmp_path / "before", files), module)
+    root = written(tmp_path / "after", files)
+    plan, said = applied(root)
+    builder = next(relpath for relpath in files if relpath.endswith("flops.py"))
+    assert ("mla_seam" in (root / builder).read_text()) == rewritten, said
+    if not rewritten:
+        assert "the seam import would" in said and "package `lib.core`" in said, said
+        assert (root / builder).read_text() == files[builder]
+    compiles(root)
+    assert outcome(root, module) == before
+    assert "1 2\nAttributeError" in before, before  # the module imported; a missing field still raises
+
+
+def test_the_reason_names_the_statement_that_runs_or_the_cycle(tmp_path: Path) -> None:
+    _, said = applied(written(tmp_path / "effect", {**EFFECT, "lib/util/flops.py": BUILDER}))
+    assert "package `lib.core` (lib/core/__init__.py:1: `print('core init')`), which this module does not" in said
+    _, said = applied(written(tmp_path / "cycle", CYCLE))
+    assert "would import package `lib.core`, which imports this module: an import cycle" in said
+
+
+@pytest.mark.parametrize("imports", ["", "import lib.core.helpers\n", "def f():\n    from lib import core\n"])
+def test_a_module_that_never_imported_the_seams_package_is_left_unless_it_does(imports: str, tmp_path: Path) -> None:
+    """A tool run as a script (`python tools/flops.py`) needs only what it imports: `from lib import mla_seam`
+    would fail where `lib` is not installed."""
+    files = {
+        "lib/__init__.py": "",
+        "lib/core/__init__.py": "",
+        "lib/core/helpers.py": "",
+        "tools/flops.py": imports + BUILDER,
+    }
+    root = written(tmp_path / "after", files)
+    _, said = applied(root)
+    rewritten = "mla_seam" in (root / "tools/flops.py").read_text()
+    assert rewritten == bool(imports), said
+    if not imports:
+        assert "it imports nothing from `lib` (a script or tool run on its own" in said
+        assert (root / "tools/flops.py").read_text() == files["tools/flops.py"]
+    run = [sys.executable, "-S", "-c", "import sys; sys.path[0] = 'tools'; import flops"]  # as `python tools/flops.py`
+    outcome = subprocess.run(run, cwd=root, capture_output=True, text=True)
+    assert (outcome.returncode == 0) == (not imports), outcome.stderr
