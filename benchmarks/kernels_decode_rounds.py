@@ -310,6 +310,8 @@ def main():
         print(markdown(report).splitlines()[-1], flush=True)
     if not (args.no_varlen or args.no_decode):
         report["varlen"] = {heads: varlen_rounds(heads, device, args.reps, args.rounds) for heads in (16, 128)}
+        (out / "kernels_decode_rounds.json").write_text(json.dumps(report, indent=2))
+        print(f"variable / uniform lengths: {report['varlen']}", flush=True)
     if args.context_sweep:
         report["context_sweep"] = context_sweep(device, args.reps, args.rounds, bandwidth)
         print(markdown(report).split("B4 H16 context sweep")[-1], flush=True)
