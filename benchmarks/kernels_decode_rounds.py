@@ -48,7 +48,7 @@ from seamfix.runtime.kernels.latent_cache import triton_ops as append_ops
 # Candidate tiles per query rows per sequence (rows, tokens, warps, stages, programs per SM[, kernel]); the sweeps
 # recorded in benchmarks/RESULTS.md ran more (3 or 4 buffers, 3 or 4 programs per SM, 32- and 128-token tiles).
 CANDIDATES = {
-    16: [],
+    16: [(16, 64, 4, 2, 2)],  # the Triton kernel, the default for 16 rows before the narrow Gluon kernel
     32: [(32, 64, 4, 2, 2), (64, 64, 8, 2, 1, "gluon"), (64, 64, 4, 2, 1, "gluon_seesaw")],
     128: [(64, 64, 8, 2, 1, "gluon"), (64, 64, 4, 2, 1, "gluon_seesaw")],
 }
