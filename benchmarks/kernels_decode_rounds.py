@@ -80,19 +80,22 @@ def eager_us(run, calls=50) -> float:
 
 
 def without_merge(step, device, reps) -> float:
-    """Graph-replayed time of ``step`` with the merge launch left out (its output is then incomplete: timing only),
-    which places the merge's share of the time without hardware counters."""
+    """Graph-replayed time of ``step`` with the merge launch (over runs or over sequences) left out (its output is
+    then incomplete: timing only), which places the merge's share of the time without hardware counters."""
     from seamfix.runtime.kernels.absorbed_decode import triton_ops
 
     class NoLaunch:
         def __getitem__(self, grid):
             return lambda *args, **kwargs: None
 
-    merge, triton_ops.merge_kernel = triton_ops.merge_kernel, NoLaunch()
+    merges = {name: getattr(triton_ops, name) for name in ("merge_kernel", "merge_by_sequence_kernel")}
+    for name in merges:
+        setattr(triton_ops, name, NoLaunch())
     try:
         return median_ms(step, device, reps)
     finally:
-        triton_ops.merge_kernel = merge
+        for name, kernel in merges.items():
+            setattr(triton_ops, name, kernel)
 
 
 def with_gluon_kernel(module_name, *args):
