@@ -52,8 +52,9 @@ CANDIDATES = {
     32: [(32, 64, 4, 2, 2), (64, 64, 8, 2, 1, "gluon"), (64, 64, 4, 2, 1, "gluon_seesaw")],
     128: [(64, 64, 8, 2, 1, "gluon"), (64, 64, 4, 2, 1, "gluon_seesaw")],
 }
-# Runs per sequence (equal lengths) other than the default's (B128: 2, B4: 66, two runs per multiprocessor).
-SPLITS = {"H16 B4 S32k": (33,)}
+# Runs per sequence (equal lengths) other than the default's (two runs per multiprocessor for the Triton kernel:
+# B4 66; one for the narrow Gluon kernel: B4 33, B128 1).
+SPLITS = {"H16 B4 S32k": (32, 33, 66)}
 APPEND_TILES = [(2, 2), (2, 1), (4, 2), (1, 1)]
 
 
