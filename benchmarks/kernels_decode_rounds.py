@@ -48,7 +48,8 @@ from seamfix.runtime.kernels.latent_cache import triton_ops as append_ops
 # Candidate tiles per query rows per sequence (rows, tokens, warps, stages, programs per SM[, kernel]); the sweeps
 # recorded in benchmarks/RESULTS.md ran more (3 or 4 buffers, 3 or 4 programs per SM, 32- and 128-token tiles).
 CANDIDATES = {
-    16: [(16, 64, 4, 2, 2)],  # the Triton kernel, the default for 16 rows before the narrow Gluon kernel
+    # The Triton kernel (the default for 16 rows before the narrow Gluon kernel), the narrow kernel in 8 warps.
+    16: [(16, 64, 4, 2, 2), (16, 64, 8, 2, 1, "gluon_narrow")],
     32: [(32, 64, 4, 2, 2), (64, 64, 8, 2, 1, "gluon"), (64, 64, 4, 2, 1, "gluon_seesaw")],
     128: [(64, 64, 8, 2, 1, "gluon"), (64, 64, 4, 2, 1, "gluon_seesaw")],
 }

@@ -1,4 +1,4 @@
-"""Absorbed MLA decode for Hopper (sm_90) in Gluon for narrow groups (up to 16 query rows): products transposed.
+"""Absorbed MLA decode for Hopper (sm_90) in Gluon for narrow groups (16 or 32 query rows): products transposed.
 
 Same runs of the tile stream, partial results and leader records as ``triton_kernels.decode_kernel``. With 16
 query rows a warpgroup MMA over the rows (64 at least) would leave three quarters of it idle, so both products run
@@ -34,13 +34,14 @@ from .gluon_kernels import (
     _tile_stream,
 )
 
-WARPS = gl.constexpr(4)  # one warpgroup
-
 
 @gluon.constexpr_function
-def _transposed(rows):
-    """Warpgroup MMA layout of a transposed product: tokens or latent columns down, the group's ``rows`` across."""
-    return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, rows, 16])
+def _transposed(rows, warps):
+    """Warpgroup MMA layout of a transposed product: tokens or latent columns down, the group's ``rows`` across,
+    shared out between the ``warps // 4`` warpgroups (a row's softmax then stays inside one warpgroup)."""
+    warpgroups = warps // 4
+    return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, warpgroups],
+                                     instr_shape=[16, rows // warpgroups, 16])  # fmt: skip
 
 
 @gluon.jit
@@ -59,7 +60,7 @@ def _attend(Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok
             BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
     """Online softmax of the group's rows over keys ``[key_start, key_end)`` of sequence ``seq``; returns the
     unnormalized transposed output ``acc [RANK, BLOCK_H]``, the running max (log2 units) and the running sum."""
-    layout: gl.constexpr = _transposed(BLOCK_H)
+    layout: gl.constexpr = _transposed(BLOCK_H, gl.num_warps())
     rows_layout: gl.constexpr = gl.SliceLayout(0, layout)
     if CAUSAL:
         limit = seqlen - s_q + 1 + query
@@ -130,19 +131,19 @@ def decode_kernel(
     BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr, STAGES: gl.constexpr,
 ):  # fmt: skip
     """``triton_kernels.decode_kernel``'s contract (same arguments and outputs, 16-bit products only) for groups of
-    16 query rows and 64-token tiles, 4 warps."""
-    gl.static_assert(BLOCK_H == 16, "16-row groups: the transposed products' columns")
+    16 or 32 query rows and 64-token tiles, one or two warpgroups (4 or 8 warps) sharing the rows out."""
+    gl.static_assert((BLOCK_H == 16) | (BLOCK_H == 32), "16- or 32-row groups: the transposed products' columns")
+    gl.static_assert((gl.num_warps() == 4) | (gl.num_warps() == 8), "one or two warpgroups")
     gl.static_assert(BLOCK_N == 64, "64-token tiles: the rows of one warpgroup MMA")
     gl.static_assert(RANK % 64 == 0, "the output product's rows: whole warpgroup MMAs")
-    gl.static_assert(gl.num_warps() == WARPS)
     program, group = gl.program_id(0), gl.program_id(1)
     num_programs = gl.num_programs(0)
     n_rows = s_q * heads
 
-    layout: gl.constexpr = _transposed(BLOCK_H)
+    layout: gl.constexpr = _transposed(BLOCK_H, gl.num_warps())
     rows = group * BLOCK_H + gl.arange(0, BLOCK_H, layout=gl.SliceLayout(0, layout))
     row_ok = rows < n_rows
-    gather: gl.constexpr = _row_pieces(RANK, WARPS)
+    gather: gl.constexpr = _row_pieces(RANK, gl.num_warps())
     gather_rows = group * BLOCK_H + gl.arange(0, BLOCK_H, layout=gl.SliceLayout(1, gather))
     gather_row_ok = gather_rows < n_rows
     gather_query, gather_head = gather_rows // heads, gather_rows % heads
@@ -154,7 +155,8 @@ def decode_kernel(
     kpe_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, ROPE], _operand_layout(ROPE))
     weights_smem = gl.allocate_shared_memory(dtype, [BLOCK_N, BLOCK_H], _operand_layout(BLOCK_H))
 
-    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B, WARPS)
+    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B,
+                                                                     gl.num_warps())  # fmt: skip
     first, last, seq, seq_first = _locate_run(seqs, seq_first_tiles, seq_end_tiles, total_tiles, program, num_programs)
     lead_seq, lead_parts_end, lead_slot = -1, 0, 0
     scale = softmax_scale * LOG2_E  # exp2 instead of exp: one multiply folded into the scale

@@ -86,9 +86,10 @@ def test_float32_computes_in_float32_with_tiles_fitted_to_it_and_16_bit_keeps_th
         expected = DecodeTiles(rows, 64, warps, 2, programs_per_sm)
         assert choose_tiles(n_rows, 512, 64, 2, False, HOPPER_SHARED_MEMORY) == expected
     assert choose_tiles(128, 512, 64, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon_seesaw"
-    assert choose_tiles(32, 512, 64, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon"
+    assert choose_tiles(32, 512, 64, 2, True, HOPPER_SHARED_MEMORY) == DecodeTiles(32, 64, 8, 2, 1, "gluon_narrow")
+    assert choose_tiles(32, 32, 64, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon"
     assert choose_tiles(128, 512, 32, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon"
-    assert choose_tiles(16, 512, 64, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon_narrow"
+    assert choose_tiles(16, 512, 64, 2, True, HOPPER_SHARED_MEMORY) == DecodeTiles(16, 64, 4, 2, 1, "gluon_narrow")
     assert choose_tiles(16, 32, 64, 2, True, HOPPER_SHARED_MEMORY).kernel == "triton"  # not whole 64-row products
 
 
