@@ -4,11 +4,13 @@ Same runs of the tile stream, partial results and leader records as ``triton_ker
 query rows a warpgroup MMA over the rows (64 at least) would leave three quarters of it idle, so both products run
 transposed: the scores as ``keys [BLOCK_N, RANK] @ queries^T`` (64 tokens fill the MMA's rows, the 16 query rows are
 its columns) and the output as ``latent^T [RANK, BLOCK_N] @ weights^T`` (the tile read in place, transposed by the
-MMA's shared-memory descriptor). One warpgroup per program, one program per multiprocessor; the tiles stream
-through a ring of ``STAGES`` buffers filled by asynchronous copies. A buffer is refilled as soon as the products
-reading it are done, so while a program waits for one tile the next ones are already on their way (the Triton
-kernel's pipeliner issues each tile's copies and waits for them in the same iteration), and a segment's first
-tiles are requested before its queries.
+MMA's shared-memory descriptor). 32 rows take two warpgroups, each its own 16 (one warpgroup would hold a
+``[RANK, 32]`` float32 accumulator and spill). One program per multiprocessor; the tiles stream through a ring of
+``STAGES`` buffers filled by asynchronous copies. A buffer is refilled as soon as the products reading it are done,
+so while a program waits for one tile the next ones are already on their way (the Triton kernel's pipeliner issues
+each tile's copies and waits for them in the same iteration), and a segment's first tiles are requested before its
+queries. Measured on an H200 against alternatives (a ring across a run's segments, stores through a layout change,
+16 rows in two warpgroups): benchmarks/RESULTS.md, seventh pass.
 """
 
 from triton.experimental import gluon

@@ -27,8 +27,9 @@ from seamfix.runtime.kernels.absorbed_decode.triton_ops import (  # noqa: E402
     seesaw_shared_memory,
 )
 
-# The narrow kernel's stack frame as compiled for sm_90a (spills outside its tile loop; 96 bytes with Triton 3.6, 240
-# with 3.8): a bound that catches the loop's registers spilling.
+# The narrow kernel's stack frame as compiled for sm_90a (16 rows: spills outside its tile loop, 96 bytes with Triton
+# 3.6, 240 with 3.8; 32 rows in two warpgroups: none; in one warpgroup 496-824): a bound that catches the loop's
+# registers spilling.
 NARROW_STACK_BYTES = 256
 BUFFERINGS = {"64-token tiles, 2 buffers": (64, 2), "32-token tiles, 4 buffers": (32, 4)}
 
