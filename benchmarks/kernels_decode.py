@@ -32,6 +32,9 @@ SHAPES = {  # heads, batch, mean context, s_q, lengths
     "H128 B128 S4k varlen": (128, 128, 4096, 1, "normal"),
     "H16 B4 S32k": (16, 4, 32768, 1, "uniform"),
     "H16 B128 S4k s_q=2": (16, 128, 4096, 2, "uniform"),
+    # Small batches: few tiles per program (B8 S2k: two), or fewer tiles than programs (B1 S8k).
+    "H16 B8 S2k": (16, 8, 2048, 1, "uniform"),
+    "H16 B1 S8k": (16, 1, 8192, 1, "uniform"),
 }
 TILE_SWEEP = {  # query rows per sequence -> rows, tokens, warps, stages, programs per SM
     16: [(16, 64, 8, 2, 1), (16, 64, 8, 2, 2), (16, 64, 8, 3, 1), (16, 32, 4, 3, 2), (16, 32, 8, 2, 2),

@@ -49,12 +49,14 @@ from seamfix.runtime.kernels.latent_cache import triton_ops as append_ops
 # Candidate tiles per query rows per sequence (rows, tokens, warps, stages, programs per SM[, kernel]); the sweeps
 # recorded in benchmarks/RESULTS.md ran more (3 or 4 buffers, 3 or 4 programs per SM, 32- and 128-token tiles).
 CANDIDATES = {
-    16: [],
+    # The Triton kernel (the default for 16 rows before the narrow Gluon kernel), the narrow kernel in 8 warps.
+    16: [(16, 64, 4, 2, 2), (16, 64, 8, 2, 1, "gluon_narrow")],
     32: [(32, 64, 4, 2, 2), (64, 64, 8, 2, 1, "gluon"), (64, 64, 4, 2, 1, "gluon_seesaw")],
     128: [(64, 64, 8, 2, 1, "gluon"), (64, 64, 4, 2, 1, "gluon_seesaw")],
 }
-# Runs per sequence (equal lengths) other than the default's (B128: 2, B4: 66, two runs per multiprocessor).
-SPLITS = {"H16 B4 S32k": (33,)}
+# Runs per sequence (equal lengths) other than the default's (two runs per multiprocessor for the Triton kernel:
+# B4 66; one for the narrow Gluon kernel: B4 33, B128 1).
+SPLITS = {"H16 B4 S32k": (32, 33, 66)}
 APPEND_TILES = [(2, 2), (2, 1), (4, 2), (1, 1)]
 
 
@@ -81,19 +83,22 @@ def eager_us(run, calls=50) -> float:
 
 
 def without_merge(step, device, reps) -> float:
-    """Graph-replayed time of ``step`` with the merge launch left out (its output is then incomplete: timing only),
-    which places the merge's share of the time without hardware counters."""
+    """Graph-replayed time of ``step`` with the merge launch (over runs or over sequences) left out (its output is
+    then incomplete: timing only), which places the merge's share of the time without hardware counters."""
     from seamfix.runtime.kernels.absorbed_decode import triton_ops
 
     class NoLaunch:
         def __getitem__(self, grid):
             return lambda *args, **kwargs: None
 
-    merge, triton_ops.merge_kernel = triton_ops.merge_kernel, NoLaunch()
+    merges = {name: getattr(triton_ops, name) for name in ("merge_kernel", "merge_by_sequence_kernel")}
+    for name in merges:
+        setattr(triton_ops, name, NoLaunch())
     try:
         return median_ms(step, device, reps)
     finally:
-        triton_ops.merge_kernel = merge
+        for name, kernel in merges.items():
+            setattr(triton_ops, name, kernel)
 
 
 def with_gluon_kernel(module_name, *args):

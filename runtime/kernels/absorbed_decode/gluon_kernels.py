@@ -98,7 +98,7 @@ def _gather_rows(SOURCE, stride_block, stride_row: gl.constexpr, table, num_bloc
                  PAGE: gl.constexpr, WIDTH: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
     """Start copying the ``WIDTH``-wide cache rows of keys ``[tile_start, tile_start + BLOCK_N)`` into ``buffer``
     (16-byte pieces; offsets computed in the copy's own layout, as moving them between layouts takes a barrier)."""
-    gather: gl.constexpr = _row_pieces(WIDTH)
+    gather: gl.constexpr = _row_pieces(WIDTH, gl.num_warps())
     rows_at, key_ok = _row_offsets(table, num_blocks, tile_start, key_end, stride_block, stride_row, PAGE, BLOCK_N,
                                    gl.SliceLayout(1, gather))  # fmt: skip
     columns = gl.arange(0, WIDTH, layout=gl.SliceLayout(0, gather))
@@ -124,7 +124,7 @@ def _copy_queries(Q_LAT, Q_PE, seq, query, head, row_ok, stride_qb, stride_qs, s
     q_at = Q_LAT + seq * stride_qb + query * stride_qs + head * stride_qh
     latent_cols = gl.arange(0, RANK, layout=gl.SliceLayout(0, gather))
     async_copy.async_copy_global_to_shared(q_lat_smem, q_at[:, None] + latent_cols[None, :], mask=row_ok[:, None])
-    rope_gather: gl.constexpr = _row_pieces(ROPE)
+    rope_gather: gl.constexpr = _row_pieces(ROPE, gl.num_warps())
     rope_rows = gl.convert_layout(query, gl.SliceLayout(1, rope_gather))
     rope_heads = gl.convert_layout(head, gl.SliceLayout(1, rope_gather))
     rope_ok = gl.convert_layout(row_ok, gl.SliceLayout(1, rope_gather))

@@ -47,10 +47,11 @@ def merge_tiles(num_programs: int, batch: int, n_rows: int, rank: int) -> MergeT
 @dataclass(frozen=True)
 class DecodeTiles:
     """Query rows per program (all of a group's heads share each cached tile), cached tokens per step, warps,
-    pipelining depth (buffers of the Gluon kernel), how many programs per multiprocessor the default program count
-    aims at, which decode kernel runs: ``"triton"``, ``"gluon"`` (Hopper, 64 rows, 8 warps) or ``"gluon_seesaw"``
-    (Hopper, 64 rows, 64-token tiles, a 64-wide rope and a latent of 128 or more; 4 warps launched, 8 more in its
-    partitions; the default for more than 32 rows where it fits), and how the Triton
+    pipelining depth (buffers of the Gluon kernels), how many programs per multiprocessor the default program count
+    aims at, which decode kernel runs: ``"triton"``, ``"gluon_narrow"`` (Hopper, 16 or 32 rows, 64-token tiles, a
+    warpgroup per 16 rows; the default for up to 32 rows where it fits), ``"gluon"`` (Hopper, 64 rows, 8 warps) or
+    ``"gluon_seesaw"`` (Hopper, 64 rows, 64-token tiles, a 64-wide rope and a latent of 128 or more; 4 warps
+    launched, 8 more in its partitions; the default for more than 32 rows where it fits), and how the Triton
     kernel's float32 products run (``tl.dot``'s ``input_precision``: ``"ieee"`` full float32 on the FMA units,
     ``"tf32"`` the tensor cores' 10-bit mantissa; 16-bit products ignore it)."""
 
@@ -89,6 +90,12 @@ def choose_tiles(n_rows: int, rank: int, rope_dim: int, element_size: int, gluon
     # tl.dot needs at least 16 rows. Picked by the rounds of benchmarks/kernels_decode_rounds.py on an H200: twice
     # as many runs as multiprocessors, four warps each (H16 B128 S4k 172 -> 165 us, B4 S32k 68 -> 66 us against
     # the H100's pick of eight warps, and a third buffer for few sequences).
+    if n_rows <= 32 and gluon and narrow_fits(rank, rope_dim, limit, 16 if n_rows <= 16 else 32):
+        # Transposed products over a ring of two 64-token buffers, one program per multiprocessor, a warpgroup per
+        # 16 rows (benchmarks/RESULTS.md, seventh pass).
+        if n_rows <= 16:
+            return DecodeTiles(16, tokens=64, num_warps=4, num_stages=2, programs_per_sm=1, kernel="gluon_narrow")
+        return DecodeTiles(32, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1, kernel="gluon_narrow")
     if n_rows <= 16:
         preferred = DecodeTiles(rows=16, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
     elif gluon and n_rows > 32 and seesaw_fits(rank, rope_dim, limit):
@@ -96,8 +103,8 @@ def choose_tiles(n_rows: int, rank: int, rope_dim: int, element_size: int, gluon
         # the two-warpgroup kernel, variable lengths 387.1 against 406.7; benchmarks/RESULTS.md, sixth pass).
         return DecodeTiles(rows=64, tokens=64, num_warps=4, num_stages=2, programs_per_sm=1, kernel="gluon_seesaw")
     elif gluon:
-        # 17 to 32 rows (s_q = 2 at H16): half a Gluon group idle beats the Triton kernel's 32-row products (H16
-        # B128 S4k s_q=2 on an H200: 191 us against 267 us); there the seesaw kernel measured 208 against 194 us.
+        # 17 to 32 rows where the narrow kernel does not fit: half a Gluon group idle beats the Triton kernel's
+        # 32-row products (H16 B128 S4k s_q=2 on an H200: 191 us against 267 us; the seesaw kernel 208 us).
         return DecodeTiles(rows=64, tokens=64, num_warps=8, num_stages=2, programs_per_sm=1, kernel="gluon")
     elif n_rows <= 32:
         preferred = DecodeTiles(rows=32, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
@@ -170,6 +177,11 @@ def gluon_shared_memory(rank: int, rope_dim: int, rows: int = 64, tokens: int = 
     """Bytes of shared memory the Gluon kernel allocates: 16-bit queries, ``stages`` cached tiles and the weights,
     plus the compiler's scratch for reductions and layout changes (at most 1 KB in the kernels compiled so far)."""
     return 2 * (rows * (rank + rope_dim) + stages * tokens * (rank + rope_dim) + rows * tokens) + 1024
+
+
+def narrow_fits(rank: int, rope_dim: int, limit: int, rows: int = 16) -> bool:
+    """The narrow kernel's sizes: its output product's rows are the latent columns, whole 64-row warpgroup MMAs."""
+    return rank % 64 == 0 and gluon_shared_memory(rank, rope_dim, rows=rows) <= limit
 
 
 def seesaw_fits(rank: int, rope_dim: int, limit: int) -> bool:
@@ -246,6 +258,10 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     capacity = block_table.shape[1] * ckv_cache.shape[1]  # tokens the table holds: lengths are clamped to it
     if tiles.kernel == "gluon":
         from .gluon_kernels import decode_kernel as kernel
+
+        options = {"STAGES": tiles.num_stages}
+    elif tiles.kernel == "gluon_narrow":
+        from .gluon_narrow import decode_kernel as kernel
 
         options = {"STAGES": tiles.num_stages}
     elif tiles.kernel == "gluon_seesaw":

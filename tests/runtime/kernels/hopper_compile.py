@@ -16,6 +16,8 @@ KERNELS = {
               "GluonASTSource"),
     "gluon_seesaw": ("seamfix.runtime.kernels.absorbed_decode.gluon_seesaw", "triton.experimental.gluon._runtime",
                      "GluonASTSource"),
+    "gluon_narrow": ("seamfix.runtime.kernels.absorbed_decode.gluon_narrow", "triton.experimental.gluon._runtime",
+                     "GluonASTSource"),
 }  # fmt: skip
 
 

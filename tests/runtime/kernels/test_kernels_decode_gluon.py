@@ -27,6 +27,10 @@ from seamfix.runtime.kernels.absorbed_decode.triton_ops import (  # noqa: E402
     seesaw_shared_memory,
 )
 
+# The narrow kernel's stack frame as compiled for sm_90a (16 rows: spills outside its tile loop, 96 bytes with Triton
+# 3.6, 240 with 3.8; 32 rows in two warpgroups: none; in one warpgroup 496-824): a bound that catches the loop's
+# registers spilling.
+NARROW_STACK_BYTES = 256
 BUFFERINGS = {"64-token tiles, 2 buffers": (64, 2), "32-token tiles, 4 buffers": (32, 4)}
 
 
@@ -71,6 +75,21 @@ def test_seesaw_kernel_compiles_for_hopper_within_its_shared_memory_estimate(ran
     report, sass = assemble(tmp_path / "decode.ptx", tmp_path)
     assert "Performance Loss" not in report, report  # no serialized warpgroup MMA (C7514, C7515)
     assert len(re.findall(r"\bHGMMA\b", sass)) >= 2
+
+
+@pytest.mark.parametrize("rank, rope, rows, warps", [(512, 64, 16, 4), (128, 32, 16, 4), (512, 64, 32, 8)])
+def test_narrow_kernel_compiles_for_hopper_within_its_shared_memory_estimate(rank, rope, rows, warps, tmp_path):
+    constants = {"PAGE": 64, "RANK": rank, "ROPE": rope, "BLOCK_H": rows, "BLOCK_N": 64, "BLOCK_B": 128,
+                 "CAUSAL": True, "STAGES": 2}  # fmt: skip
+    shared = compile_in_child("gluon_narrow", "bf16", constants, tmp_path / "decode.ptx", num_warps=warps)
+
+    assert shared <= gluon_shared_memory(rank, rope, rows=rows) < shared + 2048
+    report, sass = assemble(tmp_path / "decode.ptx", tmp_path)
+    assert "Performance Loss" not in report, report  # no serialized warpgroup MMA (C7514, C7515)
+    # Both products transposed: 64 tokens by a warpgroup's 16 rows, and the latent's columns by 16 rows.
+    assert re.search(r"\bHGMMA\.64x16x16\b", sass)
+    stack = int(re.search(r"(\d+) bytes stack frame", report).group(1))
+    assert stack <= NARROW_STACK_BYTES, report
 
 
 @pytest.mark.parametrize("rank, rope", [(256, 64), (128, 32)])
@@ -145,14 +164,17 @@ def test_default_path_takes_the_gluon_kernel_past_16_rows_on_hopper():
     q_lat = torch.zeros(2, 1, 128, 512, dtype=torch.bfloat16, device="cuda")
 
     assert default_tiles(128, q_lat, 64).kernel == "gluon_seesaw"
-    assert default_tiles(32, q_lat[:, :, :32], 64).kernel == "gluon"
+    assert default_tiles(32, q_lat[:, :, :32], 64).kernel == "gluon_narrow"
+    assert default_tiles(48, q_lat[:, :, :48], 64).kernel == "gluon_seesaw"
     assert default_tiles(128, q_lat, 32).kernel == "gluon"  # the seesaw kernel's rope is 64 wide
-    assert default_tiles(16, q_lat[:, :, :16], 64).kernel == "triton"
+    assert default_tiles(16, q_lat[:, :, :16], 64).kernel == "gluon_narrow"
+    assert default_tiles(16, q_lat[:, :, :16, :32], 64).kernel == "triton"  # a latent of 32: no whole products
+    assert default_tiles(32, q_lat[:, :, :32, :32], 64).kernel == "gluon"
 
 
 FLASH_MLA_LAYOUTS = {  # dtype, heads: the Gluon kernel (16-bit, 128 heads), the Triton kernel in 16 and 32 bits
     "bf16, 128 heads (Gluon)": (torch.bfloat16, 128),
-    "bf16, 16 heads (Triton)": (torch.bfloat16, 16),
+    "bf16, 16 heads (narrow Gluon)": (torch.bfloat16, 16),
     "fp32, 16 heads (Triton)": (torch.float32, 16),
 }
 
@@ -206,3 +228,47 @@ def test_seesaw_kernel_passes_a_sequence_of_length_0_inside_a_run_on_hopper():
     assert relative_error(out.cpu(), expected_out) < 2 * TOLERANCE[torch.bfloat16]
     others = [0, 2, 3]
     assert relative_error(lse[others].cpu(), expected_lse[others]) < 1e-5
+
+
+NARROW_CASES = {  # lengths, block size, heads, s_q, causal, splits
+    "runs of whole sequences and split ones, pages of 16": ([1, 23, 130, 300, 64], 16, 16, 1, True, 2),
+    "pages holding several tiles": ([700, 1, 129], 128, 16, 1, True, 1),
+    "tiles spanning pages, more partials than a merge step": ([1100], 32, 16, 1, True, 20),
+    "two new tokens of 8 heads, causal": ([2, 70, 33], 64, 8, 2, True, 2),
+    "two new tokens of 16 heads, causal": ([2, 70, 33], 64, 16, 2, True, 2),
+    "two new tokens of 20 heads: groups of 32 and 16 rows, partial ones": ([3, 200], 16, 20, 2, True, 2),
+    "two new tokens, not causal, a partial group": ([2, 37], 32, 6, 2, False, 1),
+    "two groups of rows, the second partial": ([300, 5, 129], 64, 24, 1, True, 3),
+    "a length 0 inside a run": ([150, 0, 70, 300], 64, 16, 1, True, 1),
+    "default runs over 80 sequences of unequal lengths": (EIGHTY_LENGTHS, 64, 16, 1, True, None),
+}
+NARROW_WIDTHS = {"DeepSeek's 512 + 64, bf16": (512, 64, torch.bfloat16), "512 + 64, fp16": (512, 64, torch.float16),
+                 "128 + 32, bf16": (128, 32, torch.bfloat16)}  # fmt: skip
+
+
+NARROW_TILES = {"16 rows, one warpgroup": (16, 4), "16 rows, two warpgroups": (16, 8),
+                "32 rows, two warpgroups": (32, 8)}  # fmt: skip
+
+
+@pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
+@pytest.mark.parametrize("tiles", NARROW_TILES)
+@pytest.mark.parametrize("width", NARROW_WIDTHS)
+@pytest.mark.parametrize("name", NARROW_CASES)
+def test_narrow_kernel_matches_float64_on_hopper(name, width, tiles):
+    """Split sequences, partial groups, s_q = 2, pages of 16 to 128 tokens, a sequence of length 0 (output zero,
+    log-sum-exp -inf, as the Triton kernel gives), against the float64 math."""
+    lengths, block_size, heads, s_q, causal, splits = NARROW_CASES[name]
+    rank, rope, dtype = NARROW_WIDTHS[width]
+    case = PagedCase(lengths, block_size, dtype, torch.Generator().manual_seed(len(name)), heads, s_q, rank, rope)
+    args = [tensor.cuda() for tensor in (case.q_lat, case.q_pe, *case.cache_args())]
+    rows, warps = NARROW_TILES[tiles]
+    narrow = DecodeTiles(rows, 64, warps, 2, 1, "gluon_narrow")
+
+    out, lse = (t.cpu() for t in decode(*args, SCALE, causal, splits, narrow))
+
+    expected_out, expected_lse = decode_from_math(case, causal)
+    assert not out.isnan().any()
+    assert relative_error(out, expected_out) < 2 * TOLERANCE[dtype]
+    empty = torch.tensor(lengths) == 0
+    assert bool((out[empty] == 0).all()) and bool((lse[empty] == float("-inf")).all())
+    assert relative_error(lse[~empty], expected_lse[~empty]) < 1e-5

@@ -54,7 +54,9 @@ def test_every_default_choice_fits_hoppers_shared_memory(dtype):
                     assert triton_shared_memory(smallest, rank, rope, element_size) > HOPPER_SHARED_MEMORY
                     continue
                 assert tiles.rows in (16, 32, 64) and tiles.tokens in (16, 32, 64)
-                if tiles.kernel == "gluon_seesaw":
+                if tiles.kernel == "gluon_narrow":
+                    used = gluon_shared_memory(rank, rope, tiles.rows, tiles.tokens, tiles.num_stages)
+                elif tiles.kernel == "gluon_seesaw":
                     used = seesaw_shared_memory(rank, rope)
                 elif tiles.kernel == "gluon":
                     used = gluon_shared_memory(rank, rope, tiles.rows, tiles.tokens, tiles.num_stages)
@@ -84,8 +86,11 @@ def test_float32_computes_in_float32_with_tiles_fitted_to_it_and_16_bit_keeps_th
         expected = DecodeTiles(rows, 64, warps, 2, programs_per_sm)
         assert choose_tiles(n_rows, 512, 64, 2, False, HOPPER_SHARED_MEMORY) == expected
     assert choose_tiles(128, 512, 64, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon_seesaw"
-    assert choose_tiles(32, 512, 64, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon"
+    assert choose_tiles(32, 512, 64, 2, True, HOPPER_SHARED_MEMORY) == DecodeTiles(32, 64, 8, 2, 1, "gluon_narrow")
+    assert choose_tiles(32, 32, 64, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon"
     assert choose_tiles(128, 512, 32, 2, True, HOPPER_SHARED_MEMORY).kernel == "gluon"
+    assert choose_tiles(16, 512, 64, 2, True, HOPPER_SHARED_MEMORY) == DecodeTiles(16, 64, 4, 2, 1, "gluon_narrow")
+    assert choose_tiles(16, 32, 64, 2, True, HOPPER_SHARED_MEMORY).kernel == "triton"  # not whole 64-row products
 
 
 def test_float32_products_follow_torchs_float32_matmul_precision():

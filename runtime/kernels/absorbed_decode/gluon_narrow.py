@@ -1,0 +1,195 @@
+"""Absorbed MLA decode for Hopper (sm_90) in Gluon for narrow groups (16 or 32 query rows): products transposed.
+
+Same runs of the tile stream, partial results and leader records as ``triton_kernels.decode_kernel``. With 16
+query rows a warpgroup MMA over the rows (64 at least) would leave three quarters of it idle, so both products run
+transposed: the scores as ``keys [BLOCK_N, RANK] @ queries^T`` (64 tokens fill the MMA's rows, the 16 query rows are
+its columns) and the output as ``latent^T [RANK, BLOCK_N] @ weights^T`` (the tile read in place, transposed by the
+MMA's shared-memory descriptor). 32 rows take two warpgroups, each its own 16 (one warpgroup would hold a
+``[RANK, 32]`` float32 accumulator and spill). One program per multiprocessor; the tiles stream through a ring of
+``STAGES`` buffers filled by asynchronous copies. A buffer is refilled as soon as the products reading it are done,
+so while a program waits for one tile the next ones are already on their way (the Triton kernel's pipeliner issues
+each tile's copies and waits for them in the same iteration), and a segment's first tiles are requested before its
+queries. Measured on an H200 against alternatives (a ring across a run's segments, stores through a layout change,
+16 rows in two warpgroups): benchmarks/RESULTS.md, seventh pass.
+"""
+
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import (
+    async_copy,
+    fence_async_shared,
+    warpgroup_mma,
+    warpgroup_mma_wait,
+)
+
+from .gluon_kernels import (
+    LN_2,
+    LOG2_E,
+    _copy_queries,
+    _cta_barrier,
+    _gather_tile,
+    _locate_run,
+    _operand_layout,
+    _row_pieces,
+    _segment_role,
+    _store_lead,
+    _tile_stream,
+)
+
+
+@gluon.constexpr_function
+def _transposed(rows, warps):
+    """Warpgroup MMA layout of a transposed product: tokens or latent columns down, the group's ``rows`` across,
+    shared out between the ``warps // 4`` warpgroups (a row's softmax then stays inside one warpgroup)."""
+    warpgroups = warps // 4
+    return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, warpgroups],
+                                     instr_shape=[16, rows // warpgroups, 16])  # fmt: skip
+
+
+@gluon.jit
+def _store_transposed(OUT, LSE, rows, out_t, lse, keep, RANK: gl.constexpr):
+    """Store ``out_t [RANK, rows]`` as rows of ``OUT`` (and their log-sum-exp) where ``keep``."""
+    columns = gl.arange(0, RANK, layout=gl.SliceLayout(1, out_t.type.layout))
+    gl.store(OUT + rows[None, :] * RANK + columns[:, None], out_t.to(OUT.dtype.element_ty), mask=keep[None, :])
+    gl.store(LSE + rows, lse, mask=keep)
+
+
+@gluon.jit
+def _attend(Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok, stride_qb, stride_qs, stride_qh,
+            stride_pb, stride_ps, stride_ph, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr,
+            table, num_blocks, seqlen, key_start, key_end, scale, s_q, query, q_lat_smem, q_pe_smem, ckv_smem,
+            kpe_smem, weights_smem, PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr,
+            BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
+    """Online softmax of the group's rows over keys ``[key_start, key_end)`` of sequence ``seq``; returns the
+    unnormalized transposed output ``acc [RANK, BLOCK_H]``, the running max (log2 units) and the running sum."""
+    layout: gl.constexpr = _transposed(BLOCK_H, gl.num_warps())
+    rows_layout: gl.constexpr = gl.SliceLayout(0, layout)
+    if CAUSAL:
+        limit = seqlen - s_q + 1 + query
+    else:
+        limit = gl.full([BLOCK_H], 0, gl.int32, rows_layout) + seqlen
+    running_max = gl.full([BLOCK_H], float("-inf"), gl.float32, rows_layout)
+    # Per key, summed once at the end: summing over the tile's keys each time is a reduction across the warps.
+    column_sums = gl.zeros([BLOCK_N, BLOCK_H], gl.float32, layout)
+    acc = gl.zeros([RANK, BLOCK_H], gl.float32, layout)
+    no_scores = gl.zeros([BLOCK_N, BLOCK_H], gl.float32, layout)
+    num_tiles = gl.cdiv(key_end - key_start, BLOCK_N)
+    # The ring filled: one commit group per tile (empty past the end); the queries join the first tile's group,
+    # requested after it so that the cache rows, the long pole, go out first.
+    for ahead in gl.static_range(STAGES):
+        if ahead < num_tiles:
+            _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks,
+                         key_start + ahead * BLOCK_N, key_end, ckv_smem.index(ahead), kpe_smem.index(ahead), PAGE,
+                         RANK, ROPE, BLOCK_N)  # fmt: skip
+            if ahead == 0:
+                _copy_queries(Q_LAT, Q_PE, seq, gather_query, gather_head, gather_row_ok, stride_qb, stride_qs,
+                              stride_qh, stride_pb, stride_ps, stride_ph, q_lat_smem, q_pe_smem, RANK,
+                              ROPE)  # fmt: skip
+        async_copy.commit_group()
+    for tile in range(num_tiles):
+        tile_start = key_start + tile * BLOCK_N
+        stage = tile % STAGES
+        async_copy.wait_group(STAGES - 1)
+        fence_async_shared()
+        _cta_barrier()  # every thread's copies of this tile (and of the queries) have landed
+        ckv = ckv_smem.index(stage)
+        scores = warpgroup_mma(ckv, q_lat_smem.permute((1, 0)), no_scores, use_acc=False, is_async=True)
+        scores = warpgroup_mma(kpe_smem.index(stage), q_pe_smem.permute((1, 0)), scores, is_async=True)
+        scores = warpgroup_mma_wait(0, deps=(scores,))
+
+        keys = tile_start + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, layout))
+        visible = (keys[:, None] < key_end) & (keys[:, None] < limit[None, :])
+        scores = gl.where(visible, scores * scale, float("-inf"))
+        new_max = gl.maximum(running_max, gl.max(scores, 0))
+        # A row that has seen no visible key yet keeps -inf; subtracting 0 instead avoids inf - inf = NaN.
+        shift = gl.where(new_max == float("-inf"), 0.0, new_max)
+        weights = gl.exp2(scores - shift[None, :])
+        rescale = gl.exp2(running_max - shift)
+        column_sums = column_sums * rescale[None, :] + weights
+        running_max = new_max
+        weights_smem.store(weights.to(weights_smem.dtype))  # the previous tile's output product is done
+        fence_async_shared()
+        _cta_barrier()  # all weights written
+        acc = warpgroup_mma(ckv.permute((1, 0)), weights_smem, acc * rescale[None, :], is_async=True)
+        acc = warpgroup_mma_wait(0, deps=(acc,))
+        _cta_barrier()  # every warp's products are done with this buffer: refill it
+        refill = tile + STAGES
+        if refill < num_tiles:
+            _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks,
+                         key_start + refill * BLOCK_N, key_end, ckv_smem.index(stage), kpe_smem.index(stage), PAGE,
+                         RANK, ROPE, BLOCK_N)  # fmt: skip
+        async_copy.commit_group()
+    async_copy.wait_group(0)
+    _cta_barrier()  # the buffers and the queries are free for the next segment
+    return acc, running_max, gl.sum(column_sums, 0)
+
+
+@gluon.jit
+def decode_kernel(
+    Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, softmax_scale, batch,
+    s_q, heads, num_blocks, capacity, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
+    stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, PAGE: gl.constexpr, RANK: gl.constexpr,
+    ROPE: gl.constexpr,
+    BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr, STAGES: gl.constexpr,
+):  # fmt: skip
+    """``triton_kernels.decode_kernel``'s contract (same arguments and outputs, 16-bit products only) for groups of
+    16 or 32 query rows and 64-token tiles, one or two warpgroups (4 or 8 warps) sharing the rows out."""
+    gl.static_assert((BLOCK_H == 16) | (BLOCK_H == 32), "16- or 32-row groups: the transposed products' columns")
+    gl.static_assert((gl.num_warps() == 4) | (gl.num_warps() == 8), "one or two warpgroups")
+    gl.static_assert(BLOCK_N == 64, "64-token tiles: the rows of one warpgroup MMA")
+    gl.static_assert(RANK % 64 == 0, "the output product's rows: whole warpgroup MMAs")
+    program, group = gl.program_id(0), gl.program_id(1)
+    num_programs = gl.num_programs(0)
+    n_rows = s_q * heads
+
+    layout: gl.constexpr = _transposed(BLOCK_H, gl.num_warps())
+    rows = group * BLOCK_H + gl.arange(0, BLOCK_H, layout=gl.SliceLayout(0, layout))
+    row_ok = rows < n_rows
+    gather: gl.constexpr = _row_pieces(RANK, gl.num_warps())
+    gather_rows = group * BLOCK_H + gl.arange(0, BLOCK_H, layout=gl.SliceLayout(1, gather))
+    gather_row_ok = gather_rows < n_rows
+    gather_query, gather_head = gather_rows // heads, gather_rows % heads
+
+    dtype: gl.constexpr = Q_LAT.dtype.element_ty
+    q_lat_smem = gl.allocate_shared_memory(dtype, [BLOCK_H, RANK], _operand_layout(RANK))
+    q_pe_smem = gl.allocate_shared_memory(dtype, [BLOCK_H, ROPE], _operand_layout(ROPE))
+    ckv_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, RANK], _operand_layout(RANK))
+    kpe_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, ROPE], _operand_layout(ROPE))
+    weights_smem = gl.allocate_shared_memory(dtype, [BLOCK_N, BLOCK_H], _operand_layout(BLOCK_H))
+
+    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B,
+                                                                     gl.num_warps())  # fmt: skip
+    first, last, seq, seq_first = _locate_run(seqs, seq_first_tiles, seq_end_tiles, total_tiles, program, num_programs)
+    lead_seq, lead_parts_end, lead_slot = -1, 0, 0
+    scale = softmax_scale * LOG2_E  # exp2 instead of exp: one multiply folded into the scale
+    tile = first
+    while tile < last:
+        seqlen = gl.minimum(gl.maximum(gl.load(SEQLENS + seq), 0), capacity)
+        seq_end = seq_first + gl.cdiv(seqlen, BLOCK_N)
+        stop = gl.minimum(seq_end, last)
+        acc, running_max, running_sum = _attend(
+            Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok, stride_qb, stride_qs, stride_qh,
+            stride_pb, stride_ps, stride_ph, stride_cb, stride_cr, stride_kb, stride_kr,
+            BLOCK_TABLE + seq * stride_table, num_blocks, seqlen, (tile - seq_first) * BLOCK_N,
+            gl.minimum((stop - seq_first) * BLOCK_N, seqlen), scale, s_q, rows // heads, q_lat_smem, q_pe_smem,
+            ckv_smem, kpe_smem, weights_smem, PAGE, RANK, ROPE, BLOCK_H, BLOCK_N, STAGES, CAUSAL,
+        )  # fmt: skip
+        empty = running_sum == 0.0  # no key of this segment visible to the row: zero weight in the merge
+        lse = gl.where(empty, float("-inf"), (running_max + gl.log2(running_sum)) * LN_2)
+        out_t = acc * (1.0 / gl.where(empty, 1.0, running_sum))[None, :]
+
+        whole, slot, lead_seq, lead_parts_end, lead_slot = _segment_role(
+            seq, seq_first, seq_end, first, last, num_programs, total_tiles, lead_seq, lead_parts_end, lead_slot
+        )
+        _store_transposed(OUT, LSE, seq * n_rows + rows, out_t, lse, row_ok & whole, RANK)
+        _store_transposed(PARTIAL_OUT, PARTIAL_LSE, (program * 2 + slot) * n_rows + rows, out_t, lse,
+                          row_ok & (whole == 0), RANK)  # fmt: skip
+        tile = stop
+        seq += 1
+        seq_first = seq_end
+    _store_lead(LEADS, program, group, lead_seq, lead_parts_end, lead_slot)
+    # An empty run (more programs than tiles) leaves a part of weight zero in slot 0, as the Triton kernel does.
+    nothing = gl.zeros([RANK, BLOCK_H], gl.float32, layout)
+    no_weight = gl.full([BLOCK_H], float("-inf"), gl.float32, gl.SliceLayout(0, layout))
+    _store_transposed(PARTIAL_OUT, PARTIAL_LSE, program * 2 * n_rows + rows, nothing, no_weight,
+                      row_ok & (first == last), RANK)  # fmt: skip
