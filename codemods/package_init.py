@@ -8,15 +8,19 @@ dependency for a module that had none (a Hugging Face model file now needs megat
 before the one the module applies first (``import mindspeed.megatron_adaptor`` must precede megatron), or
 a circular import (``pkg/sub/__init__.py`` imports, through others, the very builder being imported).
 And a module that never imported the seam's top-level package (a tool run as a script, a remote-code
-model) would need it importable. Apply leaves such a builder as it is and says why.
+model) would need it importable. The adapter module's own top level is the same question: apply's
+functions import inside their bodies, but hand-written code there (``from pkg.model import helper``,
+``import torch``, ``from seamfix.runtime.megatron import ...``) runs at the seam import too: an import cycle
+when it leads back to the builder, a new dependency when it loads a package the builder does not import
+itself. Apply leaves such a builder as it is and says why.
 """
 
 from __future__ import annotations
 
 import ast
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from seamfix.analysis.seam_bindings import absolute_module
@@ -24,37 +28,54 @@ from seamfix.analysis.seam_bindings import absolute_module
 _STDLIB = frozenset(sys.stdlib_module_names)
 ProjectFile = Callable[[str], "str | None"]  # a module name -> its project file, if the project holds it
 _REMEDY = "an adapter in a package whose `__init__.py` only defines names (or at the top level) avoids it"
+_LAZY = "move it into the body of the adapter function that needs it"
 
 
 @dataclass(frozen=True)
 class PackageInit:
-    """What importing one package of the seam does: the first statement of its ``__init__.py`` (or of a
-    project module it imports) that runs code, if any; and the project modules it loads, all of which
-    only define names when ``runs`` is None."""
+    """What importing one package of the seam, or the adapter module itself, does: the first statement of
+    its file (or of a project module it imports) that runs code, if any; the project modules it loads and
+    the packages beyond the project and the standard library it needs (top-level names; the adapter's
+    only: to a package they are code it runs), each with the statement of its own file that loads it.
+    Complete when ``runs`` is None."""
 
     runs: str | None
-    loads: frozenset[str]
+    loads: Mapping[str, str]
+    needs: Mapping[str, str] = field(default_factory=dict)
 
 
-def package_inits(root: Path | None, project_file: ProjectFile, package: str) -> dict[str, PackageInit]:
-    """Each package along ``package`` (``pkg``, ``pkg.sub``) by name."""
+def seam_inits(root: Path | None, project_file: ProjectFile, seam_module: str) -> dict[str, PackageInit]:
+    """What importing the seam runs, in order: each package along it (``pkg``, ``pkg.sub``), then the
+    adapter module, by name. The packages have run when the adapter's own code does."""
     inits: dict[str, PackageInit] = {}
-    parts = package.split(".") if package else []
-    for depth in range(1, len(parts) + 1):
+    parts = seam_module.split(".")
+    for depth in range(1, len(parts)):
         name = ".".join(parts[:depth])
-        seen: set[str] = set()
-        inits[name] = PackageInit(_runs_code(root, project_file, name, seen), frozenset(seen))
+        seen: dict[str, str] = {}
+        inits[name] = PackageInit(_runs_code(root, project_file, name, seen), _loaded_by(seen))
+    seen, needs = dict.fromkeys(inits, ""), {}
+    runs = _runs_code(root, project_file, seam_module, seen, needs)
+    inits[seam_module] = PackageInit(runs, _loaded_by(seen), needs)
     return inits
 
 
-def _runs_code(root: Path | None, project_file: ProjectFile, module: str, seen: set[str]) -> str | None:
+def _loaded_by(seen: dict[str, str]) -> dict[str, str]:
+    """The modules a file loads, without the file itself and what ran before it (recorded with no statement)."""
+    return {module: at for module, at in seen.items() if at}
+
+
+def _runs_code(root: Path | None, project_file: ProjectFile, module: str, seen: dict[str, str],
+               needs: dict[str, str] | None = None, via: str = "") -> str | None:  # fmt: skip
     """The first statement of ``module``'s file (a package's ``__init__.py``) that does more than bind
     names, as ``path:line: `code```; None when importing it has no effect beyond its names. A namespace
-    package (no file) runs nothing; a file that cannot be read or parsed is taken to run code."""
+    package (no file) runs nothing; a file that cannot be read or parsed is taken to run code. ``seen``
+    gets each project module loaded, with the statement of the first file (``via``) that loads it. With
+    ``needs``, importing a package beyond the project and the standard library is no code run but
+    recorded there, by top-level name, the same way."""
     relpath = project_file(module) if root is not None else None
     if relpath is None or module in seen:
         return None
-    seen.add(module)
+    seen[module] = via
     try:
         text = (root / relpath).read_bytes().decode("utf-8")
         tree = ast.parse(text)
@@ -62,18 +83,20 @@ def _runs_code(root: Path | None, project_file: ProjectFile, module: str, seen: 
         return f"{relpath}: cannot be read to tell"
     package_parts = tuple(module.split(".")) if relpath.endswith("__init__.py") else tuple(module.split(".")[:-1])
     for statement in tree.body:
-        if _binds_only(statement) or _loads_nothing(root, project_file, statement, package_parts, seen):
+        if _binds_only(statement):
             continue
         line = (ast.get_source_segment(text, statement) or "").splitlines()[:1]
-        return f"{relpath}:{statement.lineno}: `{line[0][:70] if line else ''}`"
+        where = f"{relpath}:{statement.lineno}: `{line[0][:70] if line else ''}`"
+        if not _loads_nothing(root, project_file, statement, package_parts, seen, needs, via or where):
+            return where
     return None
 
 
 def _loads_nothing(root: Path | None, project_file: ProjectFile, statement: ast.stmt, package_parts: tuple[str, ...],
-                   seen: set[str]) -> bool:  # fmt: skip
-    """Is ``statement`` an import of only standard-library modules and project modules that run nothing?
-    ``import a.b`` loads ``a`` and ``a.b``; ``from m import x`` loads ``m``, and ``m.x`` when that is a
-    project module rather than a name."""
+                   seen: dict[str, str], needs: dict[str, str] | None, where: str) -> bool:  # fmt: skip
+    """Is ``statement`` an import of only standard-library modules, project modules that run nothing and,
+    with ``needs``, packages beyond the project (recorded there)? ``import a.b`` loads ``a`` and ``a.b``;
+    ``from m import x`` loads ``m``, and ``m.x`` when that is a project module rather than a name."""
     if not isinstance(statement, (ast.Import, ast.ImportFrom)):
         return False
     loaded = _modules_loaded(statement, package_parts)
@@ -83,11 +106,19 @@ def _loads_nothing(root: Path | None, project_file: ProjectFile, statement: ast.
         loaded += [name for name in submodules if project_file(name) is not None]
     for name in loaded:
         if project_file(name) is not None:
-            if _runs_code(root, project_file, name, seen) is not None:
+            if _runs_code(root, project_file, name, seen, needs, where) is not None:
                 return False
-        elif name.split(".")[0] not in _STDLIB:
-            return False
+        elif name.split(".")[0] not in _STDLIB and not _in_project(name, loaded, project_file):
+            if needs is None:
+                return False
+            needs.setdefault(name.split(".")[0], where)
     return True
+
+
+def _in_project(name: str, loaded: list[str], project_file: ProjectFile) -> bool:
+    """Is ``name`` a namespace package of the project (a folder without ``__init__.py`` that a project
+    module of the same import lies in)?"""
+    return any(other.startswith(f"{name}.") and project_file(other) is not None for other in loaded)
 
 
 def _binds_only(statement: ast.stmt) -> bool:
@@ -144,17 +175,22 @@ def seam_import_changes_imports(
 
     A module outside the seam's top-level package that imports nothing from it (a tool run as a script, a
     Hugging Face remote-code model, a plugin package) would need that package importable where it ran
-    without it. Otherwise a package of the seam is run already when the module is inside it, or when a
-    top-level import before the seam import (or just after it: the seam import goes right before ``from
-    pkg.sub.x import y``) loads it; one not run yet must only define names and not import this module."""
+    without it. Otherwise a package of the seam, or the adapter, is run already when the module is inside
+    it, or when a top-level import before the seam import (or just after it: the seam import goes right
+    before ``from pkg.sub.x import y``) loads it; one not run yet must not import this module, a package
+    must only define names, and the adapter may also import packages this module imports by then."""
     if not inits or _seam_import_at(before, seam) is not None:
         return None
     index = _seam_import_at(after, seam)
     if index is None:
         return None
     top = seam.parts[0]
-    if module_parts[:1] != (top,) and not any(
-        top in _modules_loaded(node, package_parts) for node in ast.walk(before) if isinstance(node, ast.stmt)
+    if (
+        seam.package
+        and module_parts[:1] != (top,)
+        and not any(
+            top in _modules_loaded(node, package_parts) for node in ast.walk(before) if isinstance(node, ast.stmt)
+        )
     ):
         return (f"it imports nothing from `{top}` (a script or tool run on its own, a remote-code model, a plugin): "
                 f"the seam import would make it need `{top}` importable; `allow` it or leave it out "
@@ -164,10 +200,19 @@ def seam_import_changes_imports(
     if len(seam_import.names) > 1:  # the seam joined an import of its package that was there already
         around.append(seam_import)
     loaded = {name for statement in around for name in _modules_loaded(statement, package_parts)}
+    loaded.update(  # `from pkg import sub`, `from pkg.sub import mla_seam as seam`: maybe modules
+        f"{absolute_module(package_parts, statement.level, statement.module)}.{alias.name}".lstrip(".")
+        for statement in around
+        if isinstance(statement, ast.ImportFrom)
+        for alias in statement.names
+        if statement is not seam_import or alias.name != seam.name
+    )
     module = ".".join(module_parts)
     for package, init in inits.items():
         if module_parts[: package.count(".") + 1] == tuple(package.split(".")) or package in loaded:
             continue
+        if package == ".".join(seam.parts):
+            return _adapter_changes(init, module, {name.split(".")[0] for name in loaded})
         if init.runs is not None:
             return (f"the seam import would first run the code of package `{package}` ({init.runs}), which this "
                     f"module does not import: a new import-time dependency, or an import cycle; {_REMEDY}")  # fmt: skip
@@ -176,6 +221,22 @@ def seam_import_changes_imports(
                 f"the seam import would import package `{package}`, which imports this module: an import cycle; "
                 + _REMEDY
             )
+    return None
+
+
+def _adapter_changes(adapter: PackageInit, module: str, imported: set[str]) -> str | None:
+    """Why running the adapter's top level (hand-written code: apply's functions import in their bodies)
+    would change what importing ``module`` does, which imports the top-level packages ``imported`` by then."""
+    if module in adapter.loads:
+        return (f"the seam import would run the adapter's {adapter.loads[module]}, which imports this module: "
+                f"an import cycle; {_LAZY}")  # fmt: skip
+    if adapter.runs is not None:
+        return (f"the seam import would run the adapter's {adapter.runs}, code this module does not run: a new "
+                f"import-time effect; {_LAZY}")  # fmt: skip
+    missing = sorted(set(adapter.needs) - imported)
+    if missing:
+        return (f"the seam import would import `{missing[0]}` through the adapter's {adapter.needs[missing[0]]}, "
+                f"which this module does not import: a new import-time dependency; {_LAZY}")  # fmt: skip
     return None
 
 

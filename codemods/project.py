@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from seamfix.analysis.seam_bindings import absolute_module
-from seamfix.codemods.package_init import PackageInit, package_inits
+from seamfix.codemods.package_init import PackageInit, seam_inits
 from seamfix.config import DEFAULT_EXCLUDE, Settings, module_parts, package_parts
 
 # `patch("pkg.mod.Name")`, `mocker.patch("...")`, `monkeypatch.setattr("pkg.mod.Name", value)`
@@ -47,7 +47,8 @@ class Project:
     patched: frozenset[str] = frozenset()  # names some file patches or sets as an attribute by string
     imported_from: dict[str, set[str]] = field(default_factory=dict)  # module -> names other files import
     importers: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (module, name) -> relpaths
-    seam_packages: dict[str, PackageInit] = field(default_factory=dict)  # what importing each package of the seam does
+    # what importing the seam runs: each of its packages, then the adapter module, by name
+    seam_packages: dict[str, PackageInit] = field(default_factory=dict)
 
     @classmethod
     def scan(cls, settings: Settings, builders: list[str]) -> Project:
@@ -77,8 +78,7 @@ class Project:
                     for name in ["*"] if imported == "*" else _NAMES.findall(imported):
                         project.importers.setdefault((module, name), set()).add(relpath)
         project.patched = frozenset(patched)
-        project.seam_packages = package_inits(settings.root, project.project_file,
-                                              ".".join(settings.adapter_module_parts[:-1]))  # fmt: skip
+        project.seam_packages = seam_inits(settings.root, project.project_file, ".".join(settings.adapter_module_parts))
         return project
 
     def _scan_attribute_reads(self, relpath: str, text: str, spellings: dict[str, list[str]]) -> None:

@@ -4,6 +4,7 @@ interpreter, in a copy of the project before and after apply: output, result and
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -84,8 +85,9 @@ def written(root: Path, files: dict[str, str]) -> Path:
     return project(root, files, SEAM)
 
 
-def outcome(root: Path, module: str) -> str:
-    run = subprocess.run([sys.executable, "-c", CALL.format(module=module)], cwd=root, capture_output=True, text=True)
+def outcome(root: Path, module: str, env: dict[str, str] | None = None) -> str:
+    call = [sys.executable, "-c", CALL.format(module=module)]
+    run = subprocess.run(call, cwd=root, capture_output=True, text=True, env=env)
     return run.stdout + run.stderr
 
 
@@ -132,3 +134,84 @@ def test_a_module_that_never_imported_the_seams_package_is_left_unless_it_does(i
     run = [sys.executable, "-S", "-c", "import sys; sys.path[0] = 'tools'; import flops"]  # as `python tools/flops.py`
     outcome = subprocess.run(run, cwd=root, capture_output=True, text=True)
     assert (outcome.returncode == 0) == (not imports), outcome.stderr
+
+
+# The adapter's own top level runs at the seam import too. `fakemeg` stands for megatron or torch: a package
+# beyond the project (on PYTHONPATH) that says when it is imported.
+PACKAGES = {"lib/__init__.py": "", "lib/core/__init__.py": "", "lib/util/__init__.py": ""}
+ADAPTER = "lib/core/mla_seam.py"
+GENERATED = '"""The MLA seam."""\n\n\ndef mla_arm(config):\n    import fakemeg\n\n    return fakemeg.ARM\n'
+REEXPORT = "def __getattr__(name):\n    import fakemeg\n\n    return getattr(fakemeg, name)\n"  # README's advice
+ADAPTER_CASES = {  # adapter, the builder's first lines -> the reason apply gives, or None: rewritten
+    "adapter-imports-the-builder": ("from lib.util.flops import flops as _flops\n", "", "import cycle"),
+    "adapter-imports-a-module-that-imports-the-builder": (
+        "from lib.util.helpers import helper\n",
+        "",
+        "`from lib.util.helpers import helper`, which imports this module",
+    ),
+    "adapter-imports-a-package-the-builder-does-not": ("import fakemeg\n", "", "would import `fakemeg` through"),
+    "adapter-imports-a-module-that-imports-such-a-package": (
+        "from lib.core.glue import wrap\n",
+        "",
+        "`from lib.core.glue import wrap`, which this module does not import",
+    ),
+    "adapter-imports-a-package-the-builder-does-not-in-the-joined-import": (
+        "import fakemeg\n",
+        "from lib.core import names\n",  # apply writes `from lib.core import mla_seam, names`
+        "would import `fakemeg` through",
+    ),
+    "adapter-calls-something": ("import os\n\nos.environ['SEEN'] = '1'\nprint('adapter ran')\n", "", "a new import"),
+    "adapter-imports-the-standard-library": ("import os\nfrom typing import Any\n\nLIMIT: int = 2\n", "", None),
+    "adapter-imports-a-package-the-builder-imports": ("import fakemeg\n", "import fakemeg\n", None),
+    "builder-imports-the-adapter-already": ("print('adapter ran')\n", "from lib.core.mla_seam import LIMIT\n", None),
+    "adapter-holds-generated-functions-only": (GENERATED, "", None),
+    "adapter-re-exports-on-first-use": (REEXPORT, "", None),
+}
+
+
+@pytest.mark.parametrize("case", ADAPTER_CASES, ids=str)
+def test_the_adapters_own_top_level_adds_no_cycle_and_no_dependency(case: str, tmp_path: Path) -> None:
+    adapter, first_lines, reason = ADAPTER_CASES[case]
+    (tmp_path / "site/fakemeg").mkdir(parents=True)
+    (tmp_path / "site/fakemeg/__init__.py").write_text("print('fakemeg imported')\nARM = 3\n")
+    files = {
+        **PACKAGES,
+        ADAPTER: adapter + ("LIMIT = 1\n" if "LIMIT" in first_lines else ""),
+        "lib/util/helpers.py": "from lib.util.flops import flops\n\n\ndef helper():\n    return flops\n",
+        "lib/core/glue.py": "import fakemeg\n\n\ndef wrap(x):\n    return x\n",
+        "lib/core/names.py": "LIMIT = 2\n",
+        "lib/util/flops.py": first_lines + BUILDER,
+    }
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    before = outcome(written(tmp_path / "before", files), "lib.util.flops", env)
+    root = written(tmp_path / "after", files)
+    _, said = applied(root)
+    assert ("mla_seam." in (root / "lib/util/flops.py").read_text()) == (reason is None), said
+    if reason is not None:
+        assert "the seam import would" in said and reason in said, said
+        assert "move it into the body of the adapter function that needs it" in said, said
+        assert (root / "lib/util/flops.py").read_text() == files["lib/util/flops.py"]
+    assert outcome(root, "lib.util.flops", env) == before
+    assert "1 2\nAttributeError" in before, before
+
+
+def test_the_reason_names_the_adapters_line(tmp_path: Path) -> None:
+    adapter = '"""Hand-written."""\nimport json\nimport fakemeg.core\n'
+    files = {**PACKAGES, ADAPTER: adapter, "lib/util/flops.py": BUILDER}
+    _, said = applied(written(tmp_path / "p", files))
+    assert "would import `fakemeg` through the adapter's lib/core/mla_seam.py:3: `import fakemeg.core`" in said, said
+
+
+def test_a_namespace_package_of_the_project_is_no_dependency(tmp_path: Path) -> None:
+    """`lib` without `__init__.py` (Megatron-LM's `megatron/`) is the project's, not a package to install."""
+    files = {
+        "lib/core/__init__.py": "",
+        ADAPTER: "from lib.util.names import LIMIT\n",
+        "lib/util/names.py": "LIMIT = 2\n",
+        "lib/util/flops.py": BUILDER,
+    }
+    before = outcome(written(tmp_path / "before", files), "lib.util.flops")
+    root = written(tmp_path / "after", files)
+    _, said = applied(root)
+    assert "mla_seam." in (root / "lib/util/flops.py").read_text(), said
+    assert outcome(root, "lib.util.flops") == before
