@@ -123,7 +123,9 @@ def _in_project(name: str, loaded: list[str], project_file: ProjectFile) -> bool
 
 def _binds_only(statement: ast.stmt) -> bool:
     """A statement whose execution only binds names to constants: a docstring, ``pass``, ``__all__ = [...]``,
-    ``VERSION = "1.0"``, a plain function definition, ``if TYPE_CHECKING:`` (false at run time)."""
+    ``VERSION = "1.0"``, a plain function definition, a plain class of such statements (no base, whose
+    ``__init_subclass__`` could register it, no decorator, no keyword), ``if TYPE_CHECKING:`` (false at
+    run time)."""
     if isinstance(statement, ast.Pass):
         return True
     if isinstance(statement, ast.Expr):
@@ -147,6 +149,9 @@ def _binds_only(statement: ast.stmt) -> bool:
         if statement.returns is not None:
             annotations.append(statement.returns)
         return not statement.decorator_list and all(_is_literal(node) for node in evaluated + annotations)
+    if isinstance(statement, ast.ClassDef):
+        plain = not (statement.bases or statement.keywords or statement.decorator_list)
+        return plain and all(_binds_only(s) for s in statement.body)
     if isinstance(statement, ast.If):
         test = statement.test
         name = test.id if isinstance(test, ast.Name) else test.attr if isinstance(test, ast.Attribute) else None

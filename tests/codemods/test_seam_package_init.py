@@ -141,6 +141,7 @@ def test_a_module_that_never_imported_the_seams_package_is_left_unless_it_does(i
 PACKAGES = {"lib/__init__.py": "", "lib/core/__init__.py": "", "lib/util/__init__.py": ""}
 ADAPTER = "lib/core/mla_seam.py"
 GENERATED = '"""The MLA seam."""\n\n\ndef mla_arm(config):\n    import fakemeg\n\n    return fakemeg.ARM\n'
+NAMES = "LIMIT = 2\n\n\nclass Registered:\n    def __init_subclass__(cls):\n        print('registered')\n"
 REEXPORT = "def __getattr__(name):\n    import fakemeg\n\n    return getattr(fakemeg, name)\n"  # README's advice
 ADAPTER_CASES = {  # adapter, the builder's first lines -> the reason apply gives, or None: rewritten
     "adapter-imports-the-builder": ("from lib.util.flops import flops as _flops\n", "", "import cycle"),
@@ -166,6 +167,16 @@ ADAPTER_CASES = {  # adapter, the builder's first lines -> the reason apply give
     "builder-imports-the-adapter-already": ("print('adapter ran')\n", "from lib.core.mla_seam import LIMIT\n", None),
     "adapter-holds-generated-functions-only": (GENERATED, "", None),
     "adapter-re-exports-on-first-use": (REEXPORT, "", None),
+    "adapter-defines-a-plain-class": (
+        'class Limits:\n    """Ours."""\n\n    def top(self):\n        return 2\n',
+        "",
+        None,
+    ),
+    "adapter-defines-a-registered-class": (
+        "from lib.core.names import Registered\n\n\nclass Limits(Registered):\n    pass\n",
+        "",
+        "`class Limits(Registered):`, code this module does not run",
+    ),
 }
 
 
@@ -179,7 +190,7 @@ def test_the_adapters_own_top_level_adds_no_cycle_and_no_dependency(case: str, t
         ADAPTER: adapter + ("LIMIT = 1\n" if "LIMIT" in first_lines else ""),
         "lib/util/helpers.py": "from lib.util.flops import flops\n\n\ndef helper():\n    return flops\n",
         "lib/core/glue.py": "import fakemeg\n\n\ndef wrap(x):\n    return x\n",
-        "lib/core/names.py": "LIMIT = 2\n",
+        "lib/core/names.py": NAMES,
         "lib/util/flops.py": first_lines + BUILDER,
     }
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
