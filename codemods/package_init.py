@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ast
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,16 +32,27 @@ _LAZY = "move it into the body of the adapter function that needs it"
 
 
 @dataclass(frozen=True)
+class Statement:
+    """A top-level statement of a module that does more than bind names: where it is, the modules it
+    imports itself, and whether it runs code (see ``_effects``)."""
+
+    where: str
+    imports: tuple[str, ...]
+    runs: bool
+
+
+@dataclass(frozen=True)
 class PackageInit:
     """What importing one package of the seam, or the adapter module itself, does: the first statement of
     its file (or of a project module it imports) that runs code, if any; the project modules it loads and
     the packages beyond the project and the standard library it needs (top-level names; the adapter's
     only: to a package they are code it runs), each with the statement of its own file that loads it.
-    Complete when ``runs`` is None."""
+    Complete when ``runs`` is None, or for the adapter, whose ``statements`` all count."""
 
     runs: str | None
     loads: Mapping[str, str]
     needs: Mapping[str, str] = field(default_factory=dict)
+    statements: tuple[Statement, ...] = ()
 
 
 def seam_inits(root: Path | None, project_file: ProjectFile, seam_module: str) -> dict[str, PackageInit]:
@@ -54,8 +65,9 @@ def seam_inits(root: Path | None, project_file: ProjectFile, seam_module: str) -
         seen: dict[str, str] = {}
         inits[name] = PackageInit(_runs_code(root, project_file, name, seen), _loaded_by(seen))
     seen, needs = dict.fromkeys(inits, ""), {}
-    runs = _runs_code(root, project_file, seam_module, seen, needs)
-    inits[seam_module] = PackageInit(runs, _loaded_by(seen), needs)
+    statements = tuple(_effects(root, project_file, seam_module, seen, needs))
+    runs = next((statement.where for statement in statements if statement.runs), None)
+    inits[seam_module] = PackageInit(runs, _loaded_by(seen), needs, statements)
     return inits
 
 
@@ -66,44 +78,57 @@ def _loaded_by(seen: dict[str, str]) -> dict[str, str]:
 
 def _runs_code(root: Path | None, project_file: ProjectFile, module: str, seen: dict[str, str],
                needs: dict[str, str] | None = None, via: str = "") -> str | None:  # fmt: skip
-    """The first statement of ``module``'s file (a package's ``__init__.py``) that does more than bind
-    names, as ``path:line: `code```; None when importing it has no effect beyond its names. A namespace
-    package (no file) runs nothing; a file that cannot be read or parsed is taken to run code. ``seen``
-    gets each project module loaded, with the statement of the first file (``via``) that loads it. With
-    ``needs``, importing a package beyond the project and the standard library is no code run but
-    recorded there, by top-level name, the same way."""
+    """The first statement of ``module``'s file (a package's ``__init__.py``) that runs code (see
+    ``_effects``), as ``path:line: `code```; None when importing it has no effect beyond its names."""
+    return next((s.where for s in _effects(root, project_file, module, seen, needs, via) if s.runs), None)
+
+
+def _effects(root: Path | None, project_file: ProjectFile, module: str, seen: dict[str, str],
+             needs: dict[str, str] | None = None, via: str = "") -> Iterator[Statement]:  # fmt: skip
+    """Each top-level statement of ``module``'s file that does more than bind names: where it is, the
+    modules it imports, and whether it runs code: anything but importing standard-library modules,
+    project modules that run nothing and, with ``needs``, packages beyond the project (recorded there by
+    top-level name, with the statement of the first file, ``via``, that loads them). ``seen`` gets each
+    project module loaded, the same way. A namespace package (no file) runs nothing; a file that cannot be
+    read or parsed is taken to run code."""
     relpath = project_file(module) if root is not None else None
     if relpath is None or module in seen:
-        return None
+        return
     seen[module] = via
     try:
         text = (root / relpath).read_bytes().decode("utf-8")
         tree = ast.parse(text)
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
-        return f"{relpath}: cannot be read to tell"
+        yield Statement(f"{relpath}: cannot be read to tell", (), True)
+        return
     package_parts = tuple(module.split(".")) if relpath.endswith("__init__.py") else tuple(module.split(".")[:-1])
     for statement in tree.body:
         if _binds_only(statement):
             continue
         line = (ast.get_source_segment(text, statement) or "").splitlines()[:1]
         where = f"{relpath}:{statement.lineno}: `{line[0][:70] if line else ''}`"
-        if not _loads_nothing(root, project_file, statement, package_parts, seen, needs, via or where):
-            return where
-    return None
+        imported = _imported(statement, package_parts, project_file)
+        runs = not isinstance(statement, (ast.Import, ast.ImportFrom)) or not _loads_nothing(
+            root, project_file, imported, seen, needs, via or where
+        )
+        yield Statement(where, tuple(imported), runs)
 
 
-def _loads_nothing(root: Path | None, project_file: ProjectFile, statement: ast.stmt, package_parts: tuple[str, ...],
-                   seen: dict[str, str], needs: dict[str, str] | None, where: str) -> bool:  # fmt: skip
-    """Is ``statement`` an import of only standard-library modules, project modules that run nothing and,
-    with ``needs``, packages beyond the project (recorded there)? ``import a.b`` loads ``a`` and ``a.b``;
-    ``from m import x`` loads ``m``, and ``m.x`` when that is a project module rather than a name."""
-    if not isinstance(statement, (ast.Import, ast.ImportFrom)):
-        return False
+def _imported(statement: ast.stmt, package_parts: tuple[str, ...], project_file: ProjectFile) -> list[str]:
+    """The modules a top-level import loads: ``import a.b`` loads ``a`` and ``a.b``; ``from m import x``
+    loads ``m``, and ``m.x`` when that is a project module rather than a name."""
     loaded = _modules_loaded(statement, package_parts)
     if isinstance(statement, ast.ImportFrom):
         base = absolute_module(package_parts, statement.level, statement.module)
         submodules = (f"{base}.{alias.name}".lstrip(".") for alias in statement.names if alias.name != "*")
         loaded += [name for name in submodules if project_file(name) is not None]
+    return loaded
+
+
+def _loads_nothing(root: Path | None, project_file: ProjectFile, loaded: list[str], seen: dict[str, str],
+                   needs: dict[str, str] | None, where: str) -> bool:  # fmt: skip
+    """Are ``loaded`` (one import's modules) only standard-library modules, project modules that run
+    nothing and, with ``needs``, packages beyond the project (recorded there)?"""
     for name in loaded:
         if project_file(name) is not None:
             if _runs_code(root, project_file, name, seen, needs, where) is not None:
@@ -217,7 +242,7 @@ def seam_import_changes_imports(
         if module_parts[: package.count(".") + 1] == tuple(package.split(".")) or package in loaded:
             continue
         if package == ".".join(seam.parts):
-            return _adapter_changes(init, module, {name.split(".")[0] for name in loaded})
+            return _adapter_changes(init, module, loaded)
         if init.runs is not None:
             return (f"the seam import would first run the code of package `{package}` ({init.runs}), which this "
                     f"module does not import: a new import-time dependency, or an import cycle; {_REMEDY}")  # fmt: skip
@@ -229,16 +254,24 @@ def seam_import_changes_imports(
     return None
 
 
-def _adapter_changes(adapter: PackageInit, module: str, imported: set[str]) -> str | None:
+def _adapter_changes(adapter: PackageInit, module: str, loaded: set[str]) -> str | None:
     """Why running the adapter's top level (hand-written code: apply's functions import in their bodies)
-    would change what importing ``module`` does, which imports the top-level packages ``imported`` by then."""
-    if module in adapter.loads:
-        return (f"the seam import would run the adapter's {adapter.loads[module]}, which imports this module: "
-                f"an import cycle; {_LAZY}")  # fmt: skip
-    if adapter.runs is not None:
-        return (f"the seam import would run the adapter's {adapter.runs}, code this module does not run: a new "
+    would change what importing ``module`` does, which has loaded ``loaded`` by then: a statement whose
+    modules it imports itself has run already, with all it loads."""
+    ran = {
+        statement.where for statement in adapter.statements if statement.imports and set(statement.imports) <= loaded
+    }
+    cycle = adapter.loads.get(module)
+    if cycle is not None and cycle not in ran:
+        return f"the seam import would run the adapter's {cycle}, which imports this module: an import cycle; {_LAZY}"
+    runs = next((s.where for s in adapter.statements if s.runs and s.where not in ran), None)
+    if runs is not None:
+        return (f"the seam import would run the adapter's {runs}, code this module does not run: a new "
                 f"import-time effect; {_LAZY}")  # fmt: skip
-    missing = sorted(set(adapter.needs) - imported)
+    imported = {name.split(".")[0] for name in loaded}
+    missing = sorted(
+        package for package, where in adapter.needs.items() if package not in imported and where not in ran
+    )
     if missing:
         return (f"the seam import would import `{missing[0]}` through the adapter's {adapter.needs[missing[0]]}, "
                 f"which this module does not import: a new import-time dependency; {_LAZY}")  # fmt: skip

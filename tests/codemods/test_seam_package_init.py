@@ -162,6 +162,16 @@ ADAPTER_CASES = {  # adapter, the builder's first lines -> the reason apply give
         "would import `fakemeg` through",
     ),
     "adapter-calls-something": ("import os\n\nos.environ['SEEN'] = '1'\nprint('adapter ran')\n", "", "a new import"),
+    "adapter-imports-a-module-that-runs-code": (
+        "from lib.core.config import Config\n",
+        "",
+        "`from lib.core.config import Config`, code this module does not run",
+    ),
+    "adapter-imports-a-module-that-runs-code-the-builder-imports": (  # megatron's TransformerConfig
+        "from lib.core.config import Config\n",
+        "from lib.core.config import Config\n",
+        None,
+    ),
     "adapter-imports-the-standard-library": ("import os\nfrom typing import Any\n\nLIMIT: int = 2\n", "", None),
     "adapter-imports-a-package-the-builder-imports": ("import fakemeg\n", "import fakemeg\n", None),
     "builder-imports-the-adapter-already": ("print('adapter ran')\n", "from lib.core.mla_seam import LIMIT\n", None),
@@ -191,6 +201,7 @@ def test_the_adapters_own_top_level_adds_no_cycle_and_no_dependency(case: str, t
         "lib/util/helpers.py": "from lib.util.flops import flops\n\n\ndef helper():\n    return flops\n",
         "lib/core/glue.py": "import fakemeg\n\n\ndef wrap(x):\n    return x\n",
         "lib/core/names.py": NAMES,
+        "lib/core/config.py": "import fakemeg\n\nprint('config')\n\n\nclass Config:\n    pass\n",
         "lib/util/flops.py": first_lines + BUILDER,
     }
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
