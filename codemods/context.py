@@ -23,6 +23,7 @@ PLACEHOLDER_PREFIX = "_seamfix_pending_"
 # Cheap text tests that spare a walk of the whole tree in the usual file, which has neither.
 _STAR_IMPORT = re.compile(r"\bimport\s*\(?\s*\*")
 _GLOBAL = re.compile(r"\bglobal\s")
+_GLOBALS_CALL = re.compile(r"\bglobals\s*\(")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
@@ -133,6 +134,8 @@ class FileContext:
         why = f"`{name}`, a module-level name of this file"
         if name in self.declared_global:
             return Refusal(f"it reads {why} that a function declares `global`")
+        if self.calls_globals:
+            return Refusal(f"it reads {why}, and the module calls `globals()`, which may rebind it")
         if len(stores) != 1 or stores[0].kind != "import":
             how = "defines or assigns" if len(stores) == 1 else "binds more than once"
             return Refusal(f"it reads {why} that the module {how}; the adapter cannot share its binding")
@@ -148,6 +151,38 @@ class FileContext:
         if source == self.module_name or is_test_module(source) or self.project.is_script_import(source, self.relpath):
             return Refusal(f"it reads {why} imported from `{source}`, which the adapter must not import")
         return line
+
+    def passed_global(self, name: str) -> Refusal | None:
+        """Why this file's global ``name`` cannot be passed to an adapter function as an argument, if it cannot.
+
+        Passed, it is read where the builder calls the adapter function instead of where the arm reads it:
+        the same value only when it is certainly bound by then (else the `NameError` would come before the
+        arm's first effects, or where the arm would not read it at all) and nothing the arm runs first can
+        rebind it (a `global` declaration is refused with the import, `globals()` here)."""
+        why = f"`{name}`, a module-level name of this file"
+        if self.calls_globals:
+            return Refusal(f"it reads {why}, and the module calls `globals()`, which may rebind it while the arm runs")
+        stores = self._module_stores.get(name, [])
+        if any(not occurrence.is_store for occurrence in stores):
+            return Refusal(f"it reads {why} that the module deletes: it may be unbound where the arm reads it")
+        if name not in self._certainly_bound:
+            return Refusal(f"it reads {why} that the module may leave unbound (`try`, `if`, `with`, a loop)")
+        return None
+
+    @cached_property
+    def _certainly_bound(self) -> set[str]:
+        """The module-level names certainly bound once the module has run."""
+        return _certainly_bound(self.tree.body)
+
+    @cached_property
+    def calls_globals(self) -> bool:
+        """Does the module call ``globals()`` (through which it may rebind any of its names)?"""
+        if not _GLOBALS_CALL.search(self.text):
+            return False
+        return any(
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals"
+            for node in ast.walk(self.tree)
+        )
 
     @cached_property
     def _module_stores(self) -> dict[str, list[Occurrence]]:
@@ -209,3 +244,23 @@ class Refusal:
 def _binds(occurrence: Occurrence) -> bool:
     """A store of the name, or a ``del`` of it."""
     return occurrence.is_store or isinstance(getattr(occurrence.node, "ctx", None), ast.Del)
+
+
+def _certainly_bound(statements: list[ast.stmt]) -> set[str]:
+    """The names ``statements`` certainly bind when they run to their end: a ``try`` binds what its body
+    and each handler that does not raise bind, an ``if`` what each branch binds."""
+    bound: set[str] = set()
+    for statement in statements:
+        if isinstance(statement, ast.AnnAssign) and statement.value is None:
+            continue  # `name: T` only annotates
+        if isinstance(statement, (*_DEFINITIONS, ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign)):
+            bound |= top_level_names(ast.Module(body=[statement], type_ignores=[]))
+        elif isinstance(statement, ast.If):
+            bound |= _certainly_bound(statement.body) & _certainly_bound(statement.orelse)
+        elif isinstance(statement, (ast.Try, ast.TryStar)):
+            body = _certainly_bound(statement.body) | _certainly_bound(statement.orelse)
+            for handler in statement.handlers:
+                if not (handler.body and isinstance(handler.body[-1], ast.Raise)):
+                    body &= _certainly_bound(handler.body)
+            bound |= body | _certainly_bound(statement.finalbody)
+    return bound
