@@ -80,6 +80,10 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
             )
     if (results or returns) and any(isinstance(node, (ast.With, ast.AsyncWith)) for node in _own_nodes(block)):
         blocker = blocker or "a `with` in it may swallow an exception and skip the value or return it passes on"
+    if inside.assigned and (probe := _reads_own_frame(function, in_block)):
+        blocker = blocker or (
+            f"its function calls `{probe}` outside it, which would not see the variables the arm assigns in the adapter"
+        )
     caught = [name for name in inside.assigned if name in used_outside]
     if caught and _guarded(function, block):
         blocker = blocker or (
@@ -110,6 +114,21 @@ def _runs_later(frame: Frame, scope: Frame) -> bool:
             return True
         frame = frame.parent
     return False
+
+
+def _reads_own_frame(function: Function, in_block: set[int]) -> str | None:
+    """The call of ``function`` outside the block (not in a nested function) that reads its variables by name
+    rather than through the names themselves (``locals()``, ``eval``, a frame probe), if there is one."""
+    for node in _own_nodes(function.body):
+        if id(node) in in_block or not isinstance(node, ast.Call):
+            continue
+        callee = node.func
+        if isinstance(callee, ast.Name) and callee.id in _INTROSPECTION - {"super", "globals"}:
+            if not (node.args or node.keywords) or callee.id in {"eval", "exec"}:
+                return f"{callee.id}()"
+        if isinstance(callee, ast.Attribute) and callee.attr in _FRAME_PROBES:
+            return callee.attr
+    return None
 
 
 def _guarded(function: Function, block: list[ast.stmt]) -> bool:
