@@ -207,6 +207,8 @@ def _placed_meaning(node: ast.AST) -> str | None:
         return "it defines a function, lambda or class, whose `__qualname__` and `__module__` say where it is"
     if isinstance(node, ast.AnnAssign):
         return "it annotates a variable: the annotation would name what the adapter does not import"
+    if isinstance(node, ast.ImportFrom) and node.level:
+        return "it holds a relative import, which would resolve from the adapter's package"
     return None
 
 

@@ -155,6 +155,21 @@ def test_an_arm_reading_a_builtin_the_adapter_rebinds_is_left(tmp_path: Path) ->
     subprocess.run([sys.executable, "-c", check], cwd=root, check=True)
 
 
+def test_an_arm_with_a_relative_import_is_left(tmp_path: Path) -> None:
+    # moved into pkg/mla_seam.py, `from .helpers import` would import pkg.helpers instead of pkg.sub.helpers
+    builder = "def spec(cfg):\n    if cfg.multi_latent_attention:\n        from .helpers import WHERE\n"
+    builder += "        return WHERE, cfg.kv_lora_rank\n    return None\n"
+    root = project(tmp_path, {
+        "pkg/__init__.py": "", "pkg/helpers.py": "WHERE = 'pkg'\n", "pkg/sub/__init__.py": "",
+        "pkg/sub/helpers.py": "WHERE = 'pkg.sub'\n", "pkg/sub/model.py": builder,
+    })  # fmt: skip
+    _, said = applied(root)
+    assert "it holds a relative import, which would resolve from the adapter's package" in said
+    check = "import types; from pkg.sub import model\n"
+    check += "assert model.spec(types.SimpleNamespace(multi_latent_attention=1, kv_lora_rank=2)) == ('pkg.sub', 2)"
+    subprocess.run([sys.executable, "-c", check], cwd=root, check=True)
+
+
 def test_a_plain_import_is_shared_and_the_module_imports(tmp_path: Path) -> None:
     root = project(tmp_path, {
         "pkg/__init__.py": "", "pkg/mla_impl.py": "class MLATransformerConfig:\n    pass\n",
