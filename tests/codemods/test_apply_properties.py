@@ -5,6 +5,8 @@ Hypothesis writes functions of ``(config, x, log)`` from assignments, augmented 
 ``if``/``else`` on MLA tests (flags, negations, comparisons, probes, ``and`` with other conditions, operands
 with side effects) or on variables, which may hold such a test (aliases), nested at random; every variable
 is read only where it is certainly assigned (but for ``except`` handlers, which may find it unassigned).
+Values may read a module-level name that the module binds plainly or under ``try`` on one or both paths, and
+call a function that may rebind it through ``globals()``; the result may list ``locals()``.
 Each function is applied in a fresh project; the original and the rewritten module (with its adapter) then
 run under dense and MLA configs and must return, raise and mutate alike, with the same log of config reads
 and ``log`` calls (``equivalence``); every finding the linter still reports must be one the summary names
@@ -43,6 +45,19 @@ MLA_TESTS = [
 ]
 OTHER_TESTS = ["x > 1", "config.num_layers == 2"]
 MLA_VALUES = ["config.kv_lora_rank", "config.qk_pos_emb_head_dim", "(config.q_lora_rank or 1)"]
+# How the module binds `LIMIT`, which values read: plainly, on both paths of a `try`, or on one path only
+# (unbound: the read raises `NameError` after the effects before it); and `bump`, which values call, may
+# rebind it through `globals()` while a builder runs. A moved arm is passed the value at its call, so each
+# must agree with reading it in place.
+LIMIT_BINDINGS = [
+    "LIMIT = 3",
+    "try:\n    from mla_impl_missing import LIMIT\nexcept ImportError:\n    LIMIT = 3",
+    "try:\n    from mla_impl_missing import LIMIT\nexcept ImportError:\n    pass",
+]
+BUMPS = [
+    "def bump(value):\n    return value",
+    "def bump(value):\n    globals()['LIMIT'] = value + 10\n    return value",
+]
 
 
 @st.composite
@@ -95,7 +110,7 @@ def blocks(draw, defined: frozenset[str], depth: int, in_loop: bool = False) -> 
 
 @st.composite
 def values(draw, defined: frozenset[str]) -> str:
-    atoms = ["x", "1", "2", "(x // (x - 3))", *MLA_VALUES, *sorted(defined)]
+    atoms = ["x", "1", "2", "(x // (x - 3))", "LIMIT", "bump(x)", *MLA_VALUES, *sorted(defined)]
     left, right = draw(st.sampled_from(atoms)), draw(st.sampled_from(atoms))
     return draw(st.sampled_from([left, f"{left} + {right}", f"{left} * {right}"]))
 
@@ -107,9 +122,32 @@ def indent(lines: list[str]) -> list[str]:
 @st.composite
 def builders(draw) -> str:
     body, defined = draw(blocks(frozenset({"x"}), 0))
-    ending = f"return ({', '.join(sorted(defined - {'i'}))},)"
-    lines = ["import contextlib", "", "", "def build(config, x, log):", *indent(body), *indent([ending])]
+    limit = [draw(st.sampled_from(LIMIT_BINDINGS)), "", "", draw(st.sampled_from(BUMPS))]
+    # the function's own variables read by name, as `locals()` does, see what a moved arm assigned or not
+    ending = f"return ({', '.join(sorted(defined - {'i'}))},{draw(st.sampled_from(['', ' sorted(locals())']))})"
+    lines = ["import contextlib", "", *limit, "", "", "def build(config, x, log):", *indent(body), *indent([ending])]
     return "\n".join(lines) + "\n"
+
+
+@st.composite
+def arm_builders(draw) -> str:
+    """A builder with one arm that apply moves, unless it refuses: straight-line statements under an MLA
+    test, which read module-level names and leave effects before and after them, maybe inside a loop."""
+    arm = [f"log({draw(values(frozenset({'a'})))})", f"a = {draw(st.sampled_from(MLA_VALUES))} + LIMIT"]
+    for _ in range(draw(st.integers(0, 2))):
+        value = draw(values(frozenset({"a"})))
+        # `b`, assigned only here, is what `locals()` after the arm may see
+        arm.append(draw(st.sampled_from([f"log({value})", f"a = {value}", f"a += {value}", f"b = {value}"])))
+    arm = draw(st.permutations(arm))
+    if draw(st.booleans()):
+        arm.append(f"return {draw(values(frozenset({'a'})))}")
+    test = draw(st.sampled_from(["config.multi_latent_attention", "x > 2 and config.multi_latent_attention"]))
+    body = ["a = x", f"if {test}:", *indent(arm)]
+    if draw(st.booleans()):
+        body = ["a = x", "for i in range(2):", *indent(body[1:])]
+    ending = draw(st.sampled_from(["return a", "return a, sorted(locals())"]))
+    limit = [draw(st.sampled_from(LIMIT_BINDINGS)), "", "", draw(st.sampled_from(BUMPS))]
+    return "\n".join(["", *limit, "", "", "def build(config, x, log):", *indent([*body, ending])]) + "\n"
 
 
 def run_all(module: types.ModuleType) -> list:
@@ -136,10 +174,24 @@ def load(code: str, adapter: str | None) -> types.ModuleType:
     return module
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(
+    max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@PROPERTY
 @given(source=builders())
 def test_generated_builders_behave_the_same_after_apply(source: str, tmp_path_factory) -> None:
-    root: Path = tmp_path_factory.mktemp("generated")
+    behaves_the_same_after_apply(source, tmp_path_factory.mktemp("generated"))
+
+
+@PROPERTY
+@given(source=arm_builders())
+def test_generated_moved_arms_behave_the_same_after_apply(source: str, tmp_path_factory) -> None:
+    behaves_the_same_after_apply(source, tmp_path_factory.mktemp("arm"))
+
+
+def behaves_the_same_after_apply(source: str, root: Path) -> None:
     (root / "pyproject.toml").write_text('[tool.seamfix]\nadapter = "mla_seam.py"\n')
     (root / "case.py").write_text(source)
     settings_ = load_settings(root)
