@@ -59,6 +59,12 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
     for name in parameters:
         if name not in entry and name not in inside.closure:
             blocker = blocker or f"`{name}` may be unassigned where it starts"
+    for name, owner in inside.closure.items():
+        if name in parameters and not _bound_before(bindings, owner, scope, name):
+            blocker = blocker or (
+                f"`{name}`, a variable of an enclosing function, may be unassigned when the arm runs (passed, "
+                "it would raise before the arm's first effects)"
+            )
     declared = _declared_global(function)
     touched = set(inside.assigned) | set(parameters) | inside.globals
     if declared & touched:
@@ -92,6 +98,27 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
         )
     flow.parameters, flow.results, flow.blocker = parameters, results, blocker
     return flow
+
+
+def _bound_before(bindings: Bindings, owner: Frame, scope: Frame, name: str) -> bool:
+    """Is the variable ``name`` of the function ``owner`` certainly assigned wherever the function of ``scope``
+    (nested in it) is defined, and never deleted? Then it is bound whenever that function runs."""
+    function = owner.node
+    if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        return False
+    if any(o.name == name and isinstance(getattr(o.node, "ctx", None), ast.Del) for o in bindings.owned_by(owner)):
+        return False
+    if name in {a.arg for a in parameters_of(function.args)}:
+        return True
+    if isinstance(function, ast.Lambda):
+        return False
+    frame = scope
+    while frame.parent is not owner:
+        frame = frame.parent
+    nested = frame.node  # the def, lambda or comprehension of ``owner`` that holds the arm's function
+    flow = _Flow(bindings, owner, target=nested)
+    flow.suite(function.body, frozenset(a.arg for a in parameters_of(function.args)))
+    return flow.entry is not None and name in flow.entry
 
 
 def _shared_with_closures(owned: list[Occurrence], scope: Frame, in_block: set[int]) -> dict[str, bool]:
@@ -258,7 +285,7 @@ def _pattern_names(pattern: ast.pattern) -> frozenset[str]:
 class _Flow:
     """Walks statements in order, tracking the variables of ``scope`` certainly assigned so far."""
 
-    def __init__(self, bindings: Bindings, scope: Frame, target: list[ast.stmt] | None = None) -> None:
+    def __init__(self, bindings: Bindings, scope: Frame, target: list[ast.stmt] | ast.AST | None = None) -> None:
         self.bindings = bindings
         self.scope = scope
         self.target = target
@@ -275,6 +302,8 @@ class _Flow:
         for statement in statements:
             if assigned is None:
                 break
+            if isinstance(self.target, ast.AST) and self.entry is None and _holds(statement, self.target):
+                self.entry = assigned  # what is certainly assigned where the statement holding it starts
             assigned = self.statement(statement, assigned)
         return assigned
 
@@ -397,6 +426,21 @@ class _Flow:
         for part in parts:
             for name in _loaded_names(part):
                 self.read_name(name, assigned)
+
+
+def _holds(statement: ast.stmt, node: ast.AST) -> bool:
+    """Is ``node`` ``statement`` itself, or in it but not in a nested statement (where a walk goes on)?"""
+    if statement is node:
+        return True
+    suites = ("body", "orelse", "finalbody", "handlers", "cases")
+    nested = {id(child) for suite in suites for child in getattr(statement, suite, [])}
+    stack = [child for child in ast.iter_child_nodes(statement) if id(child) not in nested]
+    while stack:
+        current = stack.pop()
+        if current is node:
+            return True
+        stack.extend(ast.iter_child_nodes(current))
+    return False
 
 
 def _encloses_scope(outer: Frame, inner: Frame) -> bool:
