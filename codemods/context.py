@@ -152,13 +152,15 @@ class FileContext:
             return Refusal(f"it reads {why} imported from `{source}`, which the adapter must not import")
         return line
 
-    def passed_global(self, name: str) -> Refusal | None:
+    def passed_global(self, name: str, function: ast.FunctionDef | ast.AsyncFunctionDef) -> Refusal | None:
         """Why this file's global ``name`` cannot be passed to an adapter function as an argument, if it cannot.
 
         Passed, it is read where the builder calls the adapter function instead of where the arm reads it:
         the same value only when it is certainly bound by then (else the `NameError` would come before the
         arm's first effects, or where the arm would not read it at all) and nothing the arm runs first can
-        rebind it (a `global` declaration is refused with the import, `globals()` here)."""
+        rebind it (a `global` declaration is refused with the import, `globals()` here). The module's own
+        top level may call ``function`` (through the name of the top-level definition holding it) only after
+        it binds ``name``; a call through other code at import time is not seen."""
         why = f"`{name}`, a module-level name of this file"
         if self.calls_globals:
             return Refusal(f"it reads {why}, and the module calls `globals()`, which may rebind it while the arm runs")
@@ -167,6 +169,15 @@ class FileContext:
             return Refusal(f"it reads {why} that the module deletes: it may be unbound where the arm reads it")
         if name not in self._certainly_bound:
             return Refusal(f"it reads {why} that the module may leave unbound (`try`, `if`, `with`, a loop)")
+        holder = next(s for s in self.tree.body if s.lineno <= function.lineno <= (s.end_lineno or s.lineno))
+        if isinstance(holder, _DEFINITIONS):
+            bound: set[str] = set()
+            for statement in self.tree.body:
+                if name in bound:
+                    break
+                if statement is not holder and holder.name in _names_run(statement):
+                    return Refusal(f"it reads {why}, and the module runs its builder before it binds the name")
+                bound |= _certainly_bound([statement])
         return None
 
     @cached_property
@@ -264,3 +275,21 @@ def _certainly_bound(statements: list[ast.stmt]) -> set[str]:
                     body &= _certainly_bound(handler.body)
             bound |= body | _certainly_bound(statement.finalbody)
     return bound
+
+
+def _names_run(statement: ast.stmt) -> set[str]:
+    """The names ``statement`` reads when it runs (function bodies run later; decorators, defaults and class
+    bodies now)."""
+    names: set[str] = set()
+    stack: list[ast.AST] = [statement]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            stack.extend([*node.decorator_list, node.args, *([node.returns] if node.returns else [])])
+        elif isinstance(node, ast.Lambda):
+            stack.append(node.args)
+        else:
+            stack.extend(ast.iter_child_nodes(node))
+    return names

@@ -77,7 +77,7 @@ class ExtractArms:
                 body.append(shared)
             elif is_mla or name in context.declared_global:
                 return f"{ARM_KEPT}: {getattr(shared, 'reason', 'it reads an MLA name the adapter cannot share')}"
-            elif unpassable := context.passed_global(name):
+            elif unpassable := context.passed_global(name, function):
                 return f"{ARM_KEPT}: {unpassable.reason}"
             else:
                 # the builder's binding as it is when the arm runs (and its import stays in use there)
