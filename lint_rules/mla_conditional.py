@@ -113,6 +113,10 @@ class MLAConditional(AstRule):
         "    build(multi_latent_attention=multi_latent_attention)\n",
         "class A:\n    def __init__(self, config):\n        self._latent = config.multi_latent_attention\n"
         "class B:\n    def f(self):\n        if self._latent:\n            pass\n",
+        # State of a class that names MLA is the same whether or not a model uses MLA (MindSpeed-LLM's op).
+        "class SparseFlashMlaFunction:\n    grad_scale = None\n    @staticmethod\n    def set(scale):\n"
+        "        if SparseFlashMlaFunction.grad_scale is None:\n            SparseFlashMlaFunction.grad_scale = scale\n",
+        "def f():\n    scale = SparseFlashMlaFunction.grad_scale\n    return scale if scale is not None else 1.0\n",
     )
     INVALID = (
         Invalid("if config.multi_latent_attention:\n    pass\n", line=1),
@@ -235,6 +239,9 @@ class MLAConditional(AstRule):
         # EAFP probes: the read inside `try` is what `except AttributeError/KeyError` decides on.
         Invalid("try:\n    rank = args.q_lora_rank\nexcept AttributeError:\n    rank = None\n", line=2),
         Invalid("try:\n    rank = hf['kv_lora_rank']\nexcept (KeyError, TypeError):\n    rank = None\n", line=2),
+        # A constant of a class that names MLA (an enum member) still names MLA; so does an MLA field of it.
+        Invalid("def f(mode):\n    if mode is MLAMode.ABSORBED:\n        pass\n", line=2),
+        Invalid("if MLATransformerConfig.q_lora_rank is None:\n    pass\n", line=1),
     )
 
     def check(self, source: SourceFile) -> Iterator[Hit]:

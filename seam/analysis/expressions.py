@@ -69,7 +69,8 @@ class MLAExpressions:
                     continue
                 if names.is_attribute(node.attr):
                     return node
-                stack.append(node.value)
+                if not self.is_class_state(node):
+                    stack.append(node.value)
             elif kind is ast.Constant:
                 if type(node.value) is str and names.is_string(node.value):
                     return node
@@ -101,6 +102,8 @@ class MLAExpressions:
                 return None
             if self.names.is_attribute(expr.attr) or (aliases and dotted_name(expr) in aliases):
                 return expr
+            if self.is_class_state(expr):
+                return None
             return self.taint(expr.value, aliases, arithmetic)
         if kind is ast.Subscript:
             found = self.taint(expr.value, aliases, arithmetic)
@@ -129,6 +132,18 @@ class MLAExpressions:
                 if found is not None:
                     return found
         return None
+
+    def is_class_state(self, attribute: ast.Attribute) -> bool:
+        """``SparseFlashMlaFunction.grad_scale``: a lower-case field that names no MLA, read from a class that
+        does. The class is the same object whether or not a model uses MLA, so its state answers the same
+        either way (a cache, a scale set once, a method); a test on it decides nothing about MLA. A constant
+        (``MLAMode.ABSORBED``, ``MLAKind.Absorbed``: an enum member by PEP 8's case) still names MLA."""
+        receiver = attribute.value
+        return (
+            type(receiver) is ast.Name
+            and attribute.attr.lstrip("_")[:1].islower()
+            and self.names.is_class(receiver.id)
+        )
 
     def _call_taint(self, call: ast.Call, aliases: frozenset[str], arithmetic: bool) -> ast.AST | None:
         if self.seam.refers_to_seam(call.func):
