@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import bisect
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -169,21 +170,37 @@ class FileContext:
             return Refusal(f"it reads {why} that the module deletes: it may be unbound where the arm reads it")
         if name not in self._certainly_bound:
             return Refusal(f"it reads {why} that the module may leave unbound (`try`, `if`, `with`, a loop)")
-        holder = next(s for s in self.tree.body if s.lineno <= function.lineno <= (s.end_lineno or s.lineno))
+        holding = bisect.bisect_right(self._top_level_lines, function.lineno) - 1
+        holder = self.tree.body[holding]
         if isinstance(holder, _DEFINITIONS):
-            bound: set[str] = set()
-            for statement in self.tree.body:
-                if name in bound:
-                    break
-                if statement is not holder and holder.name in _names_run(statement):
-                    return Refusal(f"it reads {why}, and the module runs its builder before it binds the name")
-                bound |= _certainly_bound([statement])
+            bound_at, run_at = self._import_time_order
+            # the top-level statements up to the one that binds the name (itself included) run before it is bound
+            if any(index != holding and index <= bound_at[name] for index in run_at.get(holder.name, ())):
+                return Refusal(f"it reads {why}, and the module runs its builder before it binds the name")
         return None
 
     @cached_property
     def _certainly_bound(self) -> set[str]:
         """The module-level names certainly bound once the module has run."""
         return _certainly_bound(self.tree.body)
+
+    @cached_property
+    def _top_level_lines(self) -> list[int]:
+        """Where each top-level statement starts, in order (the statement holding a line is found by bisection)."""
+        return [statement.lineno for statement in self.tree.body]
+
+    @cached_property
+    def _import_time_order(self) -> tuple[dict[str, int], dict[str, list[int]]]:
+        """The index of the top-level statement after which each name is certainly bound, and the indices of
+        the top-level statements that read each name as they run: computed once, asked per arm and name."""
+        bound_at: dict[str, int] = {}
+        run_at: dict[str, list[int]] = {}
+        for index, statement in enumerate(self.tree.body):
+            for name in _certainly_bound([statement]):
+                bound_at.setdefault(name, index)
+            for name in _names_run(statement):
+                run_at.setdefault(name, []).append(index)
+        return bound_at, run_at
 
     @cached_property
     def calls_globals(self) -> bool:
