@@ -14,6 +14,7 @@ queries. Measured on an H200 against alternatives (a ring across a run's segment
 """
 
 from triton.experimental import gluon
+from triton.language.extra.cuda import gdc_launch_dependents
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
     async_copy,
@@ -138,6 +139,9 @@ def decode_kernel(
     gl.static_assert((gl.num_warps() == 4) | (gl.num_warps() == 8), "one or two warpgroups")
     gl.static_assert(BLOCK_N == 64, "64-token tiles: the rows of one warpgroup MMA")
     gl.static_assert(RANK % 64 == 0, "the output product's rows: whole warpgroup MMAs")
+    # The merge may launch now (triton_ops.decode launches it as a programmatic dependent); it waits for this
+    # grid's completion before reading anything written here.
+    gdc_launch_dependents()
     program, group = gl.program_id(0), gl.program_id(1)
     num_programs = gl.num_programs(0)
     n_rows = s_q * heads

@@ -14,6 +14,7 @@ Everything is computed from the lengths on the device: no host synchronization, 
 
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_wait
 
 LOG2_E = tl.constexpr(1.4426950408889634)
 LN_2 = tl.constexpr(0.6931471805599453)
@@ -240,12 +241,16 @@ def _combine_parts(
 @triton.jit
 def merge_kernel(
     PARTIAL_OUT, PARTIAL_LSE, LEADS, OUT, LSE, n_rows, num_programs, RANK: tl.constexpr,
-    PARTS_BLOCK: tl.constexpr, ROWS: tl.constexpr,
+    PARTS_BLOCK: tl.constexpr, ROWS: tl.constexpr, DEPENDENT: tl.constexpr,
 ):  # fmt: skip
     """Program ``p + num_programs * b``: if run ``p`` leads a split sequence, combine that sequence's parts
     (programs ``p`` up to the recorded end) for query rows ``[b * ROWS, (b + 1) * ROWS)``, all latent columns;
     other programs do nothing. For sequences split into few parts (one step takes them all). A one-dimensional
-    grid: row blocks on a second axis would stop at its 65,535 (one-row blocks of ``s_q * heads`` rows)."""
+    grid: row blocks on a second axis would stop at its 65,535 (one-row blocks of ``s_q * heads`` rows).
+    ``DEPENDENT``: launched as a programmatic dependent of the decode kernel (``launch_pdl``), so it waits for that
+    grid's completion and memory (``griddepcontrol.wait``) before reading what the decode kernel wrote."""
+    if DEPENDENT:
+        gdc_wait()
     program, row_block = tl.program_id(0) % num_programs, tl.program_id(0) // num_programs
     seq = tl.load(LEADS + program * 3)
     parts_end = tl.where(seq >= 0, tl.load(LEADS + program * 3 + 1), program)
@@ -259,14 +264,15 @@ def merge_kernel(
 def merge_by_sequence_kernel(
     PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, OUT, LSE, batch, capacity, n_rows, num_programs,
     RANK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr, PARTS_BLOCK: tl.constexpr, ROWS: tl.constexpr,
-    COLUMNS: tl.constexpr,
+    COLUMNS: tl.constexpr, DEPENDENT: tl.constexpr,
 ):  # fmt: skip
     """Program ``b + batch * (r + row_blocks * c)``: if sequence ``b`` is split over runs, combine its parts for
     query rows ``[r * ROWS, (r + 1) * ROWS)`` and latent columns ``[c * COLUMNS, (c + 1) * COLUMNS)``. For few
     sequences split into many parts: the grid spreads each sequence's columns over programs, where
     ``merge_kernel``'s grid over runs would need a program per run and column block. The run holding the
     sequence's first tile (same tile stream as the decode kernel) leads it if the sequence is split; its leader
-    record gives the parts' end and the slot of the first part."""
+    record gives the parts' end and the slot of the first part. ``DEPENDENT`` as in ``merge_kernel``: the lookup
+    from the lengths runs while the decode kernel finishes, the wait comes before its leader records are read."""
     seq, block = tl.program_id(0) % batch, tl.program_id(0) // batch
     row_blocks = tl.cdiv(n_rows, ROWS)
     row_block, column_block = block % row_blocks, block // row_blocks
@@ -274,6 +280,8 @@ def merge_by_sequence_kernel(
     seq_first = tl.sum(tl.where(seqs == seq, seq_first_tiles, 0), 0)
     # The clamps keep the lookup inside LEADS for any lengths (an empty stream has no runs).
     leader = tl.minimum(_owner(seq_first, num_programs, tl.maximum(total_tiles, 1)), num_programs - 1)
+    if DEPENDENT:
+        gdc_wait()
     split = tl.load(LEADS + leader * 3) == seq
     parts_end = tl.where(split, tl.load(LEADS + leader * 3 + 1), leader)
     rows = row_block * ROWS + tl.arange(0, ROWS)
