@@ -262,29 +262,34 @@ def merge_kernel(
 
 @triton.jit
 def merge_by_sequence_kernel(
-    PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, OUT, LSE, batch, capacity, n_rows, num_programs,
+    PARTIAL_OUT, PARTIAL_LSE, SEQLENS, OUT, LSE, batch, capacity, n_rows, num_programs,
     RANK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr, PARTS_BLOCK: tl.constexpr, ROWS: tl.constexpr,
     COLUMNS: tl.constexpr, DEPENDENT: tl.constexpr,
 ):  # fmt: skip
     """Program ``b + batch * (r + row_blocks * c)``: if sequence ``b`` is split over runs, combine its parts for
     query rows ``[r * ROWS, (r + 1) * ROWS)`` and latent columns ``[c * COLUMNS, (c + 1) * COLUMNS)``. For few
     sequences split into many parts: the grid spreads each sequence's columns over programs, where
-    ``merge_kernel``'s grid over runs would need a program per run and column block. The run holding the
-    sequence's first tile (same tile stream as the decode kernel) leads it if the sequence is split; its leader
-    record gives the parts' end and the slot of the first part. ``DEPENDENT`` as in ``merge_kernel``: the lookup
-    from the lengths runs while the decode kernel finishes, the wait comes before its leader records are read."""
+    ``merge_kernel``'s grid over runs would need a program per run and column block. The parts are found from the
+    lengths alone (the same tile stream as the decode kernel, ``BLOCK_N`` tokens a unit): the run holding the
+    sequence's first tile leads it, split if the sequence ends past that run, its part in the slot
+    ``_segment_role`` gives it. ``DEPENDENT`` as in ``merge_kernel``: all of that runs while the decode kernel
+    finishes; the wait comes before the partial results are read."""
     seq, block = tl.program_id(0) % batch, tl.program_id(0) // batch
     row_blocks = tl.cdiv(n_rows, ROWS)
     row_block, column_block = block % row_blocks, block // row_blocks
-    seqs, seq_first_tiles, _, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B)
+    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B)
     seq_first = tl.sum(tl.where(seqs == seq, seq_first_tiles, 0), 0)
-    # The clamps keep the lookup inside LEADS for any lengths (an empty stream has no runs).
-    leader = tl.minimum(_owner(seq_first, num_programs, tl.maximum(total_tiles, 1)), num_programs - 1)
+    seq_end = tl.sum(tl.where(seqs == seq, seq_end_tiles, 0), 0)
+    # The clamps keep the parts inside the partial results for any lengths (an empty stream has no runs).
+    some_tiles = tl.maximum(total_tiles, 1)
+    leader = tl.minimum(_owner(seq_first, num_programs, some_tiles), num_programs - 1)
+    split = seq_end > _first_tile(leader + 1, num_programs, total_tiles)
+    parts_end = tl.where(split, tl.minimum(_owner(seq_end - 1, num_programs, some_tiles), num_programs - 1) + 1,
+                         leader)  # fmt: skip
+    first_slot = tl.where(seq_first <= _first_tile(leader, num_programs, total_tiles), 0, 1)
     if DEPENDENT:
         gdc_wait()
-    split = tl.load(LEADS + leader * 3) == seq
-    parts_end = tl.where(split, tl.load(LEADS + leader * 3 + 1), leader)
     rows = row_block * ROWS + tl.arange(0, ROWS)
-    _combine_parts(PARTIAL_OUT, PARTIAL_LSE, OUT, LSE, seq, leader, parts_end, tl.load(LEADS + leader * 3 + 2),
-                   n_rows, rows, (rows < n_rows) & split, column_block * COLUMNS + tl.arange(0, COLUMNS),
-                   column_block == 0, RANK, PARTS_BLOCK, ROWS, COLUMNS)  # fmt: skip
+    _combine_parts(PARTIAL_OUT, PARTIAL_LSE, OUT, LSE, seq, leader, parts_end, first_slot, n_rows, rows,
+                   (rows < n_rows) & split, column_block * COLUMNS + tl.arange(0, COLUMNS), column_block == 0, RANK,
+                   PARTS_BLOCK, ROWS, COLUMNS)  # fmt: skip

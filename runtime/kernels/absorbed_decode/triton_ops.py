@@ -291,7 +291,7 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
         dependent = {"DEPENDENT": tiles.kernel == "gluon_narrow", "launch_pdl": tiles.kernel == "gluon_narrow"}
         if merge.by_sequence:
             merge_by_sequence_kernel[(batch * row_blocks * (rank // merge.columns),)](
-                partial_out, partial_lse, leads, cache_seqlens, out, lse, batch, capacity, n_rows, num_programs,
+                partial_out, partial_lse, cache_seqlens, out, lse, batch, capacity, n_rows, num_programs,
                 RANK=rank, BLOCK_N=stream_unit, BLOCK_B=triton.next_power_of_2(batch), PARTS_BLOCK=merge.parts,
                 ROWS=merge.rows, COLUMNS=merge.columns, num_warps=4, **dependent,
             )  # fmt: skip
