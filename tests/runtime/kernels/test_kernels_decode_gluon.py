@@ -98,6 +98,23 @@ def test_narrow_kernel_compiles_for_hopper_within_its_shared_memory_estimate(ran
     assert "griddepcontrol.launch_dependents" in (tmp_path / "decode.ptx").read_text()
 
 
+MERGE_CONSTANTS = {  # the launch at B4 S32k (over sequences) and B128 (over runs)
+    "merge_by_sequence": {"RANK": 512, "BLOCK_N": 16, "BLOCK_B": 4, "PARTS_BLOCK": 64, "ROWS": 2, "COLUMNS": 64},
+    "merge": {"RANK": 512, "PARTS_BLOCK": 2, "ROWS": 8},
+}
+
+
+@pytest.mark.parametrize("merge", MERGE_CONSTANTS)
+@pytest.mark.parametrize("dependent", [True, False])
+def test_merge_waits_for_the_decode_grid_where_launched_as_its_dependent(merge, dependent, tmp_path):
+    """After the narrow kernel the merge launches early (``launch_pdl``): only ``griddepcontrol.wait`` then keeps
+    it from reading partial results the decode grid has not written."""
+    constants = MERGE_CONSTANTS[merge] | {"DEPENDENT": dependent}
+    compile_in_child(merge, "bf16", constants, tmp_path / "merge.ptx", num_warps=4, launch_pdl=dependent)
+
+    assert ("griddepcontrol.wait" in (tmp_path / "merge.ptx").read_text()) == dependent
+
+
 @pytest.mark.parametrize("rank, rope", [(256, 64), (128, 32)])
 def test_shared_memory_estimate_bounds_the_compiled_kernel(rank, rope):
     shared = compiled_shared_memory(64, 2, rank=rank, rope=rope)
