@@ -58,20 +58,13 @@ def _store_transposed(OUT, LSE, rows, out_t, lse, keep, RANK: gl.constexpr):
 @gluon.jit
 def _attend(Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok, stride_qb, stride_qs, stride_qh,
             stride_pb, stride_ps, stride_ph, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr,
-            table, num_blocks, seqlen, key_start, key_end, scale, s_q, query, base, landing, next_table, next_key_end,
-            q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, weights_smem, PAGE: gl.constexpr, RANK: gl.constexpr,
-            ROPE: gl.constexpr, BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
-            CAUSAL: gl.constexpr):  # fmt: skip
+            table, num_blocks, seqlen, key_start, key_end, scale, s_q, query, q_lat_smem, q_pe_smem, ckv_smem,
+            kpe_smem, weights_smem, PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr,
+            BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
     """Online softmax of the group's rows over keys ``[key_start, key_end)`` of sequence ``seq``; returns the
-    unnormalized transposed output ``acc [RANK, BLOCK_H]``, the running max (log2 units), the running sum, and the
-    ring's state for the next segment. The tiles stay aligned to ``BLOCK_N`` (a tile inside one page); a run's
-    bounds need not be: keys outside the range are neither read nor weighted.
-
-    The ring goes on across the run's segments by one tile: tile ``i`` lands in buffer ``(base + i) % STAGES``, and
-    ``landing`` says that tile 0 was requested by the previous segment (its own commit group, the newest). The
-    buffer the last tile would refill instead receives the next segment's first tile (keys ``[0, next_key_end)``
-    through ``next_table``; ``next_key_end`` 0: no next segment), so a new segment does not start with an empty
-    ring. The queries stay per segment (one buffer): they are requested when the segment starts."""
+    unnormalized transposed output ``acc [RANK, BLOCK_H]``, the running max (log2 units) and the running sum. The
+    tiles stay aligned to ``BLOCK_N`` (a tile inside one page); a run's bounds need not be: keys outside the range
+    are neither read nor weighted."""
     layout: gl.constexpr = _transposed(BLOCK_H, gl.num_warps())
     rows_layout: gl.constexpr = gl.SliceLayout(0, layout)
     if CAUSAL:
@@ -83,32 +76,23 @@ def _attend(Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok
     column_sums = gl.zeros([BLOCK_N, BLOCK_H], gl.float32, layout)
     acc = gl.zeros([RANK, BLOCK_H], gl.float32, layout)
     no_scores = gl.zeros([BLOCK_N, BLOCK_H], gl.float32, layout)
-    gl.static_assert(STAGES == 2, "two buffers: the next segment's first tile is the only copy left in flight")
     tiles_start = key_start // BLOCK_N * BLOCK_N
     num_tiles = gl.cdiv(key_end - tiles_start, BLOCK_N)
-    hand_over = (next_key_end > 0) & (num_tiles > 0)
-    # The ring filled: one commit group per position up to the next segment's first tile (positions past it hold
-    # nothing and are not committed, so that group stays the newest); the queries join the first tile's group,
+    # The ring filled: one commit group per tile (empty past the end); the queries join the first tile's group,
     # requested after it so that the cache rows, the long pole, go out first.
     for ahead in gl.static_range(STAGES):
-        if (ahead < num_tiles) & ((ahead > 0) | (landing == 0)):
+        if ahead < num_tiles:
             _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks,
-                         tiles_start + ahead * BLOCK_N, key_start, key_end, ckv_smem.index((base + ahead) % STAGES),
-                         kpe_smem.index((base + ahead) % STAGES), PAGE, RANK, ROPE, BLOCK_N)  # fmt: skip
-        elif (ahead == num_tiles) & hand_over:
-            _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, next_table, num_blocks, 0, 0,
-                         next_key_end, ckv_smem.index((base + ahead) % STAGES), kpe_smem.index((base + ahead) % STAGES),
-                         PAGE, RANK, ROPE, BLOCK_N)  # fmt: skip
-        if ahead == 0:  # (nested: Triton 3.6 fails to lower a constant-false branch holding the layout changes)
-            if num_tiles > 0:
+                         tiles_start + ahead * BLOCK_N, key_start, key_end, ckv_smem.index(ahead),
+                         kpe_smem.index(ahead), PAGE, RANK, ROPE, BLOCK_N)  # fmt: skip
+            if ahead == 0:
                 _copy_queries(Q_LAT, Q_PE, seq, gather_query, gather_head, gather_row_ok, stride_qb, stride_qs,
                               stride_qh, stride_pb, stride_ps, stride_ph, q_lat_smem, q_pe_smem, RANK,
                               ROPE)  # fmt: skip
-        if ahead <= num_tiles:
-            async_copy.commit_group()
+        async_copy.commit_group()
     for tile in range(num_tiles):
         tile_start = tiles_start + tile * BLOCK_N
-        stage = (base + tile) % STAGES
+        stage = tile % STAGES
         async_copy.wait_group(STAGES - 1)
         fence_async_shared()
         _cta_barrier()  # every thread's copies of this tile (and of the queries) have landed
@@ -138,20 +122,10 @@ def _attend(Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok
             _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks,
                          tiles_start + refill * BLOCK_N, key_start, key_end, ckv_smem.index(stage),
                          kpe_smem.index(stage), PAGE, RANK, ROPE, BLOCK_N)  # fmt: skip
-        elif (refill == num_tiles) & hand_over:
-            _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, next_table, num_blocks, 0, 0,
-                         next_key_end, ckv_smem.index(stage), kpe_smem.index(stage), PAGE, RANK, ROPE,
-                         BLOCK_N)  # fmt: skip
-        if refill <= num_tiles:
-            async_copy.commit_group()
-    # Every copy landed but the next segment's first tile (the newest group): the other buffer and the queries are
-    # free for the next segment.
-    if hand_over:
-        async_copy.wait_group(1)
-    else:
-        async_copy.wait_group(0)
-    _cta_barrier()
-    return acc, running_max, gl.sum(column_sums, 0), (base + num_tiles) % STAGES, hand_over.to(gl.int32)
+        async_copy.commit_group()
+    async_copy.wait_group(0)
+    _cta_barrier()  # the buffers and the queries are free for the next segment
+    return acc, running_max, gl.sum(column_sums, 0)
 
 
 @gluon.jit
@@ -201,23 +175,16 @@ def decode_kernel(
     lead_seq, lead_parts_end, lead_slot = -1, 0, 0
     scale = softmax_scale * LOG2_E  # exp2 instead of exp: one multiply folded into the scale
     tile = first
-    base, landing = 0, 0
     while tile < last:
         seqlen = gl.minimum(gl.maximum(gl.load(SEQLENS + seq), 0), capacity)
         seq_end = seq_first + gl.cdiv(seqlen, UNIT)
         stop = gl.minimum(seq_end, last)
-        # The run's next segment, if any (sequence seq + 1 from its key 0), whose first tile this one requests.
-        more = stop < last
-        next_seqlen = gl.minimum(gl.maximum(gl.load(SEQLENS + gl.minimum(seq + 1, batch - 1)), 0), capacity)
-        next_stop = gl.minimum(seq_end + gl.cdiv(next_seqlen, UNIT), last)
-        next_key_end = gl.where(more, gl.minimum((next_stop - seq_end) * UNIT, next_seqlen), 0)
-        acc, running_max, running_sum, base, landing = _attend(
+        acc, running_max, running_sum = _attend(
             Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok, stride_qb, stride_qs, stride_qh,
             stride_pb, stride_ps, stride_ph, stride_cb, stride_cr, stride_kb, stride_kr,
             BLOCK_TABLE + seq * stride_table, num_blocks, seqlen, (tile - seq_first) * UNIT,
-            gl.minimum((stop - seq_first) * UNIT, seqlen), scale, s_q, rows // heads, base, landing,
-            BLOCK_TABLE + (seq + 1) * stride_table, next_key_end, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem,
-            weights_smem, PAGE, RANK, ROPE, BLOCK_H, BLOCK_N, STAGES, CAUSAL,
+            gl.minimum((stop - seq_first) * UNIT, seqlen), scale, s_q, rows // heads, q_lat_smem, q_pe_smem,
+            ckv_smem, kpe_smem, weights_smem, PAGE, RANK, ROPE, BLOCK_H, BLOCK_N, STAGES, CAUSAL,
         )  # fmt: skip
         empty = running_sum == 0.0  # no key of this segment visible to the row: zero weight in the merge
         lse = gl.where(empty, float("-inf"), (running_max + gl.log2(running_sum)) * LN_2)
