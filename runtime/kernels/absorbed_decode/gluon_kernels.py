@@ -94,15 +94,13 @@ def _row_offsets(table, num_blocks, tile_start, key_end, stride_block, stride_ro
 
 
 @gluon.jit
-def _gather_rows(SOURCE, stride_block, stride_row: gl.constexpr, table, num_blocks, tile_start, key_begin, key_end,
-                 buffer, PAGE: gl.constexpr, WIDTH: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
-    """Start copying the ``WIDTH``-wide cache rows of keys ``[tile_start, tile_start + BLOCK_N)`` inside
-    ``[key_begin, key_end)`` into ``buffer`` (the others zero-filled, nothing read for them; 16-byte pieces; offsets
-    computed in the copy's own layout, as moving them between layouts takes a barrier)."""
+def _gather_rows(SOURCE, stride_block, stride_row: gl.constexpr, table, num_blocks, tile_start, key_end, buffer,
+                 PAGE: gl.constexpr, WIDTH: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
+    """Start copying the ``WIDTH``-wide cache rows of keys ``[tile_start, tile_start + BLOCK_N)`` into ``buffer``
+    (16-byte pieces; offsets computed in the copy's own layout, as moving them between layouts takes a barrier)."""
     gather: gl.constexpr = _row_pieces(WIDTH, gl.num_warps())
     rows_at, key_ok = _row_offsets(table, num_blocks, tile_start, key_end, stride_block, stride_row, PAGE, BLOCK_N,
                                    gl.SliceLayout(1, gather))  # fmt: skip
-    key_ok &= tile_start + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, gather)) >= key_begin
     columns = gl.arange(0, WIDTH, layout=gl.SliceLayout(0, gather))
     async_copy.async_copy_global_to_shared(buffer, SOURCE + rows_at[:, None] + columns[None, :],
                                            mask=key_ok[:, None])  # fmt: skip
@@ -110,14 +108,11 @@ def _gather_rows(SOURCE, stride_block, stride_row: gl.constexpr, table, num_bloc
 
 @gluon.jit
 def _gather_tile(CKV, KPE, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, table, num_blocks,
-                 tile_start, key_begin, key_end, ckv_buffer, kpe_buffer, PAGE: gl.constexpr, RANK: gl.constexpr,
+                 tile_start, key_end, ckv_buffer, kpe_buffer, PAGE: gl.constexpr, RANK: gl.constexpr,
                  ROPE: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
-    """Start copying the latent and rope rows of keys ``[tile_start, tile_start + BLOCK_N)`` inside ``[key_begin,
-    key_end)`` into the buffers."""
-    _gather_rows(CKV, stride_cb, stride_cr, table, num_blocks, tile_start, key_begin, key_end, ckv_buffer, PAGE, RANK,
-                 BLOCK_N)  # fmt: skip
-    _gather_rows(KPE, stride_kb, stride_kr, table, num_blocks, tile_start, key_begin, key_end, kpe_buffer, PAGE, ROPE,
-                 BLOCK_N)  # fmt: skip
+    """Start copying the latent and rope rows of keys ``[tile_start, tile_start + BLOCK_N)`` into the buffers."""
+    _gather_rows(CKV, stride_cb, stride_cr, table, num_blocks, tile_start, key_end, ckv_buffer, PAGE, RANK, BLOCK_N)
+    _gather_rows(KPE, stride_kb, stride_kr, table, num_blocks, tile_start, key_end, kpe_buffer, PAGE, ROPE, BLOCK_N)
 
 
 @gluon.jit
@@ -165,8 +160,8 @@ def _attend(CKV, KPE, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: 
     for ahead in gl.static_range(STAGES - 1):
         if ahead < num_tiles:
             _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks,
-                         key_start + ahead * BLOCK_N, key_start, key_end, ckv_smem.index(ahead), kpe_smem.index(ahead),
-                         PAGE, RANK, ROPE, BLOCK_N)  # fmt: skip
+                         key_start + ahead * BLOCK_N, key_end, ckv_smem.index(ahead), kpe_smem.index(ahead), PAGE,
+                         RANK, ROPE, BLOCK_N)  # fmt: skip
         async_copy.commit_group()
     for tile in range(num_tiles):
         tile_start = key_start + tile * BLOCK_N
@@ -182,7 +177,7 @@ def _attend(CKV, KPE, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: 
         refill = tile + STAGES - 1
         if refill < num_tiles:
             _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks,
-                         key_start + refill * BLOCK_N, key_start, key_end, ckv_smem.index(refill % STAGES),
+                         key_start + refill * BLOCK_N, key_end, ckv_smem.index(refill % STAGES),
                          kpe_smem.index(refill % STAGES), PAGE, RANK, ROPE, BLOCK_N)  # fmt: skip
         async_copy.commit_group()
         scores = warpgroup_mma_wait(0, deps=(scores,))

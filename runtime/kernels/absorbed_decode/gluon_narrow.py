@@ -62,9 +62,7 @@ def _attend(Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok
             kpe_smem, weights_smem, PAGE: gl.constexpr, RANK: gl.constexpr, ROPE: gl.constexpr,
             BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
     """Online softmax of the group's rows over keys ``[key_start, key_end)`` of sequence ``seq``; returns the
-    unnormalized transposed output ``acc [RANK, BLOCK_H]``, the running max (log2 units) and the running sum. The
-    tiles stay aligned to ``BLOCK_N`` (a tile inside one page); a run's bounds need not be: keys outside the range
-    are neither read nor weighted."""
+    unnormalized transposed output ``acc [RANK, BLOCK_H]``, the running max (log2 units) and the running sum."""
     layout: gl.constexpr = _transposed(BLOCK_H, gl.num_warps())
     rows_layout: gl.constexpr = gl.SliceLayout(0, layout)
     if CAUSAL:
@@ -76,22 +74,21 @@ def _attend(Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok
     column_sums = gl.zeros([BLOCK_N, BLOCK_H], gl.float32, layout)
     acc = gl.zeros([RANK, BLOCK_H], gl.float32, layout)
     no_scores = gl.zeros([BLOCK_N, BLOCK_H], gl.float32, layout)
-    tiles_start = key_start // BLOCK_N * BLOCK_N
-    num_tiles = gl.cdiv(key_end - tiles_start, BLOCK_N)
+    num_tiles = gl.cdiv(key_end - key_start, BLOCK_N)
     # The ring filled: one commit group per tile (empty past the end); the queries join the first tile's group,
     # requested after it so that the cache rows, the long pole, go out first.
     for ahead in gl.static_range(STAGES):
         if ahead < num_tiles:
             _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks,
-                         tiles_start + ahead * BLOCK_N, key_start, key_end, ckv_smem.index(ahead),
-                         kpe_smem.index(ahead), PAGE, RANK, ROPE, BLOCK_N)  # fmt: skip
+                         key_start + ahead * BLOCK_N, key_end, ckv_smem.index(ahead), kpe_smem.index(ahead), PAGE,
+                         RANK, ROPE, BLOCK_N)  # fmt: skip
             if ahead == 0:
                 _copy_queries(Q_LAT, Q_PE, seq, gather_query, gather_head, gather_row_ok, stride_qb, stride_qs,
                               stride_qh, stride_pb, stride_ps, stride_ph, q_lat_smem, q_pe_smem, RANK,
                               ROPE)  # fmt: skip
         async_copy.commit_group()
     for tile in range(num_tiles):
-        tile_start = tiles_start + tile * BLOCK_N
+        tile_start = key_start + tile * BLOCK_N
         stage = tile % STAGES
         async_copy.wait_group(STAGES - 1)
         fence_async_shared()
@@ -102,7 +99,7 @@ def _attend(Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok
         scores = warpgroup_mma_wait(0, deps=(scores,))
 
         keys = tile_start + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, layout))
-        visible = (keys[:, None] >= key_start) & (keys[:, None] < key_end) & (keys[:, None] < limit[None, :])
+        visible = (keys[:, None] < key_end) & (keys[:, None] < limit[None, :])
         scores = gl.where(visible, scores * scale, float("-inf"))
         new_max = gl.maximum(running_max, gl.max(scores, 0))
         # A row that has seen no visible key yet keeps -inf; subtracting 0 instead avoids inf - inf = NaN.
@@ -120,8 +117,8 @@ def _attend(Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok
         refill = tile + STAGES
         if refill < num_tiles:
             _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks,
-                         tiles_start + refill * BLOCK_N, key_start, key_end, ckv_smem.index(stage),
-                         kpe_smem.index(stage), PAGE, RANK, ROPE, BLOCK_N)  # fmt: skip
+                         key_start + refill * BLOCK_N, key_end, ckv_smem.index(stage), kpe_smem.index(stage), PAGE,
+                         RANK, ROPE, BLOCK_N)  # fmt: skip
         async_copy.commit_group()
     async_copy.wait_group(0)
     _cta_barrier()  # the buffers and the queries are free for the next segment
@@ -135,17 +132,12 @@ def decode_kernel(
     stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, PAGE: gl.constexpr, RANK: gl.constexpr,
     ROPE: gl.constexpr,
     BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr, STAGES: gl.constexpr,
-    UNIT: gl.constexpr,
 ):  # fmt: skip
     """``triton_kernels.decode_kernel``'s contract (same arguments and outputs, 16-bit products only) for groups of
-    16 or 32 query rows and 64-token tiles, one or two warpgroups (4 or 8 warps) sharing the rows out, except that
-    the stream the runs share out is cut in ``UNIT`` tokens (a divisor of ``BLOCK_N``; the merge reads the same
-    stream): runs of whole tiles leave the programs holding one tile more ending a tile's time after the others
-    (B4 S32k: 15.5 tiles a program)."""
+    16 or 32 query rows and 64-token tiles, one or two warpgroups (4 or 8 warps) sharing the rows out."""
     gl.static_assert((BLOCK_H == 16) | (BLOCK_H == 32), "16- or 32-row groups: the transposed products' columns")
     gl.static_assert((gl.num_warps() == 4) | (gl.num_warps() == 8), "one or two warpgroups")
     gl.static_assert(BLOCK_N == 64, "64-token tiles: the rows of one warpgroup MMA")
-    gl.static_assert(BLOCK_N % UNIT == 0, "runs of whole units, tiles of whole units")
     gl.static_assert(RANK % 64 == 0, "the output product's rows: whole warpgroup MMAs")
     # The merge may launch now (triton_ops.decode launches it as a programmatic dependent); it waits for this
     # grid's completion before reading anything written here.
@@ -169,7 +161,7 @@ def decode_kernel(
     kpe_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, ROPE], _operand_layout(ROPE))
     weights_smem = gl.allocate_shared_memory(dtype, [BLOCK_N, BLOCK_H], _operand_layout(BLOCK_H))
 
-    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, UNIT, BLOCK_B,
+    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B,
                                                                      gl.num_warps())  # fmt: skip
     first, last, seq, seq_first = _locate_run(seqs, seq_first_tiles, seq_end_tiles, total_tiles, program, num_programs)
     lead_seq, lead_parts_end, lead_slot = -1, 0, 0
@@ -177,13 +169,13 @@ def decode_kernel(
     tile = first
     while tile < last:
         seqlen = gl.minimum(gl.maximum(gl.load(SEQLENS + seq), 0), capacity)
-        seq_end = seq_first + gl.cdiv(seqlen, UNIT)
+        seq_end = seq_first + gl.cdiv(seqlen, BLOCK_N)
         stop = gl.minimum(seq_end, last)
         acc, running_max, running_sum = _attend(
             Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok, stride_qb, stride_qs, stride_qh,
             stride_pb, stride_ps, stride_ph, stride_cb, stride_cr, stride_kb, stride_kr,
-            BLOCK_TABLE + seq * stride_table, num_blocks, seqlen, (tile - seq_first) * UNIT,
-            gl.minimum((stop - seq_first) * UNIT, seqlen), scale, s_q, rows // heads, q_lat_smem, q_pe_smem,
+            BLOCK_TABLE + seq * stride_table, num_blocks, seqlen, (tile - seq_first) * BLOCK_N,
+            gl.minimum((stop - seq_first) * BLOCK_N, seqlen), scale, s_q, rows // heads, q_lat_smem, q_pe_smem,
             ckv_smem, kpe_smem, weights_smem, PAGE, RANK, ROPE, BLOCK_H, BLOCK_N, STAGES, CAUSAL,
         )  # fmt: skip
         empty = running_sum == 0.0  # no key of this segment visible to the row: zero weight in the merge

@@ -14,8 +14,6 @@ MERGE_STEP_ELEMENTS = 8192
 # Parts of a split sequence above which the merge runs over sequences and column blocks instead of runs.
 MERGE_BY_RUN_PARTS = 16
 MERGE_BY_SEQUENCE = {"parts": 64, "columns": 64}
-# Tokens of the narrow kernel's stream unit: its runs are balanced to 16 tokens, not to whole 64-token tiles.
-NARROW_STREAM_UNIT = 16
 
 
 @dataclass(frozen=True)
@@ -258,8 +256,6 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     partial_lse = q_lat.new_empty(num_programs, 2, n_rows, dtype=torch.float32)
     leads = q_lat.new_empty(num_programs, 3, dtype=torch.int32)
     capacity = block_table.shape[1] * ckv_cache.shape[1]  # tokens the table holds: lengths are clamped to it
-    # Tokens per unit of the stream the runs share out (the merge over sequences reads the same stream).
-    stream_unit = NARROW_STREAM_UNIT if tiles.kernel == "gluon_narrow" else tiles.tokens
     if tiles.kernel == "gluon":
         from .gluon_kernels import decode_kernel as kernel
 
@@ -267,7 +263,7 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     elif tiles.kernel == "gluon_narrow":
         from .gluon_narrow import decode_kernel as kernel
 
-        options = {"STAGES": tiles.num_stages, "UNIT": stream_unit}
+        options = {"STAGES": tiles.num_stages}
     elif tiles.kernel == "gluon_seesaw":
         from .gluon_seesaw import decode_kernel as kernel
 
@@ -292,7 +288,7 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
         if merge.by_sequence:
             merge_by_sequence_kernel[(batch * row_blocks * (rank // merge.columns),)](
                 partial_out, partial_lse, cache_seqlens, out, lse, batch, capacity, n_rows, num_programs,
-                RANK=rank, BLOCK_N=stream_unit, BLOCK_B=triton.next_power_of_2(batch), PARTS_BLOCK=merge.parts,
+                RANK=rank, BLOCK_N=tiles.tokens, BLOCK_B=triton.next_power_of_2(batch), PARTS_BLOCK=merge.parts,
                 ROWS=merge.rows, COLUMNS=merge.columns, num_warps=4, **dependent,
             )  # fmt: skip
         else:

@@ -27,10 +27,10 @@ from seamfix.runtime.kernels.absorbed_decode.triton_ops import (  # noqa: E402
     seesaw_shared_memory,
 )
 
-# The narrow kernel's stack frame as compiled for sm_90a (16 rows: spills outside its tile loop, 128 bytes with Triton
-# 3.6, 264 with 3.8; 32 rows in two warpgroups: none; in one warpgroup 496-824): a bound that catches the loop's
-# registers spilling, besides the check for local memory between its products.
-NARROW_STACK_BYTES = 320
+# The narrow kernel's stack frame as compiled for sm_90a (16 rows: spills outside its tile loop, 96 bytes with Triton
+# 3.6, 240 with 3.8; 32 rows in two warpgroups: none; in one warpgroup 496-824): a bound that catches the loop's
+# registers spilling.
+NARROW_STACK_BYTES = 256
 BUFFERINGS = {"64-token tiles, 2 buffers": (64, 2), "32-token tiles, 4 buffers": (32, 4)}
 
 
@@ -80,7 +80,7 @@ def test_seesaw_kernel_compiles_for_hopper_within_its_shared_memory_estimate(ran
 @pytest.mark.parametrize("rank, rope, rows, warps", [(512, 64, 16, 4), (128, 32, 16, 4), (512, 64, 32, 8)])
 def test_narrow_kernel_compiles_for_hopper_within_its_shared_memory_estimate(rank, rope, rows, warps, tmp_path):
     constants = {"PAGE": 64, "RANK": rank, "ROPE": rope, "BLOCK_H": rows, "BLOCK_N": 64, "BLOCK_B": 128,
-                 "CAUSAL": True, "STAGES": 2, "UNIT": 16}  # fmt: skip
+                 "CAUSAL": True, "STAGES": 2}  # fmt: skip
     shared = compile_in_child("gluon_narrow", "bf16", constants, tmp_path / "decode.ptx", num_warps=warps)
 
     assert shared <= gluon_shared_memory(rank, rope, rows=rows) < shared + 2048
@@ -90,12 +90,6 @@ def test_narrow_kernel_compiles_for_hopper_within_its_shared_memory_estimate(ran
     assert re.search(r"\bHGMMA\.64x16x16\b", sass)
     stack = int(re.search(r"(\d+) bytes stack frame", report).group(1))
     assert stack <= NARROW_STACK_BYTES, report
-    lines = sass.splitlines()
-    mma_lines = [number for number, line in enumerate(lines) if re.search(r"\bHGMMA\b", line)]
-    tile_loop = lines[mma_lines[0] : mma_lines[-1]]
-    assert not [line for line in tile_loop if re.search(r"\b(LDL|STL)\b", line)], "spills inside the tile loop"
-    # The merge launched as a programmatic dependent may start once every program has passed this.
-    assert "griddepcontrol.launch_dependents" in (tmp_path / "decode.ptx").read_text()
 
 
 MERGE_CONSTANTS = {  # the launch at B4 S32k (over sequences) and B128 (over runs)
