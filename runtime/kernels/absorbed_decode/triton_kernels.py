@@ -274,7 +274,9 @@ def merge_by_sequence_kernel(
     lengths alone (the same tile stream as the decode kernel, ``BLOCK_N`` tokens a unit): the run holding the
     sequence's first tile leads it, split if the sequence ends past that run, its part in the slot
     ``_segment_role`` gives it. ``DEPENDENT`` as in ``merge_kernel``: all of that runs while the decode kernel
-    finishes; the wait comes before the partial results are read."""
+    finishes; the wait comes before the partial results are read. Reading the lengths before the wait is safe: the
+    decode kernel (an ordinary launch) started only once the work that wrote them had completed, and it does not
+    write them."""
     seq, block = tl.program_id(0) % batch, tl.program_id(0) // batch
     row_blocks = tl.cdiv(n_rows, ROWS)
     row_block, column_block = block % row_blocks, block // row_blocks
