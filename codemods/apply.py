@@ -7,6 +7,7 @@ import difflib
 import functools
 import gc
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +151,8 @@ def plan_apply(
     refuse_failing(rewrites, originals, adapter_names, existing_text, merge, polish)
     adapter_text, names = merge([function for rewrite in rewrites for function in rewrite.functions])
     if adapter_text and adapter_text.encode() != existing:
+        if existing is not None and (why := _not_replaceable(adapter)) is not None:
+            raise SeamfixError(f"{_display(adapter, cwd)}: cannot rewrite the adapter: {why}; nothing was changed")
         plan.changes += _package_files(adapter.parent, cwd)
         plan.changes.append(Change(adapter, _display(adapter, cwd), existing, adapter_text.encode(), required=True))
     reasons: dict[tuple[str, str], str] = {}  # (target, "line:column") -> why apply left that finding
@@ -216,9 +219,28 @@ def _targets(relpaths: list[str], settings: Settings, root: Path, by_file, error
             errors.append(f"{display}: not rewritten: its real path {real} is outside the project ({root})")
         elif target != relpath and (settings.is_seam(target) or settings.exclude.matches_within(target)):
             errors.append(f"{display}: not rewritten: a symlink to {target}, which is excluded or in the seam")
+        elif (why := _not_replaceable(real)) is not None:
+            errors.append(f"{display}: not rewritten: {why}")
         else:
             targets[relpath] = target
     return targets
+
+
+def _not_replaceable(path: str | Path) -> str | None:
+    """Why apply must not replace the existing file at ``path`` (renaming a new file over it) though its
+    folder is writable: a file without write permission (a Perforce checkout not opened for edit, a file
+    locked by hand) is one its owner keeps as it is, and a file with hard links would keep the old text
+    under its other names (an editor writes in place and keeps them)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None  # reading it reports the problem
+    if not status.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        return f"it is read-only (mode {stat.S_IMODE(status.st_mode):o}); make it writable to let apply rewrite it"
+    if status.st_nlink > 1:
+        return (f"it has {status.st_nlink} hard links: replacing it would leave the old text under the other "
+                f"names; make it a plain file or a symlink")  # fmt: skip
+    return None
 
 
 def _rewrite_all(targets: list[str], settings: Settings, jobs: int | None, progress: Progress,

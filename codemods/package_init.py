@@ -209,22 +209,29 @@ def seam_import_changes_imports(
     it, or when a top-level import before the seam import (or just after it: the seam import goes right
     before ``from pkg.sub.x import y``) loads it; one not run yet must not import this module, a package
     must only define names, and the adapter may also import packages this module imports by then."""
-    if not inits or _seam_import_at(before, seam) is not None:
+    if _seam_import_at(before, seam) is not None:
         return None
     index = _seam_import_at(after, seam)
     if index is None:
         return None
     top = seam.parts[0]
-    if (
-        seam.package
-        and module_parts[:1] != (top,)
-        and not any(
-            top in _modules_loaded(node, package_parts) for node in ast.walk(before) if isinstance(node, ast.stmt)
-        )
-    ):
+    imports_top = any(
+        top in _modules_loaded(node, package_parts) for node in ast.walk(before) if isinstance(node, ast.stmt)
+    )
+    if inits and seam.package and module_parts[:1] != (top,) and not imports_top:
         return (f"it imports nothing from `{top}` (a script or tool run on its own, a remote-code model, a plugin): "
                 f"the seam import would make it need `{top}` importable; `allow` it or leave it out "
                 f"(`extend-exclude`)")  # fmt: skip
+    # `python pkg/tools/convert.py` puts `pkg/tools` first on sys.path, not the folder holding `pkg`: a
+    # script that imports nothing of the seam's package (nor, relatively, of its own) ran without it.
+    beside_the_seam = not seam.package and len(module_parts) == 1
+    script = "a `__main__.py`" if module_parts[-1:] == ("__main__",) else _runs_as_script(before)
+    if not imports_top and not beside_the_seam and script:
+        return (f"it runs as a script ({script}) and imports nothing from `{top}`: run as a file, the seam "
+                f"import would make it need `{top}` importable; `allow` it or leave it out "
+                f"(`extend-exclude`)")  # fmt: skip
+    if not inits:
+        return None
     seam_import = after.body[index]
     around = [*after.body[:index], *after.body[index + 1 : index + 2]]
     if len(seam_import.names) > 1:  # the seam joined an import of its package that was there already
@@ -275,6 +282,19 @@ def _adapter_changes(adapter: PackageInit, module: str, loaded: set[str]) -> str
     if missing:
         return (f"the seam import would import `{missing[0]}` through the adapter's {adapter.needs[missing[0]]}, "
                 f"which this module does not import: a new import-time dependency; {_LAZY}")  # fmt: skip
+    return None
+
+
+def _runs_as_script(tree: ast.Module) -> str | None:
+    """``if __name__ == "__main__":`` when the module has it at its top level (either way round)."""
+    for statement in tree.body:
+        test = statement.test if isinstance(statement, ast.If) else None
+        if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq):
+            sides = [test.left, *test.comparators]
+            if any(isinstance(side, ast.Name) and side.id == "__name__" for side in sides) and any(
+                isinstance(side, ast.Constant) and side.value == "__main__" for side in sides
+            ):
+                return '`if __name__ == "__main__":`'
     return None
 
 
