@@ -18,8 +18,12 @@ Assigned = frozenset[str] | None  # None: the code does not go on (return, raise
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 
 _INTROSPECTION = frozenset({"locals", "vars", "dir", "eval", "exec", "super", "globals"})
-# Calls whose answer depends on the frame they run in.
-_FRAME_PROBES = frozenset({"_getframe", "currentframe", "stack", "getframeinfo"})
+# Calls whose answer depends on the frame they run in (`sys.`, `inspect.`, `traceback.`), by attribute or
+# imported by name (`from traceback import extract_stack`).
+_FRAME_PROBES = frozenset({
+    "_getframe", "currentframe", "stack", "getframeinfo", "_current_frames",
+    "extract_stack", "format_stack", "print_stack", "walk_stack",
+})  # fmt: skip
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -153,9 +157,22 @@ def _reads_own_frame(function: Function, in_block: set[int]) -> str | None:
         if isinstance(callee, ast.Name) and callee.id in _INTROSPECTION - {"super", "globals"}:
             if not (node.args or node.keywords) or callee.id in {"eval", "exec"}:
                 return f"{callee.id}()"
-        if isinstance(callee, ast.Attribute) and callee.attr in _FRAME_PROBES:
-            return callee.attr
+        probe = _frame_probe(node)
+        if probe is not None:
+            return probe
     return None
+
+
+def _frame_probe(node: ast.AST) -> str | None:
+    """The frame probe ``node`` names: an attribute (``sys._getframe``), or a call of one (imported by name)."""
+    if isinstance(node, ast.Attribute):
+        name = node.attr
+    elif isinstance(node, ast.Call):
+        callee = node.func
+        name = callee.attr if isinstance(callee, ast.Attribute) else getattr(callee, "id", None)
+    else:
+        return None
+    return name if name in _FRAME_PROBES else None
 
 
 def _guarded(function: Function, block: list[ast.stmt]) -> bool:
@@ -224,8 +241,9 @@ def _placed_meaning(node: ast.AST) -> str | None:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _INTROSPECTION:
         if not (node.args or node.keywords) or node.func.id in {"eval", "exec", "globals"}:
             return f"it calls `{node.func.id}()`, which depends on where it runs"
-    if isinstance(node, ast.Attribute) and node.attr in _FRAME_PROBES:
-        return f"it calls `{node.attr}`, which inspects the frame it runs in"
+    probe = _frame_probe(node)
+    if probe is not None:
+        return f"it calls `{probe}`, which inspects the frame it runs in"
     if isinstance(node, ast.Attribute) and node.attr.startswith("__") and not node.attr.endswith("__"):
         return f"it uses `{node.attr}`, a name-mangled attribute"
     if isinstance(node, (ast.MatchValue, ast.MatchClass)):

@@ -114,6 +114,25 @@ def _effects(root: Path | None, project_file: ProjectFile, module: str, seen: di
         yield Statement(where, tuple(imported), runs)
 
 
+def imports_without_effects(
+    tree: ast.Module, package_parts: tuple[str, ...], root: Path | None, project_file: ProjectFile
+) -> set[int]:
+    """The lines of the module's top-level imports that apply may drop without changing what importing the
+    module does: each module they load is loaded by an earlier top-level import already, or is a
+    standard-library module or a project module whose import runs nothing (see ``_effects``). Any other
+    import may run code at its place in the import order (a third-party package, a module that registers
+    kernels or applies a patch) or fail there (a package that is not installed)."""
+    lines: set[int] = set()
+    earlier: set[str] = set()
+    for statement in tree.body:
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
+            loaded = _imported(statement, package_parts, project_file)
+            if set(loaded) <= earlier or _loads_nothing(root, project_file, loaded, {}, None, ""):
+                lines.add(statement.lineno)
+            earlier.update(loaded)
+    return lines
+
+
 def _imported(statement: ast.stmt, package_parts: tuple[str, ...], project_file: ProjectFile) -> list[str]:
     """The modules a top-level import loads: ``import a.b`` loads ``a`` and ``a.b``; ``from m import x``
     loads ``m``, and ``m.x`` when that is a project module rather than a name."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import os
 import re
@@ -21,7 +22,7 @@ from seamfix.codemods.focus import Focus, focus
 from seamfix.codemods.imports import import_seam, seam_name_rebound, unused_mla_imports
 from seamfix.codemods.line_diff import followed_line, line_opcodes
 from seamfix.codemods.nodes import Span, SpanSet, finding_span
-from seamfix.codemods.package_init import seam_import_changes_imports
+from seamfix.codemods.package_init import imports_without_effects, seam_import_changes_imports
 from seamfix.codemods.project import Project
 from seamfix.codemods.route_predicates import RoutePredicates
 from seamfix.file_checker import FileChecker
@@ -185,7 +186,10 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
     if not edits:
         return None, untouched
     edited = [_in_original(context.span(node), area) for node in edits]
-    edits.update(unused_mla_imports(module, tree, checker.names, edited))
+    droppable = functools.cache(
+        lambda: imports_without_effects(tree, project.package_parts(relpath), project.root, project.project_file)
+    )
+    edits.update(unused_mla_imports(module, tree, checker.names, edited, droppable))
     rewritten = import_seam(context, module.visit(_ReplaceNodes(edits, context.parents, area.originals, module)))
     return (_BOM if bom else b"") + code_of(rewritten).encode(encoding), untouched
 

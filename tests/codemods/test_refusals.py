@@ -207,6 +207,47 @@ def test_a_package_init_beside_a_module_named_like_the_seam_is_left(tmp_path: Pa
     subprocess.run([sys.executable, "-c", check], cwd=root, check=True)
 
 
+KERNELS = "print('mla_kernels imported')\n\n\nclass MLAKernel:\n    pass\n\n\nclass MLAHelper:\n    pass\n"
+USES_KERNELS = (
+    "\n\ndef f(config):\n    if config.multi_latent_attention:\n        return MLAKernel, MLAHelper\n    return 0\n"
+)
+# the first stays; the second loads nothing new by then: it goes
+TWO_IMPORTS = "import os\nfrom pkg.mla_kernels import MLAHelper\nfrom pkg.mla_kernels import MLAKernel\n"
+DEFINES_ONLY = KERNELS.replace("print('mla_kernels imported')", '"""Kernels."""')
+
+
+@pytest.mark.parametrize(
+    ("kernels", "imported", "kept"),
+    [
+        (KERNELS, "from pkg.mla_kernels import MLAKernel, MLAHelper\n", "MLAKernel  # noqa: F401\n\n"),
+        (KERNELS, "from pkg.mla_kernels import (\n    MLAKernel,\n    MLAHelper,\n)\n", "(  # noqa: F401\n"),
+        (DEFINES_ONLY, "from pkg.mla_kernels import MLAKernel, MLAHelper\n", None),
+        (KERNELS, TWO_IMPORTS, "import MLAHelper  # noqa: F401\n\n"),
+    ],
+    ids=["runs-code", "runs-code-parenthesized", "defines-only", "loaded-by-an-import-kept"],
+)
+def test_an_mla_import_only_moved_code_used_stays_when_importing_it_may_run_code(
+    kernels: str, imported: str, kept: str | None, tmp_path: Path
+) -> None:
+    """Dropped, it would no longer run (print, register kernels, patch) when the builder is imported, or
+    fail there when its package is missing: it stays, marked for ruff, unless dropping it changes nothing."""
+    builder = imported + USES_KERNELS
+    files = {"pkg/__init__.py": "", "pkg/mla_kernels.py": kernels, "pkg/model.py": builder}
+    (tmp_path / "before").mkdir()
+    (tmp_path / "after").mkdir()
+    before, after = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    plan, _ = applied(after)
+    assert plan.moved == 1
+    written = (after / "pkg/model.py").read_text()
+    assert written.count("pkg.mla_kernels") == (kept is not None) and (kept is None or kept in written), written
+    check = "import types\nfrom pkg import model\n"
+    check += "print(model.f(types.SimpleNamespace(multi_latent_attention=0)))\n"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True)
+           for root in (before, after)]  # fmt: skip
+    assert ran[0].returncode == 0, ran[0].stderr
+    assert (ran[1].stdout, ran[1].stderr) == (ran[0].stdout, ran[0].stderr)
+
+
 def test_lone_cr_line_endings_are_left_byte_for_byte(tmp_path: Path) -> None:
     # Python reads a lone CR as a line break; what apply writes would end lines in LF and drop the last CR
     source = b"def build(config, log):\r    if config.multi_latent_attention:\r        log(1)\r"
