@@ -9,7 +9,7 @@ lambdas, and values carried around a loop.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from seamfix.codemods.bindings import Bindings, Frame, Occurrence, parameters_of
@@ -94,6 +94,12 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
         blocker = blocker or (
             f"its function calls `{probe}` outside it, which would not see the variables the arm assigns in the adapter"
         )
+    bare_raise = any(isinstance(node, ast.Raise) and node.exc is None for node in _own_nodes(block))
+    if bare_raise and _in_except_star(function, block):
+        blocker = blocker or (
+            "its bare `raise` re-raises the group an `except*` around it matched, which a `raise` in a function it "
+            "calls does not"
+        )
     caught = [name for name in inside.assigned if name in used_outside]
     if caught and _guarded(function, block):
         blocker = blocker or (
@@ -177,15 +183,26 @@ def _frame_probe(node: ast.AST) -> str | None:
 
 def _guarded(function: Function, block: list[ast.stmt]) -> bool:
     """Is ``block`` inside a ``try`` or ``with`` of ``function``?"""
+    return _inside(
+        function, block, lambda node, child: isinstance(node, (ast.Try, ast.TryStar, ast.With, ast.AsyncWith))
+    )
+
+
+def _in_except_star(function: Function, block: list[ast.stmt]) -> bool:
+    """Is ``block`` inside an ``except*`` handler of ``function``?"""
+    return _inside(function, block, lambda node, child: isinstance(node, ast.TryStar) and child in node.handlers)
+
+
+def _inside(function: Function, block: list[ast.stmt], holds: Callable[[ast.AST, ast.AST], bool]) -> bool:
+    """Is ``block`` inside a child of a node of ``function`` (not of a nested function) that ``holds(node,
+    child)`` accepts?"""
     stack: list[tuple[ast.AST, bool]] = [(statement, False) for statement in function.body]
-    first = block[0]
     while stack:
-        node, guarded = stack.pop()
-        if node is first:
-            return guarded
+        node, inside = stack.pop()
+        if node is block[0]:
+            return inside
         if not isinstance(node, _NESTED_SCOPES):
-            inner = guarded or isinstance(node, (ast.Try, ast.TryStar, ast.With, ast.AsyncWith))
-            stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+            stack.extend((child, inside or holds(node, child)) for child in ast.iter_child_nodes(node))
     return False
 
 
