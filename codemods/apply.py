@@ -115,7 +115,8 @@ def plan_apply(
     for relpath, finding in result.recorded:
         by_file.setdefault(relpath, []).append(finding)
     fixable = [relpath for relpath, findings in by_file.items() if any(f.code in _FIXABLE for f in findings)]
-    targets = _targets(fixable, settings, root, by_file, plan.errors)
+    targets, left = _targets(fixable, settings, root)
+    plan.errors += [f"{by_file[relpath][0].path}: not rewritten: {why}" for relpath, why in left.items()]
     displays = {target: _display(root / target, cwd) for target in set(targets.values())}
     rewritten = _rewrite_all(sorted(displays), settings, jobs, progress, displays, plan.errors, result.checked)
     adapter = Path(os.path.realpath(root / settings.adapter))
@@ -155,7 +156,11 @@ def plan_apply(
             raise SeamfixError(f"{_display(adapter, cwd)}: cannot rewrite the adapter: {why}; nothing was changed")
         plan.changes += _package_files(adapter.parent, cwd)
         plan.changes.append(Change(adapter, _display(adapter, cwd), existing, adapter_text.encode(), required=True))
-    reasons: dict[tuple[str, str], str] = {}  # (target, "line:column") -> why apply left that finding
+    reasons: dict[tuple[str, str], str] = {  # (target, "line:column") -> why apply left that finding
+        (relpath, f"{f.line}:{f.column}"): f"not rewritten: {why}"
+        for relpath, why in left.items()
+        for f in by_file[relpath]
+    }
     by_target = {target: by_file[relpath] for relpath, target in targets.items()}
     finals = []
     for target, done in sorted(rewritten.items()):
@@ -206,24 +211,23 @@ def journal_dir(settings: Settings) -> Path:
     return settings.cache_dir or settings.root / DEFAULT_CACHE_DIR
 
 
-def _targets(relpaths: list[str], settings: Settings, root: Path, by_file, errors: list[str]) -> dict[str, str]:
-    """Each file to rewrite -> the project path of the real file behind it. A file reached through a
-    symlink (its own or a folder's) is rewritten at its target, once, when that is a checked file of the
-    project; never outside the project, and a symlink is never replaced by a file."""
-    targets = {}
+def _targets(relpaths: list[str], settings: Settings, root: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Each file to rewrite -> the project path of the real file behind it, and each file left -> why. A
+    file reached through a symlink (its own or a folder's) is rewritten at its target, once, when that is a
+    checked file of the project; never outside the project, and a symlink is never replaced by a file."""
+    targets, left = {}, {}
     for relpath in relpaths:
-        display = by_file[relpath][0].path
         real = os.path.realpath(root / relpath)
         target = os.path.relpath(real, root).replace(os.sep, "/")
         if target == ".." or target.startswith("../"):
-            errors.append(f"{display}: not rewritten: its real path {real} is outside the project ({root})")
+            left[relpath] = f"its real path {real} is outside the project ({root})"
         elif target != relpath and (settings.is_seam(target) or settings.exclude.matches_within(target)):
-            errors.append(f"{display}: not rewritten: a symlink to {target}, which is excluded or in the seam")
+            left[relpath] = f"a symlink to {target}, which is excluded or in the seam"
         elif (why := _not_replaceable(real)) is not None:
-            errors.append(f"{display}: not rewritten: {why}")
+            left[relpath] = why
         else:
             targets[relpath] = target
-    return targets
+    return targets, left
 
 
 def _not_replaceable(path: str | Path) -> str | None:

@@ -382,6 +382,7 @@ def test_read_only_and_hard_linked_files_are_named_and_left(project):
     assert result.code == 2, result.stderr
     assert "pkg/locked.py: not rewritten: it is read-only (mode 444)" in result.stderr
     assert "pkg/linked.py: not rewritten: it has 2 hard links" in result.stderr
+    assert "pkg/locked.py:2:8: SEAM001 not rewritten: it is read-only" in result.stderr  # the finding left, and why
     for name in ("pkg/locked.py", "pkg/linked.py", "linked_copy.py"):
         assert (root / name).read_text() == MLA_IF
     assert os.path.samefile(root / "pkg/linked.py", root / "linked_copy.py")
