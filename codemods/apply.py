@@ -304,6 +304,10 @@ def _rewrite_one(item: tuple[str, str, tuple[bytes, list[Finding]] | None]) -> _
 def _read_adapter(path: Path) -> bytes | None:
     if os.path.isdir(path):
         raise SeamfixError(f"{path}: the adapter is a folder; `adapter` must name a .py file")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise SeamfixError(
+            f"{path}: the adapter is not a regular file (a FIFO or device); `adapter` must name a .py file"
+        )
     try:
         return path.read_bytes()
     except FileNotFoundError:

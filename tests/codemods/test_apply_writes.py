@@ -394,6 +394,22 @@ def test_read_only_and_hard_linked_files_are_named_and_left(project):
     assert "mla_seam" not in (root / "pkg/b.py").read_text()
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_named_like_a_module_never_blocks_apply(project):
+    """apply reads every Python file of the project for patches and re-exports: a FIFO would block forever."""
+    root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/a.py": MLA_IF})
+    os.mkfifo(root / "pkg/pipe.py")
+    result = run_seamfix("apply", cwd=root)
+    assert result.code == 2 and "pkg/pipe.py: cannot read: not a regular file" in result.stderr
+    assert "mla_seam." in (root / "pkg/a.py").read_text()
+    (root / "pkg/mla_seam.py").unlink()
+    os.mkfifo(root / "pkg/mla_seam.py")
+    (root / "pkg/b.py").write_text(MLA_IF)
+    result = run_seamfix("apply", "pkg/b.py", cwd=root)
+    assert result.code == 2 and "the adapter is not a regular file" in result.stderr
+    assert (root / "pkg/b.py").read_text() == MLA_IF
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
 def test_rewritten_files_keep_their_owner(project):
     """Apply run as root (a container) on a user's checkout leaves the user's files the user's."""
