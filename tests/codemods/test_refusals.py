@@ -214,6 +214,12 @@ USES_KERNELS = (
 # the first stays; the second loads nothing new by then: it goes
 TWO_IMPORTS = "import os\nfrom pkg.mla_kernels import MLAHelper\nfrom pkg.mla_kernels import MLAKernel\n"
 DEFINES_ONLY = KERNELS.replace("print('mla_kernels imported')", '"""Kernels."""')
+# dataclasses and subclasses of the module's own plain classes run nothing of the project's; a base that
+# defines `__init_subclass__` runs it for each subclass (a registry)
+DATACLASSES = "from dataclasses import dataclass, field\n\n\n@dataclass(frozen=True)\nclass MLAKernel:\n"
+DATACLASSES += "    ranks: list = field(default_factory=list)\n\n\nclass MLAHelper(MLAKernel):\n    pass\n"
+REGISTRY = "class MLAKernel:\n    def __init_subclass__(cls):\n        print('registered', cls.__name__)\n\n\n"
+REGISTRY += "class MLAHelper(MLAKernel):\n    pass\n"
 
 
 @pytest.mark.parametrize(
@@ -222,9 +228,11 @@ DEFINES_ONLY = KERNELS.replace("print('mla_kernels imported')", '"""Kernels."""'
         (KERNELS, "from pkg.mla_kernels import MLAKernel, MLAHelper\n", "MLAKernel  # noqa: F401\n\n"),
         (KERNELS, "from pkg.mla_kernels import (\n    MLAKernel,\n    MLAHelper,\n)\n", "(  # noqa: F401\n"),
         (DEFINES_ONLY, "from pkg.mla_kernels import MLAKernel, MLAHelper\n", None),
+        (DATACLASSES, "from pkg.mla_kernels import MLAKernel, MLAHelper\n", None),
+        (REGISTRY, "from pkg.mla_kernels import MLAKernel, MLAHelper\n", "MLAKernel  # noqa: F401\n\n"),
         (KERNELS, TWO_IMPORTS, "import MLAHelper  # noqa: F401\n\n"),
     ],
-    ids=["runs-code", "runs-code-parenthesized", "defines-only", "loaded-by-an-import-kept"],
+    ids=["runs-code", "runs-code-parenthesized", "defines-only", "dataclasses", "registry", "loaded-by-an-import-kept"],
 )
 def test_an_mla_import_only_moved_code_used_stays_when_importing_it_may_run_code(
     kernels: str, imported: str, kept: str | None, tmp_path: Path
