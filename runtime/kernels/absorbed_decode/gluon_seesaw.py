@@ -9,16 +9,20 @@ multiplies its own weights from registers and the other's from shared memory, wh
 (dead once its scores are done): while one warpgroup runs its softmax the other's products keep the tensor cores
 busy (FlashMLA: "seesaw" scheduling).
 
-The loader gathers the queries and the tiles with asynchronous copies that complete on mbarriers, into two
-buffers; each buffer comes in two parts (the latent half its own warpgroup multiplies, then the other half with the
-rope rows), each refilled as soon as it is free. The copies, not the products, set the pace (without them a pair
+The loader fetches the tiles into two buffers, completing on mbarriers: a whole tile (64 rows inside one page,
+where the caches' blocks lie row after row: ``triton_ops.cache_rows``) by the tensor-memory accelerator, 64
+columns a copy; a tile a segment ends inside, a phantom one, and every tile where the layout gives no descriptor
+(pages of 16 or 32 tokens, gaps between blocks) row by row with asynchronous copies that zero-fill missing keys.
+The queries are copied row by row once the segment's first tile is requested. Each buffer comes in two parts
+(the latent half its own warpgroup multiplies, then the other half with the rope rows), each refilled as soon as
+it is free. The copies, not the products, set the pace (without them a pair
 takes two thirds of the time: benchmarks/RESULTS.md, seventh pass), so the order frees buffer ``a`` within the
 round: warpgroup 0 hands tile ``a``'s max and weights (at that max) over as soon as its softmax is done, and
 warpgroup 1 multiplies them before it even starts tile ``b``'s scores; only buffer ``b`` is refilled at the round's
 end, and tile ``b``'s scores are not needed before tile ``a``'s softmax.
 
 Launched by ``triton_ops.decode`` for ``DecodeTiles(kernel="gluon_seesaw")``, the default for groups of more than
-32 query rows (benchmarks/RESULTS.md, sixth and seventh passes).
+32 query rows (benchmarks/RESULTS.md, sixth to eighth passes).
 """
 
 from triton.experimental import gluon
@@ -90,7 +94,8 @@ def _gather(SOURCE, stride_block, stride_row: gl.constexpr, table, num_blocks, t
 @gluon.jit
 def _fetch_part(CKV, KPE, ckv_rows, kpe_rows, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr,
                 table, num_blocks, tile_start, key_start, key_end, latent, COLUMN: gl.constexpr, rope,
-                WITH_ROPE: gl.constexpr, landed, PAGE: gl.constexpr, BLOCK_N: gl.constexpr, TMA: gl.constexpr):  # fmt: skip
+                WITH_ROPE: gl.constexpr, landed, PAGE: gl.constexpr, BLOCK_N: gl.constexpr,
+                TMA: gl.constexpr):  # fmt: skip
     """Start filling one buffer part: cache columns ``[COLUMN, COLUMN + width)`` of the tile's keys into ``latent``
     and (``WITH_ROPE``) their rope rows into ``rope``, landing on ``landed``. With ``TMA`` a whole tile (inside one
     page) is fetched by the tensor-memory accelerator, 64 columns a copy, from the row the table names; a tile
@@ -225,21 +230,24 @@ def _store_half(OUT, LSE, rows, out, lse, keep, column, RANK: gl.constexpr, WITH
 
 
 @gluon.jit
-def _scores_begin(q_lat, own, early: gl.constexpr, no_scores, landed, phase):
-    """Start a tile's score product on the latent half its buffer's first part holds, once that has landed."""
+def _scores_begin(q_lat, own, early: gl.constexpr, no_scores, landed, phase, by_rows):
+    """Start a tile's score product on the latent half its buffer's first part holds, once that has landed
+    (``by_rows``: copied row by row, writes the products must be fenced from; TMA's need no fence)."""
     HALF: gl.constexpr = own.shape[1] // 2
     mbarrier.wait(landed, phase)
-    fence_async_shared()
+    if by_rows:
+        fence_async_shared()
     return warpgroup_mma(q_lat.slice(early, HALF, dim=1), own.slice(early, HALF, dim=1).permute((1, 0)), no_scores,
                          use_acc=False, is_async=True)  # fmt: skip
 
 
 @gluon.jit
-def _scores_end(q_lat, q_pe, own, rope, late: gl.constexpr, scores, landed, phase):
+def _scores_end(q_lat, q_pe, own, rope, late: gl.constexpr, scores, landed, phase, by_rows):
     """Queue the rest of a tile's score product (the other latent half and the rope rows) once it has landed."""
     HALF: gl.constexpr = own.shape[1] // 2
     mbarrier.wait(landed, phase)
-    fence_async_shared()
+    if by_rows:
+        fence_async_shared()
     scores = warpgroup_mma(q_lat.slice(late, HALF, dim=1), own.slice(late, HALF, dim=1).permute((1, 0)), scores,
                            is_async=True)  # fmt: skip
     return warpgroup_mma(q_pe, rope.permute((1, 0)), scores, is_async=True)
@@ -275,7 +283,7 @@ def _hand_over(max_slot, new_max, weights_slot, weights, ready):
 @gluon.jit
 def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads, capacity,
              q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, ROLE: gl.constexpr, BLOCK_H: gl.constexpr,
-             BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
+             BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr, TMA: gl.constexpr):  # fmt: skip
     """Consumer warpgroup ``ROLE`` (0: tiles a, left columns; 1: tiles b, right columns). ``stats`` holds four
     rows: the max after tile a and after tile b (log2 units), and each warpgroup's row sums at a segment's end."""
     RANK: gl.constexpr = ckv_smem.shape[2]
@@ -319,6 +327,7 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
         running_sum = gl.zeros([BLOCK_H], gl.float32, rows_layout)
         acc = gl.zeros([BLOCK_H, HALF], gl.float32, out_layout)
         mbarrier.wait(bars.index(QUERIES_LANDED), segment & 1)
+        fence_async_shared()  # the queries are copied row by row
         pairs = gl.cdiv(stop - tile, 2)
         if pairs == 0:  # a sequence of length 0 (unchecked lengths): its queries are free at once
             mbarrier.arrive(bars.index(QUERIES_FREED))
@@ -333,10 +342,14 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
             q_pe = q_pe_smem.index(opaque_zero)
             own = ckv_smem.index(mine)
             keys = key_start + (2 * i + ROLE) * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, scores_layout))
+            if TMA:  # the loader's choice for this warpgroup's tile (_fetch_part)
+                by_rows = key_start + (2 * i + ROLE + 1) * BLOCK_N > key_end
+            else:
+                by_rows = True
             if ROLE == 0:
-                scores = _scores_begin(q_lat, own, early, no_scores, bars.index(FIRST_LANDED), phase)
+                scores = _scores_begin(q_lat, own, early, no_scores, bars.index(FIRST_LANDED), phase, by_rows)
                 scores = _scores_end(q_lat, q_pe, own, kpe_smem.index(mine), late, scores, bars.index(SECOND_LANDED),
-                                     phase)  # fmt: skip
+                                     phase, by_rows)  # fmt: skip
                 scores = warpgroup_mma_wait(0, deps=(scores,))
                 if i == pairs - 1:
                     mbarrier.arrive(bars.index(QUERIES_FREED))
@@ -372,11 +385,11 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
                 running_max = after_a
                 acc = warpgroup_mma(kpe_smem.index(theirs), ckv_smem.index(theirs).slice(HALF, HALF, dim=1), acc,
                                     is_async=True)  # fmt: skip
-                scores = _scores_begin(q_lat, own, early, no_scores, bars.index(FIRST_LANDED + 1), phase)
+                scores = _scores_begin(q_lat, own, early, no_scores, bars.index(FIRST_LANDED + 1), phase, by_rows)
                 acc = warpgroup_mma_wait(1, deps=(acc,))  # committed before the scores
                 mbarrier.arrive(bars.index(SECOND_FREED))  # buffer a's right half and rope rows
                 scores = _scores_end(q_lat, q_pe, own, kpe_smem.index(mine), late, scores,
-                                     bars.index(SECOND_LANDED + 1), phase)  # fmt: skip
+                                     bars.index(SECOND_LANDED + 1), phase, by_rows)  # fmt: skip
                 scores = warpgroup_mma_wait(0, deps=(scores,))
                 if i == pairs - 1:
                     mbarrier.arrive(bars.index(QUERIES_FREED))
@@ -424,10 +437,11 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
 @gluon.jit
 def _consume_right(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads, capacity,
                    q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, BLOCK_H: gl.constexpr,
-                   BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
+                   BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr, TMA: gl.constexpr):  # fmt: skip
     """Consumer warpgroup 1 (a worker partition)."""
     _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads, capacity,
-             q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, 1, BLOCK_H, BLOCK_N, BLOCK_B, CAUSAL)  # fmt: skip
+             q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, 1, BLOCK_H, BLOCK_N, BLOCK_B, CAUSAL,
+             TMA)  # fmt: skip
 
 
 @gluon.jit
@@ -472,10 +486,11 @@ def decode_kernel(
     gl.warp_specialize(
         [
             (_consume, (OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads, capacity,
-                        q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, 0, BLOCK_H, BLOCK_N, BLOCK_B, CAUSAL)),
+                        q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, 0, BLOCK_H, BLOCK_N, BLOCK_B, CAUSAL,
+                        TMA)),
             (_consume_right, (OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads,
                               capacity, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, BLOCK_H, BLOCK_N,
-                              BLOCK_B, CAUSAL)),
+                              BLOCK_B, CAUSAL, TMA)),
             (_load, (Q_LAT, Q_PE, CKV, KPE, CKV_ROWS, KPE_ROWS, BLOCK_TABLE, SEQLENS, batch, s_q, heads, num_blocks,
                      capacity, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
                      stride_cb, stride_cr, stride_kb, stride_kr, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, bars,

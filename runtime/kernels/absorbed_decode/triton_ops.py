@@ -218,8 +218,9 @@ def cache_rows(ckv_cache: torch.Tensor, kpe_cache: torch.Tensor, tokens: int):
             return None
     layout = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)
     return tuple(
-        TensorDescriptor(cache, [num_blocks * block_size, cache.shape[2]], [cache.stride(1), 1], [TMA_BOX, TMA_BOX],
-                         layout)  # fmt: skip
+        TensorDescriptor(
+            cache, [num_blocks * block_size, cache.shape[2]], [cache.stride(1), 1], [TMA_BOX, TMA_BOX], layout
+        )  # fmt: skip
         for cache in (ckv_cache, kpe_cache)
     )
 

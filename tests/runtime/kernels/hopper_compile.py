@@ -80,7 +80,8 @@ def _cache_descriptors(arg_names: list, dtype: str, constants: dict) -> dict:
         constants.update(CKV_ROWS=None, KPE_ROWS=None)
         return {"CKV_ROWS": "constexpr", "KPE_ROWS": "constexpr"}
     element = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
-    caches = (torch.empty(1, constants["PAGE"], width, dtype=element) for width in (constants["RANK"], constants["ROPE"]))
+    widths = (constants["RANK"], constants["ROPE"])
+    caches = (torch.empty(1, constants["PAGE"], width, dtype=element) for width in widths)
     rows = cache_rows(*caches, constants["BLOCK_N"])
     return {"CKV_ROWS": mangle_type(rows[0]), "KPE_ROWS": mangle_type(rows[1])}
 

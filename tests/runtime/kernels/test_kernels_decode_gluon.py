@@ -90,6 +90,7 @@ def test_cache_rows_describe_whole_tiles_in_consecutive_blocks_only():
     """TMA descriptors where a page is whole 64-token tiles and blocks follow one another in rows (separate caches,
     FlashMLA's 576-wide rows read in place, pages of 128); None (the row-by-row copies) for pages of 16 or 32, a
     gap between blocks, or a base off 16 bytes."""
+
     def caches(rows):
         return rows[..., :512], rows[..., 512:]
 
