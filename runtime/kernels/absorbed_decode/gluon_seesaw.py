@@ -15,11 +15,11 @@ columns a copy; a tile a segment ends inside, a phantom one, and every tile wher
 (pages of 16 or 32 tokens, gaps between blocks) row by row with asynchronous copies that zero-fill missing keys.
 The queries are copied row by row once the segment's first tile is requested. Each buffer comes in two parts
 (the latent half its own warpgroup multiplies, then the other half with the rope rows), each refilled as soon as
-it is free. The copies, not the products, set the pace (without them a pair
-takes two thirds of the time: benchmarks/RESULTS.md, seventh pass), so the order frees buffer ``a`` within the
-round: warpgroup 0 hands tile ``a``'s max and weights (at that max) over as soon as its softmax is done, and
-warpgroup 1 multiplies them before it even starts tile ``b``'s scores; only buffer ``b`` is refilled at the round's
-end, and tile ``b``'s scores are not needed before tile ``a``'s softmax.
+it is free. The copies, not the products, set the pace (without them a pair takes two thirds of the time:
+benchmarks/RESULTS.md, seventh pass; TMA took a quarter of their cost: eighth pass), so the order frees buffer
+``a`` within the round: warpgroup 0 hands tile ``a``'s max and weights (at that max) over as soon as its softmax
+is done, and warpgroup 1 multiplies them before it even starts tile ``b``'s scores; only buffer ``b`` is refilled at
+the round's end, and tile ``b``'s scores are not needed before tile ``a``'s softmax.
 
 Launched by ``triton_ops.decode`` for ``DecodeTiles(kernel="gluon_seesaw")``, the default for groups of more than
 32 query rows (benchmarks/RESULTS.md, sixth to eighth passes).
