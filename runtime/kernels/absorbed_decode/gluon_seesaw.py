@@ -9,16 +9,20 @@ multiplies its own weights from registers and the other's from shared memory, wh
 (dead once its scores are done): while one warpgroup runs its softmax the other's products keep the tensor cores
 busy (FlashMLA: "seesaw" scheduling).
 
-The loader gathers the queries and the tiles with asynchronous copies that complete on mbarriers, into two
-buffers; each buffer comes in two parts (the latent half its own warpgroup multiplies, then the other half with the
-rope rows), each refilled as soon as it is free. The copies, not the products, set the pace (without them a pair
-takes two thirds of the time: benchmarks/RESULTS.md, seventh pass), so the order frees buffer ``a`` within the
-round: warpgroup 0 hands tile ``a``'s max and weights (at that max) over as soon as its softmax is done, and
-warpgroup 1 multiplies them before it even starts tile ``b``'s scores; only buffer ``b`` is refilled at the round's
-end, and tile ``b``'s scores are not needed before tile ``a``'s softmax.
+The loader fetches the tiles into two buffers, completing on mbarriers: a whole tile (64 rows inside one page,
+where the caches' blocks lie row after row: ``triton_ops.cache_rows``) by the tensor-memory accelerator, 64
+columns a copy; a tile a segment ends inside, a phantom one, and every tile where the layout gives no descriptor
+(pages of 16 or 32 tokens, gaps between blocks) row by row with asynchronous copies that zero-fill missing keys.
+The queries are copied row by row once the segment's first tile is requested. Each buffer comes in two parts
+(the latent half its own warpgroup multiplies, then the other half with the rope rows), each refilled as soon as
+it is free. The copies, not the products, set the pace (without them a pair takes two thirds of the time:
+benchmarks/RESULTS.md, seventh pass; TMA took a quarter of their cost: eighth pass), so the order frees buffer
+``a`` within the round: warpgroup 0 hands tile ``a``'s max and weights (at that max) over as soon as its softmax
+is done, and warpgroup 1 multiplies them before it even starts tile ``b``'s scores; only buffer ``b`` is refilled at
+the round's end, and tile ``b``'s scores are not needed before tile ``a``'s softmax.
 
 Launched by ``triton_ops.decode`` for ``DecodeTiles(kernel="gluon_seesaw")``, the default for groups of more than
-32 query rows (benchmarks/RESULTS.md, sixth and seventh passes).
+32 query rows (benchmarks/RESULTS.md, sixth to eighth passes).
 """
 
 from triton.experimental import gluon
@@ -27,6 +31,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     async_copy,
     fence_async_shared,
     mbarrier,
+    tma,
     warpgroup_mma,
     warpgroup_mma_wait,
 )
@@ -43,6 +48,8 @@ from .gluon_kernels import (
     _tile_stream,
 )
 
+# Triton 3.6 names the tensor-memory-access load async_copy_global_to_shared; later releases call it async_load.
+_tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
 CONSUMER_WARPS = gl.constexpr(4)  # one warpgroup each; the kernel launches with this many (the first consumer)
 LOADER_WARPS = gl.constexpr(4)
 # Registers per thread: the consumers' 64 x RANK/2 float32 accumulators take 128; the loader needs few.
@@ -85,13 +92,77 @@ def _gather(SOURCE, stride_block, stride_row: gl.constexpr, table, num_blocks, t
 
 
 @gluon.jit
-def _load(Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, batch, s_q, heads, num_blocks, capacity, stride_qb, stride_qs,
-          stride_qh, stride_pb, stride_ps, stride_ph, stride_table, stride_cb, stride_cr: gl.constexpr, stride_kb,
-          stride_kr: gl.constexpr, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, bars, PAGE: gl.constexpr,
-          BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr):  # fmt: skip
-    """The loader partition: for each segment of the run, the group's queries, then the tiles pair by pair, every
-    part once the consumers have freed its buffer; each loader thread arrives on the part's barrier when its
-    copies have landed."""
+def _fetch_part(CKV, KPE, ckv_rows, kpe_rows, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr,
+                table, num_blocks, tile_start, key_start, key_end, latent, COLUMN: gl.constexpr, rope,
+                WITH_ROPE: gl.constexpr, landed, PAGE: gl.constexpr, BLOCK_N: gl.constexpr,
+                TMA: gl.constexpr):  # fmt: skip
+    """Start filling one buffer part: cache columns ``[COLUMN, COLUMN + width)`` of the tile's keys into ``latent``
+    and (``WITH_ROPE``) their rope rows into ``rope``, landing on ``landed``. With ``TMA`` a whole tile (inside one
+    page) is fetched by the tensor-memory accelerator, 64 columns a copy, from the row the table names; a tile
+    the segment ends inside, or a phantom one, is gathered row by row with its missing keys zero-filled (rows past
+    a length may hold anything, NaN included: a zero weight times NaN is NaN)."""
+    WIDTH: gl.constexpr = latent.shape[1]
+    if TMA:
+        if tile_start + BLOCK_N <= key_end:
+            CHUNK: gl.constexpr = ckv_rows.block_type.shape[1]
+            page = gl.minimum(gl.maximum(gl.load(table + tile_start // PAGE), 0), num_blocks - 1)
+            row = page * PAGE + tile_start % PAGE
+            ELEMENT: gl.constexpr = latent.dtype.primitive_bitwidth // 8
+            if WITH_ROPE:
+                mbarrier.expect(landed, BLOCK_N * (WIDTH + rope.shape[1]) * ELEMENT)
+            else:
+                mbarrier.expect(landed, BLOCK_N * WIDTH * ELEMENT)
+            for chunk in gl.static_range(WIDTH // CHUNK):
+                _tma_load(ckv_rows, [row, COLUMN + chunk * CHUNK], landed, latent.slice(chunk * CHUNK, CHUNK, dim=1))
+            if WITH_ROPE:
+                _tma_load(kpe_rows, [row, 0], landed, rope)
+        else:
+            _gather_part(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks, tile_start,
+                         key_start, key_end, latent, COLUMN, rope, WITH_ROPE, PAGE, BLOCK_N)  # fmt: skip
+            # One arrival expected (TMA's expect): each thread's copies hold the phase, one thread arrives.
+            async_copy.mbarrier_arrive(landed)
+            mbarrier.arrive(landed)
+    else:
+        _gather_part(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks, tile_start, key_start,
+                     key_end, latent, COLUMN, rope, WITH_ROPE, PAGE, BLOCK_N)  # fmt: skip
+        async_copy.mbarrier_arrive(landed, increment_count=False)
+
+
+@gluon.jit
+def _gather_part(CKV, KPE, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, table, num_blocks,
+                 tile_start, key_start, key_end, latent, COLUMN: gl.constexpr, rope, WITH_ROPE: gl.constexpr,
+                 PAGE: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
+    """``_fetch_part``'s copies row by row (asynchronous 16-byte pieces from every loader thread)."""
+    _gather(CKV, stride_cb, stride_cr, table, num_blocks, tile_start, key_start, key_end, latent, PAGE, COLUMN,
+            latent.shape[1], BLOCK_N)  # fmt: skip
+    if WITH_ROPE:
+        _gather(KPE, stride_kb, stride_kr, table, num_blocks, tile_start, key_start, key_end, rope, PAGE, 0,
+                rope.shape[1], BLOCK_N)  # fmt: skip
+
+
+@gluon.jit
+def _load_queries(Q_LAT, Q_PE, seq, lat_rows, lat_cols, pe_rows, pe_cols, n_rows, heads, stride_qb, stride_qs,
+                  stride_qh, stride_pb, stride_ps, stride_ph, q_lat_smem, q_pe_smem, bars, segment):  # fmt: skip
+    """A segment's queries (rows past the group's last are zero), once the previous segment's are free."""
+    mbarrier.wait(bars.index(QUERIES_FREED), (segment & 1) ^ 1)
+    q_at = Q_LAT + seq * stride_qb + (lat_rows // heads) * stride_qs + (lat_rows % heads) * stride_qh
+    async_copy.async_copy_global_to_shared(q_lat_smem.index(0), q_at[:, None] + lat_cols[None, :],
+                                           mask=(lat_rows < n_rows)[:, None])  # fmt: skip
+    pe_at = Q_PE + seq * stride_pb + (pe_rows // heads) * stride_ps + (pe_rows % heads) * stride_ph
+    async_copy.async_copy_global_to_shared(q_pe_smem.index(0), pe_at[:, None] + pe_cols[None, :],
+                                           mask=(pe_rows < n_rows)[:, None])  # fmt: skip
+    async_copy.mbarrier_arrive(bars.index(QUERIES_LANDED), increment_count=False)
+
+
+@gluon.jit
+def _load(Q_LAT, Q_PE, CKV, KPE, ckv_rows, kpe_rows, BLOCK_TABLE, SEQLENS, batch, s_q, heads, num_blocks, capacity,
+          stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table, stride_cb,
+          stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, bars,
+          PAGE: gl.constexpr, BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr,
+          TMA: gl.constexpr):  # fmt: skip
+    """The loader partition: for each segment of the run, the tiles pair by pair, every part once the consumers
+    have freed its buffer, and the group's queries once tile a of the first pair is requested (the tiles do not
+    wait for the previous segment's last scores to free the query buffer)."""
     RANK: gl.constexpr = ckv_smem.shape[2]
     HALF: gl.constexpr = RANK // 2
     ROPE: gl.constexpr = kpe_smem.shape[2]
@@ -117,33 +188,31 @@ def _load(Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, batch, s_q, heads, num_bl
         key_start = (tile - seq_first) * BLOCK_N
         key_end = gl.minimum((stop - seq_first) * BLOCK_N, seqlen)
         table = BLOCK_TABLE + seq * stride_table
-        # Rows past the group's last are zero.
-        mbarrier.wait(bars.index(QUERIES_FREED), (segment & 1) ^ 1)
-        q_at = Q_LAT + seq * stride_qb + (lat_rows // heads) * stride_qs + (lat_rows % heads) * stride_qh
-        async_copy.async_copy_global_to_shared(q_lat_smem.index(0), q_at[:, None] + lat_cols[None, :],
-                                               mask=(lat_rows < n_rows)[:, None])  # fmt: skip
-        pe_at = Q_PE + seq * stride_pb + (pe_rows // heads) * stride_ps + (pe_rows % heads) * stride_ph
-        async_copy.async_copy_global_to_shared(q_pe_smem.index(0), pe_at[:, None] + pe_cols[None, :],
-                                               mask=(pe_rows < n_rows)[:, None])  # fmt: skip
-        async_copy.mbarrier_arrive(bars.index(QUERIES_LANDED), increment_count=False)
-        for i in range(gl.cdiv(stop - tile, 2)):
+        pairs = gl.cdiv(stop - tile, 2)
+        if pairs == 0:  # a sequence of length 0: its queries only
+            _load_queries(Q_LAT, Q_PE, seq, lat_rows, lat_cols, pe_rows, pe_cols, n_rows, heads, stride_qb, stride_qs,
+                          stride_qh, stride_pb, stride_ps, stride_ph, q_lat_smem, q_pe_smem, bars, segment)  # fmt: skip
+        for i in range(pairs):
             free_phase = (pair & 1) ^ 1
             # Buffer a is freed within the round, buffer b at its end: a's parts first, each buffer's first part
             # the latent half its warpgroup's scores start on.
             for half in gl.static_range(2):
                 tile_start = key_start + (2 * i + half) * BLOCK_N
+                buffer = ckv_smem.index(half)
                 mbarrier.wait(bars.index(FIRST_FREED + half), free_phase)
-                _gather(CKV, stride_cb, stride_cr, table, num_blocks, tile_start, key_start, key_end,
-                        ckv_smem.index(half).slice(half * HALF, HALF, dim=1), PAGE, half * HALF, HALF,
-                        BLOCK_N)  # fmt: skip
-                async_copy.mbarrier_arrive(bars.index(FIRST_LANDED + half), increment_count=False)
+                _fetch_part(CKV, KPE, ckv_rows, kpe_rows, stride_cb, stride_cr, stride_kb, stride_kr, table,
+                            num_blocks, tile_start, key_start, key_end, buffer.slice(half * HALF, HALF, dim=1),
+                            half * HALF, kpe_smem.index(half), False, bars.index(FIRST_LANDED + half), PAGE, BLOCK_N,
+                            TMA)  # fmt: skip
                 mbarrier.wait(bars.index(SECOND_FREED + half), free_phase)
-                _gather(CKV, stride_cb, stride_cr, table, num_blocks, tile_start, key_start, key_end,
-                        ckv_smem.index(half).slice((1 - half) * HALF, HALF, dim=1), PAGE, (1 - half) * HALF, HALF,
-                        BLOCK_N)  # fmt: skip
-                _gather(KPE, stride_kb, stride_kr, table, num_blocks, tile_start, key_start, key_end,
-                        kpe_smem.index(half), PAGE, 0, ROPE, BLOCK_N)  # fmt: skip
-                async_copy.mbarrier_arrive(bars.index(SECOND_LANDED + half), increment_count=False)
+                _fetch_part(CKV, KPE, ckv_rows, kpe_rows, stride_cb, stride_cr, stride_kb, stride_kr, table,
+                            num_blocks, tile_start, key_start, key_end, buffer.slice((1 - half) * HALF, HALF, dim=1),
+                            (1 - half) * HALF, kpe_smem.index(half), True, bars.index(SECOND_LANDED + half), PAGE,
+                            BLOCK_N, TMA)  # fmt: skip
+                if half == 0 and i == 0:
+                    _load_queries(Q_LAT, Q_PE, seq, lat_rows, lat_cols, pe_rows, pe_cols, n_rows, heads, stride_qb,
+                                  stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, q_lat_smem, q_pe_smem, bars,
+                                  segment)  # fmt: skip
             pair += 1
         tile = stop
         seq += 1
@@ -161,21 +230,24 @@ def _store_half(OUT, LSE, rows, out, lse, keep, column, RANK: gl.constexpr, WITH
 
 
 @gluon.jit
-def _scores_begin(q_lat, own, early: gl.constexpr, no_scores, landed, phase):
-    """Start a tile's score product on the latent half its buffer's first part holds, once that has landed."""
+def _scores_begin(q_lat, own, early: gl.constexpr, no_scores, landed, phase, by_rows):
+    """Start a tile's score product on the latent half its buffer's first part holds, once that has landed
+    (``by_rows``: copied row by row, writes the products must be fenced from; TMA's need no fence)."""
     HALF: gl.constexpr = own.shape[1] // 2
     mbarrier.wait(landed, phase)
-    fence_async_shared()
+    if by_rows:
+        fence_async_shared()
     return warpgroup_mma(q_lat.slice(early, HALF, dim=1), own.slice(early, HALF, dim=1).permute((1, 0)), no_scores,
                          use_acc=False, is_async=True)  # fmt: skip
 
 
 @gluon.jit
-def _scores_end(q_lat, q_pe, own, rope, late: gl.constexpr, scores, landed, phase):
+def _scores_end(q_lat, q_pe, own, rope, late: gl.constexpr, scores, landed, phase, by_rows):
     """Queue the rest of a tile's score product (the other latent half and the rope rows) once it has landed."""
     HALF: gl.constexpr = own.shape[1] // 2
     mbarrier.wait(landed, phase)
-    fence_async_shared()
+    if by_rows:
+        fence_async_shared()
     scores = warpgroup_mma(q_lat.slice(late, HALF, dim=1), own.slice(late, HALF, dim=1).permute((1, 0)), scores,
                            is_async=True)  # fmt: skip
     return warpgroup_mma(q_pe, rope.permute((1, 0)), scores, is_async=True)
@@ -211,7 +283,7 @@ def _hand_over(max_slot, new_max, weights_slot, weights, ready):
 @gluon.jit
 def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads, capacity,
              q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, ROLE: gl.constexpr, BLOCK_H: gl.constexpr,
-             BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
+             BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr, TMA: gl.constexpr):  # fmt: skip
     """Consumer warpgroup ``ROLE`` (0: tiles a, left columns; 1: tiles b, right columns). ``stats`` holds four
     rows: the max after tile a and after tile b (log2 units), and each warpgroup's row sums at a segment's end."""
     RANK: gl.constexpr = ckv_smem.shape[2]
@@ -255,6 +327,7 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
         running_sum = gl.zeros([BLOCK_H], gl.float32, rows_layout)
         acc = gl.zeros([BLOCK_H, HALF], gl.float32, out_layout)
         mbarrier.wait(bars.index(QUERIES_LANDED), segment & 1)
+        fence_async_shared()  # the queries are copied row by row
         pairs = gl.cdiv(stop - tile, 2)
         if pairs == 0:  # a sequence of length 0 (unchecked lengths): its queries are free at once
             mbarrier.arrive(bars.index(QUERIES_FREED))
@@ -269,10 +342,14 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
             q_pe = q_pe_smem.index(opaque_zero)
             own = ckv_smem.index(mine)
             keys = key_start + (2 * i + ROLE) * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, scores_layout))
+            if TMA:  # the loader's choice for this warpgroup's tile (_fetch_part)
+                by_rows = key_start + (2 * i + ROLE + 1) * BLOCK_N > key_end
+            else:
+                by_rows = True
             if ROLE == 0:
-                scores = _scores_begin(q_lat, own, early, no_scores, bars.index(FIRST_LANDED), phase)
+                scores = _scores_begin(q_lat, own, early, no_scores, bars.index(FIRST_LANDED), phase, by_rows)
                 scores = _scores_end(q_lat, q_pe, own, kpe_smem.index(mine), late, scores, bars.index(SECOND_LANDED),
-                                     phase)  # fmt: skip
+                                     phase, by_rows)  # fmt: skip
                 scores = warpgroup_mma_wait(0, deps=(scores,))
                 if i == pairs - 1:
                     mbarrier.arrive(bars.index(QUERIES_FREED))
@@ -308,11 +385,11 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
                 running_max = after_a
                 acc = warpgroup_mma(kpe_smem.index(theirs), ckv_smem.index(theirs).slice(HALF, HALF, dim=1), acc,
                                     is_async=True)  # fmt: skip
-                scores = _scores_begin(q_lat, own, early, no_scores, bars.index(FIRST_LANDED + 1), phase)
+                scores = _scores_begin(q_lat, own, early, no_scores, bars.index(FIRST_LANDED + 1), phase, by_rows)
                 acc = warpgroup_mma_wait(1, deps=(acc,))  # committed before the scores
                 mbarrier.arrive(bars.index(SECOND_FREED))  # buffer a's right half and rope rows
                 scores = _scores_end(q_lat, q_pe, own, kpe_smem.index(mine), late, scores,
-                                     bars.index(SECOND_LANDED + 1), phase)  # fmt: skip
+                                     bars.index(SECOND_LANDED + 1), phase, by_rows)  # fmt: skip
                 scores = warpgroup_mma_wait(0, deps=(scores,))
                 if i == pairs - 1:
                     mbarrier.arrive(bars.index(QUERIES_FREED))
@@ -360,26 +437,31 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
 @gluon.jit
 def _consume_right(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads, capacity,
                    q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, BLOCK_H: gl.constexpr,
-                   BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr):  # fmt: skip
+                   BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr, TMA: gl.constexpr):  # fmt: skip
     """Consumer warpgroup 1 (a worker partition)."""
     _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads, capacity,
-             q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, 1, BLOCK_H, BLOCK_N, BLOCK_B, CAUSAL)  # fmt: skip
+             q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, 1, BLOCK_H, BLOCK_N, BLOCK_B, CAUSAL,
+             TMA)  # fmt: skip
 
 
 @gluon.jit
 def decode_kernel(
     Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, softmax_scale, batch,
     s_q, heads, num_blocks, capacity, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
-    stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, PAGE: gl.constexpr, RANK: gl.constexpr,
-    ROPE: gl.constexpr, BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr, CAUSAL: gl.constexpr,
+    stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, CKV_ROWS, KPE_ROWS, PAGE: gl.constexpr,
+    RANK: gl.constexpr, ROPE: gl.constexpr, BLOCK_H: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_B: gl.constexpr,
+    CAUSAL: gl.constexpr, TMA: gl.constexpr,
 ):  # fmt: skip
     """``triton_kernels.decode_kernel``'s contract (same arguments and outputs, 16-bit products only) for 64-row
     groups and 64-token tiles; launched with ``CONSUMER_WARPS`` warps (the loader and the second consumer are
-    worker partitions)."""
+    worker partitions). With ``TMA``, ``CKV_ROWS`` and ``KPE_ROWS`` are tensor descriptors of the caches seen as
+    ``[num_blocks * PAGE, width]`` rows (``triton_ops.cache_rows``: pages of whole tiles, blocks of consecutive
+    rows) in ``[64, 64]`` boxes, and whole tiles are fetched through them; otherwise they are unused (None)."""
     gl.static_assert(BLOCK_H == 64 and BLOCK_N == 64, "64-row groups, 64-token tiles")
     gl.static_assert(ROPE == BLOCK_N, "a tile's weights take the place of its rope rows")
     gl.static_assert(RANK >= 128, "each warpgroup's latent half spans whole 128-byte swizzle rows")
     gl.static_assert(gl.num_warps() == CONSUMER_WARPS)
+    gl.static_assert(not TMA or PAGE % BLOCK_N == 0, "TMA fetches whole tiles inside one page")
     dtype: gl.constexpr = Q_LAT.dtype.element_ty
     # Queries allocated as one of a kind: indexing them each round keeps their descriptors in the loop.
     q_lat_smem = gl.allocate_shared_memory(dtype, [1, BLOCK_H, RANK], _operand_layout(RANK))
@@ -389,9 +471,11 @@ def decode_kernel(
     stats = gl.allocate_shared_memory(gl.float32, [4 * BLOCK_H], gl.SwizzledSharedLayout(1, 1, 1, [0]))
     bars = gl.allocate_shared_memory(gl.int64, [BARRIERS, 1], mbarrier.MBarrierLayout())
     loader_threads: gl.constexpr = 32 * LOADER_WARPS
+    # A part lands on one arrival with TMA (the expected bytes), else on every loader thread's copies.
+    part_arrivals: gl.constexpr = 1 if TMA else loader_threads
     for buffer in gl.static_range(2):
-        mbarrier.init(bars.index(FIRST_LANDED + buffer), count=loader_threads)
-        mbarrier.init(bars.index(SECOND_LANDED + buffer), count=loader_threads)
+        mbarrier.init(bars.index(FIRST_LANDED + buffer), count=part_arrivals)
+        mbarrier.init(bars.index(SECOND_LANDED + buffer), count=part_arrivals)
         mbarrier.init(bars.index(FIRST_FREED + buffer), count=1)
         mbarrier.init(bars.index(SECOND_FREED + buffer), count=1)
         mbarrier.init(bars.index(TILE_READY + buffer), count=1)
@@ -402,14 +486,15 @@ def decode_kernel(
     gl.warp_specialize(
         [
             (_consume, (OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads, capacity,
-                        q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, 0, BLOCK_H, BLOCK_N, BLOCK_B, CAUSAL)),
+                        q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, 0, BLOCK_H, BLOCK_N, BLOCK_B, CAUSAL,
+                        TMA)),
             (_consume_right, (OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, batch, s_q, heads,
                               capacity, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, stats, bars, BLOCK_H, BLOCK_N,
-                              BLOCK_B, CAUSAL)),
-            (_load, (Q_LAT, Q_PE, CKV, KPE, BLOCK_TABLE, SEQLENS, batch, s_q, heads, num_blocks, capacity, stride_qb,
-                     stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table, stride_cb, stride_cr,
-                     stride_kb, stride_kr, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, bars, PAGE, BLOCK_H, BLOCK_N,
-                     BLOCK_B)),
+                              BLOCK_B, CAUSAL, TMA)),
+            (_load, (Q_LAT, Q_PE, CKV, KPE, CKV_ROWS, KPE_ROWS, BLOCK_TABLE, SEQLENS, batch, s_q, heads, num_blocks,
+                     capacity, stride_qb, stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, stride_table,
+                     stride_cb, stride_cr, stride_kb, stride_kr, q_lat_smem, q_pe_smem, ckv_smem, kpe_smem, bars,
+                     PAGE, BLOCK_H, BLOCK_N, BLOCK_B, TMA)),
         ],
         [CONSUMER_WARPS, LOADER_WARPS],
         [CONSUMER_REGISTERS, LOADER_REGISTERS],

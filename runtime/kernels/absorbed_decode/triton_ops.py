@@ -196,6 +196,35 @@ def seesaw_shared_memory(rank: int, rope_dim: int) -> int:
     return 2 * 3 * 64 * (rank + rope_dim) + 4 * 64 * 4 + 14 * 8 + 1024
 
 
+TMA_BOX = 64  # rows and columns of one tensor-memory-access copy: a 64-token tile's 128 bytes of 16-bit columns
+
+
+def cache_rows(ckv_cache: torch.Tensor, kpe_cache: torch.Tensor, tokens: int):
+    """Tensor descriptors of the two caches seen as ``[num_blocks * block_size, width]`` rows, for the seesaw
+    kernel's TMA copies of whole tiles, or None where the layout does not allow them: pages not made of whole
+    ``tokens``-token tiles, blocks not one after the other in rows (a block stride other than ``block_size`` row
+    strides), rows or bases not 16-byte aligned, or more rows than 32-bit coordinates reach. The copies then go
+    row by row (``gluon_seesaw._gather``) as before."""
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    num_blocks, block_size = ckv_cache.shape[:2]
+    if block_size % tokens or tokens != TMA_BOX or num_blocks * block_size >= 2**31:
+        return None
+    for cache in (ckv_cache, kpe_cache):
+        size = cache.element_size()
+        whole_rows = cache.stride(0) == block_size * cache.stride(1) and cache.stride(2) == 1
+        if not whole_rows or cache.stride(1) * size % 16 or cache.data_ptr() % 16 or cache.shape[2] % TMA_BOX:
+            return None
+    layout = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)
+    return tuple(
+        TensorDescriptor(
+            cache, [num_blocks * block_size, cache.shape[2]], [cache.stride(1), 1], [TMA_BOX, TMA_BOX], layout
+        )  # fmt: skip
+        for cache in (ckv_cache, kpe_cache)
+    )
+
+
 @functools.cache
 def _gluon_importable() -> bool:
     if tuple(int(part) for part in triton.__version__.split(".")[:2]) < (3, 6):
@@ -267,7 +296,8 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     elif tiles.kernel == "gluon_seesaw":
         from .gluon_seesaw import decode_kernel as kernel
 
-        options = {}
+        rows = cache_rows(ckv_cache, kpe_cache, tiles.tokens)
+        options = {"CKV_ROWS": rows and rows[0], "KPE_ROWS": rows and rows[1], "TMA": rows is not None}
     else:
         kernel, options = decode_kernel, {"num_stages": tiles.num_stages, "DOT_PRECISION": tiles.dot_precision}
     kernel[(num_programs, groups)](

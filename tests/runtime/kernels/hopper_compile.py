@@ -60,6 +60,7 @@ def _compile_for_hopper(kernel: str, dtype: str, constants: dict, options: dict)
     }
     if "softmax_scale" in signature:
         signature["softmax_scale"] = "fp32"
+    signature |= _cache_descriptors(function.arg_names, dtype, constants)
     runtime_strides = [name for name in function.arg_names if name.startswith("stride_") and name not in constants]
     aligned = [name for name in function.arg_names if signature[name].startswith("*") or name in runtime_strides]
     source = getattr(importlib.import_module(front_end), source_type)(
@@ -69,6 +70,26 @@ def _compile_for_hopper(kernel: str, dtype: str, constants: dict, options: dict)
         attrs={(function.arg_names.index(name),): [["tt.divisibility", 16]] for name in aligned},
     )
     return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
+
+
+def _cache_descriptors(arg_names: list, dtype: str, constants: dict) -> dict:
+    """The seesaw kernel's cache descriptors as launched (``triton_ops.cache_rows`` over caches of one page in the
+    constants' sizes) where ``TMA`` is set, else None, as the launch passes them."""
+    import torch
+    from triton.runtime.jit import mangle_type
+
+    from seamfix.runtime.kernels.absorbed_decode.triton_ops import cache_rows
+
+    if "CKV_ROWS" not in arg_names:
+        return {}
+    if not constants.get("TMA"):
+        constants.update(CKV_ROWS=None, KPE_ROWS=None)
+        return {"CKV_ROWS": "constexpr", "KPE_ROWS": "constexpr"}
+    element = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    widths = (constants["RANK"], constants["ROPE"])
+    caches = (torch.empty(1, constants["PAGE"], width, dtype=element) for width in widths)
+    rows = cache_rows(*caches, constants["BLOCK_N"])
+    return {"CKV_ROWS": mangle_type(rows[0]), "KPE_ROWS": mangle_type(rows[1])}
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from seamfix.runtime.kernels import mla_decode  # noqa: E402
 from seamfix.runtime.kernels.absorbed_decode.triton_ops import (  # noqa: E402
     HOPPER_SHARED_MEMORY,
     DecodeTiles,
+    cache_rows,
     decode,
     gluon_shared_memory,
     seesaw_shared_memory,
@@ -65,16 +66,45 @@ def test_kernel_compiles_for_hopper_within_one_multiprocessors_shared_memory(buf
     assert len(re.findall(r"\bHGMMA\b", sass)) >= 2
 
 
-@pytest.mark.parametrize("rank, rope", [(512, 64), (128, 64)])
-def test_seesaw_kernel_compiles_for_hopper_within_its_shared_memory_estimate(rank, rope, tmp_path):
-    constants = {"PAGE": 64, "RANK": rank, "ROPE": rope, "BLOCK_H": 64, "BLOCK_N": 64, "BLOCK_B": 128, "CAUSAL": True}
+# (rank, page, TMA): whole tiles by TMA in pages of 64 and 128 tokens, row by row (pages of 16, other layouts).
+SEESAW_BUILDS = [(512, 64, True), (512, 16, False), (128, 128, True)]
+
+
+@pytest.mark.parametrize("rank, page, tma", SEESAW_BUILDS)
+def test_seesaw_kernel_compiles_for_hopper_within_its_shared_memory_estimate(rank, page, tma, tmp_path):
+    constants = {"PAGE": page, "RANK": rank, "ROPE": 64, "BLOCK_H": 64, "BLOCK_N": 64, "BLOCK_B": 128, "CAUSAL": True,
+                 "TMA": tma}  # fmt: skip
     shared = compile_in_child("gluon_seesaw", "bf16", constants, tmp_path / "decode.ptx", num_warps=4)
 
-    assert shared <= seesaw_shared_memory(rank, rope) < shared + 2048
+    assert shared <= seesaw_shared_memory(rank, 64) < shared + 2048
     assert shared <= HOPPER_SHARED_MEMORY
     report, sass = assemble(tmp_path / "decode.ptx", tmp_path)
     assert "Performance Loss" not in report, report  # no serialized warpgroup MMA (C7514, C7515)
     assert len(re.findall(r"\bHGMMA\b", sass)) >= 2
+    # Per buffer part: the latent half in 64-column boxes, plus the rope rows in the second part.
+    tensor_copies = len(re.findall(r"cp\.async\.bulk\.tensor", (tmp_path / "decode.ptx").read_text()))
+    assert tensor_copies == (2 * (rank // 64) + 2 if tma else 0)
+
+
+def test_cache_rows_describe_whole_tiles_in_consecutive_blocks_only():
+    """TMA descriptors where a page is whole 64-token tiles and blocks follow one another in rows (separate caches,
+    FlashMLA's 576-wide rows read in place, pages of 128); None (the row-by-row copies) for pages of 16 or 32, a
+    gap between blocks, or a base off 16 bytes."""
+
+    def caches(rows):
+        return rows[..., :512], rows[..., 512:]
+
+    flash_mla = torch.zeros(3, 64, 576, dtype=torch.bfloat16)
+    separate = (torch.zeros(3, 128, 512, dtype=torch.bfloat16), torch.zeros(3, 128, 64, dtype=torch.bfloat16))
+    gap = torch.zeros(3, 80, 576, dtype=torch.bfloat16)[:, :64]
+    shifted = torch.zeros(3 * 64 * 576 + 4, dtype=torch.bfloat16)[4:].view(3, 64, 576)
+
+    rows = cache_rows(*caches(flash_mla), 64)
+    assert [d.shape for d in rows] == [[192, 512], [192, 64]] and [d.strides for d in rows] == [[576, 1]] * 2
+    assert cache_rows(*separate, 64)[0].shape == [384, 512]
+    assert cache_rows(*caches(torch.zeros(3, 16, 576, dtype=torch.bfloat16)), 64) is None
+    assert cache_rows(*caches(gap), 64) is None
+    assert cache_rows(*caches(shifted), 64) is None
 
 
 @pytest.mark.parametrize("rank, rope, rows, warps", [(512, 64, 16, 4), (128, 32, 16, 4), (512, 64, 32, 8)])
@@ -251,6 +281,35 @@ def test_seesaw_kernel_passes_a_sequence_of_length_0_inside_a_run_on_hopper():
     assert relative_error(out.cpu(), expected_out) < 2 * TOLERANCE[torch.bfloat16]
     others = [0, 2, 3]
     assert relative_error(lse[others].cpu(), expected_lse[others]) < 1e-5
+
+
+@pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
+def test_seesaw_kernel_fetches_whole_tiles_by_tma_and_leaves_rows_past_lengths_out_on_hopper():
+    """The same cache values in consecutive blocks (whole tiles through TMA) and with a gap between blocks (row by
+    row) give the same bits; every row past a sequence's length holds NaN, which the last, partial tile of each
+    sequence (fetched row by row either way) must not bring in, split sequences included."""
+    case = PagedCase([1, 300, 1000, 77, 64, 640], 64, torch.bfloat16, torch.Generator().manual_seed(3), 128, 1, 512, 64)
+    used = torch.zeros(case.ckv_cache.shape[:2], dtype=torch.bool)
+    for row, length in enumerate(case.lengths):
+        for key in range(length):
+            used[case.block_table[row, key // 64], key % 64] = True
+    for cache in (case.ckv_cache, case.kpe_cache):
+        cache[~used] = float("nan")
+    ckv, kpe, table, lengths = (tensor.cuda() for tensor in case.cache_args())
+    q_lat, q_pe = case.q_lat.cuda(), case.q_pe.cuda()
+    gap = torch.full((ckv.shape[0], 80, 576), float("nan"), dtype=torch.bfloat16, device="cuda")[:, :64]
+    gap[..., :512], gap[..., 512:] = ckv, kpe
+    assert cache_rows(ckv, kpe, 64) is not None and cache_rows(gap[..., :512], gap[..., 512:], 64) is None
+    seesaw = DecodeTiles(64, 64, 4, 2, 1, kernel="gluon_seesaw")
+
+    by_tma = decode(q_lat, q_pe, ckv, kpe, table, lengths, SCALE, True, 3, seesaw)
+
+    by_rows = decode(q_lat, q_pe, gap[..., :512], gap[..., 512:], table, lengths, SCALE, True, 3, seesaw)
+    assert torch.equal(by_tma[0], by_rows[0]) and torch.equal(by_tma[1], by_rows[1])
+    assert not by_tma[0].isnan().any()
+    expected_out, expected_lse = decode_from_math(case, True)
+    assert relative_error(by_tma[0].cpu(), expected_out) < 2 * TOLERANCE[torch.bfloat16]
+    assert relative_error(by_tma[1].cpu(), expected_lse) < 1e-5
 
 
 NARROW_CASES = {  # lengths, block size, heads, s_q, causal, splits
