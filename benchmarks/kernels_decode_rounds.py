@@ -5,12 +5,14 @@ an earlier commit, passed with ``--baseline DIR``), the current default, and can
 against float64 on the whole batch (fresh inputs, poisoned outputs), then timed graph-replayed in ``--rounds``
 rounds, every round timing every variant in turn; the table gives each variant's median over rounds. Also: eager
 ``mla_decode`` calls (no graph; host checks and launches included) against graph replay, for the baseline and now;
-the cache append (tiles) against a copy of the same rows (and, for reference, torch scattering the same rows to the
-same slots), in rounds too, at random slots and at whole pages filled in order (``--no-decode`` times only the
-append). ``--gluon-modules`` adds, for shapes of more than 16 query rows per
-sequence, the Gluon decode kernel of other modules of ``seamfix.runtime.kernels.absorbed_decode`` (candidate
-kernels, same arguments) as variants, checked and timed like the others. Ceilings (copy bandwidth, bf16 matmul) are
-measured in the same run. Writes $OUT/kernels_decode_rounds.json and .md.
+the cache append (tiles, and the ``--step`` packages) against a copy of the same rows, in rounds too, at random
+slots and at whole pages filled in order (``--no-decode`` times only the append); beside it, for reference, torch
+scattering the same rows to the same slots, a Triton kernel moving them there with the append's hints and no math
+(the append's ceiling at those slots; also in token order), and sorting the slots. ``--gluon-modules`` adds, for
+shapes of more than 16 query rows per sequence, the Gluon decode kernel of other modules of
+``seamfix.runtime.kernels.absorbed_decode`` (candidate kernels, same arguments) as variants, checked and timed like
+the others. Ceilings (copy bandwidth, bf16 matmul) are measured in the same run. Writes
+$OUT/kernels_decode_rounds.json and .md.
 """
 
 import argparse
@@ -25,6 +27,8 @@ from functools import partial
 from pathlib import Path
 
 import torch
+import triton
+import triton.language as tl
 from kernels_decode import (
     BYTES_PER_TOKEN,
     PAGE,
@@ -58,6 +62,37 @@ CANDIDATES = {
 # B4 66; one for the narrow Gluon kernel: B4 33, B128 1).
 SPLITS = {"H16 B4 S32k": (32, 33, 66)}
 APPEND_TILES = [(2, 2), (2, 1), (4, 2), (1, 1)]
+# Tiles (tokens per program, warps) of the plain scatter below, the append's ceiling at the same slots.
+SCATTER_TILES = [(1, 1), (2, 1), (4, 2), (8, 4)]
+
+
+@triton.jit
+def scatter_rows_kernel(C_KV, K_PE, SLOTS, CKV_CACHE, KPE_CACHE, n_tokens, RANK: tl.constexpr, ROPE_DIM: tl.constexpr,
+                        IN_ORDER: tl.constexpr, BLOCK_T: tl.constexpr):  # fmt: skip
+    """The append's data movement alone: each token's latent and rope rows copied, as they are, to its slot (or,
+    ``IN_ORDER``, to slot = token), loaded and stored with the append kernel's hints; no norm, no rotation."""
+    tokens = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    exists = tokens < n_tokens
+    if IN_ORDER:
+        slots = tokens.to(tl.int64)
+    else:
+        slots = tl.load(SLOTS + tokens, mask=exists, other=0).to(tl.int64)
+    latent_columns = tl.arange(0, RANK)[None, :]
+    rope_columns = tl.arange(0, ROPE_DIM)[None, :]
+    latent = tl.load(C_KV + tokens[:, None] * RANK + latent_columns, mask=exists[:, None],
+                     eviction_policy="evict_first")  # fmt: skip
+    rope = tl.load(K_PE + tokens[:, None] * ROPE_DIM + rope_columns, mask=exists[:, None])
+    tl.store(CKV_CACHE + slots[:, None] * RANK + latent_columns, latent, mask=exists[:, None], cache_modifier=".cs")
+    tl.store(KPE_CACHE + slots[:, None] * ROPE_DIM + rope_columns, rope, mask=exists[:, None], cache_modifier=".cs")
+
+
+def scatter_rows(args, tile, in_order=False):
+    tokens_per_program, num_warps = tile
+    n_tokens = args["c_kv"].shape[0]
+    scatter_rows_kernel[(triton.cdiv(n_tokens, tokens_per_program),)](
+        args["c_kv"], args["k_pe"], args["slot_mapping"], args["ckv_cache"], args["kpe_cache"], n_tokens, RANK, ROPE,
+        in_order, tokens_per_program, num_warps=num_warps,
+    )  # fmt: skip
 
 
 def rounds_ms(steps: dict, device, reps: int, rounds: int) -> dict:
@@ -165,7 +200,7 @@ def page_ordered_slots(slots: torch.Tensor) -> torch.Tensor:
     return (pages[:, None] * PAGE + torch.arange(PAGE, device=slots.device)).flatten().to(slots.dtype)
 
 
-def bench_append(baseline, device, reps, rounds, slot_layout="random"):
+def bench_append(baseline, steps_between, device, reps, rounds, slot_layout="random"):
     args = append_args(device, 65536)
     if slot_layout == "pages":
         args["slot_mapping"] = page_ordered_slots(args["slot_mapping"])
@@ -178,6 +213,8 @@ def bench_append(baseline, device, reps, rounds, slot_layout="random"):
 
     variants = {"baseline": lambda: baseline.mla_cache_append(**args), "now": lambda: mla_cache_append(**args)}
     variants |= {f"tile {tile}": partial(tiled, tile) for tile in APPEND_TILES}
+    for label, package in steps_between.items():
+        variants[label] = partial(lambda package: package.mla_cache_append(**args), package)
     errors = {}
     written = args["slot_mapping"].long()
     for label, run in variants.items():
@@ -196,6 +233,11 @@ def bench_append(baseline, device, reps, rounds, slot_layout="random"):
         kpe_rows.index_copy_(0, written, args["k_pe"])
 
     steps = {"copy of the same rows": lambda: target.copy_(payload), "scatter copy (index_copy_)": scatter_copy}
+    # The ceiling at these slots: the same rows moved by a Triton kernel with the append's hints and no math; in
+    # token order, what the kernel's shape alone costs; and sorting the slots (what ordering the writes would add).
+    steps |= {f"Triton scatter, no math {tile}": partial(scatter_rows, args, tile) for tile in SCATTER_TILES}
+    steps["Triton scatter, no math, slots in token order (2, 1)"] = partial(scatter_rows, args, (2, 1), True)
+    steps["torch.sort of the slots"] = lambda: torch.sort(args["slot_mapping"])
     steps |= variants
     times = rounds_ms(steps, device, reps, rounds)
     copy = times["copy of the same rows"]
@@ -322,7 +364,7 @@ def main():
         print(markdown(report).split("B4 H16 context sweep")[-1], flush=True)
     if not args.no_append:
         # Random single slots (decode steps of many sequences), and whole pages in order (a prefill).
-        report["append"] = {layout: bench_append(baseline, device, args.reps, args.rounds, layout)
+        report["append"] = {layout: bench_append(baseline, steps_between, device, args.reps, args.rounds, layout)
                             for layout in ("random", "pages")}  # fmt: skip
     (out / "kernels_decode_rounds.json").write_text(json.dumps(report, indent=2))
     (out / "kernels_decode_rounds.md").write_text(markdown(report))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import symtable
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
@@ -14,6 +15,7 @@ from seamfix.codemods.bindings import top_level_names
 from seamfix.codemods.context import PLACEHOLDER_PREFIX
 from seamfix.codemods.formatting import format_module
 from seamfix.errors import SeamfixError
+from seamfix.seam_surface import adapter_submodules
 
 HEADER = '''"""The MLA seam: every Multi-Latent Attention special case of this code base.
 
@@ -38,8 +40,11 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
         tree = ast.parse(existing or "")
     except SyntaxError as exc:
         raise SeamfixError(f"{path}: cannot parse the adapter module: {exc.msg} (line {exc.lineno})") from None
-    shapes = {shape_key(ast.unparse(node)): node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
-    taken = top_level_names(tree)
+    # An adapter package's modules are its attributes too, and importing one rebinds its name there.
+    submodules = adapter_submodules(path.parent, path.name)
+    taken = top_level_names(tree) | submodules
+    reusable = _reusable_functions(tree, existing or "", taken, submodules)
+    shapes = {shape_key(ast.unparse(node)): node.name for node in reusable}
     unique: dict[str, AdapterFunction] = {}
     for function in requested:
         known = unique.get(function.placeholder)
@@ -63,6 +68,33 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
         return existing or "", names
     text = (existing.rstrip() + "\n" if existing and existing.strip() else HEADER) + "\n\n" + "\n\n".join(added)
     return format_module(text, path), names
+
+
+def _reusable_functions(
+    tree: ast.Module, text: str, taken: set[str], submodules: frozenset[str]
+) -> list[ast.FunctionDef]:
+    """The adapter's top-level functions that a builder may call for a requested function of the same code.
+    Not one whose name the module binds again (a second ``def``, an assignment, ``global`` in a function,
+    ``del``, a submodule of an adapter package): the name holds something else when a builder calls it;
+    nor one that reads as a global a name the module binds (a hand-written ``def getattr`` beside it): the
+    requested code read a builtin there."""
+    bindings = Counter(name for statement in tree.body for name in top_level_names(ast.Module([statement], [])))
+    bindings.update(submodules)
+    bindings.update(name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names)
+    bindings.update(node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Del))
+    try:
+        reads = {
+            table.get_name(): set(table.get_globals())
+            for table in symtable.symtable(text, "adapter", "exec").get_children()
+            if table.get_type() == "function"
+        }
+    except (SyntaxError, ValueError, RecursionError):
+        return []
+    return [
+        node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and bindings[node.name] == 1 and not reads.get(node.name, set()) & taken
+    ]
 
 
 def _asked_by_both(earlier: AdapterFunction, later: AdapterFunction) -> AdapterFunction:

@@ -7,6 +7,7 @@ import difflib
 import functools
 import gc
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +115,8 @@ def plan_apply(
     for relpath, finding in result.recorded:
         by_file.setdefault(relpath, []).append(finding)
     fixable = [relpath for relpath, findings in by_file.items() if any(f.code in _FIXABLE for f in findings)]
-    targets = _targets(fixable, settings, root, by_file, plan.errors)
+    targets, left = _targets(fixable, settings, root)
+    plan.errors += [f"{by_file[relpath][0].path}: not rewritten: {why}" for relpath, why in left.items()]
     displays = {target: _display(root / target, cwd) for target in set(targets.values())}
     rewritten = _rewrite_all(sorted(displays), settings, jobs, progress, displays, plan.errors, result.checked)
     adapter = Path(os.path.realpath(root / settings.adapter))
@@ -150,9 +152,15 @@ def plan_apply(
     refuse_failing(rewrites, originals, adapter_names, existing_text, merge, polish)
     adapter_text, names = merge([function for rewrite in rewrites for function in rewrite.functions])
     if adapter_text and adapter_text.encode() != existing:
+        if existing is not None and (why := _not_replaceable(adapter)) is not None:
+            raise SeamfixError(f"{_display(adapter, cwd)}: cannot rewrite the adapter: {why}; nothing was changed")
         plan.changes += _package_files(adapter.parent, cwd)
         plan.changes.append(Change(adapter, _display(adapter, cwd), existing, adapter_text.encode(), required=True))
-    reasons: dict[tuple[str, str], str] = {}  # (target, "line:column") -> why apply left that finding
+    reasons: dict[tuple[str, str], str] = {  # (target, "line:column") -> why apply left that finding
+        (relpath, f"{f.line}:{f.column}"): f"not rewritten: {why}"
+        for relpath, why in left.items()
+        for f in by_file[relpath]
+    }
     by_target = {target: by_file[relpath] for relpath, target in targets.items()}
     finals = []
     for target, done in sorted(rewritten.items()):
@@ -203,22 +211,40 @@ def journal_dir(settings: Settings) -> Path:
     return settings.cache_dir or settings.root / DEFAULT_CACHE_DIR
 
 
-def _targets(relpaths: list[str], settings: Settings, root: Path, by_file, errors: list[str]) -> dict[str, str]:
-    """Each file to rewrite -> the project path of the real file behind it. A file reached through a
-    symlink (its own or a folder's) is rewritten at its target, once, when that is a checked file of the
-    project; never outside the project, and a symlink is never replaced by a file."""
-    targets = {}
+def _targets(relpaths: list[str], settings: Settings, root: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Each file to rewrite -> the project path of the real file behind it, and each file left -> why. A
+    file reached through a symlink (its own or a folder's) is rewritten at its target, once, when that is a
+    checked file of the project; never outside the project, and a symlink is never replaced by a file."""
+    targets, left = {}, {}
     for relpath in relpaths:
-        display = by_file[relpath][0].path
         real = os.path.realpath(root / relpath)
         target = os.path.relpath(real, root).replace(os.sep, "/")
         if target == ".." or target.startswith("../"):
-            errors.append(f"{display}: not rewritten: its real path {real} is outside the project ({root})")
+            left[relpath] = f"its real path {real} is outside the project ({root})"
         elif target != relpath and (settings.is_seam(target) or settings.exclude.matches_within(target)):
-            errors.append(f"{display}: not rewritten: a symlink to {target}, which is excluded or in the seam")
+            left[relpath] = f"a symlink to {target}, which is excluded or in the seam"
+        elif (why := _not_replaceable(real)) is not None:
+            left[relpath] = why
         else:
             targets[relpath] = target
-    return targets
+    return targets, left
+
+
+def _not_replaceable(path: str | Path) -> str | None:
+    """Why apply must not replace the existing file at ``path`` (renaming a new file over it) though its
+    folder is writable: a file without write permission (a Perforce checkout not opened for edit, a file
+    locked by hand) is one its owner keeps as it is, and a file with hard links would keep the old text
+    under its other names (an editor writes in place and keeps them)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None  # reading it reports the problem
+    if not status.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        return f"it is read-only (mode {stat.S_IMODE(status.st_mode):o}); make it writable to let apply rewrite it"
+    if status.st_nlink > 1:
+        return (f"it has {status.st_nlink} hard links: replacing it would leave the old text under the other "
+                f"names; make it a plain file or a symlink")  # fmt: skip
+    return None
 
 
 def _rewrite_all(targets: list[str], settings: Settings, jobs: int | None, progress: Progress,
@@ -278,6 +304,10 @@ def _rewrite_one(item: tuple[str, str, tuple[bytes, list[Finding]] | None]) -> _
 def _read_adapter(path: Path) -> bytes | None:
     if os.path.isdir(path):
         raise SeamfixError(f"{path}: the adapter is a folder; `adapter` must name a .py file")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise SeamfixError(
+            f"{path}: the adapter is not a regular file (a FIFO or device); `adapter` must name a .py file"
+        )
     try:
         return path.read_bytes()
     except FileNotFoundError:

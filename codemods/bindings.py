@@ -148,6 +148,7 @@ class Bindings:
         else:
             if isinstance(node, ast.ExceptHandler) and node.name:
                 self._record(node.name, node, frame, "definition")
+                self._index_handler_name(node)
             elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
                 self._record(node.name, node, frame, "definition")
             elif isinstance(node, ast.MatchMapping) and node.rest:
@@ -225,6 +226,15 @@ class Bindings:
                 break
             current = current.parent
         return self.module if name in self._module_names else None
+
+    def _index_handler_name(self, handler: ast.ExceptHandler) -> None:
+        """Index ``except E as e``'s ``e`` by its position, which LibCST gives it and ``ast`` does not: right
+        after the type (and the parentheses around it) on the type's last line."""
+        line, offset = handler.type.end_lineno, handler.type.end_col_offset
+        rest = self._lines[line - 1].encode()[offset:].decode(errors="replace")
+        found = re.match(rf"[\s)]*as\s+({re.escape(handler.name)})\b", rest)
+        if found:
+            self._by_position[(line, self.column(line, offset) + found.start(1))] = self._by_node[handler]
 
     def column(self, line: int, offset: int) -> int:
         """``ast``'s UTF-8 byte offset as a character column (LibCST's)."""

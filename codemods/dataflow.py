@@ -9,7 +9,7 @@ lambdas, and values carried around a loop.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from seamfix.codemods.bindings import Bindings, Frame, Occurrence, parameters_of
@@ -18,8 +18,12 @@ Assigned = frozenset[str] | None  # None: the code does not go on (return, raise
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 
 _INTROSPECTION = frozenset({"locals", "vars", "dir", "eval", "exec", "super", "globals"})
-# Calls whose answer depends on the frame they run in.
-_FRAME_PROBES = frozenset({"_getframe", "currentframe", "stack", "getframeinfo"})
+# Calls whose answer depends on the frame they run in (`sys.`, `inspect.`, `traceback.`), by attribute or
+# imported by name (`from traceback import extract_stack`).
+_FRAME_PROBES = frozenset({
+    "_getframe", "currentframe", "stack", "getframeinfo", "_current_frames",
+    "extract_stack", "format_stack", "print_stack", "walk_stack",
+})  # fmt: skip
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -90,6 +94,12 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
         blocker = blocker or (
             f"its function calls `{probe}` outside it, which would not see the variables the arm assigns in the adapter"
         )
+    bare_raise = any(isinstance(node, ast.Raise) and node.exc is None for node in _own_nodes(block))
+    if bare_raise and _in_except_star(function, block):
+        blocker = blocker or (
+            "its bare `raise` re-raises the group an `except*` around it matched, which a `raise` in a function it "
+            "calls does not"
+        )
     caught = [name for name in inside.assigned if name in used_outside]
     if caught and _guarded(function, block):
         blocker = blocker or (
@@ -153,22 +163,46 @@ def _reads_own_frame(function: Function, in_block: set[int]) -> str | None:
         if isinstance(callee, ast.Name) and callee.id in _INTROSPECTION - {"super", "globals"}:
             if not (node.args or node.keywords) or callee.id in {"eval", "exec"}:
                 return f"{callee.id}()"
-        if isinstance(callee, ast.Attribute) and callee.attr in _FRAME_PROBES:
-            return callee.attr
+        probe = _frame_probe(node)
+        if probe is not None:
+            return probe
     return None
+
+
+def _frame_probe(node: ast.AST) -> str | None:
+    """The frame probe ``node`` names: an attribute (``sys._getframe``), or a call of one (imported by name)."""
+    if isinstance(node, ast.Attribute):
+        name = node.attr
+    elif isinstance(node, ast.Call):
+        callee = node.func
+        name = callee.attr if isinstance(callee, ast.Attribute) else getattr(callee, "id", None)
+    else:
+        return None
+    return name if name in _FRAME_PROBES else None
 
 
 def _guarded(function: Function, block: list[ast.stmt]) -> bool:
     """Is ``block`` inside a ``try`` or ``with`` of ``function``?"""
+    return _inside(
+        function, block, lambda node, child: isinstance(node, (ast.Try, ast.TryStar, ast.With, ast.AsyncWith))
+    )
+
+
+def _in_except_star(function: Function, block: list[ast.stmt]) -> bool:
+    """Is ``block`` inside an ``except*`` handler of ``function``?"""
+    return _inside(function, block, lambda node, child: isinstance(node, ast.TryStar) and child in node.handlers)
+
+
+def _inside(function: Function, block: list[ast.stmt], holds: Callable[[ast.AST, ast.AST], bool]) -> bool:
+    """Is ``block`` inside a child of a node of ``function`` (not of a nested function) that ``holds(node,
+    child)`` accepts?"""
     stack: list[tuple[ast.AST, bool]] = [(statement, False) for statement in function.body]
-    first = block[0]
     while stack:
-        node, guarded = stack.pop()
-        if node is first:
-            return guarded
+        node, inside = stack.pop()
+        if node is block[0]:
+            return inside
         if not isinstance(node, _NESTED_SCOPES):
-            inner = guarded or isinstance(node, (ast.Try, ast.TryStar, ast.With, ast.AsyncWith))
-            stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+            stack.extend((child, inside or holds(node, child)) for child in ast.iter_child_nodes(node))
     return False
 
 
@@ -224,8 +258,9 @@ def _placed_meaning(node: ast.AST) -> str | None:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _INTROSPECTION:
         if not (node.args or node.keywords) or node.func.id in {"eval", "exec", "globals"}:
             return f"it calls `{node.func.id}()`, which depends on where it runs"
-    if isinstance(node, ast.Attribute) and node.attr in _FRAME_PROBES:
-        return f"it calls `{node.attr}`, which inspects the frame it runs in"
+    probe = _frame_probe(node)
+    if probe is not None:
+        return f"it calls `{probe}`, which inspects the frame it runs in"
     if isinstance(node, ast.Attribute) and node.attr.startswith("__") and not node.attr.endswith("__"):
         return f"it uses `{node.attr}`, a name-mangled attribute"
     if isinstance(node, (ast.MatchValue, ast.MatchClass)):

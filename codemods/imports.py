@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import libcst as cst
 import libcst.helpers
@@ -12,6 +12,8 @@ from seamfix.analysis.seam_bindings import absolute_module
 from seamfix.codemods.context import PLACEHOLDER_PREFIX, FileContext
 from seamfix.codemods.nodes import Span, SpanSet
 from seamfix.vocabulary.names import NameClassifier
+
+_NOQA = "# noqa: F401"
 
 
 def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
@@ -180,15 +182,23 @@ def _is_future_import(statement: cst.CSTNode) -> bool:
 
 
 def unused_mla_imports(
-    module: cst.Module, tree: ast.Module, names: NameClassifier, edited: Iterable[Span]
+    module: cst.Module,
+    tree: ast.Module,
+    names: NameClassifier,
+    edited: Iterable[Span],
+    droppable: Callable[[], set[int]],
 ) -> dict[cst.CSTNode, cst.CSTNode]:
     """Edits removing module-level imports of MLA names whose every use lies in ``edited`` code (moved into
     the adapter or replaced by a seam call). Imports that nothing used, or that a string names (``__all__``),
-    are re-exports: they stay."""
+    are re-exports: they stay. An import statement that would go whole, but whose line is not among
+    ``droppable()`` (importing its module may run code or fail: ``imports_without_effects``), stays too,
+    marked ``# noqa: F401`` for the names it binds that nothing reads any more."""
     uses = _uses(tree)
     edited = SpanSet(edited)
     edits: dict[cst.CSTNode, cst.CSTNode] = {}
+    first_lines = iter(_first_lines(module, tree))
     for statement in module.body:
+        line = next(first_lines)
         if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
             continue
         node = statement.body[0]
@@ -203,14 +213,48 @@ def unused_mla_imports(
                 kept.append(alias)
         if len(kept) == len(node.names):
             continue
-        if not kept:
+        if not kept and line in droppable():
             edits[statement] = cst.RemovalSentinel.REMOVE
+        elif not kept:
+            marked = _marked_unused(statement)
+            if marked is not None:
+                edits[statement] = marked
         else:
             # keyed by the statement (a child of the module), which the focus module need not hold; the
             # last name takes the last comma's layout (a parenthesized list keeps its line before `)`)
             kept[-1] = kept[-1].with_changes(comma=node.names[-1].comma)
             edits[statement] = statement.with_changes(body=[node.with_changes(names=kept)])
     return edits
+
+
+def _first_lines(module: cst.Module, tree: ast.Module) -> Iterator[int]:
+    """The first line of each of ``module``'s statements, from the same source's ``ast`` (``a; b`` is one
+    statement to LibCST, two to ``ast``)."""
+    statements = iter(tree.body)
+    for statement in module.body:
+        yield next(statements).lineno
+        for _ in range(len(statement.body) - 1 if isinstance(statement, cst.SimpleStatementLine) else 0):
+            next(statements)
+
+
+def _marked_unused(statement: cst.SimpleStatementLine) -> cst.SimpleStatementLine | None:
+    """The import with ``# noqa: F401`` where ruff reads it (its first line: after the ``(`` of a
+    parenthesized list); None when a comment is there already (the self-check then decides)."""
+    node = statement.body[0]
+    opening = getattr(node, "lpar", None)
+    if opening is not None and isinstance(opening.whitespace_after, cst.ParenthesizedWhitespace):
+        first = opening.whitespace_after.first_line
+        if first.comment is not None:
+            return None
+        first = first.with_changes(whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment(_NOQA))
+        whitespace = opening.whitespace_after.with_changes(first_line=first)
+        return statement.with_changes(body=[node.with_changes(lpar=opening.with_changes(whitespace_after=whitespace))])
+    if statement.trailing_whitespace.comment is not None:
+        return None
+    trailing = statement.trailing_whitespace.with_changes(
+        whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment(_NOQA)
+    )
+    return statement.with_changes(trailing_whitespace=trailing)
 
 
 def _uses(tree: ast.Module) -> dict[str, list[Span]]:

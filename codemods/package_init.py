@@ -102,8 +102,11 @@ def _effects(root: Path | None, project_file: ProjectFile, module: str, seen: di
         yield Statement(f"{relpath}: cannot be read to tell", (), True)
         return
     package_parts = tuple(module.split(".")) if relpath.endswith("__init__.py") else tuple(module.split(".")[:-1])
+    pure = _Pure.of(tree)
     for statement in tree.body:
-        if _binds_only(statement):
+        if _binds_only(statement, pure):
+            if isinstance(statement, ast.ClassDef) and not _defines(statement, "__init_subclass__"):
+                pure.classes.add(statement.name)
             continue
         line = (ast.get_source_segment(text, statement) or "").splitlines()[:1]
         where = f"{relpath}:{statement.lineno}: `{line[0][:70] if line else ''}`"
@@ -112,6 +115,25 @@ def _effects(root: Path | None, project_file: ProjectFile, module: str, seen: di
             root, project_file, imported, seen, needs, via or where
         )
         yield Statement(where, tuple(imported), runs)
+
+
+def imports_without_effects(
+    tree: ast.Module, package_parts: tuple[str, ...], root: Path | None, project_file: ProjectFile
+) -> set[int]:
+    """The lines of the module's top-level imports that apply may drop without changing what importing the
+    module does: each module they load is loaded by an earlier top-level import already, or is a
+    standard-library module or a project module whose import runs nothing (see ``_effects``). Any other
+    import may run code at its place in the import order (a third-party package, a module that registers
+    kernels or applies a patch) or fail there (a package that is not installed)."""
+    lines: set[int] = set()
+    earlier: set[str] = set()
+    for statement in tree.body:
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
+            loaded = _imported(statement, package_parts, project_file)
+            if set(loaded) <= earlier or _loads_nothing(root, project_file, loaded, {}, None, ""):
+                lines.add(statement.lineno)
+            earlier.update(loaded)
+    return lines
 
 
 def _imported(statement: ast.stmt, package_parts: tuple[str, ...], project_file: ProjectFile) -> list[str]:
@@ -146,11 +168,65 @@ def _in_project(name: str, loaded: list[str], project_file: ProjectFile) -> bool
     return any(other.startswith(f"{name}.") and project_file(other) is not None for other in loaded)
 
 
-def _binds_only(statement: ast.stmt) -> bool:
+@dataclass
+class _Pure:
+    """Names a module's top level binds to things that run nothing of the project's when used to define a
+    class: ``dataclasses.dataclass`` and ``dataclasses.field`` (``"dataclasses."`` for the module itself), and
+    the module's own classes that only bind names (a base that cannot register its subclasses)."""
+
+    dataclass_names: frozenset[str] = frozenset()
+    field_names: frozenset[str] = frozenset()
+    classes: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, tree: ast.Module) -> _Pure:
+        imported: dict[str, set[str]] = {"dataclass": set(), "field": set()}
+        for statement in tree.body:
+            if isinstance(statement, ast.ImportFrom) and statement.module == "dataclasses" and not statement.level:
+                for alias in statement.names:
+                    imported.get(alias.name, set()).add(alias.asname or alias.name)
+            elif isinstance(statement, ast.Import):
+                module = {f"{a.asname or a.name}." for a in statement.names if a.name == "dataclasses"}
+                imported["dataclass"].update(module)
+                imported["field"].update(module)
+        return cls(frozenset(imported["dataclass"]), frozenset(imported["field"]))
+
+    def names(self, node: ast.expr, kind: str) -> bool:
+        """Is ``node`` ``dataclass`` (``kind``) or ``field`` under one of the names the module binds?"""
+        bound = self.dataclass_names if kind == "dataclass" else self.field_names
+        if isinstance(node, ast.Name):
+            return node.id in bound
+        is_attribute = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+        return is_attribute and node.attr == kind and f"{node.value.id}." in bound
+
+    def is_dataclass(self, decorator: ast.expr) -> bool:
+        """``@dataclass``, or called with constant keywords (``frozen=True``)."""
+        if isinstance(decorator, ast.Call):
+            constant = all(isinstance(k.value, ast.Constant) for k in decorator.keywords)
+            return not decorator.args and constant and self.names(decorator.func, "dataclass")
+        return self.names(decorator, "dataclass")
+
+    def is_field(self, value: ast.expr) -> bool:
+        """``field(default=1)``, ``field(default_factory=list)``: keywords of constants or builtin containers."""
+        return (
+            isinstance(value, ast.Call)
+            and self.names(value.func, "field")
+            and not value.args
+            and all(_is_literal(k.value) or getattr(k.value, "id", None) in _CONTAINERS for k in value.keywords)
+        )
+
+
+_CONTAINERS = frozenset({"list", "dict", "set", "tuple"})
+_BUILTIN_TYPES = _CONTAINERS | {"str", "int", "float", "bool", "bytes"}  # read as annotations: no effect
+
+
+def _binds_only(statement: ast.stmt, pure: _Pure | None = None) -> bool:
     """A statement whose execution only binds names to constants: a docstring, ``pass``, ``__all__ = [...]``,
-    ``VERSION = "1.0"``, a plain function definition, a plain class of such statements (no base, whose
-    ``__init_subclass__`` could register it, no decorator, no keyword), ``if TYPE_CHECKING:`` (false at
-    run time)."""
+    ``VERSION = "1.0"`` (in a dataclass, ``field(default_factory=list)``), a plain function definition, a
+    plain class of such statements (no keyword, no decorator but ``@dataclass``, no base but a class of the
+    module that is such a class itself and defines no ``__init_subclass__``, which could register it),
+    ``if TYPE_CHECKING:`` (false at run time). ``pure``: the names of the module's top level that count."""
+    pure = pure or _Pure()
     if isinstance(statement, ast.Pass):
         return True
     if isinstance(statement, ast.Expr):
@@ -160,7 +236,7 @@ def _binds_only(statement: ast.stmt) -> bool:
         return (
             all(isinstance(target, ast.Name) for target in targets)
             and statement.value is not None
-            and _is_literal(statement.value)
+            and (_is_literal(statement.value) or pure.is_field(statement.value))
             and (not isinstance(statement, ast.AnnAssign) or _is_literal(statement.annotation))
         )
     if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -175,20 +251,25 @@ def _binds_only(statement: ast.stmt) -> bool:
             annotations.append(statement.returns)
         return not statement.decorator_list and all(_is_literal(node) for node in evaluated + annotations)
     if isinstance(statement, ast.ClassDef):
-        plain = not (statement.bases or statement.keywords or statement.decorator_list)
-        return plain and all(_binds_only(s) for s in statement.body)
+        bases = all(isinstance(base, ast.Name) and base.id in pure.classes for base in statement.bases)
+        decorators = all(pure.is_dataclass(decorator) for decorator in statement.decorator_list)
+        return bases and decorators and not statement.keywords and all(_binds_only(s, pure) for s in statement.body)
     if isinstance(statement, ast.If):
         test = statement.test
         name = test.id if isinstance(test, ast.Name) else test.attr if isinstance(test, ast.Attribute) else None
-        return name == "TYPE_CHECKING" and all(_binds_only(s) for s in statement.orelse)
+        return name == "TYPE_CHECKING" and all(_binds_only(s, pure) for s in statement.orelse)
     return False
+
+
+def _defines(definition: ast.ClassDef, name: str) -> bool:
+    return any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == name for s in definition.body)
 
 
 def _is_literal(node: ast.expr) -> bool:
     try:
         ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return isinstance(node, ast.Name) and node.id in ("str", "int", "float", "bool", "bytes")
+        return isinstance(node, ast.Name) and node.id in _BUILTIN_TYPES
     return True
 
 
@@ -209,22 +290,29 @@ def seam_import_changes_imports(
     it, or when a top-level import before the seam import (or just after it: the seam import goes right
     before ``from pkg.sub.x import y``) loads it; one not run yet must not import this module, a package
     must only define names, and the adapter may also import packages this module imports by then."""
-    if not inits or _seam_import_at(before, seam) is not None:
+    if _seam_import_at(before, seam) is not None:
         return None
     index = _seam_import_at(after, seam)
     if index is None:
         return None
     top = seam.parts[0]
-    if (
-        seam.package
-        and module_parts[:1] != (top,)
-        and not any(
-            top in _modules_loaded(node, package_parts) for node in ast.walk(before) if isinstance(node, ast.stmt)
-        )
-    ):
+    imports_top = any(
+        top in _modules_loaded(node, package_parts) for node in ast.walk(before) if isinstance(node, ast.stmt)
+    )
+    if inits and seam.package and module_parts[:1] != (top,) and not imports_top:
         return (f"it imports nothing from `{top}` (a script or tool run on its own, a remote-code model, a plugin): "
                 f"the seam import would make it need `{top}` importable; `allow` it or leave it out "
                 f"(`extend-exclude`)")  # fmt: skip
+    # `python pkg/tools/convert.py` puts `pkg/tools` first on sys.path, not the folder holding `pkg`: a
+    # script that imports nothing of the seam's package (nor, relatively, of its own) ran without it.
+    beside_the_seam = not seam.package and len(module_parts) == 1
+    script = "a `__main__.py`" if module_parts[-1:] == ("__main__",) else _runs_as_script(before)
+    if not imports_top and not beside_the_seam and script:
+        return (f"it runs as a script ({script}) and imports nothing from `{top}`: run as a file, the seam "
+                f"import would make it need `{top}` importable; `allow` it or leave it out "
+                f"(`extend-exclude`)")  # fmt: skip
+    if not inits:
+        return None
     seam_import = after.body[index]
     around = [*after.body[:index], *after.body[index + 1 : index + 2]]
     if len(seam_import.names) > 1:  # the seam joined an import of its package that was there already
@@ -275,6 +363,19 @@ def _adapter_changes(adapter: PackageInit, module: str, loaded: set[str]) -> str
     if missing:
         return (f"the seam import would import `{missing[0]}` through the adapter's {adapter.needs[missing[0]]}, "
                 f"which this module does not import: a new import-time dependency; {_LAZY}")  # fmt: skip
+    return None
+
+
+def _runs_as_script(tree: ast.Module) -> str | None:
+    """``if __name__ == "__main__":`` when the module has it at its top level (either way round)."""
+    for statement in tree.body:
+        test = statement.test if isinstance(statement, ast.If) else None
+        if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq):
+            sides = [test.left, *test.comparators]
+            if any(isinstance(side, ast.Name) and side.id == "__name__" for side in sides) and any(
+                isinstance(side, ast.Constant) and side.value == "__main__" for side in sides
+            ):
+                return '`if __name__ == "__main__":`'
     return None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -196,6 +197,8 @@ def _python_files(root: Path) -> Iterator[tuple[str, str]]:
             if name.endswith(".py"):
                 path = os.path.join(directory, name)
                 try:
+                    if not stat.S_ISREG(os.stat(path).st_mode):
+                        continue  # a FIFO or device would block the read (the lint names it)
                     with open(path, encoding="utf-8", errors="replace") as handle:
                         text = handle.read()
                 except OSError:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import functools
 import io
+import os
+import re
 import tokenize
 from dataclasses import dataclass, field
 
@@ -19,7 +22,7 @@ from seamfix.codemods.focus import Focus, focus
 from seamfix.codemods.imports import import_seam, seam_name_rebound, unused_mla_imports
 from seamfix.codemods.line_diff import followed_line, line_opcodes
 from seamfix.codemods.nodes import Span, SpanSet, finding_span
-from seamfix.codemods.package_init import seam_import_changes_imports
+from seamfix.codemods.package_init import imports_without_effects, seam_import_changes_imports
 from seamfix.codemods.project import Project
 from seamfix.codemods.route_predicates import RoutePredicates
 from seamfix.file_checker import FileChecker
@@ -27,6 +30,7 @@ from seamfix.findings import Finding
 from seamfix.parallel import call_with_deep_stack
 
 _BOM = b"\xef\xbb\xbf"
+_LONE_CR = re.compile(rb"\r(?!\n)")  # a line break to Python, as CRLF and LF are
 _FIXABLE = "SEAM001"
 _UNPARSEABLE = "SEAM901"
 # Each round routes the MLA parts the linter reports; a test with several (`a and not b`) needs one per part.
@@ -83,10 +87,18 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
     if broken is not None:
         result.error = f"{broken.line}:{broken.column}: {broken.message}"
         return result
+    if _LONE_CR.search(data):
+        result.refuse("its lines end in a lone CR (classic Mac OS), which the codemods would not keep", data)
+        return result
     rebound = _seam_name_rebound(data, seam, project.package_parts(relpath))
     if rebound is not None:
         result.refuse(f"line {rebound} binds `{seam.name}`, the name the seam is imported as: the calls apply "
                       f"writes would read that instead", data)  # fmt: skip
+        return result
+    submodule = _submodule_named_like_the_seam(relpath, seam, project)
+    if submodule is not None:
+        result.refuse(f"its package holds `{submodule}`, which importing binds to `{seam.name}` in this "
+                      f"`__init__.py` as well: the calls apply writes would read that module", data)  # fmt: skip
         return result
     current = data
     given_up: dict[tuple[str, str, str], str] = {}  # findings no codemod could touch, by what they say
@@ -106,7 +118,7 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
         current = changed
         findings = [f for f in checker.check(current, relpath) if f.code == _FIXABLE]
     result.data = current
-    if current != data and project.seam_packages:
+    if current != data:
         runs = seam_import_changes_imports(_parse(data), _parse(current), project.module_parts(relpath),
                                         project.package_parts(relpath), seam, project.seam_packages)  # fmt: skip
         if runs is not None:
@@ -174,7 +186,10 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
     if not edits:
         return None, untouched
     edited = [_in_original(context.span(node), area) for node in edits]
-    edits.update(unused_mla_imports(module, tree, checker.names, edited))
+    droppable = functools.cache(
+        lambda: imports_without_effects(tree, project.package_parts(relpath), project.root, project.project_file)
+    )
+    edits.update(unused_mla_imports(module, tree, checker.names, edited, droppable))
     rewritten = import_seam(context, module.visit(_ReplaceNodes(edits, context.parents, area.originals, module)))
     return (_BOM if bom else b"") + code_of(rewritten).encode(encoding), untouched
 
@@ -198,6 +213,21 @@ def _seam_name_rebound(data: bytes, seam: Seam, package_parts: tuple[str, ...]) 
     if seam.name.encode() not in data:
         return None
     return seam_name_rebound(_parse(data), seam, package_parts)
+
+
+def _submodule_named_like_the_seam(relpath: str, seam: Seam, project: Project) -> str | None:
+    """A package's ``__init__.py`` shares its namespace with the package's attributes: a module of the
+    package named like the seam import (other than the adapter) rebinds that name when it is imported."""
+    if project.root is None or not relpath.endswith("__init__.py"):
+        return None
+    folder = (project.root / relpath).parent
+    package = ".".join(project.module_parts(relpath))
+    if f"{package}.{seam.name}".lstrip(".") == ".".join(seam.parts):
+        return None
+    for candidate in (f"{seam.name}.py", seam.name):
+        if (folder / candidate).exists():
+            return os.path.relpath(folder / candidate, project.root).replace(os.sep, "/")
+    return None
 
 
 def _parse(data: bytes) -> ast.Module:

@@ -21,23 +21,38 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
 
 
-def stage(temp: Path, data: bytes, mode: int | None) -> None:
-    """Write ``data`` to the new file ``temp`` and flush it to disk. ``mode`` None: a new file's mode,
-    ``0o666`` less the umask (as any editor or ``open()`` creates files); else exactly ``mode``."""
+def stage(temp: Path, data: bytes, replaced: os.stat_result | None) -> None:
+    """Write ``data`` to the new file ``temp`` and flush it to disk, to replace the file whose status is
+    ``replaced``: with exactly its mode and owner (an editor writing in place keeps both: a root container
+    rewriting a user's checkout must not leave root's files there; when the owner cannot be kept, raises
+    PermissionError). ``replaced`` None: a new file, mode ``0o666`` less the umask (as any editor or
+    ``open()`` creates files)."""
     temp.unlink(missing_ok=True)
     descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(descriptor, view) :]
-        if mode is not None:
-            os.fchmod(descriptor, mode)
+        if replaced is not None:
+            _keep_owner(descriptor, replaced)
+            os.fchmod(descriptor, stat.S_IMODE(replaced.st_mode))
         os.fsync(descriptor)
     except BaseException:
         os.close(descriptor)
         temp.unlink(missing_ok=True)
         raise
     os.close(descriptor)
+
+
+def _keep_owner(descriptor: int, replaced: os.stat_result) -> None:
+    staged = os.fstat(descriptor)
+    if (staged.st_uid, staged.st_gid) == (replaced.st_uid, replaced.st_gid):
+        return
+    try:
+        os.fchown(descriptor, replaced.st_uid, replaced.st_gid)
+    except PermissionError:
+        why = f"cannot keep its owner (uid {replaced.st_uid}, gid {replaced.st_gid})"
+        raise PermissionError(errno.EPERM, why) from None
 
 
 def write_atomic(path: Path, data: bytes, project: Path | None = None) -> None:
@@ -53,11 +68,11 @@ def write_atomic(path: Path, data: bytes, project: Path | None = None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(target.parent, target.name)
     try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
+        replaced = os.stat(target)
     except FileNotFoundError:
-        mode = None
+        replaced = None
     temp = temp_path(target)
-    stage(temp, data, mode)
+    stage(temp, data, replaced)
     try:
         os.replace(temp, target)
     except BaseException:

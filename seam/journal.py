@@ -123,8 +123,7 @@ def commit(writes: list[FileWrite], directory: Path) -> list[str]:
                 raise SeamfixError(why) from None
         for write, entry in zip(writes, entries, strict=True):
             try:
-                mode = None if write.old is None else stat.S_IMODE(os.stat(write.path).st_mode)
-                stage(Path(entry["temp"]), write.new, mode)
+                stage(Path(entry["temp"]), write.new, None if write.old is None else os.stat(write.path))
                 _Progress.step()
                 staged.append(entry)
             except OSError as exc:

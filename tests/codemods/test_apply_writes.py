@@ -370,6 +370,72 @@ def test_new_files_follow_the_umask_and_rewritten_files_keep_their_mode(project,
     assert imported.returncode == 0
 
 
+def test_read_only_and_hard_linked_files_are_named_and_left(project):
+    """Renaming a new file over them would bypass what their owner set up: a read-only file (a Perforce
+    checkout not opened for edit; root ignores the mode) and a file with a second name, which would keep the
+    old text. Both are errors (exit 2); the adapter alone is no reason to leave the others."""
+    root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/a.py": MLA_IF, "pkg/locked.py": MLA_IF,
+                    "pkg/linked.py": MLA_IF})  # fmt: skip
+    (root / "pkg/locked.py").chmod(0o444)
+    os.link(root / "pkg/linked.py", root / "linked_copy.py")
+    result = run_seamfix("apply", "pkg", cwd=root)
+    assert result.code == 2, result.stderr
+    assert "pkg/locked.py: not rewritten: it is read-only (mode 444)" in result.stderr
+    assert "pkg/linked.py: not rewritten: it has 2 hard links" in result.stderr
+    assert "pkg/locked.py:2:8: SEAM001 not rewritten: it is read-only" in result.stderr  # the finding left, and why
+    for name in ("pkg/locked.py", "pkg/linked.py", "linked_copy.py"):
+        assert (root / name).read_text() == MLA_IF
+    assert os.path.samefile(root / "pkg/linked.py", root / "linked_copy.py")
+    assert "mla_seam." in (root / "pkg/a.py").read_text()
+    (root / "pkg/mla_seam.py").chmod(0o444)  # a read-only adapter: nothing is written
+    (root / "pkg/b.py").write_text(MLA_IF.replace("multi_latent_attention", "q_lora_rank"))
+    result = run_seamfix("apply", "pkg/b.py", cwd=root)
+    assert result.code == 2 and "pkg/mla_seam.py: cannot rewrite the adapter: it is read-only" in result.stderr
+    assert "mla_seam" not in (root / "pkg/b.py").read_text()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_named_like_a_module_never_blocks_apply(project):
+    """apply reads every Python file of the project for patches and re-exports: a FIFO would block forever."""
+    root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/a.py": MLA_IF})
+    os.mkfifo(root / "pkg/pipe.py")
+    result = run_seamfix("apply", cwd=root)
+    assert result.code == 2 and "pkg/pipe.py: cannot read: not a regular file" in result.stderr
+    assert "mla_seam." in (root / "pkg/a.py").read_text()
+    (root / "pkg/mla_seam.py").unlink()
+    os.mkfifo(root / "pkg/mla_seam.py")
+    (root / "pkg/b.py").write_text(MLA_IF)
+    result = run_seamfix("apply", "pkg/b.py", cwd=root)
+    assert result.code == 2 and "the adapter is not a regular file" in result.stderr
+    assert (root / "pkg/b.py").read_text() == MLA_IF
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_rewritten_files_keep_their_owner(project):
+    """Apply run as root (a container) on a user's checkout leaves the user's files the user's."""
+    root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/a.py": MLA_IF})
+    os.chown(root / "pkg/a.py", 4321, 4322)
+    assert run_seamfix("apply", cwd=root).code == 0
+    status = (root / "pkg/a.py").stat()
+    assert "mla_seam." in (root / "pkg/a.py").read_text() and (status.st_uid, status.st_gid) == (4321, 4322)
+
+
+def test_a_file_whose_owner_cannot_be_kept_is_left(project, monkeypatch):
+    """Not root: the owner of a file in a shared folder cannot be kept, so it is named and left as it is."""
+    root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/a.py": MLA_IF})
+    plan = plan_apply([root], load_settings(root), cwd=root)
+    mine = os.stat(root / "pkg/a.py")
+    theirs = os.stat_result((mine.st_mode, *mine[1:4], mine.st_uid + 1, *mine[5:]))
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda path, **kw: theirs if str(path).endswith("a.py") else real_stat(path, **kw))
+    monkeypatch.setattr(os, "fchown", lambda *a: (_ for _ in ()).throw(PermissionError(errno.EPERM, "not yours")))
+    errors = write_changes(plan)
+    assert errors == [
+        f"pkg/a.py: cannot write: cannot keep its owner (uid {mine.st_uid + 1}, gid {mine.st_gid}); not rewritten"
+    ]
+    assert (root / "pkg/a.py").read_text() == MLA_IF and temporaries(root) == []
+
+
 def test_write_atomic_modes_and_symlinks(tmp_path):
     previous = os.umask(0o027)
     try:

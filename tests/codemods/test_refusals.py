@@ -155,6 +155,119 @@ def test_an_arm_reading_a_builtin_the_adapter_rebinds_is_left(tmp_path: Path) ->
     subprocess.run([sys.executable, "-c", check], cwd=root, check=True)
 
 
+# Hand-written adapters holding a function with the very code apply would ask for, which a builder calling
+# it by that name would not run: the name is bound again below it, or the function reads a name the adapter
+# binds where its builder read a builtin, or an adapter package's submodule of that name, once imported,
+# replaces it.
+GENERATED = "def multi_latent_attention(config):\n    return getattr(config, 'multi_latent_attention', 0)\n"
+PLAIN_ADAPTER = {"pkg/__init__.py": "", "pkg/other.py": ""}
+HAND_WRITTEN_ADAPTERS = {
+    "redefined": {
+        **PLAIN_ADAPTER, "pkg/mla_seam.py": GENERATED + "\n\ndef multi_latent_attention(config):\n    return 'mine'\n"
+    },
+    "reads-a-rebound-builtin": {
+        **PLAIN_ADAPTER, "pkg/mla_seam.py": GENERATED + "\n\ndef getattr(obj, name, default=None):\n    return 'mine'\n"
+    },
+    "package-with-that-submodule": {
+        "pkg/__init__.py": "", "pkg/mla_seam/__init__.py": GENERATED, "pkg/mla_seam/multi_latent_attention.py": "",
+        "pkg/other.py": "import pkg.mla_seam.multi_latent_attention\n",
+    },
+}  # fmt: skip
+USES_GENERATED = "import types\nimport pkg.other\nfrom pkg import model\n\nfor v in (True, 0, None):\n"
+USES_GENERATED += "    print(model.f(types.SimpleNamespace(multi_latent_attention=v)))\nprint(model.f(object()))\n"
+
+
+@pytest.mark.parametrize("adapter", sorted(HAND_WRITTEN_ADAPTERS))
+def test_a_hand_written_function_is_reused_only_where_its_name_runs_its_code(adapter: str, tmp_path: Path) -> None:
+    builder = "def f(config):\n    if getattr(config, 'multi_latent_attention', 0):\n        return 1\n    return 0\n"
+    files = {**HAND_WRITTEN_ADAPTERS[adapter], "pkg/model.py": builder}
+    config = f'adapter = "{next(path for path in files if "mla_seam" in path)}"'
+    (tmp_path / "before").mkdir()
+    (tmp_path / "after").mkdir()
+    before, after = project(tmp_path / "before", files, config), project(tmp_path / "after", files, config)
+    applied(after)
+    ran = [subprocess.run([sys.executable, "-c", USES_GENERATED], cwd=root, capture_output=True, text=True)
+           for root in (before, after)]  # fmt: skip
+    assert ran[0].returncode == 0 and ran[0].stdout == "1\n0\n0\n0\n", ran[0].stderr
+    assert (ran[1].stdout, ran[1].stderr) == (ran[0].stdout, ran[0].stderr)
+
+
+def test_a_package_init_beside_a_module_named_like_the_seam_is_left(tmp_path: Path) -> None:
+    # importing pkg.sub.mla_seam binds `mla_seam` in pkg/sub/__init__.py's namespace: the seam calls would read it
+    builder = (
+        "def f(config):\n    if config.multi_latent_attention:\n        return config.kv_lora_rank\n    return 0\n"
+    )
+    files = {"pkg/__init__.py": "", "pkg/sub/__init__.py": builder, "pkg/sub/mla_seam.py": "WHAT = 'ours'\n"}
+    root = project(tmp_path, files)
+    _, said = applied(root)
+    assert "its package holds `pkg/sub/mla_seam.py`, which importing binds to `mla_seam`" in said
+    assert (root / "pkg/sub/__init__.py").read_text() == builder
+    check = "import types, pkg.sub.mla_seam, pkg.sub as s; c = types.SimpleNamespace(multi_latent_attention=1, "
+    check += "kv_lora_rank=2); assert s.f(c) == 2 and s.mla_seam.WHAT == 'ours'"
+    subprocess.run([sys.executable, "-c", check], cwd=root, check=True)
+
+
+KERNELS = "print('mla_kernels imported')\n\n\nclass MLAKernel:\n    pass\n\n\nclass MLAHelper:\n    pass\n"
+USES_KERNELS = (
+    "\n\ndef f(config):\n    if config.multi_latent_attention:\n        return MLAKernel, MLAHelper\n    return 0\n"
+)
+# the first stays; the second loads nothing new by then: it goes
+TWO_IMPORTS = "import os\nfrom pkg.mla_kernels import MLAHelper\nfrom pkg.mla_kernels import MLAKernel\n"
+DEFINES_ONLY = KERNELS.replace("print('mla_kernels imported')", '"""Kernels."""')
+# dataclasses and subclasses of the module's own plain classes run nothing of the project's; a base that
+# defines `__init_subclass__` runs it for each subclass (a registry)
+DATACLASSES = "from dataclasses import dataclass, field\n\n\n@dataclass(frozen=True)\nclass MLAKernel:\n"
+DATACLASSES += "    ranks: list = field(default_factory=list)\n\n\nclass MLAHelper(MLAKernel):\n    pass\n"
+REGISTRY = "class MLAKernel:\n    def __init_subclass__(cls):\n        print('registered', cls.__name__)\n\n\n"
+REGISTRY += "class MLAHelper(MLAKernel):\n    pass\n"
+
+
+@pytest.mark.parametrize(
+    ("kernels", "imported", "kept"),
+    [
+        (KERNELS, "from pkg.mla_kernels import MLAKernel, MLAHelper\n", "MLAKernel  # noqa: F401\n\n"),
+        (KERNELS, "from pkg.mla_kernels import (\n    MLAKernel,\n    MLAHelper,\n)\n", "(  # noqa: F401\n"),
+        (DEFINES_ONLY, "from pkg.mla_kernels import MLAKernel, MLAHelper\n", None),
+        (DATACLASSES, "from pkg.mla_kernels import MLAKernel, MLAHelper\n", None),
+        (REGISTRY, "from pkg.mla_kernels import MLAKernel, MLAHelper\n", "MLAKernel  # noqa: F401\n\n"),
+        (KERNELS, TWO_IMPORTS, "import MLAHelper  # noqa: F401\n\n"),
+    ],
+    ids=["runs-code", "runs-code-parenthesized", "defines-only", "dataclasses", "registry", "loaded-by-an-import-kept"],
+)
+def test_an_mla_import_only_moved_code_used_stays_when_importing_it_may_run_code(
+    kernels: str, imported: str, kept: str | None, tmp_path: Path
+) -> None:
+    """Dropped, it would no longer run (print, register kernels, patch) when the builder is imported, or
+    fail there when its package is missing: it stays, marked for ruff, unless dropping it changes nothing."""
+    builder = imported + USES_KERNELS
+    files = {"pkg/__init__.py": "", "pkg/mla_kernels.py": kernels, "pkg/model.py": builder}
+    (tmp_path / "before").mkdir()
+    (tmp_path / "after").mkdir()
+    before, after = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    plan, _ = applied(after)
+    assert plan.moved == 1
+    written = (after / "pkg/model.py").read_text()
+    assert written.count("pkg.mla_kernels") == (kept is not None) and (kept is None or kept in written), written
+    check = "import types\nfrom pkg import model\n"
+    check += "print(model.f(types.SimpleNamespace(multi_latent_attention=0)))\n"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True)
+           for root in (before, after)]  # fmt: skip
+    assert ran[0].returncode == 0, ran[0].stderr
+    assert (ran[1].stdout, ran[1].stderr) == (ran[0].stdout, ran[0].stderr)
+
+
+def test_lone_cr_line_endings_are_left_byte_for_byte(tmp_path: Path) -> None:
+    # Python reads a lone CR as a line break; what apply writes would end lines in LF and drop the last CR
+    source = b"def build(config, log):\r    if config.multi_latent_attention:\r        log(1)\r"
+    source += b"        return config.kv_lora_rank\r    return 0\r"
+    original = make_project(tmp_path / "before", source)
+    rewritten = make_project(tmp_path / "after", source)
+    _, said = applied(rewritten)
+    assert "its lines end in a lone CR (classic Mac OS)" in said
+    assert (rewritten / "case.py").read_bytes() == source
+    assert behaviour(rewritten) == behaviour(original)
+
+
 def test_an_arm_with_a_relative_import_is_left(tmp_path: Path) -> None:
     # moved into pkg/mla_seam.py, `from .helpers import` would import pkg.helpers instead of pkg.sub.helpers
     builder = "def spec(cfg):\n    if cfg.multi_latent_attention:\n        from .helpers import WHERE\n"

@@ -136,6 +136,38 @@ def test_a_module_that_never_imported_the_seams_package_is_left_unless_it_does(i
     assert (outcome.returncode == 0) == (not imports), outcome.stderr
 
 
+RUN = "print(flops(__import__('types').SimpleNamespace(q_lora_rank=None)))\n"
+SCRIPT = BUILDER + '\n\nif __name__ == "__main__":\n    ' + RUN
+
+
+@pytest.mark.parametrize(
+    ("path", "imports", "rewritten"),
+    [
+        ("lib/util/flops.py", "", False),  # `python lib/util/flops.py`: `lib` is not importable from `lib/util`
+        ("lib/util/__main__.py", "", False),  # `python lib/util`
+        ("lib/util/flops.py", "import lib.core.helpers\n", True),  # run as a file, it needed `lib` already
+        ("lib/util/flops.py", "from . import helpers\n", True),  # a relative import: only ever run with -m
+    ],
+)
+def test_a_script_inside_the_seams_package_is_left_unless_it_imports_the_package(
+    path: str, imports: str, rewritten: bool, tmp_path: Path
+) -> None:
+    files = {
+        "lib/__init__.py": "", "lib/core/__init__.py": "", "lib/core/helpers.py": "", "lib/util/__init__.py": "",
+        "lib/util/helpers.py": "", path: imports + (SCRIPT if path.endswith("flops.py") else f"{BUILDER}\n\n{RUN}"),
+    }  # fmt: skip
+    root = written(tmp_path / "after", files)
+    _, said = applied(root)
+    assert ("mla_seam" in (root / path).read_text()) == rewritten, said
+    if not rewritten:
+        assert "it runs as a script (" in said and ") and imports nothing from `lib`: run as a file" in said
+        assert (root / path).read_text() == files[path]
+        # as a user runs it (`python lib/util/flops.py`, `python lib/util`), without the project on the path
+        run = [sys.executable, "-S", path.removesuffix("/__main__.py")]
+        outcome = subprocess.run(run, cwd=root, capture_output=True, text=True)
+        assert outcome.returncode == 0 and outcome.stdout == "1\n", outcome.stderr
+
+
 # The adapter's own top level runs at the seam import too. `fakemeg` stands for megatron or torch: a package
 # beyond the project (on PYTHONPATH) that says when it is imported.
 PACKAGES = {"lib/__init__.py": "", "lib/core/__init__.py": "", "lib/util/__init__.py": ""}

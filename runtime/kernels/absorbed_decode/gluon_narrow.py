@@ -9,8 +9,10 @@ MMA's shared-memory descriptor). 32 rows take two warpgroups, each its own 16 (o
 ``STAGES`` buffers filled by asynchronous copies. A buffer is refilled as soon as the products reading it are done,
 so while a program waits for one tile the next ones are already on their way (the Triton kernel's pipeliner issues
 each tile's copies and waits for them in the same iteration), and a segment's first tiles are requested before its
-queries. Measured on an H200 against alternatives (a ring across a run's segments, stores through a layout change,
-16 rows in two warpgroups): benchmarks/RESULTS.md, seventh pass.
+queries. The merge of split sequences may launch as soon as every program has started (programmatic dependent
+launch): its programs wait beside this kernel's one per multiprocessor. Measured on an H200 against alternatives (a
+ring across a run's segments, stores through a layout change, 16 rows in two warpgroups, runs in 16-token units):
+benchmarks/RESULTS.md, seventh and eighth passes.
 """
 
 from triton.experimental import gluon
@@ -21,6 +23,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma,
     warpgroup_mma_wait,
 )
+from triton.language.extra.cuda import gdc_launch_dependents
 
 from .gluon_kernels import (
     LN_2,
@@ -138,6 +141,9 @@ def decode_kernel(
     gl.static_assert((gl.num_warps() == 4) | (gl.num_warps() == 8), "one or two warpgroups")
     gl.static_assert(BLOCK_N == 64, "64-token tiles: the rows of one warpgroup MMA")
     gl.static_assert(RANK % 64 == 0, "the output product's rows: whole warpgroup MMAs")
+    # The merge may launch now (triton_ops.decode launches it as a programmatic dependent); it waits for this
+    # grid's completion before reading anything written here.
+    gdc_launch_dependents()
     program, group = gl.program_id(0), gl.program_id(1)
     num_programs = gl.num_programs(0)
     n_rows = s_q * heads

@@ -8,12 +8,14 @@ keeping an online softmax over ``scores = (q_lat · c_kv + q_pe · k_pe) * scale
 group's heads and serves as both key (with ``k_pe``) and value. A segment that covers its whole sequence writes
 the final output; only a program's first and last segment can share a sequence with another program, so those
 write partial results (output and log-sum-exp) into the program's two slots. Each run records the split sequence
-it leads (begins there and goes on past it), so the merge kernel combines parts without searching the stream.
+it leads (begins there and goes on past it), so the merge over runs combines parts without searching the stream
+(the merge over sequences, which has the stream at hand anyway, works the same out from the lengths).
 Everything is computed from the lengths on the device: no host synchronization, CUDA-graph capturable.
 """
 
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_wait
 
 LOG2_E = tl.constexpr(1.4426950408889634)
 LN_2 = tl.constexpr(0.6931471805599453)
@@ -240,12 +242,16 @@ def _combine_parts(
 @triton.jit
 def merge_kernel(
     PARTIAL_OUT, PARTIAL_LSE, LEADS, OUT, LSE, n_rows, num_programs, RANK: tl.constexpr,
-    PARTS_BLOCK: tl.constexpr, ROWS: tl.constexpr,
+    PARTS_BLOCK: tl.constexpr, ROWS: tl.constexpr, DEPENDENT: tl.constexpr,
 ):  # fmt: skip
     """Program ``p + num_programs * b``: if run ``p`` leads a split sequence, combine that sequence's parts
     (programs ``p`` up to the recorded end) for query rows ``[b * ROWS, (b + 1) * ROWS)``, all latent columns;
     other programs do nothing. For sequences split into few parts (one step takes them all). A one-dimensional
-    grid: row blocks on a second axis would stop at its 65,535 (one-row blocks of ``s_q * heads`` rows)."""
+    grid: row blocks on a second axis would stop at its 65,535 (one-row blocks of ``s_q * heads`` rows).
+    ``DEPENDENT``: launched as a programmatic dependent of the decode kernel (``launch_pdl``), so it waits for that
+    grid's completion and memory (``griddepcontrol.wait``) before reading what the decode kernel wrote."""
+    if DEPENDENT:
+        gdc_wait()
     program, row_block = tl.program_id(0) % num_programs, tl.program_id(0) // num_programs
     seq = tl.load(LEADS + program * 3)
     parts_end = tl.where(seq >= 0, tl.load(LEADS + program * 3 + 1), program)
@@ -257,26 +263,36 @@ def merge_kernel(
 
 @triton.jit
 def merge_by_sequence_kernel(
-    PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, OUT, LSE, batch, capacity, n_rows, num_programs,
+    PARTIAL_OUT, PARTIAL_LSE, SEQLENS, OUT, LSE, batch, capacity, n_rows, num_programs,
     RANK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr, PARTS_BLOCK: tl.constexpr, ROWS: tl.constexpr,
-    COLUMNS: tl.constexpr,
+    COLUMNS: tl.constexpr, DEPENDENT: tl.constexpr,
 ):  # fmt: skip
     """Program ``b + batch * (r + row_blocks * c)``: if sequence ``b`` is split over runs, combine its parts for
     query rows ``[r * ROWS, (r + 1) * ROWS)`` and latent columns ``[c * COLUMNS, (c + 1) * COLUMNS)``. For few
     sequences split into many parts: the grid spreads each sequence's columns over programs, where
-    ``merge_kernel``'s grid over runs would need a program per run and column block. The run holding the
-    sequence's first tile (same tile stream as the decode kernel) leads it if the sequence is split; its leader
-    record gives the parts' end and the slot of the first part."""
+    ``merge_kernel``'s grid over runs would need a program per run and column block. The parts are found from the
+    lengths alone (the same tile stream as the decode kernel, ``BLOCK_N`` tokens a unit): the run holding the
+    sequence's first tile leads it, split if the sequence ends past that run, its part in the slot
+    ``_segment_role`` gives it. ``DEPENDENT`` as in ``merge_kernel``: all of that runs while the decode kernel
+    finishes; the wait comes before the partial results are read. Reading the lengths before the wait is safe: the
+    decode kernel (an ordinary launch) started only once the work that wrote them had completed, and it does not
+    write them."""
     seq, block = tl.program_id(0) % batch, tl.program_id(0) // batch
     row_blocks = tl.cdiv(n_rows, ROWS)
     row_block, column_block = block % row_blocks, block // row_blocks
-    seqs, seq_first_tiles, _, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B)
+    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B)
     seq_first = tl.sum(tl.where(seqs == seq, seq_first_tiles, 0), 0)
-    # The clamps keep the lookup inside LEADS for any lengths (an empty stream has no runs).
-    leader = tl.minimum(_owner(seq_first, num_programs, tl.maximum(total_tiles, 1)), num_programs - 1)
-    split = tl.load(LEADS + leader * 3) == seq
-    parts_end = tl.where(split, tl.load(LEADS + leader * 3 + 1), leader)
+    seq_end = tl.sum(tl.where(seqs == seq, seq_end_tiles, 0), 0)
+    # The clamps keep the parts inside the partial results for any lengths (an empty stream has no runs).
+    some_tiles = tl.maximum(total_tiles, 1)
+    leader = tl.minimum(_owner(seq_first, num_programs, some_tiles), num_programs - 1)
+    split = seq_end > _first_tile(leader + 1, num_programs, total_tiles)
+    parts_end = tl.where(split, tl.minimum(_owner(seq_end - 1, num_programs, some_tiles), num_programs - 1) + 1,
+                         leader)  # fmt: skip
+    first_slot = tl.where(seq_first <= _first_tile(leader, num_programs, total_tiles), 0, 1)
+    if DEPENDENT:
+        gdc_wait()
     rows = row_block * ROWS + tl.arange(0, ROWS)
-    _combine_parts(PARTIAL_OUT, PARTIAL_LSE, OUT, LSE, seq, leader, parts_end, tl.load(LEADS + leader * 3 + 2),
-                   n_rows, rows, (rows < n_rows) & split, column_block * COLUMNS + tl.arange(0, COLUMNS),
-                   column_block == 0, RANK, PARTS_BLOCK, ROWS, COLUMNS)  # fmt: skip
+    _combine_parts(PARTIAL_OUT, PARTIAL_LSE, OUT, LSE, seq, leader, parts_end, first_slot, n_rows, rows,
+                   (rows < n_rows) & split, column_block * COLUMNS + tl.arange(0, COLUMNS), column_block == 0, RANK,
+                   PARTS_BLOCK, ROWS, COLUMNS)  # fmt: skip

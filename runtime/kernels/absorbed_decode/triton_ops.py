@@ -311,15 +311,19 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     if num_programs > 1:
         merge = merge_tiles(num_programs, batch, n_rows, rank)
         row_blocks = triton.cdiv(n_rows, merge.rows)
+        # The narrow kernel lets the merge launch early (griddepcontrol.launch_dependents at its start): the merge's
+        # programs take the registers and shared memory its one program per multiprocessor leaves free and wait in
+        # griddepcontrol.wait for its grid to complete, so the launch overlaps the decode's tail.
+        dependent = {"DEPENDENT": tiles.kernel == "gluon_narrow", "launch_pdl": tiles.kernel == "gluon_narrow"}
         if merge.by_sequence:
             merge_by_sequence_kernel[(batch * row_blocks * (rank // merge.columns),)](
-                partial_out, partial_lse, leads, cache_seqlens, out, lse, batch, capacity, n_rows, num_programs,
+                partial_out, partial_lse, cache_seqlens, out, lse, batch, capacity, n_rows, num_programs,
                 RANK=rank, BLOCK_N=tiles.tokens, BLOCK_B=triton.next_power_of_2(batch), PARTS_BLOCK=merge.parts,
-                ROWS=merge.rows, COLUMNS=merge.columns, num_warps=4,
+                ROWS=merge.rows, COLUMNS=merge.columns, num_warps=4, **dependent,
             )  # fmt: skip
         else:
             merge_kernel[(num_programs * row_blocks,)](
                 partial_out, partial_lse, leads, out, lse, n_rows, num_programs, RANK=rank, PARTS_BLOCK=merge.parts,
-                ROWS=merge.rows, num_warps=4,
+                ROWS=merge.rows, num_warps=4, **dependent,
             )  # fmt: skip
     return out, lse

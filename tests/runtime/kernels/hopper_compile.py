@@ -9,20 +9,25 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Each kernel: the module defining ``decode_kernel``, and the compiler front end that reads it.
+# Each kernel: the module defining it, the compiler front end that reads it, and its name there.
 KERNELS = {
-    "triton": ("seamfix.runtime.kernels.absorbed_decode.triton_kernels", "triton.compiler", "ASTSource"),
+    "triton": ("seamfix.runtime.kernels.absorbed_decode.triton_kernels", "triton.compiler", "ASTSource",
+               "decode_kernel"),
     "gluon": ("seamfix.runtime.kernels.absorbed_decode.gluon_kernels", "triton.experimental.gluon._runtime",
-              "GluonASTSource"),
+              "GluonASTSource", "decode_kernel"),
     "gluon_seesaw": ("seamfix.runtime.kernels.absorbed_decode.gluon_seesaw", "triton.experimental.gluon._runtime",
-                     "GluonASTSource"),
+                     "GluonASTSource", "decode_kernel"),
     "gluon_narrow": ("seamfix.runtime.kernels.absorbed_decode.gluon_narrow", "triton.experimental.gluon._runtime",
-                     "GluonASTSource"),
+                     "GluonASTSource", "decode_kernel"),
+    "merge": ("seamfix.runtime.kernels.absorbed_decode.triton_kernels", "triton.compiler", "ASTSource",
+              "merge_kernel"),
+    "merge_by_sequence": ("seamfix.runtime.kernels.absorbed_decode.triton_kernels", "triton.compiler", "ASTSource",
+                          "merge_by_sequence_kernel"),
 }  # fmt: skip
 
 
 def compile_in_child(kernel: str, dtype: str, constants: dict, ptx: Path | None = None, **options) -> int:
-    """Bytes of shared memory the decode kernel ``kernel`` (a key of ``KERNELS``) asks for, compiled for an
+    """Bytes of shared memory the decode or merge kernel ``kernel`` (a key of ``KERNELS``) asks for, compiled for an
     H100/H200 with ``dtype`` queries and caches and ``constants``; its PTX written to ``ptx`` where given."""
     request = {"kernel": kernel, "dtype": dtype, "constants": constants, "options": options,
                "ptx": None if ptx is None else str(ptx)}  # fmt: skip
@@ -41,8 +46,8 @@ def _compile_for_hopper(kernel: str, dtype: str, constants: dict, options: dict)
     import triton
     from triton.backends.compiler import GPUTarget
 
-    module, front_end, source_type = KERNELS[kernel]
-    function = importlib.import_module(module).decode_kernel
+    module, front_end, source_type, name = KERNELS[kernel]
+    function = getattr(importlib.import_module(module), name)
     # A value given for a run-time parameter (a stride the kernel does not declare constant) is left out: the
     # kernel compiles as launched, so a parameter losing its tl.constexpr shows in the code compiled here.
     declared = {param.name for param in function.params if param.is_constexpr}
@@ -53,7 +58,8 @@ def _compile_for_hopper(kernel: str, dtype: str, constants: dict, options: dict)
         name: "constexpr" if name in constants else f"*{pointers[name]}" if name in pointers else "i32"
         for name in function.arg_names
     }
-    signature["softmax_scale"] = "fp32"
+    if "softmax_scale" in signature:
+        signature["softmax_scale"] = "fp32"
     signature |= _cache_descriptors(function.arg_names, dtype, constants)
     runtime_strides = [name for name in function.arg_names if name.startswith("stride_") and name not in constants]
     aligned = [name for name in function.arg_names if signature[name].startswith("*") or name in runtime_strides]

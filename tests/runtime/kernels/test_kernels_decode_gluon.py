@@ -30,7 +30,7 @@ from seamfix.runtime.kernels.absorbed_decode.triton_ops import (  # noqa: E402
 
 # The narrow kernel's stack frame as compiled for sm_90a (16 rows: spills outside its tile loop, 96 bytes with Triton
 # 3.6, 240 with 3.8; 32 rows in two warpgroups: none; in one warpgroup 496-824): a bound that catches the loop's
-# registers spilling.
+# registers spilling, besides the check for local memory between its products.
 NARROW_STACK_BYTES = 256
 BUFFERINGS = {"64-token tiles, 2 buffers": (64, 2), "32-token tiles, 4 buffers": (32, 4)}
 
@@ -120,6 +120,29 @@ def test_narrow_kernel_compiles_for_hopper_within_its_shared_memory_estimate(ran
     assert re.search(r"\bHGMMA\.64x16x16\b", sass)
     stack = int(re.search(r"(\d+) bytes stack frame", report).group(1))
     assert stack <= NARROW_STACK_BYTES, report
+    lines = sass.splitlines()
+    mma_lines = [number for number, line in enumerate(lines) if re.search(r"\bHGMMA\b", line)]
+    tile_loop = lines[mma_lines[0] : mma_lines[-1]]
+    assert not [line for line in tile_loop if re.search(r"\b(LDL|STL)\b", line)], "spills inside the tile loop"
+    # The merge, launched as a programmatic dependent, may start once every program has passed this.
+    assert "griddepcontrol.launch_dependents" in (tmp_path / "decode.ptx").read_text()
+
+
+MERGE_CONSTANTS = {  # the launch at B4 S32k (over sequences) and B128 (over runs)
+    "merge_by_sequence": {"RANK": 512, "BLOCK_N": 16, "BLOCK_B": 4, "PARTS_BLOCK": 64, "ROWS": 2, "COLUMNS": 64},
+    "merge": {"RANK": 512, "PARTS_BLOCK": 2, "ROWS": 8},
+}
+
+
+@pytest.mark.parametrize("merge", MERGE_CONSTANTS)
+@pytest.mark.parametrize("dependent", [True, False])
+def test_merge_waits_for_the_decode_grid_where_launched_as_its_dependent(merge, dependent, tmp_path):
+    """After the narrow kernel the merge launches early (``launch_pdl``): only ``griddepcontrol.wait`` then keeps
+    it from reading partial results the decode grid has not written."""
+    constants = MERGE_CONSTANTS[merge] | {"DEPENDENT": dependent}
+    compile_in_child(merge, "bf16", constants, tmp_path / "merge.ptx", num_warps=4, launch_pdl=dependent)
+
+    assert ("griddepcontrol.wait" in (tmp_path / "merge.ptx").read_text()) == dependent
 
 
 @pytest.mark.parametrize("rank, rope", [(256, 64), (128, 32)])
