@@ -44,6 +44,7 @@ class AbsorbedMLADecoder(torch.nn.Module):
 
     def __init__(self, w_kv_up: torch.Tensor, num_heads: int, qk_nope_dim: int, v_dim: int, softmax_scale: float):
         super().__init__()
+        check_same_device({"w_kv_up": w_kv_up})  # before detach: anything but a tensor is refused, not an error
         weights = absorb_mla_weights(w_kv_up.detach(), num_heads, qk_nope_dim, v_dim)
         self.register_buffer("w_uk", weights.w_uk)
         self.register_buffer("w_uv", weights.w_uv)

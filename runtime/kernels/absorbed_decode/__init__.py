@@ -10,6 +10,8 @@ import math
 import torch
 
 from ..backend import (
+    GRID_Y_LIMIT,
+    TRITON_MAX_TILE,
     check_cache_dtype,
     check_dtype,
     check_int32_offsets,
@@ -18,6 +20,7 @@ from ..backend import (
     check_shape,
     check_values,
     host_values,
+    on_device,
     require,
     resolve_backend,
 )
@@ -74,7 +77,8 @@ def mla_decode(
     (DeepSeek's includes the YaRN mscale; ``576**-0.5`` is wrong for real models).
 
     Returns ``out [B, s_q, H, kv_lora_rank]`` (q's dtype; multiply by ``W_uv`` per head for the value-space
-    output) and ``lse [B, s_q, H]`` (float32, natural log of the sum of ``exp(score * scale)``).
+    output) and ``lse [B, s_q, H]`` (float32, float64 for float64 inputs; natural log of the sum of
+    ``exp(score * scale)``). Not differentiable: the outputs never require grad.
     ``num_splits`` makes the Triton backend share the batch's tokens out in ``batch * num_splits`` equal runs (with
     equal lengths, ``num_splits`` pieces per context; default: enough runs to fill the GPU).
 
@@ -109,27 +113,38 @@ def mla_decode(
         require(index.dtype == torch.int32, "{name} must be int32, got {dtype}", name=name, dtype=index.dtype)
     check_positive(max_blocks_per_sequence=block_table.shape[1])
     require(block_table.stride(-1) == 1, "block_table's rows must be contiguous")
-    require(isinstance(softmax_scale, int | float) and math.isfinite(softmax_scale),
+    require(isinstance(softmax_scale, int | float) and not isinstance(softmax_scale, bool)
+            and math.isfinite(softmax_scale),
             "softmax_scale must be a finite number, got {scale!r}", scale=softmax_scale)  # fmt: skip
     require(isinstance(causal, bool), "causal must be a bool, got {causal!r}", causal=causal)
-    require(num_splits is None or (isinstance(num_splits, int) and num_splits >= 1),
+    require(num_splits is None or (isinstance(num_splits, int) and not isinstance(num_splits, bool)
+                                   and num_splits >= 1),
             "num_splits must be a positive integer, got {n!r}", n=num_splits)  # fmt: skip
     if num_splits is not None:  # a Triton knob, checked on both backends so that they accept the same calls
         check_int32_offsets(partial_results=batch * num_splits * 2 * s_q * heads * rank)
+    if backend == "triton":
+        # The kernels hold every sequence's length in one tile, and launch a program per group of at least 16
+        # query rows along the grid's second dimension.
+        require(batch <= TRITON_MAX_TILE and s_q * heads <= GRID_Y_LIMIT * 16,
+                "the Triton backend takes at most {b} sequences and {rows} query rows (s_q x heads) each, got "
+                "{batch} and {n}; use backend='torch'", b=TRITON_MAX_TILE, rows=GRID_Y_LIMIT * 16, batch=batch,
+                n=s_q * heads)  # fmt: skip
     if batch == 0:
         return q_nope_absorbed.new_empty(q_nope_absorbed.shape), q_nope_absorbed.new_empty(
-            0, s_q, heads, dtype=torch.float32
+            0, s_q, heads, dtype=reference.compute_dtype(q_nope_absorbed.dtype)
         )
     if check_values(device, validate):
         _check_lengths(block_table, cache_seqlens, s_q, block_size, num_blocks)
     if backend == "torch":
-        return reference.decode(
-            q_nope_absorbed, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal
-        )
+        with torch.no_grad():  # not differentiable on either backend: the kernels have no backward
+            return reference.decode(
+                q_nope_absorbed, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal
+            )
     from .triton_ops import decode
 
-    return decode(q_nope_absorbed, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens.contiguous(),
-                  softmax_scale, causal, num_splits, tiles=None)  # fmt: skip
+    with on_device(device):
+        return decode(q_nope_absorbed, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens.contiguous(),
+                      softmax_scale, causal, num_splits, tiles=None)  # fmt: skip
 
 
 __all__ = ["mla_decode"]

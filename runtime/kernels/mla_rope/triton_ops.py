@@ -2,6 +2,7 @@
 
 import torch
 import triton
+from torch.autograd.function import once_differentiable
 
 from .triton_kernels import rope_kv_backward_kernel, rope_kv_forward_kernel, rope_q_inplace_kernel
 
@@ -79,6 +80,7 @@ class MlaRopeQ(torch.autograd.Function):
         return q
 
     @staticmethod
+    @once_differentiable  # the kernel's backward has no graph: a second derivative would be silently wrong
     def backward(ctx, grad):
         cos, sin = ctx.saved_tensors
         # Rotated in place, as megatron-core does: grad's nope channels pass through untouched, so only the
@@ -123,6 +125,7 @@ class MlaRopeKV(torch.autograd.Function):
         return key, value
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_key, grad_value):
         cos, sin = ctx.saved_tensors
         layout, dims = ctx.layout, ctx.dims
