@@ -92,7 +92,8 @@ def mla_decode(
     table's capacity) and ``block_table`` (ids inside the cache) are checked for CPU tensors, or with
     ``validate=True`` (one device-to-host copy per call); by default not on CUDA, so that an eager serving loop
     never waits for the GPU before a launch. Unchecked, the kernels clamp lengths to the table and block ids to the
-    cache, so bad values never read outside it, but their outputs are unspecified.
+    cache, so bad values never read outside it, but their outputs are unspecified (a sequence of length 0 gets
+    whatever its rows of ``out`` and ``lse`` held: the Triton kernels do not write them).
     """
     device = check_same_device({
         "q_nope_absorbed": q_nope_absorbed, "q_pe": q_pe, "ckv_cache": ckv_cache, "kpe_cache": kpe_cache,

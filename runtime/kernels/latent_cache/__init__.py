@@ -74,10 +74,12 @@ def mla_cache_append(
     (``[max_seq, rope_dim]`` or megatron's ``[max_seq, 1, 1, rope_dim]``), read interleaved and written
     de-interleaved exactly as ``mla_rope_q`` writes ``q_pe``, so scores need no further permutation.
     ``slot_mapping [T]`` gives each token's slot (``block * block_size + row``); a negative slot skips the token.
-    ``positions`` and ``slot_mapping`` are int32 or int64; their values (slots inside the cache, positions inside
-    the cos/sin tables) are checked for CPU tensors or with ``validate=True`` (one device-to-host copy), not by
-    default on CUDA (see ``mla_decode``): unchecked, a slot past the cache is skipped and a position is clamped
-    into the tables, so no value writes or reads outside them.
+    ``positions`` and ``slot_mapping`` are int32 or int64; their values (slots inside the cache and each named
+    once, positions inside the cos/sin tables) are checked for CPU tensors or with ``validate=True`` (one
+    device-to-host copy), not by default on CUDA (see ``mla_decode``): unchecked, a slot past the cache is
+    skipped and a position is clamped into the tables, so no value writes or reads outside them. The caches must
+    share no memory with the other arguments (a ``c_kv`` read from rows this append writes is refused). Not
+    differentiable: the caches never require grad.
     """
     device = check_same_device({
         "c_kv": c_kv, "k_pe": k_pe, "cos": cos, "sin": sin, "positions": positions, "ckv_cache": ckv_cache,

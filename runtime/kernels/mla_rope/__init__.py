@@ -129,8 +129,10 @@ def _check_written_in_place(q: torch.Tensor, cos: torch.Tensor, sin: torch.Tenso
     require(not (torch.is_grad_enabled() and base.is_leaf and base.requires_grad),
             "q is rotated in place and must not be a leaf that requires grad, or a view of one (pass q.clone(), or "
             "call under torch.no_grad())")  # fmt: skip
-    require(not q.is_inference() or torch.is_inference_mode_enabled(),
-            "q is an inference tensor, which is read-only outside torch.inference_mode(); pass q.clone()")
+    require(
+        not q.is_inference() or torch.is_inference_mode_enabled(),
+        "q is an inference tensor, which is read-only outside torch.inference_mode(); pass q.clone()",
+    )
     check_no_internal_overlap("q", q)
     check_no_shared_memory({"q": q}, {"cos": cos, "sin": sin})
 
@@ -149,9 +151,10 @@ def mla_rope_q(
     """Rotate the last ``emb_dim`` channels of every head of ``q`` (read interleaved, written de-interleaved).
 
     In place, like megatron-core, and returns ``q``; pass ``q.clone()`` to keep the input. Differentiable
-    (``q`` must not be a leaf that requires grad, as for any in-place op). Like megatron-core's kernel, the
-    Triton backward rotates the incoming gradient in place (so only the rope slice moves through memory): a
-    gradient tensor that the caller hands to ``backward`` itself is overwritten.
+    (``q`` must not be a leaf that requires grad or a view of one, as for any in-place op, nor have two indices
+    naming one element, nor share memory with ``cos``/``sin``). Like megatron-core's kernel, the Triton backward
+    rotates the incoming gradient in place (so only the rope slice moves through memory): a gradient tensor that
+    the caller hands to ``backward`` itself is overwritten; it refuses a second derivative.
 
     In thd, ``cu_seqlens`` (int32 or int64) must start at 0 and never decrease, and every packed position must have
     a cos/sin row; these values are checked for CPU tensors or with ``validate=True`` (one device-to-host copy),

@@ -21,7 +21,14 @@ from kernels_case_inputs import (
     token_shape,
 )
 
-from seamfix.runtime.kernels import fused_down_norm_up, mla_rope_kv, mla_rope_q
+from seamfix.runtime.kernels import (
+    KernelInputError,
+    fused_down_norm_up,
+    mla_cache_append,
+    mla_decode,
+    mla_rope_kv,
+    mla_rope_q,
+)
 
 assert os.environ.get("TRITON_INTERPRET") == "1", "run through test_kernels_triton_interpreter.py"
 
@@ -148,3 +155,60 @@ def test_rope_kv_kernel_with_more_heads_than_one_block(monkeypatch):
         return mla_rope_kv(kv, k_pos_emb, cos, sin, EMB_DIM, QK_HEAD_DIM, V_DIM, backend=backend)
 
     assert_backends_agree(split, [kv, k_pos_emb], grads, torch.float32)
+
+
+def _append_of_rank(rank):
+    index = torch.zeros(1, dtype=torch.int32)
+    return lambda: mla_cache_append(
+        torch.zeros(1, rank), torch.zeros(1, 16), torch.ones(1, 16), torch.zeros(1, 16), index,
+        torch.zeros(1, 1, rank), torch.zeros(1, 1, 16), index, backend="triton",
+    )  # fmt: skip
+
+
+def _decode_of_batch(batch):
+    def expanded(*shape, dtype=torch.float32):  # every sequence the same: no memory per sequence
+        return torch.ones(shape[-1], dtype=dtype).expand(*shape)
+
+    return lambda: mla_decode(
+        expanded(batch, 1, 1, 16), expanded(batch, 1, 1, 16), torch.zeros(1, 16, 16), torch.zeros(1, 16, 16),
+        expanded(batch, 1, dtype=torch.int32), expanded(batch, dtype=torch.int32), 0.1, backend="triton",
+        validate=False,
+    )  # fmt: skip
+
+
+# Inputs the Triton kernels cannot hold: each failed inside Triton (a tile past its 2**20 elements) instead of
+# being refused; the reference takes them.
+PAST_TRITON_LIMITS = {
+    "k_dim past one tile": lambda: mla_rope_kv(torch.zeros(1, 1, 128, 8193 + 1), torch.zeros(1, 1, 1, 4),
+                                               torch.ones(1, 4), torch.zeros(1, 4), 4, 8193, 1, backend="triton"),
+    "latent past one tile": lambda: fused_down_norm_up(torch.zeros(1, 1), torch.zeros(2**20 + 1, 1),
+                                                       torch.zeros(1, 2**20 + 1), torch.ones(2**20 + 1), 1e-6,
+                                                       backend="triton"),
+    "appended rows past one tile": _append_of_rank(2**20),
+    "more sequences than one tile": _decode_of_batch(2**20 + 1),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", PAST_TRITON_LIMITS)
+def test_triton_refuses_what_it_cannot_hold(name):
+    with pytest.raises(KernelInputError, match="use backend='torch'"):
+        PAST_TRITON_LIMITS[name]()
+
+
+def test_rope_second_derivative_is_refused_where_the_kernel_has_no_graph():
+    """A gradient penalty through mla_rope_q: the Triton backward rotates in place with no graph, which made the
+    second derivative silently wrong; the reference (plain ops) computes it."""
+    generator = torch.Generator().manual_seed(18)
+    cos, sin = megatron_cos_sin(rope_angles(generator), torch.float32)
+    q = random((*token_shape("bshd"), HEADS, QK_HEAD_DIM + EMB_DIM), torch.float32, generator).requires_grad_()
+    weights = random(q.shape, torch.float32, generator)
+
+    def penalty_gradient(backend):
+        incoming = torch.ones_like(q).requires_grad_()
+        out = mla_rope_q(q * 1, cos, sin, QK_HEAD_DIM, EMB_DIM, backend=backend)
+        (grad,) = torch.autograd.grad(out, q, incoming.clone(), create_graph=True)
+        return torch.autograd.grad((grad * weights).sum(), incoming)[0]
+
+    assert penalty_gradient("torch").abs().sum() > 0
+    with pytest.raises(RuntimeError):
+        penalty_gradient("triton")
