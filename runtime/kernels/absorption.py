@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .absorbed_decode import mla_decode
-from .backend import check_positive, check_same_device, check_shape, require
+from .backend import check_positive, check_same_device, check_shape, check_softmax_scale, require
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class AbsorbedMLADecoder(torch.nn.Module):
     def __init__(self, w_kv_up: torch.Tensor, num_heads: int, qk_nope_dim: int, v_dim: int, softmax_scale: float):
         super().__init__()
         check_same_device({"w_kv_up": w_kv_up})  # before detach: anything but a tensor is refused, not an error
+        check_softmax_scale(softmax_scale)  # refused here, not at the first decode step
         weights = absorb_mla_weights(w_kv_up.detach(), num_heads, qk_nope_dim, v_dim)
         self.register_buffer("w_uk", weights.w_uk)
         self.register_buffer("w_uv", weights.w_uv)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import math
 import os
 from collections.abc import Iterable
 
@@ -79,7 +80,7 @@ def check_same_device(tensors: dict[str, torch.Tensor | None], optional: tuple[s
         raise KernelInputError(f"all tensors must be on one device: {where}")
     device = devices.pop()
     # Meta tensors hold no values: the reference would return shapes of nothing, the kernels read nothing.
-    require(device.type != "meta", "{names} are meta tensors (no data); the kernels need tensors with values",
+    require(device.type != "meta", "meta tensors hold no values ({names}); the kernels need tensors with data",
             names=", ".join(present))  # fmt: skip
     return device
 
@@ -135,6 +136,13 @@ def check_positive(**sizes: int) -> None:
             name=name,
             size=size,
         )
+
+
+def check_softmax_scale(softmax_scale: float) -> None:
+    """A finite Python number (a bool is no scale; a NaN or infinite one makes every score NaN)."""
+    require(isinstance(softmax_scale, int | float) and not isinstance(softmax_scale, bool)
+            and math.isfinite(softmax_scale), "softmax_scale must be a finite number, got {scale!r}",
+            scale=softmax_scale)  # fmt: skip
 
 
 # The smallest positive float32 (a subnormal): a smaller eps rounds to 0 in the kernels' float32 arithmetic.

@@ -5,8 +5,6 @@ each cached token is read once per group of heads as both key and value. Split-K
 log-sum-exp merge on CUDA; a gathered, batched PyTorch reference on the CPU.
 """
 
-import math
-
 import torch
 
 from ..backend import (
@@ -18,6 +16,7 @@ from ..backend import (
     check_positive,
     check_same_device,
     check_shape,
+    check_softmax_scale,
     check_values,
     host_values,
     on_device,
@@ -114,9 +113,7 @@ def mla_decode(
         require(index.dtype == torch.int32, "{name} must be int32, got {dtype}", name=name, dtype=index.dtype)
     check_positive(max_blocks_per_sequence=block_table.shape[1])
     require(block_table.stride(-1) == 1, "block_table's rows must be contiguous")
-    require(isinstance(softmax_scale, int | float) and not isinstance(softmax_scale, bool)
-            and math.isfinite(softmax_scale),
-            "softmax_scale must be a finite number, got {scale!r}", scale=softmax_scale)  # fmt: skip
+    check_softmax_scale(softmax_scale)
     require(isinstance(causal, bool), "causal must be a bool, got {causal!r}", causal=causal)
     require(num_splits is None or (isinstance(num_splits, int) and not isinstance(num_splits, bool)
                                    and num_splits >= 1),

@@ -99,6 +99,7 @@ REFUSED = {
                                           num_splits=True),
     "softmax_scale=True": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe, *paged_case().cache_args(), True),
     "no weight for the decoder": lambda: AbsorbedMLADecoder(None, 2, 8, 4, SCALE),
+    "decoder built with a NaN scale": lambda: AbsorbedMLADecoder(torch.randn(2 * (8 + 4), 32), 2, 8, 4, math.nan),
 }  # fmt: skip
 
 
