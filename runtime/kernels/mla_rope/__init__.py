@@ -122,13 +122,23 @@ def _check_triton_sizes(name: str, tensor: torch.Tensor, cos: torch.Tensor, tile
     check_grid(math.prod(tensor.shape[:-2]), triton.cdiv(heads, block_heads))
 
 
+# How autograd made a view (torch keeps it for this very check); absent from some future torch, then not checked.
+_VIEW_CREATION = getattr(torch._C._autograd, "_get_creation_meta", None)
+
+
 def _check_written_in_place(q: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
-    """``q`` can be rotated in place: autograd allows it (torch raises a RuntimeError otherwise, the Triton kernel
-    would write past autograd), no two of its indices share an element, and it shares no memory with the tables."""
+    """``q`` can be rotated in place: autograd allows it (torch raises a RuntimeError otherwise, and the Triton
+    kernel would already have written q), no two of its indices share an element, and it shares no memory with the
+    tables."""
+    tracked = torch.is_grad_enabled() and q.requires_grad
     base = q if q._base is None else q._base
-    require(not (torch.is_grad_enabled() and base.is_leaf and base.requires_grad),
-            "q is rotated in place and must not be a leaf that requires grad, or a view of one (pass q.clone(), or "
-            "call under torch.no_grad())")  # fmt: skip
+    require(not (tracked and base.is_leaf), "q is rotated in place and must not be a leaf that requires grad, or a "
+            "view of one (pass q.clone(), or call under torch.no_grad())")  # fmt: skip
+    # A view made by an op of several outputs (split, chunk), or under no_grad or inference mode, cannot be
+    # written where autograd tracks it.
+    made = _VIEW_CREATION(q).name if tracked and _VIEW_CREATION is not None and q._is_view() else "DEFAULT"
+    require(made == "DEFAULT", "q is rotated in place and autograd forbids writing it: a view of kind {made} "
+            "(say one output of split or chunk); pass q.clone() or a view of one tensor", made=made)  # fmt: skip
     require(
         not q.is_inference() or torch.is_inference_mode_enabled(),
         "q is an inference tensor, which is read-only outside torch.inference_mode(); pass q.clone()",

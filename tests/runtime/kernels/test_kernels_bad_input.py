@@ -29,6 +29,12 @@ def thd_q(tokens=6):
     return torch.randn(tokens, 2, 4 + 4)
 
 
+def view_made_without_grad():
+    tracked = torch.randn(2, 1, 1, 16, requires_grad=True) * 1
+    with torch.no_grad():
+        return tracked[..., :8]
+
+
 def inference_tensor(shape):
     with torch.inference_mode():
         return torch.randn(shape)
@@ -74,6 +80,9 @@ REFUSED = {
                                                       SIN[:, :4], 4, 4),
     "q a view of a leaf that requires grad": lambda: mla_rope_q(torch.randn(2, 1, 1, 9, requires_grad=True)[..., 1:],
                                                                 COS[:, :4], SIN[:, :4], 4, 4),
+    "q one output of split": lambda: mla_rope_q((torch.randn(2, 1, 1, 16, requires_grad=True) * 1).split(8, -1)[0],
+                                                COS[:, :4], SIN[:, :4], 4, 4),
+    "q a view made under no_grad": lambda: mla_rope_q(view_made_without_grad(), COS[:, :4], SIN[:, :4], 4, 4),
     "q an inference tensor outside inference mode": lambda: mla_rope_q(inference_tensor((2, 1, 1, 8)), COS[:, :4],
                                                                        SIN[:, :4], 4, 4),
     "q whose tokens overlap": lambda: mla_rope_q(torch.randn(64).as_strided((3, 2, 1, 8), (2, 16, 8, 1)), COS[:, :4],
