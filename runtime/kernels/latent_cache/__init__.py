@@ -90,6 +90,9 @@ def mla_cache_append(
     # Written in place outside autograd: the Triton kernel would silently cut a graph that torch's own write raises on.
     require(not (ckv_cache.requires_grad or kpe_cache.requires_grad),
             "ckv_cache and kpe_cache are written in place and must not require grad")  # fmt: skip
+    require(torch.is_inference_mode_enabled() or not (ckv_cache.is_inference() or kpe_cache.is_inference()),
+            "ckv_cache and kpe_cache are inference tensors, read-only outside torch.inference_mode(); append inside "
+            "it (torch raises otherwise, and the kernel would write them anyway)")  # fmt: skip
     for name, tensor in (("c_kv", c_kv), ("k_pe", k_pe), ("norm_weight", norm_weight), ("cos", cos), ("sin", sin)):
         if tensor is not None:
             check_dtype(name, tensor, backend)

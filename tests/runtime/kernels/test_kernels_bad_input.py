@@ -96,6 +96,9 @@ REFUSED = {
     "odd rope_dim to append": lambda: mla_cache_append(**append_case(torch.float32, torch.Generator(), True)[0] | {
         "k_pe": torch.randn(5, 3), "cos": torch.ones(8, 3), "sin": torch.zeros(8, 3),
         "kpe_cache": torch.zeros(3, 16, 3)}),
+    "caches made in inference mode, appended outside it": lambda: mla_cache_append(
+        **append_case(torch.float32, torch.Generator(), True)[0] | {"ckv_cache": inference_tensor((3, 16, 32)),
+                                                                    "kpe_cache": inference_tensor((3, 16, 16))}),
     "two tokens in one slot": lambda: mla_cache_append(**append_case(torch.float32, torch.Generator(), True)[0]
                                                        | {"slot_mapping": torch.tensor([3, 3, -1, 17, 16])}),
     "c_kv read from the rows the append writes": lambda: (lambda args: mla_cache_append(
