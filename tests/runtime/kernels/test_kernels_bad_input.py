@@ -189,3 +189,19 @@ def test_a_second_derivative_through_fused_down_norm_up_is_refused_not_wrong():
     grads = torch.autograd.grad(out.square().sum(), inputs, create_graph=True)
     with pytest.raises(RuntimeError):  # a gradient penalty's backward
         torch.autograd.grad(grads[0].square().sum(), inputs)
+
+
+def test_inputs_that_only_read_one_tensor_may_share_it():
+    """Megatron's down-projection gives c_kv and k_pe as two views of one [T, rank + rope] tensor: reads may
+    share memory, only a written tensor may not."""
+    args, _ = append_case(torch.float32, torch.Generator().manual_seed(7), True)
+    expected = {name: args[name].clone() for name in ("ckv_cache", "kpe_cache")}
+    mla_cache_append(**args | expected)
+    rows = torch.cat((args["c_kv"], args["k_pe"]), -1)
+
+    mla_cache_append(**args | {"c_kv": rows[:, : args["c_kv"].shape[1]], "k_pe": rows[:, args["c_kv"].shape[1] :]})
+
+    assert torch.equal(args["ckv_cache"], expected["ckv_cache"])
+    assert torch.equal(args["kpe_cache"], expected["kpe_cache"])
+    table = torch.randn(12, 4)
+    assert mla_rope_q(torch.randn(0, 1, 1, 8), table[:8], table[4:], 4, 4).shape == (0, 1, 1, 8)
