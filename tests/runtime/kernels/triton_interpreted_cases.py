@@ -40,7 +40,7 @@ def outputs_and_grads(function, inputs, grad_outputs):
     leaves = [t.detach().clone().requires_grad_() for t in inputs]
     outputs = function(*leaves)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-    # Clones: the q backward rotates its incoming gradient in place (see mla_rope_q).
+    # Clones: the caller's gradients stay theirs to compare.
     torch.autograd.backward(outputs, [g.clone() for g in grad_outputs])
     return [o.detach() for o in outputs] + [leaf.grad for leaf in leaves]
 
@@ -212,3 +212,23 @@ def test_rope_second_derivative_is_refused_where_the_kernel_has_no_graph():
     assert penalty_gradient("torch").abs().sum() > 0
     with pytest.raises(RuntimeError):
         penalty_gradient("triton")
+
+
+def test_rope_q_backward_leaves_the_gradient_of_other_branches_alone():
+    """``mla_rope_q(q) + 3 * x`` with ``3 * x`` computed first: autograd hands the add's gradient to both branches
+    as one tensor and runs the rope's backward first; rotating that tensor in place gave x a wrong gradient."""
+    generator = torch.Generator().manual_seed(19)
+    cos, sin = megatron_cos_sin(rope_angles(generator), torch.float32)
+    q, x, weights = (random((*token_shape("bshd"), HEADS, QK_HEAD_DIM + EMB_DIM), torch.float32, generator)
+                     for _ in range(3))  # fmt: skip
+
+    def grads(backend):
+        q_leaf, x_leaf = q.clone().requires_grad_(), x.clone().requires_grad_()
+        other_branch = 3 * x_leaf
+        out = mla_rope_q(q_leaf * 1, cos, sin, QK_HEAD_DIM, EMB_DIM, backend=backend) + other_branch
+        (out * weights).sum().backward()
+        return q_leaf.grad, x_leaf.grad
+
+    (q_grad, x_grad), (expected_q_grad, expected_x_grad) = grads("triton"), grads("torch")
+    assert torch.equal(x_grad, expected_x_grad)
+    assert relative_error(q_grad, expected_q_grad) < 2 * TOLERANCE[torch.float32]
