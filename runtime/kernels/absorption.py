@@ -30,8 +30,11 @@ def absorb_mla_weights(w_kv_up: torch.Tensor, num_heads: int, qk_nope_dim: int, 
     check_same_device({"w_kv_up": w_kv_up})
     check_shape("w_kv_up", w_kv_up, (num_heads * (qk_nope_dim + v_dim), None))
     per_head = w_kv_up.view(num_heads, qk_nope_dim + v_dim, w_kv_up.shape[1])
+    # Copies, never views of w_kv_up (one head's key rows are already contiguous): training on must not change
+    # one absorbed factor and not the other.
     return AbsorbedWeights(
-        w_uk=per_head[:, :qk_nope_dim].contiguous(), w_uv=per_head[:, qk_nope_dim:].transpose(1, 2).contiguous()
+        w_uk=per_head[:, :qk_nope_dim].clone(memory_format=torch.contiguous_format),
+        w_uv=per_head[:, qk_nope_dim:].transpose(1, 2).contiguous(),
     )
 
 

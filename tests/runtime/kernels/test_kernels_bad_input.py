@@ -11,6 +11,7 @@ from test_kernels_latent_cache import append_case
 from seamfix.runtime.kernels import (
     AbsorbedMLADecoder,
     KernelInputError,
+    absorb_mla_weights,
     fused_down_norm_up,
     mla_cache_append,
     mla_decode,
@@ -205,3 +206,19 @@ def test_inputs_that_only_read_one_tensor_may_share_it():
     assert torch.equal(args["kpe_cache"], expected["kpe_cache"])
     table = torch.randn(12, 4)
     assert mla_rope_q(torch.randn(0, 1, 1, 8), table[:8], table[4:], 4, 4).shape == (0, 1, 1, 8)
+
+
+def test_rope_kv_value_is_a_new_tensor_even_for_one_token():
+    """kv[..., k_dim:] of one token and one head is contiguous: the reference returned it, a view of kv."""
+    kv = torch.randn(1, 1, 1, 6)
+    _, value = mla_rope_kv(kv, torch.randn(1, 1, 1, 4), COS[:, :4], SIN[:, :4], 4, 2, 4)
+    value.zero_()
+    assert kv[..., 2:].abs().sum() > 0
+
+
+def test_absorbed_weights_are_copies_even_for_one_head():
+    """One head's key rows of w_kv_up are contiguous: w_uk was a view of the trained weight, w_uv a copy."""
+    w_kv_up = torch.randn(8 + 4, 32)
+    weights = absorb_mla_weights(w_kv_up, 1, 8, 4)
+    w_kv_up.zero_()
+    assert weights.w_uk.abs().sum() > 0 and weights.w_uv.abs().sum() > 0
