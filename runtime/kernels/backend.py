@@ -68,8 +68,11 @@ def check_dtype(name: str, tensor: torch.Tensor, backend: str) -> None:
         raise KernelInputError(f"{name} must be one of {names} for backend {backend!r}, got {tensor.dtype}")
 
 
-def check_same_device(tensors: dict[str, torch.Tensor | None], optional: tuple[str, ...] = ()) -> torch.device:
-    """The one device all given tensors live on; the names in ``optional`` may be ``None`` (then ignored)."""
+def check_same_device(
+    tensors: dict[str, torch.Tensor | None], optional: tuple[str, ...] = (), allow_meta: bool = False
+) -> torch.device:
+    """The one device all given tensors live on; the names in ``optional`` may be ``None`` (then ignored). Meta
+    tensors only where ``allow_meta`` (building a module on the meta device, to be materialized later)."""
     for name, tensor in tensors.items():
         require(isinstance(tensor, torch.Tensor) or (tensor is None and name in optional),
                 "{name} must be a torch.Tensor, got {kind}", name=name, kind=type(tensor).__name__)  # fmt: skip
@@ -80,8 +83,8 @@ def check_same_device(tensors: dict[str, torch.Tensor | None], optional: tuple[s
         raise KernelInputError(f"all tensors must be on one device: {where}")
     device = devices.pop()
     # Meta tensors hold no values: the reference would return shapes of nothing, the kernels read nothing.
-    require(device.type != "meta", "meta tensors hold no values ({names}); the kernels need tensors with data",
-            names=", ".join(present))  # fmt: skip
+    require(allow_meta or device.type != "meta", "meta tensors hold no values ({names}); the kernels need tensors "
+            "with data", names=", ".join(present))  # fmt: skip
     return device
 
 

@@ -222,3 +222,10 @@ def test_absorbed_weights_are_copies_even_for_one_head():
     weights = absorb_mla_weights(w_kv_up, 1, 8, 4)
     w_kv_up.zero_()
     assert weights.w_uk.abs().sum() > 0 and weights.w_uv.abs().sum() > 0
+
+
+def test_a_decoder_builds_on_the_meta_device():
+    """Meta tensors hold no values, so the ops refuse them; a model built on the meta device (to be materialized
+    later) still builds its decoder."""
+    decoder = AbsorbedMLADecoder(torch.empty(2 * (8 + 4), 32, device="meta"), 2, 8, 4, SCALE)
+    assert decoder.w_uk.shape == (2, 8, 32) and decoder.w_uk.is_meta
