@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
-import math
 import os
 from collections.abc import Iterable
 
@@ -142,9 +141,11 @@ def check_positive(**sizes: int) -> None:
 
 
 def check_softmax_scale(softmax_scale: float) -> None:
-    """A finite Python number (a bool is no scale; a NaN or infinite one makes every score NaN)."""
+    """A Python number that float32 holds, as the kernels take it (a bool is no scale; NaN, an infinite or a
+    larger one makes every score NaN or infinite; comparing, not converting, keeps a huge int from overflowing)."""
     require(isinstance(softmax_scale, int | float) and not isinstance(softmax_scale, bool)
-            and math.isfinite(softmax_scale), "softmax_scale must be a finite number, got {scale!r}",
+            and -FLOAT32_MAX <= softmax_scale <= FLOAT32_MAX,
+            "softmax_scale must be a finite number that float32 holds, got {scale!r}",
             scale=softmax_scale)  # fmt: skip
 
 

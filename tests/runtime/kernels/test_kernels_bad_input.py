@@ -110,6 +110,8 @@ REFUSED = {
         append_case(torch.float32, torch.Generator(), True)[0]),
     "num_splits=True": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe, *paged_case().cache_args(), SCALE,
                                           num_splits=True),
+    "softmax_scale past float (10**400)": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe,
+                                                             *paged_case().cache_args(), 10**400),
     "softmax_scale=True": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe, *paged_case().cache_args(), True),
     "no weight for the decoder": lambda: AbsorbedMLADecoder(None, 2, 8, 4, SCALE),
     "decoder built with a NaN scale": lambda: AbsorbedMLADecoder(torch.randn(2 * (8 + 4), 32), 2, 8, 4, math.nan),
