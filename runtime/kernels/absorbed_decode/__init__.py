@@ -22,6 +22,7 @@ from ..backend import (
     on_device,
     require,
     resolve_backend,
+    span,
 )
 from ..latent_cache.paged import check_paged_cache
 from . import reference
@@ -127,6 +128,7 @@ def mla_decode(
                 "the Triton backend takes at most {b} sequences and {rows} query rows (s_q x heads) each, got "
                 "{batch} and {n}; use backend='torch'", b=TRITON_MAX_TILE, rows=GRID_Y_LIMIT * 16, batch=batch,
                 n=s_q * heads)  # fmt: skip
+        check_int32_offsets(block_table=span(block_table))  # a row's start is sequence x row stride, in 32 bits
     if batch == 0:
         return q_nope_absorbed.new_empty(q_nope_absorbed.shape), q_nope_absorbed.new_empty(
             0, s_q, heads, dtype=reference.compute_dtype(q_nope_absorbed.dtype)
