@@ -76,6 +76,10 @@ def check_same_device(
         require(isinstance(tensor, torch.Tensor) or (tensor is None and name in optional),
                 "{name} must be a torch.Tensor, got {kind}", name=name, kind=type(tensor).__name__)  # fmt: skip
     present = {name: tensor for name, tensor in tensors.items() if tensor is not None}
+    for name, tensor in present.items():  # sparse and nested tensors have no strides (or sizes) to address
+        if tensor.layout != torch.strided or tensor.is_nested:
+            kind = "a nested tensor" if tensor.is_nested else tensor.layout
+            raise KernelInputError(f"{name} must be a dense tensor, got {kind}")
     devices = {tensor.device for tensor in present.values()}
     if len(devices) != 1:
         where = ", ".join(f"{name} on {tensor.device}" for name, tensor in present.items())

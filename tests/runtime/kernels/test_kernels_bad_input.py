@@ -90,6 +90,10 @@ REFUSED = {
                                                  SIN[:, :4], 4, 4),
     "cos inside q": lambda: (lambda q: mla_rope_q(q, q.view(-1)[:32].view(8, 4), SIN[:, :4], 4, 4))(
         torch.randn(2, 2, 1, 8)),
+    "sparse cos": lambda: mla_rope_q(torch.randn(2, 1, 1, 8), COS[:, :4].to_sparse(), SIN[:, :4].to_sparse(), 4, 4),
+    "nested x": lambda: fused_down_norm_up(
+        torch.nested.nested_tensor([torch.randn(3, 4), torch.randn(2, 4)], layout=torch.jagged), torch.randn(2, 4),
+        torch.randn(5, 2), torch.ones(2), 1e-6),
     "missing k_pos_emb": lambda: mla_rope_kv(torch.randn(2, 1, 1, 6), None, COS[:, :4], SIN[:, :4], 4, 2, 4),
     "validate=1": lambda: mla_rope_q(thd_q(), COS[:, :4], SIN[:, :4], 4, 4, torch.tensor([0, 6]), validate=1),
     "eps that float32 rounds to 0": lambda: fused_down_norm_up(torch.zeros(3, 4), torch.randn(2, 4),
