@@ -24,7 +24,7 @@ from ..backend import (
     resolve_backend,
     span,
 )
-from ..latent_cache.paged import check_paged_cache
+from ..latent_cache.paged import check_paged_cache, is_power_of_two
 from . import reference
 
 
@@ -129,6 +129,11 @@ def mla_decode(
                 "{batch} and {n}; use backend='torch'", b=TRITON_MAX_TILE, rows=GRID_Y_LIMIT * 16, batch=batch,
                 n=s_q * heads)  # fmt: skip
         check_int32_offsets(block_table=span(block_table))  # a row's start is sequence x row stride, in 32 bits
+        # A tile of 16 to 64 tokens is read from one table entry where it fits a page: with a page of, say, 130
+        # tokens the tile from token 128 ran past its page (into the next block's rows, or past the cache).
+        require(is_power_of_two(block_size), "the Triton backend needs block_size (the caches' second dimension) to "
+                "be a power of two, so that its tiles lie inside a page or span whole pages, got {size}; use "
+                "backend='torch'", size=block_size)  # fmt: skip
     if batch == 0:
         return q_nope_absorbed.new_empty(q_nope_absorbed.shape), q_nope_absorbed.new_empty(
             0, s_q, heads, dtype=reference.compute_dtype(q_nope_absorbed.dtype)

@@ -176,8 +176,8 @@ def _decode_of_batch(batch):
     )  # fmt: skip
 
 
-# Inputs the Triton kernels cannot hold: each failed inside Triton (a tile past its 2**20 elements) instead of
-# being refused; the reference takes them.
+# Inputs the Triton kernels cannot take: each failed inside Triton (a tile past its 2**20 elements) or read past a
+# page (a page of 130 tokens: tiles of 64 from token 128 on), instead of being refused; the reference takes them.
 PAST_TRITON_LIMITS = {
     "k_dim past one tile": lambda: mla_rope_kv(torch.zeros(1, 1, 128, 8193 + 1), torch.zeros(1, 1, 1, 4),
                                                torch.ones(1, 4), torch.zeros(1, 4), 4, 8193, 1, backend="triton"),
@@ -186,6 +186,10 @@ PAST_TRITON_LIMITS = {
                                                        backend="triton"),
     "appended rows past one tile": _append_of_rank(2**20),
     "more sequences than one tile": _decode_of_batch(2**20 + 1),
+    "pages that tiles straddle": lambda: mla_decode(torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16),
+                                                    torch.randn(3, 130, 16), torch.randn(3, 130, 16),
+                                                    torch.tensor([[0, 1]], dtype=torch.int32),
+                                                    torch.tensor([200], dtype=torch.int32), 0.1, backend="triton"),
 }  # fmt: skip
 
 
