@@ -84,9 +84,10 @@ def mla_decode(
 
     The caches may be views with any block and row strides (rows dense), read in place: FlashMLA's
     ``[num_blocks, block_size, 1, kv_lora_rank + rope_dim]`` layout serves as ``cache[:, :, 0, :kv_lora_rank]`` and
-    ``cache[:, :, 0, kv_lora_rank:]``; the Triton backend needs rows starting 16-byte aligned and strides that are
-    multiples of 16 elements. Float32 products follow ``torch.set_float32_matmul_precision`` as torch's own
-    matmuls do: full float32 at its default ``"highest"``, tf32 at ``"high"`` or ``"medium"``.
+    ``cache[:, :, 0, kv_lora_rank:]``; the Triton backend needs rows starting 16-byte aligned, strides that are
+    multiples of 16 elements and a power-of-two ``block_size``. Float32 products follow
+    ``torch.set_float32_matmul_precision`` as torch's own matmuls do: full float32 at its default ``"highest"``,
+    tf32 at ``"high"`` or ``"medium"``.
 
     Shapes, dtypes and strides are always checked. The values of ``cache_seqlens`` (``s_q`` <= length <= the
     table's capacity) and ``block_table`` (ids inside the cache) are checked for CPU tensors, or with
