@@ -6,9 +6,9 @@ PyTorch reference. Triton is optional: nothing here imports it, so the reference
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
-import math
 import os
 from collections.abc import Iterable
 
@@ -38,7 +38,10 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     """The backend that will run: ``"triton"`` or ``"torch"``."""
     if backend not in BACKENDS:
         raise KernelInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    triton_can_run = triton_installed() and (device.type == "cuda" or triton_interpreter_enabled())
+    # The interpreter runs CPU tensors only: any other device (a meta tensor) has no memory it can read.
+    triton_can_run = triton_installed() and (
+        device.type == "cuda" or (device.type == "cpu" and triton_interpreter_enabled())
+    )
     if backend == "auto":
         return "triton" if triton_can_run and device.type == "cuda" else "torch"
     if backend == "triton" and not triton_can_run:
@@ -51,6 +54,12 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
+def on_device(device: torch.device) -> contextlib.AbstractContextManager:
+    """Triton launches on the current CUDA device, not the tensors': a kernel started on cuda:0 with cuda:1's
+    pointers faults (or reads through peer access). Each launch runs with the tensors' device made current."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
 def check_dtype(name: str, tensor: torch.Tensor, backend: str) -> None:
     allowed = TRITON_DTYPES if backend == "triton" else TORCH_DTYPES
     if tensor.dtype not in allowed:
@@ -58,17 +67,28 @@ def check_dtype(name: str, tensor: torch.Tensor, backend: str) -> None:
         raise KernelInputError(f"{name} must be one of {names} for backend {backend!r}, got {tensor.dtype}")
 
 
-def check_same_device(tensors: dict[str, torch.Tensor | None], optional: tuple[str, ...] = ()) -> torch.device:
-    """The one device all given tensors live on; the names in ``optional`` may be ``None`` (then ignored)."""
+def check_same_device(
+    tensors: dict[str, torch.Tensor | None], optional: tuple[str, ...] = (), allow_meta: bool = False
+) -> torch.device:
+    """The one device all given tensors live on; the names in ``optional`` may be ``None`` (then ignored). Meta
+    tensors only where ``allow_meta`` (building a module on the meta device, to be materialized later)."""
     for name, tensor in tensors.items():
         require(isinstance(tensor, torch.Tensor) or (tensor is None and name in optional),
                 "{name} must be a torch.Tensor, got {kind}", name=name, kind=type(tensor).__name__)  # fmt: skip
     present = {name: tensor for name, tensor in tensors.items() if tensor is not None}
+    for name, tensor in present.items():  # sparse and nested tensors have no strides (or sizes) to address
+        if tensor.layout != torch.strided or tensor.is_nested:
+            kind = "a nested tensor" if tensor.is_nested else tensor.layout
+            raise KernelInputError(f"{name} must be a dense tensor, got {kind}")
     devices = {tensor.device for tensor in present.values()}
     if len(devices) != 1:
         where = ", ".join(f"{name} on {tensor.device}" for name, tensor in present.items())
         raise KernelInputError(f"all tensors must be on one device: {where}")
-    return devices.pop()
+    device = devices.pop()
+    # Meta tensors hold no values: the reference would return shapes of nothing, the kernels read nothing.
+    require(allow_meta or device.type != "meta", "meta tensors hold no values ({names}); the kernels need tensors "
+            "with data", names=", ".join(present))  # fmt: skip
+    return device
 
 
 def check_shape(name: str, tensor: torch.Tensor, expected: Iterable[int | None]) -> None:
@@ -124,12 +144,26 @@ def check_positive(**sizes: int) -> None:
         )
 
 
+def check_softmax_scale(softmax_scale: float) -> None:
+    """A Python number that float32 holds, as the kernels take it (a bool is no scale; NaN, an infinite or a
+    larger one makes every score NaN or infinite; comparing, not converting, keeps a huge int from overflowing)."""
+    require(isinstance(softmax_scale, int | float) and not isinstance(softmax_scale, bool)
+            and -FLOAT32_MAX <= softmax_scale <= FLOAT32_MAX,
+            "softmax_scale must be a finite number that float32 holds, got {scale!r}",
+            scale=softmax_scale)  # fmt: skip
+
+
+# The smallest positive float32 (a subnormal): a smaller eps rounds to 0 in the kernels' float32 arithmetic.
+FLOAT32_SMALLEST = 2.0**-149
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def check_eps(eps: float) -> None:
-    """RMSNorm's ``eps``: positive and finite (0 divides by zero on an all-zero row, a negative one takes a root of
-    a negative number)."""
+    """RMSNorm's ``eps``: positive and finite as a float32, which the kernels add it as (0 divides by zero on an
+    all-zero row, a negative one takes a root of a negative number, 1e-50 becomes 0)."""
     require(
-        isinstance(eps, int | float) and math.isfinite(eps) and eps > 0,
-        "eps must be a positive finite number, got {eps!r}",
+        isinstance(eps, int | float) and not isinstance(eps, bool) and FLOAT32_SMALLEST <= eps <= FLOAT32_MAX,
+        "eps must be a positive finite number that float32 holds (2**-149 to 3.4e38), got {eps!r}",
         eps=eps,
     )
 
@@ -142,7 +176,8 @@ def check_values(device: torch.device, validate: bool | None) -> bool:
     CUDA graph capture, where the copy is illegal), ``False`` never. Unchecked, out-of-range values never make a
     kernel read or write outside its tensors (they are clamped or skipped on the device), but their results are
     unspecified."""
-    require(validate in (None, True, False), "validate must be None, True or False, got {v!r}", v=validate)
+    require(validate is None or isinstance(validate, bool), "validate must be None, True or False, got {v!r}",
+            v=validate)  # fmt: skip
     if validate is None:
         return device.type == "cpu"
     if validate and device.type == "cuda" and torch.cuda.is_current_stream_capturing():
@@ -160,7 +195,66 @@ def check_int32_offsets(**extents: int) -> None:
     64-bit ones would cost registers on every load; a tensor past 2**31 elements is refused instead of wrapped."""
     for name, extent in extents.items():
         require(extent < 2**31, "{name} spans {extent} elements, more than the Triton kernels address (2**31); "
-                "use a smaller batch (or fewer num_splits)", name=name, extent=extent)  # fmt: skip
+                "split the call (a smaller batch, fewer num_splits) or use backend='torch'", name=name,
+                extent=extent)  # fmt: skip
+
+
+# Triton's largest tile (``TRITON_MAX_TENSOR_NUMEL``): a kernel holding a larger one fails to compile.
+TRITON_MAX_TILE = 2**20
+# CUDA's limit on a launch grid's second and third dimensions (the first takes 2**31 - 1).
+GRID_Y_LIMIT = 65535
+
+
+def check_triton_tiles(**elements: int) -> None:
+    """The named tiles (elements one Triton program holds at once) fit Triton's limit; a larger one would fail to
+    compile with Triton's own error instead of this one."""
+    for name, count in elements.items():
+        require(count <= TRITON_MAX_TILE, "the Triton kernel would hold {name} of {count} elements in one tile, more "
+                "than Triton allows ({limit}); use backend='torch'", name=name, count=count,
+                limit=TRITON_MAX_TILE)  # fmt: skip
+
+
+def check_grid(first: int, second: int = 1) -> None:
+    """A launch grid of ``(first, second)`` programs is one CUDA can launch."""
+    require(first < 2**31 and second <= GRID_Y_LIMIT, "the Triton kernel would launch a grid of ({first}, {second}) "
+            "programs, more than CUDA allows ((2**31 - 1, {limit})); use backend='torch'", first=first,
+            second=second, limit=GRID_Y_LIMIT)  # fmt: skip
+
+
+def check_no_internal_overlap(name: str, tensor: torch.Tensor) -> None:
+    """A tensor written in place has no two indices naming one element: with its dimensions ordered by stride,
+    each stride reaches past everything the smaller ones span (an expanded dimension, stride 0, never does).
+    Otherwise several programs would write one element in an order no backend shares."""
+    if tensor.is_contiguous():  # the common case, without the Python loop
+        return
+    reach = 0  # elements past the first that the dimensions of smaller strides span
+    for stride, size in sorted((stride, size) for size, stride in zip(tensor.shape, tensor.stride(), strict=True)
+                               if size > 1):  # fmt: skip
+        require(stride > reach, "{name} is written in place and two of its indices share an element (strides "
+                "{strides} for shape {shape}); pass a tensor without overlapping elements", name=name,
+                strides=list(tensor.stride()), shape=list(tensor.shape))  # fmt: skip
+        reach += (size - 1) * stride
+
+
+def check_no_shared_memory(written: dict[str, torch.Tensor], read: dict[str, torch.Tensor | None]) -> None:
+    """No tensor an op writes in place shares memory with another tensor it reads or writes: the kernels read and
+    write tile by tile, the reference all at once, so aliased memory would give each its own answer. (On the
+    serving path of every decode step: plain comparisons of byte ranges, a few microseconds.)"""
+    ranges = [(name in written, name, *_byte_range(tensor)) for name, tensor in (*written.items(), *read.items())
+              if tensor is not None and tensor.numel() > 0]  # fmt: skip
+    for index, (is_written, target, start, end) in enumerate(ranges):
+        if not is_written:  # written tensors come first: the rest is reads, which may share memory
+            return
+        for _, other, other_start, other_end in ranges[index + 1 :]:
+            if start < other_end and other_start < end:
+                raise KernelInputError(f"{target} is written in place and must not share memory with {other}")
+
+
+def _byte_range(tensor: torch.Tensor) -> tuple[int, int]:
+    """The bytes a tensor's elements lie in (strides are never negative in torch)."""
+    start = tensor.data_ptr()
+    elements = tensor.numel() if tensor.is_contiguous() else span(tensor)
+    return start, start + elements * tensor.element_size()
 
 
 def span(tensor: torch.Tensor) -> int:

@@ -18,6 +18,14 @@ import logging
 import torch
 
 from ..kernels import KernelInputError, mla_decode
+from ..kernels.backend import (
+    check_index_dtype,
+    check_positive,
+    check_same_device,
+    check_softmax_scale,
+    host_values,
+    require,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +85,13 @@ def flash_mla_with_kvcache(
     defaults to ``head_dim ** -0.5``. Returns ``out [batch, s_q, heads, head_dim_v]`` and ``softmax_lse [batch,
     heads, s_q]`` (float32), as FlashMLA does.
     """
+    check_same_device({"q": q, "k_cache": k_cache})
+    require(isinstance(tile_scheduler_metadata, torch.Tensor) and tile_scheduler_metadata.numel() == 2,
+            "tile_scheduler_metadata must be what get_mla_metadata returned, got {got!r}",
+            got=tile_scheduler_metadata)  # fmt: skip
+    check_positive(head_dim_v=head_dim_v)
+    if softmax_scale is not None:
+        check_softmax_scale(softmax_scale)
     if q.dim() != 4 or k_cache.dim() != 4:
         raise KernelInputError(
             f"q must be [batch, s_q, heads, head_dim] and k_cache [num_blocks, page_block_size, 1, head_dim], got "
@@ -139,15 +154,27 @@ def flash_attn_varlen_func(
     """
     if dropout_p or tuple(window_size) != (-1, -1) or return_attn_probs:
         raise NotImplementedError("seamfix's flash_attn_varlen_func takes no dropout, window or return_attn_probs")
+    check_same_device({"q": q, "k": k, "v": v, "cu_seqlens_q": cu_seqlens_q, "cu_seqlens_k": cu_seqlens_k,
+                       "block_table": block_table}, optional=("block_table",))  # fmt: skip
+    if softmax_scale is not None:
+        check_softmax_scale(softmax_scale)
     if q.dim() != 3 or k.dim() != (3 if block_table is None else 4) or k.shape[:-1] != v.shape[:-1]:
         raise KernelInputError(
             f"q must be [total_q, heads, width] and k, v [total_k, kv_heads, width] (paged: [blocks, page, kv_heads, "
             f"width]), got {list(q.shape)}, {list(k.shape)}, {list(v.shape)}"
         )
     heads, kv_heads = q.shape[1], k.shape[-2]
+    check_positive(heads=heads, kv_heads=kv_heads)
     if heads % kv_heads:
         raise KernelInputError(f"{heads} query heads cannot share {kv_heads} key heads")
-    starts_q, starts_k = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()
+    starts_q, starts_k = _offsets("cu_seqlens_q", cu_seqlens_q, q.shape[0]), _offsets("cu_seqlens_k", cu_seqlens_k)
+    require(len(starts_q) == len(starts_k), "cu_seqlens_q and cu_seqlens_k must count the same sequences, got {a} "
+            "and {b} offsets", a=len(starts_q), b=len(starts_k))  # fmt: skip
+    if block_table is None:
+        require(starts_k[-1] <= k.shape[0], "cu_seqlens_k ends at {end}, past the {n} keys", end=starts_k[-1],
+                n=k.shape[0])  # fmt: skip
+    else:
+        _check_block_table(block_table, starts_k, k.shape[0], k.shape[1])
     scale = q.shape[-1] ** -0.5 if softmax_scale is None else softmax_scale
     outputs = []
     for b in range(len(starts_q) - 1):
@@ -170,3 +197,36 @@ def flash_attn_varlen_func(
     # Rows past the last sequence (Megatron pads the token count up to a CUDA-graph size) come back as zeros.
     outputs.append(q.new_zeros(q.shape[0] - starts_q[-1], heads, v.shape[-1]))
     return torch.cat(outputs)
+
+
+def _offsets(name: str, offsets: torch.Tensor, total: int | None = None) -> list[int]:
+    """``cu_seqlens`` on the host (the loop over sequences needs them there): int32 or int64, 1-D, starting at 0,
+    never decreasing, and (for the queries) ending inside the tokens."""
+    check_index_dtype(name, offsets)
+    require(offsets.dim() == 1 and offsets.numel() >= 1, "{name} must be a 1-D tensor of offsets, got shape {shape}",
+            name=name, shape=list(offsets.shape))  # fmt: skip
+    starts = offsets.tolist()
+    steps_ok = all(later >= earlier for earlier, later in zip(starts, starts[1:], strict=False))
+    require(starts[0] == 0 and steps_ok and (total is None or starts[-1] <= total), "{name} must start at 0, never "
+            "decrease and end inside the {total} tokens, got {starts}", name=name, total=total,
+            starts=starts)  # fmt: skip
+    return starts
+
+
+def _check_block_table(block_table: torch.Tensor, starts_k: list[int], num_blocks: int, page: int) -> None:
+    """Every sequence's keys fit its row of the table, and every block they use exists (indexing past the cache on
+    CUDA would be a device-side assert, fatal to the process's CUDA context)."""
+    check_index_dtype("block_table", block_table)
+    require(block_table.dim() == 2 and block_table.shape[0] >= len(starts_k) - 1, "block_table must be a [batch, "
+            "max_blocks] table, got {shape}", shape=list(block_table.shape))  # fmt: skip
+    used = [-(-(end - start) // page) for start, end in zip(starts_k, starts_k[1:], strict=False)]
+    require(max(used, default=0) <= block_table.shape[1], "a sequence needs {n} blocks, the table holds {m} per "
+            "sequence", n=max(used, default=0), m=block_table.shape[1])  # fmt: skip
+    if not used:
+        return
+    columns = torch.arange(block_table.shape[1], device=block_table.device)
+    needed = columns < torch.tensor(used, device=block_table.device)[:, None]
+    ids = block_table[: len(used)]
+    low, high = host_values(torch.where(needed, ids, 0).min(), torch.where(needed, ids, 0).max())
+    require(low >= 0 and high < num_blocks, "block_table names blocks in [{low}, {high}], the cache has {n}",
+            low=low, high=high, n=num_blocks)  # fmt: skip

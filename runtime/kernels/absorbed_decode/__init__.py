@@ -5,23 +5,26 @@ each cached token is read once per group of heads as both key and value. Split-K
 log-sum-exp merge on CUDA; a gathered, batched PyTorch reference on the CPU.
 """
 
-import math
-
 import torch
 
 from ..backend import (
+    GRID_Y_LIMIT,
+    TRITON_MAX_TILE,
     check_cache_dtype,
     check_dtype,
     check_int32_offsets,
     check_positive,
     check_same_device,
     check_shape,
+    check_softmax_scale,
     check_values,
     host_values,
+    on_device,
     require,
     resolve_backend,
+    span,
 )
-from ..latent_cache.paged import check_paged_cache
+from ..latent_cache.paged import check_paged_cache, is_power_of_two
 from . import reference
 
 
@@ -74,21 +77,24 @@ def mla_decode(
     (DeepSeek's includes the YaRN mscale; ``576**-0.5`` is wrong for real models).
 
     Returns ``out [B, s_q, H, kv_lora_rank]`` (q's dtype; multiply by ``W_uv`` per head for the value-space
-    output) and ``lse [B, s_q, H]`` (float32, natural log of the sum of ``exp(score * scale)``).
+    output) and ``lse [B, s_q, H]`` (float32, float64 for float64 inputs; natural log of the sum of
+    ``exp(score * scale)``). Not differentiable: the outputs never require grad.
     ``num_splits`` makes the Triton backend share the batch's tokens out in ``batch * num_splits`` equal runs (with
     equal lengths, ``num_splits`` pieces per context; default: enough runs to fill the GPU).
 
     The caches may be views with any block and row strides (rows dense), read in place: FlashMLA's
     ``[num_blocks, block_size, 1, kv_lora_rank + rope_dim]`` layout serves as ``cache[:, :, 0, :kv_lora_rank]`` and
-    ``cache[:, :, 0, kv_lora_rank:]``; the Triton backend needs rows starting 16-byte aligned and strides that are
-    multiples of 16 elements. Float32 products follow ``torch.set_float32_matmul_precision`` as torch's own
-    matmuls do: full float32 at its default ``"highest"``, tf32 at ``"high"`` or ``"medium"``.
+    ``cache[:, :, 0, kv_lora_rank:]``; the Triton backend needs rows starting 16-byte aligned, strides that are
+    multiples of 16 elements and a power-of-two ``block_size``. Float32 products follow
+    ``torch.set_float32_matmul_precision`` as torch's own matmuls do: full float32 at its default ``"highest"``,
+    tf32 at ``"high"`` or ``"medium"``.
 
     Shapes, dtypes and strides are always checked. The values of ``cache_seqlens`` (``s_q`` <= length <= the
     table's capacity) and ``block_table`` (ids inside the cache) are checked for CPU tensors, or with
     ``validate=True`` (one device-to-host copy per call); by default not on CUDA, so that an eager serving loop
     never waits for the GPU before a launch. Unchecked, the kernels clamp lengths to the table and block ids to the
-    cache, so bad values never read outside it, but their outputs are unspecified.
+    cache, so bad values never read outside it, but their outputs are unspecified (a sequence of length 0 gets
+    whatever its rows of ``out`` and ``lse`` held: the Triton kernels do not write them).
     """
     device = check_same_device({
         "q_nope_absorbed": q_nope_absorbed, "q_pe": q_pe, "ckv_cache": ckv_cache, "kpe_cache": kpe_cache,
@@ -109,27 +115,42 @@ def mla_decode(
         require(index.dtype == torch.int32, "{name} must be int32, got {dtype}", name=name, dtype=index.dtype)
     check_positive(max_blocks_per_sequence=block_table.shape[1])
     require(block_table.stride(-1) == 1, "block_table's rows must be contiguous")
-    require(isinstance(softmax_scale, int | float) and math.isfinite(softmax_scale),
-            "softmax_scale must be a finite number, got {scale!r}", scale=softmax_scale)  # fmt: skip
+    check_softmax_scale(softmax_scale)
     require(isinstance(causal, bool), "causal must be a bool, got {causal!r}", causal=causal)
-    require(num_splits is None or (isinstance(num_splits, int) and num_splits >= 1),
+    require(num_splits is None or (isinstance(num_splits, int) and not isinstance(num_splits, bool)
+                                   and num_splits >= 1),
             "num_splits must be a positive integer, got {n!r}", n=num_splits)  # fmt: skip
     if num_splits is not None:  # a Triton knob, checked on both backends so that they accept the same calls
         check_int32_offsets(partial_results=batch * num_splits * 2 * s_q * heads * rank)
+    if backend == "triton":
+        # The kernels hold every sequence's length in one tile, and launch a program per group of at least 16
+        # query rows along the grid's second dimension.
+        require(batch <= TRITON_MAX_TILE and s_q * heads <= GRID_Y_LIMIT * 16,
+                "the Triton backend takes at most {b} sequences and {rows} query rows (s_q x heads) each, got "
+                "{batch} and {n}; use backend='torch'", b=TRITON_MAX_TILE, rows=GRID_Y_LIMIT * 16, batch=batch,
+                n=s_q * heads)  # fmt: skip
+        check_int32_offsets(block_table=span(block_table))  # a row's start is sequence x row stride, in 32 bits
+        # A tile of 16 to 64 tokens is read from one table entry where it fits a page: with a page of, say, 130
+        # tokens the tile from token 128 ran past its page (into the next block's rows, or past the cache).
+        require(is_power_of_two(block_size), "the Triton backend needs block_size (the caches' second dimension) to "
+                "be a power of two, so that its tiles lie inside a page or span whole pages, got {size}; use "
+                "backend='torch'", size=block_size)  # fmt: skip
     if batch == 0:
         return q_nope_absorbed.new_empty(q_nope_absorbed.shape), q_nope_absorbed.new_empty(
-            0, s_q, heads, dtype=torch.float32
+            0, s_q, heads, dtype=reference.compute_dtype(q_nope_absorbed.dtype)
         )
     if check_values(device, validate):
         _check_lengths(block_table, cache_seqlens, s_q, block_size, num_blocks)
     if backend == "torch":
-        return reference.decode(
-            q_nope_absorbed, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal
-        )
+        with torch.no_grad():  # not differentiable on either backend: the kernels have no backward
+            return reference.decode(
+                q_nope_absorbed, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal
+            )
     from .triton_ops import decode
 
-    return decode(q_nope_absorbed, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens.contiguous(),
-                  softmax_scale, causal, num_splits, tiles=None)  # fmt: skip
+    with on_device(device):
+        return decode(q_nope_absorbed, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens.contiguous(),
+                      softmax_scale, causal, num_splits, tiles=None)  # fmt: skip
 
 
 __all__ = ["mla_decode"]

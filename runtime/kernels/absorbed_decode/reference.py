@@ -32,7 +32,8 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     visible = visible_keys(cache_seqlens, q_lat.shape[1], context, causal)
     scores = (scores * softmax_scale).masked_fill(~visible, float("-inf"))
     lse = torch.logsumexp(scores, -1)
-    # A row that sees no key (only possible for unchecked lengths) gets zeros and lse -inf, as the kernels give.
+    # A row that sees no key (only possible for unchecked lengths) gets zeros and lse -inf, as the kernels give it
+    # within a sequence they read; a sequence of length 0 they leave unwritten (unspecified, see mla_decode).
     weights = torch.where(visible, torch.exp(scores - lse[..., None]), 0.0)
     out = torch.einsum("bsht,btr->bshr", weights, ckv)
     return out.to(q_lat.dtype), lse

@@ -2,7 +2,17 @@
 
 import torch
 
-from ..backend import check_dtype, check_eps, check_positive, check_same_device, check_shape, require, resolve_backend
+from ..backend import (
+    check_dtype,
+    check_eps,
+    check_positive,
+    check_same_device,
+    check_shape,
+    check_triton_tiles,
+    on_device,
+    require,
+    resolve_backend,
+)
 from . import reference
 from .autograd import DownNormUp
 
@@ -44,7 +54,12 @@ def fused_down_norm_up(
         norm_ops = reference
     else:
         from . import triton_ops as norm_ops
-    return DownNormUp.apply(x.contiguous(), w_down, w_up, norm_weight, eps, norm_ops)
+
+        for launch in (norm_ops.FORWARD_TILE, norm_ops.BACKWARD_TILE):  # a program holds whole latent rows
+            tile = norm_ops._tile(rank, launch)
+            check_triton_tiles(latent_rows=tile["ROWS"] * tile["BLOCK"])
+    with on_device(device):
+        return DownNormUp.apply(x.contiguous(), w_down, w_up, norm_weight, eps, norm_ops)
 
 
 __all__ = ["fused_down_norm_up"]

@@ -2,6 +2,7 @@
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 
 class DownNormUp(torch.autograd.Function):
@@ -17,6 +18,7 @@ class DownNormUp(torch.autograd.Function):
         return F.linear(normed, w_up).reshape(*x.shape[:-1], w_up.shape[0])
 
     @staticmethod
+    @once_differentiable  # rstd is saved without its graph: a second derivative through it would be silently wrong
     def backward(ctx, grad_out):
         x, w_down, w_up, norm_weight, rstd = ctx.saved_tensors
         rows = x.reshape(-1, x.shape[-1])

@@ -5,17 +5,25 @@ same inputs, without context parallelism. Layouts: bshd (``[s, b, h, d]``) or th
 ``cu_seqlens``); cos/sin are ``[max_seq, emb_dim]`` or megatron's ``[max_seq, 1, 1, emb_dim]``.
 """
 
+import math
+
 import torch
 
 from ..backend import (
     check_cos_sin,
     check_dtype,
+    check_grid,
     check_index_dtype,
+    check_int32_offsets,
+    check_no_internal_overlap,
+    check_no_shared_memory,
     check_positive,
     check_same_device,
     check_shape,
+    check_triton_tiles,
     check_values,
     host_values,
+    on_device,
     require,
     resolve_backend,
 )
@@ -90,9 +98,53 @@ def _check_rope_inputs(
         "cu_seqlens must be a 1-D tensor of at least 2 offsets, got shape {shape}",
         shape=list(cu_seqlens.shape),
     )
+    require(cu_seqlens.dtype == torch.int64 or tensor.shape[0] < 2**31, "{name} has {t} tokens, more than int32 "
+            "cu_seqlens count; pass cu_seqlens as int64", name=name, t=tensor.shape[0])  # fmt: skip
     if check_values(device, validate):
         _check_offsets(cu_seqlens, tensor.shape[0], cos.shape[0])
     return backend, packed_positions(cu_seqlens, tensor.shape[0], cos.shape[0])
+
+
+def _check_triton_sizes(name: str, tensor: torch.Tensor, cos: torch.Tensor, tile: str, **widths: int) -> None:
+    """What the Triton kernels address with 32-bit numbers and hold in one tile: a program's heads (up to the
+    tile's ``max_heads``) times each of the named row widths, a token's heads and the cos/sin table as 32-bit
+    offsets, and the grid of tokens by head blocks."""
+    import triton
+
+    from .triton_ops import TILES, _block_heads
+
+    heads = tensor.shape[-2]
+    block_heads = _block_heads(heads, TILES[tile])
+    check_triton_tiles(**{width_name: block_heads * triton.next_power_of_2(width)
+                          for width_name, width in widths.items()})  # fmt: skip
+    check_int32_offsets(**{f"one token's heads of {name}": (heads - 1) * tensor.stride(-2) + tensor.shape[-1],
+                           "cos": cos.numel()})  # fmt: skip
+    check_grid(math.prod(tensor.shape[:-2]), triton.cdiv(heads, block_heads))
+
+
+# How autograd made a view (torch keeps it for this very check); absent from some future torch, then not checked.
+_VIEW_CREATION = getattr(torch._C._autograd, "_get_creation_meta", None)
+
+
+def _check_written_in_place(q: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
+    """``q`` can be rotated in place: autograd allows it (torch raises a RuntimeError otherwise, and the Triton
+    kernel would already have written q), no two of its indices share an element, and it shares no memory with the
+    tables."""
+    tracked = torch.is_grad_enabled() and q.requires_grad
+    base = q if q._base is None else q._base
+    require(not (tracked and base.is_leaf), "q is rotated in place and must not be a leaf that requires grad, or a "
+            "view of one (pass q.clone(), or call under torch.no_grad())")  # fmt: skip
+    # A view made by an op of several outputs (split, chunk), or under no_grad or inference mode, cannot be
+    # written where autograd tracks it.
+    made = _VIEW_CREATION(q).name if tracked and _VIEW_CREATION is not None and q._is_view() else "DEFAULT"
+    require(made == "DEFAULT", "q is rotated in place and autograd forbids writing it: a view of kind {made} "
+            "(say one output of split or chunk); pass q.clone() or a view of one tensor", made=made)  # fmt: skip
+    require(
+        not q.is_inference() or torch.is_inference_mode_enabled(),
+        "q is an inference tensor, which is read-only outside torch.inference_mode(); pass q.clone()",
+    )
+    check_no_internal_overlap("q", q)
+    check_no_shared_memory({"q": q}, {"cos": cos, "sin": sin})
 
 
 def mla_rope_q(
@@ -109,9 +161,10 @@ def mla_rope_q(
     """Rotate the last ``emb_dim`` channels of every head of ``q`` (read interleaved, written de-interleaved).
 
     In place, like megatron-core, and returns ``q``; pass ``q.clone()`` to keep the input. Differentiable
-    (``q`` must not be a leaf that requires grad, as for any in-place op). Like megatron-core's kernel, the
-    Triton backward rotates the incoming gradient in place (so only the rope slice moves through memory): a
-    gradient tensor that the caller hands to ``backward`` itself is overwritten.
+    (``q`` must not be a leaf that requires grad or a view of one, as for any in-place op, nor have two indices
+    naming one element, nor share memory with ``cos``/``sin``). Unlike megatron-core's kernel, the Triton
+    backward rotates a copy of the incoming gradient, never the gradient itself (autograd may hand that buffer to
+    other branches too); it refuses a second derivative.
 
     In thd, ``cu_seqlens`` (int32 or int64) must start at 0 and never decrease, and every packed position must have
     a cos/sin row; these values are checked for CPU tensors or with ``validate=True`` (one device-to-host copy),
@@ -119,10 +172,7 @@ def mla_rope_q(
     """
     backend, positions = _check_rope_inputs("q", q, cos, sin, emb_dim, cu_seqlens, backend, validate)
     check_positive(qk_head_dim=qk_head_dim)
-    # Written in place: a dimension of stride 0 (an expanded tensor) would have several tokens write one element.
-    require(all(stride != 0 or size == 1 for stride, size in zip(q.stride(), q.shape, strict=True)),
-            "q is written in place and must not be expanded (a dimension of stride 0), got strides {strides}",
-            strides=list(q.stride()))  # fmt: skip
+    _check_written_in_place(q, cos, sin)
     require(
         q.shape[-1] == qk_head_dim + emb_dim,
         "q's last dimension must be qk_head_dim + emb_dim = {want}, got {got}",
@@ -131,9 +181,11 @@ def mla_rope_q(
     )
     if backend == "torch" or q.numel() == 0:  # no tokens: nothing to launch
         return reference.rope_q(q, cos, sin, qk_head_dim, emb_dim, positions)
+    _check_triton_sizes("q", q, cos, "q", rope_slice=emb_dim)
     from .triton_ops import MlaRopeQ
 
-    return MlaRopeQ.apply(q, cos, sin, qk_head_dim, emb_dim, positions)
+    with on_device(q.device):
+        return MlaRopeQ.apply(q, cos, sin, qk_head_dim, emb_dim, positions)
 
 
 def mla_rope_kv(
@@ -163,8 +215,8 @@ def mla_rope_kv(
         want=k_dim + v_dim,
         got=kv.shape[-1],
     )
-    check_shape("k_pos_emb", k_pos_emb, (*kv.shape[:-2], 1, emb_dim))
     check_same_device({"kv": kv, "k_pos_emb": k_pos_emb})
+    check_shape("k_pos_emb", k_pos_emb, (*kv.shape[:-2], 1, emb_dim))
     require(
         k_pos_emb.dtype == kv.dtype,
         "k_pos_emb must have kv's dtype {want}, got {got}",
@@ -173,9 +225,11 @@ def mla_rope_kv(
     )
     if backend == "torch" or kv.numel() == 0:  # no tokens: nothing to launch
         return reference.rope_kv(kv, k_pos_emb, cos, sin, emb_dim, k_dim, v_dim, positions)
+    _check_triton_sizes("kv", kv, cos, "kv_forward", k_dim=k_dim, v_dim=v_dim, rope_half=emb_dim // 2)
     from .triton_ops import MlaRopeKV
 
-    return MlaRopeKV.apply(kv, k_pos_emb.contiguous(), cos, sin, emb_dim, k_dim, v_dim, positions)
+    with on_device(kv.device):
+        return MlaRopeKV.apply(kv, k_pos_emb.contiguous(), cos, sin, emb_dim, k_dim, v_dim, positions)
 
 
 __all__ = ["mla_rope_kv", "mla_rope_q"]

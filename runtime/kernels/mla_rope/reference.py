@@ -70,4 +70,6 @@ def rope_kv(
     k_nope, value = kv.split([k_dim, v_dim], dim=-1)
     k_rope = rotate_interleaved(k_pos_emb, cos_rows, sin_rows).to(kv.dtype)
     key = torch.cat((k_nope, k_rope.expand(*k_nope.shape[:-1], emb_dim)), dim=-1)
-    return key, value.contiguous()
+    # A copy even where the slice is already contiguous (one token, one head): value is a new tensor, as the
+    # kernel's, never a view of kv.
+    return key, value.clone(memory_format=torch.contiguous_format)

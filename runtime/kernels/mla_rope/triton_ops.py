@@ -2,6 +2,7 @@
 
 import torch
 import triton
+from torch.autograd.function import once_differentiable
 
 from .triton_kernels import rope_kv_backward_kernel, rope_kv_forward_kernel, rope_q_inplace_kernel
 
@@ -79,15 +80,16 @@ class MlaRopeQ(torch.autograd.Function):
         return q
 
     @staticmethod
+    @once_differentiable  # the kernel's backward has no graph: a second derivative would be silently wrong
     def backward(ctx, grad):
         cos, sin = ctx.saved_tensors
-        # Rotated in place, as megatron-core does: grad's nope channels pass through untouched, so only the
-        # rope slice moves through memory.
-        grad = grad.contiguous()
+        # Rotated in a copy: autograd may hand the incoming buffer to other branches too (``mla_rope_q(q) + 3 * x``
+        # gives both the add's gradient, and runs the rope's backward first when ``3 * x`` was computed first), so
+        # rotating it in place, as megatron-core does, gave them a wrong gradient. The copy is ours alone:
+        # autograd adopts it as a leaf's .grad without another copy.
+        grad = grad.clone(memory_format=torch.contiguous_format)
         _rotate_q_inplace(grad, cos, sin, ctx.qk_head_dim, ctx.emb_dim, ctx.layout, backward=True)
-        # A fresh view (as megatron-core's backward returns too): autograd can then adopt the buffer as a leaf's
-        # .grad even while the caller still holds the incoming gradient, instead of copying all of q.
-        return grad.view(grad.shape), None, None, None, None, None
+        return grad, None, None, None, None, None
 
 
 def _dimension_blocks(k_dim: int, v_dim: int, emb_dim: int) -> dict:
@@ -123,6 +125,7 @@ class MlaRopeKV(torch.autograd.Function):
         return key, value
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_key, grad_value):
         cos, sin = ctx.saved_tensors
         layout, dims = ctx.layout, ctx.dims

@@ -301,8 +301,9 @@ RANKS = (16, 32)  # the Triton backend needs powers of two >= 16
 ROPE_DIM = 16
 
 APPEND_MUTATIONS = ["slot past the cache", "position past the table", "negative position", "bool slots",
-                    "float positions", "zero eps", "strided c_kv", "cos dtype"]  # fmt: skip
-APPEND_VALUE_MUTATIONS = {"slot past the cache", "position past the table", "negative position"}
+                    "float positions", "zero eps", "strided c_kv", "cos dtype", "repeated slot",
+                    "c_kv in the cache"]  # fmt: skip
+APPEND_VALUE_MUTATIONS = {"slot past the cache", "position past the table", "negative position", "repeated slot"}
 
 
 @st.composite
@@ -323,6 +324,8 @@ def append_cases(draw):
     invalid = draw(st.none() | st.sampled_from(APPEND_MUTATIONS))
     if invalid in APPEND_VALUE_MUTATIONS and not any(slot >= 0 for slot in params["slots"]):
         invalid = None  # every token is padding: its position and slot are never used
+    if invalid in ("repeated slot", "c_kv in the cache") and sum(slot >= 0 for slot in params["slots"]) < 2:
+        invalid = None  # needs two real tokens (one slot named twice; c_kv rows the append overwrites)
     return Case(draw(st.integers(0, 2**31 - 1)), params, invalid, invalid in APPEND_VALUE_MUTATIONS)
 
 
@@ -341,8 +344,11 @@ def make_append(case: Case, dtype):
     cos, sin = rope_tables(p["table_rows"], ROPE_DIM, dtype, generator)
     slots = torch.tensor(p["slots"], dtype=torch.int64, device=DEVICE)
     positions = torch.tensor(p["positions"], dtype=torch.int32, device=DEVICE)
-    kept = (slots >= 0).nonzero()[:1, 0]  # the first real token carries a value mutation
-    if case.invalid == "slot past the cache":
+    real = (slots >= 0).nonzero()[:, 0]
+    kept = real[:1]  # the first real token carries a value mutation
+    if case.invalid == "repeated slot":
+        slots[real[1]] = slots[kept]
+    elif case.invalid == "slot past the cache":
         slots[kept] = p["num_blocks"] * p["block_size"]
     elif case.invalid == "position past the table":
         positions[kept] = p["table_rows"]
@@ -357,9 +363,12 @@ def make_append(case: Case, dtype):
         norm = 1 + 0.1 * randn((p["rank"], 2 if p["norm"] == "strided" else 1), dtype, generator)[:, 0]
     ckv_cache, ckv_intact = guarded((p["num_blocks"], p["block_size"], p["rank"]), dtype, generator)
     kpe_cache, kpe_intact = guarded((p["num_blocks"], p["block_size"], ROPE_DIM), dtype, generator)
+    c_kv = randn((tokens, p["rank"]), dtype, generator, "every_other" if case.invalid == "strided c_kv" else
+                 "contiguous")  # fmt: skip
+    if case.invalid == "c_kv in the cache":  # the latent read from rows that the append overwrites
+        c_kv = ckv_cache.view(-1, p["rank"])[:tokens]
     return {
-        "c_kv": randn((tokens, p["rank"]), dtype, generator, "every_other" if case.invalid == "strided c_kv" else
-                      "contiguous"),
+        "c_kv": c_kv,
         "k_pe": randn((tokens, ROPE_DIM), dtype, generator),
         "cos": cos.double() if case.invalid == "cos dtype" else cos,
         "sin": sin.double() if case.invalid == "cos dtype" else sin,

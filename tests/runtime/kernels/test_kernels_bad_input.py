@@ -11,6 +11,7 @@ from test_kernels_latent_cache import append_case
 from seamfix.runtime.kernels import (
     AbsorbedMLADecoder,
     KernelInputError,
+    absorb_mla_weights,
     fused_down_norm_up,
     mla_cache_append,
     mla_decode,
@@ -27,6 +28,17 @@ def paged_case(lengths=(5, 40)):
 
 def thd_q(tokens=6):
     return torch.randn(tokens, 2, 4 + 4)
+
+
+def view_made_without_grad():
+    tracked = torch.randn(2, 1, 1, 16, requires_grad=True) * 1
+    with torch.no_grad():
+        return tracked[..., :8]
+
+
+def inference_tensor(shape):
+    with torch.inference_mode():
+        return torch.randn(shape)
 
 
 REFUSED = {
@@ -61,6 +73,52 @@ REFUSED = {
         SCALE),
     "wrong q_nope width for the decoder": lambda: AbsorbedMLADecoder(torch.randn(2 * (8 + 4), 32), 2, 8, 4, SCALE)(
         torch.randn(2, 1, 2, 7), paged_case().q_pe[:, :, :2], *paged_case().cache_args()),
+    # Found by issue 16's adversarial pass: each raised another exception type, or ran with an answer that depended
+    # on the backend.
+    "meta tensors": lambda: mla_rope_q(torch.empty(2, 1, 1, 8, device="meta"), COS[:, :4].to("meta"),
+                                       SIN[:, :4].to("meta"), 4, 4),
+    "q a leaf that requires grad": lambda: mla_rope_q(torch.randn(2, 1, 1, 8, requires_grad=True), COS[:, :4],
+                                                      SIN[:, :4], 4, 4),
+    "q a view of a leaf that requires grad": lambda: mla_rope_q(torch.randn(2, 1, 1, 9, requires_grad=True)[..., 1:],
+                                                                COS[:, :4], SIN[:, :4], 4, 4),
+    "q one output of split": lambda: mla_rope_q((torch.randn(2, 1, 1, 16, requires_grad=True) * 1).split(8, -1)[0],
+                                                COS[:, :4], SIN[:, :4], 4, 4),
+    "q a view made under no_grad": lambda: mla_rope_q(view_made_without_grad(), COS[:, :4], SIN[:, :4], 4, 4),
+    "q an inference tensor outside inference mode": lambda: mla_rope_q(inference_tensor((2, 1, 1, 8)), COS[:, :4],
+                                                                       SIN[:, :4], 4, 4),
+    "q whose tokens overlap": lambda: mla_rope_q(torch.randn(64).as_strided((3, 2, 1, 8), (2, 16, 8, 1)), COS[:, :4],
+                                                 SIN[:, :4], 4, 4),
+    "cos inside q": lambda: (lambda q: mla_rope_q(q, q.view(-1)[:32].view(8, 4), SIN[:, :4], 4, 4))(
+        torch.randn(2, 2, 1, 8)),
+    "sparse cos": lambda: mla_rope_q(torch.randn(2, 1, 1, 8), COS[:, :4].to_sparse(), SIN[:, :4].to_sparse(), 4, 4),
+    "nested x": lambda: fused_down_norm_up(
+        torch.nested.nested_tensor([torch.randn(3, 4), torch.randn(2, 4)], layout=torch.jagged), torch.randn(2, 4),
+        torch.randn(5, 2), torch.ones(2), 1e-6),
+    "missing k_pos_emb": lambda: mla_rope_kv(torch.randn(2, 1, 1, 6), None, COS[:, :4], SIN[:, :4], 4, 2, 4),
+    "validate=1": lambda: mla_rope_q(thd_q(), COS[:, :4], SIN[:, :4], 4, 4, torch.tensor([0, 6]), validate=1),
+    "eps that float32 rounds to 0": lambda: fused_down_norm_up(torch.zeros(3, 4), torch.randn(2, 4),
+                                                               torch.randn(5, 2), torch.ones(2), 1e-50),
+    "odd rope_dim to append": lambda: mla_cache_append(**append_case(torch.float32, torch.Generator(), True)[0] | {
+        "k_pe": torch.randn(5, 3), "cos": torch.ones(8, 3), "sin": torch.zeros(8, 3),
+        "kpe_cache": torch.zeros(3, 16, 3)}),
+    "caches made in inference mode, appended outside it": lambda: mla_cache_append(
+        **append_case(torch.float32, torch.Generator(), True)[0] | {"ckv_cache": inference_tensor((3, 16, 32)),
+                                                                    "kpe_cache": inference_tensor((3, 16, 16))}),
+    "two tokens in one slot": lambda: mla_cache_append(**append_case(torch.float32, torch.Generator(), True)[0]
+                                                       | {"slot_mapping": torch.tensor([3, 3, -1, 17, 16])}),
+    "c_kv read from the rows the append writes": lambda: (lambda args: mla_cache_append(
+        **args | {"c_kv": args["ckv_cache"].view(-1, args["ckv_cache"].shape[-1])[16:21]}))(
+        append_case(torch.float32, torch.Generator(), True)[0]),
+    "kpe_cache inside ckv_cache": lambda: (lambda args: mla_cache_append(
+        **args | {"kpe_cache": args["ckv_cache"].view(-1)[: args["kpe_cache"].numel()].view(args["kpe_cache"].shape)}))(
+        append_case(torch.float32, torch.Generator(), True)[0]),
+    "num_splits=True": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe, *paged_case().cache_args(), SCALE,
+                                          num_splits=True),
+    "softmax_scale past float (10**400)": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe,
+                                                             *paged_case().cache_args(), 10**400),
+    "softmax_scale=True": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe, *paged_case().cache_args(), True),
+    "no weight for the decoder": lambda: AbsorbedMLADecoder(None, 2, 8, 4, SCALE),
+    "decoder built with a NaN scale": lambda: AbsorbedMLADecoder(torch.randn(2 * (8 + 4), 32), 2, 8, 4, math.nan),
 }  # fmt: skip
 
 
@@ -103,3 +161,77 @@ def test_unvalidated_values_on_the_cpu_stay_inside_the_cache():
 
     changed = (args["ckv_cache"] != before).flatten(0, 1).any(-1).nonzero().flatten().tolist()
     assert changed == [3, 16, 17]
+
+
+def test_append_keeps_the_caches_out_of_autograd():
+    """A c_kv that requires grad (an append outside torch.no_grad) left the reference's caches graph nodes, so
+    the next append refused them; the kernel never did."""
+    args, _ = append_case(torch.float64, torch.Generator().manual_seed(6), True)
+    args["c_kv"].requires_grad_()
+
+    mla_cache_append(**args)
+    mla_cache_append(**args)
+
+    assert not args["ckv_cache"].requires_grad and args["ckv_cache"].is_leaf
+
+
+def test_decode_is_not_differentiable_on_either_backend():
+    case = paged_case()
+    out, lse = mla_decode(case.q_lat.requires_grad_(), case.q_pe, *case.cache_args(), SCALE, backend="torch")
+    assert not out.requires_grad and not lse.requires_grad
+
+
+def test_empty_batch_lse_has_the_dtype_of_a_full_one():
+    case = PagedCase([5, 40], 16, torch.float64, torch.Generator().manual_seed(3))
+    _, lse = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE)
+    _, empty_lse = mla_decode(case.q_lat[:0], case.q_pe[:0], case.ckv_cache, case.kpe_cache, case.block_table[:0],
+                              case.cache_seqlens[:0], SCALE)  # fmt: skip
+    assert empty_lse.dtype == lse.dtype == torch.float64
+
+
+def test_a_second_derivative_through_fused_down_norm_up_is_refused_not_wrong():
+    """Its backward keeps rstd without a graph: a second derivative was silently wrong (gradgradcheck failed)."""
+    inputs = [torch.randn(shape, dtype=torch.float64, requires_grad=True) for shape in ((3, 5), (4, 5), (6, 4), (4,))]
+    out = fused_down_norm_up(*inputs, 1e-6, backend="torch")
+    grads = torch.autograd.grad(out.square().sum(), inputs, create_graph=True)
+    with pytest.raises(RuntimeError):  # a gradient penalty's backward
+        torch.autograd.grad(grads[0].square().sum(), inputs)
+
+
+def test_inputs_that_only_read_one_tensor_may_share_it():
+    """Megatron's down-projection gives c_kv and k_pe as two views of one [T, rank + rope] tensor: reads may
+    share memory, only a written tensor may not."""
+    args, _ = append_case(torch.float32, torch.Generator().manual_seed(7), True)
+    expected = {name: args[name].clone() for name in ("ckv_cache", "kpe_cache")}
+    mla_cache_append(**args | expected)
+    rows = torch.cat((args["c_kv"], args["k_pe"]), -1)
+
+    mla_cache_append(**args | {"c_kv": rows[:, : args["c_kv"].shape[1]], "k_pe": rows[:, args["c_kv"].shape[1] :]})
+
+    assert torch.equal(args["ckv_cache"], expected["ckv_cache"])
+    assert torch.equal(args["kpe_cache"], expected["kpe_cache"])
+    table = torch.randn(12, 4)
+    assert mla_rope_q(torch.randn(0, 1, 1, 8), table[:8], table[4:], 4, 4).shape == (0, 1, 1, 8)
+
+
+def test_rope_kv_value_is_a_new_tensor_even_for_one_token():
+    """kv[..., k_dim:] of one token and one head is contiguous: the reference returned it, a view of kv."""
+    kv = torch.randn(1, 1, 1, 6)
+    _, value = mla_rope_kv(kv, torch.randn(1, 1, 1, 4), COS[:, :4], SIN[:, :4], 4, 2, 4)
+    value.zero_()
+    assert kv[..., 2:].abs().sum() > 0
+
+
+def test_absorbed_weights_are_copies_even_for_one_head():
+    """One head's key rows of w_kv_up are contiguous: w_uk was a view of the trained weight, w_uv a copy."""
+    w_kv_up = torch.randn(8 + 4, 32)
+    weights = absorb_mla_weights(w_kv_up, 1, 8, 4)
+    w_kv_up.zero_()
+    assert weights.w_uk.abs().sum() > 0 and weights.w_uv.abs().sum() > 0
+
+
+def test_a_decoder_builds_on_the_meta_device():
+    """Meta tensors hold no values, so the ops refuse them; a model built on the meta device (to be materialized
+    later) still builds its decoder."""
+    decoder = AbsorbedMLADecoder(torch.empty(2 * (8 + 4), 32, device="meta"), 2, 8, 4, SCALE)
+    assert decoder.w_uk.shape == (2, 8, 32) and decoder.w_uk.is_meta

@@ -21,7 +21,14 @@ from kernels_case_inputs import (
     token_shape,
 )
 
-from seamfix.runtime.kernels import fused_down_norm_up, mla_rope_kv, mla_rope_q
+from seamfix.runtime.kernels import (
+    KernelInputError,
+    fused_down_norm_up,
+    mla_cache_append,
+    mla_decode,
+    mla_rope_kv,
+    mla_rope_q,
+)
 
 assert os.environ.get("TRITON_INTERPRET") == "1", "run through test_kernels_triton_interpreter.py"
 
@@ -33,7 +40,7 @@ def outputs_and_grads(function, inputs, grad_outputs):
     leaves = [t.detach().clone().requires_grad_() for t in inputs]
     outputs = function(*leaves)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-    # Clones: the q backward rotates its incoming gradient in place (see mla_rope_q).
+    # Clones: the caller's gradients stay theirs to compare.
     torch.autograd.backward(outputs, [g.clone() for g in grad_outputs])
     return [o.detach() for o in outputs] + [leaf.grad for leaf in leaves]
 
@@ -148,3 +155,84 @@ def test_rope_kv_kernel_with_more_heads_than_one_block(monkeypatch):
         return mla_rope_kv(kv, k_pos_emb, cos, sin, EMB_DIM, QK_HEAD_DIM, V_DIM, backend=backend)
 
     assert_backends_agree(split, [kv, k_pos_emb], grads, torch.float32)
+
+
+def _append_of_rank(rank):
+    index = torch.zeros(1, dtype=torch.int32)
+    return lambda: mla_cache_append(
+        torch.zeros(1, rank), torch.zeros(1, 16), torch.ones(1, 16), torch.zeros(1, 16), index,
+        torch.zeros(1, 1, rank), torch.zeros(1, 1, 16), index, backend="triton",
+    )  # fmt: skip
+
+
+def _decode_of_batch(batch):
+    def expanded(*shape, dtype=torch.float32):  # every sequence the same: no memory per sequence
+        return torch.ones(shape[-1], dtype=dtype).expand(*shape)
+
+    return lambda: mla_decode(
+        expanded(batch, 1, 1, 16), expanded(batch, 1, 1, 16), torch.zeros(1, 16, 16), torch.zeros(1, 16, 16),
+        expanded(batch, 1, dtype=torch.int32), expanded(batch, dtype=torch.int32), 0.1, backend="triton",
+        validate=False,
+    )  # fmt: skip
+
+
+# Inputs the Triton kernels cannot take: each failed inside Triton (a tile past its 2**20 elements) or read past a
+# page (a page of 130 tokens: tiles of 64 from token 128 on), instead of being refused; the reference takes them.
+PAST_TRITON_LIMITS = {
+    "k_dim past one tile": lambda: mla_rope_kv(torch.zeros(1, 1, 128, 8193 + 1), torch.zeros(1, 1, 1, 4),
+                                               torch.ones(1, 4), torch.zeros(1, 4), 4, 8193, 1, backend="triton"),
+    "latent past one tile": lambda: fused_down_norm_up(torch.zeros(1, 1), torch.zeros(2**20 + 1, 1),
+                                                       torch.zeros(1, 2**20 + 1), torch.ones(2**20 + 1), 1e-6,
+                                                       backend="triton"),
+    "appended rows past one tile": _append_of_rank(2**20),
+    "more sequences than one tile": _decode_of_batch(2**20 + 1),
+    "pages that tiles straddle": lambda: mla_decode(torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16),
+                                                    torch.randn(3, 130, 16), torch.randn(3, 130, 16),
+                                                    torch.tensor([[0, 1]], dtype=torch.int32),
+                                                    torch.tensor([200], dtype=torch.int32), 0.1, backend="triton"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", PAST_TRITON_LIMITS)
+def test_triton_refuses_what_it_cannot_hold(name):
+    with pytest.raises(KernelInputError, match="use backend='torch'"):
+        PAST_TRITON_LIMITS[name]()
+
+
+def test_rope_second_derivative_is_refused_where_the_kernel_has_no_graph():
+    """A gradient penalty through mla_rope_q: the Triton backward rotates in place with no graph, which made the
+    second derivative silently wrong; the reference (plain ops) computes it."""
+    generator = torch.Generator().manual_seed(18)
+    cos, sin = megatron_cos_sin(rope_angles(generator), torch.float32)
+    q = random((*token_shape("bshd"), HEADS, QK_HEAD_DIM + EMB_DIM), torch.float32, generator).requires_grad_()
+    weights = random(q.shape, torch.float32, generator)
+
+    def penalty_gradient(backend):
+        incoming = torch.ones_like(q).requires_grad_()
+        out = mla_rope_q(q * 1, cos, sin, QK_HEAD_DIM, EMB_DIM, backend=backend)
+        (grad,) = torch.autograd.grad(out, q, incoming.clone(), create_graph=True)
+        return torch.autograd.grad((grad * weights).sum(), incoming)[0]
+
+    assert penalty_gradient("torch").abs().sum() > 0
+    with pytest.raises(RuntimeError):
+        penalty_gradient("triton")
+
+
+def test_rope_q_backward_leaves_the_gradient_of_other_branches_alone():
+    """``mla_rope_q(q) + 3 * x`` with ``3 * x`` computed first: autograd hands the add's gradient to both branches
+    as one tensor and runs the rope's backward first; rotating that tensor in place gave x a wrong gradient."""
+    generator = torch.Generator().manual_seed(19)
+    cos, sin = megatron_cos_sin(rope_angles(generator), torch.float32)
+    q, x, weights = (random((*token_shape("bshd"), HEADS, QK_HEAD_DIM + EMB_DIM), torch.float32, generator)
+                     for _ in range(3))  # fmt: skip
+
+    def grads(backend):
+        q_leaf, x_leaf = q.clone().requires_grad_(), x.clone().requires_grad_()
+        other_branch = 3 * x_leaf
+        out = mla_rope_q(q_leaf * 1, cos, sin, QK_HEAD_DIM, EMB_DIM, backend=backend) + other_branch
+        (out * weights).sum().backward()
+        return q_leaf.grad, x_leaf.grad
+
+    (q_grad, x_grad), (expected_q_grad, expected_x_grad) = grads("triton"), grads("torch")
+    assert torch.equal(x_grad, expected_x_grad)
+    assert relative_error(q_grad, expected_q_grad) < 2 * TOLERANCE[torch.float32]

@@ -189,3 +189,26 @@ def test_flash_attn_varlen_func_matches_a_float64_reference(seam, paged, kv_head
     expected = varlen_reference(q, k, v, starts_q, starts_k, 0.3, causal=True)
     torch.testing.assert_close(out[: starts_q[-1]].double(), expected, rtol=1e-5, atol=1e-5)
     assert out.shape == (starts_q[-1] + 3, HEADS, 16) and not out[starts_q[-1] :].any()
+
+
+def test_bad_calls_to_the_stand_ins_are_refused_by_name(seam):
+    """Each raised AttributeError, IndexError, TypeError, ZeroDivisionError or a torch RuntimeError (on CUDA, a block
+    id past the cache is a device-side assert that ends the process's CUDA context)."""
+    flash_mla, refused = seam.flash_mla, seam.flash_mla.KernelInputError
+    q, cache, table, seqlens = paged_cache([4, 8], 1)
+    metadata, splits = flash_mla.get_mla_metadata(seqlens, HEADS, 1)
+    keys = torch.randn(4, 2, 8)
+    calls = [
+        lambda: flash_mla.flash_mla_with_kvcache(q.tolist(), cache, table, seqlens, RANK, metadata, splits),
+        lambda: flash_mla.flash_mla_with_kvcache(q, cache, table, seqlens, RANK, None, splits),
+        lambda: flash_mla.flash_mla_with_kvcache(q, cache, table, seqlens, str(RANK), metadata, splits),
+        lambda: flash_mla.flash_attn_varlen_func(keys, keys[:, :0], keys[:, :0], torch.tensor([0, 4]),
+                                                 torch.tensor([0, 4]), 4, 4),
+        lambda: flash_mla.flash_attn_varlen_func(keys, keys, keys, torch.tensor([0, 9]), torch.tensor([0, 4]), 9, 4),
+        lambda: flash_mla.flash_attn_varlen_func(keys, keys.view(2, 2, 2, 8), keys.view(2, 2, 2, 8),
+                                                 torch.tensor([0, 4]), torch.tensor([0, 4]), 4, 4,
+                                                 block_table=torch.tensor([[0, 5]], dtype=torch.int32)),
+    ]  # fmt: skip
+    for call in calls:
+        with pytest.raises(refused):
+            call()
