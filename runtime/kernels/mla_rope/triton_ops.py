@@ -66,8 +66,20 @@ def _rotate_q_inplace(q, cos, sin, qk_head_dim, emb_dim, layout: TokenLayout, ba
     )  # fmt: skip
 
 
+def _held_alone(grad: torch.Tensor) -> bool:
+    """Nothing but this reference reaches ``grad``'s memory: one handle on the tensor (autograd's own test before it
+    adopts a gradient without copying it) and no other tensor (a view, or the tensor a view was taken of) on its
+    storage. Where torch cannot tell, the answer is no."""
+    use_count, storage_use_count = getattr(grad, "_use_count", None), getattr(torch._C, "_storage_Use_Count", None)
+    if use_count is None or storage_use_count is None or not grad.is_contiguous() or grad._is_view():
+        return False
+    storage = grad.untyped_storage()  # this handle counts as one more holder while it lives
+    return use_count() == 1 and storage_use_count(storage._cdata) == 2
+
+
 class MlaRopeQ(torch.autograd.Function):
-    """In place, like megatron-core: only the rope slice is read and written, forward and backward."""
+    """In place, like megatron-core: only the rope slice is read and written, forward and backward (the backward
+    rotates a copy of a gradient that other branches or the caller also hold)."""
 
     @staticmethod
     def forward(ctx, q, cos, sin, qk_head_dim, emb_dim, positions):
@@ -83,11 +95,13 @@ class MlaRopeQ(torch.autograd.Function):
     @once_differentiable  # the kernel's backward has no graph: a second derivative would be silently wrong
     def backward(ctx, grad):
         cos, sin = ctx.saved_tensors
-        # Rotated in a copy: autograd may hand the incoming buffer to other branches too (``mla_rope_q(q) + 3 * x``
-        # gives both the add's gradient, and runs the rope's backward first when ``3 * x`` was computed first), so
-        # rotating it in place, as megatron-core does, gave them a wrong gradient. The copy is ours alone:
-        # autograd adopts it as a leaf's .grad without another copy.
-        grad = grad.clone(memory_format=torch.contiguous_format)
+        # Autograd may hand the incoming buffer to other branches too (``mla_rope_q(q) + 3 * x`` gives both the
+        # add's gradient, and runs the rope's backward first when ``3 * x`` was computed first), and a caller's
+        # ``out.backward(g)`` passes the caller's own ``g``: rotating either in place, as megatron-core does, gave
+        # them a wrong gradient or changed the caller's tensor. So the rotation runs in place only on a buffer this
+        # backward holds alone (what attention's backward hands over in training), and on a copy otherwise.
+        if not _held_alone(grad):
+            grad = grad.clone(memory_format=torch.contiguous_format)
         _rotate_q_inplace(grad, cos, sin, ctx.qk_head_dim, ctx.emb_dim, ctx.layout, backward=True)
         return grad, None, None, None, None, None
 

@@ -127,3 +127,31 @@ def test_kv_rejects_k_pos_emb_with_heads():
     cos = torch.ones(SEQ, EMB_DIM)
     with pytest.raises(KernelInputError, match=r"k_pos_emb must have shape \[5, 2, 1, 8\]"):
         mla_rope_kv(kv, torch.zeros(SEQ, BATCH, HEADS, EMB_DIM), cos, cos, EMB_DIM, QK_HEAD_DIM, V_DIM)
+
+
+def test_q_backward_rotates_in_place_only_a_gradient_it_holds_alone():
+    """The Triton backward's in-place fast path (``_held_alone``): taken for a gradient no other branch, caller or
+    view reaches, and not otherwise (those get a copy; see ``triton_interpreted_cases``)."""
+    pytest.importorskip("triton")
+    from seamfix.runtime.kernels.mla_rope.triton_ops import _held_alone
+
+    seen = []
+
+    class Probe(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            seen.append(_held_alone(grad))
+            return grad * 2
+
+    x, y, weights = (torch.randn(4, 3, requires_grad=True) for _ in range(3))
+    (Probe.apply(x) * weights).sum().backward()  # a fresh product: held alone
+    Probe.apply(x).sum().backward()  # an expanded scalar
+    other_branch = 3 * y  # computed first: its backward runs after the probe's, on the same buffer
+    ((Probe.apply(x) + other_branch) * weights).sum().backward()
+    Probe.apply(x).backward(torch.ones(4, 3))  # the caller's own tensor
+    ((Probe.apply(x).view(-1) + 3 * y.view(-1)) * weights.view(-1)).sum().backward()  # a view of a shared buffer
+    assert seen == [True, False, False, False, False]

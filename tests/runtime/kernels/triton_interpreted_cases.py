@@ -236,3 +236,22 @@ def test_rope_q_backward_leaves_the_gradient_of_other_branches_alone():
     (q_grad, x_grad), (expected_q_grad, expected_x_grad) = grads("triton"), grads("torch")
     assert torch.equal(x_grad, expected_x_grad)
     assert relative_error(q_grad, expected_q_grad) < 2 * TOLERANCE[torch.float32]
+
+
+def test_rope_q_backward_in_place_on_a_fresh_gradient_and_never_on_the_callers():
+    """A gradient the rope's backward holds alone is rotated in place and matches the reference; a caller's own
+    ``out.backward(g)`` tensor comes back unchanged (megatron-core's in-place backward rotates it)."""
+    generator = torch.Generator().manual_seed(20)
+    cos, sin = megatron_cos_sin(rope_angles(generator), torch.float32)
+    q, weights, incoming = (random((*token_shape("bshd"), HEADS, QK_HEAD_DIM + EMB_DIM), torch.float32, generator)
+                            for _ in range(3))  # fmt: skip
+
+    def fresh_gradient(backend):
+        q_leaf = q.clone().requires_grad_()
+        (mla_rope_q(q_leaf * 1, cos, sin, QK_HEAD_DIM, EMB_DIM, backend=backend) * weights).sum().backward()
+        return q_leaf.grad
+
+    assert relative_error(fresh_gradient("triton"), fresh_gradient("torch")) < 2 * TOLERANCE[torch.float32]
+    callers = incoming.clone()
+    mla_rope_q(q.clone().requires_grad_() * 1, cos, sin, QK_HEAD_DIM, EMB_DIM, backend="triton").backward(callers)
+    assert torch.equal(callers, incoming)
