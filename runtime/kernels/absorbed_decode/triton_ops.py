@@ -100,7 +100,8 @@ def choose_tiles(n_rows: int, rank: int, rope_dim: int, element_size: int, gluon
         preferred = DecodeTiles(rows=16, tokens=64, num_warps=4, num_stages=2, programs_per_sm=2)
     elif gluon and n_rows > 32 and seesaw_fits(rank, rope_dim, limit):
         # Whole 64-row groups: FlashMLA's seesaw schedule (H128 B128 S4k on an H200: 364.5 us against 385.8 us for
-        # the two-warpgroup kernel in the sixth pass, 321.6-330.3 us in its seventh-pass form; benchmarks/RESULTS.md).
+        # the two-warpgroup kernel in the sixth pass, 321.6-330.3 us in its seventh-pass form, 299.3-329.2 us with
+        # whole tiles by TMA in the eighth; benchmarks/RESULTS.md).
         return DecodeTiles(rows=64, tokens=64, num_warps=4, num_stages=2, programs_per_sm=1, kernel="gluon_seesaw")
     elif gluon:
         # 17 to 32 rows where the narrow kernel does not fit: half a Gluon group idle beats the Triton kernel's
