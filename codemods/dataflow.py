@@ -348,12 +348,16 @@ class _Flow:
             then = self.suite(node.body, assigned)
             other = self.suite(node.orelse, assigned) if node.orelse else assigned
             return _meet(then, other)
-        if isinstance(node, ast.While):
-            self.read(node.test, assigned)
-            self.suite(node.body, assigned)
-        elif isinstance(node, (ast.For, ast.AsyncFor)):
-            self.read(node.iter, assigned)
-            self.suite(node.body, assigned | self.assign(node.target, assigned))
+        if isinstance(node, _LOOPS):
+            if isinstance(node, ast.While):
+                self.read(node.test, assigned)
+                self.suite(node.body, assigned)
+            else:
+                self.read(node.iter, assigned)
+                self.suite(node.body, assigned | self.assign(node.target, assigned))
+            # the `else` runs after the last test, when the body may never have run: it starts with what was
+            # assigned before the loop (and, as a `break` skips it, adds nothing certain after the loop)
+            self.suite(node.orelse, assigned)
         elif isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
                 self.read(item.context_expr, assigned)
