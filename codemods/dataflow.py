@@ -17,7 +17,8 @@ from seamfix.codemods.bindings import Bindings, Frame, Occurrence, parameters_of
 Assigned = frozenset[str] | None  # None: the code does not go on (return, raise, break, continue)
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 
-_INTROSPECTION = frozenset({"locals", "vars", "dir", "eval", "exec", "super", "globals"})
+# Builtins whose answer depends on the function that calls them (its variables, class or module).
+INTROSPECTION = frozenset({"locals", "vars", "dir", "eval", "exec", "super", "globals"})
 # Calls whose answer depends on the frame they run in (`sys.`, `inspect.`, `traceback.`), by attribute or
 # imported by name (`from traceback import extract_stack`).
 _FRAME_PROBES = frozenset({
@@ -160,7 +161,7 @@ def _reads_own_frame(function: Function, in_block: set[int]) -> str | None:
         if id(node) in in_block or not isinstance(node, ast.Call):
             continue
         callee = node.func
-        if isinstance(callee, ast.Name) and callee.id in _INTROSPECTION - {"super", "globals"}:
+        if isinstance(callee, ast.Name) and callee.id in INTROSPECTION - {"super", "globals"}:
             if not (node.args or node.keywords) or callee.id in {"eval", "exec"}:
                 return f"{callee.id}()"
         probe = _frame_probe(node)
@@ -255,7 +256,7 @@ def _placed_meaning(node: ast.AST) -> str | None:
         return "a function defined in it declares a `nonlocal` name"
     if isinstance(node, ast.Name) and node.id.startswith("__") and node.id != "__debug__":
         return f"it uses `{node.id}`, which names its module or class"
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _INTROSPECTION:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in INTROSPECTION:
         if not (node.args or node.keywords) or node.func.id in {"eval", "exec", "globals"}:
             return f"it calls `{node.func.id}()`, which depends on where it runs"
     probe = _frame_probe(node)
@@ -348,12 +349,16 @@ class _Flow:
             then = self.suite(node.body, assigned)
             other = self.suite(node.orelse, assigned) if node.orelse else assigned
             return _meet(then, other)
-        if isinstance(node, ast.While):
-            self.read(node.test, assigned)
-            self.suite(node.body, assigned)
-        elif isinstance(node, (ast.For, ast.AsyncFor)):
-            self.read(node.iter, assigned)
-            self.suite(node.body, assigned | self.assign(node.target, assigned))
+        if isinstance(node, _LOOPS):
+            if isinstance(node, ast.While):
+                self.read(node.test, assigned)
+                self.suite(node.body, assigned)
+            else:
+                self.read(node.iter, assigned)
+                self.suite(node.body, assigned | self.assign(node.target, assigned))
+            # the `else` runs after the last test, when the body may never have run: it starts with what was
+            # assigned before the loop (and, as a `break` skips it, adds nothing certain after the loop)
+            self.suite(node.orelse, assigned)
         elif isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
                 self.read(item.context_expr, assigned)

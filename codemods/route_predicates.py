@@ -10,6 +10,7 @@ import libcst as cst
 from seamfix.codemods.adapter_function import AdapterFunction, adapter_function
 from seamfix.codemods.alias_definitions import AliasDefinitions
 from seamfix.codemods.context import FileContext, Refusal
+from seamfix.codemods.dataflow import INTROSPECTION
 from seamfix.codemods.nodes import (
     children,
     dotted_name,
@@ -333,6 +334,8 @@ class RoutePredicates:
             return True
         if isinstance(node, cst.Name):
             binding = self.context.binding(node)
+            if binding == "builtin" and node.value in INTROSPECTION:
+                return False  # `super()`, `locals()`: evaluated in the builder, their answer is passed
             return binding == "builtin" or node.value in _CONSTANTS or (binding == "global" and self.is_mla(node))
         return False
 
