@@ -35,6 +35,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma,
     warpgroup_mma_wait,
 )
+from triton.language.extra.cuda import gdc_launch_dependents
 
 from .gluon_kernels import (
     LN_2,
@@ -479,6 +480,9 @@ def decode_kernel(
     gl.static_assert(RANK >= 128, "each warpgroup's latent half spans whole 128-byte swizzle rows")
     gl.static_assert(gl.num_warps() == CONSUMER_WARPS)
     gl.static_assert(not TMA or PAGE % BLOCK_N == 0, "TMA fetches whole tiles inside one page")
+    # The merge may launch now (triton_ops.decode launches it as a programmatic dependent); it waits for this
+    # grid's completion before reading anything written here.
+    gdc_launch_dependents()
     dtype: gl.constexpr = Q_LAT.dtype.element_ty
     # Queries allocated as one of a kind: indexing them each round keeps their descriptors in the loop.
     q_lat_smem = gl.allocate_shared_memory(dtype, [1, BLOCK_H, RANK], _operand_layout(RANK))
