@@ -3,7 +3,8 @@
 For each decode shape of ``kernels_decode.SHAPES``: the baseline package (a copy of ``seamfix.runtime.kernels`` from
 an earlier commit, passed with ``--baseline DIR``), the current default, and candidate tiles are each checked
 against float64 on the whole batch (fresh inputs, poisoned outputs), then timed graph-replayed in ``--rounds``
-rounds, every round timing every variant in turn; the table gives each variant's median over rounds. Also: eager
+rounds, every round timing every variant in turn (``--rotate``: round r starting with variant r; the JSON keeps
+every round's time); the table gives each variant's median over rounds. Also: eager
 ``mla_decode`` calls (no graph; host checks and launches included) against graph replay, for the baseline and now;
 the cache append (tiles, and the ``--step`` packages) against a copy of the same rows, in rounds too, at random
 slots and at whole pages filled in order (``--no-decode`` times only the append); beside it, for reference, torch
@@ -95,14 +96,17 @@ def scatter_rows(args, tile, in_order=False):
     )  # fmt: skip
 
 
-def rounds_ms(steps: dict, device, reps: int, rounds: int) -> dict:
-    """Median over ``rounds`` of each step's graph-replayed time, the steps timed in turn within every round (the
-    card's clock drifts by a few percent over minutes: alternation spreads that over all variants alike)."""
-    times = {label: [] for label in steps}
-    for _ in range(rounds):
-        for label, step in steps.items():
-            times[label].append(median_ms(step, device, reps))
-    return {label: statistics.median(values) for label, values in times.items()}
+def rounds_ms(steps: dict, device, reps: int, rounds: int, rotate: bool = False) -> dict:
+    """Each step's graph-replayed time in each of ``rounds`` rounds, the steps timed in turn within every round (the
+    card's clock drifts by a few percent over minutes: alternation spreads that over all variants alike); with
+    ``rotate``, round ``r`` starts with step ``r``, so that no step always runs at the same place in a round."""
+    order = list(steps)
+    times = {label: [] for label in order}
+    for r in range(rounds):
+        shift = r % len(order) if rotate else 0
+        for label in order[shift:] + order[:shift]:
+            times[label].append(median_ms(steps[label], device, reps))
+    return times
 
 
 def eager_us(run, calls=50) -> float:
@@ -155,7 +159,7 @@ def with_gluon_kernel(module_name, *args):
 
 
 def bench_shape(name, baseline, steps_between, device, reps, rounds, bandwidth, matmul, gluon_modules=(),
-                candidates=True):  # fmt: skip
+                candidates=True, rotate=False):  # fmt: skip
     heads, batch, context, s_q, lengths = SHAPES[name]
     case = decode_case(heads, batch, context, s_q, lengths, device)
     variants = {"baseline": lambda *a: baseline.mla_decode(*a, SCALE), "now": lambda *a: mla_decode(*a, SCALE)}
@@ -181,8 +185,9 @@ def bench_shape(name, baseline, steps_between, device, reps, rounds, bandwidth, 
         row["variants"][label] = result
         if result["out_rel_err"] < 2e-2 and not result["nan"]:
             steps[label] = partial(lambda run: run(*args_of(case)), run)
-    for label, ms in rounds_ms(steps, device, reps, rounds).items():
-        row["variants"][label] |= {"ms": ms, **roofline(case, ms, bandwidth, matmul)}
+    for label, times in rounds_ms(steps, device, reps, rounds, rotate).items():
+        ms = statistics.median(times)
+        row["variants"][label] |= {"ms": ms, "rounds_ms": times, **roofline(case, ms, bandwidth, matmul)}
     row["decode_kernel_alone_ms"] = without_merge(lambda: mla_decode(*args_of(case), SCALE), device, reps)
     if name == "H16 B128 S4k":
         args = args_of(case)
@@ -239,7 +244,7 @@ def bench_append(baseline, steps_between, device, reps, rounds, slot_layout="ran
     steps["Triton scatter, no math, slots in token order (2, 1)"] = partial(scatter_rows, args, (2, 1), True)
     steps["torch.sort of the slots"] = lambda: torch.sort(args["slot_mapping"])
     steps |= variants
-    times = rounds_ms(steps, device, reps, rounds)
+    times = {label: statistics.median(values) for label, values in rounds_ms(steps, device, reps, rounds).items()}
     copy = times["copy of the same rows"]
     return {label: {"ms": ms, "vs_copy": ms / copy, "rel_err": errors.get(label)} for label, ms in times.items()}
 
@@ -335,6 +340,7 @@ def main():
     parser.add_argument("--step", action="append", default=[], metavar="LABEL=DIR",
                         help="another copy of the kernels package (a step between), timed as a variant")  # fmt: skip
     parser.add_argument("--context-sweep", action="store_true", help="also time B4 H16 at 8k to 64k tokens")
+    parser.add_argument("--rotate", action="store_true", help="round r starts with variant r (decode shapes)")
     args = parser.parse_args()
     sys.path.insert(0, args.baseline)
     baseline = importlib.import_module("baseline_kernels")
@@ -351,7 +357,7 @@ def main():
     for name in () if args.no_decode else args.shapes.split(",") if args.shapes else SHAPES:
         candidates = [module_name for module_name in args.gluon_modules.split(",") if module_name]
         report["decode"][name] = bench_shape(name, baseline, steps_between, device, args.reps, args.rounds, bandwidth,
-                                             matmul, candidates, not args.no_candidates)  # fmt: skip
+                                             matmul, candidates, not args.no_candidates, args.rotate)  # fmt: skip
         torch.cuda.empty_cache()
         (out / "kernels_decode_rounds.json").write_text(json.dumps(report, indent=2))
         print(markdown(report).splitlines()[-1], flush=True)

@@ -17,18 +17,8 @@ from pathlib import Path
 
 import torch
 from kernels_decode import SHAPES, args_of, check, decode_case, matmul_ceiling, roofline
-from kernels_decode_rounds import with_gluon_kernel
-from kernels_train import copy_bandwidth, median_ms
-
-
-def rotated_rounds(steps: dict, device, reps: int, rounds: int) -> dict:
-    """Each step's graph-replayed times (ms), one per round, round ``r`` starting with step ``r``."""
-    order = list(steps)
-    times = {label: [] for label in order}
-    for r in range(rounds):
-        for label in order[r % len(order) :] + order[: r % len(order)]:
-            times[label].append(median_ms(steps[label], device, reps))
-    return times
+from kernels_decode_rounds import rounds_ms, with_gluon_kernel
+from kernels_train import copy_bandwidth
 
 
 def main():
@@ -55,7 +45,7 @@ def main():
                 print(shape, name, errors[name], flush=True)
             steps[name] = partial(lambda run, args: run(*args), run, args_of(case))
         rows = {}
-        for name, values in rotated_rounds(steps, device, args.reps, args.rounds).items():
+        for name, values in rounds_ms(steps, device, args.reps, args.rounds, rotate=True).items():
             ms = statistics.median(values)
             rows[name] = {
                 "us": ms * 1e3,

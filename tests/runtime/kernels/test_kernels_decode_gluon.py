@@ -284,20 +284,24 @@ def test_seesaw_kernel_passes_a_sequence_of_length_0_inside_a_run_on_hopper():
 
 
 @pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
-def test_seesaw_kernel_fetches_whole_tiles_by_tma_and_leaves_rows_past_lengths_out_on_hopper():
+@pytest.mark.parametrize("page", [64, 128])
+def test_seesaw_kernel_fetches_whole_tiles_by_tma_and_leaves_rows_past_lengths_out_on_hopper(page):
     """The same cache values in consecutive blocks (whole tiles through TMA) and with a gap between blocks (row by
     row) give the same bits; every row past a sequence's length holds NaN, which the last, partial tile of each
-    sequence (fetched row by row either way) must not bring in, split sequences included."""
-    case = PagedCase([1, 300, 1000, 77, 64, 640], 64, torch.bfloat16, torch.Generator().manual_seed(3), 128, 1, 512, 64)
+    sequence (fetched row by row either way; 1 to 63 keys in it, in the first or second tile of a page, where a
+    TMA box would read the page's rows past the length) must not bring in, split sequences and phantom tiles (odd
+    tile counts) included."""
+    lengths = [1, 300, 1000, 77, 64, 640, 127]
+    case = PagedCase(lengths, page, torch.bfloat16, torch.Generator().manual_seed(3), 128, 1, 512, 64)
     used = torch.zeros(case.ckv_cache.shape[:2], dtype=torch.bool)
     for row, length in enumerate(case.lengths):
         for key in range(length):
-            used[case.block_table[row, key // 64], key % 64] = True
+            used[case.block_table[row, key // page], key % page] = True
     for cache in (case.ckv_cache, case.kpe_cache):
         cache[~used] = float("nan")
     ckv, kpe, table, lengths = (tensor.cuda() for tensor in case.cache_args())
     q_lat, q_pe = case.q_lat.cuda(), case.q_pe.cuda()
-    gap = torch.full((ckv.shape[0], 80, 576), float("nan"), dtype=torch.bfloat16, device="cuda")[:, :64]
+    gap = torch.full((ckv.shape[0], page + 16, 576), float("nan"), dtype=torch.bfloat16, device="cuda")[:, :page]
     gap[..., :512], gap[..., 512:] = ckv, kpe
     assert cache_rows(ckv, kpe, 64) is not None and cache_rows(gap[..., :512], gap[..., 512:], 64) is None
     seesaw = DecodeTiles(64, 64, 4, 2, 1, kernel="gluon_seesaw")
