@@ -1,5 +1,7 @@
 """Autograd functions that run MLA's fused RoPE as Triton kernels (forward and backward)."""
 
+import sys
+
 import torch
 import triton
 from torch.autograd.function import once_differentiable
@@ -66,15 +68,51 @@ def _rotate_q_inplace(q, cos, sin, qk_head_dim, emb_dim, layout: TokenLayout, ba
     )  # fmt: skip
 
 
-def _held_alone(grad: torch.Tensor) -> bool:
-    """Nothing but this reference reaches ``grad``'s memory: one handle on the tensor (autograd's own test before it
-    adopts a gradient without copying it) and no other tensor (a view, or the tensor a view was taken of) on its
-    storage. Where torch cannot tell, the answer is no."""
+def _held_alone(grad: torch.Tensor, python_references: int) -> bool:
+    """Nothing but this backward reaches ``grad``'s memory: no other Python reference (a hook, a module's backward
+    hook or a node pre-hook that kept it: ``python_references``, ``sys.getrefcount(grad)`` taken in the backward,
+    against ``_FRESH_GRADIENT_REFERENCES``), one handle on the tensor in C++ (autograd's own test before it adopts a
+    gradient without copying it: another branch's input buffer, a caller's ``backward(g)`` or ``grad_outputs``),
+    no other tensor (a view, ``.detach()``, ``.data``, or the tensor a view was taken of) on its storage, and no
+    graph through it (``create_graph``). Where torch cannot tell, the answer is no."""
     use_count, storage_use_count = getattr(grad, "_use_count", None), getattr(torch._C, "_storage_Use_Count", None)
-    if use_count is None or storage_use_count is None or not grad.is_contiguous() or grad._is_view():
+    if use_count is None or storage_use_count is None or python_references != _FRESH_GRADIENT_REFERENCES:
+        return False
+    if grad.requires_grad or not grad.is_contiguous() or grad._is_view():
         return False
     storage = grad.untyped_storage()  # this handle counts as one more holder while it lives
     return use_count() == 1 and storage_use_count(storage._cdata) == 2
+
+
+class _FreshGradientProbe(torch.autograd.Function):
+    """A backward shaped as ``MlaRopeQ.backward`` (the same decorator, ``sys.getrefcount`` taken the same way), run
+    once on a gradient nothing else holds: how many Python references such a gradient has there, on this Python
+    and torch (the count depends on the interpreter and on how autograd calls a backward)."""
+
+    references: int | None = None
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        references = sys.getrefcount(grad)
+        _FreshGradientProbe.references = references
+        return grad * 2
+
+
+def _fresh_gradient_references() -> int | None:
+    """``sys.getrefcount`` of a gradient held alone, as ``MlaRopeQ.backward`` would see it (None: not measurable,
+    then every gradient is copied)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        x = torch.ones(2, device="cpu", requires_grad=True)
+        (_FreshGradientProbe.apply(x) * torch.ones(2, device="cpu")).sum().backward()
+    return _FreshGradientProbe.references
+
+
+_FRESH_GRADIENT_REFERENCES = _fresh_gradient_references()
 
 
 class MlaRopeQ(torch.autograd.Function):
@@ -94,13 +132,15 @@ class MlaRopeQ(torch.autograd.Function):
     @staticmethod
     @once_differentiable  # the kernel's backward has no graph: a second derivative would be silently wrong
     def backward(ctx, grad):
+        references = sys.getrefcount(grad)  # first, and as ``_FreshGradientProbe.backward`` takes it
         cos, sin = ctx.saved_tensors
         # Autograd may hand the incoming buffer to other branches too (``mla_rope_q(q) + 3 * x`` gives both the
         # add's gradient, and runs the rope's backward first when ``3 * x`` was computed first), and a caller's
         # ``out.backward(g)`` passes the caller's own ``g``: rotating either in place, as megatron-core does, gave
         # them a wrong gradient or changed the caller's tensor. So the rotation runs in place only on a buffer this
-        # backward holds alone (what attention's backward hands over in training), and on a copy otherwise.
-        if not _held_alone(grad):
+        # backward holds alone (what attention's backward hands over in training), and on a copy otherwise; a hook
+        # that kept the gradient to look at later counts as a holder too.
+        if not _held_alone(grad, references):
             grad = grad.clone(memory_format=torch.contiguous_format)
         _rotate_q_inplace(grad, cos, sin, ctx.qk_head_dim, ctx.emb_dim, ctx.layout, backward=True)
         return grad, None, None, None, None, None
