@@ -1,5 +1,6 @@
 """Autograd functions that run MLA's fused RoPE as Triton kernels (forward and backward)."""
 
+import functools
 import sys
 
 import torch
@@ -10,7 +11,8 @@ from .triton_kernels import rope_kv_backward_kernel, rope_kv_forward_kernel, rop
 
 # Each program owns one token and up to ``max_heads`` of its heads, in ``num_warps`` warps (fewer for fewer heads,
 # ``_warps``). Picked by the sweep in benchmarks/kernels_train.py on an H100: large tiles win (more loads in flight
-# per program).
+# per program). A kv tile with ``programs_per_sm`` runs that many programs a multiprocessor instead, each looping
+# over tokens, pipelined over ``stages`` (``_token_grid``).
 TILES = {
     "q": {"max_heads": 128, "num_warps": 4},
     "kv_forward": {"max_heads": 128, "num_warps": 16},
@@ -20,6 +22,22 @@ TILES = {
 
 def _block_heads(heads: int, tile: dict) -> int:
     return min(triton.next_power_of_2(heads), tile["max_heads"])
+
+
+@functools.cache
+def _multiprocessors(device: torch.device) -> int:
+    """The device's multiprocessors; 2 for the CPU interpreter, so that its programs loop over several tokens."""
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 2
+
+
+def _token_grid(tokens: int, tile: dict, device: torch.device) -> tuple[int, dict]:
+    """Programs over the tokens, and the kv kernels' loop arguments: one token a program, or ``programs_per_sm``
+    programs a multiprocessor looping over them."""
+    per_multiprocessor = tile.get("programs_per_sm", 0)
+    if not per_multiprocessor:
+        return tokens, {"tokens": tokens, "PERSISTENT": False, "STAGES": 1}
+    programs = min(tokens, per_multiprocessor * _multiprocessors(device))
+    return programs, {"tokens": tokens, "PERSISTENT": True, "STAGES": tile.get("stages", 1)}
 
 
 def _warps(block_heads: int, tile: dict) -> int:
@@ -168,11 +186,12 @@ class MlaRopeKV(torch.autograd.Function):
         block_heads = _block_heads(layout.heads, tile)
         kv_stride_s, kv_stride_b = layout.strides(kv)
         emb_stride_s, emb_stride_b = layout.strides(k_pos_emb)
-        rope_kv_forward_kernel[(layout.tokens, triton.cdiv(layout.heads, block_heads))](
+        programs, loop = _token_grid(layout.tokens, tile, kv.device)
+        rope_kv_forward_kernel[(programs, triton.cdiv(layout.heads, block_heads))](
             kv, k_pos_emb, key, value, cos, sin, heads=layout.heads, batch=layout.batch,
             kv_stride_s=kv_stride_s, kv_stride_b=kv_stride_b, kv_stride_h=kv.stride(-2),
             emb_stride_s=emb_stride_s, emb_stride_b=emb_stride_b, BLOCK_HEADS=block_heads,
-            num_warps=_warps(block_heads, tile), **dims, **layout.kernel_arguments(),
+            num_warps=_warps(block_heads, tile), **dims, **loop, **layout.kernel_arguments(),
         )  # fmt: skip
         ctx.save_for_backward(cos, sin)
         ctx.layout, ctx.dims, ctx.k_pos_emb_shape = layout, dims, k_pos_emb.shape
@@ -192,9 +211,12 @@ class MlaRopeKV(torch.autograd.Function):
         grad_k_pos_emb = grad_key.new_empty(ctx.k_pos_emb_shape)
         tile = TILES["kv_backward"]
         block_heads = _block_heads(layout.heads, tile)
-        rope_kv_backward_kernel[(layout.tokens,)](
+        programs, loop = _token_grid(layout.tokens, tile, grad_kv.device)
+        # A persistent program's head blocks are unrolled (a loop in its loop would not be pipelined).
+        head_blocks = triton.cdiv(layout.heads, block_heads) if loop["PERSISTENT"] else 0
+        rope_kv_backward_kernel[(programs,)](
             grad_key.contiguous(), grad_value.contiguous(), grad_kv, grad_k_pos_emb, cos, sin, heads=layout.heads,
-            batch=layout.batch, BLOCK_HEADS=block_heads, num_warps=_warps(block_heads, tile),
-            **dims, **layout.kernel_arguments(),
+            batch=layout.batch, BLOCK_HEADS=block_heads, HEAD_BLOCKS=head_blocks, num_warps=_warps(block_heads, tile),
+            **dims, **loop, **layout.kernel_arguments(),
         )  # fmt: skip
         return grad_kv, grad_k_pos_emb, None, None, None, None, None, None
