@@ -182,12 +182,12 @@ def main():
         variants[label] = Variant(package, tiles, KV_TIMES)
     report = {"device": torch.cuda.get_device_name(), "rounds": args.rounds,
               "copy_Bps": copy_bandwidth(device, args.reps)}  # fmt: skip
+    out = Path(os.environ.get("OUT", "out"))
+    out.mkdir(parents=True, exist_ok=True)
     for shape, config in SHAPES.items():
         report[shape] = bench_shape(variants, config["heads"], device, args.reps, args.rounds)
         torch.cuda.empty_cache()
-    out = Path(os.environ.get("OUT", "out"))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "kernels_rope_rounds.json").write_text(json.dumps(report, indent=2))
+        (out / "kernels_rope_rounds.json").write_text(json.dumps(report, indent=2))  # each shape kept as it ends
     keys = ("q_fwd_ms", "q_bwd_ms", "q_bwd_train_ms", "kv_fwd_ms", "kv_bwd_ms")
     lines = [f"# kernels_rope_rounds on {report['device']}, {args.rounds} rounds, copy "
              f"{report['copy_Bps'] / 1e12:.3f} TB/s", "",
