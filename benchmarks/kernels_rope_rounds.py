@@ -134,7 +134,7 @@ def bench_shape(variants, heads, device, reps, rounds):
     timed = {}
     for label, variant in variants.items():
         try:
-            if variant.package is not None:
+            if variant.package is not None and "kv_fwd_ms" in variant.times:
                 row["same_as_ours"][label] = all(map(torch.equal, kv_outputs(variant, t), expected))
             if "q_bwd_train_ms" in variant.times:
                 grad, paths = variant.run(partial(q_training_gradient, variant, t, incoming))
@@ -170,6 +170,7 @@ def main():
     parser.add_argument("--step", action="append", default=[], metavar="LABEL=DIR",
                         help="another copy of the kernels package, timed as a variant")  # fmt: skip
     parser.add_argument("--tiles", default="{}", help='JSON {"label": {"kv_forward": {...}}, ...} on our package')
+    parser.add_argument("--q-only", action="store_true", help="time the q ops alone")
     args = parser.parse_args()
     device = torch.device("cuda")
     torch.manual_seed(0)
@@ -180,6 +181,8 @@ def main():
         package_label, _, _ = label.partition(":")  # "step:name" puts the tiles on a step's package
         package = variants[package_label].package if package_label in variants else ours
         variants[label] = Variant(package, tiles, KV_TIMES)
+    for variant in variants.values() if args.q_only else ():
+        variant.times = tuple(key for key in variant.times if key.startswith("q_"))
     report = {"device": torch.cuda.get_device_name(), "rounds": args.rounds,
               "copy_Bps": copy_bandwidth(device, args.reps)}  # fmt: skip
     out = Path(os.environ.get("OUT", "out"))

@@ -13,22 +13,16 @@ import triton.language as tl
 
 
 @triton.jit
-def _token_at(token, batch, POSITIONS, HAS_POSITIONS: tl.constexpr):
-    """``token`` (as int64, so that addresses of large tensors cannot overflow), its sequence and batch index, and
-    its rotary position."""
-    token = tl.cast(token, tl.int64)  # the interpreter's loop counter is a Python int
+def _token(batch, POSITIONS, HAS_POSITIONS: tl.constexpr):
+    """This program's token (int64, so that addresses of large tensors cannot overflow), its sequence and batch
+    index, and its rotary position."""
+    token = tl.program_id(0).to(tl.int64)
     seq_index = token // batch
     if HAS_POSITIONS:
         position = tl.load(POSITIONS + token)
     else:
         position = seq_index
     return token, seq_index, token % batch, position
-
-
-@triton.jit
-def _token(batch, POSITIONS, HAS_POSITIONS: tl.constexpr):
-    """This program's token (see ``_token_at``)."""
-    return _token_at(tl.program_id(0), batch, POSITIONS, HAS_POSITIONS)
 
 
 @triton.jit
@@ -141,14 +135,32 @@ def rope_q_inplace_kernel(
 
 
 @triton.jit
-def _kv_forward_token(
-    token_index, KV, K_POS_EMB, KEY, VALUE, COS, SIN, POSITIONS, heads, batch, kv_stride_s, kv_stride_b, kv_stride_h,
-    emb_stride_s, emb_stride_b, K_DIM: tl.constexpr, V_DIM: tl.constexpr, K_BLOCK: tl.constexpr,
-    V_BLOCK: tl.constexpr, HALF: tl.constexpr, HALF_BLOCK: tl.constexpr, HAS_POSITIONS: tl.constexpr,
+def rope_kv_forward_kernel(
+    KV,
+    K_POS_EMB,
+    KEY,
+    VALUE,
+    COS,
+    SIN,
+    POSITIONS,
+    heads,
+    batch,
+    kv_stride_s,
+    kv_stride_b,
+    kv_stride_h,
+    emb_stride_s,
+    emb_stride_b,
+    K_DIM: tl.constexpr,
+    V_DIM: tl.constexpr,
+    K_BLOCK: tl.constexpr,
+    V_BLOCK: tl.constexpr,
+    HALF: tl.constexpr,
+    HALF_BLOCK: tl.constexpr,
+    HAS_POSITIONS: tl.constexpr,
     BLOCK_HEADS: tl.constexpr,
-):  # fmt: skip
-    """One token's heads of this program's head block."""
-    token, seq_index, batch_index, position = _token_at(token_index, batch, POSITIONS, HAS_POSITIONS)
+):
+    """Split kv into key-nope and value, append the rotated shared k_pos_emb to every head's key."""
+    token, seq_index, batch_index, position = _token(batch, POSITIONS, HAS_POSITIONS)
     head = tl.program_id(1) * BLOCK_HEADS + tl.arange(0, BLOCK_HEADS)
     ok = head < heads
     kv_at = KV + (seq_index * kv_stride_s + batch_index * kv_stride_b) + head * kv_stride_h
@@ -174,113 +186,6 @@ def _kv_forward_token(
 
 
 @triton.jit
-def rope_kv_forward_kernel(
-    KV,
-    K_POS_EMB,
-    KEY,
-    VALUE,
-    COS,
-    SIN,
-    POSITIONS,
-    tokens,
-    heads,
-    batch,
-    kv_stride_s,
-    kv_stride_b,
-    kv_stride_h,
-    emb_stride_s,
-    emb_stride_b,
-    K_DIM: tl.constexpr,
-    V_DIM: tl.constexpr,
-    K_BLOCK: tl.constexpr,
-    V_BLOCK: tl.constexpr,
-    HALF: tl.constexpr,
-    HALF_BLOCK: tl.constexpr,
-    HAS_POSITIONS: tl.constexpr,
-    BLOCK_HEADS: tl.constexpr,
-    PERSISTENT: tl.constexpr,
-    STAGES: tl.constexpr,
-):
-    """Split kv into key-nope and value, append the rotated shared k_pos_emb to every head's key. One token a
-    program, or (``PERSISTENT``) every ``num_programs``-th token from the program's own, the loop software-pipelined
-    over ``STAGES`` (the next tokens' loads in flight while this one's stores leave)."""
-    if PERSISTENT:
-        for token in tl.range(tl.program_id(0), tokens, tl.num_programs(0), num_stages=STAGES):
-            _kv_forward_token(token, KV, K_POS_EMB, KEY, VALUE, COS, SIN, POSITIONS, heads, batch, kv_stride_s,
-                              kv_stride_b, kv_stride_h, emb_stride_s, emb_stride_b, K_DIM, V_DIM, K_BLOCK, V_BLOCK,
-                              HALF, HALF_BLOCK, HAS_POSITIONS, BLOCK_HEADS)  # fmt: skip
-    else:
-        _kv_forward_token(tl.program_id(0), KV, K_POS_EMB, KEY, VALUE, COS, SIN, POSITIONS, heads, batch, kv_stride_s,
-                          kv_stride_b, kv_stride_h, emb_stride_s, emb_stride_b, K_DIM, V_DIM, K_BLOCK, V_BLOCK, HALF,
-                          HALF_BLOCK, HAS_POSITIONS, BLOCK_HEADS)  # fmt: skip
-
-
-@triton.jit
-def _kv_backward_heads(
-    head_start, grad_key_token, grad_value_token, grad_kv_token, sum_left, sum_right, heads, K_DIM: tl.constexpr,
-    V_DIM: tl.constexpr, K_BLOCK: tl.constexpr, V_BLOCK: tl.constexpr, HALF: tl.constexpr, HALF_BLOCK: tl.constexpr,
-    BLOCK_HEADS: tl.constexpr,
-):  # fmt: skip
-    """Copy the nope and value gradients of ``BLOCK_HEADS`` heads from ``head_start``; add their rope gradients to
-    the sums."""
-    k_offsets = tl.arange(0, K_BLOCK)[None, :]
-    v_offsets = tl.arange(0, V_BLOCK)[None, :]
-    half_offsets = tl.arange(0, HALF_BLOCK)[None, :]
-    head = head_start + tl.arange(0, BLOCK_HEADS)
-    ok = (head < heads)[:, None]
-    grad_key_at = grad_key_token + (head * (K_DIM + 2 * HALF))[:, None]
-    grad_kv_at = grad_kv_token + (head * (K_DIM + V_DIM))[:, None]
-
-    # All loads before the first store (see the forward).
-    k_mask = ok & (k_offsets < K_DIM)
-    grad_nope = tl.load(grad_key_at + k_offsets, mask=k_mask)
-    v_mask = ok & (v_offsets < V_DIM)
-    grad_value_at = grad_value_token + (head * V_DIM)[:, None] + v_offsets
-    grad_value = tl.load(grad_value_at, mask=v_mask)
-    half_mask = ok & (half_offsets < HALF)
-    grad_rope = grad_key_at + K_DIM + half_offsets
-    left = tl.load(grad_rope, mask=half_mask, other=0.0)
-    right = tl.load(grad_rope + HALF, mask=half_mask, other=0.0)
-
-    tl.store(grad_kv_at + k_offsets, grad_nope, mask=k_mask)
-    tl.store(grad_kv_at + K_DIM + v_offsets, grad_value, mask=v_mask)
-    sum_left += tl.sum(left.to(tl.float32), axis=0, keep_dims=True)
-    sum_right += tl.sum(right.to(tl.float32), axis=0, keep_dims=True)
-    return sum_left, sum_right
-
-
-@triton.jit
-def _kv_backward_token(
-    token_index, GRAD_KEY, GRAD_VALUE, GRAD_KV, GRAD_K_POS_EMB, COS, SIN, POSITIONS, heads, batch,
-    K_DIM: tl.constexpr, V_DIM: tl.constexpr, K_BLOCK: tl.constexpr, V_BLOCK: tl.constexpr, HALF: tl.constexpr,
-    HALF_BLOCK: tl.constexpr, HAS_POSITIONS: tl.constexpr, BLOCK_HEADS: tl.constexpr, HEAD_BLOCKS: tl.constexpr,
-):  # fmt: skip
-    """One token: all its heads, in blocks of ``BLOCK_HEADS`` (``HEAD_BLOCKS`` of them unrolled; 0: a loop over
-    ``heads``), then k_pos_emb's gradient."""
-    token, _, _, position = _token_at(token_index, batch, POSITIONS, HAS_POSITIONS)
-    sum_left = tl.zeros((1, HALF_BLOCK), dtype=tl.float32)
-    sum_right = tl.zeros((1, HALF_BLOCK), dtype=tl.float32)
-    grad_key_token = GRAD_KEY + token * heads * (K_DIM + 2 * HALF)
-    grad_value_token = GRAD_VALUE + token * heads * V_DIM
-    grad_kv_token = GRAD_KV + token * heads * (K_DIM + V_DIM)
-    if HEAD_BLOCKS == 0:
-        for head_start in range(0, heads, BLOCK_HEADS):
-            sum_left, sum_right = _kv_backward_heads(head_start, grad_key_token, grad_value_token, grad_kv_token,
-                                                     sum_left, sum_right, heads, K_DIM, V_DIM, K_BLOCK, V_BLOCK, HALF,
-                                                     HALF_BLOCK, BLOCK_HEADS)  # fmt: skip
-    else:  # a loop inside the persistent one would keep the compiler from pipelining the latter
-        for block in tl.static_range(HEAD_BLOCKS):
-            sum_left, sum_right = _kv_backward_heads(block * BLOCK_HEADS, grad_key_token, grad_value_token,
-                                                     grad_kv_token, sum_left, sum_right, heads, K_DIM, V_DIM,
-                                                     K_BLOCK, V_BLOCK, HALF, HALF_BLOCK, BLOCK_HEADS)  # fmt: skip
-
-    cos_left, sin_left, cos_right, sin_right = _cos_sin(COS, SIN, position, HALF, HALF_BLOCK)
-    first, second = _rotate_back(sum_left, sum_right, cos_left, sin_left, cos_right, sin_right)
-    grad_emb_at = GRAD_K_POS_EMB + token * (2 * HALF) + tl.zeros([1], dtype=tl.int32)
-    _store_pairs(grad_emb_at, first, second, tl.full([1], True, dtype=tl.int1), HALF, HALF_BLOCK, 1)
-
-
-@triton.jit
 def rope_kv_backward_kernel(
     GRAD_KEY,
     GRAD_VALUE,
@@ -289,7 +194,6 @@ def rope_kv_backward_kernel(
     COS,
     SIN,
     POSITIONS,
-    tokens,
     heads,
     batch,
     K_DIM: tl.constexpr,
@@ -300,19 +204,42 @@ def rope_kv_backward_kernel(
     HALF_BLOCK: tl.constexpr,
     HAS_POSITIONS: tl.constexpr,
     BLOCK_HEADS: tl.constexpr,
-    PERSISTENT: tl.constexpr,
-    STAGES: tl.constexpr,
-    HEAD_BLOCKS: tl.constexpr,
 ):
     """Gradients are contiguous here. One program owns a whole token: it copies the nope and value gradients of
     all its heads and sums their rope gradients in float32 registers, so k_pos_emb's gradient is written once,
-    with no atomics. One token a program, or (``PERSISTENT``) a pipelined loop over tokens as in the forward."""
-    if PERSISTENT:
-        for token in tl.range(tl.program_id(0), tokens, tl.num_programs(0), num_stages=STAGES):
-            _kv_backward_token(token, GRAD_KEY, GRAD_VALUE, GRAD_KV, GRAD_K_POS_EMB, COS, SIN, POSITIONS, heads,
-                               batch, K_DIM, V_DIM, K_BLOCK, V_BLOCK, HALF, HALF_BLOCK, HAS_POSITIONS, BLOCK_HEADS,
-                               HEAD_BLOCKS)  # fmt: skip
-    else:
-        _kv_backward_token(tl.program_id(0), GRAD_KEY, GRAD_VALUE, GRAD_KV, GRAD_K_POS_EMB, COS, SIN, POSITIONS,
-                           heads, batch, K_DIM, V_DIM, K_BLOCK, V_BLOCK, HALF, HALF_BLOCK, HAS_POSITIONS,
-                           BLOCK_HEADS, 0)  # fmt: skip
+    with no atomics."""
+    token, _, _, position = _token(batch, POSITIONS, HAS_POSITIONS)
+    k_offsets = tl.arange(0, K_BLOCK)[None, :]
+    v_offsets = tl.arange(0, V_BLOCK)[None, :]
+    half_offsets = tl.arange(0, HALF_BLOCK)[None, :]
+    sum_left = tl.zeros((1, HALF_BLOCK), dtype=tl.float32)
+    sum_right = tl.zeros((1, HALF_BLOCK), dtype=tl.float32)
+    grad_key_token = GRAD_KEY + token * heads * (K_DIM + 2 * HALF)
+    grad_value_token = GRAD_VALUE + token * heads * V_DIM
+    grad_kv_token = GRAD_KV + token * heads * (K_DIM + V_DIM)
+    for head_start in range(0, heads, BLOCK_HEADS):
+        head = head_start + tl.arange(0, BLOCK_HEADS)
+        ok = (head < heads)[:, None]
+        grad_key_at = grad_key_token + (head * (K_DIM + 2 * HALF))[:, None]
+        grad_kv_at = grad_kv_token + (head * (K_DIM + V_DIM))[:, None]
+
+        # All loads before the first store (see the forward).
+        k_mask = ok & (k_offsets < K_DIM)
+        grad_nope = tl.load(grad_key_at + k_offsets, mask=k_mask)
+        v_mask = ok & (v_offsets < V_DIM)
+        grad_value_at = grad_value_token + (head * V_DIM)[:, None] + v_offsets
+        grad_value = tl.load(grad_value_at, mask=v_mask)
+        half_mask = ok & (half_offsets < HALF)
+        grad_rope = grad_key_at + K_DIM + half_offsets
+        left = tl.load(grad_rope, mask=half_mask, other=0.0)
+        right = tl.load(grad_rope + HALF, mask=half_mask, other=0.0)
+
+        tl.store(grad_kv_at + k_offsets, grad_nope, mask=k_mask)
+        tl.store(grad_kv_at + K_DIM + v_offsets, grad_value, mask=v_mask)
+        sum_left += tl.sum(left.to(tl.float32), axis=0, keep_dims=True)
+        sum_right += tl.sum(right.to(tl.float32), axis=0, keep_dims=True)
+
+    cos_left, sin_left, cos_right, sin_right = _cos_sin(COS, SIN, position, HALF, HALF_BLOCK)
+    first, second = _rotate_back(sum_left, sum_right, cos_left, sin_left, cos_right, sin_right)
+    grad_emb_at = GRAD_K_POS_EMB + token * (2 * HALF) + tl.zeros([1], dtype=tl.int32)
+    _store_pairs(grad_emb_at, first, second, tl.full([1], True, dtype=tl.int1), HALF, HALF_BLOCK, 1)

@@ -1,6 +1,5 @@
 """Autograd functions that run MLA's fused RoPE as Triton kernels (forward and backward)."""
 
-import functools
 import sys
 
 import torch
@@ -11,8 +10,7 @@ from .triton_kernels import rope_kv_backward_kernel, rope_kv_forward_kernel, rop
 
 # Each program owns one token and up to ``max_heads`` of its heads, in ``num_warps`` warps (fewer for fewer heads,
 # ``_warps``). Picked by the sweep in benchmarks/kernels_train.py on an H100: large tiles win (more loads in flight
-# per program). A kv tile with ``programs_per_sm`` runs that many programs a multiprocessor instead, each looping
-# over tokens, pipelined over ``stages`` (``_token_grid``).
+# per program).
 TILES = {
     "q": {"max_heads": 128, "num_warps": 4},
     "kv_forward": {"max_heads": 128, "num_warps": 16},
@@ -22,22 +20,6 @@ TILES = {
 
 def _block_heads(heads: int, tile: dict) -> int:
     return min(triton.next_power_of_2(heads), tile["max_heads"])
-
-
-@functools.cache
-def _multiprocessors(device: torch.device) -> int:
-    """The device's multiprocessors; 2 for the CPU interpreter, so that its programs loop over several tokens."""
-    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 2
-
-
-def _token_grid(tokens: int, tile: dict, device: torch.device) -> tuple[int, dict]:
-    """Programs over the tokens, and the kv kernels' loop arguments: one token a program, or ``programs_per_sm``
-    programs a multiprocessor looping over them."""
-    per_multiprocessor = tile.get("programs_per_sm", 0)
-    if not per_multiprocessor:
-        return tokens, {"tokens": tokens, "PERSISTENT": False, "STAGES": 1}
-    programs = min(tokens, per_multiprocessor * _multiprocessors(device))
-    return programs, {"tokens": tokens, "PERSISTENT": True, "STAGES": tile.get("stages", 1)}
 
 
 def _warps(block_heads: int, tile: dict) -> int:
@@ -86,28 +68,35 @@ def _rotate_q_inplace(q, cos, sin, qk_head_dim, emb_dim, layout: TokenLayout, ba
     )  # fmt: skip
 
 
-def _held_alone(grad: torch.Tensor, python_references: int) -> bool:
-    """Nothing but this backward reaches ``grad``'s memory: no other Python reference (a hook, a module's backward
-    hook or a node pre-hook that kept it: ``python_references``, ``sys.getrefcount(grad)`` taken in the backward,
-    against ``_FRESH_GRADIENT_REFERENCES``), one handle on the tensor in C++ (autograd's own test before it adopts a
-    gradient without copying it: another branch's input buffer, a caller's ``backward(g)`` or ``grad_outputs``),
-    no other tensor (a view, ``.detach()``, ``.data``, or the tensor a view was taken of) on its storage, and no
-    graph through it (``create_graph``). Where torch cannot tell, the answer is no."""
+def _holders(grad: torch.Tensor, python_references: int) -> tuple[int, int, int] | None:
+    """Who holds ``grad``: Python references (``sys.getrefcount`` taken in the calling backward), C++ handles on
+    the tensor, and handles on its storage (views, ``.detach()``, ``.data``, the tensor a view was taken of); None
+    where torch cannot tell."""
     use_count, storage_use_count = getattr(grad, "_use_count", None), getattr(torch._C, "_storage_Use_Count", None)
-    if use_count is None or storage_use_count is None or python_references != _FRESH_GRADIENT_REFERENCES:
-        return False
+    if use_count is None or storage_use_count is None:
+        return None
+    storage = grad.untyped_storage()  # this handle counts as one more holder while it lives, in every call alike
+    return python_references, use_count(), storage_use_count(storage._cdata)
+
+
+def _held_alone(grad: torch.Tensor, python_references: int) -> bool:
+    """Nothing but this backward reaches ``grad``'s memory: it has exactly the holders a gradient nobody else holds
+    has when a backward sees it (``_FRESH_GRADIENT_HOLDERS``, measured, not assumed: autograd itself keeps one more
+    C++ handle during the call in some torch versions, 2.11 among them, and none in others). One more is someone
+    who can still look: a hook, a module's backward hook or a node pre-hook that kept it (Python), another branch's
+    input buffer, a caller's ``backward(g)`` or ``grad_outputs`` (C++), a view or ``.detach()`` (storage). And no
+    graph runs through it (``create_graph``). Where torch cannot tell, the answer is no."""
     if grad.requires_grad or not grad.is_contiguous() or grad._is_view():
         return False
-    storage = grad.untyped_storage()  # this handle counts as one more holder while it lives
-    return use_count() == 1 and storage_use_count(storage._cdata) == 2
+    holders = _holders(grad, python_references)
+    return holders is not None and holders == _FRESH_GRADIENT_HOLDERS
 
 
 class _FreshGradientProbe(torch.autograd.Function):
     """A backward shaped as ``MlaRopeQ.backward`` (the same decorator, ``sys.getrefcount`` taken the same way), run
-    once on a gradient nothing else holds: how many Python references such a gradient has there, on this Python
-    and torch (the count depends on the interpreter and on how autograd calls a backward)."""
+    once on a gradient nothing else holds: its holders there (``_holders``), on this Python and torch."""
 
-    references: int | None = None
+    holders: tuple[int, int, int] | None = None
 
     @staticmethod
     def forward(ctx, x):
@@ -117,20 +106,23 @@ class _FreshGradientProbe(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad):
         references = sys.getrefcount(grad)
-        _FreshGradientProbe.references = references
+        _FreshGradientProbe.holders = _holders(grad, references)
         return grad * 2
 
 
-def _fresh_gradient_references() -> int | None:
-    """``sys.getrefcount`` of a gradient held alone, as ``MlaRopeQ.backward`` would see it (None: not measurable,
-    then every gradient is copied)."""
-    with torch.inference_mode(False), torch.enable_grad():
-        x = torch.ones(2, device="cpu", requires_grad=True)
-        (_FreshGradientProbe.apply(x) * torch.ones(2, device="cpu")).sum().backward()
-    return _FreshGradientProbe.references
+def _fresh_gradient_holders() -> tuple[int, int, int] | None:
+    """``_holders`` of a gradient held alone, as ``MlaRopeQ.backward`` would see it (None: not measurable, then
+    every gradient is copied)."""
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            x = torch.ones(2, device="cpu", requires_grad=True)
+            (_FreshGradientProbe.apply(x) * torch.ones(2, device="cpu")).sum().backward()
+    except Exception:  # noqa: BLE001 - imported where autograd cannot run (a tracing mode, say): always copy
+        return None
+    return _FreshGradientProbe.holders
 
 
-_FRESH_GRADIENT_REFERENCES = _fresh_gradient_references()
+_FRESH_GRADIENT_HOLDERS = _fresh_gradient_holders()
 
 
 class MlaRopeQ(torch.autograd.Function):
@@ -186,12 +178,11 @@ class MlaRopeKV(torch.autograd.Function):
         block_heads = _block_heads(layout.heads, tile)
         kv_stride_s, kv_stride_b = layout.strides(kv)
         emb_stride_s, emb_stride_b = layout.strides(k_pos_emb)
-        programs, loop = _token_grid(layout.tokens, tile, kv.device)
-        rope_kv_forward_kernel[(programs, triton.cdiv(layout.heads, block_heads))](
+        rope_kv_forward_kernel[(layout.tokens, triton.cdiv(layout.heads, block_heads))](
             kv, k_pos_emb, key, value, cos, sin, heads=layout.heads, batch=layout.batch,
             kv_stride_s=kv_stride_s, kv_stride_b=kv_stride_b, kv_stride_h=kv.stride(-2),
             emb_stride_s=emb_stride_s, emb_stride_b=emb_stride_b, BLOCK_HEADS=block_heads,
-            num_warps=_warps(block_heads, tile), **dims, **loop, **layout.kernel_arguments(),
+            num_warps=_warps(block_heads, tile), **dims, **layout.kernel_arguments(),
         )  # fmt: skip
         ctx.save_for_backward(cos, sin)
         ctx.layout, ctx.dims, ctx.k_pos_emb_shape = layout, dims, k_pos_emb.shape
@@ -211,12 +202,9 @@ class MlaRopeKV(torch.autograd.Function):
         grad_k_pos_emb = grad_key.new_empty(ctx.k_pos_emb_shape)
         tile = TILES["kv_backward"]
         block_heads = _block_heads(layout.heads, tile)
-        programs, loop = _token_grid(layout.tokens, tile, grad_kv.device)
-        # A persistent program's head blocks are unrolled (a loop in its loop would not be pipelined).
-        head_blocks = triton.cdiv(layout.heads, block_heads) if loop["PERSISTENT"] else 0
-        rope_kv_backward_kernel[(programs,)](
+        rope_kv_backward_kernel[(layout.tokens,)](
             grad_key.contiguous(), grad_value.contiguous(), grad_kv, grad_k_pos_emb, cos, sin, heads=layout.heads,
-            batch=layout.batch, BLOCK_HEADS=block_heads, HEAD_BLOCKS=head_blocks, num_warps=_warps(block_heads, tile),
-            **dims, **loop, **layout.kernel_arguments(),
+            batch=layout.batch, BLOCK_HEADS=block_heads, num_warps=_warps(block_heads, tile),
+            **dims, **layout.kernel_arguments(),
         )  # fmt: skip
         return grad_kv, grad_k_pos_emb, None, None, None, None, None, None

@@ -136,26 +136,23 @@ def test_rope_kernels_with_a_half_that_is_not_a_power_of_two():
     assert_backends_agree(split, [kv, k_pos_emb], grads, torch.float32)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("persistent", [{}, {"programs_per_sm": 1, "stages": 2}], ids=["token a program", "loop"])
-def test_rope_kv_kernel_with_more_heads_than_one_block(monkeypatch, persistent, layout):
-    """More heads than one block: the kv backward sums the rope gradient over several blocks of them; with
-    persistent tiles, two programs (the interpreter's two "multiprocessors") loop over all the tokens."""
+def test_rope_kv_kernel_with_more_heads_than_one_block(monkeypatch):
+    """More heads than one block: the kv backward sums the rope gradient over several blocks of them."""
     from seamfix.runtime.kernels.mla_rope import triton_ops
 
-    for op in ("kv_forward", "kv_backward"):
-        monkeypatch.setitem(triton_ops.TILES, op, triton_ops.TILES[op] | {"max_heads": 16} | persistent)
+    monkeypatch.setitem(triton_ops.TILES, "kv_backward", triton_ops.TILES["kv_backward"] | {"max_heads": 16})
+    monkeypatch.setitem(triton_ops.TILES, "kv_forward", triton_ops.TILES["kv_forward"] | {"max_heads": 16})
     heads, generator = 20, torch.Generator().manual_seed(17)
     cos, sin = megatron_cos_sin(rope_angles(generator), torch.float32)
-    kv = random((*token_shape(layout), heads, QK_HEAD_DIM + V_DIM), torch.float32, generator)
-    k_pos_emb = random((*token_shape(layout), 1, EMB_DIM), torch.float32, generator)
+    kv = random((*token_shape("bshd"), heads, QK_HEAD_DIM + V_DIM), torch.float32, generator)
+    k_pos_emb = random((*token_shape("bshd"), 1, EMB_DIM), torch.float32, generator)
     grads = [
-        random((*token_shape(layout), heads, QK_HEAD_DIM + EMB_DIM), torch.float32, generator),
-        random((*token_shape(layout), heads, V_DIM), torch.float32, generator),
+        random((*token_shape("bshd"), heads, QK_HEAD_DIM + EMB_DIM), torch.float32, generator),
+        random((*token_shape("bshd"), heads, V_DIM), torch.float32, generator),
     ]
 
     def split(kv, k_pos_emb, backend):
-        return mla_rope_kv(kv, k_pos_emb, cos, sin, EMB_DIM, QK_HEAD_DIM, V_DIM, cu_seqlens(layout), backend=backend)
+        return mla_rope_kv(kv, k_pos_emb, cos, sin, EMB_DIM, QK_HEAD_DIM, V_DIM, backend=backend)
 
     assert_backends_agree(split, [kv, k_pos_emb], grads, torch.float32)
 
