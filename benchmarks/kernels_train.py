@@ -12,6 +12,7 @@ import json
 import os
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -25,7 +26,7 @@ SHAPES = {  # heads, q_lora_rank (None: q projected from hidden), hidden; qk_nop
 }
 NOPE, ROPE, V, KV_RANK = 128, 64, 128, 512
 ROUNDS = 3
-ALL_TIMES = ("q_fwd_ms", "q_bwd_ms", "kv_fwd_ms", "kv_bwd_ms")
+ALL_TIMES = ("q_fwd_ms", "q_bwd_ms", "q_bwd_train_ms", "kv_fwd_ms", "kv_bwd_ms")
 
 try:
     from megatron.core.fusions.fused_mla_yarn_rope_apply import fused_apply_mla_rope_for_kv, fused_apply_mla_rope_for_q
@@ -148,14 +149,35 @@ def time_rope(t, device, reps, bandwidth):
               for _ in range(ROUNDS)]  # fmt: skip
     rows = {name: {key: statistics.median(r[name][key] for r in rounds) for key in ALL_TIMES} for name in variants}
     for row in rows.values():
-        for key, moved in (("q_fwd", q_bytes), ("q_bwd", q_bytes), ("kv_fwd", kv_bytes), ("kv_bwd", kv_bwd_bytes)):
+        for key, moved in (("q_fwd", q_bytes), ("q_bwd", q_bytes), ("q_bwd_train", q_bytes), ("kv_fwd", kv_bytes),
+                           ("kv_bwd", kv_bwd_bytes)):  # fmt: skip
             row[f"{key}_bw_frac"] = moved / (row[f"{key}_ms"] * 1e-3) / bandwidth
     rows["unfused"] = {"fwd_ms": median_ms(lambda: unfused_rope(q, kv, emb, cos[: q.shape[0]], sin), device, reps)}
     return rows
 
 
+class AttentionStandIn(torch.autograd.Function):
+    """What attention is to the rotated q in training, for the q backward's timing: its backward hands q's gradient
+    over as a new buffer that nothing else holds (attention's backward writes dq into a fresh tensor), made by
+    ``new_gradient`` (``torch.empty_like``: an allocation, no kernel, when timing). Its output is a scalar, so that
+    its own backward costs one element's seed; that cost is measured without the rope and subtracted."""
+
+    @staticmethod
+    def forward(ctx, q, new_gradient):
+        ctx.new_gradient = new_gradient
+        return q.new_zeros(())
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.new_gradient(), None
+
+
 def time_variant(fq, fkv, t, device, reps, times=ALL_TIMES):
-    """One implementation's ``times``; a backward alone is (forward + backward) - forward, captured alike."""
+    """One implementation's ``times``; a backward alone is (forward + backward) - forward, captured alike.
+
+    Two q backwards: ``q_bwd_ms`` from ``out.backward(grad_q)``, a gradient the caller holds (megatron-core's kernel
+    rotates the caller's tensor in place, ours rotates a copy); ``q_bwd_train_ms`` from the gradient attention's
+    backward hands over (``AttentionStandIn``), which both rotate in place, less the stand-in's own backward."""
     cos, sin = t["cos"], t["sin"]
     q, kv, emb = t["q"], t["kv"], t["k_pos_emb"]
     grad_q = torch.randn_like(q)
@@ -174,15 +196,30 @@ def time_variant(fq, fkv, t, device, reps, times=ALL_TIMES):
         q_leaf.grad = None  # else the captured step would also time adding into last replay's gradient
         q_forward().backward(grad_q)
 
+    def attention_forward(rotate=True):
+        rotated = q_forward() if rotate else q_leaf.clone()
+        return AttentionStandIn.apply(rotated, lambda: torch.empty_like(q))
+
+    def attention_step(rotate=True):
+        q_leaf.grad = None
+        attention_forward(rotate).backward()
+
     def kv_step():
         kv_leaf.grad = emb_leaf.grad = None
         torch.autograd.backward(kv_forward(), (grad_key, grad_value))
 
+    def backward_ms(step, forward):
+        return median_ms(step, device, reps) - median_ms(forward, device, reps)
+
     timings = {
         "q_fwd_ms": lambda: median_ms(lambda: fq(in_place, cos, sin, NOPE, ROPE), device, reps),
-        "q_bwd_ms": lambda: median_ms(q_step, device, reps) - median_ms(q_forward, device, reps),
+        "q_bwd_ms": lambda: backward_ms(q_step, q_forward),
+        "q_bwd_train_ms": lambda: (
+            backward_ms(attention_step, attention_forward)
+            - backward_ms(partial(attention_step, False), partial(attention_forward, False))
+        ),
         "kv_fwd_ms": lambda: median_ms(lambda: fkv(kv, emb, cos, sin, ROPE, NOPE, V), device, reps),
-        "kv_bwd_ms": lambda: median_ms(kv_step, device, reps) - median_ms(kv_forward, device, reps),
+        "kv_bwd_ms": lambda: backward_ms(kv_step, kv_forward),
     }
     return {key: timing() for key, timing in timings.items() if key in times}
 
@@ -197,7 +234,11 @@ def sweep_rope_tiles(t, device, reps):
     """Our kernels' times under each tile of SWEEP (the op's own times only), the shipped tiles restored after."""
     from seamfix.runtime.kernels.mla_rope import triton_ops
 
-    timed_ops = {"q": ("q_fwd_ms", "q_bwd_ms"), "kv_forward": ("kv_fwd_ms",), "kv_backward": ("kv_bwd_ms",)}
+    timed_ops = {
+        "q": ("q_fwd_ms", "q_bwd_ms", "q_bwd_train_ms"),
+        "kv_forward": ("kv_fwd_ms",),
+        "kv_backward": ("kv_bwd_ms",),
+    }
     shipped = dict(triton_ops.TILES)
     results = []
     try:
@@ -281,17 +322,19 @@ def main():
     (out / "kernels_train.json").write_text(json.dumps(report, indent=2))
     lines = [f"# kernels_train on {report['device']} (s={s}, b={b}, bf16)", "",
              f"copy bandwidth: {bandwidth / 1e12:.3f} TB/s", "",
-             "| shape | variant | q fwd ms | q bwd ms | kv fwd ms | kv bwd ms | q fwd / bwd BW | kv fwd / bwd BW |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| shape | variant | q fwd ms | q bwd ms, caller's gradient | q bwd ms, training | kv fwd ms | kv bwd ms "
+             "| q fwd / bwd / training bwd BW | kv fwd / bwd BW |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for shape in SHAPES:
         for name, row in report[shape]["rope"].items():
             if "q_fwd_ms" in row:
                 lines.append(
-                    f"| {shape} | {name} | {row['q_fwd_ms']:.4f} | {row['q_bwd_ms']:.4f} | {row['kv_fwd_ms']:.4f} "
-                    f"| {row['kv_bwd_ms']:.4f} | {row['q_fwd_bw_frac']:.0%} / {row['q_bwd_bw_frac']:.0%} "
+                    f"| {shape} | {name} | {row['q_fwd_ms']:.4f} | {row['q_bwd_ms']:.4f} | {row['q_bwd_train_ms']:.4f} "
+                    f"| {row['kv_fwd_ms']:.4f} | {row['kv_bwd_ms']:.4f} | {row['q_fwd_bw_frac']:.0%} / "
+                    f"{row['q_bwd_bw_frac']:.0%} / {row['q_bwd_train_bw_frac']:.0%} "
                     f"| {row['kv_fwd_bw_frac']:.0%} / {row['kv_bwd_bw_frac']:.0%} |"
                 )
-        lines.append(f"| {shape} | unfused (fwd q+kv) | {report[shape]['rope']['unfused']['fwd_ms']:.4f} | | | | | |")
+        lines.append(f"| {shape} | unfused (fwd q+kv) | {report[shape]['rope']['unfused']['fwd_ms']:.4f} | | | | | | |")
     lines += ["", "| shape | check | down-norm-up fwd+bwd ms / held / peak: fused | unfused |", "|---|---|---|---|"]
     for shape in SHAPES:
         dnu = report[shape].get("down_norm_up")

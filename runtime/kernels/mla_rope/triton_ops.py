@@ -1,5 +1,7 @@
 """Autograd functions that run MLA's fused RoPE as Triton kernels (forward and backward)."""
 
+import sys
+
 import torch
 import triton
 from torch.autograd.function import once_differentiable
@@ -66,15 +68,61 @@ def _rotate_q_inplace(q, cos, sin, qk_head_dim, emb_dim, layout: TokenLayout, ba
     )  # fmt: skip
 
 
-def _held_alone(grad: torch.Tensor) -> bool:
-    """Nothing but this reference reaches ``grad``'s memory: one handle on the tensor (autograd's own test before it
-    adopts a gradient without copying it) and no other tensor (a view, or the tensor a view was taken of) on its
-    storage. Where torch cannot tell, the answer is no."""
+def _holders(grad: torch.Tensor, python_references: int) -> tuple[int, int, int] | None:
+    """Who holds ``grad``: Python references (``sys.getrefcount`` taken in the calling backward), C++ handles on
+    the tensor, and handles on its storage (views, ``.detach()``, ``.data``, the tensor a view was taken of); None
+    where torch cannot tell."""
     use_count, storage_use_count = getattr(grad, "_use_count", None), getattr(torch._C, "_storage_Use_Count", None)
-    if use_count is None or storage_use_count is None or not grad.is_contiguous() or grad._is_view():
+    if use_count is None or storage_use_count is None:
+        return None
+    storage = grad.untyped_storage()  # this handle counts as one more holder while it lives, in every call alike
+    return python_references, use_count(), storage_use_count(storage._cdata)
+
+
+def _held_alone(grad: torch.Tensor, python_references: int) -> bool:
+    """Nothing but this backward reaches ``grad``'s memory: it has exactly the holders a gradient nobody else holds
+    has when a backward sees it (``_FRESH_GRADIENT_HOLDERS``, measured, not assumed: autograd itself keeps one more
+    C++ handle during the call in some torch versions, 2.11 among them, and none in others). One more is someone
+    who can still look: a hook, a module's backward hook or a node pre-hook that kept it (Python), another branch's
+    input buffer, a caller's ``backward(g)`` or ``grad_outputs`` (C++), a view or ``.detach()`` (storage). And no
+    graph runs through it (``create_graph``). Where torch cannot tell, the answer is no."""
+    if grad.requires_grad or not grad.is_contiguous() or grad._is_view():
         return False
-    storage = grad.untyped_storage()  # this handle counts as one more holder while it lives
-    return use_count() == 1 and storage_use_count(storage._cdata) == 2
+    holders = _holders(grad, python_references)
+    return holders is not None and holders == _FRESH_GRADIENT_HOLDERS
+
+
+class _FreshGradientProbe(torch.autograd.Function):
+    """A backward shaped as ``MlaRopeQ.backward`` (the same decorator, ``sys.getrefcount`` taken the same way), run
+    once on a gradient nothing else holds: its holders there (``_holders``), on this Python and torch."""
+
+    holders: tuple[int, int, int] | None = None
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        references = sys.getrefcount(grad)
+        _FreshGradientProbe.holders = _holders(grad, references)
+        return grad * 2
+
+
+def _fresh_gradient_holders() -> tuple[int, int, int] | None:
+    """``_holders`` of a gradient held alone, as ``MlaRopeQ.backward`` would see it (None: not measurable, then
+    every gradient is copied)."""
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            x = torch.ones(2, device="cpu", requires_grad=True)
+            (_FreshGradientProbe.apply(x) * torch.ones(2, device="cpu")).sum().backward()
+    except Exception:  # noqa: BLE001 - imported where autograd cannot run (a tracing mode, say): always copy
+        return None
+    return _FreshGradientProbe.holders
+
+
+_FRESH_GRADIENT_HOLDERS = _fresh_gradient_holders()
 
 
 class MlaRopeQ(torch.autograd.Function):
@@ -94,13 +142,15 @@ class MlaRopeQ(torch.autograd.Function):
     @staticmethod
     @once_differentiable  # the kernel's backward has no graph: a second derivative would be silently wrong
     def backward(ctx, grad):
+        references = sys.getrefcount(grad)  # first, and as ``_FreshGradientProbe.backward`` takes it
         cos, sin = ctx.saved_tensors
         # Autograd may hand the incoming buffer to other branches too (``mla_rope_q(q) + 3 * x`` gives both the
         # add's gradient, and runs the rope's backward first when ``3 * x`` was computed first), and a caller's
         # ``out.backward(g)`` passes the caller's own ``g``: rotating either in place, as megatron-core does, gave
         # them a wrong gradient or changed the caller's tensor. So the rotation runs in place only on a buffer this
-        # backward holds alone (what attention's backward hands over in training), and on a copy otherwise.
-        if not _held_alone(grad):
+        # backward holds alone (what attention's backward hands over in training), and on a copy otherwise; a hook
+        # that kept the gradient to look at later counts as a holder too.
+        if not _held_alone(grad, references):
             grad = grad.clone(memory_format=torch.contiguous_format)
         _rotate_q_inplace(grad, cos, sin, ctx.qk_head_dim, ctx.emb_dim, ctx.layout, backward=True)
         return grad, None, None, None, None, None

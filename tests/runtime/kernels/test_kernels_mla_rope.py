@@ -1,5 +1,7 @@
 """MLA RoPE reference (torch backend): against float64 math, megatron-core's unfused path, and gradcheck."""
 
+import sys
+
 import pytest
 import torch
 from kernels_case_inputs import (
@@ -20,6 +22,7 @@ from kernels_case_inputs import (
     rotate_from_math,
     token_shape,
 )
+from torch.autograd.function import once_differentiable
 
 from seamfix.runtime.kernels import KernelInputError, mla_rope_kv, mla_rope_q
 
@@ -130,28 +133,41 @@ def test_kv_rejects_k_pos_emb_with_heads():
 
 
 def test_q_backward_rotates_in_place_only_a_gradient_it_holds_alone():
-    """The Triton backward's in-place fast path (``_held_alone``): taken for a gradient no other branch, caller or
-    view reaches, and not otherwise (those get a copy; see ``triton_interpreted_cases``)."""
+    """The Triton backward's in-place fast path (``_held_alone``): taken for a gradient no other branch, caller,
+    view, hook or graph reaches, and not otherwise (those get a copy; see ``triton_interpreted_cases``)."""
     pytest.importorskip("triton")
     from seamfix.runtime.kernels.mla_rope.triton_ops import _held_alone
 
-    seen = []
+    seen, kept = [], []
 
-    class Probe(torch.autograd.Function):
+    class Probe(torch.autograd.Function):  # its backward takes the reference count as MlaRopeQ's does
         @staticmethod
         def forward(ctx, x):
             return x * 2
 
         @staticmethod
+        @once_differentiable
         def backward(ctx, grad):
-            seen.append(_held_alone(grad))
+            references = sys.getrefcount(grad)
+            seen.append(_held_alone(grad, references))
             return grad * 2
 
     x, y, weights = (torch.randn(4, 3, requires_grad=True) for _ in range(3))
-    (Probe.apply(x) * weights).sum().backward()  # a fresh product: held alone
+    fixed = weights.detach()
+    (Probe.apply(x) * fixed).sum().backward()  # a fresh product: held alone
     Probe.apply(x).sum().backward()  # an expanded scalar
     other_branch = 3 * y  # computed first: its backward runs after the probe's, on the same buffer
-    ((Probe.apply(x) + other_branch) * weights).sum().backward()
+    ((Probe.apply(x) + other_branch) * fixed).sum().backward()
     Probe.apply(x).backward(torch.ones(4, 3))  # the caller's own tensor
-    ((Probe.apply(x).view(-1) + 3 * y.view(-1)) * weights.view(-1)).sum().backward()  # a view of a shared buffer
-    assert seen == [True, False, False, False, False]
+    torch.autograd.grad(Probe.apply(x), x, grad_outputs=torch.ones(4, 3))  # likewise
+    ((Probe.apply(x).view(-1) + 3 * y.view(-1)) * fixed.view(-1)).sum().backward()  # a view of a shared buffer
+    (out := Probe.apply(x)).register_hook(kept.append)  # a hook keeps it
+    (out * fixed).sum().backward()
+    (out := Probe.apply(x)).register_hook(lambda grad: kept.append(grad.detach()))  # another tensor on its storage
+    (out * fixed).sum().backward()
+    (out := Probe.apply(x)).grad_fn.register_prehook(kept.extend)  # the node's pre-hook keeps it
+    (out * fixed).sum().backward()
+    torch.autograd.grad((Probe.apply(x) * weights).sum(), x, create_graph=True)  # a graph runs through it
+    (out := Probe.apply(x)).retain_grad()  # autograd keeps a copy: the incoming buffer stays the probe's
+    (out * fixed).sum().backward()
+    assert seen == [True, False, False, False, False, False, False, False, False, False, True]

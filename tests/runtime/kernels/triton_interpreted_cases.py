@@ -255,3 +255,55 @@ def test_rope_q_backward_in_place_on_a_fresh_gradient_and_never_on_the_callers()
     callers = incoming.clone()
     mla_rope_q(q.clone().requires_grad_() * 1, cos, sin, QK_HEAD_DIM, EMB_DIM, backend="triton").backward(callers)
     assert torch.equal(callers, incoming)
+
+
+class _Rope(torch.nn.Module):
+    def forward(self, q, cos, sin):  # a module's inputs are views autograd forbids to write: rotate a product
+        return mla_rope_q(q * 1, cos, sin, QK_HEAD_DIM, EMB_DIM, backend="triton")
+
+
+def _keep_through_module_hook(kept):
+    rope = _Rope()
+    rope.register_full_backward_hook(lambda _module, _grad_input, grad_output: kept.append(grad_output[0]))
+    return rope
+
+
+def _keep_through_tensor_hook(out, kept):
+    out.register_hook(kept.append)
+
+
+def _keep_through_node_pre_hook(out, kept):
+    out.grad_fn.register_prehook(kept.extend)
+
+
+def _keep_through_retain_grad(out, kept):
+    out.retain_grad()
+    kept.append(out)  # its .grad, after the backward
+
+
+@pytest.mark.parametrize(
+    "keep",
+    [_keep_through_tensor_hook, _keep_through_node_pre_hook, _keep_through_retain_grad, None],
+    ids=["tensor hook", "node pre-hook", "retain_grad", "module full backward hook"],
+)
+def test_rope_q_backward_leaves_a_gradient_that_a_hook_kept_alone(keep):
+    """Hooks that keep the gradient of the rope's output (logging, gradient-norm monitors, a module's full backward
+    hook) see it as autograd computed it: the backward's in-place path once took a gradient a Python hook still held
+    (one C++ handle, no views) and rotated what the hook had kept. q's gradient stays right either way."""
+    generator = torch.Generator().manual_seed(21)
+    cos, sin = megatron_cos_sin(rope_angles(generator), torch.float32)
+    q, weights = (random((*token_shape("bshd"), HEADS, QK_HEAD_DIM + EMB_DIM), torch.float32, generator)
+                  for _ in range(2))  # fmt: skip
+    q_leaf, kept = q.clone().requires_grad_(), []
+    if keep is None:  # the module's full backward hook
+        out = _keep_through_module_hook(kept)(q_leaf * 1, cos, sin)
+    else:
+        out = mla_rope_q(q_leaf * 1, cos, sin, QK_HEAD_DIM, EMB_DIM, backend="triton")
+        keep(out, kept)
+    (out * weights).sum().backward()
+
+    (seen,) = [tensor.grad if keep is _keep_through_retain_grad else tensor for tensor in kept]
+    assert torch.equal(seen, weights)
+    expected_q = torch.zeros_like(q).requires_grad_()
+    (mla_rope_q(expected_q * 1, cos, sin, QK_HEAD_DIM, EMB_DIM, backend="torch") * weights).sum().backward()
+    assert relative_error(q_leaf.grad, expected_q.grad) < 2 * TOLERANCE[torch.float32]
