@@ -9,7 +9,8 @@ group's heads and serves as both key (with ``k_pe``) and value. A segment that c
 the final output; only a program's first and last segment can share a sequence with another program, so those
 write partial results (output and log-sum-exp) into the program's two slots. Each run records the split sequence
 it leads (begins there and goes on past it), so the merge over runs combines parts without searching the stream
-(the merge over sequences, which has the stream at hand anyway, works the same out from the lengths).
+(the merge over sequences, which has the stream at hand anyway, and the merge over runs launched early after the
+narrow kernel, which has the time to spare before its wait, work the same out from the lengths).
 Everything is computed from the lengths on the device: no host synchronization, CUDA-graph capturable.
 """
 
