@@ -11,8 +11,9 @@ so while a program waits for one tile the next ones are already on their way (th
 each tile's copies and waits for them in the same iteration), and a segment's first tiles are requested before its
 queries. The merge of split sequences may launch as soon as every program has started (programmatic dependent
 launch): its programs wait beside this kernel's one per multiprocessor. Measured on an H200 against alternatives (a
-ring across a run's segments, stores through a layout change, 16 rows in two warpgroups, runs in 16-token units):
-benchmarks/RESULTS.md, seventh and eighth passes.
+ring across a run's segments, stores through a layout change, 16 rows in two warpgroups, runs in 16-token units,
+the next segment's first tile or tiles beyond the ring asked of L2 ahead of time): benchmarks/RESULTS.md, seventh
+to ninth passes.
 """
 
 from triton.experimental import gluon

@@ -9,7 +9,8 @@ group's heads and serves as both key (with ``k_pe``) and value. A segment that c
 the final output; only a program's first and last segment can share a sequence with another program, so those
 write partial results (output and log-sum-exp) into the program's two slots. Each run records the split sequence
 it leads (begins there and goes on past it), so the merge over runs combines parts without searching the stream
-(the merge over sequences, which has the stream at hand anyway, works the same out from the lengths).
+(the merge over sequences, which has the stream at hand anyway, and the merge over runs launched early after the
+narrow kernel, which has the time to spare before its wait, work the same out from the lengths).
 Everything is computed from the lengths on the device: no host synchronization, CUDA-graph capturable.
 """
 
@@ -81,6 +82,22 @@ def _segment_role(seq, seq_first, seq_end, first, last, num_programs, total_tile
     lead_parts_end = tl.where(leads, _owner(seq_end - 1, num_programs, total_tiles) + 1, lead_parts_end)
     lead_slot = tl.where(leads, slot, lead_slot)
     return whole, slot, lead_seq, lead_parts_end, lead_slot
+
+
+@triton.jit
+def _run_lead(SEQLENS, batch, capacity, program, num_programs, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr):
+    """Run ``program``'s leader record (as ``_segment_role`` leaves it) worked out from the lengths alone: the
+    sequence holding the tile just past the run leads it if it begins inside the run (or -1), the program after
+    the last holding part of it, and the slot of its part here."""
+    seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B)
+    first = _first_tile(program, num_programs, total_tiles)
+    last = _first_tile(program + 1, num_programs, total_tiles)
+    seq = tl.sum((seq_end_tiles <= last).to(tl.int32), 0)  # the sequence holding tile ``last``, if any
+    seq_first = tl.sum(tl.where(seqs == seq, seq_first_tiles, 0), 0)
+    seq_end = tl.sum(tl.where(seqs == seq, seq_end_tiles, 0), 0)
+    leads = (last < total_tiles) & (seq_first >= first) & (seq_first < last)
+    parts_end = _owner(seq_end - 1, num_programs, tl.maximum(total_tiles, 1)) + 1
+    return tl.where(leads, seq, -1), tl.where(leads, parts_end, program), tl.where(seq_first <= first, 0, 1)
 
 
 @triton.jit
@@ -241,23 +258,30 @@ def _combine_parts(
 
 @triton.jit
 def merge_kernel(
-    PARTIAL_OUT, PARTIAL_LSE, LEADS, OUT, LSE, n_rows, num_programs, RANK: tl.constexpr,
-    PARTS_BLOCK: tl.constexpr, ROWS: tl.constexpr, DEPENDENT: tl.constexpr,
+    PARTIAL_OUT, PARTIAL_LSE, LEADS, SEQLENS, OUT, LSE, batch, capacity, n_rows, num_programs, RANK: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr, PARTS_BLOCK: tl.constexpr, ROWS: tl.constexpr,
+    DEPENDENT: tl.constexpr,
 ):  # fmt: skip
     """Program ``p + num_programs * b``: if run ``p`` leads a split sequence, combine that sequence's parts
     (programs ``p`` up to the recorded end) for query rows ``[b * ROWS, (b + 1) * ROWS)``, all latent columns;
     other programs do nothing. For sequences split into few parts (one step takes them all). A one-dimensional
     grid: row blocks on a second axis would stop at its 65,535 (one-row blocks of ``s_q * heads`` rows).
     ``DEPENDENT``: launched as a programmatic dependent of the decode kernel (``launch_pdl``), so it waits for that
-    grid's completion and memory (``griddepcontrol.wait``) before reading what the decode kernel wrote."""
-    if DEPENDENT:
-        gdc_wait()
+    grid's completion and memory (``griddepcontrol.wait``) before reading what the decode kernel wrote; the
+    leader record is then worked out from the lengths (``BLOCK_N`` tokens a tile) while the decode kernel runs,
+    so that after the wait only the partial results are read (as in ``merge_by_sequence_kernel``). An ordinary
+    launch reads the record ``LEADS`` the decode kernel wrote: one load instead of a scan of the lengths."""
     program, row_block = tl.program_id(0) % num_programs, tl.program_id(0) // num_programs
-    seq = tl.load(LEADS + program * 3)
-    parts_end = tl.where(seq >= 0, tl.load(LEADS + program * 3 + 1), program)
+    if DEPENDENT:
+        seq, parts_end, first_slot = _run_lead(SEQLENS, batch, capacity, program, num_programs, BLOCK_N, BLOCK_B)
+        gdc_wait()  # every program waits, leader or not: the merge never completes before the decode grid
+    else:
+        seq = tl.load(LEADS + program * 3)
+        parts_end = tl.where(seq >= 0, tl.load(LEADS + program * 3 + 1), program)
+        first_slot = tl.load(LEADS + program * 3 + 2)
     rows = row_block * ROWS + tl.arange(0, ROWS)
-    _combine_parts(PARTIAL_OUT, PARTIAL_LSE, OUT, LSE, seq, program, parts_end, tl.load(LEADS + program * 3 + 2),
-                   n_rows, rows, (rows < n_rows) & (seq >= 0), tl.arange(0, RANK), True, RANK, PARTS_BLOCK, ROWS,
+    _combine_parts(PARTIAL_OUT, PARTIAL_LSE, OUT, LSE, seq, program, parts_end, first_slot, n_rows, rows,
+                   (rows < n_rows) & (seq >= 0), tl.arange(0, RANK), True, RANK, PARTS_BLOCK, ROWS,
                    RANK)  # fmt: skip
 
 

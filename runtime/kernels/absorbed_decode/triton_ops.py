@@ -324,7 +324,8 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
             )  # fmt: skip
         else:
             merge_kernel[(num_programs * row_blocks,)](
-                partial_out, partial_lse, leads, out, lse, n_rows, num_programs, RANK=rank, PARTS_BLOCK=merge.parts,
+                partial_out, partial_lse, leads, cache_seqlens, out, lse, batch, capacity, n_rows, num_programs,
+                RANK=rank, BLOCK_N=tiles.tokens, BLOCK_B=triton.next_power_of_2(batch), PARTS_BLOCK=merge.parts,
                 ROWS=merge.rows, num_warps=4, **dependent,
             )  # fmt: skip
     return out, lse

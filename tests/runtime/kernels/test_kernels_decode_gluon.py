@@ -130,7 +130,7 @@ def test_narrow_kernel_compiles_for_hopper_within_its_shared_memory_estimate(ran
 
 MERGE_CONSTANTS = {  # the launch at B4 S32k (over sequences) and B128 (over runs)
     "merge_by_sequence": {"RANK": 512, "BLOCK_N": 16, "BLOCK_B": 4, "PARTS_BLOCK": 64, "ROWS": 2, "COLUMNS": 64},
-    "merge": {"RANK": 512, "PARTS_BLOCK": 2, "ROWS": 8},
+    "merge": {"RANK": 512, "BLOCK_N": 64, "BLOCK_B": 128, "PARTS_BLOCK": 2, "ROWS": 8},
 }
 
 

@@ -5,11 +5,14 @@ import os
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 from decode_case_inputs import RANK, SCALE, PagedCase
 from kernels_case_inputs import TOLERANCE, relative_error
 from test_kernels_latent_cache import append_case
 
 from seamfix.runtime.kernels import KernelInputError, mla_cache_append, mla_decode
+from seamfix.runtime.kernels.absorbed_decode import triton_kernels, triton_ops
 
 assert os.environ.get("TRITON_INTERPRET") == "1", "run through test_kernels_triton_interpreter.py"
 
@@ -68,6 +71,59 @@ def test_decode_reads_flash_mlas_rows_in_place(block_size):
     shifted = torch.cat((case.ckv_cache, case.kpe_cache, case.kpe_cache[..., :1]), -1)[..., 1 : rank + 1]
     with pytest.raises(KernelInputError, match="ckv_cache must start 16-byte aligned"):
         mla_decode(case.q_lat, case.q_pe, shifted, case.kpe_cache, *case.cache_args()[2:], SCALE, backend="triton")
+
+
+@triton.jit
+def _leads_from_lengths(SEQLENS, LEADS, batch, capacity, num_programs, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr):
+    program = tl.program_id(0)
+    seq, parts_end, slot = triton_kernels._run_lead(SEQLENS, batch, capacity, program, num_programs, BLOCK_N, BLOCK_B)
+    tl.store(LEADS + program * 3, seq)
+    tl.store(LEADS + program * 3 + 1, parts_end)
+    tl.store(LEADS + program * 3 + 2, slot)
+
+
+LEADER_CASES = {  # lengths, block size, splits
+    "sequences split over runs, a run ending on a sequence's end": ([1, 23, 130, 300, 64], 16, 2),
+    "lengths 0 between and at the ends": ([0, 150, 0, 0, 70, 300, 0], 16, 1),
+    "more runs than tiles: empty runs": ([100, 37], 64, 4),
+    "one sequence over many runs": ([1100], 16, 12),
+    "lengths past the table's capacity": ([5000, 3, 900], 64, 3),
+}
+
+
+@pytest.mark.parametrize("name", LEADER_CASES)
+def test_merge_finds_each_runs_leader_record_from_the_lengths(name, monkeypatch):
+    """The merge launched after the narrow kernel works each run's record out from the lengths (before it waits for
+    the decode grid): the same records the decode kernel writes, for every run."""
+    lengths, block_size, splits = LEADER_CASES[name]
+    case = PagedCase([min(length, 1000) for length in lengths], block_size, torch.float16,
+                     torch.Generator().manual_seed(len(name)), 4, 1)  # fmt: skip
+    seqlens = torch.tensor(lengths, dtype=torch.int32)  # past the table: clamped to it, as the kernels do
+    launches = []
+    merge = triton_ops.merge_kernel
+
+    class Recorded:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                launches.append((args, kwargs))
+                return merge[grid](*args, **kwargs)
+
+            return launch
+
+    monkeypatch.setattr(triton_ops, "merge_kernel", Recorded())
+    tiles = triton_ops.DecodeTiles(16, 16, 4, 2, 2)
+    triton_ops.decode(case.q_lat, case.q_pe, case.ckv_cache, case.kpe_cache, case.block_table, seqlens, SCALE, True,
+                      splits, tiles)  # fmt: skip
+
+    ((args, _),) = launches
+    written, num_programs, capacity = args[2], args[9], args[7]
+    assert num_programs == len(lengths) * splits and (written[:, 0] >= 0).any()
+    derived = torch.empty_like(written)
+    _leads_from_lengths[(num_programs,)](seqlens, derived, len(lengths), capacity, num_programs, BLOCK_N=16,
+                                         BLOCK_B=triton.next_power_of_2(len(lengths)))  # fmt: skip
+    leaders = written[:, 0] >= 0
+    assert torch.equal(derived[:, 0], written[:, 0])
+    assert torch.equal(derived[leaders], written[leaders])  # parts' end and slot matter only where a run leads
 
 
 @pytest.mark.parametrize("with_norm", [True, False])
