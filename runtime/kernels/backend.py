@@ -221,6 +221,17 @@ def check_grid(first: int, second: int = 1) -> None:
             second=second, limit=GRID_Y_LIMIT)  # fmt: skip
 
 
+def check_saved_for_backward(tracked: bool, tensors: dict[str, torch.Tensor]) -> None:
+    """Where autograd records the call (``tracked``), the named tensors its backward keeps are not inference tensors,
+    which autograd cannot save (torch raised its RuntimeError halfway through the op, after the Triton kernel ran)."""
+    if not tracked:
+        return
+    for name, tensor in tensors.items():
+        require(not tensor.is_inference(), "{name} is an inference tensor (made under torch.inference_mode()), which "
+                "autograd cannot keep for the backward of this call; pass {name}.clone(), or call under "
+                "torch.no_grad()", name=name)  # fmt: skip
+
+
 def check_no_internal_overlap(name: str, tensor: torch.Tensor) -> None:
     """A tensor written in place has no two indices naming one element: with its dimensions ordered by stride,
     each stride reaches past everything the smaller ones span (an expanded dimension, stride 0, never does).
