@@ -130,6 +130,9 @@ REFUSED = {
     "cos made in inference mode, kv tracked": lambda: mla_rope_kv(
         torch.randn(2, 1, 1, 6, requires_grad=True), torch.randn(2, 1, 1, 4), inference_tensor((8, 4)), SIN[:, :4],
         4, 2, 4),
+    "a decoder of bool weights": lambda: AbsorbedMLADecoder(torch.ones(2 * (8 + 4), 32, dtype=torch.bool), 2, 8, 4,
+                                                            SCALE),
+    "int weights to absorb": lambda: absorb_mla_weights(torch.ones(2 * (8 + 4), 32, dtype=torch.int64), 2, 8, 4),
     "weights made in inference mode, x tracked": lambda: fused_down_norm_up(
         torch.randn(3, 4, requires_grad=True), inference_tensor((2, 4)), torch.randn(5, 2), torch.ones(2), 1e-6),
 }  # fmt: skip
