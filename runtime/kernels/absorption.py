@@ -51,7 +51,8 @@ class AbsorbedMLADecoder(torch.nn.Module):
     def __init__(self, w_kv_up: torch.Tensor, num_heads: int, qk_nope_dim: int, v_dim: int, softmax_scale: float):
         super().__init__()
         check_same_device({"w_kv_up": w_kv_up}, allow_meta=True)  # before detach: a non-tensor is refused
-        check_softmax_scale(softmax_scale)  # refused here, not at the first decode step
+        # Refused here, not at the first decode step.
+        softmax_scale = check_softmax_scale(softmax_scale)
         weights = absorb_mla_weights(w_kv_up.detach(), num_heads, qk_nope_dim, v_dim)
         self.register_buffer("w_uk", weights.w_uk)
         self.register_buffer("w_uv", weights.w_uv)

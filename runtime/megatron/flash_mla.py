@@ -96,7 +96,7 @@ def flash_mla_with_kvcache(
             got=tile_scheduler_metadata)  # fmt: skip
     check_positive(head_dim_v=head_dim_v)
     if softmax_scale is not None:
-        check_softmax_scale(softmax_scale)
+        softmax_scale = check_softmax_scale(softmax_scale)
     if q.dim() != 4 or k_cache.dim() != 4:
         raise KernelInputError(
             f"q must be [batch, s_q, heads, head_dim] and k_cache [num_blocks, page_block_size, 1, head_dim], got "
@@ -126,7 +126,7 @@ def flash_mla_with_kvcache(
         rows[..., head_dim_v:],
         block_table,
         cache_seqlens,
-        head_dim**-0.5 if softmax_scale is None else float(softmax_scale),
+        head_dim**-0.5 if softmax_scale is None else softmax_scale,
         causal,
         num_splits=num_splits,
     )
@@ -162,7 +162,7 @@ def flash_attn_varlen_func(
     check_same_device({"q": q, "k": k, "v": v, "cu_seqlens_q": cu_seqlens_q, "cu_seqlens_k": cu_seqlens_k,
                        "block_table": block_table}, optional=("block_table",))  # fmt: skip
     if softmax_scale is not None:
-        check_softmax_scale(softmax_scale)
+        softmax_scale = check_softmax_scale(softmax_scale)
     if q.dim() != 3 or k.dim() != (3 if block_table is None else 4) or k.shape[:-1] != v.shape[:-1]:
         raise KernelInputError(
             f"q must be [total_q, heads, width] and k, v [total_k, kv_heads, width] (paged: [blocks, page, kv_heads, "

@@ -3,6 +3,7 @@ from kernel_property_cases.py under the interpreter): each is refused with Kerne
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from decode_case_inputs import ROPE, SCALE, PagedCase
@@ -271,3 +272,18 @@ def test_a_row_whose_every_score_is_minus_inf_decodes_to_zeros_as_the_kernels_do
     out, lse = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE, backend="torch")
     assert torch.equal(out[0], torch.zeros_like(out[0])) and lse[0].isneginf().all()
     assert out[1].isfinite().all() and lse[1].isfinite().all()
+
+
+def test_numpy_scales_and_eps_are_taken_as_python_floats():
+    """A NumPy float32 scale or eps was refused as "not a finite number that float32 holds" (a NumPy float64,
+    a float subclass, was taken): every real number is now taken, as a Python float."""
+    case = paged_case()
+    expected = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), 0.125)
+    got = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), np.float32(0.125))
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    assert AbsorbedMLADecoder(torch.randn(2 * (8 + 4), 32), 2, 8, 4, np.float32(0.5)).softmax_scale == 0.5
+    x, weights = torch.randn(3, 4), (torch.randn(2, 4), torch.randn(5, 2), torch.ones(2))
+    torch.testing.assert_close(fused_down_norm_up(x, *weights, np.float32(0.5)), fused_down_norm_up(x, *weights, 0.5),
+                               rtol=0, atol=0)  # fmt: skip
+    with pytest.raises(KernelInputError, match="softmax_scale"):  # NumPy's bool is no number either
+        mla_decode(case.q_lat, case.q_pe, *case.cache_args(), np.bool_(True))
