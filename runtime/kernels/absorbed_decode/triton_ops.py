@@ -1,6 +1,7 @@
 """Launch of absorbed MLA decode: tile and program-count choice, the decode kernel, and the merge."""
 
 import functools
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -168,11 +169,10 @@ def gluon_supported(q_lat: torch.Tensor, rope_dim: int, copied: tuple = ()) -> b
     rank = q_lat.shape[-1]
     if _capability(q_lat.device.index or 0) != (9, 0) or q_lat.dtype not in (torch.bfloat16, torch.float16):
         return False
-    if not all(async_copyable(tensor) for tensor in (q_lat, *copied)):
-        return False
     if not (32 <= rank <= 512 and 16 <= rope_dim <= 256 and _power_of_two(rank) and _power_of_two(rope_dim)):
         return False
-    return gluon_shared_memory(rank, rope_dim) <= HOPPER_SHARED_MEMORY and _gluon_importable()
+    return (gluon_shared_memory(rank, rope_dim) <= HOPPER_SHARED_MEMORY and _gluon_importable()
+            and all(async_copyable(tensor) for tensor in (q_lat, *copied)))  # fmt: skip
 
 
 HOPPER_SHARED_MEMORY = 227 * 1024  # what one program may use on an H100
@@ -185,7 +185,7 @@ def async_copyable(tensor: torch.Tensor) -> bool:
     run-time value); otherwise it fails to compile the copy ("cp.async does not support transfers smaller than 4
     bytes", checked by compiling for sm_90). Such tensors (a query view at an odd offset or with rows 520 wide, a
     one-block cache with an odd block stride) go to the Triton kernel, whose loads take any address."""
-    return tensor.data_ptr() % 16 == 0 and all(stride % 16 == 0 for stride in tensor.stride()[:-1])
+    return tensor.data_ptr() % 16 == 0 and math.gcd(*tensor.stride()[:-1]) % 16 == 0  # gcd(0, 0) = 0: stride 0 too
 
 
 def gluon_shared_memory(rank: int, rope_dim: int, rows: int = 64, tokens: int = 64, stages: int = 2) -> int:
