@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .absorbed_decode import mla_decode
-from .backend import check_positive, check_same_device, check_shape, check_softmax_scale, require
+from .backend import TORCH_DTYPES, check_positive, check_same_device, check_shape, check_softmax_scale, require
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ def absorb_mla_weights(w_kv_up: torch.Tensor, num_heads: int, qk_nope_dim: int, 
     value rows) into the per-head factors that decode absorbs."""
     check_positive(num_heads=num_heads, qk_nope_dim=qk_nope_dim, v_dim=v_dim)
     check_same_device({"w_kv_up": w_kv_up}, allow_meta=True)  # a model built on the meta device absorbs too
+    # A float dtype some backend decodes in (an integer or bool decoder was built, then failed at its first step).
+    require(w_kv_up.dtype in TORCH_DTYPES, "w_kv_up must be float32, bfloat16, float16 or float64, got {dtype}",
+            dtype=w_kv_up.dtype)  # fmt: skip
     check_shape("w_kv_up", w_kv_up, (num_heads * (qk_nope_dim + v_dim), None))
     per_head = w_kv_up.view(num_heads, qk_nope_dim + v_dim, w_kv_up.shape[1])
     # Copies, never views of w_kv_up (one head's key rows are already contiguous): training on must not change
@@ -48,7 +51,8 @@ class AbsorbedMLADecoder(torch.nn.Module):
     def __init__(self, w_kv_up: torch.Tensor, num_heads: int, qk_nope_dim: int, v_dim: int, softmax_scale: float):
         super().__init__()
         check_same_device({"w_kv_up": w_kv_up}, allow_meta=True)  # before detach: a non-tensor is refused
-        check_softmax_scale(softmax_scale)  # refused here, not at the first decode step
+        # Refused here, not at the first decode step.
+        softmax_scale = check_softmax_scale(softmax_scale)
         weights = absorb_mla_weights(w_kv_up.detach(), num_heads, qk_nope_dim, v_dim)
         self.register_buffer("w_uk", weights.w_uk)
         self.register_buffer("w_uv", weights.w_uv)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import numbers
 import os
 from collections.abc import Iterable
 
@@ -144,13 +145,20 @@ def check_positive(**sizes: int) -> None:
         )
 
 
-def check_softmax_scale(softmax_scale: float) -> None:
-    """A Python number that float32 holds, as the kernels take it (a bool is no scale; NaN, an infinite or a
-    larger one makes every score NaN or infinite; comparing, not converting, keeps a huge int from overflowing)."""
-    require(isinstance(softmax_scale, int | float) and not isinstance(softmax_scale, bool)
-            and -FLOAT32_MAX <= softmax_scale <= FLOAT32_MAX,
-            "softmax_scale must be a finite number that float32 holds, got {scale!r}",
+def check_softmax_scale(softmax_scale: float) -> float:
+    """A real number that float32 holds, as the kernels take it, returned as a Python float (a NumPy float32 was
+    refused as "not a finite number"; a bool is no scale; NaN, an infinite or a larger one makes every score NaN or
+    infinite; comparing, not converting, keeps a huge int from overflowing)."""
+    require(_is_real(softmax_scale) and -FLOAT32_MAX <= softmax_scale <= FLOAT32_MAX,
+            "softmax_scale must be a finite real number that float32 holds, got {scale!r}",
             scale=softmax_scale)  # fmt: skip
+    return float(softmax_scale)
+
+
+def _is_real(value: object) -> bool:
+    """A real number: Python's or NumPy's, not a bool (nor a tensor, whose comparisons give tensors)."""
+    # A float first: the ABC check costs a microsecond on the decode path, where the scale is a float.
+    return isinstance(value, float) or (isinstance(value, numbers.Real) and not isinstance(value, bool))
 
 
 # The smallest positive float32 (a subnormal): a smaller eps rounds to 0 in the kernels' float32 arithmetic.
@@ -158,14 +166,15 @@ FLOAT32_SMALLEST = 2.0**-149
 FLOAT32_MAX = 3.4028234663852886e38
 
 
-def check_eps(eps: float) -> None:
+def check_eps(eps: float) -> float:
     """RMSNorm's ``eps``: positive and finite as a float32, which the kernels add it as (0 divides by zero on an
-    all-zero row, a negative one takes a root of a negative number, 1e-50 becomes 0)."""
+    all-zero row, a negative one takes a root of a negative number, 1e-50 becomes 0); returned as a Python float."""
     require(
-        isinstance(eps, int | float) and not isinstance(eps, bool) and FLOAT32_SMALLEST <= eps <= FLOAT32_MAX,
-        "eps must be a positive finite number that float32 holds (2**-149 to 3.4e38), got {eps!r}",
+        _is_real(eps) and FLOAT32_SMALLEST <= eps <= FLOAT32_MAX,
+        "eps must be a positive finite real number that float32 holds (2**-149 to 3.4e38), got {eps!r}",
         eps=eps,
     )
+    return float(eps)
 
 
 def check_values(device: torch.device, validate: bool | None) -> bool:
@@ -219,6 +228,17 @@ def check_grid(first: int, second: int = 1) -> None:
     require(first < 2**31 and second <= GRID_Y_LIMIT, "the Triton kernel would launch a grid of ({first}, {second}) "
             "programs, more than CUDA allows ((2**31 - 1, {limit})); use backend='torch'", first=first,
             second=second, limit=GRID_Y_LIMIT)  # fmt: skip
+
+
+def check_saved_for_backward(tracked: bool, tensors: dict[str, torch.Tensor]) -> None:
+    """Where autograd records the call (``tracked``), the named tensors its backward keeps are not inference tensors,
+    which autograd cannot save (torch raised its RuntimeError halfway through the op, after the Triton kernel ran)."""
+    if not tracked:
+        return
+    for name, tensor in tensors.items():
+        require(not tensor.is_inference(), "{name} is an inference tensor (made under torch.inference_mode()), which "
+                "autograd cannot keep for the backward of this call; pass {name}.clone(), or call under "
+                "torch.no_grad()", name=name)  # fmt: skip
 
 
 def check_no_internal_overlap(name: str, tensor: torch.Tensor) -> None:

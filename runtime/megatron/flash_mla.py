@@ -19,6 +19,7 @@ import torch
 
 from ..kernels import KernelInputError, mla_decode
 from ..kernels.backend import (
+    check_dtype,
     check_index_dtype,
     check_positive,
     check_same_device,
@@ -61,6 +62,7 @@ def get_mla_metadata(
     ``num_splits`` is None: ``mla_decode`` shares the tokens out to fill the GPU by itself. The metadata stays on
     the CPU, so checking it against a call never waits for the GPU.
     """
+    check_positive(num_heads_per_head_k=num_heads_per_head_k, num_heads_k=num_heads_k)
     if num_heads_k != 1:
         raise KernelInputError(f"MLA caches one latent head (num_heads_k=1), got num_heads_k={num_heads_k}")
     return torch.tensor([num_heads_per_head_k, num_heads_k], dtype=torch.int32), None
@@ -85,13 +87,16 @@ def flash_mla_with_kvcache(
     defaults to ``head_dim ** -0.5``. Returns ``out [batch, s_q, heads, head_dim_v]`` and ``softmax_lse [batch,
     heads, s_q]`` (float32), as FlashMLA does.
     """
-    check_same_device({"q": q, "k_cache": k_cache})
-    require(isinstance(tile_scheduler_metadata, torch.Tensor) and tile_scheduler_metadata.numel() == 2,
+    check_same_device({"q": q, "k_cache": k_cache, "block_table": block_table, "cache_seqlens": cache_seqlens})
+    # The metadata's two ints, as get_mla_metadata made them (read on the host: meta tensors hold none).
+    require(isinstance(tile_scheduler_metadata, torch.Tensor) and tile_scheduler_metadata.shape == (2,)
+            and tile_scheduler_metadata.dtype in (torch.int32, torch.int64)
+            and tile_scheduler_metadata.device.type != "meta",
             "tile_scheduler_metadata must be what get_mla_metadata returned, got {got!r}",
             got=tile_scheduler_metadata)  # fmt: skip
     check_positive(head_dim_v=head_dim_v)
     if softmax_scale is not None:
-        check_softmax_scale(softmax_scale)
+        softmax_scale = check_softmax_scale(softmax_scale)
     if q.dim() != 4 or k_cache.dim() != 4:
         raise KernelInputError(
             f"q must be [batch, s_q, heads, head_dim] and k_cache [num_blocks, page_block_size, 1, head_dim], got "
@@ -121,7 +126,7 @@ def flash_mla_with_kvcache(
         rows[..., head_dim_v:],
         block_table,
         cache_seqlens,
-        head_dim**-0.5 if softmax_scale is None else float(softmax_scale),
+        head_dim**-0.5 if softmax_scale is None else softmax_scale,
         causal,
         num_splits=num_splits,
     )
@@ -157,14 +162,18 @@ def flash_attn_varlen_func(
     check_same_device({"q": q, "k": k, "v": v, "cu_seqlens_q": cu_seqlens_q, "cu_seqlens_k": cu_seqlens_k,
                        "block_table": block_table}, optional=("block_table",))  # fmt: skip
     if softmax_scale is not None:
-        check_softmax_scale(softmax_scale)
+        softmax_scale = check_softmax_scale(softmax_scale)
     if q.dim() != 3 or k.dim() != (3 if block_table is None else 4) or k.shape[:-1] != v.shape[:-1]:
         raise KernelInputError(
             f"q must be [total_q, heads, width] and k, v [total_k, kv_heads, width] (paged: [blocks, page, kv_heads, "
             f"width]), got {list(q.shape)}, {list(k.shape)}, {list(v.shape)}"
         )
+    check_dtype("q", q, "torch")
+    require(q.dtype == k.dtype == v.dtype and q.shape[-1] == k.shape[-1], "q, k and v must share one dtype and q and "
+            "k one width, got {a}, {b} and {c}, widths {q_width} and {k_width}", a=q.dtype, b=k.dtype, c=v.dtype,
+            q_width=q.shape[-1], k_width=k.shape[-1])  # fmt: skip
     heads, kv_heads = q.shape[1], k.shape[-2]
-    check_positive(heads=heads, kv_heads=kv_heads)
+    check_positive(heads=heads, kv_heads=kv_heads, width=q.shape[-1], v_width=v.shape[-1])
     if heads % kv_heads:
         raise KernelInputError(f"{heads} query heads cannot share {kv_heads} key heads")
     starts_q, starts_k = _offsets("cu_seqlens_q", cu_seqlens_q, q.shape[0]), _offsets("cu_seqlens_k", cu_seqlens_k)

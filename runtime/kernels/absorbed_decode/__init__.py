@@ -115,7 +115,7 @@ def mla_decode(
         require(index.dtype == torch.int32, "{name} must be int32, got {dtype}", name=name, dtype=index.dtype)
     check_positive(max_blocks_per_sequence=block_table.shape[1])
     require(block_table.stride(-1) == 1, "block_table's rows must be contiguous")
-    check_softmax_scale(softmax_scale)
+    softmax_scale = check_softmax_scale(softmax_scale)
     require(isinstance(causal, bool), "causal must be a bool, got {causal!r}", causal=causal)
     require(num_splits is None or (isinstance(num_splits, int) and not isinstance(num_splits, bool)
                                    and num_splits >= 1),

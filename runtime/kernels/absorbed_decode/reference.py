@@ -32,8 +32,11 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     visible = visible_keys(cache_seqlens, q_lat.shape[1], context, causal)
     scores = (scores * softmax_scale).masked_fill(~visible, float("-inf"))
     lse = torch.logsumexp(scores, -1)
-    # A row that sees no key (only possible for unchecked lengths) gets zeros and lse -inf, as the kernels give it
-    # within a sequence they read; a sequence of length 0 they leave unwritten (unspecified, see mla_decode).
-    weights = torch.where(visible, torch.exp(scores - lse[..., None]), 0.0)
+    # A row that sees no key (only possible for unchecked lengths), or whose every visible score is -inf (-inf in
+    # the inputs), gets zeros and lse -inf, as the kernels give it within a sequence they read (they subtract 0
+    # where the running max is -inf; exp(-inf - -inf) here was NaN); a sequence of length 0 they leave unwritten
+    # (unspecified, see mla_decode).
+    shift = torch.where(lse.isneginf(), 0.0, lse)
+    weights = torch.where(visible, torch.exp(scores - shift[..., None]), 0.0)
     out = torch.einsum("bsht,btr->bshr", weights, ckv)
     return out.to(q_lat.dtype), lse

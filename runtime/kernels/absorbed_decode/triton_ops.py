@@ -1,6 +1,7 @@
 """Launch of absorbed MLA decode: tile and program-count choice, the decode kernel, and the merge."""
 
 import functools
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -64,11 +65,12 @@ class DecodeTiles:
     dot_precision: str = "tf32"
 
 
-def default_tiles(n_rows: int, q_lat: torch.Tensor, rope_dim: int) -> DecodeTiles:
+def default_tiles(n_rows: int, q_lat: torch.Tensor, rope_dim: int, copied: tuple = ()) -> DecodeTiles:
     """The tiles ``decode`` launches with by default: the benchmarked choice for ``n_rows`` query rows, made
-    smaller where the Triton kernel would not fit the device's shared memory (float32, wide latents)."""
+    smaller where the Triton kernel would not fit the device's shared memory (float32, wide latents). ``copied``:
+    the other tensors a Gluon kernel would copy with ``cp.async`` (see ``gluon_supported``)."""
     device = q_lat.device
-    gluon = device.type == "cuda" and gluon_supported(q_lat, rope_dim)
+    gluon = device.type == "cuda" and gluon_supported(q_lat, rope_dim, copied)
     limit = _shared_memory_limit(device.index or 0) if device.type == "cuda" else HOPPER_SHARED_MEMORY
     products = float32_products(torch.get_float32_matmul_precision())
     return choose_tiles(n_rows, q_lat.shape[-1], rope_dim, q_lat.element_size(), gluon, limit, products)
@@ -159,19 +161,31 @@ def triton_shared_memory(tiles: DecodeTiles, rank: int, rope_dim: int, element_s
     return max(operands, tiles.rows * rank * 4) + 1024
 
 
-def gluon_supported(q_lat: torch.Tensor, rope_dim: int) -> bool:
+def gluon_supported(q_lat: torch.Tensor, rope_dim: int, copied: tuple = ()) -> bool:
     """The Gluon kernel's warpgroup MMA exists on sm_90 only (Blackwell has other tensor-core instructions), takes
     16-bit operands, and splits the latent width (at most 512) between two warpgroups. Gluon's API moves between
-    Triton releases: the kernel is built and tested with 3.6 and 3.8."""
+    Triton releases: the kernel is built and tested with 3.6 and 3.8. It copies ``q_lat`` and the ``copied``
+    tensors (``q_pe``, the caches) with ``cp.async``: see ``async_copyable``."""
     rank = q_lat.shape[-1]
     if _capability(q_lat.device.index or 0) != (9, 0) or q_lat.dtype not in (torch.bfloat16, torch.float16):
         return False
     if not (32 <= rank <= 512 and 16 <= rope_dim <= 256 and _power_of_two(rank) and _power_of_two(rope_dim)):
         return False
-    return gluon_shared_memory(rank, rope_dim) <= HOPPER_SHARED_MEMORY and _gluon_importable()
+    return (gluon_shared_memory(rank, rope_dim) <= HOPPER_SHARED_MEMORY and _gluon_importable()
+            and all(async_copyable(tensor) for tensor in (q_lat, *copied)))  # fmt: skip
 
 
 HOPPER_SHARED_MEMORY = 227 * 1024  # what one program may use on an H100
+
+
+def async_copyable(tensor: torch.Tensor) -> bool:
+    """The Gluon kernels copy query and cache rows with ``cp.async``, whose smallest copy is 4 bytes. Triton knows a
+    row's address 16-byte aligned only where the tensor starts 16-byte aligned and every stride is a multiple of 16
+    elements (it specializes integer arguments on that, those of size-1 dimensions included: their index is a
+    run-time value); otherwise it fails to compile the copy ("cp.async does not support transfers smaller than 4
+    bytes", checked by compiling for sm_90). Such tensors (a query view at an odd offset or with rows 520 wide, a
+    one-block cache with an odd block stride) go to the Triton kernel, whose loads take any address."""
+    return tensor.data_ptr() % 16 == 0 and math.gcd(*tensor.stride()[:-1]) % 16 == 0  # gcd(0, 0) = 0: stride 0 too
 
 
 def gluon_shared_memory(rank: int, rope_dim: int, rows: int = 64, tokens: int = 64, stages: int = 2) -> int:
@@ -272,7 +286,7 @@ def default_num_programs(batch: int, groups: int, programs_per_sm: int, device: 
 def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal, num_splits, tiles):
     batch, s_q, heads, rank = q_lat.shape
     n_rows = s_q * heads
-    tiles = tiles or default_tiles(n_rows, q_lat, q_pe.shape[-1])
+    tiles = tiles or default_tiles(n_rows, q_lat, q_pe.shape[-1], (q_pe, ckv_cache, kpe_cache))
     groups = triton.cdiv(n_rows, tiles.rows)
     if num_splits is None:
         num_programs = default_num_programs(batch, groups, tiles.programs_per_sm, q_lat.device)

@@ -7,6 +7,7 @@ from ..backend import (
     check_eps,
     check_positive,
     check_same_device,
+    check_saved_for_backward,
     check_shape,
     check_triton_tiles,
     on_device,
@@ -49,7 +50,9 @@ def fused_down_norm_up(
     check_shape("w_up", w_up, (None, rank))
     check_shape("norm_weight", norm_weight, (rank,))
     check_positive(hidden=x.shape[-1], kv_lora_rank=rank, out_features=w_up.shape[0])
-    check_eps(eps)
+    eps = check_eps(eps)
+    inputs = {"x": x, "w_down": w_down, "w_up": w_up, "norm_weight": norm_weight}
+    check_saved_for_backward(torch.is_grad_enabled() and any(t.requires_grad for t in inputs.values()), inputs)
     if backend == "torch" or x.numel() == 0:  # no tokens: nothing to launch
         norm_ops = reference
     else:

@@ -110,7 +110,7 @@ def mla_cache_append(
     check_cos_sin(cos, sin, rope_dim)
     if norm_weight is not None:
         check_shape("norm_weight", norm_weight, (rank,))
-    check_eps(eps)
+    eps = check_eps(eps)
     check_no_shared_memory({"ckv_cache": ckv_cache, "kpe_cache": kpe_cache}, {
         "c_kv": c_kv, "k_pe": k_pe, "cos": cos, "sin": sin, "positions": positions, "slot_mapping": slot_mapping,
         "norm_weight": norm_weight,

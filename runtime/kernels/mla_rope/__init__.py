@@ -19,6 +19,7 @@ from ..backend import (
     check_no_shared_memory,
     check_positive,
     check_same_device,
+    check_saved_for_backward,
     check_shape,
     check_triton_tiles,
     check_values,
@@ -83,6 +84,11 @@ def _check_rope_inputs(
     require(tensor.stride(-1) == 1, "{name}'s last dimension must be contiguous (stride 1)", name=name)
     check_positive(heads=tensor.shape[-2])
     check_cos_sin(cos, sin, emb_dim)
+    # The Triton backward returns no gradient for the tables (as megatron-core's), the reference's did (and for q
+    # raised autograd's in-place error): refused, so that no backend gives a gradient the other does not.
+    require(not (torch.is_grad_enabled() and (cos.requires_grad or sin.requires_grad)), "cos and sin get no gradient "
+            "(as in megatron-core's fused RoPE) and must not require grad; pass cos.detach() and sin.detach(), or "
+            "call under torch.no_grad()")  # fmt: skip
     if cu_seqlens is None:
         require(
             cos.shape[0] >= tensor.shape[0],
@@ -145,6 +151,7 @@ def _check_written_in_place(q: torch.Tensor, cos: torch.Tensor, sin: torch.Tenso
     )
     check_no_internal_overlap("q", q)
     check_no_shared_memory({"q": q}, {"cos": cos, "sin": sin})
+    check_saved_for_backward(tracked, {"cos": cos, "sin": sin})
 
 
 def mla_rope_q(
@@ -165,7 +172,8 @@ def mla_rope_q(
     naming one element, nor share memory with ``cos``/``sin``). The Triton backward rotates the incoming gradient
     in place only where nothing else reaches it, and a copy otherwise (autograd may hand that buffer to other
     branches too, and a caller's ``out.backward(g)`` passes its own ``g``: megatron-core's kernel rotates both in
-    place); it refuses a second derivative.
+    place); it refuses a second derivative. ``cos`` and ``sin`` get no gradient (as megatron-core's) and must not
+    require grad under grad mode, nor be inference tensors where autograd records the call.
 
     In thd, ``cu_seqlens`` (int32 or int64) must start at 0 and never decrease, and every packed position must have
     a cos/sin row; these values are checked for CPU tensors or with ``validate=True`` (one device-to-host copy),
@@ -224,6 +232,8 @@ def mla_rope_kv(
         want=kv.dtype,
         got=k_pos_emb.dtype,
     )
+    check_saved_for_backward(torch.is_grad_enabled() and (kv.requires_grad or k_pos_emb.requires_grad),
+                             {"cos": cos, "sin": sin})  # fmt: skip
     if backend == "torch" or kv.numel() == 0:  # no tokens: nothing to launch
         return reference.rope_kv(kv, k_pos_emb, cos, sin, emb_dim, k_dim, v_dim, positions)
     _check_triton_sizes("kv", kv, cos, "kv_forward", k_dim=k_dim, v_dim=v_dim, rope_half=emb_dim // 2)

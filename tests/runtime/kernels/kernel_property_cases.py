@@ -510,3 +510,32 @@ def test_decode(case, backend, dtype_index):
         return mla_decode(*inputs, scale, p["causal"], num_splits=splits, backend=backend, validate=validate)
 
     check_case(case, run, backend, (TOLERANCE[dtype], 5e-3))
+
+
+# --- fixed cases of issue 16's second bad-input pass, on every backend --------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_decode_rows_whose_scores_are_all_minus_inf_give_zeros_and_minus_inf(backend):
+    """-inf in a query makes every score of its sequence -inf: the kernels wrote zeros, the reference NaN."""
+    case = Case(7, {"block_size": 16, "s_q": 1, "heads": 2, "rank": 16, "max_blocks": 2, "lengths": [5, 20],
+                    "causal": True, "splits": 2, "q_layout": "contiguous", "cache_layout": "contiguous"})  # fmt: skip
+    q_lat, q_pe, ckv, kpe, table, lengths = make_decode(case, torch.float32)
+    kpe.fill_(1.0)
+    q_pe[0] = -math.inf
+    out, lse = mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, 0.3, num_splits=2, backend=backend)
+    assert torch.equal(out[0], torch.zeros_like(out[0])) and lse[0].isneginf().all()
+    expected_out, expected_lse = mla_decode(*upcast((q_lat, q_pe, ckv, kpe, table, lengths)), 0.3, backend="torch")
+    assert relative_error(out[1], expected_out[1]) < TOLERANCE[torch.float32]
+    assert relative_error(lse[1], expected_lse[1]) < TOLERANCE[torch.float32]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rope_tables_that_require_grad_are_refused(backend):
+    """The Triton backward gave cos/sin no gradient, the reference one (kv) or autograd's in-place error (q)."""
+    cos, sin = rope_tables(4, 4, torch.float32, torch.Generator().manual_seed(1))
+    kv, k_pos_emb = torch.randn(2, 1, 2, 6, device=DEVICE), torch.randn(2, 1, 1, 4, device=DEVICE)
+    with pytest.raises(KernelInputError, match="must not require grad"):
+        mla_rope_q(torch.randn(2, 1, 2, 8, device=DEVICE), cos.requires_grad_(), sin, 4, 4, backend=backend)
+    with pytest.raises(KernelInputError, match="must not require grad"):
+        mla_rope_kv(kv, k_pos_emb, cos, sin, 4, 2, 4, backend=backend)

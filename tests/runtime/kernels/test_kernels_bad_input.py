@@ -3,6 +3,7 @@ from kernel_property_cases.py under the interpreter): each is refused with Kerne
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from decode_case_inputs import ROPE, SCALE, PagedCase
@@ -119,6 +120,22 @@ REFUSED = {
     "softmax_scale=True": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe, *paged_case().cache_args(), True),
     "no weight for the decoder": lambda: AbsorbedMLADecoder(None, 2, 8, 4, SCALE),
     "decoder built with a NaN scale": lambda: AbsorbedMLADecoder(torch.randn(2 * (8 + 4), 32), 2, 8, 4, math.nan),
+    # Found by the second pass: the reference raised autograd's in-place error in backward (q) or gave cos/sin a
+    # gradient the Triton backward does not (kv); inference tensors that autograd must keep raised its RuntimeError.
+    "cos that requires grad": lambda: mla_rope_q(torch.randn(2, 1, 1, 8), COS[:, :4].requires_grad_(), SIN[:, :4],
+                                                 4, 4),
+    "sin that requires grad, for kv": lambda: mla_rope_kv(torch.randn(2, 1, 1, 6), torch.randn(2, 1, 1, 4),
+                                                          COS[:, :4], SIN[:, :4].requires_grad_(), 4, 2, 4),
+    "cos made in inference mode, q tracked": lambda: mla_rope_q(torch.randn(2, 1, 1, 8, requires_grad=True) * 1,
+                                                                inference_tensor((8, 4)), SIN[:, :4], 4, 4),
+    "cos made in inference mode, kv tracked": lambda: mla_rope_kv(
+        torch.randn(2, 1, 1, 6, requires_grad=True), torch.randn(2, 1, 1, 4), inference_tensor((8, 4)), SIN[:, :4],
+        4, 2, 4),
+    "a decoder of bool weights": lambda: AbsorbedMLADecoder(torch.ones(2 * (8 + 4), 32, dtype=torch.bool), 2, 8, 4,
+                                                            SCALE),
+    "int weights to absorb": lambda: absorb_mla_weights(torch.ones(2 * (8 + 4), 32, dtype=torch.int64), 2, 8, 4),
+    "weights made in inference mode, x tracked": lambda: fused_down_norm_up(
+        torch.randn(3, 4, requires_grad=True), inference_tensor((2, 4)), torch.randn(5, 2), torch.ones(2), 1e-6),
 }  # fmt: skip
 
 
@@ -235,3 +252,38 @@ def test_a_decoder_builds_on_the_meta_device():
     later) still builds its decoder."""
     decoder = AbsorbedMLADecoder(torch.empty(2 * (8 + 4), 32, device="meta"), 2, 8, 4, SCALE)
     assert decoder.w_uk.shape == (2, 8, 32) and decoder.w_uk.is_meta
+
+
+def test_tables_and_weights_made_in_inference_mode_serve_untracked_calls():
+    """The refusals above are for tracked calls only: under no_grad, nothing is saved for backward."""
+    q = torch.randn(2, 1, 1, 8, requires_grad=True) * 1
+    with torch.no_grad():
+        mla_rope_q(q, inference_tensor((8, 4)), SIN[:, :4], 4, 4)
+    out = fused_down_norm_up(torch.randn(3, 4), inference_tensor((2, 4)), torch.randn(5, 2), torch.ones(2), 1e-6)
+    assert out.shape == (3, 5)
+
+
+def test_a_row_whose_every_score_is_minus_inf_decodes_to_zeros_as_the_kernels_do():
+    """The reference subtracted lse = -inf from -inf scores (NaN output) where the kernels, which subtract 0 where the
+    running max is -inf, write zeros: the two backends disagreed."""
+    case = paged_case()
+    case.kpe_cache.fill_(1.0)
+    case.q_pe[0] = -math.inf  # every score of sequence 0 is -inf; sequence 1 stays finite
+    out, lse = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE, backend="torch")
+    assert torch.equal(out[0], torch.zeros_like(out[0])) and lse[0].isneginf().all()
+    assert out[1].isfinite().all() and lse[1].isfinite().all()
+
+
+def test_numpy_scales_and_eps_are_taken_as_python_floats():
+    """A NumPy float32 scale or eps was refused as "not a finite number that float32 holds" (a NumPy float64,
+    a float subclass, was taken): every real number is now taken, as a Python float."""
+    case = paged_case()
+    expected = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), 0.125)
+    got = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), np.float32(0.125))
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    assert AbsorbedMLADecoder(torch.randn(2 * (8 + 4), 32), 2, 8, 4, np.float32(0.5)).softmax_scale == 0.5
+    x, weights = torch.randn(3, 4), (torch.randn(2, 4), torch.randn(5, 2), torch.ones(2))
+    torch.testing.assert_close(fused_down_norm_up(x, *weights, np.float32(0.5)), fused_down_norm_up(x, *weights, 0.5),
+                               rtol=0, atol=0)  # fmt: skip
+    with pytest.raises(KernelInputError, match="softmax_scale"):  # NumPy's bool is no number either
+        mla_decode(case.q_lat, case.q_pe, *case.cache_args(), np.bool_(True))

@@ -178,3 +178,24 @@ def test_float32_decode_at_deepseeks_latent_matches_float64_math(name):
     # Full float32 products: float32 rounding only (tf32 products were off by about 1e-3).
     assert relative_error(out.cpu(), expected_out) < 1e-5
     assert relative_error(lse.cpu(), expected_lse) < 1e-5
+
+
+def test_rows_that_cp_async_cannot_copy_go_to_the_triton_kernel(monkeypatch):
+    """The Gluon kernels copy query and cache rows with cp.async, which Triton fails to compile for rows it cannot
+    prove 4-byte aligned ("cp.async does not support transfers smaller than 4 bytes", compiled for sm_90): a query
+    at an odd offset or with rows 520 wide, or a one-block cache with an odd block stride, was handed to them on
+    Hopper. Checked here with the device's answers stood in for."""
+    from seamfix.runtime.kernels.absorbed_decode import triton_ops
+
+    monkeypatch.setattr(triton_ops, "_capability", lambda index: (9, 0))
+    monkeypatch.setattr(triton_ops, "_gluon_importable", lambda: True)
+    bf16 = {"dtype": torch.bfloat16}
+    q_lat, q_pe = torch.zeros(2, 1, 16, 512, **bf16), torch.zeros(2, 1, 16, 64, **bf16)
+    cache = torch.zeros(3, 64, 64, **bf16)
+    assert triton_ops.gluon_supported(q_lat, 64, (q_pe, cache))
+    assert triton_ops.gluon_supported(q_lat[:, :, :1].expand(-1, -1, 16, -1), 64, (q_pe,))  # stride 0 is aligned
+    assert not triton_ops.gluon_supported(torch.zeros(2, 1, 16, 513, **bf16)[..., 1:], 64, (q_pe,))
+    assert not triton_ops.gluon_supported(torch.zeros(2, 1, 16, 520, **bf16)[..., :512], 64, (q_pe,))
+    assert not triton_ops.gluon_supported(q_lat, 64, (torch.zeros(2, 1, 16, 72, **bf16)[..., 8:],))
+    one_block = torch.zeros(64 * 64 + 8, **bf16).as_strided((1, 64, 64), (64 * 64 + 8, 64, 1))  # its stride unused
+    assert not triton_ops.gluon_supported(q_lat, 64, (q_pe, one_block))

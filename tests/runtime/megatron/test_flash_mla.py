@@ -208,6 +208,20 @@ def test_bad_calls_to_the_stand_ins_are_refused_by_name(seam):
         lambda: flash_mla.flash_attn_varlen_func(keys, keys.view(2, 2, 2, 8), keys.view(2, 2, 2, 8),
                                                  torch.tensor([0, 4]), torch.tensor([0, 4]), 4, 4,
                                                  block_table=torch.tensor([[0, 5]], dtype=torch.int32)),
+        # Issue 16's second bad-input pass: each raised AttributeError, TypeError, NotImplementedError, ValueError or
+        # a torch RuntimeError.
+        lambda: flash_mla.flash_mla_with_kvcache(q, cache, None, seqlens, RANK, metadata, splits),
+        lambda: flash_mla.flash_mla_with_kvcache(q, cache, table, seqlens, RANK, metadata[None], splits),
+        lambda: flash_mla.flash_mla_with_kvcache(q, cache, table, seqlens, RANK, metadata.to("meta"), splits),
+        lambda: flash_mla.flash_mla_with_kvcache(q, cache, table, seqlens, RANK, metadata + 0.5, splits),
+        lambda: flash_mla.get_mla_metadata(seqlens, str(HEADS), 1),
+        lambda: flash_mla.flash_attn_varlen_func(keys, keys.half(), keys.half(), torch.tensor([0, 4]),
+                                                 torch.tensor([0, 4]), 4, 4),
+        lambda: flash_mla.flash_attn_varlen_func(keys, keys[..., :5], keys, torch.tensor([0, 4]), torch.tensor([0, 4]),
+                                                 4, 4),
+        lambda: flash_mla.flash_attn_varlen_func(*(keys.long(),) * 3, torch.tensor([0, 4]), torch.tensor([0, 4]), 4, 4),
+        lambda: flash_mla.flash_attn_varlen_func(*(keys[..., :0],) * 3, torch.tensor([0, 4]), torch.tensor([0, 4]), 4,
+                                                 4),
     ]  # fmt: skip
     for call in calls:
         with pytest.raises(refused):
