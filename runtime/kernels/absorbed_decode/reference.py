@@ -39,4 +39,6 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     shift = torch.where(lse.isneginf(), 0.0, lse)
     weights = torch.where(visible, torch.exp(scores - shift[..., None]), 0.0)
     out = torch.einsum("bsht,btr->bshr", weights, ckv)
-    return out.to(q_lat.dtype), lse
+    # A +inf score (inf in the inputs, or a product past float32's range) makes the row's output NaN everywhere;
+    # its lse is NaN in the kernels (the running max is +inf, exp(inf - inf) is NaN), where logsumexp gave +inf.
+    return out.to(q_lat.dtype), torch.where(lse.isposinf(), float("nan"), lse)

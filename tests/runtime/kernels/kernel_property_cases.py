@@ -531,6 +531,22 @@ def test_decode_rows_whose_scores_are_all_minus_inf_give_zeros_and_minus_inf(bac
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_decode_rows_with_a_plus_inf_score_give_nan_output_and_lse(backend):
+    """+inf in a query makes a sequence's scores +inf: output NaN on every backend, and lse NaN too (the reference's
+    logsumexp gave +inf where the kernels give NaN); the other sequence is untouched."""
+    case = Case(7, {"block_size": 16, "s_q": 1, "heads": 2, "rank": 16, "max_blocks": 2, "lengths": [20, 5],
+                    "causal": True, "splits": 2, "q_layout": "contiguous", "cache_layout": "contiguous"})  # fmt: skip
+    q_lat, q_pe, ckv, kpe, table, lengths = make_decode(case, torch.float32)
+    kpe.fill_(1.0)
+    q_pe[0] = math.inf
+    out, lse = mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, 0.3, num_splits=2, backend=backend)
+    assert out[0].isnan().all() and lse[0].isnan().all()
+    expected_out, expected_lse = mla_decode(*upcast((q_lat, q_pe, ckv, kpe, table, lengths)), 0.3, backend="torch")
+    assert relative_error(out[1], expected_out[1]) < TOLERANCE[torch.float32]
+    assert relative_error(lse[1], expected_lse[1]) < TOLERANCE[torch.float32]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_rope_tables_that_require_grad_are_refused(backend):
     """The Triton backward gave cos/sin no gradient, the reference one (kv) or autograd's in-place error (q)."""
     cos, sin = rope_tables(4, 4, torch.float32, torch.Generator().manual_seed(1))
