@@ -143,7 +143,7 @@ class FileContext:
         statement = self._top_level_imports.get(id(stores[0].node))
         if statement is None:
             return Refusal(f"it reads {why} imported under `try`/`if`/`with`: the adapter cannot share its binding")
-        if name in self.project.patched:
+        if self.project.is_patched(name):
             return Refusal(f"it reads {why} that a test patches by name; the adapter would not see the patch")
         if self.project.reexported(self.module_name, name, self.relpath):
             return Refusal(f"it reads {why} that another module imports from it (or reads as its attribute)")

@@ -86,6 +86,67 @@ def test_a_re_exported_name_is_left(tmp_path: Path) -> None:
     assert "another module imports from it" in said
 
 
+BUILDS = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config):\n"
+BUILDS += "    if config.multi_latent_attention:\n        return MLASelfAttention(config)\n    return None\n"
+# the spellings of a patch of `pkg.model.MLASelfAttention` in a test, each run as `with <form>:`
+PATCH_FORMS = [
+    'mock.patch(f"{MODULE}.MLASelfAttention", Fake)',
+    'mock.patch(f"pkg.model.{NAME}", Fake)',  # a computed name: any global may be patched
+    'mock.patch(target="pkg.model." "MLASelfAttention", new=Fake)',
+    'mock.patch.multiple("pkg.model", MLASelfAttention=Fake, create=False)',
+    "mock.patch.multiple(model, MLASelfAttention=Fake)",
+    "monkeypatched(lambda mp: mp.setattr(model, NAME, Fake))",
+    'monkeypatched(lambda mp: mp.delattr("pkg.model.MLASelfAttention"))',
+]
+PATCHING_TEST = """import contextlib
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+
+from pkg import model
+
+MODULE, NAME = "pkg.model", "MLASelf" + "Attention"
+
+
+class Fake:
+    def __init__(self, config):
+        pass
+
+
+@contextlib.contextmanager
+def monkeypatched(action):
+    with pytest.MonkeyPatch.context() as mp:
+        action(mp)
+        yield
+
+
+def check():
+    with {form}:
+        try:
+            return type(model.build(SimpleNamespace(multi_latent_attention=True))).__name__
+        except NameError as error:
+            return str(error)
+"""
+
+
+@pytest.mark.parametrize("form", PATCH_FORMS)
+def test_a_patched_name_stays_where_the_patch_reaches_it(form: str, tmp_path: Path) -> None:
+    # moved, the arm would read the adapter's own import: the patch would no longer reach it (or, the
+    # builder's import dropped, `mock.patch` would raise AttributeError)
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, c):\n"
+             "        pass\n", "pkg/model.py": BUILDS,
+             "tests/test_model.py": PATCHING_TEST.format(form=form)}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    _, said = applied(rewritten)
+    assert "a test patches by name" in said or "reads as its attribute" in said, said
+    check = "from tests.test_model import check; print(check())"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] in ("Fake\n", "name 'MLASelfAttention' is not defined\n") and ran[1] == ran[0]
+
+
 # the forms of reading a builder's name from another module: as its module's attribute, or by `import *`
 READERS = ["from pkg import model\nX = model.", "import pkg.model\nX = pkg.model.", "from . import model as m\nX = m."]
 READERS.append("from pkg.model import *  # noqa: F403\nX = ")  # every name the builder binds
