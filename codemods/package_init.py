@@ -96,7 +96,7 @@ def _effects(root: Path | None, project_file: ProjectFile, module: str, seen: di
         return
     seen[module] = via
     try:
-        text = (root / relpath).read_bytes().decode("utf-8")
+        text = (root / relpath).read_bytes().decode("utf-8-sig")  # a BOM is no code
         tree = ast.parse(text)
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
         yield Statement(f"{relpath}: cannot be read to tell", (), True)

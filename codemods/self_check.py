@@ -231,7 +231,7 @@ def _shadowed_builtins(adapter: Output, tree: ast.Module) -> list[Problem]:
     bound = top_level_names(tree)
     try:
         existing = {node.name for node in ast.parse(adapter.old).body if isinstance(node, ast.FunctionDef)}
-        table = symtable.symtable(adapter.new.decode(), "adapter", "exec")
+        table = symtable.symtable(adapter.new.decode("utf-8-sig"), "adapter", "exec")
     except (SyntaxError, ValueError, RecursionError):
         return []
     lines = {node.name: node.lineno for node in tree.body if isinstance(node, ast.FunctionDef)}
