@@ -147,6 +147,39 @@ def test_a_patched_name_stays_where_the_patch_reaches_it(form: str, tmp_path: Pa
     assert ran[0] in ("Fake\n", "name 'MLASelfAttention' is not defined\n") and ran[1] == ran[0]
 
 
+SCRIPTED = """import torch
+
+
+@torch.jit.script
+def scale(x: torch.Tensor, kv_lora_rank: int, multi_latent_attention: bool) -> torch.Tensor:
+    if multi_latent_attention:
+        y = x * kv_lora_rank
+        return y + 1
+    return x
+
+
+def build(config):
+    if config.multi_latent_attention:
+        return scale(torch.ones(1), config.kv_lora_rank, True).item()
+    return 0.0
+"""
+
+
+def test_code_a_decorator_compiles_never_calls_the_adapter(tmp_path: Path) -> None:
+    # TorchScript compiles `scale` from its source at import: a call into the adapter there (its arm moved)
+    # failed the import with a RuntimeError. `build` is plain Python: its arm moves.
+    files = {"pkg/__init__.py": "", "pkg/model.py": SCRIPTED}
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    plan, said = applied(rewritten)
+    assert "it is in `scale`, which `@torch.jit.script` compiles" in said and plan.moved == 1, said
+    check = "import types, pkg.model; print(pkg.model.build(types.SimpleNamespace(multi_latent_attention=1, "
+    check += "kv_lora_rank=2)), pkg.model.scale.code.count('mla_seam'))"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] == ran[1] == "3.0 0\n"
+
+
 # the forms of reading a builder's name from another module: as its module's attribute, or by `import *`
 READERS = ["from pkg import model\nX = model.", "import pkg.model\nX = pkg.model.", "from . import model as m\nX = m."]
 READERS.append("from pkg.model import *  # noqa: F403\nX = ")  # every name the builder binds
