@@ -307,6 +307,8 @@ def seam_import_changes_imports(
     # script that imports nothing of the seam's package (nor, relatively, of its own) ran without it.
     beside_the_seam = not seam.package and len(module_parts) == 1
     script = "a `__main__.py`" if module_parts[-1:] == ("__main__",) else _runs_as_script(before)
+    # `lib/tools/convert-ckpt.py`, `lib/my tools/x.py`: no import name reaches it, it only ever runs as a file
+    script = script or next((f"`{part}` is no module name" for part in module_parts if not part.isidentifier()), None)
     if not imports_top and not beside_the_seam and script:
         return (f"it runs as a script ({script}) and imports nothing from `{top}`: run as a file, the seam "
                 f"import would make it need `{top}` importable; `allow` it or leave it out "
