@@ -33,6 +33,9 @@ _PATCHED_KEYWORDS = re.compile(r"patch\.multiple\(")
 _KEYWORD = re.compile(r"(?<![\w.])(\w+)\s*=(?!=)")
 _NESTED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|\{[^{}]*\}|\"[^\"\n]*\"|'[^'\n]*'")
 _MULTIPLE_OPTIONS = frozenset({"spec", "create", "spec_set", "autospec", "new_callable"})
+# `module.Name = fake` (a test's or a runtime patch's plain assignment; `self.x`/`cls.x` are no modules): the
+# source module of a builder's import patched so, the adapter's import would see what the builder did not
+_ASSIGNED_ATTRIBUTE = re.compile(r"^[ \t]*(?!self\.|cls\.)[A-Za-z_]\w*(?:\.\w+)*\.(\w+)[ \t]*=(?!=)", re.MULTILINE)
 # a patch target whose last part is computed (`f"{MODULE}.{name}"`): any global of any module may be patched
 _ANY_NAME = "*"
 _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE)
@@ -74,6 +77,7 @@ class Project:
         for relpath, text in _python_files(settings.root):
             if "patch" in text or "setattr" in text or "delattr" in text:
                 patched.update(_patched_names(text))
+            patched.update(match.group(1) for match in _ASSIGNED_ATTRIBUTE.finditer(text))
             if any(part in text for part in last_parts):
                 project._scan_attribute_reads(relpath, text, spellings)
                 project._scan_modules_by_name(relpath, text, modules)

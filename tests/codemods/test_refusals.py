@@ -147,6 +147,35 @@ def test_a_patched_name_stays_where_the_patch_reaches_it(form: str, tmp_path: Pa
     assert ran[0] in ("Fake\n", "name 'MLASelfAttention' is not defined\n") and ran[1] == ran[0]
 
 
+SOURCE_PATCHED = """from types import SimpleNamespace
+
+import pkg.mla_impl
+from pkg import model
+
+
+def check():
+    original, pkg.mla_impl.MLASelfAttention = pkg.mla_impl.MLASelfAttention, dict
+    try:
+        return type(model.build(SimpleNamespace(multi_latent_attention=True))).__name__
+    finally:
+        pkg.mla_impl.MLASelfAttention = original
+"""
+
+
+def test_a_name_assigned_on_its_source_module_stays_where_the_builder_reads_it(tmp_path: Path) -> None:
+    # the builder holds the class it imported; moved, the arm would import the one assigned meanwhile
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, c):\n"
+             "        pass\n", "pkg/model.py": BUILDS, "tests/test_model.py": SOURCE_PATCHED}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    _, said = applied(rewritten)
+    assert "a test patches by name" in said, said
+    check = "from tests.test_model import check; print(check())"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] == ran[1] == "MLASelfAttention\n"
+
+
 SCRIPTED = """import torch
 
 
