@@ -15,7 +15,8 @@ from seamfix.codemods.nodes import Span, SpanSet
 from seamfix.vocabulary.names import NameClassifier
 
 _NOQA = "# noqa: F401"
-_NOQA_COMMENT = re.compile(r"#\s*noqa\b", re.IGNORECASE)  # bare or with codes, as ruff reads it
+# a bare noqa comment, or one that names F401 (unused import), as ruff reads them: meant to stay unused
+_NOQA_COMMENT = re.compile(r"#\s*noqa(?!:)|#\s*noqa:[^#\n]*\bF401\b", re.IGNORECASE)
 
 
 def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
@@ -230,7 +231,7 @@ def unused_mla_imports(
 
 
 def _declared_used(module: cst.Module, statement: cst.SimpleStatementLine) -> bool:
-    """Does the import carry a ``noqa`` comment (``# noqa: F401``, re-exported for code outside the
+    """Does the import carry a ``# noqa`` or ``# noqa: F401`` comment (re-exported for code outside the
     project)? Its names stay whatever the module itself reads, and so does the comment."""
     comments = [statement.trailing_whitespace.comment, module.code_for_node(statement.body[0])]
     return any(comment is not None and _NOQA_COMMENT.search(getattr(comment, "value", comment)) for comment in comments)
