@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import keyword
 import re
+import tokenize
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from tokenize import COMMENT
 
 import libcst as cst
 
@@ -72,8 +75,19 @@ def _from_statements(
 
 
 def shape_key(code: str) -> str:
-    """16 hex digits naming ``function_shape(code)``: functions with the same key are the same function."""
-    return hashlib.sha1(function_shape(code).encode()).hexdigest()[:16]
+    """16 hex digits naming ``function_shape(code)`` and the comments of ``code``: functions with the same key
+    are the same function. The comments count so that an arm's comments are never dropped for a function of
+    the same code without them (the arm's text is replaced by a call to the one function kept)."""
+    return hashlib.sha1((function_shape(code) + "\n".join(_comments(code))).encode()).hexdigest()[:16]
+
+
+def _comments(code: str) -> list[str]:
+    if "#" not in code:
+        return []
+    try:
+        return [token.string for token in tokenize.generate_tokens(io.StringIO(code).readline) if token.type == COMMENT]
+    except (tokenize.TokenError, SyntaxError):
+        return [code]  # unreadable as tokens: only the very same text is the same function
 
 
 def function_shape(code: str) -> str:

@@ -36,14 +36,15 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
     the others are appended in a deterministic order, each named after its suggestion or, where another
     function or a name of a builder asking for it holds that, the first free one of its alternatives.
     """
+    source = (existing or "").removeprefix("\N{BYTE ORDER MARK}")  # kept in what is written, as Python reads it
     try:
-        tree = ast.parse(existing or "")
+        tree = ast.parse(source)
     except SyntaxError as exc:
         raise SeamfixError(f"{path}: cannot parse the adapter module: {exc.msg} (line {exc.lineno})") from None
     # An adapter package's modules are its attributes too, and importing one rebinds its name there.
     submodules = adapter_submodules(path.parent, path.name)
     taken = top_level_names(tree) | submodules
-    reusable = _reusable_functions(tree, existing or "", taken, submodules)
+    reusable = _reusable_functions(tree, source, taken, submodules)
     shapes = {shape_key(ast.unparse(node)): node.name for node in reusable}
     unique: dict[str, AdapterFunction] = {}
     for function in requested:
@@ -66,8 +67,13 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
         added.append(function.code.replace(function.placeholder, name, 1))
     if not added:
         return existing or "", names
-    text = (existing.rstrip() + "\n" if existing and existing.strip() else HEADER) + "\n\n" + "\n\n".join(added)
-    return format_module(text, path), names
+    if not source.strip():
+        return format_module(HEADER + "\n\n" + "\n\n".join(added), path), names
+    # Code written here by hand stays byte for byte (its import order, indentation, line endings): only the
+    # new functions are formatted, and end their lines as the module's first line does.
+    newline = "\r\n" if re.match(r"[^\n]*\r\n", existing) else "\n"
+    functions = format_module("\n\n".join(added), path).replace("\n", newline)
+    return existing.rstrip("\r\n") + newline * 3 + functions, names
 
 
 def _reusable_functions(

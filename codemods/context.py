@@ -26,6 +26,10 @@ _STAR_IMPORT = re.compile(r"\bimport\s*\(?\s*\*")
 _GLOBAL = re.compile(r"\bglobal\s")
 _GLOBALS_CALL = re.compile(r"\bglobals\s*\(")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+# Decorators that compile their function from its source (TorchScript, Triton and Gluon, Numba, Megatron's
+# `jit_fuser`, which is `torch.jit.script` on older torch): the compiler cannot call into the adapter.
+_COMPILING_DECORATORS = frozenset({"script", "script_method", "script_if_tracing", "jit", "njit", "jit_fuser"})
+_COMPILING_TEXT = re.compile(r"@[\w.]*\b(?:script|script_method|script_if_tracing|jit|njit|jit_fuser)\b")
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,27 @@ class FileContext:
         """What the builder module binds at its top level: no adapter function it asks for takes such a name
         (``mla_seam.get_layer_spec`` would read as the builder's own ``get_layer_spec``)."""
         return frozenset(top_level_names(self.tree))
+
+    def compiled_by(self, line: int) -> str | None:
+        """Why code at ``line`` (of the file) cannot call the adapter: it is in a function or class that a
+        decorator compiles from source (``@torch.jit.script``, ``@triton.jit``); None when it is not."""
+        return next((why for start, end, why in self._compiled_definitions if start <= line <= end), None)
+
+    @cached_property
+    def _compiled_definitions(self) -> list[tuple[int, int, str]]:
+        if not _COMPILING_TEXT.search(self.text):
+            return []
+        found = []
+        for node in ast.walk(self.tree):
+            if isinstance(node, _DEFINITIONS):
+                for decorator in node.decorator_list:
+                    called = decorator.func if isinstance(decorator, ast.Call) else decorator
+                    name = called.attr if isinstance(called, ast.Attribute) else getattr(called, "id", None)
+                    if name in _COMPILING_DECORATORS:
+                        why = f"it is in `{node.name}`, which `@{ast.unparse(called)}` compiles: the compiler "
+                        found.append((node.lineno, node.end_lineno, why + "cannot call into the adapter"))
+                        break
+        return found
 
     @cached_property
     def module_name(self) -> str:
@@ -143,7 +168,7 @@ class FileContext:
         statement = self._top_level_imports.get(id(stores[0].node))
         if statement is None:
             return Refusal(f"it reads {why} imported under `try`/`if`/`with`: the adapter cannot share its binding")
-        if name in self.project.patched:
+        if self.project.is_patched(name):
             return Refusal(f"it reads {why} that a test patches by name; the adapter would not see the patch")
         if self.project.reexported(self.module_name, name, self.relpath):
             return Refusal(f"it reads {why} that another module imports from it (or reads as its attribute)")

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from seamfix.codemods.line_diff import line_opcodes
 from seamfix.errors import SeamfixError
+from seamfix.parallel import call_with_deep_stack
 
 _UNIT_MARKER = "__seamfix_unit__ = "
 RUFF_THREAD_STACK_BYTES = 256 * 1024 * 1024
@@ -525,9 +526,16 @@ def _same_tree(before: str, after: str, *, imports_may_move: bool = False) -> bo
     """Whether ``after`` is ``before`` in another layout (and, with ``imports_may_move``, import blocks sorted:
     the same imports, in another order or merged)."""
     try:
-        old, new = ast.parse(before), ast.parse(after)
+        try:
+            return _trees_equal(before, after, imports_may_move)
+        except RecursionError:  # valid but deep (a long chain of `+`): again with room for it
+            return call_with_deep_stack(_trees_equal, before, after, imports_may_move)
     except (SyntaxError, ValueError, RecursionError):
         return False
+
+
+def _trees_equal(before: str, after: str, imports_may_move: bool) -> bool:
+    old, new = ast.parse(before), ast.parse(after)
     if imports_may_move:
         old, new = _imports_as_sets(old), _imports_as_sets(new)
     return old is not None and new is not None and ast.dump(old) == ast.dump(new)

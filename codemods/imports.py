@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Iterable, Iterator
 
 import libcst as cst
@@ -14,6 +15,8 @@ from seamfix.codemods.nodes import Span, SpanSet
 from seamfix.vocabulary.names import NameClassifier
 
 _NOQA = "# noqa: F401"
+# a bare noqa comment, or one that names F401 (unused import), as ruff reads them: meant to stay unused
+_NOQA_COMMENT = re.compile(r"#\s*noqa(?!:)|#\s*noqa:[^#\n]*\bF401\b", re.IGNORECASE)
 
 
 def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
@@ -211,7 +214,7 @@ def unused_mla_imports(
             spans = uses.get(bound, [])
             if not (is_mla and spans and all(edited.any_enclosing(span) for span in spans)):
                 kept.append(alias)
-        if len(kept) == len(node.names):
+        if len(kept) == len(node.names) or _declared_used(module, statement):
             continue
         if not kept and line in droppable():
             edits[statement] = cst.RemovalSentinel.REMOVE
@@ -225,6 +228,13 @@ def unused_mla_imports(
             kept[-1] = kept[-1].with_changes(comma=node.names[-1].comma)
             edits[statement] = statement.with_changes(body=[node.with_changes(names=kept)])
     return edits
+
+
+def _declared_used(module: cst.Module, statement: cst.SimpleStatementLine) -> bool:
+    """Does the import carry a ``# noqa`` or ``# noqa: F401`` comment (re-exported for code outside the
+    project)? Its names stay whatever the module itself reads, and so does the comment."""
+    comments = [statement.trailing_whitespace.comment, module.code_for_node(statement.body[0])]
+    return any(comment is not None and _NOQA_COMMENT.search(getattr(comment, "value", comment)) for comment in comments)
 
 
 def _first_lines(module: cst.Module, tree: ast.Module) -> Iterator[int]:

@@ -96,7 +96,7 @@ def _effects(root: Path | None, project_file: ProjectFile, module: str, seen: di
         return
     seen[module] = via
     try:
-        text = (root / relpath).read_bytes().decode("utf-8")
+        text = (root / relpath).read_bytes().decode("utf-8-sig")  # a BOM is no code
         tree = ast.parse(text)
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
         yield Statement(f"{relpath}: cannot be read to tell", (), True)
@@ -307,6 +307,8 @@ def seam_import_changes_imports(
     # script that imports nothing of the seam's package (nor, relatively, of its own) ran without it.
     beside_the_seam = not seam.package and len(module_parts) == 1
     script = "a `__main__.py`" if module_parts[-1:] == ("__main__",) else _runs_as_script(before)
+    # `lib/tools/convert-ckpt.py`, `lib/my tools/x.py`: no import name reaches it, it only ever runs as a file
+    script = script or next((f"`{part}` is no module name" for part in module_parts if not part.isidentifier()), None)
     if not imports_top and not beside_the_seam and script:
         return (f"it runs as a script ({script}) and imports nothing from `{top}`: run as a file, the seam "
                 f"import would make it need `{top}` importable; `allow` it or leave it out "

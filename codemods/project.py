@@ -21,10 +21,23 @@ from seamfix.analysis.seam_bindings import absolute_module
 from seamfix.codemods.package_init import PackageInit, seam_inits
 from seamfix.config import DEFAULT_EXCLUDE, Settings, module_parts, package_parts
 
-# `patch("pkg.mod.Name")`, `mocker.patch("...")`, `monkeypatch.setattr("pkg.mod.Name", value)`
-_PATCHED_PATH = re.compile(r"""(?:patch|setattr)\(\s*[rbu]?["'](?:[\w.]+\.)?(\w+)["']""")
+# `patch("pkg.mod.Name")`, `mocker.patch(target=f"{MODULE}.Name")`, `monkeypatch.setattr("pkg.mod.Name", value)`,
+# `monkeypatch.delattr("pkg.mod.Name")`, `patch("pkg.mod." "Name")`: where a target's string literals start
+# (`_patched_names` joins them)
+_PATCHED_PATH = re.compile(r"""(?:patch|setattr|delattr)\(\s*(?:target\s*=\s*)?(?=[rRbBuUfF]{0,2}["'])""")
+_STRING_LITERAL = re.compile(r"""\s*[rRbBuUfF]{0,2}(["'])((?:\\.|(?!\1)[^\\\n])*)\1""")
 # `patch.object(mod, "Name")`, `monkeypatch.setattr(mod, "Name", value)`, `setattr(mod, "Name", v)`, `delattr`
 _PATCHED_ATTRIBUTE = re.compile(r"""(?:setattr|delattr|patch\.object|patch\.multiple)\(\s*[^,()]+,\s*["'](\w+)["']""")
+# `patch.multiple("pkg.mod", Name=fake)`, `patch.multiple(mod, Name=fake)`: each keyword names a patched global
+_PATCHED_KEYWORDS = re.compile(r"patch\.multiple\(")
+_KEYWORD = re.compile(r"(?<![\w.])(\w+)\s*=(?!=)")
+_NESTED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|\{[^{}]*\}|\"[^\"\n]*\"|'[^'\n]*'")
+_MULTIPLE_OPTIONS = frozenset({"spec", "create", "spec_set", "autospec", "new_callable"})
+# `module.Name = fake` (a test's or a runtime patch's plain assignment; `self.x`/`cls.x` are no modules): the
+# source module of a builder's import patched so, the adapter's import would see what the builder did not
+_ASSIGNED_ATTRIBUTE = re.compile(r"^[ \t]*(?!self\.|cls\.)[A-Za-z_]\w*(?:\.\w+)*\.(\w+)[ \t]*=(?!=)", re.MULTILINE)
+# a patch target whose last part is computed (`f"{MODULE}.{name}"`): any global of any module may be patched
+_ANY_NAME = "*"
 _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE)
 # `import pkg.model as m`, `from pkg import model as m`: the module read under another name
 _MODULE_ALIAS = re.compile(
@@ -62,9 +75,9 @@ class Project:
         spellings = _spellings(modules)
         patched: set[str] = set()
         for relpath, text in _python_files(settings.root):
-            if "patch" in text or "setattr" in text:
-                patched.update(match.group(1) for match in _PATCHED_PATH.finditer(text))
-                patched.update(match.group(1) for match in _PATCHED_ATTRIBUTE.finditer(text))
+            if "patch" in text or "setattr" in text or "delattr" in text:
+                patched.update(_patched_names(text))
+            patched.update(match.group(1) for match in _ASSIGNED_ATTRIBUTE.finditer(text))
             if any(part in text for part in last_parts):
                 project._scan_attribute_reads(relpath, text, spellings)
                 project._scan_modules_by_name(relpath, text, modules)
@@ -135,6 +148,10 @@ class Project:
         level = len(module) - len(module.lstrip("."))
         return absolute_module(self.package_parts(relpath), level, module[level:])
 
+    def is_patched(self, name: str) -> bool:
+        """Does some file patch a module's global ``name`` by name (or a name it computes)?"""
+        return name in self.patched or _ANY_NAME in self.patched
+
     def reexported(self, module: str, name: str, relpath: str) -> bool:
         """Does a project file other than ``relpath`` import ``name`` from ``module`` (or all: ``*``)?"""
         return bool((self.importers.get((module, name), set()) | self.importers.get((module, "*"), set())) - {relpath})
@@ -159,6 +176,38 @@ class Project:
         return folder not in (*self.src, ".") and (self.root / folder / f"{module}.py").is_file()
 
 
+def _patched_names(text: str) -> Iterator[str]:
+    """The globals ``text`` patches or sets by name, in any module: the last part of a string target (all
+    of a target's adjacent literals joined; ``_ANY_NAME`` where that part is computed in an f-string), the
+    attribute of ``setattr(mod, "Name")``-style calls, the keywords of ``patch.multiple``."""
+    for match in _PATCHED_PATH.finditer(text):
+        target, position = "", match.end()
+        while literal := _STRING_LITERAL.match(text, position):
+            target, position = target + literal.group(2), literal.end()
+        name = target.rpartition(".")[2]
+        if name.isidentifier():
+            yield name
+        elif name.endswith("}"):
+            yield _ANY_NAME
+    yield from (match.group(1) for match in _PATCHED_ATTRIBUTE.finditer(text))
+    for match in _PATCHED_KEYWORDS.finditer(text):
+        arguments = _call_arguments(text, match.end())
+        yield from (name for name in _KEYWORD.findall(arguments) if name not in _MULTIPLE_OPTIONS)
+
+
+def _call_arguments(text: str, start: int) -> str:
+    """The argument list of the call whose ``(`` ends at ``start``, with its nested brackets and string
+    literals removed (so that only its own keywords are left to read)."""
+    depth, end = 1, start
+    while end < len(text) and depth:
+        depth += {"(": 1, ")": -1}.get(text[end], 0)
+        end += 1
+    arguments = text[start : end - 1]
+    while (flattened := _NESTED.sub("", arguments)) != arguments:
+        arguments = flattened
+    return arguments
+
+
 def _spellings(modules: set[str]) -> dict[str, list[str]]:
     """The builder modules each spelling can name: ``pkg.model`` itself, ``model`` any ``*.model``."""
     spellings: dict[str, list[str]] = {}
@@ -179,10 +228,11 @@ def _attribute_read(spellings: tuple[str, ...]) -> re.Pattern[str]:
 @functools.lru_cache(maxsize=64)
 def _dynamic_read(spellings: tuple[str, ...]) -> re.Pattern[str]:
     """``getattr(<spelling>, "Name")`` (group 2 the name), or the module handed to a function that can read
-    any of its names: ``getattr``/``hasattr`` with a computed name, ``vars``, ``dir``, ``inspect.getmembers``."""
+    any of its names: ``getattr``/``hasattr``/``setattr``/``delattr`` with a computed name, ``vars``, ``dir``,
+    ``inspect.getmembers``."""
     alternatives = "|".join(re.escape(spelling) for spelling in sorted(spellings, key=len, reverse=True))
     return re.compile(
-        rf"""(?<!\w)(?:getattr|hasattr|vars|dir|getmembers)\(\s*({alternatives})\s*(?:,\s*[rbu]?["'](\w+)["']|[,)])"""
+        rf"""(?<!\w)(?:getattr|hasattr|setattr|delattr|vars|dir|getmembers)\(\s*({alternatives})\s*(?:,\s*[rbu]?["'](\w+)["']|[,)])"""
     )
 
 

@@ -155,6 +155,10 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
         return moved_spans.any_enclosing(finding_span(*local[finding][1:5]))
 
     for finding in findings:
+        if (compiled := context.compiled_by(finding.line)) is not None:
+            untouched[finding] = compiled
+    findings = [finding for finding in findings if finding not in untouched]
+    for finding in findings:
         if inside_moved(finding):
             continue
         plan = extractor.plan(local[finding])

@@ -83,11 +83,59 @@ def refuse_failing(rewrites: list[FileRewrite], originals: Mapping[str, bytes], 
 Problem = tuple[int, str, tuple[str, str]]  # line, why, ruff's (code, message) without line numbers
 
 
+class _TooDeep(Exception):
+    """The output needs more room to compile than its original: Python importing it would fail."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
 def _compile(output: Output) -> None:
+    """Compile the output as its original compiles. Where the original needs more room than this thread
+    has (a 3,000-term `+`, which Python itself cannot compile at its default recursion limit) the output
+    gets that room too: it is no worse. Where the original fits, the output must fit: an arm moved into the
+    adapter from a file that cannot be imported would stop the adapter, and every builder, from importing."""
     try:
         compile(output.new, output.relpath, "exec", dont_inherit=True)
-    except RecursionError:  # valid but deep (the original compiled): again with room for it
+    except RecursionError:
+        if _fits(output.old, output.relpath):
+            raise _TooDeep(_first_too_deep(output)) from None
         call_with_deep_stack(compile, output.new, output.relpath, "exec", 0, True)
+
+
+def _fits(data: bytes, relpath: str) -> bool:
+    """Does ``data`` compile in this thread without running out of recursion room (a syntax error is no
+    lack of room)?"""
+    try:
+        compile(data, relpath, "exec", dont_inherit=True)
+    except RecursionError:
+        return False
+    except (SyntaxError, ValueError):
+        pass
+    return True
+
+
+def _parse(source: str | bytes) -> ast.Module:
+    try:
+        return ast.parse(source)
+    except RecursionError:  # valid but deep: again with room for it
+        return call_with_deep_stack(ast.parse, source)
+
+
+def _first_too_deep(output: Output) -> int:
+    """The line of the first top-level statement of ``output.new`` that alone cannot compile here (0: none)."""
+    try:
+        tree = _parse(output.new)
+    except (SyntaxError, ValueError, RecursionError):
+        return 0
+    text = output.new.decode("utf-8", "replace")
+    lines = text.splitlines(keepends=True)
+    for statement in tree.body:
+        segment = "".join(lines[statement.lineno - 1 : statement.end_lineno])
+        if not _fits(segment.encode(), output.relpath):
+            return statement.lineno
+    return 0
 
 
 def _failures(outputs: list[Output]) -> tuple[dict[str, list[Problem]], dict[str, Counter]]:
@@ -101,6 +149,9 @@ def _failures(outputs: list[Output]) -> tuple[dict[str, list[Problem]], dict[str
             _compile(output)
         except SyntaxError as exc:
             found[output.relpath] = [(exc.lineno or 0, f"it does not compile: {exc.msg} (line {exc.lineno})", ("", ""))]
+        except _TooDeep as exc:
+            why = f"it is too deeply nested for Python to compile, unlike its original (line {exc.line})"
+            found[output.relpath] = [(exc.line, why, ("", ""))]
         except (ValueError, RecursionError, MemoryError) as exc:
             found[output.relpath] = [(0, f"it does not compile: {type(exc).__name__}", ("", ""))]
         else:
@@ -180,7 +231,7 @@ def _shadowed_builtins(adapter: Output, tree: ast.Module) -> list[Problem]:
     bound = top_level_names(tree)
     try:
         existing = {node.name for node in ast.parse(adapter.old).body if isinstance(node, ast.FunctionDef)}
-        table = symtable.symtable(adapter.new.decode(), "adapter", "exec")
+        table = symtable.symtable(adapter.new.decode("utf-8-sig"), "adapter", "exec")
     except (SyntaxError, ValueError, RecursionError):
         return []
     lines = {node.name: node.lineno for node in tree.body if isinstance(node, ast.FunctionDef)}
@@ -197,7 +248,7 @@ def _shadowed_builtins(adapter: Output, tree: ast.Module) -> list[Problem]:
 def _requesting(active: list[FileRewrite], adapter_text: str, names: dict[str, str], line: int) -> list[str]:
     """The builders that asked for the adapter function holding ``line`` (none: a line outside them)."""
     try:
-        tree = ast.parse(adapter_text)
+        tree = _parse(adapter_text)
     except (SyntaxError, ValueError, RecursionError):
         return []
     holding = {

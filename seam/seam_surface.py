@@ -45,7 +45,7 @@ def surface_of(path: str, data: bytes | None, submodules: frozenset[str] = froze
         return SeamSurface(path, MISSING)
     try:
         tree = ast.parse(data)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError):  # too deep for Python to compile it either
         return SeamSurface(path, UNPARSEABLE)
     names = set(submodules)
     is_open = False

@@ -119,6 +119,30 @@ def test_rerun_merges_into_a_hand_edited_adapter(project):
     assert "def q_lora_rank_is_none(" in text
 
 
+# hand-written adapters in a user's own layout: CRLF, tabs, a BOM, imports in an order of their own
+HAND_WRITTEN_ADAPTERS = [
+    b'"""Our seam."""\r\nimport os\r\n\r\n\r\ndef helper():\r\n    return os.sep\r\n',
+    b"import os\nimport json\n\n\ndef helper():\n\treturn json.dumps(os.sep)",
+    b'\xef\xbb\xbf"""Our seam."""\n\n\ndef helper():\n    return 42\n',
+]
+
+
+@pytest.mark.parametrize("adapter", HAND_WRITTEN_ADAPTERS, ids=["crlf", "tabs-unsorted-no-eol", "bom"])
+def test_a_hand_written_adapter_keeps_its_bytes(project, adapter):
+    # apply appends its functions; what the user wrote stays byte for byte, and the new lines end as theirs
+    root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/mla_seam.py": adapter, "pkg/a.py": MLA_IF})
+    call = "import types, pkg.a, pkg.mla_seam; print(pkg.a.f(types.SimpleNamespace(multi_latent_attention=1)))"
+    before = subprocess.run([sys.executable, "-c", call], cwd=root, capture_output=True, text=True, check=True)
+    assert run_seamfix("apply", cwd=root).code == 0
+    written = (root / "pkg/mla_seam.py").read_bytes()
+    assert written.startswith(adapter) and b"def multi_latent_attention(cfg):" in written
+    ending = b"\r\n" if b"\r\n" in adapter else b"\n"
+    assert written[len(adapter) :].replace(ending, b"").count(b"\n") == 0 and written.endswith(ending)
+    after = subprocess.run([sys.executable, "-c", call], cwd=root, capture_output=True, text=True, check=True)
+    assert "mla_seam." in (root / "pkg/a.py").read_text() and after.stdout == before.stdout == "1\n"
+    assert run_seamfix("apply", cwd=root).code == 0 and (root / "pkg/mla_seam.py").read_bytes() == written
+
+
 def test_apply_needs_an_adapter(project):
     root = project({"pyproject.toml": "[tool.seamfix]\n", "a.py": MLA_IF})
     result = run_seamfix("apply", cwd=root)

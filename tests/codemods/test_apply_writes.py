@@ -471,6 +471,28 @@ def test_deep_expressions_are_handled_in_lint_and_apply(project):
     assert run_seamfix("lint", "--no-cache", cwd=root).code == 0
 
 
+def test_an_arm_too_deep_for_python_never_moves_into_the_adapter(project):
+    # Python compiles a 1,100-term `+` but not one of 3,000 at its default recursion limit: the first arm
+    # moves (its formatting check once died in `ast.dump`, stopping every file), the second must not (the
+    # adapter, and every builder importing it, would no longer import); its module was broken already.
+    def deep_arm(terms: int) -> str:
+        arm = f"        return cfg.q_lora_rank{'+x' * terms}\n"
+        return f"def g(cfg):\n    x = cfg.q_lora_rank\n    if cfg.multi_latent_attention:\n{arm}"
+
+    root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/fits.py": deep_arm(1100) + "    return 0\n",
+                    "pkg/too_deep.py": deep_arm(3000) + "    return 0\n", "pkg/ok.py": MLA_IF})  # fmt: skip
+    too_deep = (root / "pkg/too_deep.py").read_bytes()
+    call = "import types, pkg.fits, pkg.ok; cfg = types.SimpleNamespace(multi_latent_attention=1, q_lora_rank=2)\n"
+    call += "print(pkg.fits.g(cfg), pkg.ok.f(cfg))"
+    before = subprocess.run([sys.executable, "-c", call], cwd=root, capture_output=True, text=True, check=True)
+    applied = run_seamfix("apply", cwd=root)
+    assert applied.code == 1 and "pkg/too_deep.py: self-check:" in applied.stderr, applied.stderr
+    assert "too deeply nested" in applied.stderr and (root / "pkg/too_deep.py").read_bytes() == too_deep
+    assert "mla_seam" in (root / "pkg/fits.py").read_text() and "mla_seam" in (root / "pkg/ok.py").read_text()
+    after = subprocess.run([sys.executable, "-c", call], cwd=root, capture_output=True, text=True, check=True)
+    assert after.stdout == before.stdout == "2202 1\n"
+
+
 def _fails_on_three(item: int) -> int:
     if item == 3:
         raise RecursionError("maximum recursion depth exceeded")

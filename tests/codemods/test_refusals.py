@@ -86,6 +86,129 @@ def test_a_re_exported_name_is_left(tmp_path: Path) -> None:
     assert "another module imports from it" in said
 
 
+BUILDS = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config):\n"
+BUILDS += "    if config.multi_latent_attention:\n        return MLASelfAttention(config)\n    return None\n"
+# the spellings of a patch of `pkg.model.MLASelfAttention` in a test, each run as `with <form>:`
+PATCH_FORMS = [
+    'mock.patch(f"{MODULE}.MLASelfAttention", Fake)',
+    'mock.patch(f"pkg.model.{NAME}", Fake)',  # a computed name: any global may be patched
+    'mock.patch(target="pkg.model." "MLASelfAttention", new=Fake)',
+    'mock.patch.multiple("pkg.model", MLASelfAttention=Fake, create=False)',
+    "mock.patch.multiple(model, MLASelfAttention=Fake)",
+    "monkeypatched(lambda mp: mp.setattr(model, NAME, Fake))",
+    'monkeypatched(lambda mp: mp.delattr("pkg.model.MLASelfAttention"))',
+]
+PATCHING_TEST = """import contextlib
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+
+from pkg import model
+
+MODULE, NAME = "pkg.model", "MLASelf" + "Attention"
+
+
+class Fake:
+    def __init__(self, config):
+        pass
+
+
+@contextlib.contextmanager
+def monkeypatched(action):
+    with pytest.MonkeyPatch.context() as mp:
+        action(mp)
+        yield
+
+
+def check():
+    with {form}:
+        try:
+            return type(model.build(SimpleNamespace(multi_latent_attention=True))).__name__
+        except NameError as error:
+            return str(error)
+"""
+
+
+@pytest.mark.parametrize("form", PATCH_FORMS)
+def test_a_patched_name_stays_where_the_patch_reaches_it(form: str, tmp_path: Path) -> None:
+    # moved, the arm would read the adapter's own import: the patch would no longer reach it (or, the
+    # builder's import dropped, `mock.patch` would raise AttributeError)
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, c):\n"
+             "        pass\n", "pkg/model.py": BUILDS,
+             "tests/test_model.py": PATCHING_TEST.format(form=form)}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    _, said = applied(rewritten)
+    assert "a test patches by name" in said or "reads as its attribute" in said, said
+    check = "from tests.test_model import check; print(check())"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] in ("Fake\n", "name 'MLASelfAttention' is not defined\n") and ran[1] == ran[0]
+
+
+SOURCE_PATCHED = """from types import SimpleNamespace
+
+import pkg.mla_impl
+from pkg import model
+
+
+def check():
+    original, pkg.mla_impl.MLASelfAttention = pkg.mla_impl.MLASelfAttention, dict
+    try:
+        return type(model.build(SimpleNamespace(multi_latent_attention=True))).__name__
+    finally:
+        pkg.mla_impl.MLASelfAttention = original
+"""
+
+
+def test_a_name_assigned_on_its_source_module_stays_where_the_builder_reads_it(tmp_path: Path) -> None:
+    # the builder holds the class it imported; moved, the arm would import the one assigned meanwhile
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, c):\n"
+             "        pass\n", "pkg/model.py": BUILDS, "tests/test_model.py": SOURCE_PATCHED}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    _, said = applied(rewritten)
+    assert "a test patches by name" in said, said
+    check = "from tests.test_model import check; print(check())"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] == ran[1] == "MLASelfAttention\n"
+
+
+SCRIPTED = """import torch
+
+
+@torch.jit.script
+def scale(x: torch.Tensor, kv_lora_rank: int, multi_latent_attention: bool) -> torch.Tensor:
+    if multi_latent_attention:
+        y = x * kv_lora_rank
+        return y + 1
+    return x
+
+
+def build(config):
+    if config.multi_latent_attention:
+        return scale(torch.ones(1), config.kv_lora_rank, True).item()
+    return 0.0
+"""
+
+
+def test_code_a_decorator_compiles_never_calls_the_adapter(tmp_path: Path) -> None:
+    # TorchScript compiles `scale` from its source at import: a call into the adapter there (its arm moved)
+    # failed the import with a RuntimeError. `build` is plain Python: its arm moves.
+    files = {"pkg/__init__.py": "", "pkg/model.py": SCRIPTED}
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    plan, said = applied(rewritten)
+    assert "it is in `scale`, which `@torch.jit.script` compiles" in said and plan.moved == 1, said
+    check = "import types, pkg.model; print(pkg.model.build(types.SimpleNamespace(multi_latent_attention=1, "
+    check += "kv_lora_rank=2)), pkg.model.scale.code.count('mla_seam'))"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] == ran[1] == "3.0 0\n"
+
+
 # the forms of reading a builder's name from another module: as its module's attribute, or by `import *`
 READERS = ["from pkg import model\nX = model.", "import pkg.model\nX = pkg.model.", "from . import model as m\nX = m."]
 READERS.append("from pkg.model import *  # noqa: F403\nX = ")  # every name the builder binds

@@ -145,6 +145,8 @@ SCRIPT = BUILDER + '\n\nif __name__ == "__main__":\n    ' + RUN
     [
         ("lib/util/flops.py", "", False),  # `python lib/util/flops.py`: `lib` is not importable from `lib/util`
         ("lib/util/__main__.py", "", False),  # `python lib/util`
+        ("lib/util/convert-ckpt.py", "", False),  # no import name reaches it, with or without `__main__`
+        ("lib/my tools/count.py", "", False),
         ("lib/util/flops.py", "import lib.core.helpers\n", True),  # run as a file, it needed `lib` already
         ("lib/util/flops.py", "from . import helpers\n", True),  # a relative import: only ever run with -m
     ],
@@ -154,7 +156,7 @@ def test_a_script_inside_the_seams_package_is_left_unless_it_imports_the_package
 ) -> None:
     files = {
         "lib/__init__.py": "", "lib/core/__init__.py": "", "lib/core/helpers.py": "", "lib/util/__init__.py": "",
-        "lib/util/helpers.py": "", path: imports + (SCRIPT if path.endswith("flops.py") else f"{BUILDER}\n\n{RUN}"),
+        "lib/util/helpers.py": "", path: imports + (SCRIPT if path.endswith("/flops.py") else f"{BUILDER}\n\n{RUN}"),
     }  # fmt: skip
     root = written(tmp_path / "after", files)
     _, said = applied(root)
