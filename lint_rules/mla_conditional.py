@@ -115,7 +115,8 @@ class MLAConditional(AstRule):
         "class B:\n    def f(self):\n        if self._latent:\n            pass\n",
         # State of a class that names MLA is the same whether or not a model uses MLA (MindSpeed-LLM's op).
         "class SparseFlashMlaFunction:\n    grad_scale = None\n    @staticmethod\n    def set(scale):\n"
-        "        if SparseFlashMlaFunction.grad_scale is None:\n            SparseFlashMlaFunction.grad_scale = scale\n",
+        "        if SparseFlashMlaFunction.grad_scale is None:\n"
+        "            SparseFlashMlaFunction.grad_scale = scale\n",
         "def f():\n    scale = SparseFlashMlaFunction.grad_scale\n    return scale if scale is not None else 1.0\n",
     )
     INVALID = (

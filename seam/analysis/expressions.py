@@ -140,9 +140,7 @@ class MLAExpressions:
         (``MLAMode.ABSORBED``, ``MLAKind.Absorbed``: an enum member by PEP 8's case) still names MLA."""
         receiver = attribute.value
         return (
-            type(receiver) is ast.Name
-            and attribute.attr.lstrip("_")[:1].islower()
-            and self.names.is_class(receiver.id)
+            type(receiver) is ast.Name and attribute.attr.lstrip("_")[:1].islower() and self.names.is_class(receiver.id)
         )
 
     def _call_taint(self, call: ast.Call, aliases: frozenset[str], arithmetic: bool) -> ast.AST | None:
