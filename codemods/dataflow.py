@@ -63,7 +63,10 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
             parameters.append(name)
     for name in parameters:
         if name not in entry and name not in inside.closure:
-            blocker = blocker or f"`{name}` may be unassigned where it starts"
+            # a name the arm only assigns is passed in too, for the paths where the arm leaves it unchanged
+            # (a loop that does not run): say so, or the reason reads as false beside the arm's own assignment
+            used = "" if name in inside.exposed else ", which it assigns and the function uses elsewhere,"
+            blocker = blocker or f"`{name}`{used} may be unassigned where it starts"
     for name, owner in inside.closure.items():
         if name in parameters and not _bound_before(bindings, owner, scope, name):
             blocker = blocker or (
