@@ -28,21 +28,29 @@ def _with_bar(rewrites: Iterator[Done], total: int) -> Iterator[Done]:
         yield from bar
 
 
+def _counted(count: int, noun: str) -> str:
+    """``1 file``, ``2 files``: as ruff says ``Found 1 error.``"""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def summary(plan: ApplyPlan, written: bool, skipped: int = 0) -> str:
     """Files changed, conditionals routed, arms moved, and every finding left with the reason."""
     if plan.changes:
         verb = "Rewrote" if written else "Would rewrite"
         count = len(plan.changes) - skipped
-        lines = [f"{verb} {count} files: {plan.routed} conditionals routed, {plan.moved} arms moved."]
+        lines = [
+            f"{verb} {_counted(count, 'file')}: {_counted(plan.routed, 'conditional')} routed, "
+            f"{_counted(plan.moved, 'arm')} moved."
+        ]
     else:
         lines = ["Nothing to change."]
     if plan.kept_arms:
         lines.append(f"Routed the test but left the MLA arm ({len(plan.kept_arms)}):")
         lines += [f"  {why}" for why in plan.kept_arms]
     if plan.refused:
-        lines.append(f"Left {len(plan.refused)} files untouched (their findings stay):")
+        lines.append(f"Left {_counted(len(plan.refused), 'file')} untouched (their findings stay):")
         lines += [f"  {why}" for why in plan.refused]
     if plan.remaining:
-        lines.append(f"Left {len(plan.remaining)} findings that apply cannot fix:")
+        lines.append(f"Left {_counted(len(plan.remaining), 'finding')} that apply cannot fix:")
         lines += [f"  {why}" for why in plan.remaining]
     return "\n".join(lines)

@@ -69,7 +69,7 @@ def test_exit_zero_when_lint_is_clean_afterwards(project):
     root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/model.py": MLA_IF})
     result = run_seamfix("apply", cwd=root)
     assert result.code == 0, result.stderr
-    assert "1 conditionals routed" in result.stderr
+    assert "1 conditional routed" in result.stderr
     assert run_seamfix("lint", "--no-cache", cwd=root).code == 0
     assert (root / "pkg/model.py").read_text().startswith("from pkg import mla_seam\n")
 

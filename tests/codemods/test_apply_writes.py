@@ -555,7 +555,7 @@ def test_findings_left_are_listed_and_every_mode_exits_one(project):
     for args in (["--check"], [], ["--diff"], []):  # before apply, then after it
         result = run_seamfix("apply", *args, cwd=root)
         assert result.code == 1, (args, result.stderr)
-        assert "Left 1 findings that apply cannot fix:\n" + left in result.stderr, result.stderr
+        assert "Left 1 finding that apply cannot fix:\n" + left in result.stderr, result.stderr
     assert "Nothing to change." in result.stderr
 
 
