@@ -26,7 +26,7 @@ from seamfix.file_checker import FileChecker
 from seamfix.findings import Finding
 from seamfix.journal import FileWrite, commit, recover
 from seamfix.lint_rules import RULES
-from seamfix.parallel import Failed, call_with_deep_stack, map_items, worker_count
+from seamfix.parallel import Failed, call_with_room, map_items, worker_count
 from seamfix.seam_surface import SeamSurface, adapter_submodules, surface_of
 
 # Wraps the stream of files' outcomes as they finish (a progress bar), given how many there will be.
@@ -129,10 +129,8 @@ def plan_apply(
         """The adapter holding ``functions``, merged once for the self-check and what is written alike."""
         key = tuple(functions)
         if key not in merged:
-            try:
-                merged[key] = merge_adapter(existing_text, functions, adapter)
-            except RecursionError:  # a deeply nested expression moved into it
-                merged[key] = call_with_deep_stack(merge_adapter, existing_text, functions, adapter)
+            # a deeply nested expression may have moved into it
+            merged[key] = call_with_room(merge_adapter, existing_text, functions, adapter)
         return merged[key]
 
     polished: dict[tuple[str, bytes], bytes] = {}  # (target, named output) -> formatted: once per output

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from seamfix.codemods.line_diff import line_opcodes
 from seamfix.errors import SeamfixError
-from seamfix.parallel import call_with_deep_stack
+from seamfix.parallel import call_with_room
 
 _UNIT_MARKER = "__seamfix_unit__ = "
 RUFF_THREAD_STACK_BYTES = 256 * 1024 * 1024
@@ -526,10 +526,7 @@ def _same_tree(before: str, after: str, *, imports_may_move: bool = False) -> bo
     """Whether ``after`` is ``before`` in another layout (and, with ``imports_may_move``, import blocks sorted:
     the same imports, in another order or merged)."""
     try:
-        try:
-            return _trees_equal(before, after, imports_may_move)
-        except RecursionError:  # valid but deep (a long chain of `+`): again with room for it
-            return call_with_deep_stack(_trees_equal, before, after, imports_may_move)
+        return call_with_room(_trees_equal, before, after, imports_may_move)
     except (SyntaxError, ValueError, RecursionError):
         return False
 

@@ -27,7 +27,7 @@ from seamfix.codemods.project import Project
 from seamfix.codemods.route_predicates import RoutePredicates
 from seamfix.file_checker import FileChecker
 from seamfix.findings import Finding
-from seamfix.parallel import call_with_deep_stack
+from seamfix.parallel import call_with_room
 
 _BOM = b"\xef\xbb\xbf"
 _LONE_CR = re.compile(rb"\r(?!\n)")  # a line break to Python, as CRLF and LF are
@@ -62,10 +62,7 @@ def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam, pr
     LibCST): that is a per-file refusal, never a crash of the run. ``findings``: ``checker``'s findings of
     ``data``, when the caller has them."""
     try:
-        try:
-            return _rewrite(data, relpath, checker, seam, project, findings)
-        except RecursionError:  # valid but deep (a 500-term `+`): again with room for it
-            return call_with_deep_stack(_rewrite, data, relpath, checker, seam, project, findings)
+        return call_with_room(_rewrite, data, relpath, checker, seam, project, findings)  # a 500-term `+` too
     except (RecursionError, MemoryError):
         result = FileRewrite(relpath, data)
         result.refuse("nested too deeply for the codemods", data)

@@ -26,7 +26,7 @@ from seamfix.codemods.bindings import top_level_names
 from seamfix.codemods.formatting import ruff_environment, ruff_executable
 from seamfix.codemods.rewrite import FileRewrite
 from seamfix.errors import SeamfixError
-from seamfix.parallel import call_with_deep_stack
+from seamfix.parallel import call_with_deep_stack, call_with_room
 
 # Ruff's messages name lines ("Redefinition of unused `x` from line 3"), which an inserted import shifts.
 _LINE_NUMBER = re.compile(r"\bline \d+")
@@ -116,17 +116,10 @@ def _fits(data: bytes, relpath: str) -> bool:
     return True
 
 
-def _parse(source: str | bytes) -> ast.Module:
-    try:
-        return ast.parse(source)
-    except RecursionError:  # valid but deep: again with room for it
-        return call_with_deep_stack(ast.parse, source)
-
-
 def _first_too_deep(output: Output) -> int:
     """The line of the first top-level statement of ``output.new`` that alone cannot compile here (0: none)."""
     try:
-        tree = _parse(output.new)
+        tree = call_with_room(ast.parse, output.new)
     except (SyntaxError, ValueError, RecursionError):
         return 0
     text = output.new.decode("utf-8", "replace")
@@ -248,7 +241,7 @@ def _shadowed_builtins(adapter: Output, tree: ast.Module) -> list[Problem]:
 def _requesting(active: list[FileRewrite], adapter_text: str, names: dict[str, str], line: int) -> list[str]:
     """The builders that asked for the adapter function holding ``line`` (none: a line outside them)."""
     try:
-        tree = _parse(adapter_text)
+        tree = call_with_room(ast.parse, adapter_text)
     except (SyntaxError, ValueError, RecursionError):
         return []
     holding = {

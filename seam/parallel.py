@@ -114,10 +114,7 @@ def _die_with_parent() -> None:
 def _guarded(function: Callable[[Any], Any], items: Sequence[Any] | None, index: int) -> tuple[int, Any]:
     item = (items if items is not None else _items)[index]
     try:
-        try:
-            return index, function(item)
-        except RecursionError:
-            return index, call_with_deep_stack(function, item)
+        return index, call_with_room(function, item)
     except RecursionError:
         return index, Failed("too deeply nested to analyse (RecursionError)")
     except MemoryError:
@@ -130,6 +127,15 @@ def _guarded(function: Callable[[Any], Any], items: Sequence[Any] | None, index:
 # recurses once per term). The rare item that hits it is tried once more on a thread with room for that.
 DEEP_RECURSION_LIMIT = 60_000
 DEEP_STACK_BYTES = 512 * 1024 * 1024
+
+
+def call_with_room(function: Callable[..., Result], *args: Any) -> Result:
+    """``function(*args)``; where that runs out of recursion room here (valid but deeply nested input: a long
+    chain of ``+``), again on a thread with room for it."""
+    try:
+        return function(*args)
+    except RecursionError:
+        return call_with_deep_stack(function, *args)
 
 
 def call_with_deep_stack(function: Callable[..., Result], *args: Any) -> Result:
