@@ -9,11 +9,14 @@ MMA's shared-memory descriptor). 32 rows take two warpgroups, each its own 16 (o
 ``STAGES`` buffers filled by asynchronous copies. A buffer is refilled as soon as the products reading it are done,
 so while a program waits for one tile the next ones are already on their way (the Triton kernel's pipeliner issues
 each tile's copies and waits for them in the same iteration), and a segment's first tiles are requested before its
-queries. The merge of split sequences may launch as soon as every program has started (programmatic dependent
+queries. What stands between a buffer freed and its refill going out is kept short: the tile's page is read from
+the block table an iteration ahead, the rope rows are refilled while the output product still reads the latent
+rows, and each thread copies 128 bytes of 4 rows (not 1 KB of 16), so that the rows' addresses are a base and
+constants. The merge of split sequences may launch as soon as every program has started (programmatic dependent
 launch): its programs wait beside this kernel's one per multiprocessor. Measured on an H200 against alternatives (a
-ring across a run's segments, stores through a layout change, 16 rows in two warpgroups, runs in 16-token units,
-the next segment's first tile or tiles beyond the ring asked of L2 ahead of time): benchmarks/RESULTS.md, seventh
-to ninth passes.
+ring across a run's segments, stores through a layout change, 16 rows in two warpgroups, runs in 16-token units or
+cut at any token, the next segment's first tile or tiles beyond the ring asked of L2 ahead of time, 64-byte copy
+pieces): benchmarks/RESULTS.md, seventh to tenth passes.
 """
 
 from triton.experimental import gluon
@@ -31,9 +34,9 @@ from .gluon_kernels import (
     LOG2_E,
     _copy_queries,
     _cta_barrier,
-    _gather_tile,
     _locate_run,
     _operand_layout,
+    _row_offsets,
     _row_pieces,
     _segment_role,
     _store_lead,
@@ -50,12 +53,57 @@ def _transposed(rows, warps):
                                      instr_shape=[16, rows // warpgroups, 16])  # fmt: skip
 
 
+@gluon.constexpr_function
+def _tile_pieces(width, warps):
+    """Layout of a tile's copy in 16-byte pieces, a warp covering 128 bytes of each of ``32 // pieces`` rows:
+    a thread then addresses few rows (4 of a 64-token tile in 4 warps, where whole 1 KB rows a warp give it 16),
+    so that the rows' addresses stay in registers (the 16-row kernel holds 255)."""
+    pieces = min(width // 8, 8)  # 128 bytes of a row
+    return gl.BlockedLayout([1, 8], [32 // pieces, pieces], [warps, 1], [1, 0])
+
+
 @gluon.jit
 def _store_transposed(OUT, LSE, rows, out_t, lse, keep, RANK: gl.constexpr):
     """Store ``out_t [RANK, rows]`` as rows of ``OUT`` (and their log-sum-exp) where ``keep``."""
     columns = gl.arange(0, RANK, layout=gl.SliceLayout(1, out_t.type.layout))
     gl.store(OUT + rows[None, :] * RANK + columns[:, None], out_t.to(OUT.dtype.element_ty), mask=keep[None, :])
     gl.store(LSE + rows, lse, mask=keep)
+
+
+@gluon.jit
+def _tile_page(table, num_blocks, tile_start, key_end, PAGE: gl.constexpr, BLOCK_N: gl.constexpr):
+    """Block id of the page holding keys ``[tile_start, tile_start + BLOCK_N)`` where a tile lies inside one page
+    (pages are powers of two, tiles start at multiples of ``BLOCK_N``), clamped into the cache: loaded once for both
+    caches' copies, and early. The key is clamped into ``[0, key_end)`` first, so that a tile past the segment's
+    end (the ring asks for the page of the tile it would refill next) or an empty segment reads an entry of the
+    sequence's own row. Tiles longer than a page: 0 (their copies load a table entry per row)."""
+    if BLOCK_N <= PAGE:
+        key = gl.maximum(gl.minimum(tile_start, key_end - 1), 0)
+        page = gl.minimum(gl.maximum(gl.load(table + key // PAGE), 0), num_blocks - 1)
+    else:
+        page = 0
+    return page
+
+
+@gluon.jit
+def _gather_rows(SOURCE, stride_block, stride_row: gl.constexpr, table, num_blocks, page, tile_start, key_end, buffer,
+                 PAGE: gl.constexpr, WIDTH: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
+    """Start copying the ``WIDTH``-wide cache rows of keys ``[tile_start, tile_start + BLOCK_N)`` (those before
+    ``key_end``) into ``buffer``: from ``page`` (``_tile_page``) where a tile lies inside one, each row's address the
+    tile's first row plus a constant the copy instruction takes as its immediate (a row's page and place computed
+    per row cost a dozen instructions a row while the ring waits for the refill); else through a table entry per
+    row."""
+    gather: gl.constexpr = _tile_pieces(WIDTH, gl.num_warps())
+    if BLOCK_N <= PAGE:
+        tile_rows = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, gather))
+        first_at = page.to(gl.int64) * stride_block + (tile_start % PAGE) * stride_row
+        rows_at, key_ok = first_at + tile_rows * stride_row, tile_rows < key_end - tile_start
+    else:
+        rows_at, key_ok = _row_offsets(table, num_blocks, tile_start, key_end, stride_block, stride_row, PAGE,
+                                       BLOCK_N, gl.SliceLayout(1, gather))  # fmt: skip
+    columns = gl.arange(0, WIDTH, layout=gl.SliceLayout(0, gather))
+    async_copy.async_copy_global_to_shared(buffer, SOURCE + rows_at[:, None] + columns[None, :],
+                                           mask=key_ok[:, None])  # fmt: skip
 
 
 @gluon.jit
@@ -79,12 +127,20 @@ def _attend(Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok
     no_scores = gl.zeros([BLOCK_N, BLOCK_H], gl.float32, layout)
     num_tiles = gl.cdiv(key_end - key_start, BLOCK_N)
     # The ring filled: one commit group per tile (empty past the end); the queries join the first tile's group,
-    # requested after it so that the cache rows, the long pole, go out first.
+    # requested after it so that the cache rows, the long pole, go out first. The second tile's page is asked for
+    # before the first tile's copies wait on theirs: one table round trip for both.
+    second_page = _tile_page(table, num_blocks, key_start + BLOCK_N, key_end, PAGE, BLOCK_N)
     for ahead in gl.static_range(STAGES):
         if ahead < num_tiles:
-            _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks,
-                         key_start + ahead * BLOCK_N, key_end, ckv_smem.index(ahead), kpe_smem.index(ahead), PAGE,
-                         RANK, ROPE, BLOCK_N)  # fmt: skip
+            if ahead == 1:
+                page = second_page
+            else:
+                page = _tile_page(table, num_blocks, key_start + ahead * BLOCK_N, key_end, PAGE, BLOCK_N)
+            ahead_start = key_start + ahead * BLOCK_N
+            _gather_rows(CKV, stride_cb, stride_cr, table, num_blocks, page, ahead_start, key_end,
+                         ckv_smem.index(ahead), PAGE, RANK, BLOCK_N)  # fmt: skip
+            _gather_rows(KPE, stride_kb, stride_kr, table, num_blocks, page, ahead_start, key_end,
+                         kpe_smem.index(ahead), PAGE, ROPE, BLOCK_N)  # fmt: skip
             if ahead == 0:
                 _copy_queries(Q_LAT, Q_PE, seq, gather_query, gather_head, gather_row_ok, stride_qb, stride_qs,
                               stride_qh, stride_pb, stride_ps, stride_ph, q_lat_smem, q_pe_smem, RANK,
@@ -93,6 +149,10 @@ def _attend(Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok
     for tile in range(num_tiles):
         tile_start = key_start + tile * BLOCK_N
         stage = tile % STAGES
+        # The refill's page, asked for now: its round trip overlaps this tile's wait and products.
+        refill = tile + STAGES
+        refill_start = key_start + refill * BLOCK_N
+        refill_page = _tile_page(table, num_blocks, refill_start, key_end, PAGE, BLOCK_N)
         async_copy.wait_group(STAGES - 1)
         fence_async_shared()
         _cta_barrier()  # every thread's copies of this tile (and of the queries) have landed
@@ -115,13 +175,16 @@ def _attend(Q_LAT, Q_PE, CKV, KPE, seq, gather_query, gather_head, gather_row_ok
         fence_async_shared()
         _cta_barrier()  # all weights written
         acc = warpgroup_mma(ckv.permute((1, 0)), weights_smem, acc * rescale[None, :], is_async=True)
-        acc = warpgroup_mma_wait(0, deps=(acc,))
-        _cta_barrier()  # every warp's products are done with this buffer: refill it
-        refill = tile + STAGES
+        # While the output product runs: the refill's rope rows (only the scores read them, and every warp is past
+        # its scores above).
         if refill < num_tiles:
-            _gather_tile(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks,
-                         key_start + refill * BLOCK_N, key_end, ckv_smem.index(stage), kpe_smem.index(stage), PAGE,
-                         RANK, ROPE, BLOCK_N)  # fmt: skip
+            _gather_rows(KPE, stride_kb, stride_kr, table, num_blocks, refill_page, refill_start, key_end,
+                         kpe_smem.index(stage), PAGE, ROPE, BLOCK_N)  # fmt: skip
+        acc = warpgroup_mma_wait(0, deps=(acc,))
+        _cta_barrier()  # every warp's products are done with this buffer: refill its latent rows
+        if refill < num_tiles:
+            _gather_rows(CKV, stride_cb, stride_cr, table, num_blocks, refill_page, refill_start, key_end,
+                         ckv_smem.index(stage), PAGE, RANK, BLOCK_N)  # fmt: skip
         async_copy.commit_group()
     async_copy.wait_group(0)
     _cta_barrier()  # the buffers and the queries are free for the next segment
