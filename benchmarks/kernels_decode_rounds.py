@@ -244,9 +244,11 @@ def bench_append(baseline, steps_between, device, reps, rounds, slot_layout="ran
     steps["Triton scatter, no math, slots in token order (2, 1)"] = partial(scatter_rows, args, (2, 1), True)
     steps["torch.sort of the slots"] = lambda: torch.sort(args["slot_mapping"])
     steps |= variants
-    times = {label: statistics.median(values) for label, values in rounds_ms(steps, device, reps, rounds).items()}
+    every_round = rounds_ms(steps, device, reps, rounds)
+    times = {label: statistics.median(values) for label, values in every_round.items()}
     copy = times["copy of the same rows"]
-    return {label: {"ms": ms, "vs_copy": ms / copy, "rel_err": errors.get(label)} for label, ms in times.items()}
+    return {label: {"ms": ms, "vs_copy": ms / copy, "rel_err": errors.get(label), "rounds_ms": every_round[label]}
+            for label, ms in times.items()}  # fmt: skip
 
 
 def markdown(report):

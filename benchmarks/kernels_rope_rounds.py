@@ -171,6 +171,7 @@ def main():
                         help="another copy of the kernels package, timed as a variant")  # fmt: skip
     parser.add_argument("--tiles", default="{}", help='JSON {"label": {"kv_forward": {...}}, ...} on our package')
     parser.add_argument("--q-only", action="store_true", help="time the q ops alone")
+    parser.add_argument("--kv-only", action="store_true", help="time the kv ops alone")
     args = parser.parse_args()
     device = torch.device("cuda")
     torch.manual_seed(0)
@@ -181,8 +182,8 @@ def main():
         package_label, _, _ = label.partition(":")  # "step:name" puts the tiles on a step's package
         package = variants[package_label].package if package_label in variants else ours
         variants[label] = Variant(package, tiles, KV_TIMES)
-    for variant in variants.values() if args.q_only else ():
-        variant.times = tuple(key for key in variant.times if key.startswith("q_"))
+    for variant in variants.values() if args.q_only or args.kv_only else ():
+        variant.times = tuple(key for key in variant.times if key.startswith("q_" if args.q_only else "kv_"))
     report = {"device": torch.cuda.get_device_name(), "rounds": args.rounds,
               "copy_Bps": copy_bandwidth(device, args.reps)}  # fmt: skip
     out = Path(os.environ.get("OUT", "out"))

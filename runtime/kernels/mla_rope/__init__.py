@@ -111,10 +111,12 @@ def _check_rope_inputs(
     return backend, packed_positions(cu_seqlens, tensor.shape[0], cos.shape[0])
 
 
-def _check_triton_sizes(name: str, tensor: torch.Tensor, cos: torch.Tensor, tile: str, **widths: int) -> None:
+def _check_triton_sizes(
+    name: str, tensor: torch.Tensor, cos: torch.Tensor, tile: str, programs_per_head_block: int = 1, **widths: int
+) -> None:
     """What the Triton kernels address with 32-bit numbers and hold in one tile: a program's heads (up to the
     tile's ``max_heads``) times each of the named row widths, a token's heads and the cos/sin table as 32-bit
-    offsets, and the grid of tokens by head blocks."""
+    offsets, and the grid of tokens by head blocks (``programs_per_head_block`` programs each)."""
     import triton
 
     from .triton_ops import TILES, _block_heads
@@ -125,7 +127,7 @@ def _check_triton_sizes(name: str, tensor: torch.Tensor, cos: torch.Tensor, tile
                           for width_name, width in widths.items()})  # fmt: skip
     check_int32_offsets(**{f"one token's heads of {name}": (heads - 1) * tensor.stride(-2) + tensor.shape[-1],
                            "cos": cos.numel()})  # fmt: skip
-    check_grid(math.prod(tensor.shape[:-2]), triton.cdiv(heads, block_heads))
+    check_grid(math.prod(tensor.shape[:-2]), programs_per_head_block * triton.cdiv(heads, block_heads))
 
 
 # How autograd made a view (torch keeps it for this very check); absent from some future torch, then not checked.
@@ -236,7 +238,9 @@ def mla_rope_kv(
                              {"cos": cos, "sin": sin})  # fmt: skip
     if backend == "torch" or kv.numel() == 0:  # no tokens: nothing to launch
         return reference.rope_kv(kv, k_pos_emb, cos, sin, emb_dim, k_dim, v_dim, positions)
-    _check_triton_sizes("kv", kv, cos, "kv_forward", k_dim=k_dim, v_dim=v_dim, rope_half=emb_dim // 2)
+    # The forward's key and value programs (triton_kernels.rope_kv_forward_kernel).
+    _check_triton_sizes("kv", kv, cos, "kv_forward", programs_per_head_block=2, k_dim=k_dim, v_dim=v_dim,
+                        rope_half=emb_dim // 2)  # fmt: skip
     from .triton_ops import MlaRopeKV
 
     with on_device(kv.device):

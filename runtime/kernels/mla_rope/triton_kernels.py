@@ -1,11 +1,12 @@
 """Triton kernels of MLA's fused RoPE (imported only when the Triton backend runs).
 
-Program ``(token, head block)`` owns ``BLOCK_HEADS`` heads of one token. A token is ``(s, b)`` in bshd and
-``(t, 0)`` in thd (batch 1), so one kernel serves both layouts and any strides over the token and head
-dimensions. What belongs to the token (its position, its cos/sin row, k_pos_emb and its rotation) is loaded and
-computed once and broadcast over the heads; addresses are one scalar base per token plus 32-bit offsets.
-cos/sin are ``[max_seq, emb_dim]`` tables indexed by the token's position (its sequence index, or ``POSITIONS``
-in thd). All arithmetic is float32; each output is rounded once.
+Program ``(token, head block)`` owns ``BLOCK_HEADS`` heads of one token (the kv forward has two programs for
+each, one writing keys, one values). A token is ``(s, b)`` in bshd and ``(t, 0)`` in thd (batch 1), so one
+kernel serves both layouts and any strides over the token and head dimensions. What belongs to the token (its
+position, its cos/sin row, k_pos_emb and its rotation) is loaded and computed once and broadcast over the heads;
+addresses are one scalar base per token plus 32-bit offsets. cos/sin are ``[max_seq, emb_dim]`` tables indexed
+by the token's position (its sequence index, or ``POSITIONS`` in thd). All arithmetic is float32; each output is
+rounded once.
 """
 
 import triton
@@ -159,30 +160,40 @@ def rope_kv_forward_kernel(
     HAS_POSITIONS: tl.constexpr,
     BLOCK_HEADS: tl.constexpr,
 ):
-    """Split kv into key-nope and value, append the rotated shared k_pos_emb to every head's key."""
+    """Split kv into key-nope and value, append the rotated shared k_pos_emb to every head's key.
+
+    Grid ``(tokens, 2 x head blocks)``: programs of the first half of axis 1 write the keys of their heads (nope
+    columns and the rotated rope), those of the second half copy the values, so each program reads one slice of
+    kv and writes one output. On an H200, V2-Lite's forward (16 heads) took 0.0781 ms against 0.0797 for one
+    program writing both, every round, and the same with key and value programs interleaved on axis 1; V3's
+    (128 heads) 0.5917 against 0.5935, where the interleaved order gave nothing (benchmarks/RESULTS.md, issue
+    16's tenth pass)."""
     token, seq_index, batch_index, position = _token(batch, POSITIONS, HAS_POSITIONS)
-    head = tl.program_id(1) * BLOCK_HEADS + tl.arange(0, BLOCK_HEADS)
+    head_blocks = tl.num_programs(1) // 2
+    role = tl.program_id(1) // head_blocks  # 0: keys, 1: values
+    head = (tl.program_id(1) % head_blocks) * BLOCK_HEADS + tl.arange(0, BLOCK_HEADS)
     ok = head < heads
     kv_at = KV + (seq_index * kv_stride_s + batch_index * kv_stride_b) + head * kv_stride_h
-    key_at = KEY + token * heads * (K_DIM + 2 * HALF) + head * (K_DIM + 2 * HALF)
+    if role == 0:
+        key_at = KEY + token * heads * (K_DIM + 2 * HALF) + head * (K_DIM + 2 * HALF)
+        # Every load is issued before the first store: the compiler may not move a load across a store to memory
+        # it cannot prove distinct, and the loads in flight together are what keeps the memory system busy.
+        k_offsets = tl.arange(0, K_BLOCK)[None, :]
+        k_mask = ok[:, None] & (k_offsets < K_DIM)
+        k_nope = tl.load(kv_at[:, None] + k_offsets, mask=k_mask)
+        cos_left, sin_left, cos_right, sin_right = _cos_sin(COS, SIN, position, HALF, HALF_BLOCK)
+        emb_at = K_POS_EMB + (seq_index * emb_stride_s + batch_index * emb_stride_b) + tl.zeros([1], dtype=tl.int32)
+        first, second = _load_pairs(emb_at, tl.full([1], True, dtype=tl.int1), HALF, HALF_BLOCK, 1)
 
-    # Every load is issued before the first store: the compiler may not move a load across a store to memory it
-    # cannot prove distinct, and the loads in flight together are what keeps the memory system busy.
-    k_offsets = tl.arange(0, K_BLOCK)[None, :]
-    k_mask = ok[:, None] & (k_offsets < K_DIM)
-    k_nope = tl.load(kv_at[:, None] + k_offsets, mask=k_mask)
-    v_offsets = tl.arange(0, V_BLOCK)[None, :]
-    v_mask = ok[:, None] & (v_offsets < V_DIM)
-    value = tl.load(kv_at[:, None] + K_DIM + v_offsets, mask=v_mask)
-    cos_left, sin_left, cos_right, sin_right = _cos_sin(COS, SIN, position, HALF, HALF_BLOCK)
-    emb_at = K_POS_EMB + (seq_index * emb_stride_s + batch_index * emb_stride_b) + tl.zeros([1], dtype=tl.int32)
-    first, second = _load_pairs(emb_at, tl.full([1], True, dtype=tl.int1), HALF, HALF_BLOCK, 1)
-
-    tl.store(key_at[:, None] + k_offsets, k_nope, mask=k_mask)
-    value_at = VALUE + token * heads * V_DIM + head * V_DIM
-    tl.store(value_at[:, None] + v_offsets, value, mask=v_mask)
-    left, right = _rotate(first, second, cos_left, sin_left, cos_right, sin_right)
-    _store_halves(key_at + K_DIM, left, right, ok, HALF, HALF_BLOCK, "")
+        tl.store(key_at[:, None] + k_offsets, k_nope, mask=k_mask)
+        left, right = _rotate(first, second, cos_left, sin_left, cos_right, sin_right)
+        _store_halves(key_at + K_DIM, left, right, ok, HALF, HALF_BLOCK, "")
+    else:
+        v_offsets = tl.arange(0, V_BLOCK)[None, :]
+        v_mask = ok[:, None] & (v_offsets < V_DIM)
+        value = tl.load(kv_at[:, None] + K_DIM + v_offsets, mask=v_mask)
+        value_at = VALUE + token * heads * V_DIM + head * V_DIM
+        tl.store(value_at[:, None] + v_offsets, value, mask=v_mask)
 
 
 @triton.jit

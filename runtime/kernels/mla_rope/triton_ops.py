@@ -178,7 +178,8 @@ class MlaRopeKV(torch.autograd.Function):
         block_heads = _block_heads(layout.heads, tile)
         kv_stride_s, kv_stride_b = layout.strides(kv)
         emb_stride_s, emb_stride_b = layout.strides(k_pos_emb)
-        rope_kv_forward_kernel[(layout.tokens, triton.cdiv(layout.heads, block_heads))](
+        # Axis 1: the key programs of every head block, then the value programs (see the kernel).
+        rope_kv_forward_kernel[(layout.tokens, 2 * triton.cdiv(layout.heads, block_heads))](
             kv, k_pos_emb, key, value, cos, sin, heads=layout.heads, batch=layout.batch,
             kv_stride_s=kv_stride_s, kv_stride_b=kv_stride_b, kv_stride_h=kv.stride(-2),
             emb_stride_s=emb_stride_s, emb_stride_b=emb_stride_b, BLOCK_HEADS=block_heads,

@@ -137,7 +137,8 @@ def test_rope_kernels_with_a_half_that_is_not_a_power_of_two():
 
 
 def test_rope_kv_kernel_with_more_heads_than_one_block(monkeypatch):
-    """More heads than one block: the kv backward sums the rope gradient over several blocks of them."""
+    """More heads than one block: the kv forward's key and value programs each find their block's heads, and the
+    backward sums the rope gradient over several blocks of them."""
     from seamfix.runtime.kernels.mla_rope import triton_ops
 
     monkeypatch.setitem(triton_ops.TILES, "kv_backward", triton_ops.TILES["kv_backward"] | {"max_heads": 16})
