@@ -10,7 +10,15 @@ from dataclasses import dataclass
 import torch
 
 from .absorbed_decode import mla_decode
-from .backend import TORCH_DTYPES, check_positive, check_same_device, check_shape, check_softmax_scale, require
+from .backend import (
+    TORCH_DTYPES,
+    autocast_off,
+    check_positive,
+    check_same_device,
+    check_shape,
+    check_softmax_scale,
+    require,
+)
 
 
 @dataclass(frozen=True)
@@ -74,21 +82,12 @@ class AbsorbedMLADecoder(torch.nn.Module):
         """``q_nope [B, s_q, H, qk_nope_dim]`` and ``q_pe [B, s_q, H, rope_dim]`` (RoPE'd) of the new tokens,
         whose latents are already appended (``mla_cache_append``); ``validate`` as in ``mla_decode``."""
         heads, qk_nope_dim, _ = self.w_uk.shape
-        check_same_device({"q_nope": q_nope, "w_uk": self.w_uk})
+        device = check_same_device({"q_nope": q_nope, "w_uk": self.w_uk})
         check_shape("q_nope", q_nope, (None, None, heads, qk_nope_dim))
         require(q_nope.dtype == self.w_uk.dtype, "q_nope must have the absorbed weights' dtype {want}, got {got}",
                 want=self.w_uk.dtype, got=q_nope.dtype)  # fmt: skip
-        q_lat = torch.einsum("bshn,hnr->bshr", q_nope, self.w_uk)
-        out_lat, _ = mla_decode(
-            q_lat,
-            q_pe,
-            ckv_cache,
-            kpe_cache,
-            block_table,
-            cache_seqlens,
-            self.softmax_scale,
-            causal,
-            backend=backend,
-            validate=validate,
-        )
-        return torch.einsum("bshr,hrv->bshv", out_lat, self.w_uv)
+        with autocast_off(device):  # the absorbed query in q_nope's dtype, as mla_decode takes it
+            q_lat = torch.einsum("bshn,hnr->bshr", q_nope, self.w_uk)
+            out_lat, _ = mla_decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, self.softmax_scale,
+                                    causal, backend=backend, validate=validate)  # fmt: skip
+            return torch.einsum("bshr,hrv->bshv", out_lat, self.w_uv)

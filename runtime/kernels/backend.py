@@ -61,6 +61,17 @@ def on_device(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
+def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """The ops compute in their inputs' dtypes, as the Triton kernels (which autocast never sees) do: inside an
+    ``torch.autocast`` region the reference's matmuls ran in bfloat16 (lse came back bfloat16), a decoder's absorbed
+    query came out bfloat16 against float32 caches, and ``fused_down_norm_up``'s backward mixed dtypes. Autocast is
+    off within the op (checking costs 0.2 us; entering only where it is on)."""
+    return torch.autocast(device.type, enabled=False) if torch.is_autocast_enabled(device.type) else _NOTHING
+
+
+_NOTHING = contextlib.nullcontext()
+
+
 def check_dtype(name: str, tensor: torch.Tensor, backend: str) -> None:
     allowed = TRITON_DTYPES if backend == "triton" else TORCH_DTYPES
     if tensor.dtype not in allowed:
@@ -81,6 +92,16 @@ def check_same_device(
         if tensor.layout != torch.strided or tensor.is_nested:
             kind = "a nested tensor" if tensor.is_nested else tensor.layout
             raise KernelInputError(f"{name} must be a dense tensor, got {kind}")
+        # A subclass that takes over torch's operators (a FakeTensor, a wrapper such as DTensor) has no memory of
+        # its own: the kernels' pointers would be null, and the reference's checks read values it does not hold.
+        require(allow_meta or type(tensor) is torch.Tensor
+                or type(tensor).__torch_dispatch__ is torch._C._disabled_torch_dispatch_impl,
+                "{name} is a {kind}, a tensor subclass that intercepts torch's operators and holds no memory the "
+                "kernels can read; pass a plain torch.Tensor", name=name, kind=type(tensor).__name__)  # fmt: skip
+    # Under vmap, grad or jvp the tensors are functorch wrappers without storage: the kernels cannot address them.
+    require(allow_meta or not torch._C._are_functorch_transforms_active(), "the kernels do not run under torch.func "
+            "transforms (vmap, grad, jvp, ...): their tensors hold no memory the kernels can read; call the op "
+            "outside the transform")  # fmt: skip
     devices = {tensor.device for tensor in present.values()}
     if len(devices) != 1:
         where = ", ".join(f"{name} on {tensor.device}" for name, tensor in present.items())
@@ -146,12 +167,13 @@ def check_positive(**sizes: int) -> None:
 
 
 def check_softmax_scale(softmax_scale: float) -> float:
-    """A real number that float32 holds, as the kernels take it, returned as a Python float (a NumPy float32 was
-    refused as "not a finite number"; a bool is no scale; NaN, an infinite or a larger one makes every score NaN or
-    infinite; comparing, not converting, keeps a huge int from overflowing)."""
-    require(_is_real(softmax_scale) and -FLOAT32_MAX <= softmax_scale <= FLOAT32_MAX,
-            "softmax_scale must be a finite real number that float32 holds, got {scale!r}",
-            scale=softmax_scale)  # fmt: skip
+    """A real number that float32 holds times log2(e), as the kernels take it (they fold log2(e) into the scale to
+    use exp2: a larger one became inf there while the reference still scaled by it), returned as a Python float (a
+    NumPy float32 was refused as "not a finite number"; a bool is no scale; NaN or an infinite one makes every score
+    NaN or infinite; comparing, not converting, keeps a huge int from overflowing)."""
+    require(_is_real(softmax_scale) and -SOFTMAX_SCALE_MAX <= softmax_scale <= SOFTMAX_SCALE_MAX,
+            "softmax_scale must be a finite real number of magnitude at most {limit:.4g} (float32's largest over "
+            "log2(e)), got {scale!r}", limit=SOFTMAX_SCALE_MAX, scale=softmax_scale)  # fmt: skip
     return float(softmax_scale)
 
 
@@ -164,6 +186,8 @@ def _is_real(value: object) -> bool:
 # The smallest positive float32 (a subnormal): a smaller eps rounds to 0 in the kernels' float32 arithmetic.
 FLOAT32_SMALLEST = 2.0**-149
 FLOAT32_MAX = 3.4028234663852886e38
+# The decode kernels compute exp2(score * softmax_scale * log2(e)): the folded scale must stay finite in float32.
+SOFTMAX_SCALE_MAX = FLOAT32_MAX / 1.4426950408889634
 
 
 def check_eps(eps: float) -> float:

@@ -10,6 +10,7 @@ import torch
 from ..backend import (
     GRID_Y_LIMIT,
     TRITON_MAX_TILE,
+    autocast_off,
     check_cache_dtype,
     check_dtype,
     check_int32_offsets,
@@ -142,7 +143,7 @@ def mla_decode(
     if check_values(device, validate):
         _check_lengths(block_table, cache_seqlens, s_q, block_size, num_blocks)
     if backend == "torch":
-        with torch.no_grad():  # not differentiable on either backend: the kernels have no backward
+        with torch.no_grad(), autocast_off(device):  # not differentiable on either backend: the kernels have no backward
             return reference.decode(
                 q_nope_absorbed, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal
             )
