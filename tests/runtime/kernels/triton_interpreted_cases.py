@@ -190,6 +190,12 @@ PAST_TRITON_LIMITS = {
                                                     torch.randn(3, 130, 16), torch.randn(3, 130, 16),
                                                     torch.tensor([[0, 1]], dtype=torch.int32),
                                                     torch.tensor([200], dtype=torch.int32), 0.1, backend="triton"),
+    # The third bad-input pass: 4,096 sequences of 2**26 tokens (one page of 65,536 named 1,024 times: valid) are
+    # 2**32 tiles of 64, a count that wrapped to 0 in the kernels' 32 bits (the interpreter's numpy raised).
+    "more key tiles than 32 bits count": lambda: mla_decode(
+        torch.zeros(16).expand(2**12, 1, 1, 16), torch.zeros(16).expand(2**12, 1, 1, 16), torch.zeros(1, 2**16, 16),
+        torch.zeros(1, 2**16, 16), torch.zeros(1, 2**10, dtype=torch.int32).expand(2**12, -1),
+        torch.full((2**12,), 2**26, dtype=torch.int32), 0.1, backend="triton", validate=False),
 }  # fmt: skip
 
 
