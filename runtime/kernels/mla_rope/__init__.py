@@ -237,7 +237,10 @@ def mla_rope_kv(
     if backend == "torch" or kv.numel() == 0:  # no tokens: nothing to launch
         return reference.rope_kv(kv, k_pos_emb, cos, sin, emb_dim, k_dim, v_dim, positions)
     _check_triton_sizes("kv", kv, cos, "kv_forward", k_dim=k_dim, v_dim=v_dim, rope_half=emb_dim // 2)
-    from .triton_ops import MlaRopeKV
+    from .triton_ops import MlaRopeKV, _half_sizes
+
+    # k_pos_emb, shared by the heads, is read as one tile of both interleaved halves (not a tile per head).
+    check_triton_tiles(k_pos_emb_row=2 * _half_sizes(emb_dim)["HALF_BLOCK"])
 
     with on_device(kv.device):
         return MlaRopeKV.apply(kv, k_pos_emb.contiguous(), cos, sin, emb_dim, k_dim, v_dim, positions)

@@ -185,6 +185,15 @@ PAST_TRITON_LIMITS = {
                                                        torch.zeros(1, 2**20 + 1), torch.ones(2**20 + 1), 1e-6,
                                                        backend="triton"),
     "appended rows past one tile": _append_of_rank(2**20),
+    # The third pass: the tiles of k_pe rows (the append's, rope_dim 2**20) and of k_pos_emb (rope_kv's, emb_dim
+    # 2**21: one row, not one per head) were not counted.
+    "appended k_pe rows past one tile": lambda: mla_cache_append(
+        torch.zeros(1, 16), torch.zeros(1, 2**20), torch.ones(1, 2**20), torch.zeros(1, 2**20),
+        torch.zeros(1, dtype=torch.int32), torch.zeros(1, 1, 16), torch.zeros(1, 1, 2**20),
+        torch.zeros(1, dtype=torch.int32), backend="triton"),
+    "k_pos_emb row past one tile": lambda: mla_rope_kv(torch.zeros(1, 1, 1, 4), torch.zeros(1, 1, 1, 2**21),
+                                                       torch.ones(1, 2**21), torch.zeros(1, 2**21), 2**21, 2, 2,
+                                                       backend="triton"),
     "more sequences than one tile": _decode_of_batch(2**20 + 1),
     "pages that tiles straddle": lambda: mla_decode(torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16),
                                                     torch.randn(3, 130, 16), torch.randn(3, 130, 16),
