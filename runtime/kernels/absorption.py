@@ -40,6 +40,7 @@ def absorb_mla_weights(w_kv_up: torch.Tensor, num_heads: int, qk_nope_dim: int, 
     require(w_kv_up.dtype in TORCH_DTYPES, "w_kv_up must be float32, bfloat16, float16 or float64, got {dtype}",
             dtype=w_kv_up.dtype)  # fmt: skip
     check_shape("w_kv_up", w_kv_up, (num_heads * (qk_nope_dim + v_dim), None))
+    check_positive(kv_lora_rank=w_kv_up.shape[1])  # an empty latent built a decoder every decode step then refused
     per_head = w_kv_up.view(num_heads, qk_nope_dim + v_dim, w_kv_up.shape[1])
     # Copies, never views of w_kv_up (one head's key rows are already contiguous): training on must not change
     # one absorbed factor and not the other.

@@ -146,6 +146,7 @@ REFUSED = {
     "decode under vmap": lambda: (lambda case: torch.func.vmap(lambda q: mla_decode(q, case.q_pe, *case.cache_args(),
                                                                                     SCALE))(case.q_lat[None]))(
         paged_case()),
+    "a latent of width 0 to absorb": lambda: AbsorbedMLADecoder(torch.randn(2 * (8 + 4), 0), 2, 8, 4, SCALE),
     "softmax_scale that log2(e) takes past float32": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe,
                                                                         *paged_case().cache_args(), 3e38),
 }  # fmt: skip
