@@ -83,7 +83,7 @@ class AbsorbedMLADecoder(torch.nn.Module):
         """``q_nope [B, s_q, H, qk_nope_dim]`` and ``q_pe [B, s_q, H, rope_dim]`` (RoPE'd) of the new tokens,
         whose latents are already appended (``mla_cache_append``); ``validate`` as in ``mla_decode``."""
         heads, qk_nope_dim, _ = self.w_uk.shape
-        device = check_same_device({"q_nope": q_nope, "w_uk": self.w_uk})
+        device = check_same_device({"q_nope": q_nope, "w_uk": self.w_uk, "w_uv": self.w_uv})
         check_shape("q_nope", q_nope, (None, None, heads, qk_nope_dim))
         require(q_nope.dtype == self.w_uk.dtype, "q_nope must have the absorbed weights' dtype {want}, got {got}",
                 want=self.w_uk.dtype, got=q_nope.dtype)  # fmt: skip
