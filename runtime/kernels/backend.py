@@ -94,14 +94,14 @@ def check_same_device(
             raise KernelInputError(f"{name} must be a dense tensor, got {kind}")
         # A subclass that takes over torch's operators (a FakeTensor, a wrapper such as DTensor) has no memory of
         # its own: the kernels' pointers would be null, and the reference's checks read values it does not hold.
-        require(allow_meta or type(tensor) is torch.Tensor
-                or type(tensor).__torch_dispatch__ is torch._C._disabled_torch_dispatch_impl,
-                "{name} is a {kind}, a tensor subclass that intercepts torch's operators and holds no memory the "
-                "kernels can read; pass a plain torch.Tensor", name=name, kind=type(tensor).__name__)  # fmt: skip
+        kind = type(tensor)
+        if not (allow_meta or kind is torch.Tensor or kind.__torch_dispatch__ is torch._C._disabled_torch_dispatch_impl):
+            raise KernelInputError(f"{name} is a {kind.__name__}, a tensor subclass that intercepts torch's operators "
+                                   "and holds no memory the kernels can read; pass a plain torch.Tensor")  # fmt: skip
     # Under vmap, grad or jvp the tensors are functorch wrappers without storage: the kernels cannot address them.
-    require(allow_meta or not torch._C._are_functorch_transforms_active(), "the kernels do not run under torch.func "
-            "transforms (vmap, grad, jvp, ...): their tensors hold no memory the kernels can read; call the op "
-            "outside the transform")  # fmt: skip
+    if not allow_meta and torch._C._are_functorch_transforms_active():
+        raise KernelInputError("the kernels do not run under torch.func transforms (vmap, grad, jvp, ...): their "
+                               "tensors hold no memory the kernels can read; call the op outside the transform")
     devices = {tensor.device for tensor in present.values()}
     if len(devices) != 1:
         where = ", ".join(f"{name} on {tensor.device}" for name, tensor in present.items())
