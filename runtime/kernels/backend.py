@@ -98,6 +98,11 @@ def check_same_device(
         if not (allow_meta or kind is torch.Tensor or kind.__torch_dispatch__ is torch._C._disabled_torch_dispatch_impl):
             raise KernelInputError(f"{name} is a {kind.__name__}, a tensor subclass that intercepts torch's operators "
                                    "and holds no memory the kernels can read; pass a plain torch.Tensor")  # fmt: skip
+        # A negative view (the imaginary part of a conjugate, say) holds -x in memory and reads as x through torch's
+        # operators only: the kernels read the memory (a contiguous one gave the Triton decode the opposite scores).
+        if not allow_meta and tensor.is_neg():
+            raise KernelInputError(f"{name} is a negative view (is_neg(): its memory holds the values negated), which "
+                                   f"the kernels would read as stored; pass {name}.resolve_neg()")  # fmt: skip
     # Under vmap, grad or jvp the tensors are functorch wrappers without storage: the kernels cannot address them.
     if not allow_meta and torch._C._are_functorch_transforms_active():
         raise KernelInputError("the kernels do not run under torch.func transforms (vmap, grad, jvp, ...): their "

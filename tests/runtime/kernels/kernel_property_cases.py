@@ -585,9 +585,10 @@ def test_autocast_leaves_every_backend_in_the_inputs_dtypes(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_tensors_without_memory_and_a_scale_the_kernels_overflow_are_refused(backend):
+def test_tensors_the_kernels_cannot_read_and_a_scale_they_overflow_are_refused(backend):
     """FakeTensors and vmap's wrappers raised torch's errors (the Triton path) or ran (the reference); a scale
-    between float32's largest over log2(e) and float32's largest became inf in the kernels only."""
+    between float32's largest over log2(e) and float32's largest became inf in the kernels only; a negative view
+    was read as stored."""
     q_lat, q_pe, ckv, kpe, table, lengths = make_decode(Case(7, DECODE_CASE), torch.float32)
     fake = FakeTensorMode().from_tensor
     with pytest.raises(KernelInputError, match="FakeTensor"):
@@ -597,3 +598,7 @@ def test_tensors_without_memory_and_a_scale_the_kernels_overflow_are_refused(bac
         torch.func.vmap(lambda q: mla_decode(q, q_pe, ckv, kpe, table, lengths, 0.3, backend=backend))(q_lat[None])
     with pytest.raises(KernelInputError, match="softmax_scale"):
         mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, 3e38, backend=backend)
+    # A contiguous negative view (x.conj().imag of a complex x can give one): the Triton decode read the stored
+    # values and gave the opposite scores (1.35 relative error), the reference resolved them.
+    with pytest.raises(KernelInputError, match="resolve_neg"):
+        mla_decode(torch._neg_view(q_lat), q_pe, ckv, kpe, table, lengths, 0.3, backend=backend)
