@@ -88,25 +88,16 @@ def check_same_device(
         require(isinstance(tensor, torch.Tensor) or (tensor is None and name in optional),
                 "{name} must be a torch.Tensor, got {kind}", name=name, kind=type(tensor).__name__)  # fmt: skip
     present = {name: tensor for name, tensor in tensors.items() if tensor is not None}
-    for name, tensor in present.items():  # sparse and nested tensors have no strides (or sizes) to address
-        if tensor.layout != torch.strided or tensor.is_nested:
-            kind = "a nested tensor" if tensor.is_nested else tensor.layout
-            raise KernelInputError(f"{name} must be a dense tensor, got {kind}")
-        # A subclass that takes over torch's operators (a FakeTensor, a wrapper such as DTensor) has no memory of
-        # its own: the kernels' pointers would be null, and the reference's checks read values it does not hold.
-        kind = type(tensor)
-        if not (allow_meta or kind is torch.Tensor or kind.__torch_dispatch__ is torch._C._disabled_torch_dispatch_impl):
-            raise KernelInputError(f"{name} is a {kind.__name__}, a tensor subclass that intercepts torch's operators "
-                                   "and holds no memory the kernels can read; pass a plain torch.Tensor")  # fmt: skip
-        # A negative view (the imaginary part of a conjugate, say) holds -x in memory and reads as x through torch's
-        # operators only: the kernels read the memory (a contiguous one gave the Triton decode the opposite scores).
-        if not allow_meta and tensor.is_neg():
-            raise KernelInputError(f"{name} is a negative view (is_neg(): its memory holds the values negated), which "
-                                   f"the kernels would read as stored; pass {name}.resolve_neg()")  # fmt: skip
     # Under vmap, grad or jvp the tensors are functorch wrappers without storage: the kernels cannot address them.
     if not allow_meta and torch._C._are_functorch_transforms_active():
         raise KernelInputError("the kernels do not run under torch.func transforms (vmap, grad, jvp, ...): their "
                                "tensors hold no memory the kernels can read; call the op outside the transform")
+    for name, tensor in present.items():  # sparse and nested tensors have no strides (or sizes) to address
+        if tensor.layout != torch.strided or tensor.is_nested:
+            kind = "a nested tensor" if tensor.is_nested else tensor.layout
+            raise KernelInputError(f"{name} must be a dense tensor, got {kind}")
+        if not allow_meta:
+            _check_memory_holds_values(name, tensor)
     devices = {tensor.device for tensor in present.values()}
     if len(devices) != 1:
         where = ", ".join(f"{name} on {tensor.device}" for name, tensor in present.items())
@@ -116,6 +107,23 @@ def check_same_device(
     require(allow_meta or device.type != "meta", "meta tensors hold no values ({names}); the kernels need tensors "
             "with data", names=", ".join(present))  # fmt: skip
     return device
+
+
+def _check_memory_holds_values(name: str, tensor: torch.Tensor) -> None:
+    """The kernels read a tensor's memory as its values, which torch's operators may not: a subclass that takes over
+    the operators (a FakeTensor, a wrapper such as DTensor) has no memory of its own; a negative view (the imaginary
+    part of a conjugate, say) holds the values negated (a contiguous one gave the Triton decode the opposite
+    scores); an efficient zero tensor (``torch._efficientzerotensor``, which autograd makes) has a null pointer."""
+    kind = type(tensor)
+    if not (kind is torch.Tensor or kind.__torch_dispatch__ is torch._C._disabled_torch_dispatch_impl):
+        raise KernelInputError(f"{name} is a {kind.__name__}, a tensor subclass that intercepts torch's operators and "
+                               "holds no memory the kernels can read; pass a plain torch.Tensor")  # fmt: skip
+    if tensor.is_neg():
+        raise KernelInputError(f"{name} is a negative view (is_neg(): its memory holds the values negated), which "
+                               f"the kernels would read as stored; pass {name}.resolve_neg()")  # fmt: skip
+    if tensor.data_ptr() == 0 and tensor.numel() and not tensor.is_meta:  # meta tensors: refused by name below
+        raise KernelInputError(f"{name} holds no memory (a null data pointer: an efficient zero tensor, say); pass "
+                               f"{name}.clone()")  # fmt: skip
 
 
 def check_shape(name: str, tensor: torch.Tensor, expected: Iterable[int | None]) -> None:

@@ -602,3 +602,19 @@ def test_tensors_the_kernels_cannot_read_and_a_scale_they_overflow_are_refused(b
     # values and gave the opposite scores (1.35 relative error), the reference resolved them.
     with pytest.raises(KernelInputError, match="resolve_neg"):
         mla_decode(torch._neg_view(q_lat), q_pe, ckv, kpe, table, lengths, 0.3, backend=backend)
+    with pytest.raises(KernelInputError, match="null data pointer"):  # Triton: torch's RuntimeError
+        mla_rope_kv(torch.randn(2, 1, 2, 6, device=DEVICE), torch._efficientzerotensor(2, 1, 1, 4, device=DEVICE),
+                    *rope_tables(4, 4, torch.float32, torch.Generator()), 4, 2, 4, backend=backend)  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rope_kv_backward_takes_an_efficient_zero_gradient(backend):
+    """Autograd may pass an efficient zero tensor (a null pointer) as a gradient: the Triton backward raised torch's
+    RuntimeError reading it (on a GPU, a read of address 0)."""
+    kv = torch.randn(2, 1, 2, 6, device=DEVICE, requires_grad=True)
+    k_pos_emb = torch.randn(2, 1, 1, 4, device=DEVICE, requires_grad=True)
+    key, value = mla_rope_kv(kv, k_pos_emb, *rope_tables(4, 4, torch.float32, torch.Generator()), 4, 2, 4,
+                             backend=backend)  # fmt: skip
+    torch.autograd.backward([key, value], [torch._efficientzerotensor(key.shape, device=DEVICE), torch.ones_like(value)])
+    assert torch.equal(kv.grad, torch.cat((torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 4)), -1).to(DEVICE))
+    assert torch.equal(k_pos_emb.grad, torch.zeros_like(k_pos_emb))
