@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable
 
 import torch
+from torch.autograd import forward_ad
 
 BACKENDS = ("auto", "triton", "torch")
 TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -98,6 +99,9 @@ def check_same_device(
             raise KernelInputError(f"{name} must be a dense tensor, got {kind}")
         if not allow_meta:
             _check_memory_holds_values(name, tensor)
+    # Inside forward_ad.dual_level() (-1 outside it; a module global, read as such by torch's own functions).
+    if not allow_meta and getattr(forward_ad, "_current_level", -1) >= 0:
+        _check_no_tangents(present)
     devices = {tensor.device for tensor in present.values()}
     if len(devices) != 1:
         where = ", ".join(f"{name} on {tensor.device}" for name, tensor in present.items())
@@ -124,6 +128,16 @@ def _check_memory_holds_values(name: str, tensor: torch.Tensor) -> None:
     if tensor.data_ptr() == 0 and tensor.numel() and not tensor.is_meta:  # meta tensors: refused by name below
         raise KernelInputError(f"{name} holds no memory (a null data pointer: an efficient zero tensor, say); pass "
                                f"{name}.clone()")  # fmt: skip
+
+
+def _check_no_tangents(tensors: dict[str, torch.Tensor]) -> None:
+    """No tensor carries a forward-mode tangent: the Triton ops have no forward-mode derivative (torch raised
+    NotImplementedError) where the reference's plain ops gave one, to ``mla_decode``'s output too, which no backend
+    differentiates."""
+    for name, tensor in tensors.items():
+        require(forward_ad.unpack_dual(tensor).tangent is None, "{name} carries a forward-mode tangent "
+                "(torch.autograd.forward_ad), and the ops have no forward-mode derivative; pass its primal",
+                name=name)  # fmt: skip
 
 
 def check_shape(name: str, tensor: torch.Tensor, expected: Iterable[int | None]) -> None:

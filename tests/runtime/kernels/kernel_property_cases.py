@@ -16,6 +16,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.autograd import forward_ad
 
 from seamfix.runtime.kernels import (
     KernelInputError,
@@ -605,6 +606,22 @@ def test_tensors_the_kernels_cannot_read_and_a_scale_they_overflow_are_refused(b
     with pytest.raises(KernelInputError, match="null data pointer"):  # Triton: torch's RuntimeError
         mla_rope_kv(torch.randn(2, 1, 2, 6, device=DEVICE), torch._efficientzerotensor(2, 1, 1, 4, device=DEVICE),
                     *rope_tables(4, 4, torch.float32, torch.Generator()), 4, 2, 4, backend=backend)  # fmt: skip
+
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_forward_mode_tangents_are_refused(backend):
+    """Dual tensors (torch.autograd.forward_ad): the Triton RoPE raised NotImplementedError where the reference
+    rotated the tangent, and the reference decode gave its output a tangent the kernels did not."""
+    q_lat, q_pe, ckv, kpe, table, lengths = make_decode(Case(7, DECODE_CASE), torch.float32)
+    cos, sin = rope_tables(4, 4, torch.float32, torch.Generator())
+    with forward_ad.dual_level():
+        with pytest.raises(KernelInputError, match="tangent"):
+            mla_decode(forward_ad.make_dual(q_lat, q_lat), q_pe, ckv, kpe, table, lengths, 0.3, backend=backend)
+        q = torch.randn(2, 1, 2, 8, device=DEVICE)
+        with pytest.raises(KernelInputError, match="tangent"):
+            mla_rope_q(forward_ad.make_dual(q, q.clone()), cos, sin, 4, 4, backend=backend)
+        mla_rope_q(q, cos, sin, 4, 4, backend=backend)  # inside the level, tensors without a tangent run
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
