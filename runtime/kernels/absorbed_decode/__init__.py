@@ -154,7 +154,8 @@ def mla_decode(
     if check_values(device, validate):
         _check_lengths(block_table, cache_seqlens, s_q, block_size, num_blocks)
     if backend == "torch":
-        with torch.no_grad(), autocast_off(device):  # not differentiable on either backend: the kernels have no backward
+        # Not differentiable on either backend (the kernels have no backward); in the inputs' dtypes under autocast.
+        with torch.no_grad(), autocast_off(device):
             return reference.decode(
                 q_nope_absorbed, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal
             )

@@ -608,7 +608,6 @@ def test_tensors_the_kernels_cannot_read_and_a_scale_they_overflow_are_refused(b
                     *rope_tables(4, 4, torch.float32, torch.Generator()), 4, 2, 4, backend=backend)  # fmt: skip
 
 
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_forward_mode_tangents_are_refused(backend):
     """Dual tensors (torch.autograd.forward_ad): the Triton RoPE raised NotImplementedError where the reference
@@ -632,6 +631,7 @@ def test_rope_kv_backward_takes_an_efficient_zero_gradient(backend):
     k_pos_emb = torch.randn(2, 1, 1, 4, device=DEVICE, requires_grad=True)
     key, value = mla_rope_kv(kv, k_pos_emb, *rope_tables(4, 4, torch.float32, torch.Generator()), 4, 2, 4,
                              backend=backend)  # fmt: skip
-    torch.autograd.backward([key, value], [torch._efficientzerotensor(key.shape, device=DEVICE), torch.ones_like(value)])
+    zero_gradient = torch._efficientzerotensor(key.shape, device=DEVICE)
+    torch.autograd.backward([key, value], [zero_gradient, torch.ones_like(value)])
     assert torch.equal(kv.grad, torch.cat((torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 4)), -1).to(DEVICE))
     assert torch.equal(k_pos_emb.grad, torch.zeros_like(k_pos_emb))
