@@ -67,6 +67,8 @@ def get_mla_metadata(
     check_positive(num_heads_per_head_k=num_heads_per_head_k, num_heads_k=num_heads_k)
     if num_heads_k != 1:
         raise KernelInputError(f"MLA caches one latent head (num_heads_k=1), got num_heads_k={num_heads_k}")
+    # The metadata holds it as int32, as FlashMLA's does (2**31 raised torch's overflow error).
+    require(num_heads_per_head_k < 2**31, "num_heads_per_head_k must be below 2**31, got {n}", n=num_heads_per_head_k)
     return torch.tensor([num_heads_per_head_k, num_heads_k], dtype=torch.int32), None
 
 

@@ -224,7 +224,7 @@ def test_bad_calls_to_the_stand_ins_are_refused_by_name(seam):
                                                  4),
         # The third pass: a paged cache of 0-token pages raised ZeroDivisionError; dropout, a window or the
         # probabilities NotImplementedError (a window of None TypeError); a causal of "yes" ran as causal; FlashMLA's
-        # metadata took cache_seqlens of None.
+        # metadata took cache_seqlens of None, and 2**31 query heads raised torch's int32 overflow error.
         lambda: flash_mla.flash_attn_varlen_func(keys, keys.view(2, 2, 2, 8)[:, :0], keys.view(2, 2, 2, 8)[:, :0],
                                                  torch.tensor([0, 4]), torch.tensor([0, 4]), 4, 4,
                                                  block_table=torch.tensor([[0, 1]], dtype=torch.int32)),
@@ -237,6 +237,7 @@ def test_bad_calls_to_the_stand_ins_are_refused_by_name(seam):
         lambda: flash_mla.flash_attn_varlen_func(keys, keys, keys, torch.tensor([0, 4]), torch.tensor([0, 4]), 4, 4,
                                                  causal="yes"),
         lambda: flash_mla.get_mla_metadata(None, HEADS, 1),
+        lambda: flash_mla.get_mla_metadata(seqlens, 2**31, 1),
     ]  # fmt: skip
     for call in calls:
         with pytest.raises(refused):
