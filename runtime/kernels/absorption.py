@@ -10,7 +10,15 @@ from dataclasses import dataclass
 import torch
 
 from .absorbed_decode import mla_decode
-from .backend import TORCH_DTYPES, check_positive, check_same_device, check_shape, check_softmax_scale, require
+from .backend import (
+    TORCH_DTYPES,
+    autocast_off,
+    check_positive,
+    check_same_device,
+    check_shape,
+    check_softmax_scale,
+    require,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ def absorb_mla_weights(w_kv_up: torch.Tensor, num_heads: int, qk_nope_dim: int, 
     require(w_kv_up.dtype in TORCH_DTYPES, "w_kv_up must be float32, bfloat16, float16 or float64, got {dtype}",
             dtype=w_kv_up.dtype)  # fmt: skip
     check_shape("w_kv_up", w_kv_up, (num_heads * (qk_nope_dim + v_dim), None))
+    check_positive(kv_lora_rank=w_kv_up.shape[1])  # an empty latent built a decoder every decode step then refused
     per_head = w_kv_up.view(num_heads, qk_nope_dim + v_dim, w_kv_up.shape[1])
     # Copies, never views of w_kv_up (one head's key rows are already contiguous): training on must not change
     # one absorbed factor and not the other.
@@ -74,21 +83,12 @@ class AbsorbedMLADecoder(torch.nn.Module):
         """``q_nope [B, s_q, H, qk_nope_dim]`` and ``q_pe [B, s_q, H, rope_dim]`` (RoPE'd) of the new tokens,
         whose latents are already appended (``mla_cache_append``); ``validate`` as in ``mla_decode``."""
         heads, qk_nope_dim, _ = self.w_uk.shape
-        check_same_device({"q_nope": q_nope, "w_uk": self.w_uk})
+        device = check_same_device({"q_nope": q_nope, "w_uk": self.w_uk, "w_uv": self.w_uv})
         check_shape("q_nope", q_nope, (None, None, heads, qk_nope_dim))
         require(q_nope.dtype == self.w_uk.dtype, "q_nope must have the absorbed weights' dtype {want}, got {got}",
                 want=self.w_uk.dtype, got=q_nope.dtype)  # fmt: skip
-        q_lat = torch.einsum("bshn,hnr->bshr", q_nope, self.w_uk)
-        out_lat, _ = mla_decode(
-            q_lat,
-            q_pe,
-            ckv_cache,
-            kpe_cache,
-            block_table,
-            cache_seqlens,
-            self.softmax_scale,
-            causal,
-            backend=backend,
-            validate=validate,
-        )
-        return torch.einsum("bshr,hrv->bshv", out_lat, self.w_uv)
+        with autocast_off(device):  # the absorbed query in q_nope's dtype, as mla_decode takes it
+            q_lat = torch.einsum("bshn,hnr->bshr", q_nope, self.w_uk)
+            out_lat, _ = mla_decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, self.softmax_scale,
+                                    causal, backend=backend, validate=validate)  # fmt: skip
+            return torch.einsum("bshr,hrv->bshv", out_lat, self.w_uv)

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable
 
 import torch
+from torch.autograd import forward_ad
 
 BACKENDS = ("auto", "triton", "torch")
 TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -61,6 +62,17 @@ def on_device(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
+def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """The ops compute in their inputs' dtypes, as the Triton kernels (which autocast never sees) do: inside an
+    ``torch.autocast`` region the reference's matmuls ran in bfloat16 (lse came back bfloat16), a decoder's absorbed
+    query came out bfloat16 against float32 caches, and ``fused_down_norm_up``'s backward mixed dtypes. Autocast is
+    off within the op (the check costs 0.7 us on a 2-core CPU; the context is entered only where autocast is on)."""
+    return torch.autocast(device.type, enabled=False) if torch.is_autocast_enabled(device.type) else _NOTHING
+
+
+_NOTHING = contextlib.nullcontext()
+
+
 def check_dtype(name: str, tensor: torch.Tensor, backend: str) -> None:
     allowed = TRITON_DTYPES if backend == "triton" else TORCH_DTYPES
     if tensor.dtype not in allowed:
@@ -77,10 +89,21 @@ def check_same_device(
         require(isinstance(tensor, torch.Tensor) or (tensor is None and name in optional),
                 "{name} must be a torch.Tensor, got {kind}", name=name, kind=type(tensor).__name__)  # fmt: skip
     present = {name: tensor for name, tensor in tensors.items() if tensor is not None}
+    # Under vmap, grad or jvp the tensors are functorch wrappers without storage: the kernels cannot address them.
+    if not allow_meta and torch._C._are_functorch_transforms_active():
+        raise KernelInputError(
+            "the kernels do not run under torch.func transforms (vmap, grad, jvp, ...): their "
+            "tensors hold no memory the kernels can read; call the op outside the transform"
+        )
     for name, tensor in present.items():  # sparse and nested tensors have no strides (or sizes) to address
         if tensor.layout != torch.strided or tensor.is_nested:
             kind = "a nested tensor" if tensor.is_nested else tensor.layout
             raise KernelInputError(f"{name} must be a dense tensor, got {kind}")
+        if not allow_meta:
+            _check_memory_holds_values(name, tensor)
+    # Inside forward_ad.dual_level() (-1 outside it; a module global, read as such by torch's own functions).
+    if not allow_meta and getattr(forward_ad, "_current_level", -1) >= 0:
+        _check_no_tangents(present)
     devices = {tensor.device for tensor in present.values()}
     if len(devices) != 1:
         where = ", ".join(f"{name} on {tensor.device}" for name, tensor in present.items())
@@ -90,6 +113,33 @@ def check_same_device(
     require(allow_meta or device.type != "meta", "meta tensors hold no values ({names}); the kernels need tensors "
             "with data", names=", ".join(present))  # fmt: skip
     return device
+
+
+def _check_memory_holds_values(name: str, tensor: torch.Tensor) -> None:
+    """The kernels read a tensor's memory as its values, which torch's operators may not: a subclass that takes over
+    the operators (a FakeTensor, a wrapper such as DTensor) has no memory of its own; a negative view (the imaginary
+    part of a conjugate, say) holds the values negated (a contiguous one gave the Triton decode the opposite
+    scores); an efficient zero tensor (``torch._efficientzerotensor``, which autograd makes) has a null pointer."""
+    kind = type(tensor)
+    if not (kind is torch.Tensor or kind.__torch_dispatch__ is torch._C._disabled_torch_dispatch_impl):
+        raise KernelInputError(f"{name} is a {kind.__name__}, a tensor subclass that intercepts torch's operators and "
+                               "holds no memory the kernels can read; pass a plain torch.Tensor")  # fmt: skip
+    if tensor.is_neg():
+        raise KernelInputError(f"{name} is a negative view (is_neg(): its memory holds the values negated), which "
+                               f"the kernels would read as stored; pass {name}.resolve_neg()")  # fmt: skip
+    if tensor.data_ptr() == 0 and tensor.numel() and not tensor.is_meta:  # meta tensors: refused by name below
+        raise KernelInputError(f"{name} holds no memory (a null data pointer: an efficient zero tensor, say); pass "
+                               f"{name}.clone()")  # fmt: skip
+
+
+def _check_no_tangents(tensors: dict[str, torch.Tensor]) -> None:
+    """No tensor carries a forward-mode tangent: the Triton ops have no forward-mode derivative (torch raised
+    NotImplementedError) where the reference's plain ops gave one, to ``mla_decode``'s output too, which no backend
+    differentiates."""
+    for name, tensor in tensors.items():
+        require(forward_ad.unpack_dual(tensor).tangent is None, "{name} carries a forward-mode tangent "
+                "(torch.autograd.forward_ad), and the ops have no forward-mode derivative; pass its primal",
+                name=name)  # fmt: skip
 
 
 def check_shape(name: str, tensor: torch.Tensor, expected: Iterable[int | None]) -> None:
@@ -146,12 +196,13 @@ def check_positive(**sizes: int) -> None:
 
 
 def check_softmax_scale(softmax_scale: float) -> float:
-    """A real number that float32 holds, as the kernels take it, returned as a Python float (a NumPy float32 was
-    refused as "not a finite number"; a bool is no scale; NaN, an infinite or a larger one makes every score NaN or
-    infinite; comparing, not converting, keeps a huge int from overflowing)."""
-    require(_is_real(softmax_scale) and -FLOAT32_MAX <= softmax_scale <= FLOAT32_MAX,
-            "softmax_scale must be a finite real number that float32 holds, got {scale!r}",
-            scale=softmax_scale)  # fmt: skip
+    """A real number that float32 holds times log2(e), as the kernels take it (they fold log2(e) into the scale to
+    use exp2: a larger one became inf there while the reference still scaled by it), returned as a Python float (a
+    NumPy float32 was refused as "not a finite number"; a bool is no scale; NaN or an infinite one makes every score
+    NaN or infinite; comparing, not converting, keeps a huge int from overflowing)."""
+    require(_is_real(softmax_scale) and -SOFTMAX_SCALE_MAX <= softmax_scale <= SOFTMAX_SCALE_MAX,
+            "softmax_scale must be a finite real number of magnitude at most {limit:.4g} (float32's largest over "
+            "log2(e)), got {scale!r}", limit=SOFTMAX_SCALE_MAX, scale=softmax_scale)  # fmt: skip
     return float(softmax_scale)
 
 
@@ -164,6 +215,8 @@ def _is_real(value: object) -> bool:
 # The smallest positive float32 (a subnormal): a smaller eps rounds to 0 in the kernels' float32 arithmetic.
 FLOAT32_SMALLEST = 2.0**-149
 FLOAT32_MAX = 3.4028234663852886e38
+# The decode kernels compute exp2(score * softmax_scale * log2(e)): the folded scale must stay finite in float32.
+SOFTMAX_SCALE_MAX = FLOAT32_MAX / 1.4426950408889634
 
 
 def check_eps(eps: float) -> float:

@@ -19,6 +19,7 @@ import torch
 
 from ..kernels import KernelInputError, mla_decode
 from ..kernels.backend import (
+    autocast_off,
     check_dtype,
     check_index_dtype,
     check_positive,
@@ -62,9 +63,12 @@ def get_mla_metadata(
     ``num_splits`` is None: ``mla_decode`` shares the tokens out to fill the GPU by itself. The metadata stays on
     the CPU, so checking it against a call never waits for the GPU.
     """
+    check_same_device({"cache_seqlens": cache_seqlens})
     check_positive(num_heads_per_head_k=num_heads_per_head_k, num_heads_k=num_heads_k)
     if num_heads_k != 1:
         raise KernelInputError(f"MLA caches one latent head (num_heads_k=1), got num_heads_k={num_heads_k}")
+    # The metadata holds it as int32, as FlashMLA's does (2**31 raised torch's overflow error).
+    require(num_heads_per_head_k < 2**31, "num_heads_per_head_k must be below 2**31, got {n}", n=num_heads_per_head_k)
     return torch.tensor([num_heads_per_head_k, num_heads_k], dtype=torch.int32), None
 
 
@@ -157,10 +161,14 @@ def flash_attn_varlen_func(
     heads, v_width]``, zeros in the rows of ``q`` past ``cu_seqlens_q[-1]``. Dropout, a sliding window and the
     attention probabilities are refused.
     """
-    if dropout_p or tuple(window_size) != (-1, -1) or return_attn_probs:
-        raise NotImplementedError("seamfix's flash_attn_varlen_func takes no dropout, window or return_attn_probs")
-    check_same_device({"q": q, "k": k, "v": v, "cu_seqlens_q": cu_seqlens_q, "cu_seqlens_k": cu_seqlens_k,
-                       "block_table": block_table}, optional=("block_table",))  # fmt: skip
+    # Refused like every other bad argument (they raised NotImplementedError, and TypeError for a window of None).
+    require(dropout_p == 0 and isinstance(window_size, tuple | list) and tuple(window_size) == (-1, -1)
+            and return_attn_probs is False, "seamfix's flash_attn_varlen_func takes no dropout, window or "
+            "return_attn_probs, got dropout_p={p!r}, window_size={w!r}, return_attn_probs={r!r}", p=dropout_p,
+            w=window_size, r=return_attn_probs)  # fmt: skip
+    require(isinstance(causal, bool), "causal must be a bool, got {causal!r}", causal=causal)
+    device = check_same_device({"q": q, "k": k, "v": v, "cu_seqlens_q": cu_seqlens_q, "cu_seqlens_k": cu_seqlens_k,
+                                "block_table": block_table}, optional=("block_table",))  # fmt: skip
     if softmax_scale is not None:
         softmax_scale = check_softmax_scale(softmax_scale)
     if q.dim() != 3 or k.dim() != (3 if block_table is None else 4) or k.shape[:-1] != v.shape[:-1]:
@@ -174,6 +182,8 @@ def flash_attn_varlen_func(
             q_width=q.shape[-1], k_width=k.shape[-1])  # fmt: skip
     heads, kv_heads = q.shape[1], k.shape[-2]
     check_positive(heads=heads, kv_heads=kv_heads, width=q.shape[-1], v_width=v.shape[-1])
+    if block_table is not None:  # a page of 0 tokens divided by zero
+        check_positive(page_block_size=k.shape[1])
     if heads % kv_heads:
         raise KernelInputError(f"{heads} query heads cannot share {kv_heads} key heads")
     starts_q, starts_k = _offsets("cu_seqlens_q", cu_seqlens_q, q.shape[0]), _offsets("cu_seqlens_k", cu_seqlens_k)
@@ -185,6 +195,12 @@ def flash_attn_varlen_func(
     else:
         _check_block_table(block_table, starts_k, k.shape[0], k.shape[1])
     scale = q.shape[-1] ** -0.5 if softmax_scale is None else softmax_scale
+    with autocast_off(device):  # in q's dtype, as flash-attn computes (autocast made it bfloat16)
+        return _attend_per_sequence(q, k, v, starts_q, starts_k, block_table, scale, causal)
+
+
+def _attend_per_sequence(q, k, v, starts_q, starts_k, block_table, scale, causal) -> torch.Tensor:
+    heads, kv_heads = q.shape[1], k.shape[-2]
     outputs = []
     for b in range(len(starts_q) - 1):
         length_q, length_k = starts_q[b + 1] - starts_q[b], starts_k[b + 1] - starts_k[b]

@@ -10,6 +10,7 @@ import torch
 from ..backend import (
     GRID_Y_LIMIT,
     TRITON_MAX_TILE,
+    autocast_off,
     check_cache_dtype,
     check_dtype,
     check_int32_offsets,
@@ -26,6 +27,8 @@ from ..backend import (
 )
 from ..latent_cache.paged import check_paged_cache, is_power_of_two
 from . import reference
+
+MIN_TILE = 16  # tl.dot's smallest operand side: the fewest tokens (and query rows) a decode tile holds
 
 
 def _check_lengths(block_table, cache_seqlens, s_q, block_size, num_blocks) -> None:
@@ -135,6 +138,15 @@ def mla_decode(
         require(is_power_of_two(block_size), "the Triton backend needs block_size (the caches' second dimension) to "
                 "be a power of two, so that its tiles lie inside a page or span whole pages, got {size}; use "
                 "backend='torch'", size=block_size)  # fmt: skip
+        # The kernels lay every sequence's key tiles (16 tokens or more) end to end and number them in 32 bits; at
+        # 2**32 tiles the count wrapped to 0 and no program attended anything. Bounded by the table's capacity (a
+        # shape: no values read), far past any real batch (128 sequences of 1M tokens: 2**23 tiles).
+        capacity = block_table.shape[1] * block_size
+        require(batch * -(-capacity // MIN_TILE) < 2**31, "the Triton backend numbers the batch's key tiles "
+                "in 32 bits: {batch} sequences of up to {capacity} tokens (block_table's {blocks} blocks x "
+                "block_size) make more than 2**31 tiles of {tile}; pass a narrower block table or use "
+                "backend='torch'", batch=batch, capacity=capacity, blocks=block_table.shape[1],
+                tile=MIN_TILE)  # fmt: skip
     if batch == 0:
         return q_nope_absorbed.new_empty(q_nope_absorbed.shape), q_nope_absorbed.new_empty(
             0, s_q, heads, dtype=reference.compute_dtype(q_nope_absorbed.dtype)
@@ -142,7 +154,8 @@ def mla_decode(
     if check_values(device, validate):
         _check_lengths(block_table, cache_seqlens, s_q, block_size, num_blocks)
     if backend == "torch":
-        with torch.no_grad():  # not differentiable on either backend: the kernels have no backward
+        # Not differentiable on either backend (the kernels have no backward); in the inputs' dtypes under autocast.
+        with torch.no_grad(), autocast_off(device):
             return reference.decode(
                 q_nope_absorbed, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal
             )

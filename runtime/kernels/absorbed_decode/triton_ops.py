@@ -8,6 +8,7 @@ import torch
 import triton
 
 from ..backend import KernelInputError, check_int32_offsets, span
+from . import MIN_TILE
 from .triton_kernels import decode_kernel, merge_by_sequence_kernel, merge_kernel
 
 # Floats one merge program holds per step ([parts, rows, columns] in registers, 4 warps): 32 KB.
@@ -116,9 +117,6 @@ def choose_tiles(n_rows: int, rank: int, rope_dim: int, element_size: int, gluon
     if element_size == 4:
         preferred = replace(preferred, dot_precision=products)
     return fitting_tiles(preferred, rank, rope_dim, element_size, limit)
-
-
-MIN_TILE = 16  # tl.dot's smallest operand side
 
 
 def fitting_tiles(preferred: DecodeTiles, rank: int, rope_dim: int, element_size: int, limit: int) -> DecodeTiles:

@@ -3,6 +3,7 @@
 import torch
 
 from ..backend import (
+    autocast_off,
     check_dtype,
     check_eps,
     check_positive,
@@ -61,7 +62,7 @@ def fused_down_norm_up(
         for launch in (norm_ops.FORWARD_TILE, norm_ops.BACKWARD_TILE):  # a program holds whole latent rows
             tile = norm_ops._tile(rank, launch)
             check_triton_tiles(latent_rows=tile["ROWS"] * tile["BLOCK"])
-    with on_device(device):
+    with on_device(device), autocast_off(device):
         return DownNormUp.apply(x.contiguous(), w_down, w_up, norm_weight, eps, norm_ops)
 
 

@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from ..backend import autocast_off
+
 
 class DownNormUp(torch.autograd.Function):
     """Saves x, the three weights and one reciprocal RMS per token; ``norm_ops`` is the reference module or the
@@ -23,7 +25,9 @@ class DownNormUp(torch.autograd.Function):
         x, w_down, w_up, norm_weight, rstd = ctx.saved_tensors
         rows = x.reshape(-1, x.shape[-1])
         grad_rows = grad_out.reshape(-1, grad_out.shape[-1])
-        latent = F.linear(rows, w_down)
-        normed, grad_latent, grad_norm_weight = ctx.norm_ops.norm_backward(latent, norm_weight, rstd, grad_rows @ w_up)
-        grad_x = (grad_latent @ w_down).reshape(x.shape)
-        return grad_x, grad_latent.t() @ rows, grad_rows.t() @ normed, grad_norm_weight, None, None
+        with autocast_off(x.device):  # a backward run inside autocast keeps the forward's dtypes too
+            latent = F.linear(rows, w_down)
+            normed, grad_latent, grad_norm_weight = ctx.norm_ops.norm_backward(latent, norm_weight, rstd,
+                                                                               grad_rows @ w_up)  # fmt: skip
+            grad_x = (grad_latent @ w_down).reshape(x.shape)
+            return grad_x, grad_latent.t() @ rows, grad_rows.t() @ normed, grad_norm_weight, None, None

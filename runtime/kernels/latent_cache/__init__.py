@@ -128,7 +128,8 @@ def mla_cache_append(
         return
     from .triton_ops import TILE, cache_append
 
-    check_triton_tiles(latent_rows=TILE[0] * rank)
+    # A program holds its tokens' latent rows and their k_pe rows (both interleaved halves) as one tile each.
+    check_triton_tiles(latent_rows=TILE[0] * rank, rope_rows=TILE[0] * rope_dim)
     # Tokens are numbered, and table rows found, with 32-bit numbers (inputs expanded over tokens span little).
     check_int32_offsets(tokens=n_tokens, cos=cos.numel())
 

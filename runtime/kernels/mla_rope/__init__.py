@@ -241,7 +241,10 @@ def mla_rope_kv(
     # The forward's key and value programs (triton_kernels.rope_kv_forward_kernel).
     _check_triton_sizes("kv", kv, cos, "kv_forward", programs_per_head_block=2, k_dim=k_dim, v_dim=v_dim,
                         rope_half=emb_dim // 2)  # fmt: skip
-    from .triton_ops import MlaRopeKV
+    from .triton_ops import MlaRopeKV, _half_sizes
+
+    # k_pos_emb, shared by the heads, is read as one tile of both interleaved halves (not a tile per head).
+    check_triton_tiles(k_pos_emb_row=2 * _half_sizes(emb_dim)["HALF_BLOCK"])
 
     with on_device(kv.device):
         return MlaRopeKV.apply(kv, k_pos_emb.contiguous(), cos, sin, emb_dim, k_dim, v_dim, positions)

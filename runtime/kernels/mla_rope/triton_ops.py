@@ -86,8 +86,8 @@ def _held_alone(grad: torch.Tensor, python_references: int) -> bool:
     who can still look: a hook, a module's backward hook or a node pre-hook that kept it (Python), another branch's
     input buffer, a caller's ``backward(g)`` or ``grad_outputs`` (C++), a view or ``.detach()`` (storage). And no
     graph runs through it (``create_graph``). Where torch cannot tell, the answer is no."""
-    if grad.requires_grad or not grad.is_contiguous() or grad._is_view():
-        return False
+    if grad.requires_grad or not grad.is_contiguous() or grad._is_view() or not grad.data_ptr():
+        return False  # (a null pointer: an efficient zero tensor, which only a copy gives memory)
     holders = _holders(grad, python_references)
     return holders is not None and holders == _FRESH_GRADIENT_HOLDERS
 
@@ -199,6 +199,9 @@ class MlaRopeKV(torch.autograd.Function):
             grad_key = cos.new_zeros(*shape, dims["K_DIM"] + 2 * dims["HALF"], dtype=grad_value.dtype)
         if grad_value is None:
             grad_value = cos.new_zeros(*shape, dims["V_DIM"], dtype=grad_key.dtype)
+        # Autograd may pass an efficient zero tensor, whose null pointer the kernel would read: a copy gives memory.
+        grad_key, grad_value = (grad.clone(memory_format=torch.contiguous_format) if not grad.data_ptr() else grad
+                                for grad in (grad_key, grad_value))  # fmt: skip
         grad_kv = grad_key.new_empty(*shape, dims["K_DIM"] + dims["V_DIM"])
         grad_k_pos_emb = grad_key.new_empty(ctx.k_pos_emb_shape)
         tile = TILES["kv_backward"]

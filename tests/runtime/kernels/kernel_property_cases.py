@@ -15,6 +15,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.autograd import forward_ad
 
 from seamfix.runtime.kernels import (
     KernelInputError,
@@ -555,3 +557,81 @@ def test_rope_tables_that_require_grad_are_refused(backend):
         mla_rope_q(torch.randn(2, 1, 2, 8, device=DEVICE), cos.requires_grad_(), sin, 4, 4, backend=backend)
     with pytest.raises(KernelInputError, match="must not require grad"):
         mla_rope_kv(kv, k_pos_emb, cos, sin, 4, 2, 4, backend=backend)
+
+
+# --- fixed cases of issue 16's third bad-input pass, on every backend ---------------------------------------------
+
+DECODE_CASE = {"block_size": 16, "s_q": 1, "heads": 2, "rank": 16, "max_blocks": 2, "lengths": [5, 20],
+               "causal": True, "splits": 2, "q_layout": "contiguous", "cache_layout": "contiguous"}  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_autocast_leaves_every_backend_in_the_inputs_dtypes(backend):
+    """Inside torch.autocast the reference decode ran in bfloat16 (6e-3 from the kernels, which autocast never
+    reaches) and fused_down_norm_up's backward raised torch's dtype error on both backends."""
+    q_lat, q_pe, ckv, kpe, table, lengths = make_decode(Case(7, DECODE_CASE), torch.float32)
+    inputs = [torch.randn(shape, device=DEVICE, requires_grad=True) for shape in ((3, 16), (16, 16), (8, 16), (16,))]
+
+    def run():
+        out = fused_down_norm_up(*inputs, 1e-6, backend=backend)
+        grads = torch.autograd.grad(out.square().sum(), inputs)
+        return (*mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, 0.3, backend=backend), out, *grads)
+
+    expected = run()
+    with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
+        got = run()
+    for value, want in zip(got, expected, strict=True):
+        assert value.dtype == want.dtype == torch.float32
+        torch.testing.assert_close(value, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tensors_the_kernels_cannot_read_and_a_scale_they_overflow_are_refused(backend):
+    """FakeTensors and vmap's wrappers raised torch's errors (the Triton path) or ran (the reference); a scale
+    between float32's largest over log2(e) and float32's largest became inf in the kernels only; a negative view
+    was read as stored."""
+    q_lat, q_pe, ckv, kpe, table, lengths = make_decode(Case(7, DECODE_CASE), torch.float32)
+    fake = FakeTensorMode().from_tensor
+    with pytest.raises(KernelInputError, match="FakeTensor"):
+        fused_down_norm_up(*(fake(torch.randn(shape, device=DEVICE)) for shape in ((3, 16), (16, 16), (8, 16), (16,))),
+                           1e-6, backend=backend)  # fmt: skip
+    with pytest.raises(KernelInputError, match="torch.func"):
+        torch.func.vmap(lambda q: mla_decode(q, q_pe, ckv, kpe, table, lengths, 0.3, backend=backend))(q_lat[None])
+    with pytest.raises(KernelInputError, match="softmax_scale"):
+        mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, 3e38, backend=backend)
+    # A contiguous negative view (x.conj().imag of a complex x can give one): the Triton decode read the stored
+    # values and gave the opposite scores (1.35 relative error), the reference resolved them.
+    with pytest.raises(KernelInputError, match="resolve_neg"):
+        mla_decode(torch._neg_view(q_lat), q_pe, ckv, kpe, table, lengths, 0.3, backend=backend)
+    with pytest.raises(KernelInputError, match="null data pointer"):  # Triton: torch's RuntimeError
+        mla_rope_kv(torch.randn(2, 1, 2, 6, device=DEVICE), torch._efficientzerotensor(2, 1, 1, 4, device=DEVICE),
+                    *rope_tables(4, 4, torch.float32, torch.Generator()), 4, 2, 4, backend=backend)  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_forward_mode_tangents_are_refused(backend):
+    """Dual tensors (torch.autograd.forward_ad): the Triton RoPE raised NotImplementedError where the reference
+    rotated the tangent, and the reference decode gave its output a tangent the kernels did not."""
+    q_lat, q_pe, ckv, kpe, table, lengths = make_decode(Case(7, DECODE_CASE), torch.float32)
+    cos, sin = rope_tables(4, 4, torch.float32, torch.Generator())
+    with forward_ad.dual_level():
+        with pytest.raises(KernelInputError, match="tangent"):
+            mla_decode(forward_ad.make_dual(q_lat, q_lat), q_pe, ckv, kpe, table, lengths, 0.3, backend=backend)
+        q = torch.randn(2, 1, 2, 8, device=DEVICE)
+        with pytest.raises(KernelInputError, match="tangent"):
+            mla_rope_q(forward_ad.make_dual(q, q.clone()), cos, sin, 4, 4, backend=backend)
+        mla_rope_q(q, cos, sin, 4, 4, backend=backend)  # inside the level, tensors without a tangent run
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rope_kv_backward_takes_an_efficient_zero_gradient(backend):
+    """Autograd may pass an efficient zero tensor (a null pointer) as a gradient: the Triton backward raised torch's
+    RuntimeError reading it (on a GPU, a read of address 0)."""
+    kv = torch.randn(2, 1, 2, 6, device=DEVICE, requires_grad=True)
+    k_pos_emb = torch.randn(2, 1, 1, 4, device=DEVICE, requires_grad=True)
+    key, value = mla_rope_kv(kv, k_pos_emb, *rope_tables(4, 4, torch.float32, torch.Generator()), 4, 2, 4,
+                             backend=backend)  # fmt: skip
+    zero_gradient = torch._efficientzerotensor(key.shape, device=DEVICE)
+    torch.autograd.backward([key, value], [zero_gradient, torch.ones_like(value)])
+    assert torch.equal(kv.grad, torch.cat((torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 4)), -1).to(DEVICE))
+    assert torch.equal(k_pos_emb.grad, torch.zeros_like(k_pos_emb))

@@ -8,6 +8,7 @@ import pytest
 import torch
 from decode_case_inputs import ROPE, SCALE, PagedCase
 from test_kernels_latent_cache import append_case
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from seamfix.runtime.kernels import (
     AbsorbedMLADecoder,
@@ -136,6 +137,18 @@ REFUSED = {
     "int weights to absorb": lambda: absorb_mla_weights(torch.ones(2 * (8 + 4), 32, dtype=torch.int64), 2, 8, 4),
     "weights made in inference mode, x tracked": lambda: fused_down_norm_up(
         torch.randn(3, 4, requires_grad=True), inference_tensor((2, 4)), torch.randn(5, 2), torch.ones(2), 1e-6),
+    # Found by the third pass: a FakeTensor (torch.compile's tracing) or a vmap wrapper raised torch's own errors (or
+    # was refused as "sharing memory": a null data pointer each), or ran on one backend only; a scale past float32's
+    # largest over log2(e) became inf in the kernels (which fold log2(e) into it) and stayed finite in the reference.
+    "FakeTensors": lambda: (lambda fake: mla_rope_kv(fake(torch.randn(2, 1, 1, 6)), fake(torch.randn(2, 1, 1, 4)),
+                                                     fake(COS[:, :4]), fake(SIN[:, :4]), 4, 2, 4))(
+        FakeTensorMode().from_tensor),
+    "decode under vmap": lambda: (lambda case: torch.func.vmap(lambda q: mla_decode(q, case.q_pe, *case.cache_args(),
+                                                                                    SCALE))(case.q_lat[None]))(
+        paged_case()),
+    "a latent of width 0 to absorb": lambda: AbsorbedMLADecoder(torch.randn(2 * (8 + 4), 0), 2, 8, 4, SCALE),
+    "softmax_scale that log2(e) takes past float32": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe,
+                                                                        *paged_case().cache_args(), 3e38),
 }  # fmt: skip
 
 
@@ -287,3 +300,26 @@ def test_numpy_scales_and_eps_are_taken_as_python_floats():
                                rtol=0, atol=0)  # fmt: skip
     with pytest.raises(KernelInputError, match="softmax_scale"):  # NumPy's bool is no number either
         mla_decode(case.q_lat, case.q_pe, *case.cache_args(), np.bool_(True))
+
+
+def test_autocast_leaves_the_ops_in_their_inputs_dtypes():
+    """Inside torch.autocast the reference decode ran its products in bfloat16 (lse bfloat16, 6e-3 from the kernels,
+    which autocast never reaches), a decoder's absorbed query came out bfloat16 and was refused against float32
+    caches, and fused_down_norm_up's backward raised torch's dtype error: float32 inputs stay float32 inside."""
+    case = paged_case()
+    decoder = AbsorbedMLADecoder(torch.randn(4 * (8 + 4), 32), 4, 8, 4, SCALE)
+    q_nope = torch.randn(2, 1, 4, 8)
+    inputs = [torch.randn(shape, requires_grad=True) for shape in ((3, 4), (2, 4), (5, 2), (2,))]
+
+    def run():
+        out = fused_down_norm_up(*inputs, 1e-6)
+        grads = torch.autograd.grad(out.square().sum(), inputs)
+        return (*mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE),
+                decoder(q_nope, case.q_pe, *case.cache_args()), out, *grads)  # fmt: skip
+
+    expected = run()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = run()
+    for value, want in zip(got, expected, strict=True):
+        assert value.dtype == want.dtype == torch.float32
+        torch.testing.assert_close(value, want, rtol=0, atol=0)

@@ -186,11 +186,26 @@ PAST_TRITON_LIMITS = {
                                                        torch.zeros(1, 2**20 + 1), torch.ones(2**20 + 1), 1e-6,
                                                        backend="triton"),
     "appended rows past one tile": _append_of_rank(2**20),
+    # The third pass: the tiles of k_pe rows (the append's, rope_dim 2**20) and of k_pos_emb (rope_kv's, emb_dim
+    # 2**21: one row, not one per head) were not counted.
+    "appended k_pe rows past one tile": lambda: mla_cache_append(
+        torch.zeros(1, 16), torch.zeros(1, 2**20), torch.ones(1, 2**20), torch.zeros(1, 2**20),
+        torch.zeros(1, dtype=torch.int32), torch.zeros(1, 1, 16), torch.zeros(1, 1, 2**20),
+        torch.zeros(1, dtype=torch.int32), backend="triton"),
+    "k_pos_emb row past one tile": lambda: mla_rope_kv(torch.zeros(1, 1, 1, 4), torch.zeros(1, 1, 1, 2**21),
+                                                       torch.ones(1, 2**21), torch.zeros(1, 2**21), 2**21, 2, 2,
+                                                       backend="triton"),
     "more sequences than one tile": _decode_of_batch(2**20 + 1),
     "pages that tiles straddle": lambda: mla_decode(torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16),
                                                     torch.randn(3, 130, 16), torch.randn(3, 130, 16),
                                                     torch.tensor([[0, 1]], dtype=torch.int32),
                                                     torch.tensor([200], dtype=torch.int32), 0.1, backend="triton"),
+    # The third bad-input pass: 4,096 sequences of 2**26 tokens (one page of 65,536 named 1,024 times: valid) are
+    # 2**32 tiles of 64, a count that wrapped to 0 in the kernels' 32 bits (the interpreter's numpy raised).
+    "more key tiles than 32 bits count": lambda: mla_decode(
+        torch.zeros(16).expand(2**12, 1, 1, 16), torch.zeros(16).expand(2**12, 1, 1, 16), torch.zeros(1, 2**16, 16),
+        torch.zeros(1, 2**16, 16), torch.zeros(1, 2**10, dtype=torch.int32).expand(2**12, -1),
+        torch.full((2**12,), 2**26, dtype=torch.int32), 0.1, backend="triton", validate=False),
 }  # fmt: skip
 
 

@@ -222,7 +222,35 @@ def test_bad_calls_to_the_stand_ins_are_refused_by_name(seam):
         lambda: flash_mla.flash_attn_varlen_func(*(keys.long(),) * 3, torch.tensor([0, 4]), torch.tensor([0, 4]), 4, 4),
         lambda: flash_mla.flash_attn_varlen_func(*(keys[..., :0],) * 3, torch.tensor([0, 4]), torch.tensor([0, 4]), 4,
                                                  4),
+        # The third pass: a paged cache of 0-token pages raised ZeroDivisionError; dropout, a window or the
+        # probabilities NotImplementedError (a window of None TypeError); a causal of "yes" ran as causal; FlashMLA's
+        # metadata took cache_seqlens of None, and 2**31 query heads raised torch's int32 overflow error.
+        lambda: flash_mla.flash_attn_varlen_func(keys, keys.view(2, 2, 2, 8)[:, :0], keys.view(2, 2, 2, 8)[:, :0],
+                                                 torch.tensor([0, 4]), torch.tensor([0, 4]), 4, 4,
+                                                 block_table=torch.tensor([[0, 1]], dtype=torch.int32)),
+        lambda: flash_mla.flash_attn_varlen_func(keys, keys, keys, torch.tensor([0, 4]), torch.tensor([0, 4]), 4, 4,
+                                                 dropout_p=0.1),
+        lambda: flash_mla.flash_attn_varlen_func(keys, keys, keys, torch.tensor([0, 4]), torch.tensor([0, 4]), 4, 4,
+                                                 window_size=None),
+        lambda: flash_mla.flash_attn_varlen_func(keys, keys, keys, torch.tensor([0, 4]), torch.tensor([0, 4]), 4, 4,
+                                                 return_attn_probs=True),
+        lambda: flash_mla.flash_attn_varlen_func(keys, keys, keys, torch.tensor([0, 4]), torch.tensor([0, 4]), 4, 4,
+                                                 causal="yes"),
+        lambda: flash_mla.get_mla_metadata(None, HEADS, 1),
+        lambda: flash_mla.get_mla_metadata(seqlens, 2**31, 1),
     ]  # fmt: skip
     for call in calls:
         with pytest.raises(refused):
             call()
+
+
+def test_flash_attn_varlen_func_keeps_q_dtype_under_autocast(seam):
+    """Under torch.autocast the stand-in's scaled_dot_product_attention ran in bfloat16; flash-attn computes in its
+    inputs' dtype (it takes no float32, the stand-in does)."""
+    q, k, v = (torch.randn(5, HEADS, 8, generator=torch.Generator().manual_seed(seed)) for seed in (1, 2, 3))
+    offsets = torch.tensor([0, 2, 5])
+    expected = seam.flash_mla.flash_attn_varlen_func(q, k, v, offsets, offsets, 3, 3, causal=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = seam.flash_mla.flash_attn_varlen_func(q, k, v, offsets, offsets, 3, 3, causal=True)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
