@@ -25,7 +25,8 @@ class MLAConditional(AstRule):
     flow-sensitive (a later or overwritten assignment does not count; branches merge as "may be MLA"), and
     MLA values flow through assignment, `not`/`and`/`or`/`if-else`, comparison, attribute and subscript reads,
     probes, `bool`/`int`/`float`/`str`/`any`/`all` and functions that return an MLA value, never through
-    another call's result (`key = apply_rotary_pos_emb(..., mla_rotary_interleaved=...)` is not MLA) nor
+    another call's result (`key = apply_rotary_pos_emb(..., mla_rotary_interleaved=...)` is not MLA; a test on
+    `run(q, absorbed_mla=True)`, an MLA keyword given a literal, decides nothing either) nor
     through arithmetic into a new variable (`rows = n * cfg.kv_lora_rank` is a size). An attribute a class
     sets on `self` from an MLA value in one method is MLA in all its methods, as are its properties and
     methods that return an MLA value (`self.latent`, `self.uses_latent()`). Stores (`d[k] = ...`), slices
