@@ -2,7 +2,8 @@
 
 The style is the project's ruff configuration (the nearest ``ruff.toml``, ``.ruff.toml`` or ``pyproject.toml``
 with ``[tool.ruff]`` above the file, as ruff finds it); without one, its black and isort settings translated
-to ruff's (line length, string normalization, magic trailing comma, isort's known sections and options);
+to ruff's (line length, string normalization, magic trailing comma, isort's known sections and options), also
+on top of a ``[tool.ruff]`` that sets nothing of the layout beside them (lint rules only, Megatron-LM's);
 without those, ruff's defaults. Ruff's formatter and import sorter stand in for black and isort: they are
 built to match them (black's style, isort's ``profile = "black"``).
 
