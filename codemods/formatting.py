@@ -2,7 +2,8 @@
 
 The style is the project's ruff configuration (the nearest ``ruff.toml``, ``.ruff.toml`` or ``pyproject.toml``
 with ``[tool.ruff]`` above the file, as ruff finds it); without one, its black and isort settings translated
-to ruff's (line length, string normalization, magic trailing comma, isort's known sections and options);
+to ruff's (line length, string normalization, magic trailing comma, isort's known sections and options), also
+on top of a ``[tool.ruff]`` that sets nothing of the layout beside them (lint rules only, Megatron-LM's);
 without those, ruff's defaults. Ruff's formatter and import sorter stand in for black and isort: they are
 built to match them (black's style, isort's ``profile = "black"``).
 
@@ -49,8 +50,8 @@ _HEADERS = (ast.If, ast.While, ast.For, ast.AsyncFor, ast.With, ast.AsyncWith)
 class Style:
     """How ruff is run to sort and format like the project does."""
 
-    config: Path | None  # the project's ruff configuration; None: ruff's defaults with ``overrides``
-    overrides: tuple[str, ...] = ()  # ruff ``--config KEY=VALUE`` settings translated from black and isort
+    config: Path | None  # the project's ruff configuration; None: ruff's defaults
+    overrides: tuple[str, ...] = ()  # ruff ``--config KEY=VALUE`` settings translated from black and isort, on top
     configured: bool = False  # the project configures a formatter: the lines apply writes are formatted
     known_first_party: tuple[str, ...] = ()
     own_tools: tuple[str, ...] = ()  # "isort", "black": configured in ``tools_root`` (run when installed)
@@ -65,10 +66,8 @@ class Style:
     def arguments(self, first_party: str | None = None) -> list[str]:
         """Ruff's options for this style; ``first_party``: a module to count as first-party besides the
         project's own (the seam's, which may not exist yet for ruff to find)."""
-        if self.config is not None:
-            arguments = ["--config", str(self.config)]
-        else:
-            arguments = ["--isolated", *(part for override in self.overrides for part in ("--config", override))]
+        overrides = [part for override in self.overrides for part in ("--config", override)]
+        arguments = ["--config", str(self.config), *overrides] if self.config is not None else ["--isolated", *overrides]
         known = [*self.known_first_party, *([first_party] if first_party else [])]
         if known:
             arguments += ["--config", f"lint.isort.known-first-party = {json.dumps(known)}"]
@@ -91,7 +90,7 @@ def _style_of_folder(folder: Path) -> Style:
                     _toml(directory / name)))  # fmt: skip
         ruff = _toml(directory / "pyproject.toml").get("tool", {}).get("ruff")
         if ruff is not None:
-            return Style(directory / "pyproject.toml", configured=True, known_first_party=_ruff_first_party(ruff))
+            return _pyproject_ruff_style(directory, ruff)
         black_and_isort = _black_and_isort(directory)
         if black_and_isort is not None:
             overrides, first_party, tools = black_and_isort
@@ -100,10 +99,32 @@ def _style_of_folder(folder: Path) -> Style:
     return Style(None)
 
 
+# Ruff settings of the layout: a `[tool.ruff]` without them leaves formatting to whatever else the file configures.
+_RUFF_LAYOUT_KEYS = frozenset({"line-length", "indent-width", "format"})
+
+
+def _pyproject_ruff_style(directory: Path, ruff: dict) -> Style:
+    """A ``pyproject.toml`` with ``[tool.ruff]``. One that sets nothing of the layout (Megatron-LM's holds
+    lint rules only) beside black or isort settings in the same file is formatted and sorted by those: their
+    settings, translated, go on top of ruff's file (isort's only where ruff has no import settings)."""
+    config = directory / "pyproject.toml"
+    first_party = _ruff_first_party(ruff)
+    translated = None
+    if not _RUFF_LAYOUT_KEYS & ruff.keys():
+        translated = _black_and_isort(directory, isort_too=not _ruff_isort(ruff))
+    if translated is None:
+        return Style(config, configured=True, known_first_party=first_party)
+    overrides, isort_first_party, tools = translated
+    return Style(config, tuple(overrides), True, first_party or isort_first_party, tools, directory)
+
+
+def _ruff_isort(settings: dict) -> dict:
+    """The import settings of a ruff configuration (``[lint.isort]``, or the older ``[isort]``)."""
+    return settings.get("lint", {}).get("isort") or settings.get("isort") or {}
+
+
 def _ruff_first_party(settings: dict) -> tuple[str, ...]:
-    """``known-first-party`` of a ruff configuration (``[lint.isort]``, or the older ``[isort]``)."""
-    isort = settings.get("lint", {}).get("isort") or settings.get("isort") or {}
-    return tuple(isort.get("known-first-party", ()))
+    return tuple(_ruff_isort(settings).get("known-first-party", ()))
 
 
 def _toml(path: Path) -> dict:
@@ -114,12 +135,17 @@ def _toml(path: Path) -> dict:
         return {}
 
 
-def _black_and_isort(directory: Path) -> tuple[list[str], tuple[str, ...], tuple[str, ...]] | None:
-    """Ruff settings equivalent to the black and isort settings configured in ``directory``, isort's known
-    first-party packages and which of the two are configured; None when neither is."""
+def _black_and_isort(
+    directory: Path, isort_too: bool = True
+) -> tuple[list[str], tuple[str, ...], tuple[str, ...]] | None:
+    """Ruff settings equivalent to the black and isort settings configured in ``directory`` (``isort_too``:
+    isort's as well), isort's known first-party packages and which of the two are configured; None when
+    neither is."""
     tool = _toml(directory / "pyproject.toml").get("tool", {})
     black = {key.replace("-", "_"): value for key, value in tool.get("black", {}).items()}
-    isort = {key.replace("-", "_"): value for key, value in tool.get("isort", {}).items()} or _isort_ini(directory)
+    isort = {}
+    if isort_too:
+        isort = {key.replace("-", "_"): value for key, value in tool.get("isort", {}).items()} or _isort_ini(directory)
     if not black and not isort:
         return None
     overrides = []
@@ -533,33 +559,40 @@ def _same_tree(before: str, after: str, *, imports_may_move: bool = False) -> bo
 
 def _trees_equal(before: str, after: str, imports_may_move: bool) -> bool:
     old, new = ast.parse(before), ast.parse(after)
-    if imports_may_move:
-        old, new = _imports_as_sets(old), _imports_as_sets(new)
+    if ast.dump(old) == ast.dump(new):
+        return True
+    if not imports_may_move:
+        return False
+    old, new = _imports_as_sets(old), _imports_as_sets(new)
     return old is not None and new is not None and ast.dump(old) == ast.dump(new)
 
 
 def _imports_as_sets(tree: ast.Module) -> ast.Module | None:
     """``tree`` with each run of module-level imports replaced by one sorted list of what it binds; None when a
-    run binds a name twice (sorting it could change which binding wins)."""
+    run binds a name twice to what may be different objects (sorting it could change which binding wins).
+    ``import torch`` and ``import torch.distributed`` both bind ``torch`` to the package ``torch``: no conflict."""
     body: list[ast.stmt] = []
     run: list[tuple[str, ...]] = []
 
     def flush() -> bool:
-        bound = [entry[-1] for entry in run]
-        if len(bound) != len(set(bound)):
+        bindings = {entry[-2:] for entry in run}  # (name, the object it is bound to)
+        if len({name for name, _ in bindings}) != len(bindings):
             return False
         body.extend(ast.Expr(ast.Constant(repr(entry))) for entry in sorted(run))
         run.clear()
         return True
 
     for statement in tree.body:
-        if isinstance(statement, ast.Import):
-            run += [("import", alias.name, alias.asname or alias.name.split(".")[0]) for alias in statement.names]
-        elif isinstance(statement, ast.ImportFrom) and statement.module != "__future__":
+        if isinstance(statement, ast.Import):  # `import a.b` binds `a` to package `a`; `import a.b as c`, module a.b
             run += [
-                ("from", "." * statement.level + (statement.module or ""), alias.name, alias.asname or alias.name)
+                ("import", alias.name, alias.asname or alias.name.split(".")[0], alias.name if alias.asname else
+                 alias.name.split(".")[0])
                 for alias in statement.names
-            ]
+            ]  # fmt: skip
+        elif isinstance(statement, ast.ImportFrom) and statement.module != "__future__":
+            module = "." * statement.level + (statement.module or "")
+            run += [("from", module, alias.name, alias.asname or alias.name, f"{module}:{alias.name}")
+                    for alias in statement.names]  # fmt: skip
         else:
             if not flush():
                 return None

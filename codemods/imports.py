@@ -24,7 +24,8 @@ def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
 
     It goes after the docstring, the ``__future__`` imports and any change of ``sys.path`` made before the
     first definition (a script that puts its repository on the path imports the seam from there); then
-    where isort and ruff would put it in the leading imports: into an existing ``from <package> import
+    where isort and ruff would put it in the leading imports (or, when those do not load the seam's package,
+    in the first later run of imports that does, see ``_run_loading_package``): into an existing ``from <package> import
     ...`` (names ordered by type, then name), else among the first-party ``from`` imports in module order,
     before the relative ones; and always before the first module-level statement that calls the seam."""
     seam = context.seam
@@ -33,6 +34,9 @@ def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
     if any(_imports_seam(statement, seam) for statement in body):
         return module
     earliest, run_end = _leading_imports(module, body)
+    later = _run_loading_package(body, earliest, run_end, seam)
+    if later is not None and _before_first_use(module, body, earliest, later[0]) == later[0]:
+        earliest, run_end = later
     position = _before_first_use(module, body, earliest, _sorted_position(body, earliest, run_end, seam))
     merged = _merge_into(body, earliest, min(position, run_end), seam)
     if merged is not None:
@@ -72,6 +76,41 @@ def _leading_imports(module: cst.Module, body: list[cst.BaseStatement]) -> tuple
     while end < len(body) and _is_import(body[end]):
         end += 1
     return earliest, end
+
+
+def _run_loading_package(body: list[cst.BaseStatement], start: int, end: int, seam) -> tuple[int, int] | None:
+    """The first later run of top-level imports (before any definition) that loads the seam's package, when
+    the leading run ``body[start:end]`` does not: imports after a ``try:`` import, a start-time stamp or a
+    logging setup (Megatron-LM's ``training.py``). The seam import goes there: the package is loaded at that
+    point already (importing it earlier would run it before that code), and isort and ruff sort each run of
+    imports on its own."""
+    if not seam.package or any(_loads_package(body[index], seam.package) for index in range(start, end)):
+        return None
+    index = end
+    while index < len(body) and not isinstance(body[index], (cst.FunctionDef, cst.ClassDef)):
+        if not _is_import(body[index]):
+            index += 1
+            continue
+        run_start = index
+        while index < len(body) and _is_import(body[index]):
+            index += 1
+        if any(_loads_package(body[i], seam.package) for i in range(run_start, index)):
+            return run_start, index
+    return None
+
+
+def _loads_package(statement: cst.CSTNode, package: str) -> bool:
+    """Whether an absolute import in ``statement`` loads ``package`` (``from pkg.sub.x import y`` loads ``pkg.sub``)."""
+    for node in statement.body if isinstance(statement, cst.SimpleStatementLine) else ():
+        if isinstance(node, cst.ImportFrom) and not node.relative and node.module is not None:
+            names = [cst.helpers.get_full_name_for_node(node.module)]
+        elif isinstance(node, cst.Import):
+            names = [cst.helpers.get_full_name_for_node(alias.name) for alias in node.names]
+        else:
+            continue
+        if any(name == package or name.startswith(package + ".") for name in names):
+            return True
+    return False
 
 
 def _sorted_position(body: list[cst.BaseStatement], earliest: int, end: int, seam) -> int:

@@ -25,7 +25,8 @@ class MLAConditional(AstRule):
     flow-sensitive (a later or overwritten assignment does not count; branches merge as "may be MLA"), and
     MLA values flow through assignment, `not`/`and`/`or`/`if-else`, comparison, attribute and subscript reads,
     probes, `bool`/`int`/`float`/`str`/`any`/`all` and functions that return an MLA value, never through
-    another call's result (`key = apply_rotary_pos_emb(..., mla_rotary_interleaved=...)` is not MLA) nor
+    another call's result (`key = apply_rotary_pos_emb(..., mla_rotary_interleaved=...)` is not MLA; a test on
+    `run(q, absorbed_mla=True)`, an MLA keyword given a literal, decides nothing either) nor
     through arithmetic into a new variable (`rows = n * cfg.kv_lora_rank` is a size). An attribute a class
     sets on `self` from an MLA value in one method is MLA in all its methods, as are its properties and
     methods that return an MLA value (`self.latent`, `self.uses_latent()`). Stores (`d[k] = ...`), slices
@@ -89,6 +90,9 @@ class MLAConditional(AstRule):
         "def f(cfg, x, n):\n    key = rope(x, mla_rotary_interleaved=cfg.multi_latent_attention)\n"
         "    if key.shape[0] != n:\n        pass\n",
         "def test_mla(mla_module, x):\n    output = mla_module(x)\n    assert output is not None\n",
+        # ... also inline: an MLA keyword given a literal fixes the path; the test is on the call's result.
+        "def test_kernel(run, q):\n    assert run(q, absorbed_mla=True, loss=0.0) is None\n",
+        "if build_spec(multi_latent_attention=False) is None:\n    pass\n",
         # Stores, slices, constant-key reads and arithmetic on MLA sizes are not decisions.
         "config_kwargs['qk_head_dim'] = 64\n",
         "def f(cfg, d):\n    key = cfg.q_lora_rank\n    d[key] = 1\n",
@@ -166,6 +170,8 @@ class MLAConditional(AstRule):
         Invalid("if args.attention_type == '--multi-latent-attention':\n    pass\n", line=1),
         Invalid("def f(multi_latent_attention=False):\n    if multi_latent_attention:\n        pass\n", line=2),
         Invalid("def f(cfg):\n    use_mla = cfg.multi_latent_attention\n    if use_mla:\n        pass\n", line=3),
+        # An MLA keyword given a variable names what that variable is: the test depends on it.
+        Invalid("def f(run, q, flag):\n    if run(q, absorbed_mla=flag) is None:\n        pass\n", line=2),
         Invalid(
             "def f(cfg):\n    flag = cfg.kv_lora_rank\n    dense = not flag\n    return 1 if dense else 2\n", line=4
         ),

@@ -75,7 +75,9 @@ class MLAExpressions:
                 if type(node.value) is str and names.is_string(node.value):
                     return node
             elif kind is ast.keyword:
-                if node.arg and names.is_name(node.arg):
+                # `run(q, absorbed_mla=flag)` passes an MLA flag; `run(q, absorbed_mla=True)` fixes the path, so a
+                # test on what the call returns decides nothing about MLA (its literal may still be an MLA string).
+                if node.arg and names.is_name(node.arg) and type(node.value) is not ast.Constant:
                     return node
                 stack.append(node.value)
             elif kind in _COLLECTIONS:

@@ -46,9 +46,14 @@ def test_demo_at_line_length_120_gains_no_ruff_finding(tmp_path: Path) -> None:
     assert ruff_findings(before) == {} and ruff_findings(after) == {}  # the demo is clean before, and after
 
 
-def test_black_and_isort_project_stays_clean_for_black_and_isort(tmp_path: Path) -> None:
+# Megatron-LM's pyproject.toml: a `[tool.ruff.lint]` for lint rules only, formatting left to black and isort.
+RUFF_FOR_LINT_ONLY = '\n[tool.ruff.lint]\nselect = ["S506"]\nignore = ["D417", "D10"]\n'
+
+
+@pytest.mark.parametrize("extra_config", ["", RUFF_FOR_LINT_ONLY], ids=["black-and-isort", "ruff-lint-beside"])
+def test_black_and_isort_project_stays_clean_for_black_and_isort(tmp_path: Path, extra_config: str) -> None:
     tools = [[sys.executable, "-m", "black", "--check", "-q", "."], [sys.executable, "-m", "isort", "--check", "."]]
-    before, after = copies(BLACK_PROJECT, tmp_path)
+    before, after = copies(BLACK_PROJECT, tmp_path, extra_config)
     for tool in tools:
         assert subprocess.run(tool, cwd=before, capture_output=True).returncode == 0, tool
     assert run_seamfix("apply", cwd=after).code == 0
@@ -70,6 +75,20 @@ def test_black_and_isort_settings_become_ruff_settings() -> None:
     assert style.known_first_party == ("mcore",)
 
 
+def test_a_ruff_table_that_sets_no_formatting_leaves_it_to_black(tmp_path: Path) -> None:
+    """Ruff's lint settings stay in force (its file is read); black's and isort's decide the layout, unless
+    ruff's table sets the layout itself."""
+    for name, extra in (("lint", ""), ("format", '\n[tool.ruff.format]\nquote-style = "double"\n')):
+        shutil.copytree(BLACK_PROJECT, tmp_path / name)
+        with open(tmp_path / name / "pyproject.toml", "a") as handle:
+            handle.write(RUFF_FOR_LINT_ONLY + extra)
+    style = style_for(tmp_path / "lint" / "mcore" / "layer_specs.py")
+    assert style.config == tmp_path / "lint" / "pyproject.toml"
+    assert {"line-length = 100", 'format.quote-style = "preserve"'} <= set(style.overrides)
+    assert style.known_first_party == ("mcore",) and style.own_tools == ("isort", "black")
+    assert style_for(tmp_path / "format" / "mcore" / "layer_specs.py").overrides == ()
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
@@ -83,6 +102,18 @@ def test_black_and_isort_settings_become_ruff_settings() -> None:
             "def f(config, position):\n    x = {  'a':1 }\n    if (\n        position == \"rope\"\n"
             '        and not seam.multi_latent_attention(config)\n        and position != "none"\n    ):\n'
             "        return x\n",
+        ),
+        # a file importing a package and its submodule (`torch`, `torch.distributed`: one name, one object) and
+        # names bound twice in one run (`try`/`except`-free re-imports) still gets its touched statements formatted
+        (
+            "import torch\nimport torch.distributed\nfrom a import x\nfrom b import x\n\n\n"
+            "def f(config, position):\n    if config.mla:\n        return 1\n",
+            "import torch\nimport torch.distributed\nfrom a import x\nfrom b import x\n\n\n"
+            "def f(config, position):\n    if seam.multi_latent_attention(config, position, torch.distributed):\n"
+            "        return 1\n",
+            "import torch\nimport torch.distributed\nfrom a import x\nfrom b import x\n\n\n"
+            "def f(config, position):\n    if seam.multi_latent_attention(\n        config, position, torch.distributed\n"
+            "    ):\n        return 1\n",
         ),
         # an `elif` header is formatted as an `elif`
         (

@@ -68,11 +68,34 @@ CASES = {
         "lib.util.flops",
         True,
     ),
+    # The seam import goes into the later run of imports that loads the package (Megatron-LM's training.py
+    # stamps its start time and sets up logging first), so the package's code runs where it ran before.
     "builder-imports-a-module-of-the-package-later": (
         {
             **EFFECT,
             "lib/core/helpers.py": "X = 1\n",
-            "lib/util/flops.py": "print('flops')\nfrom lib.core.helpers import X\n" + BUILDER,
+            "lib/util/flops.py": "import os\nprint('flops')\nfrom lib.core.helpers import X\n" + BUILDER,
+        },
+        "lib.util.flops",
+        True,
+    ),
+    # ... also after a `try:` import (Megatron-LM's yaml_arguments.py); not before a statement calling the seam.
+    "builder-imports-the-package-after-a-try-import": (
+        {
+            **EFFECT,
+            "lib/core/helpers.py": "X = 1\n",
+            "lib/util/flops.py": "import os\ntry:\n    import yaml\nexcept ImportError:\n    yaml = None\n"
+            "from lib.core.helpers import X\n" + BUILDER,
+        },
+        "lib.util.flops",
+        True,
+    ),
+    "builder-calls-the-seam-before-importing-the-package": (
+        {
+            **EFFECT,
+            "lib/core/helpers.py": "X = 1\n",
+            "lib/util/flops.py": "import types\nprint('flops')\nDEFAULT = types.SimpleNamespace(q_lora_rank=None)\n"
+            "DENSE = 1 if DEFAULT.q_lora_rank is None else 2\nfrom lib.core.helpers import X\n" + BUILDER,
         },
         "lib.util.flops",
         False,
