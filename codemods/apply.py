@@ -14,6 +14,7 @@ from pathlib import Path
 
 from seamfix.cache import content_digest
 from seamfix.codemods.adapter_module import merge_adapter, name_placeholders
+from seamfix.codemods.adapter_reach import adapter_unreachable
 from seamfix.codemods.context import Seam
 from seamfix.codemods.formatting import format_touched
 from seamfix.codemods.project import Project
@@ -106,6 +107,9 @@ def plan_apply(
     if settings.adapter is None:
         raise SeamfixError("`seamfix apply` needs `adapter` in [tool.seamfix] (or --adapter): where the seam goes")
     root = Path(os.path.realpath(settings.root))
+    unreachable = adapter_unreachable(root, settings.adapter, settings.adapter_module_parts)
+    if unreachable is not None:
+        raise SeamfixError(f"{settings.adapter}: builders could not import the adapter: {unreachable}; nothing was changed")
     plan = ApplyPlan(journal_dir(settings))
     if recover_interrupted:
         plan.notes, plan.errors = recover(plan.journal_dir)

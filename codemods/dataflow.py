@@ -73,6 +73,11 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
                 f"`{name}`, a variable of an enclosing function, may be unassigned when the arm runs (passed, "
                 "it would raise before the arm's first effects)"
             )
+    if (only_here := _bound_only_in_block(owned, in_block, inside.assigned, results)) is not None:
+        blocker = blocker or (
+            f"it holds its function's only assignment of `{only_here}`, which the function reads elsewhere: "
+            f"moved out, those reads would find a module-level or builtin `{only_here}` where they raise now"
+        )
     declared = _declared_global(function)
     touched = set(inside.assigned) | set(parameters) | inside.globals
     if declared & touched:
@@ -112,6 +117,25 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
         )
     flow.parameters, flow.results, flow.blocker = parameters, results, blocker
     return flow
+
+
+def _bound_only_in_block(owned: list[Occurrence], in_block: set[int], assigned: dict[str, None],
+                         results: list[str]) -> str | None:  # fmt: skip
+    """A variable the block assigns that its function binds nowhere else (no parameter, assignment, import,
+    ``del`` or result of the call that replaces the block) but reads outside it. Python makes a name local
+    to a function by any binding in it: without the block's, the function's other reads of the name
+    (reached on paths where it is unassigned, so they raise ``UnboundLocalError``) would read a module-level
+    name or a builtin."""
+    bound_outside, read_outside = set(), set()
+    for occurrence in owned:
+        if id(occurrence.node) in in_block:
+            continue
+        ctx = getattr(occurrence.node, "ctx", None)
+        if occurrence.is_store or occurrence.kind == "parameter" or isinstance(ctx, ast.Del):
+            bound_outside.add(occurrence.name)
+        elif isinstance(ctx, ast.Load):
+            read_outside.add(occurrence.name)
+    return next((name for name in assigned if name in read_outside - bound_outside and name not in results), None)
 
 
 def _bound_before(bindings: Bindings, owner: Frame, scope: Frame, name: str) -> bool:

@@ -87,6 +87,11 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
     if _LONE_CR.search(data):
         result.refuse("its lines end in a lone CR (classic Mac OS), which the codemods would not keep", data)
         return result
+    encoding = _lossy_encoding(data)
+    if encoding is not None:
+        result.refuse(f"its encoding ({encoding}) does not give back the bytes it decodes from: writing the file "
+                      f"would change lines apply did not touch", data)  # fmt: skip
+        return result
     rebound = _seam_name_rebound(data, seam, project.package_parts(relpath))
     if rebound is not None:
         result.refuse(f"line {rebound} binds `{seam.name}`, the name the seam is imported as: the calls apply "
@@ -229,6 +234,19 @@ def _submodule_named_like_the_seam(relpath: str, seam: Seam, project: Project) -
         if (folder / candidate).exists():
             return os.path.relpath(folder / candidate, project.root).replace(os.sep, "/")
     return None
+
+
+def _lossy_encoding(data: bytes) -> str | None:
+    """The file's encoding when decoding and encoding again changes its bytes (cp932 maps several byte pairs to
+    one character, UTF-7 spells a character several ways): apply writes text, so it would rewrite them."""
+    encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+    if encoding in ("utf-8", "utf-8-sig"):
+        return None  # a decoding error is no round trip to check: the parse reports it
+    body = data.removeprefix(_BOM)
+    try:
+        return None if body.decode(encoding).encode(encoding) == body else encoding
+    except (UnicodeError, LookupError):
+        return None
 
 
 def _parse(data: bytes) -> ast.Module:

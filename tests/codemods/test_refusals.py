@@ -379,14 +379,29 @@ def test_an_mla_import_only_moved_code_used_stays_when_importing_it_may_run_code
     assert (ran[1].stdout, ran[1].stderr) == (ran[0].stdout, ran[0].stderr)
 
 
-def test_lone_cr_line_endings_are_left_byte_for_byte(tmp_path: Path) -> None:
-    # Python reads a lone CR as a line break; what apply writes would end lines in LF and drop the last CR
-    source = b"def build(config, log):\r    if config.multi_latent_attention:\r        log(1)\r"
-    source += b"        return config.kv_lora_rank\r    return 0\r"
+LONE_CR = b"def build(config, log):\r    if config.multi_latent_attention:\r        log(1)\r"
+LONE_CR += b"        return config.kv_lora_rank\r    return 0\r"
+# cp932 decodes NEC's and IBM's row-13 symbols (0x8790, 0x8791) to the characters it encodes as 0x81e0, 0x81df
+CP932 = b"# -*- coding: cp932 -*-\n# \x87\x90 \x87\x91\ndef build(config, log):\n    note = '\x87\x90'\n"
+CP932 += b"    if config.multi_latent_attention:\n        log(note)\n        return config.kv_lora_rank\n    return note\n"
+UTF7 = CP932.replace(b"cp932", b"utf-7").replace(b"\x87\x90", b"+AGE-").replace(b"\x87\x91", b"+AGI-")
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        # Python reads a lone CR as a line break; what apply writes would end lines in LF and drop the last CR
+        (LONE_CR, "its lines end in a lone CR (classic Mac OS)"),
+        (CP932, "its encoding (cp932) does not give back the bytes it decodes from"),
+        (UTF7, "its encoding (utf-7) does not give back the bytes it decodes from"),  # `+AGE-` is `a`
+    ],
+    ids=["lone-cr", "cp932", "utf-7"],
+)
+def test_bytes_the_codemods_would_not_give_back_are_left_byte_for_byte(source, reason, tmp_path: Path) -> None:
     original = make_project(tmp_path / "before", source)
     rewritten = make_project(tmp_path / "after", source)
     _, said = applied(rewritten)
-    assert "its lines end in a lone CR (classic Mac OS)" in said
+    assert reason in said
     assert (rewritten / "case.py").read_bytes() == source
     assert behaviour(rewritten) == behaviour(original)
 
