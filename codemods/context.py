@@ -24,7 +24,7 @@ PLACEHOLDER_PREFIX = "_seamfix_pending_"
 # Cheap text tests that spare a walk of the whole tree in the usual file, which has neither.
 _STAR_IMPORT = re.compile(r"\bimport\s*\(?\s*\*")
 _GLOBAL = re.compile(r"\bglobal\s")
-_GLOBALS_CALL = re.compile(r"\bglobals\s*\(")
+_OWN_NAMESPACE = re.compile(r"\bglobals\s*\(|\b__name__\b")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # Decorators that compile their function from its source (TorchScript, Triton and Gluon, Numba, Megatron's
 # `jit_fuser`, which is `torch.jit.script` on older torch): the compiler cannot call into the adapter.
@@ -160,8 +160,8 @@ class FileContext:
         why = f"`{name}`, a module-level name of this file"
         if name in self.declared_global:
             return Refusal(f"it reads {why} that a function declares `global`")
-        if self.calls_globals:
-            return Refusal(f"it reads {why}, and the module calls `globals()`, which may rebind it")
+        if self.own_namespace:
+            return Refusal(f"it reads {why}, and the module {self.own_namespace}, which may read or rebind it")
         if len(stores) != 1 or stores[0].kind != "import":
             how = "defines or assigns" if len(stores) == 1 else "binds more than once"
             return Refusal(f"it reads {why} that the module {how}; the adapter cannot share its binding")
@@ -188,8 +188,8 @@ class FileContext:
         top level may call ``function`` (through the name of the top-level definition holding it) only after
         it binds ``name``; a call through other code at import time is not seen."""
         why = f"`{name}`, a module-level name of this file"
-        if self.calls_globals:
-            return Refusal(f"it reads {why}, and the module calls `globals()`, which may rebind it while the arm runs")
+        if self.own_namespace:
+            return Refusal(f"it reads {why}, and the module {self.own_namespace}, which may read or rebind it while the arm runs")
         stores = self._module_stores.get(name, [])
         if any(not occurrence.is_store for occurrence in stores):
             return Refusal(f"it reads {why} that the module deletes: it may be unbound where the arm reads it")
@@ -228,14 +228,18 @@ class FileContext:
         return bound_at, run_at
 
     @cached_property
-    def calls_globals(self) -> bool:
-        """Does the module call ``globals()`` (through which it may rebind any of its names)?"""
-        if not _GLOBALS_CALL.search(self.text):
-            return False
-        return any(
-            isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals"
-            for node in ast.walk(self.tree)
-        )
+    def own_namespace(self) -> str | None:
+        """How the module reaches its own namespace, through which it may read or rebind any of its names
+        (``calls `globals()```, or reads itself as ``sys.modules[__name__]``, ``import_module(__name__)``);
+        None if it does not."""
+        if not _OWN_NAMESPACE.search(self.text):
+            return None
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals":
+                return "calls `globals()`"
+            if _reads_module_named(node):
+                return f"reads itself as `{ast.unparse(node)}`"
+        return None
 
     @cached_property
     def _module_stores(self) -> dict[str, list[Occurrence]]:
@@ -335,3 +339,20 @@ def _names_run(statement: ast.stmt) -> set[str]:
         else:
             stack.extend(ast.iter_child_nodes(node))
     return names
+
+
+def _reads_module_named(node: ast.AST) -> bool:
+    """Is ``node`` the module named ``__name__``: ``sys.modules[__name__]``, ``sys.modules.get(__name__)``,
+    ``importlib.import_module(__name__)``, ``__import__(__name__)``?"""
+    if isinstance(node, ast.Subscript):
+        return _is_dunder_name(node.slice) and isinstance(node.value, ast.Attribute) and node.value.attr == "modules"
+    if not isinstance(node, ast.Call) or not node.args or not _is_dunder_name(node.args[0]):
+        return False
+    callee = node.func
+    name = callee.attr if isinstance(callee, ast.Attribute) else getattr(callee, "id", None)
+    modules_get = name == "get" and isinstance(getattr(callee, "value", None), ast.Attribute) and callee.value.attr == "modules"
+    return name in ("import_module", "__import__") or modules_get
+
+
+def _is_dunder_name(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and node.id == "__name__"
