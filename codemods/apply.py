@@ -109,7 +109,9 @@ def plan_apply(
     root = Path(os.path.realpath(settings.root))
     unreachable = adapter_unreachable(root, settings.adapter, settings.adapter_module_parts)
     if unreachable is not None:
-        raise SeamfixError(f"{settings.adapter}: builders could not import the adapter: {unreachable}; nothing was changed")
+        raise SeamfixError(
+            f"{settings.adapter}: builders could not import the adapter: {unreachable}; nothing was changed"
+        )
     plan = ApplyPlan(journal_dir(settings))
     if recover_interrupted:
         plan.notes, plan.errors = recover(plan.journal_dir)

@@ -189,7 +189,9 @@ class FileContext:
         it binds ``name``; a call through other code at import time is not seen."""
         why = f"`{name}`, a module-level name of this file"
         if self.own_namespace:
-            return Refusal(f"it reads {why}, and the module {self.own_namespace}, which may read or rebind it while the arm runs")
+            return Refusal(
+                f"it reads {why}, and the module {self.own_namespace}, which may read or rebind it while the arm runs"
+            )
         stores = self._module_stores.get(name, [])
         if any(not occurrence.is_store for occurrence in stores):
             return Refusal(f"it reads {why} that the module deletes: it may be unbound where the arm reads it")
@@ -350,7 +352,8 @@ def _reads_module_named(node: ast.AST) -> bool:
         return False
     callee = node.func
     name = callee.attr if isinstance(callee, ast.Attribute) else getattr(callee, "id", None)
-    modules_get = name == "get" and isinstance(getattr(callee, "value", None), ast.Attribute) and callee.value.attr == "modules"
+    owner = getattr(callee, "value", None)
+    modules_get = name == "get" and isinstance(owner, ast.Attribute) and owner.attr == "modules"
     return name in ("import_module", "__import__") or modules_get
 
 

@@ -537,15 +537,27 @@ CALLS_F += "    except Exception as exc:\n        print(type(exc).__name__, exc)
 @pytest.mark.parametrize(
     ("adapter", "files", "message"),
     [
-        ("pkg/mla_seam.py", {"pkg/mla_seam/__init__.py": "VERSION = 1\n"},
-         "`pkg/mla_seam/__init__.py` is what `pkg.mla_seam` imports, not `pkg/mla_seam.py`"),
-        ("pkg/mla_seam.py", {"pkg/__init__.py": "from types import SimpleNamespace as mla_seam\n"},
-         "`pkg/__init__.py` binds `mla_seam` at line 1"),
-        ("seams/mla_seam.py", {"seams.py": "VERSION = 1\n", "pkg/a.py": "from seams import VERSION\n\n\n" + MLA_IF},
-         "`seams.py` is what `seams` imports, not the folder `seams`, which has no `__init__.py`"),
+        (
+            "pkg/mla_seam.py",
+            {"pkg/mla_seam/__init__.py": "VERSION = 1\n"},
+            "`pkg/mla_seam/__init__.py` is what `pkg.mla_seam` imports, not `pkg/mla_seam.py`",
+        ),
+        (
+            "pkg/mla_seam.py",
+            {"pkg/__init__.py": "from types import SimpleNamespace as mla_seam\n"},
+            "`pkg/__init__.py` binds `mla_seam` at line 1",
+        ),
+        (
+            "seams/mla_seam.py",
+            {"seams.py": "VERSION = 1\n", "pkg/a.py": "from seams import VERSION\n\n\n" + MLA_IF},
+            "`seams.py` is what `seams` imports, not the folder `seams`, which has no `__init__.py`",
+        ),
         # a top-level `string.py` hides the standard library's from the project's scripts: `import logging` fails
-        ("string.py", {"calls_f.py": CALLS_F.replace("from pkg import a", "import a") + "import logging\n",
-                       "a.py": MLA_IF}, "`string` is a module of the standard library"),
+        (
+            "string.py",
+            {"calls_f.py": CALLS_F.replace("from pkg import a", "import a") + "import logging\n", "a.py": MLA_IF},
+            "`string` is a module of the standard library",
+        ),
     ],
     ids=["package-beside", "init-binds-the-name", "module-beside-namespace-folder", "stdlib-name"],
 )

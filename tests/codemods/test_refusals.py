@@ -383,7 +383,8 @@ LONE_CR = b"def build(config, log):\r    if config.multi_latent_attention:\r    
 LONE_CR += b"        return config.kv_lora_rank\r    return 0\r"
 # cp932 decodes NEC's and IBM's row-13 symbols (0x8790, 0x8791) to the characters it encodes as 0x81e0, 0x81df
 CP932 = b"# -*- coding: cp932 -*-\n# \x87\x90 \x87\x91\ndef build(config, log):\n    note = '\x87\x90'\n"
-CP932 += b"    if config.multi_latent_attention:\n        log(note)\n        return config.kv_lora_rank\n    return note\n"
+CP932 += b"    if config.multi_latent_attention:\n        log(note)\n        return config.kv_lora_rank\n"
+CP932 += b"    return note\n"
 UTF7 = CP932.replace(b"cp932", b"utf-7").replace(b"\x87\x90", b"+AGE-").replace(b"\x87\x91", b"+AGI-")
 
 
