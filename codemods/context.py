@@ -195,6 +195,11 @@ class FileContext:
         stores = self._module_stores.get(name, [])
         if any(not occurrence.is_store for occurrence in stores):
             return Refusal(f"it reads {why} that the module deletes: it may be unbound where the arm reads it")
+        if self.project.is_patched(name):
+            return Refusal(
+                f"it reads {why} that some file sets as a module attribute or patches by name: set while the arm "
+                "runs, the value passed would be the old one"
+            )
         if name not in self._certainly_bound:
             return Refusal(f"it reads {why} that the module may leave unbound (`try`, `if`, `with`, a loop)")
         holding = bisect.bisect_right(self._top_level_lines, function.lineno) - 1

@@ -33,9 +33,12 @@ _PATCHED_KEYWORDS = re.compile(r"patch\.multiple\(")
 _KEYWORD = re.compile(r"(?<![\w.])(\w+)\s*=(?!=)")
 _NESTED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|\{[^{}]*\}|\"[^\"\n]*\"|'[^'\n]*'")
 _MULTIPLE_OPTIONS = frozenset({"spec", "create", "spec_set", "autospec", "new_callable"})
-# `module.Name = fake` (a test's or a runtime patch's plain assignment; `self.x`/`cls.x` are no modules): the
-# source module of a builder's import patched so, the adapter's import would see what the builder did not
-_ASSIGNED_ATTRIBUTE = re.compile(r"^[ \t]*(?!self\.|cls\.)[A-Za-z_]\w*(?:\.\w+)*\.(\w+)[ \t]*=(?!=)", re.MULTILINE)
+# `module.Name = fake`, `module.Name += 1` (a test's or a runtime patch's assignment; `self.x`/`cls.x` are no
+# modules): the source module of a builder's import patched so, the adapter's import would see what the builder
+# did not; a builder's own global rebound so while a moved arm runs, the value passed to it would be the old one
+_ASSIGNED_ATTRIBUTE = re.compile(
+    r"^[ \t]*(?!self\.|cls\.)[A-Za-z_]\w*(?:\.\w+)*\.(\w+)[ \t]*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)", re.MULTILINE
+)
 # a patch target whose last part is computed (`f"{MODULE}.{name}"`): any global of any module may be patched
 _ANY_NAME = "*"
 _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE)

@@ -176,6 +176,29 @@ def test_a_name_assigned_on_its_source_module_stays_where_the_builder_reads_it(t
     assert ran[0] == ran[1] == "MLASelfAttention\n"
 
 
+BUMPS = BUILDS.replace("import MLASelfAttention\n", "import MLASelfAttention\n\nSCALE = 1\n").replace(
+    "        return MLASelfAttention(config)", "        hooks.bump()\n        return MLASelfAttention(SCALE)"
+)
+
+
+@pytest.mark.parametrize("assignment", ["model.SCALE = model.SCALE + 1", "model.SCALE += 1"])
+def test_a_global_another_module_sets_as_an_attribute_is_never_passed(assignment: str, tmp_path: Path) -> None:
+    # the arm calls code that rebinds the builder's own global through its module: passed to the moved arm, the
+    # value read at the call would be the old one (1 where the arm read 2)
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, scale):\n"
+             "        self.scale = scale\n", "pkg/model.py": "from pkg import hooks\n" + BUMPS,
+             "pkg/hooks.py": f"def bump():\n    from pkg import model\n\n    {assignment}\n"}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    _, said = applied(rewritten)
+    assert "that some file sets as a module attribute or patches by name" in said, said
+    check = "from types import SimpleNamespace as C; from pkg import model; c = C(multi_latent_attention=True)\n"
+    check += "print([model.build(c).scale for _ in range(2)])"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] == ran[1] == "[2, 3]\n"
+
+
 SCRIPTED = """import torch
 
 
