@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from seamfix.analysis.seam_bindings import absolute_module
 from seamfix.codemods.adapter_function import AdapterFunction
 from seamfix.codemods.alias_definitions import AliasDefinitions
 from seamfix.codemods.bindings import Bindings
@@ -101,6 +102,11 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
     if submodule is not None:
         result.refuse(f"its package holds `{submodule}`, which importing binds to `{seam.name}` in this "
                       f"`__init__.py` as well: the calls apply writes would read that module", data)  # fmt: skip
+        return result
+    star = _star_importer_binding_seam_name(data, relpath, seam, project)
+    if star is not None:
+        result.refuse(f"`{star}` imports `*` from it and binds `{seam.name}` itself, which the seam import here would "
+                      f"replace there (the module has no `__all__`)", data)  # fmt: skip
         return result
     current = data
     given_up: dict[tuple[str, str, str], str] = {}  # findings no codemod could touch, by what they say
@@ -247,6 +253,40 @@ def _lossy_encoding(data: bytes) -> str | None:
         return None if body.decode(encoding).encode(encoding) == body else encoding
     except (UnicodeError, LookupError):
         return None
+
+
+def _star_importer_binding_seam_name(data: bytes, relpath: str, seam: Seam, project: Project) -> str | None:
+    """A project file that imports ``*`` from this module and binds the seam's name to something else: without
+    an ``__all__``, the star import copies every public name, the seam import's too, over that binding."""
+    module = ".".join(project.module_parts(relpath))
+    importers = project.importers.get((module, "*"), set()) - {relpath}
+    if not importers or project.root is None:
+        return None
+    if any(isinstance(t, ast.Name) and t.id == "__all__" for node in _parse(data).body for t in _targets(node)):
+        return None
+    for importer in sorted(importers):
+        try:
+            source = (project.root / importer).read_bytes()
+            if seam.name.encode() not in source:
+                continue
+            tree = _parse(source)
+        except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+            continue
+        package = project.package_parts(importer)
+        stars = any(
+            isinstance(node, ast.ImportFrom) and node.names[0].name == "*"
+            and absolute_module(package, node.level, node.module) == module
+            for node in ast.walk(tree)
+        )  # fmt: skip
+        if stars and seam_name_rebound(tree, seam, package) is not None:
+            return importer
+    return None
+
+
+def _targets(statement: ast.stmt) -> list[ast.expr]:
+    if isinstance(statement, ast.Assign):
+        return statement.targets
+    return [statement.target] if isinstance(statement, (ast.AnnAssign, ast.AugAssign)) else []
 
 
 def _parse(data: bytes) -> ast.Module:

@@ -20,6 +20,7 @@ from seamfix.codemods.rewrite import FileRewrite
 from seamfix.codemods.self_check import refuse_failing
 from seamfix.config import load_settings
 from seamfix.errors import SeamfixError
+from seamfix_testing import MLA_IF
 
 CASES = sorted((FIXTURES / "must_refuse").glob("*.py"))
 GUARDED = "from mla_impl import MLATransformerConfig\n\n\ndef kind(config):\n"
@@ -84,6 +85,26 @@ def test_a_re_exported_name_is_left(tmp_path: Path) -> None:
     })  # fmt: skip
     _, said = applied(root)
     assert "another module imports from it" in said
+
+
+STAR_USER = "from other import mla_seam\nfrom pkg.model import *  # noqa: F403\n\n\ndef describe():\n"
+STAR_USER += "    return mla_seam.describe()\n"
+
+
+@pytest.mark.parametrize("all_names", ["", '__all__ = ["build"]\n\n\n'])
+def test_a_star_import_never_replaces_the_importers_own_seam_name(all_names: str, tmp_path: Path) -> None:
+    # without `__all__`, `import *` copies the builder's new `mla_seam` over the one `pkg/user.py` imported
+    files = {"pkg/__init__.py": "", "other/__init__.py": "", "other/mla_seam.py": "def describe():\n    return 2\n",
+             "pkg/model.py": all_names + MLA_IF.replace("def f(", "def build("), "pkg/user.py": STAR_USER}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    _, said = applied(rewritten)
+    assert ("`pkg/user.py` imports `*` from it and binds `mla_seam` itself" in said) == (not all_names), said
+    check = "from types import SimpleNamespace as C; from pkg import user\n"
+    check += "print(user.build(C(multi_latent_attention=True)), user.describe())"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] == ran[1] == "1 2\n"
 
 
 BUILDS = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config):\n"
