@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from seamfix.codemods.bindings import Bindings, Frame, Occurrence, parameters_of
@@ -39,8 +40,10 @@ class BlockFlow:
     blocker: str | None = None  # why the block cannot become a function
 
 
-def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) -> BlockFlow:
-    """The data flow of ``block``, a suite of ``function``."""
+def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt],
+               moving: AbstractSet[int] = frozenset()) -> BlockFlow:  # fmt: skip
+    """The data flow of ``block``, a suite of ``function``; ``moving``: the ids of the nodes of other blocks that
+    move out of the module with it."""
     scope = bindings.frames[function]
     blocker = _blocker(block)
     inside = _Flow(bindings, scope)
@@ -73,7 +76,7 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
                 f"`{name}`, a variable of an enclosing function, may be unassigned when the arm runs (passed, "
                 "it would raise before the arm's first effects)"
             )
-    if (only_here := _bound_only_in_block(owned, in_block, inside.assigned, results)) is not None:
+    if (only_here := _bound_only_in_block(owned, in_block, moving, inside.assigned, results)) is not None:
         blocker = blocker or (
             f"it holds its function's only assignment of `{only_here}`, which the function reads elsewhere: "
             f"moved out, those reads would find a module-level or builtin `{only_here}` where they raise now"
@@ -119,16 +122,17 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
     return flow
 
 
-def _bound_only_in_block(owned: list[Occurrence], in_block: set[int], assigned: dict[str, None],
-                         results: list[str]) -> str | None:  # fmt: skip
+def _bound_only_in_block(owned: list[Occurrence], in_block: set[int], moving: AbstractSet[int],
+                         assigned: dict[str, None], results: list[str]) -> str | None:  # fmt: skip
     """A variable the block assigns that its function binds nowhere else (no parameter, assignment, import,
-    ``del`` or result of the call that replaces the block) but reads outside it. Python makes a name local
+    ``del`` or result of the call that replaces the block) but reads outside it and the other blocks that move
+    out with it (``moving``). Python makes a name local
     to a function by any binding in it: without the block's, the function's other reads of the name
     (reached on paths where it is unassigned, so they raise ``UnboundLocalError``) would read a module-level
     name or a builtin."""
     bound_outside, read_outside = set(), set()
     for occurrence in owned:
-        if id(occurrence.node) in in_block:
+        if id(occurrence.node) in in_block or id(occurrence.node) in moving:
             continue
         ctx = getattr(occurrence.node, "ctx", None)
         if occurrence.is_store or occurrence.kind == "parameter" or isinstance(ctx, ast.Del):
