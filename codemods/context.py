@@ -24,7 +24,7 @@ PLACEHOLDER_PREFIX = "_seamfix_pending_"
 # Cheap text tests that spare a walk of the whole tree in the usual file, which has neither.
 _STAR_IMPORT = re.compile(r"\bimport\s*\(?\s*\*")
 _GLOBAL = re.compile(r"\bglobal\s")
-_OWN_NAMESPACE = re.compile(r"\bglobals\s*\(|\b__name__\b")
+_OWN_NAMESPACE = re.compile(r"\bglobals\s*\(|\b__name__\b|\b__globals__\b|\bmodules\b|import_module|__import__")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # Decorators that compile their function from its source (TorchScript, Triton and Gluon, Numba, Megatron's
 # `jit_fuser`, which is `torch.jit.script` on older torch): the compiler cannot call into the adapter.
@@ -237,14 +237,16 @@ class FileContext:
     @cached_property
     def own_namespace(self) -> str | None:
         """How the module reaches its own namespace, through which it may read or rebind any of its names
-        (``calls `globals()```, or reads itself as ``sys.modules[__name__]``, ``import_module(__name__)``);
-        None if it does not."""
+        (``calls `globals()```, reads a function's ``__globals__``, or reads itself as ``sys.modules[__name__]``,
+        ``import_module(__name__)``, by its own name too); None if it does not."""
         if not _OWN_NAMESPACE.search(self.text):
             return None
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals":
                 return "calls `globals()`"
-            if _reads_module_named(node):
+            if isinstance(node, ast.Attribute) and node.attr == "__globals__":
+                return f"reads `{ast.unparse(node)}`"
+            if _reads_module_named(node, self.module_name):
                 return f"reads itself as `{ast.unparse(node)}`"
         return None
 
@@ -348,12 +350,14 @@ def _names_run(statement: ast.stmt) -> set[str]:
     return names
 
 
-def _reads_module_named(node: ast.AST) -> bool:
-    """Is ``node`` the module named ``__name__``: ``sys.modules[__name__]``, ``sys.modules.get(__name__)``,
-    ``importlib.import_module(__name__)``, ``__import__(__name__)``?"""
+def _reads_module_named(node: ast.AST, module_name: str) -> bool:
+    """Is ``node`` the module ``module_name`` reached by its name (``__name__``, or the name as a string):
+    ``sys.modules[__name__]``, ``sys.modules.get(__name__)``, ``importlib.import_module(__name__)``,
+    ``__import__(__name__)``?"""
     if isinstance(node, ast.Subscript):
-        return _is_dunder_name(node.slice) and isinstance(node.value, ast.Attribute) and node.value.attr == "modules"
-    if not isinstance(node, ast.Call) or not node.args or not _is_dunder_name(node.args[0]):
+        modules = isinstance(node.value, ast.Attribute) and node.value.attr == "modules"
+        return modules and _names_module(node.slice, module_name)
+    if not isinstance(node, ast.Call) or not node.args or not _names_module(node.args[0], module_name):
         return False
     callee = node.func
     name = callee.attr if isinstance(callee, ast.Attribute) else getattr(callee, "id", None)
@@ -362,5 +366,7 @@ def _reads_module_named(node: ast.AST) -> bool:
     return name in ("import_module", "__import__") or modules_get
 
 
-def _is_dunder_name(node: ast.AST) -> bool:
+def _names_module(node: ast.AST, module_name: str) -> bool:
+    if isinstance(node, ast.Constant):
+        return node.value == module_name
     return isinstance(node, ast.Name) and node.id == "__name__"

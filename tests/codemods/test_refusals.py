@@ -57,6 +57,26 @@ def test_must_refuse(case: Path, tmp_path: Path) -> None:
     assert behaviour(rewritten) == results
 
 
+SELF_READS = [
+    'sys.modules["case"]',
+    "sys.modules.get(__name__)",
+    "importlib.import_module(__name__)",
+    "types.SimpleNamespace(**exported.__globals__)",
+]
+
+
+@pytest.mark.parametrize("module", SELF_READS)
+def test_a_module_reading_its_own_namespace_keeps_every_import(module: str, tmp_path: Path) -> None:
+    # `fixtures/codemods/must_refuse/module_reads_itself.py` with the other spellings of the module itself
+    source = (FIXTURES / "must_refuse" / "module_reads_itself.py").read_text().replace("sys.modules[__name__]", module)
+    source = source.replace("import sys\n", "import importlib\nimport sys\nimport types\n")
+    original = make_project(tmp_path / "before", source.encode())
+    rewritten = make_project(tmp_path / "after", source.encode())
+    _, said = applied(rewritten)
+    assert "which may read or rebind it" in said, said
+    assert behaviour(rewritten) == behaviour(original)
+
+
 def project(root: Path, files: dict[str, str], config: str = 'adapter = "pkg/mla_seam.py"') -> Path:
     (root / "pyproject.toml").write_text(f"[tool.seamfix]\n{config}\n")
     for relpath, text in files.items():
