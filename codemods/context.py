@@ -14,6 +14,7 @@ import libcst as cst
 from libcst.metadata import CodeRange
 
 from seamfix.analysis.expressions import nested_statements
+from seamfix.analysis.seam_bindings import absolute_module
 from seamfix.codemods.bindings import Bindings, Occurrence, top_level_names
 from seamfix.codemods.focus import Focus
 from seamfix.codemods.nodes import Span, expressions_by_span, span_of
@@ -24,7 +25,7 @@ PLACEHOLDER_PREFIX = "_seamfix_pending_"
 # Cheap text tests that spare a walk of the whole tree in the usual file, which has neither.
 _STAR_IMPORT = re.compile(r"\bimport\s*\(?\s*\*")
 _GLOBAL = re.compile(r"\bglobal\s")
-_OWN_NAMESPACE = re.compile(r"\bglobals\s*\(|\b__name__\b|\b__globals__\b|\bmodules\b|import_module|__import__")
+_OWN_NAMESPACE = re.compile(r"\bglobals\s*\(|\b__name__\b|\b__globals__\b|\bmodules\b|\bimport\b|__import__")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # Decorators that compile their function from its source (TorchScript, Triton and Gluon, Numba, Megatron's
 # `jit_fuser`, which is `torch.jit.script` on older torch): the compiler cannot call into the adapter.
@@ -237,11 +238,14 @@ class FileContext:
     @cached_property
     def own_namespace(self) -> str | None:
         """How the module reaches its own namespace, through which it may read or rebind any of its names
-        (``calls `globals()```, reads a function's ``__globals__``, or reads itself as ``sys.modules[__name__]``,
-        ``import_module(__name__)``, by its own name too); None if it does not."""
+        (``calls `globals()```, reads a function's ``__globals__``, imports itself, or reads itself as
+        ``sys.modules[__name__]``, ``import_module(__name__)``, by its own name too); None if it does not."""
         if not _OWN_NAMESPACE.search(self.text):
             return None
+        package = self.project.package_parts(self.relpath)
         for node in ast.walk(self.tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and self.module_name in _imported_modules(node, package):
+                return f"imports itself (`{ast.unparse(node)}`)"
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals":
                 return "calls `globals()`"
             if isinstance(node, ast.Attribute) and node.attr == "__globals__":
@@ -364,6 +368,15 @@ def _reads_module_named(node: ast.AST, module_name: str) -> bool:
     owner = getattr(callee, "value", None)
     modules_get = name == "get" and isinstance(owner, ast.Attribute) and owner.attr == "modules"
     return name in ("import_module", "__import__") or modules_get
+
+
+def _imported_modules(node: ast.Import | ast.ImportFrom, package: tuple[str, ...]) -> set[str]:
+    """The modules an import statement binds a name to (``import pkg.model as m``, ``from pkg import model``:
+    ``pkg.model``; ``from pkg.model import X`` binds no module)."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    source = absolute_module(package, node.level, node.module)
+    return {f"{source}.{alias.name}".lstrip(".") for alias in node.names}
 
 
 def _names_module(node: ast.AST, module_name: str) -> bool:

@@ -57,19 +57,18 @@ def test_must_refuse(case: Path, tmp_path: Path) -> None:
     assert behaviour(rewritten) == results
 
 
-SELF_READS = [
-    'sys.modules["case"]',
-    "sys.modules.get(__name__)",
-    "importlib.import_module(__name__)",
-    "types.SimpleNamespace(**exported.__globals__)",
-]
+SELF_READS = {  # the module itself, and the import that spelling needs
+    'sys.modules["case"]': "", "sys.modules.get(__name__)": "",
+    "importlib.import_module(__name__)": "import importlib\n",
+    "types.SimpleNamespace(**exported.__globals__)": "import types\n", "myself": "import case as myself\n",
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("module", SELF_READS)
 def test_a_module_reading_its_own_namespace_keeps_every_import(module: str, tmp_path: Path) -> None:
     # `fixtures/codemods/must_refuse/module_reads_itself.py` with the other spellings of the module itself
     source = (FIXTURES / "must_refuse" / "module_reads_itself.py").read_text().replace("sys.modules[__name__]", module)
-    source = source.replace("import sys\n", "import importlib\nimport sys\nimport types\n")
+    source = source.replace("import sys\n", f"{SELF_READS[module]}import sys\n")
     original = make_project(tmp_path / "before", source.encode())
     rewritten = make_project(tmp_path / "after", source.encode())
     _, said = applied(rewritten)
