@@ -293,6 +293,11 @@ def _placed_meaning(node: ast.AST) -> str | None:
     probe = _frame_probe(node)
     if probe is not None:
         return f"it calls `{probe}`, which inspects the frame it runs in"
+    if _warns(node):
+        return (
+            "it calls `warnings.warn`, which files the warning under the module and line calling it (moved, a "
+            "filter by module, the once-per-location registry and the location shown would name the adapter)"
+        )
     if isinstance(node, ast.Attribute) and node.attr.startswith("__") and not node.attr.endswith("__"):
         return f"it uses `{node.attr}`, a name-mangled attribute"
     if isinstance(node, (ast.MatchValue, ast.MatchClass)):
@@ -304,6 +309,16 @@ def _placed_meaning(node: ast.AST) -> str | None:
     if isinstance(node, ast.ImportFrom) and node.level:
         return "it holds a relative import, which would resolve from the adapter's package"
     return None
+
+
+def _warns(node: ast.AST) -> bool:
+    """Is ``node`` a call of ``warnings.warn`` (or of a ``warn`` imported by name)?"""
+    if not isinstance(node, ast.Call):
+        return False
+    callee = node.func
+    if isinstance(callee, ast.Attribute):
+        return callee.attr == "warn" and isinstance(callee.value, ast.Name) and callee.value.id == "warnings"
+    return isinstance(callee, ast.Name) and callee.id == "warn"
 
 
 def _jumps_out_of_loops(block: list[ast.stmt]) -> set[int]:
