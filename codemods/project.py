@@ -61,6 +61,7 @@ class Project:
 
     src: tuple[str, ...] = ("",)
     root: Path | None = None
+    adapter: str = ""  # the adapter's project path
     patched: frozenset[str] = frozenset()  # names some file patches or sets as an attribute by string
     imported_from: dict[str, set[str]] = field(default_factory=dict)  # module -> names other files import
     importers: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (module, name) -> relpaths
@@ -70,7 +71,7 @@ class Project:
     @classmethod
     def scan(cls, settings: Settings, builders: list[str]) -> Project:
         """The facts for rewriting ``builders`` (project paths): imports from them are all that matter."""
-        project = cls(settings.src, settings.root)
+        project = cls(settings.src, settings.root, settings.adapter or "")
         modules = {".".join(project.module_parts(relpath)) for relpath in builders}
         last_parts = {module.rpartition(".")[2] for module in modules}
         # `from pkg.model import` holds "model import": a substring test skips the files that cannot
@@ -145,6 +146,12 @@ class Project:
 
     def package_parts(self, relpath: str) -> tuple[str, ...]:
         return package_parts(relpath, self.src)
+
+    def source_root(self, relpath: str) -> str:
+        """The folder that ``relpath``'s import name is counted from (one of ``src``; ``.`` for the project's)."""
+        path = PurePosixPath(relpath)
+        depth = len(self.module_parts(relpath)) + (path.stem == "__init__")
+        return PurePosixPath(*path.parts[: len(path.parts) - depth]).as_posix()
 
     def absolute(self, relpath: str, module: str) -> str:
         """``from <module> import`` in the file ``relpath``, its leading dots resolved."""

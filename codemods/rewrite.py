@@ -127,8 +127,10 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
         findings = [f for f in checker.check(current, relpath) if f.code == _FIXABLE]
     result.data = current
     if current != data:
-        runs = seam_import_changes_imports(_parse(data), _parse(current), project.module_parts(relpath),
-                                        project.package_parts(relpath), seam, project.seam_packages)  # fmt: skip
+        before = _parse(data)
+        runs = seam_import_changes_imports(before, _parse(current), project.module_parts(relpath),
+                                           project.package_parts(relpath), seam, project.seam_packages,
+                                           _adapter_root_unused(before, relpath, project))  # fmt: skip
         if runs is not None:
             result.refuse(runs, data)
     return result
@@ -253,6 +255,23 @@ def _lossy_encoding(data: bytes) -> str | None:
         return None if body.decode(encoding).encode(encoding) == body else encoding
     except (UnicodeError, LookupError):
         return None
+
+
+def _adapter_root_unused(tree: ast.Module, relpath: str, project: Project) -> str | None:
+    """The adapter's source root when the file lives in another (``src/pkg/model.py``, ``mla_seam.py`` at the
+    top) and imports no module of it: where the file runs, that root need not be importable."""
+    adapter_root = project.source_root(project.adapter) if project.adapter else None
+    if adapter_root is None or adapter_root == project.source_root(relpath):
+        return None
+    for node in tree.body:
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module]
+        for name in names:
+            found = project.project_file(name.split(".")[0])
+            if found is not None and project.source_root(found) == adapter_root:
+                return None
+    return adapter_root
 
 
 def _star_importer_binding_seam_name(data: bytes, relpath: str, seam: Seam, project: Project) -> str | None:

@@ -8,6 +8,7 @@ module behaves as before under every config (`equivalence.py`). The cases that n
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -519,6 +520,25 @@ def test_src_layout_imports_the_seam_by_its_package_name(tmp_path: Path) -> None
     assert (root / "src/mypkg/model.py").read_text().startswith("from mypkg import mla_seam\n")
     check = "import types; from mypkg import model; assert model.f(types.SimpleNamespace(kv_lora_rank=2)) == 1"
     subprocess.run([sys.executable, "-c", check], cwd=root / "src", check=True)
+
+
+@pytest.mark.parametrize("imports", ["", "import tools\n\n"])
+def test_a_builder_of_another_source_root_than_the_adapters_is_left(imports: str, tmp_path: Path) -> None:
+    # `mla_seam.py` at the top of a src layout: `src/mypkg` runs (installed, or with `src` on the path)
+    # without the project's top folder importable, unless it imports from there already (`tools`)
+    files = {"tools.py": "", "src/mypkg/__init__.py": "", "src/mypkg/model.py": imports + MLA_IF}
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original = project(tmp_path / "before", files, 'adapter = "mla_seam.py"')
+    rewritten = project(tmp_path / "after", files, 'adapter = "mla_seam.py"')
+    _, said = applied(rewritten)
+    assert ("imports nothing from the source root `.` that holds the adapter" in said) == (not imports), said
+    check = "import types; from mypkg import model; print(model.f(types.SimpleNamespace(multi_latent_attention=1)))"
+    ran = [  # the top folder importable only where the builder imports from it
+        subprocess.run([sys.executable, "-c", check], cwd=root / "src", capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(root) if imports else ""}).stdout
+        for root in (original, rewritten)
+    ]  # fmt: skip
+    assert ran[0] == ran[1] == "1\n"
 
 
 def test_the_seam_import_follows_sys_path_changes_and_first_party_imports(tmp_path: Path) -> None:
