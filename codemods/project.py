@@ -67,6 +67,9 @@ class Project:
     importers: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (module, name) -> relpaths
     # what importing the seam runs: each of its packages, then the adapter module, by name
     seam_packages: dict[str, PackageInit] = field(default_factory=dict)
+    # names the project's files read from the seam (`mla_seam.name`, `from pkg.mla_seam import name`): a new
+    # adapter function must not take one the adapter answers otherwise (a module `__getattr__`)
+    seam_reads: frozenset[str] = frozenset()
 
     @classmethod
     def scan(cls, settings: Settings, builders: list[str]) -> Project:
@@ -78,7 +81,12 @@ class Project:
         needles = [f"{part} import" for part in last_parts]
         spellings = _spellings(modules)
         patched: set[str] = set()
+        seam_module = ".".join(settings.adapter_module_parts)
+        seam_name = seam_module.rpartition(".")[2]
+        seam_reads = _seam_reads(seam_module) if seam_module else None
         for relpath, text in _python_files(settings.root):
+            if seam_reads is not None and seam_name in text and relpath != settings.adapter:
+                project.seam_reads |= _names_read(seam_reads, text)
             if "patch" in text or "setattr" in text or "delattr" in text:
                 patched.update(_patched_names(text))
             patched.update(match.group(1) for match in _ASSIGNED_ATTRIBUTE.finditer(text))
@@ -184,6 +192,24 @@ class Project:
             return False
         folder = PurePosixPath(relpath).parent.as_posix()
         return folder not in (*self.src, ".") and (self.root / folder / f"{module}.py").is_file()
+
+
+def _seam_reads(seam_module: str) -> re.Pattern[str]:
+    """``mla_seam.name`` (group 1), ``from pkg.mla_seam import a, b`` (group 2: the names)."""
+    name, module = re.escape(seam_module.rpartition(".")[2]), re.escape(seam_module)
+    return re.compile(
+        rf"(?<![\w.]){name}\.([A-Za-z_]\w*)|^[ \t]*from[ \t]+{module}[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE
+    )
+
+
+def _names_read(pattern: re.Pattern[str], text: str) -> frozenset[str]:
+    names = set()
+    for match in pattern.finditer(text):
+        if match.group(1):
+            names.add(match.group(1))
+        else:
+            names.update(_NAMES.findall(_COMMENT.sub("", match.group(2)).strip("() \t")))
+    return frozenset(names)
 
 
 def _patched_names(text: str) -> Iterator[str]:

@@ -379,6 +379,25 @@ def test_a_hand_written_function_is_reused_only_where_its_name_runs_its_code(ada
     assert (ran[1].stdout, ran[1].stderr) == (ran[0].stdout, ran[0].stderr)
 
 
+def test_a_new_function_never_takes_a_name_the_project_reads_from_the_seam(tmp_path: Path) -> None:
+    # the adapter re-exports the runtime's functions through a module `__getattr__` (as README suggests):
+    # a generated `multi_latent_attention` would shadow the runtime's for `pkg/other.py`, which calls it
+    forwarding = "def __getattr__(name):\n    from pkg import runtime\n\n    return getattr(runtime, name)\n"
+    files = {"pkg/__init__.py": "", "pkg/mla_seam.py": forwarding, "pkg/model.py": MLA_IF,
+             "pkg/runtime.py": "def multi_latent_attention(config):\n    return 'runtime'\n",
+             "pkg/other.py": "from pkg import mla_seam\n\n\ndef answer():\n"
+                             "    return mla_seam.multi_latent_attention(None)\n"}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    applied(rewritten)
+    assert "mla_seam.multi_latent_attention(" not in (rewritten / "pkg/model.py").read_text()
+    check = "import types; from pkg import model, other\n"
+    check += "print(model.f(types.SimpleNamespace(multi_latent_attention=1)), other.answer())"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] == ran[1] == "1 runtime\n"
+
+
 def test_a_package_init_beside_a_module_named_like_the_seam_is_left(tmp_path: Path) -> None:
     # importing pkg.sub.mla_seam binds `mla_seam` in pkg/sub/__init__.py's namespace: the seam calls would read it
     builder = (
