@@ -29,12 +29,16 @@ the MLA arms of builders, named after what they build.
 _KIND_ORDER = {"predicate": 0, "arm": 1}
 
 
-def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], path: Path) -> tuple[str, dict[str, str]]:
+def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], path: Path,
+                  read: frozenset[str] = frozenset()) -> tuple[str, dict[str, str]]:  # fmt: skip
     """The adapter's new text and the final name of each requested placeholder.
 
     A requested function whose code equals one already in the module (whatever its name) reuses it;
     the others are appended in a deterministic order, each named after its suggestion or, where another
     function or a name of a builder asking for it holds that, the first free one of its alternatives.
+    ``read``: the names the project's files read from the adapter, none of which a new function takes (one
+    the module does not define is answered otherwise, by a module ``__getattr__`` re-exporting another
+    module's functions: the callers would get the new one instead).
     """
     source = (existing or "").removeprefix("\N{BYTE ORDER MARK}")  # kept in what is written, as Python reads it
     try:
@@ -45,6 +49,7 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
     submodules = adapter_submodules(path.parent, path.name)
     taken = top_level_names(tree) | submodules
     reusable = _reusable_functions(tree, source, taken, submodules)
+    taken |= read
     shapes = {shape_key(ast.unparse(node)): node.name for node in reusable}
     unique: dict[str, AdapterFunction] = {}
     for function in requested:

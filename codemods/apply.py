@@ -14,6 +14,7 @@ from pathlib import Path
 
 from seamfix.cache import content_digest
 from seamfix.codemods.adapter_module import merge_adapter, name_placeholders
+from seamfix.codemods.adapter_reach import adapter_unreachable
 from seamfix.codemods.context import Seam
 from seamfix.codemods.formatting import format_touched
 from seamfix.codemods.project import Project
@@ -106,6 +107,11 @@ def plan_apply(
     if settings.adapter is None:
         raise SeamfixError("`seamfix apply` needs `adapter` in [tool.seamfix] (or --adapter): where the seam goes")
     root = Path(os.path.realpath(settings.root))
+    unreachable = adapter_unreachable(root, settings.adapter, settings.adapter_module_parts)
+    if unreachable is not None:
+        raise SeamfixError(
+            f"{settings.adapter}: builders could not import the adapter: {unreachable}; nothing was changed"
+        )
     plan = ApplyPlan(journal_dir(settings))
     if recover_interrupted:
         plan.notes, plan.errors = recover(plan.journal_dir)
@@ -118,7 +124,9 @@ def plan_apply(
     targets, left = _targets(fixable, settings, root)
     plan.errors += [f"{by_file[relpath][0].path}: not rewritten: {why}" for relpath, why in left.items()]
     displays = {target: _display(root / target, cwd) for target in set(targets.values())}
-    rewritten = _rewrite_all(sorted(displays), settings, jobs, progress, displays, plan.errors, result.checked)
+    project = Project.scan(settings, sorted(set(targets.values())))
+    rewritten = _rewrite_all(sorted(displays), settings, project, jobs, progress, displays, plan.errors,
+                             result.checked)  # fmt: skip
     adapter = Path(os.path.realpath(root / settings.adapter))
     existing = _read_adapter(adapter)
     existing_text = _decode(existing, adapter)
@@ -130,7 +138,7 @@ def plan_apply(
         key = tuple(functions)
         if key not in merged:
             # a deeply nested expression may have moved into it
-            merged[key] = call_with_room(merge_adapter, existing_text, functions, adapter)
+            merged[key] = call_with_room(merge_adapter, existing_text, functions, adapter, project.seam_reads)
         return merged[key]
 
     polished: dict[tuple[str, bytes], bytes] = {}  # (target, named output) -> formatted: once per output
@@ -245,7 +253,7 @@ def _not_replaceable(path: str | Path) -> str | None:
     return None
 
 
-def _rewrite_all(targets: list[str], settings: Settings, jobs: int | None, progress: Progress,
+def _rewrite_all(targets: list[str], settings: Settings, project: Project, jobs: int | None, progress: Progress,
                  displays: dict[str, str], errors: list[str],
                  checked: dict[str, tuple[bytes, list[Finding]]]) -> dict[str, _Rewritten]:  # fmt: skip
     """Each file rewritten (over processes, largest first so that no worker is left with a big one at the
@@ -257,7 +265,7 @@ def _rewrite_all(targets: list[str], settings: Settings, jobs: int | None, progr
     work = sorted(((str(settings.root / target), target, checked.get(target)) for target in targets),
                   key=lambda item: -_size(item[0]))  # fmt: skip
     workers = worker_count(jobs, len(work), PARALLEL_MIN_FILES)
-    initargs = (check_options(settings), Seam(settings.adapter_module_parts), Project.scan(settings, targets))
+    initargs = (check_options(settings), Seam(settings.adapter_module_parts), project)
     outcomes = map_items(_rewrite_one, work, workers=workers, initializer=_init_worker, initargs=initargs)
     done: dict[str, _Rewritten] = {}
     for (_, target, _), outcome in progress(outcomes, len(work)):

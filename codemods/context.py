@@ -14,6 +14,7 @@ import libcst as cst
 from libcst.metadata import CodeRange
 
 from seamfix.analysis.expressions import nested_statements
+from seamfix.analysis.seam_bindings import absolute_module
 from seamfix.codemods.bindings import Bindings, Occurrence, top_level_names
 from seamfix.codemods.focus import Focus
 from seamfix.codemods.nodes import Span, expressions_by_span, span_of
@@ -24,7 +25,7 @@ PLACEHOLDER_PREFIX = "_seamfix_pending_"
 # Cheap text tests that spare a walk of the whole tree in the usual file, which has neither.
 _STAR_IMPORT = re.compile(r"\bimport\s*\(?\s*\*")
 _GLOBAL = re.compile(r"\bglobal\s")
-_GLOBALS_CALL = re.compile(r"\bglobals\s*\(")
+_OWN_NAMESPACE = re.compile(r"\bglobals\s*\(|\b__name__\b|\b__globals__\b|\bmodules\b|\bimport\b|__import__")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # Decorators that compile their function from its source (TorchScript, Triton and Gluon, Numba, Megatron's
 # `jit_fuser`, which is `torch.jit.script` on older torch): the compiler cannot call into the adapter.
@@ -160,8 +161,8 @@ class FileContext:
         why = f"`{name}`, a module-level name of this file"
         if name in self.declared_global:
             return Refusal(f"it reads {why} that a function declares `global`")
-        if self.calls_globals:
-            return Refusal(f"it reads {why}, and the module calls `globals()`, which may rebind it")
+        if self.own_namespace:
+            return Refusal(f"it reads {why}, and the module {self.own_namespace}, which may read or rebind it")
         if len(stores) != 1 or stores[0].kind != "import":
             how = "defines or assigns" if len(stores) == 1 else "binds more than once"
             return Refusal(f"it reads {why} that the module {how}; the adapter cannot share its binding")
@@ -188,11 +189,18 @@ class FileContext:
         top level may call ``function`` (through the name of the top-level definition holding it) only after
         it binds ``name``; a call through other code at import time is not seen."""
         why = f"`{name}`, a module-level name of this file"
-        if self.calls_globals:
-            return Refusal(f"it reads {why}, and the module calls `globals()`, which may rebind it while the arm runs")
+        if self.own_namespace:
+            return Refusal(
+                f"it reads {why}, and the module {self.own_namespace}, which may read or rebind it while the arm runs"
+            )
         stores = self._module_stores.get(name, [])
         if any(not occurrence.is_store for occurrence in stores):
             return Refusal(f"it reads {why} that the module deletes: it may be unbound where the arm reads it")
+        if self.project.is_patched(name):
+            return Refusal(
+                f"it reads {why} that some file sets as a module attribute or patches by name: set while the arm "
+                "runs, the value passed would be the old one"
+            )
         if name not in self._certainly_bound:
             return Refusal(f"it reads {why} that the module may leave unbound (`try`, `if`, `with`, a loop)")
         holding = bisect.bisect_right(self._top_level_lines, function.lineno) - 1
@@ -228,14 +236,23 @@ class FileContext:
         return bound_at, run_at
 
     @cached_property
-    def calls_globals(self) -> bool:
-        """Does the module call ``globals()`` (through which it may rebind any of its names)?"""
-        if not _GLOBALS_CALL.search(self.text):
-            return False
-        return any(
-            isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals"
-            for node in ast.walk(self.tree)
-        )
+    def own_namespace(self) -> str | None:
+        """How the module reaches its own namespace, through which it may read or rebind any of its names
+        (``calls `globals()```, reads a function's ``__globals__``, imports itself, or reads itself as
+        ``sys.modules[__name__]``, ``import_module(__name__)``, by its own name too); None if it does not."""
+        if not _OWN_NAMESPACE.search(self.text):
+            return None
+        package = self.project.package_parts(self.relpath)
+        for node in ast.walk(self.tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and self.module_name in _imported_modules(node, package):
+                return f"imports itself (`{ast.unparse(node)}`)"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals":
+                return "calls `globals()`"
+            if isinstance(node, ast.Attribute) and node.attr == "__globals__":
+                return f"reads `{ast.unparse(node)}`"
+            if _reads_module_named(node, self.module_name):
+                return f"reads itself as `{ast.unparse(node)}`"
+        return None
 
     @cached_property
     def _module_stores(self) -> dict[str, list[Occurrence]]:
@@ -335,3 +352,34 @@ def _names_run(statement: ast.stmt) -> set[str]:
         else:
             stack.extend(ast.iter_child_nodes(node))
     return names
+
+
+def _reads_module_named(node: ast.AST, module_name: str) -> bool:
+    """Is ``node`` the module ``module_name`` reached by its name (``__name__``, or the name as a string):
+    ``sys.modules[__name__]``, ``sys.modules.get(__name__)``, ``importlib.import_module(__name__)``,
+    ``__import__(__name__)``?"""
+    if isinstance(node, ast.Subscript):
+        modules = isinstance(node.value, ast.Attribute) and node.value.attr == "modules"
+        return modules and _names_module(node.slice, module_name)
+    if not isinstance(node, ast.Call) or not node.args or not _names_module(node.args[0], module_name):
+        return False
+    callee = node.func
+    name = callee.attr if isinstance(callee, ast.Attribute) else getattr(callee, "id", None)
+    owner = getattr(callee, "value", None)
+    modules_get = name == "get" and isinstance(owner, ast.Attribute) and owner.attr == "modules"
+    return name in ("import_module", "__import__") or modules_get
+
+
+def _imported_modules(node: ast.Import | ast.ImportFrom, package: tuple[str, ...]) -> set[str]:
+    """The modules an import statement binds a name to (``import pkg.model as m``, ``from pkg import model``:
+    ``pkg.model``; ``from pkg.model import X`` binds no module)."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    source = absolute_module(package, node.level, node.module)
+    return {f"{source}.{alias.name}".lstrip(".") for alias in node.names}
+
+
+def _names_module(node: ast.AST, module_name: str) -> bool:
+    if isinstance(node, ast.Constant):
+        return node.value == module_name
+    return isinstance(node, ast.Name) and node.id == "__name__"

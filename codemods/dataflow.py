@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from seamfix.codemods.bindings import Bindings, Frame, Occurrence, parameters_of
@@ -39,8 +40,10 @@ class BlockFlow:
     blocker: str | None = None  # why the block cannot become a function
 
 
-def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) -> BlockFlow:
-    """The data flow of ``block``, a suite of ``function``."""
+def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt],
+               moving: AbstractSet[int] = frozenset()) -> BlockFlow:  # fmt: skip
+    """The data flow of ``block``, a suite of ``function``; ``moving``: the ids of the nodes of other blocks that
+    move out of the module with it."""
     scope = bindings.frames[function]
     blocker = _blocker(block)
     inside = _Flow(bindings, scope)
@@ -73,6 +76,11 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
                 f"`{name}`, a variable of an enclosing function, may be unassigned when the arm runs (passed, "
                 "it would raise before the arm's first effects)"
             )
+    if (only_here := _bound_only_in_block(owned, in_block, moving, inside.assigned, results)) is not None:
+        blocker = blocker or (
+            f"it holds its function's only assignment of `{only_here}`, which the function reads elsewhere: "
+            f"moved out, those reads would find a module-level or builtin `{only_here}` where they raise now"
+        )
     declared = _declared_global(function)
     touched = set(inside.assigned) | set(parameters) | inside.globals
     if declared & touched:
@@ -112,6 +120,26 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt]) ->
         )
     flow.parameters, flow.results, flow.blocker = parameters, results, blocker
     return flow
+
+
+def _bound_only_in_block(owned: list[Occurrence], in_block: set[int], moving: AbstractSet[int],
+                         assigned: dict[str, None], results: list[str]) -> str | None:  # fmt: skip
+    """A variable the block assigns that its function binds nowhere else (no parameter, assignment, import,
+    ``del`` or result of the call that replaces the block) but reads outside it and the other blocks that move
+    out with it (``moving``). Python makes a name local
+    to a function by any binding in it: without the block's, the function's other reads of the name
+    (reached on paths where it is unassigned, so they raise ``UnboundLocalError``) would read a module-level
+    name or a builtin."""
+    bound_outside, read_outside = set(), set()
+    for occurrence in owned:
+        if id(occurrence.node) in in_block or id(occurrence.node) in moving:
+            continue
+        ctx = getattr(occurrence.node, "ctx", None)
+        if occurrence.is_store or occurrence.kind == "parameter" or isinstance(ctx, ast.Del):
+            bound_outside.add(occurrence.name)
+        elif isinstance(ctx, ast.Load):
+            read_outside.add(occurrence.name)
+    return next((name for name in assigned if name in read_outside - bound_outside and name not in results), None)
 
 
 def _bound_before(bindings: Bindings, owner: Frame, scope: Frame, name: str) -> bool:
@@ -265,6 +293,11 @@ def _placed_meaning(node: ast.AST) -> str | None:
     probe = _frame_probe(node)
     if probe is not None:
         return f"it calls `{probe}`, which inspects the frame it runs in"
+    if _warns(node):
+        return (
+            "it calls `warnings.warn`, which files the warning under the module and line calling it (moved, a "
+            "filter by module, the once-per-location registry and the location shown would name the adapter)"
+        )
     if isinstance(node, ast.Attribute) and node.attr.startswith("__") and not node.attr.endswith("__"):
         return f"it uses `{node.attr}`, a name-mangled attribute"
     if isinstance(node, (ast.MatchValue, ast.MatchClass)):
@@ -276,6 +309,16 @@ def _placed_meaning(node: ast.AST) -> str | None:
     if isinstance(node, ast.ImportFrom) and node.level:
         return "it holds a relative import, which would resolve from the adapter's package"
     return None
+
+
+def _warns(node: ast.AST) -> bool:
+    """Is ``node`` a call of ``warnings.warn`` (or of a ``warn`` imported by name)?"""
+    if not isinstance(node, ast.Call):
+        return False
+    callee = node.func
+    if isinstance(callee, ast.Attribute):
+        return callee.attr == "warn" and isinstance(callee.value, ast.Name) and callee.value.id == "warnings"
+    return isinstance(callee, ast.Name) and callee.id == "warn"
 
 
 def _jumps_out_of_loops(block: list[ast.stmt]) -> set[int]:

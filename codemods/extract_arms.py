@@ -44,6 +44,7 @@ class ExtractArms:
         self.context = router.context
         self._parsing = router.context.module.config_for_parsing  # built anew on each access
         self._templates: dict[str, cst.SimpleStatementLine] = {}
+        self._moving: set[int] = set()  # the ids of the ``ast`` nodes of the arms planned to move so far
 
     def plan(self, finding: Finding) -> Move | str | None:
         """The move for ``finding``'s arm; why it cannot move; or None when there is no MLA-only arm."""
@@ -63,7 +64,7 @@ class ExtractArms:
         if function is None:
             return f"{ARM_KEPT}: it is at module or class level, not in a function"
         block = located.body if suite is statement.body else located.orelse
-        flow = block_flow(context.bindings, function, block)
+        flow = block_flow(context.bindings, function, block, self._moving)
         if flow.blocker:
             return f"{ARM_KEPT}: {flow.blocker}"
         if context.has_star_import and _reads_a_module_name(context, block):
@@ -99,6 +100,7 @@ class ExtractArms:
             replacement = suite.with_changes(body=line.body)
         else:
             replacement = suite.with_changes(body=[line], footer=suite.footer)
+        self._moving.update(id(node) for statement in block for node in ast.walk(statement))
         return Move(suite, replacement, adapter)
 
     def _call_line(self, template: str, placeholder: str) -> cst.SimpleStatementLine:

@@ -280,6 +280,7 @@ def seam_import_changes_imports(
     package_parts: tuple[str, ...],
     seam,
     inits: dict[str, PackageInit],
+    other_root: str | None = None,
 ) -> str | None:
     """Why the seam import that apply added to a builder (``before`` → ``after``) would change what
     importing the builder does; None when it cannot.
@@ -289,7 +290,9 @@ def seam_import_changes_imports(
     without it. Otherwise a package of the seam, or the adapter, is run already when the module is inside
     it, or when a top-level import before the seam import (or just after it: the seam import goes right
     before ``from pkg.sub.x import y``) loads it; one not run yet must not import this module, a package
-    must only define names, and the adapter may also import packages this module imports by then."""
+    must only define names, and the adapter may also import packages this module imports by then.
+    ``other_root``: the adapter's source root when it is not the module's (``.`` for a src layout's ``src``):
+    a module that imports nothing from the seam's top level ran without that root importable."""
     if _seam_import_at(before, seam) is not None:
         return None
     index = _seam_import_at(after, seam)
@@ -299,6 +302,10 @@ def seam_import_changes_imports(
     imports_top = any(
         top in _modules_loaded(node, package_parts) for node in ast.walk(before) if isinstance(node, ast.stmt)
     )
+    if other_root is not None and not seam.package and not imports_top:
+        return (f"it imports nothing from the source root `{other_root}` that holds the adapter (`{top}`), and lives "
+                f"in another: the seam import would make it need `{other_root}` importable too (an installed package "
+                f"does not ship it); put the adapter in its package")  # fmt: skip
     if inits and seam.package and module_parts[:1] != (top,) and not imports_top:
         return (f"it imports nothing from `{top}` (a script or tool run on its own, a remote-code model, a plugin): "
                 f"the seam import would make it need `{top}` importable; `allow` it or leave it out "

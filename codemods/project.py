@@ -33,9 +33,12 @@ _PATCHED_KEYWORDS = re.compile(r"patch\.multiple\(")
 _KEYWORD = re.compile(r"(?<![\w.])(\w+)\s*=(?!=)")
 _NESTED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|\{[^{}]*\}|\"[^\"\n]*\"|'[^'\n]*'")
 _MULTIPLE_OPTIONS = frozenset({"spec", "create", "spec_set", "autospec", "new_callable"})
-# `module.Name = fake` (a test's or a runtime patch's plain assignment; `self.x`/`cls.x` are no modules): the
-# source module of a builder's import patched so, the adapter's import would see what the builder did not
-_ASSIGNED_ATTRIBUTE = re.compile(r"^[ \t]*(?!self\.|cls\.)[A-Za-z_]\w*(?:\.\w+)*\.(\w+)[ \t]*=(?!=)", re.MULTILINE)
+# `module.Name = fake`, `module.Name += 1` (a test's or a runtime patch's assignment; `self.x`/`cls.x` are no
+# modules): the source module of a builder's import patched so, the adapter's import would see what the builder
+# did not; a builder's own global rebound so while a moved arm runs, the value passed to it would be the old one
+_ASSIGNED_ATTRIBUTE = re.compile(
+    r"^[ \t]*(?!self\.|cls\.)[A-Za-z_]\w*(?:\.\w+)*\.(\w+)[ \t]*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)", re.MULTILINE
+)
 # a patch target whose last part is computed (`f"{MODULE}.{name}"`): any global of any module may be patched
 _ANY_NAME = "*"
 _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE)
@@ -58,23 +61,32 @@ class Project:
 
     src: tuple[str, ...] = ("",)
     root: Path | None = None
+    adapter: str = ""  # the adapter's project path
     patched: frozenset[str] = frozenset()  # names some file patches or sets as an attribute by string
     imported_from: dict[str, set[str]] = field(default_factory=dict)  # module -> names other files import
     importers: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (module, name) -> relpaths
     # what importing the seam runs: each of its packages, then the adapter module, by name
     seam_packages: dict[str, PackageInit] = field(default_factory=dict)
+    # names the project's files read from the seam (`mla_seam.name`, `from pkg.mla_seam import name`): a new
+    # adapter function must not take one the adapter answers otherwise (a module `__getattr__`)
+    seam_reads: frozenset[str] = frozenset()
 
     @classmethod
     def scan(cls, settings: Settings, builders: list[str]) -> Project:
         """The facts for rewriting ``builders`` (project paths): imports from them are all that matter."""
-        project = cls(settings.src, settings.root)
+        project = cls(settings.src, settings.root, settings.adapter or "")
         modules = {".".join(project.module_parts(relpath)) for relpath in builders}
         last_parts = {module.rpartition(".")[2] for module in modules}
         # `from pkg.model import` holds "model import": a substring test skips the files that cannot
         needles = [f"{part} import" for part in last_parts]
         spellings = _spellings(modules)
         patched: set[str] = set()
+        seam_module = ".".join(settings.adapter_module_parts)
+        seam_name = seam_module.rpartition(".")[2]
+        seam_reads = _seam_reads(seam_module) if seam_module else None
         for relpath, text in _python_files(settings.root):
+            if seam_reads is not None and seam_name in text and relpath != settings.adapter:
+                project.seam_reads |= _names_read(seam_reads, text)
             if "patch" in text or "setattr" in text or "delattr" in text:
                 patched.update(_patched_names(text))
             patched.update(match.group(1) for match in _ASSIGNED_ATTRIBUTE.finditer(text))
@@ -143,6 +155,12 @@ class Project:
     def package_parts(self, relpath: str) -> tuple[str, ...]:
         return package_parts(relpath, self.src)
 
+    def source_root(self, relpath: str) -> str:
+        """The folder that ``relpath``'s import name is counted from (one of ``src``; ``.`` for the project's)."""
+        path = PurePosixPath(relpath)
+        depth = len(self.module_parts(relpath)) + (path.stem == "__init__")
+        return PurePosixPath(*path.parts[: len(path.parts) - depth]).as_posix()
+
     def absolute(self, relpath: str, module: str) -> str:
         """``from <module> import`` in the file ``relpath``, its leading dots resolved."""
         level = len(module) - len(module.lstrip("."))
@@ -174,6 +192,24 @@ class Project:
             return False
         folder = PurePosixPath(relpath).parent.as_posix()
         return folder not in (*self.src, ".") and (self.root / folder / f"{module}.py").is_file()
+
+
+def _seam_reads(seam_module: str) -> re.Pattern[str]:
+    """``mla_seam.name`` (group 1), ``from pkg.mla_seam import a, b`` (group 2: the names)."""
+    name, module = re.escape(seam_module.rpartition(".")[2]), re.escape(seam_module)
+    return re.compile(
+        rf"(?<![\w.]){name}\.([A-Za-z_]\w*)|^[ \t]*from[ \t]+{module}[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE
+    )
+
+
+def _names_read(pattern: re.Pattern[str], text: str) -> frozenset[str]:
+    names = set()
+    for match in pattern.finditer(text):
+        if match.group(1):
+            names.add(match.group(1))
+        else:
+            names.update(_NAMES.findall(_COMMENT.sub("", match.group(2)).strip("() \t")))
+    return frozenset(names)
 
 
 def _patched_names(text: str) -> Iterator[str]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from seamfix.analysis.seam_bindings import absolute_module
 from seamfix.codemods.adapter_function import AdapterFunction
 from seamfix.codemods.alias_definitions import AliasDefinitions
 from seamfix.codemods.bindings import Bindings
@@ -87,6 +88,11 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
     if _LONE_CR.search(data):
         result.refuse("its lines end in a lone CR (classic Mac OS), which the codemods would not keep", data)
         return result
+    encoding = _lossy_encoding(data)
+    if encoding is not None:
+        result.refuse(f"its encoding ({encoding}) does not give back the bytes it decodes from: writing the file "
+                      f"would change lines apply did not touch", data)  # fmt: skip
+        return result
     rebound = _seam_name_rebound(data, seam, project.package_parts(relpath))
     if rebound is not None:
         result.refuse(f"line {rebound} binds `{seam.name}`, the name the seam is imported as: the calls apply "
@@ -96,6 +102,11 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
     if submodule is not None:
         result.refuse(f"its package holds `{submodule}`, which importing binds to `{seam.name}` in this "
                       f"`__init__.py` as well: the calls apply writes would read that module", data)  # fmt: skip
+        return result
+    star = _star_importer_binding_seam_name(data, relpath, seam, project)
+    if star is not None:
+        result.refuse(f"`{star}` imports `*` from it and binds `{seam.name}` itself, which the seam import here would "
+                      f"replace there (the module has no `__all__`)", data)  # fmt: skip
         return result
     current = data
     given_up: dict[tuple[str, str, str], str] = {}  # findings no codemod could touch, by what they say
@@ -116,8 +127,10 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
         findings = [f for f in checker.check(current, relpath) if f.code == _FIXABLE]
     result.data = current
     if current != data:
-        runs = seam_import_changes_imports(_parse(data), _parse(current), project.module_parts(relpath),
-                                        project.package_parts(relpath), seam, project.seam_packages)  # fmt: skip
+        before = _parse(data)
+        runs = seam_import_changes_imports(before, _parse(current), project.module_parts(relpath),
+                                           project.package_parts(relpath), seam, project.seam_packages,
+                                           _adapter_root_unused(before, relpath, project))  # fmt: skip
         if runs is not None:
             result.refuse(runs, data)
     return result
@@ -229,6 +242,70 @@ def _submodule_named_like_the_seam(relpath: str, seam: Seam, project: Project) -
         if (folder / candidate).exists():
             return os.path.relpath(folder / candidate, project.root).replace(os.sep, "/")
     return None
+
+
+def _lossy_encoding(data: bytes) -> str | None:
+    """The file's encoding when decoding and encoding again changes its bytes (cp932 maps several byte pairs to
+    one character, UTF-7 spells a character several ways): apply writes text, so it would rewrite them."""
+    encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+    if encoding in ("utf-8", "utf-8-sig"):
+        return None  # a decoding error is no round trip to check: the parse reports it
+    body = data.removeprefix(_BOM)
+    try:
+        return None if body.decode(encoding).encode(encoding) == body else encoding
+    except (UnicodeError, LookupError):
+        return None
+
+
+def _adapter_root_unused(tree: ast.Module, relpath: str, project: Project) -> str | None:
+    """The adapter's source root when the file lives in another (``src/pkg/model.py``, ``mla_seam.py`` at the
+    top) and imports no module of it: where the file runs, that root need not be importable."""
+    adapter_root = project.source_root(project.adapter) if project.adapter else None
+    if adapter_root is None or adapter_root == project.source_root(relpath):
+        return None
+    for node in tree.body:
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module]
+        for name in names:
+            found = project.project_file(name.split(".")[0])
+            if found is not None and project.source_root(found) == adapter_root:
+                return None
+    return adapter_root
+
+
+def _star_importer_binding_seam_name(data: bytes, relpath: str, seam: Seam, project: Project) -> str | None:
+    """A project file that imports ``*`` from this module and binds the seam's name to something else: without
+    an ``__all__``, the star import copies every public name, the seam import's too, over that binding."""
+    module = ".".join(project.module_parts(relpath))
+    importers = project.importers.get((module, "*"), set()) - {relpath}
+    if not importers or project.root is None:
+        return None
+    if any(isinstance(t, ast.Name) and t.id == "__all__" for node in _parse(data).body for t in _targets(node)):
+        return None
+    for importer in sorted(importers):
+        try:
+            source = (project.root / importer).read_bytes()
+            if seam.name.encode() not in source:
+                continue
+            tree = _parse(source)
+        except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+            continue
+        package = project.package_parts(importer)
+        stars = any(
+            isinstance(node, ast.ImportFrom) and node.names[0].name == "*"
+            and absolute_module(package, node.level, node.module) == module
+            for node in ast.walk(tree)
+        )  # fmt: skip
+        if stars and seam_name_rebound(tree, seam, package) is not None:
+            return importer
+    return None
+
+
+def _targets(statement: ast.stmt) -> list[ast.expr]:
+    if isinstance(statement, ast.Assign):
+        return statement.targets
+    return [statement.target] if isinstance(statement, (ast.AnnAssign, ast.AugAssign)) else []
 
 
 def _parse(data: bytes) -> ast.Module:

@@ -529,6 +529,52 @@ def test_bad_adapter_paths_are_named(project, adapter, message):
         load_settings(root)
 
 
+CALLS_F = "import sys\nfrom types import SimpleNamespace as C\n\nfrom pkg import a\n\n"
+CALLS_F += "for on in (True, False):\n    try:\n        print(a.f(C(multi_latent_attention=on)))\n"
+CALLS_F += "    except Exception as exc:\n        print(type(exc).__name__, exc)\n"
+
+
+@pytest.mark.parametrize(
+    ("adapter", "files", "message"),
+    [
+        (
+            "pkg/mla_seam.py",
+            {"pkg/mla_seam/__init__.py": "VERSION = 1\n"},
+            "`pkg/mla_seam/__init__.py` is what `pkg.mla_seam` imports, not `pkg/mla_seam.py`",
+        ),
+        (
+            "pkg/mla_seam.py",
+            {"pkg/__init__.py": "from types import SimpleNamespace as mla_seam\n"},
+            "`pkg/__init__.py` binds `mla_seam` at line 1",
+        ),
+        (
+            "seams/mla_seam.py",
+            {"seams.py": "VERSION = 1\n", "pkg/a.py": "from seams import VERSION\n\n\n" + MLA_IF},
+            "`seams.py` is what `seams` imports, not the folder `seams`, which has no `__init__.py`",
+        ),
+        # a top-level `string.py` hides the standard library's from the project's scripts: `import logging` fails
+        (
+            "string.py",
+            {"calls_f.py": CALLS_F.replace("from pkg import a", "import a") + "import logging\n", "a.py": MLA_IF},
+            "`string` is a module of the standard library",
+        ),
+    ],
+    ids=["package-beside", "init-binds-the-name", "module-beside-namespace-folder", "stdlib-name"],
+)
+def test_an_adapter_the_seam_import_would_not_reach_changes_nothing(project, adapter, files, message):
+    # `from pkg import mla_seam` would import something else than the adapter apply writes: every builder
+    # calling into it would fail (AttributeError), or, for a standard-library name, other code would
+    root = project({"pyproject.toml": f'[tool.seamfix]\nadapter = "{adapter}"\n', "pkg/__init__.py": "",
+                    "pkg/a.py": MLA_IF, "calls_f.py": CALLS_F, **files})  # fmt: skip
+    before = snapshot(root)
+    ran = subprocess.run([sys.executable, "calls_f.py"], cwd=root, capture_output=True, text=True)
+    result = run_seamfix("apply", cwd=root)
+    assert result.code == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert snapshot(root) == before
+    again = subprocess.run([sys.executable, "calls_f.py"], cwd=root, capture_output=True, text=True)
+    assert (again.returncode, again.stdout, again.stderr) == (ran.returncode, ran.stdout, ran.stderr)
+
+
 def test_bad_adapter_and_baseline_paths_on_the_command_line(project):
     root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/a.py": MLA_IF})
     folder = run_seamfix("apply", "--adapter", "pkg", cwd=root)

@@ -8,6 +8,7 @@ module behaves as before under every config (`equivalence.py`). The cases that n
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from seamfix.codemods.rewrite import FileRewrite
 from seamfix.codemods.self_check import refuse_failing
 from seamfix.config import load_settings
 from seamfix.errors import SeamfixError
+from seamfix_testing import MLA_IF
 
 CASES = sorted((FIXTURES / "must_refuse").glob("*.py"))
 GUARDED = "from mla_impl import MLATransformerConfig\n\n\ndef kind(config):\n"
@@ -56,6 +58,25 @@ def test_must_refuse(case: Path, tmp_path: Path) -> None:
     assert behaviour(rewritten) == results
 
 
+SELF_READS = {  # the module itself, and the import that spelling needs
+    'sys.modules["case"]': "", "sys.modules.get(__name__)": "",
+    "importlib.import_module(__name__)": "import importlib\n",
+    "types.SimpleNamespace(**exported.__globals__)": "import types\n", "myself": "import case as myself\n",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("module", SELF_READS)
+def test_a_module_reading_its_own_namespace_keeps_every_import(module: str, tmp_path: Path) -> None:
+    # `fixtures/codemods/must_refuse/module_reads_itself.py` with the other spellings of the module itself
+    source = (FIXTURES / "must_refuse" / "module_reads_itself.py").read_text().replace("sys.modules[__name__]", module)
+    source = source.replace("import sys\n", f"{SELF_READS[module]}import sys\n")
+    original = make_project(tmp_path / "before", source.encode())
+    rewritten = make_project(tmp_path / "after", source.encode())
+    _, said = applied(rewritten)
+    assert "which may read or rebind it" in said, said
+    assert behaviour(rewritten) == behaviour(original)
+
+
 def project(root: Path, files: dict[str, str], config: str = 'adapter = "pkg/mla_seam.py"') -> Path:
     (root / "pyproject.toml").write_text(f"[tool.seamfix]\n{config}\n")
     for relpath, text in files.items():
@@ -84,6 +105,26 @@ def test_a_re_exported_name_is_left(tmp_path: Path) -> None:
     })  # fmt: skip
     _, said = applied(root)
     assert "another module imports from it" in said
+
+
+STAR_USER = "from other import mla_seam\nfrom pkg.model import *  # noqa: F403\n\n\ndef describe():\n"
+STAR_USER += "    return mla_seam.describe()\n"
+
+
+@pytest.mark.parametrize("all_names", ["", '__all__ = ["build"]\n\n\n'])
+def test_a_star_import_never_replaces_the_importers_own_seam_name(all_names: str, tmp_path: Path) -> None:
+    # without `__all__`, `import *` copies the builder's new `mla_seam` over the one `pkg/user.py` imported
+    files = {"pkg/__init__.py": "", "other/__init__.py": "", "other/mla_seam.py": "def describe():\n    return 2\n",
+             "pkg/model.py": all_names + MLA_IF.replace("def f(", "def build("), "pkg/user.py": STAR_USER}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    _, said = applied(rewritten)
+    assert ("`pkg/user.py` imports `*` from it and binds `mla_seam` itself" in said) == (not all_names), said
+    check = "from types import SimpleNamespace as C; from pkg import user\n"
+    check += "print(user.build(C(multi_latent_attention=True)), user.describe())"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] == ran[1] == "1 2\n"
 
 
 BUILDS = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config):\n"
@@ -174,6 +215,29 @@ def test_a_name_assigned_on_its_source_module_stays_where_the_builder_reads_it(t
     ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
            for root in (original, rewritten)]  # fmt: skip
     assert ran[0] == ran[1] == "MLASelfAttention\n"
+
+
+BUMPS = BUILDS.replace("import MLASelfAttention\n", "import MLASelfAttention\n\nSCALE = 1\n").replace(
+    "        return MLASelfAttention(config)", "        hooks.bump()\n        return MLASelfAttention(SCALE)"
+)
+
+
+@pytest.mark.parametrize("assignment", ["model.SCALE = model.SCALE + 1", "model.SCALE += 1"])
+def test_a_global_another_module_sets_as_an_attribute_is_never_passed(assignment: str, tmp_path: Path) -> None:
+    # the arm calls code that rebinds the builder's own global through its module: passed to the moved arm, the
+    # value read at the call would be the old one (1 where the arm read 2)
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, scale):\n"
+             "        self.scale = scale\n", "pkg/model.py": "from pkg import hooks\n" + BUMPS,
+             "pkg/hooks.py": f"def bump():\n    from pkg import model\n\n    {assignment}\n"}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    _, said = applied(rewritten)
+    assert "that some file sets as a module attribute or patches by name" in said, said
+    check = "from types import SimpleNamespace as C; from pkg import model; c = C(multi_latent_attention=True)\n"
+    check += "print([model.build(c).scale for _ in range(2)])"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] == ran[1] == "[2, 3]\n"
 
 
 SCRIPTED = """import torch
@@ -315,6 +379,25 @@ def test_a_hand_written_function_is_reused_only_where_its_name_runs_its_code(ada
     assert (ran[1].stdout, ran[1].stderr) == (ran[0].stdout, ran[0].stderr)
 
 
+def test_a_new_function_never_takes_a_name_the_project_reads_from_the_seam(tmp_path: Path) -> None:
+    # the adapter re-exports the runtime's functions through a module `__getattr__` (as README suggests):
+    # a generated `multi_latent_attention` would shadow the runtime's for `pkg/other.py`, which calls it
+    forwarding = "def __getattr__(name):\n    from pkg import runtime\n\n    return getattr(runtime, name)\n"
+    files = {"pkg/__init__.py": "", "pkg/mla_seam.py": forwarding, "pkg/model.py": MLA_IF,
+             "pkg/runtime.py": "def multi_latent_attention(config):\n    return 'runtime'\n",
+             "pkg/other.py": "from pkg import mla_seam\n\n\ndef answer():\n"
+                             "    return mla_seam.multi_latent_attention(None)\n"}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    applied(rewritten)
+    assert "mla_seam.multi_latent_attention(" not in (rewritten / "pkg/model.py").read_text()
+    check = "import types; from pkg import model, other\n"
+    check += "print(model.f(types.SimpleNamespace(multi_latent_attention=1)), other.answer())"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] == ran[1] == "1 runtime\n"
+
+
 def test_a_package_init_beside_a_module_named_like_the_seam_is_left(tmp_path: Path) -> None:
     # importing pkg.sub.mla_seam binds `mla_seam` in pkg/sub/__init__.py's namespace: the seam calls would read it
     builder = (
@@ -379,14 +462,30 @@ def test_an_mla_import_only_moved_code_used_stays_when_importing_it_may_run_code
     assert (ran[1].stdout, ran[1].stderr) == (ran[0].stdout, ran[0].stderr)
 
 
-def test_lone_cr_line_endings_are_left_byte_for_byte(tmp_path: Path) -> None:
-    # Python reads a lone CR as a line break; what apply writes would end lines in LF and drop the last CR
-    source = b"def build(config, log):\r    if config.multi_latent_attention:\r        log(1)\r"
-    source += b"        return config.kv_lora_rank\r    return 0\r"
+LONE_CR = b"def build(config, log):\r    if config.multi_latent_attention:\r        log(1)\r"
+LONE_CR += b"        return config.kv_lora_rank\r    return 0\r"
+# cp932 decodes NEC's and IBM's row-13 symbols (0x8790, 0x8791) to the characters it encodes as 0x81e0, 0x81df
+CP932 = b"# -*- coding: cp932 -*-\n# \x87\x90 \x87\x91\ndef build(config, log):\n    note = '\x87\x90'\n"
+CP932 += b"    if config.multi_latent_attention:\n        log(note)\n        return config.kv_lora_rank\n"
+CP932 += b"    return note\n"
+UTF7 = CP932.replace(b"cp932", b"utf-7").replace(b"\x87\x90", b"+AGE-").replace(b"\x87\x91", b"+AGI-")
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        # Python reads a lone CR as a line break; what apply writes would end lines in LF and drop the last CR
+        (LONE_CR, "its lines end in a lone CR (classic Mac OS)"),
+        (CP932, "its encoding (cp932) does not give back the bytes it decodes from"),
+        (UTF7, "its encoding (utf-7) does not give back the bytes it decodes from"),  # `+AGE-` is `a`
+    ],
+    ids=["lone-cr", "cp932", "utf-7"],
+)
+def test_bytes_the_codemods_would_not_give_back_are_left_byte_for_byte(source, reason, tmp_path: Path) -> None:
     original = make_project(tmp_path / "before", source)
     rewritten = make_project(tmp_path / "after", source)
     _, said = applied(rewritten)
-    assert "its lines end in a lone CR (classic Mac OS)" in said
+    assert reason in said
     assert (rewritten / "case.py").read_bytes() == source
     assert behaviour(rewritten) == behaviour(original)
 
@@ -440,6 +539,25 @@ def test_src_layout_imports_the_seam_by_its_package_name(tmp_path: Path) -> None
     assert (root / "src/mypkg/model.py").read_text().startswith("from mypkg import mla_seam\n")
     check = "import types; from mypkg import model; assert model.f(types.SimpleNamespace(kv_lora_rank=2)) == 1"
     subprocess.run([sys.executable, "-c", check], cwd=root / "src", check=True)
+
+
+@pytest.mark.parametrize("imports", ["", "import tools\n\n"])
+def test_a_builder_of_another_source_root_than_the_adapters_is_left(imports: str, tmp_path: Path) -> None:
+    # `mla_seam.py` at the top of a src layout: `src/mypkg` runs (installed, or with `src` on the path)
+    # without the project's top folder importable, unless it imports from there already (`tools`)
+    files = {"tools.py": "", "src/mypkg/__init__.py": "", "src/mypkg/model.py": imports + MLA_IF}
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original = project(tmp_path / "before", files, 'adapter = "mla_seam.py"')
+    rewritten = project(tmp_path / "after", files, 'adapter = "mla_seam.py"')
+    _, said = applied(rewritten)
+    assert ("imports nothing from the source root `.` that holds the adapter" in said) == (not imports), said
+    check = "import types; from mypkg import model; print(model.f(types.SimpleNamespace(multi_latent_attention=1)))"
+    ran = [  # the top folder importable only where the builder imports from it
+        subprocess.run([sys.executable, "-c", check], cwd=root / "src", capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(root) if imports else ""}).stdout
+        for root in (original, rewritten)
+    ]  # fmt: skip
+    assert ran[0] == ran[1] == "1\n"
 
 
 def test_the_seam_import_follows_sys_path_changes_and_first_party_imports(tmp_path: Path) -> None:
