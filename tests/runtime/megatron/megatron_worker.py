@@ -60,6 +60,7 @@ def main(command: str, *arguments: str) -> None:
             result = {"gpt": train_one_step(build_gpt(seam, config))}
             if seam.hybrid.has_hybrid_model():
                 result["hybrid"] = train_one_step(build_hybrid(seam, config))
+            stop()
     print(json.dumps(result))
 
 
@@ -70,6 +71,14 @@ def start(rank: int, world: int, init_url: str) -> None:
     parallel_state.initialize_model_parallel(tensor_model_parallel_size=world)
     seed()
     tensor_parallel.model_parallel_cuda_manual_seed(SEED)
+
+
+def stop() -> None:
+    """Both ranks leave together and close gloo's threads: a rank that exited while its peer still held the
+    group could abort at interpreter exit ("terminate called without an active exception", rc -6: seen once, in a
+    CI run on a loaded 2-core machine)."""
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 def seed() -> None:
