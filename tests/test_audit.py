@@ -265,3 +265,44 @@ def test_untracked_files_of_the_working_tree_are_audited_as_added(repo):
     assert [h["kind"] for h in by_path["fork/new_builder.py"]["hunks"]] == ["leak"]
     assert "scratch/try.py" not in by_path  # git-ignored
     assert audit_json(repo, "--since", "main", "--until", "HEAD")[0] == 0  # commits only: not there
+
+
+def test_a_python_file_git_calls_binary_is_still_classified(repo):
+    # A NUL byte (lint reports the file as SEAM901) or a `-diff` attribute makes git print "Binary files
+    # differ" with no hunks: the hunks are found from the two blobs, so such a file cannot hide a leak.
+    (repo / "fork/legacy.py").write_bytes(b"x = 1\0\ndef f(cfg):\n    return 1\n")
+    (repo / "fork/util.py").write_text("def helper(x):\n    return x + 2\n")
+    commit(repo, "binary-looking python")
+    (repo / "fork/legacy.py").write_bytes(b"x = 1\0\ndef f(cfg):\n    return 2 if cfg.kv_lora_rank else 1\n")
+    (repo / ".gitattributes").write_text("fork/util.py -diff\n")
+    (repo / "fork/util.py").write_text("def helper(y):\n    return x + 2\nZ = 0\n\n\nY = cfg.q_lora_rank or 0\n")
+    code, report = audit_json(repo, "--since", "HEAD")
+    by_path = {f["path"]: f for f in report["files"]}
+    assert code == 1, report
+    assert [(h["kind"], h["mla_names"], h["line"]) for h in by_path["fork/legacy.py"]["hunks"]] == [
+        ("leak", ["kv_lora_rank"], 3)
+    ]
+    assert by_path["fork/legacy.py"]["note"] == by_path["fork/util.py"]["note"] == ""
+    (repo / ".gitattributes").unlink()  # the hunks are the ones git shows of a text file
+    assert by_path["fork/util.py"]["hunks"] == {f["path"]: f for f in audit_json(repo, "--since", "HEAD")[1]["files"]}[
+        "fork/util.py"
+    ]["hunks"]
+    assert [(h["kind"], h["old_start"], h["new_start"], h["new_count"]) for h in by_path["fork/util.py"]["hunks"]] == [
+        ("generic", 1, 1, 1), ("leak", 2, 3, 4)
+    ]
+
+
+def test_no_common_ancestor_with_the_default_branch_names_it(repo, tmp_path):
+    (repo / "fork/util.py").write_text("def helper(x):\n    return x + 2\n")
+    commit(repo, "upgrade")
+    clone = tmp_path / "clone"  # CI's shallow checkout of the PR branch, main fetched shallow too
+    subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "upgrade", f"file://{repo}", str(clone)],
+                   check=True, capture_output=True)  # fmt: skip
+    git(clone, "fetch", "-q", "--depth", "1", "origin", "main:main")
+    git(clone, "remote", "set-head", "origin", "-d")
+    result = run_seamfix("audit", cwd=clone)
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "seamfix: error: HEAD and main have no common ancestor in this clone (a shallow clone? fetch more "
+        "history, e.g. `git fetch --unshallow`), or pass --since REV\n"
+    )

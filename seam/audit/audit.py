@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seamfix.audit.diff import FileChange, Hunk, parse_diff
+from seamfix.audit.diff import FileChange, Hunk, hunks_between, parse_diff
 from seamfix.audit.git import Git
 from seamfix.audit.mla_lines import mla_names_by_line
 from seamfix.audit.width import SeamWidth, measure, seam_use
@@ -153,12 +153,16 @@ def _classify(
 ) -> FileVerdict:
     verdict = FileVerdict(change, relpath)
     old_relpath = project.relpath(change.old_path) if change.old_path else None
-    if change.binary:
+    checked = project.checks(relpath) or (old_relpath and project.checks(old_relpath))
+    if change.binary and not checked:
         verdict.note = "binary"
         return verdict
-    if not (project.checks(relpath) or (old_relpath and project.checks(old_relpath))):
+    if not checked:
         verdict.note = "not checked (include/exclude)"
         return verdict
+    if change.binary:  # a checked file git shows no hunks of: they come from its two versions
+        change.hunks = hunks_between(*(_blob(project, rev, path) for rev, path in ((base, change.old_path),
+                                                                                    (head, change.new_path))))
     if project.settings.is_seam(relpath) or (old_relpath and project.settings.is_seam(old_relpath)):
         verdict.hunks = [HunkVerdict(hunk, SEAM) for hunk in change.hunks]
         return verdict
@@ -181,6 +185,10 @@ def _hunk_verdict(hunk: Hunk, old: dict[int, list[str]], new: dict[int, list[str
         first = next(line for line in hunk.old_lines if line in old)
         return HunkVerdict(hunk, NARROWING, sorted(removed - added), first)
     return HunkVerdict(hunk, GENERIC, [], hunk.new_start)
+
+
+def _blob(project: Project, rev: str | None, git_path: str | None) -> bytes:
+    return (project.git.show(rev, git_path) if git_path else None) or b""
 
 
 def _names(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import difflib
 import re
 from dataclasses import dataclass, field
 
@@ -81,6 +82,23 @@ def parse_diff(text: str) -> list[FileChange]:
                 )
             )
     return changes
+
+
+def hunks_between(old: bytes, new: bytes) -> list[Hunk]:
+    """The zero-context hunks ``git diff -U0`` shows between two versions of a file, for the files git calls
+    binary and shows none of (a NUL byte, a ``-diff`` attribute); lines end at ``\\n``, as git's do."""
+    old_lines, new_lines = _LINE.findall(old), _LINE.findall(new)
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    return [
+        # git numbers an empty side by the line before it
+        Hunk(old_start + (old_end > old_start), old_end - old_start, new_start + (new_end > new_start),
+             new_end - new_start)  # fmt: skip
+        for tag, old_start, old_end, new_start, new_end in matcher.get_opcodes()
+        if tag != "equal"
+    ]
+
+
+_LINE = re.compile(rb"[^\n]*\n|[^\n]+\Z")
 
 
 def _side(raw: str, prefix: str) -> str | None:
