@@ -284,11 +284,13 @@ def test_a_python_file_git_calls_binary_is_still_classified(repo):
     ]
     assert by_path["fork/legacy.py"]["note"] == by_path["fork/util.py"]["note"] == ""
     (repo / ".gitattributes").unlink()  # the hunks are the ones git shows of a text file
-    assert by_path["fork/util.py"]["hunks"] == {f["path"]: f for f in audit_json(repo, "--since", "HEAD")[1]["files"]}[
-        "fork/util.py"
-    ]["hunks"]
+    assert (
+        by_path["fork/util.py"]["hunks"]
+        == {f["path"]: f for f in audit_json(repo, "--since", "HEAD")[1]["files"]}["fork/util.py"]["hunks"]
+    )
     assert [(h["kind"], h["old_start"], h["new_start"], h["new_count"]) for h in by_path["fork/util.py"]["hunks"]] == [
-        ("generic", 1, 1, 1), ("leak", 2, 3, 4)
+        ("generic", 1, 1, 1),
+        ("leak", 2, 3, 4),
     ]
 
 

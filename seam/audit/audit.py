@@ -161,8 +161,9 @@ def _classify(
         verdict.note = "not checked (include/exclude)"
         return verdict
     if change.binary:  # a checked file git shows no hunks of: they come from its two versions
-        change.hunks = hunks_between(*(_blob(project, rev, path) for rev, path in ((base, change.old_path),
-                                                                                    (head, change.new_path))))
+        change.hunks = hunks_between(
+            *(_blob(project, rev, path) for rev, path in ((base, change.old_path), (head, change.new_path)))
+        )
     if project.settings.is_seam(relpath) or (old_relpath and project.settings.is_seam(old_relpath)):
         verdict.hunks = [HunkVerdict(hunk, SEAM) for hunk in change.hunks]
         return verdict

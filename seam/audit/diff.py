@@ -91,8 +91,12 @@ def hunks_between(old: bytes, new: bytes) -> list[Hunk]:
     matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
     return [
         # git numbers an empty side by the line before it
-        Hunk(old_start + (old_end > old_start), old_end - old_start, new_start + (new_end > new_start),
-             new_end - new_start)  # fmt: skip
+        Hunk(
+            old_start + (old_end > old_start),
+            old_end - old_start,
+            new_start + (new_end > new_start),
+            new_end - new_start,
+        )
         for tag, old_start, old_end, new_start, new_end in matcher.get_opcodes()
         if tag != "equal"
     ]
