@@ -308,3 +308,18 @@ def test_no_common_ancestor_with_the_default_branch_names_it(repo, tmp_path):
         "seamfix: error: HEAD and main have no common ancestor in this clone (a shallow clone? fetch more "
         "history, e.g. `git fetch --unshallow`), or pass --since REV\n"
     )
+
+
+def test_unusual_paths_keep_the_text_and_markdown_layout(repo):
+    leak = "def f(cfg):\n    return 2 if cfg.kv_lora_rank else 1\n"
+    for name in ("a|b.py", "nl\nx.py", "tick`s.py", "-dash.py"):
+        (repo / "fork" / name).write_text(leak)
+    text = run_seamfix("audit", cwd=repo).stdout
+    assert '    "fork/nl\\nx.py":2: MLA code added or changed outside the seam (kv_lora_rank)' in text.splitlines()
+    markdown = run_seamfix("audit", "--format", "markdown", cwd=repo).stdout.splitlines()
+    rows = [line for line in markdown if "| added |" in line]
+    assert [row.replace("\\|", "").count("|") for row in rows] == [7] * 4, rows
+    assert "| `fork/a\\|b.py` | added | 0 | **1** | 0 | 0 |" in rows
+    assert "| ``fork/tick`s.py`` | added | 0 | **1** | 0 | 0 |" in rows
+    assert '| `"fork/nl\\nx.py"` | added | 0 | **1** | 0 | 0 |' in rows
+    assert audit_json(repo, "--", "fork/-dash.py")[1]["files"][0]["path"] == "fork/-dash.py"

@@ -61,3 +61,14 @@ def test_non_ascii_columns_are_characters_not_bytes(project):
     line = "s = 'ünïcödé'; x = 1 if cfg.multi_latent_attention else 2"
     start = line.index("cfg") + 1
     assert (finding["column"], finding["end_column"]) == (start, start + len("cfg.multi_latent_attention"))
+
+
+def test_a_path_with_a_newline_stays_on_its_finding_line(project):
+    root = project({"nl\nx.py": MLA_IF, "tab\tx.py": MLA_IF})
+    result = run_seamfix("lint", "--no-cache", cwd=root)
+    assert result.code == 1
+    assert result.stdout.splitlines() == [  # quoted as git quotes such paths
+        '"nl\\nx.py":2:8: SEAM001 `if` test depends on MLA (`cfg.multi_latent_attention`)',
+        '"tab\\tx.py":2:8: SEAM001 `if` test depends on MLA (`cfg.multi_latent_attention`)',
+        "Found 2 findings.",
+    ]
