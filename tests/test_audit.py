@@ -207,6 +207,9 @@ def test_a_path_that_does_not_exist_is_an_error(repo):
     assert result.code == 2 and "fork/nope.py: No such file or directory" in result.stderr
     git(repo, "rm", "-q", "fork/util.py")  # gone from the disk, but there at the base: a real path
     assert run_seamfix("audit", "--since", "main", "fork/util.py", cwd=repo).code == 0
+    outside = run_seamfix("audit", "--since", "main", "..", cwd=repo)
+    assert (outside.code, outside.stdout) == (2, "")
+    assert outside.stderr == f"seamfix: error: ..: outside the git repository at {repo}\n"
 
 
 def test_only_the_blobs_of_checked_files_are_read(repo):
@@ -323,3 +326,20 @@ def test_unusual_paths_keep_the_text_and_markdown_layout(repo):
     assert "| ``fork/tick`s.py`` | added | 0 | **1** | 0 | 0 |" in rows
     assert '| `"fork/nl\\nx.py"` | added | 0 | **1** | 0 | 0 |' in rows
     assert audit_json(repo, "--", "fork/-dash.py")[1]["files"][0]["path"] == "fork/-dash.py"
+
+
+def test_a_submodule_is_named_as_one(repo, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "m.py").write_text("x = cfg.kv_lora_rank if cfg.kv_lora_rank else 1\n")
+    git(other, "init", "-q")
+    git(other, "add", ".")
+    git(other, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "other")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(other), "fork/vendored")
+    commit(repo, "vendor")
+    code, report = audit_json(repo, "--since", "main", "--until", "HEAD")
+    by_path = {f["path"]: f for f in report["files"]}
+    assert code == 0 and (by_path["fork/vendored"]["status"], by_path["fork/vendored"]["note"]) == (
+        "added",
+        "submodule (audit its own repository)",
+    )

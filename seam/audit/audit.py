@@ -37,7 +37,7 @@ class FileVerdict:
     change: FileChange
     relpath: str
     hunks: list[HunkVerdict] = field(default_factory=list)
-    note: str = ""  # why a changed file was not classified (binary, not Python)
+    note: str = ""  # why a changed file was not classified (binary, not Python, a submodule)
 
     def count(self, kind: str) -> int:
         return sum(verdict.kind == kind for verdict in self.hunks)
@@ -137,6 +137,8 @@ def _pathspec(git: Git, path: Path, base: str, head: str | None) -> str:
     """``path`` relative to the repository; one that exists neither on disk nor at either revision is an
     error (a typo must not pass as "nothing changed")."""
     spec = os.path.relpath(Path(path).resolve(), git.root).replace(os.sep, "/")
+    if spec == ".." or spec.startswith("../"):
+        raise SeamfixError(f"{path}: outside the git repository at {git.root}")
     if os.path.lexists(path) or any(git.exists(rev, spec) for rev in (base, head) if rev is not None):
         return spec
     raise SeamfixError(f"{path}: No such file or directory")
@@ -154,6 +156,9 @@ def _classify(
     verdict = FileVerdict(change, relpath)
     old_relpath = project.relpath(change.old_path) if change.old_path else None
     checked = project.checks(relpath) or (old_relpath and project.checks(old_relpath))
+    if change.submodule:
+        verdict.note = "submodule (audit its own repository)"
+        return verdict
     if change.binary and not checked:
         verdict.note = "binary"
         return verdict

@@ -7,6 +7,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
+_SUBMODULE = re.compile(r"^(?:(?:new|deleted) file mode 160000|index \S+ 160000)$")
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
@@ -33,6 +34,7 @@ class FileChange:
     old_path: str | None = None
     new_path: str | None = None
     binary: bool = False
+    submodule: bool = False  # a gitlink (mode 160000): a commit of another repository, not a file
     hunks: list[Hunk] = field(default_factory=list)
 
     @property
@@ -61,6 +63,12 @@ def parse_diff(text: str) -> list[FileChange]:
             current.old_path = _unquote(line[len("rename from ") :])
         elif line.startswith("rename to "):
             current.new_path = _unquote(line[len("rename to ") :])
+        elif _SUBMODULE.match(line):
+            current.submodule = True
+            if line.startswith("new file mode"):
+                current.old_path = None
+            elif line.startswith("deleted file mode"):
+                current.new_path = None
         elif line.startswith("new file mode"):
             current.old_path = None
         elif line.startswith("deleted file mode"):
