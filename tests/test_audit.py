@@ -343,3 +343,34 @@ def test_a_submodule_is_named_as_one(repo, tmp_path):
         "added",
         "submodule (audit its own repository)",
     )
+
+
+def test_reformatting_an_mla_decision_is_no_leak(repo):
+    # Line endings, spacing, line breaks inside brackets and comments change no code: a formatter run or a
+    # line-ending normalization in an upgrade PR must not read as changed MLA decisions.
+    (repo / "fork/crlf.py").write_bytes(b"def f(cfg):\r\n    return 1 if cfg.multi_latent_attention else 0\r\n")
+    (repo / "fork/wrap.py").write_text("def f(cfg, y):\n    x = (cfg.q_lora_rank > 0 and y)\n    return x\n")
+    (repo / "fork/note.py").write_text("def f(cfg):\n    if cfg.kv_lora_rank:\n        return 1\n")
+    commit(repo, "before formatting")
+    (repo / "fork/crlf.py").write_bytes(b"def f(cfg):\n    return 1 if cfg.multi_latent_attention else 0\n")
+    (repo / "fork/wrap.py").write_text(
+        "def f(cfg, y):\n    x = (\n        cfg.q_lora_rank  >  0\n        and y\n    )\n    return x\n"
+    )
+    (repo / "fork/note.py").write_text("def f(cfg):\n    if cfg.kv_lora_rank:  # latent KV\n        return 1\n")
+    code, report = audit_json(repo, "--since", "HEAD")
+    assert code == 0, report
+    assert {f["path"]: [h["kind"] for h in f["hunks"]] for f in report["files"]} == {
+        "fork/crlf.py": ["generic"],
+        "fork/note.py": ["generic"],
+        "fork/wrap.py": ["generic"],
+    }
+    (repo / "fork/note.py").write_text("def f(cfg):\n    if cfg.kv_lora_rank or 1:  # latent KV\n        return 1\n")
+    assert audit_json(repo, "--since", "HEAD")[0] == 1  # a changed decision still leaks
+    (repo / "fork/block.py").write_text(
+        "def f(cfg):\n    if cfg.q:\n        pass\n    if cfg.kv_lora_rank:\n        return 1\n"
+    )
+    commit(repo, "a decision after a block")
+    (repo / "fork/block.py").write_text(
+        "def f(cfg):\n    if cfg.q:\n        pass\n        if cfg.kv_lora_rank:\n            return 1\n"
+    )
+    assert audit_json(repo, "--since", "HEAD")[0] == 1  # and so does one moved into another block

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from seamfix.audit.diff import FileChange, Hunk, hunks_between, parse_diff
 from seamfix.audit.git import Git
-from seamfix.audit.mla_lines import mla_names_by_line
+from seamfix.audit.mla_lines import code_by_line, mla_names_by_line
 from seamfix.audit.width import SeamWidth, measure, seam_use
 from seamfix.config import Settings
 from seamfix.discovery import discover
@@ -172,38 +172,54 @@ def _classify(
     if project.settings.is_seam(relpath) or (old_relpath and project.settings.is_seam(old_relpath)):
         verdict.hunks = [HunkVerdict(hunk, SEAM) for hunk in change.hunks]
         return verdict
-    old = _names(project, base, change.old_path, names, checker)
-    new = _names(project, head, change.new_path, names, checker)
+    old = _Side(project, base, change.old_path, names, checker)
+    new = _Side(project, head, change.new_path, names, checker)
     for hunk in change.hunks:
         verdict.hunks.append(_hunk_verdict(hunk, old, new))
     return verdict
 
 
-def _hunk_verdict(hunk: Hunk, old: dict[int, list[str]], new: dict[int, list[str]]) -> HunkVerdict:
+def _hunk_verdict(hunk: Hunk, old: _Side, new: _Side) -> HunkVerdict:
     """A leak when the hunk adds MLA names, or rewrites MLA code keeping the same names (a changed MLA
-    decision); a narrowing when it only takes MLA names away (routed into the seam, or deleted)."""
-    removed = Counter(name for line in hunk.old_lines for name in old.get(line, ()))
-    added = Counter(name for line in hunk.new_lines for name in new.get(line, ()))
-    if added - removed or (added and added == removed):
-        first = next(line for line in hunk.new_lines if line in new)
+    decision, not one only laid out anew); a narrowing when it only takes MLA names away (routed into the seam,
+    or deleted)."""
+    removed = Counter(name for line in hunk.old_lines for name in old.names.get(line, ()))
+    added = Counter(name for line in hunk.new_lines for name in new.names.get(line, ()))
+    if added - removed or (added and added == removed and not _same_code(old, hunk.old_lines, new, hunk.new_lines)):
+        first = next(line for line in hunk.new_lines if line in new.names)
         return HunkVerdict(hunk, LEAK, sorted(added), first)
-    if removed:
-        first = next(line for line in hunk.old_lines if line in old)
+    if removed - added:
+        first = next(line for line in hunk.old_lines if line in old.names)
         return HunkVerdict(hunk, NARROWING, sorted(removed - added), first)
     return HunkVerdict(hunk, GENERIC, [], hunk.new_start)
+
+
+def _same_code(old: _Side, old_lines: range, new: _Side, new_lines: range) -> bool:
+    """Do both sides of a hunk hold the same tokens (a change of layout, comments or line endings only)? Never
+    for a side that does not tokenize."""
+    if old.code is None or new.code is None:
+        return False
+    return [t for line in old_lines for t in old.code.get(line, ())] == [
+        t for line in new_lines for t in new.code.get(line, ())
+    ]
 
 
 def _blob(project: Project, rev: str | None, git_path: str | None) -> bytes:
     return (project.git.show(rev, git_path) if git_path else None) or b""
 
 
-def _names(
-    project: Project, rev: str | None, git_path: str | None, names: NameClassifier, checker: FileChecker
-) -> dict[int, list[str]]:
-    """The MLA names of each line that is part of a site lint reports (see ``mla_lines``)."""
-    data = project.git.show(rev, git_path) if git_path else None
-    if data is None:
-        return {}
-    relpath = project.relpath(git_path) or git_path
-    use = seam_use(data, relpath, project.settings)
-    return mla_names_by_line(data, names, checker.sites(data, relpath), use.names, use.calls)
+class _Side:
+    """One side of a changed file: the MLA names of each line that is part of a site lint reports (see
+    ``mla_lines``), and its code tokens by line."""
+
+    def __init__(
+        self, project: Project, rev: str | None, git_path: str | None, names: NameClassifier, checker: FileChecker
+    ) -> None:
+        data = project.git.show(rev, git_path) if git_path else None
+        self.names: dict[int, list[str]] = {}
+        self.code: dict[int, list[str]] | None = {}
+        if data is not None:
+            relpath = project.relpath(git_path) or git_path
+            use = seam_use(data, relpath, project.settings)
+            self.names = mla_names_by_line(data, names, checker.sites(data, relpath), use.names, use.calls)
+            self.code = code_by_line(data)
