@@ -74,19 +74,34 @@ def test_a_module_megatron_imports_that_fails_is_named(tmp_path, triton, problem
     assert "pip install" not in last and "install torch" not in last
 
 
-@pytest.mark.slow
-def test_a_release_newer_than_the_table_is_reported(tmp_path):
+def _with_minor(tmp_path, minor: str):
+    """A copy of the newest release whose version says ``0.<minor>.1``."""
     copy = tmp_path / "megatron-core"
     shutil.copytree(release_dir(NEWEST), copy)
     info = copy / "megatron/core/package_info.py"
-    info.write_text(re.sub(r"(?m)^MINOR = \d+", "MINOR = 99", info.read_text()))
-    result = doctor(NEWEST, copy)
+    info.write_text(re.sub(r"(?m)^MINOR = \d+", f"MINOR = {minor}", info.read_text()))
+    return copy
+
+
+@pytest.mark.slow
+def test_a_release_newer_than_the_table_is_reported(tmp_path):
+    result = doctor(NEWEST, _with_minor(tmp_path, "99"))
     assert result.returncode == 1, result.stdout + result.stderr[-3000:]
     assert result.stdout.splitlines() == [
         "megatron-core 0.99.1: 1 change the adapter does not handle yet:",
         "- megatron-core 0.99 is newer than the releases seamfix knows (0.11 to 0.20): "
         "the adapter assumes it behaves like 0.20",
     ]
+
+
+@pytest.mark.slow
+def test_a_version_that_names_no_release_is_an_error(tmp_path):
+    result = doctor(NEWEST, _with_minor(tmp_path, "'dev'"))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == (
+        "seamfix: error: doctor cannot run: megatron-core's version `0.dev.1` names no release "
+        "(MAJOR.MINOR...): seamfix cannot tell which differences apply"
+    )
 
 
 def _patch(path, after: str, insertion: str) -> None:
