@@ -374,3 +374,15 @@ def test_reformatting_an_mla_decision_is_no_leak(repo):
         "def f(cfg):\n    if cfg.q:\n        pass\n        if cfg.kv_lora_rank:\n            return 1\n"
     )
     assert audit_json(repo, "--since", "HEAD")[0] == 1  # and so does one moved into another block
+
+
+def test_paths_are_literal_not_git_pathspecs(repo):
+    leak = "def f(cfg):\n    return 2 if cfg.kv_lora_rank else 1\n"
+    for name in ("[ab].py", "a.py", "*.py"):
+        (repo / "fork" / name).write_text(leak)
+    commit(repo, "names git would read as globs")
+    for given in ("fork/[ab].py", "fork/*.py"):
+        code, report = audit_json(repo, "--since", "main", "--until", "HEAD", given)
+        assert [f["path"] for f in report["files"]] == [given], given
+    (repo / "fork/a.py").write_text(leak + "X = 1\n")  # untracked listing and working tree, too
+    assert [f["path"] for f in audit_json(repo, "--since", "main", "fork/[ab].py")[1]["files"]] == ["fork/[ab].py"]

@@ -21,8 +21,8 @@ class Git:
 
     def run_bytes(self, args: list[str], cwd: Path | None = None, input_bytes: bytes | None = None) -> bytes:
         try:
-            proc = subprocess.run(
-                ["git", "-c", "core.quotepath=off", *args],
+            proc = subprocess.run(  # paths are files, as lint's are: `[ab].py` is no glob, `:x.py` no magic
+                ["git", "--literal-pathspecs", "-c", "core.quotepath=off", *args],
                 cwd=cwd or self.root,
                 input=input_bytes,
                 capture_output=True,
