@@ -1,5 +1,6 @@
-"""Paths as one line of output: a path holding a control character (a newline, a tab) is quoted as git quotes
-it (``"nl\\nx.py"``), so that each finding or hunk stays on its own line; every other path is printed as is."""
+"""Paths and messages as one line of output: a path holding a control character (a newline, a tab) is quoted as
+git quotes it (``"nl\\nx.py"``), so that each finding, hunk or error stays on its own line; every other path is
+printed as is."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def printable(path: str) -> str:
     return json.dumps(path, ensure_ascii=False) if _CONTROL.search(path) else path
+
+
+def one_line(message: str) -> str:
+    """A message kept to one line: each control character written as its escape (``\\n``, ``\\t``, ``\\u0001``)."""
+    return _CONTROL.sub(lambda match: json.dumps(match[0])[1:-1], message)
 
 
 def markdown_code(text: str) -> str:
