@@ -21,7 +21,9 @@ def one_line(message: str) -> str:
 
 def markdown_code(text: str) -> str:
     """``text`` as a code span that also keeps a markdown table's cells: fenced by more backticks than any run
-    inside it, with ``|`` escaped (GitHub splits table cells at a bare ``|`` even in code)."""
+    inside it (spaced from a backtick at either end, as CommonMark asks), with ``|`` escaped (GitHub splits table
+    cells at a bare ``|`` even in code)."""
     text = printable(text).replace("|", "\\|")
     fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
-    return f"{fence}{text}{fence}"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
