@@ -13,9 +13,10 @@ from seamfix import __version__
 from seamfix.audit.command import audit_command
 from seamfix.config import config_start, load_settings, settings_by_project
 from seamfix.engine import lint, merge_results
-from seamfix.errors import SeamfixError
+from seamfix.errors import SeamfixError, echo_error
 from seamfix.lint_rules import ALWAYS_ON, RULES, rule_for
 from seamfix.report import FORMATS, renderer
+from seamfix.report.printable import one_line
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -77,7 +78,7 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
         ]
     )
     for error in result.errors:
-        click.echo(f"seamfix: error: {error}", err=True)
+        echo_error(error)
     if write_baseline is not None:
         from seamfix.baseline import write_baseline as record_baseline
 
@@ -124,12 +125,12 @@ def apply_command(paths: tuple[Path, ...], config: Path | None, show_diff: bool,
         plan = plan_apply(list(paths) or [cwd], settings, cwd=cwd, force_exclude=force_exclude, jobs=jobs,
                           progress=progress_bar, recover_interrupted=not dry_run)  # fmt: skip
         for note in plan.notes:
-            click.echo(f"seamfix: {note}", err=True)
+            click.echo(f"seamfix: {one_line(note)}", err=True)
         for error in plan.errors:
-            click.echo(f"seamfix: error: {error}", err=True)
+            echo_error(error)
         skipped = [] if dry_run else write_changes(plan)
     for error in skipped:
-        click.echo(f"seamfix: error: {error}", err=True)
+        echo_error(error)
     if show_diff:
         click.echo("".join(change.diff() for change in plan.changes), nl=False)
     click.echo(summary(plan, written=not dry_run, skipped=len(skipped)), err=True)
@@ -211,7 +212,7 @@ def main() -> None:
         click.echo("seamfix: interrupted", err=True)
         sys.exit(128 + exc.signum)  # 130 for Ctrl-C, 143 for SIGTERM, as shells report them
     except SeamfixError as exc:
-        click.echo(f"seamfix: error: {exc}", err=True)
+        echo_error(exc)
         sys.exit(EXIT_ERROR)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -222,5 +223,5 @@ def main() -> None:
         click.echo("Aborted!", err=True)
         sys.exit(EXIT_ERROR)
     except Exception as exc:  # noqa: BLE001 - the contract is one line and exit 2, never a traceback
-        click.echo(f"seamfix: internal error: {type(exc).__name__}: {exc}", err=True)
+        echo_error(f"{type(exc).__name__}: {exc}", "internal error")
         sys.exit(EXIT_ERROR)

@@ -207,6 +207,9 @@ def test_a_path_that_does_not_exist_is_an_error(repo):
     assert result.code == 2 and "fork/nope.py: No such file or directory" in result.stderr
     git(repo, "rm", "-q", "fork/util.py")  # gone from the disk, but there at the base: a real path
     assert run_seamfix("audit", "--since", "main", "fork/util.py", cwd=repo).code == 0
+    outside = run_seamfix("audit", "--since", "main", "..", cwd=repo)
+    assert (outside.code, outside.stdout) == (2, "")
+    assert outside.stderr == f"seamfix: error: ..: outside the git repository at {repo}\n"
 
 
 def test_only_the_blobs_of_checked_files_are_read(repo):
@@ -265,3 +268,121 @@ def test_untracked_files_of_the_working_tree_are_audited_as_added(repo):
     assert [h["kind"] for h in by_path["fork/new_builder.py"]["hunks"]] == ["leak"]
     assert "scratch/try.py" not in by_path  # git-ignored
     assert audit_json(repo, "--since", "main", "--until", "HEAD")[0] == 0  # commits only: not there
+
+
+def test_a_python_file_git_calls_binary_is_still_classified(repo):
+    # A NUL byte (lint reports the file as SEAM901) or a `-diff` attribute makes git print "Binary files
+    # differ" with no hunks: the hunks are found from the two blobs, so such a file cannot hide a leak.
+    (repo / "fork/legacy.py").write_bytes(b"x = 1\0\ndef f(cfg):\n    return 1\n")
+    (repo / "fork/util.py").write_text("def helper(x):\n    return x + 2\n")
+    commit(repo, "binary-looking python")
+    (repo / "fork/legacy.py").write_bytes(b"x = 1\0\ndef f(cfg):\n    return 2 if cfg.kv_lora_rank else 1\n")
+    (repo / ".gitattributes").write_text("fork/util.py -diff\n")
+    (repo / "fork/util.py").write_text("def helper(y):\n    return x + 2\nZ = 0\n\n\nY = cfg.q_lora_rank or 0\n")
+    code, report = audit_json(repo, "--since", "HEAD")
+    by_path = {f["path"]: f for f in report["files"]}
+    assert code == 1, report
+    assert [(h["kind"], h["mla_names"], h["line"]) for h in by_path["fork/legacy.py"]["hunks"]] == [
+        ("leak", ["kv_lora_rank"], 3)
+    ]
+    assert by_path["fork/legacy.py"]["note"] == by_path["fork/util.py"]["note"] == ""
+    (repo / ".gitattributes").unlink()  # the hunks are the ones git shows of a text file
+    assert (
+        by_path["fork/util.py"]["hunks"]
+        == {f["path"]: f for f in audit_json(repo, "--since", "HEAD")[1]["files"]}["fork/util.py"]["hunks"]
+    )
+    assert [(h["kind"], h["old_start"], h["new_start"], h["new_count"]) for h in by_path["fork/util.py"]["hunks"]] == [
+        ("generic", 1, 1, 1),
+        ("leak", 2, 3, 4),
+    ]
+
+
+def test_no_common_ancestor_with_the_default_branch_names_it(repo, tmp_path):
+    (repo / "fork/util.py").write_text("def helper(x):\n    return x + 2\n")
+    commit(repo, "upgrade")
+    clone = tmp_path / "clone"  # CI's shallow checkout of the PR branch, main fetched shallow too
+    subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "upgrade", f"file://{repo}", str(clone)],
+                   check=True, capture_output=True)  # fmt: skip
+    git(clone, "fetch", "-q", "--depth", "1", "origin", "main:main")
+    git(clone, "remote", "set-head", "origin", "-d")
+    result = run_seamfix("audit", cwd=clone)
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "seamfix: error: HEAD and main have no common ancestor in this clone (a shallow clone? fetch more "
+        "history, e.g. `git fetch --unshallow`), or pass --since REV\n"
+    )
+
+
+def test_unusual_paths_keep_the_text_and_markdown_layout(repo):
+    leak = "def f(cfg):\n    return 2 if cfg.kv_lora_rank else 1\n"
+    for name in ("a|b.py", "nl\nx.py", "tick`s.py", "-dash.py"):
+        (repo / "fork" / name).write_text(leak)
+    text = run_seamfix("audit", cwd=repo).stdout
+    assert '    "fork/nl\\nx.py":2: MLA code added or changed outside the seam (kv_lora_rank)' in text.splitlines()
+    markdown = run_seamfix("audit", "--format", "markdown", cwd=repo).stdout.splitlines()
+    rows = [line for line in markdown if "| added |" in line]
+    assert [row.replace("\\|", "").count("|") for row in rows] == [7] * 4, rows
+    assert "| `fork/a\\|b.py` | added | 0 | **1** | 0 | 0 |" in rows
+    assert "| ``fork/tick`s.py`` | added | 0 | **1** | 0 | 0 |" in rows
+    assert '| `"fork/nl\\nx.py"` | added | 0 | **1** | 0 | 0 |' in rows
+    assert audit_json(repo, "--", "fork/-dash.py")[1]["files"][0]["path"] == "fork/-dash.py"
+
+
+def test_a_submodule_is_named_as_one(repo, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "m.py").write_text("x = cfg.kv_lora_rank if cfg.kv_lora_rank else 1\n")
+    git(other, "init", "-q")
+    git(other, "add", ".")
+    git(other, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "other")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(other), "fork/vendored")
+    commit(repo, "vendor")
+    code, report = audit_json(repo, "--since", "main", "--until", "HEAD")
+    by_path = {f["path"]: f for f in report["files"]}
+    assert code == 0 and (by_path["fork/vendored"]["status"], by_path["fork/vendored"]["note"]) == (
+        "added",
+        "submodule (audit its own repository)",
+    )
+
+
+def test_reformatting_an_mla_decision_is_no_leak(repo):
+    # Line endings, spacing, line breaks inside brackets and comments change no code: a formatter run or a
+    # line-ending normalization in an upgrade PR must not read as changed MLA decisions.
+    (repo / "fork/crlf.py").write_bytes(b"def f(cfg):\r\n    return 1 if cfg.multi_latent_attention else 0\r\n")
+    (repo / "fork/wrap.py").write_text("def f(cfg, y):\n    x = (cfg.q_lora_rank > 0 and y)\n    return x\n")
+    (repo / "fork/note.py").write_text("def f(cfg):\n    if cfg.kv_lora_rank:\n        return 1\n")
+    commit(repo, "before formatting")
+    (repo / "fork/crlf.py").write_bytes(b"def f(cfg):\n    return 1 if cfg.multi_latent_attention else 0\n")
+    (repo / "fork/wrap.py").write_text(
+        "def f(cfg, y):\n    x = (\n        cfg.q_lora_rank  >  0\n        and y\n    )\n    return x\n"
+    )
+    (repo / "fork/note.py").write_text("def f(cfg):\n    if cfg.kv_lora_rank:  # latent KV\n        return 1\n")
+    code, report = audit_json(repo, "--since", "HEAD")
+    assert code == 0, report
+    assert {f["path"]: [h["kind"] for h in f["hunks"]] for f in report["files"]} == {
+        "fork/crlf.py": ["generic"],
+        "fork/note.py": ["generic"],
+        "fork/wrap.py": ["generic"],
+    }
+    (repo / "fork/note.py").write_text("def f(cfg):\n    if cfg.kv_lora_rank or 1:  # latent KV\n        return 1\n")
+    assert audit_json(repo, "--since", "HEAD")[0] == 1  # a changed decision still leaks
+    (repo / "fork/block.py").write_text(
+        "def f(cfg):\n    if cfg.q:\n        pass\n    if cfg.kv_lora_rank:\n        return 1\n"
+    )
+    commit(repo, "a decision after a block")
+    (repo / "fork/block.py").write_text(
+        "def f(cfg):\n    if cfg.q:\n        pass\n        if cfg.kv_lora_rank:\n            return 1\n"
+    )
+    assert audit_json(repo, "--since", "HEAD")[0] == 1  # and so does one moved into another block
+
+
+def test_paths_are_literal_not_git_pathspecs(repo):
+    leak = "def f(cfg):\n    return 2 if cfg.kv_lora_rank else 1\n"
+    for name in ("[ab].py", "a.py", "*.py"):
+        (repo / "fork" / name).write_text(leak)
+    commit(repo, "names git would read as globs")
+    for given in ("fork/[ab].py", "fork/*.py"):
+        code, report = audit_json(repo, "--since", "main", "--until", "HEAD", given)
+        assert [f["path"] for f in report["files"]] == [given], given
+    (repo / "fork/a.py").write_text(leak + "X = 1\n")  # untracked listing and working tree, too
+    assert [f["path"] for f in audit_json(repo, "--since", "main", "fork/[ab].py")[1]["files"]] == ["fork/[ab].py"]

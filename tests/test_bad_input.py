@@ -1,5 +1,7 @@
 """Bad input never gives a traceback: each case is a finding or an error line, and the rest is still checked."""
 
+import os
+
 from seamfix_testing import MLA_IF, run_seamfix
 
 
@@ -61,3 +63,24 @@ def test_non_ascii_columns_are_characters_not_bytes(project):
     line = "s = 'ünïcödé'; x = 1 if cfg.multi_latent_attention else 2"
     start = line.index("cfg") + 1
     assert (finding["column"], finding["end_column"]) == (start, start + len("cfg.multi_latent_attention"))
+
+
+def test_a_path_with_a_newline_stays_on_its_finding_line(project):
+    root = project({"nl\nx.py": MLA_IF, "tab\tx.py": MLA_IF})
+    result = run_seamfix("lint", "--no-cache", cwd=root)
+    assert result.code == 1
+    assert result.stdout.splitlines() == [  # quoted as git quotes such paths
+        '"nl\\nx.py":2:8: SEAM001 `if` test depends on MLA (`cfg.multi_latent_attention`)',
+        '"tab\\tx.py":2:8: SEAM001 `if` test depends on MLA (`cfg.multi_latent_attention`)',
+        "Found 2 findings.",
+    ]
+
+
+def test_an_error_about_a_path_with_a_newline_is_one_line(project):
+    root = project({"ok.py": MLA_IF})
+    os.mkfifo(root / "pipe\nx.py")  # never opened: named in an error
+    result = run_seamfix("lint", "--no-cache", cwd=root)
+    assert result.code == 2
+    (line,) = result.stderr.splitlines()
+    assert line == "seamfix: error: pipe\\nx.py: cannot read: not a regular file"
+    assert result.stdout.splitlines()[-1] == "Found 1 finding."

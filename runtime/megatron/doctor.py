@@ -14,12 +14,12 @@ from megatron.core.transformer.transformer_config import MLATransformerConfig, T
 from . import surface
 from .attention_adapter import MLAAttentionAdapter
 from .hybrid import has_hybrid_model
-from .releases import MLA_ATTENTION_CLASSES, installed_version
+from .releases import MLA_ATTENTION_CLASSES, RELEASES, installed_minor, installed_version
 
 
 def diagnose() -> list[str]:
     """One sentence per difference the adapter does not know; empty when the release is fully understood."""
-    problems: list[str] = []
+    problems = _release_changes()
     for class_name, module_name in MLA_ATTENTION_CLASSES.items():
         attention = _installed_class(module_name, class_name)
         if attention is not None:
@@ -47,6 +47,21 @@ def report() -> tuple[str, int]:
     lines = [header + f"{len(problems)} change{'s' * (len(problems) != 1)} the adapter does not handle yet:"]
     lines += [f"- {problem}" for problem in problems]
     return "\n".join(lines) + "\n", 1
+
+
+def _release_changes() -> list[str]:
+    """A release newer than the table: what differs only in behaviour (``releases``) is not known for it."""
+    newest, installed = max(RELEASES), installed_minor()
+    if installed <= newest:
+        return []
+    return [
+        f"megatron-core {_dotted(installed)} is newer than the releases seamfix knows ({_dotted(min(RELEASES))} to "
+        f"{_dotted(newest)}): the adapter assumes it behaves like {_dotted(newest)}"
+    ]
+
+
+def _dotted(release: tuple[int, int]) -> str:
+    return ".".join(map(str, release))
 
 
 def _installed_class(module_name: str, class_name: str) -> type | None:

@@ -4,6 +4,7 @@ or installed but missing a module it imports without declaring it (0.19+ imports
 from __future__ import annotations
 
 import importlib
+import traceback
 
 NOT_INSTALLED = ("megatron", "megatron.core", "torch")
 """Modules whose absence means seamfix's ``[megatron]`` extra is not installed."""
@@ -15,21 +16,35 @@ lacks one of its undeclared dependencies."""
 
 def import_megatron_core() -> None:
     """Import megatron-core's MLA surface; raise an ``ImportError`` whose message names what is really wrong."""
-    try:
-        importlib.import_module("megatron.core")
-    except ImportError as error:
-        raise _explained(error) from error
+    _import("megatron.core")
     from .releases import check_supported
 
     check_supported()
+    _import(MOST_OF_MEGATRON_CORE)
+
+
+def _import(module: str) -> None:
     try:
-        importlib.import_module(MOST_OF_MEGATRON_CORE)
+        importlib.import_module(module)
     except ImportError as error:
         raise _explained(error) from error
+    except Exception as error:  # noqa: BLE001 - megatron-core, or a module it imports, fails as it is imported
+        detail = error.msg if isinstance(error, SyntaxError) else str(error)
+        raise ImportError(
+            f"megatron-core is installed but importing it failed: {type(error).__name__}: {detail} ({_where(error)})"
+        ) from error
+
+
+def _where(error: Exception) -> str:
+    """The file and line that raised: the innermost frame, or where the syntax error is."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{error.filename}:{error.lineno}"
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    return f"{frame.filename}:{frame.lineno}"
 
 
 def _explained(error: ImportError) -> ImportError:
-    if error.name in NOT_INSTALLED:
+    if isinstance(error, ModuleNotFoundError) and error.name in NOT_INSTALLED:  # not a name torch lacks
         install = "pip install 'seamfix[megatron]'"
         return ImportError(f"seamfix.runtime.megatron needs megatron-core and torch: {install} ({error})")
     missing_module = isinstance(error, ModuleNotFoundError) and error.name and not error.name.startswith("megatron")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from dataclasses import dataclass
 
 from megatron.core import package_info
@@ -65,8 +66,13 @@ class UnsupportedRelease(ImportError):
 
 
 def installed_minor() -> tuple[int, int]:
-    major, minor = (int(part) for part in installed_version().split(".")[:2])
-    return major, minor
+    match = re.match(r"(\d+)\.(\d+)", installed_version())
+    if match is None:
+        raise UnsupportedRelease(
+            f"megatron-core's version `{installed_version()}` names no release (MAJOR.MINOR...): "
+            "seamfix cannot tell which differences apply"
+        )
+    return int(match[1]), int(match[2])
 
 
 def check_supported() -> None:

@@ -8,9 +8,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seamfix.audit.diff import FileChange, Hunk, parse_diff
+from seamfix.audit.diff import FileChange, Hunk, hunks_between, parse_diff
 from seamfix.audit.git import Git
-from seamfix.audit.mla_lines import mla_names_by_line
+from seamfix.audit.mla_lines import code_by_line, mla_names_by_line
 from seamfix.audit.width import SeamWidth, measure, seam_use
 from seamfix.config import Settings
 from seamfix.discovery import discover
@@ -37,7 +37,7 @@ class FileVerdict:
     change: FileChange
     relpath: str
     hunks: list[HunkVerdict] = field(default_factory=list)
-    note: str = ""  # why a changed file was not classified (binary, not Python)
+    note: str = ""  # why a changed file was not classified (binary, not Python, a submodule)
 
     def count(self, kind: str) -> int:
         return sum(verdict.kind == kind for verdict in self.hunks)
@@ -137,6 +137,8 @@ def _pathspec(git: Git, path: Path, base: str, head: str | None) -> str:
     """``path`` relative to the repository; one that exists neither on disk nor at either revision is an
     error (a typo must not pass as "nothing changed")."""
     spec = os.path.relpath(Path(path).resolve(), git.root).replace(os.sep, "/")
+    if spec == ".." or spec.startswith("../"):
+        raise SeamfixError(f"{path}: outside the git repository at {git.root}")
     if os.path.lexists(path) or any(git.exists(rev, spec) for rev in (base, head) if rev is not None):
         return spec
     raise SeamfixError(f"{path}: No such file or directory")
@@ -153,43 +155,71 @@ def _classify(
 ) -> FileVerdict:
     verdict = FileVerdict(change, relpath)
     old_relpath = project.relpath(change.old_path) if change.old_path else None
-    if change.binary:
+    checked = project.checks(relpath) or (old_relpath and project.checks(old_relpath))
+    if change.submodule:
+        verdict.note = "submodule (audit its own repository)"
+        return verdict
+    if change.binary and not checked:
         verdict.note = "binary"
         return verdict
-    if not (project.checks(relpath) or (old_relpath and project.checks(old_relpath))):
+    if not checked:
         verdict.note = "not checked (include/exclude)"
         return verdict
+    if change.binary:  # a checked file git shows no hunks of: they come from its two versions
+        change.hunks = hunks_between(
+            *(_blob(project, rev, path) for rev, path in ((base, change.old_path), (head, change.new_path)))
+        )
     if project.settings.is_seam(relpath) or (old_relpath and project.settings.is_seam(old_relpath)):
         verdict.hunks = [HunkVerdict(hunk, SEAM) for hunk in change.hunks]
         return verdict
-    old = _names(project, base, change.old_path, names, checker)
-    new = _names(project, head, change.new_path, names, checker)
+    old = _Side(project, base, change.old_path, names, checker)
+    new = _Side(project, head, change.new_path, names, checker)
     for hunk in change.hunks:
         verdict.hunks.append(_hunk_verdict(hunk, old, new))
     return verdict
 
 
-def _hunk_verdict(hunk: Hunk, old: dict[int, list[str]], new: dict[int, list[str]]) -> HunkVerdict:
+def _hunk_verdict(hunk: Hunk, old: _Side, new: _Side) -> HunkVerdict:
     """A leak when the hunk adds MLA names, or rewrites MLA code keeping the same names (a changed MLA
-    decision); a narrowing when it only takes MLA names away (routed into the seam, or deleted)."""
-    removed = Counter(name for line in hunk.old_lines for name in old.get(line, ()))
-    added = Counter(name for line in hunk.new_lines for name in new.get(line, ()))
-    if added - removed or (added and added == removed):
-        first = next(line for line in hunk.new_lines if line in new)
+    decision, not one only laid out anew); a narrowing when it only takes MLA names away (routed into the seam,
+    or deleted)."""
+    removed = Counter(name for line in hunk.old_lines for name in old.names.get(line, ()))
+    added = Counter(name for line in hunk.new_lines for name in new.names.get(line, ()))
+    if added - removed or (added and added == removed and not _same_code(old, hunk.old_lines, new, hunk.new_lines)):
+        first = next(line for line in hunk.new_lines if line in new.names)
         return HunkVerdict(hunk, LEAK, sorted(added), first)
-    if removed:
-        first = next(line for line in hunk.old_lines if line in old)
+    if removed - added:
+        first = next(line for line in hunk.old_lines if line in old.names)
         return HunkVerdict(hunk, NARROWING, sorted(removed - added), first)
     return HunkVerdict(hunk, GENERIC, [], hunk.new_start)
 
 
-def _names(
-    project: Project, rev: str | None, git_path: str | None, names: NameClassifier, checker: FileChecker
-) -> dict[int, list[str]]:
-    """The MLA names of each line that is part of a site lint reports (see ``mla_lines``)."""
-    data = project.git.show(rev, git_path) if git_path else None
-    if data is None:
-        return {}
-    relpath = project.relpath(git_path) or git_path
-    use = seam_use(data, relpath, project.settings)
-    return mla_names_by_line(data, names, checker.sites(data, relpath), use.names, use.calls)
+def _same_code(old: _Side, old_lines: range, new: _Side, new_lines: range) -> bool:
+    """Do both sides of a hunk hold the same tokens (a change of layout, comments or line endings only)? Never
+    for a side that does not tokenize."""
+    if old.code is None or new.code is None:
+        return False
+    return [t for line in old_lines for t in old.code.get(line, ())] == [
+        t for line in new_lines for t in new.code.get(line, ())
+    ]
+
+
+def _blob(project: Project, rev: str | None, git_path: str | None) -> bytes:
+    return (project.git.show(rev, git_path) if git_path else None) or b""
+
+
+class _Side:
+    """One side of a changed file: the MLA names of each line that is part of a site lint reports (see
+    ``mla_lines``), and its code tokens by line."""
+
+    def __init__(
+        self, project: Project, rev: str | None, git_path: str | None, names: NameClassifier, checker: FileChecker
+    ) -> None:
+        data = project.git.show(rev, git_path) if git_path else None
+        self.names: dict[int, list[str]] = {}
+        self.code: dict[int, list[str]] | None = {}
+        if data is not None:
+            relpath = project.relpath(git_path) or git_path
+            use = seam_use(data, relpath, project.settings)
+            self.names = mla_names_by_line(data, names, checker.sites(data, relpath), use.names, use.calls)
+            self.code = code_by_line(data)

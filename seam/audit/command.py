@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from seamfix.errors import SeamfixError
+from seamfix.errors import SeamfixError, echo_error
 
 AUDIT_FORMATS = ("text", "json", "markdown")
 HISTORY_FORMATS = ("csv", "json", "html")
@@ -65,7 +65,7 @@ def audit_command(
         report = audit(git, settings, since, until, list(paths))
         text, leaked, errors = RENDERERS[output_format](report), report.leaked, report.errors
         for error in report.errors:
-            click.echo(f"seamfix: error: {error}", err=True)
+            echo_error(error)
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ast
+import difflib
 import re
 from dataclasses import dataclass, field
 
+_SUBMODULE = re.compile(r"^(?:(?:new|deleted) file mode 160000|index \S+ 160000)$")
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
@@ -32,6 +34,7 @@ class FileChange:
     old_path: str | None = None
     new_path: str | None = None
     binary: bool = False
+    submodule: bool = False  # a gitlink (mode 160000): a commit of another repository, not a file
     hunks: list[Hunk] = field(default_factory=list)
 
     @property
@@ -60,6 +63,12 @@ def parse_diff(text: str) -> list[FileChange]:
             current.old_path = _unquote(line[len("rename from ") :])
         elif line.startswith("rename to "):
             current.new_path = _unquote(line[len("rename to ") :])
+        elif _SUBMODULE.match(line):
+            current.submodule = True
+            if line.startswith("new file mode"):
+                current.old_path = None
+            elif line.startswith("deleted file mode"):
+                current.new_path = None
         elif line.startswith("new file mode"):
             current.old_path = None
         elif line.startswith("deleted file mode"):
@@ -81,6 +90,27 @@ def parse_diff(text: str) -> list[FileChange]:
                 )
             )
     return changes
+
+
+def hunks_between(old: bytes, new: bytes) -> list[Hunk]:
+    """The zero-context hunks ``git diff -U0`` shows between two versions of a file, for the files git calls
+    binary and shows none of (a NUL byte, a ``-diff`` attribute); lines end at ``\\n``, as git's do."""
+    old_lines, new_lines = _LINE.findall(old), _LINE.findall(new)
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    return [
+        # git numbers an empty side by the line before it
+        Hunk(
+            old_start + (old_end > old_start),
+            old_end - old_start,
+            new_start + (new_end > new_start),
+            new_end - new_start,
+        )
+        for tag, old_start, old_end, new_start, new_end in matcher.get_opcodes()
+        if tag != "equal"
+    ]
+
+
+_LINE = re.compile(rb"[^\n]*\n|[^\n]+\Z")
 
 
 def _side(raw: str, prefix: str) -> str | None:

@@ -21,8 +21,8 @@ class Git:
 
     def run_bytes(self, args: list[str], cwd: Path | None = None, input_bytes: bytes | None = None) -> bytes:
         try:
-            proc = subprocess.run(
-                ["git", "-c", "core.quotepath=off", *args],
+            proc = subprocess.run(  # paths are files, as lint's are: `[ab].py` is no glob, `:x.py` no magic
+                ["git", "--literal-pathspecs", "-c", "core.quotepath=off", *args],
                 cwd=cwd or self.root,
                 input=input_bytes,
                 capture_output=True,
@@ -44,18 +44,24 @@ class Git:
 
     def default_base(self) -> str:
         """The merge-base of HEAD with the default branch (origin's HEAD, else main, else master)."""
-        for candidate in ("refs/remotes/origin/HEAD", "refs/heads/main", "refs/heads/master"):
+        for candidate in ("origin/HEAD", "main", "master"):
             try:
-                branch = self.resolve(candidate)
+                branch = self.resolve(f"refs/{'remotes' if '/' in candidate else 'heads'}/{candidate}")
             except SeamfixError:
                 continue
-            return self._run(["merge-base", "HEAD", branch]).strip()
+            try:
+                return self._run(["merge-base", "HEAD", branch]).strip()
+            except SeamfixError:  # unrelated histories, or history a shallow clone cut off
+                raise SeamfixError(
+                    f"HEAD and {candidate} have no common ancestor in this clone (a shallow clone? fetch more "
+                    "history, e.g. `git fetch --unshallow`), or pass --since REV"
+                ) from None
         raise SeamfixError("no default branch (origin/HEAD, main or master) to compare with; pass --since REV")
 
     def diff(self, since: str, until: str | None, paths: list[str]) -> str:
         """Zero-context unified diff with renames found, ``until`` None meaning the working tree."""
         revs = [since] if until is None else [since, until]
-        return self._run(["diff", "--no-color", "--no-ext-diff", "-U0", "-M", *revs, "--", *paths])
+        return self._run(["diff", "--no-color", "--no-ext-diff", "--no-textconv", "-U0", "-M", *revs, "--", *paths])
 
     def untracked(self, paths: list[str]) -> list[str]:
         """Files of the working tree that git does not track and does not ignore (repository paths)."""

@@ -85,6 +85,24 @@ def _mla_tokens(
     return found
 
 
+_LAYOUT = frozenset({tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENCODING, tokenize.ENDMARKER})
+"""Tokens that change no code. INDENT and DEDENT do: moving a decision into another block changes it."""
+
+
+def code_by_line(source: bytes) -> dict[int, list[str]] | None:
+    """Line number -> the code tokens over it (a token spanning lines is on each), without comments and line
+    breaks: two hunks whose lines hold the same tokens differ only in layout. None: the source does not tokenize."""
+    found: dict[int, list[str]] = {}
+    try:
+        for token in tokenize.tokenize(io.BytesIO(source).readline):
+            if token.type not in _LAYOUT:
+                for line in range(token.start[0], token.end[0] + 1):
+                    found.setdefault(line, []).append(token.string)
+    except (tokenize.TokenError, SyntaxError, UnicodeDecodeError):
+        return None
+    return found
+
+
 def _inside(token: tokenize.TokenInfo, spans: Sequence[tuple[Position, Position]]) -> bool:
     line, column = token.start
     start = (line, len(token.line[:column].encode("utf-8")))

@@ -6,6 +6,7 @@ import json
 
 from seamfix.audit.audit import GENERIC, KINDS, LEAK, NARROWING, SEAM, AuditReport
 from seamfix.audit.width import SeamWidth
+from seamfix.report.printable import markdown_code, printable
 
 _WIDTH_ROWS = (
     ("findings", "findings outside the seam"),
@@ -42,16 +43,16 @@ def _width_change(before: SeamWidth, after: SeamWidth, key: str) -> tuple[int, i
 
 def render_text(report: AuditReport) -> str:
     lines = [f"seamfix audit {_range(report)}", ""]
-    width = max([len(f.relpath) for f in report.files] + [4])
+    width = max([len(printable(f.relpath)) for f in report.files] + [4])
     lines.append(f"{'file':<{width}}  " + "  ".join(f"{kind:>9}" for kind in KINDS))
     for file in report.files:
         counts = "  ".join(f"{file.count(kind):>9}" for kind in KINDS)
         suffix = f"  ({file.change.status}{', ' + file.note if file.note else ''})"
-        lines.append(f"{file.relpath:<{width}}  {counts}{suffix}")
+        lines.append(f"{printable(file.relpath):<{width}}  {counts}{suffix}")
         for verdict in file.hunks:
             if verdict.kind in _WHAT:
                 names = ", ".join(verdict.mla_names)
-                lines.append(f"    {file.relpath}:{verdict.line}: {_WHAT[verdict.kind]} ({names})")
+                lines.append(f"    {printable(file.relpath)}:{verdict.line}: {_WHAT[verdict.kind]} ({names})")
     lines.append("")
     lines.append(
         f"total: {report.total(SEAM)} inside the seam, {report.total(LEAK)} leaked outside it, "
@@ -110,14 +111,14 @@ def render_markdown(report: AuditReport) -> str:
         status = file.change.status + (f" ({file.note})" if file.note else "")
         leak = f"**{file.count(LEAK)}**" if file.count(LEAK) else "0"
         counts = f"{file.count(SEAM)} | {leak} | {file.count(NARROWING)} | {file.count(GENERIC)}"
-        lines.append(f"| `{file.relpath}` | {status} | {counts} |")
+        lines.append(f"| {markdown_code(file.relpath)} | {status} | {counts} |")
     lines += ["", "| seam width | before | after | change |", "| --- | ---: | ---: | ---: |"]
     for key, label in _WIDTH_ROWS:
         old, new, change = _width_change(report.before, report.after, key)
         lines.append(f"| {label} | {old} | {new} | {change} |")
     for kind, title in _WHAT.items():
         hunks = [
-            f"- `{file.relpath}:{verdict.line}`: {', '.join(f'`{name}`' for name in verdict.mla_names)}"
+            f"- {markdown_code(f'{file.relpath}:{verdict.line}')}: {', '.join(map(markdown_code, verdict.mla_names))}"
             for file in report.files
             for verdict in file.hunks
             if verdict.kind == kind

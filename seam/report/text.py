@@ -7,10 +7,11 @@ from collections import Counter
 
 from seamfix.findings import Finding
 from seamfix.lint_rules import RULES
+from seamfix.report.printable import printable
 
 
 def render_text(findings: list[Finding]) -> str:
-    lines = [f"{f.path}:{f.line}:{f.column}: {f.code} {f.message}" for f in findings]
+    lines = [f"{printable(f.path)}:{f.line}:{f.column}: {f.code} {f.message}" for f in findings]
     if findings:
         lines.append(f"Found {len(findings)} finding{'s' if len(findings) != 1 else ''}.")
     else:

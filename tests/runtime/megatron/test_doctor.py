@@ -53,6 +53,57 @@ def test_a_module_missing_inside_megatron_is_named(tmp_path):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("triton", "problem"),
+    [
+        # not a ModuleNotFoundError of torch: torch is there, without a name this megatron-core needs
+        ("from torch import no_such_op\n", "cannot import name 'no_such_op' from 'torch'"),
+        ("\n\nraise RuntimeError('CUDA driver too old')\n", "RuntimeError: CUDA driver too old ({file}:3)"),
+        ("def broken(:\n", "SyntaxError: invalid syntax ({file}:1)"),
+    ],
+    ids=["name-missing-from-torch", "runtime-error", "syntax-error"],
+)
+def test_a_module_megatron_imports_that_fails_is_named(tmp_path, triton, problem):
+    (tmp_path / "triton.py").write_text(triton)
+    result = doctor(MAIN, tmp_path)  # main imports triton unconditionally
+    assert (result.returncode, result.stdout) == (2, "")
+    last = result.stderr.splitlines()[-1]
+    prefix = "seamfix: error: doctor cannot run: megatron-core is installed but importing it failed: "
+    assert last.startswith(prefix + problem.format(file=tmp_path / "triton.py")), last
+    assert "pip install" not in last and "install torch" not in last
+
+
+def _with_minor(tmp_path, minor: str):
+    """A copy of the newest release whose version says ``0.<minor>.1``."""
+    copy = tmp_path / "megatron-core"
+    shutil.copytree(release_dir(NEWEST), copy)
+    info = copy / "megatron/core/package_info.py"
+    info.write_text(re.sub(r"(?m)^MINOR = \d+", f"MINOR = {minor}", info.read_text()))
+    return copy
+
+
+@pytest.mark.slow
+def test_a_release_newer_than_the_table_is_reported(tmp_path):
+    result = doctor(NEWEST, _with_minor(tmp_path, "99"))
+    assert result.returncode == 1, result.stdout + result.stderr[-3000:]
+    assert result.stdout.splitlines() == [
+        "megatron-core 0.99.1: 1 change the adapter does not handle yet:",
+        "- megatron-core 0.99 is newer than the releases seamfix knows (0.11 to 0.20): "
+        "the adapter assumes it behaves like 0.20",
+    ]
+
+
+@pytest.mark.slow
+def test_a_version_that_names_no_release_is_an_error(tmp_path):
+    result = doctor(NEWEST, _with_minor(tmp_path, "'dev'"))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == (
+        "seamfix: error: doctor cannot run: megatron-core's version `0.dev.1` names no release "
+        "(MAJOR.MINOR...): seamfix cannot tell which differences apply"
+    )
+
+
 def _patch(path, after: str, insertion: str) -> None:
     text = path.read_text()
     patched = re.sub(after, lambda match: match.group(0) + insertion, text, count=1, flags=re.S)
