@@ -17,10 +17,11 @@ from seamfix.vocabulary import CATEGORIES, Vocabulary, default_vocabulary
 
 DEFAULT_INCLUDE = ("*.py",)
 DEFAULT_EXCLUDE = (
-    ".bzr", ".direnv", ".eggs", ".git", ".git-rewrite", ".hg", ".mypy_cache", ".nox", ".pants.d",
-    ".pytype", ".pytest_cache", ".ruff_cache", ".seamfix_cache", ".svn", ".tox", ".venv", "__pycache__",
-    "__pypackages__", "_build", "buck-out", "build", "dist", "node_modules", "site-packages", "venv",
-)  # fmt: skip
+    ".bzr", ".direnv", ".eggs", ".git", ".git-rewrite", ".hg", ".ipynb_checkpoints", ".mypy_cache", ".nox",
+    ".pants.d", ".pyenv", ".pytype", ".pytest_cache", ".ruff_cache", ".seamfix_cache", ".svn", ".tox", ".venv",
+    ".vscode", "__pycache__", "__pypackages__", "_build", "buck-out", "build", "dist", "node_modules",
+    "site-packages", "venv",
+)  # ruff's, and `build` (a fork's `setup.py build` copies its sources there)  # fmt: skip
 DEFAULT_CACHE_DIR = ".seamfix_cache"
 # In one folder, as ruff's `.ruff.toml` > `ruff.toml` > `pyproject.toml`; a pyproject.toml counts only with a table.
 CONFIG_NAMES = (".seamfix.toml", "seamfix.toml", "pyproject.toml")
@@ -49,6 +50,7 @@ KEYS: dict[str, str] = {
     "per-file-ignores": _CODES_BY_GLOB,
     "extend-per-file-ignores": _CODES_BY_GLOB,
     "respect-gitignore": _BOOLEAN,
+    "force-exclude": _BOOLEAN,
     "src": _STRINGS,
 }
 
@@ -61,7 +63,7 @@ class Settings:
     config_file: Path | None = None
     adapter: str | None = None
     allow: GlobSet = field(default_factory=lambda: GlobSet(()))
-    include: GlobSet = field(default_factory=lambda: GlobSet(DEFAULT_INCLUDE))
+    include: GlobSet = field(default_factory=lambda: GlobSet(DEFAULT_INCLUDE, names=False))
     exclude: GlobSet = field(default_factory=lambda: GlobSet(DEFAULT_EXCLUDE))
     codes: frozenset[str] = frozenset(code for code, rule in RULES.items() if rule.default_enabled)
     vocabulary: Vocabulary = field(default_factory=default_vocabulary)
@@ -70,12 +72,14 @@ class Settings:
     # (globs, negated, codes): a negated entry (`"!src/**"`) applies to the files its globs do not match.
     per_file_ignores: tuple[tuple[GlobSet, bool, frozenset[str]], ...] = ()
     respect_gitignore: bool = True
+    force_exclude: bool = False
 
     def ignored_codes(self, relpath: str) -> frozenset[str]:
-        """Codes that ``per-file-ignores`` turn off for this project-relative file."""
+        """Codes that ``per-file-ignores`` turn off for this project-relative file (as ruff's, a glob is matched
+        against the file only: a folder's name or path does not cover its files, ``folder/**`` does)."""
         codes: frozenset[str] = frozenset()
         for globs, negated, ignored in self.per_file_ignores:
-            if globs.matches_within(relpath) != negated:
+            if globs.matches(relpath) != negated:
                 codes |= ignored
         return codes
 
@@ -210,24 +214,28 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
         root=root,
         config_file=config_file,
         adapter=_adapter_path(root, adapter, *adapter_key) if adapter is not None else None,
-        allow=GlobSet(table.get("allow", ())),
-        include=GlobSet(table.get("include", DEFAULT_INCLUDE)),
-        exclude=GlobSet(
+        allow=_globs(root, table.get("allow", ())),
+        include=_globs(root, table.get("include", DEFAULT_INCLUDE), names=False),
+        exclude=_globs(
+            root,
             [
                 *table.get("exclude", DEFAULT_EXCLUDE),
                 *table.get("extend-exclude", ()),
                 *(overrides.get("extend_exclude") or ()),
-            ]
+            ],
         ),
         codes=_rule_codes(table, where, overrides),
         vocabulary=default_vocabulary().extended(_vocabulary_table(table.get("extend-vocabulary", {}))),
         baseline=_resolve(root, baseline) if baseline else None,
         cache_dir=_resolve(root, cache_dir),
         per_file_ignores=(
-            *_per_file_ignores(per_file, where),
-            *_per_file_ignores(_command_line_per_file_ignores(overrides.get("per_file_ignores") or ()), COMMAND_LINE),
+            *_per_file_ignores(root, per_file, where),
+            *_per_file_ignores(
+                root, _command_line_per_file_ignores(overrides.get("per_file_ignores") or ()), COMMAND_LINE
+            ),
         ),
         respect_gitignore=table.get("respect-gitignore", True),
+        force_exclude=table.get("force-exclude", False),
         src=tuple(_source_root(root, value, where) for value in src),
     )
 
@@ -267,11 +275,22 @@ def _expand(selectors: list[str], key: str, where: str) -> set[str]:
     return chosen
 
 
-def _per_file_ignores(table: dict[str, list[str]], where: str) -> list[tuple[GlobSet, bool, frozenset[str]]]:
+def _globs(root: Path, patterns: list[str] | tuple[str, ...], names: bool = True) -> GlobSet:
+    """Patterns of a configuration file in ``root``; an absolute one (``/repo/gen``), as ruff's, names that path."""
+    return GlobSet(
+        ("./" + os.path.relpath(pattern, root).replace(os.sep, "/") if os.path.isabs(pattern) else pattern
+         for pattern in patterns),
+        names,
+    )  # fmt: skip
+
+
+def _per_file_ignores(
+    root: Path, table: dict[str, list[str]], where: str
+) -> list[tuple[GlobSet, bool, frozenset[str]]]:
     """Each glob (``!`` negates it, as in ruff) with the codes it turns off; the always-on rules cannot be."""
     return [
         (
-            GlobSet([pattern.removeprefix("!")]),
+            _globs(root, [pattern.removeprefix("!")]),
             pattern.startswith("!"),
             frozenset(_expand(codes, f"per-file-ignores.{pattern}", where) - ALWAYS_ON),
         )

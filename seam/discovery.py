@@ -26,8 +26,10 @@ class Discovery:
 def discover(paths: list[Path], settings: Settings, force_exclude: bool = False) -> Discovery:
     """Files under ``paths`` to check, sorted; unreadable paths become errors. Directories are not followed
     through symlinks (no loops); a path given explicitly is checked even if ``include`` does not match it,
-    and even if ``exclude`` does unless ``force_exclude`` (as ruff does). With ``respect-gitignore``, files
-    that git ignores are skipped under the same rule."""
+    and even if ``exclude`` does unless ``force_exclude`` (the flag or the setting), as ruff does. With
+    ``respect-gitignore``, files found in folders that git ignores are skipped; a file given explicitly is
+    checked whatever git says (as ruff's, ``force-exclude`` applies ``exclude`` only)."""
+    force_exclude = force_exclude or settings.force_exclude
     found: dict[str, SourcePath] = {}
     explicit: set[str] = set()
     result = Discovery()
@@ -45,11 +47,7 @@ def discover(paths: list[Path], settings: Settings, force_exclude: bool = False)
             found[path] = SourcePath(path, relpath)
             explicit.add(path)
     if settings.respect_gitignore and found:
-        judged = [
-            path
-            for path, source in found.items()
-            if (force_exclude or path not in explicit) and not source.relpath.startswith("../")
-        ]
+        judged = [path for path, source in found.items() if path not in explicit and not source.relpath.startswith("../")]
         for path in git_ignored(judged, root):
             del found[path]
     result.files = sorted(found.values(), key=lambda s: s.relpath)
