@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -60,10 +61,11 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
     """Report MLA-specific code outside the seam in PATHS (default: the current directory)."""
     cwd = Path.cwd()
     projects = settings_by_project(cwd, config, list(paths), **overrides)
-    if write_baseline is not None and len(projects) > 1:
-        raise SeamfixError("--write-baseline records one project's findings: give paths of one project")
-    result = merge_results(
-        [
+    first_root = projects[0][0].root
+    results = []
+    while projects:  # a folder with a configuration of its own is linted under it (not with `--config`)
+        settings, targets = projects.pop(0)
+        results.append(
             lint(
                 targets,
                 settings,
@@ -72,16 +74,26 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
                 force_exclude=force_exclude,
                 jobs=jobs,
                 apply_baseline=write_baseline is None,
+                nested=config is None,
             )
-            for settings, targets in projects
+        )
+        # As ruff's walk, one `respect-gitignore` for the whole walk: the one of the folder given.
+        projects += [
+            (
+                replace(load_settings(cwd, None, folder, **overrides), respect_gitignore=settings.respect_gitignore),
+                [folder],
+            )
+            for folder in results[-1].nested
         ]
-    )
+    if write_baseline is not None and len(results) > 1:
+        raise SeamfixError("--write-baseline records one project's findings: give paths of one project")
+    result = merge_results(results)
     for error in result.errors:
         click.echo(f"seamfix: error: {error}", err=True)
     if write_baseline is not None:
         from seamfix.baseline import write_baseline as record_baseline
 
-        record_baseline(write_baseline, result.recorded, projects[0][0].root)
+        record_baseline(write_baseline, result.recorded, first_root)
         click.echo(f"Wrote {len(result.recorded)} findings to {write_baseline}", err=True)
         sys.exit(EXIT_ERROR if result.errors else EXIT_CLEAN)
     if statistics:

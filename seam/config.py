@@ -118,11 +118,15 @@ def package_parts(relpath: str, src: tuple[str, ...]) -> tuple[str, ...]:
 def find_config(start: Path) -> Path | None:
     """The nearest configuration file at or above ``start``: in one folder ``.seamfix.toml``, then
     ``seamfix.toml``, then a ``pyproject.toml`` with a ``[tool.seamfix]`` table."""
-    for directory in (start, *start.parents):
-        for name in CONFIG_NAMES:
-            candidate = directory / name
-            if candidate.is_file() and (name != "pyproject.toml" or _seamfix_table(candidate) is not None):
-                return candidate
+    return next(filter(None, map(config_in, (start, *start.parents))), None)
+
+
+def config_in(directory: Path) -> Path | None:
+    """The configuration file of ``directory`` itself, by the precedence of :func:`find_config`."""
+    for name in CONFIG_NAMES:
+        candidate = directory / name
+        if candidate.is_file() and (name != "pyproject.toml" or _seamfix_table(candidate) is not None):
+            return candidate
     return None
 
 

@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seamfix.config import Settings
+from seamfix.config import Settings, config_in
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,12 @@ class SourcePath:
 class Discovery:
     files: list[SourcePath] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Walked folders (not excluded) holding a configuration of their own, left for it to govern, as ruff's
+    # hierarchical configuration; only when asked for (``nested=True``).
+    nested: list[Path] = field(default_factory=list)
 
 
-def discover(paths: list[Path], settings: Settings, force_exclude: bool = False) -> Discovery:
+def discover(paths: list[Path], settings: Settings, force_exclude: bool = False, nested: bool = False) -> Discovery:
     """Files under ``paths`` to check, sorted; unreadable paths become errors. Directories are not followed
     through symlinks (no loops); a path given explicitly is checked even if ``include`` does not match it,
     and even if ``exclude`` does unless ``force_exclude`` (the flag or the setting), as ruff does. With
@@ -42,26 +45,30 @@ def discover(paths: list[Path], settings: Settings, force_exclude: bool = False)
         elif force_exclude and settings.exclude.matches_within(relpath):
             continue
         elif os.path.isdir(path):
-            _walk(path, relpath, settings, found, result.errors)
+            _walk(path, relpath, settings, found, result, nested)
         elif not settings.is_seam(relpath):
             found[path] = SourcePath(path, relpath)
             explicit.add(path)
     if settings.respect_gitignore and found:
-        judged = [path for path, source in found.items() if path not in explicit and not source.relpath.startswith("../")]
+        judged = [
+            path for path, source in found.items() if path not in explicit and not source.relpath.startswith("../")
+        ]
         for path in git_ignored(judged, root):
             del found[path]
     result.files = sorted(found.values(), key=lambda s: s.relpath)
     return result
 
 
-def _walk(top: str, top_relpath: str, settings: Settings, found: dict[str, SourcePath], errors: list[str]) -> None:
+def _walk(
+    top: str, top_relpath: str, settings: Settings, found: dict[str, SourcePath], result: Discovery, nested: bool
+) -> None:
     stack = [(top, "" if top_relpath == "." else top_relpath + "/")]
     while stack:
         directory, prefix = stack.pop()
         try:
             entries = list(os.scandir(directory))
         except OSError as exc:
-            errors.append(f"{directory}: cannot list directory: {exc.strerror or exc}")
+            result.errors.append(f"{directory}: cannot list directory: {exc.strerror or exc}")
             continue
         for entry in entries:
             relpath = prefix + entry.name
@@ -71,7 +78,9 @@ def _walk(top: str, top_relpath: str, settings: Settings, found: dict[str, Sourc
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 is_dir = False
-            if is_dir:
+            if is_dir and nested and config_in(Path(entry.path)) is not None:
+                result.nested.append(Path(entry.path))
+            elif is_dir:
                 stack.append((entry.path, relpath + "/"))
             elif settings.include.matches(relpath) and not settings.is_seam(relpath):
                 found[entry.path] = SourcePath(entry.path, relpath)

@@ -12,8 +12,8 @@ import random
 import shutil
 import subprocess
 import sys
-from fnmatch import fnmatch
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -100,13 +100,18 @@ def flagged(tool: str, case: Case, root: Path) -> list[str]:
     cwd = root / case.cwd
     if tool == "ruff":
         proc = subprocess.run(
-            [RUFF, "check", "--no-cache", "--output-format", "json", *case.args], cwd=cwd, capture_output=True, text=True
+            [RUFF, "check", "--no-cache", "--output-format", "json", *case.args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
         )
         assert proc.returncode in (0, 1), proc.stderr
         return sorted({Path(item["filename"]).relative_to(root).as_posix() for item in json.loads(proc.stdout)})
     result = run_seamfix("lint", "--no-cache", "--jobs", "1", "--format", "json", *case.args, cwd=cwd)
     assert result.code in (0, 1), result.stderr
-    return sorted({os.path.normpath(os.path.join(case.cwd, item["path"])).replace(os.sep, "/") for item in result.json()})
+    return sorted(
+        {os.path.normpath(os.path.join(case.cwd, item["path"])).replace(os.sep, "/") for item in result.json()}
+    )
 
 
 def both(case: Case, tmp_path: Path) -> tuple[list[str], list[str]]:
@@ -126,7 +131,9 @@ SAME = {
     "name-pattern-matches-whole-path": Case(TREE, {"extend-exclude": ["s*b"]}),
     "exclude-replaces-defaults": Case([*TREE, ".venv/v.py"], {"exclude": ["x"]}),
     "per-file-ignores-star": Case(TREE, {"per-file-ignores": {"sub/*.py": ["RULE"]}}),
-    "per-file-ignores-folder-name-covers-nothing": Case(TREE, {"per-file-ignores": {"sub": ["RULE"], "x/sub": ["RULE"]}}),
+    "per-file-ignores-folder-name-covers-nothing": Case(
+        TREE, {"per-file-ignores": {"sub": ["RULE"], "x/sub": ["RULE"]}}
+    ),
     "per-file-ignores-basename": Case(TREE, {"per-file-ignores": {"c.py": ["RULE"]}}),
     "per-file-ignores-negated": Case(TREE, {"per-file-ignores": {"!sub/*.py": ["RULE"]}}),
     "extend-per-file-ignores": Case(TREE, {"extend-per-file-ignores": {"**/tests/**": ["PREFIX"]}}),
@@ -139,14 +146,33 @@ SAME = {
     "seamfix-toml-and-pyproject": Case(TREE, {"extend-exclude": ["sub"]}, kind="plain"),
     "dot-seamfix-toml": Case(TREE, {"extend-exclude": ["x"]}, kind="dot"),
     "run-in-a-subfolder": Case(TREE, {"extend-exclude": ["deep"]}, cwd="sub"),
-    "nested-gitignores": Case(TREE, git={".gitignore": "b.py\n", "sub/.gitignore": "deep/\n", ".git/info/exclude": "e.py\n"}),
+    "nested-gitignores": Case(
+        TREE, git={".gitignore": "b.py\n", "sub/.gitignore": "deep/\n", ".git/info/exclude": "e.py\n"}
+    ),
     "gitignore-negation": Case(TREE, git={".gitignore": "*.py\n!a.py\n!*/\n"}),
     "gitignore-outside-a-repository": Case(TREE, other_files={".gitignore": "b.py\n"}),
     "respect-gitignore-off": Case(TREE, {"respect-gitignore": False}, git={".gitignore": "sub/\n"}),
     "gitignored-file-given-explicitly": Case(TREE, git={".gitignore": "b.py\n"}, args=["--force-exclude", "sub/b.py"]),
+    "nested-configuration": Case(TREE, nested={"sub": {"extend-exclude": ["deep"]}, "x": {"ignore": ["RULE"]}}),
+    "nested-configuration-in-an-excluded-folder": Case(TREE, {"extend-exclude": ["sub"]}, nested={"sub": {}}),
+    "nested-configuration-of-an-explicit-file": Case(
+        TREE,
+        {"extend-exclude": ["sub"]},
+        nested={"sub": {"extend-exclude": ["deep"]}},
+        args=["sub/b.py", "sub/deep/c.py"],
+    ),
+    "nested-configuration-force-excluded": Case(
+        TREE, nested={"sub": {"extend-exclude": ["deep"]}}, args=["--force-exclude", "sub/deep/c.py", "a.py"]
+    ),
+    "config-flag-governs-nested-folders": Case(
+        TREE, nested={"sub": {"extend-exclude": ["deep"]}}, args=["--config", "pyproject.toml", "."]
+    ),
+    "run-in-a-nested-project": Case(TREE, {"extend-exclude": ["b.py"]}, nested={"sub": {}}, cwd="sub"),
     "symlinks": Case(TREE, symlinks=[("a.py", "link.py"), ("sub", "linked_sub")]),
-    "symlinks-given-explicitly": Case(TREE, symlinks=[("a.py", "link.py"), ("sub", "linked_sub")], args=["link.py", "linked_sub"]),
-}  # fmt: skip
+    "symlinks-given-explicitly": Case(
+        TREE, symlinks=[("a.py", "link.py"), ("sub", "linked_sub")], args=["link.py", "linked_sub"]
+    ),
+}
 
 
 @pytest.mark.parametrize("name", SAME)
@@ -174,18 +200,16 @@ DIFFERENT = {
         ["a.py"],
     ),
     # `.ignore` files (ripgrep's) are not read.
-    "dot-ignore-files-not-read": (Case(["a.py", "b.py"], other_files={".ignore": "b.py\n"}), ["a.py"], ["a.py", "b.py"]),
+    "dot-ignore-files-not-read": (
+        Case(["a.py", "b.py"], other_files={".ignore": "b.py\n"}),
+        ["a.py"],
+        ["a.py", "b.py"],
+    ),
     # A folder given explicitly that git ignores is not walked (ruff walks it, as the root of its walk).
     "gitignored-folder-given-explicitly": (
         Case(["a.py", "gen/b.py"], git={".gitignore": "gen/\n"}, args=["gen"]),
         ["gen/b.py"],
         [],
-    ),
-    # Within a walked folder the configuration of the folder given governs; ruff uses the nearest one.
-    "nested-configuration-in-a-walked-folder": (
-        Case(["a.py", "sub/b.py", "sub/deep/c.py"], nested={"sub": {"extend-exclude": ["deep"]}}),
-        ["a.py", "sub/b.py"],
-        ["a.py", "sub/b.py", "sub/deep/c.py"],
     ),
 }
 
@@ -209,10 +233,7 @@ GITIGNORE = ["b.py", "deep/", "/sub", "gen_*", "!gen_c.py", "pkg/*.py", "*.py\n!
 def random_case(seed: int) -> Case:
     rng = random.Random(seed)
     files = sorted(
-        {
-            "/".join([*rng.sample(FOLDERS, rng.randint(0, 3)), rng.choice(NAMES)])
-            for _ in range(rng.randint(3, 9))
-        }
+        {"/".join([*rng.sample(FOLDERS, rng.randint(0, 3)), rng.choice(NAMES)]) for _ in range(rng.randint(3, 9))}
     )
     config: dict = {}
     if rng.random() < 0.6:
@@ -232,6 +253,10 @@ def random_case(seed: int) -> Case:
         config["respect-gitignore"] = rng.random() < 0.5
     if rng.random() < 0.2:
         config["force-exclude"] = True
+    nested = {}
+    folders = sorted({name.rsplit("/", 1)[0] for name in files if "/" in name})
+    if folders and rng.random() < 0.3:
+        nested[rng.choice(folders)] = {"extend-exclude": rng.sample(PATTERNS, 1)}
     args: list[str] = []
     roll = rng.random()
     if roll < 0.3:
@@ -247,10 +272,9 @@ def random_case(seed: int) -> Case:
     git = None
     if rng.random() < 0.5:
         git = {".gitignore": "\n".join(rng.sample(pool, rng.randint(1, 2))) + "\n"}
-        folders = sorted({name.rsplit("/", 1)[0] for name in files if "/" in name})
         if folders and rng.random() < 0.4:
             git[f"{rng.choice(folders)}/.gitignore"] = rng.choice(pool) + "\n"
-    return Case(files, config, kind=rng.choice(list(CONFIG_FILE)), git=git, args=args)
+    return Case(files, config, kind=rng.choice(list(CONFIG_FILE)), nested=nested, git=git, args=args)
 
 
 @pytest.mark.parametrize("seed", range(40))
