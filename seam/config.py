@@ -36,6 +36,7 @@ _STRINGS = "a list of strings"
 _BOOLEAN = "a boolean"
 _CODES_BY_GLOB = "a table of glob = list of rule codes"
 KEYS: dict[str, str] = {
+    "extend": _STRING,
     "adapter": _STRING,
     "allow": _STRINGS,
     "include": _STRINGS,
@@ -201,9 +202,9 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
     config_file = config.resolve() if config is not None else found.resolve() if found else None
     if config is not None and not config_file.is_file():
         raise SeamfixError(f"{config}: config file not found")
-    table = read_table(config_file) if config_file else {}
+    layers = _extended_layers(config_file) if config_file else []
+    table = _merged(layers)
     where = _where(config_file)
-    _validate(table, where)
     root = config_file.parent if config_file else cwd.resolve()
 
     def pick(key: str, default: Any = None) -> Any:
@@ -228,7 +229,7 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
                 *(overrides.get("extend_exclude") or ()),
             ],
         ),
-        codes=_rule_codes(table, where, overrides),
+        codes=_rule_codes(layers, overrides),
         vocabulary=default_vocabulary().extended(_vocabulary_table(table.get("extend-vocabulary", {}))),
         baseline=_resolve(root, baseline) if baseline else None,
         cache_dir=_resolve(root, cache_dir),
@@ -251,20 +252,87 @@ def _where(config_file: Path | None) -> str:
     return f"{config_file}: [tool.seamfix]" if config_file.name == "pyproject.toml" else str(config_file)
 
 
-def _rule_codes(table: dict[str, Any], where: str, overrides: dict[str, Any]) -> frozenset[str]:
-    """As ruff's layers: the defaults, then the file's selection, then the command line's; a layer with a
-    ``select`` starts afresh (so ``--select`` drops the file's ``select``, ``extend-select`` and ``ignore``)."""
+def _rule_codes(layers: list[tuple[dict[str, Any], str]], overrides: dict[str, Any]) -> frozenset[str]:
+    """As ruff's layers: the defaults, then each file's selection (an extended base first), then the command
+    line's; a layer with a ``select`` starts afresh (so ``--select`` drops the file's ``select``,
+    ``extend-select`` and ``ignore``)."""
     codes = {code for code, rule in RULES.items() if rule.default_enabled}
-    layers = (
-        (where, table.get("select"), table.get("extend-select"), table.get("ignore"), ""),
+    selections = [
+        *((where, table.get("select"), table.get("extend-select"), table.get("ignore"), "") for table, where in layers),
         (COMMAND_LINE, overrides.get("select"), overrides.get("extend_select"), overrides.get("ignore"), "--"),
-    )
-    for layer_where, select, extend, ignore, prefix in layers:
+    ]
+    for layer_where, select, extend, ignore, prefix in selections:
         if select:
             codes = _expand(select, f"{prefix}select", layer_where)
         codes |= _expand(extend or (), f"{prefix}extend-select", layer_where)
         codes -= _expand(ignore or (), f"{prefix}ignore", layer_where)
     return frozenset(codes | ALWAYS_ON)
+
+
+# Keys whose values add up along an `extend` chain (as ruff's `extend-*`); the others are replaced.
+_ADDING_KEYS = ("extend-exclude", "extend-per-file-ignores", "extend-vocabulary")
+# Keys naming paths or path globs, relative to the folder of the file that sets them.
+_PATH_KEYS = ("adapter", "baseline", "cache-dir", "src", "include", "exclude", "extend-exclude", "allow")
+_PATH_TABLE_KEYS = ("per-file-ignores", "extend-per-file-ignores")
+
+
+def _extended_layers(config_file: Path) -> list[tuple[dict[str, Any], str]]:
+    """The tables of ``config_file`` and of the files it ``extend``s, the furthest base first, each with how
+    errors name it. As ruff's, a base's relative paths and path globs count from its own folder: they are made
+    absolute here (a plain name such as ``build`` still matches anywhere)."""
+    chain: list[tuple[dict[str, Any], str]] = []
+    path, seen = config_file, set()
+    while True:
+        if path in seen:
+            raise SeamfixError(f"{config_file}: `extend` chain returns to {path}")
+        seen.add(path)
+        table, where = read_table(path), _where(path)
+        _validate(table, where)
+        chain.append((table if path == config_file else _absolute_paths(table, path.parent), where))
+        if "extend" not in table:
+            return chain[::-1]
+        base = (path.parent / os.path.expandvars(os.path.expanduser(table["extend"]))).resolve()
+        if not base.is_file():
+            raise SeamfixError(f"{where}: `extend` = {table['extend']!r}: no such file")
+        path = base
+
+
+def _absolute_paths(table: dict[str, Any], folder: Path) -> dict[str, Any]:
+    def absolute(value: str) -> str:
+        return os.path.normpath(folder / value.strip()) if "/" in value or value.strip() in (".", "..") else value
+
+    converted = dict(table)
+    for key in _PATH_KEYS:
+        if isinstance(table.get(key), str):
+            converted[key] = os.path.normpath(folder / table[key])
+        elif key in table:
+            converted[key] = [
+                os.path.normpath(folder / item) if key == "src" else absolute(item) for item in table[key]
+            ]
+    for key in _PATH_TABLE_KEYS:  # `!glob` negates: the `!` stays in front
+        if key in table:
+            converted[key] = {
+                "!" * pattern.startswith("!") + absolute(pattern.removeprefix("!")): codes
+                for pattern, codes in table[key].items()
+            }
+    return converted
+
+
+def _merged(layers: list[tuple[dict[str, Any], str]]) -> dict[str, Any]:
+    """One table of an ``extend`` chain: a later file replaces a key, or adds to an ``extend-*`` key."""
+    merged: dict[str, Any] = {}
+    for table, _ in layers:
+        for key, value in table.items():
+            if key not in _ADDING_KEYS or key not in merged:
+                merged[key] = value
+            elif key == "extend-exclude":
+                merged[key] = [*merged[key], *value]
+            elif key == "extend-per-file-ignores":
+                merged[key] = {**merged[key], **value}
+            else:
+                old, new = _vocabulary_table(merged[key]), _vocabulary_table(value)
+                merged[key] = {name: [*old.get(name, []), *new.get(name, [])] for name in {**old, **new}}
+    return merged
 
 
 def _expand(selectors: list[str], key: str, where: str) -> set[str]:

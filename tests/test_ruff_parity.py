@@ -40,6 +40,7 @@ class Case:
     symlinks: list[tuple[str, str]] = field(default_factory=list)  # (target, link)
     other_files: dict[str, str] = field(default_factory=dict)  # contents other than BOTH
     tracked: list[str] = field(default_factory=list)  # files added to git's index
+    bases: dict[str, dict] = field(default_factory=dict)  # further configuration files ("{tool}" in the path)
     test_file_default: bool = False  # keep seamfix's default `per-file-ignores` for test files
 
 
@@ -64,10 +65,11 @@ def _codes(tool: str, value):
 def config_text(tool: str, config: dict, pyproject: bool, test_file_default: bool = False) -> str:
     """The configuration for ``tool``: ruff's lint keys in its `lint` table, F401 selected unless chosen; seamfix's
     test-file default `per-file-ignores` (a documented difference) off unless chosen."""
-    config = {key: _codes(tool, value) for key, value in config.items()}
-    if tool == "ruff":
+    config = {key: _codes(tool, value).format(tool=tool) if key == "extend" else _codes(tool, value)
+              for key, value in config.items()}  # fmt: skip
+    if tool == "ruff" and "extend" not in config:
         config.setdefault("select", [RULE["ruff"]])
-    elif not test_file_default:
+    elif not test_file_default and "extend" not in config:  # an extended file's stands
         config.setdefault("per-file-ignores", {})
     top = [f"{key} = {_toml(value)}" for key, value in config.items() if tool == "seamfix" or key not in LINT_KEYS]
     lint = [f"{key} = {_toml(value)}" for key, value in config.items() if tool == "ruff" and key in LINT_KEYS]
@@ -82,6 +84,8 @@ def flagged(tool: str, case: Case, root: Path) -> list[str]:
     written[CONFIG_FILE[case.kind].format(tool=tool)] = config_text(
         tool, case.config, case.kind == "pyproject", case.test_file_default
     )
+    for name, base in case.bases.items():
+        written[name.format(tool=tool)] = config_text(tool, base, pyproject=False)
     for folder, nested in case.nested.items():
         written[f"{folder}/pyproject.toml"] = config_text(tool, nested, pyproject=True)
     for name, text in written.items():
@@ -168,6 +172,26 @@ SAME = {
         TREE, nested={"sub": {"extend-exclude": ["deep"]}}, args=["--config", "pyproject.toml", "."]
     ),
     "run-in-a-nested-project": Case(TREE, {"extend-exclude": ["b.py"]}, nested={"sub": {}}, cwd="sub"),
+    "extend-a-base-outside": Case(
+        TREE,
+        {"extend": "../{tool}-shared/base.toml", "extend-exclude": ["x"]},
+        bases={
+            "../{tool}-shared/base.toml": {
+                "extend-exclude": ["deep", "sub/b.py"],
+                "per-file-ignores": {"**/tests/*": ["RULE"], ".hidden/*": ["RULE"], "c.py": ["RULE"]},
+            }
+        },
+    ),
+    "extend-a-base-inside-with-selection": Case(
+        TREE,
+        {"extend": "cfg/base.toml", "extend-per-file-ignores": {"x/*": ["RULE"]}},
+        bases={"cfg/base.toml": {"select": ["PREFIX"], "extend-per-file-ignores": {"sub/*.py": ["RULE"]}}},
+    ),
+    "extend-chain-child-ignores": Case(
+        TREE,
+        {"extend": "cfg/mid.toml", "ignore": ["RULE"]},
+        bases={"cfg/mid.toml": {"extend": "base.toml"}, "cfg/base.toml": {"select": ["RULE"]}},
+    ),
     "symlinks": Case(TREE, symlinks=[("a.py", "link.py"), ("sub", "linked_sub")]),
     "symlinks-given-explicitly": Case(
         TREE, symlinks=[("a.py", "link.py"), ("sub", "linked_sub")], args=["link.py", "linked_sub"]
@@ -282,3 +306,14 @@ def test_random_projects_flag_the_same_files_as_ruff(seed, tmp_path):
     case = random_case(seed)
     ruff, seamfix = both(case, tmp_path)
     assert seamfix == ruff, case
+
+
+@pytest.mark.parametrize("extend", ["a.toml", "missing.toml"])
+def test_bad_extend_is_a_configuration_error_in_both(extend, project):
+    """A cycle (a.toml extends the file that extends it) or a missing base: exit 2 naming the file, as ruff."""
+    root = project({"pyproject.toml": f'[tool.seamfix]\nextend = "{extend}"\n', "a.toml": 'extend = "pyproject.toml"\n'})
+    (root / "m.py").write_text(BOTH)
+    result = run_seamfix("lint", cwd=root)
+    assert result.code == 2 and result.stderr.count("\n") == 1 and "extend" in result.stderr, result.stderr
+    (root / "pyproject.toml").write_text(f'[tool.ruff]\nextend = "{extend}"\n')
+    assert subprocess.run([RUFF, "check", "--no-cache", "."], cwd=root, capture_output=True).returncode == 2
