@@ -13,7 +13,7 @@ import click
 from seamfix import __version__
 from seamfix.audit.command import audit_command
 from seamfix.config import config_start, load_settings, settings_by_project
-from seamfix.engine import lint, merge_results
+from seamfix.engine import LintResult, lint, merge_results
 from seamfix.errors import SeamfixError
 from seamfix.lint_rules import ALWAYS_ON, RULES, rule_for
 from seamfix.report import FORMATS, renderer
@@ -77,14 +77,14 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
                 nested=config is None,
             )
         )
-        # As ruff's walk, one `respect-gitignore` for the whole walk: the one of the folder given.
-        projects += [
-            (
-                replace(load_settings(cwd, None, folder, **overrides), respect_gitignore=settings.respect_gitignore),
-                [folder],
-            )
-            for folder in results[-1].nested
-        ]
+        for folder in results[-1].nested:
+            try:
+                nested_settings = load_settings(cwd, None, folder, **overrides)
+            except SeamfixError as exc:  # one broken configuration leaves its folder unchecked, not the others
+                results.append(LintResult(errors=[str(exc)]))
+                continue
+            # As ruff's walk, one `respect-gitignore` for the whole walk: the one of the folder given.
+            projects.append((replace(nested_settings, respect_gitignore=settings.respect_gitignore), [folder]))
     if write_baseline is not None and len(results) > 1:
         raise SeamfixError("--write-baseline records one project's findings: give paths of one project")
     result = merge_results(results)

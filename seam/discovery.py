@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seamfix.config import Settings, config_in
+from seamfix.errors import SeamfixError
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,24 @@ def _walk(
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 is_dir = False
-            if is_dir and nested and config_in(Path(entry.path)) is not None:
-                result.nested.append(Path(entry.path))
-            elif is_dir:
-                stack.append((entry.path, relpath + "/"))
+            if is_dir:
+                own_config = nested and _has_own_config(entry.path, result)
+                if own_config:
+                    result.nested.append(Path(entry.path))
+                elif own_config is False:  # None: its configuration is broken, the folder is left unchecked
+                    stack.append((entry.path, relpath + "/"))
             elif settings.include.matches(relpath) and not settings.is_seam(relpath):
                 found[entry.path] = SourcePath(entry.path, relpath)
+
+
+def _has_own_config(folder: str, result: Discovery) -> bool | None:
+    """Does ``folder`` hold a configuration file? None for one that cannot be read: an error naming it (ruff
+    stops the whole run; here the other files are still checked)."""
+    try:
+        return config_in(Path(folder)) is not None
+    except SeamfixError as exc:
+        result.errors.append(str(exc))
+        return None
 
 
 def _relpath(path: str, root: str) -> str:

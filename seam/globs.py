@@ -35,7 +35,7 @@ def _translate(pattern: str) -> str:
     return "".join(out)
 
 
-def anchored(pattern: str) -> str:
+def _anchored(pattern: str) -> str:
     """The project-relative path a pattern names, as ruff joins it to the project root and normalizes it."""
     return posixpath.normpath(pattern.strip())
 
@@ -47,7 +47,7 @@ class GlobSet:
         self.patterns = tuple(patterns)
         name_patterns, paths = [], []
         # Plain names (".git") and suffixes ("*.py") skip the regex: discovery asks once per directory entry.
-        # Their anchored form ("git" at the root, ".*\.py") matches no path their name form does not.
+        # Their anchored form (".git" at the root, ".*\.py") matches no path their name form does not.
         self._literal_names: set[str] = set()
         suffixes: list[str] = []
         for raw in self.patterns:
@@ -59,7 +59,7 @@ class GlobSet:
             else:
                 if names and "/" not in pattern:
                     name_patterns.append(_translate(pattern))
-                paths.append(_translate(anchored(pattern)))
+                paths.append(_translate(_anchored(pattern)))
         self._suffixes = tuple(suffixes)
         self._name = re.compile("|".join(name_patterns)) if name_patterns else None
         self._path = re.compile("|".join(paths)) if paths else None

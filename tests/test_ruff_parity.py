@@ -311,9 +311,23 @@ def test_random_projects_flag_the_same_files_as_ruff(seed, tmp_path):
 @pytest.mark.parametrize("extend", ["a.toml", "missing.toml"])
 def test_bad_extend_is_a_configuration_error_in_both(extend, project):
     """A cycle (a.toml extends the file that extends it) or a missing base: exit 2 naming the file, as ruff."""
-    root = project({"pyproject.toml": f'[tool.seamfix]\nextend = "{extend}"\n', "a.toml": 'extend = "pyproject.toml"\n'})
+    root = project(
+        {"pyproject.toml": f'[tool.seamfix]\nextend = "{extend}"\n', "a.toml": 'extend = "pyproject.toml"\n'}
+    )
     (root / "m.py").write_text(BOTH)
     result = run_seamfix("lint", cwd=root)
     assert result.code == 2 and result.stderr.count("\n") == 1 and "extend" in result.stderr, result.stderr
     (root / "pyproject.toml").write_text(f'[tool.ruff]\nextend = "{extend}"\n')
     assert subprocess.run([RUFF, "check", "--no-cache", "."], cwd=root, capture_output=True).returncode == 2
+
+
+@pytest.mark.parametrize("broken", ["[tool.seamfix\n", "[tool.seamfix]\nselect = 5\n"])
+def test_a_broken_nested_configuration_leaves_only_its_folder_unchecked(broken, project):
+    """Ruff stops the whole run (exit 2, nothing checked); seamfix names the file, exit 2, checks the rest."""
+    root = project({"pyproject.toml": "[tool.seamfix]\n", "a.py": BOTH, "sub/b.py": BOTH, "sub/pyproject.toml": broken})
+    result = run_seamfix("lint", "--format", "json", cwd=root)
+    assert result.code == 2 and "sub/pyproject.toml" in result.stderr and result.stderr.count("\n") == 1
+    assert [finding["path"] for finding in result.json()] == ["a.py"]
+    (root / "sub/pyproject.toml").write_text(broken.replace("seamfix", "ruff"))
+    ruff = subprocess.run([RUFF, "check", "--no-cache", "--output-format", "json"], cwd=root, capture_output=True)
+    assert ruff.returncode == 2 and not ruff.stdout.strip()
