@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -12,7 +13,7 @@ import click
 from seamfix import __version__
 from seamfix.audit.command import audit_command
 from seamfix.config import config_start, load_settings, settings_by_project
-from seamfix.engine import lint, merge_results
+from seamfix.engine import LintResult, lint, merge_results
 from seamfix.errors import SeamfixError, echo_error
 from seamfix.lint_rules import ALWAYS_ON, RULES, rule_for
 from seamfix.report import FORMATS, renderer
@@ -61,10 +62,11 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
     """Report MLA-specific code outside the seam in PATHS (default: the current directory)."""
     cwd = Path.cwd()
     projects = settings_by_project(cwd, config, list(paths), **overrides)
-    if write_baseline is not None and len(projects) > 1:
-        raise SeamfixError("--write-baseline records one project's findings: give paths of one project")
-    result = merge_results(
-        [
+    first_root = projects[0][0].root
+    results = []
+    while projects:  # a folder with a configuration of its own is linted under it (not with `--config`)
+        settings, targets = projects.pop(0)
+        results.append(
             lint(
                 targets,
                 settings,
@@ -73,16 +75,26 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
                 force_exclude=force_exclude,
                 jobs=jobs,
                 apply_baseline=write_baseline is None,
+                nested=config is None,
             )
-            for settings, targets in projects
-        ]
-    )
+        )
+        for folder in results[-1].nested:
+            try:
+                nested_settings = load_settings(cwd, None, folder, **overrides)
+            except SeamfixError as exc:  # one broken configuration leaves its folder unchecked, not the others
+                results.append(LintResult(errors=[str(exc)]))
+                continue
+            # As ruff's walk, one `respect-gitignore` for the whole walk: the one of the folder given.
+            projects.append((replace(nested_settings, respect_gitignore=settings.respect_gitignore), [folder]))
+    if write_baseline is not None and len(results) > 1:
+        raise SeamfixError("--write-baseline records one project's findings: give paths of one project")
+    result = merge_results(results)
     for error in result.errors:
         echo_error(error)
     if write_baseline is not None:
         from seamfix.baseline import write_baseline as record_baseline
 
-        record_baseline(write_baseline, result.recorded, projects[0][0].root)
+        record_baseline(write_baseline, result.recorded, first_root)
         click.echo(f"Wrote {len(result.recorded)} findings to {write_baseline}", err=True)
         sys.exit(EXIT_ERROR if result.errors else EXIT_CLEAN)
     if statistics:

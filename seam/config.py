@@ -17,10 +17,11 @@ from seamfix.vocabulary import CATEGORIES, Vocabulary, default_vocabulary
 
 DEFAULT_INCLUDE = ("*.py",)
 DEFAULT_EXCLUDE = (
-    ".bzr", ".direnv", ".eggs", ".git", ".git-rewrite", ".hg", ".mypy_cache", ".nox", ".pants.d",
-    ".pytype", ".pytest_cache", ".ruff_cache", ".seamfix_cache", ".svn", ".tox", ".venv", "__pycache__",
-    "__pypackages__", "_build", "buck-out", "build", "dist", "node_modules", "site-packages", "venv",
-)  # fmt: skip
+    ".bzr", ".direnv", ".eggs", ".git", ".git-rewrite", ".hg", ".ipynb_checkpoints", ".mypy_cache", ".nox",
+    ".pants.d", ".pyenv", ".pytype", ".pytest_cache", ".ruff_cache", ".seamfix_cache", ".svn", ".tox", ".venv",
+    ".vscode", "__pycache__", "__pypackages__", "_build", "buck-out", "build", "dist", "node_modules",
+    "site-packages", "venv",
+)  # ruff's, and `build` (a fork's `setup.py build` copies its sources there)  # fmt: skip
 DEFAULT_CACHE_DIR = ".seamfix_cache"
 # In one folder, as ruff's `.ruff.toml` > `ruff.toml` > `pyproject.toml`; a pyproject.toml counts only with a table.
 CONFIG_NAMES = (".seamfix.toml", "seamfix.toml", "pyproject.toml")
@@ -35,6 +36,7 @@ _STRINGS = "a list of strings"
 _BOOLEAN = "a boolean"
 _CODES_BY_GLOB = "a table of glob = list of rule codes"
 KEYS: dict[str, str] = {
+    "extend": _STRING,
     "adapter": _STRING,
     "allow": _STRINGS,
     "include": _STRINGS,
@@ -49,6 +51,7 @@ KEYS: dict[str, str] = {
     "per-file-ignores": _CODES_BY_GLOB,
     "extend-per-file-ignores": _CODES_BY_GLOB,
     "respect-gitignore": _BOOLEAN,
+    "force-exclude": _BOOLEAN,
     "src": _STRINGS,
 }
 
@@ -61,7 +64,7 @@ class Settings:
     config_file: Path | None = None
     adapter: str | None = None
     allow: GlobSet = field(default_factory=lambda: GlobSet(()))
-    include: GlobSet = field(default_factory=lambda: GlobSet(DEFAULT_INCLUDE))
+    include: GlobSet = field(default_factory=lambda: GlobSet(DEFAULT_INCLUDE, names=False))
     exclude: GlobSet = field(default_factory=lambda: GlobSet(DEFAULT_EXCLUDE))
     codes: frozenset[str] = frozenset(code for code, rule in RULES.items() if rule.default_enabled)
     vocabulary: Vocabulary = field(default_factory=default_vocabulary)
@@ -70,12 +73,14 @@ class Settings:
     # (globs, negated, codes): a negated entry (`"!src/**"`) applies to the files its globs do not match.
     per_file_ignores: tuple[tuple[GlobSet, bool, frozenset[str]], ...] = ()
     respect_gitignore: bool = True
+    force_exclude: bool = False
 
     def ignored_codes(self, relpath: str) -> frozenset[str]:
-        """Codes that ``per-file-ignores`` turn off for this project-relative file."""
+        """Codes that ``per-file-ignores`` turn off for this project-relative file (as ruff's, a glob is matched
+        against the file only: a folder's name or path does not cover its files, ``folder/**`` does)."""
         codes: frozenset[str] = frozenset()
         for globs, negated, ignored in self.per_file_ignores:
-            if globs.matches_within(relpath) != negated:
+            if globs.matches(relpath) != negated:
                 codes |= ignored
         return codes
 
@@ -114,11 +119,15 @@ def package_parts(relpath: str, src: tuple[str, ...]) -> tuple[str, ...]:
 def find_config(start: Path) -> Path | None:
     """The nearest configuration file at or above ``start``: in one folder ``.seamfix.toml``, then
     ``seamfix.toml``, then a ``pyproject.toml`` with a ``[tool.seamfix]`` table."""
-    for directory in (start, *start.parents):
-        for name in CONFIG_NAMES:
-            candidate = directory / name
-            if candidate.is_file() and (name != "pyproject.toml" or _seamfix_table(candidate) is not None):
-                return candidate
+    return next(filter(None, map(config_in, (start, *start.parents))), None)
+
+
+def config_in(directory: Path) -> Path | None:
+    """The configuration file of ``directory`` itself, by the precedence of :func:`find_config`."""
+    for name in CONFIG_NAMES:
+        candidate = directory / name
+        if candidate.is_file() and (name != "pyproject.toml" or _seamfix_table(candidate) is not None):
+            return candidate
     return None
 
 
@@ -193,9 +202,9 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
     config_file = config.resolve() if config is not None else found.resolve() if found else None
     if config is not None and not config_file.is_file():
         raise SeamfixError(f"{config}: config file not found")
-    table = read_table(config_file) if config_file else {}
+    layers = _extended_layers(config_file) if config_file else []
+    table = _merged(layers)
     where = _where(config_file)
-    _validate(table, where)
     root = config_file.parent if config_file else cwd.resolve()
 
     def pick(key: str, default: Any = None) -> Any:
@@ -210,24 +219,28 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
         root=root,
         config_file=config_file,
         adapter=_adapter_path(root, adapter, *adapter_key) if adapter is not None else None,
-        allow=GlobSet(table.get("allow", ())),
-        include=GlobSet(table.get("include", DEFAULT_INCLUDE)),
-        exclude=GlobSet(
+        allow=_globs(root, table.get("allow", ())),
+        include=_globs(root, table.get("include", DEFAULT_INCLUDE), names=False),
+        exclude=_globs(
+            root,
             [
                 *table.get("exclude", DEFAULT_EXCLUDE),
                 *table.get("extend-exclude", ()),
                 *(overrides.get("extend_exclude") or ()),
-            ]
+            ],
         ),
-        codes=_rule_codes(table, where, overrides),
+        codes=_rule_codes(layers, overrides),
         vocabulary=default_vocabulary().extended(_vocabulary_table(table.get("extend-vocabulary", {}))),
         baseline=_resolve(root, baseline) if baseline else None,
         cache_dir=_resolve(root, cache_dir),
         per_file_ignores=(
-            *_per_file_ignores(per_file, where),
-            *_per_file_ignores(_command_line_per_file_ignores(overrides.get("per_file_ignores") or ()), COMMAND_LINE),
+            *_per_file_ignores(root, per_file, where),
+            *_per_file_ignores(
+                root, _command_line_per_file_ignores(overrides.get("per_file_ignores") or ()), COMMAND_LINE
+            ),
         ),
         respect_gitignore=table.get("respect-gitignore", True),
+        force_exclude=table.get("force-exclude", False),
         src=tuple(_source_root(root, value, where) for value in src),
     )
 
@@ -239,20 +252,87 @@ def _where(config_file: Path | None) -> str:
     return f"{config_file}: [tool.seamfix]" if config_file.name == "pyproject.toml" else str(config_file)
 
 
-def _rule_codes(table: dict[str, Any], where: str, overrides: dict[str, Any]) -> frozenset[str]:
-    """As ruff's layers: the defaults, then the file's selection, then the command line's; a layer with a
-    ``select`` starts afresh (so ``--select`` drops the file's ``select``, ``extend-select`` and ``ignore``)."""
+def _rule_codes(layers: list[tuple[dict[str, Any], str]], overrides: dict[str, Any]) -> frozenset[str]:
+    """As ruff's layers: the defaults, then each file's selection (an extended base first), then the command
+    line's; a layer with a ``select`` starts afresh (so ``--select`` drops the file's ``select``,
+    ``extend-select`` and ``ignore``)."""
     codes = {code for code, rule in RULES.items() if rule.default_enabled}
-    layers = (
-        (where, table.get("select"), table.get("extend-select"), table.get("ignore"), ""),
+    selections = [
+        *((where, table.get("select"), table.get("extend-select"), table.get("ignore"), "") for table, where in layers),
         (COMMAND_LINE, overrides.get("select"), overrides.get("extend_select"), overrides.get("ignore"), "--"),
-    )
-    for layer_where, select, extend, ignore, prefix in layers:
+    ]
+    for layer_where, select, extend, ignore, prefix in selections:
         if select:
             codes = _expand(select, f"{prefix}select", layer_where)
         codes |= _expand(extend or (), f"{prefix}extend-select", layer_where)
         codes -= _expand(ignore or (), f"{prefix}ignore", layer_where)
     return frozenset(codes | ALWAYS_ON)
+
+
+# Keys whose values add up along an `extend` chain (as ruff's `extend-*`); the others are replaced.
+_ADDING_KEYS = ("extend-exclude", "extend-per-file-ignores", "extend-vocabulary")
+# Keys naming paths or path globs, relative to the folder of the file that sets them.
+_PATH_KEYS = ("adapter", "baseline", "cache-dir", "src", "include", "exclude", "extend-exclude", "allow")
+_PATH_TABLE_KEYS = ("per-file-ignores", "extend-per-file-ignores")
+
+
+def _extended_layers(config_file: Path) -> list[tuple[dict[str, Any], str]]:
+    """The tables of ``config_file`` and of the files it ``extend``s, the furthest base first, each with how
+    errors name it. As ruff's, a base's relative paths and path globs count from its own folder: they are made
+    absolute here (a plain name such as ``build`` still matches anywhere)."""
+    chain: list[tuple[dict[str, Any], str]] = []
+    path, seen = config_file, set()
+    while True:
+        if path in seen:
+            raise SeamfixError(f"{config_file}: `extend` chain returns to {path}")
+        seen.add(path)
+        table, where = read_table(path), _where(path)
+        _validate(table, where)
+        chain.append((table if path == config_file else _absolute_paths(table, path.parent), where))
+        if "extend" not in table:
+            return chain[::-1]
+        base = (path.parent / os.path.expandvars(os.path.expanduser(table["extend"]))).resolve()
+        if not base.is_file():
+            raise SeamfixError(f"{where}: `extend` = {table['extend']!r}: no such file")
+        path = base
+
+
+def _absolute_paths(table: dict[str, Any], folder: Path) -> dict[str, Any]:
+    def absolute(value: str) -> str:
+        return os.path.normpath(folder / value.strip()) if "/" in value or value.strip() in (".", "..") else value
+
+    converted = dict(table)
+    for key in _PATH_KEYS:
+        if isinstance(table.get(key), str):
+            converted[key] = os.path.normpath(folder / table[key])
+        elif key in table:
+            converted[key] = [
+                os.path.normpath(folder / item) if key == "src" else absolute(item) for item in table[key]
+            ]
+    for key in _PATH_TABLE_KEYS:  # `!glob` negates: the `!` stays in front
+        if key in table:
+            converted[key] = {
+                "!" * pattern.startswith("!") + absolute(pattern.removeprefix("!")): codes
+                for pattern, codes in table[key].items()
+            }
+    return converted
+
+
+def _merged(layers: list[tuple[dict[str, Any], str]]) -> dict[str, Any]:
+    """One table of an ``extend`` chain: a later file replaces a key, or adds to an ``extend-*`` key."""
+    merged: dict[str, Any] = {}
+    for table, _ in layers:
+        for key, value in table.items():
+            if key not in _ADDING_KEYS or key not in merged:
+                merged[key] = value
+            elif key == "extend-exclude":
+                merged[key] = [*merged[key], *value]
+            elif key == "extend-per-file-ignores":
+                merged[key] = {**merged[key], **value}
+            else:
+                old, new = _vocabulary_table(merged[key]), _vocabulary_table(value)
+                merged[key] = {name: [*old.get(name, []), *new.get(name, [])] for name in {**old, **new}}
+    return merged
 
 
 def _expand(selectors: list[str], key: str, where: str) -> set[str]:
@@ -267,11 +347,22 @@ def _expand(selectors: list[str], key: str, where: str) -> set[str]:
     return chosen
 
 
-def _per_file_ignores(table: dict[str, list[str]], where: str) -> list[tuple[GlobSet, bool, frozenset[str]]]:
+def _globs(root: Path, patterns: list[str] | tuple[str, ...], names: bool = True) -> GlobSet:
+    """Patterns of a configuration file in ``root``; an absolute one (``/repo/gen``), as ruff's, names that path."""
+    return GlobSet(
+        ("./" + os.path.relpath(pattern, root).replace(os.sep, "/") if os.path.isabs(pattern) else pattern
+         for pattern in patterns),
+        names,
+    )  # fmt: skip
+
+
+def _per_file_ignores(
+    root: Path, table: dict[str, list[str]], where: str
+) -> list[tuple[GlobSet, bool, frozenset[str]]]:
     """Each glob (``!`` negates it, as in ruff) with the codes it turns off; the always-on rules cannot be."""
     return [
         (
-            GlobSet([pattern.removeprefix("!")]),
+            _globs(root, [pattern.removeprefix("!")]),
             pattern.startswith("!"),
             frozenset(_expand(codes, f"per-file-ignores.{pattern}", where) - ALWAYS_ON),
         )

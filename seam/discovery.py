@@ -8,7 +8,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seamfix.config import Settings
+from seamfix.config import Settings, config_in
+from seamfix.errors import SeamfixError
 
 
 @dataclass(frozen=True)
@@ -21,13 +22,18 @@ class SourcePath:
 class Discovery:
     files: list[SourcePath] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Walked folders (not excluded) holding a configuration of their own, left for it to govern, as ruff's
+    # hierarchical configuration; only when asked for (``nested=True``).
+    nested: list[Path] = field(default_factory=list)
 
 
-def discover(paths: list[Path], settings: Settings, force_exclude: bool = False) -> Discovery:
+def discover(paths: list[Path], settings: Settings, force_exclude: bool = False, nested: bool = False) -> Discovery:
     """Files under ``paths`` to check, sorted; unreadable paths become errors. Directories are not followed
     through symlinks (no loops); a path given explicitly is checked even if ``include`` does not match it,
-    and even if ``exclude`` does unless ``force_exclude`` (as ruff does). With ``respect-gitignore``, files
-    that git ignores are skipped under the same rule."""
+    and even if ``exclude`` does unless ``force_exclude`` (the flag or the setting), as ruff does. With
+    ``respect-gitignore``, files found in folders that git ignores are skipped; a file given explicitly is
+    checked whatever git says (as ruff's, ``force-exclude`` applies ``exclude`` only)."""
+    force_exclude = force_exclude or settings.force_exclude
     found: dict[str, SourcePath] = {}
     explicit: set[str] = set()
     result = Discovery()
@@ -40,15 +46,13 @@ def discover(paths: list[Path], settings: Settings, force_exclude: bool = False)
         elif force_exclude and settings.exclude.matches_within(relpath):
             continue
         elif os.path.isdir(path):
-            _walk(path, relpath, settings, found, result.errors)
+            _walk(path, relpath, settings, found, result, nested)
         elif not settings.is_seam(relpath):
             found[path] = SourcePath(path, relpath)
             explicit.add(path)
     if settings.respect_gitignore and found:
         judged = [
-            path
-            for path, source in found.items()
-            if (force_exclude or path not in explicit) and not source.relpath.startswith("../")
+            path for path, source in found.items() if path not in explicit and not source.relpath.startswith("../")
         ]
         for path in git_ignored(judged, root):
             del found[path]
@@ -56,14 +60,16 @@ def discover(paths: list[Path], settings: Settings, force_exclude: bool = False)
     return result
 
 
-def _walk(top: str, top_relpath: str, settings: Settings, found: dict[str, SourcePath], errors: list[str]) -> None:
+def _walk(
+    top: str, top_relpath: str, settings: Settings, found: dict[str, SourcePath], result: Discovery, nested: bool
+) -> None:
     stack = [(top, "" if top_relpath == "." else top_relpath + "/")]
     while stack:
         directory, prefix = stack.pop()
         try:
             entries = list(os.scandir(directory))
         except OSError as exc:
-            errors.append(f"{directory}: cannot list directory: {exc.strerror or exc}")
+            result.errors.append(f"{directory}: cannot list directory: {exc.strerror or exc}")
             continue
         for entry in entries:
             relpath = prefix + entry.name
@@ -74,9 +80,23 @@ def _walk(top: str, top_relpath: str, settings: Settings, found: dict[str, Sourc
             except OSError:
                 is_dir = False
             if is_dir:
-                stack.append((entry.path, relpath + "/"))
+                own_config = nested and _has_own_config(entry.path, result)
+                if own_config:
+                    result.nested.append(Path(entry.path))
+                elif own_config is False:  # None: its configuration is broken, the folder is left unchecked
+                    stack.append((entry.path, relpath + "/"))
             elif settings.include.matches(relpath) and not settings.is_seam(relpath):
                 found[entry.path] = SourcePath(entry.path, relpath)
+
+
+def _has_own_config(folder: str, result: Discovery) -> bool | None:
+    """Does ``folder`` hold a configuration file? None for one that cannot be read: an error naming it (ruff
+    stops the whole run; here the other files are still checked)."""
+    try:
+        return config_in(Path(folder)) is not None
+    except SeamfixError as exc:
+        result.errors.append(str(exc))
+        return None
 
 
 def _relpath(path: str, root: str) -> str:

@@ -30,6 +30,7 @@ class LintResult:
     # Files checked by this run (not taken from the cache): project path -> digest of the bytes checked and
     # all their findings, before per-file ignores (what `seamfix apply` would otherwise compute again).
     checked: dict[str, tuple[bytes, list[Finding]]] = field(default_factory=dict)
+    nested: list[Path] = field(default_factory=list)  # folders left to their own configuration (``nested=True``)
 
 
 def check_options(settings: Settings, surface: SeamSurface | None = None) -> CheckOptions:
@@ -57,8 +58,9 @@ def lint(
     force_exclude: bool = False,
     jobs: int | None = None,
     apply_baseline: bool = True,
+    nested: bool = False,
 ) -> LintResult:
-    discovery = discover(paths, settings, force_exclude)
+    discovery = discover(paths, settings, force_exclude, nested)
     options = check_options(settings)
     cache = LintCache(settings.cache_dir, settings.root, options) if use_cache and settings.cache_dir else None
     per_file: dict[str, list[Finding]] = {}
@@ -114,6 +116,7 @@ def lint(
         errors=sorted(errors),
         files_checked=len(discovery.files),
         checked=checked,
+        nested=discovery.nested,
     )
 
 

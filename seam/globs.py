@@ -1,7 +1,11 @@
-"""Glob patterns as ruff reads them: ``name`` matches any path component, ``dir/*.py`` is project-relative."""
+"""Glob patterns as ruff reads them (its ``globset`` without ``literal_separator``): a pattern matches a path
+when it matches the whole project-relative path, where ``*`` and ``?`` cross ``/`` too (``fork/*.py`` covers
+``fork/sub/a.py``), or, for exclude-like sets, when a pattern without ``/`` matches the file or folder name
+(``build`` anywhere; ``./build`` only at the root). ``include`` is matched against the path only."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterable
 
@@ -11,17 +15,14 @@ _WILDCARD = re.compile(r"[*?\[]")
 def _translate(pattern: str) -> str:
     out, i = [], 0
     while i < len(pattern):
-        if pattern.startswith("**/", i):
+        if pattern.startswith("**/", i) and (i == 0 or pattern[i - 1] == "/"):
             out.append("(?:.*/)?")
             i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
         elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
+            out.append(".*")
+            i += 2 if pattern.startswith("**", i) else 1
         elif pattern[i] == "?":
-            out.append("[^/]")
+            out.append(".")
             i += 1
         elif pattern[i] == "[" and "]" in pattern[i + 1 :]:
             end = pattern.index("]", i + 1)
@@ -34,27 +35,33 @@ def _translate(pattern: str) -> str:
     return "".join(out)
 
 
-class GlobSet:
-    """A set of patterns; a pattern without ``/`` matches a file or directory name anywhere."""
+def _anchored(pattern: str) -> str:
+    """The project-relative path a pattern names, as ruff joins it to the project root and normalizes it."""
+    return posixpath.normpath(pattern.strip())
 
-    def __init__(self, patterns: Iterable[str]) -> None:
+
+class GlobSet:
+    """A set of patterns, each matched against the whole path and (``names``) a path's name (see the module)."""
+
+    def __init__(self, patterns: Iterable[str], names: bool = True) -> None:
         self.patterns = tuple(patterns)
-        names, paths = [], []
+        name_patterns, paths = [], []
         # Plain names (".git") and suffixes ("*.py") skip the regex: discovery asks once per directory entry.
+        # Their anchored form (".git" at the root, ".*\.py") matches no path their name form does not.
         self._literal_names: set[str] = set()
         suffixes: list[str] = []
         for raw in self.patterns:
-            pattern = raw.strip().removeprefix("./").lstrip("/").rstrip("/")
-            if "/" in pattern:
-                paths.append(_translate(pattern))
-            elif not _WILDCARD.search(pattern):
+            pattern = raw.strip()
+            if names and "/" not in pattern and not _WILDCARD.search(pattern):
                 self._literal_names.add(pattern)
-            elif pattern.startswith("*") and not _WILDCARD.search(pattern[1:]):
+            elif names and "/" not in pattern and pattern.startswith("*") and not _WILDCARD.search(pattern[1:]):
                 suffixes.append(pattern[1:])
             else:
-                names.append(_translate(pattern))
+                if names and "/" not in pattern:
+                    name_patterns.append(_translate(pattern))
+                paths.append(_translate(_anchored(pattern)))
         self._suffixes = tuple(suffixes)
-        self._name = re.compile("|".join(names)) if names else None
+        self._name = re.compile("|".join(name_patterns)) if name_patterns else None
         self._path = re.compile("|".join(paths)) if paths else None
 
     def matches(self, relpath: str) -> bool:

@@ -250,8 +250,8 @@ def test_git_ignored_files_are_skipped_unless_respect_gitignore_is_off(project):
     git(root, "init", "-q")
     git(root, "add", "-f", "tracked_scratch/scratch_2.py")  # tracked files are never ignored, as in git
     assert flagged() == ["builder.py", "tracked_scratch/scratch_2.py"]
-    assert flagged("scratch_1.py") == ["scratch_1.py"]  # given explicitly ...
-    assert flagged("--force-exclude", "scratch_1.py", "builder.py") == ["builder.py"]  # ... unless forced
+    assert flagged("scratch_1.py") == ["scratch_1.py"]  # given explicitly, as ruff: ...
+    assert flagged("--force-exclude", "scratch_1.py", "builder.py") == ["builder.py", "scratch_1.py"]  # ... always
     (root / "pyproject.toml").write_text("[tool.seamfix]\nrespect-gitignore = false\n")
     assert flagged() == everything
 

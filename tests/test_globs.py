@@ -21,7 +21,9 @@ from seamfix.globs import GlobSet
         (["**/mla/*.py"], "mla/x.py", True),
         (["fork/**"], "fork/a/b.py", True),
         (["./fork/*.py"], "fork/a.py", True),
-        (["fork/*.py"], "fork/sub/a.py", False),
+        (["fork/*.py"], "fork/sub/a.py", True),  # ruff's `*` crosses `/` in a path
+        (["./fork"], "sub/fork", False),  # `./` anchors a name at the project root
+        (["gen_*.py"], "gen_x/y.py", True),  # a name pattern also matches the whole path, as ruff's
         (["test_[ab].py"], "test_a.py", True),
         (["test_[!ab].py"], "test_a.py", False),
         (["t?.py"], "t1.py", True),
