@@ -67,7 +67,9 @@ class Style:
         """Ruff's options for this style; ``first_party``: a module to count as first-party besides the
         project's own (the seam's, which may not exist yet for ruff to find)."""
         overrides = [part for override in self.overrides for part in ("--config", override)]
-        arguments = ["--config", str(self.config), *overrides] if self.config is not None else ["--isolated", *overrides]
+        arguments = (
+            ["--config", str(self.config), *overrides] if self.config is not None else ["--isolated", *overrides]
+        )
         known = [*self.known_first_party, *([first_party] if first_party else [])]
         if known:
             arguments += ["--config", f"lint.isort.known-first-party = {json.dumps(known)}"]

@@ -112,7 +112,8 @@ def test_a_ruff_table_that_sets_no_formatting_leaves_it_to_black(tmp_path: Path)
             "def f(config, position):\n    if seam.multi_latent_attention(config, position, torch.distributed):\n"
             "        return 1\n",
             "import torch\nimport torch.distributed\nfrom a import x\nfrom b import x\n\n\n"
-            "def f(config, position):\n    if seam.multi_latent_attention(\n        config, position, torch.distributed\n"
+            "def f(config, position):\n    if seam.multi_latent_attention(\n"
+            "        config, position, torch.distributed\n"
             "    ):\n        return 1\n",
         ),
         # an `elif` header is formatted as an `elif`
