@@ -61,8 +61,9 @@ class GlobSet:
                     name_patterns.append(_translate(pattern))
                 paths.append(_translate(_anchored(pattern)))
         self._suffixes = tuple(suffixes)
-        self._name = re.compile("|".join(name_patterns)) if name_patterns else None
-        self._path = re.compile("|".join(paths)) if paths else None
+        # DOTALL: a wildcard matches any character of a name, a newline too, as globset's do.
+        self._name = re.compile("|".join(name_patterns), re.DOTALL) if name_patterns else None
+        self._path = re.compile("|".join(paths), re.DOTALL) if paths else None
 
     def matches(self, relpath: str) -> bool:
         """Does ``relpath`` (project-relative, ``/``-separated) itself match?"""
