@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import math
 import numbers
 import os
 from collections.abc import Iterable
@@ -216,7 +217,7 @@ def _is_real(value: object) -> bool:
 FLOAT32_SMALLEST = 2.0**-149
 FLOAT32_MAX = 3.4028234663852886e38
 # The decode kernels compute exp2(score * softmax_scale * log2(e)): the folded scale must stay finite in float32.
-SOFTMAX_SCALE_MAX = FLOAT32_MAX / 1.4426950408889634
+SOFTMAX_SCALE_MAX = FLOAT32_MAX / math.log2(math.e)
 
 
 def check_eps(eps: float) -> float:

@@ -215,10 +215,10 @@ class _Side:
     def __init__(
         self, project: Project, rev: str | None, git_path: str | None, names: NameClassifier, checker: FileChecker
     ) -> None:
-        data = project.git.show(rev, git_path) if git_path else None
+        data = _blob(project, rev, git_path)
         self.names: dict[int, list[str]] = {}
         self.code: dict[int, list[str]] | None = {}
-        if data is not None:
+        if data:  # an empty or absent side has no names and no code
             relpath = project.relpath(git_path) or git_path
             use = seam_use(data, relpath, project.settings)
             self.names = mla_names_by_line(data, names, checker.sites(data, relpath), use.names, use.calls)
