@@ -63,11 +63,13 @@ def _tile_pieces(width, warps):
 
 
 @gluon.jit
-def _store_transposed(OUT, LSE, rows, out_t, lse, keep, RANK: gl.constexpr):
-    """Store ``out_t [RANK, rows]`` as rows of ``OUT`` (and their log-sum-exp) where ``keep``."""
+def _store_transposed(OUT, LSE, rows, out_t, lse, keep, RANK: gl.constexpr, EVICTION: gl.constexpr):
+    """Store ``out_t [RANK, rows]`` as rows of ``OUT`` (and their log-sum-exp) where ``keep``, with L2 eviction
+    policy ``EVICTION`` (``"evict_last"`` for partial results: the merge reads them back)."""
     columns = gl.arange(0, RANK, layout=gl.SliceLayout(1, out_t.type.layout))
-    gl.store(OUT + rows[None, :] * RANK + columns[:, None], out_t.to(OUT.dtype.element_ty), mask=keep[None, :])
-    gl.store(LSE + rows, lse, mask=keep)
+    gl.store(OUT + rows[None, :] * RANK + columns[:, None], out_t.to(OUT.dtype.element_ty), mask=keep[None, :],
+             eviction_policy=EVICTION)  # fmt: skip
+    gl.store(LSE + rows, lse, mask=keep, eviction_policy=EVICTION)
 
 
 @gluon.jit
@@ -251,9 +253,9 @@ def decode_kernel(
         whole, slot, lead_seq, lead_parts_end, lead_slot = _segment_role(
             seq, seq_first, seq_end, first, last, num_programs, total_tiles, lead_seq, lead_parts_end, lead_slot
         )
-        _store_transposed(OUT, LSE, seq * n_rows + rows, out_t, lse, row_ok & whole, RANK)
+        _store_transposed(OUT, LSE, seq * n_rows + rows, out_t, lse, row_ok & whole, RANK, "")
         _store_transposed(PARTIAL_OUT, PARTIAL_LSE, (program * 2 + slot) * n_rows + rows, out_t, lse,
-                          row_ok & (whole == 0), RANK)  # fmt: skip
+                          row_ok & (whole == 0), RANK, "evict_last")  # fmt: skip
         tile = stop
         seq += 1
         seq_first = seq_end
@@ -262,4 +264,4 @@ def decode_kernel(
     nothing = gl.zeros([RANK, BLOCK_H], gl.float32, layout)
     no_weight = gl.full([BLOCK_H], float("-inf"), gl.float32, gl.SliceLayout(0, layout))
     _store_transposed(PARTIAL_OUT, PARTIAL_LSE, program * 2 * n_rows + rows, nothing, no_weight,
-                      row_ok & (first == last), RANK)  # fmt: skip
+                      row_ok & (first == last), RANK, "evict_last")  # fmt: skip

@@ -144,7 +144,14 @@ def test_narrow_kernel_compiles_for_hopper_within_its_shared_memory_estimate(ran
     # The refill's copies go out inside the loop: 36 of 16 bytes a thread for a 64 x (512 + 64) tile in 4 warps.
     assert len([line for line in loop if "LDGSTS" in line]) == 64 * (rank + rope) * 2 // 16 // (32 * warps)
     # The merge, launched as a programmatic dependent, may start once every program has passed this.
-    assert "griddepcontrol.launch_dependents" in (tmp_path / "decode.ptx").read_text()
+    ptx = (tmp_path / "decode.ptx").read_text()
+    assert "griddepcontrol.launch_dependents" in ptx
+    # Partial results (float32) stay in L2 for the merge (a cache hint carrying an L2 evict_last policy); the final
+    # output (16-bit) does not ask to.
+    stores = re.findall(r"st\.global\.\S+", ptx)
+    assert "createpolicy.fractional.L2::evict_last" in ptx
+    assert any("evict_last.L2::cache_hint" in store and store.endswith(".b32") for store in stores)
+    assert not any("cache_hint" in store for store in stores if store.endswith(".b16"))
 
 
 MERGE_CONSTANTS = {  # the launch at B4 S32k (over sequences) and B128 (over runs)
