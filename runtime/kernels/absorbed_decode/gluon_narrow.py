@@ -13,11 +13,11 @@ queries. What stands between a buffer freed and its refill going out is kept sho
 the block table an iteration ahead, the rope rows are refilled while the output product still reads the latent
 rows, and each thread copies 128 bytes of 4 rows (not 1 KB of 16), so that the rows' addresses are a base and
 constants. The merge of split sequences may launch as soon as every program has started (programmatic dependent
-launch): its programs wait beside this kernel's one per multiprocessor; the partial results it reads are stored
-with an L2 evict_last policy, so that the cache rows streamed since do not push them out to memory. Measured on an H200 against alternatives (a
-ring across a run's segments, stores through a layout change, 16 rows in two warpgroups, runs in 16-token units or
-cut at any token, the next segment's first tile or tiles beyond the ring asked of L2 ahead of time, 64-byte copy
-pieces): benchmarks/RESULTS.md, seventh to tenth passes.
+launch): its programs wait beside this kernel's one per multiprocessor; the partial results it reads are stored with
+an L2 evict_last policy, so that the cache rows streamed since do not push them out to memory. Measured on an H200
+against alternatives (a ring across a run's segments, stores through a layout change, 16 rows in two warpgroups,
+runs in 16-token units or cut at any token, the next segment's first tile or tiles beyond the ring asked of L2 ahead
+of time, 64-byte copy pieces): benchmarks/RESULTS.md, seventh to eleventh passes.
 """
 
 from triton.experimental import gluon
