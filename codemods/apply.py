@@ -21,6 +21,7 @@ from seamfix.codemods.project import Project
 from seamfix.codemods.rewrite import FileRewrite, relocated, rewrite_file
 from seamfix.codemods.self_check import refuse_failing
 from seamfix.config import DEFAULT_CACHE_DIR, Settings
+from seamfix.discovery import discover
 from seamfix.engine import check_options, lint
 from seamfix.errors import SeamfixError
 from seamfix.file_checker import FileChecker
@@ -64,6 +65,26 @@ class ApplyPlan:
     refused: list[str] = field(default_factory=list)  # "path: why" for valid files left untouched
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what finishing an interrupted run did
+    nested: list[Path] = field(default_factory=list)  # folders met that have a configuration of their own
+    skipped: list[str] = field(default_factory=list)  # errors of the files the write skipped (edited meanwhile)
+
+
+def combined(plans: list[ApplyPlan]) -> ApplyPlan:
+    """Several projects' plans (each written under its own journal) as one, for the summary and the diff."""
+    total = ApplyPlan(plans[0].journal_dir if plans else Path())
+    for plan in plans:
+        total.changes += plan.changes
+        total.routed += plan.routed
+        total.moved += plan.moved
+        for name in ("remaining", "kept_arms", "refused", "errors", "notes", "nested", "skipped"):
+            getattr(total, name).extend(getattr(plan, name))
+    return total
+
+
+def projects_within(paths: list[Path], settings: Settings, force_exclude: bool) -> list[Path]:
+    """The folders under ``paths`` that hold a configuration of their own: where a walk goes on when this
+    project cannot be applied (its own files are left untouched)."""
+    return discover(paths, settings, force_exclude, nested=True).nested
 
 
 @dataclass
@@ -100,12 +121,16 @@ def plan_apply(
     jobs: int | None = None,
     progress: Progress = lambda rewrites, total: rewrites,
     recover_interrupted: bool = True,
+    nested: bool = False,
 ) -> ApplyPlan:
     """Everything ``seamfix apply`` would write, without writing it. First finishes or undoes what an
     interrupted run left (``recover_interrupted``; without it such a project is an error, reported by the
-    lint). Run it under ``journal.apply_lock(plan.journal_dir)`` when the plan is to be written."""
+    lint). Run it under ``journal.apply_lock(plan.journal_dir)`` when the plan is to be written. ``nested``: folders
+    holding a configuration of their own are left out of this plan and listed in ``plan.nested`` (as lint's)."""
     if settings.adapter is None:
-        raise SeamfixError("`seamfix apply` needs `adapter` in [tool.seamfix] (or --adapter): where the seam goes")
+        where = f"{_display(settings.config_file, cwd)}: " if settings.config_file else ""
+        raise SeamfixError(f"{where}`seamfix apply` needs `adapter` in [tool.seamfix] (or --adapter): where the seam "
+                           "goes (each configuration file needs its own, or `extend`s one that has it)")  # fmt: skip
     root = Path(os.path.realpath(settings.root))
     unreachable = adapter_unreachable(root, settings.adapter, settings.adapter_module_parts)
     if unreachable is not None:
@@ -115,8 +140,10 @@ def plan_apply(
     plan = ApplyPlan(journal_dir(settings))
     if recover_interrupted:
         plan.notes, plan.errors = recover(plan.journal_dir)
-    result = lint(paths, settings, cwd=cwd, force_exclude=force_exclude, jobs=jobs, apply_baseline=False)
+    result = lint(paths, settings, cwd=cwd, force_exclude=force_exclude, jobs=jobs, apply_baseline=False,
+                  nested=nested)  # fmt: skip
     plan.errors += result.errors
+    plan.nested = result.nested
     by_file: dict[str, list[Finding]] = {}
     for relpath, finding in result.recorded:
         by_file.setdefault(relpath, []).append(finding)

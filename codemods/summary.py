@@ -33,11 +33,11 @@ def _counted(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def summary(plan: ApplyPlan, written: bool, skipped: int = 0) -> str:
+def summary(plan: ApplyPlan, written: bool) -> str:
     """Files changed, conditionals routed, arms moved, and every finding left with the reason."""
     if plan.changes:
         verb = "Rewrote" if written else "Would rewrite"
-        count = len(plan.changes) - skipped
+        count = len(plan.changes) - len(plan.skipped)
         lines = [
             f"{verb} {_counted(count, 'file')}: {_counted(plan.routed, 'conditional')} routed, "
             f"{_counted(plan.moved, 'arm')} moved."

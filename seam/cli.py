@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import click
 
 from seamfix import __version__
 from seamfix.audit.command import audit_command
-from seamfix.config import config_start, load_settings, settings_by_project
+from seamfix.config import Settings, load_settings, settings_by_project
 from seamfix.engine import LintResult, lint, merge_results
 from seamfix.errors import SeamfixError, echo_error
 from seamfix.lint_rules import ALWAYS_ON, RULES, rule_for
@@ -34,6 +35,27 @@ def cli() -> None:
 
     Exit codes: 0 no findings, 1 findings, 2 usage, configuration or internal error.
     """
+
+
+def _each_project(cwd: Path, config: Path | None, paths: tuple[Path, ...], overrides: dict[str, object],
+                  handle: Callable[[Settings, list[Path]], list[Path]]) -> tuple[Path, list[str]]:  # fmt: skip
+    """``handle(settings, targets)`` for each project PATHS reach, as ruff's hierarchical configuration: the
+    paths grouped by the configuration nearest to each, then every folder a walk met that holds a configuration of
+    its own (``handle`` returns them; none with ``--config``) under that one, keeping the walking configuration's
+    ``respect-gitignore`` (ruff decides git's rules once per walk). Returns the first project's root and the
+    errors of nested configurations that could not be read or are invalid: each leaves only its own folder out."""
+    projects = settings_by_project(cwd, config, list(paths), **overrides)
+    first_root, errors = projects[0][0].root, []
+    while projects:
+        settings, targets = projects.pop(0)
+        for folder in handle(settings, targets):
+            try:
+                nested = load_settings(cwd, None, folder, **overrides)
+            except SeamfixError as exc:
+                errors.append(str(exc))
+                continue
+            projects.append((replace(nested, respect_gitignore=settings.respect_gitignore), [folder]))
+    return first_root, errors
 
 
 @cli.command("lint")
@@ -61,31 +83,15 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
                  jobs: int | None, **overrides: object) -> None:  # fmt: skip
     """Report MLA-specific code outside the seam in PATHS (default: the current directory)."""
     cwd = Path.cwd()
-    projects = settings_by_project(cwd, config, list(paths), **overrides)
-    first_root = projects[0][0].root
-    results = []
-    while projects:  # a folder with a configuration of its own is linted under it (not with `--config`)
-        settings, targets = projects.pop(0)
-        results.append(
-            lint(
-                targets,
-                settings,
-                cwd=cwd,
-                use_cache=not no_cache,
-                force_exclude=force_exclude,
-                jobs=jobs,
-                apply_baseline=write_baseline is None,
-                nested=config is None,
-            )
-        )
-        for folder in results[-1].nested:
-            try:
-                nested_settings = load_settings(cwd, None, folder, **overrides)
-            except SeamfixError as exc:  # one broken configuration leaves its folder unchecked, not the others
-                results.append(LintResult(errors=[str(exc)]))
-                continue
-            # As ruff's walk, one `respect-gitignore` for the whole walk: the one of the folder given.
-            projects.append((replace(nested_settings, respect_gitignore=settings.respect_gitignore), [folder]))
+    results: list[LintResult] = []
+
+    def lint_project(settings: Settings, targets: list[Path]) -> list[Path]:
+        results.append(lint(targets, settings, cwd=cwd, use_cache=not no_cache, force_exclude=force_exclude,
+                            jobs=jobs, apply_baseline=write_baseline is None, nested=config is None))  # fmt: skip
+        return results[-1].nested
+
+    first_root, config_errors = _each_project(cwd, config, paths, overrides, lint_project)
+    results += [LintResult(errors=[error]) for error in config_errors]
     if write_baseline is not None and len(results) > 1:
         raise SeamfixError("--write-baseline records one project's findings: give paths of one project")
     result = merge_results(results)
@@ -126,27 +132,42 @@ def apply_command(paths: tuple[Path, ...], config: Path | None, show_diff: bool,
     """
     from contextlib import nullcontext
 
-    from seamfix.codemods.apply import journal_dir, plan_apply, write_changes
+    from seamfix.codemods.apply import combined, journal_dir, plan_apply, projects_within, write_changes
     from seamfix.codemods.summary import progress_bar, summary
     from seamfix.journal import apply_lock
 
     cwd = Path.cwd()
-    settings = load_settings(cwd, config, config_start(list(paths), cwd), **overrides)
     dry_run = show_diff or check
-    with nullcontext() if dry_run else apply_lock(journal_dir(settings)):
-        plan = plan_apply(list(paths) or [cwd], settings, cwd=cwd, force_exclude=force_exclude, jobs=jobs,
-                          progress=progress_bar, recover_interrupted=not dry_run)  # fmt: skip
-        for note in plan.notes:
-            click.echo(f"seamfix: {one_line(note)}", err=True)
-        for error in plan.errors:
-            echo_error(error)
-        skipped = [] if dry_run else write_changes(plan)
-    for error in skipped:
+    plans, errors = [], []
+
+    def apply_project(settings: Settings, targets: list[Path]) -> list[Path]:
+        """Plan and write one project (its own adapter, journal and lock); a project that cannot be handled is
+        an error and leaves only its own files untouched."""
+        try:
+            with nullcontext() if dry_run else apply_lock(journal_dir(settings)):
+                plan = plan_apply(targets, settings, cwd=cwd, force_exclude=force_exclude, jobs=jobs,
+                                  progress=progress_bar, recover_interrupted=not dry_run,
+                                  nested=config is None)  # fmt: skip
+                for note in plan.notes:
+                    click.echo(f"seamfix: {one_line(note)}", err=True)
+                for error in plan.errors:
+                    echo_error(error)
+                plan.skipped = [] if dry_run else write_changes(plan)
+        except SeamfixError as exc:
+            errors.append(str(exc))
+            return projects_within(targets, settings, force_exclude) if config is None else []
+        plans.append(plan)
+        return plan.nested
+
+    _, config_errors = _each_project(cwd, config, paths, overrides, apply_project)
+    plan = combined(plans)
+    for error in [*plan.skipped, *errors, *config_errors]:
         echo_error(error)
     if show_diff:
         click.echo("".join(change.diff() for change in plan.changes), nl=False)
-    click.echo(summary(plan, written=not dry_run, skipped=len(skipped)), err=True)
-    if plan.errors or skipped:
+    if plans:  # where no project could be applied, the errors say all
+        click.echo(summary(plan, written=not dry_run), err=True)
+    if plan.errors or plan.skipped or errors or config_errors:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if plan.remaining or (dry_run and plan.changes) else EXIT_CLEAN)
 
