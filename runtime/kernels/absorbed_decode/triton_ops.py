@@ -305,7 +305,10 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     elif tiles.kernel == "gluon_narrow":
         from .gluon_narrow import decode_kernel as kernel
 
-        options = {"STAGES": tiles.num_stages}
+        # A programmatic dependent of the kernel before it (whatever that is): only its launch and shared-memory
+        # setup overlap that kernel's tail; it reads no input before griddepcontrol.wait, which returns once that
+        # grid has completed and its writes are visible. Layers back to back save part of a launch each.
+        options = {"STAGES": tiles.num_stages, "launch_pdl": True}
     elif tiles.kernel == "gluon_seesaw":
         from .gluon_seesaw import decode_kernel as kernel
 
