@@ -12,13 +12,14 @@ each tile's copies and waits for them in the same iteration), and a segment's fi
 queries. What stands between a buffer freed and its refill going out is kept short: the tile's page is read from
 the block table an iteration ahead, the rope rows are refilled while the output product still reads the latent
 rows, and each thread copies 128 bytes of 4 rows (not 1 KB of 16), so that the rows' addresses are a base and
-constants. The kernel launches as a programmatic dependent of the kernel before it (only its launch and
-shared-memory setup overlap that kernel; it waits for its completion before reading any input), and the merge of
-split sequences may launch as soon as every program is past that wait: its programs wait beside this kernel's one
-per multiprocessor. Measured on an H200 against alternatives (a ring across a run's segments, stores through a
-layout change, 16 rows in two warpgroups, runs in 16-token units or cut at any token, the next segment's first
-tile or tiles beyond the ring asked of L2 ahead of time, 64-byte copy pieces, whole tiles by TMA on mbarriers):
-benchmarks/RESULTS.md, seventh to eleventh passes.
+constants. In one warpgroup (16 rows) it launches as a programmatic dependent of the kernel before it (only its
+launch and shared-memory setup overlap that kernel; it waits for its completion before reading any input), and
+the merge of split sequences may launch as soon as every program is past that wait: its programs wait beside this
+kernel's one per multiprocessor. Measured on an H200 against alternatives (a ring across a run's segments,
+stores through a layout change, 16 rows in two warpgroups, runs in 16-token units or cut at any token, the next
+segment's first tile or tiles beyond the ring asked of L2 ahead of time, 64-byte copy pieces, whole tiles by TMA
+on mbarriers, a segment's length taken from the lengths already loaded): benchmarks/RESULTS.md, seventh to
+eleventh passes.
 """
 
 from triton.experimental import gluon
@@ -225,11 +226,11 @@ def decode_kernel(
     ckv_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, RANK], _operand_layout(RANK))
     kpe_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, ROPE], _operand_layout(ROPE))
     weights_smem = gl.allocate_shared_memory(dtype, [BLOCK_N, BLOCK_H], _operand_layout(BLOCK_H))
-    # Launched as a programmatic dependent of whatever kernel precedes it in the stream (triton_ops.decode): up to
-    # here only the launch, index math and shared-memory allocation, which read nothing, overlap that kernel's
-    # tail. Every input (queries, caches, table, lengths) may be that kernel's output, so every read comes after
-    # this wait, which returns once the preceding grid has completed and its writes are visible, as an ordinary
-    # stream-ordered launch would start (at once where the launch was an ordinary one).
+    # Launched as a programmatic dependent of whatever kernel precedes it in the stream (triton_ops.decode, 16
+    # rows): up to here only the launch, index math and shared-memory allocation, which read nothing, overlap that
+    # kernel's tail. Every input (queries, caches, table, lengths) may be that kernel's output, so every read comes
+    # after this wait, which returns once the preceding grid has completed and its writes are visible, where an
+    # ordinary stream-ordered launch would start (32 rows launch in order: the wait then returns at once).
     gdc_wait()
     # The merge may launch now (triton_ops.decode launches it as this grid's programmatic dependent); it waits for
     # this grid's completion before reading what is written here. Only after the wait above: the merge reads the

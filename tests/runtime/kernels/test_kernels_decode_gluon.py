@@ -174,9 +174,11 @@ def test_merge_waits_for_the_decode_grid_where_launched_as_its_dependent(merge, 
     assert ptx.find("griddepcontrol.wait") < ptx.index("griddepcontrol.launch_dependents")
 
 
-def test_narrow_kernel_and_its_merge_launch_as_programmatic_dependents(monkeypatch):
-    """``decode`` launches the narrow kernel with ``launch_pdl`` (it overlaps the previous kernel's tail up to its
-    griddepcontrol.wait) and its merge as its dependent; the launches recorded, not run (any machine)."""
+@pytest.mark.parametrize("rows, warps", [(16, 4), (32, 8)])
+def test_narrow_kernel_and_its_merge_launch_as_programmatic_dependents(rows, warps, monkeypatch):
+    """``decode`` launches the one-warpgroup narrow kernel with ``launch_pdl`` (it overlaps the previous kernel's
+    tail up to its griddepcontrol.wait; the two-warpgroup one, which holds the whole register file, in order) and
+    its merge as its dependent; the launches recorded, not run (any machine)."""
     from seamfix.runtime.kernels.absorbed_decode import gluon_narrow, triton_ops
 
     launches = {}
@@ -191,11 +193,12 @@ def test_narrow_kernel_and_its_merge_launch_as_programmatic_dependents(monkeypat
     monkeypatch.setattr(gluon_narrow, "decode_kernel", Recorder("decode"))
     for name in ("merge_kernel", "merge_by_sequence_kernel"):
         monkeypatch.setattr(triton_ops, name, Recorder("merge"))
-    case = PagedCase([300, 70], 64, torch.bfloat16, torch.Generator().manual_seed(0), 16, 1)
+    case = PagedCase([300, 70], 64, torch.bfloat16, torch.Generator().manual_seed(0), rows, 1)
+    narrow = DecodeTiles(rows, 64, warps, 2, 1, "gluon_narrow")
 
-    decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE, True, 2, DecodeTiles(16, 64, 4, 2, 1, "gluon_narrow"))
+    decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE, True, 2, narrow)
 
-    assert launches["decode"]["launch_pdl"] is True
+    assert launches["decode"]["launch_pdl"] is (warps == 4)
     assert launches["merge"]["launch_pdl"] is True and launches["merge"]["DEPENDENT"] is True
 
 
