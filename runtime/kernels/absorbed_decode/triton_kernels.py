@@ -275,13 +275,13 @@ def merge_kernel(
     if DEPENDENT:
         seq, parts_end, first_slot = _run_lead(SEQLENS, batch, capacity, program, num_programs, BLOCK_N, BLOCK_B)
         gdc_wait()  # every program waits, leader or not: the merge never completes before the decode grid
+        # The next decode call's narrow kernel (a programmatic dependent) may launch now; it reads nothing before
+        # its griddepcontrol.wait, which waits for this grid's completion.
+        gdc_launch_dependents()
     else:
         seq = tl.load(LEADS + program * 3)
         parts_end = tl.where(seq >= 0, tl.load(LEADS + program * 3 + 1), program)
         first_slot = tl.load(LEADS + program * 3 + 2)
-    # The next decode call's narrow kernel (a programmatic dependent) may launch now; it reads nothing before its
-    # griddepcontrol.wait, which waits for this grid's completion.
-    gdc_launch_dependents()
     rows = row_block * ROWS + tl.arange(0, ROWS)
     _combine_parts(PARTIAL_OUT, PARTIAL_LSE, OUT, LSE, seq, program, parts_end, first_slot, n_rows, rows,
                    (rows < n_rows) & (seq >= 0), tl.arange(0, RANK), True, RANK, PARTS_BLOCK, ROWS,
@@ -320,7 +320,7 @@ def merge_by_sequence_kernel(
     first_slot = tl.where(seq_first <= _first_tile(leader, num_programs, total_tiles), 0, 1)
     if DEPENDENT:
         gdc_wait()
-    gdc_launch_dependents()  # as in merge_kernel
+        gdc_launch_dependents()  # as in merge_kernel
     rows = row_block * ROWS + tl.arange(0, ROWS)
     _combine_parts(PARTIAL_OUT, PARTIAL_LSE, OUT, LSE, seq, leader, parts_end, first_slot, n_rows, rows,
                    (rows < n_rows) & split, column_block * COLUMNS + tl.arange(0, COLUMNS), column_block == 0, RANK,

@@ -164,14 +164,15 @@ MERGE_CONSTANTS = {  # the launch at B4 S32k (over sequences) and B128 (over run
 @pytest.mark.parametrize("dependent", [True, False])
 def test_merge_waits_for_the_decode_grid_where_launched_as_its_dependent(merge, dependent, tmp_path):
     """After the narrow kernel the merge launches early (``launch_pdl``): only ``griddepcontrol.wait`` then keeps
-    it from reading partial results the decode grid has not written. Either way it lets the next call's narrow
-    kernel launch early, and where it waits, only once past its wait."""
+    it from reading partial results the decode grid has not written; once past it, it lets the next call's narrow
+    kernel launch early. An ordinary launch has neither (nor could the interpreter run them)."""
     constants = MERGE_CONSTANTS[merge] | {"DEPENDENT": dependent}
     compile_in_child(merge, "bf16", constants, tmp_path / "merge.ptx", num_warps=4, launch_pdl=dependent)
 
     ptx = (tmp_path / "merge.ptx").read_text()
     assert ("griddepcontrol.wait" in ptx) == dependent
-    assert ptx.find("griddepcontrol.wait") < ptx.index("griddepcontrol.launch_dependents")
+    assert ("griddepcontrol.launch_dependents" in ptx) == dependent
+    assert ptx.find("griddepcontrol.wait") <= ptx.find("griddepcontrol.launch_dependents")
 
 
 @pytest.mark.parametrize("rows, warps", [(16, 4), (32, 8)])
