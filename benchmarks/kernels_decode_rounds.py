@@ -4,7 +4,9 @@ For each decode shape of ``kernels_decode.SHAPES``: the baseline package (a copy
 an earlier commit, passed with ``--baseline DIR``), the current default, and candidate tiles are each checked
 against float64 on the whole batch (fresh inputs, poisoned outputs), then timed graph-replayed in ``--rounds``
 rounds, every round timing every variant in turn (``--rotate``: round r starting with variant r; the JSON keeps
-every round's time); the table gives each variant's median over rounds. Also: eager
+every round's time); the table gives each variant's median over rounds. ``--calls-per-graph N`` also times the
+baseline, now and the ``--step`` packages as N calls captured in one graph, per call (what layers back to back see:
+a kernel launched as a programmatic dependent overlaps the previous call's tail only there). Also: eager
 ``mla_decode`` calls (no graph; host checks and launches included) against graph replay, for the baseline and now;
 the cache append (tiles, and the ``--step`` packages) against a copy of the same rows, in rounds too, at random
 slots and at whole pages filled in order (``--no-decode`` times only the append); beside it, for reference, torch
@@ -159,7 +161,7 @@ def with_gluon_kernel(module_name, *args):
 
 
 def bench_shape(name, baseline, steps_between, device, reps, rounds, bandwidth, matmul, gluon_modules=(),
-                candidates=True, rotate=False):  # fmt: skip
+                candidates=True, rotate=False, calls_per_graph=1):  # fmt: skip
     heads, batch, context, s_q, lengths = SHAPES[name]
     case = decode_case(heads, batch, context, s_q, lengths, device)
     variants = {"baseline": lambda *a: baseline.mla_decode(*a, SCALE), "now": lambda *a: mla_decode(*a, SCALE)}
@@ -174,6 +176,11 @@ def bench_shape(name, baseline, steps_between, device, reps, rounds, bandwidth, 
     for splits in SPLITS.get(name, ()):
         variants[f"num_splits={splits}"] = partial(lambda *a, splits: mla_decode(*a, SCALE, num_splits=splits),
                                                    splits=splits)  # fmt: skip
+    packages = ["baseline", "now", *steps_between]
+    for label in packages if calls_per_graph > 1 else ():
+        variants[f"{label}, {calls_per_graph} calls a graph"] = partial(
+            lambda *a, run, calls: [run(*a) for _ in range(calls)][-1], run=variants[label], calls=calls_per_graph
+        )  # fmt: skip
     row = {"variants": {}, "errors": {}}
     steps = {}
     for label, run in variants.items():
@@ -186,6 +193,8 @@ def bench_shape(name, baseline, steps_between, device, reps, rounds, bandwidth, 
         if result["out_rel_err"] < 2e-2 and not result["nan"]:
             steps[label] = partial(lambda run: run(*args_of(case)), run)
     for label, times in rounds_ms(steps, device, reps, rounds, rotate).items():
+        if label.endswith(" calls a graph"):  # per call
+            times = [t / calls_per_graph for t in times]
         ms = statistics.median(times)
         row["variants"][label] |= {"ms": ms, "rounds_ms": times, **roofline(case, ms, bandwidth, matmul)}
     row["decode_kernel_alone_ms"] = without_merge(lambda: mla_decode(*args_of(case), SCALE), device, reps)
@@ -343,6 +352,8 @@ def main():
                         help="another copy of the kernels package (a step between), timed as a variant")  # fmt: skip
     parser.add_argument("--context-sweep", action="store_true", help="also time B4 H16 at 8k to 64k tokens")
     parser.add_argument("--rotate", action="store_true", help="round r starts with variant r (decode shapes)")
+    parser.add_argument("--calls-per-graph", type=int, default=1,
+                        help="also time N calls in one graph, per call (baseline, now, steps)")  # fmt: skip
     args = parser.parse_args()
     sys.path.insert(0, args.baseline)
     baseline = importlib.import_module("baseline_kernels")
@@ -359,7 +370,8 @@ def main():
     for name in () if args.no_decode else args.shapes.split(",") if args.shapes else SHAPES:
         candidates = [module_name for module_name in args.gluon_modules.split(",") if module_name]
         report["decode"][name] = bench_shape(name, baseline, steps_between, device, args.reps, args.rounds, bandwidth,
-                                             matmul, candidates, not args.no_candidates, args.rotate)  # fmt: skip
+                                             matmul, candidates, not args.no_candidates, args.rotate,
+                                             args.calls_per_graph)  # fmt: skip
         torch.cuda.empty_cache()
         (out / "kernels_decode_rounds.json").write_text(json.dumps(report, indent=2))
         print(markdown(report).splitlines()[-1], flush=True)

@@ -12,12 +12,15 @@ each tile's copies and waits for them in the same iteration), and a segment's fi
 queries. What stands between a buffer freed and its refill going out is kept short: the tile's page is read from
 the block table an iteration ahead, the rope rows are refilled while the output product still reads the latent
 rows, and each thread copies 128 bytes of 4 rows (not 1 KB of 16), so that the rows' addresses are a base and
-constants. The merge of split sequences may launch as soon as every program has started (programmatic dependent
-launch): its programs wait beside this kernel's one per multiprocessor; the partial results it reads are stored with
-an L2 evict_last policy, so that the cache rows streamed since do not push them out to memory. Measured on an H200
-against alternatives (a ring across a run's segments, stores through a layout change, 16 rows in two warpgroups,
-runs in 16-token units or cut at any token, the next segment's first tile or tiles beyond the ring asked of L2 ahead
-of time, 64-byte copy pieces): benchmarks/RESULTS.md, seventh to eleventh passes.
+constants. In one warpgroup (16 rows) it launches as a programmatic dependent of the kernel before it (only its
+launch and shared-memory setup overlap that kernel; it waits for its completion before reading any input), and
+the merge of split sequences may launch as soon as every program is past that wait: its programs wait beside this
+kernel's one per multiprocessor; the partial results it reads are stored with an L2 evict_last policy, so that the
+cache rows streamed since do not push them out to memory. Measured on an H200 against alternatives (a ring across a
+run's segments, stores through a layout change, 16 rows in two warpgroups, runs in 16-token units or cut at any
+token, the next segment's first tile or tiles beyond the ring asked of L2 ahead of time, 64-byte copy pieces, whole
+tiles by TMA on mbarriers, a segment's length taken from the lengths already loaded): benchmarks/RESULTS.md,
+seventh to eleventh passes.
 """
 
 from triton.experimental import gluon
@@ -28,7 +31,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma,
     warpgroup_mma_wait,
 )
-from triton.language.extra.cuda import gdc_launch_dependents
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from .gluon_kernels import (
     LN_2,
@@ -208,9 +211,6 @@ def decode_kernel(
     gl.static_assert((gl.num_warps() == 4) | (gl.num_warps() == 8), "one or two warpgroups")
     gl.static_assert(BLOCK_N == 64, "64-token tiles: the rows of one warpgroup MMA")
     gl.static_assert(RANK % 64 == 0, "the output product's rows: whole warpgroup MMAs")
-    # The merge may launch now (triton_ops.decode launches it as a programmatic dependent); it waits for this
-    # grid's completion before reading anything written here.
-    gdc_launch_dependents()
     program, group = gl.program_id(0), gl.program_id(1)
     num_programs = gl.num_programs(0)
     n_rows = s_q * heads
@@ -229,6 +229,17 @@ def decode_kernel(
     ckv_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, RANK], _operand_layout(RANK))
     kpe_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, ROPE], _operand_layout(ROPE))
     weights_smem = gl.allocate_shared_memory(dtype, [BLOCK_N, BLOCK_H], _operand_layout(BLOCK_H))
+    # Launched as a programmatic dependent of whatever kernel precedes it in the stream (triton_ops.decode, 16
+    # rows): up to here only the launch, index math and shared-memory allocation, which read nothing, overlap that
+    # kernel's tail. Every input (queries, caches, table, lengths) may be that kernel's output, so every read comes
+    # after this wait, which returns once the preceding grid has completed and its writes are visible, where an
+    # ordinary stream-ordered launch would start (32 rows launch in order: the wait then returns at once).
+    gdc_wait()
+    # The merge may launch now (triton_ops.decode launches it as this grid's programmatic dependent); it waits for
+    # this grid's completion before reading what is written here. Only after the wait above: the merge reads the
+    # lengths before its own wait, and every program of this grid past its wait means the kernel before has
+    # completed.
+    gdc_launch_dependents()
 
     seqs, seq_first_tiles, seq_end_tiles, total_tiles = _tile_stream(SEQLENS, batch, capacity, BLOCK_N, BLOCK_B,
                                                                      gl.num_warps())  # fmt: skip

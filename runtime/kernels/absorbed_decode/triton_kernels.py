@@ -16,7 +16,7 @@ Everything is computed from the lengths on the device: no host synchronization, 
 
 import triton
 import triton.language as tl
-from triton.language.extra.cuda import gdc_wait
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 LOG2_E = tl.constexpr(1.4426950408889634)
 LN_2 = tl.constexpr(0.6931471805599453)
@@ -275,6 +275,9 @@ def merge_kernel(
     if DEPENDENT:
         seq, parts_end, first_slot = _run_lead(SEQLENS, batch, capacity, program, num_programs, BLOCK_N, BLOCK_B)
         gdc_wait()  # every program waits, leader or not: the merge never completes before the decode grid
+        # The next decode call's narrow kernel (a programmatic dependent) may launch now; it reads nothing before
+        # its griddepcontrol.wait, which waits for this grid's completion.
+        gdc_launch_dependents()
     else:
         seq = tl.load(LEADS + program * 3)
         parts_end = tl.where(seq >= 0, tl.load(LEADS + program * 3 + 1), program)
@@ -299,8 +302,9 @@ def merge_by_sequence_kernel(
     sequence's first tile leads it, split if the sequence ends past that run, its part in the slot
     ``_segment_role`` gives it. ``DEPENDENT`` as in ``merge_kernel``: all of that runs while the decode kernel
     finishes; the wait comes before the partial results are read. Reading the lengths before the wait is safe: the
-    decode kernel (an ordinary launch) started only once the work that wrote them had completed, and it does not
-    write them."""
+    decode kernel does not write them, and it lets this merge launch only once past its own wait, so the work
+    before it that may have written them has completed (the Triton, two-warpgroup and seesaw kernels launch it
+    after their completion)."""
     seq, block = tl.program_id(0) % batch, tl.program_id(0) // batch
     row_blocks = tl.cdiv(n_rows, ROWS)
     row_block, column_block = block % row_blocks, block // row_blocks
@@ -316,6 +320,7 @@ def merge_by_sequence_kernel(
     first_slot = tl.where(seq_first <= _first_tile(leader, num_programs, total_tiles), 0, 1)
     if DEPENDENT:
         gdc_wait()
+        gdc_launch_dependents()  # as in merge_kernel
     rows = row_block * ROWS + tl.arange(0, ROWS)
     _combine_parts(PARTIAL_OUT, PARTIAL_LSE, OUT, LSE, seq, leader, parts_end, first_slot, n_rows, rows,
                    (rows < n_rows) & split, column_block * COLUMNS + tl.arange(0, COLUMNS), column_block == 0, RANK,

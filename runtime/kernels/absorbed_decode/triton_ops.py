@@ -305,7 +305,15 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     elif tiles.kernel == "gluon_narrow":
         from .gluon_narrow import decode_kernel as kernel
 
-        options = {"STAGES": tiles.num_stages}
+        # A programmatic dependent of the kernel before it (whatever that is): only its launch and shared-memory
+        # setup overlap that kernel's tail; it reads no input before griddepcontrol.wait, which returns once that
+        # grid has completed and its writes are visible. Calls back to back (a model's layers) save 0.3-0.5 us each
+        # at 16 rows. One warpgroup only: its program holds half the register file and so fits beside the previous
+        # kernel's programs; the two-warpgroup program (32 rows) holds all of it, and launched early it measured
+        # slower back to back in one run and within the noise in another (H16 B128 S4k s_q = 2, 4 calls a graph:
+        # 175.2 against 172.1 us, 168.6 against 169.0; benchmarks/RESULTS.md, eleventh pass), so it launches in
+        # order, as before, and its wait returns at once.
+        options = {"STAGES": tiles.num_stages, "launch_pdl": tiles.num_warps == 4}
     elif tiles.kernel == "gluon_seesaw":
         from .gluon_seesaw import decode_kernel as kernel
 

@@ -143,15 +143,21 @@ def test_narrow_kernel_compiles_for_hopper_within_its_shared_memory_estimate(ran
     assert not [line for line in loop if re.search(r"\b(LDL|STL)\b", line)], "spills inside the tile loop"
     # The refill's copies go out inside the loop: 36 of 16 bytes a thread for a 64 x (512 + 64) tile in 4 warps.
     assert len([line for line in loop if "LDGSTS" in line]) == 64 * (rank + rope) * 2 // 16 // (32 * warps)
-    # The merge, launched as a programmatic dependent, may start once every program has passed this.
+    # A programmatic dependent of the kernel before it: nothing is read before griddepcontrol.wait; the merge,
+    # launched as this kernel's dependent, may start once every program has passed the wait.
     ptx = (tmp_path / "decode.ptx").read_text()
-    assert "griddepcontrol.launch_dependents" in ptx
+    assert _first_global_read(ptx) > ptx.index("griddepcontrol.wait") < ptx.index("griddepcontrol.launch_dependents")
     # Partial results (float32) stay in L2 for the merge (a cache hint carrying an L2 evict_last policy); the final
     # output (16-bit) does not ask to.
     stores = re.findall(r"st\.global\.\S+", ptx)
     assert "createpolicy.fractional.L2::evict_last" in ptx
     assert any("evict_last.L2::cache_hint" in store and store.endswith(".b32") for store in stores)
     assert not any("cache_hint" in store for store in stores if store.endswith(".b16"))
+
+
+def _first_global_read(ptx: str) -> int:
+    """Where the PTX first reads global memory: a load, or an asynchronous copy from it."""
+    return min(found.start() for found in re.finditer(r"\bld\.global|\bcp\.async\.(?:ca|cg|bulk)", ptx))
 
 
 MERGE_CONSTANTS = {  # the launch at B4 S32k (over sequences) and B128 (over runs)
@@ -164,11 +170,43 @@ MERGE_CONSTANTS = {  # the launch at B4 S32k (over sequences) and B128 (over run
 @pytest.mark.parametrize("dependent", [True, False])
 def test_merge_waits_for_the_decode_grid_where_launched_as_its_dependent(merge, dependent, tmp_path):
     """After the narrow kernel the merge launches early (``launch_pdl``): only ``griddepcontrol.wait`` then keeps
-    it from reading partial results the decode grid has not written."""
+    it from reading partial results the decode grid has not written; once past it, it lets the next call's narrow
+    kernel launch early. An ordinary launch has neither (nor could the interpreter run them)."""
     constants = MERGE_CONSTANTS[merge] | {"DEPENDENT": dependent}
     compile_in_child(merge, "bf16", constants, tmp_path / "merge.ptx", num_warps=4, launch_pdl=dependent)
 
-    assert ("griddepcontrol.wait" in (tmp_path / "merge.ptx").read_text()) == dependent
+    ptx = (tmp_path / "merge.ptx").read_text()
+    assert ("griddepcontrol.wait" in ptx) == dependent
+    assert ("griddepcontrol.launch_dependents" in ptx) == dependent
+    assert ptx.find("griddepcontrol.wait") <= ptx.find("griddepcontrol.launch_dependents")
+
+
+@pytest.mark.parametrize("rows, warps", [(16, 4), (32, 8)])
+def test_narrow_kernel_and_its_merge_launch_as_programmatic_dependents(rows, warps, monkeypatch):
+    """``decode`` launches the one-warpgroup narrow kernel with ``launch_pdl`` (it overlaps the previous kernel's
+    tail up to its griddepcontrol.wait; the two-warpgroup one, which holds the whole register file, in order) and
+    its merge as its dependent; the launches recorded, not run (any machine)."""
+    from seamfix.runtime.kernels.absorbed_decode import gluon_narrow, triton_ops
+
+    launches = {}
+
+    class Recorder:
+        def __init__(self, name):
+            self.name = name
+
+        def __getitem__(self, grid):
+            return lambda *args, **options: launches.setdefault(self.name, options)
+
+    monkeypatch.setattr(gluon_narrow, "decode_kernel", Recorder("decode"))
+    for name in ("merge_kernel", "merge_by_sequence_kernel"):
+        monkeypatch.setattr(triton_ops, name, Recorder("merge"))
+    case = PagedCase([300, 70], 64, torch.bfloat16, torch.Generator().manual_seed(0), rows, 1)
+    narrow = DecodeTiles(rows, 64, warps, 2, 1, "gluon_narrow")
+
+    decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE, True, 2, narrow)
+
+    assert launches["decode"]["launch_pdl"] is (warps == 4)
+    assert launches["merge"]["launch_pdl"] is True and launches["merge"]["DEPENDENT"] is True
 
 
 @pytest.mark.parametrize("rank, rope", [(256, 64), (128, 32)])
