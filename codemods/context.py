@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import bisect
+import functools
+import os
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -177,7 +179,33 @@ class FileContext:
         source = line.split()[1]
         if source == self.module_name or is_test_module(source) or self.project.is_script_import(source, self.relpath):
             return Refusal(f"it reads {why} imported from `{source}`, which the adapter must not import")
+        if isinstance(statement, ast.ImportFrom) and (rebinding := self._rebound_in(source, stores[0].node.name)):
+            return Refusal(
+                f"it reads {why} imported from `{source}`, which {rebinding}: the adapter's import of it at each "
+                "call may get another object than the builder's import did"
+            )
         return line
+
+    def _rebound_in(self, source: str, name: str) -> str | None:
+        """How the project module ``source`` may give ``name`` another value after the builder imported it
+        (the adapter imports it again at each call); None for a module outside the project."""
+        relpath = self.project.project_file(source)
+        if relpath is None or self.project.root is None:
+            return None
+        path = self.project.root / relpath
+        try:
+            status = os.stat(path)
+        except OSError:
+            return None
+        package = self.project.package_parts(relpath)
+        declared, reach, lazy = _after_import(str(path), (status.st_mtime_ns, status.st_size), source, package)
+        if name in declared:
+            return f"rebinds `{name}` in a function (`global {name}`)"
+        if reach is not None:
+            return f"{reach}, through which it may rebind `{name}`"
+        if lazy is not None and name not in lazy:
+            return f"answers `{name}` through its module `__getattr__`, anew at each import"
+        return None
 
     def passed_global(self, name: str, function: ast.FunctionDef | ast.AsyncFunctionDef) -> Refusal | None:
         """Why this file's global ``name`` cannot be passed to an adapter function as an argument, if it cannot.
@@ -242,17 +270,7 @@ class FileContext:
         ``sys.modules[__name__]``, ``import_module(__name__)``, by its own name too); None if it does not."""
         if not _OWN_NAMESPACE.search(self.text):
             return None
-        package = self.project.package_parts(self.relpath)
-        for node in ast.walk(self.tree):
-            if isinstance(node, (ast.Import, ast.ImportFrom)) and self.module_name in _imported_modules(node, package):
-                return f"imports itself (`{ast.unparse(node)}`)"
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals":
-                return "calls `globals()`"
-            if isinstance(node, ast.Attribute) and node.attr == "__globals__":
-                return f"reads `{ast.unparse(node)}`"
-            if _reads_module_named(node, self.module_name):
-                return f"reads itself as `{ast.unparse(node)}`"
-        return None
+        return _namespace_reach(self.tree, self.module_name, self.project.package_parts(self.relpath))
 
     @cached_property
     def _module_stores(self) -> dict[str, list[Occurrence]]:
@@ -352,6 +370,38 @@ def _names_run(statement: ast.stmt) -> set[str]:
         else:
             stack.extend(ast.iter_child_nodes(node))
     return names
+
+
+def _namespace_reach(tree: ast.Module, module_name: str, package: tuple[str, ...]) -> str | None:
+    """How the module ``module_name`` reaches its own namespace (see ``FileContext.own_namespace``)."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and module_name in _imported_modules(node, package):
+            return f"imports itself (`{ast.unparse(node)}`)"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals":
+            return "calls `globals()`"
+        if isinstance(node, ast.Attribute) and node.attr == "__globals__":
+            return f"reads `{ast.unparse(node)}`"
+        if _reads_module_named(node, module_name):
+            return f"reads itself as `{ast.unparse(node)}`"
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _after_import(
+    path: str, stamp: tuple[int, int], module_name: str, package: tuple[str, ...]
+) -> tuple[frozenset[str], str | None, frozenset[str] | None]:
+    """What the project module at ``path`` (as ``stamp``, its mtime and size, saw it) may do to its own
+    names once imported: the names its functions declare ``global``; how it reaches its own namespace (None:
+    it does not); with a module ``__getattr__``, the names it binds itself (None: no ``__getattr__``)."""
+    try:
+        with open(path, "rb") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError, ValueError, RecursionError):
+        return frozenset(), None, None  # importing it fails, for the builder as for the adapter
+    declared = frozenset(name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names)
+    lazy = any(isinstance(node, ast.FunctionDef) and node.name == "__getattr__" for node in tree.body)
+    bound = frozenset(top_level_names(tree)) if lazy else None
+    return declared, _namespace_reach(tree, module_name, package), bound
 
 
 def _reads_module_named(node: ast.AST, module_name: str) -> bool:

@@ -628,3 +628,34 @@ def test_src_setting_names_modules_from_the_deepest_root(tmp_path: Path) -> None
     (tmp_path / "pyproject.toml").write_text('[tool.seamfix]\nsrc = ["../elsewhere"]\n')
     with pytest.raises(SeamfixError, match="`src`"):
         load_settings(tmp_path)
+
+
+# Source modules that give a name another value after a builder imported it: the builder keeps what it imported,
+# while a moved arm's own import, run at each call, would get the new value (or call `__getattr__` again).
+REBINDING_SOURCES = {
+    "global": "def use_fused():\n    global MLASelfAttention\n    MLASelfAttention = Fused\n",
+    "globals()": "def use_fused():\n    globals()['MLASelfAttention'] = Fused\n",
+    "sys.modules": "import sys\n\n\ndef use_fused():\n    sys.modules[__name__].MLASelfAttention = Fused\n",
+    "__getattr__": "def use_fused():\n    pass\n\n\ndef __getattr__(name):\n    print('resolved', name)\n"
+                   "    return Plain\n",
+}  # fmt: skip
+SOURCE = "class Plain:\n    kind = 'plain'\n\n\nclass Fused:\n    kind = 'fused'\n\n\nMLASelfAttention = Plain\n\n\n"
+
+
+@pytest.mark.parametrize("rebinding", REBINDING_SOURCES)
+def test_a_name_its_source_module_rebinds_after_import_stays_where_the_builder_reads_it(rebinding, tmp_path: Path):
+    source = SOURCE + REBINDING_SOURCES[rebinding]
+    if rebinding == "__getattr__":
+        source = source.replace("MLASelfAttention = Plain\n", "")
+    builder = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config, log):\n"
+    builder += "    if config.multi_latent_attention:\n        log('mla')\n        return MLASelfAttention.kind\n    return None\n"
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": source, "pkg/model.py": builder}
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    _, said = applied(rewritten)
+    assert "imported from `pkg.mla_impl`, which" in said, said
+    check = "from types import SimpleNamespace as C; from pkg import mla_impl, model; c = C(multi_latent_attention=1)\n"
+    check += "print(model.build(c, print)); mla_impl.use_fused(); print(model.build(c, print))"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] == ran[1]
