@@ -327,19 +327,31 @@ def test_a_variable_named_like_the_builder_module_is_not_its_module(tmp_path: Pa
     subprocess.run([sys.executable, "-c", check], cwd=root, check=True)
 
 
-def test_an_arm_reading_a_builtin_the_adapter_rebinds_is_left(tmp_path: Path) -> None:
-    # hand-written code in the adapter binds `sorted`: moved there, the arm would call that
+# hand-written code in the adapter binds `sorted` (by name, or through an `import *`), or may (a function
+# declaring it `global`): moved there, the arm would call that
+REBINDING_ADAPTERS = {
+    "import": "import types as sorted  # noqa: F401\n",
+    "import *": "from pkg.helpers import *  # noqa: F403\n",
+    "global": "def install():\n    global sorted\n    sorted = reversed\n",
+}
+
+
+@pytest.mark.parametrize("adapter", REBINDING_ADAPTERS)
+def test_an_arm_reading_a_builtin_the_adapter_rebinds_is_left(adapter: str, tmp_path: Path) -> None:
     builder = "def spec(cfg, names):\n    if cfg.multi_latent_attention:\n"
     builder += "        out = sorted(names)[: cfg.kv_lora_rank]\n    else:\n        out = names\n    return out\n"
-    root = project(tmp_path, {
-        "pkg/__init__.py": "", "pkg/mla_seam.py": "import types as sorted  # noqa: F401\n", "pkg/model.py": builder,
-    })  # fmt: skip
-    _, said = applied(root)
-    assert "it reads `sorted`, which the adapter module binds at its top level" in said
-    check = "import types; from pkg import model\n"
+    files = {"pkg/__init__.py": "", "pkg/mla_seam.py": REBINDING_ADAPTERS[adapter], "pkg/model.py": builder,
+             "pkg/helpers.py": "def sorted(names):\n    return 'mine'\n"}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    _, said = applied(rewritten)
+    assert "it reads `sorted`, which the adapter module" in said, said
+    check = "import types; from pkg import mla_seam, model\n"
     check += "config = types.SimpleNamespace(multi_latent_attention=1, kv_lora_rank=2)\n"
-    check += "assert model.spec(config, 'ba') == ['a', 'b']"
-    subprocess.run([sys.executable, "-c", check], cwd=root, check=True)
+    check += "getattr(mla_seam, 'install', print)(); print(model.spec(config, 'ba'))"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] == ran[1] and ran[0].endswith("['a', 'b']\n")
 
 
 # Hand-written adapters holding a function with the very code apply would ask for, which a builder calling
@@ -354,6 +366,10 @@ HAND_WRITTEN_ADAPTERS = {
     },
     "reads-a-rebound-builtin": {
         **PLAIN_ADAPTER, "pkg/mla_seam.py": GENERATED + "\n\ndef getattr(obj, name, default=None):\n    return 'mine'\n"
+    },
+    "reads-a-builtin-an-import-star-binds": {
+        **PLAIN_ADAPTER, "pkg/helpers.py": "def getattr(obj, name, default=None):\n    return 'mine'\n",
+        "pkg/mla_seam.py": "from pkg.helpers import *  # noqa: F403\n\n\n" + GENERATED,
     },
     "package-with-that-submodule": {
         "pkg/__init__.py": "", "pkg/mla_seam/__init__.py": GENERATED, "pkg/mla_seam/multi_latent_attention.py": "",
