@@ -222,7 +222,8 @@ def _shadowed_builtins(adapter: Output, tree: ast.Module) -> list[Problem]:
     (hand-written code: `import types as sorted`): every global it reads was a builtin in its builder (the
     rest it is passed or imports), and would be that binding in the adapter. A hand-written ``import *`` may
     bind any name, and a function declaring a name ``global`` binds it when called."""
-    bound = top_level_names(tree) | {name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
+    declared = {name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
+    bound = top_level_names(tree) | declared
     try:
         existing = {node.name for node in ast.parse(adapter.old).body if isinstance(node, ast.FunctionDef)}
         table = symtable.symtable(adapter.new.decode("utf-8-sig"), "adapter", "exec")

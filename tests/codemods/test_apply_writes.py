@@ -23,7 +23,7 @@ from seamfix.atomic import write_atomic
 from seamfix.codemods.apply import plan_apply, write_changes
 from seamfix.config import load_settings
 from seamfix.errors import SeamfixError
-from seamfix.journal import JOURNAL_NAME, STOP_AFTER_WRITES
+from seamfix.journal import JOURNAL_NAME, STOP_AFTER_WRITES, FileWrite, commit
 from seamfix.parallel import Failed, map_items
 from seamfix_testing import MLA_IF, run_seamfix
 
@@ -627,3 +627,27 @@ def test_a_baseline_path_leading_out_through_a_link_is_refused(project, tmp_path
     assert "ci/baseline.json: cannot write the baseline: leads outside the project" in result.stderr
     assert list(outside.iterdir()) == []
     assert run_seamfix("lint", "--write-baseline", str(outside / "b.json"), cwd=root).code == 0  # named outside
+
+
+def test_an_adapter_linked_to_a_builder_changes_nothing(project):
+    # both rewrites of `pkg/a.py` would be staged in one temporary: the builder's replaced the adapter's, and
+    # every call into the seam raised AttributeError
+    root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/a.py": MLA_IF, "calls_f.py": CALLS_F})
+    (root / "pkg/mla_seam.py").symlink_to("a.py")
+    before = snapshot(root)
+    ran = subprocess.run([sys.executable, "calls_f.py"], cwd=root, capture_output=True, text=True)
+    result = run_seamfix("apply", cwd=root)
+    assert result.code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "the adapter is a symlink to pkg/a.py, a file apply would rewrite as a builder" in result.stderr
+    assert snapshot(root) == before and (root / "pkg/mla_seam.py").is_symlink()
+    again = subprocess.run([sys.executable, "calls_f.py"], cwd=root, capture_output=True, text=True)
+    assert (again.returncode, again.stdout, again.stderr) == (ran.returncode, ran.stdout, ran.stderr)
+
+
+def test_two_writes_of_one_file_are_refused_before_anything_is_written(tmp_path):
+    target = tmp_path / "a.py"
+    target.write_text("old\n")
+    writes = [FileWrite(target, "a.py", b"old\n", b"first\n", True), FileWrite(target, "a.py", b"old\n", b"second\n")]
+    with pytest.raises(SeamfixError, match="a.py: two rewrites of one file"):
+        commit(writes, tmp_path / "cache")
+    assert target.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["a.py"]

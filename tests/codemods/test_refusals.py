@@ -664,7 +664,8 @@ def test_a_name_its_source_module_rebinds_after_import_stays_where_the_builder_r
     if rebinding == "__getattr__":
         source = source.replace("MLASelfAttention = Plain\n", "")
     builder = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config, log):\n"
-    builder += "    if config.multi_latent_attention:\n        log('mla')\n        return MLASelfAttention.kind\n    return None\n"
+    builder += "    if config.multi_latent_attention:\n        log('mla')\n        return MLASelfAttention.kind\n"
+    builder += "    return None\n"
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": source, "pkg/model.py": builder}
     (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
     original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
