@@ -122,8 +122,8 @@ def test_signal_at_a_random_instant_of_the_write_phase(tmp_path, large, signum):
     time.sleep(random.Random(signum).uniform(0, 0.05))
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=300)
-    if signum == signal.SIGINT and process.returncode != 0:  # not finished before the signal came
-        assert process.returncode == 130 and stderr.strip().splitlines()[-1] == "seamfix: interrupted", stderr
+    if signum != signal.SIGKILL and process.returncode != 0:  # not finished before the signal came
+        assert process.returncode == 128 + signum and stderr.strip().splitlines()[-1] == "seamfix: interrupted", stderr
         assert snapshot(root) in (before, reference)  # staging undone, or the commit finished first
         assert temporaries(root) == [] and not (root / ".seamfix_cache" / JOURNAL_NAME).exists()
     assert_rerun_completes(root, reference)
@@ -142,18 +142,21 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from Linux's /proc")
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+# SIGHUP: the terminal or SSH session closed; it killed apply outright, temporaries left in the tree
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP, signal.SIGKILL])
 def test_workers_die_with_their_parent_and_ctrl_c_prints_one_line(tmp_path, signum):
     root = make_project(tmp_path / "p", 60)
+    before = snapshot(root)
     process = seamfix("apply", "--jobs", "2", cwd=root, start_new_session=True)
     wait_for(lambda: len(children(process.pid)) >= 2 or process.poll() is not None)
     workers = children(process.pid)
     assert workers, "the rewrite finished before its workers could be seen"
-    os.killpg(process.pid, signum) if signum == signal.SIGINT else process.kill()  # Ctrl-C reaches the group
+    os.killpg(process.pid, signum) if signum != signal.SIGKILL else process.kill()  # Ctrl-C reaches the group
     _, stderr = process.communicate(timeout=60)
     wait_for(lambda: not any(alive(worker) for worker in workers), timeout=10)
-    if signum == signal.SIGINT:
-        assert (process.returncode, stderr) == (130, "seamfix: interrupted\n")
+    if signum != signal.SIGKILL:
+        assert (process.returncode, stderr) == (128 + signum, "seamfix: interrupted\n")
+        assert snapshot(root) == before and not (root / ".seamfix_cache" / JOURNAL_NAME).exists()
     assert "Error" not in stderr and "Traceback" not in stderr
 
 
