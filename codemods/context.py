@@ -29,6 +29,7 @@ _STAR_IMPORT = re.compile(r"\bimport\s*\(?\s*\*")
 _GLOBAL = re.compile(r"\bglobal\s")
 _OWN_NAMESPACE = re.compile(r"\bglobals\s*\(|\b__name__\b|\b__globals__\b|\bmodules\b|\bimport\b|__import__")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_DICT_READS = frozenset({"get", "keys", "values", "items", "copy", "__contains__", "__getitem__"})
 # Decorators that compile their function from its source (TorchScript, Triton and Gluon, Numba, Megatron's
 # `jit_fuser`, which is `torch.jit.script` on older torch): the compiler cannot call into the adapter.
 _COMPILING_DECORATORS = frozenset({"script", "script_method", "script_if_tracing", "jit", "njit", "jit_fuser"})
@@ -372,12 +373,17 @@ def _names_run(statement: ast.stmt) -> set[str]:
     return names
 
 
-def _namespace_reach(tree: ast.Module, module_name: str, package: tuple[str, ...]) -> str | None:
-    """How the module ``module_name`` reaches its own namespace (see ``FileContext.own_namespace``)."""
+def _namespace_reach(
+    tree: ast.Module, module_name: str, package: tuple[str, ...], reads: frozenset[int] = frozenset()
+) -> str | None:
+    """How the module ``module_name`` reaches its own namespace (see ``FileContext.own_namespace``); a
+    ``globals()`` call whose id is in ``reads`` only reads it."""
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)) and module_name in _imported_modules(node, package):
             return f"imports itself (`{ast.unparse(node)}`)"
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals":
+            if id(node) in reads:
+                continue
             return "calls `globals()`"
         if isinstance(node, ast.Attribute) and node.attr == "__globals__":
             return f"reads `{ast.unparse(node)}`"
@@ -401,7 +407,21 @@ def _after_import(
     declared = frozenset(name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names)
     lazy = any(isinstance(node, ast.FunctionDef) and node.name == "__getattr__" for node in tree.body)
     bound = frozenset(top_level_names(tree)) if lazy else None
-    return declared, _namespace_reach(tree, module_name, package), bound
+    return declared, _namespace_reach(tree, module_name, package, _globals_only_read(tree)), bound
+
+
+def _globals_only_read(tree: ast.Module) -> frozenset[int]:
+    """The ``globals()`` calls that cannot rebind a name: handed to ``__import__`` (which reads
+    ``__name__``/``__package__`` from it), subscripted to read, or asked ``.get``/``.keys``/``.items``..."""
+    reads: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "__import__":
+            reads.update(id(argument) for argument in node.args[1:2])
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+            reads.add(id(node.value))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _DICT_READS:
+            reads.add(id(node.func.value))
+    return frozenset(reads)
 
 
 def _reads_module_named(node: ast.AST, module_name: str) -> bool:

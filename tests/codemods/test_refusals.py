@@ -199,14 +199,23 @@ def check():
     try:
         return type(model.build(SimpleNamespace(multi_latent_attention=True))).__name__
     finally:
-        pkg.mla_impl.MLASelfAttention = original
+        {restore}
 """
+# the patch undone by a plain, a tuple, a chained and a one-line assignment (the swap above is a tuple target too)
+RESTORES = [
+    "pkg.mla_impl.MLASelfAttention = original",
+    "pkg.mla_impl.MLASelfAttention, _ = original, None",
+    "restored = pkg.mla_impl.MLASelfAttention = original",
+    "if original: pkg.mla_impl.MLASelfAttention = original",
+]
 
 
-def test_a_name_assigned_on_its_source_module_stays_where_the_builder_reads_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("restore", RESTORES)
+def test_a_name_assigned_on_its_source_module_stays_where_the_builder_reads_it(restore: str, tmp_path: Path) -> None:
     # the builder holds the class it imported; moved, the arm would import the one assigned meanwhile
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, c):\n"
-             "        pass\n", "pkg/model.py": BUILDS, "tests/test_model.py": SOURCE_PATCHED}  # fmt: skip
+             "        pass\n", "pkg/model.py": BUILDS,
+             "tests/test_model.py": SOURCE_PATCHED.format(restore=restore)}  # fmt: skip
     (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
     original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
     _, said = applied(rewritten)
