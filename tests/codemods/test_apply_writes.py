@@ -561,8 +561,14 @@ CALLS_F += "    except Exception as exc:\n        print(type(exc).__name__, exc)
             {"calls_f.py": CALLS_F.replace("from pkg import a", "import a") + "import logging\n", "a.py": MLA_IF},
             "`string` is a module of the standard library",
         ),
+        # the new folder `pkg/seam/` (with an `__init__.py`) would hide `pkg/seam.py`: `a.py` imports from it
+        (
+            "pkg/seam/mla_seam.py",
+            {"pkg/seam.py": "VERSION = 1\n", "pkg/a.py": "from pkg.seam import VERSION\n\n\n" + MLA_IF},
+            "apply would create the package `pkg/seam/` beside `pkg/seam.py`",
+        ),
     ],
-    ids=["package-beside", "init-binds-the-name", "module-beside-namespace-folder", "stdlib-name"],
+    ids=["package-beside", "init-binds-the-name", "module-beside-namespace-folder", "stdlib-name", "new-package-hides"],
 )
 def test_an_adapter_the_seam_import_would_not_reach_changes_nothing(project, adapter, files, message):
     # `from pkg import mla_seam` would import something else than the adapter apply writes: every builder
