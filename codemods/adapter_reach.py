@@ -3,7 +3,8 @@
 Python's import system may hand builders something else by that name: a package folder ``pkg/mla_seam/``
 (or an extension module ``mla_seam.*.so``) beside ``pkg/mla_seam.py`` wins over it; a module ``pkg.py`` wins
 over a folder ``pkg/`` without ``__init__.py`` (and a package folder apply would create, over a module of its
-name that other code imports: ``pkg/seam/`` beside ``pkg/seam.py``); a name the package's ``__init__.py``
+name that other code imports: ``pkg/seam/`` beside ``pkg/seam.py``, and a new adapter over a namespace folder
+of its name); a name the package's ``__init__.py``
 binds is what ``from pkg import mla_seam`` returns; a new top-level module named like one of the standard
 library's hides that one from every script run in the project (or the library's hides it). Each is an error
 before anything is written: every builder would call into the wrong module (or other code would).
@@ -37,6 +38,9 @@ def adapter_unreachable(root: Path, adapter: str, parts: tuple[str, ...]) -> str
             winner = _package_init(folder / name) or _extension(folder, name)
             if winner is not None:
                 return f"`{_relative(winner, root)}` is what `{'.'.join(parts)}` imports, not `{adapter}`"
+            if (folder / name).is_dir() and not (root / adapter).exists():
+                return (f"`{_relative(folder / name, root)}/` is a folder without `__init__.py` (a namespace package) "
+                        f"that code may import from: the new `{adapter}` would hide it")  # fmt: skip
         elif (winner := _module_file(folder, name)) is not None and _creates_package(folder / name):
             return (f"apply would create the package `{_relative(folder / name, root)}/` beside "
                     f"`{_relative(winner, root)}`, which `{'.'.join(parts[: depth + 1])}` would then no longer import "

@@ -567,8 +567,24 @@ CALLS_F += "    except Exception as exc:\n        print(type(exc).__name__, exc)
             {"pkg/seam.py": "VERSION = 1\n", "pkg/a.py": "from pkg.seam import VERSION\n\n\n" + MLA_IF},
             "apply would create the package `pkg/seam/` beside `pkg/seam.py`",
         ),
+        # the new `pkg/mla_seam.py` would hide the namespace folder `pkg/mla_seam/`, which `a.py` imports from
+        (
+            "pkg/mla_seam.py",
+            {
+                "pkg/mla_seam/kernels.py": "SCALE = 3\n",
+                "pkg/a.py": MLA_IF.replace("1\n", "__import__('pkg.mla_seam.kernels')\n"),
+            },
+            "`pkg/mla_seam/` is a folder without `__init__.py` (a namespace package)",
+        ),
     ],
-    ids=["package-beside", "init-binds-the-name", "module-beside-namespace-folder", "stdlib-name", "new-package-hides"],
+    ids=[
+        "package-beside",
+        "init-binds-the-name",
+        "module-beside-namespace-folder",
+        "stdlib-name",
+        "new-package-hides",
+        "new-module-hides-namespace",
+    ],  # fmt: skip
 )
 def test_an_adapter_the_seam_import_would_not_reach_changes_nothing(project, adapter, files, message):
     # `from pkg import mla_seam` would import something else than the adapter apply writes: every builder
