@@ -188,8 +188,10 @@ class FileContext:
         return line
 
     def _rebound_in(self, source: str, name: str) -> str | None:
-        """How the project module ``source`` may give ``name`` another value after the builder imported it
-        (the adapter imports it again at each call); None for a module outside the project."""
+        """How the module ``source`` may give ``name`` another value after the builder imported it (the adapter
+        imports it again at each call): a reload (of any module), or, in the project, its own code."""
+        if source.rpartition(".")[2] in self.project.reloaded:
+            return f"some file reloads (`importlib.reload`), making a new `{name}`"
         relpath = self.project.project_file(source)
         if relpath is None or self.project.root is None:
             return None

@@ -44,6 +44,8 @@ _ASSIGNED_ATTRIBUTE = re.compile(
 # (`old, mod.Name = mod.Name, fake`, `a = mod.Name = fake`, `if x: mod.Name = fake`); the file's syntax tree
 # tells, when a builder's global of that name matters
 _MAYBE_STORED_ATTRIBUTE = re.compile(r"\.(\w+)[ \t]*(?:,|=(?!=))")
+# `importlib.reload(pkg.mla_impl)`, `reload(mla_impl)`: the module run again, every name it binds a new object
+_RELOADED = re.compile(r"\breload\(\s*([A-Za-z_][\w.]*)\s*[,)]")
 # a patch target whose last part is computed (`f"{MODULE}.{name}"`): any global of any module may be patched
 _ANY_NAME = "*"
 _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE)
@@ -69,6 +71,7 @@ class Project:
     adapter: str = ""  # the adapter's project path
     patched: frozenset[str] = frozenset()  # names some file patches or sets as an attribute by string
     maybe_stored: dict[str, frozenset[str]] = field(default_factory=dict)  # name -> files that may set `x.name`
+    reloaded: frozenset[str] = frozenset()  # the last parts of the modules some file reloads (`importlib.reload`)
     imported_from: dict[str, set[str]] = field(default_factory=dict)  # module -> names other files import
     importers: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (module, name) -> relpaths
     # what importing the seam runs: each of its packages, then the adapter module, by name
@@ -88,6 +91,7 @@ class Project:
         spellings = _spellings(modules)
         patched: set[str] = set()
         maybe_stored: dict[str, set[str]] = {}
+        reloaded: set[str] = set()
         seam_module = ".".join(settings.adapter_module_parts)
         seam_name = seam_module.rpartition(".")[2]
         seam_reads = _seam_reads(seam_module) if seam_module else None
@@ -99,6 +103,8 @@ class Project:
             patched.update(match.group(1) for match in _ASSIGNED_ATTRIBUTE.finditer(text))
             for name in set(_MAYBE_STORED_ATTRIBUTE.findall(text)):
                 maybe_stored.setdefault(name, set()).add(relpath)
+            if "reload(" in text:
+                reloaded.update(match.group(1).rpartition(".")[2] for match in _RELOADED.finditer(text))
             if any(part in text for part in last_parts):
                 project._scan_attribute_reads(relpath, text, spellings)
                 project._scan_modules_by_name(relpath, text, modules)
@@ -114,6 +120,7 @@ class Project:
                         project.importers.setdefault((module, name), set()).add(relpath)
         project.patched = frozenset(patched)
         project.maybe_stored = {name: frozenset(relpaths) for name, relpaths in maybe_stored.items()}
+        project.reloaded = frozenset(reloaded)
         project.seam_packages = seam_inits(settings.root, project.project_file, ".".join(settings.adapter_module_parts))
         return project
 

@@ -685,3 +685,23 @@ def test_a_name_its_source_module_rebinds_after_import_stays_where_the_builder_r
     ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
            for root in (original, rewritten)]  # fmt: skip
     assert ran[0] == ran[1]
+
+
+def test_a_name_from_a_module_some_file_reloads_stays_where_the_builder_reads_it(tmp_path: Path) -> None:
+    # `importlib.reload` runs the module again: the builder keeps the class it imported, a moved arm's import
+    # would get the new one
+    builder = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config):\n"
+    builder += "    if config.multi_latent_attention:\n        return MLASelfAttention\n    return None\n"
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n", "pkg/model.py": builder,
+             "pkg/hooks.py": "import importlib\n\nimport pkg.mla_impl\n\n\ndef reset():\n"
+                             "    importlib.reload(pkg.mla_impl)\n"}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    _, said = applied(rewritten)
+    assert "which some file reloads" in said, said
+    check = "from types import SimpleNamespace as C; from pkg import hooks, mla_impl, model\n"
+    check += "c = C(multi_latent_attention=1); first = model.build(c); hooks.reset()\n"
+    check += "print(first is model.build(c), model.build(c) is mla_impl.MLASelfAttention)"
+    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+           for root in (original, rewritten)]  # fmt: skip
+    assert ran[0] == ran[1] == "True False\n"
