@@ -45,7 +45,7 @@ _ASSIGNED_ATTRIBUTE = re.compile(
 # tells, when a builder's global of that name matters
 _MAYBE_STORED_ATTRIBUTE = re.compile(r"\.(\w+)[ \t]*(?:,|=(?!=))")
 # `importlib.reload(pkg.mla_impl)`, `reload(mla_impl)`: the module run again, every name it binds a new object
-_RELOADED = re.compile(r"\breload\(\s*([A-Za-z_][\w.]*)\s*[,)]")
+_RELOADED = re.compile(r"(?:\bimportlib\.|(?<![\w.]))reload\(\s*([A-Za-z_][\w.]*)\s*[,)]")
 # a patch target whose last part is computed (`f"{MODULE}.{name}"`): any global of any module may be patched
 _ANY_NAME = "*"
 _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE)
