@@ -192,6 +192,9 @@ class FileContext:
         imports it again at each call): a reload (of any module), or, in the project, its own code."""
         if source.rpartition(".")[2] in self.project.reloaded:
             return f"some file reloads (`importlib.reload`), making a new `{name}`"
+        swapped = next((m for m in self.project.swapped if source == m or source.startswith(f"{m}.")), None)
+        if swapped is not None:
+            return f"some file swaps in or out of `sys.modules` (`{swapped}`)"
         relpath = self.project.project_file(source)
         if relpath is None or self.project.root is None:
             return None

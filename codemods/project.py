@@ -46,6 +46,14 @@ _ASSIGNED_ATTRIBUTE = re.compile(
 _MAYBE_STORED_ATTRIBUTE = re.compile(r"\.(\w+)[ \t]*(?:,|=(?!=))")
 # `importlib.reload(pkg.mla_impl)`, `reload(mla_impl)`: the module run again, every name it binds a new object
 _RELOADED = re.compile(r"(?:\bimportlib\.|(?<![\w.]))reload\(\s*([A-Za-z_][\w.]*)\s*[,)]")
+# `sys.modules["pkg.mla_impl"] = stub`, `mock.patch.dict(sys.modules, {"pkg.mla_impl": stub})`,
+# `monkeypatch.setitem(sys.modules, ...)`, `sys.modules.pop(...)`: an import of that module may then give
+# another module object (a stub while a builder was imported, a fresh one after), whose names differ
+_MODULES_CHANGED = re.compile(
+    r"modules\s*\[|modules\.(?:update|setdefault|pop|__setitem__|__delitem__)\(|"
+    r"(?:patch\.dict|setitem|delitem)\(\s*(?:\w+\.)*modules\b"
+)
+_MODULE_NAME_LITERAL = re.compile(r"""[rRbBuU]?["']([A-Za-z_]\w*(?:\.\w+)*)["']""")
 # a patch target whose last part is computed (`f"{MODULE}.{name}"`): any global of any module may be patched
 _ANY_NAME = "*"
 _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE)
@@ -72,6 +80,7 @@ class Project:
     patched: frozenset[str] = frozenset()  # names some file patches or sets as an attribute by string
     maybe_stored: dict[str, frozenset[str]] = field(default_factory=dict)  # name -> files that may set `x.name`
     reloaded: frozenset[str] = frozenset()  # the last parts of the modules some file reloads (`importlib.reload`)
+    swapped: frozenset[str] = frozenset()  # modules some file puts into (or takes out of) `sys.modules` by name
     imported_from: dict[str, set[str]] = field(default_factory=dict)  # module -> names other files import
     importers: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (module, name) -> relpaths
     # what importing the seam runs: each of its packages, then the adapter module, by name
@@ -92,6 +101,7 @@ class Project:
         patched: set[str] = set()
         maybe_stored: dict[str, set[str]] = {}
         reloaded: set[str] = set()
+        swapped: set[str] = set()
         seam_module = ".".join(settings.adapter_module_parts)
         seam_name = seam_module.rpartition(".")[2]
         seam_reads = _seam_reads(seam_module) if seam_module else None
@@ -105,6 +115,8 @@ class Project:
                 maybe_stored.setdefault(name, set()).add(relpath)
             if "reload(" in text:
                 reloaded.update(match.group(1).rpartition(".")[2] for match in _RELOADED.finditer(text))
+            if "modules" in text:
+                swapped.update(_swapped_modules(text))
             if any(part in text for part in last_parts):
                 project._scan_attribute_reads(relpath, text, spellings)
                 project._scan_modules_by_name(relpath, text, modules)
@@ -121,6 +133,7 @@ class Project:
         project.patched = frozenset(patched)
         project.maybe_stored = {name: frozenset(relpaths) for name, relpaths in maybe_stored.items()}
         project.reloaded = frozenset(reloaded)
+        project.swapped = frozenset(swapped)
         project.seam_packages = seam_inits(settings.root, project.project_file, ".".join(settings.adapter_module_parts))
         return project
 
@@ -292,6 +305,21 @@ def _dynamic_read(spellings: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(
         rf"""(?<!\w)(?:getattr|hasattr|setattr|delattr|vars|dir|getmembers)\(\s*({alternatives})\s*(?:,\s*[rbu]?["'](\w+)["']|[,)])"""
     )
+
+
+def _swapped_modules(text: str) -> Iterator[str]:
+    """The module names (string literals) in each change of ``sys.modules`` in ``text``: the subscript or the
+    call's arguments, a dict literal spanning lines included."""
+    for match in _MODULES_CHANGED.finditer(text):
+        opening = text.rfind("[" if match.group().rstrip().endswith("[") else "(", match.start(), match.end())
+        closing = {"[": "]", "(": ")"}[text[opening]]
+        depth, end = 0, opening
+        while end < len(text) and end - opening < 5000:
+            depth += {text[opening]: 1, closing: -1}.get(text[end], 0)
+            end += 1
+            if depth == 0:
+                break
+        yield from _MODULE_NAME_LITERAL.findall(text, opening, end)
 
 
 def _attributes_stored(path: str) -> frozenset[str]:
