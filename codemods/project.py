@@ -27,8 +27,11 @@ from seamfix.config import DEFAULT_EXCLUDE, Settings, module_parts, package_part
 # (`_patched_names` joins them)
 _PATCHED_PATH = re.compile(r"""(?:patch|setattr|delattr)\(\s*(?:target\s*=\s*)?(?=[rRbBuUfF]{0,2}["'])""")
 _STRING_LITERAL = re.compile(r"""\s*[rRbBuUfF]{0,2}(["'])((?:\\.|(?!\1)[^\\\n])*)\1""")
-# `patch.object(mod, "Name")`, `monkeypatch.setattr(mod, "Name", value)`, `setattr(mod, "Name", v)`, `delattr`
-_PATCHED_ATTRIBUTE = re.compile(r"""(?:setattr|delattr|patch\.object|patch\.multiple)\(\s*[^,()]+,\s*["'](\w+)["']""")
+# `patch.object(mod, "Name")`, `monkeypatch.setattr(mod, "Name", value)`, `setattr(mod, "Name", v)`, `delattr`,
+# `patch.object(target=mod, attribute="Name")` (group 2)
+_PATCHED_ATTRIBUTE = re.compile(
+    r"""(?:setattr|delattr|patch\.object|patch\.multiple)\(\s*[^,()]+,\s*["'](\w+)["']|\battribute\s*=\s*["'](\w+)["']"""
+)
 # `patch.multiple("pkg.mod", Name=fake)`, `patch.multiple(mod, Name=fake)`: each keyword names a patched global
 _PATCHED_KEYWORDS = re.compile(r"patch\.multiple\(")
 _KEYWORD = re.compile(r"(?<![\w.])(\w+)\s*=(?!=)")
@@ -260,7 +263,7 @@ def _patched_names(text: str) -> Iterator[str]:
             yield name
         elif name.endswith("}"):
             yield _ANY_NAME
-    yield from (match.group(1) for match in _PATCHED_ATTRIBUTE.finditer(text))
+    yield from (match.group(1) or match.group(2) for match in _PATCHED_ATTRIBUTE.finditer(text))
     for match in _PATCHED_KEYWORDS.finditer(text):
         arguments = _call_arguments(text, match.end())
         yield from (name for name in _KEYWORD.findall(arguments) if name not in _MULTIPLE_OPTIONS)

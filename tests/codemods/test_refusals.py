@@ -138,6 +138,7 @@ PATCH_FORMS = [
     "mock.patch.multiple(model, MLASelfAttention=Fake)",
     "monkeypatched(lambda mp: mp.setattr(model, NAME, Fake))",
     'monkeypatched(lambda mp: mp.delattr("pkg.model.MLASelfAttention"))',
+    'mock.patch.object(target=model, attribute="MLASelfAttention", new=Fake)',
 ]
 PATCHING_TEST = """import contextlib
 from types import SimpleNamespace
@@ -660,7 +661,7 @@ def test_src_setting_names_modules_from_the_deepest_root(tmp_path: Path) -> None
 REBINDING_SOURCES = {
     "global": "def use_fused():\n    global MLASelfAttention\n    MLASelfAttention = Fused\n",
     "globals()": "def use_fused():\n    globals()['MLASelfAttention'] = Fused\n",
-    "sys.modules": "import sys\n\n\ndef use_fused():\n    sys.modules[__name__].MLASelfAttention = Fused\n",
+    "sys.modules": "import sys\n\n\ndef use_fused():\n    vars(sys.modules[__name__]).update(MLASelfAttention=Fused)\n",
     "__getattr__": "def use_fused():\n    pass\n\n\ndef __getattr__(name):\n    print('resolved', name)\n"
                    "    return Plain\n",
 }  # fmt: skip
