@@ -27,6 +27,8 @@ PLACEHOLDER_PREFIX = "_seamfix_pending_"
 # Cheap text tests that spare a walk of the whole tree in the usual file, which has neither.
 _STAR_IMPORT = re.compile(r"\bimport\s*\(?\s*\*")
 _GLOBAL = re.compile(r"\bglobal\s")
+# what reaching a module's own namespace takes, but an import of itself (checked by its name)
+_REACH = re.compile(r"\bglobals\s*\(|\b__globals__\b|\bmodules\s*[\[.]|__import__\s*\(|\bimport_module\s*\(")
 _OWN_NAMESPACE = re.compile(r"\bglobals\s*\(|\b__name__\b|\b__globals__\b|\bmodules\b|\bimport\b|__import__")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _DICT_READS = frozenset({"get", "keys", "values", "items", "copy", "__contains__", "__getitem__"})
@@ -406,13 +408,22 @@ def _after_import(
     it does not); with a module ``__getattr__``, the names it binds itself (None: no ``__getattr__``)."""
     try:
         with open(path, "rb") as handle:
-            tree = ast.parse(handle.read())
+            data = handle.read()
+        text = data.decode("utf-8", "replace")
+        # the usual module has none of these: its tree is not even built
+        itself = re.compile(rf"\bimport\b[^\n]*\b{re.escape(module_name.rpartition('.')[2])}\b")
+        declares, reaches = _GLOBAL.search(text), _REACH.search(text) or itself.search(text)
+        lazy = "__getattr__" in text
+        if not (declares or reaches or lazy):
+            return frozenset(), None, None
+        tree = ast.parse(data)
     except (OSError, SyntaxError, ValueError, RecursionError):
         return frozenset(), None, None  # importing it fails, for the builder as for the adapter
-    declared = frozenset(name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names)
-    lazy = any(isinstance(node, ast.FunctionDef) and node.name == "__getattr__" for node in tree.body)
-    bound = frozenset(top_level_names(tree)) if lazy else None
-    return declared, _namespace_reach(tree, module_name, package, _globals_only_read(tree)), bound
+    nodes = ast.walk(tree) if declares else ()
+    declared = frozenset(name for node in nodes if isinstance(node, ast.Global) for name in node.names)
+    reach = _namespace_reach(tree, module_name, package, _globals_only_read(tree)) if reaches else None
+    lazy = lazy and any(isinstance(node, ast.FunctionDef) and node.name == "__getattr__" for node in tree.body)
+    return declared, reach, frozenset(top_level_names(tree)) if lazy else None
 
 
 def _globals_only_read(tree: ast.Module) -> frozenset[int]:
