@@ -194,7 +194,9 @@ class FileContext:
         imports it again at each call): a reload (of any module), or, in the project, its own code."""
         if source.rpartition(".")[2] in self.project.reloaded:
             return f"some file reloads (`importlib.reload`), making a new `{name}`"
-        swapped = next((m for m in self.project.swapped if source == m or source.startswith(f"{m}.")), None)
+        # `from pkg import mla_impl`, a submodule: its own entry counts too
+        modules = (source, f"{source}.{name}")
+        swapped = next((m for m in self.project.swapped for module in modules if _within(module, m)), None)
         if swapped is not None:
             return f"some file swaps in or out of `sys.modules` (`{swapped}`)"
         relpath = self.project.project_file(source)
@@ -378,6 +380,10 @@ def _names_run(statement: ast.stmt) -> set[str]:
         else:
             stack.extend(ast.iter_child_nodes(node))
     return names
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(f"{package}.")
 
 
 def _namespace_reach(
