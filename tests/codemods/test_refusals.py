@@ -85,6 +85,21 @@ def project(root: Path, files: dict[str, str], config: str = 'adapter = "pkg/mla
     return root
 
 
+def applied_beside_original(tmp_path: Path, files: dict[str, str]) -> tuple[str, Path, Path]:
+    """``files`` as a project twice, in ``before`` and ``after``, apply run in ``after``: what its summary
+    said, and the two roots."""
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    _, said = applied(rewritten)
+    return said, original, rewritten
+
+
+def printed(check: str, *roots: Path) -> list[str]:
+    """What ``python -c check`` prints, run in each root."""
+    return [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+            for root in roots]  # fmt: skip
+
+
 def test_a_name_a_test_patches_is_passed_nowhere_but_left(tmp_path: Path) -> None:
     root = project(tmp_path, {
         "pkg/__init__.py": "", "pkg/mla_impl.py": "class MLATransformerConfig:\n    pass\n",
@@ -217,13 +232,10 @@ def test_a_name_assigned_on_its_source_module_stays_where_the_builder_reads_it(r
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, c):\n"
              "        pass\n", "pkg/model.py": BUILDS,
              "tests/test_model.py": SOURCE_PATCHED.format(restore=restore)}  # fmt: skip
-    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
-    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
-    _, said = applied(rewritten)
+    said, original, rewritten = applied_beside_original(tmp_path, files)
     assert "a test patches by name" in said, said
     check = "from tests.test_model import check; print(check())"
-    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
-           for root in (original, rewritten)]  # fmt: skip
+    ran = printed(check, original, rewritten)
     assert ran[0] == ran[1] == "MLASelfAttention\n"
 
 
@@ -352,15 +364,12 @@ def test_an_arm_reading_a_builtin_the_adapter_rebinds_is_left(adapter: str, tmp_
     builder += "        out = sorted(names)[: cfg.kv_lora_rank]\n    else:\n        out = names\n    return out\n"
     files = {"pkg/__init__.py": "", "pkg/mla_seam.py": REBINDING_ADAPTERS[adapter], "pkg/model.py": builder,
              "pkg/helpers.py": "def sorted(names):\n    return 'mine'\n"}  # fmt: skip
-    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
-    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
-    _, said = applied(rewritten)
+    said, original, rewritten = applied_beside_original(tmp_path, files)
     assert "it reads `sorted`, which the adapter module" in said, said
     check = "import types; from pkg import mla_seam, model\n"
     check += "config = types.SimpleNamespace(multi_latent_attention=1, kv_lora_rank=2)\n"
     check += "getattr(mla_seam, 'install', print)(); print(model.spec(config, 'ba'))"
-    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
-           for root in (original, rewritten)]  # fmt: skip
+    ran = printed(check, original, rewritten)
     assert ran[0] == ran[1] and ran[0].endswith("['a', 'b']\n")
 
 
@@ -677,34 +686,31 @@ def test_a_name_its_source_module_rebinds_after_import_stays_where_the_builder_r
     builder += "    if config.multi_latent_attention:\n        log('mla')\n        return MLASelfAttention.kind\n"
     builder += "    return None\n"
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": source, "pkg/model.py": builder}
-    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
-    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
-    _, said = applied(rewritten)
+    said, original, rewritten = applied_beside_original(tmp_path, files)
     assert "imported from `pkg.mla_impl`, which" in said, said
     check = "from types import SimpleNamespace as C; from pkg import mla_impl, model; c = C(multi_latent_attention=1)\n"
     check += "print(model.build(c, print)); mla_impl.use_fused(); print(model.build(c, print))"
-    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
-           for root in (original, rewritten)]  # fmt: skip
+    ran = printed(check, original, rewritten)
     assert ran[0] == ran[1]
+
+
+RETURNS_CLASS = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config):\n"
+RETURNS_CLASS += "    if config.multi_latent_attention:\n        return MLASelfAttention\n    return None\n"
 
 
 def test_a_name_from_a_module_some_file_reloads_stays_where_the_builder_reads_it(tmp_path: Path) -> None:
     # `importlib.reload` runs the module again: the builder keeps the class it imported, a moved arm's import
     # would get the new one
-    builder = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config):\n"
-    builder += "    if config.multi_latent_attention:\n        return MLASelfAttention\n    return None\n"
-    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n", "pkg/model.py": builder,
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n",
+             "pkg/model.py": RETURNS_CLASS,
              "pkg/hooks.py": "import importlib\n\nimport pkg.mla_impl\n\n\ndef reset():\n"
                              "    importlib.reload(pkg.mla_impl)\n"}  # fmt: skip
-    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
-    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
-    _, said = applied(rewritten)
+    said, original, rewritten = applied_beside_original(tmp_path, files)
     assert "which some file reloads" in said, said
     check = "from types import SimpleNamespace as C; from pkg import hooks, mla_impl, model\n"
     check += "c = C(multi_latent_attention=1); first = model.build(c); hooks.reset()\n"
     check += "print(first is model.build(c), model.build(c) is mla_impl.MLASelfAttention)"
-    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
-           for root in (original, rewritten)]  # fmt: skip
+    ran = printed(check, original, rewritten)
     assert ran[0] == ran[1] == "True False\n"
 
 
@@ -727,16 +733,13 @@ def check():
 def test_a_name_from_a_module_a_test_stubs_in_sys_modules_stays_where_the_builder_reads_it(imported, tmp_path):
     # the builder was imported against a stub module (torch or megatron missing on a CPU runner): a moved arm's
     # import, at the call, would get the real module
-    read = "MLASelfAttention" if "MLASelfAttention" in imported else "mla_impl.MLASelfAttention"
-    builder = f"{imported}\n\n\ndef build(config):\n"
-    builder += f"    if config.multi_latent_attention:\n        return {read}\n    return None\n"
+    builder = RETURNS_CLASS.replace("from pkg.mla_impl import MLASelfAttention", imported)
+    if "MLASelfAttention" not in imported:
+        builder = builder.replace("return MLASelfAttention", "return mla_impl.MLASelfAttention")
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n", "pkg/model.py": builder,
              "tests/test_model.py": STUBBING_TEST}  # fmt: skip
-    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
-    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
-    _, said = applied(rewritten)
+    said, original, rewritten = applied_beside_original(tmp_path, files)
     assert "some file swaps in or out of `sys.modules` (`pkg.mla_impl`)" in said, said
     check = "from tests.test_model import check; print(check())"
-    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
-           for root in (original, rewritten)]  # fmt: skip
+    ran = printed(check, original, rewritten)
     assert ran[0] == ran[1] == "dict\n"
