@@ -743,3 +743,19 @@ def test_a_name_from_a_module_a_test_stubs_in_sys_modules_stays_where_the_builde
     check = "from tests.test_model import check; print(check())"
     ran = printed(check, original, rewritten)
     assert ran[0] == ran[1] == "dict\n"
+
+
+def test_a_hand_written_function_bound_again_under_try_is_not_reused(tmp_path: Path) -> None:
+    # `try: from pkg.fast import multi_latent_attention` rebinds the function of the requested code: reused, the
+    # builder would call `fast`'s (the builder imports the seam already, so the `try` runs nothing new for it)
+    adapter = GENERATED + "\n\ndef describe():\n    return 'seam'\n\n\ntry:\n"
+    adapter += "    from pkg.fast import multi_latent_attention  # noqa: F811\nexcept ImportError:\n    pass\n"
+    builder = "from pkg import mla_seam\n\n\ndef f(config):\n    if getattr(config, 'multi_latent_attention', 0):\n"
+    builder += "        return 1\n    return mla_seam.describe()\n"
+    files = {"pkg/__init__.py": "", "pkg/fast.py": "def multi_latent_attention(config):\n    return 'fast'\n",
+             "pkg/mla_seam.py": adapter, "pkg/model.py": builder}  # fmt: skip
+    _, original, rewritten = applied_beside_original(tmp_path, files)
+    assert "mla_seam.multi_latent_attention(" not in (rewritten / "pkg/model.py").read_text()
+    check = "import types; from pkg import model\n"
+    check += "print([model.f(types.SimpleNamespace(multi_latent_attention=v)) for v in (1, 0)])"
+    assert printed(check, original, rewritten) == ["[1, 'seam']\n"] * 2
