@@ -88,7 +88,7 @@ def _reusable_functions(
     Not one whose name the module binds again (a second ``def``, an assignment, ``global`` in a function,
     ``del``, a submodule of an adapter package): the name holds something else when a builder calls it;
     nor one that reads as a global a name the module binds (a hand-written ``def getattr`` beside it): the
-    requested code read a builtin there."""
+    requested code read a builtin there (any name, where the module has an ``import *``)."""
     bindings = Counter(name for statement in tree.body for name in top_level_names(ast.Module([statement], [])))
     bindings.update(submodules)
     bindings.update(name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names)
@@ -104,8 +104,13 @@ def _reusable_functions(
     return [
         node
         for node in tree.body
-        if isinstance(node, ast.FunctionDef) and bindings[node.name] == 1 and not reads.get(node.name, set()) & taken
+        if isinstance(node, ast.FunctionDef) and bindings[node.name] == 1 and not _shadowed(reads.get(node.name), taken)
     ]
+
+
+def _shadowed(reads: set[str] | None, taken: set[str]) -> bool:
+    """Does a function reading the globals ``reads`` read one the module binds (``*``: any, an ``import *``)?"""
+    return bool(reads and (reads & taken or "*" in taken))
 
 
 def _asked_by_both(earlier: AdapterFunction, later: AdapterFunction) -> AdapterFunction:

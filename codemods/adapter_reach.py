@@ -2,10 +2,12 @@
 
 Python's import system may hand builders something else by that name: a package folder ``pkg/mla_seam/``
 (or an extension module ``mla_seam.*.so``) beside ``pkg/mla_seam.py`` wins over it; a module ``pkg.py`` wins
-over a folder ``pkg/`` without ``__init__.py``; a name the package's ``__init__.py`` binds is what ``from pkg
-import mla_seam`` returns; a new top-level module named like one of the standard library's hides that one
-from every script run in the project (or the library's hides it). Each is an error before anything is
-written: every builder would call into the wrong module.
+over a folder ``pkg/`` without ``__init__.py`` (and a package folder apply would create, over a module of its
+name that other code imports: ``pkg/seam/`` beside ``pkg/seam.py``, and a new adapter over a namespace folder
+of its name); a name the package's ``__init__.py``
+binds is what ``from pkg import mla_seam`` returns; a new top-level module named like one of the standard
+library's hides that one from every script run in the project (or the library's hides it). Each is an error
+before anything is written: every builder would call into the wrong module (or other code would).
 """
 
 from __future__ import annotations
@@ -36,7 +38,14 @@ def adapter_unreachable(root: Path, adapter: str, parts: tuple[str, ...]) -> str
             winner = _package_init(folder / name) or _extension(folder, name)
             if winner is not None:
                 return f"`{_relative(winner, root)}` is what `{'.'.join(parts)}` imports, not `{adapter}`"
-        elif not _is_package(folder / name) and (winner := _module_file(folder, name)) is not None:
+            if (folder / name).is_dir() and not (root / adapter).exists():
+                return (f"`{_relative(folder / name, root)}/` is a folder without `__init__.py` (a namespace package) "
+                        f"that code may import from: the new `{adapter}` would hide it")  # fmt: skip
+        elif (winner := _module_file(folder, name)) is not None and _creates_package(folder / name):
+            return (f"apply would create the package `{_relative(folder / name, root)}/` beside "
+                    f"`{_relative(winner, root)}`, which `{'.'.join(parts[: depth + 1])}` would then no longer import "
+                    "(the package wins)")  # fmt: skip
+        elif not _is_package(folder / name) and winner is not None:
             return (f"`{_relative(winner, root)}` is what `{'.'.join(parts[: depth + 1])}` imports, not the folder "
                     f"`{_relative(folder / name, root)}`, which has no `__init__.py`")  # fmt: skip
         folder = folder / name
@@ -62,6 +71,11 @@ def _is_package(folder: Path) -> bool:
     if not folder.exists():
         return _package_init(folder.parent) is not None
     return _package_init(folder) is not None
+
+
+def _creates_package(folder: Path) -> bool:
+    """Does apply create ``folder`` as a package (with an ``__init__.py``, its parent being one)?"""
+    return not folder.exists() and _is_package(folder)
 
 
 def _package_init(folder: Path) -> Path | None:

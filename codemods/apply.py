@@ -149,12 +149,17 @@ def plan_apply(
         by_file.setdefault(relpath, []).append(finding)
     fixable = [relpath for relpath, findings in by_file.items() if any(f.code in _FIXABLE for f in findings)]
     targets, left = _targets(fixable, settings, root)
+    adapter = Path(os.path.realpath(root / settings.adapter))
+    if (root / settings.adapter).is_symlink() and adapter in {root / target for target in targets.values()}:
+        raise SeamfixError(
+            f"{_display(root / settings.adapter, cwd)}: the adapter is a symlink to {_display(adapter, cwd)}, a file "
+            "apply would rewrite as a builder: both rewrites would go to one file; nothing was changed"
+        )
     plan.errors += [f"{by_file[relpath][0].path}: not rewritten: {why}" for relpath, why in left.items()]
     displays = {target: _display(root / target, cwd) for target in set(targets.values())}
     project = Project.scan(settings, sorted(set(targets.values())))
     rewritten = _rewrite_all(sorted(displays), settings, project, jobs, progress, displays, plan.errors,
                              result.checked)  # fmt: skip
-    adapter = Path(os.path.realpath(root / settings.adapter))
     existing = _read_adapter(adapter)
     existing_text = _decode(existing, adapter)
 

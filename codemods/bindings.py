@@ -20,7 +20,10 @@ import re
 import symtable
 from dataclasses import dataclass, field
 
+from seamfix.analysis.expressions import nested_statements
+
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_COMPOUND = (ast.If, ast.Try, ast.TryStar, ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While, ast.Match)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 _LINE_BREAK = re.compile(r"\r\n?|\n")
 
@@ -264,13 +267,36 @@ def _module_names(module: symtable.SymbolTable) -> set[str]:
 
 
 def top_level_names(tree: ast.Module) -> set[str]:
-    """The names a module binds at its top level."""
-    names = set()
+    """The names a module binds at its top level, in any branch of its ``if``/``try``/``with``/loops/``match``
+    (``try: from fast import f``), but not inside its functions and classes (bar their own names)."""
+    names: set[str] = set()
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
-        else:
-            names.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+        names |= _statement_names(node)
     return names
+
+
+def _statement_names(statement: ast.stmt) -> set[str]:
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {statement.name}
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        return {(alias.asname or alias.name).split(".")[0] for alias in statement.names}
+    if not isinstance(statement, _COMPOUND):
+        return _stores(statement)
+    names: set[str] = set()
+    for child in ast.iter_child_nodes(statement):  # tests, targets and items first, then the nested blocks
+        if not isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)):
+            names |= _stores(child)
+        elif isinstance(child, ast.ExceptHandler) and child.name:
+            names.add(child.name)
+        elif isinstance(child, ast.match_case):
+            captures = (n for n in ast.walk(child.pattern) if isinstance(n, (ast.MatchAs, ast.MatchStar)))
+            names.update(n.name for n in captures if n.name)
+            names.update(n.rest for n in ast.walk(child.pattern) if isinstance(n, ast.MatchMapping) and n.rest)
+            names |= _stores(child.guard) if child.guard else set()
+    for nested in nested_statements(statement):
+        names |= _statement_names(nested)
+    return names
+
+
+def _stores(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import bisect
+import functools
+import os
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -25,8 +27,11 @@ PLACEHOLDER_PREFIX = "_seamfix_pending_"
 # Cheap text tests that spare a walk of the whole tree in the usual file, which has neither.
 _STAR_IMPORT = re.compile(r"\bimport\s*\(?\s*\*")
 _GLOBAL = re.compile(r"\bglobal\s")
+# what reaching a module's own namespace takes, but an import of itself (checked by its name)
+_REACH = re.compile(r"\bglobals\s*\(|\b__globals__\b|\bmodules\s*[\[.]|__import__\s*\(|\bimport_module\s*\(")
 _OWN_NAMESPACE = re.compile(r"\bglobals\s*\(|\b__name__\b|\b__globals__\b|\bmodules\b|\bimport\b|__import__")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_DICT_READS = frozenset({"get", "keys", "values", "items", "copy", "__contains__", "__getitem__"})
 # Decorators that compile their function from its source (TorchScript, Triton and Gluon, Numba, Megatron's
 # `jit_fuser`, which is `torch.jit.script` on older torch): the compiler cannot call into the adapter.
 _COMPILING_DECORATORS = frozenset({"script", "script_method", "script_if_tracing", "jit", "njit", "jit_fuser"})
@@ -177,7 +182,40 @@ class FileContext:
         source = line.split()[1]
         if source == self.module_name or is_test_module(source) or self.project.is_script_import(source, self.relpath):
             return Refusal(f"it reads {why} imported from `{source}`, which the adapter must not import")
+        if isinstance(statement, ast.ImportFrom) and (rebinding := self._rebound_in(source, stores[0].node.name)):
+            return Refusal(
+                f"it reads {why} imported from `{source}`, which {rebinding}: the adapter's import of it at each "
+                "call may get another object than the builder's import did"
+            )
         return line
+
+    def _rebound_in(self, source: str, name: str) -> str | None:
+        """How the module ``source`` may give ``name`` another value after the builder imported it (the adapter
+        imports it again at each call): a reload (of any module), or, in the project, its own code."""
+        if source.rpartition(".")[2] in self.project.reloaded:
+            return f"some file reloads (`importlib.reload`), making a new `{name}`"
+        # `from pkg import mla_impl`, a submodule: its own entry counts too
+        modules = (source, f"{source}.{name}")
+        swapped = next((m for m in self.project.swapped for module in modules if _within(module, m)), None)
+        if swapped is not None:
+            return f"some file swaps in or out of `sys.modules` (`{swapped}`)"
+        relpath = self.project.project_file(source)
+        if relpath is None or self.project.root is None:
+            return None
+        path = self.project.root / relpath
+        try:
+            status = os.stat(path)
+        except OSError:
+            return None
+        package = self.project.package_parts(relpath)
+        declared, reach, lazy = _after_import(str(path), (status.st_mtime_ns, status.st_size), source, package)
+        if name in declared:
+            return f"rebinds `{name}` in a function (`global {name}`)"
+        if reach is not None:
+            return f"{reach}, through which it may rebind `{name}`"
+        if lazy is not None and name not in lazy:
+            return f"answers `{name}` through its module `__getattr__`, anew at each import"
+        return None
 
     def passed_global(self, name: str, function: ast.FunctionDef | ast.AsyncFunctionDef) -> Refusal | None:
         """Why this file's global ``name`` cannot be passed to an adapter function as an argument, if it cannot.
@@ -242,17 +280,7 @@ class FileContext:
         ``sys.modules[__name__]``, ``import_module(__name__)``, by its own name too); None if it does not."""
         if not _OWN_NAMESPACE.search(self.text):
             return None
-        package = self.project.package_parts(self.relpath)
-        for node in ast.walk(self.tree):
-            if isinstance(node, (ast.Import, ast.ImportFrom)) and self.module_name in _imported_modules(node, package):
-                return f"imports itself (`{ast.unparse(node)}`)"
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals":
-                return "calls `globals()`"
-            if isinstance(node, ast.Attribute) and node.attr == "__globals__":
-                return f"reads `{ast.unparse(node)}`"
-            if _reads_module_named(node, self.module_name):
-                return f"reads itself as `{ast.unparse(node)}`"
-        return None
+        return _namespace_reach(self.tree, self.module_name, self.project.package_parts(self.relpath))
 
     @cached_property
     def _module_stores(self) -> dict[str, list[Occurrence]]:
@@ -352,6 +380,70 @@ def _names_run(statement: ast.stmt) -> set[str]:
         else:
             stack.extend(ast.iter_child_nodes(node))
     return names
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(f"{package}.")
+
+
+def _namespace_reach(
+    tree: ast.Module, module_name: str, package: tuple[str, ...], reads: frozenset[int] = frozenset()
+) -> str | None:
+    """How the module ``module_name`` reaches its own namespace (see ``FileContext.own_namespace``); a
+    ``globals()`` call whose id is in ``reads`` only reads it."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and module_name in _imported_modules(node, package):
+            return f"imports itself (`{ast.unparse(node)}`)"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals":
+            if id(node) in reads:
+                continue
+            return "calls `globals()`"
+        if isinstance(node, ast.Attribute) and node.attr == "__globals__":
+            return f"reads `{ast.unparse(node)}`"
+        if _reads_module_named(node, module_name):
+            return f"reads itself as `{ast.unparse(node)}`"
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _after_import(
+    path: str, stamp: tuple[int, int], module_name: str, package: tuple[str, ...]
+) -> tuple[frozenset[str], str | None, frozenset[str] | None]:
+    """What the project module at ``path`` (as ``stamp``, its mtime and size, saw it) may do to its own
+    names once imported: the names its functions declare ``global``; how it reaches its own namespace (None:
+    it does not); with a module ``__getattr__``, the names it binds itself (None: no ``__getattr__``)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        text = data.decode("utf-8", "replace")
+        # the usual module has none of these: its tree is not even built
+        itself = re.compile(rf"\bimport\b[^\n]*\b{re.escape(module_name.rpartition('.')[2])}\b")
+        declares, reaches = _GLOBAL.search(text), _REACH.search(text) or itself.search(text)
+        lazy = "__getattr__" in text
+        if not (declares or reaches or lazy):
+            return frozenset(), None, None
+        tree = ast.parse(data)
+    except (OSError, SyntaxError, ValueError, RecursionError):
+        return frozenset(), None, None  # importing it fails, for the builder as for the adapter
+    nodes = ast.walk(tree) if declares else ()
+    declared = frozenset(name for node in nodes if isinstance(node, ast.Global) for name in node.names)
+    reach = _namespace_reach(tree, module_name, package, _globals_only_read(tree)) if reaches else None
+    lazy = lazy and any(isinstance(node, ast.FunctionDef) and node.name == "__getattr__" for node in tree.body)
+    return declared, reach, frozenset(top_level_names(tree)) if lazy else None
+
+
+def _globals_only_read(tree: ast.Module) -> frozenset[int]:
+    """The ``globals()`` calls that cannot rebind a name: handed to ``__import__`` (which reads
+    ``__name__``/``__package__`` from it), subscripted to read, or asked ``.get``/``.keys``/``.items``..."""
+    reads: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "__import__":
+            reads.update(id(argument) for argument in node.args[1:2])
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+            reads.add(id(node.value))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _DICT_READS:
+            reads.add(id(node.func.value))
+    return frozenset(reads)
 
 
 def _reads_module_named(node: ast.AST, module_name: str) -> bool:

@@ -300,6 +300,9 @@ def _placed_meaning(node: ast.AST) -> str | None:
         )
     if isinstance(node, ast.Attribute) and node.attr.startswith("__") and not node.attr.endswith("__"):
         return f"it uses `{node.attr}`, a name-mangled attribute"
+    if isinstance(node, ast.alias) and _mangled(node.name.split(".")[0]):
+        # in a class, `from m import __x` fetches `m._Class__x`
+        return f"it imports `{node.name}`, a name-mangled name"
     if isinstance(node, (ast.MatchValue, ast.MatchClass)):
         return "a `case` pattern in it reads a name (value or class pattern)"
     if isinstance(node, _NESTED_SCOPES):
@@ -309,6 +312,10 @@ def _placed_meaning(node: ast.AST) -> str | None:
     if isinstance(node, ast.ImportFrom) and node.level:
         return "it holds a relative import, which would resolve from the adapter's package"
     return None
+
+
+def _mangled(name: str) -> bool:
+    return name.startswith("__") and not name.endswith("__")
 
 
 def _warns(node: ast.AST) -> bool:

@@ -9,6 +9,7 @@ text scan of every Python file under the project root, tests included (they are 
 
 from __future__ import annotations
 
+import ast
 import functools
 import os
 import re
@@ -26,8 +27,11 @@ from seamfix.config import DEFAULT_EXCLUDE, Settings, module_parts, package_part
 # (`_patched_names` joins them)
 _PATCHED_PATH = re.compile(r"""(?:patch|setattr|delattr)\(\s*(?:target\s*=\s*)?(?=[rRbBuUfF]{0,2}["'])""")
 _STRING_LITERAL = re.compile(r"""\s*[rRbBuUfF]{0,2}(["'])((?:\\.|(?!\1)[^\\\n])*)\1""")
-# `patch.object(mod, "Name")`, `monkeypatch.setattr(mod, "Name", value)`, `setattr(mod, "Name", v)`, `delattr`
-_PATCHED_ATTRIBUTE = re.compile(r"""(?:setattr|delattr|patch\.object|patch\.multiple)\(\s*[^,()]+,\s*["'](\w+)["']""")
+# `patch.object(mod, "Name")`, `monkeypatch.setattr(mod, "Name", value)`, `setattr(mod, "Name", v)`, `delattr`,
+# `patch.object(target=mod, attribute="Name")` (group 2)
+_PATCHED_ATTRIBUTE = re.compile(
+    r"""(?:setattr|delattr|patch\.object|patch\.multiple)\(\s*[^,()]+,\s*["'](\w+)["']|\battribute\s*=\s*["'](\w+)["']"""
+)
 # `patch.multiple("pkg.mod", Name=fake)`, `patch.multiple(mod, Name=fake)`: each keyword names a patched global
 _PATCHED_KEYWORDS = re.compile(r"patch\.multiple\(")
 _KEYWORD = re.compile(r"(?<![\w.])(\w+)\s*=(?!=)")
@@ -39,6 +43,20 @@ _MULTIPLE_OPTIONS = frozenset({"spec", "create", "spec_set", "autospec", "new_ca
 _ASSIGNED_ATTRIBUTE = re.compile(
     r"^[ \t]*(?!self\.|cls\.)[A-Za-z_]\w*(?:\.\w+)*\.(\w+)[ \t]*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)", re.MULTILINE
 )
+# `.Name` followed by `,` or `=` anywhere: where a tuple, chained or one-line assignment may set a module's `Name`
+# (`old, mod.Name = mod.Name, fake`, `a = mod.Name = fake`, `if x: mod.Name = fake`); the file's syntax tree
+# tells, when a builder's global of that name matters
+_MAYBE_STORED_ATTRIBUTE = re.compile(r"\.(\w+)[ \t]*(?:,|=(?!=))")
+# `importlib.reload(pkg.mla_impl)`, `reload(mla_impl)`: the module run again, every name it binds a new object
+_RELOADED = re.compile(r"(?:\bimportlib\.|(?<![\w.]))reload\(\s*([A-Za-z_][\w.]*)\s*[,)]")
+# `sys.modules["pkg.mla_impl"] = stub`, `mock.patch.dict(sys.modules, {"pkg.mla_impl": stub})`,
+# `monkeypatch.setitem(sys.modules, ...)`, `sys.modules.pop(...)`: an import of that module may then give
+# another module object (a stub while a builder was imported, a fresh one after), whose names differ
+_MODULES_CHANGED = re.compile(
+    r"modules\s*\[|modules\.(?:update|setdefault|pop|__setitem__|__delitem__)\(|"
+    r"(?:patch\.dict|setitem|delitem)\(\s*(?:\w+\.)*modules\b"
+)
+_MODULE_NAME_LITERAL = re.compile(r"""[rRbBuU]?["']([A-Za-z_]\w*(?:\.\w+)*)["']""")
 # a patch target whose last part is computed (`f"{MODULE}.{name}"`): any global of any module may be patched
 _ANY_NAME = "*"
 _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE)
@@ -63,6 +81,9 @@ class Project:
     root: Path | None = None
     adapter: str = ""  # the adapter's project path
     patched: frozenset[str] = frozenset()  # names some file patches or sets as an attribute by string
+    maybe_stored: dict[str, frozenset[str]] = field(default_factory=dict)  # name -> files that may set `x.name`
+    reloaded: frozenset[str] = frozenset()  # the last parts of the modules some file reloads (`importlib.reload`)
+    swapped: frozenset[str] = frozenset()  # modules some file puts into (or takes out of) `sys.modules` by name
     imported_from: dict[str, set[str]] = field(default_factory=dict)  # module -> names other files import
     importers: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (module, name) -> relpaths
     # what importing the seam runs: each of its packages, then the adapter module, by name
@@ -81,6 +102,9 @@ class Project:
         needles = [f"{part} import" for part in last_parts]
         spellings = _spellings(modules)
         patched: set[str] = set()
+        maybe_stored: dict[str, set[str]] = {}
+        reloaded: set[str] = set()
+        swapped: set[str] = set()
         seam_module = ".".join(settings.adapter_module_parts)
         seam_name = seam_module.rpartition(".")[2]
         seam_reads = _seam_reads(seam_module) if seam_module else None
@@ -90,6 +114,12 @@ class Project:
             if "patch" in text or "setattr" in text or "delattr" in text:
                 patched.update(_patched_names(text))
             patched.update(match.group(1) for match in _ASSIGNED_ATTRIBUTE.finditer(text))
+            for name in set(_MAYBE_STORED_ATTRIBUTE.findall(text)):
+                maybe_stored.setdefault(name, set()).add(relpath)
+            if "reload(" in text:
+                reloaded.update(match.group(1).rpartition(".")[2] for match in _RELOADED.finditer(text))
+            if "modules" in text:
+                swapped.update(_swapped_modules(text))
             if any(part in text for part in last_parts):
                 project._scan_attribute_reads(relpath, text, spellings)
                 project._scan_modules_by_name(relpath, text, modules)
@@ -104,6 +134,9 @@ class Project:
                     for name in ["*"] if imported == "*" else _NAMES.findall(imported):
                         project.importers.setdefault((module, name), set()).add(relpath)
         project.patched = frozenset(patched)
+        project.maybe_stored = {name: frozenset(relpaths) for name, relpaths in maybe_stored.items()}
+        project.reloaded = frozenset(reloaded)
+        project.swapped = frozenset(swapped)
         project.seam_packages = seam_inits(settings.root, project.project_file, ".".join(settings.adapter_module_parts))
         return project
 
@@ -167,8 +200,13 @@ class Project:
         return absolute_module(self.package_parts(relpath), level, module[level:])
 
     def is_patched(self, name: str) -> bool:
-        """Does some file patch a module's global ``name`` by name (or a name it computes)?"""
-        return name in self.patched or _ANY_NAME in self.patched
+        """Does some file patch a module's global ``name`` by name (or a name it computes), or set it as an
+        attribute (of a module, or of anything but ``self``/``cls``: which object it is the text cannot tell)?"""
+        if name in self.patched or _ANY_NAME in self.patched:
+            return True
+        return self.root is not None and any(
+            name in _attributes_stored(str(self.root / relpath)) for relpath in self.maybe_stored.get(name, ())
+        )
 
     def reexported(self, module: str, name: str, relpath: str) -> bool:
         """Does a project file other than ``relpath`` import ``name`` from ``module`` (or all: ``*``)?"""
@@ -225,7 +263,7 @@ def _patched_names(text: str) -> Iterator[str]:
             yield name
         elif name.endswith("}"):
             yield _ANY_NAME
-    yield from (match.group(1) for match in _PATCHED_ATTRIBUTE.finditer(text))
+    yield from (match.group(1) or match.group(2) for match in _PATCHED_ATTRIBUTE.finditer(text))
     for match in _PATCHED_KEYWORDS.finditer(text):
         arguments = _call_arguments(text, match.end())
         yield from (name for name in _KEYWORD.findall(arguments) if name not in _MULTIPLE_OPTIONS)
@@ -269,6 +307,47 @@ def _dynamic_read(spellings: tuple[str, ...]) -> re.Pattern[str]:
     alternatives = "|".join(re.escape(spelling) for spelling in sorted(spellings, key=len, reverse=True))
     return re.compile(
         rf"""(?<!\w)(?:getattr|hasattr|setattr|delattr|vars|dir|getmembers)\(\s*({alternatives})\s*(?:,\s*[rbu]?["'](\w+)["']|[,)])"""
+    )
+
+
+def _swapped_modules(text: str) -> Iterator[str]:
+    """The module names (string literals) in each change of ``sys.modules`` in ``text``: the subscript or the
+    call's arguments, a dict literal spanning lines included."""
+    for match in _MODULES_CHANGED.finditer(text):
+        opening = text.rfind("[" if match.group().rstrip().endswith("[") else "(", match.start(), match.end())
+        closing = {"[": "]", "(": ")"}[text[opening]]
+        depth, end = 0, opening
+        while end < len(text) and end - opening < 5000:
+            depth += {text[opening]: 1, closing: -1}.get(text[end], 0)
+            end += 1
+            if depth == 0:
+                break
+        yield from _MODULE_NAME_LITERAL.findall(text, opening, end)
+
+
+def _attributes_stored(path: str) -> frozenset[str]:
+    """The attributes the file at ``path`` assigns or deletes on anything but ``self``/``cls``, in any target
+    (tuple, chained, loop, ``with ... as``)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return frozenset()
+    return _attributes_stored_in(path, (status.st_mtime_ns, status.st_size))
+
+
+@functools.lru_cache(maxsize=256)
+def _attributes_stored_in(path: str, stamp: tuple[int, int]) -> frozenset[str]:
+    try:
+        with open(path, "rb") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError, ValueError, RecursionError):
+        return frozenset()
+    return frozenset(
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, (ast.Store, ast.Del))
+        and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
     )
 
 

@@ -220,8 +220,10 @@ def _adapter_problems(adapter: Output, failures: list[Problem], module: str) -> 
 def _shadowed_builtins(adapter: Output, tree: ast.Module) -> list[Problem]:
     """A new function of the adapter reading as a global a name that the adapter binds at its top level
     (hand-written code: `import types as sorted`): every global it reads was a builtin in its builder (the
-    rest it is passed or imports), and would be that binding in the adapter."""
-    bound = top_level_names(tree)
+    rest it is passed or imports), and would be that binding in the adapter. A hand-written ``import *`` may
+    bind any name, and a function declaring a name ``global`` binds it when called."""
+    declared = {name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
+    bound = top_level_names(tree) | declared
     try:
         existing = {node.name for node in ast.parse(adapter.old).body if isinstance(node, ast.FunctionDef)}
         table = symtable.symtable(adapter.new.decode("utf-8-sig"), "adapter", "exec")
@@ -232,8 +234,12 @@ def _shadowed_builtins(adapter: Output, tree: ast.Module) -> list[Problem]:
     for function in table.get_children():
         if function.get_type() != "function" or function.get_name() in existing:
             continue
-        for name in sorted(set(function.get_globals()) & bound):
+        reads = set(function.get_globals())
+        for name in sorted(reads & bound):
             why = f"it reads `{name}`, which the adapter module binds at its top level, not its builder"
+            problems.append((lines.get(function.get_name(), 0), why, ("shadow", name)))
+        for name in sorted(reads - bound if "*" in bound else ()):
+            why = f"it reads `{name}`, which the adapter module's `import *` may bind, unlike its builder"
             problems.append((lines.get(function.get_name(), 0), why, ("shadow", name)))
     return problems
 

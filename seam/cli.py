@@ -224,8 +224,8 @@ cli.add_command(audit_command)
 
 
 class Interrupted(BaseException):
-    """Ctrl-C or SIGTERM: a BaseException of seamfix's own, so that click does not turn it into "Aborted!"
-    and no ``except Exception`` swallows it; cleanups run on the way out."""
+    """Ctrl-C, SIGTERM or SIGHUP (the terminal closed): a BaseException of seamfix's own, so that click does
+    not turn it into "Aborted!" and no ``except Exception`` swallows it; cleanups run on the way out."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -237,13 +237,14 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main() -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: a dropped SSH session would otherwise kill apply mid-staging, its temporaries left in the tree
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
         signal.signal(signum, _interrupt)
     try:
         cli.main(standalone_mode=False)
     except Interrupted as exc:
         click.echo("seamfix: interrupted", err=True)
-        sys.exit(128 + exc.signum)  # 130 for Ctrl-C, 143 for SIGTERM, as shells report them
+        sys.exit(128 + exc.signum)  # 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP, as shells report them
     except SeamfixError as exc:
         echo_error(exc)
         sys.exit(EXIT_ERROR)

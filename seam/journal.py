@@ -103,6 +103,10 @@ def recover(directory: Path) -> tuple[list[str], list[str]]:
 def commit(writes: list[FileWrite], directory: Path) -> list[str]:
     """Write all of ``writes`` (required ones first) as described above; the errors of those skipped."""
     journal = journal_path(directory)
+    paths = [write.path for write in writes]
+    if len(set(paths)) != len(paths):  # one temporary each: the second staged would replace the first
+        twice = next(write.display for write in writes if paths.count(write.path) > 1)
+        raise SeamfixError(f"{twice}: two rewrites of one file (through a symlink); nothing was changed")
     folders = _missing_folders(writes)
     entries = [
         {"path": str(w.path), "display": w.display, "temp": str(temp_path(w.path)), "old": _digest(w.old),

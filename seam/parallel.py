@@ -70,7 +70,9 @@ def map_items(
 _items: Sequence[Any] = ()  # a worker's copy of the items, so that only indexes travel to it
 
 
-_HELD = {signal.SIGINT, signal.SIGTERM}
+# SIGHUP, like Ctrl-C, reaches the whole process group when the terminal closes: the parent handles both
+_GROUP_SIGNALS = {signal.SIGINT, getattr(signal, "SIGHUP", signal.SIGINT)}
+_HELD = {*_GROUP_SIGNALS, signal.SIGTERM}
 
 
 @contextmanager
@@ -88,7 +90,8 @@ def _signals_held() -> Iterator[None]:
 
 def _start_worker(parent: int, initializer: Callable[..., None], initargs: tuple, items: Sequence[Any]) -> None:
     global _items
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in _GROUP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # how the pool stops its workers
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
     _die_with_parent()

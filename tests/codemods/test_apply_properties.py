@@ -1,7 +1,9 @@
 """Property tests: generated builder functions with MLA branches behave the same after `seamfix apply`.
 
 Hypothesis writes functions of ``(config, x, log)`` from assignments, augmented assignments, loops, returns,
-``yield``, ``try``/``except`` and ``with contextlib.suppress`` (around code that may divide by zero), and
+``yield``, ``try``/``except`` and ``with contextlib.suppress`` (around code that may divide by zero), lambdas
+reading a variable (called later, maybe after an arm rebound it), walrus assignments, ``del``, ``match`` on
+MLA fields or not, generator expressions, and
 ``if``/``else`` on MLA tests (flags, negations, comparisons, probes, ``and`` with other conditions, operands
 with side effects) or on variables, which may hold such a test (aliases), nested at random; every variable
 is read only where it is certainly assigned (but for ``except`` handlers, which may find it unassigned).
@@ -66,12 +68,33 @@ def blocks(draw, defined: frozenset[str], depth: int, in_loop: bool = False) -> 
     lines: list[str] = []
     for _ in range(draw(st.integers(1, 3))):
         kinds = ["assign", "assign", "alias", "augment", "if", "if", "loop", "return", "try", "suppress", "yield"]
+        kinds += ["closure", "walrus", "delete", "match"]
         kind = draw(st.sampled_from(kinds))
-        if kind == "augment" and not defined:
+        if kind in ("augment", "closure", "delete") and not defined - {"x"}:
             kind = "assign"
-        if kind in ("if", "loop", "try", "suppress") and depth >= 3:
+        if kind in ("if", "loop", "try", "suppress", "match") and depth >= 3:
             kind = "assign"
-        if kind == "assign":
+        if kind == "closure":
+            # a lambda reading a variable, called later (maybe after an arm assigned it) or at once
+            read = draw(st.sampled_from(sorted(defined - {"x"})))
+            lines.append(f"g = lambda: {read}")
+            defined |= {"g"}
+        elif kind == "walrus":
+            name = draw(st.sampled_from(["a", "b", "c"]))
+            lines.append(f"log(({name} := {draw(values(defined))}))")
+            defined |= {name}
+        elif kind == "delete":
+            name = draw(st.sampled_from(sorted(defined - {"x"})))
+            lines.append(f"del {name}")
+            defined -= {name}
+        elif kind == "match":
+            first, after_first = draw(blocks(defined, depth + 1, in_loop))
+            other, after_other = draw(blocks(defined, depth + 1, in_loop))
+            subject = draw(st.sampled_from(["x", "config.q_lora_rank", "config.multi_latent_attention"]))
+            lines += [f"match {subject}:", "    case 0 | None | False:", *indent(indent(first)), "    case _:",
+                      *indent(indent(other))]  # fmt: skip
+            defined = after_first & after_other
+        elif kind == "assign":
             name = draw(st.sampled_from(["a", "b", "c"]))
             lines.append(f"{name} = {draw(values(defined))}")
             defined |= {name}
@@ -80,7 +103,7 @@ def blocks(draw, defined: frozenset[str], depth: int, in_loop: bool = False) -> 
             lines.append(f"{name} = {draw(st.sampled_from(MLA_TESTS))}")
             defined |= {name}
         elif kind == "augment":
-            lines.append(f"{draw(st.sampled_from(sorted(defined)))} += {draw(values(defined))}")
+            lines.append(f"{draw(st.sampled_from(sorted(defined - {'g'})))} += {draw(values(defined))}")
         elif kind == "yield":  # the builder becomes a generator: its yielded values are compared
             lines.append(f"yield {draw(values(defined))}")
         elif kind == "return":
@@ -91,12 +114,15 @@ def blocks(draw, defined: frozenset[str], depth: int, in_loop: bool = False) -> 
             body, after = draw(blocks(defined, depth + 1, in_loop))
             read = draw(st.sampled_from(sorted(after)))
             lines += ["try:", *indent(body), "except ZeroDivisionError:", f"    log({read})"]
+            defined &= after  # what the block deleted
         elif kind == "suppress":
-            body, _ = draw(blocks(defined, depth + 1, in_loop))
+            body, after = draw(blocks(defined, depth + 1, in_loop))
             lines += ["with contextlib.suppress(ZeroDivisionError):", *indent(body)]
+            defined &= after
         elif kind == "loop":
-            body, _ = draw(blocks(defined | {"i"}, depth + 1, in_loop=True))
+            body, after = draw(blocks(defined | {"i"}, depth + 1, in_loop=True))
             lines += ["for i in range(2):", *indent(body)]
+            defined &= after
         else:
             test = draw(st.sampled_from(MLA_TESTS + OTHER_TESTS + sorted(defined - {"x"})))
             then, after_then = draw(blocks(defined, depth + 1, in_loop))
@@ -105,12 +131,15 @@ def blocks(draw, defined: frozenset[str], depth: int, in_loop: bool = False) -> 
                 other, after_other = draw(blocks(defined, depth + 1, in_loop))
                 lines += ["else:", *indent(other)]
                 defined = after_then & after_other
+            else:
+                defined &= after_then
     return lines, defined
 
 
 @st.composite
 def values(draw, defined: frozenset[str]) -> str:
-    atoms = ["x", "1", "2", "(x // (x - 3))", "LIMIT", "bump(x)", *MLA_VALUES, *sorted(defined)]
+    atoms = ["x", "1", "2", "(x // (x - 3))", "LIMIT", "bump(x)", *MLA_VALUES, *sorted(defined - {"g"})]
+    atoms += ["g()"] * ("g" in defined) + [f"sum({v} for _ in range(2))" for v in sorted(defined - {"g"})[:1]]
     left, right = draw(st.sampled_from(atoms)), draw(st.sampled_from(atoms))
     return draw(st.sampled_from([left, f"{left} + {right}", f"{left} * {right}"]))
 

@@ -23,7 +23,7 @@ from seamfix.atomic import write_atomic
 from seamfix.codemods.apply import plan_apply, write_changes
 from seamfix.config import load_settings
 from seamfix.errors import SeamfixError
-from seamfix.journal import JOURNAL_NAME, STOP_AFTER_WRITES
+from seamfix.journal import JOURNAL_NAME, STOP_AFTER_WRITES, FileWrite, commit
 from seamfix.parallel import Failed, map_items
 from seamfix_testing import MLA_IF, run_seamfix
 
@@ -122,8 +122,8 @@ def test_signal_at_a_random_instant_of_the_write_phase(tmp_path, large, signum):
     time.sleep(random.Random(signum).uniform(0, 0.05))
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=300)
-    if signum == signal.SIGINT and process.returncode != 0:  # not finished before the signal came
-        assert process.returncode == 130 and stderr.strip().splitlines()[-1] == "seamfix: interrupted", stderr
+    if signum != signal.SIGKILL and process.returncode != 0:  # not finished before the signal came
+        assert process.returncode == 128 + signum and stderr.strip().splitlines()[-1] == "seamfix: interrupted", stderr
         assert snapshot(root) in (before, reference)  # staging undone, or the commit finished first
         assert temporaries(root) == [] and not (root / ".seamfix_cache" / JOURNAL_NAME).exists()
     assert_rerun_completes(root, reference)
@@ -142,18 +142,21 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from Linux's /proc")
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+# SIGHUP: the terminal or SSH session closed; it killed apply outright, temporaries left in the tree
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP, signal.SIGKILL])
 def test_workers_die_with_their_parent_and_ctrl_c_prints_one_line(tmp_path, signum):
     root = make_project(tmp_path / "p", 60)
+    before = snapshot(root)
     process = seamfix("apply", "--jobs", "2", cwd=root, start_new_session=True)
     wait_for(lambda: len(children(process.pid)) >= 2 or process.poll() is not None)
     workers = children(process.pid)
     assert workers, "the rewrite finished before its workers could be seen"
-    os.killpg(process.pid, signum) if signum == signal.SIGINT else process.kill()  # Ctrl-C reaches the group
+    os.killpg(process.pid, signum) if signum != signal.SIGKILL else process.kill()  # Ctrl-C reaches the group
     _, stderr = process.communicate(timeout=60)
     wait_for(lambda: not any(alive(worker) for worker in workers), timeout=10)
-    if signum == signal.SIGINT:
-        assert (process.returncode, stderr) == (130, "seamfix: interrupted\n")
+    if signum != signal.SIGKILL:
+        assert (process.returncode, stderr) == (128 + signum, "seamfix: interrupted\n")
+        assert snapshot(root) == before and not (root / ".seamfix_cache" / JOURNAL_NAME).exists()
     assert "Error" not in stderr and "Traceback" not in stderr
 
 
@@ -558,8 +561,30 @@ CALLS_F += "    except Exception as exc:\n        print(type(exc).__name__, exc)
             {"calls_f.py": CALLS_F.replace("from pkg import a", "import a") + "import logging\n", "a.py": MLA_IF},
             "`string` is a module of the standard library",
         ),
+        # the new folder `pkg/seam/` (with an `__init__.py`) would hide `pkg/seam.py`: `a.py` imports from it
+        (
+            "pkg/seam/mla_seam.py",
+            {"pkg/seam.py": "VERSION = 1\n", "pkg/a.py": "from pkg.seam import VERSION\n\n\n" + MLA_IF},
+            "apply would create the package `pkg/seam/` beside `pkg/seam.py`",
+        ),
+        # the new `pkg/mla_seam.py` would hide the namespace folder `pkg/mla_seam/`, which `a.py` imports from
+        (
+            "pkg/mla_seam.py",
+            {
+                "pkg/mla_seam/kernels.py": "SCALE = 3\n",
+                "pkg/a.py": MLA_IF.replace("1\n", "__import__('pkg.mla_seam.kernels')\n"),
+            },
+            "`pkg/mla_seam/` is a folder without `__init__.py` (a namespace package)",
+        ),
     ],
-    ids=["package-beside", "init-binds-the-name", "module-beside-namespace-folder", "stdlib-name"],
+    ids=[
+        "package-beside",
+        "init-binds-the-name",
+        "module-beside-namespace-folder",
+        "stdlib-name",
+        "new-package-hides",
+        "new-module-hides-namespace",
+    ],  # fmt: skip
 )
 def test_an_adapter_the_seam_import_would_not_reach_changes_nothing(project, adapter, files, message):
     # `from pkg import mla_seam` would import something else than the adapter apply writes: every builder
@@ -627,3 +652,27 @@ def test_a_baseline_path_leading_out_through_a_link_is_refused(project, tmp_path
     assert "ci/baseline.json: cannot write the baseline: leads outside the project" in result.stderr
     assert list(outside.iterdir()) == []
     assert run_seamfix("lint", "--write-baseline", str(outside / "b.json"), cwd=root).code == 0  # named outside
+
+
+def test_an_adapter_linked_to_a_builder_changes_nothing(project):
+    # both rewrites of `pkg/a.py` would be staged in one temporary: the builder's replaced the adapter's, and
+    # every call into the seam raised AttributeError
+    root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/a.py": MLA_IF, "calls_f.py": CALLS_F})
+    (root / "pkg/mla_seam.py").symlink_to("a.py")
+    before = snapshot(root)
+    ran = subprocess.run([sys.executable, "calls_f.py"], cwd=root, capture_output=True, text=True)
+    result = run_seamfix("apply", cwd=root)
+    assert result.code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "the adapter is a symlink to pkg/a.py, a file apply would rewrite as a builder" in result.stderr
+    assert snapshot(root) == before and (root / "pkg/mla_seam.py").is_symlink()
+    again = subprocess.run([sys.executable, "calls_f.py"], cwd=root, capture_output=True, text=True)
+    assert (again.returncode, again.stdout, again.stderr) == (ran.returncode, ran.stdout, ran.stderr)
+
+
+def test_two_writes_of_one_file_are_refused_before_anything_is_written(tmp_path):
+    target = tmp_path / "a.py"
+    target.write_text("old\n")
+    writes = [FileWrite(target, "a.py", b"old\n", b"first\n", True), FileWrite(target, "a.py", b"old\n", b"second\n")]
+    with pytest.raises(SeamfixError, match="a.py: two rewrites of one file"):
+        commit(writes, tmp_path / "cache")
+    assert target.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["a.py"]

@@ -85,6 +85,21 @@ def project(root: Path, files: dict[str, str], config: str = 'adapter = "pkg/mla
     return root
 
 
+def applied_beside_original(tmp_path: Path, files: dict[str, str]) -> tuple[str, Path, Path]:
+    """``files`` as a project twice, in ``before`` and ``after``, apply run in ``after``: what its summary
+    said, and the two roots."""
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    _, said = applied(rewritten)
+    return said, original, rewritten
+
+
+def printed(check: str, *roots: Path) -> list[str]:
+    """What ``python -c check`` prints, run in each root."""
+    return [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
+            for root in roots]  # fmt: skip
+
+
 def test_a_name_a_test_patches_is_passed_nowhere_but_left(tmp_path: Path) -> None:
     root = project(tmp_path, {
         "pkg/__init__.py": "", "pkg/mla_impl.py": "class MLATransformerConfig:\n    pass\n",
@@ -138,6 +153,7 @@ PATCH_FORMS = [
     "mock.patch.multiple(model, MLASelfAttention=Fake)",
     "monkeypatched(lambda mp: mp.setattr(model, NAME, Fake))",
     'monkeypatched(lambda mp: mp.delattr("pkg.model.MLASelfAttention"))',
+    'mock.patch.object(target=model, attribute="MLASelfAttention", new=Fake)',
 ]
 PATCHING_TEST = """import contextlib
 from types import SimpleNamespace
@@ -199,21 +215,27 @@ def check():
     try:
         return type(model.build(SimpleNamespace(multi_latent_attention=True))).__name__
     finally:
-        pkg.mla_impl.MLASelfAttention = original
+        {restore}
 """
+# the patch undone by a plain, a tuple, a chained and a one-line assignment (the swap above is a tuple target too)
+RESTORES = [
+    "pkg.mla_impl.MLASelfAttention = original",
+    "pkg.mla_impl.MLASelfAttention, _ = original, None",
+    "restored = pkg.mla_impl.MLASelfAttention = original",
+    "if original: pkg.mla_impl.MLASelfAttention = original",
+]
 
 
-def test_a_name_assigned_on_its_source_module_stays_where_the_builder_reads_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("restore", RESTORES)
+def test_a_name_assigned_on_its_source_module_stays_where_the_builder_reads_it(restore: str, tmp_path: Path) -> None:
     # the builder holds the class it imported; moved, the arm would import the one assigned meanwhile
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, c):\n"
-             "        pass\n", "pkg/model.py": BUILDS, "tests/test_model.py": SOURCE_PATCHED}  # fmt: skip
-    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
-    original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
-    _, said = applied(rewritten)
+             "        pass\n", "pkg/model.py": BUILDS,
+             "tests/test_model.py": SOURCE_PATCHED.format(restore=restore)}  # fmt: skip
+    said, original, rewritten = applied_beside_original(tmp_path, files)
     assert "a test patches by name" in said, said
     check = "from tests.test_model import check; print(check())"
-    ran = [subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True).stdout
-           for root in (original, rewritten)]  # fmt: skip
+    ran = printed(check, original, rewritten)
     assert ran[0] == ran[1] == "MLASelfAttention\n"
 
 
@@ -327,19 +349,28 @@ def test_a_variable_named_like_the_builder_module_is_not_its_module(tmp_path: Pa
     subprocess.run([sys.executable, "-c", check], cwd=root, check=True)
 
 
-def test_an_arm_reading_a_builtin_the_adapter_rebinds_is_left(tmp_path: Path) -> None:
-    # hand-written code in the adapter binds `sorted`: moved there, the arm would call that
+# hand-written code in the adapter binds `sorted` (by name, or through an `import *`), or may (a function
+# declaring it `global`): moved there, the arm would call that
+REBINDING_ADAPTERS = {
+    "import": "import types as sorted  # noqa: F401\n",
+    "import *": "from pkg.helpers import *  # noqa: F403\n",
+    "global": "def install():\n    global sorted\n    sorted = reversed\n",
+}
+
+
+@pytest.mark.parametrize("adapter", REBINDING_ADAPTERS)
+def test_an_arm_reading_a_builtin_the_adapter_rebinds_is_left(adapter: str, tmp_path: Path) -> None:
     builder = "def spec(cfg, names):\n    if cfg.multi_latent_attention:\n"
     builder += "        out = sorted(names)[: cfg.kv_lora_rank]\n    else:\n        out = names\n    return out\n"
-    root = project(tmp_path, {
-        "pkg/__init__.py": "", "pkg/mla_seam.py": "import types as sorted  # noqa: F401\n", "pkg/model.py": builder,
-    })  # fmt: skip
-    _, said = applied(root)
-    assert "it reads `sorted`, which the adapter module binds at its top level" in said
-    check = "import types; from pkg import model\n"
+    files = {"pkg/__init__.py": "", "pkg/mla_seam.py": REBINDING_ADAPTERS[adapter], "pkg/model.py": builder,
+             "pkg/helpers.py": "def sorted(names):\n    return 'mine'\n"}  # fmt: skip
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    assert "it reads `sorted`, which the adapter module" in said, said
+    check = "import types; from pkg import mla_seam, model\n"
     check += "config = types.SimpleNamespace(multi_latent_attention=1, kv_lora_rank=2)\n"
-    check += "assert model.spec(config, 'ba') == ['a', 'b']"
-    subprocess.run([sys.executable, "-c", check], cwd=root, check=True)
+    check += "getattr(mla_seam, 'install', print)(); print(model.spec(config, 'ba'))"
+    ran = printed(check, original, rewritten)
+    assert ran[0] == ran[1] and ran[0].endswith("['a', 'b']\n")
 
 
 # Hand-written adapters holding a function with the very code apply would ask for, which a builder calling
@@ -354,6 +385,10 @@ HAND_WRITTEN_ADAPTERS = {
     },
     "reads-a-rebound-builtin": {
         **PLAIN_ADAPTER, "pkg/mla_seam.py": GENERATED + "\n\ndef getattr(obj, name, default=None):\n    return 'mine'\n"
+    },
+    "reads-a-builtin-an-import-star-binds": {
+        **PLAIN_ADAPTER, "pkg/helpers.py": "def getattr(obj, name, default=None):\n    return 'mine'\n",
+        "pkg/mla_seam.py": "from pkg.helpers import *  # noqa: F403\n\n\n" + GENERATED,
     },
     "package-with-that-submodule": {
         "pkg/__init__.py": "", "pkg/mla_seam/__init__.py": GENERATED, "pkg/mla_seam/multi_latent_attention.py": "",
@@ -628,3 +663,99 @@ def test_src_setting_names_modules_from_the_deepest_root(tmp_path: Path) -> None
     (tmp_path / "pyproject.toml").write_text('[tool.seamfix]\nsrc = ["../elsewhere"]\n')
     with pytest.raises(SeamfixError, match="`src`"):
         load_settings(tmp_path)
+
+
+# Source modules that give a name another value after a builder imported it: the builder keeps what it imported,
+# while a moved arm's own import, run at each call, would get the new value (or call `__getattr__` again).
+REBINDING_SOURCES = {
+    "global": "def use_fused():\n    global MLASelfAttention\n    MLASelfAttention = Fused\n",
+    "globals()": "def use_fused():\n    globals()['MLASelfAttention'] = Fused\n",
+    "sys.modules": "import sys\n\n\ndef use_fused():\n    vars(sys.modules[__name__]).update(MLASelfAttention=Fused)\n",
+    "__getattr__": "def use_fused():\n    pass\n\n\ndef __getattr__(name):\n    print('resolved', name)\n"
+                   "    return Plain\n",
+}  # fmt: skip
+SOURCE = "class Plain:\n    kind = 'plain'\n\n\nclass Fused:\n    kind = 'fused'\n\n\nMLASelfAttention = Plain\n\n\n"
+
+
+@pytest.mark.parametrize("rebinding", REBINDING_SOURCES)
+def test_a_name_its_source_module_rebinds_after_import_stays_where_the_builder_reads_it(rebinding, tmp_path: Path):
+    source = SOURCE + REBINDING_SOURCES[rebinding]
+    if rebinding == "__getattr__":
+        source = source.replace("MLASelfAttention = Plain\n", "")
+    builder = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config, log):\n"
+    builder += "    if config.multi_latent_attention:\n        log('mla')\n        return MLASelfAttention.kind\n"
+    builder += "    return None\n"
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": source, "pkg/model.py": builder}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    assert "imported from `pkg.mla_impl`, which" in said, said
+    check = "from types import SimpleNamespace as C; from pkg import mla_impl, model; c = C(multi_latent_attention=1)\n"
+    check += "print(model.build(c, print)); mla_impl.use_fused(); print(model.build(c, print))"
+    ran = printed(check, original, rewritten)
+    assert ran[0] == ran[1]
+
+
+RETURNS_CLASS = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config):\n"
+RETURNS_CLASS += "    if config.multi_latent_attention:\n        return MLASelfAttention\n    return None\n"
+
+
+def test_a_name_from_a_module_some_file_reloads_stays_where_the_builder_reads_it(tmp_path: Path) -> None:
+    # `importlib.reload` runs the module again: the builder keeps the class it imported, a moved arm's import
+    # would get the new one
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n",
+             "pkg/model.py": RETURNS_CLASS,
+             "pkg/hooks.py": "import importlib\n\nimport pkg.mla_impl\n\n\ndef reset():\n"
+                             "    importlib.reload(pkg.mla_impl)\n"}  # fmt: skip
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    assert "which some file reloads" in said, said
+    check = "from types import SimpleNamespace as C; from pkg import hooks, mla_impl, model\n"
+    check += "c = C(multi_latent_attention=1); first = model.build(c); hooks.reset()\n"
+    check += "print(first is model.build(c), model.build(c) is mla_impl.MLASelfAttention)"
+    ran = printed(check, original, rewritten)
+    assert ran[0] == ran[1] == "True False\n"
+
+
+STUBBING_TEST = """import sys
+import types
+from unittest import mock
+
+
+def check():
+    stub = types.SimpleNamespace(MLASelfAttention=dict)
+    with mock.patch.dict(sys.modules, {
+        "pkg.mla_impl": stub,
+    }):
+        from pkg import model
+    return model.build(types.SimpleNamespace(multi_latent_attention=True)).__name__
+"""
+
+
+@pytest.mark.parametrize("imported", ["from pkg.mla_impl import MLASelfAttention", "from pkg import mla_impl"])
+def test_a_name_from_a_module_a_test_stubs_in_sys_modules_stays_where_the_builder_reads_it(imported, tmp_path):
+    # the builder was imported against a stub module (torch or megatron missing on a CPU runner): a moved arm's
+    # import, at the call, would get the real module
+    builder = RETURNS_CLASS.replace("from pkg.mla_impl import MLASelfAttention", imported)
+    if "MLASelfAttention" not in imported:
+        builder = builder.replace("return MLASelfAttention", "return mla_impl.MLASelfAttention")
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n", "pkg/model.py": builder,
+             "tests/test_model.py": STUBBING_TEST}  # fmt: skip
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    assert "some file swaps in or out of `sys.modules` (`pkg.mla_impl`)" in said, said
+    check = "from tests.test_model import check; print(check())"
+    ran = printed(check, original, rewritten)
+    assert ran[0] == ran[1] == "dict\n"
+
+
+def test_a_hand_written_function_bound_again_under_try_is_not_reused(tmp_path: Path) -> None:
+    # `try: from pkg.fast import multi_latent_attention` rebinds the function of the requested code: reused, the
+    # builder would call `fast`'s (the builder imports the seam already, so the `try` runs nothing new for it)
+    adapter = GENERATED + "\n\ndef describe():\n    return 'seam'\n\n\ntry:\n"
+    adapter += "    from pkg.fast import multi_latent_attention  # noqa: F811\nexcept ImportError:\n    pass\n"
+    builder = "from pkg import mla_seam\n\n\ndef f(config):\n    if getattr(config, 'multi_latent_attention', 0):\n"
+    builder += "        return 1\n    return mla_seam.describe()\n"
+    files = {"pkg/__init__.py": "", "pkg/fast.py": "def multi_latent_attention(config):\n    return 'fast'\n",
+             "pkg/mla_seam.py": adapter, "pkg/model.py": builder}  # fmt: skip
+    _, original, rewritten = applied_beside_original(tmp_path, files)
+    assert "mla_seam.multi_latent_attention(" not in (rewritten / "pkg/model.py").read_text()
+    check = "import types; from pkg import model\n"
+    check += "print([model.f(types.SimpleNamespace(multi_latent_attention=v)) for v in (1, 0)])"
+    assert printed(check, original, rewritten) == ["[1, 'seam']\n"] * 2
