@@ -635,3 +635,23 @@ def test_rope_kv_backward_takes_an_efficient_zero_gradient(backend):
     torch.autograd.backward([key, value], [zero_gradient, torch.ones_like(value)])
     assert torch.equal(kv.grad, torch.cat((torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 4)), -1).to(DEVICE))
     assert torch.equal(k_pos_emb.grad, torch.zeros_like(k_pos_emb))
+
+
+# --- fixed cases of issue 16's fourth bad-input pass, on every backend --------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_append_tells_autograd_it_wrote_the_caches(backend):
+    """A backward that saved a cache before an append into it: torch's write (the reference) bumps the cache's version
+    counter and the backward raises autograd's in-place error; the kernel wrote behind autograd's back, and the
+    backward ran silently on the new rows."""
+    case = Case(3, {"num_blocks": 2, "block_size": 4, "rank": 16, "slots": [5, -1, 2], "table_rows": 4,
+                    "norm": "contiguous", "positions": [0, 1, 3]})  # fmt: skip
+    args, _ = make_append(case, torch.float32)
+    weights = torch.ones_like(args["ckv_cache"], requires_grad=True)
+    saved = (weights * args["ckv_cache"]).sum()  # keeps ckv_cache for its backward
+
+    mla_cache_append(**args, backend=backend)
+
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        saved.backward()
