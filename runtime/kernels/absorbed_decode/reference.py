@@ -23,6 +23,9 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     ckv = ckv_cache[blocks].flatten(1, 2).to(work)
     kpe = kpe_cache[blocks].flatten(1, 2).to(work)
     context = ckv.shape[1]
+    # Unchecked lengths (validate=False) are clamped to the table's capacity as the kernels clamp them: a length past
+    # it moved the causal window here (each query's position counts from the length) and not in the kernels.
+    cache_seqlens = cache_seqlens.clamp(0, context)
     # Rows past a sequence's length may hold anything, NaN too (fresh torch.empty pages): zero weight times NaN is
     # NaN, so they are selected away (where), never multiplied by zero.
     cached = (torch.arange(context, device=ckv.device) < cache_seqlens[:, None].long())[:, :, None]
