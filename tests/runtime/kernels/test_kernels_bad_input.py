@@ -149,6 +149,12 @@ REFUSED = {
     "a latent of width 0 to absorb": lambda: AbsorbedMLADecoder(torch.randn(2 * (8 + 4), 0), 2, 8, 4, SCALE),
     "softmax_scale that log2(e) takes past float32": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe,
                                                                         *paged_case().cache_args(), 3e38),
+    # Found by the fourth pass: a subnormal eps, which the GPU kernels' flush-to-zero rsqrt reads as 0 (an all-zero
+    # latent row would be NaN there, 0 in torch's).
+    "subnormal eps to append": lambda: mla_cache_append(**append_case(torch.float32, torch.Generator(), True)[0],
+                                                        eps=1e-40),
+    "subnormal eps to down-norm-up": lambda: fused_down_norm_up(torch.zeros(3, 4), torch.randn(2, 4),
+                                                                torch.randn(5, 2), torch.ones(2), 2.0**-127),
 }  # fmt: skip
 
 
