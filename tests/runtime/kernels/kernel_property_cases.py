@@ -415,8 +415,12 @@ def test_cache_append(case, backend, dtype_index):
     def run(backend, validate, reference=False):
         args, intact = make_append(case, dtype)
         args = upcast(args) if reference else args
+        caches = args["ckv_cache"], args["kpe_cache"]
+        versions = [cache._version for cache in caches]
         mla_cache_append(**args, backend=backend, validate=validate)
         assert intact(), "written outside the cache"
+        if case.params["slots"]:  # autograd is told of the write (a backward that saved a cache then raises)
+            assert all(cache._version > version for cache, version in zip(caches, versions, strict=True))
         return args["ckv_cache"], args["kpe_cache"]
 
     check_case(case, run, backend, (TOLERANCE[dtype],) * 2)

@@ -213,7 +213,8 @@ PAST_TRITON_LIMITS = {
     # tensor.
     "a cache block past 32-bit offsets": lambda: mla_decode(
         torch.zeros(1, 1, 1, 16, dtype=torch.float16), torch.zeros(1, 1, 1, 16, dtype=torch.float16),
-        torch.empty(1, 2**17, 2**14 + 16, dtype=torch.float16)[:, :, :16], torch.zeros(1, 2**17, 16, dtype=torch.float16),
+        torch.empty(1, 2**17, 2**14 + 16, dtype=torch.float16)[:, :, :16],
+        torch.zeros(1, 2**17, 16, dtype=torch.float16),
         torch.zeros(1, 1, dtype=torch.int32), torch.full((1,), 2**17, dtype=torch.int32), 0.1, backend="triton"),
     "one token's keys past 32-bit offsets": lambda: mla_rope_kv(
         torch.zeros(1, 1, 2**17, 2), torch.zeros(1, 1, 1, 2**14), torch.ones(1, 2**14), torch.zeros(1, 2**14), 2**14,
