@@ -90,6 +90,10 @@ def check_same_device(
         require(isinstance(tensor, torch.Tensor) or (tensor is None and name in optional),
                 "{name} must be a torch.Tensor, got {kind}", name=name, kind=type(tensor).__name__)  # fmt: skip
     present = {name: tensor for name, tensor in tensors.items() if tensor is not None}
+    # torch.jit.trace records sizes as tensors (refused as "a positive integer, got tensor(6)") and never sees a
+    # Triton launch, which a traced call would replay without.
+    require(allow_meta or not torch._C._is_tracing(), "the ops do not run under torch.jit.trace (it cannot record "
+            "their kernels); call the op outside the trace")  # fmt: skip
     # Under vmap, grad or jvp the tensors are functorch wrappers without storage: the kernels cannot address them.
     if not allow_meta and torch._C._are_functorch_transforms_active():
         raise KernelInputError(

@@ -329,3 +329,13 @@ def test_autocast_leaves_the_ops_in_their_inputs_dtypes():
     for value, want in zip(got, expected, strict=True):
         assert value.dtype == want.dtype == torch.float32
         torch.testing.assert_close(value, want, rtol=0, atol=0)
+
+
+def test_torch_jit_trace_is_refused_by_name():
+    """Traced, every size is a tensor: each op refused it as "heads must be a positive integer, got tensor(2)" (and a
+    trace would never record a Triton launch)."""
+    case = paged_case()
+    with pytest.raises(KernelInputError, match="torch.jit.trace"):
+        torch.jit.trace(lambda q: mla_decode(q, case.q_pe, *case.cache_args(), SCALE), (case.q_lat,))
+    with pytest.raises(KernelInputError, match="torch.jit.trace"):
+        torch.jit.trace(lambda q: mla_rope_q(q.clone(), COS[:, :4], SIN[:, :4], 4, 4), (torch.randn(2, 1, 1, 8),))
