@@ -94,6 +94,24 @@ def relative_error(actual, expected):
     return (actual.double() - expected).norm().item() / (scale if scale > 0 else 1.0)
 
 
+def with_gradients(outputs, leaves, seed: int) -> tuple:
+    """``outputs`` (one tensor or a tuple) and the gradients of a random weighted sum of them with respect to
+    ``leaves`` (the weights drawn in float64 from ``seed``, so that every backend and the float64 reference get the
+    same ones): the valid cases' gradients are compared with float64 as their outputs are."""
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    generator = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(out.shape, generator=generator, dtype=torch.float64).to(out) for out in outputs]
+    grads = torch.autograd.grad(outputs, leaves, weights, allow_unused=True)
+    return (*(out.detach() for out in outputs), *(torch.zeros_like(leaf) if grad is None else grad
+                                                  for leaf, grad in zip(leaves, grads, strict=True)))  # fmt: skip
+
+
+def in_layout(leaf: torch.Tensor) -> torch.Tensor:
+    """A copy of ``leaf`` in its strides that autograd tracks: an op that writes in place gets a tensor of the
+    drawn layout that is not a leaf."""
+    return leaf.new_empty_strided(leaf.shape, leaf.stride()).copy_(leaf)
+
+
 def call_validating(case: Case, run, backend: str, tolerances: tuple[float, ...]):
     """Run an invalid case: it must raise KernelInputError; a value-only mutation on CUDA needs ``validate=True``
     to be seen, and without it must still run to completion (memory-safe), giving the reference's answer where the
@@ -252,9 +270,13 @@ def test_rope_q(case, backend, dtype_index):
 
     def run(backend, validate, reference=False):
         q, cos, sin, cu_seqlens, _ = make_rope(case, dtype, head_dim + emb, reference)
-        return mla_rope_q(q, cos, sin, qk_head_dim, emb_dim, cu_seqlens, backend=backend, validate=validate)
+        if case.invalid:
+            return mla_rope_q(q, cos, sin, qk_head_dim, emb_dim, cu_seqlens, backend=backend, validate=validate)
+        leaf = q.requires_grad_()
+        out = mla_rope_q(in_layout(leaf), cos, sin, qk_head_dim, emb_dim, cu_seqlens, backend=backend)
+        return with_gradients(out, [leaf], case.seed)
 
-    check_case(case, run, backend, (TOLERANCE[dtype],))
+    check_case(case, run, backend, (TOLERANCE[dtype],) * (1 if case.invalid else 2))
 
 
 @PROPERTY
@@ -269,10 +291,14 @@ def test_rope_kv(case, backend, dtype_index):
         if case.invalid == "negative head dim":  # keep k_dim + v_dim equal to the width
             return mla_rope_kv(kv, k_pos_emb, cos, sin, emb, -2, head_dim + v_dim + 2, cu_seqlens, backend=backend,
                                validate=validate)  # fmt: skip
-        return mla_rope_kv(kv, k_pos_emb, cos, sin, emb_dim, k_dim, v_dim, cu_seqlens, backend=backend,
-                           validate=validate)  # fmt: skip
+        if case.invalid:
+            return mla_rope_kv(kv, k_pos_emb, cos, sin, emb_dim, k_dim, v_dim, cu_seqlens, backend=backend,
+                               validate=validate)  # fmt: skip
+        leaves = [kv.requires_grad_(), k_pos_emb.requires_grad_()]
+        outputs = mla_rope_kv(*leaves, cos, sin, emb_dim, k_dim, v_dim, cu_seqlens, backend=backend)
+        return with_gradients(outputs, leaves, case.seed)
 
-    check_case(case, run, backend, (TOLERANCE[dtype],) * 2)
+    check_case(case, run, backend, (TOLERANCE[dtype],) * (2 if case.invalid else 4))
 
 
 # --- fused_down_norm_up ---------------------------------------------------------------------------------------------
@@ -302,21 +328,48 @@ def test_fused_down_norm_up(case, backend, dtype_index):
     eps = {"zero eps": 0.0, "negative eps": -1e-6, "nan eps": math.nan}.get(case.invalid, p["eps"])
 
     def run(backend, validate, reference=False):
-        generator = torch.Generator().manual_seed(case.seed)
-        rank = 0 if case.invalid == "zero rank" else p["rank"]
-        x = randn((p["tokens"], p["hidden"]), dtype, generator)
-        w_down = randn((rank, p["hidden"]), dtype, generator)
-        w_up = randn((p["out"], rank + (case.invalid == "rank mismatch")), dtype, generator)
-        weight = 1 + 0.1 * randn((rank, 2 if p["strided_weight"] else 1), dtype, generator)[:, 0]
-        if case.invalid == "weight dtype":
-            w_up = w_up.double()
-        if case.invalid == "scalar x":
-            x = x.sum()
-        if reference:
-            x, w_down, w_up, weight = upcast((x, w_down, w_up, weight))
+        x, w_down, w_up, weight = make_down_norm_up(case, dtype, reference)
         return fused_down_norm_up(x, w_down, w_up, weight, eps, backend=backend)
 
     check_case(case, run, backend, (TOLERANCE[dtype],))
+
+
+def make_down_norm_up(case: Case, dtype, reference: bool = False):
+    """``(x, w_down, w_up, norm_weight)`` of a case (float64 copies for the reference)."""
+    p, generator = case.params, torch.Generator().manual_seed(case.seed)
+    rank = 0 if case.invalid == "zero rank" else p["rank"]
+    x = randn((p["tokens"], p["hidden"]), dtype, generator)
+    w_down = randn((rank, p["hidden"]), dtype, generator)
+    w_up = randn((p["out"], rank + (case.invalid == "rank mismatch")), dtype, generator)
+    weight = 1 + 0.1 * randn((rank, 2 if p["strided_weight"] else 1), dtype, generator)[:, 0]
+    if case.invalid == "weight dtype":
+        w_up = w_up.double()
+    if case.invalid == "scalar x":
+        x = x.sum()
+    made = (x, w_down, w_up, weight)
+    return upcast(made) if reference else made
+
+
+@PROPERTY
+@given(case=down_norm_up_cases(), backend=st.sampled_from(BACKENDS))
+def test_fused_down_norm_up_gradients(case, backend):
+    """Valid float32 calls: the output and the gradients of x, w_down, w_up and the norm weight match float64 on
+    every backend (16-bit calls round their products, and their cancellations leave no relative error to speak of).
+    RMSNorm keeps only the latent's direction: with one latent channel, or one hidden one (every latent along
+    w_down's column), x's exact gradient is 0 and float32 leaves a residue (1e-2 of a 1e-5 value, the same on every
+    backend), not compared; nor w_down's with one latent channel."""
+    case = Case(case.seed, case.params)  # the valid form of the drawn case
+    p = case.params
+
+    def run(backend, reference=False):
+        leaves = [tensor.requires_grad_() for tensor in make_down_norm_up(case, torch.float32, reference)]
+        return with_gradients(fused_down_norm_up(*leaves, p["eps"], backend=backend), leaves, case.seed)
+
+    tolerance = TOLERANCE[torch.float32]
+    x_gradient = math.inf if p["rank"] < 2 or p["hidden"] < 2 else tolerance
+    w_down_gradient = math.inf if p["rank"] < 2 else tolerance
+    assert_matches(run(backend), run("torch", reference=True),
+                   (tolerance, x_gradient, w_down_gradient, tolerance, tolerance))  # fmt: skip
 
 
 # --- paged latent cache: append and decode -------------------------------------------------------------------------
