@@ -749,3 +749,20 @@ def test_unchecked_lengths_past_the_table_are_clamped_as_the_kernels_clamp_them(
     expected_out, expected_lse = mla_decode(*upcast((q_lat, q_pe, ckv, kpe, table, lengths)), 0.3, backend="torch")
     assert relative_error(out, expected_out) < TOLERANCE[torch.float32]
     assert relative_error(lse, expected_lse) < TOLERANCE[torch.float32]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("splits", [1, 16])  # the merge over runs, and over sequences (more than 16 parts)
+def test_split_sequences_whose_scores_are_all_minus_inf_give_zeros_and_minus_inf(backend, splits):
+    """The second pass's fix held for a sequence one run decodes; a sequence split over runs went through the merge,
+    which divided 0 by 0: NaN output where the reference gives zeros (and lse -inf on both). +inf stays NaN."""
+    case = Case(7, DECODE_CASE | {"lengths": [200, 20, 150], "max_blocks": 13})
+    q_lat, q_pe, ckv, kpe, table, lengths = make_decode(case, torch.float32)
+    kpe.nan_to_num_(0.0).fill_(1.0)
+    q_pe[0], q_pe[2] = -math.inf, math.inf
+    out, lse = mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, 0.3, num_splits=splits, backend=backend)
+    assert torch.equal(out[0], torch.zeros_like(out[0])) and lse[0].isneginf().all()
+    assert out[2].isnan().all() and lse[2].isnan().all()
+    expected_out, expected_lse = mla_decode(*upcast((q_lat, q_pe, ckv, kpe, table, lengths)), 0.3, backend="torch")
+    assert relative_error(out[1], expected_out[1]) < TOLERANCE[torch.float32]
+    assert relative_error(lse[1], expected_lse[1]) < TOLERANCE[torch.float32]
