@@ -243,9 +243,9 @@ def mla_rope_kv(
                         rope_half=emb_dim // 2)  # fmt: skip
     # The key, the value and kv's gradient are written contiguous, a token's heads at head x width in 32 bits: wider
     # than kv's own (an expanded kv, an emb_dim past v_dim) they wrapped before the token.
-    heads = kv.shape[-2]
-    check_int32_offsets(**{"one token's heads of key": heads * (k_dim + emb_dim),
-                           "one token's heads of value and of kv's gradient": heads * (k_dim + v_dim)})  # fmt: skip
+    check_int32_offsets(
+        **{"one token's heads of key, value or kv's gradient": kv.shape[-2] * (k_dim + max(emb_dim, v_dim))}
+    )
     from .triton_ops import MlaRopeKV, _half_sizes
 
     # k_pos_emb, shared by the heads, is read as one tile of both interleaved halves (not a tile per head).
