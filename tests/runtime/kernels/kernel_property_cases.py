@@ -766,3 +766,17 @@ def test_split_sequences_whose_scores_are_all_minus_inf_give_zeros_and_minus_inf
     expected_out, expected_lse = mla_decode(*upcast((q_lat, q_pe, ckv, kpe, table, lengths)), 0.3, backend="torch")
     assert relative_error(out[1], expected_out[1]) < TOLERANCE[torch.float32]
     assert relative_error(lse[1], expected_lse[1]) < TOLERANCE[torch.float32]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_scaled_score_past_float32_over_log2e_overflows_on_every_backend(backend):
+    """The kernels scale by softmax_scale x log2(e): a score of 3 at a scale of 1e38 (4.3e38 there) overflowed to a NaN
+    row on the kernels while the float32 reference (3e38) stayed finite; at 7e37 both are finite."""
+    q_lat, q_pe, ckv, kpe, table, lengths = make_decode(Case(7, DECODE_CASE), torch.float32)
+    for tensor in (q_lat, q_pe, kpe):
+        tensor.zero_()
+    q_pe[..., 0], kpe[..., 0] = 3.0, 1.0
+    out, lse = mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, 1e38, backend=backend)
+    assert out.isnan().all() and lse.isnan().all()
+    out, lse = mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, 7e37, backend=backend)
+    assert relative_error(lse, torch.full_like(lse, 2.1e38)) < TOLERANCE[torch.float32] and out.isfinite().all()
