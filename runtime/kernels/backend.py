@@ -90,6 +90,10 @@ def check_same_device(
         require(isinstance(tensor, torch.Tensor) or (tensor is None and name in optional),
                 "{name} must be a torch.Tensor, got {kind}", name=name, kind=type(tensor).__name__)  # fmt: skip
     present = {name: tensor for name, tensor in tensors.items() if tensor is not None}
+    # torch.jit.trace records sizes as tensors (refused as "a positive integer, got tensor(6)") and never sees a
+    # Triton launch, which a traced call would replay without.
+    require(allow_meta or not torch._C._is_tracing(), "the ops do not run under torch.jit.trace (it cannot record "
+            "their kernels); call the op outside the trace")  # fmt: skip
     # Under vmap, grad or jvp the tensors are functorch wrappers without storage: the kernels cannot address them.
     if not allow_meta and torch._C._are_functorch_transforms_active():
         raise KernelInputError(
@@ -213,19 +217,23 @@ def _is_real(value: object) -> bool:
     return isinstance(value, float) or (isinstance(value, numbers.Real) and not isinstance(value, bool))
 
 
-# The smallest positive float32 (a subnormal): a smaller eps rounds to 0 in the kernels' float32 arithmetic.
-FLOAT32_SMALLEST = 2.0**-149
+# The smallest normal float32. Triton links libdevice in flush-to-zero mode (its default): the append's rsqrt
+# (rsqrt.approx.ftz) reads a subnormal eps as 0, so an all-zero latent row would be 0 x inf = NaN on the GPU where
+# torch's rsqrt gives 0 (reasoned from Triton's compiler options; the CPU interpreter keeps subnormals).
+FLOAT32_SMALLEST_NORMAL = 2.0**-126
 FLOAT32_MAX = 3.4028234663852886e38
 # The decode kernels compute exp2(score * softmax_scale * log2(e)): the folded scale must stay finite in float32.
 SOFTMAX_SCALE_MAX = FLOAT32_MAX / math.log2(math.e)
 
 
 def check_eps(eps: float) -> float:
-    """RMSNorm's ``eps``: positive and finite as a float32, which the kernels add it as (0 divides by zero on an
-    all-zero row, a negative one takes a root of a negative number, 1e-50 becomes 0); returned as a Python float."""
+    """RMSNorm's ``eps``: positive, finite and normal as a float32, which the kernels add it as (0 divides by zero on
+    an all-zero row, a negative one takes a root of a negative number, 1e-50 becomes 0, 1e-40 is read as 0 by the
+    GPU's flush-to-zero square roots); returned as a Python float."""
     require(
-        _is_real(eps) and FLOAT32_SMALLEST <= eps <= FLOAT32_MAX,
-        "eps must be a positive finite real number that float32 holds (2**-149 to 3.4e38), got {eps!r}",
+        _is_real(eps) and FLOAT32_SMALLEST_NORMAL <= eps <= FLOAT32_MAX,
+        "eps must be a positive finite real number that float32 holds as a normal number (2**-126 = 1.2e-38 to "
+        "3.4e38), got {eps!r}",
         eps=eps,
     )
     return float(eps)

@@ -133,6 +133,13 @@ def mla_decode(
                 "{batch} and {n}; use backend='torch'", b=TRITON_MAX_TILE, rows=GRID_Y_LIMIT * 16, batch=batch,
                 n=s_q * heads)  # fmt: skip
         check_int32_offsets(block_table=span(block_table))  # a row's start is sequence x row stride, in 32 bits
+        # A block's start is 64-bit, a row inside it row x row stride in 32 bits: a page of 2**17 rows 2**14 + 16
+        # apart wrapped to an offset before the block (a valid, if huge, layout). One comparison on the serving
+        # path (the named check took 4 us a call); the refusal names the cache.
+        if (block_size - 1) * max(ckv_cache.stride(1), kpe_cache.stride(1)) + max(rank, rope_dim) >= 2**31:
+            caches = {"ckv_cache": ckv_cache, "kpe_cache": kpe_cache}
+            check_int32_offsets(**{f"one block of {name}": (block_size - 1) * cache.stride(1) + cache.shape[2]
+                                   for name, cache in caches.items()})  # fmt: skip
         # A tile of 16 to 64 tokens is read from one table entry where it fits a page: with a page of, say, 130
         # tokens the tile from token 128 ran past its page (into the next block's rows, or past the cache).
         require(is_power_of_two(block_size), "the Triton backend needs block_size (the caches' second dimension) to "

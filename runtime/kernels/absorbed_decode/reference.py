@@ -1,9 +1,13 @@
 """PyTorch reference of absorbed MLA decode: the whole (masked) context gathered per sequence, float32 math
 (float64 for float64 inputs). Batched, with no host synchronization, so it also serves as the eager baseline."""
 
+import math
+
 import torch
 
 from ..mla_rope.reference import compute_dtype
+
+LOG2_E = math.log2(math.e)
 
 
 def visible_keys(cache_seqlens: torch.Tensor, s_q: int, context: int, causal: bool) -> torch.Tensor:
@@ -23,6 +27,9 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     ckv = ckv_cache[blocks].flatten(1, 2).to(work)
     kpe = kpe_cache[blocks].flatten(1, 2).to(work)
     context = ckv.shape[1]
+    # Unchecked lengths (validate=False) are clamped to the table's capacity as the kernels clamp them: a length past
+    # it moved the causal window here (each query's position counts from the length) and not in the kernels.
+    cache_seqlens = cache_seqlens.clamp(0, context)
     # Rows past a sequence's length may hold anything, NaN too (fresh torch.empty pages): zero weight times NaN is
     # NaN, so they are selected away (where), never multiplied by zero.
     cached = (torch.arange(context, device=ckv.device) < cache_seqlens[:, None].long())[:, :, None]
@@ -30,7 +37,10 @@ def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softma
     kpe = torch.where(cached, kpe, 0.0)
     scores = torch.einsum("bshr,btr->bsht", q_lat.to(work), ckv) + torch.einsum("bshp,btp->bsht", q_pe.to(work), kpe)
     visible = visible_keys(cache_seqlens, q_lat.shape[1], context, causal)
-    scores = (scores * softmax_scale).masked_fill(~visible, float("-inf"))
+    # The kernels scale by softmax_scale x log2(e) (they exponentiate in base 2): a scaled score within a factor
+    # log2(e) of float32's largest overflows there (+inf: a NaN row) and stayed finite here. Scaled the same way (in
+    # float32: float64 inputs keep their range), it overflows alike on every backend.
+    scores = (scores * (softmax_scale * LOG2_E) / LOG2_E).masked_fill(~visible, float("-inf"))
     lse = torch.logsumexp(scores, -1)
     # A row that sees no key (only possible for unchecked lengths), or whose every visible score is -inf (-inf in
     # the inputs), gets zeros and lse -inf, as the kernels give it within a sequence they read (they subtract 0

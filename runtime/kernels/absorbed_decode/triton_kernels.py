@@ -251,7 +251,10 @@ def _combine_parts(
         running_sum = running_sum * rescale + tl.sum(weights, 0)
         running_max = new_max
     out_rows = seq * n_rows + rows
-    tl.store(OUT + out_rows[:, None] * RANK + columns[None, :], (acc / running_sum[:, None]).to(OUT.dtype.element_ty),
+    # A row no part saw a key of (every score -inf) has weight 0 in every part: zeros and lse -inf, as a segment's
+    # own guard gives them (0 / 0 made it NaN where the sequence was split over runs).
+    total = tl.where(running_sum == 0.0, 1.0, running_sum)
+    tl.store(OUT + out_rows[:, None] * RANK + columns[None, :], (acc / total[:, None]).to(OUT.dtype.element_ty),
              mask=keep[:, None])  # fmt: skip
     tl.store(LSE + out_rows, running_max + tl.log(running_sum), mask=keep & store_lse)
 

@@ -5,6 +5,7 @@ Per token the cache holds only the latent ``c_kv`` (kv_lora_rank wide, RMS-norma
 """
 
 import torch
+from torch.autograd.graph import increment_version
 
 from ..backend import (
     check_cache_dtype,
@@ -136,6 +137,10 @@ def mla_cache_append(
     with on_device(device):
         cache_append(c_kv, k_pe, cos, sin, positions.contiguous(), ckv_cache, kpe_cache, slot_mapping.contiguous(),
                      norm_weight, eps)  # fmt: skip
+    # The kernel writes through pointers autograd never sees; torch's own write (the reference's) bumps the caches'
+    # version counters, so that a backward that saved a cache before the append raises instead of using the new rows.
+    for cache in (ckv_cache, kpe_cache):
+        increment_version(cache)
 
 
 __all__ = ["mla_cache_append"]

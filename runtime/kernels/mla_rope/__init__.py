@@ -241,6 +241,11 @@ def mla_rope_kv(
     # The forward's key and value programs (triton_kernels.rope_kv_forward_kernel).
     _check_triton_sizes("kv", kv, cos, "kv_forward", programs_per_head_block=2, k_dim=k_dim, v_dim=v_dim,
                         rope_half=emb_dim // 2)  # fmt: skip
+    # The key, the value and kv's gradient are written contiguous, a token's heads at head x width in 32 bits: wider
+    # than kv's own (an expanded kv, an emb_dim past v_dim) they wrapped before the token.
+    check_int32_offsets(
+        **{"one token's heads of key, value or kv's gradient": kv.shape[-2] * (k_dim + max(emb_dim, v_dim))}
+    )
     from .triton_ops import MlaRopeKV, _half_sizes
 
     # k_pos_emb, shared by the heads, is read as one tile of both interleaved halves (not a tile per head).

@@ -112,11 +112,13 @@ class _FreshGradientProbe(torch.autograd.Function):
 
 def _fresh_gradient_holders() -> tuple[int, int, int] | None:
     """``_holders`` of a gradient held alone, as ``MlaRopeQ.backward`` would see it (None: not measurable, then
-    every gradient is copied)."""
+    every gradient is copied). It runs where this module is first imported, which may be inside a caller's
+    ``torch.utils.checkpoint`` forward: it saves no tensor for backward there (a product with a tensor saved one,
+    and the checkpoint's backward then raised CheckpointError: one more tensor saved than in its recomputation)."""
     try:
         with torch.inference_mode(False), torch.enable_grad():
             x = torch.ones(2, device="cpu", requires_grad=True)
-            (_FreshGradientProbe.apply(x) * torch.ones(2, device="cpu")).sum().backward()
+            (_FreshGradientProbe.apply(x) * 2.0).sum().backward()  # a product with a scalar keeps no tensor
     except Exception:  # noqa: BLE001 - imported where autograd cannot run (a tracing mode, say): always copy
         return None
     return _FreshGradientProbe.holders

@@ -149,6 +149,12 @@ REFUSED = {
     "a latent of width 0 to absorb": lambda: AbsorbedMLADecoder(torch.randn(2 * (8 + 4), 0), 2, 8, 4, SCALE),
     "softmax_scale that log2(e) takes past float32": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe,
                                                                         *paged_case().cache_args(), 3e38),
+    # Found by the fourth pass: a subnormal eps, which the GPU kernels' flush-to-zero rsqrt reads as 0 (an all-zero
+    # latent row would be NaN there, 0 in torch's).
+    "subnormal eps to append": lambda: mla_cache_append(**append_case(torch.float32, torch.Generator(), True)[0],
+                                                        eps=1e-40),
+    "subnormal eps to down-norm-up": lambda: fused_down_norm_up(torch.zeros(3, 4), torch.randn(2, 4),
+                                                                torch.randn(5, 2), torch.ones(2), 2.0**-127),
 }  # fmt: skip
 
 
@@ -323,3 +329,13 @@ def test_autocast_leaves_the_ops_in_their_inputs_dtypes():
     for value, want in zip(got, expected, strict=True):
         assert value.dtype == want.dtype == torch.float32
         torch.testing.assert_close(value, want, rtol=0, atol=0)
+
+
+def test_torch_jit_trace_is_refused_by_name():
+    """Traced, every size is a tensor: each op refused it as "heads must be a positive integer, got tensor(2)" (and a
+    trace would never record a Triton launch)."""
+    case = paged_case()
+    with pytest.raises(KernelInputError, match="torch.jit.trace"):
+        torch.jit.trace(lambda q: mla_decode(q, case.q_pe, *case.cache_args(), SCALE), (case.q_lat,))
+    with pytest.raises(KernelInputError, match="torch.jit.trace"):
+        torch.jit.trace(lambda q: mla_rope_q(q.clone(), COS[:, :4], SIN[:, :4], 4, 4), (torch.randn(2, 1, 1, 8),))

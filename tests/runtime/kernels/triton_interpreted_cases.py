@@ -206,6 +206,22 @@ PAST_TRITON_LIMITS = {
         torch.zeros(16).expand(2**12, 1, 1, 16), torch.zeros(16).expand(2**12, 1, 1, 16), torch.zeros(1, 2**16, 16),
         torch.zeros(1, 2**16, 16), torch.zeros(1, 2**10, dtype=torch.int32).expand(2**12, -1),
         torch.full((2**12,), 2**26, dtype=torch.int32), 0.1, backend="triton", validate=False),
+    # The fourth pass: offsets the kernels compute in 32 bits for valid, if huge, shapes. A row inside a cache block
+    # is row x row stride (a page of 2**17 rows 2**14 + 16 elements apart: 4 GiB of untouched virtual memory here), and
+    # one token's heads of rope_kv's key and value (and of kv's gradient) are head x width: 2**17 heads of 1 + 2**14
+    # from a 2**18-element kv, 3 x 2**17 heads of 2**13 values from an expanded one; all wrapped to offsets before the
+    # tensor.
+    "a cache block past 32-bit offsets": lambda: mla_decode(
+        torch.zeros(1, 1, 1, 16, dtype=torch.float16), torch.zeros(1, 1, 1, 16, dtype=torch.float16),
+        torch.empty(1, 2**17, 2**14 + 16, dtype=torch.float16)[:, :, :16],
+        torch.zeros(1, 2**17, 16, dtype=torch.float16),
+        torch.zeros(1, 1, dtype=torch.int32), torch.full((1,), 2**17, dtype=torch.int32), 0.1, backend="triton"),
+    "one token's keys past 32-bit offsets": lambda: mla_rope_kv(
+        torch.zeros(1, 1, 2**17, 2), torch.zeros(1, 1, 1, 2**14), torch.ones(1, 2**14), torch.zeros(1, 2**14), 2**14,
+        1, 1, backend="triton"),
+    "one token's values past 32-bit offsets": lambda: mla_rope_kv(
+        torch.zeros(2**13 + 1).expand(1, 1, 3 * 2**17, -1), torch.zeros(1, 1, 1, 16), torch.ones(1, 16),
+        torch.zeros(1, 16), 16, 1, 2**13, backend="triton"),
 }  # fmt: skip
 
 
