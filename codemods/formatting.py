@@ -4,9 +4,9 @@ The style is the project's ruff configuration (the nearest ``ruff.toml``, ``.ruf
 with ``[tool.ruff]`` above the file, as ruff finds it); without one, its black and isort settings translated
 to ruff's (line length, string normalization, magic trailing comma, isort's known sections and options), also
 on top of a ``[tool.ruff]`` that sets nothing of the layout beside them (lint rules only, Megatron-LM's);
-without those, ruff's defaults, formatting only the files that black or ruff at its defaults leaves as they
-are (a project formatting by a script seamfix cannot read). Ruff's formatter and import sorter stand in for
-black and isort: they are built to match them (black's style, isort's ``profile = "black"``).
+without those, ruff's defaults for imports, and black at its defaults (where installed) on the files it
+formatted before (a project formatting by a script seamfix cannot read). Ruff's formatter and import sorter
+stand in for black and isort: they are built to match them (black's style, isort's ``profile = "black"``).
 
 A rewritten builder keeps every line apply did not write. Of an import block apply touched (the seam import
 added, an MLA import dropped) that the project had sorted, ruff's sort is taken; a block that was unsorted
@@ -77,6 +77,11 @@ class Style:
         return arguments
 
 
+# No formatter configured: a project can format all the same, by a script or CI step seamfix cannot read
+# (mbridge's `isort . && black .`); black at its defaults keeps what it formatted so (see ``_own_tool``).
+UNCONFIGURED = Style(None, own_tools=("black",))
+
+
 def style_for(path: Path) -> Style:
     """The style of ``path`` (a file; it need not exist yet)."""
     return _style_of_folder(Path(os.path.realpath(path)).parent)
@@ -99,7 +104,7 @@ def _style_of_folder(folder: Path) -> Style:
             overrides, first_party, tools = black_and_isort
             source_roots = f"src = {json.dumps([str(directory), str(directory / 'src')])}"
             return Style(None, (source_roots, *overrides), True, first_party, tools, directory)
-    return Style(None)
+    return UNCONFIGURED
 
 
 # Ruff settings of the layout: a `[tool.ruff]` without them leaves formatting to whatever else the file configures.
@@ -233,58 +238,16 @@ def format_touched(files: list[tuple[Path, bytes, bytes]], first_party: str | No
         by_style.setdefault(style_for(files[index][0]), []).append(index)
     for style, indexes in by_style.items():
         root = style.root or files[indexes[0]][0].parent
-        sorted_texts = dict(zip(indexes, _sort_touched_imports([texts[i] for i in indexes], style, root, first_party),
-                                strict=True))  # fmt: skip
-        groups = {style: indexes} if style.configured else _by_default_formatter(indexes, texts)
-        for layout, members in groups.items():
-            formatted = _format_touched_units(
-                [(files[i][0], texts[i][0], sorted_texts[i]) for i in members], layout
-            ) if layout.configured else [sorted_texts[i] for i in members]  # fmt: skip
-            for tool in layout.own_tools:
-                formatted = _own_tool(tool, layout.tools_root, [texts[i][0] for i in members], formatted)
-            for index, text in zip(members, formatted, strict=True):
-                if text != texts[index][1] and _same_tree(texts[index][1], text, imports_may_move=True):
-                    results[index] = text.encode("utf-8")
+        sorted_texts = _sort_touched_imports([texts[i] for i in indexes], style, root, first_party)
+        formatted = _format_touched_units(
+            [(files[i][0], texts[i][0], text) for i, text in zip(indexes, sorted_texts, strict=True)], style
+        ) if style.configured else sorted_texts  # fmt: skip
+        for tool in style.own_tools:
+            formatted = _own_tool(tool, style.tools_root, [texts[i][0] for i in indexes], formatted)
+        for index, text in zip(indexes, formatted, strict=True):
+            if text != texts[index][1] and _same_tree(texts[index][1], text, imports_may_move=True):
+                results[index] = text.encode("utf-8")
     return results
-
-
-# Files of a project that configures no formatter, formatted by one all the same (at its defaults).
-_BLACK_DEFAULTS = Style(None, configured=True, own_tools=("black",))
-_RUFF_DEFAULTS = Style(None, configured=True)
-
-
-def _by_default_formatter(indexes: list[int], texts: dict[int, tuple[str, str]]) -> dict[Style, list[int]]:
-    """The files of a project that configures no formatter, by the formatter each was already the output of,
-    at its defaults, before apply: a project can format by a script or CI step seamfix cannot read (mbridge's
-    `isort . && black .`), and a file that black (where installed) or ruff leaves as it is keeps that layout
-    where apply wrote. Other files keep apply's lines as written."""
-    originals = [texts[i][0] for i in indexes]
-    black = _unchanged_by("black", originals)
-    ruff = _unchanged_by("ruff", originals)
-    groups: dict[Style, list[int]] = {}
-    for index, by_black, by_ruff in zip(indexes, black, ruff, strict=True):
-        layout = _BLACK_DEFAULTS if by_black else _RUFF_DEFAULTS if by_ruff else Style(None)
-        groups.setdefault(layout, []).append(index)
-    return groups
-
-
-def _unchanged_by(tool: str, texts: list[str]) -> list[bool]:
-    """Whether each text is already ``tool``'s output at its defaults (black: False where not installed)."""
-    command = [ruff_executable(), "format", "--isolated", "--no-cache"] if tool == "ruff" else _tool_command(tool)
-    if command is None:
-        return [False] * len(texts)
-    if tool == "black":
-        command = [*command, "-q", "--fast"]
-    with tempfile.TemporaryDirectory(prefix=f"seamfix-{tool}-defaults-") as scratch:
-        paths = _scratch_files(Path(scratch), texts)
-        if tool == "black":
-            command += ["--config", str(_empty_config(Path(scratch)))]
-        try:
-            subprocess.run([*command, *map(str, paths)], capture_output=True, cwd=scratch, timeout=300,
-                           env=ruff_environment())  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired):
-            return [False] * len(texts)
-        return [path.read_bytes().decode("utf-8") == text for path, text in zip(paths, texts, strict=True)]
 
 
 def _empty_config(folder: Path) -> Path:
@@ -295,31 +258,59 @@ def _empty_config(folder: Path) -> Path:
 
 
 def _own_tool(tool: str, root: Path | None, originals: list[str], texts: list[str]) -> list[str]:
-    """``texts`` after the project's own isort or black (where installed), for each file in which it changes
-    only what apply wrote (a file it would change elsewhere was not clean under it before: ruff's output
-    stands there). One run over all files; black's own syntax check is left to ``_same_tree``."""
+    """``texts`` after the project's own isort or black (where installed; ``root`` None: black at its defaults,
+    no formatter being configured), for each file in which it changes only what apply wrote (a file it would
+    change elsewhere was not clean under it before: the text stands there). Black's own syntax check is left
+    to ``_same_tree``."""
+    outputs = _black_at_defaults(texts) if tool == "black" and root is None else None
+    if outputs is None:
+        outputs = _tool_outputs(tool, root, texts)
+    if outputs is None:
+        return texts
+    return [
+        formatted if _changes_only(touched_lines(original, text), text, formatted) else text
+        for original, text, formatted in zip(originals, texts, outputs, strict=True)
+    ]
+
+
+def _tool_outputs(tool: str, root: Path | None, texts: list[str]) -> list[str] | None:
+    """``tool`` run once over all ``texts``; None where it is not installed or fails."""
     command = _tool_command(tool)
     if command is None:
-        return texts
+        return None
     with tempfile.TemporaryDirectory(prefix=f"seamfix-{tool}-") as scratch:
         paths = _scratch_files(Path(scratch), texts)
         if tool == "isort":
             options = ["-q", "--settings-path", str(root)]
-        else:  # black: the project's settings, or (``root`` None, no formatter configured) its defaults
+        else:  # black: the project's settings, or (``root`` None) none: its defaults
             config = root / "pyproject.toml" if root is not None else _empty_config(Path(scratch))
             options = ["-q", "--fast", "--config", str(config)]
         try:
             proc = subprocess.run([*command, *options, *map(str, paths)], capture_output=True, cwd=root or scratch,
                                   timeout=300)  # fmt: skip
         except (OSError, subprocess.TimeoutExpired):
-            return texts
+            return None
         if proc.returncode != 0:
-            return texts
-        results = []
-        for original, text, path in zip(originals, texts, paths, strict=True):
-            formatted = path.read_bytes().decode("utf-8")
-            results.append(formatted if _changes_only(touched_lines(original, text), text, formatted) else text)
-        return results
+            return None
+        return [path.read_bytes().decode("utf-8") for path in paths]
+
+
+def _black_at_defaults(texts: list[str]) -> list[str] | None:
+    """Black at its defaults in this process, where seamfix's environment has it (apply runs in every
+    project without formatter settings: a process per call would cost more than the formatting); None
+    otherwise. A text black cannot format, or with CR line ends (black's file reader handles those), stays."""
+    if importlib.util.find_spec("black") is None:
+        return None
+    import black
+
+    mode = black.Mode()
+    outputs = []
+    for text in texts:
+        try:
+            outputs.append(text if "\r" in text else black.format_str(text, mode=mode))
+        except Exception:  # noqa: BLE001 - black's parse and format errors: the text as apply wrote it
+            outputs.append(text)
+    return outputs
 
 
 def _changes_only(lines: set[int], text: str, formatted: str) -> bool:
