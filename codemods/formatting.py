@@ -295,10 +295,16 @@ def _tool_outputs(tool: str, root: Path | None, texts: list[str]) -> list[str] |
         return [path.read_bytes().decode("utf-8") for path in paths]
 
 
+# Black formats about a thousand lines a second here, and only to learn whether a file was black's before:
+# a longer file of a project without formatter settings keeps apply's lines as written.
+_BLACK_AT_DEFAULTS_MAX_LINES = 3000
+
+
 def _black_at_defaults(texts: list[str]) -> list[str] | None:
     """Black at its defaults in this process, where seamfix's environment has it (apply runs in every
     project without formatter settings: a process per call would cost more than the formatting); None
-    otherwise. A text black cannot format, or with CR line ends (black's file reader handles those), stays."""
+    otherwise. A text black cannot format, with CR line ends (black's file reader handles those) or longer
+    than ``_BLACK_AT_DEFAULTS_MAX_LINES`` stays."""
     if importlib.util.find_spec("black") is None:
         return None
     import black
@@ -306,8 +312,9 @@ def _black_at_defaults(texts: list[str]) -> list[str] | None:
     mode = black.Mode()
     outputs = []
     for text in texts:
+        skip = "\r" in text or text.count("\n") > _BLACK_AT_DEFAULTS_MAX_LINES
         try:
-            outputs.append(text if "\r" in text else black.format_str(text, mode=mode))
+            outputs.append(text if skip else black.format_str(text, mode=mode))
         except Exception:  # noqa: BLE001 - black's parse and format errors: the text as apply wrote it
             outputs.append(text)
     return outputs
