@@ -15,6 +15,10 @@ also non-decisions that must stay unflagged, as are the `non_decision` lines.
 
 prints a markdown block for benchmarks/RESULTS.md; sampled findings that carry no label yet are printed
 as `finding` entries to label. Exit status 1 if a labelled decision is missed or a non-decision flagged.
+
+Other codebases labelled in the same file (their paths relative to their own root, not `megatron/core`) are
+measured with `--tree NAME=DIR` (repeatable), DIR a checkout of the commit the labels name (e.g. `git archive`
+of a `fetch` mirror), linted as it is, with its own configuration (none: seamfix's defaults).
 """
 
 from __future__ import annotations
@@ -94,21 +98,26 @@ def main_tree(corpus: Path, snapshot: Path) -> Path:
     return tree
 
 
-def lint(seamfix: str, tree: Path) -> list[Finding]:
-    command = [seamfix, "lint", "--no-cache", "--format", "json", "--exit-zero", "megatron"]
+def lint(seamfix: str, tree: Path, path: str = "megatron") -> list[Finding]:
+    command = [seamfix, "lint", "--no-cache", "--format", "json", "--exit-zero", path]
     completed = subprocess.run(command, cwd=tree, check=True, capture_output=True, text=True)
     return [Finding(f["path"], f["line"], f["end_line"], f["message"]) for f in json.loads(completed.stdout)]
 
 
 def load_labels(path: Path = LABELS) -> list[Label]:
-    """Every label, its path made relative to the tree (the file's paths are relative to ``megatron/core``)."""
+    """Every label, its path made relative to the tree (the file's paths of the Megatron-Core trees are relative
+    to ``megatron/core``, those of other codebases to their root)."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     fixed = {"decision": {"decision": True}, "non_decision": {"decision": False}, "finding": {}}
     return [
-        Label(**{**entry, "path": f"{PACKAGE}/{entry['path']}", **value}, source=table)
+        Label(**{**entry, "path": _tree_path(entry["tree"], entry["path"]), **value}, source=table)
         for table, value in fixed.items()
         for entry in data.get(table, [])
     ]
+
+
+def _tree_path(tree: str, path: str) -> str:
+    return f"{PACKAGE}/{path}" if tree in (RELEASE, MAIN) else path
 
 
 def locate(tree: Path, label: Label) -> int:
@@ -175,7 +184,7 @@ def evaluate(tree_name: str, tree: Path, findings: list[Finding], labels: list[L
 def stub(tree_name: str, tree: Path, finding: Finding) -> str:
     """A line to add to the ``finding`` table, its ``decision`` left for a person to fill in."""
     text = (tree / finding.path).read_text(encoding="utf-8").splitlines()[finding.line - 1].strip()
-    path = finding.path.removeprefix(PACKAGE + "/")
+    path = finding.path.removeprefix(PACKAGE + "/") if tree_name in (RELEASE, MAIN) else finding.path
     return (
         f"  {{ tree = {json.dumps(tree_name)}, path = {json.dumps(path)}, line = {finding.line}, "
         f"text = {json.dumps(text)}, decision = ? }},  # {finding.message}"
@@ -191,6 +200,7 @@ def report(results: dict[str, dict], args: argparse.Namespace, seamfix_version: 
         f"`python benchmarks/lint_precision.py --sample {args.sample} --seed {args.seed}`",
         f"- trees: megatron-core {RELEASE} (PyPI wheel), Megatron-Core main {MAIN.split('-', 1)[1]} "
         "(`megatron/core` of the snapshot); `allow = []` (implementation files included)",
+        *([f"- other codebases, linted as they are: {', '.join(map('`{}`'.format, args.tree))}"] if args.tree else []),
         "",
         "| tree | findings | outside tests | recall (labelled decisions flagged) | precision (sample) "
         "| labelled non-decisions flagged |",
@@ -223,6 +233,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--labels", type=Path, default=LABELS)
     parser.add_argument("--sample", type=int, default=40, help="findings drawn per tree for precision")
     parser.add_argument("--seed", type=int, default=20261130)
+    parser.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
+                        help="also measure the labels of tree NAME on the checkout DIR (repeatable)")  # fmt: skip
     return parser.parse_args()
 
 
@@ -231,9 +243,14 @@ def main() -> None:
     seamfix = executable("seamfix")
     corpus = args.corpus.resolve()
     trees = {RELEASE: release_tree(corpus), MAIN: main_tree(corpus, args.snapshot)}
+    others = dict(tree.split("=", 1) for tree in args.tree)
+    trees.update((name, Path(folder).resolve()) for name, folder in others.items())
     labels = load_labels(args.labels)
     results = {
-        name: evaluate(name, tree, lint(seamfix, tree), labels, args.sample, args.seed) for name, tree in trees.items()
+        name: evaluate(
+            name, tree, lint(seamfix, tree, "." if name in others else "megatron"), labels, args.sample, args.seed
+        )
+        for name, tree in trees.items()
     }
     for name, r in results.items():
         for finding in r["unlabelled"]:

@@ -4,8 +4,9 @@ The style is the project's ruff configuration (the nearest ``ruff.toml``, ``.ruf
 with ``[tool.ruff]`` above the file, as ruff finds it); without one, its black and isort settings translated
 to ruff's (line length, string normalization, magic trailing comma, isort's known sections and options), also
 on top of a ``[tool.ruff]`` that sets nothing of the layout beside them (lint rules only, Megatron-LM's);
-without those, ruff's defaults. Ruff's formatter and import sorter stand in for black and isort: they are
-built to match them (black's style, isort's ``profile = "black"``).
+without those, ruff's defaults for imports, and black at its defaults (where installed) on the files it
+formatted before (a project formatting by a script seamfix cannot read). Ruff's formatter and import sorter
+stand in for black and isort: they are built to match them (black's style, isort's ``profile = "black"``).
 
 A rewritten builder keeps every line apply did not write. Of an import block apply touched (the seam import
 added, an MLA import dropped) that the project had sorted, ruff's sort is taken; a block that was unsorted
@@ -76,6 +77,11 @@ class Style:
         return arguments
 
 
+# No formatter configured: a project can format all the same, by a script or CI step seamfix cannot read
+# (mbridge's `isort . && black .`); black at its defaults keeps what it formatted so (see ``_own_tool``).
+UNCONFIGURED = Style(None, own_tools=("black",))
+
+
 def style_for(path: Path) -> Style:
     """The style of ``path`` (a file; it need not exist yet)."""
     return _style_of_folder(Path(os.path.realpath(path)).parent)
@@ -98,7 +104,7 @@ def _style_of_folder(folder: Path) -> Style:
             overrides, first_party, tools = black_and_isort
             source_roots = f"src = {json.dumps([str(directory), str(directory / 'src')])}"
             return Style(None, (source_roots, *overrides), True, first_party, tools, directory)
-    return Style(None)
+    return UNCONFIGURED
 
 
 # Ruff settings of the layout: a `[tool.ruff]` without them leaves formatting to whatever else the file configures.
@@ -244,30 +250,74 @@ def format_touched(files: list[tuple[Path, bytes, bytes]], first_party: str | No
     return results
 
 
-def _own_tool(tool: str, root: Path, originals: list[str], texts: list[str]) -> list[str]:
-    """``texts`` after the project's own isort or black (where installed), for each file in which it changes
-    only what apply wrote (a file it would change elsewhere was not clean under it before: ruff's output
-    stands there). One run over all files; black's own syntax check is left to ``_same_tree``."""
+def _empty_config(folder: Path) -> Path:
+    """A configuration file with no settings: the tool's defaults, whatever lies above the scratch folder."""
+    path = folder / "defaults.toml"
+    path.write_text("", encoding="utf-8")
+    return path
+
+
+def _own_tool(tool: str, root: Path | None, originals: list[str], texts: list[str]) -> list[str]:
+    """``texts`` after the project's own isort or black (where installed; ``root`` None: black at its defaults,
+    no formatter being configured), for each file in which it changes only what apply wrote (a file it would
+    change elsewhere was not clean under it before: the text stands there). Black's own syntax check is left
+    to ``_same_tree``."""
+    outputs = _black_at_defaults(texts) if tool == "black" and root is None else None
+    if outputs is None:
+        outputs = _tool_outputs(tool, root, texts)
+    if outputs is None:
+        return texts
+    return [
+        formatted if _changes_only(touched_lines(original, text), text, formatted) else text
+        for original, text, formatted in zip(originals, texts, outputs, strict=True)
+    ]
+
+
+def _tool_outputs(tool: str, root: Path | None, texts: list[str]) -> list[str] | None:
+    """``tool`` run once over all ``texts``; None where it is not installed or fails."""
     command = _tool_command(tool)
     if command is None:
-        return texts
-    if tool == "isort":
-        options = ["-q", "--settings-path", str(root)]
-    else:
-        options = ["-q", "--fast", "--config", str(root / "pyproject.toml")]
+        return None
     with tempfile.TemporaryDirectory(prefix=f"seamfix-{tool}-") as scratch:
         paths = _scratch_files(Path(scratch), texts)
+        if tool == "isort":
+            options = ["-q", "--settings-path", str(root)]
+        else:  # black: the project's settings, or (``root`` None) none: its defaults
+            config = root / "pyproject.toml" if root is not None else _empty_config(Path(scratch))
+            options = ["-q", "--fast", "--config", str(config)]
         try:
-            proc = subprocess.run([*command, *options, *map(str, paths)], capture_output=True, cwd=root, timeout=300)
+            proc = subprocess.run([*command, *options, *map(str, paths)], capture_output=True, cwd=root or scratch,
+                                  timeout=300)  # fmt: skip
         except (OSError, subprocess.TimeoutExpired):
-            return texts
+            return None
         if proc.returncode != 0:
-            return texts
-        results = []
-        for original, text, path in zip(originals, texts, paths, strict=True):
-            formatted = path.read_bytes().decode("utf-8")
-            results.append(formatted if _changes_only(touched_lines(original, text), text, formatted) else text)
-        return results
+            return None
+        return [path.read_bytes().decode("utf-8") for path in paths]
+
+
+# Black formats about a thousand lines a second here, and only to learn whether a file was black's before:
+# a longer file of a project without formatter settings keeps apply's lines as written.
+_BLACK_AT_DEFAULTS_MAX_LINES = 3000
+
+
+def _black_at_defaults(texts: list[str]) -> list[str] | None:
+    """Black at its defaults in this process, where seamfix's environment has it (apply runs in every
+    project without formatter settings: a process per call would cost more than the formatting); None
+    otherwise. A text black cannot format, with CR line ends (black's file reader handles those) or longer
+    than ``_BLACK_AT_DEFAULTS_MAX_LINES`` stays."""
+    if importlib.util.find_spec("black") is None:
+        return None
+    import black
+
+    mode = black.Mode()
+    outputs = []
+    for text in texts:
+        skip = "\r" in text or text.count("\n") > _BLACK_AT_DEFAULTS_MAX_LINES
+        try:
+            outputs.append(text if skip else black.format_str(text, mode=mode))
+        except Exception:  # noqa: BLE001 - black's parse and format errors: the text as apply wrote it
+            outputs.append(text)
+    return outputs
 
 
 def _changes_only(lines: set[int], text: str, formatted: str) -> bool:

@@ -122,6 +122,10 @@ class MLAConditional(AstRule):
         "        if SparseFlashMlaFunction.grad_scale is None:\n"
         "            SparseFlashMlaFunction.grad_scale = scale\n",
         "def f():\n    scale = SparseFlashMlaFunction.grad_scale\n    return scale if scale is not None else 1.0\n",
+        # An annotation names a type; `Union[..., MLAKeyMapping]` is no dispatch (ChatLearn's mapper metadata).
+        "@dataclass\nclass Layer:\n"
+        "    attn: Union[SelfAttnMapping, MLASelfAttnMapping] = field(default=SelfAttnMapping)\n",
+        "def f(cfg):\n    spec: dict[MLASelfAttention, int] = {}\n    return spec\n",
     )
     INVALID = (
         Invalid("if config.multi_latent_attention:\n    pass\n", line=1),
@@ -158,6 +162,8 @@ class MLAConditional(AstRule):
         Invalid("match cfg:\n    case MLATransformerConfig():\n        pass\n", line=2),
         Invalid("x = cfg.multi_latent_attention and MLASelfAttention or SelfAttention\n", line=1),
         Invalid("attn = table[cfg.multi_latent_attention]\n", line=1),
+        # ... also as the value of an annotated assignment
+        Invalid("attn: type = table[cfg.multi_latent_attention]\n", line=1),
         Invalid("latents = getattr(self.config, 'cache_mla_latents', None)\n", line=1),
         Invalid("ok = hasattr(config, 'q_lora_rank')\n", line=1),
         Invalid("rank = hf_config.get('kv_lora_rank', None)\n", line=1),

@@ -53,7 +53,7 @@ class _DecisionFinder(MLAFlow):
             self.check_definition(node, aliases)
         else:
             for field, value in ast.iter_fields(node):
-                if field not in _BLOCK_FIELDS:
+                if field not in _BLOCK_FIELDS and not (field == "annotation" and kind is ast.AnnAssign):
                     for part in value if isinstance(value, list) else [value]:
                         if isinstance(part, ast.AST):
                             self.visit(part, aliases)

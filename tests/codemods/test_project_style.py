@@ -216,3 +216,35 @@ def test_a_namespace_package_split_between_the_project_and_an_install_keeps_its_
     rewritten = (after / "src/megatron/bridge/training/arguments.py").read_text()
     assert "from megatron.bridge.models import mla_seam\nfrom megatron.bridge.training.config" in rewritten
     assert new_findings_on_touched_lines(before, after) == []
+
+
+def test_a_black_formatted_file_of_a_project_configuring_no_formatter_stays_black_clean(tmp_path: Path) -> None:
+    """mbridge formats by `isort . && black .` in CI, a script seamfix cannot read: a file that black at its
+    defaults leaves as it is gets apply's lines formatted so; a file no formatter made is left as apply wrote."""
+    before = tmp_path / "before"
+    (before / "fork").mkdir(parents=True)
+    (before / "pyproject.toml").write_text('[tool.seamfix]\nadapter = "fork/mla_seam.py"\n')
+    (before / "fork" / "__init__.py").write_text("")
+    (before / "fork" / "builders.py").write_text(
+        "def rotary_width(config):\n    if (\n"
+        '        config.position_embedding_type == "rope" and not config.multi_latent_attention\n'
+        "    ):  # MLA applies its own RoPE\n        return config.hidden_size * 2\n    return config.kv_channels\n"
+    )
+    loose = (
+        "TABLE = {  'a':1 }\ndef rotary_width(config):\n"
+        '    if config.position_embedding_type == "rope" and not config.multi_latent_attention and config.kv_channels:'
+        "\n"
+        "        return TABLE\n    return None\n"
+    )
+    (before / "fork" / "loose.py").write_text(loose)
+    black = [sys.executable, "-m", "black", "--check", "-q"]
+    assert subprocess.run([*black, "fork/builders.py"], cwd=before).returncode == 0
+    after = tmp_path / "after"
+    shutil.copytree(before, after)
+    assert run_seamfix("apply", cwd=after).code == 0
+    proc = subprocess.run([*black, "--diff", "fork/builders.py"], cwd=after, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+    routed = loose.replace("not config.multi_latent_attention", "not mla_seam.multi_latent_attention(config)")
+    assert (after / "fork" / "loose.py").read_text() == "from fork import mla_seam\n\n" + routed
+    for module in ("fork.builders", "fork.loose"):
+        assert behaviour(after, module) == behaviour(before, module)
