@@ -5,10 +5,13 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
+from seamfix.audit.diff import hunks_between
 from seamfix.audit.git import Git
+from seamfix.audit.layout import Layout
 from seamfix_testing import REPO, run_seamfix
 
 ADAPTER = "def uses_mla(config):\n    return bool(config.multi_latent_attention)\n"
@@ -374,6 +377,136 @@ def test_reformatting_an_mla_decision_is_no_leak(repo):
         "def f(cfg):\n    if cfg.q:\n        pass\n        if cfg.kv_lora_rank:\n            return 1\n"
     )
     assert audit_json(repo, "--since", "HEAD")[0] == 1  # and so does one moved into another block
+
+
+# Code as written before a formatter: two-space blocks, wrapped calls, redundant parentheses, one-line bodies,
+# single quotes, a misaligned docstring, a backslash continuation; MLA decisions all over it.
+UNFORMATTED = """import os
+def build(cfg, x):
+  '''Build.
+      Indented oddly.'''
+  if cfg.multi_latent_attention and (x > 1):
+      y = 1
+  else:
+      y = 2
+
+  if (cfg.q_lora_rank is None):   # no q LoRA
+      z = 3
+  return foo(cfg.kv_lora_rank, x,
+             y, z)
+
+
+class Layer:
+    def f(self, cfg):
+        rank = cfg.get('kv_lora_rank', 0)
+        if rank > 0 and cfg.multi_latent_attention: return 1
+        width = cfg.kv_lora_rank + \\
+            cfg.qk_pos_emb_head_dim
+        return {'a': 1, 'b': cfg.q_lora_rank if cfg.q_lora_rank else 0, 'c': width, 'd': 4, 'e': 5, 'fffffffff': 6}
+"""
+
+
+@pytest.mark.parametrize("formatter", [["ruff", "format"], ["black", "-q"]], ids=["ruff", "black"])
+def test_a_formatter_run_is_no_leak_and_a_change_next_to_it_still_is(repo, formatter):
+    # The trees compared are the code's, not its layout: a formatter run changes none, whatever it re-indents,
+    # re-wraps or un-parenthesizes; a real change among its hunks is still found, and only that one.
+    (repo / "fork/model.py").write_text(UNFORMATTED)
+    commit(repo, "before formatting")
+    subprocess.run([sys.executable, "-m", *formatter, "fork/model.py"], cwd=repo, check=True)
+    assert git(repo, "diff", "-U0").count("\n@@") >= 4, "the formatter changed the file in several places"
+    code, report = audit_json(repo, "--since", "HEAD")
+    assert code == 0 and {h["kind"] for h in report["files"][0]["hunks"]} == {"generic"}, report
+    formatted = (repo / "fork/model.py").read_text()
+    (repo / "fork/model.py").write_text(formatted.replace("q_lora_rank is None", "q_lora_rank is not None"))
+    code, report = audit_json(repo, "--since", "HEAD")
+    leaks = [h for h in report["files"][0]["hunks"] if h["kind"] == "leak"]
+    assert code == 1 and [h["mla_names"] for h in leaks] == [["q_lora_rank"]], report
+
+
+@pytest.mark.parametrize(
+    "old, new, only_layout",
+    [
+        pytest.param(  # git splits the re-indented block at its blank line; the change beside it is one
+            "def f(cfg):\n  if cfg.multi_latent_attention:\n      y = 1\n\n      y += 1\n  z = cfg.kv_lora_rank > 0\n",
+            "def f(cfg):\n    if cfg.multi_latent_attention:\n        y = 1\n\n        y += 1\n"
+            "    z = cfg.kv_lora_rank > 8\n",
+            [True, False],
+            id="re-indented-beside-a-change",
+        ),
+        pytest.param(
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n        if cfg.kv_lora_rank:\n            return 1\n",
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n    if cfg.kv_lora_rank:\n        return 1\n",
+            [False],
+            id="moved-out-of-a-block",
+        ),
+        pytest.param(
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n    if cfg.kv_lora_rank:\n        return 1\n",
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n        if cfg.kv_lora_rank:\n            return 1\n",
+            [False],
+            id="moved-into-a-block",
+        ),
+        pytest.param(  # the `if` changed (its body did): its parentheses alone change no tree
+            "def f(cfg):\n    if (cfg.kv_lora_rank):\n        x = 1\n        return x\n",
+            "def f(cfg):\n    if cfg.kv_lora_rank:\n        x = 1\n        return x + 1\n",
+            [True, False],
+            id="parentheses-of-a-changed-statement",
+        ),
+        pytest.param(  # two statements on one line: the changed one counts
+            "def f(cfg):\n    a = cfg.q; b = 1 if cfg.kv_lora_rank else 2\n",
+            "def f(cfg):\n    a = cfg.z; b = 1 if cfg.kv_lora_rank else 2\n",
+            [False],
+            id="semicolon",
+        ),
+        pytest.param(
+            'def f(cfg):\n    """Doc\n       more."""\n    return (1 if\n       cfg.kv_lora_rank else 2)\n\n\nX = 1\n',
+            'def f(cfg):\n    """Doc\n    more."""\n    return 1 if cfg.kv_lora_rank else 2  # wrapped\n\n\nX = 2\n',
+            [True, False],
+            id="docstring-wrap-and-comment",
+        ),
+        pytest.param(
+            "def f(cfg):\n    if cfg.kv_lora_rank:\n        a = 1\n    b = 2\n",
+            "def f(cfg):\n    b = 2\n    if cfg.kv_lora_rank:\n        a = 1\n",
+            [False, False],
+            id="reordered",
+        ),
+        pytest.param(  # the test of a one-line `if` is on its body's line
+            "def f(cfg):\n    if cfg.a: return 1\n",
+            "def f(cfg):\n    if cfg.kv_lora_rank: return 1\n",
+            [False],
+            id="one-line-compound",
+        ),
+        pytest.param(  # a re-indented header over a changed body; then a changed header
+            "def f(cfg):\n  if cfg.kv_lora_rank:\n      a = 1\n\n      b = 2\n",
+            "def f(cfg):\n    if cfg.kv_lora_rank:\n        a = 1\n\n        b = 3\n",
+            [True, False],
+            id="header-re-indented",
+        ),
+        pytest.param(
+            "def f(cfg):\n  if cfg.kv_lora_rank:\n      a = 1\n\n      b = 2\n",
+            "def f(cfg):\n    if cfg.kv_lora_rank > 1:\n        a = 1\n\n        b = 3\n",
+            [False, False],
+            id="header-changed",
+        ),
+        pytest.param(
+            "def f(cfg):\n    if cfg.a:\n        x = 1\n    elif cfg.kv_lora_rank:\n        x = 2\n",
+            "def f(cfg):\n    if cfg.a:\n        x = 1\n    if cfg.kv_lora_rank:\n        x = 2\n",
+            [False],
+            id="elif-made-if",
+        ),
+        pytest.param(
+            "def f(cfg):\n    try:\n        x = 1\n    except (KeyError):\n        x = cfg.kv_lora_rank\n\n"
+            "    x += 1\n",
+            "def f(cfg):\n    try:\n        x = 1\n    except KeyError:\n        x = cfg.kv_lora_rank\n\n    x += 2\n",
+            [True, False],
+            id="except-clause",
+        ),
+        pytest.param("def f(cfg:\n    pass\n", "def f(cfg):\n    pass\n", [None], id="a-side-does-not-parse"),
+    ],
+)
+def test_each_hunk_is_layout_only_when_it_changes_no_statement(old, new, only_layout):
+    hunks = hunks_between(old.encode(), new.encode())
+    layout = Layout(old.encode(), new.encode(), hunks)
+    assert [layout.only_layout(index) for index in range(len(hunks))] == only_layout
 
 
 def test_paths_are_literal_not_git_pathspecs(repo):

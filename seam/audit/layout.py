@@ -1,0 +1,282 @@
+"""Which hunks of a change only lay code out anew: a formatter re-indenting a block, re-wrapping a call, adding or
+removing parentheses or a trailing comma, changing quotes or comments. Such a hunk changes no statement's syntax
+tree; a statement moved into or out of a block, or any other change of code, does.
+
+Trees are compared without positions and without the text of docstrings (which a formatter re-indents and which
+decide nothing). When the two sides' trees differ somewhere, the blocks of the two sides are aligned statement
+by statement, as a diff aligns lines: statements that are the same are paired; in a run that changed one for
+one, statements of the same kind are paired too and aligned inside, their blocks recursively. A hunk is layout
+only if either
+
+- every statement with code on its lines (on each side) lies inside a statement paired with one the same on
+  the other side, or, on lines of its own (its header: an `if` test, a `def` line, a decorator, an `except`
+  clause), is paired with one of the same header; and the hunk's lines on both sides cover the same pairs. A
+  formatter's re-indent of a function that git splits at its blank lines is judged this way, next to a real
+  change in the same function; or
+- the hunk alone, applied to the old side, gives the old side's tree, and taken back alone from the new side
+  the new side's.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+import io
+import re
+import tokenize
+from collections.abc import Iterable, Iterator, Sequence
+from functools import cached_property
+
+from seamfix.audit.diff import Hunk
+
+_LINE = re.compile(rb"[^\n]*\n|[^\n]+\Z")  # git's lines: each ends at `\n`
+_DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+_BLOCKS = ("body", "orelse", "finalbody")
+_CLAUSES = ("handlers", "cases")
+_NOT_CODE = frozenset(
+    {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING,
+     tokenize.ENDMARKER}
+)  # fmt: skip
+
+
+class Layout:
+    """The two sides of one changed file, and its hunks (``git diff -U0`` numbering)."""
+
+    def __init__(self, old: bytes, new: bytes, hunks: Sequence[Hunk]) -> None:
+        self._hunks = hunks
+        self._old = _Side.of(old)
+        self._new = _Side.of(new) if self._old is not None else None
+        self._same: dict[int, ast.stmt] = {}  # id of an old statement -> the same statement on the new side
+        self._same_header: dict[int, ast.stmt] = {}  # ... -> its counterpart, whose header is the same
+        if self._old is not None and self._new is not None and self._old.dump != self._new.dump:
+            _align(self._old.tree.body, self._new.tree.body, self._same, self._same_header)
+
+    def only_layout(self, index: int) -> bool | None:
+        """Does ``self._hunks[index]`` change no statement? None when a side does not parse (the caller then
+        compares tokens)."""
+        old, new = self._old, self._new
+        if old is None or new is None:
+            return None
+        if old.dump == new.dump:
+            return True
+        hunk = self._hunks[index]
+        return self._in_paired_statements(hunk) or self._alone_changes_no_tree(hunk)
+
+    def _in_paired_statements(self, hunk: Hunk) -> bool:
+        """Is each line of code of the hunk, on each side, a line of paired statements only? (git may pair a
+        re-indented function's lines with another's: each side is judged on its own.)"""
+        return self._old.in_paired(hunk.old_lines, self._same, self._same_header) and self._new.in_paired(
+            hunk.new_lines, *self._counterparts
+        )
+
+    @cached_property
+    def _counterparts(self) -> tuple[dict[int, ast.stmt], dict[int, ast.stmt]]:
+        """``_same`` and ``_same_header`` seen from the new side: id of a new statement -> it."""
+        return ({id(n): n for n in self._same.values()}, {id(n): n for n in self._same_header.values()})
+
+    def _alone_changes_no_tree(self, hunk: Hunk) -> bool:
+        old_lines, new_lines = self._old.lines, self._new.lines
+        span = _span(hunk)
+        forward = _Side.of(_patched(old_lines, new_lines, span))
+        if forward is None or forward.dump != self._old.dump:
+            return False
+        backward = _Side.of(_patched(new_lines, old_lines, (*span[2:], *span[:2])))
+        return backward is not None and backward.dump == self._new.dump
+
+
+class _Side:
+    """One side's tree (docstrings blanked), its lines, and which of them hold code (not only comments)."""
+
+    def __init__(self, source: bytes, tree: ast.Module, dump: str) -> None:
+        self.tree = tree
+        self.dump = dump
+        self.lines: list[bytes] = _LINE.findall(source)
+        self._source = source
+
+    @classmethod
+    def of(cls, source: bytes) -> _Side | None:
+        try:
+            tree = ast.parse(source)
+            for node in ast.walk(tree):
+                if isinstance(node, _DOCUMENTED) and node.body and _is_docstring(node.body[0]):
+                    node.body[0].value.value = ""
+            return cls(source, tree, ast.dump(tree, include_attributes=False))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+
+    def in_paired(self, lines: range, same: dict[int, ast.stmt], same_header: dict[int, ast.stmt]) -> bool:
+        """Do the statements with code on ``lines`` each lie in one of ``same``, or is it one of ``same_header``
+        (whose own lines these are)? Blank lines and comments hold no code."""
+        owners, parent = self._statements
+        for line in lines:
+            if line not in self.code_lines:
+                continue
+            for statement in owners.get(line, (None,)):
+                if _ancestor_in(statement, parent, same) is None and id(statement) not in same_header:
+                    return False
+        return True
+
+    @cached_property
+    def code_lines(self) -> set[int]:
+        code: set[int] = set()
+        try:
+            for token in tokenize.tokenize(io.BytesIO(self._source).readline):
+                if token.type not in _NOT_CODE:
+                    code.update(range(token.start[0], token.end[0] + 1))
+        except (tokenize.TokenError, SyntaxError):
+            return set(range(1, len(self.lines) + 1))  # every line may hold code
+        return code
+
+    @cached_property
+    def _statements(self) -> tuple[dict[int, list[ast.stmt]], dict[int, ast.stmt]]:
+        """Line -> the statements with code of their own over it: the innermost (several: ``a = 1; b = 2``), and
+        those whose header is on it (``if x: y = 1``); id of a statement -> the statement whose block holds it."""
+        owners: dict[int, list[ast.stmt]] = {}
+        parent: dict[int, ast.stmt] = {}
+        statements: list[ast.stmt] = []
+        stack: list[tuple[ast.stmt, ast.stmt | None]] = [(s, None) for s in reversed(self.tree.body)]
+        while stack:  # parents first: an inner statement takes its lines over from its block's statement
+            statement, holder = stack.pop()
+            statements.append(statement)
+            if holder is not None:
+                parent[id(statement)] = holder
+            for line in range(_first_line(statement), _last_line(statement) + 1):
+                over = owners.get(line)
+                if over and parent.get(id(over[0])) is holder:
+                    over.append(statement)  # a sibling on the same line
+                else:
+                    owners[line] = [statement]
+            stack += [(inner, statement) for inner in reversed(list(_inner_statements(statement)))]
+        for statement in statements:
+            for line in _header_lines(statement):
+                if statement not in owners[line]:
+                    owners[line].append(statement)  # `if x: y = 1`: the test is on y's line
+        return owners, parent
+
+
+def _ancestor_in(
+    statement: ast.stmt | None, parent: dict[int, ast.stmt], chosen: dict[int, ast.stmt]
+) -> ast.stmt | None:
+    """``statement`` or the nearest statement around it that is in ``chosen``."""
+    while statement is not None and id(statement) not in chosen:
+        statement = parent.get(id(statement))
+    return statement
+
+
+def _align(
+    old: list[ast.stmt], new: list[ast.stmt], same: dict[int, ast.stmt], same_header: dict[int, ast.stmt]
+) -> None:
+    """Pair the statements of two blocks that are the same (``same``), as a diff pairs lines; in a run that
+    changed one for one, pair those of one kind (``same_header`` when their headers are the same) and align
+    their blocks."""
+    matcher = difflib.SequenceMatcher(None, _dumps(old), _dumps(new), autojunk=False)
+    for tag, old_first, old_end, new_first, new_end in matcher.get_opcodes():
+        pairs = zip(old[old_first:old_end], new[new_first:new_end], strict=False)
+        if tag == "equal":
+            same.update((id(o), n) for o, n in pairs)
+        elif tag == "replace" and old_end - old_first == new_end - new_first:
+            for o, n in pairs:
+                if type(o) is not type(n):
+                    continue
+                if _header(o) == _header(n):
+                    same_header[id(o)] = n
+                for inner_old, inner_new in _paired_blocks(o, n):
+                    _align(inner_old, inner_new, same, same_header)
+
+
+def _header(statement: ast.stmt) -> str:
+    """The statement without its blocks (the clauses of a `try` or `match` kept, without their bodies)."""
+    shallow = copy.copy(statement)
+    for name in _BLOCKS:
+        if isinstance(getattr(shallow, name, None), list):
+            setattr(shallow, name, [])
+    for name in _CLAUSES:
+        clauses = getattr(shallow, name, None)
+        if clauses:
+            setattr(shallow, name, [_without_body(clause) for clause in clauses])
+    return ast.dump(shallow, include_attributes=False)
+
+
+def _without_body(clause: ast.AST) -> ast.AST:
+    shallow = copy.copy(clause)
+    shallow.body = []
+    return shallow
+
+
+def _header_lines(statement: ast.stmt) -> Iterable[int]:
+    """The lines of a statement's own code, outside its blocks: all of a simple statement; of a compound one its
+    decorators, its first line and what follows its keyword (an `if` test, a `def`'s parameters), and the
+    clauses of a `try` or `match`."""
+    if not any(isinstance(getattr(statement, name, None), list) for name in _BLOCKS):
+        return range(_first_line(statement), _last_line(statement) + 1)
+    parts = [
+        node
+        for name, value in ast.iter_fields(statement)
+        if name not in _BLOCKS and name not in _CLAUSES
+        for node in (value if isinstance(value, list) else [value])
+        if isinstance(node, ast.AST)
+    ]
+    last = max([statement.lineno, *(n.end_lineno for p in parts for n in ast.walk(p) if hasattr(n, "end_lineno"))])
+    lines = set(range(_first_line(statement), last + 1))
+    for clause in getattr(statement, "handlers", ()):
+        lines.update(range(clause.lineno, (clause.type.end_lineno if clause.type else clause.lineno) + 1))
+    for clause in getattr(statement, "cases", ()):
+        ends = [clause.pattern.end_lineno, *([clause.guard.end_lineno] if clause.guard else [])]
+        lines.update(range(clause.pattern.lineno, max(ends) + 1))
+    return lines
+
+
+def _paired_blocks(old: ast.stmt, new: ast.stmt) -> Iterator[tuple[list[ast.stmt], list[ast.stmt]]]:
+    for name in _BLOCKS:
+        if isinstance(getattr(old, name, None), list):
+            yield getattr(old, name), getattr(new, name)
+    for name in _CLAUSES:
+        old_clauses, new_clauses = getattr(old, name, []), getattr(new, name, [])
+        if len(old_clauses) == len(new_clauses):
+            yield from ((o.body, n.body) for o, n in zip(old_clauses, new_clauses, strict=True))
+
+
+def _inner_statements(statement: ast.stmt) -> Iterable[ast.stmt]:
+    for name in _BLOCKS:
+        block = getattr(statement, name, None)
+        if isinstance(block, list):
+            yield from block
+    for clause in (*getattr(statement, "handlers", ()), *getattr(statement, "cases", ())):
+        yield from clause.body
+
+
+def _dumps(statements: list[ast.stmt]) -> list[str]:
+    return [ast.dump(statement, include_attributes=False) for statement in statements]
+
+
+def _first_line(statement: ast.stmt) -> int:
+    decorators = getattr(statement, "decorator_list", None)
+    return min([statement.lineno, *(d.lineno for d in decorators)]) if decorators else statement.lineno
+
+
+def _last_line(statement: ast.stmt) -> int:
+    return statement.end_lineno or statement.lineno
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
+
+
+def _span(hunk: Hunk) -> tuple[int, int, int, int]:
+    """0-based (old start, old count, new start, new count); git numbers an empty side by the line before it."""
+    old_start = hunk.old_start - 1 if hunk.old_count else hunk.old_start
+    new_start = hunk.new_start - 1 if hunk.new_count else hunk.new_start
+    return old_start, hunk.old_count, new_start, hunk.new_count
+
+
+def _patched(base: list[bytes], other: list[bytes], span: tuple[int, int, int, int]) -> bytes:
+    """``base`` with its lines of ``span`` replaced by the other side's."""
+    base_start, base_count, other_start, other_count = span
+    return b"".join(
+        [*base[:base_start], *other[other_start : other_start + other_count], *base[base_start + base_count :]]
+    )
