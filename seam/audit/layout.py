@@ -44,29 +44,42 @@ class Layout:
     """The two sides of one changed file, and its hunks (``git diff -U0`` numbering)."""
 
     def __init__(self, old: bytes, new: bytes, hunks: Sequence[Hunk]) -> None:
+        self._sources = old, new
         self._hunks = hunks
-        self._old = _Side.of(old)
-        self._new = _Side.of(new) if self._old is not None else None
         self._same: dict[int, ast.stmt] = {}  # id of an old statement -> the same statement on the new side
         self._same_header: dict[int, ast.stmt] = {}  # ... -> its counterpart, whose header is the same
-        if self._old is not None and self._new is not None and self._old.dump != self._new.dump:
-            _align(self._old.tree.body, self._new.tree.body, self._same, self._same_header)
 
     def only_layout(self, index: int) -> bool | None:
         """Does ``self._hunks[index]`` change no statement? None when a side does not parse (the caller then
         compares tokens)."""
-        old, new = self._old, self._new
-        if old is None or new is None:
+        sides = self._sides
+        if sides is None:
             return None
-        if old.dump == new.dump:
+        if sides[0].dump == sides[1].dump:
             return True
         hunk = self._hunks[index]
         return self._in_paired_statements(hunk) or self._alone_changes_no_tree(hunk)
 
+    @cached_property
+    def _sides(self) -> tuple[_Side, _Side] | None:
+        """Both sides parsed (on the first question: most files' hunks touch no MLA name), their blocks aligned."""
+        old = _Side.of(self._sources[0])
+        new = _Side.of(self._sources[1]) if old is not None else None
+        if old is None or new is None:
+            return None
+        if old.dump != new.dump:
+            try:
+                _align(old.tree.body, new.tree.body, self._same, self._same_header)
+            except RecursionError:  # nothing is paired: each hunk is then judged alone
+                self._same.clear()
+                self._same_header.clear()
+        return old, new
+
     def _in_paired_statements(self, hunk: Hunk) -> bool:
         """Is each line of code of the hunk, on each side, a line of paired statements only? (git may pair a
         re-indented function's lines with another's: each side is judged on its own.)"""
-        return self._old.in_paired(hunk.old_lines, self._same, self._same_header) and self._new.in_paired(
+        old, new = self._sides
+        return old.in_paired(hunk.old_lines, self._same, self._same_header) and new.in_paired(
             hunk.new_lines, *self._counterparts
         )
 
@@ -76,13 +89,13 @@ class Layout:
         return ({id(n): n for n in self._same.values()}, {id(n): n for n in self._same_header.values()})
 
     def _alone_changes_no_tree(self, hunk: Hunk) -> bool:
-        old_lines, new_lines = self._old.lines, self._new.lines
+        old, new = self._sides
         span = _span(hunk)
-        forward = _Side.of(_patched(old_lines, new_lines, span))
-        if forward is None or forward.dump != self._old.dump:
+        forward = _Side.of(_patched(old.lines, new.lines, span))
+        if forward is None or forward.dump != old.dump:
             return False
-        backward = _Side.of(_patched(new_lines, old_lines, (*span[2:], *span[:2])))
-        return backward is not None and backward.dump == self._new.dump
+        backward = _Side.of(_patched(new.lines, old.lines, (*span[2:], *span[:2])))
+        return backward is not None and backward.dump == new.dump
 
 
 class _Side:
