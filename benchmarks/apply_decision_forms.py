@@ -34,8 +34,12 @@ FORMS = {
     "subscript in `and`": "def f(hf_config, log):\n" + _IF.format("log(1) and hf_config['multi_latent_attention']"),
     "subscript `while`": "def f(hf_config):\n    while hf_config['kv_lora_rank']:\n        return 1\n    return 0\n",
     "subscript `assert`": "def f(hf_config):\n    assert hf_config['multi_latent_attention'], 'needs MLA'\n",
-    "nested subscript": "def f(hf_config, log):\n" + _IF.format("{'model': hf_config}['model']['multi_latent_attention']"),
-    "subscript selects a value": "def f(hf_config):\n    return hf_config['multi_latent_attention'] and 'latent' or 'full'\n",
+    "nested subscript": (
+        "def f(hf_config, log):\n" + _IF.format("{'model': hf_config}['model']['multi_latent_attention']")
+    ),
+    "subscript selects a value": (
+        "def f(hf_config):\n    return hf_config['multi_latent_attention'] and 'latent' or 'full'\n"
+    ),
     "subscript comprehension filter": (
         "def f(hf_config):\n    return [c for c in (hf_config, hf_config) if c['multi_latent_attention']]\n"
     ),
@@ -50,8 +54,12 @@ FORMS = {
         "def f(hf_config, x):\n    match x:\n        case 5 if hf_config['multi_latent_attention']:\n"
         "            return 1\n    return 0\n"
     ),
-    "subscript dispatch": "def f(hf_config):\n    return {True: 'mla', 1: 'one'}[hf_config['multi_latent_attention']]\n",
-    "subscript `:=`": "def f(hf_config):\n    if (m := hf_config['multi_latent_attention']):\n        return m\n    return 0\n",
+    "subscript dispatch": (
+        "def f(hf_config):\n    return {True: 'mla', 1: 'one'}[hf_config['multi_latent_attention']]\n"
+    ),
+    "subscript `:=`": (
+        "def f(hf_config):\n    if (m := hf_config['multi_latent_attention']):\n        return m\n    return 0\n"
+    ),
     "tuple key": "def f(hf_config):\n    if hf_config['multi_latent_attention', 1]:\n        return 1\n    return 0\n",
     "subscript alias": (
         "def f(hf_config, log):\n    latent = hf_config['multi_latent_attention']\n" + _IF.format("latent")

@@ -9,9 +9,9 @@ read Hugging Face's) is each config as a plain dict, as a read-only ``Mapping`` 
 (not subscriptable: its reads raise). Results, yielded values, exceptions, the configs' state afterwards and
 the side-effect log are normalized to plain data, so that the outputs of the original and the rewritten
 module compare with ``==``. The log records, in order, every attribute read of a config, every key the
-``Mapping`` is asked for (``get``, ``in`` and subscripts all ask ``__getitem__``) and every call of the
-``log`` parameter: a rewrite that evaluates operands in another order, more or fewer times, shows there.
-Coroutine functions run to completion.
+``Mapping`` is asked for (``get``, ``in`` and subscripts all ask ``__getitem__``) and every method looked up on
+it, and every call of the ``log`` parameter: a rewrite that evaluates operands in another order, more or fewer
+times, shows there. Coroutine functions run to completion.
 """
 
 from __future__ import annotations
@@ -75,10 +75,16 @@ class Config(types.SimpleNamespace):
 
 
 class KeyedConfig(Mapping):
-    """A read-only mapping config that writes every key it is asked for to the shared side-effect log."""
+    """A read-only mapping config that writes every key it is asked for, and every method it is asked for
+    (``get``: looked up before its default is evaluated), to the shared side-effect log."""
 
     def __init__(self, fields: dict) -> None:
         self._fields = fields
+
+    def __getattribute__(self, name):
+        if not name.startswith("_"):
+            EVENTS.append(["attribute", name])
+        return super().__getattribute__(name)
 
     def __getitem__(self, key):
         EVENTS.append(["getitem", repr(key)])
