@@ -8,11 +8,11 @@ by statement, as a diff aligns lines: statements that are the same are paired; i
 one, statements of the same kind are paired too and aligned inside, their blocks recursively. A hunk is layout
 only if either
 
-- every statement with code on its lines (on each side) lies inside a statement paired with one the same on
-  the other side, or, on lines of its own (its header: an `if` test, a `def` line, a decorator, an `except`
-  clause), is paired with one of the same header; and the hunk's lines on both sides cover the same pairs. A
-  formatter's re-indent of a function that git splits at its blank lines is judged this way, next to a real
-  change in the same function; or
+- every statement with code on its lines lies inside a statement paired with one the same on the other side,
+  or, on lines of its own (its header: an `if` test, a `def` line, a decorator, an `except` clause), is paired
+  with one of the same header. Each side is judged on its own: git pairs the lines of a re-indented function
+  with whatever lines happen to be equal, often another statement's. A formatter's re-indent of a function,
+  which git splits at its blank lines, is judged this way next to a real change in the same function; or
 - the hunk alone, applied to the old side, gives the old side's tree, and taken back alone from the new side
   the new side's.
 """
@@ -28,6 +28,7 @@ import tokenize
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
 
+from seamfix.analysis.expressions import nested_statements
 from seamfix.audit.diff import Hunk
 
 _LINE = re.compile(rb"[^\n]*\n|[^\n]+\Z")  # git's lines: each ends at `\n`
@@ -160,7 +161,7 @@ class _Side:
                     over.append(statement)  # a sibling on the same line
                 else:
                     owners[line] = [statement]
-            stack += [(inner, statement) for inner in reversed(list(_inner_statements(statement)))]
+            stack += [(inner, statement) for inner in reversed(list(nested_statements(statement)))]
         for statement in statements:
             for line in _header_lines(statement):
                 if statement not in owners[line]:
@@ -248,15 +249,6 @@ def _paired_blocks(old: ast.stmt, new: ast.stmt) -> Iterator[tuple[list[ast.stmt
         old_clauses, new_clauses = getattr(old, name, []), getattr(new, name, [])
         if len(old_clauses) == len(new_clauses):
             yield from ((o.body, n.body) for o, n in zip(old_clauses, new_clauses, strict=True))
-
-
-def _inner_statements(statement: ast.stmt) -> Iterable[ast.stmt]:
-    for name in _BLOCKS:
-        block = getattr(statement, name, None)
-        if isinstance(block, list):
-            yield from block
-    for clause in (*getattr(statement, "handlers", ()), *getattr(statement, "cases", ())):
-        yield from clause.body
 
 
 def _dumps(statements: list[ast.stmt]) -> list[str]:
