@@ -500,6 +500,19 @@ def test_a_formatter_run_is_no_leak_and_a_change_next_to_it_still_is(repo, forma
             [True, False],
             id="except-clause",
         ),
+        pytest.param(  # a formatter's re-indent and a decision moved out of its block, in one change
+            "def f(cfg):\n  if cfg.q:\n    a = 1\n    if cfg.kv_lora_rank:\n      return 1\n  return 0\n",
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n    if cfg.kv_lora_rank:\n        return 1\n    return 0\n",
+            [True, False],
+            id="re-indented-and-moved-out",
+        ),
+        pytest.param(
+            "def f(cfg):\n  if cfg.q:\n    a = 1\n\n  if cfg.kv_lora_rank:\n    return 1\n  return 0\n",
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n\n        if cfg.kv_lora_rank:\n            return 1\n"
+            "    return 0\n",
+            [True, False],
+            id="re-indented-and-moved-in",
+        ),
         pytest.param("def f(cfg:\n    pass\n", "def f(cfg):\n    pass\n", [None], id="a-side-does-not-parse"),
     ],
 )

@@ -181,20 +181,31 @@ def _ancestor_in(
 def _align(
     old: list[ast.stmt], new: list[ast.stmt], same: dict[int, ast.stmt], same_header: dict[int, ast.stmt]
 ) -> None:
-    """Pair the statements of two blocks that are the same (``same``), as a diff pairs lines; in a run that
-    changed one for one, pair those of one kind (``same_header`` when their headers are the same) and align
-    their blocks."""
+    """Pair the statements of two blocks that are the same (``same``), as a diff pairs lines; within a run that
+    changed, see ``_align_changed``."""
     matcher = difflib.SequenceMatcher(None, _dumps(old), _dumps(new), autojunk=False)
     for tag, old_first, old_end, new_first, new_end in matcher.get_opcodes():
-        pairs = zip(old[old_first:old_end], new[new_first:new_end], strict=False)
         if tag == "equal":
-            same.update((id(o), n) for o, n in pairs)
-        elif tag == "replace" and old_end - old_first == new_end - new_first:
-            for o, n in pairs:
-                if type(o) is not type(n):
-                    continue
-                if _header(o) == _header(n):
-                    same_header[id(o)] = n
+            same.update((id(o), n) for o, n in zip(old[old_first:old_end], new[new_first:new_end], strict=True))
+        elif tag == "replace":
+            _align_changed(old[old_first:old_end], new[new_first:new_end], same, same_header)
+
+
+def _align_changed(
+    old: list[ast.stmt], new: list[ast.stmt], same: dict[int, ast.stmt], same_header: dict[int, ast.stmt]
+) -> None:
+    """A run of statements that changed: those with the same header pair up in order (``same_header``: an `if`
+    whose body lost a statement to the block around it), what is left between them one for one by kind when
+    the counts agree (an `if` whose test changed); the blocks of each pair are aligned in turn."""
+    matcher = difflib.SequenceMatcher(None, [_header(s) for s in old], [_header(s) for s in new], autojunk=False)
+    for tag, old_first, old_end, new_first, new_end in matcher.get_opcodes():
+        pairs = list(zip(old[old_first:old_end], new[new_first:new_end], strict=False))
+        if tag == "equal":
+            same_header.update((id(o), n) for o, n in pairs)
+        elif tag != "replace" or old_end - old_first != new_end - new_first:
+            continue
+        for o, n in pairs:
+            if type(o) is type(n):
                 for inner_old, inner_new in _paired_blocks(o, n):
                     _align(inner_old, inner_new, same, same_header)
 
