@@ -423,103 +423,123 @@ def test_a_formatter_run_is_no_leak_and_a_change_next_to_it_still_is(repo, forma
     assert code == 1 and [h["mla_names"] for h in leaks] == [["q_lora_rank"]], report
 
 
+def test_a_decision_moved_out_of_its_block_leaks_where_its_line_kept_its_text(repo):
+    # Re-indented from two spaces to four, the inner `if` leaves `if cfg.q:` with its own line unchanged: git's
+    # hunks hold only the lines below it, yet the decision moved.
+    (repo / "fork/moved.py").write_text(
+        "def f(cfg):\n  if cfg.q:\n    a = 1\n    if cfg.kv_lora_rank:\n      return 1\n  return 0\n"
+    )
+    commit(repo, "a decision inside a block")
+    (repo / "fork/moved.py").write_text(
+        "def f(cfg):\n    if cfg.q:\n        a = 1\n    if cfg.kv_lora_rank:\n        return 1\n    return 0\n"
+    )
+    assert "+    if cfg.kv_lora_rank:" not in git(repo, "diff", "-U0")
+    code, report = audit_json(repo, "--since", "HEAD")
+    assert code == 1 and [(h["kind"], h["line"]) for h in report["files"][0]["hunks"]] == [
+        ("generic", 2),
+        ("leak", 4),
+    ], report
+
+
 @pytest.mark.parametrize(
-    "old, new, only_layout",
+    "old, new, changed",
     [
         pytest.param(  # git splits the re-indented block at its blank line; the change beside it is one
             "def f(cfg):\n  if cfg.multi_latent_attention:\n      y = 1\n\n      y += 1\n  z = cfg.kv_lora_rank > 0\n",
             "def f(cfg):\n    if cfg.multi_latent_attention:\n        y = 1\n\n        y += 1\n"
             "    z = cfg.kv_lora_rank > 8\n",
-            [True, False],
+            [([], []), ([6], [6])],
             id="re-indented-beside-a-change",
         ),
         pytest.param(
             "def f(cfg):\n    if cfg.q:\n        a = 1\n        if cfg.kv_lora_rank:\n            return 1\n",
             "def f(cfg):\n    if cfg.q:\n        a = 1\n    if cfg.kv_lora_rank:\n        return 1\n",
-            [False],
+            [([4, 5], [4, 5])],
             id="moved-out-of-a-block",
         ),
         pytest.param(
             "def f(cfg):\n    if cfg.q:\n        a = 1\n    if cfg.kv_lora_rank:\n        return 1\n",
             "def f(cfg):\n    if cfg.q:\n        a = 1\n        if cfg.kv_lora_rank:\n            return 1\n",
-            [False],
+            [([4, 5], [4, 5])],
             id="moved-into-a-block",
         ),
         pytest.param(  # the `if` changed (its body did): its parentheses alone change no tree
             "def f(cfg):\n    if (cfg.kv_lora_rank):\n        x = 1\n        return x\n",
             "def f(cfg):\n    if cfg.kv_lora_rank:\n        x = 1\n        return x + 1\n",
-            [True, False],
+            [([], []), ([4], [4])],
             id="parentheses-of-a-changed-statement",
         ),
         pytest.param(  # two statements on one line: the changed one counts
             "def f(cfg):\n    a = cfg.q; b = 1 if cfg.kv_lora_rank else 2\n",
             "def f(cfg):\n    a = cfg.z; b = 1 if cfg.kv_lora_rank else 2\n",
-            [False],
+            [([2], [2])],
             id="semicolon",
         ),
         pytest.param(
             'def f(cfg):\n    """Doc\n       more."""\n    return (1 if\n       cfg.kv_lora_rank else 2)\n\n\nX = 1\n',
             'def f(cfg):\n    """Doc\n    more."""\n    return 1 if cfg.kv_lora_rank else 2  # wrapped\n\n\nX = 2\n',
-            [True, False],
+            [([], []), ([8], [7])],
             id="docstring-wrap-and-comment",
         ),
         pytest.param(
             "def f(cfg):\n    if cfg.kv_lora_rank:\n        a = 1\n    b = 2\n",
             "def f(cfg):\n    b = 2\n    if cfg.kv_lora_rank:\n        a = 1\n",
-            [False, False],
+            [([], [2]), ([4], [])],
             id="reordered",
         ),
         pytest.param(  # the test of a one-line `if` is on its body's line
             "def f(cfg):\n    if cfg.a: return 1\n",
             "def f(cfg):\n    if cfg.kv_lora_rank: return 1\n",
-            [False],
+            [([2], [2])],
             id="one-line-compound",
         ),
         pytest.param(  # a re-indented header over a changed body; then a changed header
             "def f(cfg):\n  if cfg.kv_lora_rank:\n      a = 1\n\n      b = 2\n",
             "def f(cfg):\n    if cfg.kv_lora_rank:\n        a = 1\n\n        b = 3\n",
-            [True, False],
+            [([], []), ([5], [5])],
             id="header-re-indented",
         ),
         pytest.param(
             "def f(cfg):\n  if cfg.kv_lora_rank:\n      a = 1\n\n      b = 2\n",
             "def f(cfg):\n    if cfg.kv_lora_rank > 1:\n        a = 1\n\n        b = 3\n",
-            [False, False],
+            [([2], [2]), ([5], [5])],
             id="header-changed",
         ),
         pytest.param(
             "def f(cfg):\n    if cfg.a:\n        x = 1\n    elif cfg.kv_lora_rank:\n        x = 2\n",
             "def f(cfg):\n    if cfg.a:\n        x = 1\n    if cfg.kv_lora_rank:\n        x = 2\n",
-            [False],
+            [([4, 5], [4, 5])],
             id="elif-made-if",
         ),
         pytest.param(
             "def f(cfg):\n    try:\n        x = 1\n    except (KeyError):\n        x = cfg.kv_lora_rank\n\n"
             "    x += 1\n",
             "def f(cfg):\n    try:\n        x = 1\n    except KeyError:\n        x = cfg.kv_lora_rank\n\n    x += 2\n",
-            [True, False],
+            [([], []), ([7], [7])],
             id="except-clause",
         ),
         pytest.param(  # a formatter's re-indent and a decision moved out of its block, in one change
             "def f(cfg):\n  if cfg.q:\n    a = 1\n    if cfg.kv_lora_rank:\n      return 1\n  return 0\n",
             "def f(cfg):\n    if cfg.q:\n        a = 1\n    if cfg.kv_lora_rank:\n        return 1\n    return 0\n",
-            [True, False],
+            [([], []), ([4, 5], [4, 5])],
             id="re-indented-and-moved-out",
         ),
         pytest.param(
             "def f(cfg):\n  if cfg.q:\n    a = 1\n\n  if cfg.kv_lora_rank:\n    return 1\n  return 0\n",
             "def f(cfg):\n    if cfg.q:\n        a = 1\n\n        if cfg.kv_lora_rank:\n            return 1\n"
             "    return 0\n",
-            [True, False],
+            [([], []), ([5, 6], [5, 6])],
             id="re-indented-and-moved-in",
         ),
         pytest.param("def f(cfg:\n    pass\n", "def f(cfg):\n    pass\n", [None], id="a-side-does-not-parse"),
     ],
 )
-def test_each_hunk_is_layout_only_when_it_changes_no_statement(old, new, only_layout):
+def test_each_hunk_counts_the_lines_of_the_statements_it_changes(old, new, changed):
+    # ([], []) for a hunk that only lays code out anew; a statement moved counts whole, its first line included
+    # where git left that line's text as it was; None where a side does not parse (tokens are compared then)
     hunks = hunks_between(old.encode(), new.encode())
     layout = Layout(old.encode(), new.encode(), hunks)
-    assert [layout.only_layout(index) for index in range(len(hunks))] == only_layout
+    assert [layout.changed_lines(index) for index in range(len(hunks))] == changed
 
 
 def test_paths_are_literal_not_git_pathspecs(repo):

@@ -178,30 +178,35 @@ def _classify(
     new = _Side(project, head, change.new_path, names, checker)
     layout = Layout(old.data, new.data, change.hunks)
     for index, hunk in enumerate(change.hunks):
-        verdict.hunks.append(_hunk_verdict(hunk, old, new, lambda index=index: layout.only_layout(index)))
+        verdict.hunks.append(_hunk_verdict(hunk, old, new, lambda index=index: layout.changed_lines(index)))
     return verdict
 
 
-def _hunk_verdict(hunk: Hunk, old: _Side, new: _Side, only_layout: Callable[[], bool | None]) -> HunkVerdict:
+def _hunk_verdict(
+    hunk: Hunk, old: _Side, new: _Side, changed_lines: Callable[[], tuple[list[int], list[int]] | None]
+) -> HunkVerdict:
     """A leak when the hunk adds MLA names, or rewrites MLA code keeping the same names (a changed MLA
     decision, not one only laid out anew); a narrowing when it only takes MLA names away (routed into the seam,
-    or deleted). A hunk that touches MLA names but leaves the syntax tree as it was (``only_layout``: a
-    formatter's re-indent, re-wrap or parentheses) changes no decision: generic. Where a side does not parse,
-    its tokens are compared instead (indentation counts there)."""
-    removed = Counter(name for line in hunk.old_lines for name in old.names.get(line, ()))
-    added = Counter(name for line in hunk.new_lines for name in new.names.get(line, ()))
-    if not added and not removed:
+    or deleted). Only the lines of statements that changed count (``changed_lines``: syntax trees compared, so
+    a formatter's re-indent, re-wrap or parentheses change none, and the lines git pairs a changed statement
+    with are no part of it, while a statement moved counts whole, its first line too where git left that line
+    as it was); where a side does not parse, the hunk's lines count and the tokens are compared (indentation
+    included)."""
+    old_lines, new_lines = hunk.old_lines, hunk.new_lines
+    if not old.names and not new.names:  # a file without MLA sites: no need to parse it
         return HunkVerdict(hunk, GENERIC, [], hunk.new_start)
-    same = only_layout()
-    if same:
-        return HunkVerdict(hunk, GENERIC, [], hunk.new_start)
-    if same is None:
-        same = _same_code(old, hunk.old_lines, new, hunk.new_lines)
+    changed = changed_lines()
+    if changed is None:
+        same = _same_code(old, old_lines, new, new_lines)
+    else:
+        (old_lines, new_lines), same = changed, False
+    removed = Counter(name for line in old_lines for name in old.names.get(line, ()))
+    added = Counter(name for line in new_lines for name in new.names.get(line, ()))
     if added - removed or (added and added == removed and not same):
-        first = next(line for line in hunk.new_lines if line in new.names)
+        first = next(line for line in new_lines if line in new.names)
         return HunkVerdict(hunk, LEAK, sorted(added), first)
     if removed - added:
-        first = next(line for line in hunk.old_lines if line in old.names)
+        first = next(line for line in old_lines if line in old.names)
         return HunkVerdict(hunk, NARROWING, sorted(removed - added), first)
     return HunkVerdict(hunk, GENERIC, [], hunk.new_start)
 

@@ -35,6 +35,7 @@ _LINE = re.compile(rb"[^\n]*\n|[^\n]+\Z")  # git's lines: each ends at `\n`
 _DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 _BLOCKS = ("body", "orelse", "finalbody")
 _CLAUSES = ("handlers", "cases")
+SAME, SAME_HEADER, NEW_HEADER = "same", "same header", "new header"  # how a statement pairs with the other side's
 _NOT_CODE = frozenset(
     {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING,
      tokenize.ENDMARKER}
@@ -47,19 +48,24 @@ class Layout:
     def __init__(self, old: bytes, new: bytes, hunks: Sequence[Hunk]) -> None:
         self._sources = old, new
         self._hunks = hunks
-        self._same: dict[int, ast.stmt] = {}  # id of an old statement -> the same statement on the new side
-        self._same_header: dict[int, ast.stmt] = {}  # ... -> its counterpart, whose header is the same
 
-    def only_layout(self, index: int) -> bool | None:
-        """Does ``self._hunks[index]`` change no statement? None when a side does not parse (the caller then
-        compares tokens)."""
+    def changed_lines(self, index: int) -> tuple[list[int], list[int]] | None:
+        """The lines (old numbering, new numbering) of the statements that ``self._hunks[index]`` changes: none
+        when it only lays code out anew. A statement added, deleted or moved to another block counts whole,
+        wherever its lines are (a decision moved out of an `if` may keep the text of its first line); one that
+        changed only in its header counts by its header (its blocks are judged statement by statement). None
+        when a side does not parse (the caller then compares tokens)."""
         sides = self._sides
         if sides is None:
             return None
-        if sides[0].dump == sides[1].dump:
-            return True
+        old, new = sides
+        if old.dump == new.dump:
+            return [], []
         hunk = self._hunks[index]
-        return self._in_paired_statements(hunk) or self._alone_changes_no_tree(hunk)
+        changed = old.changed(hunk.old_lines), new.changed(hunk.new_lines)
+        if any(changed) and self._alone_changes_no_tree(hunk):
+            return [], []
+        return changed
 
     @cached_property
     def _sides(self) -> tuple[_Side, _Side] | None:
@@ -70,24 +76,11 @@ class Layout:
             return None
         if old.dump != new.dump:
             try:
-                _align(old.tree.body, new.tree.body, self._same, self._same_header)
+                _align(old.tree.body, new.tree.body, old.marks, new.marks)
             except RecursionError:  # nothing is paired: each hunk is then judged alone
-                self._same.clear()
-                self._same_header.clear()
+                old.marks.clear()
+                new.marks.clear()
         return old, new
-
-    def _in_paired_statements(self, hunk: Hunk) -> bool:
-        """Is each line of code of the hunk, on each side, a line of paired statements only? (git may pair a
-        re-indented function's lines with another's: each side is judged on its own.)"""
-        old, new = self._sides
-        return old.in_paired(hunk.old_lines, self._same, self._same_header) and new.in_paired(
-            hunk.new_lines, *self._counterparts
-        )
-
-    @cached_property
-    def _counterparts(self) -> tuple[dict[int, ast.stmt], dict[int, ast.stmt]]:
-        """``_same`` and ``_same_header`` seen from the new side: id of a new statement -> it."""
-        return ({id(n): n for n in self._same.values()}, {id(n): n for n in self._same_header.values()})
 
     def _alone_changes_no_tree(self, hunk: Hunk) -> bool:
         old, new = self._sides
@@ -107,6 +100,7 @@ class _Side:
         self.dump = dump
         self.lines: list[bytes] = _LINE.findall(source)
         self._source = source
+        self.marks: dict[int, str] = {}  # id of a statement -> SAME, SAME_HEADER or NEW_HEADER (``_align``)
 
     @classmethod
     def of(cls, source: bytes) -> _Side | None:
@@ -119,17 +113,38 @@ class _Side:
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
 
-    def in_paired(self, lines: range, same: dict[int, ast.stmt], same_header: dict[int, ast.stmt]) -> bool:
-        """Do the statements with code on ``lines`` each lie in one of ``same``, or is it one of ``same_header``
-        (whose own lines these are)? Blank lines and comments hold no code."""
+    def changed(self, lines: range) -> list[int]:
+        """The lines of the statements that changed among those with code on ``lines`` (``changed_lines``).
+        Blank lines and comments hold no code."""
         owners, parent = self._statements
+        found: set[int] = set()
         for line in lines:
             if line not in self.code_lines:
                 continue
             for statement in owners.get(line, (None,)):
-                if _ancestor_in(statement, parent, same) is None and id(statement) not in same_header:
-                    return False
-        return True
+                if statement is None:
+                    found.add(line)
+                    continue
+                mark = self._mark_around(statement)
+                if mark == NEW_HEADER:
+                    found.update(_header_lines(statement))
+                elif mark is None:
+                    while id(statement) in parent and parent[id(statement)] is not None:
+                        if self.marks.get(id(parent[id(statement)])) is not None:
+                            break
+                        statement = parent[id(statement)]  # the outermost statement added, deleted or moved
+                    found.update(range(_first_line(statement), _last_line(statement) + 1))
+        return sorted(found)
+
+    def _mark_around(self, statement: ast.stmt) -> str | None:
+        """SAME when ``statement`` lies in a statement the same on the other side; else its own mark."""
+        _, parent = self._statements
+        current: ast.stmt | None = statement
+        while current is not None:
+            if self.marks.get(id(current)) == SAME:
+                return SAME
+            current = parent.get(id(current))
+        return self.marks.get(id(statement))
 
     @cached_property
     def code_lines(self) -> set[int]:
@@ -169,45 +184,39 @@ class _Side:
         return owners, parent
 
 
-def _ancestor_in(
-    statement: ast.stmt | None, parent: dict[int, ast.stmt], chosen: dict[int, ast.stmt]
-) -> ast.stmt | None:
-    """``statement`` or the nearest statement around it that is in ``chosen``."""
-    while statement is not None and id(statement) not in chosen:
-        statement = parent.get(id(statement))
-    return statement
-
-
-def _align(
-    old: list[ast.stmt], new: list[ast.stmt], same: dict[int, ast.stmt], same_header: dict[int, ast.stmt]
-) -> None:
-    """Pair the statements of two blocks that are the same (``same``), as a diff pairs lines; within a run that
+def _align(old: list[ast.stmt], new: list[ast.stmt], old_marks: dict[int, str], new_marks: dict[int, str]) -> None:
+    """Mark the statements of two blocks that are the same (SAME), as a diff pairs lines; within a run that
     changed, see ``_align_changed``."""
     matcher = difflib.SequenceMatcher(None, _dumps(old), _dumps(new), autojunk=False)
     for tag, old_first, old_end, new_first, new_end in matcher.get_opcodes():
         if tag == "equal":
-            same.update((id(o), n) for o, n in zip(old[old_first:old_end], new[new_first:new_end], strict=True))
+            old_marks.update((id(o), SAME) for o in old[old_first:old_end])
+            new_marks.update((id(n), SAME) for n in new[new_first:new_end])
         elif tag == "replace":
-            _align_changed(old[old_first:old_end], new[new_first:new_end], same, same_header)
+            _align_changed(old[old_first:old_end], new[new_first:new_end], old_marks, new_marks)
 
 
 def _align_changed(
-    old: list[ast.stmt], new: list[ast.stmt], same: dict[int, ast.stmt], same_header: dict[int, ast.stmt]
+    old: list[ast.stmt], new: list[ast.stmt], old_marks: dict[int, str], new_marks: dict[int, str]
 ) -> None:
-    """A run of statements that changed: those with the same header pair up in order (``same_header``: an `if`
-    whose body lost a statement to the block around it), what is left between them one for one by kind when
-    the counts agree (an `if` whose test changed); the blocks of each pair are aligned in turn."""
+    """A run of statements that changed: those with the same header pair up in order (SAME_HEADER: an `if` whose
+    body lost a statement to the block around it), what is left between them one for one by kind when the
+    counts agree (NEW_HEADER: an `if` whose test changed); the blocks of each pair are aligned in turn. The rest
+    are added or deleted."""
     matcher = difflib.SequenceMatcher(None, [_header(s) for s in old], [_header(s) for s in new], autojunk=False)
     for tag, old_first, old_end, new_first, new_end in matcher.get_opcodes():
-        pairs = list(zip(old[old_first:old_end], new[new_first:new_end], strict=False))
         if tag == "equal":
-            same_header.update((id(o), n) for o, n in pairs)
-        elif tag != "replace" or old_end - old_first != new_end - new_first:
+            mark = SAME_HEADER
+        elif tag == "replace" and old_end - old_first == new_end - new_first:
+            mark = NEW_HEADER
+        else:
             continue
-        for o, n in pairs:
-            if type(o) is type(n):
-                for inner_old, inner_new in _paired_blocks(o, n):
-                    _align(inner_old, inner_new, same, same_header)
+        for o, n in zip(old[old_first:old_end], new[new_first:new_end], strict=True):
+            if type(o) is not type(n):
+                continue
+            old_marks[id(o)] = new_marks[id(n)] = mark
+            for inner_old, inner_new in _paired_blocks(o, n):
+                _align(inner_old, inner_new, old_marks, new_marks)
 
 
 def _header(statement: ast.stmt) -> str:
