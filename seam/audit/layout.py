@@ -1,20 +1,18 @@
-"""Which hunks of a change only lay code out anew: a formatter re-indenting a block, re-wrapping a call, adding or
-removing parentheses or a trailing comma, changing quotes or comments. Such a hunk changes no statement's syntax
-tree; a statement moved into or out of a block, or any other change of code, does.
+"""What each hunk of a change changes, on syntax trees: a formatter re-indenting a block, re-wrapping a call,
+adding or removing parentheses or a trailing comma, changing quotes or comments changes no statement; a
+statement added, deleted, rewritten or moved into or out of a block does.
 
 Trees are compared without positions and without the text of docstrings (which a formatter re-indents and which
-decide nothing). When the two sides' trees differ somewhere, the blocks of the two sides are aligned statement
-by statement, as a diff aligns lines: statements that are the same are paired; in a run that changed one for
-one, statements of the same kind are paired too and aligned inside, their blocks recursively. A hunk is layout
-only if either
-
-- every statement with code on its lines lies inside a statement paired with one the same on the other side,
-  or, on lines of its own (its header: an `if` test, a `def` line, a decorator, an `except` clause), is paired
-  with one of the same header. Each side is judged on its own: git pairs the lines of a re-indented function
-  with whatever lines happen to be equal, often another statement's. A formatter's re-indent of a function,
-  which git splits at its blank lines, is judged this way next to a real change in the same function; or
-- the hunk alone, applied to the old side, gives the old side's tree, and taken back alone from the new side
-  the new side's.
+decide nothing). The two sides' blocks are aligned statement by statement, as a diff aligns lines: statements
+that are the same pair up (SAME); in a run that changed, those with the same header pair up in order
+(SAME_HEADER), then what is left one for one by kind when the counts agree (NEW_HEADER), and the blocks of each
+such pair are aligned in turn; the rest were added or deleted. The lines a hunk changes are those of the
+statements with code on its lines that are not SAME (nor inside one): a SAME_HEADER statement on its own
+header lines changes nothing, a NEW_HEADER one changes its header lines, an added or deleted one all its lines,
+from those of the outermost statement added or deleted with it, wherever git put them. Each side is judged on
+its own: git pairs the lines of a re-indented function with whatever lines happen to be equal, often another
+statement's. A hunk that alone, applied to the old side, leaves the old tree, and taken back from the new side
+the new tree, changes nothing either.
 """
 
 from __future__ import annotations
@@ -69,7 +67,7 @@ class Layout:
 
     @cached_property
     def _sides(self) -> tuple[_Side, _Side] | None:
-        """Both sides parsed (on the first question: most files' hunks touch no MLA name), their blocks aligned."""
+        """Both sides parsed (on the first question: audit asks only of files with MLA sites), blocks aligned."""
         old = _Side.of(self._sources[0])
         new = _Side.of(self._sources[1]) if old is not None else None
         if old is None or new is None:
@@ -129,10 +127,8 @@ class _Side:
                 if mark == NEW_HEADER:
                     found.update(_header_lines(statement))
                 elif mark is None:
-                    while id(statement) in parent and parent[id(statement)] is not None:
-                        if self.marks.get(id(parent[id(statement)])) is not None:
-                            break
-                        statement = parent[id(statement)]  # the outermost statement added, deleted or moved
+                    while (holder := parent.get(id(statement))) is not None and id(holder) not in self.marks:
+                        statement = holder  # the outermost statement added, deleted or moved with it
                     found.update(range(_first_line(statement), _last_line(statement) + 1))
         return sorted(found)
 
