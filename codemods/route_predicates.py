@@ -189,9 +189,10 @@ class RoutePredicates:
         if not self.is_mla(template):
             return NO_ATOM_REFUSAL.format(code)
         if isinstance(part, (cst.SimpleString, cst.ConcatenatedString)):
-            read = self._read_keyed_by(part)
-            if read is not None:  # `mla_part` stopped short of the read it keys
-                return f"routing it would change evaluation order: {self.order_hazard(read)}"
+            grown = self._grown(part)
+            hazard = self.order_hazard(grown) if grown is not None else None
+            if hazard:  # `mla_part` stopped short of the read or comparison the string is part of
+                return f"routing it would change evaluation order: {hazard}"
             return f"{code} alone is a name, not a decision: the code that decides on it stays where it is"
         if context.has_star_import and any(self._is_builtin(node) for node in walk(part)):
             return "the module has an `import *`, which may rebind the builtin it calls"
@@ -221,17 +222,22 @@ class RoutePredicates:
         """The atom grown as far as a predicate can take it over without moving when anything runs."""
         part = atom
         while part is not test:
-            parent = self._read_keyed_by(part)
-            if parent is None:
-                parent = self.context.parents.get(part)
-                if isinstance(parent, (cst.ComparisonTarget, cst.Arg)):
-                    parent = self.context.parents[parent]
-                if not isinstance(parent, _GROWS_THROUGH) and not self._is_probe(parent):
-                    break
-            if self.order_hazard(parent):
+            parent = self._grown(part)
+            if parent is None or self.order_hazard(parent):
                 break  # route the smaller part in place: its neighbours keep their evaluation order
             part = parent
         return part
+
+    def _grown(self, part: cst.BaseExpression) -> cst.BaseExpression | None:
+        """The expression around ``part`` that is still one question about it (``mla_part``), if any."""
+        parent = self._read_keyed_by(part)
+        if parent is None:
+            parent = self.context.parents.get(part)
+            if isinstance(parent, (cst.ComparisonTarget, cst.Arg)):
+                parent = self.context.parents[parent]
+            if not isinstance(parent, _GROWS_THROUGH) and not self._is_probe(parent):
+                return None
+        return parent
 
     def _read_keyed_by(self, part: cst.BaseExpression) -> cst.Subscript | cst.Call | None:
         """The read an MLA string keys: the subscript it indexes (``cfg["q_lora_rank"]``) or the call it is an
