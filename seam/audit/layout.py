@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import copy
 import difflib
+import hashlib
 import io
 import re
 import tokenize
@@ -57,7 +58,7 @@ class Layout:
         if sides is None:
             return None
         old, new = sides
-        if old.dump == new.dump:
+        if old.digests == new.digests:
             return [], []
         hunk = self._hunks[index]
         changed = old.changed(hunk.old_lines), new.changed(hunk.new_lines)
@@ -72,9 +73,9 @@ class Layout:
         new = _Side.of(self._sources[1]) if old is not None else None
         if old is None or new is None:
             return None
-        if old.dump != new.dump:
+        if old.digests != new.digests:
             try:
-                _align(old.tree.body, new.tree.body, old.marks, new.marks)
+                _align(old.tree.body, new.tree.body, old.marks, new.marks, (old.digests, new.digests))
             except RecursionError:  # nothing is paired: each hunk is then judged alone
                 old.marks.clear()
                 new.marks.clear()
@@ -84,18 +85,18 @@ class Layout:
         old, new = self._sides
         span = _span(hunk)
         forward = _Side.of(_patched(old.lines, new.lines, span))
-        if forward is None or forward.dump != old.dump:
+        if forward is None or forward.digests != old.digests:
             return False
         backward = _Side.of(_patched(new.lines, old.lines, (*span[2:], *span[:2])))
-        return backward is not None and backward.dump == new.dump
+        return backward is not None and backward.digests == new.digests
 
 
 class _Side:
     """One side's tree (docstrings blanked), its lines, and which of them hold code (not only comments)."""
 
-    def __init__(self, source: bytes, tree: ast.Module, dump: str) -> None:
+    def __init__(self, source: bytes, tree: ast.Module) -> None:
         self.tree = tree
-        self.dump = dump
+        self.digests = _digests(tree.body)  # the module's tree, statement by statement
         self.lines: list[bytes] = _LINE.findall(source)
         self._source = source
         self.marks: dict[int, str] = {}  # id of a statement -> SAME, SAME_HEADER or NEW_HEADER (``_align``)
@@ -107,7 +108,7 @@ class _Side:
             for node in ast.walk(tree):
                 if isinstance(node, _DOCUMENTED) and node.body and _is_docstring(node.body[0]):
                     node.body[0].value.value = ""
-            return cls(source, tree, ast.dump(tree, include_attributes=False))
+            return cls(source, tree)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
 
@@ -180,10 +181,17 @@ class _Side:
         return owners, parent
 
 
-def _align(old: list[ast.stmt], new: list[ast.stmt], old_marks: dict[int, str], new_marks: dict[int, str]) -> None:
-    """Mark the statements of two blocks that are the same (SAME), as a diff pairs lines; within a run that
-    changed, see ``_align_changed``."""
-    matcher = difflib.SequenceMatcher(None, _dumps(old), _dumps(new), autojunk=False)
+def _align(
+    old: list[ast.stmt],
+    new: list[ast.stmt],
+    old_marks: dict[int, str],
+    new_marks: dict[int, str],
+    digests: tuple[list[bytes], list[bytes]] | None = None,
+) -> None:
+    """Mark the statements of two blocks that are the same (SAME), as a diff pairs lines (``digests``: theirs,
+    when known); within a run that changed, see ``_align_changed``."""
+    old_digests, new_digests = digests or (_digests(old), _digests(new))
+    matcher = difflib.SequenceMatcher(None, old_digests, new_digests, autojunk=False)
     for tag, old_first, old_end, new_first, new_end in matcher.get_opcodes():
         if tag == "equal":
             old_marks.update((id(o), SAME) for o in old[old_first:old_end])
@@ -267,8 +275,11 @@ def _paired_blocks(old: ast.stmt, new: ast.stmt) -> Iterator[tuple[list[ast.stmt
             yield from ((o.body, n.body) for o, n in zip(old_clauses, new_clauses, strict=True))
 
 
-def _dumps(statements: list[ast.stmt]) -> list[str]:
-    return [ast.dump(statement, include_attributes=False) for statement in statements]
+def _digests(statements: list[ast.stmt]) -> list[bytes]:
+    """Each statement's tree without positions, as a digest: a large module's dump need not stay in memory."""
+    return [
+        hashlib.blake2b(ast.dump(s, include_attributes=False).encode(), digest_size=16).digest() for s in statements
+    ]
 
 
 def _first_line(statement: ast.stmt) -> int:
