@@ -531,6 +531,12 @@ def test_a_decision_moved_out_of_its_block_leaks_where_its_line_kept_its_text(re
             [([], []), ([5, 6], [5, 6])],
             id="re-indented-and-moved-in",
         ),
+        pytest.param(  # a line of a string that reads as a comment is code; a comment is not
+            'def f(cfg):\n    x = """a\n# b\n"""\n    # note\n    return x if cfg.kv_lora_rank else 0\n',
+            'def f(cfg):\n    x = """a\n# c\n"""\n    # a note\n    return x if cfg.kv_lora_rank else 0\n',
+            [([2, 3, 4], [2, 3, 4]), ([], [])],
+            id="comment-like-string-line",
+        ),
         pytest.param("def f(cfg:\n    pass\n", "def f(cfg):\n    pass\n", [None], id="a-side-does-not-parse"),
     ],
 )

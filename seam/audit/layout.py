@@ -21,9 +21,7 @@ import ast
 import copy
 import difflib
 import hashlib
-import io
 import re
-import tokenize
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
 
@@ -35,10 +33,6 @@ _DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 _BLOCKS = ("body", "orelse", "finalbody")
 _CLAUSES = ("handlers", "cases")
 SAME, SAME_HEADER, NEW_HEADER = "same", "same header", "new header"  # how a statement pairs with the other side's
-_NOT_CODE = frozenset(
-    {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING,
-     tokenize.ENDMARKER}
-)  # fmt: skip
 
 
 class Layout:
@@ -100,6 +94,7 @@ class _Side:
         self.lines: list[bytes] = _LINE.findall(source)
         self._source = source
         self.marks: dict[int, str] = {}  # id of a statement -> SAME, SAME_HEADER or NEW_HEADER (``_align``)
+        self._strings: dict[int, set[int]] = {}  # id of a statement -> ``_string_lines``
 
     @classmethod
     def of(cls, source: bytes) -> _Side | None:
@@ -118,7 +113,7 @@ class _Side:
         owners, parent = self._statements
         found: set[int] = set()
         for line in lines:
-            if line not in self.code_lines:
+            if not self._holds_code(line, owners):
                 continue
             for statement in owners.get(line, (None,)):
                 if statement is None:
@@ -143,16 +138,23 @@ class _Side:
             current = parent.get(id(current))
         return self.marks.get(id(statement))
 
-    @cached_property
-    def code_lines(self) -> set[int]:
-        code: set[int] = set()
-        try:
-            for token in tokenize.tokenize(io.BytesIO(self._source).readline):
-                if token.type not in _NOT_CODE:
-                    code.update(range(token.start[0], token.end[0] + 1))
-        except (tokenize.TokenError, SyntaxError):
-            return set(range(1, len(self.lines) + 1))  # every line may hold code
-        return code
+    def _holds_code(self, line: int, owners: dict[int, list[ast.stmt]]) -> bool:
+        """Blank lines and comments hold no code; a line inside a string spanning lines does, whatever it reads."""
+        text = self.lines[line - 1].strip() if 0 < line <= len(self.lines) else b""
+        if text and not text.startswith(b"#"):
+            return True
+        return any(line in self._string_lines(statement) for statement in owners.get(line, ()))
+
+    def _string_lines(self, statement: ast.stmt) -> set[int]:
+        """The lines after the first of each string in ``statement`` that spans lines."""
+        if id(statement) not in self._strings:
+            self._strings[id(statement)] = {
+                line
+                for node in ast.walk(statement)
+                if isinstance(node, (ast.Constant, ast.JoinedStr)) and (node.end_lineno or 0) > node.lineno
+                for line in range(node.lineno + 1, node.end_lineno + 1)
+            }
+        return self._strings[id(statement)]
 
     @cached_property
     def _statements(self) -> tuple[dict[int, list[ast.stmt]], dict[int, ast.stmt]]:
