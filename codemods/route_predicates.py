@@ -36,9 +36,9 @@ _OPERATOR_WORDS = {
 }  # fmt: skip
 
 
-# A test that is a bare local variable: the linter reads it as an MLA flag (by its name or as an alias).
+# A test that is a bare variable: the linter reads it as an MLA flag (by its name or as an alias).
 IDENTITY_REFUSAL = (
-    "`{}` is a local variable: a predicate would only return its argument (route where it is set, or rename it)"
+    "`{}` is a {} variable: a predicate would only return its argument (route where it is set, or rename it)"
 )
 NO_ATOM_REFUSAL = (
     "`{}` names no MLA field, class or string itself (the linter follows a local variable): a predicate would "
@@ -184,10 +184,15 @@ class RoutePredicates:
         template = part.visit(holder)
         code = _short(context.module.code_for_node(unparenthesized(part)))
         if isinstance(part, cst.Name) and isinstance(template, cst.Name) and template.value in holder.parameters:
-            return IDENTITY_REFUSAL.format(code)
+            scope = "local" if context.binding(part) == "local" else "module-level"
+            return IDENTITY_REFUSAL.format(code, scope)
         if not self.is_mla(template):
             return NO_ATOM_REFUSAL.format(code)
         if isinstance(part, (cst.SimpleString, cst.ConcatenatedString)):
+            grown = self._grown(part)
+            hazard = self.order_hazard(grown) if grown is not None else None
+            if hazard:  # `mla_part` stopped short of the read or comparison the string is part of
+                return f"routing it would change evaluation order: {hazard}"
             return f"{code} alone is a name, not a decision: the code that decides on it stays where it is"
         if context.has_star_import and any(self._is_builtin(node) for node in walk(part)):
             return "the module has an `import *`, which may rebind the builtin it calls"
@@ -217,15 +222,40 @@ class RoutePredicates:
         """The atom grown as far as a predicate can take it over without moving when anything runs."""
         part = atom
         while part is not test:
+            parent = self._grown(part)
+            if parent is None or self.order_hazard(parent):
+                break  # route the smaller part in place: its neighbours keep their evaluation order
+            part = parent
+        return part
+
+    def _grown(self, part: cst.BaseExpression) -> cst.BaseExpression | None:
+        """The expression around ``part`` that is still one question about it (``mla_part``), if any."""
+        parent = self._read_keyed_by(part)
+        if parent is None:
             parent = self.context.parents.get(part)
             if isinstance(parent, (cst.ComparisonTarget, cst.Arg)):
                 parent = self.context.parents[parent]
             if not isinstance(parent, _GROWS_THROUGH) and not self._is_probe(parent):
-                break
-            if self.order_hazard(parent):
-                break  # route the smaller part in place: its neighbours keep their evaluation order
-            part = parent
-        return part
+                return None
+        return parent
+
+    def _read_keyed_by(self, part: cst.BaseExpression) -> cst.Subscript | cst.Call | None:
+        """The read an MLA string keys: the subscript it indexes (``cfg["q_lora_rank"]``) or the call it is an
+        argument of (``cfg.get("multi_latent_attention", False)``, ``os.environ.get("USE_MLA")``). The string
+        alone is a name; the read is the question, and a predicate making it performs the same lookup: the
+        same ``__getitem__`` or ``get`` call, the same ``KeyError``, the same default."""
+        if not isinstance(part, (cst.SimpleString, cst.ConcatenatedString)):
+            return None
+        parents = self.context.parents
+        parent = parents.get(part)
+        if isinstance(parent, cst.Index):
+            element = parents.get(parent)
+            subscript = parents.get(element)
+            return subscript if isinstance(subscript, cst.Subscript) and subscript.value is not part else None
+        if isinstance(parent, cst.Arg) and not parent.star and parent.value is part:
+            call = parents.get(parent)
+            return call if isinstance(call, cst.Call) else None
+        return None
 
     def order_hazard(self, part: cst.BaseExpression) -> str | None:
         """Why a predicate for ``part`` would evaluate something in another order, another number of times

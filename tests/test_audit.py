@@ -5,10 +5,13 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
+from seamfix.audit.diff import hunks_between
 from seamfix.audit.git import Git
+from seamfix.audit.layout import Layout
 from seamfix_testing import REPO, run_seamfix
 
 ADAPTER = "def uses_mla(config):\n    return bool(config.multi_latent_attention)\n"
@@ -374,6 +377,175 @@ def test_reformatting_an_mla_decision_is_no_leak(repo):
         "def f(cfg):\n    if cfg.q:\n        pass\n        if cfg.kv_lora_rank:\n            return 1\n"
     )
     assert audit_json(repo, "--since", "HEAD")[0] == 1  # and so does one moved into another block
+
+
+# Code as written before a formatter: two-space blocks, wrapped calls, redundant parentheses, one-line bodies,
+# single quotes, a misaligned docstring, a backslash continuation; MLA decisions all over it.
+UNFORMATTED = """import os
+def build(cfg, x):
+  '''Build.
+      Indented oddly.'''
+  if cfg.multi_latent_attention and (x > 1):
+      y = 1
+  else:
+      y = 2
+
+  if (cfg.q_lora_rank is None):   # no q LoRA
+      z = 3
+  return foo(cfg.kv_lora_rank, x,
+             y, z)
+
+
+class Layer:
+    def f(self, cfg):
+        rank = cfg.get('kv_lora_rank', 0)
+        if rank > 0 and cfg.multi_latent_attention: return 1
+        width = cfg.kv_lora_rank + \\
+            cfg.qk_pos_emb_head_dim
+        return {'a': 1, 'b': cfg.q_lora_rank if cfg.q_lora_rank else 0, 'c': width, 'd': 4, 'e': 5, 'fffffffff': 6}
+"""
+
+
+@pytest.mark.parametrize("formatter", [["ruff", "format"], ["black", "-q"]], ids=["ruff", "black"])
+def test_a_formatter_run_is_no_leak_and_a_change_next_to_it_still_is(repo, formatter):
+    # The trees compared are the code's, not its layout: a formatter run changes none, whatever it re-indents,
+    # re-wraps or un-parenthesizes; a real change among its hunks is still found, and only that one.
+    (repo / "fork/model.py").write_text(UNFORMATTED)
+    commit(repo, "before formatting")
+    subprocess.run([sys.executable, "-m", *formatter, "fork/model.py"], cwd=repo, check=True)
+    assert git(repo, "diff", "-U0").count("\n@@") >= 4, "the formatter changed the file in several places"
+    code, report = audit_json(repo, "--since", "HEAD")
+    assert code == 0 and {h["kind"] for h in report["files"][0]["hunks"]} == {"generic"}, report
+    formatted = (repo / "fork/model.py").read_text()
+    (repo / "fork/model.py").write_text(formatted.replace("q_lora_rank is None", "q_lora_rank is not None"))
+    code, report = audit_json(repo, "--since", "HEAD")
+    leaks = [h for h in report["files"][0]["hunks"] if h["kind"] == "leak"]
+    assert code == 1 and [h["mla_names"] for h in leaks] == [["q_lora_rank"]], report
+
+
+def test_a_decision_moved_out_of_its_block_leaks_where_its_line_kept_its_text(repo):
+    # Re-indented from two spaces to four, the inner `if` leaves `if cfg.q:` with its own line unchanged: git's
+    # hunks hold only the lines below it, yet the decision moved.
+    (repo / "fork/moved.py").write_text(
+        "def f(cfg):\n  if cfg.q:\n    a = 1\n    if cfg.kv_lora_rank:\n      return 1\n  return 0\n"
+    )
+    commit(repo, "a decision inside a block")
+    (repo / "fork/moved.py").write_text(
+        "def f(cfg):\n    if cfg.q:\n        a = 1\n    if cfg.kv_lora_rank:\n        return 1\n    return 0\n"
+    )
+    assert "+    if cfg.kv_lora_rank:" not in git(repo, "diff", "-U0")
+    code, report = audit_json(repo, "--since", "HEAD")
+    assert code == 1 and [(h["kind"], h["line"]) for h in report["files"][0]["hunks"]] == [
+        ("generic", 2),
+        ("leak", 4),
+    ], report
+
+
+@pytest.mark.parametrize(
+    "old, new, changed",
+    [
+        pytest.param(  # git splits the re-indented block at its blank line; the change beside it is one
+            "def f(cfg):\n  if cfg.multi_latent_attention:\n      y = 1\n\n      y += 1\n  z = cfg.kv_lora_rank > 0\n",
+            "def f(cfg):\n    if cfg.multi_latent_attention:\n        y = 1\n\n        y += 1\n"
+            "    z = cfg.kv_lora_rank > 8\n",
+            [([], []), ([6], [6])],
+            id="re-indented-beside-a-change",
+        ),
+        pytest.param(
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n        if cfg.kv_lora_rank:\n            return 1\n",
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n    if cfg.kv_lora_rank:\n        return 1\n",
+            [([4, 5], [4, 5])],
+            id="moved-out-of-a-block",
+        ),
+        pytest.param(
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n    if cfg.kv_lora_rank:\n        return 1\n",
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n        if cfg.kv_lora_rank:\n            return 1\n",
+            [([4, 5], [4, 5])],
+            id="moved-into-a-block",
+        ),
+        pytest.param(  # the `if` changed (its body did): its parentheses alone change no tree
+            "def f(cfg):\n    if (cfg.kv_lora_rank):\n        x = 1\n        return x\n",
+            "def f(cfg):\n    if cfg.kv_lora_rank:\n        x = 1\n        return x + 1\n",
+            [([], []), ([4], [4])],
+            id="parentheses-of-a-changed-statement",
+        ),
+        pytest.param(  # two statements on one line: the changed one counts
+            "def f(cfg):\n    a = cfg.q; b = 1 if cfg.kv_lora_rank else 2\n",
+            "def f(cfg):\n    a = cfg.z; b = 1 if cfg.kv_lora_rank else 2\n",
+            [([2], [2])],
+            id="semicolon",
+        ),
+        pytest.param(
+            'def f(cfg):\n    """Doc\n       more."""\n    return (1 if\n       cfg.kv_lora_rank else 2)\n\n\nX = 1\n',
+            'def f(cfg):\n    """Doc\n    more."""\n    return 1 if cfg.kv_lora_rank else 2  # wrapped\n\n\nX = 2\n',
+            [([], []), ([8], [7])],
+            id="docstring-wrap-and-comment",
+        ),
+        pytest.param(
+            "def f(cfg):\n    if cfg.kv_lora_rank:\n        a = 1\n    b = 2\n",
+            "def f(cfg):\n    b = 2\n    if cfg.kv_lora_rank:\n        a = 1\n",
+            [([], [2]), ([4], [])],
+            id="reordered",
+        ),
+        pytest.param(  # the test of a one-line `if` is on its body's line
+            "def f(cfg):\n    if cfg.a: return 1\n",
+            "def f(cfg):\n    if cfg.kv_lora_rank: return 1\n",
+            [([2], [2])],
+            id="one-line-compound",
+        ),
+        pytest.param(  # a re-indented header over a changed body; then a changed header
+            "def f(cfg):\n  if cfg.kv_lora_rank:\n      a = 1\n\n      b = 2\n",
+            "def f(cfg):\n    if cfg.kv_lora_rank:\n        a = 1\n\n        b = 3\n",
+            [([], []), ([5], [5])],
+            id="header-re-indented",
+        ),
+        pytest.param(
+            "def f(cfg):\n  if cfg.kv_lora_rank:\n      a = 1\n\n      b = 2\n",
+            "def f(cfg):\n    if cfg.kv_lora_rank > 1:\n        a = 1\n\n        b = 3\n",
+            [([2], [2]), ([5], [5])],
+            id="header-changed",
+        ),
+        pytest.param(
+            "def f(cfg):\n    if cfg.a:\n        x = 1\n    elif cfg.kv_lora_rank:\n        x = 2\n",
+            "def f(cfg):\n    if cfg.a:\n        x = 1\n    if cfg.kv_lora_rank:\n        x = 2\n",
+            [([4, 5], [4, 5])],
+            id="elif-made-if",
+        ),
+        pytest.param(
+            "def f(cfg):\n    try:\n        x = 1\n    except (KeyError):\n        x = cfg.kv_lora_rank\n\n"
+            "    x += 1\n",
+            "def f(cfg):\n    try:\n        x = 1\n    except KeyError:\n        x = cfg.kv_lora_rank\n\n    x += 2\n",
+            [([], []), ([7], [7])],
+            id="except-clause",
+        ),
+        pytest.param(  # a formatter's re-indent and a decision moved out of its block, in one change
+            "def f(cfg):\n  if cfg.q:\n    a = 1\n    if cfg.kv_lora_rank:\n      return 1\n  return 0\n",
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n    if cfg.kv_lora_rank:\n        return 1\n    return 0\n",
+            [([], []), ([4, 5], [4, 5])],
+            id="re-indented-and-moved-out",
+        ),
+        pytest.param(
+            "def f(cfg):\n  if cfg.q:\n    a = 1\n\n  if cfg.kv_lora_rank:\n    return 1\n  return 0\n",
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n\n        if cfg.kv_lora_rank:\n            return 1\n"
+            "    return 0\n",
+            [([], []), ([5, 6], [5, 6])],
+            id="re-indented-and-moved-in",
+        ),
+        pytest.param(  # a line of a string that reads as a comment is code; a comment is not
+            'def f(cfg):\n    x = """a\n# b\n"""\n    # note\n    return x if cfg.kv_lora_rank else 0\n',
+            'def f(cfg):\n    x = """a\n# c\n"""\n    # a note\n    return x if cfg.kv_lora_rank else 0\n',
+            [([2, 3, 4], [2, 3, 4]), ([], [])],
+            id="comment-like-string-line",
+        ),
+        pytest.param("def f(cfg:\n    pass\n", "def f(cfg):\n    pass\n", [None], id="a-side-does-not-parse"),
+    ],
+)
+def test_each_hunk_counts_the_lines_of_the_statements_it_changes(old, new, changed):
+    # ([], []) for a hunk that only lays code out anew; a statement moved counts whole, its first line included
+    # where git left that line's text as it was; None where a side does not parse (tokens are compared then)
+    hunks = hunks_between(old.encode(), new.encode())
+    layout = Layout(old.encode(), new.encode(), hunks)
+    assert [layout.changed_lines(index) for index in range(len(hunks))] == changed
 
 
 def test_paths_are_literal_not_git_pathspecs(repo):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seamfix.audit.diff import FileChange, Hunk, hunks_between, parse_diff
 from seamfix.audit.git import Git
+from seamfix.audit.layout import Layout
 from seamfix.audit.mla_lines import code_by_line, mla_names_by_line
 from seamfix.audit.width import SeamWidth, measure, seam_use
 from seamfix.config import Settings
@@ -174,29 +176,44 @@ def _classify(
         return verdict
     old = _Side(project, base, change.old_path, names, checker)
     new = _Side(project, head, change.new_path, names, checker)
-    for hunk in change.hunks:
-        verdict.hunks.append(_hunk_verdict(hunk, old, new))
+    layout = Layout(old.data, new.data, change.hunks)
+    for index, hunk in enumerate(change.hunks):
+        verdict.hunks.append(_hunk_verdict(hunk, old, new, lambda index=index: layout.changed_lines(index)))
     return verdict
 
 
-def _hunk_verdict(hunk: Hunk, old: _Side, new: _Side) -> HunkVerdict:
+def _hunk_verdict(
+    hunk: Hunk, old: _Side, new: _Side, changed_lines: Callable[[], tuple[list[int], list[int]] | None]
+) -> HunkVerdict:
     """A leak when the hunk adds MLA names, or rewrites MLA code keeping the same names (a changed MLA
     decision, not one only laid out anew); a narrowing when it only takes MLA names away (routed into the seam,
-    or deleted)."""
-    removed = Counter(name for line in hunk.old_lines for name in old.names.get(line, ()))
-    added = Counter(name for line in hunk.new_lines for name in new.names.get(line, ()))
-    if added - removed or (added and added == removed and not _same_code(old, hunk.old_lines, new, hunk.new_lines)):
-        first = next(line for line in hunk.new_lines if line in new.names)
+    or deleted). Only the lines of statements that changed count (``changed_lines``: syntax trees compared, so
+    a formatter's re-indent, re-wrap or parentheses change none, and the lines git pairs a changed statement
+    with are no part of it, while a statement moved counts whole, its first line too where git left that line
+    as it was); where a side does not parse, the hunk's lines count and the tokens are compared (indentation
+    included)."""
+    old_lines, new_lines = hunk.old_lines, hunk.new_lines
+    if not old.names and not new.names:  # a file without MLA sites: no need to parse it
+        return HunkVerdict(hunk, GENERIC, [], hunk.new_start)
+    changed = changed_lines()
+    if changed is None:
+        same = _same_code(old, old_lines, new, new_lines)
+    else:
+        (old_lines, new_lines), same = changed, False
+    removed = Counter(name for line in old_lines for name in old.names.get(line, ()))
+    added = Counter(name for line in new_lines for name in new.names.get(line, ()))
+    if added - removed or (added and added == removed and not same):
+        first = next(line for line in new_lines if line in new.names)
         return HunkVerdict(hunk, LEAK, sorted(added), first)
     if removed - added:
-        first = next(line for line in hunk.old_lines if line in old.names)
+        first = next(line for line in old_lines if line in old.names)
         return HunkVerdict(hunk, NARROWING, sorted(removed - added), first)
     return HunkVerdict(hunk, GENERIC, [], hunk.new_start)
 
 
 def _same_code(old: _Side, old_lines: range, new: _Side, new_lines: range) -> bool:
-    """Do both sides of a hunk hold the same tokens (a change of layout, comments or line endings only)? Never
-    for a side that does not tokenize."""
+    """Do both sides of a hunk hold the same tokens (a change of layout, comments or line endings only)? For a
+    file with a side that does not parse; never for a side that does not tokenize."""
     if old.code is None or new.code is None:
         return False
     return [t for line in old_lines for t in old.code.get(line, ())] == [
@@ -215,7 +232,7 @@ class _Side:
     def __init__(
         self, project: Project, rev: str | None, git_path: str | None, names: NameClassifier, checker: FileChecker
     ) -> None:
-        data = _blob(project, rev, git_path)
+        data = self.data = _blob(project, rev, git_path)
         self.names: dict[int, list[str]] = {}
         self.code: dict[int, list[str]] | None = {}
         if data:  # an empty or absent side has no names and no code

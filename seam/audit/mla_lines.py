@@ -86,7 +86,8 @@ def _mla_tokens(
 
 
 _LAYOUT = frozenset({tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENCODING, tokenize.ENDMARKER})
-"""Tokens that change no code. INDENT and DEDENT do: moving a decision into another block changes it."""
+"""Tokens that change no code. INDENT and DEDENT do: moving a decision into another block changes it. (Only
+where a side does not parse: elsewhere audit compares syntax trees, ``layout``.)"""
 
 
 def code_by_line(source: bytes) -> dict[int, list[str]] | None:
