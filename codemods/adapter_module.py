@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from seamfix.codemods.adapter_function import AdapterFunction, shape_key
-from seamfix.codemods.bindings import top_level_names
+from seamfix.codemods.bindings import global_declarations, top_level_names
 from seamfix.codemods.context import PLACEHOLDER_PREFIX
 from seamfix.codemods.formatting import format_module
 from seamfix.errors import SeamfixError
@@ -91,7 +91,7 @@ def _reusable_functions(
     requested code read a builtin there (any name, where the module has an ``import *``)."""
     bindings = Counter(name for statement in tree.body for name in top_level_names(ast.Module([statement], [])))
     bindings.update(submodules)
-    bindings.update(name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names)
+    bindings.update(global_declarations(tree))
     bindings.update(node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Del))
     try:
         reads = {

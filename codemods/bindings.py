@@ -275,6 +275,11 @@ def top_level_names(tree: ast.Module) -> set[str]:
     return names
 
 
+def global_declarations(tree: ast.AST) -> set[str]:
+    """The names that ``global`` statements anywhere in ``tree`` declare: a function may bind them when called."""
+    return {name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
+
+
 def _statement_names(statement: ast.stmt) -> set[str]:
     if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return {statement.name}

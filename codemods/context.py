@@ -17,7 +17,7 @@ from libcst.metadata import CodeRange
 
 from seamfix.analysis.expressions import nested_statements
 from seamfix.analysis.seam_bindings import absolute_module
-from seamfix.codemods.bindings import Bindings, Occurrence, top_level_names
+from seamfix.codemods.bindings import Bindings, Occurrence, global_declarations, top_level_names
 from seamfix.codemods.focus import Focus
 from seamfix.codemods.nodes import Span, expressions_by_span, span_of
 from seamfix.codemods.project import Project, is_test_module
@@ -322,7 +322,7 @@ class FileContext:
     def declared_global(self) -> set[str]:
         if not _GLOBAL.search(self.text):
             return set()
-        return {name for node in ast.walk(self.tree) if isinstance(node, ast.Global) for name in node.names}
+        return global_declarations(self.tree)
 
     def _import_of(self, node: ast.Import | ast.ImportFrom, alias: ast.alias) -> str:
         suffix = f" as {alias.asname}" if alias.asname else ""
@@ -425,8 +425,7 @@ def _after_import(
         tree = ast.parse(data)
     except (OSError, SyntaxError, ValueError, RecursionError):
         return frozenset(), None, None  # importing it fails, for the builder as for the adapter
-    nodes = ast.walk(tree) if declares else ()
-    declared = frozenset(name for node in nodes if isinstance(node, ast.Global) for name in node.names)
+    declared = frozenset(global_declarations(tree) if declares else ())
     reach = _namespace_reach(tree, module_name, package, _globals_only_read(tree)) if reaches else None
     lazy = lazy and any(isinstance(node, ast.FunctionDef) and node.name == "__getattr__" for node in tree.body)
     return declared, reach, frozenset(top_level_names(tree)) if lazy else None

@@ -298,7 +298,7 @@ def _placed_meaning(node: ast.AST) -> str | None:
             "it calls `warnings.warn`, which files the warning under the module and line calling it (moved, a "
             "filter by module, the once-per-location registry and the location shown would name the adapter)"
         )
-    if isinstance(node, ast.Attribute) and node.attr.startswith("__") and not node.attr.endswith("__"):
+    if isinstance(node, ast.Attribute) and _mangled(node.attr):
         return f"it uses `{node.attr}`, a name-mangled attribute"
     if isinstance(node, ast.alias) and _mangled(node.name.split(".")[0]):
         # in a class, `from m import __x` fetches `m._Class__x`

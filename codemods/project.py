@@ -272,11 +272,7 @@ def _patched_names(text: str) -> Iterator[str]:
 def _call_arguments(text: str, start: int) -> str:
     """The argument list of the call whose ``(`` ends at ``start``, with its nested brackets and string
     literals removed (so that only its own keywords are left to read)."""
-    depth, end = 1, start
-    while end < len(text) and depth:
-        depth += {"(": 1, ")": -1}.get(text[end], 0)
-        end += 1
-    arguments = text[start : end - 1]
+    arguments = text[start : _bracket_end(text, start) - 1]
     while (flattened := _NESTED.sub("", arguments)) != arguments:
         arguments = flattened
     return arguments
@@ -310,18 +306,23 @@ def _dynamic_read(spellings: tuple[str, ...]) -> re.Pattern[str]:
     )
 
 
+def _bracket_end(text: str, start: int, opening: str = "(", limit: int | None = None) -> int:
+    """Just past the bracket that closes the ``opening`` one ending at ``start`` (nested pairs of the same kind
+    skipped), or where the text, or the scan at ``limit``, ends."""
+    closing = {"(": ")", "[": "]"}[opening]
+    depth, end, stop = 1, start, len(text) if limit is None else min(limit, len(text))
+    while end < stop and depth:
+        depth += {opening: 1, closing: -1}.get(text[end], 0)
+        end += 1
+    return end
+
+
 def _swapped_modules(text: str) -> Iterator[str]:
     """The module names (string literals) in each change of ``sys.modules`` in ``text``: the subscript or the
     call's arguments, a dict literal spanning lines included."""
     for match in _MODULES_CHANGED.finditer(text):
         opening = text.rfind("[" if match.group().rstrip().endswith("[") else "(", match.start(), match.end())
-        closing = {"[": "]", "(": ")"}[text[opening]]
-        depth, end = 0, opening
-        while end < len(text) and end - opening < 5000:
-            depth += {text[opening]: 1, closing: -1}.get(text[end], 0)
-            end += 1
-            if depth == 0:
-                break
+        end = _bracket_end(text, opening + 1, text[opening], limit=opening + 5000)
         yield from _MODULE_NAME_LITERAL.findall(text, opening, end)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seamfix.codemods.adapter_module import name_placeholders
-from seamfix.codemods.bindings import top_level_names
+from seamfix.codemods.bindings import global_declarations, top_level_names
 from seamfix.codemods.formatting import ruff_environment, ruff_executable
 from seamfix.codemods.rewrite import FileRewrite
 from seamfix.errors import SeamfixError
@@ -222,8 +222,7 @@ def _shadowed_builtins(adapter: Output, tree: ast.Module) -> list[Problem]:
     (hand-written code: `import types as sorted`): every global it reads was a builtin in its builder (the
     rest it is passed or imports), and would be that binding in the adapter. A hand-written ``import *`` may
     bind any name, and a function declaring a name ``global`` binds it when called."""
-    declared = {name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
-    bound = top_level_names(tree) | declared
+    bound = top_level_names(tree) | global_declarations(tree)
     try:
         existing = {node.name for node in ast.parse(adapter.old).body if isinstance(node, ast.FunctionDef)}
         table = symtable.symtable(adapter.new.decode("utf-8-sig"), "adapter", "exec")

@@ -92,7 +92,6 @@ class _Side:
         self.tree = tree
         self.digests = _digests(tree.body)  # the module's tree, statement by statement
         self.lines: list[bytes] = _LINE.findall(source)
-        self._source = source
         self.marks: dict[int, str] = {}  # id of a statement -> SAME, SAME_HEADER or NEW_HEADER (``_align``)
         self._strings: dict[int, set[int]] = {}  # id of a statement -> ``_string_lines``
 
