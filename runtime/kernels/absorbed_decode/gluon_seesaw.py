@@ -52,9 +52,11 @@ from .gluon_kernels import (
 _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
 CONSUMER_WARPS = gl.constexpr(4)  # one warpgroup each; the kernel launches with this many (the first consumer)
 LOADER_WARPS = gl.constexpr(4)
-# Registers per thread: the consumers' 64 x RANK/2 float32 accumulators take 128; the loader needs few.
-CONSUMER_REGISTERS = gl.constexpr(240)
-LOADER_REGISTERS = gl.constexpr(24)
+# Registers per thread, within the 168 x 384 the launch holds: the consumers' 64 x RANK/2 float32 accumulators take
+# 128 (their loops do not spill at 232); the loader's 40 keep its whole-tile path free of spills (at 24 it reloaded
+# spilled values between a buffer's wait and its tensor copies: benchmarks/RESULTS.md, twelfth pass).
+CONSUMER_REGISTERS = gl.constexpr(232)
+LOADER_REGISTERS = gl.constexpr(40)
 # mbarriers (index): a buffer's first part landed (0 + buffer) and freed (2 + buffer), its second part landed
 # (10 + buffer) and freed (12 + buffer); queries landed (4) and freed (5); a warpgroup's tile ready for the other
 # (6 + warpgroup: the max after it and its weights stored); a warpgroup's row sums stored (8 + warpgroup).
@@ -92,21 +94,28 @@ def _gather(SOURCE, stride_block, stride_row: gl.constexpr, table, num_blocks, t
 
 
 @gluon.jit
+def _whole_tile_row(table, num_blocks, tile_start, key_end, PAGE: gl.constexpr, BLOCK_N: gl.constexpr):
+    """The cache row a whole tile (``_fetch_part``'s TMA case) starts at, from the block table; 0 for any other
+    tile, whose table entry is not read (a phantom tile's would lie past the sequence's blocks)."""
+    whole = tile_start + BLOCK_N <= key_end
+    page = gl.minimum(gl.maximum(gl.load(table + tile_start // PAGE, mask=whole, other=0), 0), num_blocks - 1)
+    return page * PAGE + tile_start % PAGE
+
+
+@gluon.jit
 def _fetch_part(CKV, KPE, ckv_rows, kpe_rows, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr,
-                table, num_blocks, tile_start, key_start, key_end, latent, COLUMN: gl.constexpr, rope,
+                table, num_blocks, tile_start, key_start, key_end, row, latent, COLUMN: gl.constexpr, rope,
                 WITH_ROPE: gl.constexpr, landed, PAGE: gl.constexpr, BLOCK_N: gl.constexpr,
                 TMA: gl.constexpr):  # fmt: skip
     """Start filling one buffer part: cache columns ``[COLUMN, COLUMN + width)`` of the tile's keys into ``latent``
     and (``WITH_ROPE``) their rope rows into ``rope``, landing on ``landed``. With ``TMA`` a whole tile (inside one
-    page) is fetched by the tensor-memory accelerator, 64 columns a copy, from the row the table names; a tile
-    the segment ends inside, or a phantom one, is gathered row by row with its missing keys zero-filled (rows past
-    a length may hold anything, NaN included: a zero weight times NaN is NaN)."""
+    page) is fetched by the tensor-memory accelerator, 64 columns a copy, from cache row ``row``
+    (``_whole_tile_row``); a tile the segment ends inside, or a phantom one, is gathered row by row with its missing
+    keys zero-filled (rows past a length may hold anything, NaN included: a zero weight times NaN is NaN)."""
     WIDTH: gl.constexpr = latent.shape[1]
     if TMA:
         if tile_start + BLOCK_N <= key_end:
             CHUNK: gl.constexpr = ckv_rows.block_type.shape[1]
-            page = gl.minimum(gl.maximum(gl.load(table + tile_start // PAGE), 0), num_blocks - 1)
-            row = page * PAGE + tile_start % PAGE
             ELEMENT: gl.constexpr = latent.dtype.primitive_bitwidth // 8
             if WITH_ROPE:
                 mbarrier.expect(landed, BLOCK_N * (WIDTH + rope.shape[1]) * ELEMENT)
@@ -199,16 +208,22 @@ def _load(Q_LAT, Q_PE, CKV, KPE, ckv_rows, kpe_rows, BLOCK_TABLE, SEQLENS, batch
             for half in gl.static_range(2):
                 tile_start = key_start + (2 * i + half) * BLOCK_N
                 buffer = ckv_smem.index(half)
+                # The tile's page is read from the table before the buffer is free, once for both parts: the
+                # table's round trip through L2 is then off the refill's path.
+                if TMA:
+                    row = _whole_tile_row(table, num_blocks, tile_start, key_end, PAGE, BLOCK_N)
+                else:
+                    row = 0
                 mbarrier.wait(bars.index(FIRST_FREED + half), free_phase)
                 _fetch_part(CKV, KPE, ckv_rows, kpe_rows, stride_cb, stride_cr, stride_kb, stride_kr, table,
-                            num_blocks, tile_start, key_start, key_end, buffer.slice(half * HALF, HALF, dim=1),
+                            num_blocks, tile_start, key_start, key_end, row, buffer.slice(half * HALF, HALF, dim=1),
                             half * HALF, kpe_smem.index(half), False, bars.index(FIRST_LANDED + half), PAGE, BLOCK_N,
                             TMA)  # fmt: skip
                 mbarrier.wait(bars.index(SECOND_FREED + half), free_phase)
                 _fetch_part(CKV, KPE, ckv_rows, kpe_rows, stride_cb, stride_cr, stride_kb, stride_kr, table,
-                            num_blocks, tile_start, key_start, key_end, buffer.slice((1 - half) * HALF, HALF, dim=1),
-                            (1 - half) * HALF, kpe_smem.index(half), True, bars.index(SECOND_LANDED + half), PAGE,
-                            BLOCK_N, TMA)  # fmt: skip
+                            num_blocks, tile_start, key_start, key_end, row,
+                            buffer.slice((1 - half) * HALF, HALF, dim=1), (1 - half) * HALF, kpe_smem.index(half), True,
+                            bars.index(SECOND_LANDED + half), PAGE, BLOCK_N, TMA)  # fmt: skip
                 if half == 0 and i == 0:
                     _load_queries(Q_LAT, Q_PE, seq, lat_rows, lat_cols, pe_rows, pe_cols, n_rows, heads, stride_qb,
                                   stride_qs, stride_qh, stride_pb, stride_ps, stride_ph, q_lat_smem, q_pe_smem, bars,
