@@ -424,6 +424,7 @@ class _Flow:
                 names = frozenset([handler.name]) if handler.name else frozenset()
                 self.assigned.update(dict.fromkeys(names))
                 self.suite(handler.body, assigned | names)
+                assigned -= names  # `except E as e:` deletes `e` when its handler ends
             if node.orelse and body is not None:
                 self.suite(node.orelse, body)
             if node.finalbody:
@@ -465,6 +466,9 @@ class _Flow:
                     bound = alias.asname or alias.name.split(".")[0]
                     self.assigned.setdefault(bound)
                     assigned |= {bound}
+        elif isinstance(node, ast.Delete):
+            for target in node.targets:
+                assigned -= self.delete(target, assigned)
         elif not isinstance(node, (ast.Global, ast.Nonlocal, ast.Pass)):
             self.read(node, assigned)
             if isinstance(node, (ast.Return, ast.Raise, ast.Break, ast.Continue)):
@@ -484,6 +488,15 @@ class _Flow:
         if isinstance(target, ast.Starred):
             return self.assign(target.value, assigned)
         self.read(target, assigned)  # obj.attr = ..., table[key] = ...: reads obj, table and key
+        return frozenset()
+
+    def delete(self, target: ast.expr, assigned: frozenset[str]) -> frozenset[str]:
+        """Record a ``del`` target; returns the variables it leaves unassigned."""
+        if isinstance(target, ast.Name):
+            return frozenset({target.id})
+        if isinstance(target, (ast.Tuple, ast.List)):
+            return frozenset().union(*(self.delete(element, assigned) for element in target.elts))
+        self.read(target, assigned)  # del obj.attr, del table[key]: reads obj, table and key
         return frozenset()
 
     def read(self, node: ast.AST, assigned: frozenset[str]) -> None:
