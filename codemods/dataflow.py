@@ -417,7 +417,9 @@ class _Flow:
                 self.read(item.context_expr, assigned)
                 if item.optional_vars is not None:
                     assigned |= self.assign(item.optional_vars, assigned)
-            return self.suite(node.body, assigned)
+            # the context manager may swallow an exception of its body (`contextlib.suppress`): what the body
+            # assigns may be unassigned after it, and the code after it may run even where the body returns
+            self.suite(node.body, assigned)
         elif isinstance(node, (ast.Try, ast.TryStar)):
             body = self.suite(node.body, assigned)
             for handler in node.handlers:
