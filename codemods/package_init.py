@@ -336,7 +336,14 @@ def seam_import_changes_imports(
     )
     module = ".".join(module_parts)
     for package, init in inits.items():
-        if module_parts[: package.count(".") + 1] == tuple(package.split(".")) or package in loaded:
+        inside = module_parts[: package.count(".") + 1] == tuple(package.split("."))
+        if inside and package == ".".join(seam.parts) and module in init.loads:
+            # the adapter is this module's package's `__init__.py`: imported through it, this module runs
+            # before the functions apply adds at that file's end exist
+            return (f"the adapter is the `__init__.py` of its package and imports it ({init.loads[module]}) before "
+                    f"the functions apply adds at its end: a call through the seam while the package is imported "
+                    f"would not find them; name a module of its own as the adapter")  # fmt: skip
+        if inside or package in loaded:
             continue
         if package == ".".join(seam.parts):
             return _adapter_changes(init, module, loaded)

@@ -448,6 +448,21 @@ def test_a_package_init_beside_a_module_named_like_the_seam_is_left(tmp_path: Pa
     subprocess.run([sys.executable, "-c", check], cwd=root, check=True)
 
 
+def test_an_adapter_that_is_the_init_importing_its_builder_is_left(tmp_path: Path) -> None:
+    # `pkg/__init__.py` as the adapter runs `build` at import, before the functions apply appends to it exist
+    init = "from types import SimpleNamespace\n\nfrom .model import build\n\n"
+    init += "DEFAULT = build(SimpleNamespace(multi_latent_attention=False))\n"
+    files = {"pkg/__init__.py": init, "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, c):\n        pass\n",
+             "pkg/model.py": BUILDS}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    config = 'adapter = "pkg/__init__.py"\nallow = ["pkg/mla_impl.py"]'
+    original, rewritten = project(tmp_path / "before", files, config), project(tmp_path / "after", files, config)
+    _, said = applied(rewritten)
+    assert "the adapter is the `__init__.py` of its package and imports it (pkg/__init__.py:3" in said, said
+    check = "import types, pkg; print(pkg.DEFAULT, type(pkg.build(types.SimpleNamespace(multi_latent_attention=1))))"
+    assert printed(check, original, rewritten) == ["None <class 'pkg.mla_impl.MLASelfAttention'>\n"] * 2
+
+
 KERNELS = "print('mla_kernels imported')\n\n\nclass MLAKernel:\n    pass\n\n\nclass MLAHelper:\n    pass\n"
 USES_KERNELS = (
     "\n\ndef f(config):\n    if config.multi_latent_attention:\n        return MLAKernel, MLAHelper\n    return 0\n"
