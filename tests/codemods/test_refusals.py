@@ -126,11 +126,16 @@ STAR_USER = "from other import mla_seam\nfrom pkg.model import *  # noqa: F403\n
 STAR_USER += "    return mla_seam.describe()\n"
 
 
-@pytest.mark.parametrize("all_names", ["", '__all__ = ["build"]\n\n\n'])
-def test_a_star_import_never_replaces_the_importers_own_seam_name(all_names: str, tmp_path: Path) -> None:
-    # without `__all__`, `import *` copies the builder's new `mla_seam` over the one `pkg/user.py` imported
+COMPUTED_ALL = '\n\n__all__ = [name for name in dir() if not name.startswith("_")]\n'
+
+
+@pytest.mark.parametrize(("all_names", "computed"), [("", ""), ('__all__ = ["build"]\n\n\n', ""), ("", COMPUTED_ALL)])
+def test_a_star_import_never_replaces_the_importers_own_seam_name(all_names: str, computed: str, tmp_path: Path):
+    # without `__all__`, or with one computed from the namespace, `import *` copies the builder's new
+    # `mla_seam` over the one `pkg/user.py` imported
     files = {"pkg/__init__.py": "", "other/__init__.py": "", "other/mla_seam.py": "def describe():\n    return 2\n",
-             "pkg/model.py": all_names + MLA_IF.replace("def f(", "def build("), "pkg/user.py": STAR_USER}  # fmt: skip
+             "pkg/model.py": all_names + MLA_IF.replace("def f(", "def build(") + computed,
+             "pkg/user.py": STAR_USER}  # fmt: skip
     (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
     original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
     _, said = applied(rewritten)
