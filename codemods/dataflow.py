@@ -426,10 +426,10 @@ class _Flow:
                 names = frozenset([handler.name]) if handler.name else frozenset()
                 self.assigned.update(dict.fromkeys(names))
                 self.suite(handler.body, assigned | names)
-                assigned -= names  # `except E as e:` deletes `e` when its handler ends
             if node.orelse and body is not None:
                 self.suite(node.orelse, body)
             if node.finalbody:
+                assigned -= _unbound_by(node)
                 final = self.suite(node.finalbody, assigned)
                 return None if final is None else assigned | final
         elif isinstance(node, ast.Match):
@@ -447,7 +447,7 @@ class _Flow:
             return assigned | {node.name}
         else:
             return self.simple(node, assigned)
-        return assigned
+        return assigned - _unbound_by(node)
 
     def simple(self, node: ast.stmt, assigned: frozenset[str]) -> Assigned:
         if isinstance(node, ast.Assign):
@@ -534,6 +534,19 @@ class _Flow:
         for part in parts:
             for name in _loaded_names(part):
                 self.read_name(name, assigned)
+
+
+def _unbound_by(statement: ast.stmt) -> frozenset[str]:
+    """The variables a compound statement may leave unassigned on some path through it: those it deletes
+    (``del x`` in a loop, a ``try``, a ``case``) and the names of its ``except ... as`` handlers, which Python
+    deletes when the handler ends."""
+    names: set[str] = set()
+    for node in _own_nodes([statement]):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Del):
+            names.add(node.id)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+    return frozenset(names)
 
 
 def _holds(statement: ast.stmt, node: ast.AST) -> bool:
