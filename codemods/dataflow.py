@@ -144,12 +144,14 @@ def _bound_only_in_block(owned: list[Occurrence], in_block: set[int], moving: Ab
 
 def _bound_before(bindings: Bindings, owner: Frame, scope: Frame, name: str) -> bool:
     """Is the variable ``name`` of the function ``owner`` certainly assigned wherever the function of ``scope``
-    (nested in it) is defined, and never deleted? Then it is bound whenever that function runs."""
+    (nested in it) is defined, and never deleted (nor the name of an ``except`` handler)? Then it is bound
+    whenever that function runs."""
     function = owner.node
     if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
         return False
-    if any(o.name == name and isinstance(getattr(o.node, "ctx", None), ast.Del) for o in bindings.owned_by(owner)):
-        return False
+    if any(o.name == name and (isinstance(getattr(o.node, "ctx", None), ast.Del) or isinstance(o.node, ast.ExceptHandler))
+           for o in bindings.owned_by(owner)):  # fmt: skip
+        return False  # deleted by `del`, or by the end of an `except ... as` handler
     if name in {a.arg for a in parameters_of(function.args)}:
         return True
     if isinstance(function, ast.Lambda):
