@@ -232,8 +232,11 @@ class FileContext:
                 f"it reads {why}, and the module {self.own_namespace}, which may read or rebind it while the arm runs"
             )
         stores = self._module_stores.get(name, [])
-        if any(not occurrence.is_store for occurrence in stores):
-            return Refusal(f"it reads {why} that the module deletes: it may be unbound where the arm reads it")
+        if any(not occurrence.is_store or isinstance(occurrence.node, ast.ExceptHandler) for occurrence in stores):
+            return Refusal(  # `except E as name:` deletes the name where its handler ends
+                f"it reads {why} that the module deletes (`del`, or an `except ... as` handler's end): it may be "
+                "unbound where the arm reads it"
+            )
         if self.project.is_patched(name):
             return Refusal(
                 f"it reads {why} that some file sets as a module attribute or patches by name: set while the arm "
