@@ -69,11 +69,23 @@ def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam, pr
         result.refuse("nested too deeply for the codemods", data)
     except (cst.ParserSyntaxError, UnicodeDecodeError, SyntaxError) as exc:
         result = FileRewrite(relpath, data)
-        result.refuse(f"LibCST cannot parse it: {str(exc).splitlines()[0]}", data)
+        first = str(exc).splitlines()[0]
+        if _libcst_parses(data):  # the file is fine: what failed to parse is code the codemods wrote
+            result.refuse(f"the codemods failed on it (their code does not parse: {first})", data)
+        else:
+            result.refuse(f"LibCST cannot parse it: {first}", data)
     except Exception as exc:  # noqa: BLE001 - one file's failure is that file's result, as a LibCST codemod's
         result = FileRewrite(relpath, data)
         result.refuse(f"the codemods failed on it ({type(exc).__name__}: {exc})", data)
     return result
+
+
+def _libcst_parses(data: bytes) -> bool:
+    try:
+        call_with_room(cst.parse_module, data)
+    except Exception:  # noqa: BLE001 - any failure means no
+        return False
+    return True
 
 
 def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, project: Project,

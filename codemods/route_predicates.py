@@ -214,7 +214,11 @@ class RoutePredicates:
         function = adapter_function(
             "predicate", suggested, holder.parameters, body, alternatives, context.top_level_names
         )
-        arguments = [cst.Arg(unparenthesized(n) if _single_line(context, n) else n) for n in holder.arguments]
+        # an argument keeps the parentheses a `yield` needs there, and those around code over several lines
+        arguments = [
+            cst.Arg(unparenthesized(n) if _single_line(context, n) and not isinstance(n, cst.Yield) else n)
+            for n in holder.arguments
+        ]
         call = cst.Call(
             cst.Attribute(cst.Name(context.seam.name), cst.Name(function.placeholder)),
             arguments,

@@ -468,6 +468,30 @@ def test_an_adapter_that_is_the_init_importing_its_builder_is_left(tmp_path: Pat
     assert printed(check, original, rewritten) == ["None <class 'pkg.mla_impl.MLASelfAttention'>\n"] * 2
 
 
+YIELDS = "def gen(config):\n    if (yield config).multi_latent_attention:\n        return 1\n    return 0\n\n\n"
+YIELDS += "def build(config):\n    g = gen(config)\n    next(g)\n    try:\n        g.send(config)\n"
+YIELDS += "    except StopIteration as stop:\n        return stop.value\n"
+
+
+def test_a_yield_passed_to_a_predicate_keeps_its_parentheses(tmp_path: Path) -> None:
+    # `mla_seam.multi_latent_attention(yield config)` does not parse: the file was left as unparseable
+    original = make_project(tmp_path / "before", YIELDS.encode())
+    rewritten = make_project(tmp_path / "after", YIELDS.encode())
+    plan, said = applied(rewritten)
+    assert plan.routed == 1 and "multi_latent_attention((yield config))" in (rewritten / "case.py").read_text(), said
+    assert behaviour(rewritten) == behaviour(original)
+
+
+def test_code_of_the_codemods_that_does_not_parse_is_not_blamed_on_the_file(monkeypatch, tmp_path: Path) -> None:
+    def failing(*args):
+        raise SyntaxError("invalid syntax")
+
+    monkeypatch.setattr("seamfix.codemods.rewrite._rewrite", failing)
+    root = make_project(tmp_path / "p", YIELDS.encode())
+    plan, said = applied(root)
+    assert "case.py: the codemods failed on it (their code does not parse: invalid syntax)" in said, said
+
+
 KERNELS = "print('mla_kernels imported')\n\n\nclass MLAKernel:\n    pass\n\n\nclass MLAHelper:\n    pass\n"
 USES_KERNELS = (
     "\n\ndef f(config):\n    if config.multi_latent_attention:\n        return MLAKernel, MLAHelper\n    return 0\n"
