@@ -29,6 +29,8 @@ _GROWS_THROUGH = (cst.Attribute, cst.Subscript, cst.Comparison, cst.ComparisonTa
 _PREDICATE_PARAMETERS = {"self": "obj", "cls": "klass"}
 _LITERALS = (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float, cst.Imaginary)
 _CONSTANTS = frozenset({"None", "True", "False"})
+# Expressions that need their parentheses as one argument of several
+_PARENTHESIZED = (cst.Yield, cst.GeneratorExp)
 # Builtins that read the variables of the function calling them from the string they are given.
 _RUNS_IN_CALLER = frozenset({"eval", "exec"})
 _PROBE_WORDS = {"isinstance": "is", "issubclass": "is_subclass_of", "hasattr": "has", "getattr": "get"}
@@ -214,9 +216,10 @@ class RoutePredicates:
         function = adapter_function(
             "predicate", suggested, holder.parameters, body, alternatives, context.top_level_names
         )
-        # an argument keeps the parentheses a `yield` needs there, and those around code over several lines
+        # an argument keeps the parentheses a `yield` or a generator expression needs among others, and those
+        # around code over several lines
         arguments = [
-            cst.Arg(unparenthesized(n) if _single_line(context, n) and not isinstance(n, cst.Yield) else n)
+            cst.Arg(unparenthesized(n) if _single_line(context, n) and not isinstance(n, _PARENTHESIZED) else n)
             for n in holder.arguments
         ]
         call = cst.Call(
