@@ -55,7 +55,7 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt],
     owned = bindings.owned_by(scope)
     used_outside = {o.name for o in owned if o.kind in ("name", "definition") and id(o.node) not in in_block}
     flow = BlockFlow(globals=sorted(inside.globals))
-    returns = any(isinstance(node, ast.Return) for node in _own_nodes(block))
+    returns = any(isinstance(node, ast.Return) for node in own_nodes(block))
     if returns and must_after is not None:
         blocker = blocker or "it returns on some paths only"
     flow.returns = returns
@@ -100,13 +100,13 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt],
                 f"`{name}` is shared with a function or generator defined outside it, which would not see the "
                 "adapter's copy"
             )
-    if (results or returns) and any(isinstance(node, (ast.With, ast.AsyncWith)) for node in _own_nodes(block)):
+    if (results or returns) and any(isinstance(node, (ast.With, ast.AsyncWith)) for node in own_nodes(block)):
         blocker = blocker or "a `with` in it may swallow an exception and skip the value or return it passes on"
     if inside.assigned and (probe := _reads_own_frame(function, in_block)):
         blocker = blocker or (
             f"its function calls `{probe}` outside it, which would not see the variables the arm assigns in the adapter"
         )
-    bare_raise = any(isinstance(node, ast.Raise) and node.exc is None for node in _own_nodes(block))
+    bare_raise = any(isinstance(node, ast.Raise) and node.exc is None for node in own_nodes(block))
     if bare_raise and _in_except_star(function, block):
         blocker = blocker or (
             "its bare `raise` re-raises the group an `except*` around it matched, which a `raise` in a function it "
@@ -190,7 +190,7 @@ def _runs_later(frame: Frame, scope: Frame) -> bool:
 def _reads_own_frame(function: Function, in_block: set[int]) -> str | None:
     """The call of ``function`` outside the block (not in a nested function) that reads its variables by name
     rather than through the names themselves (``locals()``, ``eval``, a frame probe), if there is one."""
-    for node in _own_nodes(function.body):
+    for node in own_nodes(function.body):
         if id(node) in in_block or not isinstance(node, ast.Call):
             continue
         callee = node.func
@@ -243,13 +243,13 @@ def _inside(function: Function, block: list[ast.stmt], holds: Callable[[ast.AST,
 def _declared_global(function: Function) -> set[str]:
     return {
         name
-        for node in _own_nodes(function.body)
+        for node in own_nodes(function.body)
         if isinstance(node, (ast.Global, ast.Nonlocal))
         for name in node.names
     }
 
 
-def _own_nodes(statements: list[ast.stmt]) -> Iterator[ast.AST]:
+def own_nodes(statements: list[ast.stmt]) -> Iterator[ast.AST]:
     """Nodes of ``statements`` outside nested functions, lambdas and classes (the last statement's first)."""
     stack = list(statements)
     while stack:
@@ -263,7 +263,7 @@ def _blocker(block: list[ast.stmt]) -> str | None:
     """Why the block's meaning depends on being where it is, if it does (each reason is documented in the
     README's list of arms left in place)."""
     outer_jumps = _jumps_out_of_loops(block)
-    for node in _own_nodes(block):
+    for node in own_nodes(block):
         if isinstance(node, (ast.Yield, ast.YieldFrom, ast.Await, ast.AsyncFor, ast.AsyncWith)):
             return "it yields or awaits"
         if isinstance(node, ast.comprehension) and node.is_async:
@@ -543,7 +543,7 @@ def _unbound_by(statement: ast.stmt) -> frozenset[str]:
     (``del x`` in a loop, a ``try``, a ``case``) and the names of its ``except ... as`` handlers, which Python
     deletes when the handler ends."""
     names: set[str] = set()
-    for node in _own_nodes([statement]):
+    for node in own_nodes([statement]):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Del):
             names.add(node.id)
         elif isinstance(node, ast.ExceptHandler) and node.name:
