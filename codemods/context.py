@@ -182,7 +182,10 @@ class FileContext:
         if self.project.is_patched(name):
             return Refusal(f"it reads {why} that a test patches by name; the adapter would not see the patch")
         if self.project.reexported(self.module_name, name, self.relpath):
-            return Refusal(f"it reads {why} that another module imports from it (or reads as its attribute)")
+            return Refusal(
+                f"it reads {why} that another module imports from it (or reads as its attribute) or a configuration "
+                "file names by its dotted path"
+            )
         line = self._import_of(statement, stores[0].node)
         source = line.split()[1]
         if source == self.module_name or is_test_module(source) or self.project.is_script_import(source, self.relpath):

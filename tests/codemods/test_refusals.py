@@ -492,6 +492,19 @@ def test_code_of_the_codemods_that_does_not_parse_is_not_blamed_on_the_file(monk
     assert "case.py: the codemods failed on it (their code does not parse: invalid syntax)" in said, said
 
 
+@pytest.mark.parametrize("config", ["conf/model.yaml", "conf/registry.json"])
+def test_a_name_a_configuration_file_names_by_its_dotted_path_stays(config: str, tmp_path: Path) -> None:
+    # Hydra's `_target_: pkg.model.MLASelfAttention`: instantiating it reads the name from the builder module
+    target = "pkg.model.MLASelfAttention"
+    text = f"model:\n  _target_: {target}\n" if config.endswith(".yaml") else f'{{"mla": "{target}"}}\n'
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, c):\n        pass\n",
+             "pkg/model.py": BUILDS, config: text}  # fmt: skip
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    assert "or a configuration file names by its dotted path" in said, said
+    check = "import importlib; print(getattr(importlib.import_module('pkg.model'), 'MLASelfAttention').__name__)"
+    assert printed(check, original, rewritten) == ["MLASelfAttention\n"] * 2
+
+
 KERNELS = "print('mla_kernels imported')\n\n\nclass MLAKernel:\n    pass\n\n\nclass MLAHelper:\n    pass\n"
 USES_KERNELS = (
     "\n\ndef f(config):\n    if config.multi_latent_attention:\n        return MLAKernel, MLAHelper\n    return 0\n"
