@@ -112,8 +112,9 @@ class Project:
         seam_reads = _seam_reads(seam_module) if seam_module else None
         dotted = tuple(module for module in modules if "." in module)
         for relpath, text in _scanned_files(settings.root, configuration=bool(dotted)):
-            if not relpath.endswith(".py"):
+            if dotted:
                 project._scan_dotted_paths(relpath, text, dotted)
+            if not relpath.endswith(".py"):
                 continue
             if seam_reads is not None and seam_name in text and relpath != settings.adapter:
                 project.seam_reads |= _names_read(seam_reads, text)
@@ -179,10 +180,11 @@ class Project:
                 self.importers.setdefault((module, match.group(2) or "*"), set()).add(relpath)
 
     def _scan_dotted_paths(self, relpath: str, text: str, modules: tuple[str, ...]) -> None:
-        """A configuration file naming a builder's global by its dotted path (Hydra's ``_target_:
-        pkg.model.Name``, a registry's JSON): whatever instantiates it reads the name from the builder module."""
+        """A file naming a builder's global by its path (Hydra's ``_target_: pkg.model.Name``, a registry's
+        JSON, an entry point's ``pkg.model:Name``, ``pkgutil.resolve_name``): whatever loads it reads the name
+        from the builder module."""
         if any(module in text for module in modules):
-            for match in _attribute_read(modules).finditer(text):
+            for match in _dotted_path(modules).finditer(text):
                 self.importers.setdefault(match.groups(), set()).add(relpath)
 
     def _scan_modules_by_name(self, relpath: str, text: str, modules: set[str]) -> None:
@@ -306,6 +308,13 @@ def _attribute_read(spellings: tuple[str, ...]) -> re.Pattern[str]:
     """``<spelling>.<Name>``, where the spelling is not itself an attribute (``self.model.x``)."""
     alternatives = "|".join(re.escape(spelling) for spelling in sorted(spellings, key=len, reverse=True))
     return re.compile(rf"(?<![\w.])({alternatives})\.(\w+)")
+
+
+@functools.lru_cache(maxsize=64)
+def _dotted_path(modules: tuple[str, ...]) -> re.Pattern[str]:
+    """``<module>.<Name>`` or ``<module>:<Name>`` (an entry point's spelling)."""
+    alternatives = "|".join(re.escape(module) for module in sorted(modules, key=len, reverse=True))
+    return re.compile(rf"(?<![\w.])({alternatives})[.:](\w+)")
 
 
 @functools.lru_cache(maxsize=64)

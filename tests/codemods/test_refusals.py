@@ -492,11 +492,17 @@ def test_code_of_the_codemods_that_does_not_parse_is_not_blamed_on_the_file(monk
     assert "case.py: the codemods failed on it (their code does not parse: invalid syntax)" in said, said
 
 
-@pytest.mark.parametrize("config", ["conf/model.yaml", "conf/registry.json"])
+NAMED_BY_PATH = {
+    "conf/model.yaml": "model:\n  _target_: pkg.model.MLASelfAttention\n",  # Hydra
+    "conf/registry.json": '{"mla": "pkg.model.MLASelfAttention"}\n',
+    "plugins/setup.cfg": "[options.entry_points]\nattention =\n    mla = pkg.model:MLASelfAttention\n",
+}
+
+
+@pytest.mark.parametrize("config", NAMED_BY_PATH)
 def test_a_name_a_configuration_file_names_by_its_dotted_path_stays(config: str, tmp_path: Path) -> None:
-    # Hydra's `_target_: pkg.model.MLASelfAttention`: instantiating it reads the name from the builder module
-    target = "pkg.model.MLASelfAttention"
-    text = f"model:\n  _target_: {target}\n" if config.endswith(".yaml") else f'{{"mla": "{target}"}}\n'
+    # instantiating `_target_: pkg.model.MLASelfAttention` reads the name from the builder module
+    text = NAMED_BY_PATH[config]
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, c):\n        pass\n",
              "pkg/model.py": BUILDS, config: text}  # fmt: skip
     said, original, rewritten = applied_beside_original(tmp_path, files)
