@@ -511,6 +511,20 @@ def test_a_name_a_configuration_file_names_by_its_dotted_path_stays(config: str,
     assert printed(check, original, rewritten) == ["MLASelfAttention\n"] * 2
 
 
+LAZY_INIT = "import importlib\n\n_LAZY = {'build': '.model'}\n\n\ndef __getattr__(name):\n"
+LAZY_INIT += "    return getattr(importlib.import_module(_LAZY[name], __name__), name)\n"
+
+
+def test_a_builder_is_left_where_the_seams_package_answers_names_through_a_module_getattr(tmp_path: Path) -> None:
+    # `from pkg import mla_seam` asks `pkg.__getattr__("mla_seam")` first: its `KeyError` broke the builder's import
+    files = {"pkg/__init__.py": LAZY_INIT, "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, c):\n"
+             "        pass\n", "pkg/model.py": BUILDS}  # fmt: skip
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    assert "first asks the module `__getattr__` of package `pkg` (pkg/__init__.py:6)" in said, said
+    check = "import types, pkg; print(type(pkg.build(types.SimpleNamespace(multi_latent_attention=1))).__name__)"
+    assert printed(check, original, rewritten) == ["MLASelfAttention\n"] * 2
+
+
 KERNELS = "print('mla_kernels imported')\n\n\nclass MLAKernel:\n    pass\n\n\nclass MLAHelper:\n    pass\n"
 USES_KERNELS = (
     "\n\ndef f(config):\n    if config.multi_latent_attention:\n        return MLAKernel, MLAHelper\n    return 0\n"
