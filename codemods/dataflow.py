@@ -149,9 +149,11 @@ def _bound_before(bindings: Bindings, owner: Frame, scope: Frame, name: str) -> 
     function = owner.node
     if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
         return False
-    if any(o.name == name and (isinstance(getattr(o.node, "ctx", None), ast.Del) or isinstance(o.node, ast.ExceptHandler))
-           for o in bindings.owned_by(owner)):  # fmt: skip
-        return False  # deleted by `del`, or by the end of an `except ... as` handler
+    for o in bindings.owned_by(owner):
+        if o.name == name and (
+            isinstance(getattr(o.node, "ctx", None), ast.Del) or isinstance(o.node, ast.ExceptHandler)
+        ):
+            return False  # deleted by `del`, or by the end of an `except ... as` handler
     if name in {a.arg for a in parameters_of(function.args)}:
         return True
     if isinstance(function, ast.Lambda):
@@ -242,10 +244,7 @@ def _inside(function: Function, block: list[ast.stmt], holds: Callable[[ast.AST,
 
 def _declared_global(function: Function) -> set[str]:
     return {
-        name
-        for node in own_nodes(function.body)
-        if isinstance(node, (ast.Global, ast.Nonlocal))
-        for name in node.names
+        name for node in own_nodes(function.body) if isinstance(node, (ast.Global, ast.Nonlocal)) for name in node.names
     }
 
 

@@ -316,9 +316,11 @@ def seam_import_changes_imports(
         return None
     package_init = inits.get(seam.package) if seam.package else None
     if package_init is not None and package_init.answers_names is not None:
-        return (f"the seam import `from {seam.package} import {seam.name}` first asks the module `__getattr__` of "
-                f"package `{seam.package}` ({package_init.answers_names}) for `{seam.name}`, which may answer with "
-                f"something else or raise; an adapter in a package without one (or at the top level) avoids it")  # fmt: skip
+        return (
+            f"the seam import `from {seam.package} import {seam.name}` first asks the module `__getattr__` of "
+            f"package `{seam.package}` ({package_init.answers_names}) for `{seam.name}`, which may answer with "
+            f"something else or raise; an adapter in a package without one (or at the top level) avoids it"
+        )
     top = seam.parts[0]
     imports_top = any(
         top in _modules_loaded(node, package_parts) for node in ast.walk(before) if isinstance(node, ast.stmt)

@@ -149,6 +149,7 @@ def test_a_star_import_never_replaces_the_importers_own_seam_name(all_names: str
 
 BUILDS = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config):\n"
 BUILDS += "    if config.multi_latent_attention:\n        return MLASelfAttention(config)\n    return None\n"
+MLA_CLASS = "class MLASelfAttention:\n    def __init__(self, c):\n        pass\n"
 # the spellings of a patch of `pkg.model.MLASelfAttention` in a test, each run as `with <form>:`
 PATCH_FORMS = [
     'mock.patch(f"{MODULE}.MLASelfAttention", Fake)',
@@ -457,8 +458,7 @@ def test_an_adapter_that_is_the_init_importing_its_builder_is_left(tmp_path: Pat
     # `pkg/__init__.py` as the adapter runs `build` at import, before the functions apply appends to it exist
     init = "from types import SimpleNamespace\n\nfrom .model import build\n\n"
     init += "DEFAULT = build(SimpleNamespace(multi_latent_attention=False))\n"
-    files = {"pkg/__init__.py": init, "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, c):\n        pass\n",
-             "pkg/model.py": BUILDS}  # fmt: skip
+    files = {"pkg/__init__.py": init, "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": BUILDS}
     (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
     config = 'adapter = "pkg/__init__.py"\nallow = ["pkg/mla_impl.py"]'
     original, rewritten = project(tmp_path / "before", files, config), project(tmp_path / "after", files, config)
@@ -503,8 +503,7 @@ NAMED_BY_PATH = {
 def test_a_name_a_configuration_file_names_by_its_dotted_path_stays(config: str, tmp_path: Path) -> None:
     # instantiating `_target_: pkg.model.MLASelfAttention` reads the name from the builder module
     text = NAMED_BY_PATH[config]
-    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, c):\n        pass\n",
-             "pkg/model.py": BUILDS, config: text}  # fmt: skip
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": BUILDS, config: text}
     said, original, rewritten = applied_beside_original(tmp_path, files)
     assert "or a configuration file names by its dotted path" in said, said
     check = "import importlib; print(getattr(importlib.import_module('pkg.model'), 'MLASelfAttention').__name__)"
@@ -517,8 +516,7 @@ LAZY_INIT += "    return getattr(importlib.import_module(_LAZY[name], __name__),
 
 def test_a_builder_is_left_where_the_seams_package_answers_names_through_a_module_getattr(tmp_path: Path) -> None:
     # `from pkg import mla_seam` asks `pkg.__getattr__("mla_seam")` first: its `KeyError` broke the builder's import
-    files = {"pkg/__init__.py": LAZY_INIT, "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, c):\n"
-             "        pass\n", "pkg/model.py": BUILDS}  # fmt: skip
+    files = {"pkg/__init__.py": LAZY_INIT, "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": BUILDS}
     said, original, rewritten = applied_beside_original(tmp_path, files)
     assert "first asks the module `__getattr__` of package `pkg` (pkg/__init__.py:6)" in said, said
     check = "import types, pkg; print(type(pkg.build(types.SimpleNamespace(multi_latent_attention=1))).__name__)"
