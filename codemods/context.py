@@ -18,6 +18,7 @@ from libcst.metadata import CodeRange
 from seamfix.analysis.expressions import nested_statements
 from seamfix.analysis.seam_bindings import absolute_module
 from seamfix.codemods.bindings import Bindings, Occurrence, global_declarations, top_level_names
+from seamfix.codemods.dataflow import own_nodes
 from seamfix.codemods.focus import Focus
 from seamfix.codemods.nodes import Span, expressions_by_span, span_of
 from seamfix.codemods.project import Project, is_test_module
@@ -28,8 +29,12 @@ PLACEHOLDER_PREFIX = "_seamfix_pending_"
 _STAR_IMPORT = re.compile(r"\bimport\s*\(?\s*\*")
 _GLOBAL = re.compile(r"\bglobal\s")
 # what reaching a module's own namespace takes, but an import of itself (checked by its name)
-_REACH = re.compile(r"\bglobals\s*\(|\b__globals__\b|\bmodules\s*[\[.]|__import__\s*\(|\bimport_module\s*\(")
-_OWN_NAMESPACE = re.compile(r"\bglobals\s*\(|\b__name__\b|\b__globals__\b|\bmodules\b|\bimport\b|__import__")
+_REACH = re.compile(
+    r"\bglobals\s*\(|\b__globals__\b|\bmodules\s*[\[.]|__import__\s*\(|\bimport_module\s*\(|\b(?:exec|eval)\s*\("
+)
+_OWN_NAMESPACE = re.compile(
+    r"\bglobals\s*\(|\b__name__\b|\b__globals__\b|\bmodules\b|\bimport\b|__import__|\b(?:exec|eval)\s*\("
+)
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _DICT_READS = frozenset({"get", "keys", "values", "items", "copy", "__contains__", "__getitem__"})
 # Decorators that compile their function from its source (TorchScript, Triton and Gluon, Numba, Megatron's
@@ -177,7 +182,10 @@ class FileContext:
         if self.project.is_patched(name):
             return Refusal(f"it reads {why} that a test patches by name; the adapter would not see the patch")
         if self.project.reexported(self.module_name, name, self.relpath):
-            return Refusal(f"it reads {why} that another module imports from it (or reads as its attribute)")
+            return Refusal(
+                f"it reads {why} that another module imports from it (or reads as its attribute) or a configuration "
+                "file names by its dotted path"
+            )
         line = self._import_of(statement, stores[0].node)
         source = line.split()[1]
         if source == self.module_name or is_test_module(source) or self.project.is_script_import(source, self.relpath):
@@ -232,8 +240,11 @@ class FileContext:
                 f"it reads {why}, and the module {self.own_namespace}, which may read or rebind it while the arm runs"
             )
         stores = self._module_stores.get(name, [])
-        if any(not occurrence.is_store for occurrence in stores):
-            return Refusal(f"it reads {why} that the module deletes: it may be unbound where the arm reads it")
+        if any(not occurrence.is_store or isinstance(occurrence.node, ast.ExceptHandler) for occurrence in stores):
+            return Refusal(  # `except E as name:` deletes the name where its handler ends
+                f"it reads {why} that the module deletes (`del`, or an `except ... as` handler's end): it may be "
+                "unbound where the arm reads it"
+            )
         if self.project.is_patched(name):
             return Refusal(
                 f"it reads {why} that some file sets as a module attribute or patches by name: set while the arm "
@@ -391,6 +402,7 @@ def _namespace_reach(
 ) -> str | None:
     """How the module ``module_name`` reaches its own namespace (see ``FileContext.own_namespace``); a
     ``globals()`` call whose id is in ``reads`` only reads it."""
+    top_level = {id(node) for node in own_nodes(tree.body)}
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)) and module_name in _imported_modules(node, package):
             return f"imports itself (`{ast.unparse(node)}`)"
@@ -400,9 +412,22 @@ def _namespace_reach(
             return "calls `globals()`"
         if isinstance(node, ast.Attribute) and node.attr == "__globals__":
             return f"reads `{ast.unparse(node)}`"
+        if _runs_code_in_its_namespace(node, top_level):
+            return f"calls `{node.func.id}(...)` without a namespace of its own (the code it runs may rebind its names)"
         if _reads_module_named(node, module_name):
             return f"reads itself as `{ast.unparse(node)}`"
     return None
+
+
+def _runs_code_in_its_namespace(node: ast.AST, top_level: set[int]) -> bool:
+    """``exec(code)`` anywhere (``global x; x = 2`` in it rebinds the module's ``x``), ``eval(code)`` outside
+    functions and classes (a ``:=`` in it binds a module name there): the code runs with the module's globals.
+    With a namespace of its own passed, it does not."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in {"exec", "eval"}):
+        return False
+    if node.func.id == "eval" and id(node) not in top_level:
+        return False
+    return len(node.args) < 2 and not any(keyword.arg in {"globals", None} for keyword in node.keywords)
 
 
 @functools.lru_cache(maxsize=256)

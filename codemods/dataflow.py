@@ -55,7 +55,7 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt],
     owned = bindings.owned_by(scope)
     used_outside = {o.name for o in owned if o.kind in ("name", "definition") and id(o.node) not in in_block}
     flow = BlockFlow(globals=sorted(inside.globals))
-    returns = any(isinstance(node, ast.Return) for node in _own_nodes(block))
+    returns = any(isinstance(node, ast.Return) for node in own_nodes(block))
     if returns and must_after is not None:
         blocker = blocker or "it returns on some paths only"
     flow.returns = returns
@@ -100,13 +100,13 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt],
                 f"`{name}` is shared with a function or generator defined outside it, which would not see the "
                 "adapter's copy"
             )
-    if (results or returns) and any(isinstance(node, (ast.With, ast.AsyncWith)) for node in _own_nodes(block)):
+    if (results or returns) and any(isinstance(node, (ast.With, ast.AsyncWith)) for node in own_nodes(block)):
         blocker = blocker or "a `with` in it may swallow an exception and skip the value or return it passes on"
     if inside.assigned and (probe := _reads_own_frame(function, in_block)):
         blocker = blocker or (
             f"its function calls `{probe}` outside it, which would not see the variables the arm assigns in the adapter"
         )
-    bare_raise = any(isinstance(node, ast.Raise) and node.exc is None for node in _own_nodes(block))
+    bare_raise = any(isinstance(node, ast.Raise) and node.exc is None for node in own_nodes(block))
     if bare_raise and _in_except_star(function, block):
         blocker = blocker or (
             "its bare `raise` re-raises the group an `except*` around it matched, which a `raise` in a function it "
@@ -144,12 +144,16 @@ def _bound_only_in_block(owned: list[Occurrence], in_block: set[int], moving: Ab
 
 def _bound_before(bindings: Bindings, owner: Frame, scope: Frame, name: str) -> bool:
     """Is the variable ``name`` of the function ``owner`` certainly assigned wherever the function of ``scope``
-    (nested in it) is defined, and never deleted? Then it is bound whenever that function runs."""
+    (nested in it) is defined, and never deleted (nor the name of an ``except`` handler)? Then it is bound
+    whenever that function runs."""
     function = owner.node
     if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
         return False
-    if any(o.name == name and isinstance(getattr(o.node, "ctx", None), ast.Del) for o in bindings.owned_by(owner)):
-        return False
+    for o in bindings.owned_by(owner):
+        if o.name == name and (
+            isinstance(getattr(o.node, "ctx", None), ast.Del) or isinstance(o.node, ast.ExceptHandler)
+        ):
+            return False  # deleted by `del`, or by the end of an `except ... as` handler
     if name in {a.arg for a in parameters_of(function.args)}:
         return True
     if isinstance(function, ast.Lambda):
@@ -188,7 +192,7 @@ def _runs_later(frame: Frame, scope: Frame) -> bool:
 def _reads_own_frame(function: Function, in_block: set[int]) -> str | None:
     """The call of ``function`` outside the block (not in a nested function) that reads its variables by name
     rather than through the names themselves (``locals()``, ``eval``, a frame probe), if there is one."""
-    for node in _own_nodes(function.body):
+    for node in own_nodes(function.body):
         if id(node) in in_block or not isinstance(node, ast.Call):
             continue
         callee = node.func
@@ -240,14 +244,11 @@ def _inside(function: Function, block: list[ast.stmt], holds: Callable[[ast.AST,
 
 def _declared_global(function: Function) -> set[str]:
     return {
-        name
-        for node in _own_nodes(function.body)
-        if isinstance(node, (ast.Global, ast.Nonlocal))
-        for name in node.names
+        name for node in own_nodes(function.body) if isinstance(node, (ast.Global, ast.Nonlocal)) for name in node.names
     }
 
 
-def _own_nodes(statements: list[ast.stmt]) -> Iterator[ast.AST]:
+def own_nodes(statements: list[ast.stmt]) -> Iterator[ast.AST]:
     """Nodes of ``statements`` outside nested functions, lambdas and classes (the last statement's first)."""
     stack = list(statements)
     while stack:
@@ -261,7 +262,7 @@ def _blocker(block: list[ast.stmt]) -> str | None:
     """Why the block's meaning depends on being where it is, if it does (each reason is documented in the
     README's list of arms left in place)."""
     outer_jumps = _jumps_out_of_loops(block)
-    for node in _own_nodes(block):
+    for node in own_nodes(block):
         if isinstance(node, (ast.Yield, ast.YieldFrom, ast.Await, ast.AsyncFor, ast.AsyncWith)):
             return "it yields or awaits"
         if isinstance(node, ast.comprehension) and node.is_async:
@@ -417,7 +418,9 @@ class _Flow:
                 self.read(item.context_expr, assigned)
                 if item.optional_vars is not None:
                     assigned |= self.assign(item.optional_vars, assigned)
-            return self.suite(node.body, assigned)
+            # the context manager may swallow an exception of its body (`contextlib.suppress`): what the body
+            # assigns may be unassigned after it, and the code after it may run even where the body returns
+            self.suite(node.body, assigned)
         elif isinstance(node, (ast.Try, ast.TryStar)):
             body = self.suite(node.body, assigned)
             for handler in node.handlers:
@@ -427,6 +430,7 @@ class _Flow:
             if node.orelse and body is not None:
                 self.suite(node.orelse, body)
             if node.finalbody:
+                assigned -= _unbound_by(node)
                 final = self.suite(node.finalbody, assigned)
                 return None if final is None else assigned | final
         elif isinstance(node, ast.Match):
@@ -444,7 +448,7 @@ class _Flow:
             return assigned | {node.name}
         else:
             return self.simple(node, assigned)
-        return assigned
+        return assigned - _unbound_by(node)
 
     def simple(self, node: ast.stmt, assigned: frozenset[str]) -> Assigned:
         if isinstance(node, ast.Assign):
@@ -465,6 +469,9 @@ class _Flow:
                     bound = alias.asname or alias.name.split(".")[0]
                     self.assigned.setdefault(bound)
                     assigned |= {bound}
+        elif isinstance(node, ast.Delete):
+            for target in node.targets:
+                assigned -= self.delete(target, assigned)
         elif not isinstance(node, (ast.Global, ast.Nonlocal, ast.Pass)):
             self.read(node, assigned)
             if isinstance(node, (ast.Return, ast.Raise, ast.Break, ast.Continue)):
@@ -484,6 +491,15 @@ class _Flow:
         if isinstance(target, ast.Starred):
             return self.assign(target.value, assigned)
         self.read(target, assigned)  # obj.attr = ..., table[key] = ...: reads obj, table and key
+        return frozenset()
+
+    def delete(self, target: ast.expr, assigned: frozenset[str]) -> frozenset[str]:
+        """Record a ``del`` target; returns the variables it leaves unassigned."""
+        if isinstance(target, ast.Name):
+            return frozenset({target.id})
+        if isinstance(target, (ast.Tuple, ast.List)):
+            return frozenset().union(*(self.delete(element, assigned) for element in target.elts))
+        self.read(target, assigned)  # del obj.attr, del table[key]: reads obj, table and key
         return frozenset()
 
     def read(self, node: ast.AST, assigned: frozenset[str]) -> None:
@@ -519,6 +535,19 @@ class _Flow:
         for part in parts:
             for name in _loaded_names(part):
                 self.read_name(name, assigned)
+
+
+def _unbound_by(statement: ast.stmt) -> frozenset[str]:
+    """The variables a compound statement may leave unassigned on some path through it: those it deletes
+    (``del x`` in a loop, a ``try``, a ``case``) and the names of its ``except ... as`` handlers, which Python
+    deletes when the handler ends."""
+    names: set[str] = set()
+    for node in own_nodes([statement]):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Del):
+            names.add(node.id)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+    return frozenset(names)
 
 
 def _holds(statement: ast.stmt, node: ast.AST) -> bool:

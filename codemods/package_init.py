@@ -53,6 +53,7 @@ class PackageInit:
     loads: Mapping[str, str]
     needs: Mapping[str, str] = field(default_factory=dict)
     statements: tuple[Statement, ...] = ()
+    answers_names: str | None = None  # where a package's module `__getattr__` is defined, if it has one
 
 
 def seam_inits(root: Path | None, project_file: ProjectFile, seam_module: str) -> dict[str, PackageInit]:
@@ -63,12 +64,27 @@ def seam_inits(root: Path | None, project_file: ProjectFile, seam_module: str) -
     for depth in range(1, len(parts)):
         name = ".".join(parts[:depth])
         seen: dict[str, str] = {}
-        inits[name] = PackageInit(_runs_code(root, project_file, name, seen), _loaded_by(seen))
+        answers = _module_getattr(root, project_file, name)
+        inits[name] = PackageInit(_runs_code(root, project_file, name, seen), _loaded_by(seen), answers_names=answers)
     seen, needs = dict.fromkeys(inits, ""), {}
     statements = tuple(_effects(root, project_file, seam_module, seen, needs))
     runs = next((statement.where for statement in statements if statement.runs), None)
     inits[seam_module] = PackageInit(runs, _loaded_by(seen), needs, statements)
     return inits
+
+
+def _module_getattr(root: Path | None, project_file: ProjectFile, package: str) -> str | None:
+    """Where ``package``'s ``__init__.py`` defines a module ``__getattr__`` at its top level (``path:line``):
+    ``from package import name`` asks it for ``name`` before it imports the submodule of that name."""
+    relpath = project_file(package) if root is not None else None
+    if relpath is None:
+        return None
+    try:
+        tree = ast.parse((root / relpath).read_bytes().decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return None  # importing it fails anyway, for the builder as for the seam
+    lazy = [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "__getattr__"]
+    return f"{relpath}:{lazy[0].lineno}" if lazy else None
 
 
 def _loaded_by(seen: dict[str, str]) -> dict[str, str]:
@@ -298,6 +314,13 @@ def seam_import_changes_imports(
     index = _seam_import_at(after, seam)
     if index is None:
         return None
+    package_init = inits.get(seam.package) if seam.package else None
+    if package_init is not None and package_init.answers_names is not None:
+        return (
+            f"the seam import `from {seam.package} import {seam.name}` first asks the module `__getattr__` of "
+            f"package `{seam.package}` ({package_init.answers_names}) for `{seam.name}`, which may answer with "
+            f"something else or raise; an adapter in a package without one (or at the top level) avoids it"
+        )
     top = seam.parts[0]
     imports_top = any(
         top in _modules_loaded(node, package_parts) for node in ast.walk(before) if isinstance(node, ast.stmt)
@@ -336,7 +359,14 @@ def seam_import_changes_imports(
     )
     module = ".".join(module_parts)
     for package, init in inits.items():
-        if module_parts[: package.count(".") + 1] == tuple(package.split(".")) or package in loaded:
+        inside = module_parts[: package.count(".") + 1] == tuple(package.split("."))
+        if inside and package == ".".join(seam.parts) and module in init.loads:
+            # the adapter is this module's package's `__init__.py`: imported through it, this module runs
+            # before the functions apply adds at that file's end exist
+            return (f"the adapter is the `__init__.py` of its package and imports it ({init.loads[module]}) before "
+                    f"the functions apply adds at its end: a call through the seam while the package is imported "
+                    f"would not find them; name a module of its own as the adapter")  # fmt: skip
+        if inside or package in loaded:
             continue
         if package == ".".join(seam.parts):
             return _adapter_changes(init, module, loaded)

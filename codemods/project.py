@@ -71,6 +71,8 @@ _IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n]*)", re.MULTILINE)
 _COMMENT = re.compile(r"#[^\n]*")
 _NAMES = re.compile(r"(\w+)(?:\s+as\s+\w+)?")
 _SKIPPED = frozenset(DEFAULT_EXCLUDE)
+_CONFIGURATION_SUFFIXES = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+_CONFIGURATION_BYTES = 1 << 20
 
 
 @dataclass
@@ -108,7 +110,12 @@ class Project:
         seam_module = ".".join(settings.adapter_module_parts)
         seam_name = seam_module.rpartition(".")[2]
         seam_reads = _seam_reads(seam_module) if seam_module else None
-        for relpath, text in _python_files(settings.root):
+        dotted = tuple(module for module in modules if "." in module)
+        for relpath, text in _scanned_files(settings.root, configuration=bool(dotted)):
+            if dotted:
+                project._scan_dotted_paths(relpath, text, dotted)
+            if not relpath.endswith(".py"):
+                continue
             if seam_reads is not None and seam_name in text and relpath != settings.adapter:
                 project.seam_reads |= _names_read(seam_reads, text)
             if "patch" in text or "setattr" in text or "delattr" in text:
@@ -171,6 +178,14 @@ class Project:
         for match in _dynamic_read(tuple(imported)).finditer(text) if imported else ():
             for module in imported[match.group(1)]:
                 self.importers.setdefault((module, match.group(2) or "*"), set()).add(relpath)
+
+    def _scan_dotted_paths(self, relpath: str, text: str, modules: tuple[str, ...]) -> None:
+        """A file naming a builder's global by its path (Hydra's ``_target_: pkg.model.Name``, a registry's
+        JSON, an entry point's ``pkg.model:Name``, ``pkgutil.resolve_name``): whatever loads it reads the name
+        from the builder module."""
+        if any(module in text for module in modules):
+            for match in _dotted_path(modules).finditer(text):
+                self.importers.setdefault(match.groups(), set()).add(relpath)
 
     def _scan_modules_by_name(self, relpath: str, text: str, modules: set[str]) -> None:
         """A builder module reached by its name as a string (``importlib.import_module``) may have any of its
@@ -296,6 +311,13 @@ def _attribute_read(spellings: tuple[str, ...]) -> re.Pattern[str]:
 
 
 @functools.lru_cache(maxsize=64)
+def _dotted_path(modules: tuple[str, ...]) -> re.Pattern[str]:
+    """``<module>.<Name>`` or ``<module>:<Name>`` (an entry point's spelling)."""
+    alternatives = "|".join(re.escape(module) for module in sorted(modules, key=len, reverse=True))
+    return re.compile(rf"(?<![\w.])({alternatives})[.:](\w+)")
+
+
+@functools.lru_cache(maxsize=64)
 def _dynamic_read(spellings: tuple[str, ...]) -> re.Pattern[str]:
     """``getattr(<spelling>, "Name")`` (group 2 the name), or the module handed to a function that can read
     any of its names: ``getattr``/``hasattr``/``setattr``/``delattr`` with a computed name, ``vars``, ``dir``,
@@ -356,15 +378,21 @@ def is_test_module(module: str) -> bool:
     return any(part in ("test", "tests") or part.startswith("test_") for part in module.split("."))
 
 
-def _python_files(root: Path) -> Iterator[tuple[str, str]]:
+def _scanned_files(root: Path, configuration: bool = False) -> Iterator[tuple[str, str]]:
+    """Each Python file under ``root`` with its text; with ``configuration``, each configuration file too
+    (YAML, JSON, TOML, INI: where Hydra-style ``_target_`` paths live), up to ``_CONFIGURATION_BYTES``."""
     for directory, folders, files in os.walk(root):
         folders[:] = [name for name in folders if name not in _SKIPPED and not name.startswith(".")]
         for name in files:
-            if name.endswith(".py"):
+            python = name.endswith(".py")
+            if python or configuration and name.endswith(_CONFIGURATION_SUFFIXES):
                 path = os.path.join(directory, name)
                 try:
-                    if not stat.S_ISREG(os.stat(path).st_mode):
+                    info = os.stat(path)
+                    if not stat.S_ISREG(info.st_mode):
                         continue  # a FIFO or device would block the read (the lint names it)
+                    if not python and info.st_size > _CONFIGURATION_BYTES:
+                        continue  # a data set, not a configuration
                     with open(path, encoding="utf-8", errors="replace") as handle:
                         text = handle.read()
                 except OSError:

@@ -69,11 +69,23 @@ def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam, pr
         result.refuse("nested too deeply for the codemods", data)
     except (cst.ParserSyntaxError, UnicodeDecodeError, SyntaxError) as exc:
         result = FileRewrite(relpath, data)
-        result.refuse(f"LibCST cannot parse it: {str(exc).splitlines()[0]}", data)
+        first = str(exc).splitlines()[0]
+        if _libcst_parses(data):  # the file is fine: what failed to parse is code the codemods wrote
+            result.refuse(f"the codemods failed on it (their code does not parse: {first})", data)
+        else:
+            result.refuse(f"LibCST cannot parse it: {first}", data)
     except Exception as exc:  # noqa: BLE001 - one file's failure is that file's result, as a LibCST codemod's
         result = FileRewrite(relpath, data)
         result.refuse(f"the codemods failed on it ({type(exc).__name__}: {exc})", data)
     return result
+
+
+def _libcst_parses(data: bytes) -> bool:
+    try:
+        call_with_room(cst.parse_module, data)
+    except Exception:  # noqa: BLE001 - any failure means no
+        return False
+    return True
 
 
 def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, project: Project,
@@ -106,7 +118,7 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
     star = _star_importer_binding_seam_name(data, relpath, seam, project)
     if star is not None:
         result.refuse(f"`{star}` imports `*` from it and binds `{seam.name}` itself, which the seam import here would "
-                      f"replace there (the module has no `__all__`)", data)  # fmt: skip
+                      f"replace there (the module has no `__all__` listing its names)", data)  # fmt: skip
         return result
     current = data
     given_up: dict[tuple[str, str, str], str] = {}  # findings no codemod could touch, by what they say
@@ -281,7 +293,7 @@ def _star_importer_binding_seam_name(data: bytes, relpath: str, seam: Seam, proj
     importers = project.importers.get((module, "*"), set()) - {relpath}
     if not importers or project.root is None:
         return None
-    if any(isinstance(t, ast.Name) and t.id == "__all__" for node in _parse(data).body for t in _targets(node)):
+    if _lists_its_names(_parse(data)):
         return None
     for importer in sorted(importers):
         try:
@@ -300,6 +312,27 @@ def _star_importer_binding_seam_name(data: bytes, relpath: str, seam: Seam, proj
         if stars and seam_name_rebound(tree, seam, package) is not None:
             return importer
     return None
+
+
+def _lists_its_names(tree: ast.Module) -> bool:
+    """Does the module bind ``__all__`` to names written out (``["build", "Spec"]``, ``+= ("x",)``,
+    ``.append("y")``)? One computed from its namespace (``[n for n in dir() if ...]``) may list the seam's name."""
+    listed = False
+    for node in ast.walk(tree):
+        values: list[ast.expr] = []
+        if isinstance(node, ast.stmt) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in _targets(node)):
+            values = [node.value] if node.value is not None else []
+            listed = True
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            if isinstance(owner, ast.Name) and owner.id == "__all__":
+                values = [*node.args, *(keyword.value for keyword in node.keywords)]
+        for value in values:
+            try:
+                ast.literal_eval(value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                return False
+    return listed
 
 
 def _targets(statement: ast.stmt) -> list[ast.expr]:

@@ -29,6 +29,10 @@ _GROWS_THROUGH = (cst.Attribute, cst.Subscript, cst.Comparison, cst.ComparisonTa
 _PREDICATE_PARAMETERS = {"self": "obj", "cls": "klass"}
 _LITERALS = (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float, cst.Imaginary)
 _CONSTANTS = frozenset({"None", "True", "False"})
+# Expressions that need their parentheses as one argument of several
+_PARENTHESIZED = (cst.Yield, cst.GeneratorExp)
+# Builtins that read the variables of the function calling them from the string they are given.
+_RUNS_IN_CALLER = frozenset({"eval", "exec"})
 _PROBE_WORDS = {"isinstance": "is", "issubclass": "is_subclass_of", "hasattr": "has", "getattr": "get"}
 _OPERATOR_WORDS = {
     cst.Is: "is", cst.IsNot: "is_not", cst.Equal: "eq", cst.NotEqual: "ne", cst.In: "in", cst.NotIn: "not_in",
@@ -193,6 +197,9 @@ class RoutePredicates:
             hazard = self.order_hazard(grown) if grown is not None else None
             if hazard:  # `mla_part` stopped short of the read or comparison the string is part of
                 return f"routing it would change evaluation order: {hazard}"
+            caller = self.runs_in_caller(grown) if grown is not None else None
+            if caller:
+                return caller
             return f"{code} alone is a name, not a decision: the code that decides on it stays where it is"
         if context.has_star_import and any(self._is_builtin(node) for node in walk(part)):
             return "the module has an `import *`, which may rebind the builtin it calls"
@@ -209,7 +216,12 @@ class RoutePredicates:
         function = adapter_function(
             "predicate", suggested, holder.parameters, body, alternatives, context.top_level_names
         )
-        arguments = [cst.Arg(unparenthesized(n) if _single_line(context, n) else n) for n in holder.arguments]
+        # an argument keeps the parentheses a `yield` or a generator expression needs among others, and those
+        # around code over several lines
+        arguments = [
+            cst.Arg(unparenthesized(n) if _single_line(context, n) and not isinstance(n, _PARENTHESIZED) else n)
+            for n in holder.arguments
+        ]
         call = cst.Call(
             cst.Attribute(cst.Name(context.seam.name), cst.Name(function.placeholder)),
             arguments,
@@ -223,7 +235,7 @@ class RoutePredicates:
         part = atom
         while part is not test:
             parent = self._grown(part)
-            if parent is None or self.order_hazard(parent):
+            if parent is None or self.order_hazard(parent) or self.runs_in_caller(parent):
                 break  # route the smaller part in place: its neighbours keep their evaluation order
             part = parent
         return part
@@ -318,6 +330,19 @@ class RoutePredicates:
         else:
             raise _Hazard(f"its MLA part holds {_WHAT.get(type(node), 'an expression')} a predicate cannot take over")
         events.append("operation")
+
+    def runs_in_caller(self, part: cst.BaseExpression) -> str | None:
+        """Why a predicate for ``part`` would mean something else, if a call in it reads the function calling
+        it: ``eval("multi_latent_attention")`` looks the name up among the builder's variables, and would look
+        it up among the adapter's."""
+        for node in walk(part):
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in _RUNS_IN_CALLER:
+                if self.context.binding(node.func) == "builtin":
+                    return (
+                        f"`{node.func.value}(...)` reads the variables of the function calling it: a predicate "
+                        "would run it in the adapter"
+                    )
+        return None
 
     def _is_probe(self, node: cst.CSTNode | None) -> bool:
         """``isinstance(x, MLAConfig)``, ``getattr(x, "q_lora_rank", None)``: one question about MLA."""

@@ -449,7 +449,9 @@ def _adapter_path(root: Path, value: str, key: str, where: str) -> str:
     except ValueError:
         raise SeamfixError(f"{bad} is outside the project ({root})") from None
     if relpath.suffix != ".py" or os.path.isdir(root / relpath):
-        raise SeamfixError(f'{bad} must name a .py file (a module such as "pkg/mla_seam.py"), not a folder')
+        folder = os.path.isdir(root / relpath)
+        what = "a folder" if folder else f"a `{relpath.suffix}` file" if relpath.suffix else "a file"
+        raise SeamfixError(f'{bad} must name a .py file (a module such as "pkg/mla_seam.py"), not {what}')
     invalid = next((part for part in relpath.with_suffix("").parts if not part.isidentifier() or iskeyword(part)), None)
     if invalid is not None:
         raise SeamfixError(f"{bad}: `{invalid}` is not a valid Python module name, so builders could not import it")

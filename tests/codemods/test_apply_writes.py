@@ -519,8 +519,9 @@ def test_one_item_failing_never_stops_the_others(workers):
 @pytest.mark.parametrize(
     ("adapter", "message"),
     [
-        ("pkg", "must name a .py file"),
+        ("pkg", "not a folder"),
         (".", "must name a .py file"),
+        ("pkg/mla_seam.pyi", "not a `.pyi` file"),
         ("pkg/my-seam.py", "`my-seam` is not a valid Python module name"),
         ("pkg/class.py", "`class` is not a valid Python module name"),
         ("../mla_seam.py", "is outside the project"),

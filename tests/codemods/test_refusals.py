@@ -126,11 +126,16 @@ STAR_USER = "from other import mla_seam\nfrom pkg.model import *  # noqa: F403\n
 STAR_USER += "    return mla_seam.describe()\n"
 
 
-@pytest.mark.parametrize("all_names", ["", '__all__ = ["build"]\n\n\n'])
-def test_a_star_import_never_replaces_the_importers_own_seam_name(all_names: str, tmp_path: Path) -> None:
-    # without `__all__`, `import *` copies the builder's new `mla_seam` over the one `pkg/user.py` imported
+COMPUTED_ALL = '\n\n__all__ = [name for name in dir() if not name.startswith("_")]\n'
+
+
+@pytest.mark.parametrize(("all_names", "computed"), [("", ""), ('__all__ = ["build"]\n\n\n', ""), ("", COMPUTED_ALL)])
+def test_a_star_import_never_replaces_the_importers_own_seam_name(all_names: str, computed: str, tmp_path: Path):
+    # without `__all__`, or with one computed from the namespace, `import *` copies the builder's new
+    # `mla_seam` over the one `pkg/user.py` imported
     files = {"pkg/__init__.py": "", "other/__init__.py": "", "other/mla_seam.py": "def describe():\n    return 2\n",
-             "pkg/model.py": all_names + MLA_IF.replace("def f(", "def build("), "pkg/user.py": STAR_USER}  # fmt: skip
+             "pkg/model.py": all_names + MLA_IF.replace("def f(", "def build(") + computed,
+             "pkg/user.py": STAR_USER}  # fmt: skip
     (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
     original, rewritten = project(tmp_path / "before", files), project(tmp_path / "after", files)
     _, said = applied(rewritten)
@@ -144,6 +149,7 @@ def test_a_star_import_never_replaces_the_importers_own_seam_name(all_names: str
 
 BUILDS = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config):\n"
 BUILDS += "    if config.multi_latent_attention:\n        return MLASelfAttention(config)\n    return None\n"
+MLA_CLASS = "class MLASelfAttention:\n    def __init__(self, c):\n        pass\n"
 # the spellings of a patch of `pkg.model.MLASelfAttention` in a test, each run as `with <form>:`
 PATCH_FORMS = [
     'mock.patch(f"{MODULE}.MLASelfAttention", Fake)',
@@ -446,6 +452,75 @@ def test_a_package_init_beside_a_module_named_like_the_seam_is_left(tmp_path: Pa
     check = "import types, pkg.sub.mla_seam, pkg.sub as s; c = types.SimpleNamespace(multi_latent_attention=1, "
     check += "kv_lora_rank=2); assert s.f(c) == 2 and s.mla_seam.WHAT == 'ours'"
     subprocess.run([sys.executable, "-c", check], cwd=root, check=True)
+
+
+def test_an_adapter_that_is_the_init_importing_its_builder_is_left(tmp_path: Path) -> None:
+    # `pkg/__init__.py` as the adapter runs `build` at import, before the functions apply appends to it exist
+    init = "from types import SimpleNamespace\n\nfrom .model import build\n\n"
+    init += "DEFAULT = build(SimpleNamespace(multi_latent_attention=False))\n"
+    files = {"pkg/__init__.py": init, "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": BUILDS}
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    config = 'adapter = "pkg/__init__.py"\nallow = ["pkg/mla_impl.py"]'
+    original, rewritten = project(tmp_path / "before", files, config), project(tmp_path / "after", files, config)
+    _, said = applied(rewritten)
+    assert "the adapter is the `__init__.py` of its package and imports it (pkg/__init__.py:3" in said, said
+    check = "import types, pkg; print(pkg.DEFAULT, type(pkg.build(types.SimpleNamespace(multi_latent_attention=1))))"
+    assert printed(check, original, rewritten) == ["None <class 'pkg.mla_impl.MLASelfAttention'>\n"] * 2
+
+
+YIELDS = "def gen(config):\n    if (yield config).multi_latent_attention:\n        return 1\n    return 0\n\n\n"
+YIELDS += "def build(config):\n    g = gen(config)\n    next(g)\n    try:\n        g.send(config)\n"
+YIELDS += "    except StopIteration as stop:\n        return stop.value\n"
+
+
+def test_a_yield_passed_to_a_predicate_keeps_its_parentheses(tmp_path: Path) -> None:
+    # `mla_seam.multi_latent_attention(yield config)` does not parse: the file was left as unparseable
+    original = make_project(tmp_path / "before", YIELDS.encode())
+    rewritten = make_project(tmp_path / "after", YIELDS.encode())
+    plan, said = applied(rewritten)
+    assert plan.routed == 1 and "multi_latent_attention((yield config))" in (rewritten / "case.py").read_text(), said
+    assert behaviour(rewritten) == behaviour(original)
+
+
+def test_code_of_the_codemods_that_does_not_parse_is_not_blamed_on_the_file(monkeypatch, tmp_path: Path) -> None:
+    def failing(*args):
+        raise SyntaxError("invalid syntax")
+
+    monkeypatch.setattr("seamfix.codemods.rewrite._rewrite", failing)
+    root = make_project(tmp_path / "p", YIELDS.encode())
+    plan, said = applied(root)
+    assert "case.py: the codemods failed on it (their code does not parse: invalid syntax)" in said, said
+
+
+NAMED_BY_PATH = {
+    "conf/model.yaml": "model:\n  _target_: pkg.model.MLASelfAttention\n",  # Hydra
+    "conf/registry.json": '{"mla": "pkg.model.MLASelfAttention"}\n',
+    "plugins/setup.cfg": "[options.entry_points]\nattention =\n    mla = pkg.model:MLASelfAttention\n",
+}
+
+
+@pytest.mark.parametrize("config", NAMED_BY_PATH)
+def test_a_name_a_configuration_file_names_by_its_dotted_path_stays(config: str, tmp_path: Path) -> None:
+    # instantiating `_target_: pkg.model.MLASelfAttention` reads the name from the builder module
+    text = NAMED_BY_PATH[config]
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": BUILDS, config: text}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    assert "or a configuration file names by its dotted path" in said, said
+    check = "import importlib; print(getattr(importlib.import_module('pkg.model'), 'MLASelfAttention').__name__)"
+    assert printed(check, original, rewritten) == ["MLASelfAttention\n"] * 2
+
+
+LAZY_INIT = "import importlib\n\n_LAZY = {'build': '.model'}\n\n\ndef __getattr__(name):\n"
+LAZY_INIT += "    return getattr(importlib.import_module(_LAZY[name], __name__), name)\n"
+
+
+def test_a_builder_is_left_where_the_seams_package_answers_names_through_a_module_getattr(tmp_path: Path) -> None:
+    # `from pkg import mla_seam` asks `pkg.__getattr__("mla_seam")` first: its `KeyError` broke the builder's import
+    files = {"pkg/__init__.py": LAZY_INIT, "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": BUILDS}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    assert "first asks the module `__getattr__` of package `pkg` (pkg/__init__.py:6)" in said, said
+    check = "import types, pkg; print(type(pkg.build(types.SimpleNamespace(multi_latent_attention=1))).__name__)"
+    assert printed(check, original, rewritten) == ["MLASelfAttention\n"] * 2
 
 
 KERNELS = "print('mla_kernels imported')\n\n\nclass MLAKernel:\n    pass\n\n\nclass MLAHelper:\n    pass\n"
