@@ -34,7 +34,9 @@ from .positions import packed_positions
 
 def _check_offsets(cu_seqlens: torch.Tensor, total_tokens: int, table_rows: int) -> None:
     """``cu_seqlens`` starts at 0, never decreases, ends inside the tokens, and every token's position (padding
-    past the last offset counts on in the last sequence) has a cos/sin row (one host copy)."""
+    past the last offset counts on in the last sequence) has a cos/sin row (one host copy). In 64 bits: an int32
+    drop of 2**31 or more wrapped to a positive step and passed as "never decreasing"."""
+    cu_seqlens = cu_seqlens.long()
     steps = cu_seqlens[1:] - cu_seqlens[:-1]
     padding_end = total_tokens - cu_seqlens[-2]
     first, smallest_step, end, longest = host_values(

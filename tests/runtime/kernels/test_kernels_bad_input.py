@@ -155,6 +155,11 @@ REFUSED = {
                                                         eps=1e-40),
     "subnormal eps to down-norm-up": lambda: fused_down_norm_up(torch.zeros(3, 4), torch.randn(2, 4),
                                                                 torch.randn(5, 2), torch.ones(2), 2.0**-127),
+    # Found by the fifth pass: cu_seqlens checked in its own int32, where a drop of 2**31 or more wraps to a positive
+    # step (0, 65536, ..., 2**31 - 65536, then -2**31: every step "at most 65536") and passed validation.
+    "int32 cu_seqlens whose drop wraps": lambda: mla_rope_q(
+        torch.randn(10, 1, 4), torch.ones(2**16, 2), torch.zeros(2**16, 2), 2, 2,
+        torch.cat((torch.arange(0, 2**31 - 2**16 + 1, 2**16), torch.tensor([-(2**31)]))).int(), validate=True),
 }  # fmt: skip
 
 
