@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import torch
 from torch.autograd import forward_ad
+from torch.nn.parameter import is_lazy
 
 BACKENDS = ("auto", "triton", "torch")
 TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -101,6 +102,10 @@ def check_same_device(
             "tensors hold no memory the kernels can read; call the op outside the transform"
         )
     for name, tensor in present.items():  # sparse and nested tensors have no strides (or sizes) to address
+        # A lazy module's parameter before its first forward raises torch's ValueError at any use (is_neg, dim).
+        if type(tensor) is not torch.Tensor and is_lazy(tensor):
+            raise KernelInputError(f"{name} is an uninitialized parameter (a lazy module's, before its first "
+                                   "forward), which holds no values yet; run the module once or materialize it")
         if tensor.layout != torch.strided or tensor.is_nested:
             kind = "a nested tensor" if tensor.is_nested else tensor.layout
             raise KernelInputError(f"{name} must be a dense tensor, got {kind}")

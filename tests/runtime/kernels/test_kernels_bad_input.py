@@ -160,6 +160,11 @@ REFUSED = {
     "int32 cu_seqlens whose drop wraps": lambda: mla_rope_q(
         torch.randn(10, 1, 4), torch.ones(2**16, 2), torch.zeros(2**16, 2), 2, 2,
         torch.cat((torch.arange(0, 2**31 - 2**16 + 1, 2**16), torch.tensor([-(2**31)]))).int(), validate=True),
+    # A lazy module's parameter before its first forward raised torch's own ValueError at the first check.
+    "a lazy module's uninitialized weight": lambda: fused_down_norm_up(
+        torch.randn(3, 4), torch.nn.LazyLinear(2).weight, torch.randn(5, 2), torch.ones(2), 1e-6),
+    "a decoder of an uninitialized weight": lambda: AbsorbedMLADecoder(torch.nn.UninitializedParameter(), 2, 8, 4,
+                                                                       SCALE),
 }  # fmt: skip
 
 
