@@ -308,6 +308,14 @@ def check_saved_for_backward(tracked: bool, tensors: dict[str, torch.Tensor]) ->
                 "torch.no_grad()", name=name)  # fmt: skip
 
 
+def batched_gradients(*grads: torch.Tensor | None) -> bool:
+    """Whether autograd runs a backward under vmap (``torch.autograd.grad(..., is_grads_batched=True)``,
+    ``torch.autograd.functional.jacobian(..., vectorize=True)``, ``torch.func.vmap`` over a backward): its gradients
+    are then batched tensors without storage, which no kernel can address (the Triton backwards raised torch's
+    RuntimeError where the reference's plain ops batched). Such a backward computes with torch's ops instead."""
+    return any(grad is not None and not torch._C._has_storage(grad) for grad in grads)
+
+
 def check_no_internal_overlap(name: str, tensor: torch.Tensor) -> None:
     """A tensor written in place has no two indices naming one element: with its dimensions ordered by stride,
     each stride reaches past everything the smaller ones span (an expanded dimension, stride 0, never does).

@@ -780,3 +780,33 @@ def test_a_scaled_score_past_float32_over_log2e_overflows_on_every_backend(backe
     assert out.isnan().all() and lse.isnan().all()
     out, lse = mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, 7e37, backend=backend)
     assert relative_error(lse, torch.full_like(lse, 2.1e38)) < TOLERANCE[torch.float32] and out.isfinite().all()
+
+
+# --- fixed cases of issue 16's fifth bad-input pass, on every backend ---------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batched_gradients_match_float64_on_every_backend(backend):
+    """Autograd runs a backward under vmap for ``is_grads_batched=True`` (and ``jacobian(vectorize=True)``, a
+    ``torch.func.vmap`` over ``torch.autograd.grad``): the Triton backwards raised torch's RuntimeError ("Cannot
+    access data pointer of Tensor that doesn't have storage") where the reference's ops batched."""
+    generator = torch.Generator().manual_seed(5)
+    cos, sin = rope_tables(8, 4, torch.float32, generator)
+    cu_seqlens = torch.tensor([0, 3, 5], device=DEVICE)
+
+    def grads(backend, dtype):
+        rows = torch.Generator().manual_seed(6)
+        leaves = [randn(shape, dtype, rows).requires_grad_() for shape in
+                  ((3, 2, 3, 8), (5, 3, 6), (5, 1, 4), (3, 16), (16, 16), (8, 16), (16,))]  # fmt: skip
+        tables = cos.to(dtype), sin.to(dtype)
+        outputs = (mla_rope_q(leaves[0] * 1, *tables, 4, 4, backend=backend),
+                   *mla_rope_kv(leaves[1], leaves[2], *tables, 4, 2, 4, cu_seqlens, backend=backend),
+                   fused_down_norm_up(*leaves[3:], 1e-6, backend=backend))  # fmt: skip
+        batched = [randn((4, *out.shape), dtype, rows) for out in outputs]
+        gradients = torch.autograd.grad(outputs, leaves, batched, retain_graph=True, is_grads_batched=True)
+        per_sample = torch.func.vmap(lambda *g: torch.autograd.grad(outputs, leaves, g, retain_graph=True))(*batched)
+        return *gradients, *per_sample
+
+    expected = grads("torch", torch.float64)
+    for got, want in zip(grads(backend, torch.float32), expected, strict=True):
+        assert relative_error(got, want) < TOLERANCE[torch.float32]
