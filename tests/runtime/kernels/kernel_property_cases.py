@@ -131,7 +131,8 @@ def call_validating(case: Case, run, backend: str, tolerances: tuple[float, ...]
 # Unchecked (validate=False) values whose result is defined: clamped into the tables, the cache and the block table,
 # or skipped, the same way on every backend. Not: a length of 0 (the kernels leave its rows unwritten) or a slot
 # named twice (which token wins is a race).
-UNCHECKED_DEFINED = {"short table (thd)", "cu_seqlens not from 0", "cu_seqlens decreasing", "slot past the cache",
+UNCHECKED_DEFINED = {"short table (thd)", "cu_seqlens not from 0", "cu_seqlens decreasing",
+                     "cu_seqlens wrapping int32", "slot past the cache",
                      "position past the table", "negative position", "length past the table", "block past the cache",
                      "negative block"}  # fmt: skip
 
@@ -175,8 +176,12 @@ def rope_tables(rows, emb_dim, dtype, generator):
 # --- RoPE (q and kv) ----------------------------------------------------------------------------------------------
 
 ROPE_MUTATIONS = ["negative head dim", "odd emb_dim", "short table", "float cu_seqlens", "bool cu_seqlens",
-                  "cu_seqlens not from 0", "cu_seqlens decreasing", "strided last dim", "int tensor"]  # fmt: skip
-VALUE_MUTATIONS = {"short table (thd)", "cu_seqlens not from 0", "cu_seqlens decreasing"}
+                  "cu_seqlens not from 0", "cu_seqlens decreasing", "strided last dim", "int tensor",
+                  "cu_seqlens wrapping int32"]  # fmt: skip
+VALUE_MUTATIONS = {"short table (thd)", "cu_seqlens not from 0", "cu_seqlens decreasing", "cu_seqlens wrapping int32"}
+# A table of 2**16 rows and int32 offsets 2**16 apart up to 2**31 - 2**16, then -2**31: a drop that int32 arithmetic
+# wraps to a step of 2**16 (checked in int32, it passed as "never decreasing").
+WRAP_STEP = 2**16
 
 
 @st.composite
@@ -230,6 +235,10 @@ def make_rope(case: Case, dtype, width: int, reference: bool = False):
         rows = p["seq"] + p["spare_rows"]
     if case.invalid in ("short table", "short table (thd)"):
         rows = (longest if p["thd"] else p["seq"]) - 1
+    if case.invalid == "cu_seqlens wrapping int32":
+        rows = WRAP_STEP
+        rising = torch.arange(0, 2**31 - WRAP_STEP + 1, WRAP_STEP, device=DEVICE)
+        cu_seqlens = torch.cat((rising, rising.new_full((1,), -(2**31)))).to(torch.int32)
     cos, sin = rope_tables(max(rows, 1), emb, dtype, generator)
     if rows == 0 and case.invalid:  # a table of no rows (any op needs one)
         cos, sin = cos[:0], sin[:0]
