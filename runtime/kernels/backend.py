@@ -252,13 +252,19 @@ def check_values(device: torch.device, validate: bool | None) -> bool:
     CUDA graph capture, where the copy is illegal), ``False`` never. Unchecked, out-of-range values never make a
     kernel read or write outside its tensors (they are clamped or skipped on the device), but their results are
     unspecified."""
-    require(validate is None or isinstance(validate, bool), "validate must be None, True or False, got {v!r}",
-            v=validate)  # fmt: skip
+    check_validate_flag(validate)
     if validate is None:
         return device.type == "cpu"
     if validate and device.type == "cuda" and torch.cuda.is_current_stream_capturing():
         raise KernelInputError("validate=True copies values to the host, which CUDA graph capture forbids")
     return validate
+
+
+def check_validate_flag(validate: object) -> None:
+    """``validate`` is None, True or False, on every call: also where no value is checked (bshd RoPE, an empty
+    append or decode batch), which took ``validate="yes"`` silently where the same op refused it otherwise."""
+    require(validate is None or isinstance(validate, bool), "validate must be None, True or False, got {v!r}",
+            v=validate)  # fmt: skip
 
 
 def host_values(*scalars: torch.Tensor) -> list:

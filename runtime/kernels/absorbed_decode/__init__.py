@@ -18,6 +18,7 @@ from ..backend import (
     check_same_device,
     check_shape,
     check_softmax_scale,
+    check_validate_flag,
     check_values,
     host_values,
     on_device,
@@ -166,6 +167,7 @@ def mla_decode(
                 blocks=block_table.shape[1], size=block_size, capacity=capacity,
                 limit=MAX_SEQUENCE_TOKENS)  # fmt: skip
     if batch == 0:
+        check_validate_flag(validate)
         return q_nope_absorbed.new_empty(q_nope_absorbed.shape), q_nope_absorbed.new_empty(
             0, s_q, heads, dtype=reference.compute_dtype(q_nope_absorbed.dtype)
         )

@@ -22,6 +22,7 @@ from ..backend import (
     check_saved_for_backward,
     check_shape,
     check_triton_tiles,
+    check_validate_flag,
     check_values,
     host_values,
     on_device,
@@ -91,7 +92,8 @@ def _check_rope_inputs(
     require(not (torch.is_grad_enabled() and (cos.requires_grad or sin.requires_grad)), "cos and sin get no gradient "
             "(as in megatron-core's fused RoPE) and must not require grad; pass cos.detach() and sin.detach(), or "
             "call under torch.no_grad()")  # fmt: skip
-    if cu_seqlens is None:
+    if cu_seqlens is None:  # no index values to check
+        check_validate_flag(validate)
         require(
             cos.shape[0] >= tensor.shape[0],
             "cos/sin hold {held} positions, {name} has {needed}",

@@ -165,6 +165,15 @@ REFUSED = {
         torch.randn(3, 4), torch.nn.LazyLinear(2).weight, torch.randn(5, 2), torch.ones(2), 1e-6),
     "a decoder of an uninitialized weight": lambda: AbsorbedMLADecoder(torch.nn.UninitializedParameter(), 2, 8, 4,
                                                                        SCALE),
+    # `validate` was checked only where values were: bshd RoPE, an empty append or decode batch took any value.
+    "validate=1 to bshd RoPE": lambda: mla_rope_kv(torch.randn(2, 1, 1, 6), torch.randn(2, 1, 1, 4), COS[:, :4],
+                                                   SIN[:, :4], 4, 2, 4, validate=1),
+    "validate='yes' to an empty append": lambda: mla_cache_append(**{
+        name: value[:0] if name in ("c_kv", "k_pe", "positions", "slot_mapping") else value
+        for name, value in append_case(torch.float32, torch.Generator(), True)[0].items()}, validate="yes"),
+    "validate=0 to an empty decode batch": lambda: mla_decode(
+        paged_case().q_lat[:0], paged_case().q_pe[:0], *paged_case().cache_args()[:2],
+        paged_case().block_table[:0], paged_case().cache_seqlens[:0], SCALE, validate=0),
 }  # fmt: skip
 
 
