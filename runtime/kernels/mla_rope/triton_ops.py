@@ -230,9 +230,11 @@ class MlaRopeKV(torch.autograd.Function):
             grad_key = cos.new_zeros(*shape, dims["K_DIM"] + 2 * dims["HALF"], dtype=grad_value.dtype)
         if grad_value is None:
             grad_value = cos.new_zeros(*shape, dims["V_DIM"], dtype=grad_key.dtype)
-        # Autograd may pass an efficient zero tensor, whose null pointer the kernel would read: a copy gives memory.
-        grad_key, grad_value = (grad.clone(memory_format=torch.contiguous_format) if not grad.data_ptr() else grad
-                                for grad in (grad_key, grad_value))  # fmt: skip
+        # Autograd may pass an efficient zero tensor, whose null pointer the kernel would read: a copy gives memory. A
+        # caller's negative view (``g.conj().imag``, say) holds the values negated: the kernel read them as stored
+        # (kv's gradient of the opposite sign), so it is resolved (a no-op for any other tensor).
+        grad_key, grad_value = (grad.clone(memory_format=torch.contiguous_format) if not grad.data_ptr()
+                                else grad.resolve_neg() for grad in (grad_key, grad_value))  # fmt: skip
         grad_kv = grad_key.new_empty(*shape, dims["K_DIM"] + dims["V_DIM"])
         grad_k_pos_emb = grad_key.new_empty(ctx.k_pos_emb_shape)
         tile = TILES["kv_backward"]

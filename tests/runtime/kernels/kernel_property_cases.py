@@ -819,3 +819,23 @@ def test_batched_gradients_match_float64_on_every_backend(backend):
     expected = grads("torch", torch.float64)
     for got, want in zip(grads(backend, torch.float32), expected, strict=True):
         assert relative_error(got, want) < TOLERANCE[torch.float32]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rope_backwards_read_a_negative_view_gradient_as_its_values(backend):
+    """A caller's gradient that is a negative view (``g.conj().imag`` of a complex ``g``; ``torch._neg_view``) holds
+    its values negated: the Triton kv backward read the memory as stored and gave kv the opposite gradient."""
+    cos, sin = rope_tables(4, 4, torch.float32, torch.Generator().manual_seed(1))
+
+    def grads(negative_view: bool):
+        rows = torch.Generator().manual_seed(2)
+        q, kv, k_pos_emb = (randn(shape, torch.float32, rows).requires_grad_() for shape in
+                            ((2, 1, 2, 8), (2, 1, 2, 6), (2, 1, 1, 4)))  # fmt: skip
+        outputs = (mla_rope_q(q * 1, cos, sin, 4, 4, backend=backend),
+                   *mla_rope_kv(kv, k_pos_emb, cos, sin, 4, 2, 4, backend=backend))  # fmt: skip
+        given = [randn(out.shape, torch.float32, rows) for out in outputs]
+        given = [torch._neg_view(g) if negative_view else -g for g in given]
+        return torch.autograd.grad(outputs, (q, kv, k_pos_emb), given)
+
+    for got, want in zip(grads(negative_view=True), grads(negative_view=False), strict=True):
+        assert torch.equal(got, want)
