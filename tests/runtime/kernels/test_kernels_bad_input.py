@@ -358,3 +358,20 @@ def test_torch_jit_trace_is_refused_by_name():
         torch.jit.trace(lambda q: mla_decode(q, case.q_pe, *case.cache_args(), SCALE), (case.q_lat,))
     with pytest.raises(KernelInputError, match="torch.jit.trace"):
         torch.jit.trace(lambda q: mla_rope_q(q.clone(), COS[:, :4], SIN[:, :4], 4, 4), (torch.randn(2, 1, 1, 8),))
+
+
+def test_a_decoder_built_in_inference_mode_serves_a_query_that_requires_grad():
+    """A decoder built under torch.inference_mode() (a serving process) and a q_nope that requires grad: recording the
+    absorbed query's product saved w_uk, and autograd raised "Inference tensors cannot be saved for backward". The
+    output never requires grad (as mla_decode's), so nothing is recorded."""
+    case = paged_case()
+    w_kv_up = torch.randn(4 * (8 + 4), 32)
+    with torch.inference_mode():
+        served = AbsorbedMLADecoder(w_kv_up, 4, 8, 4, SCALE)
+    q_nope = torch.randn(2, 1, 4, 8)
+
+    out = served(q_nope.clone().requires_grad_(), case.q_pe, *case.cache_args())
+
+    assert not out.requires_grad
+    torch.testing.assert_close(out, AbsorbedMLADecoder(w_kv_up, 4, 8, 4, SCALE)(q_nope, case.q_pe, *case.cache_args()),
+                               rtol=0, atol=0)  # fmt: skip
