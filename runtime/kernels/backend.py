@@ -103,9 +103,9 @@ def check_same_device(
         )
     for name, tensor in present.items():  # sparse and nested tensors have no strides (or sizes) to address
         # A lazy module's parameter before its first forward raises torch's ValueError at any use (is_neg, dim).
-        if type(tensor) is not torch.Tensor and is_lazy(tensor):
+        if type(tensor) is not torch.Tensor and is_lazy(tensor):  # inline: no call per plain tensor (a hot path)
             raise KernelInputError(f"{name} is an uninitialized parameter (a lazy module's, before its first "
-                                   "forward), which holds no values yet; run the module once or materialize it")
+                                   "forward): no values yet; run the module once or materialize it")  # fmt: skip
         if tensor.layout != torch.strided or tensor.is_nested:
             kind = "a nested tensor" if tensor.is_nested else tensor.layout
             raise KernelInputError(f"{name} must be a dense tensor, got {kind}")
