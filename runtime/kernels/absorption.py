@@ -87,7 +87,10 @@ class AbsorbedMLADecoder(torch.nn.Module):
         check_shape("q_nope", q_nope, (None, None, heads, qk_nope_dim))
         require(q_nope.dtype == self.w_uk.dtype, "q_nope must have the absorbed weights' dtype {want}, got {got}",
                 want=self.w_uk.dtype, got=q_nope.dtype)  # fmt: skip
-        with autocast_off(device):  # the absorbed query in q_nope's dtype, as mla_decode takes it
+        # The absorbed query in q_nope's dtype, as mla_decode takes it; untracked, as the output never requires grad
+        # (mla_decode's does not): recording the first product saved w_uk, which autograd refused where the decoder
+        # was built under torch.inference_mode() (a serving process) and q_nope required grad.
+        with torch.no_grad(), autocast_off(device):
             q_lat = torch.einsum("bshn,hnr->bshr", q_nope, self.w_uk)
             out_lat, _ = mla_decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, self.softmax_scale,
                                     causal, backend=backend, validate=validate)  # fmt: skip

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import torch
 from torch.autograd import forward_ad
+from torch.nn.parameter import is_lazy
 
 BACKENDS = ("auto", "triton", "torch")
 TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -101,6 +102,10 @@ def check_same_device(
             "tensors hold no memory the kernels can read; call the op outside the transform"
         )
     for name, tensor in present.items():  # sparse and nested tensors have no strides (or sizes) to address
+        # A lazy module's parameter before its first forward raises torch's ValueError at any use (is_neg, dim).
+        if type(tensor) is not torch.Tensor and is_lazy(tensor):  # inline: no call per plain tensor (a hot path)
+            raise KernelInputError(f"{name} is an uninitialized parameter (a lazy module's, before its first "
+                                   "forward): no values yet; run the module once or materialize it")  # fmt: skip
         if tensor.layout != torch.strided or tensor.is_nested:
             kind = "a nested tensor" if tensor.is_nested else tensor.layout
             raise KernelInputError(f"{name} must be a dense tensor, got {kind}")
@@ -247,13 +252,19 @@ def check_values(device: torch.device, validate: bool | None) -> bool:
     CUDA graph capture, where the copy is illegal), ``False`` never. Unchecked, out-of-range values never make a
     kernel read or write outside its tensors (they are clamped or skipped on the device), but their results are
     unspecified."""
-    require(validate is None or isinstance(validate, bool), "validate must be None, True or False, got {v!r}",
-            v=validate)  # fmt: skip
+    check_validate_flag(validate)
     if validate is None:
         return device.type == "cpu"
     if validate and device.type == "cuda" and torch.cuda.is_current_stream_capturing():
         raise KernelInputError("validate=True copies values to the host, which CUDA graph capture forbids")
     return validate
+
+
+def check_validate_flag(validate: object) -> None:
+    """``validate`` is None, True or False, on every call: also where no value is checked (bshd RoPE, an empty
+    append or decode batch), which took ``validate="yes"`` silently where the same op refused it otherwise."""
+    require(validate is None or isinstance(validate, bool), "validate must be None, True or False, got {v!r}",
+            v=validate)  # fmt: skip
 
 
 def host_values(*scalars: torch.Tensor) -> list:
@@ -301,6 +312,14 @@ def check_saved_for_backward(tracked: bool, tensors: dict[str, torch.Tensor]) ->
         require(not tensor.is_inference(), "{name} is an inference tensor (made under torch.inference_mode()), which "
                 "autograd cannot keep for the backward of this call; pass {name}.clone(), or call under "
                 "torch.no_grad()", name=name)  # fmt: skip
+
+
+def batched_gradients(*grads: torch.Tensor | None) -> bool:
+    """Whether autograd runs a backward under vmap (``torch.autograd.grad(..., is_grads_batched=True)``,
+    ``torch.autograd.functional.jacobian(..., vectorize=True)``, ``torch.func.vmap`` over a backward): its gradients
+    are then batched tensors without storage, which no kernel can address (the Triton backwards raised torch's
+    RuntimeError where the reference's plain ops batched). Such a backward computes with torch's ops instead."""
+    return any(grad is not None and not torch._C._has_storage(grad) for grad in grads)
 
 
 def check_no_internal_overlap(name: str, tensor: torch.Tensor) -> None:

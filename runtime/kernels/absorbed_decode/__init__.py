@@ -18,6 +18,7 @@ from ..backend import (
     check_same_device,
     check_shape,
     check_softmax_scale,
+    check_validate_flag,
     check_values,
     host_values,
     on_device,
@@ -29,6 +30,9 @@ from ..latent_cache.paged import check_paged_cache, is_power_of_two
 from . import reference
 
 MIN_TILE = 16  # tl.dot's smallest operand side: the fewest tokens (and query rows) a decode tile holds
+MAX_TILE = 64  # the most tokens a decode tile holds (every kernel's BLOCK_N)
+# The longest block table row (in tokens) whose lengths the kernels round up to whole tiles within 32 bits.
+MAX_SEQUENCE_TOKENS = 2**31 - MAX_TILE
 
 
 def _check_lengths(block_table, cache_seqlens, s_q, block_size, num_blocks) -> None:
@@ -154,7 +158,16 @@ def mla_decode(
                 "block_size) make more than 2**31 tiles of {tile}; pass a narrower block table or use "
                 "backend='torch'", batch=batch, capacity=capacity, blocks=block_table.shape[1],
                 tile=MIN_TILE)  # fmt: skip
+        # A length is rounded up to whole tiles of up to 64 tokens in 32 bits (length + 63): a table of 2**31 - 32
+        # tokens (pages of 32) took a valid length of 2**31 - 40, whose tile count wrapped negative and gave every
+        # sequence of the batch garbage.
+        require(capacity <= MAX_SEQUENCE_TOKENS, "the Triton backend counts a sequence's tokens in 32 bits, rounded "
+                "up to whole tiles of {tile}: block_table's {blocks} blocks x block_size {size} = {capacity} tokens "
+                "is more than {limit}; pass a narrower block table or use backend='torch'", tile=MAX_TILE,
+                blocks=block_table.shape[1], size=block_size, capacity=capacity,
+                limit=MAX_SEQUENCE_TOKENS)  # fmt: skip
     if batch == 0:
+        check_validate_flag(validate)
         return q_nope_absorbed.new_empty(q_nope_absorbed.shape), q_nope_absorbed.new_empty(
             0, s_q, heads, dtype=reference.compute_dtype(q_nope_absorbed.dtype)
         )

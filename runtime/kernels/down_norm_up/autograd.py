@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from ..backend import autocast_off
+from ..backend import autocast_off, batched_gradients
+from . import reference
 
 
 class DownNormUp(torch.autograd.Function):
@@ -25,9 +26,11 @@ class DownNormUp(torch.autograd.Function):
         x, w_down, w_up, norm_weight, rstd = ctx.saved_tensors
         rows = x.reshape(-1, x.shape[-1])
         grad_rows = grad_out.reshape(-1, grad_out.shape[-1])
+        # Under vmap (batched gradients, see batched_gradients) the reference's norm step, whose ops vmap batches.
+        norm_ops = reference if batched_gradients(grad_out) else ctx.norm_ops
         with autocast_off(x.device):  # a backward run inside autocast keeps the forward's dtypes too
             latent = F.linear(rows, w_down)
-            normed, grad_latent, grad_norm_weight = ctx.norm_ops.norm_backward(latent, norm_weight, rstd,
-                                                                               grad_rows @ w_up)  # fmt: skip
+            normed, grad_latent, grad_norm_weight = norm_ops.norm_backward(latent, norm_weight, rstd,
+                                                                           grad_rows @ w_up)  # fmt: skip
             grad_x = (grad_latent @ w_down).reshape(x.shape)
             return grad_x, grad_latent.t() @ rows, grad_rows.t() @ normed, grad_norm_weight, None, None

@@ -18,6 +18,7 @@ from ..backend import (
     check_same_device,
     check_shape,
     check_triton_tiles,
+    check_validate_flag,
     check_values,
     host_values,
     on_device,
@@ -117,6 +118,7 @@ def mla_cache_append(
         "norm_weight": norm_weight,
     })  # fmt: skip
     if n_tokens == 0:
+        check_validate_flag(validate)
         return
     if check_values(device, validate):
         _check_slots_and_positions(slot_mapping, positions, num_blocks * block_size, cos.shape[0])

@@ -22,6 +22,7 @@ from ..backend import (
     check_saved_for_backward,
     check_shape,
     check_triton_tiles,
+    check_validate_flag,
     check_values,
     host_values,
     on_device,
@@ -34,7 +35,9 @@ from .positions import packed_positions
 
 def _check_offsets(cu_seqlens: torch.Tensor, total_tokens: int, table_rows: int) -> None:
     """``cu_seqlens`` starts at 0, never decreases, ends inside the tokens, and every token's position (padding
-    past the last offset counts on in the last sequence) has a cos/sin row (one host copy)."""
+    past the last offset counts on in the last sequence) has a cos/sin row (one host copy). In 64 bits: an int32
+    drop of 2**31 or more wrapped to a positive step and passed as "never decreasing"."""
+    cu_seqlens = cu_seqlens.long()
     steps = cu_seqlens[1:] - cu_seqlens[:-1]
     padding_end = total_tokens - cu_seqlens[-2]
     first, smallest_step, end, longest = host_values(
@@ -89,7 +92,8 @@ def _check_rope_inputs(
     require(not (torch.is_grad_enabled() and (cos.requires_grad or sin.requires_grad)), "cos and sin get no gradient "
             "(as in megatron-core's fused RoPE) and must not require grad; pass cos.detach() and sin.detach(), or "
             "call under torch.no_grad()")  # fmt: skip
-    if cu_seqlens is None:
+    if cu_seqlens is None:  # no index values to check
+        check_validate_flag(validate)
         require(
             cos.shape[0] >= tensor.shape[0],
             "cos/sin hold {held} positions, {name} has {needed}",

@@ -6,6 +6,8 @@ import torch
 import triton
 from torch.autograd.function import once_differentiable
 
+from ..backend import batched_gradients
+from . import reference
 from .triton_kernels import rope_kv_backward_kernel, rope_kv_forward_kernel, rope_q_inplace_kernel
 
 # Each program owns one token and up to ``max_heads`` of its heads, in ``num_warps`` warps (fewer for fewer heads,
@@ -79,6 +81,19 @@ def _holders(grad: torch.Tensor, python_references: int) -> tuple[int, int, int]
     return python_references, use_count(), storage_use_count(storage._cdata)
 
 
+def _reference_gradients(forward, shapes: list[torch.Size], grads: tuple, dtype: torch.dtype, device) -> tuple:
+    """The gradients of ``forward`` (a reference op, linear in its inputs) for inputs of ``shapes``: autograd through
+    the PyTorch reference, as the torch backend differentiates it, for gradients the kernels cannot address (see
+    ``batched_gradients``): vmap batches the reference's ops. The inputs' values do not enter (zeros)."""
+    with torch.enable_grad():
+        inputs = [torch.zeros(shape, dtype=dtype, device=device, requires_grad=True) for shape in shapes]
+        outputs = forward(*inputs)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        pairs = [(output, grad) for output, grad in zip(outputs, grads, strict=True) if grad is not None]
+        return torch.autograd.grad([output for output, _ in pairs], inputs, [grad for _, grad in pairs],
+                                   allow_unused=True, materialize_grads=True)  # fmt: skip
+
+
 def _held_alone(grad: torch.Tensor, python_references: int) -> bool:
     """Nothing but this backward reaches ``grad``'s memory: it has exactly the holders a gradient nobody else holds
     has when a backward sees it (``_FRESH_GRADIENT_HOLDERS``, measured, not assumed: autograd itself keeps one more
@@ -146,6 +161,12 @@ class MlaRopeQ(torch.autograd.Function):
     def backward(ctx, grad):
         references = sys.getrefcount(grad)  # first, and as ``_FreshGradientProbe.backward`` takes it
         cos, sin = ctx.saved_tensors
+        if batched_gradients(grad):
+            (grad,) = _reference_gradients(
+                lambda q: reference.rope_q(q.clone(), cos, sin, ctx.qk_head_dim, ctx.emb_dim, ctx.layout.positions),
+                [grad.shape], (grad,), grad.dtype, cos.device,
+            )  # fmt: skip
+            return grad, None, None, None, None, None
         # Autograd may hand the incoming buffer to other branches too (``mla_rope_q(q) + 3 * x`` gives both the
         # add's gradient, and runs the rope's backward first when ``3 * x`` was computed first), and a caller's
         # ``out.backward(g)`` passes the caller's own ``g``: rotating either in place, as megatron-core does, gave
@@ -188,7 +209,7 @@ class MlaRopeKV(torch.autograd.Function):
             num_warps=_warps(block_heads, tile), **dims, **layout.kernel_arguments(),
         )  # fmt: skip
         ctx.save_for_backward(cos, sin)
-        ctx.layout, ctx.dims, ctx.k_pos_emb_shape = layout, dims, k_pos_emb.shape
+        ctx.layout, ctx.dims, ctx.k_pos_emb_shape, ctx.dtype = layout, dims, k_pos_emb.shape, kv.dtype
         return key, value
 
     @staticmethod
@@ -197,13 +218,23 @@ class MlaRopeKV(torch.autograd.Function):
         cos, sin = ctx.saved_tensors
         layout, dims = ctx.layout, ctx.dims
         shape = (*layout.token_shape, layout.heads)
+        if batched_gradients(grad_key, grad_value):
+            kv_shape = torch.Size((*shape, dims["K_DIM"] + dims["V_DIM"]))
+            gradients = _reference_gradients(
+                lambda kv, k_pos_emb: reference.rope_kv(kv, k_pos_emb, cos, sin, 2 * dims["HALF"], dims["K_DIM"],
+                                                        dims["V_DIM"], layout.positions),
+                [kv_shape, ctx.k_pos_emb_shape], (grad_key, grad_value), ctx.dtype, cos.device,
+            )  # fmt: skip
+            return *gradients, None, None, None, None, None, None
         if grad_key is None:
             grad_key = cos.new_zeros(*shape, dims["K_DIM"] + 2 * dims["HALF"], dtype=grad_value.dtype)
         if grad_value is None:
             grad_value = cos.new_zeros(*shape, dims["V_DIM"], dtype=grad_key.dtype)
-        # Autograd may pass an efficient zero tensor, whose null pointer the kernel would read: a copy gives memory.
-        grad_key, grad_value = (grad.clone(memory_format=torch.contiguous_format) if not grad.data_ptr() else grad
-                                for grad in (grad_key, grad_value))  # fmt: skip
+        # Autograd may pass an efficient zero tensor, whose null pointer the kernel would read: a copy gives memory. A
+        # caller's negative view (``g.conj().imag``, say) holds the values negated: the kernel read them as stored
+        # (kv's gradient of the opposite sign), so it is resolved (a no-op for any other tensor).
+        grad_key, grad_value = (grad.clone(memory_format=torch.contiguous_format) if not grad.data_ptr()
+                                else grad.resolve_neg() for grad in (grad_key, grad_value))  # fmt: skip
         grad_kv = grad_key.new_empty(*shape, dims["K_DIM"] + dims["V_DIM"])
         grad_k_pos_emb = grad_key.new_empty(ctx.k_pos_emb_shape)
         tile = TILES["kv_backward"]

@@ -131,7 +131,8 @@ def call_validating(case: Case, run, backend: str, tolerances: tuple[float, ...]
 # Unchecked (validate=False) values whose result is defined: clamped into the tables, the cache and the block table,
 # or skipped, the same way on every backend. Not: a length of 0 (the kernels leave its rows unwritten) or a slot
 # named twice (which token wins is a race).
-UNCHECKED_DEFINED = {"short table (thd)", "cu_seqlens not from 0", "cu_seqlens decreasing", "slot past the cache",
+UNCHECKED_DEFINED = {"short table (thd)", "cu_seqlens not from 0", "cu_seqlens decreasing",
+                     "cu_seqlens wrapping int32", "slot past the cache",
                      "position past the table", "negative position", "length past the table", "block past the cache",
                      "negative block"}  # fmt: skip
 
@@ -175,8 +176,12 @@ def rope_tables(rows, emb_dim, dtype, generator):
 # --- RoPE (q and kv) ----------------------------------------------------------------------------------------------
 
 ROPE_MUTATIONS = ["negative head dim", "odd emb_dim", "short table", "float cu_seqlens", "bool cu_seqlens",
-                  "cu_seqlens not from 0", "cu_seqlens decreasing", "strided last dim", "int tensor"]  # fmt: skip
-VALUE_MUTATIONS = {"short table (thd)", "cu_seqlens not from 0", "cu_seqlens decreasing"}
+                  "cu_seqlens not from 0", "cu_seqlens decreasing", "strided last dim", "int tensor",
+                  "cu_seqlens wrapping int32"]  # fmt: skip
+VALUE_MUTATIONS = {"short table (thd)", "cu_seqlens not from 0", "cu_seqlens decreasing", "cu_seqlens wrapping int32"}
+# A table of 2**16 rows and int32 offsets 2**16 apart up to 2**31 - 2**16, then -2**31: a drop that int32 arithmetic
+# wraps to a step of 2**16 (checked in int32, it passed as "never decreasing").
+WRAP_STEP = 2**16
 
 
 @st.composite
@@ -230,6 +235,10 @@ def make_rope(case: Case, dtype, width: int, reference: bool = False):
         rows = p["seq"] + p["spare_rows"]
     if case.invalid in ("short table", "short table (thd)"):
         rows = (longest if p["thd"] else p["seq"]) - 1
+    if case.invalid == "cu_seqlens wrapping int32":
+        rows = WRAP_STEP
+        rising = torch.arange(0, 2**31 - WRAP_STEP + 1, WRAP_STEP, device=DEVICE)
+        cu_seqlens = torch.cat((rising, rising.new_full((1,), -(2**31)))).to(torch.int32)
     cos, sin = rope_tables(max(rows, 1), emb, dtype, generator)
     if rows == 0 and case.invalid:  # a table of no rows (any op needs one)
         cos, sin = cos[:0], sin[:0]
@@ -780,3 +789,53 @@ def test_a_scaled_score_past_float32_over_log2e_overflows_on_every_backend(backe
     assert out.isnan().all() and lse.isnan().all()
     out, lse = mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, 7e37, backend=backend)
     assert relative_error(lse, torch.full_like(lse, 2.1e38)) < TOLERANCE[torch.float32] and out.isfinite().all()
+
+
+# --- fixed cases of issue 16's fifth bad-input pass, on every backend ---------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batched_gradients_match_float64_on_every_backend(backend):
+    """Autograd runs a backward under vmap for ``is_grads_batched=True`` (and ``jacobian(vectorize=True)``, a
+    ``torch.func.vmap`` over ``torch.autograd.grad``): the Triton backwards raised torch's RuntimeError ("Cannot
+    access data pointer of Tensor that doesn't have storage") where the reference's ops batched."""
+    generator = torch.Generator().manual_seed(5)
+    cos, sin = rope_tables(8, 4, torch.float32, generator)
+    cu_seqlens = torch.tensor([0, 3, 5], device=DEVICE)
+
+    def grads(backend, dtype):
+        rows = torch.Generator().manual_seed(6)
+        leaves = [randn(shape, dtype, rows).requires_grad_() for shape in
+                  ((3, 2, 3, 8), (5, 3, 6), (5, 1, 4), (3, 16), (16, 16), (8, 16), (16,))]  # fmt: skip
+        tables = cos.to(dtype), sin.to(dtype)
+        outputs = (mla_rope_q(leaves[0] * 1, *tables, 4, 4, backend=backend),
+                   *mla_rope_kv(leaves[1], leaves[2], *tables, 4, 2, 4, cu_seqlens, backend=backend),
+                   fused_down_norm_up(*leaves[3:], 1e-6, backend=backend))  # fmt: skip
+        batched = [randn((4, *out.shape), dtype, rows) for out in outputs]
+        gradients = torch.autograd.grad(outputs, leaves, batched, retain_graph=True, is_grads_batched=True)
+        per_sample = torch.func.vmap(lambda *g: torch.autograd.grad(outputs, leaves, g, retain_graph=True))(*batched)
+        return *gradients, *per_sample
+
+    expected = grads("torch", torch.float64)
+    for got, want in zip(grads(backend, torch.float32), expected, strict=True):
+        assert relative_error(got, want) < TOLERANCE[torch.float32]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rope_backwards_read_a_negative_view_gradient_as_its_values(backend):
+    """A caller's gradient that is a negative view (``g.conj().imag`` of a complex ``g``; ``torch._neg_view``) holds
+    its values negated: the Triton kv backward read the memory as stored and gave kv the opposite gradient."""
+    cos, sin = rope_tables(4, 4, torch.float32, torch.Generator().manual_seed(1))
+
+    def grads(negative_view: bool):
+        rows = torch.Generator().manual_seed(2)
+        q, kv, k_pos_emb = (randn(shape, torch.float32, rows).requires_grad_() for shape in
+                            ((2, 1, 2, 8), (2, 1, 2, 6), (2, 1, 1, 4)))  # fmt: skip
+        outputs = (mla_rope_q(q * 1, cos, sin, 4, 4, backend=backend),
+                   *mla_rope_kv(kv, k_pos_emb, cos, sin, 4, 2, 4, backend=backend))  # fmt: skip
+        given = [randn(out.shape, torch.float32, rows) for out in outputs]
+        given = [torch._neg_view(g) if negative_view else -g for g in given]
+        return torch.autograd.grad(outputs, (q, kv, k_pos_emb), given)
+
+    for got, want in zip(grads(negative_view=True), grads(negative_view=False), strict=True):
+        assert torch.equal(got, want)

@@ -155,6 +155,25 @@ REFUSED = {
                                                         eps=1e-40),
     "subnormal eps to down-norm-up": lambda: fused_down_norm_up(torch.zeros(3, 4), torch.randn(2, 4),
                                                                 torch.randn(5, 2), torch.ones(2), 2.0**-127),
+    # Found by the fifth pass: cu_seqlens checked in its own int32, where a drop of 2**31 or more wraps to a positive
+    # step (0, 65536, ..., 2**31 - 65536, then -2**31: every step "at most 65536") and passed validation.
+    "int32 cu_seqlens whose drop wraps": lambda: mla_rope_q(
+        torch.randn(10, 1, 4), torch.ones(2**16, 2), torch.zeros(2**16, 2), 2, 2,
+        torch.cat((torch.arange(0, 2**31 - 2**16 + 1, 2**16), torch.tensor([-(2**31)]))).int(), validate=True),
+    # A lazy module's parameter before its first forward raised torch's own ValueError at the first check.
+    "a lazy module's uninitialized weight": lambda: fused_down_norm_up(
+        torch.randn(3, 4), torch.nn.LazyLinear(2).weight, torch.randn(5, 2), torch.ones(2), 1e-6),
+    "a decoder of an uninitialized weight": lambda: AbsorbedMLADecoder(torch.nn.UninitializedParameter(), 2, 8, 4,
+                                                                       SCALE),
+    # `validate` was checked only where values were: bshd RoPE, an empty append or decode batch took any value.
+    "validate=1 to bshd RoPE": lambda: mla_rope_kv(torch.randn(2, 1, 1, 6), torch.randn(2, 1, 1, 4), COS[:, :4],
+                                                   SIN[:, :4], 4, 2, 4, validate=1),
+    "validate='yes' to an empty append": lambda: mla_cache_append(**{
+        name: value[:0] if name in ("c_kv", "k_pe", "positions", "slot_mapping") else value
+        for name, value in append_case(torch.float32, torch.Generator(), True)[0].items()}, validate="yes"),
+    "validate=0 to an empty decode batch": lambda: mla_decode(
+        paged_case().q_lat[:0], paged_case().q_pe[:0], *paged_case().cache_args()[:2],
+        paged_case().block_table[:0], paged_case().cache_seqlens[:0], SCALE, validate=0),
 }  # fmt: skip
 
 
@@ -339,3 +358,20 @@ def test_torch_jit_trace_is_refused_by_name():
         torch.jit.trace(lambda q: mla_decode(q, case.q_pe, *case.cache_args(), SCALE), (case.q_lat,))
     with pytest.raises(KernelInputError, match="torch.jit.trace"):
         torch.jit.trace(lambda q: mla_rope_q(q.clone(), COS[:, :4], SIN[:, :4], 4, 4), (torch.randn(2, 1, 1, 8),))
+
+
+def test_a_decoder_built_in_inference_mode_serves_a_query_that_requires_grad():
+    """A decoder built under torch.inference_mode() (a serving process) and a q_nope that requires grad: recording the
+    absorbed query's product saved w_uk, and autograd raised "Inference tensors cannot be saved for backward". The
+    output never requires grad (as mla_decode's), so nothing is recorded."""
+    case = paged_case()
+    w_kv_up = torch.randn(4 * (8 + 4), 32)
+    with torch.inference_mode():
+        served = AbsorbedMLADecoder(w_kv_up, 4, 8, 4, SCALE)
+    q_nope = torch.randn(2, 1, 4, 8)
+
+    out = served(q_nope.clone().requires_grad_(), case.q_pe, *case.cache_args())
+
+    assert not out.requires_grad
+    torch.testing.assert_close(out, AbsorbedMLADecoder(w_kv_up, 4, 8, 4, SCALE)(q_nope, case.q_pe, *case.cache_args()),
+                               rtol=0, atol=0)  # fmt: skip

@@ -222,6 +222,13 @@ PAST_TRITON_LIMITS = {
     "one token's values past 32-bit offsets": lambda: mla_rope_kv(
         torch.zeros(2**13 + 1).expand(1, 1, 3 * 2**17, -1), torch.zeros(1, 1, 1, 16), torch.ones(1, 16),
         torch.zeros(1, 16), 16, 1, 2**13, backend="triton"),
+    # The fifth pass: a length is rounded up to whole 64-token tiles in 32 bits. A block table of 2**26 - 1 pages of
+    # 32 tokens (2**31 - 32: 256 MiB of untouched virtual memory here) took a valid length of 2**31 - 40, whose tile
+    # count wrapped negative: garbage for every sequence of the batch.
+    "a sequence's tiles past 32-bit counting": lambda: mla_decode(
+        torch.zeros(1, 1, 1, 16), torch.zeros(1, 1, 1, 16), torch.zeros(1, 32, 16), torch.zeros(1, 32, 16),
+        torch.empty(1, 2**26 - 1, dtype=torch.int32), torch.full((1,), 2**31 - 40, dtype=torch.int32), 0.1,
+        backend="triton", validate=False),
 }  # fmt: skip
 
 
