@@ -7,6 +7,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from seamfix.audit.diff import FileChange, Hunk, hunks_between, parse_diff
@@ -15,10 +16,11 @@ from seamfix.audit.layout import Layout
 from seamfix.audit.mla_lines import code_by_line, mla_names_by_line
 from seamfix.audit.width import SeamWidth, measure, seam_use
 from seamfix.config import Settings
-from seamfix.discovery import discover
+from seamfix.discovery import Discovery, discover
 from seamfix.engine import check_options
 from seamfix.errors import SeamfixError
 from seamfix.file_checker import FileChecker
+from seamfix.projects import each_project
 from seamfix.reading import read_error, read_regular_file
 from seamfix.vocabulary.names import NameClassifier
 
@@ -37,7 +39,7 @@ class HunkVerdict:
 @dataclass
 class FileVerdict:
     change: FileChange
-    relpath: str
+    relpath: str  # as the report names it (``Projects.display``)
     hunks: list[HunkVerdict] = field(default_factory=list)
     note: str = ""  # why a changed file was not classified (binary, not Python, a submodule)
 
@@ -62,68 +64,176 @@ class AuditReport:
         return self.total(LEAK) > 0
 
 
-class Project:
-    """The seamfix project inside a git repository: path conversions and trees at revisions."""
+class Place:
+    """A folder as seen from a repository's root: what a repository path is relative to it."""
 
-    def __init__(self, git: Git, settings: Settings) -> None:
+    def __init__(self, repo_root: Path, folder: Path) -> None:
+        self.folder = folder
+        inside = os.path.relpath(folder, repo_root).replace(os.sep, "/")
+        outside = os.path.relpath(repo_root, folder).replace(os.sep, "/")
+        self._prefix: str | None = "" if inside == "." else inside + "/"  # None: beside the repository
+        self._above = ""  # a folder above the repository's root: the root's path from it
+        if _climbs(inside):
+            self._prefix, self._above = (None, "") if _climbs(outside) else ("", outside + "/")
+
+    def relpath(self, git_path: str) -> str | None:
+        """The folder-relative path of a repository path; None outside the folder."""
+        if self._prefix is None or not git_path.startswith(self._prefix):
+            return None
+        return self._above + git_path[len(self._prefix) :]
+
+
+def _climbs(relpath: str) -> bool:
+    return relpath == ".." or relpath.startswith("../")
+
+
+class Project:
+    """One seamfix project inside a git repository: its settings, where its files lie, what judges them, and
+    its files in the working tree as the walk found them."""
+
+    def __init__(self, git: Git, settings: Settings, found: Discovery) -> None:
         self.git = git
         self.settings = settings
-        prefix = os.path.relpath(settings.root, git.root).replace(os.sep, "/")
-        self.prefix = "" if prefix == "." else prefix + "/"
+        self.place = Place(git.root, settings.root)
+        self.found = found
 
     def relpath(self, git_path: str) -> str | None:
         """Project-relative path of a repository path; None outside the project."""
-        return git_path[len(self.prefix) :] if git_path.startswith(self.prefix) else None
+        return self.place.relpath(git_path)
 
     def checks(self, relpath: str) -> bool:
         settings = self.settings
         return settings.include.matches(relpath) and not settings.exclude.matches_within(relpath)
 
-    def tree(self, rev: str | None, errors: list[str] | None = None) -> dict[str, bytes]:
-        """The project's checked Python files at ``rev`` (None: the working tree, where files that cannot be
-        read, FIFOs and symlink loops among them, are left out and named in ``errors``)."""
-        if rev is not None:
-            return {self.relpath(git_path): data for git_path, data in self.git.tree_files(rev, self._wanted).items()}
+    @cached_property
+    def names(self) -> NameClassifier:
+        return NameClassifier(self.settings.vocabulary)
+
+    @cached_property
+    def checker(self) -> FileChecker:
+        return FileChecker(check_options(self.settings))
+
+    def working_tree(self, errors: list[str], base: Path) -> dict[str, bytes]:
+        """The project's checked Python files in the working tree; files that cannot be read, FIFOs and symlink
+        loops among them, are left out and named in ``errors`` (relative to ``base``)."""
         settings = self.settings
-        found = discover([settings.root], settings)
-        unread = list(found.errors)
+        errors += self.found.errors
         files = {}
-        for source in found.files:
+        for source in self.found.files:
             try:
                 files[source.relpath] = read_regular_file(source.path)
             except OSError as exc:
-                unread.append(f"{source.relpath}: cannot read: {read_error(exc)}")
+                errors.append(f"{os.path.relpath(source.path, base)}: cannot read: {read_error(exc)}")
         adapter = settings.root / (settings.adapter or "")
         if settings.adapter and adapter.is_file():
             files[settings.adapter] = read_regular_file(adapter)
-        if errors is not None:
-            errors += unread
         return files
 
-    def _wanted(self, git_path: str) -> bool:
-        relpath = self.relpath(git_path)
-        return relpath is not None and self.checks(relpath)
+
+_BROKEN = "not audited: its project's configuration has an error"
 
 
-def audit(git: Git, settings: Settings, since: str | None, until: str | None, paths: list[Path]) -> AuditReport:
-    project = Project(git, settings)
+class Projects:
+    """The projects an audit covers, found by the walk lint and apply share (``seamfix.projects``) over the
+    working tree: those of its paths (the current directory's without any), and each folder below them that
+    holds a configuration of its own (none with ``--config``). Each repository path is judged by the deepest of
+    them above it, at both revisions (the configuration is the working tree's)."""
+
+    def __init__(self, git: Git, cwd: Path, config: Path | None, paths: list[Path]) -> None:
+        self.git = git
+        self.projects: list[Project] = []
+
+        def walk(settings: Settings, targets: list[Path]) -> list[Path]:
+            """The whole project is walked, whatever paths it was reached by: its width is the whole's."""
+            if any(project.settings.root == settings.root for project in self.projects):
+                return []  # two paths of one project, or a project given that another's walk met
+            found = discover([settings.root], settings, nested=config is None)
+            self.projects.append(Project(git, settings, found))
+            return found.nested
+
+        self.first_root, broken = each_project(cwd, config, paths, {}, walk)
+        self.errors = [error for _, error in broken]
+        governing = [(project.place, project) for project in self.projects]
+        governing += [(Place(git.root, folder), _BROKEN) for folder, _ in broken]
+        # deepest first: a nested project's files are its own, not its parent's
+        self._governing = sorted(governing, key=lambda pair: -len(pair[0].folder.parts))
+        self._base = Place(git.root, Path(os.path.commonpath([project.settings.root for project in self.projects])))
+
+    def owner(self, git_path: str) -> Project | str | None:
+        """The project that judges a repository path; for a folder whose configuration has an error, the note
+        saying so; None outside every project."""
+        return next((owner for place, owner in self._governing if place.relpath(git_path) is not None), None)
+
+    def display(self, git_path: str) -> str:
+        """How a report names a repository path: relative to the folder holding every project audited (the
+        project's root where there is one)."""
+        return self._base.relpath(git_path) or git_path
+
+    def width(self, rev: str | None, errors: list[str] | None = None) -> SeamWidth:
+        """The seam's width at ``rev`` (None: the working tree, where files that cannot be read are named in
+        ``errors``), each project measured against its own adapter, added up."""
+        trees: dict[Project, dict[str, bytes]] = {project: {} for project in self.projects}
+        if rev is None:
+            errors = [] if errors is None else errors
+            trees = {project: project.working_tree(errors, self._base.folder) for project in self.projects}
+        else:
+            for git_path, data in self.git.tree_files(rev, lambda path: self._checked(path) is not None).items():
+                project, relpath = self._checked(git_path)
+                trees[project][relpath] = data
+        widths = [measure(files, project.settings) for project, files in trees.items()]
+        return sum(widths[1:], widths[0])
+
+    def _checked(self, git_path: str) -> tuple[Project, str] | None:
+        """The project that checks a repository path, with the path relative to it; None when none does."""
+        project = self.owner(git_path)
+        if not isinstance(project, Project):
+            return None
+        relpath = project.relpath(git_path)
+        return (project, relpath) if project.checks(relpath) else None
+
+
+def audit(git: Git, projects: Projects, since: str | None, until: str | None, paths: list[Path]) -> AuditReport:
     base = git.resolve(since) if since else git.default_base()
     head = git.resolve(until) if until else None
     pathspecs = [_pathspec(git, path, base, head) for path in paths]
-    names = NameClassifier(settings.vocabulary)
-    checker = FileChecker(check_options(settings))
     verdicts = []
     changes = parse_diff(git.diff(base, head, pathspecs))
     if head is None:
         changes += [_added(git, path) for path in git.untracked(pathspecs)]
     for change in changes:
-        relpath = project.relpath(change.path)
-        if relpath is None:
-            continue
-        verdicts.append(_classify(change, relpath, project, names, checker, base, head))
-    errors: list[str] = []
-    after = measure(project.tree(head, errors), settings)
-    return AuditReport(base, head, verdicts, measure(project.tree(base), settings), after, errors)
+        for part, owner in _by_project(change, projects, base, head):
+            if isinstance(owner, Project):
+                verdicts.append(_classify(part, owner, projects.display(part.path), base, head))
+            else:
+                verdicts.append(FileVerdict(part, projects.display(part.path), note=owner))
+    errors = list(projects.errors)
+    after = projects.width(head, errors)
+    return AuditReport(base, head, verdicts, projects.width(base), after, errors)
+
+
+def _by_project(
+    change: FileChange, projects: Projects, base: str, head: str | None
+) -> list[tuple[FileChange, Project | str]]:
+    """A changed file with the project that judges it (none outside every project). A file that moved from one
+    project into another is gone from the first and added to the second, each side whole: each project's seam is
+    its own, and code new to a project is judged as lint would judge it there."""
+    old = projects.owner(change.old_path) if change.old_path else None
+    new = projects.owner(change.new_path) if change.new_path else None
+    if change.old_path is None or change.new_path is None or old == new:
+        owner = new if change.new_path else old
+        return [] if owner is None else [(change, owner)]
+    parts = []
+    if old is not None:
+        gone = FileChange(change.old_path, None, change.binary, change.submodule)
+        if not change.submodule:
+            gone.hunks = hunks_between(_blob(projects.git, base, change.old_path), b"")
+        parts.append((gone, old))
+    if new is not None:
+        added = FileChange(None, change.new_path, change.binary, change.submodule)
+        if not change.submodule:
+            added.hunks = hunks_between(b"", _blob(projects.git, head, change.new_path))
+        parts.append((added, new))
+    return parts
 
 
 def _added(git: Git, path: str) -> FileChange:
@@ -146,16 +256,9 @@ def _pathspec(git: Git, path: Path, base: str, head: str | None) -> str:
     raise SeamfixError(f"{path}: No such file or directory")
 
 
-def _classify(
-    change: FileChange,
-    relpath: str,
-    project: Project,
-    names: NameClassifier,
-    checker: FileChecker,
-    base: str,
-    head: str | None,
-) -> FileVerdict:
-    verdict = FileVerdict(change, relpath)
+def _classify(change: FileChange, project: Project, display: str, base: str, head: str | None) -> FileVerdict:
+    verdict = FileVerdict(change, display)
+    relpath = project.relpath(change.path)
     old_relpath = project.relpath(change.old_path) if change.old_path else None
     checked = project.checks(relpath) or (old_relpath and project.checks(old_relpath))
     if change.submodule:
@@ -169,13 +272,13 @@ def _classify(
         return verdict
     if change.binary:  # a checked file git shows no hunks of: they come from its two versions
         change.hunks = hunks_between(
-            *(_blob(project, rev, path) for rev, path in ((base, change.old_path), (head, change.new_path)))
+            *(_blob(project.git, rev, path) for rev, path in ((base, change.old_path), (head, change.new_path)))
         )
     if project.settings.is_seam(relpath) or (old_relpath and project.settings.is_seam(old_relpath)):
         verdict.hunks = [HunkVerdict(hunk, SEAM) for hunk in change.hunks]
         return verdict
-    old = _Side(project, base, change.old_path, names, checker)
-    new = _Side(project, head, change.new_path, names, checker)
+    old = _Side(project, base, change.old_path)
+    new = _Side(project, head, change.new_path)
     layout = Layout(old.data, new.data, change.hunks)
     for index, hunk in enumerate(change.hunks):
         verdict.hunks.append(_hunk_verdict(hunk, old, new, lambda index=index: layout.changed_lines(index)))
@@ -221,22 +324,23 @@ def _same_code(old: _Side, old_lines: range, new: _Side, new_lines: range) -> bo
     ]
 
 
-def _blob(project: Project, rev: str | None, git_path: str | None) -> bytes:
-    return (project.git.show(rev, git_path) if git_path else None) or b""
+def _blob(git: Git, rev: str | None, git_path: str | None) -> bytes:
+    return (git.show(rev, git_path) if git_path else None) or b""
 
 
 class _Side:
-    """One side of a changed file: the MLA names of each line that is part of a site lint reports (see
-    ``mla_lines``), and its code tokens by line."""
+    """One side of a changed file: the MLA names of each line that is part of a site lint reports there (see
+    ``mla_lines``; the rules its project selects, less those its ``per-file-ignores`` turn off), and its code
+    tokens by line."""
 
-    def __init__(
-        self, project: Project, rev: str | None, git_path: str | None, names: NameClassifier, checker: FileChecker
-    ) -> None:
-        data = self.data = _blob(project, rev, git_path)
+    def __init__(self, project: Project, rev: str | None, git_path: str | None) -> None:
+        data = self.data = _blob(project.git, rev, git_path)
         self.names: dict[int, list[str]] = {}
         self.code: dict[int, list[str]] | None = {}
         if data:  # an empty or absent side has no names and no code
-            relpath = project.relpath(git_path) or git_path
-            use = seam_use(data, relpath, project.settings)
-            self.names = mla_names_by_line(data, names, checker.sites(data, relpath), use.names, use.calls)
+            settings = project.settings
+            relpath = project.relpath(git_path)
+            use = seam_use(data, relpath, settings)
+            sites = project.checker.sites(data, relpath, settings.ignored_codes(relpath))
+            self.names = mla_names_by_line(data, project.names, sites, use.names, use.calls)
             self.code = code_by_line(data)
