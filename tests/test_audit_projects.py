@@ -193,3 +193,18 @@ def test_a_broken_nested_configuration_is_one_error_and_the_other_projects_are_a
         "not audited: its project's configuration has an error"
     }
     assert not any(hunks for path, (_, _, hunks) in found.items() if path.startswith("sub/"))
+
+
+def test_a_configuration_above_the_repository_governs_its_files_only(tmp_path: Path) -> None:
+    """Found as ruff finds it (the nearest above), the project's root above the repository's: its files are
+    judged by it and named as in the repository, and nothing outside the repository is measured."""
+    (tmp_path / "pyproject.toml").write_text('[tool.seamfix]\nadapter = "repo/fork/mla_seam.py"\n')
+    (tmp_path / "elsewhere.py").write_text(DECIDES)  # in the project, not in the repository
+    own = own_files(BASE, "")
+    repo = repository(tmp_path / "repo", {**own, "pyproject.toml": ""}, {**own_files(HEAD, ""), "pyproject.toml": ""})
+    code, report = audit(repo, "--since", "main")
+    assert code == 1 and {file["path"]: [hunk["kind"] for hunk in file["hunks"]] for file in report["files"]} == {
+        "fork/builder.py": ["leak"],
+        "fork/moving.py": ["narrowing"],
+    }
+    assert report["width"]["after"]["findings"] == 1 and report["width"]["after"]["adapter_functions"] == 1

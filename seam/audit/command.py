@@ -39,8 +39,9 @@ def audit_command(
     outside it (the seam leaked: exit 1), MLA code removed from outside it (narrowing), or generic; and
     report the seam's width before and after."""
     from seamfix.atomic import write_atomic
-    from seamfix.audit.audit import Projects, audit
+    from seamfix.audit.audit import audit
     from seamfix.audit.git import Git
+    from seamfix.audit.projects import Projects
 
     allowed = HISTORY_FORMATS if history else AUDIT_FORMATS
     output_format = output_format or allowed[0]

@@ -8,7 +8,7 @@ import io
 import json
 from dataclasses import dataclass
 
-from seamfix.audit.audit import Projects
+from seamfix.audit.projects import Projects
 from seamfix.audit.width import SeamWidth
 
 SERIES = ("findings", "call_sites", "adapter_functions", "adapter_lines")
