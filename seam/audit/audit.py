@@ -7,6 +7,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from seamfix.audit.diff import FileChange, Hunk, hunks_between, parse_diff
@@ -201,11 +202,15 @@ class _Side:
     def __init__(self, project: Project, rev: str | None, git_path: str | None) -> None:
         data = self.data = _blob(project.git, rev, git_path)
         self.names: dict[int, list[str]] = {}
-        self.code: dict[int, list[str]] | None = {}
-        if data:  # an empty or absent side has no names and no code
+        if data:  # an empty or absent side has no names
             settings = project.settings
             relpath = project.relpath(git_path)
             use = seam_use(data, relpath, settings)
             sites = project.checker.sites(data, relpath, settings.ignored_codes(relpath))
             self.names = mla_names_by_line(data, project.names, sites, use.names, use.calls)
-            self.code = code_by_line(data)
+
+    @cached_property
+    def code(self) -> dict[int, list[str]] | None:
+        """Line -> its code tokens (``code_by_line``): asked only where a side does not parse, so a large file's
+        tokens are not kept otherwise."""
+        return code_by_line(self.data) if self.data else {}
