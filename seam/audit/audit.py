@@ -89,16 +89,13 @@ def _by_project(
         owner = new if change.new_path else old
         return [] if owner is None else [(change, owner)]
     parts = []
-    if old is not None:
-        gone = FileChange(change.old_path, None, change.binary, change.submodule)
-        if not change.submodule:
-            gone.hunks = hunks_between(_blob(projects.git, base, change.old_path), b"")
-        parts.append((gone, old))
-    if new is not None:
-        added = FileChange(None, change.new_path, change.binary, change.submodule)
-        if not change.submodule:
-            added.hunks = hunks_between(b"", _blob(projects.git, head, change.new_path))
-        parts.append((added, new))
+    for owner, old_path, new_path, rev in ((old, change.old_path, None, base), (new, None, change.new_path, head)):
+        if owner is not None:
+            part = FileChange(old_path, new_path, change.binary, change.submodule)
+            if not change.submodule:
+                data = _blob(projects.git, rev, old_path or new_path)
+                part.hunks = hunks_between(data, b"") if old_path else hunks_between(b"", data)
+            parts.append((part, owner))
     return parts
 
 
