@@ -193,6 +193,12 @@ def test_a_broken_nested_configuration_is_one_error_and_the_other_projects_are_a
         "not audited: its project's configuration has an error"
     }
     assert not any(hunks for path, (_, _, hunks) in found.items() if path.startswith("sub/"))
+    # `--config` makes one file govern every folder, as lint's: the nested files are the root's, judged by it
+    governed = run_seamfix("audit", "--since", "main", "--format", "json", "--config", "pyproject.toml", cwd=whole)
+    kinds = {file["path"]: [hunk["kind"] for hunk in file["hunks"]] for file in governed.json()["files"]}
+    assert (governed.code, governed.stderr) == (1, "")
+    assert kinds["sub/src/pkg/seam.py"] == kinds["sub/generated/gen.py"] == ["leak"]
+    assert kinds["sub/src/pkg/moved.py"] == []  # a move within one project: a rename, followed
 
 
 def test_a_configuration_above_the_repository_governs_its_files_only(tmp_path: Path) -> None:
