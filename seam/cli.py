@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from seamfix import __version__
 from seamfix.audit.command import audit_command
-from seamfix.config import Settings, load_settings, settings_by_project
+from seamfix.config import Settings
 from seamfix.engine import LintResult, lint, merge_results
 from seamfix.errors import SeamfixError, echo_error
 from seamfix.lint_rules import ALWAYS_ON, RULES, rule_for
+from seamfix.projects import each_project
 from seamfix.report import FORMATS, renderer
 from seamfix.report.printable import one_line
 
@@ -35,27 +34,6 @@ def cli() -> None:
 
     Exit codes: 0 no findings, 1 findings, 2 usage, configuration or internal error.
     """
-
-
-def _each_project(cwd: Path, config: Path | None, paths: tuple[Path, ...], overrides: dict[str, object],
-                  handle: Callable[[Settings, list[Path]], list[Path]]) -> tuple[Path, list[str]]:  # fmt: skip
-    """``handle(settings, targets)`` for each project PATHS reach, as ruff's hierarchical configuration: the
-    paths grouped by the configuration nearest to each, then every folder a walk met that holds a configuration of
-    its own (``handle`` returns them; none with ``--config``) under that one, keeping the walking configuration's
-    ``respect-gitignore`` (ruff decides git's rules once per walk). Returns the first project's root and the
-    errors of nested configurations that could not be read or are invalid: each leaves only its own folder out."""
-    projects = settings_by_project(cwd, config, list(paths), **overrides)
-    first_root, errors = projects[0][0].root, []
-    while projects:
-        settings, targets = projects.pop(0)
-        for folder in handle(settings, targets):
-            try:
-                nested = load_settings(cwd, None, folder, **overrides)
-            except SeamfixError as exc:
-                errors.append(str(exc))
-                continue
-            projects.append((replace(nested, respect_gitignore=settings.respect_gitignore), [folder]))
-    return first_root, errors
 
 
 @cli.command("lint")
@@ -90,8 +68,8 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
                             jobs=jobs, apply_baseline=write_baseline is None, nested=config is None))  # fmt: skip
         return results[-1].nested
 
-    first_root, config_errors = _each_project(cwd, config, paths, overrides, lint_project)
-    results += [LintResult(errors=[error]) for error in config_errors]
+    first_root, broken = each_project(cwd, config, paths, overrides, lint_project)
+    results += [LintResult(errors=[error]) for _, error in broken]
     if write_baseline is not None and len(results) > 1:
         raise SeamfixError("--write-baseline records one project's findings: give paths of one project")
     result = merge_results(results)
@@ -159,7 +137,8 @@ def apply_command(paths: tuple[Path, ...], config: Path | None, show_diff: bool,
         plans.append(plan)
         return plan.nested
 
-    _, config_errors = _each_project(cwd, config, paths, overrides, apply_project)
+    _, broken = each_project(cwd, config, paths, overrides, apply_project)
+    config_errors = [error for _, error in broken]
     plan = combined(plans)
     for error in [*plan.skipped, *errors, *config_errors]:
         echo_error(error)

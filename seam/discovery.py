@@ -80,23 +80,21 @@ def _walk(
             except OSError:
                 is_dir = False
             if is_dir:
-                own_config = nested and _has_own_config(entry.path, result)
-                if own_config:
+                if nested and _has_own_config(entry.path):
                     result.nested.append(Path(entry.path))
-                elif own_config is False:  # None: its configuration is broken, the folder is left unchecked
+                else:
                     stack.append((entry.path, relpath + "/"))
             elif settings.include.matches(relpath) and not settings.is_seam(relpath):
                 found[entry.path] = SourcePath(entry.path, relpath)
 
 
-def _has_own_config(folder: str, result: Discovery) -> bool | None:
-    """Does ``folder`` hold a configuration file? None for one that cannot be read: an error naming it (ruff
-    stops the whole run; here the other files are still checked)."""
+def _has_own_config(folder: str) -> bool:
+    """Does ``folder`` hold a configuration file? One that cannot be read counts: loading it then reports the
+    error naming it, and the folder is left out (ruff stops the whole run; here the other projects go on)."""
     try:
         return config_in(Path(folder)) is not None
-    except SeamfixError as exc:
-        result.errors.append(str(exc))
-        return None
+    except SeamfixError:
+        return True
 
 
 def _relpath(path: str, root: str) -> str:

@@ -40,6 +40,12 @@ def check_options(settings: Settings, surface: SeamSurface | None = None) -> Che
     return CheckOptions(settings.codes, settings.vocabulary, settings.adapter_module_parts, surface, settings.src)
 
 
+def not_ignored(findings: list[Finding], settings: Settings, relpath: str) -> list[Finding]:
+    """A project file's ``findings`` less those of the codes ``per-file-ignores`` turn off for it."""
+    ignored = settings.ignored_codes(relpath) if findings else ()
+    return [finding for finding in findings if finding.code not in ignored] if ignored else findings
+
+
 def lint_source(
     source: str | bytes, settings: Settings, relpath: str = "sample.py", surface: SeamSurface | None = None
 ) -> list[Finding]:
@@ -95,9 +101,7 @@ def lint(
     if cache:
         cache.save()
     for relpath, findings in per_file.items():
-        ignored = settings.ignored_codes(relpath) if findings else ()
-        if ignored:
-            per_file[relpath] = [finding for finding in findings if finding.code not in ignored]
+        per_file[relpath] = not_ignored(findings, settings, relpath)
 
     by_relpath = {source.relpath: source.path for source in discovery.files}
     recorded = [

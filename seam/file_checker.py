@@ -74,9 +74,13 @@ class FileChecker:
             ]
         return findings
 
-    def sites(self, data: bytes, relpath: str) -> list[Finding] | None:
-        """What the MLA rules report in a file before any suppression comment is applied (a suppressed
-        decision is still one; calls into the seam are none); None when the file does not parse."""
+    def sites(self, data: bytes, relpath: str, ignored: frozenset[str] = frozenset()) -> list[Finding] | None:
+        """What the MLA rules on for this file (those selected, less the ``ignored`` codes ``per-file-ignores``
+        turn off for it) report in it before any suppression comment is applied (a suppressed decision is still
+        one; calls into the seam are none); None when the file does not parse and such a rule is on."""
+        rules = [rule for rule in self.rules if rule.code not in ignored]
+        if not rules:
+            return []
         parsed = self._parse(data, fold(data), relpath)
         if isinstance(parsed, Finding):
             return None
@@ -84,7 +88,7 @@ class FileChecker:
             return []
         tree, text, hits = parsed
         scopes = _Scopes(tree)
-        return [text.finding(rule.code, rule.name, hit, scopes) for rule, hit in hits if rule in self.rules]
+        return [text.finding(rule.code, rule.name, hit, scopes) for rule, hit in hits if rule in rules]
 
     def _parse(self, data: bytes, folded: bytes, relpath: str):
         """None for a file no rule can report on, a SEAM901 finding for one that does not parse, else its

@@ -1,5 +1,5 @@
 """Classifying each changed hunk of Python code: inside the seam, an MLA leak outside it, a narrowing (MLA
-code taken out of the code outside the seam), or generic."""
+code taken out of the code outside the seam), or generic; each file under its own project's configuration."""
 
 from __future__ import annotations
 
@@ -7,20 +7,16 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from seamfix.audit.diff import FileChange, Hunk, hunks_between, parse_diff
 from seamfix.audit.git import Git
 from seamfix.audit.layout import Layout
 from seamfix.audit.mla_lines import code_by_line, mla_names_by_line
-from seamfix.audit.width import SeamWidth, measure, seam_use
-from seamfix.config import Settings
-from seamfix.discovery import discover
-from seamfix.engine import check_options
+from seamfix.audit.projects import Project, Projects
+from seamfix.audit.width import SeamWidth, seam_use
 from seamfix.errors import SeamfixError
-from seamfix.file_checker import FileChecker
-from seamfix.reading import read_error, read_regular_file
-from seamfix.vocabulary.names import NameClassifier
 
 SEAM, LEAK, NARROWING, GENERIC = "seam", "leak", "narrowing", "generic"
 KINDS = (SEAM, LEAK, NARROWING, GENERIC)
@@ -37,7 +33,7 @@ class HunkVerdict:
 @dataclass
 class FileVerdict:
     change: FileChange
-    relpath: str
+    relpath: str  # as the report names it (``Projects.display``)
     hunks: list[HunkVerdict] = field(default_factory=list)
     note: str = ""  # why a changed file was not classified (binary, not Python, a submodule)
 
@@ -62,68 +58,45 @@ class AuditReport:
         return self.total(LEAK) > 0
 
 
-class Project:
-    """The seamfix project inside a git repository: path conversions and trees at revisions."""
-
-    def __init__(self, git: Git, settings: Settings) -> None:
-        self.git = git
-        self.settings = settings
-        prefix = os.path.relpath(settings.root, git.root).replace(os.sep, "/")
-        self.prefix = "" if prefix == "." else prefix + "/"
-
-    def relpath(self, git_path: str) -> str | None:
-        """Project-relative path of a repository path; None outside the project."""
-        return git_path[len(self.prefix) :] if git_path.startswith(self.prefix) else None
-
-    def checks(self, relpath: str) -> bool:
-        settings = self.settings
-        return settings.include.matches(relpath) and not settings.exclude.matches_within(relpath)
-
-    def tree(self, rev: str | None, errors: list[str] | None = None) -> dict[str, bytes]:
-        """The project's checked Python files at ``rev`` (None: the working tree, where files that cannot be
-        read, FIFOs and symlink loops among them, are left out and named in ``errors``)."""
-        if rev is not None:
-            return {self.relpath(git_path): data for git_path, data in self.git.tree_files(rev, self._wanted).items()}
-        settings = self.settings
-        found = discover([settings.root], settings)
-        unread = list(found.errors)
-        files = {}
-        for source in found.files:
-            try:
-                files[source.relpath] = read_regular_file(source.path)
-            except OSError as exc:
-                unread.append(f"{source.relpath}: cannot read: {read_error(exc)}")
-        adapter = settings.root / (settings.adapter or "")
-        if settings.adapter and adapter.is_file():
-            files[settings.adapter] = read_regular_file(adapter)
-        if errors is not None:
-            errors += unread
-        return files
-
-    def _wanted(self, git_path: str) -> bool:
-        relpath = self.relpath(git_path)
-        return relpath is not None and self.checks(relpath)
-
-
-def audit(git: Git, settings: Settings, since: str | None, until: str | None, paths: list[Path]) -> AuditReport:
-    project = Project(git, settings)
+def audit(git: Git, projects: Projects, since: str | None, until: str | None, paths: list[Path]) -> AuditReport:
     base = git.resolve(since) if since else git.default_base()
     head = git.resolve(until) if until else None
     pathspecs = [_pathspec(git, path, base, head) for path in paths]
-    names = NameClassifier(settings.vocabulary)
-    checker = FileChecker(check_options(settings))
     verdicts = []
     changes = parse_diff(git.diff(base, head, pathspecs))
     if head is None:
         changes += [_added(git, path) for path in git.untracked(pathspecs)]
     for change in changes:
-        relpath = project.relpath(change.path)
-        if relpath is None:
-            continue
-        verdicts.append(_classify(change, relpath, project, names, checker, base, head))
-    errors: list[str] = []
-    after = measure(project.tree(head, errors), settings)
-    return AuditReport(base, head, verdicts, measure(project.tree(base), settings), after, errors)
+        for part, owner in _by_project(change, projects, base, head):
+            if isinstance(owner, Project):
+                verdicts.append(_classify(part, owner, projects.display(part.path), base, head))
+            else:
+                verdicts.append(FileVerdict(part, projects.display(part.path), note=owner))
+    errors = list(projects.errors)
+    after = projects.width(head, errors)
+    return AuditReport(base, head, verdicts, projects.width(base), after, errors)
+
+
+def _by_project(
+    change: FileChange, projects: Projects, base: str, head: str | None
+) -> list[tuple[FileChange, Project | str]]:
+    """A changed file with the project that judges it (none outside every project). A file that moved from one
+    project into another is gone from the first and added to the second, each side whole: each project's seam is
+    its own, and code new to a project is judged as lint would judge it there."""
+    old = projects.owner(change.old_path) if change.old_path else None
+    new = projects.owner(change.new_path) if change.new_path else None
+    if change.old_path is None or change.new_path is None or old == new:
+        owner = new if change.new_path else old
+        return [] if owner is None else [(change, owner)]
+    parts = []
+    for owner, old_path, new_path, rev in ((old, change.old_path, None, base), (new, None, change.new_path, head)):
+        if owner is not None:
+            part = FileChange(old_path, new_path, change.binary, change.submodule)
+            if not change.submodule:
+                data = _blob(projects.git, rev, old_path or new_path)
+                part.hunks = hunks_between(data, b"") if old_path else hunks_between(b"", data)
+            parts.append((part, owner))
+    return parts
 
 
 def _added(git: Git, path: str) -> FileChange:
@@ -146,16 +119,9 @@ def _pathspec(git: Git, path: Path, base: str, head: str | None) -> str:
     raise SeamfixError(f"{path}: No such file or directory")
 
 
-def _classify(
-    change: FileChange,
-    relpath: str,
-    project: Project,
-    names: NameClassifier,
-    checker: FileChecker,
-    base: str,
-    head: str | None,
-) -> FileVerdict:
-    verdict = FileVerdict(change, relpath)
+def _classify(change: FileChange, project: Project, display: str, base: str, head: str | None) -> FileVerdict:
+    verdict = FileVerdict(change, display)
+    relpath = project.relpath(change.path)
     old_relpath = project.relpath(change.old_path) if change.old_path else None
     checked = project.checks(relpath) or (old_relpath and project.checks(old_relpath))
     if change.submodule:
@@ -169,13 +135,13 @@ def _classify(
         return verdict
     if change.binary:  # a checked file git shows no hunks of: they come from its two versions
         change.hunks = hunks_between(
-            *(_blob(project, rev, path) for rev, path in ((base, change.old_path), (head, change.new_path)))
+            *(_blob(project.git, rev, path) for rev, path in ((base, change.old_path), (head, change.new_path)))
         )
     if project.settings.is_seam(relpath) or (old_relpath and project.settings.is_seam(old_relpath)):
         verdict.hunks = [HunkVerdict(hunk, SEAM) for hunk in change.hunks]
         return verdict
-    old = _Side(project, base, change.old_path, names, checker)
-    new = _Side(project, head, change.new_path, names, checker)
+    old = _Side(project, base, change.old_path)
+    new = _Side(project, head, change.new_path)
     layout = Layout(old.data, new.data, change.hunks)
     for index, hunk in enumerate(change.hunks):
         verdict.hunks.append(_hunk_verdict(hunk, old, new, lambda index=index: layout.changed_lines(index)))
@@ -221,22 +187,27 @@ def _same_code(old: _Side, old_lines: range, new: _Side, new_lines: range) -> bo
     ]
 
 
-def _blob(project: Project, rev: str | None, git_path: str | None) -> bytes:
-    return (project.git.show(rev, git_path) if git_path else None) or b""
+def _blob(git: Git, rev: str | None, git_path: str | None) -> bytes:
+    return (git.show(rev, git_path) if git_path else None) or b""
 
 
 class _Side:
-    """One side of a changed file: the MLA names of each line that is part of a site lint reports (see
-    ``mla_lines``), and its code tokens by line."""
+    """One side of a changed file: the MLA names of each line that is part of a site lint reports there (see
+    ``mla_lines``; the rules its project selects, less those its ``per-file-ignores`` turn off), and its code
+    tokens by line."""
 
-    def __init__(
-        self, project: Project, rev: str | None, git_path: str | None, names: NameClassifier, checker: FileChecker
-    ) -> None:
-        data = self.data = _blob(project, rev, git_path)
+    def __init__(self, project: Project, rev: str | None, git_path: str | None) -> None:
+        data = self.data = _blob(project.git, rev, git_path)
         self.names: dict[int, list[str]] = {}
-        self.code: dict[int, list[str]] | None = {}
-        if data:  # an empty or absent side has no names and no code
-            relpath = project.relpath(git_path) or git_path
-            use = seam_use(data, relpath, project.settings)
-            self.names = mla_names_by_line(data, names, checker.sites(data, relpath), use.names, use.calls)
-            self.code = code_by_line(data)
+        if data:  # an empty or absent side has no names
+            settings = project.settings
+            relpath = project.relpath(git_path)
+            use = seam_use(data, relpath, settings)
+            sites = project.checker.sites(data, relpath, settings.ignored_codes(relpath))
+            self.names = mla_names_by_line(data, project.names, sites, use.names, use.calls)
+
+    @cached_property
+    def code(self) -> dict[int, list[str]] | None:
+        """Line -> its code tokens (``code_by_line``): asked only where a side does not parse, so a large file's
+        tokens are not kept otherwise."""
+        return code_by_line(self.data) if self.data else {}

@@ -39,38 +39,37 @@ def audit_command(
     outside it (the seam leaked: exit 1), MLA code removed from outside it (narrowing), or generic; and
     report the seam's width before and after."""
     from seamfix.atomic import write_atomic
-    from seamfix.audit.audit import Project, audit
+    from seamfix.audit.audit import audit
     from seamfix.audit.git import Git
-    from seamfix.config import config_start, load_settings
+    from seamfix.audit.projects import Projects
 
     allowed = HISTORY_FORMATS if history else AUDIT_FORMATS
     output_format = output_format or allowed[0]
     if output_format not in allowed:
         mode = "--history" if history else "audit"
         raise click.UsageError(f"--format {output_format} is not one of {', '.join(allowed)} for {mode}")
+    if history and (since or until or paths):
+        raise click.UsageError("--history takes no revisions or paths")
     cwd = Path.cwd()
-    settings = load_settings(cwd, config, config_start(list(paths), cwd))
     git = Git(cwd)
+    projects = Projects(git, cwd, config, list(paths))
     if history:
-        if since or until or paths:
-            raise click.UsageError("--history takes no revisions or paths")
         from seamfix.audit.history import RENDERERS
         from seamfix.audit.history import history as width_history
 
-        text = RENDERERS[output_format](width_history(Project(git, settings), history))
-        leaked, errors = False, []
+        text, leaked, errors = RENDERERS[output_format](width_history(projects, history)), False, projects.errors
     else:
         from seamfix.audit.report import RENDERERS
 
-        report = audit(git, settings, since, until, list(paths))
+        report = audit(git, projects, since, until, list(paths))
         text, leaked, errors = RENDERERS[output_format](report), report.leaked, report.errors
-        for error in report.errors:
-            echo_error(error)
+    for error in errors:
+        echo_error(error)
     if output is None:
         click.echo(text, nl=False)
     else:
         try:
-            write_atomic(output, text.encode(), settings.root)
+            write_atomic(output, text.encode(), projects.first_root)
         except OSError as exc:
             raise SeamfixError(f"{output}: cannot write: {exc.strerror or exc}") from None
     sys.exit(2 if errors else 1 if leaked else 0)

@@ -8,8 +8,8 @@ import io
 import json
 from dataclasses import dataclass
 
-from seamfix.audit.audit import Project
-from seamfix.audit.width import SeamWidth, measure
+from seamfix.audit.projects import Projects
+from seamfix.audit.width import SeamWidth
 
 SERIES = ("findings", "call_sites", "adapter_functions", "adapter_lines")
 _COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
@@ -23,10 +23,10 @@ class Point:
     width: SeamWidth
 
 
-def history(project: Project, count: int) -> list[Point]:
+def history(projects: Projects, count: int) -> list[Point]:
     return [
-        Point(sha, date, subject, measure(project.tree(sha), project.settings))
-        for sha, date, subject in project.git.first_parent_history(count)
+        Point(sha, date, subject, projects.width(sha))
+        for sha, date, subject in projects.git.first_parent_history(count)
     ]
 
 

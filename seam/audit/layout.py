@@ -22,10 +22,9 @@ import copy
 import difflib
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 
-from seamfix.analysis.expressions import nested_statements
 from seamfix.audit.diff import Hunk
 
 _LINE = re.compile(rb"[^\n]*\n|[^\n]+\Z")  # git's lines: each ends at `\n`
@@ -69,7 +68,7 @@ class Layout:
             return None
         if old.digests != new.digests:
             try:
-                _align(old.tree.body, new.tree.body, old.marks, new.marks, (old.digests, new.digests))
+                _align(old.body, new.body, old.marks, new.marks)
             except RecursionError:  # nothing is paired: each hunk is then judged alone
                 old.marks.clear()
                 new.marks.clear()
@@ -85,15 +84,52 @@ class Layout:
         return backward is not None and backward.digests == new.digests
 
 
+class _Statement:
+    """A statement as the alignment needs it, its expressions' trees dropped: its kind, digests of the whole and of
+    its header (see ``_header``), its lines, the statement whose block holds it, and its own blocks. Equal whole
+    digests are equal trees: each is its header's and its blocks' digests, digested."""
+
+    __slots__ = ("kind", "digest", "header", "first", "last", "header_lines", "parent", "blocks", "clauses")
+
+    def __init__(self, node: ast.stmt, parent: _Statement | None) -> None:
+        self.kind = type(node)
+        self.first, self.last = _first_line(node), _last_line(node)
+        self.parent = parent
+        self.blocks = [
+            [_Statement(inner, self) for inner in getattr(node, name)]
+            for name in _BLOCKS
+            if isinstance(getattr(node, name, None), list)
+        ]
+        self.clauses = [
+            [_Statement(inner, self) for inner in clause.body]
+            for name in _CLAUSES
+            for clause in getattr(node, name, None) or ()
+        ]
+        self.header = _digest(_header(node))
+        # a simple statement's header is all of it
+        self.header_lines = _header_lines(node) if self.blocks else range(self.first, self.last + 1)
+        whole = hashlib.blake2b(self.header, digest_size=16)
+        for block in (*self.blocks, *self.clauses):
+            whole.update(len(block).to_bytes(4, "little"))
+            whole.update(b"".join(inner.digest for inner in block))
+        self.digest = whole.digest()
+
+    def nested(self) -> Iterator[_Statement]:
+        """The statements directly inside it (its blocks, handlers' and cases' bodies)."""
+        for block in (*self.blocks, *self.clauses):
+            yield from block
+
+
 class _Side:
-    """One side's tree (docstrings blanked), its lines, and which of them hold code (not only comments)."""
+    """One side's statements (docstrings blanked; no expression trees kept: a large module's two trees would
+    double audit's memory), its lines, and the lines inside strings that span lines."""
 
     def __init__(self, source: bytes, tree: ast.Module) -> None:
-        self.tree = tree
-        self.digests = _digests(tree.body)  # the module's tree, statement by statement
+        self.body = [_Statement(statement, None) for statement in tree.body]
+        self.digests = [statement.digest for statement in self.body]  # the module, statement by statement
         self.lines: list[bytes] = _LINE.findall(source)
+        self.string_lines = _string_lines(tree)
         self.marks: dict[int, str] = {}  # id of a statement -> SAME, SAME_HEADER or NEW_HEADER (``_align``)
-        self._strings: dict[int, set[int]] = {}  # id of a statement -> ``_string_lines``
 
     @classmethod
     def of(cls, source: bytes) -> _Side | None:
@@ -109,10 +145,10 @@ class _Side:
     def changed(self, lines: range) -> list[int]:
         """The lines of the statements that changed among those with code on ``lines`` (``changed_lines``).
         Blank lines and comments hold no code."""
-        owners, parent = self._statements
+        owners = self._owners
         found: set[int] = set()
         for line in lines:
-            if not self._holds_code(line, owners):
+            if not self._holds_code(line):
                 continue
             for statement in owners.get(line, (None,)):
                 if statement is None:
@@ -120,79 +156,70 @@ class _Side:
                     continue
                 mark = self._mark_around(statement)
                 if mark == NEW_HEADER:
-                    found.update(_header_lines(statement))
+                    found.update(statement.header_lines)
                 elif mark is None:
-                    while (holder := parent.get(id(statement))) is not None and id(holder) not in self.marks:
+                    while (holder := statement.parent) is not None and id(holder) not in self.marks:
                         statement = holder  # the outermost statement added, deleted or moved with it
-                    found.update(range(_first_line(statement), _last_line(statement) + 1))
+                    found.update(range(statement.first, statement.last + 1))
         return sorted(found)
 
-    def _mark_around(self, statement: ast.stmt) -> str | None:
+    def _mark_around(self, statement: _Statement) -> str | None:
         """SAME when ``statement`` lies in a statement the same on the other side; else its own mark."""
-        _, parent = self._statements
-        current: ast.stmt | None = statement
+        current: _Statement | None = statement
         while current is not None:
             if self.marks.get(id(current)) == SAME:
                 return SAME
-            current = parent.get(id(current))
+            current = current.parent
         return self.marks.get(id(statement))
 
-    def _holds_code(self, line: int, owners: dict[int, list[ast.stmt]]) -> bool:
+    def _holds_code(self, line: int) -> bool:
         """Blank lines and comments hold no code; a line inside a string spanning lines does, whatever it reads."""
         text = self.lines[line - 1].strip() if 0 < line <= len(self.lines) else b""
-        if text and not text.startswith(b"#"):
-            return True
-        return any(line in self._string_lines(statement) for statement in owners.get(line, ()))
-
-    def _string_lines(self, statement: ast.stmt) -> set[int]:
-        """The lines after the first of each string in ``statement`` that spans lines."""
-        if id(statement) not in self._strings:
-            self._strings[id(statement)] = {
-                line
-                for node in ast.walk(statement)
-                if isinstance(node, (ast.Constant, ast.JoinedStr)) and (node.end_lineno or 0) > node.lineno
-                for line in range(node.lineno + 1, node.end_lineno + 1)
-            }
-        return self._strings[id(statement)]
+        return bool(text and not text.startswith(b"#")) or line in self.string_lines
 
     @cached_property
-    def _statements(self) -> tuple[dict[int, list[ast.stmt]], dict[int, ast.stmt]]:
+    def _owners(self) -> dict[int, list[_Statement]]:
         """Line -> the statements with code of their own over it: the innermost (several: ``a = 1; b = 2``), and
-        those whose header is on it (``if x: y = 1``); id of a statement -> the statement whose block holds it."""
-        owners: dict[int, list[ast.stmt]] = {}
-        parent: dict[int, ast.stmt] = {}
-        statements: list[ast.stmt] = []
-        stack: list[tuple[ast.stmt, ast.stmt | None]] = [(s, None) for s in reversed(self.tree.body)]
+        those whose header is on it (``if x: y = 1``)."""
+        owners: dict[int, list[_Statement]] = {}
+        statements: list[_Statement] = []
+        stack = list(reversed(self.body))
         while stack:  # parents first: an inner statement takes its lines over from its block's statement
-            statement, holder = stack.pop()
+            statement = stack.pop()
             statements.append(statement)
-            if holder is not None:
-                parent[id(statement)] = holder
-            for line in range(_first_line(statement), _last_line(statement) + 1):
+            for line in range(statement.first, statement.last + 1):
                 over = owners.get(line)
-                if over and parent.get(id(over[0])) is holder:
+                if over and over[0].parent is statement.parent:
                     over.append(statement)  # a sibling on the same line
                 else:
                     owners[line] = [statement]
-            stack += [(inner, statement) for inner in reversed(list(nested_statements(statement)))]
+            stack += reversed(list(statement.nested()))
         for statement in statements:
-            for line in _header_lines(statement):
+            for line in statement.header_lines:
                 if statement not in owners[line]:
                     owners[line].append(statement)  # `if x: y = 1`: the test is on y's line
-        return owners, parent
+        return owners
+
+
+def _string_lines(tree: ast.Module) -> set[int]:
+    """The lines after the first of each string that spans lines."""
+    return {
+        line
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Constant, ast.JoinedStr)) and (node.end_lineno or 0) > node.lineno
+        for line in range(node.lineno + 1, node.end_lineno + 1)
+    }
 
 
 def _align(
-    old: list[ast.stmt],
-    new: list[ast.stmt],
+    old: list[_Statement],
+    new: list[_Statement],
     old_marks: dict[int, str],
     new_marks: dict[int, str],
-    digests: tuple[list[bytes], list[bytes]] | None = None,
 ) -> None:
-    """Mark the statements of two blocks that are the same (SAME), as a diff pairs lines (``digests``: theirs,
-    when known); within a run that changed, see ``_align_changed``."""
-    old_digests, new_digests = digests or (_digests(old), _digests(new))
-    matcher = difflib.SequenceMatcher(None, old_digests, new_digests, autojunk=False)
+    """Mark the statements of two blocks that are the same (SAME), as a diff pairs lines; within a run that
+    changed, see ``_align_changed``."""
+    matcher = difflib.SequenceMatcher(None, [s.digest for s in old], [s.digest for s in new], autojunk=False)
     for tag, old_first, old_end, new_first, new_end in matcher.get_opcodes():
         if tag == "equal":
             old_marks.update((id(o), SAME) for o in old[old_first:old_end])
@@ -202,13 +229,13 @@ def _align(
 
 
 def _align_changed(
-    old: list[ast.stmt], new: list[ast.stmt], old_marks: dict[int, str], new_marks: dict[int, str]
+    old: list[_Statement], new: list[_Statement], old_marks: dict[int, str], new_marks: dict[int, str]
 ) -> None:
     """A run of statements that changed: those with the same header pair up in order (SAME_HEADER: an `if` whose
     body lost a statement to the block around it), what is left between them one for one by kind when the
     counts agree (NEW_HEADER: an `if` whose test changed); the blocks of each pair are aligned in turn. The rest
     are added or deleted."""
-    matcher = difflib.SequenceMatcher(None, [_header(s) for s in old], [_header(s) for s in new], autojunk=False)
+    matcher = difflib.SequenceMatcher(None, [s.header for s in old], [s.header for s in new], autojunk=False)
     for tag, old_first, old_end, new_first, new_end in matcher.get_opcodes():
         if tag == "equal":
             mark = SAME_HEADER
@@ -217,15 +244,15 @@ def _align_changed(
         else:
             continue
         for o, n in zip(old[old_first:old_end], new[new_first:new_end], strict=True):
-            if type(o) is not type(n):
+            if o.kind is not n.kind:
                 continue
             old_marks[id(o)] = new_marks[id(n)] = mark
             for inner_old, inner_new in _paired_blocks(o, n):
                 _align(inner_old, inner_new, old_marks, new_marks)
 
 
-def _header(statement: ast.stmt) -> str:
-    """The statement without its blocks (the clauses of a `try` or `match` kept, without their bodies)."""
+def _header(statement: ast.stmt) -> bytes:
+    """The statement without its blocks (the clauses of a `try` or `match` kept, without their bodies), dumped."""
     shallow = copy.copy(statement)
     for name in _BLOCKS:
         if isinstance(getattr(shallow, name, None), list):
@@ -234,7 +261,7 @@ def _header(statement: ast.stmt) -> str:
         clauses = getattr(shallow, name, None)
         if clauses:
             setattr(shallow, name, [_without_body(clause) for clause in clauses])
-    return ast.dump(shallow, include_attributes=False)
+    return ast.dump(shallow, include_attributes=False).encode()
 
 
 def _without_body(clause: ast.AST) -> ast.AST:
@@ -243,12 +270,9 @@ def _without_body(clause: ast.AST) -> ast.AST:
     return shallow
 
 
-def _header_lines(statement: ast.stmt) -> Iterable[int]:
-    """The lines of a statement's own code, outside its blocks: all of a simple statement; of a compound one its
-    decorators, its first line and what follows its keyword (an `if` test, a `def`'s parameters), and the
-    clauses of a `try` or `match`."""
-    if not any(isinstance(getattr(statement, name, None), list) for name in _BLOCKS):
-        return range(_first_line(statement), _last_line(statement) + 1)
+def _header_lines(statement: ast.stmt) -> set[int]:
+    """The lines of a compound statement's own code, outside its blocks: its decorators, its first line and what
+    follows its keyword (an `if` test, a `def`'s parameters), and the clauses of a `try` or `match`."""
     parts = [
         node
         for name, value in ast.iter_fields(statement)
@@ -266,21 +290,16 @@ def _header_lines(statement: ast.stmt) -> Iterable[int]:
     return lines
 
 
-def _paired_blocks(old: ast.stmt, new: ast.stmt) -> Iterator[tuple[list[ast.stmt], list[ast.stmt]]]:
-    for name in _BLOCKS:
-        if isinstance(getattr(old, name, None), list):
-            yield getattr(old, name), getattr(new, name)
-    for name in _CLAUSES:
-        old_clauses, new_clauses = getattr(old, name, []), getattr(new, name, [])
-        if len(old_clauses) == len(new_clauses):
-            yield from ((o.body, n.body) for o, n in zip(old_clauses, new_clauses, strict=True))
+def _paired_blocks(old: _Statement, new: _Statement) -> Iterator[tuple[list[_Statement], list[_Statement]]]:
+    """The blocks of two statements of one kind, and their clauses' bodies where they have as many clauses."""
+    yield from zip(old.blocks, new.blocks, strict=True)
+    if len(old.clauses) == len(new.clauses):
+        yield from zip(old.clauses, new.clauses, strict=True)
 
 
-def _digests(statements: list[ast.stmt]) -> list[bytes]:
-    """Each statement's tree without positions, as a digest: a large module's dump need not stay in memory."""
-    return [
-        hashlib.blake2b(ast.dump(s, include_attributes=False).encode(), digest_size=16).digest() for s in statements
-    ]
+def _digest(dump: bytes) -> bytes:
+    """A statement's dump, digested: a large module's dumps need not stay in memory."""
+    return hashlib.blake2b(dump, digest_size=16).digest()
 
 
 def _first_line(statement: ast.stmt) -> int:

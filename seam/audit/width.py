@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ast
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 
 from seamfix.analysis.seam_bindings import SeamBindings
 from seamfix.config import Settings, package_parts
-from seamfix.engine import check_options
+from seamfix.engine import check_options, not_ignored
 from seamfix.file_checker import FileChecker
 from seamfix.prefilter import fold
 from seamfix.seam_surface import surface_of
@@ -23,9 +23,14 @@ class SeamWidth:
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
+    def __add__(self, other: SeamWidth) -> SeamWidth:
+        """Two projects' widths as one (each measured against its own adapter)."""
+        return SeamWidth(*(mine + theirs for mine, theirs in zip(astuple(self), astuple(other), strict=True)))
+
 
 def measure(files: dict[str, bytes], settings: Settings) -> SeamWidth:
-    """Width of a tree given as project-relative path -> bytes (already filtered by include/exclude)."""
+    """Width of a tree given as project-relative path -> bytes (already filtered by include/exclude): lint's
+    findings, ``per-file-ignores`` applied."""
     adapter = settings.adapter
     surface = surface_of(adapter, files.get(adapter)) if adapter else None
     checker = FileChecker(check_options(settings, surface))
@@ -34,7 +39,7 @@ def measure(files: dict[str, bytes], settings: Settings) -> SeamWidth:
     for relpath, data in files.items():
         if settings.is_seam(relpath):
             continue
-        findings += len(checker.check(data, relpath))
+        findings += len(not_ignored(checker.check(data, relpath), settings, relpath))
         if adapter_stem is not None and adapter_stem in fold(data):
             call_sites += _seam_calls(data, relpath, settings)
     functions, lines = _adapter_size(files.get(settings.adapter or ""))
