@@ -74,7 +74,9 @@ def run_once(shim: Path, repo: Path, line: int) -> tuple[float, float]:
         process.returncode = os.waitstatus_to_exitcode(status)
         output.seek(0)
         report = json.loads(output.read())
-    leaks = [(file["path"], hunk["line"]) for file in report["files"] for hunk in file["hunks"] if hunk["kind"] == "leak"]
+    leaks = [
+        (file["path"], hunk["line"]) for file in report["files"] for hunk in file["hunks"] if hunk["kind"] == "leak"
+    ]
     assert process.returncode == 1 and leaks == [("pkg/big.py", line)], (process.returncode, leaks)
     return seconds, usage.ru_maxrss / 1024
 
