@@ -114,6 +114,9 @@ class MLAConditional(AstRule):
         "def make(cfg):\n    return MLASelfAttention(cfg)\n"
         "def f(cfg):\n    m = make(cfg)\n    if m is None:\n        pass\n",
         "def latent(cfg):\n    return cfg.multi_latent_attention\ndef f(latent, x):\n    if latent(x):\n        pass\n",
+        # ... nor is a sum of MLA sizes a function returns (``+=`` is arithmetic, as ``t = t + ...`` is)
+        "def total(cfg):\n    t = 0\n    t += cfg.kv_lora_rank\n    return t\n"
+        "def f(cfg):\n    if total(cfg) is None:\n        pass\n",
         # A decorator's settings are not a registration key; `self` aliases belong to their class.
         "@tilelang_jit(pass_configs=_SPARSE_MLA_PASS_CONFIGS)\ndef kernel():\n    pass\n",
         "@pytest.mark.parametrize('multi_latent_attention', [True, False])\ndef test_spec(multi_latent_attention):\n"
@@ -137,6 +140,12 @@ class MLAConditional(AstRule):
             "def f(cfg):\n    for name, val in (('x', 1), ('mla', cfg.multi_latent_attention)):\n"
             "        if val:\n            return name\n",
             line=3,
+        ),
+        # ``|=`` combines flags: a function returning the combination returns an MLA value
+        Invalid(
+            "def latent(cfg):\n    flag = False\n    flag |= cfg.multi_latent_attention\n    return flag\n"
+            "def g(cfg):\n    if latent(cfg):\n        pass\n",
+            line=6,
         ),
         # The seam answers on one path only: the parameter reaches the test too
         Invalid(
