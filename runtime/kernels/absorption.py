@@ -67,6 +67,18 @@ class AbsorbedMLADecoder(torch.nn.Module):
         self.register_buffer("w_uv", weights.w_uv)
         self.softmax_scale = softmax_scale
 
+    def _check_absorbed_weights(self) -> tuple[int, int, int]:
+        """The buffers still hold one layer's factors (a module's buffers can be reassigned or loaded with
+        ``strict=False``): a ``w_uv`` of one head broadcast over every head (each head given head 0's values), one of
+        another latent width or dtype raised torch's einsum errors. Returns ``(heads, qk_nope_dim, kv_lora_rank)``."""
+        check_shape("w_uk", self.w_uk, (None, None, None))
+        heads, qk_nope_dim, rank = self.w_uk.shape
+        check_shape("w_uv", self.w_uv, (heads, rank, None))
+        check_positive(num_heads=heads, qk_nope_dim=qk_nope_dim, kv_lora_rank=rank, v_dim=self.w_uv.shape[2])
+        require(self.w_uv.dtype == self.w_uk.dtype, "w_uk and w_uv must share one dtype, got {a} and {b}",
+                a=self.w_uk.dtype, b=self.w_uv.dtype)  # fmt: skip
+        return heads, qk_nope_dim, rank
+
     def forward(
         self,
         q_nope: torch.Tensor,
@@ -82,8 +94,8 @@ class AbsorbedMLADecoder(torch.nn.Module):
     ) -> torch.Tensor:
         """``q_nope [B, s_q, H, qk_nope_dim]`` and ``q_pe [B, s_q, H, rope_dim]`` (RoPE'd) of the new tokens,
         whose latents are already appended (``mla_cache_append``); ``validate`` as in ``mla_decode``."""
-        heads, qk_nope_dim, _ = self.w_uk.shape
         device = check_same_device({"q_nope": q_nope, "w_uk": self.w_uk, "w_uv": self.w_uv})
+        heads, qk_nope_dim, rank = self._check_absorbed_weights()
         check_shape("q_nope", q_nope, (None, None, heads, qk_nope_dim))
         require(q_nope.dtype == self.w_uk.dtype, "q_nope must have the absorbed weights' dtype {want}, got {got}",
                 want=self.w_uk.dtype, got=q_nope.dtype)  # fmt: skip
