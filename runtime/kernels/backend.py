@@ -102,7 +102,7 @@ def check_same_device(
             "the kernels do not run under torch.func transforms (vmap, grad, jvp, ...): their "
             "tensors hold no memory the kernels can read; call the op outside the transform"
         )
-    if not allow_meta and torch._C._len_torch_dispatch_stack():  # any dispatch mode (none in eager): 0.15 us
+    if not allow_meta and torch._C._len_torch_dispatch_stack():  # any dispatch mode (none in eager): 0.07-0.15 us
         _check_no_tracing_mode()
     for name, tensor in present.items():  # sparse and nested tensors have no strides (or sizes) to address
         # A lazy module's parameter before its first forward raises torch's ValueError at any use (is_neg, dim).
