@@ -156,6 +156,28 @@ def test_removing_mla_code_outside_the_seam_is_narrowing_not_a_leak(repo):
     assert "result: the seam held and narrowed: 1 hunk took MLA code out of the code outside it" in text
 
 
+def test_mla_code_renamed_out_of_the_seam_an_excluded_folder_or_a_test_file_leaks(repo):
+    """A rename keeps no hunks of an unedited file: where its new path is judged otherwise, the file is new there."""
+    (repo / "pyproject.toml").write_text(
+        '[tool.seamfix]\nadapter = "fork/mla_seam.py"\nallow = ["**/fused_mla_*.py"]\nextend-exclude = ["examples"]\n'
+    )
+    mla_if = "def f(cfg):\n    if cfg.multi_latent_attention:\n        return 1\n    return 0\n"
+    moves = {"fork/fused_mla_attn.py": "fork/attn.py", "examples/run.py": "fork/run.py", "tests/test_x.py": "fork/x.py"}
+    for number, old in enumerate(moves):
+        (repo / old).parent.mkdir(exist_ok=True)
+        (repo / old).write_text(mla_if + f"# {number}\n")
+    commit(repo, "homes of MLA code")
+    for old, new in moves.items():
+        git(repo, "mv", old, new)
+    commit(repo, "moved into builders")
+    code, report = audit_json(repo, "--since", "HEAD~1", "--until", "HEAD")
+    by_path = {f["path"]: f for f in report["files"]}
+    assert code == 1 and {by_path[old]["status"] for old in moves} == {"deleted"}
+    for new in moves.values():
+        assert by_path[new]["status"] == "added"
+        assert [(h["kind"], h["mla_names"]) for h in by_path[new]["hunks"]] == [("leak", ["multi_latent_attention"])]
+
+
 def test_a_changed_mla_decision_is_a_leak_even_with_the_same_names(repo):
     (repo / "fork/legacy.py").write_text("def f(cfg):\n    return 1 if cfg.q_lora_rank > 0 else 0\n")
     commit(repo, "legacy")

@@ -80,12 +80,14 @@ def audit(git: Git, projects: Projects, since: str | None, until: str | None, pa
 def _by_project(
     change: FileChange, projects: Projects, base: str, head: str | None
 ) -> list[tuple[FileChange, Project | str]]:
-    """A changed file with the project that judges it (none outside every project). A file that moved from one
-    project into another is gone from the first and added to the second, each side whole: each project's seam is
-    its own, and code new to a project is judged as lint would judge it there."""
+    """A changed file with the project that judges it (none outside every project). A file that moved where it is
+    judged otherwise (into another project, into or out of the seam, of the checked files or of a
+    ``per-file-ignores`` pattern) is gone from its old place and added at its new, each side whole: each project's
+    seam is its own, and code that moves out of the seam, an excluded folder or a test file into a builder is new
+    there, judged as lint would judge it."""
     old = projects.owner(change.old_path) if change.old_path else None
     new = projects.owner(change.new_path) if change.new_path else None
-    if change.old_path is None or change.new_path is None or old == new:
+    if change.old_path is None or change.new_path is None or _judged_alike(old, change.old_path, new, change.new_path):
         owner = new if change.new_path else old
         return [] if owner is None else [(change, owner)]
     parts = []
@@ -97,6 +99,20 @@ def _by_project(
                 part.hunks = hunks_between(data, b"") if old_path else hunks_between(b"", data)
             parts.append((part, owner))
     return parts
+
+
+def _judged_alike(old: Project | str | None, old_path: str, new: Project | str | None, new_path: str) -> bool:
+    """Are a renamed file's two paths judged alike: by one project, both checked or not, both in its seam or not,
+    with the same rules turned off by ``per-file-ignores``?"""
+    if old != new or not isinstance(old, Project):
+        return old == new
+    settings = old.settings
+
+    def judgement(git_path: str) -> tuple[bool, bool, frozenset[str]]:
+        relpath = old.relpath(git_path)
+        return old.checks(relpath), settings.is_seam(relpath), settings.ignored_codes(relpath)
+
+    return judgement(old_path) == judgement(new_path)
 
 
 def _added(git: Git, path: str) -> FileChange:
@@ -121,9 +137,8 @@ def _pathspec(git: Git, path: Path, base: str, head: str | None) -> str:
 
 def _classify(change: FileChange, project: Project, display: str, base: str, head: str | None) -> FileVerdict:
     verdict = FileVerdict(change, display)
-    relpath = project.relpath(change.path)
-    old_relpath = project.relpath(change.old_path) if change.old_path else None
-    checked = project.checks(relpath) or (old_relpath and project.checks(old_relpath))
+    relpath = project.relpath(change.path)  # a rename's two paths are judged alike (``_by_project``)
+    checked = project.checks(relpath)
     if change.submodule:
         verdict.note = "submodule (audit its own repository)"
         return verdict
@@ -137,7 +152,7 @@ def _classify(change: FileChange, project: Project, display: str, base: str, hea
         change.hunks = hunks_between(
             *(_blob(project.git, rev, path) for rev, path in ((base, change.old_path), (head, change.new_path)))
         )
-    if project.settings.is_seam(relpath) or (old_relpath and project.settings.is_seam(old_relpath)):
+    if project.settings.is_seam(relpath):
         verdict.hunks = [HunkVerdict(hunk, SEAM) for hunk in change.hunks]
         return verdict
     old = _Side(project, base, change.old_path)
