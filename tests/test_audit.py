@@ -12,6 +12,7 @@ import pytest
 from seamfix.audit.diff import hunks_between
 from seamfix.audit.git import Git
 from seamfix.audit.layout import Layout
+from seamfix.audit.projects import Projects
 from seamfix_testing import REPO, run_seamfix
 
 ADAPTER = "def uses_mla(config):\n    return bool(config.multi_latent_attention)\n"
@@ -176,6 +177,57 @@ def test_mla_code_renamed_out_of_the_seam_an_excluded_folder_or_a_test_file_leak
     for new in moves.values():
         assert by_path[new]["status"] == "added"
         assert [(h["kind"], h["mla_names"]) for h in by_path[new]["hunks"]] == [("leak", ["multi_latent_attention"])]
+
+
+def test_mla_code_let_in_by_a_configuration_edit_still_leaks(repo):
+    """The configuration is the working tree's; one that the change widens does not hide the MLA code it lets in."""
+    mla_if = "def f(cfg):\n    if cfg.multi_latent_attention:\n        return 1\n    return 0\n"
+    for name in ("allowed", "ignored", "excluded", "sub/adapter"):
+        (repo / "fork" / f"{name}.py").parent.mkdir(exist_ok=True)
+        (repo / "fork" / f"{name}.py").write_text("def f(cfg):\n    return 0\n")
+    commit(repo, "builders")
+    (repo / "pyproject.toml").write_text(
+        '[tool.seamfix]\nadapter = "fork/mla_seam.py"\nallow = ["fork/allowed.py"]\n'
+        'extend-exclude = ["fork/excluded.py"]\nextend-per-file-ignores = { "fork/ignored.py" = ["SEAM001"] }\n'
+    )
+    (repo / "fork/sub/pyproject.toml").write_text('[tool.seamfix]\nadapter = "adapter.py"\n')
+    for name in ("allowed", "ignored", "excluded", "sub/adapter"):
+        (repo / "fork" / f"{name}.py").write_text(mla_if)
+    commit(repo, "MLA code, and a configuration that lets it in")
+    code, report = audit_json(repo, "--since", "HEAD~1", "--until", "HEAD")
+    leaked = {f["path"]: f["note"] for f in report["files"] if f["hunks"] and f["hunks"][0]["kind"] == "leak"}
+    assert code == 1 and sorted(leaked) == [
+        f"fork/{name}.py" for name in ("allowed", "excluded", "ignored", "sub/adapter")
+    ]
+    assert set(leaked.values()) == {
+        f"a leak under the configuration at {report['since'][:12]}, which this change widens"
+    }
+
+
+def test_a_configuration_edit_that_widens_nothing_changes_no_verdict(tmp_path):
+    """The base revision's configuration is read with its folders (a src layout's default `src`)."""
+    repo = tmp_path / "repo"
+    (repo / "src/pkg").mkdir(parents=True)
+    config = '[tool.seamfix]\nadapter = "src/pkg/mla_seam.py"\n'
+    (repo / "pyproject.toml").write_text(config)
+    (repo / "src/pkg/mla_seam.py").write_text(ADAPTER)
+    (repo / "src/pkg/builder.py").write_text("def build(cfg):\n    return 0\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "t@example.com")
+    git(repo, "config", "user.name", "t")
+    commit(repo, "base")
+    (repo / "pyproject.toml").write_text(config + 'cache-dir = ".cache"\n')
+    (repo / "src/pkg/builder.py").write_text(
+        "from pkg.mla_seam import uses_mla\n\n\ndef build(cfg):\n    return 1 if uses_mla(cfg) else 0\n"
+    )
+    code, report = audit_json(repo, "--since", "main")
+    assert code == 0 and report["totals"]["leak"] == 0
+    git_repo = Git(repo)
+    projects = Projects(git_repo, repo, None, [])
+    with projects.configured_at(git_repo.resolve("main")) as before:
+        assert before.owner("src/pkg/builder.py").judgement("src/pkg/builder.py") == projects.owner(
+            "src/pkg/builder.py"
+        ).judgement("src/pkg/builder.py")
 
 
 def test_a_changed_mla_decision_is_a_leak_even_with_the_same_names(repo):

@@ -66,12 +66,17 @@ def audit(git: Git, projects: Projects, since: str | None, until: str | None, pa
     changes = parse_diff(git.diff(base, head, pathspecs))
     if head is None:
         changes += [_added(git, path) for path in git.untracked(pathspecs)]
-    for change in changes:
-        for part, owner in _by_project(change, projects, base, head):
-            if isinstance(owner, Project):
-                verdicts.append(_classify(part, owner, projects.display(part.path), base, head))
-            else:
-                verdicts.append(FileVerdict(part, projects.display(part.path), note=owner))
+    with projects.configured_at(base) as before:
+        for change in changes:
+            found = [
+                _classify(part, owner, projects.display(part.path), base, head)
+                if isinstance(owner, Project)
+                else FileVerdict(part, projects.display(part.path), note=owner)
+                for part, owner in _by_project(change, projects, base, head)
+            ]
+            if before is not None:
+                _leaks_as_configured_before(found, change, projects, before, base, head)
+            verdicts += found
     errors = list(projects.errors)
     after = projects.width(head, errors)
     return AuditReport(base, head, verdicts, projects.width(base), after, errors)
@@ -106,13 +111,27 @@ def _judged_alike(old: Project | str | None, old_path: str, new: Project | str |
     with the same rules turned off by ``per-file-ignores``?"""
     if old != new or not isinstance(old, Project):
         return old == new
-    settings = old.settings
+    return old.judges(old_path) == old.judges(new_path)
 
-    def judgement(git_path: str) -> tuple[bool, bool, frozenset[str]]:
-        relpath = old.relpath(git_path)
-        return old.checks(relpath), settings.is_seam(relpath), settings.ignored_codes(relpath)
 
-    return judgement(old_path) == judgement(new_path)
+def _leaks_as_configured_before(
+    found: list[FileVerdict], change: FileChange, projects: Projects, before: Projects, base: str, head: str | None
+) -> None:
+    """Where the base revision's configuration judges a changed file otherwise than the working tree's (an
+    ``allow``, ``exclude``, ``per-file-ignores``, selection or adapter edited, a nested project added) and finds
+    a leak in it that the working tree's does not, that verdict replaces the file's in ``found``: a change that
+    widens the seam does not let in the MLA code it adds unseen."""
+    for part, owner in _by_project(change, before, base, head):
+        if not isinstance(owner, Project) or owner.settings.config_file is None:
+            continue  # no configuration at the base: the change adopts seamfix
+        now = projects.owner(part.path)
+        if isinstance(now, Project) and now.judgement(part.path) == owner.judgement(part.path):
+            continue
+        verdict = _classify(part, owner, projects.display(part.path), base, head)
+        judged_now = [index for index, mine in enumerate(found) if mine.relpath == verdict.relpath]
+        if verdict.count(LEAK) and not any(found[index].count(LEAK) for index in judged_now):
+            verdict.note = f"a leak under the configuration at {base[:12]}, which this change widens"
+            found[judged_now[0] if judged_now else len(found) :] = [verdict]
 
 
 def _added(git: Git, path: str) -> FileChange:
