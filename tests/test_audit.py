@@ -537,6 +537,22 @@ def test_a_decision_moved_out_of_its_block_leaks_where_its_line_kept_its_text(re
             [([4, 5], [4, 5])],
             id="moved-into-a-block",
         ),
+        pytest.param(  # git moves the `else:` line, not the decision's: the decision still changed blocks
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n        if cfg.kv_lora_rank:\n            return 1\n"
+            "    else:\n        b = 2\n",
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n    else:\n        if cfg.kv_lora_rank:\n            return 1\n"
+            "        b = 2\n",
+            [([4, 5], []), ([], [5, 6])],
+            id="moved-across-else",
+        ),
+        pytest.param(
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n        if cfg.kv_lora_rank:\n            return 1\n"
+            "    elif cfg.z:\n        b = 2\n",
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n    elif cfg.z:\n        if cfg.kv_lora_rank:\n"
+            "            return 1\n        b = 2\n",
+            [([4, 5], []), ([], [5, 6])],
+            id="moved-across-elif",
+        ),
         pytest.param(  # the `if` changed (its body did): its parentheses alone change no tree
             "def f(cfg):\n    if (cfg.kv_lora_rank):\n        x = 1\n        return x\n",
             "def f(cfg):\n    if cfg.kv_lora_rank:\n        x = 1\n        return x + 1\n",
