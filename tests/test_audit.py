@@ -230,6 +230,22 @@ def test_a_configuration_edit_that_widens_nothing_changes_no_verdict(tmp_path):
         ).judgement("src/pkg/builder.py")
 
 
+def test_a_symbolic_link_is_judged_by_what_it_leads_to(repo):
+    """Lint reads a linked file through its link; git diffs the path the link names."""
+    (repo / "pyproject.toml").write_text(
+        '[tool.seamfix]\nadapter = "fork/mla_seam.py"\nallow = ["fork/fused_mla_*.py"]\n'
+    )
+    (repo / "fork/fused_mla_attn.py").write_text("def f(cfg):\n    if cfg.multi_latent_attention:\n        return 1\n")
+    (repo / "fork/attn.py").symlink_to("util.py")
+    commit(repo, "a link to generic code")
+    (repo / "fork/attn.py").unlink()
+    (repo / "fork/attn.py").symlink_to("fused_mla_attn.py")
+    commit(repo, "the link now leads to the seam's MLA code")
+    code, report = audit_json(repo, "--since", "HEAD~1", "--until", "HEAD")
+    (file,) = report["files"]
+    assert code == 1 and [(h["kind"], h["mla_names"]) for h in file["hunks"]] == [("leak", ["multi_latent_attention"])]
+
+
 def test_a_changed_mla_decision_is_a_leak_even_with_the_same_names(repo):
     (repo / "fork/legacy.py").write_text("def f(cfg):\n    return 1 if cfg.q_lora_rank > 0 else 0\n")
     commit(repo, "legacy")

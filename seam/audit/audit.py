@@ -167,7 +167,7 @@ def _classify(change: FileChange, project: Project, display: str, base: str, hea
     if not checked:
         verdict.note = "not checked (include/exclude)"
         return verdict
-    if change.binary:  # a checked file git shows no hunks of: they come from its two versions
+    if change.binary or change.symlink:  # git's hunks are not of what lint reads: they come from its two versions
         change.hunks = hunks_between(
             *(_blob(project.git, rev, path) for rev, path in ((base, change.old_path), (head, change.new_path)))
         )
