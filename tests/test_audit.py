@@ -204,27 +204,23 @@ def test_mla_code_let_in_by_a_configuration_edit_still_leaks(repo):
     }
 
 
-def test_a_configuration_edit_that_widens_nothing_changes_no_verdict(tmp_path):
+def test_a_configuration_edit_that_widens_nothing_changes_no_verdict(repo):
     """The base revision's configuration is read with its folders (a src layout's default `src`)."""
-    repo = tmp_path / "repo"
     (repo / "src/pkg").mkdir(parents=True)
     config = '[tool.seamfix]\nadapter = "src/pkg/mla_seam.py"\n'
     (repo / "pyproject.toml").write_text(config)
     (repo / "src/pkg/mla_seam.py").write_text(ADAPTER)
     (repo / "src/pkg/builder.py").write_text("def build(cfg):\n    return 0\n")
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "t@example.com")
-    git(repo, "config", "user.name", "t")
-    commit(repo, "base")
+    commit(repo, "a src layout")
     (repo / "pyproject.toml").write_text(config + 'cache-dir = ".cache"\n')
     (repo / "src/pkg/builder.py").write_text(
         "from pkg.mla_seam import uses_mla\n\n\ndef build(cfg):\n    return 1 if uses_mla(cfg) else 0\n"
     )
-    code, report = audit_json(repo, "--since", "main")
+    code, report = audit_json(repo, "--since", "HEAD")
     assert code == 0 and report["totals"]["leak"] == 0
     git_repo = Git(repo)
     projects = Projects(git_repo, repo, None, [])
-    with projects.configured_at(git_repo.resolve("main")) as before:
+    with projects.configured_at(git_repo.resolve("HEAD")) as before:
         assert before.owner("src/pkg/builder.py").judgement("src/pkg/builder.py") == projects.owner(
             "src/pkg/builder.py"
         ).judgement("src/pkg/builder.py")
