@@ -152,35 +152,37 @@ class Projects:
         """The same walk over the configuration revision ``rev`` holds: its TOML files (any may be a configuration,
         or the base an ``extend`` names), its folders and its projects' adapters, written to a folder of their own.
         None where it cannot be loaded (an error in it, an ``extend`` leading out of the repository)."""
-        repo = self.git.root
         with tempfile.TemporaryDirectory(prefix="seamfix-audit-") as folder:
-            checkout, folders = Path(folder), set()
-
-            def configuration(git_path: str) -> bool:
-                folders.add(os.path.dirname(git_path))  # the default `src` is the folder's if it exists
-                return git_path.endswith(".toml")
-
-            _write(checkout, self.git.tree_files(rev, configuration))
-            for relpath in folders:
-                (checkout / relpath).mkdir(parents=True, exist_ok=True)
-
-            def there(path: Path) -> Path:
-                relpath = os.path.relpath(os.path.abspath(path), repo)
-                return path if _climbs(relpath.replace(os.sep, "/")) else checkout / relpath
-
-            cwd, config, paths = self._walked
             try:
-                projects = Projects(self.git, there(cwd), config and there(config), [there(p) for p in paths], checkout)
-            except SeamfixError:
-                yield None
-                return
-            adapters = {
-                project.place.prefix + project.settings.adapter
-                for project in projects.projects
-                if project.settings.adapter and project.place.prefix is not None and not project.place.above
-            }
-            _write(checkout, self.git.tree_files(rev, adapters.__contains__))  # read by each project's checker
+                projects = self._walk_at(rev, Path(folder))
+            except (SeamfixError, OSError):  # OSError: a name this file system cannot hold
+                projects = None
             yield projects
+
+    def _walk_at(self, rev: str, checkout: Path) -> Projects:
+        folders = set()
+
+        def configuration(git_path: str) -> bool:
+            folders.add(os.path.dirname(git_path))  # the default `src` is the folder's if it exists
+            return git_path.endswith(".toml")
+
+        _write(checkout, self.git.tree_files(rev, configuration))
+        for relpath in folders:
+            (checkout / relpath).mkdir(parents=True, exist_ok=True)
+
+        def there(path: Path) -> Path:
+            relpath = os.path.relpath(os.path.abspath(path), self.git.root)
+            return path if _climbs(relpath.replace(os.sep, "/")) else checkout / relpath
+
+        cwd, config, paths = self._walked
+        projects = Projects(self.git, there(cwd), config and there(config), [there(p) for p in paths], checkout)
+        adapters = {
+            project.place.prefix + project.settings.adapter
+            for project in projects.projects
+            if project.settings.adapter and project.place.prefix is not None and not project.place.above
+        }
+        _write(checkout, self.git.tree_files(rev, adapters.__contains__))  # read by each project's checker
+        return projects
 
     def owner(self, git_path: str) -> Project | str | None:
         """The project that judges a repository path; for a folder whose configuration has an error, the note
