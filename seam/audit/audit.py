@@ -131,7 +131,10 @@ def _leaks_as_configured_before(
         judged_now = [index for index, mine in enumerate(found) if mine.relpath == verdict.relpath]
         if verdict.count(LEAK) and not any(found[index].count(LEAK) for index in judged_now):
             verdict.note = f"a leak under the configuration at {base[:12]}, which this change widens"
-            found[judged_now[0] if judged_now else len(found) :] = [verdict]
+            if judged_now:
+                found[judged_now[0]] = verdict
+            else:
+                found.append(verdict)
 
 
 def _added(git: Git, path: str) -> FileChange:
