@@ -154,7 +154,7 @@ class Projects:
         None where it cannot be loaded (an error in it, an ``extend`` leading out of the repository)."""
         with tempfile.TemporaryDirectory(prefix="seamfix-audit-") as folder:
             try:
-                projects = self._walk_at(rev, Path(folder))
+                projects = self._walk_at(rev, Path(folder).resolve())  # configurations resolve their paths
             except (SeamfixError, OSError):  # OSError: a name this file system cannot hold
                 projects = None
             yield projects
