@@ -204,6 +204,16 @@ def test_mla_code_let_in_by_a_configuration_edit_still_leaks(repo):
     }
 
 
+def test_a_configuration_edit_that_lets_mla_code_already_there_out_of_the_check_leaks(repo):
+    (repo / "fork/legacy.py").write_text("def f(cfg):\n    if cfg.multi_latent_attention:\n        return 1\n")
+    commit(repo, "MLA code lint reports")
+    (repo / "pyproject.toml").write_text('[tool.seamfix]\nadapter = "fork/mla_seam.py"\nallow = ["fork/legacy.py"]\n')
+    code, report = audit_json(repo, "--since", "HEAD")
+    (file,) = [f for f in report["files"] if f["path"] == "fork/legacy.py"]
+    assert code == 1 and file["status"] == "unchanged"
+    assert [(h["kind"], h["mla_names"], h["line"]) for h in file["hunks"]] == [("leak", ["multi_latent_attention"], 2)]
+
+
 def test_a_configuration_edit_that_widens_nothing_changes_no_verdict(repo):
     """The base revision's configuration is read with its folders (a src layout's default `src`)."""
     (repo / "src/pkg").mkdir(parents=True)

@@ -77,6 +77,9 @@ def audit(git: Git, projects: Projects, since: str | None, until: str | None, pa
             if before is not None:
                 _leaks_as_configured_before(found, change, projects, before, base, head)
             verdicts += found
+        if before is not None:
+            changed = {path for change in changes for path in (change.old_path, change.new_path) if path}
+            verdicts += _sites_let_out(projects, before, base, head, pathspecs, changed)
     errors = list(projects.errors)
     after = projects.width(head, errors)
     return AuditReport(base, head, verdicts, projects.width(base), after, errors)
@@ -135,6 +138,36 @@ def _leaks_as_configured_before(
                 found[judged_now[0]] = verdict
             else:
                 found.append(verdict)
+
+
+def _sites_let_out(
+    projects: Projects, before: Projects, base: str, head: str | None, pathspecs: list[str], changed: set[str]
+) -> list[FileVerdict]:
+    """Files the change leaves as they were whose MLA sites the base revision's configuration reports outside its
+    seam and the working tree's no longer does (an ``allow``, ``exclude``, ``per-file-ignores``, selection or
+    adapter widened over code already there): leaks of the seam by configuration, one verdict at the first such
+    line."""
+    verdicts = []
+    for git_path in projects.git.files(head, pathspecs):
+        then, now = before.owner(git_path), projects.owner(git_path)
+        if git_path in changed or not isinstance(then, Project) or then.settings.config_file is None:
+            continue
+        if isinstance(now, Project) and now.judgement(git_path) == then.judgement(git_path):
+            continue
+        checked, seam, _ = then.judges(git_path)
+        if not checked or seam:
+            continue
+        reported = _Side(then, head, git_path).names
+        if isinstance(now, Project) and now.judges(git_path)[:2] == (True, False):
+            still = _Side(now, head, git_path).names
+            reported = {line: names for line, names in reported.items() if line not in still}
+        if reported:
+            first = min(reported)
+            hunk = HunkVerdict(Hunk(first, 0, first, 0), LEAK, sorted(set(reported[first])), first)
+            note = f"its MLA code no longer checked: the configuration at {base[:12]} reported it"
+            change = FileChange(git_path, git_path, unchanged=True)
+            verdicts.append(FileVerdict(change, projects.display(git_path), [hunk], note))
+    return verdicts
 
 
 def _added(git: Git, path: str) -> FileChange:

@@ -37,6 +37,7 @@ class FileChange:
     binary: bool = False
     submodule: bool = False  # a gitlink (mode 160000): a commit of another repository, not a file
     symlink: bool = False  # a symbolic link on a side: git diffs the path it names, lint reads what it leads to
+    unchanged: bool = False  # left as it was, listed for what a change of configuration did to it
     hunks: list[Hunk] = field(default_factory=list)
 
     @property
@@ -45,6 +46,8 @@ class FileChange:
 
     @property
     def status(self) -> str:
+        if self.unchanged:
+            return "unchanged"
         if self.old_path is None:
             return "added"
         if self.new_path is None:

@@ -68,6 +68,15 @@ class Git:
         listing = self._run(["ls-files", "-z", "--others", "--exclude-standard", "--full-name", "--", *paths])
         return [path for path in listing.split("\0") if path]
 
+    def files(self, rev: str | None, paths: list[str]) -> list[str]:
+        """The files under ``paths`` (all without any) at ``rev``; None: the working tree's tracked files and those
+        git does not ignore (repository paths)."""
+        if rev is not None:
+            listing = self._run(["ls-tree", "-r", "-z", "--name-only", "--full-tree", rev, "--", *paths])
+            return [path for path in listing.split("\0") if path]
+        listing = self._run(["ls-files", "-z", "--full-name", "--", *paths])
+        return [path for path in listing.split("\0") if path] + self.untracked(paths)
+
     def show(self, rev: str | None, path: str) -> bytes | None:
         """A file's bytes at ``rev`` (None: the working tree), through symbolic links as lint reads it; None where
         it does not exist (or is a link leading out of the tree, a loop, or, in the working tree, not a regular
