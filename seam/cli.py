@@ -192,9 +192,10 @@ def doctor_command() -> None:
     knows; exit 1 if anything changed that it does not handle yet."""
     try:
         from seamfix.runtime.megatron.doctor import report
+
+        text, code = report()  # imports the MLA attention modules the release ships
     except ImportError as exc:  # megatron-core or torch missing, too old, or missing a module it imports
         raise SeamfixError(f"doctor cannot run: {exc}") from None
-    text, code = report()
     click.echo(text, nl=False)
     sys.exit(code)
 

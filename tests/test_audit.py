@@ -12,6 +12,7 @@ import pytest
 from seamfix.audit.diff import hunks_between
 from seamfix.audit.git import Git
 from seamfix.audit.layout import Layout
+from seamfix.audit.projects import Projects
 from seamfix_testing import REPO, run_seamfix
 
 ADAPTER = "def uses_mla(config):\n    return bool(config.multi_latent_attention)\n"
@@ -154,6 +155,101 @@ def test_removing_mla_code_outside_the_seam_is_narrowing_not_a_leak(repo):
     text = run_seamfix("audit", "--since", "HEAD~1", "--until", "HEAD", cwd=repo).stdout
     assert "fork/legacy.py:2: MLA code removed from outside the seam (multi_latent_attention)" in text
     assert "result: the seam held and narrowed: 1 hunk took MLA code out of the code outside it" in text
+
+
+def test_mla_code_renamed_out_of_the_seam_an_excluded_folder_or_a_test_file_leaks(repo):
+    """A rename keeps no hunks of an unedited file: where its new path is judged otherwise, the file is new there."""
+    (repo / "pyproject.toml").write_text(
+        '[tool.seamfix]\nadapter = "fork/mla_seam.py"\nallow = ["**/fused_mla_*.py"]\nextend-exclude = ["examples"]\n'
+    )
+    mla_if = "def f(cfg):\n    if cfg.multi_latent_attention:\n        return 1\n    return 0\n"
+    moves = {"fork/fused_mla_attn.py": "fork/attn.py", "examples/run.py": "fork/run.py", "tests/test_x.py": "fork/x.py"}
+    for number, old in enumerate(moves):
+        (repo / old).parent.mkdir(exist_ok=True)
+        (repo / old).write_text(mla_if + f"# {number}\n")
+    commit(repo, "homes of MLA code")
+    for old, new in moves.items():
+        git(repo, "mv", old, new)
+    commit(repo, "moved into builders")
+    code, report = audit_json(repo, "--since", "HEAD~1", "--until", "HEAD")
+    by_path = {f["path"]: f for f in report["files"]}
+    assert code == 1 and {by_path[old]["status"] for old in moves} == {"deleted"}
+    for new in moves.values():
+        assert by_path[new]["status"] == "added"
+        assert [(h["kind"], h["mla_names"]) for h in by_path[new]["hunks"]] == [("leak", ["multi_latent_attention"])]
+
+
+def test_mla_code_let_in_by_a_configuration_edit_still_leaks(repo):
+    """The configuration is the working tree's; one that the change widens does not hide the MLA code it lets in."""
+    mla_if = "def f(cfg):\n    if cfg.multi_latent_attention:\n        return 1\n    return 0\n"
+    for name in ("allowed", "ignored", "excluded", "sub/adapter"):
+        (repo / "fork" / f"{name}.py").parent.mkdir(exist_ok=True)
+        (repo / "fork" / f"{name}.py").write_text("def f(cfg):\n    return 0\n")
+    commit(repo, "builders")
+    (repo / "pyproject.toml").write_text(
+        '[tool.seamfix]\nadapter = "fork/mla_seam.py"\nallow = ["fork/allowed.py"]\n'
+        'extend-exclude = ["fork/excluded.py"]\nextend-per-file-ignores = { "fork/ignored.py" = ["SEAM001"] }\n'
+    )
+    (repo / "fork/sub/pyproject.toml").write_text('[tool.seamfix]\nadapter = "adapter.py"\n')
+    for name in ("allowed", "ignored", "excluded", "sub/adapter"):
+        (repo / "fork" / f"{name}.py").write_text(mla_if)
+    commit(repo, "MLA code, and a configuration that lets it in")
+    code, report = audit_json(repo, "--since", "HEAD~1", "--until", "HEAD")
+    leaked = {f["path"]: f["note"] for f in report["files"] if f["hunks"] and f["hunks"][0]["kind"] == "leak"}
+    assert code == 1 and sorted(leaked) == [
+        f"fork/{name}.py" for name in ("allowed", "excluded", "ignored", "sub/adapter")
+    ]
+    assert set(leaked.values()) == {
+        f"a leak under the configuration at {report['since'][:12]}, which this change widens"
+    }
+
+
+def test_a_configuration_edit_that_lets_mla_code_already_there_out_of_the_check_leaks(repo):
+    (repo / "fork/legacy.py").write_text("def f(cfg):\n    if cfg.multi_latent_attention:\n        return 1\n")
+    commit(repo, "MLA code lint reports")
+    (repo / "pyproject.toml").write_text('[tool.seamfix]\nadapter = "fork/mla_seam.py"\nallow = ["fork/legacy.py"]\n')
+    code, report = audit_json(repo, "--since", "HEAD")
+    (file,) = [f for f in report["files"] if f["path"] == "fork/legacy.py"]
+    assert code == 1 and file["status"] == "unchanged"
+    assert [(h["kind"], h["mla_names"], h["line"]) for h in file["hunks"]] == [("leak", ["multi_latent_attention"], 2)]
+
+
+def test_a_configuration_edit_that_widens_nothing_changes_no_verdict(repo):
+    """The base revision's configuration is read with its folders (a src layout's default `src`)."""
+    (repo / "src/pkg").mkdir(parents=True)
+    config = '[tool.seamfix]\nadapter = "src/pkg/mla_seam.py"\n'
+    (repo / "pyproject.toml").write_text(config)
+    (repo / "src/pkg/mla_seam.py").write_text(ADAPTER)
+    (repo / "src/pkg/builder.py").write_text("def build(cfg):\n    return 0\n")
+    commit(repo, "a src layout")
+    (repo / "pyproject.toml").write_text(config + 'cache-dir = ".cache"\n')
+    (repo / "src/pkg/builder.py").write_text(
+        "from pkg.mla_seam import uses_mla\n\n\ndef build(cfg):\n    return 1 if uses_mla(cfg) else 0\n"
+    )
+    code, report = audit_json(repo, "--since", "HEAD")
+    assert code == 0 and report["totals"]["leak"] == 0
+    git_repo = Git(repo)
+    projects = Projects(git_repo, repo, None, [])
+    with projects.configured_at(git_repo.resolve("HEAD")) as before:
+        assert before.owner("src/pkg/builder.py").judgement("src/pkg/builder.py") == projects.owner(
+            "src/pkg/builder.py"
+        ).judgement("src/pkg/builder.py")
+
+
+def test_a_symbolic_link_is_judged_by_what_it_leads_to(repo):
+    """Lint reads a linked file through its link; git diffs the path the link names."""
+    (repo / "pyproject.toml").write_text(
+        '[tool.seamfix]\nadapter = "fork/mla_seam.py"\nallow = ["fork/fused_mla_*.py"]\n'
+    )
+    (repo / "fork/fused_mla_attn.py").write_text("def f(cfg):\n    if cfg.multi_latent_attention:\n        return 1\n")
+    (repo / "fork/attn.py").symlink_to("util.py")
+    commit(repo, "a link to generic code")
+    (repo / "fork/attn.py").unlink()
+    (repo / "fork/attn.py").symlink_to("fused_mla_attn.py")
+    commit(repo, "the link now leads to the seam's MLA code")
+    code, report = audit_json(repo, "--since", "HEAD~1", "--until", "HEAD")
+    (file,) = report["files"]
+    assert code == 1 and [(h["kind"], h["mla_names"]) for h in file["hunks"]] == [("leak", ["multi_latent_attention"])]
 
 
 def test_a_changed_mla_decision_is_a_leak_even_with_the_same_names(repo):
@@ -462,6 +558,22 @@ def test_a_decision_moved_out_of_its_block_leaks_where_its_line_kept_its_text(re
             "def f(cfg):\n    if cfg.q:\n        a = 1\n        if cfg.kv_lora_rank:\n            return 1\n",
             [([4, 5], [4, 5])],
             id="moved-into-a-block",
+        ),
+        pytest.param(  # git moves the `else:` line, not the decision's: the decision still changed blocks
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n        if cfg.kv_lora_rank:\n            return 1\n"
+            "    else:\n        b = 2\n",
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n    else:\n        if cfg.kv_lora_rank:\n            return 1\n"
+            "        b = 2\n",
+            [([4, 5], []), ([], [5, 6])],
+            id="moved-across-else",
+        ),
+        pytest.param(
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n        if cfg.kv_lora_rank:\n            return 1\n"
+            "    elif cfg.z:\n        b = 2\n",
+            "def f(cfg):\n    if cfg.q:\n        a = 1\n    elif cfg.z:\n        if cfg.kv_lora_rank:\n"
+            "            return 1\n        b = 2\n",
+            [([4, 5], []), ([], [5, 6])],
+            id="moved-across-elif",
         ),
         pytest.param(  # the `if` changed (its body did): its parentheses alone change no tree
             "def f(cfg):\n    if (cfg.kv_lora_rank):\n        x = 1\n        return x\n",

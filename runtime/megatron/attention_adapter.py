@@ -7,13 +7,13 @@ same parameters, state dict and arithmetic; only the arguments are translated on
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 
 from megatron.core.tensor_parallel import ColumnParallelLinear
 from megatron.core.transformer.enums import AttnMaskType
 from megatron.core.transformer.multi_latent_attention import MLASelfAttention, MultiLatentAttention
 
+from .installed import shipped_module
 from .releases import MLA_ATTENTION_CLASSES, installed_version
 from .signatures import keywords_accepted
 from .te_flag import correct_mla_te_flag
@@ -153,12 +153,7 @@ def installed_mla_classes() -> dict[str, type]:
     """The MLA attention classes of ``MLA_ATTENTION_CLASSES`` that the installed release ships, by name."""
     found = {}
     for class_name, module_name in MLA_ATTENTION_CLASSES.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if not module_name.startswith(str(error.name)):
-                raise
-            continue
+        module = shipped_module(module_name)
         if hasattr(module, class_name):
             found[class_name] = getattr(module, class_name)
     return found

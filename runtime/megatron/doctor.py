@@ -4,7 +4,6 @@ handle yet, in plain words."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 
 from megatron.core.models.gpt import gpt_layer_specs
@@ -12,19 +11,17 @@ from megatron.core.transformer.multi_latent_attention import MLASelfAttentionSub
 from megatron.core.transformer.transformer_config import MLATransformerConfig, TransformerConfig
 
 from . import surface
-from .attention_adapter import MLAAttentionAdapter
+from .attention_adapter import MLAAttentionAdapter, installed_mla_classes
 from .hybrid import has_hybrid_model
-from .releases import MLA_ATTENTION_CLASSES, RELEASES, installed_minor, installed_version
+from .releases import RELEASES, installed_minor, installed_version
 
 
 def diagnose() -> list[str]:
     """One sentence per difference the adapter does not know; empty when the release is fully understood."""
     problems = _release_changes()
-    for class_name, module_name in MLA_ATTENTION_CLASSES.items():
-        attention = _installed_class(module_name, class_name)
-        if attention is not None:
-            problems += _constructor_changes(attention)
-            problems += _parameter_changes(f"{class_name}.forward", attention.forward, surface.FORWARD_PARAMETERS)
+    for class_name, attention in installed_mla_classes().items():
+        problems += _constructor_changes(attention)
+        problems += _parameter_changes(f"{class_name}.forward", attention.forward, surface.FORWARD_PARAMETERS)
     problems += _submodule_changes()
     problems += _config_changes()
     if has_hybrid_model():
@@ -62,13 +59,6 @@ def _release_changes() -> list[str]:
 
 def _dotted(release: tuple[int, int]) -> str:
     return ".".join(map(str, release))
-
-
-def _installed_class(module_name: str, class_name: str) -> type | None:
-    try:
-        return getattr(importlib.import_module(module_name), class_name, None)
-    except ImportError:
-        return None
 
 
 def _parameters(function) -> dict[str, inspect.Parameter]:

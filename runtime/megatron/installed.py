@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import traceback
+from types import ModuleType
 
 NOT_INSTALLED = ("megatron", "megatron.core", "torch")
 """Modules whose absence means seamfix's ``[megatron]`` extra is not installed."""
@@ -23,9 +24,22 @@ def import_megatron_core() -> None:
     _import(MOST_OF_MEGATRON_CORE)
 
 
-def _import(module: str) -> None:
+def shipped_module(module: str) -> ModuleType | None:
+    """``module`` where the installed release ships it; None where the release has no such module (nor a package
+    above it). One that is there but cannot be imported (a module it imports missing, an error as it runs) is an
+    ``ImportError`` saying so, as ``import_megatron_core``'s: a class it holds must not go unchecked unsaid."""
     try:
-        importlib.import_module(module)
+        return _import(module)
+    except ImportError as error:
+        absent = error.__cause__
+        if isinstance(absent, ModuleNotFoundError) and absent.name and f"{module}.".startswith(f"{absent.name}."):
+            return None
+        raise
+
+
+def _import(module: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
     except ImportError as error:
         raise _explained(error) from error
     except Exception as error:  # noqa: BLE001 - megatron-core, or a module it imports, fails as it is imported

@@ -66,12 +66,20 @@ def audit(git: Git, projects: Projects, since: str | None, until: str | None, pa
     changes = parse_diff(git.diff(base, head, pathspecs))
     if head is None:
         changes += [_added(git, path) for path in git.untracked(pathspecs)]
-    for change in changes:
-        for part, owner in _by_project(change, projects, base, head):
-            if isinstance(owner, Project):
-                verdicts.append(_classify(part, owner, projects.display(part.path), base, head))
-            else:
-                verdicts.append(FileVerdict(part, projects.display(part.path), note=owner))
+    with projects.configured_at(base) as before:
+        for change in changes:
+            found = [
+                _classify(part, owner, projects.display(part.path), base, head)
+                if isinstance(owner, Project)
+                else FileVerdict(part, projects.display(part.path), note=owner)
+                for part, owner in _by_project(change, projects, base, head)
+            ]
+            if before is not None:
+                _leaks_as_configured_before(found, change, projects, before, base, head)
+            verdicts += found
+        if before is not None:
+            changed = {path for change in changes for path in (change.old_path, change.new_path) if path}
+            verdicts += _sites_let_out(projects, before, base, head, pathspecs, changed)
     errors = list(projects.errors)
     after = projects.width(head, errors)
     return AuditReport(base, head, verdicts, projects.width(base), after, errors)
@@ -80,12 +88,14 @@ def audit(git: Git, projects: Projects, since: str | None, until: str | None, pa
 def _by_project(
     change: FileChange, projects: Projects, base: str, head: str | None
 ) -> list[tuple[FileChange, Project | str]]:
-    """A changed file with the project that judges it (none outside every project). A file that moved from one
-    project into another is gone from the first and added to the second, each side whole: each project's seam is
-    its own, and code new to a project is judged as lint would judge it there."""
+    """A changed file with the project that judges it (none outside every project). A file that moved where it is
+    judged otherwise (into another project, into or out of the seam, of the checked files or of a
+    ``per-file-ignores`` pattern) is gone from its old place and added at its new, each side whole: each project's
+    seam is its own, and code that moves out of the seam, an excluded folder or a test file into a builder is new
+    there, judged as lint would judge it."""
     old = projects.owner(change.old_path) if change.old_path else None
     new = projects.owner(change.new_path) if change.new_path else None
-    if change.old_path is None or change.new_path is None or old == new:
+    if change.old_path is None or change.new_path is None or _judged_alike(old, change.old_path, new, change.new_path):
         owner = new if change.new_path else old
         return [] if owner is None else [(change, owner)]
     parts = []
@@ -97,6 +107,67 @@ def _by_project(
                 part.hunks = hunks_between(data, b"") if old_path else hunks_between(b"", data)
             parts.append((part, owner))
     return parts
+
+
+def _judged_alike(old: Project | str | None, old_path: str, new: Project | str | None, new_path: str) -> bool:
+    """Are a renamed file's two paths judged alike: by one project, both checked or not, both in its seam or not,
+    with the same rules turned off by ``per-file-ignores``?"""
+    if old != new or not isinstance(old, Project):
+        return old == new
+    return old.judges(old_path) == old.judges(new_path)
+
+
+def _leaks_as_configured_before(
+    found: list[FileVerdict], change: FileChange, projects: Projects, before: Projects, base: str, head: str | None
+) -> None:
+    """Where the base revision's configuration judges a changed file otherwise than the working tree's (an
+    ``allow``, ``exclude``, ``per-file-ignores``, selection or adapter edited, a nested project added) and finds
+    a leak in it that the working tree's does not, that verdict replaces the file's in ``found``: a change that
+    widens the seam does not let in the MLA code it adds unseen."""
+    for part, owner in _by_project(change, before, base, head):
+        if not isinstance(owner, Project) or owner.settings.config_file is None:
+            continue  # no configuration at the base: the change adopts seamfix
+        now = projects.owner(part.path)
+        if isinstance(now, Project) and now.judgement(part.path) == owner.judgement(part.path):
+            continue
+        verdict = _classify(part, owner, projects.display(part.path), base, head)
+        judged_now = [index for index, mine in enumerate(found) if mine.relpath == verdict.relpath]
+        if verdict.count(LEAK) and not any(found[index].count(LEAK) for index in judged_now):
+            verdict.note = f"a leak under the configuration at {base[:12]}, which this change widens"
+            if judged_now:
+                found[judged_now[0]] = verdict
+            else:
+                found.append(verdict)
+
+
+def _sites_let_out(
+    projects: Projects, before: Projects, base: str, head: str | None, pathspecs: list[str], changed: set[str]
+) -> list[FileVerdict]:
+    """Files the change leaves as they were whose MLA sites the base revision's configuration reports outside its
+    seam and the working tree's no longer does (an ``allow``, ``exclude``, ``per-file-ignores``, selection or
+    adapter widened over code already there): leaks of the seam by configuration, one verdict at the first such
+    line."""
+    verdicts = []
+    for git_path in projects.git.files(head, pathspecs):
+        then, now = before.owner(git_path), projects.owner(git_path)
+        if git_path in changed or not isinstance(then, Project) or then.settings.config_file is None:
+            continue
+        if isinstance(now, Project) and now.judgement(git_path) == then.judgement(git_path):
+            continue
+        checked, seam, _ = then.judges(git_path)
+        if not checked or seam:
+            continue
+        reported = _Side(then, head, git_path).names
+        if isinstance(now, Project) and now.judges(git_path)[:2] == (True, False):
+            still = _Side(now, head, git_path).names
+            reported = {line: names for line, names in reported.items() if line not in still}
+        if reported:
+            first = min(reported)
+            hunk = HunkVerdict(Hunk(first, 0, first, 0), LEAK, sorted(set(reported[first])), first)
+            note = f"its MLA code no longer checked: the configuration at {base[:12]} reported it"
+            change = FileChange(git_path, git_path, unchanged=True)
+            verdicts.append(FileVerdict(change, projects.display(git_path), [hunk], note))
+    return verdicts
 
 
 def _added(git: Git, path: str) -> FileChange:
@@ -121,9 +192,8 @@ def _pathspec(git: Git, path: Path, base: str, head: str | None) -> str:
 
 def _classify(change: FileChange, project: Project, display: str, base: str, head: str | None) -> FileVerdict:
     verdict = FileVerdict(change, display)
-    relpath = project.relpath(change.path)
-    old_relpath = project.relpath(change.old_path) if change.old_path else None
-    checked = project.checks(relpath) or (old_relpath and project.checks(old_relpath))
+    relpath = project.relpath(change.path)  # a rename's two paths are judged alike (``_by_project``)
+    checked = project.checks(relpath)
     if change.submodule:
         verdict.note = "submodule (audit its own repository)"
         return verdict
@@ -133,11 +203,11 @@ def _classify(change: FileChange, project: Project, display: str, base: str, hea
     if not checked:
         verdict.note = "not checked (include/exclude)"
         return verdict
-    if change.binary:  # a checked file git shows no hunks of: they come from its two versions
+    if change.binary or change.symlink:  # git's hunks are not of what lint reads: they come from its two versions
         change.hunks = hunks_between(
             *(_blob(project.git, rev, path) for rev, path in ((base, change.old_path), (head, change.new_path)))
         )
-    if project.settings.is_seam(relpath) or (old_relpath and project.settings.is_seam(old_relpath)):
+    if project.settings.is_seam(relpath):
         verdict.hunks = [HunkVerdict(hunk, SEAM) for hunk in change.hunks]
         return verdict
     old = _Side(project, base, change.old_path)

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 _SUBMODULE = re.compile(r"^(?:(?:new|deleted) file mode 160000|index \S+ 160000)$")
+_SYMLINK = re.compile(r"^(?:(?:new|deleted) file mode|(?:old|new) mode|index \S+) 120000$")
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
@@ -35,6 +36,8 @@ class FileChange:
     new_path: str | None = None
     binary: bool = False
     submodule: bool = False  # a gitlink (mode 160000): a commit of another repository, not a file
+    symlink: bool = False  # a symbolic link on a side: git diffs the path it names, lint reads what it leads to
+    unchanged: bool = False  # left as it was, listed for what a change of configuration did to it
     hunks: list[Hunk] = field(default_factory=list)
 
     @property
@@ -43,6 +46,8 @@ class FileChange:
 
     @property
     def status(self) -> str:
+        if self.unchanged:
+            return "unchanged"
         if self.old_path is None:
             return "added"
         if self.new_path is None:
@@ -57,9 +62,11 @@ def parse_diff(text: str) -> list[FileChange]:
         if line.startswith("diff --git "):
             current = FileChange(*_paths_of_header(line[len("diff --git ") :]))
             changes.append(current)
-        elif current is None:
             continue
-        elif line.startswith("rename from "):
+        if current is None:
+            continue
+        current.symlink |= bool(_SYMLINK.match(line))
+        if line.startswith("rename from "):
             current.old_path = _unquote(line[len("rename from ") :])
         elif line.startswith("rename to "):
             current.new_path = _unquote(line[len("rename to ") :])

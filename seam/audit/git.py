@@ -68,18 +68,30 @@ class Git:
         listing = self._run(["ls-files", "-z", "--others", "--exclude-standard", "--full-name", "--", *paths])
         return [path for path in listing.split("\0") if path]
 
+    def files(self, rev: str | None, paths: list[str]) -> list[str]:
+        """The files under ``paths`` (all without any) at ``rev``; None: the working tree's tracked files and those
+        git does not ignore (repository paths)."""
+        if rev is not None:
+            listing = self._run(["ls-tree", "-r", "-z", "--name-only", "--full-tree", rev, "--", *paths])
+            return [path for path in listing.split("\0") if path]
+        listing = self._run(["ls-files", "-z", "--full-name", "--", *paths])
+        return [path for path in listing.split("\0") if path] + self.untracked(paths)
+
     def show(self, rev: str | None, path: str) -> bytes | None:
-        """A file's bytes at ``rev`` (None: the working tree); None where it does not exist (or, in the
-        working tree, is not a regular file: a FIFO is never opened for reading)."""
+        """A file's bytes at ``rev`` (None: the working tree), through symbolic links as lint reads it; None where
+        it does not exist (or is a link leading out of the tree, a loop, or, in the working tree, not a regular
+        file: a FIFO is never opened for reading)."""
         if rev is None:
             try:
                 return read_regular_file(self.root / path)
             except OSError:
                 return None
-        try:
-            return self.run_bytes(["show", f"{rev}:{path}"])
-        except SeamfixError:
+        output = self.run_bytes(["cat-file", "--batch", "--follow-symlinks"], input_bytes=f"{rev}:{path}\n".encode())
+        header, _, rest = output.partition(b"\n")
+        fields = header.split()
+        if len(fields) != 3 or fields[1] != b"blob":  # `missing`, `symlink` (out of the tree), `loop`, a folder
             return None
+        return rest[: int(fields[2])]
 
     def tree_files(self, rev: str, wanted: Callable[[str], bool]) -> dict[str, bytes]:
         """The files of a commit whose paths are ``wanted``, path -> bytes: one ``git cat-file --batch`` for

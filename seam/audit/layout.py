@@ -9,7 +9,8 @@ that are the same pair up (SAME); in a run that changed, those with the same hea
 such pair are aligned in turn; the rest were added or deleted. The lines a hunk changes are those of the
 statements with code on its lines that are not SAME (nor inside one): a SAME_HEADER statement on its own
 header lines changes nothing, a NEW_HEADER one changes its header lines, an added or deleted one all its lines,
-from those of the outermost statement added or deleted with it, wherever git put them. Each side is judged on
+from those of the outermost statement added or deleted with it, wherever git put them; one whose lines no hunk
+touches (git kept them and moved the `else:` beside them) counts in the hunk nearest to it. Each side is judged on
 its own: git pairs the lines of a re-indented function with whatever lines happen to be equal, often another
 statement's. A hunk that alone, applied to the old side, leaves the old tree, and taken back from the new side
 the new tree, changes nothing either.
@@ -54,10 +55,25 @@ class Layout:
         if old.digests == new.digests:
             return [], []
         hunk = self._hunks[index]
+        old_unseen, new_unseen = (unseen.get(index, ()) for unseen in self._unseen)
+        if old_unseen or new_unseen:
+            return sorted({*old.changed(hunk.old_lines), *old_unseen}), sorted(
+                {*new.changed(hunk.new_lines), *new_unseen}
+            )
         changed = old.changed(hunk.old_lines), new.changed(hunk.new_lines)
         if any(changed) and self._alone_changes_no_tree(hunk):
             return [], []
         return changed
+
+    @cached_property
+    def _unseen(self) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
+        """Per side, hunk index -> the lines of statements added, deleted or moved that no hunk touches, each
+        given to the hunk nearest to it: git may keep a moved statement's lines and change the `else:` beside
+        them instead."""
+        old, new = self._sides
+        return old.unseen([hunk.old_lines for hunk in self._hunks]), new.unseen(
+            [hunk.new_lines for hunk in self._hunks]
+        )
 
     @cached_property
     def _sides(self) -> tuple[_Side, _Side] | None:
@@ -162,6 +178,26 @@ class _Side:
                         statement = holder  # the outermost statement added, deleted or moved with it
                     found.update(range(statement.first, statement.last + 1))
         return sorted(found)
+
+    def unseen(self, spans: list[range]) -> dict[int, set[int]]:
+        """Span index -> the lines of the outermost statements added, deleted or moved that no span touches,
+        each given to the nearest span (``Layout._unseen``); none where nothing was aligned."""
+        touched = {line for span in spans for line in span}
+        found: dict[int, set[int]] = {}
+        for statement in self._unpaired(self.body) if self.marks and spans else ():
+            lines = range(statement.first, statement.last + 1)
+            if touched.isdisjoint(lines):
+                nearest = min(range(len(spans)), key=lambda index: _distance(spans[index], lines))
+                found.setdefault(nearest, set()).update(lines)
+        return found
+
+    def _unpaired(self, block: list[_Statement]) -> Iterator[_Statement]:
+        for statement in block:
+            mark = self.marks.get(id(statement))
+            if mark is None:
+                yield statement
+            elif mark != SAME:
+                yield from self._unpaired(list(statement.nested()))
 
     def _mark_around(self, statement: _Statement) -> str | None:
         """SAME when ``statement`` lies in a statement the same on the other side; else its own mark."""
@@ -295,6 +331,12 @@ def _paired_blocks(old: _Statement, new: _Statement) -> Iterator[tuple[list[_Sta
     yield from zip(old.blocks, new.blocks, strict=True)
     if len(old.clauses) == len(new.clauses):
         yield from zip(old.clauses, new.clauses, strict=True)
+
+
+def _distance(span: range, lines: range) -> float:
+    """Lines between a hunk's span (an empty one lies after its ``start``: git's numbering) and a statement's."""
+    first, last = (span.start, span[-1]) if span else (span.start + 0.5, span.start + 0.5)
+    return max(lines.start - last, first - lines[-1], 0)
 
 
 def _digest(dump: bytes) -> bytes:

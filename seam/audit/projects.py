@@ -4,6 +4,9 @@ share (``seamfix.projects``), over the working tree."""
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from seamfix.audit.width import SeamWidth, measure
 from seamfix.config import Settings
 from seamfix.discovery import discover
 from seamfix.engine import check_options
+from seamfix.errors import SeamfixError
 from seamfix.file_checker import FileChecker
 from seamfix.projects import each_project
 from seamfix.reading import read_error, read_regular_file
@@ -43,17 +47,25 @@ def _climbs(relpath: str) -> bool:
     return relpath == ".." or relpath.startswith("../")
 
 
+def _write(folder: Path, files: dict[str, bytes]) -> None:
+    for git_path, data in files.items():
+        path = folder / git_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
 class Project:
     """One seamfix project inside a git repository: its settings, where its files lie, what judges them, and
     its files in the working tree as the walk found them."""
 
-    def __init__(self, git: Git, settings: Settings, nested: bool) -> None:
-        """``nested``: folders holding a configuration of their own are left out, in ``found.nested``."""
+    def __init__(self, git: Git, settings: Settings, nested: bool, checkout: Path) -> None:
+        """``nested``: folders holding a configuration of their own are left out, in ``found.nested``.
+        ``checkout``: where the repository's files lie (its root, or a revision's configuration files)."""
         self.git = git
         self.settings = settings
-        self.place = place = Place(git.root, settings.root)
+        self.place = place = Place(checkout, settings.root)
         # only the repository's files: those of a project rooted above it (or beside it) are no part of the change
-        tops = [] if place.prefix is None else [git.root if place.above else settings.root]
+        tops = [] if place.prefix is None else [checkout if place.above else settings.root]
         self.found = discover(tops, settings, nested=nested)
 
     def relpath(self, git_path: str) -> str | None:
@@ -63,6 +75,19 @@ class Project:
     def checks(self, relpath: str) -> bool:
         settings = self.settings
         return settings.include.matches(relpath) and not settings.exclude.matches_within(relpath)
+
+    def judges(self, git_path: str) -> tuple[bool, bool, frozenset[str]]:
+        """How the project judges one of its paths: checked or not, in its seam or not, and the rules
+        ``per-file-ignores`` turn off there."""
+        relpath = self.relpath(git_path)
+        return self.checks(relpath), self.settings.is_seam(relpath), self.settings.ignored_codes(relpath)
+
+    def judgement(self, git_path: str) -> tuple[object, ...]:
+        """All that decides a verdict on one of its paths besides the file's versions: two projects (of two
+        revisions' configurations) that agree on it judge it alike."""
+        settings = self.settings
+        where = (self.place.prefix, self.place.above)
+        return (*where, settings.adapter, settings.codes, settings.vocabulary, settings.src, *self.judges(git_path))
 
     @cached_property
     def names(self) -> NameClassifier:
@@ -95,26 +120,69 @@ class Projects:
     holds a configuration of its own (none with ``--config``). Each repository path is judged by the deepest of
     them above it, at both revisions (the configuration is the working tree's)."""
 
-    def __init__(self, git: Git, cwd: Path, config: Path | None, paths: list[Path]) -> None:
+    def __init__(
+        self, git: Git, cwd: Path, config: Path | None, paths: list[Path], checkout: Path | None = None
+    ) -> None:
+        """``checkout``: a folder holding another revision's configuration files, walked in place of the working
+        tree (``configured_at``); ``cwd``, ``config`` and ``paths`` then name places in it."""
         self.git = git
         self.projects: list[Project] = []
+        self._walked = cwd, config, paths
+        checkout = checkout or git.root
 
         def walk(settings: Settings, targets: list[Path]) -> list[Path]:
             """The whole project is walked, whatever paths it was reached by: its width is the whole's."""
             if any(project.settings.root == settings.root for project in self.projects):
                 return []  # two paths of one project, or a project given that another's walk met
-            self.projects.append(Project(git, settings, nested=config is None))
+            self.projects.append(Project(git, settings, config is None, checkout))
             return self.projects[-1].found.nested
 
         self.first_root, broken = each_project(cwd, config, paths, {}, walk)
         self.errors = [error for _, error in broken]
         governing = [(project.place, project) for project in self.projects]
-        governing += [(Place(git.root, folder), BROKEN) for folder, _ in broken]
+        governing += [(Place(checkout, folder), BROKEN) for folder, _ in broken]
         # deepest first: a nested project's files are its own, not its parent's
         self._governing = sorted(governing, key=lambda pair: -len(pair[0].folder.parts))
-        common = Place(git.root, Path(os.path.commonpath([project.settings.root for project in self.projects])))
+        common = Place(checkout, Path(os.path.commonpath([project.settings.root for project in self.projects])))
         # above (or beside) the repository, paths are named as in the repository
-        self._base = common if common.prefix is not None and not common.above else Place(git.root, git.root)
+        self._base = common if common.prefix is not None and not common.above else Place(checkout, checkout)
+
+    @contextmanager
+    def configured_at(self, rev: str) -> Iterator[Projects | None]:
+        """The same walk over the configuration revision ``rev`` holds: its TOML files (any may be a configuration,
+        or the base an ``extend`` names), its folders and its projects' adapters, written to a folder of their own.
+        None where it cannot be loaded (an error in it, an ``extend`` leading out of the repository)."""
+        with tempfile.TemporaryDirectory(prefix="seamfix-audit-") as folder:
+            try:
+                projects = self._walk_at(rev, Path(folder).resolve())  # configurations resolve their paths
+            except (SeamfixError, OSError):  # OSError: a name this file system cannot hold
+                projects = None
+            yield projects
+
+    def _walk_at(self, rev: str, checkout: Path) -> Projects:
+        folders = set()
+
+        def configuration(git_path: str) -> bool:
+            folders.add(os.path.dirname(git_path))  # the default `src` is the folder's if it exists
+            return git_path.endswith(".toml")
+
+        _write(checkout, self.git.tree_files(rev, configuration))
+        for relpath in folders:
+            (checkout / relpath).mkdir(parents=True, exist_ok=True)
+
+        def there(path: Path) -> Path:
+            relpath = os.path.relpath(os.path.abspath(path), self.git.root)
+            return path if _climbs(relpath.replace(os.sep, "/")) else checkout / relpath
+
+        cwd, config, paths = self._walked
+        projects = Projects(self.git, there(cwd), config and there(config), [there(p) for p in paths], checkout)
+        adapters = {
+            project.place.prefix + project.settings.adapter
+            for project in projects.projects
+            if project.settings.adapter and project.place.prefix is not None and not project.place.above
+        }
+        _write(checkout, self.git.tree_files(rev, adapters.__contains__))  # read by each project's checker
+        return projects
 
     def owner(self, git_path: str) -> Project | str | None:
         """The project that judges a repository path; for a folder whose configuration has an error, the note

@@ -146,6 +146,27 @@ def test_on_main_a_layer_field_the_hybrid_stack_would_drop_is_reported(tmp_path)
     ]
 
 
+@pytest.mark.slow
+def test_an_mla_attention_module_that_cannot_be_imported_is_named(tmp_path):
+    """Its class would go unchecked: doctor cannot say the surface is known."""
+    copy = tmp_path / "megatron-core"
+    shutil.copytree(release_dir(MAIN), copy)
+    _patch(
+        copy / "megatron/core/transformer/experimental_attention_variant/absorbed_mla.py",
+        r"\nimport math\n",
+        "import flash_mla\n",
+    )
+    (tmp_path / "flash_mla.py").write_text(
+        'raise ModuleNotFoundError("No module named \'flash_mla\'", name="flash_mla")\n'
+    )
+    result = doctor(MAIN, copy, tmp_path)
+    assert (result.returncode, result.stdout) == (2, ""), result.stdout + result.stderr[-3000:]
+    assert result.stderr.splitlines()[-1] == (
+        "seamfix: error: doctor cannot run: megatron-core is installed but importing it failed: "
+        "No module named 'flash_mla'; install flash_mla"
+    )
+
+
 def test_doctor_without_megatron_is_a_clear_error(tmp_path):
     (tmp_path / "megatron").mkdir()  # shadows any installed megatron-core, as if it were missing
     (tmp_path / "megatron" / "__init__.py").write_text(
