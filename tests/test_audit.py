@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -212,6 +213,27 @@ def test_a_configuration_edit_that_lets_mla_code_already_there_out_of_the_check_
     (file,) = [f for f in report["files"] if f["path"] == "fork/legacy.py"]
     assert code == 1 and file["status"] == "unchanged"
     assert [(h["kind"], h["mla_names"], h["line"]) for h in file["hunks"]] == [("leak", ["multi_latent_attention"], 2)]
+
+
+def test_a_base_revision_naming_paths_out_of_its_tree_writes_nothing_there(repo, tmp_path, monkeypatch):
+    """A crafted commit (``git mktree`` takes a ``..`` entry) cannot make audit write beside its scratch folder."""
+
+    def plumbing(*args, stdin=""):
+        return subprocess.run(["git", *args], cwd=repo, input=stdin, check=True, capture_output=True, text=True)
+
+    toml = plumbing("hash-object", "-w", "--stdin", stdin="[tool.seamfix]\n").stdout.strip()
+    planted = plumbing("mktree", stdin=f"100644 blob {toml}\tevil.toml\n").stdout.strip()
+    outside = plumbing("mktree", stdin=f"040000 tree {planted}\tplanted\n").stdout.strip()
+    tree = plumbing("mktree", stdin=git(repo, "ls-tree", "HEAD") + f"040000 tree {outside}\t..\n").stdout.strip()
+    crafted = plumbing("commit-tree", tree, "-m", "crafted").stdout.strip()
+    assert "../planted/evil.toml" in git(repo, "ls-tree", "-r", "--name-only", crafted)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    git_repo = Git(repo)
+    with Projects(git_repo, repo, None, []).configured_at(crafted) as before:
+        assert before is not None
+    assert os.listdir(scratch) == []
 
 
 def test_a_configuration_edit_that_widens_nothing_changes_no_verdict(repo):

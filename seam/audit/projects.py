@@ -47,11 +47,19 @@ def _climbs(relpath: str) -> bool:
     return relpath == ".." or relpath.startswith("../")
 
 
+def _inside(folder: Path, git_path: str) -> Path | None:
+    """Where a revision's path lies under ``folder``; None for one that would lead out of it (``..`` in a crafted
+    tree: `git mktree` makes one, `git checkout` refuses it)."""
+    path = folder / git_path
+    return path if os.path.abspath(path).startswith(os.path.join(folder, "")) else None
+
+
 def _write(folder: Path, files: dict[str, bytes]) -> None:
     for git_path, data in files.items():
-        path = folder / git_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        path = _inside(folder, git_path)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
 
 
 class Project:
@@ -167,8 +175,8 @@ class Projects:
             return git_path.endswith(".toml")
 
         _write(checkout, self.git.tree_files(rev, configuration))
-        for relpath in folders:
-            (checkout / relpath).mkdir(parents=True, exist_ok=True)
+        for folder in filter(None, (_inside(checkout, relpath) for relpath in folders)):
+            folder.mkdir(parents=True, exist_ok=True)
 
         def there(path: Path) -> Path:
             relpath = os.path.relpath(os.path.abspath(path), self.git.root)
