@@ -101,7 +101,24 @@ FORMS = {
         "def f(config):\n    try:\n        r = config.q_lora_rank\n    except AttributeError:\n        r = -1\n"
         "    return r\n"
     ),
+    # `match` on the config itself
+    "`case _` guard": (
+        "def f(config):\n    match config:\n        case _ if config.q_lora_rank is not None:\n            return 1\n"
+        "    return 0\n"
+    ),
     # what stays, with the reason apply gives
+    "class pattern on MLA fields": (
+        "def f(config):\n    match config:\n        case object(multi_latent_attention=True):\n            return 1\n"
+        "        case object(q_lora_rank=rank):\n            return rank\n    return 0\n"
+    ),
+    "mapping pattern on an MLA key": (
+        "def f(hf_config):\n    match hf_config:\n        case {'kv_lora_rank': int(rank)}:\n            return rank\n"
+        "    return 0\n"
+    ),
+    "class pattern of an MLA class": (
+        "class MLAConfig:\n    pass\n\n\ndef f(config):\n    match config:\n        case MLAConfig():\n"
+        "            return 1\n    return 0\n"
+    ),
     "key held by a module-level name": (
         "KEY = 'multi_latent_attention'\n\n\ndef f(hf_config, log):\n" + _IF.format("hf_config[KEY]")
     ),
@@ -116,6 +133,9 @@ LEFT = {
     "key held by a module-level name": "`KEY` is a module-level variable",
     "f-string key": "names no MLA field, class or string itself",
     "read looked up before a side-effect argument": "routing it would change evaluation order",
+    "class pattern on MLA fields": "a `case` pattern cannot call a predicate",
+    "mapping pattern on an MLA key": "a `case` pattern cannot call a predicate",
+    "class pattern of an MLA class": "a `case` pattern cannot call a predicate",
 }
 
 

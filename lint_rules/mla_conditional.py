@@ -14,7 +14,8 @@ class MLAConditional(AstRule):
     ## What it does
     Flags a decision that depends on Multi-Latent Attention outside the seam, a place where control flow
     or a chosen value depends on MLA: `if`/`elif`/`while` tests, conditional expressions, `assert` tests,
-    comprehension filters and `filter()` predicates, `match` subjects, guards and class patterns,
+    comprehension filters and `filter()` predicates, `match` subjects, guards and patterns (an MLA class or value,
+    or a class or mapping pattern reading an MLA field or key: `case Config(multi_latent_attention=True)`),
     `and`/`or` operators that select a value (`cfg.multi_latent_attention and MLAAttention or Attention`),
     subscript dispatch on an MLA value (`table[cfg.multi_latent_attention]`), probes of MLA names
     (`getattr(x, "<mla field>", default)`, `hasattr`, `isinstance`/`issubclass`, `mapping.get("<mla key>")`,
@@ -73,6 +74,9 @@ class MLAConditional(AstRule):
         "from megatron.core import mla_seam\ndef f(self):\n    is_mla_provider = self.cls is not None and "
         "mla_seam.is_mla_provider(self.cls)\n    if is_mla_provider:\n        pass\n",
         "if config.rotary_scaling_factor > 1 and config.mscale_all_dim:\n    pass\n",
+        # Patterns on look-alikes and on fields that name no MLA decide nothing about MLA.
+        "match cfg:\n    case TransformerConfig(rotary_scaling_factor=s, rope_type='yarn') if s > 1:\n        pass\n"
+        "    case {'moe_latent_size': int()}:\n        pass\n",
         "if args.lora_rank > 0 or config.moe_latent_size:\n    pass\n",
         "def f(cfg):\n    use_mla = cfg.multi_latent_attention\n    return build(use_mla)\n",
         "def gdn(value):\n    v_head_dim = value.shape[-1]\n    if v_head_dim > 64:\n        pass\n",
@@ -160,6 +164,12 @@ class MLAConditional(AstRule):
         Invalid("match cfg.multi_latent_attention:\n    case True:\n        pass\n", line=1),
         Invalid("match kind:\n    case 'rope' if cfg.multi_latent_attention:\n        pass\n", line=2),
         Invalid("match cfg:\n    case MLATransformerConfig():\n        pass\n", line=2),
+        Invalid("match cfg:\n    case _ if cfg.q_lora_rank is not None:\n        pass\n", line=2),
+        # A class or mapping pattern reading an MLA field or key: taken only where it is there, and as it is
+        Invalid("match config:\n    case TransformerConfig(multi_latent_attention=True):\n        pass\n", line=2),
+        Invalid("match config:\n    case TransformerConfig(kv_lora_rank=rank):\n        pass\n", line=2),
+        Invalid("match hf:\n    case {'multi_latent_attention': True}:\n        pass\n", line=2),
+        Invalid("match layer:\n    case Layer(config=Config(q_lora_rank=None)) | Dense():\n        pass\n", line=2),
         Invalid("x = cfg.multi_latent_attention and MLASelfAttention or SelfAttention\n", line=1),
         Invalid("attn = table[cfg.multi_latent_attention]\n", line=1),
         # ... also as the value of an annotated assignment
