@@ -101,12 +101,38 @@ FORMS = {
         "def f(config):\n    try:\n        r = config.q_lora_rank\n    except AttributeError:\n        r = -1\n"
         "    return r\n"
     ),
+    # readers of MLA made on the spot
+    "`attrgetter` in `filter`": (
+        "import operator\n\n\ndef f(config):\n    latent = operator.attrgetter('multi_latent_attention')\n"
+        "    return list(filter(latent, [config, config]))\n"
+    ),
+    "`attrgetter` called inline": (
+        "import operator\n\n\ndef f(config, log):\n    flag = operator.attrgetter('multi_latent_attention')(config)\n"
+        + _IF.format("flag")
+    ),
+    "`.pop` alias": (
+        "def f(hf_config, log):\n    kw = dict(hf_config)\n    flag = kw.pop('multi_latent_attention', False)\n"
+        + _IF.format("flag")
+    ),
     # `match` on the config itself
     "`case _` guard": (
         "def f(config):\n    match config:\n        case _ if config.q_lora_rank is not None:\n            return 1\n"
         "    return 0\n"
     ),
     # what stays, with the reason apply gives
+    "probe of a name bound to an MLA string": (
+        "FIELD = 'q_lora_rank'\n\n\ndef f(config, log):\n" + _IF.format("getattr(config, FIELD, None) is None")
+    ),
+    "probe of a loop's MLA strings": (
+        "def f(config, log):\n    for name in ('q_lora_rank', 'kv_lora_rank'):\n"
+        "        if getattr(config, name, None) is None:\n            return log(name)\n    return log('all')\n"
+    ),
+    "`attrgetter` reader called": (
+        "import operator\n\n\ndef f(config, log):\n    latent = operator.attrgetter('multi_latent_attention')\n"
+        + _IF.format("latent(config)")
+    ),
+    "lambda reader called": "def f(config, log):\n    latent = lambda c: c.multi_latent_attention\n"
+    + _IF.format("latent(config)"),
     "class pattern on MLA fields": (
         "def f(config):\n    match config:\n        case object(multi_latent_attention=True):\n            return 1\n"
         "        case object(q_lora_rank=rank):\n            return rank\n    return 0\n"
@@ -133,6 +159,10 @@ LEFT = {
     "key held by a module-level name": "`KEY` is a module-level variable",
     "f-string key": "names no MLA field, class or string itself",
     "read looked up before a side-effect argument": "routing it would change evaluation order",
+    "probe of a name bound to an MLA string": "names no MLA field, class or string itself",
+    "probe of a loop's MLA strings": "names no MLA field, class or string itself",
+    "`attrgetter` reader called": "names no MLA field, class or string itself",
+    "lambda reader called": "names no MLA field, class or string itself",
     "class pattern on MLA fields": "a `case` pattern cannot call a predicate",
     "mapping pattern on an MLA key": "a `case` pattern cannot call a predicate",
     "class pattern of an MLA class": "a `case` pattern cannot call a predicate",

@@ -74,6 +74,15 @@ class MLAConditional(AstRule):
         "from megatron.core import mla_seam\ndef f(self):\n    is_mla_provider = self.cls is not None and "
         "mla_seam.is_mla_provider(self.cls)\n    if is_mla_provider:\n        pass\n",
         "if config.rotary_scaling_factor > 1 and config.mscale_all_dim:\n    pass\n",
+        # A loop copying fields, some of them MLA, asks about none by name; a key stripped, a sort key, readers
+        # rebound or reading no MLA are no decisions.
+        "def f(cfg, out):\n    for name in ('q_lora_rank', 'hidden_size'):\n"
+        "        out[name] = getattr(cfg, name, None)\n",
+        "def f(kwargs):\n    kwargs.pop('multi_latent_attention', None)\n    return build(**kwargs)\n",
+        "def f(cfgs):\n    return sorted(cfgs, key=operator.attrgetter('kv_lora_rank'))\n",
+        "def f(cfg):\n    get = attrgetter('multi_latent_attention')\n    get = attrgetter('hidden_size')\n"
+        "    if get(cfg):\n        pass\n",
+        "def f(cfg):\n    size = lambda c: c.hidden_size\n    if size(cfg):\n        pass\n",
         # Patterns on look-alikes and on fields that name no MLA decide nothing about MLA.
         "match cfg:\n    case TransformerConfig(rotary_scaling_factor=s, rope_type='yarn') if s > 1:\n        pass\n"
         "    case {'moe_latent_size': int()}:\n        pass\n",
@@ -251,6 +260,31 @@ class MLAConditional(AstRule):
             "    if rank <= 0:\n        raise ValueError\n",
             line=2,
             count=2,
+        ),
+        # A probe of a name bound to an MLA string (a constant, a loop over MLA fields) asks about that field.
+        Invalid("FIELD = 'multi_latent_attention'\ndef f(cfg):\n    return getattr(cfg, FIELD, False)\n", line=3),
+        Invalid(
+            "def f(cfg):\n    for name in ('q_lora_rank', 'kv_lora_rank'):\n"
+            "        if getattr(cfg, name, None) is None:\n            return name\n",
+            line=3,
+        ),
+        # Readers of MLA made on the spot, called later: `attrgetter`/`itemgetter` of an MLA name, a lambda.
+        Invalid(
+            "def f(cfgs):\n    latent = operator.attrgetter('multi_latent_attention')\n"
+            "    return [c for c in cfgs if latent(c)]\n",
+            line=3,
+        ),
+        Invalid("latent = attrgetter('kv_lora_rank')\nkept = list(filter(latent, cfgs))\n", line=2),
+        Invalid(
+            "def f(cfg):\n    flag = itemgetter('multi_latent_attention')(cfg)\n    return 1 if flag else 2\n", line=3
+        ),
+        Invalid(
+            "def f(cfg):\n    latent = lambda c: c.multi_latent_attention\n    if latent(cfg):\n        pass\n", line=3
+        ),
+        # `.pop` of an MLA key reads it, as `.get` does.
+        Invalid(
+            "def f(kwargs):\n    flag = kwargs.pop('multi_latent_attention', False)\n    if flag:\n        pass\n",
+            line=3,
         ),
         # Decorators: a conditional, a registration keyed on an MLA class or string.
         Invalid("@(a if cfg.multi_latent_attention else b)\ndef f():\n    pass\n", line=1),

@@ -229,7 +229,7 @@ class _DecisionFinder(MLAFlow):
 
     def visit_Call(self, node: ast.Call, aliases: Aliases) -> None:
         probed = probed_argument(node)
-        atom = self.mla.vocabulary_atom(probed) if probed is not None else None
+        atom = self.mla.probed_atom(probed, aliases) if probed is not None else None
         if atom is not None:
             self.hit(node, f"`{_short(node.func)}` probes MLA (`{_short(atom)}`)", FindingKind.PROBE, atom)
             return
@@ -248,7 +248,7 @@ class _DecisionFinder(MLAFlow):
             self.visit(predicate.args, aliases)
             self.decision(predicate.body, without(aliases, parameters(predicate)), what, FindingKind.FILTER_PREDICATE)
             return
-        atom = self.mla.atom(predicate, aliases)
+        atom = self.mla.atom(predicate, aliases) or self.mla.reader_atom(predicate, aliases)
         if atom is None:
             self.visit(predicate, aliases)
         else:

@@ -22,7 +22,7 @@ import abc
 import ast
 from collections.abc import Iterable
 
-from seamfix.analysis.expressions import OTHER_VALUE, SEAM_ANSWER, own_statements
+from seamfix.analysis.expressions import MLA_KEY, OTHER_VALUE, SEAM_ANSWER, own_statements
 from seamfix.analysis.seam_bindings import dotted_name
 from seamfix.analysis.source import SourceFile
 
@@ -141,7 +141,18 @@ class MLAFlow(abc.ABC):
                     aliases = self.bind(sub_target, carries, aliases, self.seam_answer(sub_target, sub_value, carries))
                 return aliases
         carries = self.mla.taint(value, aliases) is not None
-        return self.bind(target, carries, aliases, self.seam_answer(target, value, carries))
+        aliases = self.bind(target, carries, aliases, self.seam_answer(target, value, carries))
+        return aliases | self.held(target, [value], aliases) if isinstance(target, ast.Name) else aliases
+
+    def held(self, target: ast.Name, values: list[ast.expr], aliases: Aliases) -> set[str]:
+        """What ``target`` holds beyond an MLA value: an MLA string (a probe of it probes MLA) when every one
+        of ``values`` is one, a reader of MLA (``get = attrgetter("q_lora_rank")``: ``get(cfg)`` reads it)."""
+        is_string = self.mla.names.is_string
+        if values and all(type(v) is ast.Constant and type(v.value) is str and is_string(v.value) for v in values):
+            return {MLA_KEY + target.id}
+        if len(values) == 1 and type(values[0]) in (ast.Call, ast.Lambda):
+            return {target.id + "()"} if self.mla.reader_atom(values[0], aliases) is not None else set()
+        return set()
 
     def seam_answer(self, target: ast.expr, value: ast.expr, carries: bool) -> bool:
         """Whether ``target``, a name with an MLA word, gets the seam's answer: ``value`` calls into the seam
@@ -202,9 +213,12 @@ class MLAFlow(abc.ABC):
         aliases = self.walrus(node, aliases)
         self.check(node, aliases)
         carries = self.mla.taint(node.iter, aliases) is not None  # iterating reads the elements
+        # `for field in ("q_lora_rank", "kv_lora_rank"):` binds MLA strings, each a name a probe may ask about
+        elements = node.iter.elts if isinstance(node.iter, (ast.Tuple, ast.List, ast.Set)) else []
+        holds = self.held(node.target, elements, aliases) if isinstance(node.target, ast.Name) else set()
 
         def entered(state: Aliases) -> Aliases:
-            return self.bind(node.target, carries, state)
+            return self.bind(node.target, carries, state) | holds
 
         head = self.loop_head(node, aliases, entered)
         self.block(node.body, entered(head))
@@ -370,7 +384,7 @@ def without(aliases: Aliases, names: Iterable[str]) -> Aliases:
     names = [n for n in names if n]
     if not aliases or not names:
         return aliases
-    killed = {form for n in names for form in (n, n + "()", SEAM_ANSWER + n, OTHER_VALUE + n)}
+    killed = {form for n in names for form in (n, n + "()", SEAM_ANSWER + n, OTHER_VALUE + n, MLA_KEY + n)}
     return frozenset(a for a in aliases if a not in killed and not any(a.startswith(n + ".") for n in names))
 
 
