@@ -18,7 +18,7 @@ _VALUE_FLOWS = (ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.IfExp, ast.Compare, ast.
 _BOOLEAN_BIT_OPERATORS = (ast.BitOr, ast.BitAnd, ast.BitXor)  # `use_mla |= cfg.multi_latent_attention`
 _PROBES = {"getattr": 3, "hasattr": 2, "isinstance": 2, "issubclass": 2}
 # Functions that make a reader of the attribute or key they are given: `attrgetter("q_lora_rank")(cfg)` reads it.
-_ACCESSORS = frozenset(f"{module}{name}" for module in ("", "operator.") for name in ("attrgetter", "itemgetter"))
+_ACCESSORS = frozenset({"attrgetter", "itemgetter"})
 # Calls whose result is their argument's value or truth, converted: `int(getattr(cfg, "kv_lora_rank", 0))`.
 _TRUTH_FUNCTIONS = frozenset({"isinstance", "issubclass", "hasattr", "callable", "bool", "any", "all"})
 _PURE_WRAPPERS = frozenset({"bool", "any", "all", "int", "float", "str"})
@@ -174,18 +174,22 @@ class MLAExpressions:
         """The MLA value the function ``expr`` returns when called: an accessor of an MLA attribute or key
         (``operator.attrgetter("multi_latent_attention")``), a lambda returning an MLA value, or a name bound to
         one of those or to a function returning one."""
-        if aliases and f"{dotted_name(expr)}()" in aliases:
-            return expr  # a name bound to such a reader, or a function returning an MLA value
-        if isinstance(expr, ast.Call) and dotted_name(expr.func) in _ACCESSORS:
-            for argument in expr.args:
-                found = self.probed_atom(argument, aliases)
-                if found is not None:
-                    return found
-        elif isinstance(expr, ast.Lambda):
+        kind = type(expr)
+        if kind is ast.Call:
+            function = expr.func
+            name = function.id if type(function) is ast.Name else getattr(function, "attr", None)
+            if name in _ACCESSORS:
+                for argument in expr.args:
+                    found = self.probed_atom(argument, aliases)
+                    if found is not None:
+                        return found
+        elif kind is ast.Lambda:
             arguments = expr.args
             bound = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg]
             own = {a.arg for a in bound if a is not None}
             return self.taint(expr.body, frozenset(a for a in aliases if a.split(".", 1)[0] not in own))
+        elif aliases and f"{dotted_name(expr)}()" in aliases:
+            return expr  # a name bound to such a reader, or a function returning an MLA value
         return None
 
     def _comprehension_taint(self, expr: ast.AST, aliases: frozenset[str], arithmetic: bool) -> ast.AST | None:
