@@ -90,6 +90,7 @@ FORMS = {
         "def f(hf_config):\n    return list(filter(lambda c: c.get('multi_latent_attention'), [hf_config]))\n"
     ),
     "`dict.get`": "def f(hf_config, log):\n" + _IF.format("dict.get(hf_config, 'multi_latent_attention')"),
+    "`dict.get` probe": "def f(hf_config):\n    return dict.get(hf_config, 'kv_lora_rank', 512)\n",
     "`.pop`": "def f(hf_config, log):\n" + _IF.format("dict(hf_config).pop('multi_latent_attention', None)"),
     # builtin probes and `try` probes
     "`getattr` probe": "def f(hf_config):\n    return getattr(hf_config, 'multi_latent_attention', False)\n",

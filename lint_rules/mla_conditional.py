@@ -186,6 +186,7 @@ class MLAConditional(AstRule):
         Invalid("latents = getattr(self.config, 'cache_mla_latents', None)\n", line=1),
         Invalid("ok = hasattr(config, 'q_lora_rank')\n", line=1),
         Invalid("rank = hf_config.get('kv_lora_rank', None)\n", line=1),
+        Invalid("rank = dict.get(hf_config, 'kv_lora_rank', None)\n", line=1),
         Invalid("flag = os.environ.get('USE_MLA')\n", line=1),
         Invalid("cfg_is_mla = isinstance(self.config, MLATransformerConfig)\nbuild(cfg_is_mla)\n", line=1),
         Invalid("if getattr(self.config, 'cache_mla_latents', None) and max_seqlen_q > 1:\n    pass\n", line=1),

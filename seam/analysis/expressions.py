@@ -264,12 +264,16 @@ def is_condition(expr: ast.expr) -> bool:
 
 def probed_argument(call: ast.Call) -> ast.expr | None:
     """The argument a probe asks about: the attribute name of ``getattr(x, name, default)`` / ``hasattr``,
-    the class of ``isinstance`` / ``issubclass``, the key of ``mapping.get(key[, default])``."""
-    if isinstance(call.func, ast.Name):
-        arity = _PROBES.get(call.func.id, 0)
+    the class of ``isinstance`` / ``issubclass``, the key of ``mapping.get(key[, default])`` and of the unbound
+    ``dict.get(mapping, key[, default])``."""
+    function = call.func
+    if isinstance(function, ast.Name):
+        arity = _PROBES.get(function.id, 0)
         return call.args[1] if arity and len(call.args) >= arity else None
-    if isinstance(call.func, ast.Attribute) and call.func.attr == "get" and 1 <= len(call.args) <= 2:
-        return call.args[0]
+    if isinstance(function, ast.Attribute) and function.attr == "get":
+        unbound = isinstance(function.value, ast.Name) and function.value.id == "dict"
+        if 1 + unbound <= len(call.args) <= 2 + unbound:
+            return call.args[unbound]
     return None
 
 
