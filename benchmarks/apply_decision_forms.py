@@ -142,6 +142,10 @@ FORMS = {
         "def f(hf_config):\n    match hf_config:\n        case {'kv_lora_rank': int(rank)}:\n            return rank\n"
         "    return 0\n"
     ),
+    "guard on a capture of an MLA key": (
+        "def f(hf_config):\n    match hf_config:\n        case {'kv_lora_rank': int() as rank} if rank > 0:\n"
+        "            return rank\n    return 0\n"
+    ),
     "class pattern of an MLA class": (
         "class MLAConfig:\n    pass\n\n\ndef f(config):\n    match config:\n        case MLAConfig():\n"
         "            return 1\n    return 0\n"
@@ -155,7 +159,7 @@ FORMS = {
     ),
 }
 
-# The forms apply leaves, with part of the reason its summary gives.
+# The forms apply leaves, with part of the reason its summary gives (or of each reason, for several findings).
 LEFT = {
     "key held by a module-level name": "`KEY` is a module-level variable",
     "f-string key": "names no MLA field, class or string itself",
@@ -167,6 +171,10 @@ LEFT = {
     "class pattern on MLA fields": "a `case` pattern cannot call a predicate",
     "mapping pattern on an MLA key": "a `case` pattern cannot call a predicate",
     "class pattern of an MLA class": "a `case` pattern cannot call a predicate",
+    "guard on a capture of an MLA key": (
+        "a `case` pattern cannot call a predicate",
+        "names no MLA field, class or string itself",
+    ),
 }
 
 

@@ -178,6 +178,12 @@ class MLAConditional(AstRule):
         Invalid("match config:\n    case TransformerConfig(multi_latent_attention=True):\n        pass\n", line=2),
         Invalid("match config:\n    case TransformerConfig(kv_lora_rank=rank):\n        pass\n", line=2),
         Invalid("match hf:\n    case {'multi_latent_attention': True}:\n        pass\n", line=2),
+        # ... and what it captures from the field holds its value: the guard and the body decide on it too
+        Invalid(
+            "match hf:\n    case {'kv_lora_rank': int() as rank} if rank > 0:\n        x = 1 if rank else 2\n",
+            line=2,
+            count=3,
+        ),
         Invalid("match layer:\n    case Layer(config=Config(q_lora_rank=None)) | Dense():\n        pass\n", line=2),
         Invalid("x = cfg.multi_latent_attention and MLASelfAttention or SelfAttention\n", line=1),
         Invalid("attn = table[cfg.multi_latent_attention]\n", line=1),

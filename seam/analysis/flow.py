@@ -278,11 +278,26 @@ class MLAFlow(abc.ABC):
         for case in node.cases:
             captured = [n for n in ast.walk(case.pattern) for n in _captures(n)]
             state = without(aliases, captured)
-            state = state | set(captured) if carries else state
+            state = state | set(captured if carries else self.field_captures(case.pattern))
             if self.reporting:
                 self.check_case(case, state)
             ends.append(self.block(case.body, state))
         return frozenset().union(*ends)
+
+    def field_captures(self, pattern: ast.pattern) -> list[str]:
+        """The names a pattern captures from an MLA field or key (``case Config(kv_lora_rank=rank)``,
+        ``case {"q_lora_rank": rank}``): they hold its value."""
+        names = self.mla.names
+        found = []
+        for node in ast.walk(pattern):
+            if isinstance(node, ast.MatchClass):
+                fields = [p for a, p in zip(node.kwd_attrs, node.kwd_patterns, strict=True) if names.is_attribute(a)]
+            elif isinstance(node, ast.MatchMapping):
+                fields = [p for k, p in zip(node.keys, node.patterns, strict=True) if self.mla.vocabulary_atom(k)]
+            else:
+                continue
+            found += [name for field in fields for inner in ast.walk(field) for name in _captures(inner)]
+        return found
 
     # Definitions
 
