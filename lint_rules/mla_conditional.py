@@ -83,6 +83,7 @@ class MLAConditional(AstRule):
         "def f(cfg):\n    get = attrgetter('multi_latent_attention')\n    get = attrgetter('hidden_size')\n"
         "    if get(cfg):\n        pass\n",
         "def f(cfg):\n    size = lambda c: c.hidden_size\n    if size(cfg):\n        pass\n",
+        "def f(spec):\n    cls = MLASelfAttention\n    spec.module = cls\n    return spec\n",
         # Patterns on look-alikes and on fields that name no MLA decide nothing about MLA.
         "match cfg:\n    case TransformerConfig(rotary_scaling_factor=s, rope_type='yarn') if s > 1:\n        pass\n"
         "    case {'moe_latent_size': int()}:\n        pass\n",
@@ -274,6 +275,12 @@ class MLAConditional(AstRule):
             "def f(cfg):\n    for name in ('q_lora_rank', 'kv_lora_rank'):\n"
             "        if getattr(cfg, name, None) is None:\n            return name\n",
             line=3,
+        ),
+        # ... or bound to an MLA class (or a literal collection of them): an `isinstance` of it asks about it.
+        Invalid("Attention = MLASelfAttention\ndef f(m):\n    if isinstance(m, Attention):\n        pass\n", line=3),
+        Invalid(
+            "LATENT = (MLASelfAttention, FusedMLASelfAttention)\nkept = [m for m in mods if isinstance(m, LATENT)]\n",
+            line=2,
         ),
         # Readers of MLA made on the spot, called later: `attrgetter`/`itemgetter` of an MLA name, a lambda.
         Invalid(

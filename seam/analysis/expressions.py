@@ -27,8 +27,9 @@ _PURE_WRAPPERS = frozenset({"bool", "any", "all", "int", "float", "str"})
 # bound from anything else on some path (``flow`` keeps them).
 SEAM_ANSWER = "\0seam "
 OTHER_VALUE = "\0other "
-# A name bound to a string that names MLA (``FIELD = "q_lora_rank"``): a probe of it asks about that name.
-MLA_KEY = "\0key "
+# A name bound to a name of MLA (``FIELD = "q_lora_rank"``, ``Attention = MLASelfAttention``, see
+# ``names_mla``): a probe of it (``getattr(cfg, FIELD, None)``, ``isinstance(m, Attention)``) probes MLA.
+MLA_NAME = "\0name "
 
 
 class MLAExpressions:
@@ -163,12 +164,23 @@ class MLAExpressions:
         return call if found is call.func else found  # a function (or method) known to return an MLA value
 
     def probed_atom(self, probed: ast.expr, aliases: frozenset[str]) -> ast.AST | None:
-        """The MLA name a probe (or a key read) asks about: named in its text, or held by a name bound to an
-        MLA string (``getattr(cfg, FIELD, None)`` after ``FIELD = "q_lora_rank"``). Not any MLA value: a key
+        """The MLA name a probe (or a key read) asks about: named in its text, or held by a name bound to a
+        name of MLA (``getattr(cfg, FIELD, None)`` after ``FIELD = "q_lora_rank"``). Not any MLA value: a key
         taken from an MLA-named table (``for hf_key, _ in MLA_ROPE_SCALING_MAPPING``) is that table's key."""
-        if type(probed) is ast.Name and MLA_KEY + probed.id in aliases:
+        if type(probed) is ast.Name and MLA_NAME + probed.id in aliases:
             return probed
         return self.vocabulary_atom(probed)
+
+    def names_mla(self, expr: ast.expr) -> bool:
+        """A name of MLA by itself: a string naming an MLA field, key or module, an MLA class, or a literal
+        collection of only those (``(MLASelfAttention, FusedMLASelfAttention)``)."""
+        kind = type(expr)
+        if kind is ast.Constant:
+            return type(expr.value) is str and self.names.is_string(expr.value)
+        if kind in (ast.Tuple, ast.List, ast.Set):
+            return bool(expr.elts) and all(self.names_mla(element) for element in expr.elts)
+        name = dotted_name(expr)
+        return name is not None and self.names.is_class(name.rsplit(".", 1)[-1])
 
     def reader_atom(self, expr: ast.expr, aliases: frozenset[str]) -> ast.AST | None:
         """The MLA value the function ``expr`` returns when called: an accessor of an MLA attribute or key

@@ -22,7 +22,7 @@ import abc
 import ast
 from collections.abc import Iterable
 
-from seamfix.analysis.expressions import MLA_KEY, OTHER_VALUE, SEAM_ANSWER, own_statements
+from seamfix.analysis.expressions import MLA_NAME, OTHER_VALUE, SEAM_ANSWER, own_statements
 from seamfix.analysis.seam_bindings import dotted_name
 from seamfix.analysis.source import SourceFile
 
@@ -145,11 +145,11 @@ class MLAFlow(abc.ABC):
         return aliases | self.held(target, [value], aliases) if isinstance(target, ast.Name) else aliases
 
     def held(self, target: ast.Name, values: list[ast.expr], aliases: Aliases) -> set[str]:
-        """What ``target`` holds beyond an MLA value: an MLA string (a probe of it probes MLA) when every one
-        of ``values`` is one, a reader of MLA (``get = attrgetter("q_lora_rank")``: ``get(cfg)`` reads it)."""
-        is_string = self.mla.names.is_string
-        if values and all(type(v) is ast.Constant and type(v.value) is str and is_string(v.value) for v in values):
-            return {MLA_KEY + target.id}
+        """What ``target`` holds beyond an MLA value: a name of MLA (a probe of it probes MLA) when every one of
+        ``values`` is one (``names_mla``), a reader of MLA (``get = attrgetter("q_lora_rank")``: ``get(cfg)``
+        reads it)."""
+        if values and all(self.mla.names_mla(value) for value in values):
+            return {MLA_NAME + target.id}
         if len(values) == 1 and type(values[0]) in (ast.Call, ast.Lambda):
             return {target.id + "()"} if self.mla.reader_atom(values[0], aliases) is not None else set()
         return set()
@@ -399,7 +399,7 @@ def without(aliases: Aliases, names: Iterable[str]) -> Aliases:
     names = [n for n in names if n]
     if not aliases or not names:
         return aliases
-    killed = {form for n in names for form in (n, n + "()", SEAM_ANSWER + n, OTHER_VALUE + n, MLA_KEY + n)}
+    killed = {form for n in names for form in (n, n + "()", SEAM_ANSWER + n, OTHER_VALUE + n, MLA_NAME + n)}
     return frozenset(a for a in aliases if a not in killed and not any(a.startswith(n + ".") for n in names))
 
 
