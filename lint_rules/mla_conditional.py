@@ -30,7 +30,10 @@ class MLAConditional(AstRule):
     `run(q, absorbed_mla=True)`, an MLA keyword given a literal, decides nothing either) nor
     through arithmetic into a new variable (`rows = n * cfg.kv_lora_rank` is a size). An attribute a class
     sets on `self` from an MLA value in one method is MLA in all its methods, as are its properties and
-    methods that return an MLA value (`self.latent`, `self.uses_latent()`). Stores (`d[k] = ...`), slices
+    methods that return an MLA value (`self.latent`, `self.uses_latent()`), readers made on the spot
+    (`get = attrgetter("q_lora_rank")`, a lambda returning MLA) and names a `case` pattern captures from an MLA
+    field or key. A probe of a name bound to a name of MLA (`FIELD = "q_lora_rank"`, `A = MLASelfAttention`)
+    probes MLA. Stores (`d[k] = ...`), slices
     (`kv[..., : cfg.kv_lora_rank]`), constant-key reads (`hf["kv_lora_rank"]`) and `and`/`or` of flags and
     conditions (`use = cfg.cache_mla_latents and ctx.is_decode_only()`) are no decisions by themselves.
     The finding points at the test expression.
