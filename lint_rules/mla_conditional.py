@@ -120,6 +120,9 @@ class MLAConditional(AstRule):
         # A lookup whose key comes from an MLA table is no probe of an MLA name.
         "def f(self, scaling, out):\n    for hf_key, key in self.MLA_ROPE_SCALING_MAPPING:\n"
         "        value = scaling.get(hf_key)\n        if value is not None:\n            out[key] = value\n",
+        # A loop over literal rows binds each target from its own column: a label naming an MLA field is no value.
+        "def f(chunk, v_dim):\n    for name, val in (('chunk_size', chunk), ('v_head_dim', v_dim)):\n"
+        "        if val % 16:\n            return name\n",
         # Conditions combined into a flag are not a decision until the flag is tested.
         "def f(cfg, q):\n    absorbed = cfg.kv_lora_rank > 0 and q.size(-1) == 576\n    return absorbed\n",
         "def f(cfg, ctx):\n    use = cfg.cache_mla_latents and ctx and ctx.is_decode_only()\n    return use\n",
@@ -128,6 +131,9 @@ class MLAConditional(AstRule):
         "def make(cfg):\n    return MLASelfAttention(cfg)\n"
         "def f(cfg):\n    m = make(cfg)\n    if m is None:\n        pass\n",
         "def latent(cfg):\n    return cfg.multi_latent_attention\ndef f(latent, x):\n    if latent(x):\n        pass\n",
+        # ... nor is a sum of MLA sizes a function returns (``+=`` is arithmetic, as ``t = t + ...`` is)
+        "def total(cfg):\n    t = 0\n    t += cfg.kv_lora_rank\n    return t\n"
+        "def f(cfg):\n    if total(cfg) is None:\n        pass\n",
         # A decorator's settings are not a registration key; `self` aliases belong to their class.
         "@tilelang_jit(pass_configs=_SPARSE_MLA_PASS_CONFIGS)\ndef kernel():\n    pass\n",
         "@pytest.mark.parametrize('multi_latent_attention', [True, False])\ndef test_spec(multi_latent_attention):\n"
@@ -146,6 +152,18 @@ class MLAConditional(AstRule):
     )
     INVALID = (
         Invalid("if config.multi_latent_attention:\n    pass\n", line=1),
+        # ... while the column holding an MLA value still carries it
+        Invalid(
+            "def f(cfg):\n    for name, val in (('x', 1), ('mla', cfg.multi_latent_attention)):\n"
+            "        if val:\n            return name\n",
+            line=3,
+        ),
+        # ``|=`` combines flags: a function returning the combination returns an MLA value
+        Invalid(
+            "def latent(cfg):\n    flag = False\n    flag |= cfg.multi_latent_attention\n    return flag\n"
+            "def g(cfg):\n    if latent(cfg):\n        pass\n",
+            line=6,
+        ),
         # The seam answers on one path only: the parameter reaches the test too
         Invalid(
             "from megatron.core import mla_seam\ndef f(cfg, use_mla):\n    if cfg.x:\n"

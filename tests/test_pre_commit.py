@@ -31,18 +31,24 @@ def user_repo(tmp_path: Path) -> Path:
     return user
 
 
-def try_repo(hook: str, user: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    """``pre-commit try-repo <seamfix> HOOK --all-files`` in ``user``, with a pre-commit home of its own."""
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "GIT_AUTHOR_NAME": "t",
+@pytest.fixture(scope="module")
+def pre_commit_home(tmp_path_factory) -> Path:
+    """One pre-commit home for the module: both hooks share the environment pre-commit installs seamfix into."""
+    return tmp_path_factory.mktemp("pre-commit-home")
+
+
+def try_repo(hook: str, user: Path, pre_commit_home: Path) -> subprocess.CompletedProcess:
+    """``pre-commit try-repo <seamfix> HOOK --all-files`` in ``user``, with a pre-commit home apart from the user's."""
+    env = {**os.environ, "PRE_COMMIT_HOME": str(pre_commit_home), "GIT_AUTHOR_NAME": "t",
            "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
     command = [sys.executable, "-m", "pre_commit", "try-repo", str(REPO), hook, "--all-files", "--color", "never"]
     return subprocess.run(command, cwd=user, env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.mark.slow
-def test_pre_commit_try_repo_fails_on_a_leak_and_names_it(tmp_path):
+def test_pre_commit_try_repo_fails_on_a_leak_and_names_it(tmp_path, pre_commit_home):
     user = user_repo(tmp_path)
-    proc = try_repo("seamfix", user, tmp_path)
+    proc = try_repo("seamfix", user, pre_commit_home)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output
     assert "fork/model.py:2:8: SEAM001" in output
@@ -52,18 +58,18 @@ def test_pre_commit_try_repo_fails_on_a_leak_and_names_it(tmp_path):
         "from fork import mla_seam\n\ndef f(cfg):\n    return 1 if mla_seam.f(cfg) else 0\n"
     )
     git("add", ".", cwd=user)
-    proc = try_repo("seamfix", user, tmp_path)
+    proc = try_repo("seamfix", user, pre_commit_home)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert Path(user / ".seamfix_cache").is_dir()  # require_serial + the cache: hooks runs share it
 
 
 @pytest.mark.slow
-def test_pre_commit_apply_hook_routes_the_leak_then_passes(tmp_path):
+def test_pre_commit_apply_hook_routes_the_leak_then_passes(tmp_path, pre_commit_home):
     user = user_repo(tmp_path)
-    proc = try_repo("seamfix-apply", user, tmp_path)
+    proc = try_repo("seamfix-apply", user, pre_commit_home)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # it changed files: the commit is stopped for review
     assert "if mla_seam.multi_latent_attention(cfg):" in (user / "fork/model.py").read_text()
     assert "def multi_latent_attention(cfg):" in (user / "fork/mla_seam.py").read_text()
     git("add", ".", cwd=user)
-    proc = try_repo("seamfix-apply", user, tmp_path)
+    proc = try_repo("seamfix-apply", user, pre_commit_home)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -321,7 +321,10 @@ def _assignments(scope: ast.AST, source_lines: Callable[[ast.AST], bool] | None)
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 yield from _bind(target, node.value)
-        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            yield from _bind(node.target, node.value)
+        elif isinstance(node, ast.AugAssign) and isinstance(node.op, _BOOLEAN_BIT_OPERATORS):
+            # as ``flow``: ``flag |= cfg.multi_latent_attention`` combines flags, ``t += mla_time`` is arithmetic
             yield from _bind(node.target, node.value)
         if source_lines is not None and source_lines(node):
             for field, value in ast.iter_fields(node):

@@ -212,19 +212,46 @@ class MLAFlow(abc.ABC):
     def flow_For(self, node: ast.For | ast.AsyncFor, aliases: Aliases) -> Aliases:
         aliases = self.walrus(node, aliases)
         self.check(node, aliases)
+        columns = self.unpacked_columns(node.target, node.iter, aliases)
         carries = self.mla.taint(node.iter, aliases) is not None  # iterating reads the elements
         # `for field in ("q_lora_rank", "kv_lora_rank"):` binds MLA strings, each a name a probe may ask about
         elements = node.iter.elts if isinstance(node.iter, (ast.Tuple, ast.List, ast.Set)) else []
         holds = self.held(node.target, elements, aliases) if isinstance(node.target, ast.Name) else set()
 
         def entered(state: Aliases) -> Aliases:
-            return self.bind(node.target, carries, state) | holds
+            if columns is None:
+                return self.bind(node.target, carries, state) | holds
+            for sub_target, column_carries in columns:
+                state = self.bind(sub_target, column_carries, state)
+            return state
 
         head = self.loop_head(node, aliases, entered)
         self.block(node.body, entered(head))
         return head | self.block(node.orelse, head)
 
     flow_AsyncFor = flow_For
+
+    def unpacked_columns(
+        self, target: ast.expr, iterable: ast.expr, aliases: Aliases
+    ) -> list[tuple[ast.expr, bool]] | None:
+        """For ``for name, value in (("q_lora_rank", q), ("chunk", c)):``, each target with whether its column
+        carries MLA (evaluated once, before the loop): ``value`` is bound from ``q`` and ``c`` alone, never from
+        the labels beside them. None where the rows are not literal tuples of the target's width."""
+        if not isinstance(target, (ast.Tuple, ast.List)) or not isinstance(iterable, (ast.Tuple, ast.List, ast.Set)):
+            return None
+        width = len(target.elts)
+        rows = iterable.elts
+        if not rows or any(isinstance(element, ast.Starred) for element in target.elts):
+            return None
+        for row in rows:
+            if not isinstance(row, (ast.Tuple, ast.List)) or len(row.elts) != width:
+                return None
+            if any(isinstance(element, ast.Starred) for element in row.elts):
+                return None
+        return [
+            (sub_target, any(self.mla.taint(row.elts[index], aliases) is not None for row in rows))
+            for index, sub_target in enumerate(target.elts)
+        ]
 
     def loop_head(self, node: ast.For | ast.AsyncFor | ast.While, entry: Aliases, entered) -> Aliases:
         """The state at the top of a loop: its entry merged with what its body leaves, until it settles.
