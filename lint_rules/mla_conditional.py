@@ -300,6 +300,11 @@ class MLAConditional(AstRule):
         # ... or bound to an MLA class (or a literal collection of them): an `isinstance` of it asks about it.
         Invalid("Attention = MLASelfAttention\ndef f(m):\n    if isinstance(m, Attention):\n        pass\n", line=3),
         Invalid(
+            "from megatron.core.transformer.multi_latent_attention import MLASelfAttention as Latent\n"
+            "def f(m):\n    return 1 if isinstance(m, Latent) else 2\n",
+            line=3,
+        ),
+        Invalid(
             "LATENT = (MLASelfAttention, FusedMLASelfAttention)\nkept = [m for m in mods if isinstance(m, LATENT)]\n",
             line=2,
         ),

@@ -101,6 +101,9 @@ class MLAFlow(abc.ABC):
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             bound = [(a.asname or a.name).split(".", 1)[0] for a in node.names]
             aliases = without(aliases, bound)
+            if isinstance(node, ast.ImportFrom):  # `import MLASelfAttention as Latent`: `Latent` is that class
+                renamed = [a.asname for a in node.names if a.asname and self.mla.names.is_class(a.name)]
+                aliases |= {form for name in renamed for form in (name, MLA_NAME + name)}
         return aliases
 
     def check(self, node: ast.stmt, aliases: Aliases) -> None:
