@@ -50,6 +50,17 @@ def absorb_mla_weights(w_kv_up: torch.Tensor, num_heads: int, qk_nope_dim: int, 
     )
 
 
+def _check_absorbed_weights(w_uk: torch.Tensor, w_uv: torch.Tensor) -> None:
+    """A decoder's buffers still hold one layer's factors (a module's buffers can be reassigned or loaded with
+    ``strict=False``): a ``w_uv`` of one head was broadcast over every head (each head given head 0's values), one
+    of another latent width or dtype raised torch's einsum errors. One comparison on the serving path."""
+    require(w_uk.dim() == 3 and w_uv.dim() == 3 and w_uv.shape[:2] == (w_uk.shape[0], w_uk.shape[2])
+            and w_uv.dtype == w_uk.dtype and w_uk.numel() > 0 and w_uv.numel() > 0,
+            "the decoder's buffers must be w_uk [heads, qk_nope_dim, kv_lora_rank] and w_uv [heads, kv_lora_rank, "
+            "v_dim] of one dtype, every size positive, got {uk} {uk_dtype} and {uv} {uv_dtype}", uk=list(w_uk.shape),
+            uk_dtype=w_uk.dtype, uv=list(w_uv.shape), uv_dtype=w_uv.dtype)  # fmt: skip
+
+
 class AbsorbedMLADecoder(torch.nn.Module):
     """Decode-time attention of one trained MLA layer over the paged latent cache.
 
@@ -82,16 +93,18 @@ class AbsorbedMLADecoder(torch.nn.Module):
     ) -> torch.Tensor:
         """``q_nope [B, s_q, H, qk_nope_dim]`` and ``q_pe [B, s_q, H, rope_dim]`` (RoPE'd) of the new tokens,
         whose latents are already appended (``mla_cache_append``); ``validate`` as in ``mla_decode``."""
-        heads, qk_nope_dim, _ = self.w_uk.shape
-        device = check_same_device({"q_nope": q_nope, "w_uk": self.w_uk, "w_uv": self.w_uv})
+        w_uk, w_uv = self.w_uk, self.w_uv  # a module's attributes: read once
+        device = check_same_device({"q_nope": q_nope, "w_uk": w_uk, "w_uv": w_uv})
+        _check_absorbed_weights(w_uk, w_uv)
+        heads, qk_nope_dim, _ = w_uk.shape
         check_shape("q_nope", q_nope, (None, None, heads, qk_nope_dim))
-        require(q_nope.dtype == self.w_uk.dtype, "q_nope must have the absorbed weights' dtype {want}, got {got}",
-                want=self.w_uk.dtype, got=q_nope.dtype)  # fmt: skip
+        require(q_nope.dtype == w_uk.dtype, "q_nope must have the absorbed weights' dtype {want}, got {got}",
+                want=w_uk.dtype, got=q_nope.dtype)  # fmt: skip
         # The absorbed query in q_nope's dtype, as mla_decode takes it; untracked, as the output never requires grad
         # (mla_decode's does not): recording the first product saved w_uk, which autograd refused where the decoder
         # was built under torch.inference_mode() (a serving process) and q_nope required grad.
         with torch.no_grad(), autocast_off(device):
-            q_lat = torch.einsum("bshn,hnr->bshr", q_nope, self.w_uk)
+            q_lat = torch.einsum("bshn,hnr->bshr", q_nope, w_uk)
             out_lat, _ = mla_decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, self.softmax_scale,
                                     causal, backend=backend, validate=validate)  # fmt: skip
-            return torch.einsum("bshr,hrv->bshv", out_lat, self.w_uv)
+            return torch.einsum("bshr,hrv->bshv", out_lat, w_uv)

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import torch
 from torch.autograd import forward_ad
+from torch.autograd import graph as autograd_graph
 from torch.nn.parameter import is_lazy
 
 BACKENDS = ("auto", "triton", "torch")
@@ -101,6 +102,8 @@ def check_same_device(
             "the kernels do not run under torch.func transforms (vmap, grad, jvp, ...): their "
             "tensors hold no memory the kernels can read; call the op outside the transform"
         )
+    if not allow_meta and torch._C._len_torch_dispatch_stack():  # any dispatch mode (none in eager): 0.07-0.15 us
+        _check_no_tracing_mode()
     for name, tensor in present.items():  # sparse and nested tensors have no strides (or sizes) to address
         # A lazy module's parameter before its first forward raises torch's ValueError at any use (is_neg, dim).
         if type(tensor) is not torch.Tensor and is_lazy(tensor):  # inline: no call per plain tensor (a hot path)
@@ -123,6 +126,38 @@ def check_same_device(
     require(allow_meta or device.type != "meta", "meta tensors hold no values ({names}); the kernels need tensors "
             "with data", names=", ".join(present))  # fmt: skip
     return device
+
+
+# torch's own dispatch modes that stand in for its ops, keyed by what each is (torch._C._TorchDispatchModeKey).
+_TRACING_MODES = {"FAKE": "a FakeTensorMode (torch.compile's and torch.export's tracing)",
+                  "PROXY": "make_fx's tracing (a ProxyTorchDispatchMode)",
+                  "FUNCTIONAL": "functionalization (a FunctionalTensorMode)"}  # fmt: skip
+
+
+def _check_no_tracing_mode() -> None:
+    """No dispatch mode that fakes or records torch's ops is active: with plain tensors passed in, a FakeTensorMode
+    made the reference's ops fail on them (torch's AssertionError or DataDependentOutputException) and the Triton
+    launch allocate outputs without memory; under make_fx's tracing the Triton kernels ran outside the trace (the
+    graph recorded their inputs and outputs, never the launch, as ``torch.jit.trace``). Refused on every backend,
+    as the tensors these modes make are (``_check_memory_holds_values``). Other modes (a FLOP counter, selective
+    checkpointing's) see torch's ops and pass."""
+    for key, kind in _TRACING_MODES.items():
+        mode_key = getattr(torch._C._TorchDispatchModeKey, key, None)
+        require(mode_key is None or torch._C._get_dispatch_mode(mode_key) is None, "the ops do not run under {kind}: "
+                "it stands in for torch's operators, and the kernels read memory and launch outside it; call the "
+                "op outside it", kind=kind)  # fmt: skip
+
+
+def check_writes_seen_by_autograd(written: str) -> None:
+    """An op that writes ``written`` in place does not run under
+    ``torch.autograd.graph.allow_mutation_on_saved_tensors()``: that context clones a tensor saved for backward when
+    one of torch's operators writes it, and the Triton kernels write without one (an earlier op's backward, say
+    ``(q * w).sum()``'s for ``w``, would read the rotated ``q`` where the reference's write kept the original).
+    Refused on every backend (a module global read, 0.05 us)."""
+    require(not getattr(autograd_graph, "_allow_mutation_on_saved_tensors_enabled", False), "{written} is "
+            "written in place by a kernel that torch.autograd.graph.allow_mutation_on_saved_tensors() cannot see "
+            "(it clones saved tensors only on torch's own writes); call the op outside that context",
+            written=written)  # fmt: skip
 
 
 def _check_memory_holds_values(name: str, tensor: torch.Tensor) -> None:

@@ -216,8 +216,10 @@ def cache_rows(ckv_cache: torch.Tensor, kpe_cache: torch.Tensor, tokens: int):
     """Tensor descriptors of the two caches seen as ``[num_blocks * block_size, width]`` rows, for the seesaw
     kernel's TMA copies of whole tiles, or None where the layout does not allow them: pages not made of whole
     ``tokens``-token tiles, blocks not one after the other in rows (a block stride other than ``block_size`` row
-    strides), rows or bases not 16-byte aligned, or more rows than 32-bit coordinates reach. The copies then go
-    row by row (``gluon_seesaw._gather``) as before."""
+    strides), rows that overlap or repeat (a row stride under the row's width, 0 for an expanded cache: a layout
+    the driver's tensor map is not documented to take, whose strides count whole rows), rows or bases not 16-byte
+    aligned, or more rows than 32-bit coordinates reach. The copies then go row by row (``gluon_seesaw._gather``)
+    as before."""
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
@@ -226,7 +228,8 @@ def cache_rows(ckv_cache: torch.Tensor, kpe_cache: torch.Tensor, tokens: int):
         return None
     for cache in (ckv_cache, kpe_cache):
         size = cache.element_size()
-        whole_rows = cache.stride(0) == block_size * cache.stride(1) and cache.stride(2) == 1
+        whole_rows = (cache.stride(0) == block_size * cache.stride(1) and cache.stride(1) >= cache.shape[2]
+                      and cache.stride(2) == 1)  # fmt: skip
         if not whole_rows or cache.stride(1) * size % 16 or cache.data_ptr() % 16 or cache.shape[2] % TMA_BOX:
             return None
     layout = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)

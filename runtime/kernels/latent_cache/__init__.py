@@ -20,6 +20,7 @@ from ..backend import (
     check_triton_tiles,
     check_validate_flag,
     check_values,
+    check_writes_seen_by_autograd,
     host_values,
     on_device,
     require,
@@ -95,6 +96,7 @@ def mla_cache_append(
     require(torch.is_inference_mode_enabled() or not (ckv_cache.is_inference() or kpe_cache.is_inference()),
             "ckv_cache and kpe_cache are inference tensors, read-only outside torch.inference_mode(); append inside "
             "it (torch raises otherwise, and the kernel would write them anyway)")  # fmt: skip
+    check_writes_seen_by_autograd("ckv_cache and kpe_cache")
     for name, tensor in (("c_kv", c_kv), ("k_pe", k_pe), ("norm_weight", norm_weight), ("cos", cos), ("sin", sin)):
         if tensor is not None:
             check_dtype(name, tensor, backend)

@@ -24,6 +24,7 @@ from ..backend import (
     check_triton_tiles,
     check_validate_flag,
     check_values,
+    check_writes_seen_by_autograd,
     host_values,
     on_device,
     require,
@@ -157,6 +158,7 @@ def _check_written_in_place(q: torch.Tensor, cos: torch.Tensor, sin: torch.Tenso
     )
     check_no_internal_overlap("q", q)
     check_no_shared_memory({"q": q}, {"cos": cos, "sin": sin})
+    check_writes_seen_by_autograd("q")
     check_saved_for_backward(tracked, {"cos": cos, "sin": sin})
 
 
@@ -200,7 +202,11 @@ def mla_rope_q(
     from .triton_ops import MlaRopeQ
 
     with on_device(q.device):
-        return MlaRopeQ.apply(q, cos, sin, qk_head_dim, emb_dim, positions)
+        MlaRopeQ.apply(q, cos, sin, qk_head_dim, emb_dim, positions)
+    # q itself, as the reference returns it: under grad mode the apply returns q (its history rebased), but where
+    # autograd records nothing (torch.no_grad(), inference mode) it returned a new alias of q's memory that did not
+    # require grad, although q did and stays in its graph.
+    return q
 
 
 def mla_rope_kv(

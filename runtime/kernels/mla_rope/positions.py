@@ -10,4 +10,7 @@ def packed_positions(cu_seqlens: torch.Tensor, total_tokens: int, table_rows: in
     sequence = torch.searchsorted(cu_seqlens[1:], tokens, right=True)
     # Tokens past cu_seqlens[-1] (padding) are clamped into the last sequence, so every index stays in bounds.
     sequence = sequence.clamp(max=cu_seqlens.numel() - 2)
-    return (tokens - cu_seqlens[sequence]).clamp_(0, table_rows - 1)
+    # No position in cu_seqlens' dtype passes its largest value: a bound past it (an expanded table of 2**31 rows
+    # or more with int32 offsets) raised torch's "value cannot be converted to type int without overflow".
+    last_row = min(table_rows - 1, torch.iinfo(cu_seqlens.dtype).max)
+    return (tokens - cu_seqlens[sequence]).clamp_(0, last_row)

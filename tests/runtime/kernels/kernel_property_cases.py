@@ -839,3 +839,22 @@ def test_rope_backwards_read_a_negative_view_gradient_as_its_values(backend):
 
     for got, want in zip(grads(negative_view=True), grads(negative_view=False), strict=True):
         assert torch.equal(got, want)
+
+
+# --- fixed cases of issue 16's sixth bad-input pass, on every backend ---------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("untracked", [torch.no_grad, torch.inference_mode])
+def test_rope_q_returns_q_itself_where_autograd_records_nothing(backend, untracked):
+    """Under torch.no_grad() or inference mode, a q that requires grad came back from the Triton backend as a new
+    alias of its memory that did not require grad (the reference returns q): ``mla_rope_q(q).sum().backward()`` then
+    raised on Triton only."""
+    cos, sin = rope_tables(4, 4, torch.float32, torch.Generator().manual_seed(2))
+    leaf = torch.randn(2, 1, 2, 8, device=DEVICE, requires_grad=True)
+    q = leaf * 1
+    with untracked():
+        rotated = mla_rope_q(q, cos, sin, 4, 4, backend=backend)
+    assert rotated is q and rotated.requires_grad
+    rotated.sum().backward()  # through q's own history: the rotation under no_grad is not recorded
+    assert torch.equal(leaf.grad, torch.ones_like(leaf))

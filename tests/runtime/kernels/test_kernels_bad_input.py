@@ -9,6 +9,8 @@ import torch
 from decode_case_inputs import ROPE, SCALE, PagedCase
 from test_kernels_latent_cache import append_case
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.fx.experimental.proxy_tensor import make_fx
+from torch.utils.flop_counter import FlopCounterMode
 
 from seamfix.runtime.kernels import (
     AbsorbedMLADecoder,
@@ -41,6 +43,31 @@ def view_made_without_grad():
 def inference_tensor(shape):
     with torch.inference_mode():
         return torch.randn(shape)
+
+
+def inside(context, call):
+    """``call()`` run inside the context manager ``context()``."""
+    with context():
+        return call()
+
+
+def decoder_with(**buffers):
+    """A decoder call, its buffers replaced by ``replace(buffer)`` for each ``name=replace`` given."""
+
+    def call():
+        decoder, case = AbsorbedMLADecoder(torch.randn(4 * (8 + 4), 32), 4, 8, 4, SCALE), paged_case()
+        for name, replace in buffers.items():
+            setattr(decoder, name, replace(getattr(decoder, name)))
+        return decoder(torch.randn(2, 1, 4, 8), case.q_pe, *case.cache_args())
+
+    return call
+
+
+def saved_then_rotated():
+    """q saved for a product's backward, then rotated in place, inside allow_mutation_on_saved_tensors."""
+    q = torch.randn(2, 1, 1, 8, requires_grad=True) * 1
+    (q * torch.randn(2, 1, 1, 8, requires_grad=True)).sum()
+    mla_rope_q(q, COS[:, :4], SIN[:, :4], 4, 4)
 
 
 REFUSED = {
@@ -174,6 +201,26 @@ REFUSED = {
     "validate=0 to an empty decode batch": lambda: mla_decode(
         paged_case().q_lat[:0], paged_case().q_pe[:0], *paged_case().cache_args()[:2],
         paged_case().block_table[:0], paged_case().cache_seqlens[:0], SCALE, validate=0),
+    # Found by the sixth pass: dispatch modes that stand in for torch's operators, with plain tensors passed in: a
+    # FakeTensorMode made the reference fail in torch's own AssertionError (the Triton launch allocated outputs
+    # without memory), make_fx's tracing ran the Triton kernels outside its graph (as torch.jit.trace would).
+    "a FakeTensorMode around plain tensors": lambda: (lambda case: inside(FakeTensorMode, lambda: mla_decode(
+        case.q_lat, case.q_pe, *case.cache_args(), SCALE)))(paged_case()),
+    "make_fx's tracing of a call": lambda: make_fx(lambda q: mla_rope_q(q.clone(), COS[:, :4], SIN[:, :4], 4, 4))(
+        torch.randn(2, 1, 1, 8)),
+    # allow_mutation_on_saved_tensors clones a saved tensor when torch's ops write it; the Triton kernels write q and
+    # the caches without one, so a backward that saved them would read the new values there.
+    "q rotated under allow_mutation_on_saved_tensors": lambda: inside(
+        torch.autograd.graph.allow_mutation_on_saved_tensors, saved_then_rotated),
+    "an append under allow_mutation_on_saved_tensors": lambda: inside(
+        torch.autograd.graph.allow_mutation_on_saved_tensors,
+        lambda: mla_cache_append(**append_case(torch.float32, torch.Generator(), True)[0])),
+    # A decoder's buffers reassigned: w_uv of one head was broadcast over every head (no error), one of another
+    # latent width, dtype or rank raised torch's einsum, unpacking or attribute errors.
+    "a decoder whose w_uv holds one head": decoder_with(w_uv=lambda w_uv: w_uv[:1]),
+    "a decoder whose w_uv has another latent width": decoder_with(w_uv=lambda w_uv: torch.randn(4, 33, 4)),
+    "a decoder whose w_uv is float64": decoder_with(w_uv=lambda w_uv: w_uv.double()),
+    "a decoder whose w_uk is 2-D": decoder_with(w_uk=lambda w_uk: w_uk[0]),
 }  # fmt: skip
 
 
@@ -375,3 +422,26 @@ def test_a_decoder_built_in_inference_mode_serves_a_query_that_requires_grad():
     assert not out.requires_grad
     torch.testing.assert_close(out, AbsorbedMLADecoder(w_kv_up, 4, 8, 4, SCALE)(q_nope, case.q_pe, *case.cache_args()),
                                rtol=0, atol=0)  # fmt: skip
+
+
+def test_int32_offsets_index_a_table_of_2_to_the_31_rows_or_more():
+    """Packed positions were clamped to the table's last row in cu_seqlens' own dtype: an expanded table of 2**31 rows
+    or more (no memory) raised torch's RuntimeError with int32 offsets on every backend. Positions are the same as
+    with a short table; the Triton backend refuses such a table by its size (triton_interpreted_cases.py)."""
+    q, offsets = torch.randn(6, 2, 8), torch.tensor([0, 2, 6], dtype=torch.int32)
+    expected = mla_rope_q(q.clone(), COS[:, :4], SIN[:, :4], 4, 4, offsets)
+    cos, sin = (table[:1, :4].expand(2**31 + 8, 4) for table in (COS, SIN))
+
+    got = mla_rope_q(q.clone(), cos, sin, 4, 4, offsets)
+
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_dispatch_modes_that_see_torchs_operators_pass():
+    """Only the modes that stand in for torch's operators are refused: under a FLOP counter, which sees the ops,
+    the results are eager's."""
+    case = paged_case()
+    expected = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE)
+    with FlopCounterMode(display=False):
+        got = mla_decode(case.q_lat, case.q_pe, *case.cache_args(), SCALE)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)

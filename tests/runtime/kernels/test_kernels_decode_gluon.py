@@ -113,6 +113,17 @@ def global_loads_between_waits_and_tensor_copies(ptx: str) -> list[str]:
     return between
 
 
+def separate_rows(device="cpu"):
+    """One latent row and one rope row, [1, 1, width] each, to expand into caches whose every row is the same."""
+    return (torch.randn(1, 1, 512, device=device).bfloat16(), torch.randn(1, 1, 64, device=device).bfloat16())
+
+
+def overlapping_rows(device="cpu", num_blocks=3):
+    """Caches of pages of 64 rows 128 elements apart, 512 and 64 wide: each latent row overlaps the next three."""
+    memory = torch.randn(num_blocks * 64 * 128 + 512, device=device).bfloat16()
+    return memory.as_strided((num_blocks, 64, 512), (64 * 128, 128, 1)), memory[:64].expand(num_blocks, 64, 64)
+
+
 def test_cache_rows_describe_whole_tiles_in_consecutive_blocks_only():
     """TMA descriptors where a page is whole 64-token tiles and blocks follow one another in rows (separate caches,
     FlashMLA's 576-wide rows read in place, pages of 128); None (the row-by-row copies) for pages of 16 or 32, a
@@ -132,6 +143,10 @@ def test_cache_rows_describe_whole_tiles_in_consecutive_blocks_only():
     assert cache_rows(*caches(torch.zeros(3, 16, 576, dtype=torch.bfloat16)), 64) is None
     assert cache_rows(*caches(gap), 64) is None
     assert cache_rows(*caches(shifted), 64) is None
+    # The sixth bad-input pass: rows that repeat (an expanded cache, row stride 0) or overlap (a row stride under the
+    # row's width) passed as whole rows; the driver's tensor map is documented for strides that count whole rows.
+    assert cache_rows(*(cache.expand(3, 64, -1) for cache in separate_rows()), 64) is None
+    assert cache_rows(*overlapping_rows(), 64) is None
 
 
 def tile_loop(sass: str) -> list[str]:
@@ -448,3 +463,20 @@ def test_narrow_kernel_matches_float64_on_hopper(name, width, tiles):
     empty = torch.tensor(lengths) == 0
     assert bool((out[empty] == 0).all()) and bool((lse[empty] == float("-inf")).all())
     assert relative_error(lse[~empty], expected_lse[~empty]) < 1e-5
+
+
+@pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on sm_90 only")
+def test_seesaw_kernel_reads_repeated_and_overlapping_rows_on_hopper():
+    """Read-only caches whose rows repeat (expanded) or overlap (a row stride under the width) are valid views; they
+    passed as whole rows to the tensor map before the sixth bad-input pass. Both must match the float64 reference."""
+    table = torch.tensor([[0, 2, 1], [1, 1, 0]], dtype=torch.int32, device="cuda")
+    lengths = torch.tensor([150, 70], dtype=torch.int32, device="cuda")
+    generator = torch.Generator().manual_seed(9)
+    q_lat, q_pe = (torch.randn(2, 1, 128, width, generator=generator).bfloat16().cuda() for width in (512, 64))
+    expanded = tuple(cache.expand(3, 64, -1) for cache in separate_rows("cuda"))
+    for ckv, kpe in (expanded, overlapping_rows("cuda")):
+        out, lse = mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, SCALE, num_splits=2, backend="triton")
+        want_out, want_lse = mla_decode(q_lat.double(), q_pe.double(), ckv.double(), kpe.double(), table, lengths,
+                                        SCALE, backend="torch")  # fmt: skip
+        assert relative_error(out.cpu(), want_out.cpu()) < 2 * TOLERANCE[torch.bfloat16]
+        assert relative_error(lse.cpu(), want_lse.cpu()) < 1e-5

@@ -229,6 +229,11 @@ PAST_TRITON_LIMITS = {
         torch.zeros(1, 1, 1, 16), torch.zeros(1, 1, 1, 16), torch.zeros(1, 32, 16), torch.zeros(1, 32, 16),
         torch.empty(1, 2**26 - 1, dtype=torch.int32), torch.full((1,), 2**31 - 40, dtype=torch.int32), 0.1,
         backend="triton", validate=False),
+    # The sixth pass: packed positions were clamped to the table's last row in cu_seqlens' dtype, which raised torch's
+    # RuntimeError for int32 offsets and an (expanded) table of 2**31 rows or more, before this refusal was reached.
+    "an int32-offset table past 32-bit offsets": lambda: mla_rope_q(
+        torch.zeros(4, 1, 8), torch.ones(1, 4).expand(2**31 + 8, 4), torch.zeros(1, 4).expand(2**31 + 8, 4), 4, 4,
+        torch.tensor([0, 4], dtype=torch.int32), backend="triton"),
 }  # fmt: skip
 
 
