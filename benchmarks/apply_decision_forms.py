@@ -128,6 +128,10 @@ FORMS = {
         "def f(config, log):\n    for name in ('q_lora_rank', 'kv_lora_rank'):\n"
         "        if getattr(config, name, None) is None:\n            return log(name)\n    return log('all')\n"
     ),
+    "probe in a loop over a named tuple of MLA fields": (
+        "FIELDS = ('q_lora_rank', 'kv_lora_rank')\n\n\ndef f(config):\n"
+        "    return {name: getattr(config, name, None) for name in FIELDS}\n"
+    ),
     "`isinstance` of a name bound to an MLA class": (
         "class MLAConfig:\n    pass\n\n\nLatent = MLAConfig\n\n\ndef f(config, log):\n"
         + _IF.format("isinstance(config, Latent)")
@@ -170,6 +174,7 @@ LEFT = {
     "read looked up before a side-effect argument": "routing it would change evaluation order",
     "probe of a name bound to an MLA string": "names no MLA field, class or string itself",
     "probe of a loop's MLA strings": "names no MLA field, class or string itself",
+    "probe in a loop over a named tuple of MLA fields": "names no MLA field, class or string itself",
     "`isinstance` of a name bound to an MLA class": "names no MLA field, class or string itself",
     "`attrgetter` reader called": "names no MLA field, class or string itself",
     "lambda reader called": "names no MLA field, class or string itself",

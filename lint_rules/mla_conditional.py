@@ -297,6 +297,12 @@ class MLAConditional(AstRule):
             "        if getattr(cfg, name, None) is None:\n            return name\n",
             line=3,
         ),
+        Invalid(
+            "LATENT_FIELDS = ('q_lora_rank', 'kv_lora_rank')\ndef f(cfg, out):\n    for name in LATENT_FIELDS:\n"
+            "        out[name] = getattr(cfg, name, None)\n    return {k: getattr(cfg, k, 0) for k in LATENT_FIELDS}\n",
+            line=4,
+            count=2,
+        ),
         # ... or bound to an MLA class (or a literal collection of them): an `isinstance` of it asks about it.
         Invalid("Attention = MLASelfAttention\ndef f(m):\n    if isinstance(m, Attention):\n        pass\n", line=3),
         Invalid(

@@ -168,7 +168,8 @@ class _DecisionFinder(MLAFlow):
         for generator in node.generators:
             self.visit(generator.iter, aliases)
             carries = self.mla.taint(generator.iter, aliases) is not None
-            aliases = self.bind(generator.target, carries, aliases)
+            names = self.iterated_names(generator.target, generator.iter, aliases)
+            aliases = self.bind(generator.target, carries, aliases) | names
             for condition in generator.ifs:
                 self.decision(condition, aliases, "comprehension filter", FindingKind.COMPREHENSION_FILTER)
         for part in (node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,):

@@ -157,6 +157,17 @@ class MLAFlow(abc.ABC):
             return {target.id + "()"} if self.mla.reader_atom(values[0], aliases) is not None else set()
         return set()
 
+    def iterated_names(self, target: ast.expr, iterable: ast.expr, aliases: Aliases) -> set[str]:
+        """``for field in ("q_lora_rank", "kv_lora_rank")`` (or over a name bound to such a collection) binds
+        ``field`` to names of MLA, each one a probe may ask about."""
+        if not isinstance(target, ast.Name):
+            return set()
+        if isinstance(iterable, ast.Name) and MLA_NAME + iterable.id in aliases:
+            return {MLA_NAME + target.id}
+        if isinstance(iterable, (ast.Tuple, ast.List, ast.Set)):
+            return self.held(target, iterable.elts, aliases)
+        return set()
+
     def seam_answer(self, target: ast.expr, value: ast.expr, carries: bool) -> bool:
         """Whether ``target``, a name with an MLA word, gets the seam's answer: ``value`` calls into the seam
         and carries no MLA otherwise (``mla_seam.f(cfg)``, ``not mla_seam.f(cfg)``, and ``cls is not None and
@@ -217,9 +228,7 @@ class MLAFlow(abc.ABC):
         self.check(node, aliases)
         columns = self.unpacked_columns(node.target, node.iter, aliases)
         carries = self.mla.taint(node.iter, aliases) is not None  # iterating reads the elements
-        # `for field in ("q_lora_rank", "kv_lora_rank"):` binds MLA strings, each a name a probe may ask about
-        elements = node.iter.elts if isinstance(node.iter, (ast.Tuple, ast.List, ast.Set)) else []
-        holds = self.held(node.target, elements, aliases) if isinstance(node.target, ast.Name) else set()
+        holds = self.iterated_names(node.target, node.iter, aliases)
 
         def entered(state: Aliases) -> Aliases:
             if columns is None:
