@@ -178,9 +178,10 @@ class MLAExpressions:
         if kind is ast.Constant:
             return type(expr.value) is str and self.names.is_string(expr.value)
         if kind in (ast.Tuple, ast.List, ast.Set):
-            return bool(expr.elts) and all(self.names_mla(element) for element in expr.elts)
-        name = dotted_name(expr)
-        return name is not None and self.names.is_class(name.rsplit(".", 1)[-1])
+            return bool(expr.elts) and all(map(self.names_mla, expr.elts))
+        if kind is ast.Name:
+            return self.names.is_class(expr.id)
+        return kind is ast.Attribute and self.names.is_class(expr.attr)
 
     def reader_atom(self, expr: ast.expr, aliases: frozenset[str]) -> ast.AST | None:
         """The MLA value the function ``expr`` returns when called: an accessor of an MLA attribute or key

@@ -101,9 +101,10 @@ class MLAFlow(abc.ABC):
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             bound = [(a.asname or a.name).split(".", 1)[0] for a in node.names]
             aliases = without(aliases, bound)
-            if isinstance(node, ast.ImportFrom):  # `import MLASelfAttention as Latent`: `Latent` is that class
-                renamed = [a.asname for a in node.names if a.asname and self.mla.names.is_class(a.name)]
-                aliases |= {form for name in renamed for form in (name, MLA_NAME + name)}
+            if isinstance(node, ast.ImportFrom):
+                for alias in node.names:  # `import MLASelfAttention as Latent`: `Latent` is that class
+                    if alias.asname and self.mla.names.is_class(alias.name):
+                        aliases |= {alias.asname, MLA_NAME + alias.asname}
         return aliases
 
     def check(self, node: ast.stmt, aliases: Aliases) -> None:
@@ -145,13 +146,14 @@ class MLAFlow(abc.ABC):
                 return aliases
         carries = self.mla.taint(value, aliases) is not None
         aliases = self.bind(target, carries, aliases, self.seam_answer(target, value, carries))
-        return aliases | self.held(target, [value], aliases) if isinstance(target, ast.Name) else aliases
+        held = self.held(target, [value], aliases) if type(target) is ast.Name else None
+        return aliases | held if held else aliases
 
     def held(self, target: ast.Name, values: list[ast.expr], aliases: Aliases) -> set[str]:
         """What ``target`` holds beyond an MLA value: a name of MLA (a probe of it probes MLA) when every one of
         ``values`` is one (``names_mla``), a reader of MLA (``get = attrgetter("q_lora_rank")``: ``get(cfg)``
         reads it)."""
-        if values and all(self.mla.names_mla(value) for value in values):
+        if values and all(map(self.mla.names_mla, values)):
             return {MLA_NAME + target.id}
         if len(values) == 1 and type(values[0]) in (ast.Call, ast.Lambda):
             return {target.id + "()"} if self.mla.reader_atom(values[0], aliases) is not None else set()
