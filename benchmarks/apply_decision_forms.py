@@ -90,6 +90,7 @@ FORMS = {
         "def f(hf_config):\n    return list(filter(lambda c: c.get('multi_latent_attention'), [hf_config]))\n"
     ),
     "`dict.get`": "def f(hf_config, log):\n" + _IF.format("dict.get(hf_config, 'multi_latent_attention')"),
+    "`dict.get` probe": "def f(hf_config):\n    return dict.get(hf_config, 'kv_lora_rank', 512)\n",
     "`.pop`": "def f(hf_config, log):\n" + _IF.format("dict(hf_config).pop('multi_latent_attention', None)"),
     # builtin probes and `try` probes
     "`getattr` probe": "def f(hf_config):\n    return getattr(hf_config, 'multi_latent_attention', False)\n",
@@ -101,7 +102,62 @@ FORMS = {
         "def f(config):\n    try:\n        r = config.q_lora_rank\n    except AttributeError:\n        r = -1\n"
         "    return r\n"
     ),
+    # readers of MLA made on the spot
+    "`attrgetter` in `filter`": (
+        "import operator\n\n\ndef f(config):\n    latent = operator.attrgetter('multi_latent_attention')\n"
+        "    return list(filter(latent, [config, config]))\n"
+    ),
+    "`attrgetter` called inline": (
+        "import operator\n\n\ndef f(config, log):\n    flag = operator.attrgetter('multi_latent_attention')(config)\n"
+        + _IF.format("flag")
+    ),
+    "`.pop` alias": (
+        "def f(hf_config, log):\n    kw = dict(hf_config)\n    flag = kw.pop('multi_latent_attention', False)\n"
+        + _IF.format("flag")
+    ),
+    # `match` on the config itself
+    "`case _` guard": (
+        "def f(config):\n    match config:\n        case _ if config.q_lora_rank is not None:\n            return 1\n"
+        "    return 0\n"
+    ),
     # what stays, with the reason apply gives
+    "probe of a name bound to an MLA string": (
+        "FIELD = 'q_lora_rank'\n\n\ndef f(config, log):\n" + _IF.format("getattr(config, FIELD, None) is None")
+    ),
+    "probe of a loop's MLA strings": (
+        "def f(config, log):\n    for name in ('q_lora_rank', 'kv_lora_rank'):\n"
+        "        if getattr(config, name, None) is None:\n            return log(name)\n    return log('all')\n"
+    ),
+    "probe in a loop over a named tuple of MLA fields": (
+        "FIELDS = ('q_lora_rank', 'kv_lora_rank')\n\n\ndef f(config):\n"
+        "    return {name: getattr(config, name, None) for name in FIELDS}\n"
+    ),
+    "`isinstance` of a name bound to an MLA class": (
+        "class MLAConfig:\n    pass\n\n\nLatent = MLAConfig\n\n\ndef f(config, log):\n"
+        + _IF.format("isinstance(config, Latent)")
+    ),
+    "`attrgetter` reader called": (
+        "import operator\n\n\ndef f(config, log):\n    latent = operator.attrgetter('multi_latent_attention')\n"
+        + _IF.format("latent(config)")
+    ),
+    "lambda reader called": "def f(config, log):\n    latent = lambda c: c.multi_latent_attention\n"
+    + _IF.format("latent(config)"),
+    "class pattern on MLA fields": (
+        "def f(config):\n    match config:\n        case object(multi_latent_attention=True):\n            return 1\n"
+        "        case object(q_lora_rank=rank):\n            return rank\n    return 0\n"
+    ),
+    "mapping pattern on an MLA key": (
+        "def f(hf_config):\n    match hf_config:\n        case {'kv_lora_rank': int(rank)}:\n            return rank\n"
+        "    return 0\n"
+    ),
+    "guard on a capture of an MLA key": (
+        "def f(hf_config):\n    match hf_config:\n        case {'kv_lora_rank': int() as rank} if rank > 0:\n"
+        "            return rank\n    return 0\n"
+    ),
+    "class pattern of an MLA class": (
+        "class MLAConfig:\n    pass\n\n\ndef f(config):\n    match config:\n        case MLAConfig():\n"
+        "            return 1\n    return 0\n"
+    ),
     "key held by a module-level name": (
         "KEY = 'multi_latent_attention'\n\n\ndef f(hf_config, log):\n" + _IF.format("hf_config[KEY]")
     ),
@@ -111,11 +167,24 @@ FORMS = {
     ),
 }
 
-# The forms apply leaves, with part of the reason its summary gives.
+# The forms apply leaves, with part of the reason its summary gives (or of each reason, for several findings).
 LEFT = {
     "key held by a module-level name": "`KEY` is a module-level variable",
     "f-string key": "names no MLA field, class or string itself",
     "read looked up before a side-effect argument": "routing it would change evaluation order",
+    "probe of a name bound to an MLA string": "names no MLA field, class or string itself",
+    "probe of a loop's MLA strings": "names no MLA field, class or string itself",
+    "probe in a loop over a named tuple of MLA fields": "names no MLA field, class or string itself",
+    "`isinstance` of a name bound to an MLA class": "names no MLA field, class or string itself",
+    "`attrgetter` reader called": "names no MLA field, class or string itself",
+    "lambda reader called": "names no MLA field, class or string itself",
+    "class pattern on MLA fields": "a `case` pattern cannot call a predicate",
+    "mapping pattern on an MLA key": "a `case` pattern cannot call a predicate",
+    "class pattern of an MLA class": "a `case` pattern cannot call a predicate",
+    "guard on a capture of an MLA key": (
+        "a `case` pattern cannot call a predicate",
+        "names no MLA field, class or string itself",
+    ),
 }
 
 

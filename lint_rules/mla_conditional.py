@@ -14,7 +14,8 @@ class MLAConditional(AstRule):
     ## What it does
     Flags a decision that depends on Multi-Latent Attention outside the seam, a place where control flow
     or a chosen value depends on MLA: `if`/`elif`/`while` tests, conditional expressions, `assert` tests,
-    comprehension filters and `filter()` predicates, `match` subjects, guards and class patterns,
+    comprehension filters and `filter()` predicates, `match` subjects, guards and patterns (an MLA class or value,
+    or a class or mapping pattern reading an MLA field or key: `case Config(multi_latent_attention=True)`),
     `and`/`or` operators that select a value (`cfg.multi_latent_attention and MLAAttention or Attention`),
     subscript dispatch on an MLA value (`table[cfg.multi_latent_attention]`), probes of MLA names
     (`getattr(x, "<mla field>", default)`, `hasattr`, `isinstance`/`issubclass`, `mapping.get("<mla key>")`,
@@ -29,7 +30,10 @@ class MLAConditional(AstRule):
     `run(q, absorbed_mla=True)`, an MLA keyword given a literal, decides nothing either) nor
     through arithmetic into a new variable (`rows = n * cfg.kv_lora_rank` is a size). An attribute a class
     sets on `self` from an MLA value in one method is MLA in all its methods, as are its properties and
-    methods that return an MLA value (`self.latent`, `self.uses_latent()`). Stores (`d[k] = ...`), slices
+    methods that return an MLA value (`self.latent`, `self.uses_latent()`), readers made on the spot
+    (`get = attrgetter("q_lora_rank")`, a lambda returning MLA) and names a `case` pattern captures from an MLA
+    field or key. A probe of a name bound to a name of MLA (`FIELD = "q_lora_rank"`, `A = MLASelfAttention`)
+    probes MLA. Stores (`d[k] = ...`), slices
     (`kv[..., : cfg.kv_lora_rank]`), constant-key reads (`hf["kv_lora_rank"]`) and `and`/`or` of flags and
     conditions (`use = cfg.cache_mla_latents and ctx.is_decode_only()`) are no decisions by themselves.
     The finding points at the test expression.
@@ -73,6 +77,19 @@ class MLAConditional(AstRule):
         "from megatron.core import mla_seam\ndef f(self):\n    is_mla_provider = self.cls is not None and "
         "mla_seam.is_mla_provider(self.cls)\n    if is_mla_provider:\n        pass\n",
         "if config.rotary_scaling_factor > 1 and config.mscale_all_dim:\n    pass\n",
+        # A loop copying fields, some of them MLA, asks about none by name; a key stripped, a sort key, readers
+        # rebound or reading no MLA are no decisions.
+        "def f(cfg, out):\n    for name in ('q_lora_rank', 'hidden_size'):\n"
+        "        out[name] = getattr(cfg, name, None)\n",
+        "def f(kwargs):\n    kwargs.pop('multi_latent_attention', None)\n    return build(**kwargs)\n",
+        "def f(cfgs):\n    return sorted(cfgs, key=operator.attrgetter('kv_lora_rank'))\n",
+        "def f(cfg):\n    get = attrgetter('multi_latent_attention')\n    get = attrgetter('hidden_size')\n"
+        "    if get(cfg):\n        pass\n",
+        "def f(cfg):\n    size = lambda c: c.hidden_size\n    if size(cfg):\n        pass\n",
+        "def f(spec):\n    cls = MLASelfAttention\n    spec.module = cls\n    return spec\n",
+        # Patterns on look-alikes and on fields that name no MLA decide nothing about MLA.
+        "match cfg:\n    case TransformerConfig(rotary_scaling_factor=s, rope_type='yarn') if s > 1:\n        pass\n"
+        "    case {'moe_latent_size': int()}:\n        pass\n",
         "if args.lora_rank > 0 or config.moe_latent_size:\n    pass\n",
         "def f(cfg):\n    use_mla = cfg.multi_latent_attention\n    return build(use_mla)\n",
         "def gdn(value):\n    v_head_dim = value.shape[-1]\n    if v_head_dim > 64:\n        pass\n",
@@ -178,6 +195,18 @@ class MLAConditional(AstRule):
         Invalid("match cfg.multi_latent_attention:\n    case True:\n        pass\n", line=1),
         Invalid("match kind:\n    case 'rope' if cfg.multi_latent_attention:\n        pass\n", line=2),
         Invalid("match cfg:\n    case MLATransformerConfig():\n        pass\n", line=2),
+        Invalid("match cfg:\n    case _ if cfg.q_lora_rank is not None:\n        pass\n", line=2),
+        # A class or mapping pattern reading an MLA field or key: taken only where it is there, and as it is
+        Invalid("match config:\n    case TransformerConfig(multi_latent_attention=True):\n        pass\n", line=2),
+        Invalid("match config:\n    case TransformerConfig(kv_lora_rank=rank):\n        pass\n", line=2),
+        Invalid("match hf:\n    case {'multi_latent_attention': True}:\n        pass\n", line=2),
+        # ... and what it captures from the field holds its value: the guard and the body decide on it too
+        Invalid(
+            "match hf:\n    case {'kv_lora_rank': int() as rank} if rank > 0:\n        x = 1 if rank else 2\n",
+            line=2,
+            count=3,
+        ),
+        Invalid("match layer:\n    case Layer(config=Config(q_lora_rank=None)) | Dense():\n        pass\n", line=2),
         Invalid("x = cfg.multi_latent_attention and MLASelfAttention or SelfAttention\n", line=1),
         Invalid("attn = table[cfg.multi_latent_attention]\n", line=1),
         # ... also as the value of an annotated assignment
@@ -185,6 +214,7 @@ class MLAConditional(AstRule):
         Invalid("latents = getattr(self.config, 'cache_mla_latents', None)\n", line=1),
         Invalid("ok = hasattr(config, 'q_lora_rank')\n", line=1),
         Invalid("rank = hf_config.get('kv_lora_rank', None)\n", line=1),
+        Invalid("rank = dict.get(hf_config, 'kv_lora_rank', None)\n", line=1),
         Invalid("flag = os.environ.get('USE_MLA')\n", line=1),
         Invalid("cfg_is_mla = isinstance(self.config, MLATransformerConfig)\nbuild(cfg_is_mla)\n", line=1),
         Invalid("if getattr(self.config, 'cache_mla_latents', None) and max_seqlen_q > 1:\n    pass\n", line=1),
@@ -259,6 +289,48 @@ class MLAConditional(AstRule):
             "    if rank <= 0:\n        raise ValueError\n",
             line=2,
             count=2,
+        ),
+        # A probe of a name bound to an MLA string (a constant, a loop over MLA fields) asks about that field.
+        Invalid("FIELD = 'multi_latent_attention'\ndef f(cfg):\n    return getattr(cfg, FIELD, False)\n", line=3),
+        Invalid(
+            "def f(cfg):\n    for name in ('q_lora_rank', 'kv_lora_rank'):\n"
+            "        if getattr(cfg, name, None) is None:\n            return name\n",
+            line=3,
+        ),
+        Invalid(
+            "LATENT_FIELDS = ('q_lora_rank', 'kv_lora_rank')\ndef f(cfg, out):\n    for name in LATENT_FIELDS:\n"
+            "        out[name] = getattr(cfg, name, None)\n    return {k: getattr(cfg, k, 0) for k in LATENT_FIELDS}\n",
+            line=4,
+            count=2,
+        ),
+        # ... or bound to an MLA class (or a literal collection of them): an `isinstance` of it asks about it.
+        Invalid("Attention = MLASelfAttention\ndef f(m):\n    if isinstance(m, Attention):\n        pass\n", line=3),
+        Invalid(
+            "from megatron.core.transformer.multi_latent_attention import MLASelfAttention as Latent\n"
+            "def f(m):\n    return 1 if isinstance(m, Latent) else 2\n",
+            line=3,
+        ),
+        Invalid(
+            "LATENT = (MLASelfAttention, FusedMLASelfAttention)\nkept = [m for m in mods if isinstance(m, LATENT)]\n",
+            line=2,
+        ),
+        # Readers of MLA made on the spot, called later: `attrgetter`/`itemgetter` of an MLA name, a lambda.
+        Invalid(
+            "def f(cfgs):\n    latent = operator.attrgetter('multi_latent_attention')\n"
+            "    return [c for c in cfgs if latent(c)]\n",
+            line=3,
+        ),
+        Invalid("latent = attrgetter('kv_lora_rank')\nkept = list(filter(latent, cfgs))\n", line=2),
+        Invalid(
+            "def f(cfg):\n    flag = itemgetter('multi_latent_attention')(cfg)\n    return 1 if flag else 2\n", line=3
+        ),
+        Invalid(
+            "def f(cfg):\n    latent = lambda c: c.multi_latent_attention\n    if latent(cfg):\n        pass\n", line=3
+        ),
+        # `.pop` of an MLA key reads it, as `.get` does.
+        Invalid(
+            "def f(kwargs):\n    flag = kwargs.pop('multi_latent_attention', False)\n    if flag:\n        pass\n",
+            line=3,
         ),
         # Decorators: a conditional, a registration keyed on an MLA class or string.
         Invalid("@(a if cfg.multi_latent_attention else b)\ndef f():\n    pass\n", line=1),

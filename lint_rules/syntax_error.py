@@ -44,4 +44,7 @@ class SyntaxErrorRule(EngineRule):
         Invalid("if config.multi_latent_attention\n    pass\n", line=1),
         Invalid("x = cfg.multi_latent_attention\ny = (\n", line=2),
         Invalid("x = cfg.multi_latent_attention\x00\n", line=1),
+        # An encoding the interpreter refuses: reported at the cookie, column 1 (the tokenizer gives none)
+        Invalid("# -*- coding: no-such-codec -*-\nx = cfg.multi_latent_attention\n", line=1),
+        Invalid("\ufeff# -*- coding: latin-1 -*-\nx = cfg.multi_latent_attention\n", line=1),
     )

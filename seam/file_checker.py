@@ -102,7 +102,8 @@ class FileChecker:
             text = _Text(data, encoding)  # decoding strictly: the interpreter refuses what ast.parse lets through
         except SyntaxError as exc:
             line = exc.lineno or (_line_of(data, data.find(b"\0")) if b"\0" in data else 1)
-            return _syntax_error(exc.msg, line, exc.offset or 1)
+            # an encoding the tokenizer refuses (an unknown or BOM-contradicting cookie) has no column: -1
+            return _syntax_error(exc.msg, line, exc.offset if exc.offset and exc.offset > 0 else 1)
         except ValueError as exc:  # NUL bytes on some Pythons; bytes invalid in the declared encoding
             offset = getattr(exc, "start", None)
             line = _line_of(data, data.find(b"\0") if offset is None else offset + len(_BOM) * data.startswith(_BOM))

@@ -29,6 +29,7 @@ def test_non_utf8_nul_bytes_and_encoding_cookie(project):
             "latin.py": b"x = 1\nif cfg.multi_latent_attention:  # caf\xe9\n    pass\n",
             "nul.py": b"x = 1\ny = cfg.multi_latent_attention\x00\n",
             "cookie.py": b"# -*- coding: latin-1 -*-\ns = '\xe9\xe9'; t = a if cfg.multi_latent_attention else b\n",
+            "unknown.py": b"# -*- coding: no-such-codec -*-\nx = cfg.multi_latent_attention\n",
         }
     )
     result, found = findings(root)
@@ -36,6 +37,7 @@ def test_non_utf8_nul_bytes_and_encoding_cookie(project):
     by_path = {path: (line, column, code) for path, line, column, code in found}
     assert by_path["latin.py"] == (2, 1, "SEAM901")
     assert by_path["nul.py"][0] == 2 and by_path["nul.py"][2] == "SEAM901"
+    assert by_path["unknown.py"] == (1, 1, "SEAM901")  # the cookie's line; the tokenizer's column was -1
     # latin-1 decoded: each é is one character, so the test starts at column 20.
     assert by_path["cookie.py"] == (2, 20, "SEAM001")
 

@@ -32,6 +32,9 @@ def test_rule_sample(code, kind, index, sample):
     surface = surface_of(ADAPTER, adapter.encode() if adapter is not None else None)
     source = getattr(sample, "source", sample)
     findings = [f for f in lint_source(source, enabling(code), surface=surface) if f.code == code]
+    for finding in findings:  # 1-based positions, as every output format and editor expects them
+        assert finding.line >= 1 and finding.column >= 1, finding
+        assert (finding.end_line, finding.end_column) >= (finding.line, finding.column), finding
     if kind == "valid":
         assert findings == [], f"{code} flagged a VALID sample: {findings}"
     else:

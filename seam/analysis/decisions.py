@@ -96,17 +96,33 @@ class _DecisionFinder(MLAFlow):
         return None
 
     def check_case(self, case: ast.match_case, aliases: Aliases) -> None:
+        """A pattern that matches an MLA class or value, or reads an MLA field or key (``case
+        TransformerConfig(multi_latent_attention=True)``, ``case {"kv_lora_rank": rank}``: the case is taken
+        only where the field is there, and as it is there), then the guard."""
         for pattern in ast.walk(case.pattern):
-            if isinstance(pattern, ast.MatchClass) and self.mla.atom(pattern.cls) is not None:
-                message = f"`case` pattern matches an MLA class (`{_short(pattern.cls)}`)"
-                self.hit(pattern, message, FindingKind.CASE_PATTERN, pattern.cls)
-                break
-            if isinstance(pattern, ast.MatchValue) and self.mla.atom(pattern.value, aliases) is not None:
-                message = f"`case` pattern matches an MLA value (`{_short(pattern.value)}`)"
-                self.hit(pattern, message, FindingKind.CASE_PATTERN, pattern.value)
+            found = self.pattern_atom(pattern, aliases)
+            if found is not None:
+                what, atom = found
+                self.hit(pattern, f"`case` pattern {what}", FindingKind.CASE_PATTERN, atom)
                 break
         if case.guard is not None:
             self.decision(case.guard, aliases, "`case` guard", FindingKind.CASE_GUARD)
+
+    def pattern_atom(self, pattern: ast.pattern, aliases: Aliases) -> tuple[str, ast.AST] | None:
+        """What makes one pattern (not its sub-patterns) match on MLA, with its MLA part."""
+        if isinstance(pattern, ast.MatchClass):
+            if self.mla.atom(pattern.cls) is not None:
+                return f"matches an MLA class (`{_short(pattern.cls)}`)", pattern.cls
+            for attribute in pattern.kwd_attrs:
+                if self.mla.names.is_attribute(attribute):
+                    return f"reads an MLA field (`{attribute}`)", pattern
+        elif isinstance(pattern, ast.MatchMapping):
+            for key in pattern.keys:
+                if self.mla.atom(key, aliases) is not None:
+                    return f"reads an MLA key (`{_short(key)}`)", key
+        elif isinstance(pattern, ast.MatchValue) and self.mla.atom(pattern.value, aliases) is not None:
+            return f"matches an MLA value (`{_short(pattern.value)}`)", pattern.value
+        return None
 
     def try_body(self, node: ast.Try, aliases: Aliases) -> Aliases:
         """Inside ``try: rank = args.q_lora_rank`` / ``except AttributeError:`` the read is a probe."""
@@ -152,7 +168,8 @@ class _DecisionFinder(MLAFlow):
         for generator in node.generators:
             self.visit(generator.iter, aliases)
             carries = self.mla.taint(generator.iter, aliases) is not None
-            aliases = self.bind(generator.target, carries, aliases)
+            names = self.iterated_names(generator.target, generator.iter, aliases)
+            aliases = self.bind(generator.target, carries, aliases) | names
             for condition in generator.ifs:
                 self.decision(condition, aliases, "comprehension filter", FindingKind.COMPREHENSION_FILTER)
         for part in (node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,):
@@ -213,7 +230,7 @@ class _DecisionFinder(MLAFlow):
 
     def visit_Call(self, node: ast.Call, aliases: Aliases) -> None:
         probed = probed_argument(node)
-        atom = self.mla.vocabulary_atom(probed) if probed is not None else None
+        atom = self.mla.probed_atom(probed, aliases) if probed is not None else None
         if atom is not None:
             self.hit(node, f"`{_short(node.func)}` probes MLA (`{_short(atom)}`)", FindingKind.PROBE, atom)
             return
@@ -232,7 +249,7 @@ class _DecisionFinder(MLAFlow):
             self.visit(predicate.args, aliases)
             self.decision(predicate.body, without(aliases, parameters(predicate)), what, FindingKind.FILTER_PREDICATE)
             return
-        atom = self.mla.atom(predicate, aliases)
+        atom = self.mla.atom(predicate, aliases) or self.mla.reader_atom(predicate, aliases)
         if atom is None:
             self.visit(predicate, aliases)
         else:

@@ -17,6 +17,8 @@ _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 _VALUE_FLOWS = (ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.IfExp, ast.Compare, ast.NamedExpr, ast.Starred)
 _BOOLEAN_BIT_OPERATORS = (ast.BitOr, ast.BitAnd, ast.BitXor)  # `use_mla |= cfg.multi_latent_attention`
 _PROBES = {"getattr": 3, "hasattr": 2, "isinstance": 2, "issubclass": 2}
+# Functions that make a reader of the attribute or key they are given: `attrgetter("q_lora_rank")(cfg)` reads it.
+_ACCESSORS = frozenset({"attrgetter", "itemgetter"})
 # Calls whose result is their argument's value or truth, converted: `int(getattr(cfg, "kv_lora_rank", 0))`.
 _TRUTH_FUNCTIONS = frozenset({"isinstance", "issubclass", "hasattr", "callable", "bool", "any", "all"})
 _PURE_WRAPPERS = frozenset({"bool", "any", "all", "int", "float", "str"})
@@ -25,6 +27,9 @@ _PURE_WRAPPERS = frozenset({"bool", "any", "all", "int", "float", "str"})
 # bound from anything else on some path (``flow`` keeps them).
 SEAM_ANSWER = "\0seam "
 OTHER_VALUE = "\0other "
+# A name bound to a name of MLA (``FIELD = "q_lora_rank"``, ``Attention = MLASelfAttention``, see
+# ``names_mla``): a probe of it (``getattr(cfg, FIELD, None)``, ``isinstance(m, Attention)``) probes MLA.
+MLA_NAME = "\0name "
 
 
 class MLAExpressions:
@@ -148,13 +153,56 @@ class MLAExpressions:
     def _call_taint(self, call: ast.Call, aliases: frozenset[str], arithmetic: bool) -> ast.AST | None:
         if self.seam.refers_to_seam(call.func):
             return None
-        if aliases and f"{dotted_name(call.func)}()" in aliases:
-            return call  # a function (or method) known to return an MLA value
         probed = probed_argument(call)
-        if probed is not None:  # a probe asks about an MLA name, not about a key held in a variable
-            return self.vocabulary_atom(probed)
+        if probed is not None:
+            return self.probed_atom(probed, aliases)
         if isinstance(call.func, ast.Name) and call.func.id in _PURE_WRAPPERS and len(call.args) == 1:
             return self.taint(call.args[0], aliases, arithmetic)
+        if isinstance(call.func, ast.Attribute) and call.func.attr == "pop" and 1 <= len(call.args) <= 2:
+            return self.probed_atom(call.args[0], aliases)  # `kwargs.pop("multi_latent_attention", False)` reads it
+        found = self.reader_atom(call.func, aliases)  # `attrgetter("multi_latent_attention")(cfg)`, `self.latent()`
+        return call if found is call.func else found  # a function (or method) known to return an MLA value
+
+    def probed_atom(self, probed: ast.expr, aliases: frozenset[str]) -> ast.AST | None:
+        """The MLA name a probe (or a key read) asks about: named in its text, or held by a name bound to a
+        name of MLA (``getattr(cfg, FIELD, None)`` after ``FIELD = "q_lora_rank"``). Not any MLA value: a key
+        taken from an MLA-named table (``for hf_key, _ in MLA_ROPE_SCALING_MAPPING``) is that table's key."""
+        if type(probed) is ast.Name and MLA_NAME + probed.id in aliases:
+            return probed
+        return self.vocabulary_atom(probed)
+
+    def names_mla(self, expr: ast.expr) -> bool:
+        """A name of MLA by itself: a string naming an MLA field, key or module, an MLA class, or a literal
+        collection of only those (``(MLASelfAttention, FusedMLASelfAttention)``)."""
+        kind = type(expr)
+        if kind is ast.Constant:
+            return type(expr.value) is str and self.names.is_string(expr.value)
+        if kind in (ast.Tuple, ast.List, ast.Set):
+            return bool(expr.elts) and all(map(self.names_mla, expr.elts))
+        if kind is ast.Name:
+            return self.names.is_class(expr.id)
+        return kind is ast.Attribute and self.names.is_class(expr.attr)
+
+    def reader_atom(self, expr: ast.expr, aliases: frozenset[str]) -> ast.AST | None:
+        """The MLA value the function ``expr`` returns when called: an accessor of an MLA attribute or key
+        (``operator.attrgetter("multi_latent_attention")``), a lambda returning an MLA value, or a name bound to
+        one of those or to a function returning one."""
+        kind = type(expr)
+        if kind is ast.Call:
+            function = expr.func
+            name = function.id if type(function) is ast.Name else getattr(function, "attr", None)
+            if name in _ACCESSORS:
+                for argument in expr.args:
+                    found = self.probed_atom(argument, aliases)
+                    if found is not None:
+                        return found
+        elif kind is ast.Lambda:
+            arguments = expr.args
+            bound = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg]
+            own = {a.arg for a in bound if a is not None}
+            return self.taint(expr.body, frozenset(a for a in aliases if a.split(".", 1)[0] not in own))
+        elif aliases and f"{dotted_name(expr)}()" in aliases:
+            return expr  # a name bound to such a reader, or a function returning an MLA value
         return None
 
     def _comprehension_taint(self, expr: ast.AST, aliases: frozenset[str], arithmetic: bool) -> ast.AST | None:
@@ -229,12 +277,16 @@ def is_condition(expr: ast.expr) -> bool:
 
 def probed_argument(call: ast.Call) -> ast.expr | None:
     """The argument a probe asks about: the attribute name of ``getattr(x, name, default)`` / ``hasattr``,
-    the class of ``isinstance`` / ``issubclass``, the key of ``mapping.get(key[, default])``."""
-    if isinstance(call.func, ast.Name):
-        arity = _PROBES.get(call.func.id, 0)
+    the class of ``isinstance`` / ``issubclass``, the key of ``mapping.get(key[, default])`` and of the unbound
+    ``dict.get(mapping, key[, default])``."""
+    function = call.func
+    if isinstance(function, ast.Name):
+        arity = _PROBES.get(function.id, 0)
         return call.args[1] if arity and len(call.args) >= arity else None
-    if isinstance(call.func, ast.Attribute) and call.func.attr == "get" and 1 <= len(call.args) <= 2:
-        return call.args[0]
+    if isinstance(function, ast.Attribute) and function.attr == "get":
+        unbound = isinstance(function.value, ast.Name) and function.value.id == "dict"
+        if 1 + unbound <= len(call.args) <= 2 + unbound:
+            return call.args[unbound]
     return None
 
 

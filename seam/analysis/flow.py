@@ -22,7 +22,7 @@ import abc
 import ast
 from collections.abc import Iterable
 
-from seamfix.analysis.expressions import OTHER_VALUE, SEAM_ANSWER, own_statements
+from seamfix.analysis.expressions import MLA_NAME, OTHER_VALUE, SEAM_ANSWER, own_statements
 from seamfix.analysis.seam_bindings import dotted_name
 from seamfix.analysis.source import SourceFile
 
@@ -101,6 +101,10 @@ class MLAFlow(abc.ABC):
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             bound = [(a.asname or a.name).split(".", 1)[0] for a in node.names]
             aliases = without(aliases, bound)
+            if isinstance(node, ast.ImportFrom):
+                for alias in node.names:  # `import MLASelfAttention as Latent`: `Latent` is that class
+                    if alias.asname and self.mla.names.is_class(alias.name):
+                        aliases |= {alias.asname, MLA_NAME + alias.asname}
         return aliases
 
     def check(self, node: ast.stmt, aliases: Aliases) -> None:
@@ -141,7 +145,30 @@ class MLAFlow(abc.ABC):
                     aliases = self.bind(sub_target, carries, aliases, self.seam_answer(sub_target, sub_value, carries))
                 return aliases
         carries = self.mla.taint(value, aliases) is not None
-        return self.bind(target, carries, aliases, self.seam_answer(target, value, carries))
+        aliases = self.bind(target, carries, aliases, self.seam_answer(target, value, carries))
+        held = self.held(target, [value], aliases) if type(target) is ast.Name else None
+        return aliases | held if held else aliases
+
+    def held(self, target: ast.Name, values: list[ast.expr], aliases: Aliases) -> set[str]:
+        """What ``target`` holds beyond an MLA value: a name of MLA (a probe of it probes MLA) when every one of
+        ``values`` is one (``names_mla``), a reader of MLA (``get = attrgetter("q_lora_rank")``: ``get(cfg)``
+        reads it)."""
+        if values and all(map(self.mla.names_mla, values)):
+            return {MLA_NAME + target.id}
+        if len(values) == 1 and type(values[0]) in (ast.Call, ast.Lambda):
+            return {target.id + "()"} if self.mla.reader_atom(values[0], aliases) is not None else set()
+        return set()
+
+    def iterated_names(self, target: ast.expr, iterable: ast.expr, aliases: Aliases) -> set[str]:
+        """``for field in ("q_lora_rank", "kv_lora_rank")`` (or over a name bound to such a collection) binds
+        ``field`` to names of MLA, each one a probe may ask about."""
+        if not isinstance(target, ast.Name):
+            return set()
+        if isinstance(iterable, ast.Name) and MLA_NAME + iterable.id in aliases:
+            return {MLA_NAME + target.id}
+        if isinstance(iterable, (ast.Tuple, ast.List, ast.Set)):
+            return self.held(target, iterable.elts, aliases)
+        return set()
 
     def seam_answer(self, target: ast.expr, value: ast.expr, carries: bool) -> bool:
         """Whether ``target``, a name with an MLA word, gets the seam's answer: ``value`` calls into the seam
@@ -203,10 +230,11 @@ class MLAFlow(abc.ABC):
         self.check(node, aliases)
         columns = self.unpacked_columns(node.target, node.iter, aliases)
         carries = self.mla.taint(node.iter, aliases) is not None  # iterating reads the elements
+        holds = self.iterated_names(node.target, node.iter, aliases)
 
         def entered(state: Aliases) -> Aliases:
             if columns is None:
-                return self.bind(node.target, carries, state)
+                return self.bind(node.target, carries, state) | holds
             for sub_target, column_carries in columns:
                 state = self.bind(sub_target, column_carries, state)
             return state
@@ -291,11 +319,26 @@ class MLAFlow(abc.ABC):
         for case in node.cases:
             captured = [n for n in ast.walk(case.pattern) for n in _captures(n)]
             state = without(aliases, captured)
-            state = state | set(captured) if carries else state
+            state = state | set(captured if carries else self.field_captures(case.pattern))
             if self.reporting:
                 self.check_case(case, state)
             ends.append(self.block(case.body, state))
         return frozenset().union(*ends)
+
+    def field_captures(self, pattern: ast.pattern) -> list[str]:
+        """The names a pattern captures from an MLA field or key (``case Config(kv_lora_rank=rank)``,
+        ``case {"q_lora_rank": rank}``): they hold its value."""
+        names = self.mla.names
+        found = []
+        for node in ast.walk(pattern):
+            if isinstance(node, ast.MatchClass):
+                fields = [p for a, p in zip(node.kwd_attrs, node.kwd_patterns, strict=True) if names.is_attribute(a)]
+            elif isinstance(node, ast.MatchMapping):
+                fields = [p for k, p in zip(node.keys, node.patterns, strict=True) if self.mla.vocabulary_atom(k)]
+            else:
+                continue
+            found += [name for field in fields for inner in ast.walk(field) for name in _captures(inner)]
+        return found
 
     # Definitions
 
@@ -397,7 +440,7 @@ def without(aliases: Aliases, names: Iterable[str]) -> Aliases:
     names = [n for n in names if n]
     if not aliases or not names:
         return aliases
-    killed = {form for n in names for form in (n, n + "()", SEAM_ANSWER + n, OTHER_VALUE + n)}
+    killed = {form for n in names for form in (n, n + "()", SEAM_ANSWER + n, OTHER_VALUE + n, MLA_NAME + n)}
     return frozenset(a for a in aliases if a not in killed and not any(a.startswith(n + ".") for n in names))
 
 
