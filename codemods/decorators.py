@@ -64,13 +64,17 @@ class Decorators:
                 called = decorator.func if isinstance(decorator, ast.Call) else decorator
                 why = self._compiles(called, scopes)
                 if why is not None:
-                    yield node.lineno, node.end_lineno, f"it is in `{node.name}`, which `@{ast.unparse(called)}` {why}"
+                    yield node.lineno, node.end_lineno, f"it is in `{node.name}`, which `@{ast.unparse(called)}`{why}"
                     break
 
     def _compiles(self, called: ast.expr, scopes: list[ast.AST]) -> str | None:
         if _last_name(called) in _COMPILING_NAMES:
-            return "compiles: the compiler cannot call into the adapter"
-        return next(filter(None, map(_verdict, self._origins(called, scopes))), None)
+            return " compiles: the compiler cannot call into the adapter"
+        for origin in self._origins(called, scopes):
+            if (why := _verdict(origin)) is not None:
+                named = f" (`{origin.dotted}`)" if origin.dotted != ast.unparse(called) and origin.known else ""
+                return f"{named} {why}"
+        return None
 
     def _origins(self, expression: ast.expr, scopes: list[ast.AST]) -> list[Origin]:
         """Where ``expression`` (a decorator, a call's function removed) may come from, in this module's scopes."""
@@ -126,16 +130,16 @@ class Decorators:
 def _verdict(origin: Origin) -> str | None:
     """Why the decorator ``origin`` may compile the code it decorates; None when it runs it as written."""
     if origin.dotted.rpartition(".")[2] in _COMPILING_NAMES:
-        return f"(`{origin.dotted}`) compiles: the compiler cannot call into the adapter"
+        return "compiles: the compiler cannot call into the adapter"
     if not origin.known:
         return "is bound in a way apply cannot follow: it may compile the code from its source"
     if origin.definition is not None:
-        return None if _runs_as_written(origin.definition) else "reads its function's source or code to compile it"
+        return None if _runs_as_written(origin.definition) else "reads its function's source or code: it may compile it"
     if _harmless(origin.dotted):
         return None
     return (
-        f"(`{origin.dotted}`) is another package's decorator, which may compile the code from its source "
-        "(as TorchScript, Triton, CuTe DSL or TileLang do): the compiler could not call into the adapter"
+        "is another package's decorator, which may compile the code from its source (as TorchScript, Triton, "
+        "CuTe DSL or TileLang do): the compiler could not call into the adapter"
     )
 
 

@@ -547,8 +547,14 @@ REGISTRY += "class MLAHelper(MLAKernel):\n    pass\n"
         (DATACLASSES, "from pkg.mla_kernels import MLAKernel, MLAHelper\n", None),
         (REGISTRY, "from pkg.mla_kernels import MLAKernel, MLAHelper\n", "MLAKernel  # noqa: F401\n\n"),
         (KERNELS, TWO_IMPORTS, "import MLAHelper  # noqa: F401\n\n"),
+        # a comment there already: F401 joins its codes, or follows it (the self-check left the file before)
+        (KERNELS, "from pkg.mla_kernels import MLAKernel, MLAHelper  # noqa:E402\n", "# noqa:E402, F401\n"),
+        (KERNELS, "from pkg.mla_kernels import (  # noqa: E402 - late\n    MLAKernel,\n    MLAHelper,\n)\n",
+         "(  # noqa: E402, F401 - late\n"),
+        (KERNELS, "from pkg.mla_kernels import MLAKernel, MLAHelper  # type: ignore\n", "ignore  # noqa: F401\n"),
     ],
-    ids=["runs-code", "runs-code-parenthesized", "defines-only", "dataclasses", "registry", "loaded-by-an-import-kept"],
+    ids=["runs-code", "runs-code-parenthesized", "defines-only", "dataclasses", "registry", "loaded-by-an-import-kept",
+         "noqa-codes", "noqa-codes-parenthesized", "other-comment"],
 )
 def test_an_mla_import_only_moved_code_used_stays_when_importing_it_may_run_code(
     kernels: str, imported: str, kept: str | None, tmp_path: Path
