@@ -17,7 +17,7 @@ from seamfix.vocabulary.names import NameClassifier
 _NOQA = "# noqa: F401"
 # a bare noqa comment, or one that names F401 (unused import), as ruff reads them: meant to stay unused
 _NOQA_COMMENT = re.compile(r"#\s*noqa(?!:)|#\s*noqa:[^#\n]*\bF401\b", re.IGNORECASE)
-# the codes of a `# noqa: E402, E501` (as ruff reads them: codes separated by commas or spaces)
+# the code list of a noqa comment naming codes (E402, E501), as ruff reads it: separated by commas or spaces
 _NOQA_CODES = re.compile(r"#\s*noqa:\s*[A-Z]+[0-9]+(?:(?:\s*,\s*|\s+)[A-Z]+[0-9]+)*", re.IGNORECASE)
 
 

@@ -1,0 +1,64 @@
+"""Which decorated definitions apply leaves alone (`codemods/decorators.py`): those a decorator may compile
+from source. The standard library's decorators, builtins, known runtime wrappers and the project's own that read
+no source run the function as written; another package's decorator, or one apply cannot follow, may not."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+from seamfix.codemods.decorators import Decorators
+
+HELPERS = ast.parse("import inspect\n\ndef plain(f):\n    return f\n\ndef lowers(f):\n    return inspect.getsource(f)\n")
+HELPERS.is_package = False
+MODULE = textwrap.dedent(
+    """
+    import functools
+    import torch
+    import cutlass.cute as cute
+    import kerneldsl
+    from pkg.helpers import plain, lowers
+    from pkg import helpers
+
+    no_grad = torch.no_grad()
+
+    class Layer:
+        @property
+        def width(self): ...
+        @width.setter
+        def width(self, value): ...
+        @functools.lru_cache
+        def cached(self): ...
+
+    @torch.no_grad()
+    def run_no_grad(): ...
+    @no_grad
+    def run_bound_no_grad(): ...
+    @plain
+    def run_plain(): ...
+    @helpers.plain
+    def run_module_plain(): ...
+    @cute.kernel
+    def compiled_cute(): ...
+    @kerneldsl.lower(opt=3)
+    def compiled_other_package(): ...
+    @lowers
+    def compiled_reads_source(): ...
+    @helpers.lowers
+    def compiled_module_reads_source(): ...
+    def outer(decorator):
+        @decorator
+        def compiled_by_parameter(): ...
+    """
+)
+
+
+def test_only_decorators_that_may_compile_from_source_leave_their_code() -> None:
+    tree = ast.parse(MODULE)
+    projects = {"pkg.helpers": HELPERS}
+    compiled = Decorators(tree, "pkg.model", ("pkg",), projects.get).compiled()
+    names = {why.split("`")[1] for _, _, why in compiled}
+    assert names == {
+        "compiled_cute", "compiled_other_package", "compiled_reads_source", "compiled_module_reads_source",
+        "compiled_by_parameter",
+    }  # fmt: skip
