@@ -9,7 +9,7 @@ import textwrap
 
 from seamfix.codemods.decorators import Decorators
 
-HELPERS = ast.parse("import inspect\n\ndef plain(f):\n    return f\n\ndef lowers(f):\n    return inspect.getsource(f)\n")
+HELPERS = ast.parse("import inspect\ndef plain(f):\n    return f\ndef lowers(f):\n    return inspect.getsource(f)\n")
 HELPERS.is_package = False
 MODULE = textwrap.dedent(
     """
