@@ -220,12 +220,15 @@ def _bindings(statements: list[ast.stmt], name: str) -> Iterator[ast.AST | tuple
 
 
 def _stores(node: ast.AST, name: str) -> bool:
-    return any(
-        isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, (ast.Store, ast.Del))
-        or isinstance(n, ast.NamedExpr) and n.target.id == name
-        or isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name == name
-        for n in ast.walk(node)
-    )
+    return any(_bound_name(n) == name for n in ast.walk(node))
+
+
+def _bound_name(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id if isinstance(node.ctx, (ast.Store, ast.Del)) else None
+    if isinstance(node, ast.NamedExpr):
+        return node.target.id
+    return node.name if isinstance(node, (ast.MatchAs, ast.MatchStar)) else None
 
 
 @functools.lru_cache(maxsize=128)

@@ -536,6 +536,7 @@ DATACLASSES = "from dataclasses import dataclass, field\n\n\n@dataclass(frozen=T
 DATACLASSES += "    ranks: list = field(default_factory=list)\n\n\nclass MLAHelper(MLAKernel):\n    pass\n"
 REGISTRY = "class MLAKernel:\n    def __init_subclass__(cls):\n        print('registered', cls.__name__)\n\n\n"
 REGISTRY += "class MLAHelper(MLAKernel):\n    pass\n"
+LATE_PARENTHESIZED = "from pkg.mla_kernels import (  # noqa: E402 - late\n    MLAKernel,\n    MLAHelper,\n)\n"
 
 
 @pytest.mark.parametrize(
@@ -549,12 +550,11 @@ REGISTRY += "class MLAHelper(MLAKernel):\n    pass\n"
         (KERNELS, TWO_IMPORTS, "import MLAHelper  # noqa: F401\n\n"),
         # a comment there already: F401 joins its codes, or follows it (the self-check left the file before)
         (KERNELS, "from pkg.mla_kernels import MLAKernel, MLAHelper  # noqa:E402\n", "# noqa:E402, F401\n"),
-        (KERNELS, "from pkg.mla_kernels import (  # noqa: E402 - late\n    MLAKernel,\n    MLAHelper,\n)\n",
-         "(  # noqa: E402, F401 - late\n"),
+        (KERNELS, LATE_PARENTHESIZED, "(  # noqa: E402, F401 - late\n"),
         (KERNELS, "from pkg.mla_kernels import MLAKernel, MLAHelper  # type: ignore\n", "ignore  # noqa: F401\n"),
     ],
     ids=["runs-code", "runs-code-parenthesized", "defines-only", "dataclasses", "registry", "loaded-by-an-import-kept",
-         "noqa-codes", "noqa-codes-parenthesized", "other-comment"],
+         "noqa-codes", "noqa-codes-parenthesized", "other-comment"],  # fmt: skip
 )
 def test_an_mla_import_only_moved_code_used_stays_when_importing_it_may_run_code(
     kernels: str, imported: str, kept: str | None, tmp_path: Path
