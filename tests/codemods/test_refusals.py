@@ -553,8 +553,17 @@ LATE_PARENTHESIZED = "from pkg.mla_kernels import (  # noqa: E402 - late\n    ML
         (KERNELS, LATE_PARENTHESIZED, "(  # noqa: E402, F401 - late\n"),
         (KERNELS, "from pkg.mla_kernels import MLAKernel, MLAHelper  # type: ignore\n", "ignore  # noqa: F401\n"),
     ],
-    ids=["runs-code", "runs-code-parenthesized", "defines-only", "dataclasses", "registry", "loaded-by-an-import-kept",
-         "noqa-codes", "noqa-codes-parenthesized", "other-comment"],  # fmt: skip
+    ids=[
+        "runs-code",
+        "runs-code-parenthesized",
+        "defines-only",
+        "dataclasses",
+        "registry",
+        "loaded-by-an-import-kept",
+        "noqa-codes",
+        "noqa-codes-parenthesized",
+        "other-comment",
+    ],
 )
 def test_an_mla_import_only_moved_code_used_stays_when_importing_it_may_run_code(
     kernels: str, imported: str, kept: str | None, tmp_path: Path
