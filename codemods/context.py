@@ -182,8 +182,8 @@ class FileContext:
             return Refusal(f"it reads {why} that a test patches by name; the adapter would not see the patch")
         if self.project.reexported(self.module_name, name, self.relpath):
             return Refusal(
-                f"it reads {why} that another module imports from it (or reads as its attribute) or a configuration "
-                "file names by its dotted path"
+                f"it reads {why} that another module or a doctest imports from it (or reads as its attribute) or a "
+                "configuration file names by its dotted path"
             )
         line = self._import_of(statement, stores[0].node)
         source = line.split()[1]
