@@ -97,7 +97,14 @@ class Decorators:
 
     def _binding_origins(self, tree, package, binding, attributes, depth) -> list[Origin]:
         if isinstance(binding, _DEFINITIONS):
-            return [Origin(".".join([binding.name, *attributes]), binding, known=not attributes)]
+            if not attributes or isinstance(binding, ast.ClassDef):  # the project's function, or its class's method
+                return [Origin(".".join([binding.name, *attributes]), binding)]
+            if binding.decorator_list and depth:  # `@width.register` of a `@functools.singledispatch` function:
+                outer = binding.decorator_list[0]  # an attribute of what its outermost decorator returned
+                root, outer_attributes = _split(outer.func if isinstance(outer, ast.Call) else outer)
+                if root is not None:
+                    return self._module_origins(tree, package, root, [*outer_attributes, *attributes], depth - 1)
+            return [Origin(".".join([binding.name, *attributes]), known=False)]
         if isinstance(binding, tuple):  # an import: the statement and the alias binding the name
             statement, alias = binding
             if isinstance(statement, ast.ImportFrom):

@@ -22,6 +22,20 @@ MODULE = textwrap.dedent(
 
     no_grad = torch.no_grad()
 
+    @functools.singledispatch
+    def width(value): ...
+    @width.register
+    def _(value: int): ...
+
+    class Registry:
+        def register(self, name):
+            return lambda f: f
+
+    REGISTRY = Registry()
+
+    @REGISTRY.register("mla")
+    def registered(): ...
+
     class Layer:
         @property
         def width(self): ...
