@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import libcst as cst
 import libcst.helpers
+from libcst import matchers
 
 from seamfix.analysis.seam_bindings import absolute_module
 from seamfix.codemods.context import PLACEHOLDER_PREFIX, FileContext
@@ -231,13 +232,17 @@ def unused_mla_imports(
     names: NameClassifier,
     edited: Iterable[Span],
     droppable: Callable[[], set[int]],
+    written: Iterable[cst.CSTNode] = (),
 ) -> dict[cst.CSTNode, cst.CSTNode]:
     """Edits removing module-level imports of MLA names whose every use lies in ``edited`` code (moved into
-    the adapter or replaced by a seam call). Imports that nothing used, or that a string names (``__all__``),
-    are re-exports: they stay. An import statement that would go whole, but whose line is not among
-    ``droppable()`` (importing its module may run code or fail: ``imports_without_effects``), stays too,
-    marked ``# noqa: F401`` for the names it binds that nothing reads any more."""
+    the adapter or replaced by a seam call) and that the code ``written`` in its place does not read (a
+    name passed to the adapter function as an argument, ``mla_seam.mla_build(config, Attention)``). Imports
+    that nothing used, or that a string names (``__all__``), are re-exports: they stay. An import statement
+    that would go whole, but whose line is not among ``droppable()`` (importing its module may run code or
+    fail: ``imports_without_effects``), stays too, marked ``# noqa: F401`` for the names it binds that
+    nothing reads any more."""
     uses = _uses(tree)
+    passed = {name.value for node in written for name in matchers.findall(node, matchers.Name())}
     edited = SpanSet(edited)
     edits: dict[cst.CSTNode, cst.CSTNode] = {}
     first_lines = iter(_first_lines(module, tree))
@@ -253,7 +258,7 @@ def unused_mla_imports(
             bound = alias.evaluated_alias or alias.evaluated_name.split(".")[0]
             is_mla = names.is_name(alias.evaluated_name.split(".")[-1]) or names.is_module(alias.evaluated_name)
             spans = uses.get(bound, [])
-            if not (is_mla and spans and all(edited.any_enclosing(span) for span in spans)):
+            if not (is_mla and spans and all(edited.any_enclosing(span) for span in spans)) or bound in passed:
                 kept.append(alias)
         if len(kept) == len(node.names) or _declared_used(module, statement):
             continue
