@@ -26,16 +26,19 @@ _COMPILING_NAMES = frozenset(
 )
 # What a decorator of the project's own reads when it compiles its function: the source or the code object.
 _SOURCE_READERS = frozenset({"getsource", "getsourcelines", "findsource", "getsourcefile", "__code__", "co_code"})
-# Third-party decorators that call their function as Python (dynamo traces the calls it makes, adapter's too).
+# Third-party decorators that call their function as Python (dynamo traces the calls it makes, adapter's too),
+# and packages whose every decorator does (the standard library's; attrs and pydantic build classes and
+# validators in Python).
 _RUNTIME_WRAPPERS = frozenset(
     {
         "torch.no_grad", "torch.enable_grad", "torch.inference_mode", "torch.set_grad_enabled", "torch.autocast",
         "torch.compile", "torch.compiler.disable", "torch._dynamo.disable", "torch.amp.custom_fwd",
         "torch.amp.custom_bwd", "torch.cuda.amp.custom_fwd", "torch.cuda.amp.custom_bwd",
-        "torch.autograd.function.once_differentiable", "typing_extensions.override", "typing_extensions.deprecated",
-        "typing_extensions.final", "typing_extensions.overload",
+        "torch.autograd.function.once_differentiable", "torch.distributed.elastic.multiprocessing.errors.record",
+        "nvtx.annotate",
     }
 )  # fmt: skip
+_RUNTIME_PACKAGES = frozenset({"builtins", *sys.stdlib_module_names, "typing_extensions", "attr", "attrs", "pydantic"})
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _FOLLOWED = 4  # imports and assignments followed from the decorator to its definition
 
@@ -142,17 +145,12 @@ def _verdict(origin: Origin) -> str | None:
         return "is bound in a way apply cannot follow: it may compile the code from its source"
     if origin.definition is not None:
         return None if _runs_as_written(origin.definition) else "reads its function's source or code: it may compile it"
-    if _harmless(origin.dotted):
+    if origin.dotted.split(".")[0] in _RUNTIME_PACKAGES or origin.dotted in _RUNTIME_WRAPPERS:
         return None
     return (
         "is another package's decorator, which may compile the code from its source (as TorchScript, Triton, "
         "CuTe DSL or TileLang do): the compiler could not call into the adapter"
     )
-
-
-def _harmless(dotted: str) -> bool:
-    top = dotted.split(".")[0]
-    return top == "builtins" or top in sys.stdlib_module_names or dotted in _RUNTIME_WRAPPERS
 
 
 def _runs_as_written(definition: ast.AST) -> bool:

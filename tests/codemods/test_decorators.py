@@ -14,6 +14,7 @@ HELPERS.is_package = False
 MODULE = textwrap.dedent(
     """
     import functools
+    import attrs
     import torch
     import cutlass.cute as cute
     import kerneldsl
@@ -36,6 +37,7 @@ MODULE = textwrap.dedent(
     @REGISTRY.register("mla")
     def registered(): ...
 
+    @attrs.define
     class Layer:
         @property
         def width(self): ...
