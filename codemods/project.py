@@ -73,7 +73,9 @@ _DOCTEST_LINE = re.compile(r"^[ \t]*(?:>>>|\.\.\.)(?: ([^\n]*))?$", re.MULTILINE
 _COMMENT = re.compile(r"#[^\n]*")
 _NAMES = re.compile(r"(\w+)(?:\s+as\s+\w+)?")
 _SKIPPED = frozenset(DEFAULT_EXCLUDE)
-_CONFIGURATION_SUFFIXES = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+# configuration files, and the documentation pages whose doctests and API references (Sphinx's `.. autoclass::
+# pkg.model.Name`) import from a builder
+_CONFIGURATION_SUFFIXES = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".md", ".rst")
 _CONFIGURATION_BYTES = 1 << 20
 
 
@@ -116,7 +118,18 @@ class Project:
         for relpath, text in _scanned_files(settings.root, configuration=bool(dotted)):
             if dotted:
                 project._scan_dotted_paths(relpath, text, dotted)
-            if not relpath.endswith(".py"):
+            # a doctest's imports count as another file's, the builder's own docstring's or a page of the docs
+            # (`pytest --doctest-glob`, Sphinx) included: dropping the import its moved arm used would fail
+            # `>>> from pkg.model import MLASelfAttention`
+            examples = "\n".join(_DOCTEST_LINE.findall(text)) if ">>>" in text else ""
+            python = relpath.endswith(".py")
+            for code, reader in ((text if python else "", relpath), (examples, f"{relpath} (doctest)")):
+                if any(part in code for part in last_parts):
+                    project._scan_attribute_reads(relpath, code, spellings, reader)
+                    project._scan_modules_by_name(code, modules, reader)
+                if any(needle in code for needle in needles):
+                    project._scan_imports(relpath, code, modules, last_parts, reader)
+            if not python:
                 continue
             if seam_reads is not None and seam_name in text and relpath != settings.adapter:
                 project.seam_reads |= _names_read(seam_reads, text)
@@ -129,15 +142,6 @@ class Project:
                 reloaded.update(match.group(1).rpartition(".")[2] for match in _RELOADED.finditer(text))
             if "modules" in text:
                 swapped.update(_swapped_modules(text))
-            # a doctest's imports count as another file's, the builder's own docstring's included: dropping the
-            # import its moved arm used would fail `>>> from pkg.model import MLASelfAttention`
-            examples = "\n".join(_DOCTEST_LINE.findall(text)) if ">>>" in text else ""
-            for code, reader in ((text, relpath), (examples, f"{relpath} (doctest)")):
-                if any(part in code for part in last_parts):
-                    project._scan_attribute_reads(relpath, code, spellings, reader)
-                    project._scan_modules_by_name(code, modules, reader)
-                if any(needle in code for needle in needles):
-                    project._scan_imports(relpath, code, modules, last_parts, reader)
         project.patched = frozenset(patched)
         project.maybe_stored = {name: frozenset(relpaths) for name, relpaths in maybe_stored.items()}
         project.reloaded = frozenset(reloaded)
@@ -389,7 +393,8 @@ def is_test_module(module: str) -> bool:
 
 def _scanned_files(root: Path, configuration: bool = False) -> Iterator[tuple[str, str]]:
     """Each Python file under ``root`` with its text; with ``configuration``, each configuration file too
-    (YAML, JSON, TOML, INI: where Hydra-style ``_target_`` paths live), up to ``_CONFIGURATION_BYTES``."""
+    (YAML, JSON, TOML, INI: where Hydra-style ``_target_`` paths live) and documentation page (Markdown,
+    reStructuredText: doctests, Sphinx references), up to ``_CONFIGURATION_BYTES``."""
     for directory, folders, files in os.walk(root):
         folders[:] = [name for name in folders if name not in _SKIPPED and not name.startswith(".")]
         for name in files:

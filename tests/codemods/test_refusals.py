@@ -532,13 +532,20 @@ def helper():
 '''
 
 
-@pytest.mark.parametrize("builder", [DOCTESTED + BUILDS, BUILDS + HELPER_DOCTESTED], ids=["module", "function"])
-def test_a_name_a_doctest_of_the_builder_imports_from_it_is_kept(builder: str, tmp_path: Path) -> None:
-    # dropped once the arm moved, the builder's own doctest failed: `ImportError: cannot import name`
+@pytest.mark.parametrize(
+    ("builder", "page"),
+    [(DOCTESTED + BUILDS, None), (BUILDS + HELPER_DOCTESTED, None), (BUILDS, DOCTESTED.replace('"""', ""))],
+    ids=["module", "function", "page"],
+)
+def test_a_name_a_doctest_imports_from_the_builder_is_kept(builder: str, page: str | None, tmp_path: Path) -> None:
+    # dropped once the arm moved, the doctest failed: `ImportError: cannot import name 'MLASelfAttention'`
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": builder}
-    said, original, rewritten = applied_beside_original(tmp_path, files)
+    said, original, rewritten = applied_beside_original(
+        tmp_path, {**files, **({"docs/usage.md": page} if page else {})}
+    )
     assert "another module or a doctest imports from it" in said, said
-    check = "import doctest, pkg.model; print(doctest.testmod(pkg.model))"
+    check = f"import doctest, pkg.model; print(doctest.{'testfile' if page else 'testmod'}("
+    check += "'docs/usage.md', module_relative=False))" if page else "pkg.model))"
     assert printed(check, original, rewritten) == ["TestResults(failed=0, attempted=2)\n"] * 2
 
 
