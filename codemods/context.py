@@ -102,10 +102,9 @@ class FileContext:
 
     @cached_property
     def _compiled_definitions(self) -> list[tuple[int, int, str]]:
-        if "@" not in self.text:
-            return []
         package = self.project.package_parts(self.relpath)
-        return list(Decorators(self.tree, self.module_name, package, self._project_tree).compiled())
+        decorators = Decorators(self.tree, self.module_name, package, self._project_tree)
+        return [*decorators.compiled(), *decorators.compiled_by_call()]
 
     def _project_tree(self, module: str) -> ast.Module | None:
         relpath = self.project.project_file(module)

@@ -70,6 +70,29 @@ class Decorators:
                     yield node.lineno, node.end_lineno, f"it is in `{node.name}`, which `@{ast.unparse(called)}`{why}"
                     break
 
+    def compiled_by_call(self) -> Iterator[tuple[int, int, str]]:
+        """The same for each function this module hands by name to a compiler: ``torch.jit.script(scale)``,
+        ``numba.njit(cache=True)(kernel)``."""
+        defined: dict[str, list[ast.AST]] = {}
+        for node in ast.walk(self.tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                defined.setdefault(node.name, []).append(node)
+        for call in ast.walk(self.tree):
+            if not (isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Name)):
+                continue
+            called = call.func.func if isinstance(call.func, ast.Call) else call.func
+            if call.args[0].id in defined and self._is_compiler(called):
+                for node in defined[call.args[0].id]:
+                    why = f"it is in `{node.name}`, which `{ast.unparse(call)}` compiles: the compiler cannot call "
+                    yield node.lineno, node.end_lineno, why + "into the adapter"
+
+    def _is_compiler(self, called: ast.expr) -> bool:
+        if _last_name(called) in _COMPILING_NAMES:
+            return True
+        return _split(called)[0] is not None and any(
+            origin.dotted.rpartition(".")[2] in _COMPILING_NAMES for origin in self._origins(called, [])
+        )
+
     def _compiles(self, called: ast.expr, scopes: list[ast.AST]) -> str | None:
         if _last_name(called) in _COMPILING_NAMES:
             return " compiles: the compiler cannot call into the adapter"

@@ -69,6 +69,30 @@ MODULE = textwrap.dedent(
 )
 
 
+CALLS = textwrap.dedent(
+    """
+    import functools
+    import numba
+    import torch
+
+    def scale(x): ...
+    def kernel(x): ...
+    def traced(x): ...
+    def plain(x): ...
+
+    scaled = torch.jit.script(scale)
+    fast = numba.njit(cache=True)(kernel)
+    compiled = torch.compile(traced)
+    bound = functools.partial(plain, 1)
+    """
+)
+
+
+def test_functions_handed_to_a_compiler_by_name_leave_their_code() -> None:
+    compiled = Decorators(ast.parse(CALLS), "pkg.model", ("pkg",), {}.get).compiled_by_call()
+    assert {why.split("`")[1] for _, _, why in compiled} == {"scale", "kernel"}
+
+
 def test_only_decorators_that_may_compile_from_source_leave_their_code() -> None:
     tree = ast.parse(MODULE)
     projects = {"pkg.helpers": HELPERS}
