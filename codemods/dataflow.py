@@ -28,9 +28,10 @@ _FRAME_PROBES = frozenset({
 })  # fmt: skip
 # Calls that make a class or type and take its `__module__` from the frame calling them (`typing.NewType`'s
 # `repr`, a `namedtuple`'s pickling): moved, what they make would belong to the adapter.
-_NAMED_AFTER_CALLER = frozenset(
-    {"namedtuple", "NamedTuple", "TypedDict", "NewType", "TypeVar", "ParamSpec", "TypeVarTuple", "make_dataclass"}
-)
+_NAMED_AFTER_CALLER = frozenset({
+    "namedtuple", "NamedTuple", "TypedDict", "NewType", "TypeVar", "ParamSpec", "TypeVarTuple", "make_dataclass",
+    "make_class", "create_model",  # attrs', pydantic's
+})  # fmt: skip
 _ENUMS = frozenset({"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag"})  # called with names: the functional API
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
