@@ -27,7 +27,7 @@ _COMPILING_NAMES = frozenset(
 # What a decorator of the project's own reads when it compiles its function: the source or the code object.
 _SOURCE_READERS = frozenset({"getsource", "getsourcelines", "findsource", "getsourcefile", "__code__", "co_code"})
 # Third-party decorators that call their function as Python (dynamo traces the calls it makes, adapter's too),
-# and packages whose every decorator does (the standard library's; attrs and pydantic build classes and
+# and modules whose every decorator does (the standard library's; attrs and pydantic build classes and
 # validators in Python).
 _RUNTIME_WRAPPERS = frozenset(
     {
@@ -38,7 +38,11 @@ _RUNTIME_WRAPPERS = frozenset(
         "nvtx.annotate",
     }
 )  # fmt: skip
-_RUNTIME_PACKAGES = frozenset({"builtins", *sys.stdlib_module_names, "typing_extensions", "attr", "attrs", "pydantic"})
+# Megatron-Core's own (`@internal_api`, `@experimental_fn`, `@deprecate_inference_params`: plain wrappers), which a
+# fork outside the `megatron` package imports from the installed one.
+_RUNTIME_PACKAGES = frozenset(
+    {"builtins", *sys.stdlib_module_names, "typing_extensions", "attr", "attrs", "pydantic", "megatron.core.utils"}
+)
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _FOLLOWED = 4  # imports and assignments followed from the decorator to its definition
 
@@ -168,7 +172,9 @@ def _verdict(origin: Origin) -> str | None:
         return "is bound in a way apply cannot follow: it may compile the code from its source"
     if origin.definition is not None:
         return None if _runs_as_written(origin.definition) else "reads its function's source or code: it may compile it"
-    if origin.dotted.split(".")[0] in _RUNTIME_PACKAGES or origin.dotted in _RUNTIME_WRAPPERS:
+    parts = origin.dotted.split(".")
+    modules = {".".join(parts[:end]) for end in range(1, len(parts))}
+    if modules & _RUNTIME_PACKAGES or origin.dotted in _RUNTIME_WRAPPERS:
         return None
     return (
         "is another package's decorator, which may compile the code from its source (as TorchScript, Triton, "

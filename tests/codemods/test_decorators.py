@@ -18,6 +18,7 @@ MODULE = textwrap.dedent(
     import torch
     import cutlass.cute as cute
     import kerneldsl
+    from megatron.core.utils import internal_api
     from pkg.helpers import plain, lowers
     from pkg import helpers
 
@@ -48,6 +49,8 @@ MODULE = textwrap.dedent(
 
     @torch.no_grad()
     def run_no_grad(): ...
+    @internal_api
+    def run_megatron_wrapped(): ...
     @no_grad
     def run_bound_no_grad(): ...
     @plain
