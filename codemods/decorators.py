@@ -238,9 +238,10 @@ def _bindings(statements: list[ast.stmt], name: str) -> Iterator[ast.AST | tuple
         elif isinstance(statement, (ast.Import, ast.ImportFrom)):
             bound = (alias for alias in statement.names if (alias.asname or alias.name.split(".")[0]) == name)
             yield from ((statement, alias) for alias in bound)
-        elif isinstance(statement, ast.Assign) and any(_stores(target, name) for target in statement.targets):
-            plain = len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name)
-            yield statement.value if plain else statement
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign)) and _stores(statement, name):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            plain = len(targets) == 1 and isinstance(targets[0], ast.Name) and statement.value is not None
+            yield statement.value if plain and not _stores(statement.value, name) else statement
         else:
             for node in ast.iter_child_nodes(statement):
                 if isinstance(node, ast.stmt):

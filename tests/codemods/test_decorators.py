@@ -23,6 +23,7 @@ MODULE = textwrap.dedent(
     from pkg import helpers
 
     no_grad = torch.no_grad()
+    fuse: object = torch.jit.script
 
     @functools.singledispatch
     def width(value): ...
@@ -59,6 +60,8 @@ MODULE = textwrap.dedent(
     def run_module_plain(): ...
     @cute.kernel
     def compiled_cute(): ...
+    @fuse
+    def compiled_by_alias(): ...
     @kerneldsl.lower(opt=3)
     def compiled_other_package(): ...
     @lowers
@@ -102,6 +105,6 @@ def test_only_decorators_that_may_compile_from_source_leave_their_code() -> None
     compiled = Decorators(tree, "pkg.model", ("pkg",), projects.get).compiled()
     names = {why.split("`")[1] for _, _, why in compiled}
     assert names == {
-        "compiled_cute", "compiled_other_package", "compiled_reads_source", "compiled_module_reads_source",
-        "compiled_by_parameter",
+        "compiled_cute", "compiled_by_alias", "compiled_other_package", "compiled_reads_source",
+        "compiled_module_reads_source", "compiled_by_parameter",
     }  # fmt: skip
