@@ -19,6 +19,7 @@ from seamfix.analysis.expressions import nested_statements
 from seamfix.analysis.seam_bindings import absolute_module
 from seamfix.codemods.bindings import Bindings, Occurrence, global_declarations, top_level_names
 from seamfix.codemods.dataflow import own_nodes
+from seamfix.codemods.decorators import Decorators, parsed_module
 from seamfix.codemods.focus import Focus
 from seamfix.codemods.nodes import Span, expressions_by_span, span_of
 from seamfix.codemods.project import Project, is_test_module
@@ -37,10 +38,6 @@ _OWN_NAMESPACE = re.compile(
 )
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _DICT_READS = frozenset({"get", "keys", "values", "items", "copy", "__contains__", "__getitem__"})
-# Decorators that compile their function from its source (TorchScript, Triton and Gluon, Numba, Megatron's
-# `jit_fuser`, which is `torch.jit.script` on older torch): the compiler cannot call into the adapter.
-_COMPILING_DECORATORS = frozenset({"script", "script_method", "script_if_tracing", "jit", "njit", "jit_fuser"})
-_COMPILING_TEXT = re.compile(r"@[\w.]*\b(?:script|script_method|script_if_tracing|jit|njit|jit_fuser)\b")
 
 
 @dataclass(frozen=True)
@@ -99,24 +96,25 @@ class FileContext:
 
     def compiled_by(self, line: int) -> str | None:
         """Why code at ``line`` (of the file) cannot call the adapter: it is in a function or class that a
-        decorator compiles from source (``@torch.jit.script``, ``@triton.jit``); None when it is not."""
+        decorator may compile from source (``@torch.jit.script``, ``@triton.jit``, another package's); None
+        when every decorator around it runs it as written (``decorators.py``)."""
         return next((why for start, end, why in self._compiled_definitions if start <= line <= end), None)
 
     @cached_property
     def _compiled_definitions(self) -> list[tuple[int, int, str]]:
-        if not _COMPILING_TEXT.search(self.text):
-            return []
-        found = []
-        for node in ast.walk(self.tree):
-            if isinstance(node, _DEFINITIONS):
-                for decorator in node.decorator_list:
-                    called = decorator.func if isinstance(decorator, ast.Call) else decorator
-                    name = called.attr if isinstance(called, ast.Attribute) else getattr(called, "id", None)
-                    if name in _COMPILING_DECORATORS:
-                        why = f"it is in `{node.name}`, which `@{ast.unparse(called)}` compiles: the compiler "
-                        found.append((node.lineno, node.end_lineno, why + "cannot call into the adapter"))
-                        break
-        return found
+        package = self.project.package_parts(self.relpath)
+        decorators = Decorators(self.tree, self.module_name, package, self._project_tree)
+        return [*decorators.compiled(), *decorators.compiled_by_call()]
+
+    def _project_tree(self, module: str) -> ast.Module | None:
+        relpath = self.project.project_file(module)
+        if relpath is None or self.project.root is None:
+            return None
+        try:
+            status = os.stat(self.project.root / relpath)
+        except OSError:
+            return None
+        return parsed_module(str(self.project.root / relpath), (status.st_mtime_ns, status.st_size))
 
     @cached_property
     def module_name(self) -> str:
@@ -183,8 +181,8 @@ class FileContext:
             return Refusal(f"it reads {why} that a test patches by name; the adapter would not see the patch")
         if self.project.reexported(self.module_name, name, self.relpath):
             return Refusal(
-                f"it reads {why} that another module imports from it (or reads as its attribute) or a configuration "
-                "file names by its dotted path"
+                f"it reads {why} that another module or a doctest imports from it (or reads as its attribute) or a "
+                "configuration file names by its dotted path"
             )
         line = self._import_of(statement, stores[0].node)
         source = line.split()[1]

@@ -26,6 +26,13 @@ _FRAME_PROBES = frozenset({
     "_getframe", "currentframe", "stack", "getframeinfo", "_current_frames",
     "extract_stack", "format_stack", "print_stack", "walk_stack",
 })  # fmt: skip
+# Calls that make a class or type and take its `__module__` from the frame calling them (`typing.NewType`'s
+# `repr`, a `namedtuple`'s pickling): moved, what they make would belong to the adapter.
+_NAMED_AFTER_CALLER = frozenset({
+    "namedtuple", "NamedTuple", "TypedDict", "NewType", "TypeVar", "ParamSpec", "TypeVarTuple", "make_dataclass",
+    "make_class", "create_model",  # attrs', pydantic's
+})  # fmt: skip
+_ENUMS = frozenset({"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag"})  # called with names: the functional API
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -294,6 +301,11 @@ def _placed_meaning(node: ast.AST) -> str | None:
     probe = _frame_probe(node)
     if probe is not None:
         return f"it calls `{probe}`, which inspects the frame it runs in"
+    if (made := _made_after_caller(node)) is not None:
+        return (
+            f"it calls `{made}`, which names what it makes after the module calling it (moved, its `__module__`, "
+            "and so its `repr` and pickling, would name the adapter)"
+        )
     if _warns(node):
         return (
             "it calls `warnings.warn`, which files the warning under the module and line calling it (moved, a "
@@ -317,6 +329,18 @@ def _placed_meaning(node: ast.AST) -> str | None:
 
 def _mangled(name: str) -> bool:
     return name.startswith("__") and not name.endswith("__")
+
+
+def _made_after_caller(node: ast.AST) -> str | None:
+    """The callee of ``node`` when it makes a class or type named after the calling module: ``namedtuple``,
+    ``NewType``, ``TypeVar``, ``Enum("Kind", "A B")``, ``type(name, bases, namespace)``."""
+    if not isinstance(node, ast.Call):
+        return None
+    callee = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+    named = len(node.args) >= 2 or any(keyword.arg == "names" for keyword in node.keywords)
+    if callee in _NAMED_AFTER_CALLER or callee in _ENUMS and named or callee == "type" and len(node.args) == 3:
+        return ast.unparse(node.func)
+    return None
 
 
 def _warns(node: ast.AST) -> bool:

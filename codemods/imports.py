@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import libcst as cst
 import libcst.helpers
+from libcst import matchers
 
 from seamfix.analysis.seam_bindings import absolute_module
 from seamfix.codemods.context import PLACEHOLDER_PREFIX, FileContext
@@ -17,6 +18,8 @@ from seamfix.vocabulary.names import NameClassifier
 _NOQA = "# noqa: F401"
 # a bare noqa comment, or one that names F401 (unused import), as ruff reads them: meant to stay unused
 _NOQA_COMMENT = re.compile(r"#\s*noqa(?!:)|#\s*noqa:[^#\n]*\bF401\b", re.IGNORECASE)
+# the code list of a noqa comment naming codes (E402, E501), as ruff reads it: separated by commas or spaces
+_NOQA_CODES = re.compile(r"#\s*noqa:\s*[A-Z]+[0-9]+(?:(?:\s*,\s*|\s+)[A-Z]+[0-9]+)*", re.IGNORECASE)
 
 
 def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
@@ -229,13 +232,17 @@ def unused_mla_imports(
     names: NameClassifier,
     edited: Iterable[Span],
     droppable: Callable[[], set[int]],
+    written: Iterable[cst.CSTNode] = (),
 ) -> dict[cst.CSTNode, cst.CSTNode]:
     """Edits removing module-level imports of MLA names whose every use lies in ``edited`` code (moved into
-    the adapter or replaced by a seam call). Imports that nothing used, or that a string names (``__all__``),
-    are re-exports: they stay. An import statement that would go whole, but whose line is not among
-    ``droppable()`` (importing its module may run code or fail: ``imports_without_effects``), stays too,
-    marked ``# noqa: F401`` for the names it binds that nothing reads any more."""
+    the adapter or replaced by a seam call) and that the code ``written`` in its place does not read (a
+    name passed to the adapter function as an argument, ``mla_seam.mla_build(config, Attention)``). Imports
+    that nothing used, or that a string names (``__all__``), are re-exports: they stay. An import statement
+    that would go whole, but whose line is not among ``droppable()`` (importing its module may run code or
+    fail: ``imports_without_effects``), stays too, marked ``# noqa: F401`` for the names it binds that
+    nothing reads any more."""
     uses = _uses(tree)
+    passed = {name.value for node in written for name in matchers.findall(node, matchers.Name())}
     edited = SpanSet(edited)
     edits: dict[cst.CSTNode, cst.CSTNode] = {}
     first_lines = iter(_first_lines(module, tree))
@@ -251,7 +258,7 @@ def unused_mla_imports(
             bound = alias.evaluated_alias or alias.evaluated_name.split(".")[0]
             is_mla = names.is_name(alias.evaluated_name.split(".")[-1]) or names.is_module(alias.evaluated_name)
             spans = uses.get(bound, [])
-            if not (is_mla and spans and all(edited.any_enclosing(span) for span in spans)):
+            if not (is_mla and spans and all(edited.any_enclosing(span) for span in spans)) or bound in passed:
                 kept.append(alias)
         if len(kept) == len(node.names) or _declared_used(module, statement):
             continue
@@ -288,22 +295,39 @@ def _first_lines(module: cst.Module, tree: ast.Module) -> Iterator[int]:
 
 def _marked_unused(statement: cst.SimpleStatementLine) -> cst.SimpleStatementLine | None:
     """The import with ``# noqa: F401`` where ruff reads it (its first line: after the ``(`` of a
-    parenthesized list); None when a comment is there already (the self-check then decides)."""
+    parenthesized list), added to a comment already there (``# noqa: E402`` becomes ``# noqa: E402, F401``);
+    None where that cannot be said safely (the self-check then decides)."""
     node = statement.body[0]
     opening = getattr(node, "lpar", None)
     if opening is not None and isinstance(opening.whitespace_after, cst.ParenthesizedWhitespace):
         first = opening.whitespace_after.first_line
-        if first.comment is not None:
+        comment = _with_unused_code(first.comment)
+        if comment is None:
             return None
-        first = first.with_changes(whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment(_NOQA))
+        whitespace = first.whitespace if first.comment is not None else cst.SimpleWhitespace("  ")
+        first = first.with_changes(whitespace=whitespace, comment=comment)
         whitespace = opening.whitespace_after.with_changes(first_line=first)
         return statement.with_changes(body=[node.with_changes(lpar=opening.with_changes(whitespace_after=whitespace))])
-    if statement.trailing_whitespace.comment is not None:
+    trailing = statement.trailing_whitespace
+    comment = _with_unused_code(trailing.comment)
+    if comment is None:
         return None
-    trailing = statement.trailing_whitespace.with_changes(
-        whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment(_NOQA)
-    )
-    return statement.with_changes(trailing_whitespace=trailing)
+    whitespace = trailing.whitespace if trailing.comment is not None else cst.SimpleWhitespace("  ")
+    return statement.with_changes(trailing_whitespace=trailing.with_changes(whitespace=whitespace, comment=comment))
+
+
+def _with_unused_code(comment: cst.Comment | None) -> cst.Comment | None:
+    """``comment`` saying F401 too: a new ``# noqa: F401``, F401 added to the codes of a ``# noqa: E402``
+    (ruff reads one list of codes per comment), or the noqa put after another comment (``# keep  # noqa: F401``:
+    ruff reads it anywhere, while a ``# type: ignore`` or ``# fmt: skip`` must come first for mypy and black)."""
+    if comment is None:
+        return cst.Comment(_NOQA)
+    codes = _NOQA_CODES.search(comment.value)
+    if codes is not None:
+        return cst.Comment(f"{comment.value[: codes.end()]}, F401{comment.value[codes.end() :]}")
+    if "noqa" in comment.value.lower():
+        return None  # a noqa apply cannot read as ruff does
+    return cst.Comment(f"{comment.value}  {_NOQA}")
 
 
 def _uses(tree: ast.Module) -> dict[str, list[Span]]:

@@ -68,10 +68,14 @@ _MODULE_ALIAS = re.compile(
 # object reached by its name as a string, every name it binds readable from it
 _MODULE_BY_NAME = re.compile(r"""(?:import_module\(|__import__\(|modules\[)\s*[rbu]?["'](\.*[\w.]+)["']""")
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n]*)", re.MULTILINE)
+# a doctest's source line (`>>> from pkg.model import Name`, `... import x`), its prompt removed
+_DOCTEST_LINE = re.compile(r"^[ \t]*(?:>>>|\.\.\.)(?: ([^\n]*))?$", re.MULTILINE)
 _COMMENT = re.compile(r"#[^\n]*")
 _NAMES = re.compile(r"(\w+)(?:\s+as\s+\w+)?")
 _SKIPPED = frozenset(DEFAULT_EXCLUDE)
-_CONFIGURATION_SUFFIXES = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+# configuration files, and the documentation pages whose doctests and API references (Sphinx's `.. autoclass::
+# pkg.model.Name`) import from a builder
+_CONFIGURATION_SUFFIXES = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".md", ".rst")
 _CONFIGURATION_BYTES = 1 << 20
 
 
@@ -114,7 +118,18 @@ class Project:
         for relpath, text in _scanned_files(settings.root, configuration=bool(dotted)):
             if dotted:
                 project._scan_dotted_paths(relpath, text, dotted)
-            if not relpath.endswith(".py"):
+            # a doctest's imports count as another file's, the builder's own docstring's or a page of the docs
+            # (`pytest --doctest-glob`, Sphinx) included: dropping the import its moved arm used would fail
+            # `>>> from pkg.model import MLASelfAttention`
+            examples = "\n".join(_DOCTEST_LINE.findall(text)) if ">>>" in text else ""
+            python = relpath.endswith(".py")
+            for code, reader in ((text if python else "", relpath), (examples, f"{relpath} (doctest)")):
+                if any(part in code for part in last_parts):
+                    project._scan_attribute_reads(relpath, code, spellings, reader)
+                    project._scan_modules_by_name(code, modules, reader)
+                if any(needle in code for needle in needles):
+                    project._scan_imports(relpath, code, modules, last_parts, reader)
+            if not python:
                 continue
             if seam_reads is not None and seam_name in text and relpath != settings.adapter:
                 project.seam_reads |= _names_read(seam_reads, text)
@@ -127,19 +142,6 @@ class Project:
                 reloaded.update(match.group(1).rpartition(".")[2] for match in _RELOADED.finditer(text))
             if "modules" in text:
                 swapped.update(_swapped_modules(text))
-            if any(part in text for part in last_parts):
-                project._scan_attribute_reads(relpath, text, spellings)
-                project._scan_modules_by_name(relpath, text, modules)
-            if not any(needle in text for needle in needles):
-                continue
-            for match in _FROM_IMPORT.finditer(text):
-                if match.group(1).rpartition(".")[2] not in last_parts:
-                    continue
-                module = project.absolute(relpath, match.group(1))
-                imported = _COMMENT.sub("", match.group(2)).strip("() \t")
-                if module in modules:
-                    for name in ["*"] if imported == "*" else _NAMES.findall(imported):
-                        project.importers.setdefault((module, name), set()).add(relpath)
         project.patched = frozenset(patched)
         project.maybe_stored = {name: frozenset(relpaths) for name, relpaths in maybe_stored.items()}
         project.reloaded = frozenset(reloaded)
@@ -147,7 +149,18 @@ class Project:
         project.seam_packages = seam_inits(settings.root, project.project_file, ".".join(settings.adapter_module_parts))
         return project
 
-    def _scan_attribute_reads(self, relpath: str, text: str, spellings: dict[str, list[str]]) -> None:
+    def _scan_imports(self, relpath: str, text: str, modules: set[str], last_parts: set[str], reader: str) -> None:
+        """Record the names ``text`` (of ``relpath``; ``reader`` is who reads) imports from the builders."""
+        for match in _FROM_IMPORT.finditer(text):
+            if match.group(1).rpartition(".")[2] not in last_parts:
+                continue
+            module = self.absolute(relpath, match.group(1))
+            imported = _COMMENT.sub("", match.group(2)).strip("() \t")
+            if module in modules:
+                for name in ["*"] if imported == "*" else _NAMES.findall(imported):
+                    self.importers.setdefault((module, name), set()).add(reader)
+
+    def _scan_attribute_reads(self, relpath: str, text: str, spellings: dict[str, list[str]], reader: str) -> None:
         """Record the builders' names ``relpath`` reads as attributes of their module: ``model.Name`` after
         ``from pkg import model``, ``pkg.model.Name`` after ``import pkg.model``, ``m.Name`` after ``import
         pkg.model as m`` or ``from pkg import model as m``, ``getattr(model, "Name")``. Where the file imports
@@ -174,10 +187,10 @@ class Project:
             if name == "__dict__":
                 spelling, name = (spelling, "*") if spelling in imported else ("", "")
             for module in spelled_as.get(spelling, ()):
-                self.importers.setdefault((module, name), set()).add(relpath)
+                self.importers.setdefault((module, name), set()).add(reader)
         for match in _dynamic_read(tuple(imported)).finditer(text) if imported else ():
             for module in imported[match.group(1)]:
-                self.importers.setdefault((module, match.group(2) or "*"), set()).add(relpath)
+                self.importers.setdefault((module, match.group(2) or "*"), set()).add(reader)
 
     def _scan_dotted_paths(self, relpath: str, text: str, modules: tuple[str, ...]) -> None:
         """A file naming a builder's global by its path (Hydra's ``_target_: pkg.model.Name``, a registry's
@@ -187,14 +200,14 @@ class Project:
             for match in _dotted_path(modules).finditer(text):
                 self.importers.setdefault(match.groups(), set()).add(relpath)
 
-    def _scan_modules_by_name(self, relpath: str, text: str, modules: set[str]) -> None:
+    def _scan_modules_by_name(self, text: str, modules: set[str], reader: str) -> None:
         """A builder module reached by its name as a string (``importlib.import_module``) may have any of its
         names read: record it as ``import *``. A relative name counts for every builder it could be."""
         for match in _MODULE_BY_NAME.finditer(text):
             named = match.group(1)
             for module in modules:
                 if module == named or (named.startswith(".") and module.endswith(named)):
-                    self.importers.setdefault((module, "*"), set()).add(relpath)
+                    self.importers.setdefault((module, "*"), set()).add(reader)
 
     def module_parts(self, relpath: str) -> tuple[str, ...]:
         """The import name of a project file, counted from the deepest source root that holds it."""
@@ -380,7 +393,8 @@ def is_test_module(module: str) -> bool:
 
 def _scanned_files(root: Path, configuration: bool = False) -> Iterator[tuple[str, str]]:
     """Each Python file under ``root`` with its text; with ``configuration``, each configuration file too
-    (YAML, JSON, TOML, INI: where Hydra-style ``_target_`` paths live), up to ``_CONFIGURATION_BYTES``."""
+    (YAML, JSON, TOML, INI: where Hydra-style ``_target_`` paths live) and documentation page (Markdown,
+    reStructuredText: doctests, Sphinx references), up to ``_CONFIGURATION_BYTES``."""
     for directory, folders, files in os.walk(root):
         folders[:] = [name for name in folders if name not in _SKIPPED and not name.startswith(".")]
         for name in files:

@@ -215,7 +215,8 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
     droppable = functools.cache(
         lambda: imports_without_effects(tree, project.package_parts(relpath), project.root, project.project_file)
     )
-    edits.update(unused_mla_imports(module, tree, checker.names, edited, droppable))
+    written = [node for node in edits.values() if isinstance(node, cst.CSTNode)]
+    edits.update(unused_mla_imports(module, tree, checker.names, edited, droppable, written))
     rewritten = import_seam(context, module.visit(_ReplaceNodes(edits, context.parents, area.originals, module)))
     return (_BOM if bom else b"") + code_of(rewritten).encode(encoding), untouched
 
