@@ -128,12 +128,12 @@ def batch(**changes) -> dict:
 
 def train_one_step(model, **batch_changes) -> dict:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    loss = model(**batch(), **batch_changes).mean()
+    loss = model(**batch(**batch_changes)).mean()
     loss.backward()
     gradients = [parameter.grad for parameter in model.parameters()]
     optimizer.step()
     with torch.no_grad():
-        loss_after_step = model(**batch(), **batch_changes).mean()
+        loss_after_step = model(**batch(**batch_changes)).mean()
     return {
         "loss": loss.item(),
         "loss_after_step": loss_after_step.item(),
