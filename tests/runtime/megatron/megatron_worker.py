@@ -118,12 +118,13 @@ def causal_mask() -> torch.Tensor:
 
 def batch(**changes) -> dict:
     tokens = torch.randint(0, VOCAB, (BATCH, TOKENS), generator=torch.Generator().manual_seed(0))
-    return dict(
+    default = dict(
         input_ids=tokens,
         position_ids=torch.arange(TOKENS).expand(BATCH, -1),
         attention_mask=causal_mask(),
         labels=tokens.roll(-1, dims=1),
-    ) | changes
+    )
+    return default | changes
 
 
 def train_one_step(model, **batch_changes) -> dict:
