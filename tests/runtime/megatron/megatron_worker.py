@@ -186,6 +186,9 @@ def checks(seam, init_url: str) -> dict:
             "training_unfused_without_mask": train_one_step(
                 build_gpt(seam, config, spec=unfused_spec(seam, config)), attention_mask=None
             ),
+            "packed_values_wider_than_queries": error_message(
+                lambda: packed_gpt_forward(seam, seam.mla_config(**{**MODEL_FIELDS, "v_head_dim": 32}))
+            ),
             "grouped_query_heads": error_message(
                 lambda: build_gpt(seam, seam.mla_config(**MODEL_FIELDS, num_query_groups=2))
             ),
@@ -655,6 +658,21 @@ def packed_sequences(seam, build, largest_difference, heads: int, k_width: int, 
         "output_shape": list(output.shape),
         "with_dropout": outcome(lambda: sbhd(*inputs, None, packed_seq_params=params)),
     }
+
+
+def packed_gpt_forward(seam, config) -> None:
+    """A GPT's forward over three sequences packed in the 'thd' format."""
+    from megatron.core.packed_seq_params import PackedSeqParams
+
+    lengths = [5, 3, 8]
+    starts = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    params = PackedSeqParams(qkv_format="thd", cu_seqlens_q=starts, cu_seqlens_kv=starts, max_seqlen_q=8,
+                             max_seqlen_kv=8)  # fmt: skip
+    positions = torch.cat([torch.arange(length) for length in lengths])[None]
+    with torch.no_grad():
+        build_gpt(seam, config).eval()(
+            input_ids=batch()["input_ids"][:1], position_ids=positions, attention_mask=None, packed_seq_params=params
+        )
 
 
 def run_inputs(heads: int, k_width: int, v_width: int) -> list[torch.Tensor]:
