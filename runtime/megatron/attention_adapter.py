@@ -128,21 +128,20 @@ class MLAAttentionAdapter:
         rotary_pos_cos_sin=None,
         **kwargs,
     ):
+        if getattr(kwargs.get("packed_seq_params"), "qkv_format", None) == "thd":
+            _check_packed_value_width(self.config)
         # MLA applies its own RoPE to the qk_pos_emb_head_dim slice and asserts that a caller passes none; generic
         # layers and models hand every attention module theirs.
-        if kwargs.get("packed_seq_params") is not None:
-            _check_packed_value_width(self.config, kwargs["packed_seq_params"])
         return super().forward(hidden_states, attention_mask, *args, **kwargs)
 
 
-def _check_packed_value_width(config, packed_seq_params) -> None:
+def _check_packed_value_width(config) -> None:
     # Megatron-Core main (0.20) pads MLA's values to the query width for packed (THD) sequences, for
     # TransformerEngine; wider values it cuts instead (a negative pad), and the layer fails later in its output
     # projection with a shape error that names neither width. Releases before it take any value width.
     query_width = config.qk_head_dim + config.qk_pos_emb_head_dim
     if (
-        packed_seq_params.qkv_format == "thd"
-        and config.v_head_dim > query_width
+        config.v_head_dim > query_width
         and getattr(config, "experimental_attention_variant", None) is None
         and hasattr(multi_latent_attention, "_prepare_mla_core_attention_value")
     ):
