@@ -10,6 +10,7 @@ import functools
 import logging
 
 from megatron.core.tensor_parallel import ColumnParallelLinear
+from megatron.core.transformer import multi_latent_attention
 from megatron.core.transformer.enums import AttnMaskType
 from megatron.core.transformer.multi_latent_attention import MLASelfAttention, MultiLatentAttention
 
@@ -127,9 +128,28 @@ class MLAAttentionAdapter:
         rotary_pos_cos_sin=None,
         **kwargs,
     ):
+        if getattr(kwargs.get("packed_seq_params"), "qkv_format", None) == "thd":
+            _check_packed_value_width(self.config)
         # MLA applies its own RoPE to the qk_pos_emb_head_dim slice and asserts that a caller passes none; generic
         # layers and models hand every attention module theirs.
         return super().forward(hidden_states, attention_mask, *args, **kwargs)
+
+
+def _check_packed_value_width(config) -> None:
+    # Megatron-Core main (0.20) pads MLA's values to the query width for packed (THD) sequences, for
+    # TransformerEngine; wider values it cuts instead (a negative pad), and the layer fails later in its output
+    # projection with a shape error that names neither width. Releases before it take any value width.
+    query_width = config.qk_head_dim + config.qk_pos_emb_head_dim
+    if (
+        config.v_head_dim > query_width
+        and getattr(config, "experimental_attention_variant", None) is None
+        and hasattr(multi_latent_attention, "_prepare_mla_core_attention_value")
+    ):
+        raise NotImplementedError(
+            f"megatron-core {installed_version()}'s MLA pads values to the query width for packed (THD) sequences "
+            f"and cannot widen past it: v_head_dim ({config.v_head_dim}) exceeds qk_head_dim + qk_pos_emb_head_dim "
+            f"({query_width}); use v_head_dim <= {query_width} or unpacked batches"
+        )
 
 
 @functools.cache

@@ -24,6 +24,13 @@ class MLADotProductAttention(DotProductAttention):
     """Local core attention for MLA: scores keys ``k_channels`` wide, returns values ``v_channels`` wide."""
 
     def __init__(self, config, *args, k_channels: int | None = None, v_channels: int | None = None, **kwargs):
+        if config.num_query_groups not in (None, config.num_attention_heads):
+            # MLA up-projects a key and a value for every head; the parent would read them as grouped and fail
+            # at the first forward with a shape error that names neither field.
+            raise ValueError(
+                f"MLA gives each of the {config.num_attention_heads} attention heads its own key and value: "
+                f"num_query_groups={config.num_query_groups} must be left unset or equal num_attention_heads"
+            )
         if v_channels is not None and v_channels != config.kv_channels:
             # The parent shapes its output as kv_channels per head; a copy of the config that says v_channels
             # keeps its code (and the caller's config) untouched.
@@ -79,9 +86,6 @@ class MLAScaledDotProductAttention(MLADotProductAttention):
             return self._packed(query, key, value, packed_seq_params, mask_type)
         if self.materializes_scores:
             return super().forward(query, key, value, attention_mask)
-        groups = self.num_attention_heads_per_partition // self.num_query_groups_per_partition
-        if groups > 1:
-            key, value = (tensor.repeat_interleave(groups, dim=2) for tensor in (key, value))
         # [s, b, heads, width] -> [b, heads, s, width]
         query, key, value = (tensor.permute(1, 2, 0, 3) for tensor in (query, key, value))
         context = self._attend(query, key, value, attention_mask, mask_type)

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from unittest import mock
 
 import torch
+from megatron.core.fusions import fused_softmax
 from megatron.core.tensor_parallel import random as megatron_random
+from megatron.core.transformer import utils as transformer_utils
 
 
 @contextlib.contextmanager
@@ -24,7 +26,8 @@ def cpu_mode() -> Iterator[None]:
     (``torch.cuda.get_rng_state``/``set_rng_state``/``manual_seed`` and megatron's own ``_get_cuda_rng_state``/
     ``_set_cuda_rng_state``) act on torch's CPU generator, which is the one CPU dropout draws from; and megatron
     gets a fresh RNG tracker, so ``model_parallel_cuda_manual_seed`` works and the tracker from before the block
-    comes back after it (its notice of CPU draws inside a fork is muted: they are the fork's own). Opt in only in
+    comes back after it (its notice of CPU draws inside a fork is muted: they are the fork's own); the causal and
+    sliding-window masks the local softmax makes when no mask is passed are made on the CPU. Opt in only in
     processes that run on the CPU: it patches ``torch.cuda`` process-wide.
     """
     with contextlib.ExitStack() as patches:
@@ -51,3 +54,23 @@ def _stand_ins():
     # Megatron creates the tracker on first use from these two globals.
     yield megatron_random, "_CUDA_RNG_STATE_TRACKER", None
     yield megatron_random, "_CUDA_RNG_STATE_TRACKER_INITIALIZED", False
+    # The local softmax builds these with device="cuda" when a causal layer gets no mask; fused_softmax imports
+    # them by name, so both bindings are replaced (the sliding-window one exists from 0.15).
+    for module in (transformer_utils, fused_softmax):
+        for name, stand_in in (
+            ("get_default_causal_mask", _causal_mask),
+            ("get_sliding_window_causal_mask", _sliding_window_causal_mask),
+        ):
+            if hasattr(module, name):
+                yield module, name, stand_in
+
+
+def _causal_mask(sq: int) -> torch.Tensor:
+    """Megatron's ``get_default_causal_mask`` on the CPU: True above the diagonal, where a key is hidden."""
+    return torch.ones(sq, sq, dtype=torch.bool).triu(1)
+
+
+def _sliding_window_causal_mask(sq: int, skv: int, window_size) -> torch.Tensor:
+    """Megatron's ``get_sliding_window_causal_mask`` on the CPU: True outside the (left, right) window."""
+    visible = torch.ones(sq, skv, dtype=torch.bool).triu(skv - sq - window_size[0]).tril(skv - sq + window_size[1])
+    return ~visible

@@ -116,24 +116,25 @@ def causal_mask() -> torch.Tensor:
     return torch.ones(1, 1, TOKENS, TOKENS, dtype=torch.bool).triu(1)
 
 
-def batch() -> dict:
+def batch(**changes) -> dict:
     tokens = torch.randint(0, VOCAB, (BATCH, TOKENS), generator=torch.Generator().manual_seed(0))
-    return dict(
+    default = dict(
         input_ids=tokens,
         position_ids=torch.arange(TOKENS).expand(BATCH, -1),
         attention_mask=causal_mask(),
         labels=tokens.roll(-1, dims=1),
     )
+    return default | changes
 
 
-def train_one_step(model) -> dict:
+def train_one_step(model, **batch_changes) -> dict:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    loss = model(**batch()).mean()
+    loss = model(**batch(**batch_changes)).mean()
     loss.backward()
     gradients = [parameter.grad for parameter in model.parameters()]
     optimizer.step()
     with torch.no_grad():
-        loss_after_step = model(**batch()).mean()
+        loss_after_step = model(**batch(**batch_changes)).mean()
     return {
         "loss": loss.item(),
         "loss_after_step": loss_after_step.item(),
@@ -163,6 +164,7 @@ def error_message(action) -> str:
 
 def checks(seam, init_url: str) -> dict:
     from megatron.core import package_info, tensor_parallel
+    from megatron.core.fusions import fused_softmax
     from megatron.core.tensor_parallel import random as megatron_random
     from megatron.core.transformer import multi_latent_attention
 
@@ -170,7 +172,7 @@ def checks(seam, init_url: str) -> dict:
 
     te_flag_at_import = getattr(multi_latent_attention, "HAVE_TE", None)  # 0.14+
     doctor = report()  # what `seamfix doctor` prints and its exit code, without a process of its own
-    outside = _cpu_mode_targets(megatron_random, tensor_parallel.get_cuda_rng_tracker())
+    outside = _cpu_mode_targets(megatron_random, fused_softmax, tensor_parallel.get_cuda_rng_tracker())
     with seam.cpu_mode():
         start(0, 1, init_url)
         config = seam.mla_config(**MODEL_FIELDS)
@@ -180,6 +182,16 @@ def checks(seam, init_url: str) -> dict:
             "te_flag_at_import": te_flag_at_import,
             "training": train_one_step(build_gpt(seam, config)),
             "training_unfused": train_one_step(build_gpt(seam, config, spec=unfused_spec(seam, config))),
+            # No mask: the local softmax makes the causal one itself (on "cuda" unless cpu_mode says otherwise).
+            "training_unfused_without_mask": train_one_step(
+                build_gpt(seam, config, spec=unfused_spec(seam, config)), attention_mask=None
+            ),
+            "packed_values_wider_than_queries": error_message(
+                lambda: packed_gpt_forward(seam, seam.mla_config(**{**MODEL_FIELDS, "v_head_dim": 32}))
+            ),
+            "grouped_query_heads": error_message(
+                lambda: build_gpt(seam, seam.mla_config(**MODEL_FIELDS, num_query_groups=2))
+            ),
             "training_with_attention_dropout": train_one_step(
                 build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, "attention_dropout": 0.25}))
             ),
@@ -205,11 +217,12 @@ def checks(seam, init_url: str) -> dict:
             "absorption": absorption(seam),
             "te_flag_after_build": getattr(multi_latent_attention, "HAVE_TE", None),
         }
-    result["cpu_mode_restored"] = _cpu_mode_targets(megatron_random, megatron_random._CUDA_RNG_STATE_TRACKER) == outside
+    inside_tracker = megatron_random._CUDA_RNG_STATE_TRACKER
+    result["cpu_mode_restored"] = _cpu_mode_targets(megatron_random, fused_softmax, inside_tracker) == outside
     return result
 
 
-def _cpu_mode_targets(megatron_random, tracker) -> list[int]:
+def _cpu_mode_targets(megatron_random, fused_softmax, tracker) -> list[int]:
     patched = [
         torch.cuda.current_device,
         torch.cuda.get_rng_state,
@@ -217,6 +230,7 @@ def _cpu_mode_targets(megatron_random, tracker) -> list[int]:
         torch.cuda.manual_seed,
         megatron_random._get_cuda_rng_state,
         megatron_random._set_cuda_rng_state,
+        fused_softmax.get_default_causal_mask,
         tracker,
     ]
     return [id(target) for target in patched]
@@ -644,6 +658,21 @@ def packed_sequences(seam, build, largest_difference, heads: int, k_width: int, 
         "output_shape": list(output.shape),
         "with_dropout": outcome(lambda: sbhd(*inputs, None, packed_seq_params=params)),
     }
+
+
+def packed_gpt_forward(seam, config) -> None:
+    """A GPT's forward over three sequences packed in the 'thd' format."""
+    from megatron.core.packed_seq_params import PackedSeqParams
+
+    lengths = [5, 3, 8]
+    starts = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    params = PackedSeqParams(qkv_format="thd", cu_seqlens_q=starts, cu_seqlens_kv=starts, max_seqlen_q=8,
+                             max_seqlen_kv=8)  # fmt: skip
+    positions = torch.cat([torch.arange(length) for length in lengths])[None]
+    with torch.no_grad():
+        build_gpt(seam, config).eval()(
+            input_ids=batch()["input_ids"][:1], position_ids=positions, attention_mask=None, packed_seq_params=params
+        )
 
 
 def run_inputs(heads: int, k_width: int, v_width: int) -> list[torch.Tensor]:

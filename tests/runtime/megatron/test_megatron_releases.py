@@ -172,6 +172,26 @@ def test_a_gpt_trains_to_the_same_loss_with_the_fused_and_the_unfused_core_atten
     fused, unfused = checks["training"], checks["training_unfused"]
     for value in ("loss", "loss_after_step", "gradient_norm"):
         assert fused[value] == pytest.approx(unfused[value], rel=1e-6)
+    assert checks["training_unfused_without_mask"] == unfused  # the causal mask the local softmax makes itself
+
+
+@per_release
+def test_packed_values_wider_than_queries_run_or_are_refused_by_name(release, release_checks):
+    message = release_checks(release)["packed_values_wider_than_queries"]
+    if minor(release) >= (0, 20):  # before: a shape error in the output projection
+        assert message.startswith("NotImplementedError: megatron-core 0.20.0's MLA pads values to the query width")
+        assert "v_head_dim (32) exceeds qk_head_dim + qk_pos_emb_head_dim (24)" in message
+    elif minor(release) >= (0, 13):
+        assert message == "ok"
+    else:  # 0.11-0.12's MLA cannot apply its RoPE to packed sequences (upstream, before the core attention)
+        assert message.startswith("RuntimeError: Sizes of tensors must match")
+
+
+@per_release
+def test_grouped_keys_are_refused_when_the_layer_is_built(release, release_checks):
+    message = release_checks(release)["grouped_query_heads"]  # before: a shape error at the first forward
+    assert message.startswith("ValueError: MLA gives each of the 4 attention heads its own key and value: ")
+    assert "num_query_groups=2" in message
 
 
 @per_release
