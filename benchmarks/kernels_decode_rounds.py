@@ -29,6 +29,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+import kernels_train
 import torch
 import triton
 import triton.language as tl
@@ -354,7 +355,10 @@ def main():
     parser.add_argument("--rotate", action="store_true", help="round r starts with variant r (decode shapes)")
     parser.add_argument("--calls-per-graph", type=int, default=1,
                         help="also time N calls in one graph, per call (baseline, now, steps)")  # fmt: skip
+    parser.add_argument("--host-ahead", type=int, default=0, metavar="CYCLES",
+                        help="GPU sleep queued before each timed batch (kernels_train.HOST_AHEAD_CYCLES)")  # fmt: skip
     args = parser.parse_args()
+    kernels_train.HOST_AHEAD_CYCLES = args.host_ahead
     sys.path.insert(0, args.baseline)
     baseline = importlib.import_module("baseline_kernels")
     device = torch.device("cuda")

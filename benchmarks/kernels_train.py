@@ -34,6 +34,12 @@ except ImportError:
     fused_apply_mla_rope_for_q = fused_apply_mla_rope_for_kv = None
 
 
+# GPU cycles of torch.cuda._sleep queued before each timed batch of replays (0: none, the recorded runs' method):
+# the GPU then waits on the sleep, not on the host, while the host launches the first replay, whose launch latency
+# otherwise lands inside the timing (H200, one decode a graph: 0.8 us a call of 47; benchmarks/RESULTS.md).
+HOST_AHEAD_CYCLES = 0
+
+
 def median_ms(step, device, reps, replays=10):
     """Device time of one ``step()`` (no arguments, static tensors), median over ``reps``. On CUDA the step is
     captured once in a CUDA graph and replayed ``replays`` times between two events, so host-side Python and
@@ -57,6 +63,8 @@ def median_ms(step, device, reps, replays=10):
     times = []
     for _ in range(reps):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        if HOST_AHEAD_CYCLES:
+            torch.cuda._sleep(HOST_AHEAD_CYCLES)
         start.record()
         for _ in range(replays):
             graph.replay()
