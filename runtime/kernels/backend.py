@@ -12,6 +12,7 @@ import importlib.util
 import math
 import numbers
 import os
+import threading
 from collections.abc import Iterable
 
 import torch
@@ -74,6 +75,38 @@ def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 _NOTHING = contextlib.nullcontext()
+
+# Triton's interpreter runs a launch's programs with module-global state (the program id each reads, its patched
+# triton.language): two threads launching at once read each other's program ids (silently wrong rows) or the
+# unpatched language (its ValueError, "Did you forget to add @triton.jit ?").
+_INTERPRETER_LOCK = threading.Lock()
+
+
+class _OneLaunchAtATime:
+    """An interpreted kernel whose launches (``kernel[grid](...)``) run one at a time, from any thread."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def __getitem__(self, grid):
+        launch = self.kernel[grid]
+
+        def serial(*args, **kwargs):
+            with _INTERPRETER_LOCK:
+                return launch(*args, **kwargs)
+
+        return serial
+
+    def __getattr__(self, name: str):
+        return getattr(self.kernel, name)
+
+
+def one_launch_at_a_time(*kernels):
+    """The given Triton kernels, those that Triton's interpreter runs (``TRITON_INTERPRET=1`` when they were
+    defined) launched one at a time across threads; compiled kernels are returned as they are (a GPU launch holds
+    its own program ids: nothing added to the CUDA path)."""
+    return tuple(_OneLaunchAtATime(kernel) if type(kernel).__name__ == "InterpretedFunction" else kernel
+                 for kernel in kernels)  # fmt: skip
 
 
 def check_dtype(name: str, tensor: torch.Tensor, backend: str) -> None:
