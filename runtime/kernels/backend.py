@@ -79,7 +79,7 @@ _NOTHING = contextlib.nullcontext()
 # Triton's interpreter runs a launch's programs with module-global state (the program id each reads, its patched
 # triton.language): two threads launching at once read each other's program ids (silently wrong rows) or the
 # unpatched language (its ValueError, "Did you forget to add @triton.jit ?").
-_INTERPRETER_LOCK = threading.Lock()
+_INTERPRETER_LOCK = threading.RLock()  # reentrant: a launch from inside a launch (a subclass's hook) never hangs
 
 
 class _OneLaunchAtATime:
