@@ -281,17 +281,17 @@ def check_softmax_scale(softmax_scale: float) -> float:
     require(_is_real(softmax_scale) and -SOFTMAX_SCALE_MAX <= softmax_scale <= SOFTMAX_SCALE_MAX,
             "softmax_scale must be a finite real number of magnitude at most {limit:.4g} (float32's largest over "
             "log2(e)), got {scale!r}", limit=SOFTMAX_SCALE_MAX, scale=softmax_scale)  # fmt: skip
-    return _checked_float("softmax_scale", softmax_scale, -SOFTMAX_SCALE_MAX, SOFTMAX_SCALE_MAX)
-
-
-def _checked_float(name: str, value: object, low: float, high: float) -> float:
-    """``float(value)``, which the kernels get, checked too: a float subclass (or another ``numbers.Real``) converts
-    through its own ``__float__``, which need not give the value just compared (a NaN passed as a scale of 0.1).
-    One comparison (a Python float converts to itself)."""
-    converted = float(value)
-    require(low <= converted <= high, "{name} {value!r} converts to {converted!r} (its __float__), outside [{low:.4g}, "
-            "{high:.4g}]", name=name, value=value, converted=converted, low=low, high=high)  # fmt: skip
+    # float(x), which the kernels get, is checked too: a float subclass (or another numbers.Real) converts through
+    # its own __float__, which need not give the value just compared (a NaN passed as a scale of 0.1).
+    converted = float(softmax_scale)
+    if not -SOFTMAX_SCALE_MAX <= converted <= SOFTMAX_SCALE_MAX:  # inline: no call on the decode path
+        _refuse_conversion("softmax_scale", softmax_scale, converted, -SOFTMAX_SCALE_MAX, SOFTMAX_SCALE_MAX)
     return converted
+
+
+def _refuse_conversion(name: str, value: object, converted: float, low: float, high: float) -> None:
+    raise KernelInputError(f"{name} {value!r} converts to {converted!r} (its __float__), outside [{low:.4g}, "
+                           f"{high:.4g}]")  # fmt: skip
 
 
 def _is_real(value: object) -> bool:
@@ -319,7 +319,10 @@ def check_eps(eps: float) -> float:
         "3.4e38), got {eps!r}",
         eps=eps,
     )
-    return _checked_float("eps", eps, FLOAT32_SMALLEST_NORMAL, FLOAT32_MAX)
+    converted = float(eps)  # checked as converted, as softmax_scale is
+    if not FLOAT32_SMALLEST_NORMAL <= converted <= FLOAT32_MAX:
+        _refuse_conversion("eps", eps, converted, FLOAT32_SMALLEST_NORMAL, FLOAT32_MAX)
+    return converted
 
 
 def check_values(device: torch.device, validate: bool | None) -> bool:
