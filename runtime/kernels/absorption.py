@@ -53,11 +53,14 @@ def absorb_mla_weights(w_kv_up: torch.Tensor, num_heads: int, qk_nope_dim: int, 
 def _check_absorbed_weights(w_uk: torch.Tensor, w_uv: torch.Tensor) -> None:
     """A decoder's buffers still hold one layer's factors (a module's buffers can be reassigned or loaded with
     ``strict=False``): a ``w_uv`` of one head was broadcast over every head (each head given head 0's values), one
-    of another latent width or dtype raised torch's einsum errors. One comparison on the serving path."""
+    of another latent width or dtype raised torch's einsum errors. Their dtype is one some backend decodes in:
+    ``decoder.to(torch.float8_e4m3fn)`` (``Module.to`` casts buffers to any float dtype) raised torch's
+    NotImplementedError in the absorbed query's product. One comparison on the serving path."""
     require(w_uk.dim() == 3 and w_uv.dim() == 3 and w_uv.shape[:2] == (w_uk.shape[0], w_uk.shape[2])
-            and w_uv.dtype == w_uk.dtype and w_uk.numel() > 0 and w_uv.numel() > 0,
+            and w_uv.dtype == w_uk.dtype and w_uk.dtype in TORCH_DTYPES and w_uk.numel() > 0 and w_uv.numel() > 0,
             "the decoder's buffers must be w_uk [heads, qk_nope_dim, kv_lora_rank] and w_uv [heads, kv_lora_rank, "
-            "v_dim] of one dtype, every size positive, got {uk} {uk_dtype} and {uv} {uv_dtype}", uk=list(w_uk.shape),
+            "v_dim] of one dtype (float32, bfloat16, float16 or float64), every size positive, got {uk} {uk_dtype} "
+            "and {uv} {uv_dtype}", uk=list(w_uk.shape),
             uk_dtype=w_uk.dtype, uv=list(w_uv.shape), uv_dtype=w_uv.dtype)  # fmt: skip
 
 

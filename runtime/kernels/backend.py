@@ -12,6 +12,7 @@ import importlib.util
 import math
 import numbers
 import os
+import threading
 from collections.abc import Iterable
 
 import torch
@@ -74,6 +75,38 @@ def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 _NOTHING = contextlib.nullcontext()
+
+# Triton's interpreter runs a launch's programs with module-global state (the program id each reads, its patched
+# triton.language): two threads launching at once read each other's program ids (silently wrong rows) or the
+# unpatched language (its ValueError, "Did you forget to add @triton.jit ?").
+_INTERPRETER_LOCK = threading.RLock()  # reentrant: a launch from inside a launch (a subclass's hook) never hangs
+
+
+class _OneLaunchAtATime:
+    """An interpreted kernel whose launches (``kernel[grid](...)``) run one at a time, from any thread."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def __getitem__(self, grid):
+        launch = self.kernel[grid]
+
+        def serial(*args, **kwargs):
+            with _INTERPRETER_LOCK:
+                return launch(*args, **kwargs)
+
+        return serial
+
+    def __getattr__(self, name: str):
+        return getattr(self.kernel, name)
+
+
+def one_launch_at_a_time(*kernels):
+    """The given Triton kernels, those that Triton's interpreter runs (``TRITON_INTERPRET=1`` when they were
+    defined) launched one at a time across threads; compiled kernels are returned as they are (a GPU launch holds
+    its own program ids: nothing added to the CUDA path)."""
+    return tuple(_OneLaunchAtATime(kernel) if type(kernel).__name__ == "InterpretedFunction" else kernel
+                 for kernel in kernels)  # fmt: skip
 
 
 def check_dtype(name: str, tensor: torch.Tensor, backend: str) -> None:
@@ -248,7 +281,17 @@ def check_softmax_scale(softmax_scale: float) -> float:
     require(_is_real(softmax_scale) and -SOFTMAX_SCALE_MAX <= softmax_scale <= SOFTMAX_SCALE_MAX,
             "softmax_scale must be a finite real number of magnitude at most {limit:.4g} (float32's largest over "
             "log2(e)), got {scale!r}", limit=SOFTMAX_SCALE_MAX, scale=softmax_scale)  # fmt: skip
-    return float(softmax_scale)
+    # float(x), which the kernels get, is checked too: a float subclass (or another numbers.Real) converts through
+    # its own __float__, which need not give the value just compared (a NaN passed as a scale of 0.1).
+    converted = float(softmax_scale)
+    if not -SOFTMAX_SCALE_MAX <= converted <= SOFTMAX_SCALE_MAX:  # inline: no call on the decode path
+        _refuse_conversion("softmax_scale", softmax_scale, converted, -SOFTMAX_SCALE_MAX, SOFTMAX_SCALE_MAX)
+    return converted
+
+
+def _refuse_conversion(name: str, value: object, converted: float, low: float, high: float) -> None:
+    raise KernelInputError(f"{name} {value!r} converts to {converted!r} (its __float__), outside [{low:.4g}, "
+                           f"{high:.4g}]")  # fmt: skip
 
 
 def _is_real(value: object) -> bool:
@@ -276,7 +319,10 @@ def check_eps(eps: float) -> float:
         "3.4e38), got {eps!r}",
         eps=eps,
     )
-    return float(eps)
+    converted = float(eps)  # checked as converted, as softmax_scale is
+    if not FLOAT32_SMALLEST_NORMAL <= converted <= FLOAT32_MAX:
+        _refuse_conversion("eps", eps, converted, FLOAT32_SMALLEST_NORMAL, FLOAT32_MAX)
+    return converted
 
 
 def check_values(device: torch.device, validate: bool | None) -> bool:

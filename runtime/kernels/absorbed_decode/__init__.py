@@ -137,6 +137,12 @@ def mla_decode(
                 "{batch} and {n}; use backend='torch'", b=TRITON_MAX_TILE, rows=GRID_Y_LIMIT * 16, batch=batch,
                 n=s_q * heads)  # fmt: skip
         check_int32_offsets(block_table=span(block_table))  # a row's start is sequence x row stride, in 32 bits
+        # Triton 3.8's interpreter (CPU tensors) multiplies bfloat16 tiles wrongly (tl.dot off by 1e10 on a 16x16
+        # product): the decode returned garbage (relative error 1e9) without an error. One comparison; the GPU's
+        # kernels compute bfloat16 right.
+        require(device.type != "cpu" or q_nope_absorbed.dtype != torch.bfloat16, "Triton's interpreter "
+                "(TRITON_INTERPRET=1, CPU tensors) computes bfloat16 products (tl.dot) wrongly, so the Triton decode "
+                "takes float16 or float32 there; use backend='torch'")  # fmt: skip
         # A block's start is 64-bit, a row inside it row x row stride in 32 bits: a page of 2**17 rows 2**14 + 16
         # apart wrapped to an offset before the block (a valid, if huge, layout). One comparison on the serving
         # path (the named check took 4 us a call); the refusal names the cache.

@@ -7,9 +7,13 @@ from dataclasses import dataclass, replace
 import torch
 import triton
 
-from ..backend import KernelInputError, check_int32_offsets, span
+from ..backend import KernelInputError, check_int32_offsets, one_launch_at_a_time, span
 from . import MIN_TILE
 from .triton_kernels import decode_kernel, merge_by_sequence_kernel, merge_kernel
+
+decode_kernel, merge_by_sequence_kernel, merge_kernel = one_launch_at_a_time(
+    decode_kernel, merge_by_sequence_kernel, merge_kernel
+)
 
 # Floats one merge program holds per step ([parts, rows, columns] in registers, 4 warps): 32 KB.
 MERGE_STEP_ELEMENTS = 8192

@@ -3,7 +3,10 @@
 import torch
 import triton
 
+from ..backend import one_launch_at_a_time
 from .triton_kernels import norm_backward_kernel, norm_forward_kernel
+
+norm_backward_kernel, norm_forward_kernel = one_launch_at_a_time(norm_backward_kernel, norm_forward_kernel)
 
 # Rows per tile and warps per program (forward, backward): see benchmarks/RESULTS.md for the sweep.
 FORWARD_TILE = {"ROWS": 4, "num_warps": 4}

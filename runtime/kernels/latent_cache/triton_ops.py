@@ -2,8 +2,10 @@
 
 import triton
 
-from ..backend import check_int32_offsets, span
+from ..backend import check_int32_offsets, one_launch_at_a_time, span
 from .triton_kernels import cache_append_kernel
+
+(cache_append_kernel,) = one_launch_at_a_time(cache_append_kernel)
 
 # Tokens per program and warps: two rows of 512 + 64 channels in one warp, many small programs in flight (the best
 # of the tiles benchmarks/kernels_decode_rounds.py sweeps on an H200 with the streaming hints; persistent programs

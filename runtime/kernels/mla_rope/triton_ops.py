@@ -6,9 +6,13 @@ import torch
 import triton
 from torch.autograd.function import once_differentiable
 
-from ..backend import batched_gradients
+from ..backend import batched_gradients, one_launch_at_a_time
 from . import reference
 from .triton_kernels import rope_kv_backward_kernel, rope_kv_forward_kernel, rope_q_inplace_kernel
+
+rope_kv_backward_kernel, rope_kv_forward_kernel, rope_q_inplace_kernel = one_launch_at_a_time(
+    rope_kv_backward_kernel, rope_kv_forward_kernel, rope_q_inplace_kernel
+)
 
 # Each program owns one token and up to ``max_heads`` of its heads, in ``num_warps`` warps (fewer for fewer heads,
 # ``_warps``). Picked by the sweep in benchmarks/kernels_train.py on an H100: large tiles win (more loads in flight

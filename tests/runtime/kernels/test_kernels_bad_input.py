@@ -70,6 +70,13 @@ def saved_then_rotated():
     mla_rope_q(q, COS[:, :4], SIN[:, :4], 4, 4)
 
 
+class FloatConvertingToNaN(float):
+    """A float whose conversion (``float(x)``, what the ops pass the kernels) gives NaN: its value compared as 0.1."""
+
+    def __float__(self):
+        return math.nan
+
+
 REFUSED = {
     "q is not a tensor": lambda: mla_rope_q([[1.0]], COS, SIN, 4, 4),
     "missing block table": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe, *paged_case().cache_args()[:2],
@@ -221,6 +228,17 @@ REFUSED = {
     "a decoder whose w_uv has another latent width": decoder_with(w_uv=lambda w_uv: torch.randn(4, 33, 4)),
     "a decoder whose w_uv is float64": decoder_with(w_uv=lambda w_uv: w_uv.double()),
     "a decoder whose w_uk is 2-D": decoder_with(w_uk=lambda w_uk: w_uk[0]),
+    # Module.to casts buffers to any float dtype: a float8 decoder and query raised torch's NotImplementedError.
+    "a decoder cast to float8 by Module.to": lambda: (lambda case: AbsorbedMLADecoder(
+        torch.randn(4 * (8 + 4), 32), 4, 8, 4, SCALE).to(torch.float8_e4m3fn)(
+        torch.randn(2, 1, 4, 8).to(torch.float8_e4m3fn), case.q_pe, *case.cache_args()))(paged_case()),
+    # The checks compared the value, the ops passed float(value) on: a NaN scale or eps reached the kernels.
+    "a softmax_scale whose __float__ gives NaN": lambda: mla_decode(paged_case().q_lat, paged_case().q_pe,
+                                                                    *paged_case().cache_args(),
+                                                                    FloatConvertingToNaN(0.1)),
+    "an eps whose __float__ gives NaN": lambda: fused_down_norm_up(torch.zeros(3, 4), torch.randn(2, 4),
+                                                                   torch.randn(5, 2), torch.ones(2),
+                                                                   FloatConvertingToNaN(1e-6)),
 }  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 (by test_kernels_triton_interpreter.py, in a subprocess, since the variable must be set before triton loads)."""
 
 import os
+import threading
 
 import pytest
 import torch
@@ -234,6 +235,12 @@ PAST_TRITON_LIMITS = {
     "an int32-offset table past 32-bit offsets": lambda: mla_rope_q(
         torch.zeros(4, 1, 8), torch.ones(1, 4).expand(2**31 + 8, 4), torch.zeros(1, 4).expand(2**31 + 8, 4), 4, 4,
         torch.tensor([0, 4], dtype=torch.int32), backend="triton"),
+    # The seventh pass: the interpreter's bfloat16 tl.dot is wrong (off by 1e10 on a 16x16 product), and a bfloat16
+    # decode on the CPU returned garbage (relative error 1e9 against float64) with no error.
+    "a bfloat16 decode on the interpreter": lambda: mla_decode(
+        torch.zeros(1, 1, 1, 16, dtype=torch.bfloat16), torch.zeros(1, 1, 1, 16, dtype=torch.bfloat16),
+        torch.zeros(1, 16, 16, dtype=torch.bfloat16), torch.zeros(1, 16, 16, dtype=torch.bfloat16),
+        torch.zeros(1, 1, dtype=torch.int32), torch.full((1,), 16, dtype=torch.int32), 0.1, backend="triton"),
 }  # fmt: skip
 
 
@@ -351,3 +358,28 @@ def test_rope_q_backward_leaves_a_gradient_that_a_hook_kept_alone(keep):
     expected_q = torch.zeros_like(q).requires_grad_()
     (mla_rope_q(expected_q * 1, cos, sin, QK_HEAD_DIM, EMB_DIM, backend="torch") * weights).sum().backward()
     assert relative_error(q_leaf.grad, expected_q.grad) < 2 * TOLERANCE[torch.float32]
+
+
+def test_threads_launching_at_once_get_their_own_results():
+    """Triton's interpreter keeps a launch's program ids (and its patched triton.language) in module-global state:
+    rotations of four sizes started from four threads at once read each other's ids (tokens rotated at another
+    launch's positions, relative errors near 1, no error raised) or raised the interpreter's ValueError. The
+    interpreted kernels launch one at a time now; each thread's result is the serial one."""
+    generator = torch.Generator().manual_seed(23)
+    cos, sin = megatron_cos_sin(rope_angles(generator), torch.float32)
+    qs = [random((MAX_SEQ, 1 + i, HEADS, QK_HEAD_DIM + EMB_DIM), torch.float32, generator) for i in range(4)]
+    expected = [mla_rope_q(q.clone(), cos, sin, QK_HEAD_DIM, EMB_DIM, backend="torch") for q in qs]
+    results, start = [None] * len(qs), threading.Barrier(len(qs))
+
+    def rotate(index):
+        start.wait()
+        for _ in range(3):
+            results[index] = mla_rope_q(qs[index].clone(), cos, sin, QK_HEAD_DIM, EMB_DIM, backend="triton")
+
+    threads = [threading.Thread(target=rotate, args=(index,)) for index in range(len(qs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for got, want in zip(results, expected, strict=True):
+        assert got is not None and relative_error(got, want) < 2 * TOLERANCE[torch.float32]
