@@ -125,28 +125,28 @@ def _fetch_part(CKV, KPE, ckv_rows, kpe_rows, stride_cb, stride_cr: gl.constexpr
                 _tma_load(ckv_rows, [row, COLUMN + chunk * CHUNK], landed, latent.slice(chunk * CHUNK, CHUNK, dim=1))
             if WITH_ROPE:
                 _tma_load(kpe_rows, [row, 0], landed, rope)
+            # The part lands on every loader thread's arrival (a row copy's count): the expect was one of them.
+            mbarrier.arrive(landed, count=32 * LOADER_WARPS - 1)
         else:
             _gather_part(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks, tile_start,
-                         key_start, key_end, latent, COLUMN, rope, WITH_ROPE, PAGE, BLOCK_N)  # fmt: skip
-            # One arrival expected (TMA's expect): each thread's copies hold the phase, one thread arrives.
-            async_copy.mbarrier_arrive(landed)
-            mbarrier.arrive(landed)
+                         key_start, key_end, latent, COLUMN, rope, WITH_ROPE, landed, PAGE, BLOCK_N)  # fmt: skip
     else:
         _gather_part(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks, tile_start, key_start,
-                     key_end, latent, COLUMN, rope, WITH_ROPE, PAGE, BLOCK_N)  # fmt: skip
-        async_copy.mbarrier_arrive(landed, increment_count=False)
+                     key_end, latent, COLUMN, rope, WITH_ROPE, landed, PAGE, BLOCK_N)  # fmt: skip
 
 
 @gluon.jit
 def _gather_part(CKV, KPE, stride_cb, stride_cr: gl.constexpr, stride_kb, stride_kr: gl.constexpr, table, num_blocks,
-                 tile_start, key_start, key_end, latent, COLUMN: gl.constexpr, rope, WITH_ROPE: gl.constexpr,
+                 tile_start, key_start, key_end, latent, COLUMN: gl.constexpr, rope, WITH_ROPE: gl.constexpr, landed,
                  PAGE: gl.constexpr, BLOCK_N: gl.constexpr):  # fmt: skip
-    """``_fetch_part``'s copies row by row (asynchronous 16-byte pieces from every loader thread)."""
+    """``_fetch_part``'s copies row by row (asynchronous 16-byte pieces from every loader thread), each thread
+    arriving on ``landed`` once its own copies are done."""
     _gather(CKV, stride_cb, stride_cr, table, num_blocks, tile_start, key_start, key_end, latent, PAGE, COLUMN,
             latent.shape[1], BLOCK_N)  # fmt: skip
     if WITH_ROPE:
         _gather(KPE, stride_kb, stride_kr, table, num_blocks, tile_start, key_start, key_end, rope, PAGE, 0,
                 rope.shape[1], BLOCK_N)  # fmt: skip
+    async_copy.mbarrier_arrive(landed, increment_count=False)
 
 
 @gluon.jit
@@ -486,11 +486,13 @@ def decode_kernel(
     stats = gl.allocate_shared_memory(gl.float32, [4 * BLOCK_H], gl.SwizzledSharedLayout(1, 1, 1, [0]))
     bars = gl.allocate_shared_memory(gl.int64, [BARRIERS, 1], mbarrier.MBarrierLayout())
     loader_threads: gl.constexpr = 32 * LOADER_WARPS
-    # A part lands on one arrival with TMA (the expected bytes), else on every loader thread's copies.
-    part_arrivals: gl.constexpr = 1 if TMA else loader_threads
+    # A part lands once every loader thread has arrived: each after its own row copies (cp.async's arrival, which
+    # leaves the count as it is), or all at once by one thread after the tensor copies' expect (their bytes).
+    # Never an arrival that raises the count (cp.async's default): compute-sanitizer's synccheck stops the
+    # kernel at such a barrier overflow.
     for buffer in gl.static_range(2):
-        mbarrier.init(bars.index(FIRST_LANDED + buffer), count=part_arrivals)
-        mbarrier.init(bars.index(SECOND_LANDED + buffer), count=part_arrivals)
+        mbarrier.init(bars.index(FIRST_LANDED + buffer), count=loader_threads)
+        mbarrier.init(bars.index(SECOND_LANDED + buffer), count=loader_threads)
         mbarrier.init(bars.index(FIRST_FREED + buffer), count=1)
         mbarrier.init(bars.index(SECOND_FREED + buffer), count=1)
         mbarrier.init(bars.index(TILE_READY + buffer), count=1)

@@ -526,12 +526,13 @@ def make_decode(case: Case, dtype):
     ``torch.empty`` pages may: no backend may let them into a result."""
     p, generator = case.params, torch.Generator().manual_seed(case.seed)
     batch, block_size, max_blocks, rank = len(p["lengths"]), p["block_size"], p["max_blocks"], p["rank"]
+    rope = p.get("rope", ROPE_DIM)
     num_blocks = batch * max_blocks + 1
     ckv = randn((num_blocks, block_size, rank), dtype, generator)
-    kpe = randn((num_blocks, block_size, ROPE_DIM), dtype, generator)
+    kpe = randn((num_blocks, block_size, rope), dtype, generator)
     order = torch.randperm(num_blocks, generator=generator)
     table = torch.full((batch, max_blocks), -1, dtype=torch.int32)
-    ckv_rows, kpe_rows = ckv.view(-1, rank), kpe.view(-1, ROPE_DIM)
+    ckv_rows, kpe_rows = ckv.view(-1, rank), kpe.view(-1, rope)
     used = torch.zeros(num_blocks * block_size, dtype=torch.bool)
     for row, length in enumerate(p["lengths"]):
         blocks = order[row * max_blocks : row * max_blocks + -(-length // block_size)]
@@ -552,7 +553,7 @@ def make_decode(case: Case, dtype):
     q_shape = (batch + (case.invalid == "batch mismatch"), p["s_q"], p["heads"])
     q_layout = "every_other" if case.invalid == "strided q" else p["q_layout"]
     q_lat = randn((*q_shape, rank + 16 * (case.invalid == "rank mismatch")), dtype, generator, q_layout)
-    q_pe = randn((*q_shape, ROPE_DIM), dtype, generator)
+    q_pe = randn((*q_shape, rope), dtype, generator)
     ckv, kpe = cache_views(ckv, kpe, case.invalid or p["cache_layout"])
     table, lengths = table.to(DEVICE), lengths.to(DEVICE)
     if case.invalid == "int64 lengths":
@@ -587,6 +588,39 @@ def cache_views(ckv, kpe, layout):
 @PROPERTY
 @given(case=decode_cases(), backend=st.sampled_from(BACKENDS), dtype_index=st.integers(0, 2))
 def test_decode(case, backend, dtype_index):
+    check_decode_case(case, backend, dtype_index)
+
+
+@st.composite
+def hopper_decode_cases(draw):
+    """Decode cases at the narrow (up to 32 query rows), seesaw (more rows, a 64-wide rope) and 64-row kernels'
+    shapes: heads up to 128, a latent of 64 to 512, pages of 16 to 128 tokens, lengths across page and tile
+    edges."""
+    block_size = draw(st.sampled_from([16, 32, 64, 128]))
+    s_q, heads = draw(st.integers(1, 2)), draw(st.sampled_from([1, 8, 16, 20, 32, 40, 64, 128]))
+    max_blocks, batch = draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    edges = st.sampled_from([s_q, 63, 64, 65, block_size, block_size + 1, max_blocks * block_size])
+    lengths = draw(st.lists(edges | st.integers(s_q, max_blocks * block_size), min_size=batch, max_size=batch))
+    params = {
+        "block_size": block_size,
+        "s_q": s_q,
+        "heads": heads,
+        "rank": draw(st.sampled_from([64, 128, 256, 512])),
+        "rope": draw(st.sampled_from([64, 64, 32])),
+        "max_blocks": max_blocks,
+        "lengths": [min(length, max_blocks * block_size) for length in lengths],
+        "causal": draw(st.booleans()),
+        "splits": draw(st.none() | st.integers(1, 40)),
+        "q_layout": draw(st.sampled_from(["contiguous", "strided"])),
+        "cache_layout": draw(st.sampled_from(CACHE_LAYOUTS)),
+    }
+    invalid = draw(st.none() | st.sampled_from(DECODE_MUTATIONS))
+    return Case(draw(st.integers(0, 2**31 - 1)), params, invalid, invalid in DECODE_VALUE_MUTATIONS)
+
+
+def check_decode_case(case: Case, backend: str, dtype_index: int):
+    """One drawn decode case on ``backend``: valid ones match float64, invalid ones are refused (and, unchecked,
+    run memory-safely, equal to the reference where the clamping defines the result)."""
     dtype = dtypes_for(backend, matmul=True)[dtype_index % len(dtypes_for(backend, matmul=True))]
     p = case.params
     if case.invalid == "misaligned cache" and backend == "torch":

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 from decode_case_inputs import SCALE, PagedCase, decode_from_math
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kernel_property_cases import PROPERTY, check_decode_case, hopper_decode_cases
 from kernels_case_inputs import TOLERANCE, relative_error
 
 triton = pytest.importorskip("triton")
@@ -69,6 +72,15 @@ def test_kernel_compiles_for_hopper_within_one_multiprocessors_shared_memory(buf
     # ptxas serializes every warpgroup MMA of the kernel when registers of one in flight are rewritten.
     assert "C7515" not in report, report
     assert len(re.findall(r"\bHGMMA\b", sass)) >= 2
+    assert not counting_async_arrivals((tmp_path / "decode.ptx").read_text())
+
+
+def counting_async_arrivals(ptx: str) -> list[str]:
+    """``cp.async.mbarrier.arrive`` without ``.noinc``: an arrival that first raises the barrier's pending count,
+    past the count it was initialized with where other threads arrive on it too. compute-sanitizer's synccheck
+    reports that as a barrier overflow and stops the kernel (the seesaw kernel's row-copied tiles under TMA did,
+    on an H200), so a serving stack checked with it could not run the decode."""
+    return re.findall(r"cp\.async\.mbarrier\.arrive(?!\.noinc)\S*", ptx)
 
 
 # (rank, page, TMA): whole tiles by TMA in pages of 64 and 128 tokens, row by row (pages of 16, other layouts).
@@ -95,6 +107,7 @@ def test_seesaw_kernel_compiles_for_hopper_within_its_shared_memory_estimate(ran
     tensor_copies = len(re.findall(r"cp\.async\.bulk\.tensor", ptx))
     assert tensor_copies == (2 * (rank // 64) + 2 if tma else 0)
     assert not global_loads_between_waits_and_tensor_copies(ptx)
+    assert not counting_async_arrivals(ptx)
 
 
 def global_loads_between_waits_and_tensor_copies(ptx: str) -> list[str]:
@@ -187,6 +200,7 @@ def test_narrow_kernel_compiles_for_hopper_within_its_shared_memory_estimate(ran
     # A programmatic dependent of the kernel before it: nothing is read before griddepcontrol.wait; the merge,
     # launched as this kernel's dependent, may start once every program has passed the wait.
     ptx = (tmp_path / "decode.ptx").read_text()
+    assert not counting_async_arrivals(ptx)
     assert _first_global_read(ptx) > ptx.index("griddepcontrol.wait") < ptx.index("griddepcontrol.launch_dependents")
     # Partial results (float32) stay in L2 for the merge (a cache hint carrying an L2 evict_last policy); the final
     # output (16-bit) does not ask to.
@@ -480,3 +494,15 @@ def test_seesaw_kernel_reads_repeated_and_overlapping_rows_on_hopper():
                                         SCALE, backend="torch")  # fmt: skip
         assert relative_error(out.cpu(), want_out.cpu()) < 2 * TOLERANCE[torch.bfloat16]
         assert relative_error(lse.cpu(), want_lse.cpu()) < 1e-5
+
+
+@pytest.mark.skipif(not HOPPER, reason="the Gluon kernels run on sm_90 only")
+@settings(PROPERTY, max_examples=60)
+@given(case=hopper_decode_cases(), dtype_index=st.integers(0, 2))
+def test_decode_at_the_hopper_kernels_shapes(case, dtype_index):
+    """The property test of ``mla_decode`` at the Gluon kernels' own shapes (kernel_property_cases.py draws small ones,
+    which take the Triton kernel): valid cases match float64, invalid ones are refused, and unchecked index values
+    run to completion, equal to the reference where the clamping defines the result. Run under compute-sanitizer's
+    memcheck with ``PYTORCH_NO_CUDA_MEMORY_CACHING=1``, it also shows those values read nothing outside the tensors
+    (benchmarks/RESULTS.md, fifteenth pass)."""
+    check_decode_case(case, "triton", dtype_index)
