@@ -52,6 +52,7 @@ from .gluon_kernels import (
 _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
 CONSUMER_WARPS = gl.constexpr(4)  # one warpgroup each; the kernel launches with this many (the first consumer)
 LOADER_WARPS = gl.constexpr(4)
+LOADER_THREADS = gl.constexpr(32 * LOADER_WARPS.value)  # the count every part barrier waits for
 # Registers per thread, within the 168 x 384 the launch holds: the consumers' 64 x RANK/2 float32 accumulators take
 # 128 (their loops do not spill at 232); the loader's 40 keep its whole-tile path free of spills (at 24 it reloaded
 # spilled values between a buffer's wait and its tensor copies: benchmarks/RESULTS.md, twelfth pass).
@@ -126,7 +127,7 @@ def _fetch_part(CKV, KPE, ckv_rows, kpe_rows, stride_cb, stride_cr: gl.constexpr
             if WITH_ROPE:
                 _tma_load(kpe_rows, [row, 0], landed, rope)
             # The part lands on every loader thread's arrival (a row copy's count): the expect was one of them.
-            mbarrier.arrive(landed, count=32 * LOADER_WARPS - 1)
+            mbarrier.arrive(landed, count=LOADER_THREADS - 1)
         else:
             _gather_part(CKV, KPE, stride_cb, stride_cr, stride_kb, stride_kr, table, num_blocks, tile_start,
                          key_start, key_end, latent, COLUMN, rope, WITH_ROPE, landed, PAGE, BLOCK_N)  # fmt: skip
@@ -485,19 +486,18 @@ def decode_kernel(
     kpe_smem = gl.allocate_shared_memory(dtype, [2, BLOCK_N, ROPE], _operand_layout(ROPE))
     stats = gl.allocate_shared_memory(gl.float32, [4 * BLOCK_H], gl.SwizzledSharedLayout(1, 1, 1, [0]))
     bars = gl.allocate_shared_memory(gl.int64, [BARRIERS, 1], mbarrier.MBarrierLayout())
-    loader_threads: gl.constexpr = 32 * LOADER_WARPS
     # A part lands once every loader thread has arrived: each after its own row copies (cp.async's arrival, which
     # leaves the count as it is), or all at once by one thread after the tensor copies' expect (their bytes).
     # Never an arrival that raises the count (cp.async's default): compute-sanitizer's synccheck stops the
     # kernel at such a barrier overflow.
     for buffer in gl.static_range(2):
-        mbarrier.init(bars.index(FIRST_LANDED + buffer), count=loader_threads)
-        mbarrier.init(bars.index(SECOND_LANDED + buffer), count=loader_threads)
+        mbarrier.init(bars.index(FIRST_LANDED + buffer), count=LOADER_THREADS)
+        mbarrier.init(bars.index(SECOND_LANDED + buffer), count=LOADER_THREADS)
         mbarrier.init(bars.index(FIRST_FREED + buffer), count=1)
         mbarrier.init(bars.index(SECOND_FREED + buffer), count=1)
         mbarrier.init(bars.index(TILE_READY + buffer), count=1)
         mbarrier.init(bars.index(SUMS_STORED + buffer), count=1)
-    mbarrier.init(bars.index(QUERIES_LANDED), count=loader_threads)
+    mbarrier.init(bars.index(QUERIES_LANDED), count=LOADER_THREADS)
     mbarrier.init(bars.index(QUERIES_FREED), count=2)
     fence_async_shared()
     gl.warp_specialize(
