@@ -205,6 +205,9 @@ class FileContext:
         swapped = next((m for m in self.project.swapped for module in modules if _within(module, m)), None)
         if swapped is not None:
             return f"some file swaps in or out of `sys.modules` (`{swapped}`)"
+        if f"{source}.{name}" in self.project.named_paths:
+            # the path of a patch, set when the patch layer runs: after the builder's import or before it
+            return f'some file names with `{name}` in a string ("{source}.{name}": a patch may set it by that path)'
         relpath = self.project.project_file(source)
         if relpath is None or self.project.root is None:
             return None

@@ -57,6 +57,9 @@ _MODULES_CHANGED = re.compile(
     r"(?:patch\.dict|setitem|delitem)\(\s*(?:\w+\.)*modules\b"
 )
 _MODULE_NAME_LITERAL = re.compile(r"""[rRbBuU]?["']([A-Za-z_]\w*(?:\.\w+)*)["']""")
+# `"pkg.mla_impl.MLASelfAttention"` anywhere in a file: a patch registry's target (MindSpeed's and other patch
+# layers' `register_patch(path, new)`, a table of paths a loop hands to `setattr`), set by that path at run time
+_DOTTED_PATH_LITERAL = re.compile(r"""[rRbBuU]?["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)["']""")
 # a patch target whose last part is computed (`f"{MODULE}.{name}"`): any global of any module may be patched
 _ANY_NAME = "*"
 _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE)
@@ -90,6 +93,7 @@ class Project:
     maybe_stored: dict[str, frozenset[str]] = field(default_factory=dict)  # name -> files that may set `x.name`
     reloaded: frozenset[str] = frozenset()  # the last parts of the modules some file reloads (`importlib.reload`)
     swapped: frozenset[str] = frozenset()  # modules some file puts into (or takes out of) `sys.modules` by name
+    named_paths: frozenset[str] = frozenset()  # dotted paths some Python file writes as a string literal
     imported_from: dict[str, set[str]] = field(default_factory=dict)  # module -> names other files import
     importers: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (module, name) -> relpaths
     # what importing the seam runs: each of its packages, then the adapter module, by name
@@ -111,6 +115,7 @@ class Project:
         maybe_stored: dict[str, set[str]] = {}
         reloaded: set[str] = set()
         swapped: set[str] = set()
+        named_paths: set[str] = set()
         seam_module = ".".join(settings.adapter_module_parts)
         seam_name = seam_module.rpartition(".")[2]
         seam_reads = _seam_reads(seam_module) if seam_module else None
@@ -142,10 +147,12 @@ class Project:
                 reloaded.update(match.group(1).rpartition(".")[2] for match in _RELOADED.finditer(text))
             if "modules" in text:
                 swapped.update(_swapped_modules(text))
+            named_paths.update(_DOTTED_PATH_LITERAL.findall(text))
         project.patched = frozenset(patched)
         project.maybe_stored = {name: frozenset(relpaths) for name, relpaths in maybe_stored.items()}
         project.reloaded = frozenset(reloaded)
         project.swapped = frozenset(swapped)
+        project.named_paths = frozenset(named_paths)
         project.seam_packages = seam_inits(settings.root, project.project_file, ".".join(settings.adapter_module_parts))
         return project
 

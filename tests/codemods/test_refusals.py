@@ -823,17 +823,36 @@ RETURNS_CLASS = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config
 RETURNS_CLASS += "    if config.multi_latent_attention:\n        return MLASelfAttention\n    return None\n"
 
 
-def test_a_name_from_a_module_some_file_reloads_stays_where_the_builder_reads_it(tmp_path: Path) -> None:
-    # `importlib.reload` runs the module again: the builder keeps the class it imported, a moved arm's import
-    # would get the new one
+# Files that give the builder's imported class another value later, each with the call that does it: the builder
+# keeps the class it imported, a moved arm's import, run at each call, would get the new one
+RENEWING_FILES = {
+    # `importlib.reload` runs the module again
+    "reload": ("import importlib\n\nimport pkg.mla_impl\n\n\ndef renew():\n    importlib.reload(pkg.mla_impl)\n",
+               "which some file reloads"),
+    # a patch layer (MindSpeed's `register_patch`, hcu_megatron's, a fork's own) sets the class by its dotted path
+    # with a computed `setattr` when it runs: no `module.Name = ...` or `setattr(module, "Name", ...)` in its text
+    "patch layer": ("""import importlib
+
+PATCHES = {"pkg.mla_impl.MLASelfAttention": type("Patched", (), {})}
+
+
+def renew():
+    for path, new in PATCHES.items():
+        module, _, name = path.rpartition(".")
+        setattr(importlib.import_module(module), name, new)
+""", '"pkg.mla_impl.MLASelfAttention": a patch may set it by that path'),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("renewing", RENEWING_FILES)
+def test_a_name_some_file_gives_a_new_value_stays_where_the_builder_reads_it(renewing, tmp_path: Path) -> None:
+    renewer, reason = RENEWING_FILES[renewing]
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n",
-             "pkg/model.py": RETURNS_CLASS,
-             "pkg/hooks.py": "import importlib\n\nimport pkg.mla_impl\n\n\ndef reset():\n"
-                             "    importlib.reload(pkg.mla_impl)\n"}  # fmt: skip
+             "pkg/model.py": RETURNS_CLASS, "pkg/hooks.py": renewer}  # fmt: skip
     said, original, rewritten = applied_beside_original(tmp_path, files)
-    assert "which some file reloads" in said, said
+    assert reason in said, said
     check = "from types import SimpleNamespace as C; from pkg import hooks, mla_impl, model\n"
-    check += "c = C(multi_latent_attention=1); first = model.build(c); hooks.reset()\n"
+    check += "c = C(multi_latent_attention=1); first = model.build(c); hooks.renew()\n"
     check += "print(first is model.build(c), model.build(c) is mla_impl.MLASelfAttention)"
     ran = printed(check, original, rewritten)
     assert ran[0] == ran[1] == "True False\n"
