@@ -178,7 +178,10 @@ class FileContext:
         if statement is None:
             return Refusal(f"it reads {why} imported under `try`/`if`/`with`: the adapter cannot share its binding")
         if self.project.is_patched(name):
-            return Refusal(f"it reads {why} that a test patches by name; the adapter would not see the patch")
+            return Refusal(
+                f"it reads {why} that some file (a test, a patch layer) patches or sets by name; the adapter would not "
+                "see the patch"
+            )
         if self.project.reexported(self.module_name, name, self.relpath):
             return Refusal(
                 f"it reads {why} that another module or a doctest imports from it (or reads as its attribute) or a "

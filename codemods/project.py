@@ -23,14 +23,30 @@ from seamfix.codemods.package_init import PackageInit, seam_inits
 from seamfix.config import DEFAULT_EXCLUDE, Settings, module_parts, package_parts
 
 # `patch("pkg.mod.Name")`, `mocker.patch(target=f"{MODULE}.Name")`, `monkeypatch.setattr("pkg.mod.Name", value)`,
-# `monkeypatch.delattr("pkg.mod.Name")`, `patch("pkg.mod." "Name")`: where a target's string literals start
-# (`_patched_names` joins them)
-_PATCHED_PATH = re.compile(r"""(?:patch|setattr|delattr)\(\s*(?:target\s*=\s*)?(?=[rRbBuUfF]{0,2}["'])""")
+# `monkeypatch.delattr("pkg.mod.Name")`, `patch("pkg.mod." "Name")`, `mod.__setattr__("Name", value)`: where a
+# target's string literals start (`_patched_names` joins them)
+_PATCHED_PATH = re.compile(r"""(?:patch|setattr|delattr)(?:__)?\(\s*(?:target\s*=\s*)?(?=[rRbBuUfF]{0,2}["'])""")
 _STRING_LITERAL = re.compile(r"""\s*[rRbBuUfF]{0,2}(["'])((?:\\.|(?!\1)[^\\\n])*)\1""")
 # `patch.object(mod, "Name")`, `monkeypatch.setattr(mod, "Name", value)`, `setattr(mod, "Name", v)`, `delattr`,
-# `patch.object(target=mod, attribute="Name")` (group 2)
+# `object.__setattr__(mod, "Name", v)`, `patch.object(target=mod, attribute="Name")` (group 2)
 _PATCHED_ATTRIBUTE = re.compile(
-    r"""(?:setattr|delattr|patch\.object|patch\.multiple)\(\s*[^,()]+,\s*["'](\w+)["']|\battribute\s*=\s*["'](\w+)["']"""
+    r"""(?:setattr|delattr|__setattr__|__delattr__|patch\.object|patch\.multiple)\(\s*[^,()]+,\s*["'](\w+)["']|"""
+    r"""\battribute\s*=\s*["'](\w+)["']"""
+)
+# `setattr(mod, name, value)` with a computed name (a patch table's loop: `for name, new in PATCHES.items()`) on
+# a name the file imports (group 1: `import pkg.mla_impl`), or anywhere in a file that looks modules up by name
+# (`importlib.import_module(path)`, `sys.modules[path]`): a patch layer, not a config's or a tensor's attributes;
+# every name the file writes as a string may be one it sets
+_COMPUTED_SETATTR = re.compile(
+    r"""\bsetattr\(\s*(?!(?:self|cls)\s*,)([A-Za-z_]\w*)[^,()]*,(?!\s*[rRbBuUfF]{0,2}["'])"""
+)
+_MODULE_LOOKUP = re.compile(r"""\bimport_module\(|\b__import__\(|\bmodules\s*\[|\bresolve_name\(""")
+_IDENTIFIER_LITERAL = re.compile(r"""[rRbBuU]?["']([A-Za-z_]\w*)["']""")
+# a module's namespace written as a dict: `vars(mod)["Name"] = x` (group 1), `mod.__dict__.update(Name=x)`,
+# `vars(mod).update({"Name": x})`, `vars(mod).setdefault("Name", x)` (the call's keywords and string literals)
+_NAMESPACE_WRITE = re.compile(
+    r"""(?:__dict__|\bvars\([^()]*\))(?:\[\s*[rRbBuU]?["'](\w+)["']\s*\]\s*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)|"""
+    r"""\.(?:update|setdefault|__setitem__)\()"""
 )
 # `patch.multiple("pkg.mod", Name=fake)`, `patch.multiple(mod, Name=fake)`: each keyword names a patched global
 _PATCHED_KEYWORDS = re.compile(r"patch\.multiple\(")
@@ -138,7 +154,7 @@ class Project:
                 continue
             if seam_reads is not None and seam_name in text and relpath != settings.adapter:
                 project.seam_reads |= _names_read(seam_reads, text)
-            if "patch" in text or "setattr" in text or "delattr" in text:
+            if any(needle in text for needle in ("patch", "setattr", "delattr", "__dict__", "vars(")):
                 patched.update(_patched_names(text))
             patched.update(match.group(1) for match in _ASSIGNED_ATTRIBUTE.finditer(text))
             for name in set(_MAYBE_STORED_ATTRIBUTE.findall(text)):
@@ -288,7 +304,9 @@ def _names_read(pattern: re.Pattern[str], text: str) -> frozenset[str]:
 def _patched_names(text: str) -> Iterator[str]:
     """The globals ``text`` patches or sets by name, in any module: the last part of a string target (all
     of a target's adjacent literals joined; ``_ANY_NAME`` where that part is computed in an f-string), the
-    attribute of ``setattr(mod, "Name")``-style calls, the keywords of ``patch.multiple``."""
+    attribute of ``setattr(mod, "Name")``-style calls, the keywords of ``patch.multiple``, the keys of a module
+    namespace written as a dict (``vars(mod)["Name"] = x``), and every string of a file that calls ``setattr`` with
+    a computed name and looks modules up by name."""
     for match in _PATCHED_PATH.finditer(text):
         target, position = "", match.end()
         while literal := _STRING_LITERAL.match(text, position):
@@ -302,6 +320,28 @@ def _patched_names(text: str) -> Iterator[str]:
     for match in _PATCHED_KEYWORDS.finditer(text):
         arguments = _call_arguments(text, match.end())
         yield from (name for name in _KEYWORD.findall(arguments) if name not in _MULTIPLE_OPTIONS)
+    if (objects := set(_COMPUTED_SETATTR.findall(text))) and (
+        _MODULE_LOOKUP.search(text) or not objects.isdisjoint(_imported_names(text))
+    ):
+        yield from _IDENTIFIER_LITERAL.findall(text)
+    for match in _NAMESPACE_WRITE.finditer(text):
+        if match.group(1):
+            yield match.group(1)
+        else:
+            yield from _IDENTIFIER_LITERAL.findall(text, match.end(), _bracket_end(text, match.end()))
+            yield from _KEYWORD.findall(_call_arguments(text, match.end()))
+
+
+def _imported_names(text: str) -> set[str]:
+    """The names the import statements of ``text`` bind (``import a.b`` binds ``a``; ``as`` names their alias)."""
+    statements = [match.group(1) for match in _IMPORT.finditer(text)]
+    statements += [match.group(2) for match in _FROM_IMPORT.finditer(text)]
+    names = set()
+    for statement in statements:
+        for part in _COMMENT.sub("", statement).strip("() \t").split(","):
+            if words := part.split():
+                names.add(words[-1] if len(words) == 3 and words[1] == "as" else words[0].partition(".")[0])
+    return names
 
 
 def _call_arguments(text: str, start: int) -> str:
