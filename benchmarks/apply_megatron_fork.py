@@ -18,7 +18,6 @@ to run on a CPU: ``benchmarks/fork_preludes/flagscale_cpu.py`` points FlagScale'
 from __future__ import annotations
 
 import argparse
-import filecmp
 import json
 import os
 import shutil
@@ -28,8 +27,9 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "runtime" / "megatron")]
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "codemods"), str(REPO / "tests" / "runtime" / "megatron")]
 from megatron_releases import TYPING_OVERRIDE  # noqa: E402 - the suite's helpers, not a package
+from test_megatron_apply import changed_files  # noqa: E402
 from test_megatron_corpus import ALLOW  # noqa: E402
 
 ADAPTER = "megatron/core/mla_seam.py"
@@ -83,13 +83,8 @@ def main() -> int:
 
 def _changed_modules(original: Path, rewritten: Path) -> list[str]:
     """The modules apply rewrote or added, by import name."""
-    changed = []
-    for path in sorted((rewritten / "megatron").rglob("*.py")):
-        relative = path.relative_to(rewritten)
-        before = original / relative
-        if not before.exists() or not filecmp.cmp(before, path, shallow=False):
-            changed.append(relative.with_suffix("").as_posix().replace("/", ".").removesuffix(".__init__"))
-    return changed
+    return [path.removesuffix(".py").replace("/", ".").removesuffix(".__init__") for path in
+            changed_files(original, rewritten)]  # fmt: skip
 
 
 def _python(tree: Path, prelude: str, script: Path, *arguments: str) -> str:
