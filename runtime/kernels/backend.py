@@ -42,7 +42,9 @@ def triton_interpreter_enabled() -> bool:
 
 def resolve_backend(backend: str, device: torch.device) -> str:
     """The backend that will run: ``"triton"`` or ``"torch"``."""
-    if backend not in BACKENDS:
+    # A str first: ``in`` compares with ==, which a NumPy array answers elementwise (its ValueError, "truth value of
+    # an array ... is ambiguous", for two elements; a one-element array passed as its string).
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise KernelInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
     # The interpreter runs CPU tensors only: any other device (a meta tensor) has no memory it can read.
     triton_can_run = triton_installed() and (
@@ -75,6 +77,24 @@ def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 _NOTHING = contextlib.nullcontext()
+
+
+def autograd_records() -> bool:
+    """Whether autograd records the ops run now: grad mode on, outside ``torch.inference_mode()``. Inside inference
+    mode torch's own ops record nothing, ``torch.enable_grad()`` nested in it or not (their outputs are inference
+    tensors that do not require grad)."""
+    return torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+
+
+def untracked_in_inference_mode() -> contextlib.AbstractContextManager:
+    """``torch.no_grad()`` where grad mode is on inside ``torch.inference_mode()`` (``torch.enable_grad()`` nested in
+    it), nothing elsewhere. Torch's own ops record nothing there, but an autograd ``Function`` still does: the Triton
+    RoPE kv gave its inference-tensor outputs a backward that raised, the Triton RoPE q recorded a rotation the
+    reference's write did not, and ``fused_down_norm_up`` raised torch's "Inference tensors cannot be saved for
+    backward" on both backends where the unfused chain runs. With it, every backend records nothing, as torch's
+    ops (one C call where grad mode is on; the serving path runs with it off)."""
+    return torch.no_grad() if torch.is_grad_enabled() and torch.is_inference_mode_enabled() else _NOTHING
+
 
 # Triton's interpreter runs a launch's programs with module-global state (the program id each reads, its patched
 # triton.language): two threads launching at once read each other's program ids (silently wrong rows) or the

@@ -892,3 +892,43 @@ def test_rope_q_returns_q_itself_where_autograd_records_nothing(backend, untrack
     assert rotated is q and rotated.requires_grad
     rotated.sum().backward()  # through q's own history: the rotation under no_grad is not recorded
     assert torch.equal(leaf.grad, torch.ones_like(leaf))
+
+
+# --- fixed cases of issue 16's eighth bad-input pass, on every backend --------------------------------------------
+
+
+def _training_ops_calls(backend: str):
+    """The three differentiable ops on inputs that require grad, tables that require grad too; each call returns
+    its outputs and the tensor whose history a rotation in place would extend (q)."""
+    rows = torch.Generator().manual_seed(3)
+    cos, sin = (table.requires_grad_() for table in rope_tables(4, 4, torch.float32, rows))
+    shapes = ((2, 1, 2, 8), (2, 1, 2, 6), (2, 1, 1, 4), (3, 8), (4, 8), (5, 4))
+    q, kv, k_pos_emb, x, w_down, w_up = (randn(shape, torch.float32, rows).requires_grad_() for shape in shapes)
+    norm_weight = torch.ones(4, device=DEVICE, requires_grad=True)
+    q = q * 1  # rotated in place: not a leaf
+    return q, lambda: (
+        mla_rope_q(q, cos, sin, 4, 4, backend=backend),
+        *mla_rope_kv(kv, k_pos_emb, cos, sin, 4, 2, 4, backend=backend),
+        fused_down_norm_up(x, w_down, w_up, norm_weight, 1e-6, backend=backend),
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_autograd_records_nothing_inside_inference_mode_even_under_enable_grad(backend):
+    """``torch.enable_grad()`` inside ``torch.inference_mode()``: torch's own ops record nothing there (the unfused
+    chain returns inference tensors that do not require grad), but the autograd Functions did. fused_down_norm_up
+    raised torch's "Inference tensors cannot be saved for backward" on both backends, the Triton RoPE kv returned
+    outputs with a backward that raised, the Triton RoPE q recorded a rotation that the reference's write did not (q's
+    gradient then differed), and tables that require grad were refused as if the call were recorded. Every op now
+    records nothing there, as under ``torch.no_grad()``, with the same results."""
+    q, calls = _training_ops_calls(backend)
+    history = q.grad_fn
+    with torch.inference_mode(), torch.enable_grad():
+        rotated_q, key, value, projected = calls()
+    assert rotated_q is q and q.grad_fn is history  # the rotation is not recorded, as torch's own writes there
+    assert not any(out.requires_grad for out in (key, value, projected))
+    _, calls = _training_ops_calls(backend)
+    with torch.no_grad():
+        expected = calls()
+    for got, want in zip((rotated_q, key, value, projected), expected, strict=True):
+        assert torch.equal(got.detach(), want.detach())

@@ -239,6 +239,12 @@ REFUSED = {
     "an eps whose __float__ gives NaN": lambda: fused_down_norm_up(torch.zeros(3, 4), torch.randn(2, 4),
                                                                    torch.randn(5, 2), torch.ones(2),
                                                                    FloatConvertingToNaN(1e-6)),
+    # The eighth pass: backend was compared with ``in``, which a NumPy array of two names answers elementwise (its
+    # ValueError, "truth value ... is ambiguous"); an array of one name passed as that name.
+    "a NumPy array of backend names": lambda: mla_rope_q(torch.randn(2, 1, 1, 8), COS[:, :4], SIN[:, :4], 4, 4,
+                                                         backend=np.array(["torch", "triton"])),
+    "a NumPy array of one backend name": lambda: mla_rope_q(torch.randn(2, 1, 1, 8), COS[:, :4], SIN[:, :4], 4, 4,
+                                                            backend=np.array(["torch"])),
 }  # fmt: skip
 
 
