@@ -217,7 +217,8 @@ def _check_memory_holds_values(name: str, tensor: torch.Tensor) -> None:
     """The kernels read a tensor's memory as its values, which torch's operators may not: a subclass that takes over
     the operators (a FakeTensor, a wrapper such as DTensor) has no memory of its own; a negative view (the imaginary
     part of a conjugate, say) holds the values negated (a contiguous one gave the Triton decode the opposite
-    scores); an efficient zero tensor (``torch._efficientzerotensor``, which autograd makes) has a null pointer."""
+    scores); an efficient zero tensor (``torch._efficientzerotensor``, which autograd makes) has a null pointer, and
+    a view into a storage freed by ``resize_(0)`` no memory at all."""
     kind = type(tensor)
     if not (kind is torch.Tensor or kind.__torch_dispatch__ is torch._C._disabled_torch_dispatch_impl):
         raise KernelInputError(f"{name} is a {kind.__name__}, a tensor subclass that intercepts torch's operators and "
@@ -226,8 +227,16 @@ def _check_memory_holds_values(name: str, tensor: torch.Tensor) -> None:
         raise KernelInputError(f"{name} is a negative view (is_neg(): its memory holds the values negated), which "
                                f"the kernels would read as stored; pass {name}.resolve_neg()")  # fmt: skip
     if tensor.data_ptr() == 0 and tensor.numel() and not tensor.is_meta:  # meta tensors: refused by name below
-        raise KernelInputError(f"{name} holds no memory (a null data pointer: an efficient zero tensor, say); pass "
-                               f"{name}.clone()")  # fmt: skip
+        raise KernelInputError(f"{name} holds no memory (a null data pointer: an efficient zero tensor, or a storage "
+                               f"freed by resize_(0), say); pass {name}.clone()")  # fmt: skip
+    # A storage freed by resize_(0) (FSDP frees a resharded parameter's storage so): a view into it at an offset keeps
+    # a data pointer past null (the freed base's plus the offset), which the kernels read as memory (on a GPU, an
+    # illegal address), where torch's own views of it raise ("setStorage: ... out of bounds"). At offset 0 the
+    # pointer is null (above); 0.06 us a tensor there, 0.16 us at an offset.
+    if tensor.storage_offset() and not tensor.untyped_storage().nbytes() and tensor.numel():
+        raise KernelInputError(f"{name} holds no memory (its storage has 0 bytes: freed by resize_(0), as FSDP frees "
+                               "a resharded parameter's storage, say); pass a tensor whose storage holds its "
+                               "elements")  # fmt: skip
 
 
 def _check_no_tangents(tensors: dict[str, torch.Tensor]) -> None:

@@ -15,6 +15,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kernels_case_inputs import view_into_a_freed_storage
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.autograd import forward_ad
 
@@ -932,3 +933,39 @@ def test_autograd_records_nothing_inside_inference_mode_even_under_enable_grad(b
         expected = calls()
     for got, want in zip((rotated_q, key, value, projected), expected, strict=True):
         assert torch.equal(got.detach(), want.detach())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_views_into_a_freed_storage_are_refused(backend):
+    """A view into a storage freed by ``resize_(0)`` (FSDP frees a resharded parameter's so) has a data pointer past
+    null: the kernels read it as memory (the interpreter returned what lay there; on a GPU, an illegal address) where
+    the reference's views raised torch's RuntimeError ("setStorage: ... out of bounds for storage of size 0")."""
+    rows = torch.Generator().manual_seed(4)
+    cos, sin = rope_tables(4, 4, torch.float32, rows)
+    q_lat, q_pe, ckv, kpe, table, lengths = make_decode(Case(7, DECODE_CASE), torch.float32)
+    append_case = Case(8, {"num_blocks": 2, "block_size": 4, "rank": 16, "slots": [3, 5], "table_rows": 4,
+                           "norm": "contiguous", "positions": [0, 2]})  # fmt: skip
+    append, _ = make_append(append_case, torch.float32)
+    norm = append["norm_weight"]
+    refused = {
+        "cos": lambda: mla_rope_q(randn((2, 1, 2, 8), torch.float32, rows), view_into_a_freed_storage(cos), sin, 4, 4,
+                                  backend=backend),
+        "k_pos_emb": lambda: mla_rope_kv(randn((2, 1, 2, 6), torch.float32, rows),
+                                         view_into_a_freed_storage(randn((2, 1, 1, 4), torch.float32, rows)), cos,
+                                         sin, 4, 2, 4, backend=backend),
+        "w_up": lambda: fused_down_norm_up(randn((3, 16), torch.float32, rows), randn((16, 16), torch.float32, rows),
+                                           view_into_a_freed_storage(randn((8, 16), torch.float32, rows)),
+                                           torch.ones(16, device=DEVICE), 1e-6, backend=backend),
+        # At offset 0 the pointer is null, which the efficient zero tensors' check already refuses.
+        "w_down": lambda: fused_down_norm_up(randn((3, 16), torch.float32, rows),
+                                             view_into_a_freed_storage(randn((16, 16), torch.float32, rows), 0),
+                                             randn((8, 16), torch.float32, rows), torch.ones(16, device=DEVICE), 1e-6,
+                                             backend=backend),
+        "ckv_cache": lambda: mla_decode(q_lat, q_pe, view_into_a_freed_storage(ckv), kpe, table, lengths, 0.3,
+                                        backend=backend),
+        "norm_weight": lambda: mla_cache_append(**(append | {"norm_weight": view_into_a_freed_storage(norm)}),
+                                                backend=backend),
+    }  # fmt: skip
+    for name, call in refused.items():
+        with pytest.raises(KernelInputError, match=f"{name} holds no memory"):
+            call()
