@@ -167,6 +167,8 @@ def check_same_device(
             raise KernelInputError(f"{name} must be a dense tensor, got {kind}")
         if not allow_meta:
             _check_memory_holds_values(name, tensor)
+        elif _storage_freed(tensor):  # a module built from a weight FSDP freed: torch's views of it raised
+            _refuse_freed_storage(name)
     # Inside forward_ad.dual_level() (-1 outside it; a module global, read as such by torch's own functions).
     if not allow_meta and getattr(forward_ad, "_current_level", -1) >= 0:
         _check_no_tangents(present)
@@ -234,9 +236,21 @@ def _check_memory_holds_values(name: str, tensor: torch.Tensor) -> None:
     # illegal address), where torch's own views of it raise ("setStorage: ... out of bounds"). At offset 0 the
     # pointer is null (above); 0.06 us a tensor there, 0.16 us at an offset.
     if tensor.storage_offset() and not tensor.untyped_storage().nbytes() and tensor.numel():
-        raise KernelInputError(f"{name} holds no memory (its storage has 0 bytes: freed by resize_(0), as FSDP frees "
-                               "a resharded parameter's storage, say); pass a tensor whose storage holds its "
-                               "elements")  # fmt: skip
+        _refuse_freed_storage(name)
+
+
+def _storage_freed(tensor: torch.Tensor) -> bool:
+    """Whether a tensor with elements has a storage of 0 bytes (freed by ``resize_(0)``); a meta tensor's storage
+    counts its bytes, and a tensor subclass that takes over torch's operators (a FakeTensor, say) is not asked."""
+    return (type(tensor).__torch_dispatch__ is torch._C._disabled_torch_dispatch_impl and not tensor.is_meta
+            and tensor.numel() > 0 and not tensor.untyped_storage().nbytes())  # fmt: skip
+
+
+def _refuse_freed_storage(name: str) -> None:
+    raise KernelInputError(
+        f"{name} holds no memory (its storage has 0 bytes: freed by resize_(0), as FSDP frees a "
+        "resharded parameter's storage, say); pass a tensor whose storage holds its elements"
+    )
 
 
 def _check_no_tangents(tensors: dict[str, torch.Tensor]) -> None:

@@ -250,6 +250,10 @@ REFUSED = {
     # reference's views raised torch's RuntimeError ("setStorage: ... out of bounds"), the kernels read the address.
     "cos whose storage was freed": lambda: mla_rope_q(torch.randn(2, 1, 1, 8), view_into_a_freed_storage(COS[:, :4]),
                                                       SIN[:, :4], 4, 4),
+    # Construction takes meta and fake weights (no memory check): a freed one raised torch's RuntimeError there.
+    "a freed weight to absorb": lambda: absorb_mla_weights(view_into_a_freed_storage(torch.randn(2 * 12, 32)), 2, 8, 4),
+    "a decoder of a freed weight at offset 0": lambda: AbsorbedMLADecoder(
+        view_into_a_freed_storage(torch.randn(2 * 12, 32), 0), 2, 8, 4, SCALE),
 }  # fmt: skip
 
 
