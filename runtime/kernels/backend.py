@@ -241,9 +241,11 @@ def _check_memory_holds_values(name: str, tensor: torch.Tensor) -> None:
 
 def _storage_freed(tensor: torch.Tensor) -> bool:
     """Whether a tensor with elements has a storage of 0 bytes (freed by ``resize_(0)``); a meta tensor's storage
-    counts its bytes, and a tensor subclass that takes over torch's operators (a FakeTensor, say) is not asked."""
+    counts its bytes, and tensors without a storage of their own (a FakeTensor or another subclass that takes over
+    torch's operators, a torch.func transform's wrapper: absorption runs under grad and vmap) are not asked."""
     return (type(tensor).__torch_dispatch__ is torch._C._disabled_torch_dispatch_impl and not tensor.is_meta
-            and tensor.numel() > 0 and not tensor.untyped_storage().nbytes())  # fmt: skip
+            and tensor.numel() > 0 and torch._C._has_storage(tensor)
+            and not tensor.untyped_storage().nbytes())  # fmt: skip
 
 
 def _refuse_freed_storage(name: str) -> None:
