@@ -20,6 +20,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.autograd import forward_ad
 
 from seamfix.runtime.kernels import (
+    AbsorbedMLADecoder,
     KernelInputError,
     fused_down_norm_up,
     mla_cache_append,
@@ -1001,3 +1002,34 @@ def test_saved_tensors_unpacked_in_another_layout_give_the_same_gradients(backen
 
     for got, want in zip(gradients(_in_another_layout), gradients(lambda saved: saved), strict=True):
         assert relative_error(got, want) < 1e-6
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_outputs_take_in_place_ops_as_the_unfused_chains_do(backend):
+    """fused_down_norm_up returned a reshape of its product, a view made inside a custom Function, on which autograd
+    forbids every in-place op: MLA's query path (the up-projection's output viewed as heads and rotated by
+    mla_rope_q) was refused on every backend ("a view of a leaf"), ``y += bias`` raised torch's RuntimeError. The
+    reference decode's output and the decoder's were views made under no_grad, on which an in-place op with an
+    operand that requires grad raised (the Triton decode's output took it)."""
+    rows = torch.Generator().manual_seed(7)
+    cos, sin = rope_tables(4, 4, torch.float32, rows)
+    leaves = [randn(shape, torch.float32, rows).requires_grad_() for shape in ((2, 16), (16, 16), (16, 16))]
+    norm_weight = torch.ones(16, device=DEVICE)
+
+    def query_gradients(copy_first: bool):
+        query = fused_down_norm_up(*leaves, norm_weight, 1e-6, backend=backend)  # [tokens, heads x (4 + 4)]
+        query = query.clone() if copy_first else query
+        return with_gradients(mla_rope_q(query.view(2, 1, 2, 8), cos, sin, 4, 4, backend=backend), leaves, seed=8)
+
+    for got, want in zip(query_gradients(copy_first=False), query_gradients(copy_first=True), strict=True):
+        assert relative_error(got, want) < 1e-6
+    q_lat, q_pe, ckv, kpe, table, lengths = make_decode(Case(7, DECODE_CASE), torch.float32)
+    heads, rank = DECODE_CASE["heads"], DECODE_CASE["rank"]
+    decoder = AbsorbedMLADecoder(randn((heads * (4 + 4), rank), torch.float32, rows), heads, 4, 4, 0.3)
+    outputs = (mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, 0.3, backend=backend)[0],
+               decoder(randn((*q_pe.shape[:3], 4), torch.float32, rows), q_pe, ckv, kpe, table, lengths,
+                       backend=backend))  # fmt: skip
+    for out in outputs:
+        bias = torch.ones(out.shape[-1], device=DEVICE, requires_grad=True)
+        out += bias
+        assert out.requires_grad
