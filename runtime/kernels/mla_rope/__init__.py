@@ -146,14 +146,17 @@ def _check_written_in_place(q: torch.Tensor, cos: torch.Tensor, sin: torch.Tenso
     kernel would already have written q), no two of its indices share an element, and it shares no memory with the
     tables."""
     tracked = q.requires_grad and autograd_records()
-    base = q if q._base is None else q._base
-    require(not (tracked and base.is_leaf), "q is rotated in place and must not be a leaf that requires grad, or a "
-            "view of one (pass q.clone(), or call under torch.no_grad())")  # fmt: skip
-    # A view made by an op of several outputs (split, chunk), or under no_grad or inference mode, cannot be
-    # written where autograd tracks it.
+    # A leaf, or a view of a leaf that requires grad. (A view whose base is a leaf that does not, a view a custom
+    # Function returned, was named a view of a leaf: the check below names it.)
+    leaf = q.is_leaf or (q._base is not None and q._base.is_leaf and q._base.requires_grad)
+    require(not (tracked and leaf), "q is rotated in place and must not be a leaf that requires grad, or a view of "
+            "one (pass q.clone(), or call under torch.no_grad())")  # fmt: skip
+    # A view made by an op of several outputs (split, chunk), under no_grad or inference mode, or returned by a custom
+    # Function, cannot be written where autograd tracks it.
     made = _VIEW_CREATION(q).name if tracked and _VIEW_CREATION is not None and q._is_view() else "DEFAULT"
     require(made == "DEFAULT", "q is rotated in place and autograd forbids writing it: a view of kind {made} "
-            "(say one output of split or chunk); pass q.clone() or a view of one tensor", made=made)  # fmt: skip
+            "(one output of split or chunk, or a view a custom Function returned, say); pass q.clone() or a view of "
+            "one tensor", made=made)  # fmt: skip
     require(
         not q.is_inference() or torch.is_inference_mode_enabled(),
         "q is an inference tensor, which is read-only outside torch.inference_mode(); pass q.clone()",

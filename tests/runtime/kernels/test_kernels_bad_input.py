@@ -71,6 +71,19 @@ def saved_then_rotated():
     mla_rope_q(q, COS[:, :4], SIN[:, :4], 4, 4)
 
 
+class ReturnsAView(torch.autograd.Function):
+    """A custom Function whose output is a view of a tensor its forward made (a common slip, and what
+    fused_down_norm_up returned before the eighth pass): autograd forbids writing such an output in place."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return (x * 2).view(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 2
+
+
 class FloatConvertingToNaN(float):
     """A float whose conversion (``float(x)``, what the ops pass the kernels) gives NaN: its value compared as 0.1."""
 
@@ -250,6 +263,9 @@ REFUSED = {
     # reference's views raised torch's RuntimeError ("setStorage: ... out of bounds"), the kernels read the address.
     "cos whose storage was freed": lambda: mla_rope_q(torch.randn(2, 1, 1, 8), view_into_a_freed_storage(COS[:, :4]),
                                                       SIN[:, :4], 4, 4),
+    # Refused before too, as "a view of a leaf that requires grad" (its base is a leaf that does not): named now.
+    "q a view a custom Function returned": lambda: mla_rope_q(
+        ReturnsAView.apply(torch.randn(2, 1, 1, 8, requires_grad=True)), COS[:, :4], SIN[:, :4], 4, 4),
     # Construction takes meta and fake weights (no memory check): a freed one raised torch's RuntimeError there.
     "a freed weight to absorb": lambda: absorb_mla_weights(view_into_a_freed_storage(torch.randn(2 * 12, 32)), 2, 8, 4),
     "a decoder of a freed weight at offset 0": lambda: AbsorbedMLADecoder(
