@@ -110,4 +110,6 @@ class AbsorbedMLADecoder(torch.nn.Module):
             q_lat = torch.einsum("bshn,hnr->bshr", q_nope, w_uk)
             out_lat, _ = mla_decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, self.softmax_scale,
                                     causal, backend=backend, validate=validate)  # fmt: skip
-            return torch.einsum("bshr,hrv->bshv", out_lat, w_uv)
+            # A tensor of its own (detach(), 0.3 us): einsum returns a view of its product, and autograd forbids an
+            # in-place op with an operand that requires grad on a view made under no_grad (``out += bias`` raised).
+            return torch.einsum("bshr,hrv->bshv", out_lat, w_uv).detach()

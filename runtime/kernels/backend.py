@@ -42,7 +42,9 @@ def triton_interpreter_enabled() -> bool:
 
 def resolve_backend(backend: str, device: torch.device) -> str:
     """The backend that will run: ``"triton"`` or ``"torch"``."""
-    if backend not in BACKENDS:
+    # A str first: ``in`` compares with ==, which a NumPy array answers elementwise (its ValueError, "truth value of
+    # an array ... is ambiguous", for two elements; a one-element array passed as its string).
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise KernelInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
     # The interpreter runs CPU tensors only: any other device (a meta tensor) has no memory it can read.
     triton_can_run = triton_installed() and (
@@ -75,6 +77,24 @@ def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 _NOTHING = contextlib.nullcontext()
+
+
+def autograd_records() -> bool:
+    """Whether autograd records the ops run now: grad mode on, outside ``torch.inference_mode()``. Inside inference
+    mode torch's own ops record nothing, ``torch.enable_grad()`` nested in it or not (their outputs are inference
+    tensors that do not require grad)."""
+    return torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+
+
+def untracked_in_inference_mode() -> contextlib.AbstractContextManager:
+    """``torch.no_grad()`` where grad mode is on inside ``torch.inference_mode()`` (``torch.enable_grad()`` nested in
+    it), nothing elsewhere. Torch's own ops record nothing there, but an autograd ``Function`` still does: the Triton
+    RoPE kv gave its inference-tensor outputs a backward that raised, the Triton RoPE q recorded a rotation the
+    reference's write did not, and ``fused_down_norm_up`` raised torch's "Inference tensors cannot be saved for
+    backward" on both backends where the unfused chain runs. With it, every backend records nothing, as torch's
+    ops (one C call where grad mode is on; the serving path runs with it off)."""
+    return torch.no_grad() if torch.is_grad_enabled() and torch.is_inference_mode_enabled() else _NOTHING
+
 
 # Triton's interpreter runs a launch's programs with module-global state (the program id each reads, its patched
 # triton.language): two threads launching at once read each other's program ids (silently wrong rows) or the
@@ -147,6 +167,8 @@ def check_same_device(
             raise KernelInputError(f"{name} must be a dense tensor, got {kind}")
         if not allow_meta:
             _check_memory_holds_values(name, tensor)
+        elif _storage_freed(tensor):  # a module built from a weight FSDP freed: torch's views of it raised
+            _refuse_freed_storage(name)
     # Inside forward_ad.dual_level() (-1 outside it; a module global, read as such by torch's own functions).
     if not allow_meta and getattr(forward_ad, "_current_level", -1) >= 0:
         _check_no_tangents(present)
@@ -197,7 +219,8 @@ def _check_memory_holds_values(name: str, tensor: torch.Tensor) -> None:
     """The kernels read a tensor's memory as its values, which torch's operators may not: a subclass that takes over
     the operators (a FakeTensor, a wrapper such as DTensor) has no memory of its own; a negative view (the imaginary
     part of a conjugate, say) holds the values negated (a contiguous one gave the Triton decode the opposite
-    scores); an efficient zero tensor (``torch._efficientzerotensor``, which autograd makes) has a null pointer."""
+    scores); an efficient zero tensor (``torch._efficientzerotensor``, which autograd makes) has a null pointer, and
+    a view into a storage freed by ``resize_(0)`` no memory at all."""
     kind = type(tensor)
     if not (kind is torch.Tensor or kind.__torch_dispatch__ is torch._C._disabled_torch_dispatch_impl):
         raise KernelInputError(f"{name} is a {kind.__name__}, a tensor subclass that intercepts torch's operators and "
@@ -206,8 +229,30 @@ def _check_memory_holds_values(name: str, tensor: torch.Tensor) -> None:
         raise KernelInputError(f"{name} is a negative view (is_neg(): its memory holds the values negated), which "
                                f"the kernels would read as stored; pass {name}.resolve_neg()")  # fmt: skip
     if tensor.data_ptr() == 0 and tensor.numel() and not tensor.is_meta:  # meta tensors: refused by name below
-        raise KernelInputError(f"{name} holds no memory (a null data pointer: an efficient zero tensor, say); pass "
-                               f"{name}.clone()")  # fmt: skip
+        raise KernelInputError(f"{name} holds no memory (a null data pointer: an efficient zero tensor, or a storage "
+                               f"freed by resize_(0), say); pass {name}.clone()")  # fmt: skip
+    # A storage freed by resize_(0) (FSDP frees a resharded parameter's storage so): a view into it at an offset keeps
+    # a data pointer past null (the freed base's plus the offset), which the kernels read as memory (on a GPU, an
+    # illegal address), where torch's own views of it raise ("setStorage: ... out of bounds"). At offset 0 the
+    # pointer is null (above); 0.06 us a tensor there, 0.16 us at an offset.
+    if tensor.storage_offset() and not tensor.untyped_storage().nbytes() and tensor.numel():
+        _refuse_freed_storage(name)
+
+
+def _storage_freed(tensor: torch.Tensor) -> bool:
+    """Whether a tensor with elements has a storage of 0 bytes (freed by ``resize_(0)``); a meta tensor's storage
+    counts its bytes, and tensors without a storage of their own (a FakeTensor or another subclass that takes over
+    torch's operators, a torch.func transform's wrapper: absorption runs under grad and vmap) are not asked."""
+    return (type(tensor).__torch_dispatch__ is torch._C._disabled_torch_dispatch_impl and not tensor.is_meta
+            and tensor.numel() > 0 and torch._C._has_storage(tensor)
+            and not tensor.untyped_storage().nbytes())  # fmt: skip
+
+
+def _refuse_freed_storage(name: str) -> None:
+    raise KernelInputError(
+        f"{name} holds no memory (its storage has 0 bytes: freed by resize_(0), as FSDP frees a "
+        "resharded parameter's storage, say); pass a tensor whose storage holds its elements"
+    )
 
 
 def _check_no_tangents(tensors: dict[str, torch.Tensor]) -> None:

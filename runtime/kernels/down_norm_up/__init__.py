@@ -4,6 +4,7 @@ import torch
 
 from ..backend import (
     autocast_off,
+    autograd_records,
     check_dtype,
     check_eps,
     check_positive,
@@ -14,6 +15,7 @@ from ..backend import (
     on_device,
     require,
     resolve_backend,
+    untracked_in_inference_mode,
 )
 from . import reference
 from .autograd import DownNormUp
@@ -53,7 +55,7 @@ def fused_down_norm_up(
     check_positive(hidden=x.shape[-1], kv_lora_rank=rank, out_features=w_up.shape[0])
     eps = check_eps(eps)
     inputs = {"x": x, "w_down": w_down, "w_up": w_up, "norm_weight": norm_weight}
-    check_saved_for_backward(torch.is_grad_enabled() and any(t.requires_grad for t in inputs.values()), inputs)
+    check_saved_for_backward(any(t.requires_grad for t in inputs.values()) and autograd_records(), inputs)
     if backend == "torch" or x.numel() == 0:  # no tokens: nothing to launch
         norm_ops = reference
     else:
@@ -62,7 +64,7 @@ def fused_down_norm_up(
         for launch in (norm_ops.FORWARD_TILE, norm_ops.BACKWARD_TILE):  # a program holds whole latent rows
             tile = norm_ops._tile(rank, launch)
             check_triton_tiles(latent_rows=tile["ROWS"] * tile["BLOCK"])
-    with on_device(device), autocast_off(device):
+    with on_device(device), autocast_off(device), untracked_in_inference_mode():
         return DownNormUp.apply(x.contiguous(), w_down, w_up, norm_weight, eps, norm_ops)
 
 

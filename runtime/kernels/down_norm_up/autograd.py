@@ -18,7 +18,11 @@ class DownNormUp(torch.autograd.Function):
         normed, rstd = norm_ops.norm_forward(F.linear(rows, w_down), norm_weight, eps)
         ctx.save_for_backward(x, w_down, w_up, norm_weight, rstd)
         ctx.norm_ops = norm_ops
-        return F.linear(normed, w_up).reshape(*x.shape[:-1], w_up.shape[0])
+        # The product of the latent in x's leading shape, not a reshape of a 2-D product: that was a view made
+        # inside a custom Function, on which autograd forbids every in-place op (the RoPE of MLA's query path,
+        # mla_rope_q on this output viewed as heads, was refused; ``out += bias`` raised), where the unfused
+        # chain's output takes them. F.linear returns a tensor of its own for any leading shape.
+        return F.linear(normed.view(*x.shape[:-1], normed.shape[-1]), w_up)
 
     @staticmethod
     @once_differentiable  # rstd is saved without its graph: a second derivative through it would be silently wrong

@@ -42,9 +42,10 @@ def norm_backward(
     normed = torch.empty_like(latent)
     grad_latent = torch.empty_like(latent)
     grad_weight_parts = torch.empty(programs, n_cols, device=latent.device, dtype=torch.float32)
+    # rstd contiguous: a saved-tensor hook may unpack it in another layout (the kernel read other rows' rstd).
     norm_backward_kernel[(programs,)](
-        latent, weight.contiguous(), rstd, grad_normed.contiguous(), normed, grad_latent, grad_weight_parts, n_rows,
-        n_cols, rows_per_program, **tile,
+        latent, weight.contiguous(), rstd.contiguous(), grad_normed.contiguous(), normed, grad_latent,
+        grad_weight_parts, n_rows, n_cols, rows_per_program, **tile,
     )  # fmt: skip
     return normed, grad_latent, grad_weight_parts.sum(0).to(weight.dtype)
 

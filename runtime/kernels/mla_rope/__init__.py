@@ -10,6 +10,7 @@ import math
 import torch
 
 from ..backend import (
+    autograd_records,
     check_cos_sin,
     check_dtype,
     check_grid,
@@ -29,6 +30,7 @@ from ..backend import (
     on_device,
     require,
     resolve_backend,
+    untracked_in_inference_mode,
 )
 from . import reference
 from .positions import packed_positions
@@ -90,7 +92,7 @@ def _check_rope_inputs(
     check_cos_sin(cos, sin, emb_dim)
     # The Triton backward returns no gradient for the tables (as megatron-core's), the reference's did (and for q
     # raised autograd's in-place error): refused, so that no backend gives a gradient the other does not.
-    require(not (torch.is_grad_enabled() and (cos.requires_grad or sin.requires_grad)), "cos and sin get no gradient "
+    require(not ((cos.requires_grad or sin.requires_grad) and autograd_records()), "cos and sin get no gradient "
             "(as in megatron-core's fused RoPE) and must not require grad; pass cos.detach() and sin.detach(), or "
             "call under torch.no_grad()")  # fmt: skip
     if cu_seqlens is None:  # no index values to check
@@ -143,15 +145,18 @@ def _check_written_in_place(q: torch.Tensor, cos: torch.Tensor, sin: torch.Tenso
     """``q`` can be rotated in place: autograd allows it (torch raises a RuntimeError otherwise, and the Triton
     kernel would already have written q), no two of its indices share an element, and it shares no memory with the
     tables."""
-    tracked = torch.is_grad_enabled() and q.requires_grad
-    base = q if q._base is None else q._base
-    require(not (tracked and base.is_leaf), "q is rotated in place and must not be a leaf that requires grad, or a "
-            "view of one (pass q.clone(), or call under torch.no_grad())")  # fmt: skip
-    # A view made by an op of several outputs (split, chunk), or under no_grad or inference mode, cannot be
-    # written where autograd tracks it.
+    tracked = q.requires_grad and autograd_records()
+    # A leaf, or a view of a leaf that requires grad. (A view whose base is a leaf that does not, a view a custom
+    # Function returned, was named a view of a leaf: the check below names it.)
+    leaf = q.is_leaf or (q._base is not None and q._base.is_leaf and q._base.requires_grad)
+    require(not (tracked and leaf), "q is rotated in place and must not be a leaf that requires grad, or a view of "
+            "one (pass q.clone(), or call under torch.no_grad())")  # fmt: skip
+    # A view made by an op of several outputs (split, chunk), under no_grad or inference mode, or returned by a custom
+    # Function, cannot be written where autograd tracks it.
     made = _VIEW_CREATION(q).name if tracked and _VIEW_CREATION is not None and q._is_view() else "DEFAULT"
     require(made == "DEFAULT", "q is rotated in place and autograd forbids writing it: a view of kind {made} "
-            "(say one output of split or chunk); pass q.clone() or a view of one tensor", made=made)  # fmt: skip
+            "(one output of split or chunk, or a view a custom Function returned, say); pass q.clone() or a view of "
+            "one tensor", made=made)  # fmt: skip
     require(
         not q.is_inference() or torch.is_inference_mode_enabled(),
         "q is an inference tensor, which is read-only outside torch.inference_mode(); pass q.clone()",
@@ -197,11 +202,12 @@ def mla_rope_q(
         got=q.shape[-1],
     )
     if backend == "torch" or q.numel() == 0:  # no tokens: nothing to launch
-        return reference.rope_q(q, cos, sin, qk_head_dim, emb_dim, positions)
+        with untracked_in_inference_mode():
+            return reference.rope_q(q, cos, sin, qk_head_dim, emb_dim, positions)
     _check_triton_sizes("q", q, cos, "q", rope_slice=emb_dim)
     from .triton_ops import MlaRopeQ
 
-    with on_device(q.device):
+    with on_device(q.device), untracked_in_inference_mode():
         MlaRopeQ.apply(q, cos, sin, qk_head_dim, emb_dim, positions)
     # q itself, as the reference returns it: under grad mode the apply returns q (its history rebased), but where
     # autograd records nothing (torch.no_grad(), inference mode) it returned a new alias of q's memory that did not
@@ -244,10 +250,11 @@ def mla_rope_kv(
         want=kv.dtype,
         got=k_pos_emb.dtype,
     )
-    check_saved_for_backward(torch.is_grad_enabled() and (kv.requires_grad or k_pos_emb.requires_grad),
+    check_saved_for_backward((kv.requires_grad or k_pos_emb.requires_grad) and autograd_records(),
                              {"cos": cos, "sin": sin})  # fmt: skip
     if backend == "torch" or kv.numel() == 0:  # no tokens: nothing to launch
-        return reference.rope_kv(kv, k_pos_emb, cos, sin, emb_dim, k_dim, v_dim, positions)
+        with untracked_in_inference_mode():
+            return reference.rope_kv(kv, k_pos_emb, cos, sin, emb_dim, k_dim, v_dim, positions)
     # The forward's key and value programs (triton_kernels.rope_kv_forward_kernel).
     _check_triton_sizes("kv", kv, cos, "kv_forward", programs_per_head_block=2, k_dim=k_dim, v_dim=v_dim,
                         rope_half=emb_dim // 2)  # fmt: skip
@@ -261,7 +268,7 @@ def mla_rope_kv(
     # k_pos_emb, shared by the heads, is read as one tile of both interleaved halves (not a tile per head).
     check_triton_tiles(k_pos_emb_row=2 * _half_sizes(emb_dim)["HALF_BLOCK"])
 
-    with on_device(kv.device):
+    with on_device(kv.device), untracked_in_inference_mode():
         return MlaRopeKV.apply(kv, k_pos_emb.contiguous(), cos, sin, emb_dim, k_dim, v_dim, positions)
 
 

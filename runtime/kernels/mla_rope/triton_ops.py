@@ -98,6 +98,14 @@ def _reference_gradients(forward, shapes: list[torch.Size], grads: tuple, dtype:
                                    allow_unused=True, materialize_grads=True)  # fmt: skip
 
 
+def _saved_tables(ctx) -> tuple[torch.Tensor, ...]:
+    """The cos/sin tables the forward saved, contiguous, as the kernels address them (``position * emb_dim``): a
+    saved-tensor hook (``torch.autograd.graph.saved_tensors_hooks``: offloading, compression) may unpack them in
+    another layout, and the kernels then read other rows (gradients 0.5 off where the reference's ops follow the
+    strides; past the memory of an expanded one). A contiguous table is returned as it is."""
+    return tuple(table.contiguous() for table in ctx.saved_tensors)
+
+
 def _held_alone(grad: torch.Tensor, python_references: int) -> bool:
     """Nothing but this backward reaches ``grad``'s memory: it has exactly the holders a gradient nobody else holds
     has when a backward sees it (``_FRESH_GRADIENT_HOLDERS``, measured, not assumed: autograd itself keeps one more
@@ -164,7 +172,7 @@ class MlaRopeQ(torch.autograd.Function):
     @once_differentiable  # the kernel's backward has no graph: a second derivative would be silently wrong
     def backward(ctx, grad):
         references = sys.getrefcount(grad)  # first, and as ``_FreshGradientProbe.backward`` takes it
-        cos, sin = ctx.saved_tensors
+        cos, sin = _saved_tables(ctx)
         if batched_gradients(grad):
             (grad,) = _reference_gradients(
                 lambda q: reference.rope_q(q.clone(), cos, sin, ctx.qk_head_dim, ctx.emb_dim, ctx.layout.positions),
@@ -219,7 +227,7 @@ class MlaRopeKV(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_key, grad_value):
-        cos, sin = ctx.saved_tensors
+        cos, sin = _saved_tables(ctx)
         layout, dims = ctx.layout, ctx.dims
         shape = (*layout.token_shape, layout.heads)
         if batched_gradients(grad_key, grad_value):

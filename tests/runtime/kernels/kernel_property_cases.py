@@ -15,10 +15,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kernels_case_inputs import view_into_a_freed_storage
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.autograd import forward_ad
 
 from seamfix.runtime.kernels import (
+    AbsorbedMLADecoder,
     KernelInputError,
     fused_down_norm_up,
     mla_cache_append,
@@ -892,3 +894,142 @@ def test_rope_q_returns_q_itself_where_autograd_records_nothing(backend, untrack
     assert rotated is q and rotated.requires_grad
     rotated.sum().backward()  # through q's own history: the rotation under no_grad is not recorded
     assert torch.equal(leaf.grad, torch.ones_like(leaf))
+
+
+# --- fixed cases of issue 16's eighth bad-input pass, on every backend --------------------------------------------
+
+
+def _training_ops_calls(backend: str):
+    """The three differentiable ops on inputs that require grad, tables that require grad too; each call returns
+    its outputs and the tensor whose history a rotation in place would extend (q)."""
+    rows = torch.Generator().manual_seed(3)
+    cos, sin = (table.requires_grad_() for table in rope_tables(4, 4, torch.float32, rows))
+    shapes = ((2, 1, 2, 8), (2, 1, 2, 6), (2, 1, 1, 4), (3, 8), (4, 8), (5, 4))
+    q, kv, k_pos_emb, x, w_down, w_up = (randn(shape, torch.float32, rows).requires_grad_() for shape in shapes)
+    norm_weight = torch.ones(4, device=DEVICE, requires_grad=True)
+    q = q * 1  # rotated in place: not a leaf
+    return q, lambda: (
+        mla_rope_q(q, cos, sin, 4, 4, backend=backend),
+        *mla_rope_kv(kv, k_pos_emb, cos, sin, 4, 2, 4, backend=backend),
+        fused_down_norm_up(x, w_down, w_up, norm_weight, 1e-6, backend=backend),
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_autograd_records_nothing_inside_inference_mode_even_under_enable_grad(backend):
+    """``torch.enable_grad()`` inside ``torch.inference_mode()``: torch's own ops record nothing there (the unfused
+    chain returns inference tensors that do not require grad), but the autograd Functions did. fused_down_norm_up
+    raised torch's "Inference tensors cannot be saved for backward" on both backends, the Triton RoPE kv returned
+    outputs with a backward that raised, the Triton RoPE q recorded a rotation that the reference's write did not (q's
+    gradient then differed), and tables that require grad were refused as if the call were recorded. Every op now
+    records nothing there, as under ``torch.no_grad()``, with the same results."""
+    q, calls = _training_ops_calls(backend)
+    history = q.grad_fn
+    with torch.inference_mode(), torch.enable_grad():
+        rotated_q, key, value, projected = calls()
+    assert rotated_q is q and q.grad_fn is history  # the rotation is not recorded, as torch's own writes there
+    assert not any(out.requires_grad for out in (key, value, projected))
+    _, calls = _training_ops_calls(backend)
+    with torch.no_grad():
+        expected = calls()
+    for got, want in zip((rotated_q, key, value, projected), expected, strict=True):
+        assert torch.equal(got.detach(), want.detach())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_views_into_a_freed_storage_are_refused(backend):
+    """A view into a storage freed by ``resize_(0)`` (FSDP frees a resharded parameter's so) has a data pointer past
+    null: the kernels read it as memory (the interpreter returned what lay there; on a GPU, an illegal address) where
+    the reference's views raised torch's RuntimeError ("setStorage: ... out of bounds for storage of size 0")."""
+    rows = torch.Generator().manual_seed(4)
+    cos, sin = rope_tables(4, 4, torch.float32, rows)
+    q_lat, q_pe, ckv, kpe, table, lengths = make_decode(Case(7, DECODE_CASE), torch.float32)
+    append_case = Case(8, {"num_blocks": 2, "block_size": 4, "rank": 16, "slots": [3, 5], "table_rows": 4,
+                           "norm": "contiguous", "positions": [0, 2]})  # fmt: skip
+    append, _ = make_append(append_case, torch.float32)
+    norm = append["norm_weight"]
+    refused = {
+        "cos": lambda: mla_rope_q(randn((2, 1, 2, 8), torch.float32, rows), view_into_a_freed_storage(cos), sin, 4, 4,
+                                  backend=backend),
+        "k_pos_emb": lambda: mla_rope_kv(randn((2, 1, 2, 6), torch.float32, rows),
+                                         view_into_a_freed_storage(randn((2, 1, 1, 4), torch.float32, rows)), cos,
+                                         sin, 4, 2, 4, backend=backend),
+        "w_up": lambda: fused_down_norm_up(randn((3, 16), torch.float32, rows), randn((16, 16), torch.float32, rows),
+                                           view_into_a_freed_storage(randn((8, 16), torch.float32, rows)),
+                                           torch.ones(16, device=DEVICE), 1e-6, backend=backend),
+        # At offset 0 the pointer is null, which the efficient zero tensors' check already refuses.
+        "w_down": lambda: fused_down_norm_up(randn((3, 16), torch.float32, rows),
+                                             view_into_a_freed_storage(randn((16, 16), torch.float32, rows), 0),
+                                             randn((8, 16), torch.float32, rows), torch.ones(16, device=DEVICE), 1e-6,
+                                             backend=backend),
+        "ckv_cache": lambda: mla_decode(q_lat, q_pe, view_into_a_freed_storage(ckv), kpe, table, lengths, 0.3,
+                                        backend=backend),
+        "norm_weight": lambda: mla_cache_append(**(append | {"norm_weight": view_into_a_freed_storage(norm)}),
+                                                backend=backend),
+    }  # fmt: skip
+    for name, call in refused.items():
+        with pytest.raises(KernelInputError, match=f"{name} holds no memory"):
+            call()
+
+
+def _in_another_layout(saved: torch.Tensor) -> torch.Tensor:
+    """The same values in other strides: the last two dimensions column-major, a 1-D tensor every other element."""
+    if saved.dim() >= 2:
+        return saved.transpose(-1, -2).contiguous().transpose(-1, -2)
+    if saved.dim() == 1:
+        return saved.new_empty(2 * saved.numel())[::2].copy_(saved)
+    return saved
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_saved_tensors_unpacked_in_another_layout_give_the_same_gradients(backend):
+    """A saved-tensor hook (offloading, compression: ``torch.autograd.graph.saved_tensors_hooks``) may unpack a saved
+    tensor with other strides. The Triton backwards addressed the RoPE tables and down-norm-up's rstd as laid out in
+    the forward, and gave gradients 0.5 to 0.9 off (silently; past the memory of a table unpacked expanded), where
+    the reference's torch ops follow the strides."""
+
+    def gradients(unpack):
+        rows = torch.Generator().manual_seed(5)
+        cos, sin = rope_tables(4, 4, torch.float32, rows)
+        leaves = [randn(shape, torch.float32, rows).requires_grad_() for shape in
+                  ((2, 1, 2, 8), (2, 1, 2, 6), (2, 1, 1, 4), (3, 16), (16, 16), (8, 16), (16,))]  # fmt: skip
+        q, kv, k_pos_emb, x, w_down, w_up, norm_weight = leaves
+        with torch.autograd.graph.saved_tensors_hooks(lambda saved: saved, unpack):
+            outputs = (mla_rope_q(q * 1, cos, sin, 4, 4, backend=backend),
+                       *mla_rope_kv(kv, k_pos_emb, cos, sin, 4, 2, 4, backend=backend),
+                       fused_down_norm_up(x, w_down, w_up, 1 + norm_weight, 1e-6, backend=backend))  # fmt: skip
+        return with_gradients(outputs, leaves, seed=6)
+
+    for got, want in zip(gradients(_in_another_layout), gradients(lambda saved: saved), strict=True):
+        assert relative_error(got, want) < 1e-6
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_outputs_take_in_place_ops_as_the_unfused_chains_do(backend):
+    """fused_down_norm_up returned a reshape of its product, a view made inside a custom Function, on which autograd
+    forbids every in-place op: MLA's query path (the up-projection's output viewed as heads and rotated by
+    mla_rope_q) was refused on every backend ("a view of a leaf"), ``y += bias`` raised torch's RuntimeError. The
+    reference decode's output and the decoder's were views made under no_grad, on which an in-place op with an
+    operand that requires grad raised (the Triton decode's output took it)."""
+    rows = torch.Generator().manual_seed(7)
+    cos, sin = rope_tables(4, 4, torch.float32, rows)
+    leaves = [randn(shape, torch.float32, rows).requires_grad_() for shape in ((2, 16), (16, 16), (16, 16))]
+    norm_weight = torch.ones(16, device=DEVICE)
+
+    def query_gradients(copy_first: bool):
+        query = fused_down_norm_up(*leaves, norm_weight, 1e-6, backend=backend)  # [tokens, heads x (4 + 4)]
+        query = query.clone() if copy_first else query
+        return with_gradients(mla_rope_q(query.view(2, 1, 2, 8), cos, sin, 4, 4, backend=backend), leaves, seed=8)
+
+    for got, want in zip(query_gradients(copy_first=False), query_gradients(copy_first=True), strict=True):
+        assert relative_error(got, want) < 1e-6
+    q_lat, q_pe, ckv, kpe, table, lengths = make_decode(Case(7, DECODE_CASE), torch.float32)
+    heads, rank = DECODE_CASE["heads"], DECODE_CASE["rank"]
+    decoder = AbsorbedMLADecoder(randn((heads * (4 + 4), rank), torch.float32, rows), heads, 4, 4, 0.3)
+    outputs = (mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, 0.3, backend=backend)[0],
+               decoder(randn((*q_pe.shape[:3], 4), torch.float32, rows), q_pe, ckv, kpe, table, lengths,
+                       backend=backend))  # fmt: skip
+    for out in outputs:
+        bias = torch.ones(out.shape[-1], device=DEVICE, requires_grad=True)
+        out += bias
+        assert out.requires_grad

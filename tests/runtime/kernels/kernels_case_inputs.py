@@ -54,3 +54,13 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 # Relative-error bounds for one rounding to each dtype (fp32 ops, or the dtype's half precision).
 TOLERANCE = {torch.float32: 1e-6, torch.bfloat16: 1e-2, torch.float16: 2e-3, torch.float64: 1e-12}
+
+
+def view_into_a_freed_storage(tensor: torch.Tensor, offset: int = 64) -> torch.Tensor:
+    """A view of ``tensor``'s shape at ``offset`` elements into a base whose storage was then freed by ``resize_(0)``
+    (as FSDP frees a resharded parameter's): its data pointer is the freed base's (null) plus the offset, and no
+    memory backs it."""
+    base = torch.empty(offset + tensor.numel(), dtype=tensor.dtype, device=tensor.device)
+    view = base[offset:].view(tensor.shape)
+    base.untyped_storage().resize_(0)
+    return view

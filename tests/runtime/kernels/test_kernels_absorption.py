@@ -50,3 +50,15 @@ def test_absorbed_weights_are_the_per_head_blocks_of_the_up_projection():
 def test_absorb_rejects_a_projection_of_the_wrong_height():
     with pytest.raises(KernelInputError, match="w_kv_up must have shape"):
         absorb_mla_weights(torch.zeros(2 * (NOPE + V_DIM) + 1, RANK), 2, NOPE, V_DIM)
+
+
+def test_absorption_runs_under_torch_func_transforms():
+    """Absorption is torch's views and copies, so it runs under ``torch.func.grad`` and ``vmap`` (the ops refuse
+    transforms, whose wrappers hold no memory a kernel reads; absorbing a weight reads none): the check for freed
+    storages asked the wrappers for theirs and raised torch's NotImplementedError there."""
+    w_kv_up = torch.randn(2 * (NOPE + V_DIM), RANK, dtype=torch.float64)
+    grad = torch.func.grad(lambda w: absorb_mla_weights(w, 2, NOPE, V_DIM).w_uk.sum())(w_kv_up)
+    key_rows = torch.arange(2 * (NOPE + V_DIM))[:, None] % (NOPE + V_DIM) < NOPE  # each head's key rows, then values
+    assert torch.equal(grad, key_rows.expand_as(w_kv_up).double())
+    batched = torch.func.vmap(lambda w: absorb_mla_weights(w, 2, NOPE, V_DIM).w_uv)(torch.stack([w_kv_up, -w_kv_up]))
+    assert torch.equal(batched[1], -absorb_mla_weights(w_kv_up, 2, NOPE, V_DIM).w_uv)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from decode_case_inputs import ROPE, SCALE, PagedCase
+from kernels_case_inputs import view_into_a_freed_storage
 from test_kernels_latent_cache import append_case
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.proxy_tensor import make_fx
@@ -68,6 +69,19 @@ def saved_then_rotated():
     q = torch.randn(2, 1, 1, 8, requires_grad=True) * 1
     (q * torch.randn(2, 1, 1, 8, requires_grad=True)).sum()
     mla_rope_q(q, COS[:, :4], SIN[:, :4], 4, 4)
+
+
+class ReturnsAView(torch.autograd.Function):
+    """A custom Function whose output is a view of a tensor its forward made (a common slip, and what
+    fused_down_norm_up returned before the eighth pass): autograd forbids writing such an output in place."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return (x * 2).view(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 2
 
 
 class FloatConvertingToNaN(float):
@@ -239,6 +253,23 @@ REFUSED = {
     "an eps whose __float__ gives NaN": lambda: fused_down_norm_up(torch.zeros(3, 4), torch.randn(2, 4),
                                                                    torch.randn(5, 2), torch.ones(2),
                                                                    FloatConvertingToNaN(1e-6)),
+    # The eighth pass: backend was compared with ``in``, which a NumPy array of two names answers elementwise (its
+    # ValueError, "truth value ... is ambiguous"); an array of one name passed as that name.
+    "a NumPy array of backend names": lambda: mla_rope_q(torch.randn(2, 1, 1, 8), COS[:, :4], SIN[:, :4], 4, 4,
+                                                         backend=np.array(["torch", "triton"])),
+    "a NumPy array of one backend name": lambda: mla_rope_q(torch.randn(2, 1, 1, 8), COS[:, :4], SIN[:, :4], 4, 4,
+                                                            backend=np.array(["torch"])),
+    # A view into a storage freed by resize_(0) (FSDP's resharded parameters) has a data pointer past null: the
+    # reference's views raised torch's RuntimeError ("setStorage: ... out of bounds"), the kernels read the address.
+    "cos whose storage was freed": lambda: mla_rope_q(torch.randn(2, 1, 1, 8), view_into_a_freed_storage(COS[:, :4]),
+                                                      SIN[:, :4], 4, 4),
+    # Refused before too, as "a view of a leaf that requires grad" (its base is a leaf that does not): named now.
+    "q a view a custom Function returned": lambda: mla_rope_q(
+        ReturnsAView.apply(torch.randn(2, 1, 1, 8, requires_grad=True)), COS[:, :4], SIN[:, :4], 4, 4),
+    # Construction takes meta and fake weights (no memory check): a freed one raised torch's RuntimeError there.
+    "a freed weight to absorb": lambda: absorb_mla_weights(view_into_a_freed_storage(torch.randn(2 * 12, 32)), 2, 8, 4),
+    "a decoder of a freed weight at offset 0": lambda: AbsorbedMLADecoder(
+        view_into_a_freed_storage(torch.randn(2 * 12, 32), 0), 2, 8, 4, SCALE),
 }  # fmt: skip
 
 
