@@ -16,6 +16,7 @@ a binding that Python makes (``:=`` in a comprehension, names captured by ``case
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 import symtable
 from dataclasses import dataclass, field
@@ -70,6 +71,13 @@ class Frame:
         return "local" if symbol.is_local() else None
 
 
+def is_unbound(name: str) -> bool:
+    """Is ``name``, which no scope of the module binds, missing from Python's builtins too? The module's
+    namespace may still hold it when the code runs (in a package's ``__init__.py``, importing a submodule
+    binds the submodule's name there), but code moved to the adapter would look it up in the adapter's."""
+    return not hasattr(builtins, name)
+
+
 @dataclass(eq=False)
 class Occurrence:
     """One identifier in the tree: a ``Name``, a parameter, a definition's or handler's name, an import."""
@@ -119,10 +127,11 @@ class Bindings:
         return self._by_position.get((line, column))
 
     def binding(self, occurrence: Occurrence | None) -> str:
-        """``local`` (a variable of a function), ``global`` (bound at module level) or ``builtin``."""
+        """``local`` (a variable of a function), ``global`` (bound at module level), ``builtin``, or ``unbound``:
+        a name that neither the module binds nor Python's builtins hold (see ``is_unbound``)."""
         owner = occurrence.owner if occurrence is not None else None
         if owner is None:
-            return "builtin"
+            return "unbound" if occurrence is not None and is_unbound(occurrence.name) else "builtin"
         return "global" if owner is self.module else "local"
 
     # The walk: each part of a definition in the scope where Python evaluates it.

@@ -169,6 +169,8 @@ class FileContext:
         why = f"`{name}`, a module-level name of this file"
         if name in self.declared_global:
             return Refusal(f"it reads {why} that a function declares `global`")
+        if submodule := self._submodule_named(name):
+            return Refusal(submodule)
         if self.own_namespace:
             return Refusal(f"it reads {why}, and the module {self.own_namespace}, which may read or rebind it")
         if len(stores) != 1 or stores[0].kind != "import":
@@ -237,6 +239,8 @@ class FileContext:
             return Refusal(
                 f"it reads {why}, and the module {self.own_namespace}, which may read or rebind it while the arm runs"
             )
+        if submodule := self._submodule_named(name):
+            return Refusal(submodule)
         stores = self._module_stores.get(name, [])
         if any(not occurrence.is_store or isinstance(occurrence.node, ast.ExceptHandler) for occurrence in stores):
             return Refusal(  # `except E as name:` deletes the name where its handler ends
@@ -248,6 +252,17 @@ class FileContext:
                 f"it reads {why} that some file sets as a module attribute or patches by name: set while the arm "
                 "runs, the value passed would be the old one"
             )
+        if self.module_name.rpartition(".")[2] in self.project.reloaded:
+            return Refusal(
+                f"it reads {why}, and some file reloads the module (`importlib.reload`), which binds the name anew: "
+                "reloaded while the arm runs, the value passed would be the old one"
+            )
+        if self.project.namespace_held_elsewhere(self.module_name, self.relpath):
+            return Refusal(
+                f"it reads {why}, and another file holds the module's namespace (`vars(module)`, `module.__dict__`, "
+                "a function's `__globals__`, the module by its name as a string), through which it may rebind the "
+                "name while the arm runs"
+            )
         if name not in self._certainly_bound:
             return Refusal(f"it reads {why} that the module may leave unbound (`try`, `if`, `with`, a loop)")
         holding = bisect.bisect_right(self._top_level_lines, function.lineno) - 1
@@ -258,6 +273,25 @@ class FileContext:
             if any(index != holding and index <= bound_at[name] for index in run_at.get(holder.name, ())):
                 return Refusal(f"it reads {why}, and the module runs its builder before it binds the name")
         return None
+
+    def _submodule_named(self, name: str) -> str | None:
+        """Why the package's global ``name`` may change under the arm, if a submodule has its name: importing
+        ``pkg.name`` anywhere, at any time, sets it in the package's namespace (to what ``from . import name``
+        bound already, the one binding that stays the same)."""
+        stores = self._module_stores.get(name, [])
+        if stores and all(self._imports_submodule(occurrence.node) for occurrence in stores):
+            return None
+        if self.project.submodule_of(self.relpath, name):
+            module = f"{self.module_name}.{name}".lstrip(".")
+            return f"it reads `{name}`, a name of this package that its submodule `{module}` has: importing it sets it"
+        return None
+
+    def _imports_submodule(self, node: ast.AST) -> bool:
+        """Is ``node`` a top-level ``from . import name`` (or ``from pkg import name``) of this package?"""
+        statement = self._top_level_imports.get(id(node))
+        if not isinstance(statement, ast.ImportFrom) or not isinstance(node, ast.alias) or node.asname:
+            return False
+        return self.project.absolute(self.relpath, "." * statement.level + (statement.module or "")) == self.module_name
 
     @cached_property
     def _certainly_bound(self) -> set[str]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
-from seamfix.codemods.bindings import Bindings, Frame, Occurrence, parameters_of
+from seamfix.codemods.bindings import Bindings, Frame, Occurrence, is_unbound, parameters_of
 
 Assigned = frozenset[str] | None  # None: the code does not go on (return, raise, break, continue)
 Function = ast.FunctionDef | ast.AsyncFunctionDef
@@ -43,6 +43,7 @@ class BlockFlow:
     parameters: list[str] = field(default_factory=list)  # read before the block assigns them
     results: list[str] = field(default_factory=list)  # assigned in the block, used after it
     globals: list[str] = field(default_factory=list)  # module-level names the block reads
+    unbound: list[str] = field(default_factory=list)  # names it reads that no scope binds and no builtin is
     returns: bool = False  # every path through the block ends in `return`
     blocker: str | None = None  # why the block cannot become a function
 
@@ -61,7 +62,7 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt],
     in_block = {id(node) for statement in block for node in ast.walk(statement)}
     owned = bindings.owned_by(scope)
     used_outside = {o.name for o in owned if o.kind in ("name", "definition") and id(o.node) not in in_block}
-    flow = BlockFlow(globals=sorted(inside.globals))
+    flow = BlockFlow(globals=sorted(inside.globals), unbound=sorted(inside.unbound))
     returns = any(isinstance(node, ast.Return) for node in own_nodes(block))
     if returns and must_after is not None:
         blocker = blocker or "it returns on some paths only"
@@ -409,6 +410,7 @@ class _Flow:
         self.closure: dict[str, Frame] = {}  # variables of enclosing functions, with the function
         self.captured: set[str] = set()  # variables read by functions and lambdas defined here
         self.globals: set[str] = set()
+        self.unbound: set[str] = set()  # read here, bound by no scope of the module nor a builtin
 
     def suite(self, statements: list[ast.stmt], assigned: Assigned) -> Assigned:
         if statements is self.target and assigned is not None:
@@ -535,6 +537,8 @@ class _Flow:
     def read_name(self, name: ast.Name, assigned: frozenset[str]) -> None:
         owner = self.bindings.owner(name)
         if owner is None:
+            if is_unbound(name.id):
+                self.unbound.add(name.id)
             return
         if owner is self.scope:
             frame = self.bindings.frame_of(name)

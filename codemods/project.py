@@ -68,6 +68,11 @@ _MODULE_ALIAS = re.compile(
 # object reached by its name as a string, every name it binds readable from it
 _MODULE_BY_NAME = re.compile(r"""(?:import_module\(|__import__\(|modules\[)\s*[rbu]?["'](\.*[\w.]+)["']""")
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n]*)", re.MULTILINE)
+# the namespace of the module an object comes from: `build.__globals__`, `inspect.getmodule(build)`,
+# `sys.modules[build.__module__]`
+_OBJECT_NAMESPACE = re.compile(r"__globals__|\bgetmodule\(|modules\s*\[[^\]\n]*__module__")
+# handed the module with no name (``vars(model)``, ``setattr(model, name, value)``), these may rebind any global
+_NAMESPACE_WRITERS = frozenset({"setattr", "delattr", "vars"})
 # a doctest's source line (`>>> from pkg.model import Name`, `... import x`), its prompt removed
 _DOCTEST_LINE = re.compile(r"^[ \t]*(?:>>>|\.\.\.)(?: ([^\n]*))?$", re.MULTILINE)
 _COMMENT = re.compile(r"#[^\n]*")
@@ -92,6 +97,9 @@ class Project:
     swapped: frozenset[str] = frozenset()  # modules some file puts into (or takes out of) `sys.modules` by name
     imported_from: dict[str, set[str]] = field(default_factory=dict)  # module -> names other files import
     importers: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (module, name) -> relpaths
+    # builder module -> files that hold its namespace itself (``vars(model)``, ``model.__dict__``, a computed
+    # ``setattr``, the module reached by its name as a string), through which they may rebind any of its names
+    namespace_holders: dict[str, set[str]] = field(default_factory=dict)
     # what importing the seam runs: each of its packages, then the adapter module, by name
     seam_packages: dict[str, PackageInit] = field(default_factory=dict)
     # names the project's files read from the seam (`mla_seam.name`, `from pkg.mla_seam import name`): a new
@@ -129,6 +137,8 @@ class Project:
                     project._scan_modules_by_name(code, modules, reader)
                 if any(needle in code for needle in needles):
                     project._scan_imports(relpath, code, modules, last_parts, reader)
+                if _OBJECT_NAMESPACE.search(code):
+                    project._scan_object_namespaces(reader)
             if not python:
                 continue
             if seam_reads is not None and seam_name in text and relpath != settings.adapter:
@@ -188,9 +198,22 @@ class Project:
                 spelling, name = (spelling, "*") if spelling in imported else ("", "")
             for module in spelled_as.get(spelling, ()):
                 self.importers.setdefault((module, name), set()).add(reader)
+                if name == "*":
+                    self.namespace_holders.setdefault(module, set()).add(reader)
         for match in _dynamic_read(tuple(imported)).finditer(text) if imported else ():
-            for module in imported[match.group(1)]:
-                self.importers.setdefault((module, match.group(2) or "*"), set()).add(reader)
+            function, spelling, name = match.groups()
+            for module in imported[spelling]:
+                self.importers.setdefault((module, name or "*"), set()).add(reader)
+                if function in _NAMESPACE_WRITERS and not name:
+                    self.namespace_holders.setdefault(module, set()).add(reader)
+
+    def _scan_object_namespaces(self, reader: str) -> None:
+        """``reader`` reaches the namespace of an object's module (``build.__globals__``,
+        ``inspect.getmodule(build)``, ``sys.modules[build.__module__]``): the namespace of every builder module
+        it takes an object from, as far as the text tells."""
+        for (module, _), readers in list(self.importers.items()):
+            if reader in readers:
+                self.namespace_holders.setdefault(module, set()).add(reader)
 
     def _scan_dotted_paths(self, relpath: str, text: str, modules: tuple[str, ...]) -> None:
         """A file naming a builder's global by its path (Hydra's ``_target_: pkg.model.Name``, a registry's
@@ -208,6 +231,7 @@ class Project:
             for module in modules:
                 if module == named or (named.startswith(".") and module.endswith(named)):
                     self.importers.setdefault((module, "*"), set()).add(reader)
+                    self.namespace_holders.setdefault(module, set()).add(reader)
 
     def module_parts(self, relpath: str) -> tuple[str, ...]:
         """The import name of a project file, counted from the deepest source root that holds it."""
@@ -235,6 +259,18 @@ class Project:
         return self.root is not None and any(
             name in _attributes_stored(str(self.root / relpath)) for relpath in self.maybe_stored.get(name, ())
         )
+
+    def submodule_of(self, relpath: str, name: str) -> bool:
+        """Is ``relpath`` a package's ``__init__.py`` with a submodule (or subpackage) ``name``?"""
+        if self.root is None or PurePosixPath(relpath).name != "__init__.py":
+            return False
+        folder = self.root / PurePosixPath(relpath).parent
+        return (folder / f"{name}.py").is_file() or (folder / name).is_dir()
+
+    def namespace_held_elsewhere(self, module: str, relpath: str) -> bool:
+        """Does a project file other than ``relpath`` (the builder module ``module``) hold the module's namespace
+        itself, through which it may rebind any of the module's names (``vars(model)["SCALE"] += 1``)?"""
+        return bool(self.namespace_holders.get(module, set()) - {relpath})
 
     def reexported(self, module: str, name: str, relpath: str) -> bool:
         """Does a project file other than ``relpath`` import ``name`` from ``module`` (or all: ``*``)?"""
@@ -332,12 +368,12 @@ def _dotted_path(modules: tuple[str, ...]) -> re.Pattern[str]:
 
 @functools.lru_cache(maxsize=64)
 def _dynamic_read(spellings: tuple[str, ...]) -> re.Pattern[str]:
-    """``getattr(<spelling>, "Name")`` (group 2 the name), or the module handed to a function that can read
-    any of its names: ``getattr``/``hasattr``/``setattr``/``delattr`` with a computed name, ``vars``, ``dir``,
-    ``inspect.getmembers``."""
+    """``getattr(<spelling>, "Name")`` (groups: the function, the spelling, the name), or the module handed to
+    a function that can read any of its names: ``getattr``/``hasattr``/``setattr``/``delattr`` with a computed
+    name, ``vars``, ``dir``, ``inspect.getmembers``."""
     alternatives = "|".join(re.escape(spelling) for spelling in sorted(spellings, key=len, reverse=True))
     return re.compile(
-        rf"""(?<!\w)(?:getattr|hasattr|setattr|delattr|vars|dir|getmembers)\(\s*({alternatives})\s*(?:,\s*[rbu]?["'](\w+)["']|[,)])"""
+        rf"""(?<!\w)(getattr|hasattr|setattr|delattr|vars|dir|getmembers)\(\s*({alternatives})\s*(?:,\s*[rbu]?["'](\w+)["']|[,)])"""
     )
 
 

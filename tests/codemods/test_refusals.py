@@ -268,6 +268,31 @@ def test_a_global_another_module_sets_as_an_attribute_is_never_passed(assignment
     assert ran[0] == ran[1] == "[2, 3]\n"
 
 
+# the module's namespace itself: no `.SCALE` in the text, the name a key of the dictionary, the module reached by
+# a name, by its name as a string or through an object it defines
+NAMESPACE_WRITES = ['from pkg import model\n    vars(model)["SCALE"] += 1',
+                    'import pkg.model\n    pkg.model.__dict__["SCALE"] += 1',
+                    'import sys\n    namespace = vars(sys.modules["pkg.model"])\n'
+                    '    namespace["SCALE"] *= 2',
+                    'from pkg.model import build\n    build.__globals__["SCALE"] += 1',
+                    'import inspect\n    from pkg.model import build\n'
+                    '    vars(inspect.getmodule(build))["SCALE"] += 1']  # fmt: skip
+
+
+@pytest.mark.parametrize("write", NAMESPACE_WRITES)
+def test_a_global_another_module_rebinds_through_the_modules_namespace_is_never_passed(write: str, tmp_path: Path):
+    # as above, but through the namespace dictionary: the arm read 2, the value passed at the call was 1
+    builder = "from pkg import hooks\n\nSCALE = 1\n\n\ndef build(config):\n    if config.multi_latent_attention:\n"
+    builder += "        hooks.bump()\n        return [config.kv_lora_rank, SCALE]\n    return SCALE\n"
+    files = {"pkg/__init__.py": "", "pkg/model.py": builder, "pkg/hooks.py": f"def bump():\n    {write}\n"}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "from types import SimpleNamespace as C; from pkg import model\n"
+    check += "print([model.build(C(multi_latent_attention=True, kv_lora_rank=3)) for _ in range(2)])"
+    ran = printed(check, original, rewritten)
+    assert ran[0] == ran[1] == ("[[3, 2], [3, 4]]\n" if "*=" in write else "[[3, 2], [3, 3]]\n"), ran
+    assert "another file holds the module's namespace" in said, said
+
+
 SCRIPTED = """import torch
 
 
@@ -884,3 +909,60 @@ def test_a_hand_written_function_bound_again_under_try_is_not_reused(tmp_path: P
     check = "import types; from pkg import model\n"
     check += "print([model.f(types.SimpleNamespace(multi_latent_attention=v)) for v in (1, 0)])"
     assert printed(check, original, rewritten) == ["[1, 'seam']\n"] * 2
+
+
+# `from .layers import dense` binds `layers` in the package's namespace (the import system sets the submodule as
+# an attribute of its package); no statement of `pkg/__init__.py` binds it, and the adapter does not have it
+SUBMODULE_READERS = {
+    "arm": "        return [MLASelfAttention(config).__class__.__name__, layers.KIND]\n",
+    "predicate": "        return 'mla'\n    if config.multi_latent_attention in layers.MLA_KINDS:\n"
+    "        return 'listed'\n",
+}
+
+
+@pytest.mark.parametrize("reader", SUBMODULE_READERS)
+def test_a_name_a_submodule_import_binds_in_its_package_stays_where_the_package_reads_it(reader: str, tmp_path):
+    init = "from pkg.mla_impl import MLASelfAttention\nfrom .layers import dense\n\n\ndef build(config):\n"
+    init += f"    print('build')\n    if config.multi_latent_attention:\n{SUBMODULE_READERS[reader]}    return dense\n"
+    files = {"pkg/__init__.py": init, "pkg/layers.py": "KIND = 'layers'\nMLA_KINDS = ('yes',)\ndense = 'dense'\n",
+             "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, config):\n        pass\n"}  # fmt: skip
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "import types; from pkg import build\n"
+    check += "print([build(types.SimpleNamespace(multi_latent_attention=v)) for v in (True, 'yes', False)])"
+    ran = subprocess.run([sys.executable, "-c", check], cwd=rewritten, capture_output=True, text=True).stdout
+    assert [ran] == printed(check, original), ran
+    if reader == "arm":
+        assert "it reads `layers`, which neither the module binds nor a builtin is" in said, said
+    else:
+        routed = "mla_seam.multi_latent_attention_in_mla_kinds(config, layers)"
+        assert routed in (rewritten / "pkg/__init__.py").read_text()
+
+
+@pytest.mark.parametrize("binding", ["layers = 'not loaded yet'", "from . import layers"])
+def test_a_package_global_named_like_its_submodule_is_passed_only_when_it_is_that_submodule(binding, tmp_path):
+    # importing `pkg.layers` sets `layers` in the package's namespace: passed at the call, the arm's own read
+    # (after `load()`) would see the old value; bound by `from . import layers`, it is that module already
+    init = f"import importlib\n{binding}\n\n\ndef load():\n    importlib.import_module('pkg.layers')\n\n\n"
+    init += "def build(config):\n    if config.multi_latent_attention:\n        load()\n"
+    init += "        return [config.kv_lora_rank, type(layers).__name__]\n    return None\n"
+    said, original, rewritten = applied_beside_original(tmp_path, {"pkg/__init__.py": init, "pkg/layers.py": ""})
+    check = "import types; from pkg import build; print(build(types.SimpleNamespace(multi_latent_attention=1, "
+    check += "kv_lora_rank=2)))"
+    assert printed(check, original, rewritten) == ["[2, 'module']\n"] * 2
+    kept = "it reads `layers`, a name of this package that its submodule `pkg.layers` has:" in said
+    assert kept == binding.startswith("layers ="), said
+
+
+def test_a_global_of_a_module_some_file_reloads_is_never_passed(tmp_path: Path) -> None:
+    # the arm calls code that reloads the builder: its own read after that finds the new `STAMP`, a value passed
+    # at the call would be the old one
+    builder = "from pkg import hooks\n\nSTAMP = object()\n\n\ndef build(config):\n"
+    builder += "    if config.multi_latent_attention:\n        first = STAMP\n        hooks.bump()\n"
+    builder += "        return [config.kv_lora_rank, first is STAMP]\n"
+    hooks = "import importlib\n\n\ndef bump():\n    from pkg import model\n\n    importlib.reload(model)\n"
+    files = {"pkg/__init__.py": "", "pkg/model.py": builder, "pkg/hooks.py": hooks}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "from types import SimpleNamespace as C; from pkg import model\n"
+    check += "print(model.build(C(multi_latent_attention=True, kv_lora_rank=3)))"
+    assert printed(check, original, rewritten) == ["[3, False]\n"] * 2
+    assert "some file reloads the module (`importlib.reload`)" in said, said
