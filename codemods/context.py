@@ -207,6 +207,8 @@ class FileContext:
         swapped = next((m for m in self.project.swapped for module in modules if _within(module, m)), None)
         if swapped is not None:
             return f"some file swaps in or out of `sys.modules` (`{swapped}`)"
+        if (writer := self.project.namespace_rewriter(source, name)) is not None:
+            return f"`{writer}` may set by a computed name or through its namespace (`setattr`, `vars`, `__dict__`)"
         relpath = self.project.project_file(source)
         if relpath is None or self.project.root is None:
             return None

@@ -68,6 +68,21 @@ _MODULE_ALIAS = re.compile(
 # object reached by its name as a string, every name it binds readable from it
 _MODULE_BY_NAME = re.compile(r"""(?:import_module\(|__import__\(|modules\[)\s*[rbu]?["'](\.*[\w.]+)["']""")
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n]*)", re.MULTILINE)
+# an attribute set by a computed name (`setattr(module, name, value)`, not `setattr(x, "name", value)`) or through
+# a namespace (`vars(module)[name] = value`, `module.__dict__.update(...)`): the target, in one of three groups
+_NAMESPACE_STORED = (
+    r"""(?=[ \t]*\[[^\]\n]*\][ \t]*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)|\.(?:update|setdefault|pop|clear)\(|[ \t]*$)"""
+)
+_NAMESPACE_WRITE = re.compile(
+    r"""\b(?:setattr|delattr)\(\s*([^,()]+(?:\([^()]*\))?[^,()]*?)\s*,(?!\s*[rRbBuU]?["'])|"""
+    rf"""\bvars\(\s*([^()\n]*(?:\([^()\n]*\))?[^()\n]*?)\s*\){_NAMESPACE_STORED}|"""
+    rf"""([\w.]+(?:\([^()\n]*\)|\[[^\]\n]*\])?)\.__dict__\b{_NAMESPACE_STORED}""",
+    re.MULTILINE,
+)
+# a module reached by a name computed at run time: `import_module(path)`, `__import__(name)`, `sys.modules[key]`
+_COMPUTED_MODULE = re.compile(r"""(?:import_module\(|__import__\(|modules\[)(?!\s*[rRbBuU]?["'])""")
+_ALIASED = re.compile(r"(\w+)(?:\s+as\s+(\w+))?")
+_DOTTED_STRING = re.compile(r"""["']([A-Za-z_]\w*(?:\.\w+)+(?::\w+)?)["']""")
 # the namespace of the module an object comes from: `build.__globals__`, `inspect.getmodule(build)`,
 # `sys.modules[build.__module__]`
 _OBJECT_NAMESPACE = re.compile(r"__globals__|\bgetmodule\(|modules\s*\[[^\]\n]*__module__")
@@ -100,6 +115,13 @@ class Project:
     # builder module -> files that hold its namespace itself (``vars(model)``, ``model.__dict__``, a computed
     # ``setattr``, the module reached by its name as a string), through which they may rebind any of its names
     namespace_holders: dict[str, set[str]] = field(default_factory=dict)
+    # file -> the modules it sets attributes of by a computed name or through their namespace (`setattr(module,
+    # name, value)`, `vars(module)[name] = value`): a fork's patch manager
+    namespace_writers: dict[str, frozenset[str]] = field(default_factory=dict)
+    # the files among those that reach modules by a computed name (`import_module(path)`), and every dotted
+    # string of the project (`"pkg.mla_impl.MLASelfAttention"` handed to such a patch manager)
+    dynamic_writers: frozenset[str] = frozenset()
+    dotted_strings: frozenset[str] = frozenset()
     # what importing the seam runs: each of its packages, then the adapter module, by name
     seam_packages: dict[str, PackageInit] = field(default_factory=dict)
     # names the project's files read from the seam (`mla_seam.name`, `from pkg.mla_seam import name`): a new
@@ -119,6 +141,8 @@ class Project:
         maybe_stored: dict[str, set[str]] = {}
         reloaded: set[str] = set()
         swapped: set[str] = set()
+        dotted_strings: set[str] = set()
+        dynamic_writers: set[str] = set()
         seam_module = ".".join(settings.adapter_module_parts)
         seam_name = seam_module.rpartition(".")[2]
         seam_reads = _seam_reads(seam_module) if seam_module else None
@@ -148,6 +172,14 @@ class Project:
             patched.update(match.group(1) for match in _ASSIGNED_ATTRIBUTE.finditer(text))
             for name in set(_MAYBE_STORED_ATTRIBUTE.findall(text)):
                 maybe_stored.setdefault(name, set()).add(relpath)
+            strings = _DOTTED_STRING.findall(text)
+            dotted_strings.update(strings)
+            if _NAMESPACE_WRITE.search(text):
+                written, dynamic = project._modules_written(relpath, text)
+                if written:
+                    project.namespace_writers[relpath] = written
+                if dynamic:
+                    dynamic_writers.add(relpath)
             if "reload(" in text:
                 reloaded.update(match.group(1).rpartition(".")[2] for match in _RELOADED.finditer(text))
             if "modules" in text:
@@ -156,6 +188,7 @@ class Project:
         project.maybe_stored = {name: frozenset(relpaths) for name, relpaths in maybe_stored.items()}
         project.reloaded = frozenset(reloaded)
         project.swapped = frozenset(swapped)
+        project.dotted_strings, project.dynamic_writers = frozenset(dotted_strings), frozenset(dynamic_writers)
         project.seam_packages = seam_inits(settings.root, project.project_file, ".".join(settings.adapter_module_parts))
         return project
 
@@ -206,6 +239,43 @@ class Project:
                 self.importers.setdefault((module, name or "*"), set()).add(reader)
                 if function in _NAMESPACE_WRITERS and not name:
                     self.namespace_holders.setdefault(module, set()).add(reader)
+
+    def _modules_written(self, relpath: str, text: str) -> tuple[frozenset[str], bool]:
+        """The modules ``text`` (of ``relpath``) sets attributes of by a computed name or through their namespace,
+        as far as its text tells: a target it imports as a module (``from pkg import mla_impl``, ``import
+        pkg.mla_impl as m``); and whether a target is a module reached at run time (``import_module(path)``,
+        ``sys.modules[key]``, or a variable assigned one), which may be any module."""
+        modules: dict[str, str] = {}  # the file's spelling -> the module it may name
+        for match in _FROM_IMPORT.finditer(text):
+            package = self.absolute(relpath, match.group(1))
+            for name, alias in _ALIASED.findall(_COMMENT.sub("", match.group(2))):
+                modules[alias or name] = f"{package}.{name}"
+        for match in _IMPORT.finditer(text):
+            for part in _COMMENT.sub("", match.group(1)).split(","):
+                name, _, alias = part.strip().partition(" as ")
+                modules[alias.strip() or name.strip()] = name.strip()
+        written, dynamic = set(), False
+        for match in _NAMESPACE_WRITE.finditer(text):
+            target = next(group for group in match.groups() if group is not None).strip()
+            assigned = re.compile(rf"^[ \t]*{re.escape(target)}[ \t]*=[^=\n]*{_COMPUTED_MODULE.pattern}", re.MULTILINE)
+            if _COMPUTED_MODULE.search(target) or assigned.search(text):
+                dynamic = True
+            elif target in modules:
+                written.add(modules[target])
+            elif named := _MODULE_BY_NAME.search(target):
+                written.add(self.absolute(relpath, named.group(1)))
+        return frozenset(written), dynamic
+
+    def namespace_rewriter(self, module: str, name: str) -> str | None:
+        """A file that may set ``module``'s ``name`` by a computed name or through the module's namespace (a
+        patch manager's ``setattr(import_module(path), attribute, value)``), if one may: it names the module, or
+        it reaches modules by a computed name and some file names the module's ``name`` in a string."""
+        for relpath, written in sorted(self.namespace_writers.items()):
+            if module in written:
+                return relpath
+        if f"{module}.{name}" in self.dotted_strings or f"{module}:{name}" in self.dotted_strings:
+            return next(iter(sorted(self.dynamic_writers)), None)
+        return None
 
     def _scan_object_namespaces(self, reader: str) -> None:
         """``reader`` reaches the namespace of an object's module (``build.__globals__``,
@@ -390,11 +460,16 @@ def _bracket_end(text: str, start: int, opening: str = "(", limit: int | None = 
 
 def _swapped_modules(text: str) -> Iterator[str]:
     """The module names (string literals) in each change of ``sys.modules`` in ``text``: the subscript or the
-    call's arguments, a dict literal spanning lines included."""
+    call's arguments, a dict literal spanning lines included. A change naming no module there
+    (``sys.modules[MODULE] = stub``) counts for every name any string literal of ``text`` holds."""
     for match in _MODULES_CHANGED.finditer(text):
         opening = text.rfind("[" if match.group().rstrip().endswith("[") else "(", match.start(), match.end())
         end = _bracket_end(text, opening + 1, text[opening], limit=opening + 5000)
-        yield from _MODULE_NAME_LITERAL.findall(text, opening, end)
+        named = _MODULE_NAME_LITERAL.findall(text, opening, end)
+        if not named:
+            yield from _MODULE_NAME_LITERAL.findall(text)
+            return
+        yield from named
 
 
 def _attributes_stored(path: str) -> frozenset[str]:

@@ -879,15 +879,24 @@ def check():
 """
 
 
+# the stubbed module's name held in a constant: no string literal where `sys.modules` changes
+STUBBING_BY_CONSTANT = STUBBING_TEST.replace('"pkg.mla_impl": stub', "MODULE: stub").replace(
+    "\n\n\ndef check", '\n\nMODULE = "pkg.mla_impl"\n\n\ndef check'
+)
+
+
+@pytest.mark.parametrize("stubbing", [STUBBING_TEST, STUBBING_BY_CONSTANT], ids=["literal", "constant"])
 @pytest.mark.parametrize("imported", ["from pkg.mla_impl import MLASelfAttention", "from pkg import mla_impl"])
-def test_a_name_from_a_module_a_test_stubs_in_sys_modules_stays_where_the_builder_reads_it(imported, tmp_path):
+def test_a_name_from_a_module_a_test_stubs_in_sys_modules_stays_where_the_builder_reads_it(
+    imported, stubbing, tmp_path
+):
     # the builder was imported against a stub module (torch or megatron missing on a CPU runner): a moved arm's
     # import, at the call, would get the real module
     builder = RETURNS_CLASS.replace("from pkg.mla_impl import MLASelfAttention", imported)
     if "MLASelfAttention" not in imported:
         builder = builder.replace("return MLASelfAttention", "return mla_impl.MLASelfAttention")
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n", "pkg/model.py": builder,
-             "tests/test_model.py": STUBBING_TEST}  # fmt: skip
+             "tests/test_model.py": stubbing}  # fmt: skip
     said, original, rewritten = applied_beside_original(tmp_path, files)
     assert "some file swaps in or out of `sys.modules` (`pkg.mla_impl`)" in said, said
     check = "from tests.test_model import check; print(check())"
@@ -966,3 +975,30 @@ def test_a_global_of_a_module_some_file_reloads_is_never_passed(tmp_path: Path) 
     check += "print(model.build(C(multi_latent_attention=True, kv_lora_rank=3)))"
     assert printed(check, original, rewritten) == ["[3, False]\n"] * 2
     assert "some file reloads the module (`importlib.reload`)" in said, said
+
+
+# a fork's patch manager or plugin setting the upstream class by a computed name or through the module's namespace
+# (MindSpeed's `register_patch("megatron.core....MLASelfAttention", Fused)` style), after the builder imported it
+SOURCE_REWRITES = {
+    "registry": {"pkg/patches.py": "import importlib\n\n\ndef override(path, value):\n"
+                 "    module, _, name = path.rpartition('.')\n"
+                 "    setattr(importlib.import_module(module), name, value)\n",
+                 "pkg/plugin.py": "from pkg.patches import override\n\n\ndef install():\n"
+                 "    override('pkg.mla_impl.MLASelfAttention', Fused)\n"},
+    "vars": {"pkg/plugin.py": "from pkg import mla_impl\n\n\ndef install(name='MLASelfAttention'):\n"
+             "    vars(mla_impl)[name] = Fused\n"},
+    "__dict__": {"pkg/plugin.py": "import pkg.mla_impl\n\n\ndef install():\n"
+                 "    pkg.mla_impl.__dict__.update(MLASelfAttention=Fused)\n"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("rewrite", SOURCE_REWRITES)
+def test_a_name_its_source_module_has_set_by_a_computed_name_stays_where_the_builder_reads_it(rewrite, tmp_path):
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n",
+             "pkg/model.py": RETURNS_CLASS, **SOURCE_REWRITES[rewrite]}  # fmt: skip
+    files["pkg/plugin.py"] = "class Fused:\n    pass\n\n\n" + files["pkg/plugin.py"]
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "import types; from pkg.model import build; from pkg import plugin; plugin.install()\n"
+    check += "print(build(types.SimpleNamespace(multi_latent_attention=True)).__name__)"
+    assert printed(check, original, rewritten) == ["MLASelfAttention\n"] * 2
+    assert "may set by a computed name or through its namespace" in said, said
