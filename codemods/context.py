@@ -276,6 +276,21 @@ class FileContext:
                 return Refusal(f"it reads {why}, and the module runs its builder before it binds the name")
         return None
 
+    def builtin_shadowed(self, name: str) -> Refusal | None:
+        """Why the builtin ``name`` an arm reads may be another object in this module when the arm runs, if it
+        may: a test's ``mock.patch("pkg.model.open", create=True)`` shadows it with a global of the module,
+        which the adapter would not see (it reads the builtin)."""
+        why = f"it reads the builtin `{name}`, which"
+        if self.own_namespace:
+            return Refusal(f"{why} the module may shadow with a global: it {self.own_namespace}")
+        if self.project.is_patched(name):
+            return Refusal(
+                f"{why} some file patches or sets by name as a module's global, which the adapter would not see"
+            )
+        if self.project.namespace_held_elsewhere(self.module_name, self.relpath):
+            return Refusal(f"{why} another file may shadow with a global through the module's namespace")
+        return None
+
     def _submodule_named(self, name: str) -> str | None:
         """Why the package's global ``name`` may change under the arm, if a submodule has its name: importing
         ``pkg.name`` anywhere, at any time, sets it in the package's namespace (to what ``from . import name``

@@ -44,6 +44,7 @@ class BlockFlow:
     results: list[str] = field(default_factory=list)  # assigned in the block, used after it
     globals: list[str] = field(default_factory=list)  # module-level names the block reads
     unbound: list[str] = field(default_factory=list)  # names it reads that no scope binds and no builtin is
+    builtins: list[str] = field(default_factory=list)  # builtins it reads
     returns: bool = False  # every path through the block ends in `return`
     blocker: str | None = None  # why the block cannot become a function
 
@@ -62,7 +63,7 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt],
     in_block = {id(node) for statement in block for node in ast.walk(statement)}
     owned = bindings.owned_by(scope)
     used_outside = {o.name for o in owned if o.kind in ("name", "definition") and id(o.node) not in in_block}
-    flow = BlockFlow(globals=sorted(inside.globals), unbound=sorted(inside.unbound))
+    flow = BlockFlow(globals=sorted(inside.globals), unbound=sorted(inside.unbound), builtins=sorted(inside.builtins))
     returns = any(isinstance(node, ast.Return) for node in own_nodes(block))
     if returns and must_after is not None:
         blocker = blocker or "it returns on some paths only"
@@ -411,6 +412,7 @@ class _Flow:
         self.captured: set[str] = set()  # variables read by functions and lambdas defined here
         self.globals: set[str] = set()
         self.unbound: set[str] = set()  # read here, bound by no scope of the module nor a builtin
+        self.builtins: set[str] = set()  # builtins read here (no scope of the module binds them)
 
     def suite(self, statements: list[ast.stmt], assigned: Assigned) -> Assigned:
         if statements is self.target and assigned is not None:
@@ -537,8 +539,7 @@ class _Flow:
     def read_name(self, name: ast.Name, assigned: frozenset[str]) -> None:
         owner = self.bindings.owner(name)
         if owner is None:
-            if is_unbound(name.id):
-                self.unbound.add(name.id)
+            (self.unbound if is_unbound(name.id) else self.builtins).add(name.id)
             return
         if owner is self.scope:
             frame = self.bindings.frame_of(name)

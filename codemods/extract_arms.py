@@ -75,6 +75,9 @@ class ExtractArms:
                 "run time (importing a submodule binds its name in the package's `__init__.py`), the adapter would "
                 "not find it"
             )
+        for name in flow.builtins:
+            if shadowed := context.builtin_shadowed(name):
+                return f"{ARM_KEPT}: {shadowed.reason}"
         body: list[cst.BaseStatement | str] = []
         read_elsewhere = _module_names_read_outside(context, block)
         for name in flow.globals:

@@ -1002,3 +1002,25 @@ def test_a_name_its_source_module_has_set_by_a_computed_name_stays_where_the_bui
     check += "print(build(types.SimpleNamespace(multi_latent_attention=True)).__name__)"
     assert printed(check, original, rewritten) == ["MLASelfAttention\n"] * 2
     assert "may set by a computed name or through its namespace" in said, said
+
+
+# a test shadowing a builtin with a global of the builder module (`create=True`: the module has no such name)
+BUILTIN_PATCHES = [
+    'mock.patch("pkg.model.open", fake, create=True)',
+    'mock.patch.object(model, "open", fake, create=True)',
+]
+
+
+@pytest.mark.parametrize("patch", BUILTIN_PATCHES)
+def test_a_builtin_a_test_shadows_on_the_builder_module_keeps_the_arm_that_reads_it(patch: str, tmp_path: Path):
+    builder = "def build(config):\n    if config.multi_latent_attention:\n        handle = open(config.path)\n"
+    builder += "        return [config.kv_lora_rank, handle.read()]\n    return None\n"
+    test = "import types\nfrom unittest import mock\n\nfrom pkg import model\n\n\ndef check():\n"
+    test += f"    fake = mock.mock_open(read_data='fake')\n    with {patch}:\n        return model.build(types."
+    test += "SimpleNamespace(multi_latent_attention=True, kv_lora_rank=2, path='/nonexistent'))\n"
+    files = {"pkg/__init__.py": "", "pkg/model.py": builder, "tests/__init__.py": "", "tests/test_model.py": test}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "from tests.test_model import check; print(check())"
+    ran = subprocess.run([sys.executable, "-c", check], cwd=rewritten, capture_output=True, text=True).stdout
+    assert [ran] == printed(check, original) == ["[2, 'fake']\n"]
+    assert "it reads the builtin `open`, which some file patches or sets by name" in said, said
