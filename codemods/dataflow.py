@@ -33,6 +33,7 @@ _NAMED_AFTER_CALLER = frozenset({
     "make_class", "create_model",  # attrs', pydantic's
 })  # fmt: skip
 _ENUMS = frozenset({"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag"})  # called with names: the functional API
+_TAKEN_AS_VALUE = INTROSPECTION - {"dir"}
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -284,15 +285,25 @@ def _blocker(block: list[ast.stmt]) -> str | None:
             return "its `break`/`continue` leaves a loop around it"
         if isinstance(node, (*_LOOPS, ast.Try, ast.TryStar)) and node.orelse:
             return "it holds a loop or `try` with an `else`"
-    for node in (n for statement in block for n in ast.walk(statement)):
-        reason = _placed_meaning(node)
+    nodes = [n for statement in block for n in ast.walk(statement)]
+    called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
+    for node in nodes:
+        reason = _placed_meaning(node, called)
         if reason:
             return reason
     return None
 
 
-def _placed_meaning(node: ast.AST) -> str | None:
-    """Why ``node`` (anywhere in the block, nested functions included) means something else elsewhere."""
+def _placed_meaning(node: ast.AST, called: AbstractSet[int]) -> str | None:
+    """Why ``node`` (anywhere in the block, nested functions included; ``called``: the ids of the callees of its
+    calls) means something else elsewhere."""
+    # `run = eval; run("x")`: called through another name, it reads the frame that calls it just the same (`dir` is
+    # left out: a variable of that name is common, and `dir` given an object depends on nothing)
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in _TAKEN_AS_VALUE:
+        if id(node) not in called:
+            return f"it takes `{node.id}` as a value, which, called, depends on where it runs"
+    if isinstance(node, ast.Attribute) and node.attr in INTROSPECTION and _names_builtins(node.value):
+        return f"it uses `builtins.{node.attr}`, which depends on where it runs"
     if isinstance(node, ast.Nonlocal):
         return "a function defined in it declares a `nonlocal` name"
     if isinstance(node, ast.Name) and node.id.startswith("__") and node.id != "__debug__":
@@ -327,6 +338,11 @@ def _placed_meaning(node: ast.AST) -> str | None:
     if isinstance(node, ast.ImportFrom) and node.level:
         return "it holds a relative import, which would resolve from the adapter's package"
     return None
+
+
+def _names_builtins(node: ast.expr) -> bool:
+    """Is ``node`` the builtins module by its usual names (``builtins``, ``__builtins__``)?"""
+    return isinstance(node, ast.Name) and node.id in ("builtins", "__builtins__")
 
 
 def _mangled(name: str) -> bool:
