@@ -20,6 +20,7 @@ import builtins
 import re
 import symtable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from seamfix.analysis.expressions import nested_statements
 
@@ -107,6 +108,20 @@ class Bindings:
         self._owned: dict[Frame | None, list[Occurrence]] | None = None
         self._children: dict[int, dict[tuple[str, int], symtable.SymbolTable]] = {}
         self._walk_body(tree.body, self.module)
+
+    @cached_property
+    def aliases(self) -> dict[str, str]:
+        """The names the module binds, anywhere in it, to what another name names, with that name: imports under
+        another name (``here`` for ``from inspect import currentframe as here``, ``w`` for ``import warnings as
+        w``) and a builtin assigned to a name (``look`` for ``look = eval``)."""
+        found: dict[str, str] = {}
+        for node in ast.walk(self.module.node):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                found.update((alias.asname, alias.name) for alias in node.names if alias.asname)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value in self._by_node:
+                if self.owner(node.value) is None:
+                    found.update((target.id, node.value.id) for target in node.targets if isinstance(target, ast.Name))
+        return found
 
     def owner(self, node: ast.Name) -> Frame | None:
         return self._by_node[node].owner

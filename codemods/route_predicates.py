@@ -336,8 +336,11 @@ class RoutePredicates:
         it: ``eval("multi_latent_attention")`` looks the name up among the builder's variables, and would look
         it up among the adapter's."""
         for node in walk(part):
-            if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in _RUNS_IN_CALLER:
-                if self.context.binding(node.func) == "builtin":
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
+                name = node.func.value  # or the builtin it names: `from builtins import eval as ev`, `look = eval`
+                if self.context.binding(node.func) != "builtin":
+                    name = self.context.bindings.aliases.get(name, "")
+                if name in _RUNS_IN_CALLER:
                     return (
                         f"`{node.func.value}(...)` reads the variables of the function calling it: a predicate "
                         "would run it in the adapter"
