@@ -133,6 +133,10 @@ class Project:
         """The facts for rewriting ``builders`` (project paths): imports from them are all that matter."""
         project = cls(settings.src, settings.root, settings.adapter or "")
         modules = {".".join(project.module_parts(relpath)) for relpath in builders}
+        # a builder also imported under another name, through a symlink in the project (`pkg/compat.py ->
+        # model.py`, a linked folder): what is imported or read through that name counts for the builder
+        aliases = project._aliased_modules(builders) if settings.root is not None else {}
+        modules |= set(aliases)
         last_parts = {module.rpartition(".")[2] for module in modules}
         # `from pkg.model import` holds "model import": a substring test skips the files that cannot
         needles = [f"{part} import" for part in last_parts]
@@ -188,6 +192,12 @@ class Project:
         project.maybe_stored = {name: frozenset(relpaths) for name, relpaths in maybe_stored.items()}
         project.reloaded = frozenset(reloaded)
         project.swapped = frozenset(swapped)
+        for (module, name), readers in list(project.importers.items()):
+            if module in aliases:
+                project.importers.setdefault((aliases[module], name), set()).update(readers)
+        for module, holders in list(project.namespace_holders.items()):
+            if module in aliases:
+                project.namespace_holders.setdefault(aliases[module], set()).update(holders)
         project.dotted_strings, project.dynamic_writers = frozenset(dotted_strings), frozenset(dynamic_writers)
         project.seam_packages = seam_inits(settings.root, project.project_file, ".".join(settings.adapter_module_parts))
         return project
@@ -199,9 +209,14 @@ class Project:
                 continue
             module = self.absolute(relpath, match.group(1))
             imported = _COMMENT.sub("", match.group(2)).strip("() \t")
-            if module in modules:
+            # `from model import Name` in a script that put the builder's folder on `sys.path` (no project module
+            # has that name): the builder `pkg.model` under a shorter name
+            reached = [module] if module in modules else [] if self.project_file(module) else [
+                builder for builder in modules if builder.endswith(f".{module}")
+            ]  # fmt: skip
+            for builder in reached:
                 for name in ["*"] if imported == "*" else _NAMES.findall(imported):
-                    self.importers.setdefault((module, name), set()).add(reader)
+                    self.importers.setdefault((builder, name), set()).add(reader)
 
     def _scan_attribute_reads(self, relpath: str, text: str, spellings: dict[str, list[str]], reader: str) -> None:
         """Record the builders' names ``relpath`` reads as attributes of their module: ``model.Name`` after
@@ -221,10 +236,12 @@ class Project:
             for name in _NAMES.findall(_COMMENT.sub("", match.group(2))):
                 if f"{package}.{name}".lstrip(".") in spellings.get(name, ()):
                     imported[name] = spellings[name]
-        for match in _IMPORT.finditer(text):  # `import model`: a top-level builder module
-            for name in _COMMENT.sub("", match.group(1)).split(","):
-                if name.strip() in spellings.get(name.strip(), ()):
-                    imported[name.strip()] = [name.strip()]
+        for match in _IMPORT.finditer(text):  # `import model`: a top-level builder module, or one on `sys.path`
+            for name in (part.strip() for part in _COMMENT.sub("", match.group(1)).split(",")):
+                if name in spellings.get(name, ()):
+                    imported[name] = [name]
+                elif name in spellings and not self.project_file(name):
+                    imported[name] = spellings[name]
         for match in _attribute_read(tuple(spelled_as)).finditer(text):
             spelling, name = match.groups()
             if name == "__dict__":
@@ -239,6 +256,30 @@ class Project:
                 self.importers.setdefault((module, name or "*"), set()).add(reader)
                 if function in _NAMESPACE_WRITERS and not name:
                     self.namespace_holders.setdefault(module, set()).add(reader)
+
+    def _aliased_modules(self, builders: list[str]) -> dict[str, str]:
+        """The import names under which a symlink in the project (to a builder, or to a folder holding one)
+        reaches each builder: alias -> the builder's own module name."""
+        assert self.root is not None
+        real = {os.path.realpath(self.root / relpath): relpath for relpath in builders}
+        found: dict[str, str] = {}
+        for directory, subfolders, files in os.walk(self.root):  # links to folders are listed, not followed
+            subfolders[:] = [name for name in subfolders if name not in _SKIPPED and not name.startswith(".")]
+            for name in [*files, *subfolders]:
+                link = os.path.join(directory, name)
+                if not os.path.islink(link):
+                    continue
+                target = os.path.realpath(link)
+                for real_path, relpath in real.items():
+                    if real_path == target:
+                        alias = link
+                    elif real_path.startswith(target + os.sep):
+                        alias = os.path.join(link, os.path.relpath(real_path, target))
+                    else:
+                        continue
+                    alias_relpath = os.path.relpath(alias, self.root).replace(os.sep, "/")
+                    found[".".join(self.module_parts(alias_relpath))] = ".".join(self.module_parts(relpath))
+        return found
 
     def _modules_written(self, relpath: str, text: str) -> tuple[frozenset[str], bool]:
         """The modules ``text`` (of ``relpath``) sets attributes of by a computed name or through their namespace,

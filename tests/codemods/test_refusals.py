@@ -1027,3 +1027,50 @@ def test_a_builtin_a_test_shadows_on_the_builder_module_keeps_the_arm_that_reads
     assert [ran] == printed(check, original) == ["[2, 'fake']\n"]
     kept = "it reads the builtin `open`, which some file patches or sets by name" in said
     assert kept == ("builtins" not in patch), said
+
+
+@pytest.mark.parametrize("link", [("pkg/compat.py", "model.py"), ("pkg/legacy", "impl")], ids=["file", "folder"])
+def test_a_name_imported_through_a_symlinked_alias_of_the_builder_is_kept(link, tmp_path: Path) -> None:
+    # `pkg/compat.py -> model.py` (or a linked folder) imports the builder under a second name: an import of the
+    # MLA class through that name needs the builder's import of it, which the moved arm would have dropped
+    relpath = "pkg/impl/model.py" if link[1] == "impl" else "pkg/model.py"
+    alias = "pkg.legacy.model" if link[1] == "impl" else "pkg.compat"
+    files = {"pkg/__init__.py": "", "pkg/impl/__init__.py": "", "pkg/mla_impl.py": MLA_CLASS, relpath: BUILDS,
+             "driver.py": f"from {alias} import MLASelfAttention\n\nprint(MLASelfAttention.__name__)\n"}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    roots = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    for root in roots:
+        (root / link[0]).symlink_to(link[1])
+    _, said = applied(roots[1])
+    ran = [subprocess.run([sys.executable, "driver.py"], cwd=root, capture_output=True, text=True) for root in roots]
+    assert [(r.returncode, r.stdout) for r in ran] == [(0, "MLASelfAttention\n")] * 2, ran[1].stderr
+    assert "another module or a doctest imports from it" in said, said
+
+
+def test_a_name_a_script_imports_from_the_builder_under_a_shorter_name_is_kept(tmp_path: Path) -> None:
+    # the script puts `pkg/` on `sys.path` (the root too) and imports `pkg/model.py` as `model` (no project module
+    # has that name)
+    script = "import os\nimport sys\n\nhere = os.path.dirname(__file__)\n"
+    script += "sys.path[:0] = [os.path.join(here, '..', 'pkg'), os.path.join(here, '..')]\n"
+    script += "from model import MLASelfAttention  # noqa: E402\n\nprint(MLASelfAttention.__name__)\n"
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": BUILDS, "tools/convert.py": script}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    ran = [subprocess.run([sys.executable, "tools/convert.py"], cwd=root, capture_output=True, text=True)
+           for root in (original, rewritten)]  # fmt: skip
+    assert [(r.returncode, r.stdout) for r in ran] == [(0, "MLASelfAttention\n")] * 2, ran[1].stderr
+    assert "another module or a doctest imports from it" in said, said
+
+
+def test_a_package_module_importing_its_sibling_by_a_bare_name_is_left(tmp_path: Path) -> None:
+    # `from mla_impl import ...` in `pkg/model.py`: a tool imports it as `model` with only `pkg/` on `sys.path`, where
+    # `from pkg import mla_seam` would raise `ModuleNotFoundError`
+    builder = BUILDS.replace("from pkg.mla_impl import", "from mla_impl import")
+    script = "import os\nimport sys\nimport types\n\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', "
+    script += "'pkg'))\nfrom model import build  # noqa: E402\n\n"
+    script += "print(type(build(types.SimpleNamespace(multi_latent_attention=True))).__name__)\n"
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": builder, "tools/convert.py": script}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    ran = [subprocess.run([sys.executable, "tools/convert.py"], cwd=root, capture_output=True, text=True)
+           for root in (original, rewritten)]  # fmt: skip
+    assert [(r.returncode, r.stdout) for r in ran] == [(0, "MLASelfAttention\n")] * 2, ran[1].stderr
+    assert "it imports `mla_impl`, a module beside it, by its bare name" in said, said
