@@ -40,6 +40,13 @@ _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _DICT_READS = frozenset({"get", "keys", "values", "items", "copy", "__contains__", "__getitem__"})
 
 
+# how another file may rebind any name of a builder module (`Project.namespace_held_elsewhere`)
+_HOLDS_NAMESPACE = (
+    "holds the module's namespace (`vars(module)`, `module.__dict__`, a function's `__globals__`, the module by its "
+    "name as a string, a patch manager's `setattr(import_module(path), ...)`), through which it may rebind the name"
+)
+
+
 @dataclass(frozen=True)
 class Seam:
     """The adapter module as builders import it: ``from <package> import <name>`` (or ``import <name>``)."""
@@ -186,6 +193,8 @@ class FileContext:
                 f"it reads {why} that another module or a doctest imports from it (or reads as its attribute) or a "
                 "configuration file names by its dotted path"
             )
+        if self.project.namespace_held_elsewhere(self.module_name, self.relpath):
+            return Refusal(f"it reads {why}, and another file {_HOLDS_NAMESPACE}")
         line = self._import_of(statement, stores[0].node)
         source = line.split()[1]
         if source == self.module_name or is_test_module(source) or self.project.is_script_import(source, self.relpath):
@@ -260,11 +269,7 @@ class FileContext:
                 "reloaded while the arm runs, the value passed would be the old one"
             )
         if self.project.namespace_held_elsewhere(self.module_name, self.relpath):
-            return Refusal(
-                f"it reads {why}, and another file holds the module's namespace (`vars(module)`, `module.__dict__`, "
-                "a function's `__globals__`, the module by its name as a string), through which it may rebind the "
-                "name while the arm runs"
-            )
+            return Refusal(f"it reads {why}, and another file {_HOLDS_NAMESPACE} while the arm runs")
         if name not in self._certainly_bound:
             return Refusal(f"it reads {why} that the module may leave unbound (`try`, `if`, `with`, a loop)")
         holding = bisect.bisect_right(self._top_level_lines, function.lineno) - 1

@@ -82,10 +82,12 @@ _NAMESPACE_WRITE = re.compile(
 # a module reached by a name computed at run time: `import_module(path)`, `__import__(name)`, `sys.modules[key]`
 _COMPUTED_MODULE = re.compile(r"""(?:import_module\(|__import__\(|modules\[)(?!\s*[rRbBuU]?["'])""")
 _ALIASED = re.compile(r"(\w+)(?:\s+as\s+(\w+))?")
-_DOTTED_STRING = re.compile(r"""["']([A-Za-z_]\w*(?:\.\w+)+(?::\w+)?)["']""")
-# the namespace of the module an object comes from: `build.__globals__`, `inspect.getmodule(build)`,
+# the module an object comes from, reached through the object: `inspect.getmodule(build)`,
 # `sys.modules[build.__module__]`
-_OBJECT_NAMESPACE = re.compile(r"__globals__|\bgetmodule\(|modules\s*\[[^\]\n]*__module__")
+_OBJECT_MODULE = re.compile(r"\bgetmodule\(|modules\s*\[[^\]\n]*__module__")
+_DOTTED_STRING = re.compile(r"""["']([A-Za-z_]\w*(?:\.\w+)+(?::\w+)?)["']""")
+# a function's namespace, the module it comes from (`build.__globals__["SCALE"] = 2`): any use may write it
+_OBJECT_NAMESPACE = re.compile(r"__globals__")
 # handed the module with no name (``vars(model)``, ``setattr(model, name, value)``), these may rebind any global
 _NAMESPACE_WRITERS = frozenset({"setattr", "delattr", "vars"})
 # a doctest's source line (`>>> from pkg.model import Name`, `... import x`), its prompt removed
@@ -184,6 +186,8 @@ class Project:
                     project.namespace_writers[relpath] = written
                 if dynamic:
                     dynamic_writers.add(relpath)
+                if any(_OBJECT_MODULE.search(target) for target in _written_targets(text)):
+                    project._scan_object_namespaces(relpath)  # `vars(inspect.getmodule(build))[name] = ...`
             if "reload(" in text:
                 reloaded.update(match.group(1).rpartition(".")[2] for match in _RELOADED.finditer(text))
             if "modules" in text:
@@ -296,8 +300,7 @@ class Project:
                 name, _, alias = part.strip().partition(" as ")
                 modules[alias.strip() or name.strip()] = name.strip()
         written, dynamic = set(), False
-        for match in _NAMESPACE_WRITE.finditer(text):
-            target = next(group for group in match.groups() if group is not None).strip()
+        for target in _written_targets(text):
             assigned = re.compile(rf"^[ \t]*{re.escape(target)}[ \t]*=[^=\n]*{_COMPUTED_MODULE.pattern}", re.MULTILINE)
             if _COMPUTED_MODULE.search(target) or assigned.search(text):
                 dynamic = True
@@ -380,8 +383,14 @@ class Project:
 
     def namespace_held_elsewhere(self, module: str, relpath: str) -> bool:
         """Does a project file other than ``relpath`` (the builder module ``module``) hold the module's namespace
-        itself, through which it may rebind any of the module's names (``vars(model)["SCALE"] += 1``)?"""
-        return bool(self.namespace_holders.get(module, set()) - {relpath})
+        itself, through which it may rebind any of the module's names (``vars(model)["SCALE"] += 1``), or may a
+        patch manager reach it (``setattr(import_module(path), name, value)`` somewhere, the module's name in a
+        string: ``override(f"{MODEL}.Name", fused)``)?"""
+        if self.namespace_holders.get(module, set()) - {relpath}:
+            return True
+        return bool(self.dynamic_writers - {relpath}) and any(
+            text == module or text.startswith(f"{module}.") for text in self.dotted_strings
+        )
 
     def reexported(self, module: str, name: str, relpath: str) -> bool:
         """Does a project file other than ``relpath`` import ``name`` from ``module`` (or all: ``*``)?"""
@@ -499,6 +508,12 @@ def _bracket_end(text: str, start: int, opening: str = "(", limit: int | None = 
         depth += {opening: 1, closing: -1}.get(text[end], 0)
         end += 1
     return end
+
+
+def _written_targets(text: str) -> Iterator[str]:
+    """What ``text`` sets attributes of by a computed name or through its namespace (``_NAMESPACE_WRITE``)."""
+    for match in _NAMESPACE_WRITE.finditer(text):
+        yield next(group for group in match.groups() if group is not None).strip()
 
 
 def _swapped_modules(text: str) -> Iterator[str]:

@@ -1074,3 +1074,28 @@ def test_a_package_module_importing_its_sibling_by_a_bare_name_is_left(tmp_path:
            for root in (original, rewritten)]  # fmt: skip
     assert [(r.returncode, r.stdout) for r in ran] == [(0, "MLASelfAttention\n")] * 2, ran[1].stderr
     assert "it imports `mla_impl`, a module beside it, by its bare name" in said, said
+
+
+# a builder's own import rebound from elsewhere after the builder imported it: by a patch manager given the
+# module's name in a constant (`override(f"{MODEL}.Name", fused)`), or through a function's `__globals__`
+BUILDER_REBINDS = {
+    "patch-manager": {"pkg/patches.py": "import importlib\n\n\ndef override(path, value):\n"
+                      "    module, _, name = path.rpartition('.')\n"
+                      "    setattr(importlib.import_module(module), name, value)\n",
+                      "pkg/plugin.py": "from pkg.patches import override\n\nMODEL = 'pkg.model'\n\n\ndef install():\n"
+                      "    override(f'{MODEL}.MLASelfAttention', Fused)\n"},
+    "__globals__": {"pkg/plugin.py": "def install():\n    from pkg.model import build\n\n"
+                    "    build.__globals__['MLASelfAttention'] = Fused\n"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("rebind", BUILDER_REBINDS)
+def test_a_name_another_file_rebinds_in_the_builder_module_stays_where_the_builder_reads_it(rebind, tmp_path):
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n",
+             "pkg/model.py": RETURNS_CLASS, **BUILDER_REBINDS[rebind]}  # fmt: skip
+    files["pkg/plugin.py"] = "class Fused:\n    pass\n\n\n" + files["pkg/plugin.py"]
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "import types; from pkg import plugin; plugin.install(); from pkg.model import build\n"
+    check += "print(build(types.SimpleNamespace(multi_latent_attention=True)).__name__)"
+    assert printed(check, original, rewritten) == ["Fused\n"] * 2
+    assert "another file holds the module's namespace" in said, said
