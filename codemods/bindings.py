@@ -72,6 +72,14 @@ class Frame:
         return "local" if symbol.is_local() else None
 
 
+# the names every module has before its first statement runs: its own, though no statement binds them (and the
+# builtins module has most of them too, its own: `builtins.__name__` is "builtins")
+MODULE_ATTRIBUTES = frozenset({
+    "__name__", "__doc__", "__file__", "__package__", "__spec__", "__loader__", "__builtins__", "__cached__",
+    "__path__", "__annotations__",
+})  # fmt: skip
+
+
 def is_unbound(name: str) -> bool:
     """Is ``name``, which no scope of the module binds, missing from Python's builtins too? The module's
     namespace may still hold it when the code runs (in a package's ``__init__.py``, importing a submodule
@@ -145,6 +153,8 @@ class Bindings:
         """``local`` (a variable of a function), ``global`` (bound at module level), ``builtin``, or ``unbound``:
         a name that neither the module binds nor Python's builtins hold (see ``is_unbound``)."""
         owner = occurrence.owner if occurrence is not None else None
+        if owner is None and occurrence is not None and occurrence.name in MODULE_ATTRIBUTES:
+            return "global"  # `__name__`: the module's, which code moved to the adapter must be passed
         if owner is None:
             return "unbound" if occurrence is not None and is_unbound(occurrence.name) else "builtin"
         return "global" if owner is self.module else "local"

@@ -478,11 +478,8 @@ def _global_names(router: RoutePredicates, part: cst.CSTNode) -> list[cst.Name]:
 def _hole_name(node: cst.CSTNode) -> str:
     while isinstance(node, (cst.Subscript, cst.Call)):
         node = node.value if isinstance(node, cst.Subscript) else node.func
-    if isinstance(node, cst.Attribute):
-        return node.attr.value
-    if isinstance(node, cst.Name):
-        return node.value
-    return "value"
+    name = node.attr.value if isinstance(node, cst.Attribute) else node.value if isinstance(node, cst.Name) else "value"
+    return name.strip("_") if name.startswith("__") and name.endswith("__") else name  # `__name__`: `name`
 
 
 def _fresh(name: str, taken: set[str]) -> str:

@@ -11,7 +11,7 @@ import libcst as cst
 import pytest
 from libcst.metadata import BuiltinScope, ClassScope, GlobalScope, MetadataWrapper, PositionProvider, ScopeProvider
 
-from seamfix.codemods.bindings import Bindings
+from seamfix.codemods.bindings import MODULE_ATTRIBUTES, Bindings
 from seamfix_testing import REPO
 
 SCOPES = textwrap.dedent(
@@ -71,6 +71,8 @@ def libcst_binding(scopes, name: cst.Name) -> str:
         if (scope is own or not isinstance(scope, ClassScope)) and scope.assignments[name.value]:
             return "global" if isinstance(scope, GlobalScope) else "local"
         scope = scope.parent
+    if name.value in MODULE_ATTRIBUTES:
+        return "global"  # `__name__`, `__doc__`: the module's own (LibCST: builtins)
     return "builtin" if hasattr(builtins, name.value) or name.value in ("None", "True", "False") else "unbound"
 
 
