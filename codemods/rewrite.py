@@ -7,6 +7,7 @@ import functools
 import io
 import os
 import re
+import sys
 import tokenize
 from dataclasses import dataclass, field
 
@@ -305,7 +306,9 @@ def _imported_as_top_level(tree: ast.Module, relpath: str, seam: Seam, project: 
             first = name.split(".")[0]
             if first == top:
                 return None
-            beside = beside or (name if project.is_script_import(first, relpath) else None)
+            # `import logging` beside a `pkg/logging.py` means the standard library's, in a package module
+            sibling = first not in sys.stdlib_module_names and project.is_script_import(first, relpath)
+            beside = beside or (name if sibling else None)
     if beside is None:
         return None
     return (f"it imports `{beside}`, a module beside it, by its bare name: it runs with its own folder on `sys.path` "

@@ -1099,3 +1099,12 @@ def test_a_name_another_file_rebinds_in_the_builder_module_stays_where_the_build
     check += "print(build(types.SimpleNamespace(multi_latent_attention=True)).__name__)"
     assert printed(check, original, rewritten) == ["Fused\n"] * 2
     assert "another file holds the module's namespace" in said, said
+
+
+def test_a_standard_library_import_beside_a_module_of_its_name_is_no_bare_sibling_import(tmp_path: Path) -> None:
+    # `import logging` in `pkg/model.py` beside `pkg/logging.py` is the standard library's: the builder is rewritten
+    builder = "import logging\n\nlog = logging.getLogger('x')\n\n\ndef build(config):\n"
+    builder += "    if config.multi_latent_attention:\n        return config.kv_lora_rank\n    return None\n"
+    files = {"pkg/__init__.py": "", "pkg/model.py": builder, "pkg/logging.py": "X = 1\n"}
+    said, _, rewritten = applied_beside_original(tmp_path, files)
+    assert "by its bare name" not in said and "mla_seam" in (rewritten / "pkg/model.py").read_text(), said
