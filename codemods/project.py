@@ -88,6 +88,8 @@ _OBJECT_MODULE = re.compile(r"\bgetmodule\(|modules\s*\[[^\]\n]*__module__")
 _DOTTED_STRING = re.compile(r"""["']([A-Za-z_]\w*(?:\.\w+)+(?::\w+)?)["']""")
 # a function's namespace, the module it comes from (`build.__globals__["SCALE"] = 2`): any use may write it
 _OBJECT_NAMESPACE = re.compile(r"__globals__")
+# the module's namespace, or its setter, as an attribute of the module: any of its names may be rebound through it
+_NAMESPACE_ATTRIBUTES = frozenset({"__dict__", "__setattr__", "__delattr__"})
 # handed the module with no name (``vars(model)``, ``setattr(model, name, value)``), these may rebind any global
 _NAMESPACE_WRITERS = frozenset({"setattr", "delattr", "vars"})
 # a doctest's source line (`>>> from pkg.model import Name`, `... import x`), its prompt removed
@@ -248,7 +250,7 @@ class Project:
                     imported[name] = spellings[name]
         for match in _attribute_read(tuple(spelled_as)).finditer(text):
             spelling, name = match.groups()
-            if name == "__dict__":
+            if name in _NAMESPACE_ATTRIBUTES:  # `model.__dict__`, `model.__setattr__("SCALE", 2)`
                 spelling, name = (spelling, "*") if spelling in imported else ("", "")
             for module in spelled_as.get(spelling, ()):
                 self.importers.setdefault((module, name), set()).add(reader)

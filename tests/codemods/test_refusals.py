@@ -275,6 +275,7 @@ NAMESPACE_WRITES = ['from pkg import model\n    vars(model)["SCALE"] += 1',
                     'import sys\n    namespace = vars(sys.modules["pkg.model"])\n'
                     '    namespace["SCALE"] *= 2',
                     'from pkg.model import build\n    build.__globals__["SCALE"] += 1',
+                    'from pkg import model\n    model.__setattr__("SCALE", model.SCALE + 1)',
                     'import inspect\n    from pkg.model import build\n'
                     '    vars(inspect.getmodule(build))["SCALE"] += 1']  # fmt: skip
 
