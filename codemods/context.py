@@ -288,7 +288,7 @@ class FileContext:
         why = f"it reads the builtin `{name}`, which"
         if self.own_namespace:
             return Refusal(f"{why} the module may shadow with a global: it {self.own_namespace}")
-        if self.project.is_patched(name):
+        if self.project.shadows_builtin(self.module_name, name, self.relpath):
             return Refusal(
                 f"{why} some file patches or sets by name as a module's global, which the adapter would not see"
             )

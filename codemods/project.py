@@ -111,6 +111,9 @@ class Project:
     root: Path | None = None
     adapter: str = ""  # the adapter's project path
     patched: frozenset[str] = frozenset()  # names some file patches or sets as an attribute by string
+    # of those, the names a patch call names (`mock.patch("pkg.model.open")`, `patch.object(model, "open")`,
+    # `monkeypatch.setattr(...)`): a plain `x.open = ...` sets an attribute of any object, seldom a module's
+    patched_by_call: frozenset[str] = frozenset()
     maybe_stored: dict[str, frozenset[str]] = field(default_factory=dict)  # name -> files that may set `x.name`
     reloaded: frozenset[str] = frozenset()  # the last parts of the modules some file reloads (`importlib.reload`)
     swapped: frozenset[str] = frozenset()  # modules some file puts into (or takes out of) `sys.modules` by name
@@ -146,6 +149,7 @@ class Project:
         needles = [f"{part} import" for part in last_parts]
         spellings = _spellings(modules)
         patched: set[str] = set()
+        by_call: set[str] = set()
         maybe_stored: dict[str, set[str]] = {}
         reloaded: set[str] = set()
         swapped: set[str] = set()
@@ -176,7 +180,7 @@ class Project:
             if seam_reads is not None and seam_name in text and relpath != settings.adapter:
                 project.seam_reads |= _names_read(seam_reads, text)
             if "patch" in text or "setattr" in text or "delattr" in text:
-                patched.update(_patched_names(text))
+                by_call.update(_patched_names(text))
             patched.update(match.group(1) for match in _ASSIGNED_ATTRIBUTE.finditer(text))
             for name in set(_MAYBE_STORED_ATTRIBUTE.findall(text)):
                 maybe_stored.setdefault(name, set()).add(relpath)
@@ -194,7 +198,7 @@ class Project:
                 reloaded.update(match.group(1).rpartition(".")[2] for match in _RELOADED.finditer(text))
             if "modules" in text:
                 swapped.update(_swapped_modules(text))
-        project.patched = frozenset(patched)
+        project.patched, project.patched_by_call = frozenset(patched | by_call), frozenset(by_call)
         project.maybe_stored = {name: frozenset(relpaths) for name, relpaths in maybe_stored.items()}
         project.reloaded = frozenset(reloaded)
         project.swapped = frozenset(swapped)
@@ -382,6 +386,14 @@ class Project:
             return False
         folder = self.root / PurePosixPath(relpath).parent
         return (folder / f"{name}.py").is_file() or (folder / name).is_dir()
+
+    def shadows_builtin(self, module: str, name: str, relpath: str) -> bool:
+        """Does some file set ``module``'s global ``name`` (a builtin's name) while it has no such global of its
+        own: a test's ``mock.patch("pkg.model.open", fake, create=True)``, ``patch.object(model, "open", ...)``,
+        ``model.open = fake``? (A plain ``x.open = ...`` elsewhere sets some object's attribute, and does not count.)"""
+        return (
+            name in self.patched_by_call or _ANY_NAME in self.patched_by_call or self.reexported(module, name, relpath)
+        )
 
     def namespace_held_elsewhere(self, module: str, relpath: str) -> bool:
         """Does a project file other than ``relpath`` (the builder module ``module``) hold the module's namespace

@@ -1109,3 +1109,12 @@ def test_a_standard_library_import_beside_a_module_of_its_name_is_no_bare_siblin
     files = {"pkg/__init__.py": "", "pkg/model.py": builder, "pkg/logging.py": "X = 1\n"}
     said, _, rewritten = applied_beside_original(tmp_path, files)
     assert "by its bare name" not in said and "mla_seam" in (rewritten / "pkg/model.py").read_text(), said
+
+
+def test_a_builtin_set_as_an_attribute_of_some_other_object_does_not_keep_the_arm(tmp_path: Path) -> None:
+    # `layer.type = "mla"` sets an attribute of a layer, not a global `type` of the builder module
+    builder = "def build(config):\n    if config.multi_latent_attention:\n"
+    builder += "        return [type(config).__name__, config.kv_lora_rank]\n    return None\n"
+    files = {"pkg/__init__.py": "", "pkg/model.py": builder, "pkg/other.py": "def f(layer):\n    layer.type = 'mla'\n"}
+    said, _, rewritten = applied_beside_original(tmp_path, files)
+    assert "mla_seam.mla_build(config)" in (rewritten / "pkg/model.py").read_text(), said
