@@ -69,18 +69,21 @@ _MODULE_ALIAS = re.compile(
 _MODULE_BY_NAME = re.compile(r"""(?:import_module\(|__import__\(|modules\[)\s*[rbu]?["'](\.*[\w.]+)["']""")
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n]*)", re.MULTILINE)
 # an attribute set by a computed name (`setattr(module, name, value)`, not `setattr(x, "name", value)`) or through
-# a namespace (`vars(module)[name] = value`, `module.__dict__.update(...)`): the target, in one of three groups
+# a namespace (`vars(module)[name] = value`, `module.__dict__.update(...)`): each spelling with the word it needs
+# (searched for first: a regular expression over every file costs), group 1 the target
 _NAMESPACE_STORED = (
     r"""(?=[ \t]*\[[^\]\n]*\][ \t]*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)|\.(?:update|setdefault|pop|clear)\(|[ \t]*$)"""
 )
-_NAMESPACE_WRITE = re.compile(
-    r"""\b(?:setattr|delattr)\(\s*([^,()]+(?:\([^()]*\))?[^,()]*?)\s*,(?!\s*[rRbBuU]?["'])|"""
-    rf"""\bvars\(\s*([^()\n]*(?:\([^()\n]*\))?[^()\n]*?)\s*\){_NAMESPACE_STORED}|"""
-    rf"""([\w.]+(?:\([^()\n]*\)|\[[^\]\n]*\])?)\.__dict__\b{_NAMESPACE_STORED}""",
-    re.MULTILINE,
+_SET_BY_NAME = re.compile(r"""\b(?:setattr|delattr)\(\s*([^,()]+(?:\([^()]*\))?[^,()]*?)\s*,(?!\s*[rRbBuU]?["'])""")
+_VARS_STORED = re.compile(rf"""\bvars\(\s*([^()\n]*(?:\([^()\n]*\))?[^()\n]*?)\s*\){_NAMESPACE_STORED}""", re.MULTILINE)
+_DICT_STORED = re.compile(
+    rf"""(?<![\w.])([\w.]+(?:\([^()\n]*\)|\[[^\]\n]*\])?)\.__dict__\b{_NAMESPACE_STORED}""", re.MULTILINE
 )
+_NAMESPACE_WRITES = (("setattr(", _SET_BY_NAME), ("delattr(", _SET_BY_NAME), ("vars(", _VARS_STORED),
+                     ("__dict__", _DICT_STORED))  # fmt: skip
 # a module reached by a name computed at run time: `import_module(path)`, `__import__(name)`, `sys.modules[key]`
 _COMPUTED_MODULE = re.compile(r"""(?:import_module\(|__import__\(|modules\[)(?!\s*[rRbBuU]?["'])""")
+_ASSIGNED_COMPUTED_MODULE = re.compile(rf"^[ \t]*([\w.]+)[ \t]*=[^=\n]*{_COMPUTED_MODULE.pattern}", re.MULTILINE)
 _ALIASED = re.compile(r"(\w+)(?:\s+as\s+(\w+))?")
 # the module an object comes from, reached through the object: `inspect.getmodule(build)`,
 # `sys.modules[build.__module__]`
@@ -186,13 +189,14 @@ class Project:
                 maybe_stored.setdefault(name, set()).add(relpath)
             strings = _DOTTED_STRING.findall(text)
             dotted_strings.update(strings)
-            if _NAMESPACE_WRITE.search(text):
-                written, dynamic = project._modules_written(relpath, text)
+            targets = _written_targets(text)
+            if targets:
+                written, dynamic = project._modules_written(relpath, text, targets)
                 if written:
                     project.namespace_writers[relpath] = written
                 if dynamic:
                     dynamic_writers.add(relpath)
-                if any(_OBJECT_MODULE.search(target) for target in _written_targets(text)):
+                if any(_OBJECT_MODULE.search(target) for target in targets):
                     project._scan_object_namespaces(relpath)  # `vars(inspect.getmodule(build))[name] = ...`
             if "reload(" in text:
                 reloaded.update(match.group(1).rpartition(".")[2] for match in _RELOADED.finditer(text))
@@ -291,7 +295,7 @@ class Project:
                     found[".".join(self.module_parts(alias_relpath))] = ".".join(self.module_parts(relpath))
         return found
 
-    def _modules_written(self, relpath: str, text: str) -> tuple[frozenset[str], bool]:
+    def _modules_written(self, relpath: str, text: str, targets: list[str]) -> tuple[frozenset[str], bool]:
         """The modules ``text`` (of ``relpath``) sets attributes of by a computed name or through their namespace,
         as far as its text tells: a target it imports as a module (``from pkg import mla_impl``, ``import
         pkg.mla_impl as m``); and whether a target is a module reached at run time (``import_module(path)``,
@@ -306,9 +310,9 @@ class Project:
                 name, _, alias = part.strip().partition(" as ")
                 modules[alias.strip() or name.strip()] = name.strip()
         written, dynamic = set(), False
-        for target in _written_targets(text):
-            assigned = re.compile(rf"^[ \t]*{re.escape(target)}[ \t]*=[^=\n]*{_COMPUTED_MODULE.pattern}", re.MULTILINE)
-            if _COMPUTED_MODULE.search(target) or assigned.search(text):
+        computed = set(_ASSIGNED_COMPUTED_MODULE.findall(text))  # `module = import_module(path)`
+        for target in targets:
+            if _COMPUTED_MODULE.search(target) or target in computed:
                 dynamic = True
             elif target in modules:
                 written.add(modules[target])
@@ -524,10 +528,10 @@ def _bracket_end(text: str, start: int, opening: str = "(", limit: int | None = 
     return end
 
 
-def _written_targets(text: str) -> Iterator[str]:
-    """What ``text`` sets attributes of by a computed name or through its namespace (``_NAMESPACE_WRITE``)."""
-    for match in _NAMESPACE_WRITE.finditer(text):
-        yield next(group for group in match.groups() if group is not None).strip()
+def _written_targets(text: str) -> list[str]:
+    """What ``text`` sets attributes of by a computed name or through its namespace (``_NAMESPACE_WRITES``)."""
+    patterns = dict.fromkeys(pattern for word, pattern in _NAMESPACE_WRITES if word in text)
+    return [match.group(1).strip() for pattern in patterns for match in pattern.finditer(text)]
 
 
 def _swapped_modules(text: str) -> Iterator[str]:
