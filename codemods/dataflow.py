@@ -206,10 +206,10 @@ def _reads_own_frame(function: Function, in_block: set[int], aliases: dict[str, 
     for node in own_nodes(function.body):
         if id(node) in in_block or not isinstance(node, ast.Call):
             continue
-        callee = node.func
-        if isinstance(callee, ast.Name) and callee.id in INTROSPECTION - {"super", "globals"}:
-            if not (node.args or node.keywords) or callee.id in {"eval", "exec"}:
-                return f"{callee.id}()"
+        callee = _callee_name(node.func, aliases) if isinstance(node.func, ast.Name) else None
+        if callee in INTROSPECTION - {"super", "globals"}:
+            if not (node.args or node.keywords) or callee in {"eval", "exec"}:
+                return f"{callee}()"
         probe = _frame_probe(node, aliases)
         if probe is not None:
             return probe
@@ -318,9 +318,9 @@ def _placed_meaning(node: ast.AST, called: AbstractSet[int], aliases: dict[str, 
     if isinstance(node, ast.Name) and node.id.startswith("__") and node.id != "__debug__":
         return f"it uses `{node.id}`, which names its module or class"
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        called = _callee_name(node.func, aliases)  # `locals`, or what it names: `look = eval`
-        if called in INTROSPECTION and (not (node.args or node.keywords) or called in {"eval", "exec", "globals"}):
-            return f"it calls `{called}()`, which depends on where it runs"
+        callee = _callee_name(node.func, aliases)  # `locals`, or what it names: `look = eval`
+        if callee in INTROSPECTION and (not (node.args or node.keywords) or callee in {"eval", "exec", "globals"}):
+            return f"it calls `{callee}()`, which depends on where it runs"
     probe = _frame_probe(node, aliases)
     if probe is not None:
         return f"it calls `{probe}`, which inspects the frame it runs in"
