@@ -69,10 +69,12 @@ _MODULE_ALIAS = re.compile(
 _MODULE_BY_NAME = re.compile(r"""(?:import_module\(|__import__\(|modules\[)\s*[rbu]?["'](\.*[\w.]+)["']""")
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n]*)", re.MULTILINE)
 # an attribute set by a computed name (`setattr(module, name, value)`, not `setattr(x, "name", value)`) or through
-# a namespace (`vars(module)[name] = value`, `module.__dict__.update(...)`): each spelling with the word it needs
-# (searched for first: a regular expression over every file costs), group 1 the target
+# a namespace (`vars(module)[name] = value`, `module.__dict__.update(...)`, the namespace kept in a variable or
+# handed to a call: `exec(code, vars(module))`): each spelling with the word it needs (searched for first: a regular
+# expression over every file costs), group 1 the target
 _NAMESPACE_STORED = (
-    r"""(?=[ \t]*\[[^\]\n]*\][ \t]*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)|\.(?:update|setdefault|pop|clear)\(|[ \t]*$)"""
+    r"""(?=[ \t]*\[[^\]\n]*\][ \t]*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)|\.(?:update|setdefault|pop|clear)\(|"""
+    r"""[ \t]*$|[ \t]*[,)])"""
 )
 _SET_BY_NAME = re.compile(r"""\b(?:setattr|delattr)\(\s*([^,()]+(?:\([^()]*\))?[^,()]*?)\s*,(?!\s*[rRbBuU]?["'])""")
 _VARS_STORED = re.compile(rf"""\bvars\(\s*([^()\n]*(?:\([^()\n]*\))?[^()\n]*?)\s*\){_NAMESPACE_STORED}""", re.MULTILINE)

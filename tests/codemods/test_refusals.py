@@ -990,6 +990,8 @@ SOURCE_REWRITES = {
              "    vars(mla_impl)[name] = Fused\n"},
     "__dict__": {"pkg/plugin.py": "import pkg.mla_impl\n\n\ndef install():\n"
                  "    pkg.mla_impl.__dict__.update(MLASelfAttention=Fused)\n"},
+    "exec": {"pkg/plugin.py": "from pkg import mla_impl\n\n\ndef install():\n"
+             "    exec('MLASelfAttention = type(\"Fused\", (), {})', vars(mla_impl))\n"},
 }  # fmt: skip
 
 
