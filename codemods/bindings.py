@@ -16,9 +16,11 @@ a binding that Python makes (``:=`` in a comprehension, names captured by ``case
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 import symtable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from seamfix.analysis.expressions import nested_statements
 
@@ -70,6 +72,21 @@ class Frame:
         return "local" if symbol.is_local() else None
 
 
+# the names every module has before its first statement runs: its own, though no statement binds them (and the
+# builtins module has most of them too, its own: `builtins.__name__` is "builtins")
+MODULE_ATTRIBUTES = frozenset({
+    "__name__", "__doc__", "__file__", "__package__", "__spec__", "__loader__", "__builtins__", "__cached__",
+    "__path__", "__annotations__",
+})  # fmt: skip
+
+
+def is_unbound(name: str) -> bool:
+    """Is ``name``, which no scope of the module binds, missing from Python's builtins too? The module's
+    namespace may still hold it when the code runs (in a package's ``__init__.py``, importing a submodule
+    binds the submodule's name there), but code moved to the adapter would look it up in the adapter's."""
+    return not hasattr(builtins, name)
+
+
 @dataclass(eq=False)
 class Occurrence:
     """One identifier in the tree: a ``Name``, a parameter, a definition's or handler's name, an import."""
@@ -100,6 +117,20 @@ class Bindings:
         self._children: dict[int, dict[tuple[str, int], symtable.SymbolTable]] = {}
         self._walk_body(tree.body, self.module)
 
+    @cached_property
+    def aliases(self) -> dict[str, str]:
+        """The names the module binds, anywhere in it, to what another name names, with that name: imports under
+        another name (``here`` for ``from inspect import currentframe as here``, ``w`` for ``import warnings as
+        w``) and a builtin assigned to a name (``look`` for ``look = eval``)."""
+        found: dict[str, str] = {}
+        for node in ast.walk(self.module.node):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                found.update((alias.asname, alias.name) for alias in node.names if alias.asname)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value in self._by_node:
+                if self.owner(node.value) is None:
+                    found.update((target.id, node.value.id) for target in node.targets if isinstance(target, ast.Name))
+        return found
+
     def owner(self, node: ast.Name) -> Frame | None:
         return self._by_node[node].owner
 
@@ -119,10 +150,13 @@ class Bindings:
         return self._by_position.get((line, column))
 
     def binding(self, occurrence: Occurrence | None) -> str:
-        """``local`` (a variable of a function), ``global`` (bound at module level) or ``builtin``."""
+        """``local`` (a variable of a function), ``global`` (bound at module level), ``builtin``, or ``unbound``:
+        a name that neither the module binds nor Python's builtins hold (see ``is_unbound``)."""
         owner = occurrence.owner if occurrence is not None else None
+        if owner is None and occurrence is not None and occurrence.name in MODULE_ATTRIBUTES:
+            return "global"  # `__name__`: the module's, which code moved to the adapter must be passed
         if owner is None:
-            return "builtin"
+            return "unbound" if occurrence is not None and is_unbound(occurrence.name) else "builtin"
         return "global" if owner is self.module else "local"
 
     # The walk: each part of a definition in the scope where Python evaluates it.

@@ -40,6 +40,13 @@ _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _DICT_READS = frozenset({"get", "keys", "values", "items", "copy", "__contains__", "__getitem__"})
 
 
+# how another file may rebind any name of a builder module (`Project.namespace_held_elsewhere`)
+_HOLDS_NAMESPACE = (
+    "holds the module's namespace (`vars(module)`, `module.__dict__`, a function's `__globals__`, the module by its "
+    "name as a string, a patch manager's `setattr(import_module(path), ...)`), through which it may rebind the name"
+)
+
+
 @dataclass(frozen=True)
 class Seam:
     """The adapter module as builders import it: ``from <package> import <name>`` (or ``import <name>``)."""
@@ -169,6 +176,8 @@ class FileContext:
         why = f"`{name}`, a module-level name of this file"
         if name in self.declared_global:
             return Refusal(f"it reads {why} that a function declares `global`")
+        if submodule := self._submodule_named(name):
+            return Refusal(submodule)
         if self.own_namespace:
             return Refusal(f"it reads {why}, and the module {self.own_namespace}, which may read or rebind it")
         if len(stores) != 1 or stores[0].kind != "import":
@@ -187,6 +196,8 @@ class FileContext:
                 f"it reads {why} that another module or a doctest imports from it (or reads as its attribute) or a "
                 "configuration file names by its dotted path"
             )
+        if self.project.namespace_held_elsewhere(self.module_name, self.relpath):
+            return Refusal(f"it reads {why}, and another file {_HOLDS_NAMESPACE}")
         line = self._import_of(statement, stores[0].node)
         source = line.split()[1]
         if source == self.module_name or is_test_module(source) or self.project.is_script_import(source, self.relpath):
@@ -208,9 +219,8 @@ class FileContext:
         swapped = next((m for m in self.project.swapped for module in modules if _within(module, m)), None)
         if swapped is not None:
             return f"some file swaps in or out of `sys.modules` (`{swapped}`)"
-        if f"{source}.{name}" in self.project.named_paths:
-            # the path of a patch, set when the patch layer runs: after the builder's import or before it
-            return f'some file names with `{name}` in a string ("{source}.{name}": a patch may set it by that path)'
+        if (writer := self.project.namespace_rewriter(source, name)) is not None:
+            return f"`{writer}` may set by a computed name or through its namespace (`setattr`, `vars`, `__dict__`)"
         relpath = self.project.project_file(source)
         if relpath is None or self.project.root is None:
             return None
@@ -243,6 +253,8 @@ class FileContext:
             return Refusal(
                 f"it reads {why}, and the module {self.own_namespace}, which may read or rebind it while the arm runs"
             )
+        if submodule := self._submodule_named(name):
+            return Refusal(submodule)
         stores = self._module_stores.get(name, [])
         if any(not occurrence.is_store or isinstance(occurrence.node, ast.ExceptHandler) for occurrence in stores):
             return Refusal(  # `except E as name:` deletes the name where its handler ends
@@ -254,6 +266,13 @@ class FileContext:
                 f"it reads {why} that some file sets as a module attribute or patches by name: set while the arm "
                 "runs, the value passed would be the old one"
             )
+        if self.module_name.rpartition(".")[2] in self.project.reloaded:
+            return Refusal(
+                f"it reads {why}, and some file reloads the module (`importlib.reload`), which binds the name anew: "
+                "reloaded while the arm runs, the value passed would be the old one"
+            )
+        if self.project.namespace_held_elsewhere(self.module_name, self.relpath):
+            return Refusal(f"it reads {why}, and another file {_HOLDS_NAMESPACE} while the arm runs")
         if name not in self._certainly_bound:
             return Refusal(f"it reads {why} that the module may leave unbound (`try`, `if`, `with`, a loop)")
         holding = bisect.bisect_right(self._top_level_lines, function.lineno) - 1
@@ -264,6 +283,40 @@ class FileContext:
             if any(index != holding and index <= bound_at[name] for index in run_at.get(holder.name, ())):
                 return Refusal(f"it reads {why}, and the module runs its builder before it binds the name")
         return None
+
+    def builtin_shadowed(self, name: str) -> Refusal | None:
+        """Why the builtin ``name`` an arm reads may be another object in this module when the arm runs, if it
+        may: a test's ``mock.patch("pkg.model.open", create=True)`` shadows it with a global of the module,
+        which the adapter would not see (it reads the builtin)."""
+        why = f"it reads the builtin `{name}`, which"
+        if self.own_namespace:
+            return Refusal(f"{why} the module may shadow with a global: it {self.own_namespace}")
+        if self.project.shadows_builtin(self.module_name, name, self.relpath):
+            return Refusal(
+                f"{why} some file patches or sets by name as a module's global, which the adapter would not see"
+            )
+        if self.project.namespace_held_elsewhere(self.module_name, self.relpath):
+            return Refusal(f"{why} another file may shadow with a global through the module's namespace")
+        return None
+
+    def _submodule_named(self, name: str) -> str | None:
+        """Why the package's global ``name`` may change under the arm, if a submodule has its name: importing
+        ``pkg.name`` anywhere, at any time, sets it in the package's namespace (to what ``from . import name``
+        bound already, the one binding that stays the same)."""
+        stores = self._module_stores.get(name, [])
+        if stores and all(self._imports_submodule(occurrence.node) for occurrence in stores):
+            return None
+        if self.project.submodule_of(self.relpath, name):
+            module = f"{self.module_name}.{name}".lstrip(".")
+            return f"it reads `{name}`, a name of this package that its submodule `{module}` has: importing it sets it"
+        return None
+
+    def _imports_submodule(self, node: ast.AST) -> bool:
+        """Is ``node`` a top-level ``from . import name`` (or ``from pkg import name``) of this package?"""
+        statement = self._top_level_imports.get(id(node))
+        if not isinstance(statement, ast.ImportFrom) or not isinstance(node, ast.alias) or node.asname:
+            return False
+        return self.project.absolute(self.relpath, "." * statement.level + (statement.module or "")) == self.module_name
 
     @cached_property
     def _certainly_bound(self) -> set[str]:

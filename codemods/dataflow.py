@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
-from seamfix.codemods.bindings import Bindings, Frame, Occurrence, parameters_of
+from seamfix.codemods.bindings import Bindings, Frame, Occurrence, is_unbound, parameters_of
 
 Assigned = frozenset[str] | None  # None: the code does not go on (return, raise, break, continue)
 Function = ast.FunctionDef | ast.AsyncFunctionDef
@@ -33,6 +33,7 @@ _NAMED_AFTER_CALLER = frozenset({
     "make_class", "create_model",  # attrs', pydantic's
 })  # fmt: skip
 _ENUMS = frozenset({"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag"})  # called with names: the functional API
+_TAKEN_AS_VALUE = INTROSPECTION - {"dir"}
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -43,6 +44,8 @@ class BlockFlow:
     parameters: list[str] = field(default_factory=list)  # read before the block assigns them
     results: list[str] = field(default_factory=list)  # assigned in the block, used after it
     globals: list[str] = field(default_factory=list)  # module-level names the block reads
+    unbound: list[str] = field(default_factory=list)  # names it reads that no scope binds and no builtin is
+    builtins: list[str] = field(default_factory=list)  # builtins it reads
     returns: bool = False  # every path through the block ends in `return`
     blocker: str | None = None  # why the block cannot become a function
 
@@ -52,7 +55,8 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt],
     """The data flow of ``block``, a suite of ``function``; ``moving``: the ids of the nodes of other blocks that
     move out of the module with it."""
     scope = bindings.frames[function]
-    blocker = _blocker(block)
+    aliases = bindings.aliases
+    blocker = _blocker(block, aliases)
     inside = _Flow(bindings, scope)
     must_after = inside.suite(block, frozenset())
     before = _Flow(bindings, scope, target=block)
@@ -61,7 +65,7 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt],
     in_block = {id(node) for statement in block for node in ast.walk(statement)}
     owned = bindings.owned_by(scope)
     used_outside = {o.name for o in owned if o.kind in ("name", "definition") and id(o.node) not in in_block}
-    flow = BlockFlow(globals=sorted(inside.globals))
+    flow = BlockFlow(globals=sorted(inside.globals), unbound=sorted(inside.unbound), builtins=sorted(inside.builtins))
     returns = any(isinstance(node, ast.Return) for node in own_nodes(block))
     if returns and must_after is not None:
         blocker = blocker or "it returns on some paths only"
@@ -109,7 +113,7 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt],
             )
     if (results or returns) and any(isinstance(node, (ast.With, ast.AsyncWith)) for node in own_nodes(block)):
         blocker = blocker or "a `with` in it may swallow an exception and skip the value or return it passes on"
-    if inside.assigned and (probe := _reads_own_frame(function, in_block)):
+    if inside.assigned and (probe := _reads_own_frame(function, in_block, aliases)):
         blocker = blocker or (
             f"its function calls `{probe}` outside it, which would not see the variables the arm assigns in the adapter"
         )
@@ -196,32 +200,40 @@ def _runs_later(frame: Frame, scope: Frame) -> bool:
     return False
 
 
-def _reads_own_frame(function: Function, in_block: set[int]) -> str | None:
+def _reads_own_frame(function: Function, in_block: set[int], aliases: dict[str, str]) -> str | None:
     """The call of ``function`` outside the block (not in a nested function) that reads its variables by name
     rather than through the names themselves (``locals()``, ``eval``, a frame probe), if there is one."""
     for node in own_nodes(function.body):
         if id(node) in in_block or not isinstance(node, ast.Call):
             continue
-        callee = node.func
-        if isinstance(callee, ast.Name) and callee.id in INTROSPECTION - {"super", "globals"}:
-            if not (node.args or node.keywords) or callee.id in {"eval", "exec"}:
-                return f"{callee.id}()"
-        probe = _frame_probe(node)
+        callee = _callee_name(node.func, aliases) if isinstance(node.func, ast.Name) else None
+        if callee in INTROSPECTION - {"super", "globals"}:
+            if not (node.args or node.keywords) or callee in {"eval", "exec"}:
+                return f"{callee}()"
+        probe = _frame_probe(node, aliases)
         if probe is not None:
             return probe
     return None
 
 
-def _frame_probe(node: ast.AST) -> str | None:
-    """The frame probe ``node`` names: an attribute (``sys._getframe``), or a call of one (imported by name)."""
+def _frame_probe(node: ast.AST, aliases: dict[str, str]) -> str | None:
+    """The frame probe ``node`` names: an attribute (``sys._getframe``), or a call of one (imported by name, under
+    its own or another: ``from inspect import currentframe as here``)."""
     if isinstance(node, ast.Attribute):
         name = node.attr
     elif isinstance(node, ast.Call):
-        callee = node.func
-        name = callee.attr if isinstance(callee, ast.Attribute) else getattr(callee, "id", None)
+        name = _callee_name(node.func, aliases)
     else:
         return None
     return name if name in _FRAME_PROBES else None
+
+
+def _callee_name(callee: ast.expr, aliases: dict[str, str]) -> str | None:
+    """The last name of what ``callee`` names, through an import under another name (``here`` for
+    ``currentframe`` after ``from inspect import currentframe as here``)."""
+    if isinstance(callee, ast.Attribute):
+        return callee.attr
+    return aliases.get(callee.id, callee.id) if isinstance(callee, ast.Name) else None
 
 
 def _guarded(function: Function, block: list[ast.stmt]) -> bool:
@@ -265,7 +277,7 @@ def own_nodes(statements: list[ast.stmt]) -> Iterator[ast.AST]:
             stack.extend(ast.iter_child_nodes(current))
 
 
-def _blocker(block: list[ast.stmt]) -> str | None:
+def _blocker(block: list[ast.stmt], aliases: dict[str, str]) -> str | None:
     """Why the block's meaning depends on being where it is, if it does (each reason is documented in the
     README's list of arms left in place)."""
     outer_jumps = _jumps_out_of_loops(block)
@@ -282,31 +294,42 @@ def _blocker(block: list[ast.stmt]) -> str | None:
             return "its `break`/`continue` leaves a loop around it"
         if isinstance(node, (*_LOOPS, ast.Try, ast.TryStar)) and node.orelse:
             return "it holds a loop or `try` with an `else`"
-    for node in (n for statement in block for n in ast.walk(statement)):
-        reason = _placed_meaning(node)
+    nodes = [n for statement in block for n in ast.walk(statement)]
+    called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
+    for node in nodes:
+        reason = _placed_meaning(node, called, aliases)
         if reason:
             return reason
     return None
 
 
-def _placed_meaning(node: ast.AST) -> str | None:
-    """Why ``node`` (anywhere in the block, nested functions included) means something else elsewhere."""
+def _placed_meaning(node: ast.AST, called: AbstractSet[int], aliases: dict[str, str]) -> str | None:
+    """Why ``node`` (anywhere in the block, nested functions included; ``called``: the ids of the callees of its
+    calls; ``aliases``: the names the module binds to what another name names) means something else elsewhere."""
+    # `run = eval; run("x")`: called through another name, it reads the frame that calls it just the same (`dir` is
+    # left out: a variable of that name is common, and `dir` given an object depends on nothing)
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in _TAKEN_AS_VALUE:
+        if id(node) not in called:
+            return f"it takes `{node.id}` as a value, which, called, depends on where it runs"
+    if isinstance(node, ast.Attribute) and node.attr in INTROSPECTION and _names_builtins(node.value):
+        return f"it uses `builtins.{node.attr}`, which depends on where it runs"
     if isinstance(node, ast.Nonlocal):
         return "a function defined in it declares a `nonlocal` name"
     if isinstance(node, ast.Name) and node.id.startswith("__") and node.id != "__debug__":
         return f"it uses `{node.id}`, which names its module or class"
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in INTROSPECTION:
-        if not (node.args or node.keywords) or node.func.id in {"eval", "exec", "globals"}:
-            return f"it calls `{node.func.id}()`, which depends on where it runs"
-    probe = _frame_probe(node)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        callee = _callee_name(node.func, aliases)  # `locals`, or what it names: `look = eval`
+        if callee in INTROSPECTION and (not (node.args or node.keywords) or callee in {"eval", "exec", "globals"}):
+            return f"it calls `{callee}()`, which depends on where it runs"
+    probe = _frame_probe(node, aliases)
     if probe is not None:
         return f"it calls `{probe}`, which inspects the frame it runs in"
-    if (made := _made_after_caller(node)) is not None:
+    if (made := _made_after_caller(node, aliases)) is not None:
         return (
             f"it calls `{made}`, which names what it makes after the module calling it (moved, its `__module__`, "
             "and so its `repr` and pickling, would name the adapter)"
         )
-    if _warns(node):
+    if _warns(node, aliases):
         return (
             "it calls `warnings.warn`, which files the warning under the module and line calling it (moved, a "
             "filter by module, the once-per-location registry and the location shown would name the adapter)"
@@ -327,30 +350,38 @@ def _placed_meaning(node: ast.AST) -> str | None:
     return None
 
 
+def _names_builtins(node: ast.expr) -> bool:
+    """Is ``node`` the builtins module by its usual names (``builtins``, ``__builtins__``)?"""
+    return isinstance(node, ast.Name) and node.id in ("builtins", "__builtins__")
+
+
 def _mangled(name: str) -> bool:
     return name.startswith("__") and not name.endswith("__")
 
 
-def _made_after_caller(node: ast.AST) -> str | None:
+def _made_after_caller(node: ast.AST, aliases: dict[str, str]) -> str | None:
     """The callee of ``node`` when it makes a class or type named after the calling module: ``namedtuple``,
     ``NewType``, ``TypeVar``, ``Enum("Kind", "A B")``, ``type(name, bases, namespace)``."""
     if not isinstance(node, ast.Call):
         return None
-    callee = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+    callee = _callee_name(node.func, aliases)
     named = len(node.args) >= 2 or any(keyword.arg == "names" for keyword in node.keywords)
     if callee in _NAMED_AFTER_CALLER or callee in _ENUMS and named or callee == "type" and len(node.args) == 3:
         return ast.unparse(node.func)
     return None
 
 
-def _warns(node: ast.AST) -> bool:
-    """Is ``node`` a call of ``warnings.warn`` (or of a ``warn`` imported by name)?"""
+def _warns(node: ast.AST, aliases: dict[str, str]) -> bool:
+    """Is ``node`` a call of ``warnings.warn`` (or of a ``warn`` imported by name; either under another name)?"""
     if not isinstance(node, ast.Call):
         return False
     callee = node.func
     if isinstance(callee, ast.Attribute):
-        return callee.attr == "warn" and isinstance(callee.value, ast.Name) and callee.value.id == "warnings"
-    return isinstance(callee, ast.Name) and callee.id == "warn"
+        module = callee.value
+        return (
+            callee.attr == "warn" and isinstance(module, ast.Name) and aliases.get(module.id, module.id) == "warnings"
+        )
+    return _callee_name(callee, aliases) == "warn"
 
 
 def _jumps_out_of_loops(block: list[ast.stmt]) -> set[int]:
@@ -409,6 +440,8 @@ class _Flow:
         self.closure: dict[str, Frame] = {}  # variables of enclosing functions, with the function
         self.captured: set[str] = set()  # variables read by functions and lambdas defined here
         self.globals: set[str] = set()
+        self.unbound: set[str] = set()  # read here, bound by no scope of the module nor a builtin
+        self.builtins: set[str] = set()  # builtins read here (no scope of the module binds them)
 
     def suite(self, statements: list[ast.stmt], assigned: Assigned) -> Assigned:
         if statements is self.target and assigned is not None:
@@ -535,6 +568,7 @@ class _Flow:
     def read_name(self, name: ast.Name, assigned: frozenset[str]) -> None:
         owner = self.bindings.owner(name)
         if owner is None:
+            (self.unbound if is_unbound(name.id) else self.builtins).add(name.id)
             return
         if owner is self.scope:
             frame = self.bindings.frame_of(name)

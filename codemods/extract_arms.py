@@ -69,6 +69,15 @@ class ExtractArms:
             return f"{ARM_KEPT}: {flow.blocker}"
         if context.has_star_import and _reads_a_module_name(context, block):
             return f"{ARM_KEPT}: the module has an `import *`, which may bind a module-level or builtin name it reads"
+        if flow.unbound:
+            return (
+                f"{ARM_KEPT}: it reads `{flow.unbound[0]}`, which neither the module binds nor a builtin is: bound at "
+                "run time (importing a submodule binds its name in the package's `__init__.py`), the adapter would "
+                "not find it"
+            )
+        for name in flow.builtins:
+            if shadowed := context.builtin_shadowed(name):
+                return f"{ARM_KEPT}: {shadowed.reason}"
         body: list[cst.BaseStatement | str] = []
         read_elsewhere = _module_names_read_outside(context, block)
         for name in flow.globals:

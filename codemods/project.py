@@ -23,30 +23,15 @@ from seamfix.codemods.package_init import PackageInit, seam_inits
 from seamfix.config import DEFAULT_EXCLUDE, Settings, module_parts, package_parts
 
 # `patch("pkg.mod.Name")`, `mocker.patch(target=f"{MODULE}.Name")`, `monkeypatch.setattr("pkg.mod.Name", value)`,
-# `monkeypatch.delattr("pkg.mod.Name")`, `patch("pkg.mod." "Name")`, `mod.__setattr__("Name", value)`: where a
-# target's string literals start (`_patched_names` joins them)
-_PATCHED_PATH = re.compile(r"""(?:patch|setattr|delattr)(?:__)?\(\s*(?:target\s*=\s*)?(?=[rRbBuUfF]{0,2}["'])""")
+# `monkeypatch.delattr("pkg.mod.Name")`, `patch("pkg.mod." "Name")`: where a target's string literals start
+# (`_patched_names` joins them)
+_PATCHED_PATH = re.compile(r"""(?:patch|setattr|delattr)\(\s*(?:target\s*=\s*)?(?=[rRbBuUfF]{0,2}["'])""")
 _STRING_LITERAL = re.compile(r"""\s*[rRbBuUfF]{0,2}(["'])((?:\\.|(?!\1)[^\\\n])*)\1""")
 # `patch.object(mod, "Name")`, `monkeypatch.setattr(mod, "Name", value)`, `setattr(mod, "Name", v)`, `delattr`,
 # `object.__setattr__(mod, "Name", v)`, `patch.object(target=mod, attribute="Name")` (group 2)
 _PATCHED_ATTRIBUTE = re.compile(
     r"""(?:setattr|delattr|__setattr__|__delattr__|patch\.object|patch\.multiple)\(\s*[^,()]+,\s*["'](\w+)["']|"""
     r"""\battribute\s*=\s*["'](\w+)["']"""
-)
-# `setattr(mod, name, value)` with a computed name (a patch table's loop: `for name, new in PATCHES.items()`) on
-# a name the file imports (group 1: `import pkg.mla_impl`), or anywhere in a file that looks modules up by name
-# (`importlib.import_module(path)`, `sys.modules[path]`): a patch layer, not a config's or a tensor's attributes;
-# every name the file writes as a string may be one it sets
-_COMPUTED_SETATTR = re.compile(
-    r"""\bsetattr\(\s*(?!(?:self|cls)\s*,)([A-Za-z_]\w*)[^,()]*,(?!\s*[rRbBuUfF]{0,2}["'])"""
-)
-_MODULE_LOOKUP = re.compile(r"""\bimport_module\(|\b__import__\(|\bmodules\s*\[|\bresolve_name\(""")
-_IDENTIFIER_LITERAL = re.compile(r"""[rRbBuU]?["']([A-Za-z_]\w*)["']""")
-# a module's namespace written as a dict: `vars(mod)["Name"] = x` (group 1), `mod.__dict__.update(Name=x)`,
-# `vars(mod).update({"Name": x})`, `vars(mod).setdefault("Name", x)` (the call's keywords and string literals)
-_NAMESPACE_WRITE = re.compile(
-    r"""(?:__dict__|\bvars\([^()]*\))(?:\[\s*[rRbBuU]?["'](\w+)["']\s*\]\s*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)|"""
-    r"""\.(?:update|setdefault|__setitem__)\()"""
 )
 # `patch.multiple("pkg.mod", Name=fake)`, `patch.multiple(mod, Name=fake)`: each keyword names a patched global
 _PATCHED_KEYWORDS = re.compile(r"patch\.multiple\(")
@@ -73,9 +58,6 @@ _MODULES_CHANGED = re.compile(
     r"(?:patch\.dict|setitem|delitem)\(\s*(?:\w+\.)*modules\b"
 )
 _MODULE_NAME_LITERAL = re.compile(r"""[rRbBuU]?["']([A-Za-z_]\w*(?:\.\w+)*)["']""")
-# `"pkg.mla_impl.MLASelfAttention"` anywhere in a file: a patch registry's target (MindSpeed's and other patch
-# layers' `register_patch(path, new)`, a table of paths a loop hands to `setattr`), set by that path at run time
-_DOTTED_PATH_LITERAL = re.compile(r"""[rRbBuU]?["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)["']""")
 # a patch target whose last part is computed (`f"{MODULE}.{name}"`): any global of any module may be patched
 _ANY_NAME = "*"
 _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE)
@@ -87,6 +69,38 @@ _MODULE_ALIAS = re.compile(
 # object reached by its name as a string, every name it binds readable from it
 _MODULE_BY_NAME = re.compile(r"""(?:import_module\(|__import__\(|modules\[)\s*[rbu]?["'](\.*[\w.]+)["']""")
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n]*)", re.MULTILINE)
+# an attribute set by a computed name (`setattr(module, name, value)`, not `setattr(x, "name", value)`) or through
+# a namespace (`vars(module)[name] = value`, `module.__dict__.update(...)`, the namespace kept in a variable or
+# handed to a call: `exec(code, vars(module))`): each spelling with the word it needs (searched for first: a regular
+# expression over every file costs), group 1 the target
+_NAMESPACE_STORED = (
+    r"""(?=[ \t]*\[[^\]\n]*\][ \t]*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)|\.(?:update|setdefault|pop|clear)\(|"""
+    r"""[ \t]*$|[ \t]*[,)])"""
+)
+_SET_BY_NAME = re.compile(r"""\b(?:setattr|delattr)\(\s*([^,()]+(?:\([^()]*\))?[^,()]*?)\s*,(?!\s*[rRbBuU]?["'])""")
+_VARS_STORED = re.compile(rf"""\bvars\(\s*([^()\n]*(?:\([^()\n]*\))?[^()\n]*?)\s*\){_NAMESPACE_STORED}""", re.MULTILINE)
+_DICT_STORED = re.compile(
+    rf"""(?<![\w.])([\w.]+(?:\([^()\n]*\)|\[[^\]\n]*\])?)\.__dict__\b{_NAMESPACE_STORED}""", re.MULTILINE
+)
+# the module's own setter called: `mla_impl.__setattr__("Name", value)`
+_SETTER_CALLED = re.compile(r"""(?<![\w.])([\w.]+(?:\([^()\n]*\)|\[[^\]\n]*\])?)\.__(?:setattr|delattr)__\(""")
+_NAMESPACE_WRITES = (("setattr(", _SET_BY_NAME), ("delattr(", _SET_BY_NAME), ("vars(", _VARS_STORED),
+                     ("__dict__", _DICT_STORED), ("__setattr__(", _SETTER_CALLED),
+                     ("__delattr__(", _SETTER_CALLED))  # fmt: skip
+# a module reached by a name computed at run time: `import_module(path)`, `__import__(name)`, `sys.modules[key]`
+_COMPUTED_MODULE = re.compile(r"""(?:import_module\(|__import__\(|modules\[)(?!\s*[rRbBuU]?["'])""")
+_ASSIGNED_COMPUTED_MODULE = re.compile(rf"^[ \t]*([\w.]+)[ \t]*=[^=\n]*{_COMPUTED_MODULE.pattern}", re.MULTILINE)
+_ALIASED = re.compile(r"(\w+)(?:\s+as\s+(\w+))?")
+# the module an object comes from, reached through the object: `inspect.getmodule(build)`,
+# `sys.modules[build.__module__]`
+_OBJECT_MODULE = re.compile(r"\bgetmodule\(|modules\s*\[[^\]\n]*__module__")
+_DOTTED_STRING = re.compile(r"""["']([A-Za-z_]\w*(?:\.\w+)+(?::\w+)?)["']""")
+# a function's namespace, the module it comes from (`build.__globals__["SCALE"] = 2`): any use may write it
+_OBJECT_NAMESPACE = re.compile(r"__globals__")
+# the module's namespace, or its setter, as an attribute of the module: any of its names may be rebound through it
+_NAMESPACE_ATTRIBUTES = frozenset({"__dict__", "__setattr__", "__delattr__"})
+# handed the module with no name (``vars(model)``, ``setattr(model, name, value)``), these may rebind any global
+_NAMESPACE_WRITERS = frozenset({"setattr", "delattr", "vars"})
 # a doctest's source line (`>>> from pkg.model import Name`, `... import x`), its prompt removed
 _DOCTEST_LINE = re.compile(r"^[ \t]*(?:>>>|\.\.\.)(?: ([^\n]*))?$", re.MULTILINE)
 _COMMENT = re.compile(r"#[^\n]*")
@@ -106,12 +120,24 @@ class Project:
     root: Path | None = None
     adapter: str = ""  # the adapter's project path
     patched: frozenset[str] = frozenset()  # names some file patches or sets as an attribute by string
+    # of those, the names a patch call names (`mock.patch("pkg.model.open")`, `patch.object(model, "open")`,
+    # `monkeypatch.setattr(...)`): a plain `x.open = ...` sets an attribute of any object, seldom a module's
+    patched_by_call: frozenset[str] = frozenset()
     maybe_stored: dict[str, frozenset[str]] = field(default_factory=dict)  # name -> files that may set `x.name`
     reloaded: frozenset[str] = frozenset()  # the last parts of the modules some file reloads (`importlib.reload`)
     swapped: frozenset[str] = frozenset()  # modules some file puts into (or takes out of) `sys.modules` by name
-    named_paths: frozenset[str] = frozenset()  # dotted paths some Python file writes as a string literal
     imported_from: dict[str, set[str]] = field(default_factory=dict)  # module -> names other files import
     importers: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (module, name) -> relpaths
+    # builder module -> files that hold its namespace itself (``vars(model)``, ``model.__dict__``, a computed
+    # ``setattr``, the module reached by its name as a string), through which they may rebind any of its names
+    namespace_holders: dict[str, set[str]] = field(default_factory=dict)
+    # file -> the modules it sets attributes of by a computed name or through their namespace (`setattr(module,
+    # name, value)`, `vars(module)[name] = value`): a fork's patch manager
+    namespace_writers: dict[str, frozenset[str]] = field(default_factory=dict)
+    # the files among those that reach modules by a computed name (`import_module(path)`), and every dotted
+    # string of the project (`"pkg.mla_impl.MLASelfAttention"` handed to such a patch manager)
+    dynamic_writers: frozenset[str] = frozenset()
+    dotted_strings: frozenset[str] = frozenset()
     # what importing the seam runs: each of its packages, then the adapter module, by name
     seam_packages: dict[str, PackageInit] = field(default_factory=dict)
     # names the project's files read from the seam (`mla_seam.name`, `from pkg.mla_seam import name`): a new
@@ -123,15 +149,21 @@ class Project:
         """The facts for rewriting ``builders`` (project paths): imports from them are all that matter."""
         project = cls(settings.src, settings.root, settings.adapter or "")
         modules = {".".join(project.module_parts(relpath)) for relpath in builders}
+        # a builder also imported under another name, through a symlink in the project (`pkg/compat.py ->
+        # model.py`, a linked folder): what is imported or read through that name counts for the builder
+        aliases = project._aliased_modules(builders) if settings.root is not None else {}
+        modules |= set(aliases)
         last_parts = {module.rpartition(".")[2] for module in modules}
         # `from pkg.model import` holds "model import": a substring test skips the files that cannot
         needles = [f"{part} import" for part in last_parts]
         spellings = _spellings(modules)
         patched: set[str] = set()
+        by_call: set[str] = set()
         maybe_stored: dict[str, set[str]] = {}
         reloaded: set[str] = set()
         swapped: set[str] = set()
-        named_paths: set[str] = set()
+        dotted_strings: set[str] = set()
+        dynamic_writers: set[str] = set()
         seam_module = ".".join(settings.adapter_module_parts)
         seam_name = seam_module.rpartition(".")[2]
         seam_reads = _seam_reads(seam_module) if seam_module else None
@@ -150,25 +182,43 @@ class Project:
                     project._scan_modules_by_name(code, modules, reader)
                 if any(needle in code for needle in needles):
                     project._scan_imports(relpath, code, modules, last_parts, reader)
+                if _OBJECT_NAMESPACE.search(code):
+                    project._scan_object_namespaces(reader)
             if not python:
                 continue
             if seam_reads is not None and seam_name in text and relpath != settings.adapter:
                 project.seam_reads |= _names_read(seam_reads, text)
-            if any(needle in text for needle in ("patch", "setattr", "delattr", "__dict__", "vars(")):
-                patched.update(_patched_names(text))
+            if "patch" in text or "setattr" in text or "delattr" in text:
+                by_call.update(_patched_names(text))
             patched.update(match.group(1) for match in _ASSIGNED_ATTRIBUTE.finditer(text))
             for name in set(_MAYBE_STORED_ATTRIBUTE.findall(text)):
                 maybe_stored.setdefault(name, set()).add(relpath)
+            strings = _DOTTED_STRING.findall(text)
+            dotted_strings.update(strings)
+            targets = _written_targets(text)
+            if targets:
+                written, dynamic = project._modules_written(relpath, text, targets)
+                if written:
+                    project.namespace_writers[relpath] = written
+                if dynamic:
+                    dynamic_writers.add(relpath)
+                if any(_OBJECT_MODULE.search(target) for target in targets):
+                    project._scan_object_namespaces(relpath)  # `vars(inspect.getmodule(build))[name] = ...`
             if "reload(" in text:
                 reloaded.update(match.group(1).rpartition(".")[2] for match in _RELOADED.finditer(text))
             if "modules" in text:
                 swapped.update(_swapped_modules(text))
-            named_paths.update(_DOTTED_PATH_LITERAL.findall(text))
-        project.patched = frozenset(patched)
+        project.patched, project.patched_by_call = frozenset(patched | by_call), frozenset(by_call)
         project.maybe_stored = {name: frozenset(relpaths) for name, relpaths in maybe_stored.items()}
         project.reloaded = frozenset(reloaded)
         project.swapped = frozenset(swapped)
-        project.named_paths = frozenset(named_paths)
+        for (module, name), readers in list(project.importers.items()):
+            if module in aliases:
+                project.importers.setdefault((aliases[module], name), set()).update(readers)
+        for module, holders in list(project.namespace_holders.items()):
+            if module in aliases:
+                project.namespace_holders.setdefault(aliases[module], set()).update(holders)
+        project.dotted_strings, project.dynamic_writers = frozenset(dotted_strings), frozenset(dynamic_writers)
         project.seam_packages = seam_inits(settings.root, project.project_file, ".".join(settings.adapter_module_parts))
         return project
 
@@ -179,9 +229,14 @@ class Project:
                 continue
             module = self.absolute(relpath, match.group(1))
             imported = _COMMENT.sub("", match.group(2)).strip("() \t")
-            if module in modules:
+            # `from model import Name` in a script that put the builder's folder on `sys.path` (no project module
+            # has that name): the builder `pkg.model` under a shorter name
+            reached = [module] if module in modules else [] if self.project_file(module) else [
+                builder for builder in modules if builder.endswith(f".{module}")
+            ]  # fmt: skip
+            for builder in reached:
                 for name in ["*"] if imported == "*" else _NAMES.findall(imported):
-                    self.importers.setdefault((module, name), set()).add(reader)
+                    self.importers.setdefault((builder, name), set()).add(reader)
 
     def _scan_attribute_reads(self, relpath: str, text: str, spellings: dict[str, list[str]], reader: str) -> None:
         """Record the builders' names ``relpath`` reads as attributes of their module: ``model.Name`` after
@@ -201,19 +256,94 @@ class Project:
             for name in _NAMES.findall(_COMMENT.sub("", match.group(2))):
                 if f"{package}.{name}".lstrip(".") in spellings.get(name, ()):
                     imported[name] = spellings[name]
-        for match in _IMPORT.finditer(text):  # `import model`: a top-level builder module
-            for name in _COMMENT.sub("", match.group(1)).split(","):
-                if name.strip() in spellings.get(name.strip(), ()):
-                    imported[name.strip()] = [name.strip()]
+        for match in _IMPORT.finditer(text):  # `import model`: a top-level builder module, or one on `sys.path`
+            for name in (part.strip() for part in _COMMENT.sub("", match.group(1)).split(",")):
+                if name in spellings.get(name, ()):
+                    imported[name] = [name]
+                elif name in spellings and not self.project_file(name):
+                    imported[name] = spellings[name]
         for match in _attribute_read(tuple(spelled_as)).finditer(text):
             spelling, name = match.groups()
-            if name == "__dict__":
+            if name in _NAMESPACE_ATTRIBUTES:  # `model.__dict__`, `model.__setattr__("SCALE", 2)`
                 spelling, name = (spelling, "*") if spelling in imported else ("", "")
             for module in spelled_as.get(spelling, ()):
                 self.importers.setdefault((module, name), set()).add(reader)
+                if name == "*":
+                    self.namespace_holders.setdefault(module, set()).add(reader)
         for match in _dynamic_read(tuple(imported)).finditer(text) if imported else ():
-            for module in imported[match.group(1)]:
-                self.importers.setdefault((module, match.group(2) or "*"), set()).add(reader)
+            function, spelling, name = match.groups()
+            for module in imported[spelling]:
+                self.importers.setdefault((module, name or "*"), set()).add(reader)
+                if function in _NAMESPACE_WRITERS and not name:
+                    self.namespace_holders.setdefault(module, set()).add(reader)
+
+    def _aliased_modules(self, builders: list[str]) -> dict[str, str]:
+        """The import names under which a symlink in the project (to a builder, or to a folder holding one)
+        reaches each builder: alias -> the builder's own module name."""
+        assert self.root is not None
+        real = {os.path.realpath(self.root / relpath): relpath for relpath in builders}
+        found: dict[str, str] = {}
+        for directory, subfolders, files in os.walk(self.root):  # links to folders are listed, not followed
+            subfolders[:] = [name for name in subfolders if name not in _SKIPPED and not name.startswith(".")]
+            for name in [*files, *subfolders]:
+                link = os.path.join(directory, name)
+                if not os.path.islink(link):
+                    continue
+                target = os.path.realpath(link)
+                for real_path, relpath in real.items():
+                    if real_path == target:
+                        alias = link
+                    elif real_path.startswith(target + os.sep):
+                        alias = os.path.join(link, os.path.relpath(real_path, target))
+                    else:
+                        continue
+                    alias_relpath = os.path.relpath(alias, self.root).replace(os.sep, "/")
+                    found[".".join(self.module_parts(alias_relpath))] = ".".join(self.module_parts(relpath))
+        return found
+
+    def _modules_written(self, relpath: str, text: str, targets: list[str]) -> tuple[frozenset[str], bool]:
+        """The modules ``text`` (of ``relpath``) sets attributes of by a computed name or through their namespace,
+        as far as its text tells: a target it imports as a module (``from pkg import mla_impl``, ``import
+        pkg.mla_impl as m``); and whether a target is a module reached at run time (``import_module(path)``,
+        ``sys.modules[key]``, or a variable assigned one), which may be any module."""
+        modules: dict[str, str] = {}  # the file's spelling -> the module it may name
+        for match in _FROM_IMPORT.finditer(text):
+            package = self.absolute(relpath, match.group(1))
+            for name, alias in _ALIASED.findall(_COMMENT.sub("", match.group(2))):
+                modules[alias or name] = f"{package}.{name}"
+        for match in _IMPORT.finditer(text):
+            for part in _COMMENT.sub("", match.group(1)).split(","):
+                name, _, alias = part.strip().partition(" as ")
+                modules[alias.strip() or name.strip()] = name.strip()
+        written, dynamic = set(), False
+        computed = set(_ASSIGNED_COMPUTED_MODULE.findall(text))  # `module = import_module(path)`
+        for target in targets:
+            if _COMPUTED_MODULE.search(target) or target in computed:
+                dynamic = True
+            elif target in modules:
+                written.add(modules[target])
+            elif named := _MODULE_BY_NAME.search(target):
+                written.add(self.absolute(relpath, named.group(1)))
+        return frozenset(written), dynamic
+
+    def namespace_rewriter(self, module: str, name: str) -> str | None:
+        """A file that may set ``module``'s ``name`` by a computed name or through the module's namespace (a
+        patch manager's ``setattr(import_module(path), attribute, value)``), if one may: it names the module, or
+        it reaches modules by a computed name and some file names the module's ``name`` in a string."""
+        for relpath, written in sorted(self.namespace_writers.items()):
+            if module in written:
+                return relpath
+        if f"{module}.{name}" in self.dotted_strings or f"{module}:{name}" in self.dotted_strings:
+            return next(iter(sorted(self.dynamic_writers)), None)
+        return None
+
+    def _scan_object_namespaces(self, reader: str) -> None:
+        """``reader`` reaches the namespace of an object's module (``build.__globals__``,
+        ``inspect.getmodule(build)``, ``sys.modules[build.__module__]``): the namespace of every builder module
+        it takes an object from, as far as the text tells."""
+        for (module, _), readers in list(self.importers.items()):
+            if reader in readers:
+                self.namespace_holders.setdefault(module, set()).add(reader)
 
     def _scan_dotted_paths(self, relpath: str, text: str, modules: tuple[str, ...]) -> None:
         """A file naming a builder's global by its path (Hydra's ``_target_: pkg.model.Name``, a registry's
@@ -231,6 +361,7 @@ class Project:
             for module in modules:
                 if module == named or (named.startswith(".") and module.endswith(named)):
                     self.importers.setdefault((module, "*"), set()).add(reader)
+                    self.namespace_holders.setdefault(module, set()).add(reader)
 
     def module_parts(self, relpath: str) -> tuple[str, ...]:
         """The import name of a project file, counted from the deepest source root that holds it."""
@@ -257,6 +388,32 @@ class Project:
             return True
         return self.root is not None and any(
             name in _attributes_stored(str(self.root / relpath)) for relpath in self.maybe_stored.get(name, ())
+        )
+
+    def submodule_of(self, relpath: str, name: str) -> bool:
+        """Is ``relpath`` a package's ``__init__.py`` with a submodule (or subpackage) ``name``?"""
+        if self.root is None or PurePosixPath(relpath).name != "__init__.py":
+            return False
+        folder = self.root / PurePosixPath(relpath).parent
+        return (folder / f"{name}.py").is_file() or (folder / name).is_dir()
+
+    def shadows_builtin(self, module: str, name: str, relpath: str) -> bool:
+        """Does some file set ``module``'s global ``name`` (a builtin's name) while it has no such global of its
+        own: a test's ``mock.patch("pkg.model.open", fake, create=True)``, ``patch.object(model, "open", ...)``,
+        ``model.open = fake``? (A plain ``x.open = ...`` elsewhere sets some object's attribute, and does not count.)"""
+        return (
+            name in self.patched_by_call or _ANY_NAME in self.patched_by_call or self.reexported(module, name, relpath)
+        )
+
+    def namespace_held_elsewhere(self, module: str, relpath: str) -> bool:
+        """Does a project file other than ``relpath`` (the builder module ``module``) hold the module's namespace
+        itself, through which it may rebind any of the module's names (``vars(model)["SCALE"] += 1``), or may a
+        patch manager reach it (``setattr(import_module(path), name, value)`` somewhere, the module's name in a
+        string: ``override(f"{MODEL}.Name", fused)``)?"""
+        if self.namespace_holders.get(module, set()) - {relpath}:
+            return True
+        return bool(self.dynamic_writers - {relpath}) and any(
+            text == module or text.startswith(f"{module}.") for text in self.dotted_strings
         )
 
     def reexported(self, module: str, name: str, relpath: str) -> bool:
@@ -304,14 +461,14 @@ def _names_read(pattern: re.Pattern[str], text: str) -> frozenset[str]:
 def _patched_names(text: str) -> Iterator[str]:
     """The globals ``text`` patches or sets by name, in any module: the last part of a string target (all
     of a target's adjacent literals joined; ``_ANY_NAME`` where that part is computed in an f-string), the
-    attribute of ``setattr(mod, "Name")``-style calls, the keywords of ``patch.multiple``, the keys of a module
-    namespace written as a dict (``vars(mod)["Name"] = x``), and every string of a file that calls ``setattr`` with
-    a computed name and looks modules up by name."""
+    attribute of ``setattr(mod, "Name")``-style calls, the keywords of ``patch.multiple``."""
     for match in _PATCHED_PATH.finditer(text):
         target, position = "", match.end()
         while literal := _STRING_LITERAL.match(text, position):
             target, position = target + literal.group(2), literal.end()
-        name = target.rpartition(".")[2]
+        module, _, name = target.rpartition(".")
+        if module == "builtins":
+            continue  # `mock.patch("builtins.open")` patches what every module reads, the adapter too
         if name.isidentifier():
             yield name
         elif name.endswith("}"):
@@ -320,28 +477,6 @@ def _patched_names(text: str) -> Iterator[str]:
     for match in _PATCHED_KEYWORDS.finditer(text):
         arguments = _call_arguments(text, match.end())
         yield from (name for name in _KEYWORD.findall(arguments) if name not in _MULTIPLE_OPTIONS)
-    if (objects := set(_COMPUTED_SETATTR.findall(text))) and (
-        _MODULE_LOOKUP.search(text) or not objects.isdisjoint(_imported_names(text))
-    ):
-        yield from _IDENTIFIER_LITERAL.findall(text)
-    for match in _NAMESPACE_WRITE.finditer(text):
-        if match.group(1):
-            yield match.group(1)
-        else:
-            yield from _IDENTIFIER_LITERAL.findall(text, match.end(), _bracket_end(text, match.end()))
-            yield from _KEYWORD.findall(_call_arguments(text, match.end()))
-
-
-def _imported_names(text: str) -> set[str]:
-    """The names the import statements of ``text`` bind (``import a.b`` binds ``a``; ``as`` names their alias)."""
-    statements = [match.group(1) for match in _IMPORT.finditer(text)]
-    statements += [match.group(2) for match in _FROM_IMPORT.finditer(text)]
-    names = set()
-    for statement in statements:
-        for part in _COMMENT.sub("", statement).strip("() \t").split(","):
-            if words := part.split():
-                names.add(words[-1] if len(words) == 3 and words[1] == "as" else words[0].partition(".")[0])
-    return names
 
 
 def _call_arguments(text: str, start: int) -> str:
@@ -379,12 +514,12 @@ def _dotted_path(modules: tuple[str, ...]) -> re.Pattern[str]:
 
 @functools.lru_cache(maxsize=64)
 def _dynamic_read(spellings: tuple[str, ...]) -> re.Pattern[str]:
-    """``getattr(<spelling>, "Name")`` (group 2 the name), or the module handed to a function that can read
-    any of its names: ``getattr``/``hasattr``/``setattr``/``delattr`` with a computed name, ``vars``, ``dir``,
-    ``inspect.getmembers``."""
+    """``getattr(<spelling>, "Name")`` (groups: the function, the spelling, the name), or the module handed to
+    a function that can read any of its names: ``getattr``/``hasattr``/``setattr``/``delattr`` with a computed
+    name, ``vars``, ``dir``, ``inspect.getmembers``."""
     alternatives = "|".join(re.escape(spelling) for spelling in sorted(spellings, key=len, reverse=True))
     return re.compile(
-        rf"""(?<!\w)(?:getattr|hasattr|setattr|delattr|vars|dir|getmembers)\(\s*({alternatives})\s*(?:,\s*[rbu]?["'](\w+)["']|[,)])"""
+        rf"""(?<!\w)(getattr|hasattr|setattr|delattr|vars|dir|getmembers)\(\s*({alternatives})\s*(?:,\s*[rbu]?["'](\w+)["']|[,)])"""
     )
 
 
@@ -399,13 +534,24 @@ def _bracket_end(text: str, start: int, opening: str = "(", limit: int | None = 
     return end
 
 
+def _written_targets(text: str) -> list[str]:
+    """What ``text`` sets attributes of by a computed name or through its namespace (``_NAMESPACE_WRITES``)."""
+    patterns = dict.fromkeys(pattern for word, pattern in _NAMESPACE_WRITES if word in text)
+    return [match.group(1).strip() for pattern in patterns for match in pattern.finditer(text)]
+
+
 def _swapped_modules(text: str) -> Iterator[str]:
     """The module names (string literals) in each change of ``sys.modules`` in ``text``: the subscript or the
-    call's arguments, a dict literal spanning lines included."""
+    call's arguments, a dict literal spanning lines included. A change naming no module there
+    (``sys.modules[MODULE] = stub``) counts for every name any string literal of ``text`` holds."""
     for match in _MODULES_CHANGED.finditer(text):
         opening = text.rfind("[" if match.group().rstrip().endswith("[") else "(", match.start(), match.end())
         end = _bracket_end(text, opening + 1, text[opening], limit=opening + 5000)
-        yield from _MODULE_NAME_LITERAL.findall(text, opening, end)
+        named = _MODULE_NAME_LITERAL.findall(text, opening, end)
+        if not named:
+            yield from _MODULE_NAME_LITERAL.findall(text)
+            return
+        yield from named
 
 
 def _attributes_stored(path: str) -> frozenset[str]:

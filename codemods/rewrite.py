@@ -7,6 +7,7 @@ import functools
 import io
 import os
 import re
+import sys
 import tokenize
 from dataclasses import dataclass, field
 
@@ -143,6 +144,7 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
         runs = seam_import_changes_imports(before, _parse(current), project.module_parts(relpath),
                                            project.package_parts(relpath), seam, project.seam_packages,
                                            _adapter_root_unused(before, relpath, project))  # fmt: skip
+        runs = runs or _imported_as_top_level(before, relpath, seam, project)
         if runs is not None:
             result.refuse(runs, data)
     return result
@@ -285,6 +287,33 @@ def _adapter_root_unused(tree: ast.Module, relpath: str, project: Project) -> st
             if found is not None and project.source_root(found) == adapter_root:
                 return None
     return adapter_root
+
+
+def _imported_as_top_level(tree: ast.Module, relpath: str, seam: Seam, project: Project) -> str | None:
+    """Why the seam import may not resolve where a module of a package runs, if it may not: the module imports
+    a module beside it by its bare name (``from mla_impl import X`` in ``pkg/model.py``), so it runs with its
+    own folder on ``sys.path`` (a script or tool imports it as ``model``), where ``from pkg import mla_seam``
+    needs the folder holding ``pkg`` too; unless it imports from ``pkg`` already (or relatively)."""
+    top = seam.parts[0]
+    beside = None
+    for node in tree.body:
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                return None
+            names = [node.module or ""]
+        for name in names:
+            first = name.split(".")[0]
+            if first == top:
+                return None
+            # `import logging` beside a `pkg/logging.py` means the standard library's, in a package module
+            sibling = first not in sys.stdlib_module_names and project.is_script_import(first, relpath)
+            beside = beside or (name if sibling else None)
+    if beside is None:
+        return None
+    return (f"it imports `{beside}`, a module beside it, by its bare name: it runs with its own folder on `sys.path` "
+            f"(a script or tool imports it as a top-level module), where the seam import would need `{top}` "
+            f"importable; `allow` it or leave it out (`extend-exclude`)")  # fmt: skip
 
 
 def _star_importer_binding_seam_name(data: bytes, relpath: str, seam: Seam, project: Project) -> str | None:

@@ -336,8 +336,11 @@ class RoutePredicates:
         it: ``eval("multi_latent_attention")`` looks the name up among the builder's variables, and would look
         it up among the adapter's."""
         for node in walk(part):
-            if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in _RUNS_IN_CALLER:
-                if self.context.binding(node.func) == "builtin":
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
+                name = node.func.value  # or the builtin it names: `from builtins import eval as ev`, `look = eval`
+                if self.context.binding(node.func) != "builtin":
+                    name = self.context.bindings.aliases.get(name, "")
+                if name in _RUNS_IN_CALLER:
                     return (
                         f"`{node.func.value}(...)` reads the variables of the function calling it: a predicate "
                         "would run it in the adapter"
@@ -475,11 +478,8 @@ def _global_names(router: RoutePredicates, part: cst.CSTNode) -> list[cst.Name]:
 def _hole_name(node: cst.CSTNode) -> str:
     while isinstance(node, (cst.Subscript, cst.Call)):
         node = node.value if isinstance(node, cst.Subscript) else node.func
-    if isinstance(node, cst.Attribute):
-        return node.attr.value
-    if isinstance(node, cst.Name):
-        return node.value
-    return "value"
+    name = node.attr.value if isinstance(node, cst.Attribute) else node.value if isinstance(node, cst.Name) else "value"
+    return name.strip("_") if name.startswith("__") and name.endswith("__") else name  # `__name__`: `name`
 
 
 def _fresh(name: str, taken: set[str]) -> str:

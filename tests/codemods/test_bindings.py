@@ -4,13 +4,14 @@ except where LibCST misses a binding that Python makes."""
 from __future__ import annotations
 
 import ast
+import builtins
 import textwrap
 
 import libcst as cst
 import pytest
 from libcst.metadata import BuiltinScope, ClassScope, GlobalScope, MetadataWrapper, PositionProvider, ScopeProvider
 
-from seamfix.codemods.bindings import Bindings
+from seamfix.codemods.bindings import MODULE_ATTRIBUTES, Bindings
 from seamfix_testing import REPO
 
 SCOPES = textwrap.dedent(
@@ -63,13 +64,16 @@ SOURCES = {"scopes": SCOPES} | {
 
 
 def libcst_binding(scopes, name: cst.Name) -> str:
-    """What `seamfix apply` asked LibCST before: the scope that binds the name, skipping class bodies."""
+    """What `seamfix apply` asked LibCST before: the scope that binds the name, skipping class bodies; a name
+    no scope binds is a builtin if Python has it, else unbound (LibCST calls both builtin)."""
     scope = own = scopes.get(name)
     while scope is not None and not isinstance(scope, BuiltinScope):
         if (scope is own or not isinstance(scope, ClassScope)) and scope.assignments[name.value]:
             return "global" if isinstance(scope, GlobalScope) else "local"
         scope = scope.parent
-    return "builtin"
+    if name.value in MODULE_ATTRIBUTES:
+        return "global"  # `__name__`, `__doc__`: the module's own (LibCST: builtins)
+    return "builtin" if hasattr(builtins, name.value) or name.value in ("None", "True", "False") else "unbound"
 
 
 def uses(text: str):

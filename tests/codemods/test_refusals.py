@@ -268,6 +268,32 @@ def test_a_global_another_module_sets_as_an_attribute_is_never_passed(assignment
     assert ran[0] == ran[1] == "[2, 3]\n"
 
 
+# the module's namespace itself: no `.SCALE` in the text, the name a key of the dictionary, the module reached by
+# a name, by its name as a string or through an object it defines
+NAMESPACE_WRITES = ['from pkg import model\n    vars(model)["SCALE"] += 1',
+                    'import pkg.model\n    pkg.model.__dict__["SCALE"] += 1',
+                    'import sys\n    namespace = vars(sys.modules["pkg.model"])\n'
+                    '    namespace["SCALE"] *= 2',
+                    'from pkg.model import build\n    build.__globals__["SCALE"] += 1',
+                    'from pkg import model\n    model.__setattr__("SCALE", model.SCALE + 1)',
+                    'import inspect\n    from pkg.model import build\n'
+                    '    vars(inspect.getmodule(build))["SCALE"] += 1']  # fmt: skip
+
+
+@pytest.mark.parametrize("write", NAMESPACE_WRITES)
+def test_a_global_another_module_rebinds_through_the_modules_namespace_is_never_passed(write: str, tmp_path: Path):
+    # as above, but through the namespace dictionary: the arm read 2, the value passed at the call was 1
+    builder = "from pkg import hooks\n\nSCALE = 1\n\n\ndef build(config):\n    if config.multi_latent_attention:\n"
+    builder += "        hooks.bump()\n        return [config.kv_lora_rank, SCALE]\n    return SCALE\n"
+    files = {"pkg/__init__.py": "", "pkg/model.py": builder, "pkg/hooks.py": f"def bump():\n    {write}\n"}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "from types import SimpleNamespace as C; from pkg import model\n"
+    check += "print([model.build(C(multi_latent_attention=True, kv_lora_rank=3)) for _ in range(2)])"
+    ran = printed(check, original, rewritten)
+    assert ran[0] == ran[1] == ("[[3, 2], [3, 4]]\n" if "*=" in write else "[[3, 2], [3, 3]]\n"), ran
+    assert "another file holds the module's namespace" in said, said
+
+
 SCRIPTED = """import torch
 
 
@@ -841,20 +867,24 @@ def renew():
     for path, new in PATCHES.items():
         module, _, name = path.rpartition(".")
         setattr(importlib.import_module(module), name, new)
-""", '"pkg.mla_impl.MLASelfAttention": a patch may set it by that path'),
+""", "may set by a computed name or through its namespace"),
     # the module's namespace written by other means than `module.Name = ...`
     "namespace as a dict": ("import pkg.mla_impl\n\n\ndef renew():\n"
                             "    vars(pkg.mla_impl)['MLASelfAttention'] = type('Patched', (), {})\n",
-                            "patches or sets by name"),
+                            "may set by a computed name or through its namespace"),
     "namespace updated": ("import pkg.mla_impl\n\n\ndef renew():\n"
                           "    pkg.mla_impl.__dict__.update(MLASelfAttention=type('Patched', (), {}))\n",
-                          "patches or sets by name"),
+                          "may set by a computed name or through its namespace"),
+    "its own __setattr__": ("import pkg.mla_impl\n\n\ndef renew():\n"
+                            "    pkg.mla_impl.__setattr__('MLASelfAttention', type('Patched', (), {}))\n",
+                            "may set by a computed name or through its namespace"),
     "object.__setattr__": ("import pkg.mla_impl\n\n\ndef renew():\n"
                            "    object.__setattr__(pkg.mla_impl, 'MLASelfAttention', type('Patched', (), {}))\n",
                            "patches or sets by name"),
     "setattr of a table": ("import pkg.mla_impl\n\nPATCHES = {'MLASelfAttention': type('Patched', (), {})}\n\n\n"
                            "def renew():\n    for name, new in PATCHES.items():\n"
-                           "        setattr(pkg.mla_impl, name, new)\n", "patches or sets by name"),
+                           "        setattr(pkg.mla_impl, name, new)\n",
+                           "may set by a computed name or through its namespace"),
 }  # fmt: skip
 
 
@@ -887,15 +917,24 @@ def check():
 """
 
 
+# the stubbed module's name held in a constant: no string literal where `sys.modules` changes
+STUBBING_BY_CONSTANT = STUBBING_TEST.replace('"pkg.mla_impl": stub', "MODULE: stub").replace(
+    "\n\n\ndef check", '\n\nMODULE = "pkg.mla_impl"\n\n\ndef check'
+)
+
+
+@pytest.mark.parametrize("stubbing", [STUBBING_TEST, STUBBING_BY_CONSTANT], ids=["literal", "constant"])
 @pytest.mark.parametrize("imported", ["from pkg.mla_impl import MLASelfAttention", "from pkg import mla_impl"])
-def test_a_name_from_a_module_a_test_stubs_in_sys_modules_stays_where_the_builder_reads_it(imported, tmp_path):
+def test_a_name_from_a_module_a_test_stubs_in_sys_modules_stays_where_the_builder_reads_it(
+    imported, stubbing, tmp_path
+):
     # the builder was imported against a stub module (torch or megatron missing on a CPU runner): a moved arm's
     # import, at the call, would get the real module
     builder = RETURNS_CLASS.replace("from pkg.mla_impl import MLASelfAttention", imported)
     if "MLASelfAttention" not in imported:
         builder = builder.replace("return MLASelfAttention", "return mla_impl.MLASelfAttention")
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n", "pkg/model.py": builder,
-             "tests/test_model.py": STUBBING_TEST}  # fmt: skip
+             "tests/test_model.py": stubbing}  # fmt: skip
     said, original, rewritten = applied_beside_original(tmp_path, files)
     assert "some file swaps in or out of `sys.modules` (`pkg.mla_impl`)" in said, said
     check = "from tests.test_model import check; print(check())"
@@ -917,3 +956,204 @@ def test_a_hand_written_function_bound_again_under_try_is_not_reused(tmp_path: P
     check = "import types; from pkg import model\n"
     check += "print([model.f(types.SimpleNamespace(multi_latent_attention=v)) for v in (1, 0)])"
     assert printed(check, original, rewritten) == ["[1, 'seam']\n"] * 2
+
+
+# `from .layers import dense` binds `layers` in the package's namespace (the import system sets the submodule as
+# an attribute of its package); no statement of `pkg/__init__.py` binds it, and the adapter does not have it
+SUBMODULE_READERS = {
+    "arm": "        return [MLASelfAttention(config).__class__.__name__, layers.KIND]\n",
+    "predicate": "        return 'mla'\n    if config.multi_latent_attention in layers.MLA_KINDS:\n"
+    "        return 'listed'\n",
+}
+
+
+@pytest.mark.parametrize("reader", SUBMODULE_READERS)
+def test_a_name_a_submodule_import_binds_in_its_package_stays_where_the_package_reads_it(reader: str, tmp_path):
+    init = "from pkg.mla_impl import MLASelfAttention\nfrom .layers import dense\n\n\ndef build(config):\n"
+    init += f"    print('build')\n    if config.multi_latent_attention:\n{SUBMODULE_READERS[reader]}    return dense\n"
+    files = {"pkg/__init__.py": init, "pkg/layers.py": "KIND = 'layers'\nMLA_KINDS = ('yes',)\ndense = 'dense'\n",
+             "pkg/mla_impl.py": "class MLASelfAttention:\n    def __init__(self, config):\n        pass\n"}  # fmt: skip
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "import types; from pkg import build\n"
+    check += "print([build(types.SimpleNamespace(multi_latent_attention=v)) for v in (True, 'yes', False)])"
+    ran = subprocess.run([sys.executable, "-c", check], cwd=rewritten, capture_output=True, text=True).stdout
+    assert [ran] == printed(check, original), ran
+    if reader == "arm":
+        assert "it reads `layers`, which neither the module binds nor a builtin is" in said, said
+    else:
+        routed = "mla_seam.multi_latent_attention_in_mla_kinds(config, layers)"
+        assert routed in (rewritten / "pkg/__init__.py").read_text()
+
+
+@pytest.mark.parametrize("binding", ["layers = 'not loaded yet'", "from . import layers"])
+def test_a_package_global_named_like_its_submodule_is_passed_only_when_it_is_that_submodule(binding, tmp_path):
+    # importing `pkg.layers` sets `layers` in the package's namespace: passed at the call, the arm's own read
+    # (after `load()`) would see the old value; bound by `from . import layers`, it is that module already
+    init = f"import importlib\n{binding}\n\n\ndef load():\n    importlib.import_module('pkg.layers')\n\n\n"
+    init += "def build(config):\n    if config.multi_latent_attention:\n        load()\n"
+    init += "        return [config.kv_lora_rank, type(layers).__name__]\n    return None\n"
+    said, original, rewritten = applied_beside_original(tmp_path, {"pkg/__init__.py": init, "pkg/layers.py": ""})
+    check = "import types; from pkg import build; print(build(types.SimpleNamespace(multi_latent_attention=1, "
+    check += "kv_lora_rank=2)))"
+    assert printed(check, original, rewritten) == ["[2, 'module']\n"] * 2
+    kept = "it reads `layers`, a name of this package that its submodule `pkg.layers` has:" in said
+    assert kept == binding.startswith("layers ="), said
+
+
+def test_a_global_of_a_module_some_file_reloads_is_never_passed(tmp_path: Path) -> None:
+    # the arm calls code that reloads the builder: its own read after that finds the new `STAMP`, a value passed
+    # at the call would be the old one
+    builder = "from pkg import hooks\n\nSTAMP = object()\n\n\ndef build(config):\n"
+    builder += "    if config.multi_latent_attention:\n        first = STAMP\n        hooks.bump()\n"
+    builder += "        return [config.kv_lora_rank, first is STAMP]\n"
+    hooks = "import importlib\n\n\ndef bump():\n    from pkg import model\n\n    importlib.reload(model)\n"
+    files = {"pkg/__init__.py": "", "pkg/model.py": builder, "pkg/hooks.py": hooks}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "from types import SimpleNamespace as C; from pkg import model\n"
+    check += "print(model.build(C(multi_latent_attention=True, kv_lora_rank=3)))"
+    assert printed(check, original, rewritten) == ["[3, False]\n"] * 2
+    assert "some file reloads the module (`importlib.reload`)" in said, said
+
+
+# a fork's patch manager or plugin setting the upstream class by a computed name or through the module's namespace
+# (MindSpeed's `register_patch("megatron.core....MLASelfAttention", Fused)` style), after the builder imported it
+SOURCE_REWRITES = {
+    "registry": {"pkg/patches.py": "import importlib\n\n\ndef override(path, value):\n"
+                 "    module, _, name = path.rpartition('.')\n"
+                 "    setattr(importlib.import_module(module), name, value)\n",
+                 "pkg/plugin.py": "from pkg.patches import override\n\n\ndef install():\n"
+                 "    override('pkg.mla_impl.MLASelfAttention', Fused)\n"},
+    "vars": {"pkg/plugin.py": "from pkg import mla_impl\n\n\ndef install(name='MLASelfAttention'):\n"
+             "    vars(mla_impl)[name] = Fused\n"},
+    "__dict__": {"pkg/plugin.py": "import pkg.mla_impl\n\n\ndef install():\n"
+                 "    pkg.mla_impl.__dict__.update(MLASelfAttention=Fused)\n"},
+    "exec": {"pkg/plugin.py": "from pkg import mla_impl\n\n\ndef install():\n"
+             "    exec('MLASelfAttention = type(\"Fused\", (), {})', vars(mla_impl))\n"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("rewrite", SOURCE_REWRITES)
+def test_a_name_its_source_module_has_set_by_a_computed_name_stays_where_the_builder_reads_it(rewrite, tmp_path):
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n",
+             "pkg/model.py": RETURNS_CLASS, **SOURCE_REWRITES[rewrite]}  # fmt: skip
+    files["pkg/plugin.py"] = "class Fused:\n    pass\n\n\n" + files["pkg/plugin.py"]
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "import types; from pkg.model import build; from pkg import plugin; plugin.install()\n"
+    check += "print(build(types.SimpleNamespace(multi_latent_attention=True)).__name__)"
+    assert printed(check, original, rewritten) == ["MLASelfAttention\n"] * 2
+    assert "may set by a computed name or through its namespace" in said, said
+
+
+# a test shadowing a builtin with a global of the builder module (`create=True`: the module has no such name); a
+# patch of the builtin itself reaches the adapter too, and the arm moves
+BUILTIN_PATCHES = [
+    'mock.patch("pkg.model.open", fake, create=True)',
+    'mock.patch.object(model, "open", fake, create=True)',
+    'mock.patch("builtins.open", fake)',
+]
+
+
+@pytest.mark.parametrize("patch", BUILTIN_PATCHES)
+def test_a_builtin_a_test_shadows_on_the_builder_module_keeps_the_arm_that_reads_it(patch: str, tmp_path: Path):
+    builder = "def build(config):\n    if config.multi_latent_attention:\n        handle = open(config.path)\n"
+    builder += "        return [config.kv_lora_rank, handle.read()]\n    return None\n"
+    test = "import types\nfrom unittest import mock\n\nfrom pkg import model\n\n\ndef check():\n"
+    test += f"    fake = mock.mock_open(read_data='fake')\n    with {patch}:\n        return model.build(types."
+    test += "SimpleNamespace(multi_latent_attention=True, kv_lora_rank=2, path='/nonexistent'))\n"
+    files = {"pkg/__init__.py": "", "pkg/model.py": builder, "tests/__init__.py": "", "tests/test_model.py": test}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "from tests.test_model import check; print(check())"
+    ran = subprocess.run([sys.executable, "-c", check], cwd=rewritten, capture_output=True, text=True).stdout
+    assert [ran] == printed(check, original) == ["[2, 'fake']\n"]
+    kept = "it reads the builtin `open`, which some file patches or sets by name" in said
+    assert kept == ("builtins" not in patch), said
+
+
+@pytest.mark.parametrize("link", [("pkg/compat.py", "model.py"), ("pkg/legacy", "impl")], ids=["file", "folder"])
+def test_a_name_imported_through_a_symlinked_alias_of_the_builder_is_kept(link, tmp_path: Path) -> None:
+    # `pkg/compat.py -> model.py` (or a linked folder) imports the builder under a second name: an import of the
+    # MLA class through that name needs the builder's import of it, which the moved arm would have dropped
+    relpath = "pkg/impl/model.py" if link[1] == "impl" else "pkg/model.py"
+    alias = "pkg.legacy.model" if link[1] == "impl" else "pkg.compat"
+    files = {"pkg/__init__.py": "", "pkg/impl/__init__.py": "", "pkg/mla_impl.py": MLA_CLASS, relpath: BUILDS,
+             "driver.py": f"from {alias} import MLASelfAttention\n\nprint(MLASelfAttention.__name__)\n"}  # fmt: skip
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    roots = project(tmp_path / "before", files), project(tmp_path / "after", files)
+    for root in roots:
+        (root / link[0]).symlink_to(link[1])
+    _, said = applied(roots[1])
+    ran = [subprocess.run([sys.executable, "driver.py"], cwd=root, capture_output=True, text=True) for root in roots]
+    assert [(r.returncode, r.stdout) for r in ran] == [(0, "MLASelfAttention\n")] * 2, ran[1].stderr
+    assert "another module or a doctest imports from it" in said, said
+
+
+def test_a_name_a_script_imports_from_the_builder_under_a_shorter_name_is_kept(tmp_path: Path) -> None:
+    # the script puts `pkg/` on `sys.path` (the root too) and imports `pkg/model.py` as `model` (no project module
+    # has that name)
+    script = "import os\nimport sys\n\nhere = os.path.dirname(__file__)\n"
+    script += "sys.path[:0] = [os.path.join(here, '..', 'pkg'), os.path.join(here, '..')]\n"
+    script += "from model import MLASelfAttention  # noqa: E402\n\nprint(MLASelfAttention.__name__)\n"
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": BUILDS, "tools/convert.py": script}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    ran = [subprocess.run([sys.executable, "tools/convert.py"], cwd=root, capture_output=True, text=True)
+           for root in (original, rewritten)]  # fmt: skip
+    assert [(r.returncode, r.stdout) for r in ran] == [(0, "MLASelfAttention\n")] * 2, ran[1].stderr
+    assert "another module or a doctest imports from it" in said, said
+
+
+def test_a_package_module_importing_its_sibling_by_a_bare_name_is_left(tmp_path: Path) -> None:
+    # `from mla_impl import ...` in `pkg/model.py`: a tool imports it as `model` with only `pkg/` on `sys.path`, where
+    # `from pkg import mla_seam` would raise `ModuleNotFoundError`
+    builder = BUILDS.replace("from pkg.mla_impl import", "from mla_impl import")
+    script = "import os\nimport sys\nimport types\n\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', "
+    script += "'pkg'))\nfrom model import build  # noqa: E402\n\n"
+    script += "print(type(build(types.SimpleNamespace(multi_latent_attention=True))).__name__)\n"
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": builder, "tools/convert.py": script}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    ran = [subprocess.run([sys.executable, "tools/convert.py"], cwd=root, capture_output=True, text=True)
+           for root in (original, rewritten)]  # fmt: skip
+    assert [(r.returncode, r.stdout) for r in ran] == [(0, "MLASelfAttention\n")] * 2, ran[1].stderr
+    assert "it imports `mla_impl`, a module beside it, by its bare name" in said, said
+
+
+# a builder's own import rebound from elsewhere after the builder imported it: by a patch manager given the
+# module's name in a constant (`override(f"{MODEL}.Name", fused)`), or through a function's `__globals__`
+BUILDER_REBINDS = {
+    "patch-manager": {"pkg/patches.py": "import importlib\n\n\ndef override(path, value):\n"
+                      "    module, _, name = path.rpartition('.')\n"
+                      "    setattr(importlib.import_module(module), name, value)\n",
+                      "pkg/plugin.py": "from pkg.patches import override\n\nMODEL = 'pkg.model'\n\n\ndef install():\n"
+                      "    override(f'{MODEL}.MLASelfAttention', Fused)\n"},
+    "__globals__": {"pkg/plugin.py": "def install():\n    from pkg.model import build\n\n"
+                    "    build.__globals__['MLASelfAttention'] = Fused\n"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("rebind", BUILDER_REBINDS)
+def test_a_name_another_file_rebinds_in_the_builder_module_stays_where_the_builder_reads_it(rebind, tmp_path):
+    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n",
+             "pkg/model.py": RETURNS_CLASS, **BUILDER_REBINDS[rebind]}  # fmt: skip
+    files["pkg/plugin.py"] = "class Fused:\n    pass\n\n\n" + files["pkg/plugin.py"]
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "import types; from pkg import plugin; plugin.install(); from pkg.model import build\n"
+    check += "print(build(types.SimpleNamespace(multi_latent_attention=True)).__name__)"
+    assert printed(check, original, rewritten) == ["Fused\n"] * 2
+    assert "another file holds the module's namespace" in said, said
+
+
+def test_a_standard_library_import_beside_a_module_of_its_name_is_no_bare_sibling_import(tmp_path: Path) -> None:
+    # `import logging` in `pkg/model.py` beside `pkg/logging.py` is the standard library's: the builder is rewritten
+    builder = "import logging\n\nlog = logging.getLogger('x')\n\n\ndef build(config):\n"
+    builder += "    if config.multi_latent_attention:\n        return config.kv_lora_rank\n    return None\n"
+    files = {"pkg/__init__.py": "", "pkg/model.py": builder, "pkg/logging.py": "X = 1\n"}
+    said, _, rewritten = applied_beside_original(tmp_path, files)
+    assert "by its bare name" not in said and "mla_seam" in (rewritten / "pkg/model.py").read_text(), said
+
+
+def test_a_builtin_set_as_an_attribute_of_some_other_object_does_not_keep_the_arm(tmp_path: Path) -> None:
+    # `layer.type = "mla"` sets an attribute of a layer, not a global `type` of the builder module
+    builder = "def build(config):\n    if config.multi_latent_attention:\n"
+    builder += "        return [type(config).__name__, config.kv_lora_rank]\n    return None\n"
+    files = {"pkg/__init__.py": "", "pkg/model.py": builder, "pkg/other.py": "def f(layer):\n    layer.type = 'mla'\n"}
+    said, _, rewritten = applied_beside_original(tmp_path, files)
+    assert "mla_seam.mla_build(config)" in (rewritten / "pkg/model.py").read_text(), said
