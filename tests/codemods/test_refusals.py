@@ -850,53 +850,17 @@ RETURNS_CLASS = "from pkg.mla_impl import MLASelfAttention\n\n\ndef build(config
 RETURNS_CLASS += "    if config.multi_latent_attention:\n        return MLASelfAttention\n    return None\n"
 
 
-# Files that give the builder's imported class another value later, each with the call that does it: the builder
-# keeps the class it imported, a moved arm's import, run at each call, would get the new one
-RENEWING_FILES = {
-    # `importlib.reload` runs the module again
-    "reload": ("import importlib\n\nimport pkg.mla_impl\n\n\ndef renew():\n    importlib.reload(pkg.mla_impl)\n",
-               "which some file reloads"),
-    # a patch layer (MindSpeed's `register_patch`, hcu_megatron's, a fork's own) sets the class by its dotted path
-    # with a computed `setattr` when it runs: no `module.Name = ...` or `setattr(module, "Name", ...)` in its text
-    "patch layer": ("""import importlib
-
-PATCHES = {"pkg.mla_impl.MLASelfAttention": type("Patched", (), {})}
-
-
-def renew():
-    for path, new in PATCHES.items():
-        module, _, name = path.rpartition(".")
-        setattr(importlib.import_module(module), name, new)
-""", "may set by a computed name or through its namespace"),
-    # the module's namespace written by other means than `module.Name = ...`
-    "namespace as a dict": ("import pkg.mla_impl\n\n\ndef renew():\n"
-                            "    vars(pkg.mla_impl)['MLASelfAttention'] = type('Patched', (), {})\n",
-                            "may set by a computed name or through its namespace"),
-    "namespace updated": ("import pkg.mla_impl\n\n\ndef renew():\n"
-                          "    pkg.mla_impl.__dict__.update(MLASelfAttention=type('Patched', (), {}))\n",
-                          "may set by a computed name or through its namespace"),
-    "its own __setattr__": ("import pkg.mla_impl\n\n\ndef renew():\n"
-                            "    pkg.mla_impl.__setattr__('MLASelfAttention', type('Patched', (), {}))\n",
-                            "may set by a computed name or through its namespace"),
-    "object.__setattr__": ("import pkg.mla_impl\n\n\ndef renew():\n"
-                           "    object.__setattr__(pkg.mla_impl, 'MLASelfAttention', type('Patched', (), {}))\n",
-                           "patches or sets by name"),
-    "setattr of a table": ("import pkg.mla_impl\n\nPATCHES = {'MLASelfAttention': type('Patched', (), {})}\n\n\n"
-                           "def renew():\n    for name, new in PATCHES.items():\n"
-                           "        setattr(pkg.mla_impl, name, new)\n",
-                           "may set by a computed name or through its namespace"),
-}  # fmt: skip
-
-
-@pytest.mark.parametrize("renewing", RENEWING_FILES)
-def test_a_name_some_file_gives_a_new_value_stays_where_the_builder_reads_it(renewing, tmp_path: Path) -> None:
-    renewer, reason = RENEWING_FILES[renewing]
+def test_a_name_from_a_module_some_file_reloads_stays_where_the_builder_reads_it(tmp_path: Path) -> None:
+    # `importlib.reload` runs the module again: the builder keeps the class it imported, a moved arm's import
+    # would get the new one
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n",
-             "pkg/model.py": RETURNS_CLASS, "pkg/hooks.py": renewer}  # fmt: skip
+             "pkg/model.py": RETURNS_CLASS,
+             "pkg/hooks.py": "import importlib\n\nimport pkg.mla_impl\n\n\ndef reset():\n"
+                             "    importlib.reload(pkg.mla_impl)\n"}  # fmt: skip
     said, original, rewritten = applied_beside_original(tmp_path, files)
-    assert reason in said, said
+    assert "which some file reloads" in said, said
     check = "from types import SimpleNamespace as C; from pkg import hooks, mla_impl, model\n"
-    check += "c = C(multi_latent_attention=1); first = model.build(c); hooks.renew()\n"
+    check += "c = C(multi_latent_attention=1); first = model.build(c); hooks.reset()\n"
     check += "print(first is model.build(c), model.build(c) is mla_impl.MLASelfAttention)"
     ran = printed(check, original, rewritten)
     assert ran[0] == ran[1] == "True False\n"
@@ -1029,19 +993,39 @@ SOURCE_REWRITES = {
                  "    pkg.mla_impl.__dict__.update(MLASelfAttention=Fused)\n"},
     "exec": {"pkg/plugin.py": "from pkg import mla_impl\n\n\ndef install():\n"
              "    exec('MLASelfAttention = type(\"Fused\", (), {})', vars(mla_impl))\n"},
+    "vars update": {"pkg/plugin.py": "from pkg import mla_impl\n\n\ndef install():\n"
+                    "    vars(mla_impl).update({'MLASelfAttention': Fused})\n"},
+    "its own __setattr__": {"pkg/plugin.py": "import pkg.mla_impl\n\n\ndef install():\n"
+                            "    pkg.mla_impl.__setattr__('MLASelfAttention', Fused)\n"},
+    "a table's loop": {"pkg/plugin.py": "from pkg import mla_impl\n\n\ndef install():\n"
+                       "    for name, new in {'MLASelfAttention': Fused}.items():\n"
+                       "        setattr(mla_impl, name, new)\n"},
+    # the name written out: a patch by name, as `setattr(mla_impl, "MLASelfAttention", Fused)`
+    "object.__setattr__": {"pkg/plugin.py": "from pkg import mla_impl\n\n\ndef install():\n"
+                           "    object.__setattr__(mla_impl, 'MLASelfAttention', Fused)\n"},
 }  # fmt: skip
+PATCHED_BY_NAME = {"object.__setattr__"}
 
 
 @pytest.mark.parametrize("rewrite", SOURCE_REWRITES)
 def test_a_name_its_source_module_has_set_by_a_computed_name_stays_where_the_builder_reads_it(rewrite, tmp_path):
+    reason = "patches or sets by name" if rewrite in PATCHED_BY_NAME else "may set by a computed name or through"
+    # the builder imported first: it keeps the class, which the plugin then replaces in the source module
+    check = "import types; from pkg.model import build; from pkg import plugin; plugin.install()\n"
+    assert_plugin_rebinding_stays(tmp_path, SOURCE_REWRITES[rewrite], check, "MLASelfAttention", reason)
+
+
+def assert_plugin_rebinding_stays(tmp_path, files, check, built, reason):
+    """``files`` (a ``pkg/plugin.py`` whose ``install()`` rebinds ``MLASelfAttention`` to its ``Fused`` somewhere)
+    beside a builder returning that class under MLA: after ``check``, both trees build ``built``, and apply gave
+    ``reason`` for leaving the arm."""
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n",
-             "pkg/model.py": RETURNS_CLASS, **SOURCE_REWRITES[rewrite]}  # fmt: skip
+             "pkg/model.py": RETURNS_CLASS, **files}  # fmt: skip
     files["pkg/plugin.py"] = "class Fused:\n    pass\n\n\n" + files["pkg/plugin.py"]
     said, original, rewritten = applied_beside_original(tmp_path, files)
-    check = "import types; from pkg.model import build; from pkg import plugin; plugin.install()\n"
     check += "print(build(types.SimpleNamespace(multi_latent_attention=True)).__name__)"
-    assert printed(check, original, rewritten) == ["MLASelfAttention\n"] * 2
-    assert "may set by a computed name or through its namespace" in said, said
+    assert printed(check, original, rewritten) == [f"{built}\n"] * 2
+    assert reason in said, said
 
 
 # a test shadowing a builtin with a global of the builder module (`create=True`: the module has no such name); a
@@ -1087,6 +1071,16 @@ def test_a_name_imported_through_a_symlinked_alias_of_the_builder_is_kept(link, 
     assert "another module or a doctest imports from it" in said, said
 
 
+def converted_alike(tmp_path: Path, files: dict[str, str]) -> str:
+    """Apply's summary for ``files``, after checking that their ``tools/convert.py`` prints the same
+    ``MLASelfAttention`` in the original tree and the rewritten one."""
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    ran = [subprocess.run([sys.executable, "tools/convert.py"], cwd=root, capture_output=True, text=True)
+           for root in (original, rewritten)]  # fmt: skip
+    assert [(r.returncode, r.stdout) for r in ran] == [(0, "MLASelfAttention\n")] * 2, ran[1].stderr
+    return said
+
+
 def test_a_name_a_script_imports_from_the_builder_under_a_shorter_name_is_kept(tmp_path: Path) -> None:
     # the script puts `pkg/` on `sys.path` (the root too) and imports `pkg/model.py` as `model` (no project module
     # has that name)
@@ -1094,10 +1088,7 @@ def test_a_name_a_script_imports_from_the_builder_under_a_shorter_name_is_kept(t
     script += "sys.path[:0] = [os.path.join(here, '..', 'pkg'), os.path.join(here, '..')]\n"
     script += "from model import MLASelfAttention  # noqa: E402\n\nprint(MLASelfAttention.__name__)\n"
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": BUILDS, "tools/convert.py": script}
-    said, original, rewritten = applied_beside_original(tmp_path, files)
-    ran = [subprocess.run([sys.executable, "tools/convert.py"], cwd=root, capture_output=True, text=True)
-           for root in (original, rewritten)]  # fmt: skip
-    assert [(r.returncode, r.stdout) for r in ran] == [(0, "MLASelfAttention\n")] * 2, ran[1].stderr
+    said = converted_alike(tmp_path, files)
     assert "another module or a doctest imports from it" in said, said
 
 
@@ -1109,10 +1100,7 @@ def test_a_package_module_importing_its_sibling_by_a_bare_name_is_left(tmp_path:
     script += "'pkg'))\nfrom model import build  # noqa: E402\n\n"
     script += "print(type(build(types.SimpleNamespace(multi_latent_attention=True))).__name__)\n"
     files = {"pkg/__init__.py": "", "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": builder, "tools/convert.py": script}
-    said, original, rewritten = applied_beside_original(tmp_path, files)
-    ran = [subprocess.run([sys.executable, "tools/convert.py"], cwd=root, capture_output=True, text=True)
-           for root in (original, rewritten)]  # fmt: skip
-    assert [(r.returncode, r.stdout) for r in ran] == [(0, "MLASelfAttention\n")] * 2, ran[1].stderr
+    said = converted_alike(tmp_path, files)
     assert "it imports `mla_impl`, a module beside it, by its bare name" in said, said
 
 
@@ -1131,14 +1119,10 @@ BUILDER_REBINDS = {
 
 @pytest.mark.parametrize("rebind", BUILDER_REBINDS)
 def test_a_name_another_file_rebinds_in_the_builder_module_stays_where_the_builder_reads_it(rebind, tmp_path):
-    files = {"pkg/__init__.py": "", "pkg/mla_impl.py": "class MLASelfAttention:\n    pass\n",
-             "pkg/model.py": RETURNS_CLASS, **BUILDER_REBINDS[rebind]}  # fmt: skip
-    files["pkg/plugin.py"] = "class Fused:\n    pass\n\n\n" + files["pkg/plugin.py"]
-    said, original, rewritten = applied_beside_original(tmp_path, files)
+    # the plugin rebinds the builder module's own global: the builder builds the plugin's class
     check = "import types; from pkg import plugin; plugin.install(); from pkg.model import build\n"
-    check += "print(build(types.SimpleNamespace(multi_latent_attention=True)).__name__)"
-    assert printed(check, original, rewritten) == ["Fused\n"] * 2
-    assert "another file holds the module's namespace" in said, said
+    assert_plugin_rebinding_stays(tmp_path, BUILDER_REBINDS[rebind], check, "Fused",
+                                  "another file holds the module's namespace")  # fmt: skip
 
 
 def test_a_standard_library_import_beside_a_module_of_its_name_is_no_bare_sibling_import(tmp_path: Path) -> None:
