@@ -49,7 +49,14 @@ def _backends() -> tuple[str, ...]:
 BACKENDS = _backends()
 # The interpreter is slow and CI has two cores: a few dozen examples per op cover the mutations below.
 WIDER_SEARCH = os.environ.get("SEAMFIX_PROPERTY_EXAMPLES")
-EXAMPLES = int(WIDER_SEARCH) if WIDER_SEARCH else 80 if DEVICE.type == "cpu" else 150
+
+
+def examples(suite_default: int) -> int:
+    """How many examples a property test draws: the suite's fixed number, or SEAMFIX_PROPERTY_EXAMPLES's."""
+    return int(WIDER_SEARCH) if WIDER_SEARCH else suite_default
+
+
+EXAMPLES = examples(80 if DEVICE.type == "cpu" else 150)
 PROPERTY = settings(
     max_examples=EXAMPLES, derandomize=not WIDER_SEARCH, deadline=None, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

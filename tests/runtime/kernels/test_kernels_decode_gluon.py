@@ -14,7 +14,7 @@ import torch
 from decode_case_inputs import SCALE, PagedCase, decode_from_math
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_property_cases import PROPERTY, check_decode_case, hopper_decode_cases
+from kernel_property_cases import PROPERTY, check_decode_case, examples, hopper_decode_cases
 from kernels_case_inputs import TOLERANCE, relative_error
 
 triton = pytest.importorskip("triton")
@@ -497,7 +497,7 @@ def test_seesaw_kernel_reads_repeated_and_overlapping_rows_on_hopper():
 
 
 @pytest.mark.skipif(not HOPPER, reason="the Gluon kernels run on sm_90 only")
-@settings(PROPERTY, max_examples=60)
+@settings(PROPERTY, max_examples=examples(60))
 @given(case=hopper_decode_cases(), dtype_index=st.integers(0, 2))
 def test_decode_at_the_hopper_kernels_shapes(case, dtype_index):
     """The property test of ``mla_decode`` at the Gluon kernels' own shapes (kernel_property_cases.py draws small ones,
