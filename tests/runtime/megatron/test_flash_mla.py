@@ -260,8 +260,8 @@ def test_flash_attn_varlen_func_keeps_q_dtype_under_autocast(seam):
 def test_flash_attn_varlen_func_ninth_round_inputs(seam):
     """Issue 16's ninth bad-input round: a paged call whose sequences use no block (every one of 0 keys, a block
     table of 0 columns) raised torch's RuntimeError (the smallest block id of an empty table) where the same call
-    unpaged returns zeros; a ``dropout_p`` of several values (a NumPy array, a tensor) raised NumPy's ValueError or
-    torch's RuntimeError ("truth value ... is ambiguous")."""
+    unpaged returns zeros; a ``dropout_p`` (or a ``window_size`` side) of several values (a NumPy array, a tensor)
+    raised NumPy's ValueError or torch's RuntimeError ("truth value ... is ambiguous")."""
     varlen, refused = seam.flash_mla.flash_attn_varlen_func, seam.flash_mla.KernelInputError
     q = torch.randn(3, HEADS, 8, generator=torch.Generator().manual_seed(1))
     offsets_q, no_keys = torch.tensor([0, 3], dtype=torch.int32), torch.tensor([0, 0], dtype=torch.int32)
@@ -271,6 +271,6 @@ def test_flash_attn_varlen_func_ninth_round_inputs(seam):
                    block_table=torch.zeros(1, 0, dtype=torch.int32))  # fmt: skip
     torch.testing.assert_close(paged, unpaged, rtol=0, atol=0)
     offsets = torch.tensor([0, 3])
-    for dropout in (np.zeros(2), torch.zeros(2)):
+    for odd in ({"dropout_p": np.zeros(2)}, {"dropout_p": torch.zeros(2)}, {"window_size": (np.full(2, -1), -1)}):
         with pytest.raises(refused):
-            varlen(q, q, q, offsets, offsets, 3, 3, dropout_p=dropout)
+            varlen(q, q, q, offsets, offsets, 3, 3, **odd)
