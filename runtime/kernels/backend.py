@@ -111,6 +111,10 @@ class _OneLaunchAtATime:
     def __getitem__(self, grid):
         launch = self.kernel[grid]
 
+        # A graph break inside torch.compile: Dynamo knows compiled Triton kernels, not the interpreter, into whose
+        # Python it traced (the interpreter's InterpreterError, "RuntimeError when making fake tensor call"). The
+        # launch runs eagerly, as outside the compile.
+        @torch.compiler.disable
         def serial(*args, **kwargs):
             with _INTERPRETER_LOCK:
                 return launch(*args, **kwargs)

@@ -151,11 +151,16 @@ def is_causal_mask(mask: torch.Tensor) -> bool:
     """Whether boolean ``mask`` (``[..., s, s]``, True hides a key) hides exactly the later keys of every row."""
     if mask.dtype != torch.bool or mask.dim() < 2 or mask.size(-1) != mask.size(-2):
         return False
-    if any(reference() is mask and version == mask._version for reference, version in _causal_masks_seen):
+    # An inference tensor (Megatron's inference runs under torch.inference_mode()) tracks no version: reading one
+    # raised torch's RuntimeError, and a write inside the mode would not show in it, so such a mask is never
+    # remembered and is checked by its values each call.
+    tracked = not mask.is_inference()
+    if tracked and any(reference() is mask and version == mask._version for reference, version in _causal_masks_seen):
         return True
     size = mask.size(-1)
     causal = torch.ones(size, size, dtype=torch.bool, device=mask.device).triu(1)
     if not bool((mask == causal).all()):
         return False
-    _causal_masks_seen[:] = [(weakref.ref(mask), mask._version)]
+    if tracked:
+        _causal_masks_seen[:] = [(weakref.ref(mask), mask._version)]
     return True

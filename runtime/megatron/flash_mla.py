@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import numbers
 
 import torch
 
@@ -162,7 +163,10 @@ def flash_attn_varlen_func(
     attention probabilities are refused.
     """
     # Refused like every other bad argument (they raised NotImplementedError, and TypeError for a window of None).
-    require(dropout_p == 0 and isinstance(window_size, tuple | list) and tuple(window_size) == (-1, -1)
+    # Numbers first: == on an array or tensor of several values answers elementwise, and its truth value raised
+    # NumPy's ValueError or torch's RuntimeError.
+    require(isinstance(dropout_p, numbers.Real) and dropout_p == 0 and isinstance(window_size, tuple | list)
+            and all(isinstance(side, numbers.Real) for side in window_size) and tuple(window_size) == (-1, -1)
             and return_attn_probs is False, "seamfix's flash_attn_varlen_func takes no dropout, window or "
             "return_attn_probs, got dropout_p={p!r}, window_size={w!r}, return_attn_probs={r!r}", p=dropout_p,
             w=window_size, r=return_attn_probs)  # fmt: skip
@@ -247,7 +251,7 @@ def _check_block_table(block_table: torch.Tensor, starts_k: list[int], num_block
     used = [-(-(end - start) // page) for start, end in zip(starts_k, starts_k[1:], strict=False)]
     require(max(used, default=0) <= block_table.shape[1], "a sequence needs {n} blocks, the table holds {m} per "
             "sequence", n=max(used, default=0), m=block_table.shape[1])  # fmt: skip
-    if not used:
+    if not any(used):  # no sequence reads a block (every one has 0 keys): nothing to check, maybe no column
         return
     columns = torch.arange(block_table.shape[1], device=block_table.device)
     needed = columns < torch.tensor(used, device=block_table.device)[:, None]

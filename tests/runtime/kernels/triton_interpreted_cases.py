@@ -383,3 +383,20 @@ def test_threads_launching_at_once_get_their_own_results():
         thread.join()
     for got, want in zip(results, expected, strict=True):
         assert got is not None and relative_error(got, want) < 2 * TOLERANCE[torch.float32]
+
+
+def test_interpreted_launches_run_eagerly_inside_torch_compile():
+    """Issue 16's ninth bad-input round: inside ``torch.compile`` (not ``fullgraph``), Dynamo traced into Triton's
+    interpreter (an ``InterpretedFunction`` is no kernel it knows) and raised its TorchRuntimeError wrapped in the
+    interpreter's InterpreterError ("RuntimeError when making fake tensor call") on every Triton op, where the
+    reference's ops compile. An interpreted launch is a graph break now: it runs eagerly, as outside the compile."""
+    generator = torch.Generator().manual_seed(29)
+    cos, sin = megatron_cos_sin(rope_angles(generator), torch.float32)
+    q = random((MAX_SEQ, 2, HEADS, QK_HEAD_DIM + EMB_DIM), torch.float32, generator)
+
+    def rotated(backend):
+        return mla_rope_q(q.clone(), cos, sin, QK_HEAD_DIM, EMB_DIM, backend=backend)
+
+    torch._dynamo.reset()
+    got = torch.compile(rotated, backend="eager")("triton")
+    assert relative_error(got, rotated("torch")) < 2 * TOLERANCE[torch.float32]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import types
 
+import numpy as np
 import pytest
 import torch
 
@@ -254,3 +255,22 @@ def test_flash_attn_varlen_func_keeps_q_dtype_under_autocast(seam):
         got = seam.flash_mla.flash_attn_varlen_func(q, k, v, offsets, offsets, 3, 3, causal=True)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_flash_attn_varlen_func_ninth_round_inputs(seam):
+    """Issue 16's ninth bad-input round: a paged call whose sequences use no block (every one of 0 keys, a block
+    table of 0 columns) raised torch's RuntimeError (the smallest block id of an empty table) where the same call
+    unpaged returns zeros; a ``dropout_p`` (or a ``window_size`` side) of several values (a NumPy array, a tensor)
+    raised NumPy's ValueError or torch's RuntimeError ("truth value ... is ambiguous")."""
+    varlen, refused = seam.flash_mla.flash_attn_varlen_func, seam.flash_mla.KernelInputError
+    q = torch.randn(3, HEADS, 8, generator=torch.Generator().manual_seed(1))
+    offsets_q, no_keys = torch.tensor([0, 3], dtype=torch.int32), torch.tensor([0, 0], dtype=torch.int32)
+    unpaged = varlen(q, q[:0], q[:0], offsets_q, no_keys, 3, 0, causal=True)
+    pages = torch.randn(2, BLOCK, HEADS, 8)
+    paged = varlen(q, pages, pages, offsets_q, no_keys, 3, 0, causal=True,
+                   block_table=torch.zeros(1, 0, dtype=torch.int32))  # fmt: skip
+    torch.testing.assert_close(paged, unpaged, rtol=0, atol=0)
+    offsets = torch.tensor([0, 3])
+    for odd in ({"dropout_p": np.zeros(2)}, {"dropout_p": torch.zeros(2)}, {"window_size": (np.full(2, -1), -1)}):
+        with pytest.raises(refused):
+            varlen(q, q, q, offsets, offsets, 3, 3, **odd)
