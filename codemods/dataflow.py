@@ -123,6 +123,12 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt],
             "its bare `raise` re-raises the group an `except*` around it matched, which a `raise` in a function it "
             "calls does not"
         )
+    unbinds = frozenset().union(*map(_unbound_by, block))
+    if left := next((name for name in results if name in unbinds), None):
+        blocker = blocker or (
+            f"`{left}`, which an `except ... as` handler in it leaves unbound, is read after it: moved, the adapter "
+            "would raise returning it, before the effects that follow the arm"
+        )
     caught = [name for name in inside.assigned if name in used_outside]
     if caught and _guarded(function, block):
         blocker = blocker or (
