@@ -406,7 +406,9 @@ def _adapter_changes(adapter: PackageInit, module: str, loaded: set[str]) -> str
 
 
 def _runs_as_script(tree: ast.Module) -> str | None:
-    """``if __name__ == "__main__":`` when the module has it at its top level (either way round)."""
+    """``if __name__ == "__main__":`` when the module has it at its top level (either way round), or a call
+    made for its effect at its top level, outside definitions (``main()``, ``print(...)`` under a top-level
+    ``if``): a script that does its work as it is run (``python tools/convert.py``) need not say so."""
     for statement in tree.body:
         test = statement.test if isinstance(statement, ast.If) else None
         if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq):
@@ -415,7 +417,22 @@ def _runs_as_script(tree: ast.Module) -> str | None:
                 isinstance(side, ast.Constant) and side.value == "__main__" for side in sides
             ):
                 return '`if __name__ == "__main__":`'
+    for node in _top_level_statements(tree.body):
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            return f"`{ast.unparse(node.value.func)}(...)` at its top level"
     return None
+
+
+def _top_level_statements(statements: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """``statements`` and those of the ``if``/``for``/``while``/``with``/``try``/``match`` blocks among them, not
+    those of definitions."""
+    for statement in statements:
+        yield statement
+        if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for suite in ("body", "orelse", "finalbody"):
+                yield from _top_level_statements(getattr(statement, suite, []))
+            for part in (*getattr(statement, "handlers", []), *getattr(statement, "cases", [])):
+                yield from _top_level_statements(part.body)
 
 
 def _seam_import_at(tree: ast.Module, seam) -> int | None:

@@ -170,6 +170,7 @@ SCRIPT = BUILDER + '\n\nif __name__ == "__main__":\n    ' + RUN
         ("lib/util/__main__.py", "", False),  # `python lib/util`
         ("lib/util/convert-ckpt.py", "", False),  # no import name reaches it, with or without `__main__`
         ("lib/my tools/count.py", "", False),
+        ("lib/util/count.py", "", False),  # no `__main__` guard: its top level calls `print(...)` as it runs
         ("lib/util/flops.py", "import lib.core.helpers\n", True),  # run as a file, it needed `lib` already
         ("lib/util/flops.py", "from . import helpers\n", True),  # a relative import: only ever run with -m
     ],
@@ -191,6 +192,17 @@ def test_a_script_inside_the_seams_package_is_left_unless_it_imports_the_package
         run = [sys.executable, "-S", path.removesuffix("/__main__.py")]
         outcome = subprocess.run(run, cwd=root, capture_output=True, text=True)
         assert outcome.returncode == 0 and outcome.stdout == "1\n", outcome.stderr
+
+
+@pytest.mark.parametrize("script", [f"{BUILDER}\n\n{RUN}", SCRIPT, f"{BUILDER}\n\nif True:\n    {RUN}"])
+def test_a_script_in_a_folder_of_its_own_is_left_beside_a_top_level_adapter(script: str, tmp_path: Path) -> None:
+    # `python tools/flops.py` puts `tools/` first on sys.path, not the project: `import mla_seam` fails there
+    root = project(tmp_path, {"tools/flops.py": script}, 'adapter = "mla_seam.py"')
+    _, said = applied(root)
+    assert (root / "tools/flops.py").read_text() == script, said
+    assert "it runs as a script (" in said and ") and imports nothing from `mla_seam`: run as a file" in said
+    outcome = subprocess.run([sys.executable, "-S", "tools/flops.py"], cwd=root, capture_output=True, text=True)
+    assert outcome.returncode == 0 and outcome.stdout == "1\n", outcome.stderr
 
 
 # The adapter's own top level runs at the seam import too. `fakemeg` stands for megatron or torch: a package
