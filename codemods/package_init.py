@@ -53,7 +53,7 @@ class PackageInit:
     loads: Mapping[str, str]
     needs: Mapping[str, str] = field(default_factory=dict)
     statements: tuple[Statement, ...] = ()
-    answers_names: str | None = None  # where a package's module `__getattr__` is defined, if it has one
+    answers_names: str | None = None  # how and where a package answers names of its own (a module `__getattr__`)
 
 
 def seam_inits(root: Path | None, project_file: ProjectFile, seam_module: str) -> dict[str, PackageInit]:
@@ -74,8 +74,10 @@ def seam_inits(root: Path | None, project_file: ProjectFile, seam_module: str) -
 
 
 def _module_getattr(root: Path | None, project_file: ProjectFile, package: str) -> str | None:
-    """Where ``package``'s ``__init__.py`` defines a module ``__getattr__`` at its top level (``path:line``):
-    ``from package import name`` asks it for ``name`` before it imports the submodule of that name."""
+    """Where ``package``'s ``__init__.py`` defines a module ``__getattr__`` at its top level, or puts another
+    object in its place in ``sys.modules`` (a lazy module, as Hugging Face's ``_LazyModule``), said with its
+    ``path:line``: ``from package import name`` asks it for ``name`` before it imports the submodule of that
+    name."""
     relpath = project_file(package) if root is not None else None
     if relpath is None:
         return None
@@ -83,8 +85,13 @@ def _module_getattr(root: Path | None, project_file: ProjectFile, package: str) 
         tree = ast.parse((root / relpath).read_bytes().decode("utf-8-sig"))
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
         return None  # importing it fails anyway, for the builder as for the seam
-    lazy = [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "__getattr__"]
-    return f"{relpath}:{lazy[0].lineno}" if lazy else None
+    for statement in _top_level_statements(tree.body):
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)) and statement.name == "__getattr__":
+            return f"its module `__getattr__`, {relpath}:{statement.lineno}"
+        targets = statement.targets if isinstance(statement, ast.Assign) else []
+        if any(isinstance(t, ast.Subscript) and ast.unparse(t.value) == "sys.modules" for t in targets):
+            return f"the object that {relpath}:{statement.lineno} puts in its place in `sys.modules`"
+    return None
 
 
 def _loaded_by(seen: dict[str, str]) -> dict[str, str]:
@@ -317,9 +324,9 @@ def seam_import_changes_imports(
     package_init = inits.get(seam.package) if seam.package else None
     if package_init is not None and package_init.answers_names is not None:
         return (
-            f"the seam import `from {seam.package} import {seam.name}` first asks the module `__getattr__` of "
-            f"package `{seam.package}` ({package_init.answers_names}) for `{seam.name}`, which may answer with "
-            f"something else or raise; an adapter in a package without one (or at the top level) avoids it"
+            f"the seam import `from {seam.package} import {seam.name}` first asks package `{seam.package}` for "
+            f"`{seam.name}` ({package_init.answers_names}), which may answer with something else or raise; an "
+            f"adapter in a package that answers no names of its own (or at the top level) avoids it"
         )
     top = seam.parts[0]
     imports_top = any(

@@ -68,6 +68,9 @@ def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam, pr
     except (RecursionError, MemoryError):
         result = FileRewrite(relpath, data)
         result.refuse("nested too deeply for the codemods", data)
+    except _NotGivenBack as exc:
+        result = FileRewrite(relpath, data)
+        result.refuse(str(exc), data)
     except (cst.ParserSyntaxError, UnicodeDecodeError, SyntaxError) as exc:
         result = FileRewrite(relpath, data)
         first = str(exc).splitlines()[0]
@@ -79,6 +82,24 @@ def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam, pr
         result = FileRewrite(relpath, data)
         result.refuse(f"the codemods failed on it ({type(exc).__name__}: {exc})", data)
     return result
+
+
+class _NotGivenBack(Exception):
+    """LibCST parsed a text that it does not give back as it read it, so any rewrite would change lines apply
+    did not touch."""
+
+
+def _given_back(module: cst.Module, text: str) -> None:
+    """Raise ``_NotGivenBack`` naming the first line of ``text`` that ``module``, parsed from it, does not give back
+    (a form feed before an indented statement: LibCST keeps only the indentation)."""
+    code = code_of(module)
+    if code == text:
+        return
+    lines = zip(code.splitlines(keepends=True), text.splitlines(keepends=True))
+    line = next((number for number, (ours, theirs) in enumerate(lines, 1) if ours != theirs), None)
+    where = f"line {line}" if line is not None else "its end"
+    raise _NotGivenBack(f"LibCST does not give back {where} as it reads it (a form feed in an indentation): writing "
+                        f"the file would change lines apply did not touch")  # fmt: skip
 
 
 def _libcst_parses(data: bytes) -> bool:
@@ -159,6 +180,7 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
     bom = data.startswith(_BOM)
     text = data.removeprefix(_BOM).decode(encoding)
     module = cst.parse_module(text)
+    _given_back(module, text)
     tree = ast.parse(text)
     bindings = Bindings(tree, text, relpath)
     aliases = AliasDefinitions.of_file(tree, text, project.package_parts(relpath), bindings, checker.names, seam)
