@@ -346,7 +346,12 @@ def seam_import_changes_imports(
     script = "a `__main__.py`" if module_parts[-1:] == ("__main__",) else _runs_as_script(before)
     # `lib/tools/convert-ckpt.py`, `lib/my tools/x.py`: no import name reaches it, it only ever runs as a file
     script = script or next((f"`{part}` is no module name" for part in module_parts if not part.isidentifier()), None)
-    if not imports_top and not beside_the_seam and script:
+    # a module importing its own top-level package (or relatively) runs with the folder holding it on the path
+    own = module_parts[0]
+    from_root = imports_top or any(
+        own in _modules_loaded(node, package_parts) for node in ast.walk(before) if isinstance(node, ast.stmt)
+    )
+    if not from_root and not beside_the_seam and script:
         return (f"it runs as a script ({script}) and imports nothing from `{top}`: run as a file, the seam "
                 f"import would make it need `{top}` importable; `allow` it or leave it out "
                 f"(`extend-exclude`)")  # fmt: skip

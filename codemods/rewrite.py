@@ -95,7 +95,7 @@ def _given_back(module: cst.Module, text: str) -> None:
     code = code_of(module)
     if code == text:
         return
-    lines = zip(code.splitlines(keepends=True), text.splitlines(keepends=True))
+    lines = zip(code.splitlines(keepends=True), text.splitlines(keepends=True), strict=False)
     line = next((number for number, (ours, theirs) in enumerate(lines, 1) if ours != theirs), None)
     where = f"line {line}" if line is not None else "its end"
     raise _NotGivenBack(f"LibCST does not give back {where} as it reads it (a form feed in an indentation): writing "

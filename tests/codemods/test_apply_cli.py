@@ -173,7 +173,8 @@ def test_the_diff_applied_gives_the_bytes_apply_writes(tmp_path):
         for relpath, data in DIFFED.items():
             (root / relpath).write_bytes(data)
         trees[name] = root
-    diff = subprocess.run([sys.executable, "-m", "seamfix", "apply", "--diff"], cwd=trees["diffed"], capture_output=True)
+    command = [sys.executable, "-m", "seamfix", "apply", "--diff"]
+    diff = subprocess.run(command, cwd=trees["diffed"], capture_output=True)
     assert diff.returncode == 1, diff.stderr
     (tmp_path / "apply.diff").write_bytes(diff.stdout)
     assert run_seamfix("apply", cwd=trees["written"]).code == 0

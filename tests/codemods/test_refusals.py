@@ -542,7 +542,8 @@ LAZY_INIT += "    return getattr(importlib.import_module(_LAZY[name], __name__),
 LAZY_MODULE_INIT = "import importlib\nimport sys\nimport types\n\n_LAZY = {'build': '.model'}\n\n\n"
 LAZY_MODULE_INIT += "class _LazyModule(types.ModuleType):\n    def __getattr__(self, name):\n"
 LAZY_MODULE_INIT += "        return getattr(importlib.import_module(_LAZY[name], __name__), name)\n\n\n"
-LAZY_MODULE_INIT += "_lazy = _LazyModule(__name__)\n_lazy.__path__ = __path__\nif True:\n    sys.modules[__name__] = _lazy\n"
+LAZY_MODULE_INIT += "_lazy = _LazyModule(__name__)\n_lazy.__path__ = __path__\n"
+LAZY_MODULE_INIT += "if True:\n    sys.modules[__name__] = _lazy\n"
 
 
 DOCTESTED = '''"""Builds attention.

@@ -205,6 +205,17 @@ def test_a_script_in_a_folder_of_its_own_is_left_beside_a_top_level_adapter(scri
     assert outcome.returncode == 0 and outcome.stdout == "1\n", outcome.stderr
 
 
+@pytest.mark.parametrize("imports", ["import tools.helpers\n", "from . import helpers\n"])
+def test_a_module_importing_its_own_package_runs_from_the_project_beside_a_top_level_adapter(imports, tmp_path):
+    # it needed the folder holding `tools` on the path already: so does `import mla_seam`, which it then finds
+    files = {"tools/__init__.py": "", "tools/helpers.py": "", "tools/flops.py": f"{imports}{BUILDER}\n\n{RUN}"}
+    root = project(tmp_path, files, 'adapter = "mla_seam.py"')
+    _, said = applied(root)
+    assert "import mla_seam" in (root / "tools/flops.py").read_text(), said
+    outcome = subprocess.run([sys.executable, "-S", "-m", "tools.flops"], cwd=root, capture_output=True, text=True)
+    assert outcome.returncode == 0 and outcome.stdout == "1\n", outcome.stderr
+
+
 # The adapter's own top level runs at the seam import too. `fakemeg` stands for megatron or torch: a package
 # beyond the project (on PYTHONPATH) that says when it is imported.
 PACKAGES = {"lib/__init__.py": "", "lib/core/__init__.py": "", "lib/util/__init__.py": ""}
