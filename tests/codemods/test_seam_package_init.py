@@ -60,7 +60,12 @@ INERT = {
 
 CASES = {
     "package-init-imports-the-builder": (CYCLE, "lib.util.flops", False),
-    "package-init-prints": ({**EFFECT, "lib/util/flops.py": "print('flops')\n" + BUILDER}, "lib.util.flops", False),
+    # (the builder's own effect is an assignment: a bare call at its top level would make it a script)
+    "package-init-prints": (
+        {**EFFECT, "lib/util/flops.py": "LOADED = print('flops')\n" + BUILDER},
+        "lib.util.flops",
+        False,
+    ),
     "package-init-only-defines-names": ({**INERT, "lib/util/flops.py": BUILDER}, "lib.util.flops", True),
     "builder-inside-the-package": ({**EFFECT, "lib/core/flops.py": BUILDER}, "lib.core.flops", True),
     "builder-imports-the-package-first": (
