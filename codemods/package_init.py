@@ -343,7 +343,12 @@ def seam_import_changes_imports(
     # `python pkg/tools/convert.py` puts `pkg/tools` first on sys.path, not the folder holding `pkg`: a
     # script that imports nothing of the seam's package (nor, relatively, of its own) ran without it.
     beside_the_seam = not seam.package and len(module_parts) == 1
-    script = "a `__main__.py`" if module_parts[-1:] == ("__main__",) else _runs_as_script(before)
+    # (a package's `__init__.py` is not run as a file: its top-level calls are its package's set-up)
+    script = (
+        "a `__main__.py`"
+        if module_parts[-1:] == ("__main__",)
+        else _runs_as_script(before, module_parts != package_parts)
+    )
     # `lib/tools/convert-ckpt.py`, `lib/my tools/x.py`: no import name reaches it, it only ever runs as a file
     script = script or next((f"`{part}` is no module name" for part in module_parts if not part.isidentifier()), None)
     # a module importing its own top-level package (or relatively) runs with the folder holding it on the path
@@ -417,9 +422,9 @@ def _adapter_changes(adapter: PackageInit, module: str, loaded: set[str]) -> str
     return None
 
 
-def _runs_as_script(tree: ast.Module) -> str | None:
-    """``if __name__ == "__main__":`` when the module has it at its top level (either way round), or a call
-    made for its effect at its top level, outside definitions (``main()``, ``print(...)`` under a top-level
+def _runs_as_script(tree: ast.Module, calls: bool = True) -> str | None:
+    """``if __name__ == "__main__":`` when the module has it at its top level (either way round), or (``calls``) a
+    call made for its effect at its top level, outside definitions (``main()``, ``print(...)`` under a top-level
     ``if``): a script that does its work as it is run (``python tools/convert.py``) need not say so."""
     for statement in tree.body:
         test = statement.test if isinstance(statement, ast.If) else None
@@ -429,7 +434,7 @@ def _runs_as_script(tree: ast.Module) -> str | None:
                 isinstance(side, ast.Constant) and side.value == "__main__" for side in sides
             ):
                 return '`if __name__ == "__main__":`'
-    for node in _top_level_statements(tree.body):
+    for node in _top_level_statements(tree.body) if calls else ():
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
             return f"`{ast.unparse(node.value.func)}(...)` at its top level"
     return None

@@ -176,6 +176,7 @@ SCRIPT = BUILDER + '\n\nif __name__ == "__main__":\n    ' + RUN
         ("lib/util/convert-ckpt.py", "", False),  # no import name reaches it, with or without `__main__`
         ("lib/my tools/count.py", "", False),
         ("lib/util/count.py", "", False),  # no `__main__` guard: its top level calls `print(...)` as it runs
+        ("lib/util/__init__.py", "", True),  # a package's top-level calls set it up: it is not run as a file
         ("lib/util/flops.py", "import lib.core.helpers\n", True),  # run as a file, it needed `lib` already
         ("lib/util/flops.py", "from . import helpers\n", True),  # a relative import: only ever run with -m
     ],
