@@ -304,6 +304,7 @@ def seam_import_changes_imports(
     seam,
     inits: dict[str, PackageInit],
     other_root: str | None = None,
+    first_party: Callable[[str], bool] = lambda module: False,
 ) -> str | None:
     """Why the seam import that apply added to a builder (``before`` → ``after``) would change what
     importing the builder does; None when it cannot.
@@ -315,7 +316,9 @@ def seam_import_changes_imports(
     before ``from pkg.sub.x import y``) loads it; one not run yet must not import this module, a package
     must only define names, and the adapter may also import packages this module imports by then.
     ``other_root``: the adapter's source root when it is not the module's (``.`` for a src layout's ``src``):
-    a module that imports nothing from the seam's top level ran without that root importable."""
+    a module that imports nothing from the seam's top level ran without that root importable. ``first_party``:
+    whether a top-level module name is one of the project's, beside the module's own package: a module that
+    imports one (after a ``sys.path`` change, or as part of its package) runs with the seam importable."""
     if _seam_import_at(before, seam) is not None:
         return None
     index = _seam_import_at(after, seam)
@@ -351,11 +354,15 @@ def seam_import_changes_imports(
     )
     # `lib/tools/convert-ckpt.py`, `lib/my tools/x.py`: no import name reaches it, it only ever runs as a file
     script = script or next((f"`{part}` is no module name" for part in module_parts if not part.isidentifier()), None)
-    # a module importing its own top-level package (or relatively) runs with the folder holding it on the path
-    own = module_parts[0]
-    from_root = imports_top or any(
-        own in _modules_loaded(node, package_parts) for node in ast.walk(before) if isinstance(node, ast.stmt)
-    )
+    # a module importing its own top-level package (or relatively), or another of the project's beside it, runs
+    # with the folder holding them on the path
+    loaded_tops = {
+        name.split(".")[0]
+        for node in ast.walk(before)
+        if isinstance(node, ast.stmt)
+        for name in _modules_loaded(node, package_parts)
+    }
+    from_root = imports_top or module_parts[0] in loaded_tops or any(first_party(name) for name in loaded_tops)
     if not from_root and not beside_the_seam and script:
         return (f"it runs as a script ({script}) and imports nothing from `{top}`: run as a file, the seam "
                 f"import would make it need `{top}` importable; `allow` it or leave it out "

@@ -162,9 +162,15 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
     result.data = current
     if current != data:
         before = _parse(data)
+        root = project.source_root(relpath)
+
+        def beside(module: str) -> bool:  # a module of the file's own source root: imported, the root is on the path
+            found = project.project_file(module)
+            return found is not None and project.source_root(found) == root
+
         runs = seam_import_changes_imports(before, _parse(current), project.module_parts(relpath),
                                            project.package_parts(relpath), seam, project.seam_packages,
-                                           _adapter_root_unused(before, relpath, project))  # fmt: skip
+                                           _adapter_root_unused(before, relpath, project), beside)  # fmt: skip
         runs = runs or _imported_as_top_level(before, relpath, seam, project)
         if runs is not None:
             result.refuse(runs, data)

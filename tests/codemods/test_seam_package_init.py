@@ -323,3 +323,15 @@ def test_a_namespace_package_of_the_project_is_no_dependency(tmp_path: Path) -> 
     _, said = applied(root)
     assert "mla_seam." in (root / "lib/util/flops.py").read_text(), said
     assert outcome(root, "lib.util.flops") == before
+
+
+def test_a_script_that_puts_the_project_on_the_path_and_imports_from_it_is_rewritten(tmp_path: Path) -> None:
+    # `tools/flops.py` imports `lib` after its `sys.path.insert`: `import mla_seam` goes after both and is found
+    head = "import os\nimport sys\n\nsys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))\n"
+    head += "\nfrom lib.core.helpers import X  # noqa: E402\n\n\n"
+    files = {"lib/__init__.py": "", "lib/core/__init__.py": "", "lib/core/helpers.py": "X = 1\n"}
+    root = project(tmp_path, {**files, "tools/flops.py": f"{head}{BUILDER}\n\n{RUN}"}, 'adapter = "mla_seam.py"')
+    _, said = applied(root)
+    assert "import mla_seam" in (root / "tools/flops.py").read_text(), said
+    outcome = subprocess.run([sys.executable, "-S", "tools/flops.py"], cwd=root, capture_output=True, text=True)
+    assert outcome.returncode == 0 and outcome.stdout == "1\n", outcome.stderr
