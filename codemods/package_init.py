@@ -89,7 +89,8 @@ def _module_getattr(root: Path | None, project_file: ProjectFile, package: str) 
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)) and statement.name == "__getattr__":
             return f"its module `__getattr__`, {relpath}:{statement.lineno}"
         targets = statement.targets if isinstance(statement, ast.Assign) else []
-        if any(isinstance(t, ast.Subscript) and ast.unparse(t.value) == "sys.modules" for t in targets):
+        itself = {f"sys.modules[{key}]" for key in ("__name__", repr(package))}  # as `ast.unparse` spells them
+        if any(ast.unparse(target) in itself for target in targets):
             return f"the object that {relpath}:{statement.lineno} puts in its place in `sys.modules`"
     return None
 
