@@ -46,12 +46,14 @@ class Change:
     new: bytes
     required: bool = False  # the adapter and its package's __init__.py: written first, all or nothing
 
-    def diff(self) -> str:
-        old = (self.old or b"").decode("utf-8", errors="replace").splitlines(keepends=True)
-        new = self.new.decode("utf-8", errors="replace").splitlines(keepends=True)
-        before = "/dev/null" if self.old is None else f"a/{self.display}"
-        lines = difflib.unified_diff(old, new, before, f"b/{self.display}")
-        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+    def diff(self) -> bytes:
+        """A unified diff of the file's bytes, lines split where Python splits them (CR, LF, CRLF; not at a form
+        feed or U+2028 as ``str.splitlines``), so that ``git apply`` or ``patch`` writes exactly what apply does,
+        in the file's own encoding."""
+        old, new = (self.old or b"").splitlines(keepends=True), self.new.splitlines(keepends=True)
+        before = b"/dev/null" if self.old is None else b"a/" + os.fsencode(self.display)
+        lines = difflib.diff_bytes(difflib.unified_diff, old, new, before, b"b/" + os.fsencode(self.display))
+        return b"".join(line if line.endswith(b"\n") else line + b"\n\\ No newline at end of file\n" for line in lines)
 
 
 @dataclass

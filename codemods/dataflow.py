@@ -123,6 +123,13 @@ def block_flow(bindings: Bindings, function: Function, block: list[ast.stmt],
             "its bare `raise` re-raises the group an `except*` around it matched, which a `raise` in a function it "
             "calls does not"
         )
+    unbinds = frozenset().union(*map(_unbound_by, block))  # (`del` in it is refused above: handler names remain)
+    unbound_after = unbinds - must_after if must_after is not None else frozenset()  # and not assigned again
+    if left := next((name for name in results if name in unbound_after), None):
+        blocker = blocker or (
+            f"`{left}`, which an `except ... as` handler in it leaves unbound, is read after it: moved, the adapter "
+            "would raise returning it, before the effects that follow the arm"
+        )
     caught = [name for name in inside.assigned if name in used_outside]
     if caught and _guarded(function, block):
         blocker = blocker or (

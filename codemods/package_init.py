@@ -53,7 +53,7 @@ class PackageInit:
     loads: Mapping[str, str]
     needs: Mapping[str, str] = field(default_factory=dict)
     statements: tuple[Statement, ...] = ()
-    answers_names: str | None = None  # where a package's module `__getattr__` is defined, if it has one
+    answers_names: str | None = None  # how and where a package answers names of its own (a module `__getattr__`)
 
 
 def seam_inits(root: Path | None, project_file: ProjectFile, seam_module: str) -> dict[str, PackageInit]:
@@ -74,8 +74,10 @@ def seam_inits(root: Path | None, project_file: ProjectFile, seam_module: str) -
 
 
 def _module_getattr(root: Path | None, project_file: ProjectFile, package: str) -> str | None:
-    """Where ``package``'s ``__init__.py`` defines a module ``__getattr__`` at its top level (``path:line``):
-    ``from package import name`` asks it for ``name`` before it imports the submodule of that name."""
+    """Where ``package``'s ``__init__.py`` defines a module ``__getattr__`` at its top level, or puts another
+    object in its place in ``sys.modules`` (a lazy module, as Hugging Face's ``_LazyModule``), said with its
+    ``path:line``: ``from package import name`` asks it for ``name`` before it imports the submodule of that
+    name."""
     relpath = project_file(package) if root is not None else None
     if relpath is None:
         return None
@@ -83,8 +85,14 @@ def _module_getattr(root: Path | None, project_file: ProjectFile, package: str) 
         tree = ast.parse((root / relpath).read_bytes().decode("utf-8-sig"))
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
         return None  # importing it fails anyway, for the builder as for the seam
-    lazy = [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "__getattr__"]
-    return f"{relpath}:{lazy[0].lineno}" if lazy else None
+    for statement in _top_level_statements(tree.body):
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)) and statement.name == "__getattr__":
+            return f"its module `__getattr__`, {relpath}:{statement.lineno}"
+        targets = statement.targets if isinstance(statement, ast.Assign) else []
+        itself = {f"sys.modules[{key}]" for key in ("__name__", repr(package))}  # as `ast.unparse` spells them
+        if any(ast.unparse(target) in itself for target in targets):
+            return f"the object that {relpath}:{statement.lineno} puts in its place in `sys.modules`"
+    return None
 
 
 def _loaded_by(seen: dict[str, str]) -> dict[str, str]:
@@ -297,6 +305,7 @@ def seam_import_changes_imports(
     seam,
     inits: dict[str, PackageInit],
     other_root: str | None = None,
+    first_party: Callable[[str], bool] = lambda module: False,
 ) -> str | None:
     """Why the seam import that apply added to a builder (``before`` → ``after``) would change what
     importing the builder does; None when it cannot.
@@ -308,7 +317,9 @@ def seam_import_changes_imports(
     before ``from pkg.sub.x import y``) loads it; one not run yet must not import this module, a package
     must only define names, and the adapter may also import packages this module imports by then.
     ``other_root``: the adapter's source root when it is not the module's (``.`` for a src layout's ``src``):
-    a module that imports nothing from the seam's top level ran without that root importable."""
+    a module that imports nothing from the seam's top level ran without that root importable. ``first_party``:
+    whether a top-level module name is one of the project's, beside the module's own package: a module that
+    imports one (after a ``sys.path`` change, or as part of its package) runs with the seam importable."""
     if _seam_import_at(before, seam) is not None:
         return None
     index = _seam_import_at(after, seam)
@@ -317,9 +328,9 @@ def seam_import_changes_imports(
     package_init = inits.get(seam.package) if seam.package else None
     if package_init is not None and package_init.answers_names is not None:
         return (
-            f"the seam import `from {seam.package} import {seam.name}` first asks the module `__getattr__` of "
-            f"package `{seam.package}` ({package_init.answers_names}) for `{seam.name}`, which may answer with "
-            f"something else or raise; an adapter in a package without one (or at the top level) avoids it"
+            f"the seam import `from {seam.package} import {seam.name}` first asks package `{seam.package}` for "
+            f"`{seam.name}` ({package_init.answers_names}), which may answer with something else or raise; an "
+            f"adapter in a package that answers no names of its own (or at the top level) avoids it"
         )
     top = seam.parts[0]
     imports_top = any(
@@ -336,10 +347,24 @@ def seam_import_changes_imports(
     # `python pkg/tools/convert.py` puts `pkg/tools` first on sys.path, not the folder holding `pkg`: a
     # script that imports nothing of the seam's package (nor, relatively, of its own) ran without it.
     beside_the_seam = not seam.package and len(module_parts) == 1
-    script = "a `__main__.py`" if module_parts[-1:] == ("__main__",) else _runs_as_script(before)
+    # (a package's `__init__.py` is not run as a file: its top-level calls are its package's set-up)
+    script = (
+        "a `__main__.py`"
+        if module_parts[-1:] == ("__main__",)
+        else _runs_as_script(before, module_parts != package_parts)
+    )
     # `lib/tools/convert-ckpt.py`, `lib/my tools/x.py`: no import name reaches it, it only ever runs as a file
     script = script or next((f"`{part}` is no module name" for part in module_parts if not part.isidentifier()), None)
-    if not imports_top and not beside_the_seam and script:
+    # a module importing its own top-level package (or relatively), or another of the project's beside it, runs
+    # with the folder holding them on the path
+    loaded_tops = {
+        name.split(".")[0]
+        for node in ast.walk(before)
+        if isinstance(node, ast.stmt)
+        for name in _modules_loaded(node, package_parts)
+    }
+    from_root = imports_top or module_parts[0] in loaded_tops or any(first_party(name) for name in loaded_tops)
+    if not from_root and not beside_the_seam and script:
         return (f"it runs as a script ({script}) and imports nothing from `{top}`: run as a file, the seam "
                 f"import would make it need `{top}` importable; `allow` it or leave it out "
                 f"(`extend-exclude`)")  # fmt: skip
@@ -405,8 +430,10 @@ def _adapter_changes(adapter: PackageInit, module: str, loaded: set[str]) -> str
     return None
 
 
-def _runs_as_script(tree: ast.Module) -> str | None:
-    """``if __name__ == "__main__":`` when the module has it at its top level (either way round)."""
+def _runs_as_script(tree: ast.Module, calls: bool = True) -> str | None:
+    """``if __name__ == "__main__":`` when the module has it at its top level (either way round), or (``calls``) a
+    call made for its effect at its top level, outside definitions (``main()``, ``print(...)`` under a top-level
+    ``if``): a script that does its work as it is run (``python tools/convert.py``) need not say so."""
     for statement in tree.body:
         test = statement.test if isinstance(statement, ast.If) else None
         if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq):
@@ -415,7 +442,22 @@ def _runs_as_script(tree: ast.Module) -> str | None:
                 isinstance(side, ast.Constant) and side.value == "__main__" for side in sides
             ):
                 return '`if __name__ == "__main__":`'
+    for node in _top_level_statements(tree.body) if calls else ():
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            return f"`{ast.unparse(node.value.func)}(...)` at its top level"
     return None
+
+
+def _top_level_statements(statements: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """``statements`` and those of the ``if``/``for``/``while``/``with``/``try``/``match`` blocks among them, not
+    those of definitions."""
+    for statement in statements:
+        yield statement
+        if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for suite in ("body", "orelse", "finalbody"):
+                yield from _top_level_statements(getattr(statement, suite, []))
+            for part in (*getattr(statement, "handlers", []), *getattr(statement, "cases", [])):
+                yield from _top_level_statements(part.body)
 
 
 def _seam_import_at(tree: ast.Module, seam) -> int | None:

@@ -68,6 +68,9 @@ def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam, pr
     except (RecursionError, MemoryError):
         result = FileRewrite(relpath, data)
         result.refuse("nested too deeply for the codemods", data)
+    except _NotGivenBack as exc:
+        result = FileRewrite(relpath, data)
+        result.refuse(str(exc), data)
     except (cst.ParserSyntaxError, UnicodeDecodeError, SyntaxError) as exc:
         result = FileRewrite(relpath, data)
         first = str(exc).splitlines()[0]
@@ -79,6 +82,24 @@ def rewrite_file(data: bytes, relpath: str, checker: FileChecker, seam: Seam, pr
         result = FileRewrite(relpath, data)
         result.refuse(f"the codemods failed on it ({type(exc).__name__}: {exc})", data)
     return result
+
+
+class _NotGivenBack(Exception):
+    """LibCST parsed a text that it does not give back as it read it, so any rewrite would change lines apply
+    did not touch."""
+
+
+def _given_back(module: cst.Module, text: str) -> None:
+    """Raise ``_NotGivenBack`` naming the first line of ``text`` that ``module``, parsed from it, does not give back
+    (a form feed before an indented statement: LibCST keeps only the indentation)."""
+    code = code_of(module)
+    if code == text:
+        return
+    lines = zip(code.splitlines(keepends=True), text.splitlines(keepends=True), strict=False)
+    line = next((number for number, (ours, theirs) in enumerate(lines, 1) if ours != theirs), None)
+    where = f"line {line}" if line is not None else "its end"
+    raise _NotGivenBack(f"LibCST does not give back {where} as it reads it (a form feed in an indentation): writing "
+                        f"the file would change lines apply did not touch")  # fmt: skip
 
 
 def _libcst_parses(data: bytes) -> bool:
@@ -141,9 +162,15 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
     result.data = current
     if current != data:
         before = _parse(data)
+        root = project.source_root(relpath)
+
+        def beside(module: str) -> bool:  # a module of the file's own source root: imported, the root is on the path
+            found = project.project_file(module)
+            return found is not None and project.source_root(found) == root
+
         runs = seam_import_changes_imports(before, _parse(current), project.module_parts(relpath),
                                            project.package_parts(relpath), seam, project.seam_packages,
-                                           _adapter_root_unused(before, relpath, project))  # fmt: skip
+                                           _adapter_root_unused(before, relpath, project), beside)  # fmt: skip
         runs = runs or _imported_as_top_level(before, relpath, seam, project)
         if runs is not None:
             result.refuse(runs, data)
@@ -159,6 +186,7 @@ def _round(data: bytes, relpath: str, findings: list[Finding], checker: FileChec
     bom = data.startswith(_BOM)
     text = data.removeprefix(_BOM).decode(encoding)
     module = cst.parse_module(text)
+    _given_back(module, text)
     tree = ast.parse(text)
     bindings = Bindings(tree, text, relpath)
     aliases = AliasDefinitions.of_file(tree, text, project.package_parts(relpath), bindings, checker.names, seam)

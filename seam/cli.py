@@ -143,7 +143,7 @@ def apply_command(paths: tuple[Path, ...], config: Path | None, show_diff: bool,
     for error in [*plan.skipped, *errors, *config_errors]:
         echo_error(error)
     if show_diff:
-        click.echo("".join(change.diff() for change in plan.changes), nl=False)
+        click.echo(b"".join(change.diff() for change in plan.changes), nl=False)
     if plans:  # where no project could be applied, the errors say all
         click.echo(summary(plan, written=not dry_run), err=True)
     if plan.errors or plan.skipped or errors or config_errors:

@@ -153,3 +153,31 @@ def test_diff_on_a_clean_tree_prints_nothing_and_exits_zero(project):
     root = project({"pyproject.toml": CONFIG, "pkg/__init__.py": "", "pkg/a.py": "def f(cfg):\n    return 1\n"})
     result = run_seamfix("apply", "--diff", cwd=root)
     assert (result.code, result.stdout) == (0, "")
+
+
+# Lines Python does not split (a form feed, U+2028 in a comment) and bytes that are no UTF-8 (a latin-1 file)
+DIFFED = {
+    "pkg/sep.py": ("# page\x0cbreak, line\u2028separator\n" + MLA_IF).encode(),
+    "pkg/latin.py": ("# -*- coding: latin-1 -*-\n# caf\xe9\n" + MLA_IF).encode("latin-1"),
+    "pkg/crlf.py": MLA_IF.replace("\n", "\r\n").rstrip("\r\n").encode(),
+}
+
+
+def test_the_diff_applied_gives_the_bytes_apply_writes(tmp_path):
+    trees = {}
+    for name in ("diffed", "written"):
+        root = tmp_path / name
+        (root / "pkg").mkdir(parents=True)
+        (root / "pyproject.toml").write_text(CONFIG)
+        (root / "pkg/__init__.py").write_bytes(b"")
+        for relpath, data in DIFFED.items():
+            (root / relpath).write_bytes(data)
+        trees[name] = root
+    command = [sys.executable, "-m", "seamfix", "apply", "--diff"]
+    diff = subprocess.run(command, cwd=trees["diffed"], capture_output=True)
+    assert diff.returncode == 1, diff.stderr
+    (tmp_path / "apply.diff").write_bytes(diff.stdout)
+    assert run_seamfix("apply", cwd=trees["written"]).code == 0
+    patched = subprocess.run(["git", "apply", str(tmp_path / "apply.diff")], cwd=trees["diffed"], capture_output=True)
+    assert patched.returncode == 0, patched.stderr
+    assert snapshot(trees["diffed"]) == snapshot(trees["written"])

@@ -538,6 +538,12 @@ def test_a_name_a_configuration_file_names_by_its_dotted_path_stays(config: str,
 
 LAZY_INIT = "import importlib\n\n_LAZY = {'build': '.model'}\n\n\ndef __getattr__(name):\n"
 LAZY_INIT += "    return getattr(importlib.import_module(_LAZY[name], __name__), name)\n"
+# Hugging Face's pattern: the package puts a lazy module object in its own place in `sys.modules`
+LAZY_MODULE_INIT = "import importlib\nimport sys\nimport types\n\n_LAZY = {'build': '.model'}\n\n\n"
+LAZY_MODULE_INIT += "class _LazyModule(types.ModuleType):\n    def __getattr__(self, name):\n"
+LAZY_MODULE_INIT += "        return getattr(importlib.import_module(_LAZY[name], __name__), name)\n\n\n"
+LAZY_MODULE_INIT += "_lazy = _LazyModule(__name__)\n_lazy.__path__ = __path__\n"
+LAZY_MODULE_INIT += "if True:\n    sys.modules[__name__] = _lazy\n"
 
 
 DOCTESTED = '''"""Builds attention.
@@ -575,11 +581,17 @@ def test_a_name_a_doctest_imports_from_the_builder_is_kept(builder: str, page: s
     assert printed(check, original, rewritten) == ["TestResults(failed=0, attempted=2)\n"] * 2
 
 
-def test_a_builder_is_left_where_the_seams_package_answers_names_through_a_module_getattr(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("init", "answers"),
+    [(LAZY_INIT, "its module `__getattr__`, pkg/__init__.py:6"),
+     (LAZY_MODULE_INIT, "the object that pkg/__init__.py:16 puts in its place in `sys.modules`")],
+    ids=["module-getattr", "lazy-module"],
+)  # fmt: skip
+def test_a_builder_is_left_where_the_seams_package_answers_names_of_its_own(init, answers, tmp_path: Path) -> None:
     # `from pkg import mla_seam` asks `pkg.__getattr__("mla_seam")` first: its `KeyError` broke the builder's import
-    files = {"pkg/__init__.py": LAZY_INIT, "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": BUILDS}
+    files = {"pkg/__init__.py": init, "pkg/mla_impl.py": MLA_CLASS, "pkg/model.py": BUILDS}
     said, original, rewritten = applied_beside_original(tmp_path, files)
-    assert "first asks the module `__getattr__` of package `pkg` (pkg/__init__.py:6)" in said, said
+    assert f"first asks package `pkg` for `mla_seam` ({answers})" in said, said
     check = "import types, pkg; print(type(pkg.build(types.SimpleNamespace(multi_latent_attention=1))).__name__)"
     assert printed(check, original, rewritten) == ["MLASelfAttention\n"] * 2
 
@@ -654,6 +666,9 @@ LONE_CR += b"        return config.kv_lora_rank\r    return 0\r"
 CP932 = b"# -*- coding: cp932 -*-\n# \x87\x90 \x87\x91\ndef build(config, log):\n    note = '\x87\x90'\n"
 CP932 += b"    if config.multi_latent_attention:\n        log(note)\n        return config.kv_lora_rank\n"
 CP932 += b"    return note\n"
+# LibCST keeps a statement's indentation, not a form feed before it (an Emacs page break inside a function)
+FORM_FEED = b"def build(config, log):\n    if config.multi_latent_attention:\n        log(config.kv_lora_rank)\n"
+FORM_FEED += b"        width = 1\n    else:\n        width = 0\n\x0c    return width\n"
 UTF7 = CP932.replace(b"cp932", b"utf-7").replace(b"\x87\x90", b"+AGE-").replace(b"\x87\x91", b"+AGI-")
 
 
@@ -664,8 +679,9 @@ UTF7 = CP932.replace(b"cp932", b"utf-7").replace(b"\x87\x90", b"+AGE-").replace(
         (LONE_CR, "its lines end in a lone CR (classic Mac OS)"),
         (CP932, "its encoding (cp932) does not give back the bytes it decodes from"),
         (UTF7, "its encoding (utf-7) does not give back the bytes it decodes from"),  # `+AGE-` is `a`
+        (FORM_FEED, "LibCST does not give back line 7 as it reads it (a form feed in an indentation)"),
     ],
-    ids=["lone-cr", "cp932", "utf-7"],
+    ids=["lone-cr", "cp932", "utf-7", "form-feed"],
 )
 def test_bytes_the_codemods_would_not_give_back_are_left_byte_for_byte(source, reason, tmp_path: Path) -> None:
     original = make_project(tmp_path / "before", source)

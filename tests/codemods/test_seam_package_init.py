@@ -60,7 +60,12 @@ INERT = {
 
 CASES = {
     "package-init-imports-the-builder": (CYCLE, "lib.util.flops", False),
-    "package-init-prints": ({**EFFECT, "lib/util/flops.py": "print('flops')\n" + BUILDER}, "lib.util.flops", False),
+    # (the builder's own effect is an assignment: a bare call at its top level would make it a script)
+    "package-init-prints": (
+        {**EFFECT, "lib/util/flops.py": "LOADED = print('flops')\n" + BUILDER},
+        "lib.util.flops",
+        False,
+    ),
     "package-init-only-defines-names": ({**INERT, "lib/util/flops.py": BUILDER}, "lib.util.flops", True),
     "builder-inside-the-package": ({**EFFECT, "lib/core/flops.py": BUILDER}, "lib.core.flops", True),
     "builder-imports-the-package-first": (
@@ -170,6 +175,8 @@ SCRIPT = BUILDER + '\n\nif __name__ == "__main__":\n    ' + RUN
         ("lib/util/__main__.py", "", False),  # `python lib/util`
         ("lib/util/convert-ckpt.py", "", False),  # no import name reaches it, with or without `__main__`
         ("lib/my tools/count.py", "", False),
+        ("lib/util/count.py", "", False),  # no `__main__` guard: its top level calls `print(...)` as it runs
+        ("lib/util/__init__.py", "", True),  # a package's top-level calls set it up: it is not run as a file
         ("lib/util/flops.py", "import lib.core.helpers\n", True),  # run as a file, it needed `lib` already
         ("lib/util/flops.py", "from . import helpers\n", True),  # a relative import: only ever run with -m
     ],
@@ -191,6 +198,28 @@ def test_a_script_inside_the_seams_package_is_left_unless_it_imports_the_package
         run = [sys.executable, "-S", path.removesuffix("/__main__.py")]
         outcome = subprocess.run(run, cwd=root, capture_output=True, text=True)
         assert outcome.returncode == 0 and outcome.stdout == "1\n", outcome.stderr
+
+
+@pytest.mark.parametrize("script", [f"{BUILDER}\n\n{RUN}", SCRIPT, f"{BUILDER}\n\nif True:\n    {RUN}"])
+def test_a_script_in_a_folder_of_its_own_is_left_beside_a_top_level_adapter(script: str, tmp_path: Path) -> None:
+    # `python tools/flops.py` puts `tools/` first on sys.path, not the project: `import mla_seam` fails there
+    root = project(tmp_path, {"tools/flops.py": script}, 'adapter = "mla_seam.py"')
+    _, said = applied(root)
+    assert (root / "tools/flops.py").read_text() == script, said
+    assert "it runs as a script (" in said and ") and imports nothing from `mla_seam`: run as a file" in said
+    outcome = subprocess.run([sys.executable, "-S", "tools/flops.py"], cwd=root, capture_output=True, text=True)
+    assert outcome.returncode == 0 and outcome.stdout == "1\n", outcome.stderr
+
+
+@pytest.mark.parametrize("imports", ["import tools.helpers\n", "from . import helpers\n"])
+def test_a_module_importing_its_own_package_runs_from_the_project_beside_a_top_level_adapter(imports, tmp_path):
+    # it needed the folder holding `tools` on the path already: so does `import mla_seam`, which it then finds
+    files = {"tools/__init__.py": "", "tools/helpers.py": "", "tools/flops.py": f"{imports}{BUILDER}\n\n{RUN}"}
+    root = project(tmp_path, files, 'adapter = "mla_seam.py"')
+    _, said = applied(root)
+    assert "import mla_seam" in (root / "tools/flops.py").read_text(), said
+    outcome = subprocess.run([sys.executable, "-S", "-m", "tools.flops"], cwd=root, capture_output=True, text=True)
+    assert outcome.returncode == 0 and outcome.stdout == "1\n", outcome.stderr
 
 
 # The adapter's own top level runs at the seam import too. `fakemeg` stands for megatron or torch: a package
@@ -294,3 +323,15 @@ def test_a_namespace_package_of_the_project_is_no_dependency(tmp_path: Path) -> 
     _, said = applied(root)
     assert "mla_seam." in (root / "lib/util/flops.py").read_text(), said
     assert outcome(root, "lib.util.flops") == before
+
+
+def test_a_script_that_puts_the_project_on_the_path_and_imports_from_it_is_rewritten(tmp_path: Path) -> None:
+    # `tools/flops.py` imports `lib` after its `sys.path.insert`: `import mla_seam` goes after both and is found
+    head = "import os\nimport sys\n\nsys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))\n"
+    head += "\nfrom lib.core.helpers import X  # noqa: E402\n\n\n"
+    files = {"lib/__init__.py": "", "lib/core/__init__.py": "", "lib/core/helpers.py": "X = 1\n"}
+    root = project(tmp_path, {**files, "tools/flops.py": f"{head}{BUILDER}\n\n{RUN}"}, 'adapter = "mla_seam.py"')
+    _, said = applied(root)
+    assert "import mla_seam" in (root / "tools/flops.py").read_text(), said
+    outcome = subprocess.run([sys.executable, "-S", "tools/flops.py"], cwd=root, capture_output=True, text=True)
+    assert outcome.returncode == 0 and outcome.stdout == "1\n", outcome.stderr
