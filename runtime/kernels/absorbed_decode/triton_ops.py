@@ -288,6 +288,11 @@ def default_num_programs(batch: int, groups: int, programs_per_sm: int, device: 
     return batch * (target // batch)
 
 
+# Never traced by torch.compile (a graph break, 0.3 us a call): Inductor recompiles the Triton kernels a graph
+# launches, and failed on the Gluon kernels' launches (an InductorError on the H200). A guard on
+# torch.compiler.is_compiling() in the caller would not do: where Dynamo falls back to running mla_decode eagerly,
+# it still compiles the frames that call makes.
+@torch.compiler.disable
 def decode(q_lat, q_pe, ckv_cache, kpe_cache, block_table, cache_seqlens, softmax_scale, causal, num_splits, tiles):
     batch, s_q, heads, rank = q_lat.shape
     n_rows = s_q * heads

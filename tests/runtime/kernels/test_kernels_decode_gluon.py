@@ -506,3 +506,24 @@ def test_decode_at_the_hopper_kernels_shapes(case, dtype_index):
     memcheck with ``PYTORCH_NO_CUDA_MEMORY_CACHING=1``, it also shows those values read nothing outside the tensors
     (benchmarks/RESULTS.md, fifteenth pass)."""
     check_decode_case(case, "triton", dtype_index)
+
+
+@pytest.mark.skipif(not HOPPER, reason="the Gluon kernels run on sm_90 only")
+@pytest.mark.parametrize("heads", [16, 128])
+def test_decode_inside_torch_compile_with_inductor_equals_the_eager_call(heads):
+    """Inductor recompiles the Triton kernels a traced graph launches; it failed on the Gluon kernels' launches
+    (InductorError from its compile subprocess, found on the H200). The decode is a graph break under
+    torch.compile now: the compiled function returns the eager call's bytes, narrow (16 heads) and seesaw (128)."""
+    table = torch.tensor([[0, 2, 1], [1, 1, 0]], dtype=torch.int32, device="cuda")
+    lengths = torch.tensor([150, 70], dtype=torch.int32, device="cuda")
+    generator = torch.Generator().manual_seed(31)
+    q_lat, q_pe = (torch.randn(2, 1, heads, width, generator=generator).bfloat16().cuda() for width in (512, 64))
+    ckv, kpe = (torch.randn(3, 64, width, generator=generator).bfloat16().cuda() for width in (512, 64))
+
+    def attend(q_lat, q_pe):
+        return mla_decode(q_lat, q_pe, ckv, kpe, table, lengths, SCALE, num_splits=2, backend="triton")
+
+    torch._dynamo.reset()
+    compiled = torch.compile(attend, backend="inductor")(q_lat, q_pe)
+    for got, want in zip(compiled, attend(q_lat, q_pe), strict=True):
+        assert torch.equal(got, want)
