@@ -149,6 +149,25 @@ class MLAConditional(AstRule):
         "@dataclass\nclass Layer:\n"
         "    attn: Union[SelfAttnMapping, MLASelfAttnMapping] = field(default=SelfAttnMapping)\n",
         "def f(cfg):\n    spec: dict[MLASelfAttention, int] = {}\n    return spec\n",
+        # Second adversarial round. A type expression outside an annotation is no dispatch: its key is a
+        # constant (a class), as `hf["kv_lora_rank"]` is; a generic base, `cast` and a type alias name a type.
+        "ConfigT = Union[TransformerConfig, MLATransformerConfig]\n",
+        "class DeepSeekProvider(ModelProvider[MLATransformerConfig]):\n    pass\n",
+        "def f(cfg):\n    return cast(Optional[MLATransformerConfig], cfg)\n",
+        "SpecMap = Dict[str, Type[MLASelfAttention]]\nLatent = MLASelfAttention\nspec = SPECS[Latent]\n",
+        # A probe whose value is only rendered as text (an f-string, `.format`, `%`, a log or print call)
+        # displays the field; it chooses nothing (a constructor given it still is a decision).
+        "def f(args):\n    print(f\"> MLA: {getattr(args, 'multi_latent_attention', False)}\")\n",
+        "def f(hf, logger):\n    logger.info('kv_lora_rank=%s', hf.get('kv_lora_rank'))\n",
+        "def f(args):\n    print_rank_0('  mla ... {}'.format(getattr(args, 'multi_latent_attention', None)))\n",
+        "def f(args):\n    return 'q_lora_rank=%s' % (getattr(args, 'q_lora_rank', None),)\n",
+        # Formatting a switch, or converting it for a metric, is no arithmetic on it.
+        "def f(cfg):\n    return 'use_mla=%d' % cfg.multi_latent_attention\n",
+        "def f(args, writer):\n    writer.add_scalar('mla/enabled', float(args.multi_latent_attention), 0)\n",
+        # Sizes added or multiplied stay sizes; `and`/`or` ending in a condition makes a flag.
+        "def f(cfg):\n    total = cfg.kv_lora_rank * 2 + cfg.qk_head_dim\n    total += cfg.v_head_dim\n    return total\n",
+        "def f(cfg):\n    latent = cfg.kv_lora_rank and cfg.kv_lora_rank > 0\n    return latent\n",
+        "def f(cfg, rank):\n    rank = rank or cfg.hidden_size\n    return rank\n",
     )
     INVALID = (
         Invalid("if config.multi_latent_attention:\n    pass\n", line=1),
@@ -345,6 +364,18 @@ class MLAConditional(AstRule):
         # A constant of a class that names MLA (an enum member) still names MLA; so does an MLA field of it.
         Invalid("def f(mode):\n    if mode is MLAMode.ABSORBED:\n        pass\n", line=2),
         Invalid("if MLATransformerConfig.q_lora_rank is None:\n    pass\n", line=1),
+        # Second adversarial round. `or` falling back to a size selects a value, as `or 0` does.
+        Invalid("def f(cfg):\n    q_dim = cfg.q_lora_rank or cfg.hidden_size\n    return q_dim\n", line=2),
+        Invalid("def f(cfg, x):\n    return x.view(-1, cfg.q_lora_rank and cfg.qk_head_dim or cfg.kv_channels)\n", line=2),
+        # Arithmetic on an MLA switch or an MLA condition is a conditional in disguise.
+        Invalid("def f(config, n_heads):\n    return n_heads * (1 + config.multi_latent_attention)\n", line=2),
+        Invalid("def f(cfg):\n    return int(cfg.multi_latent_attention) * cfg.qk_pos_emb_head_dim\n", line=2),
+        Invalid("def f(cfg, n):\n    n += cfg.cache_mla_latents\n    return n\n", line=2),
+        Invalid("def f(cfg, n):\n    return n * (cfg.q_lora_rank is not None) + 1\n", line=2),
+        Invalid("def f(cfg, base):\n    return base + 64 * (not cfg.multi_latent_attention)\n", line=2),
+        # A probe for an MLA submodule, or a weight name tested for one, asks whether the model is MLA.
+        Invalid("def f(attn):\n    if hasattr(attn, 'linear_kv_down_proj'):\n        pass\n", line=2),
+        Invalid("def f(name):\n    return 1 if 'linear_q_down_proj' in name else 2\n", line=2),
     )
 
     def check(self, source: SourceFile) -> Iterator[Hit]:
