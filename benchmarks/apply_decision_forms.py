@@ -169,7 +169,9 @@ FORMS = {
     "arithmetic on an MLA switch": "def f(config):\n    return 4 * (1 + config.multi_latent_attention)\n",
     "arithmetic on a converted switch": "def f(config):\n    return int(config.multi_latent_attention) * 64\n",
     "arithmetic on an MLA condition": "def f(config):\n    return 4 * (config.q_lora_rank is not None) + 1\n",
-    "augmented arithmetic on a switch": "def f(config):\n    n = 2\n    n += config.multi_latent_attention\n    return n\n",
+    "augmented arithmetic on a switch": (
+        "def f(config):\n    n = 2\n    n += config.multi_latent_attention\n    return n\n"
+    ),
     "`or` falling back to a size": "def f(config):\n    return config.q_lora_rank or config.hidden_size\n",
     "probe of an MLA submodule": "def f(config, log):\n" + _IF.format("hasattr(config, 'linear_kv_down_proj')"),
     "weight name of an MLA submodule": "def f(hf_config, log):\n" + _IF.format("'linear_q_down_proj' in hf_config"),

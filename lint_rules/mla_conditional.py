@@ -165,7 +165,8 @@ class MLAConditional(AstRule):
         "def f(cfg):\n    return 'use_mla=%d' % cfg.multi_latent_attention\n",
         "def f(args, writer):\n    writer.add_scalar('mla/enabled', float(args.multi_latent_attention), 0)\n",
         # Sizes added or multiplied stay sizes; `and`/`or` ending in a condition makes a flag.
-        "def f(cfg):\n    total = cfg.kv_lora_rank * 2 + cfg.qk_head_dim\n    total += cfg.v_head_dim\n    return total\n",
+        "def f(cfg):\n    total = cfg.kv_lora_rank * 2 + cfg.qk_head_dim\n    total += cfg.v_head_dim\n"
+        "    return total\n",
         "def f(cfg):\n    latent = cfg.kv_lora_rank and cfg.kv_lora_rank > 0\n    return latent\n",
         "def f(cfg, rank):\n    rank = rank or cfg.hidden_size\n    return rank\n",
     )
@@ -366,7 +367,9 @@ class MLAConditional(AstRule):
         Invalid("if MLATransformerConfig.q_lora_rank is None:\n    pass\n", line=1),
         # Second adversarial round. `or` falling back to a size selects a value, as `or 0` does.
         Invalid("def f(cfg):\n    q_dim = cfg.q_lora_rank or cfg.hidden_size\n    return q_dim\n", line=2),
-        Invalid("def f(cfg, x):\n    return x.view(-1, cfg.q_lora_rank and cfg.qk_head_dim or cfg.kv_channels)\n", line=2),
+        Invalid(
+            "def f(cfg, x):\n    return x.view(-1, cfg.q_lora_rank and cfg.qk_head_dim or cfg.kv_channels)\n", line=2
+        ),
         # Arithmetic on an MLA switch or an MLA condition is a conditional in disguise.
         Invalid("def f(config, n_heads):\n    return n_heads * (1 + config.multi_latent_attention)\n", line=2),
         Invalid("def f(cfg):\n    return int(cfg.multi_latent_attention) * cfg.qk_pos_emb_head_dim\n", line=2),
