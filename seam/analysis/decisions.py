@@ -267,7 +267,7 @@ class _DecisionFinder(MLAFlow):
             self.visit(node.func, aliases)
             arguments = [*node.args, *node.keywords]
         last = node.func.id if type(node.func) is ast.Name else getattr(node.func, "attr", None)
-        renders = last in _RENDERING_CALLS
+        renders = last in _RENDERING_CALLS or (self.rendering and last in _TEXT_CONVERSIONS)
         self.rendered(arguments, aliases, renders or (atom is not None and self.rendering))
 
     def rendered(self, parts: list[ast.AST], aliases: Aliases, rendering: bool = True) -> None:
@@ -346,9 +346,10 @@ _ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.P
 _NUMBER_CONVERSIONS = frozenset({"int", "float", "bool"})
 # Calls whose arguments are only shown (printed, logged, formatted, warned about), by their last name.
 _RENDERING_CALLS = frozenset(
-    {"print", "print_rank_0", "print_rank_last", "log_single_rank", "format", "str", "repr"}
+    {"print", "print_rank_0", "print_rank_last", "log_single_rank", "format"}
     | {"debug", "info", "warning", "warn", "error", "critical", "exception", "log"}
 )
+_TEXT_CONVERSIONS = frozenset({"str", "repr"})  # rendered where what they convert is (`print("r=" + str(...))`)
 _BUILTIN_TYPES = frozenset({"str", "int", "float", "bool", "bytes", "type", "object", "list", "dict", "tuple", "set"})
 # The last word of a name that holds a size (`cfg.hidden_size`, `kv_channels`): `or` falling back to one selects
 # a value (`cfg.q_lora_rank or cfg.hidden_size`), as `or 0` does.
