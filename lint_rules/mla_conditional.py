@@ -376,6 +376,10 @@ class MLAConditional(AstRule):
         Invalid("def f(cfg, n):\n    n += cfg.cache_mla_latents\n    return n\n", line=2),
         Invalid("def f(cfg, n):\n    return n * (cfg.q_lora_rank is not None) + 1\n", line=2),
         Invalid("def f(cfg, base):\n    return base + 64 * (not cfg.multi_latent_attention)\n", line=2),
+        # ... but a value handed to a function that is no logger (`math.log`, a module's own `self.log`) is used.
+        Invalid("def f(cfg):\n    return math.log(getattr(cfg, 'kv_lora_rank', 1))\n", line=2),
+        Invalid("def f(self, cfg):\n    self.log('rank', getattr(cfg, 'q_lora_rank', 0))\n", line=2),
+        Invalid("def f(cfg, logger):\n    logger.info('%s', build(getattr(cfg, 'kv_lora_rank', 0)))\n", line=2),
         # A probe for an MLA submodule, or a weight name tested for one, asks whether the model is MLA.
         Invalid("def f(attn):\n    if hasattr(attn, 'linear_kv_down_proj'):\n        pass\n", line=2),
         Invalid("def f(name):\n    return 1 if 'linear_q_down_proj' in name else 2\n", line=2),

@@ -266,8 +266,7 @@ class _DecisionFinder(MLAFlow):
         else:
             self.visit(node.func, aliases)
             arguments = [*node.args, *node.keywords]
-        last = node.func.id if type(node.func) is ast.Name else getattr(node.func, "attr", None)
-        renders = last in _RENDERING_CALLS or (self.rendering and last in _TEXT_CONVERSIONS)
+        renders = _renders(node.func) or (self.rendering and function in _TEXT_CONVERSIONS)
         self.rendered(arguments, aliases, renders or (atom is not None and self.rendering))
 
     def rendered(self, parts: list[ast.AST], aliases: Aliases, rendering: bool = True) -> None:
@@ -344,11 +343,10 @@ _LITERALS = (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, 
 _KEY_ERRORS = frozenset({"KeyError", "LookupError"})
 _ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.MatMult, ast.LShift, ast.RShift)
 _NUMBER_CONVERSIONS = frozenset({"int", "float", "bool"})
-# Calls whose arguments are only shown (printed, logged, formatted, warned about), by their last name.
-_RENDERING_CALLS = frozenset(
-    {"print", "print_rank_0", "print_rank_last", "log_single_rank", "format"}
-    | {"debug", "info", "warning", "warn", "error", "critical", "exception", "log"}
-)
+# Calls whose arguments are only shown: printed, formatted (`"...".format(...)`), or logged and warned about
+# through a logger (`logger.info`, `logging.warning`, `warnings.warn`; not `math.log`).
+_RENDERING_FUNCTIONS = frozenset({"print", "print_rank_0", "print_rank_last", "log_single_rank", "format"})
+_LOGGING_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "critical", "exception", "log"})
 _TEXT_CONVERSIONS = frozenset({"str", "repr"})  # rendered where what they convert is (`print("r=" + str(...))`)
 _BUILTIN_TYPES = frozenset({"str", "int", "float", "bool", "bytes", "type", "object", "list", "dict", "tuple", "set"})
 # The last word of a name that holds a size (`cfg.hidden_size`, `kv_channels`): `or` falling back to one selects
@@ -370,6 +368,17 @@ def _is_value(operand: ast.expr) -> bool:
         last = name.rsplit(".", 1)[-1]
         return last[:1].isupper() and any(c.islower() for c in last)
     return isinstance(operand, (*_LITERALS, ast.Lambda, ast.JoinedStr))
+
+
+def _renders(function: ast.expr) -> bool:
+    if type(function) is ast.Name:
+        return function.id in _RENDERING_FUNCTIONS
+    if type(function) is not ast.Attribute:
+        return False
+    if function.attr in _RENDERING_FUNCTIONS:
+        return True
+    receiver = (dotted_name(function.value) or "").lower()
+    return function.attr in _LOGGING_METHODS and ("log" in receiver or "warn" in receiver)
 
 
 def _is_size(operand: ast.expr) -> bool:
