@@ -16,7 +16,10 @@ class MLAConditional(AstRule):
     or a chosen value depends on MLA: `if`/`elif`/`while` tests, conditional expressions, `assert` tests,
     comprehension filters and `filter()` predicates, `match` subjects, guards and patterns (an MLA class or value,
     or a class or mapping pattern reading an MLA field or key: `case Config(multi_latent_attention=True)`),
-    `and`/`or` operators that select a value (`cfg.multi_latent_attention and MLAAttention or Attention`),
+    `and`/`or` operators that select a value (`cfg.multi_latent_attention and MLAAttention or Attention`,
+    `cfg.q_lora_rank or cfg.hidden_size`: an operand that is a value, or a fallback named for a size),
+    arithmetic on an MLA switch (a bool field of the vocabulary's `switches`) or on a condition on MLA
+    (`n_heads * (1 + cfg.multi_latent_attention)`, `n * (cfg.q_lora_rank is not None)`),
     subscript dispatch on an MLA value (`table[cfg.multi_latent_attention]`), probes of MLA names
     (`getattr(x, "<mla field>", default)`, `hasattr`, `isinstance`/`issubclass`, `mapping.get("<mla key>")`,
     and a read inside `try:` whose `except AttributeError`/`KeyError` handles its absence), and decorators
@@ -36,6 +39,19 @@ class MLAConditional(AstRule):
     probes MLA. Stores (`d[k] = ...`), slices
     (`kv[..., : cfg.kv_lora_rank]`), constant-key reads (`hf["kv_lora_rank"]`) and `and`/`or` of flags and
     conditions (`use = cfg.cache_mla_latents and ctx.is_decode_only()`) are no decisions by themselves.
+    Nor are: a probe whose value is only rendered as text (in an f-string, `"%s" % ...`, `.format(...)`,
+    `print(...)`, a logger's `info`/`warning`/... or `warnings.warn`: `print(f"rank={getattr(args,
+    'q_lora_rank', None)}")` displays the field; a conditional expression there still chooses what is shown);
+    a subscript whose key names types (`Union[TransformerConfig, MLATransformerConfig]`,
+    `Provider[MLATransformerConfig]`, `cast(Optional[MLATransformerConfig], cfg)`: a constant key, as
+    `hf["kv_lora_rank"]` is); arithmetic on sizes (`n * cfg.kv_lora_rank`) and formatting a switch
+    (`"%d" % cfg.multi_latent_attention`). Decided: a config built with MLA values
+    (`dataclasses.replace(cfg, multi_latent_attention=True)`, `MLATransformerConfig(q_lora_rank=...)`) and a flag
+    forwarded under any name (`build(multi_latent_attention=cfg.multi_latent_attention)`) decide nothing here:
+    the callee's test is the decision; a compatibility probe (`hasattr(config, "multi_latent_attention")`,
+    `getattr(config, "<mla field>", default)` handed to a constructor) is one: its fallback is the non-MLA path.
+    A function returning an MLA flag (`return "MLASelfAttention" in str(type(m))`) is no decision itself; a
+    test of its call is.
     The finding points at the test expression.
 
     ## Why is this bad?
@@ -376,7 +392,8 @@ class MLAConditional(AstRule):
         Invalid("def f(cfg, n):\n    n += cfg.cache_mla_latents\n    return n\n", line=2),
         Invalid("def f(cfg, n):\n    return n * (cfg.q_lora_rank is not None) + 1\n", line=2),
         Invalid("def f(cfg, base):\n    return base + 64 * (not cfg.multi_latent_attention)\n", line=2),
-        # ... but a value handed to a function that is no logger (`math.log`, a module's own `self.log`) is used.
+        # A probe rendered as text is none (VALID above); its value handed to a function that is no logger
+        # (`math.log`, a module's own `self.log`) or to a call inside a log call is used.
         Invalid("def f(cfg):\n    return math.log(getattr(cfg, 'kv_lora_rank', 1))\n", line=2),
         Invalid("def f(self, cfg):\n    self.log('rank', getattr(cfg, 'q_lora_rank', 0))\n", line=2),
         Invalid("def f(cfg, logger):\n    logger.info('%s', build(getattr(cfg, 'kv_lora_rank', 0)))\n", line=2),
