@@ -174,6 +174,7 @@ FORMS = {
     ),
     "`or` falling back to a size": "def f(config):\n    return config.q_lora_rank or config.hidden_size\n",
     "probe of an MLA submodule": "def f(config, log):\n" + _IF.format("hasattr(config, 'linear_kv_down_proj')"),
+    "key `in` assigned": "def f(hf_config):\n    is_mla = 'kv_lora_rank' in hf_config\n    return is_mla\n",
     "weight name of an MLA submodule": "def f(hf_config, log):\n" + _IF.format("'linear_q_down_proj' in hf_config"),
 }
 

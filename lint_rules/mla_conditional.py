@@ -184,6 +184,7 @@ class MLAConditional(AstRule):
         "def f(cfg):\n    total = cfg.kv_lora_rank * 2 + cfg.qk_head_dim\n    total += cfg.v_head_dim\n"
         "    return total\n",
         "def f(cfg):\n    latent = cfg.kv_lora_rank and cfg.kv_lora_rank > 0\n    return latent\n",
+        "def f(self):\n    self.recompute_up = self.selective and 'mla_up_proj' in self.config.recompute_modules\n",
         "def f(cfg, rank):\n    rank = rank or cfg.hidden_size\n    return rank\n",
     )
     INVALID = (
@@ -397,6 +398,9 @@ class MLAConditional(AstRule):
         Invalid("def f(cfg):\n    return math.log(getattr(cfg, 'kv_lora_rank', 1))\n", line=2),
         Invalid("def f(self, cfg):\n    self.log('rank', getattr(cfg, 'q_lora_rank', 0))\n", line=2),
         Invalid("def f(cfg, logger):\n    logger.info('%s', build(getattr(cfg, 'kv_lora_rank', 0)))\n", line=2),
+        # `"<mla key>" in mapping` asks what `hasattr` and `.get` ask, also where it is only assigned.
+        Invalid("def f(hf):\n    is_mla = 'kv_lora_rank' in hf\n    return is_mla\n", line=2),
+        Invalid("def f(cfg):\n    return {'q_lora_rank': 1}.keys() if 'q_lora_rank' not in cfg else None\n", line=2),
         # A probe for an MLA submodule, or a weight name tested for one, asks whether the model is MLA.
         Invalid("def f(attn):\n    if hasattr(attn, 'linear_kv_down_proj'):\n        pass\n", line=2),
         Invalid("def f(name):\n    return 1 if 'linear_q_down_proj' in name else 2\n", line=2),

@@ -280,6 +280,24 @@ class _DecisionFinder(MLAFlow):
         finally:
             self.rendering = outer
 
+    def visit_Compare(self, node: ast.Compare, aliases: Aliases) -> None:
+        """``"kv_lora_rank" in hf_config`` asks whether an MLA field is there, as ``hasattr`` and ``.get`` do: a
+        probe wherever it stands (a flag assigned from it included), unless only shown. A value looked up in a
+        list (``"mla_up_proj" in config.recompute_modules``) makes a flag, as any condition does."""
+        key = node.left
+        if (
+            not self.rendering
+            and len(node.ops) == 1
+            and isinstance(node.ops[0], (ast.In, ast.NotIn))
+            and isinstance(key, ast.Constant)
+            and isinstance(key.value, str)
+            and _names_field(self.mla.names.vocabulary, key.value)
+            and not key.value.startswith("-")
+        ):
+            self.hit(node, f"`in` probes MLA (`{_short(key)}`)", FindingKind.PROBE, key)
+        else:
+            self.visit_children(node, aliases)
+
     def visit_JoinedStr(self, node: ast.JoinedStr, aliases: Aliases) -> None:
         self.rendered(node.values, aliases)
 
