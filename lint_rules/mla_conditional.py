@@ -18,12 +18,13 @@ class MLAConditional(AstRule):
     or a class or mapping pattern reading an MLA field or key: `case Config(multi_latent_attention=True)`),
     `and`/`or` operators that select a value (`cfg.multi_latent_attention and MLAAttention or Attention`,
     `cfg.q_lora_rank or cfg.hidden_size`: an operand that is a value, or a fallback named for a size),
-    arithmetic on an MLA switch (a bool field of the vocabulary's `switches`) or on a condition on MLA
-    (`n_heads * (1 + cfg.multi_latent_attention)`, `n * (cfg.q_lora_rank is not None)`),
+    arithmetic on an MLA switch (a bool field of the vocabulary's `switches`) or on an `is`/`not` test of MLA
+    (`n_heads * (1 + cfg.multi_latent_attention)`, `n * (cfg.q_lora_rank is not None)`; not an elementwise mask
+    such as `scores * (pos < cfg.qk_pos_emb_head_dim)`),
     subscript dispatch on an MLA value (`table[cfg.multi_latent_attention]`), probes of MLA names
     (`getattr(x, "<mla field>", default)`, `hasattr`, `isinstance`/`issubclass`, `mapping.get("<mla key>")`,
-    and a read inside `try:` whose `except AttributeError`/`KeyError` handles its absence), and decorators
-    keyed on MLA (`@register(MLASelfAttention)`, `@(a if cfg.multi_latent_attention else b)`).
+    `"<mla field>" in mapping`, and a read inside `try:` whose `except AttributeError`/`KeyError` handles its
+    absence), and decorators keyed on MLA (`@register(MLASelfAttention)`, `@(a if cfg.multi_latent_attention else b)`).
     A test is a decision when it names MLA anywhere, or reads an alias: a variable or `self` attribute
     holding an MLA value at that point (`use_mla = cfg.multi_latent_attention` … `if use_mla:`). Aliases are
     flow-sensitive (a later or overwritten assignment does not count; branches merge as "may be MLA"), and
@@ -180,6 +181,7 @@ class MLAConditional(AstRule):
         # Formatting a switch, or converting it for a metric, is no arithmetic on it.
         "def f(cfg):\n    return 'use_mla=%d' % cfg.multi_latent_attention\n",
         "def f(args, writer):\n    writer.add_scalar('mla/enabled', float(args.multi_latent_attention), 0)\n",
+        "def f(cfg, pos, scores):\n    return scores * (pos < cfg.qk_pos_emb_head_dim)\n",
         # Sizes added or multiplied stay sizes; `and`/`or` ending in a condition makes a flag.
         "def f(cfg):\n    total = cfg.kv_lora_rank * 2 + cfg.qk_head_dim\n    total += cfg.v_head_dim\n"
         "    return total\n",

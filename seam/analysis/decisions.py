@@ -314,8 +314,9 @@ class _DecisionFinder(MLAFlow):
             self.visit_children(node, aliases)
 
     def arithmetic_operand(self, operand: ast.expr, aliases: Aliases) -> None:
-        """An operand of arithmetic that is an MLA switch (a bool field, converted or not) or a condition on
-        MLA (``(cfg.q_lora_rank is not None)``, ``(not cfg.multi_latent_attention)``) is a decision."""
+        """An operand of arithmetic that is an MLA switch (a bool field, converted or not) or a test of one
+        (``(cfg.q_lora_rank is not None)``, ``(not cfg.multi_latent_attention)``) is a decision. An ordering
+        against an MLA size (``(pos < cfg.kv_lora_rank) * 1.0``) is an elementwise mask more often than a flag."""
         value = operand
         while (
             isinstance(value, ast.Call)
@@ -326,7 +327,9 @@ class _DecisionFinder(MLAFlow):
         ):
             value = value.args[0]
         atom = None
-        if isinstance(value, ast.Compare) or (isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.Not)):
+        if (isinstance(value, ast.Compare) and all(isinstance(op, (ast.Is, ast.IsNot)) for op in value.ops)) or (
+            isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.Not)
+        ):
             atom = self.mla.atom(value, aliases)
         elif isinstance(value, ast.Name) and self.mla.names.is_switch(value.id):
             atom = value
