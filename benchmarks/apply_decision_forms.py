@@ -165,6 +165,17 @@ FORMS = {
     "read looked up before a side-effect argument": (
         "def f(hf_config, log):\n" + _IF.format("dict.get(hf_config, 'q_lora_rank', log(None)) is None")
     ),
+    # second adversarial round of lint (2026-12-02)
+    "arithmetic on an MLA switch": "def f(config):\n    return 4 * (1 + config.multi_latent_attention)\n",
+    "arithmetic on a converted switch": "def f(config):\n    return int(config.multi_latent_attention) * 64\n",
+    "arithmetic on an MLA condition": "def f(config):\n    return 4 * (config.q_lora_rank is not None) + 1\n",
+    "augmented arithmetic on a switch": (
+        "def f(config):\n    n = 2\n    n += config.multi_latent_attention\n    return n\n"
+    ),
+    "`or` falling back to a size": "def f(config):\n    return config.q_lora_rank or config.hidden_size\n",
+    "probe of an MLA submodule": "def f(config, log):\n" + _IF.format("hasattr(config, 'linear_kv_down_proj')"),
+    "key `in` assigned": "def f(hf_config):\n    is_mla = 'kv_lora_rank' in hf_config\n    return is_mla\n",
+    "weight name of an MLA submodule": "def f(hf_config, log):\n" + _IF.format("'linear_q_down_proj' in hf_config"),
 }
 
 # The forms apply leaves, with part of the reason its summary gives (or of each reason, for several findings).

@@ -16,11 +16,15 @@ class MLAConditional(AstRule):
     or a chosen value depends on MLA: `if`/`elif`/`while` tests, conditional expressions, `assert` tests,
     comprehension filters and `filter()` predicates, `match` subjects, guards and patterns (an MLA class or value,
     or a class or mapping pattern reading an MLA field or key: `case Config(multi_latent_attention=True)`),
-    `and`/`or` operators that select a value (`cfg.multi_latent_attention and MLAAttention or Attention`),
+    `and`/`or` operators that select a value (`cfg.multi_latent_attention and MLAAttention or Attention`,
+    `cfg.q_lora_rank or cfg.hidden_size`: an operand that is a value, or a fallback named for a size),
+    arithmetic on an MLA switch (a bool field of the vocabulary's `switches`) or on an `is`/`not` test of MLA
+    (`n_heads * (1 + cfg.multi_latent_attention)`, `n * (cfg.q_lora_rank is not None)`; not an elementwise mask
+    such as `scores * (pos < cfg.qk_pos_emb_head_dim)`),
     subscript dispatch on an MLA value (`table[cfg.multi_latent_attention]`), probes of MLA names
     (`getattr(x, "<mla field>", default)`, `hasattr`, `isinstance`/`issubclass`, `mapping.get("<mla key>")`,
-    and a read inside `try:` whose `except AttributeError`/`KeyError` handles its absence), and decorators
-    keyed on MLA (`@register(MLASelfAttention)`, `@(a if cfg.multi_latent_attention else b)`).
+    `"<mla field>" in mapping`, and a read inside `try:` whose `except AttributeError`/`KeyError` handles its
+    absence), and decorators keyed on MLA (`@register(MLASelfAttention)`, `@(a if cfg.multi_latent_attention else b)`).
     A test is a decision when it names MLA anywhere, or reads an alias: a variable or `self` attribute
     holding an MLA value at that point (`use_mla = cfg.multi_latent_attention` … `if use_mla:`). Aliases are
     flow-sensitive (a later or overwritten assignment does not count; branches merge as "may be MLA"), and
@@ -36,6 +40,19 @@ class MLAConditional(AstRule):
     probes MLA. Stores (`d[k] = ...`), slices
     (`kv[..., : cfg.kv_lora_rank]`), constant-key reads (`hf["kv_lora_rank"]`) and `and`/`or` of flags and
     conditions (`use = cfg.cache_mla_latents and ctx.is_decode_only()`) are no decisions by themselves.
+    Nor are: a probe whose value is only rendered as text (in an f-string, `"%s" % ...`, `.format(...)`,
+    `print(...)`, a logger's `info`/`warning`/... or `warnings.warn`: `print(f"rank={getattr(args,
+    'q_lora_rank', None)}")` displays the field; a conditional expression there still chooses what is shown);
+    a subscript whose key names types (`Union[TransformerConfig, MLATransformerConfig]`,
+    `Provider[MLATransformerConfig]`, `cast(Optional[MLATransformerConfig], cfg)`: a constant key, as
+    `hf["kv_lora_rank"]` is); arithmetic on sizes (`n * cfg.kv_lora_rank`) and formatting a switch
+    (`"%d" % cfg.multi_latent_attention`). Decided: a config built with MLA values
+    (`dataclasses.replace(cfg, multi_latent_attention=True)`, `MLATransformerConfig(q_lora_rank=...)`) and a flag
+    forwarded under any name (`build(multi_latent_attention=cfg.multi_latent_attention)`) decide nothing here:
+    the callee's test is the decision; a compatibility probe (`hasattr(config, "multi_latent_attention")`,
+    `getattr(config, "<mla field>", default)` handed to a constructor) is one: its fallback is the non-MLA path.
+    A function returning an MLA flag (`return "MLASelfAttention" in str(type(m))`) is no decision itself; a
+    test of its call is.
     The finding points at the test expression.
 
     ## Why is this bad?
@@ -149,6 +166,28 @@ class MLAConditional(AstRule):
         "@dataclass\nclass Layer:\n"
         "    attn: Union[SelfAttnMapping, MLASelfAttnMapping] = field(default=SelfAttnMapping)\n",
         "def f(cfg):\n    spec: dict[MLASelfAttention, int] = {}\n    return spec\n",
+        # Second adversarial round. A type expression outside an annotation is no dispatch: its key is a
+        # constant (a class), as `hf["kv_lora_rank"]` is; a generic base, `cast` and a type alias name a type.
+        "ConfigT = Union[TransformerConfig, MLATransformerConfig]\n",
+        "class DeepSeekProvider(ModelProvider[MLATransformerConfig]):\n    pass\n",
+        "def f(cfg):\n    return cast(Optional[MLATransformerConfig], cfg)\n",
+        "SpecMap = Dict[str, Type[MLASelfAttention]]\nLatent = MLASelfAttention\nspec = SPECS[Latent]\n",
+        # A probe whose value is only rendered as text (an f-string, `.format`, `%`, a log or print call)
+        # displays the field; it chooses nothing (a constructor given it still is a decision).
+        "def f(args):\n    print(f\"> MLA: {getattr(args, 'multi_latent_attention', False)}\")\n",
+        "def f(hf, logger):\n    logger.info('kv_lora_rank=%s', hf.get('kv_lora_rank'))\n",
+        "def f(args):\n    print_rank_0('  mla ... {}'.format(getattr(args, 'multi_latent_attention', None)))\n",
+        "def f(args):\n    return 'q_lora_rank=%s' % (getattr(args, 'q_lora_rank', None),)\n",
+        # Formatting a switch, or converting it for a metric, is no arithmetic on it.
+        "def f(cfg):\n    return 'use_mla=%d' % cfg.multi_latent_attention\n",
+        "def f(args, writer):\n    writer.add_scalar('mla/enabled', float(args.multi_latent_attention), 0)\n",
+        "def f(cfg, pos, scores):\n    return scores * (pos < cfg.qk_pos_emb_head_dim)\n",
+        # Sizes added or multiplied stay sizes; `and`/`or` ending in a condition makes a flag.
+        "def f(cfg):\n    total = cfg.kv_lora_rank * 2 + cfg.qk_head_dim\n    total += cfg.v_head_dim\n"
+        "    return total\n",
+        "def f(cfg):\n    latent = cfg.kv_lora_rank and cfg.kv_lora_rank > 0\n    return latent\n",
+        "def f(self):\n    self.recompute_up = self.selective and 'mla_up_proj' in self.config.recompute_modules\n",
+        "def f(cfg, rank):\n    rank = rank or cfg.hidden_size\n    return rank\n",
     )
     INVALID = (
         Invalid("if config.multi_latent_attention:\n    pass\n", line=1),
@@ -345,6 +384,28 @@ class MLAConditional(AstRule):
         # A constant of a class that names MLA (an enum member) still names MLA; so does an MLA field of it.
         Invalid("def f(mode):\n    if mode is MLAMode.ABSORBED:\n        pass\n", line=2),
         Invalid("if MLATransformerConfig.q_lora_rank is None:\n    pass\n", line=1),
+        # Second adversarial round. `or` falling back to a size selects a value, as `or 0` does.
+        Invalid("def f(cfg):\n    q_dim = cfg.q_lora_rank or cfg.hidden_size\n    return q_dim\n", line=2),
+        Invalid(
+            "def f(cfg, x):\n    return x.view(-1, cfg.q_lora_rank and cfg.qk_head_dim or cfg.kv_channels)\n", line=2
+        ),
+        # Arithmetic on an MLA switch or an MLA condition is a conditional in disguise.
+        Invalid("def f(config, n_heads):\n    return n_heads * (1 + config.multi_latent_attention)\n", line=2),
+        Invalid("def f(cfg):\n    return int(cfg.multi_latent_attention) * cfg.qk_pos_emb_head_dim\n", line=2),
+        Invalid("def f(cfg, n):\n    n += cfg.cache_mla_latents\n    return n\n", line=2),
+        Invalid("def f(cfg, n):\n    return n * (cfg.q_lora_rank is not None) + 1\n", line=2),
+        Invalid("def f(cfg, base):\n    return base + 64 * (not cfg.multi_latent_attention)\n", line=2),
+        # A probe rendered as text is none (VALID above); its value handed to a function that is no logger
+        # (`math.log`, a module's own `self.log`) or to a call inside a log call is used.
+        Invalid("def f(cfg):\n    return math.log(getattr(cfg, 'kv_lora_rank', 1))\n", line=2),
+        Invalid("def f(self, cfg):\n    self.log('rank', getattr(cfg, 'q_lora_rank', 0))\n", line=2),
+        Invalid("def f(cfg, logger):\n    logger.info('%s', build(getattr(cfg, 'kv_lora_rank', 0)))\n", line=2),
+        # `"<mla key>" in mapping` asks what `hasattr` and `.get` ask, also where it is only assigned.
+        Invalid("def f(hf):\n    is_mla = 'kv_lora_rank' in hf\n    return is_mla\n", line=2),
+        Invalid("def f(cfg):\n    return {'q_lora_rank': 1}.keys() if 'q_lora_rank' not in cfg else None\n", line=2),
+        # A probe for an MLA submodule, or a weight name tested for one, asks whether the model is MLA.
+        Invalid("def f(attn):\n    if hasattr(attn, 'linear_kv_down_proj'):\n        pass\n", line=2),
+        Invalid("def f(name):\n    return 1 if 'linear_q_down_proj' in name else 2\n", line=2),
     )
 
     def check(self, source: SourceFile) -> Iterator[Hit]:

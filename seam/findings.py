@@ -23,6 +23,7 @@ class FindingKind(enum.StrEnum):
     CASE_PATTERN = "case-pattern"
     CASE_GUARD = "case-guard"
     BOOLOP_OPERAND = "boolop-operand"
+    ARITHMETIC_OPERAND = "arithmetic-operand"  # n_heads * (1 + cfg.multi_latent_attention): a bool counted
     SUBSCRIPT_SLICE = "subscript-slice"
     PROBE = "probe"  # getattr(x, "<mla field>", default), hasattr, isinstance, mapping.get("<mla key>")
     TRY_PROBE = "try-probe"  # an MLA read inside `try:` whose `except AttributeError/KeyError` decides on it

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 
-from seamfix.analysis.expressions import MLAExpressions, is_condition, is_slicing, probed_argument
+from seamfix.analysis.expressions import MLA_NAME, MLAExpressions, is_condition, is_slicing, probed_argument
 from seamfix.analysis.flow import Aliases, MLAFlow, parameters, without
 from seamfix.analysis.seam_bindings import dotted_name
 from seamfix.analysis.source import Hit, SourceFile
@@ -32,6 +32,7 @@ class _DecisionFinder(MLAFlow):
         super().__init__(source)
         self.hits: list[Hit] = []
         self.probing: frozenset[type] = frozenset()  # what the handlers of the `try` around us catch
+        self.rendering = False  # inside a value only rendered as text: an f-string, a log or print call
 
     def hit(self, node: ast.AST, message: str, kind: FindingKind, atom: ast.AST) -> None:
         self.hits.append(Hit(node, message, kind, atom))
@@ -51,6 +52,9 @@ class _DecisionFinder(MLAFlow):
             self.decision(node.subject, aliases, "`match` subject", FindingKind.MATCH_SUBJECT)
         elif kind in _DEFINITIONS:
             self.check_definition(node, aliases)
+        elif kind is ast.AugAssign and isinstance(node.op, _ARITHMETIC):
+            self.visit(node.target, aliases)
+            self.arithmetic_operand(node.value, aliases)
         else:
             for field, value in ast.iter_fields(node):
                 if field not in _BLOCK_FIELDS and not (field == "annotation" and kind is ast.AnnAssign):
@@ -182,7 +186,7 @@ class _DecisionFinder(MLAFlow):
         of flags and conditions only (``cfg.cache_mla_latents and ctx.is_decode_only()``) makes a flag:
         where that is tested, the test is the decision."""
         operator = "and" if isinstance(node.op, ast.And) else "or"
-        selects = any(_is_value(operand) for operand in node.values)
+        selects = any(_is_value(operand) for operand in node.values) or _is_size(node.values[-1])
         for operand in node.values[:-1]:
             atom = self.mla.taint(operand, aliases) if selects else None
             if atom is not None:
@@ -198,7 +202,7 @@ class _DecisionFinder(MLAFlow):
         self.visit(node.value, aliases)
         key = node.slice
         atom = None
-        if isinstance(node.ctx, ast.Load) and not is_slicing(key) and not isinstance(key, ast.Constant):
+        if isinstance(node.ctx, ast.Load) and not is_slicing(key) and not self.names_types(key, aliases):
             atom = self.mla.taint(key, aliases)
         if atom is not None:
             self.hit(key, f"subscript dispatches on MLA (`{_short(atom)}`)", FindingKind.SUBSCRIPT_SLICE, atom)
@@ -211,6 +215,27 @@ class _DecisionFinder(MLAFlow):
             self.try_probe(node, "KeyError")
         else:
             self.visit(key, aliases)
+
+    def names_types(self, key: ast.expr, aliases: Aliases) -> bool:
+        """A constant key: a literal, or types (``Union[TransformerConfig, MLATransformerConfig]``,
+        ``Provider[MLATransformerConfig]``, ``SPECS[MLASelfAttention]``): classes by their CapWords name,
+        builtins, generics and ``|`` of those. A name holding an MLA value (``Attention = MLASelfAttention if
+        ... else SelfAttention``) is a value; one bound to an MLA class itself (``Latent = MLASelfAttention``) is
+        that class."""
+        kind = type(key)
+        if kind is ast.Constant:
+            return True
+        if kind is ast.Tuple or kind is ast.List:
+            return all(self.names_types(element, aliases) for element in key.elts)
+        if kind is ast.Subscript:
+            return self.names_types(key.value, aliases) and self.names_types(key.slice, aliases)
+        if kind is ast.BinOp:
+            return isinstance(key.op, ast.BitOr) and all(self.names_types(s, aliases) for s in (key.left, key.right))
+        name = dotted_name(key)
+        if name is None or (name in aliases and MLA_NAME + name not in aliases):
+            return False
+        last = name.rsplit(".", 1)[-1]
+        return last in _BUILTIN_TYPES or (last[:1].isupper() and any(c.islower() for c in last))
 
     def visit_Attribute(self, node: ast.Attribute, aliases: Aliases) -> None:
         if (
@@ -231,16 +256,90 @@ class _DecisionFinder(MLAFlow):
     def visit_Call(self, node: ast.Call, aliases: Aliases) -> None:
         probed = probed_argument(node)
         atom = self.mla.probed_atom(probed, aliases) if probed is not None else None
-        if atom is not None:
+        if atom is not None and not self.rendering:
             self.hit(node, f"`{_short(node.func)}` probes MLA (`{_short(atom)}`)", FindingKind.PROBE, atom)
             return
-        if dotted_name(node.func) in _FILTERS and node.args:
+        function = dotted_name(node.func)
+        if function in _FILTERS and node.args:
             self.filter_predicate(node.args[0], aliases)
             arguments = [*node.args[1:], *node.keywords]
         else:
-            arguments = [node.func, *node.args, *node.keywords]
-        for argument in arguments:
-            self.visit(argument, aliases)
+            self.visit(node.func, aliases)
+            arguments = [*node.args, *node.keywords]
+        renders = _renders(node.func) or (self.rendering and function in _TEXT_CONVERSIONS)
+        self.rendered(arguments, aliases, renders or (atom is not None and self.rendering))
+
+    def rendered(self, parts: list[ast.AST], aliases: Aliases, rendering: bool = True) -> None:
+        """Visits ``parts`` as values only rendered as text (or not): a probe there displays a field, it
+        decides nothing (``print(f"rank={getattr(args, 'q_lora_rank', None)}")``); a conditional expression or
+        a dispatch there still chooses what is shown."""
+        outer, self.rendering = self.rendering, rendering
+        try:
+            for part in parts:
+                self.visit(part, aliases)
+        finally:
+            self.rendering = outer
+
+    def visit_Compare(self, node: ast.Compare, aliases: Aliases) -> None:
+        """``"kv_lora_rank" in hf_config`` asks whether an MLA field is there, as ``hasattr`` and ``.get`` do: a
+        probe wherever it stands (a flag assigned from it included), unless only shown. A value looked up in a
+        list (``"mla_up_proj" in config.recompute_modules``) makes a flag, as any condition does."""
+        key = node.left
+        if (
+            not self.rendering
+            and len(node.ops) == 1
+            and isinstance(node.ops[0], (ast.In, ast.NotIn))
+            and isinstance(key, ast.Constant)
+            and isinstance(key.value, str)
+            and _names_field(self.mla.names.vocabulary, key.value)
+            and not key.value.startswith("-")
+        ):
+            self.hit(node, f"`in` probes MLA (`{_short(key)}`)", FindingKind.PROBE, key)
+        else:
+            self.visit_children(node, aliases)
+
+    def visit_JoinedStr(self, node: ast.JoinedStr, aliases: Aliases) -> None:
+        self.rendered(node.values, aliases)
+
+    def visit_BinOp(self, node: ast.BinOp, aliases: Aliases) -> None:
+        """``n_heads * (1 + cfg.multi_latent_attention)`` counts a bool: the value depends on MLA as ``2 if
+        ... else 1`` would. Arithmetic on sizes (``n * cfg.kv_lora_rank``) is none; ``"%d" % ...`` formats."""
+        if _is_text(node.left) and isinstance(node.op, ast.Mod):
+            self.visit(node.left, aliases)
+            self.rendered([node.right], aliases)
+        elif isinstance(node.op, _ARITHMETIC) and not _is_text(node.left):
+            self.arithmetic_operand(node.left, aliases)
+            self.arithmetic_operand(node.right, aliases)
+        else:
+            self.visit_children(node, aliases)
+
+    def arithmetic_operand(self, operand: ast.expr, aliases: Aliases) -> None:
+        """An operand of arithmetic that is an MLA switch (a bool field, converted or not) or a test of one
+        (``(cfg.q_lora_rank is not None)``, ``(not cfg.multi_latent_attention)``) is a decision. An ordering
+        against an MLA size (``(pos < cfg.kv_lora_rank) * 1.0``) is an elementwise mask more often than a flag."""
+        value = operand
+        while (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id in _NUMBER_CONVERSIONS
+            and len(value.args) == 1
+            and not value.keywords
+        ):
+            value = value.args[0]
+        atom = None
+        if (isinstance(value, ast.Compare) and all(isinstance(op, (ast.Is, ast.IsNot)) for op in value.ops)) or (
+            isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.Not)
+        ):
+            atom = self.mla.atom(value, aliases)
+        elif isinstance(value, ast.Name) and self.mla.names.is_switch(value.id):
+            atom = value
+        elif isinstance(value, ast.Attribute) and self.mla.names.is_switch(value.attr):
+            atom = None if self.mla.seam.refers_to_seam(value) else value
+        if atom is None:
+            self.visit(operand, aliases)
+        else:
+            message = f"arithmetic on an MLA switch chooses a value (`{_short(atom)}`)"
+            self.hit(operand, message, FindingKind.ARITHMETIC_OPERAND, atom)
 
     def filter_predicate(self, predicate: ast.expr, aliases: Aliases) -> None:
         """``filter(lambda c: c.multi_latent_attention, configs)`` keeps the MLA ones: a decision."""
@@ -263,6 +362,17 @@ _FILTERS = frozenset(
 ) | {"filter"}
 _LITERALS = (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 _KEY_ERRORS = frozenset({"KeyError", "LookupError"})
+_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.MatMult, ast.LShift, ast.RShift)
+_NUMBER_CONVERSIONS = frozenset({"int", "float", "bool"})
+# Calls whose arguments are only shown: printed, formatted (`"...".format(...)`), or logged and warned about
+# through a logger (`logger.info`, `logging.warning`, `warnings.warn`; not `math.log`).
+_RENDERING_FUNCTIONS = frozenset({"print", "print_rank_0", "print_rank_last", "log_single_rank", "format"})
+_LOGGING_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "critical", "exception", "log"})
+_TEXT_CONVERSIONS = frozenset({"str", "repr"})  # rendered where what they convert is (`print("r=" + str(...))`)
+_BUILTIN_TYPES = frozenset({"str", "int", "float", "bool", "bytes", "type", "object", "list", "dict", "tuple", "set"})
+# The last word of a name that holds a size (`cfg.hidden_size`, `kv_channels`): `or` falling back to one selects
+# a value (`cfg.q_lora_rank or cfg.hidden_size`), as `or 0` does.
+_SIZE_WORDS = frozenset({"size", "sizes", "dim", "dims", "rank", "channels", "heads", "groups", "width", "length"})
 
 
 def _is_value(operand: ast.expr) -> bool:
@@ -279,6 +389,26 @@ def _is_value(operand: ast.expr) -> bool:
         last = name.rsplit(".", 1)[-1]
         return last[:1].isupper() and any(c.islower() for c in last)
     return isinstance(operand, (*_LITERALS, ast.Lambda, ast.JoinedStr))
+
+
+def _renders(function: ast.expr) -> bool:
+    if type(function) is ast.Name:
+        return function.id in _RENDERING_FUNCTIONS
+    if type(function) is not ast.Attribute:
+        return False
+    if function.attr in _RENDERING_FUNCTIONS:
+        return True
+    receiver = (dotted_name(function.value) or "").lower()
+    return function.attr in _LOGGING_METHODS and ("log" in receiver or "warn" in receiver)
+
+
+def _is_size(operand: ast.expr) -> bool:
+    name = dotted_name(operand)
+    return name is not None and name.rsplit(".", 1)[-1].rsplit("_", 1)[-1].lower() in _SIZE_WORDS
+
+
+def _is_text(operand: ast.expr) -> bool:
+    return isinstance(operand, ast.JoinedStr) or (isinstance(operand, ast.Constant) and isinstance(operand.value, str))
 
 
 def _caught(handler_type: ast.expr | None) -> set[str]:

@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-CATEGORIES = ("words", "fields", "attributes", "classes", "modules", "strings", "flags", "not-mla")
+CATEGORIES = ("words", "fields", "switches", "attributes", "classes", "modules", "strings", "flags", "not-mla")
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Vocabulary:
 
     words: frozenset[str]
     fields: frozenset[str]
+    switches: frozenset[str]
     attributes: frozenset[str]
     classes: frozenset[str]
     modules: frozenset[str]

@@ -36,6 +36,10 @@ class NameClassifier:
         self.is_class = lru_cache(maxsize=None)(self._is_class)
         self.is_module = lru_cache(maxsize=None)(self._is_module)
 
+    def is_switch(self, name: str) -> bool:
+        """A field that holds a bool (``multi_latent_attention``): arithmetic on it is a conditional."""
+        return name in self.vocabulary.switches and name not in self.vocabulary.not_mla
+
     def has_mla_word(self, identifier: str) -> bool:
         return not self.vocabulary.words.isdisjoint(identifier_words(identifier))
 
