@@ -308,3 +308,34 @@ def test_yapf_settings_become_ruff_settings(tmp_path: Path) -> None:
     cfg = style_for(tmp_path / "setup.cfg" / "x.py")
     assert cfg.configured and {"line-length = 120", 'format.quote-style = "preserve"'} <= set(cfg.overrides)
     assert "line-length = 80" in style_for(tmp_path / "style.yapf" / "x.py").overrides
+
+
+NOTICE = "# Copyright 2025 The Fork Authors.\n#\n# Licensed under the Apache License, Version 2.0.\n"
+ROUTED = "def rope(config):\n    return 'mla' if config.multi_latent_attention else 'rope'\n"
+
+
+@pytest.mark.parametrize(
+    ("builders", "expected"),
+    [
+        (
+            {"a.py": NOTICE + ROUTED, "b.py": NOTICE + "\n" + ROUTED, "c.py": "# Copyright 2024 Other.\n" + ROUTED},
+            NOTICE,
+        ),
+        ({"a.py": "#!/usr/bin/env python\n# SPDX-License-Identifier: MIT\nimport os\n\n\n" + ROUTED}, None),
+        ({"a.py": "# Builds the rotary embedding.\n" + ROUTED}, ""),
+    ],
+    ids=["commonest", "shebang-spdx", "no-notice"],
+)
+def test_a_new_adapter_carries_the_builders_copyright_notice(tmp_path: Path, builders: dict, expected) -> None:
+    """RLinf selects ruff's CPY001 and Megatron-LM checks copyright headers in CI: every file carries a notice, and
+    so must the adapter apply creates (the builders' commonest opening notice; a shebang is left out)."""
+    (tmp_path / "fork").mkdir()
+    (tmp_path / "pyproject.toml").write_text('[tool.seamfix]\nadapter = "fork/mla_seam.py"\n')
+    (tmp_path / "fork" / "__init__.py").write_text("")
+    for name, text in builders.items():
+        (tmp_path / "fork" / name).write_text(text)
+    assert run_seamfix("apply", cwd=tmp_path).code == 0
+    adapter = (tmp_path / "fork" / "mla_seam.py").read_text()
+    notice = "# SPDX-License-Identifier: MIT\n" if expected is None else expected
+    assert adapter.startswith(notice + '"""The MLA seam')
+    compile(adapter, "mla_seam.py", "exec")
