@@ -185,15 +185,8 @@ def _yapf_settings(directory: Path) -> dict:
     settings = _toml(directory / "pyproject.toml").get("tool", {}).get("yapf", {})
     if settings:
         return {str(key).lower().replace("-", "_"): value for key, value in settings.items()}
-    for name, section in ((".style.yapf", "style"), ("setup.cfg", "yapf")):
-        parser = configparser.ConfigParser()
-        try:
-            parser.read(directory / name)
-        except configparser.Error:
-            continue
-        if parser.has_section(section):
-            return dict(parser.items(section)) or {"based_on_style": "pep8"}
-    return {}
+    found = _ini_section(directory, ((".style.yapf", ("style",)), ("setup.cfg", ("yapf",))))
+    return {} if found is None else found or {"based_on_style": "pep8"}
 
 
 def _yapf_column_limit(settings: dict) -> int | None:
@@ -206,7 +199,15 @@ def _yapf_column_limit(settings: dict) -> int | None:
 
 
 def _isort_ini(directory: Path) -> dict:
-    for name, sections in ((".isort.cfg", ("settings", "isort")), ("setup.cfg", ("isort", "tool:isort"))):
+    return (
+        _ini_section(directory, ((".isort.cfg", ("settings", "isort")), ("setup.cfg", ("isort", "tool:isort")))) or {}
+    )
+
+
+def _ini_section(directory: Path, places: tuple[tuple[str, tuple[str, ...]], ...]) -> dict | None:
+    """The first of ``places`` (an INI file in ``directory``, its section names) found, as a dict (keys in lower
+    case); None when none is."""
+    for name, sections in places:
         parser = configparser.ConfigParser()
         try:
             parser.read(directory / name)
@@ -215,7 +216,7 @@ def _isort_ini(directory: Path) -> dict:
         for section in sections:
             if parser.has_section(section):
                 return dict(parser.items(section))
-    return {}
+    return None
 
 
 def _true(value) -> bool:
