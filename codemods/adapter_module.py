@@ -30,7 +30,7 @@ _KIND_ORDER = {"predicate": 0, "arm": 1}
 
 
 def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], path: Path,
-                  read: frozenset[str] = frozenset()) -> tuple[str, dict[str, str]]:  # fmt: skip
+                  read: frozenset[str] = frozenset(), notice: str = "") -> tuple[str, dict[str, str]]:  # fmt: skip
     """The adapter's new text and the final name of each requested placeholder.
 
     A requested function whose code equals one already in the module (whatever its name) reuses it;
@@ -38,7 +38,8 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
     function or a name of a builder asking for it holds that, the first free one of its alternatives.
     ``read``: the names the project's files read from the adapter, none of which a new function takes (one
     the module does not define is answered otherwise, by a module ``__getattr__`` re-exporting another
-    module's functions: the callers would get the new one instead).
+    module's functions: the callers would get the new one instead). ``notice``: the comment block a new module
+    starts with (the builders' copyright notice, see ``copyright_notice``).
     """
     source = (existing or "").removeprefix("\N{BYTE ORDER MARK}")  # kept in what is written, as Python reads it
     try:
@@ -73,12 +74,42 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
     if not added:
         return existing or "", names
     if not source.strip():
-        return format_module(HEADER + "\n\n" + "\n\n".join(added), path), names
+        return format_module(notice + HEADER + "\n\n" + "\n\n".join(added), path), names
     # Code written here by hand stays byte for byte (its import order, indentation, line endings): only the
     # new functions are formatted, and end their lines as the module's first line does.
     newline = "\r\n" if re.match(r"[^\n]*\r\n", existing) else "\n"
     functions = format_module("\n\n".join(added), path).replace("\n", newline)
     return existing.rstrip("\r\n") + newline * 3 + functions, names
+
+
+_NOTICE = re.compile(r"copyright|spdx-license-identifier", re.IGNORECASE)
+
+
+def copyright_notice(originals: Iterable[bytes]) -> str:
+    """The comment block that opens the builders, where it holds a copyright or license notice (a project's lint
+    or CI may require one in every file: ruff's CPY001, Megatron-LM's copyright check): the commonest such
+    block, the first builder's on a tie; empty when no builder opens with one. A shebang is left out."""
+    blocks: Counter[str] = Counter()
+    order: dict[str, int] = {}
+    for index, original in enumerate(originals):
+        try:
+            lines = original.decode("utf-8").removeprefix("\N{BYTE ORDER MARK}").splitlines()
+        except UnicodeDecodeError:
+            continue
+        if lines and lines[0].startswith("#!"):
+            lines = lines[1:]
+        block = []
+        for line in lines:
+            if not line.startswith("#"):
+                break
+            block.append(line.rstrip() + "\n")
+        text = "".join(block)
+        if _NOTICE.search(text):
+            blocks[text] += 1
+            order.setdefault(text, index)
+    if not blocks:
+        return ""
+    return min(blocks, key=lambda text: (-blocks[text], order[text]))
 
 
 def _reusable_functions(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seamfix.cache import content_digest
-from seamfix.codemods.adapter_module import merge_adapter, name_placeholders
+from seamfix.codemods.adapter_module import copyright_notice, merge_adapter, name_placeholders
 from seamfix.codemods.adapter_reach import adapter_unreachable
 from seamfix.codemods.context import Seam
 from seamfix.codemods.formatting import format_touched
@@ -166,13 +166,14 @@ def plan_apply(
     existing_text = _decode(existing, adapter)
 
     merged: dict[tuple, tuple[str, dict[str, str]]] = {}
+    notice = copyright_notice(done.original for _, done in sorted(rewritten.items()))
 
     def merge(functions):
         """The adapter holding ``functions``, merged once for the self-check and what is written alike."""
         key = tuple(functions)
         if key not in merged:
             # a deeply nested expression may have moved into it
-            merged[key] = call_with_room(merge_adapter, existing_text, functions, adapter, project.seam_reads)
+            merged[key] = call_with_room(merge_adapter, existing_text, functions, adapter, project.seam_reads, notice)
         return merged[key]
 
     polished: dict[tuple[str, bytes], bytes] = {}  # (target, named output) -> formatted: once per output

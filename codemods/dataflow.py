@@ -284,6 +284,15 @@ def own_nodes(statements: list[ast.stmt]) -> Iterator[ast.AST]:
             stack.extend(ast.iter_child_nodes(current))
 
 
+def _unbinds_a_name(target: ast.expr) -> bool:
+    """``del name`` (also inside a tuple, list or starred target), not an attribute or an item."""
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return any(_unbinds_a_name(element) for element in target.elts)
+    if isinstance(target, ast.Starred):
+        return _unbinds_a_name(target.value)
+    return isinstance(target, ast.Name)
+
+
 def _blocker(block: list[ast.stmt], aliases: dict[str, str]) -> str | None:
     """Why the block's meaning depends on being where it is, if it does (each reason is documented in the
     README's list of arms left in place)."""
@@ -295,8 +304,8 @@ def _blocker(block: list[ast.stmt], aliases: dict[str, str]) -> str | None:
             return "it holds an async comprehension"
         if isinstance(node, (ast.Global, ast.Nonlocal)):
             return "it declares a global or nonlocal name"
-        if isinstance(node, ast.Delete):
-            return "it deletes a variable"
+        if isinstance(node, ast.Delete) and any(_unbinds_a_name(target) for target in node.targets):
+            return "it deletes a variable"  # `del obj.attr` and `del obj[key]` mutate an object, as stores do
         if id(node) in outer_jumps:
             return "its `break`/`continue` leaves a loop around it"
         if isinstance(node, (*_LOOPS, ast.Try, ast.TryStar)) and node.orelse:

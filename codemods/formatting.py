@@ -154,13 +154,16 @@ def _black_and_isort(
     isort = {}
     if isort_too:
         isort = {key.replace("-", "_"): value for key, value in tool.get("isort", {}).items()} or _isort_ini(directory)
-    if not black and not isort:
+    yapf = _yapf_settings(directory)
+    if not black and not isort and not yapf:
         return None
     overrides = []
-    line_length = black.get("line_length", isort.get("line_length"))
+    line_length = black.get("line_length", isort.get("line_length", _yapf_column_limit(yapf)))
     if line_length is not None:
         overrides.append(f"line-length = {int(line_length)}")
-    if _true(black.get("skip_string_normalization")):
+    if _true(black.get("skip_string_normalization")) or not black:
+        # Only black (or ruff's formatter) normalizes quotes: under isort or yapf alone the project's quotes are its
+        # own (ms-swift: yapf, isort and pre-commit's `double-quote-string-fixer`), and apply keeps them as written.
         overrides.append('format.quote-style = "preserve"')
     if _true(black.get("skip_magic_trailing_comma")):
         overrides += ["format.skip-magic-trailing-comma = true", "lint.isort.split-on-trailing-comma = false"]
@@ -176,8 +179,35 @@ def _black_and_isort(
     return overrides, tuple(_names(isort.get("known_first_party", []))), tools
 
 
+def _yapf_settings(directory: Path) -> dict:
+    """yapf's style settings in ``directory`` (``.style.yapf``, ``setup.cfg``'s ``[yapf]``, ``[tool.yapf]``),
+    keys in lower case; empty when it configures none."""
+    settings = _toml(directory / "pyproject.toml").get("tool", {}).get("yapf", {})
+    if settings:
+        return {str(key).lower().replace("-", "_"): value for key, value in settings.items()}
+    found = _ini_section(directory, ((".style.yapf", ("style",)), ("setup.cfg", ("yapf",))))
+    return {} if found is None else found or {"based_on_style": "pep8"}
+
+
+def _yapf_column_limit(settings: dict) -> int | None:
+    """yapf's line length: ``column_limit``, else its base style's (pep8 79, google and facebook 80)."""
+    if not settings:
+        return None
+    if "column_limit" in settings:
+        return int(settings["column_limit"])
+    return 80 if str(settings.get("based_on_style", "pep8")).strip().lower() in ("google", "facebook") else 79
+
+
 def _isort_ini(directory: Path) -> dict:
-    for name, sections in ((".isort.cfg", ("settings", "isort")), ("setup.cfg", ("isort", "tool:isort"))):
+    return (
+        _ini_section(directory, ((".isort.cfg", ("settings", "isort")), ("setup.cfg", ("isort", "tool:isort")))) or {}
+    )
+
+
+def _ini_section(directory: Path, places: tuple[tuple[str, tuple[str, ...]], ...]) -> dict | None:
+    """The first of ``places`` (an INI file in ``directory``, its section names) found, as a dict (keys in lower
+    case); None when none is."""
+    for name, sections in places:
         parser = configparser.ConfigParser()
         try:
             parser.read(directory / name)
@@ -186,7 +216,7 @@ def _isort_ini(directory: Path) -> dict:
         for section in sections:
             if parser.has_section(section):
                 return dict(parser.items(section))
-    return {}
+    return None
 
 
 def _true(value) -> bool:

@@ -248,3 +248,94 @@ def test_a_black_formatted_file_of_a_project_configuring_no_formatter_stays_blac
     assert (after / "fork" / "loose.py").read_text() == "from fork import mla_seam\n\n" + routed
     for module in ("fork.builders", "fork.loose"):
         assert behaviour(after, module) == behaviour(before, module)
+
+
+def _double_quoted_strings(text: str) -> list[str]:
+    """Single-line strings in double quotes: what pre-commit's `double-quote-string-fixer` rewrites."""
+    import io
+    import tokenize
+
+    tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+    return [t.string for t in tokens if t.type == tokenize.STRING and t.string[:1] == '"' and t.string[:3] != '"""']
+
+
+YAPF_OR_ISORT = {
+    "isort": "[isort]\nline_length = 120\nknown_first_party = fork\n",
+    "yapf": "[yapf]\nbased_on_style = pep8\ncolumn_limit = 120\n",
+    "isort-and-yapf": "[isort]\nline_length = 120\n\n[yapf]\nBASED_ON_STYLE = pep8\nCOLUMN_LIMIT = 120\n",
+}
+
+
+@pytest.mark.parametrize("setup_cfg", YAPF_OR_ISORT.values(), ids=YAPF_OR_ISORT)
+def test_a_project_formatted_by_isort_or_yapf_keeps_its_quotes(tmp_path: Path, setup_cfg: str) -> None:
+    """ms-swift and mcore-bridge format by yapf and isort (`setup.cfg`) and keep single quotes by pre-commit's
+    `double-quote-string-fixer`: neither normalizes quotes as black does, so apply keeps the project's own in
+    the lines it writes and in the arms it moves into the adapter."""
+    before = tmp_path / "before"
+    (before / "fork").mkdir(parents=True)
+    (before / "pyproject.toml").write_text('[tool.seamfix]\nadapter = "fork/mla_seam.py"\n')
+    (before / "setup.cfg").write_text(setup_cfg)
+    (before / "fork" / "__init__.py").write_text("")
+    (before / "fork" / "rope.py").write_text(
+        "def rope_settings(config, scaling):\n"
+        "    if config.multi_latent_attention:\n"
+        "        config.rope_type = 'rope'  # the transformers implementation\n"
+        "        config.mscale_all_dim = 0.\n"
+        "        config.cache_mla_latents = False\n"
+        "        if scaling and scaling['rope_type'] == 'yarn':\n"
+        "            config.mscale = scaling['mscale']\n"
+        "    if config.multi_latent_attention and config.rope_type == 'yarn':\n"
+        "        return 'yarn'\n"
+        "    return config.rope_type\n"
+    )
+    after = tmp_path / "after"
+    shutil.copytree(before, after)
+    assert run_seamfix("apply", cwd=after).code == 0
+    builder, adapter = (after / "fork" / "rope.py").read_text(), (after / "fork" / "mla_seam.py").read_text()
+    assert "mla_seam." in builder and "'rope'" in adapter  # routed, the arm moved
+    assert _double_quoted_strings(builder) == [] and _double_quoted_strings(adapter) == []
+    assert behaviour(after, "fork.rope") == behaviour(before, "fork.rope")
+
+
+def test_yapf_settings_become_ruff_settings(tmp_path: Path) -> None:
+    """yapf's column limit (or its base style's) is the line length; quotes are left as written."""
+    for name, text in (
+        ("setup.cfg", "[yapf]\ncolumn_limit = 120\n"),
+        (".style.yapf", "[style]\nbased_on_style = google\n"),
+    ):
+        (tmp_path / name.strip(".")).mkdir()
+        (tmp_path / name.strip(".") / name).write_text(text)
+    cfg = style_for(tmp_path / "setup.cfg" / "x.py")
+    assert cfg.configured and {"line-length = 120", 'format.quote-style = "preserve"'} <= set(cfg.overrides)
+    assert "line-length = 80" in style_for(tmp_path / "style.yapf" / "x.py").overrides
+
+
+NOTICE = "# Copyright 2025 The Fork Authors.\n#\n# Licensed under the Apache License, Version 2.0.\n"
+ROUTED = "def rope(config):\n    return 'mla' if config.multi_latent_attention else 'rope'\n"
+
+
+@pytest.mark.parametrize(
+    ("builders", "expected"),
+    [
+        (
+            {"a.py": NOTICE + ROUTED, "b.py": NOTICE + "\n" + ROUTED, "c.py": "# Copyright 2024 Other.\n" + ROUTED},
+            NOTICE,
+        ),
+        ({"a.py": "#!/usr/bin/env python\n# SPDX-License-Identifier: MIT\nimport os\n\n\n" + ROUTED}, None),
+        ({"a.py": "# Builds the rotary embedding.\n" + ROUTED}, ""),
+    ],
+    ids=["commonest", "shebang-spdx", "no-notice"],
+)
+def test_a_new_adapter_carries_the_builders_copyright_notice(tmp_path: Path, builders: dict, expected) -> None:
+    """RLinf selects ruff's CPY001 and Megatron-LM checks copyright headers in CI: every file carries a notice, and
+    so must the adapter apply creates (the builders' commonest opening notice; a shebang is left out)."""
+    (tmp_path / "fork").mkdir()
+    (tmp_path / "pyproject.toml").write_text('[tool.seamfix]\nadapter = "fork/mla_seam.py"\n')
+    (tmp_path / "fork" / "__init__.py").write_text("")
+    for name, text in builders.items():
+        (tmp_path / "fork" / name).write_text(text)
+    assert run_seamfix("apply", cwd=tmp_path).code == 0
+    adapter = (tmp_path / "fork" / "mla_seam.py").read_text()
+    notice = "# SPDX-License-Identifier: MIT\n" if expected is None else expected
+    assert adapter.startswith(notice + '"""The MLA seam')
+    compile(adapter, "mla_seam.py", "exec")
