@@ -83,12 +83,16 @@ def merge_adapter(existing: str | None, requested: Iterable[AdapterFunction], pa
 
 
 _NOTICE = re.compile(r"copyright|spdx-license-identifier", re.IGNORECASE)
+# PEP 263's encoding declaration, honoured on a file's first two lines (tokenize's own pattern)
+_ENCODING_DECLARATION = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+", re.ASCII)
 
 
 def copyright_notice(originals: Iterable[bytes]) -> str:
     """The comment block that opens the builders, where it holds a copyright or license notice (a project's lint
     or CI may require one in every file: ruff's CPY001, Megatron-LM's copyright check): the commonest such
-    block, the first builder's on a tie; empty when no builder opens with one. A shebang is left out."""
+    block, the first builder's on a tie; empty when no builder opens with one. A shebang is left out, and so is
+    an encoding declaration: the adapter is written in UTF-8, and a builder's `# -*- coding: latin-1 -*-` on its
+    first lines would make Python read the adapter's non-ASCII text as other characters."""
     blocks: Counter[str] = Counter()
     order: dict[str, int] = {}
     for index, original in enumerate(originals):
@@ -96,6 +100,7 @@ def copyright_notice(originals: Iterable[bytes]) -> str:
             lines = original.decode("utf-8").removeprefix("\N{BYTE ORDER MARK}").splitlines()
         except UnicodeDecodeError:
             continue
+        lines = [line for number, line in enumerate(lines) if number > 1 or not _ENCODING_DECLARATION.match(line)]
         if lines and lines[0].startswith("#!"):
             lines = lines[1:]
         block = []

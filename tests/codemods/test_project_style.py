@@ -339,3 +339,34 @@ def test_a_new_adapter_carries_the_builders_copyright_notice(tmp_path: Path, bui
     notice = "# SPDX-License-Identifier: MIT\n" if expected is None else expected
     assert adapter.startswith(notice + '"""The MLA seam')
     compile(adapter, "mla_seam.py", "exec")
+
+
+def test_an_encoding_declaration_above_the_notice_stays_out_of_the_adapter(tmp_path: Path) -> None:
+    """The adapter is written in UTF-8: a builder's `# -*- coding: latin-1 -*-` above its notice, copied into it,
+    made Python read the moved arm's `"café"` as `"cafÃ©"`."""
+    header = b"# -*- coding: latin-1 -*-\n# Copyright 2024 The Fork Authors.\n\n\n"
+    builders = {
+        "model_a.py": header + b"def width(config):\n    if config.multi_latent_attention:\n"
+        b"        return config.kv_lora_rank\n    return 0\n",
+        "model_b.py": header + b"def label(config, log):\n    if config.multi_latent_attention:\n"
+        b'        log("caf\xe9 %s" % config.kv_lora_rank)\n        log("mla")\n    return "d\xe9j\xe0"\n',
+    }  # fmt: skip
+    check = (
+        "import types, model_a, model_b\nout = []\nfor flag in (True, False):\n"
+        "    config = types.SimpleNamespace(multi_latent_attention=flag, kv_lora_rank=4)\n"
+        "    out.append((model_a.width(config), model_b.label(config, out.append)))\nprint(ascii(out))\n"
+    )
+    printed = []
+    for tree in ("before", "after"):
+        (tmp_path / tree).mkdir()
+        (tmp_path / tree / "pyproject.toml").write_text('[tool.seamfix]\nadapter = "mla_seam.py"\n')
+        for name, data in builders.items():
+            (tmp_path / tree / name).write_bytes(data)
+        if tree == "after":
+            assert run_seamfix("apply", cwd=tmp_path / tree).code == 0
+            adapter = (tmp_path / tree / "mla_seam.py").read_text()
+            assert adapter.startswith('# Copyright 2024 The Fork Authors.\n"""The MLA seam'), adapter
+        proc = subprocess.run([sys.executable, "-c", check], cwd=tmp_path / tree, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        printed.append(proc.stdout)
+    assert printed[1] == printed[0] == "['caf\\xe9 4', 'mla', (4, 'd\\xe9j\\xe0'), (0, 'd\\xe9j\\xe0')]\n"
