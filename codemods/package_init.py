@@ -442,10 +442,28 @@ def _runs_as_script(tree: ast.Module, calls: bool = True) -> str | None:
                 isinstance(side, ast.Constant) and side.value == "__main__" for side in sides
             ):
                 return '`if __name__ == "__main__":`'
+    defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
     for node in _top_level_statements(tree.body) if calls else ():
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
             return f"`{ast.unparse(node.value.func)}(...)` at its top level"
+        if isinstance(node, ast.Expr) and not isinstance(node.value, ast.Constant):  # `main() or sys.exit(1)`
+            return f"`{ast.unparse(node.value)}` at its top level"
+        # its own function called as the top level runs: `raise SystemExit(main())`, `status = main()`
+        called = next((name for name in _calls_run(node) if name in defined), None)
+        if called is not None:
+            return f"`{called}(...)` called at its top level"
     return None
+
+
+def _calls_run(statement: ast.stmt) -> Iterator[str]:
+    """The names called by ``statement``'s own expressions as it runs (not those of its blocks' statements,
+    nor of the lambdas in it)."""
+    todo = [child for child in ast.iter_child_nodes(statement) if not isinstance(child, ast.stmt)]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            yield node.func.id
+        todo.extend(child for child in ast.iter_child_nodes(node) if not isinstance(child, ast.Lambda))
 
 
 def _top_level_statements(statements: list[ast.stmt]) -> Iterator[ast.stmt]:

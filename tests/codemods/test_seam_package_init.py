@@ -200,7 +200,13 @@ def test_a_script_inside_the_seams_package_is_left_unless_it_imports_the_package
         assert outcome.returncode == 0 and outcome.stdout == "1\n", outcome.stderr
 
 
-@pytest.mark.parametrize("script", [f"{BUILDER}\n\n{RUN}", SCRIPT, f"{BUILDER}\n\nif True:\n    {RUN}"])
+MAIN = f"{BUILDER}\n\ndef main():\n    {RUN}    return 0\n\n\n"
+# a script's work need not be a call statement: `raise SystemExit(main())`, `status = main()`, `main() and ...`
+MAIN_CALLED = [f"{MAIN}raise SystemExit(main())\n", f"{MAIN}status = main()\n", f"{MAIN}main() and exit(1)\n",
+               f"{MAIN}with open(__file__):\n    STATUS = main()\n"]  # fmt: skip
+
+
+@pytest.mark.parametrize("script", [f"{BUILDER}\n\n{RUN}", SCRIPT, f"{BUILDER}\n\nif True:\n    {RUN}", *MAIN_CALLED])
 def test_a_script_in_a_folder_of_its_own_is_left_beside_a_top_level_adapter(script: str, tmp_path: Path) -> None:
     # `python tools/flops.py` puts `tools/` first on sys.path, not the project: `import mla_seam` fails there
     root = project(tmp_path, {"tools/flops.py": script}, 'adapter = "mla_seam.py"')
