@@ -671,6 +671,37 @@ def test_a_decision_moved_out_of_its_block_leaks_where_its_line_kept_its_text(re
             [([2, 3, 4], [2, 3, 4]), ([], [])],
             id="comment-like-string-line",
         ),
+        pytest.param(  # definitions reordered: what each decides is the same
+            "def f(cfg):\n    return 1 if cfg.kv_lora_rank else 0\n\n\ndef g(x):\n    return x\n",
+            "def g(x):\n    return x\n\n\ndef f(cfg):\n    return 1 if cfg.kv_lora_rank else 0\n",
+            [([], []), ([], [])],
+            id="definitions-reordered",
+        ),
+        pytest.param(  # two definitions of one name: the later one wins, so their order decides
+            "def f(cfg):\n    return cfg.kv_lora_rank\n\n\ndef f(cfg):\n    return 0\n",
+            "def f(cfg):\n    return 0\n\n\ndef f(cfg):\n    return cfg.kv_lora_rank\n",
+            [([], [1, 2]), ([5, 6], [])],
+            id="same-name-definitions-reordered",
+        ),
+        pytest.param(
+            "def f(cfg):\n    if cfg.kv_lora_rank:\n        x = 1\n    else:\n        x = 2\n    return x\n",
+            "def f(cfg):\n    x = 1 if cfg.kv_lora_rank else 2\n    return x\n",
+            [([], [])],
+            id="if-made-a-conditional-expression",
+        ),
+        pytest.param(
+            "def f(cfg):\n    if cfg.a:\n        return 0\n    elif cfg.kv_lora_rank:\n        return 1\n"
+            "    else:\n        return 2\n",
+            "def f(cfg):\n    return 0 if cfg.a else 1 if cfg.kv_lora_rank else 2\n",
+            [([], [])],
+            id="elif-returns-made-conditional-expressions",
+        ),
+        pytest.param(  # the arms swapped: a changed decision
+            "def f(cfg):\n    if cfg.kv_lora_rank:\n        x = 1\n    else:\n        x = 2\n    return x\n",
+            "def f(cfg):\n    x = 2 if cfg.kv_lora_rank else 1\n    return x\n",
+            [([2, 3, 4, 5], [2])],
+            id="conditional-expression-arms-swapped",
+        ),
         pytest.param("def f(cfg:\n    pass\n", "def f(cfg):\n    pass\n", [None], id="a-side-does-not-parse"),
     ],
 )

@@ -66,7 +66,7 @@ class UnsupportedRelease(ImportError):
 
 
 def installed_minor() -> tuple[int, int]:
-    match = re.match(r"(\d+)\.(\d+)", installed_version())
+    match = re.match(r"(\d+)\.(\d+)(?=\.|$)", installed_version())  # `0.1a.1` is no 0.1
     if match is None:
         raise UnsupportedRelease(
             f"megatron-core's version `{installed_version()}` names no release (MAJOR.MINOR...): "

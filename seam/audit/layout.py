@@ -23,6 +23,7 @@ import copy
 import difflib
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 
@@ -30,6 +31,7 @@ from seamfix.audit.diff import Hunk
 
 _LINE = re.compile(rb"[^\n]*\n|[^\n]+\Z")  # git's lines: each ends at `\n`
 _DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+_DEFINITIONS = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 _BLOCKS = ("body", "orelse", "finalbody")
 _CLAUSES = ("handlers", "cases")
 SAME, SAME_HEADER, NEW_HEADER = "same", "same header", "new header"  # how a statement pairs with the other side's
@@ -105,10 +107,11 @@ class _Statement:
     its header (see ``_header``), its lines, the statement whose block holds it, and its own blocks. Equal whole
     digests are equal trees: each is its header's and its blocks' digests, digested."""
 
-    __slots__ = ("kind", "digest", "header", "first", "last", "header_lines", "parent", "blocks", "clauses")
+    __slots__ = ("kind", "name", "digest", "header", "first", "last", "header_lines", "parent", "blocks", "clauses")
 
     def __init__(self, node: ast.stmt, parent: _Statement | None) -> None:
         self.kind = type(node)
+        self.name = node.name if isinstance(node, _DEFINITIONS) else None
         self.first, self.last = _first_line(node), _last_line(node)
         self.parent = parent
         self.blocks = [
@@ -154,7 +157,7 @@ class _Side:
             for node in ast.walk(tree):
                 if isinstance(node, _DOCUMENTED) and node.body and _is_docstring(node.body[0]):
                     node.body[0].value.value = ""
-            return cls(source, tree)
+            return cls(source, _ConditionalExpressions().visit(tree))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
 
@@ -254,7 +257,12 @@ def _align(
     new_marks: dict[int, str],
 ) -> None:
     """Mark the statements of two blocks that are the same (SAME), as a diff pairs lines; within a run that
-    changed, see ``_align_changed``."""
+    changed, see ``_align_changed``. A definition moved within its block (functions reordered) is the same: the
+    order of definitions decides nothing, unless its name is defined twice there (the later one wins)."""
+    for before, after in _moved_definitions(old, new):
+        old_marks[id(before)] = new_marks[id(after)] = SAME
+    old = [statement for statement in old if id(statement) not in old_marks]
+    new = [statement for statement in new if id(statement) not in new_marks]
     matcher = difflib.SequenceMatcher(None, [s.digest for s in old], [s.digest for s in new], autojunk=False)
     for tag, old_first, old_end, new_first, new_end in matcher.get_opcodes():
         if tag == "equal":
@@ -262,6 +270,20 @@ def _align(
             new_marks.update((id(n), SAME) for n in new[new_first:new_end])
         elif tag == "replace":
             _align_changed(old[old_first:old_end], new[new_first:new_end], old_marks, new_marks)
+
+
+def _moved_definitions(old: list[_Statement], new: list[_Statement]) -> list[tuple[_Statement, _Statement]]:
+    """The definitions (`def`, `class`) the same on both sides of a block, paired, whose name each side defines
+    once."""
+    once = []
+    for block in (old, new):
+        count = Counter(statement.name for statement in block if statement.name is not None)
+        once.append({s.name: s for s in block if s.name is not None and count[s.name] == 1})
+    return [
+        (before, after)
+        for name, before in once[0].items()
+        if (after := once[1].get(name)) is not None and after.digest == before.digest
+    ]
 
 
 def _align_changed(
@@ -285,6 +307,44 @@ def _align_changed(
             old_marks[id(o)] = new_marks[id(n)] = mark
             for inner_old, inner_new in _paired_blocks(o, n):
                 _align(inner_old, inner_new, old_marks, new_marks)
+
+
+class _ConditionalExpressions(ast.NodeTransformer):
+    """An `if` whose two arms each assign the same target (or each return) one value is written as that one
+    statement with a conditional expression: the same decision either way, so turning one into the other changes
+    no statement."""
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        super().generic_visit(node)
+        for name in _BLOCKS:
+            block = getattr(node, name, None)
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                setattr(node, name, _with_conditional_expressions(block))
+        return node
+
+
+def _with_conditional_expressions(block: list[ast.stmt]) -> list[ast.stmt]:
+    return [
+        _one_statement(statement)
+        if isinstance(statement, ast.If) and len(statement.body) == len(statement.orelse) == 1
+        else statement
+        for statement in block
+    ]
+
+
+def _one_statement(statement: ast.If) -> ast.stmt:
+    """``if test: x = a`` / ``else: x = b`` as ``x = a if test else b`` (``return`` alike) on the `if`'s lines, where
+    both arms assign the same targets or both return a value; else the `if` as it was."""
+    then, otherwise = *statement.body, *statement.orelse
+    if isinstance(then, ast.Assign) and isinstance(otherwise, ast.Assign):
+        if [ast.dump(t) for t in then.targets] != [ast.dump(t) for t in otherwise.targets]:
+            return statement
+        merged: ast.stmt = ast.Assign(then.targets, ast.IfExp(statement.test, then.value, otherwise.value))
+    elif isinstance(then, ast.Return) and isinstance(otherwise, ast.Return) and then.value and otherwise.value:
+        merged = ast.Return(ast.IfExp(statement.test, then.value, otherwise.value))
+    else:
+        return statement
+    return ast.copy_location(merged, statement)
 
 
 def _header(statement: ast.stmt) -> bytes:

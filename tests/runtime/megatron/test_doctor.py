@@ -95,11 +95,12 @@ def test_a_release_newer_than_the_table_is_reported(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_version_that_names_no_release_is_an_error(tmp_path):
-    result = doctor(NEWEST, _with_minor(tmp_path, "'dev'"))
+@pytest.mark.parametrize("minor, version", [("'dev'", "0.dev.1"), ("'1a'", "0.1a.1")])  # 1a: no 0.1 (too old)
+def test_a_version_that_names_no_release_is_an_error(tmp_path, minor, version):
+    result = doctor(NEWEST, _with_minor(tmp_path, minor))
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.splitlines()[-1] == (
-        "seamfix: error: doctor cannot run: megatron-core's version `0.dev.1` names no release "
+        f"seamfix: error: doctor cannot run: megatron-core's version `{version}` names no release "
         "(MAJOR.MINOR...): seamfix cannot tell which differences apply"
     )
 
