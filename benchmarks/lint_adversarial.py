@@ -3,11 +3,12 @@ adversarial round"): hand-written snippets (benchmarks/lint_adversarial.toml), e
 not before lint ran, linted through the command line with the defaults (so that test files get the default
 `per-file-ignores`), one file per case.
 
-    python benchmarks/lint_adversarial.py [--seamfix PATH] [-v]
+    python benchmarks/lint_adversarial.py [CASES.toml] [--seamfix PATH] [-v]
 
 prints recall (labelled decisions flagged) and precision (flagged cases that are decisions) per group, and the
 misclassified cases; exit status 1 if any. `--seamfix` runs another build (a `seamfix` executable) on the same
-cases. Every misclassification the round fixed is also a VALID or INVALID sample of SEAM001.
+cases. CASES.toml: another set in the same format (default lint_adversarial.toml), such as
+benchmarks/lint_heldout_3.toml (the third round's independent held-out set). Every misclassification the round fixed is also a VALID or INVALID sample of SEAM001.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ FILES = {
     "test": "tests/unit_tests/test_{id}.py",
     "conftest": "tests/conftest.py",
     "core-test": "megatron/core/test_{id}.py",
+    "core": "megatron/core/case_{id}.py",
+    "tools": "tools/checkpoint/case_{id}.py",
 }
 
 
@@ -55,14 +58,17 @@ def findings_per_case(seamfix: str, cases: list[dict]) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("cases", nargs="?", type=Path, default=CASES, help="the cases (default: %(default)s)")
     parser.add_argument("--seamfix", default=str(Path(sys.executable).with_name("seamfix")))
     parser.add_argument("-v", "--verbose", action="store_true", help="print the code of misclassified cases")
     args = parser.parse_args()
-    cases = load()
+    cases = load(args.cases)
     counts = findings_per_case(args.seamfix, cases)
     wrong = 0
     for group in ("development", "held-out"):
         members = [case for case in cases if case["group"] == group]
+        if not members:
+            continue
         decisions = sum(case["decision"] for case in members)
         flagged = [case for case in members if counts[case["id"]]]
         hits = sum(case["decision"] for case in flagged)
