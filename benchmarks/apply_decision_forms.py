@@ -176,6 +176,14 @@ FORMS = {
     "probe of an MLA submodule": "def f(config, log):\n" + _IF.format("hasattr(config, 'linear_kv_down_proj')"),
     "key `in` assigned": "def f(hf_config):\n    is_mla = 'kv_lora_rank' in hf_config\n    return is_mla\n",
     "weight name of an MLA submodule": "def f(hf_config, log):\n" + _IF.format("'linear_q_down_proj' in hf_config"),
+    # third round
+    "dotted weight name of an MLA submodule": (
+        "def f(hf_config, log):\n" + _IF.format("'self_attention.linear_kv_up_proj.weight' in hf_config")
+    ),
+    "Hugging Face MLA weight name": "def f(hf_config, log):\n" + _IF.format("'kv_a_proj_with_mqa' in hf_config"),
+    "MindSpeed-LLM's MLA switch": (
+        "def f(config, log):\n" + _IF.format("getattr(config, 'multi_head_latent_attention', False)")
+    ),
 }
 
 # The forms apply leaves, with part of the reason its summary gives (or of each reason, for several findings).

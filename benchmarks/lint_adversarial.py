@@ -8,7 +8,8 @@ not before lint ran, linted through the command line with the defaults (so that 
 prints recall (labelled decisions flagged) and precision (flagged cases that are decisions) per group, and the
 misclassified cases; exit status 1 if any. `--seamfix` runs another build (a `seamfix` executable) on the same
 cases. CASES.toml: another set in the same format (default lint_adversarial.toml), such as
-benchmarks/lint_heldout_3.toml (the third round's independent held-out set). Every misclassification the round fixed is also a VALID or INVALID sample of SEAM001.
+benchmarks/lint_heldout_3.toml (the third round's independent held-out set). Every misclassification the
+round fixed is also a VALID or INVALID sample of SEAM001.
 """
 
 from __future__ import annotations

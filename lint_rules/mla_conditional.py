@@ -188,6 +188,15 @@ class MLAConditional(AstRule):
         "def f(cfg):\n    latent = cfg.kv_lora_rank and cfg.kv_lora_rank > 0\n    return latent\n",
         "def f(self):\n    self.recompute_up = self.selective and 'mla_up_proj' in self.config.recompute_modules\n",
         "def f(cfg, rank):\n    rank = rank or cfg.hidden_size\n    return rank\n",
+        # Third round (an independent held-out set). A table of MLA weight names (Megatron's dotted names,
+        # DeepSeek's Hugging Face ones) is data; a dense weight name, LoRA targets and copying the Hugging Face
+        # head dims are no MLA tests.
+        "MLA_RENAMES = {'self_attention.linear_q_down_proj.weight': 'self_attn.q_a_proj.weight',\n"
+        "               'self_attention.linear_kv_up_proj.weight': 'self_attn.kv_b_proj.weight'}\n",
+        "def f(sd):\n    if 'decoder.layers.0.self_attention.linear_qkv.weight' in sd:\n        pass\n",
+        "def f(name):\n    if 'q_proj' in name or 'lora_A' in name:\n        pass\n",
+        "def f(args, hf):\n    args.qk_pos_emb_head_dim = hf.qk_rope_head_dim\n"
+        "    args.qk_head_dim = hf.qk_nope_head_dim\n",
     )
     INVALID = (
         Invalid("if config.multi_latent_attention:\n    pass\n", line=1),
@@ -406,6 +415,20 @@ class MLAConditional(AstRule):
         # A probe for an MLA submodule, or a weight name tested for one, asks whether the model is MLA.
         Invalid("def f(attn):\n    if hasattr(attn, 'linear_kv_down_proj'):\n        pass\n", line=2),
         Invalid("def f(name):\n    return 1 if 'linear_q_down_proj' in name else 2\n", line=2),
+        # Third round. A dotted weight name whose component is an MLA submodule or field names it too.
+        Invalid("def f(key):\n    if key.endswith('linear_q_down_proj.weight'):\n        pass\n", line=2),
+        Invalid(
+            "def f(sd):\n    if 'decoder.layers.0.self_attention.linear_kv_up_proj.weight' in sd:\n        pass\n",
+            line=2,
+        ),
+        # DeepSeek's Hugging Face MLA weights (q_a_proj, kv_a_proj_with_mqa, kv_b_proj, ...) in checkpoint code.
+        Invalid("def f(name):\n    if 'kv_a_proj_with_mqa' in name:\n        pass\n", line=2),
+        Invalid("def f(hf_sd):\n    return [k for k in hf_sd if 'kv_b_proj' in k]\n", line=2),
+        Invalid("def f(name):\n    return name.replace('q_a_proj', 'q') if 'q_a_proj' in name else name\n", line=2),
+        # MindSpeed-LLM's flag (`--multi-head-latent-attention`), and DeepSeek's Hugging Face head dims.
+        Invalid("def f(args):\n    if getattr(args, 'multi_head_latent_attention', False):\n        pass\n", line=2),
+        Invalid("def f(args):\n    if args.multi_head_latent_attention:\n        pass\n", line=2),
+        Invalid("def f(hf):\n    if hf.qk_rope_head_dim > 0:\n        pass\n", line=2),
     )
 
     def check(self, source: SourceFile) -> Iterator[Hit]:

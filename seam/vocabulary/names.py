@@ -60,7 +60,12 @@ class NameClassifier:
         normalized = _flag_field(value)
         if normalized in self.vocabulary.not_mla:
             return False
-        return value in self._string_values or normalized in self._string_values or self.has_mla_word(normalized)
+        if value in self._string_values or normalized in self._string_values or self.has_mla_word(normalized):
+            return True
+        # A dotted weight name names MLA by a component (`self_attention.linear_kv_down_proj.weight`)
+        return "." in value and any(
+            part in self._string_values and part not in self.vocabulary.not_mla for part in value.split(".")
+        )
 
     def _is_class(self, name: str) -> bool:
         """A class name: listed, or a CapWords name with an MLA word (``FusedMLASelfAttention``)."""
