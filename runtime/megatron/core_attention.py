@@ -17,6 +17,7 @@ from megatron.core import tensor_parallel
 from megatron.core.transformer.dot_product_attention import DotProductAttention
 from megatron.core.transformer.enums import AttnMaskType
 
+from ..kernels.backend import require
 from .flash_mla import flash_attn_varlen_func
 
 
@@ -99,11 +100,15 @@ class MLAScaledDotProductAttention(MLADotProductAttention):
                 "MLAScaledDotProductAttention packs sequences in the 'thd' format only, without attention dropout, a "
                 "sliding window or softmax offsets; build with backend='te' for them"
             )
+        # Padded offsets place each sequence; its own count of tokens ends it, so no query reads the padding.
+        rows_q, rows_kv = _real_rows(params, "q"), _real_rows(params, "kv")
         context = flash_attn_varlen_func(
-            query, key, value, _sequence_starts(params, "q"), _sequence_starts(params, "kv"), params.max_seqlen_q,
-            params.max_seqlen_kv,
+            query[rows_q], key[rows_kv], value[rows_kv], params.cu_seqlens_q, params.cu_seqlens_kv,
+            params.max_seqlen_q, params.max_seqlen_kv,
             softmax_scale=self.unscaled_softmax_scale, causal="causal" in mask_type.name,
         )  # fmt: skip
+        # The padding's rows come back as zeros.
+        context = context.new_zeros(query.size(0), *context.shape[1:]).index_copy(0, rows_q, context)
         return context.reshape(context.size(0), -1)
 
     def _attend(self, query, key, value, mask, mask_type: AttnMaskType):
@@ -137,10 +142,19 @@ class MLAScaledDotProductAttention(MLADotProductAttention):
         return attend()
 
 
-def _sequence_starts(params, side: str):
-    """Where packed sequences start: the padded offsets where given (each sequence's padding comes after it)."""
+def _real_rows(params, side: str) -> torch.Tensor:
+    """The rows of the packed tensor that hold tokens: each sequence's ``cu_seqlens`` count from its padded start
+    (``cu_seqlens_{side}_padded``, where given, places each sequence; its padding comes after it)."""
+    starts = getattr(params, f"cu_seqlens_{side}")
     padded = getattr(params, f"cu_seqlens_{side}_padded", None)
-    return padded if padded is not None else getattr(params, f"cu_seqlens_{side}")
+    lengths = starts.diff().tolist()
+    placed = starts.tolist() if padded is None else padded.tolist()
+    room = [later - earlier for earlier, later in zip(placed, placed[1:], strict=False)]
+    require(len(room) == len(lengths) and all(map(int.__ge__, room, lengths)), "cu_seqlens_{side}_padded must hold "
+            "each sequence of cu_seqlens_{side}, got {placed} for {starts}", side=side, placed=placed,
+            starts=starts.tolist())  # fmt: skip
+    rows = [torch.arange(start, start + length) for start, length in zip(placed, lengths, strict=False)]
+    return torch.cat([torch.zeros(0, dtype=torch.long), *rows]).to(starts.device)
 
 
 _causal_masks_seen: list[tuple[weakref.ref, int]] = []
