@@ -192,6 +192,16 @@ def checks(seam, init_url: str) -> dict:
             "grouped_query_heads": error_message(
                 lambda: build_gpt(seam, seam.mla_config(**MODEL_FIELDS, num_query_groups=2))
             ),
+            # RoPE rotates channels in pairs: odd widths failed deep in Megatron's RoPE (at the first forward, or
+            # as the layer was built) or, 1 wide, ran.
+            "odd_rope_width": {
+                width: error_message(
+                    lambda width=width: build_gpt(
+                        seam, seam.mla_config(**{**MODEL_FIELDS, "qk_pos_emb_head_dim": width})
+                    )(**batch())
+                )
+                for width in (1, 3, 5)
+            },
             "training_with_attention_dropout": train_one_step(
                 build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, "attention_dropout": 0.25}))
             ),

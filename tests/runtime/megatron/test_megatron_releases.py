@@ -196,6 +196,15 @@ def test_grouped_keys_are_refused_when_the_layer_is_built(release, release_check
 
 
 @per_release
+def test_an_odd_rope_width_is_refused_when_the_layer_is_built(release, release_checks):
+    # Second adversarial round: Megatron's RoPE failed with shape errors naming no field (3 and 5 wide), or ran.
+    for width, message in release_checks(release)["odd_rope_width"].items():
+        assert message.startswith(
+            f"ValueError: qk_pos_emb_head_dim={width} must be even: RoPE rotates the key and query channels in pairs"
+        )
+
+
+@per_release
 def test_the_adapter_prepares_a_local_layer_for_absorbed_decode(release, release_checks):
     absorption = release_checks(release)["absorption"]
     if minor(release) < (0, 14):  # no cache_mla_latents
