@@ -226,6 +226,7 @@ def checks(seam, init_url: str) -> dict:
             "fused_core_attention": fused_core_attention(seam, config),
             "absorption": absorption(seam),
             "te_flag_after_build": getattr(multi_latent_attention, "HAVE_TE", None),
+            "installed_kernels": seam.install_mla_kernels(),  # last: it changes what Megatron's attention calls
         }
     inside_tracker = megatron_random._CUDA_RNG_STATE_TRACKER
     result["cpu_mode_restored"] = _cpu_mode_targets(megatron_random, fused_softmax, inside_tracker) == outside

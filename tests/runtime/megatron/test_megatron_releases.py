@@ -277,3 +277,13 @@ def test_the_local_hybrid_stack_refuses_layers_it_has_no_module_for(release, rel
 @pytest.mark.parametrize("release", [release for release in RELEASES if release not in with_hybrid_model])
 def test_releases_without_hybrid_model_say_so(release, release_checks):
     assert release_checks(release)["hybrid"] == "NotImplementedError"
+
+
+@per_release
+def test_install_mla_kernels_installs_what_the_release_looks_up(release, release_checks):
+    # Second adversarial round: every release got (and logged) all three, where 0.11 calls none of them and
+    # 0.12-0.13 decode no cached MLA latents.
+    expected = {(0, 11): [], (0, 12): [], (0, 13): ["flash_attn_varlen_func"]}.get(
+        minor(release), ["flash_mla_with_kvcache", "get_mla_metadata", "flash_attn_varlen_func"]
+    )
+    assert release_checks(release)["installed_kernels"] == expected
