@@ -667,6 +667,17 @@ def packed_sequences(seam, build, largest_difference, heads: int, k_width: int, 
             got = [output[start : start + length], *(tensor.grad[start : start + length] for tensor in inputs)]
             difference = largest_difference(got, [expected[:, 0], *(piece.grad[:, 0] for piece in pieces)])
             differences[mask_type] = max(differences[mask_type], difference)
+    bad_offsets = {  # each refused by name
+        "past_the_tokens": {"cu_seqlens_q": torch.tensor([0, 5, 12, 20], dtype=torch.int32)},
+        "float": {"cu_seqlens_q": torch.tensor([0.0, 5, 12, 16])},
+        "padding_shorter_than_a_sequence": {"cu_seqlens_q_padded": torch.tensor([0, 5, 10, 18], dtype=torch.int32)},
+    }
+    causal = build(seam.MLAScaledDotProductAttention, "causal")
+    refused = {
+        name: error_message(lambda changes=changes: causal(*inputs, None, packed_seq_params=dataclasses.replace(
+            params, **changes)))
+        for name, changes in bad_offsets.items()
+    }  # fmt: skip
     sbhd = build(seam.MLAScaledDotProductAttention, "causal")
     sbhd.train()
     sbhd.attention_dropout.p = 0.5
@@ -674,6 +685,7 @@ def packed_sequences(seam, build, largest_difference, heads: int, k_width: int, 
         "largest_difference": differences,
         "output_shape": list(output.shape),
         "with_dropout": outcome(lambda: sbhd(*inputs, None, packed_seq_params=params)),
+        "bad_offsets": refused,
     }
 
 

@@ -161,6 +161,13 @@ def test_the_fused_core_attention_computes_what_the_local_path_does(release, rel
     # Not causal, the offsets alone keep each sequence's queries off its padding (they read it: 101 off).
     assert packed["largest_difference"] == {"causal": pytest.approx(0, abs=1e-5), "padding": pytest.approx(0, abs=1e-5)}
     assert packed["output_shape"] == [18, 4 * 12] and packed["with_dropout"] == "NotImplementedError"
+    assert packed["bad_offsets"] == {
+        "past_the_tokens": "KernelInputError: cu_seqlens_q must start at 0, never decrease and end inside the 18 "
+        "tokens, got [0, 5, 12, 20]",
+        "float": "KernelInputError: cu_seqlens_q must be int32 or int64, got torch.float32",
+        "padding_shorter_than_a_sequence": "KernelInputError: cu_seqlens_q_padded must hold each sequence of "
+        "cu_seqlens_q, got [0, 5, 10, 18] for [0, 5, 12, 16]",
+    }
     assert fused["layer_spec_core_attention"] == {
         "fused": "MLAScaledDotProductAttention",
         "unfused": "MLADotProductAttention",
