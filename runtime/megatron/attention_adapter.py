@@ -73,6 +73,13 @@ class MLAAttentionAdapter:
             arguments["name"] = name
         if "pp_layer_offset" in accepted:
             arguments["pp_layer_offset"] = pp_layer_offset
+        if config.qk_pos_emb_head_dim % 2:
+            # Megatron's RoPE then fails with a shape error naming no field (at the first forward, or here with
+            # YaRN), or, 1 wide, runs.
+            raise ValueError(
+                f"qk_pos_emb_head_dim={config.qk_pos_emb_head_dim} must be even: RoPE rotates the key and query "
+                "channels in pairs"
+            )
         correct_mla_te_flag()
         super().__init__(**arguments)
         self._seamfix_pp_layer_offset = None if "pp_layer_offset" in accepted else pp_layer_offset

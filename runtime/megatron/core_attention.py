@@ -9,6 +9,7 @@ builds only with TransformerEngine's. MLA's keys are ``qk_head_dim + qk_pos_emb_
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import weakref
 
@@ -17,7 +18,8 @@ from megatron.core import tensor_parallel
 from megatron.core.transformer.dot_product_attention import DotProductAttention
 from megatron.core.transformer.enums import AttnMaskType
 
-from .flash_mla import flash_attn_varlen_func
+from ..kernels.backend import require
+from .flash_mla import _offsets, flash_attn_varlen_func
 
 
 class MLADotProductAttention(DotProductAttention):
@@ -99,11 +101,15 @@ class MLAScaledDotProductAttention(MLADotProductAttention):
                 "MLAScaledDotProductAttention packs sequences in the 'thd' format only, without attention dropout, a "
                 "sliding window or softmax offsets; build with backend='te' for them"
             )
+        # Padded offsets place each sequence; its own count of tokens ends it, so no query reads the padding.
+        rows_q, rows_kv = _real_rows(params, "q", query.size(0)), _real_rows(params, "kv", key.size(0))
         context = flash_attn_varlen_func(
-            query, key, value, _sequence_starts(params, "q"), _sequence_starts(params, "kv"), params.max_seqlen_q,
-            params.max_seqlen_kv,
+            query[rows_q], key[rows_kv], value[rows_kv], params.cu_seqlens_q, params.cu_seqlens_kv,
+            params.max_seqlen_q, params.max_seqlen_kv,
             softmax_scale=self.unscaled_softmax_scale, causal="causal" in mask_type.name,
         )  # fmt: skip
+        # The padding's rows come back as zeros.
+        context = context.new_zeros(query.size(0), *context.shape[1:]).index_copy(0, rows_q, context)
         return context.reshape(context.size(0), -1)
 
     def _attend(self, query, key, value, mask, mask_type: AttnMaskType):
@@ -137,10 +143,19 @@ class MLAScaledDotProductAttention(MLADotProductAttention):
         return attend()
 
 
-def _sequence_starts(params, side: str):
-    """Where packed sequences start: the padded offsets where given (each sequence's padding comes after it)."""
-    padded = getattr(params, f"cu_seqlens_{side}_padded", None)
-    return padded if padded is not None else getattr(params, f"cu_seqlens_{side}")
+def _real_rows(params, side: str, total: int) -> torch.Tensor:
+    """The rows of the packed tensor (``total`` rows) that hold tokens: each sequence's ``cu_seqlens`` count from
+    its padded start (``cu_seqlens_{side}_padded``, where given, places each sequence; its padding comes after it)."""
+    name = f"cu_seqlens_{side}"
+    starts = _offsets(name, getattr(params, name), total)
+    padded = getattr(params, f"{name}_padded", None)
+    placed = starts if padded is None else _offsets(f"{name}_padded", padded, total)
+    lengths = [end - start for start, end in itertools.pairwise(starts)]
+    room = [end - start for start, end in itertools.pairwise(placed)]
+    require(len(room) == len(lengths) and all(map(int.__ge__, room, lengths)), "{name}_padded must hold each "
+            "sequence of {name}, got {placed} for {starts}", name=name, placed=placed, starts=starts)  # fmt: skip
+    rows = [torch.arange(start, start + length) for start, length in zip(placed, lengths, strict=False)]
+    return torch.cat([torch.zeros(0, dtype=torch.long), *rows]).to(getattr(params, name).device)
 
 
 _causal_masks_seen: list[tuple[weakref.ref, int]] = []

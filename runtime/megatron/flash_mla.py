@@ -12,7 +12,6 @@ carries the head counts it was made for, checked against each call.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 import numbers
 
@@ -34,26 +33,36 @@ logger = logging.getLogger(__name__)
 
 
 def install_mla_kernels() -> list[str]:
-    """Give megatron-core's attention seamfix's stand-ins for the kernel packages that are missing.
+    """Give megatron-core's attention seamfix's stand-ins for the kernel functions it looks up but could not import.
 
-    Where ``flash_mla`` cannot be imported: ``flash_mla_with_kvcache``, ``get_mla_metadata`` (and ``HAVE_FMLA``);
-    where ``flash_attn`` cannot: ``flash_attn_varlen_func``; set in ``megatron.core.transformer.attention``, where
-    Megatron's dynamic engine looks them up. Returns the names it installed, and logs them; the real packages'
-    functions are never replaced. Calling it again is harmless. Nothing is patched unless this is called.
+    Where Megatron's ``megatron.core.transformer.attention`` binds ``flash_mla_with_kvcache`` to None (``flash_mla``
+    missing, or present but failing to import, as a build for another torch does): ``flash_mla_with_kvcache``,
+    ``get_mla_metadata`` (and ``HAVE_FMLA``); where it binds ``flash_attn_varlen_func`` to None: that one; set where
+    Megatron's dynamic engine looks them up. A release whose module has no such name (0.11-0.13 decode no MLA
+    latents; 0.11-0.12 prefill through other kernels) gets nothing in its place. Returns the names it installed,
+    and logs them; the functions Megatron imported from the real packages are never replaced. Calling it again is
+    harmless. Nothing is patched unless this is called.
     """
     attention = importlib.import_module("megatron.core.transformer.attention")
     installed = []
-    if importlib.util.find_spec("flash_mla") is None:
+    if _looked_up_and_missing(attention, "flash_mla_with_kvcache"):
         attention.flash_mla_with_kvcache = flash_mla_with_kvcache
         attention.get_mla_metadata = get_mla_metadata
         attention.HAVE_FMLA = True
         installed += ["flash_mla_with_kvcache", "get_mla_metadata"]
-    if importlib.util.find_spec("flash_attn") is None:
+    if _looked_up_and_missing(attention, "flash_attn_varlen_func"):
         attention.flash_attn_varlen_func = flash_attn_varlen_func
         installed.append("flash_attn_varlen_func")
     if installed:
         logger.warning("seamfix installed %s into %s", ", ".join(installed), attention.__name__)
     return installed
+
+
+def _looked_up_and_missing(attention, name: str) -> bool:
+    # Megatron binds None where importing the package failed (it catches the error: a package Python can find but
+    # not import, e.g. an extension built for another torch, left it None before); ours from an earlier call. A
+    # release that never binds the name never calls it (0.11 got all three installed and logged, to no effect).
+    return name in vars(attention) and vars(attention)[name] in (None, globals()[name])
 
 
 def get_mla_metadata(

@@ -192,6 +192,16 @@ def checks(seam, init_url: str) -> dict:
             "grouped_query_heads": error_message(
                 lambda: build_gpt(seam, seam.mla_config(**MODEL_FIELDS, num_query_groups=2))
             ),
+            # RoPE rotates channels in pairs: odd widths failed deep in Megatron's RoPE (at the first forward, or
+            # as the layer was built) or, 1 wide, ran.
+            "odd_rope_width": {
+                width: error_message(
+                    lambda width=width: build_gpt(
+                        seam, seam.mla_config(**{**MODEL_FIELDS, "qk_pos_emb_head_dim": width})
+                    )(**batch())
+                )
+                for width in (1, 3, 5)
+            },
             "training_with_attention_dropout": train_one_step(
                 build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, "attention_dropout": 0.25}))
             ),
@@ -216,6 +226,7 @@ def checks(seam, init_url: str) -> dict:
             "fused_core_attention": fused_core_attention(seam, config),
             "absorption": absorption(seam),
             "te_flag_after_build": getattr(multi_latent_attention, "HAVE_TE", None),
+            "installed_kernels": seam.install_mla_kernels(),  # last: it changes what Megatron's attention calls
         }
     inside_tracker = megatron_random._CUDA_RNG_STATE_TRACKER
     result["cpu_mode_restored"] = _cpu_mode_targets(megatron_random, fused_softmax, inside_tracker) == outside
@@ -620,43 +631,61 @@ def fused_core_attention(seam, config) -> dict:
 
 def packed_sequences(seam, build, largest_difference, heads: int, k_width: int, v_width: int) -> dict:
     """Three sequences packed (THD, the second with 2 tokens of padding after it) against the local path run on
-    each alone: the largest difference of the outputs and the input gradients over the real tokens."""
+    each alone, causal and not (where nothing but the offsets keeps a sequence's queries off its padding): the
+    largest difference of the outputs and the input gradients over the real tokens, per mask type."""
     from megatron.core.packed_seq_params import PackedSeqParams
 
     lengths, padded = [5, 7, 4], [5, 9, 4]
     starts, padded_starts = ([0, *torch.tensor(counts).cumsum(0).tolist()] for counts in (lengths, padded))
-    inputs = [
-        torch.randn(padded_starts[-1], heads, width, generator=torch.Generator().manual_seed(seed)).requires_grad_()
-        for seed, width in ((7, k_width), (8, k_width), (9, v_width))
-    ]
     params = PackedSeqParams(
         qkv_format="thd", cu_seqlens_q=torch.tensor(starts, dtype=torch.int32),
         cu_seqlens_kv=torch.tensor(starts, dtype=torch.int32), max_seqlen_q=9, max_seqlen_kv=9,
         cu_seqlens_q_padded=torch.tensor(padded_starts, dtype=torch.int32),
         cu_seqlens_kv_padded=torch.tensor(padded_starts, dtype=torch.int32),
     )  # fmt: skip
-    fused = build(seam.MLAScaledDotProductAttention, "causal")
-    output = fused(*inputs, None, packed_seq_params=params)
     real = torch.cat(
         [torch.arange(start, start + length) for start, length in zip(padded_starts[:-1], lengths, strict=True)]
     )
-    output[real].sum().backward()
-    reference = build(seam.MLADotProductAttention, "causal")
-    differences = []
-    for start, length in zip(padded_starts[:-1], lengths, strict=True):
-        pieces = [tensor.detach()[start : start + length, None].requires_grad_() for tensor in inputs]
-        mask = torch.ones(1, 1, length, length, dtype=torch.bool).triu(1)
-        expected = reference(*pieces, mask)
-        expected.sum().backward()
-        got = [output[start : start + length], *(tensor.grad[start : start + length] for tensor in inputs)]
-        differences.append(largest_difference(got, [expected[:, 0], *(piece.grad[:, 0] for piece in pieces)]))
+    differences = {}
+    for mask_type in ("causal", "padding"):
+        inputs = [
+            torch.randn(padded_starts[-1], heads, width, generator=torch.Generator().manual_seed(seed))
+            for seed, width in ((7, k_width), (8, k_width), (9, v_width))
+        ]
+        for tensor in inputs:
+            tensor[padded_starts[2] - 2 : padded_starts[2]] = 100.0  # the padding's rows: garbage
+            tensor.requires_grad_()
+        output = build(seam.MLAScaledDotProductAttention, mask_type)(*inputs, None, packed_seq_params=params)
+        output[real].sum().backward()
+        reference = build(seam.MLADotProductAttention, mask_type)
+        differences[mask_type] = 0.0
+        for start, length in zip(padded_starts[:-1], lengths, strict=True):
+            pieces = [tensor.detach()[start : start + length, None].requires_grad_() for tensor in inputs]
+            mask = torch.ones(1, 1, length, length, dtype=torch.bool).triu(1) if mask_type == "causal" else None
+            expected = reference(*pieces, mask)
+            expected.sum().backward()
+            got = [output[start : start + length], *(tensor.grad[start : start + length] for tensor in inputs)]
+            difference = largest_difference(got, [expected[:, 0], *(piece.grad[:, 0] for piece in pieces)])
+            differences[mask_type] = max(differences[mask_type], difference)
+    bad_offsets = {  # each refused by name
+        "past_the_tokens": {"cu_seqlens_q": torch.tensor([0, 5, 12, 20], dtype=torch.int32)},
+        "float": {"cu_seqlens_q": torch.tensor([0.0, 5, 12, 16])},
+        "padding_shorter_than_a_sequence": {"cu_seqlens_q_padded": torch.tensor([0, 5, 10, 18], dtype=torch.int32)},
+    }
+    causal = build(seam.MLAScaledDotProductAttention, "causal")
+    refused = {
+        name: error_message(lambda changes=changes: causal(*inputs, None, packed_seq_params=dataclasses.replace(
+            params, **changes)))
+        for name, changes in bad_offsets.items()
+    }  # fmt: skip
     sbhd = build(seam.MLAScaledDotProductAttention, "causal")
     sbhd.train()
     sbhd.attention_dropout.p = 0.5
     return {
-        "largest_difference": max(differences),
+        "largest_difference": differences,
         "output_shape": list(output.shape),
         "with_dropout": outcome(lambda: sbhd(*inputs, None, packed_seq_params=params)),
+        "bad_offsets": refused,
     }
 
 

@@ -123,20 +123,46 @@ def test_megatrons_own_decode_and_prefill_run_on_the_installed_functions(seam, m
                                    atol=1e-5)  # fmt: skip
 
 
-def test_install_leaves_the_real_packages_in_place(seam, monkeypatch, tmp_path):
+def test_install_leaves_the_real_packages_in_place(seam, monkeypatch):
     from megatron.core.transformer import attention
 
     for name in ("flash_mla_with_kvcache", "get_mla_metadata", "HAVE_FMLA", "flash_attn_varlen_func"):
         monkeypatch.setattr(attention, name, getattr(attention, name))  # undone after the test
-    monkeypatch.syspath_prepend(str(tmp_path))
-    (tmp_path / "flash_mla.py").write_text("")  # a flash_mla package Python can find
-    before = attention.flash_mla_with_kvcache
+    attention.flash_mla_with_kvcache = real_decode = object()  # what Megatron imported from flash_mla
     assert seam.install_mla_kernels() == ["flash_attn_varlen_func"]
-    assert attention.flash_mla_with_kvcache is before
-    (tmp_path / "flash_attn.py").write_text("")
-    attention.flash_attn_varlen_func = before_varlen = object()
+    assert attention.flash_mla_with_kvcache is real_decode
+    assert seam.install_mla_kernels() == ["flash_attn_varlen_func"]  # again: the same, harmless
+    attention.flash_attn_varlen_func = real_varlen = object()
     assert seam.install_mla_kernels() == []
-    assert attention.flash_attn_varlen_func is before_varlen
+    assert attention.flash_attn_varlen_func is real_varlen
+
+
+def test_packages_python_finds_but_cannot_import_get_the_stand_ins(seam, monkeypatch, tmp_path):
+    """Second adversarial round: ``flash_mla`` and ``flash_attn`` that Python finds but cannot import (an extension
+    built for another torch). Megatron catches the error and binds None; install went by whether Python could find
+    the packages, installed nothing, and Megatron's decode called None ("'NoneType' object is not callable")."""
+    from megatron.core.transformer import attention
+    from megatron.core.transformer.transformer_config import MLATransformerConfig
+
+    for name in ("flash_mla_with_kvcache", "get_mla_metadata", "HAVE_FMLA", "flash_attn_varlen_func"):
+        monkeypatch.setattr(attention, name, None)  # what Megatron's import leaves; undone after the test
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for package, error in (("flash_mla", "ImportError"), ("flash_attn", "OSError")):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text(f"raise {error}('undefined symbol: _ZN3c10')\n")
+    with pytest.raises(ImportError):
+        from flash_mla import flash_mla_with_kvcache  # noqa: F401  (Megatron's own import)
+    assert seam.install_mla_kernels() == ["flash_mla_with_kvcache", "get_mla_metadata", "flash_attn_varlen_func"]
+    q, cache, table, seqlens = paged_cache([3, 9], 1, seed=2)
+    config = MLATransformerConfig(num_layers=1, hidden_size=64, num_attention_heads=HEADS, kv_lora_rank=RANK,
+                                  qk_pos_emb_head_dim=ROPE, mscale=1.0, mscale_all_dim=1.0)  # fmt: skip
+    layer = types.SimpleNamespace(training=False, config=config, softmax_scale=0.11, batch_invariant_mode=False,
+                                  num_attention_heads_per_partition=HEADS)  # fmt: skip
+    decode = attention.Attention.flash_decode_and_prefill(
+        layer, q, cache[:, :, 0], None, 1, 9, None, None, seqlens, table, True
+    )
+    torch.testing.assert_close(decode.double(), reference(q, cache, table, seqlens, 0.11, True)[0], rtol=1e-5,
+                               atol=1e-5)  # fmt: skip
 
 
 def varlen_reference(q, k, v, starts_q, starts_k, scale, causal):

@@ -158,8 +158,16 @@ def test_the_fused_core_attention_computes_what_the_local_path_does(release, rel
     assert fused["no_dropout_in_eval"] < 1e-6
     assert (fused["float_mask"], fused["bad_choice"]) == ("TypeError", "ValueError")
     packed = fused["packed_sequences"]  # THD, which the local path refuses, against it on each sequence alone
-    assert packed["largest_difference"] < 1e-5
+    # Not causal, the offsets alone keep each sequence's queries off its padding (they read it: 101 off).
+    assert packed["largest_difference"] == {"causal": pytest.approx(0, abs=1e-5), "padding": pytest.approx(0, abs=1e-5)}
     assert packed["output_shape"] == [18, 4 * 12] and packed["with_dropout"] == "NotImplementedError"
+    assert packed["bad_offsets"] == {
+        "past_the_tokens": "KernelInputError: cu_seqlens_q must start at 0, never decrease and end inside the 18 "
+        "tokens, got [0, 5, 12, 20]",
+        "float": "KernelInputError: cu_seqlens_q must be int32 or int64, got torch.float32",
+        "padding_shorter_than_a_sequence": "KernelInputError: cu_seqlens_q_padded must hold each sequence of "
+        "cu_seqlens_q, got [0, 5, 10, 18] for [0, 5, 12, 16]",
+    }
     assert fused["layer_spec_core_attention"] == {
         "fused": "MLAScaledDotProductAttention",
         "unfused": "MLADotProductAttention",
@@ -192,6 +200,15 @@ def test_grouped_keys_are_refused_when_the_layer_is_built(release, release_check
     message = release_checks(release)["grouped_query_heads"]  # before: a shape error at the first forward
     assert message.startswith("ValueError: MLA gives each of the 4 attention heads its own key and value: ")
     assert "num_query_groups=2" in message
+
+
+@per_release
+def test_an_odd_rope_width_is_refused_when_the_layer_is_built(release, release_checks):
+    # Second adversarial round: Megatron's RoPE failed with shape errors naming no field (3 and 5 wide), or ran.
+    for width, message in release_checks(release)["odd_rope_width"].items():
+        assert message.startswith(
+            f"ValueError: qk_pos_emb_head_dim={width} must be even: RoPE rotates the key and query channels in pairs"
+        )
 
 
 @per_release
@@ -267,3 +284,13 @@ def test_the_local_hybrid_stack_refuses_layers_it_has_no_module_for(release, rel
 @pytest.mark.parametrize("release", [release for release in RELEASES if release not in with_hybrid_model])
 def test_releases_without_hybrid_model_say_so(release, release_checks):
     assert release_checks(release)["hybrid"] == "NotImplementedError"
+
+
+@per_release
+def test_install_mla_kernels_installs_what_the_release_looks_up(release, release_checks):
+    # Second adversarial round: every release got (and logged) all three, where 0.11 calls none of them and
+    # 0.12-0.13 decode no cached MLA latents.
+    expected = {(0, 11): [], (0, 12): [], (0, 13): ["flash_attn_varlen_func"]}.get(
+        minor(release), ["flash_mla_with_kvcache", "get_mla_metadata", "flash_attn_varlen_func"]
+    )
+    assert release_checks(release)["installed_kernels"] == expected
