@@ -42,6 +42,7 @@ LOCAL_SPEC = "megatron.core.models.gpt.gpt_layer_specs:get_gpt_layer_local_spec"
 BLOCK_SPEC = "megatron.core.models.gpt.gpt_layer_specs:get_gpt_decoder_block_spec"
 MODELOPT_SPEC = "megatron.core.post_training.modelopt.gpt.model_specs:get_gpt_modelopt_spec"
 ROPE_BSHD = "megatron.core.models.common.embeddings.rope_utils:_apply_rotary_pos_emb_bshd"
+ROPE_APPLY = "megatron.core.models.common.embeddings.rope_utils:apply_rotary_pos_emb"
 ROPE_ARGS = "torch.arange(48.).reshape(2, 1, 2, 12), torch.arange(16.).reshape(2, 1, 1, 8) / 7"
 
 
@@ -57,6 +58,7 @@ class Mutant:
 SPEC_CALLS = [f"{LOCAL_SPEC}(multi_latent_attention={flag})" for flag in ("True", "False", "1", "None")]
 BLOCK_CALLS = [f"{BLOCK_SPEC}({c}, use_transformer_engine=False)" for c in ("mla", "dense")]
 ROPE_CALLS = [f"{ROPE_BSHD}({ROPE_ARGS}, multi_latent_attention={flag})" for flag in ("True", "False")]
+ROPE_APPLY_CALLS = [f"{ROPE_APPLY}({ROPE_ARGS}, {c}, cp_group=object())" for c in ("mla", "dense")]
 MODELOPT_CALLS = [f"{MODELOPT_SPEC}({c}, local_core_attention=True, remap_te_layernorm={r})" for c in ("mla", "dense")
                   for r in ("True", "False")]  # fmt: skip
 SPEC_IF = "    if multi_latent_attention:\n        assert qk_l2_norm is False"
@@ -64,7 +66,7 @@ SPEC_ELSE = "    else:\n        return ModuleSpec(\n            module=Transform
 SPEC_MLP = "    mlp = get_mlp_module_spec_for_backend(\n        backend=backend,\n        num_experts=num_experts,\n        moe_grouped_gemm=moe_grouped_gemm,\n        moe_use_legacy_grouped_gemm=moe_use_legacy_grouped_gemm,\n    )\n"
 ROPE_IF = "    if multi_latent_attention:\n        x1 = t[..., 0::2]"
 MODEL_INIT = "        if self.position_embedding_type == 'rope' and not self.config.multi_latent_attention:\n            self.rotary_pos_emb = RotaryEmbedding("
-MODEL_PRE = "        if self.position_embedding_type == 'rope' and not self.config.multi_latent_attention:\n            rotary_seq_len"
+MODEL_PRE = "        if self.position_embedding_type == 'rope' and not self.config.multi_latent_attention:\n            use_flash_infer_fused_rope"
 OPT_IF = "    if config.multi_latent_attention:\n        attn_module = MLASelfAttention"
 OPT_REMAP = "        if not config.multi_latent_attention:\n            moe_sharded_state_dict_keys_map.update"
 CFG_FUSION = "            if self.multi_latent_attention:\n                warnings.warn(\n                    \"apply_rope_fusion for multi-latent"
@@ -93,7 +95,7 @@ MUTANTS = [
         (SPEC_IF, "    if multi_latent_attention and HAVE_MLA:\n        assert qk_l2_norm is False")], SPEC_CALLS),
     Mutant("specs-module-have-mla", SPECS, [("HAVE_TE = True\nexcept ImportError:\n    HAVE_TE = False\n", "HAVE_TE = True\nexcept ImportError:\n    HAVE_TE = False\n\nHAVE_MLA = MLASelfAttention is not None\n"),
         (SPEC_IF, "    if HAVE_MLA and multi_latent_attention:\n        assert qk_l2_norm is False")], SPEC_CALLS),
-    Mutant("specs-getattr-config", SPECS, [("        multi_latent_attention=config.multi_latent_attention,\n        qk_l2_norm=qk_l2_norm,\n        use_kitchen=config.use_kitchen,", "        multi_latent_attention=getattr(config, 'multi_latent_attention', False),\n        qk_l2_norm=qk_l2_norm,\n        use_kitchen=config.use_kitchen,")], BLOCK_CALLS),
+    Mutant("specs-getattr-config", SPECS, [("            num_experts=None,\n            moe_grouped_gemm=False,\n            qk_layernorm=config.qk_layernorm,\n            multi_latent_attention=config.multi_latent_attention,\n            moe_use_legacy_grouped_gemm=config.moe_use_legacy_grouped_gemm,\n            normalization=normalization,", "            num_experts=None,\n            moe_grouped_gemm=False,\n            qk_layernorm=config.qk_layernorm,\n            multi_latent_attention=getattr(config, 'multi_latent_attention', False),\n            moe_use_legacy_grouped_gemm=config.moe_use_legacy_grouped_gemm,\n            normalization=normalization,")], BLOCK_CALLS),
     Mutant("specs-block-local-cache", SPECS, [("def get_gpt_decoder_layer_specs(", "def _fork_mla(config):\n    use_mla = getattr(config, 'multi_latent_attention', False)\n    if use_mla:\n        print('fork: mla block', config.q_lora_rank)\n    elif config.num_moe_experts:\n        print('fork: moe block')\n    return use_mla\n\n\ndef get_gpt_decoder_layer_specs(")],
         [f"megatron.core.models.gpt.gpt_layer_specs:_fork_mla({c})" for c in ("mla", "dense")]),
     Mutant("specs-walrus-and-print", SPECS, [(SPEC_IF, "    if (mla := multi_latent_attention) and print('fork: mla', mla) is None:\n        assert qk_l2_norm is False")], SPEC_CALLS),
@@ -108,22 +110,22 @@ MUTANTS = [
     Mutant("rope-early-return", ROPE, [(ROPE_IF, "    if multi_latent_attention and rot_dim == 0:\n        return t\n" + ROPE_IF)], ROPE_CALLS),
     Mutant("rope-local-cache", ROPE, [(ROPE_IF, "    mla = multi_latent_attention\n    if mla:\n        x1 = t[..., 0::2]"), ("    cos_ = (torch.cos(freqs) * mscale).to(t.dtype)", "    if mla:\n        mscale = mscale * 1\n    cos_ = (torch.cos(freqs) * mscale).to(t.dtype)")], ROPE_CALLS),
     Mutant("rope-print", ROPE, [(ROPE_IF, "    if multi_latent_attention:\n        print('fork: mla rope', tuple(t.shape))\n        x1 = t[..., 0::2]")], ROPE_CALLS),
-    Mutant("rope-getattr-config", ROPE, [("            multi_latent_attention=config.multi_latent_attention,\n", "            multi_latent_attention=getattr(config, 'multi_latent_attention', False),\n")], ROPE_CALLS),
+    Mutant("rope-getattr-config", ROPE, [("            multi_latent_attention=config.multi_latent_attention,\n            mscale=mscale,\n        )\n    else:", "            multi_latent_attention=getattr(config, 'multi_latent_attention', False),\n            mscale=mscale,\n        )\n    else:")], ROPE_APPLY_CALLS),
     Mutant("rope-else-arm", ROPE, [(ROPE_IF + "\n        x2 = t[..., 1::2]\n        t = torch.cat((x1, x2), dim=-1)\n", ROPE_IF + "\n        x2 = t[..., 1::2]\n        t = torch.cat((x1, x2), dim=-1)\n    else:\n        t = t.contiguous()\n")], ROPE_CALLS),
     # --- gpt_model: GPTModel.__init__ and _preprocess run in both builds
     Mutant("model-local-cache", MODEL, [(MODEL_INIT, "        use_mla = self.config.multi_latent_attention\n        if self.position_embedding_type == 'rope' and not use_mla:\n            self.rotary_pos_emb = RotaryEmbedding(")]),
     Mutant("model-getattr", MODEL, [(MODEL_INIT, "        if self.position_embedding_type == 'rope' and not getattr(self.config, 'multi_latent_attention', False):\n            self.rotary_pos_emb = RotaryEmbedding(")]),
-    Mutant("model-helper-method", MODEL, [(MODEL_PRE, "        if self.position_embedding_type == 'rope' and not self._fork_uses_mla():\n            rotary_seq_len"),
+    Mutant("model-helper-method", MODEL, [(MODEL_PRE, "        if self.position_embedding_type == 'rope' and not self._fork_uses_mla():\n            use_flash_infer_fused_rope"),
         ("    def set_input_tensor(self, input_tensor: Tensor) -> None:", "    def _fork_uses_mla(self) -> bool:\n        return self.config.multi_latent_attention\n\n    def set_input_tensor(self, input_tensor: Tensor) -> None:")]),
     Mutant("model-print-arm", MODEL, [(MODEL_INIT, "        if self.config.multi_latent_attention:\n            print('fork: MLA GPTModel', self.config.kv_lora_rank)\n" + MODEL_INIT)]),
     Mutant("model-elif-mla-field", MODEL, [(MODEL_INIT, "        if self.config.multi_latent_attention and self.config.q_lora_rank is None:\n            print('fork: no q lora')\n        elif self.config.multi_latent_attention and self.config.kv_lora_rank:\n            print('fork: kv lora', self.config.kv_lora_rank)\n" + MODEL_INIT)]),
-    Mutant("model-or-flag", MODEL, [(MODEL_PRE, "        if self.position_embedding_type == 'rope' and not (self.config.multi_latent_attention or self.config.cache_mla_latents if hasattr(self.config, 'cache_mla_latents') else self.config.multi_latent_attention):\n            rotary_seq_len")]),
+    Mutant("model-or-flag", MODEL, [(MODEL_PRE, "        if self.position_embedding_type == 'rope' and not (self.config.multi_latent_attention or self.config.cache_mla_latents if hasattr(self.config, 'cache_mla_latents') else self.config.multi_latent_attention):\n            use_flash_infer_fused_rope")]),
     Mutant("model-early-return-init", MODEL, [(MODEL_INIT, "        if self.config.multi_latent_attention and getattr(self.config, 'fork_skip_rope', False):\n            return\n" + MODEL_INIT)]),
-    Mutant("model-attribute-cache", MODEL, [(MODEL_INIT, "        self._fork_mla = self.config.multi_latent_attention\n" + MODEL_INIT), (MODEL_PRE, "        if self.position_embedding_type == 'rope' and not self._fork_mla:\n            rotary_seq_len")]),
+    Mutant("model-attribute-cache", MODEL, [(MODEL_INIT, "        self._fork_mla = self.config.multi_latent_attention\n" + MODEL_INIT), (MODEL_PRE, "        if self.position_embedding_type == 'rope' and not self._fork_mla:\n            use_flash_infer_fused_rope")]),
     # --- transformer_config: every config construction runs __post_init__
     Mutant("config-elif-field", CONFIG, [(CFG_INTERLEAVED, "        if self.multi_latent_attention and getattr(self, 'kv_lora_rank', 1) == 0:\n            raise ValueError('fork: kv_lora_rank must be positive')\n        elif " + CFG_INTERLEAVED.strip().removeprefix("if "))]),
     Mutant("config-helper", CONFIG, [(CFG_INTERLEAVED, "        if _fork_mla(self) and self.rotary_interleaved:"),
-        ("class TransformerConfig(", "def _fork_mla(config) -> bool:\n    return bool(getattr(config, 'multi_latent_attention', False))\n\n\n@dataclass\nclass _ForkMarker:\n    pass\n\n\nclass TransformerConfig(")]),
+        ("@dataclass\nclass TransformerConfig(", "def _fork_mla(config) -> bool:\n    return bool(getattr(config, 'multi_latent_attention', False))\n\n\n@dataclass\nclass _ForkMarker:\n    pass\n\n\n@dataclass\nclass TransformerConfig(")]),
     Mutant("config-print-arm", CONFIG, [(CFG_INTERLEAVED, "        if self.multi_latent_attention:\n            print('fork: MLA config', self.num_layers)\n" + CFG_INTERLEAVED)],
         ["megatron.core.transformer.transformer_config:TransformerConfig(num_layers=1, hidden_size=8, num_attention_heads=2, multi_latent_attention=True).num_layers"]),
     Mutant("config-fusion-local", CONFIG, [(CFG_FUSION, "            use_mla = self.multi_latent_attention\n            if use_mla:\n                warnings.warn(\n                    \"apply_rope_fusion for multi-latent")]),
