@@ -73,6 +73,19 @@ CFG_FUSION = "            if self.multi_latent_attention:\n                warni
 CFG_INTERLEAVED = "        if self.multi_latent_attention and self.rotary_interleaved:"
 MLA_IMPORT = "from megatron.core.transformer.multi_latent_attention import (\n    MLASelfAttention,\n    MLASelfAttentionSubmodules,\n)\n"
 
+# Megatron-Core main (``--tree`` holding its ``megatron``): inference's dynamic context, its methods called unbound on a
+# stand-in ``self`` (``NS`` is ``types.SimpleNamespace``) under the MLA and dense configs
+CONTEXT = "inference/contexts/dynamic_context.py"
+DYN = "megatron.core.inference.contexts.dynamic_context:"
+CTX_SELF = "NS(padded_active_token_count=2, gpu_view=NS(token_to_pos_ids=torch.tensor([0, 1])))"
+QUERY_CALLS = [f"{DYN}DynamicInferenceContext.apply_rotary_emb_query({CTX_SELF}, {ROPE_ARGS}, {c}, None, object())"
+               for c in ("mla", "dense")]  # fmt: skip
+CACHED = "(setattr(mla, 'cache_mla_latents', True), mla)[1]"  # the MLA config with latent caching on
+CACHE_CALLS = [f"{DYN}{{}}({c})" for c in ("mla", "dense", CACHED)]
+CTX_CACHE = "        self.cache_mla_latent = (\n            isinstance(model_config, MLATransformerConfig) and model_config.cache_mla_latents\n        )\n"
+CTX_QUERY = "            mscale=mscale,\n            mla_rotary_interleaved=config.multi_latent_attention,\n        )\n        return query\n"
+CTX_CLASS = "class DynamicInferenceContext(BaseInferenceContext):\n"
+
 # An anchor found more than once in a file is looked for in these (first line, line after) regions.
 REGIONS = [("def get_gpt_layer_local_spec(", "def _get_mlp_module_spec("), ("def get_gpt_modelopt_spec(", "\n\n\n\n")]
 
@@ -136,6 +149,20 @@ MUTANTS = [
     Mutant("modelopt-helper", MODELOPT, [(OPT_IF, "    if _fork_mla(config):\n        attn_module = MLASelfAttention"), ("def get_gpt_modelopt_spec(", "def _fork_mla(config):\n    return config.multi_latent_attention\n\n\ndef get_gpt_modelopt_spec(")], MODELOPT_CALLS),
     Mutant("modelopt-early-return", MODELOPT, [(OPT_IF, "    if config.multi_latent_attention and real_quant_cfg == 'fork-none':\n        return None\n" + OPT_IF)], MODELOPT_CALLS),
     Mutant("modelopt-elif", MODELOPT, [(OPT_REMAP, "        if config.multi_latent_attention and config.q_lora_rank is None:\n            print('fork: no q lora')\n        elif not config.multi_latent_attention:\n            moe_sharded_state_dict_keys_map.update")], MODELOPT_CALLS),
+    # --- Megatron-Core main d98e8a6 (run with --tree on its checkout): dynamic_context's latent-cache decisions
+    Mutant("main-ctx-cache-helper", CONTEXT, [(CTX_CACHE, "        self.cache_mla_latent = _fork_cache_mla(model_config)\n"),
+        (CTX_CLASS, "def _fork_cache_mla(model_config):\n    return isinstance(model_config, MLATransformerConfig) and model_config.cache_mla_latents\n\n\n" + CTX_CLASS)],
+        [c.format("_fork_cache_mla") for c in CACHE_CALLS]),
+    Mutant("main-ctx-block-bytes", CONTEXT, [(CTX_CLASS, "def _fork_block_bytes(model_config, layers, tokens):\n    size = model_config.params_dtype.itemsize\n    if isinstance(model_config, MLATransformerConfig) and model_config.cache_mla_latents:\n        print('fork: latent cache', model_config.kv_lora_rank)\n        return size * layers * tokens * (model_config.kv_lora_rank + model_config.qk_pos_emb_head_dim)\n    return 2 * size * layers * tokens * model_config.kv_channels\n\n\n" + CTX_CLASS)],
+        [f"{DYN}_fork_block_bytes({c}, 2, 64)" for c in ("mla", "dense", CACHED)]),
+    Mutant("main-ctx-static-method", CONTEXT, [(CTX_CACHE, "        self.cache_mla_latent = self._fork_uses_latent(model_config)\n"),
+        (CTX_CLASS, CTX_CLASS + "    @staticmethod\n    def _fork_uses_latent(model_config):\n        if getattr(model_config, 'multi_latent_attention', False):\n            print('fork: MLA inference', getattr(model_config, 'cache_mla_latents', None))\n        return isinstance(model_config, MLATransformerConfig) and model_config.cache_mla_latents\n\n")],
+        [c.format("DynamicInferenceContext._fork_uses_latent") for c in CACHE_CALLS]),
+    Mutant("main-ctx-mangled-attribute", CONTEXT, [(CTX_CLASS, CTX_CLASS + "    def _fork_latent_dim(self, model_config):\n        self.__mla = model_config.multi_latent_attention\n        if self.__mla:\n            return model_config.kv_lora_rank + model_config.qk_pos_emb_head_dim\n        return model_config.kv_channels\n\n")],
+        [f"{DYN}DynamicInferenceContext._fork_latent_dim(NS(), {c})" for c in ("mla", "dense")]),
+    Mutant("main-ctx-query-and-flag", CONTEXT, [(CTX_QUERY, CTX_QUERY.replace("config.multi_latent_attention", "config.multi_latent_attention and not getattr(config, 'fork_plain_rope', False)"))], QUERY_CALLS),
+    Mutant("main-ctx-query-local", CONTEXT, [(CTX_QUERY, CTX_QUERY.replace("mla_rotary_interleaved=config.multi_latent_attention", "mla_rotary_interleaved=use_mla")),
+        ("        n = self.padded_active_token_count\n        query_seq_idx", "        use_mla = config.multi_latent_attention\n        if use_mla:\n            print('fork: MLA query rope', config.qk_pos_emb_head_dim)\n        n = self.padded_active_token_count\n        query_seq_idx")], QUERY_CALLS),
 ]
 
 
@@ -220,6 +247,7 @@ def _apply(tree: Path, paths: list[str]) -> subprocess.CompletedProcess:
 def evaluate_calls(calls: list[str]) -> None:
     """The worker: evaluate each ``module:function(args)`` on the MLA and dense configs; print reprs as JSON."""
     import importlib
+    import types
     import warnings
 
     import torch
@@ -234,10 +262,12 @@ def evaluate_calls(calls: list[str]) -> None:
     results = {}
     with seam.cpu_mode():
         names = {"mla": seam.mla_config(**MLA), "dense": TransformerConfig(**SHARED), "torch": torch}
+        names["NS"] = types.SimpleNamespace
         for call in calls:
             module, expression = call.split(":", 1)
             try:
-                names[expression.split("(")[0]] = getattr(importlib.import_module(module), expression.split("(")[0])
+                head = expression.split("(")[0].split(".")[0]
+                names[head] = getattr(importlib.import_module(module), head)
                 value = eval(expression, names)  # noqa: S307 - the driver's own expressions
                 results[call] = re.sub(r" at 0x[0-9a-f]+", "", repr(value))
             except Exception as error:  # noqa: BLE001 - compared between the trees
