@@ -16,6 +16,7 @@ results' reprs (addresses dropped) or exceptions compared. Prints one JSON line 
 mutant is not equal or refused.
 """
 
+# ruff: noqa: E501 - the mutant table holds Megatron source text, one edit a line
 from __future__ import annotations
 
 import argparse
@@ -61,6 +62,8 @@ ROPE_CALLS = [f"{ROPE_BSHD}({ROPE_ARGS}, multi_latent_attention={flag})" for fla
 ROPE_APPLY_CALLS = [f"{ROPE_APPLY}({ROPE_ARGS}, {c}, cp_group=object())" for c in ("mla", "dense")]
 MODELOPT_CALLS = [f"{MODELOPT_SPEC}({c}, local_core_attention=True, remap_te_layernorm={r})" for c in ("mla", "dense")
                   for r in ("True", "False")]  # fmt: skip
+# The anchors and edits below are Megatron's source text, one mutant a line: long lines, left unformatted.
+# fmt: off
 SPEC_IF = "    if multi_latent_attention:\n        assert qk_l2_norm is False"
 SPEC_ELSE = "    else:\n        return ModuleSpec(\n            module=TransformerLayer,\n            submodules=TransformerLayerSubmodules(\n                input_layernorm=layer_norm,\n                self_attention=ModuleSpec(\n                    module=SelfAttention,\n                    params={\"attn_mask_type\": AttnMaskType.causal},\n                    submodules=SelfAttentionSubmodules(\n                        linear_qkv=backend.column_parallel_linear(),"
 SPEC_MLP = "    mlp = get_mlp_module_spec_for_backend(\n        backend=backend,\n        num_experts=num_experts,\n        moe_grouped_gemm=moe_grouped_gemm,\n        moe_use_legacy_grouped_gemm=moe_use_legacy_grouped_gemm,\n    )\n"
@@ -164,6 +167,7 @@ MUTANTS = [
     Mutant("main-ctx-query-local", CONTEXT, [(CTX_QUERY, CTX_QUERY.replace("mla_rotary_interleaved=config.multi_latent_attention", "mla_rotary_interleaved=use_mla")),
         ("        n = self.padded_active_token_count\n        query_seq_idx", "        use_mla = config.multi_latent_attention\n        if use_mla:\n            print('fork: MLA query rope', config.qk_pos_emb_head_dim)\n        n = self.padded_active_token_count\n        query_seq_idx")], QUERY_CALLS),
 ]
+# fmt: on
 
 
 def main() -> int:
@@ -254,8 +258,8 @@ def evaluate_calls(calls: list[str]) -> None:
 
     warnings.filterwarnings("ignore")
     sys.path.insert(0, str(WORKER.parent))
-    from megatron_model import MLA, SHARED
     from megatron.core.transformer.transformer_config import TransformerConfig
+    from megatron_model import MLA, SHARED
 
     import seamfix.runtime.megatron as seam
 
