@@ -202,6 +202,12 @@ MUTANTS = [
     Mutant("main-hybrid-classmethod", HYBRID, [(HYBRID_SEG, "    # Disallow Attention + MLA/DSA hybridity.\n    if Symbols.ATTENTION in segment and Symbols.fork_has_latent(segment):\n"),
         ("    @classmethod\n    def name_sorted_valid_layer_symbols(", "    @classmethod\n    def fork_has_latent(cls, segment):\n        return cls.DS_ATTENTION in segment or cls.MLA in segment\n\n    @classmethod\n    def name_sorted_valid_layer_symbols(")],
         [c.format("validate_segment_layers") for c in HYBRID_CALLS] + [c.format("Symbols.fork_has_latent") for c in HYBRID_CALLS]),
+    # --- main's attention.py loses its MLATransformerConfig import once the isinstance is routed: fork modules reading it from there
+    *[Mutant(f"main-attention-import-{kind}", ATT, [], ["megatron.core.fork_kinds:kind_name()"], {"fork_kinds.py": source}) for kind, source in (
+        ("reexport", "from megatron.core.transformer.attention import MLATransformerConfig\n\n\ndef kind_name():\n    return MLATransformerConfig.__name__\n"),
+        ("module-attribute", "import megatron.core.transformer.attention as attention\n\n\ndef kind_name():\n    return attention.MLATransformerConfig.__name__\n"),
+        ("star", "from megatron.core.transformer.attention import *  # noqa: F403\n\n\ndef kind_name():\n    return MLATransformerConfig.__name__  # noqa: F405\n"),
+        ("importlib", "import importlib\n\n\ndef kind_name():\n    return importlib.import_module('megatron.core.transformer.attention').MLATransformerConfig.__name__\n"))],
 ]
 # fmt: on
 
