@@ -208,6 +208,17 @@ MUTANTS = [
         ("module-attribute", "import megatron.core.transformer.attention as attention\n\n\ndef kind_name():\n    return attention.MLATransformerConfig.__name__\n"),
         ("star", "from megatron.core.transformer.attention import *  # noqa: F403\n\n\ndef kind_name():\n    return MLATransformerConfig.__name__  # noqa: F405\n"),
         ("importlib", "import importlib\n\n\ndef kind_name():\n    return importlib.import_module('megatron.core.transformer.attention').MLATransformerConfig.__name__\n"))],
+    # --- main's gpt_model.py: arms apply may move, holding a mangled write, a yield, a nonlocal, a cls write
+    Mutant("main-model-mangled-arm", MODEL, [(GPT_CLASS, "class _ForkTag:\n    def __init__(self, config):\n        self.__kind = 'dense'\n        if config.multi_latent_attention:\n            self.__kind = 'mla'\n            self.rank = config.kv_lora_rank\n\n    def kind(self):\n        return self.__kind, vars(self)\n\n\n" + GPT_CLASS)],
+        [f"megatron.core.models.gpt.gpt_model:_ForkTag({c}).kind()" for c in ("mla", "dense")]),
+    Mutant("main-model-generator-arm", MODEL, [(GPT_CLASS, "def _fork_layers(config):\n    yield 'embedding'\n    if config.multi_latent_attention:\n        yield 'latent-q'\n        yield 'latent-kv'\n    else:\n        yield 'qkv'\n    yield 'output'\n\n\n" + GPT_CLASS)],
+        [f"megatron.core.models.gpt.gpt_model:list(_fork_layers({c}))" for c in ("mla", "dense")]),
+    Mutant("main-model-nonlocal-arm", MODEL, [(GPT_CLASS, "def _fork_counter(config):\n    seen = []\n    count = 0\n\n    def note():\n        nonlocal count\n        if config.multi_latent_attention:\n            count += 2\n            seen.append(config.kv_lora_rank)\n        return count\n\n    return note(), note(), seen\n\n\n" + GPT_CLASS)],
+        [f"megatron.core.models.gpt.gpt_model:_fork_counter({c})" for c in ("mla", "dense")]),
+    Mutant("main-model-classmethod-arm", MODEL, [(GPT_CLASS, "class _ForkRegistry:\n    kinds = ()\n\n    @classmethod\n    def register(cls, config):\n        if config.multi_latent_attention:\n            cls.kinds = cls.kinds + ('mla',)\n            return cls\n        return None\n\n\n" + GPT_CLASS)],
+        [f"megatron.core.models.gpt.gpt_model:(_ForkRegistry.register({c}), _ForkRegistry.kinds)" for c in ("mla", "dense")]),
+    Mutant("main-model-try-return-arm", MODEL, [(GPT_CLASS, "def _fork_rank(config, log):\n    try:\n        if config.multi_latent_attention:\n            log.append('mla')\n            return config.kv_lora_rank\n        log.append('dense')\n    finally:\n        log.append('done')\n    return None\n\n\n" + GPT_CLASS)],
+        [f"megatron.core.models.gpt.gpt_model:(lambda log: (_fork_rank({c}, log), log))([])" for c in ("mla", "dense")]),
 ]
 # fmt: on
 
