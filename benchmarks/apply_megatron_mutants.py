@@ -52,7 +52,7 @@ class Mutant:
     name: str
     path: str  # under megatron/core
     edits: list[tuple[str, str]]
-    calls: list[str] = field(default_factory=list)  # "module:function(args)"; args may use mla, dense, torch
+    calls: list[str] = field(default_factory=list)  # "module:expression" in its globals; may use mla, dense, torch, NS
     files: dict[str, str] = field(default_factory=dict)  # new fork modules, under megatron/core
 
 
@@ -302,7 +302,8 @@ def _apply(tree: Path, paths: list[str]) -> subprocess.CompletedProcess:
 
 
 def evaluate_calls(calls: list[str]) -> None:
-    """The worker: evaluate each ``module:function(args)`` on the MLA and dense configs; print reprs as JSON."""
+    """The worker: evaluate each ``module:expression`` in the module's globals plus the MLA and dense configs
+    (``mla``, ``dense``, ``torch``, ``NS``); print reprs as JSON."""
     import importlib
     import types
     import warnings
@@ -323,9 +324,8 @@ def evaluate_calls(calls: list[str]) -> None:
         for call in calls:
             module, expression = call.split(":", 1)
             try:
-                head = expression.split("(")[0].split(".")[0]
-                names[head] = getattr(importlib.import_module(module), head)
-                value = eval(expression, names)  # noqa: S307 - the driver's own expressions
+                scope = {**vars(importlib.import_module(module)), **names}  # the module's globals, then ours
+                value = eval(expression, scope)  # noqa: S307 - the driver's own expressions
                 results[call] = re.sub(r" at 0x[0-9a-f]+", "", repr(value))
             except Exception as error:  # noqa: BLE001 - compared between the trees
                 results[call] = f"{type(error).__name__}: {error}"
