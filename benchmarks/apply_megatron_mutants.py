@@ -52,7 +52,7 @@ class Mutant:
     name: str
     path: str  # under megatron/core
     edits: list[tuple[str, str]]
-    calls: list[str] = field(default_factory=list)  # "module:function(args)"; args may use mla, dense, torch
+    calls: list[str] = field(default_factory=list)  # "module:expression" in its globals; may use mla, dense, torch, NS
     files: dict[str, str] = field(default_factory=dict)  # new fork modules, under megatron/core
 
 
@@ -88,6 +88,16 @@ CACHE_CALLS = [f"{DYN}{{}}({c})" for c in ("mla", "dense", CACHED)]
 CTX_CACHE = "        self.cache_mla_latent = (\n            isinstance(model_config, MLATransformerConfig) and model_config.cache_mla_latents\n        )\n"
 CTX_QUERY = "            mscale=mscale,\n            mla_rotary_interleaved=config.multi_latent_attention,\n        )\n        return query\n"
 CTX_CLASS = "class DynamicInferenceContext(BaseInferenceContext):\n"
+# Megatron-Core main's GPTModel (built and trained by both builds), attention, and hybrid pattern validation
+GPT_CLASS = "class GPTModel(LanguageModule, GraphableMegatronModule):\n"
+GPT_SUPER = "        super().__init__(config=config, pg_collection=pg_collection)\n"
+ATT = "transformer/attention.py"
+ATT_MOD = "megatron.core.transformer.attention:"
+ATT_CLASS = "class Attention(MegatronModule, ABC):\n"
+HYBRID = "models/hybrid/hybrid_layer_allocation.py"
+HLA = "megatron.core.models.hybrid.hybrid_layer_allocation:"
+HYBRID_CALLS = [f"{HLA}{{}}('{p}')" for p in ("M+M-", "M*M-", "+*", "MM", "")]
+HYBRID_SEG = "    # Disallow Attention + MLA/DSA hybridity.\n    if Symbols.ATTENTION in segment and (Symbols.DS_ATTENTION in segment or Symbols.MLA in segment):\n"
 
 # An anchor found more than once in a file is looked for in these (first line, line after) regions.
 REGIONS = [("def get_gpt_layer_local_spec(", "def _get_mlp_module_spec("), ("def get_gpt_modelopt_spec(", "\n\n\n\n")]
@@ -166,6 +176,49 @@ MUTANTS = [
     Mutant("main-ctx-query-and-flag", CONTEXT, [(CTX_QUERY, CTX_QUERY.replace("config.multi_latent_attention", "config.multi_latent_attention and not getattr(config, 'fork_plain_rope', False)"))], QUERY_CALLS),
     Mutant("main-ctx-query-local", CONTEXT, [(CTX_QUERY, CTX_QUERY.replace("mla_rotary_interleaved=config.multi_latent_attention", "mla_rotary_interleaved=use_mla")),
         ("        n = self.padded_active_token_count\n        query_seq_idx", "        use_mla = config.multi_latent_attention\n        if use_mla:\n            print('fork: MLA query rope', config.qk_pos_emb_head_dim)\n        n = self.padded_active_token_count\n        query_seq_idx")], QUERY_CALLS),
+    # --- Megatron-Core main d98e8a6: GPTModel (both builds construct and train it), shapes that nearly broke apply before
+    Mutant("main-model-mangled-attribute", MODEL, [(MODEL_INIT, "        self.__mla = self.config.multi_latent_attention\n        if self.position_embedding_type == 'rope' and not self.__mla:\n            self.rotary_pos_emb = RotaryEmbedding("),
+        (MODEL_PRE, "        if self.position_embedding_type == 'rope' and not self.__mla:\n            use_flash_infer_fused_rope")]),
+    Mutant("main-model-property", MODEL, [(MODEL_PRE, "        if self.position_embedding_type == 'rope' and not self._fork_mla:\n            use_flash_infer_fused_rope"),
+        ("    def set_input_tensor(self, input_tensor: Tensor) -> None:", "    @property\n    def _fork_mla(self) -> bool:\n        return self.config.multi_latent_attention\n\n    def set_input_tensor(self, input_tensor: Tensor) -> None:")],
+        [f"megatron.core.models.gpt.gpt_model:GPTModel._fork_mla.fget(NS(config={c}))" for c in ("mla", "dense")]),
+    Mutant("main-model-class-attribute", MODEL, [(GPT_CLASS, GPT_CLASS + "    fork_rope_for_mla = False\n"),
+        (MODEL_INIT, "        if self.position_embedding_type == 'rope' and (self.fork_rope_for_mla or not self.config.multi_latent_attention):\n            self.rotary_pos_emb = RotaryEmbedding(")]),
+    Mutant("main-model-super-in-arm", MODEL, [(GPT_SUPER, GPT_SUPER + "        if self.config.multi_latent_attention:\n            print('fork: MLA', type(super()).__name__, super().__class__.__name__, __class__.__name__)\n")]),
+    Mutant("main-model-closure", MODEL, [(MODEL_PRE, "        def _fork_wants_rope():\n            return self.position_embedding_type == 'rope' and not self.config.multi_latent_attention\n\n        if _fork_wants_rope():\n            use_flash_infer_fused_rope")]),
+    Mutant("main-model-try-finally", MODEL, [(MODEL_INIT, "        try:\n            if self.config.multi_latent_attention:\n                print('fork: MLA model, no RoPE module')\n        finally:\n            print('fork: rope type', self.position_embedding_type)\n" + MODEL_INIT)]),
+    Mutant("main-model-dataclass-init", MODEL, [(GPT_CLASS, "import dataclasses\n\n\n@dataclasses.dataclass\nclass _ForkRope:\n    config: Any\n    kind: str = 'rope'\n\n    def __post_init__(self):\n        if self.config.multi_latent_attention:\n            self.kind = 'mla-decoupled'\n\n\n" + GPT_CLASS),
+        (GPT_SUPER, GPT_SUPER + "        print('fork:', _ForkRope(config).kind)\n")],
+        [f"megatron.core.models.gpt.gpt_model:_ForkRope({c})" for c in ("mla", "dense")]),
+    # --- main's attention.py: static/class methods and a mangled attribute on Attention, called unbound
+    Mutant("main-attention-static-classmethod", ATT, [(ATT_CLASS, ATT_CLASS + "    @staticmethod\n    def _fork_latent(config):\n        if getattr(config, 'cache_mla_latents', None):\n            return 'latent'\n        return 'kv'\n\n    @classmethod\n    def _fork_kind(cls, config):\n        return cls.__name__ if isinstance(config, MLATransformerConfig) else None\n\n")],
+        [f"{ATT_MOD}Attention.{m}({c})" for m in ("_fork_latent", "_fork_kind") for c in ("mla", "dense", CACHED)]),
+    Mutant("main-attention-mangled-isinstance", ATT, [(ATT_CLASS, ATT_CLASS + "    def _fork_is_mla(self):\n        self.__mla = isinstance(self.config, MLATransformerConfig) and hasattr(self, 'softmax_scale')\n        try:\n            return self.__mla\n        finally:\n            print('fork: mla', self.__mla)\n\n")],
+        [f"{ATT_MOD}Attention._fork_is_mla(NS(config={c}{s}))" for c in ("mla", "dense") for s in ("", ", softmax_scale=1.0")]),
+    # --- main's hybrid pattern validation: a generator and a classmethod on the layer symbols
+    Mutant("main-hybrid-generator", HYBRID, [(HYBRID_SEG, "    # Disallow Attention + MLA/DSA hybridity.\n    if Symbols.ATTENTION in segment and any(_fork_mla_layers(segment)):\n"),
+        ("def validate_segment_layers(", "def _fork_mla_layers(segment):\n    for index, char in enumerate(segment):\n        if char in (Symbols.DS_ATTENTION, Symbols.MLA):\n            yield index + 1\n\n\ndef validate_segment_layers(")],
+        [c.format("validate_segment_layers") for c in HYBRID_CALLS] + [c.format("_fork_mla_layers") + ".__next__()" for c in HYBRID_CALLS]),
+    Mutant("main-hybrid-classmethod", HYBRID, [(HYBRID_SEG, "    # Disallow Attention + MLA/DSA hybridity.\n    if Symbols.ATTENTION in segment and Symbols.fork_has_latent(segment):\n"),
+        ("    @classmethod\n    def name_sorted_valid_layer_symbols(", "    @classmethod\n    def fork_has_latent(cls, segment):\n        return cls.DS_ATTENTION in segment or cls.MLA in segment\n\n    @classmethod\n    def name_sorted_valid_layer_symbols(")],
+        [c.format("validate_segment_layers") for c in HYBRID_CALLS] + [c.format("Symbols.fork_has_latent") for c in HYBRID_CALLS]),
+    # --- main's attention.py loses its MLATransformerConfig import once the isinstance is routed: fork modules reading it from there
+    *[Mutant(f"main-attention-import-{kind}", ATT, [], ["megatron.core.fork_kinds:kind_name()"], {"fork_kinds.py": source}) for kind, source in (
+        ("reexport", "from megatron.core.transformer.attention import MLATransformerConfig\n\n\ndef kind_name():\n    return MLATransformerConfig.__name__\n"),
+        ("module-attribute", "import megatron.core.transformer.attention as attention\n\n\ndef kind_name():\n    return attention.MLATransformerConfig.__name__\n"),
+        ("star", "from megatron.core.transformer.attention import *  # noqa: F403\n\n\ndef kind_name():\n    return MLATransformerConfig.__name__  # noqa: F405\n"),
+        ("importlib", "import importlib\n\n\ndef kind_name():\n    return importlib.import_module('megatron.core.transformer.attention').MLATransformerConfig.__name__\n"))],
+    # --- main's gpt_model.py: arms apply may move, holding a mangled write, a yield, a nonlocal, a cls write
+    Mutant("main-model-mangled-arm", MODEL, [(GPT_CLASS, "class _ForkTag:\n    def __init__(self, config):\n        self.__kind = 'dense'\n        if config.multi_latent_attention:\n            self.__kind = 'mla'\n            self.rank = config.kv_lora_rank\n\n    def kind(self):\n        return self.__kind, vars(self)\n\n\n" + GPT_CLASS)],
+        [f"megatron.core.models.gpt.gpt_model:_ForkTag({c}).kind()" for c in ("mla", "dense")]),
+    Mutant("main-model-generator-arm", MODEL, [(GPT_CLASS, "def _fork_layers(config):\n    yield 'embedding'\n    if config.multi_latent_attention:\n        yield 'latent-q'\n        yield 'latent-kv'\n    else:\n        yield 'qkv'\n    yield 'output'\n\n\n" + GPT_CLASS)],
+        [f"megatron.core.models.gpt.gpt_model:list(_fork_layers({c}))" for c in ("mla", "dense")]),
+    Mutant("main-model-nonlocal-arm", MODEL, [(GPT_CLASS, "def _fork_counter(config):\n    seen = []\n    count = 0\n\n    def note():\n        nonlocal count\n        if config.multi_latent_attention:\n            count += 2\n            seen.append(config.kv_lora_rank)\n        return count\n\n    return note(), note(), seen\n\n\n" + GPT_CLASS)],
+        [f"megatron.core.models.gpt.gpt_model:_fork_counter({c})" for c in ("mla", "dense")]),
+    Mutant("main-model-classmethod-arm", MODEL, [(GPT_CLASS, "class _ForkRegistry:\n    kinds = ()\n\n    @classmethod\n    def register(cls, config):\n        if config.multi_latent_attention:\n            cls.kinds = cls.kinds + ('mla',)\n            return cls\n        return None\n\n\n" + GPT_CLASS)],
+        [f"megatron.core.models.gpt.gpt_model:(_ForkRegistry.register({c}), _ForkRegistry.kinds)" for c in ("mla", "dense")]),
+    Mutant("main-model-try-return-arm", MODEL, [(GPT_CLASS, "def _fork_rank(config, log):\n    try:\n        if config.multi_latent_attention:\n            log.append('mla')\n            return config.kv_lora_rank\n        log.append('dense')\n    finally:\n        log.append('done')\n    return None\n\n\n" + GPT_CLASS)],
+        [f"megatron.core.models.gpt.gpt_model:(lambda log: (_fork_rank({c}, log), log))([])" for c in ("mla", "dense")]),
 ]
 # fmt: on
 
@@ -249,7 +302,8 @@ def _apply(tree: Path, paths: list[str]) -> subprocess.CompletedProcess:
 
 
 def evaluate_calls(calls: list[str]) -> None:
-    """The worker: evaluate each ``module:function(args)`` on the MLA and dense configs; print reprs as JSON."""
+    """The worker: evaluate each ``module:expression`` in the module's globals plus the MLA and dense configs
+    (``mla``, ``dense``, ``torch``, ``NS``); print reprs as JSON."""
     import importlib
     import types
     import warnings
@@ -270,9 +324,8 @@ def evaluate_calls(calls: list[str]) -> None:
         for call in calls:
             module, expression = call.split(":", 1)
             try:
-                head = expression.split("(")[0].split(".")[0]
-                names[head] = getattr(importlib.import_module(module), head)
-                value = eval(expression, names)  # noqa: S307 - the driver's own expressions
+                scope = {**vars(importlib.import_module(module)), **names}  # the module's globals, then ours
+                value = eval(expression, scope)  # noqa: S307 - the driver's own expressions
                 results[call] = re.sub(r" at 0x[0-9a-f]+", "", repr(value))
             except Exception as error:  # noqa: BLE001 - compared between the trees
                 results[call] = f"{type(error).__name__}: {error}"
