@@ -350,9 +350,9 @@ def _placed_meaning(node: ast.AST, called: AbstractSet[int], aliases: dict[str, 
             "it calls `warnings.warn`, which files the warning under the module and line calling it (moved, a "
             "filter by module, the once-per-location registry and the location shown would name the adapter)"
         )
-    if isinstance(node, ast.Attribute) and _mangled(node.attr):
+    if isinstance(node, ast.Attribute) and is_mangled(node.attr):
         return f"it uses `{node.attr}`, a name-mangled attribute"
-    if isinstance(node, ast.alias) and _mangled(node.name.split(".")[0]):
+    if isinstance(node, ast.alias) and is_mangled(node.name.split(".")[0]):
         # in a class, `from m import __x` fetches `m._Class__x`
         return f"it imports `{node.name}`, a name-mangled name"
     if isinstance(node, (ast.MatchValue, ast.MatchClass)):
@@ -371,7 +371,8 @@ def _names_builtins(node: ast.expr) -> bool:
     return isinstance(node, ast.Name) and node.id in ("builtins", "__builtins__")
 
 
-def _mangled(name: str) -> bool:
+def is_mangled(name: str) -> bool:
+    """A private name Python rewrites inside a class body (``__x`` to ``_Class__x``), dunders excepted."""
     return name.startswith("__") and not name.endswith("__")
 
 

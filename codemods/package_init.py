@@ -64,7 +64,7 @@ def seam_inits(root: Path | None, project_file: ProjectFile, seam_module: str) -
     for depth in range(1, len(parts)):
         name = ".".join(parts[:depth])
         seen: dict[str, str] = {}
-        answers = _module_getattr(root, project_file, name)
+        answers = _own_names_answered(root, project_file, name)
         inits[name] = PackageInit(_runs_code(root, project_file, name, seen), _loaded_by(seen), answers_names=answers)
     seen, needs = dict.fromkeys(inits, ""), {}
     statements = tuple(_effects(root, project_file, seam_module, seen, needs))
@@ -73,7 +73,7 @@ def seam_inits(root: Path | None, project_file: ProjectFile, seam_module: str) -
     return inits
 
 
-def _module_getattr(root: Path | None, project_file: ProjectFile, package: str) -> str | None:
+def _own_names_answered(root: Path | None, project_file: ProjectFile, package: str) -> str | None:
     """Where ``package``'s ``__init__.py`` defines a module ``__getattr__`` at its top level, or puts another
     object in its place in ``sys.modules`` (a lazy module, as Hugging Face's ``_LazyModule``), said with its
     ``path:line``: ``from package import name`` asks it for ``name`` before it imports the submodule of that

@@ -10,7 +10,7 @@ import libcst as cst
 from seamfix.codemods.adapter_function import AdapterFunction, adapter_function
 from seamfix.codemods.alias_definitions import AliasDefinitions
 from seamfix.codemods.context import FileContext, Refusal
-from seamfix.codemods.dataflow import INTROSPECTION, _mangled
+from seamfix.codemods.dataflow import INTROSPECTION, is_mangled
 from seamfix.codemods.nodes import (
     children,
     dotted_name,
@@ -192,7 +192,7 @@ class RoutePredicates:
             return IDENTITY_REFUSAL.format(code, scope)
         if not self.is_mla(template):
             return NO_ATOM_REFUSAL.format(code)
-        mangled = next((n.value for n in walk(template) if isinstance(n, cst.Name) and _mangled(n.value)), None)
+        mangled = next((n.value for n in walk(template) if isinstance(n, cst.Name) and is_mangled(n.value)), None)
         if mangled is not None:  # `self.__mla` in a class reads `self._Model__mla`; in the adapter, `obj.__mla`
             return f"it reads `{mangled}`, a name-mangled attribute, which the class renames and the adapter would not"
         if isinstance(part, (cst.SimpleString, cst.ConcatenatedString)):
