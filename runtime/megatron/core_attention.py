@@ -19,7 +19,7 @@ from megatron.core.transformer.dot_product_attention import DotProductAttention
 from megatron.core.transformer.enums import AttnMaskType
 
 from ..kernels.backend import require
-from .flash_mla import _offsets, flash_attn_varlen_func
+from .flash_mla import checked_offsets, flash_attn_varlen_func
 
 
 class MLADotProductAttention(DotProductAttention):
@@ -147,9 +147,9 @@ def _real_rows(params, side: str, total: int) -> torch.Tensor:
     """The rows of the packed tensor (``total`` rows) that hold tokens: each sequence's ``cu_seqlens`` count from
     its padded start (``cu_seqlens_{side}_padded``, where given, places each sequence; its padding comes after it)."""
     name = f"cu_seqlens_{side}"
-    starts = _offsets(name, getattr(params, name), total)
+    starts = checked_offsets(name, getattr(params, name), total)
     padded = getattr(params, f"{name}_padded", None)
-    placed = starts if padded is None else _offsets(f"{name}_padded", padded, total)
+    placed = starts if padded is None else checked_offsets(f"{name}_padded", padded, total)
     lengths = [end - start for start, end in itertools.pairwise(starts)]
     room = [end - start for start, end in itertools.pairwise(placed)]
     require(len(room) == len(lengths) and all(map(int.__ge__, room, lengths)), "{name}_padded must hold each "

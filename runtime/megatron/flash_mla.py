@@ -199,7 +199,8 @@ def flash_attn_varlen_func(
         check_positive(page_block_size=k.shape[1])
     if heads % kv_heads:
         raise KernelInputError(f"{heads} query heads cannot share {kv_heads} key heads")
-    starts_q, starts_k = _offsets("cu_seqlens_q", cu_seqlens_q, q.shape[0]), _offsets("cu_seqlens_k", cu_seqlens_k)
+    starts_q = checked_offsets("cu_seqlens_q", cu_seqlens_q, q.shape[0])
+    starts_k = checked_offsets("cu_seqlens_k", cu_seqlens_k)
     require(len(starts_q) == len(starts_k), "cu_seqlens_q and cu_seqlens_k must count the same sequences, got {a} "
             "and {b} offsets", a=len(starts_q), b=len(starts_k))  # fmt: skip
     if block_table is None:
@@ -237,7 +238,7 @@ def _attend_per_sequence(q, k, v, starts_q, starts_k, block_table, scale, causal
     return torch.cat(outputs)
 
 
-def _offsets(name: str, offsets: torch.Tensor, total: int | None = None) -> list[int]:
+def checked_offsets(name: str, offsets: torch.Tensor, total: int | None = None) -> list[int]:
     """``cu_seqlens`` on the host (the loop over sequences needs them there): int32 or int64, 1-D, starting at 0,
     never decreasing, and (for the queries) ending inside the tokens."""
     check_index_dtype(name, offsets)
