@@ -7,7 +7,6 @@ PyTorch reference. Triton is optional: nothing here imports it, so the reference
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.util
 import math
 import numbers
@@ -30,9 +29,13 @@ class KernelInputError(ValueError):
     """An argument that the op cannot run on (shape, dtype, device or backend)."""
 
 
-@functools.cache
+# Looked up once, at import (the lookup imports nothing): a plain constant, where a ``functools.cache`` around the
+# lookup made Dynamo warn, in every compiled caller of an op, that it "ignores the cache wrapper".
+_TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+
+
 def triton_installed() -> bool:
-    return importlib.util.find_spec("triton") is not None
+    return _TRITON_INSTALLED
 
 
 def triton_interpreter_enabled() -> bool:

@@ -43,3 +43,24 @@ def test_package_imports_and_runs_the_reference_without_triton():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_a_compiled_caller_gets_no_dynamo_warning_from_the_backend_choice():
+    """Found on the H200 (2026-12-02): every op called inside ``torch.compile`` warned that Dynamo "ignores the cache
+    wrapper" of ``functools.cache`` around the triton probe, and that "silent incorrectness is a potential risk", a
+    warning a user cannot act on. Dynamo warns once a process, so the call runs in a fresh one."""
+    script = (
+        "import warnings, torch\n"
+        "from seamfix.runtime.kernels import mla_rope_q\n"
+        "q = torch.randn(3, 2, 4, 96)\n"
+        "def rotated(q):\n"
+        "    return mla_rope_q(q, torch.ones(8, 32), torch.zeros(8, 32), 64, 32, backend='torch')\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    got = torch.compile(rotated, backend='eager')(q)\n"
+        "assert torch.equal(got, rotated(q))\n"
+        "print([str(warning.message) for warning in caught if 'Dynamo' in str(warning.message)])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
