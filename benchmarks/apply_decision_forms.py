@@ -184,6 +184,16 @@ FORMS = {
     "MindSpeed-LLM's MLA switch": (
         "def f(config, log):\n" + _IF.format("getattr(config, 'multi_head_latent_attention', False)")
     ),
+    # Fourth round: FlashMLA's one-word name, lookups in a literal table keyed by MLA, a dispatch annotation.
+    "FlashMLA backend name": "def f(config, log):\n" + _IF.format("log('flashmla') in ('flashmla', 'cutlass_mla')"),
+    "computed key into a table keyed by MLA": (
+        "def f(log):\n    return {'mla': log(576), 'mha': log(128)}[log('mla')]\n"
+    ),
+    "`.get` from a table keyed by MLA": "def f(log):\n    return {'mla': 576, 'mha': 128}.get(log('mha'), 0)\n",
+    "`register` keyed on an MLA annotation": (
+        "import functools\n\n\nclass MLAConfig:\n    pass\n\n\n@functools.singledispatch\ndef f(config):\n"
+        "    return 0\n\n\n@f.register\ndef _(config: MLAConfig):\n    return 1\n"
+    ),
 }
 
 # The forms apply leaves, with part of the reason its summary gives (or of each reason, for several findings).
@@ -200,6 +210,10 @@ LEFT = {
     "class pattern on MLA fields": "a `case` pattern cannot call a predicate",
     "mapping pattern on an MLA key": "a `case` pattern cannot call a predicate",
     "class pattern of an MLA class": "a `case` pattern cannot call a predicate",
+    "FlashMLA backend name": "alone is a name, not a decision",
+    "computed key into a table keyed by MLA": "alone is a name, not a decision",
+    "`.get` from a table keyed by MLA": "alone is a name, not a decision",
+    "`register` keyed on an MLA annotation": "is the annotation that `register` dispatches on",
     "guard on a capture of an MLA key": (
         "a `case` pattern cannot call a predicate",
         "names no MLA field, class or string itself",

@@ -48,6 +48,11 @@ NO_ATOM_REFUSAL = (
     "`{}` names no MLA field, class or string itself (the linter follows a local variable): a predicate would "
     "hide the decision, not move it"
 )
+# `@convert.register` over `def _(module: MLASelfAttention)`: the class registered is the annotation's.
+ANNOTATION_REFUSAL = (
+    "`{}` is the annotation that `register` dispatches on: a call there is no type to a type checker (pass the "
+    "class to `register(...)` to route it)"
+)
 _WHAT = {
     cst.BooleanOperation: "an `and`/`or`", cst.IfExp: "a conditional expression", cst.NamedExpr: "a `:=`",
     cst.Lambda: "a lambda", cst.Await: "an `await`", cst.Yield: "a `yield`", cst.FormattedString: "an f-string",
@@ -99,6 +104,8 @@ class RoutePredicates:
         atom = context.by_span.get(finding_span(*finding.atom)) if finding.atom else None
         if test is None or atom is None:
             return "the reported span is not one expression that a call could replace (a slice, a pattern)"
+        if self._in_annotation(atom):
+            return ANNOTATION_REFUSAL.format(_short(context.module.code_for_node(atom)))
         part = test if finding.kind == FindingKind.PROBE else self.mla_part(atom, test)
         hazard = self.order_hazard(part)
         if hazard:
@@ -113,6 +120,12 @@ class RoutePredicates:
         others = [leaf for leaf in _boolean_operands(test) if leaf is not part and self._is_question(leaf)]
         more = [self._route(node) for node in others if not self.order_hazard(node)]
         return routes + [route for route in more if isinstance(route, Route)]
+
+    def _in_annotation(self, node: cst.CSTNode) -> bool:
+        parents = self.context.parents
+        while node is not None and not isinstance(node, cst.Annotation):
+            node = parents.get(node)
+        return node is not None
 
     def _part_routes(self, part: cst.BaseExpression) -> list[Route] | str:
         """A local alias's definitions where they can be routed (see ``alias_definitions``), else the part.

@@ -21,10 +21,14 @@ class MLAConditional(AstRule):
     arithmetic on an MLA switch (a bool field of the vocabulary's `switches`) or on an `is`/`not` test of MLA
     (`n_heads * (1 + cfg.multi_latent_attention)`, `n * (cfg.q_lora_rank is not None)`; not an elementwise mask
     such as `scores * (pos < cfg.qk_pos_emb_head_dim)`),
-    subscript dispatch on an MLA value (`table[cfg.multi_latent_attention]`), probes of MLA names
+    subscript dispatch on an MLA value (`table[cfg.multi_latent_attention]`) and a computed key looked up in a
+    literal table keyed by MLA (`{"mla": MLAAttention, "mha": Attention}[cfg.attention_type]`, `.get(...)`: a named
+    table is a registry, its keys not followed), probes of MLA names
     (`getattr(x, "<mla field>", default)`, `hasattr`, `isinstance`/`issubclass`, `mapping.get("<mla key>")`,
     `"<mla field>" in mapping`, and a read inside `try:` whose `except AttributeError`/`KeyError` handles its
-    absence), and decorators keyed on MLA (`@register(MLASelfAttention)`, `@(a if cfg.multi_latent_attention else b)`).
+    absence), and decorators keyed on MLA (`@register(MLASelfAttention)`, `@(a if cfg.multi_latent_attention else b)`,
+    a bare `@dispatch.register` over a function whose first annotated parameter is an MLA class, as
+    `functools.singledispatch` registers that annotation).
     A test is a decision when it names MLA anywhere, or reads an alias: a variable or `self` attribute
     holding an MLA value at that point (`use_mla = cfg.multi_latent_attention` … `if use_mla:`). Aliases are
     flow-sensitive (a later or overwritten assignment does not count; branches merge as "may be MLA"), and
@@ -197,6 +201,16 @@ class MLAConditional(AstRule):
         "def f(name):\n    if 'q_proj' in name or 'lora_A' in name:\n        pass\n",
         "def f(args, hf):\n    args.qk_pos_emb_head_dim = hf.qk_rope_head_dim\n"
         "    args.qk_head_dim = hf.qk_nope_head_dim\n",
+        # Fourth round (a second held-out set). Naming the FlashMLA backend among choices decides nothing; a named
+        # table of backends is a registry (its keys are not followed), a literal one without MLA keys no MLA
+        # lookup; a dispatcher registers the type of the first annotated parameter only, and an annotation under
+        # any other decorator is a type hint.
+        "def f(parser):\n    parser.add_argument('--attention-backend', choices=['flashmla', 'fa3'])\n",
+        "BACKENDS = {'flashmla': FlashMLABackend, 'fa3': FA3Backend}\n\n\ndef f(name, runner):\n"
+        "    return BACKENDS[name](runner)\n",
+        "def f(config):\n    return {'eager': EagerAttention, 'sdpa': SdpaAttention}[config.attn_impl](config)\n",
+        "@export.register\ndef _(module: SelfAttention, config: MLATransformerConfig):\n    pass\n",
+        "@torch.no_grad()\ndef f(module: MLASelfAttention):\n    return module.linear_proj\n",
     )
     INVALID = (
         Invalid("if config.multi_latent_attention:\n    pass\n", line=1),
@@ -429,6 +443,19 @@ class MLAConditional(AstRule):
         Invalid("def f(args):\n    if getattr(args, 'multi_head_latent_attention', False):\n        pass\n", line=2),
         Invalid("def f(args):\n    if args.multi_head_latent_attention:\n        pass\n", line=2),
         Invalid("def f(hf):\n    if hf.qk_rope_head_dim > 0:\n        pass\n", line=2),
+        # Fourth round. FlashMLA written as one word, as inference engines name their MLA backend.
+        Invalid("def f(backend):\n    if backend in ('flashmla', 'cutlass_mla'):\n        pass\n", line=2),
+        Invalid("def f(selected):\n    return 64 if selected == _Backend.FLASHMLA else 16\n", line=2),
+        # A computed key looked up in a literal table keyed by MLA picks its MLA entry, as a comparison would.
+        Invalid("def f(config):\n    return {'mla': MLAAttention, 'mha': Attention}[config.attention_type]\n", line=2),
+        Invalid("def f(kind):\n    return {'mla': 576, 'gqa': 128}.get(kind, 128)\n", line=2),
+        # `functools.singledispatch` registers the annotation of the first annotated parameter.
+        Invalid("@export.register\ndef _(module: MLASelfAttention, sd):\n    pass\n", line=1),
+        Invalid(
+            "class Exporter:\n    @export.register\n"
+            "    def _(self, module: MLASelfAttention | FusedMLASelfAttention, sd):\n        pass\n",
+            line=2,
+        ),
     )
 
     def check(self, source: SourceFile) -> Iterator[Hit]:

@@ -65,11 +65,12 @@ class _DecisionFinder(MLAFlow):
     def check_definition(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, aliases: Aliases) -> None:
         """Decorators (``@register(MLASelfAttention)`` registers the function for MLA), defaults and bases."""
         for decorator in node.decorator_list:
-            atom = self.decorator_key(decorator, aliases)
+            atom = self.decorator_key(decorator, aliases) or self.dispatch_annotation(node, decorator)
             if atom is None:
                 self.visit(decorator, aliases)
             else:
-                message = f"decorator `{_short(decorator.func)}` is keyed on MLA (`{_short(atom)}`)"
+                registrar = decorator.func if isinstance(decorator, ast.Call) else decorator
+                message = f"decorator `{_short(registrar)}` is keyed on MLA (`{_short(atom)}`)"
                 self.hit(decorator, message, FindingKind.DECORATOR_ARGUMENT, atom)
         if isinstance(node, ast.ClassDef):
             parts = [*node.bases, *node.keywords]
@@ -98,6 +99,17 @@ class _DecisionFinder(MLAFlow):
                 if atom is not None:
                     return atom
         return None
+
+    def dispatch_annotation(self, node: ast.stmt, decorator: ast.expr) -> ast.AST | None:
+        """The MLA key of a bare ``@<dispatcher>.register`` (``functools.singledispatch``): the type registered is
+        the annotation of the function's first annotated parameter, so ``def _(module: MLASelfAttention, sd):``
+        under it registers for MLA as ``@<dispatcher>.register(MLASelfAttention)`` does."""
+        registers = isinstance(decorator, ast.Attribute) and decorator.attr == "register"
+        if isinstance(node, ast.ClassDef) or not registers:
+            return None
+        parameters = [*node.args.posonlyargs, *node.args.args]
+        annotation = next((p.annotation for p in parameters if p.annotation is not None), None)
+        return None if annotation is None else self.mla.vocabulary_atom(annotation)
 
     def check_case(self, case: ast.match_case, aliases: Aliases) -> None:
         """A pattern that matches an MLA class or value, or reads an MLA field or key (``case
@@ -199,8 +211,10 @@ class _DecisionFinder(MLAFlow):
     def visit_Subscript(self, node: ast.Subscript, aliases: Aliases) -> None:
         """``table[cfg.multi_latent_attention]`` dispatches; a store, a slice (``kv[..., : kv_lora_rank]``),
         index arithmetic and a constant key (``hf["kv_lora_rank"]``, a read) do not."""
-        self.visit(node.value, aliases)
         key = node.slice
+        if isinstance(node.ctx, ast.Load) and self.table_lookup(node, node.value, key):
+            return
+        self.visit(node.value, aliases)
         atom = None
         if isinstance(node.ctx, ast.Load) and not is_slicing(key) and not self.names_types(key, aliases):
             atom = self.mla.taint(key, aliases)
@@ -215,6 +229,19 @@ class _DecisionFinder(MLAFlow):
             self.try_probe(node, "KeyError")
         else:
             self.visit(key, aliases)
+
+    def table_lookup(self, lookup: ast.expr, table: ast.expr, key: ast.expr) -> bool:
+        """Reports ``{"mla": MLAAttention, "mha": Attention}[config.attention_type]`` (or ``.get(...)``), and says
+        whether it did: a computed key looked up in a literal table with an MLA key chooses that entry as
+        ``MLAAttention if config.attention_type == "mla" else ...`` would. A named table (``BACKENDS[name]``) is a
+        registry whose keys are not followed; a constant key reads one entry."""
+        if type(table) is not ast.Dict or isinstance(key, ast.Constant):
+            return False
+        atom = next((k for k in table.keys if k is not None and _is_mla_key(self.mla, k)), None)
+        if atom is not None:
+            message = f"lookup in a table keyed by MLA dispatches (`{_short(atom)}`)"
+            self.hit(lookup, message, FindingKind.SUBSCRIPT_SLICE, atom)
+        return atom is not None
 
     def names_types(self, key: ast.expr, aliases: Aliases) -> bool:
         """A constant key: a literal, or types (``Union[TransformerConfig, MLATransformerConfig]``,
@@ -258,6 +285,9 @@ class _DecisionFinder(MLAFlow):
         atom = self.mla.probed_atom(probed, aliases) if probed is not None else None
         if atom is not None and not self.rendering:
             self.hit(node, f"`{_short(node.func)}` probes MLA (`{_short(atom)}`)", FindingKind.PROBE, atom)
+            return
+        method = node.func
+        if probed is not None and isinstance(method, ast.Attribute) and self.table_lookup(node, method.value, probed):
             return
         function = dotted_name(node.func)
         if function in _FILTERS and node.args:
