@@ -9,7 +9,8 @@ prints recall (labelled decisions flagged) and precision (flagged cases that are
 misclassified cases; exit status 1 if any. `--seamfix` runs another build (a `seamfix` executable) on the same
 cases. CASES.toml: another set in the same format (default lint_adversarial.toml), such as
 benchmarks/lint_heldout_3.toml (the third round's independent held-out set). Every misclassification the
-round fixed is also a VALID or INVALID sample of SEAM001.
+round fixed is also a VALID or INVALID sample of SEAM001. A case with `out_of_scope` (why) keeps its label but is
+a decision the rule's documented scope does not reach (no MLA name in it): listed, not scored.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def main() -> None:
     counts = findings_per_case(args.seamfix, cases)
     wrong = 0
     for group in ("development", "held-out"):
-        members = [case for case in cases if case["group"] == group]
+        members = [case for case in cases if case["group"] == group and "out_of_scope" not in case]
         if not members:
             continue
         decisions = sum(case["decision"] for case in members)
@@ -83,6 +84,9 @@ def main() -> None:
             print(f"  {case['id']}: {'decision missed' if case['decision'] else 'non-decision flagged'}")
             if args.verbose:
                 print("    " + case["code"].replace("\n", "\n    "))
+    for case in (case for case in cases if "out_of_scope" in case):
+        flagged = "flagged" if counts[case["id"]] else "not flagged"
+        print(f"  {case['id']}: out of scope, {flagged} (labelled decision={case['decision']}): {case['out_of_scope']}")
     sys.exit(1 if wrong else 0)
 
 
