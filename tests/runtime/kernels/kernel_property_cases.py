@@ -1063,3 +1063,24 @@ def test_outputs_take_in_place_ops_as_the_unfused_chains_do(backend):
         bias = torch.ones(out.shape[-1], device=DEVICE, requires_grad=True)
         out += bias
         assert out.requires_grad
+
+
+# --- fixed cases of issue 16's tenth bad-input pass, on every backend ---------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rope_kv_sums_the_heads_k_pos_emb_gradients_past_float16s_range_of_one_head(backend):
+    """k_pos_emb is shared by every head, so its gradient sums the heads' key gradients. The reference rounded the
+    rotated row to kv's dtype before broadcasting it, and autograd summed the heads in float16: four heads' 2e4
+    overflowed to inf where the rotated sum, 5.7e4, fits (the Triton kernel sums in float32)."""
+    heads, emb_dim = 4, 4
+    cos = torch.full((1, emb_dim), math.sqrt(0.5), dtype=torch.float16, device=DEVICE)  # cos = sin: pi / 4
+    kv = torch.zeros(1, 1, heads, 2 + 4, dtype=torch.float16, device=DEVICE, requires_grad=True)
+    k_pos_emb = torch.zeros(1, 1, 1, emb_dim, dtype=torch.float16, device=DEVICE, requires_grad=True)
+    key, _ = mla_rope_kv(kv, k_pos_emb, cos, cos.clone(), emb_dim, 2, 4, backend=backend)
+    grad_key = torch.zeros_like(key)
+    grad_key[..., 2 : 2 + emb_dim // 2] = 2e4  # the first components of every head's rotated pairs
+    key.backward(grad_key)
+    # d(first)/d(x_even) = cos, d(first)/d(x_odd) = -sin: each pair's gradient is (4 x 2e4) x (cos, -sin).
+    pair = 4 * 2e4 * math.sqrt(0.5) * torch.tensor([1.0, -1.0], dtype=torch.float64)
+    assert relative_error(k_pos_emb.grad.flatten(), pair.repeat(emb_dim // 2)) < TOLERANCE[torch.float16]
