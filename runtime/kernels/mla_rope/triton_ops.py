@@ -112,9 +112,14 @@ def _held_alone(grad: torch.Tensor, python_references: int) -> bool:
     C++ handle during the call in some torch versions, 2.11 among them, and none in others). One more is someone
     who can still look: a hook, a module's backward hook or a node pre-hook that kept it (Python), another branch's
     input buffer, a caller's ``backward(g)`` or ``grad_outputs`` (C++), a view or ``.detach()`` (storage). And no
-    graph runs through it (``create_graph``). Where torch cannot tell, the answer is no."""
+    graph runs through it (``create_graph``). And torch allocated its memory: a tensor wrapping another library's
+    buffer (``torch.from_dlpack``, ``from_numpy``, ``frombuffer``, shared memory: storages torch cannot resize) is
+    held by that library, which torch does not count (a JAX or CuPy layer whose backward hands its gradient over
+    by DLPack had that gradient rotated under it). Where torch cannot tell, the answer is no."""
     if grad.requires_grad or not grad.is_contiguous() or grad._is_view() or not grad.data_ptr():
         return False  # (a null pointer: an efficient zero tensor, which only a copy gives memory)
+    if not grad.untyped_storage().resizable():
+        return False
     holders = _holders(grad, python_references)
     return holders is not None and holders == _FRESH_GRADIENT_HOLDERS
 

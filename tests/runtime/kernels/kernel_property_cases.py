@@ -1084,3 +1084,19 @@ def test_rope_kv_sums_the_heads_k_pos_emb_gradients_past_float16s_range_of_one_h
     # d(first)/d(x_even) = cos, d(first)/d(x_odd) = -sin: each pair's gradient is (4 x 2e4) x (cos, -sin).
     pair = 4 * 2e4 * math.sqrt(0.5) * torch.tensor([1.0, -1.0], dtype=torch.float64)
     assert relative_error(k_pos_emb.grad.flatten(), pair.repeat(emb_dim // 2)) < TOLERANCE[torch.float16]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rope_q_backward_leaves_a_gradient_in_another_librarys_memory_as_it_was(backend):
+    """The Triton backward rotates a gradient in place where nothing else holds it. A gradient wrapping another
+    library's buffer (a JAX or CuPy layer's backward handing its gradient over by DLPack; here a tensor the caller
+    keeps, through DLPack) looked held alone, torch counting no holder, and the other library's buffer was
+    rotated: the gradients came out right and the buffer changed under its owner."""
+    cos, sin = rope_tables(4, 4, torch.float32, torch.Generator().manual_seed(10))
+    q = torch.linspace(-1, 1, 2 * 1 * 3 * 8, device=DEVICE).view(2, 1, 3, 8).requires_grad_()
+    rotated = mla_rope_q(q * 1, cos, sin, 4, 4, backend=backend)
+    foreign = torch.linspace(1, 2, rotated.numel(), device=DEVICE).view(rotated.shape)
+    rotated.register_hook(lambda grad: torch.from_dlpack(foreign))
+    rotated.sum().backward()
+    assert torch.equal(foreign, torch.linspace(1, 2, rotated.numel(), device=DEVICE).view(rotated.shape))
+    assert torch.equal(q.grad[..., :4], foreign[..., :4])  # the nope channels' gradient passes through

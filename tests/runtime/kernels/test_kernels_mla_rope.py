@@ -168,6 +168,8 @@ def test_q_backward_rotates_in_place_only_a_gradient_it_holds_alone():
     (out := Probe.apply(x)).grad_fn.register_prehook(kept.extend)  # the node's pre-hook keeps it
     (out * fixed).sum().backward()
     torch.autograd.grad((Probe.apply(x) * weights).sum(), x, create_graph=True)  # a graph runs through it
+    (out := Probe.apply(x)).register_hook(lambda grad: torch.from_dlpack(fixed))  # another library's memory
+    (out * fixed).sum().backward()
     (out := Probe.apply(x)).retain_grad()  # autograd keeps a copy: the incoming buffer stays the probe's
     (out * fixed).sum().backward()
-    assert seen == [True, False, False, False, False, False, False, False, False, False, True]
+    assert seen == [True, False, False, False, False, False, False, False, False, False, False, True]
