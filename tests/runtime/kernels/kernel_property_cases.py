@@ -1085,7 +1085,7 @@ def test_rope_kv_sums_the_heads_k_pos_emb_gradients_past_float16s_range_of_one_h
     key.backward(grad_key)
     # d(first)/d(x_even) = cos, d(first)/d(x_odd) = -sin: each pair's gradient is (4 x 2e4) x (cos, -sin).
     pair = 4 * 2e4 * math.sqrt(0.5) * torch.tensor([1.0, -1.0], dtype=torch.float64)
-    assert relative_error(k_pos_emb.grad.flatten(), pair.repeat(emb_dim // 2)) < TOLERANCE[torch.float16]
+    assert relative_error(k_pos_emb.grad.flatten(), pair.repeat(emb_dim // 2).to(DEVICE)) < TOLERANCE[torch.float16]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
