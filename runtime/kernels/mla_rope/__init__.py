@@ -184,9 +184,10 @@ def mla_rope_q(
     (``q`` must not be a leaf that requires grad or a view of one, as for any in-place op, nor have two indices
     naming one element, nor share memory with ``cos``/``sin``). The Triton backward rotates the incoming gradient
     in place only where nothing else reaches it, and a copy otherwise (autograd may hand that buffer to other
-    branches too, and a caller's ``out.backward(g)`` passes its own ``g``: megatron-core's kernel rotates both in
-    place); it refuses a second derivative. ``cos`` and ``sin`` get no gradient (as megatron-core's) and must not
-    require grad under grad mode, nor be inference tensors where autograd records the call.
+    branches too, a caller's ``out.backward(g)`` passes its own ``g``: megatron-core's kernel rotates both in
+    place; a gradient wrapping another library's memory, by DLPack say, is that library's); it refuses a second
+    derivative. ``cos`` and ``sin`` get no gradient (as megatron-core's) and must not require grad under grad mode,
+    nor be inference tensors where autograd records the call.
 
     In thd, ``cu_seqlens`` (int32 or int64) must start at 0 and never decrease, and every packed position must have
     a cos/sin row; these values are checked for CPU tensors or with ``validate=True`` (one device-to-host copy),

@@ -68,8 +68,11 @@ def rope_kv(
     token_shape = tuple(kv.shape[:-2])
     cos_rows, sin_rows = cos_sin_at(cos, sin, emb_dim, token_shape, positions)
     k_nope, value = kv.split([k_dim, v_dim], dim=-1)
-    k_rope = rotate_interleaved(k_pos_emb, cos_rows, sin_rows).to(kv.dtype)
-    key = torch.cat((k_nope, k_rope.expand(*k_nope.shape[:-1], emb_dim)), dim=-1)
+    # Broadcast over the heads before rounding to kv's dtype: the backward then sums the heads' gradients of the
+    # shared k_pos_emb in float32, as the Triton kernel does. Rounded first, the sum ran in kv's dtype: four float16
+    # heads' gradients of 2e4 overflowed to inf where the rotated sum (5.7e4) fits.
+    k_rope = rotate_interleaved(k_pos_emb, cos_rows, sin_rows)
+    key = torch.cat((k_nope, k_rope.expand(*k_nope.shape[:-1], emb_dim).to(kv.dtype)), dim=-1)
     # A copy even where the slice is already contiguous (one token, one head): value is a new tensor, as the
     # kernel's, never a view of kv.
     return key, value.clone(memory_format=torch.contiguous_format)

@@ -1,5 +1,6 @@
 """Autograd functions that run MLA's fused RoPE as Triton kernels (forward and backward)."""
 
+import contextlib
 import sys
 
 import torch
@@ -112,9 +113,14 @@ def _held_alone(grad: torch.Tensor, python_references: int) -> bool:
     C++ handle during the call in some torch versions, 2.11 among them, and none in others). One more is someone
     who can still look: a hook, a module's backward hook or a node pre-hook that kept it (Python), another branch's
     input buffer, a caller's ``backward(g)`` or ``grad_outputs`` (C++), a view or ``.detach()`` (storage). And no
-    graph runs through it (``create_graph``). Where torch cannot tell, the answer is no."""
+    graph runs through it (``create_graph``). And torch allocated its memory: a tensor wrapping another library's
+    buffer (``torch.from_dlpack``, ``from_numpy``, ``frombuffer``, shared memory: storages torch cannot resize) is
+    held by that library, which torch does not count (a JAX or CuPy layer whose backward hands its gradient over
+    by DLPack had that gradient rotated under it). Where torch cannot tell, the answer is no."""
     if grad.requires_grad or not grad.is_contiguous() or grad._is_view() or not grad.data_ptr():
         return False  # (a null pointer: an efficient zero tensor, which only a copy gives memory)
+    if not grad.untyped_storage().resizable():
+        return False
     holders = _holders(grad, python_references)
     return holders is not None and holders == _FRESH_GRADIENT_HOLDERS
 
@@ -142,13 +148,28 @@ def _fresh_gradient_holders() -> tuple[int, int, int] | None:
     every gradient is copied). It runs where this module is first imported, which may be inside a caller's
     ``torch.utils.checkpoint`` forward: it saves no tensor for backward there (a product with a tensor saved one,
     and the checkpoint's backward then raised CheckpointError: one more tensor saved than in its recomputation)."""
+    engine = _autograds_own_engine()
+    if engine is None:
+        return None
     try:
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad(), engine:
             x = torch.ones(2, device="cpu", requires_grad=True)
             (_FreshGradientProbe.apply(x) * 2.0).sum().backward()  # a product with a scalar keeps no tensor
     except Exception:  # noqa: BLE001 - imported where autograd cannot run (a tracing mode, say): always copy
         return None
     return _FreshGradientProbe.holders
+
+
+def _autograds_own_engine() -> contextlib.AbstractContextManager | None:
+    """A context in which the probe's backward runs on autograd's engine, as eager backwards do (None: no such
+    context, then every gradient is copied). Compiled autograd (``torch._dynamo.compiled_autograd``), on where this
+    module is first imported, traced the probe's backward with four more Python references (11, not 7): every later
+    eager gradient kept by four hooks then passed for one held alone and was rotated under them."""
+    compiled_autograd = sys.modules.get("torch._dynamo.compiled_autograd")  # not imported: cannot be on
+    if compiled_autograd is None or not getattr(compiled_autograd, "compiled_autograd_enabled", False):
+        return contextlib.nullcontext()
+    disable = getattr(compiled_autograd, "_disable", None)
+    return disable() if disable is not None else None
 
 
 _FRESH_GRADIENT_HOLDERS = _fresh_gradient_holders()

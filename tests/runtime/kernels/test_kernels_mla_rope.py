@@ -168,6 +168,22 @@ def test_q_backward_rotates_in_place_only_a_gradient_it_holds_alone():
     (out := Probe.apply(x)).grad_fn.register_prehook(kept.extend)  # the node's pre-hook keeps it
     (out * fixed).sum().backward()
     torch.autograd.grad((Probe.apply(x) * weights).sum(), x, create_graph=True)  # a graph runs through it
+    (out := Probe.apply(x)).register_hook(lambda grad: torch.from_dlpack(fixed))  # another library's memory
+    (out * fixed).sum().backward()
     (out := Probe.apply(x)).retain_grad()  # autograd keeps a copy: the incoming buffer stays the probe's
     (out * fixed).sum().backward()
-    assert seen == [True, False, False, False, False, False, False, False, False, False, True]
+    assert seen == [True, False, False, False, False, False, False, False, False, False, False, True]
+
+
+def test_the_probe_of_a_fresh_gradient_measures_autograds_own_engine():
+    """The holders a gradient held alone has are measured once, where the Triton module is first imported. Inside
+    compiled autograd that measurement traced the probe's backward (11 Python references, not 7), and every later
+    eager gradient kept by four tensor hooks then passed for one held alone: rotated under the hooks."""
+    pytest.importorskip("triton")
+    from torch._dynamo import compiled_autograd
+
+    from seamfix.runtime.kernels.mla_rope.triton_ops import _FRESH_GRADIENT_HOLDERS, _fresh_gradient_holders
+
+    with compiled_autograd._enable(torch.compile(backend="eager")):
+        measured_there = _fresh_gradient_holders()
+    assert measured_there == _FRESH_GRADIENT_HOLDERS
