@@ -219,6 +219,11 @@ class MLAConditional(AstRule):
         "        if self.reason == 'binary_outdated':\n            self.retry()\n",
         "def f(x):\n    reason = None\n    if x:\n        reason = 'mla_mtp_disabled'\n"
         "    if reason == 'binary_outdated':\n        pass\n",
+        # A literal table whose rows hold MLA weight names among others is data; a lookup of a model type in it is
+        # no MLA test.
+        "PACKED = {'qwen3': {'qkv_proj': ['q_proj', 'k_proj']},\n"
+        "          'deepseek_v2': {'fused_qkv_a_proj': ['q_a_proj', 'kv_a_proj_with_mqa']}}\n\n\n"
+        "def f(model_type):\n    if model_type in PACKED:\n        return PACKED[model_type]\n",
     )
     INVALID = (
         Invalid("if config.multi_latent_attention:\n    pass\n", line=1),
@@ -472,6 +477,7 @@ class MLAConditional(AstRule):
         # A name bound to an MLA string stands for it as a key, or compared with a value that is no constant.
         Invalid("KEY = 'q_lora_rank'\n\n\ndef f(hf):\n    if KEY in hf:\n        pass\n", line=5),
         Invalid("KIND = 'mla'\n\n\ndef f(cfg):\n    if cfg.attention_type == KIND:\n        pass\n", line=5),
+        Invalid("FIELDS = ('q_lora_rank', 'kv_lora_rank')\n\n\ndef f(k):\n    if k in FIELDS:\n        pass\n", line=5),
         # A label chosen by an MLA value still carries it: `kind` re-encodes the flag.
         Invalid(
             "def f(cfg):\n    kind = 'mla' if cfg.multi_latent_attention else 'mha'\n    if kind == 'mha':\n"

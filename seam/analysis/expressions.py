@@ -154,10 +154,12 @@ class MLAExpressions:
 
     def bound_taint(self, value: ast.expr, aliases: frozenset[str]) -> ast.AST | None:
         """The MLA sub-expression a name bound to ``value`` (or a function returning it) would carry: ``taint``,
-        except for a label. A string constant naming MLA (``reason = "mla_mtp_disabled"``), or a choice among
-        constants made on no MLA value, is the same for every model: stored among other labels (a status, a
-        reason), tests of it ask which label is held, not whether the model is MLA (the test that chose to store
-        it is the decision). Chosen on MLA (``"mla" if cfg.multi_latent_attention else "mha"``), it carries MLA."""
+        except for labels. A string constant naming MLA (``reason = "mla_mtp_disabled"``), a choice among
+        constants made on no MLA value, or a literal table of constants, is the same for every model: stored among
+        other labels (a status, a reason) or rows, tests of it ask which label is held or which row is there, not
+        whether the model is MLA (the test that chose to store it is the decision). A name bound to only names of
+        MLA still stands for them where used as a key (``MLA_NAME``). Chosen on MLA (``"mla" if
+        cfg.multi_latent_attention else "mha"``), a value carries MLA."""
         found = self.taint(value, aliases)
         return None if found is not None and self._only_labels(value, aliases) else found
 
@@ -178,12 +180,23 @@ class MLAExpressions:
         return type(expr) is ast.Name and MLA_NAME + expr.id in aliases and expr.id not in aliases
 
     def _only_labels(self, value: ast.expr, aliases: frozenset[str]) -> bool:
-        if type(value) is ast.Constant:
+        """Whether ``value``'s MLA is only string constants: a label, a choice among labels made on no MLA value, or
+        a literal table of them (``{"deepseek_v2": {"fused_qkv_a_proj": ["q_a_proj", "kv_a_proj_with_mqa"]}}``:
+        data, whatever weight names its rows hold)."""
+        kind = type(value)
+        if kind is ast.Constant:
             return True
-        if type(value) is not ast.IfExp or self.taint(value.test, aliases) is not None:
+        if kind is ast.IfExp:
+            if self.taint(value.test, aliases) is not None:
+                return False
+            parts: list[ast.expr] = [value.body, value.orelse]
+        elif kind is ast.Dict:
+            parts = [key for key in value.keys if key is not None] + value.values
+        elif kind in (ast.Tuple, ast.List, ast.Set):
+            parts = value.elts
+        else:
             return False
-        arms = (value.body, value.orelse)
-        return all(self._only_labels(arm, aliases) or self.taint(arm, aliases) is None for arm in arms)
+        return all(self._only_labels(part, aliases) or self.taint(part, aliases) is None for part in parts)
 
     def _call_taint(self, call: ast.Call, aliases: frozenset[str], arithmetic: bool) -> ast.AST | None:
         if self.seam.refers_to_seam(call.func):
