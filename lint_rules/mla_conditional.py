@@ -41,9 +41,12 @@ class MLAConditional(AstRule):
     methods that return an MLA value (`self.latent`, `self.uses_latent()`), readers made on the spot
     (`get = attrgetter("q_lora_rank")`, a lambda returning MLA) and names a `case` pattern captures from an MLA
     field or key. A probe of a name bound to a name of MLA (`FIELD = "q_lora_rank"`, `A = MLASelfAttention`)
-    probes MLA. Stores (`d[k] = ...`), slices
-    (`kv[..., : cfg.kv_lora_rank]`), constant-key reads (`hf["kv_lora_rank"]`) and `and`/`or` of flags and
-    conditions (`use = cfg.cache_mla_latents and ctx.is_decode_only()`) are no decisions by themselves.
+    probes MLA, and so does its use as a key (`hf[FIELD]`, `FIELD in hf`); but a string constant bound to a name
+    is a label, not an MLA value (`reason = "mla_mtp_disabled"`, a literal table of weight names): comparing it
+    with constants (`reason == "binary_outdated"`) decides nothing, unless the label was chosen on MLA. Stores
+    (`d[k] = ...`), slices (`kv[..., : cfg.kv_lora_rank]`), constant-key reads (`hf["kv_lora_rank"]`) and
+    `and`/`or` of flags and conditions (`use = cfg.cache_mla_latents and ctx.is_decode_only()`) are no decisions
+    by themselves.
     Nor are: a probe whose value is only rendered as text (in an f-string, `"%s" % ...`, `.format(...)`,
     `print(...)`, a logger's `info`/`warning`/... or `warnings.warn`: `print(f"rank={getattr(args,
     'q_lora_rank', None)}")` displays the field; a conditional expression there still chooses what is shown);
