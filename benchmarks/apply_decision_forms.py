@@ -194,6 +194,8 @@ FORMS = {
         "import functools\n\n\nclass MLAConfig:\n    pass\n\n\n@functools.singledispatch\ndef f(config):\n"
         "    return 0\n\n\n@f.register\ndef _(config: MLAConfig):\n    return 1\n"
     ),
+    # Large codebases (2026-12-02): a weight-name fragment written with its dots, as loaders match names.
+    "weight-name fragment with its dots": "def f(hf_config, log):\n" + _IF.format("'.kv_b_proj' in hf_config"),
 }
 
 # The forms apply leaves, with part of the reason its summary gives (or of each reason, for several findings).

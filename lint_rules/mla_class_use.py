@@ -49,6 +49,8 @@ class MLAClassUse(AstRule):
         "ok = isinstance(config, MLATransformerConfig)\n",
         "from megatron.core.transformer.multi_latent_attention import MLASelfAttention\n",
         "def f(config: MLATransformerConfig):\n    return config\n",
+        # A module constant (PEP 8's UPPER_CASE) with an MLA word is a value, not a class: a kernel's tile size.
+        "launch(D_NOPE=V4_FLASHMLA_D_NOPE, TILE=FLASHMLA_TILE_SIZE)\n",
     )
     INVALID = (
         Invalid("config = MLATransformerConfig(num_layers=2)\n", line=1),

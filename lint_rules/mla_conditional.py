@@ -41,9 +41,12 @@ class MLAConditional(AstRule):
     methods that return an MLA value (`self.latent`, `self.uses_latent()`), readers made on the spot
     (`get = attrgetter("q_lora_rank")`, a lambda returning MLA) and names a `case` pattern captures from an MLA
     field or key. A probe of a name bound to a name of MLA (`FIELD = "q_lora_rank"`, `A = MLASelfAttention`)
-    probes MLA. Stores (`d[k] = ...`), slices
-    (`kv[..., : cfg.kv_lora_rank]`), constant-key reads (`hf["kv_lora_rank"]`) and `and`/`or` of flags and
-    conditions (`use = cfg.cache_mla_latents and ctx.is_decode_only()`) are no decisions by themselves.
+    probes MLA, and so does its use as a key (`hf[FIELD]`, `FIELD in hf`); but a string constant bound to a name
+    is a label, not an MLA value (`reason = "mla_mtp_disabled"`, a literal table of weight names): comparing it
+    with constants (`reason == "binary_outdated"`) decides nothing, unless the label was chosen on MLA. Stores
+    (`d[k] = ...`), slices (`kv[..., : cfg.kv_lora_rank]`), constant-key reads (`hf["kv_lora_rank"]`) and
+    `and`/`or` of flags and conditions (`use = cfg.cache_mla_latents and ctx.is_decode_only()`) are no decisions
+    by themselves.
     Nor are: a probe whose value is only rendered as text (in an f-string, `"%s" % ...`, `.format(...)`,
     `print(...)`, a logger's `info`/`warning`/... or `warnings.warn`: `print(f"rank={getattr(args,
     'q_lora_rank', None)}")` displays the field; a conditional expression there still chooses what is shown);
@@ -211,6 +214,19 @@ class MLAConditional(AstRule):
         "def f(config):\n    return {'eager': EagerAttention, 'sdpa': SdpaAttention}[config.attn_impl](config)\n",
         "@export.register\ndef _(module: SelfAttention, config: MLATransformerConfig):\n    pass\n",
         "@torch.no_grad()\ndef f(module: MLASelfAttention):\n    return module.linear_proj\n",
+        # Large codebases full of near misses (2026-12-02). A string naming MLA stored as one label among others
+        # (a status, a reason) is a constant, the same for every model: tests of the label decide nothing; the
+        # test that chose to store it is the decision.
+        "class Runner:\n    def fall_back(self, slow):\n        if slow:\n"
+        "            self.reason = 'mla_mtp_disabled'\n\n    def outdated(self):\n"
+        "        if self.reason == 'binary_outdated':\n            self.retry()\n",
+        "def f(x):\n    reason = None\n    if x:\n        reason = 'mla_mtp_disabled'\n"
+        "    if reason == 'binary_outdated':\n        pass\n",
+        # A literal table whose rows hold MLA weight names among others is data; a lookup of a model type in it is
+        # no MLA test.
+        "PACKED = {'qwen3': {'qkv_proj': ['q_proj', 'k_proj']},\n"
+        "          'deepseek_v2': {'fused_qkv_a_proj': ['q_a_proj', 'kv_a_proj_with_mqa']}}\n\n\n"
+        "def f(model_type):\n    if model_type in PACKED:\n        return PACKED[model_type]\n",
     )
     INVALID = (
         Invalid("if config.multi_latent_attention:\n    pass\n", line=1),
@@ -455,6 +471,22 @@ class MLAConditional(AstRule):
             "class Exporter:\n    @export.register\n"
             "    def _(self, module: MLASelfAttention | FusedMLASelfAttention, sd):\n        pass\n",
             line=2,
+        ),
+        # Large codebases (2026-12-02). A weight-name fragment with its dots (`'.kv_b_proj'`,
+        # `'.self_attn.q_a_proj.'`), and a private copy of an MLA field (`self._kv_lora_rank`), name MLA too.
+        Invalid("def f(name):\n    if '.kv_b_proj' in name:\n        pass\n", line=2),
+        Invalid("def f(name):\n    if '.self_attn.q_a_proj.' in name:\n        pass\n", line=2),
+        Invalid("def f(self):\n    if self._kv_lora_rank is not None:\n        pass\n", line=2),
+        # A name bound to an MLA string stands for it as a key, or compared with a value that is no constant.
+        Invalid("KEY = 'q_lora_rank'\n\n\ndef f(hf):\n    if KEY in hf:\n        pass\n", line=5),
+        Invalid("KIND = 'mla'\n\n\ndef f(cfg):\n    if cfg.attention_type == KIND:\n        pass\n", line=5),
+        Invalid("FIELDS = ('q_lora_rank', 'kv_lora_rank')\n\n\ndef f(k):\n    if k in FIELDS:\n        pass\n", line=5),
+        # A label chosen by an MLA value still carries it: `kind` re-encodes the flag.
+        Invalid(
+            "def f(cfg):\n    kind = 'mla' if cfg.multi_latent_attention else 'mha'\n    if kind == 'mha':\n"
+            "        pass\n",
+            line=2,
+            count=2,
         ),
     )
 

@@ -45,6 +45,8 @@ class MLAImport(AstRule):
         "from megatron.core import mla_seam\n",
         "from megatron.core.transformer.transformer_config import TransformerConfig\n",
         "import html\n",
+        # Constants (PEP 8's UPPER_CASE) are no classes: a kernel's tile sizes imported from a constants module.
+        "from lmdeploy.pytorch.consts import V4_FLASHMLA_D_NOPE, V4_FLASHMLA_NUM_TILES\n",
     )
     INVALID = (
         Invalid("from megatron.core.transformer.multi_latent_attention import (\n    MLASelfAttention,\n)\n", line=1),

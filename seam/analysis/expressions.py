@@ -22,6 +22,7 @@ _ACCESSORS = frozenset({"attrgetter", "itemgetter"})
 # Calls whose result is their argument's value or truth, converted: `int(getattr(cfg, "kv_lora_rank", 0))`.
 _TRUTH_FUNCTIONS = frozenset({"isinstance", "issubclass", "hasattr", "callable", "bool", "any", "all"})
 _PURE_WRAPPERS = frozenset({"bool", "any", "all", "int", "float", "str"})
+_LABEL_COMPARISONS = frozenset({ast.Eq, ast.NotEq, ast.Is, ast.IsNot, ast.In, ast.NotIn})
 
 # Markers in an alias state (never identifiers): a name bound from a call into the seam on some path, and
 # bound from anything else on some path (``flow`` keeps them).
@@ -99,11 +100,10 @@ class MLAExpressions:
         also through arithmetic (a test's own operands, never an assigned value)."""
         kind = type(expr)
         if kind is ast.Name:
-            if expr.id in aliases or (
-                expr.id not in self.seam.functions and self.names.is_name(expr.id) and not seam_answer(expr.id, aliases)
-            ):
+            if expr.id in aliases or MLA_NAME + expr.id in aliases:  # `hf[KEY]` after `KEY = "q_lora_rank"`
                 return expr
-            return None
+            named = self.names.is_name(expr.id) and expr.id not in self.seam.functions
+            return expr if named and not seam_answer(expr.id, aliases) else None
         if kind is ast.Attribute:
             if self.seam.refers_to_seam(expr):
                 return None
@@ -127,6 +127,8 @@ class MLAExpressions:
             return None
         if kind in _COMPREHENSIONS:
             return self._comprehension_taint(expr, aliases, arithmetic)
+        if kind is ast.Compare and self._compares_labels(expr, aliases):
+            return None
         if kind in _COLLECTIONS:
             children: Iterable[ast.AST] = self._collection_elements(expr)
         elif kind in _VALUE_FLOWS:
@@ -149,6 +151,52 @@ class MLAExpressions:
         return (
             type(receiver) is ast.Name and attribute.attr.lstrip("_")[:1].islower() and self.names.is_class(receiver.id)
         )
+
+    def bound_taint(self, value: ast.expr, aliases: frozenset[str]) -> ast.AST | None:
+        """The MLA sub-expression a name bound to ``value`` (or a function returning it) would carry: ``taint``,
+        except for labels. A string constant naming MLA (``reason = "mla_mtp_disabled"``), a choice among
+        constants made on no MLA value, or a literal table of constants, is the same for every model: stored among
+        other labels (a status, a reason) or rows, tests of it ask which label is held or which row is there, not
+        whether the model is MLA (the test that chose to store it is the decision). A name bound to only names of
+        MLA still stands for them where used as a key (``MLA_NAME``). Chosen on MLA (``"mla" if
+        cfg.multi_latent_attention else "mha"``), a value carries MLA."""
+        found = self.taint(value, aliases)
+        return None if found is not None and self._only_labels(value, aliases) else found
+
+    def _compares_labels(self, compare: ast.Compare, aliases: frozenset[str]) -> bool:
+        """``reason == "binary_outdated"``, ``reason in ("a", "b")`` after ``reason = "mla_mtp_disabled"`` on some
+        path: which label a name holds, compared with constants, is no MLA value (``bound_taint``). Compared with
+        anything else (``cfg.attention_type == KIND``), or used as a key (``KEY in hf``), it stands for MLA."""
+        operands = [compare.left, *compare.comparators]
+        return (
+            all(type(op) in _LABEL_COMPARISONS for op in compare.ops)
+            and any(self._holds_label(operand, aliases) for operand in operands)
+            and all(self._holds_label(operand, aliases) or _is_constant(operand) for operand in operands)
+            and not (type(compare.ops[0]) in (ast.In, ast.NotIn) and not self._holds_label(compare.left, aliases))
+        )
+
+    def _holds_label(self, expr: ast.expr, aliases: frozenset[str]) -> bool:
+        """A name bound to an MLA string that carries no MLA value here (see ``bound_taint``)."""
+        return type(expr) is ast.Name and MLA_NAME + expr.id in aliases and expr.id not in aliases
+
+    def _only_labels(self, value: ast.expr, aliases: frozenset[str]) -> bool:
+        """Whether ``value``'s MLA is only string constants: a label, a choice among labels made on no MLA value, or
+        a literal table of them (``{"deepseek_v2": {"fused_qkv_a_proj": ["q_a_proj", "kv_a_proj_with_mqa"]}}``:
+        data, whatever weight names its rows hold)."""
+        kind = type(value)
+        if kind is ast.Constant:
+            return True
+        if kind is ast.IfExp:
+            if self.taint(value.test, aliases) is not None:
+                return False
+            parts: list[ast.expr] = [value.body, value.orelse]
+        elif kind is ast.Dict:
+            parts = [key for key in value.keys if key is not None] + value.values
+        elif kind in (ast.Tuple, ast.List, ast.Set):
+            parts = value.elts
+        else:
+            return False
+        return all(self._only_labels(part, aliases) or self.taint(part, aliases) is None for part in parts)
 
     def _call_taint(self, call: ast.Call, aliases: frozenset[str], arithmetic: bool) -> ast.AST | None:
         if self.seam.refers_to_seam(call.func):
@@ -273,6 +321,13 @@ def is_condition(expr: ast.expr) -> bool:
     if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name):
         return expr.func.id in _TRUTH_FUNCTIONS
     return isinstance(expr, ast.Constant) and isinstance(expr.value, bool)
+
+
+def _is_constant(expr: ast.expr) -> bool:
+    """A constant, or a literal collection of constants (``("runtime_error", "binary_outdated")``)."""
+    if type(expr) in (ast.Tuple, ast.List, ast.Set):
+        return all(map(_is_constant, expr.elts))
+    return type(expr) is ast.Constant
 
 
 def probed_argument(call: ast.Call) -> ast.expr | None:

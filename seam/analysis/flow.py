@@ -141,10 +141,10 @@ class MLAFlow(abc.ABC):
             if len(target.elts) == len(value.elts) and not any(isinstance(e, ast.Starred) for e in target.elts):
                 before = aliases  # `a, b = b, a` reads every value before binding any target
                 for sub_target, sub_value in zip(target.elts, value.elts, strict=True):
-                    carries = self.mla.taint(sub_value, before) is not None
+                    carries = self.mla.bound_taint(sub_value, before) is not None
                     aliases = self.bind(sub_target, carries, aliases, self.seam_answer(sub_target, sub_value, carries))
                 return aliases
-        carries = self.mla.taint(value, aliases) is not None
+        carries = self.mla.bound_taint(value, aliases) is not None
         aliases = self.bind(target, carries, aliases, self.seam_answer(target, value, carries))
         held = self.held(target, [value], aliases) if type(target) is ast.Name else None
         return aliases | held if held else aliases
@@ -407,7 +407,7 @@ class MLAFlow(abc.ABC):
                     local[id(method), inherited] = (
                         self.mla.aliases(method, inherited, walrus) if mentions else inherited
                     )
-                if self.mla.taint(value, local[id(method), inherited]) is not None:
+                if self.mla.bound_taint(value, local[id(method), inherited]) is not None:
                     keys_found.update(keys)
                     changed = True
         return frozenset(keys_found)
@@ -424,7 +424,7 @@ class MLAFlow(abc.ABC):
                 found = any(
                     isinstance(statement, ast.Return)
                     and statement.value is not None
-                    and self.mla.taint(statement.value, local) is not None
+                    and self.mla.bound_taint(statement.value, local) is not None
                     for statement in own_statements(node)
                 )
             self._returns_mla[id(node)] = found

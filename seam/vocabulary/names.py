@@ -44,17 +44,20 @@ class NameClassifier:
         return not self.vocabulary.words.isdisjoint(identifier_words(identifier))
 
     def _is_name(self, name: str) -> bool:
-        """A bare identifier: a variable, parameter, function or class name."""
-        if name in self.vocabulary.not_mla:
+        """A bare identifier: a variable, parameter, function or class name; a private copy of a field names it
+        too (``self._kv_lora_rank``, a cached ``kv_lora_rank``)."""
+        public = name.lstrip("_")
+        if name in self.vocabulary.not_mla or public in self.vocabulary.not_mla:
             return False
-        return name in self.vocabulary.fields or name in self.vocabulary.classes or self.has_mla_word(name)
+        return public in self.vocabulary.fields or name in self.vocabulary.classes or self.has_mla_word(name)
 
     def _is_attribute(self, attr: str) -> bool:
-        """The name after a dot: ``config.<attr>``."""
-        return attr in self.vocabulary.attributes or self.is_name(attr)
+        """The name after a dot: ``config.<attr>``, or its private copy (``self._v_head_dim``)."""
+        return attr.lstrip("_") in self.vocabulary.attributes or self.is_name(attr)
 
     def _is_string(self, value: str) -> bool:
         """A string constant: a field name for getattr, a recompute module, a CLI flag, a class name."""
+        value = value.strip(".")  # a fragment of a weight name: `".kv_b_proj" in name`, `".self_attn.q_a_proj."`
         if len(value) > 80 or not _IDENTIFIER_LIKE.fullmatch(value):
             return False
         normalized = _flag_field(value)
@@ -68,10 +71,13 @@ class NameClassifier:
         )
 
     def _is_class(self, name: str) -> bool:
-        """A class name: listed, or a CapWords name with an MLA word (``FusedMLASelfAttention``)."""
+        """A class name: listed, or a CapWords name with an MLA word (``FusedMLASelfAttention``, ``MLA``). Not a
+        constant in PEP 8's UPPER_CASE (``V4_FLASHMLA_D_NOPE``, a kernel's tile size): a value, not a class."""
         if name in self.vocabulary.not_mla:
             return False
-        return name in self.vocabulary.classes or (name[:1].isupper() and self.has_mla_word(name))
+        if name in self.vocabulary.classes:
+            return True
+        return name[:1].isupper() and not _is_constant(name) and self.has_mla_word(name)
 
     def _is_module(self, dotted: str) -> bool:
         return any(
@@ -91,6 +97,11 @@ class NameClassifier:
             if token and not any(kept in token for kept in minimal):
                 minimal.append(token)
         return [token.encode() for token in sorted(minimal)]
+
+
+def _is_constant(name: str) -> bool:
+    """PEP 8's name of a constant: upper case words joined by underscores (``FLASHMLA_TILE_SIZE``)."""
+    return name.isupper() and "_" in name.strip("_")
 
 
 def _flag_field(value: str) -> str:
