@@ -102,11 +102,40 @@ def _relpath(path: str, root: str) -> str:
 
 
 def git_ignored(paths: list[str], cwd: str) -> set[str]:
-    """Which of ``paths`` (absolute) git ignores, asked once (``git check-ignore --stdin``) in the repository
-    around ``cwd``; nothing when git is missing or ``cwd`` is not in a work tree. Tracked files are never
-    ignored, as in git itself."""
-    if not paths:
-        return set()
+    """Which of ``paths`` (absolute) git ignores, asked (``git check-ignore --stdin``) of the innermost repository
+    holding each: a nested repository or a submodule judges its own files by its own ignore files, as git run
+    inside it does and ruff's walk (the outer repository's rules stop at it; asked about a submodule's paths, the
+    outer one refuses the whole batch). Nothing when git is missing or a path is in no work tree. Tracked files
+    are never ignored, as in git itself."""
+    by_repository: dict[str | None, list[str]] = {}
+    known: dict[str, str | None] = {}
+    for path in paths:
+        by_repository.setdefault(_work_tree(os.path.dirname(path), known), []).append(path)
+    ignored: set[str] = set()
+    for work_tree, members in by_repository.items():
+        ignored |= _check_ignore(members, work_tree or cwd)
+    return ignored
+
+
+def _work_tree(directory: str, known: dict[str, str | None]) -> str | None:
+    """The innermost folder at or above ``directory`` holding a ``.git`` entry (a folder, or a submodule's or
+    worktree's file), remembered in ``known`` for every folder passed on the way."""
+    passed = []
+    while directory not in known:
+        passed.append(directory)
+        parent = os.path.dirname(directory)
+        if os.path.lexists(os.path.join(directory, ".git")):
+            known[directory] = directory
+        elif parent == directory:
+            known[directory] = None
+        else:
+            directory = parent
+    for folder in passed:
+        known[folder] = known[directory]
+    return known[directory]
+
+
+def _check_ignore(paths: list[str], cwd: str) -> set[str]:
     try:
         proc = subprocess.run(
             ["git", "check-ignore", "--stdin", "-z"],

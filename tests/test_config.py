@@ -256,6 +256,19 @@ def test_git_ignored_files_are_skipped_unless_respect_gitignore_is_off(project):
     assert flagged() == everything
 
 
+def test_a_submodule_keeps_the_outer_repositorys_ignore_rules(project):
+    """Git refuses to judge paths inside a submodule from the outer repository (``check-ignore`` exits 128 for
+    the whole batch): each repository is asked about its own files, so the outer rules still hold."""
+    root = project({".gitignore": "scratch.py\n", "scratch.py": MLA_IF, "builder.py": MLA_IF, "lib/mod.py": MLA_IF})
+    git(root / "lib", "init", "-q")
+    git(root / "lib", "add", "mod.py")
+    git(root / "lib", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lib")
+    git(root, "init", "-q")
+    git(root, "add", "lib")  # a gitlink: lib is a submodule of the outer repository
+    result = run_seamfix("lint", "--format", "json", cwd=root)
+    assert sorted(f["path"] for f in result.json()) == ["builder.py", "lib/mod.py"], result.stderr
+
+
 def test_paths_of_two_projects_are_each_checked_with_their_own_configuration(project, tmp_path_factory):
     root = project(
         {

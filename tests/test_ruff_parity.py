@@ -42,6 +42,7 @@ class Case:
     tracked: list[str] = field(default_factory=list)  # files added to git's index
     bases: dict[str, dict] = field(default_factory=dict)  # further configuration files ("{tool}" in the path)
     test_file_default: bool = False  # keep seamfix's default `per-file-ignores` for test files
+    repositories: list[str] = field(default_factory=list)  # folders that are git repositories of their own
 
 
 def _toml(value) -> str:
@@ -99,6 +100,8 @@ def flagged(tool: str, case: Case, root: Path) -> list[str]:
         for name, text in case.git.items():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_text(text)
+        for folder in case.repositories:
+            subprocess.run(["git", "init", "-q"], cwd=root / folder, check=True)
         if case.tracked:
             subprocess.run(["git", "add", "-f", *case.tracked], cwd=root, check=True)
     cwd = root / case.cwd
@@ -192,6 +195,9 @@ SAME = {
         {"extend": "cfg/mid.toml", "ignore": ["RULE"]},
         bases={"cfg/mid.toml": {"extend": "base.toml"}, "cfg/base.toml": {"select": ["RULE"]}},
     ),
+    # A repository inside the project: its own ignore files apply inside it, the outer one's do not (as git
+    # run inside it says, and ruff's walk).
+    "nested-repository": Case(TREE, git={".gitignore": "c.py\n", "sub/.gitignore": "b.py\n"}, repositories=["sub"]),
     "symlinks": Case(TREE, symlinks=[("a.py", "link.py"), ("sub", "linked_sub")]),
     "symlinks-given-explicitly": Case(
         TREE, symlinks=[("a.py", "link.py"), ("sub", "linked_sub")], args=["link.py", "linked_sub"]
