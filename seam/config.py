@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from keyword import iskeyword
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from seamfix.errors import SeamfixError
-from seamfix.globs import GlobSet
+from seamfix.globs import GlobError, GlobSet, NamePatterns
 from seamfix.lint_rules import ALWAYS_ON, RULES
 from seamfix.vocabulary import CATEGORIES, Vocabulary, default_vocabulary
 
@@ -64,7 +65,7 @@ class Settings:
     config_file: Path | None = None
     adapter: str | None = None
     allow: GlobSet = field(default_factory=lambda: GlobSet(()))
-    include: GlobSet = field(default_factory=lambda: GlobSet(DEFAULT_INCLUDE, names=False))
+    include: GlobSet = field(default_factory=lambda: GlobSet(DEFAULT_INCLUDE, names="never"))
     exclude: GlobSet = field(default_factory=lambda: GlobSet(DEFAULT_EXCLUDE))
     codes: frozenset[str] = frozenset(code for code, rule in RULES.items() if rule.default_enabled)
     vocabulary: Vocabulary = field(default_factory=default_vocabulary)
@@ -212,6 +213,7 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
         return value if value is not None else table.get(key, default)
 
     adapter, baseline, cache_dir = pick("adapter"), pick("baseline"), pick("cache-dir", DEFAULT_CACHE_DIR)
+    _check_globs(overrides.get("extend_exclude") or (), "--extend-exclude", COMMAND_LINE)
     adapter_key = ("--adapter", COMMAND_LINE) if overrides.get("adapter") else ("adapter", where)
     per_file = {**table.get("per-file-ignores", DEFAULT_PER_FILE_IGNORES), **table.get("extend-per-file-ignores", {})}
     src = table.get("src", [".", "src"] if (root / "src").is_dir() else ["."])
@@ -220,7 +222,7 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
         config_file=config_file,
         adapter=_adapter_path(root, adapter, *adapter_key) if adapter is not None else None,
         allow=_globs(root, table.get("allow", ())),
-        include=_globs(root, table.get("include", DEFAULT_INCLUDE), names=False),
+        include=_globs(root, table.get("include", DEFAULT_INCLUDE), names="never"),
         exclude=_globs(
             root,
             [
@@ -347,7 +349,7 @@ def _expand(selectors: list[str], key: str, where: str) -> set[str]:
     return chosen
 
 
-def _globs(root: Path, patterns: list[str] | tuple[str, ...], names: bool = True) -> GlobSet:
+def _globs(root: Path, patterns: list[str] | tuple[str, ...], names: NamePatterns = "without-slash") -> GlobSet:
     """Patterns of a configuration file in ``root``; an absolute one (``/repo/gen``), as ruff's, names that path."""
     return GlobSet(
         ("./" + os.path.relpath(pattern, root).replace(os.sep, "/") if os.path.isabs(pattern) else pattern
@@ -362,7 +364,7 @@ def _per_file_ignores(
     """Each glob (``!`` negates it, as in ruff) with the codes it turns off; the always-on rules cannot be."""
     return [
         (
-            _globs(root, [pattern.removeprefix("!")]),
+            _globs(root, [pattern.removeprefix("!")], names="always"),
             pattern.startswith("!"),
             frozenset(_expand(codes, f"per-file-ignores.{pattern}", where) - ALWAYS_ON),
         )
@@ -378,6 +380,7 @@ def _command_line_per_file_ignores(values: tuple[str, ...]) -> dict[str, list[st
         if not colon or not pattern or not codes.strip():
             raise SeamfixError(f"{COMMAND_LINE}: `--per-file-ignores` takes GLOB:CODES, not `{value}`")
         table.setdefault(pattern, []).extend(code for code in codes.split(",") if code.strip())
+    _check_globs(table, "--per-file-ignores", COMMAND_LINE)
     return table
 
 
@@ -402,6 +405,22 @@ def _validate(table: dict[str, Any], where: str) -> None:
             isinstance(value, dict) and all(_is_string_list(codes) for codes in value.values())
         ):
             raise SeamfixError(f"{where}: `{key}` must be {expected}")
+        if key in _GLOB_KEYS or expected == _CODES_BY_GLOB:
+            _check_globs(value, key, where)
+
+
+# Keys holding globs (per-file-ignores' are the keys of their tables).
+_GLOB_KEYS = ("allow", "include", "exclude", "extend-exclude")
+
+
+def _check_globs(patterns: Iterable[str], key: str, where: str) -> None:
+    """A pattern ruff's globset refuses (``[ab``, ``{a,b``) is an error naming it, as ruff's, not a pattern that
+    silently matches nothing; a ``!`` in front (per-file-ignores' negation) is no part of the glob."""
+    for pattern in patterns:
+        try:
+            GlobSet([pattern.removeprefix("!")])
+        except GlobError as exc:
+            raise SeamfixError(f"{where}: `{key}` has an invalid glob `{pattern.removeprefix('!')}`: {exc}") from None
 
 
 def _is_string_list(value: Any) -> bool:

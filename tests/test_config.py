@@ -35,6 +35,11 @@ def test_nearest_pyproject_with_a_seamfix_table_is_used(project):
         ('per-file-ignores = { "tests/**" = "SEAM001" }', "`per-file-ignores` must be a table of glob"),
         ('extend-per-file-ignores = { "t/*" = ["NOPE"] }', "`per-file-ignores.t/*` has unknown rule selector"),
         ('respect-gitignore = "yes"', "`respect-gitignore` must be a boolean"),
+        # A glob ruff cannot parse is an error there too (exit 2), not a pattern that silently matches nothing.
+        ('extend-exclude = ["gen/[ab"]', "`extend-exclude` has an invalid glob `gen/[ab`: unclosed character class"),
+        ('include = ["{a,b"]', "`include` has an invalid glob `{a,b`: unclosed alternate group"),
+        ('per-file-ignores = { "!x}" = ["SEAM001"] }', "`per-file-ignores` has an invalid glob `x}`: unopened"),
+        ('allow = ["[]"]', "`allow` has an invalid glob `[]`: unclosed character class"),
     ],
 )
 def test_bad_config_is_a_one_line_error_naming_the_key(project, table, named):
@@ -184,6 +189,8 @@ def test_select_on_the_command_line_replaces_the_files_whole_selection(project):
         (("--ignore", "SEAM0,XX"), "command line: `--ignore` has unknown rule selector `XX`"),
         (("--adapter", "../seam.py"), "command line: `--adapter` = '../seam.py' is outside the project"),
         (("--per-file-ignores", "tests"), "command line: `--per-file-ignores` takes GLOB:CODES"),
+        (("--per-file-ignores", "t[:SEAM001"), "command line: `--per-file-ignores` has an invalid glob `t[`"),
+        (("--extend-exclude", "{gen"), "command line: `--extend-exclude` has an invalid glob `{gen`"),
     ],
 )
 def test_a_bad_command_line_value_is_blamed_on_the_command_line(project, args, named):

@@ -137,6 +137,10 @@ SAME = {
     "absolute-outside-matches-nothing": Case(TREE, {"extend-exclude": ["/sub"]}),
     "name-pattern-matches-whole-path": Case(TREE, {"extend-exclude": ["s*b"]}),
     "exclude-replaces-defaults": Case([*TREE, ".venv/v.py"], {"exclude": ["x"]}),
+    "brace-alternatives": Case(TREE, {"extend-exclude": ["{a,b}.py", "sub/{deep,x}"]}),
+    "brace-alternatives-in-per-file-ignores": Case(TREE, {"per-file-ignores": {"{a,sub/b,{c,e}}.py": ["RULE"]}}),
+    "escaped-wildcard": Case([*TREE, "q*.py", "qx.py"], {"extend-exclude": ["q\\*.py"]}),
+    "class-with-bracket-and-dash": Case([*TREE, "].py", "-.py"], {"extend-exclude": ["[]-].py"]}),
     "per-file-ignores-star": Case(TREE, {"per-file-ignores": {"sub/*.py": ["RULE"]}}),
     "per-file-ignores-folder-name-covers-nothing": Case(
         TREE, {"per-file-ignores": {"sub": ["RULE"], "x/sub": ["RULE"]}}
@@ -325,6 +329,16 @@ def test_bad_extend_is_a_configuration_error_in_both(extend, project):
     assert result.code == 2 and result.stderr.count("\n") == 1 and "extend" in result.stderr, result.stderr
     (root / "pyproject.toml").write_text(f'[tool.ruff]\nextend = "{extend}"\n')
     assert subprocess.run([RUFF, "check", "--no-cache", "."], cwd=root, capture_output=True).returncode == 2
+
+
+@pytest.mark.parametrize("pattern", ["gen/[ab", "{a,b", "x}.py", "[]", "[z-a].py", "a\\"])
+def test_a_glob_ruff_cannot_parse_is_a_configuration_error_in_both(pattern, project):
+    root = project({"a.py": BOTH})
+    for tool in ("ruff", "seamfix"):
+        (root / "pyproject.toml").write_text(f"[tool.{tool}]\nextend-exclude = [{json.dumps(pattern)}]\n")
+        command = [RUFF, "check", "--no-cache"] if tool == "ruff" else [sys.executable, "-m", "seamfix", "lint"]
+        proc = subprocess.run(command, cwd=root, capture_output=True, text=True)
+        assert proc.returncode == 2 and "glob" in proc.stderr, (tool, proc.stderr)
 
 
 @pytest.mark.parametrize("broken", ["[tool.seamfix\n", "[tool.seamfix]\nselect = 5\n"])
