@@ -243,7 +243,7 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
         ),
         respect_gitignore=table.get("respect-gitignore", True),
         force_exclude=table.get("force-exclude", False),
-        src=tuple(_source_root(root, value, where) for value in src),
+        src=tuple(_source_root(root, value) for value in src),
     )
 
 
@@ -442,16 +442,10 @@ def _vocabulary_table(value: Any, where: str = "extend-vocabulary") -> dict[str,
     return value
 
 
-def _inside_root(root: Path, value: str, key: str, where: str) -> str:
-    resolved = _resolve(root, value)
-    try:
-        return resolved.relative_to(root).as_posix()
-    except ValueError:
-        raise SeamfixError(f"{where}: `{key}` = {value!r} is outside the project ({root})") from None
-
-
-def _source_root(root: Path, value: str, where: str) -> str:
-    relative = _inside_root(root, value, "src", where)
+def _source_root(root: Path, value: str) -> str:
+    """A ``src`` entry, project-relative (``""`` the root). One outside the project is allowed, as ruff's (a
+    monorepo's ``../shared``): it counts for files given from there (``../shared/pkg/m.py``)."""
+    relative = os.path.relpath(_resolve(root, value), root).replace(os.sep, "/")
     return "" if relative == "." else relative
 
 

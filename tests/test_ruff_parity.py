@@ -154,6 +154,7 @@ SAME = {
     "force-exclude-flag": Case(TREE, {"extend-exclude": ["deep"]}, args=["--force-exclude", "sub/deep/c.py", "a.py"]),
     "force-exclude-setting": Case(TREE, {"extend-exclude": ["deep"], "force-exclude": True}, args=["sub/deep/c.py"]),
     "explicit-non-py-file": Case(TREE, other_files={"script": BOTH, "notes.txt": BOTH}, args=["script", "a.py"]),
+    "src-outside-the-project": Case(TREE, {"src": ["../shared", "/"]}),
     "seamfix-toml-and-pyproject": Case(TREE, {"extend-exclude": ["sub"]}, kind="plain"),
     "dot-seamfix-toml": Case(TREE, {"extend-exclude": ["x"]}, kind="dot"),
     "run-in-a-subfolder": Case(TREE, {"extend-exclude": ["deep"]}, cwd="sub"),
