@@ -23,8 +23,9 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
 def _codes(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str] | None:
-    codes = [code.strip() for item in value for code in item.split(",") if code.strip()]
-    return codes or None
+    """Each flag's comma-separated codes, as written (an empty or misspelt one is an error later, as ruff's);
+    None when the flag is not given."""
+    return [code for item in value for code in item.split(",")] or None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

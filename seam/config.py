@@ -264,7 +264,7 @@ def _rule_codes(layers: list[tuple[dict[str, Any], str]], overrides: dict[str, A
         (COMMAND_LINE, overrides.get("select"), overrides.get("extend_select"), overrides.get("ignore"), "--"),
     ]
     for layer_where, select, extend, ignore, prefix in selections:
-        if select:
+        if select is not None:  # `select = []` selects nothing, as ruff's
             codes = _expand(select, f"{prefix}select", layer_where)
         codes |= _expand(extend or (), f"{prefix}extend-select", layer_where)
         codes -= _expand(ignore or (), f"{prefix}ignore", layer_where)
@@ -341,9 +341,9 @@ def _expand(selectors: list[str], key: str, where: str) -> set[str]:
     """Rule codes named by codes or prefixes (``SEAM0``, ``ALL``)."""
     chosen: set[str] = set()
     for selector in selectors:
-        wanted = selector.strip().upper()
-        matched = set(RULES) if wanted == "ALL" else {code for code in RULES if code.startswith(wanted)}
-        if not matched or not wanted:
+        # Exactly as written, as ruff's: `seam001` or ` SEAM001` is a typo to report, not a code to guess.
+        matched = set(RULES) if selector == "ALL" else {code for code in RULES if code.startswith(selector)}
+        if not matched or not selector:
             raise SeamfixError(f"{where}: `{key}` has unknown rule selector `{selector}`")
         chosen |= matched
     return chosen

@@ -29,6 +29,7 @@ def test_nearest_pyproject_with_a_seamfix_table_is_used(project):
         ("adapter = 3", "`adapter` must be a string"),
         ('adapter = "../outside.py"', "`adapter` = '../outside.py' is outside the project"),
         ('select = ["NOPE"]', "`select` has unknown rule selector `NOPE`"),
+        ('ignore = ["seam100"]', "`ignore` has unknown rule selector `seam100`"),
         ('extend-vocabulary = { colours = ["x"] }', "unknown key `extend-vocabulary.colours`"),
         ("extend-vocabulary = { fields = [1] }", "`extend-vocabulary.fields` must be a list of strings"),
         ("[tool.seamfix.nested", "invalid TOML"),
@@ -191,6 +192,13 @@ def test_select_on_the_command_line_replaces_the_files_whole_selection(project):
         (("--per-file-ignores", "tests"), "command line: `--per-file-ignores` takes GLOB:CODES"),
         (("--per-file-ignores", "t[:SEAM001"), "command line: `--per-file-ignores` has an invalid glob `t[`"),
         (("--extend-exclude", "{gen"), "command line: `--extend-exclude` has an invalid glob `{gen`"),
+        # Codes are matched exactly, as ruff's: case, spaces and empty items included.
+        (("--select", "seam001"), "command line: `--select` has unknown rule selector `seam001`"),
+        (
+            ("--extend-select", "SEAM001, SEAM002"),
+            "command line: `--extend-select` has unknown rule selector ` SEAM002`",
+        ),
+        (("--select", ""), "command line: `--select` has unknown rule selector ``"),
     ],
 )
 def test_a_bad_command_line_value_is_blamed_on_the_command_line(project, args, named):

@@ -150,6 +150,7 @@ SAME = {
     "extend-per-file-ignores": Case(TREE, {"extend-per-file-ignores": {"**/tests/**": ["PREFIX"]}}),
     "ignore": Case(TREE, {"ignore": ["RULE"]}),
     "select-prefix": Case(TREE, {"select": ["PREFIX"]}),
+    "select-nothing": Case(TREE, {"select": []}),  # an empty selection selects nothing, not the defaults
     "explicit-excluded-files": Case(TREE, {"extend-exclude": ["sub"]}, args=["sub/b.py", "a.py", "sub"]),
     "force-exclude-flag": Case(TREE, {"extend-exclude": ["deep"]}, args=["--force-exclude", "sub/deep/c.py", "a.py"]),
     "force-exclude-setting": Case(TREE, {"extend-exclude": ["deep"], "force-exclude": True}, args=["sub/deep/c.py"]),
