@@ -51,10 +51,7 @@ def discover(paths: list[Path], settings: Settings, force_exclude: bool = False,
             found[path] = SourcePath(path, relpath)
             explicit.add(path)
     if settings.respect_gitignore and found:
-        judged = [
-            path for path, source in found.items() if path not in explicit and not source.relpath.startswith("../")
-        ]
-        for path in git_ignored(judged, root):
+        for path in git_ignored([path for path in found if path not in explicit], root):
             del found[path]
     result.files = sorted(found.values(), key=lambda s: s.relpath)
     return result
@@ -63,6 +60,7 @@ def discover(paths: list[Path], settings: Settings, force_exclude: bool = False,
 def _walk(
     top: str, top_relpath: str, settings: Settings, found: dict[str, SourcePath], result: Discovery, nested: bool
 ) -> None:
+    root = str(settings.root)
     stack = [(top, "" if top_relpath == "." else top_relpath + "/")]
     while stack:
         directory, prefix = stack.pop()
@@ -72,8 +70,10 @@ def _walk(
             result.errors.append(f"{directory}: cannot list directory: {exc.strerror or exc}")
             continue
         for entry in entries:
-            relpath = prefix + entry.name
-            if settings.exclude.matches(relpath):
+            # A walk that starts above the project root (`--config sub/seamfix.toml` run from above `sub`) counts
+            # names from the root again once inside it, so that its globs and its adapter apply there.
+            relpath = _relpath(entry.path, root) if prefix.startswith("../") else prefix + entry.name
+            if relpath != "." and settings.exclude.matches(relpath):
                 continue
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
@@ -83,7 +83,7 @@ def _walk(
                 if nested and _has_own_config(entry.path):
                     result.nested.append(Path(entry.path))
                 else:
-                    stack.append((entry.path, relpath + "/"))
+                    stack.append((entry.path, "" if relpath == "." else relpath + "/"))
             elif settings.include.matches(relpath) and not settings.is_seam(relpath):
                 found[entry.path] = SourcePath(entry.path, relpath)
 

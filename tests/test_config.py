@@ -85,6 +85,25 @@ def test_explicit_config_file_and_its_directory_as_root(project):
     assert missing.code == 2 and "nope.toml" in missing.stderr
 
 
+def test_a_walk_from_above_the_config_files_folder_applies_it_inside(project):
+    """`--config fork/seamfix.toml` run from the repository above it: inside `fork/` the adapter is the seam and
+    the globs and git's rules hold, as when run from `fork/` (the walk named them `../fork/...` and matched
+    nothing: the adapter was reported as a leak)."""
+    root = project(
+        {
+            "fork/seamfix.toml": 'adapter = "mla_seam.py"\nextend-exclude = ["./gen"]\n',
+            "fork/mla_seam.py": MLA_IF,
+            "fork/gen/specs.py": MLA_IF,
+            "fork/scratch.py": MLA_IF,
+            "fork/builder.py": MLA_IF,
+            ".gitignore": "scratch.py\n",
+        }
+    )
+    git(root, "init", "-q")
+    result = run_seamfix("lint", "--config", "fork/seamfix.toml", "--format", "json", cwd=root)
+    assert [f["path"] for f in result.json()] == ["fork/builder.py"], result.stderr
+
+
 def test_extend_vocabulary_adds_a_forks_own_names(project):
     source = (
         "def f(cfg):\n    if cfg.absorb_latents:\n        return 1\n"
