@@ -24,6 +24,8 @@ def each_project(
     ``respect-gitignore`` (ruff decides git's rules once per walk). Returns the first project's root and, for each
     nested configuration that could not be read or is invalid, its folder and the error: each leaves only its own
     folder out."""
+    if Path("-") in paths:  # ruff's stdin; seamfix checks and rewrites files on disk only
+        raise SeamfixError("-: reading from stdin is not supported: give the file's path")
     projects = settings_by_project(cwd, config, list(paths), **overrides)
     first_root, broken = projects[0][0].root, []
     while projects:

@@ -98,3 +98,13 @@ def test_empty_tree_is_clean(project):
     root = project({})
     result = run_seamfix("lint", cwd=root)
     assert (result.code, result.stdout.strip()) == (0, "All checks passed!")
+
+
+def test_stdin_is_refused_by_name(project):
+    """Ruff reads `-` from stdin; seamfix lints files on disk only (README, *Differences from ruff*): one line saying
+    so, exit 2, rather than "No such file or directory" for a path the user never meant as a file."""
+    root = project({"a.py": MLA_IF})
+    for command in ("lint", "apply"):
+        result = run_seamfix(command, "-", "a.py", cwd=root)
+        assert result.code == 2 and result.stdout == "", result.stdout
+        assert result.stderr == "seamfix: error: -: reading from stdin is not supported: give the file's path\n"
