@@ -22,46 +22,48 @@ class GlobError(ValueError):
 def _translate(pattern: str) -> str:
     """The regular expression of one glob, as globset parses it: ``**/`` any folders, ``*`` and ``?`` any
     characters (``/`` too), ``[...]`` a class (``!`` or ``^`` negates; a leading ``]`` and a trailing ``-`` are
-    members), ``{a,b}`` alternatives (nested too), ``\\`` escapes the next character."""
-    out, i, open_groups = [], 0, 0
+    members), ``{a,b}`` alternatives (nested too; an empty one is dropped, as globset does: ``{,x/}e.py`` is
+    ``x/e.py`` only), ``\\`` escapes the next character."""
+    # The open `{` groups, each a list of branches, each a list of regex pieces; the pattern itself is the first.
+    groups: list[list[list[str]]] = [[[]]]
+    i = 0
     while i < len(pattern):
-        char = pattern[i]
+        char, branch = pattern[i], groups[-1][-1]
         if pattern.startswith("**/", i) and (i == 0 or pattern[i - 1] == "/"):
-            out.append("(?:.*/)?")
+            branch.append("(?:.*/)?")
             i += 3
             continue
         if char == "*":
-            out.append(".*")
+            branch.append(".*")
             i += 2 if pattern.startswith("**", i) else 1
             continue
         if char == "[":
             text, i = _character_class(pattern, i)
-            out.append(text)
+            branch.append(text)
             continue
         if char == "\\":
             if i + 1 == len(pattern):
                 raise GlobError("dangling '\\'")
-            char = pattern[i + 1]
             i += 1
-            out.append(re.escape(char))
+            branch.append(re.escape(pattern[i]))
         elif char == "?":
-            out.append(".")
+            branch.append(".")
         elif char == "{":
-            open_groups += 1
-            out.append("(?:")
+            groups.append([[]])
+        elif char == "," and len(groups) > 1:
+            groups[-1].append([])
         elif char == "}":
-            if not open_groups:
+            if len(groups) == 1:
                 raise GlobError("unopened alternate group; missing '{'")
-            open_groups -= 1
-            out.append(")")
-        elif char == "," and open_groups:
-            out.append("|")
+            alternatives = ["".join(pieces) for pieces in groups.pop() if pieces]
+            if alternatives:
+                groups[-1][-1].append("(?:" + "|".join(alternatives) + ")")
         else:
-            out.append(re.escape(char))
+            branch.append(re.escape(char))
         i += 1
-    if open_groups:
+    if len(groups) > 1:
         raise GlobError("unclosed alternate group; missing '}'")
-    return "".join(out)
+    return "".join(groups[0][0])
 
 
 def _character_class(pattern: str, start: int) -> tuple[str, int]:

@@ -34,6 +34,8 @@ from seamfix.globs import GlobError, GlobSet
         (["{a,b}.py"], "c.py", False),
         (["{a,{b,c}}.py"], "c.py", True),
         (["a{,.py}"], "a.py", True),
+        (["{,x/}e.py"], "x/e.py", True),
+        (["{,x/}e.py"], "e.py", False),  # globset drops an empty alternative
         (["sub/{deep,tests}"], "sub/tests", True),
         (["sub/{deep,tests}"], "x/sub/tests", False),
         (["{sub/a,c}.py"], "x/c.py", False),  # a `/` anywhere makes it a path pattern here ...

@@ -138,6 +138,7 @@ SAME = {
     "name-pattern-matches-whole-path": Case(TREE, {"extend-exclude": ["s*b"]}),
     "exclude-replaces-defaults": Case([*TREE, ".venv/v.py"], {"exclude": ["x"]}),
     "brace-alternatives": Case(TREE, {"extend-exclude": ["{a,b}.py", "sub/{deep,x}"]}),
+    "brace-empty-alternative": Case([*TREE, "e.py", "x/e.py"], {"extend-exclude": ["{,x/}e.py", "sub/{,deep/}c.py"]}),
     "brace-alternatives-in-per-file-ignores": Case(TREE, {"per-file-ignores": {"{a,sub/b,{c,e}}.py": ["RULE"]}}),
     "escaped-wildcard": Case([*TREE, "q*.py", "qx.py"], {"extend-exclude": ["q\\*.py"]}),
     "class-with-bracket-and-dash": Case([*TREE, "].py", "-.py"], {"extend-exclude": ["[]-].py"]}),
