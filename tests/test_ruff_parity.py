@@ -178,6 +178,14 @@ SAME = {
     "nested-configuration-force-excluded": Case(
         TREE, nested={"sub": {"extend-exclude": ["deep"]}}, args=["--force-exclude", "sub/deep/c.py", "a.py"]
     ),
+    # `force-exclude` is a setting of the run, as ruff's: the current directory's configuration's covers the files
+    # of nested projects given explicitly, and a nested project's own is not read.
+    "force-exclude-setting-covers-nested-projects": Case(
+        TREE, {"force-exclude": True}, nested={"sub": {"extend-exclude": ["deep"]}}, args=["sub/deep/c.py", "a.py"]
+    ),
+    "force-exclude-of-a-nested-project-not-read": Case(
+        TREE, nested={"sub": {"extend-exclude": ["deep"], "force-exclude": True}}, args=["sub/deep/c.py", "a.py"]
+    ),
     "config-flag-governs-nested-folders": Case(
         TREE, nested={"sub": {"extend-exclude": ["deep"]}}, args=["--config", "pyproject.toml", "."]
     ),
@@ -241,6 +249,18 @@ DIFFERENT = {
         Case(["a.py", "b.py"], other_files={".ignore": "b.py\n"}),
         ["a.py"],
         ["a.py", "b.py"],
+    ),
+    # With --force-exclude, ruff matches a project root's own folder name against its `exclude`: a project in a
+    # folder named `venv`, `dist` or `build` would have nothing checked by the pre-commit hook. seamfix matches
+    # what lies below the root only (here a nested project excluding its own folder's name).
+    "project-root-own-name-not-excluded": (
+        Case(
+            ["a.py", "sub/b.py"],
+            nested={"sub": {"extend-exclude": ["sub"]}},
+            args=["--force-exclude", "sub/b.py", "a.py"],
+        ),
+        ["a.py"],
+        ["a.py", "sub/b.py"],
     ),
     # A folder given explicitly that git ignores is not walked (ruff walks it, as the root of its walk).
     "gitignored-folder-given-explicitly": (
