@@ -101,20 +101,35 @@ def _relpath(path: str, root: str) -> str:
     return "." if path == root else os.path.relpath(path, root).replace(os.sep, "/")
 
 
-def git_ignored(paths: list[str], cwd: str) -> set[str]:
+def git_ignored(paths: list[str], root: str) -> set[str]:
     """Which of ``paths`` (absolute) git ignores, asked (``git check-ignore --stdin``) of the innermost repository
     holding each: a nested repository or a submodule judges its own files by its own ignore files, as git run
     inside it does and ruff's walk (the outer repository's rules stop at it; asked about a submodule's paths, the
     outer one refuses the whole batch). Nothing when git is missing or a path is in no work tree. Tracked files
-    are never ignored, as in git itself."""
+    are never ignored, as in git itself. ``root`` is the project's."""
     by_repository: dict[str | None, list[str]] = {}
     known: dict[str, str | None] = {}
     for path in paths:
         by_repository.setdefault(_work_tree(os.path.dirname(path), known), []).append(path)
     ignored: set[str] = set()
     for work_tree, members in by_repository.items():
-        ignored |= _check_ignore(members, work_tree or cwd)
+        if work_tree is not None and _in_an_ignored_folder(work_tree, root, known):
+            ignored.update(members)
+        else:
+            ignored |= _check_ignore(members, work_tree or root)
     return ignored
+
+
+def _in_an_ignored_folder(work_tree: str, root: str, known: dict[str, str | None]) -> bool:
+    """Is ``work_tree``, a repository nested in the project at ``root``, a folder that the repository around it
+    ignores (or inside one such)? Ruff's walk, like git's, never enters it. A repository around the project itself
+    (a home folder's, ignoring everything it does not track) never judges the project's own."""
+    if not work_tree.startswith(root.rstrip(os.sep) + os.sep):
+        return False
+    outer = _work_tree(os.path.dirname(work_tree), known)
+    if outer is None:
+        return False
+    return bool(_check_ignore([work_tree], outer)) or _in_an_ignored_folder(outer, root, known)
 
 
 def _work_tree(directory: str, known: dict[str, str | None]) -> str | None:

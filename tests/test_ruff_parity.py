@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from seamfix.config import DEFAULT_EXCLUDE
+from seamfix.globs import GlobSet
 from seamfix_testing import run_seamfix
 
 RUFF = shutil.which("ruff", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
@@ -213,6 +215,10 @@ SAME = {
     # A repository inside the project: its own ignore files apply inside it, the outer one's do not (as git
     # run inside it says, and ruff's walk).
     "nested-repository": Case(TREE, git={".gitignore": "c.py\n", "sub/.gitignore": "b.py\n"}, repositories=["sub"]),
+    # ... while a nested repository in a folder the outer one ignores is ignored whole, as the walk never enters it.
+    "repository-in-an-ignored-folder": Case(
+        TREE, git={".gitignore": "deep/\ntests\n"}, repositories=["sub/deep", "sub/tests"]
+    ),
     "symlinks": Case(TREE, symlinks=[("a.py", "link.py"), ("sub", "linked_sub")]),
     "symlinks-given-explicitly": Case(
         TREE, symlinks=[("a.py", "link.py"), ("sub", "linked_sub")], args=["link.py", "linked_sub"]
@@ -277,20 +283,26 @@ def test_documented_differences_from_ruff(name, tmp_path):
     assert both(case, tmp_path) == (ruff_expected, seamfix_expected)
 
 
-# The random projects: names and patterns drawn from pools that reach the interesting corners.
-FOLDERS = ["pkg", "sub", "tests", "gen", ".hidden", "x", "deep"]
-NAMES = ["a.py", "b.py", "gen_c.py", "test_d.py", "mla.py", "__init__.py"]
+# The random projects: names and patterns drawn from pools that reach the interesting corners (second round:
+# default-excluded and spaced folder names, stubs, `{a,b}` / `\\` / `[]...]` globs, nested repositories, symlinks).
+FOLDERS = ["pkg", "sub", "tests", "gen", ".hidden", "x", "deep", "node_modules", "site-packages", "a b"]
+NAMES = ["a.py", "b.py", "gen_c.py", "test_d.py", "mla.py", "__init__.py", "s.pyi", "q[1].py"]
 PATTERNS = [
     "sub", "tests", "deep", "x/", "./sub", "pkg/**", "**/gen_*.py", "sub/*.py", "*/a.py", "gen_*", "[ab].py",
-    "?.py", "pkg/sub", "**/tests/**", "*.py", "mla.py", "pkg/*", ".hidden", "t*s", "**/deep/*",
+    "?.py", "pkg/sub", "**/tests/**", "*.py", "mla.py", "pkg/*", ".hidden", "t*s", "**/deep/*", "{a,b}.py",
+    "sub/{deep,x}", "{pkg,gen}/**", "[!a]?.py", "q\\[1].py", "**/*.pyi", "{gen_*,mla}.py", "[]a].py", "./{sub,x}",
+    "{,x/}b.py", "a b",
 ]  # fmt: skip
-GITIGNORE = ["b.py", "deep/", "/sub", "gen_*", "!gen_c.py", "pkg/*.py", "*.py\n!a.py", "tests"]
+GITIGNORE = [
+    "b.py", "deep/", "/sub", "gen_*", "!gen_c.py", "pkg/*.py", "*.py\n!a.py", "tests", "/x/", "**/deep", "*.pyi",
+    "sub/**/b.py", "!*/", "[ab].py", "x/*/", "mla.py\n!/mla.py", "/*.py",
+]  # fmt: skip
 
 
 def random_case(seed: int) -> Case:
     rng = random.Random(seed)
     files = sorted(
-        {"/".join([*rng.sample(FOLDERS, rng.randint(0, 3)), rng.choice(NAMES)]) for _ in range(rng.randint(3, 9))}
+        {"/".join([*rng.sample(FOLDERS, rng.randint(0, 3)), rng.choice(NAMES)]) for _ in range(rng.randint(3, 10))}
     )
     config: dict = {}
     if rng.random() < 0.6:
@@ -299,6 +311,8 @@ def random_case(seed: int) -> Case:
         config["exclude"] = rng.sample(PATTERNS, 1)
     if rng.random() < 0.2:
         config["include"] = rng.sample(PATTERNS, rng.randint(1, 2))
+    elif any(name.endswith(".pyi") for name in files):  # stubs are included by default in ruff only (documented)
+        config["include"] = ["*.py", "*.pyi"]
     if rng.random() < 0.6:
         ignores = {("!" if rng.random() < 0.25 else "") + pattern: ["RULE"] for pattern in rng.sample(PATTERNS, 2)}
         config[rng.choice(["per-file-ignores", "extend-per-file-ignores"])] = ignores
@@ -313,7 +327,10 @@ def random_case(seed: int) -> Case:
     nested = {}
     folders = sorted({name.rsplit("/", 1)[0] for name in files if "/" in name})
     if folders and rng.random() < 0.3:
-        nested[rng.choice(folders)] = {"extend-exclude": rng.sample(PATTERNS, 1)}
+        folder, pattern = rng.choice(folders), rng.choice(PATTERNS)
+        # A project root's own name matched by its own exclude is a documented difference: left alone.
+        if not GlobSet([*DEFAULT_EXCLUDE, pattern]).matches(folder.rsplit("/", 1)[-1]):
+            nested[folder] = {"extend-exclude": [pattern], "include": config.get("include", ["*.py"])}
     args: list[str] = []
     roll = rng.random()
     if roll < 0.3:
@@ -321,20 +338,28 @@ def random_case(seed: int) -> Case:
     elif roll < 0.45:
         args = ["."]
     elif roll < 0.6:
-        args = [rng.choice([name.split("/")[0] for name in files if "/" in name] or ["."])]
+        args = [rng.choice(folders or ["."])]
+    # A folder given explicitly that git ignores is a documented difference: the pool leaves it alone.
+    given = {part for arg in args for part in arg.split("/")[:-1] + ([arg] if arg in folders else [])}
+    pool = [line for line in GITIGNORE if not any(fnmatch(part, line.strip("/")) for part in given)]
     if args and rng.random() < 0.5:
         args.insert(0, "--force-exclude")
-    # A folder given explicitly that git ignores is a documented difference: the pool leaves it alone.
-    pool = [line for line in GITIGNORE if not any(fnmatch(arg, line.strip("/")) for arg in args)]
-    git = None
+    git, repositories = None, []
     if rng.random() < 0.5:
         git = {".gitignore": "\n".join(rng.sample(pool, rng.randint(1, 2))) + "\n"}
         if folders and rng.random() < 0.4:
             git[f"{rng.choice(folders)}/.gitignore"] = rng.choice(pool) + "\n"
-    return Case(files, config, kind=rng.choice(list(CONFIG_FILE)), nested=nested, git=git, args=args)
+        if folders and rng.random() < 0.2:
+            repositories = [rng.choice([folder for folder in folders if folder not in nested] or ["."])]
+    symlinks = []
+    if rng.random() < 0.2:
+        target = rng.choice(files + folders)
+        symlinks = [(target, "link" + ("" if target in folders else ".py"))]
+    return Case(files, config, kind=rng.choice(list(CONFIG_FILE)), nested=nested, git=git, args=args,
+                symlinks=symlinks, repositories=[folder for folder in repositories if folder != "."])  # fmt: skip
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(60))
 def test_random_projects_flag_the_same_files_as_ruff(seed, tmp_path):
     case = random_case(seed)
     ruff, seamfix = both(case, tmp_path)
