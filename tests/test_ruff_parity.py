@@ -268,6 +268,20 @@ DIFFERENT = {
         ["a.py"],
         ["a.py", "sub/b.py"],
     ),
+    # A pattern without `/` is matched against names and the project-relative path; ruff also tries it on the
+    # absolute path, so `[!a]*.py` (the `/` in front of every absolute path is not `a`) excludes every file there,
+    # as `*tmp*` would every file of a project under /tmp. seamfix's answer does not depend on where the project is.
+    "slashless-pattern-not-matched-against-the-absolute-path": (
+        Case(TREE, {"extend-exclude": ["[!a]*.py"]}),
+        [],
+        ["a.py"],
+    ),
+    # `--config`'s folder is the project root; ruff counts a --config file's relative paths from the current folder.
+    "config-flag-paths-count-from-its-folder": (
+        Case(TREE, {"extend-exclude": ["./deep"]}, args=["--config", "../pyproject.toml"], cwd="sub"),
+        ["sub/b.py", "sub/tests/t.py"],
+        ["sub/b.py", "sub/deep/c.py", "sub/tests/t.py"],
+    ),
     # A folder given explicitly that git ignores is not walked (ruff walks it, as the root of its walk).
     "gitignored-folder-given-explicitly": (
         Case(["a.py", "gen/b.py"], git={".gitignore": "gen/\n"}, args=["gen"]),
@@ -387,6 +401,22 @@ def test_a_glob_ruff_cannot_parse_is_a_configuration_error_in_both(pattern, proj
         command = [RUFF, "check", "--no-cache"] if tool == "ruff" else [sys.executable, "-m", "seamfix", "lint"]
         proc = subprocess.run(command, cwd=root, capture_output=True, text=True)
         assert proc.returncode == 2 and "glob" in proc.stderr, (tool, proc.stderr)
+
+
+def test_stdin_and_unreadable_files_differ_from_ruff_as_documented(project):
+    """Ruff lints `-` from stdin and warns about a file it cannot read (exit 0 here); seamfix refuses `-` by name
+    and reports an unreadable file (a dangling symlink) as an error, exit 2: the gate never passes a file it could not
+    check."""
+    root = project({"a.py": "import os\n"})
+    (root / "gone.py").symlink_to("missing.py")
+    (root / "pyproject.toml").write_text('[tool.ruff]\nlint.select = ["F401"]\n[tool.seamfix]\n')
+    stdin = subprocess.run([RUFF, "check", "--no-cache", "-"], cwd=root, input=b"import os\n", capture_output=True)
+    assert stdin.returncode == 1
+    assert run_seamfix("lint", "-", cwd=root).code == 2
+    dangling = subprocess.run([RUFF, "check", "--no-cache", "gone.py"], cwd=root, capture_output=True, text=True)
+    assert dangling.returncode == 0 and "gone.py" in dangling.stderr
+    result = run_seamfix("lint", "gone.py", cwd=root)
+    assert result.code == 2 and result.stderr == "seamfix: error: gone.py: cannot read: No such file or directory\n"
 
 
 @pytest.mark.parametrize("broken", ["[tool.seamfix\n", "[tool.seamfix]\nselect = 5\n"])
