@@ -74,7 +74,7 @@ def lint(
     errors = list(discovery.errors)
     if settings.cache_dir is not None and journal_path(settings.cache_dir).exists():
         errors.append(
-            f"{_display(str(journal_path(settings.cache_dir)), cwd)}: an interrupted `seamfix apply` left its journal "
+            f"{display_path(str(journal_path(settings.cache_dir)), cwd)}: an interrupted `seamfix apply` left its journal "
             "(the project may be half rewritten): run `seamfix apply` to complete or undo it"
         )
     for source in discovery.files:
@@ -84,7 +84,7 @@ def lint(
         try:
             data = read_regular_file(source.path)
         except OSError as exc:
-            errors.append(f"{_display(source.path, cwd)}: cannot read: {read_error(exc)}")
+            errors.append(f"{display_path(source.path, cwd)}: cannot read: {read_error(exc)}")
             continue
         # Only a hit is taken from these bytes; a miss is read again and keyed by what its check read.
         cached = cache.get(source.relpath, content_digest(data))
@@ -105,7 +105,7 @@ def lint(
 
     by_relpath = {source.relpath: source.path for source in discovery.files}
     recorded = [
-        (relpath, finding._replace(path=_display(by_relpath[relpath], cwd)))
+        (relpath, finding._replace(path=display_path(by_relpath[relpath], cwd)))
         for relpath in sorted(per_file)
         for finding in sorted_findings(per_file[relpath])
     ]
@@ -148,9 +148,9 @@ def _check_all(
                          chunksize=CHUNK_FILES)  # fmt: skip
     for source, outcome in outcomes:
         if isinstance(outcome, Failed):
-            errors.append(f"{_display(source.path, cwd)}: cannot check: {outcome.reason}")
+            errors.append(f"{display_path(source.path, cwd)}: cannot check: {outcome.reason}")
         elif isinstance(outcome, str):
-            errors.append(f"{_display(source.path, cwd)}: cannot read: {outcome}")
+            errors.append(f"{display_path(source.path, cwd)}: cannot read: {outcome}")
         else:
             results[source.relpath] = outcome
     return results, errors
@@ -173,7 +173,7 @@ def _check_one(source: SourcePath) -> tuple[bytes, list[Finding]] | str:
     return content_digest(data), _worker_checker.check(data, source.relpath)
 
 
-def _display(path: str, cwd: Path) -> str:
+def display_path(path: str, cwd: Path) -> str:
     """Relative to the current directory when inside it, else absolute; always ``/``-separated."""
     base = str(cwd).rstrip(os.sep) + os.sep
     shown = path[len(base) :] if path.startswith(base) else path

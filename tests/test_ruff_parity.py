@@ -419,6 +419,19 @@ def test_stdin_and_unreadable_files_differ_from_ruff_as_documented(project):
     assert result.code == 2 and result.stderr == "seamfix: error: gone.py: cannot read: No such file or directory\n"
 
 
+def test_show_files_lists_what_each_tool_would_check(tmp_path):
+    """`--show-files`, as ruff's: the files a run would check (nested projects, excludes, git's rules), sorted, one a
+    line, exit 0, nothing checked. Ruff lists its configuration files too, and absolute paths."""
+    case = Case(TREE, {"extend-exclude": ["deep"]}, nested={"x": {}}, git={".gitignore": "e.py\n"})
+    ruff, seamfix = both(case, tmp_path)
+    ruff_listed = subprocess.run([RUFF, "check", "--show-files"], cwd=tmp_path / "ruff", capture_output=True, text=True)
+    shown = run_seamfix("lint", "--show-files", cwd=tmp_path / "seamfix")
+    assert shown.code == 0 and shown.stderr == "" and shown.stdout.splitlines() == seamfix
+    root = str(tmp_path / "ruff") + os.sep
+    assert [line.removeprefix(root) for line in ruff_listed.stdout.splitlines() if line.endswith(".py")] == ruff
+    assert seamfix == ruff
+
+
 @pytest.mark.parametrize("broken", ["[tool.seamfix\n", "[tool.seamfix]\nselect = 5\n"])
 def test_a_broken_nested_configuration_leaves_only_its_folder_unchecked(broken, project):
     """Ruff stops the whole run (exit 2, nothing checked); seamfix names the file, exit 2, checks the rest."""
