@@ -74,8 +74,8 @@ def lint(
     errors = list(discovery.errors)
     if settings.cache_dir is not None and journal_path(settings.cache_dir).exists():
         errors.append(
-            f"{display_path(str(journal_path(settings.cache_dir)), cwd)}: an interrupted `seamfix apply` left its journal "
-            "(the project may be half rewritten): run `seamfix apply` to complete or undo it"
+            f"{display_path(str(journal_path(settings.cache_dir)), cwd)}: an interrupted `seamfix apply` left its "
+            "journal (the project may be half rewritten): run `seamfix apply` to complete or undo it"
         )
     for source in discovery.files:
         if cache is None:
