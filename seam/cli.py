@@ -71,7 +71,7 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
         if show_files:
             found = discover(targets, settings, force_exclude, nested=config is None)
             listed.extend(display_path(source.path, cwd) for source in found.files)
-            results.append(LintResult(errors=found.errors))
+            results.append(LintResult(errors=sorted(found.errors)))
             return found.nested
         results.append(lint(targets, settings, cwd=cwd, use_cache=not no_cache, force_exclude=force_exclude,
                             jobs=jobs, apply_baseline=write_baseline is None, nested=config is None))  # fmt: skip
@@ -85,7 +85,7 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
     for error in result.errors:
         echo_error(error)
     if show_files:
-        click.echo("".join(f"{printable(path)}\n" for path in sorted(listed)), nl=False)
+        click.echo("".join(f"{printable(path)}\n" for path in sorted(set(listed))), nl=False)
         sys.exit(EXIT_ERROR if result.errors else EXIT_CLEAN)
     if write_baseline is not None:
         from seamfix.baseline import write_baseline as record_baseline

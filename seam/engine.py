@@ -125,13 +125,14 @@ def lint(
 
 
 def merge_results(results: list[LintResult]) -> LintResult:
-    """One result of the runs over several projects (each with its own configuration)."""
+    """One result of the runs over several projects (each with its own configuration). A file two runs reached
+    (given explicitly, and again in a walk that handed its folder to the nested project) is reported once."""
     if len(results) == 1:
         return results[0]
     return LintResult(
-        findings=sorted_findings([finding for result in results for finding in result.findings]),
+        findings=sorted_findings(list(dict.fromkeys(finding for result in results for finding in result.findings))),
         recorded=[recorded for result in results for recorded in result.recorded],
-        errors=sorted(error for result in results for error in result.errors),
+        errors=sorted({error for result in results for error in result.errors}),
         files_checked=sum(result.files_checked for result in results),
     )
 
