@@ -115,8 +115,14 @@ def git_ignored(paths: list[str], root: str) -> set[str]:
     for work_tree, members in by_repository.items():
         if work_tree is not None and _in_an_ignored_folder(work_tree, root, known):
             ignored.update(members)
-        else:
-            ignored |= _check_ignore(members, work_tree or root)
+            continue
+        # Asked about the project root too: where the repository ignores the folder the project lives in, git calls
+        # every file below ignored, while ruff, whose walk starts at the project, matches its patterns against the
+        # paths below only. Then nothing is skipped: the gate checks too much rather than nothing.
+        inside = work_tree is not None and _below(root, work_tree)
+        judged = _check_ignore([*members, root] if inside else members, work_tree or root)
+        if root not in judged:
+            ignored |= judged
     return ignored
 
 
@@ -124,12 +130,17 @@ def _in_an_ignored_folder(work_tree: str, root: str, known: dict[str, str | None
     """Is ``work_tree``, a repository nested in the project at ``root``, a folder that the repository around it
     ignores (or inside one such)? Ruff's walk, like git's, never enters it. A repository around the project itself
     (a home folder's, ignoring everything it does not track) never judges the project's own."""
-    if not work_tree.startswith(root.rstrip(os.sep) + os.sep):
+    if not _below(work_tree, root):
         return False
     outer = _work_tree(os.path.dirname(work_tree), known)
     if outer is None:
         return False
     return bool(_check_ignore([work_tree], outer)) or _in_an_ignored_folder(outer, root, known)
+
+
+def _below(path: str, folder: str) -> bool:
+    """Is ``path`` strictly inside ``folder`` (both absolute)?"""
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _work_tree(directory: str, known: dict[str, str | None]) -> str | None:

@@ -303,6 +303,18 @@ def test_a_submodule_keeps_the_outer_repositorys_ignore_rules(project):
     assert sorted(f["path"] for f in result.json()) == ["builder.py", "lib/mod.py"], result.stderr
 
 
+def test_a_project_inside_a_folder_its_repository_ignores_is_still_checked(project):
+    """A fork checked out under a monorepo's ignored `vendor/`: git calls every file below ignored, and the gate
+    passed having checked nothing. Ruff matches the patterns against the paths below the project only (its walk
+    starts there): the files are checked."""
+    root = project(
+        {".gitignore": "vendor/\n", "vendor/fork/pyproject.toml": "[tool.seamfix]\n", "vendor/fork/a.py": MLA_IF}
+    )
+    git(root, "init", "-q")
+    result = run_seamfix("lint", "--format", "json", cwd=root / "vendor/fork")
+    assert result.code == 1 and [f["path"] for f in result.json()] == ["a.py"], result.stderr
+
+
 def test_paths_of_two_projects_are_each_checked_with_their_own_configuration(project, tmp_path_factory):
     root = project(
         {
