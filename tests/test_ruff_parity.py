@@ -219,6 +219,8 @@ SAME = {
     "repository-in-an-ignored-folder": Case(
         TREE, git={".gitignore": "deep/\ntests\n"}, repositories=["sub/deep", "sub/tests"]
     ),
+    # A project (here run from inside it) in a folder its repository ignores: both check its files.
+    "project-in-an-ignored-folder": Case(TREE, git={".gitignore": "sub/\n"}, nested={"sub": {}}, cwd="sub"),
     "symlinks": Case(TREE, symlinks=[("a.py", "link.py"), ("sub", "linked_sub")]),
     "symlinks-given-explicitly": Case(
         TREE, symlinks=[("a.py", "link.py"), ("sub", "linked_sub")], args=["link.py", "linked_sub"]
