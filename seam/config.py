@@ -43,6 +43,7 @@ KEYS: dict[str, str] = {
     "include": _STRINGS,
     "exclude": _STRINGS,
     "extend-exclude": _STRINGS,
+    "extend-include": _STRINGS,
     "select": _STRINGS,
     "extend-select": _STRINGS,
     "ignore": _STRINGS,
@@ -222,7 +223,7 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
         config_file=config_file,
         adapter=_adapter_path(root, adapter, *adapter_key) if adapter is not None else None,
         allow=_globs(root, table.get("allow", ())),
-        include=_globs(root, table.get("include", DEFAULT_INCLUDE), names="never"),
+        include=_globs(root, [*table.get("include", DEFAULT_INCLUDE), *table.get("extend-include", ())], names="never"),
         exclude=_globs(
             root,
             [
@@ -272,9 +273,11 @@ def _rule_codes(layers: list[tuple[dict[str, Any], str]], overrides: dict[str, A
 
 
 # Keys whose values add up along an `extend` chain (as ruff's `extend-*`); the others are replaced.
-_ADDING_KEYS = ("extend-exclude", "extend-per-file-ignores", "extend-vocabulary")
+_ADDING_KEYS = ("extend-exclude", "extend-include", "extend-per-file-ignores", "extend-vocabulary")
 # Keys naming paths or path globs, relative to the folder of the file that sets them.
-_PATH_KEYS = ("adapter", "baseline", "cache-dir", "src", "include", "exclude", "extend-exclude", "allow")
+_PATH_KEYS = (
+    "adapter", "baseline", "cache-dir", "src", "include", "extend-include", "exclude", "extend-exclude", "allow"
+)  # fmt: skip
 _PATH_TABLE_KEYS = ("per-file-ignores", "extend-per-file-ignores")
 
 
@@ -327,7 +330,7 @@ def _merged(layers: list[tuple[dict[str, Any], str]]) -> dict[str, Any]:
         for key, value in table.items():
             if key not in _ADDING_KEYS or key not in merged:
                 merged[key] = value
-            elif key == "extend-exclude":
+            elif key in ("extend-exclude", "extend-include"):
                 merged[key] = [*merged[key], *value]
             elif key == "extend-per-file-ignores":
                 merged[key] = {**merged[key], **value}
@@ -410,7 +413,7 @@ def _validate(table: dict[str, Any], where: str) -> None:
 
 
 # Keys holding globs (per-file-ignores' are the keys of their tables).
-_GLOB_KEYS = ("allow", "include", "exclude", "extend-exclude")
+_GLOB_KEYS = ("allow", "include", "extend-include", "exclude", "extend-exclude")
 
 
 def _check_globs(patterns: Iterable[str], key: str, where: str) -> None:

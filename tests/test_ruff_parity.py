@@ -138,6 +138,12 @@ SAME = {
     "dot-slash-anchors-a-name": Case(TREE, {"extend-exclude": ["./sub"]}),
     "absolute-outside-matches-nothing": Case(TREE, {"extend-exclude": ["/sub"]}),
     "name-pattern-matches-whole-path": Case(TREE, {"extend-exclude": ["s*b"]}),
+    "extend-include": Case([*TREE, "w.pyw", "sub/v.pyw"], {"extend-include": ["*.pyw"]}),
+    "extend-include-in-a-base": Case(
+        [*TREE, "w.pyw", "sub/v.pyw"],
+        {"extend": "cfg/base.toml", "extend-include": ["sub/*.pyw"]},
+        bases={"cfg/base.toml": {"extend-include": ["../w.pyw"]}},
+    ),
     "exclude-replaces-defaults": Case([*TREE, ".venv/v.py"], {"exclude": ["x"]}),
     "brace-alternatives": Case(TREE, {"extend-exclude": ["{a,b}.py", "sub/{deep,x}"]}),
     "brace-empty-alternative": Case([*TREE, "e.py", "x/e.py"], {"extend-exclude": ["{,x/}e.py", "sub/{,deep/}c.py"]}),
