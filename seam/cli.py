@@ -12,19 +12,21 @@ import click
 from seamfix import __version__
 from seamfix.audit.command import audit_command
 from seamfix.config import Settings
-from seamfix.engine import LintResult, lint, merge_results
+from seamfix.discovery import discover
+from seamfix.engine import LintResult, display_path, lint, merge_results
 from seamfix.errors import SeamfixError, echo_error
 from seamfix.lint_rules import ALWAYS_ON, RULES, rule_for
 from seamfix.projects import each_project
 from seamfix.report import FORMATS, renderer
-from seamfix.report.printable import one_line
+from seamfix.report.printable import one_line, printable
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
 def _codes(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str] | None:
-    codes = [code.strip() for item in value for code in item.split(",") if code.strip()]
-    return codes or None
+    """Each flag's comma-separated codes, as written (an empty or misspelt one is an error later, as ruff's);
+    None when the flag is not given."""
+    return [code for item in value for code in item.split(",")] or None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,6 +51,7 @@ def cli() -> None:
 )
 @click.option("--format", "output_format", type=click.Choice(sorted(FORMATS)), default="text", show_default=True)
 @click.option("--statistics", is_flag=True, help="Print counts per rule instead of findings.")
+@click.option("--show-files", is_flag=True, help="List the files that would be checked (as ruff's); check nothing.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Cache directory (default .seamfix_cache).")
@@ -57,13 +60,19 @@ def cli() -> None:
 @click.option("--force-exclude", is_flag=True, help="Apply exclude to paths given explicitly (for pre-commit).")
 @click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: available cores).")
 def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: str, statistics: bool,
-                 exit_zero: bool, no_cache: bool, write_baseline: Path | None, force_exclude: bool,
+                 show_files: bool, exit_zero: bool, no_cache: bool, write_baseline: Path | None, force_exclude: bool,
                  jobs: int | None, **overrides: object) -> None:  # fmt: skip
     """Report MLA-specific code outside the seam in PATHS (default: the current directory)."""
     cwd = Path.cwd()
     results: list[LintResult] = []
+    listed: list[str] = []
 
     def lint_project(settings: Settings, targets: list[Path]) -> list[Path]:
+        if show_files:
+            found = discover(targets, settings, force_exclude, nested=config is None)
+            listed.extend(display_path(source.path, cwd) for source in found.files)
+            results.append(LintResult(errors=sorted(found.errors)))
+            return found.nested
         results.append(lint(targets, settings, cwd=cwd, use_cache=not no_cache, force_exclude=force_exclude,
                             jobs=jobs, apply_baseline=write_baseline is None, nested=config is None))  # fmt: skip
         return results[-1].nested
@@ -75,6 +84,9 @@ def lint_command(paths: tuple[Path, ...], config: Path | None, output_format: st
     result = merge_results(results)
     for error in result.errors:
         echo_error(error)
+    if show_files:
+        click.echo("".join(f"{printable(path)}\n" for path in sorted(set(listed))), nl=False)
+        sys.exit(EXIT_ERROR if result.errors else EXIT_CLEAN)
     if write_baseline is not None:
         from seamfix.baseline import write_baseline as record_baseline
 

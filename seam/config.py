@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from keyword import iskeyword
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from seamfix.errors import SeamfixError
-from seamfix.globs import GlobSet
+from seamfix.globs import GlobError, GlobSet, NamePatterns
 from seamfix.lint_rules import ALWAYS_ON, RULES
 from seamfix.vocabulary import CATEGORIES, Vocabulary, default_vocabulary
 
@@ -42,6 +43,7 @@ KEYS: dict[str, str] = {
     "include": _STRINGS,
     "exclude": _STRINGS,
     "extend-exclude": _STRINGS,
+    "extend-include": _STRINGS,
     "select": _STRINGS,
     "extend-select": _STRINGS,
     "ignore": _STRINGS,
@@ -64,7 +66,7 @@ class Settings:
     config_file: Path | None = None
     adapter: str | None = None
     allow: GlobSet = field(default_factory=lambda: GlobSet(()))
-    include: GlobSet = field(default_factory=lambda: GlobSet(DEFAULT_INCLUDE, names=False))
+    include: GlobSet = field(default_factory=lambda: GlobSet(DEFAULT_INCLUDE, names="never"))
     exclude: GlobSet = field(default_factory=lambda: GlobSet(DEFAULT_EXCLUDE))
     codes: frozenset[str] = frozenset(code for code, rule in RULES.items() if rule.default_enabled)
     vocabulary: Vocabulary = field(default_factory=default_vocabulary)
@@ -212,6 +214,7 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
         return value if value is not None else table.get(key, default)
 
     adapter, baseline, cache_dir = pick("adapter"), pick("baseline"), pick("cache-dir", DEFAULT_CACHE_DIR)
+    _check_globs(overrides.get("extend_exclude") or (), "--extend-exclude", COMMAND_LINE)
     adapter_key = ("--adapter", COMMAND_LINE) if overrides.get("adapter") else ("adapter", where)
     per_file = {**table.get("per-file-ignores", DEFAULT_PER_FILE_IGNORES), **table.get("extend-per-file-ignores", {})}
     src = table.get("src", [".", "src"] if (root / "src").is_dir() else ["."])
@@ -220,7 +223,7 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
         config_file=config_file,
         adapter=_adapter_path(root, adapter, *adapter_key) if adapter is not None else None,
         allow=_globs(root, table.get("allow", ())),
-        include=_globs(root, table.get("include", DEFAULT_INCLUDE), names=False),
+        include=_globs(root, [*table.get("include", DEFAULT_INCLUDE), *table.get("extend-include", ())], names="never"),
         exclude=_globs(
             root,
             [
@@ -241,7 +244,7 @@ def load_settings(cwd: Path, config: Path | None = None, start: Path | None = No
         ),
         respect_gitignore=table.get("respect-gitignore", True),
         force_exclude=table.get("force-exclude", False),
-        src=tuple(_source_root(root, value, where) for value in src),
+        src=tuple(_source_root(root, value) for value in src),
     )
 
 
@@ -262,7 +265,7 @@ def _rule_codes(layers: list[tuple[dict[str, Any], str]], overrides: dict[str, A
         (COMMAND_LINE, overrides.get("select"), overrides.get("extend_select"), overrides.get("ignore"), "--"),
     ]
     for layer_where, select, extend, ignore, prefix in selections:
-        if select:
+        if select is not None:  # `select = []` selects nothing, as ruff's
             codes = _expand(select, f"{prefix}select", layer_where)
         codes |= _expand(extend or (), f"{prefix}extend-select", layer_where)
         codes -= _expand(ignore or (), f"{prefix}ignore", layer_where)
@@ -270,9 +273,11 @@ def _rule_codes(layers: list[tuple[dict[str, Any], str]], overrides: dict[str, A
 
 
 # Keys whose values add up along an `extend` chain (as ruff's `extend-*`); the others are replaced.
-_ADDING_KEYS = ("extend-exclude", "extend-per-file-ignores", "extend-vocabulary")
+_ADDING_KEYS = ("extend-exclude", "extend-include", "extend-per-file-ignores", "extend-vocabulary")
 # Keys naming paths or path globs, relative to the folder of the file that sets them.
-_PATH_KEYS = ("adapter", "baseline", "cache-dir", "src", "include", "exclude", "extend-exclude", "allow")
+_PATH_KEYS = (
+    "adapter", "baseline", "cache-dir", "src", "include", "extend-include", "exclude", "extend-exclude", "allow"
+)  # fmt: skip
 _PATH_TABLE_KEYS = ("per-file-ignores", "extend-per-file-ignores")
 
 
@@ -325,7 +330,7 @@ def _merged(layers: list[tuple[dict[str, Any], str]]) -> dict[str, Any]:
         for key, value in table.items():
             if key not in _ADDING_KEYS or key not in merged:
                 merged[key] = value
-            elif key == "extend-exclude":
+            elif key in ("extend-exclude", "extend-include"):
                 merged[key] = [*merged[key], *value]
             elif key == "extend-per-file-ignores":
                 merged[key] = {**merged[key], **value}
@@ -339,15 +344,15 @@ def _expand(selectors: list[str], key: str, where: str) -> set[str]:
     """Rule codes named by codes or prefixes (``SEAM0``, ``ALL``)."""
     chosen: set[str] = set()
     for selector in selectors:
-        wanted = selector.strip().upper()
-        matched = set(RULES) if wanted == "ALL" else {code for code in RULES if code.startswith(wanted)}
-        if not matched or not wanted:
+        # Exactly as written, as ruff's: `seam001` or ` SEAM001` is a typo to report, not a code to guess.
+        matched = set(RULES) if selector == "ALL" else {code for code in RULES if code.startswith(selector)}
+        if not matched or not selector:
             raise SeamfixError(f"{where}: `{key}` has unknown rule selector `{selector}`")
         chosen |= matched
     return chosen
 
 
-def _globs(root: Path, patterns: list[str] | tuple[str, ...], names: bool = True) -> GlobSet:
+def _globs(root: Path, patterns: list[str] | tuple[str, ...], names: NamePatterns = "without-slash") -> GlobSet:
     """Patterns of a configuration file in ``root``; an absolute one (``/repo/gen``), as ruff's, names that path."""
     return GlobSet(
         ("./" + os.path.relpath(pattern, root).replace(os.sep, "/") if os.path.isabs(pattern) else pattern
@@ -362,7 +367,7 @@ def _per_file_ignores(
     """Each glob (``!`` negates it, as in ruff) with the codes it turns off; the always-on rules cannot be."""
     return [
         (
-            _globs(root, [pattern.removeprefix("!")]),
+            _globs(root, [pattern.removeprefix("!")], names="always"),
             pattern.startswith("!"),
             frozenset(_expand(codes, f"per-file-ignores.{pattern}", where) - ALWAYS_ON),
         )
@@ -378,6 +383,7 @@ def _command_line_per_file_ignores(values: tuple[str, ...]) -> dict[str, list[st
         if not colon or not pattern or not codes.strip():
             raise SeamfixError(f"{COMMAND_LINE}: `--per-file-ignores` takes GLOB:CODES, not `{value}`")
         table.setdefault(pattern, []).extend(code for code in codes.split(",") if code.strip())
+    _check_globs(table, "--per-file-ignores", COMMAND_LINE)
     return table
 
 
@@ -402,6 +408,22 @@ def _validate(table: dict[str, Any], where: str) -> None:
             isinstance(value, dict) and all(_is_string_list(codes) for codes in value.values())
         ):
             raise SeamfixError(f"{where}: `{key}` must be {expected}")
+        if key in _GLOB_KEYS or expected == _CODES_BY_GLOB:
+            _check_globs(value, key, where)
+
+
+# Keys holding globs (per-file-ignores' are the keys of their tables).
+_GLOB_KEYS = ("allow", "include", "extend-include", "exclude", "extend-exclude")
+
+
+def _check_globs(patterns: Iterable[str], key: str, where: str) -> None:
+    """A pattern ruff's globset refuses (``[ab``, ``{a,b``) is an error naming it, as ruff's, not a pattern that
+    silently matches nothing; a ``!`` in front (per-file-ignores' negation) is no part of the glob."""
+    for pattern in patterns:
+        try:
+            GlobSet([pattern.removeprefix("!")])
+        except GlobError as exc:
+            raise SeamfixError(f"{where}: `{key}` has an invalid glob `{pattern.removeprefix('!')}`: {exc}") from None
 
 
 def _is_string_list(value: Any) -> bool:
@@ -423,16 +445,10 @@ def _vocabulary_table(value: Any, where: str = "extend-vocabulary") -> dict[str,
     return value
 
 
-def _inside_root(root: Path, value: str, key: str, where: str) -> str:
-    resolved = _resolve(root, value)
-    try:
-        return resolved.relative_to(root).as_posix()
-    except ValueError:
-        raise SeamfixError(f"{where}: `{key}` = {value!r} is outside the project ({root})") from None
-
-
-def _source_root(root: Path, value: str, where: str) -> str:
-    relative = _inside_root(root, value, "src", where)
+def _source_root(root: Path, value: str) -> str:
+    """A ``src`` entry, project-relative (``""`` the root). One outside the project is allowed, as ruff's (a
+    monorepo's ``../shared``): it counts for files given from there (``../shared/pkg/m.py``)."""
+    relative = os.path.relpath(_resolve(root, value), root).replace(os.sep, "/")
     return "" if relative == "." else relative
 
 

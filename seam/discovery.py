@@ -51,10 +51,7 @@ def discover(paths: list[Path], settings: Settings, force_exclude: bool = False,
             found[path] = SourcePath(path, relpath)
             explicit.add(path)
     if settings.respect_gitignore and found:
-        judged = [
-            path for path, source in found.items() if path not in explicit and not source.relpath.startswith("../")
-        ]
-        for path in git_ignored(judged, root):
+        for path in git_ignored([path for path in found if path not in explicit], root):
             del found[path]
     result.files = sorted(found.values(), key=lambda s: s.relpath)
     return result
@@ -63,6 +60,7 @@ def discover(paths: list[Path], settings: Settings, force_exclude: bool = False,
 def _walk(
     top: str, top_relpath: str, settings: Settings, found: dict[str, SourcePath], result: Discovery, nested: bool
 ) -> None:
+    root = str(settings.root)
     stack = [(top, "" if top_relpath == "." else top_relpath + "/")]
     while stack:
         directory, prefix = stack.pop()
@@ -72,8 +70,10 @@ def _walk(
             result.errors.append(f"{directory}: cannot list directory: {exc.strerror or exc}")
             continue
         for entry in entries:
-            relpath = prefix + entry.name
-            if settings.exclude.matches(relpath):
+            # A walk that starts above the project root (`--config sub/seamfix.toml` run from above `sub`) counts
+            # names from the root again once inside it, so that its globs and its adapter apply there.
+            relpath = _relpath(entry.path, root) if prefix.startswith("../") else prefix + entry.name
+            if relpath != "." and settings.exclude.matches(relpath):
                 continue
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
@@ -83,7 +83,7 @@ def _walk(
                 if nested and _has_own_config(entry.path):
                     result.nested.append(Path(entry.path))
                 else:
-                    stack.append((entry.path, relpath + "/"))
+                    stack.append((entry.path, "" if relpath == "." else relpath + "/"))
             elif settings.include.matches(relpath) and not settings.is_seam(relpath):
                 found[entry.path] = SourcePath(entry.path, relpath)
 
@@ -101,12 +101,67 @@ def _relpath(path: str, root: str) -> str:
     return "." if path == root else os.path.relpath(path, root).replace(os.sep, "/")
 
 
-def git_ignored(paths: list[str], cwd: str) -> set[str]:
-    """Which of ``paths`` (absolute) git ignores, asked once (``git check-ignore --stdin``) in the repository
-    around ``cwd``; nothing when git is missing or ``cwd`` is not in a work tree. Tracked files are never
-    ignored, as in git itself."""
-    if not paths:
-        return set()
+def git_ignored(paths: list[str], root: str) -> set[str]:
+    """Which of ``paths`` (absolute) git ignores, asked (``git check-ignore --stdin``) of the innermost repository
+    holding each: a nested repository or a submodule judges its own files by its own ignore files, as git run
+    inside it does and ruff's walk (the outer repository's rules stop at it; asked about a submodule's paths, the
+    outer one refuses the whole batch). Nothing when git is missing or a path is in no work tree. Tracked files
+    are never ignored, as in git itself. ``root`` is the project's."""
+    by_repository: dict[str | None, list[str]] = {}
+    known: dict[str, str | None] = {}
+    for path in paths:
+        by_repository.setdefault(_work_tree(os.path.dirname(path), known), []).append(path)
+    ignored: set[str] = set()
+    for work_tree, members in by_repository.items():
+        if work_tree is not None and _in_an_ignored_folder(work_tree, root, known):
+            ignored.update(members)
+            continue
+        # Asked about the project root too: where the repository ignores the folder the project lives in, git calls
+        # every file below ignored, while ruff, whose walk starts at the project, matches its patterns against the
+        # paths below only. Then nothing is skipped: the gate checks too much rather than nothing.
+        inside = work_tree is not None and _below(root, work_tree)
+        judged = _check_ignore([*members, root] if inside else members, work_tree or root)
+        if root not in judged:
+            ignored |= judged
+    return ignored
+
+
+def _in_an_ignored_folder(work_tree: str, root: str, known: dict[str, str | None]) -> bool:
+    """Is ``work_tree``, a repository nested in the project at ``root``, a folder that the repository around it
+    ignores (or inside one such)? Ruff's walk, like git's, never enters it. A repository around the project itself
+    (a home folder's, ignoring everything it does not track) never judges the project's own."""
+    if not _below(work_tree, root):
+        return False
+    outer = _work_tree(os.path.dirname(work_tree), known)
+    if outer is None:
+        return False
+    return bool(_check_ignore([work_tree], outer)) or _in_an_ignored_folder(outer, root, known)
+
+
+def _below(path: str, folder: str) -> bool:
+    """Is ``path`` strictly inside ``folder`` (both absolute)?"""
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _work_tree(directory: str, known: dict[str, str | None]) -> str | None:
+    """The innermost folder at or above ``directory`` holding a ``.git`` entry (a folder, or a submodule's or
+    worktree's file), remembered in ``known`` for every folder passed on the way."""
+    passed = []
+    while directory not in known:
+        passed.append(directory)
+        parent = os.path.dirname(directory)
+        if os.path.lexists(os.path.join(directory, ".git")):
+            known[directory] = directory
+        elif parent == directory:
+            known[directory] = None
+        else:
+            directory = parent
+    for folder in passed:
+        known[folder] = known[directory]
+    return known[directory]
+
+
+def _check_ignore(paths: list[str], cwd: str) -> set[str]:
     try:
         proc = subprocess.run(
             ["git", "check-ignore", "--stdin", "-z"],

@@ -74,8 +74,8 @@ def lint(
     errors = list(discovery.errors)
     if settings.cache_dir is not None and journal_path(settings.cache_dir).exists():
         errors.append(
-            f"{_display(str(journal_path(settings.cache_dir)), cwd)}: an interrupted `seamfix apply` left its journal "
-            "(the project may be half rewritten): run `seamfix apply` to complete or undo it"
+            f"{display_path(str(journal_path(settings.cache_dir)), cwd)}: an interrupted `seamfix apply` left its "
+            "journal (the project may be half rewritten): run `seamfix apply` to complete or undo it"
         )
     for source in discovery.files:
         if cache is None:
@@ -84,7 +84,7 @@ def lint(
         try:
             data = read_regular_file(source.path)
         except OSError as exc:
-            errors.append(f"{_display(source.path, cwd)}: cannot read: {read_error(exc)}")
+            errors.append(f"{display_path(source.path, cwd)}: cannot read: {read_error(exc)}")
             continue
         # Only a hit is taken from these bytes; a miss is read again and keyed by what its check read.
         cached = cache.get(source.relpath, content_digest(data))
@@ -105,7 +105,7 @@ def lint(
 
     by_relpath = {source.relpath: source.path for source in discovery.files}
     recorded = [
-        (relpath, finding._replace(path=_display(by_relpath[relpath], cwd)))
+        (relpath, finding._replace(path=display_path(by_relpath[relpath], cwd)))
         for relpath in sorted(per_file)
         for finding in sorted_findings(per_file[relpath])
     ]
@@ -125,13 +125,14 @@ def lint(
 
 
 def merge_results(results: list[LintResult]) -> LintResult:
-    """One result of the runs over several projects (each with its own configuration)."""
+    """One result of the runs over several projects (each with its own configuration). A file two runs reached
+    (given explicitly, and again in a walk that handed its folder to the nested project) is reported once."""
     if len(results) == 1:
         return results[0]
     return LintResult(
-        findings=sorted_findings([finding for result in results for finding in result.findings]),
+        findings=sorted_findings(list(dict.fromkeys(finding for result in results for finding in result.findings))),
         recorded=[recorded for result in results for recorded in result.recorded],
-        errors=sorted(error for result in results for error in result.errors),
+        errors=sorted({error for result in results for error in result.errors}),
         files_checked=sum(result.files_checked for result in results),
     )
 
@@ -148,9 +149,9 @@ def _check_all(
                          chunksize=CHUNK_FILES)  # fmt: skip
     for source, outcome in outcomes:
         if isinstance(outcome, Failed):
-            errors.append(f"{_display(source.path, cwd)}: cannot check: {outcome.reason}")
+            errors.append(f"{display_path(source.path, cwd)}: cannot check: {outcome.reason}")
         elif isinstance(outcome, str):
-            errors.append(f"{_display(source.path, cwd)}: cannot read: {outcome}")
+            errors.append(f"{display_path(source.path, cwd)}: cannot read: {outcome}")
         else:
             results[source.relpath] = outcome
     return results, errors
@@ -173,7 +174,7 @@ def _check_one(source: SourcePath) -> tuple[bytes, list[Finding]] | str:
     return content_digest(data), _worker_checker.check(data, source.relpath)
 
 
-def _display(path: str, cwd: Path) -> str:
+def display_path(path: str, cwd: Path) -> str:
     """Relative to the current directory when inside it, else absolute; always ``/``-separated."""
     base = str(cwd).rstrip(os.sep) + os.sep
     shown = path[len(base) :] if path.startswith(base) else path

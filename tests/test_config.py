@@ -29,12 +29,18 @@ def test_nearest_pyproject_with_a_seamfix_table_is_used(project):
         ("adapter = 3", "`adapter` must be a string"),
         ('adapter = "../outside.py"', "`adapter` = '../outside.py' is outside the project"),
         ('select = ["NOPE"]', "`select` has unknown rule selector `NOPE`"),
+        ('ignore = ["seam100"]', "`ignore` has unknown rule selector `seam100`"),
         ('extend-vocabulary = { colours = ["x"] }', "unknown key `extend-vocabulary.colours`"),
         ("extend-vocabulary = { fields = [1] }", "`extend-vocabulary.fields` must be a list of strings"),
         ("[tool.seamfix.nested", "invalid TOML"),
         ('per-file-ignores = { "tests/**" = "SEAM001" }', "`per-file-ignores` must be a table of glob"),
         ('extend-per-file-ignores = { "t/*" = ["NOPE"] }', "`per-file-ignores.t/*` has unknown rule selector"),
         ('respect-gitignore = "yes"', "`respect-gitignore` must be a boolean"),
+        # A glob ruff cannot parse is an error there too (exit 2), not a pattern that silently matches nothing.
+        ('extend-exclude = ["gen/[ab"]', "`extend-exclude` has an invalid glob `gen/[ab`: unclosed character class"),
+        ('include = ["{a,b"]', "`include` has an invalid glob `{a,b`: unclosed alternate group"),
+        ('per-file-ignores = { "!x}" = ["SEAM001"] }', "`per-file-ignores` has an invalid glob `x}`: unopened"),
+        ('allow = ["[]"]', "`allow` has an invalid glob `[]`: unclosed character class"),
     ],
 )
 def test_bad_config_is_a_one_line_error_naming_the_key(project, table, named):
@@ -77,6 +83,25 @@ def test_explicit_config_file_and_its_directory_as_root(project):
     assert [f["path"] for f in result.json()] == ["src/builder.py"]
     missing = run_seamfix("lint", "--config", "nope.toml", cwd=root)
     assert missing.code == 2 and "nope.toml" in missing.stderr
+
+
+def test_a_walk_from_above_the_config_files_folder_applies_it_inside(project):
+    """`--config fork/seamfix.toml` run from the repository above it: inside `fork/` the adapter is the seam and
+    the globs and git's rules hold, as when run from `fork/` (the walk named them `../fork/...` and matched
+    nothing: the adapter was reported as a leak)."""
+    root = project(
+        {
+            "fork/seamfix.toml": 'adapter = "mla_seam.py"\nextend-exclude = ["./gen"]\n',
+            "fork/mla_seam.py": MLA_IF,
+            "fork/gen/specs.py": MLA_IF,
+            "fork/scratch.py": MLA_IF,
+            "fork/builder.py": MLA_IF,
+            ".gitignore": "scratch.py\n",
+        }
+    )
+    git(root, "init", "-q")
+    result = run_seamfix("lint", "--config", "fork/seamfix.toml", "--format", "json", cwd=root)
+    assert [f["path"] for f in result.json()] == ["fork/builder.py"], result.stderr
 
 
 def test_extend_vocabulary_adds_a_forks_own_names(project):
@@ -184,6 +209,15 @@ def test_select_on_the_command_line_replaces_the_files_whole_selection(project):
         (("--ignore", "SEAM0,XX"), "command line: `--ignore` has unknown rule selector `XX`"),
         (("--adapter", "../seam.py"), "command line: `--adapter` = '../seam.py' is outside the project"),
         (("--per-file-ignores", "tests"), "command line: `--per-file-ignores` takes GLOB:CODES"),
+        (("--per-file-ignores", "t[:SEAM001"), "command line: `--per-file-ignores` has an invalid glob `t[`"),
+        (("--extend-exclude", "{gen"), "command line: `--extend-exclude` has an invalid glob `{gen`"),
+        # Codes are matched exactly, as ruff's: case, spaces and empty items included.
+        (("--select", "seam001"), "command line: `--select` has unknown rule selector `seam001`"),
+        (
+            ("--extend-select", "SEAM001, SEAM002"),
+            "command line: `--extend-select` has unknown rule selector ` SEAM002`",
+        ),
+        (("--select", ""), "command line: `--select` has unknown rule selector ``"),
     ],
 )
 def test_a_bad_command_line_value_is_blamed_on_the_command_line(project, args, named):
@@ -254,6 +288,31 @@ def test_git_ignored_files_are_skipped_unless_respect_gitignore_is_off(project):
     assert flagged("--force-exclude", "scratch_1.py", "builder.py") == ["builder.py", "scratch_1.py"]  # ... always
     (root / "pyproject.toml").write_text("[tool.seamfix]\nrespect-gitignore = false\n")
     assert flagged() == everything
+
+
+def test_a_submodule_keeps_the_outer_repositorys_ignore_rules(project):
+    """Git refuses to judge paths inside a submodule from the outer repository (``check-ignore`` exits 128 for
+    the whole batch): each repository is asked about its own files, so the outer rules still hold."""
+    root = project({".gitignore": "scratch.py\n", "scratch.py": MLA_IF, "builder.py": MLA_IF, "lib/mod.py": MLA_IF})
+    git(root / "lib", "init", "-q")
+    git(root / "lib", "add", "mod.py")
+    git(root / "lib", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lib")
+    git(root, "init", "-q")
+    git(root, "add", "lib")  # a gitlink: lib is a submodule of the outer repository
+    result = run_seamfix("lint", "--format", "json", cwd=root)
+    assert sorted(f["path"] for f in result.json()) == ["builder.py", "lib/mod.py"], result.stderr
+
+
+def test_a_project_inside_a_folder_its_repository_ignores_is_still_checked(project):
+    """A fork checked out under a monorepo's ignored `vendor/`: git calls every file below ignored, and the gate
+    passed having checked nothing. Ruff matches the patterns against the paths below the project only (its walk
+    starts there): the files are checked."""
+    root = project(
+        {".gitignore": "vendor/\n", "vendor/fork/pyproject.toml": "[tool.seamfix]\n", "vendor/fork/a.py": MLA_IF}
+    )
+    git(root, "init", "-q")
+    result = run_seamfix("lint", "--format", "json", cwd=root / "vendor/fork")
+    assert result.code == 1 and [f["path"] for f in result.json()] == ["a.py"], result.stderr
 
 
 def test_paths_of_two_projects_are_each_checked_with_their_own_configuration(project, tmp_path_factory):

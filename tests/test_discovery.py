@@ -98,3 +98,23 @@ def test_empty_tree_is_clean(project):
     root = project({})
     result = run_seamfix("lint", cwd=root)
     assert (result.code, result.stdout.strip()) == (0, "All checks passed!")
+
+
+def test_stdin_is_refused_by_name(project):
+    """Ruff reads `-` from stdin; seamfix lints files on disk only (README, *Differences from ruff*): one line saying
+    so, exit 2, rather than "No such file or directory" for a path the user never meant as a file."""
+    root = project({"a.py": MLA_IF})
+    for command in ("lint", "apply"):
+        result = run_seamfix(command, "-", "a.py", cwd=root)
+        assert result.code == 2 and result.stdout == "", result.stdout
+        assert result.stderr == "seamfix: error: -: reading from stdin is not supported: give the file's path\n"
+
+
+def test_a_file_reached_twice_is_reported_once(project):
+    """`seamfix lint sub/b.py .` with `sub/` a nested project: the file is checked as given and again when the
+    walk of `.` hands `sub/` to its own configuration. Each finding is reported once (ruff 0.17 reports it
+    twice), and `--show-files` lists the file once."""
+    root = project({"pyproject.toml": "[tool.seamfix]\n", "sub/pyproject.toml": "[tool.seamfix]\n", "sub/b.py": MLA_IF})
+    result = run_seamfix("lint", "--format", "json", "sub/b.py", ".", cwd=root)
+    assert [f["path"] for f in result.json()] == ["sub/b.py"]
+    assert run_seamfix("lint", "--show-files", "sub/b.py", ".", cwd=root).stdout == "sub/b.py\n"

@@ -73,3 +73,45 @@ def test_pre_commit_apply_hook_routes_the_leak_then_passes(tmp_path, pre_commit_
     git("add", ".", cwd=user)
     proc = try_repo("seamfix-apply", user, pre_commit_home)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_shipped_lint_hook_skips_excluded_files_pre_commit_passes_it(tmp_path):
+    """`pre-commit run --files` with the hook's own entry and file types (as a local hook calling this environment's
+    seamfix: no install): pre-commit passes every staged Python file by name, so excluded ones (the project's
+    globs, default folders such as `.venv`) must be skipped, a nested project's file judged by its own
+    configuration, and a script found by its shebang checked, as ruff's hook does."""
+    import yaml  # pre-commit's own dependency
+
+    hook = next(h for h in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text()) if h["id"] == "seamfix")
+    user = tmp_path / "user-repo"
+    files = {
+        "pyproject.toml": '[tool.seamfix]\nextend-exclude = ["gen", "fork/stub.pyi"]\n',
+        "sub/pyproject.toml": '[tool.seamfix]\nignore = ["SEAM001"]\n',
+        "fork/a.py": MLA_IF,
+        "fork/stub.pyi": MLA_IF,
+        "fork/script": "#!/usr/bin/env python\n" + MLA_IF,
+        "gen/specs.py": MLA_IF,
+        ".venv/lib/v.py": MLA_IF,
+        "sub/b.py": MLA_IF,
+    }
+    for name, text in files.items():
+        (user / name).parent.mkdir(parents=True, exist_ok=True)
+        (user / name).write_text(text)
+    (user / "fork/script").chmod(0o755)
+    seamfix = Path(sys.executable).parent / "seamfix"
+    entry = hook["entry"].replace("seamfix", str(seamfix), 1)
+    local = {"id": "seamfix", "name": "seamfix", "language": "system", "entry": entry,
+             **{key: hook[key] for key in ("types_or", "require_serial")}}  # fmt: skip
+    (user / ".pre-commit-config.yaml").write_text(yaml.safe_dump({"repos": [{"repo": "local", "hooks": [local]}]}))
+    git("init", "-q", cwd=user)
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+
+    def run(*names: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "pre_commit", "run", "seamfix", "--color", "never", "--files", *names]
+        return subprocess.run(command, cwd=user, env=env, capture_output=True, text=True, timeout=300)
+
+    everything = run(*sorted(files))
+    flagged = sorted(line.split(":")[0] for line in everything.stdout.splitlines() if "SEAM001" in line)
+    assert everything.returncode == 1 and flagged == ["fork/a.py", "fork/script"], everything.stdout
+    excluded_only = run("gen/specs.py", "fork/stub.pyi", ".venv/lib/v.py", "sub/b.py")
+    assert excluded_only.returncode == 0, excluded_only.stdout
