@@ -15,7 +15,7 @@ from style import new_findings_on_touched_lines, ruff_findings
 from test_fixtures import EQUIVALENCE
 
 from seamfix.codemods.context import Seam
-from seamfix.codemods.formatting import Style, format_touched, style_for
+from seamfix.codemods.formatting import Style, format_touched, ruff_executable, style_for
 from seamfix.codemods.imports import import_seam
 from seamfix_testing import REPO, run_seamfix
 
@@ -370,3 +370,29 @@ def test_an_encoding_declaration_above_the_notice_stays_out_of_the_adapter(tmp_p
         assert proc.returncode == 0, proc.stderr
         printed.append(proc.stdout)
     assert printed[1] == printed[0] == "['caf\\xe9 4', 'mla', (4, 'd\\xe9j\\xe0'), (0, 'd\\xe9j\\xe0')]\n"
+
+
+def test_the_seam_import_of_a_project_configuring_no_formatter_gets_a_section_of_its_own(tmp_path: Path) -> None:
+    """MindSpeed's layout: no formatter settings at the root, a builder deep in the package whose imports end
+    with a third-party one. Ruff, run from the project's root as its pre-commit does, counts the package as
+    first-party: the seam import must not join the third-party section (ruff's I001)."""
+    builder = (
+        "import warnings\n\nimport pytest\n\n_MASK = None\n\n\ndef compress(config):\n"
+        '    if getattr(config, "multi_latent_attention", False):\n        return False\n'
+        "    return warnings and pytest and True\n"
+    )
+    before = tmp_path / "before"
+    files = {"pyproject.toml": '[tool.seamfix]\nadapter = "fork/mla_seam.py"\n', "fork/__init__.py": "",
+             "fork/mask/__init__.py": "", "fork/mask/generate.py": builder}  # fmt: skip
+    for name, text in files.items():
+        (before / name).parent.mkdir(parents=True, exist_ok=True)
+        (before / name).write_text(text)
+    after = tmp_path / "after"
+    shutil.copytree(before, after)
+    assert run_seamfix("apply", cwd=after).code == 0
+    rewritten = (after / "fork/mask/generate.py").read_text()
+    assert "import pytest\n\nfrom fork import mla_seam\n\n_MASK" in rewritten
+    ruff = [ruff_executable(), "check", "--isolated", "--select", "I001", "--no-cache", "fork/mask/generate.py"]
+    proc = subprocess.run(ruff, cwd=after, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+    assert behaviour(after, "fork.mask.generate") == behaviour(before, "fork.mask.generate")
