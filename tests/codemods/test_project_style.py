@@ -396,3 +396,31 @@ def test_the_seam_import_of_a_project_configuring_no_formatter_gets_a_section_of
     proc = subprocess.run(ruff, cwd=after, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
     assert behaviour(after, "fork.mask.generate") == behaviour(before, "fork.mask.generate")
+
+
+def test_the_seam_import_stays_above_a_path_change_when_the_package_is_imported_before_it(tmp_path: Path) -> None:
+    """Model-Optimizer's DeepSeek PTQ script: the package's imports, then `sys.path.append` of a vendored
+    checkout and its imports (`# noqa: E402`). The package is importable before the path change: the seam
+    import goes among its imports, not after the vendored ones (ruff's E402 and I001)."""
+    builder = (
+        "import sys\nfrom pathlib import Path\n\nfrom fork.helpers import helper\n\n"
+        'sys.path.append(str(Path(__file__).resolve().parent / "vendor"))\n\n'
+        "import vendored  # noqa: E402\n\n\ndef quantize(config):\n    if config.multi_latent_attention:\n"
+        "        return vendored.NAME\n    return helper\n"
+    )
+    before = tmp_path / "before"
+    files = {"pyproject.toml": '[tool.seamfix]\nadapter = "fork/mla_seam.py"\n\n[tool.ruff]\nline-length = 100\n',
+             "fork/__init__.py": "", "fork/helpers.py": "helper = 1\n", "fork/tools/__init__.py": "",
+             "fork/tools/vendor/vendored.py": "NAME = 'vendored'\n", "fork/tools/ptq.py": builder}  # fmt: skip
+    for name, text in files.items():
+        (before / name).parent.mkdir(parents=True, exist_ok=True)
+        (before / name).write_text(text)
+    after = tmp_path / "after"
+    shutil.copytree(before, after)
+    assert run_seamfix("apply", cwd=after).code == 0
+    rewritten = (after / "fork/tools/ptq.py").read_text()
+    assert "from fork import mla_seam\nfrom fork.helpers import helper\n\nsys.path" in rewritten
+    ruff = [ruff_executable(), "check", "--select", "E402,I001", "--no-cache", "fork/tools/ptq.py"]
+    proc = subprocess.run(ruff, cwd=after, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+    assert behaviour(after, "fork.tools.ptq") == behaviour(before, "fork.tools.ptq")
