@@ -523,6 +523,8 @@ def _describe(router: RoutePredicates, node: cst.CSTNode, holes: dict[str, str])
     if not router.is_mla(node):
         if isinstance(node, cst.Name) and node.value in _CONSTANTS:
             return node.value.lower()
+        if isinstance(node, (cst.SimpleString, cst.Integer)):  # `mla_quant == "nvfp4"`: the value compared with
+            return str(node.evaluated_value if isinstance(node, cst.SimpleString) else node.value)
         return (
             holes.get(module.code_for_node(unparenthesized(node)), "") if isinstance(node, cst.BaseExpression) else ""
         )
