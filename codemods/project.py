@@ -397,6 +397,30 @@ class Project:
         folder = self.root / PurePosixPath(relpath).parent
         return (folder / f"{name}.py").is_file() or (folder / name).is_dir()
 
+    def imported_by_its_package(self, relpath: str) -> bool:
+        """Does the ``__init__.py`` of ``relpath``'s own package import it (``from . import mod``, ``from .mod
+        import x``, ``import pkg.mod``)? Then it runs as a part of its package, as the package is imported."""
+        path = PurePosixPath(relpath)
+        module = ".".join(self.module_parts(relpath))
+        package = self.package_parts(relpath)
+        if self.root is None or path.name == "__init__.py" or not package:
+            return False
+        try:
+            tree = ast.parse((self.root / path.parent / "__init__.py").read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            return False
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                loaded = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                source = absolute_module(package, node.level, node.module)
+                loaded = [source, *(f"{source}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            if any(name == module or name.startswith(module + ".") for name in loaded):
+                return True
+        return False
+
     def shadows_builtin(self, module: str, name: str, relpath: str) -> bool:
         """Does some file set ``module``'s global ``name`` (a builtin's name) while it has no such global of its
         own: a test's ``mock.patch("pkg.model.open", fake, create=True)``, ``patch.object(model, "open", ...)``,

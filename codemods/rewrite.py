@@ -170,7 +170,8 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
 
         runs = seam_import_changes_imports(before, _parse(current), project.module_parts(relpath),
                                            project.package_parts(relpath), seam, project.seam_packages,
-                                           _adapter_root_unused(before, relpath, project), beside)  # fmt: skip
+                                           _adapter_root_unused(before, relpath, project), beside,
+                                           project.imported_by_its_package(relpath))  # fmt: skip
         runs = runs or _imported_as_top_level(before, relpath, seam, project)
         if runs is not None:
             result.refuse(runs, data)
