@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from seamfix.analysis.seam_bindings import absolute_module
+from seamfix.codemods.bindings import top_level_names
 from seamfix.codemods.package_init import PackageInit, seam_inits
 from seamfix.config import DEFAULT_EXCLUDE, Settings, module_parts, package_parts
 
@@ -396,6 +397,24 @@ class Project:
             return False
         folder = self.root / PurePosixPath(relpath).parent
         return (folder / f"{name}.py").is_file() or (folder / name).is_dir()
+
+    def sibling_may_answer(self, module: str, names: list[str] | None, relpath: str) -> bool:
+        """Can the plain module beside ``relpath`` named as ``module``'s first part be what an import of
+        ``module`` reaches (``from module import names``; ``names`` None: ``import module``)? Not where the import
+        asks for a submodule (a plain module has none) or a name the module does not bind (Model-Optimizer's
+        ``from transformers import Cache`` beside its ``plugins/transformers.py``: the library, not the plugin)."""
+        first, dotted, _ = module.partition(".")
+        if dotted or self.root is None:
+            return not dotted
+        try:
+            tree = ast.parse((self.root / PurePosixPath(relpath).parent / f"{first}.py").read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            return True
+        bound = top_level_names(tree)
+        open_ended = "__getattr__" in bound or any(
+            isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names) for node in tree.body
+        )
+        return names is None or open_ended or all(name in bound for name in names)
 
     def imported_by_its_package(self, relpath: str) -> bool:
         """Does the ``__init__.py`` of ``relpath``'s own package import it (``from . import mod``, ``from .mod
