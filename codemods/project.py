@@ -402,7 +402,8 @@ class Project:
         """Can the plain module beside ``relpath`` named as ``module``'s first part be what an import of
         ``module`` reaches (``from module import names``; ``names`` None: ``import module``)? Not where the import
         asks for a submodule (a plain module has none) or a name the module does not bind (Model-Optimizer's
-        ``from transformers import Cache`` beside its ``plugins/transformers.py``: the library, not the plugin)."""
+        ``from transformers import Cache`` beside its ``plugins/transformers.py``: the library, not the plugin),
+        nor where the module imports relatively at its top level: as a top-level module it fails to import."""
         first, dotted, _ = module.partition(".")
         if dotted or self.root is None:
             return not dotted
@@ -410,6 +411,8 @@ class Project:
             tree = ast.parse((self.root / PurePosixPath(relpath).parent / f"{first}.py").read_bytes())
         except (OSError, SyntaxError, ValueError):
             return True
+        if any(isinstance(node, ast.ImportFrom) and node.level for node in tree.body):
+            return False
         bound = top_level_names(tree)
         open_ended = "__getattr__" in bound or any(
             isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names) for node in tree.body
