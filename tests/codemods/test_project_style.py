@@ -32,6 +32,17 @@ def copies(source: Path, tmp_path: Path, extra_config: str = "") -> tuple[Path, 
     return before, after
 
 
+def applied_copy(tmp_path: Path, files: dict[str, str]) -> tuple[Path, Path]:
+    """``files`` written as a project, and a copy of it that apply rewrote."""
+    before, after = tmp_path / "before", tmp_path / "after"
+    for name, text in files.items():
+        (before / name).parent.mkdir(parents=True, exist_ok=True)
+        (before / name).write_text(text)
+    shutil.copytree(before, after)
+    assert run_seamfix("apply", cwd=after).code == 0
+    return before, after
+
+
 def behaviour(root: Path, module: str) -> list:
     proc = subprocess.run([sys.executable, str(EQUIVALENCE), str(root), module], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -207,12 +218,7 @@ def test_a_namespace_package_split_between_the_project_and_an_install_keeps_its_
         "    if args.multi_latent_attention:\n        return TokenizerConfig\n"
         "    return argparse, torch, dist_checkpointing\n",
     }
-    before, after = tmp_path / "before", tmp_path / "after"
-    for name, text in files.items():
-        (before / name).parent.mkdir(parents=True, exist_ok=True)
-        (before / name).write_text(text)
-    shutil.copytree(before, after)
-    assert run_seamfix("apply", cwd=after).code == 0
+    before, after = applied_copy(tmp_path, files)
     rewritten = (after / "src/megatron/bridge/training/arguments.py").read_text()
     assert "from megatron.bridge.models import mla_seam\nfrom megatron.bridge.training.config" in rewritten
     assert new_findings_on_touched_lines(before, after) == []
@@ -381,15 +387,9 @@ def test_the_seam_import_of_a_project_configuring_no_formatter_gets_a_section_of
         '    if getattr(config, "multi_latent_attention", False):\n        return False\n'
         "    return warnings and pytest and True\n"
     )
-    before = tmp_path / "before"
     files = {"pyproject.toml": '[tool.seamfix]\nadapter = "fork/mla_seam.py"\n', "fork/__init__.py": "",
              "fork/mask/__init__.py": "", "fork/mask/generate.py": builder}  # fmt: skip
-    for name, text in files.items():
-        (before / name).parent.mkdir(parents=True, exist_ok=True)
-        (before / name).write_text(text)
-    after = tmp_path / "after"
-    shutil.copytree(before, after)
-    assert run_seamfix("apply", cwd=after).code == 0
+    before, after = applied_copy(tmp_path, files)
     rewritten = (after / "fork/mask/generate.py").read_text()
     assert "import pytest\n\nfrom fork import mla_seam\n\n_MASK" in rewritten
     ruff = [ruff_executable(), "check", "--isolated", "--select", "I001", "--no-cache", "fork/mask/generate.py"]
@@ -408,16 +408,10 @@ def test_the_seam_import_stays_above_a_path_change_when_the_package_is_imported_
         "import vendored  # noqa: E402\n\n\ndef quantize(config):\n    if config.multi_latent_attention:\n"
         "        return vendored.NAME\n    return helper\n"
     )
-    before = tmp_path / "before"
     files = {"pyproject.toml": '[tool.seamfix]\nadapter = "fork/mla_seam.py"\n\n[tool.ruff]\nline-length = 100\n',
              "fork/__init__.py": "", "fork/helpers.py": "helper = 1\n", "fork/tools/__init__.py": "",
              "fork/tools/vendor/vendored.py": "NAME = 'vendored'\n", "fork/tools/ptq.py": builder}  # fmt: skip
-    for name, text in files.items():
-        (before / name).parent.mkdir(parents=True, exist_ok=True)
-        (before / name).write_text(text)
-    after = tmp_path / "after"
-    shutil.copytree(before, after)
-    assert run_seamfix("apply", cwd=after).code == 0
+    before, after = applied_copy(tmp_path, files)
     rewritten = (after / "fork/tools/ptq.py").read_text()
     assert "from fork import mla_seam\nfrom fork.helpers import helper\n\nsys.path" in rewritten
     ruff = [ruff_executable(), "check", "--select", "E402,I001", "--no-cache", "fork/tools/ptq.py"]
