@@ -119,9 +119,18 @@ def _without_leading_blank_lines(statement: cst.BaseStatement) -> cst.BaseStatem
     return statement.with_changes(leading_lines=lines) if hasattr(statement, "leading_lines") else statement
 
 
+_NAME_LENGTH = 60
+
+
 def identifier(text: str) -> str:
-    """A readable Python identifier from free text (``"mla_up_proj"`` in ... -> ``mla_up_proj_in_...``)."""
-    name = re.sub(r"\W+", "_", text).strip("_").lower()[:60].rstrip("_") or "mla_predicate"
+    """A readable Python identifier from free text (``"mla_up_proj"`` in ... -> ``mla_up_proj_in_...``), at most
+    ``_NAME_LENGTH`` characters, cut after a whole word where one ends within them (``..._query_projection``,
+    not ``..._query_projection_siz``)."""
+    name = re.sub(r"\W+", "_", text).strip("_").lower()
+    if len(name) > _NAME_LENGTH:
+        reach = name[: _NAME_LENGTH + 1]  # a word ending right at the limit is followed by its `_`
+        name = reach.rsplit("_", 1)[0] if "_" in reach else name[:_NAME_LENGTH]
+    name = name.rstrip("_") or "mla_predicate"
     if name[0].isdigit() or keyword.iskeyword(name):
         name = "is_" + name
     return name

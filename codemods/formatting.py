@@ -66,12 +66,15 @@ class Style:
 
     def arguments(self, first_party: str | None = None) -> list[str]:
         """Ruff's options for this style; ``first_party``: a module to count as first-party besides the
-        project's own (the seam's, which may not exist yet for ruff to find)."""
+        project's own (the seam's, which may not exist yet for ruff to find). Its package counts: ruff places
+        ``from pkg.sub import mla_seam`` by ``pkg.sub``, which ``pkg.sub.mla_seam`` would not make first-party
+        where ruff cannot find ``pkg`` itself (no configuration: it runs from the builder's folder); the
+        package, not its top level, as a namespace package may be the project's in part only."""
         overrides = [part for override in self.overrides for part in ("--config", override)]
         arguments = (
             ["--config", str(self.config), *overrides] if self.config is not None else ["--isolated", *overrides]
         )
-        known = [*self.known_first_party, *([first_party] if first_party else [])]
+        known = [*self.known_first_party, *([first_party.rpartition(".")[0] or first_party] if first_party else [])]
         if known:
             arguments += ["--config", f"lint.isort.known-first-party = {json.dumps(known)}"]
         return arguments

@@ -26,7 +26,8 @@ def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
     """``module`` with ``from <package> import <seam>`` among its first-party imports, unless already there.
 
     It goes after the docstring, the ``__future__`` imports and any change of ``sys.path`` made before the
-    first definition (a script that puts its repository on the path imports the seam from there); then
+    first definition (a script that puts its repository on the path imports the seam from there), unless
+    the imports before that change load the seam's package already (the path added is another's); then
     where isort and ruff would put it in the leading imports (or, when those do not load the seam's package,
     in the first later run of imports that does, see ``_run_loading_package``): into an existing ``from <package> import
     ...`` (names ordered by type, then name), else among the first-party ``from`` imports in module order,
@@ -37,6 +38,13 @@ def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
     if any(_imports_seam(statement, seam) for statement in body):
         return module
     earliest, run_end = _leading_imports(module, body)
+    first, first_end = _leading_imports(module, body, past_path_changes=False)
+    if (
+        first < earliest
+        and seam.package
+        and any(_loads_package(body[i], seam.package) for i in range(first, first_end))
+    ):
+        earliest, run_end = first, first_end
     later = _run_loading_package(body, earliest, run_end, seam)
     if later is not None and _before_first_use(module, body, earliest, later[0]) == later[0]:
         earliest, run_end = later
@@ -65,15 +73,18 @@ def import_seam(context: FileContext, module: cst.Module) -> cst.Module:
     return module.with_changes(body=body)
 
 
-def _leading_imports(module: cst.Module, body: list[cst.BaseStatement]) -> tuple[int, int]:
-    """Where the seam import may go at the earliest, and the end of the imports that follow there."""
+def _leading_imports(
+    module: cst.Module, body: list[cst.BaseStatement], past_path_changes: bool = True
+) -> tuple[int, int]:
+    """Where the seam import may go at the earliest (``past_path_changes``: after the last change of
+    ``sys.path`` before the first definition), and the end of the imports that follow there."""
     earliest = 0
     for index, statement in enumerate(body):
         if index == 0 and _is_docstring(statement) or _is_future_import(statement):
             earliest = index + 1
         elif isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
             break
-        elif not _is_import(statement) and _changes_path(module.code_for_node(statement)):
+        elif past_path_changes and not _is_import(statement) and _changes_path(module.code_for_node(statement)):
             earliest = index + 1
     end = earliest
     while end < len(body) and _is_import(body[end]):

@@ -306,6 +306,7 @@ def seam_import_changes_imports(
     inits: dict[str, PackageInit],
     other_root: str | None = None,
     first_party: Callable[[str], bool] = lambda module: False,
+    part_of_its_package: bool = False,
 ) -> str | None:
     """Why the seam import that apply added to a builder (``before`` → ``after``) would change what
     importing the builder does; None when it cannot.
@@ -319,7 +320,9 @@ def seam_import_changes_imports(
     ``other_root``: the adapter's source root when it is not the module's (``.`` for a src layout's ``src``):
     a module that imports nothing from the seam's top level ran without that root importable. ``first_party``:
     whether a top-level module name is one of the project's, beside the module's own package: a module that
-    imports one (after a ``sys.path`` change, or as part of its package) runs with the seam importable."""
+    imports one (after a ``sys.path`` change, or as part of its package) runs with the seam importable.
+    ``part_of_its_package``: its package's ``__init__.py`` imports it, so calls at its top level are the package's
+    set-up (MT-MegatronLM's patch modules), not a script's work; a ``__main__`` guard still says it runs as a file."""
     if _seam_import_at(before, seam) is not None:
         return None
     index = _seam_import_at(after, seam)
@@ -347,11 +350,11 @@ def seam_import_changes_imports(
     # `python pkg/tools/convert.py` puts `pkg/tools` first on sys.path, not the folder holding `pkg`: a
     # script that imports nothing of the seam's package (nor, relatively, of its own) ran without it.
     beside_the_seam = not seam.package and len(module_parts) == 1
-    # (a package's `__init__.py` is not run as a file: its top-level calls are its package's set-up)
+    # (a package's `__init__.py` is not run as a file, nor a module it imports: their top-level calls are its set-up)
     script = (
         "a `__main__.py`"
         if module_parts[-1:] == ("__main__",)
-        else _runs_as_script(before, module_parts != package_parts)
+        else _runs_as_script(before, calls=module_parts != package_parts and not part_of_its_package)
     )
     # `lib/tools/convert-ckpt.py`, `lib/my tools/x.py`: no import name reaches it, it only ever runs as a file
     script = script or next((f"`{part}` is no module name" for part in module_parts if not part.isidentifier()), None)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from seamfix.analysis.seam_bindings import absolute_module
+from seamfix.codemods.bindings import top_level_names
 from seamfix.codemods.package_init import PackageInit, seam_inits
 from seamfix.config import DEFAULT_EXCLUDE, Settings, module_parts, package_parts
 
@@ -396,6 +397,51 @@ class Project:
             return False
         folder = self.root / PurePosixPath(relpath).parent
         return (folder / f"{name}.py").is_file() or (folder / name).is_dir()
+
+    def sibling_may_answer(self, module: str, names: list[str] | None, relpath: str) -> bool:
+        """Can the plain module beside ``relpath`` named as ``module``'s first part be what an import of
+        ``module`` reaches (``from module import names``; ``names`` None: ``import module``)? Not where the import
+        asks for a submodule (a plain module has none) or a name the module does not bind (Model-Optimizer's
+        ``from transformers import Cache`` beside its ``plugins/transformers.py``: the library, not the plugin),
+        nor where the module imports relatively at its top level: as a top-level module it fails to import."""
+        first, dotted, _ = module.partition(".")
+        if dotted or self.root is None:
+            return not dotted
+        try:
+            tree = ast.parse((self.root / PurePosixPath(relpath).parent / f"{first}.py").read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            return True
+        if any(isinstance(node, ast.ImportFrom) and node.level for node in tree.body):
+            return False
+        bound = top_level_names(tree)
+        open_ended = "__getattr__" in bound or any(
+            isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names) for node in tree.body
+        )
+        return names is None or open_ended or all(name in bound for name in names)
+
+    def imported_by_its_package(self, relpath: str) -> bool:
+        """Does the ``__init__.py`` of ``relpath``'s own package import it (``from . import mod``, ``from .mod
+        import x``, ``import pkg.mod``)? Then it runs as a part of its package, as the package is imported."""
+        path = PurePosixPath(relpath)
+        module = ".".join(self.module_parts(relpath))
+        package = self.package_parts(relpath)
+        if self.root is None or path.name == "__init__.py" or not package:
+            return False
+        try:
+            tree = ast.parse((self.root / path.parent / "__init__.py").read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            return False
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                loaded = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                source = absolute_module(package, node.level, node.module)
+                loaded = [source, *(f"{source}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            if any(name == module or name.startswith(module + ".") for name in loaded):
+                return True
+        return False
 
     def shadows_builtin(self, module: str, name: str, relpath: str) -> bool:
         """Does some file set ``module``'s global ``name`` (a builtin's name) while it has no such global of its

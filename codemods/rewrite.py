@@ -170,7 +170,8 @@ def _rewrite(data: bytes, relpath: str, checker: FileChecker, seam: Seam, projec
 
         runs = seam_import_changes_imports(before, _parse(current), project.module_parts(relpath),
                                            project.package_parts(relpath), seam, project.seam_packages,
-                                           _adapter_root_unused(before, relpath, project), beside)  # fmt: skip
+                                           _adapter_root_unused(before, relpath, project), beside,
+                                           project.imported_by_its_package(relpath))  # fmt: skip
         runs = runs or _imported_as_top_level(before, relpath, seam, project)
         if runs is not None:
             result.refuse(runs, data)
@@ -325,17 +326,21 @@ def _imported_as_top_level(tree: ast.Module, relpath: str, seam: Seam, project: 
     top = seam.parts[0]
     beside = None
     for node in tree.body:
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        imports = [(a.name, None) for a in node.names] if isinstance(node, ast.Import) else []
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 return None
-            names = [node.module or ""]
-        for name in names:
+            imports = [(node.module or "", [a.name for a in node.names])]
+        for name, names in imports:
             first = name.split(".")[0]
             if first == top:
                 return None
             # `import logging` beside a `pkg/logging.py` means the standard library's, in a package module
-            sibling = first not in sys.stdlib_module_names and project.is_script_import(first, relpath)
+            sibling = (
+                first not in sys.stdlib_module_names
+                and project.is_script_import(first, relpath)
+                and project.sibling_may_answer(name, names, relpath)
+            )
             beside = beside or (name if sibling else None)
     if beside is None:
         return None

@@ -536,6 +536,8 @@ def _describe(router: RoutePredicates, node: cst.CSTNode, holes: dict[str, str])
     if not router.is_mla(node):
         if isinstance(node, cst.Name) and node.value in _CONSTANTS:
             return node.value.lower()
+        if isinstance(node, (cst.SimpleString, cst.Integer)):  # `mla_quant == "nvfp4"`: the value compared with
+            return str(node.evaluated_value if isinstance(node, cst.SimpleString) else node.value)
         return (
             holes.get(module.code_for_node(unparenthesized(node)), "") if isinstance(node, cst.BaseExpression) else ""
         )
@@ -556,5 +558,8 @@ def _describe(router: RoutePredicates, node: cst.CSTNode, holes: dict[str, str])
         return "_".join(word for word in words if word)
     if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
         mla_words = [_describe(router, arg.value, holes) for arg in node.args if router.is_mla(arg.value)]
-        return "_".join([_PROBE_WORDS.get(node.func.value, node.func.value), *mla_words])
+        if node.func.value in ("hasattr", "getattr") and len(node.args) > 1 and not router.is_mla(node.args[1].value):
+            # `hasattr(mla, "w_kc")`: the attribute asked for says what is probed (`has_mla_w_kc`), not the object only
+            mla_words.append(_describe(router, node.args[1].value, holes))
+        return "_".join(word for word in [_PROBE_WORDS.get(node.func.value, node.func.value), *mla_words] if word)
     return "_".join(_describe(router, child, holes) for child in node.children if router.is_mla(child))

@@ -15,7 +15,7 @@ from style import new_findings_on_touched_lines, ruff_findings
 from test_fixtures import EQUIVALENCE
 
 from seamfix.codemods.context import Seam
-from seamfix.codemods.formatting import Style, format_touched, style_for
+from seamfix.codemods.formatting import Style, format_touched, ruff_executable, style_for
 from seamfix.codemods.imports import import_seam
 from seamfix_testing import REPO, run_seamfix
 
@@ -29,6 +29,17 @@ def copies(source: Path, tmp_path: Path, extra_config: str = "") -> tuple[Path, 
         shutil.copytree(source, root, ignore=shutil.ignore_patterns("*.after.py"))
         with open(root / "pyproject.toml", "a") as handle:
             handle.write(extra_config)
+    return before, after
+
+
+def applied_copy(tmp_path: Path, files: dict[str, str]) -> tuple[Path, Path]:
+    """``files`` written as a project, and a copy of it that apply rewrote."""
+    before, after = tmp_path / "before", tmp_path / "after"
+    for name, text in files.items():
+        (before / name).parent.mkdir(parents=True, exist_ok=True)
+        (before / name).write_text(text)
+    shutil.copytree(before, after)
+    assert run_seamfix("apply", cwd=after).code == 0
     return before, after
 
 
@@ -207,12 +218,7 @@ def test_a_namespace_package_split_between_the_project_and_an_install_keeps_its_
         "    if args.multi_latent_attention:\n        return TokenizerConfig\n"
         "    return argparse, torch, dist_checkpointing\n",
     }
-    before, after = tmp_path / "before", tmp_path / "after"
-    for name, text in files.items():
-        (before / name).parent.mkdir(parents=True, exist_ok=True)
-        (before / name).write_text(text)
-    shutil.copytree(before, after)
-    assert run_seamfix("apply", cwd=after).code == 0
+    before, after = applied_copy(tmp_path, files)
     rewritten = (after / "src/megatron/bridge/training/arguments.py").read_text()
     assert "from megatron.bridge.models import mla_seam\nfrom megatron.bridge.training.config" in rewritten
     assert new_findings_on_touched_lines(before, after) == []
@@ -370,3 +376,45 @@ def test_an_encoding_declaration_above_the_notice_stays_out_of_the_adapter(tmp_p
         assert proc.returncode == 0, proc.stderr
         printed.append(proc.stdout)
     assert printed[1] == printed[0] == "['caf\\xe9 4', 'mla', (4, 'd\\xe9j\\xe0'), (0, 'd\\xe9j\\xe0')]\n"
+
+
+def test_the_seam_import_of_a_project_configuring_no_formatter_gets_a_section_of_its_own(tmp_path: Path) -> None:
+    """MindSpeed's layout: no formatter settings at the root, a builder deep in the package whose imports end
+    with a third-party one. Ruff, run from the project's root as its pre-commit does, counts the package as
+    first-party: the seam import must not join the third-party section (ruff's I001)."""
+    builder = (
+        "import warnings\n\nimport pytest\n\n_MASK = None\n\n\ndef compress(config):\n"
+        '    if getattr(config, "multi_latent_attention", False):\n        return False\n'
+        "    return warnings and pytest and True\n"
+    )
+    files = {"pyproject.toml": '[tool.seamfix]\nadapter = "fork/mla_seam.py"\n', "fork/__init__.py": "",
+             "fork/mask/__init__.py": "", "fork/mask/generate.py": builder}  # fmt: skip
+    before, after = applied_copy(tmp_path, files)
+    rewritten = (after / "fork/mask/generate.py").read_text()
+    assert "import pytest\n\nfrom fork import mla_seam\n\n_MASK" in rewritten
+    ruff = [ruff_executable(), "check", "--isolated", "--select", "I001", "--no-cache", "fork/mask/generate.py"]
+    proc = subprocess.run(ruff, cwd=after, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+    assert behaviour(after, "fork.mask.generate") == behaviour(before, "fork.mask.generate")
+
+
+def test_the_seam_import_stays_above_a_path_change_when_the_package_is_imported_before_it(tmp_path: Path) -> None:
+    """Model-Optimizer's DeepSeek PTQ script: the package's imports, then `sys.path.append` of a vendored
+    checkout and its imports (`# noqa: E402`). The package is importable before the path change: the seam
+    import goes among its imports, not after the vendored ones (ruff's E402 and I001)."""
+    builder = (
+        "import sys\nfrom pathlib import Path\n\nfrom fork.helpers import helper\n\n"
+        'sys.path.append(str(Path(__file__).resolve().parent / "vendor"))\n\n'
+        "import vendored  # noqa: E402\n\n\ndef quantize(config):\n    if config.multi_latent_attention:\n"
+        "        return vendored.NAME\n    return helper\n"
+    )
+    files = {"pyproject.toml": '[tool.seamfix]\nadapter = "fork/mla_seam.py"\n\n[tool.ruff]\nline-length = 100\n',
+             "fork/__init__.py": "", "fork/helpers.py": "helper = 1\n", "fork/tools/__init__.py": "",
+             "fork/tools/vendor/vendored.py": "NAME = 'vendored'\n", "fork/tools/ptq.py": builder}  # fmt: skip
+    before, after = applied_copy(tmp_path, files)
+    rewritten = (after / "fork/tools/ptq.py").read_text()
+    assert "from fork import mla_seam\nfrom fork.helpers import helper\n\nsys.path" in rewritten
+    ruff = [ruff_executable(), "check", "--select", "E402,I001", "--no-cache", "fork/tools/ptq.py"]
+    proc = subprocess.run(ruff, cwd=after, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+    assert behaviour(after, "fork.tools.ptq") == behaviour(before, "fork.tools.ptq")

@@ -1119,6 +1119,41 @@ def test_a_package_module_importing_its_sibling_by_a_bare_name_is_left(tmp_path:
     assert "it imports `mla_impl`, a module beside it, by its bare name" in said, said
 
 
+PLUGIN = "register = None\n"
+LIBRARY_IMPORTS = {  # a package module importing the library `click` beside a plugin module `click.py` of its own
+    "from a name the sibling lacks": ("from click import echo\n", PLUGIN),
+    "from a submodule": ("from click.testing import CliRunner\n", PLUGIN),
+    "a submodule": ("import click.testing\n", PLUGIN),
+    # Model-Optimizer's plugin star-imports its siblings relatively: as a top-level module it could not import
+    "beside a plugin importing relatively": ("from click import echo\n", "from .helpers import *  # noqa: F403\n"),
+}
+
+
+@pytest.mark.parametrize(("library_import", "plugin"), LIBRARY_IMPORTS.values(), ids=LIBRARY_IMPORTS)
+def test_a_library_import_named_like_a_sibling_plugin_module_is_no_sibling_import(
+    library_import: str, plugin: str, tmp_path: Path
+) -> None:
+    # Model-Optimizer's `plugins/modeling_eagle.py` imports `from transformers import Cache` beside its own
+    # `plugins/transformers.py`: a plain module beside it has no submodules, nor names it does not define, and
+    # one importing relatively is never a top-level module
+    builder = f"{library_import}\n\ndef width(config):\n    return 2 if config.q_lora_rank is None else 3\n"
+    files = {"pkg/__init__.py": "", "pkg/plugins/__init__.py": "", "pkg/plugins/click.py": plugin,
+             "pkg/plugins/helpers.py": "", "pkg/plugins/modeling.py": builder}  # fmt: skip
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    assert "mla_seam" in (rewritten / "pkg/plugins/modeling.py").read_text(), said
+    check = "import types, pkg.plugins.modeling as m; print(m.width(types.SimpleNamespace(q_lora_rank=None)))"
+    assert printed(check, original, rewritten) == ["2\n"] * 2
+
+
+def test_an_import_the_sibling_module_answers_is_still_a_sibling_import(tmp_path: Path) -> None:
+    builder = "from click import register\n\n\ndef width(config):\n    return 2 if config.q_lora_rank is None else 3\n"
+    files = {"pkg/__init__.py": "", "pkg/plugins/__init__.py": "", "pkg/plugins/click.py": "register = None\n",
+             "pkg/plugins/modeling.py": builder}  # fmt: skip
+    said, _, rewritten = applied_beside_original(tmp_path, files)
+    assert (rewritten / "pkg/plugins/modeling.py").read_text() == builder
+    assert "it imports `click`, a module beside it, by its bare name" in said, said
+
+
 # a builder's own import rebound from elsewhere after the builder imported it: by a patch manager given the
 # module's name in a constant (`override(f"{MODEL}.Name", fused)`), or through a function's `__globals__`
 BUILDER_REBINDS = {

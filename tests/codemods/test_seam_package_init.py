@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_refusals import applied, compiles, project
+from test_refusals import applied, compiles, printed, project
 
 BUILDER = "def flops(config):\n    if config.q_lora_rank is None:\n        return 1\n    return 2\n"
 SEAM = 'adapter = "lib/core/mla_seam.py"'
@@ -198,6 +198,28 @@ def test_a_script_inside_the_seams_package_is_left_unless_it_imports_the_package
         run = [sys.executable, "-S", path.removesuffix("/__main__.py")]
         outcome = subprocess.run(run, cwd=root, capture_output=True, text=True)
         assert outcome.returncode == 0 and outcome.stdout == "1\n", outcome.stderr
+
+
+@pytest.mark.parametrize(
+    "import_it",
+    [
+        "from . import patches\n",
+        "from .patches import flops\n",
+        "import lib.util.patches\n",
+        "from lib.util import patches\n",
+    ],
+)
+def test_a_module_its_package_imports_is_no_script_for_its_top_level_calls(import_it: str, tmp_path: Path) -> None:
+    """MT-MegatronLM's `cuda_patch/multi_latent_attention.py`: imports only Megatron, then patches it at its top
+    level (`setattr(...)`), and `cuda_patch/__init__.py` imports it. It runs as part of its package, which is
+    importable wherever it runs: no script (a `__main__` guard would still say it may run as a file)."""
+    files = {"lib/__init__.py": "", "lib/core/__init__.py": "", "lib/util/__init__.py": import_it,
+             "lib/util/patches.py": f"{BUILDER}\n\n{RUN}"}  # fmt: skip
+    original, rewritten = written(tmp_path / "before", files), written(tmp_path / "after", files)
+    _, said = applied(rewritten)
+    assert "mla_seam" in (rewritten / "lib/util/patches.py").read_text(), said
+    check = "import lib.util.patches as p, types; print(p.flops(types.SimpleNamespace(q_lora_rank=4)))"
+    assert printed(check, original) == printed(check, rewritten) == ["1\n2\n"]
 
 
 MAIN = f"{BUILDER}\n\ndef main():\n    {RUN}    return 0\n\n\n"
