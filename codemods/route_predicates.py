@@ -279,7 +279,8 @@ class RoutePredicates:
         A predicate's arguments (the holes) are evaluated before its body. That is the test's own order when
         every hole that can run code comes before any operation of the part (attribute or item access, an
         operator, a call), and no such hole sits where the test evaluates it only sometimes (a later
-        operand of a chained comparison). Plain names and literals run no code."""
+        operand of a chained comparison). Literals run no code, nor do plain names, unless they may be unbound
+        (then reading them raises)."""
         events: list[str] = []
         try:
             self._evaluation(part, events, conditional=False)
@@ -294,6 +295,13 @@ class RoutePredicates:
         """Append, in Python's evaluation order, ``hole`` for each hole of ``node`` that can run code and
         ``operation`` for each operation of its own; raise ``_Hazard`` where order cannot be kept."""
         if _is_hole(self, node):
+            if (
+                isinstance(node, cst.Name)
+                and ("operation" in events or conditional)
+                and self.context.may_be_unbound(node)
+            ):
+                # reading it may raise: in the test, after the MLA read (or not at all); in a predicate, before
+                raise _Hazard(f"`{node.value}` may be unbound there, and a predicate would read it first")
             if not isinstance(node, (cst.Name, *_LITERALS)):
                 if conditional:
                     raise _Hazard("an operand that runs code is evaluated only on some paths of the test")
