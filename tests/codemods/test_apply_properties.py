@@ -96,6 +96,10 @@ WIDE_TESTS = [
     "x < config.kv_lora_rank != log(2)",
     "config.multi_latent_attention is not False",
     "bool(config.cache_mla_latents) is config.multi_latent_attention",
+    # names that may be unbound here, read after the MLA read (or, chained, only sometimes)
+    "config.kv_lora_rank > a",
+    "0 < config.kv_lora_rank < b",
+    "config.q_lora_rank is not LIMIT",
 ]
 CONFIG_MUTATIONS = [
     "config.multi_latent_attention = not config.multi_latent_attention",
