@@ -68,7 +68,8 @@ KEYED_READS = [
     "hf_config.get('multi_latent_attention', log(False))",
     "'q_lora_rank' in hf_config",
 ]
-OTHER_OPERANDS = ["log(x)", "x > log(1)", "log(None)"]
+# `n` is unassigned when x <= 3: reading it raises, after the MLA reads before it
+OTHER_OPERANDS = ["log(x)", "x > log(1)", "log(None)", "n"]
 # chained comparisons, membership and identity (the thirteenth round)
 WIDE_SHAPES = ["{} < {} <= {}", "{} in ({}, None)", "{} is not None", "{} != {} == {}"]
 # where a builder puts its test: each evaluates it in another scope or at another time (a comprehension's
@@ -104,7 +105,7 @@ def keyed_tests(draw, depth: int = 0) -> str:
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(test=keyed_tests(), place=st.sampled_from(PLACES))
 def test_generated_keyed_tests_are_routed_or_named_and_behave_the_same(test: str, place: str, checker) -> None:
-    source = "def f(hf_config, x, log):\n" + place.format(test)
+    source = "def f(hf_config, x, log):\n    if x > 3:\n        n = 2\n" + place.format(test)
     fate = forms.fate(source, checker)
     assert not fate.silent, f"apply said nothing of {fate.silent}"
     assert not [why for why in fate.left if "alone is a name" in why], "each MLA string here is read or compared"
