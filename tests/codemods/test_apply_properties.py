@@ -518,6 +518,12 @@ def test_generated_wide_builders_behave_the_same_after_apply(source: str, tmp_pa
     behaves_the_same_after_apply(source, tmp_path_factory.mktemp("wide"))
 
 
+@settings(PROPERTY, max_examples=25)
+@given(source=wide_arm_builders())
+def test_generated_wide_moved_arms_behave_the_same_after_apply(source: str, tmp_path_factory) -> None:
+    behaves_the_same_after_apply(source, tmp_path_factory.mktemp("wide_arm"))
+
+
 @PROPERTY
 @given(source=arm_builders())
 def test_generated_moved_arms_behave_the_same_after_apply(source: str, tmp_path_factory) -> None:
