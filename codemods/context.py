@@ -303,11 +303,13 @@ class FileContext:
             return any(index != holding and index <= bound_at[name] for index in run_at.get(holder.name, ()))
         return False
 
-    def may_be_unbound(self, name: cst.Name) -> bool:
-        """May reading ``name`` where it stands raise ``NameError`` or ``UnboundLocalError``: a variable not
-        assigned on every path to it (or deleted), a module-level name the module may leave unbound or bind
-        after the read runs, a name only bound at run time? (A predicate evaluates such a name before the MLA
-        read that comes first in the test.)"""
+    def read_earlier_may_differ(self, name: cst.Name) -> bool:
+        """Might reading ``name`` before the code ahead of it in its expression give another outcome: it may be
+        unbound there (a variable not assigned on every path to it or deleted, a module-level name the module
+        may leave unbound or bind after the read runs, a name only bound at run time), so that reading it
+        raises, or it is a module-level name that code may rebind meanwhile (a function declares it
+        `global`, the module reaches its own namespace, another file sets it or holds that namespace)? A
+        predicate is passed such a name, read before the MLA read that comes first in the test."""
         where = self.positions[name].start
         occurrence = self.bindings.at(self.area.to_original(where.line), where.column)
         binding = self.bindings.binding(occurrence)
@@ -319,6 +321,11 @@ class FileContext:
             return not certainly_assigned(self.bindings, occurrence.node)
         if occurrence.name in MODULE_ATTRIBUTES and occurrence.owner is None:
             return False  # `__name__`, `__doc__`: always bound
+        global_name = occurrence.name
+        if global_name in self.declared_global or self.own_namespace or self.project.is_patched(global_name):
+            return True
+        if self.project.namespace_held_elsewhere(self.module_name, self.relpath):
+            return True
         frame, in_function = occurrence.frame, False
         while frame is not None and not in_function:
             in_function = isinstance(frame.node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))

@@ -280,7 +280,7 @@ class RoutePredicates:
         every hole that can run code comes before any operation of the part (attribute or item access, an
         operator, a call), and no such hole sits where the test evaluates it only sometimes (a later
         operand of a chained comparison). Literals run no code, nor do plain names, unless they may be unbound
-        (then reading them raises)."""
+        (then reading them raises) or rebound by the code ahead of them (``read_earlier_may_differ``)."""
         events: list[str] = []
         try:
             self._evaluation(part, events, conditional=False)
@@ -298,10 +298,11 @@ class RoutePredicates:
             if (
                 isinstance(node, cst.Name)
                 and ("operation" in events or conditional)
-                and self.context.may_be_unbound(node)
+                and self.context.read_earlier_may_differ(node)
             ):
-                # reading it may raise: in the test, after the MLA read (or not at all); in a predicate, before
-                raise _Hazard(f"`{node.value}` may be unbound there, and a predicate would read it first")
+                # reading it may raise, or find another value: in the test, after the MLA read (or not at all);
+                # in a predicate, before it
+                raise _Hazard(f"`{node.value}` may be unbound or rebound there, and a predicate would read it first")
             if not isinstance(node, (cst.Name, *_LITERALS)):
                 if conditional:
                     raise _Hazard("an operand that runs code is evaluated only on some paths of the test")
