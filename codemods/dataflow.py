@@ -189,9 +189,12 @@ def certainly_assigned(bindings: Bindings, name: ast.Name) -> bool:
     """Is the function variable ``name`` reads certainly assigned where it reads it? Read in its own function
     (or a comprehension running there), it must be assigned on every path to the statement holding the read
     (a walrus earlier in that statement does not count); read by a nested function or generator, wherever that
-    is defined, and never deleted."""
+    is defined, and never deleted. A comprehension's target is bound where its conditions and element read it,
+    a lambda's parameter in its body."""
     owner, frame = bindings.owner(name), bindings.frame_of(name)
     function = owner.node if owner is not None else None
+    if owner is not None and owner.is_comprehension:
+        return True  # its own targets, bound before its conditions and element run
     if isinstance(function, ast.Lambda):
         return name.id in {a.arg for a in parameters_of(function.args)}
     if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
