@@ -406,7 +406,11 @@ class RoutePredicates:
             binding = self.context.binding(node)
             if binding == "builtin" and node.value in INTROSPECTION:
                 return False  # `super()`, `locals()`: evaluated in the builder, their answer is passed
-            return binding == "builtin" or node.value in _CONSTANTS or (binding == "global" and self.is_mla(node))
+            if binding == "builtin" and node.value not in _CONSTANTS:
+                # a test's `mock.patch("pkg.model.getattr", create=True)` shadows it where the builder reads it,
+                # not in the adapter: then the builder's is passed
+                return self.context.builtin_shadowed(node.value) is None
+            return node.value in _CONSTANTS or (binding == "global" and self.is_mla(node))
         return False
 
 

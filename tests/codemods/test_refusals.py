@@ -1069,6 +1069,22 @@ def test_a_builtin_a_test_shadows_on_the_builder_module_keeps_the_arm_that_reads
     assert kept == ("builtins" not in patch), said
 
 
+@pytest.mark.parametrize("patch", [p.replace("open", "getattr") for p in BUILTIN_PATCHES[:2]])
+def test_a_builtin_a_test_shadows_on_the_builder_module_is_passed_to_the_predicate_reading_it(patch, tmp_path):
+    # `getattr` kept in the predicate's body would be the adapter's builtin, not the test's fake
+    builder = "def build(config):\n    if getattr(config, 'multi_latent_attention', False):\n        return 'mla'\n"
+    builder += "    return 'dense'\n"
+    test = "import types\nfrom unittest import mock\n\nfrom pkg import model\n\n\ndef check():\n"
+    test += f"    fake = lambda obj, name, default: 0\n    with {patch}:\n        return model.build(types."
+    test += "SimpleNamespace(multi_latent_attention=True))\n"
+    files = {"pkg/__init__.py": "", "pkg/model.py": builder, "tests/__init__.py": "", "tests/test_model.py": test}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "from tests.test_model import check; print(check())"
+    ran = subprocess.run([sys.executable, "-c", check], cwd=rewritten, capture_output=True, text=True).stdout
+    assert [ran] == printed(check, original) == ["dense\n"]
+    assert "mla_seam.get_multi_latent_attention(getattr, config)" in (rewritten / "pkg/model.py").read_text()
+
+
 @pytest.mark.parametrize("link", [("pkg/compat.py", "model.py"), ("pkg/legacy", "impl")], ids=["file", "folder"])
 def test_a_name_imported_through_a_symlinked_alias_of_the_builder_is_kept(link, tmp_path: Path) -> None:
     # `pkg/compat.py -> model.py` (or a linked folder) imports the builder under a second name: an import of the
