@@ -1085,6 +1085,18 @@ def test_a_builtin_a_test_shadows_on_the_builder_module_is_passed_to_the_predica
     assert "mla_seam.get_multi_latent_attention(getattr, config)" in (rewritten / "pkg/model.py").read_text()
 
 
+def test_a_star_import_of_the_builder_shadows_no_builtin(tmp_path: Path) -> None:
+    # `from pkg.model import *` copies the module's globals and sets none: `getattr` stays the builtin
+    builder = "def build(config):\n    if getattr(config, 'multi_latent_attention', False):\n        return 'mla'\n"
+    builder += "    return 'dense'\n"
+    files = {"pkg/__init__.py": "", "pkg/model.py": builder, "pkg/compat.py": "from pkg.model import *  # noqa\n"}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "import types; from pkg.compat import build\n"
+    check += "print([build(types.SimpleNamespace(multi_latent_attention=v)) for v in (True, False)])"
+    assert printed(check, original, rewritten) == ["['mla', 'dense']\n"] * 2
+    assert "mla_seam.get_multi_latent_attention(config)" in (rewritten / "pkg/model.py").read_text()
+
+
 @pytest.mark.parametrize("link", [("pkg/compat.py", "model.py"), ("pkg/legacy", "impl")], ids=["file", "folder"])
 def test_a_name_imported_through_a_symlinked_alias_of_the_builder_is_kept(link, tmp_path: Path) -> None:
     # `pkg/compat.py -> model.py` (or a linked folder) imports the builder under a second name: an import of the
