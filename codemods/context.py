@@ -17,8 +17,14 @@ from libcst.metadata import CodeRange
 
 from seamfix.analysis.expressions import nested_statements
 from seamfix.analysis.seam_bindings import absolute_module
-from seamfix.codemods.bindings import Bindings, Occurrence, global_declarations, top_level_names
-from seamfix.codemods.dataflow import own_nodes
+from seamfix.codemods.bindings import (
+    MODULE_ATTRIBUTES,
+    Bindings,
+    Occurrence,
+    global_declarations,
+    top_level_names,
+)
+from seamfix.codemods.dataflow import certainly_assigned, own_nodes
 from seamfix.codemods.decorators import Decorators, parsed_module
 from seamfix.codemods.focus import Focus
 from seamfix.codemods.nodes import Span, expressions_by_span, span_of
@@ -255,8 +261,7 @@ class FileContext:
             )
         if submodule := self._submodule_named(name):
             return Refusal(submodule)
-        stores = self._module_stores.get(name, [])
-        if any(not occurrence.is_store or isinstance(occurrence.node, ast.ExceptHandler) for occurrence in stores):
+        if self._deleted_at_module_level(name):
             return Refusal(  # `except E as name:` deletes the name where its handler ends
                 f"it reads {why} that the module deletes (`del`, or an `except ... as` handler's end): it may be "
                 "unbound where the arm reads it"
@@ -275,14 +280,61 @@ class FileContext:
             return Refusal(f"it reads {why}, and another file {_HOLDS_NAMESPACE} while the arm runs")
         if name not in self._certainly_bound:
             return Refusal(f"it reads {why} that the module may leave unbound (`try`, `if`, `with`, a loop)")
-        holding = bisect.bisect_right(self._top_level_lines, function.lineno) - 1
-        holder = self.tree.body[holding]
-        if isinstance(holder, _DEFINITIONS):
-            bound_at, run_at = self._import_time_order
-            # the top-level statements up to the one that binds the name (itself included) run before it is bound
-            if any(index != holding and index <= bound_at[name] for index in run_at.get(holder.name, ())):
-                return Refusal(f"it reads {why}, and the module runs its builder before it binds the name")
+        if self._read_before_bound(name, function.lineno, in_function=True):
+            return Refusal(f"it reads {why}, and the module runs its builder before it binds the name")
         return None
+
+    def _deleted_at_module_level(self, name: str) -> bool:
+        stores = self._module_stores.get(name, [])
+        return any(not occurrence.is_store or isinstance(occurrence.node, ast.ExceptHandler) for occurrence in stores)
+
+    def _read_before_bound(self, name: str, line: int, in_function: bool) -> bool:
+        """May the module's own top level run the code at ``line`` before it binds ``name``: code in a function
+        the top level calls (through the name of the top-level definition holding it) before the binding
+        statement, or code the top level runs itself (a class body's) at or before it? A call through other
+        code at import time is not seen."""
+        holding = bisect.bisect_right(self._top_level_lines, line) - 1
+        holder = self.tree.body[holding]
+        bound_at, run_at = self._import_time_order
+        if not in_function:
+            return holding <= bound_at.get(name, holding)
+        if isinstance(holder, _DEFINITIONS):
+            # the top-level statements up to the one that binds the name (itself included) run before it is bound
+            return any(index != holding and index <= bound_at[name] for index in run_at.get(holder.name, ()))
+        return False
+
+    def read_earlier_may_differ(self, name: cst.Name) -> bool:
+        """Might reading ``name`` before the code ahead of it in its expression give another outcome: it may be
+        unbound there (a variable not assigned on every path to it or deleted, a module-level name the module
+        may leave unbound or bind after the read runs, a name only bound at run time), so that reading it
+        raises, or it is a module-level name that code may rebind meanwhile (a function declares it
+        `global`, the module reaches its own namespace, another file sets it or holds that namespace)? A
+        predicate is passed such a name, read before the MLA read that comes first in the test."""
+        where = self.positions[name].start
+        occurrence = self.bindings.at(self.area.to_original(where.line), where.column)
+        binding = self.bindings.binding(occurrence)
+        if binding == "builtin":
+            return False
+        if binding == "unbound" or occurrence is None or not isinstance(occurrence.node, ast.Name):
+            return True
+        if binding == "local":
+            return not certainly_assigned(self.bindings, occurrence.node)
+        if occurrence.name in MODULE_ATTRIBUTES and occurrence.owner is None:
+            return False  # `__name__`, `__doc__`: always bound
+        global_name = occurrence.name
+        if global_name in self.declared_global or self.own_namespace or self.project.is_patched(global_name):
+            return True
+        if self.project.namespace_held_elsewhere(self.module_name, self.relpath):
+            return True
+        frame, in_function = occurrence.frame, False
+        while frame is not None and not in_function:
+            in_function = isinstance(frame.node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            frame = frame.parent
+        return (
+            self._deleted_at_module_level(occurrence.name)
+            or occurrence.name not in self._certainly_bound
+            or self._read_before_bound(occurrence.name, occurrence.node.lineno, in_function)
+        )
 
     def builtin_shadowed(self, name: str) -> Refusal | None:
         """Why the builtin ``name`` an arm reads may be another object in this module when the arm runs, if it

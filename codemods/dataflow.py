@@ -185,6 +185,29 @@ def _bound_before(bindings: Bindings, owner: Frame, scope: Frame, name: str) -> 
     return flow.entry is not None and name in flow.entry
 
 
+def certainly_assigned(bindings: Bindings, name: ast.Name) -> bool:
+    """Is the function variable ``name`` reads certainly assigned where it reads it? Read in its own function
+    (or a comprehension running there), it must be assigned on every path to the statement holding the read
+    (a walrus earlier in that statement does not count); read by a nested function or generator, wherever that
+    is defined, and never deleted. A comprehension's target is bound where its conditions and element read it,
+    a lambda's parameter in its body."""
+    owner, frame = bindings.owner(name), bindings.frame_of(name)
+    function = owner.node if owner is not None else None
+    if owner is not None and owner.is_comprehension:
+        return True  # its own targets, bound before its conditions and element run
+    if isinstance(function, ast.Lambda):
+        return name.id in {a.arg for a in parameters_of(function.args)}
+    if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False  # a class body's name: its order is not followed
+    while frame is not owner and frame.is_comprehension and not isinstance(frame.node, ast.GeneratorExp):
+        frame = frame.parent  # a comprehension runs where it is written
+    if frame is not owner:
+        return _bound_before(bindings, owner, frame, name.id)
+    flow = _Flow(bindings, owner, target=name)
+    flow.suite(function.body, frozenset(a.arg for a in parameters_of(function.args)))
+    return flow.entry is not None and name.id in flow.entry
+
+
 def _shared_with_closures(owned: list[Occurrence], scope: Frame, in_block: set[int]) -> dict[str, bool]:
     """The function's variables that a function, lambda or generator expression outside the block reads
     (False) or also assigns through ``nonlocal`` (True). Such a closure may run while the block does (the

@@ -446,10 +446,11 @@ class Project:
     def shadows_builtin(self, module: str, name: str, relpath: str) -> bool:
         """Does some file set ``module``'s global ``name`` (a builtin's name) while it has no such global of its
         own: a test's ``mock.patch("pkg.model.open", fake, create=True)``, ``patch.object(model, "open", ...)``,
-        ``model.open = fake``? (A plain ``x.open = ...`` elsewhere sets some object's attribute, and does not count.)"""
-        return (
-            name in self.patched_by_call or _ANY_NAME in self.patched_by_call or self.reexported(module, name, relpath)
-        )
+        ``model.open = fake``? (A plain ``x.open = ...`` elsewhere sets some object's attribute, and does not count,
+        nor does ``from model import *``, which copies the module's globals and sets none; a file reaching the
+        namespace by a computed name is ``namespace_held_elsewhere``.)"""
+        named = self.importers.get((module, name), set()) - {relpath}
+        return name in self.patched_by_call or _ANY_NAME in self.patched_by_call or bool(named)
 
     def namespace_held_elsewhere(self, module: str, relpath: str) -> bool:
         """Does a project file other than ``relpath`` (the builder module ``module``) hold the module's namespace

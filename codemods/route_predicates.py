@@ -292,7 +292,8 @@ class RoutePredicates:
         A predicate's arguments (the holes) are evaluated before its body. That is the test's own order when
         every hole that can run code comes before any operation of the part (attribute or item access, an
         operator, a call), and no such hole sits where the test evaluates it only sometimes (a later
-        operand of a chained comparison). Plain names and literals run no code."""
+        operand of a chained comparison). Literals run no code, nor do plain names, unless they may be unbound
+        (then reading them raises) or rebound by the code ahead of them (``read_earlier_may_differ``)."""
         events: list[str] = []
         try:
             self._evaluation(part, events, conditional=False)
@@ -307,6 +308,14 @@ class RoutePredicates:
         """Append, in Python's evaluation order, ``hole`` for each hole of ``node`` that can run code and
         ``operation`` for each operation of its own; raise ``_Hazard`` where order cannot be kept."""
         if _is_hole(self, node):
+            if (
+                isinstance(node, cst.Name)
+                and ("operation" in events or conditional)
+                and self.context.read_earlier_may_differ(node)
+            ):
+                # reading it may raise, or find another value: in the test, after the MLA read (or not at all);
+                # in a predicate, before it
+                raise _Hazard(f"`{node.value}` may be unbound or rebound there, and a predicate would read it first")
             if not isinstance(node, (cst.Name, *_LITERALS)):
                 if conditional:
                     raise _Hazard("an operand that runs code is evaluated only on some paths of the test")
@@ -410,7 +419,11 @@ class RoutePredicates:
             binding = self.context.binding(node)
             if binding == "builtin" and node.value in INTROSPECTION:
                 return False  # `super()`, `locals()`: evaluated in the builder, their answer is passed
-            return binding == "builtin" or node.value in _CONSTANTS or (binding == "global" and self.is_mla(node))
+            if binding == "builtin" and node.value not in _CONSTANTS:
+                # a test's `mock.patch("pkg.model.getattr", create=True)` shadows it where the builder reads it,
+                # not in the adapter: then the builder's is passed
+                return self.context.builtin_shadowed(node.value) is None
+            return node.value in _CONSTANTS or (binding == "global" and self.is_mla(node))
         return False
 
 

@@ -4,7 +4,9 @@ dict, a logging `Mapping` and a dataclass, configs read by attribute, configs mi
 
 The forms, and the reasons expected for those left, are `benchmarks/apply_decision_forms.py`'s (its table is
 recorded in benchmarks/RESULTS.md). Hypothesis then combines keyed reads with operands that log, under `not`,
-`and`, `or`, comparisons and conditional expressions, in tests and returned values."""
+`and`, `or`, comparisons (chained too), membership and conditional expressions, and puts them where builders
+put tests: returned, in `if`, a comprehension's filter, a lambda, a default, `while`, `assert`, a `case` guard,
+an f-string, a walrus."""
 
 from __future__ import annotations
 
@@ -66,7 +68,25 @@ KEYED_READS = [
     "hf_config.get('multi_latent_attention', log(False))",
     "'q_lora_rank' in hf_config",
 ]
-OTHER_OPERANDS = ["log(x)", "x > log(1)", "log(None)"]
+# `n` is unassigned when x <= 3: reading it raises, after the MLA reads before it
+OTHER_OPERANDS = ["log(x)", "x > log(1)", "log(None)", "n"]
+# chained comparisons, membership and identity (the thirteenth round)
+WIDE_SHAPES = ["{} < {} <= {}", "{} in ({}, None)", "{} is not None", "{} != {} == {}"]
+# where a builder puts its test: each evaluates it in another scope or at another time (a comprehension's
+# filter, a lambda called later, a default at definition time, a `while` re-testing, `assert`, a `case` guard,
+# an f-string, a walrus whose value is returned)
+PLACES = [
+    "    return {}\n",
+    "    if {}:\n        return log('mla')\n    return log('dense')\n",
+    "    return [log(i) for i in range(2) if {}]\n",
+    "    decide = lambda: {}\n    log('defined')\n    return decide()\n",
+    "    def decide(value={}):\n        return value\n\n    log('defined')\n    return decide()\n",
+    "    n = 0\n    while {} and n < 2:\n        n += 1\n    return n\n",
+    "    assert {}, log('assert')\n    return log('after')\n",
+    "    match x:\n        case 0 | 5 if {}:\n            return log('mla')\n    return log('dense')\n",
+    '    return f"{{{}!r:>6}}"\n',
+    "    return (found := {}), found\n",
+]
 
 
 @st.composite
@@ -75,18 +95,17 @@ def keyed_tests(draw, depth: int = 0) -> str:
     if depth >= 2 or draw(st.booleans()):
         return draw(st.sampled_from(KEYED_READS + OTHER_OPERANDS))
     left = draw(keyed_tests(depth + 1))
-    shape = draw(st.sampled_from(["not {}", "{} and {}", "{} or {}", "{} is None", "{} == {}", "{} if {} else {}"]))
+    shape = draw(
+        st.sampled_from(["not {}", "{} and {}", "{} or {}", "{} is None", "{} == {}", "{} if {} else {}", *WIDE_SHAPES])
+    )
     operands = [left] + [draw(keyed_tests(depth + 1)) for _ in range(shape.count("{}") - 1)]
     return "(" + shape.format(*operands) + ")"
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(test=keyed_tests(), returned=st.booleans())
-def test_generated_keyed_tests_are_routed_or_named_and_behave_the_same(test: str, returned: bool, checker) -> None:
-    body = (
-        f"    return {test}\n" if returned else f"    if {test}:\n        return log('mla')\n    return log('dense')\n"
-    )
-    source = "def f(hf_config, x, log):\n" + body
+@given(test=keyed_tests(), place=st.sampled_from(PLACES))
+def test_generated_keyed_tests_are_routed_or_named_and_behave_the_same(test: str, place: str, checker) -> None:
+    source = "def f(hf_config, x, log):\n    if x > 3:\n        n = 2\n" + place.format(test)
     fate = forms.fate(source, checker)
     assert not fate.silent, f"apply said nothing of {fate.silent}"
     assert not [why for why in fate.left if "alone is a name" in why], "each MLA string here is read or compared"

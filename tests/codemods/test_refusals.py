@@ -959,8 +959,8 @@ def test_a_name_a_submodule_import_binds_in_its_package_stays_where_the_package_
     assert [ran] == printed(check, original), ran
     if reader == "arm":
         assert "it reads `layers`, which neither the module binds nor a builtin is" in said, said
-    else:
-        routed = "mla_seam.multi_latent_attention_in_mla_kinds(config, layers)"
+    else:  # passed; read after the MLA read, as in the test (to the text, `layers` may be unbound there)
+        routed = "mla_seam.multi_latent_attention(config) in mla_seam.mla_kinds(layers)"
         assert routed in (rewritten / "pkg/__init__.py").read_text()
 
 
@@ -1052,20 +1052,51 @@ BUILTIN_PATCHES = [
 ]
 
 
-@pytest.mark.parametrize("patch", BUILTIN_PATCHES)
-def test_a_builtin_a_test_shadows_on_the_builder_module_keeps_the_arm_that_reads_it(patch: str, tmp_path: Path):
-    builder = "def build(config):\n    if config.multi_latent_attention:\n        handle = open(config.path)\n"
-    builder += "        return [config.kv_lora_rank, handle.read()]\n    return None\n"
+def checked_under_patch(tmp_path: Path, builder: str, fake: str, patch: str, config: str) -> tuple[str, Path, str]:
+    """``builder`` as ``pkg/model.py`` beside a test whose ``check()`` builds ``config`` with ``patch`` (of
+    ``fake``) active: apply's summary, the rewritten tree, and what ``check()`` printed in both trees (the same)."""
     test = "import types\nfrom unittest import mock\n\nfrom pkg import model\n\n\ndef check():\n"
-    test += f"    fake = mock.mock_open(read_data='fake')\n    with {patch}:\n        return model.build(types."
-    test += "SimpleNamespace(multi_latent_attention=True, kv_lora_rank=2, path='/nonexistent'))\n"
+    test += f"    fake = {fake}\n    with {patch}:\n        return model.build(types.SimpleNamespace({config}))\n"
     files = {"pkg/__init__.py": "", "pkg/model.py": builder, "tests/__init__.py": "", "tests/test_model.py": test}
     said, original, rewritten = applied_beside_original(tmp_path, files)
     check = "from tests.test_model import check; print(check())"
     ran = subprocess.run([sys.executable, "-c", check], cwd=rewritten, capture_output=True, text=True).stdout
-    assert [ran] == printed(check, original) == ["[2, 'fake']\n"]
+    assert [ran] == printed(check, original)
+    return said, rewritten, ran
+
+
+@pytest.mark.parametrize("patch", BUILTIN_PATCHES)
+def test_a_builtin_a_test_shadows_on_the_builder_module_keeps_the_arm_that_reads_it(patch: str, tmp_path: Path):
+    builder = "def build(config):\n    if config.multi_latent_attention:\n        handle = open(config.path)\n"
+    builder += "        return [config.kv_lora_rank, handle.read()]\n    return None\n"
+    config = "multi_latent_attention=True, kv_lora_rank=2, path='/nonexistent'"
+    said, _, ran = checked_under_patch(tmp_path, builder, "mock.mock_open(read_data='fake')", patch, config)
+    assert ran == "[2, 'fake']\n"
     kept = "it reads the builtin `open`, which some file patches or sets by name" in said
     assert kept == ("builtins" not in patch), said
+
+
+@pytest.mark.parametrize("patch", [p.replace("open", "getattr") for p in BUILTIN_PATCHES[:2]])
+def test_a_builtin_a_test_shadows_on_the_builder_module_is_passed_to_the_predicate_reading_it(patch, tmp_path):
+    # `getattr` kept in the predicate's body would be the adapter's builtin, not the test's fake
+    builder = "def build(config):\n    if getattr(config, 'multi_latent_attention', False):\n        return 'mla'\n"
+    builder += "    return 'dense'\n"
+    fake = "lambda obj, name, default: 0"
+    _, rewritten, ran = checked_under_patch(tmp_path, builder, fake, patch, "multi_latent_attention=True")
+    assert ran == "dense\n"
+    assert "mla_seam.get_multi_latent_attention(getattr, config)" in (rewritten / "pkg/model.py").read_text()
+
+
+def test_a_star_import_of_the_builder_shadows_no_builtin(tmp_path: Path) -> None:
+    # `from pkg.model import *` copies the module's globals and sets none: `getattr` stays the builtin
+    builder = "def build(config):\n    if getattr(config, 'multi_latent_attention', False):\n        return 'mla'\n"
+    builder += "    return 'dense'\n"
+    files = {"pkg/__init__.py": "", "pkg/model.py": builder, "pkg/compat.py": "from pkg.model import *  # noqa\n"}
+    said, original, rewritten = applied_beside_original(tmp_path, files)
+    check = "import types; from pkg.compat import build\n"
+    check += "print([build(types.SimpleNamespace(multi_latent_attention=v)) for v in (True, False)])"
+    assert printed(check, original, rewritten) == ["['mla', 'dense']\n"] * 2
+    assert "mla_seam.get_multi_latent_attention(config)" in (rewritten / "pkg/model.py").read_text()
 
 
 @pytest.mark.parametrize("link", [("pkg/compat.py", "model.py"), ("pkg/legacy", "impl")], ids=["file", "folder"])
