@@ -192,7 +192,10 @@ class MlaRopeQ(torch.autograd.Function):
     @staticmethod
     @once_differentiable  # the kernel's backward has no graph: a second derivative would be silently wrong
     def backward(ctx, grad):
-        references = sys.getrefcount(grad)  # first, and as ``_FreshGradientProbe.backward`` takes it
+        # Traced by torch.compile, the count means nothing (Dynamo cannot trace ``sys.getrefcount``: it warned and
+        # broke the graph there) and the traced backward is functional anyway: a copy, which the compiler may elide.
+        # Otherwise first, and as ``_FreshGradientProbe.backward`` takes it.
+        references = None if torch.compiler.is_compiling() else sys.getrefcount(grad)
         cos, sin = _saved_tables(ctx)
         if batched_gradients(grad):
             (grad,) = _reference_gradients(
@@ -206,7 +209,7 @@ class MlaRopeQ(torch.autograd.Function):
         # them a wrong gradient or changed the caller's tensor. So the rotation runs in place only on a buffer this
         # backward holds alone (what attention's backward hands over in training), and on a copy otherwise; a hook
         # that kept the gradient to look at later counts as a holder too.
-        if not _held_alone(grad, references):
+        if references is None or not _held_alone(grad, references):
             grad = grad.clone(memory_format=torch.contiguous_format)
         _rotate_q_inplace(grad, cos, sin, ctx.qk_head_dim, ctx.emb_dim, ctx.layout, backward=True)
         return grad, None, None, None, None, None

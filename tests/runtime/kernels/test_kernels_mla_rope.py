@@ -1,5 +1,6 @@
 """MLA RoPE reference (torch backend): against float64 math, megatron-core's unfused path, and gradcheck."""
 
+import subprocess
 import sys
 
 import pytest
@@ -187,3 +188,34 @@ def test_the_probe_of_a_fresh_gradient_measures_autograds_own_engine():
     with compiled_autograd._enable(torch.compile(backend="eager")):
         measured_there = _fresh_gradient_holders()
     assert measured_there == _FRESH_GRADIENT_HOLDERS
+
+
+COMPILED_ROPE_Q = """
+import warnings, torch
+from seamfix.runtime.kernels import mla_rope_q
+generator = torch.Generator().manual_seed(5)
+q0 = torch.randn(64, 2, 16, 192, generator=generator).bfloat16().cuda()
+cos, sin = (torch.randn(128, 64, generator=generator).cuda() for _ in range(2))
+def rotated(q):
+    return mla_rope_q(q * 1.0, cos, sin, 128, 64, backend="triton")
+def gradient(function):
+    q = q0.clone().requires_grad_()
+    (function(q).float() * 0.5).sum().backward()
+    return q.grad
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    compiled = gradient(torch.compile(rotated, backend="aot_eager"))
+assert torch.equal(compiled, gradient(rotated))
+print([str(warning.message)[:120] for warning in caught if "Dynamo" in str(warning.message)])
+"""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="Triton compiles its kernels for a GPU only")
+def test_rope_q_backward_compiles_without_tracing_the_reference_count():
+    """Found on the H200 (2026-12-02): inside ``torch.compile`` Dynamo traced the Triton backward's holder count and
+    warned that it "does not know how to trace the builtin ``sys.getrefcount``" (a graph break there). A traced
+    backward takes the copy, which needs no count: the same gradient, no warning (a fresh process: Dynamo warns
+    once a process)."""
+    result = subprocess.run([sys.executable, "-c", COMPILED_ROPE_Q], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "[]"
