@@ -38,6 +38,11 @@ _OPERATOR_WORDS = {
     cst.Is: "is", cst.IsNot: "is_not", cst.Equal: "eq", cst.NotEqual: "ne", cst.In: "in", cst.NotIn: "not_in",
     cst.LessThan: "lt", cst.LessThanEqual: "le", cst.GreaterThan: "gt", cst.GreaterThanEqual: "ge",
 }  # fmt: skip
+# `q_lora_rank % tp_size == 0` names its arithmetic: `q_lora_rank_eq_0` would read as the rank compared with 0
+_ARITHMETIC_WORDS = {
+    cst.Add: "plus", cst.Subtract: "minus", cst.Multiply: "times", cst.Divide: "div", cst.FloorDivide: "floordiv",
+    cst.Modulo: "mod", cst.Power: "pow",
+}  # fmt: skip
 
 
 # A test that is a bare variable: the linter reads it as an MLA flag (by its name or as an alias).
@@ -569,6 +574,9 @@ def _describe(router: RoutePredicates, node: cst.CSTNode, holes: dict[str, str])
         for target in node.comparisons:
             words += [_OPERATOR_WORDS.get(type(target.operator), "cmp"), _describe(router, target.comparator, holes)]
         return "_".join(word for word in words if word)
+    if isinstance(node, cst.BinaryOperation):
+        words = [_describe(router, node.left, holes), _ARITHMETIC_WORDS.get(type(node.operator), "op")]
+        return "_".join(word for word in [*words, _describe(router, node.right, holes)] if word)
     if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
         mla_words = [_describe(router, arg.value, holes) for arg in node.args if router.is_mla(arg.value)]
         if node.func.value in ("hasattr", "getattr") and len(node.args) > 1 and not router.is_mla(node.args[1].value):
