@@ -185,7 +185,8 @@ def mla_rope_q(
     naming one element, nor share memory with ``cos``/``sin``). The Triton backward rotates the incoming gradient
     in place only where nothing else reaches it, and a copy otherwise (autograd may hand that buffer to other
     branches too, a caller's ``out.backward(g)`` passes its own ``g``: megatron-core's kernel rotates both in
-    place; a gradient wrapping another library's memory, by DLPack say, is that library's); it refuses a second
+    place; a gradient wrapping another library's memory, by DLPack say, is that library's; a backward traced by
+    ``torch.compile`` always copies); it refuses a second
     derivative. ``cos`` and ``sin`` get no gradient (as megatron-core's) and must not require grad under grad mode,
     nor be inference tensors where autograd records the call.
 
