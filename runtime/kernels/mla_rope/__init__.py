@@ -186,9 +186,9 @@ def mla_rope_q(
     in place only where nothing else reaches it, and a copy otherwise (autograd may hand that buffer to other
     branches too, a caller's ``out.backward(g)`` passes its own ``g``: megatron-core's kernel rotates both in
     place; a gradient wrapping another library's memory, by DLPack say, is that library's; a backward traced by
-    ``torch.compile`` always copies); it refuses a second
-    derivative. ``cos`` and ``sin`` get no gradient (as megatron-core's) and must not require grad under grad mode,
-    nor be inference tensors where autograd records the call.
+    ``torch.compile`` always copies); it refuses a second derivative. ``cos`` and ``sin`` get no gradient (as
+    megatron-core's) and must not require grad under grad mode, nor be inference tensors where autograd records
+    the call.
 
     In thd, ``cu_seqlens`` (int32 or int64) must start at 0 and never decrease, and every packed position must have
     a cos/sin row; these values are checked for CPU tensors or with ``validate=True`` (one device-to-host copy),
