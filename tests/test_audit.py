@@ -282,6 +282,34 @@ def test_a_changed_mla_decision_is_a_leak_even_with_the_same_names(repo):
     assert code == 1 and [h["kind"] for h in report["files"][0]["hunks"]] == ["leak"]
 
 
+FED = (
+    "def f(cfg, hf):\n    KEY = {key}\n    use = {field}\n    also = use\n    if also or KEY in hf:\n        return 1\n"
+)
+FED_BASE = FED.format(key='"kv_lora_rank"', field="cfg.multi_latent_attention")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "leaked"),
+    [
+        (FED_BASE, FED.format(key='"kv_lora_rank"', field="cfg.cache_mla_latents"), ["cache_mla_latents"]),
+        (FED_BASE, FED.format(key='"q_lora_rank"', field="cfg.multi_latent_attention"), ['"q_lora_rank"']),
+        (FED.format(key="'x'", field="cfg.flag"), FED_BASE, ['"kv_lora_rank"', "multi_latent_attention"]),
+        (FED_BASE + "\n\ndef g(cfg):\n    use = cfg.q_lora_rank\n", FED_BASE, []),
+    ],
+    ids=["alias-retargeted", "label-key-changed", "aliases-made-a-decision", "another-functions-binding-removed"],
+)
+def test_a_changed_assignment_feeding_a_decision_is_a_leak(repo, old, new, leaked):
+    (repo / "fork/legacy.py").write_text(old)
+    commit(repo, "legacy")
+    (repo / "fork/legacy.py").write_text(new)
+    code, report = audit_json(repo, "--since", "HEAD")
+    hunks = report["files"][0]["hunks"]
+    assert (code, sorted(name for h in hunks if h["kind"] == "leak" for name in h["mla_names"])) == (
+        int(bool(leaked)),
+        leaked,
+    )
+
+
 def test_routing_into_the_seam_with_mla_arguments_is_narrowing(repo):
     (repo / "fork/legacy.py").write_text(
         "def f(cfg, use_mla):\n    if use_mla and cfg.q_lora_rank:\n        return 1\n"
