@@ -751,3 +751,11 @@ def test_paths_are_literal_not_git_pathspecs(repo):
         assert [f["path"] for f in report["files"]] == [given], given
     (repo / "fork/a.py").write_text(leak + "X = 1\n")  # untracked listing and working tree, too
     assert [f["path"] for f in audit_json(repo, "--since", "main", "fork/[ab].py")[1]["files"]] == ["fork/[ab].py"]
+
+
+@pytest.mark.parametrize("setting", ["diff.mnemonicPrefix", "diff.noprefix"])
+def test_the_users_diff_prefix_settings_change_no_path(repo, setting):
+    git(repo, "config", setting, "true")
+    (repo / "fork/util.py").write_text("def helper(x):\n    return x + 1 if x.kv_lora_rank else x\n")
+    code, report = audit_json(repo)  # the working tree: mnemonic prefixes would be c/ and w/
+    assert code == 1 and [(f["path"], f["status"]) for f in report["files"]] == [("fork/util.py", "modified")]

@@ -59,9 +59,12 @@ class Git:
         raise SeamfixError("no default branch (origin/HEAD, main or master) to compare with; pass --since REV")
 
     def diff(self, since: str, until: str | None, paths: list[str]) -> str:
-        """Zero-context unified diff with renames found, ``until`` None meaning the working tree."""
+        """Zero-context unified diff with renames found, ``until`` None meaning the working tree; the `a/` and
+        `b/` prefixes the parser strips are given, as a user's ``diff.mnemonicPrefix`` or ``diff.noprefix`` would
+        change them."""
         revs = [since] if until is None else [since, until]
-        return self._run(["diff", "--no-color", "--no-ext-diff", "--no-textconv", "-U0", "-M", *revs, "--", *paths])
+        options = ["--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/", "-U0", "-M"]
+        return self._run(["diff", *options, *revs, "--", *paths])
 
     def untracked(self, paths: list[str]) -> list[str]:
         """Files of the working tree that git does not track and does not ignore (repository paths)."""
