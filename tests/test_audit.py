@@ -376,6 +376,13 @@ def test_unknown_revision_is_a_clear_error(repo):
     assert outside.code == 2 and "not a git repository" in outside.stderr
 
 
+@pytest.mark.parametrize("option", ["--since", "--until"])
+def test_an_empty_revision_is_an_error_not_the_default(repo, option):
+    # `--since "$BASE_SHA"` with the variable unset must not audit against another base, or the working tree
+    result = run_seamfix("audit", f"{option}=", cwd=repo)
+    assert result.code == 2 and f"Invalid value for '{option}': an empty revision" in result.stderr
+
+
 def test_markdown_for_a_pr_comment(repo):
     (repo / "fork/builder.py").write_text(
         BUILDER.replace("return 'dense'", "return 'mla' if cfg.q_lora_rank else 'dense'")
