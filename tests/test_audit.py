@@ -285,6 +285,10 @@ def test_a_changed_mla_decision_is_a_leak_even_with_the_same_names(repo):
 FED = (
     "def f(cfg, hf):\n    KEY = {key}\n    use = {field}\n    also = use\n    if also or KEY in hf:\n        return 1\n"
 )
+ATTRIBUTE = (
+    "class Block:\n    def __init__(self, cfg):\n        self._latent = cfg.{field}\n\n"
+    "    def forward(self, x):\n        return x if self._latent else -x\n"
+)
 FED_BASE = FED.format(key='"kv_lora_rank"', field="cfg.multi_latent_attention")
 
 
@@ -295,8 +299,19 @@ FED_BASE = FED.format(key='"kv_lora_rank"', field="cfg.multi_latent_attention")
         (FED_BASE, FED.format(key='"q_lora_rank"', field="cfg.multi_latent_attention"), ['"q_lora_rank"']),
         (FED.format(key="'x'", field="cfg.flag"), FED_BASE, ['"kv_lora_rank"', "multi_latent_attention"]),
         (FED_BASE + "\n\ndef g(cfg):\n    use = cfg.q_lora_rank\n", FED_BASE, []),
+        (
+            ATTRIBUTE.format(field="multi_latent_attention"),
+            ATTRIBUTE.format(field="cache_mla_latents"),
+            ["cache_mla_latents"],
+        ),
     ],
-    ids=["alias-retargeted", "label-key-changed", "aliases-made-a-decision", "another-functions-binding-removed"],
+    ids=[
+        "alias-retargeted",
+        "label-key-changed",
+        "aliases-made-a-decision",
+        "another-functions-binding-removed",
+        "attribute-alias-retargeted",
+    ],
 )
 def test_a_changed_assignment_feeding_a_decision_is_a_leak(repo, old, new, leaked):
     (repo / "fork/legacy.py").write_text(old)

@@ -25,17 +25,22 @@ def feeding_lines(tree: ast.Module, sites: Sequence[Finding]) -> set[int]:
     return feeding
 
 
+Key = tuple[str, ast.AST | None]  # a name and its function (None: module level), or `self.x` and its class
+
+
 class _Scopes(ast.NodeVisitor):
-    """Every name read, and every simple binding (its lines and the names its value reads), by function."""
+    """Every name read, and every simple binding (its lines and the names its value reads): a variable by
+    function, an attribute of `self` by class (set in `__init__`, read in `forward`)."""
 
     def __init__(self, tree: ast.Module) -> None:
         self._function: ast.AST | None = None  # None: module level
+        self._class: ast.ClassDef | None = None
         self.reads: dict[int, list[tuple[str, ast.AST | None, tuple[int, int]]]] = {}  # by line
-        self._feeding: dict[tuple[str, ast.AST | None], frozenset[int]] = {}
-        self.bindings: dict[tuple[str, ast.AST | None], list[tuple[range, list[tuple[str, ast.AST | None]]]]] = {}
+        self._feeding: dict[Key, frozenset[int]] = {}
+        self.bindings: dict[Key, list[tuple[range, list[Key]]]] = {}
         self.visit(tree)
 
-    def feeding(self, read: tuple[str, ast.AST | None]) -> frozenset[int]:
+    def feeding(self, read: Key) -> frozenset[int]:
         """The lines of the bindings a read of a name reaches, directly or through the names they read."""
         if read not in self._feeding:
             lines: set[int] = set()
@@ -50,6 +55,11 @@ class _Scopes(ast.NodeVisitor):
             self._feeding[read] = frozenset(lines)
         return self._feeding[read]
 
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        outer, self._class = self._class, node
+        self.generic_visit(node)
+        self._class = outer
+
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
         outer, self._function = self._function, node
         self.generic_visit(node)
@@ -57,9 +67,13 @@ class _Scopes(ast.NodeVisitor):
 
     visit_AsyncFunctionDef = visit_Lambda = visit_FunctionDef
 
-    def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load):
-            self.reads.setdefault(node.lineno, []).append((node.id, self._function, (node.lineno, node.col_offset)))
+    def visit_Name(self, node: ast.Name | ast.Attribute) -> None:
+        key = self._key(node)
+        if key is not None and isinstance(node.ctx, ast.Load):
+            self.reads.setdefault(node.lineno, []).append((*key, (node.lineno, node.col_offset)))
+        self.generic_visit(node)
+
+    visit_Attribute = visit_Name
 
     def visit_Assign(self, node: ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr) -> None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -77,11 +91,17 @@ class _Scopes(ast.NodeVisitor):
 
     def _bind(self, targets: list[ast.expr], value: ast.expr, span: ast.AST) -> None:
         lines = range(span.lineno, span.end_lineno + 1)
-        reads = [(name.id, self._function) for name in _names(value)]
+        reads = list(self._keys(value))
         for target in targets:
-            for name in _names(target):
-                self.bindings.setdefault((name.id, self._function), []).append((lines, reads))
+            for key in self._keys(target):
+                self.bindings.setdefault(key, []).append((lines, reads))
 
+    def _keys(self, node: ast.AST) -> Iterator[Key]:
+        return (key for inner in ast.walk(node) if (key := self._key(inner)) is not None)
 
-def _names(node: ast.AST) -> Iterator[ast.Name]:
-    return (inner for inner in ast.walk(node) if isinstance(inner, ast.Name))
+    def _key(self, node: ast.AST) -> Key | None:
+        if isinstance(node, ast.Name):
+            return node.id, self._function
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            return f"self.{node.attr}", self._class
+        return None
