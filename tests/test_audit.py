@@ -781,3 +781,19 @@ def test_the_users_diff_prefix_settings_change_no_path(repo, setting):
     (repo / "fork/util.py").write_text("def helper(x):\n    return x + 1 if x.kv_lora_rank else x\n")
     code, report = audit_json(repo)  # the working tree: mnemonic prefixes would be c/ and w/
     assert code == 1 and [(f["path"], f["status"]) for f in report["files"]] == [("fork/util.py", "modified")]
+
+
+@pytest.mark.parametrize("widened", ["config", "environment"])
+def test_hunks_stay_apart_whatever_the_users_diff_context(repo, monkeypatch, widened):
+    # one hunk changing a decision and one deleting another: merged, the deletion would hide the change
+    (repo / "fork/legacy.py").write_text(
+        "def f(cfg):\n    if cfg.q_lora_rank > 0:\n        a = 1\n    if cfg.q_lora_rank > 1:\n        b = 2\n"
+    )
+    commit(repo, "legacy")
+    (repo / "fork/legacy.py").write_text("def f(cfg):\n    if cfg.q_lora_rank > 8:\n        a = 1\n")
+    if widened == "config":
+        git(repo, "config", "diff.interHunkContext", "10")
+    else:
+        monkeypatch.setenv("GIT_DIFF_OPTS", "--unified=3")
+    code, report = audit_json(repo, "--since", "HEAD")
+    assert code == 1 and [h["kind"] for h in report["files"][0]["hunks"]] == ["leak", "narrowing"]
