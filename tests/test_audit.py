@@ -797,3 +797,13 @@ def test_hunks_stay_apart_whatever_the_users_diff_context(repo, monkeypatch, wid
         monkeypatch.setenv("GIT_DIFF_OPTS", "--unified=3")
     code, report = audit_json(repo, "--since", "HEAD")
     assert code == 1 and [h["kind"] for h in report["files"][0]["hunks"]] == ["leak", "narrowing"]
+
+
+def test_a_decision_deleted_beside_a_changed_one_does_not_hide_the_change(repo):
+    (repo / "fork/legacy.py").write_text(
+        "def f(cfg):\n    x = 1 if cfg.q_lora_rank > 0 else 2\n    y = 1 if cfg.q_lora_rank > 1 else 2\n"
+    )
+    commit(repo, "legacy")
+    (repo / "fork/legacy.py").write_text("def f(cfg):\n    x = 1 if cfg.q_lora_rank > 8 else 2\n")
+    code, report = audit_json(repo, "--since", "HEAD")
+    assert code == 1 and [h["kind"] for h in report["files"][0]["hunks"]] == ["leak"]
