@@ -282,6 +282,49 @@ def test_a_changed_mla_decision_is_a_leak_even_with_the_same_names(repo):
     assert code == 1 and [h["kind"] for h in report["files"][0]["hunks"]] == ["leak"]
 
 
+FED = (
+    "def f(cfg, hf):\n    KEY = {key}\n    use = {field}\n    also = use\n    if also or KEY in hf:\n        return 1\n"
+)
+ATTRIBUTE = (
+    "class Block:\n    def __init__(self, cfg):\n        self._latent = cfg.{field}\n\n"
+    "    def forward(self, x):\n        return x if self._latent else -x\n"
+)
+FED_BASE = FED.format(key='"kv_lora_rank"', field="cfg.multi_latent_attention")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "leaked"),
+    [
+        (FED_BASE, FED.format(key='"kv_lora_rank"', field="cfg.cache_mla_latents"), ["cache_mla_latents"]),
+        (FED_BASE, FED.format(key='"q_lora_rank"', field="cfg.multi_latent_attention"), ['"q_lora_rank"']),
+        (FED.format(key="'x'", field="cfg.flag"), FED_BASE, ['"kv_lora_rank"', "multi_latent_attention"]),
+        (FED_BASE + "\n\ndef g(cfg):\n    use = cfg.q_lora_rank\n", FED_BASE, []),
+        (
+            ATTRIBUTE.format(field="multi_latent_attention"),
+            ATTRIBUTE.format(field="cache_mla_latents"),
+            ["cache_mla_latents"],
+        ),
+    ],
+    ids=[
+        "alias-retargeted",
+        "label-key-changed",
+        "aliases-made-a-decision",
+        "another-functions-binding-removed",
+        "attribute-alias-retargeted",
+    ],
+)
+def test_a_changed_assignment_feeding_a_decision_is_a_leak(repo, old, new, leaked):
+    (repo / "fork/legacy.py").write_text(old)
+    commit(repo, "legacy")
+    (repo / "fork/legacy.py").write_text(new)
+    code, report = audit_json(repo, "--since", "HEAD")
+    hunks = report["files"][0]["hunks"]
+    assert (code, sorted(name for h in hunks if h["kind"] == "leak" for name in h["mla_names"])) == (
+        int(bool(leaked)),
+        leaked,
+    )
+
+
 def test_routing_into_the_seam_with_mla_arguments_is_narrowing(repo):
     (repo / "fork/legacy.py").write_text(
         "def f(cfg, use_mla):\n    if use_mla and cfg.q_lora_rank:\n        return 1\n"
@@ -346,6 +389,13 @@ def test_unknown_revision_is_a_clear_error(repo):
     assert result.code == 2 and result.stderr.strip() == "seamfix: error: unknown revision `no-such-rev`"
     outside = run_seamfix("audit", cwd=repo.parent)
     assert outside.code == 2 and "not a git repository" in outside.stderr
+
+
+@pytest.mark.parametrize("option", ["--since", "--until"])
+def test_an_empty_revision_is_an_error_not_the_default(repo, option):
+    # `--since "$BASE_SHA"` with the variable unset must not audit against another base, or the working tree
+    result = run_seamfix("audit", f"{option}=", cwd=repo)
+    assert result.code == 2 and f"Invalid value for '{option}': an empty revision" in result.stderr
 
 
 def test_markdown_for_a_pr_comment(repo):
@@ -723,3 +773,37 @@ def test_paths_are_literal_not_git_pathspecs(repo):
         assert [f["path"] for f in report["files"]] == [given], given
     (repo / "fork/a.py").write_text(leak + "X = 1\n")  # untracked listing and working tree, too
     assert [f["path"] for f in audit_json(repo, "--since", "main", "fork/[ab].py")[1]["files"]] == ["fork/[ab].py"]
+
+
+@pytest.mark.parametrize("setting", ["diff.mnemonicPrefix", "diff.noprefix"])
+def test_the_users_diff_prefix_settings_change_no_path(repo, setting):
+    git(repo, "config", setting, "true")
+    (repo / "fork/util.py").write_text("def helper(x):\n    return x + 1 if x.kv_lora_rank else x\n")
+    code, report = audit_json(repo)  # the working tree: mnemonic prefixes would be c/ and w/
+    assert code == 1 and [(f["path"], f["status"]) for f in report["files"]] == [("fork/util.py", "modified")]
+
+
+@pytest.mark.parametrize("widened", ["config", "environment"])
+def test_hunks_stay_apart_whatever_the_users_diff_context(repo, monkeypatch, widened):
+    # one hunk changing a decision and one deleting another: merged, the deletion would hide the change
+    (repo / "fork/legacy.py").write_text(
+        "def f(cfg):\n    if cfg.q_lora_rank > 0:\n        a = 1\n    if cfg.q_lora_rank > 1:\n        b = 2\n"
+    )
+    commit(repo, "legacy")
+    (repo / "fork/legacy.py").write_text("def f(cfg):\n    if cfg.q_lora_rank > 8:\n        a = 1\n")
+    if widened == "config":
+        git(repo, "config", "diff.interHunkContext", "10")
+    else:
+        monkeypatch.setenv("GIT_DIFF_OPTS", "--unified=3")
+    code, report = audit_json(repo, "--since", "HEAD")
+    assert code == 1 and [h["kind"] for h in report["files"][0]["hunks"]] == ["leak", "narrowing"]
+
+
+def test_a_decision_deleted_beside_a_changed_one_does_not_hide_the_change(repo):
+    (repo / "fork/legacy.py").write_text(
+        "def f(cfg):\n    x = 1 if cfg.q_lora_rank > 0 else 2\n    y = 1 if cfg.q_lora_rank > 1 else 2\n"
+    )
+    commit(repo, "legacy")
+    (repo / "fork/legacy.py").write_text("def f(cfg):\n    x = 1 if cfg.q_lora_rank > 8 else 2\n")
+    code, report = audit_json(repo, "--since", "HEAD")
+    assert code == 1 and [h["kind"] for h in report["files"][0]["hunks"]] == ["leak"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -238,13 +238,22 @@ def _hunk_verdict(
         (old_lines, new_lines), same = changed, False
     removed = Counter(name for line in old_lines for name in old.names.get(line, ()))
     added = Counter(name for line in new_lines for name in new.names.get(line, ()))
-    if added - removed or (added and added == removed and not same):
+    rewritten = added == removed or _a_line_kept_its_names(old, old_lines, new, new_lines)
+    if added - removed or (added and rewritten and not same):
         first = next(line for line in new_lines if line in new.names)
         return HunkVerdict(hunk, LEAK, sorted(added), first)
     if removed - added:
         first = next(line for line in old_lines if line in old.names)
         return HunkVerdict(hunk, NARROWING, sorted(removed - added), first)
     return HunkVerdict(hunk, GENERIC, [], hunk.new_start)
+
+
+def _a_line_kept_its_names(old: _Side, old_lines: Sequence[int], new: _Side, new_lines: Sequence[int]) -> bool:
+    """Does a changed line of the new side hold the same MLA names as one of the old side's: a site rewritten
+    keeping them (`q_lora_rank > 0` → `q_lora_rank > 8`), which a site deleted in the same hunk must not make
+    read as a narrowing only? (A site that lost some of its names, routed into the seam in part, keeps none.)"""
+    kept = {frozenset(Counter(old.names[line]).items()) for line in old_lines if line in old.names}
+    return any(frozenset(Counter(new.names[line]).items()) in kept for line in new_lines if line in new.names)
 
 
 def _same_code(old: _Side, old_lines: range, new: _Side, new_lines: range) -> bool:

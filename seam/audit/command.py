@@ -13,10 +13,23 @@ AUDIT_FORMATS = ("text", "json", "markdown")
 HISTORY_FORMATS = ("csv", "json", "html")
 
 
+def _revision(_context: click.Context, _parameter: click.Parameter, value: str | None) -> str | None:
+    """A revision given empty (an unset shell variable) is refused: read as not given, it would audit another
+    change, against the default branch or the working tree."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("an empty revision (an unset variable?)")
+    return value
+
+
 @click.command("audit")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--since", metavar="REV", help="Start of the change (default: merge-base with the default branch).")
-@click.option("--until", metavar="REV", help="End of the change (default: the working tree).")
+@click.option(
+    "--since",
+    metavar="REV",
+    callback=_revision,
+    help="Start of the change (default: merge-base with the default branch).",
+)
+@click.option("--until", metavar="REV", callback=_revision, help="End of the change (default: the working tree).")
 @click.option("--history", type=click.IntRange(min=1), metavar="N", help="Seam width over the last N commits.")
 @click.option(
     "--format",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ class Git:
             proc = subprocess.run(  # paths are files, as lint's are: `[ab].py` is no glob, `:x.py` no magic
                 ["git", "--literal-pathspecs", "-c", "core.quotepath=off", *args],
                 cwd=cwd or self.root,
+                env={name: value for name, value in os.environ.items() if name != "GIT_DIFF_OPTS"},
                 input=input_bytes,
                 capture_output=True,
                 check=False,
@@ -59,9 +61,14 @@ class Git:
         raise SeamfixError("no default branch (origin/HEAD, main or master) to compare with; pass --since REV")
 
     def diff(self, since: str, until: str | None, paths: list[str]) -> str:
-        """Zero-context unified diff with renames found, ``until`` None meaning the working tree."""
+        """Zero-context unified diff with renames found, ``until`` None meaning the working tree. What a user's
+        settings would change is given: the `a/` and `b/` prefixes the parser strips (``diff.mnemonicPrefix``,
+        ``diff.noprefix``) and hunks kept apart (``diff.interHunkContext`` merges nearby ones, and a hunk
+        deleting a decision would hide one changing another; ``GIT_DIFF_OPTS`` is left out of git's environment)."""
         revs = [since] if until is None else [since, until]
-        return self._run(["diff", "--no-color", "--no-ext-diff", "--no-textconv", "-U0", "-M", *revs, "--", *paths])
+        options = ["--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/"]
+        options += ["-U0", "--inter-hunk-context=0", "-M"]
+        return self._run(["diff", *options, *revs, "--", *paths])
 
     def untracked(self, paths: list[str]) -> list[str]:
         """Files of the working tree that git does not track and does not ignore (repository paths)."""

@@ -9,11 +9,13 @@ broken file never hides a leak."""
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import tokenize
 from collections.abc import Sequence
 
+from seamfix.audit.feeders import feeding_lines
 from seamfix.findings import Finding
 from seamfix.vocabulary.names import NameClassifier
 
@@ -51,6 +53,10 @@ def mla_names_by_line(
         words = [hit for where, hit in tokens or () if start <= where < end] or [site.content]
         for line in range(site.line, site.end_line + 1):
             found.setdefault(line, []).extend(words)
+    feeding = feeding_lines(ast.parse(source), sites)
+    for (line, _), hit in tokens or ():
+        if line in feeding:
+            found.setdefault(line, []).append(hit)
     return found
 
 
