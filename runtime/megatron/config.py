@@ -39,7 +39,21 @@ def mla_config(**fields) -> MLATransformerConfig:
             continue
         else:
             raise TypeError(_unsupported_field_message(name, value))
-    return MLATransformerConfig(**arguments)
+    config = MLATransformerConfig(**arguments)
+    _check_softmax_scale_unset(config, given="softmax_scale" in fields)
+    return config
+
+
+def _check_softmax_scale_unset(config, given: bool) -> None:
+    # Every release's MLA computes its own softmax scale and never reads the config's, which other attention
+    # layers use; main's MuP sets one in __post_init__. Left alone, the model silently scales otherwise.
+    softmax_scale = getattr(config, "softmax_scale", None)
+    if softmax_scale is not None:
+        origin = "" if given else " (set by use_mup)"
+        raise ValueError(
+            f"megatron-core {installed_version()}'s MLA does not read softmax_scale={softmax_scale}{origin}: it scales "
+            "its softmax by mscale**2 / sqrt(qk_head_dim + qk_pos_emb_head_dim); leave softmax_scale unset"
+        )
 
 
 def _check_softmax_scale(fields: dict) -> None:
