@@ -40,20 +40,29 @@ def mla_config(**fields) -> MLATransformerConfig:
         else:
             raise TypeError(_unsupported_field_message(name, value))
     config = MLATransformerConfig(**arguments)
-    _check_softmax_scale_unset(config, given="softmax_scale" in fields)
+    _check_fields_mla_ignores(config, given=fields)
     return config
 
 
-def _check_softmax_scale_unset(config, given: bool) -> None:
-    # Every release's MLA computes its own softmax scale and never reads the config's, which other attention
-    # layers use; main's MuP sets one in __post_init__. Left alone, the model silently scales otherwise.
-    softmax_scale = getattr(config, "softmax_scale", None)
-    if softmax_scale is not None:
-        origin = "" if given else " (set by use_mup)"
-        raise ValueError(
-            f"megatron-core {installed_version()}'s MLA does not read softmax_scale={softmax_scale}{origin}: it scales "
-            "its softmax by mscale**2 / sqrt(qk_head_dim + qk_pos_emb_head_dim); leave softmax_scale unset"
-        )
+FIELDS_MLA_IGNORES = {
+    "softmax_scale": "it scales its softmax by mscale**2 / sqrt(qk_head_dim + qk_pos_emb_head_dim)",
+    "add_qkv_bias": "its query and key-value projections have no bias",
+    "no_rope_freq": "it rotates the qk_pos_emb_head_dim channels in every layer",
+}
+"""Config fields that other attention layers read and every release's MLA does not, with what MLA does instead."""
+
+
+def _check_fields_mla_ignores(config, given: dict) -> None:
+    # Left alone, a model built from such a config computes something else than the config says, silently.
+    defaults = {field.name: field.default for field in dataclasses.fields(MLATransformerConfig)}
+    for name, instead in FIELDS_MLA_IGNORES.items():
+        value = getattr(config, name, defaults.get(name))
+        if value != defaults.get(name):
+            origin = "" if name in given else " (set by use_mup)"  # main's MuP derives a softmax_scale
+            raise ValueError(
+                f"megatron-core {installed_version()}'s MLA does not read {name}={value!r}{origin}: {instead}; "
+                f"leave {name} at {defaults[name]!r}"
+            )
 
 
 def _check_softmax_scale(fields: dict) -> None:

@@ -419,9 +419,11 @@ def config_outcomes(seam) -> dict:
         "mscale_missing": outcome(config_without("mscale")),
         "mscales_differ_with_yarn_scaling": outcome(config(mscale=1.0, mscale_all_dim=0.5)),
         "mscales_differ_without_scaling": outcome(config(mscale=1.0, mscale_all_dim=0.5, rotary_scaling_factor=1.0)),
-        # MLA scales its softmax itself; every release ignores the config's softmax_scale (and main's MuP one).
+        # Fields every release's MLA ignores (main's MuP sets a softmax_scale).
         "softmax_scale_set": error_message(config(softmax_scale=0.5)),
         "use_mup": outcome(config(use_mup=True)),
+        "add_qkv_bias_set": outcome(config(add_qkv_bias=True)),
+        "no_rope_freq_set": outcome(config(no_rope_freq=2)),
     }
 
 

@@ -87,8 +87,10 @@ def test_mla_config_takes_the_newest_field_names(release, release_checks):
         "mscales_differ_with_yarn_scaling": "ValueError" if before_0_14 else "ok",
         "mscales_differ_without_scaling": "ok",
         "softmax_scale_set": f"ValueError: megatron-core {VERSIONS[release]}'s MLA does not read softmax_scale=0.5: it "
-        "scales its softmax by mscale**2 / sqrt(qk_head_dim + qk_pos_emb_head_dim); leave softmax_scale unset",
+        "scales its softmax by mscale**2 / sqrt(qk_head_dim + qk_pos_emb_head_dim); leave softmax_scale at None",
         "use_mup": "ValueError" if minor(release) >= (0, 20) else "TypeError",
+        "add_qkv_bias_set": "ValueError",
+        "no_rope_freq_set": "TypeError" if minor(release) < (0, 13) else "ValueError",
     }
 
 
