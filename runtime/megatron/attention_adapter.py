@@ -14,6 +14,7 @@ from megatron.core.transformer import multi_latent_attention
 from megatron.core.transformer.enums import AttnMaskType
 from megatron.core.transformer.multi_latent_attention import MLASelfAttention, MultiLatentAttention
 
+from .config import check_fields_mla_ignores
 from .installed import shipped_module
 from .releases import MLA_ATTENTION_CLASSES, installed_version
 from .signatures import keywords_accepted
@@ -80,6 +81,7 @@ class MLAAttentionAdapter:
                 f"qk_pos_emb_head_dim={config.qk_pos_emb_head_dim} must be even: RoPE rotates the key and query "
                 "channels in pairs"
             )
+        check_fields_mla_ignores(config)  # a config built without mla_config, or changed after it
         correct_mla_te_flag()
         super().__init__(**arguments)
         self._seamfix_pp_layer_offset = None if "pp_layer_offset" in accepted else pp_layer_offset

@@ -40,7 +40,7 @@ def mla_config(**fields) -> MLATransformerConfig:
         else:
             raise TypeError(_unsupported_field_message(name, value))
     config = MLATransformerConfig(**arguments)
-    _check_fields_mla_ignores(config, given=fields)
+    check_fields_mla_ignores(config)
     return config
 
 
@@ -52,15 +52,16 @@ FIELDS_MLA_IGNORES = {
 """Config fields that other attention layers read and every release's MLA does not, with what MLA does instead."""
 
 
-def _check_fields_mla_ignores(config, given: dict) -> None:
-    # Left alone, a model built from such a config computes something else than the config says, silently.
+def check_fields_mla_ignores(config) -> None:
+    """Raises ``ValueError`` for a field of ``FIELDS_MLA_IGNORES`` off its default: a model built from such a config
+    would compute something else than the config says, silently."""
     defaults = {field.name: field.default for field in dataclasses.fields(MLATransformerConfig)}
     for name, instead in FIELDS_MLA_IGNORES.items():
         value = getattr(config, name, defaults.get(name))
         if value != defaults.get(name):
-            origin = "" if name in given else " (set by use_mup)"  # main's MuP derives a softmax_scale
+            mup = " (use_mup=True)" if getattr(config, "use_mup", False) else ""  # main's MuP sets a softmax_scale
             raise ValueError(
-                f"megatron-core {installed_version()}'s MLA does not read {name}={value!r}{origin}: {instead}; "
+                f"megatron-core {installed_version()}'s MLA does not read {name}={value!r}{mup}: {instead}; "
                 f"leave {name} at {defaults[name]!r}"
             )
 

@@ -202,6 +202,10 @@ def checks(seam, init_url: str) -> dict:
                 )
                 for width in (1, 3, 5)
             },
+            # A field MLA does not read, in a config built without mla_config: ignored silently before.
+            "ignored_field_in_a_megatron_config": error_message(
+                lambda: build_gpt(seam, dataclasses.replace(config, add_qkv_bias=True))
+            ),
             "training_with_attention_dropout": train_one_step(
                 build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, "attention_dropout": 0.25}))
             ),

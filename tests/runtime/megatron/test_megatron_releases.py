@@ -217,6 +217,15 @@ def test_an_odd_rope_width_is_refused_when_the_layer_is_built(release, release_c
 
 
 @per_release
+def test_a_field_mla_does_not_read_is_refused_when_the_layer_is_built(release, release_checks):
+    # Third adversarial round: add_qkv_bias, no_rope_freq and softmax_scale built models that ignored them.
+    assert release_checks(release)["ignored_field_in_a_megatron_config"].startswith(
+        f"ValueError: megatron-core {VERSIONS[release]}'s MLA does not read add_qkv_bias=True: its query and "
+        "key-value projections have no bias; leave add_qkv_bias at False"
+    )
+
+
+@per_release
 def test_the_adapter_prepares_a_local_layer_for_absorbed_decode(release, release_checks):
     absorption = release_checks(release)["absorption"]
     if minor(release) < (0, 14):  # no cache_mla_latents
