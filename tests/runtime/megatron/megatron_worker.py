@@ -154,6 +154,30 @@ def outcome(action) -> str:
     return "ok"
 
 
+def one_head_training(seam) -> dict:
+    """One training step of a one-head GPT per local core attention (the step's numbers, or the error).
+
+    One head: the fused path's output was a non-contiguous view, which 0.11's output projection failed to view in
+    backward."""
+    config = seam.mla_config(**{**MODEL_FIELDS, "num_attention_heads": 1})
+    return {
+        core_attention: result_or_error(
+            lambda core_attention=core_attention: train_one_step(
+                build_gpt(seam, config, spec=seam.mla_layer_spec(config, core_attention=core_attention))
+            )
+        )
+        for core_attention in ("fused", "unfused")
+    }
+
+
+def result_or_error(action):
+    """``action()``, or the exception it raised as ``error_message`` writes it."""
+    try:
+        return action()
+    except Exception as error:  # the tests compare it with the other path's result
+        return f"{type(error).__name__}: {error}"
+
+
 def error_message(action) -> str:
     try:
         action()
@@ -206,6 +230,7 @@ def checks(seam, init_url: str) -> dict:
             "ignored_field_in_a_megatron_config": error_message(
                 lambda: build_gpt(seam, dataclasses.replace(config, add_qkv_bias=True))
             ),
+            "training_with_one_head": one_head_training(seam),
             "training_with_attention_dropout": train_one_step(
                 build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, "attention_dropout": 0.25}))
             ),
