@@ -51,12 +51,16 @@ FIELDS_MLA_IGNORES = {
 }
 """Config fields that other attention layers read and every release's MLA does not, with what MLA does instead."""
 
+FIELDS_YARN_IGNORES = {"rotary_percent": "YaRN rotates all qk_pos_emb_head_dim channels"}
+"""Config fields MLA reads with ``rope_type="rope"`` only, with what YaRN does instead."""
+
 
 def check_fields_mla_ignores(config) -> None:
     """Raises ``ValueError`` for a field of ``FIELDS_MLA_IGNORES`` off its default: a model built from such a config
     would compute something else than the config says, silently."""
     defaults = {field.name: field.default for field in dataclasses.fields(MLATransformerConfig)}
-    for name, instead in FIELDS_MLA_IGNORES.items():
+    ignored = FIELDS_MLA_IGNORES | (FIELDS_YARN_IGNORES if getattr(config, "rope_type", None) == "yarn" else {})
+    for name, instead in ignored.items():
         value = getattr(config, name, defaults.get(name))
         if value != defaults.get(name):
             mup = " (use_mup=True)" if getattr(config, "use_mup", False) else ""  # main's MuP sets a softmax_scale

@@ -453,6 +453,8 @@ def config_outcomes(seam) -> dict:
         "use_mup": outcome(config(use_mup=True)),
         "add_qkv_bias_set": outcome(config(add_qkv_bias=True)),
         "no_rope_freq_set": outcome(config(no_rope_freq=2)),
+        "rotary_percent_with_yarn": outcome(config(rotary_percent=0.5)),
+        "rotary_percent_with_rope": outcome(config(rope_type="rope", rotary_percent=0.5)),
     }
 
 

@@ -91,6 +91,8 @@ def test_mla_config_takes_the_newest_field_names(release, release_checks):
         "use_mup": "ValueError" if minor(release) >= (0, 20) else "TypeError",
         "add_qkv_bias_set": "ValueError",
         "no_rope_freq_set": "TypeError" if minor(release) < (0, 13) else "ValueError",
+        "rotary_percent_with_yarn": "ValueError",
+        "rotary_percent_with_rope": "ok",
     }
 
 
