@@ -48,6 +48,7 @@ FIELDS_MLA_IGNORES = {
     "softmax_scale": "it scales its softmax by mscale**2 / sqrt(qk_head_dim + qk_pos_emb_head_dim)",
     "add_qkv_bias": "its query and key-value projections have no bias",
     "no_rope_freq": "it rotates the qk_pos_emb_head_dim channels in every layer",
+    "qk_l2_norm": "it normalizes queries and keys only with qk_layernorm",  # main refuses it itself
 }
 """Config fields that other attention layers read and every release's MLA does not, with what MLA does instead."""
 

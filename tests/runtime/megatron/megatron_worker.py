@@ -454,6 +454,7 @@ def config_outcomes(seam) -> dict:
         "add_qkv_bias_set": outcome(config(add_qkv_bias=True)),
         "no_rope_freq_set": outcome(config(no_rope_freq=2)),
         "rotary_percent_with_yarn": outcome(config(rotary_percent=0.5)),
+        "qk_l2_norm_set": outcome(config(qk_l2_norm=True)),
         "rotary_percent_with_rope": outcome(config(rope_type="rope", rotary_percent=0.5)),
     }
 

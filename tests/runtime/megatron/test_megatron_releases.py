@@ -92,6 +92,7 @@ def test_mla_config_takes_the_newest_field_names(release, release_checks):
         "add_qkv_bias_set": "ValueError",
         "no_rope_freq_set": "TypeError" if minor(release) < (0, 13) else "ValueError",
         "rotary_percent_with_yarn": "ValueError",
+        "qk_l2_norm_set": "TypeError" if minor(release) < (0, 16) else "ValueError",
         "rotary_percent_with_rope": "ok",
     }
 
