@@ -81,7 +81,8 @@ class MLAAttentionAdapter:
                 f"qk_pos_emb_head_dim={config.qk_pos_emb_head_dim} must be even: RoPE rotates the key and query "
                 "channels in pairs"
             )
-        check_fields_mla_ignores(config)  # a config built without mla_config, or changed after it
+        if self._seamfix_native in installed_mla_classes().values():  # a fork's subclass may read them
+            check_fields_mla_ignores(config)  # a config built without mla_config, or changed after it
         correct_mla_te_flag()
         super().__init__(**arguments)
         self._seamfix_pp_layer_offset = None if "pp_layer_offset" in accepted else pp_layer_offset
