@@ -231,6 +231,13 @@ def checks(seam, init_url: str) -> dict:
                 lambda: build_gpt(seam, dataclasses.replace(config, add_qkv_bias=True))
             ),
             "training_with_one_head": one_head_training(seam),
+            # Zero widths built degenerate layers silently, negative ones failed naming no field.
+            "degenerate_widths": {
+                f"{field}={width}": error_message(
+                    lambda field=field, width=width: build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, field: width}))
+                )
+                for field, width in (("v_head_dim", 0), ("kv_lora_rank", 0), ("q_lora_rank", 0), ("qk_head_dim", -1))
+            },
             "training_with_attention_dropout": train_one_step(
                 build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, "attention_dropout": 0.25}))
             ),

@@ -239,6 +239,19 @@ def test_a_field_mla_does_not_read_is_refused_when_the_layer_is_built(release, r
 
 
 @per_release
+def test_degenerate_widths_are_refused_by_name_when_the_layer_is_built(release, release_checks):
+    # Third adversarial round: zero widths built layers without output or with empty latents, silently.
+    messages = release_checks(release)["degenerate_widths"]
+    for setting, expected in {
+        "v_head_dim=0": "ValueError: v_head_dim=0 must be positive",
+        "kv_lora_rank=0": "ValueError: kv_lora_rank=0 must be positive",
+        "q_lora_rank=0": "ValueError: q_lora_rank=0 must be positive",
+        "qk_head_dim=-1": "ValueError: qk_head_dim=-1 must not be negative",
+    }.items():
+        assert messages[setting].startswith(expected)
+
+
+@per_release
 def test_the_adapter_prepares_a_local_layer_for_absorbed_decode(release, release_checks):
     absorption = release_checks(release)["absorption"]
     if minor(release) < (0, 14):  # no cache_mla_latents
