@@ -57,8 +57,8 @@ FIELDS_YARN_IGNORES = {"rotary_percent": "YaRN rotates all qk_pos_emb_head_dim c
 
 
 def check_fields_mla_ignores(config) -> None:
-    """Raises ``ValueError`` for a field of ``FIELDS_MLA_IGNORES`` off its default: a model built from such a config
-    would compute something else than the config says, silently."""
+    """Raises ``ValueError`` for a field of ``FIELDS_MLA_IGNORES`` (and, under YaRN, ``FIELDS_YARN_IGNORES``) off its
+    default: a model built from such a config would compute something else than the config says, silently."""
     defaults = {field.name: field.default for field in dataclasses.fields(MLATransformerConfig)}
     ignored = FIELDS_MLA_IGNORES | (FIELDS_YARN_IGNORES if getattr(config, "rope_type", None) == "yarn" else {})
     for name, instead in ignored.items():
