@@ -14,6 +14,7 @@ from megatron.core.transformer import multi_latent_attention
 from megatron.core.transformer.enums import AttnMaskType
 from megatron.core.transformer.multi_latent_attention import MLASelfAttention, MultiLatentAttention
 
+from .config import check_fields_mla_ignores
 from .installed import shipped_module
 from .releases import MLA_ATTENTION_CLASSES, installed_version
 from .signatures import keywords_accepted
@@ -73,13 +74,9 @@ class MLAAttentionAdapter:
             arguments["name"] = name
         if "pp_layer_offset" in accepted:
             arguments["pp_layer_offset"] = pp_layer_offset
-        if config.qk_pos_emb_head_dim % 2:
-            # Megatron's RoPE then fails with a shape error naming no field (at the first forward, or here with
-            # YaRN), or, 1 wide, runs.
-            raise ValueError(
-                f"qk_pos_emb_head_dim={config.qk_pos_emb_head_dim} must be even: RoPE rotates the key and query "
-                "channels in pairs"
-            )
+        _check_widths(config)
+        if self._seamfix_native in installed_mla_classes().values():  # a fork's subclass may read them
+            check_fields_mla_ignores(config)  # a config built without mla_config, or changed after it
         correct_mla_te_flag()
         super().__init__(**arguments)
         self._seamfix_pp_layer_offset = None if "pp_layer_offset" in accepted else pp_layer_offset
@@ -140,6 +137,29 @@ class MLAAttentionAdapter:
         # MLA applies its own RoPE to the qk_pos_emb_head_dim slice and asserts that a caller passes none; generic
         # layers and models hand every attention module theirs.
         return super().forward(hidden_states, attention_mask, *args, **kwargs)
+
+
+def _check_widths(config) -> None:
+    # Megatron builds zero widths into a silently degenerate layer (no output, or keys, values or queries from an
+    # empty latent) and fails on negative ones with errors naming no field (torch.arange's bounds, a split).
+    ranks = {"kv_lora_rank": config.kv_lora_rank, "v_head_dim": config.v_head_dim}
+    if config.q_lora_rank is not None:  # None: the query is projected without compression
+        ranks["q_lora_rank"] = config.q_lora_rank
+    for name, width in ranks.items():
+        if width < 1:
+            raise ValueError(f"{name}={width} must be positive")
+    for name in ("qk_head_dim", "qk_pos_emb_head_dim"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name}={getattr(config, name)} must not be negative")
+    if config.qk_head_dim + config.qk_pos_emb_head_dim == 0:
+        raise ValueError("qk_head_dim and qk_pos_emb_head_dim are both 0: queries and keys need some width")
+    if config.qk_pos_emb_head_dim % 2:
+        # Megatron's RoPE then fails with a shape error naming no field (at the first forward, or here with
+        # YaRN), or, 1 wide, runs.
+        raise ValueError(
+            f"qk_pos_emb_head_dim={config.qk_pos_emb_head_dim} must be even: RoPE rotates the key and query "
+            "channels in pairs"
+        )
 
 
 def _check_packed_value_width(config) -> None:

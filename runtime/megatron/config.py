@@ -39,7 +39,36 @@ def mla_config(**fields) -> MLATransformerConfig:
             continue
         else:
             raise TypeError(_unsupported_field_message(name, value))
-    return MLATransformerConfig(**arguments)
+    config = MLATransformerConfig(**arguments)
+    check_fields_mla_ignores(config)
+    return config
+
+
+FIELDS_MLA_IGNORES = {
+    "softmax_scale": "it scales its softmax by mscale**2 / sqrt(qk_head_dim + qk_pos_emb_head_dim)",
+    "add_qkv_bias": "its query and key-value projections have no bias",
+    "no_rope_freq": "it rotates the qk_pos_emb_head_dim channels in every layer",
+    "qk_l2_norm": "it normalizes queries and keys only with qk_layernorm",  # main refuses it itself
+}
+"""Config fields that other attention layers read and every release's MLA does not, with what MLA does instead."""
+
+FIELDS_YARN_IGNORES = {"rotary_percent": "YaRN rotates all qk_pos_emb_head_dim channels"}
+"""Config fields MLA reads with ``rope_type="rope"`` only, with what YaRN does instead."""
+
+
+def check_fields_mla_ignores(config) -> None:
+    """Raises ``ValueError`` for a field of ``FIELDS_MLA_IGNORES`` (and, under YaRN, ``FIELDS_YARN_IGNORES``) off its
+    default: a model built from such a config would compute something else than the config says, silently."""
+    defaults = {field.name: field.default for field in dataclasses.fields(MLATransformerConfig)}
+    ignored = FIELDS_MLA_IGNORES | (FIELDS_YARN_IGNORES if getattr(config, "rope_type", None) == "yarn" else {})
+    for name, instead in ignored.items():
+        value = getattr(config, name, defaults.get(name))
+        if value != defaults.get(name):
+            mup = " (use_mup=True)" if getattr(config, "use_mup", False) else ""  # main's MuP sets a softmax_scale
+            raise ValueError(
+                f"megatron-core {installed_version()}'s MLA does not read {name}={value!r}{mup}: {instead}; "
+                f"leave {name} at {defaults[name]!r}"
+            )
 
 
 def _check_softmax_scale(fields: dict) -> None:

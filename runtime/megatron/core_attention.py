@@ -91,8 +91,10 @@ class MLAScaledDotProductAttention(MLADotProductAttention):
         # [s, b, heads, width] -> [b, heads, s, width]
         query, key, value = (tensor.permute(1, 2, 0, 3) for tensor in (query, key, value))
         context = self._attend(query, key, value, attention_mask, mask_type)
-        # [b, heads, sq, width] -> [sq, b, heads * width]
-        return context.permute(2, 0, 1, 3).reshape(context.size(2), context.size(0), -1)
+        # [b, heads, sq, width] -> [sq, b, heads * width], contiguous as Megatron's paths return it: 0.11's output
+        # projection views its input in backward, and what the kernels return does not always reshape to a
+        # contiguous tensor (on the CPU: one head, or values one wide).
+        return context.permute(2, 0, 1, 3).contiguous().view(context.size(2), context.size(0), -1)
 
     def _packed(self, query, key, value, params, mask_type: AttnMaskType):
         """THD: ``[tokens, heads, width]``, sequences cut by the (padded, where given) cumulative lengths."""

@@ -154,6 +154,30 @@ def outcome(action) -> str:
     return "ok"
 
 
+def one_head_training(seam) -> dict:
+    """One training step of a one-head GPT per local core attention (the step's numbers, or the error).
+
+    One head: the fused path's output was a non-contiguous view, which 0.11's output projection failed to view in
+    backward."""
+    config = seam.mla_config(**{**MODEL_FIELDS, "num_attention_heads": 1})
+    return {
+        core_attention: result_or_error(
+            lambda core_attention=core_attention: train_one_step(
+                build_gpt(seam, config, spec=seam.mla_layer_spec(config, core_attention=core_attention))
+            )
+        )
+        for core_attention in ("fused", "unfused")
+    }
+
+
+def result_or_error(action):
+    """``action()``, or the exception it raised as ``error_message`` writes it."""
+    try:
+        return action()
+    except Exception as error:  # the tests compare it with the other path's result
+        return f"{type(error).__name__}: {error}"
+
+
 def error_message(action) -> str:
     try:
         action()
@@ -201,6 +225,18 @@ def checks(seam, init_url: str) -> dict:
                     )(**batch())
                 )
                 for width in (1, 3, 5)
+            },
+            # A field MLA does not read, in a config built without mla_config: ignored silently before.
+            "ignored_field_in_a_megatron_config": error_message(
+                lambda: build_gpt(seam, dataclasses.replace(config, add_qkv_bias=True))
+            ),
+            "training_with_one_head": one_head_training(seam),
+            # Zero widths built degenerate layers silently, negative ones failed naming no field.
+            "degenerate_widths": {
+                f"{field}={width}": error_message(
+                    lambda field=field, width=width: build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, field: width}))
+                )
+                for field, width in (("v_head_dim", 0), ("kv_lora_rank", 0), ("q_lora_rank", 0), ("qk_head_dim", -1))
             },
             "training_with_attention_dropout": train_one_step(
                 build_gpt(seam, seam.mla_config(**{**MODEL_FIELDS, "attention_dropout": 0.25}))
@@ -419,6 +455,14 @@ def config_outcomes(seam) -> dict:
         "mscale_missing": outcome(config_without("mscale")),
         "mscales_differ_with_yarn_scaling": outcome(config(mscale=1.0, mscale_all_dim=0.5)),
         "mscales_differ_without_scaling": outcome(config(mscale=1.0, mscale_all_dim=0.5, rotary_scaling_factor=1.0)),
+        # Fields every release's MLA ignores (main's MuP sets a softmax_scale).
+        "softmax_scale_set": error_message(config(softmax_scale=0.5)),
+        "use_mup": outcome(config(use_mup=True)),
+        "add_qkv_bias_set": outcome(config(add_qkv_bias=True)),
+        "no_rope_freq_set": outcome(config(no_rope_freq=2)),
+        "rotary_percent_with_yarn": outcome(config(rotary_percent=0.5)),
+        "qk_l2_norm_set": outcome(config(qk_l2_norm=True)),
+        "rotary_percent_with_rope": outcome(config(rope_type="rope", rotary_percent=0.5)),
     }
 
 

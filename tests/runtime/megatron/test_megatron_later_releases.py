@@ -233,6 +233,20 @@ def test_a_fork_subclass_is_adapted_and_its_keywords_follow_its_parent(seam, con
     assert seam.adapt_mla_spec(spec) is spec  # already adapted: nothing to do
 
 
+def test_fields_megatrons_mla_ignores_are_refused_for_its_classes_only(seam, config, megatron):
+    class ForkMLAWithQKVBias(megatron.MLASelfAttention):
+        def __init__(self, config, *args, **kwargs):  # a fork's MLA that reads add_qkv_bias
+            torch.nn.Module.__init__(self)
+            self.qkv_bias = config.add_qkv_bias
+
+    with_bias = dataclasses.replace(config, add_qkv_bias=True)
+    fork = seam.adapt_mla_spec(megatron.ModuleSpec(module=ForkMLAWithQKVBias, submodules="submodules"))
+    assert megatron.build_module(fork, config=with_bias, layer_number=1).qkv_bias is True
+    megatrons = seam.adapt_mla_spec(megatron.ModuleSpec(module=megatron.MLASelfAttention, submodules="submodules"))
+    with pytest.raises(ValueError, match=r"MLA does not read add_qkv_bias=True: .*leave add_qkv_bias at False"):
+        megatron.build_module(megatrons, config=with_bias, layer_number=1)
+
+
 def test_specs_without_mla_come_back_as_the_same_objects(seam, megatron):
     from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
 

@@ -86,6 +86,14 @@ def test_mla_config_takes_the_newest_field_names(release, release_checks):
         "mscale_missing": "TypeError",
         "mscales_differ_with_yarn_scaling": "ValueError" if before_0_14 else "ok",
         "mscales_differ_without_scaling": "ok",
+        "softmax_scale_set": f"ValueError: megatron-core {VERSIONS[release]}'s MLA does not read softmax_scale=0.5: it "
+        "scales its softmax by mscale**2 / sqrt(qk_head_dim + qk_pos_emb_head_dim); leave softmax_scale at None",
+        "use_mup": "ValueError" if minor(release) >= (0, 20) else "TypeError",
+        "add_qkv_bias_set": "ValueError",
+        "no_rope_freq_set": "TypeError" if minor(release) < (0, 13) else "ValueError",
+        "rotary_percent_with_yarn": "ValueError",
+        "qk_l2_norm_set": "TypeError" if minor(release) < (0, 16) else "ValueError",
+        "rotary_percent_with_rope": "ok",
     }
 
 
@@ -184,6 +192,16 @@ def test_a_gpt_trains_to_the_same_loss_with_the_fused_and_the_unfused_core_atten
 
 
 @per_release
+def test_a_one_head_gpt_trains_with_the_fused_core_attention(release, release_checks):
+    # Third adversarial round: 0.11's output projection failed in backward on the fused path's non-contiguous
+    # output ("view size is not compatible with input tensor's size and stride").
+    one_head = release_checks(release)["training_with_one_head"]
+    assert isinstance(one_head["fused"], dict), one_head["fused"]
+    for value in ("loss", "loss_after_step", "gradient_norm"):
+        assert one_head["fused"][value] == pytest.approx(one_head["unfused"][value], rel=1e-6)
+
+
+@per_release
 def test_packed_values_wider_than_queries_run_or_are_refused_by_name(release, release_checks):
     message = release_checks(release)["packed_values_wider_than_queries"]
     if minor(release) >= (0, 20):  # before: a shape error in the output projection
@@ -209,6 +227,28 @@ def test_an_odd_rope_width_is_refused_when_the_layer_is_built(release, release_c
         assert message.startswith(
             f"ValueError: qk_pos_emb_head_dim={width} must be even: RoPE rotates the key and query channels in pairs"
         )
+
+
+@per_release
+def test_a_field_mla_does_not_read_is_refused_when_the_layer_is_built(release, release_checks):
+    # Third adversarial round: add_qkv_bias, no_rope_freq and softmax_scale built models that ignored them.
+    assert release_checks(release)["ignored_field_in_a_megatron_config"].startswith(
+        f"ValueError: megatron-core {VERSIONS[release]}'s MLA does not read add_qkv_bias=True: its query and "
+        "key-value projections have no bias; leave add_qkv_bias at False"
+    )
+
+
+@per_release
+def test_degenerate_widths_are_refused_by_name_when_the_layer_is_built(release, release_checks):
+    # Third adversarial round: zero widths built layers without output or with empty latents, silently.
+    messages = release_checks(release)["degenerate_widths"]
+    for setting, expected in {
+        "v_head_dim=0": "ValueError: v_head_dim=0 must be positive",
+        "kv_lora_rank=0": "ValueError: kv_lora_rank=0 must be positive",
+        "q_lora_rank=0": "ValueError: q_lora_rank=0 must be positive",
+        "qk_head_dim=-1": "ValueError: qk_head_dim=-1 must not be negative",
+    }.items():
+        assert messages[setting].startswith(expected)
 
 
 @per_release
